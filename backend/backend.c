@@ -1,0 +1,2 @@
+/* LLVM backend: placeholder until the backend issue lands. */
+#include "ir.h"

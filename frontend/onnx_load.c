@@ -1,0 +1,2 @@
+/* ONNX loader: being written. */
+#include "onnx_import.h"

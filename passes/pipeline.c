@@ -1,0 +1,2 @@
+/* Pass pipelines: placeholder until the passes issue lands. */
+#include "ir.h"

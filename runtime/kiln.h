@@ -1,0 +1,77 @@
+/* kiln.h: the public C API for models compiled by kiln.
+ *
+ * A compiled model is a shared object (kiln compile model.onnx -o model.so).
+ * Load it, ask it what it takes, create one context per thread of use, run.
+ * Every entry point returns a status (0 = ok); on failure the message is in
+ * kiln_last_error(ctx) (or kiln_load_error() for loading).
+ *
+ *   kiln_model *m = kiln_model_load("bert.so");
+ *   kiln_context *c = kiln_context_create(m, 2);
+ *   kiln_tensor in[3] = {...}, out[2] = {0};        // out: context-owned
+ *   if (kiln_run(c, in, 3, out, 2)) fprintf(stderr, "%s\n", kiln_last_error(c));
+ *   kiln_context_free(c); kiln_model_free(m);
+ *
+ * Contexts are independent: two threads may run the same model at once on
+ * two contexts.  A context is not itself thread-safe.
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_MAX_RANK 8
+
+/* Numbered as ONNX TensorProto.DataType. */
+typedef enum kiln_dtype {
+	KILN_F32 = 1, KILN_U8 = 2, KILN_I8 = 3, KILN_U16 = 4, KILN_I16 = 5,
+	KILN_I32 = 6, KILN_I64 = 7, KILN_BOOL = 9, KILN_F16 = 10, KILN_F64 = 11,
+	KILN_U32 = 12, KILN_U64 = 13, KILN_BF16 = 16
+} kiln_dtype;
+
+typedef struct kiln_tensor {
+	kiln_dtype dtype;
+	int rank;
+	int64_t shape[KILN_MAX_RANK];
+	void *data;       /* inputs: caller's; outputs: caller's, or NULL for context-owned */
+	size_t nbytes;    /* size of data in bytes (outputs: capacity when caller-provided) */
+} kiln_tensor;
+
+typedef struct kiln_io_info {
+	const char *name;
+	kiln_dtype dtype;
+	int rank;
+	const char *const *dims;   /* per dim: "64", "batch", "s25 + s41" */
+} kiln_io_info;
+
+typedef struct kiln_model kiln_model;
+typedef struct kiln_context kiln_context;
+
+kiln_model *kiln_model_load(const char *path);        /* NULL: see kiln_load_error() */
+const char *kiln_load_error(void);                   /* thread-local */
+void kiln_model_free(kiln_model *m);
+int kiln_model_num_inputs(const kiln_model *m);
+int kiln_model_num_outputs(const kiln_model *m);
+const kiln_io_info *kiln_model_input(const kiln_model *m, int i);
+const kiln_io_info *kiln_model_output(const kiln_model *m, int i);
+
+kiln_context *kiln_context_create(kiln_model *m, int num_threads);  /* NULL on failure */
+void kiln_context_free(kiln_context *c);
+/* Runs the model.  inputs in model order.  For each output: data == NULL
+ * means the context owns the buffer (valid until the next run or free);
+ * otherwise data/nbytes is the caller's buffer, which must be large enough.
+ * On return shape, rank, dtype and nbytes describe each output. */
+int kiln_run(kiln_context *c, const kiln_tensor *inputs, int ninputs,
+             kiln_tensor *outputs, int noutputs);
+const char *kiln_last_error(const kiln_context *c);
+/* Bytes of the planned arena for the last run's shapes (0 before a run). */
+size_t kiln_context_arena_bytes(const kiln_context *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

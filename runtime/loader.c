@@ -1,0 +1,2 @@
+/* Loader: placeholder. */
+#include "kiln.h"

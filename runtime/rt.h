@@ -1,0 +1,118 @@
+/* rt.h: the ABI between code kiln generates and the runtime linked into
+ * every compiled model.  Nothing here is public API (see kiln.h); the
+ * backend (backend/) emits LLVM IR that matches these declarations exactly,
+ * so a change here is a change there.
+ *
+ * A compiled .so holds:
+ *   - generated code: kiln__run, kiln__plan, kiln__out_shapes (below), and
+ *     the descriptor `kiln__desc` (rt_model_desc);
+ *   - the weights, embedded (symbol kiln__weights, 64-byte aligned) or in
+ *     OUT.weights beside it (mapped at load);
+ *   - this runtime (libkiln_rt.a, -fPIC): the kiln_* API of kiln.h is
+ *     reached through the one exported symbol `kiln_entry` (rt_entry), so
+ *     two models loaded in one process never clash.
+ *
+ * The run of a model:
+ *   1. rt binds symbols (batch, sequence, s41, ...) from the input shapes
+ *      using desc->in_dims; a mismatch (wrong rank, dtype, contradicting
+ *      dims) is an error naming the input and dim;
+ *   2. if the symbol values changed since the last run: kiln__plan computes
+ *      the byte size of every arena buffer, rt assigns offsets (greedy,
+ *      liveness from desc->buf_first/buf_last, 64-byte aligned), grows the
+ *      arena; kiln__out_shapes computes the output shapes;
+ *   3. kiln__run(frame) executes every op; it returns 0, or non-zero after
+ *      a kernel called rt_error (then the error is the context's).
+ * No allocation happens in steps 1-3 when shapes repeat.
+ */
+#ifndef KILN_RT_H
+#define KILN_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln.h"
+
+#define RT_ABI_VERSION 1
+
+struct rt_pool;
+struct kiln_context;
+
+/* One tensor as kernels see it: dense, row-major. */
+typedef struct rt_t {
+	void *data;
+	int32_t dtype;                 /* kiln_dtype */
+	int32_t rank;
+	int64_t dims[KILN_MAX_RANK];
+} rt_t;
+
+typedef struct kiln_frame {
+	const void *const *in;         /* input data, model order */
+	void *const *out;              /* output buffers, model order */
+	char *arena;                   /* planned arena base (64-byte aligned) */
+	const int64_t *bufoff;         /* byte offset of each planned buffer */
+	const int64_t *sym;            /* symbol values, desc order */
+	const char *weights;           /* base of the weights blob */
+	struct rt_pool *pool;          /* the context's threads */
+	struct kiln_context *ctx;      /* for rt_error */
+} kiln_frame;
+
+/* Per input dim: a constant (sym < 0, value in c), a symbol to bind or
+ * check (sym >= 0), or an expression checked by kiln__run (sym == RT_DIM_EXPR). */
+#define RT_DIM_EXPR (-2)
+typedef struct rt_dim { int32_t sym; int64_t c; } rt_dim;
+
+typedef struct rt_model_desc {
+	int32_t abi_version;           /* RT_ABI_VERSION */
+	const char *name;
+	int32_t nin, nout, nsym, nbuf;
+	const kiln_io_info *inputs, *outputs;
+	const rt_dim *in_dims;         /* nin * KILN_MAX_RANK, row per input */
+	const char *const *sym_names;
+	const int32_t *buf_first, *buf_last;   /* liveness: op index range */
+	const char *weights_file;      /* NULL when embedded, else file name beside the .so */
+	uint64_t weights_bytes;
+	const char *weights;           /* embedded blob (NULL when external) */
+	/* generated functions */
+	void (*plan)(const int64_t *sym, int64_t *bufsize);            /* bytes per buffer */
+	void (*out_shapes)(const int64_t *sym, int64_t *shapes);        /* nout * KILN_MAX_RANK */
+	int (*run)(kiln_frame *f);
+} rt_model_desc;
+
+/* What `kiln_entry` returns: the API of kiln.h for this model. */
+typedef struct rt_entry {
+	int32_t abi_version;
+	const rt_model_desc *desc;
+	kiln_context *(*context_create)(const rt_model_desc *d, const char *so_path, int nthreads);
+	void (*context_free)(kiln_context *c);
+	int (*run)(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout);
+	const char *(*last_error)(const kiln_context *c);
+	size_t (*arena_bytes)(const kiln_context *c);
+} rt_entry;
+
+/* Report an error from a kernel (formats into the context); returns 1. */
+int rt_error(kiln_frame *f, const char *fmt, ...);
+
+/* ---- kernels --------------------------------------------------------------
+ * Every op the backend does not emit as inline loops is one call:
+ *
+ *   int rt_op_<Name>(kiln_frame *f, const char *loc,
+ *                    const rt_t *in, int32_t nin, rt_t *out, int32_t nout,
+ *                    const int64_t *ia, int32_t nia, const float *fa, int32_t nfa);
+ *
+ * loc is the source node name for messages.  in[k].data == NULL for an
+ * absent optional input.  Output data and dims are set by the generated
+ * code (dims from shape inference, evaluated for this run); kernels write
+ * the output data only.  ia/fa carry the op's attributes, normalized by the
+ * backend (negative axes made positive, defaults filled in), in the order
+ * documented for each op in runtime/kernels.c.  Returns 0 or rt_error(...).
+ */
+typedef int (*rt_kernel_fn)(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin,
+                            rt_t *out, int32_t nout, const int64_t *ia, int32_t nia,
+                            const float *fa, int32_t nfa);
+
+#define RT_KERNEL(name) \
+	int rt_op_##name(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, \
+	                 rt_t *out, int32_t nout, const int64_t *ia, int32_t nia, \
+	                 const float *fa, int32_t nfa)
+
+#endif

@@ -1,0 +1,2 @@
+/* runtime core: being written. */
+#include "rt.h"
