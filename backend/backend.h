@@ -1,0 +1,32 @@
+/* The LLVM backend: IR -> native shared object (see runtime/rt.h for the ABI).
+ *
+ * Requires: a verified graph whose every value has a dtype and a rank and
+ * symbolic dims (ir_infer_shapes done), ops the backend knows.
+ * Produces: OUT (.so, .o, .ll or .s), and with .so also OUT.h (typed entry
+ * point) and, with external weights, OUT.weights. */
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
+
+#include <stdint.h>
+#include "ir.h"
+
+typedef enum BeEmit { BE_EMIT_SO, BE_EMIT_OBJ, BE_EMIT_LLVM, BE_EMIT_ASM } BeEmit;
+
+typedef struct BeOptions {
+	const char *out;           /* output path */
+	BeEmit emit;
+	const char *target_cpu;    /* NULL: host */
+	const char *target_triple; /* NULL: host */
+	bool weights_external;     /* write OUT.weights instead of embedding */
+	int opt_level;             /* LLVM optimization level 0..3 (default 3) */
+} BeOptions;
+
+typedef struct BeStats {
+	int64_t weights_bytes;
+	int32_t nbufs;            /* planned arena buffers */
+	double codegen_ms, link_ms;
+} BeStats;
+
+int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag);
+
+#endif
