@@ -1,3 +1,169 @@
-/* kiln CLI: placeholder, being written. */
+/* kiln: the command-line tool.  Dispatches to one command per file
+ * (cmd_dump.c, cmd_compile.c, cmd_run.c) and holds what they share. */
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { puts("kiln " KILN_VERSION); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "onnx_import.h"
+
+static const char usage[] =
+	"usage: kiln <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  dump MODEL.onnx      print kiln's IR of a model (after the pass pipeline)\n"
+	"  compile MODEL.onnx -o OUT.so\n"
+	"                       compile a model to a shared object (and OUT.h)\n"
+	"  run OUT.so --inputs DIR --outputs DIR\n"
+	"                       run a compiled model on input_K.pb files\n"
+	"  check MODEL_DIR      compile MODEL_DIR/model.onnx, run every test_data_set_N,\n"
+	"                       compare with its output_K.pb\n"
+	"  bench OUT.so --batch B --seq S\n"
+	"                       time a compiled model on synthesized inputs\n"
+	"\n"
+	"  kiln <command> --help   options of one command\n"
+	"  kiln --version\n";
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("kiln: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+double cli_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+bool cli_has_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+void cli_compile_opts_init(CompileOpts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->passes.opt_level = 2;
+	o->be.emit = BE_EMIT_SO;
+	o->be.opt_level = 3;
+	o->format = "text";
+}
+
+/* "--name=value": the value, or NULL if arg is not that option. */
+static const char *optval(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+	if (strncmp(arg, name, n) == 0 && arg[n] == '=')
+		return arg + n + 1;
+	return NULL;
+}
+
+int cli_parse_compile_opt(CompileOpts *o, const char *a)
+{
+	const char *v;
+	if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
+		o->passes.opt_level = a[2] - '0';
+	} else if ((v = optval(a, "--passes"))) {
+		o->passes.passes = v;
+	} else if ((v = optval(a, "--print-before"))) {
+		o->passes.print_before = v;
+	} else if ((v = optval(a, "--print-after"))) {
+		o->passes.print_after = v;
+	} else if (!strcmp(a, "--print-after-all")) {
+		o->passes.print_after_all = true;
+	} else if (!strcmp(a, "--verify-each")) {
+		o->passes.verify_each = true;
+	} else if ((v = optval(a, "--disable-pattern"))) {
+		o->passes.disabled_patterns = v;
+	} else if (!strcmp(a, "--stats")) {
+		o->stats = true;
+	} else if ((v = optval(a, "--format"))) {
+		if (strcmp(v, "text") && strcmp(v, "dot"))
+			return cli_error("--format must be text or dot, not '%s'", v), -1;
+		o->format = v;
+	} else if ((v = optval(a, "--emit"))) {
+		static const char *names[] = {"so", "obj", "llvm", "asm"};
+		int k;
+		for (k = 0; k < 4 && strcmp(v, names[k]); k++)
+			;
+		if (k == 4)
+			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
+		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--target-cpu"))) {
+		o->be.target_cpu = v;
+	} else if ((v = optval(a, "--target-triple"))) {
+		o->be.target_triple = v;
+	} else if ((v = optval(a, "--weights"))) {
+		if (strcmp(v, "embed") && strcmp(v, "external"))
+			return cli_error("--weights must be embed or external, not '%s'", v), -1;
+		o->be.weights_external = !strcmp(v, "external");
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static void count_ops(const Graph *g, int *counts)
+{
+	memset(counts, 0, sizeof(int) * OP_COUNT);
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (!n->dead)
+			counts[n->op]++;
+	}
+}
+
+Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in)
+{
+	Diag d = {0};
+	Graph *g = onnx_load_file(path, &d);
+	if (!g) {
+		cli_error("%s", d.msg);
+		return NULL;
+	}
+	if (ops_in)
+		count_ops(g, ops_in);
+	if (ir_infer_shapes(g, &d) || ir_verify(g, &d) ||
+	    pass_run_pipeline(g, &o->passes, ps, &d)) {
+		cli_error("%s: %s", path, d.msg);
+		ir_graph_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+		{"dump", cmd_dump}, {"compile", cmd_compile}, {"run", cmd_run},
+		{"check", cmd_check}, {"bench", cmd_bench},
+	};
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("kiln %s\n", KILN_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (try kiln --help)", argv[1]);
+	return EXIT_USAGE;
+}

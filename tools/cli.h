@@ -1,0 +1,46 @@
+/* Shared pieces of the kiln command-line tool (the files in tools/). */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "passes.h"
+#include "backend.h"
+
+/* Exit codes: 0 success, 1 bad input or failed check, 2 bad usage. */
+enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+
+/* Options every compiling command accepts. */
+typedef struct CompileOpts {
+	PassOptions passes;
+	BeOptions be;
+	bool stats;
+	const char *format;    /* dump: "text" or "dot" */
+} CompileOpts;
+
+void cli_compile_opts_init(CompileOpts *o);
+/* Consumes argv[*i] if it is a pass or backend option; 1 if consumed,
+ * 0 if not ours, -1 on a malformed value (message printed). */
+int cli_parse_compile_opt(CompileOpts *o, const char *arg);
+/* Load an ONNX model, infer shapes, run the pass pipeline.  NULL with the
+ * message printed on failure.  ops_in (optional, OP_COUNT counts) gets the
+ * op histogram before the passes. */
+Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in);
+
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+double cli_now_ms(void);
+bool cli_has_help(int argc, char **argv);
+
+int cmd_dump(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,128 @@
+/* kiln compile: ONNX model -> shared object (or .o/.ll/.s). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kiln.h"
+#include "synth.h"
+
+static const char help[] =
+	"usage: kiln compile MODEL.onnx -o OUT.so [options]\n"
+	"\n"
+	"Compiles MODEL.onnx to a shared object that runs it natively for any batch\n"
+	"and sequence length; also writes OUT.h, a typed entry point.\n"
+	"  -o OUT                   output file\n"
+	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
+	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
+	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"
+	"  --target-triple=TRIPLE   target triple (default: this machine's)\n"
+	"  --weights=embed|external embed weights in OUT (default) or write OUT.weights\n"
+	"  --stats                  print statistics; the last line is one JSON object:\n"
+	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes\n"
+	"                           (arena at batch 1, sequence 128, 36 regions)\n"
+	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
+	"  --disable-pattern=, --verify-each   as for kiln dump\n";
+
+static void print_counts(const int *counts)
+{
+	int first = 1;
+	putchar('{');
+	for (int op = 0; op < OP_COUNT; op++)
+		if (counts[op]) {
+			printf("%s\"%s\": %d", first ? "" : ", ", ir_opname((Op)op), counts[op]);
+			first = 0;
+		}
+	putchar('}');
+}
+
+/* Bytes of the planned arena of a native .so at batch 1, sequence 128. */
+static long long measure_arena(const char *so)
+{
+	kiln_model *m = kiln_model_load(so);
+	if (!m)
+		return -1;
+	long long bytes = -1;
+	kiln_context *c = kiln_context_create(m, 1);
+	SynthInputs s;
+	if (c && synth_inputs(m, 1, 128, 36, &s) == 0) {
+		kiln_tensor out[64];
+		int nout = kiln_model_num_outputs(m);
+		memset(out, 0, sizeof out);
+		if (nout <= 64 && kiln_run(c, s.t, s.n, out, nout) == 0)
+			bytes = (long long)kiln_context_arena_bytes(c);
+		synth_free(&s);
+	}
+	if (c)
+		kiln_context_free(c);
+	kiln_model_free(m);
+	return bytes;
+}
+
+static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
+                        long long arena, const BeStats *bs)
+{
+	int ops_out[OP_COUNT] = {0};
+	for (int i = 0; i < g->norder; i++)
+		if (!IR_NODE(g, g->order[i])->dead)
+			ops_out[IR_NODE(g, g->order[i])->op]++;
+	printf("weights: %lld bytes, arena buffers: %d, codegen %.0f ms, link %.0f ms\n",
+	       (long long)bs->weights_bytes, bs->nbufs, bs->codegen_ms, bs->link_ms);
+	printf("{\"ops_in\": ");
+	print_counts(ops_in);
+	printf(", \"ops_out\": ");
+	print_counts(ops_out);
+	printf(", \"fusions\": {");
+	for (int i = 0; i < ps->nfusions; i++)
+		printf("%s\"%s\": %d", i ? ", " : "", ps->fusion_name[i], ps->fusion_count[i]);
+	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld}\n", ms, arena);
+}
+
+int cmd_compile(int argc, char **argv)
+{
+	CompileOpts o;
+	const char *model = NULL;
+	cli_compile_opts_init(&o);
+	if (cli_has_help(argc, argv)) {
+		fputs(help, stdout);
+		return EXIT_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		int r = cli_parse_compile_opt(&o, argv[i]);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r)
+			continue;
+		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+			o.be.out = argv[++i];
+		} else if (argv[i][0] == '-' || model) {
+			cli_error("compile: unexpected argument '%s' (see kiln compile --help)", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			model = argv[i];
+		}
+	}
+	if (!model || !o.be.out) {
+		cli_error("compile: need MODEL.onnx and -o OUT (see kiln compile --help)");
+		return EXIT_USAGE;
+	}
+	double t0 = cli_now_ms();
+	int ops_in[OP_COUNT];
+	PassStats ps = {0};
+	Graph *g = cli_load_and_optimize(model, &o, &ps, ops_in);
+	if (!g)
+		return EXIT_BAD_INPUT;
+	BeStats bs = {0};
+	Diag d = {0};
+	if (be_compile(g, &o.be, &bs, &d)) {
+		cli_error("%s: %s", model, d.msg);
+		ir_graph_free(g);
+		return EXIT_BAD_INPUT;
+	}
+	double ms = cli_now_ms() - t0;
+	if (o.stats) {
+		bool native = o.be.emit == BE_EMIT_SO && !o.be.target_cpu && !o.be.target_triple;
+		print_stats(g, ops_in, &ps, ms, native ? measure_arena(o.be.out) : -1, &bs);
+	}
+	ir_graph_free(g);
+	return EXIT_OK;
+}

@@ -1,0 +1,480 @@
+/* kiln run, kiln check, kiln bench: everything that executes a compiled
+ * model through the public API of runtime/kiln.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kiln.h"
+#include "onnx_import.h"
+#include "synth.h"
+
+#define MAX_IO 64
+
+static const char run_help[] =
+	"usage: kiln run OUT.so --inputs DIR --outputs DIR [--threads N]\n"
+	"\n"
+	"Runs a compiled model on DIR/input_K.pb (ONNX TensorProto files, K in the\n"
+	"model's input order) and writes output_K.pb the same way.\n";
+
+static const char check_help[] =
+	"usage: kiln check MODEL_DIR [options]\n"
+	"\n"
+	"Compiles MODEL_DIR/model.onnx, runs every MODEL_DIR/test_data_set_N and\n"
+	"compares each output with output_K.pb: |kiln - ref| <= atol + rtol*|ref|.\n"
+	"Prints the worst absolute and relative error per output; exit 1 on a mismatch.\n"
+	"  --atol=X  --rtol=X       tolerances (default 1e-4 and 1e-3)\n"
+	"  --threads=N              threads (default 2)\n"
+	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
+
+static const char bench_help[] =
+	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
+	"\n"
+	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
+	"region features, chosen by input name). Prints median, p90 and min latency\n"
+	"and the arena size; the last line is a JSON object with median_ms, p90_ms,\n"
+	"min_ms, arena_bytes.\n";
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static size_t dtype_size(int t)
+{
+	switch (t) {
+	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
+	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
+	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
+	default: return 1;
+	}
+}
+
+static double half_to_double(uint16_t h)
+{
+	int e = (h >> 10) & 31, m = h & 1023;
+	double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+	return h & 0x8000 ? -v : v;
+}
+
+static double elem(const void *p, int t, size_t i)
+{
+	switch (t) {
+	case KILN_F32: return ((const float *)p)[i];
+	case KILN_F64: return ((const double *)p)[i];
+	case KILN_F16: return half_to_double(((const uint16_t *)p)[i]);
+	case KILN_BF16: { uint32_t b = (uint32_t)((const uint16_t *)p)[i] << 16; float f; memcpy(&f, &b, 4); return f; }
+	case KILN_I64: return (double)((const int64_t *)p)[i];
+	case KILN_U64: return (double)((const uint64_t *)p)[i];
+	case KILN_I32: return ((const int32_t *)p)[i];
+	case KILN_U32: return ((const uint32_t *)p)[i];
+	case KILN_I16: return ((const int16_t *)p)[i];
+	case KILN_U16: return ((const uint16_t *)p)[i];
+	case KILN_I8: return ((const int8_t *)p)[i];
+	default: return ((const uint8_t *)p)[i];
+	}
+}
+
+static bool is_float(int t)
+{
+	return t == KILN_F32 || t == KILN_F64 || t == KILN_F16 || t == KILN_BF16;
+}
+
+static int parse_int_opt(int argc, char **argv, int *i, const char *name, long long *v)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i], *s = NULL;
+	if (!strcmp(a, name) && *i + 1 < argc)
+		s = argv[++*i];
+	else if (!strncmp(a, name, n) && a[n] == '=')
+		s = a + n + 1;
+	else
+		return 0;
+	char *end;
+	*v = strtoll(s, &end, 10);
+	if (!*s || *end || *v < 0) {
+		cli_error("%s needs a non-negative integer, not '%s'", name, s);
+		return -1;
+	}
+	return 1;
+}
+
+static int parse_str_opt(int argc, char **argv, int *i, const char *name, const char **v)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+	if (!strcmp(a, name) && *i + 1 < argc)
+		*v = argv[++*i];
+	else if (!strncmp(a, name, n) && a[n] == '=')
+		*v = a + n + 1;
+	else
+		return 0;
+	return 1;
+}
+
+/* Reads DIR/input_K.pb for every model input into t (data malloc'd). */
+static int read_inputs(const kiln_model *m, const char *dir, kiln_tensor *t, PbTensor *pb)
+{
+	int nin = kiln_model_num_inputs(m);
+	for (int k = 0; k < nin; k++) {
+		char path[4096];
+		Diag d = {0};
+		snprintf(path, sizeof path, "%s/input_%d.pb", dir, k);
+		if (pb_tensor_read(path, &pb[k], &d)) {
+			cli_error("%s", d.msg);
+			for (int j = 0; j < k; j++)
+				pb_tensor_free(&pb[j]);
+			return -1;
+		}
+		t[k].dtype = (kiln_dtype)pb[k].dtype;
+		t[k].rank = pb[k].rank;
+		memcpy(t[k].shape, pb[k].dims, sizeof(int64_t) * KILN_MAX_RANK);
+		t[k].data = pb[k].data;
+		t[k].nbytes = pb[k].nbytes;
+	}
+	return 0;
+}
+
+static void free_inputs(PbTensor *pb, int n)
+{
+	for (int k = 0; k < n; k++)
+		pb_tensor_free(&pb[k]);
+}
+
+static kiln_context *open_model(const char *so, int threads, kiln_model **m)
+{
+	*m = kiln_model_load(so);
+	if (!*m) {
+		cli_error("%s", kiln_load_error());
+		return NULL;
+	}
+	if (kiln_model_num_inputs(*m) > MAX_IO || kiln_model_num_outputs(*m) > MAX_IO) {
+		cli_error("%s: more than %d inputs or outputs", so, MAX_IO);
+		kiln_model_free(*m);
+		return NULL;
+	}
+	kiln_context *c = kiln_context_create(*m, threads);
+	if (!c) {
+		cli_error("%s: cannot create a context", so);
+		kiln_model_free(*m);
+	}
+	return c;
+}
+
+/* ---- kiln run ------------------------------------------------------------ */
+
+int cmd_run(int argc, char **argv)
+{
+	const char *so = NULL, *indir = NULL, *outdir = NULL;
+	long long threads = 2;
+	if (cli_has_help(argc, argv))
+		return fputs(run_help, stdout), EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		int r;
+		if ((r = parse_str_opt(argc, argv, &i, "--inputs", &indir)) ||
+		    (r = parse_str_opt(argc, argv, &i, "--outputs", &outdir)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--threads", &threads))) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (argv[i][0] == '-' || so) {
+			cli_error("run: unexpected argument '%s' (see kiln run --help)", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			so = argv[i];
+		}
+	}
+	if (!so || !indir || !outdir) {
+		cli_error("run: need OUT.so, --inputs DIR and --outputs DIR (see kiln run --help)");
+		return EXIT_USAGE;
+	}
+	kiln_model *m;
+	kiln_context *c = open_model(so, (int)threads, &m);
+	if (!c)
+		return EXIT_BAD_INPUT;
+	int rc = EXIT_BAD_INPUT;
+	kiln_tensor in[MAX_IO], out[MAX_IO];
+	PbTensor pb[MAX_IO];
+	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m);
+	memset(out, 0, sizeof out);
+	if (read_inputs(m, indir, in, pb))
+		goto done;
+	if (kiln_run(c, in, nin, out, nout)) {
+		cli_error("%s: %s", so, kiln_last_error(c));
+	} else if (mkdir(outdir, 0777) && errno != EEXIST) {
+		cli_error("%s: cannot create folder: %s", outdir, strerror(errno));
+	} else {
+		rc = EXIT_OK;
+		for (int k = 0; k < nout && rc == EXIT_OK; k++) {
+			char path[4096];
+			Diag d = {0};
+			PbTensor t = {.name = (char *)kiln_model_output(m, k)->name,
+			              .dtype = (DType)out[k].dtype, .rank = out[k].rank,
+			              .data = out[k].data, .nbytes = out[k].nbytes};
+			memcpy(t.dims, out[k].shape, sizeof t.dims);
+			snprintf(path, sizeof path, "%s/output_%d.pb", outdir, k);
+			if (pb_tensor_write(path, &t, &d)) {
+				cli_error("%s", d.msg);
+				rc = EXIT_BAD_INPUT;
+			}
+		}
+	}
+	free_inputs(pb, nin);
+done:
+	kiln_context_free(c);
+	kiln_model_free(m);
+	return rc;
+}
+
+/* ---- kiln check ---------------------------------------------------------- */
+
+typedef struct Tol { double atol, rtol; } Tol;
+
+/* Compares one output; prints a line; 0 if within tolerance. */
+static int compare(const char *set, const char *name, const kiln_tensor *got, const PbTensor *ref, Tol tol)
+{
+	if (got->rank != ref->rank || memcmp(got->shape, ref->dims, sizeof(int64_t) * got->rank)) {
+		printf("  %s %s: shape differs from the reference\n", set, name);
+		return -1;
+	}
+	if ((int)got->dtype != (int)ref->dtype) {
+		printf("  %s %s: dtype %d, reference %d\n", set, name, got->dtype, ref->dtype);
+		return -1;
+	}
+	size_t n = ref->nbytes / dtype_size(ref->dtype);
+	double worst_abs = 0, worst_rel = 0;
+	size_t bad = 0, first_bad = 0;
+	bool fl = is_float(ref->dtype);
+	for (size_t i = 0; i < n; i++) {
+		double a = elem(got->data, got->dtype, i), b = elem(ref->data, ref->dtype, i);
+		if (isnan(a) && isnan(b))
+			continue;
+		double err = fabs(a - b);
+		if (isinf(a) && isinf(b) && a == b)
+			err = 0;
+		double rel = err / (fabs(b) > 1e-30 ? fabs(b) : 1e-30);
+		if (isnan(err) || err > worst_abs)
+			worst_abs = isnan(err) ? INFINITY : err;
+		if (fabs(b) > 1e-6 && rel > worst_rel)
+			worst_rel = rel;
+		bool ok = fl ? err <= tol.atol + tol.rtol * fabs(b) : err == 0;
+		if (!ok && !bad++)
+			first_bad = i;
+	}
+	printf("  %s %-24s max abs %.3g  max rel %.3g  %s", set, name, worst_abs, worst_rel,
+	       bad ? "MISMATCH" : "ok");
+	if (bad)
+		printf(" (%zu of %zu elements, first at %zu: %g vs %g)", bad, n, first_bad,
+		       elem(got->data, got->dtype, first_bad), elem(ref->data, ref->dtype, first_bad));
+	putchar('\n');
+	return bad ? -1 : 0;
+}
+
+static int check_set(kiln_context *c, const kiln_model *m, const char *dir, const char *set, Tol tol)
+{
+	kiln_tensor in[MAX_IO], out[MAX_IO];
+	PbTensor pb[MAX_IO];
+	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m), rc = 0;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, set);
+	if (read_inputs(m, path, in, pb))
+		return -1;
+	memset(out, 0, sizeof out);
+	if (kiln_run(c, in, nin, out, nout)) {
+		cli_error("%s: %s", path, kiln_last_error(c));
+		free_inputs(pb, nin);
+		return -1;
+	}
+	for (int k = 0; k < nout; k++) {
+		PbTensor ref;
+		Diag d = {0};
+		char rp[4200];
+		snprintf(rp, sizeof rp, "%s/output_%d.pb", path, k);
+		if (pb_tensor_read(rp, &ref, &d)) {
+			cli_error("%s", d.msg);
+			rc = -1;
+			continue;
+		}
+		if (compare(set, kiln_model_output(m, k)->name, &out[k], &ref, tol))
+			rc = -1;
+		pb_tensor_free(&ref);
+	}
+	free_inputs(pb, nin);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of DIR/test_data_set_*; returns the count (max 64). */
+static int list_sets(const char *dir, char **names)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) && n < 64;)
+		if (!strncmp(e->d_name, "test_data_set_", 14))
+			names[n++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_str);
+	return n;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	CompileOpts o;
+	const char *dir = NULL, *s;
+	long long threads = 2;
+	Tol tol = {1e-4, 1e-3};
+	cli_compile_opts_init(&o);
+	if (cli_has_help(argc, argv))
+		return fputs(check_help, stdout), EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		int r = cli_parse_compile_opt(&o, argv[i]);
+		if (!r && (r = parse_int_opt(argc, argv, &i, "--threads", &threads)) == 0) {
+			if (parse_str_opt(argc, argv, &i, "--atol", &s))
+				r = 1, tol.atol = atof(s);
+			else if (parse_str_opt(argc, argv, &i, "--rtol", &s))
+				r = 1, tol.rtol = atof(s);
+		}
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r)
+			continue;
+		if (argv[i][0] == '-' || dir) {
+			cli_error("check: unexpected argument '%s' (see kiln check --help)", argv[i]);
+			return EXIT_USAGE;
+		}
+		dir = argv[i];
+	}
+	if (!dir) {
+		cli_error("check: no model folder given (see kiln check --help)");
+		return EXIT_USAGE;
+	}
+	char model[4096], tmpdir[] = "/tmp/kiln-check-XXXXXX", so[4200];
+	snprintf(model, sizeof model, "%s/model.onnx", dir);
+	if (!mkdtemp(tmpdir)) {
+		cli_error("check: cannot create a temporary folder: %s", strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	snprintf(so, sizeof so, "%s/model.so", tmpdir);
+	o.be.out = so;
+	o.be.emit = BE_EMIT_SO;
+	int rc = EXIT_BAD_INPUT;
+	PassStats ps = {0};
+	BeStats bs = {0};
+	Diag d = {0};
+	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
+	if (!g)
+		goto clean;
+	int err = be_compile(g, &o.be, &bs, &d);
+	ir_graph_free(g);
+	if (err) {
+		cli_error("%s: %s", model, d.msg);
+		goto clean;
+	}
+	kiln_model *m;
+	kiln_context *c = open_model(so, (int)threads, &m);
+	if (!c)
+		goto clean;
+	char *sets[64];
+	int nsets = list_sets(dir, sets), bad = 0;
+	printf("%s: %d test sets\n", dir, nsets);
+	for (int i = 0; i < nsets; i++) {
+		bad += check_set(c, m, dir, sets[i], tol) != 0;
+		free(sets[i]);
+	}
+	kiln_context_free(c);
+	kiln_model_free(m);
+	if (nsets == 0)
+		cli_error("%s: no test_data_set_N folders", dir);
+	else if (bad)
+		printf("%s: MISMATCH in %d of %d test sets\n", dir, bad, nsets);
+	else
+		printf("%s: all %d test sets match\n", dir, nsets);
+	rc = nsets && !bad ? EXIT_OK : EXIT_BAD_INPUT;
+clean:
+	/* the compiled model and its header */
+	unlink(so);
+	snprintf(so, sizeof so, "%s/model.h", tmpdir);
+	unlink(so);
+	snprintf(so, sizeof so, "%s/model.so.weights", tmpdir);
+	unlink(so);
+	rmdir(tmpdir);
+	return rc;
+}
+
+/* ---- kiln bench ---------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	const char *so = NULL;
+	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20;
+	if (cli_has_help(argc, argv))
+		return fputs(bench_help, stdout), EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		int r;
+		if ((r = parse_int_opt(argc, argv, &i, "--batch", &batch)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--seq", &seq)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--regions", &regions)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--threads", &threads)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--runs", &runs))) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (argv[i][0] == '-' || so) {
+			cli_error("bench: unexpected argument '%s' (see kiln bench --help)", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			so = argv[i];
+		}
+	}
+	if (!so || runs < 1 || batch < 1 || seq < 1) {
+		cli_error("bench: need OUT.so and positive --batch, --seq, --runs (see kiln bench --help)");
+		return EXIT_USAGE;
+	}
+	kiln_model *m;
+	kiln_context *c = open_model(so, (int)threads, &m);
+	if (!c)
+		return EXIT_BAD_INPUT;
+	SynthInputs s;
+	kiln_tensor out[MAX_IO];
+	int rc = EXIT_BAD_INPUT, nout = kiln_model_num_outputs(m);
+	double *ms = calloc((size_t)runs, sizeof *ms);
+	memset(out, 0, sizeof out);
+	if (!ms || synth_inputs(m, batch, seq, regions, &s))
+		goto done;
+	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */
+		double t0 = cli_now_ms();
+		if (kiln_run(c, s.t, s.n, out, nout)) {
+			cli_error("%s: %s", so, kiln_last_error(c));
+			synth_free(&s);
+			goto done;
+		}
+		if (i >= 0)
+			ms[i] = cli_now_ms() - t0;
+	}
+	synth_free(&s);
+	qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
+	double med = ms[runs / 2], p90 = ms[(runs * 9) / 10 < runs ? (runs * 9) / 10 : runs - 1];
+	size_t arena = kiln_context_arena_bytes(c);
+	printf("%s: batch %lld, sequence %lld, %lld threads, %lld runs\n", so, batch, seq, threads, runs);
+	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes\n", med, p90, ms[0], arena);
+	printf("{\"median_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f, \"arena_bytes\": %zu}\n",
+	       med, p90, ms[0], arena);
+	rc = EXIT_OK;
+done:
+	free(ms);
+	kiln_context_free(c);
+	kiln_model_free(m);
+	return rc;
+}

@@ -1,0 +1,110 @@
+/* Synthesized BERT-style inputs, the same values as shared/tools/ort_bench.mjs
+ * uses, so kiln and ONNX Runtime are timed on the same data.
+ *
+ * Symbolic dims are bound by position: an integer input [batch, sequence]
+ * (ids, masks, token types) -- or [batch, regions] when its name says it is
+ * about the visual stream -- and a float input [batch, regions, ...]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "synth.h"
+
+typedef struct Binding { const char *name; int64_t v; } Binding;
+
+static bool is_visual(const char *name)
+{
+	return strstr(name, "visual") || strstr(name, "image") || strstr(name, "region") ||
+	       strstr(name, "box");
+}
+
+static int64_t bind(Binding *b, int *nb, const char *dim, int64_t want)
+{
+	char *end;
+	long long c = strtoll(dim, &end, 10);
+	if (*dim && !*end)
+		return c;
+	for (int i = 0; i < *nb; i++)
+		if (!strcmp(b[i].name, dim))
+			return b[i].v;
+	if (*nb < 32)
+		b[(*nb)++] = (Binding){dim, want};
+	return want;
+}
+
+static size_t dtype_size(kiln_dtype t)
+{
+	switch (t) {
+	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
+	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
+	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
+	default: return 1;
+	}
+}
+
+static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq)
+{
+	size_t n = t->nbytes / dtype_size(t->dtype);
+	for (size_t i = 0; i < n; i++) {
+		int64_t col = t->rank >= 2 ? (int64_t)(i % t->shape[t->rank - 1]) : (int64_t)i;
+		if (t->dtype == KILN_F32) {
+			((float *)t->data)[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+		} else if (t->dtype == KILN_I64 || t->dtype == KILN_I32) {
+			int64_t v;
+			if (strstr(io->name, "mask"))
+				v = 1;
+			else if (strstr(io->name, "type"))
+				v = col >= seq / 2;
+			else
+				v = 100 + (int64_t)((i * 7919) % 900);  /* < 1024: fits every vocabulary here */
+			if (t->dtype == KILN_I64)
+				((int64_t *)t->data)[i] = v;
+			else
+				((int32_t *)t->data)[i] = (int32_t)v;
+		} else if (t->dtype == KILN_BOOL) {
+			((uint8_t *)t->data)[i] = 1;
+		}
+	}
+}
+
+int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, SynthInputs *s)
+{
+	Binding b[32];
+	int nb = 0;
+	memset(s, 0, sizeof *s);
+	s->n = kiln_model_num_inputs(m);
+	if (s->n > SYNTH_MAX) {
+		cli_error("bench: model has %d inputs, at most %d supported", s->n, SYNTH_MAX);
+		return -1;
+	}
+	for (int i = 0; i < s->n; i++) {
+		const kiln_io_info *io = kiln_model_input(m, i);
+		kiln_tensor *t = &s->t[i];
+		bool fl = io->dtype == KILN_F32 || io->dtype == KILN_F64 || io->dtype == KILN_F16;
+		bool vis = fl || is_visual(io->name);
+		size_t n = 1;
+		t->dtype = io->dtype;
+		t->rank = io->rank;
+		for (int k = 0; k < io->rank; k++) {
+			int64_t want = k == 0 ? batch : k == 1 ? (vis ? regions : seq) : 1;
+			t->shape[k] = bind(b, &nb, io->dims[k], want);
+			n *= (size_t)t->shape[k];
+		}
+		t->nbytes = n * dtype_size(t->dtype);
+		t->data = calloc(1, t->nbytes ? t->nbytes : 1);
+		if (!t->data) {
+			cli_error("bench: out of memory for input '%s'", io->name);
+			return -1;
+		}
+		fill(io, t, seq);
+	}
+	return 0;
+}
+
+void synth_free(SynthInputs *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->t[i].data);
+	s->n = 0;
+}

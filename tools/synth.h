@@ -1,0 +1,19 @@
+/* Synthesized inputs for kiln bench (and compile --stats): BERT-style
+ * token ids, masks, token types and region features, by input name. */
+#ifndef KILN_SYNTH_H
+#define KILN_SYNTH_H
+
+#include "kiln.h"
+
+#define SYNTH_MAX 32
+
+typedef struct SynthInputs {
+	int n;
+	kiln_tensor t[SYNTH_MAX];
+} SynthInputs;
+
+/* 0, or -1 with a message printed (an input kiln cannot synthesize). */
+int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, SynthInputs *s);
+void synth_free(SynthInputs *s);
+
+#endif
