@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test suite: installs dependencies, builds with -Werror, runs every test;
+# then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then the ONNX-loader fuzzer for a bounded time (FUZZ_SECONDS, default 60).
+# Tests that need ../shared skip when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+
+echo "== build (-Werror)"
+BUILD_DIR=build bash scripts/build.sh -DKILN_WERROR=ON
+echo "== tests"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+if [ "${KILN_QUICK:-0}" != 1 ]; then
+  echo "== build with ASan + UBSan"
+  BUILD_DIR=build-asan bash scripts/build.sh -DKILN_WERROR=ON -DKILN_SANITIZE=ON
+  echo "== tests under ASan + UBSan"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+  echo "== fuzz the ONNX loader (${FUZZ_SECONDS:-60} s)"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
+echo "== all tests passed"
