@@ -1,2 +1,739 @@
-/* ONNX loader: being written. */
+/* ONNX ModelProto -> kiln IR.
+ *
+ * Unpacks the model with protobuf-c, checks the opset, and builds the IR
+ * graph in one pass over the (topologically ordered) ONNX graph:
+ * initializers and Constant nodes become constants, graph inputs get their
+ * declared dtype and symbolic dims, every other node maps 1:1 to an IR node
+ * with its attributes.  External data is mapped read-only, once per file,
+ * and constants point into the mapping; the mappings are released with the
+ * graph (g->release).
+ *
+ * Everything in the proto is untrusted: every pointer protobuf-c hands out
+ * is checked, and every error is one line naming the file and the node or
+ * tensor.  Shape inference is not run here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "onnx_import.h"
+#include "onnx_private.h"
+
+#define OPSET_MIN 7
+#define OPSET_MAX 21
+
+/* ---- mapped external data files ----------------------------------------- */
+
+typedef struct Mapping {
+	char *path;          /* realpath of the file */
+	void *addr;          /* NULL for an empty file */
+	size_t size;
+} Mapping;
+
+typedef struct Mappings {
+	Mapping *v;
+	int n, cap;
+} Mappings;
+
+static void mappings_release(void *arg)
+{
+	Mappings *m = arg;
+	if (!m)
+		return;
+	for (int i = 0; i < m->n; i++) {
+		if (m->v[i].addr)
+			munmap(m->v[i].addr, m->v[i].size);
+		free(m->v[i].path);
+	}
+	free(m->v);
+	free(m);
+}
+
+/* data pointer of empty constants (NULL data means elided in the IR) */
+static const uint64_t empty_data;
+
+/* ---- name table: ONNX tensor name -> ValId ------------------------------ */
+
+typedef struct NameSlot { const char *key; ValId v; } NameSlot;
+typedef struct NameTab { NameSlot *slots; size_t cap, n; } NameTab;
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+static ValId names_get(const NameTab *t, const char *key)
+{
+	if (!t->cap)
+		return -1;
+	for (size_t i = hash_str(key) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slots[i].key)
+			return -1;
+		if (!strcmp(t->slots[i].key, key))
+			return t->slots[i].v;
+	}
+}
+
+/* key must outlive the table (arena-owned value names). */
+static void names_put(NameTab *t, const char *key, ValId v)
+{
+	if (2 * (t->n + 1) > t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 64;
+		NameSlot *ns = calloc(ncap, sizeof *ns);
+		if (!ns)
+			abort();
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->slots[i].key)
+				continue;
+			size_t j = hash_str(t->slots[i].key) & (ncap - 1);
+			while (ns[j].key)
+				j = (j + 1) & (ncap - 1);
+			ns[j] = t->slots[i];
+		}
+		free(t->slots);
+		t->slots = ns;
+		t->cap = ncap;
+	}
+	size_t i = hash_str(key) & (t->cap - 1);
+	while (t->slots[i].key && strcmp(t->slots[i].key, key))
+		i = (i + 1) & (t->cap - 1);
+	if (!t->slots[i].key)
+		t->n++;
+	t->slots[i].key = key;
+	t->slots[i].v = v;
+}
+
+/* ---- loader state ------------------------------------------------------- */
+
+typedef struct Loader {
+	Graph *g;
+	const char *file;     /* for messages */
+	const char *dir;      /* folder of external data, NULL: refused */
+	char *realdir;        /* realpath(dir), lazily */
+	Mappings *maps;
+	NameTab names;
+	Diag *diag;
+} Loader;
+
+static bool is_default_domain(const char *d)
+{
+	return !d || !d[0] || !strcmp(d, "ai.onnx");
+}
+
+/* Registers an ONNX tensor name; SSA: a name is defined once. */
+static int define_name(Loader *L, const char *what, ValId v)
+{
+	const char *key = IR_VAL(L->g, v)->name;
+	if (!key || !key[0])
+		return 0;
+	if (names_get(&L->names, key) >= 0)
+		return diag_fail(L->diag, "%s: %s: tensor '%s' is defined twice", L->file, what, key);
+	names_put(&L->names, key, v);
+	return 0;
+}
+
+/* ---- external data ------------------------------------------------------ */
+
+static int map_file(Loader *L, const char *what, const char *real, const char *loc,
+                    Mapping **out)
+{
+	Mappings *m = L->maps;
+	for (int i = 0; i < m->n; i++)
+		if (!strcmp(m->v[i].path, real)) {
+			*out = &m->v[i];
+			return 0;
+		}
+	int fd = open(real, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return diag_fail(L->diag, "%s: %s: cannot open external data file '%s': %s", L->file,
+		                 what, loc, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return diag_fail(L->diag, "%s: %s: external data '%s' is not a regular file", L->file,
+		                 what, loc);
+	}
+	void *addr = NULL;
+	if (st.st_size > 0) {
+		addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (addr == MAP_FAILED) {
+			int e = errno;
+			close(fd);
+			return diag_fail(L->diag, "%s: %s: cannot map external data file '%s': %s",
+			                 L->file, what, loc, strerror(e));
+		}
+	}
+	close(fd);
+	if (m->n == m->cap) {
+		int ncap = m->cap ? 2 * m->cap : 4;
+		Mapping *nv = realloc(m->v, (size_t)ncap * sizeof *nv);
+		if (!nv)
+			abort();
+		m->v = nv;
+		m->cap = ncap;
+	}
+	Mapping *mp = &m->v[m->n++];
+	mp->path = strdup(real);
+	if (!mp->path)
+		abort();
+	mp->addr = addr;
+	mp->size = (size_t)st.st_size;
+	*out = mp;
+	return 0;
+}
+
+/* Parses a non-negative decimal; -1 if it is not one. */
+static int64_t parse_u63(const char *s)
+{
+	if (!s || !*s)
+		return -1;
+	int64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/* Resolves the external data of t (header already in o) and points
+ * o->data into the mapping of its file. */
+static int load_external(Loader *L, const Onnx__TensorProto *t, const char *what, OnnxData *o)
+{
+	const char *loc = NULL, *off_s = NULL, *len_s = NULL;
+	for (size_t i = 0; i < t->n_external_data; i++) {
+		const Onnx__StringStringEntryProto *e = t->external_data[i];
+		if (!e || !e->key)
+			continue;
+		if (!strcmp(e->key, "location"))
+			loc = e->value;
+		else if (!strcmp(e->key, "offset"))
+			off_s = e->value;
+		else if (!strcmp(e->key, "length"))
+			len_s = e->value;
+	}
+	if (!loc || !loc[0])
+		return diag_fail(L->diag, "%s: %s: external data without a location", L->file, what);
+	if (!L->dir)
+		return diag_fail(L->diag, "%s: %s: external data '%s' cannot be used when loading from memory",
+		                 L->file, what, loc);
+	if (loc[0] == '/')
+		return diag_fail(L->diag, "%s: %s: external data path '%s' is absolute (must be relative to the model's folder)",
+		                 L->file, what, loc);
+	int64_t off = off_s ? parse_u63(off_s) : 0;
+	int64_t len = len_s ? parse_u63(len_s) : (int64_t)o->nbytes;
+	if (off < 0 || len < 0)
+		return diag_fail(L->diag, "%s: %s: external data '%s': bad offset or length", L->file,
+		                 what, loc);
+	if ((uint64_t)len != o->nbytes)
+		return diag_fail(L->diag, "%s: %s: external data '%s' has length %lld, the tensor needs %zu bytes",
+		                 L->file, what, loc, (long long)len, o->nbytes);
+	if (!L->realdir) {
+		L->realdir = realpath(L->dir, NULL);
+		if (!L->realdir)
+			return diag_fail(L->diag, "%s: %s: cannot resolve the model's folder '%s': %s",
+			                 L->file, what, L->dir, strerror(errno));
+	}
+	size_t need = strlen(L->realdir) + strlen(loc) + 2;
+	char *joined = malloc(need);
+	if (!joined)
+		abort();
+	snprintf(joined, need, "%s/%s", L->realdir, loc);
+	char *real = realpath(joined, NULL);
+	free(joined);
+	if (!real)
+		return diag_fail(L->diag, "%s: %s: external data file '%s' not found: %s", L->file, what,
+		                 loc, strerror(errno));
+	size_t dl = strlen(L->realdir);
+	bool inside = !strncmp(real, L->realdir, dl) &&
+	              (real[dl] == '/' || (dl == 1 && L->realdir[0] == '/'));
+	if (!inside) {
+		free(real);
+		return diag_fail(L->diag, "%s: %s: external data path '%s' leaves the model's folder",
+		                 L->file, what, loc);
+	}
+	Mapping *mp = NULL;
+	int rc = map_file(L, what, real, loc, &mp);
+	free(real);
+	if (rc)
+		return -1;
+	if ((uint64_t)off > mp->size || o->nbytes > mp->size - (uint64_t)off)
+		return diag_fail(L->diag, "%s: %s: external data '%s': offset %lld + length %zu is beyond the end of the file (%zu bytes)",
+		                 L->file, what, loc, (long long)off, o->nbytes, mp->size);
+	o->data = o->nbytes ? (const char *)mp->addr + off : NULL;
+	return 0;
+}
+
+/* A tensor (initializer or Constant value) as a constant named name. */
+static ValId tensor_const(Loader *L, const Onnx__TensorProto *t, const char *name, const char *what)
+{
+	OnnxData o;
+	if (onnx_tensor_decode(t, L->file, what, &o, L->diag))
+		return -1;
+	bool borrow = false;
+	if (o.external) {
+		if (load_external(L, t, what, &o))
+			return -1;
+		/* borrow only when the elements are aligned in the mapping */
+		borrow = ((uintptr_t)o.data % ir_dtype_size(o.dtype)) == 0;
+	}
+	/* empty tensors still get a data pointer: NULL means elided */
+	ValId v = ir_const_new(L->g, name, o.dtype, o.rank, o.dims, o.data ? o.data : &empty_data,
+	                       o.nbytes, borrow && o.data);
+	onnx_data_free(&o);
+	return v;
+}
+
+/* ---- graph inputs ------------------------------------------------------- */
+
+static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
+{
+	char what[300];
+	if (!vi || !vi->name || !vi->name[0])
+		return diag_fail(L->diag, "%s: graph input %d has no name", L->file, idx);
+	snprintf(what, sizeof what, "graph input '%s'", vi->name);
+	/* old exports list initializers among the inputs: those stay constants */
+	if (names_get(&L->names, vi->name) >= 0)
+		return 0;
+	const Onnx__TypeProto *tp = vi->type;
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+		return diag_fail(L->diag, "%s: %s: not a tensor (only tensor inputs are supported)",
+		                 L->file, what);
+	const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+	DType dt = tt->has_elem_type ? (DType)tt->elem_type : DT_UNDEF;
+	if (!ir_dtype_size(dt))
+		return diag_fail(L->diag, "%s: %s: element type %d is not supported", L->file, what,
+		                 tt->has_elem_type ? (int)tt->elem_type : 0);
+	int rank = -1;
+	DimId dims[IR_MAX_RANK];
+	const Onnx__TensorShapeProto *sh = tt->shape;
+	if (sh) {
+		if (sh->n_dim > IR_MAX_RANK)
+			return diag_fail(L->diag, "%s: %s: rank %zu exceeds kiln's maximum of %d", L->file,
+			                 what, sh->n_dim, IR_MAX_RANK);
+		rank = (int)sh->n_dim;
+		for (int k = 0; k < rank; k++) {
+			const Onnx__TensorShapeProto__Dimension *d = sh->dim ? sh->dim[k] : NULL;
+			if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+				if (d->dim_value < 0)
+					return diag_fail(L->diag, "%s: %s: dim %d is negative (%lld)", L->file,
+					                 what, k, (long long)d->dim_value);
+				dims[k] = ir_dim_const(L->g, d->dim_value);
+			} else if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+			           d->dim_param && d->dim_param[0]) {
+				Diag pd = { 0 };
+				dims[k] = ir_dim_parse(L->g, d->dim_param, &pd);
+				if (dims[k] < 0)
+					return diag_fail(L->diag, "%s: %s: dim %d '%s': %s", L->file, what, k,
+					                 d->dim_param, pd.failed ? pd.msg : "cannot parse");
+			} else {
+				char sym[300];
+				snprintf(sym, sizeof sym, "%s_d%d", vi->name, k);
+				dims[k] = ir_dim_sym(L->g, sym);
+			}
+		}
+	}
+	ValId v = ir_input_new(L->g, vi->name, dt, rank, rank > 0 ? dims : NULL);
+	return define_name(L, what, v);
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+typedef Onnx__AttributeProto__AttributeType AttrType;
+
+/* The attribute's type; guessed from the filled field for old exports
+ * that leave it unset. */
+static AttrType attr_type(const Onnx__AttributeProto *a)
+{
+	if (a->has_type)
+		return a->type;
+	if (a->has_f) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+	if (a->has_i) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+	if (a->has_s) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+	if (a->t) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+	if (a->g) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;
+	if (a->n_floats) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+	if (a->n_ints) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	if (a->n_strings) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+	return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED;
+}
+
+/* Arena copy of a protobuf bytes field as a C string (stops at a NUL). */
+static const char *bytes_str(Graph *g, ProtobufCBinaryData b)
+{
+	char *s = ir_arena_alloc(g->arena, b.len + 1, 1);
+	if (b.len && b.data)
+		memcpy(s, b.data, b.len);
+	s[b.data ? b.len : 0] = 0;
+	return s;
+}
+
+static int attr_tensor(Loader *L, NodeId n, const char *aname, const Onnx__TensorProto *t,
+                       const char *where)
+{
+	char what[1024];
+	snprintf(what, sizeof what, "%s: attribute '%s'", where, aname);
+	OnnxData o;
+	if (onnx_tensor_decode(t, L->file, what, &o, L->diag))
+		return -1;
+	if (o.external) {
+		onnx_data_free(&o);
+		return diag_fail(L->diag, "%s: %s: external data is not supported in attributes",
+		                 L->file, what);
+	}
+	TensorLit lit = { .dtype = o.dtype, .rank = o.rank, .nbytes = o.nbytes };
+	memcpy(lit.dims, o.dims, sizeof lit.dims);
+	lit.data = (void *)o.data;   /* ir_attr_set_tensor copies it */
+	ir_attr_set_tensor(L->g, n, aname, &lit);
+	onnx_data_free(&o);
+	return 0;
+}
+
+static int load_attr(Loader *L, NodeId n, const Onnx__AttributeProto *a, const char *where)
+{
+	Graph *g = L->g;
+	if (!a || !a->name || !a->name[0])
+		return diag_fail(L->diag, "%s: %s: attribute without a name", L->file, where);
+	if (a->n_ints > INT32_MAX || a->n_floats > INT32_MAX || a->n_strings > INT32_MAX)
+		return diag_fail(L->diag, "%s: %s: attribute '%s' is too long", L->file, where, a->name);
+	if (ir_attr_get(g, n, a->name))
+		return diag_fail(L->diag, "%s: %s: attribute '%s' is given twice", L->file, where, a->name);
+	switch (attr_type(a)) {
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+		ir_attr_set_int(g, n, a->name, a->i);
+		return 0;
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+		ir_attr_set_float(g, n, a->name, a->f);
+		return 0;
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+		ir_attr_set_str(g, n, a->name, bytes_str(g, a->s));
+		return 0;
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+		if (a->n_ints && !a->ints)
+			break;
+		ir_attr_set_ints(g, n, a->name, (int)a->n_ints, a->ints);
+		return 0;
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+		if (a->n_floats && !a->floats)
+			break;
+		ir_attr_set_floats(g, n, a->name, (int)a->n_floats, a->floats);
+		return 0;
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS: {
+		if (a->n_strings && !a->strings)
+			break;
+		const char **strs = ir_arena_alloc(g->arena, (a->n_strings + 1) * sizeof *strs,
+		                                   _Alignof(const char *));
+		for (size_t i = 0; i < a->n_strings; i++)
+			strs[i] = bytes_str(g, a->strings[i]);
+		Attr *at = ir_attr_add(g, n, a->name, A_STRINGS);
+		at->n = (int32_t)a->n_strings;
+		at->u.strs = strs;
+		return 0;
+	}
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+		if (!a->t)
+			break;
+		return attr_tensor(L, n, a->name, a->t, where);
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
+		return diag_fail(L->diag, "%s: %s: attribute '%s': subgraphs are not supported",
+		                 L->file, where, a->name);
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSOR:
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSORS:
+		return diag_fail(L->diag, "%s: %s: attribute '%s': sparse tensors are not supported",
+		                 L->file, where, a->name);
+	default:
+		return diag_fail(L->diag, "%s: %s: attribute '%s': attribute type %d is not supported",
+		                 L->file, where, a->name, (int)attr_type(a));
+	}
+	return diag_fail(L->diag, "%s: %s: attribute '%s' is malformed", L->file, where, a->name);
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+/* A Constant node: its value as a constant named by its output. */
+static int load_constant(Loader *L, const Onnx__NodeProto *nd, const char *where)
+{
+	if (nd->n_input != 0 || nd->n_output != 1 || !nd->output || !nd->output[0] ||
+	    !nd->output[0][0])
+		return diag_fail(L->diag, "%s: %s: expects 0 inputs and 1 named output", L->file, where);
+	if (nd->n_attribute != 1 || !nd->attribute || !nd->attribute[0] ||
+	    !nd->attribute[0]->name)
+		return diag_fail(L->diag, "%s: %s: expects exactly one value attribute", L->file, where);
+	const Onnx__AttributeProto *a = nd->attribute[0];
+	const char *out = nd->output[0];
+	const char *an = a->name;
+	char what[1024];
+	snprintf(what, sizeof what, "%s: attribute '%s'", where, an);
+	ValId v = -1;
+	if (!strcmp(an, "value") && a->t) {
+		v = tensor_const(L, a->t, out, what);
+		if (v < 0)
+			return -1;
+	} else if (!strcmp(an, "value_float") && a->has_f) {
+		v = ir_const_new(L->g, out, DT_F32, 0, NULL, &a->f, sizeof(float), false);
+	} else if (!strcmp(an, "value_int") && a->has_i) {
+		v = ir_const_new(L->g, out, DT_I64, 0, NULL, &a->i, sizeof(int64_t), false);
+	} else if (!strcmp(an, "value_floats") && (a->floats || !a->n_floats)) {
+		int64_t d = (int64_t)a->n_floats;
+		v = ir_const_new(L->g, out, DT_F32, 1, &d, a->n_floats ? (const void *)a->floats : &empty_data, a->n_floats * sizeof(float), false);
+	} else if (!strcmp(an, "value_ints") && (a->ints || !a->n_ints)) {
+		int64_t d = (int64_t)a->n_ints;
+		v = ir_const_new(L->g, out, DT_I64, 1, &d, a->n_ints ? (const void *)a->ints : &empty_data, a->n_ints * sizeof(int64_t), false);
+	} else if (!strcmp(an, "value_string") || !strcmp(an, "value_strings")) {
+		return diag_fail(L->diag, "%s: %s: string constants are not supported", L->file, where);
+	} else if (!strcmp(an, "sparse_value")) {
+		return diag_fail(L->diag, "%s: %s: sparse constants are not supported", L->file, where);
+	} else {
+		return diag_fail(L->diag, "%s: %s: unsupported or malformed attribute '%s'", L->file,
+		                 where, an);
+	}
+	return define_name(L, where, v);
+}
+
+static void arity_str(int mi, int ma, const char *noun, char *buf, size_t n)
+{
+	if (ma < 0)
+		snprintf(buf, n, "at least %d %s%s", mi, noun, mi == 1 ? "" : "s");
+	else if (mi == ma)
+		snprintf(buf, n, "%d %s%s", mi, noun, mi == 1 ? "" : "s");
+	else
+		snprintf(buf, n, "%d to %d %ss", mi, ma, noun);
+}
+
+static int check_arity(Loader *L, const OpInfo *oi, size_t nin, size_t nout, const char *where)
+{
+	char buf[64];
+	if (nin < (size_t)oi->min_in || (oi->max_in >= 0 && nin > (size_t)oi->max_in)) {
+		arity_str(oi->min_in, oi->max_in, "input", buf, sizeof buf);
+		return diag_fail(L->diag, "%s: %s: expects %s, has %zu", L->file, where, buf, nin);
+	}
+	if (nout < (size_t)oi->min_out || (oi->max_out >= 0 && nout > (size_t)oi->max_out)) {
+		arity_str(oi->min_out, oi->max_out, "output", buf, sizeof buf);
+		return diag_fail(L->diag, "%s: %s: expects %s, has %zu", L->file, where, buf, nout);
+	}
+	return 0;
+}
+
+/* Resolves a node's input names to values and checks its output names. */
+static int node_operands(Loader *L, const Onnx__NodeProto *nd, const OpInfo *oi, size_t nin,
+                         size_t nout, ValId *ins, const char **outs, const char *where)
+{
+	for (size_t i = 0; i < nin; i++) {
+		const char *in = nd->input[i];
+		if (!in || !in[0]) {
+			if ((int)i < oi->min_in)
+				return diag_fail(L->diag, "%s: %s: required input %zu is empty", L->file,
+				                 where, i);
+			ins[i] = -1;
+			continue;
+		}
+		ins[i] = names_get(&L->names, in);
+		if (ins[i] < 0)
+			return diag_fail(L->diag, "%s: %s: input '%s' is not defined", L->file, where, in);
+	}
+	for (size_t i = 0; i < nout; i++) {
+		outs[i] = nd->output[i] && nd->output[i][0] ? nd->output[i] : NULL;
+		if (outs[i] && names_get(&L->names, outs[i]) >= 0)
+			return diag_fail(L->diag, "%s: %s: output '%s' is already defined", L->file, where,
+			                 outs[i]);
+	}
+	return 0;
+}
+
+static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
+{
+	if (!nd)
+		return diag_fail(L->diag, "%s: node %d is malformed", L->file, index);
+	const char *op_type = nd->op_type && nd->op_type[0] ? nd->op_type : NULL;
+	char namebuf[300];
+	const char *name = nd->name && nd->name[0] ? nd->name : NULL;
+	if (!name) {
+		snprintf(namebuf, sizeof namebuf, "%s_%d", op_type ? op_type : "node", index);
+		name = namebuf;
+	}
+	char where[700];
+	snprintf(where, sizeof where, "node '%s' (%s)", name, op_type ? op_type : "?");
+	if (!op_type)
+		return diag_fail(L->diag, "%s: %s: no op_type", L->file, where);
+	if (!is_default_domain(nd->domain))
+		return diag_fail(L->diag, "%s: %s: domain '%s' is not supported", L->file, where,
+		                 nd->domain);
+	if ((nd->n_input && !nd->input) || (nd->n_output && !nd->output) ||
+	    (nd->n_attribute && !nd->attribute))
+		return diag_fail(L->diag, "%s: %s: malformed node", L->file, where);
+	if (!strcmp(op_type, "Constant"))
+		return load_constant(L, nd, where);
+	int op = ir_op_lookup(op_type);
+	if (op < 0 || ir_opinfo[op].kind == K_FUSED)
+		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);
+	const OpInfo *oi = &ir_opinfo[op];
+	/* trailing empty names are omitted optional inputs/outputs */
+	size_t nin = nd->n_input, nout = nd->n_output;
+	while (nin > 0 && (!nd->input[nin - 1] || !nd->input[nin - 1][0]))
+		nin--;
+	while (nout > 1 && (!nd->output[nout - 1] || !nd->output[nout - 1][0]))
+		nout--;
+	if (check_arity(L, oi, nin, nout, where))
+		return -1;
+	/* heap, not the stack: variadic ops may have any number of operands */
+	ValId *ins = malloc((nin + 1) * sizeof *ins);
+	const char **outs = malloc((nout + 1) * sizeof *outs);
+	if (!ins || !outs)
+		abort();
+	int rc = node_operands(L, nd, oi, nin, nout, ins, outs, where);
+	if (!rc) {
+		NodeId n = ir_node_new(L->g, (Op)op, name, (int)nin, ins, (int)nout, outs);
+		for (size_t i = 0; i < nd->n_attribute && !rc; i++)
+			rc = load_attr(L, n, nd->attribute[i], where);
+		for (size_t i = 0; i < nout && !rc; i++)
+			if (outs[i])
+				rc = define_name(L, where, IR_NODE(L->g, n)->out[i]);
+	}
+	free(ins);
+	free(outs);
+	return rc;
+}
+
+/* ---- model -------------------------------------------------------------- */
+
+static int check_opset(Loader *L, const Onnx__ModelProto *m)
+{
+	bool found = false;
+	for (size_t i = 0; i < m->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *os = m->opset_import ? m->opset_import[i] : NULL;
+		if (!os || !is_default_domain(os->domain))
+			continue;
+		int64_t v = os->has_version ? os->version : 0;
+		if (v < OPSET_MIN || v > OPSET_MAX)
+			return diag_fail(L->diag, "%s: opset version %lld of the default domain is not supported (kiln knows %d-%d)",
+			                 L->file, (long long)v, OPSET_MIN, OPSET_MAX);
+		L->g->opset = v;
+		found = true;
+		break;
+	}
+	if (!found)
+		return diag_fail(L->diag, "%s: the model imports no opset of the default domain",
+		                 L->file);
+	return 0;
+}
+
+static int load_graph(Loader *L, const Onnx__GraphProto *gp)
+{
+	Graph *g = L->g;
+	if ((gp->n_initializer && !gp->initializer) || (gp->n_input && !gp->input) ||
+	    (gp->n_node && !gp->node) || (gp->n_output && !gp->output))
+		return diag_fail(L->diag, "%s: malformed graph", L->file);
+	if (gp->n_sparse_initializer)
+		return diag_fail(L->diag, "%s: sparse initializers are not supported", L->file);
+	for (size_t i = 0; i < gp->n_initializer; i++) {
+		const Onnx__TensorProto *t = gp->initializer[i];
+		char what[300];
+		if (!t || !t->name || !t->name[0])
+			return diag_fail(L->diag, "%s: initializer %zu has no name", L->file, i);
+		snprintf(what, sizeof what, "initializer '%s'", t->name);
+		ValId v = tensor_const(L, t, t->name, what);
+		if (v < 0 || define_name(L, what, v))
+			return -1;
+	}
+	for (size_t i = 0; i < gp->n_input; i++)
+		if (load_input(L, gp->input[i], (int)i))
+			return -1;
+	if (gp->n_node > INT32_MAX)
+		return diag_fail(L->diag, "%s: too many nodes", L->file);
+	for (size_t i = 0; i < gp->n_node; i++)
+		if (load_node(L, gp->node[i], (int)i))
+			return -1;
+	if (gp->n_output == 0)
+		return diag_fail(L->diag, "%s: the graph has no outputs", L->file);
+	ValId *outs = ir_arena_alloc(g->arena, gp->n_output * sizeof *outs, _Alignof(ValId));
+	for (size_t i = 0; i < gp->n_output; i++) {
+		const Onnx__ValueInfoProto *vi = gp->output[i];
+		if (!vi || !vi->name || !vi->name[0])
+			return diag_fail(L->diag, "%s: graph output %zu has no name", L->file, i);
+		outs[i] = names_get(&L->names, vi->name);
+		if (outs[i] < 0)
+			return diag_fail(L->diag, "%s: graph output '%s' is not defined", L->file, vi->name);
+	}
+	g->outputs = outs;
+	g->noutputs = (int32_t)gp->n_output;
+	return 0;
+}
+
+Graph *onnx_load_buffer(const void *buf, size_t len, const char *name, const char *dir, Diag *diag)
+{
+	const char *file = name ? name : "<memory>";
+	if (!buf || len == 0) {
+		diag_fail(diag, "%s: not an ONNX model (empty file)", file);
+		return NULL;
+	}
+	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+	if (!m) {
+		diag_fail(diag, "%s: not an ONNX model (protobuf parse failed)", file);
+		return NULL;
+	}
+	if (!m->graph) {
+		onnx__model_proto__free_unpacked(m, NULL);
+		diag_fail(diag, "%s: not an ONNX model (no graph)", file);
+		return NULL;
+	}
+	Loader L = { .file = file, .dir = dir, .diag = diag };
+	L.g = ir_graph_new(m->graph->name && m->graph->name[0] ? m->graph->name : NULL);
+	L.g->file = ir_arena_strdup(L.g->arena, file);
+	L.maps = calloc(1, sizeof *L.maps);
+	if (!L.maps)
+		abort();
+	L.g->release = mappings_release;
+	L.g->release_arg = L.maps;
+	int rc = check_opset(&L, m);
+	if (!rc)
+		rc = load_graph(&L, m->graph);
+	free(L.names.slots);
+	free(L.realdir);
+	onnx__model_proto__free_unpacked(m, NULL);
+	if (rc) {
+		ir_graph_free(L.g);
+		return NULL;
+	}
+	return L.g;
+}
+
+Graph *onnx_load_file(const char *path, Diag *diag)
+{
+	if (!path) {
+		diag_fail(diag, "<null>: no model file given");
+		return NULL;
+	}
+	void *buf;
+	size_t len;
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		diag_fail(diag, "%s: is a directory, not an ONNX model", path);
+		return NULL;
+	}
+	if (onnx_read_file(path, &buf, &len, diag))
+		return NULL;
+	/* external data is relative to the model's folder */
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	if (!slash)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		abort();
+	Graph *g = onnx_load_buffer(buf, len, path, dir, diag);
+	free(dir);
+	free(buf);
+	return g;
+}
