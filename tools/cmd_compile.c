@@ -44,7 +44,7 @@ static long long measure_arena(const char *so)
 	long long bytes = -1;
 	kiln_context *c = kiln_context_create(m, 1);
 	SynthInputs s;
-	if (c && synth_inputs(m, 1, 128, 36, &s) == 0) {
+	if (c && synth_inputs(m, 1, 128, 36, 1, &s) == 0) {
 		kiln_tensor out[64];
 		int nout = kiln_model_num_outputs(m);
 		memset(out, 0, sizeof out);

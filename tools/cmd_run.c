@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,11 +35,13 @@ static const char check_help[] =
 
 static const char bench_help[] =
 	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
+	"                  [--vocab V]\n"
 	"\n"
 	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
-	"region features, chosen by input name). Prints median, p90 and min latency\n"
-	"and the arena size; the last line is a JSON object with median_ms, p90_ms,\n"
-	"min_ms, arena_bytes.\n";
+	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
+	"ids taken modulo V, default 30522). Prints median, p90 and min latency\n"
+	"the arena size and the peak resident memory; the last line is a JSON object\n"
+	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes.\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -419,7 +422,7 @@ static int cmp_double(const void *a, const void *b)
 int cmd_bench(int argc, char **argv)
 {
 	const char *so = NULL;
-	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20;
+	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 30522;
 	if (cli_has_help(argc, argv))
 		return fputs(bench_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
@@ -428,7 +431,8 @@ int cmd_bench(int argc, char **argv)
 		    (r = parse_int_opt(argc, argv, &i, "--seq", &seq)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--regions", &regions)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--threads", &threads)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--runs", &runs))) {
+		    (r = parse_int_opt(argc, argv, &i, "--runs", &runs)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--vocab", &vocab))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (argv[i][0] == '-' || so) {
@@ -451,7 +455,7 @@ int cmd_bench(int argc, char **argv)
 	int rc = EXIT_BAD_INPUT, nout = kiln_model_num_outputs(m);
 	double *ms = calloc((size_t)runs, sizeof *ms);
 	memset(out, 0, sizeof out);
-	if (!ms || synth_inputs(m, batch, seq, regions, &s))
+	if (!ms || synth_inputs(m, batch, seq, regions, vocab, &s))
 		goto done;
 	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */
 		double t0 = cli_now_ms();
@@ -468,9 +472,13 @@ int cmd_bench(int argc, char **argv)
 	double med = ms[runs / 2], p90 = ms[(runs * 9) / 10 < runs ? (runs * 9) / 10 : runs - 1];
 	size_t arena = kiln_context_arena_bytes(c);
 	printf("%s: batch %lld, sequence %lld, %lld threads, %lld runs\n", so, batch, seq, threads, runs);
-	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes\n", med, p90, ms[0], arena);
-	printf("{\"median_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f, \"arena_bytes\": %zu}\n",
-	       med, p90, ms[0], arena);
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	long long rss = (long long)ru.ru_maxrss * 1024;
+	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes, peak RSS %lld bytes\n",
+	       med, p90, ms[0], arena, rss);
+	printf("{\"median_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f, \"arena_bytes\": %zu, "
+	       "\"peak_rss_bytes\": %lld}\n", med, p90, ms[0], arena, rss);
 	rc = EXIT_OK;
 done:
 	free(ms);

@@ -43,7 +43,7 @@ static size_t dtype_size(kiln_dtype t)
 	}
 }
 
-static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq)
+static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq, int64_t vocab)
 {
 	size_t n = t->nbytes / dtype_size(t->dtype);
 	for (size_t i = 0; i < n; i++) {
@@ -57,7 +57,7 @@ static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq)
 			else if (strstr(io->name, "type"))
 				v = col >= seq / 2;
 			else
-				v = 100 + (int64_t)((i * 7919) % 900);  /* < 1024: fits every vocabulary here */
+				v = (100 + (int64_t)((i * 7919) % 20000)) % vocab;
 			if (t->dtype == KILN_I64)
 				((int64_t *)t->data)[i] = v;
 			else
@@ -68,7 +68,8 @@ static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq)
 	}
 }
 
-int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, SynthInputs *s)
+int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, int64_t vocab,
+                 SynthInputs *s)
 {
 	Binding b[32];
 	int nb = 0;
@@ -97,7 +98,7 @@ int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t region
 			cli_error("bench: out of memory for input '%s'", io->name);
 			return -1;
 		}
-		fill(io, t, seq);
+		fill(io, t, seq, vocab > 0 ? vocab : 1);
 	}
 	return 0;
 }

@@ -12,8 +12,11 @@ typedef struct SynthInputs {
 	kiln_tensor t[SYNTH_MAX];
 } SynthInputs;
 
-/* 0, or -1 with a message printed (an input kiln cannot synthesize). */
-int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, SynthInputs *s);
+/* 0, or -1 with a message printed (an input kiln cannot synthesize).
+ * Token ids are (100 + 7919*i mod 20000) mod vocab, as ort_bench.mjs's
+ * when vocab > 20100. */
+int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, int64_t vocab,
+                 SynthInputs *s);
 void synth_free(SynthInputs *s);
 
 #endif

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# kiln against ONNX Runtime 1.30 on the full-size models of ../shared/models/perf.
+#
+#   bash bench/bench.sh [ROUNDS]        (default 3 rounds of 20 runs each)
+#
+# For each configuration: regenerate the weights (shared/tools/fill_weights.py),
+# compile with kiln (compile time, .so size), check kiln's outputs against ONNX
+# Runtime's on the same inputs, then time both, alternating, ROUNDS times, and
+# print a markdown table: median and p90 latency (median over rounds), the
+# ratio kiln/ORT, GFLOP/s and percent of this machine's fp32 peak, peak RSS.
+# Needs ../shared and the npm registry (onnxruntime-node, --ignore-scripts).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+shared=$(dirname "$root")/shared
+rounds=${1:-3}
+runs=20
+peak_gflops=${PEAK_GFLOPS:-313}   # 2 cores x ~157 GFLOP/s fp32 FMA, measured here
+[ -d "$shared/models/perf" ] || { echo "bench: $shared/models/perf not found"; exit 77; }
+
+kiln="$root/build/kiln"
+[ -x "$kiln" ] || BUILD_DIR=build bash "$root/scripts/build.sh" >/dev/null
+py=/usr/bin/python3
+out="$here/out"
+mkdir -p "$out"
+if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
+  (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
+fi
+
+# name model batch seq threads regions
+configs=(
+  "bert-b1-s128-t2 bert-base-legacy14 1 128 2 36"
+  "bert-b8-s128-t2 bert-base-legacy14 8 128 2 36"
+  "bert-b1-s128-t1 bert-base-legacy14 1 128 1 36"
+  "lxmert-b1-s20-r36-t2 lxmert-base-legacy14 1 20 2 36"
+)
+
+prepare() {  # model -> folder with model.onnx + weights.bin, and model.so
+  local m=$1 d="$out/$1"
+  if [ ! -f "$d/weights.bin" ]; then
+    mkdir -p "$d" && cp "$shared/models/perf/$m/model.onnx" "$d/" && chmod u+w "$d/model.onnx"
+    $py "$shared/tools/fill_weights.py" "$d" >/dev/null
+  fi
+  if [ ! -f "$d/model.so" ] || [ "$kiln" -nt "$d/model.so" ]; then
+    "$kiln" compile "$d/model.onnx" -o "$d/model.so" --stats | tail -1 > "$d/stats.json"
+  fi
+}
+
+json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "| model | batch | seq | threads | ORT median ms | kiln median ms | kiln p90 ms | kiln/ORT | GFLOP/s | % of peak | compile s | .so MB | peak RSS MB | outputs |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for c in "${configs[@]}"; do
+  read -r name model b s t r <<<"$c"
+  prepare "$model"
+  d="$out/$model"
+  stats=$(cat "$d/stats.json")
+  # same inputs for both engines, outputs compared
+  io="$out/$name"
+  rm -rf "$io" && $py "$here/io.py" inputs "$d/model.onnx" "$b" "$s" "$r" "$io/in"
+  "$kiln" run "$d/model.so" --inputs "$io/in" --outputs "$io/kiln" --threads "$t"
+  node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort" "$t"
+  if $py "$here/io.py" compare "$io/kiln" "$io/ort" > "$io/compare.txt"; then check=ok; else check=MISMATCH; fi
+  ort_ms=() kiln_ms=() kiln_p90=() rss=0
+  for ((i = 0; i < rounds; i++)); do
+    o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
+    ort_ms+=("$(json "$o" median_ms)")
+    k=$("$kiln" bench "$d/model.so" --batch "$b" --seq "$s" --regions "$r" --threads "$t" --runs "$runs" | tail -1)
+    kiln_ms+=("$(json "$k" median_ms)")
+    kiln_p90+=("$(json "$k" p90_ms)")
+    rss=$(json "$k" peak_rss_bytes)
+  done
+  om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}")
+  gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r")
+  awk -v n="$model" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v km="$km" -v kp="$kp" \
+      -v gf="$gflop" -v pk="$peak_gflops" -v cms="$(json "$stats" compile_ms)" \
+      -v so="$(stat -c %s "$d/model.so")" -v rss="$rss" -v chk="$check" 'BEGIN {
+    peak = pk * t / 2; gfs = gf / (km / 1000)
+    printf "| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.0f | %.0f | %s |\n",
+      n, b, s, t, om, km, kp, km / om, gfs, 100 * gfs / peak, cms / 1000, so / 1e6, rss / 1e6, chk }'
+done
+echo
+echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), ONNX Runtime $(cd "$here" && node -p 'require("onnxruntime-node/package.json").version')"

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Benchmark helpers (Debian's python3-onnx, python3-numpy).
+
+  io.py inputs MODEL BATCH SEQ REGIONS DIR   write DIR/input_K.pb: the inputs
+        shared/tools/ort_bench.mjs and `kiln bench` synthesize
+  io.py compare KILN_DIR ORT_DIR             worst |kiln - ort| per output;
+        exit 1 beyond 1e-4 + 1e-3*|ort|
+  io.py flops MODEL BATCH SEQ REGIONS        GFLOP of the MatMul/Gemm/Einsum
+        nodes at that shape (what the GFLOP/s column counts)
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+
+def input_arrays(model, batch, seq, regions):
+    """The values of ort_bench.mjs, by input name."""
+    m = onnx.load(model, load_external_data=False)
+    inits = {t.name for t in m.graph.initializer}
+    out = []
+    for inp in m.graph.input:
+        if inp.name in inits:
+            continue
+        tt = inp.type.tensor_type
+        name = inp.name
+        if "ids" in name or "mask" in name:
+            n = batch * seq
+            i = np.arange(n, dtype=np.int64)
+            if name == "input_ids":
+                a = 100 + (i * 7919) % 20000
+            elif name == "attention_mask":
+                a = np.ones(n, np.int64)
+            else:
+                a = (i % seq >= seq / 2).astype(np.int64)
+            out.append((name, a.reshape(batch, seq)))
+        else:
+            dims = []
+            for k, d in enumerate(tt.shape.dim):
+                if d.HasField("dim_value") and d.dim_value > 0:
+                    dims.append(d.dim_value)
+                else:
+                    dims.append([batch, regions][k] if k < 2 else seq)
+            n = int(np.prod(dims))
+            i = np.arange(n, dtype=np.uint64)
+            a = ((i * np.uint64(2654435761)) % np.uint64(1000)).astype(np.float32) / 1000
+            out.append((name, a.reshape(dims)))
+    return out
+
+
+def cmd_inputs(model, batch, seq, regions, d):
+    os.makedirs(d, exist_ok=True)
+    for k, (name, a) in enumerate(input_arrays(model, int(batch), int(seq), int(regions))):
+        with open(os.path.join(d, f"input_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(a, name).SerializeToString())
+
+
+def load_pb(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def cmd_compare(kdir, odir):
+    bad = 0
+    k = 0
+    while os.path.exists(os.path.join(odir, f"output_{k}.pb")):
+        ref = load_pb(os.path.join(odir, f"output_{k}.pb"))
+        got = load_pb(os.path.join(kdir, f"output_{k}.pb"))
+        if got.shape != ref.shape:
+            print(f"output {k}: shape {got.shape} vs {ref.shape}")
+            bad += 1
+        else:
+            err = np.abs(got.astype(np.float64) - ref)
+            ok = bool((err <= 1e-4 + 1e-3 * np.abs(ref)).all())
+            print(f"output {k}: max abs {err.max():.3g} {'ok' if ok else 'MISMATCH'}")
+            bad += not ok
+        k += 1
+    sys.exit(1 if bad or k == 0 else 0)
+
+
+def cmd_flops(model, batch, seq, regions):
+    m = onnx.load(model, load_external_data=False)
+    arrays = dict(input_arrays(model, int(batch), int(seq), int(regions)))
+    for inp in m.graph.input:
+        if inp.name in arrays:
+            shp = inp.type.tensor_type.shape
+            for d, v in zip(shp.dim, arrays[inp.name].shape):
+                d.Clear()
+                d.dim_value = v
+    # shapes of every value at this size: propagate through onnx's inference
+    m = shape_inference.infer_shapes(m, data_prop=True)
+    shapes = {}
+    for vi in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    for t in m.graph.initializer:
+        shapes[t.name] = list(t.dims)
+    total = 0
+    for n in m.graph.node:
+        if n.op_type in ("MatMul", "Gemm") and n.input[0] in shapes and n.output[0] in shapes:
+            a, o = shapes[n.input[0]], shapes[n.output[0]]
+            if a and o and all(o) and all(a):
+                k = a[-1] if n.op_type == "MatMul" or not any(
+                    at.name == "transA" and at.i for at in n.attribute) else a[0]
+                total += 2 * int(np.prod(o)) * k
+    print(f"{total / 1e9:.3f}")
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"inputs": cmd_inputs, "compare": cmd_compare, "flops": cmd_flops}[cmd](*args)
