@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import npref  # noqa: E402
 
 F32_MIN = float(np.finfo(np.float32).min)
-VOCAB, HID, HEADS, FFN = 1024, 64, 4, 256
+VOCAB, HID, HEADS, FFN, MAXPOS = 1024, 64, 4, 256, 512
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -226,7 +226,7 @@ def g_ext_mask(b, mask, minval):
     return b.op("Mul", b.op("Sub", 1.0, b.op("Cast", m, to=TensorProto.FLOAT)), minval)
 
 
-def bert_params(seed, layers=2, pos=64):
+def bert_params(seed, layers=2, pos=MAXPOS):
     rng = np.random.default_rng(seed)
     P = {}
     emb_p(P, rng, "emb.word", VOCAB, HID)
@@ -259,9 +259,9 @@ def bert_qa():
     linear_p(P, rng, "qa", HID, 2, std=0.3)
     b = Builder(P)
     ids, mask, tt = "input_ids", "attention_mask", "token_type_ids"
-    # position ids: Slice of a constant [1, 512]-style table by the length
+    # position ids: Slice of a constant [1, MAXPOS] table by the length
     seq = b.op("Unsqueeze", b.op("Gather", b.op("Shape", ids), np.int64(1), axis=0), [0])
-    pos = b.op("Slice", np.arange(64, dtype=np.int64)[None], [0], seq, [1], [1])
+    pos = b.op("Slice", np.arange(MAXPOS, dtype=np.int64)[None], [0], seq, [1], [1])
     e = b.op("Add", b.op("Gather", b.p("emb.word"), ids), b.op("Gather", b.p("emb.type"), tt))
     x = g_ln(b, b.op("Add", e, b.op("Gather", b.p("emb.pos"), pos)), "emb.ln")
     am = g_ext_mask(b, mask, F32_MIN)
@@ -292,7 +292,7 @@ def bert_cls_dynamo():
     b = Builder(P)
     ids, mask, tt = "input_ids", "attention_mask", "token_type_ids"
     seq = b.op("Shape", tt, start=1, end=2)
-    P["position_ids"] = np.arange(64, dtype=np.int64)[None]
+    P["position_ids"] = np.arange(MAXPOS, dtype=np.int64)[None]
     pos = b.op("Slice", b.p("position_ids"), [0], seq, [1], [1])
     e = b.op("Add", b.op("Gather", b.p("emb.word"), ids, axis=0),
              b.op("Gather", b.p("emb.type"), tt, axis=0))
@@ -466,7 +466,7 @@ def vilbert():
     rng = np.random.default_rng(401)
     P, VW, VF = {}, 48, 96
     emb_p(P, rng, "emb.word", VOCAB, HID)
-    emb_p(P, rng, "emb.pos", 64, HID)
+    emb_p(P, rng, "emb.pos", MAXPOS, HID)
     ln_p(P, rng, "emb.ln", HID)
     linear_p(P, rng, "v.feat", 32, VW, std=0.3)
     linear_p(P, rng, "v.box", 5, VW, std=0.3)
