@@ -332,8 +332,8 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 				Diag pd = { 0 };
 				dims[k] = ir_dim_parse(L->g, d->dim_param, &pd);
 				if (dims[k] < 0)
-					return diag_fail(L->diag, "%s: %s: dim %d '%s': %s", L->file, what, k,
-					                 d->dim_param, pd.failed ? pd.msg : "cannot parse");
+					return diag_fail(L->diag, "%s: %s: dim %d: %s", L->file, what, k,
+					                 pd.failed ? pd.msg : "cannot parse");
 			} else {
 				char sym[300];
 				snprintf(sym, sizeof sym, "%s_d%d", vi->name, k);

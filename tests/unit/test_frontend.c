@@ -1,0 +1,1029 @@
+/* Tests of the ONNX loader: ModelProtos built in C with protobuf-c, packed
+ * and loaded with onnx_load_buffer / onnx_load_file.  Covers every tensor
+ * storage form, Constant forms, attribute kinds, symbolic input dims,
+ * external data, and the refusals (each message must name the file and the
+ * node or tensor). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "onnx_import.h"
+#include "onnx.pb-c.h"
+
+/* ---- a tiny ModelProto builder (every allocation tracked, freed at once) */
+
+static void *allocs[8192];
+static int nallocs;
+
+static void *tmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+	assert_non_null(p);
+	assert_true(nallocs < 8192);
+	allocs[nallocs++] = p;
+	return p;
+}
+
+static void free_all(void)
+{
+	while (nallocs)
+		free(allocs[--nallocs]);
+}
+
+static char *S(const char *s)
+{
+	char *p = tmalloc(strlen(s) + 1);
+	strcpy(p, s);
+	return p;
+}
+
+#define CAP 64
+#define PUSH(arr, n, x) do { if (!(arr)) (arr) = tmalloc(CAP * sizeof *(arr)); assert_true((n) < CAP); (arr)[(n)++] = (x); } while (0)
+
+typedef struct MB {
+	Onnx__ModelProto m;
+	Onnx__GraphProto g;
+	Onnx__OperatorSetIdProto os;
+} MB;
+
+static MB *mb_new(int64_t opset)
+{
+	MB *b = tmalloc(sizeof *b);
+	Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+	Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+	Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+	b->m = m;
+	b->g = g;
+	b->os = os;
+	b->m.has_ir_version = 1;
+	b->m.ir_version = 8;
+	b->m.graph = &b->g;
+	b->g.name = S("testgraph");
+	b->os.domain = S("");
+	b->os.has_version = 1;
+	b->os.version = opset;
+	PUSH(b->m.opset_import, b->m.n_opset_import, &b->os);
+	return b;
+}
+
+static Onnx__TensorProto *tensor(const char *name, int dt, int rank, const int64_t *dims)
+{
+	Onnx__TensorProto *t = tmalloc(sizeof *t);
+	Onnx__TensorProto init = ONNX__TENSOR_PROTO__INIT;
+	*t = init;
+	t->name = name ? S(name) : NULL;
+	t->has_data_type = 1;
+	t->data_type = dt;
+	t->n_dims = (size_t)rank;
+	t->dims = tmalloc(sizeof(int64_t) * (rank ? rank : 1));
+	memcpy(t->dims, dims, sizeof(int64_t) * rank);
+	return t;
+}
+
+static void set_raw(Onnx__TensorProto *t, const void *data, size_t n)
+{
+	t->has_raw_data = 1;
+	t->raw_data.len = n;
+	t->raw_data.data = tmalloc(n);
+	memcpy(t->raw_data.data, data, n);
+}
+
+static void add_init(MB *b, Onnx__TensorProto *t)
+{
+	PUSH(b->g.initializer, b->g.n_initializer, t);
+}
+
+/* dims: array of strings; a number is dim_value, "" means neither, other
+ * text dim_param. */
+static Onnx__ValueInfoProto *vinfo(const char *name, int elem, int rank, const char **dims)
+{
+	Onnx__ValueInfoProto *v = tmalloc(sizeof *v);
+	Onnx__ValueInfoProto vi = ONNX__VALUE_INFO_PROTO__INIT;
+	*v = vi;
+	v->name = S(name);
+	Onnx__TypeProto *tp = tmalloc(sizeof *tp);
+	Onnx__TypeProto tpi = ONNX__TYPE_PROTO__INIT;
+	*tp = tpi;
+	Onnx__TypeProto__Tensor *tt = tmalloc(sizeof *tt);
+	Onnx__TypeProto__Tensor tti = ONNX__TYPE_PROTO__TENSOR__INIT;
+	*tt = tti;
+	tt->has_elem_type = 1;
+	tt->elem_type = elem;
+	tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tp->tensor_type = tt;
+	v->type = tp;
+	if (rank >= 0) {
+		Onnx__TensorShapeProto *sh = tmalloc(sizeof *sh);
+		Onnx__TensorShapeProto shi = ONNX__TENSOR_SHAPE_PROTO__INIT;
+		*sh = shi;
+		tt->shape = sh;
+		for (int k = 0; k < rank; k++) {
+			Onnx__TensorShapeProto__Dimension *d = tmalloc(sizeof *d);
+			Onnx__TensorShapeProto__Dimension di = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+			*d = di;
+			char *end;
+			long long x = strtoll(dims[k], &end, 10);
+			if (dims[k][0] && !*end) {
+				d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+				d->dim_value = x;
+			} else if (dims[k][0]) {
+				d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+				d->dim_param = S(dims[k]);
+			}
+			PUSH(sh->dim, sh->n_dim, d);
+		}
+	}
+	return v;
+}
+
+static void add_input(MB *b, Onnx__ValueInfoProto *v)
+{
+	PUSH(b->g.input, b->g.n_input, v);
+}
+
+static void add_output(MB *b, const char *name)
+{
+	Onnx__ValueInfoProto *v = tmalloc(sizeof *v);
+	Onnx__ValueInfoProto vi = ONNX__VALUE_INFO_PROTO__INIT;
+	*v = vi;
+	v->name = S(name);
+	PUSH(b->g.output, b->g.n_output, v);
+}
+
+/* ins/outs: comma-separated names ("a,,b": empty middle name). */
+static void split_into(const char *list, char ***arr, size_t *n)
+{
+	*n = 0;
+	if (!list)
+		return;
+	const char *p = list;
+	for (;;) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+		char *s = tmalloc(len + 1);
+		memcpy(s, p, len);
+		PUSH(*arr, *n, s);
+		if (!c)
+			break;
+		p = c + 1;
+	}
+}
+
+static Onnx__NodeProto *add_node(MB *b, const char *op, const char *name, const char *ins,
+                                 const char *outs)
+{
+	Onnx__NodeProto *n = tmalloc(sizeof *n);
+	Onnx__NodeProto ni = ONNX__NODE_PROTO__INIT;
+	*n = ni;
+	n->op_type = S(op);
+	n->name = name ? S(name) : NULL;
+	split_into(ins, &n->input, &n->n_input);
+	split_into(outs, &n->output, &n->n_output);
+	PUSH(b->g.node, b->g.n_node, n);
+	return n;
+}
+
+static Onnx__AttributeProto *attr(Onnx__NodeProto *n, const char *name, int type)
+{
+	Onnx__AttributeProto *a = tmalloc(sizeof *a);
+	Onnx__AttributeProto ai = ONNX__ATTRIBUTE_PROTO__INIT;
+	*a = ai;
+	a->name = S(name);
+	a->has_type = 1;
+	a->type = type;
+	PUSH(n->attribute, n->n_attribute, a);
+	return a;
+}
+
+static uint8_t *pack(MB *b, size_t *len)
+{
+	*len = onnx__model_proto__get_packed_size(&b->m);
+	uint8_t *buf = tmalloc(*len);
+	onnx__model_proto__pack(&b->m, buf);
+	return buf;
+}
+
+static Graph *load(MB *b, Diag *d)
+{
+	size_t len;
+	uint8_t *buf = pack(b, &len);
+	diag_clear(d);
+	return onnx_load_buffer(buf, len, "t.onnx", NULL, d);
+}
+
+/* Loading must fail and the message must contain every given fragment. */
+static void expect_fail(MB *b, ...)
+{
+	Diag d;
+	Graph *g = load(b, &d);
+	if (g)
+		ir_graph_free(g);
+	assert_null(g);
+	assert_true(d.failed);
+	if (getenv("KILN_TEST_VERBOSE"))
+		printf("  msg: %s\n", d.msg);
+	assert_non_null(strstr(d.msg, "t.onnx: "));
+	assert_null(strchr(d.msg, '\n'));
+	va_list ap;
+	va_start(ap, b);
+	for (const char *frag; (frag = va_arg(ap, const char *));) {
+		if (!strstr(d.msg, frag))
+			fail_msg("message '%s' lacks '%s'", d.msg, frag);
+	}
+	va_end(ap);
+}
+
+static const int64_t D4x4[2] = { 4, 4 };
+static const int64_t D4[1] = { 4 };
+static const int64_t D3[1] = { 3 };
+
+/* x[batch,4] @ W[4,4] + B[4] -> y */
+static MB *mm_model(void)
+{
+	MB *b = mb_new(17);
+	const char *dims[] = { "batch", "4" };
+	add_input(b, vinfo("x", 1, 2, dims));
+	float w[16];
+	for (int i = 0; i < 16; i++)
+		w[i] = (float)i;
+	Onnx__TensorProto *W = tensor("W", 1, 2, D4x4);
+	set_raw(W, w, sizeof w);
+	add_init(b, W);
+	Onnx__TensorProto *B = tensor("B", 1, 1, D4);
+	B->n_float_data = 4;
+	B->float_data = tmalloc(4 * sizeof(float));
+	for (int i = 0; i < 4; i++)
+		B->float_data[i] = 0.5f * (float)i;
+	add_init(b, B);
+	add_node(b, "MatMul", "mm", "x,W", "xw");
+	add_node(b, "Add", "add", "xw,B", "y");
+	add_output(b, "y");
+	return b;
+}
+
+static void test_basic(void **state)
+{
+	Diag d;
+	Graph *g = load(mm_model(), &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_string_equal(g->file, "t.onnx");
+	assert_string_equal(g->name, "testgraph");
+	assert_int_equal(g->opset, 17);
+	assert_int_equal(g->ninputs, 1);
+	assert_string_equal(IR_VAL(g, g->inputs[0])->name, "x");
+	assert_int_equal(IR_VAL(g, g->inputs[0])->dtype, DT_F32);
+	assert_int_equal(g->noutputs, 1);
+	assert_string_equal(IR_VAL(g, g->outputs[0])->name, "y");
+	assert_int_equal(g->norder, 2);
+	Node *mm = IR_NODE(g, g->order[0]);
+	assert_int_equal(mm->op, OP_MatMul);
+	assert_string_equal(mm->name, "mm");
+	assert_int_equal(mm->nin, 2);
+	assert_int_equal(mm->in[0], g->inputs[0]);
+	ValId W = ir_value_find(g, "W");
+	assert_int_equal(mm->in[1], W);
+	assert_int_equal(IR_VAL(g, W)->kind, V_CONST);
+	assert_int_equal(IR_VAL(g, W)->nbytes, 64);
+	assert_int_equal(IR_VAL(g, W)->rank, 2);
+	assert_true(((const float *)IR_VAL(g, W)->data)[15] == 15.0f);
+	ValId B = ir_value_find(g, "B");
+	assert_true(((const float *)IR_VAL(g, B)->data)[3] == 1.5f);
+	Node *add = IR_NODE(g, g->order[1]);
+	assert_int_equal(add->op, OP_Add);
+	assert_int_equal(add->in[0], mm->out[0]);
+	assert_int_equal(add->out[0], g->outputs[0]);
+	ir_graph_free(g);
+	free_all();
+}
+
+/* One initializer per storage form; graph output = all of them. */
+static void test_storage_forms(void **state)
+{
+	MB *b = mb_new(14);
+	struct { const char *name; int dt; } i32forms[] = {
+		{ "i32", 6 }, { "i16", 5 }, { "i8", 3 }, { "u8", 2 }, { "u16", 4 },
+		{ "bool", 9 }, { "f16", 10 }, { "bf16", 16 },
+	};
+	int32_t vals[3] = { -2, 1, 0x3c00 };
+	for (int k = 0; k < 8; k++) {
+		Onnx__TensorProto *t = tensor(i32forms[k].name, i32forms[k].dt, 1, D3);
+		t->n_int32_data = 3;
+		t->int32_data = tmalloc(sizeof vals);
+		memcpy(t->int32_data, vals, sizeof vals);
+		add_init(b, t);
+		add_output(b, i32forms[k].name);
+	}
+	Onnx__TensorProto *t = tensor("i64", 7, 1, D3);
+	t->n_int64_data = 3;
+	t->int64_data = tmalloc(3 * 8);
+	t->int64_data[0] = -5; t->int64_data[1] = INT64_MAX; t->int64_data[2] = 7;
+	add_init(b, t);
+	t = tensor("f64", 11, 1, D3);
+	t->n_double_data = 3;
+	t->double_data = tmalloc(3 * 8);
+	t->double_data[0] = 0.25; t->double_data[1] = -1e300; t->double_data[2] = 3;
+	add_init(b, t);
+	t = tensor("u64", 13, 1, D3);
+	t->n_uint64_data = 3;
+	t->uint64_data = tmalloc(3 * 8);
+	t->uint64_data[0] = UINT64_MAX; t->uint64_data[1] = 1; t->uint64_data[2] = 2;
+	add_init(b, t);
+	t = tensor("u32", 12, 1, D3);
+	t->n_uint64_data = 3;
+	t->uint64_data = tmalloc(3 * 8);
+	t->uint64_data[0] = 0xffffffffu; t->uint64_data[1] = 1; t->uint64_data[2] = 2;
+	add_init(b, t);
+	int64_t raw64[2] = { 11, -12 };
+	int64_t d2 = 2;
+	t = tensor("raw_i64", 7, 1, &d2);
+	set_raw(t, raw64, sizeof raw64);
+	add_init(b, t);
+	t = tensor("scalar", 1, 0, NULL);
+	t->n_float_data = 1;
+	t->float_data = tmalloc(4);
+	t->float_data[0] = 2.5f;
+	add_init(b, t);
+	int64_t d0[2] = { 0, 3 };
+	t = tensor("empty", 1, 2, d0);   /* no data at all: fine, 0 elements */
+	add_init(b, t);
+	add_output(b, "i64");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	const Value *v;
+	v = IR_VAL(g, ir_value_find(g, "i32"));
+	assert_int_equal(v->nbytes, 12);
+	assert_int_equal(((const int32_t *)v->data)[0], -2);
+	v = IR_VAL(g, ir_value_find(g, "i16"));
+	assert_int_equal(v->nbytes, 6);
+	assert_int_equal(((const int16_t *)v->data)[0], -2);
+	assert_int_equal(((const int16_t *)v->data)[2], 0x3c00);
+	v = IR_VAL(g, ir_value_find(g, "i8"));
+	assert_int_equal(v->nbytes, 3);
+	assert_int_equal(((const int8_t *)v->data)[0], -2);
+	assert_int_equal(((const int8_t *)v->data)[1], 1);
+	v = IR_VAL(g, ir_value_find(g, "u8"));
+	assert_int_equal(((const uint8_t *)v->data)[0], 0xfe);
+	v = IR_VAL(g, ir_value_find(g, "u16"));
+	assert_int_equal(((const uint16_t *)v->data)[0], 0xfffe);
+	v = IR_VAL(g, ir_value_find(g, "bool"));
+	assert_int_equal(v->nbytes, 3);
+	assert_int_equal(((const uint8_t *)v->data)[0], 1);
+	assert_int_equal(((const uint8_t *)v->data)[1], 1);
+	assert_int_equal(((const uint8_t *)v->data)[2], 1);
+	v = IR_VAL(g, ir_value_find(g, "f16"));
+	assert_int_equal(v->dtype, DT_F16);
+	assert_int_equal(v->nbytes, 6);
+	assert_int_equal(((const uint16_t *)v->data)[2], 0x3c00);
+	v = IR_VAL(g, ir_value_find(g, "bf16"));
+	assert_int_equal(v->dtype, DT_BF16);
+	assert_int_equal(((const uint16_t *)v->data)[1], 1);
+	v = IR_VAL(g, ir_value_find(g, "i64"));
+	assert_int_equal(((const int64_t *)v->data)[1], INT64_MAX);
+	v = IR_VAL(g, ir_value_find(g, "f64"));
+	assert_true(((const double *)v->data)[1] == -1e300);
+	v = IR_VAL(g, ir_value_find(g, "u64"));
+	assert_true(((const uint64_t *)v->data)[0] == UINT64_MAX);
+	v = IR_VAL(g, ir_value_find(g, "u32"));
+	assert_int_equal(v->nbytes, 12);
+	assert_true(((const uint32_t *)v->data)[0] == 0xffffffffu);
+	v = IR_VAL(g, ir_value_find(g, "raw_i64"));
+	assert_int_equal(((const int64_t *)v->data)[1], -12);
+	v = IR_VAL(g, ir_value_find(g, "scalar"));
+	assert_int_equal(v->rank, 0);
+	assert_true(*(const float *)v->data == 2.5f);
+	v = IR_VAL(g, ir_value_find(g, "empty"));
+	assert_int_equal(v->nbytes, 0);
+	assert_int_equal(v->rank, 2);
+	assert_non_null(v->data);
+	ir_graph_free(g);
+	free_all();
+}
+
+static void test_constant_forms(void **state)
+{
+	MB *b = mb_new(13);
+	Onnx__NodeProto *n = add_node(b, "Constant", "c_t", NULL, "ct");
+	Onnx__AttributeProto *a = attr(n, "value", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+	a->t = tensor(NULL, 7, 1, D3);
+	a->t->n_int64_data = 3;
+	a->t->int64_data = tmalloc(24);
+	a->t->int64_data[2] = 42;
+	n = add_node(b, "Constant", "c_f", NULL, "cf");
+	a = attr(n, "value_float", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	a->has_f = 1;
+	a->f = 1.25f;
+	n = add_node(b, "Constant", "c_fs", NULL, "cfs");
+	a = attr(n, "value_floats", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+	a->n_floats = 2;
+	a->floats = tmalloc(8);
+	a->floats[1] = -3.0f;
+	n = add_node(b, "Constant", "c_i", NULL, "ci");
+	a = attr(n, "value_int", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	a->has_i = 1;
+	a->i = -9;
+	n = add_node(b, "Constant", "c_is", NULL, "cis");
+	a = attr(n, "value_ints", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+	a->n_ints = 4;
+	a->ints = tmalloc(32);
+	a->ints[3] = 77;
+	add_node(b, "Reshape", "r", "cfs,cis", "y");
+	add_output(b, "y");
+	add_output(b, "ct");
+	add_output(b, "cf");
+	add_output(b, "ci");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_int_equal(g->norder, 1);   /* Constants are not nodes */
+	const Value *v = IR_VAL(g, ir_value_find(g, "ct"));
+	assert_int_equal(v->kind, V_CONST);
+	assert_int_equal(v->dtype, DT_I64);
+	assert_int_equal(((const int64_t *)v->data)[2], 42);
+	v = IR_VAL(g, ir_value_find(g, "cf"));
+	assert_int_equal(v->dtype, DT_F32);
+	assert_int_equal(v->rank, 0);
+	assert_true(*(const float *)v->data == 1.25f);
+	v = IR_VAL(g, ir_value_find(g, "cfs"));
+	assert_int_equal(v->rank, 1);
+	assert_int_equal(v->nbytes, 8);
+	assert_true(((const float *)v->data)[1] == -3.0f);
+	v = IR_VAL(g, ir_value_find(g, "ci"));
+	assert_int_equal(v->dtype, DT_I64);
+	assert_int_equal(*(const int64_t *)v->data, -9);
+	v = IR_VAL(g, ir_value_find(g, "cis"));
+	assert_int_equal(v->nbytes, 32);
+	assert_int_equal(((const int64_t *)v->data)[3], 77);
+	Node *r = IR_NODE(g, g->order[0]);
+	assert_int_equal(r->in[1], ir_value_find(g, "cis"));
+	ir_graph_free(g);
+	free_all();
+
+	b = mb_new(13);
+	n = add_node(b, "Constant", "c_s", NULL, "cs");
+	a = attr(n, "value_string", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+	a->has_s = 1;
+	a->s.data = (uint8_t *)S("hi");
+	a->s.len = 2;
+	add_output(b, "cs");
+	expect_fail(b, "node 'c_s' (Constant)", "string", NULL);
+	free_all();
+}
+
+static void test_attributes(void **state)
+{
+	MB *b = mb_new(17);
+	const char *dims[] = { "2", "3" };
+	add_input(b, vinfo("x", 1, 2, dims));
+	Onnx__NodeProto *n = add_node(b, "Transpose", "tr", "x", "y");
+	Onnx__AttributeProto *a;
+	a = attr(n, "i", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	a->has_i = 1; a->i = -7;
+	a = attr(n, "f", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	a->has_f = 1; a->f = 0.5f;
+	a = attr(n, "s", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+	a->has_s = 1; a->s.data = (uint8_t *)S("tanh"); a->s.len = 4;
+	a = attr(n, "perm", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+	a->n_ints = 2; a->ints = tmalloc(16); a->ints[0] = 1; a->ints[1] = 0;
+	a = attr(n, "fs", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+	a->n_floats = 3; a->floats = tmalloc(12); a->floats[2] = 9.0f;
+	a = attr(n, "ss", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+	a->n_strings = 2; a->strings = tmalloc(2 * sizeof(ProtobufCBinaryData));
+	a->strings[0].data = (uint8_t *)S("ab"); a->strings[0].len = 2;
+	a->strings[1].data = (uint8_t *)S("xyz"); a->strings[1].len = 3;
+	a = attr(n, "t", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+	int64_t one = 1;
+	a->t = tensor("", 1, 1, &one);
+	float fv = 6.5f;
+	set_raw(a->t, &fv, 4);
+	a = attr(n, "untyped", 0);   /* old exports leave type unset */
+	a->has_type = 0; a->has_i = 1; a->i = 3;
+	add_output(b, "y");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	NodeId id = g->order[0];
+	assert_int_equal(ir_attr_int(g, id, "i", 0), -7);
+	assert_true(ir_attr_float(g, id, "f", 0) == 0.5f);
+	assert_string_equal(ir_attr_str(g, id, "s", ""), "tanh");
+	int cnt;
+	const int64_t *perm = ir_attr_ints(g, id, "perm", &cnt);
+	assert_int_equal(cnt, 2);
+	assert_int_equal(perm[0], 1);
+	const float *fs = ir_attr_floats(g, id, "fs", &cnt);
+	assert_int_equal(cnt, 3);
+	assert_true(fs[2] == 9.0f);
+	const Attr *ss = ir_attr_get(g, id, "ss");
+	assert_non_null(ss);
+	assert_int_equal(ss->kind, A_STRINGS);
+	assert_int_equal(ss->n, 2);
+	assert_string_equal(ss->u.strs[1], "xyz");
+	const Attr *t = ir_attr_get(g, id, "t");
+	assert_non_null(t);
+	assert_int_equal(t->kind, A_TENSOR);
+	assert_int_equal(t->u.t->dtype, DT_F32);
+	assert_int_equal(t->u.t->rank, 1);
+	assert_true(*(const float *)t->u.t->data == 6.5f);
+	assert_int_equal(ir_attr_int(g, id, "untyped", 0), 3);
+	ir_graph_free(g);
+	free_all();
+
+	/* a GRAPH attribute is refused naming the node and attribute */
+	b = mb_new(17);
+	add_input(b, vinfo("c", 9, 0, NULL));
+	n = add_node(b, "Identity", "withgraph", "c", "y");
+	a = attr(n, "then_branch", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+	Onnx__GraphProto *sub = tmalloc(sizeof *sub);
+	Onnx__GraphProto gi = ONNX__GRAPH_PROTO__INIT;
+	*sub = gi;
+	a->g = sub;
+	add_output(b, "y");
+	expect_fail(b, "node 'withgraph' (Identity)", "then_branch", NULL);
+	free_all();
+}
+
+static void dimstr(Graph *g, DimId d, char *buf)
+{
+	ir_dim_str(g, d, buf, 64);
+}
+
+static void test_symbolic_dims(void **state)
+{
+	MB *b = mb_new(20);
+	const char *dims[] = { "batch", "s25 + s41", "", "64" };
+	add_input(b, vinfo("x", 1, 4, dims));
+	add_input(b, vinfo("noshape", 7, -1, NULL));
+	add_node(b, "Identity", NULL, "x", "y");
+	add_output(b, "y");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	const Value *x = IR_VAL(g, g->inputs[0]);
+	assert_int_equal(x->rank, 4);
+	char buf[64];
+	dimstr(g, x->dims[0], buf);
+	assert_string_equal(buf, "batch");
+	assert_int_equal(x->dims[1], ir_dim_add(g, ir_dim_sym(g, "s41"), ir_dim_sym(g, "s25")));
+	dimstr(g, x->dims[2], buf);
+	assert_string_equal(buf, "x_d2");
+	int64_t c = 0;
+	assert_true(ir_dim_is_const(g, x->dims[3], &c));
+	assert_int_equal(c, 64);
+	assert_int_equal(IR_VAL(g, g->inputs[1])->rank, -1);
+	/* empty node name: OpType_<index> */
+	assert_string_equal(IR_NODE(g, g->order[0])->name, "Identity_0");
+	ir_graph_free(g);
+	free_all();
+
+	b = mb_new(20);
+	const char *neg[] = { "-3" };
+	add_input(b, vinfo("x", 1, 1, neg));
+	add_output(b, "x");
+	expect_fail(b, "graph input 'x'", "negative", NULL);
+	free_all();
+
+	b = mb_new(20);
+	const char *bad[] = { "s1 +* )" };
+	add_input(b, vinfo("xb", 1, 1, bad));
+	add_output(b, "xb");
+	expect_fail(b, "graph input 'xb'", NULL);
+	free_all();
+}
+
+static void test_input_initializer(void **state)
+{
+	MB *b = mm_model();
+	const char *wd[] = { "4", "4" };
+	add_input(b, vinfo("W", 1, 2, wd));   /* old exports list W as input too */
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_int_equal(g->ninputs, 1);
+	ValId W = ir_value_find(g, "W");
+	assert_int_equal(IR_VAL(g, W)->kind, V_CONST);
+	assert_int_equal(IR_NODE(g, g->order[0])->in[1], W);
+	ir_graph_free(g);
+	free_all();
+}
+
+static void test_optional_and_generated(void **state)
+{
+	MB *b = mb_new(13);
+	const char *dims[] = { "4" };
+	add_input(b, vinfo("x", 1, 1, dims));
+	add_input(b, vinfo("hi", 1, 0, NULL));
+	add_node(b, "Clip", "clip", "x,,hi", "y");
+	add_node(b, "Dropout", "drop", "y,,", "z,");
+	add_node(b, "Split", "split", "z", ",b");
+	add_output(b, "b");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	Node *clip = IR_NODE(g, g->order[0]);
+	assert_int_equal(clip->nin, 3);
+	assert_int_equal(clip->in[1], -1);
+	assert_int_equal(clip->in[2], g->inputs[1]);
+	Node *drop = IR_NODE(g, g->order[1]);
+	assert_int_equal(drop->nin, 1);   /* trailing empty inputs dropped */
+	assert_int_equal(drop->nout, 1);
+	Node *split = IR_NODE(g, g->order[2]);
+	assert_int_equal(split->nout, 2);
+	assert_non_null(IR_VAL(g, split->out[0])->name);
+	assert_true(IR_VAL(g, split->out[0])->name[0] != 0);
+	assert_int_equal(split->out[1], g->outputs[0]);
+	ir_graph_free(g);
+	free_all();
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static void test_refuse_bytes(void **state)
+{
+	Diag d;
+	diag_clear(&d);
+	assert_null(onnx_load_buffer("", 0, "t.onnx", NULL, &d));
+	assert_non_null(strstr(d.msg, "t.onnx: not an ONNX model"));
+	uint8_t rnd[512];
+	uint32_t s = 12345;
+	for (size_t i = 0; i < sizeof rnd; i++) {
+		s = s * 1103515245u + 12345u;
+		rnd[i] = (uint8_t)(s >> 16);
+	}
+	diag_clear(&d);
+	assert_null(onnx_load_buffer(rnd, sizeof rnd, "t.onnx", NULL, &d));
+	assert_non_null(strstr(d.msg, "t.onnx: not an ONNX model"));
+	/* truncated: every prefix must be refused or load cleanly, never crash */
+	size_t len;
+	uint8_t *buf = pack(mm_model(), &len);
+	int refused = 0;
+	for (size_t k = 0; k < len; k++) {
+		diag_clear(&d);
+		Graph *g = onnx_load_buffer(buf, k, "t.onnx", NULL, &d);
+		if (g)
+			ir_graph_free(g);
+		else {
+			refused++;
+			assert_non_null(strstr(d.msg, "t.onnx: "));
+		}
+	}
+	assert_true(refused > (int)len / 2);
+	diag_clear(&d);
+	assert_null(onnx_load_buffer(buf, len / 2, "t.onnx", NULL, &d));
+	assert_non_null(strstr(d.msg, "t.onnx: not an ONNX model (protobuf parse failed)"));
+	/* a model without a graph */
+	MB *b = mb_new(17);
+	b->m.graph = NULL;
+	expect_fail(b, "no graph", NULL);
+	free_all();
+}
+
+static void test_refuse_opset(void **state)
+{
+	MB *b = mm_model();
+	b->os.version = 6;
+	expect_fail(b, "opset version 6 of the default domain is not supported (kiln knows 7-21)", NULL);
+	b->os.version = 22;
+	expect_fail(b, "opset version 22", NULL);
+	b->m.n_opset_import = 0;
+	expect_fail(b, "opset", NULL);
+	free_all();
+
+	b = mm_model();
+	Onnx__NodeProto *n = add_node(b, "FusedMatMul", "fmm", "x,W", "q");
+	n->domain = S("com.microsoft");
+	expect_fail(b, "node 'fmm' (FusedMatMul): domain 'com.microsoft' is not supported", NULL);
+	free_all();
+}
+
+static void test_refuse_nodes(void **state)
+{
+	MB *b = mm_model();
+	add_node(b, "FrobnicateX", "frob", "y", "q");
+	expect_fail(b, "t.onnx: node 'frob' (FrobnicateX): unsupported op", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "KlnGelu", "kg", "y", "q");   /* kiln's own ops are not ONNX */
+	expect_fail(b, "node 'kg' (KlnGelu): unsupported op", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Add", "add2", "y,foo", "q");
+	expect_fail(b, "node 'add2' (Add): input 'foo' is not defined", NULL);
+	free_all();
+
+	/* out of topological order: a use before its definition */
+	b = mb_new(17);
+	const char *dims[] = { "4" };
+	add_input(b, vinfo("x", 1, 1, dims));
+	add_node(b, "Neg", "n2", "a", "b");
+	add_node(b, "Neg", "n1", "x", "a");
+	add_output(b, "b");
+	expect_fail(b, "node 'n2' (Neg): input 'a' is not defined", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Gather", "g3", "y,W,B", "q");
+	expect_fail(b, "node 'g3' (Gather): expects 2 inputs, has 3", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Slice", "sl", "y", "q");
+	expect_fail(b, "node 'sl' (Slice): expects 3 to 5 inputs, has 1", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Add", "a2", "y,,B", "q");
+	expect_fail(b, "node 'a2' (Add): expects 2 inputs, has 3", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Add", "a3", ",B", "q");
+	expect_fail(b, "node 'a3' (Add)", "empty", NULL);
+	free_all();
+
+	b = mm_model();
+	add_node(b, "Neg", "redef", "y", "xw");
+	expect_fail(b, "node 'redef' (Neg)", "'xw'", NULL);
+	free_all();
+
+	b = mm_model();
+	add_output(b, "nothere");
+	expect_fail(b, "graph output 'nothere' is not defined", NULL);
+	free_all();
+}
+
+static void test_refuse_tensors(void **state)
+{
+	MB *b = mm_model();
+	Onnx__TensorProto *W = b->g.initializer[0];
+	W->raw_data.len = 12;
+	expect_fail(b, "t.onnx: initializer 'W': raw_data has 12 bytes, dims [4, 4] of f32 need 64", NULL);
+	W->raw_data.len = 68;
+	expect_fail(b, "initializer 'W': raw_data has 68 bytes", NULL);
+	free_all();
+
+	b = mm_model();
+	b->g.initializer[1]->n_float_data = 3;
+	expect_fail(b, "initializer 'B': float_data has 3 elements, dims [4] of f32 need 4", NULL);
+	free_all();
+
+	b = mm_model();
+	Onnx__TensorProto *s = tensor("str", 8, 1, D3);
+	add_init(b, s);
+	expect_fail(b, "initializer 'str'", "string", NULL);
+	free_all();
+
+	b = mm_model();
+	add_init(b, tensor("cplx", 14, 1, D3));
+	expect_fail(b, "initializer 'cplx'", "complex", NULL);
+	free_all();
+
+	b = mm_model();
+	int64_t negd[2] = { 2, -1 };
+	add_init(b, tensor("neg", 1, 2, negd));
+	expect_fail(b, "initializer 'neg'", "negative", NULL);
+	free_all();
+
+	b = mm_model();
+	int64_t huge[3] = { INT64_MAX, INT64_MAX, 4 };
+	add_init(b, tensor("huge", 1, 3, huge));
+	expect_fail(b, "initializer 'huge'", "too large", NULL);
+	free_all();
+
+	b = mm_model();
+	Onnx__TensorProto *dup = tensor("B", 1, 1, D4);
+	dup->n_float_data = 4;
+	dup->float_data = tmalloc(16);
+	add_init(b, dup);
+	expect_fail(b, "'B'", "twice", NULL);
+	free_all();
+
+	/* Constant whose tensor is short */
+	b = mm_model();
+	Onnx__NodeProto *n = add_node(b, "Constant", "cshort", NULL, "cs");
+	Onnx__AttributeProto *a = attr(n, "value", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+	a->t = tensor("", 7, 1, D3);
+	a->t->n_int64_data = 1;
+	a->t->int64_data = tmalloc(8);
+	expect_fail(b, "node 'cshort' (Constant)", "int64_data has 1 elements", NULL);
+	free_all();
+}
+
+/* ---- external data ------------------------------------------------------ */
+
+static char tmpdir[256];
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+/* The mm model with W stored externally at location/offset. */
+static MB *ext_model(const char *location, const char *offset)
+{
+	MB *b = mm_model();
+	Onnx__TensorProto *W = b->g.initializer[0];
+	W->has_raw_data = 0;
+	W->has_data_location = 1;
+	W->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+	const char *kv[3][2] = { { "location", location }, { "offset", offset }, { "length", "64" } };
+	for (int i = 0; i < 3; i++) {
+		if (!kv[i][1])
+			continue;
+		Onnx__StringStringEntryProto *e = tmalloc(sizeof *e);
+		Onnx__StringStringEntryProto ei = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+		*e = ei;
+		e->key = S(kv[i][0]);
+		e->value = S(kv[i][1]);
+		PUSH(W->external_data, W->n_external_data, e);
+	}
+	return b;
+}
+
+/* Writes the model into tmpdir/name and loads it with onnx_load_file. */
+static Graph *load_file_model(MB *b, const char *name, Diag *d, char *path, size_t pn)
+{
+	size_t len;
+	uint8_t *buf = pack(b, &len);
+	snprintf(path, pn, "%s/%s", tmpdir, name);
+	write_file(path, buf, len);
+	diag_clear(d);
+	return onnx_load_file(path, d);
+}
+
+static void expect_file_fail(MB *b, const char *frag1, const char *frag2)
+{
+	char path[512];
+	Diag d;
+	Graph *g = load_file_model(b, "model.onnx", &d, path, sizeof path);
+	if (g)
+		ir_graph_free(g);
+	assert_null(g);
+	if (getenv("KILN_TEST_VERBOSE"))
+		printf("  msg: %s\n", d.msg);
+	if (!strstr(d.msg, path) || !strstr(d.msg, "initializer 'W'") || !strstr(d.msg, frag1) ||
+	    (frag2 && !strstr(d.msg, frag2)))
+		fail_msg("unexpected message: %s", d.msg);
+}
+
+static int setup_tmp(void **state)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_fe_XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	char p[512];
+	snprintf(p, sizeof p, "%s/sub", tmpdir);
+	mkdir(p, 0755);
+	float w[32];
+	for (int i = 0; i < 32; i++)
+		w[i] = (float)(100 + i);
+	snprintf(p, sizeof p, "%s/weights.bin", tmpdir);
+	write_file(p, w, sizeof w);
+	snprintf(p, sizeof p, "%s/sub/w2.bin", tmpdir);
+	write_file(p, w, sizeof w);
+	/* a file outside the model's folder, and a symlink to it inside */
+	snprintf(p, sizeof p, "%s_outside.bin", tmpdir);
+	write_file(p, w, sizeof w);
+	char link[512];
+	snprintf(link, sizeof link, "%s/sub/escape.bin", tmpdir);
+	assert_int_equal(symlink(p, link), 0);
+	return 0;
+}
+
+static int teardown_tmp(void **state)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s_outside.bin'", tmpdir, tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_external_ok(void **state)
+{
+	char path[512];
+	Diag d;
+	Graph *g = load_file_model(ext_model("weights.bin", "64"), "model.onnx", &d, path, sizeof path);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_string_equal(g->file, path);
+	const Value *W = IR_VAL(g, ir_value_find(g, "W"));
+	assert_int_equal(W->nbytes, 64);
+	assert_true(((const float *)W->data)[0] == 116.0f);
+	assert_true(((const float *)W->data)[15] == 131.0f);
+	ir_graph_free(g);
+	/* subfolder, no offset (0) */
+	g = load_file_model(ext_model("sub/w2.bin", NULL), "model.onnx", &d, path, sizeof path);
+	if (!g)
+		fail_msg("%s", d.msg);
+	W = IR_VAL(g, ir_value_find(g, "W"));
+	assert_true(((const float *)W->data)[1] == 101.0f);
+	ir_graph_free(g);
+	/* "sub/../weights.bin" stays inside: allowed */
+	g = load_file_model(ext_model("sub/../weights.bin", "0"), "model.onnx", &d, path, sizeof path);
+	if (!g)
+		fail_msg("%s", d.msg);
+	ir_graph_free(g);
+	free_all();
+}
+
+static void test_external_refused(void **state)
+{
+	expect_file_fail(ext_model("nothere.bin", "0"), "'nothere.bin'", "not found");
+	expect_file_fail(ext_model("/etc/passwd", "0"), "'/etc/passwd'", "absolute");
+	char rel[64];
+	snprintf(rel, sizeof rel, "../%s_outside.bin", strrchr(tmpdir, '/') + 1);
+	expect_file_fail(ext_model(rel, "0"), rel, "leaves the model's folder");
+	expect_file_fail(ext_model("sub/escape.bin", "0"), "'sub/escape.bin'", "leaves the model's folder");
+	expect_file_fail(ext_model("weights.bin", "100"), "'weights.bin'", "beyond the end");
+	expect_file_fail(ext_model("weights.bin", "-4"), "'weights.bin'", "offset");
+	expect_file_fail(ext_model("sub", "0"), "'sub'", "not a regular file");
+	/* from memory (no folder): refused */
+	MB *b = ext_model("weights.bin", "0");
+	expect_fail(b, "initializer 'W'", "external data", NULL);
+	free_all();
+}
+
+static void test_missing_file(void **state)
+{
+	Diag d;
+	diag_clear(&d);
+	assert_null(onnx_load_file("/nonexistent/dir/m.onnx", &d));
+	assert_non_null(strstr(d.msg, "/nonexistent/dir/m.onnx: "));
+	char p[512];
+	snprintf(p, sizeof p, "%s/empty.onnx", tmpdir);
+	write_file(p, "", 0);
+	diag_clear(&d);
+	assert_null(onnx_load_file(p, &d));
+	assert_non_null(strstr(d.msg, p));
+	assert_non_null(strstr(d.msg, "not an ONNX model"));
+	diag_clear(&d);
+	assert_null(onnx_load_file(tmpdir, &d));
+	assert_non_null(strstr(d.msg, tmpdir));
+}
+
+/* The shared real exports load (skipped when ../shared is absent). */
+static void test_shared_models(void **state)
+{
+	const char *names[] = { "albert-legacy14", "bert-cls-legacy17", "bert-dynamo",
+		"bert-legacy14", "bert-legacy17", "bert-qa-legacy14", "bert-sdpa-legacy17",
+		"distilbert-legacy14", "lxmert-legacy14", "roberta-legacy14",
+		"unicoder-vl-legacy14", "visualbert-legacy14" };
+	int loaded = 0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char p[512];
+		snprintf(p, sizeof p, "%s/../shared/models/%s/model.onnx", KILN_SOURCE_DIR, names[i]);
+		if (access(p, R_OK))
+			continue;
+		Diag d;
+		diag_clear(&d);
+		Graph *g = onnx_load_file(p, &d);
+		if (!g)
+			fail_msg("%s", d.msg);
+		assert_true(g->norder > 50);
+		assert_true(g->ninputs >= 2);
+		assert_true(g->noutputs >= 1);
+		assert_true(g->opset == 14 || g->opset == 17 || g->opset == 20);
+		ir_graph_free(g);
+		loaded++;
+	}
+	if (!loaded)
+		skip();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_storage_forms),
+		cmocka_unit_test(test_constant_forms),
+		cmocka_unit_test(test_attributes),
+		cmocka_unit_test(test_symbolic_dims),
+		cmocka_unit_test(test_input_initializer),
+		cmocka_unit_test(test_optional_and_generated),
+		cmocka_unit_test(test_refuse_bytes),
+		cmocka_unit_test(test_refuse_opset),
+		cmocka_unit_test(test_refuse_nodes),
+		cmocka_unit_test(test_refuse_tensors),
+		cmocka_unit_test(test_external_ok),
+		cmocka_unit_test(test_external_refused),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_shared_models),
+	};
+	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+}
