@@ -1,2 +1,0 @@
-/* LLVM backend: placeholder until the backend issue lands. */
-#include "ir.h"

@@ -1,0 +1,112 @@
+/* be.h: declarations private to the LLVM backend (the files of backend/).
+ *
+ * be_compile (emit.c) runs: plan (plan.c: buffers, liveness, weights
+ * layout) -> module (emit.c: kiln__run and kiln__desc, emit_dims.c: dim
+ * expressions, kiln__plan, kiln__out_shapes, emit_attrs.c: kernel
+ * attributes, emit_elementwise.c: inline loops) -> codegen and link
+ * (link.c) -> OUT.h (header.c). */
+#ifndef KILN_BE_H
+#define KILN_BE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "backend.h"
+#include "ir.h"
+
+#define BE_WALIGN 64
+
+typedef struct Be {
+	Graph *g;
+	const BeOptions *opt;
+	Diag *diag;
+
+	/* ---- plan (plan.c) ---- */
+	int32_t *vbuf;        /* per value: arena buffer, or -1 */
+	int32_t *vout;        /* per value: graph output written directly, or -1 */
+	int32_t *vin;         /* per value: graph input index, or -1 */
+	int64_t *voff;        /* per value: offset in the weights blob, or -1 */
+	int32_t *nodeidx;     /* per node: position in g->order */
+	int32_t nbufs;
+	ValId *bufval;        /* per buffer: its value */
+	int32_t *buf_first, *buf_last;
+	bool *outcopy;        /* per graph output: copied at the end of kiln__run */
+	unsigned char *blob;  /* the weights, 64-byte aligned pieces */
+	size_t blob_bytes;
+
+	/* ---- LLVM (emit*.c) ---- */
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;     /* the current instruction stream */
+	LLVMBuilderRef db;    /* entry block: dim values, allocas */
+	LLVMTypeRef t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_void;
+	LLVMTypeRef t_rt, t_kernel;
+	LLVMValueRef g_weights;      /* @kiln__weights */
+	bool weights_defined;        /* defined in the module (else external) */
+
+	/* per generated function */
+	LLVMValueRef fn, frame, symptr;
+	LLVMValueRef weights_base;   /* f->weights, arena, bufoff, in, out (loaded in entry) */
+	LLVMValueRef arena, bufoff, inptrs, outptrs;
+	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
+	int32_t max_in, max_out;
+	LLVMValueRef *dmemo;         /* per DimId */
+	int32_t ndmemo;
+	int32_t nstr;                /* private string counter */
+} Be;
+
+/* plan.c */
+int be_plan(Be *be);
+void be_plan_free(Be *be);
+/* "node 'name' (Op)" for messages; a static buffer per call site is fine */
+const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
+
+/* emit_dims.c */
+void be_dims_begin(Be *be);                  /* reset the memo for a new function */
+LLVMValueRef be_dim(Be *be, DimId d);        /* i64, built in the entry block */
+LLVMValueRef be_numel(Be *be, ValId v);      /* i64 elements */
+LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
+void be_emit_plan_fn(Be *be);                /* kiln__plan */
+void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
+int be_check_symbols(Be *be);                /* every used symbol bound by an input */
+
+/* emit.c helpers shared with the op emitters */
+LLVMValueRef be_cstr(Be *be, const char *s);               /* private constant string */
+LLVMValueRef be_i32(Be *be, int64_t v);
+LLVMValueRef be_i64(Be *be, int64_t v);
+LLVMValueRef be_val_ptr(Be *be, ValId v);                  /* data pointer of a value */
+LLVMValueRef be_declare(Be *be, const char *name, LLVMTypeRef fnty);
+/* Branch to a new block if cond is true, calling rt_error(f, fmt, args)
+ * and returning its result there; continue in a fresh block. */
+void be_error_if(Be *be, LLVMValueRef cond, const char *fmt, LLVMValueRef *args, int nargs);
+
+/* emit_attrs.c: attributes of a kernel call; -1 and diag on bad input. */
+typedef struct BeAttrs {
+	int64_t *ia; int32_t nia, capia;
+	float *fa; int32_t nfa, capfa;
+} BeAttrs;
+int be_node_attrs(Be *be, NodeId n, BeAttrs *a);
+void be_attrs_free(BeAttrs *a);
+bool be_has_kernel(Op op);
+
+/* emit_elementwise.c: inline f32 loops; 1 if emitted, 0 if the node is not
+ * eligible (use the kernel), -1 on error. */
+int be_emit_elementwise(Be *be, NodeId n);
+
+/* emit_desc.c */
+void be_emit_weights_global(Be *be);
+void be_emit_desc(Be *be);
+/* Side files: OUT without a trailing ".so", plus ext (".h", ".weights"). */
+void be_side_path(const char *out, const char *ext, char *buf, size_t len);
+
+/* link.c */
+int be_codegen(Be *be, BeStats *stats);
+/* header.c */
+int be_write_header(Be *be, const char *path);
+
+double be_now_ms(void);
+
+#endif

@@ -1,0 +1,345 @@
+/* emit.c: be_compile, and the module's main function kiln__run.
+ *
+ * kiln__run(kiln_frame *f) walks g->order: per live node it fills the
+ * rt_t arrays of its inputs and outputs (data pointers from the plan, dims
+ * evaluated from f->sym) and calls rt_op_<Op>(f, loc, in, nin, out, nout,
+ * ia, nia, fa, nfa), returning the first non-zero status; eligible f32
+ * elementwise nodes are inline loops instead (emit_elementwise.c).  Graph
+ * outputs that are not written in place are copied at the end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "be.h"
+#include "rt.h"
+
+double be_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+LLVMValueRef be_i32(Be *be, int64_t v)
+{
+	return LLVMConstInt(be->t_i32, (unsigned long long)v, 1);
+}
+
+LLVMValueRef be_i64(Be *be, int64_t v)
+{
+	return LLVMConstInt(be->t_i64, (unsigned long long)v, 1);
+}
+
+LLVMValueRef be_cstr(Be *be, const char *s)
+{
+	char name[32];
+	snprintf(name, sizeof name, ".str.%d", be->nstr++);
+	size_t len = strlen(s);
+	LLVMValueRef init = LLVMConstStringInContext2(be->ctx, s, len, 0);
+	LLVMValueRef g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+	LLVMSetAlignment(g, 1);
+	return g;
+}
+
+LLVMValueRef be_declare(Be *be, const char *name, LLVMTypeRef fnty)
+{
+	LLVMValueRef f = LLVMGetNamedFunction(be->mod, name);
+	return f ? f : LLVMAddFunction(be->mod, name, fnty);
+}
+
+/* Element i of a pointer array (f->in, f->out), loaded in the current block. */
+static LLVMValueRef load_ptr_elem(Be *be, LLVMValueRef base, int64_t i)
+{
+	LLVMValueRef idx = be_i64(be, i);
+	LLVMValueRef p = LLVMBuildGEP2(be->b, be->t_ptr, base, &idx, 1, "");
+	return LLVMBuildLoad2(be->b, be->t_ptr, p, "");
+}
+
+LLVMValueRef be_val_ptr(Be *be, ValId v)
+{
+	const Value *val = IR_VAL(be->g, v);
+	if (be->vin[v] >= 0 && val->kind == V_INPUT)
+		return load_ptr_elem(be, be->inptrs, be->vin[v]);
+	if (val->kind == V_CONST) {
+		LLVMValueRef off = be_i64(be, be->voff[v]);
+		return LLVMBuildGEP2(be->b, be->t_i8, be->weights_base, &off, 1, "");
+	}
+	if (be->vout[v] >= 0)
+		return load_ptr_elem(be, be->outptrs, be->vout[v]);
+	if (be->vbuf[v] >= 0) {
+		LLVMValueRef idx = be_i64(be, be->vbuf[v]);
+		LLVMValueRef po = LLVMBuildGEP2(be->b, be->t_i64, be->bufoff, &idx, 1, "");
+		LLVMValueRef off = LLVMBuildLoad2(be->b, be->t_i64, po, "");
+		return LLVMBuildGEP2(be->b, be->t_i8, be->arena, &off, 1, "");
+	}
+	return LLVMConstNull(be->t_ptr);
+}
+
+/* Continue in a new block; returns it. */
+static LLVMBasicBlockRef new_block(Be *be, const char *name)
+{
+	return LLVMAppendBasicBlockInContext(be->ctx, be->fn, name);
+}
+
+/* if (rc != 0) return rc; */
+static void return_if_nonzero(Be *be, LLVMValueRef rc)
+{
+	LLVMBasicBlockRef fail = new_block(be, "fail"), ok = new_block(be, "ok");
+	LLVMBuildCondBr(be->b, LLVMBuildICmp(be->b, LLVMIntNE, rc, be_i32(be, 0), ""), fail, ok);
+	LLVMPositionBuilderAtEnd(be->b, fail);
+	LLVMBuildRet(be->b, rc);
+	LLVMPositionBuilderAtEnd(be->b, ok);
+}
+
+void be_error_if(Be *be, LLVMValueRef cond, const char *fmt, LLVMValueRef *args, int nargs)
+{
+	LLVMBasicBlockRef err = new_block(be, "err"), ok = new_block(be, "ok");
+	LLVMBuildCondBr(be->b, cond, err, ok);
+	LLVMPositionBuilderAtEnd(be->b, err);
+	LLVMTypeRef ps[2] = {be->t_ptr, be->t_ptr};
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, ps, 2, 1);
+	LLVMValueRef a[8];
+	a[0] = be->frame;
+	a[1] = be_cstr(be, fmt);
+	for (int i = 0; i < nargs && i < 6; i++)
+		a[2 + i] = args[i];
+	LLVMValueRef rc = LLVMBuildCall2(be->b, fty, be_declare(be, "rt_error", fty), a,
+	                                 (unsigned)(2 + (nargs < 6 ? nargs : 6)), "");
+	LLVMBuildRet(be->b, rc);
+	LLVMPositionBuilderAtEnd(be->b, ok);
+}
+
+/* Stores one rt_t: data, dtype, rank, dims. */
+static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v)
+{
+	LLVMBuilderRef B = be->b;
+	LLVMValueRef idx = be_i64(be, k);
+	LLVMValueRef t = LLVMBuildGEP2(B, be->t_rt, arr, &idx, 1, "");
+	if (v < 0 || (IR_VAL(be->g, v)->kind == V_NODE && be->vbuf[v] < 0 && be->vout[v] < 0)) {
+		/* absent optional input or output without storage */
+		LLVMBuildStore(B, LLVMConstNull(be->t_ptr), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
+		LLVMBuildStore(B, be_i32(be, 0), LLVMBuildStructGEP2(B, be->t_rt, t, 1, ""));
+		LLVMBuildStore(B, be_i32(be, 0), LLVMBuildStructGEP2(B, be->t_rt, t, 2, ""));
+		return;
+	}
+	const Value *val = IR_VAL(be->g, v);
+	LLVMBuildStore(B, be_val_ptr(be, v), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
+	LLVMBuildStore(B, be_i32(be, val->dtype), LLVMBuildStructGEP2(B, be->t_rt, t, 1, ""));
+	LLVMBuildStore(B, be_i32(be, val->rank), LLVMBuildStructGEP2(B, be->t_rt, t, 2, ""));
+	LLVMValueRef dims = LLVMBuildStructGEP2(B, be->t_rt, t, 3, "");
+	for (int d = 0; d < val->rank; d++) {
+		LLVMValueRef ix[2] = {be_i64(be, 0), be_i64(be, d)};
+		LLVMValueRef p = LLVMBuildGEP2(B, LLVMArrayType2(be->t_i64, KILN_MAX_RANK), dims, ix, 2, "");
+		LLVMBuildStore(B, be_dim(be, val->dims[d]), p);
+	}
+}
+
+/* A private constant array of ia or fa values; null when empty. */
+static LLVMValueRef const_array(Be *be, LLVMTypeRef ety, const void *vals, int n, bool isf)
+{
+	if (n == 0)
+		return LLVMConstNull(be->t_ptr);
+	LLVMValueRef *cv = malloc((size_t)n * sizeof *cv);
+	if (!cv)
+		abort();
+	for (int i = 0; i < n; i++)
+		cv[i] = isf ? LLVMConstReal(ety, ((const float *)vals)[i])
+		            : LLVMConstInt(ety, (unsigned long long)((const int64_t *)vals)[i], 1);
+	LLVMValueRef init = LLVMConstArray2(ety, cv, (uint64_t)n);
+	free(cv);
+	LLVMValueRef g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), ".attrs");
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+	return g;
+}
+
+static const char *node_loc(Be *be, NodeId id, char *buf, size_t len)
+{
+	const Node *n = IR_NODE(be->g, id);
+	if (n->name && n->name[0])
+		return n->name;
+	snprintf(buf, len, "%s#%d", ir_opname(n->op), (int)id);
+	return buf;
+}
+
+static int emit_kernel_call(Be *be, NodeId id)
+{
+	const Node *n = IR_NODE(be->g, id);
+	char nd[300];
+	if (!be_has_kernel(n->op))
+		return diag_fail(be->diag, "%s: not supported by the backend",
+		                 be_node_desc(be, id, nd, sizeof nd));
+	BeAttrs at = {0};
+	if (be_node_attrs(be, id, &at)) {
+		be_attrs_free(&at);
+		return -1;
+	}
+	for (int k = 0; k < n->nin; k++)
+		fill_rt(be, be->rt_in, k, n->in[k]);
+	for (int k = 0; k < n->nout; k++)
+		fill_rt(be, be->rt_out, k, n->out[k]);
+	char kname[64], lb[64];
+	snprintf(kname, sizeof kname, "rt_op_%s", ir_opname(n->op));
+	LLVMValueRef args[10] = {
+		be->frame, be_cstr(be, node_loc(be, id, lb, sizeof lb)),
+		be->rt_in, be_i32(be, n->nin), be->rt_out, be_i32(be, n->nout),
+		const_array(be, be->t_i64, at.ia, at.nia, false), be_i32(be, at.nia),
+		const_array(be, be->t_f32, at.fa, at.nfa, true), be_i32(be, at.nfa),
+	};
+	be_attrs_free(&at);
+	LLVMValueRef rc = LLVMBuildCall2(be->b, be->t_kernel, be_declare(be, kname, be->t_kernel),
+	                                 args, 10, "");
+	return_if_nonzero(be, rc);
+	return 0;
+}
+
+static void emit_output_copies(Be *be)
+{
+	Graph *g = be->g;
+	for (int k = 0; k < g->noutputs; k++) {
+		if (!be->outcopy[k])
+			continue;
+		ValId v = g->outputs[k];
+		LLVMValueRef src = be_val_ptr(be, v);
+		if (IR_VAL(g, v)->kind == V_NODE && be->vout[v] >= 0 && be->vout[v] != k)
+			src = load_ptr_elem(be, be->outptrs, be->vout[v]);
+		LLVMValueRef dst = load_ptr_elem(be, be->outptrs, k);
+		LLVMBuildMemCpy(be->b, dst, 1, src, 1, be_nbytes(be, v));
+	}
+}
+
+/* Loads the frame fields kiln__run uses, in the entry block. */
+static void load_frame(Be *be)
+{
+	LLVMValueRef *dst[6] = {&be->inptrs, &be->outptrs, &be->arena, &be->bufoff, &be->symptr,
+	                        &be->weights_base};
+	static const char *names[6] = {"in", "out", "arena", "bufoff", "sym", "weights"};
+	for (int i = 0; i < 6; i++) {
+		LLVMValueRef idx = be_i64(be, i);
+		LLVMValueRef p = LLVMBuildGEP2(be->db, be->t_ptr, be->frame, &idx, 1, "");
+		*dst[i] = LLVMBuildLoad2(be->db, be->t_ptr, p, names[i]);
+	}
+}
+
+static int emit_run_fn(Be *be)
+{
+	Graph *g = be->g;
+	LLVMTypeRef ps[1] = {be->t_ptr};
+	be->fn = LLVMAddFunction(be->mod, "kiln__run", LLVMFunctionType(be->t_i32, ps, 1, 0));
+	be->frame = LLVMGetParam(be->fn, 0);
+	LLVMBasicBlockRef entry = new_block(be, "entry"), body = new_block(be, "body");
+	LLVMPositionBuilderAtEnd(be->db, entry);
+	LLVMPositionBuilderAtEnd(be->b, body);
+	be_dims_begin(be);
+	load_frame(be);
+	be->max_in = 1;
+	be->max_out = 1;
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (n->dead)
+			continue;
+		be->max_in = n->nin > be->max_in ? n->nin : be->max_in;
+		be->max_out = n->nout > be->max_out ? n->nout : be->max_out;
+	}
+	be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
+	be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
+	for (int i = 0; i < g->norder; i++) {
+		NodeId id = g->order[i];
+		if (IR_NODE(g, id)->dead)
+			continue;
+		int r = be_emit_elementwise(be, id);
+		if (r < 0 || (r == 0 && emit_kernel_call(be, id)))
+			return -1;
+	}
+	emit_output_copies(be);
+	LLVMBuildRet(be->b, be_i32(be, 0));
+	LLVMPositionBuilderAtEnd(be->db, entry);
+	LLVMBuildBr(be->db, body);
+	return 0;
+}
+
+static void make_types(Be *be)
+{
+	LLVMContextRef c = be->ctx;
+	be->t_i1 = LLVMInt1TypeInContext(c);
+	be->t_i8 = LLVMInt8TypeInContext(c);
+	be->t_i32 = LLVMInt32TypeInContext(c);
+	be->t_i64 = LLVMInt64TypeInContext(c);
+	be->t_f32 = LLVMFloatTypeInContext(c);
+	be->t_ptr = LLVMPointerTypeInContext(c, 0);
+	be->t_void = LLVMVoidTypeInContext(c);
+	be->t_rt = LLVMStructCreateNamed(c, "rt_t");
+	LLVMTypeRef rtf[4] = {be->t_ptr, be->t_i32, be->t_i32, LLVMArrayType2(be->t_i64, KILN_MAX_RANK)};
+	LLVMStructSetBody(be->t_rt, rtf, 4, 0);
+	LLVMTypeRef kp[10] = {be->t_ptr, be->t_ptr, be->t_ptr, be->t_i32, be->t_ptr, be->t_i32,
+	                      be->t_ptr, be->t_i32, be->t_ptr, be->t_i32};
+	be->t_kernel = LLVMFunctionType(be->t_i32, kp, 10, 0);
+}
+
+static int build_module(Be *be)
+{
+	be->ctx = LLVMContextCreate();
+	char modname[256];
+	snprintf(modname, sizeof modname, "%s", be->g->name ? be->g->name : "model");
+	be->mod = LLVMModuleCreateWithNameInContext(modname, be->ctx);
+	be->b = LLVMCreateBuilderInContext(be->ctx);
+	be->db = LLVMCreateBuilderInContext(be->ctx);
+	make_types(be);
+	be_emit_weights_global(be);
+	be_emit_plan_fn(be);
+	be_emit_out_shapes_fn(be);
+	if (emit_run_fn(be))
+		return -1;
+	be_emit_desc(be);
+	return 0;
+}
+
+static void free_module(Be *be)
+{
+	if (be->b)
+		LLVMDisposeBuilder(be->b);
+	if (be->db)
+		LLVMDisposeBuilder(be->db);
+	if (be->mod)
+		LLVMDisposeModule(be->mod);
+	if (be->ctx)
+		LLVMContextDispose(be->ctx);
+	free(be->dmemo);
+}
+
+int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
+{
+	BeStats dummy;
+	if (!stats)
+		stats = &dummy;
+	memset(stats, 0, sizeof *stats);
+	if (!opt || !opt->out)
+		return diag_fail(diag, "backend: no output path");
+	Be be = {.g = g, .opt = opt, .diag = diag};
+	double t0 = be_now_ms();
+	int rc = be_plan(&be);
+	if (!rc)
+		rc = be_check_symbols(&be);
+	if (!rc)
+		rc = build_module(&be);
+	stats->weights_bytes = (int64_t)be.blob_bytes;
+	stats->nbufs = be.nbufs;
+	if (!rc)
+		rc = be_codegen(&be, stats);
+	if (!rc && opt->emit == BE_EMIT_SO) {
+		char hpath[4096];
+		be_side_path(opt->out, ".h", hpath, sizeof hpath);
+		rc = be_write_header(&be, hpath);
+	}
+	stats->codegen_ms = be_now_ms() - t0 - stats->link_ms;
+	free_module(&be);
+	be_plan_free(&be);
+	return rc;
+}

@@ -1,0 +1,193 @@
+/* emit_desc.c: the data half of the module: @kiln__weights and the model
+ * descriptor @kiln__desc (rt_model_desc of runtime/rt.h, field by field).
+ *
+ * Weights: in a .so with embedded weights the blob is assembled by link.c
+ * (.incbin) and only declared here; for .o/.ll/.s it is a constant in the
+ * module; with external weights there is no symbol (desc->weights NULL,
+ * desc->weights_file names the side file). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "be.h"
+#include "rt.h"
+
+/* Side files: OUT without a trailing ".so", plus ext (".h", ".weights"). */
+void be_side_path(const char *out, const char *ext, char *buf, size_t len)
+{
+	size_t n = strlen(out);
+	if (n > 3 && !strcmp(out + n - 3, ".so"))
+		n -= 3;
+	snprintf(buf, len, "%.*s%s", (int)n, out, ext);
+}
+
+void be_emit_weights_global(Be *be)
+{
+	be->g_weights = NULL;
+	be->weights_defined = false;
+	if (be->opt->weights_external)
+		return;
+	if (be->opt->emit == BE_EMIT_SO && be->blob_bytes > 0) {
+		/* defined by weights.S (link.c) */
+		be->g_weights = LLVMAddGlobal(be->mod, LLVMArrayType2(be->t_i8, 0), "kiln__weights");
+		LLVMSetVisibility(be->g_weights, LLVMHiddenVisibility);
+		LLVMSetAlignment(be->g_weights, BE_WALIGN);
+		LLVMSetGlobalConstant(be->g_weights, 1);
+		return;
+	}
+	LLVMValueRef init = be->blob_bytes
+		? LLVMConstStringInContext2(be->ctx, (const char *)be->blob, be->blob_bytes, 1)
+		: LLVMConstNull(LLVMArrayType2(be->t_i8, 1));
+	be->g_weights = LLVMAddGlobal(be->mod, LLVMTypeOf(init), "kiln__weights");
+	LLVMSetInitializer(be->g_weights, init);
+	LLVMSetGlobalConstant(be->g_weights, 1);
+	LLVMSetVisibility(be->g_weights, LLVMHiddenVisibility);
+	LLVMSetAlignment(be->g_weights, BE_WALIGN);
+	be->weights_defined = true;
+}
+
+static LLVMValueRef null_ptr(Be *be)
+{
+	return LLVMConstNull(be->t_ptr);
+}
+
+/* A private constant global of type [n x ety] holding vals; null if n == 0. */
+static LLVMValueRef const_global(Be *be, LLVMTypeRef ety, LLVMValueRef *vals, int n, const char *name)
+{
+	if (n == 0)
+		return null_ptr(be);
+	LLVMValueRef init = LLVMConstArray2(ety, vals, (uint64_t)n);
+	LLVMValueRef g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	return g;
+}
+
+static LLVMValueRef io_info(Be *be, LLVMTypeRef t_io, ValId v)
+{
+	Graph *g = be->g;
+	const Value *val = IR_VAL(g, v);
+	LLVMValueRef dims[IR_MAX_RANK];
+	for (int d = 0; d < val->rank; d++) {
+		char s[256];
+		ir_dim_str(g, val->dims[d], s, sizeof s);
+		dims[d] = be_cstr(be, s);
+	}
+	LLVMValueRef f[4] = {
+		be_cstr(be, val->name ? val->name : ""), be_i32(be, val->dtype), be_i32(be, val->rank),
+		const_global(be, be->t_ptr, dims, val->rank, ".iodims"),
+	};
+	return LLVMConstNamedStruct(t_io, f, 4);
+}
+
+static LLVMValueRef io_array(Be *be, LLVMTypeRef t_io, const ValId *vals, int n, const char *name)
+{
+	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < n; i++)
+		a[i] = io_info(be, t_io, vals[i]);
+	LLVMValueRef g = const_global(be, t_io, a, n, name);
+	free(a);
+	return g;
+}
+
+/* nin rows of KILN_MAX_RANK rt_dim: constant, symbol, or expression. */
+static LLVMValueRef in_dims(Be *be, LLVMTypeRef t_dim)
+{
+	Graph *g = be->g;
+	int n = g->ninputs * KILN_MAX_RANK;
+	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < g->ninputs; i++) {
+		const Value *val = IR_VAL(g, g->inputs[i]);
+		for (int d = 0; d < KILN_MAX_RANK; d++) {
+			int64_t sym = -1, c = 0;
+			if (d < val->rank) {
+				const DimNode *dn = ir_dim_node(g, val->dims[d]);
+				if (dn->kind == DIM_CONST)
+					c = dn->c;
+				else if (dn->kind == DIM_SYM)
+					sym = dn->c;
+				else
+					sym = RT_DIM_EXPR;
+			}
+			LLVMValueRef f[2] = {be_i32(be, sym), be_i64(be, c)};
+			a[i * KILN_MAX_RANK + d] = LLVMConstNamedStruct(t_dim, f, 2);
+		}
+	}
+	LLVMValueRef r = const_global(be, t_dim, a, n, ".in_dims");
+	free(a);
+	return r;
+}
+
+static LLVMValueRef i32_array(Be *be, const int32_t *v, int n, const char *name)
+{
+	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < n; i++)
+		a[i] = be_i32(be, v[i]);
+	LLVMValueRef r = const_global(be, be->t_i32, a, n, name);
+	free(a);
+	return r;
+}
+
+static LLVMValueRef sym_names(Be *be)
+{
+	int n = ir_nsyms(be->g);
+	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < n; i++)
+		a[i] = be_cstr(be, ir_sym_name(be->g, i));
+	LLVMValueRef r = const_global(be, be->t_ptr, a, n, ".sym_names");
+	free(a);
+	return r;
+}
+
+void be_emit_desc(Be *be)
+{
+	Graph *g = be->g;
+	LLVMContextRef c = be->ctx;
+	LLVMTypeRef t_io = LLVMStructCreateNamed(c, "kiln_io_info");
+	LLVMTypeRef iof[4] = {be->t_ptr, be->t_i32, be->t_i32, be->t_ptr};
+	LLVMStructSetBody(t_io, iof, 4, 0);
+	LLVMTypeRef t_dim = LLVMStructCreateNamed(c, "rt_dim");
+	LLVMTypeRef dimf[2] = {be->t_i32, be->t_i64};
+	LLVMStructSetBody(t_dim, dimf, 2, 0);
+	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
+	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
+	LLVMTypeRef df[18] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P};
+	LLVMStructSetBody(t_desc, df, 18, 0);
+
+	char wfile[4096];
+	LLVMValueRef wf = null_ptr(be);
+	if (be->opt->weights_external) {
+		be_side_path(be->opt->out, ".weights", wfile, sizeof wfile);
+		const char *base = strrchr(wfile, '/');
+		wf = be_cstr(be, base ? base + 1 : wfile);
+	}
+	LLVMValueRef f[18] = {
+		be_i32(be, RT_ABI_VERSION),
+		be_cstr(be, g->name ? g->name : "model"),
+		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, ir_nsyms(g)), be_i32(be, be->nbufs),
+		io_array(be, t_io, g->inputs, g->ninputs, ".inputs"),
+		io_array(be, t_io, g->outputs, g->noutputs, ".outputs"),
+		in_dims(be, t_dim),
+		sym_names(be),
+		i32_array(be, be->buf_first, be->nbufs, ".buf_first"),
+		i32_array(be, be->buf_last, be->nbufs, ".buf_last"),
+		wf,
+		be_i64(be, (int64_t)be->blob_bytes),
+		be->g_weights ? be->g_weights : null_ptr(be),
+		LLVMGetNamedFunction(be->mod, "kiln__plan"),
+		LLVMGetNamedFunction(be->mod, "kiln__out_shapes"),
+		LLVMGetNamedFunction(be->mod, "kiln__run"),
+	};
+	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 18));
+	LLVMSetGlobalConstant(desc, 1);
+}

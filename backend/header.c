@@ -1,0 +1,232 @@
+/* header.c: OUT.h, a typed C entry point for a compiled model.
+ *
+ *   int N_run(kiln_context *c, const int64_t *input_ids, ..., int64_t batch,
+ *             int64_t sequence, float *last_hidden_state, ...);
+ *
+ * One pointer per input (const) and per output (caller-provided buffer of
+ * the size the comment gives), one int64_t per symbol an input binds.  It
+ * is a static inline wrapper over kiln_run, so it needs only kiln.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "be.h"
+
+#define MAXID 128
+
+typedef struct Names {
+	char (*s)[MAXID];
+	int n;
+} Names;
+
+static bool is_keyword(const char *s)
+{
+	static const char *kw[] = {"auto", "break", "case", "char", "const", "continue", "default",
+		"do", "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int",
+		"long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
+		"struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+		"c", "kiln_in", "kiln_out", NULL};
+	for (int i = 0; kw[i]; i++)
+		if (!strcmp(s, kw[i]))
+			return true;
+	return false;
+}
+
+/* A C identifier from name, unique among the names given so far. */
+static const char *ident(Names *nm, const char *name)
+{
+	char buf[MAXID - 8];
+	size_t j = 0;
+	if (!name || !*name)
+		name = "t";
+	if (isdigit((unsigned char)name[0]))
+		buf[j++] = '_';
+	for (const char *p = name; *p && j < sizeof buf - 1; p++)
+		buf[j++] = isalnum((unsigned char)*p) ? *p : '_';
+	buf[j] = 0;
+	char *dst = nm->s[nm->n];
+	snprintf(dst, MAXID, "%s%s", buf, is_keyword(buf) ? "_" : "");
+	for (int k = 2;; k++) {
+		bool clash = false;
+		for (int i = 0; i < nm->n && !clash; i++)
+			clash = !strcmp(nm->s[i], dst);
+		if (!clash)
+			break;
+		snprintf(dst, MAXID, "%s_%d", buf, k);
+	}
+	return nm->s[nm->n++];
+}
+
+static const char *ctype(DType t)
+{
+	switch (t) {
+	case DT_F32: return "float";
+	case DT_F64: return "double";
+	case DT_I64: return "int64_t";
+	case DT_I32: return "int32_t";
+	case DT_I16: return "int16_t";
+	case DT_I8: return "int8_t";
+	case DT_U64: return "uint64_t";
+	case DT_U32: return "uint32_t";
+	case DT_U16: case DT_F16: case DT_BF16: return "uint16_t";
+	default: return "uint8_t";   /* u8, bool */
+	}
+}
+
+/* The dim as a C expression over the symbol parameters. */
+static void dim_c(const Graph *g, DimId d, const int *symparam, const Names *nm, FILE *f)
+{
+	const DimNode *n = ir_dim_node(g, d);
+	static const char *ops[] = {[DIM_ADD] = " + ", [DIM_MUL] = " * ", [DIM_DIV] = " / ",
+	                            [DIM_MOD] = " % "};
+	switch ((DimKind)n->kind) {
+	case DIM_CONST: fprintf(f, "%lld", (long long)n->c); return;
+	case DIM_SYM:
+		if (symparam[n->c] >= 0)
+			fputs(nm->s[symparam[n->c]], f);
+		else
+			fputs("0 /* unbound */", f);
+		return;
+	case DIM_MAX: case DIM_MIN:
+		fprintf(f, "kiln_%s_(", n->kind == DIM_MAX ? "max" : "min");
+		dim_c(g, n->a, symparam, nm, f);
+		fputs(", ", f);
+		dim_c(g, n->b, symparam, nm, f);
+		fputs(")", f);
+		return;
+	default:
+		fputc('(', f);
+		dim_c(g, n->a, symparam, nm, f);
+		fputs(ops[n->kind], f);
+		dim_c(g, n->b, symparam, nm, f);
+		fputc(')', f);
+		return;
+	}
+}
+
+static void shape_comment(const Graph *g, ValId v, FILE *f)
+{
+	const Value *val = IR_VAL(g, v);
+	fprintf(f, " *   %s: %s [", val->name ? val->name : "?", ir_dtype_name(val->dtype));
+	for (int d = 0; d < val->rank; d++) {
+		char s[256];
+		ir_dim_str(g, val->dims[d], s, sizeof s);
+		fprintf(f, "%s%s", d ? ", " : "", s);
+	}
+	fputs("]\n", f);
+}
+
+/* Sets tensor `arr[k]` of value v with data expression `data`. */
+static void fill_tensor(const Graph *g, ValId v, const char *arr, int k, const char *data,
+                        const int *symparam, const Names *nm, FILE *f)
+{
+	const Value *val = IR_VAL(g, v);
+	fprintf(f, "\t%s[%d].dtype = (kiln_dtype)%d;\n\t%s[%d].rank = %d;\n", arr, k, val->dtype,
+	        arr, k, val->rank);
+	for (int d = 0; d < val->rank; d++) {
+		fprintf(f, "\t%s[%d].shape[%d] = ", arr, k, d);
+		dim_c(g, val->dims[d], symparam, nm, f);
+		fputs(";\n", f);
+	}
+	fprintf(f, "\t%s[%d].data = (void *)%s;\n\t%s[%d].nbytes = (size_t)%zu", arr, k, data, arr, k,
+	        ir_dtype_size(val->dtype));
+	for (int d = 0; d < val->rank; d++)
+		fprintf(f, " * (size_t)%s[%d].shape[%d]", arr, k, d);
+	fputs(";\n", f);
+}
+
+static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
+{
+	Graph *g = be->g;
+	int ns = ir_nsyms(g);
+	int *symparam = malloc(((size_t)ns + 1) * sizeof *symparam);
+	int *inparam = malloc(((size_t)g->ninputs + 1) * sizeof *inparam);
+	int *outparam = malloc(((size_t)g->noutputs + 1) * sizeof *outparam);
+	if (!symparam || !inparam || !outparam)
+		abort();
+	for (int s = 0; s < ns; s++)
+		symparam[s] = -1;
+	for (int k = 0; k < g->ninputs; k++) {
+		inparam[k] = nm->n;
+		ident(nm, IR_VAL(g, g->inputs[k])->name);
+	}
+	for (int k = 0; k < g->ninputs; k++) {
+		const Value *val = IR_VAL(g, g->inputs[k]);
+		for (int d = 0; d < val->rank; d++) {
+			const DimNode *dn = ir_dim_node(g, val->dims[d]);
+			if (dn->kind == DIM_SYM && symparam[dn->c] < 0) {
+				symparam[dn->c] = nm->n;
+				ident(nm, ir_sym_name(g, (int)dn->c));
+			}
+		}
+	}
+	for (int k = 0; k < g->noutputs; k++) {
+		outparam[k] = nm->n;
+		ident(nm, IR_VAL(g, g->outputs[k])->name);
+	}
+	fputs("/* Inputs (row-major, dense):\n", f);
+	for (int k = 0; k < g->ninputs; k++)
+		shape_comment(g, g->inputs[k], f);
+	fputs(" * Outputs (caller buffers of exactly these shapes):\n", f);
+	for (int k = 0; k < g->noutputs; k++)
+		shape_comment(g, g->outputs[k], f);
+	fputs(" * Returns kiln_run's status; the message is kiln_last_error(c). */\n", f);
+	fprintf(f, "static inline int %s_run(kiln_context *c", mname);
+	for (int k = 0; k < g->ninputs; k++)
+		fprintf(f, ",\n\t\tconst %s *%s", ctype(IR_VAL(g, g->inputs[k])->dtype), nm->s[inparam[k]]);
+	for (int s = 0; s < ns; s++)
+		if (symparam[s] >= 0)
+			fprintf(f, ",\n\t\tint64_t %s", nm->s[symparam[s]]);
+	for (int k = 0; k < g->noutputs; k++)
+		fprintf(f, ",\n\t\t%s *%s", ctype(IR_VAL(g, g->outputs[k])->dtype), nm->s[outparam[k]]);
+	fprintf(f, ")\n{\n\tkiln_tensor kiln_in[%d], kiln_out[%d];\n", g->ninputs + 1, g->noutputs + 1);
+	fputs("\tmemset(kiln_in, 0, sizeof kiln_in);\n\tmemset(kiln_out, 0, sizeof kiln_out);\n", f);
+	for (int k = 0; k < g->ninputs; k++)
+		fill_tensor(g, g->inputs[k], "kiln_in", k, nm->s[inparam[k]], symparam, nm, f);
+	for (int k = 0; k < g->noutputs; k++)
+		fill_tensor(g, g->outputs[k], "kiln_out", k, nm->s[outparam[k]], symparam, nm, f);
+	for (int s = 0; s < ns; s++)
+		if (symparam[s] >= 0)
+			fprintf(f, "\t(void)%s;\n", nm->s[symparam[s]]);
+	fprintf(f, "\treturn kiln_run(c, kiln_in, %d, kiln_out, %d);\n}\n", g->ninputs, g->noutputs);
+	free(symparam);
+	free(inparam);
+	free(outparam);
+}
+
+int be_write_header(Be *be, const char *path)
+{
+	Graph *g = be->g;
+	Names nm;
+	nm.s = calloc((size_t)g->ninputs + g->noutputs + ir_nsyms(g) + 2, sizeof *nm.s);
+	if (!nm.s)
+		abort();
+	nm.n = 0;
+	char mname[MAXID];
+	snprintf(mname, sizeof mname, "%s", ident(&nm, g->name && *g->name ? g->name : "model"));
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		free(nm.s);
+		return diag_fail(be->diag, "cannot write %s: %s", path, strerror(errno));
+	}
+	const char *so = strrchr(be->opt->out, '/');
+	fprintf(f, "/* %s: typed entry point of the kiln model '%s' (%s), generated by kiln.\n"
+	        " * Load the model with kiln_model_load(\"%s\") and create a context\n"
+	        " * (kiln.h, link with libkiln), then call %s_run. */\n",
+	        strrchr(path, '/') ? strrchr(path, '/') + 1 : path, g->name ? g->name : "model",
+	        so ? so + 1 : be->opt->out, so ? so + 1 : be->opt->out, mname);
+	fprintf(f, "#ifndef KILN_MODEL_%s_H\n#define KILN_MODEL_%s_H\n\n", mname, mname);
+	fputs("#include <stdint.h>\n#include <string.h>\n#include \"kiln.h\"\n\n", f);
+	fputs("#ifndef KILN_MINMAX_\n#define KILN_MINMAX_\n"
+	      "static inline int64_t kiln_max_(int64_t a, int64_t b) { return a > b ? a : b; }\n"
+	      "static inline int64_t kiln_min_(int64_t a, int64_t b) { return a < b ? a : b; }\n"
+	      "#endif\n\n", f);
+	write_body(be, f, &nm, mname);
+	fputs("\n#endif\n", f);
+	free(nm.s);
+	if (fclose(f) != 0)
+		return diag_fail(be->diag, "cannot write %s: %s", path, strerror(errno));
+	return 0;
+}

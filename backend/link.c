@@ -1,0 +1,261 @@
+/* link.c: LLVM module -> optimized -> .ll/.s/.o, or a .so linked with the
+ * runtime.
+ *
+ * The .so is put together in a private temp dir: model.o (the module),
+ * weights.o (the embedded weights, `.incbin` of the blob: much cheaper
+ * than an LLVM constant for a 440 MB model), then
+ *   cc -shared -o OUT model.o weights.o libkiln_rt.a libopenblas -lm -lpthread
+ * run with posix_spawnp (no shell), stderr captured for the diag. */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "be.h"
+
+extern char **environ;
+
+typedef struct TmpDir {
+	char path[512];
+	char files[8][600];
+	int nfiles;
+} TmpDir;
+
+static int tmp_open(TmpDir *t, Diag *diag)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base || strpbrk(base, "\"\\\n") || strlen(base) > 400)
+		base = "/tmp";
+	snprintf(t->path, sizeof t->path, "%s/kiln-XXXXXX", base);
+	if (!mkdtemp(t->path))
+		return diag_fail(diag, "cannot create a temp dir in %s: %s", base, strerror(errno));
+	return 0;
+}
+
+static const char *tmp_file(TmpDir *t, const char *name)
+{
+	/* path < 512 and names are short: fits in 600 */
+	char *p = t->files[t->nfiles++];
+	size_t n = strlen(t->path);
+	memcpy(p, t->path, n);
+	p[n] = '/';
+	memcpy(p + n + 1, name, strlen(name) + 1);
+	return p;
+}
+
+static void tmp_close(TmpDir *t)
+{
+	for (int i = 0; i < t->nfiles; i++)
+		unlink(t->files[i]);
+	rmdir(t->path);
+}
+
+static int write_file(const char *path, const void *data, size_t n, Diag *diag)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
+	size_t w = n ? fwrite(data, 1, n, f) : 0;
+	if (fclose(f) != 0 || w != n) {
+		unlink(path);
+		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+/* Runs argv; on failure the diag holds the command's stderr (one line). */
+static int run_cmd(char *const *argv, const char *errpath, Diag *diag)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		return diag_fail(diag, "cannot run %s: %s", argv[0], strerror(rc));
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return diag_fail(diag, "waiting for %s: %s", argv[0], strerror(errno));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	char msg[700] = "";
+	FILE *f = fopen(errpath, "r");
+	if (f) {
+		size_t n = fread(msg, 1, sizeof msg - 1, f);
+		msg[n] = 0;
+		fclose(f);
+	}
+	return diag_fail(diag, "%s failed: %s", argv[0], msg[0] ? msg : "(no message)");
+}
+
+static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
+{
+	const char *bin = tmp_file(t, "weights.bin");
+	const char *src = tmp_file(t, "weights.S");
+	*wobj = tmp_file(t, "weights.o");
+	if (write_file(bin, be->blob, be->blob_bytes, be->diag))
+		return -1;
+	char text[1200];
+	snprintf(text, sizeof text,
+	         "\t.section .rodata.kiln_weights,\"a\",@progbits\n"
+	         "\t.balign 64\n\t.globl kiln__weights\n\t.hidden kiln__weights\n"
+	         "\t.type kiln__weights,@object\n"
+	         "kiln__weights:\n\t.incbin \"%s\"\n\t.size kiln__weights, .-kiln__weights\n"
+	         "\t.section .note.GNU-stack,\"\",@progbits\n", bin);
+	if (write_file(src, text, strlen(text), be->diag))
+		return -1;
+	char *argv[] = {"cc", "-c", (char *)src, "-o", (char *)*wobj, NULL};
+	return run_cmd(argv, tmp_file(t, "as.err"), be->diag);
+}
+
+static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
+{
+	TmpDir t = {0};
+	if (tmp_open(&t, be->diag))
+		return -1;
+	const char *obj = tmp_file(&t, "model.o"), *wobj = NULL;
+	char *err = NULL;
+	int rc = 0;
+	if (LLVMTargetMachineEmitToFile(tm, be->mod, (char *)obj, LLVMObjectFile, &err)) {
+		rc = diag_fail(be->diag, "internal error: LLVM code generation failed: %s", err);
+		LLVMDisposeMessage(err);
+	}
+	double t0 = be_now_ms();
+	if (!rc && be->g_weights && !be->weights_defined)
+		rc = assemble_weights(be, &t, &wobj);
+	if (!rc) {
+		char *argv[24];
+		int n = 0;
+		argv[n++] = "cc";
+		argv[n++] = "-shared";
+		argv[n++] = "-o";
+		argv[n++] = (char *)be->opt->out;
+		argv[n++] = (char *)obj;
+		if (wobj)
+			argv[n++] = (char *)wobj;
+		argv[n++] = KILN_RT_LIB;
+		argv[n++] = KILN_OPENBLAS_LIB;
+		argv[n++] = "-lm";
+		argv[n++] = "-lpthread";
+		argv[n++] = "-Wl,--no-undefined";
+		argv[n++] = "-Wl,-z,noexecstack";
+#ifdef KILN_SANITIZE_LINK
+		/* the runtime library is instrumented: pull in the sanitizer runtimes */
+		argv[n++] = "-fsanitize=address,undefined";
+#endif
+		argv[n] = NULL;
+		rc = run_cmd(argv, tmp_file(&t, "link.err"), be->diag);
+	}
+	stats->link_ms = be_now_ms() - t0;
+	tmp_close(&t);
+	return rc;
+}
+
+static LLVMTargetMachineRef make_tm(Be *be)
+{
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+	const BeOptions *o = be->opt;
+	bool host = !o->target_triple && !o->target_cpu;
+	char *triple = o->target_triple ? LLVMNormalizeTargetTriple(o->target_triple)
+	                                : LLVMGetDefaultTargetTriple();
+	char *cpu = o->target_cpu ? NULL : LLVMGetHostCPUName();
+	char *feat = host ? LLVMGetHostCPUFeatures() : NULL;
+	LLVMTargetRef target;
+	char *err = NULL;
+	LLVMTargetMachineRef tm = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+		diag_fail(be->diag, "target '%s': %s", triple, err);
+		LLVMDisposeMessage(err);
+	} else {
+		int lvl = o->opt_level;
+		LLVMCodeGenOptLevel cg = lvl <= 0 ? LLVMCodeGenLevelNone
+		                       : lvl == 1 ? LLVMCodeGenLevelLess
+		                       : lvl == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+		tm = LLVMCreateTargetMachine(target, triple, o->target_cpu ? o->target_cpu : cpu,
+		                             feat ? feat : "", cg, LLVMRelocPIC, LLVMCodeModelDefault);
+		if (!tm)
+			diag_fail(be->diag, "cannot create a target machine for '%s'", triple);
+		else
+			LLVMSetTarget(be->mod, triple);
+	}
+	LLVMDisposeMessage(triple);
+	if (cpu)
+		LLVMDisposeMessage(cpu);
+	if (feat)
+		LLVMDisposeMessage(feat);
+	return tm;
+}
+
+static int optimize(Be *be, LLVMTargetMachineRef tm)
+{
+	char *err = NULL;
+	if (LLVMVerifyModule(be->mod, LLVMReturnStatusAction, &err)) {
+		int rc = diag_fail(be->diag, "internal error: generated LLVM IR does not verify: %s", err);
+		LLVMDisposeMessage(err);
+		return rc;
+	}
+	LLVMDisposeMessage(err);
+	LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+	LLVMSetModuleDataLayout(be->mod, dl);
+	LLVMDisposeTargetData(dl);
+	char pipeline[32];
+	int lvl = be->opt->opt_level < 0 ? 0 : be->opt->opt_level > 3 ? 3 : be->opt->opt_level;
+	snprintf(pipeline, sizeof pipeline, "default<O%d>", lvl);
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMErrorRef e = LLVMRunPasses(be->mod, pipeline, tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	if (e) {
+		char *m = LLVMGetErrorMessage(e);
+		int rc = diag_fail(be->diag, "internal error: LLVM passes failed: %s", m);
+		LLVMDisposeErrorMessage(m);
+		return rc;
+	}
+	return 0;
+}
+
+static int emit_file(Be *be, LLVMTargetMachineRef tm)
+{
+	char *err = NULL;
+	const char *out = be->opt->out;
+	int bad;
+	if (be->opt->emit == BE_EMIT_LLVM)
+		bad = LLVMPrintModuleToFile(be->mod, out, &err);
+	else
+		bad = LLVMTargetMachineEmitToFile(tm, be->mod, (char *)out,
+		                                  be->opt->emit == BE_EMIT_ASM ? LLVMAssemblyFile
+		                                                               : LLVMObjectFile, &err);
+	if (!bad)
+		return 0;
+	int rc = diag_fail(be->diag, "cannot write %s: %s", out, err ? err : "?");
+	LLVMDisposeMessage(err);
+	return rc;
+}
+
+int be_codegen(Be *be, BeStats *stats)
+{
+	LLVMTargetMachineRef tm = make_tm(be);
+	if (!tm)
+		return -1;
+	int rc = optimize(be, tm);
+	if (!rc && be->opt->weights_external) {
+		char wpath[4096];
+		be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
+		rc = write_file(wpath, be->blob, be->blob_bytes, be->diag);
+	}
+	if (!rc)
+		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, stats) : emit_file(be, tm);
+	LLVMDisposeTargetMachine(tm);
+	return rc;
+}
