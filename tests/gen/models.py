@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx.mapping import TENSOR_TYPE_TO_NP_TYPE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import npref  # noqa: E402
@@ -541,8 +542,61 @@ def vilbert():
     return m, P, ref, sets
 
 
+def ops_zoo():
+    """Small graphs over the less common ops kiln lists, one output each."""
+    b = Builder({})
+    F, I64 = TensorProto.FLOAT, TensorProto.INT64
+    x, idx = "x", "idx"
+    outs = {}
+    outs["gather_elements"] = b.op("GatherElements", x, idx, axis=1)
+    outs["gather_nd"] = b.op("GatherND", x, [[0, 1], [0, 5], [0, 0]])
+    outs["cumsum"] = b.op("CumSum", x, np.int64(1))
+    outs["cumsum_rev_excl"] = b.op("CumSum", x, np.int64(-1), exclusive=1, reverse=1)
+    gram = b.op("MatMul", b.op("Transpose", x, perm=[1, 0]), x)                  # [6,6]
+    outs["eyelike_trilu"] = b.op("Add", b.op("EyeLike", gram, k=1),
+                                 b.op("Trilu", gram, np.int64(-1), upper=0))
+    outs["onehot"] = b.op("OneHot", idx, np.int64(8), [0.0, 2.0], axis=1)        # [B,8,6]
+    sq = b.op("Sqrt", x)
+    outs["where_isnan"] = b.op("Where", b.op("IsNaN", sq), -1.0, sq)
+    outs["expand"] = b.op("Expand", b.op("Unsqueeze", x, [1]), [1, 3, 1])
+    outs["tile"] = b.op("Tile", x, [2, 3])
+    outs["argmax_last"] = b.op("ArgMax", b.op("Floor", x), axis=1, keepdims=0,
+                               select_last_index=1)
+    b.outputs(*outs.values())
+    out_decl = [("gather_elements", F, ["batch", 6]), ("gather_nd", F, [3]),
+                ("cumsum", F, ["batch", 6]), ("cumsum_rev_excl", F, ["batch", 6]),
+                ("eyelike_trilu", F, [6, 6]), ("onehot", F, ["batch", 8, 6]),
+                ("where_isnan", F, ["batch", 6]), ("expand", F, ["batch", 3, 6]),
+                ("tile", F, ["2*batch", 18]), ("argmax_last", I64, ["batch"])]
+    m = b.model("ops_zoo", [(x, F, ["batch", 6]), (idx, I64, ["batch", 6])], out_decl, 14)
+
+    def ref(P, x, idx):
+        B = x.shape[0]
+        rows = np.arange(B)[:, None]
+        gram = x.T @ x
+        sq = np.sqrt(np.maximum(x, 0))
+        fl = np.floor(x)
+        last = np.array([max(j for j in range(6) if fl[r, j] == fl[r].max()) for r in range(B)])
+        onehot = np.zeros((B, 8, 6))
+        for r in range(B):
+            for j in range(6):
+                onehot[r, idx[r, j] % 8, j] = 2.0
+        rev_excl = np.array([[x[r, j + 1:].sum() for j in range(6)] for r in range(B)])
+        return [x[rows, idx % 6], x[0, [1, 5, 0]], np.cumsum(x, 1), rev_excl,
+                np.eye(6, k=1) + np.tril(gram, -1), onehot,
+                np.where(x < 0, -1.0, sq), np.repeat(x[:, None, :], 3, 1),
+                np.tile(x, (2, 3)), last.astype(np.int64)]
+    rng = np.random.default_rng(501)
+    sets = []
+    for B in (2, 1):
+        xv = (rng.normal(0, 2, (B, 6))).astype(np.float32)
+        xv[0, 2] = xv[0, 4] = np.float32(3.5)   # an ArgMax tie after Floor
+        sets.append({"x": xv, "idx": rng.integers(-6, 6, (B, 6)).astype(np.int64)})
+    return m, {}, ref, sets
+
+
 MODELS = {"bert_qa": bert_qa, "bert_cls_dynamo": bert_cls_dynamo, "xlnet": xlnet,
-          "vilbert": vilbert}
+          "vilbert": vilbert, "ops_zoo": ops_zoo}
 
 
 # ---- writing and checking -----------------------------------------------
@@ -580,7 +634,8 @@ def generate(name, outdir):
     P64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in P.items()}
     for si, feeds in enumerate(sets):
         f64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in feeds.items()}
-        outs = [np.asarray(o).astype(np.float32) for o in ref(P64, **f64)]
+        outs = [np.asarray(o).astype(TENSOR_TYPE_TO_NP_TYPE[d.type.tensor_type.elem_type])
+                for o, d in zip(ref(P64, **f64), m.graph.output)]
         got = npref.run(m, feeds)
         for o, r, gv in zip(m.graph.output, outs, got):
             if not close(gv, r):

@@ -158,7 +158,7 @@ OPS = {
     "Add": _same(np.add), "Sub": _same(np.subtract), "Mul": _same(np.multiply),
     "Div": lambda a, b: (a / b).astype(a.dtype) if a.dtype.kind == "f" else a // b,
     "Pow": _same(np.power),
-    "Sqrt": np.sqrt, "Tanh": np.tanh, "Cos": np.cos, "Sin": np.sin, "Exp": np.exp,
+    "Sqrt": np.sqrt, "Floor": np.floor, "Tanh": np.tanh, "Cos": np.cos, "Sin": np.sin, "Exp": np.exp,
     "Neg": np.negative, "Not": np.logical_not, "IsNaN": np.isnan,
     "Erf": lambda x: _erf(x).astype(x.dtype),
     "Equal": np.equal, "Less": np.less, "Greater": np.greater,
@@ -202,7 +202,8 @@ def run(model, feeds):
             ins = [env[i] if i else None for i in node.input]
             while ins and ins[-1] is None:
                 ins.pop()
-            out = OPS[node.op_type](*ins, **at)
+            with np.errstate(invalid="ignore"):   # NaNs are meant (IsNaN)
+                out = OPS[node.op_type](*ins, **at)
             out = out if isinstance(out, tuple) else (out,)
         for name, v in zip(node.output, out):
             env[name] = np.asarray(v)
