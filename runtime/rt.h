@@ -87,10 +87,24 @@ typedef struct rt_entry {
 	int (*run)(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout);
 	const char *(*last_error)(const kiln_context *c);
 	size_t (*arena_bytes)(const kiln_context *c);
+	/* added: why the last context_create on this thread returned NULL */
+	const char *(*create_error)(void);
 } rt_entry;
+
+/* The one symbol a compiled model exports (runtime/entry.c).  The .so must
+ * pull it out of libkiln_rt.a: link with -Wl,-u,kiln_entry (or
+ * --whole-archive). */
+const rt_entry *kiln_entry(void);
 
 /* Report an error from a kernel (formats into the context); returns 1. */
 int rt_error(kiln_frame *f, const char *fmt, ...);
+
+/* Run fn over [0, n) on the context's threads: n is split statically into
+ * one contiguous [begin, end) per thread, the calling thread takes the
+ * first; returns when all are done.  Nested calls run serially.  p may be
+ * NULL (serial). */
+void rt_parallel_for(struct rt_pool *p, int64_t n,
+                     void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
 
 /* ---- kernels --------------------------------------------------------------
  * Every op the backend does not emit as inline loops is one call:

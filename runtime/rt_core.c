@@ -1,2 +1,448 @@
-/* runtime core: being written. */
-#include "rt.h"
+/* rt_core.c: the context of a compiled model: input validation and symbol
+ * binding, arena planning (greedy first-fit over buffer lifetimes), output
+ * buffers, weights (embedded or mapped from the side file), then the call
+ * of the generated run function.  The exported entry table is in entry.c,
+ * so that kernels (and their tests) link without a model descriptor. */
+#include <cblas.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+static _Thread_local char create_err[RT_ERR_MAX];
+
+const char *rt_create_error(void)
+{
+	return create_err;
+}
+
+static void vformat(char *buf, const char *fmt, va_list ap)
+{
+	vsnprintf(buf, RT_ERR_MAX, fmt, ap);
+	for (char *p = buf; *p; p++)      /* one line */
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+int rt_context_errorf(kiln_context *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(c->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void create_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void create_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(create_err, fmt, ap);
+	va_end(ap);
+}
+
+int rt_error(kiln_frame *f, const char *fmt, ...)
+{
+	static _Thread_local char orphan[RT_ERR_MAX];
+	char *buf = f && f->ctx ? f->ctx->err : orphan;
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(buf, fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+static int map_weights(kiln_context *c, const char *so_path)
+{
+	const rt_model_desc *d = c->d;
+	if (!d->weights_file) {
+		c->weights = d->weights;
+		return 0;
+	}
+	const char *slash = so_path ? strrchr(so_path, '/') : NULL;
+	int dirlen = slash ? (int)(slash - so_path) : 1;
+	const char *dir = slash ? so_path : ".";
+	char path[4096];
+	if (snprintf(path, sizeof path, "%.*s/%s", dirlen, dir, d->weights_file) >= (int)sizeof path) {
+		create_fail("weights file path too long: %s", d->weights_file);
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		create_fail("cannot open weights file '%s'", path);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) || (uint64_t)st.st_size != d->weights_bytes) {
+		create_fail("weights file '%s': %lld bytes, expected %llu", path,
+		            (long long)st.st_size, (unsigned long long)d->weights_bytes);
+		close(fd);
+		return -1;
+	}
+	if (d->weights_bytes == 0) {
+		close(fd);
+		return 0;
+	}
+	void *m = mmap(NULL, (size_t)d->weights_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		create_fail("cannot map weights file '%s'", path);
+		return -1;
+	}
+	c->wmap = m;
+	c->wmap_bytes = (size_t)d->weights_bytes;
+	c->weights = m;
+	return 0;
+}
+
+/* ---- create / free ------------------------------------------------------ */
+
+static void *zalloc(size_t n, size_t sz)
+{
+	return calloc(n ? n : 1, sz);
+}
+
+kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int nthreads)
+{
+	create_err[0] = 0;
+	if (!d || d->abi_version != RT_ABI_VERSION) {
+		create_fail("model ABI version %d, runtime expects %d", d ? d->abi_version : -1,
+		            RT_ABI_VERSION);
+		return NULL;
+	}
+	if (d->nin < 0 || d->nout < 0 || d->nsym < 0 || d->nbuf < 0) {
+		create_fail("model '%s': corrupt descriptor", d->name ? d->name : "?");
+		return NULL;
+	}
+	kiln_context *c = calloc(1, sizeof *c);
+	if (!c) {
+		create_fail("out of memory");
+		return NULL;
+	}
+	c->d = d;
+	size_t ns = (size_t)d->nsym, nb = (size_t)d->nbuf, no = (size_t)d->nout;
+	c->sym = zalloc(ns, sizeof *c->sym);
+	c->plan_sym = zalloc(ns, sizeof *c->plan_sym);
+	c->sym_src = zalloc(ns, sizeof *c->sym_src);
+	c->bufsize = zalloc(nb, sizeof *c->bufsize);
+	c->bufoff = zalloc(nb, sizeof *c->bufoff);
+	c->order = zalloc(nb, sizeof *c->order);
+	c->iv = zalloc(2 * nb, sizeof *c->iv);
+	c->out_shapes = zalloc(no * KILN_MAX_RANK, sizeof *c->out_shapes);
+	c->owned = zalloc(no, sizeof *c->owned);
+	c->owned_cap = zalloc(no, sizeof *c->owned_cap);
+	c->out_ptr = zalloc(no, sizeof *c->out_ptr);
+	c->in_ptr = zalloc((size_t)d->nin, sizeof *c->in_ptr);
+	if (!c->sym || !c->plan_sym || !c->sym_src || !c->bufsize || !c->bufoff || !c->order ||
+	    !c->iv || !c->out_shapes || !c->owned || !c->owned_cap || !c->out_ptr || !c->in_ptr) {
+		create_fail("out of memory");
+		rt_context_free(c);
+		return NULL;
+	}
+	if (map_weights(c, so_path)) {
+		rt_context_free(c);
+		return NULL;
+	}
+	c->pool = rt_pool_create(nthreads);
+	if (!c->pool) {
+		create_fail("cannot create thread pool");
+		rt_context_free(c);
+		return NULL;
+	}
+	c->nthreads = rt_pool_size(c->pool);
+	/* GEMMs run single-threaded inside our own pool (see kernels_linalg.c):
+	 * OpenBLAS threads would oversubscribe the cores (process-global). */
+	openblas_set_num_threads(1);
+	return c;
+}
+
+void rt_context_free(kiln_context *c)
+{
+	if (!c)
+		return;
+	rt_pool_free(c->pool);
+	if (c->wmap)
+		munmap(c->wmap, c->wmap_bytes);
+	for (int i = 0; c->owned && i < c->d->nout; i++)
+		free(c->owned[i]);
+	free(c->arena);
+	free(c->sym); free(c->plan_sym); free(c->sym_src);
+	free(c->bufsize); free(c->bufoff); free(c->order); free(c->iv);
+	free(c->out_shapes); free(c->owned); free(c->owned_cap);
+	free(c->out_ptr); free(c->in_ptr);
+	free(c);
+}
+
+const char *rt_context_error(const kiln_context *c)
+{
+	return c ? c->err : "no context";
+}
+
+size_t rt_context_arena_bytes(const kiln_context *c)
+{
+	return c ? c->arena_used : 0;
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+static const char *sym_name(const rt_model_desc *d, int s)
+{
+	return d->sym_names && d->sym_names[s] ? d->sym_names[s] : "?";
+}
+
+static int check_dim(kiln_context *c, int i, int k, int64_t got)
+{
+	const rt_model_desc *d = c->d;
+	const char *name = d->inputs[i].name;
+	rt_dim rd = d->in_dims[(size_t)i * KILN_MAX_RANK + k];
+	if (rd.sym == RT_DIM_EXPR)
+		return 0;
+	if (rd.sym < 0) {
+		if (got != rd.c)
+			return rt_context_errorf(c, "input '%s' dim %d: expected %lld, got %lld",
+			                         name, k, (long long)rd.c, (long long)got);
+		return 0;
+	}
+	if (rd.sym >= d->nsym)
+		return rt_context_errorf(c, "input '%s' dim %d: corrupt descriptor", name, k);
+	int s = rd.sym;
+	if (c->sym_src[s] < 0) {
+		c->sym[s] = got;
+		c->sym_src[s] = i * KILN_MAX_RANK + k;
+		return 0;
+	}
+	if (c->sym[s] != got) {
+		int si = c->sym_src[s] / KILN_MAX_RANK;
+		return rt_context_errorf(c, "input '%s' dim %d: expected %lld (%s, from '%s'), got %lld",
+		                         name, k, (long long)c->sym[s], sym_name(d, s),
+		                         d->inputs[si].name, (long long)got);
+	}
+	return 0;
+}
+
+static int check_inputs(kiln_context *c, const kiln_tensor *in, int nin)
+{
+	const rt_model_desc *d = c->d;
+	if (nin != d->nin)
+		return rt_context_errorf(c, "model '%s' takes %d inputs, got %d",
+		                         d->name ? d->name : "?", d->nin, nin);
+	if (nin > 0 && !in)
+		return rt_context_errorf(c, "inputs: NULL array");
+	for (int s = 0; s < d->nsym; s++)
+		c->sym_src[s] = -1;
+	for (int i = 0; i < nin; i++) {
+		const kiln_io_info *io = &d->inputs[i];
+		const kiln_tensor *t = &in[i];
+		if ((int)t->dtype != (int)io->dtype)
+			return rt_context_errorf(c, "input '%s': dtype %s, expected %s", io->name,
+			                         rt_dtype_name(t->dtype), rt_dtype_name(io->dtype));
+		if (t->rank != io->rank)
+			return rt_context_errorf(c, "input '%s': rank %d, expected %d", io->name,
+			                         t->rank, io->rank);
+		int64_t n = 1;
+		for (int k = 0; k < t->rank; k++) {
+			if (t->shape[k] < 0)
+				return rt_context_errorf(c, "input '%s' dim %d: negative size %lld",
+				                         io->name, k, (long long)t->shape[k]);
+			if (t->shape[k] > 0 && n > INT64_MAX / 16 / t->shape[k])
+				return rt_context_errorf(c, "input '%s': shape too large", io->name);
+			n *= t->shape[k];
+		}
+		size_t need = (size_t)n * rt_dtype_size(t->dtype);
+		if (t->nbytes != need)
+			return rt_context_errorf(c, "input '%s': nbytes %zu, shape needs %zu",
+			                         io->name, t->nbytes, need);
+		if (need && !t->data)
+			return rt_context_errorf(c, "input '%s': data is NULL", io->name);
+		for (int k = 0; k < t->rank; k++)
+			if (check_dim(c, i, k, t->shape[k]))
+				return -1;
+		c->in_ptr[i] = t->data;
+	}
+	for (int s = 0; s < d->nsym; s++)
+		if (c->sym_src[s] < 0)
+			return rt_context_errorf(c, "symbol '%s' is not bound by any input dim",
+			                         sym_name(d, s));
+	return 0;
+}
+
+/* ---- planning ----------------------------------------------------------- */
+
+static _Thread_local const int64_t *sort_sizes;   /* qsort has no context arg */
+
+static int by_size_desc(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	if (sort_sizes[x] != sort_sizes[y])
+		return sort_sizes[x] > sort_sizes[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+static int64_t align_up(int64_t v)
+{
+	return (v + RT_ALIGN - 1) & ~(int64_t)(RT_ALIGN - 1);
+}
+
+/* Greedy: largest first, each at the lowest 64-aligned offset that does not
+ * overlap a placed buffer whose lifetime [first, last] intersects its own. */
+static int64_t assign_offsets(kiln_context *c)
+{
+	const rt_model_desc *d = c->d;
+	int nb = d->nbuf;
+	for (int i = 0; i < nb; i++)
+		c->order[i] = i;
+	sort_sizes = c->bufsize;
+	qsort(c->order, (size_t)nb, sizeof *c->order, by_size_desc);
+	int64_t total = 0;
+	for (int oi = 0; oi < nb; oi++) {
+		int b = c->order[oi];
+		int64_t sz = align_up(c->bufsize[b]);
+		int niv = 0;
+		for (int oj = 0; oj < oi; oj++) {
+			int p = c->order[oj];
+			if (d->buf_first[p] > d->buf_last[b] || d->buf_first[b] > d->buf_last[p])
+				continue;
+			if (c->bufsize[p] == 0)
+				continue;
+			c->iv[2 * niv] = c->bufoff[p];
+			c->iv[2 * niv + 1] = c->bufoff[p] + align_up(c->bufsize[p]);
+			niv++;
+		}
+		qsort(c->iv, (size_t)niv, 2 * sizeof *c->iv, by_start);
+		int64_t off = 0;
+		for (int k = 0; k < niv && sz > 0; k++) {
+			if (c->iv[2 * k] >= off + sz)
+				break;
+			if (c->iv[2 * k + 1] > off)
+				off = c->iv[2 * k + 1];
+		}
+		c->bufoff[b] = off;
+		if (off + sz > total)
+			total = off + sz;
+	}
+	return total;
+}
+
+static int plan(kiln_context *c)
+{
+	const rt_model_desc *d = c->d;
+	if (c->planned && (d->nsym == 0 || !memcmp(c->sym, c->plan_sym, (size_t)d->nsym * sizeof *c->sym)))
+		return 0;
+	if (d->nbuf > 0) {
+		d->plan(c->sym, c->bufsize);
+		for (int b = 0; b < d->nbuf; b++)
+			if (c->bufsize[b] < 0)
+				return rt_context_errorf(c, "planned buffer %d has negative size %lld",
+				                         b, (long long)c->bufsize[b]);
+	}
+	int64_t total = assign_offsets(c);
+	if ((size_t)total > c->arena_cap) {
+		free(c->arena);
+		c->arena = NULL;
+		c->arena_cap = 0;
+		void *p = NULL;
+		if (posix_memalign(&p, RT_ALIGN, (size_t)total)) {
+			c->planned = false;
+			return rt_context_errorf(c, "cannot allocate arena of %lld bytes", (long long)total);
+		}
+		c->arena = p;
+		c->arena_cap = (size_t)total;
+	}
+	c->arena_used = (size_t)total;
+	if (d->nout > 0)
+		d->out_shapes(c->sym, c->out_shapes);
+	memcpy(c->plan_sym, c->sym, (size_t)d->nsym * sizeof *c->sym);
+	c->planned = true;
+	return 0;
+}
+
+/* ---- outputs ------------------------------------------------------------ */
+
+static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
+{
+	const rt_model_desc *d = c->d;
+	if (nout != d->nout)
+		return rt_context_errorf(c, "model '%s' has %d outputs, got %d",
+		                         d->name ? d->name : "?", d->nout, nout);
+	if (nout > 0 && !out)
+		return rt_context_errorf(c, "outputs: NULL array");
+	for (int o = 0; o < nout; o++) {
+		const kiln_io_info *io = &d->outputs[o];
+		const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
+		int64_t n = 1;
+		for (int k = 0; k < io->rank; k++) {
+			if (sh[k] < 0)
+				return rt_context_errorf(c, "output '%s' dim %d: negative size %lld",
+				                         io->name, k, (long long)sh[k]);
+			n *= sh[k];
+		}
+		size_t need = (size_t)n * rt_dtype_size(io->dtype);
+		bool owned = !out[o].data || out[o].data == c->owned[o];
+		if (owned) {
+			size_t want = need < RT_ALIGN ? RT_ALIGN : need;
+			if (c->owned_cap[o] < want) {
+				void *p = NULL;
+				if (posix_memalign(&p, RT_ALIGN, want))
+					return rt_context_errorf(c, "output '%s': cannot allocate %zu bytes",
+					                         io->name, need);
+				free(c->owned[o]);
+				c->owned[o] = p;
+				c->owned_cap[o] = want;
+			}
+			c->out_ptr[o] = c->owned[o];
+		} else {
+			if (out[o].nbytes < need)
+				return rt_context_errorf(c, "output '%s': buffer of %zu bytes, needs %zu",
+				                         io->name, out[o].nbytes, need);
+			c->out_ptr[o] = out[o].data;
+		}
+	}
+	for (int o = 0; o < nout; o++) {
+		const kiln_io_info *io = &d->outputs[o];
+		const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
+		int64_t n = 1;
+		out[o].dtype = io->dtype;
+		out[o].rank = io->rank;
+		for (int k = 0; k < KILN_MAX_RANK; k++) {
+			out[o].shape[k] = k < io->rank ? sh[k] : 0;
+			n *= k < io->rank ? sh[k] : 1;
+		}
+		out[o].data = c->out_ptr[o];
+		out[o].nbytes = (size_t)n * rt_dtype_size(io->dtype);
+	}
+	return 0;
+}
+
+int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+{
+	if (!c)
+		return -1;
+	c->err[0] = 0;
+	if (check_inputs(c, in, nin) || plan(c) || bind_outputs(c, out, nout))
+		return -1;
+	kiln_frame f = {
+		.in = c->in_ptr, .out = c->out_ptr, .arena = c->arena, .bufoff = c->bufoff,
+		.sym = c->sym, .weights = c->weights, .pool = c->pool, .ctx = c,
+	};
+	if (c->d->run(&f)) {
+		if (!c->err[0])
+			rt_context_errorf(c, "model '%s': run failed", c->d->name ? c->d->name : "?");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,211 @@
+/* kernels_gather.c: indexing ops: Gather, GatherElements, GatherND, OneHot.
+ * Every index is bounds-checked (negative indices wrap once) before any
+ * data moves: an out-of-range index -- e.g. a token id past the vocabulary
+ * -- is an error naming the node, never a wild read.
+ *
+ * Attributes: Gather, GatherElements, OneHot ia=[axis]; GatherND
+ * ia=[batch_dims]. */
+#include <string.h>
+
+#include "rt_internal.h"
+
+static int get_index(kiln_frame *f, const char *loc, const char *op, const rt_t *ind, int64_t i,
+                     int64_t n, int64_t *out)
+{
+	int64_t v = rt_get_i64(ind->data, ind->dtype, i);
+	if (v < -n || v >= n)
+		return rt_error(f, "node '%s' (%s): index %lld out of range [0, %lld)", loc, op,
+		                (long long)v, (long long)n);
+	*out = v < 0 ? v + n : v;
+	return 0;
+}
+
+static int check_index_dtype(kiln_frame *f, const char *loc, const char *op, const rt_t *ind)
+{
+	if (ind->dtype != KILN_I64 && ind->dtype != KILN_I32)
+		return rt_error(f, "node '%s' (%s): indices must be i32 or i64, got %s", loc, op,
+		                rt_dtype_name(ind->dtype));
+	return 0;
+}
+
+/* ---- Gather ---- */
+
+typedef struct ga_job {
+	const char *x;
+	char *y;
+	const rt_t *ind;
+	int64_t nind, n, inner;
+	size_t esz;
+} ga_job;
+
+static void ga_range(void *arg, int64_t b, int64_t e)
+{
+	const ga_job *j = arg;
+	size_t row = (size_t)j->inner * j->esz;
+	for (int64_t t = b; t < e; t++) {
+		int64_t o = t / j->nind, k = t % j->nind;
+		int64_t v = rt_get_i64(j->ind->data, j->ind->dtype, k);
+		if (v < 0)
+			v += j->n;                   /* checked already */
+		memcpy(j->y + (size_t)t * row, j->x + (size_t)(o * j->n + v) * row, row);
+	}
+}
+
+RT_KERNEL(Gather)
+{
+	const rt_t *x = &in[0], *ind = &in[1];
+	rt_t *y = &out[0];
+	int64_t axis = nia > 0 ? ia[0] : 0;
+	if (axis < 0 || axis >= x->rank)
+		return rt_error(f, "node '%s' (Gather): axis %lld out of range for rank %d", loc,
+		                (long long)axis, x->rank);
+	if (check_index_dtype(f, loc, "Gather", ind))
+		return 1;
+	ga_job j = { .x = x->data, .y = y->data, .ind = ind, .nind = rt_numel(ind),
+	             .n = x->dims[axis], .inner = 1, .esz = rt_dtype_size(x->dtype) };
+	int64_t outer = 1;
+	for (int d = 0; d < axis; d++)
+		outer *= x->dims[d];
+	for (int d = (int)axis + 1; d < x->rank; d++)
+		j.inner *= x->dims[d];
+	if (y->dtype != x->dtype || rt_numel(y) != outer * j.nind * j.inner)
+		return rt_error(f, "node '%s' (Gather): output has %lld elements, expected %lld", loc,
+		                (long long)rt_numel(y), (long long)(outer * j.nind * j.inner));
+	for (int64_t i = 0; i < j.nind; i++) {
+		int64_t v;
+		if (get_index(f, loc, "Gather", ind, i, j.n, &v))
+			return 1;
+	}
+	rt_par(f, outer * j.nind, j.inner, ga_range, &j);
+	return 0;
+}
+
+/* ---- GatherElements ---- */
+
+RT_KERNEL(GatherElements)
+{
+	const rt_t *x = &in[0], *ind = &in[1];
+	rt_t *y = &out[0];
+	int r = x->rank;
+	int64_t axis = nia > 0 ? ia[0] : 0;
+	if (axis < 0 || axis >= r || ind->rank != r || y->rank != r || y->dtype != x->dtype)
+		return rt_error(f, "node '%s' (GatherElements): bad axis or ranks", loc);
+	if (check_index_dtype(f, loc, "GatherElements", ind))
+		return 1;
+	for (int d = 0; d < r; d++)
+		if (y->dims[d] != ind->dims[d] || (d != axis && ind->dims[d] > x->dims[d]))
+			return rt_error(f, "node '%s' (GatherElements): indices dim %d is %lld, data %lld",
+			                loc, d, (long long)ind->dims[d], (long long)x->dims[d]);
+	int64_t st[KILN_MAX_RANK], s = 1, idx[KILN_MAX_RANK] = {0};
+	for (int d = r - 1; d >= 0; d--) {
+		st[d] = s;
+		s *= x->dims[d];
+	}
+	int64_t n = rt_numel(ind);
+	size_t esz = rt_dtype_size(x->dtype);
+	for (int64_t i = 0; i < n; i++) {
+		int64_t v = 0, off = 0;
+		if (get_index(f, loc, "GatherElements", ind, i, x->dims[axis], &v))
+			return 1;
+		for (int d = 0; d < r; d++)
+			off += (d == axis ? v : idx[d]) * st[d];
+		memcpy((char *)y->data + (size_t)i * esz, (const char *)x->data + (size_t)off * esz, esz);
+		for (int d = r - 1; d >= 0; d--) {
+			if (++idx[d] < ind->dims[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	return 0;
+}
+
+/* ---- GatherND ---- */
+
+RT_KERNEL(GatherND)
+{
+	const rt_t *x = &in[0], *ind = &in[1];
+	rt_t *y = &out[0];
+	int r = x->rank, q = ind->rank;
+	int64_t b = nia > 0 ? ia[0] : 0;
+	if (check_index_dtype(f, loc, "GatherND", ind))
+		return 1;
+	if (q < 1 || b < 0 || b >= q || b >= r)
+		return rt_error(f, "node '%s' (GatherND): bad batch_dims %lld", loc, (long long)b);
+	int64_t m = ind->dims[q - 1];
+	if (m < 1 || m > r - b)
+		return rt_error(f, "node '%s' (GatherND): index tuples of %lld for rank %d", loc,
+		                (long long)m, r);
+	int64_t nbatch = 1, ntup = 1, slice = 1, st[KILN_MAX_RANK], s = 1;
+	for (int d = 0; d < b; d++) {
+		if (ind->dims[d] != x->dims[d])
+			return rt_error(f, "node '%s' (GatherND): batch dim %d is %lld in indices, %lld in "
+			                "data", loc, d, (long long)ind->dims[d], (long long)x->dims[d]);
+		nbatch *= x->dims[d];
+	}
+	for (int d = (int)b; d < q - 1; d++)
+		ntup *= ind->dims[d];
+	for (int d = (int)(b + m); d < r; d++)
+		slice *= x->dims[d];
+	for (int d = r - 1; d >= 0; d--) {
+		st[d] = s;
+		s *= x->dims[d];
+	}
+	int64_t bstride = b > 0 ? st[b - 1] : s;
+	if (y->dtype != x->dtype || rt_numel(y) != nbatch * ntup * slice)
+		return rt_error(f, "node '%s' (GatherND): output has %lld elements, expected %lld", loc,
+		                (long long)rt_numel(y), (long long)(nbatch * ntup * slice));
+	size_t esz = rt_dtype_size(x->dtype);
+	for (int64_t t = 0; t < nbatch * ntup; t++) {      /* check all first */
+		for (int64_t k = 0; k < m; k++) {
+			int64_t v;
+			if (get_index(f, loc, "GatherND", ind, t * m + k, x->dims[b + k], &v))
+				return 1;
+		}
+	}
+	for (int64_t t = 0; t < nbatch * ntup; t++) {
+		int64_t off = (t / ntup) * bstride;
+		for (int64_t k = 0; k < m; k++) {
+			int64_t v = 0;
+			get_index(f, loc, "GatherND", ind, t * m + k, x->dims[b + k], &v);
+			off += v * st[b + k];
+		}
+		memcpy((char *)y->data + (size_t)(t * slice) * esz,
+		       (const char *)x->data + (size_t)off * esz, (size_t)slice * esz);
+	}
+	return 0;
+}
+
+/* ---- OneHot ---- */
+
+RT_KERNEL(OneHot)
+{
+	const rt_t *ind = &in[0];
+	rt_t *y = &out[0];
+	int64_t axis = nia > 0 ? ia[0] : y->rank - 1;
+	if (axis < 0 || axis >= y->rank || y->rank != ind->rank + 1)
+		return rt_error(f, "node '%s' (OneHot): axis %lld out of range", loc, (long long)axis);
+	if (rt_numel(&in[1]) != 1 || rt_numel(&in[2]) != 2 || in[2].dtype != y->dtype)
+		return rt_error(f, "node '%s' (OneHot): depth must be a scalar, values [off, on] of the "
+		                "output dtype", loc);
+	int64_t depth = rt_get_i64(in[1].data, in[1].dtype, 0);
+	if (depth != y->dims[axis])
+		return rt_error(f, "node '%s' (OneHot): depth %lld, output dim %lld", loc,
+		                (long long)depth, (long long)y->dims[axis]);
+	int64_t outer = 1, inner = 1;
+	for (int d = 0; d < ind->rank; d++)
+		*(d < axis ? &outer : &inner) *= ind->dims[d];
+	size_t esz = rt_dtype_size(y->dtype);
+	const char *off = in[2].data, *on = off + esz;
+	char *p = y->data;
+	for (int64_t i = 0; i < outer * depth * inner; i++)
+		memcpy(p + (size_t)i * esz, off, esz);
+	for (int64_t o = 0; o < outer; o++)
+		for (int64_t i = 0; i < inner; i++) {
+			int64_t v = rt_get_i64(ind->data, ind->dtype, o * inner + i);
+			if (v < 0)
+				v += depth;
+			if (v >= 0 && v < depth)
+				memcpy(p + (size_t)((o * depth + v) * inner + i) * esz, on, esz);
+		}
+	return 0;
+}

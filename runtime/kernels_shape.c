@@ -1,0 +1,443 @@
+/* kernels_shape.c: shape and layout ops: Shape, Size, Reshape, Flatten,
+ * Squeeze, Unsqueeze, Transpose, Expand, Concat, Split, Slice, Tile, and
+ * the generators Range, ConstantOfShape, EyeLike, Trilu.
+ *
+ * Attributes: Shape ia=[start, end]; Transpose ia=perm; Concat, Split
+ * ia=[axis]; ConstantOfShape ia=[int value] or fa=[float value]; EyeLike
+ * ia=[k]; Trilu ia=[upper] (k in in[1], optional).  Slice reads starts,
+ * ends, axes, steps from in[1..4]; Tile repeats from in[1]; Range start,
+ * limit, delta from in[0..2]. */
+#include <math.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+static size_t nbytes(const rt_t *t)
+{
+	return (size_t)rt_numel(t) * rt_dtype_size(t->dtype);
+}
+
+static void dense_strides(const rt_t *t, int64_t *st)
+{
+	int64_t s = 1;
+	for (int d = t->rank - 1; d >= 0; d--) {
+		st[d] = s;
+		s *= t->dims[d];
+	}
+}
+
+/* ---- Shape, Size ---- */
+
+RT_KERNEL(Shape)
+{
+	int64_t r = in[0].rank;
+	int64_t s = nia > 0 ? ia[0] : 0, e = nia > 1 ? ia[1] : r;
+	s = s < 0 ? 0 : s > r ? r : s;
+	e = e < s ? s : e > r ? r : e;
+	if (out[0].dtype != KILN_I64 || rt_numel(&out[0]) != e - s)
+		return rt_error(f, "node '%s' (Shape): output must be i64[%lld]", loc, (long long)(e - s));
+	int64_t *y = out[0].data;
+	for (int64_t i = s; i < e; i++)
+		y[i - s] = in[0].dims[i];
+	return 0;
+}
+
+RT_KERNEL(Size)
+{
+	if (out[0].dtype != KILN_I64)
+		return rt_error(f, "node '%s' (Size): output must be i64", loc);
+	*(int64_t *)out[0].data = rt_numel(&in[0]);
+	return 0;
+}
+
+/* ---- Reshape & co: same bytes, new dims ---- */
+
+static int same_data(kiln_frame *f, const char *loc, const char *op, const rt_t *in, rt_t *out)
+{
+	if (in->dtype != out->dtype || rt_numel(in) != rt_numel(out))
+		return rt_error(f, "node '%s' (%s): %lld elements in, %lld out", loc, op,
+		                (long long)rt_numel(in), (long long)rt_numel(out));
+	size_t n = nbytes(in);
+	if (n && out->data != in->data)
+		memmove(out->data, in->data, n);
+	return 0;
+}
+
+RT_KERNEL(Reshape) { return same_data(f, loc, "Reshape", &in[0], &out[0]); }
+RT_KERNEL(Flatten) { return same_data(f, loc, "Flatten", &in[0], &out[0]); }
+RT_KERNEL(Squeeze) { return same_data(f, loc, "Squeeze", &in[0], &out[0]); }
+RT_KERNEL(Unsqueeze) { return same_data(f, loc, "Unsqueeze", &in[0], &out[0]); }
+
+/* ---- Transpose, Expand ---- */
+
+RT_KERNEL(Transpose)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int r = x->rank;
+	if (y->rank != r || y->dtype != x->dtype || (nia != r && nia != 0))
+		return rt_error(f, "node '%s' (Transpose): bad permutation", loc);
+	int64_t st[KILN_MAX_RANK], sst[KILN_MAX_RANK];
+	bool seen[KILN_MAX_RANK] = {0};
+	dense_strides(x, st);
+	for (int d = 0; d < r; d++) {
+		int64_t p = nia ? ia[d] : r - 1 - d;     /* default: reverse */
+		if (p < 0 || p >= r || seen[p] || y->dims[d] != x->dims[p])
+			return rt_error(f, "node '%s' (Transpose): bad permutation", loc);
+		seen[p] = true;
+		sst[d] = st[p];
+	}
+	rt_strided_copy(f, rt_dtype_size(x->dtype), r, y->dims, x->data, sst, y->data);
+	return 0;
+}
+
+RT_KERNEL(Expand)
+{
+	int64_t st[KILN_MAX_RANK];
+	if (in[0].dtype != out[0].dtype)
+		return rt_error(f, "node '%s' (Expand): output dtype differs", loc);
+	if (rt_bcast_strides(f, loc, "Expand", 0, &in[0], &out[0], st))
+		return 1;
+	rt_strided_copy(f, rt_dtype_size(out[0].dtype), out[0].rank, out[0].dims, in[0].data, st,
+	                out[0].data);
+	return 0;
+}
+
+/* ---- Concat, Split ---- */
+
+static void outer_inner(const rt_t *t, int axis, int64_t *outer, int64_t *inner)
+{
+	*outer = *inner = 1;
+	for (int d = 0; d < axis; d++)
+		*outer *= t->dims[d];
+	for (int d = axis + 1; d < t->rank; d++)
+		*inner *= t->dims[d];
+}
+
+RT_KERNEL(Concat)
+{
+	rt_t *y = &out[0];
+	int64_t axis = nia > 0 ? ia[0] : 0;
+	if (axis < 0 || axis >= y->rank)
+		return rt_error(f, "node '%s' (Concat): axis %lld out of range", loc, (long long)axis);
+	size_t esz = rt_dtype_size(y->dtype);
+	int64_t total = 0;
+	for (int k = 0; k < nin; k++) {
+		if (in[k].dtype != y->dtype || in[k].rank != y->rank)
+			return rt_error(f, "node '%s' (Concat): input %d differs in dtype or rank", loc, k);
+		for (int d = 0; d < y->rank; d++)
+			if (d != axis && in[k].dims[d] != y->dims[d])
+				return rt_error(f, "node '%s' (Concat): input %d dim %d is %lld, output %lld",
+				                loc, k, d, (long long)in[k].dims[d], (long long)y->dims[d]);
+		total += in[k].dims[axis];
+	}
+	if (total != y->dims[axis])
+		return rt_error(f, "node '%s' (Concat): inputs sum to %lld along axis %lld, output %lld",
+		                loc, (long long)total, (long long)axis, (long long)y->dims[axis]);
+	int64_t outer, inner;
+	outer_inner(y, (int)axis, &outer, &inner);
+	size_t orow = (size_t)(y->dims[axis] * inner) * esz;
+	size_t at = 0;
+	for (int k = 0; k < nin; k++) {
+		size_t row = (size_t)(in[k].dims[axis] * inner) * esz;
+		if (row)
+			for (int64_t o = 0; o < outer; o++)
+				memcpy((char *)y->data + (size_t)o * orow + at,
+				       (const char *)in[k].data + (size_t)o * row, row);
+		at += row;
+	}
+	return 0;
+}
+
+RT_KERNEL(Split)
+{
+	const rt_t *x = &in[0];
+	int64_t axis = nia > 0 ? ia[0] : 0;
+	if (axis < 0 || axis >= x->rank)
+		return rt_error(f, "node '%s' (Split): axis %lld out of range", loc, (long long)axis);
+	size_t esz = rt_dtype_size(x->dtype);
+	int64_t total = 0;
+	for (int k = 0; k < nout; k++) {
+		if (out[k].dtype != x->dtype || out[k].rank != x->rank)
+			return rt_error(f, "node '%s' (Split): output %d differs in dtype or rank", loc, k);
+		for (int d = 0; d < x->rank; d++)
+			if (d != axis && out[k].dims[d] != x->dims[d])
+				return rt_error(f, "node '%s' (Split): output %d dim %d is %lld, input %lld",
+				                loc, k, d, (long long)out[k].dims[d], (long long)x->dims[d]);
+		total += out[k].dims[axis];
+	}
+	if (total != x->dims[axis])
+		return rt_error(f, "node '%s' (Split): outputs sum to %lld along axis %lld, input %lld",
+		                loc, (long long)total, (long long)axis, (long long)x->dims[axis]);
+	int64_t outer, inner;
+	outer_inner(x, (int)axis, &outer, &inner);
+	size_t irow = (size_t)(x->dims[axis] * inner) * esz;
+	size_t at = 0;
+	for (int k = 0; k < nout; k++) {
+		size_t row = (size_t)(out[k].dims[axis] * inner) * esz;
+		if (row && out[k].data)
+			for (int64_t o = 0; o < outer; o++)
+				memcpy((char *)out[k].data + (size_t)o * row,
+				       (const char *)x->data + (size_t)o * irow + at, row);
+		at += row;
+	}
+	return 0;
+}
+
+/* ---- Slice ---- */
+
+static int int_vec(kiln_frame *f, const char *loc, const char *what, const rt_t *t, int64_t *v,
+                   int64_t max)
+{
+	if (t->dtype != KILN_I64 && t->dtype != KILN_I32)
+		return rt_error(f, "node '%s' (Slice): %s must be i32 or i64", loc, what);
+	int64_t n = rt_numel(t);
+	if (n > max)
+		return rt_error(f, "node '%s' (Slice): %s has %lld entries, rank is %lld", loc, what,
+		                (long long)n, (long long)max);
+	for (int64_t i = 0; i < n; i++)
+		v[i] = rt_get_i64(t->data, t->dtype, i);
+	return 0;
+}
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+RT_KERNEL(Slice)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int r = x->rank;
+	int64_t starts[KILN_MAX_RANK], ends[KILN_MAX_RANK], axes[KILN_MAX_RANK], steps[KILN_MAX_RANK];
+	int64_t n = rt_numel(&in[1]);
+	if (rt_numel(&in[2]) != n)
+		return rt_error(f, "node '%s' (Slice): starts and ends differ in length", loc);
+	if (int_vec(f, loc, "starts", &in[1], starts, r) || int_vec(f, loc, "ends", &in[2], ends, r))
+		return 1;
+	for (int64_t i = 0; i < n; i++) {
+		axes[i] = i;
+		steps[i] = 1;
+	}
+	if (nin > 3 && in[3].data) {
+		if (rt_numel(&in[3]) != n || int_vec(f, loc, "axes", &in[3], axes, r))
+			return rt_numel(&in[3]) != n
+			       ? rt_error(f, "node '%s' (Slice): axes has the wrong length", loc) : 1;
+	}
+	if (nin > 4 && in[4].data) {
+		if (rt_numel(&in[4]) != n || int_vec(f, loc, "steps", &in[4], steps, r))
+			return rt_numel(&in[4]) != n
+			       ? rt_error(f, "node '%s' (Slice): steps has the wrong length", loc) : 1;
+	}
+	int64_t st[KILN_MAX_RANK], start[KILN_MAX_RANK], step[KILN_MAX_RANK], len[KILN_MAX_RANK];
+	bool seen[KILN_MAX_RANK] = {0};
+	dense_strides(x, st);
+	for (int d = 0; d < r; d++) {
+		start[d] = 0;
+		step[d] = 1;
+		len[d] = x->dims[d];
+	}
+	for (int64_t i = 0; i < n; i++) {
+		int64_t a = axes[i] < 0 ? axes[i] + r : axes[i];
+		if (a < 0 || a >= r || seen[a])
+			return rt_error(f, "node '%s' (Slice): bad axis %lld", loc, (long long)axes[i]);
+		seen[a] = true;
+		int64_t dim = x->dims[a], s = starts[i], e = ends[i], k = steps[i];
+		if (k == 0)
+			return rt_error(f, "node '%s' (Slice): step 0", loc);
+		if (s < 0)
+			s += dim;
+		if (e < 0)
+			e += dim;
+		if (k > 0) {
+			s = clamp(s, 0, dim);
+			e = clamp(e, 0, dim);
+			len[a] = e > s ? (e - s + k - 1) / k : 0;
+		} else {
+			s = clamp(s, 0, dim - 1);
+			e = clamp(e, -1, dim - 1);
+			len[a] = s > e ? (s - e + (-k) - 1) / (-k) : 0;
+		}
+		start[a] = s;
+		step[a] = k;
+	}
+	int64_t off = 0, sst[KILN_MAX_RANK];
+	for (int d = 0; d < r; d++) {
+		if (y->rank != r || y->dims[d] != len[d])
+			return rt_error(f, "node '%s' (Slice): output dim %d is %lld, slice gives %lld", loc,
+			                d, d < y->rank ? (long long)y->dims[d] : -1LL, (long long)len[d]);
+		if (len[d] > 0)
+			off += start[d] * st[d];
+		sst[d] = step[d] * st[d];
+	}
+	if (rt_numel(y) == 0)
+		return 0;
+	size_t esz = rt_dtype_size(x->dtype);
+	rt_strided_copy(f, esz, r, y->dims, (const char *)x->data + off * (int64_t)esz, sst, y->data);
+	return 0;
+}
+
+/* ---- Tile ---- */
+
+RT_KERNEL(Tile)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int r = x->rank;
+	if (in[1].dtype != KILN_I64 || rt_numel(&in[1]) != r || y->rank != r)
+		return rt_error(f, "node '%s' (Tile): repeats must be i64[%d]", loc, r);
+	for (int d = 0; d < r; d++) {
+		int64_t rep = rt_get_i64(in[1].data, KILN_I64, d);
+		if (rep < 0 || y->dims[d] != x->dims[d] * rep)
+			return rt_error(f, "node '%s' (Tile): output dim %d is %lld, expected %lld", loc, d,
+			                (long long)y->dims[d], (long long)(x->dims[d] * rep));
+	}
+	if (rt_numel(y) == 0)
+		return 0;
+	size_t esz = rt_dtype_size(x->dtype);
+	if (r == 0) {
+		memcpy(y->data, x->data, esz);
+		return 0;
+	}
+	int64_t st[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0};
+	dense_strides(x, st);
+	int64_t inrow = x->dims[r - 1], outrow = y->dims[r - 1];
+	int64_t rows = rt_numel(y) / outrow;
+	char *dst = y->data;
+	for (int64_t row = 0; row < rows; row++) {
+		int64_t off = 0;
+		for (int d = 0; d < r - 1; d++)
+			off += (idx[d] % x->dims[d]) * st[d];
+		const char *src = (const char *)x->data + off * (int64_t)esz;
+		for (int64_t c = 0; c < outrow; c += inrow)
+			memcpy(dst + c * (int64_t)esz, src, (size_t)inrow * esz);
+		dst += outrow * (int64_t)esz;
+		for (int d = r - 2; d >= 0; d--) {
+			if (++idx[d] < y->dims[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	return 0;
+}
+
+/* ---- generators ---- */
+
+RT_KERNEL(Range)
+{
+	int32_t dt = out[0].dtype;
+	for (int k = 0; k < 3; k++)
+		if (in[k].dtype != dt || rt_numel(&in[k]) != 1)
+			return rt_error(f, "node '%s' (Range): input %d must be a %s scalar", loc, k,
+			                rt_dtype_name(dt));
+	int64_t n = rt_numel(&out[0]);
+	if (rt_is_float(dt)) {
+		double s = rt_get_f64(in[0].data, dt, 0), l = rt_get_f64(in[1].data, dt, 0);
+		double d = rt_get_f64(in[2].data, dt, 0);
+		double want = d != 0 ? ceil((l - s) / d) : -1;
+		if (d == 0 || (want < 0 ? 0 : want) != (double)n)
+			return rt_error(f, "node '%s' (Range): %lld elements, start/limit/delta give %g",
+			                loc, (long long)n, want);
+		for (int64_t i = 0; i < n; i++)
+			rt_set_f64(out[0].data, dt, i, s + (double)i * d);
+		return 0;
+	}
+	if (dt != KILN_I64 && dt != KILN_I32 && dt != KILN_I16)
+		return rt_bad_dtype(f, loc, "Range", dt);
+	int64_t s = rt_get_i64(in[0].data, dt, 0), l = rt_get_i64(in[1].data, dt, 0);
+	int64_t d = rt_get_i64(in[2].data, dt, 0);
+	if (d == 0)
+		return rt_error(f, "node '%s' (Range): delta is 0", loc);
+	int64_t want = d > 0 ? (l > s ? (l - s + d - 1) / d : 0) : (s > l ? (s - l - d - 1) / -d : 0);
+	if (want != n)
+		return rt_error(f, "node '%s' (Range): %lld elements, start/limit/delta give %lld", loc,
+		                (long long)n, (long long)want);
+	for (int64_t i = 0; i < n; i++) {
+		int64_t v = s + i * d;
+		switch (dt) {
+		case KILN_I64: ((int64_t *)out[0].data)[i] = v; break;
+		case KILN_I32: ((int32_t *)out[0].data)[i] = (int32_t)v; break;
+		default: ((int16_t *)out[0].data)[i] = (int16_t)v; break;
+		}
+	}
+	return 0;
+}
+
+/* Fill n elements of dtype dt with one value (integer iv or float fv). */
+static int fill(void *p, int32_t dt, int64_t n, int64_t iv, double fv)
+{
+	size_t esz = rt_dtype_size(dt);
+	if (!esz)
+		return -1;
+	unsigned char one[8];
+	if (rt_is_float(dt))
+		rt_set_f64(one, dt, 0, fv);
+	else if (dt == KILN_BOOL)
+		one[0] = iv != 0;
+	else
+		memcpy(one, &iv, esz);      /* little-endian: the low bytes */
+	bool zero = true;
+	for (size_t b = 0; b < esz; b++)
+		zero = zero && one[b] == 0;
+	if (zero) {
+		memset(p, 0, (size_t)n * esz);
+		return 0;
+	}
+	for (int64_t i = 0; i < n; i++)
+		memcpy((char *)p + i * (int64_t)esz, one, esz);
+	return 0;
+}
+
+RT_KERNEL(ConstantOfShape)
+{
+	int32_t dt = out[0].dtype;
+	if (fill(out[0].data, dt, rt_numel(&out[0]), nia > 0 ? ia[0] : 0, nfa > 0 ? fa[0] : 0.0))
+		return rt_bad_dtype(f, loc, "ConstantOfShape", dt);
+	return 0;
+}
+
+RT_KERNEL(EyeLike)
+{
+	rt_t *y = &out[0];
+	int64_t k = nia > 0 ? ia[0] : 0;
+	if (y->rank != 2)
+		return rt_error(f, "node '%s' (EyeLike): output must be 2-D", loc);
+	int64_t R = y->dims[0], C = y->dims[1];
+	if (fill(y->data, y->dtype, R * C, 0, 0.0))
+		return rt_bad_dtype(f, loc, "EyeLike", y->dtype);
+	for (int64_t i = 0; i < R; i++)
+		if (i + k >= 0 && i + k < C)
+			fill((char *)y->data + (i * C + i + k) * (int64_t)rt_dtype_size(y->dtype), y->dtype,
+			     1, 1, 1.0);
+	return 0;
+}
+
+RT_KERNEL(Trilu)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	bool upper = nia <= 0 || ia[0];
+	int64_t k = 0;
+	if (nin > 1 && in[1].data) {
+		if ((in[1].dtype != KILN_I64 && in[1].dtype != KILN_I32) || rt_numel(&in[1]) != 1)
+			return rt_error(f, "node '%s' (Trilu): k must be an integer scalar", loc);
+		k = rt_get_i64(in[1].data, in[1].dtype, 0);
+	}
+	if (x->rank < 2 || same_data(f, loc, "Trilu", x, y))
+		return x->rank < 2 ? rt_error(f, "node '%s' (Trilu): rank < 2", loc) : 1;
+	int64_t R = x->dims[x->rank - 2], C = x->dims[x->rank - 1];
+	if (R * C == 0)
+		return 0;
+	int64_t nmat = rt_numel(x) / (R * C);
+	size_t esz = rt_dtype_size(x->dtype);
+	char *p = y->data;
+	for (int64_t m = 0; m < nmat; m++)
+		for (int64_t i = 0; i < R; i++)
+			for (int64_t j = 0; j < C; j++) {
+				bool keep = upper ? j - i >= k : j - i <= k;
+				if (!keep)
+					memset(p + ((m * R + i) * C + j) * (int64_t)esz, 0, esz);
+			}
+	return 0;
+}

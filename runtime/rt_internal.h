@@ -1,0 +1,99 @@
+/* rt_internal.h: declarations private to the runtime (the runtime's .c
+ * files and its unit tests).  Not part of the ABI with generated code (rt.h)
+ * nor of the public API (kiln.h). */
+#ifndef KILN_RT_INTERNAL_H
+#define KILN_RT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt.h"
+
+#define RT_ALIGN 64
+#define RT_ERR_MAX 512
+
+/* One context: everything a run needs, allocated at creation or grown on
+ * re-plan; a steady-state run allocates nothing. */
+struct kiln_context {
+	const rt_model_desc *d;
+	struct rt_pool *pool;
+	int nthreads;
+	char err[RT_ERR_MAX];
+
+	/* weights: embedded (d->weights) or mapped from the side file */
+	const char *weights;
+	void *wmap;
+	size_t wmap_bytes;
+
+	/* symbols of this run, and of the last plan */
+	int64_t *sym, *plan_sym;
+	int32_t *sym_src;          /* input*KILN_MAX_RANK+dim that bound each symbol, -1 */
+	bool planned;
+
+	/* arena plan */
+	int64_t *bufsize, *bufoff;
+	int32_t *order;            /* scratch: buffers by size */
+	int64_t *iv;               /* scratch: 2 * nbuf intervals */
+	char *arena;
+	size_t arena_cap, arena_used;
+
+	/* outputs */
+	int64_t *out_shapes;       /* nout * KILN_MAX_RANK */
+	void **owned;              /* context-owned output buffers */
+	size_t *owned_cap;
+	void **out_ptr;            /* frame.out */
+	const void **in_ptr;       /* frame.in */
+};
+
+/* ---- thread pool (pool.c) ---- */
+struct rt_pool *rt_pool_create(int nthreads);     /* nthreads total, caller included; 0: online CPUs */
+void rt_pool_free(struct rt_pool *p);
+int rt_pool_size(const struct rt_pool *p);        /* 1 for NULL */
+
+/* rt_parallel_for when n * cost (rough ns of work) makes it worth waking
+ * the workers, else fn(arg, 0, n) on the calling thread. */
+void rt_par(kiln_frame *f, int64_t n, int64_t cost,
+            void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
+
+/* ---- context (rt_core.c) ---- */
+kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int nthreads);
+void rt_context_free(kiln_context *c);
+int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout);
+const char *rt_context_error(const kiln_context *c);
+size_t rt_context_arena_bytes(const kiln_context *c);
+const char *rt_create_error(void);                /* thread-local, last failed create */
+int rt_context_errorf(kiln_context *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- kernel helpers (kernels_util.c) ---- */
+size_t rt_dtype_size(int32_t dt);                 /* 0: unknown */
+const char *rt_dtype_name(int32_t dt);
+int64_t rt_numel(const rt_t *t);
+bool rt_is_float(int32_t dt);                      /* f32, f64, f16, bf16 */
+/* Element i of a tensor of dtype dt, converted (0 for unknown dtypes). */
+int64_t rt_get_i64(const void *p, int32_t dt, int64_t i);
+double rt_get_f64(const void *p, int32_t dt, int64_t i);
+void rt_set_f64(void *p, int32_t dt, int64_t i, double v);
+float rt_f16_to_f32(uint16_t h);
+uint16_t rt_f32_to_f16(float f);
+
+/* Element strides of in over out's rank (0 where in is broadcast), numpy
+ * rules; rt_error naming op and input k on a contradiction. */
+int rt_bcast_strides(kiln_frame *f, const char *loc, const char *op, int k,
+                     const rt_t *in, const rt_t *out, int64_t *strides);
+/* Copy a strided view (element strides, may be 0 or negative) into a
+ * dense row-major dst of the given dims. */
+void rt_strided_copy(kiln_frame *f, size_t esize, int rank, const int64_t *dims,
+                     const void *src, const int64_t *sstride, void *dst);
+/* Unsupported dtype for an op: formats and returns rt_error. */
+int rt_bad_dtype(kiln_frame *f, const char *loc, const char *op, int32_t dt);
+/* Elementwise broadcasting driver for up to 3 inputs: calls inner over rows
+ * with per-input element strides 0 or 1 (after collapsing dims). */
+typedef void (*rt_inner_fn)(const void *const *p, const int64_t *s, void *o, int64_t n,
+                            const void *aux);
+int rt_elementwise(kiln_frame *f, const char *loc, const char *op,
+                   const rt_t *const *ins, int nins, rt_t *out, rt_inner_fn inner,
+                   const void *aux);
+
+#endif
