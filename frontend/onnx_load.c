@@ -204,6 +204,26 @@ static int64_t parse_u63(const char *s)
 	return v;
 }
 
+/* True if the relative path climbs above its starting folder with "..",
+ * judged on the text alone (symlinks are checked with realpath later). */
+static bool escapes_lexically(const char *p)
+{
+	int depth = 0;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return true;
+		} else if (n > 0 && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return false;
+}
+
 /* Resolves the external data of t (header already in o) and points
  * o->data into the mapping of its file. */
 static int load_external(Loader *L, const Onnx__TensorProto *t, const char *what, OnnxData *o)
@@ -227,6 +247,9 @@ static int load_external(Loader *L, const Onnx__TensorProto *t, const char *what
 		                 L->file, what, loc);
 	if (loc[0] == '/')
 		return diag_fail(L->diag, "%s: %s: external data path '%s' is absolute (must be relative to the model's folder)",
+		                 L->file, what, loc);
+	if (escapes_lexically(loc))
+		return diag_fail(L->diag, "%s: %s: external data path '%s' leaves the model's folder",
 		                 L->file, what, loc);
 	int64_t off = off_s ? parse_u63(off_s) : 0;
 	int64_t len = len_s ? parse_u63(len_s) : (int64_t)o->nbytes;

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Write malformed ONNX models for tests/scripts/bad_inputs.sh.
+
+usage: make_bad_models.py DIR
+
+DIR's parent gets a file outside.bin (for the ../ escape case).
+
+Writes each bad model into DIR and a manifest DIR/MANIFEST with one line
+per case: FILE<TAB>FRAGMENT[<TAB>FRAGMENT...].  Loading FILE must fail with
+one line that contains the file's name and every fragment (the node or
+tensor at fault).  Needs python3-onnx (and numpy).
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+OPSET = 17
+
+
+def base_graph(nodes=None, inits=None, inputs=None, outputs=None):
+    """x[batch,4] @ W[4,4] + B[4] -> y, with optional extra pieces."""
+    W = helper.make_tensor("W", TensorProto.FLOAT, [4, 4],
+                           np.arange(16, dtype=np.float32).tobytes(), raw=True)
+    B = helper.make_tensor("B", TensorProto.FLOAT, [4], [0.0, 1.0, 2.0, 3.0])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    ns = [helper.make_node("MatMul", ["x", "W"], ["xw"], name="mm"),
+          helper.make_node("Add", ["xw", "B"], ["y"], name="add")]
+    g = helper.make_graph(ns + (nodes or []), "bad", [x] + (inputs or []),
+                          [y] + (outputs or []), [W, B] + (inits or []))
+    return g
+
+
+def model(g, opset=OPSET, domains=()):
+    ops = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    return helper.make_model(g, opset_imports=ops, producer_name="kiln-bad")
+
+
+def save(d, name, m):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(m.SerializeToString() if not isinstance(m, bytes) else m)
+
+
+def external(m, location, offset="0", length="64"):
+    W = m.graph.initializer[0]
+    W.ClearField("raw_data")
+    W.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", offset), ("length", length)):
+        e = W.external_data.add()
+        e.key, e.value = k, v
+    return m
+
+
+def main(d):
+    os.makedirs(d, exist_ok=True)
+    cases = []
+
+    def case(name, m, *frags):
+        save(d, name, m)
+        cases.append((name,) + frags)
+
+    good = model(base_graph()).SerializeToString()
+    case("empty.onnx", b"", "not an ONNX model")
+    rng = np.random.default_rng(1)
+    case("random.onnx", rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+         "not an ONNX model")
+    case("truncated.onnx", good[: len(good) // 2], "not an ONNX model")
+    m = model(base_graph())
+    m.ClearField("graph")
+    case("no_graph.onnx", m, "no graph")
+    case("unknown_op.onnx",
+         model(base_graph([helper.make_node("Frobnicate", ["y"], ["z"], name="frob")])),
+         "node 'frob' (Frobnicate)", "unsupported op")
+    case("undefined_input.onnx",
+         model(base_graph([helper.make_node("Add", ["y", "nope"], ["z"], name="add2")])),
+         "node 'add2' (Add)", "'nope'")
+    g = base_graph()
+    g.node.insert(0, helper.make_node("Neg", ["y"], ["ny"], name="early"))
+    case("not_topological.onnx", model(g), "node 'early' (Neg)", "'y'")
+    case("arity.onnx",
+         model(base_graph([helper.make_node("Gather", ["W", "B", "x"], ["z"], name="gat")])),
+         "node 'gat' (Gather)", "expects 2 inputs, has 3")
+    case("opset6.onnx", model(base_graph(), opset=6), "opset version 6")
+    case("opset99.onnx", model(base_graph(), opset=99), "opset version 99")
+    fused = helper.make_node("FusedMatMul", ["x", "W"], ["z"], name="fmm",
+                             domain="com.microsoft")
+    case("foreign_domain.onnx", model(base_graph([fused]), domains=["com.microsoft"]),
+         "node 'fmm' (FusedMatMul)", "com.microsoft")
+    m = model(base_graph())
+    m.graph.initializer[0].raw_data = m.graph.initializer[0].raw_data[:12]
+    case("raw_short.onnx", m, "initializer 'W'", "raw_data has 12 bytes")
+    m = model(base_graph())
+    m.graph.initializer[0].raw_data += b"\0" * 8
+    case("raw_long.onnx", m, "initializer 'W'", "raw_data has 72 bytes")
+    m = model(base_graph())
+    del m.graph.initializer[1].float_data[-1]
+    case("float_count.onnx", m, "initializer 'B'", "float_data has 3 elements")
+    s = helper.make_tensor("S", TensorProto.STRING, [1], [b"hello"])
+    case("string_init.onnx", model(base_graph(inits=[s])), "initializer 'S'", "string")
+    neg = TensorProto()
+    neg.name, neg.data_type = "N", TensorProto.FLOAT
+    neg.dims.extend([2, -3])
+    case("negative_dim.onnx", model(base_graph(inits=[neg])), "initializer 'N'", "negative")
+    huge = TensorProto()
+    huge.name, huge.data_type = "H", TensorProto.FLOAT
+    huge.dims.extend([1 << 40, 1 << 40])
+    case("huge_dim.onnx", model(base_graph(inits=[huge])), "initializer 'H'", "too large")
+    cs = helper.make_node("Constant", [], ["cs"], name="cstr", value_string="abc")
+    case("constant_string.onnx", model(base_graph([cs])), "node 'cstr' (Constant)")
+    sub = helper.make_graph([], "sub", [], [])
+    ga = helper.make_node("Identity", ["y"], ["z"], name="withgraph", body=sub)
+    case("graph_attr.onnx", model(base_graph([ga])), "node 'withgraph' (Identity)", "'body'")
+    m = model(base_graph())
+    m.graph.output.add().name = "ghost"
+    case("undefined_output.onnx", m, "graph output 'ghost'")
+    dup = helper.make_node("Neg", ["y"], ["xw"], name="redef")
+    case("redefined.onnx", model(base_graph([dup])), "node 'redef' (Neg)", "'xw'")
+    bad_dim = helper.make_tensor_value_info("q", TensorProto.FLOAT, ["s1 +* )"])
+    case("bad_dim_param.onnx", model(base_graph(inputs=[bad_dim])), "graph input 'q'")
+    # external data
+    with open(os.path.join(d, "weights.bin"), "wb") as f:
+        f.write(np.arange(32, dtype=np.float32).tobytes())
+    case("ext_missing.onnx", external(model(base_graph()), "missing.bin"),
+         "initializer 'W'", "'missing.bin'")
+    case("ext_absolute.onnx", external(model(base_graph()), "/etc/passwd"),
+         "initializer 'W'", "'/etc/passwd'")
+    # a file next to the model's folder, reached with ../
+    with open(os.path.join(os.path.dirname(os.path.abspath(d)), "outside.bin"), "wb") as f:
+        f.write(np.arange(32, dtype=np.float32).tobytes())
+    case("ext_dotdot.onnx", external(model(base_graph()), "../outside.bin"),
+         "initializer 'W'", "'../outside.bin'", "leaves")
+    case("ext_dotdot2.onnx", external(model(base_graph()), "sub/../../outside.bin"),
+         "initializer 'W'", "leaves")
+    case("ext_beyond.onnx", external(model(base_graph()), "weights.bin", offset="100"),
+         "initializer 'W'", "'weights.bin'")
+    case("ext_length.onnx", external(model(base_graph()), "weights.bin", length="60"),
+         "initializer 'W'", "'weights.bin'")
+    os.symlink("/etc/hostname", os.path.join(d, "escape.bin"))
+    case("ext_symlink.onnx", external(model(base_graph()), "escape.bin"),
+         "initializer 'W'", "'escape.bin'", "leaves")
+    # a valid model with valid external data, as a control (not in MANIFEST)
+    save(d, "good_external.onnx", external(model(base_graph()), "weights.bin", offset="64"))
+    save(d, "good.onnx", good)
+    with open(os.path.join(d, "MANIFEST"), "w") as f:
+        for c in cases:
+            f.write("\t".join(c) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
