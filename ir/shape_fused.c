@@ -1,0 +1,170 @@
+/* Shape inference of kiln's fused ops (created by passes/, run by
+ * runtime/kernels_fused.c; the op contracts are documented there too):
+ *
+ *   KlnGemm(A[..., K], W[K, N], bias[N]?)            -> [..., N]   f32
+ *   KlnLayerNorm(x[..., H], gamma[H], beta[H])         -> like x
+ *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?)       -> like x (and the sum, like x)
+ *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?)
+ *                                                     -> [B, Sq, num_heads*v_head_size]
+ *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
+ *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
+ *   KlnGelu(x)                                         -> like x
+ */
+#include <string.h>
+
+#include "shape_fused.h"
+#include "shape_internal.h"
+
+static int need_f32(Sh *s, int i, const Value **v)
+{
+	if (ir_shp_need(s, i, v))
+		return -1;
+	if ((*v)->dtype != DT_F32)
+		return ir_shp_fail(s, "input '%s' must be f32", ir_shp_inname(s, i));
+	return 0;
+}
+
+/* Input i (if present) is rank 1 of length h. */
+static int need_vec(Sh *s, int i, DimId h, const char *what)
+{
+	const Value *v;
+	if (need_f32(s, i, &v))
+		return -1;
+	if (v->rank != 1)
+		return ir_shp_fail(s, "%s '%s' must have rank 1", what, ir_shp_inname(s, i));
+	DimId u;
+	return ir_shp_unify(s, v->dims[0], h, &u, what);
+}
+
+static int gemm(Sh *s)
+{
+	const Value *a, *w;
+	if (need_f32(s, 0, &a) || need_f32(s, 1, &w))
+		return -1;
+	if (a->rank < 1 || w->rank != 2)
+		return ir_shp_fail(s, "A must have rank >= 1 and W rank 2");
+	DimId k;
+	if (ir_shp_unify(s, a->dims[a->rank - 1], w->dims[0], &k, "inner dimension"))
+		return -1;
+	if (ir_shp_in(s, 2) && need_vec(s, 2, w->dims[1], "bias"))
+		return -1;
+	DimId d[IR_MAX_RANK];
+	memcpy(d, a->dims, sizeof d);
+	d[a->rank - 1] = w->dims[1];
+	ir_shp_out(s, 0, DT_F32, a->rank, d);
+	return 0;
+}
+
+static int layernorm(Sh *s, int nx)
+{
+	const Value *x;
+	if (need_f32(s, 0, &x))
+		return -1;
+	if (x->rank < 1)
+		return ir_shp_fail(s, "input must have rank >= 1");
+	DimId h = x->dims[x->rank - 1];
+	if (nx == 2) {
+		const Value *k;
+		if (need_f32(s, 1, &k))
+			return -1;
+		if (k->rank != x->rank)
+			return ir_shp_fail(s, "skip must have the shape of the input");
+		for (int i = 0; i < x->rank; i++) {
+			DimId u;
+			if (ir_shp_unify(s, x->dims[i], k->dims[i], &u, "skip"))
+				return -1;
+		}
+		if (ir_shp_in(s, 4) && need_vec(s, 4, h, "bias"))
+			return -1;
+	}
+	if (need_vec(s, nx, h, "gamma") || need_vec(s, nx + 1, h, "beta"))
+		return -1;
+	ir_shp_out(s, 0, DT_F32, x->rank, x->dims);
+	ir_shp_out(s, 1, DT_F32, x->rank, x->dims);
+	return 0;
+}
+
+static int attention(Sh *s)
+{
+	const Value *q, *k, *v;
+	if (need_f32(s, 0, &q) || need_f32(s, 1, &k) || need_f32(s, 2, &v))
+		return -1;
+	if (q->rank != 3 || k->rank != 3 || v->rank != 3)
+		return ir_shp_fail(s, "Q, K and V must have rank 3 [batch, seq, hidden]");
+	Graph *g = s->g;
+	NodeId n = s->id;
+	int64_t h = ir_attr_int(g, n, "num_heads", 0), d = ir_attr_int(g, n, "head_size", 0);
+	int64_t dv = ir_attr_int(g, n, "v_head_size", d);
+	int64_t qo = ir_attr_int(g, n, "q_offset", 0), ko = ir_attr_int(g, n, "k_offset", 0);
+	int64_t vo = ir_attr_int(g, n, "v_offset", 0);
+	if (h <= 0 || d <= 0 || dv <= 0 || qo < 0 || ko < 0 || vo < 0)
+		return ir_shp_fail(s, "num_heads, head_size, v_head_size must be > 0, offsets >= 0");
+	int64_t c;
+	const Value *in[3] = {q, k, v};
+	int64_t need[3] = {qo + h * d, ko + h * d, vo + h * dv};
+	for (int i = 0; i < 3; i++)
+		if (ir_dim_is_const(g, in[i]->dims[2], &c) && c < need[i])
+			return ir_shp_fail(s, "input '%s': last dim %lld < %lld", ir_shp_inname(s, i),
+			                   (long long)c, (long long)need[i]);
+	DimId b, sk;
+	if (ir_shp_unify(s, q->dims[0], k->dims[0], &b, "batch") ||
+	    ir_shp_unify(s, b, v->dims[0], &b, "batch") ||
+	    ir_shp_unify(s, k->dims[1], v->dims[1], &sk, "key sequence"))
+		return -1;
+	const Value *bias = ir_shp_in(s, 3);
+	if (bias && (bias->rank < 0 || bias->rank > 4 || !ir_dtype_is_float(bias->dtype)))
+		return ir_shp_fail(s, "bias '%s' must be float of rank <= 4", ir_shp_inname(s, 3));
+	const Value *mask = ir_shp_in(s, 4);
+	if (mask && mask->rank != 2)
+		return ir_shp_fail(s, "key padding mask '%s' must be [batch, key_seq]", ir_shp_inname(s, 4));
+	DimId od[3] = {q->dims[0], q->dims[1], ir_dim_const(g, h * dv)};
+	ir_shp_out(s, 0, DT_F32, 3, od);
+	return 0;
+}
+
+static int embed(Sh *s)
+{
+	const Value *ids, *w;
+	if (ir_shp_need(s, 0, &ids) || need_f32(s, 1, &w))
+		return -1;
+	if (!ir_dtype_is_int(ids->dtype) || ids->rank != 2 || w->rank != 2)
+		return ir_shp_fail(s, "ids must be integer [batch, seq] and the table [vocab, hidden]");
+	DimId h = w->dims[1];
+	if (need_vec(s, 2, h, "gamma") || need_vec(s, 3, h, "beta"))
+		return -1;
+	for (int t = 5; t <= 7; t += 2) {
+		const Value *e = ir_shp_in(s, t);
+		if (!e)
+			continue;
+		DimId u;
+		if (need_f32(s, t, &e) || e->rank != 2 || ir_shp_unify(s, e->dims[1], h, &u, "table width"))
+			return e && e->rank != 2 ? ir_shp_fail(s, "table '%s' must have rank 2", ir_shp_inname(s, t)) : -1;
+		const Value *ix = ir_shp_in(s, t - 1);
+		if (!ix || !ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
+			return ir_shp_fail(s, "index input %d must be integer of rank 1 or 2", t - 1);
+	}
+	DimId od[3] = {ids->dims[0], ids->dims[1], h};
+	ir_shp_out(s, 0, DT_F32, 3, od);
+	ir_shp_out(s, 1, DT_F32, 3, od);
+	return 0;
+}
+
+int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
+{
+	Sh s = {g, n, diag};
+	const Value *x;
+	switch (IR_NODE(g, n)->op) {
+	case OP_KlnGemm: return gemm(&s);
+	case OP_KlnLayerNorm: return layernorm(&s, 1);
+	case OP_KlnSkipLayerNorm: return layernorm(&s, 2);
+	case OP_KlnAttention: return attention(&s);
+	case OP_KlnEmbedLayerNorm: return embed(&s);
+	case OP_KlnGelu:
+		if (need_f32(&s, 0, &x))
+			return -1;
+		ir_shp_out(&s, 0, DT_F32, x->rank, x->dims);
+		return 0;
+	default:
+		return ir_shp_fail(&s, "not a fused op");
+	}
+}

@@ -1,0 +1,584 @@
+/* Shape inference of the shape and layout ops (K_SHAPE in ops.def): Shape,
+ * Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Concat,
+ * Split, Gather*, Tile, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
+ * Range live in shape_slice.c.
+ *
+ * Where an output's shape comes from the content of an input (Reshape's
+ * shape, Expand, Tile, ConstantOfShape), that content must be known
+ * symbolically (sval or constant data); otherwise the node is refused. */
+#include <string.h>
+
+#include "ir.h"
+#include "shape_internal.h"
+
+int ir_shp_slice(Sh *s);
+int ir_shp_range(Sh *s);
+
+/* Axes from input `in` (when present, opset 13+) or attribute `attr`.
+ * *n = -1 when neither is given. */
+static int get_axes(Sh *s, int in, const char *attr, int64_t *ax, int *n)
+{
+	if (ir_shp_in(s, in)) {
+		*n = ir_shp_ints(s, in, ax, IR_MAX_RANK * 2, "axes");
+		return *n < 0 ? -1 : 0;
+	}
+	int cnt = 0;
+	const int64_t *a = ir_attr_ints(s->g, s->id, attr, &cnt);
+	if (!a) {
+		*n = -1;
+		return 0;
+	}
+	if (cnt > IR_MAX_RANK * 2)
+		return ir_shp_fail(s, "too many axes");
+	memcpy(ax, a, sizeof(int64_t) * (size_t)cnt);
+	*n = cnt;
+	return 0;
+}
+
+/* Passes the input's symbolic content through a reshaping op. */
+static void pass_sval(Sh *s)
+{
+	DimId e[SH_MAX_SVAL];
+	int n = ir_shp_getsval(s, 0, e, SH_MAX_SVAL);
+	if (n >= 0)
+		ir_shp_sval(s, 0, n, e);
+}
+
+static int infer_shape(Sh *s)
+{
+	const Value *x;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int r = x->rank;
+	int64_t a = ir_attr_int(s->g, s->id, "start", 0), b = ir_attr_int(s->g, s->id, "end", r);
+	if (a < 0)
+		a += r;
+	if (b < 0)
+		b += r;
+	a = a < 0 ? 0 : a > r ? r : a;
+	b = b < 0 ? 0 : b > r ? r : b;
+	int n = b > a ? (int)(b - a) : 0;
+	DimId d = ir_dim_const(s->g, n);
+	ir_shp_out(s, 0, DT_I64, 1, &d);
+	ir_shp_sval(s, 0, n, x->dims + a);
+	return 0;
+}
+
+static int infer_size(Sh *s)
+{
+	const Value *x;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	DimId n = ir_shp_numel(s, x);
+	ir_shp_out(s, 0, DT_I64, 0, NULL);
+	ir_shp_sval(s, 0, 1, &n);
+	return 0;
+}
+
+static int infer_reshape(Sh *s)
+{
+	const Value *x;
+	DimId e[SH_MAX_SVAL], out[IR_MAX_RANK];
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
+	if (n < 0)
+		return ir_shp_fail(s, "shape input '%s' is computed at run time and not known symbolically",
+		                   ir_shp_inname(s, 1));
+	if (n > IR_MAX_RANK)
+		return ir_shp_fail(s, "target rank %d exceeds %d", n, IR_MAX_RANK);
+	bool allowzero = ir_attr_int(s->g, s->id, "allowzero", 0) != 0;
+	int neg = -1;
+	DimId known = ir_dim_const(s->g, 1);
+	for (int i = 0; i < n; i++) {
+		int64_t c;
+		out[i] = e[i];
+		if (ir_dim_is_const(s->g, e[i], &c)) {
+			if (c == 0 && !allowzero) {
+				if (i >= x->rank)
+					return ir_shp_fail(s, "shape element %d is 0 (copy) but the input has rank %d", i, x->rank);
+				out[i] = x->dims[i];
+			} else if (c == -1) {
+				if (neg >= 0)
+					return ir_shp_fail(s, "more than one -1 in the target shape");
+				neg = i;
+				continue;
+			} else if (c < -1) {
+				return ir_shp_fail(s, "invalid target dim %lld", (long long)c);
+			}
+		}
+		known = ir_dim_mul(s->g, known, out[i]);
+	}
+	DimId total = ir_shp_numel(s, x);
+	int64_t ct, ck;
+	bool kt = ir_dim_is_const(s->g, total, &ct), kk = ir_dim_is_const(s->g, known, &ck);
+	if (neg >= 0) {
+		if (kk && ck == 0)
+			return ir_shp_fail(s, "-1 with a zero-sized rest of the shape");
+		if (kt && kk && ct % ck != 0)
+			return ir_shp_fail(s, "cannot reshape %lld elements with %lld per -1 slot", (long long)ct,
+			                   (long long)ck);
+		out[neg] = ir_dim_div(s->g, total, known);
+	} else if (kt && kk && ct != ck) {
+		return ir_shp_fail(s, "cannot reshape %lld elements into %lld", (long long)ct, (long long)ck);
+	}
+	ir_shp_out(s, 0, x->dtype, n, out);
+	pass_sval(s);
+	return 0;
+}
+
+static int infer_flatten(Sh *s)
+{
+	const Value *x;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int64_t a = ir_attr_int(s->g, s->id, "axis", 1);
+	if (a < -x->rank || a > x->rank)
+		return ir_shp_fail(s, "axis %lld out of range for rank %d", (long long)a, x->rank);
+	if (a < 0)
+		a += x->rank;
+	DimId d[2] = { ir_dim_const(s->g, 1), ir_dim_const(s->g, 1) };
+	for (int i = 0; i < x->rank; i++)
+		d[i >= a] = ir_dim_mul(s->g, d[i >= a], x->dims[i]);
+	ir_shp_out(s, 0, x->dtype, 2, d);
+	pass_sval(s);
+	return 0;
+}
+
+static int infer_squeeze(Sh *s)
+{
+	const Value *x;
+	int64_t ax[IR_MAX_RANK * 2];
+	int n;
+	if (ir_shp_need(s, 0, &x) || get_axes(s, 1, "axes", ax, &n))
+		return -1;
+	bool drop[IR_MAX_RANK] = { 0 };
+	for (int i = 0; i < n; i++) {
+		int a;
+		int64_t c;
+		if (ir_shp_axis(s, ax[i], x->rank, &a))
+			return -1;
+		if (ir_dim_is_const(s->g, x->dims[a], &c) && c != 1)
+			return ir_shp_fail(s, "cannot squeeze axis %d of size %lld", a, (long long)c);
+		drop[a] = true;
+	}
+	if (n < 0) {   /* no axes: every dim of size 1 */
+		for (int i = 0; i < x->rank; i++) {
+			int64_t c;
+			if (!ir_dim_is_const(s->g, x->dims[i], &c))
+				return ir_shp_fail(s, "squeeze without axes of a symbolic dim (axis %d)", i);
+			drop[i] = c == 1;
+		}
+	}
+	DimId out[IR_MAX_RANK];
+	int r = 0;
+	for (int i = 0; i < x->rank; i++)
+		if (!drop[i])
+			out[r++] = x->dims[i];
+	ir_shp_out(s, 0, x->dtype, r, out);
+	pass_sval(s);
+	return 0;
+}
+
+static int infer_unsqueeze(Sh *s)
+{
+	const Value *x;
+	int64_t ax[IR_MAX_RANK * 2];
+	int n;
+	if (ir_shp_need(s, 0, &x) || get_axes(s, 1, "axes", ax, &n))
+		return -1;
+	if (n < 0)
+		return ir_shp_fail(s, "no axes");
+	int r = x->rank + n;
+	if (r > IR_MAX_RANK)
+		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
+	bool ins[IR_MAX_RANK] = { 0 };
+	for (int i = 0; i < n; i++) {
+		int a;
+		if (ir_shp_axis(s, ax[i], r, &a))
+			return -1;
+		if (ins[a])
+			return ir_shp_fail(s, "axis %d repeated", a);
+		ins[a] = true;
+	}
+	DimId out[IR_MAX_RANK];
+	for (int i = 0, k = 0; i < r; i++)
+		out[i] = ins[i] ? ir_dim_const(s->g, 1) : x->dims[k++];
+	ir_shp_out(s, 0, x->dtype, r, out);
+	pass_sval(s);
+	return 0;
+}
+
+static int infer_transpose(Sh *s)
+{
+	const Value *x;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int cnt = 0;
+	const int64_t *perm = ir_attr_ints(s->g, s->id, "perm", &cnt);
+	DimId out[IR_MAX_RANK];
+	if (perm && cnt != x->rank)
+		return ir_shp_fail(s, "perm has %d entries for rank %d", cnt, x->rank);
+	bool seen[IR_MAX_RANK] = { 0 };
+	for (int i = 0; i < x->rank; i++) {
+		int64_t p = perm ? perm[i] : x->rank - 1 - i;
+		if (p < 0 || p >= x->rank || seen[p])
+			return ir_shp_fail(s, "perm is not a permutation of 0..%d", x->rank - 1);
+		seen[p] = true;
+		out[i] = x->dims[p];
+	}
+	ir_shp_out(s, 0, x->dtype, x->rank, out);
+	if (x->rank <= 1)
+		pass_sval(s);
+	return 0;
+}
+
+static int infer_expand(Sh *s)
+{
+	const Value *x;
+	DimId e[SH_MAX_SVAL], out[IR_MAX_RANK];
+	int r;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
+	if (n < 0)
+		return ir_shp_fail(s, "shape input '%s' is computed at run time and not known symbolically",
+		                   ir_shp_inname(s, 1));
+	if (n > IR_MAX_RANK)
+		return ir_shp_fail(s, "target rank %d exceeds %d", n, IR_MAX_RANK);
+	if (ir_shp_bcast(s, x->rank, x->dims, n, e, &r, out))
+		return -1;
+	ir_shp_out(s, 0, x->dtype, r, out);
+	/* content of a small expanded sval tensor */
+	DimId in[SH_MAX_SVAL], res[SH_MAX_SVAL];
+	int64_t numel;
+	const Value *o = IR_VAL(s->g, SH_NODE(s)->out[0]);
+	int k = ir_shp_getsval(s, 0, in, SH_MAX_SVAL);
+	if (k == 1 && ir_shp_const_shape(s, o, &numel) && numel <= SH_MAX_SVAL) {
+		for (int64_t i = 0; i < numel; i++)
+			res[i] = in[0];
+		ir_shp_sval(s, 0, (int)numel, res);
+	}
+	return 0;
+}
+
+static int infer_concat(Sh *s)
+{
+	const Value *x, *y;
+	int nin = SH_NODE(s)->nin;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int a;
+	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", 0), x->rank, &a))
+		return -1;
+	DimId out[IR_MAX_RANK];
+	memcpy(out, x->dims, sizeof(DimId) * (size_t)x->rank);
+	for (int i = 1; i < nin; i++) {
+		if (ir_shp_need(s, i, &y))
+			return -1;
+		if (y->rank != x->rank || y->dtype != x->dtype)
+			return ir_shp_fail(s, "input '%s' is %s rank %d, input '%s' is %s rank %d", ir_shp_inname(s, 0),
+			                   ir_dtype_name(x->dtype), x->rank, ir_shp_inname(s, i), ir_dtype_name(y->dtype),
+			                   y->rank);
+		for (int d = 0; d < x->rank; d++) {
+			if (d == a)
+				out[d] = ir_dim_add(s->g, out[d], y->dims[d]);
+			else if (ir_shp_unify(s, out[d], y->dims[d], &out[d], "non-concatenated axis"))
+				return -1;
+		}
+	}
+	ir_shp_out(s, 0, x->dtype, x->rank, out);
+	/* content of concatenated 1-D shape vectors */
+	DimId sv[SH_MAX_SVAL];
+	int n = 0;
+	if (x->rank != 1)
+		return 0;
+	for (int i = 0; i < nin; i++) {
+		int k = ir_shp_getsval(s, i, sv + n, SH_MAX_SVAL - n);
+		if (k < 0)
+			return 0;
+		n += k;
+	}
+	ir_shp_sval(s, 0, n, sv);
+	return 0;
+}
+
+static int infer_split(Sh *s)
+{
+	const Value *x;
+	Node *nd = SH_NODE(s);
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int a;
+	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", 0), x->rank, &a))
+		return -1;
+	int nout = nd->nout;
+	int64_t sp[SH_MAX_SVAL];
+	int n = -1, cnt = 0;
+	if (ir_shp_in(s, 1)) {
+		if ((n = ir_shp_ints(s, 1, sp, SH_MAX_SVAL, "split")) < 0)
+			return -1;
+	} else {
+		const int64_t *at = ir_attr_ints(s->g, s->id, "split", &cnt);
+		if (at) {
+			if (cnt > SH_MAX_SVAL)
+				return ir_shp_fail(s, "too many splits");
+			memcpy(sp, at, sizeof(int64_t) * (size_t)cnt);
+			n = cnt;
+		}
+	}
+	DimId d = x->dims[a];
+	DimId out[IR_MAX_RANK];
+	memcpy(out, x->dims, sizeof(DimId) * (size_t)x->rank);
+	if (n >= 0) {
+		if (n != nout)
+			return ir_shp_fail(s, "%d split sizes for %d outputs", n, nout);
+		DimId sum = ir_dim_const(s->g, 0);
+		for (int i = 0; i < n; i++) {
+			if (sp[i] < 0)
+				return ir_shp_fail(s, "negative split size");
+			out[a] = ir_dim_const(s->g, sp[i]);
+			sum = ir_dim_add(s->g, sum, out[a]);
+			ir_shp_out(s, i, x->dtype, x->rank, out);
+		}
+		int64_t cd, cs;
+		if (ir_dim_is_const(s->g, d, &cd) && ir_dim_is_const(s->g, sum, &cs) && cd != cs)
+			return ir_shp_fail(s, "split sizes sum to %lld, axis has %lld", (long long)cs, (long long)cd);
+		return 0;
+	}
+	/* equal parts; with num_outputs (opset 18) the last may be smaller */
+	int64_t no = ir_attr_int(s->g, s->id, "num_outputs", nout);
+	if (no != nout || nout < 1)
+		return ir_shp_fail(s, "num_outputs %lld but %d outputs", (long long)no, nout);
+	DimId k = ir_dim_const(s->g, nout);
+	int64_t cd;
+	bool kd = ir_dim_is_const(s->g, d, &cd);
+	if (kd && cd % nout != 0 && !ir_attr_get(s->g, s->id, "num_outputs"))
+		return ir_shp_fail(s, "axis of size %lld does not split in %d equal parts", (long long)cd, nout);
+	DimId chunk = ir_dim_div(s->g, ir_dim_add(s->g, d, ir_dim_const(s->g, nout - 1)), k);
+	if (!kd)
+		chunk = ir_dim_div(s->g, d, k);   /* symbolic: assume it divides */
+	for (int i = 0; i < nout; i++) {
+		out[a] = chunk;
+		if (i == nout - 1)
+			out[a] = ir_dim_sub(s->g, d, ir_dim_mul(s->g, chunk, ir_dim_const(s->g, nout - 1)));
+		ir_shp_out(s, i, x->dtype, x->rank, out);
+	}
+	return 0;
+}
+
+static int infer_gather(Sh *s)
+{
+	const Value *x, *ix;
+	if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &ix))
+		return -1;
+	if (!ir_dtype_is_int(ix->dtype))
+		return ir_shp_fail(s, "indices '%s' are %s", ir_shp_inname(s, 1), ir_dtype_name(ix->dtype));
+	int a;
+	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", 0), x->rank, &a))
+		return -1;
+	int r = x->rank - 1 + ix->rank;
+	if (r > IR_MAX_RANK)
+		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
+	DimId out[IR_MAX_RANK];
+	int k = 0;
+	for (int i = 0; i < a; i++)
+		out[k++] = x->dims[i];
+	for (int i = 0; i < ix->rank; i++)
+		out[k++] = ix->dims[i];
+	for (int i = a + 1; i < x->rank; i++)
+		out[k++] = x->dims[i];
+	/* constant indices must be in range of a constant axis */
+	DimId iv[SH_MAX_SVAL], xv[SH_MAX_SVAL], res[SH_MAX_SVAL];
+	int ni = ir_shp_getsval(s, 1, iv, SH_MAX_SVAL);
+	int64_t len;
+	bool klen = ir_dim_is_const(s->g, x->dims[a], &len);
+	bool allk = ni >= 0;
+	for (int i = 0; i < ni; i++) {
+		int64_t c;
+		if (!ir_dim_is_const(s->g, iv[i], &c)) {
+			allk = false;
+			continue;
+		}
+		if (klen && (c < -len || c >= len))
+			return ir_shp_fail(s, "index %lld out of range for axis %d of size %lld", (long long)c, a,
+			                   (long long)len);
+		if (c < 0 && klen)
+			c += len;
+		iv[i] = ir_dim_const(s->g, c);
+		if (c < 0)
+			allk = false;
+	}
+	ir_shp_out(s, 0, x->dtype, r, out);
+	/* content: gather from a 1-D shape vector */
+	int nx = ir_shp_getsval(s, 0, xv, SH_MAX_SVAL);
+	if (allk && x->rank == 1 && nx >= 0) {
+		for (int i = 0; i < ni; i++) {
+			int64_t c;
+			ir_dim_is_const(s->g, iv[i], &c);
+			res[i] = xv[c];
+		}
+		ir_shp_sval(s, 0, ni, res);
+	}
+	return 0;
+}
+
+static int infer_gather_nd(Sh *s)
+{
+	const Value *x, *ix;
+	if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &ix))
+		return -1;
+	int64_t b = ir_attr_int(s->g, s->id, "batch_dims", 0), m;
+	if (ix->rank < 1 || !ir_dim_is_const(s->g, ix->dims[ix->rank - 1], &m))
+		return ir_shp_fail(s, "indices '%s' need a constant last dim", ir_shp_inname(s, 1));
+	if (b < 0 || b + m > x->rank || b >= ix->rank)
+		return ir_shp_fail(s, "batch_dims %lld and index depth %lld do not fit data rank %d", (long long)b,
+		                   (long long)m, x->rank);
+	int r = ix->rank - 1 + x->rank - (int)(b + m);
+	if (r > IR_MAX_RANK)
+		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
+	DimId out[IR_MAX_RANK];
+	int k = 0;
+	for (int i = 0; i < ix->rank - 1; i++)
+		out[k++] = ix->dims[i];
+	for (int i = (int)(b + m); i < x->rank; i++)
+		out[k++] = x->dims[i];
+	ir_shp_out(s, 0, x->dtype, r, out);
+	return 0;
+}
+
+static int infer_tile(Sh *s)
+{
+	const Value *x;
+	DimId e[SH_MAX_SVAL], out[IR_MAX_RANK];
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
+	if (n < 0)
+		return ir_shp_fail(s, "repeats input '%s' is not known symbolically", ir_shp_inname(s, 1));
+	if (n != x->rank)
+		return ir_shp_fail(s, "%d repeats for rank %d", n, x->rank);
+	for (int i = 0; i < n; i++)
+		out[i] = ir_dim_mul(s->g, x->dims[i], e[i]);
+	ir_shp_out(s, 0, x->dtype, n, out);
+	return 0;
+}
+
+/* A scalar attribute tensor's value as an integer dim, if integral. */
+static bool lit_int(const TensorLit *t, int64_t *v)
+{
+	size_t es = ir_dtype_size(t->dtype);
+	if (!t->data || es == 0 || t->nbytes < es)
+		return false;
+	switch (t->dtype) {
+	case DT_I64: memcpy(v, t->data, 8); return true;
+	case DT_I32: { int32_t x; memcpy(&x, t->data, 4); *v = x; return true; }
+	case DT_BOOL: case DT_U8: *v = *(const uint8_t *)t->data; return true;
+	case DT_I8: *v = *(const int8_t *)t->data; return true;
+	default: return false;
+	}
+}
+
+static int infer_constant_of_shape(Sh *s)
+{
+	DimId e[SH_MAX_SVAL];
+	int n = ir_shp_getsval(s, 0, e, SH_MAX_SVAL);
+	if (n < 0)
+		return ir_shp_fail(s, "shape input '%s' is not known symbolically", ir_shp_inname(s, 0));
+	if (n > IR_MAX_RANK)
+		return ir_shp_fail(s, "rank %d exceeds %d", n, IR_MAX_RANK);
+	const Attr *va = ir_attr_get(s->g, s->id, "value");
+	DType t = DT_F32;
+	int64_t fill = 0;
+	bool kfill = true;
+	if (va) {
+		if (va->kind != A_TENSOR || !va->u.t)
+			return ir_shp_fail(s, "attribute 'value' is not a tensor");
+		t = va->u.t->dtype;
+		kfill = lit_int(va->u.t, &fill);
+	}
+	ir_shp_out(s, 0, t, n, e);
+	int64_t numel = 1;
+	for (int i = 0; i < n && numel <= SH_MAX_SVAL; i++) {
+		int64_t c;
+		numel = ir_dim_is_const(s->g, e[i], &c) ? numel * c : SH_MAX_SVAL + 1;
+	}
+	if (kfill && ir_dtype_is_int(t) && numel >= 0 && numel <= SH_MAX_SVAL) {
+		DimId res[SH_MAX_SVAL];
+		for (int64_t i = 0; i < numel; i++)
+			res[i] = ir_dim_const(s->g, fill);
+		ir_shp_sval(s, 0, (int)numel, res);
+	}
+	return 0;
+}
+
+static int infer_one_hot(Sh *s)
+{
+	const Value *ix, *dv, *vals;
+	if (ir_shp_need(s, 0, &ix) || ir_shp_need(s, 1, &dv) || ir_shp_need(s, 2, &vals))
+		return -1;
+	DimId depth[1];
+	if (ir_shp_getsval(s, 1, depth, 1) != 1) {
+		/* a float depth constant */
+		float f;
+		if (dv->kind == V_CONST && dv->data && dv->dtype == DT_F32 && dv->nbytes >= 4) {
+			memcpy(&f, dv->data, 4);
+			depth[0] = ir_dim_const(s->g, (int64_t)f);
+		} else {
+			return ir_shp_fail(s, "depth input '%s' is not known symbolically", ir_shp_inname(s, 1));
+		}
+	}
+	int r = ix->rank + 1, a;
+	if (r > IR_MAX_RANK)
+		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
+	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), r, &a))
+		return -1;
+	DimId out[IR_MAX_RANK];
+	for (int i = 0, k = 0; i < r; i++)
+		out[i] = i == a ? depth[0] : ix->dims[k++];
+	ir_shp_out(s, 0, vals->dtype, r, out);
+	return 0;
+}
+
+int ir_shp_layout(Sh *s)
+{
+	const Value *x;
+	switch (SH_NODE(s)->op) {
+	case OP_Shape: return infer_shape(s);
+	case OP_Size: return infer_size(s);
+	case OP_Reshape: return infer_reshape(s);
+	case OP_Flatten: return infer_flatten(s);
+	case OP_Squeeze: return infer_squeeze(s);
+	case OP_Unsqueeze: return infer_unsqueeze(s);
+	case OP_Transpose: return infer_transpose(s);
+	case OP_Expand: return infer_expand(s);
+	case OP_Concat: return infer_concat(s);
+	case OP_Split: return infer_split(s);
+	case OP_Slice: return ir_shp_slice(s);
+	case OP_Gather: return infer_gather(s);
+	case OP_GatherND: return infer_gather_nd(s);
+	case OP_Tile: return infer_tile(s);
+	case OP_Range: return ir_shp_range(s);
+	case OP_ConstantOfShape: return infer_constant_of_shape(s);
+	case OP_OneHot: return infer_one_hot(s);
+	case OP_GatherElements:
+		if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &x))
+			return -1;
+		ir_shp_out(s, 0, ir_shp_in(s, 0)->dtype, x->rank, x->dims);
+		return 0;
+	case OP_EyeLike:
+		if (ir_shp_need(s, 0, &x))
+			return -1;
+		ir_shp_out(s, 0, (DType)ir_attr_int(s->g, s->id, "dtype", x->dtype), x->rank, x->dims);
+		return 0;
+	case OP_Trilu:
+		if (ir_shp_need(s, 0, &x))
+			return -1;
+		if (x->rank < 2)
+			return ir_shp_fail(s, "input rank %d < 2", x->rank);
+		ir_shp_out(s, 0, x->dtype, x->rank, x->dims);
+		return 0;
+	default:
+		return ir_shp_fail(s, "no shape rule");
+	}
+}
