@@ -34,6 +34,8 @@ typedef struct Be {
 	ValId *bufval;        /* per buffer: its value */
 	int32_t *buf_first, *buf_last;
 	bool *outcopy;        /* per graph output: copied at the end of kiln__run */
+	int32_t *symmap;      /* per ir symbol: index in the desc's symbols, or -1 */
+	int32_t nsym;         /* desc symbols: those a graph input dim binds */
 	unsigned char *blob;  /* the weights, 64-byte aligned pieces */
 	size_t blob_bytes;
 
@@ -71,7 +73,10 @@ LLVMValueRef be_numel(Be *be, ValId v);      /* i64 elements */
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 void be_emit_plan_fn(Be *be);                /* kiln__plan */
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
-int be_check_symbols(Be *be);                /* every used symbol bound by an input */
+/* Maps the symbols input dims bind to desc indices (the runtime requires
+ * each desc symbol to be bound); a symbol code needs but no input binds
+ * is an error. */
+int be_map_symbols(Be *be);
 
 /* emit.c helpers shared with the op emitters */
 LLVMValueRef be_cstr(Be *be, const char *s);               /* private constant string */

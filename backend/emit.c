@@ -312,6 +312,7 @@ static void free_module(Be *be)
 	if (be->ctx)
 		LLVMContextDispose(be->ctx);
 	free(be->dmemo);
+	free(be->symmap);
 }
 
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
@@ -326,7 +327,7 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 	double t0 = be_now_ms();
 	int rc = be_plan(&be);
 	if (!rc)
-		rc = be_check_symbols(&be);
+		rc = be_map_symbols(&be);
 	if (!rc)
 		rc = build_module(&be);
 	stats->weights_bytes = (int64_t)be.blob_bytes;

@@ -273,8 +273,9 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	}
 }
 
-/* Ops with a kernel in the runtime (runtime/kernels*.c). */
+/* Ops with a kernel in the runtime (runtime/kernels_*.c): all primitive
+ * ops; kiln's fused ops are not lowered yet. */
 bool be_has_kernel(Op op)
 {
-	return op < OP_COUNT;
+	return op < OP_COUNT && ir_opinfo[op].kind != K_FUSED;
 }

@@ -110,7 +110,7 @@ static LLVMValueRef in_dims(Be *be, LLVMTypeRef t_dim)
 				if (dn->kind == DIM_CONST)
 					c = dn->c;
 				else if (dn->kind == DIM_SYM)
-					sym = dn->c;
+					sym = be->symmap[dn->c];
 				else
 					sym = RT_DIM_EXPR;
 			}
@@ -137,12 +137,13 @@ static LLVMValueRef i32_array(Be *be, const int32_t *v, int n, const char *name)
 
 static LLVMValueRef sym_names(Be *be)
 {
-	int n = ir_nsyms(be->g);
+	int n = be->nsym;
 	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
 	if (!a)
 		abort();
-	for (int i = 0; i < n; i++)
-		a[i] = be_cstr(be, ir_sym_name(be->g, i));
+	for (int i = 0; i < ir_nsyms(be->g); i++)
+		if (be->symmap[i] >= 0)
+			a[be->symmap[i]] = be_cstr(be, ir_sym_name(be->g, i));
 	LLVMValueRef r = const_global(be, be->t_ptr, a, n, ".sym_names");
 	free(a);
 	return r;
@@ -173,7 +174,7 @@ void be_emit_desc(Be *be)
 	LLVMValueRef f[18] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
-		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, ir_nsyms(g)), be_i32(be, be->nbufs),
+		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
 		io_array(be, t_io, g->inputs, g->ninputs, ".inputs"),
 		io_array(be, t_io, g->outputs, g->noutputs, ".outputs"),
 		in_dims(be, t_dim),

@@ -71,7 +71,9 @@ LLVMValueRef be_dim(Be *be, DimId d)
 	case DIM_CONST:
 		return be_i64(be, n->c);  /* constants need no memo */
 	case DIM_SYM: {
-		LLVMValueRef idx = be_i64(be, n->c);
+		if (be->symmap[n->c] < 0)
+			return be_i64(be, 0);  /* unbound: be_map_symbols reported it */
+		LLVMValueRef idx = be_i64(be, be->symmap[n->c]);
 		LLVMValueRef p = LLVMBuildGEP2(B, be->t_i64, be->symptr, &idx, 1, "");
 		r = LLVMBuildLoad2(B, be->t_i64, p, ir_sym_name(be->g, (int)n->c));
 		break;
@@ -156,7 +158,8 @@ void be_emit_out_shapes_fn(Be *be)
 	LLVMBuildRetVoid(be->db);
 }
 
-/* ---- symbols: every one the code reads must be bound by an input dim ---- */
+/* ---- symbols: every one the code reads must be bound by an input dim ----
+ * (desc symbols are the bound ones, in ir symbol order) */
 
 static void mark_syms(const Graph *g, DimId d, unsigned char *used)
 {
@@ -176,7 +179,7 @@ static void mark_value(const Graph *g, ValId v, unsigned char *used)
 		mark_syms(g, val->dims[d], used);
 }
 
-int be_check_symbols(Be *be)
+int be_map_symbols(Be *be)
 {
 	Graph *g = be->g;
 	int ns = ir_nsyms(g);
@@ -207,6 +210,12 @@ int be_check_symbols(Be *be)
 		}
 	}
 	int rc = 0;
+	be->symmap = malloc(((size_t)ns + 1) * sizeof *be->symmap);
+	if (!be->symmap)
+		abort();
+	be->nsym = 0;
+	for (int s = 0; s < ns; s++)
+		be->symmap[s] = bound[s] ? be->nsym++ : -1;
 	for (int s = 0; s < ns && !rc; s++)
 		if (used[s] && !bound[s])
 			rc = diag_fail(be->diag, "symbol '%s' is not bound by any graph input dim "

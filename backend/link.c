@@ -144,6 +144,7 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 		argv[n++] = (char *)obj;
 		if (wobj)
 			argv[n++] = (char *)wobj;
+		argv[n++] = "-Wl,-u,kiln_entry";   /* pull the entry point out of the archive */
 		argv[n++] = KILN_RT_LIB;
 		argv[n++] = KILN_OPENBLAS_LIB;
 		argv[n++] = "-lm";
