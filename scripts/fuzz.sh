@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target for the ONNX loader (tests/fuzz/fuzz_onnx.c)
+# with clang-19 and runs it for N seconds (default 60) on a seed corpus of
+# small valid and malformed models.  Exit status is non-zero if the fuzzer
+# finds a crash, leak or sanitizer report (the reproducer is left in
+# BUILD/fuzz-artifacts/).
+#
+# usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]   (BUILD_DIR default: build-fuzz)
+set -euo pipefail
+SECS=${1:-60}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${2:-$SRC/build-fuzz}
+PY=/usr/bin/python3
+
+# the libraries need coverage instrumentation too, or libFuzzer only sees
+# the target's own few edges
+CC=clang-19 cmake -S "$SRC" -B "$BUILD" -DKILN_FUZZ=ON -DKILN_TESTS=OFF \
+	-DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" >/dev/null
+cmake --build "$BUILD" -j2 --target fuzz_onnx
+
+CORPUS="$BUILD/fuzz-corpus"
+ART="$BUILD/fuzz-artifacts"
+mkdir -p "$CORPUS" "$ART"
+# seeds: the generated bad models (valid controls included) when python3-onnx
+# is there, plus the smallest shared model when ../shared is there
+if "$PY" -c "import onnx, numpy" 2>/dev/null; then
+	SEEDS=$(mktemp -d /tmp/kiln_fuzzseed.XXXXXX)
+	"$PY" "$SRC/tests/gen/make_bad_models.py" "$SEEDS/m" >/dev/null
+	find "$SEEDS/m" -name '*.onnx' -type f -size -64k -exec cp {} "$CORPUS/" \;
+	rm -rf "$SEEDS"
+fi
+if [ -f "$SRC/../shared/models/albert-legacy14/model.onnx" ]; then
+	cp "$SRC/../shared/models/albert-legacy14/model.onnx" "$CORPUS/albert.onnx"
+fi
+
+"$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$SECS" -max_len=1048576 \
+	-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/" -print_final_stats=1
