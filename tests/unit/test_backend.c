@@ -208,11 +208,16 @@ static void test_emit_llvm_obj(void **state)
 	FILE *f = fopen(o.out, "r");
 	assert_non_null(f);
 	char line[4096];
-	int defs = 0;
-	while (fgets(line, sizeof line, f))
+	int defs = 0, add_calls = 0, mm_calls = 0;
+	while (fgets(line, sizeof line, f)) {
 		defs += strstr(line, "define") != NULL && strstr(line, "@kiln__run") != NULL;
+		add_calls += strstr(line, "call") && strstr(line, "@rt_op_Add");
+		mm_calls += strstr(line, "call") && strstr(line, "@rt_op_MatMul");
+	}
 	fclose(f);
 	assert_int_equal(defs, 1);
+	assert_int_equal(add_calls, 0);   /* inline loop */
+	assert_int_equal(mm_calls, 1);    /* kernel */
 	o.out = path_of("mlp.o");
 	o.emit = BE_EMIT_OBJ;
 	if (compile_opts(softmax_text, &o, &d))
@@ -220,6 +225,94 @@ static void test_emit_llvm_obj(void **state)
 	struct stat st;
 	assert_int_equal(stat(o.out, &st), 0);
 	assert_true(st.st_size > 0);
+}
+
+/* ---- inline elementwise loops: broadcasting both ways, all lowered ops -- */
+
+static const char *ew_text =
+	"graph @ew(%x: f32[n, 8], %v: f32[8], %c: f32[n, 1], %m: bool[n, 8]) opset 17 {\n"
+	"  %two = const f32[] dense<[2.0]>\n"
+	"  %half = const f32[1] dense<[0.5]>\n"
+	"  %a = Mul(%x, %v)\n"
+	"  %b = Sub(%a, %c)\n"
+	"  %s = Sigmoid(%b)\n"
+	"  %p = Pow(%x, %two)\n"
+	"  %q = Pow(%p, %half)\n"
+	"  %t = Tanh(%q)\n"
+	"  %e = Erf(%t)\n"
+	"  %r = Relu(%b)\n"
+	"  %ab = Abs(%b)\n"
+	"  %sq = Sqrt(%ab)\n"
+	"  %ng = Neg(%sq)\n"
+	"  %ex = Exp(%ng)\n"
+	"  %d = Div(%ex, %c)\n"
+	"  %w = Where(%m, %s, %d)\n"
+	"  %z = Add(%w, %e)\n"
+	"  %o = Add(%z, %r)\n"
+	"  return %o\n"
+	"}\n";
+
+static float ew_ref(float x, float v, float c, int m)
+{
+	float b = x * v - c;
+	float s = 1.0f / (1.0f + expf(-b));
+	float e = erff(tanhf(sqrtf(x * x)));
+	float d = expf(-sqrtf(fabsf(b))) / c;
+	return (m ? s : d) + e + (b > 0 ? b : 0);
+}
+
+static void test_elementwise_inline(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(ew_text, "ew.so");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	for (int64_t n = 1; n <= 13; n += 6) {
+		float x[13 * 8], v[8], cc[13], y[13 * 8];
+		uint8_t mk[13 * 8];
+		for (int i = 0; i < n * 8; i++) {
+			x[i] = (float)((i * 37) % 19) / 4.0f - 2.0f;
+			mk[i] = (i % 3) == 0;
+		}
+		for (int i = 0; i < 8; i++)
+			v[i] = 0.25f * (float)i - 1.0f;
+		for (int i = 0; i < n; i++)
+			cc[i] = 0.5f + (float)i;
+		int64_t sx[2] = {n, 8}, sv[1] = {8}, sc[2] = {n, 1};
+		kiln_tensor in[4] = {tensor(KILN_F32, 2, sx, x, 4), tensor(KILN_F32, 1, sv, v, 4),
+		                     tensor(KILN_F32, 2, sc, cc, 4), tensor(KILN_BOOL, 2, sx, mk, 1)};
+		kiln_tensor out;
+		memset(&out, 0, sizeof out);
+		out.data = y;
+		out.nbytes = sizeof y;
+		if (kiln_run(c, in, 4, &out, 1))
+			fail_msg("run: %s", kiln_last_error(c));
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < 8; j++) {
+				float r = ew_ref(x[i * 8 + j], v[j], cc[i], mk[i * 8 + j]);
+				if (fabsf(y[i * 8 + j] - r) > 1e-5f * (1 + fabsf(r)))
+					fail_msg("n=%lld [%d,%d]: %g, expected %g", (long long)n, i, j,
+					         y[i * 8 + j], r);
+			}
+	}
+	kiln_context_free(c);
+	kiln_model_free(m);
+	/* every op above is inline: no kernel call in the module */
+	BeOptions o = {.out = path_of("ew.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
+	Diag d = {0};
+	if (compile_opts(ew_text, &o, &d))
+		fail_msg("compile: %s", d.msg);
+	FILE *f = fopen(o.out, "r");
+	assert_non_null(f);
+	char line[4096];
+	int calls = 0, vec = 0;
+	while (fgets(line, sizeof line, f)) {
+		calls += strstr(line, "@rt_op_") != NULL;
+		vec += strstr(line, "x float>") != NULL;
+	}
+	fclose(f);
+	assert_int_equal(calls, 0);
+	assert_true(vec > 0);    /* vectorized */
 }
 
 /* ---- run-time errors name the node ------------------------------------- */
@@ -390,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_softmax_mlp),
 		cmocka_unit_test(test_external_weights),
 		cmocka_unit_test(test_emit_llvm_obj),
+		cmocka_unit_test(test_elementwise_inline),
 		cmocka_unit_test(test_gather_out_of_range),
 		cmocka_unit_test(test_broadcast_mismatch),
 		cmocka_unit_test(test_output_copies),
