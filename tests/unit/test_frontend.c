@@ -83,7 +83,8 @@ static Onnx__TensorProto *tensor(const char *name, int dt, int rank, const int64
 	t->data_type = dt;
 	t->n_dims = (size_t)rank;
 	t->dims = tmalloc(sizeof(int64_t) * (rank ? rank : 1));
-	memcpy(t->dims, dims, sizeof(int64_t) * rank);
+	if (rank)
+		memcpy(t->dims, dims, sizeof(int64_t) * rank);
 	return t;
 }
 
@@ -773,6 +774,7 @@ static void test_refuse_tensors(void **state)
 	Onnx__TensorProto *W = b->g.initializer[0];
 	W->raw_data.len = 12;
 	expect_fail(b, "t.onnx: initializer 'W': raw_data has 12 bytes, dims [4, 4] of f32 need 64", NULL);
+	W->raw_data.data = tmalloc(68);
 	W->raw_data.len = 68;
 	expect_fail(b, "initializer 'W': raw_data has 68 bytes", NULL);
 	free_all();
