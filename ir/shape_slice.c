@@ -2,6 +2,7 @@
  * arithmetic (ONNX semantics), folded when constant.
  *
  * Slice, step > 0:  s' = clamp(s < 0 ? s + d : s, 0, d), likewise e',
+ *                   (only max(s', 0) and min(e', d) are needed, see below)
  *                   len = ceil(max(e' - s', 0) / step)
  * Slice, step < 0:  s' = clamp(s < 0 ? s + d : s, 0, d - 1),
  *                   e' = clamp(e < 0 ? e + d : e, -1, d - 1),
@@ -62,15 +63,17 @@ static DimId slice_len(Sh *s, DimId d, DimId st, DimId en, int64_t step)
 	bool hp, hn;
 	DimId a = norm_index(s, st, d, &hp, &hn), b;
 	if (step > 0) {
-		a = hp ? d : hn ? C(s, 0) : clamp(s, a, C(s, 0), d);
+		/* end <= d makes start's upper clamp and start >= 0 end's lower
+		 * clamp redundant under the final max(., 0) */
+		a = hp ? d : hn ? C(s, 0) : ir_dim_max(s->g, a, C(s, 0));
 		b = norm_index(s, en, d, &hp, &hn);
-		b = hp ? d : hn ? C(s, 0) : clamp(s, b, C(s, 0), d);
+		b = hp ? d : hn ? C(s, 0) : ir_dim_min(s->g, b, d);
 		return ceil_div(s, ir_dim_max(s->g, ir_dim_sub(s->g, b, a), C(s, 0)), step);
 	}
 	DimId last = ir_dim_sub(s->g, d, C(s, 1));
 	a = hp ? last : hn ? C(s, 0) : clamp(s, a, C(s, 0), last);
 	b = norm_index(s, en, d, &hp, &hn);
-	b = hp ? last : hn ? C(s, -1) : clamp(s, b, C(s, -1), last);
+	b = hp ? last : hn ? C(s, -1) : ir_dim_max(s->g, b, C(s, -1));   /* upper clamp redundant */
 	return ceil_div(s, ir_dim_max(s->g, ir_dim_sub(s->g, a, b), C(s, 0)), -step);
 }
 
