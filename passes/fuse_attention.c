@@ -1,0 +1,268 @@
+/* Pass `fuse-attention`: multi-head attention as one KlnAttention.
+ *
+ * Pattern `attention` (root: the Softmax), self- and cross-attention alike:
+ *
+ *   Qh = Transpose(Reshape(Q, [B, Sq, H, D]), [0,2,1,3])        (* cq)?
+ *   Kt = Transpose(Reshape(K, [B, Sk, H, D]), [0,2,3,1])        (* ck)?
+ *        or Transpose(Transpose(Reshape(K, ..), [0,2,1,3]), [0,1,3,2])
+ *   Vh = Transpose(Reshape(V, [B, Sk, H, Dv]), [0,2,1,3])
+ *   S  = MatMul(Qh, Kt), then any chain of Mul/Div by constant scalars
+ *   P  = Softmax(S (+ bias)?, last axis)
+ *        (Where(IsNaN(P), 0, P))?                               SDPA guard
+ *   O  = Reshape(Transpose(MatMul(P, Vh), [0,2,1,3]), [B, Sq, H*Dv])
+ *   -> KlnAttention(Q, K, V, bias?) {num_heads H, head_size D, v_head_size Dv,
+ *      q_offset 0, k_offset 0, v_offset 0, nan_guard, scale = cq*ck*c..., mask_filter 0}
+ *
+ * The bias (the exporters' additive padding mask, whatever built it) must
+ * broadcast to [B, H, Sq, Sk]; it is passed as is.  Every intermediate
+ * must be used only inside the pattern.  Dims are read from shape
+ * inference, not from the Reshape shape inputs, so whatever computes
+ * those (Shape/Gather/Concat chains, constants) does not matter.
+ *
+ * requires: shapes inferred.
+ * preserves: shapes, graph output names.
+ * breaks: nothing. */
+#include "pass_internal.h"
+
+static const int64_t P0213[4] = {0, 2, 1, 3};
+static const int64_t P0231[4] = {0, 2, 3, 1};
+static const int64_t P0132[4] = {0, 1, 3, 2};
+
+/* Strips Mul-by-constant-scalar nodes from v, multiplying *scale. */
+static ValId strip_scale(const Graph *g, ValId v, double *scale, Match *m)
+{
+	for (;;) {
+		double c;
+		NodeId n = m_def(g, v, OP_Mul);
+		if (n >= 0) {
+			const Node *nd = IR_NODE(g, n);
+			if (m_const_scalar(g, nd->in[1], &c)) {
+				*scale *= c;
+				m_add(m, n);
+				v = nd->in[0];
+				continue;
+			}
+			if (m_const_scalar(g, nd->in[0], &c)) {
+				*scale *= c;
+				m_add(m, n);
+				v = nd->in[1];
+				continue;
+			}
+			return v;
+		}
+		n = m_def(g, v, OP_Div);
+		if (n >= 0 && m_const_scalar(g, IR_NODE(g, n)->in[1], &c) && c != 0) {
+			*scale /= c;
+			m_add(m, n);
+			v = IR_NODE(g, n)->in[0];
+			continue;
+		}
+		return v;
+	}
+}
+
+/* Reshape node r splits heads: [B, S, H*D] -> [B, S, H, D] with H, D static. */
+static bool head_split(const Graph *g, NodeId r, int64_t *h, int64_t *d)
+{
+	const Node *n = IR_NODE(g, r);
+	const Value *in = IR_VAL(g, n->in[0]), *out = IR_VAL(g, n->out[0]);
+	int64_t hd;
+	if (in->rank != 3 || out->rank != 4 || in->dtype != DT_F32)
+		return false;
+	if (in->dims[0] != out->dims[0] || in->dims[1] != out->dims[1])
+		return false;
+	if (!ir_dim_is_const(g, out->dims[2], h) || !ir_dim_is_const(g, out->dims[3], d) ||
+	    !ir_dim_is_const(g, in->dims[2], &hd) || hd != *h * *d || *h <= 0 || *d <= 0)
+		return false;
+	return true;
+}
+
+/* v = Transpose(Reshape(X), perm) with a head split; X, H, D out. */
+static bool split_path(const Graph *g, ValId v, const int64_t *perm, ValId *x, int64_t *h,
+                       int64_t *d, Match *m)
+{
+	NodeId t = m_def(g, v, OP_Transpose);
+	if (t < 0 || !m_perm_is(g, t, perm, 4))
+		return false;
+	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
+	if (r < 0 || !head_split(g, r, h, d))
+		return false;
+	m_add(m, t);
+	m_add(m, r);
+	*x = IR_NODE(g, r)->in[0];
+	return true;
+}
+
+/* K transposed for QK^T, in its two spellings. */
+static bool key_path(const Graph *g, ValId v, ValId *x, int64_t *h, int64_t *d, Match *m)
+{
+	if (split_path(g, v, P0231, x, h, d, m))
+		return true;
+	NodeId t = m_def(g, v, OP_Transpose);
+	if (t < 0 || !m_perm_is(g, t, P0132, 4) || !split_path(g, IR_NODE(g, t)->in[0], P0213, x, h, d, m))
+		return false;
+	m_add(m, t);
+	return true;
+}
+
+/* Does value b (rank <= 4) broadcast to the scores' dims s[4]? */
+static bool bias_fits(const Graph *g, ValId b, const DimId *s)
+{
+	const Value *v = IR_VAL(g, b);
+	if (v->rank < 0 || v->rank > 4 || v->dtype != DT_F32)
+		return false;
+	for (int k = 0; k < v->rank; k++) {
+		DimId bd = v->dims[k], sd = s[4 - v->rank + k];
+		if (bd != sd && !m_dim_is(g, bd, 1))
+			return false;
+	}
+	return true;
+}
+
+/* S (scores before softmax, bias stripped): MatMul(Qh, Kt) scaled. */
+static bool match_scores(const Graph *g, ValId s, Match *m)
+{
+	double scale = 1;
+	s = strip_scale(g, s, &scale, m);
+	NodeId mm = m_def(g, s, OP_MatMul);
+	if (mm < 0)
+		return false;
+	const Node *mn = IR_NODE(g, mm);
+	ValId qh = strip_scale(g, mn->in[0], &scale, m);
+	ValId kt = strip_scale(g, mn->in[1], &scale, m);
+	int64_t hq, dq, hk, dk;
+	if (!split_path(g, qh, P0213, &m->v[0], &hq, &dq, m) || !key_path(g, kt, &m->v[1], &hk, &dk, m))
+		return false;
+	if (hq != hk || dq != dk)
+		return false;
+	const Value *q = IR_VAL(g, m->v[0]), *k = IR_VAL(g, m->v[1]);
+	if (q->dims[0] != k->dims[0])
+		return false;
+	m_add(m, mm);
+	m->i[0] = hq;
+	m->i[1] = dq;
+	m->f[0] = scale;
+	m->v[8] = mn->out[0];   /* raw scores, for the bias check */
+	return true;
+}
+
+static bool match_attention(const Graph *g, NodeId root, Match *m)
+{
+	const Node *sm = IR_NODE(g, root);
+	ValId x = sm->in[0];
+	const Value *xv = IR_VAL(g, x);
+	int64_t axis = ir_attr_int(g, root, "axis", g->opset >= 13 ? -1 : 1);
+	if (xv->rank != 4 || xv->dtype != DT_F32 || (axis != -1 && axis != 3))
+		return false;
+	m_add(m, root);
+	/* optional additive bias */
+	m->v[3] = -1;
+	int save = m->nnodes;
+	if (!match_scores(g, x, m)) {
+		m->nnodes = save;
+		NodeId add = m_def(g, x, OP_Add);
+		if (add < 0)
+			return false;
+		const Node *a = IR_NODE(g, add);
+		bool ok = false;
+		for (int k = 0; k < 2 && !ok; k++) {
+			m->nnodes = save;
+			m_add(m, add);
+			ok = match_scores(g, a->in[k], m);
+			if (ok)
+				m->v[3] = a->in[1 - k];
+		}
+		if (!ok || !bias_fits(g, m->v[3], IR_VAL(g, m->v[8])->dims))
+			return false;
+	}
+	/* optional NaN guard, then P . Vh */
+	ValId p = sm->out[0];
+	m->i[4] = 0;
+	const Value *pv = IR_VAL(g, p);
+	if (pv->nuses == 2) {
+		NodeId isn = -1, wh = -1;
+		for (int u = 0; u < 2; u++) {
+			NodeId c = pv->uses[u].node;
+			if (IR_NODE(g, c)->op == OP_IsNaN)
+				isn = c;
+			else if (IR_NODE(g, c)->op == OP_Where)
+				wh = c;
+		}
+		double zero;
+		if (isn < 0 || wh < 0)
+			return false;
+		const Node *w = IR_NODE(g, wh);
+		if (w->in[0] != IR_NODE(g, isn)->out[0] || w->in[2] != p ||
+		    !m_const_scalar(g, w->in[1], &zero) || zero != 0)
+			return false;
+		m_add(m, isn);
+		m_add(m, wh);
+		p = w->out[0];
+		m->i[4] = 1;
+	}
+	pv = IR_VAL(g, p);
+	if (pv->nuses != 1 || m_is_output(g, p))
+		return false;
+	NodeId mv = pv->uses[0].node;
+	const Node *mvn = IR_NODE(g, mv);
+	if (mvn->op != OP_MatMul || mvn->in[0] != p)
+		return false;
+	int64_t hv, dv;
+	if (!split_path(g, mvn->in[1], P0213, &m->v[2], &hv, &dv, m) || hv != m->i[0])
+		return false;
+	if (IR_VAL(g, m->v[2])->dims[1] != IR_VAL(g, m->v[1])->dims[1] ||
+	    IR_VAL(g, m->v[2])->dims[0] != IR_VAL(g, m->v[1])->dims[0])
+		return false;
+	m_add(m, mv);
+	/* head merge */
+	ValId c = mvn->out[0];
+	const Value *cv = IR_VAL(g, c);
+	if (cv->nuses != 1)
+		return false;
+	NodeId t = cv->uses[0].node;
+	if (IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, P0213, 4))
+		return false;
+	ValId tv = IR_NODE(g, t)->out[0];
+	if (IR_VAL(g, tv)->nuses != 1)
+		return false;
+	NodeId r = IR_VAL(g, tv)->uses[0].node;
+	const Node *rn = IR_NODE(g, r);
+	if (rn->op != OP_Reshape || rn->in[0] != tv)
+		return false;
+	const Value *tvv = IR_VAL(g, tv), *ov = IR_VAL(g, rn->out[0]);
+	if (ov->rank != 3 || ov->dims[0] != tvv->dims[0] || ov->dims[1] != tvv->dims[1] ||
+	    !m_dim_is(g, ov->dims[2], m->i[0] * dv))
+		return false;
+	m_add(m, t);
+	m_add(m, r);
+	m->v[4] = rn->out[0];
+	m->i[2] = dv;
+	return m_closed(g, m, m->v[4]);
+}
+
+static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	int nin = m->v[3] >= 0 ? 4 : 3;
+	ValId in[4] = {m->v[0], m->v[1], m->v[2], m->v[3]};
+	NodeId n = rw_replace(g, OP_KlnAttention, IR_NODE(g, m->root)->name, nin, in, m->v[4]);
+	ir_attr_set_int(g, n, "num_heads", m->i[0]);
+	ir_attr_set_int(g, n, "head_size", m->i[1]);
+	ir_attr_set_int(g, n, "v_head_size", m->i[2]);
+	ir_attr_set_int(g, n, "q_offset", 0);
+	ir_attr_set_int(g, n, "k_offset", 0);
+	ir_attr_set_int(g, n, "v_offset", 0);
+	ir_attr_set_int(g, n, "nan_guard", m->i[4]);
+	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
+	ir_attr_set_float(g, n, "mask_filter", 0.0f);
+	rw_erase_match(g, m);
+}
+
+static const Pattern patterns[] = {
+	{"attention", OP_Softmax, match_attention, rewrite_attention},
+};
+
+void pass_fuse_attention(Graph *g, PassCtx *pc)
+{
+	fuse_run(g, pc, patterns, (int)(sizeof patterns / sizeof patterns[0]));
+}

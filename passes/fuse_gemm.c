@@ -1,0 +1,78 @@
+/* Pass `fuse-gemm`: MatMul with a bias (and a GELU epilogue) as one GEMM.
+ *
+ * Patterns:
+ *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b) {act = 1 erf | 2 tanh}
+ *   gemm:      Add(MatMul(A, W), b)          -> KlnGemm(A, W, b) {act = 0}
+ * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
+ * order), the MatMul (and Add) used only there.
+ *
+ * requires: shapes inferred; fuse-gelu before it for bias_gelu.
+ * preserves: shapes, graph output names.
+ * breaks: nothing. */
+#include "pass_internal.h"
+
+/* Add node `add` is MatMul(A, W) + b as described above. */
+static bool match_bias_add(const Graph *g, NodeId add, Match *m)
+{
+	const Node *a = IR_NODE(g, add);
+	for (int k = 0; k < 2; k++) {
+		NodeId mm = m_def(g, a->in[k], OP_MatMul);
+		ValId b = a->in[1 - k];
+		if (mm < 0 || m_nuses(g, a->in[k]) != 1)
+			continue;
+		const Node *mn = IR_NODE(g, mm);
+		const Value *A = IR_VAL(g, mn->in[0]), *W = IR_VAL(g, mn->in[1]), *B = IR_VAL(g, b);
+		if (A->dtype != DT_F32 || W->dtype != DT_F32 || B->dtype != DT_F32)
+			continue;
+		if (A->rank < 2 || W->rank != 2 || B->rank != 1 || B->dims[0] != W->dims[1])
+			continue;
+		if (!m_same_shape(g, a->in[k], a->out[0]))
+			continue;
+		m_add(m, add);
+		m_add(m, mm);
+		m->v[0] = mn->in[0];
+		m->v[1] = mn->in[1];
+		m->v[2] = b;
+		return true;
+	}
+	return false;
+}
+
+static bool match_gemm(const Graph *g, NodeId root, Match *m)
+{
+	if (!match_bias_add(g, root, m))
+		return false;
+	m->v[3] = IR_NODE(g, root)->out[0];
+	m->i[0] = 0;
+	return true;
+}
+
+static bool match_bias_gelu(const Graph *g, NodeId root, Match *m)
+{
+	const Node *n = IR_NODE(g, root);
+	NodeId add = m_def(g, n->in[0], OP_Add);
+	if (add < 0 || m_nuses(g, n->in[0]) != 1 || !match_bias_add(g, add, m))
+		return false;
+	m_add(m, root);
+	m->v[3] = n->out[0];
+	m->i[0] = 1 + ir_attr_int(g, root, "approximate", 0);
+	return true;
+}
+
+static void rewrite_gemm(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 3, m->v, m->v[3]);
+	ir_attr_set_int(g, n, "act", m->i[0]);
+	rw_erase_match(g, m);
+}
+
+static const Pattern patterns[] = {
+	{"bias_gelu", OP_KlnGelu, match_bias_gelu, rewrite_gemm},
+	{"gemm", OP_Add, match_gemm, rewrite_gemm},
+};
+
+void pass_fuse_gemm(Graph *g, PassCtx *pc)
+{
+	fuse_run(g, pc, patterns, (int)(sizeof patterns / sizeof patterns[0]));
+}

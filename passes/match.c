@@ -1,0 +1,178 @@
+/* Read-only helpers for pattern matching over the IR (see pass_internal.h).
+ * Nothing here mutates the graph. */
+#include <math.h>
+#include <string.h>
+
+#include "pass_internal.h"
+
+NodeId m_def(const Graph *g, ValId v, Op op)
+{
+	if (v < 0 || v >= g->nvals)
+		return -1;
+	const Value *val = IR_VAL(g, v);
+	if (val->kind != V_NODE || val->def < 0)
+		return -1;
+	const Node *n = IR_NODE(g, val->def);
+	if (n->dead || (op != OP_COUNT && n->op != op))
+		return -1;
+	return val->def;
+}
+
+bool m_is_const(const Graph *g, ValId v)
+{
+	return v >= 0 && IR_VAL(g, v)->kind == V_CONST && IR_VAL(g, v)->data;
+}
+
+/* Element k of a constant as a double; false for unsupported dtypes. */
+static bool elem(const Value *v, int64_t k, double *x)
+{
+	const char *p = v->data;
+	switch (v->dtype) {
+	case DT_F32: { float f; memcpy(&f, p + 4 * k, 4); *x = f; return true; }
+	case DT_F64: { double d; memcpy(&d, p + 8 * k, 8); *x = d; return true; }
+	case DT_I64: { int64_t i; memcpy(&i, p + 8 * k, 8); *x = (double)i; return true; }
+	case DT_I32: { int32_t i; memcpy(&i, p + 4 * k, 4); *x = i; return true; }
+	case DT_BOOL: case DT_U8: *x = (unsigned char)p[k]; return true;
+	default: return false;
+	}
+}
+
+bool m_const_scalar(const Graph *g, ValId v, double *x)
+{
+	if (!m_is_const(g, v))
+		return false;
+	const Value *val = IR_VAL(g, v);
+	int64_t n = ir_value_numel_const(g, v);
+	size_t es = ir_dtype_size(val->dtype);
+	if (n < 1 || !es || val->nbytes < (size_t)n * es || n > 4096)
+		return false;
+	double first;
+	if (!elem(val, 0, &first))
+		return false;
+	for (int64_t k = 1; k < n; k++) {
+		double e;
+		if (!elem(val, k, &e) || !(e == first || (isnan(e) && isnan(first))))
+			return false;
+	}
+	*x = first;
+	return true;
+}
+
+bool m_is_output(const Graph *g, ValId v)
+{
+	for (int32_t i = 0; i < g->noutputs; i++)
+		if (g->outputs[i] == v)
+			return true;
+	return false;
+}
+
+int m_nuses(const Graph *g, ValId v)
+{
+	if (v < 0)
+		return 0;
+	return IR_VAL(g, v)->nuses + (m_is_output(g, v) ? 1 : 0);
+}
+
+bool m_same_shape(const Graph *g, ValId a, ValId b)
+{
+	const Value *x = IR_VAL(g, a), *y = IR_VAL(g, b);
+	if (x->rank < 0 || x->rank != y->rank)
+		return false;
+	for (int i = 0; i < x->rank; i++)
+		if (x->dims[i] != y->dims[i])
+			return false;
+	return true;
+}
+
+bool m_dim_is(const Graph *g, DimId d, int64_t c)
+{
+	int64_t x;
+	return ir_dim_is_const(g, d, &x) && x == c;
+}
+
+ValId m_other(const Graph *g, NodeId n, ValId x)
+{
+	const Node *nd = IR_NODE(g, n);
+	if (nd->nin != 2)
+		return -1;
+	if (nd->in[0] == x)
+		return nd->in[1];
+	if (nd->in[1] == x)
+		return nd->in[0];
+	return -1;
+}
+
+int m_reduce_axes(const Graph *g, NodeId n, int rank, int64_t *axes, int max)
+{
+	const Node *nd = IR_NODE(g, n);
+	int cnt = 0;
+	const int64_t *a = ir_attr_ints(g, n, "axes", &cnt);
+	int64_t buf[IR_MAX_RANK];
+	if (!a && nd->nin > 1 && nd->in[1] >= 0) {
+		const Value *v = IR_VAL(g, nd->in[1]);
+		if (!m_is_const(g, nd->in[1]) || v->dtype != DT_I64)
+			return -1;
+		cnt = (int)(v->nbytes / 8);
+		if (cnt > IR_MAX_RANK)
+			return -1;
+		memcpy(buf, v->data, (size_t)cnt * 8);
+		a = buf;
+	}
+	if (!a || cnt > max)
+		return -1;
+	for (int i = 0; i < cnt; i++) {
+		int64_t x = a[i] < 0 ? a[i] + rank : a[i];
+		if (x < 0 || x >= rank)
+			return -1;
+		axes[i] = x;
+	}
+	return cnt;
+}
+
+bool m_perm_is(const Graph *g, NodeId n, const int64_t *p, int k)
+{
+	int cnt = 0;
+	const int64_t *a = ir_attr_ints(g, n, "perm", &cnt);
+	if (!a || cnt != k)
+		return false;
+	for (int i = 0; i < k; i++)
+		if (a[i] != p[i])
+			return false;
+	return true;
+}
+
+void m_add(Match *m, NodeId n)
+{
+	if (n < 0 || m_has(m, n) || m->nnodes >= M_MAXNODES)
+		return;
+	m->nodes[m->nnodes++] = n;
+}
+
+bool m_has(const Match *m, NodeId n)
+{
+	for (int i = 0; i < m->nnodes; i++)
+		if (m->nodes[i] == n)
+			return true;
+	return false;
+}
+
+bool m_closed(const Graph *g, const Match *m, ValId keep)
+{
+	if (m->nnodes >= M_MAXNODES)
+		return false;   /* overflowed: be safe */
+	for (int i = 0; i < m->nnodes; i++) {
+		const Node *n = IR_NODE(g, m->nodes[i]);
+		for (int k = 0; k < n->nout; k++) {
+			ValId v = n->out[k];
+			if (v == keep)
+				continue;
+			if (m_is_output(g, v))
+				return false;
+			const Value *val = IR_VAL(g, v);
+			for (int32_t u = 0; u < val->nuses; u++)
+				if (!m_has(m, val->uses[u].node))
+					return false;
+		}
+	}
+	return true;
+}

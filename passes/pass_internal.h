@@ -1,0 +1,114 @@
+/* Private to passes/: the pass context, graph-matching helpers, the
+ * rewriter and the fusion-pattern table type.
+ *
+ * Matching helpers only read the graph.  The rewriter (rw_*) creates
+ * nodes through ir_node_new / ir_set_input / ir_replace_all_uses /
+ * ir_node_erase, so use lists stay right; passes call ir_toposort (and
+ * ir_dce) when they are done. */
+#ifndef KILN_PASS_INTERNAL_H
+#define KILN_PASS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "passes.h"
+
+typedef struct PassCtx {
+	const PassOptions *opt;
+	PassStats *stats;
+	Diag *diag;
+	int failed;          /* set by pass_fail */
+} PassCtx;
+
+typedef void (*PassFn)(Graph *g, PassCtx *pc);
+
+/* Records an error (first one wins); the pipeline stops after the pass. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void pass_fail(PassCtx *pc, const char *fmt, ...);
+/* Counts one firing of fusion `name` in pc->stats. */
+void pass_count(PassCtx *pc, const char *name);
+/* True if --disable-pattern names `name`. */
+bool pass_pattern_disabled(const PassCtx *pc, const char *name);
+
+/* ---- the passes (one file each; contracts on top of the files) ---------- */
+void pass_shapes(Graph *g, PassCtx *pc);        /* shapes.c */
+void pass_cleanup(Graph *g, PassCtx *pc);       /* cleanup.c */
+void pass_fold(Graph *g, PassCtx *pc);          /* fold.c */
+void pass_canon_reshape(Graph *g, PassCtx *pc); /* canon_reshape.c */
+void pass_dce(Graph *g, PassCtx *pc);           /* dce.c */
+void pass_cse(Graph *g, PassCtx *pc);           /* cse.c */
+void pass_fuse_norm(Graph *g, PassCtx *pc);     /* fuse_norm.c */
+void pass_fuse_gelu(Graph *g, PassCtx *pc);     /* fuse_gelu.c */
+void pass_fuse_gemm(Graph *g, PassCtx *pc);     /* fuse_gemm.c */
+void pass_fuse_attention(Graph *g, PassCtx *pc);/* fuse_attention.c */
+void pass_fuse_qkv(Graph *g, PassCtx *pc);      /* fuse_qkv.c */
+void pass_fuse_embed(Graph *g, PassCtx *pc);    /* fuse_embed.c */
+
+/* ---- matching helpers (match.c): never mutate ---------------------------- */
+
+/* The live node producing v if its op is `op` (OP_COUNT: any op), else -1. */
+NodeId m_def(const Graph *g, ValId v, Op op);
+/* v is a constant with data whose elements all equal one number: *x. */
+bool m_const_scalar(const Graph *g, ValId v, double *x);
+/* v is a constant with data (not elided). */
+bool m_is_const(const Graph *g, ValId v);
+/* Uses of v counted, graph outputs counted as a use. */
+int m_nuses(const Graph *g, ValId v);
+bool m_is_output(const Graph *g, ValId v);
+/* Dims known and equal (DimIds are hash-consed). */
+bool m_same_shape(const Graph *g, ValId a, ValId b);
+bool m_dim_is(const Graph *g, DimId d, int64_t c);
+/* For a binary node n: the input that is not `x` (-1 if neither is x). */
+ValId m_other(const Graph *g, NodeId n, ValId x);
+/* Reads the axes of a ReduceMean (attribute or constant input), normalized
+ * against rank; returns the count or -1 if not static. */
+int m_reduce_axes(const Graph *g, NodeId n, int rank, int64_t *axes, int max);
+/* perm attribute equals p[0..k). */
+bool m_perm_is(const Graph *g, NodeId n, const int64_t *p, int k);
+
+/* A match: the nodes it covers and what the rewrite needs. */
+#define M_MAXNODES 48
+typedef struct Match {
+	NodeId root;
+	NodeId nodes[M_MAXNODES];
+	int nnodes;
+	ValId v[16];        /* pattern-specific values */
+	double f[8];        /* pattern-specific numbers */
+	int64_t i[8];
+} Match;
+
+void m_add(Match *m, NodeId n);   /* ignores duplicates and -1 */
+bool m_has(const Match *m, NodeId n);
+/* Every output of every matched node other than `keep` is used only by
+ * matched nodes and is not a graph output (so the match can be replaced). */
+bool m_closed(const Graph *g, const Match *m, ValId keep);
+
+/* ---- rewriter (rewrite.c) -------------------------------------------------- */
+
+/* A new node whose single output takes over `old`: same dtype and shape,
+ * same name (the old value is renamed), all uses moved to it. */
+NodeId rw_replace(Graph *g, Op op, const char *name, int nin, const ValId *in, ValId old);
+/* Erases every matched node (after rw_replace took over the result). */
+void rw_erase_match(Graph *g, const Match *m);
+/* A new constant (copied data) with a fresh name derived from `base`. */
+ValId rw_const(Graph *g, const char *base, DType t, int rank, const int64_t *dims,
+               const void *data, size_t nbytes);
+
+/* ---- the fusion-pattern table (fuse.c) ------------------------------------- */
+
+typedef struct Pattern {
+	const char *name;        /* also the stats key and --disable-pattern name */
+	Op root;
+	bool (*match)(const Graph *g, NodeId root, Match *m);
+	void (*rewrite)(Graph *g, const Match *m, PassCtx *pc);
+} Pattern;
+
+/* Sweeps the graph once per pattern (table order), matching at every live
+ * node whose op is the pattern's root; rewrites and counts each match,
+ * then DCE and toposort.  Returns the number of rewrites. */
+int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats);
+
+#endif

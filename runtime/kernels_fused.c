@@ -1,0 +1,543 @@
+/* kernels_fused.c: kiln's fused ops (Kln*, created by passes/), f32.
+ *
+ * Attributes arrive packed generically (see notes/kernel_abi.md): ia = the
+ * node's int attributes sorted by name, fa = its float attributes sorted
+ * by name.  Per op:
+ *
+ *   KlnGemm(A[..., K], W[K, N], bias[N]?) -> [..., N]
+ *       ia = [act]  (0 none, 1 GELU erf, 2 GELU tanh, applied after the bias)
+ *   KlnLayerNorm(x[..., H], gamma[H], beta[H])               fa = [epsilon]
+ *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?) -> y, sum?  fa = [epsilon]
+ *       sum = x + skip (+ bias); y = LayerNorm(sum)
+ *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
+ *       ia = [head_size D, k_offset, nan_guard, num_heads H, q_offset,
+ *             v_head_size Dv, v_offset], fa = [mask_filter, scale]
+ *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
+ *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
+ *       + bias (broadcast to [B, H, Sq, Sk]) + (1 - mask[b, k]) * mask_filter;
+ *       softmax over keys (a row of -inf gives NaN as Softmax does; with
+ *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
+ *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
+ *       -> y[B,S,H], sum?   fa = [epsilon]
+ *       sum = word[ids] + pos[pos_ids] + seg[seg_ids], indices broadcast to
+ *       [B, S] (rank 1 = [S]); negative indices count from the end; every
+ *       index is checked against its table.
+ *   KlnGelu(x)  ia = [approximate] (0 erf, 1 tanh)
+ *
+ * Work is split over rows (or batch x head x query blocks) with rt_par. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+static int need_f32(kiln_frame *f, const char *loc, const char *op, const rt_t *t, const char *what)
+{
+	if (!t->data)
+		return rt_error(f, "node '%s' (%s): %s is missing", loc, op, what);
+	if (t->dtype != KILN_F32)
+		return rt_error(f, "node '%s' (%s): %s must be f32, got %s", loc, op, what,
+		                rt_dtype_name(t->dtype));
+	return 0;
+}
+
+/* t is a vector of length n (or one element, broadcast). */
+static int need_vec(kiln_frame *f, const char *loc, const char *op, const rt_t *t, int64_t n,
+                    const char *what)
+{
+	if (need_f32(f, loc, op, t, what))
+		return 1;
+	int64_t m = rt_numel(t);
+	if (m != n && m != 1)
+		return rt_error(f, "node '%s' (%s): %s has %lld elements, expected %lld", loc, op, what,
+		                (long long)m, (long long)n);
+	return 0;
+}
+
+static inline float gelu_erf(float x)
+{
+	return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+}
+
+static inline float gelu_tanh(float x)
+{
+	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+/* ---- KlnGemm ---- */
+
+#define GEMM_ROWS 32
+
+typedef struct gemm_job {
+	const float *a, *w, *b;
+	float *c;
+	int64_t M, N, K;
+	int act;
+} gemm_job;
+
+static void gemm_range(void *arg, int64_t b, int64_t e)
+{
+	const gemm_job *j = arg;
+	int64_t r0 = b * GEMM_ROWS, r1 = e * GEMM_ROWS < j->M ? e * GEMM_ROWS : j->M;
+	if (r0 >= r1)
+		return;
+	float *c = j->c + r0 * j->N;
+	if (j->K == 0)
+		memset(c, 0, (size_t)((r1 - r0) * j->N) * sizeof(float));
+	else
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)j->N,
+		            (int)j->K, 1.0f, j->a + r0 * j->K, (int)j->K, j->w, (int)j->N, 0.0f, c,
+		            (int)j->N);
+	for (int64_t r = r0; r < r1; r++, c += j->N) {
+		if (j->b)
+			for (int64_t k = 0; k < j->N; k++)
+				c[k] += j->b[k];
+		if (j->act == 1)
+			for (int64_t k = 0; k < j->N; k++)
+				c[k] = gelu_erf(c[k]);
+		else if (j->act == 2)
+			for (int64_t k = 0; k < j->N; k++)
+				c[k] = gelu_tanh(c[k]);
+	}
+}
+
+RT_KERNEL(KlnGemm)
+{
+	const char *op = "KlnGemm";
+	if (nin < 2 || nout < 1 || nia < 1)
+		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
+	const rt_t *A = &in[0], *W = &in[1];
+	if (need_f32(f, loc, op, A, "A") || need_f32(f, loc, op, W, "W") ||
+	    need_f32(f, loc, op, &out[0], "output"))
+		return 1;
+	if (A->rank < 1 || W->rank != 2 || A->dims[A->rank - 1] != W->dims[0])
+		return rt_error(f, "node '%s' (%s): A's last dim must equal W's rows", loc, op);
+	gemm_job j = {A->data, W->data, NULL, out[0].data, 0, W->dims[1], W->dims[0], (int)ia[0]};
+	j.M = j.K ? rt_numel(A) / j.K : rt_numel(&out[0]) / (j.N ? j.N : 1);
+	if (rt_numel(&out[0]) != j.M * j.N)
+		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
+	if (nin > 2 && in[2].data) {
+		if (need_f32(f, loc, op, &in[2], "bias"))
+			return 1;
+		if (rt_numel(&in[2]) != j.N)
+			return rt_error(f, "node '%s' (%s): bias must have %lld elements", loc, op,
+			                (long long)j.N);
+		j.b = in[2].data;
+	}
+	if (j.act < 0 || j.act > 2)
+		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, j.act);
+	int64_t nb = (j.M + GEMM_ROWS - 1) / GEMM_ROWS;
+	rt_par(f, nb, GEMM_ROWS * j.N * (j.K + 4), gemm_range, &j);
+	return 0;
+}
+
+/* ---- layer norms ---- */
+
+typedef struct ln_job {
+	const float *x, *skip, *bias, *gamma, *beta;
+	float *y, *sum;
+	int64_t n;
+	bool g1, b1, bias1;
+	float eps;
+} ln_job;
+
+/* LayerNorm of one row s (already summed) into y. */
+static void ln_row(const ln_job *j, const float *s, float *y)
+{
+	int64_t n = j->n;
+	double acc = 0;
+	for (int64_t k = 0; k < n; k++)
+		acc += s[k];
+	float mean = (float)(acc / (double)n);
+	double v = 0;
+	for (int64_t k = 0; k < n; k++)
+		v += (double)(s[k] - mean) * (s[k] - mean);
+	float inv = (float)(1.0 / sqrt(v / (double)n + j->eps));
+	for (int64_t k = 0; k < n; k++)
+		y[k] = (s[k] - mean) * inv * j->gamma[j->g1 ? 0 : k] + j->beta[j->b1 ? 0 : k];
+}
+
+static void ln_range(void *arg, int64_t b, int64_t e)
+{
+	const ln_job *j = arg;
+	int64_t n = j->n;
+	float tmp[1024];
+	for (int64_t r = b; r < e; r++) {
+		const float *x = j->x + r * n;
+		float *y = j->y + r * n;
+		if (!j->skip) {
+			ln_row(j, x, y);
+			continue;
+		}
+		/* the sum goes to `sum` when wanted, else to a row buffer (y itself
+		 * when the row is too long: ln_row reads s[k] before writing y[k]
+		 * only in its last loop, element by element) */
+		float *s = j->sum ? j->sum + r * n : n <= 1024 ? tmp : y;
+		const float *k2 = j->skip + r * n;
+		for (int64_t k = 0; k < n; k++)
+			s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
+		ln_row(j, s, y);
+	}
+}
+
+static int layernorm(kiln_frame *f, const char *loc, const char *op, const rt_t *in, int32_t nin,
+                     rt_t *out, int32_t nout, const float *fa, int32_t nfa, bool skip)
+{
+	int gi = skip ? 2 : 1;
+	if (nin < gi + 2 || nout < 1 || nfa < 1)
+		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
+	const rt_t *x = &in[0];
+	if (need_f32(f, loc, op, x, "input") || need_f32(f, loc, op, &out[0], "output"))
+		return 1;
+	if (x->rank < 1)
+		return rt_error(f, "node '%s' (%s): input must have rank >= 1", loc, op);
+	ln_job j = {0};
+	j.n = x->dims[x->rank - 1];
+	j.eps = fa[0];
+	int64_t total = rt_numel(x);
+	if (rt_numel(&out[0]) != total)
+		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
+	if (need_vec(f, loc, op, &in[gi], j.n, "gamma") || need_vec(f, loc, op, &in[gi + 1], j.n, "beta"))
+		return 1;
+	j.x = x->data;
+	j.gamma = in[gi].data;
+	j.beta = in[gi + 1].data;
+	j.g1 = rt_numel(&in[gi]) == 1;
+	j.b1 = rt_numel(&in[gi + 1]) == 1;
+	j.y = out[0].data;
+	if (skip) {
+		if (need_f32(f, loc, op, &in[1], "skip"))
+			return 1;
+		if (rt_numel(&in[1]) != total)
+			return rt_error(f, "node '%s' (%s): skip must have the input's shape", loc, op);
+		j.skip = in[1].data;
+		if (nin > 4 && in[4].data) {
+			if (need_vec(f, loc, op, &in[4], j.n, "bias"))
+				return 1;
+			j.bias = in[4].data;
+			j.bias1 = rt_numel(&in[4]) == 1;
+		}
+		if (nout > 1 && out[1].data)
+			j.sum = out[1].data;
+	}
+	if (j.n == 0)
+		return 0;
+	rt_par(f, total / j.n, j.n * 8, ln_range, &j);
+	return 0;
+}
+
+RT_KERNEL(KlnLayerNorm)
+{
+	(void)ia; (void)nia;
+	return layernorm(f, loc, "KlnLayerNorm", in, nin, out, nout, fa, nfa, false);
+}
+
+RT_KERNEL(KlnSkipLayerNorm)
+{
+	(void)ia; (void)nia;
+	return layernorm(f, loc, "KlnSkipLayerNorm", in, nin, out, nout, fa, nfa, true);
+}
+
+/* ---- KlnGelu ---- */
+
+typedef struct gelu_job { const float *x; float *y; int approx; } gelu_job;
+
+#define GELU_BLOCK 4096
+
+static void gelu_range(void *arg, int64_t b, int64_t e)
+{
+	const gelu_job *j = arg;
+	for (int64_t i = b; i < e; i++)
+		j->y[i] = j->approx ? gelu_tanh(j->x[i]) : gelu_erf(j->x[i]);
+}
+
+RT_KERNEL(KlnGelu)
+{
+	const char *op = "KlnGelu";
+	if (nin < 1 || nout < 1 || nia < 1)
+		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
+	if (need_f32(f, loc, op, &in[0], "input") || need_f32(f, loc, op, &out[0], "output"))
+		return 1;
+	int64_t n = rt_numel(&in[0]);
+	if (rt_numel(&out[0]) != n)
+		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
+	gelu_job j = {in[0].data, out[0].data, ia[0] != 0};
+	rt_par(f, n, 20, gelu_range, &j);
+	return 0;
+}
+
+/* ---- KlnAttention ---- */
+
+#define ATT_STACK 16384    /* floats of score scratch per task on the stack */
+
+typedef struct att_job {
+	const float *q, *k, *v, *bias;
+	const void *mask;
+	int32_t mask_dt;
+	float *o;
+	int64_t B, H, Sq, Sk, D, Dv;
+	int64_t ldq, ldk, ldv, qo, ko, vo;
+	int64_t bs[4];           /* bias element strides over [B, H, Sq, Sk] */
+	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
+	float scale, filter;
+	bool guard;
+	int failed;              /* scratch allocation failed (set by tasks) */
+} att_job;
+
+static void att_block(const att_job *j, int64_t t, float *s)
+{
+	int64_t bh = t / j->nqb, qb = t % j->nqb;
+	int64_t b = bh / j->H, h = bh % j->H;
+	int64_t q0 = qb * j->rows, q1 = q0 + j->rows < j->Sq ? q0 + j->rows : j->Sq;
+	int64_t nr = q1 - q0, Sk = j->Sk;
+	if (nr <= 0)
+		return;
+	const float *Q = j->q + (b * j->Sq + q0) * j->ldq + j->qo + h * j->D;
+	const float *K = j->k + b * j->Sk * j->ldk + j->ko + h * j->D;
+	const float *V = j->v + b * j->Sk * j->ldv + j->vo + h * j->Dv;
+	float *O = j->o + (b * j->Sq + q0) * (j->H * j->Dv) + h * j->Dv;
+	if (Sk == 0) {
+		for (int64_t r = 0; r < nr; r++)
+			memset(O + r * j->H * j->Dv, 0, (size_t)j->Dv * sizeof(float));
+		return;
+	}
+	if (j->D == 0)
+		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
+	else
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)Sk, (int)j->D, 1.0f,
+		            Q, (int)j->ldq, K, (int)j->ldk, 0.0f, s, (int)Sk);
+	for (int64_t r = 0; r < nr; r++) {
+		float *row = s + r * Sk;
+		int64_t qi = q0 + r;
+		float mx = -INFINITY;
+		for (int64_t kk = 0; kk < Sk; kk++) {
+			float x = row[kk] * j->scale;
+			if (j->bias)
+				x += j->bias[b * j->bs[0] + h * j->bs[1] + qi * j->bs[2] + kk * j->bs[3]];
+			if (j->mask) {
+				double mv = j->mask_dt == KILN_F32 ? ((const float *)j->mask)[b * Sk + kk] :
+				            (double)rt_get_i64(j->mask, j->mask_dt, b * Sk + kk);
+				x += (float)(1.0 - mv) * j->filter;
+			}
+			row[kk] = x;
+			if (x > mx)
+				mx = x;
+		}
+		/* as Softmax: exp(x - max) / sum; a row of -inf gives NaN */
+		float sum = 0;
+		for (int64_t kk = 0; kk < Sk; kk++) {
+			row[kk] = expf(row[kk] - mx);
+			sum += row[kk];
+		}
+		float inv = 1.0f / sum;
+		for (int64_t kk = 0; kk < Sk; kk++) {
+			float p = row[kk] * inv;
+			row[kk] = j->guard && isnan(p) ? 0.0f : p;
+		}
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)j->Dv, (int)Sk, 1.0f, s,
+	            (int)Sk, V, (int)j->ldv, 0.0f, O, (int)(j->H * j->Dv));
+}
+
+static void att_range(void *arg, int64_t b, int64_t e)
+{
+	att_job *j = arg;
+	float stack[ATT_STACK];
+	float *s = stack;
+	if (j->rows * j->Sk > ATT_STACK) {
+		s = malloc((size_t)(j->rows * j->Sk) * sizeof(float));
+		if (!s) {
+			__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	for (int64_t t = b; t < e; t++)
+		att_block(j, t, s);
+	if (s != stack)
+		free(s);
+}
+
+RT_KERNEL(KlnAttention)
+{
+	const char *op = "KlnAttention";
+	if (nin < 3 || nout < 1 || nia < 7 || nfa < 2)
+		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
+	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
+	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
+	    need_f32(f, loc, op, V, "V") || need_f32(f, loc, op, &out[0], "output"))
+		return 1;
+	if (Q->rank != 3 || K->rank != 3 || V->rank != 3)
+		return rt_error(f, "node '%s' (%s): Q, K, V must have rank 3", loc, op);
+	att_job j = {0};
+	j.D = ia[0]; j.ko = ia[1]; j.guard = ia[2] != 0; j.H = ia[3]; j.qo = ia[4];
+	j.Dv = ia[5]; j.vo = ia[6];
+	j.filter = fa[0];
+	j.scale = fa[1];
+	j.B = Q->dims[0]; j.Sq = Q->dims[1]; j.Sk = K->dims[1];
+	j.ldq = Q->dims[2]; j.ldk = K->dims[2]; j.ldv = V->dims[2];
+	if (j.H <= 0 || j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
+	    j.qo + j.H * j.D > j.ldq || j.ko + j.H * j.D > j.ldk || j.vo + j.H * j.Dv > j.ldv)
+		return rt_error(f, "node '%s' (%s): heads do not fit in Q/K/V", loc, op);
+	if (K->dims[0] != j.B || V->dims[0] != j.B || V->dims[1] != j.Sk)
+		return rt_error(f, "node '%s' (%s): Q [%lld,%lld,*], K [%lld,%lld,*], V [%lld,%lld,*] "
+		                "disagree", loc, op, (long long)j.B, (long long)j.Sq,
+		                (long long)K->dims[0], (long long)j.Sk, (long long)V->dims[0],
+		                (long long)V->dims[1]);
+	rt_t *O = &out[0];
+	if (O->rank != 3 || O->dims[0] != j.B || O->dims[1] != j.Sq || O->dims[2] != j.H * j.Dv)
+		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
+	j.q = Q->data; j.k = K->data; j.v = V->data; j.o = O->data;
+	if (nin > 3 && in[3].data) {
+		const rt_t *bias = &in[3];
+		if (need_f32(f, loc, op, bias, "bias"))
+			return 1;
+		if (bias->rank > 4)
+			return rt_error(f, "node '%s' (%s): bias rank %d > 4", loc, op, bias->rank);
+		int64_t full[4] = {j.B, j.H, j.Sq, j.Sk}, s = 1;
+		for (int d = 3; d >= 0; d--) {
+			int db = d - (4 - bias->rank);
+			int64_t n = db >= 0 ? bias->dims[db] : 1;
+			if (n != full[d] && n != 1)
+				return rt_error(f, "node '%s' (%s): bias dim %d is %lld, expected 1 or %lld",
+				                loc, op, db, (long long)n, (long long)full[d]);
+			j.bs[d] = n == 1 ? 0 : s;
+			s *= n;
+		}
+		j.bias = bias->data;
+	}
+	if (nin > 4 && in[4].data) {
+		const rt_t *m = &in[4];
+		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
+			return rt_error(f, "node '%s' (%s): mask must be [%lld, %lld]", loc, op,
+			                (long long)j.B, (long long)j.Sk);
+		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
+			return rt_bad_dtype(f, loc, op, m->dtype);
+		j.mask = m->data;
+		j.mask_dt = m->dtype;
+	}
+	/* query rows per task: enough to amortize, small enough to spread */
+	j.rows = j.Sk > 0 ? ATT_STACK / j.Sk : j.Sq;
+	if (j.rows > 64)
+		j.rows = 64;
+	if (j.rows < 1)
+		j.rows = 1;
+	if (j.rows > j.Sq)
+		j.rows = j.Sq > 0 ? j.Sq : 1;
+	j.nqb = (j.Sq + j.rows - 1) / j.rows;
+	int64_t tasks = j.B * j.H * j.nqb;
+	if (tasks == 0)
+		return 0;
+	rt_par(f, tasks, j.rows * j.Sk * (j.D + j.Dv + 8), att_range, &j);
+	if (j.failed)
+		return rt_error(f, "node '%s' (%s): out of memory for %lld scores", loc, op,
+		                (long long)(j.rows * j.Sk));
+	return 0;
+}
+
+/* ---- KlnEmbedLayerNorm ---- */
+
+typedef struct emb_job {
+	ln_job ln;
+	const void *ix[3];
+	int32_t ixdt[3];
+	const float *tab[3];
+	int64_t rows[3];
+	int64_t ixs[3][2];       /* index strides over [B, S] (0: broadcast) */
+	int nt;
+	int64_t S, H;
+} emb_job;
+
+static int64_t emb_index(const emb_job *j, int t, int64_t b, int64_t s)
+{
+	int64_t x = rt_get_i64(j->ix[t], j->ixdt[t], b * j->ixs[t][0] + s * j->ixs[t][1]);
+	return x < 0 ? x + j->rows[t] : x;
+}
+
+static void emb_range(void *arg, int64_t b, int64_t e)
+{
+	const emb_job *j = arg;
+	int64_t H = j->H;
+	for (int64_t r = b; r < e; r++) {
+		int64_t bb = r / j->S, ss = r % j->S;
+		float *y = j->ln.y + r * H;
+		float *s = j->ln.sum ? j->ln.sum + r * H : y;
+		const float *t0 = j->tab[0] + emb_index(j, 0, bb, ss) * H;
+		for (int64_t k = 0; k < H; k++)
+			s[k] = t0[k];
+		for (int t = 1; t < j->nt; t++) {
+			const float *tt = j->tab[t] + emb_index(j, t, bb, ss) * H;
+			for (int64_t k = 0; k < H; k++)
+				s[k] += tt[k];
+		}
+		ln_row(&j->ln, s, y);
+	}
+}
+
+RT_KERNEL(KlnEmbedLayerNorm)
+{
+	const char *op = "KlnEmbedLayerNorm";
+	(void)ia; (void)nia;
+	if (nin < 4 || nout < 1 || nfa < 1)
+		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
+	const rt_t *ids = &in[0], *word = &in[1];
+	if (!ids->data || ids->rank != 2 || rt_is_float(ids->dtype) || ids->dtype == KILN_BOOL)
+		return rt_error(f, "node '%s' (%s): ids must be integer [batch, seq]", loc, op);
+	if (need_f32(f, loc, op, word, "word table") || word->rank != 2)
+		return rt_error(f, "node '%s' (%s): word table must be f32 [vocab, hidden]", loc, op);
+	emb_job j = {0};
+	int64_t B = ids->dims[0];
+	j.S = ids->dims[1];
+	j.H = word->dims[1];
+	rt_t *Y = &out[0];
+	if (need_f32(f, loc, op, Y, "output") || Y->rank != 3 || Y->dims[0] != B ||
+	    Y->dims[1] != j.S || Y->dims[2] != j.H)
+		return rt_error(f, "node '%s' (%s): output must be [%lld, %lld, %lld]", loc, op,
+		                (long long)B, (long long)j.S, (long long)j.H);
+	if (need_vec(f, loc, op, &in[2], j.H, "gamma") || need_vec(f, loc, op, &in[3], j.H, "beta"))
+		return 1;
+	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H, .eps = fa[0],
+	                .g1 = rt_numel(&in[2]) == 1, .b1 = rt_numel(&in[3]) == 1, .y = Y->data};
+	if (nout > 1 && out[1].data)
+		j.ln.sum = out[1].data;
+	j.ix[0] = ids->data; j.ixdt[0] = ids->dtype; j.tab[0] = word->data; j.rows[0] = word->dims[0];
+	j.ixs[0][0] = j.S; j.ixs[0][1] = 1;
+	j.nt = 1;
+	for (int p = 4; p + 1 < nin && p <= 6; p += 2) {
+		const rt_t *ix = &in[p], *tab = &in[p + 1];
+		if (!ix->data || !tab->data)
+			continue;
+		if (need_f32(f, loc, op, tab, "table") || tab->rank != 2 || tab->dims[1] != j.H)
+			return rt_error(f, "node '%s' (%s): table %d must be f32 [rows, %lld]", loc, op,
+			                p + 1, (long long)j.H);
+		if (rt_is_float(ix->dtype) || ix->dtype == KILN_BOOL || ix->rank < 1 || ix->rank > 2)
+			return rt_error(f, "node '%s' (%s): index %d must be integer of rank 1 or 2", loc,
+			                op, p);
+		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
+		if ((di != B && di != 1) || (si != j.S && si != 1))
+			return rt_error(f, "node '%s' (%s): index %d of shape [%lld, %lld] does not "
+			                "broadcast to [%lld, %lld]", loc, op, p, (long long)di,
+			                (long long)si, (long long)B, (long long)j.S);
+		int t = j.nt++;
+		j.ix[t] = ix->data; j.ixdt[t] = ix->dtype; j.tab[t] = tab->data; j.rows[t] = tab->dims[0];
+		j.ixs[t][0] = di == 1 ? 0 : si;
+		j.ixs[t][1] = si == 1 ? 0 : 1;
+	}
+	/* every index in range, before any thread reads a table */
+	for (int t = 0; t < j.nt; t++)
+		for (int64_t bb = 0; bb < B; bb++)
+			for (int64_t ss = 0; ss < j.S; ss++) {
+				int64_t x = emb_index(&j, t, bb, ss);
+				if (x < 0 || x >= j.rows[t])
+					return rt_error(f, "node '%s' (%s): index %lld at [%lld, %lld] of input %d "
+					                "is out of range [0, %lld)", loc, op,
+					                (long long)rt_get_i64(j.ix[t], j.ixdt[t],
+					                                      bb * j.ixs[t][0] + ss * j.ixs[t][1]),
+					                (long long)bb, (long long)ss, t == 0 ? 0 : 2 + 2 * t,
+					                (long long)j.rows[t]);
+			}
+	if (j.H == 0)
+		return 0;
+	rt_par(f, B * j.S, j.H * 12, emb_range, &j);
+	return 0;
+}
