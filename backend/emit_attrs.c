@@ -202,11 +202,43 @@ static int softmax_attrs(Be *be, NodeId n, BeAttrs *a)
 	return 0;
 }
 
+static const Node *sort_node;  /* qsort has no context argument */
+
+static int by_attr_name(const void *x, const void *y)
+{
+	return strcmp(sort_node->attrs[*(const int *)x].name, sort_node->attrs[*(const int *)y].name);
+}
+
+/* Fused ops (notes/kernel_abi.md): ia = the int attributes, fa = the float
+ * attributes, each sorted by attribute name. */
+static int fused_attrs(Be *be, NodeId n, BeAttrs *a)
+{
+	const Node *nd = IR_NODE(be->g, n);
+	int *idx = malloc(((size_t)nd->nattrs + 1) * sizeof *idx);
+	if (!idx)
+		abort();
+	for (int i = 0; i < nd->nattrs; i++)
+		idx[i] = i;
+	sort_node = nd;
+	qsort(idx, (size_t)nd->nattrs, sizeof *idx, by_attr_name);
+	for (int i = 0; i < nd->nattrs; i++) {
+		const Attr *at = &nd->attrs[idx[i]];
+		if (at->kind == A_INT)
+			push_i(a, at->u.i);
+		else if (at->kind == A_FLOAT)
+			push_f(a, at->u.f);
+	}
+	free(idx);
+	return 0;
+}
+
 int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 {
 	Graph *g = be->g;
 	const Node *nd = IR_NODE(g, n);
 	int r0 = in_rank(be, n, 0);
+	if (ir_opinfo[nd->op].kind == K_FUSED)
+		return fused_attrs(be, n, a);
 	switch (nd->op) {
 	case OP_LeakyRelu: push_f(a, ir_attr_float(g, n, "alpha", 0.01f)); return 0;
 	case OP_Elu: push_f(a, ir_attr_float(g, n, "alpha", 1.0f)); return 0;
@@ -273,9 +305,8 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	}
 }
 
-/* Ops with a kernel in the runtime (runtime/kernels_*.c): all primitive
- * ops; kiln's fused ops are not lowered yet. */
+/* Ops with a kernel in the runtime (runtime/kernels_*.c): all of them. */
 bool be_has_kernel(Op op)
 {
-	return op < OP_COUNT && ir_opinfo[op].kind != K_FUSED;
+	return op < OP_COUNT;
 }
