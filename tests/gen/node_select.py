@@ -4,9 +4,13 @@
 
 OUTDIR holds what onnx's `generate-data` wrote (node/, real/, simple/).
 Keeps only OUTDIR/node/test_* whose model has tensor inputs/outputs only
-and uses only default-domain ops at opset <= 21 that ops.def lists
-(kiln's own K_FUSED ops excluded; Constant is allowed: the frontend folds
-it into a constant).  Everything else is deleted.  Prints the count.
+and uses only default-domain ops at opset 7..21 that ops.def lists (kiln's
+own K_FUSED ops excluded; Constant is allowed: the frontend folds it into
+a constant).  Also left out, as outside kiln's design rather than bugs:
+string tensors, and tests that feed a shape-deciding input (a Reshape or
+Expand shape, Range bounds, Slice starts, axes, ...) as a run-time graph
+input: kiln compiles ahead of time with symbolic dims, so those inputs must
+be constants.  Everything else is deleted.  Prints counts per reason.
 """
 import os
 import re
@@ -14,6 +18,16 @@ import shutil
 import sys
 
 import onnx
+from onnx import TensorProto
+
+# inputs whose values decide an output shape: kiln needs them constant
+SHAPE_INPUTS = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,),
+    "Range": (0, 1, 2), "Slice": (1, 2, 3, 4), "OneHot": (1,),
+    "Unsqueeze": (1,), "Squeeze": (1,), "Split": (1,),
+    "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
+    "ReduceProd": (1,), "ReduceL2": (1,), "ReduceSumSquare": (1,),
+}
 
 
 def kiln_ops(ops_def):
@@ -28,19 +42,31 @@ def kiln_ops(ops_def):
 def why_not(model, ops):
     """None if kiln should take the model, else the reason."""
     for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx") and imp.version > 21:
-            return "opset %d" % imp.version
+        if imp.domain in ("", "ai.onnx") and not 7 <= imp.version <= 21:
+            return "opset outside 7..21"
     if model.functions:
         return "model-local functions"
     g = model.graph
     for v in list(g.input) + list(g.output):
         if not v.type.HasField("tensor_type"):
-            return "non-tensor input/output " + v.name
+            return "non-tensor input/output"
+        if v.type.tensor_type.elem_type == TensorProto.STRING:
+            return "string tensors"
+    runtime = {v.name for v in g.input} - {t.name for t in g.initializer}
     for n in g.node:
         if n.domain not in ("", "ai.onnx"):
             return "domain " + n.domain
         if n.op_type not in ops:
-            return "op " + n.op_type
+            return "op not in ops.def"
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.STRING
+                                       for a in n.attribute):
+            return "string tensors"
+        for k in SHAPE_INPUTS.get(n.op_type, ()):
+            if k < len(n.input) and n.input[k] in runtime:
+                return "shape-deciding input given at run time"
+        # values computed from run-time contents (not via Shape/Size)
+        if n.op_type not in ("Shape", "Size") and runtime.intersection(n.input):
+            runtime.update(n.output)
     return None
 
 
@@ -49,16 +75,19 @@ def main(outdir, ops_def):
     for other in ("real", "simple"):
         shutil.rmtree(os.path.join(outdir, other), ignore_errors=True)
     node = os.path.join(outdir, "node")
-    kept = 0
-    total = 0
+    kept, total, reasons = 0, 0, {}
     for t in sorted(os.listdir(node)):
         d = os.path.join(node, t)
         total += 1
-        if why_not(onnx.load(os.path.join(d, "model.onnx")), ops) is None:
+        why = why_not(onnx.load(os.path.join(d, "model.onnx")), ops)
+        if why is None:
             kept += 1
         else:
+            reasons[why] = reasons.get(why, 0) + 1
             shutil.rmtree(d)
-    print("node tests: selected %d of %d (%d kiln ops)" % (kept, total, len(ops) - 1))
+    for why, n in sorted(reasons.items(), key=lambda r: -r[1]):
+        print("  left out %4d: %s" % (n, why))
+    print("node tests: selected %d of %d" % (kept, total))
 
 
 if __name__ == "__main__":
