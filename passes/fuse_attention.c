@@ -105,7 +105,10 @@ static bool key_path(const Graph *g, ValId v, ValId *x, int64_t *h, int64_t *d, 
 	return true;
 }
 
-/* Does value b (rank <= 4) broadcast to the scores' dims s[4]? */
+/* Can value b (rank <= 4) broadcast to the scores' dims s[4]?  Dims that
+ * are not provably equal or 1 (symbolic expressions) are accepted: the
+ * Add it replaces required equal-or-1 at run time, and so does the
+ * kernel (it checks and reports). */
 static bool bias_fits(const Graph *g, ValId b, const DimId *s)
 {
 	const Value *v = IR_VAL(g, b);
@@ -113,7 +116,10 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
 		return false;
 	for (int k = 0; k < v->rank; k++) {
 		DimId bd = v->dims[k], sd = s[4 - v->rank + k];
-		if (bd != sd && !m_dim_is(g, bd, 1))
+		int64_t cb, cs;
+		if (bd == sd || m_dim_is(g, bd, 1))
+			continue;
+		if (ir_dim_is_const(g, bd, &cb) && ir_dim_is_const(g, sd, &cs))
 			return false;
 	}
 	return true;
@@ -172,7 +178,8 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 			if (ok)
 				m->v[3] = a->in[1 - k];
 		}
-		if (!ok || !bias_fits(g, m->v[3], IR_VAL(g, m->v[8])->dims))
+		if (!ok || !bias_fits(g, m->v[3], IR_VAL(g, m->v[8])->dims) ||
+		    !m_same_shape(g, x, m->v[8]))
 			return false;
 	}
 	/* optional NaN guard, then P . Vh */

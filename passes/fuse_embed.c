@@ -18,8 +18,7 @@
 static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int cnt, Match *m)
 {
 	NodeId a = m_def(g, v, OP_Add);
-	if (a >= 0 && (top || m_nuses(g, v) == 1) && m_same_shape(g, v, IR_NODE(g, a)->in[0]) &&
-	    m_same_shape(g, v, IR_NODE(g, a)->in[1])) {
+	if (a >= 0 && (top || m_nuses(g, v) == 1)) {
 		m_add(m, a);
 		for (int k = 0; k < 2 && cnt >= 0; k++)
 			cnt = addends(g, IR_NODE(g, a)->in[k], false, out, max, cnt, m);
@@ -62,12 +61,9 @@ static bool match_embed(const Graph *g, NodeId root, Match *m)
 		if (tab->dtype != DT_F32 || tab->rank != 2 || tab->dims[1] != y->dims[2] ||
 		    !ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
 			return false;
-		/* indices broadcast against [B, S] */
-		if (ix->dims[ix->rank - 1] != y->dims[1])
-			return false;
-		if (ix->rank == 2 && ix->dims[0] != y->dims[0] && !m_dim_is(g, ix->dims[0], 1))
-			return false;
-		if (word < 0 && ix->rank == 2 && ix->dims[0] == y->dims[0])
+		/* indices broadcast against [B, S]: the Adds required equal-or-1 at
+		 * run time, the kernel checks the same */
+		if (word < 0 && ix->rank == 2 && ix->dims[0] == y->dims[0] && ix->dims[1] == y->dims[1])
 			word = k;
 		m_add(m, gt);
 		m->v[8 + 2 * k] = gn->in[1];
