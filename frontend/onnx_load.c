@@ -324,8 +324,12 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 		return diag_fail(L->diag, "%s: graph input %d has no name", L->file, idx);
 	snprintf(what, sizeof what, "graph input '%s'", vi->name);
 	/* old exports list initializers among the inputs: those stay constants */
-	if (names_get(&L->names, vi->name) >= 0)
-		return 0;
+	ValId prev = names_get(&L->names, vi->name);
+	if (prev >= 0) {
+		if (IR_VAL(L->g, prev)->kind == V_CONST)
+			return 0;
+		return diag_fail(L->diag, "%s: %s is listed twice", L->file, what);
+	}
 	const Onnx__TypeProto *tp = vi->type;
 	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
 		return diag_fail(L->diag, "%s: %s: not a tensor (only tensor inputs are supported)",
@@ -740,6 +744,11 @@ Graph *onnx_load_file(const char *path, Diag *diag)
 	struct stat st;
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		diag_fail(diag, "%s: is a directory, not an ONNX model", path);
+		return NULL;
+	}
+	/* devices (/dev/zero) would never end */
+	if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+		diag_fail(diag, "%s: is a device, not an ONNX model", path);
 		return NULL;
 	}
 	if (onnx_read_file(path, &buf, &len, diag))

@@ -763,6 +763,12 @@ static void test_refuse_nodes(void **state)
 	free_all();
 
 	b = mm_model();
+	const char *xd[] = { "4" };
+	add_input(b, vinfo("x", 1, 1, xd));
+	expect_fail(b, "graph input 'x' is listed twice", NULL);
+	free_all();
+
+	b = mm_model();
 	add_output(b, "nothere");
 	expect_fail(b, "graph output 'nothere' is not defined", NULL);
 	free_all();
@@ -977,6 +983,9 @@ static void test_missing_file(void **state)
 	diag_clear(&d);
 	assert_null(onnx_load_file(tmpdir, &d));
 	assert_non_null(strstr(d.msg, tmpdir));
+	diag_clear(&d);
+	assert_null(onnx_load_file("/dev/zero", &d));
+	assert_non_null(strstr(d.msg, "/dev/zero: "));
 }
 
 /* The shared real exports load (skipped when ../shared is absent). */
