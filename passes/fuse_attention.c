@@ -15,7 +15,8 @@
  *
  * The bias (the exporters' additive padding mask, whatever built it) must
  * broadcast to [B, H, Sq, Sk]; it is passed as is.  Every intermediate
- * must be used only inside the pattern.  Dims are read from shape
+ * from the scores to the head merge must be used only inside the pattern
+ * (the head splits may be shared).  Dims are read from shape
  * inference, not from the Reshape shape inputs, so whatever computes
  * those (Shape/Gather/Concat chains, constants) does not matter.
  *
@@ -77,18 +78,20 @@ static bool head_split(const Graph *g, NodeId r, int64_t *h, int64_t *d)
 	return true;
 }
 
-/* v = Transpose(Reshape(X), perm) with a head split; X, H, D out. */
+/* v = Transpose(Reshape(X), perm) with a head split; X, H, D out.  The
+ * split nodes are not part of the match: they are pure layout, may be
+ * shared with another attention (LXMERT's cross layers reuse one module
+ * both ways), and die by DCE when nothing else reads them. */
 static bool split_path(const Graph *g, ValId v, const int64_t *perm, ValId *x, int64_t *h,
                        int64_t *d, Match *m)
 {
+	(void)m;
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t < 0 || !m_perm_is(g, t, perm, 4))
 		return false;
 	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
 	if (r < 0 || !head_split(g, r, h, d))
 		return false;
-	m_add(m, t);
-	m_add(m, r);
 	*x = IR_NODE(g, r)->in[0];
 	return true;
 }
@@ -99,10 +102,7 @@ static bool key_path(const Graph *g, ValId v, ValId *x, int64_t *h, int64_t *d, 
 	if (split_path(g, v, P0231, x, h, d, m))
 		return true;
 	NodeId t = m_def(g, v, OP_Transpose);
-	if (t < 0 || !m_perm_is(g, t, P0132, 4) || !split_path(g, IR_NODE(g, t)->in[0], P0213, x, h, d, m))
-		return false;
-	m_add(m, t);
-	return true;
+	return t >= 0 && m_perm_is(g, t, P0132, 4) && split_path(g, IR_NODE(g, t)->in[0], P0213, x, h, d, m);
 }
 
 /* Can value b (rank <= 4) broadcast to the scores' dims s[4]?  Dims that
