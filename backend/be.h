@@ -35,7 +35,14 @@ typedef struct Be {
 	int32_t *buf_first, *buf_last;
 	bool *outcopy;        /* per graph output: copied at the end of kiln__run */
 	int32_t *symmap;      /* per ir symbol: index in the desc's symbols, or -1 */
-	int32_t nsym;         /* desc symbols: those a graph input dim binds */
+	int32_t nsym;         /* desc symbols: those a graph input dim binds, then
+	                       * one per distinct expression input dim (below) */
+	/* Input dims that are expressions ("s25 + s41"): the runtime binds each
+	 * as a pseudo-symbol named by the expression; kiln__run compares it
+	 * with the expression evaluated from the real symbols. */
+	int32_t nexpr;
+	DimId *expr_dim;
+	int32_t *expr_sym, *expr_in, *expr_axis;   /* desc symbol, first input and dim */
 	unsigned char *blob;  /* the weights, 64-byte aligned pieces */
 	size_t blob_bytes;
 
@@ -71,6 +78,8 @@ void be_dims_begin(Be *be);                  /* reset the memo for a new functio
 LLVMValueRef be_dim(Be *be, DimId d);        /* i64, built in the entry block */
 LLVMValueRef be_numel(Be *be, ValId v);      /* i64 elements */
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
+int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
+void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */
 void be_emit_plan_fn(Be *be);                /* kiln__plan */
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
 /* Maps the symbols input dims bind to desc indices (the runtime requires

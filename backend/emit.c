@@ -250,6 +250,7 @@ static int emit_run_fn(Be *be)
 	}
 	be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
 	be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
+	be_emit_expr_checks(be);
 	for (int i = 0; i < g->norder; i++) {
 		NodeId id = g->order[i];
 		if (IR_NODE(g, id)->dead)
@@ -313,6 +314,10 @@ static void free_module(Be *be)
 		LLVMContextDispose(be->ctx);
 	free(be->dmemo);
 	free(be->symmap);
+	free(be->expr_dim);
+	free(be->expr_sym);
+	free(be->expr_in);
+	free(be->expr_axis);
 }
 
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)

@@ -93,7 +93,9 @@ static LLVMValueRef io_array(Be *be, LLVMTypeRef t_io, const ValId *vals, int n,
 	return g;
 }
 
-/* nin rows of KILN_MAX_RANK rt_dim: constant, symbol, or expression. */
+/* nin rows of KILN_MAX_RANK rt_dim: constant, symbol, or an expression's
+ * pseudo-symbol (never RT_DIM_EXPR: the frame does not carry input shapes,
+ * so kiln__run gets the actual dim through the runtime's binding). */
 static LLVMValueRef in_dims(Be *be, LLVMTypeRef t_dim)
 {
 	Graph *g = be->g;
@@ -111,8 +113,8 @@ static LLVMValueRef in_dims(Be *be, LLVMTypeRef t_dim)
 					c = dn->c;
 				else if (dn->kind == DIM_SYM)
 					sym = be->symmap[dn->c];
-				else
-					sym = RT_DIM_EXPR;
+				else   /* bound as a pseudo-symbol, checked by kiln__run */
+					sym = be_expr_sym(be, val->dims[d]);
 			}
 			LLVMValueRef f[2] = {be_i32(be, sym), be_i64(be, c)};
 			a[i * KILN_MAX_RANK + d] = LLVMConstNamedStruct(t_dim, f, 2);
@@ -144,6 +146,11 @@ static LLVMValueRef sym_names(Be *be)
 	for (int i = 0; i < ir_nsyms(be->g); i++)
 		if (be->symmap[i] >= 0)
 			a[be->symmap[i]] = be_cstr(be, ir_sym_name(be->g, i));
+	for (int i = 0; i < be->nexpr; i++) {
+		char s[256];
+		ir_dim_str(be->g, be->expr_dim[i], s, sizeof s);
+		a[be->expr_sym[i]] = be_cstr(be, s);
+	}
 	LLVMValueRef r = const_global(be, be->t_ptr, a, n, ".sym_names");
 	free(a);
 	return r;

@@ -179,6 +179,58 @@ static void mark_value(const Graph *g, ValId v, unsigned char *used)
 		mark_syms(g, val->dims[d], used);
 }
 
+int32_t be_expr_sym(const Be *be, DimId d)
+{
+	for (int i = 0; i < be->nexpr; i++)
+		if (be->expr_dim[i] == d)
+			return be->expr_sym[i];
+	return -1;
+}
+
+static void map_expr_dims(Be *be)
+{
+	Graph *g = be->g;
+	int max = g->ninputs * IR_MAX_RANK + 1;
+	be->expr_dim = malloc((size_t)max * sizeof *be->expr_dim);
+	be->expr_sym = malloc((size_t)max * sizeof *be->expr_sym);
+	be->expr_in = malloc((size_t)max * sizeof *be->expr_in);
+	be->expr_axis = malloc((size_t)max * sizeof *be->expr_axis);
+	if (!be->expr_dim || !be->expr_sym || !be->expr_in || !be->expr_axis)
+		abort();
+	for (int k = 0; k < g->ninputs; k++) {
+		const Value *val = IR_VAL(g, g->inputs[k]);
+		for (int d = 0; d < val->rank; d++) {
+			const DimNode *dn = ir_dim_node(g, val->dims[d]);
+			if (dn->kind == DIM_CONST || dn->kind == DIM_SYM || be_expr_sym(be, val->dims[d]) >= 0)
+				continue;
+			int i = be->nexpr++;
+			be->expr_dim[i] = val->dims[d];
+			be->expr_sym[i] = be->nsym++;
+			be->expr_in[i] = k;
+			be->expr_axis[i] = d;
+		}
+	}
+}
+
+/* if (sym[pseudo] != expr) return rt_error(...) for each expression dim */
+void be_emit_expr_checks(Be *be)
+{
+	Graph *g = be->g;
+	for (int i = 0; i < be->nexpr; i++) {
+		LLVMValueRef idx = be_i64(be, be->expr_sym[i]);
+		LLVMValueRef p = LLVMBuildGEP2(be->db, be->t_i64, be->symptr, &idx, 1, "");
+		LLVMValueRef got = LLVMBuildLoad2(be->db, be->t_i64, p, "");
+		LLVMValueRef want = be_dim(be, be->expr_dim[i]);
+		char s[256];
+		ir_dim_str(g, be->expr_dim[i], s, sizeof s);
+		const Value *iv = IR_VAL(g, g->inputs[be->expr_in[i]]);
+		LLVMValueRef args[5] = {be_cstr(be, iv->name ? iv->name : "?"),
+		                        be_i32(be, be->expr_axis[i]), want, be_cstr(be, s), got};
+		be_error_if(be, LLVMBuildICmp(be->b, LLVMIntNE, got, want, ""),
+		            "input '%s' dim %d: expected %lld (%s), got %lld", args, 5);
+	}
+}
+
 int be_map_symbols(Be *be)
 {
 	Graph *g = be->g;
@@ -216,6 +268,7 @@ int be_map_symbols(Be *be)
 	be->nsym = 0;
 	for (int s = 0; s < ns; s++)
 		be->symmap[s] = bound[s] ? be->nsym++ : -1;
+	map_expr_dims(be);
 	for (int s = 0; s < ns && !rc; s++)
 		if (used[s] && !bound[s])
 			rc = diag_fail(be->diag, "symbol '%s' is not bound by any graph input dim "

@@ -383,6 +383,37 @@ static void test_broadcast_mismatch(void **state)
 	kiln_model_free(m);
 }
 
+/* An input dim that is an expression is checked at run time. */
+static void test_expression_input_dim(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(
+		"graph @ex(%a: f32[n], %b: f32[n + 1]) opset 17 {\n"
+		"  %c = Concat(%a, %b) {axis = 0} @\"cat\"\n"
+		"  return %c\n"
+		"}\n", "ex.so");
+	assert_string_equal(kiln_model_input(m, 1)->dims[0], "n + 1");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	float a[2] = {1, 2}, b[4] = {3, 4, 5, 6};
+	int64_t na = 2, nb = 3;
+	kiln_tensor in[2] = {tensor(KILN_F32, 1, &na, a, 4), tensor(KILN_F32, 1, &nb, b, 4)}, out;
+	memset(&out, 0, sizeof out);
+	if (kiln_run(c, in, 2, &out, 1))
+		fail_msg("run: %s", kiln_last_error(c));
+	assert_int_equal(out.shape[0], 5);
+	assert_float_equal(((float *)out.data)[4], 5, 0);
+	nb = 4;
+	in[1] = tensor(KILN_F32, 1, &nb, b, 4);
+	memset(&out, 0, sizeof out);
+	assert_int_not_equal(kiln_run(c, in, 2, &out, 1), 0);
+	const char *e = kiln_last_error(c);
+	if (!strstr(e, "'b'") || !strstr(e, "n + 1"))
+		fail_msg("error: %s", e);
+	kiln_context_free(c);
+	kiln_model_free(m);
+}
+
 /* ---- outputs: an input, a constant, a value returned twice -------------- */
 
 static void test_output_copies(void **state)
@@ -475,6 +506,12 @@ static void test_compile_errors(void **state)
 		"  %y = Add(%x, %w)\n"
 		"  return %y\n"
 		"}\n", "'w'");
+	/* a symbol no input binds */
+	expect_compile_error(
+		"graph @u(%x: f32[2 * n]) opset 17 {\n"
+		"  %y = Relu(%x)\n"
+		"  return %y\n"
+		"}\n", "'n'");
 }
 
 int main(void)
@@ -486,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_elementwise_inline),
 		cmocka_unit_test(test_gather_out_of_range),
 		cmocka_unit_test(test_broadcast_mismatch),
+		cmocka_unit_test(test_expression_input_dim),
 		cmocka_unit_test(test_output_copies),
 		cmocka_unit_test(test_shape_ops),
 		cmocka_unit_test(test_compile_errors),
