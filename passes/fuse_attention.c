@@ -10,11 +10,13 @@
  *   P  = Softmax(S (+ bias)?, last axis)
  *        (Where(IsNaN(P), 0, P))?                               SDPA guard
  *   O  = Reshape(Transpose(MatMul(P, Vh), [0,2,1,3]), [B, Sq, H*Dv])
- *   -> KlnAttention(Q, K, V, bias?) {num_heads H, head_size D, v_head_size Dv,
- *      q_offset 0, k_offset 0, v_offset 0, nan_guard, scale = cq*ck*c..., mask_filter 0}
+ *   -> KlnAttention(Q, K, V, bias?, mask?) {num_heads H, head_size D, v_head_size Dv,
+ *      q_offset 0, k_offset 0, v_offset 0, nan_guard, scale = cq*ck*c..., mask_filter}
  *
  * The bias (the exporters' additive padding mask, whatever built it) must
- * broadcast to [B, H, Sq, Sk]; it is passed as is.  Every intermediate
+ * broadcast to [B, H, Sq, Sk]; it is passed as is, except the legacy
+ * form (1 - mask) * c over a [B, Sk] mask, which becomes the key-padding
+ * mask input with mask_filter c (see key_padding).  Every intermediate
  * from the scores to the head merge must be used only inside the pattern
  * (the head splits may be shared).  Dims are read from shape
  * inference, not from the Reshape shape inputs, so whatever computes
@@ -122,6 +124,49 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
 		if (ir_dim_is_const(g, bd, &cb) && ir_dim_is_const(g, sd, &cs))
 			return false;
 	}
+	return true;
+}
+
+/* The legacy exporters' padding mask: bias = (1 - Cast<f32>(U(mask))) * c
+ * where U only inserts the unit dims of [B, 1, 1, Sk] into mask [B, Sk]
+ * (Unsqueeze/Reshape keep the element order).  The kernel then reads the
+ * key-padding mask itself: scores + (1 - mask[b, k]) * c, bit for bit the
+ * same numbers. */
+static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+{
+	const Value *bv = IR_VAL(g, bias), *kv = IR_VAL(g, k);
+	if (bv->rank != 4 || bv->dims[0] != kv->dims[0] || !m_dim_is(g, bv->dims[1], 1) ||
+	    !m_dim_is(g, bv->dims[2], 1) || bv->dims[3] != kv->dims[1])
+		return false;
+	NodeId mul = m_def(g, bias, OP_Mul);
+	if (mul < 0)
+		return false;
+	const Node *mn = IR_NODE(g, mul);
+	int ci = m_const_scalar(g, mn->in[1], filter) ? 1 : m_const_scalar(g, mn->in[0], filter) ? 0 : -1;
+	if (ci < 0)
+		return false;
+	NodeId sub = m_def(g, mn->in[1 - ci], OP_Sub);
+	double one;
+	if (sub < 0 || !m_const_scalar(g, IR_NODE(g, sub)->in[0], &one) || one != 1.0)
+		return false;
+	ValId z = IR_NODE(g, sub)->in[1];
+	NodeId cast = m_def(g, z, OP_Cast);
+	if (cast >= 0) {
+		if (ir_attr_int(g, cast, "to", 0) != DT_F32)
+			return false;
+		z = IR_NODE(g, cast)->in[0];
+	}
+	for (NodeId u; (u = m_def(g, z, OP_Unsqueeze)) >= 0 || (u = m_def(g, z, OP_Reshape)) >= 0;)
+		z = IR_NODE(g, u)->in[0];
+	const Value *zv = IR_VAL(g, z);
+	DType t = zv->dtype;
+	if (zv->rank != 2 || zv->dims[0] != kv->dims[0] || zv->dims[1] != kv->dims[1])
+		return false;
+	if (t != DT_F32 && t != DT_BOOL && !ir_dtype_is_int(t))
+		return false;
+	if (cast < 0 && t != DT_F32)
+		return false;
+	*mask = z;
 	return true;
 }
 
@@ -244,14 +289,18 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	m_add(m, r);
 	m->v[4] = rn->out[0];
 	m->i[2] = dv;
+	m->v[5] = -1;
+	m->f[1] = 0;
+	if (m->v[3] >= 0 && key_padding(g, m->v[3], m->v[1], &m->v[5], &m->f[1]))
+		m->v[3] = -1;
 	return m_closed(g, m, m->v[4]);
 }
 
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	int nin = m->v[3] >= 0 ? 4 : 3;
-	ValId in[4] = {m->v[0], m->v[1], m->v[2], m->v[3]};
+	int nin = m->v[5] >= 0 ? 5 : m->v[3] >= 0 ? 4 : 3;
+	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
 	NodeId n = rw_replace(g, OP_KlnAttention, IR_NODE(g, m->root)->name, nin, in, m->v[4]);
 	ir_attr_set_int(g, n, "num_heads", m->i[0]);
 	ir_attr_set_int(g, n, "head_size", m->i[1]);
@@ -261,7 +310,7 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "v_offset", 0);
 	ir_attr_set_int(g, n, "nan_guard", m->i[4]);
 	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
-	ir_attr_set_float(g, n, "mask_filter", 0.0f);
+	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
 	rw_erase_match(g, m);
 }
 
