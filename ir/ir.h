@@ -147,7 +147,7 @@ typedef struct Value {
 	/* constants */
 	const void *data;     /* V_CONST: row-major bytes; NULL when elided (text IR) */
 	size_t nbytes;
-	uint64_t hash;        /* V_CONST: content hash (FNV-1a 64) for printing/CSE */
+	uint64_t hash;        /* V_CONST: content hash (ir_hash_bytes) for printing/CSE */
 	/* symbolic content: for small integer tensors whose elements are known
 	 * as dims (shape arithmetic), one DimId per element; NULL otherwise. */
 	DimId *sval;
@@ -202,6 +202,7 @@ ValId ir_input_new(Graph *g, const char *name, DType t, int rank, const DimId *d
  * must outlive the graph: mapped external data). */
 ValId ir_const_new(Graph *g, const char *name, DType t, int rank, const int64_t *dims,
                    const void *data, size_t nbytes, bool borrow);
+uint64_t ir_hash_bytes(const void *data, size_t n);   /* 64-bit content hash */
 ValId ir_const_scalar_i64(Graph *g, const char *name, int64_t v);
 ValId ir_const_scalar_f32(Graph *g, const char *name, float v);
 void ir_value_set_shape(Graph *g, ValId v, int rank, const DimId *dims);

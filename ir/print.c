@@ -52,7 +52,7 @@
  * Constants are printed first, in value order, and only those the body or
  * the outputs reference; constants of at most IR_PRINT_INLINE elements are
  * printed in full (dense), larger ones (and constants without data, as
- * parsed from #hash) as their FNV-1a 64 content hash.  Symbolic content
+ * parsed from #hash) as their 64-bit content hash (ir_hash_bytes).  Symbolic content
  * (Value.sval) is not printed: shape inference derives it.  The location
  * @"..." is the source ONNX node name.
  */

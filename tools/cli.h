@@ -34,6 +34,8 @@ void cli_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)))
 #endif
 	;
+/* Prints msg prefixed by path unless it names it already. */
+void cli_fail(const char *path, const char *msg);
 double cli_now_ms(void);
 bool cli_has_help(int argc, char **argv);
 

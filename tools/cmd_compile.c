@@ -114,7 +114,7 @@ int cmd_compile(int argc, char **argv)
 	BeStats bs = {0};
 	Diag d = {0};
 	if (be_compile(g, &o.be, &bs, &d)) {
-		cli_error("%s: %s", model, d.msg);
+		cli_fail(model, d.msg);
 		ir_graph_free(g);
 		return EXIT_BAD_INPUT;
 	}

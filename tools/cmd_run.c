@@ -377,7 +377,7 @@ int cmd_check(int argc, char **argv)
 	int err = be_compile(g, &o.be, &bs, &d);
 	ir_graph_free(g);
 	if (err) {
-		cli_error("%s: %s", model, d.msg);
+		cli_fail(model, d.msg);
 		goto clean;
 	}
 	kiln_model *m;

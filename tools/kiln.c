@@ -124,6 +124,14 @@ static void count_ops(const Graph *g, int *counts)
 	}
 }
 
+void cli_fail(const char *path, const char *msg)
+{
+	if (!strncmp(msg, path, strlen(path)))
+		cli_error("%s", msg);   /* the message names the file already */
+	else
+		cli_error("%s: %s", path, msg);
+}
+
 Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in)
 {
 	Diag d = {0};
@@ -136,7 +144,7 @@ Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, in
 		count_ops(g, ops_in);
 	if (ir_infer_shapes(g, &d) || ir_verify(g, &d) ||
 	    pass_run_pipeline(g, &o->passes, ps, &d)) {
-		cli_error("%s: %s", path, d.msg);
+		cli_fail(path, d.msg);
 		ir_graph_free(g);
 		return NULL;
 	}

@@ -107,11 +107,15 @@ static void test_values(void **state)
 	assert_memory_equal(cv->data, data, sizeof data);
 	assert_int_equal(cv->nbytes, sizeof data);
 	assert_int_equal(ir_value_numel_const(g, c), 3);
-	/* FNV-1a 64 of the bytes */
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < sizeof data; i++)
-		h = (h ^ ((const unsigned char *)data)[i]) * 1099511628211ULL;
-	assert_true(cv->hash == h);
+	/* the content hash: the same bytes hash alike, one changed byte differs */
+	assert_true(cv->hash == ir_hash_bytes(data, sizeof data));
+	int64_t other[3] = { 5, -1, 8 };
+	assert_true(ir_hash_bytes(other, sizeof other) != cv->hash);
+	char big[100], big2[100];
+	for (int i = 0; i < 100; i++)
+		big[i] = big2[i] = (char)i;
+	big2[37] ^= 1;
+	assert_true(ir_hash_bytes(big, 100) != ir_hash_bytes(big2, 100));
 	/* small integer constants carry their content as dims */
 	assert_int_equal(cv->nsval, 3);
 	int64_t e;
