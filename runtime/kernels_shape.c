@@ -246,6 +246,8 @@ RT_KERNEL(Slice)
 		int64_t dim = x->dims[a], s = starts[i], e = ends[i], k = steps[i];
 		if (k == 0)
 			return rt_error(f, "node '%s' (Slice): step 0", loc);
+		if (k == INT64_MIN)
+			k = -INT64_MAX;            /* so that -k exists */
 		if (s < 0)
 			s += dim;
 		if (e < 0)
@@ -253,11 +255,11 @@ RT_KERNEL(Slice)
 		if (k > 0) {
 			s = clamp(s, 0, dim);
 			e = clamp(e, 0, dim);
-			len[a] = e > s ? (e - s + k - 1) / k : 0;
+			len[a] = e > s ? (e - s - 1) / k + 1 : 0;
 		} else {
 			s = clamp(s, 0, dim - 1);
 			e = clamp(e, -1, dim - 1);
-			len[a] = s > e ? (s - e + (-k) - 1) / (-k) : 0;
+			len[a] = s > e ? (s - e - 1) / -k + 1 : 0;
 		}
 		start[a] = s;
 		step[a] = k;

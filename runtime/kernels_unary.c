@@ -3,7 +3,8 @@
  *
  * Attributes: LeakyRelu fa=[alpha]; Elu fa=[alpha]; HardSigmoid
  * fa=[alpha, beta]; Gelu ia=[approximate: 0 none, 1 tanh]; IsInf
- * ia=[detect_negative, detect_positive]; Cast: target is out[0].dtype;
+ * ia=[detect_negative, detect_positive]; Cast: target is out[0].dtype
+ * (f32 f64 f16 bf16 and every integer type, bool);
  * Clip: min/max scalars in[1], in[2] (absent: no bound). */
 #include <math.h>
 #include <string.h>
@@ -274,6 +275,8 @@ UN_FN(cast_f32_f64, float, double, x)
 UN_FN(cast_f64_f32, double, float, x)
 UN_FN(cast_f32_f16, float, uint16_t, rt_f32_to_f16(x))
 UN_FN(cast_f16_f32, uint16_t, float, rt_f16_to_f32(x))
+UN_FN(cast_f32_bf16, float, uint16_t, rt_f32_to_bf16(x))
+UN_FN(cast_bf16_f32, uint16_t, float, rt_bf16_to_f32(x))
 
 static const struct { int32_t from, to; rt_inner_fn fn; } cast_fast[] = {
 	{ KILN_F32, KILN_I64, cast_f32_i64 }, { KILN_F32, KILN_I32, cast_f32_i32 },
@@ -284,6 +287,7 @@ static const struct { int32_t from, to; rt_inner_fn fn; } cast_fast[] = {
 	{ KILN_I64, KILN_BOOL, cast_i64_bool }, { KILN_I32, KILN_BOOL, cast_i32_bool },
 	{ KILN_F32, KILN_F64, cast_f32_f64 }, { KILN_F64, KILN_F32, cast_f64_f32 },
 	{ KILN_F32, KILN_F16, cast_f32_f16 }, { KILN_F16, KILN_F32, cast_f16_f32 },
+	{ KILN_F32, KILN_BF16, cast_f32_bf16 }, { KILN_BF16, KILN_F32, cast_bf16_f32 },
 };
 
 static bool is_int(int32_t dt)
@@ -324,7 +328,7 @@ static void cast_any(const void *const *p, const int64_t *s, void *o, int64_t n,
 RT_KERNEL(Cast)
 {
 	int32_t from = in[0].dtype, to = out[0].dtype;
-	if (!rt_dtype_size(from) || !rt_dtype_size(to) || from == KILN_BF16 || to == KILN_BF16)
+	if (!rt_dtype_size(from) || !rt_dtype_size(to))
 		return rt_error(f, "node '%s' (Cast): cannot cast %s to %s", loc,
 		                rt_dtype_name(from), rt_dtype_name(to));
 	if (rt_numel(&in[0]) != rt_numel(&out[0]))

@@ -94,6 +94,23 @@ uint16_t rt_f32_to_f16(float f)
 	return sign | (uint16_t)(ax >> 13);
 }
 
+float rt_bf16_to_f32(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t rt_f32_to_bf16(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	if ((x & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((x >> 16) | 0x40);        /* NaN stays NaN */
+	return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);   /* nearest even */
+}
+
 int64_t rt_get_i64(const void *p, int32_t dt, int64_t i)
 {
 	switch (dt) {
@@ -105,7 +122,7 @@ int64_t rt_get_i64(const void *p, int32_t dt, int64_t i)
 	case KILN_U16: return ((const uint16_t *)p)[i];
 	case KILN_U32: return ((const uint32_t *)p)[i];
 	case KILN_U64: return (int64_t)((const uint64_t *)p)[i];
-	case KILN_F32: case KILN_F64: case KILN_F16: {
+	case KILN_F32: case KILN_F64: case KILN_F16: case KILN_BF16: {
 		double v = rt_get_f64(p, dt, i);
 		if (!(v == v))
 			return 0;
@@ -121,6 +138,7 @@ double rt_get_f64(const void *p, int32_t dt, int64_t i)
 	case KILN_F32: return ((const float *)p)[i];
 	case KILN_F64: return ((const double *)p)[i];
 	case KILN_F16: return rt_f16_to_f32(((const uint16_t *)p)[i]);
+	case KILN_BF16: return rt_bf16_to_f32(((const uint16_t *)p)[i]);
 	case KILN_U64: return (double)((const uint64_t *)p)[i];
 	default: return (double)rt_get_i64(p, dt, i);
 	}
@@ -139,6 +157,7 @@ void rt_set_f64(void *p, int32_t dt, int64_t i, double v)
 	case KILN_F32: ((float *)p)[i] = (float)v; break;
 	case KILN_F64: ((double *)p)[i] = v; break;
 	case KILN_F16: ((uint16_t *)p)[i] = rt_f32_to_f16((float)v); break;
+	case KILN_BF16: ((uint16_t *)p)[i] = rt_f32_to_bf16((float)v); break;
 	case KILN_I64: ((int64_t *)p)[i] = sat_i64(v, -9.2e18, 9.2e18); break;
 	case KILN_I32: ((int32_t *)p)[i] = (int32_t)sat_i64(v, INT32_MIN, INT32_MAX); break;
 	case KILN_I16: ((int16_t *)p)[i] = (int16_t)sat_i64(v, INT16_MIN, INT16_MAX); break;

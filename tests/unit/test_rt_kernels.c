@@ -159,6 +159,42 @@ static void test_pow_variadic(void **state)
 	assert_float_equal(y[2], 14.0f / 3, 1e-6);
 }
 
+static void test_more_dtypes(void **state)
+{
+	(void)state;
+	int16_t a[3] = { -5, 7, 300 }, b[3] = { 3, -2, 301 }, y[3];
+	rt_t in[2] = { T(KILN_I16, a, 3, N_, N_, N_), T(KILN_I16, b, 3, N_, N_, N_) };
+	rt_t out = T(KILN_I16, y, 3, N_, N_, N_);
+	assert_int_equal(rt_op_Max(&F, "m", in, 2, &out, 1, NULL, 0, NULL, 0), 0);
+	assert_true(y[0] == 3 && y[1] == 7 && y[2] == 301);
+	int64_t fm0 = 0;
+	assert_int_equal(rt_op_Mod(&F, "m", in, 2, &out, 1, &fm0, 1, NULL, 0), 0);
+	assert_true(y[0] == 1 && y[1] == -1 && y[2] == 300);
+
+	uint64_t ua[2] = { UINT64_MAX, 3 }, ub[2] = { 1, 9 }, uy[2];
+	rt_t uin[2] = { T(KILN_U64, ua, 2, N_, N_, N_), T(KILN_U64, ub, 2, N_, N_, N_) };
+	rt_t uout = T(KILN_U64, uy, 2, N_, N_, N_);
+	assert_int_equal(rt_op_Max(&F, "m", uin, 2, &uout, 1, NULL, 0, NULL, 0), 0);
+	assert_true(uy[0] == UINT64_MAX && uy[1] == 9);
+
+	uint16_t h[2] = { 0x3c00, 0x4000 }, hy[2];           /* f16 1, 2 */
+	uint16_t hb[1] = { 0x3800 };                         /* 0.5 */
+	rt_t hin[2] = { T(KILN_F16, h, 2, N_, N_, N_), T(KILN_F16, hb, 1, N_, N_, N_) };
+	rt_t hout = T(KILN_F16, hy, 2, N_, N_, N_);
+	assert_int_equal(rt_op_Add(&F, "a", hin, 2, &hout, 1, NULL, 0, NULL, 0), 0);
+	assert_true(hy[0] == 0x3e00 && hy[1] == 0x4100);     /* 1.5, 2.5 */
+
+	float fx[3] = { 1.0f, -3.140625f, NAN }, fb[3];
+	uint16_t bf[3];
+	rt_t cin = T(KILN_F32, fx, 3, N_, N_, N_), cout = T(KILN_BF16, bf, 3, N_, N_, N_);
+	assert_int_equal(rt_op_Cast(&F, "c", &cin, 1, &cout, 1, NULL, 0, NULL, 0), 0);
+	assert_true(bf[0] == 0x3f80 && bf[1] == 0xc049);
+	cin = T(KILN_BF16, bf, 3, N_, N_, N_);
+	cout = T(KILN_F32, fb, 3, N_, N_, N_);
+	assert_int_equal(rt_op_Cast(&F, "c", &cin, 1, &cout, 1, NULL, 0, NULL, 0), 0);
+	assert_true(fb[0] == 1.0f && fb[1] == -3.140625f && isnan(fb[2]));
+}
+
 static void test_where(void **state)
 {
 	(void)state;
@@ -704,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_add_large_parallel),
 		cmocka_unit_test(test_int_arith),
 		cmocka_unit_test(test_pow_variadic),
+		cmocka_unit_test(test_more_dtypes),
 		cmocka_unit_test(test_where),
 		cmocka_unit_test(test_unary),
 		cmocka_unit_test(test_cast),
