@@ -19,6 +19,8 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
+static bool sval_dtype(DType t);
+
 int ir_shp_fail(Sh *s, const char *fmt, ...)
 {
 	char msg[768];
@@ -104,12 +106,21 @@ int ir_shp_getsval(Sh *s, int i, DimId *out, int max)
 	if (v->kind != V_CONST || !v->data)
 		return -1;
 	size_t es = ir_dtype_size(v->dtype);
-	if (!(ir_dtype_is_int(v->dtype) || v->dtype == DT_BOOL) || es == 0 || v->nbytes < es * (size_t)numel)
+	if (!sval_dtype(v->dtype) || es == 0 || v->nbytes < es * (size_t)numel)
 		return -1;
 	for (int64_t k = 0; k < numel; k++) {
 		const unsigned char *p = (const unsigned char *)v->data + k * (int64_t)es;
 		int64_t e = 0;
+		double f = 0;
 		switch (v->dtype) {
+		case DT_F32: { float x; memcpy(&x, p, 4); f = x; goto flt; }
+		case DT_F64: memcpy(&f, p, 8);
+		flt:
+			/* only integral values are dims */
+			if (!(f >= -9e15 && f <= 9e15) || f != (double)(int64_t)f)
+				return -1;
+			e = (int64_t)f;
+			break;
 		case DT_I64: case DT_U64: memcpy(&e, p, 8); break;
 		case DT_I32: { int32_t x; memcpy(&x, p, 4); e = x; break; }
 		case DT_U32: { uint32_t x; memcpy(&x, p, 4); e = x; break; }
@@ -213,9 +224,12 @@ DimId ir_shp_numel(Sh *s, const Value *v)
 
 /* ---- symbolic content of elementwise ops -------------------------------- */
 
+/* Tensors whose symbolic content we track: integers and bools, and floats
+ * holding integral values (exporters compute lengths in float too, as in
+ * Range(Cast<float>(seq), ...)). */
 static bool sval_dtype(DType t)
 {
-	return ir_dtype_is_int(t) || t == DT_BOOL;
+	return ir_dtype_is_int(t) || t == DT_BOOL || t == DT_F32 || t == DT_F64;
 }
 
 /* Flat index into an input of shape (rin, din) broadcast to (r, dout). */
@@ -353,8 +367,23 @@ static DimId sv_op(Sh *s, const DimId *x, int n)
 	}
 	case OP_Sub: return ir_dim_sub(g, x[0], x[1]);
 	case OP_Mul: return ir_dim_mul(g, x[0], x[1]);
-	case OP_Div: return ir_dim_div(g, x[0], x[1]);
-	case OP_Mod: return ir_dim_mod(g, x[0], x[1]);
+	case OP_Div: {
+		int64_t b;
+		bool flt = ir_dtype_is_float(ir_shp_in(s, 0)->dtype);
+		if (ir_dim_is_const(g, x[0], &a) && ir_dim_is_const(g, x[1], &b)) {
+			if (b == 0 || (b == -1 && a == INT64_MIN) || (flt && a % b))
+				return -1;
+			return ir_dim_const(g, a / b);   /* ONNX truncates */
+		}
+		/* symbolic: floor (dims are non-negative); floats only when exact */
+		if (flt && ir_dim_mod(g, x[0], x[1]) != ir_dim_const(g, 0))
+			return -1;
+		return ir_dim_div(g, x[0], x[1]);
+	}
+	case OP_Mod:
+		if (ir_attr_int(g, s->id, "fmod", 0) || ir_dtype_is_float(ir_shp_in(s, 0)->dtype))
+			return -1;
+		return ir_dim_mod(g, x[0], x[1]);
 	case OP_Max: case OP_Min: {
 		DimId r = x[0];
 		for (int i = 1; i < n; i++)

@@ -416,6 +416,8 @@ static int infer_gather(Sh *s)
 		for (int i = 0; i < ni; i++) {
 			int64_t c;
 			ir_dim_is_const(s->g, iv[i], &c);
+			if (c >= nx)
+				return 0;
 			res[i] = xv[c];
 		}
 		ir_shp_sval(s, 0, ni, res);

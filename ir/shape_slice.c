@@ -147,6 +147,30 @@ int ir_shp_slice(Sh *s)
 	return 0;
 }
 
+/* A scalar input as a dim: symbolic content, or an integral float constant. */
+static bool scalar_dim(Sh *s, int i, DimId *d)
+{
+	if (ir_shp_getsval(s, i, d, 1) == 1)
+		return true;
+	const Value *v = ir_shp_in(s, i);
+	double x;
+	if (!v || v->kind != V_CONST || !v->data)
+		return false;
+	if (v->dtype == DT_F32 && v->nbytes >= 4) {
+		float f;
+		memcpy(&f, v->data, 4);
+		x = f;
+	} else if (v->dtype == DT_F64 && v->nbytes >= 8) {
+		memcpy(&x, v->data, 8);
+	} else {
+		return false;
+	}
+	if (!(x >= -9e15 && x <= 9e15) || x != (double)(int64_t)x)
+		return false;
+	*d = C(s, (int64_t)x);
+	return true;
+}
+
 int ir_shp_range(Sh *s)
 {
 	const Value *a, *b, *c;
@@ -156,7 +180,7 @@ int ir_shp_range(Sh *s)
 		return ir_shp_fail(s, "start, limit and delta differ in dtype");
 	DimId v[3];
 	for (int i = 0; i < 3; i++)
-		if (ir_shp_getsval(s, i, &v[i], 1) != 1)
+		if (!scalar_dim(s, i, &v[i]))
 			return ir_shp_fail(s, "input '%s' is not known symbolically (it decides the length)",
 			                   ir_shp_inname(s, i));
 	int64_t delta;
