@@ -224,6 +224,94 @@ static void test_str_truncates(void **st)
 	assert_int_equal(ir_dim_str(G, d, NULL, 0), 10);
 }
 
+/* Random expressions: the canonical form must evaluate like the operations
+ * that built it (floor division, non-negative symbols) and survive a
+ * print/parse round trip.  Deterministic (own LCG). */
+static uint64_t rng = 12345;
+static int rnd(int n)
+{
+	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (int)((rng >> 33) % (uint64_t)n);
+}
+
+static int64_t VALS[3][3] = { { 0, 3, 7 }, { 5, 1, 2 }, { 8, 6, 4 } };
+
+static int64_t fdiv(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	return (a % b && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static DimId gen(int depth, int64_t val[3], bool *ok)
+{
+	int k = depth <= 0 ? rnd(2) : rnd(8);
+	if (k == 0) {
+		int64_t c = rnd(7) - 2;
+		for (int i = 0; i < 3; i++)
+			val[i] = c;
+		return C(c);
+	}
+	if (k == 1) {
+		const char *names[3] = { "r0", "r1", "r2" };
+		int s = rnd(3);
+		for (int i = 0; i < 3; i++)
+			val[i] = VALS[i][s];
+		return S(names[s]);
+	}
+	int64_t va[3], vb[3];
+	DimId a = gen(depth - 1, va, ok), b = gen(depth - 1, vb, ok);
+	for (int i = 0; i < 3; i++) {
+		if (va[i] > 100000 || va[i] < -100000 || vb[i] > 100000 || vb[i] < -100000)
+			*ok = false;
+		switch (k) {
+		case 2: val[i] = va[i] + vb[i]; break;
+		case 3: val[i] = va[i] - vb[i]; break;
+		case 4: val[i] = va[i] * vb[i]; break;
+		case 5: if (!vb[i]) *ok = false; val[i] = vb[i] ? fdiv(va[i], vb[i]) : 0; break;
+		case 6: val[i] = va[i] > vb[i] ? va[i] : vb[i]; break;
+		default: val[i] = va[i] < vb[i] ? va[i] : vb[i]; break;
+		}
+	}
+	switch (k) {
+	case 2: return ir_dim_add(G, a, b);
+	case 3: return ir_dim_sub(G, a, b);
+	case 4: return ir_dim_mul(G, a, b);
+	case 5: return ir_dim_div(G, a, b);
+	case 6: return ir_dim_max(G, a, b);
+	default: return ir_dim_min(G, a, b);
+	}
+}
+
+static void test_random_expressions(void **st)
+{
+	/* symbol ids follow interning order: intern r0, r1, r2 first */
+	int64_t sv[3][64] = { { 0 } };
+	const char *names[3] = { "r0", "r1", "r2" };
+	for (int s = 0; s < 3; s++) {
+		S(names[s]);
+		for (int i = 0; i < 3; i++)
+			sv[i][ir_sym_lookup(G, names[s])] = VALS[i][s];
+	}
+	int checked = 0;
+	for (int it = 0; it < 20000; it++) {
+		int64_t val[3];
+		bool ok = true;
+		DimId d = gen(rnd(4), val, &ok);
+		if (!ok)
+			continue;
+		for (int i = 0; i < 3; i++)
+			if (ir_dim_eval(G, d, sv[i]) != val[i])
+				fail_msg("'%s' evaluates to %lld, expected %lld", str(d), (long long)ir_dim_eval(G, d, sv[i]),
+				         (long long)val[i]);
+		char buf[4096];
+		if (ir_dim_str(G, d, buf, sizeof buf) >= (int)sizeof buf)
+			continue;
+		assert_int_equal(P(buf), d);
+		checked++;
+	}
+	assert_true(checked > 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_eval_and_tree),
 		cmocka_unit_test(test_str_truncates),
+		cmocka_unit_test(test_random_expressions),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
