@@ -27,6 +27,8 @@ static const PassDef passes[] = {
 	 "constant-fold nodes on constants and shape arithmetic with static symbolic content"},
 	{"canon-reshape", pass_canon_reshape,
 	 "Reshape/Expand with computed shapes get constant shapes (0 = copy dim, -1 = rest) from inferred dims"},
+	{"einsum", pass_canon_einsum,
+	 "two-operand Einsum -> Transpose + MatMul (+ Reshape) where the letters allow"},
 	{"dce", pass_dce, "remove nodes whose outputs are unused"},
 	{"cse", pass_cse, "merge equal constants and equal nodes on equal inputs"},
 	{"fuse-norm", pass_fuse_norm,
@@ -46,9 +48,9 @@ static const PassDef passes[] = {
 /* The pipelines. */
 static const char *const pipeline_o0[] = {"dce", NULL};
 static const char *const pipeline_o1[] = {
-	"cleanup", "fold", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
+	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
 static const char *const pipeline_o2[] = {
-	"cleanup", "fold", "canon-reshape", "dce", "cse", "fold", "dce",
+	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
 	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed",
 	"cse", "dce", NULL};
 
