@@ -1,5 +1,6 @@
 /* Shape inference: the driver, the helpers shared by the op families
- * (shape_layout.c, shape_math.c, shape_einsum.c) and the elementwise ops.
+ * (shape_layout.c, shape_slice.c, shape_math.c, shape_einsum.c) and the
+ * elementwise ops.
  *
  * Every output gets a dtype, a rank and symbolic dims; small integer
  * tensors computed from shapes also get their symbolic content (Value.sval)
