@@ -6,7 +6,7 @@ set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
 OUT=$BUILD/models
 TIMEOUT=${KILN_TEST_TIMEOUT:-300}
-OPTS=("-O0")   # add -O2 here once the pass pipeline is in
+OPTS=("-O0" "-O2")
 
 rm -rf "$OUT"
 /usr/bin/python3 "$SRC/tests/gen/models.py" "$OUT" || { echo "models: generating failed"; exit 1; }
