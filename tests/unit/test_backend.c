@@ -165,11 +165,35 @@ static void test_softmax_mlp(void **state)
 	run_softmax(m, 5);
 	run_softmax(m, 1);
 	kiln_model_free(m);
-	/* the header exists and compiles */
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror -fsyntax-only -I%s/runtime -x c %s",
-	         KILN_SOURCE_DIR, path_of("mlp.h"));
+	/* the typed entry point of mlp.h, in a program linked with libkiln */
+	const char *prog =
+		"#include <stdio.h>\n#include \"mlp.h\"\n"
+		"int main(int argc, char **argv) {\n"
+		"  kiln_model *m = kiln_model_load(argv[1]);\n"
+		"  kiln_context *c = m ? kiln_context_create(m, 1) : NULL;\n"
+		"  float x[8] = {1, 0, 0, 0, 0, 1, 0, 0}, y[6];\n"
+		"  if (!c || mlp_run(c, x, 2, y)) return 1;\n"
+		"  for (int i = 0; i < 6; i++) printf(\"%.6f\\n\", y[i]);\n"
+		"  (void)argc; kiln_context_free(c); kiln_model_free(m); return 0;\n}\n";
+	FILE *f = fopen(path_of("use_mlp.c"), "w");
+	assert_non_null(f);
+	fputs(prog, f);
+	fclose(f);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror -I%s/runtime -I%s -o %s %s %s/libkiln.a -ldl",
+	         KILN_SOURCE_DIR, tmpdir, path_of("use_mlp"), path_of("use_mlp.c"), KILN_BINARY_DIR);
 	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "%s %s", path_of("use_mlp"), path_of("mlp.so"));
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	float x[8] = {1, 0, 0, 0, 0, 1, 0, 0}, ref[6];
+	softmax_ref(x, 2, ref);
+	for (int i = 0; i < 6; i++) {
+		float v;
+		assert_int_equal(fscanf(p, "%f", &v), 1);
+		assert_float_equal(v, ref[i], 1e-5);
+	}
+	assert_int_equal(pclose(p), 0);
 }
 
 /* Same model, external weights: OUT.weights written, loaded beside the .so. */
