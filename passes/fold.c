@@ -539,20 +539,10 @@ static bool eval_cos(const Graph *g, NodeId nid, T *o)
 	double vf = 0;
 	int64_t vi = 0;
 	if (a && a->kind == A_TENSOR && a->u.t->nbytes) {
-		T v;
 		const TensorLit *t = a->u.t;
-		if (!supported_dtype(t->dtype) || t->dtype != o->dt)
-			return false;
-		int64_t one = 1;
-		if (!t_alloc(&v, t->dtype, 1, &one))
-			return false;
-		size_t es = ir_dtype_size(t->dtype);
-		if (t->nbytes < es) {
-			t_free(&v);
-			return false;
-		}
-		/* reuse the loader through a fake value-less path */
 		const char *p = t->data;
+		if (t->dtype != o->dt || t->nbytes < ir_dtype_size(t->dtype))
+			return false;
 		switch (t->dtype) {
 		case DT_F32: { float x; memcpy(&x, p, 4); vf = x; break; }
 		case DT_F64: memcpy(&vf, p, 8); break;
@@ -560,9 +550,8 @@ static bool eval_cos(const Graph *g, NodeId nid, T *o)
 		case DT_I32: { int32_t x; memcpy(&x, p, 4); vi = x; break; }
 		case DT_BOOL: case DT_U8: vi = (uint8_t)p[0]; break;
 		case DT_I8: vi = (int8_t)p[0]; break;
-		default: t_free(&v); return false;
+		default: return false;
 		}
-		t_free(&v);
 	}
 	for (int64_t k = 0; k < o->n; k++) {
 		if (o->isf)

@@ -140,10 +140,34 @@ static int check_patterns(const char *list, Diag *diag)
 
 /* ---- running ------------------------------------------------------------- */
 
-static void dump(const PassOptions *o, Graph *g, const char *when, const char *pass)
+static int live_nodes(const Graph *g)
+{
+	int n = 0;
+	for (int32_t i = 0; i < g->norder; i++)
+		n += !IR_NODE(g, g->order[i])->dead;
+	return n;
+}
+
+/* Prints the IR under a header saying where we are; after a pass, also how
+ * the node count changed and which fusions fired in it. */
+static void dump(const PassOptions *o, Graph *g, const char *when, const char *pass, int before,
+                 const PassStats *s0, const PassStats *s1)
 {
 	FILE *f = o->dump ? o->dump : stdout;
-	fprintf(f, "// ----- IR %s %s -----\n", when, pass);
+	fprintf(f, "// ----- IR %s %s", when, pass);
+	if (before >= 0) {
+		fprintf(f, " (nodes %d -> %d", before, live_nodes(g));
+		for (int i = 0; s1 && i < s1->nfusions; i++) {
+			int was = 0;
+			for (int k = 0; s0 && k < s0->nfusions; k++)
+				if (!strcmp(s0->fusion_name[k], s1->fusion_name[i]))
+					was = s0->fusion_count[k];
+			if (s1->fusion_count[i] > was)
+				fprintf(f, ", %s x%d", s1->fusion_name[i], s1->fusion_count[i] - was);
+		}
+		fprintf(f, ")");
+	}
+	fprintf(f, " -----\n");
 	ir_print(f, g);
 	fflush(f);
 }
@@ -151,12 +175,16 @@ static void dump(const PassOptions *o, Graph *g, const char *when, const char *p
 static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc, Diag *diag)
 {
 	if (o->print_before && !strcmp(o->print_before, p->name))
-		dump(o, g, "before", p->name);
+		dump(o, g, "before", p->name, -1, NULL, NULL);
+	int before = live_nodes(g);
+	PassStats s0 = {0};
+	if (pc->stats)
+		s0 = *pc->stats;
 	p->fn(g, pc);
 	if (pc->failed)
 		return -1;
 	if (o->print_after_all || (o->print_after && !strcmp(o->print_after, p->name)))
-		dump(o, g, "after", p->name);
+		dump(o, g, "after", p->name, before, &s0, pc->stats);
 	bool verify = o->verify_each;
 #ifndef NDEBUG
 	verify = true;
@@ -173,13 +201,16 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 {
 	PassOptions dflt = {.opt_level = 2};
 	const PassOptions *o = opt ? opt : &dflt;
-	PassCtx pc = {.opt = o, .stats = stats, .diag = diag};
+	PassStats local = {0};
+	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
 	if (check_patterns(o->disabled_patterns, diag))
 		return -1;
 	const char *names[] = {o->print_before, o->print_after};
 	for (int i = 0; i < 2; i++)
 		if (names[i] && !find_pass(names[i], strlen(names[i])))
 			return diag_fail(diag, "unknown pass '%s' (see kiln dump --list-passes)", names[i]);
+	if (o->print_after_all)
+		dump(o, g, "as imported", "(before any pass)", -1, NULL, NULL);
 	if (o->passes) {
 		/* validate the whole list before running anything */
 		for (const char *p = o->passes; *p;) {
