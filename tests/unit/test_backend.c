@@ -180,8 +180,13 @@ static void test_softmax_mlp(void **state)
 	fputs(prog, f);
 	fclose(f);
 	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror -I%s/runtime -I%s -o %s %s %s/libkiln.a -ldl",
-	         KILN_SOURCE_DIR, tmpdir, path_of("use_mlp"), path_of("use_mlp.c"), KILN_BINARY_DIR);
+#ifdef __SANITIZE_ADDRESS__
+	const char *san = "-fsanitize=address,undefined";   /* libkiln.a is instrumented */
+#else
+	const char *san = "";
+#endif
+	snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror %s -I%s/runtime -I%s -o %s %s %s/libkiln.a -ldl",
+	         san, KILN_SOURCE_DIR, tmpdir, path_of("use_mlp"), path_of("use_mlp.c"), KILN_BINARY_DIR);
 	assert_int_equal(system(cmd), 0);
 	snprintf(cmd, sizeof cmd, "%s %s", path_of("use_mlp"), path_of("mlp.so"));
 	FILE *p = popen(cmd, "r");
