@@ -5,6 +5,7 @@
  * so that kernels (and their tests) link without a model descriptor. */
 #include <cblas.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,19 @@ static void create_fail(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Kernels may report from pool workers at once: one writer at a time (the
+ * error path only, so one process-wide lock is fine). */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int rt_error(kiln_frame *f, const char *fmt, ...)
 {
 	static _Thread_local char orphan[RT_ERR_MAX];
 	char *buf = f && f->ctx ? f->ctx->err : orphan;
 	va_list ap;
 	va_start(ap, fmt);
+	pthread_mutex_lock(&err_lock);
 	vformat(buf, fmt, ap);
+	pthread_mutex_unlock(&err_lock);
 	va_end(ap);
 	return 1;
 }
@@ -392,6 +399,8 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 			n *= sh[k];
 		}
 		size_t need = (size_t)n * rt_dtype_size(io->dtype);
+		/* NULL, or the buffer this context handed out last time (a caller
+		 * reusing its output array), means context-owned */
 		bool owned = !out[o].data || out[o].data == c->owned[o];
 		if (owned) {
 			size_t want = need < RT_ALIGN ? RT_ALIGN : need;
