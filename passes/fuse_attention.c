@@ -14,9 +14,11 @@
  *      q_offset 0, k_offset 0, v_offset 0, nan_guard, scale = cq*ck*c..., mask_filter}
  *
  * The bias (the exporters' additive padding mask, whatever built it) must
- * broadcast to [B, H, Sq, Sk]; it is passed as is, except the legacy
- * form (1 - mask) * c over a [B, Sk] mask, which becomes the key-padding
- * mask input with mask_filter c (see key_padding).  Every intermediate
+ * broadcast to [B, H, Sq, Sk]; it is passed as is, except the two
+ * padding-mask constructions recognized below, which become the
+ * key-padding mask input with mask_filter c: the legacy (1 - mask) * c
+ * over a [B, Sk] mask (key_padding) and transformers' masking utilities
+ * Where(pad && true..., 0, c) (masking_utils).  Every intermediate
  * from the scores to the head merge must be used only inside the pattern
  * (the head splits may be shared).  Dims are read from shape
  * inference, not from the Reshape shape inputs, so whatever computes
@@ -25,6 +27,8 @@
  * requires: shapes inferred.
  * preserves: shapes, graph output names.
  * breaks: nothing. */
+#include <math.h>
+
 #include "pass_internal.h"
 
 static const int64_t P0213[4] = {0, 2, 1, 3};
@@ -145,6 +149,8 @@ static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double
 	int ci = m_const_scalar(g, mn->in[1], filter) ? 1 : m_const_scalar(g, mn->in[0], filter) ? 0 : -1;
 	if (ci < 0)
 		return false;
+	if (!isfinite(*filter))
+		return false;   /* 0 * inf is NaN in the graph, 0 in the kernel */
 	NodeId sub = m_def(g, mn->in[1 - ci], OP_Sub);
 	double one;
 	if (sub < 0 || !m_const_scalar(g, IR_NODE(g, sub)->in[0], &one) || one != 1.0)
@@ -168,6 +174,153 @@ static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double
 		return false;
 	*mask = z;
 	return true;
+}
+
+/* ---- transformers' masking utilities -------------------------------------
+ * bias = Where(E, 0, c) with E[b, 0, q, k] = pad[b, k] && (terms that are
+ * always true), where pad[b, k] = Flatten(Mb)[b*S + k] is gathered with an
+ * index built from Ranges: the opset-14/17 exports of BERT-family models
+ * (sdpa_mask with a padding function).  Every step is checked, so the
+ * bias equals (1 - Mb[b, k]) * c exactly and Mb becomes the key-padding
+ * mask. */
+
+/* v = Unsqueeze*(Range(0, n, 1)) of rank 4 whose only non-unit dim is
+ * `axis` (so v at index i along it is i). */
+static bool iota_along(const Graph *g, ValId v, int axis)
+{
+	const Value *vv = IR_VAL(g, v);
+	if (vv->rank != 4)
+		return false;
+	for (int k = 0; k < 4; k++)
+		if (k != axis && !m_dim_is(g, vv->dims[k], 1))
+			return false;
+	NodeId u;
+	while ((u = m_def(g, v, OP_Unsqueeze)) >= 0)
+		v = IR_NODE(g, u)->in[0];
+	NodeId r = m_def(g, v, OP_Range);
+	double start, delta;
+	if (r < 0 || !m_const_scalar(g, IR_NODE(g, r)->in[0], &start) || start != 0 ||
+	    !m_const_scalar(g, IR_NODE(g, r)->in[2], &delta) || delta != 1)
+		return false;
+	return IR_VAL(g, v)->rank == 1 && IR_VAL(g, v)->dims[0] == vv->dims[axis];
+}
+
+/* v is true everywhere: constants, ConstantOfShape(true), Range >= c <= 0,
+ * and Ands and bool Casts of those. */
+static bool always_true(const Graph *g, ValId v, int depth)
+{
+	double x;
+	if (depth > 8)
+		return false;
+	if (m_const_scalar(g, v, &x))
+		return x != 0;
+	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0)
+		return false;
+	const Node *nd = IR_NODE(g, n);
+	switch (nd->op) {
+	case OP_Cast:
+		return ir_attr_int(g, n, "to", 0) == DT_BOOL && always_true(g, nd->in[0], depth + 1);
+	case OP_And:
+		return always_true(g, nd->in[0], depth + 1) && always_true(g, nd->in[1], depth + 1);
+	case OP_ConstantOfShape: {
+		const Attr *a = ir_attr_get(g, n, "value");
+		return a && a->kind == A_TENSOR && a->u.t->dtype == DT_BOOL && a->u.t->nbytes >= 1 &&
+		       ((const char *)a->u.t->data)[0] != 0;
+	}
+	case OP_GreaterOrEqual: {
+		const Value *r = IR_VAL(g, nd->in[0]);
+		if (!m_const_scalar(g, nd->in[1], &x) || x > 0 || r->rank != 4)
+			return false;
+		for (int axis = 0; axis < 4; axis++)
+			if (iota_along(g, nd->in[0], axis))
+				return true;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/* p[b, 0, 0, k] = Mb[b, k]: Reshape*(Gather(Flatten(Mb), kv + b * S)). */
+static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
+{
+	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	NodeId n;
+	if ((n = m_def(g, p, OP_Cast)) >= 0) {
+		if (ir_attr_int(g, n, "to", 0) != DT_BOOL)
+			return false;
+		p = IR_NODE(g, n)->in[0];
+	}
+	if (pv->rank != 4 || pv->dims[0] != kv->dims[0] || !m_dim_is(g, pv->dims[1], 1) ||
+	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kv->dims[1])
+		return false;
+	while ((n = m_def(g, p, OP_Reshape)) >= 0)
+		p = IR_NODE(g, n)->in[0];   /* reshapes keep the flat order */
+	NodeId ga = m_def(g, p, OP_Gather);
+	if (ga < 0 || ir_attr_int(g, ga, "axis", 0) != 0)
+		return false;
+	ValId f = IR_NODE(g, ga)->in[0], idx = IR_NODE(g, ga)->in[1];
+	NodeId fl = m_def(g, f, OP_Flatten);
+	const Value *fv = IR_VAL(g, f), *iv = IR_VAL(g, idx);
+	if (fl < 0 || fv->rank != 2 || !m_dim_is(g, fv->dims[1], 1))
+		return false;
+	ValId mb = IR_NODE(g, fl)->in[0];
+	const Value *mv = IR_VAL(g, mb);
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[0] != kv->dims[0] ||
+	    mv->dims[1] != kv->dims[1])
+		return false;
+	/* idx [B, 1, 1, S] = kv_iota + b_iota * S */
+	if (iv->rank != 4 || iv->dims[0] != kv->dims[0] || !m_dim_is(g, iv->dims[1], 1) ||
+	    !m_dim_is(g, iv->dims[2], 1) || iv->dims[3] != kv->dims[1])
+		return false;
+	NodeId add = m_def(g, idx, OP_Add);
+	if (add < 0)
+		return false;
+	for (int t = 0; t < 2; t++) {
+		ValId kk = IR_NODE(g, add)->in[t], bs = IR_NODE(g, add)->in[1 - t];
+		NodeId mul = m_def(g, bs, OP_Mul);
+		if (!iota_along(g, kk, 3) || mul < 0)
+			continue;
+		for (int u = 0; u < 2; u++) {
+			ValId bi = IR_NODE(g, mul)->in[u], sv = IR_NODE(g, mul)->in[1 - u];
+			const Value *svv = IR_VAL(g, sv);
+			if (!iota_along(g, bi, 0) || !svv->sval || svv->nsval != 1 ||
+			    svv->sval[0] != mv->dims[1])
+				continue;
+			*mask = mb;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+{
+	NodeId w = m_def(g, bias, OP_Where);
+	double zero;
+	if (w < 0 || !m_const_scalar(g, IR_NODE(g, w)->in[1], &zero) || zero != 0 ||
+	    !m_const_scalar(g, IR_NODE(g, w)->in[2], filter) || isnan(*filter))
+		return false;
+	ValId e = IR_NODE(g, w)->in[0];
+	NodeId n;
+	for (;;) {
+		if ((n = m_def(g, e, OP_Expand)) >= 0 && m_same_shape(g, e, IR_NODE(g, n)->in[0]))
+			e = IR_NODE(g, n)->in[0];
+		else if ((n = m_def(g, e, OP_Cast)) >= 0 && ir_attr_int(g, n, "to", 0) == DT_BOOL &&
+		         IR_VAL(g, IR_NODE(g, n)->in[0])->dtype == DT_BOOL)
+			e = IR_NODE(g, n)->in[0];
+		else
+			break;
+	}
+	NodeId a = m_def(g, e, OP_And);
+	if (a < 0)
+		return false;
+	for (int t = 0; t < 2; t++)
+		if (always_true(g, IR_NODE(g, a)->in[t], 0) &&
+		    padding_term(g, IR_NODE(g, a)->in[1 - t], k, mask))
+			return true;
+	return false;
 }
 
 /* S (scores before softmax, bias stripped): MatMul(Qh, Kt) scaled. */
@@ -291,7 +444,8 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	m->i[2] = dv;
 	m->v[5] = -1;
 	m->f[1] = 0;
-	if (m->v[3] >= 0 && key_padding(g, m->v[3], m->v[1], &m->v[5], &m->f[1]))
+	if (m->v[3] >= 0 && (key_padding(g, m->v[3], m->v[1], &m->v[5], &m->f[1]) ||
+	                     masking_utils(g, m->v[3], m->v[1], &m->v[5], &m->f[1])))
 		m->v[3] = -1;
 	return m_closed(g, m, m->v[4]);
 }

@@ -14,7 +14,9 @@
  *             v_head_size Dv, v_offset], fa = [mask_filter, scale]
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
- *       + bias (broadcast to [B, H, Sq, Sk]) + (1 - mask[b, k]) * mask_filter;
+ *       + bias (broadcast to [B, H, Sq, Sk]) + pad, pad = 0 where
+ *       mask[b, k] == 1, else (1 - mask[b, k]) * mask_filter (so a bool mask
+ *       and a -inf filter work);
  *       softmax over keys (a row of -inf gives NaN as Softmax does; with
  *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
@@ -318,7 +320,8 @@ static void att_block(const att_job *j, int64_t t, float *s)
 			if (j->mask) {
 				double mv = j->mask_dt == KILN_F32 ? ((const float *)j->mask)[b * Sk + kk] :
 				            (double)rt_get_i64(j->mask, j->mask_dt, b * Sk + kk);
-				x += (float)(1.0 - mv) * j->filter;
+				if (mv != 1.0)
+					x += (float)(1.0 - mv) * j->filter;
 			}
 			row[kk] = x;
 			if (x > mx)

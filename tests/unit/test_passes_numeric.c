@@ -98,9 +98,11 @@ typedef struct AttCase {
 	int64_t B, Sq, Sk, H, D, Dv;
 	int bias_kind;      /* 0 none, 1 [B,1,1,Sk], 2 [B,H,Sq,Sk], 3 [Sq, Sk] */
 	bool packed, mask, guard, neg_inf_row;
+	bool inf_filter;    /* SDPA's -inf instead of the float minimum */
 } AttCase;
 
-/* Unfused reference: per head, S = (Q K^T) * scale + bias + (1-m)*filter,
+/* Unfused reference: per head, S = (Q K^T) * scale + bias + pad (0 where
+ * m == 1, else (1-m) * filter),
  * softmax (NaN for rows of -inf), optional guard, times V. */
 static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, const float *k,
                     int64_t ldk, int64_t ko, const float *v, int64_t ldv, int64_t vo,
@@ -120,7 +122,7 @@ static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, c
 					acc *= scale;
 					if (bias)
 						acc += bias[b * bs[0] + h * bs[1] + i * bs[2] + j * bs[3]];
-					if (mask)
+					if (mask && mask[b * c->Sk + j] != 1)
 						acc += (float)(1 - mask[b * c->Sk + j]) * filter;
 					s[j] = acc;
 					mx = acc > mx ? acc : mx;
@@ -177,7 +179,8 @@ static void run_att(const AttCase *c)
 		for (int64_t i = 0; i < c->B * c->Sk; i++)
 			mask[i] = (i % c->Sk) < c->Sk - 1 - (i / c->Sk) ? 1 : 0;
 	}
-	float scale = 1.0f / sqrtf((float)c->D), filter = -3.4028234663852886e+38f;
+	float scale = 1.0f / sqrtf((float)c->D);
+	float filter = c->inf_filter ? -INFINITY : -3.4028234663852886e+38f;
 	float *o = calloc((size_t)(c->B * c->Sq * hdv), sizeof *o);
 	float *ref = calloc((size_t)(c->B * c->Sq * hdv), sizeof *ref);
 	att_ref(c, q, ldq, qo, k, ldk, ko, v, ldv, vo, bias, bs, mask, filter, scale, ref);
@@ -208,14 +211,15 @@ static void test_attention_kernel(void **state)
 {
 	(void)state;
 	AttCase cases[] = {
-		{2, 5, 5, 2, 4, 4, 0, false, false, false, false},
-		{2, 5, 7, 3, 4, 2, 1, false, false, false, false},  /* cross, Dv != D */
-		{2, 6, 6, 2, 3, 3, 2, true, false, false, false},   /* packed QKV */
-		{1, 4, 9, 2, 2, 2, 3, false, true, false, false},   /* [Sq,Sk] bias + key mask */
-		{2, 3, 4, 2, 2, 2, 1, false, false, true, true},    /* -inf row, NaN guard */
-		{2, 3, 4, 2, 2, 2, 1, false, false, false, true},   /* -inf row, NaN kept */
-		{2, 96, 96, 4, 16, 16, 1, true, false, false, false},  /* big enough to run parallel */
-		{1, 70, 300, 2, 8, 8, 2, false, true, false, false},   /* many query blocks */
+		{2, 5, 5, 2, 4, 4, 0, false, false, false, false, false},
+		{2, 5, 7, 3, 4, 2, 1, false, false, false, false, false},  /* cross, Dv != D */
+		{2, 6, 6, 2, 3, 3, 2, true, false, false, false, false},   /* packed QKV */
+		{1, 4, 9, 2, 2, 2, 3, false, true, false, false, false},   /* [Sq,Sk] bias + key mask */
+		{2, 3, 4, 2, 2, 2, 1, false, false, true, true, false},    /* -inf row, NaN guard */
+		{2, 3, 4, 2, 2, 2, 1, false, false, false, true, false},   /* -inf row, NaN kept */
+		{2, 96, 96, 4, 16, 16, 1, true, false, false, false, false},  /* big enough to run parallel */
+		{1, 70, 300, 2, 8, 8, 2, false, true, false, false, false},   /* many query blocks */
+		{2, 5, 6, 2, 2, 2, 0, false, true, true, false, true}, /* bool-like mask, -inf */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		run_att(&cases[i]);
