@@ -444,9 +444,14 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	m->i[2] = dv;
 	m->v[5] = -1;
 	m->f[1] = 0;
-	if (m->v[3] >= 0 && (key_padding(g, m->v[3], m->v[1], &m->v[5], &m->f[1]) ||
-	                     masking_utils(g, m->v[3], m->v[1], &m->v[5], &m->f[1])))
+	ValId mask;
+	double filter;
+	if (m->v[3] >= 0 && (key_padding(g, m->v[3], m->v[1], &mask, &filter) ||
+	                     masking_utils(g, m->v[3], m->v[1], &mask, &filter))) {
 		m->v[3] = -1;
+		m->v[5] = mask;
+		m->f[1] = filter;
+	}
 	return m_closed(g, m, m->v[4]);
 }
 
