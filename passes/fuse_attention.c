@@ -323,6 +323,25 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 	return false;
 }
 
+/* The Add of the scores and the bias has the scores' shape, except where
+ * a symbolic bias dim makes it max(...) (the exporter gave the mask its
+ * own batch symbol): a run where that dim is neither 1 nor the scores' is
+ * an error in the kernel, every other run computes the same. */
+static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, ValId bias)
+{
+	const Value *a = IR_VAL(g, sum), *s = IR_VAL(g, scores), *b = IR_VAL(g, bias);
+	if (a->rank != 4 || s->rank != 4)
+		return false;
+	for (int k = 0; k < 4; k++) {
+		int kb = k - (4 - b->rank);
+		if (a->dims[k] == s->dims[k])
+			continue;
+		if (kb < 0 || ir_dim_is_const(g, b->dims[kb], NULL))
+			return false;
+	}
+	return true;
+}
+
 /* S (scores before softmax, bias stripped): MatMul(Qh, Kt) scaled. */
 static bool match_scores(const Graph *g, ValId s, Match *m)
 {
@@ -377,7 +396,7 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 				m->v[3] = a->in[1 - k];
 		}
 		if (!ok || !bias_fits(g, m->v[3], IR_VAL(g, m->v[8])->dims) ||
-		    !m_same_shape(g, x, m->v[8]))
+		    !bias_keeps_shape(g, x, m->v[8], m->v[3]))
 			return false;
 	}
 	/* optional NaN guard, then P . Vh */
@@ -435,7 +454,11 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	if (rn->op != OP_Reshape || rn->in[0] != tv)
 		return false;
 	const Value *tvv = IR_VAL(g, tv), *ov = IR_VAL(g, rn->out[0]);
-	if (ov->rank != 3 || ov->dims[0] != tvv->dims[0] || ov->dims[1] != tvv->dims[1] ||
+	/* [B, Sq, H*Dv]: B and Sq as the context's, or as Q's (what the fused
+	 * op produces) when a broadcast bias made the context's max(...) */
+	const Value *qv = IR_VAL(g, m->v[0]);
+	if (ov->rank != 3 || (ov->dims[0] != tvv->dims[0] && ov->dims[0] != qv->dims[0]) ||
+	    (ov->dims[1] != tvv->dims[1] && ov->dims[1] != qv->dims[1]) ||
 	    !m_dim_is(g, ov->dims[2], m->i[0] * dv))
 		return false;
 	m_add(m, t);
