@@ -23,4 +23,4 @@ echo "== kiln check $model"
 build/kiln check "$model"
 
 echo "== kiln bench $out/bert_qa.so --batch 1 --seq 128"
-build/kiln bench "$out/bert_qa.so" --batch 1 --seq 128 --runs 50 | head -2
+build/kiln bench "$out/bert_qa.so" --batch 1 --seq 128 --runs 50 --vocab 1024 | head -2
