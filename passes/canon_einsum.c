@@ -12,7 +12,9 @@
  *   only when there is no batch letter (MatMul broadcasts them),
  *   Y = MatMul(A', B') and a Transpose to O's order.
  * XLNet's projections (ibh,hnd->ibnd), scores (ibnd,jbnd->bnij) and
- * context (bnij,jbnd->ibnd) all take this form.
+ * context (bnij,jbnd->ibnd) all take this form.  Without a K letter the
+ * product is an outer one: Mul of [batch, M, 1..] and [batch, 1.., N]
+ * (XLNet's sinusoid i,d->id).
  *
  * requires: shapes inferred.
  * preserves: shapes, graph output names.
@@ -105,6 +107,62 @@ static int64_t group_size(const Graph *g, ValId v, const char *t, const char *ls
 	return p;
 }
 
+/* The last node y takes over the Einsum's output (and its name). */
+static void take_over(Graph *g, NodeId id, ValId y)
+{
+	ValId out = IR_NODE(g, id)->out[0];
+	if (!m_same_shape(g, y, out) || IR_VAL(g, y)->dtype != IR_VAL(g, out)->dtype)
+		return;   /* leftovers die in DCE */
+	const char *oname = IR_VAL(g, out)->name;
+	IR_VAL(g, out)->name = ir_arena_strdup(g->arena, "einsum.dead");
+	IR_VAL(g, y)->name = oname;
+	ir_replace_all_uses(g, out, y);
+	ir_node_erase(g, id);
+}
+
+/* Unsqueeze x at axes [from, from + n). */
+static ValId unsqueeze(Graph *g, const char *name, ValId x, int from, int n)
+{
+	if (n == 0)
+		return x;
+	int64_t ax[IR_MAX_RANK], cnt = n;
+	for (int i = 0; i < n; i++)
+		ax[i] = from + i;
+	ValId c = rw_const(g, "einsum_axes", DT_I64, 1, &cnt, ax, (size_t)n * 8);
+	ValId in[2] = {x, c};
+	NodeId t = node(g, OP_Unsqueeze, name, 2, in);
+	return t < 0 ? -1 : IR_NODE(g, t)->out[0];
+}
+
+/* No contracted letter: an outer product, Mul of [batch, M, 1..] and
+ * [batch, 1.., N] (the sinusoid i,d->id of XLNet's positions). */
+static void outer(Graph *g, NodeId id, const Eq *e, const char *bat, int nb, const char *M,
+                  int nm, const char *N, int nn)
+{
+	const Node *nd = IR_NODE(g, id);
+	const char *name = nd->name;
+	ValId a = nd->in[0], b = nd->in[1];
+	char ta[17], tb[17], ty[17];
+	snprintf(ta, sizeof ta, "%s%s", bat, M);
+	snprintf(tb, sizeof tb, "%s%s", bat, N);
+	snprintf(ty, sizeof ty, "%s%s%s", bat, M, N);
+	ValId a1 = transpose(g, name, a, e->t[0], ta, e->n[0]);
+	ValId b1 = transpose(g, name, b, e->t[1], tb, e->n[1]);
+	if (a1 < 0 || b1 < 0)
+		return;
+	a1 = unsqueeze(g, name, a1, nb + nm, nn);
+	b1 = unsqueeze(g, name, b1, nb, nm);
+	if (a1 < 0 || b1 < 0)
+		return;
+	ValId in[2] = {a1, b1};
+	NodeId mul = node(g, OP_Mul, name, 2, in);
+	if (mul < 0)
+		return;
+	ValId y = transpose(g, name, IR_NODE(g, mul)->out[0], ty, e->t[2], e->n[2]);
+	if (y >= 0)
+		take_over(g, id, y);
+}
+
 static void canon(Graph *g, NodeId id)
 {
 	const Node *nd = IR_NODE(g, id);
@@ -149,9 +207,13 @@ static void canon(Graph *g, NodeId id)
 	for (int i = 0; i < nk; i++)
 		if (av->dims[strchr(e.t[0], K[i]) - e.t[0]] != bv->dims[strchr(e.t[1], K[i]) - e.t[1]])
 			return;
+	if (nk == 0) {
+		outer(g, id, &e, bat, nb, M, nm, N, nn);
+		return;
+	}
 	int64_t ks = nk > 1 ? group_size(g, a, e.t[0], K, nk) : 0;
 	int64_t ns = nn > 1 ? group_size(g, b, e.t[1], N, nn) : 0;
-	if (nk == 0 || nm == 0 || nn == 0 || ks < 0 || ns < 0 || (nm > 1 && nb > 0))
+	if (nm == 0 || nn == 0 || ks < 0 || ns < 0 || (nm > 1 && nb > 0))
 		return;
 	const char *name = nd->name;
 	/* A' = [batch, M, K], B' = [batch, K, N] */
@@ -203,14 +265,8 @@ static void canon(Graph *g, NodeId id)
 	}
 	snprintf(ty, sizeof ty, "%s%s%s", bat, M, N);
 	y = transpose(g, name, y, ty, e.t[2], e.n[2]);
-	if (y < 0 || !m_same_shape(g, y, out) || IR_VAL(g, y)->dtype != IR_VAL(g, out)->dtype)
-		return;   /* leftovers die in DCE */
-	/* the last node takes over the Einsum's output (and its name) */
-	const char *oname = IR_VAL(g, out)->name;
-	IR_VAL(g, out)->name = ir_arena_strdup(g->arena, "einsum.dead");
-	IR_VAL(g, y)->name = oname;
-	ir_replace_all_uses(g, out, y);
-	ir_node_erase(g, id);
+	if (y >= 0)
+		take_over(g, id, y);
 }
 
 void pass_canon_einsum(Graph *g, PassCtx *pc)
