@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Bad inputs at run time through `kiln run`: each must exit 1 with one line
+# naming the input or node, never crash or write outputs.
+# usage: run_errors.sh KILN_BIN SRC_DIR BUILD_DIR
+set -uo pipefail
+kiln=$1 src=$2 build=$3
+out="$build/run_errors"
+rm -rf "$out" && mkdir -p "$out"
+/usr/bin/python3 "$src/tests/gen/models.py" "$out" bert_qa >/dev/null || exit 1
+"$kiln" compile "$out/bert_qa/model.onnx" -o "$out/m.so" || exit 1
+
+# case NAME EXPECT-REGEX: inputs written by the python snippet on stdin
+fail=0
+case_() {
+  local name=$1 want=$2 d="$out/$1"
+  mkdir -p "$d"
+  /usr/bin/python3 - "$d" || { echo "FAIL $name: generator"; fail=1; return; }
+  local msg rc
+  msg=$("$kiln" run "$out/m.so" --inputs "$d" --outputs "$d/res" 2>&1 >/dev/null)
+  rc=$?
+  if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || ! grep -Eq "$want" <<<"$msg" || [ -e "$d/res/output_0.pb" ]; then
+    echo "FAIL $name: exit $rc: $msg"; fail=1
+  else
+    echo "ok   $name: $msg"
+  fi
+}
+PRE='import sys, numpy as np
+from onnx import numpy_helper
+d = sys.argv[1]
+def w(k, a): open(f"{d}/input_{k}.pb", "wb").write(numpy_helper.from_array(a).SerializeToString())
+'
+case_ mask_shorter "attention_mask.*dim 1" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 6), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+case_ batch_mismatch "token_type_ids.*dim 0" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((3, 8), np.int64))"
+case_ wrong_dtype "input_ids.*(dtype|type)" <<<"$PRE
+w(0, np.ones((2, 8), np.int32)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+case_ wrong_rank "input_ids.*rank" <<<"$PRE
+w(0, np.ones((2, 8, 1), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+case_ token_out_of_range "node .*1024.*out of range|out of range.*1024" <<<"$PRE
+a = np.ones((2, 8), np.int64); a[1, 3] = 1024
+w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+case_ negative_token "node .*out of range" <<<"$PRE
+a = np.ones((2, 8), np.int64); a[0, 0] = -5000
+w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+case_ missing_input "input_2.pb" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64))"
+exit $fail
