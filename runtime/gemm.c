@@ -1,0 +1,453 @@
+/* gemm.c: kiln's fp32 GEMM (see gemm.h), so the runtime does not depend on
+ * how the installed BLAS was tuned for this CPU.
+ *
+ * Blocking (BLIS style): C is cut into mc x nc blocks, one task each, run
+ * on the pool.  A task walks K in KC steps: it packs its kc x nc slice of
+ * op(B) into panels NR columns wide and its mc x kc slice of op(A) into
+ * panels MR rows tall (zero padded), then runs the MR x NR micro-kernel
+ * over every (panel, panel) pair.  Edge tiles go through a small tile
+ * buffer.  The epilogue (bias, GELU) runs on the block after its last K
+ * step, while it is still in cache.
+ *
+ * Micro-kernels, chosen once from the CPU: AVX-512 8x48 (24 zmm
+ * accumulators, 3 loads + 8 broadcasts per 24 FMAs), AVX2 6x16, plain C
+ * 4x16.  The runtime is built without -march, so SIMD code sits in
+ * target-attributed functions.
+ *
+ * Packing buffers: one per thread, allocated on its first GEMM, freed at
+ * thread exit (pthread key destructor). */
+#include <immintrin.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "gemm.h"
+#include "rt_internal.h"
+
+#define KC 256
+#define MC 192                 /* multiple of every MR (8, 6, 4) */
+#define NC 384                 /* multiple of every NR (48, 16) */
+#define MR_MAX 8
+#define NR_MAX 48
+
+typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           float alpha, float beta);
+
+typedef struct ukernel {
+	const char *name;
+	int mr, nr;
+	ukernel_fn fn;
+} ukernel;
+
+/* ---- micro-kernels ------------------------------------------------------
+ * a: kc x MR (MR floats per k), b: kc x NR (NR floats per k), both packed.
+ * c[MR x NR] (row stride ldc) = alpha * a.b + beta * c; beta == 0: c is
+ * not read. */
+
+__attribute__((target("avx512f,fma")))
+static void uk_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                      float alpha, float beta)
+{
+#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
+	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
+#undef ROW_DECL
+	for (int64_t k = 0; k < kc; k++) {
+		__m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
+		       b2 = _mm512_loadu_ps(b + 32);
+#define ROW_FMA(r) { __m512 ar = _mm512_set1_ps(a[r]); \
+		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
+		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
+		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
+		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3)
+		ROW_FMA(4) ROW_FMA(5) ROW_FMA(6) ROW_FMA(7)
+#undef ROW_FMA
+		a += 8;
+		b += 48;
+	}
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define ROW_ST(r) { float *cr = c + r * ldc; \
+		if (beta == 0.0f) { \
+			_mm512_storeu_ps(cr, _mm512_mul_ps(va, c##r##0)); \
+			_mm512_storeu_ps(cr + 16, _mm512_mul_ps(va, c##r##1)); \
+			_mm512_storeu_ps(cr + 32, _mm512_mul_ps(va, c##r##2)); \
+		} else { \
+			_mm512_storeu_ps(cr, _mm512_fmadd_ps(va, c##r##0, \
+			                 _mm512_mul_ps(vb, _mm512_loadu_ps(cr)))); \
+			_mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, c##r##1, \
+			                 _mm512_mul_ps(vb, _mm512_loadu_ps(cr + 16)))); \
+			_mm512_storeu_ps(cr + 32, _mm512_fmadd_ps(va, c##r##2, \
+			                 _mm512_mul_ps(vb, _mm512_loadu_ps(cr + 32)))); \
+		} }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
+	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
+#undef ROW_ST
+}
+
+__attribute__((target("avx2,fma")))
+static void uk_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                    float alpha, float beta)
+{
+#define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
+#undef ROW_DECL
+	for (int64_t k = 0; k < kc; k++) {
+		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#define ROW_FMA(r) { __m256 ar = _mm256_broadcast_ss(a + r); \
+		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
+		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
+		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
+#undef ROW_FMA
+		a += 6;
+		b += 16;
+	}
+	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#define ROW_ST(r) { float *cr = c + r * ldc; \
+		if (beta == 0.0f) { \
+			_mm256_storeu_ps(cr, _mm256_mul_ps(va, c##r##0)); \
+			_mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c##r##1)); \
+		} else { \
+			_mm256_storeu_ps(cr, _mm256_fmadd_ps(va, c##r##0, \
+			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr)))); \
+			_mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, c##r##1, \
+			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
+		} }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
+#undef ROW_ST
+}
+
+static void uk_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha,
+                 float beta)
+{
+	float acc[4][16] = {{0}};
+	for (int64_t k = 0; k < kc; k++, a += 4, b += 16)
+		for (int r = 0; r < 4; r++)
+			for (int j = 0; j < 16; j++)
+				acc[r][j] += a[r] * b[j];
+	for (int r = 0; r < 4; r++)
+		for (int j = 0; j < 16; j++)
+			c[r * ldc + j] = alpha * acc[r][j] + (beta == 0.0f ? 0.0f : beta * c[r * ldc + j]);
+}
+
+static const ukernel kernels[] = {
+	{ "avx512", 8, 48, uk_avx512 },
+	{ "avx2", 6, 16, uk_avx2 },
+	{ "c", 4, 16, uk_c },
+};
+
+static bool cpu_can(const ukernel *k)
+{
+	__builtin_cpu_init();
+	if (k->fn == uk_avx512)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+	if (k->fn == uk_avx2)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	return true;
+}
+
+static const ukernel *forced;   /* rt_sgemm_use */
+static const ukernel *chosen;   /* best for this CPU, set once (racy but idempotent) */
+
+static const ukernel *ukernel_get(void)
+{
+	const ukernel *k = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+	if (k)
+		return k;
+	k = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+	if (k)
+		return k;
+	k = &kernels[2];
+	for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+		if (cpu_can(&kernels[i])) {
+			k = &kernels[i];
+			break;
+		}
+	__atomic_store_n(&chosen, k, __ATOMIC_RELAXED);
+	return k;
+}
+
+const char *rt_sgemm_kernel(void)
+{
+	return ukernel_get()->name;
+}
+
+int rt_sgemm_use(const char *name)
+{
+	if (!name) {
+		__atomic_store_n(&forced, NULL, __ATOMIC_RELAXED);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+		if (!strcmp(kernels[i].name, name)) {
+			if (!cpu_can(&kernels[i]))
+				return -1;
+			__atomic_store_n(&forced, &kernels[i], __ATOMIC_RELAXED);
+			return 0;
+		}
+	return -1;
+}
+
+/* ---- per-thread packing buffers ---- */
+
+#define BUF_FLOATS ((size_t)MC * KC + (size_t)KC * NC)
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static bool buf_key_ok;
+
+static void buf_init(void)
+{
+	buf_key_ok = pthread_key_create(&buf_key, free) == 0;
+}
+
+static float *thread_buf(void)
+{
+	pthread_once(&buf_once, buf_init);
+	if (!buf_key_ok)
+		return NULL;
+	float *p = pthread_getspecific(buf_key);
+	if (!p) {
+		p = aligned_alloc(RT_ALIGN, BUF_FLOATS * sizeof(float));
+		if (p && pthread_setspecific(buf_key, p)) {
+			free(p);
+			p = NULL;
+		}
+	}
+	return p;
+}
+
+/* ---- packing ---- */
+
+typedef struct sg_job {
+	const ukernel *uk;
+	bool ta, tb;
+	int64_t M, N, K;
+	float alpha, beta;
+	const float *A, *B;
+	int64_t lda, ldb, ldc;
+	float *C;
+	const rt_gemm_epi *epi;
+	int64_t mc, nc, njb;           /* block sizes, blocks along N */
+} sg_job;
+
+/* op(A)[i0 .. i0+m, k0 .. k0+kc] into panels of mr rows: panel p holds,
+ * for each k, the mr values of rows p*mr ..; rows past m are zero. */
+static void pack_a(const sg_job *j, int64_t i0, int64_t m, int64_t k0, int64_t kc, float *dst)
+{
+	int mr = j->uk->mr;
+	for (int64_t p = 0; p < m; p += mr, dst += mr * kc) {
+		int64_t rows = m - p < mr ? m - p : mr;
+		if (rows < mr)
+			memset(dst, 0, (size_t)(mr * kc) * sizeof(float));
+		if (!j->ta) {
+			for (int64_t r = 0; r < rows; r++) {
+				const float *src = j->A + (i0 + p + r) * j->lda + k0;
+				for (int64_t k = 0; k < kc; k++)
+					dst[k * mr + r] = src[k];
+			}
+		} else {
+			for (int64_t k = 0; k < kc; k++) {
+				const float *src = j->A + (k0 + k) * j->lda + i0 + p;
+				for (int64_t r = 0; r < rows; r++)
+					dst[k * mr + r] = src[r];
+			}
+		}
+	}
+}
+
+/* op(B)[k0 .. k0+kc, j0 .. j0+n] into panels of nr columns: panel q holds,
+ * for each k, the nr values of columns q*nr ..; columns past n are zero. */
+static void pack_b(const sg_job *j, int64_t k0, int64_t kc, int64_t j0, int64_t n, float *dst)
+{
+	int nr = j->uk->nr;
+	for (int64_t q = 0; q < n; q += nr, dst += nr * kc) {
+		int64_t cols = n - q < nr ? n - q : nr;
+		if (!j->tb) {
+			const float *src = j->B + k0 * j->ldb + j0 + q;
+			if (cols == nr)
+				for (int64_t k = 0; k < kc; k++)
+					memcpy(dst + k * nr, src + k * j->ldb, (size_t)nr * sizeof(float));
+			else
+				for (int64_t k = 0; k < kc; k++) {
+					memcpy(dst + k * nr, src + k * j->ldb, (size_t)cols * sizeof(float));
+					memset(dst + k * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+				}
+		} else {
+			if (cols < nr)
+				memset(dst, 0, (size_t)(nr * kc) * sizeof(float));
+			for (int64_t c = 0; c < cols; c++) {
+				const float *src = j->B + (j0 + q + c) * j->ldb + k0;
+				for (int64_t k = 0; k < kc; k++)
+					dst[k * nr + c] = src[k];
+			}
+		}
+	}
+}
+
+/* ---- epilogue ---- */
+
+static inline float gelu_erf1(float x)
+{
+	return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+}
+
+static inline float gelu_tanh1(float x)
+{
+	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+void rt_gelu_inplace(float *x, int64_t n, int approx)
+{
+	if (approx)
+		for (int64_t i = 0; i < n; i++)
+			x[i] = gelu_tanh1(x[i]);
+	else
+		for (int64_t i = 0; i < n; i++)
+			x[i] = gelu_erf1(x[i]);
+}
+
+static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
+{
+	const rt_gemm_epi *e = j->epi;
+	for (int64_t i = i0; i < i0 + m; i++) {
+		float *c = j->C + i * j->ldc + j0;
+		if (e->bias)
+			for (int64_t k = 0; k < n; k++)
+				c[k] += e->bias[j0 + k];
+		if (e->act)
+			rt_gelu_inplace(c, n, e->act == 2);
+	}
+}
+
+/* ---- blocks ---- */
+
+/* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
+static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
+{
+	const ukernel *uk = j->uk;
+	int mr = uk->mr, nr = uk->nr;
+	float *ap = buf, *bp = buf + (size_t)MC * KC;
+	float tile[MR_MAX * NR_MAX];
+	for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
+		int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+		float beta = k0 == 0 ? j->beta : 1.0f;
+		pack_b(j, k0, kc, j0, n, bp);
+		pack_a(j, i0, m, k0, kc, ap);
+		for (int64_t jr = 0; jr < n; jr += nr) {
+			int64_t nn = n - jr < nr ? n - jr : nr;
+			const float *b = bp + jr * kc;
+			for (int64_t ir = 0; ir < m; ir += mr) {
+				int64_t mm = m - ir < mr ? m - ir : mr;
+				const float *a = ap + ir * kc;
+				float *c = j->C + (i0 + ir) * j->ldc + j0 + jr;
+				if (mm == mr && nn == nr) {
+					uk->fn(kc, a, b, c, j->ldc, j->alpha, beta);
+					continue;
+				}
+				if (beta != 0.0f)
+					for (int64_t r = 0; r < mm; r++)
+						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
+				uk->fn(kc, a, b, tile, nr, j->alpha, beta);
+				for (int64_t r = 0; r < mm; r++)
+					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
+			}
+		}
+	}
+	if (j->epi)
+		epilogue(j, i0, m, j0, n);
+}
+
+/* no packing buffer: the installed BLAS does the block */
+static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
+{
+	const float *a = j->ta ? j->A + i0 : j->A + i0 * j->lda;
+	const float *b = j->tb ? j->B + j0 * j->ldb : j->B + j0;
+	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+	            j->tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)j->K, j->alpha, a,
+	            (int)j->lda, b, (int)j->ldb, j->beta, j->C + i0 * j->ldc + j0, (int)j->ldc);
+	if (j->epi)
+		epilogue(j, i0, m, j0, n);
+}
+
+static void sg_range(void *arg, int64_t b, int64_t e)
+{
+	const sg_job *j = arg;
+	float *buf = thread_buf();
+	for (int64_t t = b; t < e; t++) {
+		int64_t ib = t / j->njb, jb = t % j->njb;
+		int64_t i0 = ib * j->mc, j0 = jb * j->nc;
+		int64_t m = j->M - i0 < j->mc ? j->M - i0 : j->mc;
+		int64_t n = j->N - j0 < j->nc ? j->N - j0 : j->nc;
+		if (m <= 0 || n <= 0)
+			continue;
+		if (buf)
+			block(j, i0, m, j0, n, buf);
+		else
+			block_blas(j, i0, m, j0, n);
+	}
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+static int64_t round_up(int64_t a, int64_t b)
+{
+	return ceil_div(a, b) * b;
+}
+
+/* C = beta * C (K == 0 or alpha == 0) */
+static void scale_c(const sg_job *j)
+{
+	for (int64_t i = 0; i < j->M; i++) {
+		float *c = j->C + i * j->ldc;
+		for (int64_t k = 0; k < j->N; k++)
+			c[k] = j->beta == 0.0f ? 0.0f : j->beta * c[k];
+	}
+	if (j->epi)
+		epilogue(j, 0, j->M, 0, j->N);
+}
+
+void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                  float beta, float *C, int64_t ldc, const rt_gemm_epi *epi)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (epi && !epi->bias && !epi->act)
+		epi = NULL;
+	sg_job j = { .uk = ukernel_get(), .ta = transA != 0, .tb = transB != 0, .M = M, .N = N,
+	             .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .lda = lda, .ldb = ldb,
+	             .ldc = ldc, .C = C, .epi = epi };
+	if (K <= 0 || alpha == 0.0f) {
+		scale_c(&j);
+		return;
+	}
+	int T = rt_pool_size(pool);
+	/* work below ~1 MFLOP is not worth waking the workers */
+	if ((double)M * (double)N * (double)K < 5e5)
+		T = 1;
+	int mr = j.uk->mr, nr = j.uk->nr;
+	int64_t nib = ceil_div(M, MC), njb = ceil_div(N, NC);
+	/* at least one block per thread where the shape allows it */
+	while (nib * njb < T && njb < ceil_div(N, nr))
+		njb++;
+	while (nib * njb < T && nib < ceil_div(M, mr))
+		nib++;
+	j.mc = round_up(ceil_div(M, nib), mr);
+	j.nc = round_up(ceil_div(N, njb), nr);
+	j.njb = ceil_div(N, j.nc);
+	nib = ceil_div(M, j.mc);
+	rt_parallel_for(T > 1 ? pool : NULL, nib * j.njb, sg_range, &j);
+}
+
+void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc)
+{
+	rt_sgemm_epi(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}

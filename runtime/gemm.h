@@ -1,0 +1,42 @@
+/* gemm.h: kiln's own fp32 GEMM (runtime/gemm.c), private to the runtime
+ * and its tests.  Row-major, cblas semantics:
+ *
+ *   C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C
+ *
+ * op(X) = X, or X^T when transX != 0 (then X is stored K x M / N x K).
+ * beta == 0 means C is not read (NaNs in C do not propagate).  Work is
+ * split over pool's threads (a call made inside a pool job runs serially);
+ * pool may be NULL.  Packing buffers are per thread, allocated once. */
+#ifndef KILN_RT_GEMM_H
+#define KILN_RT_GEMM_H
+
+#include <stdint.h>
+
+struct rt_pool;
+
+/* Epilogue applied to each C element after alpha*AB + beta*C:
+ * c = act(c + bias[col]) (+ nothing else yet). */
+typedef struct rt_gemm_epi {
+	const float *bias;           /* [N], or NULL */
+	int act;                     /* 0 none, 1 GELU (erf), 2 GELU (tanh) */
+} rt_gemm_epi;
+
+void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc);
+
+/* rt_sgemm, then the epilogue (epi may be NULL). */
+void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                  float beta, float *C, int64_t ldc, const rt_gemm_epi *epi);
+
+/* Which micro-kernel rt_sgemm uses: "avx512", "avx2" or "c" (chosen once
+ * from the CPU).  rt_sgemm_use forces one (tests, benchmarks); returns -1
+ * if the CPU cannot run it or the name is unknown, NULL resets. */
+const char *rt_sgemm_kernel(void);
+int rt_sgemm_use(const char *name);
+
+/* GELU over n floats in place, vectorized (erf: approx == 0; tanh: 1). */
+void rt_gelu_inplace(float *x, int64_t n, int approx);
+
+#endif

@@ -1,0 +1,227 @@
+/* test_rt_gemm.c: kiln's own sgemm (runtime/gemm.c) against a naive
+ * double-precision reference: odd shapes, transposes, alpha/beta, leading
+ * dims larger than the matrix, blocks crossing the KC/MC/NC boundaries,
+ * the BERT-base shapes, the epilogue (bias, GELU) -- for every micro-kernel
+ * this CPU can run, serial and on a two-thread pool. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gemm.h"
+#include "rt_internal.h"
+
+static struct rt_pool *pool;
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((double)(rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+}
+
+static int irand(int lo, int hi)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return lo + (int)(rng % (uint64_t)(hi - lo + 1));
+}
+
+static double gelu_ref(double x, int act)
+{
+	if (act == 1)
+		return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+	return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+
+/* One product; returns the worst error relative to sum |terms| per element. */
+static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                    float alpha, float beta, int64_t pad, const rt_gemm_epi *epi)
+{
+	int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+	int64_t arows = ta ? K : M, brows = tb ? N : K;
+	float *A = malloc(sizeof(float) * (size_t)(arows * lda + 1));
+	float *B = malloc(sizeof(float) * (size_t)(brows * ldb + 1));
+	float *C = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+	float *C0 = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+	assert_non_null(A); assert_non_null(B); assert_non_null(C); assert_non_null(C0);
+	for (int64_t i = 0; i < arows * lda; i++) A[i] = frand();
+	for (int64_t i = 0; i < brows * ldb; i++) B[i] = frand();
+	for (int64_t i = 0; i < M * ldc; i++)
+		C0[i] = C[i] = beta == 0.0f ? NAN : frand();   /* beta 0: C must not be read */
+	if (epi)
+		rt_sgemm_epi(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+	else
+		rt_sgemm(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	double worst = 0;
+	for (int64_t i = 0; i < M; i++)
+		for (int64_t j = 0; j < N; j++) {
+			double s = 0, mag = 0;
+			for (int64_t k = 0; k < K; k++) {
+				double a = ta ? A[k * lda + i] : A[i * lda + k];
+				double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+				s += a * b;
+				mag += fabs(a * b);
+			}
+			double ref = alpha * s, scale = fabs(alpha) * mag;
+			if (beta != 0.0f) {
+				ref += beta * (double)C0[i * ldc + j];
+				scale += fabs(beta * (double)C0[i * ldc + j]);
+			}
+			if (epi && epi->bias) {
+				ref += epi->bias[j];
+				scale += fabs(epi->bias[j]);
+			}
+			if (epi && epi->act)
+				ref = gelu_ref(ref, epi->act);
+			double err = fabs((double)C[i * ldc + j] - ref) / (scale + 1e-30);
+			if (!(err <= worst))
+				worst = isnan(err) ? INFINITY : err;
+		}
+	/* padding columns of C untouched */
+	for (int64_t i = 0; i < M; i++)
+		for (int64_t j = N; j < ldc; j++)
+			if (memcmp(&C[i * ldc + j], &C0[i * ldc + j], sizeof(float)))
+				worst = INFINITY;
+	free(A); free(B); free(C); free(C0);
+	return worst;
+}
+
+#define TOL 1e-5
+
+static void expect(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                   float alpha, float beta, int64_t pad, const rt_gemm_epi *epi)
+{
+	double e = check(p, ta, tb, M, N, K, alpha, beta, pad, epi);
+	if (!(e < TOL)) {
+		print_error("kernel %s: ta %d tb %d M %lld N %lld K %lld alpha %g beta %g pad %lld: "
+		            "rel err %g\n", rt_sgemm_kernel(), ta, tb, (long long)M, (long long)N,
+		            (long long)K, alpha, beta, (long long)pad, e);
+		fail();
+	}
+}
+
+static const char *const names[] = { "avx512", "avx2", "c" };
+
+static void odd_shapes(void **state)
+{
+	(void)state;
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n])) {
+			printf("# kernel %s: not supported here, skipped\n", names[n]);
+			continue;
+		}
+		/* every size 1..67 in each dim at least once, all transposes */
+		for (int s = 1; s <= 67; s++)
+			for (int t = 0; t < 4; t++) {
+				expect(NULL, t & 1, t >> 1, s, irand(1, 67), irand(1, 67), 1.0f, 0.0f, 0, NULL);
+				expect(NULL, t & 1, t >> 1, irand(1, 67), s, irand(1, 67), 1.0f, 0.0f, 0, NULL);
+				expect(pool, t & 1, t >> 1, irand(1, 67), irand(1, 67), s, 1.0f, 0.0f, 0, NULL);
+			}
+		/* alpha, beta, leading dims past the matrix */
+		for (int r = 0; r < 60; r++) {
+			int t = irand(0, 3);
+			float alpha = r % 3 == 0 ? 1.0f : frand() * 2, beta = r % 4 == 0 ? 0.0f : frand();
+			expect(r & 1 ? pool : NULL, t & 1, t >> 1, irand(1, 67), irand(1, 67),
+			       irand(1, 67), alpha, beta, irand(0, 5), NULL);
+		}
+		rt_sgemm_use(NULL);
+	}
+}
+
+/* sizes crossing KC (256), MC (192), NC (384) */
+static void block_edges(void **state)
+{
+	(void)state;
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		expect(pool, 0, 0, 200, 400, 600, 1.0f, 0.0f, 0, NULL);
+		expect(pool, 1, 1, 391, 97, 257, 0.5f, 2.0f, 3, NULL);
+		expect(pool, 0, 1, 5, 800, 513, 1.0f, 1.0f, 1, NULL);
+		expect(NULL, 1, 0, 385, 3, 1000, -1.0f, 0.0f, 0, NULL);
+		expect(pool, 0, 0, 1, 1, 3000, 1.0f, 0.0f, 0, NULL);
+		rt_sgemm_use(NULL);
+	}
+}
+
+/* BERT-base at batch 1, sequence 128, with the CPU's own kernel */
+static void bert_shapes(void **state)
+{
+	(void)state;
+	expect(pool, 0, 0, 128, 768, 768, 1.0f, 0.0f, 0, NULL);
+	expect(pool, 0, 0, 128, 2304, 768, 1.0f, 0.0f, 0, NULL);
+	expect(pool, 0, 0, 128, 3072, 768, 1.0f, 0.0f, 0, NULL);
+	expect(pool, 0, 0, 128, 768, 3072, 1.0f, 0.0f, 0, NULL);
+	/* attention, per head: Q K^T and P V */
+	expect(NULL, 0, 1, 128, 128, 64, 0.125f, 0.0f, 768 - 64, NULL);
+	expect(NULL, 0, 0, 128, 64, 128, 1.0f, 0.0f, 0, NULL);
+}
+
+static void epilogues(void **state)
+{
+	(void)state;
+	float bias[800];
+	for (int i = 0; i < 800; i++)
+		bias[i] = frand();
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (int act = 0; act <= 2; act++) {
+			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
+			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
+			expect(NULL, 0, 1, 9, 17, 300, 0.5f, 1.0f, 2, &e);
+		}
+		rt_sgemm_use(NULL);
+	}
+	assert_int_equal(rt_sgemm_use("nope"), -1);
+}
+
+/* K == 0 and alpha == 0: C = beta * C, nothing else read */
+static void degenerate(void **state)
+{
+	(void)state;
+	float C[6] = { 1, 2, 3, 4, 5, 6 }, A[1] = { NAN }, B[1] = { NAN };
+	rt_sgemm(pool, 0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 2.0f, C, 3);
+	for (int i = 0; i < 6; i++)
+		assert_true(C[i] == 2.0f * (float)(i + 1));
+	rt_sgemm(pool, 0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 0.0f, C, 3);
+	for (int i = 0; i < 6; i++)
+		assert_true(C[i] == 0.0f);
+	rt_sgemm(pool, 0, 0, 0, 3, 4, 1.0f, A, 1, B, 3, 0.0f, C, 3);   /* M = 0: no-op */
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	pool = rt_pool_create(2);
+	printf("# best kernel here: %s\n", rt_sgemm_kernel());
+	return pool ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rt_pool_free(pool);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(odd_shapes),
+		cmocka_unit_test(block_edges),
+		cmocka_unit_test(bert_shapes),
+		cmocka_unit_test(epilogues),
+		cmocka_unit_test(degenerate),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
