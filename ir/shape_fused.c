@@ -6,6 +6,7 @@
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?)       -> like x (and the sum, like x)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?)
  *                                                     -> [B, Sq, num_heads*v_head_size]
+ *                (layout 1: every tensor time-major, [Sq, B, *] ...)
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
  *   KlnGelu(x)                                         -> like x
@@ -106,10 +107,15 @@ static int attention(Sh *s)
 		if (ir_dim_is_const(g, in[i]->dims[2], &c) && c < need[i])
 			return ir_shp_fail(s, "input '%s': last dim %lld < %lld", ir_shp_inname(s, i),
 			                   (long long)c, (long long)need[i]);
+	/* layout 0: [batch, seq, hidden]; 1: [seq, batch, hidden] (time-major) */
+	int64_t lay = ir_attr_int(g, n, "layout", 0);
+	if (lay != 0 && lay != 1)
+		return ir_shp_fail(s, "layout must be 0 or 1");
+	int bi = (int)lay, si = 1 - (int)lay;
 	DimId b, sk;
-	if (ir_shp_unify(s, q->dims[0], k->dims[0], &b, "batch") ||
-	    ir_shp_unify(s, b, v->dims[0], &b, "batch") ||
-	    ir_shp_unify(s, k->dims[1], v->dims[1], &sk, "key sequence"))
+	if (ir_shp_unify(s, q->dims[bi], k->dims[bi], &b, "batch") ||
+	    ir_shp_unify(s, b, v->dims[bi], &b, "batch") ||
+	    ir_shp_unify(s, k->dims[si], v->dims[si], &sk, "key sequence"))
 		return -1;
 	const Value *bias = ir_shp_in(s, 3);
 	if (bias && (bias->rank < 0 || bias->rank > 4 || !ir_dtype_is_float(bias->dtype)))
@@ -117,7 +123,7 @@ static int attention(Sh *s)
 	const Value *mask = ir_shp_in(s, 4);
 	if (mask && mask->rank != 2)
 		return ir_shp_fail(s, "key padding mask '%s' must be [batch, key_seq]", ir_shp_inname(s, 4));
-	DimId od[3] = {q->dims[0], q->dims[1], ir_dim_const(g, h * dv)};
+	DimId od[3] = {q->dims[0], q->dims[1], ir_dim_const(g, h * dv)};   /* either layout */
 	ir_shp_out(s, 0, DT_F32, 3, od);
 	return 0;
 }

@@ -2,31 +2,45 @@
  *
  * Pattern `attention` (root: the Softmax), self- and cross-attention alike:
  *
- *   Qh = Transpose(Reshape(Q, [B, Sq, H, D]), [0,2,1,3])        (* cq)?
- *   Kt = Transpose(Reshape(K, [B, Sk, H, D]), [0,2,3,1])        (* ck)?
- *        or Transpose(Transpose(Reshape(K, ..), [0,2,1,3]), [0,1,3,2])
- *   Vh = Transpose(Reshape(V, [B, Sk, H, Dv]), [0,2,1,3])
- *   S  = MatMul(Qh, Kt), then any chain of Mul/Div by constant scalars
- *   P  = Softmax(S (+ bias)?, last axis)
+ *   Qh = Transpose(Q4, [0,2,1,3])   Q4 = Reshape(Q, [B, Sq, H, D]) or any [B, Sq, H, D]
+ *        (* cq)?
+ *   Kt = Transpose(K4, [0,2,3,1])   or Transpose(Transpose(K4, [0,2,1,3]), [0,1,3,2])
+ *        (* ck)?
+ *   Vh = Transpose(V4, [0,2,1,3])
+ *   S  = MatMul(Qh, Kt) under any chain of Mul/Div by constant scalars and
+ *        Add/Sub of bias terms: S' = c * S + sum_t coef_t * term_t
+ *   P  = Softmax(S', last axis)
  *        (Where(IsNaN(P), 0, P))?                               SDPA guard
  *   O  = Reshape(Transpose(MatMul(P, Vh), [0,2,1,3]), [B, Sq, H*Dv])
  *   -> KlnAttention(Q, K, V, bias?, mask?) {num_heads H, head_size D, v_head_size Dv,
- *      q_offset 0, k_offset 0, v_offset 0, nan_guard, scale = cq*ck*c..., mask_filter}
+ *      q_offset 0, k_offset 0, v_offset 0, nan_guard, layout 0, scale = c*cq*ck,
+ *      mask_filter}
  *
- * The bias (the exporters' additive padding mask, whatever built it) must
- * broadcast to [B, H, Sq, Sk]; it is passed as is, except the two
- * padding-mask constructions recognized below, which become the
- * key-padding mask input with mask_filter c: the legacy (1 - mask) * c
- * over a [B, Sk] mask (key_padding) and transformers' masking utilities
- * Where(pad && true..., 0, c) (masking_utils).  Every intermediate
- * from the scores to the head merge must be used only inside the pattern
- * (the head splits may be shared).  Dims are read from shape
- * inference, not from the Reshape shape inputs, so whatever computes
+ * Time-major attention (XLNet, layout 1): Q4, K4, V4 are [S, B, H, D]
+ * with the perms [1,2,0,3] / [1,2,3,0], and the result Transpose(.,
+ * [2,0,1,3]) is [Sq, B, H, Dv] (reshaped back after the fused op unless
+ * a Reshape to [Sq, B, H*Dv] follows).  A 4-D Q/K/V not produced by a
+ * Reshape from 3-D is viewed as 3-D by a new Reshape.
+ *
+ * The bias terms must broadcast to [B, H, Sq, Sk].  One term of
+ * coefficient 1 is passed as is, except the two padding-mask constructions
+ * recognized below, which become the key-padding mask input with
+ * mask_filter c: the legacy (1 - mask) * c over a [B, Sk] mask
+ * (key_padding) and transformers' masking utilities Where(pad && true...,
+ * 0, c) (masking_utils).  Several terms (XLNet's position scores inside
+ * the scale, its mask outside) are summed with their coefficients into one
+ * bias by new nodes: c*S + (c*t1 - t2) equals (S + t1)*c - t2 up to
+ * rounding (exactly for power-of-two scales).
+ *
+ * Every intermediate from the scores to the head merge must be used only
+ * inside the pattern (the head splits may be shared).  Dims are read from
+ * shape inference, not from the Reshape shape inputs, so whatever computes
  * those (Shape/Gather/Concat chains, constants) does not matter.
  *
  * requires: shapes inferred.
  * preserves: shapes, graph output names.
  * breaks: nothing. */
+#include <assert.h>
 #include <math.h>
 
 #include "pass_internal.h"
@@ -84,31 +98,75 @@ static bool head_split(const Graph *g, NodeId r, int64_t *h, int64_t *d)
 	return true;
 }
 
-/* v = Transpose(Reshape(X), perm) with a head split; X, H, D out.  The
- * split nodes are not part of the match: they are pure layout, may be
- * shared with another attention (LXMERT's cross layers reuse one module
- * both ways), and die by DCE when nothing else reads them. */
-static bool split_path(const Graph *g, ValId v, const int64_t *perm, ValId *x, int64_t *h,
-                       int64_t *d, Match *m)
+/* One of Q, K, V: the value the kernel reads, its heads, its layout. */
+typedef struct Side {
+	ValId x;        /* [B, S, H*D] (layout 0) or [S, B, H*D] (layout 1) */
+	bool reshape;   /* x is the 4-D [.., .., H, D] tensor: the rewrite views it as 3-D */
+	int64_t h, d;
+	int layout;
+} Side;
+
+/* v = Transpose(T, perm) with T [B, S, H, D] (perm b) or [S, B, H, D]
+ * (perm t, XLNet's time-major layout).  The split nodes are not part of
+ * the match: they are pure layout, may be shared with another attention
+ * (LXMERT's cross layers reuse one module both ways), and die by DCE when
+ * nothing else reads them. */
+static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd)
 {
-	(void)m;
 	NodeId t = m_def(g, v, OP_Transpose);
-	if (t < 0 || !m_perm_is(g, t, perm, 4))
+	if (t < 0)
 		return false;
-	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
-	if (r < 0 || !head_split(g, r, h, d))
+	int layout = m_perm_is(g, t, pb, 4) ? 0 : pt && m_perm_is(g, t, pt, 4) ? 1 : -1;
+	if (layout < 0)
 		return false;
-	*x = IR_NODE(g, r)->in[0];
+	ValId tv = IR_NODE(g, t)->in[0];
+	const Value *T = IR_VAL(g, tv);
+	NodeId r = m_def(g, tv, OP_Reshape);
+	if (layout == 0 && r >= 0 && head_split(g, r, &sd->h, &sd->d)) {
+		*sd = (Side){IR_NODE(g, r)->in[0], false, sd->h, sd->d, 0};
+		return true;
+	}
+	if (T->rank != 4 || T->dtype != DT_F32 || !ir_dim_is_const(g, T->dims[2], &sd->h) ||
+	    !ir_dim_is_const(g, T->dims[3], &sd->d) || sd->h <= 0 || sd->d <= 0)
+		return false;
+	sd->layout = layout;
+	sd->x = tv;
+	sd->reshape = true;
+	if (r >= 0) {
+		/* T = Reshape(X) with X already [.., .., H*D] */
+		const Value *X = IR_VAL(g, IR_NODE(g, r)->in[0]);
+		if (X->rank == 3 && X->dims[0] == T->dims[0] && X->dims[1] == T->dims[1] &&
+		    m_dim_is(g, X->dims[2], sd->h * sd->d)) {
+			sd->x = IR_NODE(g, r)->in[0];
+			sd->reshape = false;
+		}
+	}
 	return true;
 }
 
+static const int64_t P1203[4] = {1, 2, 0, 3};
+static const int64_t P1230[4] = {1, 2, 3, 0};
+static const int64_t P2013[4] = {2, 0, 1, 3};
+
 /* K transposed for QK^T, in its two spellings. */
-static bool key_path(const Graph *g, ValId v, ValId *x, int64_t *h, int64_t *d, Match *m)
+static bool key_path(const Graph *g, ValId v, Side *sd)
 {
-	if (split_path(g, v, P0231, x, h, d, m))
+	if (split_path(g, v, P0231, P1230, sd))
 		return true;
 	NodeId t = m_def(g, v, OP_Transpose);
-	return t >= 0 && m_perm_is(g, t, P0132, 4) && split_path(g, IR_NODE(g, t)->in[0], P0213, x, h, d, m);
+	return t >= 0 && m_perm_is(g, t, P0132, 4) &&
+	       split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd);
+}
+
+/* Batch and sequence dims of a side's tensor. */
+static DimId side_b(const Graph *g, const Side *s)
+{
+	return IR_VAL(g, s->x)->dims[s->layout];
+}
+
+static DimId side_s(const Graph *g, const Side *s)
+{
+	return IR_VAL(g, s->x)->dims[1 - s->layout];
 }
 
 /* Can value b (rank <= 4) broadcast to the scores' dims s[4]?  Dims that
@@ -323,49 +381,177 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 	return false;
 }
 
-/* The Add of the scores and the bias has the scores' shape, except where
- * a symbolic bias dim makes it max(...) (the exporter gave the mask its
- * own batch symbol): a run where that dim is neither 1 nor the scores' is
- * an error in the kernel, every other run computes the same. */
-static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, ValId bias)
+/* The scores plus the bias terms have the scores' shape, except where a
+ * symbolic bias dim makes it max(...) (the exporter gave the mask its own
+ * batch symbol): a run where that dim is neither 1 nor the scores' is an
+ * error in the kernel, every other run computes the same. */
+static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValId *terms, int nt)
 {
-	const Value *a = IR_VAL(g, sum), *s = IR_VAL(g, scores), *b = IR_VAL(g, bias);
+	const Value *a = IR_VAL(g, sum), *s = IR_VAL(g, scores);
 	if (a->rank != 4 || s->rank != 4)
 		return false;
 	for (int k = 0; k < 4; k++) {
-		int kb = k - (4 - b->rank);
 		if (a->dims[k] == s->dims[k])
 			continue;
-		if (kb < 0 || ir_dim_is_const(g, b->dims[kb], NULL))
+		bool sym = false;
+		for (int t = 0; t < nt; t++) {
+			const Value *b = IR_VAL(g, terms[t]);
+			int kb = k - (4 - b->rank);
+			sym |= kb >= 0 && !ir_dim_is_const(g, b->dims[kb], NULL);
+		}
+		if (!sym)
 			return false;
 	}
 	return true;
 }
 
-/* S (scores before softmax, bias stripped): MatMul(Qh, Kt) scaled. */
+/* Match slots: v[0..2] Q, K, V as the kernel reads them; v[3] the bias
+ * (one term of coefficient 1) or -1; v[4] the value replaced; v[5] the
+ * key-padding mask; v[8] the raw scores; v[9..12] bias terms with
+ * coefficients f[2..5] (i[7] of them); f[0] scale, f[1] mask_filter;
+ * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
+ * i[5] layout, i[6] bit k: side k needs the 3-D view. */
+#define M_MAXTERMS 4
+
+/* Walks the score expression from x down to the Q K^T MatMul through
+ * Mul/Div by constant scalars (scaling the coefficient) and Add/Sub (the
+ * other operand is a bias term with the current coefficient). */
+static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth)
+{
+	NodeId n = m_def(g, x, OP_COUNT);
+	if (n < 0 || depth > 8)
+		return -1;
+	const Node *nd = IR_NODE(g, n);
+	double c;
+	int save = m->nnodes, nt = (int)m->i[7];
+	switch (nd->op) {
+	case OP_MatMul:
+		m->f[0] = coef;
+		return n;
+	case OP_Mul:
+		for (int k = 0; k < 2; k++)
+			if (m_const_scalar(g, nd->in[1 - k], &c) && ir_value_numel_const(g, nd->in[1 - k]) == 1) {
+				m_add(m, n);
+				return scores_walk(g, nd->in[k], coef * c, m, depth + 1);
+			}
+		return -1;
+	case OP_Div:
+		if (!m_const_scalar(g, nd->in[1], &c) || c == 0 || ir_value_numel_const(g, nd->in[1]) != 1)
+			return -1;
+		m_add(m, n);
+		return scores_walk(g, nd->in[0], coef / c, m, depth + 1);
+	case OP_Add:
+	case OP_Sub:
+		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
+			m->nnodes = save;
+			m->i[7] = nt;
+			m_add(m, n);
+			NodeId r = scores_walk(g, nd->in[k], coef, m, depth + 1);
+			if (r < 0 || m->i[7] >= M_MAXTERMS)
+				continue;
+			int t = (int)m->i[7]++;
+			m->v[9 + t] = nd->in[1 - k];
+			m->f[2 + t] = nd->op == OP_Sub ? -coef : coef;
+			return r;
+		}
+		m->nnodes = save;
+		m->i[7] = nt;
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+/* S: MatMul(Qh, Kt) scaled, with bias terms. */
 static bool match_scores(const Graph *g, ValId s, Match *m)
 {
-	double scale = 1;
-	s = strip_scale(g, s, &scale, m);
-	NodeId mm = m_def(g, s, OP_MatMul);
+	m->i[7] = 0;
+	NodeId mm = scores_walk(g, s, 1.0, m, 0);
 	if (mm < 0)
 		return false;
 	const Node *mn = IR_NODE(g, mm);
+	double scale = m->f[0];
 	ValId qh = strip_scale(g, mn->in[0], &scale, m);
 	ValId kt = strip_scale(g, mn->in[1], &scale, m);
-	int64_t hq, dq, hk, dk;
-	if (!split_path(g, qh, P0213, &m->v[0], &hq, &dq, m) || !key_path(g, kt, &m->v[1], &hk, &dk, m))
+	Side q, k;
+	if (!split_path(g, qh, P0213, P1203, &q) || !key_path(g, kt, &k))
 		return false;
-	if (hq != hk || dq != dk)
-		return false;
-	const Value *q = IR_VAL(g, m->v[0]), *k = IR_VAL(g, m->v[1]);
-	if (q->dims[0] != k->dims[0])
+	if (q.h != k.h || q.d != k.d || q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
 		return false;
 	m_add(m, mm);
-	m->i[0] = hq;
-	m->i[1] = dq;
+	m->v[0] = q.x;
+	m->v[1] = k.x;
+	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0);
+	m->i[0] = q.h;
+	m->i[1] = q.d;
+	m->i[5] = q.layout;
 	m->f[0] = scale;
 	m->v[8] = mn->out[0];   /* raw scores, for the bias check */
+	return true;
+}
+
+/* After the softmax: optional NaN guard; the value P . V reads. */
+static ValId match_guard(const Graph *g, ValId p, Match *m)
+{
+	const Value *pv = IR_VAL(g, p);
+	m->i[4] = 0;
+	if (pv->nuses != 2)
+		return p;
+	NodeId isn = -1, wh = -1;
+	for (int u = 0; u < 2; u++) {
+		NodeId c = pv->uses[u].node;
+		if (IR_NODE(g, c)->op == OP_IsNaN)
+			isn = c;
+		else if (IR_NODE(g, c)->op == OP_Where)
+			wh = c;
+	}
+	double zero;
+	if (isn < 0 || wh < 0)
+		return -1;
+	const Node *w = IR_NODE(g, wh);
+	if (w->in[0] != IR_NODE(g, isn)->out[0] || w->in[2] != p ||
+	    !m_const_scalar(g, w->in[1], &zero) || zero != 0)
+		return -1;
+	m_add(m, isn);
+	m_add(m, wh);
+	m->i[4] = 1;
+	return w->out[0];
+}
+
+/* The head merge after P . V: Transpose then Reshape to [B, Sq, H*Dv]
+ * (layout 0), or Transpose to [Sq, B, H, Dv] (layout 1), optionally
+ * followed by a Reshape to [Sq, B, H*Dv]. */
+static bool match_merge(const Graph *g, ValId c, int64_t dv, Match *m)
+{
+	const Value *cv = IR_VAL(g, c);
+	if (cv->nuses != 1 || m_is_output(g, c))
+		return false;
+	NodeId t = cv->uses[0].node;
+	int layout = (int)m->i[5];
+	if (IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, layout ? P2013 : P0213, 4))
+		return false;
+	m_add(m, t);
+	ValId tv = IR_NODE(g, t)->out[0];
+	const Value *tvv = IR_VAL(g, tv), *qv = IR_VAL(g, m->v[0]);
+	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
+	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || IR_NODE(g, r)->in[0] != tv) {
+		if (!layout)
+			return false;
+		/* time-major 4-D result: the rewrite reshapes back */
+		m->v[4] = tv;
+		m->i[3] = 1;
+		return true;
+	}
+	const Value *ov = IR_VAL(g, IR_NODE(g, r)->out[0]);
+	/* dims as the context's, or as Q's (what the fused op produces) when a
+	 * broadcast bias made the context's max(...) */
+	if (ov->rank != 3 || (ov->dims[0] != tvv->dims[0] && ov->dims[0] != qv->dims[0]) ||
+	    (ov->dims[1] != tvv->dims[1] && ov->dims[1] != qv->dims[1]) ||
+	    !m_dim_is(g, ov->dims[2], m->i[0] * dv))
+		return false;
+	m_add(m, r);
+	m->v[4] = IR_NODE(g, r)->out[0];
+	m->i[3] = 0;
 	return true;
 }
 
@@ -378,112 +564,111 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	if (xv->rank != 4 || xv->dtype != DT_F32 || (axis != -1 && axis != 3))
 		return false;
 	m_add(m, root);
-	/* optional additive bias */
-	m->v[3] = -1;
-	int save = m->nnodes;
-	if (!match_scores(g, x, m)) {
-		m->nnodes = save;
-		NodeId add = m_def(g, x, OP_Add);
-		if (add < 0)
+	if (!match_scores(g, x, m))
+		return false;
+	int nt = (int)m->i[7];
+	for (int t = 0; t < nt; t++)
+		if (!bias_fits(g, m->v[9 + t], IR_VAL(g, m->v[8])->dims))
 			return false;
-		const Node *a = IR_NODE(g, add);
-		bool ok = false;
-		for (int k = 0; k < 2 && !ok; k++) {
-			m->nnodes = save;
-			m_add(m, add);
-			ok = match_scores(g, a->in[k], m);
-			if (ok)
-				m->v[3] = a->in[1 - k];
-		}
-		if (!ok || !bias_fits(g, m->v[3], IR_VAL(g, m->v[8])->dims) ||
-		    !bias_keeps_shape(g, x, m->v[8], m->v[3]))
-			return false;
-	}
-	/* optional NaN guard, then P . Vh */
-	ValId p = sm->out[0];
-	m->i[4] = 0;
+	if (!bias_keeps_shape(g, x, m->v[8], &m->v[9], nt))
+		return false;
+	m->v[3] = nt == 1 && m->f[2] == 1.0 ? m->v[9] : -1;
+	ValId p = match_guard(g, sm->out[0], m);
+	if (p < 0)
+		return false;
 	const Value *pv = IR_VAL(g, p);
-	if (pv->nuses == 2) {
-		NodeId isn = -1, wh = -1;
-		for (int u = 0; u < 2; u++) {
-			NodeId c = pv->uses[u].node;
-			if (IR_NODE(g, c)->op == OP_IsNaN)
-				isn = c;
-			else if (IR_NODE(g, c)->op == OP_Where)
-				wh = c;
-		}
-		double zero;
-		if (isn < 0 || wh < 0)
-			return false;
-		const Node *w = IR_NODE(g, wh);
-		if (w->in[0] != IR_NODE(g, isn)->out[0] || w->in[2] != p ||
-		    !m_const_scalar(g, w->in[1], &zero) || zero != 0)
-			return false;
-		m_add(m, isn);
-		m_add(m, wh);
-		p = w->out[0];
-		m->i[4] = 1;
-	}
-	pv = IR_VAL(g, p);
 	if (pv->nuses != 1 || m_is_output(g, p))
 		return false;
 	NodeId mv = pv->uses[0].node;
 	const Node *mvn = IR_NODE(g, mv);
-	if (mvn->op != OP_MatMul || mvn->in[0] != p)
+	Side v;
+	if (mvn->op != OP_MatMul || mvn->in[0] != p ||
+	    !split_path(g, mvn->in[1], P0213, P1203, &v) || v.h != m->i[0] || v.layout != m->i[5])
 		return false;
-	int64_t hv, dv;
-	if (!split_path(g, mvn->in[1], P0213, &m->v[2], &hv, &dv, m) || hv != m->i[0])
+	Side k = {m->v[1], false, 0, 0, (int)m->i[5]};
+	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
 		return false;
-	if (IR_VAL(g, m->v[2])->dims[1] != IR_VAL(g, m->v[1])->dims[1] ||
-	    IR_VAL(g, m->v[2])->dims[0] != IR_VAL(g, m->v[1])->dims[0])
-		return false;
+	m->v[2] = v.x;
+	m->i[6] |= v.reshape ? 4 : 0;
+	m->i[2] = v.d;
 	m_add(m, mv);
-	/* head merge */
-	ValId c = mvn->out[0];
-	const Value *cv = IR_VAL(g, c);
-	if (cv->nuses != 1)
+	if (!match_merge(g, mvn->out[0], v.d, m))
 		return false;
-	NodeId t = cv->uses[0].node;
-	if (IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, P0213, 4))
-		return false;
-	ValId tv = IR_NODE(g, t)->out[0];
-	if (IR_VAL(g, tv)->nuses != 1)
-		return false;
-	NodeId r = IR_VAL(g, tv)->uses[0].node;
-	const Node *rn = IR_NODE(g, r);
-	if (rn->op != OP_Reshape || rn->in[0] != tv)
-		return false;
-	const Value *tvv = IR_VAL(g, tv), *ov = IR_VAL(g, rn->out[0]);
-	/* [B, Sq, H*Dv]: B and Sq as the context's, or as Q's (what the fused
-	 * op produces) when a broadcast bias made the context's max(...) */
-	const Value *qv = IR_VAL(g, m->v[0]);
-	if (ov->rank != 3 || (ov->dims[0] != tvv->dims[0] && ov->dims[0] != qv->dims[0]) ||
-	    (ov->dims[1] != tvv->dims[1] && ov->dims[1] != qv->dims[1]) ||
-	    !m_dim_is(g, ov->dims[2], m->i[0] * dv))
-		return false;
-	m_add(m, t);
-	m_add(m, r);
-	m->v[4] = rn->out[0];
-	m->i[2] = dv;
 	m->v[5] = -1;
 	m->f[1] = 0;
 	ValId mask;
 	double filter;
-	if (m->v[3] >= 0 && (key_padding(g, m->v[3], m->v[1], &mask, &filter) ||
-	                     masking_utils(g, m->v[3], m->v[1], &mask, &filter))) {
+	if (m->v[3] >= 0 && m->i[5] == 0 &&
+	    (key_padding(g, m->v[3], m->v[1], &mask, &filter) ||
+	     masking_utils(g, m->v[3], m->v[1], &mask, &filter))) {
 		m->v[3] = -1;
+		m->i[7] = 0;   /* the mask replaces the one bias term */
 		m->v[5] = mask;
 		m->f[1] = filter;
 	}
 	return m_closed(g, m, m->v[4]);
 }
 
+/* A new node with its output inferred (the rewrite only builds valid ones). */
+static ValId new_node(Graph *g, Op op, const char *name, int nin, const ValId *in)
+{
+	NodeId n = ir_node_new(g, op, name, nin, in, 1, NULL);
+	Diag d = {0};
+	int rc = ir_infer_node(g, n, &d);
+	assert(rc == 0);
+	(void)rc;
+	return IR_NODE(g, n)->out[0];
+}
+
+static ValId reshape_to(Graph *g, const char *name, ValId x, int r, const int64_t *shape)
+{
+	int64_t n = r;
+	ValId c = rw_const(g, "shape", DT_I64, 1, &n, shape, (size_t)r * 8);
+	ValId in[2] = {x, c};
+	return new_node(g, OP_Reshape, name, 2, in);
+}
+
+/* bias = sum of coef_t * term_t */
+static ValId build_bias(Graph *g, const char *name, const Match *m)
+{
+	ValId sum = -1;
+	for (int t = 0; t < m->i[7]; t++) {
+		ValId v = m->v[9 + t];
+		double c = m->f[2 + t];
+		if (c != 1.0) {
+			ValId cv = rw_const(g, "bias_coef", DT_F32, 0, NULL, &(float){(float)c}, 4);
+			ValId in[2] = {v, cv};
+			v = new_node(g, OP_Mul, name, 2, in);
+		}
+		if (sum < 0) {
+			sum = v;
+		} else {
+			ValId in[2] = {sum, v};
+			sum = new_node(g, OP_Add, name, 2, in);
+		}
+	}
+	return sum;
+}
+
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	int nin = m->v[5] >= 0 ? 5 : m->v[3] >= 0 ? 4 : 3;
+	const char *name = IR_NODE(g, m->root)->name;
 	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
-	NodeId n = rw_replace(g, OP_KlnAttention, IR_NODE(g, m->root)->name, nin, in, m->v[4]);
+	int64_t hd[3] = {m->i[0] * m->i[1], m->i[0] * m->i[1], m->i[0] * m->i[2]};
+	for (int k = 0; k < 3; k++)
+		if (m->i[6] & (1 << k))
+			in[k] = reshape_to(g, name, in[k], 3, (int64_t[3]){0, 0, hd[k]});
+	if (in[3] < 0 && m->i[7] > 0)
+		in[3] = build_bias(g, name, m);
+	int nin = in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3;
+	NodeId n;
+	if (m->i[3]) {
+		/* 4-D time-major result: attention, then back to [Sq, B, H, Dv] */
+		n = ir_node_new(g, OP_KlnAttention, name, nin, in, 1, NULL);
+	} else {
+		n = rw_replace(g, OP_KlnAttention, name, nin, in, m->v[4]);
+	}
 	ir_attr_set_int(g, n, "num_heads", m->i[0]);
 	ir_attr_set_int(g, n, "head_size", m->i[1]);
 	ir_attr_set_int(g, n, "v_head_size", m->i[2]);
@@ -491,8 +676,20 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "k_offset", 0);
 	ir_attr_set_int(g, n, "v_offset", 0);
 	ir_attr_set_int(g, n, "nan_guard", m->i[4]);
+	ir_attr_set_int(g, n, "layout", m->i[5]);
 	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
 	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
+	if (m->i[3]) {
+		Diag d = {0};
+		int rc = ir_infer_node(g, n, &d);
+		assert(rc == 0);
+		(void)rc;
+		int64_t shape[4] = {0, 0, m->i[0], m->i[2]};
+		int64_t four = 4;
+		ValId c = rw_const(g, "shape", DT_I64, 1, &four, shape, 32);
+		ValId rin[2] = {IR_NODE(g, n)->out[0], c};
+		rw_replace(g, OP_Reshape, name, 2, rin, m->v[4]);
+	}
 	rw_erase_match(g, m);
 }
 

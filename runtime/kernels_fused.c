@@ -10,8 +10,9 @@
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?) -> y, sum?  fa = [epsilon]
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
- *       ia = [head_size D, k_offset, nan_guard, num_heads H, q_offset,
+ *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
  *             v_head_size Dv, v_offset], fa = [mask_filter, scale]
+ *       layout 1: Q, K, V and the output are time-major, [S, B, *] (XLNet)
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
  *       + bias (broadcast to [B, H, Sq, Sk]) + pad, pad = 0 where
@@ -281,6 +282,8 @@ typedef struct att_job {
 	int64_t B, H, Sq, Sk, D, Dv;
 	int64_t ldq, ldk, ldv, qo, ko, vo;
 	int64_t bs[4];           /* bias element strides over [B, H, Sq, Sk] */
+	int64_t rq, rk, rv, ro;  /* element step between sequence rows of Q, K, V, O */
+	int64_t bq, bk, bv, bo;  /* element step between batch entries */
 	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
 	float scale, filter;
 	bool guard;
@@ -295,20 +298,20 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	int64_t nr = q1 - q0, Sk = j->Sk;
 	if (nr <= 0)
 		return;
-	const float *Q = j->q + (b * j->Sq + q0) * j->ldq + j->qo + h * j->D;
-	const float *K = j->k + b * j->Sk * j->ldk + j->ko + h * j->D;
-	const float *V = j->v + b * j->Sk * j->ldv + j->vo + h * j->Dv;
-	float *O = j->o + (b * j->Sq + q0) * (j->H * j->Dv) + h * j->Dv;
+	const float *Q = j->q + b * j->bq + q0 * j->rq + j->qo + h * j->D;
+	const float *K = j->k + b * j->bk + j->ko + h * j->D;
+	const float *V = j->v + b * j->bv + j->vo + h * j->Dv;
+	float *O = j->o + b * j->bo + q0 * j->ro + h * j->Dv;
 	if (Sk == 0) {
 		for (int64_t r = 0; r < nr; r++)
-			memset(O + r * j->H * j->Dv, 0, (size_t)j->Dv * sizeof(float));
+			memset(O + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
 		return;
 	}
 	if (j->D == 0)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)Sk, (int)j->D, 1.0f,
-		            Q, (int)j->ldq, K, (int)j->ldk, 0.0f, s, (int)Sk);
+		            Q, (int)j->rq, K, (int)j->rk, 0.0f, s, (int)Sk);
 	for (int64_t r = 0; r < nr; r++) {
 		float *row = s + r * Sk;
 		int64_t qi = q0 + r;
@@ -340,7 +343,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		}
 	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)j->Dv, (int)Sk, 1.0f, s,
-	            (int)Sk, V, (int)j->ldv, 0.0f, O, (int)(j->H * j->Dv));
+	            (int)Sk, V, (int)j->rv, 0.0f, O, (int)j->ro);
 }
 
 static void att_range(void *arg, int64_t b, int64_t e)
@@ -364,7 +367,7 @@ static void att_range(void *arg, int64_t b, int64_t e)
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < 7 || nfa < 2)
+	if (nin < 3 || nout < 1 || nia < 8 || nfa < 2)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -373,23 +376,36 @@ RT_KERNEL(KlnAttention)
 	if (Q->rank != 3 || K->rank != 3 || V->rank != 3)
 		return rt_error(f, "node '%s' (%s): Q, K, V must have rank 3", loc, op);
 	att_job j = {0};
-	j.D = ia[0]; j.ko = ia[1]; j.guard = ia[2] != 0; j.H = ia[3]; j.qo = ia[4];
-	j.Dv = ia[5]; j.vo = ia[6];
+	j.D = ia[0]; j.ko = ia[1]; int64_t layout = ia[2]; j.guard = ia[3] != 0; j.H = ia[4];
+	j.qo = ia[5]; j.Dv = ia[6]; j.vo = ia[7];
 	j.filter = fa[0];
 	j.scale = fa[1];
-	j.B = Q->dims[0]; j.Sq = Q->dims[1]; j.Sk = K->dims[1];
+	if (layout != 0 && layout != 1)
+		return rt_error(f, "node '%s' (%s): unknown layout %lld", loc, op, (long long)layout);
+	int bi = (int)layout, si = 1 - (int)layout;
+	j.B = Q->dims[bi]; j.Sq = Q->dims[si]; j.Sk = K->dims[si];
 	j.ldq = Q->dims[2]; j.ldk = K->dims[2]; j.ldv = V->dims[2];
 	if (j.H <= 0 || j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
 	    j.qo + j.H * j.D > j.ldq || j.ko + j.H * j.D > j.ldk || j.vo + j.H * j.Dv > j.ldv)
 		return rt_error(f, "node '%s' (%s): heads do not fit in Q/K/V", loc, op);
-	if (K->dims[0] != j.B || V->dims[0] != j.B || V->dims[1] != j.Sk)
-		return rt_error(f, "node '%s' (%s): Q [%lld,%lld,*], K [%lld,%lld,*], V [%lld,%lld,*] "
-		                "disagree", loc, op, (long long)j.B, (long long)j.Sq,
-		                (long long)K->dims[0], (long long)j.Sk, (long long)V->dims[0],
-		                (long long)V->dims[1]);
+	if (K->dims[bi] != j.B || V->dims[bi] != j.B || V->dims[si] != j.Sk)
+		return rt_error(f, "node '%s' (%s): Q, K, V disagree on batch (%lld, %lld, %lld) or "
+		                "key length (%lld, %lld)", loc, op, (long long)j.B,
+		                (long long)K->dims[bi], (long long)V->dims[bi], (long long)j.Sk,
+		                (long long)V->dims[si]);
 	rt_t *O = &out[0];
-	if (O->rank != 3 || O->dims[0] != j.B || O->dims[1] != j.Sq || O->dims[2] != j.H * j.Dv)
+	int64_t ho = j.H * j.Dv;
+	if (O->rank != 3 || O->dims[bi] != j.B || O->dims[si] != j.Sq || O->dims[2] != ho)
 		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
+	/* element steps: layout 0 rows are consecutive within a batch entry,
+	 * layout 1 rows are B entries apart */
+	if (layout == 0) {
+		j.rq = j.ldq; j.rk = j.ldk; j.rv = j.ldv; j.ro = ho;
+		j.bq = j.Sq * j.ldq; j.bk = j.Sk * j.ldk; j.bv = j.Sk * j.ldv; j.bo = j.Sq * ho;
+	} else {
+		j.rq = j.B * j.ldq; j.rk = j.B * j.ldk; j.rv = j.B * j.ldv; j.ro = j.B * ho;
+		j.bq = j.ldq; j.bk = j.ldk; j.bv = j.ldv; j.bo = ho;
+	}
 	j.q = Q->data; j.k = K->data; j.v = V->data; j.o = O->data;
 	if (nin > 3 && in[3].data) {
 		const rt_t *bias = &in[3];
