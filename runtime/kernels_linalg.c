@@ -1,17 +1,19 @@
 /* kernels_linalg.c: MatMul (numpy semantics: batch broadcast, 1-D cases),
  * Gemm, Einsum.
  *
- * Threads: OpenBLAS is set to one thread per process (rt_core.c); each
- * product is split into (batch x row block) tasks run on the context's
- * pool, each task one single-threaded sgemm/dgemm.  A 2-D right-hand side
- * under a batched left-hand side (the Linear layer case) is folded into one
- * tall GEMM first.
+ * f32 products use kiln's own sgemm (gemm.c), f64 OpenBLAS's dgemm.
+ * Threads: OpenBLAS is set to one thread per process (rt_core.c); a single
+ * f32 product is split by rt_sgemm over the pool; batched products are
+ * split into (batch x row block) tasks, each one serial GEMM.  A 2-D
+ * right-hand side under a batched left-hand side (the Linear layer case)
+ * is folded into one tall GEMM first.
  *
  * Attributes: Gemm ia=[transA, transB], fa=[alpha, beta]; Einsum ia = the
  * equation, one byte per element. */
 #include <cblas.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "rt_internal.h"
 
 /* ---- MatMul ---- */
@@ -53,8 +55,8 @@ static void mm_block(int32_t dt, const char *a, const char *b, char *c, int64_t 
 	}
 	switch (dt) {
 	case KILN_F32:
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)N, (int)K, 1.0f,
-		            (const float *)a, (int)K, (const float *)b, (int)N, 0.0f, (float *)c, (int)N);
+		rt_sgemm(NULL, 0, 0, m, N, K, 1.0f, (const float *)a, K, (const float *)b, N, 0.0f,
+		         (float *)c, N);
 		break;
 	case KILN_F64:
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)N, (int)K, 1.0,
@@ -158,6 +160,11 @@ RT_KERNEL(MatMul)
 	}
 	if (nbatch == 0 || j.M == 0 || j.N == 0)
 		return 0;
+	if (dt == KILN_F32 && nbatch == 1) {     /* rt_sgemm splits it over the pool */
+		rt_sgemm(f->pool, 0, 0, j.M, j.N, j.K, 1.0f, (const float *)j.a, j.K,
+		         (const float *)j.b, j.N, 0.0f, (float *)j.c, j.N);
+		return 0;
+	}
 	int T = rt_pool_size(f->pool);
 	j.nrb = nbatch >= T ? 1 : (T + nbatch - 1) / nbatch;
 	if (j.nrb > j.M)
@@ -169,30 +176,6 @@ RT_KERNEL(MatMul)
 
 /* ---- Gemm ---- */
 
-typedef struct gemm_job {
-	const float *a, *b;
-	float *y;
-	int64_t M, N, K, rows;
-	bool ta, tb;
-	float alpha, beta;
-} gemm_job;
-
-static void gemm_range(void *arg, int64_t b, int64_t e)
-{
-	const gemm_job *j = arg;
-	for (int64_t t = b; t < e; t++) {
-		int64_t r0 = t * j->rows, r1 = r0 + j->rows < j->M ? r0 + j->rows : j->M;
-		if (r0 >= r1)
-			continue;
-		/* rows r0..r1 of op(A): A[r0.., :] or columns r0.. of A^T */
-		const float *a = j->ta ? j->a + r0 : j->a + r0 * j->K;
-		cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
-		            j->tb ? CblasTrans : CblasNoTrans, (int)(r1 - r0), (int)j->N, (int)j->K,
-		            j->alpha, a, j->ta ? (int)j->M : (int)j->K, j->b,
-		            j->tb ? (int)j->K : (int)j->N, j->beta, j->y + r0 * j->N, (int)j->N);
-	}
-}
-
 RT_KERNEL(Gemm)
 {
 	const rt_t *A = &in[0], *B = &in[1];
@@ -201,9 +184,9 @@ RT_KERNEL(Gemm)
 		return rt_bad_dtype(f, loc, "Gemm", A->dtype != KILN_F32 ? A->dtype : B->dtype);
 	if (A->rank != 2 || B->rank != 2 || Y->rank != 2)
 		return rt_error(f, "node '%s' (Gemm): operands must be 2-D", loc);
-	gemm_job j = { .a = A->data, .b = B->data, .y = Y->data,
-	               .ta = nia > 0 && ia[0], .tb = nia > 1 && ia[1],
-	               .alpha = nfa > 0 ? fa[0] : 1.0f, .beta = nfa > 1 ? fa[1] : 1.0f };
+	struct { int64_t M, N, K; bool ta, tb; float alpha, beta; } j = {
+		.ta = nia > 0 && ia[0], .tb = nia > 1 && ia[1],
+		.alpha = nfa > 0 ? fa[0] : 1.0f, .beta = nfa > 1 ? fa[1] : 1.0f };
 	j.M = j.ta ? A->dims[1] : A->dims[0];
 	j.K = j.ta ? A->dims[0] : A->dims[1];
 	int64_t kb = j.tb ? B->dims[1] : B->dims[0];
@@ -235,10 +218,8 @@ RT_KERNEL(Gemm)
 	}
 	if (!hasc)
 		j.beta = 0.0f;
-	int T = rt_pool_size(f->pool);
-	int64_t nrb = T < j.M ? T : j.M;
-	j.rows = (j.M + nrb - 1) / nrb;
-	rt_par(f, nrb, j.rows * j.N * j.K / 4, gemm_range, &j);
+	rt_sgemm(f->pool, j.ta, j.tb, j.M, j.N, j.K, j.alpha, A->data, A->dims[1], B->data,
+	         B->dims[1], j.beta, y, j.N);
 	return 0;
 }
 
