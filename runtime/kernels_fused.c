@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "rt_internal.h"
 
 static int need_f32(kiln_frame *f, const char *loc, const char *op, const rt_t *t, const char *what)
@@ -70,41 +71,8 @@ static inline float gelu_tanh(float x)
 
 /* ---- KlnGemm ---- */
 
-#define GEMM_ROWS 32
-
-typedef struct gemm_job {
-	const float *a, *w, *b;
-	float *c;
-	int64_t M, N, K;
-	int act;
-} gemm_job;
-
-static void gemm_range(void *arg, int64_t b, int64_t e)
-{
-	const gemm_job *j = arg;
-	int64_t r0 = b * GEMM_ROWS, r1 = e * GEMM_ROWS < j->M ? e * GEMM_ROWS : j->M;
-	if (r0 >= r1)
-		return;
-	float *c = j->c + r0 * j->N;
-	if (j->K == 0)
-		memset(c, 0, (size_t)((r1 - r0) * j->N) * sizeof(float));
-	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)j->N,
-		            (int)j->K, 1.0f, j->a + r0 * j->K, (int)j->K, j->w, (int)j->N, 0.0f, c,
-		            (int)j->N);
-	for (int64_t r = r0; r < r1; r++, c += j->N) {
-		if (j->b)
-			for (int64_t k = 0; k < j->N; k++)
-				c[k] += j->b[k];
-		if (j->act == 1)
-			for (int64_t k = 0; k < j->N; k++)
-				c[k] = gelu_erf(c[k]);
-		else if (j->act == 2)
-			for (int64_t k = 0; k < j->N; k++)
-				c[k] = gelu_tanh(c[k]);
-	}
-}
-
+/* One call of the runtime's GEMM (runtime/gemm.c) with the bias and GELU
+ * as its epilogue; it splits the work over the pool itself. */
 RT_KERNEL(KlnGemm)
 {
 	const char *op = "KlnGemm";
@@ -116,22 +84,25 @@ RT_KERNEL(KlnGemm)
 		return 1;
 	if (A->rank < 1 || W->rank != 2 || A->dims[A->rank - 1] != W->dims[0])
 		return rt_error(f, "node '%s' (%s): A's last dim must equal W's rows", loc, op);
-	gemm_job j = {A->data, W->data, NULL, out[0].data, 0, W->dims[1], W->dims[0], (int)ia[0]};
-	j.M = j.K ? rt_numel(A) / j.K : rt_numel(&out[0]) / (j.N ? j.N : 1);
-	if (rt_numel(&out[0]) != j.M * j.N)
+	int64_t K = W->dims[0], N = W->dims[1];
+	int64_t M = K ? rt_numel(A) / K : rt_numel(&out[0]) / (N ? N : 1);
+	if (rt_numel(&out[0]) != M * N)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
+	rt_gemm_epi epi = {NULL, (int)ia[0]};
 	if (nin > 2 && in[2].data) {
 		if (need_f32(f, loc, op, &in[2], "bias"))
 			return 1;
-		if (rt_numel(&in[2]) != j.N)
+		if (rt_numel(&in[2]) != N)
 			return rt_error(f, "node '%s' (%s): bias must have %lld elements", loc, op,
-			                (long long)j.N);
-		j.b = in[2].data;
+			                (long long)N);
+		epi.bias = in[2].data;
 	}
-	if (j.act < 0 || j.act > 2)
-		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, j.act);
-	int64_t nb = (j.M + GEMM_ROWS - 1) / GEMM_ROWS;
-	rt_par(f, nb, GEMM_ROWS * j.N * (j.K + 4), gemm_range, &j);
+	if (epi.act < 0 || epi.act > 2)
+		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, epi.act);
+	if (M == 0 || N == 0)
+		return 0;
+	rt_sgemm_epi(f ? f->pool : NULL, 0, 0, M, N, K, 1.0f, A->data, K, W->data, N, 0.0f,
+	             out[0].data, N, &epi);
 	return 0;
 }
 
