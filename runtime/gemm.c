@@ -33,8 +33,8 @@
 #define MR_MAX 8
 #define NR_MAX 48
 
-typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta);
+typedef void (*ukernel_fn)(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                           float *c, int64_t ldc, float alpha, float beta);
 
 typedef struct ukernel {
 	const char *name;
@@ -43,29 +43,31 @@ typedef struct ukernel {
 } ukernel;
 
 /* ---- micro-kernels ------------------------------------------------------
- * a: kc x MR (MR floats per k), b: kc x NR (NR floats per k), both packed.
- * c[MR x NR] (row stride ldc) = alpha * a.b + beta * c; beta == 0: c is
- * not read. */
+ * Element (r, k) of the A tile is a[r * rs + k * ks]: packed (rs 1, ks MR)
+ * or read in place from row-major op(A) (rs lda, ks 1).  b: kc x NR, packed
+ * (NR floats per k).  c[MR x NR] (row stride ldc) = alpha * a.b + beta * c;
+ * beta == 0: c is not read. */
 
 __attribute__((target("avx512f,fma")))
-static void uk_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                      float alpha, float beta)
+static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                      float *c, int64_t ldc, float alpha, float beta)
 {
+	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
+	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
 #define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
 	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
 #undef ROW_DECL
-	for (int64_t k = 0; k < kc; k++) {
+	for (int64_t k = 0, ka = 0; k < kc; k++, ka += ks) {
 		__m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
 		       b2 = _mm512_loadu_ps(b + 32);
-#define ROW_FMA(r) { __m512 ar = _mm512_set1_ps(a[r]); \
+#define ROW_FMA(r) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
 		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
 		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
 		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
 		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3)
 		ROW_FMA(4) ROW_FMA(5) ROW_FMA(6) ROW_FMA(7)
 #undef ROW_FMA
-		a += 8;
 		b += 48;
 	}
 	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -88,20 +90,21 @@ static void uk_avx512(int64_t kc, const float *a, const float *b, float *c, int6
 }
 
 __attribute__((target("avx2,fma")))
-static void uk_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                    float alpha, float beta)
+static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                    float *c, int64_t ldc, float alpha, float beta)
 {
+	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
+	            *a5 = a + 5 * rs;
 #define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
 #undef ROW_DECL
-	for (int64_t k = 0; k < kc; k++) {
+	for (int64_t k = 0, ka = 0; k < kc; k++, ka += ks) {
 		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#define ROW_FMA(r) { __m256 ar = _mm256_broadcast_ss(a + r); \
+#define ROW_FMA(r) { __m256 ar = _mm256_broadcast_ss(a##r + ka); \
 		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
 		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
 		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
 #undef ROW_FMA
-		a += 6;
 		b += 16;
 	}
 	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -119,14 +122,14 @@ static void uk_avx2(int64_t kc, const float *a, const float *b, float *c, int64_
 #undef ROW_ST
 }
 
-static void uk_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha,
-                 float beta)
+static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, float *c,
+                 int64_t ldc, float alpha, float beta)
 {
 	float acc[4][16] = {{0}};
-	for (int64_t k = 0; k < kc; k++, a += 4, b += 16)
+	for (int64_t k = 0; k < kc; k++, a += ks, b += 16)
 		for (int r = 0; r < 4; r++)
 			for (int j = 0; j < 16; j++)
-				acc[r][j] += a[r] * b[j];
+				acc[r][j] += a[r * rs] * b[j];
 	for (int r = 0; r < 4; r++)
 		for (int j = 0; j < 16; j++)
 			c[r * ldc + j] = alpha * acc[r][j] + (beta == 0.0f ? 0.0f : beta * c[r * ldc + j]);
@@ -263,19 +266,27 @@ static void pack_a(const sg_job *j, int64_t i0, int64_t m, int64_t k0, int64_t k
 static void pack_b(const sg_job *j, int64_t k0, int64_t kc, int64_t j0, int64_t n, float *dst)
 {
 	int nr = j->uk->nr;
+	if (!j->tb) {
+		/* row by row: one contiguous read of n floats per k */
+		int64_t full = n / nr * nr;
+		for (int64_t k = 0; k < kc; k++) {
+			const float *src = j->B + (k0 + k) * j->ldb + j0;
+			if (k + 1 < kc)
+				for (int64_t q = 0; q < n; q += 16)
+					__builtin_prefetch(src + j->ldb + q);
+			for (int64_t q = 0; q < full; q += nr)
+				memcpy(dst + q * kc + k * nr, src + q, (size_t)nr * sizeof(float));
+			if (full < n) {
+				float *d = dst + full * kc + k * nr;
+				memcpy(d, src + full, (size_t)(n - full) * sizeof(float));
+				memset(d + n - full, 0, (size_t)(nr - (n - full)) * sizeof(float));
+			}
+		}
+		return;
+	}
 	for (int64_t q = 0; q < n; q += nr, dst += nr * kc) {
 		int64_t cols = n - q < nr ? n - q : nr;
-		if (!j->tb) {
-			const float *src = j->B + k0 * j->ldb + j0 + q;
-			if (cols == nr)
-				for (int64_t k = 0; k < kc; k++)
-					memcpy(dst + k * nr, src + k * j->ldb, (size_t)nr * sizeof(float));
-			else
-				for (int64_t k = 0; k < kc; k++) {
-					memcpy(dst + k * nr, src + k * j->ldb, (size_t)cols * sizeof(float));
-					memset(dst + k * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
-				}
-		} else {
+		{
 			if (cols < nr)
 				memset(dst, 0, (size_t)(nr * kc) * sizeof(float));
 			for (int64_t c = 0; c < cols; c++) {
@@ -335,22 +346,32 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
 		float beta = k0 == 0 ? j->beta : 1.0f;
 		pack_b(j, k0, kc, j0, n, bp);
-		pack_a(j, i0, m, k0, kc, ap);
+		/* op(A) row-major: full row tiles are read in place, only a
+		 * last partial tile is packed (zero rows) */
+		int64_t mfull = j->ta ? 0 : m / mr * mr;
+		if (mfull < m)
+			pack_a(j, i0 + mfull, m - mfull, k0, kc, ap + mfull * kc);
 		for (int64_t jr = 0; jr < n; jr += nr) {
 			int64_t nn = n - jr < nr ? n - jr : nr;
 			const float *b = bp + jr * kc;
 			for (int64_t ir = 0; ir < m; ir += mr) {
 				int64_t mm = m - ir < mr ? m - ir : mr;
 				const float *a = ap + ir * kc;
+				int64_t rs = 1, ks = mr;
+				if (ir < mfull) {
+					a = j->A + (i0 + ir) * j->lda + k0;
+					rs = j->lda;
+					ks = 1;
+				}
 				float *c = j->C + (i0 + ir) * j->ldc + j0 + jr;
 				if (mm == mr && nn == nr) {
-					uk->fn(kc, a, b, c, j->ldc, j->alpha, beta);
+					uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta);
 					continue;
 				}
 				if (beta != 0.0f)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
-				uk->fn(kc, a, b, tile, nr, j->alpha, beta);
+				uk->fn(kc, a, rs, ks, b, tile, nr, j->alpha, beta);
 				for (int64_t r = 0; r < mm; r++)
 					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
 			}
