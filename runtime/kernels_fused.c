@@ -28,7 +28,6 @@
  *   KlnGelu(x)  ia = [approximate] (0 erf, 1 tanh)
  *
  * Work is split over rows (or batch x head x query blocks) with rt_par. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,8 +280,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	if (j->D == 0)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)Sk, (int)j->D, 1.0f,
-		            Q, (int)j->rq, K, (int)j->rk, 0.0f, s, (int)Sk);
+		rt_sgemm(NULL, 0, 1, nr, Sk, j->D, 1.0f, Q, j->rq, K, j->rk, 0.0f, s, Sk);
 	for (int64_t r = 0; r < nr; r++) {
 		float *row = s + r * Sk;
 		int64_t qi = q0 + r;
@@ -313,8 +311,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 			row[kk] = j->guard && isnan(p) ? 0.0f : p;
 		}
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)j->Dv, (int)Sk, 1.0f, s,
-	            (int)Sk, V, (int)j->rv, 0.0f, O, (int)j->ro);
+	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
 }
 
 static void att_range(void *arg, int64_t b, int64_t e)
