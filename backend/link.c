@@ -106,9 +106,13 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 	*wobj = tmp_file(t, "weights.o");
 	if (write_file(bin, be->blob, be->blob_bytes, be->diag))
 		return -1;
+	/* A large section (flag l): the linker places it after .data and .bss,
+	 * so weights over 2 GB leave the 32-bit relocations of code and small
+	 * data in reach.  Generated code reaches the weights through the
+	 * descriptor's 64-bit pointer. */
 	char text[1200];
 	snprintf(text, sizeof text,
-	         "\t.section .rodata.kiln_weights,\"a\",@progbits\n"
+	         "\t.section .lrodata.kiln_weights,\"al\",@progbits\n"
 	         "\t.balign 64\n\t.globl kiln__weights\n\t.hidden kiln__weights\n"
 	         "\t.type kiln__weights,@object\n"
 	         "kiln__weights:\n\t.incbin \"%s\"\n\t.size kiln__weights, .-kiln__weights\n"
