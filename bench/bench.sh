@@ -3,7 +3,8 @@
 #
 #   bash bench/bench.sh [ROUNDS]        (default 3 rounds of 20 runs each)
 #
-# For each configuration: regenerate the weights (shared/tools/fill_weights.py),
+# For each configuration: regenerate the weights (bench/fill_weights.py: the
+# values of shared/tools/fill_weights.py, written without its truncation bug),
 # compile with kiln (compile time, .so size), check kiln's outputs against ONNX
 # Runtime's on the same inputs, then time both, alternating, ROUNDS times, and
 # print a markdown table: median and p90 latency (median over rounds), the
@@ -39,7 +40,7 @@ prepare() {  # model -> folder with model.onnx + weights.bin, and model.so
   local m=$1 d="$out/$1"
   if [ ! -f "$d/weights.bin" ]; then
     mkdir -p "$d" && cp "$shared/models/perf/$m/model.onnx" "$d/" && chmod u+w "$d/model.onnx"
-    $py "$shared/tools/fill_weights.py" "$d" >/dev/null
+    $py "$here/fill_weights.py" "$d" "$shared/tools" >/dev/null
   fi
   if [ ! -f "$d/model.so" ] || [ "$kiln" -nt "$d/model.so" ]; then
     "$kiln" compile "$d/model.onnx" -o "$d/model.so" --stats | tail -1 > "$d/stats.json"

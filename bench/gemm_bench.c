@@ -4,7 +4,9 @@
  * bench/gemm_bench.sh; not part of the test suite.
  *
  * Both use the same split for threads: rt_sgemm runs on a kiln pool,
- * OpenBLAS gets openblas_set_num_threads(T). */
+ * OpenBLAS gets openblas_set_num_threads(T).  Single products cycle through
+ * enough copies of B (>= 128 MB) that B comes from DRAM each call, as a
+ * model's weights do; batched (attention) shapes stay in cache. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +60,12 @@ static void heads(void *arg, int64_t b, int64_t e)
 }
 
 static double run(const shape *s, struct rt_pool *pool, int T, int blas, const float *A,
-                  const float *B, float *C)
+                  const float *B0, int ncopy, float *C)
 {
 	int reps = 15;
 	double best[15];
 	for (int r = 0; r < reps; r++) {
+		const float *B = B0 + (size_t)(r % ncopy) * (size_t)(s->K * s->N * s->batch);
 		double t0 = now();
 		if (s->batch > 1) {
 			bjob j = { s, A, B, C, blas };
@@ -104,15 +107,18 @@ int main(int argc, char **argv)
 		const shape *s = &shapes[i];
 		size_t na = (size_t)(s->M * s->K * s->batch), nb = (size_t)(s->K * s->N * s->batch),
 		       nc = (size_t)(s->M * s->N * s->batch);
-		float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4);
+		int ncopy = s->batch > 1 ? 1 : (int)(((size_t)128 << 20) / (nb * 4) + 1);
+		if (ncopy > 15)
+			ncopy = 15;
+		float *A = malloc(na * 4), *B = malloc(nb * 4 * (size_t)ncopy), *C = malloc(nc * 4);
 		for (size_t k = 0; k < na; k++) A[k] = (float)(k % 7) * 0.1f;
-		for (size_t k = 0; k < nb; k++) B[k] = (float)(k % 5) * 0.1f;
+		for (size_t k = 0; k < nb * (size_t)ncopy; k++) B[k] = (float)(k % 5) * 0.1f;
 		memset(C, 0, nc * 4);
 		double g[4];
 		for (int T = 1; T <= 2; T++) {
 			struct rt_pool *pool = rt_pool_create(T);
-			g[(T - 1) * 2] = run(s, pool, T, 0, A, B, C);
-			g[(T - 1) * 2 + 1] = run(s, pool, T, 1, A, B, C);
+			g[(T - 1) * 2] = run(s, pool, T, 0, A, B, ncopy, C);
+			g[(T - 1) * 2 + 1] = run(s, pool, T, 1, A, B, ncopy, C);
 			rt_pool_free(pool);
 		}
 		printf("%-10s %5lld %5lld %5lld %3lld | %8.1f %8.1f | %8.1f %8.1f\n", s->what,
