@@ -234,6 +234,7 @@ typedef struct sg_job {
 	float *C;
 	const rt_gemm_epi *epi;
 	int64_t mc, nc, njb;           /* block sizes, blocks along N */
+	int64_t ntask, next;           /* blocks; the next one to take (atomic) */
 } sg_job;
 
 /* op(A)[i0 .. i0+m, k0 .. k0+kc] into panels of mr rows: panel p holds,
@@ -469,11 +470,18 @@ static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 		epilogue(j, i0, m, j0, n);
 }
 
-static void sg_range(void *arg, int64_t b, int64_t e)
+/* Each thread takes blocks until none is left (dynamic: on a loaded
+ * machine a thread that got no CPU for a while leaves its blocks to the
+ * others instead of holding up the whole product). */
+static void sg_worker(void *arg, int64_t b, int64_t e)
 {
-	const sg_job *j = arg;
+	(void)b; (void)e;
+	sg_job *j = arg;
 	float *buf = thread_buf();
-	for (int64_t t = b; t < e; t++) {
+	for (;;) {
+		int64_t t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		if (t >= j->ntask)
+			break;
 		int64_t ib = t / j->njb, jb = t % j->njb;
 		int64_t i0 = ib * j->mc, j0 = jb * j->nc;
 		int64_t m = j->M - i0 < j->mc ? j->M - i0 : j->mc;
@@ -530,16 +538,18 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
 		T = 1;
 	int mr = j.uk->mr, nr = j.uk->nr;
 	int64_t nib = ceil_div(M, MC), njb = ceil_div(N, NC);
-	/* at least one block per thread where the shape allows it */
-	while (nib * njb < T && njb < ceil_div(N, nr))
+	/* with threads: about 4 blocks per thread where the shape allows it
+	 * (blocks at least 2 panels wide), taken dynamically */
+	int64_t want = T > 1 ? 4 * (int64_t)T : 1;
+	while (nib * njb < want && njb < ceil_div(N, 2 * nr))
 		njb++;
-	while (nib * njb < T && nib < ceil_div(M, mr))
+	while (nib * njb < want && nib < ceil_div(M, 4 * mr))
 		nib++;
 	j.mc = round_up(ceil_div(M, nib), mr);
 	j.nc = round_up(ceil_div(N, njb), nr);
 	j.njb = ceil_div(N, j.nc);
-	nib = ceil_div(M, j.mc);
-	rt_parallel_for(T > 1 ? pool : NULL, nib * j.njb, sg_range, &j);
+	j.ntask = ceil_div(M, j.mc) * j.njb;
+	rt_parallel_for(T > 1 ? pool : NULL, T > j.ntask ? j.ntask : T, sg_worker, &j);
 }
 
 void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
