@@ -33,8 +33,16 @@
 #define MR_MAX 8
 #define NR_MAX 48
 
+/* Lines to prefetch (to L2) while a micro-kernel runs: `lines` cache lines
+ * from row p on, rows `stride` bytes apart, each `rowlines` lines long,
+ * starting at line `line` of the first row. */
+typedef struct pf_t {
+	const char *p;
+	int64_t stride, rowlines, line, lines;
+} pf_t;
+
 typedef void (*ukernel_fn)(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                           float *c, int64_t ldc, float alpha, float beta);
+                           float *c, int64_t ldc, float alpha, float beta, const pf_t *pf);
 
 typedef struct ukernel {
 	const char *name;
@@ -50,8 +58,11 @@ typedef struct ukernel {
 
 __attribute__((target("avx512f,fma")))
 static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                      float *c, int64_t ldc, float alpha, float beta)
+                      float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
+	/* one prefetch every 4 k steps, spread so it never stalls the FMAs */
+	const char *pp = pf ? pf->p : NULL;
+	int64_t pl = pf ? pf->line : 0, pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
 #define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
@@ -59,6 +70,14 @@ static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
 #undef ROW_DECL
 	for (int64_t k = 0, ka = 0; k < kc; k++, ka += ks) {
+		if ((k & 3) == 0 && pn > 0) {
+			__builtin_prefetch(pp + pl * 64, 0, 2);
+			pn--;
+			if (++pl == pf->rowlines) {
+				pl = 0;
+				pp += pf->stride;
+			}
+		}
 		__m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
 		       b2 = _mm512_loadu_ps(b + 32);
 #define ROW_FMA(r) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
@@ -91,8 +110,9 @@ static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 
 __attribute__((target("avx2,fma")))
 static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                    float *c, int64_t ldc, float alpha, float beta)
+                    float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
+	(void)pf;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs;
 #define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
@@ -123,8 +143,9 @@ static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const fl
 }
 
 static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, float *c,
-                 int64_t ldc, float alpha, float beta)
+                 int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
+	(void)pf;
 	float acc[4][16] = {{0}};
 	for (int64_t k = 0; k < kc; k++, a += ks, b += 16)
 		for (int r = 0; r < 4; r++)
@@ -191,6 +212,16 @@ int rt_sgemm_use(const char *name)
 			return 0;
 		}
 	return -1;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+static int64_t round_up(int64_t a, int64_t b)
+{
+	return ceil_div(a, b) * b;
 }
 
 /* ---- per-thread packing buffers ---- */
@@ -419,10 +450,25 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 	int mr = uk->mr, nr = uk->nr;
 	float *ap = buf, *bp = buf + (size_t)MC * KC;
 	float tile[MR_MAX * NR_MAX];
+	int64_t calls = ceil_div(n, nr) * ceil_div(m, mr);
 	for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
 		int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
 		float beta = k0 == 0 ? j->beta : 1.0f;
 		pack_b(j, k0, kc, j0, n, bp);
+		/* the op(B) slice of the next K step goes to L2 while this one
+		 * computes: the weights stream from DRAM behind the FMAs */
+		pf_t pf = { 0 };
+		if (k0 + KC < j->K) {
+			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
+			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
+			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
+			pf.stride = j->ldb * 4;
+			pf.rowlines = ceil_div(bytes, 64);
+			pf.lines = ceil_div(rows * pf.rowlines, calls);
+			if (pf.lines > kc / 4)            /* what one call can issue */
+				pf.lines = kc / 4;
+		}
+		int64_t pf_left = pf.lines * calls;
 		/* op(A) row-major: full row tiles are read in place, only a
 		 * last partial tile is packed (zero rows) */
 		int64_t mfull = j->ta ? 0 : m / mr * mr;
@@ -442,13 +488,21 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 				}
 				float *c = j->C + (i0 + ir) * j->ldc + j0 + jr;
 				if (mm == mr && nn == nr) {
-					uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta);
+					if (pf_left > 0) {
+						uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta, &pf);
+						pf_left -= pf.lines;
+						pf.line += pf.lines;      /* advance past what was fetched */
+						pf.p += pf.line / pf.rowlines * pf.stride;
+						pf.line %= pf.rowlines;
+					} else {
+						uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta, NULL);
+					}
 					continue;
 				}
 				if (beta != 0.0f)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
-				uk->fn(kc, a, rs, ks, b, tile, nr, j->alpha, beta);
+				uk->fn(kc, a, rs, ks, b, tile, nr, j->alpha, beta, NULL);
 				for (int64_t r = 0; r < mm; r++)
 					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
 			}
@@ -493,16 +547,6 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 		else
 			block_blas(j, i0, m, j0, n);
 	}
-}
-
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-	return (a + b - 1) / b;
-}
-
-static int64_t round_up(int64_t a, int64_t b)
-{
-	return ceil_div(a, b) * b;
 }
 
 /* C = beta * C (K == 0 or alpha == 0) */
