@@ -278,6 +278,10 @@ typedef struct Poly {
 	int64_t *f; int32_t nf, capf;   /* factor pool */
 } Poly;
 
+/* The factors of a term: NULL while the pool is empty (offsetting a null
+ * pointer, even by 0, is undefined). */
+#define FAC(p, off) ((p)->f ? (p)->f + (off) : NULL)
+
 static void poly_free(Poly *p)
 {
 	free(p->t);
@@ -341,7 +345,7 @@ static void sort_terms(const struct DimTab *t, Poly *p)
 	for (int i = 1; i < p->n; i++) {
 		PTerm x = p->t[i];
 		int j = i;
-		for (; j > 0 && cmp_mono(t, p->f + p->t[j - 1].off, p->t[j - 1].nf, p->f + x.off, x.nf) > 0; j--)
+		for (; j > 0 && cmp_mono(t, FAC(p, p->t[j - 1].off), p->t[j - 1].nf, FAC(p, x.off), x.nf) > 0; j--)
 			p->t[j] = p->t[j - 1];
 		p->t[j] = x;
 	}
@@ -351,11 +355,11 @@ static void sort_terms(const struct DimTab *t, Poly *p)
 static void poly_norm(struct DimTab *t, Poly *p)
 {
 	for (int i = 0; i < p->n; i++)
-		sort_factors(t, p->f + p->t[i].off, p->t[i].nf);
+		sort_factors(t, FAC(p, p->t[i].off), p->t[i].nf);
 	sort_terms(t, p);
 	int w = 0;
 	for (int i = 0; i < p->n; i++) {
-		if (w > 0 && !cmp_mono(t, p->f + p->t[w - 1].off, p->t[w - 1].nf, p->f + p->t[i].off, p->t[i].nf)) {
+		if (w > 0 && !cmp_mono(t, FAC(p, p->t[w - 1].off), p->t[w - 1].nf, FAC(p, p->t[i].off), p->t[i].nf)) {
 			p->t[w - 1].c = wadd(t, p->t[w - 1].c, p->t[i].c);
 			continue;
 		}
@@ -405,11 +409,11 @@ static DimId intern_poly(struct DimTab *t, const Poly *p)
 		const PTerm *l = &p->t[p->n - 1];
 		nd.kind = DIM_ADD;
 		nd.a = intern_poly(t, &pre);
-		nd.b = intern_term(t, l->c, p->f + l->off, l->nf);
+		nd.b = intern_term(t, l->c, FAC(p, l->off), l->nf);
 	} else {
 		const PTerm *l = &p->t[0];
 		nd.kind = DIM_MUL;
-		nd.a = l->nf == 1 ? mk_const(t, l->c) : intern_term(t, l->c, p->f + l->off, l->nf - 1);
+		nd.a = l->nf == 1 ? mk_const(t, l->c) : intern_term(t, l->c, FAC(p, l->off), l->nf - 1);
 		nd.b = (DimId)p->f[l->off + l->nf - 1];
 	}
 	int nkey = 2;
@@ -441,8 +445,8 @@ static void poly_mul(struct DimTab *t, Poly *out, const Poly *a, const Poly *b)
 {
 	for (int i = 0; i < a->n; i++)
 		for (int j = 0; j < b->n; j++)
-			poly_term(out, wmul(t, a->t[i].c, b->t[j].c), a->f + a->t[i].off, a->t[i].nf,
-			          b->f + b->t[j].off, b->t[j].nf);
+			poly_term(out, wmul(t, a->t[i].c, b->t[j].c), FAC(a, a->t[i].off), a->t[i].nf,
+			          FAC(b, b->t[j].off), b->t[j].nf);
 }
 
 /* ---- public constructors ------------------------------------------------ */
@@ -594,7 +598,7 @@ static DimId poly_exact_div(Graph *g, DimId a, DimId b)
 			break;
 		int64_t *qf = xrealloc(NULL, sizeof(int64_t) * (size_t)(lr->nf + 1));
 		int nq = 0;
-		bool ok = mono_divides(t, r.f + lr->off, lr->nf, pb.f + lb->off, lb->nf, qf, &nq);
+		bool ok = mono_divides(t, FAC(&r, lr->off), lr->nf, FAC(&pb, lb->off), lb->nf, qf, &nq);
 		int64_t qc = lr->c / lb->c;
 		if (ok) {
 			Poly qt = { 0 }, prod = { 0 };
@@ -602,7 +606,7 @@ static DimId poly_exact_div(Graph *g, DimId a, DimId b)
 			poly_term(&q, qc, qf, nq, NULL, 0);
 			poly_mul(t, &prod, &qt, &pb);
 			for (int i = 0; i < prod.n; i++)
-				poly_term(&r, wmul(t, prod.t[i].c, -1), prod.f + prod.t[i].off, prod.t[i].nf, NULL, 0);
+				poly_term(&r, wmul(t, prod.t[i].c, -1), FAC(&prod, prod.t[i].off), prod.t[i].nf, NULL, 0);
 			poly_norm(t, &r);
 			poly_free(&qt);
 			poly_free(&prod);

@@ -29,6 +29,8 @@ if "$PY" -c "import onnx, numpy" 2>/dev/null; then
 	find "$SEEDS/m" -name '*.onnx' -type f -size -64k -exec cp {} "$CORPUS/" \;
 	rm -rf "$SEEDS"
 fi
+# inputs that once found a bug: run first, every time
+cp "$SRC"/tests/fuzz/regress/*.onnx "$CORPUS/"
 if [ -f "$SRC/../shared/models/albert-legacy14/model.onnx" ]; then
 	cp "$SRC/../shared/models/albert-legacy14/model.onnx" "$CORPUS/albert.onnx"
 fi
