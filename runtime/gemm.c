@@ -56,21 +56,34 @@ typedef struct ukernel {
  * (NR floats per k).  c[MR x NR] (row stride ldc) = alpha * a.b + beta * c;
  * beta == 0: c is not read. */
 
-__attribute__((target("avx512f,fma")))
-static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                      float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+/* The body, inlined twice below with the A strides as constants. */
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks,
+                              const float *b, float *c, int64_t ldc, float alpha, float beta,
+                              const pf_t *pf)
 {
-	/* one prefetch every 4 k steps, spread so it never stalls the FMAs */
+	/* one prefetch per 4 k steps, spread so it never stalls the FMAs */
 	const char *pp = pf ? pf->p : NULL;
 	int64_t pl = pf ? pf->line : 0, pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
+	__m512 b0, b1, b2;
 #define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
 	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
 #undef ROW_DECL
-	for (int64_t k = 0, ka = 0; k < kc; k++, ka += ks) {
-		if ((k & 3) == 0 && pn > 0) {
+#define ROW_FMA(r, ka) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
+		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
+		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
+		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
+#define STEP(ka, bo) { \
+		b0 = _mm512_loadu_ps(b + (bo)); b1 = _mm512_loadu_ps(b + (bo) + 16); \
+		b2 = _mm512_loadu_ps(b + (bo) + 32); \
+		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
+		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
+	int64_t k = 0, ka = 0;
+	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 192) {
+		if (pn > 0) {
 			__builtin_prefetch(pp + pl * 64, 0, 2);
 			pn--;
 			if (++pl == pf->rowlines) {
@@ -78,17 +91,12 @@ static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 				pp += pf->stride;
 			}
 		}
-		__m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
-		       b2 = _mm512_loadu_ps(b + 32);
-#define ROW_FMA(r) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
-		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
-		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
-		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
-		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3)
-		ROW_FMA(4) ROW_FMA(5) ROW_FMA(6) ROW_FMA(7)
-#undef ROW_FMA
-		b += 48;
+		STEP(ka, 0) STEP(ka + ks, 48) STEP(ka + 2 * ks, 96) STEP(ka + 3 * ks, 144)
 	}
+	for (; k < kc; k++, ka += ks, b += 48)
+		STEP(ka, 0)
+#undef STEP
+#undef ROW_FMA
 	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #define ROW_ST(r) { float *cr = c + r * ldc; \
 		if (beta == 0.0f) { \
@@ -106,6 +114,16 @@ static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
 	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
 #undef ROW_ST
+}
+
+__attribute__((target("avx512f,fma")))
+static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                      float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+{
+	if (ks == 1)          /* A read in place: rows rs apart */
+		uk512_body(kc, a, rs, 1, b, c, ldc, alpha, beta, pf);
+	else                  /* packed A */
+		uk512_body(kc, a, 1, 8, b, c, ldc, alpha, beta, pf);
 }
 
 __attribute__((target("avx2,fma")))
