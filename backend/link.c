@@ -167,15 +167,30 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 	return rc;
 }
 
+/* Whether triple names this machine's architecture (the part before '-'). */
+static bool same_arch(const char *triple)
+{
+	char *host = LLVMGetDefaultTargetTriple();
+	size_t n = strcspn(host, "-");
+	bool same = strncmp(host, triple, n) == 0 && (triple[n] == '-' || triple[n] == 0);
+	LLVMDisposeMessage(host);
+	return same;
+}
+
 static LLVMTargetMachineRef make_tm(Be *be)
 {
-	LLVMInitializeNativeTarget();
-	LLVMInitializeNativeAsmPrinter();
+	/* every target LLVM was built with: --target-triple may name another
+	 * architecture for --emit=obj/asm/llvm */
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
 	const BeOptions *o = be->opt;
 	bool host = !o->target_triple && !o->target_cpu;
 	char *triple = o->target_triple ? LLVMNormalizeTargetTriple(o->target_triple)
 	                                : LLVMGetDefaultTargetTriple();
-	char *cpu = o->target_cpu ? NULL : LLVMGetHostCPUName();
+	/* no --target-cpu: this machine's CPU, or "generic" for another triple */
+	char *cpu = o->target_cpu || o->target_triple ? NULL : LLVMGetHostCPUName();
 	char *feat = host ? LLVMGetHostCPUFeatures() : NULL;
 	LLVMTargetRef target;
 	char *err = NULL;
@@ -183,12 +198,16 @@ static LLVMTargetMachineRef make_tm(Be *be)
 	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
 		diag_fail(be->diag, "target '%s': %s", triple, err);
 		LLVMDisposeMessage(err);
+	} else if (o->emit == BE_EMIT_SO && !same_arch(triple)) {
+		diag_fail(be->diag, "target '%s': a .so for another architecture needs that machine's "
+		          "linker and runtime; use --emit=obj and link it there with libkiln_rt.a", triple);
 	} else {
 		int lvl = o->opt_level;
 		LLVMCodeGenOptLevel cg = lvl <= 0 ? LLVMCodeGenLevelNone
 		                       : lvl == 1 ? LLVMCodeGenLevelLess
 		                       : lvl == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
-		tm = LLVMCreateTargetMachine(target, triple, o->target_cpu ? o->target_cpu : cpu,
+		tm = LLVMCreateTargetMachine(target, triple,
+		                             o->target_cpu ? o->target_cpu : cpu ? cpu : "generic",
 		                             feat ? feat : "", cg, LLVMRelocPIC, LLVMCodeModelDefault);
 		if (!tm)
 			diag_fail(be->diag, "cannot create a target machine for '%s'", triple);

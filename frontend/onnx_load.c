@@ -597,8 +597,10 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 	if ((nd->n_input && !nd->input) || (nd->n_output && !nd->output) ||
 	    (nd->n_attribute && !nd->attribute))
 		return diag_fail(L->diag, "%s: %s: malformed node", L->file, where);
-	if (!strcmp(op_type, "Constant"))
+	if (!strcmp(op_type, "Constant")) {
+		L->g->nconst_nodes++;
 		return load_constant(L, nd, where);
+	}
 	int op = ir_op_lookup(op_type);
 	if (op < 0 || ir_opinfo[op].kind == K_FUSED)
 		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);

@@ -178,6 +178,7 @@ typedef struct Graph {
 	const char *name;         /* graph name */
 	const char *file;         /* source file, for diagnostics (may be NULL) */
 	int64_t opset;            /* default-domain opset version */
+	int32_t nconst_nodes;     /* ONNX Constant nodes the frontend made constants (statistics) */
 	Value *vals;   int32_t nvals,  capvals;
 	Node *nodes;   int32_t nnodes, capnodes;
 	NodeId *order; int32_t norder, caporder;   /* live nodes, topological */

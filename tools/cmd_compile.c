@@ -23,10 +23,15 @@ static const char help[] =
 	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
 	"  --disable-pattern=, --verify-each   as for kiln dump\n";
 
-static void print_counts(const int *counts)
+/* {"Op": count, ...}; nconst: ONNX Constant nodes, which the IR has as constants */
+static void print_counts(const int *counts, int nconst)
 {
 	int first = 1;
 	putchar('{');
+	if (nconst) {
+		printf("\"Constant\": %d", nconst);
+		first = 0;
+	}
 	for (int op = 0; op < OP_COUNT; op++)
 		if (counts[op]) {
 			printf("%s\"%s\": %d", first ? "" : ", ", ir_opname((Op)op), counts[op]);
@@ -68,9 +73,9 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 	printf("weights: %lld bytes, arena buffers: %d, codegen %.0f ms, link %.0f ms\n",
 	       (long long)bs->weights_bytes, bs->nbufs, bs->codegen_ms, bs->link_ms);
 	printf("{\"ops_in\": ");
-	print_counts(ops_in);
+	print_counts(ops_in, g->nconst_nodes);
 	printf(", \"ops_out\": ");
-	print_counts(ops_out);
+	print_counts(ops_out, 0);
 	printf(", \"fusions\": {");
 	for (int i = 0; i < ps->nfusions; i++)
 		printf("%s\"%s\": %d", i ? ", " : "", ps->fusion_name[i], ps->fusion_count[i]);
