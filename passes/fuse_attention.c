@@ -27,7 +27,9 @@
  * recognized below, which become the key-padding mask input with
  * mask_filter c: the legacy (1 - mask) * c over a [B, Sk] mask
  * (key_padding) and transformers' masking utilities Where(pad && true...,
- * 0, c) (masking_utils).  Several terms (XLNet's position scores inside
+ * 0, c) (masking_utils), whose padding term pad[b, k] is read from the
+ * mask by Gather(Flatten(mask), b*S + k) in the TorchScript exports and by
+ * GatherND(mask, (b, k)) in the dynamo export.  Several terms (XLNet's position scores inside
  * the scale, its mask outside) are summed with their coefficients into one
  * bias by new nodes: c*S + (c*t1 - t2) equals (S + t1)*c - t2 up to
  * rounding (exactly for power-of-two scales).
@@ -300,7 +302,82 @@ static bool always_true(const Graph *g, ValId v, int depth)
 	}
 }
 
-/* p[b, 0, 0, k] = Mb[b, k]: Reshape*(Gather(Flatten(Mb), kv + b * S)). */
+/* v [B, 1, 1, S] holds its index along `axis` (0 or 3) everywhere:
+ * Expand(iota along axis) without broadcasting that axis, or the iota. */
+static bool iota_bcast(const Graph *g, ValId v, int axis)
+{
+	const Value *vv = IR_VAL(g, v);
+	NodeId e = m_def(g, v, OP_Expand);
+	if (e >= 0) {
+		ValId y = IR_NODE(g, e)->in[0];
+		const Value *yv = IR_VAL(g, y);
+		if (vv->rank == 4 && yv->rank == 4 && yv->dims[axis] == vv->dims[axis] &&
+		    iota_along(g, y, axis))
+			return true;
+	}
+	return iota_along(g, v, axis);
+}
+
+/* c = v with a unit dim appended (Unsqueeze(v, -1) or a Reshape that only
+ * does that: same flat order, same leading dims). */
+static bool unit_last(const Graph *g, ValId c, ValId *v)
+{
+	NodeId n = m_def(g, c, OP_Unsqueeze);
+	if (n < 0)
+		n = m_def(g, c, OP_Reshape);
+	if (n < 0)
+		return false;
+	ValId x = IR_NODE(g, n)->in[0];
+	const Value *cv = IR_VAL(g, c), *xv = IR_VAL(g, x);
+	if (cv->rank != xv->rank + 1 || !m_dim_is(g, cv->dims[cv->rank - 1], 1))
+		return false;
+	for (int k = 0; k < xv->rank; k++)
+		if (cv->dims[k] != xv->dims[k])
+			return false;
+	*v = x;
+	return true;
+}
+
+/* The dynamo exporter's padding term: p [B, 1, 1, Sk] = GatherND(Mb,
+ * Concat(Unsqueeze(Expand(b_iota)), Unsqueeze(Expand(k_iota)), axis -1)),
+ * batch_dims 0, so p[b, 0, 0, k] = Mb[b, k].  Mb is bool [B', Sk]; its
+ * batch may be a symbol of its own (s43 against s18): GatherND needs
+ * B' >= B and reads the first B rows, the kernel needs B' == B and says
+ * so at run time, so they compute the same wherever B' == B. */
+static bool gathernd_term(const Graph *g, NodeId ga, ValId p, ValId k, ValId *mask)
+{
+	const Node *gn = IR_NODE(g, ga);
+	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	if (ir_attr_int(g, ga, "batch_dims", 0) != 0)
+		return false;
+	ValId mb = gn->in[0], idx = gn->in[1];
+	const Value *mv = IR_VAL(g, mb), *iv = IR_VAL(g, idx), *ov = IR_VAL(g, gn->out[0]);
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[1] != kv->dims[1])
+		return false;
+	int64_t rb, kb;
+	if (mv->dims[0] != kv->dims[0] && ir_dim_is_const(g, mv->dims[0], &rb) &&
+	    ir_dim_is_const(g, kv->dims[0], &kb))
+		return false;   /* statically different batches: leave GatherND to decide */
+	if (ov->rank != 4 || iv->rank != 5 || !m_dim_is(g, iv->dims[4], 2))
+		return false;
+	for (int d = 0; d < 4; d++)
+		if (ov->dims[d] != pv->dims[d] || iv->dims[d] != pv->dims[d])
+			return false;
+	NodeId cat = m_def(g, idx, OP_Concat);
+	int64_t axis = cat >= 0 ? ir_attr_int(g, cat, "axis", 0) : 0;
+	if (cat < 0 || IR_NODE(g, cat)->nin != 2 || (axis != -1 && axis != 4))
+		return false;
+	ValId bi, ki;
+	if (!unit_last(g, IR_NODE(g, cat)->in[0], &bi) || !unit_last(g, IR_NODE(g, cat)->in[1], &ki))
+		return false;
+	if (!iota_bcast(g, bi, 0) || !iota_bcast(g, ki, 3))
+		return false;
+	*mask = mb;
+	return true;
+}
+
+/* p[b, 0, 0, k] = Mb[b, k]: Reshape*(Gather(Flatten(Mb), kv + b * S)), or
+ * the GatherND form above. */
 static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 {
 	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
@@ -313,6 +390,8 @@ static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 	if (pv->rank != 4 || pv->dims[0] != kv->dims[0] || !m_dim_is(g, pv->dims[1], 1) ||
 	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kv->dims[1])
 		return false;
+	if ((n = m_def(g, p, OP_GatherND)) >= 0)
+		return gathernd_term(g, n, p, k, mask);
 	while ((n = m_def(g, p, OP_Reshape)) >= 0)
 		p = IR_NODE(g, n)->in[0];   /* reshapes keep the flat order */
 	NodeId ga = m_def(g, p, OP_Gather);
