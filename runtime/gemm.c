@@ -31,6 +31,7 @@
 #define MC 192                 /* multiple of every MR (8, 6, 4) */
 #define NC 384                 /* multiple of every NR (48, 16) */
 #define MR_MAX 8
+#define SMALL_M 48             /* up to this many rows, B is not packed */
 #define NR_MAX 48
 
 /* Lines to prefetch (to L2) while a micro-kernel runs: `lines` cache lines
@@ -42,7 +43,8 @@ typedef struct pf_t {
 } pf_t;
 
 typedef void (*ukernel_fn)(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                           float *c, int64_t ldc, float alpha, float beta, const pf_t *pf);
+                           int64_t bs, float *c, int64_t ldc, float alpha, float beta,
+                           const pf_t *pf);
 
 typedef struct ukernel {
 	const char *name;
@@ -52,15 +54,15 @@ typedef struct ukernel {
 
 /* ---- micro-kernels ------------------------------------------------------
  * Element (r, k) of the A tile is a[r * rs + k * ks]: packed (rs 1, ks MR)
- * or read in place from row-major op(A) (rs lda, ks 1).  b: kc x NR, packed
- * (NR floats per k).  c[MR x NR] (row stride ldc) = alpha * a.b + beta * c;
+ * or read in place from row-major op(A) (rs lda, ks 1).  b: kc x NR, row k
+ * at b + k * bs: packed (bs NR) or in place (bs ldb).  c[MR x NR] (row stride ldc) = alpha * a.b + beta * c;
  * beta == 0: c is not read. */
 
 /* The body, inlined twice below with the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
 static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks,
-                              const float *b, float *c, int64_t ldc, float alpha, float beta,
-                              const pf_t *pf)
+                              const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
+                              float beta, const pf_t *pf)
 {
 	/* one prefetch per 4 k steps, spread so it never stalls the FMAs */
 	const char *pp = pf ? pf->p : NULL;
@@ -82,7 +84,7 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
 		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
 	int64_t k = 0, ka = 0;
-	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 192) {
+	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
 		if (pn > 0) {
 			__builtin_prefetch(pp + pl * 64, 0, 2);
 			pn--;
@@ -91,9 +93,9 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 				pp += pf->stride;
 			}
 		}
-		STEP(ka, 0) STEP(ka + ks, 48) STEP(ka + 2 * ks, 96) STEP(ka + 3 * ks, 144)
+		STEP(ka, 0) STEP(ka + ks, bs) STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
 	}
-	for (; k < kc; k++, ka += ks, b += 48)
+	for (; k < kc; k++, ka += ks, b += bs)
 		STEP(ka, 0)
 #undef STEP
 #undef ROW_FMA
@@ -118,17 +120,26 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 
 __attribute__((target("avx512f,fma")))
 static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                      float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+                      int64_t bs, float *c, int64_t ldc, float alpha, float beta,
+                      const pf_t *pf)
 {
-	if (ks == 1)          /* A read in place: rows rs apart */
-		uk512_body(kc, a, rs, 1, b, c, ldc, alpha, beta, pf);
-	else                  /* packed A */
-		uk512_body(kc, a, 1, 8, b, c, ldc, alpha, beta, pf);
+	/* A in place (rows rs apart) or packed; B packed or in place */
+	if (bs == 48) {
+		if (ks == 1)
+			uk512_body(kc, a, rs, 1, b, 48, c, ldc, alpha, beta, pf);
+		else
+			uk512_body(kc, a, 1, 8, b, 48, c, ldc, alpha, beta, pf);
+	} else {
+		if (ks == 1)
+			uk512_body(kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf);
+		else
+			uk512_body(kc, a, 1, 8, b, bs, c, ldc, alpha, beta, pf);
+	}
 }
 
 __attribute__((target("avx2,fma")))
 static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                    float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+                    int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
 	(void)pf;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
@@ -143,7 +154,7 @@ static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const fl
 		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
 		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
 #undef ROW_FMA
-		b += 16;
+		b += bs;
 	}
 	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #define ROW_ST(r) { float *cr = c + r * ldc; \
@@ -160,12 +171,12 @@ static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const fl
 #undef ROW_ST
 }
 
-static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, float *c,
-                 int64_t ldc, float alpha, float beta, const pf_t *pf)
+static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                 int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
 	(void)pf;
 	float acc[4][16] = {{0}};
-	for (int64_t k = 0; k < kc; k++, a += ks, b += 16)
+	for (int64_t k = 0; k < kc; k++, a += ks, b += bs)
 		for (int r = 0; r < 4; r++)
 			for (int j = 0; j < 16; j++)
 				acc[r][j] += a[r * rs] * b[j];
@@ -472,7 +483,13 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 	for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
 		int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
 		float beta = k0 == 0 ? j->beta : 1.0f;
-		pack_b(j, k0, kc, j0, n, bp);
+		/* few rows (LXMERT's 20 tokens, 36 regions): each B element is used
+		 * by m rows only, packing it would cost about as much as the
+		 * product, so row-major op(B) is read in place (full panels; a
+		 * partial last panel is packed, zero padded) */
+		int64_t nfull = !j->tb && m <= SMALL_M ? n / nr * nr : 0;
+		if (nfull < n)
+			pack_b(j, k0, kc, j0 + nfull, n - nfull, bp + nfull * kc);
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
@@ -495,6 +512,11 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		for (int64_t jr = 0; jr < n; jr += nr) {
 			int64_t nn = n - jr < nr ? n - jr : nr;
 			const float *b = bp + jr * kc;
+			int64_t bs = nr;
+			if (jr < nfull) {
+				b = j->B + k0 * j->ldb + j0 + jr;
+				bs = j->ldb;
+			}
 			for (int64_t ir = 0; ir < m; ir += mr) {
 				int64_t mm = m - ir < mr ? m - ir : mr;
 				const float *a = ap + ir * kc;
@@ -507,20 +529,20 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 				float *c = j->C + (i0 + ir) * j->ldc + j0 + jr;
 				if (mm == mr && nn == nr) {
 					if (pf_left > 0) {
-						uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta, &pf);
+						uk->fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, &pf);
 						pf_left -= pf.lines;
 						pf.line += pf.lines;      /* advance past what was fetched */
 						pf.p += pf.line / pf.rowlines * pf.stride;
 						pf.line %= pf.rowlines;
 					} else {
-						uk->fn(kc, a, rs, ks, b, c, j->ldc, j->alpha, beta, NULL);
+						uk->fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, NULL);
 					}
 					continue;
 				}
 				if (beta != 0.0f)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
-				uk->fn(kc, a, rs, ks, b, tile, nr, j->alpha, beta, NULL);
+				uk->fn(kc, a, rs, ks, b, bs, tile, nr, j->alpha, beta, NULL);
 				for (int64_t r = 0; r < mm; r++)
 					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
 			}

@@ -137,7 +137,7 @@ static void odd_shapes(void **state)
 	}
 }
 
-/* sizes crossing KC (256), MC (192), NC (384) */
+/* sizes crossing KC (256), MC (192), NC (384), SMALL_M (48) */
 static void block_edges(void **state)
 {
 	(void)state;
@@ -149,6 +149,10 @@ static void block_edges(void **state)
 		expect(pool, 0, 1, 5, 800, 513, 1.0f, 1.0f, 1, NULL);
 		expect(NULL, 1, 0, 385, 3, 1000, -1.0f, 0.0f, 0, NULL);
 		expect(pool, 0, 0, 1, 1, 3000, 1.0f, 0.0f, 0, NULL);
+		/* few rows: B read in place (LXMERT-like), and just past the limit */
+		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
+		expect(NULL, 1, 0, 36, 771, 300, 0.5f, 1.0f, 0, NULL);
+		expect(pool, 0, 0, 49, 400, 513, 1.0f, 0.0f, 2, NULL);
 		rt_sgemm_use(NULL);
 	}
 }
