@@ -137,25 +137,41 @@ static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 	}
 }
 
-__attribute__((target("avx2,fma")))
-static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                    int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+__attribute__((target("avx2,fma"), always_inline))
+static inline void uk256_body(int64_t kc, const float *a, int64_t rs, int64_t ks,
+                              const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
+                              float beta, const pf_t *pf)
 {
-	(void)pf;
+	const char *pp = pf ? pf->p : NULL;
+	int64_t pl = pf ? pf->line : 0, pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs;
+	__m256 b0, b1;
 #define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
 #undef ROW_DECL
-	for (int64_t k = 0, ka = 0; k < kc; k++, ka += ks) {
-		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#define ROW_FMA(r) { __m256 ar = _mm256_broadcast_ss(a##r + ka); \
+#define ROW_FMA(r, ka) { __m256 ar = _mm256_broadcast_ss(a##r + (ka)); \
 		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
 		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
-		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
-#undef ROW_FMA
-		b += bs;
+#define STEP(ka, bo) { b0 = _mm256_loadu_ps(b + (bo)); b1 = _mm256_loadu_ps(b + (bo) + 8); \
+		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) ROW_FMA(4, ka) \
+		ROW_FMA(5, ka) }
+	int64_t k = 0, ka = 0;
+	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
+		if (pn > 0) {
+			__builtin_prefetch(pp + pl * 64, 0, 2);
+			pn--;
+			if (++pl == pf->rowlines) {
+				pl = 0;
+				pp += pf->stride;
+			}
+		}
+		STEP(ka, 0) STEP(ka + ks, bs) STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
 	}
+	for (; k < kc; k++, ka += ks, b += bs)
+		STEP(ka, 0)
+#undef STEP
+#undef ROW_FMA
 	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #define ROW_ST(r) { float *cr = c + r * ldc; \
 		if (beta == 0.0f) { \
@@ -169,6 +185,23 @@ static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const fl
 		} }
 	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
 #undef ROW_ST
+}
+
+__attribute__((target("avx2,fma")))
+static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                    int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
+{
+	if (bs == 16) {
+		if (ks == 1)
+			uk256_body(kc, a, rs, 1, b, 16, c, ldc, alpha, beta, pf);
+		else
+			uk256_body(kc, a, 1, 6, b, 16, c, ldc, alpha, beta, pf);
+	} else {
+		if (ks == 1)
+			uk256_body(kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf);
+		else
+			uk256_body(kc, a, 1, 6, b, bs, c, ldc, alpha, beta, pf);
+	}
 }
 
 static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
