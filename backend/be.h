@@ -3,7 +3,8 @@
  * be_compile (emit.c) runs: plan (plan.c: buffers, liveness, weights
  * layout) -> module (emit.c: kiln__run and kiln__desc, emit_dims.c: dim
  * expressions, kiln__plan, kiln__out_shapes, emit_attrs.c: kernel
- * attributes, emit_elementwise.c: inline loops) -> codegen and link
+ * attributes, emit_elementwise.c emit_layout.c emit_gather.c emit_reduce.c:
+ * inline loops) -> codegen and link
  * (link.c) -> OUT.h (header.c). */
 #ifndef KILN_BE_H
 #define KILN_BE_H
@@ -106,9 +107,47 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a);
 void be_attrs_free(BeAttrs *a);
 bool be_has_kernel(Op op);
 
-/* emit_elementwise.c: inline f32 loops; 1 if emitted, 0 if the node is not
- * eligible (use the kernel), -1 on error. */
-int be_emit_elementwise(Be *be, NodeId n);
+/* Inline op emitters: each returns 1 if it emitted the node as loops, 0 if
+ * the node is not eligible (emit.c then calls the kernel), -1 on error. */
+int be_emit_elementwise(Be *be, NodeId n);   /* emit_elementwise.c: f32 elementwise */
+int be_emit_layout(Be *be, NodeId n);        /* emit_layout.c: copies, any dtype */
+int be_emit_gather(Be *be, NodeId n);        /* emit_gather.c: Gather */
+int be_emit_reduce(Be *be, NodeId n);        /* emit_reduce.c: f32 trailing reductions, Softmax */
+
+/* emit_elementwise.c: shared loop machinery.
+ * for (i = 0; i < n; i++) { body }: be_loop_begin leaves the builder in the
+ * body and returns i; be_loop_end closes the body (builder after the loop). */
+typedef struct BeLoop {
+	LLVMBasicBlockRef pre, head, body, exit;
+	LLVMValueRef i;
+} BeLoop;
+LLVMValueRef be_loop_begin(Be *be, BeLoop *l, LLVMValueRef n);
+void be_loop_end(Be *be, BeLoop *l);
+/* Element strides of input in over out's dims (numpy broadcasting: 0 where
+ * in is broadcast); dims not proven compatible at compile time are checked
+ * at run time (rt_error naming the node, op and input k). */
+void be_bcast_strides(Be *be, ValId in, ValId out, const char *loc, Op op, int k,
+                      LLVMValueRef *stride);
+
+/* emit_layout.c: copy helpers. */
+/* dst[sum_d i_d * dst_st[d]] = src[sum_d i_d * src_st[d]] for i < dims
+ * (element strides, i64 values; ety the element type); innermost loop over
+ * the last dim. */
+void be_copy_nest(Be *be, LLVMTypeRef ety, int rank, const LLVMValueRef *dims,
+                  LLVMValueRef src, const LLVMValueRef *src_st,
+                  LLVMValueRef dst, const LLVMValueRef *dst_st);
+/* Integer type of an element of dtype dt (copies by size), NULL if none. */
+LLVMTypeRef be_copy_type(Be *be, DType dt);
+/* Dense row-major element strides of v's dims. */
+void be_dense_strides(Be *be, ValId v, LLVMValueRef *st);
+
+/* emit.c */
+/* The node name for messages ("Op#id" when it has none). */
+const char *be_node_loc(const Be *be, NodeId id, char *buf, size_t len);
+/* If a != b at run time: rt_error "node 'loc' (op): what a, expected b". */
+void be_check_eq(Be *be, const char *loc, Op op, const char *what, LLVMValueRef a, LLVMValueRef b);
+/* Whether a value has storage (a node output nobody reads may have none). */
+bool be_has_storage(const Be *be, ValId v);
 
 /* emit_desc.c */
 void be_emit_weights_global(Be *be);

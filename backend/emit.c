@@ -1,11 +1,20 @@
 /* emit.c: be_compile, and the module's main function kiln__run.
  *
- * kiln__run(kiln_frame *f) walks g->order: per live node it fills the
- * rt_t arrays of its inputs and outputs (data pointers from the plan, dims
- * evaluated from f->sym) and calls rt_op_<Op>(f, loc, in, nin, out, nout,
- * ia, nia, fa, nfa), returning the first non-zero status; eligible f32
- * elementwise nodes are inline loops instead (emit_elementwise.c).  Graph
- * outputs that are not written in place are copied at the end. */
+ * kiln__run(kiln_frame *f) walks g->order.  A live node is either inline
+ * loops in kiln__run, or a call of its kernel rt_op_<Op>(f, loc, in, nin,
+ * out, nout, ia, nia, fa, nfa) with the rt_t arrays of its inputs and
+ * outputs filled (data pointers from the plan, dims evaluated from f->sym);
+ * the first non-zero status is returned.  Inline (everything else, and
+ * other dtypes, call the kernel):
+ *   emit_elementwise.c  f32 Add Sub Mul Div Relu Exp Tanh Sqrt Erf Neg Abs
+ *                       Sigmoid Where Pow(2, 0.5), numpy broadcasting;
+ *   emit_layout.c       Transpose Expand Concat Split Slice (constant
+ *                       starts/ends/axes/steps) Reshape Flatten Squeeze
+ *                       Unsqueeze Identity, any dtype of 1/2/4/8 bytes;
+ *   emit_gather.c       Gather (any axis, i32/i64 indices, bounds-checked);
+ *   emit_reduce.c       f32 ReduceSum/Mean/Max/Min over trailing axes,
+ *                       f32 Softmax over the last axis.
+ * Graph outputs that are not written in place are copied at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,13 +123,27 @@ void be_error_if(Be *be, LLVMValueRef cond, const char *fmt, LLVMValueRef *args,
 	LLVMPositionBuilderAtEnd(be->b, ok);
 }
 
+void be_check_eq(Be *be, const char *loc, Op op, const char *what, LLVMValueRef a, LLVMValueRef b)
+{
+	if (a == b)
+		return;
+	LLVMValueRef args[5] = {be_cstr(be, loc), be_cstr(be, ir_opname(op)), be_cstr(be, what), a, b};
+	be_error_if(be, LLVMBuildICmp(be->b, LLVMIntNE, a, b, ""),
+	            "node '%s' (%s): %s %lld, expected %lld", args, 5);
+}
+
+bool be_has_storage(const Be *be, ValId v)
+{
+	return v >= 0 && (IR_VAL(be->g, v)->kind != V_NODE || be->vbuf[v] >= 0 || be->vout[v] >= 0);
+}
+
 /* Stores one rt_t: data, dtype, rank, dims. */
 static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v)
 {
 	LLVMBuilderRef B = be->b;
 	LLVMValueRef idx = be_i64(be, k);
 	LLVMValueRef t = LLVMBuildGEP2(B, be->t_rt, arr, &idx, 1, "");
-	if (v < 0 || (IR_VAL(be->g, v)->kind == V_NODE && be->vbuf[v] < 0 && be->vout[v] < 0)) {
+	if (!be_has_storage(be, v)) {
 		/* absent optional input or output without storage */
 		LLVMBuildStore(B, LLVMConstNull(be->t_ptr), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
 		LLVMBuildStore(B, be_i32(be, 0), LLVMBuildStructGEP2(B, be->t_rt, t, 1, ""));
@@ -160,7 +183,7 @@ static LLVMValueRef const_array(Be *be, LLVMTypeRef ety, const void *vals, int n
 	return g;
 }
 
-static const char *node_loc(Be *be, NodeId id, char *buf, size_t len)
+const char *be_node_loc(const Be *be, NodeId id, char *buf, size_t len)
 {
 	const Node *n = IR_NODE(be->g, id);
 	if (n->name && n->name[0])
@@ -188,7 +211,7 @@ static int emit_kernel_call(Be *be, NodeId id)
 	char kname[64], lb[64];
 	snprintf(kname, sizeof kname, "rt_op_%s", ir_opname(n->op));
 	LLVMValueRef args[10] = {
-		be->frame, be_cstr(be, node_loc(be, id, lb, sizeof lb)),
+		be->frame, be_cstr(be, be_node_loc(be, id, lb, sizeof lb)),
 		be->rt_in, be_i32(be, n->nin), be->rt_out, be_i32(be, n->nout),
 		const_array(be, be->t_i64, at.ia, at.nia, false), be_i32(be, at.nia),
 		const_array(be, be->t_f32, at.fa, at.nfa, true), be_i32(be, at.nfa),
@@ -197,6 +220,19 @@ static int emit_kernel_call(Be *be, NodeId id)
 	LLVMValueRef rc = LLVMBuildCall2(be->b, be->t_kernel, be_declare(be, kname, be->t_kernel),
 	                                 args, 10, "");
 	return_if_nonzero(be, rc);
+	return 0;
+}
+
+/* The node as inline loops: 1 if emitted, 0 for the kernel, -1 on error. */
+static int emit_inline(Be *be, NodeId id)
+{
+	int (*const emitters[])(Be *, NodeId) = {be_emit_elementwise, be_emit_layout,
+	                                         be_emit_gather, be_emit_reduce};
+	for (size_t k = 0; k < sizeof emitters / sizeof *emitters; k++) {
+		int r = emitters[k](be, id);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -255,7 +291,7 @@ static int emit_run_fn(Be *be)
 		NodeId id = g->order[i];
 		if (IR_NODE(g, id)->dead)
 			continue;
-		int r = be_emit_elementwise(be, id);
+		int r = emit_inline(be, id);
 		if (r < 0 || (r == 0 && emit_kernel_call(be, id)))
 			return -1;
 	}

@@ -12,7 +12,6 @@
  * (rt_error naming the node otherwise) and selects the stride.  The loop
  * nest runs over the output dims, innermost dim contiguous in the output
  * (stride 0 or 1 in each input), so LLVM vectorizes it. */
-#include <stdio.h>
 #include <string.h>
 
 #include "be.h"
@@ -90,34 +89,34 @@ static bool eligible(const Be *be, NodeId id, Ew *ew)
 	return true;
 }
 
-/* Strides of input k over the output dims, with the run-time checks. */
-static void input_strides(Be *be, Ew *ew, int k, const char *loc)
+void be_bcast_strides(Be *be, ValId in, ValId out, const char *loc, Op op, int k,
+                      LLVMValueRef *stride)
 {
-	const Value *iv = IR_VAL(be->g, ew->in[k]);
-	const Value *ov = IR_VAL(be->g, ew->out);
-	int off = ew->rank - iv->rank;
+	const Value *iv = IR_VAL(be->g, in);
+	const Value *ov = IR_VAL(be->g, out);
+	int rank = ov->rank, off = rank - iv->rank;
 	LLVMValueRef cs = be_i64(be, 1), zero = be_i64(be, 0), one = be_i64(be, 1);
-	for (int d = ew->rank - 1; d >= 0; d--) {
+	for (int d = rank - 1; d >= 0; d--) {
 		int j = d - off;
 		if (j < 0) {
-			ew->stride[k][d] = zero;
+			stride[d] = zero;
 			continue;
 		}
 		int64_t c;
-		LLVMValueRef idim = be_dim(be, iv->dims[j]);
+		LLVMValueRef idim = be_dim(be, iv->dims[j]), odim = be_dim(be, ov->dims[d]);
 		if (iv->dims[j] == ov->dims[d]) {
-			ew->stride[k][d] = cs;
+			stride[d] = cs;
 		} else if (ir_dim_is_const(be->g, iv->dims[j], &c) && c == 1) {
-			ew->stride[k][d] = zero;
+			stride[d] = zero;
 		} else {
-			LLVMValueRef eq = LLVMBuildICmp(be->b, LLVMIntEQ, idim, ew->odim[d], "");
+			LLVMValueRef eq = LLVMBuildICmp(be->b, LLVMIntEQ, idim, odim, "");
 			LLVMValueRef is1 = LLVMBuildICmp(be->b, LLVMIntEQ, idim, one, "");
 			LLVMValueRef bad = LLVMBuildNot(be->b, LLVMBuildOr(be->b, eq, is1, ""), "");
-			LLVMValueRef args[5] = {be_cstr(be, loc), be_cstr(be, ir_opname(ew->op)),
-			                        be_i32(be, k), idim, ew->odim[d]};
+			LLVMValueRef args[5] = {be_cstr(be, loc), be_cstr(be, ir_opname(op)),
+			                        be_i32(be, k), idim, odim};
 			be_error_if(be, bad, "node '%s' (%s): input %d dim %lld does not broadcast "
 			            "to output dim %lld", args, 5);
-			ew->stride[k][d] = LLVMBuildSelect(be->b, is1, zero, cs, "");
+			stride[d] = LLVMBuildSelect(be->b, is1, zero, cs, "");
 		}
 		cs = LLVMBuildMul(be->b, cs, idim, "");
 	}
@@ -181,6 +180,33 @@ static void emit_element(Be *be, const Ew *ew, LLVMValueRef obase, LLVMValueRef 
 	LLVMBuildStore(be->b, r, LLVMBuildGEP2(be->b, be->t_f32, ew->optr, &obase, 1, ""));
 }
 
+LLVMValueRef be_loop_begin(Be *be, BeLoop *l, LLVMValueRef n)
+{
+	LLVMBuilderRef B = be->b;
+	l->pre = LLVMGetInsertBlock(B);
+	l->head = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "loop.head");
+	l->body = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "loop.body");
+	l->exit = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "loop.exit");
+	LLVMBuildBr(B, l->head);
+	LLVMPositionBuilderAtEnd(B, l->head);
+	l->i = LLVMBuildPhi(B, be->t_i64, "i");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, l->i, n, ""), l->body, l->exit);
+	LLVMPositionBuilderAtEnd(B, l->body);
+	return l->i;
+}
+
+void be_loop_end(Be *be, BeLoop *l)
+{
+	LLVMBuilderRef B = be->b;
+	LLVMValueRef next = LLVMBuildAdd(B, l->i, be_i64(be, 1), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+	LLVMBuildBr(B, l->head);
+	LLVMValueRef iv[2] = {be_i64(be, 0), next};
+	LLVMBasicBlockRef ib[2] = {l->pre, latch};
+	LLVMAddIncoming(l->i, iv, ib, 2);
+	LLVMPositionBuilderAtEnd(B, l->exit);
+}
+
 /* Loop over output dim d with the running offsets of the enclosing dims. */
 static void emit_loop(Be *be, const Ew *ew, int d, LLVMValueRef obase, LLVMValueRef *ibase)
 {
@@ -189,29 +215,15 @@ static void emit_loop(Be *be, const Ew *ew, int d, LLVMValueRef obase, LLVMValue
 		return;
 	}
 	LLVMBuilderRef B = be->b;
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "ew.head");
-	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "ew.body");
-	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "ew.exit");
-	/* offsets at this level: base * dim (dense output), so the output index
-	 * is obase * odim[d] + i */
+	/* dense output: its index is obase * odim[d] + i */
 	LLVMValueRef ob = LLVMBuildMul(B, obase, ew->odim[d], "");
-	LLVMBuildBr(B, head);
-	LLVMPositionBuilderAtEnd(B, head);
-	LLVMValueRef i = LLVMBuildPhi(B, be->t_i64, "i");
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, i, ew->odim[d], ""), body, exit);
-	LLVMPositionBuilderAtEnd(B, body);
+	BeLoop l;
+	LLVMValueRef i = be_loop_begin(be, &l, ew->odim[d]);
 	LLVMValueRef inner[EW_MAXIN];
 	for (int k = 0; k < ew->nin; k++)
 		inner[k] = LLVMBuildAdd(B, ibase[k], LLVMBuildMul(B, i, ew->stride[k][d], ""), "");
 	emit_loop(be, ew, d + 1, LLVMBuildAdd(B, ob, i, ""), inner);
-	LLVMValueRef next = LLVMBuildAdd(B, i, be_i64(be, 1), "");
-	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-	LLVMBuildBr(B, head);
-	LLVMValueRef iv[2] = {be_i64(be, 0), next};
-	LLVMBasicBlockRef ib[2] = {pre, latch};
-	LLVMAddIncoming(i, iv, ib, 2);
-	LLVMPositionBuilderAtEnd(B, exit);
+	be_loop_end(be, &l);
 }
 
 int be_emit_elementwise(Be *be, NodeId id)
@@ -219,15 +231,13 @@ int be_emit_elementwise(Be *be, NodeId id)
 	Ew ew;
 	if (!eligible(be, id, &ew))
 		return 0;
-	const Node *n = IR_NODE(be->g, id);
 	char lb[64];
-	const char *loc = n->name && n->name[0] ? n->name : (snprintf(lb, sizeof lb, "%s#%d",
-	                                                     ir_opname(n->op), (int)id), lb);
+	const char *loc = be_node_loc(be, id, lb, sizeof lb);
 	const Value *ov = IR_VAL(be->g, ew.out);
 	for (int d = 0; d < ew.rank; d++)
 		ew.odim[d] = be_dim(be, ov->dims[d]);
 	for (int k = 0; k < ew.nin; k++) {
-		input_strides(be, &ew, k, loc);
+		be_bcast_strides(be, ew.in[k], ew.out, loc, ew.op, k, ew.stride[k]);
 		ew.ety[k] = (ew.op == OP_Where && k == 0) ? be->t_i8 : be->t_f32;
 	}
 	for (int k = 0; k < ew.nin; k++)

@@ -514,6 +514,283 @@ static void test_shape_ops(void **state)
 	kiln_model_free(m);
 }
 
+/* ---- inline layout, gather and reduction loops -------------------------- */
+
+static uint32_t rng_state = 12345;
+
+static float rnd(void)
+{
+	rng_state = rng_state * 1664525u + 1013904223u;
+	return (float)(rng_state >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+}
+
+/* Runs a compiled model; outputs context-owned. */
+static void run_or_fail(kiln_context *c, kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+{
+	memset(out, 0, (size_t)nout * sizeof *out);
+	if (kiln_run(c, in, nin, out, nout))
+		fail_msg("run: %s", kiln_last_error(c));
+}
+
+static void expect_close(const char *what, int64_t i, float got, float want)
+{
+	if (!(fabsf(got - want) <= 1e-5f * (1 + fabsf(want))) && !(isinf(want) && got == want))
+		fail_msg("%s[%lld]: %g, expected %g", what, (long long)i, got, want);
+}
+
+static const char *layout_text =
+	"graph @lay(%x: f32[n, 3, m], %b: f32[n, 2, m], %v: f32[m], %ids: i64[n, 3], "
+	"%mk: bool[n, 3]) opset 17 {\n"
+	"  %t = Transpose(%x) {perm = [2, 0, 1]} @\"tr\"\n"
+	"  %ti = Transpose(%ids) @\"tri\"\n"
+	"  %s3 = const i64[2] dense<[3, 1]>\n"
+	"  %e = Expand(%v, %s3) @\"ex\"\n"
+	"  %cat = Concat(%x, %b) {axis = 1} @\"cat\"\n"
+	"  %sp = const i64[2] dense<[4, 1]>\n"
+	"  %p0, %p1 = Split(%cat, %sp) {axis = 1} @\"split\"\n"
+	"  %st = const i64[2] dense<[1, -1]>\n"
+	"  %en = const i64[2] dense<[1000, -1000]>\n"
+	"  %ax = const i64[2] dense<[2, 1]>\n"
+	"  %sx = const i64[2] dense<[2, -1]>\n"
+	"  %sl = Slice(%x, %st, %en, %ax, %sx) @\"slice\"\n"
+	"  %f = Flatten(%t) {axis = 1} @\"flat\"\n"
+	"  %bm = Concat(%mk, %mk) {axis = 0} @\"catb\"\n"
+	"  return %t, %ti, %e, %p0, %p1, %sl, %f, %bm\n"
+	"}\n";
+
+static void check_layout(kiln_context *c, int64_t n, int64_t m)
+{
+	float x[4 * 3 * 9], b[4 * 2 * 9], v[9];
+	int64_t ids[4 * 3];
+	uint8_t mk[4 * 3];
+	for (int i = 0; i < n * 3 * m; i++)
+		x[i] = rnd();
+	for (int i = 0; i < n * 2 * m; i++)
+		b[i] = rnd();
+	for (int i = 0; i < m; i++)
+		v[i] = rnd();
+	for (int i = 0; i < n * 3; i++) {
+		ids[i] = 1000 * i - 7;
+		mk[i] = i % 2;
+	}
+	int64_t sx[3] = {n, 3, m}, sb[3] = {n, 2, m}, sv[1] = {m}, si[2] = {n, 3};
+	kiln_tensor in[5] = {tensor(KILN_F32, 3, sx, x, 4), tensor(KILN_F32, 3, sb, b, 4),
+	                     tensor(KILN_F32, 1, sv, v, 4), tensor(KILN_I64, 2, si, ids, 8),
+	                     tensor(KILN_BOOL, 2, si, mk, 1)}, out[8];
+	run_or_fail(c, in, 5, out, 8);
+	const float *t = out[0].data, *e = out[2].data, *p0 = out[3].data, *p1 = out[4].data;
+	const float *sl = out[5].data, *fl = out[6].data;
+	const int64_t *ti = out[1].data;
+	const uint8_t *bm = out[7].data;
+	/* t[k, i, j] = x[i, j, k] */
+	assert_int_equal(out[0].shape[0], m);
+	for (int64_t k = 0; k < m; k++)
+		for (int64_t i = 0; i < n; i++)
+			for (int64_t j = 0; j < 3; j++) {
+				float want = x[(i * 3 + j) * m + k];
+				assert_float_equal(t[(k * n + i) * 3 + j], want, 0);
+				assert_float_equal(fl[k * n * 3 + i * 3 + j], want, 0);
+			}
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t j = 0; j < 3; j++)
+			assert_int_equal(ti[j * n + i], ids[i * 3 + j]);
+	for (int64_t r = 0; r < 3; r++)
+		for (int64_t k = 0; k < m; k++)
+			assert_float_equal(e[r * m + k], v[k], 0);
+	/* cat = [x, b] along 1 (5 rows), split as 4 + 1 */
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t j = 0; j < 5; j++)
+			for (int64_t k = 0; k < m; k++) {
+				float want = j < 3 ? x[(i * 3 + j) * m + k] : b[(i * 2 + j - 3) * m + k];
+				float got = j < 4 ? p0[(i * 4 + j) * m + k] : p1[i * m + k];
+				assert_float_equal(got, want, 0);
+			}
+	/* slice: axis 1 reversed (3 rows), axis 2 from 1 by 2 */
+	int64_t ml = m > 1 ? (m - 2) / 2 + 1 : 0;
+	assert_int_equal(out[5].shape[1], 3);
+	assert_int_equal(out[5].shape[2], ml);
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t j = 0; j < 3; j++)
+			for (int64_t k = 0; k < ml; k++)
+				assert_float_equal(sl[(i * 3 + j) * ml + k], x[(i * 3 + 2 - j) * m + 1 + 2 * k], 0);
+	assert_int_equal(out[7].shape[0], 2 * n);
+	for (int64_t i = 0; i < 2 * n * 3; i++)
+		assert_int_equal(bm[i], mk[i % (n * 3)]);
+}
+
+static void test_layout_inline(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(layout_text, "lay.so");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	check_layout(c, 2, 5);
+	check_layout(c, 4, 9);
+	check_layout(c, 1, 1);
+	check_layout(c, 3, 2);
+	kiln_context_free(c);
+	kiln_model_free(m);
+}
+
+static const char *gather_text =
+	"graph @gat(%x: f32[n, 3, m], %i: i32[k], %tab: i64[v, 2], %j: i64[a, b]) opset 17 {\n"
+	"  %g1 = Gather(%x, %i) {axis = -1} @\"g_inner\"\n"
+	"  %g0 = Gather(%tab, %j) {axis = 0} @\"g_rows\"\n"
+	"  return %g1, %g0\n"
+	"}\n";
+
+static void test_gather_inline(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(gather_text, "gat.so");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	float x[2 * 3 * 7];
+	int64_t tab[5 * 2];
+	for (int i = 0; i < 42; i++)
+		x[i] = rnd();
+	for (int i = 0; i < 10; i++)
+		tab[i] = 100 + i;
+	int32_t idx[4] = {6, -7, 0, -1};
+	int64_t jdx[6] = {4, 0, -5, -1, 2, 2};
+	int64_t sx[3] = {2, 3, 7}, sk = 4, st[2] = {5, 2}, sj[2] = {2, 3};
+	kiln_tensor in[4] = {tensor(KILN_F32, 3, sx, x, 4), tensor(KILN_I32, 1, &sk, idx, 4),
+	                     tensor(KILN_I64, 2, st, tab, 8), tensor(KILN_I64, 2, sj, jdx, 8)}, out[2];
+	run_or_fail(c, in, 4, out, 2);
+	const float *g1 = out[0].data;
+	const int64_t *g0 = out[1].data;
+	assert_int_equal(out[0].rank, 3);
+	assert_int_equal(out[0].shape[2], 4);
+	for (int r = 0; r < 6; r++)
+		for (int q = 0; q < 4; q++)
+			assert_float_equal(g1[r * 4 + q], x[r * 7 + (idx[q] < 0 ? idx[q] + 7 : idx[q])], 0);
+	assert_int_equal(out[1].rank, 3);
+	for (int q = 0; q < 6; q++)
+		for (int e = 0; e < 2; e++)
+			assert_int_equal(g0[q * 2 + e], tab[(jdx[q] < 0 ? jdx[q] + 5 : jdx[q]) * 2 + e]);
+	/* out of range: one past the end, and below -n */
+	idx[2] = 7;
+	assert_int_not_equal(kiln_run(c, in, 4, out, 2), 0);
+	assert_string_equal(kiln_last_error(c), "node 'g_inner' (Gather): index 7 out of range [0, 7)");
+	idx[2] = 0;
+	jdx[4] = -6;
+	assert_int_not_equal(kiln_run(c, in, 4, out, 2), 0);
+	assert_string_equal(kiln_last_error(c), "node 'g_rows' (Gather): index -6 out of range [0, 5)");
+	kiln_context_free(c);
+	kiln_model_free(m);
+}
+
+static const char *reduce_text =
+	"graph @red(%x: f32[n, 3, m]) opset 18 {\n"
+	"  %l = const i64[1] dense<[-1]>\n"
+	"  %l2 = const i64[2] dense<[1, 2]>\n"
+	"  %s = ReduceSum(%x, %l) {keepdims = 0} @\"rs\"\n"
+	"  %a = ReduceMean(%x, %l) {keepdims = 1} @\"rm\"\n"
+	"  %h = ReduceMax(%x, %l) {keepdims = 0} @\"rx\"\n"
+	"  %w = ReduceMin(%x, %l2) {keepdims = 1} @\"rn\"\n"
+	"  %q = ReduceSum(%x, %l2) {keepdims = 0} @\"rs2\"\n"
+	"  %y = Softmax(%x) {axis = -1} @\"sm\"\n"
+	"  return %s, %a, %h, %w, %q, %y\n"
+	"}\n";
+
+static void check_reduce(kiln_context *c, int64_t n, int64_t m)
+{
+	static float x[3 * 3 * 40];
+	for (int i = 0; i < n * 3 * m; i++)
+		x[i] = rnd() * 4;
+	x[m] = -INFINITY;             /* row 1 starts with -inf */
+	if (n > 1)
+		for (int k = 0; k < m; k++)
+			x[3 * m + k] = -INFINITY;   /* row 3 all -inf: softmax as the kernel */
+	int64_t sx[3] = {n, 3, m};
+	kiln_tensor in = tensor(KILN_F32, 3, sx, x, 4), out[6];
+	run_or_fail(c, &in, 1, out, 6);
+	assert_int_equal(out[0].rank, 2);
+	assert_int_equal(out[1].rank, 3);
+	assert_int_equal(out[1].shape[2], 1);
+	assert_int_equal(out[3].shape[1], 1);
+	assert_int_equal(out[4].rank, 1);
+	const float *s = out[0].data, *a = out[1].data, *h = out[2].data, *w = out[3].data;
+	const float *q = out[4].data, *y = out[5].data;
+	for (int64_t i = 0; i < n; i++) {
+		double s2 = 0, w2 = INFINITY;
+		for (int64_t j = 0; j < 3; j++) {
+			int64_t r = i * 3 + j;
+			double sum = 0, mx = -INFINITY;
+			for (int64_t k = 0; k < m; k++) {
+				sum += x[r * m + k];
+				mx = x[r * m + k] > mx ? x[r * m + k] : mx;
+				w2 = x[r * m + k] < w2 ? x[r * m + k] : w2;
+			}
+			s2 += sum;
+			expect_close("ReduceSum", r, s[r], (float)sum);
+			expect_close("ReduceMean", r, a[r], (float)(sum / (double)m));
+			expect_close("ReduceMax", r, h[r], (float)mx);
+			double z = 0, off = isinf(mx) ? 0 : mx;
+			for (int64_t k = 0; k < m; k++)
+				z += exp(x[r * m + k] - off);
+			for (int64_t k = 0; k < m; k++) {
+				float want = (float)(exp(x[r * m + k] - off) / z);
+				if (z == 0) {
+					assert_true(isnan(y[r * m + k]));   /* 0/0, as the kernel */
+					continue;
+				}
+				if (fabsf(y[r * m + k] - want) > 1e-6f + 1e-5f * want)
+					fail_msg("Softmax[%lld, %lld]: %g, expected %g", (long long)r,
+					         (long long)k, y[r * m + k], want);
+			}
+		}
+		expect_close("ReduceMin", i, w[i], (float)w2);
+		expect_close("ReduceSum2", i, q[i], (float)s2);
+	}
+}
+
+static void test_reduce_inline(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(reduce_text, "red.so");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	check_reduce(c, 2, 37);
+	check_reduce(c, 3, 40);
+	check_reduce(c, 1, 1);
+	check_reduce(c, 2, 16);
+	kiln_context_free(c);
+	kiln_model_free(m);
+}
+
+/* The inline ops are loops without kernel calls, and the f32 ones vectorize. */
+static void test_inline_llvm(void **state)
+{
+	(void)state;
+	static const char *text =
+		"graph @il(%x: f32[n, 16, 64], %i: i64[k], %e: f32[100, 64]) opset 17 {\n"
+		"  %t = Transpose(%x) {perm = [1, 0, 2]}\n"
+		"  %g = Gather(%e, %i) {axis = 0}\n"
+		"  %ax = const i64[1] dense<[-1]>\n"
+		"  %r = ReduceMean(%x, %ax) {keepdims = 1}\n"
+		"  %s = Softmax(%x) {axis = -1}\n"
+		"  return %t, %g, %r, %s\n"
+		"}\n";
+	BeOptions o = {.out = path_of("il.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
+	Diag d = {0};
+	if (compile_opts(text, &o, &d))
+		fail_msg("compile: %s", d.msg);
+	FILE *f = fopen(o.out, "r");
+	assert_non_null(f);
+	char line[8192];
+	int kernels = 0, vec = 0, calls = 0;
+	while (fgets(line, sizeof line, f)) {
+		kernels += strstr(line, "@rt_op_") != NULL;
+		vec += strstr(line, "<16 x float>") != NULL || strstr(line, "<8 x float>") != NULL;
+		calls += strstr(line, "call") && strstr(line, "@expf");
+	}
+	fclose(f);
+	assert_int_equal(kernels, 0);   /* Transpose, Gather, ReduceMean, Softmax inline */
+	assert_int_equal(calls, 0);
+	assert_true(vec > 0);
+}
+
 /* ---- compile-time refusals ---------------------------------------------- */
 
 static void expect_compile_error(const char *text, const char *needle)
@@ -555,6 +832,10 @@ int main(void)
 		cmocka_unit_test(test_expression_input_dim),
 		cmocka_unit_test(test_output_copies),
 		cmocka_unit_test(test_shape_ops),
+		cmocka_unit_test(test_layout_inline),
+		cmocka_unit_test(test_gather_inline),
+		cmocka_unit_test(test_reduce_inline),
+		cmocka_unit_test(test_inline_llvm),
 		cmocka_unit_test(test_compile_errors),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
