@@ -10,9 +10,8 @@ KILN=$1 SRC=$2 BUILD=$3
 DIR=$BUILD/node_tests
 XFAIL=$SRC/tests/node_tests_expected_failures.txt
 TIMEOUT=${KILN_TEST_TIMEOUT:-60}
-# KILN_NODE_TESTS_STRIDE=N runs every Nth test by name (the sanitizer stage of
-# scripts/test.sh uses 3 to stay within CI's time); the pass-rate and
-# expected-failure rules apply to the tests run
+# KILN_NODE_TESTS_STRIDE=N runs every Nth test by name, for a quick look;
+# the pass-rate and expected-failure rules apply to the tests run
 STRIDE=${KILN_NODE_TESTS_STRIDE:-1}
 
 if [ ! -d "$DIR/node" ]; then
