@@ -84,29 +84,40 @@ def cmd_compare(kdir, odir):
 
 
 def cmd_flops(model, batch, seq, regions):
+    """Fixes the input dims in a copy of the model, lets kiln infer every
+    shape (`kiln dump -O0`), and counts 2*M*N*K for MatMul and Gemm."""
+    import re
+    import subprocess
+    kiln = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "kiln")
     m = onnx.load(model, load_external_data=False)
     arrays = dict(input_arrays(model, int(batch), int(seq), int(regions)))
     for inp in m.graph.input:
         if inp.name in arrays:
-            shp = inp.type.tensor_type.shape
-            for d, v in zip(shp.dim, arrays[inp.name].shape):
+            for d, v in zip(inp.type.tensor_type.shape.dim, arrays[inp.name].shape):
                 d.Clear()
                 d.dim_value = v
-    # shapes of every value at this size: propagate through onnx's inference
-    m = shape_inference.infer_shapes(m, data_prop=True)
-    shapes = {}
-    for vi in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
-        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-    for t in m.graph.initializer:
-        shapes[t.name] = list(t.dims)
-    total = 0
-    for n in m.graph.node:
-        if n.op_type in ("MatMul", "Gemm") and n.input[0] in shapes and n.output[0] in shapes:
-            a, o = shapes[n.input[0]], shapes[n.output[0]]
-            if a and o and all(o) and all(a):
-                k = a[-1] if n.op_type == "MatMul" or not any(
-                    at.name == "transA" and at.i for at in n.attribute) else a[0]
-                total += 2 * int(np.prod(o)) * k
+    fixed = os.path.join(os.path.dirname(os.path.abspath(model)), "model_fixed_dims.onnx")
+    onnx.save(m, fixed)
+    text = subprocess.run([kiln, "dump", "-O0", fixed], check=True, capture_output=True,
+                          text=True).stdout
+    os.unlink(fixed)
+    shapes, total = {}, 0
+    val = r'%("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.:]+)'
+    typ = r'[a-z0-9]+\[([0-9, ]*)\]'
+    dims = lambda t: [int(x) for x in t.split(",") if x.strip()]
+    for line in text.splitlines():
+        for name, d in re.findall(val + r'(?::| = const) ' + typ, line):  # inputs, constants
+            shapes[name] = dims(d)
+        node = re.match(r'\s*' + val + r' = (\w+)\((.*)\)(?: \{.*\})? : ' + typ, line)
+        if not node:
+            continue
+        out, op, args, d = node.groups()
+        shapes[out] = dims(d)
+        a = re.match(val, args)
+        if op in ("MatMul", "Gemm") and a and shapes.get(a.group(1)):
+            ash = shapes[a.group(1)]
+            k = ash[0] if op == "Gemm" and "transA = 1" in line else ash[-1]
+            total += 2 * int(np.prod(shapes[out])) * k
     print(f"{total / 1e9:.3f}")
 
 

@@ -39,7 +39,7 @@ function encode(name, type, dims, raw) {
   parts.push(Buffer.from([0x10, ...enc(type)]));
   const nb = Buffer.from(name);
   parts.push(Buffer.from([0x42, ...enc(nb.length)]), nb);
-  parts.push(Buffer.from([0x4a, ...enc(raw.length)]), Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
+  parts.push(Buffer.from([0x4a, ...enc(raw.byteLength)]), Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
   return Buffer.concat(parts);
 }
 const TYPES = { 1: ["float32", Float32Array], 7: ["int64", BigInt64Array], 6: ["int32", Int32Array], 9: ["bool", Uint8Array] };
