@@ -24,6 +24,11 @@ void cli_compile_opts_init(CompileOpts *o);
 /* Consumes argv[*i] if it is a pass or backend option; 1 if consumed,
  * 0 if not ours, -1 on a malformed value (message printed). */
 int cli_parse_compile_opt(CompileOpts *o, const char *arg);
+/* Parses `kiln CMD MODEL [options]` (dump, compile): compile options, -o OUT
+ * when want_out, one model.  1 when --help was printed, -1 on a bad argument
+ * (message printed), else 0; *model is NULL when none was given. */
+int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help, bool want_out,
+                        CompileOpts *o, const char **model);
 /* Load an ONNX model, infer shapes, run the pass pipeline.  NULL with the
  * message printed on failure.  ops_in (optional, OP_COUNT counts) gets the
  * op histogram before the passes. */

@@ -85,27 +85,10 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 int cmd_compile(int argc, char **argv)
 {
 	CompileOpts o;
-	const char *model = NULL;
-	cli_compile_opts_init(&o);
-	if (cli_has_help(argc, argv)) {
-		fputs(help, stdout);
-		return EXIT_OK;
-	}
-	for (int i = 1; i < argc; i++) {
-		int r = cli_parse_compile_opt(&o, argv[i]);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r)
-			continue;
-		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-			o.be.out = argv[++i];
-		} else if (argv[i][0] == '-' || model) {
-			cli_error("compile: unexpected argument '%s' (see kiln compile --help)", argv[i]);
-			return EXIT_USAGE;
-		} else {
-			model = argv[i];
-		}
-	}
+	const char *model;
+	int r = cli_parse_model_cmd(argc, argv, "compile", help, true, &o, &model);
+	if (r)
+		return r < 0 ? EXIT_USAGE : EXIT_OK;
 	if (!model || !o.be.out) {
 		cli_error("compile: need MODEL.onnx and -o OUT (see kiln compile --help)");
 		return EXIT_USAGE;

@@ -20,24 +20,10 @@ static const char help[] =
 int cmd_dump(int argc, char **argv)
 {
 	CompileOpts o;
-	const char *model = NULL;
-	cli_compile_opts_init(&o);
-	if (cli_has_help(argc, argv)) {
-		fputs(help, stdout);
-		return EXIT_OK;
-	}
-	for (int i = 1; i < argc; i++) {
-		int r = cli_parse_compile_opt(&o, argv[i]);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r)
-			continue;
-		if (argv[i][0] == '-' || model) {
-			cli_error("dump: unexpected argument '%s' (see kiln dump --help)", argv[i]);
-			return EXIT_USAGE;
-		}
-		model = argv[i];
-	}
+	const char *model;
+	int r = cli_parse_model_cmd(argc, argv, "dump", help, false, &o, &model);
+	if (r)
+		return r < 0 ? EXIT_USAGE : EXIT_OK;
 	if (!model) {
 		cli_error("dump: no model given (see kiln dump --help)");
 		return EXIT_USAGE;

@@ -114,6 +114,33 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 	return 1;
 }
 
+int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help, bool want_out,
+                        CompileOpts *o, const char **model)
+{
+	cli_compile_opts_init(o);
+	*model = NULL;
+	if (cli_has_help(argc, argv)) {
+		fputs(help, stdout);
+		return 1;
+	}
+	for (int i = 1; i < argc; i++) {
+		int r = cli_parse_compile_opt(o, argv[i]);
+		if (r < 0)
+			return -1;
+		if (r)
+			continue;
+		if (want_out && !strcmp(argv[i], "-o") && i + 1 < argc) {
+			o->be.out = argv[++i];
+		} else if (argv[i][0] == '-' || *model) {
+			cli_error("%s: unexpected argument '%s' (see kiln %s --help)", cmd, argv[i], cmd);
+			return -1;
+		} else {
+			*model = argv[i];
+		}
+	}
+	return 0;
+}
+
 static void count_ops(const Graph *g, int *counts)
 {
 	memset(counts, 0, sizeof(int) * OP_COUNT);
