@@ -2,21 +2,38 @@
  * the thread that calls rt_parallel_for, which runs the first share.  Work
  * is split statically into N contiguous ranges; one job at a time (a
  * context is used by one thread at a time).  A call made from inside a job
- * (nested) runs serially on the calling thread. */
+ * (nested) runs serially on the calling thread.
+ *
+ * Waiting spins before it sleeps.  A model runs hundreds of parallel jobs
+ * per inference, microseconds apart; a worker that went to sleep on a
+ * condition variable between two of them lets its CPU idle, and waking an
+ * idle CPU (a halted vCPU on a virtual machine above all) costs from tens
+ * of microseconds to milliseconds.  So both sides spin on an atomic for up
+ * to SPIN_NS, then fall back to the mutex and condition variables (idle
+ * contexts do not burn CPU).  The sleeping side announces itself in an
+ * atomic counter; the posting side reads it after publishing (both
+ * sequentially consistent), so a sleeper is never missed. */
+#include <immintrin.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rt_internal.h"
+
+#define SPIN_NS 4000000        /* spin this long before sleeping */
 
 struct rt_pool {
 	int n;                         /* threads, caller included */
 	pthread_t *th;
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
-	uint64_t gen;                  /* job generation */
-	int pending;                   /* workers not finished with this job */
-	bool stop;
+	atomic_uint_fast64_t gen;      /* job generation */
+	atomic_int pending;            /* workers not finished with this job */
+	atomic_int sleepers;           /* workers asleep on go */
+	atomic_int caller_asleep;      /* the caller is asleep on done */
+	atomic_bool stop;
 	int64_t total;
 	void (*fn)(void *, int64_t, int64_t);
 	void *arg;
@@ -30,6 +47,40 @@ static void share(int64_t total, int n, int i, int64_t *b, int64_t *e)
 	*e = total * (i + 1) / n;
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	_mm_pause();
+#endif
+}
+
+/* Spin until gen differs from seen or stop is set (true), or SPIN_NS
+ * passed (false). */
+static bool spin_for_job(struct rt_pool *p, uint64_t seen)
+{
+	int64_t t0 = 0;
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&p->gen, memory_order_acquire) != seen ||
+		    atomic_load_explicit(&p->stop, memory_order_relaxed))
+			return true;
+		cpu_relax();
+		if ((i & 255) == 0) {
+			int64_t t = now_ns();
+			if (!t0)
+				t0 = t;
+			else if (t - t0 > SPIN_NS)
+				return false;
+		}
+	}
+}
+
 typedef struct { struct rt_pool *p; int idx; } worker_arg;
 
 static void *worker(void *a)
@@ -39,25 +90,28 @@ static void *worker(void *a)
 	struct rt_pool *p = wa.p;
 	uint64_t seen = 0;
 	in_job = true;
-	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (p->gen == seen && !p->stop)
-			pthread_cond_wait(&p->go, &p->mu);
-		if (p->stop)
+		if (!spin_for_job(p, seen)) {
+			pthread_mutex_lock(&p->mu);
+			atomic_fetch_add(&p->sleepers, 1);
+			while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
+				pthread_cond_wait(&p->go, &p->mu);
+			atomic_fetch_sub(&p->sleepers, 1);
+			pthread_mutex_unlock(&p->mu);
+		}
+		if (atomic_load(&p->stop))
 			break;
-		seen = p->gen;
+		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
 		int64_t b, e;
 		share(p->total, p->n, wa.idx, &b, &e);
-		void (*fn)(void *, int64_t, int64_t) = p->fn;
-		void *arg = p->arg;
-		pthread_mutex_unlock(&p->mu);
 		if (b < e)
-			fn(arg, b, e);
-		pthread_mutex_lock(&p->mu);
-		if (--p->pending == 0)
+			p->fn(p->arg, b, e);
+		if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep)) {
+			pthread_mutex_lock(&p->mu);
 			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
-	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -101,7 +155,7 @@ void rt_pool_free(struct rt_pool *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->stop = true;
+	atomic_store(&p->stop, true);
 	pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
 	for (int i = 1; i < p->n; i++)
@@ -118,6 +172,29 @@ int rt_pool_size(const struct rt_pool *p)
 	return p ? p->n : 1;
 }
 
+/* Spin, then sleep, until every worker finished the current job. */
+static void wait_done(struct rt_pool *p)
+{
+	int64_t t0 = 0;
+	for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+		cpu_relax();
+		if ((i & 255) == 0) {
+			int64_t t = now_ns();
+			if (!t0) {
+				t0 = t;
+			} else if (t - t0 > SPIN_NS) {
+				pthread_mutex_lock(&p->mu);
+				atomic_store(&p->caller_asleep, 1);
+				while (atomic_load(&p->pending) > 0)
+					pthread_cond_wait(&p->done, &p->mu);
+				atomic_store(&p->caller_asleep, 0);
+				pthread_mutex_unlock(&p->mu);
+				return;
+			}
+		}
+	}
+}
+
 void rt_parallel_for(struct rt_pool *p, int64_t n,
                      void (*fn)(void *arg, int64_t begin, int64_t end), void *arg)
 {
@@ -127,14 +204,17 @@ void rt_parallel_for(struct rt_pool *p, int64_t n,
 		fn(arg, 0, n);
 		return;
 	}
-	pthread_mutex_lock(&p->mu);
+	/* workers read fn, arg, total after they see the new generation */
 	p->fn = fn;
 	p->arg = arg;
 	p->total = n;
-	p->pending = p->n - 1;
-	p->gen++;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
+	atomic_store(&p->pending, p->n - 1);
+	atomic_fetch_add(&p->gen, 1);
+	if (atomic_load(&p->sleepers) > 0) {
+		pthread_mutex_lock(&p->mu);
+		pthread_cond_broadcast(&p->go);
+		pthread_mutex_unlock(&p->mu);
+	}
 
 	int64_t b, e;
 	share(n, p->n, 0, &b, &e);
@@ -142,11 +222,7 @@ void rt_parallel_for(struct rt_pool *p, int64_t n,
 	if (b < e)
 		fn(arg, b, e);
 	in_job = false;
-
-	pthread_mutex_lock(&p->mu);
-	while (p->pending > 0)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	wait_done(p);
 }
 
 void rt_par(kiln_frame *f, int64_t n, int64_t cost,
