@@ -30,6 +30,7 @@ typedef struct Be {
 	int32_t *vout;        /* per value: graph output written directly, or -1 */
 	int32_t *vin;         /* per value: graph input index, or -1 */
 	int64_t *voff;        /* per value: offset in the weights blob, or -1 */
+	int64_t *vpoff;       /* per value: offset of its panel-packed copy (rt.h), or -1 */
 	int32_t *nodeidx;     /* per node: position in g->order */
 	int32_t nbufs;
 	ValId *bufval;        /* per buffer: its value */

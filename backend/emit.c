@@ -208,6 +208,13 @@ static int emit_kernel_call(Be *be, NodeId id)
 		fill_rt(be, be->rt_in, k, n->in[k]);
 	for (int k = 0; k < n->nout; k++)
 		fill_rt(be, be->rt_out, k, n->out[k]);
+	if (n->op == OP_KlnGemm && be->vpoff[n->in[1]] >= 0) {
+		/* W is read in the panel layout (plan.c, rt.h) */
+		LLVMValueRef idx = be_i64(be, 1), off = be_i64(be, be->vpoff[n->in[1]]);
+		LLVMValueRef t = LLVMBuildGEP2(be->b, be->t_rt, be->rt_in, &idx, 1, "");
+		LLVMBuildStore(be->b, LLVMBuildGEP2(be->b, be->t_i8, be->weights_base, &off, 1, ""),
+		               LLVMBuildStructGEP2(be->b, be->t_rt, t, 0, ""));
+	}
 	char kname[64], lb[64];
 	snprintf(kname, sizeof kname, "rt_op_%s", ir_opname(n->op));
 	LLVMValueRef args[10] = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "be.h"
+#include "rt.h"
 
 static void push_i(BeAttrs *a, int64_t v)
 {
@@ -237,6 +238,11 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	Graph *g = be->g;
 	const Node *nd = IR_NODE(g, n);
 	int r0 = in_rank(be, n, 0);
+	if (nd->op == OP_KlnGemm) {    /* [act, W's storage: RT_GEMM_PANEL or 0 (row-major)] */
+		push_i(a, ir_attr_int(g, n, "act", 0));
+		push_i(a, be->vpoff[nd->in[1]] >= 0 ? RT_GEMM_PANEL : 0);
+		return 0;
+	}
 	if (ir_opinfo[nd->op].kind == K_FUSED)
 		return fused_attrs(be, n, a);
 	switch (nd->op) {

@@ -2,6 +2,11 @@
  *
  *   graph inputs      f->in[k]
  *   constants         f->weights + voff[v]   (one blob, 64-byte aligned pieces)
+ *   GEMM weights      f->weights + vpoff[v]  (the W of a KlnGemm: stored in the
+ *                                             panel layout of rt.h, RT_GEMM_PANEL
+ *                                             columns per panel, so the runtime
+ *                                             never packs it; voff[v] too only
+ *                                             if something else reads it)
  *   graph outputs     f->out[k]              (node outputs written in place; an
  *                                             output that is an input, a constant
  *                                             or a repeat is copied at the end)
@@ -14,6 +19,7 @@
 #include <string.h>
 
 #include "be.h"
+#include "rt.h"
 
 const char *be_node_desc(const Be *be, NodeId id, char *buf, size_t len)
 {
@@ -71,7 +77,19 @@ static bool unused_output(const Be *be, ValId v)
 	return val->nuses == 0 && be->vout[v] < 0 && val->rank < 0;
 }
 
-static int plan_node(Be *be, int32_t i, bool *wused)
+enum { W_RAW = 1, W_PANEL = 2 };   /* how a constant is stored (both possible) */
+
+/* Input k of node n is a weight matrix the runtime's GEMM reads packed. */
+static bool panel_operand(const Graph *g, const Node *n, int k)
+{
+	if (n->op != OP_KlnGemm || k != 1)
+		return false;
+	const Value *w = IR_VAL(g, n->in[1]);
+	return w->kind == V_CONST && w->dtype == DT_F32 && w->rank == 2 &&
+	       ir_dim_is_const(g, w->dims[0], NULL) && ir_dim_is_const(g, w->dims[1], NULL);
+}
+
+static int plan_node(Be *be, int32_t i, unsigned char *wuse)
 {
 	Graph *g = be->g;
 	NodeId id = g->order[i];
@@ -84,7 +102,7 @@ static int plan_node(Be *be, int32_t i, bool *wused)
 		if (check_value(be, id, v, "input"))
 			return -1;
 		if (IR_VAL(g, v)->kind == V_CONST)
-			wused[v] = true;
+			wuse[v] |= panel_operand(g, n, k) ? W_PANEL : W_RAW;
 		if (be->vbuf[v] >= 0)
 			be->buf_last[be->vbuf[v]] = i;
 	}
@@ -100,25 +118,55 @@ static int plan_node(Be *be, int32_t i, bool *wused)
 	return 0;
 }
 
-static int layout_weights(Be *be, const bool *wused)
+static size_t walign(size_t n)
+{
+	return (n + BE_WALIGN - 1) / BE_WALIGN * BE_WALIGN;
+}
+
+/* K and N of a constant matrix [K, N]. */
+static void mat_dims(const Graph *g, ValId v, int64_t *K, int64_t *N)
+{
+	const Value *val = IR_VAL(g, v);
+	if (!ir_dim_is_const(g, val->dims[0], K) || !ir_dim_is_const(g, val->dims[1], N))
+		*K = *N = 0;     /* not a panel operand: see panel_operand */
+}
+
+static int layout_weights(Be *be, const unsigned char *wuse)
 {
 	Graph *g = be->g;
 	size_t total = 0;
 	for (ValId v = 0; v < g->nvals; v++) {
-		if (!wused[v])
+		if (!wuse[v])
 			continue;
 		const Value *val = IR_VAL(g, v);
 		if (!val->data && val->nbytes)
 			return diag_fail(be->diag, "constant '%s' has no data (elided in text IR)",
 			                 val->name ? val->name : "?");
-		be->voff[v] = (int64_t)total;
-		total += (val->nbytes + BE_WALIGN - 1) / BE_WALIGN * BE_WALIGN;
+		if (wuse[v] & W_RAW) {
+			be->voff[v] = (int64_t)total;
+			total += walign(val->nbytes);
+		}
+		if (wuse[v] & W_PANEL) {
+			int64_t K, N;
+			mat_dims(g, v, &K, &N);
+			be->vpoff[v] = (int64_t)total;
+			total += walign((size_t)rt_gemm_panel_floats(K, N) * sizeof(float));
+		}
 	}
 	be->blob_bytes = total;
 	be->blob = xcalloc(total, 1);
-	for (ValId v = 0; v < g->nvals; v++)
-		if (wused[v] && IR_VAL(g, v)->nbytes)
-			memcpy(be->blob + be->voff[v], IR_VAL(g, v)->data, IR_VAL(g, v)->nbytes);
+	for (ValId v = 0; v < g->nvals; v++) {
+		const Value *val = IR_VAL(g, v);
+		if (!val->nbytes)
+			continue;
+		if (be->voff[v] >= 0)
+			memcpy(be->blob + be->voff[v], val->data, val->nbytes);
+		if (be->vpoff[v] >= 0) {
+			int64_t K, N;
+			mat_dims(g, v, &K, &N);
+			rt_gemm_pack_panels(val->data, K, N, (float *)(void *)(be->blob + be->vpoff[v]));
+		}
+	}
 	return 0;
 }
 
@@ -130,6 +178,7 @@ int be_plan(Be *be)
 	be->vout = xcalloc(nv, sizeof *be->vout);
 	be->vin = xcalloc(nv, sizeof *be->vin);
 	be->voff = xcalloc(nv, sizeof *be->voff);
+	be->vpoff = xcalloc(nv, sizeof *be->vpoff);
 	be->nodeidx = xcalloc(g->nnodes, sizeof *be->nodeidx);
 	be->bufval = xcalloc(nv, sizeof *be->bufval);
 	be->buf_first = xcalloc(nv, sizeof *be->buf_first);
@@ -140,15 +189,15 @@ int be_plan(Be *be)
 	fill32(be->vin, nv, -1);
 	fill32(be->nodeidx, g->nnodes, -1);
 	for (ValId v = 0; v < nv; v++)
-		be->voff[v] = -1;
+		be->voff[v] = be->vpoff[v] = -1;
 	for (int k = g->ninputs - 1; k >= 0; k--)
 		be->vin[g->inputs[k]] = k;
-	bool *wused = xcalloc(nv, sizeof *wused);
+	unsigned char *wuse = xcalloc(nv, sizeof *wuse);
 	for (int k = 0; k < g->noutputs; k++) {
 		ValId v = g->outputs[k];
 		const Value *val = IR_VAL(g, v);
 		if (val->rank < 0 || val->rank > IR_MAX_RANK || ir_dtype_size(val->dtype) == 0) {
-			free(wused);
+			free(wuse);
 			return diag_fail(be->diag, "graph output '%s' has unknown rank or unsupported dtype",
 			                 val->name ? val->name : "?");
 		}
@@ -157,16 +206,16 @@ int be_plan(Be *be)
 		} else {
 			be->outcopy[k] = true;
 			if (val->kind == V_CONST)
-				wused[v] = true;
+				wuse[v] |= W_RAW;
 		}
 	}
 	int rc = 0;
 	for (int32_t i = 0; i < g->norder && !rc; i++)
 		if (!IR_NODE(g, g->order[i])->dead)
-			rc = plan_node(be, i, wused);
+			rc = plan_node(be, i, wuse);
 	if (!rc)
-		rc = layout_weights(be, wused);
-	free(wused);
+		rc = layout_weights(be, wuse);
+	free(wuse);
 	return rc;
 }
 
@@ -176,6 +225,7 @@ void be_plan_free(Be *be)
 	free(be->vout);
 	free(be->vin);
 	free(be->voff);
+	free(be->vpoff);
 	free(be->nodeidx);
 	free(be->bufval);
 	free(be->buf_first);

@@ -323,6 +323,7 @@ typedef struct sg_job {
 	int64_t M, N, K;
 	float alpha, beta;
 	const float *A, *B;
+	const float *Bp;               /* op(B) in the panel layout of rt.h, or NULL */
 	int64_t lda, ldb, ldc;
 	float *C;
 	const rt_gemm_epi *epi;
@@ -520,13 +521,22 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		 * by m rows only, packing it would cost about as much as the
 		 * product, so row-major op(B) is read in place (full panels; a
 		 * partial last panel is packed, zero padded) */
-		int64_t nfull = !j->tb && m <= SMALL_M ? n / nr * nr : 0;
-		if (nfull < n)
+		int64_t nfull = j->Bp || (!j->tb && m <= SMALL_M) ? n / nr * nr : 0;
+		if (!j->Bp && nfull < n)
 			pack_b(j, k0, kc, j0 + nfull, n - nfull, bp + nfull * kc);
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
-		if (k0 + KC < j->K) {
+		if (k0 + KC < j->K && j->Bp) {
+			/* the block's panels, rows k1 .. k1+kc1 of each */
+			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
+			pf.p = (const char *)(j->Bp + (j0 / RT_GEMM_PANEL * j->K + k1) * RT_GEMM_PANEL);
+			pf.stride = j->K * RT_GEMM_PANEL * 4;
+			pf.rowlines = ceil_div(kc1 * RT_GEMM_PANEL * 4, 64);
+			pf.lines = ceil_div(ceil_div(n, RT_GEMM_PANEL) * pf.rowlines, calls);
+			if (pf.lines > kc / 4)
+				pf.lines = kc / 4;
+		} else if (k0 + KC < j->K) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
 			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
@@ -546,7 +556,12 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 			int64_t nn = n - jr < nr ? n - jr : nr;
 			const float *b = bp + jr * kc;
 			int64_t bs = nr;
-			if (jr < nfull) {
+			if (j->Bp) {
+				int64_t col = j0 + jr;
+				b = j->Bp + (col / RT_GEMM_PANEL * j->K + k0) * RT_GEMM_PANEL +
+				    col % RT_GEMM_PANEL;
+				bs = RT_GEMM_PANEL;
+			} else if (jr < nfull) {
 				b = j->B + k0 * j->ldb + j0 + jr;
 				bs = j->ldb;
 			}
@@ -585,9 +600,24 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		epilogue(j, i0, m, j0, n);
 }
 
-/* no packing buffer: the installed BLAS does the block */
+/* no packing buffer: the installed BLAS does the block (plain loops for
+ * panel-packed B, which BLAS cannot read; only when malloc failed) */
 static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
+	if (j->Bp) {
+		for (int64_t i = i0; i < i0 + m; i++)
+			for (int64_t c = j0; c < j0 + n; c++) {
+				const float *b = j->Bp + c / RT_GEMM_PANEL * j->K * RT_GEMM_PANEL +
+				                 c % RT_GEMM_PANEL;
+				float acc = 0;
+				for (int64_t k = 0; k < j->K; k++)
+					acc += j->A[i * j->lda + k] * b[k * RT_GEMM_PANEL];
+				j->C[i * j->ldc + c] = acc;
+			}
+		if (j->epi)
+			epilogue(j, i0, m, j0, n);
+		return;
+	}
 	const float *a = j->ta ? j->A + i0 : j->A + i0 * j->lda;
 	const float *b = j->tb ? j->B + j0 * j->ldb : j->B + j0;
 	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
@@ -634,6 +664,34 @@ static void scale_c(const sg_job *j)
 		epilogue(j, 0, j->M, 0, j->N);
 }
 
+/* Cut C into blocks for the pool's threads and run them. */
+static void run_job(struct rt_pool *pool, sg_job *j)
+{
+	if (j->K <= 0 || j->alpha == 0.0f) {
+		scale_c(j);
+		return;
+	}
+	int T = rt_pool_size(pool);
+	/* work below ~1 MFLOP is not worth waking the workers */
+	if ((double)j->M * (double)j->N * (double)j->K < 5e5)
+		T = 1;
+	int mr = j->uk->mr, nr = j->uk->nr;
+	int64_t M = j->M, N = j->N;
+	int64_t nib = ceil_div(M, MC), njb = ceil_div(N, NC);
+	/* with threads: about 4 blocks per thread where the shape allows it
+	 * (blocks at least 2 panels wide), taken dynamically */
+	int64_t want = T > 1 ? 4 * (int64_t)T : 1;
+	while (nib * njb < want && njb < ceil_div(N, 2 * nr))
+		njb++;
+	while (nib * njb < want && nib < ceil_div(M, 4 * mr))
+		nib++;
+	j->mc = round_up(ceil_div(M, nib), mr);
+	j->nc = round_up(ceil_div(N, njb), nr);
+	j->njb = ceil_div(N, j->nc);
+	j->ntask = ceil_div(M, j->mc) * j->njb;
+	rt_parallel_for(T > 1 ? pool : NULL, T > j->ntask ? j->ntask : T, sg_worker, j);
+}
+
 void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                   float beta, float *C, int64_t ldc, const rt_gemm_epi *epi)
@@ -645,28 +703,19 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
 	sg_job j = { .uk = ukernel_get(), .ta = transA != 0, .tb = transB != 0, .M = M, .N = N,
 	             .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .lda = lda, .ldb = ldb,
 	             .ldc = ldc, .C = C, .epi = epi };
-	if (K <= 0 || alpha == 0.0f) {
-		scale_c(&j);
+	run_job(pool, &j);
+}
+
+void rt_sgemm_panels(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t lda, const float *Wp, float *C, int64_t ldc, const rt_gemm_epi *epi)
+{
+	if (M <= 0 || N <= 0)
 		return;
-	}
-	int T = rt_pool_size(pool);
-	/* work below ~1 MFLOP is not worth waking the workers */
-	if ((double)M * (double)N * (double)K < 5e5)
-		T = 1;
-	int mr = j.uk->mr, nr = j.uk->nr;
-	int64_t nib = ceil_div(M, MC), njb = ceil_div(N, NC);
-	/* with threads: about 4 blocks per thread where the shape allows it
-	 * (blocks at least 2 panels wide), taken dynamically */
-	int64_t want = T > 1 ? 4 * (int64_t)T : 1;
-	while (nib * njb < want && njb < ceil_div(N, 2 * nr))
-		njb++;
-	while (nib * njb < want && nib < ceil_div(M, 4 * mr))
-		nib++;
-	j.mc = round_up(ceil_div(M, nib), mr);
-	j.nc = round_up(ceil_div(N, njb), nr);
-	j.njb = ceil_div(N, j.nc);
-	j.ntask = ceil_div(M, j.mc) * j.njb;
-	rt_parallel_for(T > 1 ? pool : NULL, T > j.ntask ? j.ntask : T, sg_worker, &j);
+	if (epi && !epi->bias && !epi->act)
+		epi = NULL;
+	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
+	             .A = A, .Bp = Wp, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
+	run_job(pool, &j);
 }
 
 void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,

@@ -30,6 +30,11 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                   float beta, float *C, int64_t ldc, const rt_gemm_epi *epi);
 
+/* C[M x N] = A[M x K] * W + epilogue, W [K x N] in the panel layout of
+ * rt.h (rt_gemm_pack_panels): no packing of W at run time. */
+void rt_sgemm_panels(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t lda, const float *Wp, float *C, int64_t ldc, const rt_gemm_epi *epi);
+
 /* Which micro-kernel rt_sgemm uses: "avx512", "avx2" or "c" (chosen once
  * from the CPU).  rt_sgemm_use forces one (tests, benchmarks); returns -1
  * if the CPU cannot run it or the name is unknown, NULL resets. */

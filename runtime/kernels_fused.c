@@ -5,7 +5,10 @@
  * by name.  Per op:
  *
  *   KlnGemm(A[..., K], W[K, N], bias[N]?) -> [..., N]
- *       ia = [act]  (0 none, 1 GELU erf, 2 GELU tanh, applied after the bias)
+ *       ia = [act, panel]  act: 0 none, 1 GELU erf, 2 GELU tanh, applied
+ *       after the bias; panel: RT_GEMM_PANEL when W's data is in the panel
+ *       layout of rt.h (the backend packs constant weights), 0 (or absent)
+ *       when it is row-major.
  *   KlnLayerNorm(x[..., H], gamma[H], beta[H])               fa = [epsilon]
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?) -> y, sum?  fa = [epsilon]
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
@@ -88,6 +91,9 @@ RT_KERNEL(KlnGemm)
 	if (rt_numel(&out[0]) != M * N)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
 	rt_gemm_epi epi = {NULL, (int)ia[0]};
+	int64_t panel = nia > 1 ? ia[1] : 0;
+	if (panel != 0 && panel != RT_GEMM_PANEL)
+		return rt_error(f, "node '%s' (%s): unknown weight layout %lld", loc, op, (long long)panel);
 	if (nin > 2 && in[2].data) {
 		if (need_f32(f, loc, op, &in[2], "bias"))
 			return 1;
@@ -100,8 +106,11 @@ RT_KERNEL(KlnGemm)
 		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, epi.act);
 	if (M == 0 || N == 0)
 		return 0;
-	rt_sgemm_epi(f ? f->pool : NULL, 0, 0, M, N, K, 1.0f, A->data, K, W->data, N, 0.0f,
-	             out[0].data, N, &epi);
+	if (panel)
+		rt_sgemm_panels(f ? f->pool : NULL, M, N, K, A->data, K, W->data, out[0].data, N, &epi);
+	else
+		rt_sgemm_epi(f ? f->pool : NULL, 0, 0, M, N, K, 1.0f, A->data, K, W->data, N, 0.0f,
+		             out[0].data, N, &epi);
 	return 0;
 }
 

@@ -29,10 +29,38 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kiln.h"
 
-#define RT_ABI_VERSION 1
+#define RT_ABI_VERSION 2
+
+/* The panel layout of a GEMM weight matrix W [K, N] (f32), as the backend
+ * stores the W of every KlnGemm (then its ia[1] == RT_GEMM_PANEL) and as
+ * the runtime's GEMM micro-kernels read it: ceil(N / P) panels of P
+ * columns, one after the other; panel q holds, for k = 0 .. K-1, the P
+ * values W[k, q*P .. q*P+P-1] (zeros past column N).  So any K range of a
+ * panel is contiguous, whatever block size the runtime picks.  P = 48 is
+ * the AVX-512 micro-kernel's width, a multiple of the AVX2 one's (16). */
+#define RT_GEMM_PANEL 48
+
+static inline int64_t rt_gemm_panel_floats(int64_t K, int64_t N)
+{
+	return K * ((N + RT_GEMM_PANEL - 1) / RT_GEMM_PANEL * RT_GEMM_PANEL);
+}
+
+/* W (row-major [K, N], any alignment) into dst (rt_gemm_panel_floats). */
+static inline void rt_gemm_pack_panels(const void *W, int64_t K, int64_t N, float *dst)
+{
+	const char *w = (const char *)W;
+	for (int64_t q = 0; q < N; q += RT_GEMM_PANEL) {
+		int64_t cols = N - q < RT_GEMM_PANEL ? N - q : RT_GEMM_PANEL;
+		for (int64_t k = 0; k < K; k++, dst += RT_GEMM_PANEL) {
+			memcpy(dst, w + (size_t)(k * N + q) * sizeof(float), (size_t)cols * sizeof(float));
+			memset(dst + cols, 0, (size_t)(RT_GEMM_PANEL - cols) * sizeof(float));
+		}
+	}
+}
 
 struct rt_pool;
 struct kiln_context;

@@ -1,10 +1,12 @@
 /* test_rt_gemm.c: kiln's own sgemm (runtime/gemm.c) against a naive
  * double-precision reference: odd shapes, transposes, alpha/beta, leading
  * dims larger than the matrix, blocks crossing the KC/MC/NC boundaries,
- * the BERT-base shapes, the epilogue (bias, GELU) -- for every micro-kernel
- * this CPU can run, serial and on a two-thread pool. */
+ * the BERT-base shapes, the epilogue (bias, GELU), weights in the panel
+ * layout of rt.h (rt_sgemm_panels) -- for every micro-kernel this CPU can
+ * run, serial and on a two-thread pool. */
 #include <math.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +19,7 @@
 #include "rt_internal.h"
 
 static struct rt_pool *pool;
+static bool panels;     /* check() multiplies with B packed into panels */
 static uint64_t rng = 88172645463325252ull;
 
 static float frand(void)
@@ -57,7 +60,17 @@ static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int
 	for (int64_t i = 0; i < brows * ldb; i++) B[i] = frand();
 	for (int64_t i = 0; i < M * ldc; i++)
 		C0[i] = C[i] = beta == 0.0f ? NAN : frand();   /* beta 0: C must not be read */
-	if (epi)
+	if (panels) {
+		assert_true(!ta && !tb && alpha == 1.0f && beta == 0.0f);
+		float *Bc = malloc(sizeof(float) * (size_t)(K * N + 1));
+		float *Bp = malloc(sizeof(float) * (size_t)(rt_gemm_panel_floats(K, N) + 1));
+		assert_non_null(Bc); assert_non_null(Bp);
+		for (int64_t k = 0; k < K; k++)
+			memcpy(Bc + k * N, B + k * ldb, (size_t)N * sizeof(float));
+		rt_gemm_pack_panels(Bc, K, N, Bp);
+		rt_sgemm_panels(p, M, N, K, A, lda, Bp, C, ldc, epi);
+		free(Bc); free(Bp);
+	} else if (epi)
 		rt_sgemm_epi(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
 	else
 		rt_sgemm(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -189,6 +202,34 @@ static void epilogues(void **state)
 	assert_int_equal(rt_sgemm_use("nope"), -1);
 }
 
+/* W packed at compile time (rt.h's panel layout): odd N (partial last
+ * panel), K across KC, few and many rows, with and without the epilogue */
+static void panel_weights(void **state)
+{
+	(void)state;
+	float bias[800];
+	for (int i = 0; i < 800; i++)
+		bias[i] = frand();
+	panels = true;
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (int r = 0; r < 40; r++)
+			expect(r & 1 ? pool : NULL, 0, 0, irand(1, 67), irand(1, 110), irand(1, 67), 1.0f,
+			       0.0f, irand(0, 3), NULL);
+		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
+		expect(pool, 0, 0, 200, 400, 600, 1.0f, 0.0f, 0, NULL);
+		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
+		for (int act = 0; act <= 2; act++) {
+			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
+			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
+			expect(pool, 0, 0, 128, 770, 300, 1.0f, 0.0f, 1, &e);
+		}
+		rt_sgemm_use(NULL);
+	}
+	panels = false;
+}
+
 /* the vectorized GELU against double erf/tanh on a dense grid, odd lengths
  * (masked tails), NaN kept.  Error bound: a few ulps of the result plus
  * ~1 ulp of 1 in (1 + erf) times x/2 -- what 0.5x(1 + erff(..)) gives. */
@@ -264,6 +305,7 @@ int main(void)
 		cmocka_unit_test(block_edges),
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
+		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(degenerate),
 		cmocka_unit_test(gelu_accuracy),
 	};
