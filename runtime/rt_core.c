@@ -1,17 +1,14 @@
 /* rt_core.c: the context of a compiled model: input validation and symbol
  * binding, arena planning (greedy first-fit over buffer lifetimes), output
- * buffers, weights (embedded or mapped from the side file), then the call
+ * buffers, weights (weights.c), then the call
  * of the generated run function.  The exported entry table is in entry.c,
  * so that kernels (and their tests) link without a model descriptor. */
 #include <cblas.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rt_internal.h"
@@ -66,51 +63,6 @@ int rt_error(kiln_frame *f, const char *fmt, ...)
 	return 1;
 }
 
-/* ---- weights ------------------------------------------------------------ */
-
-static int map_weights(kiln_context *c, const char *so_path)
-{
-	const rt_model_desc *d = c->d;
-	if (!d->weights_file) {
-		c->weights = d->weights;
-		return 0;
-	}
-	const char *slash = so_path ? strrchr(so_path, '/') : NULL;
-	int dirlen = slash ? (int)(slash - so_path) : 1;
-	const char *dir = slash ? so_path : ".";
-	char path[4096];
-	if (snprintf(path, sizeof path, "%.*s/%s", dirlen, dir, d->weights_file) >= (int)sizeof path) {
-		create_fail("weights file path too long: %s", d->weights_file);
-		return -1;
-	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		create_fail("cannot open weights file '%s'", path);
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != d->weights_bytes) {
-		create_fail("weights file '%s': %lld bytes, expected %llu", path,
-		            (long long)st.st_size, (unsigned long long)d->weights_bytes);
-		close(fd);
-		return -1;
-	}
-	if (d->weights_bytes == 0) {
-		close(fd);
-		return 0;
-	}
-	void *m = mmap(NULL, (size_t)d->weights_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED) {
-		create_fail("cannot map weights file '%s'", path);
-		return -1;
-	}
-	c->wmap = m;
-	c->wmap_bytes = (size_t)d->weights_bytes;
-	c->weights = m;
-	return 0;
-}
-
 /* ---- create / free ------------------------------------------------------ */
 
 static void *zalloc(size_t n, size_t sz)
@@ -155,7 +107,7 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 		rt_context_free(c);
 		return NULL;
 	}
-	if (map_weights(c, so_path)) {
+	if (rt_weights_acquire(c, so_path, create_err, sizeof create_err)) {
 		rt_context_free(c);
 		return NULL;
 	}
@@ -177,8 +129,7 @@ void rt_context_free(kiln_context *c)
 	if (!c)
 		return;
 	rt_pool_free(c->pool);
-	if (c->wmap)
-		munmap(c->wmap, c->wmap_bytes);
+	rt_weights_release(c);
 	for (int i = 0; c->owned && i < c->d->nout; i++)
 		free(c->owned[i]);
 	free(c->arena);

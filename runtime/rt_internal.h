@@ -21,7 +21,8 @@ struct kiln_context {
 	int nthreads;
 	char err[RT_ERR_MAX];
 
-	/* weights: embedded (d->weights) or mapped from the side file */
+	/* weights (weights.c): the model's shared copy, or a mapping of the
+	 * side file of this context's own (wmap) */
 	const char *weights;
 	void *wmap;
 	size_t wmap_bytes;
@@ -45,6 +46,11 @@ struct kiln_context {
 	void **out_ptr;            /* frame.out */
 	const void **in_ptr;       /* frame.in */
 };
+
+/* ---- weights (weights.c) ---- */
+/* Sets c->weights; -1 with a one-line message in err. */
+int rt_weights_acquire(kiln_context *c, const char *so_path, char *err, size_t errlen);
+void rt_weights_release(kiln_context *c);   /* also when acquire failed or never ran */
 
 /* ---- thread pool (pool.c) ---- */
 struct rt_pool *rt_pool_create(int nthreads);     /* nthreads total, caller included; 0: online CPUs */

@@ -41,7 +41,7 @@ static const char bench_help[] =
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
 	"ids taken modulo V, default 30522). Prints median, p90 and min latency\n"
 	"the arena size and the peak resident memory; the last line is a JSON object\n"
-	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes.\n";
+	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -419,6 +419,20 @@ clean:
 
 /* ---- kiln bench ---------------------------------------------------------- */
 
+/* Resident bytes of this process now (VmRSS), -1 if unknown. */
+static long long rss_now(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -452,6 +466,7 @@ int cmd_bench(int argc, char **argv)
 		cli_error("bench: need OUT.so and positive --batch, --seq, --runs (see kiln bench --help)");
 		return EXIT_USAGE;
 	}
+	long long base_rss = rss_now();     /* this process before the model */
 	kiln_model *m;
 	kiln_context *c = open_model(so, (int)threads, &m);
 	if (!c)
@@ -481,10 +496,11 @@ int cmd_bench(int argc, char **argv)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	long long rss = (long long)ru.ru_maxrss * 1024;
-	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes, peak RSS %lld bytes\n",
-	       med, p90, ms[0], arena, rss);
+	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes, peak RSS %lld bytes "
+	       "(%lld before loading the model)\n", med, p90, ms[0], arena, rss, base_rss);
 	printf("{\"median_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f, \"arena_bytes\": %zu, "
-	       "\"peak_rss_bytes\": %lld}\n", med, p90, ms[0], arena, rss);
+	       "\"peak_rss_bytes\": %lld, \"base_rss_bytes\": %lld}\n", med, p90, ms[0], arena, rss,
+	       base_rss);
 	rc = EXIT_OK;
 done:
 	free(ms);
