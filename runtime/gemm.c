@@ -50,17 +50,21 @@ typedef struct ukernel {
 	const char *name;
 	int mr, nr;
 	ukernel_fn fn;
+	const ukernel_fn *tail;        /* tail[r]: r < mr rows, A read in place; or NULL */
 } ukernel;
 
 /* ---- micro-kernels ------------------------------------------------------
  * Element (r, k) of the A tile is a[r * rs + k * ks]: packed (rs 1, ks MR)
  * or read in place from row-major op(A) (rs lda, ks 1).  b: kc x NR, row k
- * at b + k * bs: packed (bs NR) or in place (bs ldb).  c[MR x NR] (row stride ldc) = alpha * a.b + beta * c;
- * beta == 0: c is not read. */
+ * at b + k * bs: packed (bs NR) or in place (bs ldb).  c[MR x NR] (row
+ * stride ldc) = alpha * a.b + beta * c; beta == 0: c is not read.  The
+ * bodies take the row count R as a constant (always inlined): the R-row
+ * variants serve the last rows of a block (M = 20 or 36 is 2 or 4 full
+ * tiles plus 4 rows) without padding them to MR. */
 
-/* The body, inlined twice below with the A strides as constants. */
+/* The body, inlined with R and the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
-static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks,
+static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t rs, int64_t ks,
                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
                               float beta, const pf_t *pf)
 {
@@ -74,7 +78,7 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
 	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
 #undef ROW_DECL
-#define ROW_FMA(r, ka) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
+#define ROW_FMA(r, ka) if (r < R) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
 		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
 		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
 		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
@@ -100,7 +104,7 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 #undef STEP
 #undef ROW_FMA
 	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define ROW_ST(r) { float *cr = c + r * ldc; \
+#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
 		if (beta == 0.0f) { \
 			_mm512_storeu_ps(cr, _mm512_mul_ps(va, c##r##0)); \
 			_mm512_storeu_ps(cr + 16, _mm512_mul_ps(va, c##r##1)); \
@@ -118,27 +122,44 @@ static inline void uk512_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 #undef ROW_ST
 }
 
-__attribute__((target("avx512f,fma")))
-static void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                      int64_t bs, float *c, int64_t ldc, float alpha, float beta,
-                      const pf_t *pf)
-{
-	/* A in place (rows rs apart) or packed; B packed or in place */
-	if (bs == 48) {
-		if (ks == 1)
-			uk512_body(kc, a, rs, 1, b, 48, c, ldc, alpha, beta, pf);
-		else
-			uk512_body(kc, a, 1, 8, b, 48, c, ldc, alpha, beta, pf);
-	} else {
-		if (ks == 1)
-			uk512_body(kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf);
-		else
-			uk512_body(kc, a, 1, 8, b, bs, c, ldc, alpha, beta, pf);
-	}
+/* uk_avx512_R: R rows; A in place (rows rs apart) or packed; B packed
+ * (48 wide, the stride a constant) or in place */
+#define UK512(R) \
+__attribute__((target("avx512f,fma"))) \
+static void uk_avx512_##R(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, \
+                          int64_t bs, float *c, int64_t ldc, float alpha, float beta, \
+                          const pf_t *pf) \
+{ \
+	if (bs == 48) { \
+		if (ks == 1) \
+			uk512_body(R, kc, a, rs, 1, b, 48, c, ldc, alpha, beta, pf); \
+		else \
+			uk512_body(R, kc, a, 1, 8, b, 48, c, ldc, alpha, beta, pf); \
+	} else { \
+		if (ks == 1) \
+			uk512_body(R, kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf); \
+		else \
+			uk512_body(R, kc, a, 1, 8, b, bs, c, ldc, alpha, beta, pf); \
+	} \
 }
+UK512(8)
+UK512(7)
+UK512(6)
+UK512(5)
+UK512(4)
+UK512(3)
+UK512(2)
+UK512(1)
+#undef UK512
+#define uk_avx512 uk_avx512_8
+
+static const ukernel_fn tail512[8] = {
+	NULL, uk_avx512_1, uk_avx512_2, uk_avx512_3, uk_avx512_4, uk_avx512_5, uk_avx512_6,
+	uk_avx512_7,
+};
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void uk256_body(int64_t kc, const float *a, int64_t rs, int64_t ks,
+static inline void uk256_body(const int R, int64_t kc, const float *a, int64_t rs, int64_t ks,
                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
                               float beta, const pf_t *pf)
 {
@@ -150,7 +171,7 @@ static inline void uk256_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 #define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
 #undef ROW_DECL
-#define ROW_FMA(r, ka) { __m256 ar = _mm256_broadcast_ss(a##r + (ka)); \
+#define ROW_FMA(r, ka) if (r < R) { __m256 ar = _mm256_broadcast_ss(a##r + (ka)); \
 		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
 		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
 #define STEP(ka, bo) { b0 = _mm256_loadu_ps(b + (bo)); b1 = _mm256_loadu_ps(b + (bo) + 8); \
@@ -173,7 +194,7 @@ static inline void uk256_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 #undef STEP
 #undef ROW_FMA
 	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define ROW_ST(r) { float *cr = c + r * ldc; \
+#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
 		if (beta == 0.0f) { \
 			_mm256_storeu_ps(cr, _mm256_mul_ps(va, c##r##0)); \
 			_mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c##r##1)); \
@@ -187,22 +208,36 @@ static inline void uk256_body(int64_t kc, const float *a, int64_t rs, int64_t ks
 #undef ROW_ST
 }
 
-__attribute__((target("avx2,fma")))
-static void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
-                    int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
-{
-	if (bs == 16) {
-		if (ks == 1)
-			uk256_body(kc, a, rs, 1, b, 16, c, ldc, alpha, beta, pf);
-		else
-			uk256_body(kc, a, 1, 6, b, 16, c, ldc, alpha, beta, pf);
-	} else {
-		if (ks == 1)
-			uk256_body(kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf);
-		else
-			uk256_body(kc, a, 1, 6, b, bs, c, ldc, alpha, beta, pf);
-	}
+#define UK256(R) \
+__attribute__((target("avx2,fma"))) \
+static void uk_avx2_##R(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, \
+                        int64_t bs, float *c, int64_t ldc, float alpha, float beta, \
+                        const pf_t *pf) \
+{ \
+	if (bs == 16) { \
+		if (ks == 1) \
+			uk256_body(R, kc, a, rs, 1, b, 16, c, ldc, alpha, beta, pf); \
+		else \
+			uk256_body(R, kc, a, 1, 6, b, 16, c, ldc, alpha, beta, pf); \
+	} else { \
+		if (ks == 1) \
+			uk256_body(R, kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf); \
+		else \
+			uk256_body(R, kc, a, 1, 6, b, bs, c, ldc, alpha, beta, pf); \
+	} \
 }
+UK256(6)
+UK256(5)
+UK256(4)
+UK256(3)
+UK256(2)
+UK256(1)
+#undef UK256
+#define uk_avx2 uk_avx2_6
+
+static const ukernel_fn tail256[6] = {
+	NULL, uk_avx2_1, uk_avx2_2, uk_avx2_3, uk_avx2_4, uk_avx2_5,
+};
 
 static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
                  int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
@@ -219,9 +254,9 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 }
 
 static const ukernel kernels[] = {
-	{ "avx512", 8, 48, uk_avx512 },
-	{ "avx2", 6, 16, uk_avx2 },
-	{ "c", 4, 16, uk_c },
+	{ "avx512", 8, 48, uk_avx512, tail512 },
+	{ "avx2", 6, 16, uk_avx2, tail256 },
+	{ "c", 4, 16, uk_c, NULL },
 };
 
 static bool cpu_can(const ukernel *k)
@@ -547,10 +582,12 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 				pf.lines = kc / 4;
 		}
 		int64_t pf_left = pf.lines * calls;
-		/* op(A) row-major: full row tiles are read in place, only a
-		 * last partial tile is packed (zero rows) */
+		/* op(A) row-major: full row tiles are read in place, and so is
+		 * a last partial one where the kernel has an R-row variant;
+		 * otherwise that one is packed (zero rows) */
 		int64_t mfull = j->ta ? 0 : m / mr * mr;
-		if (mfull < m)
+		bool tail_direct = !j->ta && mfull < m && uk->tail;
+		if (mfull < m && !tail_direct)
 			pack_a(j, i0 + mfull, m - mfull, k0, kc, ap + mfull * kc);
 		for (int64_t jr = 0; jr < n; jr += nr) {
 			int64_t nn = n - jr < nr ? n - jr : nr;
@@ -569,28 +606,31 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 				int64_t mm = m - ir < mr ? m - ir : mr;
 				const float *a = ap + ir * kc;
 				int64_t rs = 1, ks = mr;
-				if (ir < mfull) {
+				ukernel_fn fn = uk->fn;
+				if (ir < mfull || tail_direct) {
 					a = j->A + (i0 + ir) * j->lda + k0;
 					rs = j->lda;
 					ks = 1;
+					if (mm < mr)
+						fn = uk->tail[mm];
 				}
 				float *c = j->C + (i0 + ir) * j->ldc + j0 + jr;
-				if (mm == mr && nn == nr) {
+				if ((mm == mr || tail_direct) && nn == nr) {
 					if (pf_left > 0) {
-						uk->fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, &pf);
+						fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, &pf);
 						pf_left -= pf.lines;
 						pf.line += pf.lines;      /* advance past what was fetched */
 						pf.p += pf.line / pf.rowlines * pf.stride;
 						pf.line %= pf.rowlines;
 					} else {
-						uk->fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, NULL);
+						fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, NULL);
 					}
 					continue;
 				}
 				if (beta != 0.0f)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
-				uk->fn(kc, a, rs, ks, b, bs, tile, nr, j->alpha, beta, NULL);
+				fn(kc, a, rs, ks, b, bs, tile, nr, j->alpha, beta, NULL);
 				for (int64_t r = 0; r < mm; r++)
 					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
 			}
