@@ -47,6 +47,7 @@ typedef struct Be {
 	int32_t *expr_sym, *expr_in, *expr_axis;   /* desc symbol, first input and dim */
 	unsigned char *blob;  /* the weights, 64-byte aligned pieces */
 	size_t blob_bytes;
+	size_t blob_hot;      /* bytes before the lookup tables (plan.c) */
 
 	/* ---- LLVM (emit*.c) ---- */
 	LLVMContextRef ctx;
@@ -61,6 +62,7 @@ typedef struct Be {
 	/* per generated function */
 	LLVMValueRef fn, frame, symptr;
 	LLVMValueRef weights_base;   /* f->weights, arena, bufoff, in, out (loaded in entry) */
+	LLVMValueRef weights_cold;   /* f->weights_cold */
 	LLVMValueRef arena, bufoff, inptrs, outptrs;
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
@@ -158,6 +160,13 @@ void be_side_path(const char *out, const char *ext, char *buf, size_t len);
 
 /* link.c */
 int be_codegen(Be *be, BeStats *stats);
+/* elf_weights.c */
+/* Whether be_write_weights_obj works on this host (ELF64 LE x86_64/aarch64). */
+bool be_weights_obj_native(void);
+/* Writes path: a relocatable object whose section .lrodata.kiln_weights
+ * (align 64, large on x86_64) holds the n bytes of blob under the hidden
+ * symbol kiln__weights. */
+int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *diag);
 /* header.c */
 int be_write_header(Be *be, const char *path);
 

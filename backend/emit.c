@@ -74,6 +74,10 @@ LLVMValueRef be_val_ptr(Be *be, ValId v)
 	const Value *val = IR_VAL(be->g, v);
 	if (be->vin[v] >= 0 && val->kind == V_INPUT)
 		return load_ptr_elem(be, be->inptrs, be->vin[v]);
+	if (val->kind == V_CONST && be->voff[v] >= (int64_t)be->blob_hot) {
+		LLVMValueRef off = be_i64(be, be->voff[v] - (int64_t)be->blob_hot);
+		return LLVMBuildGEP2(be->b, be->t_i8, be->weights_cold, &off, 1, "");
+	}
 	if (val->kind == V_CONST) {
 		LLVMValueRef off = be_i64(be, be->voff[v]);
 		return LLVMBuildGEP2(be->b, be->t_i8, be->weights_base, &off, 1, "");
@@ -261,11 +265,13 @@ static void emit_output_copies(Be *be)
 /* Loads the frame fields kiln__run uses, in the entry block. */
 static void load_frame(Be *be)
 {
-	LLVMValueRef *dst[6] = {&be->inptrs, &be->outptrs, &be->arena, &be->bufoff, &be->symptr,
-	                        &be->weights_base};
-	static const char *names[6] = {"in", "out", "arena", "bufoff", "sym", "weights"};
-	for (int i = 0; i < 6; i++) {
-		LLVMValueRef idx = be_i64(be, i);
+	LLVMValueRef *dst[7] = {&be->inptrs, &be->outptrs, &be->arena, &be->bufoff, &be->symptr,
+	                        &be->weights_base, &be->weights_cold};
+	static const char *names[7] = {"in", "out", "arena", "bufoff", "sym", "weights",
+	                               "weights_cold"};
+	static const int field[7] = {0, 1, 2, 3, 4, 5, 8};   /* kiln_frame, all pointers */
+	for (int i = 0; i < 7; i++) {
+		LLVMValueRef idx = be_i64(be, field[i]);
 		LLVMValueRef p = LLVMBuildGEP2(be->db, be->t_ptr, be->frame, &idx, 1, "");
 		*dst[i] = LLVMBuildLoad2(be->db, be->t_ptr, p, names[i]);
 	}

@@ -168,8 +168,9 @@ void be_emit_desc(Be *be)
 	LLVMStructSetBody(t_dim, dimf, 2, 0);
 	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
-	LLVMTypeRef df[18] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P};
-	LLVMStructSetBody(t_desc, df, 18, 0);
+	LLVMTypeRef df[19] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
+	                      be->t_i64};
+	LLVMStructSetBody(t_desc, df, 19, 0);
 
 	char wfile[4096];
 	LLVMValueRef wf = null_ptr(be);
@@ -178,7 +179,7 @@ void be_emit_desc(Be *be)
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}
-	LLVMValueRef f[18] = {
+	LLVMValueRef f[19] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
 		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
@@ -194,8 +195,9 @@ void be_emit_desc(Be *be)
 		LLVMGetNamedFunction(be->mod, "kiln__plan"),
 		LLVMGetNamedFunction(be->mod, "kiln__out_shapes"),
 		LLVMGetNamedFunction(be->mod, "kiln__run"),
+		be_i64(be, (int64_t)be->blob_hot),
 	};
 	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
-	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 18));
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 19));
 	LLVMSetGlobalConstant(desc, 1);
 }

@@ -7,6 +7,11 @@
  *                                             columns per panel, so the runtime
  *                                             never packs it; voff[v] too only
  *                                             if something else reads it)
+ *   lookup tables     f->weights_cold + voff[v] - blob_hot  (constants only ever
+ *                                             gathered from: embeddings; the blob's
+ *                                             tail from blob_hot on, which the
+ *                                             runtime leaves in the file, so only
+ *                                             the rows a run reads are resident)
  *   graph outputs     f->out[k]              (node outputs written in place; an
  *                                             output that is an input, a constant
  *                                             or a repeat is copied at the end)
@@ -77,7 +82,15 @@ static bool unused_output(const Be *be, ValId v)
 	return val->nuses == 0 && be->vout[v] < 0 && val->rank < 0;
 }
 
-enum { W_RAW = 1, W_PANEL = 2 };   /* how a constant is stored (both possible) */
+/* How a constant is read: as is, as GEMM panels, only by row lookups. */
+enum { W_RAW = 1, W_PANEL = 2, W_TABLE = 4 };
+
+/* Input k of node n is a table rows are gathered from. */
+static bool table_operand(const Node *n, int k)
+{
+	return (n->op == OP_Gather && k == 0) ||
+	       (n->op == OP_KlnEmbedLayerNorm && (k == 1 || k == 5 || k == 7));
+}
 
 /* Input k of node n is a weight matrix the runtime's GEMM reads packed. */
 static bool panel_operand(const Graph *g, const Node *n, int k)
@@ -102,7 +115,7 @@ static int plan_node(Be *be, int32_t i, unsigned char *wuse)
 		if (check_value(be, id, v, "input"))
 			return -1;
 		if (IR_VAL(g, v)->kind == V_CONST)
-			wuse[v] |= panel_operand(g, n, k) ? W_PANEL : W_RAW;
+			wuse[v] |= panel_operand(g, n, k) ? W_PANEL : table_operand(n, k) ? W_TABLE : W_RAW;
 		if (be->vbuf[v] >= 0)
 			be->buf_last[be->vbuf[v]] = i;
 	}
@@ -131,18 +144,26 @@ static void mat_dims(const Graph *g, ValId v, int64_t *K, int64_t *N)
 		*K = *N = 0;     /* not a panel operand: see panel_operand */
 }
 
+/* Hot constants first, then (from blob_hot, RT_WEIGHTS_COLD_ALIGN aligned)
+ * the lookup-only tables. */
 static int layout_weights(Be *be, const unsigned char *wuse)
 {
 	Graph *g = be->g;
 	size_t total = 0;
+	for (int cold = 0; cold < 2; cold++)
 	for (ValId v = 0; v < g->nvals; v++) {
-		if (!wuse[v])
+		if (!wuse[v] || (wuse[v] == W_TABLE) != cold)
 			continue;
+		if (cold && total == be->blob_hot) {
+			total = (total + RT_WEIGHTS_COLD_ALIGN - 1) / RT_WEIGHTS_COLD_ALIGN *
+			        RT_WEIGHTS_COLD_ALIGN;
+			be->blob_hot = total;
+		}
 		const Value *val = IR_VAL(g, v);
 		if (!val->data && val->nbytes)
 			return diag_fail(be->diag, "constant '%s' has no data (elided in text IR)",
 			                 val->name ? val->name : "?");
-		if (wuse[v] & W_RAW) {
+		if (wuse[v] & (W_RAW | W_TABLE)) {
 			be->voff[v] = (int64_t)total;
 			total += walign(val->nbytes);
 		}
@@ -152,6 +173,8 @@ static int layout_weights(Be *be, const unsigned char *wuse)
 			be->vpoff[v] = (int64_t)total;
 			total += walign((size_t)rt_gemm_panel_floats(K, N) * sizeof(float));
 		}
+		if (!cold)
+			be->blob_hot = total;
 	}
 	be->blob_bytes = total;
 	be->blob = xcalloc(total, 1);

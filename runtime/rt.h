@@ -82,6 +82,7 @@ typedef struct kiln_frame {
 	const char *weights;           /* base of the weights blob */
 	struct rt_pool *pool;          /* the context's threads */
 	struct kiln_context *ctx;      /* for rt_error */
+	const char *weights_cold;      /* the blob from desc->weights_hot_bytes on */
 } kiln_frame;
 
 /* Per input dim: a constant (sym < 0, value in c), a symbol to bind or
@@ -104,7 +105,16 @@ typedef struct rt_model_desc {
 	void (*plan)(const int64_t *sym, int64_t *bufsize);            /* bytes per buffer */
 	void (*out_shapes)(const int64_t *sym, int64_t *shapes);        /* nout * KILN_MAX_RANK */
 	int (*run)(kiln_frame *f);
+	/* The blob's first weights_hot_bytes are read by kernels as a whole
+	 * (the runtime copies them into memory of its own); the rest, from
+	 * that offset (a multiple of RT_WEIGHTS_COLD_ALIGN) on, are tables
+	 * only looked up by row (embeddings), reached through
+	 * f->weights_cold and left in the file: only rows a run reads become
+	 * resident. */
+	uint64_t weights_hot_bytes;
 } rt_model_desc;
+
+#define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */
 
 /* What `kiln_entry` returns: the API of kiln.h for this model. */
 typedef struct rt_entry {

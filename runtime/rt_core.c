@@ -398,6 +398,7 @@ int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor 
 	kiln_frame f = {
 		.in = c->in_ptr, .out = c->out_ptr, .arena = c->arena, .bufoff = c->bufoff,
 		.sym = c->sym, .weights = c->weights, .pool = c->pool, .ctx = c,
+		.weights_cold = c->weights_cold,
 	};
 	if (c->d->run(&f)) {
 		if (!c->err[0])

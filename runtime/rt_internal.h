@@ -21,11 +21,9 @@ struct kiln_context {
 	int nthreads;
 	char err[RT_ERR_MAX];
 
-	/* weights (weights.c): the model's shared copy, or a mapping of the
-	 * side file of this context's own (wmap) */
-	const char *weights;
-	void *wmap;
-	size_t wmap_bytes;
+	/* weights (weights.c): shared by the model's contexts */
+	const char *weights, *weights_cold;
+	bool holds_weights;
 
 	/* symbols of this run, and of the last plan */
 	int64_t *sym, *plan_sym;

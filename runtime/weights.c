@@ -8,8 +8,13 @@
  * does not double the resident memory: embedded weights are copied 1 MB
  * at a time and each copied range of the .so's mapping is dropped at once
  * (MADV_DONTNEED; it would fault back in from the file if ever read); the
- * side file is read with pread, never mapped.  If the anonymous mapping
- * cannot be made, the file is used in place as before.
+ * side file is read with pread.  If the anonymous mapping cannot be made,
+ * the file is used in place.
+ *
+ * Only the hot part is copied: tables that runs only look rows up in
+ * (embeddings, desc->weights_hot_bytes on) stay in the file (the .so's
+ * mapping, or a mapping of the side file's tail), so only the rows a run
+ * reads become resident -- BERT-base's word embeddings are 94 MB.
  *
  * The runtime is linked into each model's .so, so the static state below
  * is per model. */
@@ -29,8 +34,10 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-	char *mem;             /* the shared copy, or NULL */
-	size_t bytes;          /* mapped bytes */
+	char *mem;             /* the copy of the hot part, or NULL */
+	size_t bytes;          /* its mapped bytes */
+	void *cold;            /* the side file's cold part, mapped, or NULL */
+	size_t cold_bytes;
 	int refs;
 } shared;
 
@@ -94,12 +101,63 @@ static int open_side(const rt_model_desc *d, const char *path, char *err, size_t
 	return fd;
 }
 
+/* Fill the shared state for d (lock held); -1 with err set. */
+static int load(const rt_model_desc *d, int fd, const char *path, char *err, size_t errlen)
+{
+	size_t n = (size_t)d->weights_bytes, hot = (size_t)d->weights_hot_bytes;
+	if (hot > n || (hot < n && hot % RT_WEIGHTS_COLD_ALIGN)) {
+		snprintf(err, errlen, "model '%s': corrupt weights layout", d->name ? d->name : "?");
+		return -1;
+	}
+	if (fd >= 0 && hot < n) {
+		shared.cold = mmap(NULL, n - hot, PROT_READ, MAP_PRIVATE, fd, (off_t)hot);
+		if (shared.cold == MAP_FAILED) {
+			shared.cold = NULL;
+			snprintf(err, errlen, "cannot map weights file '%s'", path);
+			return -1;
+		}
+		shared.cold_bytes = n - hot;
+	}
+	if (hot == 0)
+		return 0;
+	size_t bytes = round_up(hot, (size_t)sysconf(_SC_PAGESIZE));
+	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED && fd < 0)
+		return 0;            /* no memory for a copy: read the .so's in place */
+	if (m == MAP_FAILED) {
+		m = mmap(NULL, hot, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			snprintf(err, errlen, "cannot map weights file '%s'", path);
+			return -1;
+		}
+		bytes = hot;
+	} else if (fd < 0) {
+		copy_embedded(m, d->weights, hot);
+		mprotect(m, bytes, PROT_READ);
+	} else if (read_all(fd, m, hot)) {
+		snprintf(err, errlen, "cannot read weights file '%s'", path);
+		munmap(m, bytes);
+		return -1;
+	} else {
+		mprotect(m, bytes, PROT_READ);
+	}
+	shared.mem = m;
+	shared.bytes = bytes;
+	return 0;
+}
+
+static void unload(void)
+{
+	if (shared.mem)
+		munmap(shared.mem, shared.bytes);
+	if (shared.cold)
+		munmap(shared.cold, shared.cold_bytes);
+	memset(&shared, 0, sizeof shared);
+}
+
 int rt_weights_acquire(kiln_context *c, const char *so_path, char *err, size_t errlen)
 {
 	const rt_model_desc *d = c->d;
-	c->weights = d->weights;
-	if (d->weights_bytes == 0 && !d->weights_file)
-		return 0;
 	char path[4096];
 	int fd = -1;
 	if (d->weights_file) {
@@ -110,68 +168,34 @@ int rt_weights_acquire(kiln_context *c, const char *so_path, char *err, size_t e
 		fd = open_side(d, path, err, errlen);
 		if (fd < 0)
 			return -1;
-		if (d->weights_bytes == 0) {
-			close(fd);
-			return 0;
-		}
 	}
+	int rc = 0;
 	pthread_mutex_lock(&lock);
-	if (shared.mem) {
+	if (shared.refs == 0)
+		rc = load(d, fd, path, err, errlen);
+	if (rc == 0) {
 		shared.refs++;
-		c->weights = shared.mem;
-		pthread_mutex_unlock(&lock);
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	size_t n = (size_t)d->weights_bytes, bytes = round_up(n, (size_t)sysconf(_SC_PAGESIZE));
-	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m != MAP_FAILED) {
-		if (fd < 0)
-			copy_embedded(m, d->weights, n);
-		else if (read_all(fd, m, n)) {
-			snprintf(err, errlen, "cannot read weights file '%s'", path);
-			munmap(m, bytes);
-			pthread_mutex_unlock(&lock);
-			close(fd);
-			return -1;
-		}
-		mprotect(m, bytes, PROT_READ);
-		shared.mem = m;
-		shared.bytes = bytes;
-		shared.refs = 1;
-		c->weights = m;
-	} else if (fd >= 0) {
-		/* no memory for a copy: map the side file (private to this context) */
-		void *f = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (f == MAP_FAILED) {
-			snprintf(err, errlen, "cannot map weights file '%s'", path);
-			pthread_mutex_unlock(&lock);
-			close(fd);
-			return -1;
-		}
-		c->wmap = f;
-		c->wmap_bytes = n;
-		c->weights = f;
+		c->weights = shared.mem ? shared.mem : d->weights;
+		c->weights_cold = shared.cold ? (const char *)shared.cold
+		                  : d->weights ? d->weights + d->weights_hot_bytes : NULL;
+		c->holds_weights = true;
+	} else {
+		unload();
 	}
 	pthread_mutex_unlock(&lock);
 	if (fd >= 0)
 		close(fd);
-	return 0;
+	return rc;
 }
 
 void rt_weights_release(kiln_context *c)
 {
-	if (c->wmap) {
-		munmap(c->wmap, c->wmap_bytes);
-		c->wmap = NULL;
+	if (!c->holds_weights)
 		return;
-	}
 	pthread_mutex_lock(&lock);
-	if (shared.mem && c->weights == shared.mem && --shared.refs == 0) {
-		munmap(shared.mem, shared.bytes);
-		shared.mem = NULL;
-	}
+	if (--shared.refs == 0)
+		unload();
 	pthread_mutex_unlock(&lock);
-	c->weights = NULL;
+	c->holds_weights = false;
+	c->weights = c->weights_cold = NULL;
 }

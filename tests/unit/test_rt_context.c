@@ -52,12 +52,16 @@ static void out_shapes(const int64_t *sym, int64_t *shapes)
 	shapes[KILN_MAX_RANK] = sym[0];
 }
 
+/* w: the weights from f->weights (hot) or f->weights_cold (cold: the
+ * desc's weights_hot_bytes 0, see test_cold_weights) */
+static bool weights_cold;
+
 static int run(kiln_frame *f)
 {
 	int64_t b = f->sym[0];
 	rt_t x = { (void *)f->in[0], KILN_F32, 2, { b, 4 } };
 	rt_t m = { (void *)f->in[1], KILN_F32, 2, { b, 4 } };
-	rt_t w = { (void *)f->weights, KILN_F32, 1, { 4 } };
+	rt_t w = { (void *)(weights_cold ? f->weights_cold : f->weights), KILN_F32, 1, { 4 } };
 	rt_t t0 = { f->arena + f->bufoff[0], KILN_F32, 2, { b, 4 } };
 	rt_t t1 = { f->arena + f->bufoff[1], KILN_F32, 2, { b, 4 } };
 	rt_t y = { f->out[0], KILN_F32, 2, { b, 4 } };
@@ -76,7 +80,7 @@ const rt_model_desc kiln__desc = {
 	.abi_version = RT_ABI_VERSION, .name = "tiny", .nin = 2, .nout = 2, .nsym = 1, .nbuf = 2,
 	.inputs = ins, .outputs = outs, .in_dims = in_dims, .sym_names = syms,
 	.buf_first = buf_first, .buf_last = buf_last, .weights_bytes = sizeof weights,
-	.weights = (const char *)weights, .plan = plan, .out_shapes = out_shapes, .run = run,
+	.weights_hot_bytes = sizeof weights, .weights = (const char *)weights, .plan = plan, .out_shapes = out_shapes, .run = run,
 };
 
 /* ---- helpers ---- */
@@ -235,6 +239,52 @@ static void test_caller_outputs(void **state)
 	assert_ptr_not_equal(out[0].data, y);
 	assert_int_equal(check_outputs(in, out, 4), 0);
 	E->context_free(c);
+}
+
+/* Weights only looked up (weights_hot_bytes 0: all cold) come through
+ * f->weights_cold, embedded and from the side file; two contexts share the
+ * model's weights and the second still runs after the first is freed. */
+static void test_cold_weights(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kiln_rtcold_XXXXXX", path[256], so[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/tiny.weights", dir);
+	snprintf(so, sizeof so, "%s/tiny.so", dir);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	fwrite(weights, 1, sizeof weights, fp);
+	fclose(fp);
+	weights_cold = true;
+	for (int ext = 0; ext < 2; ext++) {
+		rt_model_desc d = kiln__desc;
+		d.weights_hot_bytes = 0;
+		if (ext) {
+			d.weights = NULL;
+			d.weights_file = "tiny.weights";
+		}
+		kiln_context *c1 = E->context_create(&d, so, 1), *c2 = E->context_create(&d, so, 2);
+		assert_non_null(c1);
+		assert_non_null(c2);
+		float x[40], m[40];
+		kiln_tensor in[2], out[2] = {0};
+		fill_inputs(in, x, m, 5, 1.0f);
+		assert_int_equal(E->run(c1, in, 2, out, 2), 0);
+		assert_int_equal(check_outputs(in, out, 5), 0);
+		E->context_free(c1);
+		memset(out, 0, sizeof out);
+		assert_int_equal(E->run(c2, in, 2, out, 2), 0);
+		assert_int_equal(check_outputs(in, out, 5), 0);
+		E->context_free(c2);
+	}
+	weights_cold = false;
+	/* a hot part that is not a multiple of RT_WEIGHTS_COLD_ALIGN is refused */
+	rt_model_desc d = kiln__desc;
+	d.weights_hot_bytes = 8;
+	assert_null(E->context_create(&d, so, 1));
+	assert_non_null(strstr(E->create_error(), "corrupt weights layout"));
+	unlink(path);
+	rmdir(dir);
 }
 
 static void test_external_weights(void **state)
@@ -412,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_input_errors),
 		cmocka_unit_test(test_caller_outputs),
 		cmocka_unit_test(test_external_weights),
+		cmocka_unit_test(test_cold_weights),
 		cmocka_unit_test(test_two_threads),
 		cmocka_unit_test(test_loader),
 		cmocka_unit_test(test_loader_not_a_model),
