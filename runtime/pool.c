@@ -9,12 +9,14 @@
  * condition variable between two of them lets its CPU idle, and waking an
  * idle CPU (a halted vCPU on a virtual machine above all) costs from tens
  * of microseconds to milliseconds.  So both sides spin on an atomic for up
- * to SPIN_NS, then fall back to the mutex and condition variables (idle
- * contexts do not burn CPU).  The sleeping side announces itself in an
+ * to SPIN_NS (yielding the CPU after YIELD_NS, in case more threads than
+ * CPUs are runnable), then fall back to the mutex and condition variables
+ * (idle contexts do not burn CPU).  The sleeping side announces itself in an
  * atomic counter; the posting side reads it after publishing (both
  * sequentially consistent), so a sleeper is never missed. */
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 #include "rt_internal.h"
 
 #define SPIN_NS 4000000        /* spin this long before sleeping */
+#define YIELD_NS 200000        /* from then on, sched_yield between checks */
 
 struct rt_pool {
 	int n;                         /* threads, caller included */
@@ -61,6 +64,20 @@ static void cpu_relax(void)
 #endif
 }
 
+/* Called every 256 spins: starts the clock (*t0), yields the CPU past
+ * YIELD_NS; true past SPIN_NS. */
+static bool spin_expired(int64_t *t0)
+{
+	int64_t t = now_ns();
+	if (!*t0) {
+		*t0 = t;
+		return false;
+	}
+	if (t - *t0 > YIELD_NS)
+		sched_yield();
+	return t - *t0 > SPIN_NS;
+}
+
 /* Spin until gen differs from seen or stop is set (true), or SPIN_NS
  * passed (false). */
 static bool spin_for_job(struct rt_pool *p, uint64_t seen)
@@ -71,13 +88,8 @@ static bool spin_for_job(struct rt_pool *p, uint64_t seen)
 		    atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return true;
 		cpu_relax();
-		if ((i & 255) == 0) {
-			int64_t t = now_ns();
-			if (!t0)
-				t0 = t;
-			else if (t - t0 > SPIN_NS)
-				return false;
-		}
+		if ((i & 255) == 0 && spin_expired(&t0))
+			return false;
 	}
 }
 
@@ -178,19 +190,14 @@ static void wait_done(struct rt_pool *p)
 	int64_t t0 = 0;
 	for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
 		cpu_relax();
-		if ((i & 255) == 0) {
-			int64_t t = now_ns();
-			if (!t0) {
-				t0 = t;
-			} else if (t - t0 > SPIN_NS) {
-				pthread_mutex_lock(&p->mu);
-				atomic_store(&p->caller_asleep, 1);
-				while (atomic_load(&p->pending) > 0)
-					pthread_cond_wait(&p->done, &p->mu);
-				atomic_store(&p->caller_asleep, 0);
-				pthread_mutex_unlock(&p->mu);
-				return;
-			}
+		if ((i & 255) == 0 && spin_expired(&t0)) {
+			pthread_mutex_lock(&p->mu);
+			atomic_store(&p->caller_asleep, 1);
+			while (atomic_load(&p->pending) > 0)
+				pthread_cond_wait(&p->done, &p->mu);
+			atomic_store(&p->caller_asleep, 0);
+			pthread_mutex_unlock(&p->mu);
+			return;
 		}
 	}
 }
