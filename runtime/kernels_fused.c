@@ -30,13 +30,36 @@
  *       index is checked against its table.
  *   KlnGelu(x)  ia = [approximate] (0 erf, 1 tanh)
  *
- * Work is split over rows (or batch x head x query blocks) with rt_par. */
+ * Work is split over rows (or batch x head x query blocks) with rt_par.
+ *
+ * The attention softmax and the layer norms have an AVX-512 path (vector
+ * math from vmath.h) and a scalar one, chosen once from the CPU
+ * (rt_fused_simd_use overrides it).  Both follow the semantics above; they
+ * differ only in rounding (the vector path sums in 16 float lanes, the
+ * scalar layer norm in double). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
 #include "rt_internal.h"
+#include "vmath.h"
+
+static int simd_forced = -1;    /* rt_fused_simd_use: -1 auto, 0 scalar, 1 AVX-512 */
+
+static bool use_simd(void)
+{
+	int m = __atomic_load_n(&simd_forced, __ATOMIC_RELAXED);
+	return m < 0 ? vm_have_avx512() : m == 1;
+}
+
+int rt_fused_simd_use(int on)
+{
+	if (on > 0 && !vm_have_avx512())
+		return -1;
+	__atomic_store_n(&simd_forced, on > 0 ? 1 : on == 0 ? 0 : -1, __ATOMIC_RELAXED);
+	return 0;
+}
 
 static int need_f32(kiln_frame *f, const char *loc, const char *op, const rt_t *t, const char *what)
 {
@@ -121,11 +144,13 @@ typedef struct ln_job {
 	float *y, *sum;
 	int64_t n;
 	bool g1, b1, bias1;
+	bool simd;               /* AVX-512 path */
 	float eps;
 } ln_job;
 
-/* LayerNorm of one row s (already summed) into y. */
-static void ln_row(const ln_job *j, const float *s, float *y)
+/* LayerNorm of one row s (already summed) into y (y may be s), scalar:
+ * mean and centered variance accumulated in double. */
+static void ln_row_c(const ln_job *j, const float *s, float *y)
 {
 	int64_t n = j->n;
 	double acc = 0;
@@ -138,6 +163,94 @@ static void ln_row(const ln_job *j, const float *s, float *y)
 	float inv = (float)(1.0 / sqrt(v / (double)n + j->eps));
 	for (int64_t k = 0; k < n; k++)
 		y[k] = (s[k] - mean) * inv * j->gamma[j->g1 ? 0 : k] + j->beta[j->b1 ? 0 : k];
+}
+
+/* Sum of s[0..n) in 16 float lanes, 4 accumulators (so 64 partial sums:
+ * accurate enough for rows of a few thousand). */
+VM_AVX512
+static float sum_avx512(const float *s, int64_t n)
+{
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 64 <= n; k += 64) {
+		a0 = _mm512_add_ps(a0, _mm512_loadu_ps(s + k));
+		a1 = _mm512_add_ps(a1, _mm512_loadu_ps(s + k + 16));
+		a2 = _mm512_add_ps(a2, _mm512_loadu_ps(s + k + 32));
+		a3 = _mm512_add_ps(a3, _mm512_loadu_ps(s + k + 48));
+	}
+	for (; k < n; k += 16)
+		a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(vm_tail(n - k), s + k));
+	return vm_hsum16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* Sum of (s[k] - mean)^2, as sum_avx512 (tail lanes masked to 0). */
+VM_AVX512
+static float sqdev_avx512(const float *s, int64_t n, float mean)
+{
+	__m512 m = _mm512_set1_ps(mean);
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 64 <= n; k += 64) {
+		__m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(s + k), m);
+		__m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(s + k + 16), m);
+		__m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(s + k + 32), m);
+		__m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(s + k + 48), m);
+		a0 = _mm512_fmadd_ps(d0, d0, a0);
+		a1 = _mm512_fmadd_ps(d1, d1, a1);
+		a2 = _mm512_fmadd_ps(d2, d2, a2);
+		a3 = _mm512_fmadd_ps(d3, d3, a3);
+	}
+	for (; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 d = _mm512_maskz_sub_ps(t, _mm512_maskz_loadu_ps(t, s + k), m);
+		a0 = _mm512_fmadd_ps(d, d, a0);
+	}
+	return vm_hsum16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* ln_row_c in 16 lanes: two passes (mean, then centered variance), then
+ * y = (s - mean) * inv * gamma + beta. */
+VM_AVX512
+static void ln_row_avx512(const ln_job *j, const float *s, float *y)
+{
+	int64_t n = j->n;
+	float mean = (float)((double)sum_avx512(s, n) / (double)n);
+	double v = sqdev_avx512(s, n, mean);
+	float inv = (float)(1.0 / sqrt(v / (double)n + j->eps));
+	__m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(inv);
+	__m512 g = _mm512_set1_ps(j->gamma[0]), b = _mm512_set1_ps(j->beta[0]);
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + k), vm), vi);
+		if (!j->g1)
+			g = _mm512_maskz_loadu_ps(t, j->gamma + k);
+		if (!j->b1)
+			b = _mm512_maskz_loadu_ps(t, j->beta + k);
+		_mm512_mask_storeu_ps(y + k, t, _mm512_fmadd_ps(x, g, b));
+	}
+}
+
+/* s = x + skip (+ bias), in the scalar path's order of additions. */
+VM_AVX512
+static void skip_sum_avx512(const ln_job *j, const float *x, const float *k2, float *s)
+{
+	int64_t n = j->n;
+	__m512 bb = _mm512_set1_ps(j->bias ? j->bias[0] : 0.0f);
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(t, x + k), _mm512_maskz_loadu_ps(t, k2 + k));
+		if (j->bias)
+			v = _mm512_add_ps(v, j->bias1 ? bb : _mm512_maskz_loadu_ps(t, j->bias + k));
+		_mm512_mask_storeu_ps(s + k, t, v);
+	}
+}
+
+static void ln_row(const ln_job *j, const float *s, float *y)
+{
+	if (j->simd)
+		ln_row_avx512(j, s, y);
+	else
+		ln_row_c(j, s, y);
 }
 
 static void ln_range(void *arg, int64_t b, int64_t e)
@@ -154,11 +267,14 @@ static void ln_range(void *arg, int64_t b, int64_t e)
 		}
 		/* the sum goes to `sum` when wanted, else to a row buffer (y itself
 		 * when the row is too long: ln_row reads s[k] before writing y[k]
-		 * only in its last loop, element by element) */
+		 * only in its last loop, element by element or 16 at a time) */
 		float *s = j->sum ? j->sum + r * n : n <= 1024 ? tmp : y;
 		const float *k2 = j->skip + r * n;
-		for (int64_t k = 0; k < n; k++)
-			s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
+		if (j->simd)
+			skip_sum_avx512(j, x, k2, s);
+		else
+			for (int64_t k = 0; k < n; k++)
+				s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
 		ln_row(j, s, y);
 	}
 }
@@ -177,6 +293,7 @@ static int layernorm(kiln_frame *f, const char *loc, const char *op, const rt_t 
 	ln_job j = {0};
 	j.n = x->dims[x->rank - 1];
 	j.eps = fa[0];
+	j.simd = use_simd();
 	int64_t total = rt_numel(x);
 	if (rt_numel(&out[0]) != total)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
@@ -252,11 +369,11 @@ RT_KERNEL(KlnGelu)
 /* ---- KlnAttention ---- */
 
 #define ATT_STACK 16384    /* floats of score scratch per task on the stack */
+#define ATT_PAD_STACK 4096 /* floats of additive mask rows ([B, Sk]) on the stack */
 
 typedef struct att_job {
 	const float *q, *k, *v, *bias;
-	const void *mask;
-	int32_t mask_dt;
+	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
 	int64_t ldq, ldk, ldv, qo, ko, vo;
@@ -265,9 +382,76 @@ typedef struct att_job {
 	int64_t bq, bk, bv, bo;  /* element step between batch entries */
 	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
 	float scale, filter;
-	bool guard;
+	bool guard, simd;
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
+
+/* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
+ * softmax as Softmax does: exp(x - max) / sum, a row of -inf gives NaN
+ * (0 with the guard). */
+static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *bias,
+                          const float *pad)
+{
+	float mx = -INFINITY;
+	for (int64_t kk = 0; kk < n; kk++) {
+		float x = row[kk] * j->scale;
+		if (bias)
+			x += bias[kk * j->bs[3]];
+		if (pad)
+			x += pad[kk];
+		row[kk] = x;
+		if (x > mx)
+			mx = x;
+	}
+	float sum = 0;
+	for (int64_t kk = 0; kk < n; kk++) {
+		row[kk] = expf(row[kk] - mx);
+		sum += row[kk];
+	}
+	float inv = 1.0f / sum;
+	for (int64_t kk = 0; kk < n; kk++) {
+		float p = row[kk] * inv;
+		row[kk] = j->guard && isnan(p) ? 0.0f : p;
+	}
+}
+
+/* softmax_row_c, 16 keys at a time (the tail masked).  NaN scores leave the
+ * running max alone (as `x > mx` does) and make the row NaN through exp. */
+VM_AVX512
+static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const float *bias,
+                               const float *pad)
+{
+	__m512 sc = _mm512_set1_ps(j->scale), mx = _mm512_set1_ps(-INFINITY);
+	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f);
+	bool bvec = bias && j->bs[3] != 0;
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 x = _mm512_maskz_loadu_ps(t, row + k);
+		if (bias)
+			x = _mm512_fmadd_ps(x, sc, bvec ? _mm512_maskz_loadu_ps(t, bias + k) : b1);
+		else
+			x = _mm512_mul_ps(x, sc);
+		if (pad)
+			x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(t, pad + k));
+		_mm512_mask_storeu_ps(row + k, t, x);
+		mx = _mm512_mask_max_ps(mx, t, x, mx);
+	}
+	__m512 m = _mm512_set1_ps(vm_hmax16(mx)), acc = _mm512_setzero_ps();
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 e = vm_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, row + k), m));
+		_mm512_mask_storeu_ps(row + k, t, e);
+		acc = _mm512_mask_add_ps(acc, t, acc, e);
+	}
+	__m512 inv = _mm512_set1_ps(1.0f / vm_hsum16(acc)), zero = _mm512_setzero_ps();
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, row + k), inv);
+		if (j->guard)
+			p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(p, p, _CMP_UNORD_Q), zero);
+		_mm512_mask_storeu_ps(row + k, t, p);
+	}
+}
 
 static void att_block(const att_job *j, int64_t t, float *s)
 {
@@ -290,35 +474,14 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
 		rt_sgemm(NULL, 0, 1, nr, Sk, j->D, 1.0f, Q, j->rq, K, j->rk, 0.0f, s, Sk);
+	const float *pad = j->pad ? j->pad + b * Sk : NULL;
 	for (int64_t r = 0; r < nr; r++) {
-		float *row = s + r * Sk;
-		int64_t qi = q0 + r;
-		float mx = -INFINITY;
-		for (int64_t kk = 0; kk < Sk; kk++) {
-			float x = row[kk] * j->scale;
-			if (j->bias)
-				x += j->bias[b * j->bs[0] + h * j->bs[1] + qi * j->bs[2] + kk * j->bs[3]];
-			if (j->mask) {
-				double mv = j->mask_dt == KILN_F32 ? ((const float *)j->mask)[b * Sk + kk] :
-				            (double)rt_get_i64(j->mask, j->mask_dt, b * Sk + kk);
-				if (mv != 1.0)
-					x += (float)(1.0 - mv) * j->filter;
-			}
-			row[kk] = x;
-			if (x > mx)
-				mx = x;
-		}
-		/* as Softmax: exp(x - max) / sum; a row of -inf gives NaN */
-		float sum = 0;
-		for (int64_t kk = 0; kk < Sk; kk++) {
-			row[kk] = expf(row[kk] - mx);
-			sum += row[kk];
-		}
-		float inv = 1.0f / sum;
-		for (int64_t kk = 0; kk < Sk; kk++) {
-			float p = row[kk] * inv;
-			row[kk] = j->guard && isnan(p) ? 0.0f : p;
-		}
+		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
+		                              (q0 + r) * j->bs[2] : NULL;
+		if (j->simd)
+			softmax_row_avx512(j, s + r * Sk, Sk, bias, pad);
+		else
+			softmax_row_c(j, s + r * Sk, Sk, bias, pad);
 	}
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
 }
@@ -339,6 +502,17 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		att_block(j, t, s);
 	if (s != stack)
 		free(s);
+}
+
+/* The key-padding mask as an additive row per batch entry: 0 where
+ * mask == 1, else (1 - mask) * filter (so a -inf filter works). */
+static void att_pad(const rt_t *m, float filter, int64_t np, float *pad)
+{
+	for (int64_t i = 0; i < np; i++) {
+		double mv = m->dtype == KILN_F32 ? ((const float *)m->data)[i] :
+		            (double)rt_get_i64(m->data, m->dtype, i);
+		pad[i] = mv != 1.0 ? (float)(1.0 - mv) * filter : 0.0f;
+	}
 }
 
 RT_KERNEL(KlnAttention)
@@ -409,8 +583,6 @@ RT_KERNEL(KlnAttention)
 			                (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
-		j.mask = m->data;
-		j.mask_dt = m->dtype;
 	}
 	/* query rows per task: enough to amortize, small enough to spread */
 	j.rows = j.Sk > 0 ? ATT_STACK / j.Sk : j.Sq;
@@ -424,7 +596,20 @@ RT_KERNEL(KlnAttention)
 	int64_t tasks = j.B * j.H * j.nqb;
 	if (tasks == 0)
 		return 0;
+	j.simd = use_simd();
+	float padbuf[ATT_PAD_STACK], *pad = NULL;
+	if (nin > 4 && in[4].data) {
+		int64_t np = j.B * j.Sk;
+		pad = np <= ATT_PAD_STACK ? padbuf : malloc((size_t)np * sizeof(float));
+		if (!pad)
+			return rt_error(f, "node '%s' (%s): out of memory for a %lld x %lld mask", loc, op,
+			                (long long)j.B, (long long)j.Sk);
+		att_pad(&in[4], j.filter, np, pad);
+		j.pad = pad;
+	}
 	rt_par(f, tasks, j.rows * j.Sk * (j.D + j.Dv + 8), att_range, &j);
+	if (pad != padbuf)
+		free(pad);
 	if (j.failed)
 		return rt_error(f, "node '%s' (%s): out of memory for %lld scores", loc, op,
 		                (long long)(j.rows * j.Sk));
@@ -493,7 +678,8 @@ RT_KERNEL(KlnEmbedLayerNorm)
 	if (need_vec(f, loc, op, &in[2], j.H, "gamma") || need_vec(f, loc, op, &in[3], j.H, "beta"))
 		return 1;
 	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H, .eps = fa[0],
-	                .g1 = rt_numel(&in[2]) == 1, .b1 = rt_numel(&in[3]) == 1, .y = Y->data};
+	                .g1 = rt_numel(&in[2]) == 1, .b1 = rt_numel(&in[3]) == 1, .y = Y->data,
+	                .simd = use_simd()};
 	if (nout > 1 && out[1].data)
 		j.ln.sum = out[1].data;
 	j.ix[0] = ids->data; j.ixdt[0] = ids->dtype; j.tab[0] = word->data; j.rows[0] = word->dims[0];
