@@ -1,8 +1,8 @@
 /* emit_desc.c: the data half of the module: @kiln__weights and the model
  * descriptor @kiln__desc (rt_model_desc of runtime/rt.h, field by field).
  *
- * Weights: in a .so with embedded weights the blob is assembled by link.c
- * (.incbin) and only declared here; for .o/.ll/.s it is a constant in the
+ * Weights: in a .so with embedded weights the blob is written by link.c
+ * (elf_weights.c: weights.o, or .incbin elsewhere) and only declared here; for .o/.ll/.s it is a constant in the
  * module; with external weights there is no symbol (desc->weights NULL,
  * desc->weights_file names the side file). */
 #include <stdio.h>
