@@ -88,17 +88,21 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
 		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
 		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
 	int64_t k = 0, ka = 0;
-	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
-		if (pn > 0) {
-			__builtin_prefetch(pp + pl * 64, 0, 2);
-			pn--;
-			if (++pl == pf->rowlines) {
-				pl = 0;
-				pp += pf->stride;
-			}
+#define PF_ONE() if (pn > 0) { \
+			__builtin_prefetch(pp + pl * 64, 0, 2); \
+			pn--; \
+			if (++pl == pf->rowlines) { \
+				pl = 0; \
+				pp += pf->stride; \
+			} \
 		}
-		STEP(ka, 0) STEP(ka + ks, bs) STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
+	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
+		PF_ONE()
+		STEP(ka, 0) STEP(ka + ks, bs)
+		PF_ONE()
+		STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
 	}
+#undef PF_ONE
 	for (; k < kc; k++, ka += ks, b += bs)
 		STEP(ka, 0)
 #undef STEP
@@ -541,6 +545,13 @@ static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t
 
 /* ---- blocks ---- */
 
+/* Prefetches one micro-kernel call can issue: 2 per 4 k steps (AVX-512),
+ * 1 (the others). */
+static int64_t pf_cap(const ukernel *uk, int64_t kc)
+{
+	return uk->fn == uk_avx512 ? kc / 2 : kc / 4;
+}
+
 /* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
 static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
 {
@@ -569,8 +580,8 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 			pf.stride = j->K * RT_GEMM_PANEL * 4;
 			pf.rowlines = ceil_div(kc1 * RT_GEMM_PANEL * 4, 64);
 			pf.lines = ceil_div(ceil_div(n, RT_GEMM_PANEL) * pf.rowlines, calls);
-			if (pf.lines > kc / 4)
-				pf.lines = kc / 4;
+			if (pf.lines > pf_cap(uk, kc))
+				pf.lines = pf_cap(uk, kc);
 		} else if (k0 + KC < j->K) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
@@ -578,8 +589,8 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 			pf.stride = j->ldb * 4;
 			pf.rowlines = ceil_div(bytes, 64);
 			pf.lines = ceil_div(rows * pf.rowlines, calls);
-			if (pf.lines > kc / 4)            /* what one call can issue */
-				pf.lines = kc / 4;
+			if (pf.lines > pf_cap(uk, kc))    /* what one call can issue */
+				pf.lines = pf_cap(uk, kc);
 		}
 		int64_t pf_left = pf.lines * calls;
 		/* op(A) row-major: full row tiles are read in place, and so is
