@@ -26,6 +26,7 @@
 
 #include "gemm.h"
 #include "rt_internal.h"
+#include "vmath.h"
 
 #define KC 256
 #define MC 192                 /* multiple of every MR (8, 6, 4) */
@@ -444,26 +445,6 @@ static inline float gelu_tanh1(float x)
 	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-/* exp(x), 16 lanes: Cephes' expf polynomial on x - n ln2, times 2^n
- * (about 1 ulp; x clamped to [-104, 88]: scalef flushes the low end to 0) */
-__attribute__((target("avx512f,fma")))
-static inline __m512 exp16(__m512 x)
-{
-	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
-	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-	                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-	__m512 p = _mm512_set1_ps(1.9875691500e-4f);
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-	p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-	return _mm512_scalef_ps(p, n);
-}
-
 /* 1 + erf(z), 16 lanes: below -0.9277 it is exp(r), above 0.9277 2 - exp(r),
  * else 1 + z P(z^2).  Polynomials: N. Juffa's erff (max error ~1 ulp of
  * erf, so the absolute error of 1 + erf is ~1e-7, as with 1.0f + erff). */
@@ -478,7 +459,7 @@ static inline __m512 one_plus_erf16(__m512 z)
 	r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-6.34846687e-1f));
 	r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-1.28717512e-1f));
 	r = _mm512_fmsub_ps(r, t, t);
-	__m512 e = exp16(r);
+	__m512 e = vm_exp16(r);
 	__m512 big = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ),
 	                                  _mm512_sub_ps(_mm512_set1_ps(2.0f), e), e);
 	__m512 q = _mm512_set1_ps(-5.96761703e-4f);
@@ -503,14 +484,14 @@ static void gelu_avx512(float *x, int64_t n, int approx)
 			__m512 u = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v),
 			                         _mm512_set1_ps(0.044715f * 0.7978845608028654f),
 			                         _mm512_set1_ps(0.7978845608028654f)));
-			__m512 e = exp16(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
+			__m512 e = vm_exp16(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
 			y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
 		} else {
 			__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
 			y = _mm512_mul_ps(h, one_plus_erf16(
 				_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f))));
 		}
-		/* NaN in, NaN out (the clamps in exp16 would hide it) */
+		/* NaN in, NaN out (whatever the polynomials make of it) */
 		y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 		_mm512_mask_storeu_ps(x + i, m, y);
 	}
