@@ -153,6 +153,7 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 	argv[n++] = "-lpthread";
 	argv[n++] = "-Wl,--no-undefined";
 	argv[n++] = "-Wl,-z,noexecstack";
+	argv[n++] = "-Wl,--strip-debug";   /* the runtime's debug info: ~2 MB per model */
 #ifdef KILN_SANITIZE_LINK
 	/* the runtime library is instrumented: pull in the sanitizer runtimes */
 	argv[n++] = "-fsanitize=address,undefined";

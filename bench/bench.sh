@@ -8,7 +8,10 @@
 # compile with kiln (compile time, .so size), check kiln's outputs against ONNX
 # Runtime's on the same inputs, then time both, alternating, ROUNDS times, and
 # print a markdown table: median and p90 latency (median over rounds), the
-# ratio kiln/ORT, GFLOP/s and percent of this machine's fp32 peak, peak RSS.
+# ratio kiln/ORT, GFLOP/s and percent of this machine's fp32 peak, peak RSS of
+# the `kiln bench` process and the part of it the model added (peak minus the
+# process's resident memory before it loaded the model), against the memory
+# target: the weights (weights.bin) plus twice the planned arena.
 # Needs ../shared and the npm registry (onnxruntime-node, --ignore-scripts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,8 +55,8 @@ prepare() {  # model -> folder with model.onnx + weights.bin, and model.so
 json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "| model | batch | seq | threads | ORT median ms | kiln median ms | kiln p90 ms | kiln/ORT | GFLOP/s | % of peak | compile s | .so MB | peak RSS MB | outputs |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | batch | seq | threads | ORT median ms | kiln median ms | kiln p90 ms | kiln/ORT | GFLOP/s | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for c in "${configs[@]}"; do
   read -r name model b s t r <<<"$c"
   prepare "$model"
@@ -65,7 +68,7 @@ for c in "${configs[@]}"; do
   "$kiln" run "$d/model.so" --inputs "$io/in" --outputs "$io/kiln" --threads "$t"
   node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort" "$t"
   if $py "$here/io.py" compare "$io/kiln" "$io/ort" > "$io/compare.txt"; then check=ok; else check=MISMATCH; fi
-  ort_ms=() kiln_ms=() kiln_p90=() rss=0
+  ort_ms=() kiln_ms=() kiln_p90=() rss=0 base=0 arena=0
   for ((i = 0; i < rounds; i++)); do
     o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
     ort_ms+=("$(json "$o" median_ms)")
@@ -73,15 +76,19 @@ for c in "${configs[@]}"; do
     kiln_ms+=("$(json "$k" median_ms)")
     kiln_p90+=("$(json "$k" p90_ms)")
     rss=$(json "$k" peak_rss_bytes)
+    base=$(json "$k" base_rss_bytes)
+    arena=$(json "$k" arena_bytes)
   done
   om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}")
   gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r")
   awk -v n="$model" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v km="$km" -v kp="$kp" \
       -v gf="$gflop" -v pk="$peak_gflops" -v cms="$(json "$stats" compile_ms)" \
-      -v so="$(stat -c %s "$d/model.so")" -v rss="$rss" -v chk="$check" 'BEGIN {
+      -v so="$(stat -c %s "$d/model.so")" -v rss="$rss" -v base="$base" -v arena="$arena" \
+      -v w="$(stat -c %s "$d/weights.bin")" -v chk="$check" 'BEGIN {
     peak = pk * t / 2; gfs = gf / (km / 1000)
-    printf "| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.0f | %.0f | %s |\n",
-      n, b, s, t, om, km, kp, km / om, gfs, 100 * gfs / peak, cms / 1000, so / 1e6, rss / 1e6, chk }'
+    printf "| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.0f | %.0f | %.0f / %.0f | %s |\n",
+      n, b, s, t, om, km, kp, km / om, gfs, 100 * gfs / peak, cms / 1000, so / 1e6, rss / 1e6,
+      (rss - base) / 1e6, (w + 2 * arena) / 1e6, chk }'
 done
 echo
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), ONNX Runtime $(cd "$here" && node -p 'require("onnxruntime-node/package.json").version')"
