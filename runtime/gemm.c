@@ -32,6 +32,7 @@
 #define MC 192                 /* multiple of every MR (8, 6, 4) */
 #define NC 384                 /* multiple of every NR (48, 16) */
 #define MR_MAX 8
+#define K_PANEL 1024           /* K step when nothing is packed (few rows) */
 #define SMALL_M 48             /* up to this many rows, B is not packed */
 #define NR_MAX 48
 
@@ -541,8 +542,11 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 	float *ap = buf, *bp = buf + (size_t)MC * KC;
 	float tile[MR_MAX * NR_MAX];
 	int64_t calls = ceil_div(n, nr) * ceil_div(m, mr);
-	for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
-		int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+	/* nothing to pack (B in panels, A in place): longer K steps, C
+	 * re-read less often; a panel's K_PANEL rows (192 KB) stay in L2 */
+	int64_t KS = j->Bp && !j->ta && uk->tail && m <= SMALL_M ? K_PANEL : KC;
+	for (int64_t k0 = 0; k0 < j->K; k0 += KS) {
+		int64_t kc = j->K - k0 < KS ? j->K - k0 : KS;
 		float beta = k0 == 0 ? j->beta : 1.0f;
 		/* few rows (LXMERT's 20 tokens, 36 regions): each B element is used
 		 * by m rows only, packing it would cost about as much as the
@@ -554,9 +558,9 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
-		if (k0 + KC < j->K && j->Bp) {
+		if (k0 + KS < j->K && j->Bp) {
 			/* the block's panels, rows k1 .. k1+kc1 of each */
-			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
+			int64_t k1 = k0 + KS, kc1 = j->K - k1 < KS ? j->K - k1 : KS;
 			pf.p = (const char *)(j->Bp + (j0 / RT_GEMM_PANEL * j->K + k1) * RT_GEMM_PANEL);
 			pf.stride = j->K * RT_GEMM_PANEL * 4;
 			pf.rowlines = ceil_div(kc1 * RT_GEMM_PANEL * 4, 64);

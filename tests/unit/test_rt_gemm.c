@@ -220,6 +220,9 @@ static void panel_weights(void **state)
 		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
 		expect(pool, 0, 0, 200, 400, 600, 1.0f, 0.0f, 0, NULL);
 		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
+		/* few rows take K in steps of 1024: cross them */
+		expect(pool, 0, 0, 20, 150, 2100, 1.0f, 0.0f, 1, NULL);
+		expect(NULL, 0, 0, 36, 97, 1025, 1.0f, 0.0f, 0, NULL);
 		for (int act = 0; act <= 2; act++) {
 			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
 			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
