@@ -38,7 +38,10 @@
 
 /* Lines to prefetch (to L2) while a micro-kernel runs: `lines` cache lines
  * from row p on, rows `stride` bytes apart, each `rowlines` lines long,
- * starting at line `line` of the first row. */
+ * starting at line `line` of the first row.  The AVX-512 kernel fetches
+ * consecutive lines and does not wrap to the next row (fewer registers in
+ * its loop): the last lines of a call may be past a row's end, harmless;
+ * the caller starts each call at the right row. */
 typedef struct pf_t {
 	const char *p;
 	int64_t stride, rowlines, line, lines;
@@ -70,9 +73,12 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
                               float beta, const pf_t *pf)
 {
-	/* one prefetch per 4 k steps, spread so it never stalls the FMAs */
-	const char *pp = pf ? pf->p : NULL;
-	int64_t pl = pf ? pf->line : 0, pn = pf ? pf->lines : 0;
+	/* two prefetches per 4 k steps, spread so they never stall the FMAs:
+	 * consecutive lines (a call's lines may run past the end of a row:
+	 * harmless prefetches; the caller moves to the next row between
+	 * calls).  Two registers, so the 8 row pointers stay in registers. */
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
 	__m512 b0, b1, b2;
@@ -91,12 +97,9 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
 		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
 	int64_t k = 0, ka = 0;
 #define PF_ONE() if (pn > 0) { \
-			__builtin_prefetch(pp + pl * 64, 0, 2); \
+			__builtin_prefetch(pp, 0, 2); \
+			pp += 64; \
 			pn--; \
-			if (++pl == pf->rowlines) { \
-				pl = 0; \
-				pp += pf->stride; \
-			} \
 		}
 	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
 		PF_ONE()
