@@ -81,6 +81,8 @@ const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
 void be_dims_begin(Be *be);                  /* reset the memo for a new function */
 LLVMValueRef be_dim(Be *be, DimId d);        /* i64, built in the entry block */
 LLVMValueRef be_numel(Be *be, ValId v);      /* i64 elements */
+/* i64 product of v's dims [from, to) (1 when empty), built in the entry block */
+LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to);
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
 void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */

@@ -90,12 +90,12 @@ LLVMValueRef be_dim(Be *be, DimId d)
 	return r;
 }
 
-LLVMValueRef be_numel(Be *be, ValId v)
+LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to)
 {
 	const Value *val = IR_VAL(be->g, v);
 	int64_t c = 1;
 	LLVMValueRef r = NULL;
-	for (int d = 0; d < val->rank; d++) {
+	for (int d = from; d < to; d++) {
 		int64_t k;
 		if (ir_dim_is_const(be->g, val->dims[d], &k)) {
 			c *= k;
@@ -107,6 +107,11 @@ LLVMValueRef be_numel(Be *be, ValId v)
 	if (!r)
 		return be_i64(be, c);
 	return c == 1 ? r : LLVMBuildMul(be->db, r, be_i64(be, c), "");
+}
+
+LLVMValueRef be_numel(Be *be, ValId v)
+{
+	return be_dims_prod(be, v, 0, IR_VAL(be->g, v)->rank);
 }
 
 LLVMValueRef be_nbytes(Be *be, ValId v)

@@ -40,14 +40,6 @@ static bool eligible(Be *be, NodeId id, Ga *ga)
 	return true;
 }
 
-static LLVMValueRef prod(Be *be, const Value *v, int from, int to)
-{
-	LLVMValueRef p = be_i64(be, 1);
-	for (int d = from; d < to; d++)
-		p = LLVMBuildMul(be->b, p, be_dim(be, v->dims[d]), "");
-	return p;
-}
-
 /* Whether the output dims are data[:axis] ++ indices ++ data[axis+1:]. */
 static bool dims_proven(const Be *be, const Ga *ga)
 {
@@ -112,9 +104,9 @@ int be_emit_gather(Be *be, NodeId id)
 	char lb[64];
 	const char *loc = be_node_loc(be, id, lb, sizeof lb);
 	const Value *xv = IR_VAL(be->g, ga.x);
-	ga.outer = prod(be, xv, 0, ga.axis);
+	ga.outer = be_dims_prod(be, ga.x, 0, ga.axis);
 	ga.n = be_dim(be, xv->dims[ga.axis]);
-	ga.inner = prod(be, xv, ga.axis + 1, xv->rank);
+	ga.inner = be_dims_prod(be, ga.x, ga.axis + 1, xv->rank);
 	ga.nind = be_numel(be, ga.ind);
 	if (!dims_proven(be, &ga)) {
 		LLVMValueRef want = LLVMBuildMul(be->b, LLVMBuildMul(be->b, ga.outer, ga.nind, ""),

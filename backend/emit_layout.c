@@ -75,16 +75,6 @@ static void dims_of(Be *be, ValId v, LLVMValueRef *dims)
 		dims[d] = be_dim(be, val->dims[d]);
 }
 
-/* Product of v's dims [from, to). */
-static LLVMValueRef dim_prod(Be *be, ValId v, int from, int to)
-{
-	const Value *val = IR_VAL(be->g, v);
-	LLVMValueRef p = be_i64(be, 1);
-	for (int d = from; d < to; d++)
-		p = LLVMBuildMul(be->b, p, be_dim(be, val->dims[d]), "");
-	return p;
-}
-
 /* a == b checked at run time unless the DimIds are the same. */
 static void check_dim(Be *be, const char *loc, Op op, const char *what, DimId a, DimId b)
 {
@@ -187,8 +177,8 @@ static void emit_pieces(Be *be, const Pieces *p, bool concat, Op op, const char 
 	}
 	be_check_eq(be, loc, op, concat ? "inputs sum along the axis to" : "outputs sum along the axis to",
 	            total, be_dim(be, w->dims[ax]));
-	LLVMValueRef outer = dim_prod(be, p->whole, 0, ax);
-	LLVMValueRef inner = dim_prod(be, p->whole, ax + 1, w->rank);
+	LLVMValueRef outer = be_dims_prod(be, p->whole, 0, ax);
+	LLVMValueRef inner = be_dims_prod(be, p->whole, ax + 1, w->rank);
 	LLVMValueRef wrow = LLVMBuildMul(be->b, be_dim(be, w->dims[ax]), inner, "");
 	LLVMValueRef wptr = be_val_ptr(be, p->whole), at = be_i64(be, 0), one = be_i64(be, 1);
 	for (int k = 0; k < p->nparts; k++) {

@@ -184,14 +184,6 @@ static bool out_dims_proven(const Be *be, ValId x, ValId y, int keep)
 	return true;
 }
 
-static LLVMValueRef prod(Be *be, const Value *v, int from, int to)
-{
-	LLVMValueRef p = be_i64(be, 1);
-	for (int d = from; d < to; d++)
-		p = LLVMBuildMul(be->b, p, be_dim(be, v->dims[d]), "");
-	return p;
-}
-
 /* Reduced axes (from the attributes) are the last k of the input: k, or 0
  * when not eligible, -1 on a bad attribute. */
 static int trailing_axes(Be *be, NodeId id, int rank)
@@ -236,7 +228,7 @@ int be_emit_reduce(Be *be, NodeId id)
 		return k;
 	char lb[64];
 	const char *loc = be_node_loc(be, id, lb, sizeof lb);
-	Rows r = {.rows = prod(be, xv, 0, rank - k), .n = prod(be, xv, rank - k, rank)};
+	Rows r = {.rows = be_dims_prod(be, x, 0, rank - k), .n = be_dims_prod(be, x, rank - k, rank)};
 	if (softmax) {
 		if (IR_VAL(be->g, y)->rank != rank || !out_dims_proven(be, x, y, rank))
 			be_check_eq(be, loc, n->op, "output elements", be_numel(be, y), be_numel(be, x));
