@@ -3,7 +3,7 @@
  *
  * Layout: ELF header, section headers, .symtab, .strtab, .shstrtab, padding
  * to 64, then the blob.  Everything but the blob goes out in one write; the
- * blob follows in large writes straight from be->blob (no copy in memory).
+ * blob follows straight from be->blob (no copy in memory).
  *
  * Sections: null, .lrodata.kiln_weights (the blob, align 64; SHF_X86_64_LARGE
  * on x86_64, so the linker places it after .data and .bss and weights over
@@ -14,9 +14,9 @@
  * Only for hosts that are ELF64 little-endian x86_64 or aarch64; elsewhere
  * be_weights_obj_native() is false and link.c assembles the weights. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -120,43 +120,18 @@ static size_t build_head(Head *h, size_t n)
 	return blob_off;
 }
 
-/* Writes all n bytes of p (write(2) moves at most ~2 GB per call). */
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		size_t chunk = n < ((size_t)1 << 30) ? n : (size_t)1 << 30;
-		ssize_t w = write(fd, p, chunk);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *diag)
 {
 	_Static_assert(sizeof shstrtab == N_SHSTRTAB + sizeof ".shstrtab", "shstrtab offsets");
 	Head h;
 	size_t blob_off = build_head(&h, n);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
+	FILE *f = fopen(path, "wb");
+	if (!f)
 		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
-	int bad = write_all(fd, (const unsigned char *)&h, blob_off) ||
-	          write_all(fd, blob, n);
-	int err = errno;
-	if (close(fd) != 0 && !bad) {
-		bad = 1;
-		err = errno;
-	}
-	if (bad) {
+	bool ok = fwrite(&h, 1, blob_off, f) == blob_off && (n == 0 || fwrite(blob, 1, n, f) == n);
+	if (fclose(f) != 0 || !ok) {
 		unlink(path);
-		return diag_fail(diag, "cannot write %s: %s", path, strerror(err));
+		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
 	}
 	return 0;
 }

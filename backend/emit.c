@@ -69,19 +69,22 @@ static LLVMValueRef load_ptr_elem(Be *be, LLVMValueRef base, int64_t i)
 	return LLVMBuildLoad2(be->b, be->t_ptr, p, "");
 }
 
+/* Byte off of the weights blob: f->weights, or f->weights_cold from
+ * blob_hot on (plan.c). */
+static LLVMValueRef weight_ptr(Be *be, int64_t off)
+{
+	bool cold = off >= (int64_t)be->blob_hot;
+	LLVMValueRef o = be_i64(be, cold ? off - (int64_t)be->blob_hot : off);
+	return LLVMBuildGEP2(be->b, be->t_i8, cold ? be->weights_cold : be->weights_base, &o, 1, "");
+}
+
 LLVMValueRef be_val_ptr(Be *be, ValId v)
 {
 	const Value *val = IR_VAL(be->g, v);
 	if (be->vin[v] >= 0 && val->kind == V_INPUT)
 		return load_ptr_elem(be, be->inptrs, be->vin[v]);
-	if (val->kind == V_CONST && be->voff[v] >= (int64_t)be->blob_hot) {
-		LLVMValueRef off = be_i64(be, be->voff[v] - (int64_t)be->blob_hot);
-		return LLVMBuildGEP2(be->b, be->t_i8, be->weights_cold, &off, 1, "");
-	}
-	if (val->kind == V_CONST) {
-		LLVMValueRef off = be_i64(be, be->voff[v]);
-		return LLVMBuildGEP2(be->b, be->t_i8, be->weights_base, &off, 1, "");
-	}
+	if (val->kind == V_CONST)
+		return weight_ptr(be, be->voff[v]);
 	if (be->vout[v] >= 0)
 		return load_ptr_elem(be, be->outptrs, be->vout[v]);
 	if (be->vbuf[v] >= 0) {
@@ -141,8 +144,9 @@ bool be_has_storage(const Be *be, ValId v)
 	return v >= 0 && (IR_VAL(be->g, v)->kind != V_NODE || be->vbuf[v] >= 0 || be->vout[v] >= 0);
 }
 
-/* Stores one rt_t: data, dtype, rank, dims. */
-static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v)
+/* Stores one rt_t: data (be_val_ptr, or data when not NULL), dtype, rank,
+ * dims. */
+static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v, LLVMValueRef data)
 {
 	LLVMBuilderRef B = be->b;
 	LLVMValueRef idx = be_i64(be, k);
@@ -155,7 +159,7 @@ static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v)
 		return;
 	}
 	const Value *val = IR_VAL(be->g, v);
-	LLVMBuildStore(B, be_val_ptr(be, v), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
+	LLVMBuildStore(B, data ? data : be_val_ptr(be, v), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
 	LLVMBuildStore(B, be_i32(be, val->dtype), LLVMBuildStructGEP2(B, be->t_rt, t, 1, ""));
 	LLVMBuildStore(B, be_i32(be, val->rank), LLVMBuildStructGEP2(B, be->t_rt, t, 2, ""));
 	LLVMValueRef dims = LLVMBuildStructGEP2(B, be->t_rt, t, 3, "");
@@ -208,17 +212,13 @@ static int emit_kernel_call(Be *be, NodeId id)
 		be_attrs_free(&at);
 		return -1;
 	}
-	for (int k = 0; k < n->nin; k++)
-		fill_rt(be, be->rt_in, k, n->in[k]);
-	for (int k = 0; k < n->nout; k++)
-		fill_rt(be, be->rt_out, k, n->out[k]);
-	if (n->op == OP_KlnGemm && be->vpoff[n->in[1]] >= 0) {
-		/* W is read in the panel layout (plan.c, rt.h) */
-		LLVMValueRef idx = be_i64(be, 1), off = be_i64(be, be->vpoff[n->in[1]]);
-		LLVMValueRef t = LLVMBuildGEP2(be->b, be->t_rt, be->rt_in, &idx, 1, "");
-		LLVMBuildStore(be->b, LLVMBuildGEP2(be->b, be->t_i8, be->weights_base, &off, 1, ""),
-		               LLVMBuildStructGEP2(be->b, be->t_rt, t, 0, ""));
+	for (int k = 0; k < n->nin; k++) {
+		/* a KlnGemm's W is read in the panel layout (plan.c, rt.h) */
+		bool panel = n->op == OP_KlnGemm && k == 1 && be->vpoff[n->in[1]] >= 0;
+		fill_rt(be, be->rt_in, k, n->in[k], panel ? weight_ptr(be, be->vpoff[n->in[1]]) : NULL);
 	}
+	for (int k = 0; k < n->nout; k++)
+		fill_rt(be, be->rt_out, k, n->out[k], NULL);
 	char kname[64], lb[64];
 	snprintf(kname, sizeof kname, "rt_op_%s", ir_opname(n->op));
 	LLVMValueRef args[10] = {

@@ -2,9 +2,10 @@
  * descriptor @kiln__desc (rt_model_desc of runtime/rt.h, field by field).
  *
  * Weights: in a .so with embedded weights the blob is written by link.c
- * (elf_weights.c: weights.o, or .incbin elsewhere) and only declared here; for .o/.ll/.s it is a constant in the
- * module; with external weights there is no symbol (desc->weights NULL,
- * desc->weights_file names the side file). */
+ * (elf_weights.c: weights.o, or .incbin elsewhere) and only declared here;
+ * for .o/.ll/.s it is a constant in the module; with external weights
+ * there is no symbol (desc->weights NULL, desc->weights_file names the
+ * side file). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

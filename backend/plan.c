@@ -131,9 +131,9 @@ static int plan_node(Be *be, int32_t i, unsigned char *wuse)
 	return 0;
 }
 
-static size_t walign(size_t n)
+static size_t round_up(size_t n, size_t a)
 {
-	return (n + BE_WALIGN - 1) / BE_WALIGN * BE_WALIGN;
+	return (n + a - 1) / a * a;
 }
 
 /* K and N of a constant matrix [K, N]. */
@@ -144,37 +144,35 @@ static void mat_dims(const Graph *g, ValId v, int64_t *K, int64_t *N)
 		*K = *N = 0;     /* not a panel operand: see panel_operand */
 }
 
-/* Hot constants first, then (from blob_hot, RT_WEIGHTS_COLD_ALIGN aligned)
- * the lookup-only tables. */
+/* Hot constants first, then (from blob_hot, RT_WEIGHTS_COLD_ALIGN aligned
+ * when there are any) the lookup-only tables. */
 static int layout_weights(Be *be, const unsigned char *wuse)
 {
 	Graph *g = be->g;
 	size_t total = 0;
-	for (int cold = 0; cold < 2; cold++)
-	for (ValId v = 0; v < g->nvals; v++) {
-		if (!wuse[v] || (wuse[v] == W_TABLE) != cold)
-			continue;
-		if (cold && total == be->blob_hot) {
-			total = (total + RT_WEIGHTS_COLD_ALIGN - 1) / RT_WEIGHTS_COLD_ALIGN *
-			        RT_WEIGHTS_COLD_ALIGN;
+	for (int cold = 0; cold < 2; cold++) {
+		if (cold)
 			be->blob_hot = total;
+		for (ValId v = 0; v < g->nvals; v++) {
+			if (!wuse[v] || (wuse[v] == W_TABLE) != cold)
+				continue;
+			if (cold && total == be->blob_hot)      /* the first table */
+				be->blob_hot = total = round_up(total, RT_WEIGHTS_COLD_ALIGN);
+			const Value *val = IR_VAL(g, v);
+			if (!val->data && val->nbytes)
+				return diag_fail(be->diag, "constant '%s' has no data (elided in text IR)",
+				                 val->name ? val->name : "?");
+			if (wuse[v] & (W_RAW | W_TABLE)) {
+				be->voff[v] = (int64_t)total;
+				total += round_up(val->nbytes, BE_WALIGN);
+			}
+			if (wuse[v] & W_PANEL) {
+				int64_t K, N;
+				mat_dims(g, v, &K, &N);
+				be->vpoff[v] = (int64_t)total;
+				total += round_up((size_t)rt_gemm_panel_floats(K, N) * sizeof(float), BE_WALIGN);
+			}
 		}
-		const Value *val = IR_VAL(g, v);
-		if (!val->data && val->nbytes)
-			return diag_fail(be->diag, "constant '%s' has no data (elided in text IR)",
-			                 val->name ? val->name : "?");
-		if (wuse[v] & (W_RAW | W_TABLE)) {
-			be->voff[v] = (int64_t)total;
-			total += walign(val->nbytes);
-		}
-		if (wuse[v] & W_PANEL) {
-			int64_t K, N;
-			mat_dims(g, v, &K, &N);
-			be->vpoff[v] = (int64_t)total;
-			total += walign((size_t)rt_gemm_panel_floats(K, N) * sizeof(float));
-		}
-		if (!cold)
-			be->blob_hot = total;
 	}
 	be->blob_bytes = total;
 	be->blob = xcalloc(total, 1);
