@@ -36,12 +36,9 @@
 #define SMALL_M 48             /* up to this many rows, B is not packed */
 #define NR_MAX 48
 
-/* Lines to prefetch (to L2) while a micro-kernel runs: `lines` cache lines
- * from row p on, rows `stride` bytes apart, each `rowlines` lines long,
- * starting at line `line` of the first row.  The AVX-512 kernel fetches
- * consecutive lines and does not wrap to the next row (fewer registers in
- * its loop): the last lines of a call may be past a row's end, harmless;
- * the caller starts each call at the right row. */
+/* Lines to prefetch (to L2) while a micro-kernel runs: `lines` consecutive
+ * cache lines from line `line` of row p.  The caller walks the rows (each
+ * `rowlines` lines long, `stride` bytes apart) from call to call. */
 typedef struct pf_t {
 	const char *p;
 	int64_t stride, rowlines, line, lines;
@@ -67,16 +64,24 @@ typedef struct ukernel {
  * variants serve the last rows of a block (M = 20 or 36 is 2 or 4 full
  * tiles plus 4 rows) without padding them to MR. */
 
+/* One prefetch of the kernels' loops: the next of pn lines from pp (both
+ * locals of the body, set from pf).  Consecutive lines: a call's lines may
+ * run past the end of a row (harmless prefetches); the caller moves to the
+ * next row between calls.  Two registers, so the row pointers of A stay in
+ * registers. */
+#define PF_ONE() if (pn > 0) { \
+		__builtin_prefetch(pp, 0, 2); \
+		pp += 64; \
+		pn--; \
+	}
+
 /* The body, inlined with R and the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
 static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t rs, int64_t ks,
                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
                               float beta, const pf_t *pf)
 {
-	/* two prefetches per 4 k steps, spread so they never stall the FMAs:
-	 * consecutive lines (a call's lines may run past the end of a row:
-	 * harmless prefetches; the caller moves to the next row between
-	 * calls).  Two registers, so the 8 row pointers stay in registers. */
+	/* two prefetches per 4 k steps, spread so they never stall the FMAs */
 	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
 	int64_t pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
@@ -96,18 +101,12 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
 		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
 		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
 	int64_t k = 0, ka = 0;
-#define PF_ONE() if (pn > 0) { \
-			__builtin_prefetch(pp, 0, 2); \
-			pp += 64; \
-			pn--; \
-		}
 	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
 		PF_ONE()
 		STEP(ka, 0) STEP(ka + ks, bs)
 		PF_ONE()
 		STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
 	}
-#undef PF_ONE
 	for (; k < kc; k++, ka += ks, b += bs)
 		STEP(ka, 0)
 #undef STEP
@@ -172,8 +171,9 @@ static inline void uk256_body(const int R, int64_t kc, const float *a, int64_t r
                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
                               float beta, const pf_t *pf)
 {
-	const char *pp = pf ? pf->p : NULL;
-	int64_t pl = pf ? pf->line : 0, pn = pf ? pf->lines : 0;
+	/* one prefetch per 4 k steps */
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs;
 	__m256 b0, b1;
@@ -188,14 +188,7 @@ static inline void uk256_body(const int R, int64_t kc, const float *a, int64_t r
 		ROW_FMA(5, ka) }
 	int64_t k = 0, ka = 0;
 	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
-		if (pn > 0) {
-			__builtin_prefetch(pp + pl * 64, 0, 2);
-			pn--;
-			if (++pl == pf->rowlines) {
-				pl = 0;
-				pp += pf->stride;
-			}
-		}
+		PF_ONE()
 		STEP(ka, 0) STEP(ka + ks, bs) STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
 	}
 	for (; k < kc; k++, ka += ks, b += bs)
@@ -272,7 +265,7 @@ static bool cpu_can(const ukernel *k)
 {
 	__builtin_cpu_init();
 	if (k->fn == uk_avx512)
-		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+		return vm_have_avx512();
 	if (k->fn == uk_avx2)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 	return true;
@@ -706,6 +699,10 @@ static void scale_c(const sg_job *j)
 /* Cut C into blocks for the pool's threads and run them. */
 static void run_job(struct rt_pool *pool, sg_job *j)
 {
+	if (j->M <= 0 || j->N <= 0)
+		return;
+	if (j->epi && !j->epi->bias && !j->epi->act)
+		j->epi = NULL;
 	if (j->K <= 0 || j->alpha == 0.0f) {
 		scale_c(j);
 		return;
@@ -735,10 +732,6 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                   float beta, float *C, int64_t ldc, const rt_gemm_epi *epi)
 {
-	if (M <= 0 || N <= 0)
-		return;
-	if (epi && !epi->bias && !epi->act)
-		epi = NULL;
 	sg_job j = { .uk = ukernel_get(), .ta = transA != 0, .tb = transB != 0, .M = M, .N = N,
 	             .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .lda = lda, .ldb = ldb,
 	             .ldc = ldc, .C = C, .epi = epi };
@@ -748,10 +741,6 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
 void rt_sgemm_panels(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *Wp, float *C, int64_t ldc, const rt_gemm_epi *epi)
 {
-	if (M <= 0 || N <= 0)
-		return;
-	if (epi && !epi->bias && !epi->act)
-		epi = NULL;
 	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
 	             .A = A, .Bp = Wp, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
 	run_job(pool, &j);

@@ -1,10 +1,11 @@
 /* weights.c: where a context reads the model's weights from.
  *
  * The weights are copied once per loaded model into anonymous memory
- * (read-only after the copy) that every context of the model shares.  Reading them straight
- * from the file mapping (the .so's .lrodata, or OUT.weights mapped) was
- * measured slower and far less steady: BERT-base at 2 threads, p90 155 ms
- * against 92 ms from anonymous memory, on this project's VM.  The copy
+ * (read-only after the copy) that every context of the model shares.
+ * Reading them straight from the file mapping (the .so's .lrodata, or
+ * OUT.weights mapped) was measured slower and far less steady: BERT-base
+ * at 2 threads, p90 155 ms against 92 ms from anonymous memory, on this
+ * project's VM.  The copy
  * does not double the resident memory: embedded weights are copied 1 MB
  * at a time and each copied range of the .so's mapping is dropped at once
  * (MADV_DONTNEED; it would fault back in from the file if ever read); the
