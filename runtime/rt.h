@@ -62,6 +62,44 @@ static inline void rt_gemm_pack_panels(const void *W, int64_t K, int64_t N, floa
 	}
 }
 
+/* The bf16 panel layout (kiln compile --fpmath=bf16; then the KlnGemm's
+ * ia[2] == RT_GEMM_W_BF16): the same panels of P columns, but each holds,
+ * for each pair p = 0 .. ceil(K/2)-1 of rows and each of its P columns c,
+ * the two bf16 values W[2p, c], W[2p+1, c] (in that order; zeros past K
+ * and N): the pairs AVX512_BF16's vdpbf16ps multiplies.  Rounded to
+ * nearest even; NaN stays NaN. */
+#define RT_GEMM_W_F32 0
+#define RT_GEMM_W_BF16 1
+
+static inline int64_t rt_gemm_panel_bf16s(int64_t K, int64_t N)
+{
+	return (K + 1) / 2 * 2 * ((N + RT_GEMM_PANEL - 1) / RT_GEMM_PANEL * RT_GEMM_PANEL);
+}
+
+static inline uint16_t rt_f32_to_bf16(float x)
+{
+	uint32_t u;
+	memcpy(&u, &x, sizeof u);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((u >> 16) | 0x40);          /* quiet NaN */
+	return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* W (row-major [K, N] f32, any alignment) into dst (rt_gemm_panel_bf16s). */
+static inline void rt_gemm_pack_panels_bf16(const void *W, int64_t K, int64_t N, uint16_t *dst)
+{
+	const char *w = (const char *)W;
+	for (int64_t q = 0; q < N; q += RT_GEMM_PANEL)
+		for (int64_t k = 0; k < K; k += 2)
+			for (int64_t c = q; c < q + RT_GEMM_PANEL; c++, dst += 2)
+				for (int64_t h = 0; h < 2; h++) {
+					float v = 0.0f;
+					if (c < N && k + h < K)
+						memcpy(&v, w + (size_t)((k + h) * N + c) * sizeof(float), sizeof v);
+					dst[h] = rt_f32_to_bf16(v);
+				}
+}
+
 struct rt_pool;
 struct kiln_context;
 
