@@ -12,6 +12,12 @@
 
 typedef enum BeEmit { BE_EMIT_SO, BE_EMIT_OBJ, BE_EMIT_LLVM, BE_EMIT_ASM } BeEmit;
 
+/* Precision of the GEMMs (KlnGemm).  F32: everything fp32.  BF16: the
+ * (constant, panel-packed) W of every KlnGemm is stored in bf16 (rt.h's
+ * bf16 panel layout) and the runtime rounds the activations it multiplies
+ * to bf16, summing in fp32; every other op stays fp32. */
+typedef enum BeFpmath { BE_FPMATH_F32 = 0, BE_FPMATH_BF16 } BeFpmath;
+
 typedef struct BeOptions {
 	const char *out;           /* output path */
 	BeEmit emit;
@@ -19,6 +25,7 @@ typedef struct BeOptions {
 	const char *target_triple; /* NULL: host */
 	bool weights_external;     /* write OUT.weights instead of embedding */
 	int opt_level;             /* LLVM optimization level 0..3 (default 3) */
+	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
 } BeOptions;
 
 typedef struct BeStats {

@@ -238,9 +238,14 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	Graph *g = be->g;
 	const Node *nd = IR_NODE(g, n);
 	int r0 = in_rank(be, n, 0);
-	if (nd->op == OP_KlnGemm) {    /* [act, W's storage: RT_GEMM_PANEL or 0 (row-major)] */
+	if (nd->op == OP_KlnGemm) {
+		/* [act, W's storage: RT_GEMM_PANEL or 0 (row-major), W's type:
+		 * RT_GEMM_W_BF16 when plan.c stored its panels in bf16 (every
+		 * panel W under --fpmath=bf16), else RT_GEMM_W_F32] */
+		bool panel = be->vpoff[nd->in[1]] >= 0;
 		push_i(a, ir_attr_int(g, n, "act", 0));
-		push_i(a, be->vpoff[nd->in[1]] >= 0 ? RT_GEMM_PANEL : 0);
+		push_i(a, panel ? RT_GEMM_PANEL : 0);
+		push_i(a, panel && be->opt->fpmath == BE_FPMATH_BF16 ? RT_GEMM_W_BF16 : RT_GEMM_W_F32);
 		return 0;
 	}
 	if (ir_opinfo[nd->op].kind == K_FUSED)

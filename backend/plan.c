@@ -5,8 +5,12 @@
  *   GEMM weights      f->weights + vpoff[v]  (the W of a KlnGemm: stored in the
  *                                             panel layout of rt.h, RT_GEMM_PANEL
  *                                             columns per panel, so the runtime
- *                                             never packs it; voff[v] too only
- *                                             if something else reads it)
+ *                                             never packs it; in rt.h's bf16 panel
+ *                                             layout (pairs of rows, half the
+ *                                             bytes) when opt->fpmath is
+ *                                             BE_FPMATH_BF16; voff[v] too (f32,
+ *                                             as is) only if something else
+ *                                             reads it)
  *   lookup tables     f->weights_cold + voff[v] - blob_hot  (constants only ever
  *                                             gathered from: embeddings; the blob's
  *                                             tail from blob_hot on, which the
@@ -144,6 +148,27 @@ static void mat_dims(const Graph *g, ValId v, int64_t *K, int64_t *N)
 		*K = *N = 0;     /* not a panel operand: see panel_operand */
 }
 
+/* Bytes of the panel-packed copy of the constant matrix v (f32 or bf16). */
+static size_t panel_bytes(const Be *be, ValId v)
+{
+	int64_t K, N;
+	mat_dims(be->g, v, &K, &N);
+	if (be->opt->fpmath == BE_FPMATH_BF16)
+		return (size_t)rt_gemm_panel_bf16s(K, N) * sizeof(uint16_t);
+	return (size_t)rt_gemm_panel_floats(K, N) * sizeof(float);
+}
+
+/* Writes the panel-packed copy of the constant matrix v at dst. */
+static void pack_panels(const Be *be, ValId v, unsigned char *dst)
+{
+	int64_t K, N;
+	mat_dims(be->g, v, &K, &N);
+	if (be->opt->fpmath == BE_FPMATH_BF16)
+		rt_gemm_pack_panels_bf16(IR_VAL(be->g, v)->data, K, N, (uint16_t *)(void *)dst);
+	else
+		rt_gemm_pack_panels(IR_VAL(be->g, v)->data, K, N, (float *)(void *)dst);
+}
+
 /* Hot constants first, then (from blob_hot, RT_WEIGHTS_COLD_ALIGN aligned
  * when there are any) the lookup-only tables. */
 static int layout_weights(Be *be, const unsigned char *wuse)
@@ -167,10 +192,8 @@ static int layout_weights(Be *be, const unsigned char *wuse)
 				total += round_up(val->nbytes, BE_WALIGN);
 			}
 			if (wuse[v] & W_PANEL) {
-				int64_t K, N;
-				mat_dims(g, v, &K, &N);
 				be->vpoff[v] = (int64_t)total;
-				total += round_up((size_t)rt_gemm_panel_floats(K, N) * sizeof(float), BE_WALIGN);
+				total += round_up(panel_bytes(be, v), BE_WALIGN);
 			}
 		}
 	}
@@ -182,11 +205,8 @@ static int layout_weights(Be *be, const unsigned char *wuse)
 			continue;
 		if (be->voff[v] >= 0)
 			memcpy(be->blob + be->voff[v], val->data, val->nbytes);
-		if (be->vpoff[v] >= 0) {
-			int64_t K, N;
-			mat_dims(g, v, &K, &N);
-			rt_gemm_pack_panels(val->data, K, N, (float *)(void *)(be->blob + be->vpoff[v]));
-		}
+		if (be->vpoff[v] >= 0)
+			pack_panels(be, v, be->blob + be->vpoff[v]);
 	}
 	return 0;
 }
