@@ -17,9 +17,13 @@ static const char help[] =
 	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"
 	"  --target-triple=TRIPLE   target triple (default: this machine's)\n"
 	"  --weights=embed|external embed weights in OUT (default) or write OUT.weights\n"
+	"  --fpmath=fp32|bf16       GEMM precision (default fp32).  bf16: KlnGemm weights\n"
+	"                           stored in bf16 and the activations they multiply\n"
+	"                           rounded to bf16, fp32 sums; needs AVX512_BF16 for\n"
+	"                           speed (other CPUs run it correctly, slower)\n"
 	"  --stats                  print statistics; the last line is one JSON object:\n"
-	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes\n"
-	"                           (arena at batch 1, sequence 128, 36 regions)\n"
+	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes,\n"
+	"                           fpmath (arena at batch 1, sequence 128, 36 regions)\n"
 	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
 	"  --disable-pattern=, --verify-each   as for kiln dump\n";
 
@@ -64,7 +68,7 @@ static long long measure_arena(const char *so)
 }
 
 static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
-                        long long arena, const BeStats *bs)
+                        long long arena, const BeStats *bs, BeFpmath fpmath)
 {
 	int ops_out[OP_COUNT] = {0};
 	for (int i = 0; i < g->norder; i++)
@@ -79,7 +83,8 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 	printf(", \"fusions\": {");
 	for (int i = 0; i < ps->nfusions; i++)
 		printf("%s\"%s\": %d", i ? ", " : "", ps->fusion_name[i], ps->fusion_count[i]);
-	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld}\n", ms, arena);
+	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld, \"fpmath\": \"%s\"}\n", ms, arena,
+	       fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32");
 }
 
 int cmd_compile(int argc, char **argv)
@@ -109,7 +114,8 @@ int cmd_compile(int argc, char **argv)
 	double ms = cli_now_ms() - t0;
 	if (o.stats) {
 		bool native = o.be.emit == BE_EMIT_SO && !o.be.target_cpu && !o.be.target_triple;
-		print_stats(g, ops_in, &ps, ms, native ? measure_arena(o.be.out) : -1, &bs);
+		print_stats(g, ops_in, &ps, ms, native ? measure_arena(o.be.out) : -1, &bs,
+		            o.be.fpmath);
 	}
 	ir_graph_free(g);
 	return EXIT_OK;

@@ -108,6 +108,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (strcmp(v, "embed") && strcmp(v, "external"))
 			return cli_error("--weights must be embed or external, not '%s'", v), -1;
 		o->be.weights_external = !strcmp(v, "external");
+	} else if ((v = optval(a, "--fpmath"))) {
+		if (strcmp(v, "fp32") && strcmp(v, "bf16"))
+			return cli_error("--fpmath must be fp32 or bf16, not '%s'", v), -1;
+		o->be.fpmath = !strcmp(v, "bf16") ? BE_FPMATH_BF16 : BE_FPMATH_F32;
 	} else {
 		return 0;
 	}
