@@ -361,6 +361,8 @@ typedef struct sg_job {
 	float alpha, beta;
 	const float *A, *B;
 	const float *Bp;               /* op(B) in the panel layout of rt.h, or NULL */
+	const uint16_t *Bh;            /* op(B) in the bf16 panel layout of rt.h, or NULL */
+	bool bf16;                     /* Bh read by the AVX512_BF16 kernel (else expanded) */
 	int64_t lda, ldb, ldc;
 	float *C;
 	const rt_gemm_epi *epi;
@@ -398,6 +400,22 @@ static void pack_a(const sg_job *j, int64_t i0, int64_t m, int64_t k0, int64_t k
 static void pack_b(const sg_job *j, int64_t k0, int64_t kc, int64_t j0, int64_t n, float *dst)
 {
 	int nr = j->uk->nr;
+	if (j->Bh) {
+		/* bf16 panels on a CPU (or kernel) without AVX512_BF16: widened */
+		int64_t kpad = (j->K + 1) / 2 * 2;
+		for (int64_t q = 0; q < n; q += nr, dst += nr * kc)
+			for (int64_t k = 0; k < kc; k++)
+				for (int64_t c = 0; c < nr; c++) {
+					int64_t col = j0 + q + c, row = k0 + k;
+					uint32_t u = 0;
+					if (q + c < n)
+						u = (uint32_t)j->Bh[col / RT_GEMM_PANEL * kpad * RT_GEMM_PANEL +
+						                    row / 2 * 2 * RT_GEMM_PANEL +
+						                    col % RT_GEMM_PANEL * 2 + row % 2] << 16;
+					memcpy(&dst[k * nr + c], &u, sizeof u);
+				}
+		return;
+	}
 	if (!j->tb) {
 		/* row by row: one contiguous read of n floats per k */
 		int64_t full = n / nr * nr;
@@ -548,7 +566,7 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		 * by m rows only, packing it would cost about as much as the
 		 * product, so row-major op(B) is read in place (full panels; a
 		 * partial last panel is packed, zero padded) */
-		int64_t nfull = j->Bp || (!j->tb && m <= SMALL_M) ? n / nr * nr : 0;
+		int64_t nfull = j->Bp || (!j->tb && !j->Bh && m <= SMALL_M) ? n / nr * nr : 0;
 		if (!j->Bp && nfull < n)
 			pack_b(j, k0, kc, j0 + nfull, n - nfull, bp + nfull * kc);
 		/* the op(B) slice of the next K step goes to L2 while this one
@@ -563,7 +581,7 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 			pf.lines = ceil_div(ceil_div(n, RT_GEMM_PANEL) * pf.rowlines, calls);
 			if (pf.lines > pf_cap(uk, kc))
 				pf.lines = pf_cap(uk, kc);
-		} else if (k0 + KC < j->K) {
+		} else if (k0 + KC < j->K && !j->Bh) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
 			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
@@ -632,10 +650,203 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		epilogue(j, i0, m, j0, n);
 }
 
+/* ---- bf16 weights (AVX512_BF16) ----
+ * B in the bf16 panel layout of rt.h, A rounded to bf16 pairs per K step
+ * (row r's pair p: A[r, k0+2p], A[r, k0+2p+1]).  vdpbf16ps adds the two
+ * products of a pair to an f32 lane: 64 flops an instruction, twice the
+ * f32 FMA's. */
+
+static bool cpu_has_bf16(void)
+{
+	static int known;    /* 0 not asked yet, 1 no, 2 yes (racy but idempotent) */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (!k) {
+		__builtin_cpu_init();
+		k = vm_have_avx512() && __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16") ? 2 : 1;
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 2;
+}
+
+/* c[R x 48] (row stride ldc) = a . b (+ c when beta != 0); a: R rows of
+ * kp pairs, as = row stride in pairs; b: kp rows of 48 pairs. */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void ukbf_body(const int R, int64_t kp, const uint32_t *a, int64_t as,
+                             const uint16_t *b, float *c, int64_t ldc, float beta,
+                             const pf_t *pf)
+{
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
+	const uint32_t *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as,
+	               *a4 = a + 4 * as, *a5 = a + 5 * as, *a6 = a + 6 * as, *a7 = a + 7 * as;
+	__m512bh b0, b1, b2;
+#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
+	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
+#undef ROW_DECL
+#define ROW_DP(r, p) if (r < R) { \
+		__m512bh ar = (__m512bh)_mm512_set1_epi32((int)a##r[p]); \
+		c##r##0 = _mm512_dpbf16_ps(c##r##0, ar, b0); \
+		c##r##1 = _mm512_dpbf16_ps(c##r##1, ar, b1); \
+		c##r##2 = _mm512_dpbf16_ps(c##r##2, ar, b2); }
+#define STEP(p) { \
+		const uint16_t *bq = b + (p) * 2 * RT_GEMM_PANEL; \
+		b0 = (__m512bh)_mm512_loadu_si512(bq); \
+		b1 = (__m512bh)_mm512_loadu_si512(bq + 32); \
+		b2 = (__m512bh)_mm512_loadu_si512(bq + 64); \
+		ROW_DP(0, p) ROW_DP(1, p) ROW_DP(2, p) ROW_DP(3, p) \
+		ROW_DP(4, p) ROW_DP(5, p) ROW_DP(6, p) ROW_DP(7, p) }
+	int64_t p = 0;
+	for (; p + 4 <= kp; p += 4) {
+		PF_ONE()
+		STEP(p) STEP(p + 1)
+		PF_ONE()
+		STEP(p + 2) STEP(p + 3)
+	}
+	for (; p < kp; p++)
+		STEP(p)
+#undef STEP
+#undef ROW_DP
+#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
+		if (beta != 0.0f) { \
+			c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(cr)); \
+			c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(cr + 16)); \
+			c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(cr + 32)); \
+		} \
+		_mm512_storeu_ps(cr, c##r##0); \
+		_mm512_storeu_ps(cr + 16, c##r##1); \
+		_mm512_storeu_ps(cr + 32, c##r##2); }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
+	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
+#undef ROW_ST
+}
+
+typedef void (*ukbf_fn)(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c,
+                        int64_t ldc, float beta, const pf_t *pf);
+
+#define UKBF(R) \
+__attribute__((target("avx512f,avx512bf16"))) \
+static void ukbf_##R(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c, \
+                     int64_t ldc, float beta, const pf_t *pf) \
+{ \
+	ukbf_body(R, kp, a, as, b, c, ldc, beta, pf); \
+}
+UKBF(1)
+UKBF(2)
+UKBF(3)
+UKBF(4)
+UKBF(5)
+UKBF(6)
+UKBF(7)
+UKBF(8)
+#undef UKBF
+
+static const ukbf_fn ukbf[9] = {
+	NULL, ukbf_1, ukbf_2, ukbf_3, ukbf_4, ukbf_5, ukbf_6, ukbf_7, ukbf_8,
+};
+
+/* rows [i0, i0+m) of A, columns [k0, k0+kc), into pairs: dst[r * kp + p],
+ * kp = ceil(kc / 2) (an odd kc's last pair ends in a zero) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void to_bf16_pairs(const sg_job *j, int64_t i0, int64_t m, int64_t k0, int64_t kc,
+                          uint32_t *dst)
+{
+	int64_t kp = (kc + 1) / 2;
+	for (int64_t r = 0; r < m; r++) {
+		const float *src = j->A + (i0 + r) * j->lda + k0;
+		uint16_t *d = (uint16_t *)(dst + r * kp);
+		for (int64_t k = 0; k < 2 * kp; k += 16) {
+			__mmask16 msk = vm_tail(kc - k > 0 ? kc - k : 0);
+			__m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(msk, src + k));
+			_mm256_mask_storeu_epi16(d + k, vm_tail(2 * kp - k), (__m256i)h);
+		}
+	}
+}
+
+#define KC_BF16 512            /* K step (k values) of the bf16 blocks */
+#define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
+
+/* block() for bf16 panels on the AVX512_BF16 kernel (nr 48, j0 a multiple
+ * of 48: the avx512 kernel's blocks) */
+static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
+{
+	uint32_t *ap = (uint32_t *)buf;    /* m x KS/2 pairs: <= MC * KC floats */
+	float tile[MR_MAX * NR_MAX];
+	const int64_t P = RT_GEMM_PANEL, kpad = (j->K + 1) / 2 * 2;
+	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : KC_BF16;
+	int64_t calls = ceil_div(n, P) * ceil_div(m, MR_MAX);
+	for (int64_t k0 = 0; k0 < j->K; k0 += KS) {
+		int64_t kc = j->K - k0 < KS ? j->K - k0 : KS, kp = (kc + 1) / 2;
+		float beta = k0 == 0 ? j->beta : 1.0f;
+		to_bf16_pairs(j, i0, m, k0, kc, ap);
+		/* the block's panels' next K step to L2 while this one computes */
+		pf_t pf = { 0 };
+		if (k0 + KS < j->K) {
+			int64_t k1 = k0 + KS, kc1 = j->K - k1 < KS ? j->K - k1 : KS;
+			pf.p = (const char *)(j->Bh + (j0 / P * kpad + k1) * P);
+			pf.stride = kpad * P * 2;
+			pf.rowlines = ceil_div((kc1 + 1) / 2 * 2 * P * 2, 64);
+			pf.lines = ceil_div(ceil_div(n, P) * pf.rowlines, calls);
+			if (pf.lines > kp / 2)
+				pf.lines = kp / 2;
+		}
+		int64_t pf_left = pf.lines * calls;
+		for (int64_t jr = 0; jr < n; jr += P) {
+			int64_t nn = n - jr < P ? n - jr : P, col = j0 + jr;
+			const uint16_t *b = j->Bh + (col / P * kpad + k0) * P;
+			for (int64_t ir = 0; ir < m; ir += MR_MAX) {
+				int64_t mm = m - ir < MR_MAX ? m - ir : MR_MAX;
+				const uint32_t *a = ap + ir * kp;
+				float *c = j->C + (i0 + ir) * j->ldc + col;
+				if (nn == P) {
+					if (pf_left > 0) {
+						ukbf[mm](kp, a, kp, b, c, j->ldc, beta, &pf);
+						pf_left -= pf.lines;
+						pf.line += pf.lines;
+						pf.p += pf.line / pf.rowlines * pf.stride;
+						pf.line %= pf.rowlines;
+					} else {
+						ukbf[mm](kp, a, kp, b, c, j->ldc, beta, NULL);
+					}
+					continue;
+				}
+				if (beta != 0.0f)
+					for (int64_t r = 0; r < mm; r++)
+						memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
+				ukbf[mm](kp, a, kp, b, tile, P, beta, NULL);
+				for (int64_t r = 0; r < mm; r++)
+					memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
+			}
+		}
+	}
+	if (j->epi)
+		epilogue(j, i0, m, j0, n);
+}
+
 /* no packing buffer: the installed BLAS does the block (plain loops for
  * panel-packed B, which BLAS cannot read; only when malloc failed) */
 static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
+	if (j->Bh) {
+		int64_t kpad = (j->K + 1) / 2 * 2;
+		for (int64_t i = i0; i < i0 + m; i++)
+			for (int64_t c = j0; c < j0 + n; c++) {
+				const uint16_t *b = j->Bh + c / RT_GEMM_PANEL * kpad * RT_GEMM_PANEL +
+				                    c % RT_GEMM_PANEL * 2;
+				float acc = 0;
+				for (int64_t k = 0; k < j->K; k++) {
+					uint32_t u = (uint32_t)b[k / 2 * 2 * RT_GEMM_PANEL + k % 2] << 16;
+					float w;
+					memcpy(&w, &u, sizeof w);
+					acc += j->A[i * j->lda + k] * w;
+				}
+				j->C[i * j->ldc + c] = acc;
+			}
+		if (j->epi)
+			epilogue(j, i0, m, j0, n);
+		return;
+	}
 	if (j->Bp) {
 		for (int64_t i = i0; i < i0 + m; i++)
 			for (int64_t c = j0; c < j0 + n; c++) {
@@ -677,7 +888,9 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 		int64_t n = j->N - j0 < j->nc ? j->N - j0 : j->nc;
 		if (m <= 0 || n <= 0)
 			continue;
-		if (buf)
+		if (buf && j->bf16)
+			block_bf16(j, i0, m, j0, n, buf);
+		else if (buf)
 			block(j, i0, m, j0, n, buf);
 		else
 			block_blas(j, i0, m, j0, n);
@@ -751,4 +964,19 @@ void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N
               float *C, int64_t ldc)
 {
 	rt_sgemm_epi(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const uint16_t *Wh, float *C, int64_t ldc,
+                          const rt_gemm_epi *epi)
+{
+	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
+	             .A = A, .Bh = Wh, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
+	j.bf16 = j.uk->fn == uk_avx512 && cpu_has_bf16();
+	run_job(pool, &j);
+}
+
+const char *rt_sgemm_bf16_kernel(void)
+{
+	return ukernel_get()->fn == uk_avx512 && cpu_has_bf16() ? "avx512bf16" : ukernel_get()->name;
 }

@@ -35,6 +35,16 @@ void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64
 void rt_sgemm_panels(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *Wp, float *C, int64_t ldc, const rt_gemm_epi *epi);
 
+/* rt_sgemm_panels with W in the bf16 panel layout of rt.h
+ * (rt_gemm_pack_panels_bf16): A is rounded to bf16 and the products are
+ * summed in f32 (vdpbf16ps) where the CPU has AVX512_BF16 and the avx512
+ * kernel is in use; otherwise W is widened to f32 and A used as is. */
+void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const uint16_t *Wh, float *C, int64_t ldc,
+                          const rt_gemm_epi *epi);
+/* The kernel rt_sgemm_panels_bf16 uses: "avx512bf16", else rt_sgemm_kernel(). */
+const char *rt_sgemm_bf16_kernel(void);
+
 /* Which micro-kernel rt_sgemm uses: "avx512", "avx2" or "c" (chosen once
  * from the CPU).  rt_sgemm_use forces one (tests, benchmarks); returns -1
  * if the CPU cannot run it or the name is unknown, NULL resets. */

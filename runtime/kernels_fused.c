@@ -5,10 +5,12 @@
  * by name.  Per op:
  *
  *   KlnGemm(A[..., K], W[K, N], bias[N]?) -> [..., N]
- *       ia = [act, panel]  act: 0 none, 1 GELU erf, 2 GELU tanh, applied
- *       after the bias; panel: RT_GEMM_PANEL when W's data is in the panel
- *       layout of rt.h (the backend packs constant weights), 0 (or absent)
- *       when it is row-major.
+ *       ia = [act, panel, wtype]  act: 0 none, 1 GELU erf, 2 GELU tanh,
+ *       applied after the bias; panel: RT_GEMM_PANEL when W's data is in
+ *       the panel layout of rt.h (the backend packs constant weights), 0 (or
+ *       absent) when it is row-major; wtype: RT_GEMM_W_BF16 when those
+ *       panels hold bf16 (kiln compile --fpmath=bf16), else RT_GEMM_W_F32
+ *       (or absent).
  *   KlnLayerNorm(x[..., H], gamma[H], beta[H])               fa = [epsilon]
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?) -> y, sum?  fa = [epsilon]
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
@@ -114,9 +116,11 @@ RT_KERNEL(KlnGemm)
 	if (rt_numel(&out[0]) != M * N)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
 	rt_gemm_epi epi = {NULL, (int)ia[0]};
-	int64_t panel = nia > 1 ? ia[1] : 0;
+	int64_t panel = nia > 1 ? ia[1] : 0, wtype = nia > 2 ? ia[2] : RT_GEMM_W_F32;
 	if (panel != 0 && panel != RT_GEMM_PANEL)
 		return rt_error(f, "node '%s' (%s): unknown weight layout %lld", loc, op, (long long)panel);
+	if (wtype != RT_GEMM_W_F32 && (wtype != RT_GEMM_W_BF16 || !panel))
+		return rt_error(f, "node '%s' (%s): unknown weight type %lld", loc, op, (long long)wtype);
 	if (nin > 2 && in[2].data) {
 		if (need_f32(f, loc, op, &in[2], "bias"))
 			return 1;
@@ -129,7 +133,10 @@ RT_KERNEL(KlnGemm)
 		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, epi.act);
 	if (M == 0 || N == 0)
 		return 0;
-	if (panel)
+	if (wtype == RT_GEMM_W_BF16)
+		rt_sgemm_panels_bf16(f ? f->pool : NULL, M, N, K, A->data, K, W->data, out[0].data, N,
+		                     &epi);
+	else if (panel)
 		rt_sgemm_panels(f ? f->pool : NULL, M, N, K, A->data, K, W->data, out[0].data, N, &epi);
 	else
 		rt_sgemm_epi(f ? f->pool : NULL, 0, 0, M, N, K, 1.0f, A->data, K, W->data, N, 0.0f,

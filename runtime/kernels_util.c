@@ -102,15 +102,6 @@ float rt_bf16_to_f32(uint16_t h)
 	return f;
 }
 
-uint16_t rt_f32_to_bf16(float f)
-{
-	uint32_t x;
-	memcpy(&x, &f, 4);
-	if ((x & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((x >> 16) | 0x40);        /* NaN stays NaN */
-	return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);   /* nearest even */
-}
-
 int64_t rt_get_i64(const void *p, int32_t dt, int64_t i)
 {
 	switch (dt) {

@@ -82,7 +82,6 @@ void rt_set_f64(void *p, int32_t dt, int64_t i, double v);
 float rt_f16_to_f32(uint16_t h);
 uint16_t rt_f32_to_f16(float f);
 float rt_bf16_to_f32(uint16_t h);
-uint16_t rt_f32_to_bf16(float f);
 
 /* Element strides of in over out's rank (0 where in is broadcast), numpy
  * rules; rt_error naming op and input k on a contradiction. */

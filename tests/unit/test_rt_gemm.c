@@ -2,8 +2,10 @@
  * double-precision reference: odd shapes, transposes, alpha/beta, leading
  * dims larger than the matrix, blocks crossing the KC/MC/NC boundaries,
  * the BERT-base shapes, the epilogue (bias, GELU), weights in the panel
- * layout of rt.h (rt_sgemm_panels) -- for every micro-kernel this CPU can
- * run, serial and on a two-thread pool. */
+ * layout of rt.h (rt_sgemm_panels) and in its bf16 layout
+ * (rt_sgemm_panels_bf16: against the product of the bf16-rounded operands)
+ * -- for every micro-kernel this CPU can run, serial and on a two-thread
+ * pool. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -19,7 +21,7 @@
 #include "rt_internal.h"
 
 static struct rt_pool *pool;
-static bool panels;     /* check() multiplies with B packed into panels */
+static int panels;      /* check() multiplies with B packed into panels: 1 f32, 2 bf16 */
 static uint64_t rng = 88172645463325252ull;
 
 static float frand(void)
@@ -67,8 +69,23 @@ static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int
 		assert_non_null(Bc); assert_non_null(Bp);
 		for (int64_t k = 0; k < K; k++)
 			memcpy(Bc + k * N, B + k * ldb, (size_t)N * sizeof(float));
-		rt_gemm_pack_panels(Bc, K, N, Bp);
-		rt_sgemm_panels(p, M, N, K, A, lda, Bp, C, ldc, epi);
+		if (panels == 2) {
+			/* the reference multiplies what the kernel does: W in bf16, and
+			 * A too where the AVX512_BF16 kernel rounds it */
+			bool round_a = !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16");
+			uint16_t *Bh = malloc(sizeof(uint16_t) * (size_t)(rt_gemm_panel_bf16s(K, N) + 1));
+			assert_non_null(Bh);
+			rt_gemm_pack_panels_bf16(Bc, K, N, Bh);
+			rt_sgemm_panels_bf16(p, M, N, K, A, lda, Bh, C, ldc, epi);
+			for (int64_t i = 0; i < K * ldb; i++)
+				B[i] = rt_bf16_to_f32(rt_f32_to_bf16(B[i]));
+			for (int64_t i = 0; round_a && i < M * lda; i++)
+				A[i] = rt_bf16_to_f32(rt_f32_to_bf16(A[i]));
+			free(Bh);
+		} else {
+			rt_gemm_pack_panels(Bc, K, N, Bp);
+			rt_sgemm_panels(p, M, N, K, A, lda, Bp, C, ldc, epi);
+		}
 		free(Bc); free(Bp);
 	} else if (epi)
 		rt_sgemm_epi(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
@@ -210,7 +227,7 @@ static void panel_weights(void **state)
 	float bias[800];
 	for (int i = 0; i < 800; i++)
 		bias[i] = frand();
-	panels = true;
+	panels = 1;
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
 			continue;
@@ -230,7 +247,62 @@ static void panel_weights(void **state)
 		}
 		rt_sgemm_use(NULL);
 	}
-	panels = false;
+	panels = 0;
+}
+
+/* bf16 panels (kiln compile --fpmath=bf16): the AVX512_BF16 kernel where
+ * the CPU has it, W widened to f32 on the other kernels; odd K (a pair
+ * ending in padding), N past a panel, K across the bf16 K steps (512,
+ * 2048 with few rows), R-row tails, the epilogue */
+static void panel_weights_bf16(void **state)
+{
+	(void)state;
+	float bias[800];
+	for (int i = 0; i < 800; i++)
+		bias[i] = frand();
+	panels = 2;
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		printf("# bf16 panels: kernel %s\n", rt_sgemm_bf16_kernel());
+		for (int r = 0; r < 40; r++)
+			expect(r & 1 ? pool : NULL, 0, 0, irand(1, 67), irand(1, 110), irand(1, 67), 1.0f,
+			       0.0f, irand(0, 3), NULL);
+		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
+		expect(pool, 0, 0, 200, 400, 1025, 1.0f, 0.0f, 0, NULL);
+		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
+		expect(pool, 0, 0, 20, 150, 4100, 1.0f, 0.0f, 1, NULL);
+		expect(NULL, 0, 0, 36, 97, 2049, 1.0f, 0.0f, 0, NULL);
+		expect(pool, 0, 0, 128, 768, 768, 1.0f, 0.0f, 0, NULL);
+		for (int act = 0; act <= 2; act++) {
+			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
+			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
+			expect(pool, 0, 0, 128, 770, 301, 1.0f, 0.0f, 1, &e);
+		}
+		rt_sgemm_use(NULL);
+	}
+	panels = 0;
+}
+
+/* the bf16 product is not the f32 one: a kernel that ignored the bf16
+ * layout or rounded nothing would pass the test above only by accident */
+static void bf16_rounds(void **state)
+{
+	(void)state;
+	enum { M = 4, N = 48, K = 2 };
+	float A[M * K], W[K * N], C[M * N];
+	for (int i = 0; i < M * K; i++)
+		A[i] = 1.0f + 1.0f / 1024;      /* not a bf16 value: 1.0 after rounding */
+	for (int i = 0; i < K * N; i++)
+		W[i] = 1.0f + 3.0f / 512;       /* rounds to 1 + 1/128 */
+	uint16_t Wh[2 * 48];
+	assert_int_equal(rt_gemm_panel_bf16s(K, N), 2 * 48);
+	rt_gemm_pack_panels_bf16(W, K, N, Wh);
+	assert_int_equal(Wh[0], 0x3f81);
+	rt_sgemm_panels_bf16(NULL, M, N, K, A, K, Wh, C, N, NULL);
+	float a = !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16") ? 1.0f : A[0];
+	for (int i = 0; i < M * N; i++)
+		assert_true(C[i] == 2.0f * a * (1.0f + 1.0f / 128));
 }
 
 /* the vectorized GELU against double erf/tanh on a dense grid, odd lengths
@@ -309,6 +381,8 @@ int main(void)
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(panel_weights),
+		cmocka_unit_test(panel_weights_bf16),
+		cmocka_unit_test(bf16_rounds),
 		cmocka_unit_test(degenerate),
 		cmocka_unit_test(gelu_accuracy),
 	};
