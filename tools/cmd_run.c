@@ -33,7 +33,7 @@ static const char check_help[] =
 	"  --threads=N              threads (default 2)\n"
 	"  --fpmath=fp32|bf16       GEMM precision as for kiln compile; bf16 rounds the\n"
 	"                           GEMMs' weights and activations to bf16, so it needs\n"
-	"                           looser tolerances (e.g. --atol=2e-2 --rtol=2e-2)\n"
+	"                           looser tolerances (e.g. --atol=3e-2 --rtol=3e-2)\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =
