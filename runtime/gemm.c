@@ -756,7 +756,11 @@ static void to_bf16_pairs(const sg_job *j, int64_t i0, int64_t m, int64_t k0, in
 	for (int64_t r = 0; r < m; r++) {
 		const float *src = j->A + (i0 + r) * j->lda + k0;
 		uint16_t *d = (uint16_t *)(dst + r * kp);
-		for (int64_t k = 0; k < 2 * kp; k += 16) {
+		int64_t k = 0;
+		for (; k + 32 <= kc; k += 32)
+			_mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(
+				_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k)));
+		for (; k < 2 * kp; k += 16) {
 			__mmask16 msk = vm_tail(kc - k > 0 ? kc - k : 0);
 			__m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(msk, src + k));
 			_mm256_mask_storeu_epi16(d + k, vm_tail(2 * kp - k), (__m256i)h);
