@@ -3,8 +3,8 @@
 
   io.py inputs MODEL BATCH SEQ REGIONS DIR   write DIR/input_K.pb: the inputs
         shared/tools/ort_bench.mjs and `kiln bench` synthesize
-  io.py compare KILN_DIR ORT_DIR             worst |kiln - ort| per output;
-        exit 1 beyond 1e-4 + 1e-3*|ort|
+  io.py compare KILN_DIR ORT_DIR [ATOL RTOL] worst |kiln - ort| per output;
+        exit 1 beyond ATOL + RTOL*|ort| (default 1e-4, 1e-3)
   io.py flops MODEL BATCH SEQ REGIONS        GFLOP of the MatMul/Gemm/Einsum
         nodes at that shape (what the GFLOP/s column counts)
 """
@@ -65,7 +65,8 @@ def load_pb(path):
     return numpy_helper.to_array(t)
 
 
-def cmd_compare(kdir, odir):
+def cmd_compare(kdir, odir, atol="1e-4", rtol="1e-3"):
+    atol, rtol = float(atol), float(rtol)
     bad = 0
     k = 0
     while os.path.exists(os.path.join(odir, f"output_{k}.pb")):
@@ -76,7 +77,7 @@ def cmd_compare(kdir, odir):
             bad += 1
         else:
             err = np.abs(got.astype(np.float64) - ref)
-            ok = bool((err <= 1e-4 + 1e-3 * np.abs(ref)).all())
+            ok = bool((err <= atol + rtol * np.abs(ref)).all())
             print(f"output {k}: max abs {err.max():.3g} {'ok' if ok else 'MISMATCH'}")
             bad += not ok
         k += 1
