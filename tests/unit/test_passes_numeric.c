@@ -27,6 +27,7 @@
 #include "kiln.h"
 #include "passes.h"
 #include "rt_internal.h"
+#include "rt_test.h"
 
 RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnGemm);
@@ -43,19 +44,6 @@ static float frand(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (float)((rng >> 11) % 2000001) / 1000000.0f - 1.0f;
-}
-
-static rt_t T(void *data, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int32_t dt)
-{
-	rt_t t;
-	memset(&t, 0, sizeof t);
-	t.data = data;
-	t.dtype = dt;
-	t.rank = rank;
-	int64_t d[4] = {d0, d1, d2, d3};
-	for (int i = 0; i < rank; i++)
-		t.dims[i] = d[i];
-	return t;
 }
 
 static float *frandv(size_t n)

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "rt_internal.h"
+#include "rt_test.h"
 #include "vmath.h"
 
 RT_KERNEL(KlnAttention);
@@ -55,19 +56,6 @@ static kiln_frame *frame(void)
 	memset(&f, 0, sizeof f);
 	f.pool = pool;
 	return &f;
-}
-
-static rt_t T(void *data, int32_t dt, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
-{
-	rt_t t;
-	memset(&t, 0, sizeof t);
-	t.data = data;
-	t.dtype = dt;
-	t.rank = rank;
-	int64_t d[4] = {d0, d1, d2, d3};
-	for (int i = 0; i < rank; i++)
-		t.dims[i] = d[i];
-	return t;
 }
 
 /* modes to run: the scalar path, and AVX-512 when the CPU has it */
@@ -308,18 +296,18 @@ static void run_sm(const SmCase *c, int mode)
 				else
 					((uint8_t *)mask)[b * Sk + j] = (uint8_t)mv;
 			}
-		min = T(mask, c->mask == 1 ? KILN_I64 : c->mask == 2 ? KILN_F32 : KILN_BOOL, 2, B, Sk,
-		        0, 0);
+		min = T(mask, 2, B, Sk,
+		        0, 0, c->mask == 1 ? KILN_I64 : c->mask == 2 ? KILN_F32 : KILN_BOOL);
 	}
 	float filter = c->inf_filter ? -INFINITY : -10000.0f;
 	sm_ref(c, q, k, bias, filter, ref);
-	rt_t in[5] = {T(q, KILN_F32, 3, B, Sq, hd, 0), T(k, KILN_F32, 3, B, Sk, hd, 0),
-	              T(v, KILN_F32, 3, B, Sk, ho, 0), T(NULL, 0, 0, 0, 0, 0, 0), min};
+	rt_t in[5] = {T(q, 3, B, Sq, hd, 0, KILN_F32), T(k, 3, B, Sk, hd, 0, KILN_F32),
+	              T(v, 3, B, Sk, ho, 0, KILN_F32), T(NULL, 0, 0, 0, 0, 0, 0), min};
 	if (c->bias == 1)
-		in[3] = T(bias, KILN_F32, 4, B, 1, 1, Sk);
+		in[3] = T(bias, 4, B, 1, 1, Sk, KILN_F32);
 	else if (c->bias == 2)
-		in[3] = T(bias, KILN_F32, 4, B, H, Sq, 1);
-	rt_t out = T(o, KILN_F32, 3, B, Sq, ho, 0);
+		in[3] = T(bias, 4, B, H, Sq, 1, KILN_F32);
+	rt_t out = T(o, 3, B, Sq, ho, 0, KILN_F32);
 	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset */
 	int64_t ia[8] = {D, 0, 0, c->guard, H, 0, Sk, 0};
 	float fa[2] = {filter, c->scale};
@@ -422,15 +410,15 @@ static void run_ln(const LnCase *c, int mode)
 	}
 	float eps = 1e-12f;
 	int64_t ng = c->g1 ? 1 : n, nbe = c->b1 ? 1 : n, nbi = c->bias1 ? 1 : n;
-	rt_t gt = T(g, KILN_F32, 1, ng, 0, 0, 0), bt = T(be, KILN_F32, 1, nbe, 0, 0, 0);
-	rt_t out[2] = {T(y, KILN_F32, 2, R, n, 0, 0), T(c->sum ? sum : NULL, KILN_F32, 2, R, n, 0, 0)};
+	rt_t gt = T(g, 1, ng, 0, 0, 0, KILN_F32), bt = T(be, 1, nbe, 0, 0, 0, KILN_F32);
+	rt_t out[2] = {T(y, 2, R, n, 0, 0, KILN_F32), T(c->sum ? sum : NULL, 2, R, n, 0, 0, KILN_F32)};
 	set_mode(mode);
 	if (c->skip) {
-		rt_t in[5] = {T(x, KILN_F32, 2, R, n, 0, 0), T(sk, KILN_F32, 2, R, n, 0, 0), gt, bt,
-		              T(c->bias ? bi : NULL, KILN_F32, 1, nbi, 0, 0, 0)};
+		rt_t in[5] = {T(x, 2, R, n, 0, 0, KILN_F32), T(sk, 2, R, n, 0, 0, KILN_F32), gt, bt,
+		              T(c->bias ? bi : NULL, 1, nbi, 0, 0, 0, KILN_F32)};
 		assert_int_equal(rt_op_KlnSkipLayerNorm(frame(), "sln", in, 5, out, 2, NULL, 0, &eps, 1), 0);
 	} else {
-		rt_t in[3] = {T(x, KILN_F32, 2, R, n, 0, 0), gt, bt};
+		rt_t in[3] = {T(x, 2, R, n, 0, 0, KILN_F32), gt, bt};
 		assert_int_equal(rt_op_KlnLayerNorm(frame(), "ln", in, 3, out, 1, NULL, 0, &eps, 1), 0);
 	}
 	set_mode(-1);
