@@ -86,16 +86,6 @@ static int need_vec(kiln_frame *f, const char *loc, const char *op, const rt_t *
 	return 0;
 }
 
-static inline float gelu_erf(float x)
-{
-	return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-}
-
-static inline float gelu_tanh(float x)
-{
-	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
-
 /* ---- KlnGemm ---- */
 
 /* One call of the runtime's GEMM (runtime/gemm.c) with the bias and GELU
@@ -349,13 +339,13 @@ RT_KERNEL(KlnSkipLayerNorm)
 
 typedef struct gelu_job { const float *x; float *y; int approx; } gelu_job;
 
-#define GELU_BLOCK 4096
-
+/* the GEMM epilogue's GELU (gemm.c: vectorized where the CPU allows) */
 static void gelu_range(void *arg, int64_t b, int64_t e)
 {
 	const gelu_job *j = arg;
-	for (int64_t i = b; i < e; i++)
-		j->y[i] = j->approx ? gelu_tanh(j->x[i]) : gelu_erf(j->x[i]);
+	if (j->y != j->x)
+		memcpy(j->y + b, j->x + b, (size_t)(e - b) * sizeof(float));
+	rt_gelu_inplace(j->y + b, e - b, j->approx);
 }
 
 RT_KERNEL(KlnGelu)
