@@ -363,6 +363,7 @@ typedef struct sg_job {
 	const float *Bp;               /* op(B) in the panel layout of rt.h, or NULL */
 	const uint16_t *Bh;            /* op(B) in the bf16 panel layout of rt.h, or NULL */
 	bool bf16;                     /* Bh read by the AVX512_BF16 kernel (else expanded) */
+	const uint32_t *Ah;            /* then op(A) in bf16 pairs, rows of (K + 1) / 2 */
 	int64_t lda, ldb, ldc;
 	float *C;
 	const rt_gemm_epi *epi;
@@ -651,8 +652,8 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 }
 
 /* ---- bf16 weights (AVX512_BF16) ----
- * B in the bf16 panel layout of rt.h, A rounded to bf16 pairs per K step
- * (row r's pair p: A[r, k0+2p], A[r, k0+2p+1]).  vdpbf16ps adds the two
+ * B in the bf16 panel layout of rt.h, A rounded to bf16 pairs once per
+ * product (row r's pair p: A[r, 2p], A[r, 2p+1]).  vdpbf16ps adds the two
  * products of a pair to an f32 lane: 64 flops an instruction, twice the
  * f32 FMA's. */
 
@@ -746,22 +747,54 @@ static const ukbf_fn ukbf[9] = {
 	NULL, ukbf_1, ukbf_2, ukbf_3, ukbf_4, ukbf_5, ukbf_6, ukbf_7, ukbf_8,
 };
 
-/* rows [i0, i0+m) of A, columns [k0, k0+kc), into pairs: dst[r * kp + p],
- * kp = ceil(kc / 2) (an odd kc's last pair ends in a zero) */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void to_bf16_pairs(const sg_job *j, int64_t i0, int64_t m, int64_t k0, int64_t kc,
-                          uint32_t *dst)
+/* A in bf16 pairs for a whole product, converted once (in parallel) for
+ * all its blocks: the calling thread's buffer, grown as needed and kept, so
+ * repeated shapes allocate nothing.  Freed at thread exit. */
+static pthread_key_t pairs_key;
+static pthread_once_t pairs_once = PTHREAD_ONCE_INIT;
+static bool pairs_key_ok;
+
+typedef struct pairs_buf { size_t cap; uint32_t data[]; } pairs_buf;
+
+static void pairs_init(void)
 {
-	int64_t kp = (kc + 1) / 2;
-	for (int64_t r = 0; r < m; r++) {
-		const float *src = j->A + (i0 + r) * j->lda + k0;
-		uint16_t *d = (uint16_t *)(dst + r * kp);
+	pairs_key_ok = pthread_key_create(&pairs_key, free) == 0;
+}
+
+static uint32_t *pairs_get(size_t n)
+{
+	pthread_once(&pairs_once, pairs_init);
+	if (!pairs_key_ok)
+		return NULL;
+	pairs_buf *b = pthread_getspecific(pairs_key);
+	if (b && b->cap >= n)
+		return b->data;
+	pairs_buf *nb = malloc(sizeof *nb + n * sizeof(uint32_t));
+	if (!nb || pthread_setspecific(pairs_key, nb)) {
+		free(nb);
+		return NULL;
+	}
+	free(b);
+	nb->cap = n;
+	return nb->data;
+}
+
+/* rows [b, e) of A into pairs: row r's pair p is A[r, 2p], A[r, 2p+1] (an
+ * odd K's last pair ends in a zero) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void pairs_rows(void *arg, int64_t b, int64_t e)
+{
+	const sg_job *j = arg;
+	int64_t K = j->K, kp = (K + 1) / 2;
+	for (int64_t r = b; r < e; r++) {
+		const float *src = j->A + r * j->lda;
+		uint16_t *d = (uint16_t *)(j->Ah + r * kp);
 		int64_t k = 0;
-		for (; k + 32 <= kc; k += 32)
+		for (; k + 32 <= K; k += 32)
 			_mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(
 				_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k)));
 		for (; k < 2 * kp; k += 16) {
-			__mmask16 msk = vm_tail(kc - k > 0 ? kc - k : 0);
+			__mmask16 msk = vm_tail(K - k > 0 ? K - k : 0);
 			__m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(msk, src + k));
 			_mm256_mask_storeu_epi16(d + k, vm_tail(2 * kp - k), (__m256i)h);
 		}
@@ -773,17 +806,15 @@ static void to_bf16_pairs(const sg_job *j, int64_t i0, int64_t m, int64_t k0, in
 
 /* block() for bf16 panels on the AVX512_BF16 kernel (nr 48, j0 a multiple
  * of 48: the avx512 kernel's blocks) */
-static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
+static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
-	uint32_t *ap = (uint32_t *)buf;    /* m x KS/2 pairs: <= MC * KC floats */
 	float tile[MR_MAX * NR_MAX];
-	const int64_t P = RT_GEMM_PANEL, kpad = (j->K + 1) / 2 * 2;
+	const int64_t P = RT_GEMM_PANEL, kpad = (j->K + 1) / 2 * 2, kph = kpad / 2;
 	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : KC_BF16;
 	int64_t calls = ceil_div(n, P) * ceil_div(m, MR_MAX);
 	for (int64_t k0 = 0; k0 < j->K; k0 += KS) {
 		int64_t kc = j->K - k0 < KS ? j->K - k0 : KS, kp = (kc + 1) / 2;
 		float beta = k0 == 0 ? j->beta : 1.0f;
-		to_bf16_pairs(j, i0, m, k0, kc, ap);
 		/* the block's panels' next K step to L2 while this one computes */
 		pf_t pf = { 0 };
 		if (k0 + KS < j->K) {
@@ -801,24 +832,24 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 			const uint16_t *b = j->Bh + (col / P * kpad + k0) * P;
 			for (int64_t ir = 0; ir < m; ir += MR_MAX) {
 				int64_t mm = m - ir < MR_MAX ? m - ir : MR_MAX;
-				const uint32_t *a = ap + ir * kp;
+				const uint32_t *a = j->Ah + (i0 + ir) * kph + k0 / 2;
 				float *c = j->C + (i0 + ir) * j->ldc + col;
 				if (nn == P) {
 					if (pf_left > 0) {
-						ukbf[mm](kp, a, kp, b, c, j->ldc, beta, &pf);
+						ukbf[mm](kp, a, kph, b, c, j->ldc, beta, &pf);
 						pf_left -= pf.lines;
 						pf.line += pf.lines;
 						pf.p += pf.line / pf.rowlines * pf.stride;
 						pf.line %= pf.rowlines;
 					} else {
-						ukbf[mm](kp, a, kp, b, c, j->ldc, beta, NULL);
+						ukbf[mm](kp, a, kph, b, c, j->ldc, beta, NULL);
 					}
 					continue;
 				}
 				if (beta != 0.0f)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
-				ukbf[mm](kp, a, kp, b, tile, P, beta, NULL);
+				ukbf[mm](kp, a, kph, b, tile, P, beta, NULL);
 				for (int64_t r = 0; r < mm; r++)
 					memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
 			}
@@ -892,8 +923,8 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 		int64_t n = j->N - j0 < j->nc ? j->N - j0 : j->nc;
 		if (m <= 0 || n <= 0)
 			continue;
-		if (buf && j->bf16)
-			block_bf16(j, i0, m, j0, n, buf);
+		if (j->bf16)
+			block_bf16(j, i0, m, j0, n);
 		else if (buf)
 			block(j, i0, m, j0, n, buf);
 		else
@@ -976,7 +1007,15 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 {
 	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
 	             .A = A, .Bh = Wh, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
-	j.bf16 = j.uk->fn == uk_avx512 && cpu_has_bf16();
+	if (j.uk->fn == uk_avx512 && cpu_has_bf16() && M > 0 && K > 0) {
+		uint32_t *ah = pairs_get((size_t)M * (size_t)((K + 1) / 2));
+		if (ah) {      /* else: W widened (block) */
+			j.bf16 = true;
+			j.Ah = ah;
+			bool par = (double)M * (double)K >= 65536;
+			rt_parallel_for(par ? pool : NULL, M, pairs_rows, &j);
+		}
+	}
 	run_job(pool, &j);
 }
 
