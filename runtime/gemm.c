@@ -527,12 +527,27 @@ void rt_gelu_inplace(float *x, int64_t n, int approx)
 			x[i] = gelu_erf1(x[i]);
 }
 
+__attribute__((target("avx512f")))
+static void add_avx512(float *c, const float *b, int64_t n)
+{
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 m = vm_tail(n - k);
+		_mm512_mask_storeu_ps(c + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + k),
+		                                              _mm512_maskz_loadu_ps(m, b + k)));
+	}
+}
+
+/* bias and activation on C[i0 .. i0+m, j0 .. j0+n): the blocks call it
+ * on each tile after its last K step, while the tile is in L1 */
 static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
 	const rt_gemm_epi *e = j->epi;
+	bool simd = j->uk->fn == uk_avx512;
 	for (int64_t i = i0; i < i0 + m; i++) {
 		float *c = j->C + i * j->ldc + j0;
-		if (e->bias)
+		if (e->bias && simd)
+			add_avx512(c, e->bias + j0, n);
+		else if (e->bias)
 			for (int64_t k = 0; k < n; k++)
 				c[k] += e->bias[j0 + k];
 		if (e->act)
@@ -636,19 +651,19 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 					} else {
 						fn(kc, a, rs, ks, b, bs, c, j->ldc, j->alpha, beta, NULL);
 					}
-					continue;
-				}
-				if (beta != 0.0f)
+				} else {
+					if (beta != 0.0f)
+						for (int64_t r = 0; r < mm; r++)
+							memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
+					fn(kc, a, rs, ks, b, bs, tile, nr, j->alpha, beta, NULL);
 					for (int64_t r = 0; r < mm; r++)
-						memcpy(tile + r * nr, c + r * j->ldc, (size_t)nn * sizeof(float));
-				fn(kc, a, rs, ks, b, bs, tile, nr, j->alpha, beta, NULL);
-				for (int64_t r = 0; r < mm; r++)
-					memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
+						memcpy(c + r * j->ldc, tile + r * nr, (size_t)nn * sizeof(float));
+				}
+				if (j->epi && k0 + KS >= j->K)     /* the tile is final and in L1 */
+					epilogue(j, i0 + ir, mm, j0 + jr, nn);
 			}
 		}
 	}
-	if (j->epi)
-		epilogue(j, i0, m, j0, n);
 }
 
 /* ---- bf16 weights (AVX512_BF16) ----
@@ -844,19 +859,19 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 					} else {
 						ukbf[mm](kp, a, kph, b, c, j->ldc, beta, NULL);
 					}
-					continue;
-				}
-				if (beta != 0.0f)
+				} else {
+					if (beta != 0.0f)
+						for (int64_t r = 0; r < mm; r++)
+							memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
+					ukbf[mm](kp, a, kph, b, tile, P, beta, NULL);
 					for (int64_t r = 0; r < mm; r++)
-						memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
-				ukbf[mm](kp, a, kph, b, tile, P, beta, NULL);
-				for (int64_t r = 0; r < mm; r++)
-					memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
+						memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
+				}
+				if (j->epi && k0 + KS >= j->K)
+					epilogue(j, i0 + ir, mm, col, nn);
 			}
 		}
 	}
-	if (j->epi)
-		epilogue(j, i0, m, j0, n);
 }
 
 /* no packing buffer: the installed BLAS does the block (plain loops for
