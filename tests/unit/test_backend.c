@@ -19,32 +19,7 @@
 #include "backend.h"
 #include "ir.h"
 #include "kiln.h"
-
-static char tmpdir[256];
-
-static int setup_dir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln-test-be-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_dir(void **state)
-{
-	(void)state;
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	char *p = buf[k++ % 4];
-	snprintf(p, 512, "%s/%s", tmpdir, name);
-	return p;
-}
+#include "tmp_test.h"
 
 static Graph *parse(const char *text)
 {
@@ -69,7 +44,7 @@ static int compile_opts(const char *text, BeOptions *o, Diag *d)
 
 static kiln_model *compile_load(const char *text, const char *name)
 {
-	BeOptions o = {.out = path_of(name), .emit = BE_EMIT_SO, .opt_level = 2};
+	BeOptions o = {.out = tmp_path(name), .emit = BE_EMIT_SO, .opt_level = 2};
 	Diag d = {0};
 	if (compile_opts(text, &o, &d))
 		fail_msg("compile: %s", d.msg);
@@ -175,7 +150,7 @@ static void test_softmax_mlp(void **state)
 		"  if (!c || mlp_run(c, x, 2, y)) return 1;\n"
 		"  for (int i = 0; i < 6; i++) printf(\"%.6f\\n\", y[i]);\n"
 		"  (void)argc; kiln_context_free(c); kiln_model_free(m); return 0;\n}\n";
-	FILE *f = fopen(path_of("use_mlp.c"), "w");
+	FILE *f = fopen(tmp_path("use_mlp.c"), "w");
 	assert_non_null(f);
 	fputs(prog, f);
 	fclose(f);
@@ -186,9 +161,9 @@ static void test_softmax_mlp(void **state)
 	const char *san = "";
 #endif
 	snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror %s -I%s/runtime -I%s -o %s %s %s/libkiln.a -ldl",
-	         san, KILN_SOURCE_DIR, tmpdir, path_of("use_mlp"), path_of("use_mlp.c"), KILN_BINARY_DIR);
+	         san, KILN_SOURCE_DIR, tmpdir, tmp_path("use_mlp"), tmp_path("use_mlp.c"), KILN_BINARY_DIR);
 	assert_int_equal(system(cmd), 0);
-	snprintf(cmd, sizeof cmd, "%s %s", path_of("use_mlp"), path_of("mlp.so"));
+	snprintf(cmd, sizeof cmd, "%s %s", tmp_path("use_mlp"), tmp_path("mlp.so"));
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
 	float x[8] = {1, 0, 0, 0, 0, 1, 0, 0}, ref[6];
@@ -205,13 +180,13 @@ static void test_softmax_mlp(void **state)
 static void test_external_weights(void **state)
 {
 	(void)state;
-	BeOptions o = {.out = path_of("ext.so"), .emit = BE_EMIT_SO, .opt_level = 0,
+	BeOptions o = {.out = tmp_path("ext.so"), .emit = BE_EMIT_SO, .opt_level = 0,
 	               .weights_external = true};
 	Diag d = {0};
 	if (compile_opts(softmax_text, &o, &d))
 		fail_msg("compile: %s", d.msg);
 	struct stat st;
-	assert_int_equal(stat(path_of("ext.weights"), &st), 0);
+	assert_int_equal(stat(tmp_path("ext.weights"), &st), 0);
 	assert_int_equal(st.st_size, 128);   /* two constants, 64-byte aligned */
 	kiln_model *m = kiln_model_load(o.out);
 	if (!m)
@@ -219,7 +194,7 @@ static void test_external_weights(void **state)
 	run_softmax(m, 3);
 	kiln_model_free(m);
 	/* a truncated weights file is refused at context creation */
-	assert_int_equal(truncate(path_of("ext.weights"), 64), 0);
+	assert_int_equal(truncate(tmp_path("ext.weights"), 64), 0);
 	m = kiln_model_load(o.out);
 	if (m) {
 		assert_null(kiln_context_create(m, 1));
@@ -230,7 +205,7 @@ static void test_external_weights(void **state)
 static void test_emit_llvm_obj(void **state)
 {
 	(void)state;
-	BeOptions o = {.out = path_of("mlp.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
+	BeOptions o = {.out = tmp_path("mlp.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
 	Diag d = {0};
 	if (compile_opts(softmax_text, &o, &d))
 		fail_msg("compile: %s", d.msg);
@@ -247,7 +222,7 @@ static void test_emit_llvm_obj(void **state)
 	assert_int_equal(defs, 1);
 	assert_int_equal(add_calls, 0);   /* inline loop */
 	assert_int_equal(mm_calls, 1);    /* kernel */
-	o.out = path_of("mlp.o");
+	o.out = tmp_path("mlp.o");
 	o.emit = BE_EMIT_OBJ;
 	if (compile_opts(softmax_text, &o, &d))
 		fail_msg("compile obj: %s", d.msg);
@@ -327,7 +302,7 @@ static void test_elementwise_inline(void **state)
 	kiln_context_free(c);
 	kiln_model_free(m);
 	/* every op above is inline: no kernel call in the module */
-	BeOptions o = {.out = path_of("ew.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
+	BeOptions o = {.out = tmp_path("ew.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
 	Diag d = {0};
 	if (compile_opts(ew_text, &o, &d))
 		fail_msg("compile: %s", d.msg);
@@ -772,7 +747,7 @@ static void test_inline_llvm(void **state)
 		"  %s = Softmax(%x) {axis = -1}\n"
 		"  return %t, %g, %r, %s\n"
 		"}\n";
-	BeOptions o = {.out = path_of("il.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
+	BeOptions o = {.out = tmp_path("il.ll"), .emit = BE_EMIT_LLVM, .opt_level = 3};
 	Diag d = {0};
 	if (compile_opts(text, &o, &d))
 		fail_msg("compile: %s", d.msg);
@@ -795,7 +770,7 @@ static void test_inline_llvm(void **state)
 
 static void expect_compile_error(const char *text, const char *needle)
 {
-	BeOptions o = {.out = path_of("bad.so"), .emit = BE_EMIT_SO};
+	BeOptions o = {.out = tmp_path("bad.so"), .emit = BE_EMIT_SO};
 	Diag d = {0};
 	assert_int_not_equal(compile_opts(text, &o, &d), 0);
 	if (!strstr(d.msg, needle))
@@ -838,5 +813,5 @@ int main(void)
 		cmocka_unit_test(test_inline_llvm),
 		cmocka_unit_test(test_compile_errors),
 	};
-	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+	return cmocka_run_group_tests(tests, tmp_setup, tmp_teardown);
 }

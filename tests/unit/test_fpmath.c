@@ -22,32 +22,7 @@
 #include "ir.h"
 #include "kiln.h"
 #include "rt.h"
-
-static char tmpdir[256];
-
-static int setup_dir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln-test-fp-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_dir(void **state)
-{
-	(void)state;
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	char *p = buf[k++ % 4];
-	snprintf(p, 512, "%s/%s", tmpdir, name);
-	return p;
-}
+#include "tmp_test.h"
 
 static float f_of(uint32_t u)
 {
@@ -270,16 +245,16 @@ static void test_weights_bytes(void **state)
 {
 	(void)state;
 	char *text = gemm_text(0, false);
-	BeOptions o = {.out = path_of("f32.so"), .emit = BE_EMIT_SO, .opt_level = 0,
+	BeOptions o = {.out = tmp_path("f32.so"), .emit = BE_EMIT_SO, .opt_level = 0,
 	               .weights_external = true};
 	BeStats f32 = compile_text(text, &o);
-	o.out = path_of("bf16.so");
+	o.out = tmp_path("bf16.so");
 	o.fpmath = BE_FPMATH_BF16;
 	BeStats bf = compile_text(text, &o);
 	assert_int_equal(f32.weights_bytes, GK * GN * 4 + GN * 4);
 	assert_int_equal(bf.weights_bytes, GK * GN * 2 + GN * 4);
 	size_t n;
-	unsigned char *blob = read_all(path_of("bf16.weights"), &n);
+	unsigned char *blob = read_all(tmp_path("bf16.weights"), &n);
 	assert_int_equal(n, (size_t)bf.weights_bytes);
 	uint16_t *panels = malloc((size_t)rt_gemm_panel_bf16s(GK, GN) * 2);
 	float *fpanels = malloc((size_t)rt_gemm_panel_floats(GK, GN) * 4);
@@ -289,7 +264,7 @@ static void test_weights_bytes(void **state)
 	assert_true(contains(blob, n, panels, (size_t)rt_gemm_panel_bf16s(GK, GN) * 2));
 	assert_true(contains(blob, n, gB, sizeof gB));
 	free(blob);
-	blob = read_all(path_of("f32.weights"), &n);
+	blob = read_all(tmp_path("f32.weights"), &n);
 	assert_true(contains(blob, n, fpanels, (size_t)rt_gemm_panel_floats(GK, GN) * 4));
 	free(blob);
 	free(panels);
@@ -303,12 +278,12 @@ static void test_raw_copy_stays_f32(void **state)
 {
 	(void)state;
 	char *text = gemm_text(0, true);
-	BeOptions o = {.out = path_of("raw.so"), .emit = BE_EMIT_SO, .opt_level = 0,
+	BeOptions o = {.out = tmp_path("raw.so"), .emit = BE_EMIT_SO, .opt_level = 0,
 	               .weights_external = true, .fpmath = BE_FPMATH_BF16};
 	BeStats st = compile_text(text, &o);
 	assert_int_equal(st.weights_bytes, GK * GN * 4 + GK * GN * 2 + GN * 4);
 	size_t n;
-	unsigned char *blob = read_all(path_of("raw.weights"), &n);
+	unsigned char *blob = read_all(tmp_path("raw.weights"), &n);
 	assert_true(contains(blob, n, gW, sizeof gW));
 	free(blob);
 	free(text);
@@ -321,7 +296,7 @@ static void test_gemm_ia(void **state)
 	(void)state;
 	char *text = gemm_text(1, false);
 	for (int bf = 0; bf < 2; bf++) {
-		BeOptions o = {.out = path_of("ia.ll"), .emit = BE_EMIT_LLVM, .opt_level = 0,
+		BeOptions o = {.out = tmp_path("ia.ll"), .emit = BE_EMIT_LLVM, .opt_level = 0,
 		               .fpmath = bf ? BE_FPMATH_BF16 : BE_FPMATH_F32};
 		compile_text(text, &o);
 		size_t n;
@@ -349,7 +324,7 @@ static void test_run_bf16(void **state)
 {
 	(void)state;
 	char *text = gemm_text(0, false);
-	BeOptions o = {.out = path_of("run.so"), .emit = BE_EMIT_SO, .opt_level = 2,
+	BeOptions o = {.out = tmp_path("run.so"), .emit = BE_EMIT_SO, .opt_level = 2,
 	               .fpmath = BE_FPMATH_BF16};
 	compile_text(text, &o);
 	free(text);
@@ -409,5 +384,5 @@ int main(void)
 		cmocka_unit_test(test_gemm_ia),
 		cmocka_unit_test(test_run_bf16),
 	};
-	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+	return cmocka_run_group_tests(tests, tmp_setup, tmp_teardown);
 }

@@ -219,58 +219,30 @@ static void epilogues(void **state)
 	assert_int_equal(rt_sgemm_use("nope"), -1);
 }
 
-/* W packed at compile time (rt.h's panel layout): odd N (partial last
- * panel), K across KC, few and many rows, with and without the epilogue */
-static void panel_weights(void **state)
+/* Weights packed at compile time: panels (mode 1: rt.h's f32 layout) or
+ * bf16 panels (mode 2: the AVX512_BF16 kernel where the CPU has it, W
+ * widened to f32 on the other kernels), for every kernel: odd N (a partial
+ * last panel), odd K (a bf16 pair ending in padding), K across the K steps
+ * (f32: 256, 1024 with few rows; bf16: 512, 2048), few and many rows, R-row
+ * tails, with and without the epilogue */
+static void panel_cases(int mode)
 {
-	(void)state;
 	float bias[800];
 	for (int i = 0; i < 800; i++)
 		bias[i] = frand();
-	panels = 1;
+	panels = mode;
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
 			continue;
-		for (int r = 0; r < 40; r++)
-			expect(r & 1 ? pool : NULL, 0, 0, irand(1, 67), irand(1, 110), irand(1, 67), 1.0f,
-			       0.0f, irand(0, 3), NULL);
-		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
-		expect(pool, 0, 0, 200, 400, 600, 1.0f, 0.0f, 0, NULL);
-		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
-		/* few rows take K in steps of 1024: cross them */
-		expect(pool, 0, 0, 20, 150, 2100, 1.0f, 0.0f, 1, NULL);
-		expect(NULL, 0, 0, 36, 97, 1025, 1.0f, 0.0f, 0, NULL);
-		for (int act = 0; act <= 2; act++) {
-			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
-			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
-			expect(pool, 0, 0, 128, 770, 300, 1.0f, 0.0f, 1, &e);
-		}
-		rt_sgemm_use(NULL);
-	}
-	panels = 0;
-}
-
-/* bf16 panels (kiln compile --fpmath=bf16): the AVX512_BF16 kernel where
- * the CPU has it, W widened to f32 on the other kernels; odd K (a pair
- * ending in padding), N past a panel, K across the bf16 K steps (512,
- * 2048 with few rows), R-row tails, the epilogue */
-static void panel_weights_bf16(void **state)
-{
-	(void)state;
-	float bias[800];
-	for (int i = 0; i < 800; i++)
-		bias[i] = frand();
-	panels = 2;
-	for (size_t n = 0; n < 3; n++) {
-		if (rt_sgemm_use(names[n]))
-			continue;
-		printf("# bf16 panels: kernel %s\n", rt_sgemm_bf16_kernel());
+		if (mode == 2)
+			printf("# bf16 panels: kernel %s\n", rt_sgemm_bf16_kernel());
 		for (int r = 0; r < 40; r++)
 			expect(r & 1 ? pool : NULL, 0, 0, irand(1, 67), irand(1, 110), irand(1, 67), 1.0f,
 			       0.0f, irand(0, 3), NULL);
 		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
 		expect(pool, 0, 0, 200, 400, 1025, 1.0f, 0.0f, 0, NULL);
 		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
+		expect(pool, 0, 0, 20, 150, 2100, 1.0f, 0.0f, 1, NULL);
 		expect(pool, 0, 0, 20, 150, 4100, 1.0f, 0.0f, 1, NULL);
 		expect(NULL, 0, 0, 36, 97, 2049, 1.0f, 0.0f, 0, NULL);
 		expect(pool, 0, 0, 128, 768, 768, 1.0f, 0.0f, 0, NULL);
@@ -282,6 +254,18 @@ static void panel_weights_bf16(void **state)
 		rt_sgemm_use(NULL);
 	}
 	panels = 0;
+}
+
+static void panel_weights(void **state)
+{
+	(void)state;
+	panel_cases(1);
+}
+
+static void panel_weights_bf16(void **state)
+{
+	(void)state;
+	panel_cases(2);
 }
 
 /* the bf16 product is not the f32 one: a kernel that ignored the bf16
