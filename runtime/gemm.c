@@ -367,8 +367,9 @@ typedef struct sg_job {
 	int64_t lda, ldb, ldc;
 	float *C;
 	const rt_gemm_epi *epi;
-	int64_t mc, nc, njb;           /* block sizes, blocks along N */
-	int64_t ntask, next;           /* blocks; the next one to take (atomic) */
+	int64_t mc, ncp;               /* block rows; most panels (nr columns) a block has */
+	int64_t np, nunit, next;       /* panels along N; row blocks x np; next unit (atomic) */
+	int T;                         /* threads taking blocks */
 } sg_job;
 
 /* op(A)[i0 .. i0+m, k0 .. k0+kc] into panels of mr rows: panel p holds,
@@ -920,24 +921,39 @@ static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 		epilogue(j, i0, m, j0, n);
 }
 
-/* Each thread takes blocks until none is left (dynamic: on a loaded
- * machine a thread that got no CPU for a while leaves its blocks to the
- * others instead of holding up the whole product). */
+/* The next block: units are (row block, panel) in row-block order; a
+ * thread takes about a 2T-th of the units left (guided: at most ncp, at
+ * least one, never past its row block), so blocks shrink toward the end
+ * and the threads finish together.  Taken dynamically: on a loaded machine
+ * a thread that got no CPU for a while leaves its blocks to the others. */
+static bool next_block(sg_job *j, int64_t *i0, int64_t *m, int64_t *j0, int64_t *n)
+{
+	int64_t t = __atomic_load_n(&j->next, __ATOMIC_RELAXED), c;
+	do {
+		if (t >= j->nunit)
+			return false;
+		int64_t p = t % j->np, left = j->nunit - t;
+		c = j->T > 1 ? left / (2 * j->T) : j->ncp;
+		c = c < 1 ? 1 : c > j->ncp ? j->ncp : c;
+		if (c > j->np - p)
+			c = j->np - p;
+	} while (!__atomic_compare_exchange_n(&j->next, &t, t + c, false, __ATOMIC_RELAXED,
+	                                      __ATOMIC_RELAXED));
+	int nr = j->uk->nr;
+	*i0 = t / j->np * j->mc;
+	*m = j->M - *i0 < j->mc ? j->M - *i0 : j->mc;
+	*j0 = t % j->np * nr;
+	*n = j->N - *j0 < c * nr ? j->N - *j0 : c * nr;
+	return true;
+}
+
 static void sg_worker(void *arg, int64_t b, int64_t e)
 {
 	(void)b; (void)e;
 	sg_job *j = arg;
 	float *buf = thread_buf();
-	for (;;) {
-		int64_t t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-		if (t >= j->ntask)
-			break;
-		int64_t ib = t / j->njb, jb = t % j->njb;
-		int64_t i0 = ib * j->mc, j0 = jb * j->nc;
-		int64_t m = j->M - i0 < j->mc ? j->M - i0 : j->mc;
-		int64_t n = j->N - j0 < j->nc ? j->N - j0 : j->nc;
-		if (m <= 0 || n <= 0)
-			continue;
+	int64_t i0, m, j0, n;
+	while (next_block(j, &i0, &m, &j0, &n)) {
 		if (j->bf16)
 			block_bf16(j, i0, m, j0, n);
 		else if (buf)
@@ -985,10 +1001,12 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	while (nib * njb < want && nib < ceil_div(M, 4 * mr))
 		nib++;
 	j->mc = round_up(ceil_div(M, nib), mr);
-	j->nc = round_up(ceil_div(N, njb), nr);
-	j->njb = ceil_div(N, j->nc);
-	j->ntask = ceil_div(M, j->mc) * j->njb;
-	rt_parallel_for(T > 1 ? pool : NULL, T > j->ntask ? j->ntask : T, sg_worker, j);
+	j->ncp = ceil_div(ceil_div(N, njb), nr);
+	j->np = ceil_div(N, nr);
+	j->nunit = ceil_div(M, j->mc) * j->np;
+	j->T = T;
+	int64_t blocks = ceil_div(M, j->mc) * ceil_div(j->np, j->ncp);
+	rt_parallel_for(T > 1 ? pool : NULL, T > blocks ? blocks : T, sg_worker, j);
 }
 
 void rt_sgemm_epi(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
