@@ -63,7 +63,8 @@ prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-
     mkdir -p "$d" && cp "$shared/models/perf/$m/model.onnx" "$d/" && chmod u+w "$d/model.onnx"
     $py "$here/fill_weights.py" "$d" "$shared/tools" >/dev/null
   fi
-  if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ]; then
+  # the runtime is linked into every .so: a newer libkiln_rt.a means recompile
+  if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ] || [ "$root/build/libkiln_rt.a" -nt "$so" ]; then
     "$kiln" compile "$d/model.onnx" -o "$so" --fpmath="$f" --stats | tail -1 > "${so%.so}.json"
   fi
 }
