@@ -1,18 +1,20 @@
-/* gemm.c: kiln's fp32 GEMM (see gemm.h), so the runtime does not depend on
- * how the installed BLAS was tuned for this CPU.
+/* gemm.c: kiln's GEMM (see gemm.h), so the runtime does not depend on how
+ * the installed BLAS was tuned for this CPU.
  *
- * Blocking (BLIS style): C is cut into mc x nc blocks, one task each, run
- * on the pool.  A task walks K in KC steps: it packs its kc x nc slice of
- * op(B) into panels NR columns wide and its mc x kc slice of op(A) into
- * panels MR rows tall (zero padded), then runs the MR x NR micro-kernel
- * over every (panel, panel) pair.  Edge tiles go through a small tile
- * buffer.  The epilogue (bias, GELU) runs on the block after its last K
- * step, while it is still in cache.
+ * Blocking (BLIS style): C is cut into blocks of mc rows and up to nc
+ * columns, taken by the pool's threads dynamically (guided: blocks shrink
+ * toward the end).  A block walks K in KC steps: it packs its kc x n slice
+ * of op(B) into panels NR columns wide (unless B is already in rt.h's panel
+ * layout) and reads op(A) in place (or packs it into panels MR rows tall),
+ * then runs the MR x NR micro-kernel over every (panel, panel) pair.  Edge
+ * tiles go through a small tile buffer.  The epilogue (bias, GELU) runs on
+ * each tile after its last K step, while it is in L1.
  *
  * Micro-kernels, chosen once from the CPU: AVX-512 8x48 (24 zmm
  * accumulators, 3 loads + 8 broadcasts per 24 FMAs), AVX2 6x16, plain C
- * 4x16.  The runtime is built without -march, so SIMD code sits in
- * target-attributed functions.
+ * 4x16; for bf16 weight panels (kiln compile --fpmath=bf16) an AVX512_BF16
+ * 8x48 (vdpbf16ps, A rounded to bf16 once per product).  The runtime is
+ * built without -march, so SIMD code sits in target-attributed functions.
  *
  * Packing buffers: one per thread, allocated on its first GEMM, freed at
  * thread exit (pthread key destructor). */
