@@ -19,23 +19,12 @@
 #include "backend.h"
 #include "ir.h"
 #include "kiln.h"
-#include "tmp_test.h"
-
-static Graph *parse(const char *text)
-{
-	Diag d = {0};
-	Graph *g = ir_parse(text, "test.kir", &d);
-	if (!g)
-		fail_msg("parse: %s", d.msg);
-	if (ir_infer_shapes(g, &d))
-		fail_msg("infer: %s", d.msg);
-	return g;
-}
+#include "be_test.h"
 
 /* Compiles text to OUT (in the temp dir); returns be_compile's status. */
 static int compile_opts(const char *text, BeOptions *o, Diag *d)
 {
-	Graph *g = parse(text);
+	Graph *g = test_parse(text);
 	BeStats st;
 	int rc = be_compile(g, o, &st, d);
 	ir_graph_free(g);

@@ -22,7 +22,7 @@
 #include "ir.h"
 #include "kiln.h"
 #include "rt.h"
-#include "tmp_test.h"
+#include "be_test.h"
 
 static float f_of(uint32_t u)
 {
@@ -202,11 +202,7 @@ static char *gemm_text(int act, bool with_w_out)
 static BeStats compile_text(const char *text, BeOptions *o)
 {
 	Diag d = {0};
-	Graph *g = ir_parse(text, "fp.kir", &d);
-	if (!g)
-		fail_msg("parse: %s", d.msg);
-	if (ir_infer_shapes(g, &d))
-		fail_msg("infer: %s", d.msg);
+	Graph *g = test_parse(text);
 	BeStats st;
 	memset(&st, 0, sizeof st);
 	if (be_compile(g, o, &st, &d))
