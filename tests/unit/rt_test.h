@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "rt.h"
+#include "rt_internal.h"
 
 /* A tensor as kernels see it: data, rank and up to four dims, dtype. */
 static inline rt_t T(void *data, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
@@ -20,6 +20,19 @@ static inline rt_t T(void *data, int rank, int64_t d0, int64_t d1, int64_t d2, i
 	for (int i = 0; i < rank && i < 4; i++)
 		t.dims[i] = d[i];
 	return t;
+}
+
+/* A frame whose kernels split work over a two-thread pool (kept for the
+ * whole test program); the other fields zero. */
+static kiln_frame *frame(void)
+{
+	static kiln_frame f;
+	static struct rt_pool *pool;
+	if (!pool)
+		pool = rt_pool_create(2);
+	memset(&f, 0, sizeof f);
+	f.pool = pool;
+	return &f;
 }
 
 #endif

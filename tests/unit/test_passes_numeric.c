@@ -69,17 +69,6 @@ static void assert_close(const float *a, const float *b, size_t n, double tol)
 	}
 }
 
-static kiln_frame *frame(void)
-{
-	static kiln_frame f;
-	static struct rt_pool *pool;
-	if (!pool)
-		pool = rt_pool_create(2);
-	memset(&f, 0, sizeof f);
-	f.pool = pool;
-	return &f;
-}
-
 /* ---- attention ---------------------------------------------------------- */
 
 typedef struct AttCase {

@@ -47,17 +47,6 @@ static float frand(float lo, float hi)
 	return (float)(lo + (hi - lo) * urand());
 }
 
-static kiln_frame *frame(void)
-{
-	static kiln_frame f;
-	static struct rt_pool *pool;
-	if (!pool)
-		pool = rt_pool_create(2);
-	memset(&f, 0, sizeof f);
-	f.pool = pool;
-	return &f;
-}
-
 /* modes to run: the scalar path, and AVX-512 when the CPU has it */
 static int nmodes(void)
 {
@@ -327,15 +316,25 @@ static void run_sm(const SmCase *c, int mode)
 	free(q); free(k); free(v); free(o); free(ref); free(bias); free(mask);
 }
 
-static void test_softmax_lengths(void **state)
+/* Row lengths that cross the 16-lane tails: 1 .. 70, 128, 771 (and 3000,
+ * past the layer norm's row buffer, when long); returns how many (<= 74). */
+static int row_lengths(int64_t *lens, bool long_rows)
 {
-	(void)state;
-	int64_t lens[73];
 	int nl = 0;
 	for (int64_t n = 1; n <= 70; n++)
 		lens[nl++] = n;
 	lens[nl++] = 128;
 	lens[nl++] = 771;
+	if (long_rows)
+		lens[nl++] = 3000;
+	return nl;
+}
+
+static void test_softmax_lengths(void **state)
+{
+	(void)state;
+	int64_t lens[74];
+	int nl = row_lengths(lens, false);
 	for (int mode = 0; mode < nmodes(); mode++)
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
@@ -456,12 +455,7 @@ static void test_layernorm_lengths(void **state)
 {
 	(void)state;
 	int64_t lens[74];
-	int nl = 0;
-	for (int64_t n = 1; n <= 70; n++)
-		lens[nl++] = n;
-	lens[nl++] = 128;
-	lens[nl++] = 771;
-	lens[nl++] = 3000;
+	int nl = row_lengths(lens, true);
 	for (int mode = 0; mode < nmodes(); mode++)
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
