@@ -819,6 +819,16 @@ static void pairs_rows(void *arg, int64_t b, int64_t e)
 	}
 }
 
+/* rows [b, e) of A rounded to bf16 (kept as f32) into j->Ah, rows of K */
+static void round_rows(void *arg, int64_t b, int64_t e)
+{
+	const sg_job *j = arg;
+	float *d = (float *)j->Ah;
+	for (int64_t r = b; r < e; r++)
+		for (int64_t k = 0; k < j->K; k++)
+			d[r * j->K + k] = rt_bf16_to_f32(rt_f32_to_bf16(j->A[r * j->lda + k]));
+}
+
 #define KC_BF16 512            /* K step (k values) of the bf16 blocks */
 #define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
 
@@ -1042,14 +1052,25 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 {
 	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
 	             .A = A, .Bh = Wh, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
+	bool par = (double)M * (double)K >= 65536;
 	if (j.uk->fn == uk_avx512 && cpu_has_bf16() && M > 0 && K > 0) {
 		uint32_t *ah = pairs_get((size_t)M * (size_t)((K + 1) / 2));
 		if (ah) {      /* else: W widened (block) */
 			j.bf16 = true;
 			j.Ah = ah;
-			bool par = (double)M * (double)K >= 65536;
 			rt_parallel_for(par ? pool : NULL, M, pairs_rows, &j);
 		}
+	}
+	float *ar = NULL;
+	if (!j.bf16 && M > 0 && K > 0 && (ar = (float *)pairs_get((size_t)M * (size_t)K))) {
+		/* no AVX512_BF16: A rounded to bf16 as that kernel does (so a bf16
+		 * model computes the same products on every CPU), W widened per
+		 * block */
+		j.Ah = (const uint32_t *)ar;
+		rt_parallel_for(par ? pool : NULL, M, round_rows, &j);
+		j.A = ar;
+		j.lda = K;
+		j.Ah = NULL;
 	}
 	run_job(pool, &j);
 }
