@@ -33,7 +33,7 @@ typedef int32_t DimId;   /* handle of a hash-consed symbolic dim expression */
 enum OpKind { K_UNARY, K_BINARY, K_VARIADIC, K_REDUCE, K_SHAPE, K_OTHER, K_FUSED };
 
 typedef enum Op {
-#define X(name, mi, ma, mo, mao, kind) OP_##name,
+#define X(name, ...) OP_##name,
 #include "ops.def"
 #undef X
 	OP_COUNT

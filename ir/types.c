@@ -1,14 +1,8 @@
-/* Op and dtype tables: the op info table generated from ops.def, op
- * name lookup, and dtype names, sizes and classes. */
+/* Op name lookup (the op info table is generated in schema.c), and
+ * dtype names, sizes and classes. */
 #include <string.h>
 
 #include "ir.h"
-
-const OpInfo ir_opinfo[OP_COUNT] = {
-#define X(name, mi, ma, mo, mao, kind) { #name, mi, ma, mo, mao, kind },
-#include "ops.def"
-#undef X
-};
 
 const char *ir_opname(Op op)
 {

@@ -200,6 +200,36 @@ typedef int (*rt_kernel_fn)(kiln_frame *f, const char *loc, const rt_t *in, int3
                             rt_t *out, int32_t nout, const int64_t *ia, int32_t nia,
                             const float *fa, int32_t nfa);
 
+/* The attribute slots of the fused ops (runtime/fused_attrs.def): a fused
+ * op's kernel reads ia[RT_IA_<Op>_<name>], fa[RT_FA_<Op>_<name>]; the
+ * backend passes RT_NIA_<Op> ints and RT_NFA_<Op> floats. */
+enum {
+#define FUSED_OP(op) RT_IA_##op##_BEGIN_ = -1,
+#define FUSED_I(op, name) RT_IA_##op##_##name,
+#define FUSED_B(op, name) RT_IA_##op##_##name,
+#define FUSED_F(op, name)
+#define FUSED_END(op) RT_NIA_##op,
+#include "fused_attrs.def"
+#undef FUSED_OP
+#undef FUSED_I
+#undef FUSED_B
+#undef FUSED_F
+#undef FUSED_END
+};
+enum {
+#define FUSED_OP(op) RT_FA_##op##_BEGIN_ = -1,
+#define FUSED_I(op, name)
+#define FUSED_B(op, name)
+#define FUSED_F(op, name) RT_FA_##op##_##name,
+#define FUSED_END(op) RT_NFA_##op,
+#include "fused_attrs.def"
+#undef FUSED_OP
+#undef FUSED_I
+#undef FUSED_B
+#undef FUSED_F
+#undef FUSED_END
+};
+
 #define RT_KERNEL(name) \
 	int rt_op_##name(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, \
 	                 rt_t *out, int32_t nout, const int64_t *ia, int32_t nia, \

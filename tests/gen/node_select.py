@@ -33,7 +33,7 @@ SHAPE_INPUTS = {
 def kiln_ops(ops_def):
     ops = {"Constant"}
     for line in open(ops_def):
-        m = re.match(r"\s*X\(\s*(\w+)\s*,.*,\s*(K_\w+)\s*\)", line)
+        m = re.match(r"\s*X\(\s*(\w+)\s*,\s*(K_\w+)\s*,", line)
         if m and m.group(2) != "K_FUSED":
             ops.add(m.group(1))
     return ops
