@@ -2,12 +2,15 @@
  * in the order /work/notes/kernel_abi.md (runtime/kernels.c) documents:
  * ONNX defaults filled in, negative axes made positive with the input's
  * rank, Reduce axes taken from the attribute or from the constant axes
- * input.  Bad attribute values are compile errors naming the node. */
+ * input; fused ops' attributes in the named slots of
+ * runtime/fused_attrs.def.  Bad attribute values are compile errors naming
+ * the node. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "be.h"
 #include "rt.h"
+#include "schema.h"
 
 static void push_i(BeAttrs *a, int64_t v)
 {
@@ -203,33 +206,67 @@ static int softmax_attrs(Be *be, NodeId n, BeAttrs *a)
 	return 0;
 }
 
-static const Node *sort_node;  /* qsort has no context argument */
+/* The IR and the runtime number dtypes alike (ONNX's numbers) and agree on
+ * the maximum rank: the backend passes both through unchanged. */
+_Static_assert(IR_MAX_RANK == KILN_MAX_RANK, "ir.h and kiln.h disagree on the maximum rank");
+#define SAME_DT(t) ((int)DT_##t == (int)KILN_##t)
+_Static_assert(SAME_DT(F32) && SAME_DT(U8) && SAME_DT(I8) && SAME_DT(U16) && SAME_DT(I16) &&
+               SAME_DT(I32) && SAME_DT(I64) && SAME_DT(BOOL) && SAME_DT(F16) && SAME_DT(F64) &&
+               SAME_DT(U32) && SAME_DT(U64) && SAME_DT(BF16),
+               "ir.h and kiln.h number dtypes differently");
+#undef SAME_DT
 
-static int by_attr_name(const void *x, const void *y)
+/* The slot counts of a fused op (runtime/fused_attrs.def). */
+static bool fused_slots(Op op, int *ni, int *nf)
 {
-	return strcmp(sort_node->attrs[*(const int *)x].name, sort_node->attrs[*(const int *)y].name);
+	switch (op) {
+#define FUSED_OP(o) case OP_##o: *ni = RT_NIA_##o; *nf = RT_NFA_##o; return true;
+#define FUSED_I(o, name)
+#define FUSED_B(o, name)
+#define FUSED_F(o, name)
+#define FUSED_END(o)
+#include "fused_attrs.def"
+#undef FUSED_OP
+#undef FUSED_I
+#undef FUSED_B
+#undef FUSED_F
+#undef FUSED_END
+	default: return false;
+	}
 }
 
-/* Fused ops (notes/kernel_abi.md): ia = the int attributes, fa = the float
- * attributes, each sorted by attribute name. */
+/* Fused ops: each int and float attribute into its named slot
+ * (ia[RT_IA_<Op>_<name>], fa[RT_FA_<Op>_<name>]), the schema's default
+ * when the node lacks it.  The verifier has checked kinds and ranges and
+ * that required ones are present. */
 static int fused_attrs(Be *be, NodeId n, BeAttrs *a)
 {
 	const Node *nd = IR_NODE(be->g, n);
-	int *idx = malloc(((size_t)nd->nattrs + 1) * sizeof *idx);
-	if (!idx)
-		abort();
-	for (int i = 0; i < nd->nattrs; i++)
-		idx[i] = i;
-	sort_node = nd;
-	qsort(idx, (size_t)nd->nattrs, sizeof *idx, by_attr_name);
-	for (int i = 0; i < nd->nattrs; i++) {
-		const Attr *at = &nd->attrs[idx[i]];
-		if (at->kind == A_INT)
-			push_i(a, at->u.i);
-		else if (at->kind == A_FLOAT)
-			push_f(a, at->u.f);
+	const IrOpSchema *s = ir_schema(nd->op);
+	int ni = 0, nf = 0;
+	if (!s || !fused_slots(nd->op, &ni, &nf))
+		return fail(be, n, "fused op without attribute slots", nd->op);
+	for (int i = 0; i < ni; i++)
+		push_i(a, 0);
+	for (int i = 0; i < nf; i++)
+		push_f(a, 0.0f);
+	for (int i = 0; i < s->nattrs; i++) {
+		const IrAttrSchema *as = &s->attrs[i];
+		bool isf = false;
+		int slot = ir_fused_slot(nd->op, as->name, &isf);
+		if (slot < 0 || slot >= (isf ? nf : ni))
+			continue;
+		const Attr *at = ir_attr_get(be->g, n, as->name);
+		if (!at && !as->dflt) {
+			char d[300];
+			return diag_fail(be->diag, "%s: attribute '%s' is missing",
+			                 be_node_desc(be, n, d, sizeof d), as->name);
+		}
+		if (isf)
+			a->fa[slot] = at && at->kind == A_FLOAT ? at->u.f : strtof(as->dflt, NULL);
+		else
+			a->ia[slot] = at && at->kind == A_INT ? at->u.i : strtoll(as->dflt, NULL, 10);
 	}
-	free(idx);
 	return 0;
 }
 
@@ -238,18 +275,21 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	Graph *g = be->g;
 	const Node *nd = IR_NODE(g, n);
 	int r0 = in_rank(be, n, 0);
-	if (nd->op == OP_KlnGemm) {
-		/* [act, W's storage: RT_GEMM_PANEL or 0 (row-major), W's type:
-		 * RT_GEMM_W_BF16 when plan.c stored its panels in bf16 (every
-		 * panel W under --fpmath=bf16), else RT_GEMM_W_F32] */
-		bool panel = be->vpoff[nd->in[1]] >= 0;
-		push_i(a, ir_attr_int(g, n, "act", 0));
-		push_i(a, panel ? RT_GEMM_PANEL : 0);
-		push_i(a, panel && be->opt->fpmath == BE_FPMATH_BF16 ? RT_GEMM_W_BF16 : RT_GEMM_W_F32);
+	if (ir_opinfo[nd->op].kind == K_FUSED) {
+		if (fused_attrs(be, n, a))
+			return -1;
+		if (nd->op == OP_KlnGemm) {
+			/* the backend's slots: W's storage, RT_GEMM_PANEL or 0
+			 * (row-major); W's type, RT_GEMM_W_BF16 when plan.c stored its
+			 * panels in bf16 (every panel W under --fpmath=bf16), else
+			 * RT_GEMM_W_F32 */
+			bool panel = be->vpoff[nd->in[1]] >= 0;
+			a->ia[RT_IA_KlnGemm_panel] = panel ? RT_GEMM_PANEL : 0;
+			a->ia[RT_IA_KlnGemm_wtype] =
+				panel && be->opt->fpmath == BE_FPMATH_BF16 ? RT_GEMM_W_BF16 : RT_GEMM_W_F32;
+		}
 		return 0;
 	}
-	if (ir_opinfo[nd->op].kind == K_FUSED)
-		return fused_attrs(be, n, a);
 	switch (nd->op) {
 	case OP_LeakyRelu: push_f(a, ir_attr_float(g, n, "alpha", 0.01f)); return 0;
 	case OP_Elu: push_f(a, ir_attr_float(g, n, "alpha", 1.0f)); return 0;

@@ -1,8 +1,8 @@
 /* kernels_fused.c: kiln's fused ops (Kln*, created by passes/), f32.
  *
- * Attributes arrive packed generically (see notes/kernel_abi.md): ia = the
- * node's int attributes sorted by name, fa = its float attributes sorted
- * by name.  Per op:
+ * Attributes arrive in the named slots of runtime/fused_attrs.def:
+ * ia[RT_IA_<Op>_<name>], fa[RT_FA_<Op>_<name>] (RT_NIA_<Op> ints and
+ * RT_NFA_<Op> floats).  Per op:
  *
  *   KlnGemm(A[..., K], W[K, N], bias[N]?) -> [..., N]
  *       ia = [act, panel, wtype]  act: 0 none, 1 GELU erf, 2 GELU tanh,
@@ -93,7 +93,7 @@ static int need_vec(kiln_frame *f, const char *loc, const char *op, const rt_t *
 RT_KERNEL(KlnGemm)
 {
 	const char *op = "KlnGemm";
-	if (nin < 2 || nout < 1 || nia < 1)
+	if (nin < 2 || nout < 1 || nia <= RT_IA_KlnGemm_act)
 		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
 	const rt_t *A = &in[0], *W = &in[1];
 	if (need_f32(f, loc, op, A, "A") || need_f32(f, loc, op, W, "W") ||
@@ -105,8 +105,10 @@ RT_KERNEL(KlnGemm)
 	int64_t M = K ? rt_numel(A) / K : rt_numel(&out[0]) / (N ? N : 1);
 	if (rt_numel(&out[0]) != M * N)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
-	rt_gemm_epi epi = {NULL, (int)ia[0]};
-	int64_t panel = nia > 1 ? ia[1] : 0, wtype = nia > 2 ? ia[2] : RT_GEMM_W_F32;
+	rt_gemm_epi epi = {NULL, (int)ia[RT_IA_KlnGemm_act]};
+	/* the backend's slots may be left out: row-major f32 */
+	int64_t panel = nia > RT_IA_KlnGemm_panel ? ia[RT_IA_KlnGemm_panel] : 0;
+	int64_t wtype = nia > RT_IA_KlnGemm_wtype ? ia[RT_IA_KlnGemm_wtype] : RT_GEMM_W_F32;
 	if (panel != 0 && panel != RT_GEMM_PANEL)
 		return rt_error(f, "node '%s' (%s): unknown weight layout %lld", loc, op, (long long)panel);
 	if (wtype != RT_GEMM_W_F32 && (wtype != RT_GEMM_W_BF16 || !panel))
@@ -280,7 +282,7 @@ static int layernorm(kiln_frame *f, const char *loc, const char *op, const rt_t 
                      rt_t *out, int32_t nout, const float *fa, int32_t nfa, bool skip)
 {
 	int gi = skip ? 2 : 1;
-	if (nin < gi + 2 || nout < 1 || nfa < 1)
+	if (nin < gi + 2 || nout < 1 || nfa < (skip ? RT_NFA_KlnSkipLayerNorm : RT_NFA_KlnLayerNorm))
 		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
 	const rt_t *x = &in[0];
 	if (need_f32(f, loc, op, x, "input") || need_f32(f, loc, op, &out[0], "output"))
@@ -289,7 +291,7 @@ static int layernorm(kiln_frame *f, const char *loc, const char *op, const rt_t 
 		return rt_error(f, "node '%s' (%s): input must have rank >= 1", loc, op);
 	ln_job j = {0};
 	j.n = x->dims[x->rank - 1];
-	j.eps = fa[0];
+	j.eps = fa[skip ? RT_FA_KlnSkipLayerNorm_epsilon : RT_FA_KlnLayerNorm_epsilon];
 	j.simd = use_simd();
 	int64_t total = rt_numel(x);
 	if (rt_numel(&out[0]) != total)
@@ -351,14 +353,14 @@ static void gelu_range(void *arg, int64_t b, int64_t e)
 RT_KERNEL(KlnGelu)
 {
 	const char *op = "KlnGelu";
-	if (nin < 1 || nout < 1 || nia < 1)
+	if (nin < 1 || nout < 1 || nia < RT_NIA_KlnGelu)
 		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
 	if (need_f32(f, loc, op, &in[0], "input") || need_f32(f, loc, op, &out[0], "output"))
 		return 1;
 	int64_t n = rt_numel(&in[0]);
 	if (rt_numel(&out[0]) != n)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
-	gelu_job j = {in[0].data, out[0].data, ia[0] != 0};
+	gelu_job j = {in[0].data, out[0].data, ia[RT_IA_KlnGelu_approximate] != 0};
 	rt_par(f, n, 20, gelu_range, &j);
 	return 0;
 }
@@ -515,7 +517,7 @@ static void att_pad(const rt_t *m, float filter, int64_t np, float *pad)
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < 8 || nfa < 2)
+	if (nin < 3 || nout < 1 || nia < RT_NIA_KlnAttention || nfa < RT_NFA_KlnAttention)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -524,10 +526,16 @@ RT_KERNEL(KlnAttention)
 	if (Q->rank != 3 || K->rank != 3 || V->rank != 3)
 		return rt_error(f, "node '%s' (%s): Q, K, V must have rank 3", loc, op);
 	att_job j = {0};
-	j.D = ia[0]; j.ko = ia[1]; int64_t layout = ia[2]; j.guard = ia[3] != 0; j.H = ia[4];
-	j.qo = ia[5]; j.Dv = ia[6]; j.vo = ia[7];
-	j.filter = fa[0];
-	j.scale = fa[1];
+	j.D = ia[RT_IA_KlnAttention_head_size];
+	j.ko = ia[RT_IA_KlnAttention_k_offset];
+	int64_t layout = ia[RT_IA_KlnAttention_layout];
+	j.guard = ia[RT_IA_KlnAttention_nan_guard] != 0;
+	j.H = ia[RT_IA_KlnAttention_num_heads];
+	j.qo = ia[RT_IA_KlnAttention_q_offset];
+	j.Dv = ia[RT_IA_KlnAttention_v_head_size];
+	j.vo = ia[RT_IA_KlnAttention_v_offset];
+	j.filter = fa[RT_FA_KlnAttention_mask_filter];
+	j.scale = fa[RT_FA_KlnAttention_scale];
 	if (layout != 0 && layout != 1)
 		return rt_error(f, "node '%s' (%s): unknown layout %lld", loc, op, (long long)layout);
 	int bi = (int)layout, si = 1 - (int)layout;
@@ -656,7 +664,7 @@ RT_KERNEL(KlnEmbedLayerNorm)
 {
 	const char *op = "KlnEmbedLayerNorm";
 	(void)ia; (void)nia;
-	if (nin < 4 || nout < 1 || nfa < 1)
+	if (nin < 4 || nout < 1 || nfa < RT_NFA_KlnEmbedLayerNorm)
 		return rt_error(f, "node '%s' (%s): bad arity", loc, op);
 	const rt_t *ids = &in[0], *word = &in[1];
 	if (!ids->data || ids->rank != 2 || rt_is_float(ids->dtype) || ids->dtype == KILN_BOOL)
@@ -674,7 +682,8 @@ RT_KERNEL(KlnEmbedLayerNorm)
 		                (long long)B, (long long)j.S, (long long)j.H);
 	if (need_vec(f, loc, op, &in[2], j.H, "gamma") || need_vec(f, loc, op, &in[3], j.H, "beta"))
 		return 1;
-	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H, .eps = fa[0],
+	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H,
+	                .eps = fa[RT_FA_KlnEmbedLayerNorm_epsilon],
 	                .g1 = rt_numel(&in[2]) == 1, .b1 = rt_numel(&in[3]) == 1, .y = Y->data,
 	                .simd = use_simd()};
 	if (nout > 1 && out[1].data)
