@@ -11,6 +11,11 @@
  *   - dtypes, where known: same-type operands of elementwise ops,
  *     comparisons give bool, And/Or/Xor/Not take and give bool, Where's
  *     condition is bool;
+ *   - the op's schema (ops.def, schema.h): no unknown attributes, each of
+ *     its kind and with a value kiln implements, required ones present;
+ *     input and output dtypes among those the op runs on, the same where
+ *     the schema's type variable is the same; inputs that must be absent
+ *     or constant false are (Dropout's training_mode);
  *   - shapes, where ranks are known: broadcast-compatible operands of
  *     elementwise ops where dims are constant, MatMul inner dims equal when
  *     both are constant.
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "schema.h"
 
 typedef struct Ver {
 	const Graph *g;
@@ -196,6 +202,101 @@ static int check_dtypes(const Ver *v, NodeId id)
 			return node_fail(v, id, "output is %s but the inputs are %s", ir_dtype_name(o),
 			                 ir_dtype_name(a));
 	}
+	return 0;
+}
+
+/* ---- the op schema (ops.def) ------------------------------------------------------ */
+
+/* Every attribute is one the op has, of its kind, with a value kiln
+ * implements; required ones are present. */
+static int check_attrs(const Ver *v, NodeId id)
+{
+	const Node *n = &v->g->nodes[id];
+	const IrOpSchema *s = ir_schema(n->op);
+	for (int i = 0; i < n->nattrs; i++) {
+		const Attr *a = &n->attrs[i];
+		const IrAttrSchema *as = ir_schema_attr(n->op, a->name);
+		char why[300];
+		if (!as)
+			return node_fail(v, id, "unknown attribute '%s' (see kiln ops %s)", a->name ? a->name : "?",
+			                 ir_opname(n->op));
+		if (ir_schema_attr_ok(as, a, why, sizeof why))
+			return node_fail(v, id, "attribute '%s' %s", a->name, why);
+	}
+	for (int i = 0; i < s->nattrs; i++)
+		if (s->attrs[i].required && !ir_attr_get(v->g, id, s->attrs[i].name))
+			return node_fail(v, id, "required attribute '%s' is missing", s->attrs[i].name);
+	return 0;
+}
+
+/* The schema entry of input or output k (the variadic one repeats). */
+static const IrIoSchema *io_at(const IrIoSchema *io, int cnt, int k)
+{
+	return k < cnt ? &io[k] : &io[cnt - 1];
+}
+
+/* Is the constant all zero bytes (false, 0, +0.0)? */
+static bool const_zero(const Value *x)
+{
+	if (x->kind != V_CONST || !x->data)
+		return false;
+	for (size_t b = 0; b < x->nbytes; b++)
+		if (((const unsigned char *)x->data)[b])
+			return false;
+	return true;
+}
+
+/* One input or output against its schema entry: a dtype of its type
+ * variable's set, the same dtype as the first value of that variable
+ * (first[] per variable, where[] names it). */
+static int check_io_dtype(const Ver *v, NodeId id, const IrIoSchema *io, const char *what, int k,
+                          ValId x, DType *first, char (*where)[160])
+{
+	const Graph *g = v->g;
+	const IrOpSchema *s = ir_schema(g->nodes[id].op);
+	DType t = dt(g, x);
+	if (t == DT_UNDEF)
+		return 0;
+	char set[160];
+	if (!(s->types[io->tv] & TS_(t))) {
+		ir_typeset_str(s->types[io->tv], set, sizeof set);
+		return node_fail(v, id, "%s %d '%%%s' (%s) is %s; kiln's %s runs on %s", what, k,
+		                 vname(g, x), io->name, ir_dtype_name(t), ir_opname(g->nodes[id].op), set);
+	}
+	if (first[io->tv] == DT_UNDEF) {
+		first[io->tv] = t;
+		snprintf(where[io->tv], sizeof where[0], "%s %d '%%%s'", what, k, vname(g, x));
+	} else if (first[io->tv] != t) {
+		return node_fail(v, id, "%s %d '%%%s' is %s but %s is %s (the same type)", what, k,
+		                 vname(g, x), ir_dtype_name(t), where[io->tv], ir_dtype_name(first[io->tv]));
+	}
+	return 0;
+}
+
+/* Inputs and outputs: dtypes the op runs on, and inputs that must be
+ * absent or constant zero (what kiln does not implement otherwise). */
+static int check_ios(const Ver *v, NodeId id)
+{
+	const Graph *g = v->g;
+	const Node *n = &g->nodes[id];
+	const IrOpSchema *s = ir_schema(n->op);
+	DType first[IR_NTYPEVARS] = {DT_UNDEF, DT_UNDEF, DT_UNDEF, DT_UNDEF};
+	char where[IR_NTYPEVARS][160];
+	for (int k = 0; k < n->nin; k++) {
+		const IrIoSchema *io = io_at(s->in, s->nin, k);
+		ValId x = n->in[k];
+		if (x < 0)
+			continue;
+		if (io->kind == IO_OFF && !const_zero(&g->vals[x]))
+			return node_fail(v, id, "input %d '%%%s' (%s) must be absent or a constant false: "
+			                 "kiln does not implement the other case", k, vname(g, x), io->name);
+		if (check_io_dtype(v, id, io, "input", k, x, first, where))
+			return -1;
+	}
+	for (int k = 0; k < n->nout; k++)
+		if (n->out[k] >= 0 &&
+		    check_io_dtype(v, id, io_at(s->out, s->nout, k), "output", k, n->out[k], first, where))
+			return -1;
 	return 0;
 }
 
@@ -397,7 +498,11 @@ int ir_verify(const Graph *g, Diag *diag)
 		if (!rc)
 			rc = check_outputs(&v, id, defined);
 		if (!rc)
+			rc = check_attrs(&v, id);
+		if (!rc)
 			rc = check_dtypes(&v, id);
+		if (!rc)
+			rc = check_ios(&v, id);
 		if (!rc)
 			rc = check_shapes(&v, id);
 	}

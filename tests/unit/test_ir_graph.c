@@ -383,8 +383,8 @@ static void test_release(void **state)
 	ValId x = ir_input_new(g, "x", DT_F32, -1, NULL);
 	ValId prev = x;
 	for (int i = 0; i < 1000; i++) {
-		NodeId n = ir_node_new(g, OP_Relu, NULL, 1, &prev, 1, NULL);
-		ir_attr_set_int(g, n, "i", i);
+		NodeId n = ir_node_new(g, OP_LeakyRelu, NULL, 1, &prev, 1, NULL);
+		ir_attr_set_float(g, n, "alpha", (float)i);
 		prev = IR_NODE(g, n)->out[0];
 	}
 	for (int i = 0; i < 100; i++) {

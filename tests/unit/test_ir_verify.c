@@ -1,7 +1,10 @@
 /* ir_verify: accepts well-formed graphs (golden texts included) and
  * refuses, with a message naming the node, undefined inputs, wrong arity,
  * bool/non-bool mismatches, use before definition, broadcast and MatMul
- * shape errors, and broken bookkeeping. */
+ * shape errors, broken bookkeeping, and what the op schema (ir/ops.def)
+ * does not allow: unknown, missing, mistyped and unimplemented attribute
+ * values, dtypes an op does not run on, training-mode Dropout.  The
+ * schema table itself is complete and consistent. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "schema.h"
 
 static Graph *parse_ok(const char *text)
 {
@@ -51,7 +55,10 @@ static void text_fails(const char *text, const char *want)
 static void test_accepts(void **state)
 {
 	(void)state;
-	const char *names[] = { "basic", "attrs", "consts", "canon" };
+	/* (attrs.kir, canon.kir and consts.kir exercise the printer and the
+	 * parser with attributes no op has and a Concat of every dtype: see
+	 * test_schema_goldens) */
+	const char *names[] = { "basic" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char path[1024];
 		snprintf(path, sizeof path, "%s/tests/golden/%s.kir", KILN_SOURCE_DIR, names[i]);
@@ -223,6 +230,171 @@ static void test_bookkeeping(void **state)
 	ir_graph_free(g);
 }
 
+
+/* One node `%y = OP(%x...) {ATTRS} : TYPE` over inputs of type XTYPE. */
+static void node_fails(const char *xtype, const char *call, const char *ytype, const char *want)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "graph @g(%%x: %s, %%z: %s) {\n  %%y = %s : %s @\"n1\"\n  return %%y\n}\n",
+	         xtype, xtype, call, ytype);
+	text_fails(buf, want);
+}
+
+static void node_ok(const char *xtype, const char *call, const char *ytype)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "graph @g(%%x: %s, %%z: %s) {\n  %%y = %s : %s @\"n1\"\n  return %%y\n}\n",
+	         xtype, xtype, call, ytype);
+	Graph *g = parse_ok(buf);
+	verify_ok(g);
+	ir_graph_free(g);
+}
+
+static void test_schema_attrs(void **state)
+{
+	(void)state;
+	/* unknown attributes */
+	node_fails("f32[2]", "Relu(%x) {bogus = 5}", "f32[2]",
+	           "node 'n1' (Relu): unknown attribute 'bogus'");
+	node_fails("f32[2, 3]", "Softmax(%x) {axis = -1, beta = 2.0}", "f32[2, 3]",
+	           "node 'n1' (Softmax): unknown attribute 'beta'");
+	/* wrong kinds */
+	node_fails("f32[2, 3]", "Softmax(%x) {axis = \"abc\"}", "f32[2, 3]",
+	           "node 'n1' (Softmax): attribute 'axis' must be an int, is a string");
+	node_fails("f32[2, 3]", "Transpose(%x) {perm = [1.5, 0.2]}", "f32[3, 2]",
+	           "node 'n1' (Transpose): attribute 'perm' must be an ints, is a floats");
+	node_fails("f32[2]", "LeakyRelu(%x) {alpha = \"x\"}", "f32[2]",
+	           "attribute 'alpha' must be a float, is a string");
+	/* values kiln does not implement */
+	node_fails("f32[2]", "Gelu(%x) {approximate = \"fast\"}", "f32[2]",
+	           "node 'n1' (Gelu): attribute 'approximate' is \"fast\"; kiln implements none|tanh");
+	node_fails("f32[2, 3]", "Gemm(%x, %z) {transB = 2}", "f32[2, 2]",
+	           "node 'n1' (Gemm): attribute 'transB' is 2; kiln implements 0 to 1");
+	node_fails("f32[2, 3]", "LayerNormalization(%x, %z) {stash_type = 11}", "f32[2, 3]",
+	           "attribute 'stash_type' is 11; kiln implements only 1");
+	node_fails("f32[2]", "Cast(%x) {to = 8}", "string[2]", "attribute 'to' is 8, not a dtype kiln has");
+	node_fails("f32[2]", "Mod(%x, %z) {fmod = 3}", "f32[2]", "attribute 'fmod' is 3");
+	/* required ones */
+	node_fails("f32[2]", "Cast(%x)", "i64[2]", "node 'n1' (Cast): required attribute 'to' is missing");
+	node_fails("f32[2]", "Concat(%x, %z)", "f32[4]", "node 'n1' (Concat): required attribute 'axis' is missing");
+	node_fails("f32[2, 4]", "KlnAttention(%x, %x, %x) {num_heads = 2, head_size = 2, scale = 0.5, "
+	           "mask_filter = 0.0}", "f32[2, 4]", "required attribute 'v_head_size' is missing");
+	/* fine: defaults, legacy forms, every attribute of the op */
+	node_ok("f32[2, 3]", "Softmax(%x)", "f32[2, 3]");
+	node_ok("f32[2, 3]", "ReduceSum(%x) {axes = [1], keepdims = 0}", "f32[2]");
+	node_ok("f32[2]", "Cast(%x) {to = 7, saturate = 1}", "i64[2]");
+	node_ok("f32[2, 3]", "Gemm(%x, %z) {alpha = 2.0, beta = 0.5, transA = 0, transB = 1}", "f32[2, 2]");
+	node_ok("f32[2]", "Gelu(%x) {approximate = \"tanh\"}", "f32[2]");
+	node_ok("f32[2]", "Dropout(%x) {seed = 3, ratio = 0.1}", "f32[2]");
+}
+
+/* The printer's golden files hold what no op allows; the verifier says so. */
+static void golden_fails(const char *name, const char *want)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/golden/%s.kir", KILN_SOURCE_DIR, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static char buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	text_fails(buf, want);
+}
+
+static void test_schema_goldens(void **state)
+{
+	(void)state;
+	golden_fails("attrs", "node 'cs' (ConstantOfShape): input 0 '%ln' (input) is f32");
+	golden_fails("consts", "node 'cat' (Concat): input 1 '%bf' is bf16 but input 0 '%f16' is f16");
+	golden_fails("canon", "node #1 (Mul): unknown attribute 'alpha'");
+}
+
+static void test_schema_dtypes(void **state)
+{
+	(void)state;
+	node_fails("f16[2]", "Sqrt(%x)", "f16[2]",
+	           "node 'n1' (Sqrt): input 0 '%x' (X) is f16; kiln's Sqrt runs on f32|f64");
+	node_fails("f16[2, 2]", "MatMul(%x, %z)", "f16[2, 2]",
+	           "node 'n1' (MatMul): input 0 '%x' (A) is f16; kiln's MatMul runs on f32|f64|i32|i64");
+	node_fails("bf16[2]", "Add(%x, %z)", "bf16[2]", "input 0 '%x' (A) is bf16");
+	node_fails("f64[2, 3]", "LayerNormalization(%x, %z)", "f64[2, 3]", "input 0 '%x' (X) is f64");
+	node_fails("f32[2]", "Cast(%x) {to = 7}", "string[2]", "output 0 '%y' (output) is string");
+	node_fails("f32[2]", "IsNaN(%x)", "f32[2]", "output 0 '%y' (Y) is f32; kiln's IsNaN runs on bool");
+	/* one type variable, two dtypes */
+	text_fails("graph @g(%x: f32[2], %i: i64[2]) {\n  %y = Clip(%x, %i, _) : f32[2] @\"c\"\n"
+	           "  return %y\n}\n", "node 'c' (Clip): input 1 '%i' is i64 but input 0 '%x' is f32");
+	/* what kernels do run on */
+	node_ok("i32[2, 2]", "MatMul(%x, %z)", "i32[2, 2]");
+	node_ok("f16[2]", "Add(%x, %z)", "f16[2]");
+	node_ok("bf16[2, 3]", "Transpose(%x)", "bf16[3, 2]");
+	node_ok("f64[2]", "Sqrt(%x)", "f64[2]");
+	node_ok("u8[2]", "Cast(%x) {to = 16}", "bf16[2]");
+	text_fails("graph @g(%x: f32[2], %i: i32[2]) {\n  %y = Gather(%x, %i) : f32[2] @\"g\"\n"
+	           "  %s = Shape(%x) : i32[1] @\"sh\"\n  return %y\n}\n",
+	           "node 'sh' (Shape): output 0 '%s' (shape) is i32; kiln's Shape runs on i64");
+}
+
+static void test_schema_dropout(void **state)
+{
+	(void)state;
+	const char *fmt = "graph @g(%%x: f32[2]%s) {\n%s  %%y = Dropout(%%x, _, %s) : f32[2] @\"drop\"\n"
+	                  "  return %%y\n}\n";
+	char buf[512];
+	snprintf(buf, sizeof buf, fmt, "", "  %t = const bool[] dense<[true]>\n", "%t");
+	text_fails(buf, "node 'drop' (Dropout): input 2 '%t' (training_mode) must be absent or a constant false");
+	snprintf(buf, sizeof buf, fmt, ", %t: bool[]", "", "%t");
+	text_fails(buf, "input 2 '%t' (training_mode) must be absent or a constant false");
+	snprintf(buf, sizeof buf, fmt, "", "  %t = const bool[] dense<[false]>\n", "%t");
+	Graph *g = parse_ok(buf);
+	verify_ok(g);
+	ir_graph_free(g);
+	snprintf(buf, sizeof buf, fmt, "", "", "_");
+	g = parse_ok(buf);
+	verify_ok(g);
+	ir_graph_free(g);
+}
+
+/* Every op of ops.def has a schema whose arity is the op info's, and the
+ * table is consistent (ir_schema_check); fused ops' attributes have
+ * runtime slots. */
+static void test_schema_table(void **state)
+{
+	(void)state;
+	Diag d = { 0 };
+	if (ir_schema_check(&d))
+		fail_msg("%s", d.msg);
+	for (int op = 0; op < OP_COUNT; op++) {
+		const IrOpSchema *s = ir_schema((Op)op);
+		const OpInfo *oi = &ir_opinfo[op];
+		assert_non_null(s);
+		if (!s->name || strcmp(s->name, oi->name))
+			fail_msg("op %s has no schema", oi->name);
+		int req = 0, var = 0;
+		for (int i = 0; i < s->nin; i++) {
+			req += s->in[i].kind == IO_REQ || s->in[i].kind == IO_VAR;
+			var += s->in[i].kind == IO_VAR;
+		}
+		assert_int_equal(req, oi->min_in);
+		assert_int_equal(var ? -1 : s->nin, oi->max_in);
+		for (int i = 0; i < s->nattrs; i++)
+			assert_ptr_equal(ir_schema_attr((Op)op, s->attrs[i].name), &s->attrs[i]);
+	}
+	assert_null(ir_schema(OP_COUNT));
+	assert_null(ir_schema_attr(OP_Relu, "alpha"));
+	assert_non_null(ir_schema_attr(OP_LeakyRelu, "alpha"));
+	bool isf = false;
+	assert_true(ir_fused_slot(OP_KlnAttention, "scale", &isf) >= 0);
+	assert_true(isf);
+	assert_int_equal(ir_fused_slot(OP_KlnAttention, "bogus", &isf), -1);
+	assert_int_equal(ir_fused_slot(OP_Gemm, "alpha", &isf), -1);
+	char buf[128];
+	ir_typeset_str(TS_FLT, buf, sizeof buf);
+	assert_string_equal(buf, "f32|f64");
+	ir_typeset_str(0, buf, sizeof buf);
+	assert_string_equal(buf, "none");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +405,11 @@ int main(void)
 		cmocka_unit_test(test_use_before_def),
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_bookkeeping),
+		cmocka_unit_test(test_schema_attrs),
+		cmocka_unit_test(test_schema_dtypes),
+		cmocka_unit_test(test_schema_goldens),
+		cmocka_unit_test(test_schema_dropout),
+		cmocka_unit_test(test_schema_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
