@@ -246,6 +246,13 @@ static bool const_zero(const Value *x)
 	return true;
 }
 
+/* Training-mode Dropout with a constant ratio of 0 drops nothing: the
+ * output is the input and the mask all true, as in inference. */
+static bool dropout_keeps_all(const Graph *g, const Node *n)
+{
+	return n->op == OP_Dropout && n->nin > 1 && n->in[1] >= 0 && const_zero(&g->vals[n->in[1]]);
+}
+
 /* One input or output against its schema entry: a dtype of its type
  * variable's set, the same dtype as the first value of that variable
  * (first[] per variable, where[] names it). */
@@ -287,7 +294,7 @@ static int check_ios(const Ver *v, NodeId id)
 		ValId x = n->in[k];
 		if (x < 0)
 			continue;
-		if (io->kind == IO_OFF && !const_zero(&g->vals[x]))
+		if (io->kind == IO_OFF && !const_zero(&g->vals[x]) && !dropout_keeps_all(g, n))
 			return node_fail(v, id, "input %d '%%%s' (%s) must be absent or a constant false: "
 			                 "kiln does not implement the other case", k, vname(g, x), io->name);
 		if (check_io_dtype(v, id, io, "input", k, x, first, where))

@@ -353,6 +353,19 @@ static void test_schema_dropout(void **state)
 	g = parse_ok(buf);
 	verify_ok(g);
 	ir_graph_free(g);
+	/* training with a constant ratio of 0 drops nothing: allowed */
+	const char *zero = "graph @g(%x: f32[2]) {\n  %r = const f32[] dense<[0.0]>\n"
+	                   "  %t = const bool[] dense<[true]>\n"
+	                   "  %y, %m = Dropout(%x, %r, %t) : f32[2], bool[2] @\"drop\"\n  return %y, %m\n}\n";
+	g = parse_ok(zero);
+	verify_ok(g);
+	ir_graph_free(g);
+	char nz[512];
+	snprintf(nz, sizeof nz, "%s", zero);
+	char *p = strstr(nz, "[0.0]");
+	assert_non_null(p);
+	memcpy(p, "[0.5]", 5);
+	text_fails(nz, "node 'drop' (Dropout): input 2 '%t' (training_mode) must be absent");
 }
 
 /* Every op of ops.def has a schema whose arity is the op info's, and the
