@@ -269,11 +269,8 @@ static bool one_of(const char *list, const char *word)
 int ir_schema_attr_ok(const IrAttrSchema *as, const Attr *a, char *why, size_t n)
 {
 	if (a->kind != as->kind) {
-		snprintf(why, n, "must be %s %s, is %s %s",
-		         as->kind == A_INT || as->kind == A_INTS ? "an" : "a",
-		         ir_attr_kind_name((AttrKind)as->kind),
-		         a->kind == A_INT || a->kind == A_INTS ? "an" : "a",
-		         ir_attr_kind_name((AttrKind)a->kind));
+		snprintf(why, n, "is of type %s, must be %s", ir_attr_kind_name((AttrKind)a->kind),
+		         ir_attr_kind_name((AttrKind)as->kind));
 		return -1;
 	}
 	switch (as->check) {

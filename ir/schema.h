@@ -90,7 +90,8 @@ const char *ir_attr_kind_name(AttrKind k);   /* "int", "floats", ... */
 int ir_schema_check(Diag *diag);
 
 /* Is the attribute value allowed (kind and check)?  0, or -1 with a
- * message in why ("must be an int", "must be 0 to 1, is 2", ...). */
+ * message in why ("is of type string, must be int", "is 2; kiln implements
+ * 0 to 1", ...). */
 int ir_schema_attr_ok(const IrAttrSchema *as, const Attr *a, char *why, size_t n);
 
 #endif

@@ -151,3 +151,62 @@ def main(d):
 
 if __name__ == "__main__":
     main(sys.argv[1])
+
+
+# ---- op schema refusals (ir/ops.def, ir/verify.c) ---------------------------
+# Attributes an op does not have, of the wrong type or with values kiln does
+# not implement, dtypes an op does not run on, and training-mode Dropout:
+# refused after import and shape inference, naming the node and the
+# attribute, dtype or input.  Appended to the MANIFEST main() wrote.
+
+def schema_cases(d):
+    cases = []
+
+    def case(name, m, *frags):
+        save(d, name, m)
+        cases.append((name,) + frags)
+
+    def node(op, ins, outs, name, **attrs):
+        return helper.make_node(op, ins, outs, name=name, **attrs)
+
+    def out(name, elem, dims):
+        return helper.make_tensor_value_info(name, elem, dims)
+
+    f32 = TensorProto.FLOAT
+    f16 = TensorProto.FLOAT16
+    case("schema_relu_bogus.onnx",
+         model(base_graph([node("Relu", ["y"], ["r"], "relu_bogus", bogus=5)],
+                          outputs=[out("r", f32, ["batch", 4])])),
+         "node 'relu_bogus' (Relu)", "unknown attribute 'bogus'")
+    case("schema_softmax_axis_str.onnx",
+         model(base_graph([node("Softmax", ["y"], ["s"], "sm", axis="abc")],
+                          outputs=[out("s", f32, ["batch", 4])])),
+         "node 'sm' (Softmax)", "attribute 'axis'", "is of type string, must be int")
+    case("schema_transpose_perm_floats.onnx",
+         model(base_graph([node("Transpose", ["y"], ["t"], "tr", perm=[1.5, 0.2])],
+                          outputs=[out("t", f32, [4, "batch"])])),
+         "node 'tr' (Transpose)", "attribute 'perm'", "is of type floats, must be ints")
+    case("schema_sqrt_f16.onnx",
+         model(base_graph([node("Cast", ["y"], ["yh"], "to16", to=f16),
+                           node("Sqrt", ["yh"], ["q"], "sqrt16")],
+                          outputs=[out("q", f16, ["batch", 4])])),
+         "node 'sqrt16' (Sqrt)", "is f16")
+    case("schema_matmul_f16.onnx",
+         model(base_graph([node("Cast", ["y"], ["yh"], "to16", to=f16),
+                           node("Cast", ["W"], ["Wh"], "w16", to=f16),
+                           node("MatMul", ["yh", "Wh"], ["p"], "mm16")],
+                          outputs=[out("p", f16, ["batch", 4])])),
+         "node 'mm16' (MatMul)", "is f16")
+    ratio = helper.make_tensor("ratio", f32, [], [0.5])
+    train = helper.make_tensor("train", TensorProto.BOOL, [], [True])
+    case("schema_dropout_training.onnx",
+         model(base_graph([node("Dropout", ["y", "ratio", "train"], ["dr"], "drop")],
+                          inits=[ratio, train], outputs=[out("dr", f32, ["batch", 4])])),
+         "node 'drop' (Dropout)", "training_mode", "must be absent or a constant false")
+    with open(os.path.join(d, "MANIFEST"), "a") as f:
+        for c in cases:
+            f.write("\t".join(c) + "\n")
+
+
+if __name__ == "__main__":
+    schema_cases(sys.argv[1])

@@ -43,4 +43,33 @@ s = json.loads(sys.stdin.read())
 assert s["ops_in"]["Softmax"] == 2 and s["ops_in"].get("Constant", 0) > 0 and s["fusions"]["attention"] == 2, s
 assert "Softmax" not in s["ops_out"] and s["arena_bytes"] > 0 and s["compile_ms"] > 0, s
 ' || { echo "FAIL --stats JSON"; fail=1; }
+# kiln ops: the op schema, every op of ir/ops.def, as text and JSON
+expect 0 "ops --help" -- "$kiln" ops --help
+expect 0 "ops" -- "$kiln" ops
+nops=$(grep -c '^X(' "$src/ir/ops.def")
+[ "$(grep -c '^[A-Z]' "$d/out")" -eq "$nops" ] || { echo "FAIL kiln ops lists $(grep -c '^[A-Z]' "$d/out") ops, ops.def has $nops"; fail=1; }
+grep -q '^Sqrt (unary)' "$d/out" && grep -A3 '^Sqrt ' "$d/out" | grep -q 'T *f32|f64$' ||
+  { echo "FAIL kiln ops: Sqrt's dtypes"; fail=1; }
+expect 0 "ops Softmax Gemm" -- "$kiln" ops Softmax Gemm
+[ "$(grep -c '^[A-Z]' "$d/out")" -eq 2 ] && grep -q 'axis: int = -1' "$d/out" && grep -q 'transB: int = 0, 0 to 1' "$d/out" ||
+  { echo "FAIL kiln ops Softmax Gemm"; cat "$d/out"; fail=1; }
+expect 2 "ops unknown op" -- "$kiln" ops Frobnicate
+expect 2 "ops unknown option" -- "$kiln" ops --frob
+expect 0 "ops --json" -- "$kiln" ops --json
+NOPS=$nops /usr/bin/python3 -c '
+import json, os, sys
+ops = {o["name"]: o for o in json.load(sys.stdin)["ops"]}
+assert len(ops) == int(os.environ["NOPS"]), len(ops)
+assert ops["Sqrt"]["types"] == {"T": ["f32", "f64"]}, ops["Sqrt"]
+assert ops["MatMul"]["types"]["T"] == ["f32", "f64", "i32", "i64"], ops["MatMul"]
+ax = ops["Softmax"]["attributes"][0]
+assert (ax["name"], ax["type"], ax["default"], ax["required"]) == ("axis", "int", "-1", False), ax
+tm = ops["Dropout"]["inputs"][2]
+assert tm["name"] == "training_mode" and tm["constant_false"] and tm["optional"], tm
+ge = [a for a in ops["Gelu"]["attributes"] if a["name"] == "approximate"][0]
+assert ge["one_of"] == ["none", "tanh"], ge
+nh = [a for a in ops["KlnAttention"]["attributes"] if a["name"] == "num_heads"][0]
+assert nh["required"] and nh["type"] == "int", nh
+assert ops["Concat"]["inputs"][0]["variadic"] and all("onnx_versions" in o for o in ops.values())
+' <"$d/out" || { echo "FAIL kiln ops --json"; fail=1; }
 exit $fail

@@ -260,11 +260,11 @@ static void test_schema_attrs(void **state)
 	           "node 'n1' (Softmax): unknown attribute 'beta'");
 	/* wrong kinds */
 	node_fails("f32[2, 3]", "Softmax(%x) {axis = \"abc\"}", "f32[2, 3]",
-	           "node 'n1' (Softmax): attribute 'axis' must be an int, is a string");
+	           "node 'n1' (Softmax): attribute 'axis' is of type string, must be int");
 	node_fails("f32[2, 3]", "Transpose(%x) {perm = [1.5, 0.2]}", "f32[3, 2]",
-	           "node 'n1' (Transpose): attribute 'perm' must be an ints, is a floats");
+	           "node 'n1' (Transpose): attribute 'perm' is of type floats, must be ints");
 	node_fails("f32[2]", "LeakyRelu(%x) {alpha = \"x\"}", "f32[2]",
-	           "attribute 'alpha' must be a float, is a string");
+	           "attribute 'alpha' is of type string, must be float");
 	/* values kiln does not implement */
 	node_fails("f32[2]", "Gelu(%x) {approximate = \"fast\"}", "f32[2]",
 	           "node 'n1' (Gelu): attribute 'approximate' is \"fast\"; kiln implements none|tanh");
