@@ -253,30 +253,37 @@ static bool dropout_keeps_all(const Graph *g, const Node *n)
 	return n->op == OP_Dropout && n->nin > 1 && n->in[1] >= 0 && const_zero(&g->vals[n->in[1]]);
 }
 
+/* The first value seen of each type variable of a node. */
+typedef struct TvFirst {
+	DType t;
+	const char *what;
+	int k;
+	ValId x;
+} TvFirst;
+
 /* One input or output against its schema entry: a dtype of its type
- * variable's set, the same dtype as the first value of that variable
- * (first[] per variable, where[] names it). */
+ * variable's set, the same dtype as the first value of that variable. */
 static int check_io_dtype(const Ver *v, NodeId id, const IrIoSchema *io, const char *what, int k,
-                          ValId x, DType *first, char (*where)[160])
+                          ValId x, TvFirst *first)
 {
 	const Graph *g = v->g;
 	const IrOpSchema *s = ir_schema(g->nodes[id].op);
 	DType t = dt(g, x);
 	if (t == DT_UNDEF)
 		return 0;
-	char set[160];
 	if (!(s->types[io->tv] & TS_(t))) {
+		char set[160];
 		ir_typeset_str(s->types[io->tv], set, sizeof set);
 		return node_fail(v, id, "%s %d '%%%s' (%s) is %s; kiln's %s runs on %s", what, k,
 		                 vname(g, x), io->name, ir_dtype_name(t), ir_opname(g->nodes[id].op), set);
 	}
-	if (first[io->tv] == DT_UNDEF) {
-		first[io->tv] = t;
-		snprintf(where[io->tv], sizeof where[0], "%s %d '%%%s'", what, k, vname(g, x));
-	} else if (first[io->tv] != t) {
-		return node_fail(v, id, "%s %d '%%%s' is %s but %s is %s (the same type)", what, k,
-		                 vname(g, x), ir_dtype_name(t), where[io->tv], ir_dtype_name(first[io->tv]));
-	}
+	TvFirst *f = &first[io->tv];
+	if (f->t == DT_UNDEF)
+		*f = (TvFirst){ t, what, k, x };
+	else if (f->t != t)
+		return node_fail(v, id, "%s %d '%%%s' is %s but %s %d '%%%s' is %s (the same type)", what,
+		                 k, vname(g, x), ir_dtype_name(t), f->what, f->k, vname(g, f->x),
+		                 ir_dtype_name(f->t));
 	return 0;
 }
 
@@ -287,8 +294,7 @@ static int check_ios(const Ver *v, NodeId id)
 	const Graph *g = v->g;
 	const Node *n = &g->nodes[id];
 	const IrOpSchema *s = ir_schema(n->op);
-	DType first[IR_NTYPEVARS] = {DT_UNDEF, DT_UNDEF, DT_UNDEF, DT_UNDEF};
-	char where[IR_NTYPEVARS][160];
+	TvFirst first[IR_NTYPEVARS] = {{DT_UNDEF, NULL, 0, -1}};
 	for (int k = 0; k < n->nin; k++) {
 		const IrIoSchema *io = io_at(s->in, s->nin, k);
 		ValId x = n->in[k];
@@ -297,12 +303,12 @@ static int check_ios(const Ver *v, NodeId id)
 		if (io->kind == IO_OFF && !const_zero(&g->vals[x]) && !dropout_keeps_all(g, n))
 			return node_fail(v, id, "input %d '%%%s' (%s) must be absent or a constant false: "
 			                 "kiln does not implement the other case", k, vname(g, x), io->name);
-		if (check_io_dtype(v, id, io, "input", k, x, first, where))
+		if (check_io_dtype(v, id, io, "input", k, x, first))
 			return -1;
 	}
 	for (int k = 0; k < n->nout; k++)
 		if (n->out[k] >= 0 &&
-		    check_io_dtype(v, id, io_at(s->out, s->nout, k), "output", k, n->out[k], first, where))
+		    check_io_dtype(v, id, io_at(s->out, s->nout, k), "output", k, n->out[k], first))
 			return -1;
 	return 0;
 }
