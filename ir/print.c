@@ -31,9 +31,10 @@
  *             | dtype '?'                   (rank unknown)
  *             | (dtype | '?') '[' [dim {',' dim}] ']'
  *   dtype    := f32 f16 bf16 f64 i8 i16 i32 i64 u8 u16 u32 u64 bool string
- *   dim      := text up to the next ',' or ']' outside parentheses, in the
+ *   dim      := text up to the next , or ] outside parentheses and quotes, in the
  *               form of ir_dim_str / ir_dim_parse (64, batch, s25 + s41,
- *               batch*16); '?' for a dim that is not set
+ *               batch*16, a quoted symbol "batch-size"); '?' for a dim
+ *               that is not set
  *   attrs    := '{' attr {',' attr} '}'
  *   attr     := IDENT '=' aval
  *   aval     := INT | FLOAT | STRING | '[' INT {',' INT} ']'

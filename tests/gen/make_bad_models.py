@@ -118,8 +118,10 @@ def main(d):
     case("undefined_output.onnx", m, "graph output 'ghost'")
     dup = helper.make_node("Neg", ["y"], ["xw"], name="redef")
     case("redefined.onnx", model(base_graph([dup])), "node 'redef' (Neg)", "'xw'")
-    bad_dim = helper.make_tensor_value_info("q", TensorProto.FLOAT, ["s1 +* )"])
-    case("bad_dim_param.onnx", model(base_graph(inputs=[bad_dim])), "graph input 'q'")
+    # (a dim_param that does not parse is a name; a negative one is refused)
+    bad_dim = helper.make_tensor_value_info("q", TensorProto.FLOAT, ["2 - 5"])
+    case("bad_dim_param.onnx", model(base_graph(inputs=[bad_dim])), "graph input 'q'",
+         "negative")
     # external data
     with open(os.path.join(d, "weights.bin"), "wb") as f:
         f.write(np.arange(32, dtype=np.float32).tobytes())
