@@ -143,6 +143,15 @@ def main(d):
     os.symlink("/etc/hostname", os.path.join(d, "escape.bin"))
     case("ext_symlink.onnx", external(model(base_graph()), "escape.bin"),
          "initializer 'W'", "'escape.bin'", "leaves")
+    # names with terminal escapes and line breaks: the message escapes them
+    # (bad_inputs.sh also checks that no control byte reaches stderr)
+    evil = "\x1b[2J\r\nevil\x07\x7f\u009b"
+    case("control_node_name.onnx",
+         model(base_graph([helper.make_node("Frobnicate", ["y"], ["z"], name=evil)])),
+         "node '\\x1b[2J\\r\\nevil\\x07\\x7f\\xc2\\x9b'", "Frobnicate")
+    case("control_tensor_name.onnx",
+         model(base_graph([helper.make_node("Neg", ["\x1b]0;title\x07\n"], ["z"], name="neg")])),
+         "node 'neg' (Neg)", "\\x1b]0;title\\x07\\n")
     # a valid model with valid external data, as a control (not in MANIFEST)
     save(d, "good_external.onnx", external(model(base_graph()), "weights.bin", offset="64"))
     save(d, "good.onnx", good)

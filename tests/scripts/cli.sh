@@ -68,6 +68,10 @@ for opt in --runs --batch --seq --regions --vocab; do
     usage "bench $opt=$bad" -- "$kiln" bench "$d/m.so" "$opt=$bad"
   done
 done
+usage "unknown command with ESC and CR LF" -- "$kiln" $'frob\e[2J\r\nx'
+grep -q 'frob\\x1b\[2J\\r\\nx' "$d/err" || { echo "FAIL control bytes of an argument not escaped"; fail=1; }
+usage "--atol with ESC" -- "$kiln" check "$d/bert_qa" $'--atol=\e]0;x\a'
+LC_ALL=C grep -q -P '[\x00-\x09\x0b-\x1f\x7f]' "$d/err" && { echo "FAIL raw control bytes on stderr"; fail=1; }
 usage "run --inputs=" -- "$kiln" run "$d/m.so" --inputs= --outputs "$d/o"
 usage "-O3" -- "$kiln" compile "$m" -o "$d/x.so" -O3
 usage "bad --fpmath" -- "$kiln" compile "$m" -o "$d/x.so" --fpmath=fp8
