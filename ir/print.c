@@ -443,15 +443,20 @@ char *ir_print_str(const Graph *g)
 
 /* ---- Graphviz ------------------------------------------------------------- */
 
+/* A DOT string: quotes and backslashes escaped, newlines as \n, other
+ * control bytes as the text \xHH (escaped for DOT), never raw. */
 static void dot_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
 			fputc('\\', f);
-		if (*s == '\n')
+		if (c == '\n')
 			fputs("\\n", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\\\x%02x", c);
 		else
-			fputc(*s, f);
+			fputc(c, f);
 	}
 }
 

@@ -29,6 +29,8 @@ grep -q '^digraph' "$d/out" || { echo "FAIL dot output"; fail=1; }
 expect 0 "dump --print-after=fuse-attention" -- "$kiln" dump --print-after=fuse-attention "$m"
 grep -q 'KlnAttention' "$d/out" || { echo "FAIL print-after shows no KlnAttention"; fail=1; }
 expect 1 "unknown pass" -- "$kiln" dump --passes=nosuchpass "$m"
+expect 0 "dump --list-passes (named by the unknown-pass message)" -- "$kiln" dump --list-passes
+grep -q '^fold ' "$d/out" && grep -q 'fusion patterns' "$d/out" || { echo "FAIL --list-passes output"; fail=1; }
 expect 0 "emit=llvm" -- "$kiln" compile "$m" -o "$d/m.ll" --emit=llvm
 grep -q 'define .*@kiln__run' "$d/m.ll" || { echo "FAIL no kiln__run in .ll"; fail=1; }
 expect 0 "emit=asm" -- "$kiln" compile "$m" -o "$d/m.s" --emit=asm

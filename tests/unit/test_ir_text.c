@@ -161,7 +161,7 @@ static void test_symbol_names(void **state)
 		dims[i] = ir_dim_sym(g, names[i]);
 	dims[5] = ir_dim_add(g, ir_dim_mul(g, ir_dim_const(g, 2), dims[5]), dims[0]);
 	ValId x = ir_input_new(g, "x", DT_F32, 6, dims);
-	NodeId n = ir_node_new(g, OP_Neg, "neg", 1, &x, 1, NULL);
+	NodeId n = ir_node_new(g, OP_Neg, "neg\x1b[2J\r", 1, &x, 1, NULL);
 	ValId y = IR_NODE(g, n)->out[0];
 	IR_VAL(g, y)->dtype = DT_F32;
 	ir_value_set_shape(g, y, 6, dims);
@@ -181,6 +181,19 @@ static void test_symbol_names(void **state)
 		assert_true(ir_sym_lookup(g2, names[i]) >= 0);
 	assert_int_equal(ir_nsyms(g2), 6);
 	ir_graph_free(g2);
+	/* the text IR and the dot output hold no raw control byte */
+	char *dot = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&dot, &len);
+	assert_non_null(f);
+	ir_print_dot(f, g);
+	fclose(f);
+	assert_non_null(strstr(dot, "neg\\\\x1b[2J\\\\x0d"));
+	for (const char *t[] = { text, dot }, **p = t; p < t + 2; p++)
+		for (const char *c = *p; *c; c++)
+			if ((unsigned char)*c == 0x7f || ((unsigned char)*c < 0x20 && *c != '\n'))
+				fail_msg("raw control byte 0x%02x in %s", *c, p == t ? "text" : "dot");
+	free(dot);
 	free(text);
 	free(again);
 	ir_graph_free(g);
