@@ -21,7 +21,8 @@ static const char run_help[] =
 	"usage: kiln run OUT.so --inputs DIR --outputs DIR [--threads N]\n"
 	"\n"
 	"Runs a compiled model on DIR/input_K.pb (ONNX TensorProto files, K in the\n"
-	"model's input order) and writes output_K.pb the same way.\n";
+	"model's input order) and writes output_K.pb the same way.  --threads: 1 to 256\n"
+	"(default 2).\n";
 
 static const char check_help[] =
 	"usage: kiln check MODEL_DIR [options]\n"
@@ -29,8 +30,8 @@ static const char check_help[] =
 	"Compiles MODEL_DIR/model.onnx, runs every MODEL_DIR/test_data_set_N and\n"
 	"compares each output with output_K.pb: |kiln - ref| <= atol + rtol*|ref|.\n"
 	"Prints the worst absolute and relative error per output; exit 1 on a mismatch.\n"
-	"  --atol=X  --rtol=X       tolerances (default 1e-4 and 1e-3)\n"
-	"  --threads=N              threads (default 2)\n"
+	"  --atol=X  --rtol=X       tolerances, finite and >= 0 (default 1e-4 and 1e-3)\n"
+	"  --threads=N              threads, 1 to 256 (default 2)\n"
 	"  --fpmath=fp32|bf16       GEMM precision as for kiln compile; bf16 rounds the\n"
 	"                           GEMMs' weights and activations to bf16, so it needs\n"
 	"                           looser tolerances (e.g. --atol=3e-2 --rtol=3e-2)\n"
@@ -44,7 +45,9 @@ static const char bench_help[] =
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
 	"ids taken modulo V, default 30522). Prints median, p90 and min latency\n"
 	"the arena size and the peak resident memory; the last line is a JSON object\n"
-	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n";
+	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
+	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
+	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
