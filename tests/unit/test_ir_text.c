@@ -165,7 +165,7 @@ static void test_symbol_names(void **state)
 	ValId y = IR_NODE(g, n)->out[0];
 	IR_VAL(g, y)->dtype = DT_F32;
 	ir_value_set_shape(g, y, 6, dims);
-	g->outputs = ir_arena_alloc(g->arena, sizeof(ValId), 1);
+	g->outputs = ir_arena_alloc(g->arena, sizeof(ValId), 4);
 	g->outputs[0] = y;
 	g->noutputs = 1;
 	char *text = ir_print_str(g);
