@@ -357,10 +357,14 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 			} else if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
 			           d->dim_param && d->dim_param[0]) {
 				Diag pd = { 0 };
-				dims[k] = ir_dim_parse(L->g, d->dim_param, &pd);
+				dims[k] = ir_dim_parse_param(L->g, d->dim_param, &pd);
+				int64_t c;
 				if (dims[k] < 0)
 					return diag_fail(L->diag, "%s: %s: dim %d: %s", L->file, what, k,
 					                 pd.failed ? pd.msg : "cannot parse");
+				if (ir_dim_is_const(L->g, dims[k], &c) && c < 0)
+					return diag_fail(L->diag, "%s: %s: dim %d is negative (%lld)", L->file,
+					                 what, k, (long long)c);
 			} else {
 				char sym[300];
 				snprintf(sym, sizeof sym, "%s_d%d", vi->name, k);
