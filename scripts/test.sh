@@ -18,7 +18,7 @@ if [ "${KILN_QUICK:-0}" != 1 ]; then
   # after each pass (passes/pipeline.c): the debug build of the suite
   echo "== build with ASan + UBSan, asserts on"
   BUILD_DIR=build-asan bash scripts/build.sh -DKILN_WERROR=ON -DKILN_SANITIZE=ON \
-    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g"
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g"
   echo "== tests under ASan + UBSan, asserts on"
   # the node tests once (-O0) here; the three modes ran above
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 KILN_NODE_MODES=O0 \
