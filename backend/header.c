@@ -267,6 +267,25 @@ static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 	free(outparam);
 }
 
+/* The entry point's prefix: --name as given (refused if the header would
+ * have to change it), else OUT's base name up to its last '.' as an
+ * identifier, so two models in one program never share names. */
+static int model_name(Be *be, Names *nm, char *out, size_t n)
+{
+	const char *path = be->opt->out, *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char stem[MAXID];
+	const char *dot = strrchr(base, '.');
+	size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	snprintf(stem, sizeof stem, "%.*s", (int)(len < sizeof stem ? len : sizeof stem - 1), base);
+	const char *want = be->opt->name ? be->opt->name : stem;
+	snprintf(out, n, "%s", ident(nm, want, "model"));
+	if (be->opt->name && strcmp(out, be->opt->name))
+		return diag_fail(be->diag, "--name=%s cannot be used in the C header (a reserved or keyword name; it would become '%s')",
+		                 be->opt->name, out);
+	return 0;
+}
+
 int be_write_header(Be *be, const char *path)
 {
 	Graph *g = be->g;
@@ -276,7 +295,10 @@ int be_write_header(Be *be, const char *path)
 		abort();
 	nm.n = 0;
 	char mname[MAXID];
-	snprintf(mname, sizeof mname, "%s", ident(&nm, g->name, "model"));
+	if (model_name(be, &nm, mname, sizeof mname)) {
+		free(nm.s);
+		return -1;
+	}
 	FILE *f = fopen(path, "w");
 	if (!f) {
 		free(nm.s);

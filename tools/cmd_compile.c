@@ -15,6 +15,8 @@ static const char help[] =
 	"  -o OUT                   output file\n"
 	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
 	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
+	"  --name=NAME              OUT.h's entry point NAME_run and include guard\n"
+	"                           (default: OUT's base name as a C identifier)\n"
 	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"
 	"  --target-triple=TRIPLE   target triple (default: this machine's)\n"
 	"  --weights=embed|external embed weights in OUT (default) or write OUT.weights\n"

@@ -136,6 +136,13 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (k == 4)
 			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
 		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--name"))) {
+		bool ok = isalpha((unsigned char)v[0]) && strlen(v) < 64;
+		for (const char *p = v; ok && *p; p++)
+			ok = isalnum((unsigned char)*p) || *p == '_';
+		if (!ok)
+			return cli_error("--name must be a C identifier starting with a letter (letters, digits, '_'; at most 63), not '%s'", v), -1;
+		o->be.name = v;
 	} else if ((v = optval(a, "--target-cpu"))) {
 		o->be.target_cpu = v;
 	} else if ((v = optval(a, "--target-triple"))) {
