@@ -236,7 +236,7 @@ static int up_broadcast_v1(const OnnxNode *u, NodeId *last)
 			return fail(u, "broadcast with axis needs the ranks of both inputs, which are not known");
 		if (axis < 0)
 			axis += ra;
-		if (axis < 0 || axis + rb > ra)
+		if (axis < 0 || axis > ra - rb)
 			return fail(u, "broadcast axis %lld does not fit input B of rank %d into A of rank %d",
 			            (long long)axis, rb, ra);
 		int trail = ra - (int)axis - rb;
@@ -470,7 +470,7 @@ static int up_softmax_v1(const OnnxNode *u, NodeId *last)
 	int rank;
 	onnx_value_type(u, u->in[0], &t, &rank);
 	int64_t ax = axis < 0 && rank >= 0 ? axis + rank : axis;
-	if (rank >= 1 && (ax < 0 || ax > rank))
+	if (rank >= 1 && (ax < 0 || ax >= rank))
 		return fail(u, "axis %lld is out of range for rank %d", (long long)axis, rank);
 	if (rank >= 1 && ax == rank - 1) {
 		if (finish(u, (Op)u->op, 1, u->in, skip, last))
