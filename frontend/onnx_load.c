@@ -736,10 +736,17 @@ static bool node_unsupported(const Loader *L, const Onnx__NodeProto *nd)
 	return act < 0 || act == UA_unsupported;
 }
 
+/* Distinct unsupported ops listed (more are counted, not searched: the
+ * scan stays linear on hostile models) and the message's length, leaving
+ * room for the file name in the Diag's line. */
+#define UNSUP_MAX 64
+#define UNSUP_MSG 640
+
 static int check_supported(Loader *L, const Onnx__GraphProto *gp)
 {
-	Unsup *u = NULL;
-	int nu = 0, cap = 0;
+	Unsup u[UNSUP_MAX];
+	int nu = 0;
+	long more = 0;      /* nodes of ops beyond UNSUP_MAX distinct ones */
 	for (size_t i = 0; i < gp->n_node; i++) {
 		const Onnx__NodeProto *nd = gp->node[i];
 		if (!node_unsupported(L, nd))
@@ -749,41 +756,42 @@ static int check_supported(Loader *L, const Onnx__GraphProto *gp)
 		while (k < nu && !(!strcmp(u[k].op, nd->op_type) &&
 		                   (dom ? u[k].domain && !strcmp(u[k].domain, dom) : !u[k].domain)))
 			k++;
-		if (k == nu) {
-			if (nu == cap) {
-				cap = cap ? 2 * cap : 8;
-				u = realloc(u, (size_t)cap * sizeof *u);
-				if (!u)
-					abort();
-			}
-			u[nu++] = (Unsup){ dom, nd->op_type, nd->name && nd->name[0] ? nd->name : NULL, 0 };
+		if (k == nu && nu == UNSUP_MAX) {
+			more++;
+			continue;
 		}
+		if (k == nu)
+			u[nu++] = (Unsup){ dom, nd->op_type, nd->name && nd->name[0] ? nd->name : NULL, 0 };
 		u[k].count++;
 	}
 	if (!nu)
 		return 0;
-	/* "t.onnx: unsupported ops: Conv (opset 13) x3 (first node 'c1'),
-	 * com.microsoft.FusedMatMul x1 (node 'f')" */
-	char msg[1024];
+	/* "Conv (opset 13) x3 (first node 'c1'), com.microsoft.FusedMatMul x1 (node 'f')" */
+	char msg[UNSUP_MSG + 64] = "";
 	size_t len = 0;
-	for (int k = 0; k < nu && len < sizeof msg - 64; k++) {
-		char first[200] = "";
-		if (u[k].first)
-			snprintf(first, sizeof first, " (%snode '%.150s')", u[k].count > 1 ? "first " : "",
-			         u[k].first);
-		if (u[k].domain)
-			len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%.100s.%.100s x%ld%s",
-			                        k ? ", " : "", u[k].domain, u[k].op, u[k].count, first);
+	int shown = 0;
+	for (; shown < nu; shown++) {
+		char item[512], first[200] = "";
+		const Unsup *e = &u[shown];
+		if (e->first)
+			snprintf(first, sizeof first, " (%snode '%.150s')", e->count > 1 ? "first " : "",
+			         e->first);
+		if (e->domain)
+			snprintf(item, sizeof item, "%.100s.%.100s x%ld%s", e->domain, e->op, e->count, first);
 		else
-			len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%.100s (opset %lld) x%ld%s",
-			                        k ? ", " : "", u[k].op, (long long)L->g->opset, u[k].count,
-			                        first);
-		if (len >= sizeof msg - 64 && k + 1 < nu) {
-			snprintf(msg + len, sizeof msg - len, ", ... (%d more)", nu - k - 1);
+			snprintf(item, sizeof item, "%.100s (opset %lld) x%ld%s", e->op,
+			         (long long)L->g->opset, e->count, first);
+		size_t n = strlen(item) + (shown ? 2 : 0);
+		if (len + n > UNSUP_MSG)
 			break;
-		}
+		snprintf(msg + len, sizeof msg - len, "%s%s", shown ? ", " : "", item);
+		len += n;
 	}
-	free(u);
+	if (more)
+		snprintf(msg + len, sizeof msg - len, "%s... and more", shown ? ", " : "");
+	else if (shown < nu)
+		snprintf(msg + len, sizeof msg - len, "%s... (%d more ops)", shown ? ", " : "",
+		         nu - shown);
 	return diag_fail(L->diag, "%s: unsupported ops: %s", L->file, msg);
 }
 

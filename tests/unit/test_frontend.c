@@ -1146,6 +1146,15 @@ static void test_unsupported_all(void **state)
 	expect_fail(b, "t.onnx: unsupported ops: Conv (opset 17) x3 (first node 'c1'), "
 	               "com.microsoft.FusedMatMul x1 (node 'fmm'), LSTM (opset 17) x1", NULL);
 	free_all();
+	/* many long-named ones: the line is cut with a count, never overflows */
+	b = mm_model();
+	for (int i = 0; i < 60; i++) {
+		char op[120];
+		snprintf(op, sizeof op, "Unknown%03d_%0100d", i, 0);
+		add_node(b, op, NULL, "y", NULL);
+	}
+	expect_fail(b, "t.onnx: unsupported ops: Unknown000_", "more ops)", NULL);
+	free_all();
 	/* an op kiln has, in a version it refuses */
 	b = mb_new(5);
 	const char *dims[] = { "4" };
