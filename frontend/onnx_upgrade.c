@@ -324,6 +324,7 @@ static int dropout_common(const OnnxNode *u, bool typed_mask, NodeId *last)
 	static const char *const skip[] = { "consumed_inputs", "is_test", "ratio", NULL };
 	if (need_inputs(u, 1, 1))
 		return -1;
+	/* (an unnamed trailing mask is not counted in nout) */
 	if (typed_mask && u->nout > 1 && u->out[1])
 		return fail(u, "the mask output (of the data's type before opset 10) is not supported");
 	float ratio;
@@ -333,11 +334,6 @@ static int dropout_common(const OnnxNode *u, bool typed_mask, NodeId *last)
 	ValId in[2] = { u->in[0], -1 };
 	if (has)
 		in[1] = onnx_node_const(u, "ratio", DT_F32, 0, NULL, &ratio, sizeof ratio);
-	if (typed_mask && u->nout > 1) {   /* an unnamed mask: drop it */
-		OnnxNode v = *u;
-		v.nout = 1;
-		return finish(&v, OP_Dropout, has ? 2 : 1, in, skip, last);
-	}
 	return finish(u, OP_Dropout, has ? 2 : 1, in, skip, last);
 }
 

@@ -396,8 +396,11 @@ def refusals():
                    node("LSTM", ["c", "x", "x"], ["y"], name="lstm"),
                    node("Conv", ["y", "x"], ["z"], name="conv3")], x, y, 14)
     unsup.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    mask7 = model([node("Dropout", ["x"], ["y", "m"], name="drop")], x,
+                  y + [("m", F, [2, 3])], 7)
     return {
         "cycle": (cyc, ["node 'ring", "is on a cycle"]),
+        "dropout_7_mask": (mask7, ["node 'drop' (Dropout) (opset 7 form)", "mask output"]),
         "unsupported3": (unsup, ["unsupported ops: Conv (opset 14) x3 (first node 'conv1'), "
                                  "com.microsoft.FusedMatMul x1 (node 'fmm'), "
                                  "LSTM (opset 14) x1 (node 'lstm')"]),
