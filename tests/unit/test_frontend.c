@@ -1097,6 +1097,32 @@ static void test_upgrades(void **state)
 	ir_graph_free(g);
 	free_all();
 
+	/* Clip-6 of an f64 input: the f32 bounds are cast to f64; Softmax-11
+	 * of an input of unknown rank: the general (Flatten) form */
+	b = mb_new(10);
+	add_input(b, vinfo("x", 11, 3, dims));
+	add_input(b, vinfo("r", 1, -1, NULL));
+	a = attr(add_node(b, "Clip", "clip", "x", "c"), "max",
+	         ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	a->has_f = 1; a->f = 2.0f;
+	a = attr(add_node(b, "Softmax", "sm", "r", "y"), "axis",
+	         ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	a->has_i = 1; a->i = -1;
+	add_output(b, "y");
+	add_output(b, "c");
+	g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	clip = producer(g, "c");
+	assert_int_equal(clip->nin, 3);
+	assert_int_equal(clip->in[1], -1);
+	const Node *cast = IR_NODE(g, IR_VAL(g, clip->in[2])->def);
+	assert_int_equal(cast->op, OP_Cast);
+	assert_int_equal(ir_attr_int(g, (NodeId)(cast - g->nodes), "to", 0), DT_F64);
+	assert_int_equal(producer(g, "y")->op, OP_Reshape);
+	ir_graph_free(g);
+	free_all();
+
 	/* an Unsqueeze-11 without axes is refused naming the node */
 	b = mb_new(11);
 	add_input(b, vinfo("x", 1, 3, dims));
