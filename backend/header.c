@@ -6,7 +6,6 @@
  * One pointer per input (const) and per output (caller-provided buffer of
  * the size the comment gives), one int64_t per symbol an input binds.  It
  * is a static inline wrapper over kiln_run, so it needs only kiln.h. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,33 +20,73 @@ typedef struct Names {
 	int n;
 } Names;
 
-static bool is_keyword(const char *s)
+/* Names a parameter must not take: C keywords (C11, C23, GNU), names the
+ * body uses, object-like macros of the headers it includes and of GNU modes. */
+static bool is_taken(const char *s)
 {
 	static const char *kw[] = {"auto", "break", "case", "char", "const", "continue", "default",
 		"do", "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int",
 		"long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
 		"struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
-		"c", "kiln_in", "kiln_out", NULL};
+		"bool", "true", "false", "nullptr", "alignas", "alignof", "static_assert",
+		"thread_local", "typeof", "typeof_unqual", "constexpr", "asm", "linux", "unix",
+		"i386", "c", "memset", "NULL", NULL};
 	for (int i = 0; kw[i]; i++)
 		if (!strcmp(s, kw[i]))
 			return true;
+	size_t n = strlen(s);
+	if (n >= 2 && !strcmp(s + n - 2, "_t"))   /* int64_t, size_t, ... */
+		return true;
+	bool upper = true;                     /* INT64_MAX, SIZE_MAX, INT8_C, ... */
+	for (const char *p = s; *p && upper; p++)
+		upper = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+	static const char *sfx[] = {"_MAX", "_MIN", "_C", "_WIDTH", NULL};
+	for (int i = 0; upper && sfx[i]; i++) {
+		size_t k = strlen(sfx[i]);
+		if (n >= k && !strcmp(s + n - k, sfx[i]))
+			return true;
+	}
 	return false;
 }
 
-/* A C identifier from name, unique among the names given so far. */
-static const char *ident(Names *nm, const char *name)
+static bool is_alnum_ascii(char c)
 {
-	char buf[MAXID - 8];
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool starts_kiln(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if ((s[i] | 0x20) != "kiln"[i])
+			return false;
+	return true;
+}
+
+/* A C identifier from name, unique among the names given so far: ASCII
+ * letters, digits and '_' (anything else becomes '_'), prefixed with 'x'
+ * when it would start with a digit or '_' (reserved) or with "kiln" (kiln.h's
+ * names), suffixed with '_' when it is a keyword or a name the header needs,
+ * "_2", "_3", ... when an earlier name took it.  fallback stands for a
+ * name with no ASCII letter or digit ("модель", "", "?"). */
+static const char *ident(Names *nm, const char *name, const char *fallback)
+{
+	char buf[MAXID - 12];
 	size_t j = 0;
-	if (!name || !*name)
-		name = "t";
-	if (isdigit((unsigned char)name[0]))
-		buf[j++] = '_';
-	for (const char *p = name; *p && j < sizeof buf - 1; p++)
-		buf[j++] = isalnum((unsigned char)*p) ? *p : '_';
+	bool any = false;   /* any ASCII letter or digit to keep */
+	for (const char *p = name ? name : ""; *p && !any; p++)
+		any = is_alnum_ascii(*p);
+	if (!any)
+		name = fallback;
+	if (!(is_alnum_ascii(name[0]) && (name[0] < '0' || name[0] > '9')) ||
+	    starts_kiln(name))
+		buf[j++] = 'x';
+	for (const char *p = name; *p && j < sizeof buf - 2; p++)
+		buf[j++] = is_alnum_ascii(*p) ? *p : '_';
 	buf[j] = 0;
+	if (is_taken(buf))
+		strcat(buf, "_");
 	char *dst = nm->s[nm->n];
-	snprintf(dst, MAXID, "%s%s", buf, is_keyword(buf) ? "_" : "");
+	snprintf(dst, MAXID, "%s", buf);
 	for (int k = 2;; k++) {
 		bool clash = false;
 		for (int i = 0; i < nm->n && !clash; i++)
@@ -57,6 +96,35 @@ static const char *ident(Names *nm, const char *name)
 		snprintf(dst, MAXID, "%s_%d", buf, k);
 	}
 	return nm->s[nm->n++];
+}
+
+/* Text from a model or a path inside a comment: printable ASCII only, at
+ * most 160 bytes; anything else, '\', and a '*', '/' or '?' that could
+ * make "*" "/", "/" "*" or a trigraph with its neighbours (or with the
+ * comment text around it) as \xHH. */
+static void comment_text(FILE *f, const char *s)
+{
+	char prev = 0;
+	size_t i;
+	if (!s)
+		s = "?";
+	for (i = 0; s[i] && i < 160; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char next = s[i + 1];
+		bool esc = c < 0x20 || c > 0x7e || c == '\\' ||
+		           (c == '*' && (!prev || prev == '/' || !next || next == '/')) ||
+		           (c == '/' && (!prev || prev == '*' || !next || next == '*')) ||
+		           (c == '?' && (!prev || prev == '?' || !next || next == '?'));
+		if (esc) {
+			fprintf(f, "\\x%02x", c);
+			prev = 'x';
+		} else {
+			fputc(c, f);
+			prev = (char)c;
+		}
+	}
+	if (s[i])
+		fputs("...", f);
 }
 
 static const char *ctype(DType t)
@@ -109,11 +177,14 @@ static void dim_c(const Graph *g, DimId d, const int *symparam, const Names *nm,
 static void shape_comment(const Graph *g, ValId v, FILE *f)
 {
 	const Value *val = IR_VAL(g, v);
-	fprintf(f, " *   %s: %s [", val->name ? val->name : "?", ir_dtype_name(val->dtype));
+	fputs(" *   ", f);
+	comment_text(f, val->name);
+	fprintf(f, ": %s [", ir_dtype_name(val->dtype));
 	for (int d = 0; d < val->rank; d++) {
 		char s[256];
 		ir_dim_str(g, val->dims[d], s, sizeof s);
-		fprintf(f, "%s%s", d ? ", " : "", s);
+		fputs(d ? ", " : "", f);
+		comment_text(f, s);
 	}
 	fputs("]\n", f);
 }
@@ -150,7 +221,7 @@ static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 		symparam[s] = -1;
 	for (int k = 0; k < g->ninputs; k++) {
 		inparam[k] = nm->n;
-		ident(nm, IR_VAL(g, g->inputs[k])->name);
+		ident(nm, IR_VAL(g, g->inputs[k])->name, "in");
 	}
 	for (int k = 0; k < g->ninputs; k++) {
 		const Value *val = IR_VAL(g, g->inputs[k]);
@@ -158,13 +229,13 @@ static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 			const DimNode *dn = ir_dim_node(g, val->dims[d]);
 			if (dn->kind == DIM_SYM && symparam[dn->c] < 0) {
 				symparam[dn->c] = nm->n;
-				ident(nm, ir_sym_name(g, (int)dn->c));
+				ident(nm, ir_sym_name(g, (int)dn->c), "dim");
 			}
 		}
 	}
 	for (int k = 0; k < g->noutputs; k++) {
 		outparam[k] = nm->n;
-		ident(nm, IR_VAL(g, g->outputs[k])->name);
+		ident(nm, IR_VAL(g, g->outputs[k])->name, "out");
 	}
 	fputs("/* Inputs (row-major, dense):\n", f);
 	for (int k = 0; k < g->ninputs; k++)
@@ -196,6 +267,25 @@ static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 	free(outparam);
 }
 
+/* The entry point's prefix: --name as given (refused if the header would
+ * have to change it), else OUT's base name up to its last '.' as an
+ * identifier, so two models in one program never share names. */
+static int model_name(Be *be, Names *nm, char *out, size_t n)
+{
+	const char *path = be->opt->out, *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char stem[MAXID];
+	const char *dot = strrchr(base, '.');
+	size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	snprintf(stem, sizeof stem, "%.*s", (int)(len < sizeof stem ? len : sizeof stem - 1), base);
+	const char *want = be->opt->name ? be->opt->name : stem;
+	snprintf(out, n, "%s", ident(nm, want, "model"));
+	if (be->opt->name && strcmp(out, be->opt->name))
+		return diag_fail(be->diag, "--name=%s cannot be used in the C header (a reserved or keyword name; it would become '%s')",
+		                 be->opt->name, out);
+	return 0;
+}
+
 int be_write_header(Be *be, const char *path)
 {
 	Graph *g = be->g;
@@ -205,18 +295,28 @@ int be_write_header(Be *be, const char *path)
 		abort();
 	nm.n = 0;
 	char mname[MAXID];
-	snprintf(mname, sizeof mname, "%s", ident(&nm, g->name && *g->name ? g->name : "model"));
+	if (model_name(be, &nm, mname, sizeof mname)) {
+		free(nm.s);
+		return -1;
+	}
 	FILE *f = fopen(path, "w");
 	if (!f) {
 		free(nm.s);
 		return diag_fail(be->diag, "cannot write %s: %s", path, strerror(errno));
 	}
 	const char *so = strrchr(be->opt->out, '/');
-	fprintf(f, "/* %s: typed entry point of the kiln model '%s' (%s), generated by kiln.\n"
-	        " * Load the model with kiln_model_load(\"%s\") and create a context\n"
-	        " * (kiln.h, link with libkiln), then call %s_run. */\n",
-	        strrchr(path, '/') ? strrchr(path, '/') + 1 : path, g->name ? g->name : "model",
-	        so ? so + 1 : be->opt->out, so ? so + 1 : be->opt->out, mname);
+	so = so ? so + 1 : be->opt->out;
+	/* names from the model and paths go into comments through comment_text only */
+	fputs("/* ", f);
+	comment_text(f, strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+	fputs(": typed entry point of the kiln model '", f);
+	comment_text(f, g->name ? g->name : "model");
+	fputs("' (", f);
+	comment_text(f, so);
+	fputs("), generated by kiln.\n * Load the model with kiln_model_load(\"", f);
+	comment_text(f, so);
+	fprintf(f, "\") and create a context\n"
+	        " * (kiln.h, link with libkiln), then call %s_run. */\n", mname);
 	fprintf(f, "#ifndef KILN_MODEL_%s_H\n#define KILN_MODEL_%s_H\n\n", mname, mname);
 	fputs("#include <stdint.h>\n#include <string.h>\n#include \"kiln.h\"\n\n", f);
 	fputs("#ifndef KILN_MINMAX_\n#define KILN_MINMAX_\n"

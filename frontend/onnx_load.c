@@ -1,16 +1,21 @@
 /* ONNX ModelProto -> kiln IR.
  *
- * Unpacks the model with protobuf-c, checks the opset, and builds the IR
- * graph in one pass over the (topologically ordered) ONNX graph:
- * initializers and Constant nodes become constants, graph inputs get their
- * declared dtype and symbolic dims, every other node maps 1:1 to an IR node
- * with its attributes.  External data is mapped read-only, once per file,
+ * Unpacks the model with protobuf-c, checks the opset (1-21), refuses the
+ * model listing every unsupported op at once, sorts the nodes
+ * topologically (ONNX Runtime takes unsorted graphs, so tools write them),
+ * and builds the IR graph in one pass over them: initializers and Constant
+ * nodes become constants, graph inputs get their declared dtype and
+ * symbolic dims, every other node becomes an IR node with its attributes;
+ * a node of an older version of its op is upgraded to the op's newest form
+ * (the IR form) by a named rewrite (onnx_upgrade.c, onnx_versions.def).
+ * External data is mapped read-only, once per file,
  * and constants point into the mapping; the mappings are released with the
  * graph (g->release).
  *
  * Everything in the proto is untrusted: every pointer protobuf-c hands out
  * is checked, and every error is one line naming the file and the node or
- * tensor.  Shape inference is not run here. */
+ * tensor.  Shape inference is not run here, except for the few upgrades
+ * that depend on an input's rank or dtype (onnx_value_type). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,7 +29,8 @@
 #include "onnx_import.h"
 #include "onnx_private.h"
 
-#define OPSET_MIN 7
+/* older opsets are upgraded node by node (onnx_upgrade.c) */
+#define OPSET_MIN 1
 #define OPSET_MAX 21
 
 /* ---- mapped external data files ----------------------------------------- */
@@ -121,6 +127,7 @@ typedef struct Loader {
 	Mappings *maps;
 	NameTab names;
 	Diag *diag;
+	int32_t inferred;     /* g->order[0..inferred) have been shape-inferred */
 } Loader;
 
 static bool is_default_domain(const char *d)
@@ -357,10 +364,14 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 			} else if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
 			           d->dim_param && d->dim_param[0]) {
 				Diag pd = { 0 };
-				dims[k] = ir_dim_parse(L->g, d->dim_param, &pd);
+				dims[k] = ir_dim_parse_param(L->g, d->dim_param, &pd);
+				int64_t c;
 				if (dims[k] < 0)
 					return diag_fail(L->diag, "%s: %s: dim %d: %s", L->file, what, k,
 					                 pd.failed ? pd.msg : "cannot parse");
+				if (ir_dim_is_const(L->g, dims[k], &c) && c < 0)
+					return diag_fail(L->diag, "%s: %s: dim %d is negative (%lld)", L->file,
+					                 what, k, (long long)c);
 			} else {
 				char sym[300];
 				snprintf(sym, sizeof sym, "%s_d%d", vi->name, k);
@@ -550,14 +561,68 @@ static int check_arity(Loader *L, const OpInfo *oi, size_t nin, size_t nout, con
 	return 0;
 }
 
-/* Resolves a node's input names to values and checks its output names. */
-static int node_operands(Loader *L, const Onnx__NodeProto *nd, const OpInfo *oi, size_t nin,
+/* "node 'NAME' (OP)" of node index, for messages; name gets the node's
+ * name (OpType_<index> when it has none). */
+static void node_where(const Onnx__NodeProto *nd, int index, char *name, size_t nn, char *where,
+                       size_t nw)
+{
+	const char *op_type = nd->op_type && nd->op_type[0] ? nd->op_type : NULL;
+	if (nd->name && nd->name[0])
+		snprintf(name, nn, "%s", nd->name);
+	else
+		snprintf(name, nn, "%s_%d", op_type ? op_type : "node", index);
+	snprintf(where, nw, "node '%s' (%s)", name, op_type ? op_type : "?");
+}
+
+/* ---- for the upgrades (onnx_private.h) ---------------------------------- */
+
+int onnx_node_attrs(const OnnxNode *u, NodeId n, const char *const *skip)
+{
+	for (size_t i = 0; i < u->nd->n_attribute; i++) {
+		const Onnx__AttributeProto *a = u->nd->attribute[i];
+		bool skipped = false;
+		for (int k = 0; skip && skip[k] && a && a->name; k++)
+			skipped |= !strcmp(a->name, skip[k]);
+		if (!skipped && load_attr(u->L, n, a, u->where))
+			return -1;
+	}
+	return 0;
+}
+
+void onnx_value_type(const OnnxNode *u, ValId v, DType *dt, int *rank)
+{
+	Loader *L = u->L;
+	Graph *g = L->g;
+	/* nodes are imported in topological order: infer what is new; a node
+	 * that fails leaves its outputs unknown (compiling reports it later) */
+	for (; L->inferred < g->norder; L->inferred++) {
+		Diag d = { 0 };
+		ir_infer_node(g, g->order[L->inferred], &d);
+	}
+	const Value *x = IR_VAL(g, v);
+	*dt = x->rank >= 0 ? x->dtype : DT_UNDEF;
+	*rank = x->dtype != DT_UNDEF ? x->rank : -1;
+}
+
+ValId onnx_node_const(const OnnxNode *u, const char *what, DType t, int rank,
+                      const int64_t *dims, const void *data, size_t nbytes)
+{
+	char name[400];
+	snprintf(name, sizeof name, "%s.%s", u->name, what);
+	for (int k = 1; names_get(&u->L->names, name) >= 0 && k < 1000; k++)
+		snprintf(name, sizeof name, "%s.%s%d", u->name, what, k);
+	return ir_const_new(u->g, name, t, rank, dims, data, nbytes, false);
+}
+
+/* Resolves a node's input names to values and checks its output names.
+ * Inputs below min_in must not be empty. */
+static int node_operands(Loader *L, const Onnx__NodeProto *nd, int min_in, size_t nin,
                          size_t nout, ValId *ins, const char **outs, const char *where)
 {
 	for (size_t i = 0; i < nin; i++) {
 		const char *in = nd->input[i];
 		if (!in || !in[0]) {
-			if ((int)i < oi->min_in)
+			if ((int)i < min_in)
 				return diag_fail(L->diag, "%s: %s: required input %zu is empty", L->file,
 				                 where, i);
 			ins[i] = -1;
@@ -576,19 +641,30 @@ static int node_operands(Loader *L, const Onnx__NodeProto *nd, const OpInfo *oi,
 	return 0;
 }
 
+/* The node of an op's newest form, attributes as they are. */
+static int node_same(Loader *L, const Onnx__NodeProto *nd, int op, const char *name,
+                     size_t nin, size_t nout, ValId *ins, const char **outs, const char *where,
+                     NodeId *last)
+{
+	const OpInfo *oi = &ir_opinfo[op];
+	if (check_arity(L, oi, nin, nout, where) ||
+	    node_operands(L, nd, oi->min_in, nin, nout, ins, outs, where))
+		return -1;
+	NodeId n = ir_node_new(L->g, (Op)op, name, (int)nin, ins, (int)nout, outs);
+	*last = n;
+	for (size_t i = 0; i < nd->n_attribute; i++)
+		if (load_attr(L, n, nd->attribute[i], where))
+			return -1;
+	return 0;
+}
+
 static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 {
 	if (!nd)
 		return diag_fail(L->diag, "%s: node %d is malformed", L->file, index);
 	const char *op_type = nd->op_type && nd->op_type[0] ? nd->op_type : NULL;
-	char namebuf[300];
-	const char *name = nd->name && nd->name[0] ? nd->name : NULL;
-	if (!name) {
-		snprintf(namebuf, sizeof namebuf, "%s_%d", op_type ? op_type : "node", index);
-		name = namebuf;
-	}
-	char where[700];
-	snprintf(where, sizeof where, "node '%s' (%s)", name, op_type ? op_type : "?");
+	char name[300], where[700];
+	node_where(nd, index, name, sizeof name, where, sizeof where);
 	if (!op_type)
 		return diag_fail(L->diag, "%s: %s: no op_type", L->file, where);
 	if (!is_default_domain(nd->domain))
@@ -601,35 +677,198 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 		L->g->nconst_nodes++;
 		return load_constant(L, nd, where);
 	}
+	int64_t since = 0;
+	int act = onnx_op_version(op_type, L->g->opset, &since);
 	int op = ir_op_lookup(op_type);
-	if (op < 0 || ir_opinfo[op].kind == K_FUSED)
+	if (act < 0 || act == UA_unsupported || op < 0)
 		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);
-	const OpInfo *oi = &ir_opinfo[op];
 	/* trailing empty names are omitted optional inputs/outputs */
 	size_t nin = nd->n_input, nout = nd->n_output;
 	while (nin > 0 && (!nd->input[nin - 1] || !nd->input[nin - 1][0]))
 		nin--;
 	while (nout > 1 && (!nd->output[nout - 1] || !nd->output[nout - 1][0]))
 		nout--;
-	if (check_arity(L, oi, nin, nout, where))
-		return -1;
+	if (nin > INT32_MAX / 2 || nout > INT32_MAX / 2)
+		return diag_fail(L->diag, "%s: %s: too many inputs or outputs", L->file, where);
 	/* heap, not the stack: variadic ops may have any number of operands */
 	ValId *ins = malloc((nin + 1) * sizeof *ins);
 	const char **outs = malloc((nout + 1) * sizeof *outs);
 	if (!ins || !outs)
 		abort();
-	int rc = node_operands(L, nd, oi, nin, nout, ins, outs, where);
-	if (!rc) {
-		NodeId n = ir_node_new(L->g, (Op)op, name, (int)nin, ins, (int)nout, outs);
-		for (size_t i = 0; i < nd->n_attribute && !rc; i++)
-			rc = load_attr(L, n, nd->attribute[i], where);
-		for (size_t i = 0; i < nout && !rc; i++)
-			if (outs[i])
-				rc = define_name(L, where, IR_NODE(L->g, n)->out[i]);
+	NodeId last = -1;
+	int rc;
+	if (act == UA_same) {
+		rc = node_same(L, nd, op, name, nin, nout, ins, outs, where, &last);
+	} else {
+		rc = node_operands(L, nd, 0, nin, nout, ins, outs, where);
+		if (!rc) {
+			OnnxNode u = { .L = L, .g = L->g, .diag = L->diag, .file = L->file,
+			               .where = where, .name = name, .nd = nd, .op = op, .since = since,
+			               .nin = (int)nin, .nout = (int)nout, .in = ins, .out = outs };
+			rc = onnx_upgrade(act, &u, &last);
+		}
+		if (!rc && IR_NODE(L->g, last)->nout < (int)nout)
+			rc = diag_fail(L->diag, "%s: %s: internal error: the upgrade lost outputs",
+			               L->file, where);
 	}
+	for (size_t i = 0; i < nout && !rc; i++)
+		if (outs[i])
+			rc = define_name(L, where, IR_NODE(L->g, last)->out[i]);
 	free(ins);
 	free(outs);
 	return rc;
+}
+
+/* ---- unsupported ops: all of them in one message ------------------------ */
+
+typedef struct Unsup {
+	const char *domain, *op;   /* domain NULL: the default one */
+	const char *first;         /* the first node's "node 'x'" */
+	long count;
+} Unsup;
+
+/* True if the node's op (domain, type, version) cannot be imported.
+ * Malformed nodes pass: the node-by-node import names their fault. */
+static bool node_unsupported(const Loader *L, const Onnx__NodeProto *nd)
+{
+	if (!nd || !nd->op_type || !nd->op_type[0])
+		return false;
+	if (!is_default_domain(nd->domain))
+		return true;
+	int64_t since;
+	int act = onnx_op_version(nd->op_type, L->g->opset, &since);
+	return act < 0 || act == UA_unsupported;
+}
+
+/* Distinct unsupported ops listed (more are counted, not searched: the
+ * scan stays linear on hostile models) and the message's length, leaving
+ * room for the file name in the Diag's line. */
+#define UNSUP_MAX 64
+#define UNSUP_MSG 640
+
+static int check_supported(Loader *L, const Onnx__GraphProto *gp)
+{
+	Unsup u[UNSUP_MAX];
+	int nu = 0;
+	long more = 0;      /* nodes of ops beyond UNSUP_MAX distinct ones */
+	for (size_t i = 0; i < gp->n_node; i++) {
+		const Onnx__NodeProto *nd = gp->node[i];
+		if (!node_unsupported(L, nd))
+			continue;
+		const char *dom = is_default_domain(nd->domain) ? NULL : nd->domain;
+		int k = 0;
+		while (k < nu && !(!strcmp(u[k].op, nd->op_type) &&
+		                   (dom ? u[k].domain && !strcmp(u[k].domain, dom) : !u[k].domain)))
+			k++;
+		if (k == nu && nu == UNSUP_MAX) {
+			more++;
+			continue;
+		}
+		if (k == nu)
+			u[nu++] = (Unsup){ dom, nd->op_type, nd->name && nd->name[0] ? nd->name : NULL, 0 };
+		u[k].count++;
+	}
+	if (!nu)
+		return 0;
+	/* "Conv (opset 13) x3 (first node 'c1'), com.microsoft.FusedMatMul x1 (node 'f')" */
+	char msg[UNSUP_MSG + 64] = "";
+	size_t len = 0;
+	int shown = 0;
+	for (; shown < nu; shown++) {
+		char item[512], first[200] = "";
+		const Unsup *e = &u[shown];
+		if (e->first)
+			snprintf(first, sizeof first, " (%snode '%.150s')", e->count > 1 ? "first " : "",
+			         e->first);
+		if (e->domain)
+			snprintf(item, sizeof item, "%.100s.%.100s x%ld%s", e->domain, e->op, e->count, first);
+		else
+			snprintf(item, sizeof item, "%.100s (opset %lld) x%ld%s", e->op,
+			         (long long)L->g->opset, e->count, first);
+		size_t n = strlen(item) + (shown ? 2 : 0);
+		if (len + n > UNSUP_MSG)
+			break;
+		snprintf(msg + len, sizeof msg - len, "%s%s", shown ? ", " : "", item);
+		len += n;
+	}
+	if (more)
+		snprintf(msg + len, sizeof msg - len, "%s... and more", shown ? ", " : "");
+	else if (shown < nu)
+		snprintf(msg + len, sizeof msg - len, "%s... (%d more ops)", shown ? ", " : "",
+		         nu - shown);
+	return diag_fail(L->diag, "%s: unsupported ops: %s", L->file, msg);
+}
+
+/* ---- topological order -------------------------------------------------- */
+
+/* The import order of the nodes: each after the producers of its inputs.
+ * Depth-first, visiting the nodes in file order and, before a node, the
+ * producers of its inputs (an explicit stack, so deep graphs cannot
+ * overflow it): an already sorted graph keeps its order exactly.  Linear
+ * in nodes + inputs.  A cycle is an error naming a node on it. */
+static int topo_order(Loader *L, const Onnx__GraphProto *gp, int32_t *order)
+{
+	int32_t n = (int32_t)gp->n_node;
+	NameTab prod = { 0 };    /* output name -> producing node */
+	for (int32_t i = 0; i < n; i++) {
+		const Onnx__NodeProto *nd = gp->node[i];
+		if (!nd || (nd->n_output && !nd->output))
+			continue;
+		for (size_t k = 0; k < nd->n_output; k++)
+			if (nd->output[k] && nd->output[k][0] && names_get(&prod, nd->output[k]) < 0)
+				names_put(&prod, nd->output[k], i);
+	}
+	uint8_t *state = calloc((size_t)n + 1, 1);     /* 0 new, 1 on the stack, 2 done */
+	int32_t *stk = malloc(((size_t)n + 1) * sizeof *stk);
+	size_t *pos = malloc(((size_t)n + 1) * sizeof *pos);   /* next input to look at */
+	if (!state || !stk || !pos)
+		abort();
+	int32_t no = 0, cyc = -1;
+	for (int32_t root = 0; root < n && cyc < 0; root++) {
+		if (state[root])
+			continue;
+		int32_t sp = 0;
+		stk[sp++] = root;
+		state[root] = 1;
+		pos[root] = 0;
+		while (sp > 0 && cyc < 0) {
+			int32_t i = stk[sp - 1];
+			const Onnx__NodeProto *nd = gp->node[i];
+			size_t nin = nd && (nd->input || !nd->n_input) ? nd->n_input : 0;
+			int32_t next = -1;
+			while (pos[i] < nin && next < 0) {
+				const char *in = nd->input[pos[i]++];
+				int32_t p = in && in[0] ? names_get(&prod, in) : -1;
+				if (p < 0 || state[p] == 2)
+					continue;
+				if (state[p] == 1) {
+					cyc = p;
+					break;
+				}
+				next = p;
+			}
+			if (next >= 0) {
+				state[next] = 1;
+				pos[next] = 0;
+				stk[sp++] = next;
+			} else if (cyc < 0) {
+				state[i] = 2;
+				order[no++] = i;
+				sp--;
+			}
+		}
+	}
+	free(state);
+	free(stk);
+	free(pos);
+	free(prod.slots);
+	if (cyc >= 0) {
+		char name[300], where[700];
+		node_where(gp->node[cyc], cyc, name, sizeof name, where, sizeof where);
+		return diag_fail(L->diag, "%s: %s is on a cycle: it depends on its own output",
+		                 L->file, where);
+	}
+	return 0;
 }
 
 /* ---- model -------------------------------------------------------------- */
@@ -676,11 +915,19 @@ static int load_graph(Loader *L, const Onnx__GraphProto *gp)
 	for (size_t i = 0; i < gp->n_input; i++)
 		if (load_input(L, gp->input[i], (int)i))
 			return -1;
-	if (gp->n_node > INT32_MAX)
+	if (gp->n_node > INT32_MAX - 1)
 		return diag_fail(L->diag, "%s: too many nodes", L->file);
-	for (size_t i = 0; i < gp->n_node; i++)
-		if (load_node(L, gp->node[i], (int)i))
-			return -1;
+	if (check_supported(L, gp))
+		return -1;
+	int32_t *order = malloc((gp->n_node + 1) * sizeof *order);
+	if (!order)
+		abort();
+	int rc = topo_order(L, gp, order);
+	for (size_t i = 0; i < gp->n_node && !rc; i++)
+		rc = load_node(L, gp->node[order[i]], order[i]);
+	free(order);
+	if (rc)
+		return -1;
 	if (gp->n_output == 0)
 		return diag_fail(L->diag, "%s: the graph has no outputs", L->file);
 	ValId *outs = ir_arena_alloc(g->arena, gp->n_output * sizeof *outs, _Alignof(ValId));

@@ -40,4 +40,66 @@ int onnx_read_file(const char *path, void **buf, size_t *len, Diag *diag);
 /* "[4, 4]" */
 void onnx_dims_str(const int64_t *dims, int rank, char *buf, size_t n);
 
+/* ---- versioned import (onnx_upgrade.c, table in onnx_versions.def) -----
+ *
+ * kiln's IR form of each ONNX op is its newest ONNX form.  A node of an
+ * older version is either the same, or rewritten at import by a named
+ * upgrade into IR nodes of the new form, or refused. */
+
+#define ONNX_UPGRADES(X) \
+	X(drop_consumed) X(broadcast_v1) X(cast_v1) X(clip_v6) X(dropout_v1) \
+	X(dropout_v7) X(dropout_v10) X(gemm_v1) X(reshape_v1) X(squeeze_v1) \
+	X(unsqueeze_v1) X(concat_v1) X(split_v1) X(split_v2) X(slice_v1) \
+	X(softmax_v1) X(reduce_axes_attr)
+
+typedef enum OnnxAction {
+	UA_same, UA_unsupported,
+#define X(n) UA_##n,
+	ONNX_UPGRADES(X)
+#undef X
+	UA_COUNT
+} OnnxAction;
+
+/* The row of a default-domain op_type at opset: its action, and in *since
+ * its since-version.  -1 if op_type is not one of kiln's ops (nor
+ * Constant). */
+int onnx_op_version(const char *op_type, int64_t opset, int64_t *since);
+const char *onnx_action_name(int act);
+/* Number of rows of op (an Op, or OP_COUNT for Constant); for tests. */
+int onnx_op_nversions(int op);
+
+typedef struct Loader Loader;
+
+/* An ONNX node being imported, as an upgrade sees it. */
+typedef struct OnnxNode {
+	Loader *L;
+	Graph *g;
+	Diag *diag;
+	const char *file, *where;   /* for messages: "t.onnx", "node 'n' (Op)" */
+	const char *name;           /* node name (generated when empty) */
+	const Onnx__NodeProto *nd;
+	int op;                     /* Op */
+	int64_t since;              /* since-version of its row */
+	int nin, nout;              /* trailing empty names dropped */
+	const ValId *in;            /* resolved inputs, -1 for an empty name */
+	const char *const *out;     /* output names, NULL for an empty one */
+} OnnxNode;
+
+/* Runs upgrade act on u: creates the IR nodes of the new form; *last is
+ * the node whose outputs are the ONNX node's (named u->out).  0 or -1 with
+ * diag naming the file and node. */
+int onnx_upgrade(int act, const OnnxNode *u, NodeId *last);
+
+/* onnx_load.c, for the upgrades: */
+/* Copies the node's attributes to IR node n, except those named in skip
+ * (NULL-terminated, may be NULL). */
+int onnx_node_attrs(const OnnxNode *u, NodeId n, const char *const *skip);
+/* dtype and rank of v as far as shape inference of the graph imported so
+ * far tells (DT_UNDEF, -1 when unknown).  Infers lazily: nothing runs for
+ * models that never ask. */
+void onnx_value_type(const OnnxNode *u, ValId v, DType *dt, int *rank);
+/* A constant named after the node ("<node>.<what>"). */
+ValId onnx_node_const(const OnnxNode *u, const char *what, DType t, int rank,
+                      const int64_t *dims, const void *data, size_t nbytes);
+
 #endif

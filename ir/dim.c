@@ -857,6 +857,38 @@ static void sb_put(Sb *s, const char *fmt, ...)
 
 static void print_dim(const struct DimTab *t, DimId d, Sb *s);
 
+/* What the parser reads as one name: [A-Za-z_][A-Za-z0-9_.]* */
+static bool is_ident(const char *n)
+{
+	if (!isalpha((unsigned char)*n) && *n != '_')
+		return false;
+	for (; *n; n++)
+		if (!isalnum((unsigned char)*n) && *n != '_' && *n != '.')
+			return false;
+	return true;
+}
+
+/* A symbol: bare when it reads back as one name, else double-quoted with
+ * C escapes (\" \\ \xHH for control bytes), e.g. "batch-size". */
+static void print_sym(const char *n, Sb *s)
+{
+	if (is_ident(n)) {
+		sb_put(s, "%s", n);
+		return;
+	}
+	sb_put(s, "\"");
+	for (; *n; n++) {
+		unsigned char c = (unsigned char)*n;
+		if (c == '"' || c == '\\')
+			sb_put(s, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			sb_put(s, "\\x%02x", c);
+		else
+			sb_put(s, "%c", c);
+	}
+	sb_put(s, "\"");
+}
+
 /* Operand of // and %: bare when a symbol or a non-negative constant. */
 static void print_operand(const struct DimTab *t, DimId d, Sb *s)
 {
@@ -904,7 +936,7 @@ static void print_dim(const struct DimTab *t, DimId d, Sb *s)
 		sb_put(s, "%lld", (long long)e->key[1]);
 		break;
 	case F_SYM:
-		sb_put(s, "%s", t->syms[e->key[1]]);
+		print_sym(t->syms[e->key[1]], s);
 		break;
 	case F_DIV:
 	case F_MOD:
@@ -945,7 +977,8 @@ int ir_dim_str(const Graph *g, DimId d, char *buf, size_t n)
  *   expr  := term (('+' | '-') term)*
  *   term  := unary (('*' | '//' | '%') unary)*
  *   unary := '-' unary | primary
- *   primary := INT | IDENT | ('max' | 'min') '(' expr ',' expr ')' | '(' expr ')'
+ *   primary := INT | IDENT | QUOTED | ('max' | 'min') '(' expr ',' expr ')' | '(' expr ')'
+ *   QUOTED  := '"' chars '"': a symbol of any name, \" \\ \xHH escaped
  * Precedence as in Python, which the dynamo exporter's strings follow. */
 
 typedef struct Ps {
@@ -954,13 +987,17 @@ typedef struct Ps {
 	Diag *diag;
 	int depth;
 	bool err;
+	bool dry;   /* only check the syntax: build no dims, intern no symbols */
 } Ps;
+
+/* e, unless a dry run */
+#define MK(ps, e) ((ps)->dry ? 0 : (e))
 
 #define PARSE_MAX_DEPTH 64
 
 static DimId perr(Ps *ps, const char *msg)
 {
-	if (!ps->err)
+	if (!ps->err && ps->diag)
 		diag_fail(ps->diag, "dim '%.200s': col %d: %s", ps->src, (int)(ps->p - ps->src) + 1, msg);
 	ps->err = true;
 	return -1;
@@ -974,6 +1011,46 @@ static void skipws(Ps *ps)
 
 static DimId p_expr(Ps *ps);
 
+static int hexval(int c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+/* A symbol in the quoted form print_sym writes: "batch-size", "a\"b". */
+static DimId p_quoted(Ps *ps)
+{
+	const char *p = ps->p + 1;
+	char *name = malloc(strlen(p) + 1);
+	size_t n = 0;
+	if (!name)
+		abort();
+	for (; *p && *p != '"'; p++) {
+		if (*p != '\\') {
+			name[n++] = *p;
+		} else if (p[1] == '"' || p[1] == '\\') {
+			name[n++] = *++p;
+		} else if (p[1] == 'x' && hexval((unsigned char)p[2]) >= 0 &&
+		           hexval((unsigned char)p[3]) >= 0 && (p[2] != '0' || p[3] != '0')) {
+			name[n++] = (char)(hexval((unsigned char)p[2]) * 16 + hexval((unsigned char)p[3]));
+			p += 3;
+		} else {
+			free(name);
+			ps->p = p;
+			return perr(ps, "bad escape in quoted name");
+		}
+	}
+	if (*p != '"') {
+		free(name);
+		ps->p = p;
+		return perr(ps, "unterminated quoted name");
+	}
+	name[n] = 0;
+	ps->p = p + 1;
+	DimId d = MK(ps, ir_dim_sym(ps->g, name));
+	free(name);
+	return d;
+}
+
 static DimId p_primary(Ps *ps)
 {
 	skipws(ps);
@@ -986,8 +1063,10 @@ static DimId p_primary(Ps *ps)
 			p++;
 		}
 		ps->p = p;
-		return ir_dim_const(ps->g, v);
+		return MK(ps, ir_dim_const(ps->g, v));
 	}
+	if (*p == '"')
+		return p_quoted(ps);
 	if (isalpha((unsigned char)*p) || *p == '_') {
 		const char *b = p;
 		while (isalnum((unsigned char)*p) || *p == '_' || *p == '.')
@@ -1013,9 +1092,9 @@ static DimId p_primary(Ps *ps)
 			if (y < 0 || *ps->p != ')')
 				return perr(ps, "expected ')'");
 			ps->p++;
-			return fmax ? ir_dim_max(ps->g, x, y) : ir_dim_min(ps->g, x, y);
+			return MK(ps, fmax ? ir_dim_max(ps->g, x, y) : ir_dim_min(ps->g, x, y));
 		}
-		return ir_dim_sym(ps->g, name);
+		return MK(ps, ir_dim_sym(ps->g, name));
 	}
 	if (*p == '(') {
 		ps->p++;
@@ -1038,7 +1117,7 @@ static DimId p_unary(Ps *ps)
 			return perr(ps, "nested too deeply");
 		DimId x = p_unary(ps);
 		ps->depth--;
-		return x < 0 ? -1 : ir_dim_mul(ps->g, ir_dim_const(ps->g, -1), x);
+		return x < 0 ? -1 : MK(ps, ir_dim_mul(ps->g, ir_dim_const(ps->g, -1), x));
 	}
 	if (++ps->depth > PARSE_MAX_DEPTH)
 		return perr(ps, "nested too deeply");
@@ -1065,7 +1144,8 @@ static DimId p_term(Ps *ps)
 		DimId y = p_unary(ps);
 		if (y < 0)
 			return -1;
-		x = op == '*' ? ir_dim_mul(ps->g, x, y) : op == 2 ? ir_dim_div(ps->g, x, y) : ir_dim_mod(ps->g, x, y);
+		x = MK(ps, op == '*' ? ir_dim_mul(ps->g, x, y) : op == 2 ? ir_dim_div(ps->g, x, y)
+		                                   : ir_dim_mod(ps->g, x, y));
 	}
 	return x;
 }
@@ -1082,9 +1162,40 @@ static DimId p_expr(Ps *ps)
 		DimId y = p_term(ps);
 		if (y < 0)
 			return -1;
-		x = op == '+' ? ir_dim_add(ps->g, x, y) : ir_dim_sub(ps->g, x, y);
+		x = MK(ps, op == '+' ? ir_dim_add(ps->g, x, y) : ir_dim_sub(ps->g, x, y));
 	}
 	return x;
+}
+
+/* A '-' glued between two operands, as a hyphenated name has it
+ * ("batch-size"); the exporters print a difference spaced ("s0 - 1"). */
+static bool has_hyphen(const char *s)
+{
+	char prev = 0;   /* last character that was not blank */
+	for (const char *p = s; *p; p++) {
+		if (*p == ' ' || *p == '\t')
+			continue;
+		bool after_operand = isalnum((unsigned char)prev) || prev == '_' || prev == '.' ||
+		                     prev == ')';
+		if (*p == '-' && after_operand && (strchr(" \t", p[-1]) == NULL || !p[1] ||
+		                                   strchr(" \t", p[1]) == NULL))
+			return true;
+		prev = *p;
+	}
+	return false;
+}
+
+DimId ir_dim_parse_param(Graph *g, const char *s, Diag *diag)
+{
+	if (!s)
+		return diag_fail(diag, "dim: NULL string");
+	/* a dry run first: a name must not leave symbols of its parts behind */
+	Ps ps = { .g = g, .src = s, .p = s, .diag = NULL, .dry = true };
+	bool expr = !strchr(s, '"') && !has_hyphen(s) && p_expr(&ps) >= 0;
+	skipws(&ps);
+	if (!expr || *ps.p)
+		return ir_dim_sym(g, s);
+	return ir_dim_parse(g, s, diag);
 }
 
 DimId ir_dim_parse(Graph *g, const char *s, Diag *diag)

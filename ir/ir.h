@@ -81,11 +81,17 @@ DimId ir_dim_mod(Graph *g, DimId a, DimId b);
 DimId ir_dim_max(Graph *g, DimId a, DimId b);
 DimId ir_dim_min(Graph *g, DimId a, DimId b);
 bool ir_dim_is_const(const Graph *g, DimId d, int64_t *c);  /* c may be NULL */
-/* Writes a readable form ("s25 + s41", "batch*16", "64"); returns its length. */
+/* Writes a readable form ("s25 + s41", "batch*16", "64"); returns its length.
+ * A symbol whose name is not [A-Za-z_][A-Za-z0-9_.]* is quoted: "batch-size". */
 int ir_dim_str(const Graph *g, DimId d, char *buf, size_t n);
 /* Parses the same form (also the ONNX dim_param strings of the dynamo
  * exporter).  Returns -1 and fills diag on a syntax error. */
 DimId ir_dim_parse(Graph *g, const char *s, Diag *diag);
+/* An ONNX dim_param: a name, not an expression, unless the whole string
+ * parses as one (without quotes, a binary '-' spaced as the exporters print
+ * it): "s25 + s41", "2*s41", "s0//2", "s0 - 1" are expressions; "batch-size",
+ * "N/A", "seq len", "Max(s0, s1)" are symbols of exactly that name. */
+DimId ir_dim_parse_param(Graph *g, const char *s, Diag *diag);
 /* Evaluate with symbol values indexed by symbol id (see ir_sym_*). */
 int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);
 int ir_nsyms(const Graph *g);

@@ -397,7 +397,24 @@ static int dim(Parser *p, DimId *out)
 			return perr(p, p->pos, "unterminated shape");
 		if (depth == 0 && (c == ',' || c == ']'))
 			break;
-		if (c == '(')
+		if (c == '"') {   /* a quoted symbol name: copy it up to its closing quote */
+			if (n + 2 >= sizeof p->buf)
+				return perr(p, at, "dim expression too long");
+			p->buf[n++] = (char)c;
+			p->pos++;
+			for (c = peek(p); c && c != '"' && c != '\n'; c = peek(p)) {
+				if (n + 3 >= sizeof p->buf)
+					return perr(p, at, "dim expression too long");
+				p->buf[n++] = (char)c;
+				p->pos++;
+				if (c == '\\' && peek(p) && peek(p) != '\n') {
+					p->buf[n++] = (char)peek(p);
+					p->pos++;
+				}
+			}
+			if (c != '"')
+				return perr(p, at, "unterminated quoted name in dim");
+		} else if (c == '(')
 			depth++;
 		else if (c == ')' && --depth < 0)
 			return perr(p, p->pos, "unbalanced ')' in dim");

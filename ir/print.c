@@ -31,9 +31,10 @@
  *             | dtype '?'                   (rank unknown)
  *             | (dtype | '?') '[' [dim {',' dim}] ']'
  *   dtype    := f32 f16 bf16 f64 i8 i16 i32 i64 u8 u16 u32 u64 bool string
- *   dim      := text up to the next ',' or ']' outside parentheses, in the
+ *   dim      := text up to the next , or ] outside parentheses and quotes, in the
  *               form of ir_dim_str / ir_dim_parse (64, batch, s25 + s41,
- *               batch*16); '?' for a dim that is not set
+ *               batch*16, a quoted symbol "batch-size"); '?' for a dim
+ *               that is not set
  *   attrs    := '{' attr {',' attr} '}'
  *   attr     := IDENT '=' aval
  *   aval     := INT | FLOAT | STRING | '[' INT {',' INT} ']'
@@ -442,15 +443,20 @@ char *ir_print_str(const Graph *g)
 
 /* ---- Graphviz ------------------------------------------------------------- */
 
+/* A DOT string: quotes and backslashes escaped, newlines as \n, other
+ * control bytes as the text \xHH (escaped for DOT), never raw. */
 static void dot_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
 			fputc('\\', f);
-		if (*s == '\n')
+		if (c == '\n')
 			fputs("\\n", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\\\x%02x", c);
 		else
-			fputc(*s, f);
+			fputc(c, f);
 	}
 }
 

@@ -14,10 +14,14 @@ echo "== tests"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 if [ "${KILN_QUICK:-0}" != 1 ]; then
-  echo "== build with ASan + UBSan"
-  BUILD_DIR=build-asan bash scripts/build.sh -DKILN_WERROR=ON -DKILN_SANITIZE=ON
-  echo "== tests under ASan + UBSan"
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  # asserts on (no NDEBUG), which also makes every pipeline verify the IR
+  # after each pass (passes/pipeline.c): the debug build of the suite
+  echo "== build with ASan + UBSan, asserts on"
+  BUILD_DIR=build-asan bash scripts/build.sh -DKILN_WERROR=ON -DKILN_SANITIZE=ON \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g"
+  echo "== tests under ASan + UBSan, asserts on"
+  # the node tests once (-O0) here; the three modes ran above
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 KILN_NODE_MODES=O0 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
   echo "== fuzz the ONNX loader (${FUZZ_SECONDS:-60} s)"
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

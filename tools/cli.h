@@ -41,6 +41,11 @@ void cli_error(const char *fmt, ...)
 	;
 /* Prints msg prefixed by path unless it names it already. */
 void cli_fail(const char *path, const char *msg);
+/* Strict numbers for option NAME: the whole of s, within [lo, hi]; else a
+ * message naming the option and the range, and -1 (bad usage). */
+int cli_parse_int(const char *name, const char *s, long long lo, long long hi, long long *v);
+/* A finite number >= 0 (tolerances). */
+int cli_parse_nonneg(const char *name, const char *s, double *v);
 double cli_now_ms(void);
 bool cli_has_help(int argc, char **argv);
 

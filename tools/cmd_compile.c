@@ -1,6 +1,7 @@
 /* kiln compile: ONNX model -> shared object (or .o/.ll/.s). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "kiln.h"
@@ -14,6 +15,8 @@ static const char help[] =
 	"  -o OUT                   output file\n"
 	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
 	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
+	"  --name=NAME              OUT.h's entry point NAME_run and include guard\n"
+	"                           (default: OUT's base name as a C identifier)\n"
 	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"
 	"  --target-triple=TRIPLE   target triple (default: this machine's)\n"
 	"  --weights=embed|external embed weights in OUT (default) or write OUT.weights\n"
@@ -87,6 +90,39 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 	       fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32");
 }
 
+/* The same file: the same path, or the same inode (links, ./x, ../d/x). */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (!strcmp(a, b))
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* Refuses an output (OUT, or the OUT.h / OUT.weights written beside a .so,
+ * named as be_side_path names them) that is the model itself. */
+static int check_outputs(const char *model, const CompileOpts *o)
+{
+	const char *out = o->be.out;
+	size_t n = strlen(out);
+	if (n > 3 && !strcmp(out + n - 3, ".so"))
+		n -= 3;
+	char side[2][4200];
+	snprintf(side[0], sizeof side[0], "%.*s.h", (int)n, out);
+	snprintf(side[1], sizeof side[1], "%.*s.weights", (int)n, out);
+	bool so = o->be.emit == BE_EMIT_SO;
+	const char *outs[3] = {out, so ? side[0] : NULL,
+	                       so && o->be.weights_external ? side[1] : NULL};
+	for (int i = 0; i < 3; i++)
+		if (outs[i] && same_file(model, outs[i])) {
+			cli_error("compile: output %s is the model %s itself (choose another -o)",
+			          outs[i], model);
+			return -1;
+		}
+	return 0;
+}
+
 int cmd_compile(int argc, char **argv)
 {
 	CompileOpts o;
@@ -98,6 +134,8 @@ int cmd_compile(int argc, char **argv)
 		cli_error("compile: need MODEL.onnx and -o OUT (see kiln compile --help)");
 		return EXIT_USAGE;
 	}
+	if (check_outputs(model, &o))
+		return EXIT_USAGE;
 	double t0 = cli_now_ms();
 	int ops_in[OP_COUNT];
 	PassStats ps = {0};

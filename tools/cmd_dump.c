@@ -15,12 +15,17 @@ static const char help[] =
 	"  --print-after-all        print the IR after every pass\n"
 	"  --disable-pattern=NAME   turn one fusion pattern off (comma-separated list)\n"
 	"  --verify-each            run the verifier after every pass\n"
-	"  --format=text|dot        text IR (default) or a Graphviz graph\n";
+	"  --format=text|dot        text IR (default) or a Graphviz graph\n"
+	"  --list-passes            list the passes, pipelines and fusion patterns\n";
 
 int cmd_dump(int argc, char **argv)
 {
 	CompileOpts o;
 	const char *model;
+	if (argc == 2 && !strcmp(argv[1], "--list-passes")) {   /* the pass errors point here */
+		pass_list(stdout);
+		return EXIT_OK;
+	}
 	int r = cli_parse_model_cmd(argc, argv, "dump", help, false, &o, &model);
 	if (r)
 		return r < 0 ? EXIT_USAGE : EXIT_OK;

@@ -21,7 +21,8 @@ static const char run_help[] =
 	"usage: kiln run OUT.so --inputs DIR --outputs DIR [--threads N]\n"
 	"\n"
 	"Runs a compiled model on DIR/input_K.pb (ONNX TensorProto files, K in the\n"
-	"model's input order) and writes output_K.pb the same way.\n";
+	"model's input order) and writes output_K.pb the same way.  --threads: 1 to 256\n"
+	"(default 2).\n";
 
 static const char check_help[] =
 	"usage: kiln check MODEL_DIR [options]\n"
@@ -29,8 +30,8 @@ static const char check_help[] =
 	"Compiles MODEL_DIR/model.onnx, runs every MODEL_DIR/test_data_set_N and\n"
 	"compares each output with output_K.pb: |kiln - ref| <= atol + rtol*|ref|.\n"
 	"Prints the worst absolute and relative error per output; exit 1 on a mismatch.\n"
-	"  --atol=X  --rtol=X       tolerances (default 1e-4 and 1e-3)\n"
-	"  --threads=N              threads (default 2)\n"
+	"  --atol=X  --rtol=X       tolerances, finite and >= 0 (default 1e-4 and 1e-3)\n"
+	"  --threads=N              threads, 1 to 256 (default 2)\n"
 	"  --fpmath=fp32|bf16       GEMM precision as for kiln compile; bf16 rounds the\n"
 	"                           GEMMs' weights and activations to bf16, so it needs\n"
 	"                           looser tolerances (e.g. --atol=3e-2 --rtol=3e-2)\n"
@@ -44,7 +45,9 @@ static const char bench_help[] =
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
 	"ids taken modulo V, default 30522). Prints median, p90 and min latency\n"
 	"the arena size and the peak resident memory; the last line is a JSON object\n"
-	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n";
+	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
+	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
+	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -88,25 +91,15 @@ static bool is_float(int t)
 	return t == KILN_F32 || t == KILN_F64 || t == KILN_F16 || t == KILN_BF16;
 }
 
-static int parse_int_opt(int argc, char **argv, int *i, const char *name, long long *v)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i], *s = NULL;
-	if (!strcmp(a, name) && *i + 1 < argc)
-		s = argv[++*i];
-	else if (!strncmp(a, name, n) && a[n] == '=')
-		s = a + n + 1;
-	else
-		return 0;
-	char *end;
-	*v = strtoll(s, &end, 10);
-	if (!*s || *end || *v < 0) {
-		cli_error("%s needs a non-negative integer, not '%s'", name, s);
-		return -1;
-	}
-	return 1;
-}
+/* Bounds of the numeric options: the pool runs at most 256 threads; the
+ * others keep a synthesized input (batch x seq x regions elements) and the
+ * timing array far from overflowing. */
+#define MAX_THREADS 256
+#define MAX_DIM (1LL << 20)
+#define MAX_RUNS 1000000LL
 
+/* "--name=value" or "--name value": 1 and *v, 0 if argv[*i] is not the
+ * option, -1 (message printed) when its value is missing or empty. */
 static int parse_str_opt(int argc, char **argv, int *i, const char *name, const char **v)
 {
 	size_t n = strlen(name);
@@ -115,9 +108,34 @@ static int parse_str_opt(int argc, char **argv, int *i, const char *name, const 
 		*v = argv[++*i];
 	else if (!strncmp(a, name, n) && a[n] == '=')
 		*v = a + n + 1;
+	else if (!strcmp(a, name))
+		*v = "";
 	else
 		return 0;
+	if (!**v) {
+		cli_error("%s needs a value", name);
+		return -1;
+	}
 	return 1;
+}
+
+static int parse_int_opt(int argc, char **argv, int *i, const char *name, long long lo,
+                         long long hi, long long *v)
+{
+	const char *s;
+	int r = parse_str_opt(argc, argv, i, name, &s);
+	if (r <= 0)
+		return r;
+	return cli_parse_int(name, s, lo, hi, v) ? -1 : 1;
+}
+
+static int parse_tol_opt(int argc, char **argv, int *i, const char *name, double *v)
+{
+	const char *s;
+	int r = parse_str_opt(argc, argv, i, name, &s);
+	if (r <= 0)
+		return r;
+	return cli_parse_nonneg(name, s, v) ? -1 : 1;
 }
 
 /* Reads DIR/input_K.pb for every model input into t (data malloc'd). */
@@ -185,7 +203,7 @@ int cmd_run(int argc, char **argv)
 		int r;
 		if ((r = parse_str_opt(argc, argv, &i, "--inputs", &indir)) ||
 		    (r = parse_str_opt(argc, argv, &i, "--outputs", &outdir)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--threads", &threads))) {
+		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (argv[i][0] == '-' || so) {
@@ -242,8 +260,10 @@ done:
 typedef struct Tol { double atol, rtol; } Tol;
 
 /* Compares one output; prints a line; 0 if within tolerance. */
-static int compare(const char *set, const char *name, const kiln_tensor *got, const PbTensor *ref, Tol tol)
+static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref, Tol tol)
 {
+	char name[256];   /* the model's output name, with control bytes escaped */
+	diag_escape(name, sizeof name, rawname);
 	if (got->rank != ref->rank || memcmp(got->shape, ref->dims, sizeof(int64_t) * got->rank)) {
 		printf("  %s %s: shape differs from the reference\n", set, name);
 		return -1;
@@ -339,7 +359,7 @@ static int list_sets(const char *dir, char **names)
 int cmd_check(int argc, char **argv)
 {
 	CompileOpts o;
-	const char *dir = NULL, *s;
+	const char *dir = NULL;
 	long long threads = 2;
 	Tol tol = {1e-4, 1e-3};
 	cli_compile_opts_init(&o);
@@ -347,12 +367,12 @@ int cmd_check(int argc, char **argv)
 		return fputs(check_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		int r = cli_parse_compile_opt(&o, argv[i]);
-		if (!r && (r = parse_int_opt(argc, argv, &i, "--threads", &threads)) == 0) {
-			if (parse_str_opt(argc, argv, &i, "--atol", &s))
-				r = 1, tol.atol = atof(s);
-			else if (parse_str_opt(argc, argv, &i, "--rtol", &s))
-				r = 1, tol.rtol = atof(s);
-		}
+		if (!r)
+			r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads);
+		if (!r)
+			r = parse_tol_opt(argc, argv, &i, "--atol", &tol.atol);
+		if (!r)
+			r = parse_tol_opt(argc, argv, &i, "--rtol", &tol.rtol);
 		if (r < 0)
 			return EXIT_USAGE;
 		if (r)
@@ -450,12 +470,12 @@ int cmd_bench(int argc, char **argv)
 		return fputs(bench_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		int r;
-		if ((r = parse_int_opt(argc, argv, &i, "--batch", &batch)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--seq", &seq)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--regions", &regions)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--threads", &threads)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--runs", &runs)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--vocab", &vocab))) {
+		if ((r = parse_int_opt(argc, argv, &i, "--batch", 1, MAX_DIM, &batch)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--seq", 1, MAX_DIM, &seq)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--regions", 1, MAX_DIM, &regions)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--runs", 1, MAX_RUNS, &runs)) ||
+		    (r = parse_int_opt(argc, argv, &i, "--vocab", 1, INT32_MAX, &vocab))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (argv[i][0] == '-' || so) {
@@ -465,8 +485,8 @@ int cmd_bench(int argc, char **argv)
 			so = argv[i];
 		}
 	}
-	if (!so || runs < 1 || batch < 1 || seq < 1) {
-		cli_error("bench: need OUT.so and positive --batch, --seq, --runs (see kiln bench --help)");
+	if (!so) {
+		cli_error("bench: need OUT.so (see kiln bench --help)");
 		return EXIT_USAGE;
 	}
 	long long base_rss = rss_now();     /* this process before the model */
@@ -479,6 +499,8 @@ int cmd_bench(int argc, char **argv)
 	int rc = EXIT_BAD_INPUT, nout = kiln_model_num_outputs(m);
 	double *ms = calloc((size_t)runs, sizeof *ms);
 	memset(out, 0, sizeof out);
+	if (!ms)
+		cli_error("bench: out of memory for %lld timings", runs);
 	if (!ms || synth_inputs(m, batch, seq, regions, vocab, &s))
 		goto done;
 	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */

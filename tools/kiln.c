@@ -1,5 +1,8 @@
 /* kiln: the command-line tool.  Dispatches to one command per file
  * (cmd_dump.c, cmd_compile.c, cmd_run.c) and holds what they share. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +30,47 @@ static const char usage[] =
 	"  kiln <command> --help   options of one command\n"
 	"  kiln --version\n";
 
+/* One line on stderr.  Messages carry names from models and from the
+ * run-time library (which escapes nothing): diag_escape keeps control
+ * bytes (ESC sequences, CR, newlines) away from the terminal. */
 void cli_error(const char *fmt, ...)
 {
+	char raw[4096], line[4096];
 	va_list ap;
-	fputs("kiln: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	diag_escape(line, sizeof line, raw);
+	fprintf(stderr, "kiln: %s\n", line);
+}
+
+int cli_parse_int(const char *name, const char *s, long long lo, long long hi, long long *v)
+{
+	char *end;
+	errno = 0;
+	/* strtoll skips blanks and takes '+': only digits with an optional '-' here */
+	bool digits = s[0] == '-' ? isdigit((unsigned char)s[1]) : isdigit((unsigned char)s[0]);
+	long long x = digits ? strtoll(s, &end, 10) : 0;
+	if (!digits || *end || errno == ERANGE || x < lo || x > hi) {
+		cli_error("%s needs an integer from %lld to %lld, not '%s'", name, lo, hi, s);
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+int cli_parse_nonneg(const char *name, const char *s, double *v)
+{
+	char *end;
+	errno = 0;
+	bool start = isdigit((unsigned char)s[0]) || (s[0] == '.' && isdigit((unsigned char)s[1]));
+	double x = start ? strtod(s, &end) : 0;
+	if (!start || *end || errno == ERANGE || !isfinite(x) || x < 0) {
+		cli_error("%s needs a finite number >= 0, not '%s'", name, s);
+		return -1;
+	}
+	*v = x;
+	return 0;
 }
 
 double cli_now_ms(void)
@@ -101,6 +137,13 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (k == 4)
 			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
 		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--name"))) {
+		bool ok = isalpha((unsigned char)v[0]) && strlen(v) < 64;
+		for (const char *p = v; ok && *p; p++)
+			ok = isalnum((unsigned char)*p) || *p == '_';
+		if (!ok)
+			return cli_error("--name must be a C identifier starting with a letter (letters, digits, '_'; at most 63), not '%s'", v), -1;
+		o->be.name = v;
 	} else if ((v = optval(a, "--target-cpu"))) {
 		o->be.target_cpu = v;
 	} else if ((v = optval(a, "--target-triple"))) {

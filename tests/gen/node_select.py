@@ -4,7 +4,7 @@
 
 OUTDIR holds what onnx's `generate-data` wrote (node/, real/, simple/).
 Keeps only OUTDIR/node/test_* whose model has tensor inputs/outputs only
-and uses only default-domain ops at opset 7..21 that ops.def lists (kiln's
+and uses only default-domain ops at opset 1..21 that ops.def lists (kiln's
 own K_FUSED ops excluded; Constant is allowed: the frontend folds it into
 a constant).  Also left out, as outside kiln's design rather than bugs:
 string tensors, and tests that feed a shape-deciding input (a Reshape or
@@ -42,8 +42,8 @@ def kiln_ops(ops_def):
 def why_not(model, ops):
     """None if kiln should take the model, else the reason."""
     for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx") and not 7 <= imp.version <= 21:
-            return "opset outside 7..21"
+        if imp.domain in ("", "ai.onnx") and not 1 <= imp.version <= 21:
+            return "opset outside 1..21"
     if model.functions:
         return "model-local functions"
     g = model.graph

@@ -29,13 +29,15 @@ grep -q '^digraph' "$d/out" || { echo "FAIL dot output"; fail=1; }
 expect 0 "dump --print-after=fuse-attention" -- "$kiln" dump --print-after=fuse-attention "$m"
 grep -q 'KlnAttention' "$d/out" || { echo "FAIL print-after shows no KlnAttention"; fail=1; }
 expect 1 "unknown pass" -- "$kiln" dump --passes=nosuchpass "$m"
+expect 0 "dump --list-passes (named by the unknown-pass message)" -- "$kiln" dump --list-passes
+grep -q '^fold ' "$d/out" && grep -q 'fusion patterns' "$d/out" || { echo "FAIL --list-passes output"; fail=1; }
 expect 0 "emit=llvm" -- "$kiln" compile "$m" -o "$d/m.ll" --emit=llvm
 grep -q 'define .*@kiln__run' "$d/m.ll" || { echo "FAIL no kiln__run in .ll"; fail=1; }
 expect 0 "emit=asm" -- "$kiln" compile "$m" -o "$d/m.s" --emit=asm
 expect 0 "emit=obj for aarch64" -- "$kiln" compile "$m" -o "$d/a.o" --emit=obj --target-triple=aarch64-linux-gnu
 od -An -tx1 -j18 -N2 "$d/a.o" | grep -q 'b7 00' || { echo "FAIL a.o is not an aarch64 ELF"; fail=1; }
 expect 1 ".so for aarch64 refused" -- "$kiln" compile "$m" -o "$d/a.so" --target-triple=aarch64-linux-gnu
-expect 0 "--target-cpu=x86-64" -- "$kiln" check "$d/bert_qa" --target-cpu=x86-64
+expect 0 "--target-cpu=x86-64" -- "$kiln" check "$d/bert_qa" --target-cpu=x86-64 --atol 1e-4 --rtol=.001 --threads 1
 expect 0 "compile --stats" -- "$kiln" compile "$m" -o "$d/m.so" --stats
 tail -1 "$d/out" | /usr/bin/python3 -c '
 import json, sys
@@ -43,6 +45,60 @@ s = json.loads(sys.stdin.read())
 assert s["ops_in"]["Softmax"] == 2 and s["ops_in"].get("Constant", 0) > 0 and s["fusions"]["attention"] == 2, s
 assert "Softmax" not in s["ops_out"] and s["arena_bytes"] > 0 and s["compile_ms"] > 0, s
 ' || { echo "FAIL --stats JSON"; fail=1; }
+
+# Strict option values: a bad number is bad usage (exit 2) with one line
+# naming the option, never accepted, truncated or wrapped around.
+usage() {  # usage DESCRIPTION -- command...
+  expect 2 "$@"
+  [ "$(wc -l <"$d/err")" -eq 1 ] || { echo "FAIL $1: stderr is not one line"; fail=1; }
+}
+for bad in abc -1 nan inf 1e999 0x 1e-3x "" " 1"; do
+  usage "check --atol='$bad'" -- "$kiln" check "$d/bert_qa" "--atol=$bad"
+  usage "check --rtol='$bad'" -- "$kiln" check "$d/bert_qa" "--rtol=$bad"
+done
+grep -q -- '--rtol' "$d/err" || { echo "FAIL --rtol message does not name the option"; fail=1; }
+usage "check --atol without value" -- "$kiln" check "$d/bert_qa" --atol
+for bad in 0 -1 257 99999999999999999999 2x 1.5 ""; do
+  usage "check --threads='$bad'" -- "$kiln" check "$d/bert_qa" "--threads=$bad"
+  usage "run --threads='$bad'" -- "$kiln" run "$d/m.so" --inputs "$d" --outputs "$d/o" "--threads=$bad"
+  usage "bench --threads='$bad'" -- "$kiln" bench "$d/m.so" "--threads=$bad"
+done
+usage "bench --runs 99999999999" -- "$kiln" bench "$d/m.so" --runs 99999999999
+grep -q -- '--runs' "$d/err" || { echo "FAIL --runs message does not name the option"; fail=1; }
+for opt in --runs --batch --seq --regions --vocab; do
+  for bad in 0 -3 abc 12abc 9223372036854775808; do
+    usage "bench $opt=$bad" -- "$kiln" bench "$d/m.so" "$opt=$bad"
+  done
+done
+usage "unknown command with ESC and CR LF" -- "$kiln" $'frob\e[2J\r\nx'
+grep -q 'frob\\x1b\[2J\\r\\nx' "$d/err" || { echo "FAIL control bytes of an argument not escaped"; fail=1; }
+usage "--atol with ESC" -- "$kiln" check "$d/bert_qa" $'--atol=\e]0;x\a'
+LC_ALL=C grep -q -P '[\x00-\x09\x0b-\x1f\x7f]' "$d/err" && { echo "FAIL raw control bytes on stderr"; fail=1; }
+usage "run --inputs=" -- "$kiln" run "$d/m.so" --inputs= --outputs "$d/o"
+usage "-O3" -- "$kiln" compile "$m" -o "$d/x.so" -O3
+usage "bad --fpmath" -- "$kiln" compile "$m" -o "$d/x.so" --fpmath=fp8
+usage "bad --format" -- "$kiln" dump "$m" --format=svg
+expect 0 "bench --runs=2 --vocab=1024" -- "$kiln" bench "$d/m.so" --runs=2 --batch=1 --seq=8 --vocab=1024
+
+# compile must not overwrite its input: -o (or the OUT.h / OUT.weights
+# beside it) naming the model by the same path, another path or a link
+cp "$m" "$d/orig.onnx"
+unchanged() { cmp -s "$1" "$d/orig.onnx" || { echo "FAIL $1 was overwritten"; fail=1; cp "$d/orig.onnx" "$1"; }; }
+usage "-o MODEL" -- "$kiln" compile "$m" -o "$m"
+unchanged "$m"
+usage "-o MODEL (other path)" -- "$kiln" compile "$m" -o "$d/bert_qa/../bert_qa/model.onnx" --emit=obj
+unchanged "$m"
+ln -f "$m" "$d/hard.onnx" && ln -sf "$(realpath "$m")" "$d/soft.onnx"
+usage "-o hard link to MODEL" -- "$kiln" compile "$m" -o "$d/hard.onnx" --emit=llvm
+usage "-o symlink to MODEL" -- "$kiln" compile "$m" -o "$d/soft.onnx" --emit=asm
+unchanged "$m"
+cp "$m" "$d/side.h" && cp "$m" "$d/side.weights"
+usage "OUT.h is MODEL" -- "$kiln" compile "$d/side.h" -o "$d/side.so"
+cp "$d/side.h" "$d/orig.onnx"; unchanged "$d/side.h"
+usage "OUT.weights is MODEL" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --weights=external
+cp "$d/side.weights" "$d/orig.onnx"; unchanged "$d/side.weights"
+expect 0 "MODEL.weights beside embedded OUT" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --emit=obj
+
 # kiln ops: the op schema, every op of ir/ops.def, as text and JSON
 expect 0 "ops --help" -- "$kiln" ops --help
 expect 0 "ops" -- "$kiln" ops

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # ctest: the ONNX backend node tests kiln's ops cover (see
-# tests/gen/node_tests.sh), each run as `kiln check DIR -O0`.
+# tests/gen/node_tests.sh), each run in three modes (KILN_NODE_MODES,
+# default "O0 O2 baked"): `kiln check DIR -O0`, `-O2`, and `-O2` on a copy
+# whose inputs are baked in as initializers (tests/gen/node_bake.py), so
+# constant folding evaluates the whole graph at compile time.
 #   bash node_tests.sh KILN_BIN SRC_DIR BUILD_DIR
 # Fails if a test not listed in tests/node_tests_expected_failures.txt
-# fails, or if fewer than 97% pass.  An expected failure that passes is
+# fails, or if fewer than 97% pass in any mode.  A listed name applies to
+# every mode, NAME@MODE to one.  An expected failure that passes is
 # reported (so the list can shrink) but does not fail the run.
 set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
@@ -14,9 +18,15 @@ TIMEOUT=${KILN_TEST_TIMEOUT:-60}
 # the pass-rate and expected-failure rules apply to the tests run
 STRIDE=${KILN_NODE_TESTS_STRIDE:-1}
 
+MODES=${KILN_NODE_MODES:-O0 O2 baked}
+
 if [ ! -d "$DIR/node" ]; then
 	rm -rf "$DIR"
 	bash "$SRC/tests/gen/node_tests.sh" "$DIR" || { echo "node_tests: generating failed"; exit 1; }
+fi
+if [[ " $MODES " == *" baked "* ]] && [ ! -d "$DIR/baked" ]; then
+	/usr/bin/python3 "$SRC/tests/gen/node_bake.py" "$DIR/node" "$DIR/baked.tmp" &&
+		mv "$DIR/baked.tmp" "$DIR/baked" || { echo "node_tests: baking failed"; exit 1; }
 fi
 
 # expected failures: "test_name  reason..." per line, # comments
@@ -30,9 +40,13 @@ fi
 
 # run the checks in parallel (one per core), one result line per test
 run_one() {
-	local t=$1 name out rc
-	name=$(basename "$t")
-	if out=$(timeout "$TIMEOUT" "$KILN" check "$t" -O0 2>&1); then
+	local mode=$1 t=$2 name out rc dir=$2 opt=-O2
+	name=$(basename "$t")@$mode
+	case $mode in
+	O0) opt=-O0 ;;
+	baked) dir=${t%/node/*}/baked/${t##*/} ;;
+	esac
+	if out=$(timeout "$TIMEOUT" "$KILN" check "$dir" "$opt" 2>&1); then
 		echo "PASS $name"
 	else
 		rc=$?
@@ -42,15 +56,21 @@ run_one() {
 }
 export -f run_one
 export KILN TIMEOUT
-results=$(printf '%s\n' "$DIR"/node/test_*/ | sed 's:/$::' | awk -v s="$STRIDE" '(NR - 1) % s == 0' |
-	xargs -P "$(nproc)" -I{} bash -c 'run_one "$1"' _ {} | sort -k2,2)
+tests=$(printf '%s\n' "$DIR"/node/test_*/ | sed 's:/$::' | awk -v s="$STRIDE" '(NR - 1) % s == 0')
+results=$(for m in $MODES; do printf "$m %s\n" $tests; done |
+	xargs -P "$(nproc)" -L1 bash -c 'run_one "$1" "$2"' _ | sort -k2,2)
 
 pass=0 fail=0 unexpected=0 xpass=0
+declare -A mpass=() mtotal=()
 while read -r status name rest; do
 	name=${name%:}
+	mode=${name##*@}
+	mtotal[$mode]=$(( ${mtotal[$mode]:-0} + 1 ))
+	listed=${xfail[$name]:-${xfail[${name%@*}]:-}}
 	if [ "$status" = PASS ]; then
 		pass=$((pass + 1))
-		if [ -n "${xfail[$name]:-}" ]; then
+		mpass[$mode]=$(( ${mpass[$mode]:-0} + 1 ))
+		if [ -n "$listed" ]; then
 			xpass=$((xpass + 1))
 			echo "PASS $name (listed as an expected failure)"
 		else
@@ -58,7 +78,7 @@ while read -r status name rest; do
 		fi
 	else
 		fail=$((fail + 1))
-		if [ -n "${xfail[$name]:-}" ]; then
+		if [ -n "$listed" ]; then
 			echo "FAIL $name (expected): $rest"
 		else
 			unexpected=$((unexpected + 1))
@@ -68,9 +88,14 @@ while read -r status name rest; do
 done <<<"$results"
 
 total=$((pass + fail))
-echo "node tests: $pass passed, $fail failed ($unexpected unexpected, $xpass expected failures passed) of $total"
 [ $total -gt 0 ] || { echo "node_tests: no tests found in $DIR/node"; exit 1; }
-[ $unexpected -eq 0 ] || exit 1
-# pass rate >= 97%
-[ $((pass * 100)) -ge $((total * 97)) ] || { echo "node_tests: pass rate below 97%"; exit 1; }
+low=0
+for m in $MODES; do
+	p=${mpass[$m]:-0} t=${mtotal[$m]:-0}
+	echo "node tests at $m: $p of $t pass"
+	# pass rate >= 97% in every mode
+	[ $((p * 100)) -ge $((t * 97)) ] && [ "$t" -gt 0 ] || { echo "node_tests: pass rate at $m below 97%"; low=1; }
+done
+echo "node tests: $pass passed, $fail failed ($unexpected unexpected, $xpass expected failures passed)"
+[ $unexpected -eq 0 ] && [ $low -eq 0 ] || exit 1
 exit 0

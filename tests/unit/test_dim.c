@@ -1,6 +1,7 @@
 /* Symbolic dims (ir/dim.c): canonical equality, exact division, opaque
- * atoms, min/max folding, print/parse round trips, eval, tree view and
- * garbage input to the parser. */
+ * atoms, min/max folding, print/parse round trips, eval, tree view,
+ * garbage input to the parser, ONNX dim_params that are names ("batch-size")
+ * and the quoted form such symbols print in. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -183,6 +184,68 @@ static void test_garbage(void **st)
 	assert_int_equal(ir_dim_parse(G, NULL, &d), -1);
 }
 
+/* ONNX dim_params are names unless they read as an expression: hyphenated
+ * and other free-form names are one symbol of exactly that name. */
+static void test_param_names(void **st)
+{
+	const char *names[] = { "batch-size", "seq-len", "a.b", "N/A", "seq len", "x-1",
+	                        "s0-1", "b -1", "1abc-2", "50%!", "\"q\"", "a\\b", "über-dim",
+	                        "\x1b[2J\r\n", "a,b]", "Max(s0, s1)", "s1 +* )", "(s0",
+	                        "99999999999999999999", "s0 / 2", "-", "\"x\" + 1" };
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		Diag d = { 0 };
+		DimId x = ir_dim_parse_param(G, names[i], &d);
+		if (x < 0)
+			fail_msg("'%s' refused: %s", names[i], d.msg);
+		const DimNode *n = ir_dim_node(G, x);
+		assert_int_equal(n->kind, DIM_SYM);
+		assert_string_equal(ir_sym_name(G, (int)n->c), names[i]);
+	}
+	/* no symbol was made of the parts */
+	assert_int_equal(ir_sym_lookup(G, "seq"), -1);
+	assert_int_equal(ir_sym_lookup(G, "len"), -1);
+	assert_int_equal(ir_sym_lookup(G, "N"), -1);
+	assert_int_equal(ir_sym_lookup(G, "Max"), -1);
+	assert_int_equal(ir_sym_lookup(G, "x"), -1);
+	/* the exporters' expressions still are expressions */
+	Diag d = { 0 };
+	assert_int_equal(ir_dim_parse_param(G, "s25 + s41", &d), ir_dim_add(G, S("s41"), S("s25")));
+	assert_int_equal(ir_dim_parse_param(G, "2*s41", &d), ir_dim_mul(G, C(2), S("s41")));
+	assert_int_equal(ir_dim_parse_param(G, "s0//2", &d), ir_dim_div(G, S("s0"), C(2)));
+	assert_int_equal(ir_dim_parse_param(G, "s0 - 1", &d), ir_dim_sub(G, S("s0"), C(1)));
+	assert_int_equal(ir_dim_parse_param(G, "-s0 + s1%3", &d),
+	                 ir_dim_add(G, ir_dim_mul(G, C(-1), S("s0")), ir_dim_mod(G, S("s1"), C(3))));
+	assert_int_equal(ir_dim_parse_param(G, "batch", &d), S("batch"));
+	assert_int_equal(ir_dim_parse_param(G, "64", &d), C(64));
+	assert_false(d.failed);
+	assert_int_equal(ir_dim_parse_param(G, NULL, &d), -1);
+}
+
+/* Symbols that are not plain names print quoted and parse back. */
+static void test_quoted_roundtrip(void **st)
+{
+	const char *names[] = { "batch-size", "N/A", "", "1abc", "a\"b\\c", "\x1b[2J\r\n\x7f",
+	                        "über", "a,b]", "max", "x y" };
+	const char *want[] = { "\"batch-size\"", "\"N/A\"", "\"\"", "\"1abc\"", "\"a\\\"b\\\\c\"",
+	                       "\"\\x1b[2J\\x0d\\x0a\\x7f\"", "\"über\"", "\"a,b]\"", "max",
+	                       "\"x y\"" };
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		DimId x = S(names[i]);
+		assert_string_equal(str(x), want[i]);
+		assert_int_equal(P(str(x)), x);
+		DimId e = ir_dim_add(G, ir_dim_mul(G, C(2), x), ir_dim_div(G, x, C(3)));
+		assert_int_equal(P(str(e)), e);
+	}
+	assert_int_equal(P("\"batch-size\" * 4"), ir_dim_mul(G, S("batch-size"), C(4)));
+	assert_int_equal(P("\"b\\x41\""), S("bA"));
+	const char *bad[] = { "\"open", "\"bad\\q\"", "\"nul\\x00\"", "\"x\\x4\"", "\"a\"\"b\"" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		Diag d = { 0 };
+		assert_int_equal(ir_dim_parse(G, bad[i], &d), -1);
+		assert_true(d.failed);
+	}
+}
+
 static void test_eval_and_tree(void **st)
 {
 	DimId d = P("3*((s + 1)//2) - s%4*2 + max(s, t)*t");
@@ -321,6 +384,8 @@ int main(void)
 		cmocka_unit_test(test_minmax),
 		cmocka_unit_test(test_parse_print),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_param_names),
+		cmocka_unit_test(test_quoted_roundtrip),
 		cmocka_unit_test(test_eval_and_tree),
 		cmocka_unit_test(test_str_truncates),
 		cmocka_unit_test(test_random_expressions),

@@ -147,6 +147,58 @@ static void test_built_graph(void **state)
 	ir_graph_free(g);
 }
 
+/* Symbols named like ONNX dim_params that are not expressions
+ * ("batch-size", with ',', ']', quotes, control bytes) print quoted and
+ * parse back to the same names. */
+static void test_symbol_names(void **state)
+{
+	(void)state;
+	static const char *names[] = { "batch-size", "a,b]", "q\"\\x", "\x1b[2J\r\n", "(", "N/A" };
+	Graph *g = ir_graph_new("syms");
+	g->opset = 17;
+	DimId dims[6];
+	for (int i = 0; i < 6; i++)
+		dims[i] = ir_dim_sym(g, names[i]);
+	dims[5] = ir_dim_add(g, ir_dim_mul(g, ir_dim_const(g, 2), dims[5]), dims[0]);
+	ValId x = ir_input_new(g, "x", DT_F32, 6, dims);
+	NodeId n = ir_node_new(g, OP_Neg, "neg\x1b[2J\r", 1, &x, 1, NULL);
+	ValId y = IR_NODE(g, n)->out[0];
+	IR_VAL(g, y)->dtype = DT_F32;
+	ir_value_set_shape(g, y, 6, dims);
+	g->outputs = ir_arena_alloc(g->arena, sizeof(ValId), 4);
+	g->outputs[0] = y;
+	g->noutputs = 1;
+	char *text = ir_print_str(g);
+	assert_non_null(strstr(text, "f32[\"batch-size\", \"a,b]\", \"q\\\"\\\\x\", "
+	                             "\"\\x1b[2J\\x0d\\x0a\", \"(\", 2*\"N/A\" + \"batch-size\"]"));
+	char *again = roundtrip(text, "syms");
+	assert_string_equal(text, again);
+	Diag d = { 0 };
+	Graph *g2 = ir_parse(text, "syms", &d);
+	if (!g2)
+		fail_msg("%s", d.msg);
+	for (int i = 0; i < 6; i++)
+		assert_true(ir_sym_lookup(g2, names[i]) >= 0);
+	assert_int_equal(ir_nsyms(g2), 6);
+	ir_graph_free(g2);
+	/* the text IR and the dot output hold no raw control byte */
+	char *dot = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&dot, &len);
+	assert_non_null(f);
+	ir_print_dot(f, g);
+	fclose(f);
+	assert_non_null(strstr(dot, "neg\\\\x1b[2J\\\\x0d"));
+	for (const char *t[] = { text, dot }, **p = t; p < t + 2; p++)
+		for (const char *c = *p; *c; c++)
+			if ((unsigned char)*c == 0x7f || ((unsigned char)*c < 0x20 && *c != '\n'))
+				fail_msg("raw control byte 0x%02x in %s", *c, p == t ? "text" : "dot");
+	free(dot);
+	free(text);
+	free(again);
+	ir_graph_free(g);
+}
+
 /* Every f32 bit pattern class survives print -> parse exactly. */
 static void test_float_exact(void **state)
 {
@@ -385,6 +437,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_built_graph),
+		cmocka_unit_test(test_symbol_names),
 		cmocka_unit_test(test_float_exact),
 		cmocka_unit_test(test_parse_sval),
 		cmocka_unit_test(test_dot),

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Two compiled models in one C program, each through its own generated
+# header: the same BERT QA graph (graph name "bert_qa" in both) compiled as
+# qa_one.so (entry point from the output's name: qa_one_run) and as
+# qa_two.so --name=second (second_run).  Before --name every header was
+# named after the graph, so the second include was skipped by the shared
+# include guard and second_run did not exist.  Both runs must match
+# `kiln run`.  --name values that are not C identifiers are usage errors.
+# usage: two_models.sh KILN_BIN SRC_DIR BUILD_DIR
+set -euo pipefail
+kiln=$1 src=$2 build=$3
+d="$build/two_models"
+rm -rf "$d" && mkdir -p "$d"
+flags=""
+grep -q '^KILN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && flags="-fsanitize=address,undefined"
+/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_qa >/dev/null
+m="$d/bert_qa/model.onnx"
+"$kiln" compile "$m" -o "$d/qa_one.so"
+"$kiln" compile "$m" -o "$d/qa_two.so" --name=second
+grep -q 'static inline int qa_one_run(' "$d/qa_one.h" || { echo "FAIL: qa_one.h has no qa_one_run"; exit 1; }
+grep -q 'static inline int second_run(' "$d/qa_two.h" || { echo "FAIL: qa_two.h has no second_run"; exit 1; }
+cat > "$d/main.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include "qa_one.h"
+#include "qa_two.h"
+
+enum { S = 6 };
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	int64_t ids[S] = {101, 7, 45, 102, 9, 102}, mask[S], tt[S];
+	for (int i = 0; i < S; i++) {
+		mask[i] = 1;
+		tt[i] = i > 3;
+	}
+	float st[2][S], en[2][S];
+	for (int k = 0; k < 2; k++) {
+		kiln_model *m = kiln_model_load(argv[1 + k]);
+		kiln_context *c = m ? kiln_context_create(m, 1) : NULL;
+		if (!c) {
+			fprintf(stderr, "load %s: %s\n", argv[1 + k], kiln_last_error(NULL));
+			return 1;
+		}
+		int rc = k == 0 ? qa_one_run(c, ids, mask, tt, 1, S, st[k], en[k])
+		                : second_run(c, ids, mask, tt, 1, S, st[k], en[k]);
+		if (rc) {
+			fprintf(stderr, "run: %s\n", kiln_last_error(c));
+			return 1;
+		}
+		kiln_context_free(c);
+		kiln_model_free(m);
+	}
+	for (int k = 0; k < 2; k++) {
+		printf("%s", k ? "end_logits" : "start_logits");
+		for (int i = 0; i < S; i++)
+			printf(" %.9g", k ? en[0][i] : st[0][i]);
+		printf("\n");
+	}
+	for (int i = 0; i < S; i++)
+		if (st[0][i] != st[1][i] || en[0][i] != en[1][i]) {
+			fprintf(stderr, "the two models differ at %d\n", i);
+			return 1;
+		}
+	return 0;
+}
+C
+cc -std=c11 -Wall -Wextra -Werror $flags -I"$src/runtime" -I"$d" "$d/main.c" -o "$d/two" "$build/libkiln.a" -ldl
+"$d/two" "$d/qa_one.so" "$d/qa_two.so" > "$d/two.txt"
+/usr/bin/python3 - "$d" <<'PY'
+import os, subprocess, sys
+import numpy as np
+from onnx import TensorProto, numpy_helper
+d = sys.argv[1]
+ids = [101, 7, 45, 102, 9, 102]
+os.makedirs(f"{d}/in", exist_ok=True)
+arrs = [np.array([ids], np.int64), np.ones((1, 6), np.int64),
+        np.array([[1 if i > 3 else 0 for i in range(6)]], np.int64)]
+for k, a in enumerate(arrs):
+    open(f"{d}/in/input_{k}.pb", "wb").write(numpy_helper.from_array(a).SerializeToString())
+PY
+"$kiln" run "$d/qa_one.so" --inputs "$d/in" --outputs "$d/res" >/dev/null
+/usr/bin/python3 - "$d/two.txt" "$d/res" <<'PY'
+import sys
+import numpy as np
+from onnx import TensorProto, numpy_helper
+lines = dict(l.split(" ", 1) for l in open(sys.argv[1]).read().splitlines())
+for k, name in enumerate(["start_logits", "end_logits"]):
+    got = np.array([float(x) for x in lines[name].split()])
+    t = TensorProto(); t.ParseFromString(open(f"{sys.argv[2]}/output_{k}.pb", "rb").read())
+    ref = numpy_helper.to_array(t).reshape(-1)
+    err = np.abs(got - ref).max()
+    assert err < 1e-5, f"{name}: the C program and kiln run differ by {err}"
+print("ok   two models in one program: qa_one_run and second_run match kiln run")
+PY
+fail=0
+for bad in "" "1abc" "a-b" "with space" "_x" "$(printf 'a%.0s' $(seq 70))"; do
+  if "$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>"$d/err"; then echo "FAIL --name='$bad' accepted"; fail=1; continue; fi
+  rc=$("$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>/dev/null; echo $?)
+  [ "$rc" = 2 ] && [ "$(wc -l <"$d/err")" = 1 ] || { echo "FAIL --name='$bad': exit $rc"; cat "$d/err"; fail=1; }
+done
+"$kiln" compile "$m" -o "$d/kw.so" --name=int 2>"$d/err" && { echo "FAIL --name=int accepted"; fail=1; }
+grep -q "name=int" "$d/err" || { echo "FAIL --name=int message: $(cat "$d/err")"; fail=1; }
+[ $fail = 0 ] && echo "ok   bad --name values refused"
+exit $fail
