@@ -16,10 +16,10 @@ static const char help[] =
 	"values kiln implements.  Anything else is refused at compile time.\n"
 	"  --json                   one JSON object {\"ops\": [...]}\n";
 
-/* The ONNX opset versions where the op's signature changed, from the
- * frontend's table of ONNX since-versions; NULL until that table exists
- * (then this returns its "1, 6, 13" list for the op, and both formats
- * print it). */
+/* The ONNX opset versions where the op's signature changed: the place for
+ * the frontend's table of ONNX since-versions (frontend/onnx_versions.def)
+ * to fill, as a "1, 6, 13" list for the op; both formats print it (text:
+ * an "onnx" line, JSON: "onnx_versions"), NULL prints nothing / null. */
 static const char *onnx_versions(const Op op)
 {
 	(void)op;
