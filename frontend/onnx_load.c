@@ -151,7 +151,8 @@ static int map_file(Loader *L, const char *what, const char *real, const char *l
 			*out = &m->v[i];
 			return 0;
 		}
-	int fd = open(real, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open; only regular files pass */
+	int fd = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return diag_fail(L->diag, "%s: %s: cannot open external data file '%s': %s", L->file,
 		                 what, loc, strerror(errno));
@@ -704,6 +705,9 @@ Graph *onnx_load_buffer(const void *buf, size_t len, const char *name, const cha
 		diag_fail(diag, "%s: not an ONNX model (empty file)", file);
 		return NULL;
 	}
+	/* protobuf-c recurses without a limit and truncates strings at a NUL */
+	if (pb_guard(buf, len, &onnx__model_proto__descriptor, file, "ONNX model", diag))
+		return NULL;
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
 	if (!m) {
 		diag_fail(diag, "%s: not an ONNX model (protobuf parse failed)", file);
@@ -743,16 +747,7 @@ Graph *onnx_load_file(const char *path, Diag *diag)
 	}
 	void *buf;
 	size_t len;
-	struct stat st;
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		diag_fail(diag, "%s: is a directory, not an ONNX model", path);
-		return NULL;
-	}
-	/* devices (/dev/zero) would never end */
-	if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-		diag_fail(diag, "%s: is a device, not an ONNX model", path);
-		return NULL;
-	}
+	/* onnx_read_file refuses directories, devices and FIFOs */
 	if (onnx_read_file(path, &buf, &len, diag))
 		return NULL;
 	/* external data is relative to the model's folder */
