@@ -141,12 +141,54 @@ def main(d):
     os.symlink("/etc/hostname", os.path.join(d, "escape.bin"))
     case("ext_symlink.onnx", external(model(base_graph()), "escape.bin"),
          "initializer 'W'", "'escape.bin'", "leaves")
+    nesting_and_nul_cases(case, good)
     # a valid model with valid external data, as a control (not in MANIFEST)
     save(d, "good_external.onnx", external(model(base_graph()), "weights.bin", offset="64"))
     save(d, "good.onnx", good)
     with open(os.path.join(d, "MANIFEST"), "w") as f:
         for c in cases:
             f.write("\t".join(c) + "\n")
+
+
+# ---- raw protobuf wire data (nesting no protobuf library would build) ----
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def ld(field, payload):
+    """A length-delimited field."""
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def nesting_and_nul_cases(case, good):
+    """Nesting that overflowed protobuf-c's recursive unpacking, and names
+    with an embedded NUL byte, which protobuf-c would cut short.  The extra
+    graph fields are appended to a valid model (protobuf merges them)."""
+    # graph.input[].type: TypeProto.sequence_type.elem_type ... 5,000 deep
+    t = ld(1, varint(1 << 3) + varint(1))                # tensor_type {elem_type: 1}
+    for _ in range(5000):
+        t = ld(4, ld(1, t))                              # sequence_type {elem_type: t}
+    case("deep_typeproto.onnx", good + ld(7, ld(11, ld(1, b"deep") + ld(2, t))),
+         "protobuf nesting deeper than 64 levels")
+    # node.attribute[].g.node[].attribute[].g ... 10,000 deep
+    n = ld(4, b"Identity")
+    for _ in range(10000):
+        attr = ld(1, b"body") + varint(20 << 3) + varint(5) + ld(6, ld(1, n))
+        n = ld(4, b"Identity") + ld(5, attr)
+    case("deep_subgraph.onnx", good + ld(7, ld(1, n)),
+         "protobuf nesting deeper than 64 levels")
+    nul = helper.make_node("Relu", ["y"], ["z"], name="mm\x00evil")
+    case("nul_name.onnx", model(base_graph([nul])), "NodeProto.name", "NUL byte")
+    m = model(base_graph())
+    m.graph.initializer[0].name = "W\x00"
+    case("nul_initializer.onnx", m, "TensorProto.name", "NUL byte")
 
 
 if __name__ == "__main__":
