@@ -189,6 +189,16 @@ def nesting_and_nul_cases(case, good):
     m = model(base_graph())
     m.graph.initializer[0].name = "W\x00"
     case("nul_initializer.onnx", m, "TensorProto.name", "NUL byte")
+    # 2,000 strided Slices of a symbolic dim: ((n + 1)//2 + 1)//2 ... nests
+    # one level deeper per node; refused at the node that passes the bound
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    ints = [helper.make_tensor(k, TensorProto.INT64, [1], [v])
+            for k, v in (("st", 0), ("en", (1 << 63) - 1), ("ax", 0), ("sp", 2))]
+    nodes = [helper.make_node("Slice", ["x" if i == 0 else f"t{i - 1}", "st", "en", "ax", "sp"],
+                              [f"t{i}"], name=f"s{i}") for i in range(2000)]
+    y = helper.make_tensor_value_info("t1999", TensorProto.FLOAT, None)
+    case("deep_dim_chain.onnx", model(helper.make_graph(nodes, "chain", [x], [y], ints)),
+         "node 's341' (Slice)", "nests deeper than 1024 levels")
 
 
 if __name__ == "__main__":
