@@ -26,6 +26,7 @@
 
 #define OPSET_MIN 7
 #define OPSET_MAX 21
+#define DIM_PARAM_MAX 1024       /* characters of a symbolic dim's expression */
 
 /* ---- mapped external data files ----------------------------------------- */
 
@@ -357,6 +358,12 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 				dims[k] = ir_dim_const(L->g, d->dim_value);
 			} else if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
 			           d->dim_param && d->dim_param[0]) {
+				/* building a dim of n terms or factors takes O(n^2): a
+				 * 20,000-term dim_param took minutes */
+				size_t plen = strlen(d->dim_param);
+				if (plen > DIM_PARAM_MAX)
+					return diag_fail(L->diag, "%s: %s: dim %d: dim_param of %zu characters (kiln's limit is %d)",
+					                 L->file, what, k, plen, DIM_PARAM_MAX);
 				Diag pd = { 0 };
 				dims[k] = ir_dim_parse(L->g, d->dim_param, &pd);
 				if (dims[k] < 0)

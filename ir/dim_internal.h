@@ -13,7 +13,7 @@ void ir_dimtab_free(struct DimTab *);
 /* Bound on the depth of d's tree view (ir_dim_node), which recursive
  * walks of a dim (printing, evaluation, code generation) descend: shape
  * inference refuses dims deeper than IR_DIM_MAX_DEPTH (ir/shape.c). */
-#define IR_DIM_MAX_DEPTH 1024
+#define IR_DIM_MAX_DEPTH 256
 struct Graph;
 int ir_dim_depth(const struct Graph *g, int32_t d);
 

@@ -198,7 +198,21 @@ def nesting_and_nul_cases(case, good):
                               [f"t{i}"], name=f"s{i}") for i in range(2000)]
     y = helper.make_tensor_value_info("t1999", TensorProto.FLOAT, None)
     case("deep_dim_chain.onnx", model(helper.make_graph(nodes, "chain", [x], [y], ints)),
-         "node 's341' (Slice)", "nests deeper than 1024 levels")
+         "node 's85' (Slice)", "nests deeper than 256 levels")
+    # a Concat of 5,000 symbolic dims: a sum of 5,000 terms (took minutes)
+    xs = [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [f"s{i}"])
+          for i in range(5000)]
+    cat = helper.make_node("Concat", [v.name for v in xs], ["c"], name="cat", axis=0)
+    y = helper.make_tensor_value_info("c", TensorProto.FLOAT, None)
+    case("wide_dim_concat.onnx", model(helper.make_graph([cat], "cat", xs, [y])),
+         "node 'cat' (Concat)", "nests deeper than 256 levels")
+    # a dim_param of 20,000 terms (building it took minutes)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                      ["+".join(f"s{i}" for i in range(20000))])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    case("long_dim_param.onnx", model(helper.make_graph([relu], "long", [x], [y])),
+         "graph input 'x'", "limit is 1024")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 # that never stops writing messages.  Each case runs under `timeout 20`
 # and must exit 1 with one line on stderr.  TMPDIR is a fresh folder: no
 # kiln temp dir may be left in it.  Also: truncated copies of a compiled
-# model are refused by `kiln run` (one line, exit 1, no signal).
+# model are refused by `kiln run` (one line, exit 1, no signal), and a
+# valid 300,000-node chain dumps (it overflowed a recursive walk).
 #
 # usage: bash hangs.sh KILN_BIN SRC_DIR BUILD_DIR
 set -u
@@ -99,6 +100,18 @@ for cut in 0 10 100 1000 $((size / 2)) $((size - 4096)) $((size - 1)); do
 	expect "truncated_so_$cut" "$frag" -- "$KILN" run ./cut.so \
 		--inputs "$QA/test_data_set_0" --outputs o3
 done
+
+# a valid chain of 300,000 Adds into a LayerNormalization: the embed
+# fusion's recursive walk of Add trees overflowed the stack
+n=$((n + 1))
+"$PY" "$SRC/tests/gen/make_add_chain.py" addchain.onnx
+timeout 120 "$KILN" dump addchain.onnx >out 2>err
+rc=$?
+if [ $rc -ne 0 ]; then
+	fail add_chain "exit code $rc, expected 0"
+else
+	echo "ok   add_chain: 300,000 chained Adds dump"
+fi
 
 left=$(find "$TMPDIR" -mindepth 1 | head -5)
 n=$((n + 1))
