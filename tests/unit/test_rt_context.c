@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -300,6 +301,10 @@ static void test_external_weights(void **state)
 
 	assert_null(E->context_create(&d, so, 1));         /* missing */
 	assert_non_null(strstr(E->create_error(), "cannot open weights file"));
+	assert_int_equal(mkfifo(path, 0600), 0);             /* a FIFO: refused, not blocked */
+	assert_null(E->context_create(&d, so, 1));
+	assert_non_null(strstr(E->create_error(), "is not a regular file"));
+	unlink(path);
 	FILE *fp = fopen(path, "wb");
 	assert_non_null(fp);
 	fwrite(weights, 1, 8, fp);                           /* truncated */
