@@ -251,6 +251,9 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 		rc = assemble_weights(be, &t, &wobj);
 	if (!rc) {
 		rc = link_objs(be, &t, obj, wobj);
+		struct stat st;
+		if (!rc && (stat(be->opt->out, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
+			rc = diag_fail(be->diag, "%s: the linker left no output", be->opt->out);
 		if (rc)
 			unlink(be->opt->out);     /* whatever the failed link left there */
 	}
@@ -428,8 +431,14 @@ int be_codegen(Be *be, BeStats *stats)
 		be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
 		rc = write_file(wpath, be->blob, be->blob_bytes, be->diag);
 	}
-	if (!rc)
+	if (!rc) {
 		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, stats) : emit_file(be, tm);
+		if (rc && be->opt->weights_external) {
+			char wpath[4096];               /* no OUT.weights without its OUT */
+			be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
+			unlink(wpath);
+		}
+	}
 	LLVMDisposeTargetMachine(tm);
 	return rc;
 }

@@ -90,6 +90,9 @@ chmod +x fakebin/cc
 expect endless_linker "ld: cannot write" -- env PATH="$WORK/fakebin:$PATH" \
 	"$KILN" compile "$QA/model.onnx" -o fake.so
 [ -e fake.so ] && fail endless_linker "a partial output was left"
+expect endless_linker_external "ld: cannot write" -- env PATH="$WORK/fakebin:$PATH" \
+	"$KILN" compile "$QA/model.onnx" -o fake.so --weights=external
+[ -e fake.so ] || [ -e fake.weights ] && fail endless_linker_external "a partial output was left"
 
 # truncated copies of a compiled model: refused by the loader, no signal
 size=$(stat -c %s qa.so)
