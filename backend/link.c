@@ -9,9 +9,12 @@
  *      libopenblas -lm -lpthread
  * run with posix_spawnp (no shell), stderr captured for the diag.  Gold is
  * tried first (much faster on big weights), the default linker if it fails. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +58,23 @@ static const char *tmp_file(TmpDir *t, const char *name)
 	return p;
 }
 
+/* Removes the temp dir with everything in it, also files a tool left
+ * there that were never registered with tmp_file. */
 static void tmp_close(TmpDir *t)
 {
 	for (int i = 0; i < t->nfiles; i++)
 		unlink(t->files[i]);
+	DIR *d = opendir(t->path);
+	if (d) {
+		char p[1200];
+		for (struct dirent *e; (e = readdir(d));) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			snprintf(p, sizeof p, "%s/%s", t->path, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
 	rmdir(t->path);
 }
 
@@ -68,37 +84,73 @@ static int write_file(const char *path, const void *data, size_t n, Diag *diag)
 	if (!f)
 		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
 	size_t w = n ? fwrite(data, 1, n, f) : 0;
-	if (fclose(f) != 0 || w != n) {
+	int e = w != n ? (errno ? errno : EIO) : 0;
+	if (fclose(f) != 0 && !e)
+		e = errno ? errno : EIO;
+	if (e) {
 		unlink(path);
-		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
+		return diag_fail(diag, "cannot write %s: %s", path, strerror(e));
 	}
 	return 0;
 }
 
-/* Runs argv; on failure the diag holds the command's stderr (one line). */
-static int run_cmd(char *const *argv, const char *errpath, Diag *diag)
+/* Output of a tool kept for the message (its first bytes), and the most it
+ * may write before it is stopped: a linker that fails to write its output
+ * (-o /dev/full) has been seen to repeat its complaint without end. */
+#define CMD_MSG_KEEP 700
+#define CMD_OUTPUT_MAX ((size_t)4 << 20)
+
+/* Runs argv with stdout and stderr into a pipe drained here (bounded);
+ * on failure the diag holds the start of that output (one line). */
+static int run_cmd(char *const *argv, Diag *diag)
 {
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC))
+		return diag_fail(diag, "cannot run %s: pipe: %s", argv[0], strerror(errno));
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
 	pid_t pid;
 	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0)
+	close(pfd[1]);
+	if (rc != 0) {
+		close(pfd[0]);
 		return diag_fail(diag, "cannot run %s: %s", argv[0], strerror(rc));
+	}
+	char msg[CMD_MSG_KEEP + 1], chunk[4096];
+	size_t kept = 0, total = 0;
+	bool killed = false;
+	for (;;) {
+		ssize_t r = read(pfd[0], chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		size_t take = (size_t)r < CMD_MSG_KEEP - kept ? (size_t)r : CMD_MSG_KEEP - kept;
+		memcpy(msg + kept, chunk, take);
+		kept += take;
+		total += (size_t)r;
+		if (total > CMD_OUTPUT_MAX && !killed) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+	}
+	close(pfd[0]);
+	msg[kept] = 0;
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return diag_fail(diag, "waiting for %s: %s", argv[0], strerror(errno));
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+	if (!killed && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	char msg[700] = "";
-	FILE *f = fopen(errpath, "r");
-	if (f) {
-		size_t n = fread(msg, 1, sizeof msg - 1, f);
-		msg[n] = 0;
-		fclose(f);
-	}
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (killed)
+		return diag_fail(diag, "%s stopped after writing more than %zu MB of messages: %.200s",
+		                 argv[0], CMD_OUTPUT_MAX >> 20, msg);
 	return diag_fail(diag, "%s failed: %s", argv[0], msg[0] ? msg : "(no message)");
 }
 
@@ -127,13 +179,12 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 	if (write_file(src, text, strlen(text), be->diag))
 		return -1;
 	char *argv[] = {"cc", "-c", (char *)src, "-o", (char *)*wobj, NULL};
-	return run_cmd(argv, tmp_file(t, "as.err"), be->diag);
+	return run_cmd(argv, be->diag);
 }
 
 /* cc -shared ... with the linker named by fuse ("-fuse-ld=gold") or cc's
  * default one (fuse NULL). */
-static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
-                    const char *errpath, Diag *diag)
+static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj, Diag *diag)
 {
 	char *argv[24];
 	int n = 0;
@@ -159,7 +210,7 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 	argv[n++] = "-fsanitize=address,undefined";
 #endif
 	argv[n] = NULL;
-	return run_cmd(argv, errpath, diag);
+	return run_cmd(argv, diag);
 }
 
 /* Links with gold when it works: it maps its inputs and writes the output
@@ -171,13 +222,13 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 static int link_objs(Be *be, TmpDir *t, const char *obj, const char *wobj)
 {
 	static bool gold_broken;
-	const char *errpath = tmp_file(t, "link.err");
+	(void)t;
 	if (!gold_broken) {
 		Diag gdiag = {0};
-		if (run_link(be, "-fuse-ld=gold", obj, wobj, errpath, &gdiag) == 0)
+		if (run_link(be, "-fuse-ld=gold", obj, wobj, &gdiag) == 0)
 			return 0;
 	}
-	int rc = run_link(be, NULL, obj, wobj, errpath, be->diag);
+	int rc = run_link(be, NULL, obj, wobj, be->diag);
 	if (rc == 0)
 		gold_broken = true;
 	return rc;
@@ -198,8 +249,14 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 	double t0 = be_now_ms();
 	if (!rc && be->g_weights && !be->weights_defined)
 		rc = assemble_weights(be, &t, &wobj);
-	if (!rc)
+	if (!rc) {
 		rc = link_objs(be, &t, obj, wobj);
+		struct stat st;
+		if (!rc && (stat(be->opt->out, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
+			rc = diag_fail(be->diag, "%s: the linker left no output", be->opt->out);
+		if (rc)
+			unlink(be->opt->out);     /* whatever the failed link left there */
+	}
 	stats->link_ms = be_now_ms() - t0;
 	tmp_close(&t);
 	return rc;
@@ -305,8 +362,66 @@ static int emit_file(Be *be, LLVMTargetMachineRef tm)
 	return rc;
 }
 
+/* An output path must be a regular file (or not exist yet, in a folder we
+ * may write): /dev/full, a FIFO or a directory would fail late, hang, or
+ * make the linker loop. */
+static int check_output(const char *out, Diag *diag)
+{
+	struct stat st;
+	if (stat(out, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			return diag_fail(diag, "%s: output is %s, not a regular file", out,
+			                 S_ISDIR(st.st_mode) ? "a directory"
+			                 : S_ISFIFO(st.st_mode) ? "a FIFO"
+			                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+			                 : "special");
+		if (access(out, W_OK))
+			return diag_fail(diag, "%s: cannot write: %s", out, strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return diag_fail(diag, "%s: cannot write: %s", out, strerror(errno));
+	char dir[4096];
+	const char *slash = strrchr(out, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == out)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+	int e = 0;
+	if (stat(dir, &st))
+		e = errno;
+	else if (!S_ISDIR(st.st_mode))
+		e = ENOTDIR;
+	else if (access(dir, W_OK | X_OK))
+		e = errno;
+	return e ? diag_fail(diag, "%s: cannot create: %s", out, strerror(e)) : 0;
+}
+
+static int check_outputs(Be *be)
+{
+	const BeOptions *o = be->opt;
+	char side[4096];
+	if (check_output(o->out, be->diag))
+		return -1;
+	if (o->emit == BE_EMIT_SO) {
+		be_side_path(o->out, ".h", side, sizeof side);
+		if (check_output(side, be->diag))
+			return -1;
+	}
+	if (o->weights_external) {
+		be_side_path(o->out, ".weights", side, sizeof side);
+		if (check_output(side, be->diag))
+			return -1;
+	}
+	return 0;
+}
+
 int be_codegen(Be *be, BeStats *stats)
 {
+	if (check_outputs(be))
+		return -1;
 	LLVMTargetMachineRef tm = make_tm(be);
 	if (!tm)
 		return -1;
@@ -316,8 +431,14 @@ int be_codegen(Be *be, BeStats *stats)
 		be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
 		rc = write_file(wpath, be->blob, be->blob_bytes, be->diag);
 	}
-	if (!rc)
+	if (!rc) {
 		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, stats) : emit_file(be, tm);
+		if (rc && be->opt->weights_external) {
+			char wpath[4096];               /* no OUT.weights without its OUT */
+			be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
+			unlink(wpath);
+		}
+	}
 	LLVMDisposeTargetMachine(tm);
 	return rc;
 }

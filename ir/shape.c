@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "dim_internal.h"
 #include "shape_internal.h"
 #include "shape_fused.h"
 
@@ -532,7 +533,36 @@ int ir_shp_elementwise(Sh *s)
 
 /* ---- driver -------------------------------------------------------------- */
 
+static int infer_node(Graph *g, NodeId id, Diag *diag);
+
+/* A dim nested deeper than IR_DIM_MAX_DEPTH (a long chain of shape ops
+ * over a symbolic dim) would make every recursive walk of it deep and
+ * printing it quadratic: refused at the node that made it. */
+static int check_depth(Graph *g, NodeId id, Diag *diag)
+{
+	Sh s = { g, id, diag };
+	const Node *n = IR_NODE(g, id);
+	for (int i = 0; i < n->nout; i++) {
+		if (n->out[i] < 0)
+			continue;
+		const Value *v = IR_VAL(g, n->out[i]);
+		int rank = v->rank > 0 ? v->rank : 0;
+		for (int k = 0; k < rank + v->nsval; k++) {
+			DimId d = k < rank ? v->dims[k] : v->sval[k - rank];
+			if (ir_dim_depth(g, d) > IR_DIM_MAX_DEPTH)
+				return ir_shp_fail(&s, "output '%s': symbolic dim nests deeper than %d levels",
+				                   v->name ? v->name : "?", IR_DIM_MAX_DEPTH);
+		}
+	}
+	return 0;
+}
+
 int ir_infer_node(Graph *g, NodeId id, Diag *diag)
+{
+	return infer_node(g, id, diag) || check_depth(g, id, diag) ? -1 : 0;
+}
+
+static int infer_node(Graph *g, NodeId id, Diag *diag)
 {
 	Sh s = { g, id, diag };
 	Node *n = IR_NODE(g, id);
@@ -571,6 +601,11 @@ int ir_infer_shapes(Graph *g, Diag *diag)
 		if (v->rank < 0 || v->dtype == DT_UNDEF)
 			return diag_fail(diag, "%s%sgraph input '%s' has no declared dtype and shape",
 			                 g->file ? g->file : "", g->file ? ": " : "", v->name ? v->name : "?");
+		for (int k = 0; k < v->rank; k++)
+			if (ir_dim_depth(g, v->dims[k]) > IR_DIM_MAX_DEPTH)
+				return diag_fail(diag, "%s%sgraph input '%s': dim %d nests deeper than %d levels",
+				                 g->file ? g->file : "", g->file ? ": " : "",
+				                 v->name ? v->name : "?", k, IR_DIM_MAX_DEPTH);
 	}
 	for (int i = 0; i < g->norder; i++) {
 		NodeId id = g->order[i];

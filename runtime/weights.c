@@ -87,13 +87,19 @@ static int side_path(const rt_model_desc *d, const char *so_path, char *path, si
 /* The side file, opened and checked; -1 with err set. */
 static int open_side(const rt_model_desc *d, const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open weights file '%s'", path);
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != d->weights_bytes) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "weights file '%s' is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size != d->weights_bytes) {
 		snprintf(err, errlen, "weights file '%s': %lld bytes, expected %llu", path,
 		         (long long)st.st_size, (unsigned long long)d->weights_bytes);
 		close(fd);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -300,6 +301,10 @@ static void test_external_weights(void **state)
 
 	assert_null(E->context_create(&d, so, 1));         /* missing */
 	assert_non_null(strstr(E->create_error(), "cannot open weights file"));
+	assert_int_equal(mkfifo(path, 0600), 0);             /* a FIFO: refused, not blocked */
+	assert_null(E->context_create(&d, so, 1));
+	assert_non_null(strstr(E->create_error(), "is not a regular file"));
+	unlink(path);
 	FILE *fp = fopen(path, "wb");
 	assert_non_null(fp);
 	fwrite(weights, 1, 8, fp);                           /* truncated */
@@ -365,8 +370,13 @@ static void test_two_threads(void **state)
 
 /* ---- the loader on a real .so ---- */
 
+/* -DWBYTES=N: a descriptor that claims N bytes of weights (4 real);
+ * -DSLOW_US=N: each run sleeps N microseconds (runs on two threads overlap) */
 static const char model_src[] =
 	"#include \"rt.h\"\n"
+	"#include <unistd.h>\n"
+	"#ifndef WBYTES\n#define WBYTES 4\n#endif\n"
+	"#ifndef SLOW_US\n#define SLOW_US 0\n#endif\n"
 	"int rt_op_Add(kiln_frame *, const char *, const rt_t *, int32_t, rt_t *, int32_t,\n"
 	"              const int64_t *, int32_t, const float *, int32_t);\n"
 	"static const char *const d[] = { \"n\" };\n"
@@ -377,13 +387,32 @@ static const char model_src[] =
 	"static void plan(const int64_t *s, int64_t *b) { (void)s; (void)b; }\n"
 	"static void shapes(const int64_t *s, int64_t *o) { o[0] = s[0]; }\n"
 	"static int run(kiln_frame *f) {\n"
+	"  if (SLOW_US) usleep(SLOW_US);\n"
 	"  rt_t a[2] = { { (void *)f->in[0], KILN_F32, 1, { f->sym[0] } },\n"
 	"                { (void *)f->weights, KILN_F32, 0, { 0 } } };\n"
 	"  rt_t y = { f->out[0], KILN_F32, 1, { f->sym[0] } };\n"
 	"  return rt_op_Add(f, \"plus_one\", a, 2, &y, 1, 0, 0, 0, 0);\n"
 	"}\n"
 	"const rt_model_desc kiln__desc = { RT_ABI_VERSION, \"plus1\", 1, 1, 1, 0, io, io + 1,\n"
-	"  dims, syms, 0, 0, 0, 4, (const char *)&one, plan, shapes, run };\n";
+	"  dims, syms, 0, 0, 0, WBYTES, (const char *)&one, plan, shapes, run };\n";
+
+/* Builds model_src (with extra cc flags) into so; 0 or the cc status. */
+static int build_model(const char *dir, const char *flags, const char *so)
+{
+	char src[256], cmd[2048];
+	snprintf(src, sizeof src, "%s/m.c", dir);
+	FILE *fp = fopen(src, "w");
+	if (!fp)
+		return -1;
+	fputs(model_src, fp);
+	fclose(fp);
+	snprintf(cmd, sizeof cmd,
+	         "cc -shared -fPIC %s -I%s/runtime %s -o %s -Wl,-u,kiln_entry %s/libkiln_rt.a "
+	         "-lopenblas -lm -lpthread 2>&1", flags, KILN_SOURCE_DIR, src, so, KILN_BINARY_DIR);
+	int rc = system(cmd);
+	unlink(src);
+	return rc;
+}
 
 static void test_loader(void **state)
 {
@@ -441,6 +470,175 @@ static void test_loader(void **state)
 	rmdir(dir);
 }
 
+/* ---- robust loading, lifetimes, one context on two threads ---- */
+
+/* Copies the first n bytes of src to dst. */
+static void copy_prefix(const char *src, const char *dst, long n)
+{
+	FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	char buf[4096];
+	for (long left = n; left > 0;) {
+		size_t r = fread(buf, 1, left < (long)sizeof buf ? (size_t)left : sizeof buf, in);
+		assert_true(r > 0);
+		assert_int_equal(fwrite(buf, 1, r, out), r);
+		left -= (long)r;
+	}
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Cut copies of a model .so are refused by kiln_model_load with one line
+ * naming the file (before this check they died in dlopen or with SIGBUS);
+ * a descriptor whose weights run past the file is refused after dlopen. */
+static void test_loader_truncated(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kiln_rttrunc_XXXXXX", so[256], cut[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(so, sizeof so, "%s/m.so", dir);
+	snprintf(cut, sizeof cut, "%s/cut.so", dir);
+	if (build_model(dir, "", so)) {
+		rmdir(dir);
+		skip();
+	}
+	FILE *fp = fopen(so, "rb");
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	long size = ftell(fp);
+	fclose(fp);
+	const long cuts[] = { 0, 3, 10, 63, 64, 100, 1000, size / 2, size - 64, size - 1 };
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		copy_prefix(so, cut, cuts[i]);
+		kiln_model *m = kiln_model_load(cut);
+		if (m)
+			print_message("a copy cut at byte %ld of %ld loaded\n", cuts[i], size);
+		assert_null(m);
+		const char *e = kiln_load_error();
+		assert_non_null(strstr(e, cut));
+		assert_null(strchr(e, '\n'));
+		assert_true(strstr(e, cuts[i] ? "truncated:" : "empty file") != NULL);
+	}
+	/* the whole file still loads */
+	copy_prefix(so, cut, size);
+	kiln_model *m = kiln_model_load(cut);
+	assert_non_null(m);
+	kiln_model_free(m);
+	/* weights that end past their segment */
+	assert_int_equal(build_model(dir, "-DWBYTES=1073741824", so), 0);
+	assert_null(kiln_model_load(so));
+	assert_non_null(strstr(kiln_load_error(), "truncated: weights end at byte"));
+	unlink(cut);
+	unlink(so);
+	rmdir(dir);
+}
+
+/* kiln_model_free before kiln_context_free: the contexts keep the model
+ * loaded (under ASan: no use after free, no leak). */
+static void test_model_freed_first(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kiln_rtfree_XXXXXX", so[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(so, sizeof so, "%s/m.so", dir);
+	if (build_model(dir, "", so)) {
+		rmdir(dir);
+		skip();
+	}
+	kiln_model *m = kiln_model_load(so);
+	assert_non_null(m);
+	kiln_context *c1 = kiln_context_create(m, 1), *c2 = kiln_context_create(m, 2);
+	assert_non_null(c1);
+	assert_non_null(c2);
+	kiln_model_free(m);
+	float x[3] = { 1, 2, 3 };
+	kiln_tensor in = { KILN_F32, 1, { 3 }, x, sizeof x }, out = {0};
+	assert_int_equal(kiln_run(c1, &in, 1, &out, 1), 0);
+	assert_true(((float *)out.data)[1] == 3.0f);
+	kiln_context_free(c1);
+	memset(&out, 0, sizeof out);
+	assert_int_equal(kiln_run(c2, &in, 1, &out, 1), 0);
+	assert_true(((float *)out.data)[2] == 4.0f);
+	kiln_context_free(c2);
+	unlink(so);
+	rmdir(dir);
+}
+
+typedef struct hammer {
+	kiln_context *c;
+	int ok, busy, bad;
+	float base;
+} hammer;
+
+static void *hammer_run(void *arg)
+{
+	hammer *h = arg;
+	for (int it = 0; it < 60; it++) {
+		float x[5], y[5] = {0};
+		for (int k = 0; k < 5; k++)
+			x[k] = h->base + (float)(it * 5 + k);
+		kiln_tensor in = { KILN_F32, 1, { 5 }, x, sizeof x };
+		kiln_tensor out = { .data = y, .nbytes = sizeof y };   /* the caller's */
+		int rc = kiln_run(h->c, &in, 1, &out, 1);
+		if (rc == 0) {
+			bool right = out.rank == 1 && out.shape[0] == 5;
+			for (int k = 0; k < 5; k++)
+				right = right && y[k] == x[k] + 1.0f;
+			h->ok += right;
+			h->bad += !right;
+		} else if (rc == KILN_BUSY &&
+		           strstr(kiln_last_error(h->c), "in use by another thread")) {
+			h->busy++;
+		} else {
+			h->bad++;
+		}
+		usleep(500);         /* a gap for the other thread to get in */
+	}
+	return NULL;
+}
+
+/* Two threads hammer one context whose runs take 2 ms: every call either
+ * succeeds with the right output or is refused as busy; busy refusals
+ * happen; and the context still works afterwards. */
+static void test_one_context_two_threads(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kiln_rtbusy_XXXXXX", so[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(so, sizeof so, "%s/m.so", dir);
+	if (build_model(dir, "-DSLOW_US=2000", so)) {
+		rmdir(dir);
+		skip();
+	}
+	kiln_model *m = kiln_model_load(so);
+	assert_non_null(m);
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	hammer h[2] = { { c, 0, 0, 0, 0.0f }, { c, 0, 0, 0, 1000.0f } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_run, &h[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	print_message("ok %d+%d, busy %d+%d\n", h[0].ok, h[1].ok, h[0].busy, h[1].busy);
+	assert_int_equal(h[0].bad + h[1].bad, 0);
+	assert_int_equal(h[0].ok + h[0].busy + h[1].ok + h[1].busy, 120);
+	assert_true(h[0].busy + h[1].busy > 0);
+	assert_true(h[0].ok + h[1].ok > 0);
+	/* not busy any more: a run works and the error is the context's own */
+	float x[2] = { 5, 6 };
+	kiln_tensor in = { KILN_F32, 1, { 2 }, x, sizeof x }, out = {0};
+	assert_int_equal(kiln_run(c, &in, 1, &out, 1), 0);
+	in.rank = 2;
+	assert_int_equal(kiln_run(c, &in, 1, &out, 1), -1);
+	assert_string_equal(kiln_last_error(c), "input 'x': rank 2, expected 1");
+	kiln_context_free(c);
+	kiln_model_free(m);
+	unlink(so);
+	rmdir(dir);
+}
+
 static void test_loader_not_a_model(void **state)
 {
 	(void)state;
@@ -466,6 +664,9 @@ int main(void)
 		cmocka_unit_test(test_two_threads),
 		cmocka_unit_test(test_loader),
 		cmocka_unit_test(test_loader_not_a_model),
+		cmocka_unit_test(test_loader_truncated),
+		cmocka_unit_test(test_model_freed_first),
+		cmocka_unit_test(test_one_context_two_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
