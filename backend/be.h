@@ -67,7 +67,9 @@ typedef struct Be {
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
 	LLVMValueRef *dmemo;         /* per DimId */
+	LLVMValueRef *dovf;          /* per DimId, in checked mode: i1 "overflowed" (NULL: no) */
 	int32_t ndmemo;
+	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
 	int32_t nstr;                /* private string counter */
 } Be;
 
@@ -86,7 +88,10 @@ LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to);
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
 void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */
-void be_emit_plan_fn(Be *be);                /* kiln__plan */
+/* kiln__plan: the byte size of every buffer, after checking (overflow-
+ * checked arithmetic) every dim, element count and byte size the run uses
+ * against the size limit; returns rt_error naming the node when one fails. */
+void be_emit_plan_fn(Be *be);
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
 /* Maps the symbols input dims bind to desc indices (the runtime requires
  * each desc symbol to be bound); a symbol code needs but no input binds

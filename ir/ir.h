@@ -179,6 +179,7 @@ typedef struct Graph {
 	const char *file;         /* source file, for diagnostics (may be NULL) */
 	int64_t opset;            /* default-domain opset version */
 	int32_t nconst_nodes;     /* ONNX Constant nodes the frontend made constants (statistics) */
+	int64_t max_tensor_bytes; /* size limit of one tensor, 0: IR_MAX_TENSOR_BYTES (ir/checked.h) */
 	Value *vals;   int32_t nvals,  capvals;
 	Node *nodes;   int32_t nnodes, capnodes;
 	NodeId *order; int32_t norder, caporder;   /* live nodes, topological */
@@ -258,5 +259,9 @@ int ir_verify(const Graph *g, Diag *diag);
  * symbolic content (sval) of shape arithmetic.  0 or -1 with the node named. */
 int ir_infer_shapes(Graph *g, Diag *diag);
 int ir_infer_node(Graph *g, NodeId n, Diag *diag);
+/* Size check of one value (ir/checked.h: its constant dims, symbolic ones
+ * counted as 1, against g->max_tensor_bytes): 0, or -1 with msg ("what 'v'
+ * has shape [..]: ..."). ir_infer_node applies it to every output. */
+int ir_check_value_size(const Graph *g, ValId v, const char *what, char *msg, size_t n);
 
 #endif
