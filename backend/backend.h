@@ -26,11 +26,16 @@ typedef struct BeOptions {
 	bool weights_external;     /* write OUT.weights instead of embedding */
 	int opt_level;             /* LLVM optimization level 0..3 (default 3) */
 	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
+	/* Per ir symbol: the values to measure the planned arena at
+	 * (BeStats.arena_bytes, for kiln compile --stats); NULL: not measured. */
+	const int64_t *arena_syms;
 } BeOptions;
 
 typedef struct BeStats {
 	int64_t weights_bytes;
 	int32_t nbufs;            /* planned arena buffers */
+	int64_t arena_bytes;      /* the arena at opt->arena_syms, as the runtime packs
+	                           * it; -1 when not measured or a size is out of range */
 	double codegen_ms, link_ms;
 } BeStats;
 

@@ -76,6 +76,10 @@ typedef struct Be {
 /* plan.c */
 int be_plan(Be *be);
 void be_plan_free(Be *be);
+/* The arena the runtime would plan (rt_core.c's packing) with these ir
+ * symbol values, from the plan alone; -1 when a size overflows or is over
+ * the size limit. */
+int64_t be_plan_arena(const Be *be, const int64_t *symvals);
 /* "node 'name' (Op)" for messages; a static buffer per call site is fine */
 const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
 

@@ -87,7 +87,9 @@ int ir_dim_str(const Graph *g, DimId d, char *buf, size_t n);
  * exporter).  Returns -1 and fills diag on a syntax error. */
 DimId ir_dim_parse(Graph *g, const char *s, Diag *diag);
 /* Evaluate with symbol values indexed by symbol id (see ir_sym_*). */
-int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);
+int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);   /* wraps on overflow */
+/* The same with overflow-checked arithmetic: false when a step overflows. */
+bool ir_dim_eval_checked(const Graph *g, DimId d, const int64_t *symvals, int64_t *out);
 int ir_nsyms(const Graph *g);
 const char *ir_sym_name(const Graph *g, int sym);
 int ir_sym_lookup(const Graph *g, const char *name); /* -1 if none */

@@ -558,9 +558,12 @@ int ir_check_value_size(const Graph *g, ValId id, const char *what, char *msg, s
 		return 0;
 	int64_t dims[IR_MAX_RANK], bytes;
 	double elems = 1;
+	bool sym = false;
 	for (int i = 0; i < v->rank && i < IR_MAX_RANK; i++) {
-		if (!ir_dim_is_const(g, v->dims[i], &dims[i]))
+		if (!ir_dim_is_const(g, v->dims[i], &dims[i])) {
 			dims[i] = 1;
+			sym = true;
+		}
 		elems *= (double)(dims[i] ? dims[i] : 1);
 	}
 	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
@@ -574,9 +577,9 @@ int ir_check_value_size(const Graph *g, ValId id, const char *what, char *msg, s
 			         v->name ? v->name : "?", sh, i);
 			return -1;
 		}
-	snprintf(msg, n, "%s '%s' has shape %s: %.3g elements of %zu bytes, over the limit of "
+	snprintf(msg, n, "%s '%s' has shape %s: %.3g elements of %zu bytes%s, over the limit of "
 	         "%lld bytes per tensor (--max-tensor-bytes)", what, v->name ? v->name : "?", sh,
-	         elems, es, (long long)limit);
+	         elems, es, sym ? " in its static dims alone" : "", (long long)limit);
 	return -1;
 }
 
