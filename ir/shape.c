@@ -83,10 +83,8 @@ bool ir_shp_const_shape(Sh *s, const Value *v, int64_t *numel)
 	int64_t n = 1;
 	for (int i = 0; i < v->rank; i++) {
 		int64_t c;
-		if (!ir_dim_is_const(s->g, v->dims[i], &c) || c < 0)
-			return false;
-		n *= c;
-		if (n > (1 << 30))
+		if (!ir_dim_is_const(s->g, v->dims[i], &c) || c < 0 || !ck_mul_i64(n, c, &n) ||
+		    n > (1 << 30))
 			return false;
 	}
 	*numel = n;
@@ -255,10 +253,8 @@ static bool const_dims(Sh *s, int r, const DimId *d, int64_t *out, int64_t *nume
 {
 	int64_t n = 1;
 	for (int i = 0; i < r; i++) {
-		if (!ir_dim_is_const(s->g, d[i], &out[i]) || out[i] < 0)
-			return false;
-		n *= out[i];
-		if (n > SH_MAX_SVAL)
+		if (!ir_dim_is_const(s->g, d[i], &out[i]) || out[i] < 0 || !ck_mul_i64(n, out[i], &n) ||
+		    n > SH_MAX_SVAL)
 			return false;
 	}
 	*numel = n;

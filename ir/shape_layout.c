@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "checked.h"
 #include "shape_internal.h"
 
 int ir_shp_slice(Sh *s);
@@ -503,7 +504,8 @@ static int infer_constant_of_shape(Sh *s)
 	int64_t numel = 1;
 	for (int i = 0; i < n && numel <= SH_MAX_SVAL; i++) {
 		int64_t c;
-		numel = ir_dim_is_const(s->g, e[i], &c) ? numel * c : SH_MAX_SVAL + 1;
+		if (!ir_dim_is_const(s->g, e[i], &c) || c < 0 || !ck_mul_i64(numel, c, &numel))
+			numel = SH_MAX_SVAL + 1;
 	}
 	if (kfill && ir_dtype_is_int(t) && numel >= 0 && numel <= SH_MAX_SVAL) {
 		DimId res[SH_MAX_SVAL];
