@@ -67,7 +67,7 @@ typedef struct Be {
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
 	LLVMValueRef *dmemo;         /* per DimId */
-	LLVMValueRef *dovf;          /* per DimId, in checked mode: i1 "overflowed" (NULL: no) */
+	LLVMValueRef *dovf;          /* kiln__plan only (else NULL): per DimId, i1 "overflowed" or NULL */
 	int32_t ndmemo;
 	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
 	int32_t nstr;                /* private string counter */

@@ -33,15 +33,20 @@ static void memo_put(Be *be, DimId d, LLVMValueRef v, LLVMValueRef ovf)
 		while (n <= d)
 			n *= 2;
 		be->dmemo = realloc(be->dmemo, (size_t)n * sizeof *be->dmemo);
-		be->dovf = realloc(be->dovf, (size_t)n * sizeof *be->dovf);
-		if (!be->dmemo || !be->dovf)
+		if (!be->dmemo)
 			abort();
 		memset(be->dmemo + be->ndmemo, 0, (size_t)(n - be->ndmemo) * sizeof *be->dmemo);
-		memset(be->dovf + be->ndmemo, 0, (size_t)(n - be->ndmemo) * sizeof *be->dovf);
+		if (be->dcheck) {   /* only kiln__plan's memo has flags (freed after it) */
+			be->dovf = realloc(be->dovf, (size_t)n * sizeof *be->dovf);
+			if (!be->dovf)
+				abort();
+			memset(be->dovf + be->ndmemo, 0, (size_t)(n - be->ndmemo) * sizeof *be->dovf);
+		}
 		be->ndmemo = n;
 	}
 	be->dmemo[d] = v;
-	be->dovf[d] = ovf;
+	if (be->dovf)
+		be->dovf[d] = ovf;
 }
 
 /* a | b over optional i1 flags (NULL: false). */
@@ -55,7 +60,7 @@ static LLVMValueRef or_flag(Be *be, LLVMValueRef a, LLVMValueRef b)
 /* The overflow flag of d in checked mode (NULL: cannot overflow). */
 static LLVMValueRef dim_ovf(Be *be, DimId d)
 {
-	return d >= 0 && d < be->ndmemo ? be->dovf[d] : NULL;
+	return be->dovf && d >= 0 && d < be->ndmemo ? be->dovf[d] : NULL;
 }
 
 /* a op b with llvm.s{add,mul}.with.overflow; *ovf gets the flag. */
