@@ -32,6 +32,11 @@ static inline bool ck_add_i64(int64_t a, int64_t b, int64_t *r)
 	return !__builtin_add_overflow(a, b, r);
 }
 
+static inline bool ck_sub_i64(int64_t a, int64_t b, int64_t *r)
+{
+	return !__builtin_sub_overflow(a, b, r);
+}
+
 /* The product of dims[0..rank) with zeros counted as 1 (*bound) and the
  * element count (*numel, 0 when a dim is 0).  false when a dim is negative
  * or the product overflows. */

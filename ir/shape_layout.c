@@ -461,8 +461,13 @@ static int infer_tile(Sh *s)
 		return ir_shp_fail(s, "repeats input '%s' is not known symbolically", ir_shp_inname(s, 1));
 	if (n != x->rank)
 		return ir_shp_fail(s, "%d repeats for rank %d", n, x->rank);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		int64_t a, b, p;   /* constant dims: the product must not wrap */
+		if (ir_dim_is_const(s->g, x->dims[i], &a) && ir_dim_is_const(s->g, e[i], &b) &&
+		    !ck_mul_i64(a, b, &p))
+			return ir_shp_fail(s, "dim %d times repeat %lld overflows 64 bits", i, (long long)b);
 		out[i] = ir_dim_mul(s->g, x->dims[i], e[i]);
+	}
 	ir_shp_out(s, 0, x->dtype, n, out);
 	return 0;
 }

@@ -460,6 +460,29 @@ static void test_refuse_range(void **st)
 	infer_fails("node 'rg' (Range)", "[4611686018427387904]");
 }
 
+/* Shape arithmetic over constants that would wrap to a small size. */
+static void test_refuse_wrapping_dims(void **st)
+{
+	node(OP_Range, "rg", 3, scalar(INT64_MIN + 1), scalar(INT64_MAX), scalar(1LL << 62));
+	infer_fails("node 'rg' (Range)", "overflows 64 bits");
+}
+
+/* ceil((limit - start) / delta) without wrapping: INT64_MAX / 2^62 -> 2 */
+static void test_range_near_int64_max(void **st)
+{
+	ValId r = out(node(OP_Range, "rg", 3, scalar(0), scalar(INT64_MAX), scalar(1LL << 62)));
+	infer_ok();
+	assert_string_equal(shape_str(r), "i64[2]");
+}
+
+static void test_refuse_wrapping_tile(void **st)
+{
+	ValId x = in("x", DT_F32, "4", NULL);
+	int64_t r = 1LL << 62;                     /* 4 * 2^62 wraps to 0 */
+	node(OP_Tile, "tl", 2, x, ints("r", 1, &r));
+	infer_fails("node 'tl' (Tile)", "overflows 64 bits");
+}
+
 /* Graph.max_tensor_bytes: static dims (and the static part of symbolic
  * shapes) against it; symbolic dims alone are checked at run time. */
 static void test_size_limit(void **st)
@@ -508,6 +531,9 @@ int main(void)
 		T(test_refuse_static_expand),
 		T(test_refuse_constant_of_shape),
 		T(test_refuse_range),
+		T(test_refuse_wrapping_dims),
+		T(test_refuse_wrapping_tile),
+		T(test_range_near_int64_max),
 		T(test_size_limit),
 		T(test_size_limit_node),
 	};
