@@ -28,11 +28,16 @@ typedef struct BeOptions {
 	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
 	const char *name;          /* OUT.h's entry point NAME_run and include guard
 	                            * (NULL: OUT's base name as a C identifier) */
+	/* Per ir symbol: the values to measure the planned arena at
+	 * (BeStats.arena_bytes, for kiln compile --stats); NULL: not measured. */
+	const int64_t *arena_syms;
 } BeOptions;
 
 typedef struct BeStats {
 	int64_t weights_bytes;
 	int32_t nbufs;            /* planned arena buffers */
+	int64_t arena_bytes;      /* the arena at opt->arena_syms, as the runtime packs
+	                           * it; -1 when not measured or a size is out of range */
 	double codegen_ms, link_ms;
 } BeStats;
 

@@ -67,13 +67,19 @@ typedef struct Be {
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
 	LLVMValueRef *dmemo;         /* per DimId */
+	LLVMValueRef *dovf;          /* kiln__plan only (else NULL): per DimId, i1 "overflowed" or NULL */
 	int32_t ndmemo;
+	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
 	int32_t nstr;                /* private string counter */
 } Be;
 
 /* plan.c */
 int be_plan(Be *be);
 void be_plan_free(Be *be);
+/* The arena the runtime would plan (rt_core.c's packing) with these ir
+ * symbol values, from the plan alone; -1 when a size overflows or is over
+ * the size limit. */
+int64_t be_plan_arena(const Be *be, const int64_t *symvals);
 /* "node 'name' (Op)" for messages; a static buffer per call site is fine */
 const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
 
@@ -86,7 +92,10 @@ LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to);
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
 void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */
-void be_emit_plan_fn(Be *be);                /* kiln__plan */
+/* kiln__plan: the byte size of every buffer, after checking (overflow-
+ * checked arithmetic) every dim, element count and byte size the run uses
+ * against the size limit; returns rt_error naming the node when one fails. */
+void be_emit_plan_fn(Be *be);
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
 /* Maps the symbols input dims bind to desc indices (the runtime requires
  * each desc symbol to be bound); a symbol code needs but no input binds

@@ -386,6 +386,7 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 		rc = build_module(&be);
 	stats->weights_bytes = (int64_t)be.blob_bytes;
 	stats->nbufs = be.nbufs;
+	stats->arena_bytes = !rc && opt->arena_syms ? be_plan_arena(&be, opt->arena_syms) : -1;
 	if (!rc)
 		rc = be_codegen(&be, stats);
 	if (!rc && opt->emit == BE_EMIT_SO) {

@@ -863,7 +863,9 @@ const DimNode *ir_dim_node(const Graph *g, DimId d)
 
 /* ---- evaluation --------------------------------------------------------- */
 
-int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
+/* Evaluates d; *ovf is set when an addition, multiplication or division
+ * overflows int64 (the result then wraps). */
+static int64_t eval(const Graph *g, DimId d, const int64_t *symvals, bool *ovf)
 {
 	const struct DimTab *t = TAB(g);
 	const Ent *e = ent(t, d);
@@ -876,24 +878,25 @@ int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
 	case F_SYM:
 		return symvals ? symvals[e->key[1]] : 0;
 	case F_POLY: {
-		uint64_t sum = 0;
+		int64_t sum = 0;
 		const int64_t *q = e->key + 2;
 		for (int64_t i = 0; i < e->key[1]; i++) {
-			uint64_t p = (uint64_t)q[0];
+			int64_t p = q[0];
 			for (int64_t j = 0; j < q[1]; j++)
-				p *= (uint64_t)ir_dim_eval(g, (DimId)q[2 + j], symvals);
-			sum += p;
+				*ovf |= __builtin_mul_overflow(p, eval(g, (DimId)q[2 + j], symvals, ovf), &p);
+			*ovf |= __builtin_add_overflow(sum, p, &sum);
 			q += 2 + q[1];
 		}
-		return (int64_t)sum;
+		return sum;
 	}
 	default:
 		break;
 	}
-	a = ir_dim_eval(g, (DimId)e->key[1], symvals);
-	b = ir_dim_eval(g, (DimId)e->key[2], symvals);
+	a = eval(g, (DimId)e->key[1], symvals, ovf);
+	b = eval(g, (DimId)e->key[2], symvals, ovf);
 	switch (e->form) {
 	case F_DIV:
+		*ovf |= b == -1 && a == INT64_MIN;
 		return b ? floordiv(a, b) : 0;   /* division by zero: 0 */
 	case F_MOD:
 		return b ? floormod(a, b) : 0;
@@ -902,6 +905,19 @@ int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
 	default:
 		return a < b ? a : b;
 	}
+}
+
+int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
+{
+	bool ovf = false;
+	return eval(g, d, symvals, &ovf);
+}
+
+bool ir_dim_eval_checked(const Graph *g, DimId d, const int64_t *symvals, int64_t *out)
+{
+	bool ovf = false;
+	*out = eval(g, d, symvals, &ovf);
+	return !ovf;
 }
 
 /* ---- printing ----------------------------------------------------------- */

@@ -16,7 +16,9 @@
  *   1. rt binds symbols (batch, sequence, s41, ...) from the input shapes
  *      using desc->in_dims; a mismatch (wrong rank, dtype, contradicting
  *      dims) is an error naming the input and dim;
- *   2. if the symbol values changed since the last run: kiln__plan computes
+ *   2. if the symbol values changed since the last run: kiln__plan checks
+ *      the sizes of every tensor (overflow, size limit: an rt_error naming
+ *      the node) and computes
  *      the byte size of every arena buffer, rt assigns offsets (greedy,
  *      liveness from desc->buf_first/buf_last, 64-byte aligned), grows the
  *      arena; kiln__out_shapes computes the output shapes;
@@ -33,7 +35,7 @@
 
 #include "kiln.h"
 
-#define RT_ABI_VERSION 2
+#define RT_ABI_VERSION 3
 
 /* The panel layout of a GEMM weight matrix W [K, N] (f32), as the backend
  * stores the W of every KlnGemm (then its ia[1] == RT_GEMM_PANEL) and as
@@ -140,7 +142,9 @@ typedef struct rt_model_desc {
 	uint64_t weights_bytes;
 	const char *weights;           /* embedded blob (NULL when external) */
 	/* generated functions */
-	void (*plan)(const int64_t *sym, int64_t *bufsize);            /* bytes per buffer */
+	/* bytes per buffer, after checking every size the run computes (no
+	 * 64-bit overflow, within the size limit); 0, or rt_error(f, ...) */
+	int (*plan)(const int64_t *sym, int64_t *bufsize, kiln_frame *f);
 	void (*out_shapes)(const int64_t *sym, int64_t *shapes);        /* nout * KILN_MAX_RANK */
 	int (*run)(kiln_frame *f);
 	/* The blob's first weights_hot_bytes are read by kernels as a whole

@@ -17,6 +17,7 @@ typedef struct CompileOpts {
 	PassOptions passes;
 	BeOptions be;
 	bool stats;
+	int64_t max_tensor_bytes;  /* --max-tensor-bytes, 0: default (ir/checked.h) */
 	const char *format;    /* dump: "text" or "dot" */
 } CompileOpts;
 

@@ -105,6 +105,26 @@ static const char *optval(const char *arg, const char *name)
 	return NULL;
 }
 
+/* "N", "NK", "NM", "NG", "NT" (powers of 1024) > 0; false when malformed. */
+static bool parse_bytes(const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	int shift = 0;
+	switch (*end) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (errno || end == v || *end || n <= 0 || n > (INT64_MAX >> shift))
+		return false;
+	*out = (int64_t)n << shift;
+	return true;
+}
+
 int cli_parse_compile_opt(CompileOpts *o, const char *a)
 {
 	const char *v;
@@ -122,6 +142,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		o->passes.verify_each = true;
 	} else if ((v = optval(a, "--disable-pattern"))) {
 		o->passes.disabled_patterns = v;
+	} else if ((v = optval(a, "--max-tensor-bytes"))) {
+		if (!parse_bytes(v, &o->max_tensor_bytes))
+			return cli_error("--max-tensor-bytes must be a positive byte count (suffix K, M, G "
+			                 "or T for powers of 1024), not '%s'", v), -1;
 	} else if (!strcmp(a, "--stats")) {
 		o->stats = true;
 	} else if ((v = optval(a, "--format"))) {
@@ -216,6 +240,7 @@ Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, in
 	}
 	if (ops_in)
 		count_ops(g, ops_in);
+	g->max_tensor_bytes = o->max_tensor_bytes;
 	if (ir_infer_shapes(g, &d) || ir_verify(g, &d) ||
 	    pass_run_pipeline(g, &o->passes, ps, &d)) {
 		cli_fail(path, d.msg);

@@ -40,10 +40,15 @@ static const int32_t buf_first[2] = { 0, 1 }, buf_last[2] = { 1, 3 };
 static _Alignas(64) const float weights[4] = { 0.5f, -1.0f, 0.0f, 2.0f };
 static int plan_calls;
 
-static void plan(const int64_t *sym, int64_t *bufsize)
+/* batch 7 stands for a size kiln__plan refuses (too large for the limit) */
+static int plan(const int64_t *sym, int64_t *bufsize, kiln_frame *f)
 {
 	__atomic_fetch_add(&plan_calls, 1, __ATOMIC_RELAXED);
+	if (sym[0] == 7)
+		return rt_error(f, "node 'n' (Expand): output 'y' is too large for batch %lld",
+		                (long long)sym[0]);
 	bufsize[0] = bufsize[1] = sym[0] * 4 * 4;
+	return 0;
 }
 
 static void out_shapes(const int64_t *sym, int64_t *shapes)
@@ -169,6 +174,31 @@ static void test_run_and_replan(void **state)
 	assert_int_equal(plan_calls, 3);
 	assert_int_equal(check_outputs(in, out, 3), 0);
 	assert_int_equal(E->arena_bytes(c), 128);
+	E->context_free(c);
+}
+
+/* A refused plan is the run's error, and is not remembered as a plan: the
+ * same shapes again plan (and fail) again; other shapes still run. */
+static void test_plan_error(void **state)
+{
+	(void)state;
+	kiln_context *c = E->context_create(&kiln__desc, "/nonexistent/tiny.so", 1);
+	assert_non_null(c);
+	float x[40], m[40];
+	kiln_tensor in[2], out[2];
+	memset(out, 0, sizeof out);
+	plan_calls = 0;
+	fill_inputs(in, x, m, 3, 0.5f);
+	assert_int_equal(E->run(c, in, 2, out, 2), 0);
+	fill_inputs(in, x, m, 7, 0.5f);
+	assert_int_not_equal(E->run(c, in, 2, out, 2), 0);
+	assert_non_null(strstr(E->last_error(c), "output 'y' is too large for batch 7"));
+	assert_int_not_equal(E->run(c, in, 2, out, 2), 0);
+	assert_int_equal(plan_calls, 3);
+	fill_inputs(in, x, m, 3, 0.5f);
+	assert_int_equal(E->run(c, in, 2, out, 2), 0);
+	assert_int_equal(plan_calls, 4);
+	assert_int_equal(check_outputs(in, out, 3), 0);
 	E->context_free(c);
 }
 
@@ -384,7 +414,7 @@ static const char model_src[] =
 	"static const rt_dim dims[KILN_MAX_RANK] = { { 0, 0 } };\n"
 	"static const char *const syms[] = { \"n\" };\n"
 	"static const float one = 1.0f;\n"
-	"static void plan(const int64_t *s, int64_t *b) { (void)s; (void)b; }\n"
+	"static int plan(const int64_t *s, int64_t *b, kiln_frame *f) { (void)s; (void)b; (void)f; return 0; }\n"
 	"static void shapes(const int64_t *s, int64_t *o) { o[0] = s[0]; }\n"
 	"static int run(kiln_frame *f) {\n"
 	"  if (SLOW_US) usleep(SLOW_US);\n"
@@ -657,6 +687,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_run_and_replan),
+		cmocka_unit_test(test_plan_error),
 		cmocka_unit_test(test_input_errors),
 		cmocka_unit_test(test_caller_outputs),
 		cmocka_unit_test(test_external_weights),
