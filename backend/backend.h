@@ -43,4 +43,10 @@ typedef struct BeStats {
 
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag);
 
+/* Checks a --target-cpu name for the triple (NULL: this machine's) before
+ * anything is compiled: 0 usable (or cpu NULL), -1 with diag if LLVM does
+ * not know it or cannot generate code with it; for "help", writes the CPU
+ * list to help_out and returns 1. */
+int be_check_target_cpu(const char *triple, const char *cpu, FILE *help_out, Diag *diag);
+
 #endif

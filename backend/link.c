@@ -442,3 +442,99 @@ int be_codegen(Be *be, BeStats *stats)
 	LLVMDisposeTargetMachine(tm);
 	return rc;
 }
+
+/* ---- --target-cpu, checked before anything is compiled -----------------
+ * LLVM's C API cannot list or validate CPU names, and an unknown name (or a
+ * CPU that cannot run 64-bit code, for an x86-64 triple) aborts the
+ * process inside code generation.  So a child process creates the target
+ * machine and compiles an empty function; what LLVM says on its stderr
+ * and how the child ends tell the parent whether the name is usable.  With
+ * "help" LLVM prints its CPU table there, which is passed on. */
+
+static void probe_child(const char *triple, const char *cpu, int fd)
+{
+	dup2(fd, 2);
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+	LLVMTargetRef target;
+	char *err = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &err))
+		_exit(3);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
+	                                                  LLVMRelocPIC, LLVMCodeModelDefault);
+	LLVMContextRef ctx = LLVMContextCreate();
+	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("probe", ctx);
+	LLVMSetTarget(mod, triple);
+	LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0);
+	LLVMValueRef fn = LLVMAddFunction(mod, "probe", fty);
+	LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+	LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "e"));
+	LLVMBuildRetVoid(b);
+	LLVMMemoryBufferRef mb = NULL;
+	if (!tm || LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &mb))
+		_exit(4);
+	_exit(0);
+}
+
+int be_check_target_cpu(const char *triple_opt, const char *cpu, FILE *help_out, Diag *diag)
+{
+	if (!cpu)
+		return 0;
+	if (!cpu[0])
+		return diag_fail(diag, "--target-cpu: empty name");
+	char *triple = triple_opt ? LLVMNormalizeTargetTriple(triple_opt) : LLVMGetDefaultTargetTriple();
+	int fds[2];
+	if (pipe(fds)) {
+		LLVMDisposeMessage(triple);
+		return diag_fail(diag, "--target-cpu: pipe: %s", strerror(errno));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		probe_child(triple, cpu, fds[1]);
+	}
+	close(fds[1]);
+	/* what LLVM printed, at most 256 KB (the help table is ~20 KB) */
+	size_t cap = 256 * 1024, n = 0;
+	char *text = malloc(cap + 1);
+	if (!text)
+		abort();
+	for (ssize_t r; pid > 0 && (r = read(fds[0], text + n, cap - n)) != 0;) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (n += (size_t)r) == cap)
+			break;
+	}
+	close(fds[0]);
+	text[n] = 0;
+	int status = 0;
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	int rc = 0;
+	const char *list = strstr(text, "Available CPUs for this target:");
+	if (pid < 0) {
+		rc = diag_fail(diag, "--target-cpu: fork: %s", strerror(errno));
+	} else if (!strcmp(cpu, "help")) {
+		if (!list) {
+			rc = diag_fail(diag, "--target-cpu=help: LLVM lists no CPUs for '%s'", triple);
+		} else {
+			const char *end = strstr(list, "Available features");
+			fprintf(help_out, "CPUs LLVM knows for %s:\n%.*s",
+			        triple, (int)(end ? end - list : (ptrdiff_t)strlen(list)) - 32, list + 32);
+			rc = 1;
+		}
+	} else if (strstr(text, "not a recognized processor")) {
+		rc = diag_fail(diag, "--target-cpu=%s: not a CPU LLVM knows for '%s' (--target-cpu=help lists them)",
+		               cpu, triple);
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		rc = diag_fail(diag, "--target-cpu=%s: LLVM cannot generate code for '%s' with it%s",
+		               cpu, triple, strstr(text, "64-bit code requested") ? " (not a 64-bit CPU)" : "");
+	}
+	free(text);
+	LLVMDisposeMessage(triple);
+	return rc;
+}

@@ -209,7 +209,16 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 			*model = argv[i];
 		}
 	}
-	return 0;
+	return want_out ? cli_check_target_cpu(o) : 0;
+}
+
+int cli_check_target_cpu(const CompileOpts *o)
+{
+	Diag d = {0};
+	int r = be_check_target_cpu(o->be.target_triple, o->be.target_cpu, stdout, &d);
+	if (r < 0)
+		cli_error("%s", d.msg);
+	return r;
 }
 
 static void count_ops(const Graph *g, int *counts)

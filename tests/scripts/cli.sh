@@ -98,4 +98,16 @@ cp "$d/side.h" "$d/orig.onnx"; unchanged "$d/side.h"
 usage "OUT.weights is MODEL" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --weights=external
 cp "$d/side.weights" "$d/orig.onnx"; unchanged "$d/side.weights"
 expect 0 "MODEL.weights beside embedded OUT" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --emit=obj
+# --target-cpu: checked before compiling (an unknown or 32-bit CPU used to
+# abort inside LLVM with exit 134); help lists LLVM's CPUs
+usage "--target-cpu=nonsense" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=nonsense
+grep -q "not a CPU LLVM knows" "$d/err" || { echo "FAIL --target-cpu=nonsense message: $(cat "$d/err")"; fail=1; }
+usage "--target-cpu=pentium4 (32-bit)" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=pentium4
+usage "check --target-cpu=nonsense" -- "$kiln" check "$d/bert_qa" --target-cpu=nonsense
+usage "--target-cpu=znver3 for aarch64" -- "$kiln" compile "$m" -o "$d/tc.o" --emit=obj --target-triple=aarch64-linux-gnu --target-cpu=znver3
+expect 0 "--target-cpu=help" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=help
+grep -q "x86-64-v3" "$d/out" || { echo "FAIL --target-cpu=help lists no x86-64-v3"; fail=1; }
+[ ! -e "$d/tc.so" ] || { echo "FAIL --target-cpu=help compiled something"; fail=1; }
+expect 0 "--target-cpu=x86-64-v2 compiles" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=x86-64-v2
+expect 0 "aarch64 --target-cpu=cortex-a72 obj" -- "$kiln" compile "$m" -o "$d/tc.o" --emit=obj --target-triple=aarch64-linux-gnu --target-cpu=cortex-a72
 exit $fail
