@@ -277,17 +277,77 @@ static void load_frame(Be *be)
 	}
 }
 
-static int emit_run_fn(Be *be)
+/* Starts a function i32 name(kiln_frame *f): the frame fields in its entry
+ * block, a fresh dim memo, the rt_t arrays of kernel calls; the builder in
+ * its body.  Returns the entry block (end_fn closes it). */
+static LLVMBasicBlockRef begin_fn(Be *be, const char *name, bool chunk)
 {
-	Graph *g = be->g;
 	LLVMTypeRef ps[1] = {be->t_ptr};
-	be->fn = LLVMAddFunction(be->mod, "kiln__run", LLVMFunctionType(be->t_i32, ps, 1, 0));
+	be->fn = LLVMAddFunction(be->mod, name, LLVMFunctionType(be->t_i32, ps, 1, 0));
+	if (chunk) {
+		/* kept out of line: inlined back, LLVM's cost is quadratic again */
+		LLVMSetLinkage(be->fn, LLVMInternalLinkage);
+		unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+		LLVMAddAttributeAtIndex(be->fn, LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(be->ctx, kind, 0));
+	}
 	be->frame = LLVMGetParam(be->fn, 0);
 	LLVMBasicBlockRef entry = new_block(be, "entry"), body = new_block(be, "body");
 	LLVMPositionBuilderAtEnd(be->db, entry);
 	LLVMPositionBuilderAtEnd(be->b, body);
 	be_dims_begin(be);
 	load_frame(be);
+	if (chunk) {
+		be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
+		be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
+	}
+	return entry;
+}
+
+/* return 0 at the end of the body; the entry block branches to the body. */
+static void end_fn(Be *be, LLVMBasicBlockRef entry)
+{
+	LLVMBuildRet(be->b, be_i32(be, 0));
+	LLVMPositionBuilderAtEnd(be->db, entry);
+	LLVMBuildBr(be->db, LLVMGetNextBasicBlock(entry));
+}
+
+/* Bounds of a chunk: LLVM's optimizations of one function grow faster
+ * than linearly with its size (scalar evolution walks the chain of blocks
+ * before each loop), so a function holds at most this many live nodes or,
+ * once past that many, basic blocks. */
+#define CHUNK_NODES 64
+#define CHUNK_BLOCKS 512
+
+/* Emits live nodes of g->order from *pos on into a new chunk function. */
+static LLVMValueRef emit_chunk(Be *be, int k, int *pos)
+{
+	Graph *g = be->g;
+	char name[32];
+	snprintf(name, sizeof name, "kiln__chunk_%d", k);
+	LLVMBasicBlockRef entry = begin_fn(be, name, true);
+	LLVMValueRef fn = be->fn;
+	int nodes = 0;
+	while (*pos < g->norder && nodes < CHUNK_NODES &&
+	       (nodes == 0 || LLVMCountBasicBlocks(fn) < CHUNK_BLOCKS)) {
+		NodeId id = g->order[(*pos)++];
+		if (IR_NODE(g, id)->dead)
+			continue;
+		int r = emit_inline(be, id);
+		if (r < 0 || (r == 0 && emit_kernel_call(be, id)))
+			return NULL;
+		nodes++;
+	}
+	end_fn(be, entry);
+	return fn;
+}
+
+/* kiln__run(f): the input expression checks, then each chunk in order
+ * (its first non-zero status returned), then the output copies.  The
+ * chunks are built first; kiln__run last. */
+static int emit_run_fn(Be *be)
+{
+	Graph *g = be->g;
 	be->max_in = 1;
 	be->max_out = 1;
 	for (int i = 0; i < g->norder; i++) {
@@ -297,21 +357,36 @@ static int emit_run_fn(Be *be)
 		be->max_in = n->nin > be->max_in ? n->nin : be->max_in;
 		be->max_out = n->nout > be->max_out ? n->nout : be->max_out;
 	}
-	be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
-	be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
-	be_emit_expr_checks(be);
-	for (int i = 0; i < g->norder; i++) {
-		NodeId id = g->order[i];
-		if (IR_NODE(g, id)->dead)
-			continue;
-		int r = emit_inline(be, id);
-		if (r < 0 || (r == 0 && emit_kernel_call(be, id)))
+	int nchunks = 0, cap = 16, pos = 0;
+	LLVMValueRef *chunks = malloc((size_t)cap * sizeof *chunks);
+	if (!chunks)
+		abort();
+	for (;;) {
+		while (pos < g->norder && IR_NODE(g, g->order[pos])->dead)
+			pos++;   /* no chunk of dead nodes only */
+		if (pos == g->norder)
+			break;
+		if (nchunks == cap) {
+			cap *= 2;
+			chunks = realloc(chunks, (size_t)cap * sizeof *chunks);
+			if (!chunks)
+				abort();
+		}
+		chunks[nchunks] = emit_chunk(be, nchunks, &pos);
+		if (!chunks[nchunks++]) {
+			free(chunks);
 			return -1;
+		}
 	}
+	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", false);
+	be_emit_expr_checks(be);
+	LLVMTypeRef ps[1] = {be->t_ptr};
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, ps, 1, 0);
+	for (int k = 0; k < nchunks; k++)
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
+	free(chunks);
 	emit_output_copies(be);
-	LLVMBuildRet(be->b, be_i32(be, 0));
-	LLVMPositionBuilderAtEnd(be->db, entry);
-	LLVMBuildBr(be->db, body);
+	end_fn(be, entry);
 	return 0;
 }
 
