@@ -1,11 +1,18 @@
 /* emit.c: be_compile, and the module's main function kiln__run.
  *
- * kiln__run(kiln_frame *f) walks g->order.  A live node is either inline
- * loops in kiln__run, or a call of its kernel rt_op_<Op>(f, loc, in, nin,
- * out, nout, ia, nia, fa, nfa) with the rt_t arrays of its inputs and
- * outputs filled (data pointers from the plan, dims evaluated from f->sym);
- * the first non-zero status is returned.  Inline (everything else, and
- * other dtypes, call the kernel):
+ * kiln__run(kiln_frame *f) checks the input dims that are expressions,
+ * calls the chunks kiln__chunk_0..K in order, then copies the graph
+ * outputs that are not written in place; the first non-zero status is
+ * returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
+ * the node's function i32 kiln__node_N(f, loc, data pointers of its inputs
+ * and outputs) (pointers from the plan, computed in the chunk).  A node's
+ * function is either inline loops, or a call of its kernel
+ * rt_op_<Op>(f, loc, in, nin, out, nout, ia, nia, fa, nfa) with the rt_t
+ * arrays of its inputs and outputs filled (dims evaluated from f->sym).
+ * Nodes whose functions come out identical share one (emit_fn.c), so
+ * LLVM's work grows with the distinct nodes, and no function grows with
+ * the graph: compile time is linear in the ops.  Inline (everything else,
+ * and other dtypes, call the kernel):
  *   emit_elementwise.c  f32 Add Sub Mul Div Relu Exp Tanh Sqrt Erf Neg Abs
  *                       Sigmoid Where Pow(2, 0.5), numpy broadcasting;
  *   emit_layout.c       Transpose Expand Concat Split Slice (constant
@@ -13,8 +20,7 @@
  *                       Unsqueeze Identity, any dtype of 1/2/4/8 bytes;
  *   emit_gather.c       Gather (any axis, i32/i64 indices, bounds-checked);
  *   emit_reduce.c       f32 ReduceSum/Mean/Max/Min over trailing axes,
- *                       f32 Softmax over the last axis.
- * Graph outputs that are not written in place are copied at the end. */
+ *                       f32 Softmax over the last axis. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
