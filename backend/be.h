@@ -1,7 +1,8 @@
 /* be.h: declarations private to the LLVM backend (the files of backend/).
  *
  * be_compile (emit.c) runs: plan (plan.c: buffers, liveness, weights
- * layout) -> module (emit.c: kiln__run and kiln__desc, emit_dims.c: dim
+ * layout) -> module (emit.c: kiln__run, its chunks and one function per
+ * node, emit_fn.c: sharing identical node functions, kiln__desc, emit_dims.c: dim
  * expressions, kiln__plan, kiln__out_shapes, emit_attrs.c: kernel
  * attributes, emit_elementwise.c emit_layout.c emit_gather.c emit_reduce.c:
  * inline loops) -> codegen and link
@@ -19,6 +20,8 @@
 #include "ir.h"
 
 #define BE_WALIGN 64
+
+typedef struct BeTab BeTab;   /* emit_fn.c: byte strings -> LLVM values */
 
 typedef struct Be {
 	Graph *g;
@@ -71,6 +74,16 @@ typedef struct Be {
 	int32_t ndmemo;
 	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
 	int32_t nstr;                /* private string counter */
+
+	/* the node function being built (emit.c), op_node -1 when none: its
+	 * inputs' and outputs' data pointers are the parameters op_params
+	 * (nin inputs, then the outputs), its name for messages (op_loc) the
+	 * parameter op_loc_param */
+	NodeId op_node;
+	const char *op_loc;
+	LLVMValueRef op_loc_param;
+	LLVMValueRef *op_params;
+	BeTab *tab;                  /* interned strings, arrays, node functions */
 } Be;
 
 /* plan.c */
@@ -111,6 +124,14 @@ LLVMValueRef be_declare(Be *be, const char *name, LLVMTypeRef fnty);
 /* Branch to a new block if cond is true, calling rt_error(f, fmt, args)
  * and returning its result there; continue in a fresh block. */
 void be_error_if(Be *be, LLVMValueRef cond, const char *fmt, LLVMValueRef *args, int nargs);
+
+/* emit_fn.c */
+LLVMValueRef be_tab_get(BeTab **t, const void *key, size_t len);   /* NULL if absent */
+void be_tab_put(BeTab **t, const void *key, size_t len, LLVMValueRef val);
+void be_tab_free(BeTab **t);
+/* fn (no uses yet), or an earlier function of the same structure, in
+ * which case fn is deleted and *shared set. */
+LLVMValueRef be_fn_share(Be *be, LLVMValueRef fn, bool *shared);
 
 /* emit_attrs.c: attributes of a kernel call; -1 and diag on bad input. */
 typedef struct BeAttrs {
