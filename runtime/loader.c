@@ -177,6 +177,53 @@ out:
 
 /* After dlopen: the embedded weights (desc->weights, weights_bytes) must
  * lie in the file-backed part of one loaded segment, inside the file. */
+/* True if the comma-separated list has name as one of its items. */
+static bool list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
+/* Whether this CPU has feature name (one of cpu_features.def; others are
+ * taken as present).  KILN_CPU_MASK=a,b makes a and b count as missing:
+ * a test hook for the refusal below on any machine. */
+static bool cpu_has(const char *name)
+{
+	if (list_has(getenv("KILN_CPU_MASK"), name))
+		return false;
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+#define X(f) if (!strcmp(name, f)) return __builtin_cpu_supports(f);
+#include "cpu_features.def"
+#undef X
+#endif
+	return true;
+}
+
+/* The model's code may use the features its desc lists: refuse a CPU that
+ * lacks one (it would die with SIGILL in the first run), naming them. */
+static int check_cpu(const char *path, const rt_model_desc *d)
+{
+	char missing[512] = "", item[64];
+	size_t len = 0;
+	for (const char *p = d->cpu_features; p && *p;) {
+		size_t n = strcspn(p, ",");
+		snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), p);
+		if (item[0] && !cpu_has(item) && len + n + 3 < sizeof missing)
+			len += (size_t)snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "", item);
+		p += n + (p[n] == ',');
+	}
+	if (!len)
+		return 0;
+	fail("%s: compiled for a CPU with %s, which this CPU lacks (target CPU '%s'; compile with "
+	     "--target-cpu=x86-64-v3, x86-64-v2 or for this machine)", path, missing,
+	     d->target_cpu ? d->target_cpu : "?");
+	return -1;
+}
+
 static int check_weights(const char *path, kiln_model *m)
 {
 	const rt_model_desc *d = m->e->desc;
@@ -257,7 +304,7 @@ kiln_model *kiln_model_load(const char *path)
 	else {
 		m->dl = dl;
 		m->e = e;
-		if (check_weights(path, m) == 0) {
+		if (check_cpu(path, e->desc) == 0 && check_weights(path, m) == 0) {
 			atomic_init(&m->refs, 1);
 			return m;
 		}

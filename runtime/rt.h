@@ -154,6 +154,12 @@ typedef struct rt_model_desc {
 	 * f->weights_cold and left in the file: only rows a run reads become
 	 * resident. */
 	uint64_t weights_hot_bytes;
+	/* The CPU the code was generated for (LLVM's name; "generic" for another
+	 * triple without --target-cpu) and the features of cpu_features.def it
+	 * may use, comma-separated ("" when unknown: a named CPU other than the
+	 * x86-64 levels): kiln_model_load refuses a CPU that lacks one. */
+	const char *target_cpu;
+	const char *cpu_features;
 } rt_model_desc;
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */
