@@ -64,6 +64,50 @@ static inline void rt_gemm_pack_panels(const void *W, int64_t K, int64_t N, floa
 	}
 }
 
+/* A 64-bit content hash of the weights blob, computed by the compiler
+ * (rt_model_desc.weights_hash) and again when a model loads its external
+ * weights file, so another model's file of the same size is refused.  Four
+ * independent lanes of multiply-xorshift over 8-byte words: fast enough to
+ * hash a BERT's weights in a small fraction of their load time.  Feed it
+ * pieces whose sizes are multiples of 32 bytes, except the last. */
+typedef struct rt_hash { uint64_t h[4]; uint64_t n; } rt_hash;
+
+static inline void rt_hash_init(rt_hash *s)
+{
+	for (int k = 0; k < 4; k++)
+		s->h[k] = 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);
+	s->n = 0;
+}
+
+static inline uint64_t rt_hash_mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 31);
+}
+
+static inline void rt_hash_add(rt_hash *s, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32)
+		for (int k = 0; k < 4; k++) {
+			uint64_t w;
+			memcpy(&w, p + i + 8 * k, 8);
+			s->h[k] = rt_hash_mix(s->h[k], w);
+		}
+	for (; i < n; i++)
+		s->h[0] = rt_hash_mix(s->h[0], p[i] | 0x100u);
+	s->n += n;
+}
+
+static inline uint64_t rt_hash_end(const rt_hash *s)
+{
+	uint64_t h = s->n;
+	for (int k = 0; k < 4; k++)
+		h = rt_hash_mix(h, s->h[k]);
+	return h;
+}
+
 /* The bf16 panel layout (kiln compile --fpmath=bf16; then the KlnGemm's
  * ia[2] == RT_GEMM_W_BF16): the same panels of P columns, but each holds,
  * for each pair p = 0 .. ceil(K/2)-1 of rows and each of its P columns c,
@@ -160,6 +204,7 @@ typedef struct rt_model_desc {
 	 * x86-64 levels): kiln_model_load refuses a CPU that lacks one. */
 	const char *target_cpu;
 	const char *cpu_features;
+	uint64_t weights_hash;         /* rt_hash of the weights blob */
 } rt_model_desc;
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */

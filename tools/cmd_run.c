@@ -185,7 +185,7 @@ static kiln_context *open_model(const char *so, int threads, kiln_model **m)
 	}
 	kiln_context *c = kiln_context_create(*m, threads);
 	if (!c) {
-		cli_error("%s: cannot create a context", so);
+		cli_error("%s", kiln_load_error());
 		kiln_model_free(*m);
 	}
 	return c;
