@@ -88,6 +88,23 @@ const char *kiln_last_error(const kiln_context *c);
 /* Bytes of the planned arena for the last run's shapes (0 before a run). */
 size_t kiln_context_arena_bytes(const kiln_context *c);
 
+/* What a compiled model is: who made it, for which machine, with which
+ * weights (strings owned by the model). */
+typedef struct kiln_model_info {
+	const char *name;            /* the graph's name */
+	const char *kiln_version;    /* of the compiler that made it */
+	int abi_version;
+	const char *target_triple;   /* e.g. "x86_64-pc-linux-gnu" */
+	const char *target_cpu;      /* LLVM's name, e.g. "znver4", "x86-64-v3" */
+	const char *cpu_features;    /* what kiln_model_load checks, "avx2,fma,..." */
+	const char *fpmath;          /* "fp32" or "bf16" */
+	const char *weights_file;    /* NULL: embedded; else the file beside the .so */
+	unsigned long long weights_bytes;
+	unsigned long long weights_hash;   /* content hash, checked for a weights file */
+} kiln_model_info;
+/* 0, or -1 if m is NULL. */
+int kiln_model_get_info(const kiln_model *m, kiln_model_info *info);
+
 #ifdef __cplusplus
 }
 #endif

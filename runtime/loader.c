@@ -408,6 +408,24 @@ const char *kiln_last_error(const kiln_context *c)
 	return lc ? lc->e->last_error(lc->c) : "no context";
 }
 
+int kiln_model_get_info(const kiln_model *m, kiln_model_info *info)
+{
+	if (!m || !info)
+		return -1;
+	const rt_model_desc *d = m->e->desc;
+	info->name = d->name;
+	info->kiln_version = d->kiln_version;
+	info->abi_version = d->abi_version;
+	info->target_triple = d->target_triple;
+	info->target_cpu = d->target_cpu;
+	info->cpu_features = d->cpu_features;
+	info->fpmath = d->fpmath ? "bf16" : "fp32";
+	info->weights_file = d->weights_file;
+	info->weights_bytes = d->weights_bytes;
+	info->weights_hash = d->weights_hash;
+	return 0;
+}
+
 size_t kiln_context_arena_bytes(const kiln_context *c)
 {
 	const loaded_ctx *lc = (const loaded_ctx *)c;

@@ -205,6 +205,9 @@ typedef struct rt_model_desc {
 	const char *target_cpu;
 	const char *cpu_features;
 	uint64_t weights_hash;         /* rt_hash of the weights blob */
+	const char *kiln_version;      /* of the compiler that made the model */
+	const char *target_triple;
+	int32_t fpmath;                /* 0 fp32, 1 bf16 (kiln compile --fpmath) */
 } rt_model_desc;
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */

@@ -25,6 +25,7 @@ static const char usage[] =
 	"                       compare with its output_K.pb\n"
 	"  bench OUT.so --batch B --seq S\n"
 	"                       time a compiled model on synthesized inputs\n"
+	"  info OUT.so          what a compiled model is: version, target, weights, inputs\n"
 	"\n"
 	"  kiln <command> --help   options of one command\n"
 	"  kiln --version\n";
@@ -263,7 +264,7 @@ int main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
 		{"dump", cmd_dump}, {"compile", cmd_compile}, {"run", cmd_run},
-		{"check", cmd_check}, {"bench", cmd_bench},
+		{"check", cmd_check}, {"bench", cmd_bench}, {"info", cmd_info},
 	};
 	if (argc < 2) {
 		fputs(usage, stderr);
