@@ -275,7 +275,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("kiln %s\n", KILN_VERSION);
+		printf("kiln %s (commit %s, LLVM %s)\n", KILN_VERSION, KILN_GIT_COMMIT, KILN_LLVM_VERSION);
 		return EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

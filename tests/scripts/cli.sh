@@ -16,7 +16,7 @@ expect() {  # expect EXIT DESCRIPTION -- command...
 }
 expect 0 "--help" -- "$kiln" --help
 expect 0 "--version" -- "$kiln" --version
-grep -q '^kiln [0-9]' "$d/out" || { echo "FAIL --version text"; fail=1; }
+grep -Eq '^kiln [0-9.]+ \(commit ([0-9a-f]+|unknown), LLVM [0-9]+\.[0-9.]+\)$' "$d/out" || { echo "FAIL --version text: $(cat "$d/out")"; fail=1; }
 for c in dump compile run check bench; do expect 0 "$c --help" -- "$kiln" $c --help; done
 expect 2 "no command" -- "$kiln"
 expect 2 "unknown command" -- "$kiln" frobnicate
