@@ -6,7 +6,7 @@
  * elf_weights.c, or on other hosts assembled with `.incbin` of the blob:
  * either is much cheaper than an LLVM constant for a 440 MB model), then
  *   cc [-fuse-ld=gold] -shared -o OUT model.o weights.o libkiln_rt.a
- *      libopenblas -lm -lpthread
+ *      -lm -lpthread
  * run with posix_spawnp (no shell), stderr captured for the diag.  Gold is
  * tried first (much faster on big weights), the default linker if it fails. */
 #include <dirent.h>
@@ -199,7 +199,6 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 		argv[n++] = (char *)wobj;
 	argv[n++] = "-Wl,-u,kiln_entry";   /* pull the entry point out of the archive */
 	argv[n++] = KILN_RT_LIB;
-	argv[n++] = KILN_OPENBLAS_LIB;
 	argv[n++] = "-lm";
 	argv[n++] = "-lpthread";
 	argv[n++] = "-Wl,--no-undefined";

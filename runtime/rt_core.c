@@ -3,7 +3,6 @@
  * buffers, weights (weights.c), then the call
  * of the generated run function.  The exported entry table is in entry.c,
  * so that kernels (and their tests) link without a model descriptor. */
-#include <cblas.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,9 +117,6 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 		return NULL;
 	}
 	c->nthreads = rt_pool_size(c->pool);
-	/* GEMMs run single-threaded inside our own pool (see kernels_linalg.c):
-	 * OpenBLAS threads would oversubscribe the cores (process-global). */
-	openblas_set_num_threads(1);
 	return c;
 }
 
