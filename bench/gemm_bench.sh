@@ -7,6 +7,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 [ -f "$build/libkiln_rt.a" ] || cmake --build "$build" -j2 --target kiln_rt
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$root/runtime" "$root/bench/gemm_bench.c" \
-  "$build/libkiln_rt.a" -lm -lpthread -o "$build/gemm_bench"
+  "$build/libkiln_rt.a" -lopenblas -lm -lpthread -o "$build/gemm_bench"
 echo "load: $(uptime | sed 's/.*load/load/')"
 "$build/gemm_bench" ${2:-}
