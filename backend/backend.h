@@ -26,6 +26,8 @@ typedef struct BeOptions {
 	bool weights_external;     /* write OUT.weights instead of embedding */
 	int opt_level;             /* LLVM optimization level 0..3 (default 3) */
 	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
+	const char *runtime_lib;   /* libkiln_rt.a to link (NULL: $KILN_RUNTIME_LIB, the
+	                            * installed one beside this kiln, the build tree's) */
 	const char *name;          /* OUT.h's entry point NAME_run and include guard
 	                            * (NULL: OUT's base name as a C identifier) */
 	/* Per ir symbol: the values to measure the planned arena at

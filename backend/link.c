@@ -182,10 +182,49 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 	return run_cmd(argv, be->diag);
 }
 
+/* The runtime library models link: --runtime-lib, else $KILN_RUNTIME_LIB,
+ * else the installed one relative to this executable
+ * (BINDIR/../LIBDIR/kiln/libkiln_rt.a), else the build tree's: an
+ * installed kiln works from any folder with the build tree gone.  NULL and
+ * diag if none is readable. */
+static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
+{
+	const char *given = be->opt->runtime_lib ? be->opt->runtime_lib : getenv("KILN_RUNTIME_LIB");
+	if (given && given[0]) {
+		if (access(given, R_OK)) {
+			diag_fail(diag, "runtime library '%s' (%s): %s", given,
+			          be->opt->runtime_lib ? "--runtime-lib" : "KILN_RUNTIME_LIB", strerror(errno));
+			return NULL;
+		}
+		return given;
+	}
+	char exe[4096];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len > 0) {
+		exe[len] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(buf, n, "%s/%s", exe, KILN_RT_INSTALLED);
+			if (!access(buf, R_OK))
+				return buf;
+		}
+	}
+	if (!access(KILN_RT_LIB, R_OK))
+		return KILN_RT_LIB;
+	diag_fail(diag, "cannot find the kiln runtime library (libkiln_rt.a) beside this kiln or in its "
+	          "build tree: set KILN_RUNTIME_LIB or --runtime-lib");
+	return NULL;
+}
+
 /* cc -shared ... with the linker named by fuse ("-fuse-ld=gold") or cc's
  * default one (fuse NULL). */
 static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj, Diag *diag)
 {
+	char rtbuf[4200];
+	const char *rt = runtime_lib(be, rtbuf, sizeof rtbuf, diag);
+	if (!rt)
+		return -1;
 	char *argv[24];
 	int n = 0;
 	argv[n++] = "cc";
@@ -198,7 +237,7 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 	if (wobj)
 		argv[n++] = (char *)wobj;
 	argv[n++] = "-Wl,-u,kiln_entry";   /* pull the entry point out of the archive */
-	argv[n++] = KILN_RT_LIB;
+	argv[n++] = (char *)rt;
 	argv[n++] = "-lm";
 	argv[n++] = "-lpthread";
 	argv[n++] = "-Wl,--no-undefined";

@@ -16,6 +16,8 @@ static const char help[] =
 	"  -o OUT                   output file\n"
 	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
 	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
+	"  --runtime-lib=PATH       the libkiln_rt.a to link (default: $KILN_RUNTIME_LIB, else\n"
+	"                           the one installed beside kiln, else the build tree's)\n"
 	"  --name=NAME              OUT.h's entry point NAME_run and include guard\n"
 	"                           (default: OUT's base name as a C identifier)\n"
 	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"

@@ -161,6 +161,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (k == 4)
 			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
 		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--runtime-lib"))) {
+		if (!v[0])
+			return cli_error("--runtime-lib needs a path"), -1;
+		o->be.runtime_lib = v;
 	} else if ((v = optval(a, "--name"))) {
 		bool ok = isalpha((unsigned char)v[0]) && strlen(v) < 64;
 		for (const char *p = v; ok && *p; p++)
