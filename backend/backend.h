@@ -26,16 +26,29 @@ typedef struct BeOptions {
 	bool weights_external;     /* write OUT.weights instead of embedding */
 	int opt_level;             /* LLVM optimization level 0..3 (default 3) */
 	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
+	const char *runtime_lib;   /* libkiln_rt.a to link (NULL: $KILN_RUNTIME_LIB, the
+	                            * installed one beside this kiln, the build tree's) */
 	const char *name;          /* OUT.h's entry point NAME_run and include guard
 	                            * (NULL: OUT's base name as a C identifier) */
+	/* Per ir symbol: the values to measure the planned arena at
+	 * (BeStats.arena_bytes, for kiln compile --stats); NULL: not measured. */
+	const int64_t *arena_syms;
 } BeOptions;
 
 typedef struct BeStats {
 	int64_t weights_bytes;
 	int32_t nbufs;            /* planned arena buffers */
+	int64_t arena_bytes;      /* the arena at opt->arena_syms, as the runtime packs
+	                           * it; -1 when not measured or a size is out of range */
 	double codegen_ms, link_ms;
 } BeStats;
 
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag);
+
+/* Checks a --target-cpu name for the triple (NULL: this machine's) before
+ * anything is compiled: 0 usable (or cpu NULL), -1 with diag if LLVM does
+ * not know it or cannot generate code with it; for "help", writes the CPU
+ * list to help_out and returns 1. */
+int be_check_target_cpu(const char *triple, const char *cpu, FILE *help_out, Diag *diag);
 
 #endif

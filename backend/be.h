@@ -1,7 +1,8 @@
 /* be.h: declarations private to the LLVM backend (the files of backend/).
  *
  * be_compile (emit.c) runs: plan (plan.c: buffers, liveness, weights
- * layout) -> module (emit.c: kiln__run and kiln__desc, emit_dims.c: dim
+ * layout) -> module (emit.c: kiln__run, its chunks and one function per
+ * node, emit_fn.c: sharing identical node functions, kiln__desc, emit_dims.c: dim
  * expressions, kiln__plan, kiln__out_shapes, emit_attrs.c: kernel
  * attributes, emit_elementwise.c emit_layout.c emit_gather.c emit_reduce.c:
  * inline loops) -> codegen and link
@@ -19,6 +20,8 @@
 #include "ir.h"
 
 #define BE_WALIGN 64
+
+typedef struct BeTab BeTab;   /* emit_fn.c: byte strings -> LLVM values */
 
 typedef struct Be {
 	Graph *g;
@@ -67,13 +70,29 @@ typedef struct Be {
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
 	LLVMValueRef *dmemo;         /* per DimId */
+	LLVMValueRef *dovf;          /* kiln__plan only (else NULL): per DimId, i1 "overflowed" or NULL */
 	int32_t ndmemo;
+	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
 	int32_t nstr;                /* private string counter */
+
+	/* the node function being built (emit.c), op_node -1 when none: its
+	 * inputs' and outputs' data pointers are the parameters op_params
+	 * (nin inputs, then the outputs), its name for messages (op_loc) the
+	 * parameter op_loc_param */
+	NodeId op_node;
+	const char *op_loc;
+	LLVMValueRef op_loc_param;
+	LLVMValueRef *op_params;
+	BeTab *tab;                  /* interned strings, arrays, node functions */
 } Be;
 
 /* plan.c */
 int be_plan(Be *be);
 void be_plan_free(Be *be);
+/* The arena the runtime would plan (rt_core.c's packing) with these ir
+ * symbol values, from the plan alone; -1 when a size overflows or is over
+ * the size limit. */
+int64_t be_plan_arena(const Be *be, const int64_t *symvals);
 /* "node 'name' (Op)" for messages; a static buffer per call site is fine */
 const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
 
@@ -86,7 +105,10 @@ LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to);
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
 void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */
-void be_emit_plan_fn(Be *be);                /* kiln__plan */
+/* kiln__plan: the byte size of every buffer, after checking (overflow-
+ * checked arithmetic) every dim, element count and byte size the run uses
+ * against the size limit; returns rt_error naming the node when one fails. */
+void be_emit_plan_fn(Be *be);
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
 /* Maps the symbols input dims bind to desc indices (the runtime requires
  * each desc symbol to be bound); a symbol code needs but no input binds
@@ -102,6 +124,14 @@ LLVMValueRef be_declare(Be *be, const char *name, LLVMTypeRef fnty);
 /* Branch to a new block if cond is true, calling rt_error(f, fmt, args)
  * and returning its result there; continue in a fresh block. */
 void be_error_if(Be *be, LLVMValueRef cond, const char *fmt, LLVMValueRef *args, int nargs);
+
+/* emit_fn.c */
+LLVMValueRef be_tab_get(BeTab **t, const void *key, size_t len);   /* NULL if absent */
+void be_tab_put(BeTab **t, const void *key, size_t len, LLVMValueRef val);
+void be_tab_free(BeTab **t);
+/* fn (no uses yet), or an earlier function of the same structure, in
+ * which case fn is deleted and *shared set. */
+LLVMValueRef be_fn_share(Be *be, LLVMValueRef fn, bool *shared);
 
 /* emit_attrs.c: attributes of a kernel call; -1 and diag on bad input. */
 typedef struct BeAttrs {

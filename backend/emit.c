@@ -1,11 +1,18 @@
 /* emit.c: be_compile, and the module's main function kiln__run.
  *
- * kiln__run(kiln_frame *f) walks g->order.  A live node is either inline
- * loops in kiln__run, or a call of its kernel rt_op_<Op>(f, loc, in, nin,
- * out, nout, ia, nia, fa, nfa) with the rt_t arrays of its inputs and
- * outputs filled (data pointers from the plan, dims evaluated from f->sym);
- * the first non-zero status is returned.  Inline (everything else, and
- * other dtypes, call the kernel):
+ * kiln__run(kiln_frame *f) checks the input dims that are expressions,
+ * calls the chunks kiln__chunk_0..K in order, then copies the graph
+ * outputs that are not written in place; the first non-zero status is
+ * returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
+ * the node's function i32 kiln__node_N(f, loc, data pointers of its inputs
+ * and outputs) (pointers from the plan, computed in the chunk).  A node's
+ * function is either inline loops, or a call of its kernel
+ * rt_op_<Op>(f, loc, in, nin, out, nout, ia, nia, fa, nfa) with the rt_t
+ * arrays of its inputs and outputs filled (dims evaluated from f->sym).
+ * Nodes whose functions come out identical share one (emit_fn.c), so
+ * LLVM's work grows with the distinct nodes, and no function grows with
+ * the graph: compile time is linear in the ops.  Inline (everything else,
+ * and other dtypes, call the kernel):
  *   emit_elementwise.c  f32 Add Sub Mul Div Relu Exp Tanh Sqrt Erf Neg Abs
  *                       Sigmoid Where Pow(2, 0.5), numpy broadcasting;
  *   emit_layout.c       Transpose Expand Concat Split Slice (constant
@@ -13,8 +20,7 @@
  *                       Unsqueeze Identity, any dtype of 1/2/4/8 bytes;
  *   emit_gather.c       Gather (any axis, i32/i64 indices, bounds-checked);
  *   emit_reduce.c       f32 ReduceSum/Mean/Max/Min over trailing axes,
- *                       f32 Softmax over the last axis.
- * Graph outputs that are not written in place are copied at the end. */
+ *                       f32 Softmax over the last axis. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +46,33 @@ LLVMValueRef be_i64(Be *be, int64_t v)
 	return LLVMConstInt(be->t_i64, (unsigned long long)v, 1);
 }
 
+/* Strings are interned (one global per content), so the functions of two
+ * nodes refer to the same ones; in a node function the node's name is its
+ * parameter (same content at run time). */
 LLVMValueRef be_cstr(Be *be, const char *s)
 {
-	char name[32];
-	snprintf(name, sizeof name, ".str.%d", be->nstr++);
+	if (be->op_loc_param && strcmp(s, be->op_loc) == 0)
+		return be->op_loc_param;
 	size_t len = strlen(s);
-	LLVMValueRef init = LLVMConstStringInContext2(be->ctx, s, len, 0);
-	LLVMValueRef g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), name);
-	LLVMSetInitializer(g, init);
-	LLVMSetGlobalConstant(g, 1);
-	LLVMSetLinkage(g, LLVMPrivateLinkage);
-	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-	LLVMSetAlignment(g, 1);
+	char *key = malloc(len + 1);
+	if (!key)
+		abort();
+	key[0] = 's';
+	memcpy(key + 1, s, len);
+	LLVMValueRef g = be_tab_get(&be->tab, key, len + 1);
+	if (!g) {
+		char name[32];
+		snprintf(name, sizeof name, ".str.%d", be->nstr++);
+		LLVMValueRef init = LLVMConstStringInContext2(be->ctx, s, len, 0);
+		g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), name);
+		LLVMSetInitializer(g, init);
+		LLVMSetGlobalConstant(g, 1);
+		LLVMSetLinkage(g, LLVMPrivateLinkage);
+		LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+		LLVMSetAlignment(g, 1);
+		be_tab_put(&be->tab, key, len + 1, g);
+	}
+	free(key);
 	return g;
 }
 
@@ -80,6 +101,16 @@ static LLVMValueRef weight_ptr(Be *be, int64_t off)
 
 LLVMValueRef be_val_ptr(Be *be, ValId v)
 {
+	if (be->op_node >= 0) {
+		/* in the node's function: a parameter */
+		const Node *n = IR_NODE(be->g, be->op_node);
+		for (int k = 0; k < n->nin; k++)
+			if (n->in[k] == v)
+				return be->op_params[k];
+		for (int k = 0; k < n->nout; k++)
+			if (n->out[k] == v)
+				return be->op_params[n->nin + k];
+	}
 	const Value *val = IR_VAL(be->g, v);
 	if (be->vin[v] >= 0 && val->kind == V_INPUT)
 		return load_ptr_elem(be, be->inptrs, be->vin[v]);
@@ -170,11 +201,30 @@ static void fill_rt(Be *be, LLVMValueRef arr, int k, ValId v, LLVMValueRef data)
 	}
 }
 
-/* A private constant array of ia or fa values; null when empty. */
+static LLVMValueRef new_const_array(Be *be, LLVMTypeRef ety, const void *vals, int n, bool isf);
+
+/* A private constant array of ia or fa values (interned); null when empty. */
 static LLVMValueRef const_array(Be *be, LLVMTypeRef ety, const void *vals, int n, bool isf)
 {
 	if (n == 0)
 		return LLVMConstNull(be->t_ptr);
+	size_t bytes = (size_t)n * (isf ? sizeof(float) : sizeof(int64_t));
+	unsigned char *key = malloc(bytes + 1);
+	if (!key)
+		abort();
+	key[0] = isf ? 'f' : 'i';
+	memcpy(key + 1, vals, bytes);
+	LLVMValueRef g = be_tab_get(&be->tab, key, bytes + 1);
+	if (!g) {
+		g = new_const_array(be, ety, vals, n, isf);
+		be_tab_put(&be->tab, key, bytes + 1, g);
+	}
+	free(key);
+	return g;
+}
+
+static LLVMValueRef new_const_array(Be *be, LLVMTypeRef ety, const void *vals, int n, bool isf)
+{
 	LLVMValueRef *cv = malloc((size_t)n * sizeof *cv);
 	if (!cv)
 		abort();
@@ -212,13 +262,11 @@ static int emit_kernel_call(Be *be, NodeId id)
 		be_attrs_free(&at);
 		return -1;
 	}
-	for (int k = 0; k < n->nin; k++) {
-		/* a KlnGemm's W is read in the panel layout (plan.c, rt.h) */
-		bool panel = n->op == OP_KlnGemm && k == 1 && be->vpoff[n->in[1]] >= 0;
-		fill_rt(be, be->rt_in, k, n->in[k], panel ? weight_ptr(be, be->vpoff[n->in[1]]) : NULL);
-	}
+	/* in the node's function: the data pointers are its parameters */
+	for (int k = 0; k < n->nin; k++)
+		fill_rt(be, be->rt_in, k, n->in[k], be->op_params[k]);
 	for (int k = 0; k < n->nout; k++)
-		fill_rt(be, be->rt_out, k, n->out[k], NULL);
+		fill_rt(be, be->rt_out, k, n->out[k], be->op_params[n->nin + k]);
 	char kname[64], lb[64];
 	snprintf(kname, sizeof kname, "rt_op_%s", ir_opname(n->op));
 	LLVMValueRef args[10] = {
@@ -277,17 +325,173 @@ static void load_frame(Be *be)
 	}
 }
 
-static int emit_run_fn(Be *be)
+/* Starts a function of type fty whose first parameter is the frame: the
+ * frame fields in its entry block, a fresh dim memo, the rt_t arrays of
+ * kernel calls; the builder in its body.  Internal functions stay out of
+ * line (inlined, LLVM would optimize one huge function again: its cost
+ * grows faster than linearly).  Returns the entry block (end_fn closes it). */
+static LLVMBasicBlockRef begin_fn(Be *be, const char *name, LLVMTypeRef fty, bool internal)
 {
-	Graph *g = be->g;
-	LLVMTypeRef ps[1] = {be->t_ptr};
-	be->fn = LLVMAddFunction(be->mod, "kiln__run", LLVMFunctionType(be->t_i32, ps, 1, 0));
+	be->fn = LLVMAddFunction(be->mod, name, fty);
+	if (internal) {
+		LLVMSetLinkage(be->fn, LLVMInternalLinkage);
+		unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+		LLVMAddAttributeAtIndex(be->fn, LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(be->ctx, kind, 0));
+	}
 	be->frame = LLVMGetParam(be->fn, 0);
 	LLVMBasicBlockRef entry = new_block(be, "entry"), body = new_block(be, "body");
 	LLVMPositionBuilderAtEnd(be->db, entry);
 	LLVMPositionBuilderAtEnd(be->b, body);
 	be_dims_begin(be);
 	load_frame(be);
+	be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
+	be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
+	return entry;
+}
+
+/* return 0 at the end of the body; the entry block branches to the body. */
+static void end_fn(Be *be, LLVMBasicBlockRef entry)
+{
+	LLVMBuildRet(be->b, be_i32(be, 0));
+	LLVMPositionBuilderAtEnd(be->db, entry);
+	LLVMBuildBr(be->db, LLVMGetNextBasicBlock(entry));
+}
+
+/* The per-function state of Be, kept while a node function is built. */
+typedef struct FnState {
+	LLVMValueRef fn, frame, symptr, weights_base, weights_cold, arena, bufoff, inptrs, outptrs;
+	LLVMValueRef rt_in, rt_out, *dmemo;
+	int32_t ndmemo;
+	LLVMBasicBlockRef entry, cur;
+} FnState;
+
+static void fn_save(Be *be, FnState *s)
+{
+	*s = (FnState){be->fn, be->frame, be->symptr, be->weights_base, be->weights_cold,
+	               be->arena, be->bufoff, be->inptrs, be->outptrs, be->rt_in, be->rt_out,
+	               be->dmemo, be->ndmemo, LLVMGetInsertBlock(be->db), LLVMGetInsertBlock(be->b)};
+	be->dmemo = NULL;   /* the node function's own memo */
+	be->ndmemo = 0;
+}
+
+static void fn_restore(Be *be, const FnState *s)
+{
+	free(be->dmemo);
+	be->fn = s->fn, be->frame = s->frame, be->symptr = s->symptr;
+	be->weights_base = s->weights_base, be->weights_cold = s->weights_cold;
+	be->arena = s->arena, be->bufoff = s->bufoff, be->inptrs = s->inptrs, be->outptrs = s->outptrs;
+	be->rt_in = s->rt_in, be->rt_out = s->rt_out, be->dmemo = s->dmemo, be->ndmemo = s->ndmemo;
+	LLVMPositionBuilderAtEnd(be->db, s->entry);
+	LLVMPositionBuilderAtEnd(be->b, s->cur);
+}
+
+/* The data pointer passed for operand k of node n (inputs, then outputs). */
+static LLVMValueRef node_arg(Be *be, const Node *n, int k)
+{
+	ValId v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+	if (!be_has_storage(be, v))
+		return LLVMConstNull(be->t_ptr);
+	/* a KlnGemm's W is read in the panel layout (plan.c, rt.h) */
+	if (n->op == OP_KlnGemm && k == 1 && be->vpoff[v] >= 0)
+		return weight_ptr(be, be->vpoff[v]);
+	return be_val_ptr(be, v);
+}
+
+/* The body of node id's function: inline loops or the kernel call.
+ * 0, or -1 on error. */
+static int emit_node_body(Be *be, NodeId id, int np)
+{
+	for (int k = 0; k < np; k++)
+		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	be->op_node = id;
+	be->op_loc_param = LLVMGetParam(be->fn, 1);
+	int r = emit_inline(be, id);
+	if (r == 0)
+		r = emit_kernel_call(be, id) ? -1 : 1;
+	be->op_node = -1;
+	be->op_loc_param = NULL;
+	return r < 0 ? -1 : 0;
+}
+
+/* Node id in the current chunk: i32 kiln__node_K(f, loc, data pointers of
+ * its inputs and outputs) built (or an identical one reused: emit_fn.c),
+ * then called; a non-zero status is returned. */
+static int emit_node(Be *be, NodeId id, int *nfns)
+{
+	const Node *n = IR_NODE(be->g, id);
+	int np = n->nin + n->nout;
+	LLVMTypeRef *pt = malloc((size_t)(np + 2) * sizeof *pt);
+	LLVMValueRef *args = malloc((size_t)(np + 2) * sizeof *args);
+	be->op_params = malloc((size_t)(np + 1) * sizeof *be->op_params);
+	if (!pt || !args || !be->op_params)
+		abort();
+	for (int k = 0; k < np + 2; k++)
+		pt[k] = be->t_ptr;
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, pt, (unsigned)(np + 2), 0);
+	char lb[64];
+	be->op_loc = be_node_loc(be, id, lb, sizeof lb);
+	FnState st;
+	fn_save(be, &st);
+	LLVMBasicBlockRef entry = begin_fn(be, "kiln__node", fty, true);
+	int rc = emit_node_body(be, id, np);
+	LLVMValueRef fn = be->fn;
+	if (!rc)
+		end_fn(be, entry);
+	fn_restore(be, &st);
+	free(be->op_params);
+	be->op_params = NULL;
+	if (!rc) {
+		bool shared;
+		fn = be_fn_share(be, fn, &shared);
+		if (!shared) {
+			char name[32];
+			snprintf(name, sizeof name, "kiln__node_%d", (*nfns)++);
+			LLVMSetValueName2(fn, name, strlen(name));
+		}
+		args[0] = be->frame;
+		args[1] = be_cstr(be, be->op_loc);
+		for (int k = 0; k < np; k++)
+			args[2 + k] = node_arg(be, n, k);
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
+	}
+	be->op_loc = NULL;
+	free(pt);
+	free(args);
+	return rc;
+}
+
+/* A chunk holds the calls of at most this many node functions: kiln__run
+ * stays small, and no function of the module grows with the model. */
+#define CHUNK_NODES 128
+
+/* Emits live nodes of g->order from *pos on into a new chunk function. */
+static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
+{
+	Graph *g = be->g;
+	char name[32];
+	snprintf(name, sizeof name, "kiln__chunk_%d", k);
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
+	LLVMBasicBlockRef entry = begin_fn(be, name, fty, true);
+	LLVMValueRef fn = be->fn;
+	for (int nodes = 0; *pos < g->norder && nodes < CHUNK_NODES;) {
+		NodeId id = g->order[(*pos)++];
+		if (IR_NODE(g, id)->dead)
+			continue;
+		if (emit_node(be, id, nfns))
+			return NULL;
+		nodes++;
+	}
+	end_fn(be, entry);
+	return fn;
+}
+
+/* kiln__run(f): the input expression checks, then each chunk in order
+ * (its first non-zero status returned), then the output copies.  The
+ * chunks are built first; kiln__run last. */
+static int emit_run_fn(Be *be)
+{
+	Graph *g = be->g;
 	be->max_in = 1;
 	be->max_out = 1;
 	for (int i = 0; i < g->norder; i++) {
@@ -297,21 +501,35 @@ static int emit_run_fn(Be *be)
 		be->max_in = n->nin > be->max_in ? n->nin : be->max_in;
 		be->max_out = n->nout > be->max_out ? n->nout : be->max_out;
 	}
-	be->rt_in = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_in), "in");
-	be->rt_out = LLVMBuildArrayAlloca(be->db, be->t_rt, be_i32(be, be->max_out), "out");
-	be_emit_expr_checks(be);
-	for (int i = 0; i < g->norder; i++) {
-		NodeId id = g->order[i];
-		if (IR_NODE(g, id)->dead)
-			continue;
-		int r = emit_inline(be, id);
-		if (r < 0 || (r == 0 && emit_kernel_call(be, id)))
+	int nchunks = 0, cap = 16, pos = 0, nfns = 0;
+	LLVMValueRef *chunks = malloc((size_t)cap * sizeof *chunks);
+	if (!chunks)
+		abort();
+	for (;;) {
+		while (pos < g->norder && IR_NODE(g, g->order[pos])->dead)
+			pos++;   /* no chunk of dead nodes only */
+		if (pos == g->norder)
+			break;
+		if (nchunks == cap) {
+			cap *= 2;
+			chunks = realloc(chunks, (size_t)cap * sizeof *chunks);
+			if (!chunks)
+				abort();
+		}
+		chunks[nchunks] = emit_chunk(be, nchunks, &pos, &nfns);
+		if (!chunks[nchunks++]) {
+			free(chunks);
 			return -1;
+		}
 	}
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
+	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", fty, false);
+	be_emit_expr_checks(be);
+	for (int k = 0; k < nchunks; k++)
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
+	free(chunks);
 	emit_output_copies(be);
-	LLVMBuildRet(be->b, be_i32(be, 0));
-	LLVMPositionBuilderAtEnd(be->db, entry);
-	LLVMBuildBr(be->db, body);
+	end_fn(be, entry);
 	return 0;
 }
 
@@ -362,6 +580,7 @@ static void free_module(Be *be)
 	if (be->ctx)
 		LLVMContextDispose(be->ctx);
 	free(be->dmemo);
+	be_tab_free(&be->tab);
 	free(be->symmap);
 	free(be->expr_dim);
 	free(be->expr_sym);
@@ -377,7 +596,7 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 	memset(stats, 0, sizeof *stats);
 	if (!opt || !opt->out)
 		return diag_fail(diag, "backend: no output path");
-	Be be = {.g = g, .opt = opt, .diag = diag};
+	Be be = {.g = g, .opt = opt, .diag = diag, .op_node = -1};
 	double t0 = be_now_ms();
 	int rc = be_plan(&be);
 	if (!rc)
@@ -386,6 +605,7 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 		rc = build_module(&be);
 	stats->weights_bytes = (int64_t)be.blob_bytes;
 	stats->nbufs = be.nbufs;
+	stats->arena_bytes = !rc && opt->arena_syms ? be_plan_arena(&be, opt->arena_syms) : -1;
 	if (!rc)
 		rc = be_codegen(&be, stats);
 	if (!rc && opt->emit == BE_EMIT_SO) {

@@ -6,9 +6,12 @@
  * for .o/.ll/.s it is a constant in the module; with external weights
  * there is no symbol (desc->weights NULL, desc->weights_file names the
  * side file). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <llvm-c/TargetMachine.h>
 
 #include "be.h"
 #include "rt.h"
@@ -157,6 +160,58 @@ static LLVMValueRef sym_names(Be *be)
 	return r;
 }
 
+/* The features of cpu_features.def in an LLVM feature string ("+avx2,-avx512f,..."):
+ * the enabled ones, comma-separated, into out. */
+static void checkable_features(const char *llvm, char *out, size_t n)
+{
+	static const char *const known[] = {
+#define X(name) name,
+#include "cpu_features.def"
+#undef X
+	};
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+		size_t kl = strlen(known[k]);
+		for (const char *p = llvm; (p = strstr(p, known[k])); p += kl) {
+			bool whole = p > llvm && p[-1] == '+' && (p[kl] == ',' || p[kl] == 0);
+			if (whole && len + kl + 2 < n) {
+				len += (size_t)snprintf(out + len, n - len, "%s%s", len ? "," : "", known[k]);
+				break;
+			}
+		}
+	}
+}
+
+/* What the model records of its target (see rt_model_desc): this machine's
+ * CPU and features by default; the x86-64 levels' features from the psABI;
+ * another named CPU or triple: its name, features unknown (""). */
+static void target_features(const BeOptions *o, char *cpu, size_t ncpu, char *feat, size_t nfeat)
+{
+	static const char *const levels[][2] = {
+		{"x86-64", ""},
+		{"x86-64-v2", "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt"},
+		{"x86-64-v3", "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+bmi,+bmi2"},
+		{"x86-64-v4", "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+bmi,+bmi2,"
+		              "+avx512f,+avx512cd,+avx512bw,+avx512dq,+avx512vl"},
+	};
+	feat[0] = 0;
+	if (!o->target_cpu && !o->target_triple) {
+		char *name = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+		snprintf(cpu, ncpu, "%s", name);
+		checkable_features(f, feat, nfeat);
+		LLVMDisposeMessage(name);
+		LLVMDisposeMessage(f);
+		return;
+	}
+	snprintf(cpu, ncpu, "%s", o->target_cpu ? o->target_cpu : "generic");
+	if (o->target_triple && strncmp(o->target_triple, "x86_64", 6))
+		return;
+	for (size_t k = 0; o->target_cpu && k < sizeof levels / sizeof levels[0]; k++)
+		if (!strcmp(o->target_cpu, levels[k][0]))
+			checkable_features(levels[k][1], feat, nfeat);
+}
+
 void be_emit_desc(Be *be)
 {
 	Graph *g = be->g;
@@ -169,9 +224,16 @@ void be_emit_desc(Be *be)
 	LLVMStructSetBody(t_dim, dimf, 2, 0);
 	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
-	LLVMTypeRef df[19] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
-	                      be->t_i64};
-	LLVMStructSetBody(t_desc, df, 19, 0);
+	LLVMTypeRef df[25] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
+	                      be->t_i64, P, P, be->t_i64, P, P, I};
+	LLVMStructSetBody(t_desc, df, 25, 0);
+	char *triple = be->opt->target_triple ? LLVMNormalizeTargetTriple(be->opt->target_triple)
+	                                      : LLVMGetDefaultTargetTriple();
+	rt_hash wh;
+	rt_hash_init(&wh);
+	rt_hash_add(&wh, be->blob, be->blob_bytes);
+	char cpu[128], feat[1024];
+	target_features(be->opt, cpu, sizeof cpu, feat, sizeof feat);
 
 	char wfile[4096];
 	LLVMValueRef wf = null_ptr(be);
@@ -180,7 +242,7 @@ void be_emit_desc(Be *be)
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}
-	LLVMValueRef f[19] = {
+	LLVMValueRef f[25] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
 		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
@@ -197,8 +259,15 @@ void be_emit_desc(Be *be)
 		LLVMGetNamedFunction(be->mod, "kiln__out_shapes"),
 		LLVMGetNamedFunction(be->mod, "kiln__run"),
 		be_i64(be, (int64_t)be->blob_hot),
+		be_cstr(be, cpu),
+		be_cstr(be, feat),
+		be_i64(be, (int64_t)rt_hash_end(&wh)),
+		be_cstr(be, KILN_VERSION),
+		be_cstr(be, triple),
+		be_i32(be, be->opt->fpmath == BE_FPMATH_BF16),
 	};
+	LLVMDisposeMessage(triple);
 	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
-	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 19));
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 25));
 	LLVMSetGlobalConstant(desc, 1);
 }

@@ -6,23 +6,27 @@
  * function (memo).  Division and mod are floor operations, as in ir/dim.c;
  * a zero divisor gives 0 instead of a trap.
  *
- *   void kiln__plan(const int64_t *sym, int64_t *bufsize)      bytes per buffer
+ *   int kiln__plan(const int64_t *sym, int64_t *bufsize, kiln_frame *f)
+ *                                   checks sizes (below), bytes per buffer
  *   void kiln__out_shapes(const int64_t *sym, int64_t *shapes) nout x KILN_MAX_RANK
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "be.h"
+#include "checked.h"
 #include "rt.h"
 
 void be_dims_begin(Be *be)
 {
 	free(be->dmemo);
+	free(be->dovf);
 	be->dmemo = NULL;
+	be->dovf = NULL;
 	be->ndmemo = 0;
 }
 
-static void memo_put(Be *be, DimId d, LLVMValueRef v)
+static void memo_put(Be *be, DimId d, LLVMValueRef v, LLVMValueRef ovf)
 {
 	if (d >= be->ndmemo) {
 		int32_t n = be->ndmemo ? be->ndmemo : 256;
@@ -32,18 +36,57 @@ static void memo_put(Be *be, DimId d, LLVMValueRef v)
 		if (!be->dmemo)
 			abort();
 		memset(be->dmemo + be->ndmemo, 0, (size_t)(n - be->ndmemo) * sizeof *be->dmemo);
+		if (be->dcheck) {   /* only kiln__plan's memo has flags (freed after it) */
+			be->dovf = realloc(be->dovf, (size_t)n * sizeof *be->dovf);
+			if (!be->dovf)
+				abort();
+			memset(be->dovf + be->ndmemo, 0, (size_t)(n - be->ndmemo) * sizeof *be->dovf);
+		}
 		be->ndmemo = n;
 	}
 	be->dmemo[d] = v;
+	if (be->dovf)
+		be->dovf[d] = ovf;
 }
 
-/* floor(a / b) and a - b*floor(a / b); 0 when b == 0. */
-static LLVMValueRef floor_divmod(Be *be, LLVMValueRef a, LLVMValueRef b, bool mod)
+/* a | b over optional i1 flags (NULL: false). */
+static LLVMValueRef or_flag(Be *be, LLVMValueRef a, LLVMValueRef b)
+{
+	if (!a || !b)
+		return a ? a : b;
+	return LLVMBuildOr(be->db, a, b, "");
+}
+
+/* The overflow flag of d in checked mode (NULL: cannot overflow). */
+static LLVMValueRef dim_ovf(Be *be, DimId d)
+{
+	return be->dovf && d >= 0 && d < be->ndmemo ? be->dovf[d] : NULL;
+}
+
+/* a op b with llvm.s{add,mul}.with.overflow; *ovf gets the flag. */
+static LLVMValueRef arith_ovf(Be *be, const char *name, LLVMValueRef a, LLVMValueRef b,
+                              LLVMValueRef *ovf)
+{
+	LLVMBuilderRef B = be->db;
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(be->mod, id, &be->t_i64, 1);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(be->ctx, id, &be->t_i64, 1);
+	LLVMValueRef args[2] = {a, b};
+	LLVMValueRef res = LLVMBuildCall2(B, fty, fn, args, 2, "");
+	*ovf = LLVMBuildExtractValue(B, res, 1, "");
+	return LLVMBuildExtractValue(B, res, 0, "");
+}
+
+/* floor(a / b) and a - b*floor(a / b); 0 when b == 0.  b == -1 is done as
+ * a negation (sdiv INT64_MIN by -1 would trap); *ovf, when asked for, is
+ * set when that negation overflows. */
+static LLVMValueRef floor_divmod(Be *be, LLVMValueRef a, LLVMValueRef b, bool mod, LLVMValueRef *ovf)
 {
 	LLVMBuilderRef B = be->db;
 	LLVMValueRef zero = be_i64(be, 0), one = be_i64(be, 1);
 	LLVMValueRef bz = LLVMBuildICmp(B, LLVMIntEQ, b, zero, "");
-	LLVMValueRef bs = LLVMBuildSelect(B, bz, one, b, "");
+	LLVMValueRef bm1 = LLVMBuildICmp(B, LLVMIntEQ, b, be_i64(be, -1), "");
+	LLVMValueRef bs = LLVMBuildSelect(B, LLVMBuildOr(B, bz, bm1, ""), one, b, "");
 	LLVMValueRef q = LLVMBuildSDiv(B, a, bs, "");
 	LLVMValueRef r = LLVMBuildSRem(B, a, bs, "");
 	/* adjust when the remainder is non-zero and its sign differs from b's */
@@ -53,6 +96,10 @@ static LLVMValueRef floor_divmod(Be *be, LLVMValueRef a, LLVMValueRef b, bool mo
 	LLVMValueRef adj = LLVMBuildAnd(B, rnz, LLVMBuildXor(B, rneg, bneg, ""), "");
 	LLVMValueRef res = mod ? LLVMBuildSelect(B, adj, LLVMBuildAdd(B, r, bs, ""), r, "")
 	                       : LLVMBuildSelect(B, adj, LLVMBuildSub(B, q, one, ""), q, "");
+	if (!mod)   /* b == -1: q == a, r == 0 (no adjustment): negate */
+		res = LLVMBuildSelect(B, bm1, LLVMBuildSub(B, zero, res, ""), res, "");
+	if (ovf && !mod)
+		*ovf = LLVMBuildAnd(B, bm1, LLVMBuildICmp(B, LLVMIntEQ, a, be_i64(be, INT64_MIN), ""), "");
 	return LLVMBuildSelect(B, bz, zero, res, "");
 }
 
@@ -62,11 +109,12 @@ LLVMValueRef be_dim(Be *be, DimId d)
 		return be->dmemo[d];
 	const DimNode *n = ir_dim_node(be->g, d);
 	LLVMBuilderRef B = be->db;
-	LLVMValueRef r, a = NULL, b = NULL;
+	LLVMValueRef r, a = NULL, b = NULL, ovf = NULL;
 	if (n->kind != DIM_CONST && n->kind != DIM_SYM) {
 		a = be_dim(be, n->a);
 		b = be_dim(be, n->b);
 	}
+	bool ck = be->dcheck;
 	switch ((DimKind)n->kind) {
 	case DIM_CONST:
 		return be_i64(be, n->c);  /* constants need no memo */
@@ -78,15 +126,21 @@ LLVMValueRef be_dim(Be *be, DimId d)
 		r = LLVMBuildLoad2(B, be->t_i64, p, ir_sym_name(be->g, (int)n->c));
 		break;
 	}
-	case DIM_ADD: r = LLVMBuildAdd(B, a, b, ""); break;
-	case DIM_MUL: r = LLVMBuildMul(B, a, b, ""); break;
-	case DIM_DIV: r = floor_divmod(be, a, b, false); break;
-	case DIM_MOD: r = floor_divmod(be, a, b, true); break;
+	case DIM_ADD:
+		r = ck ? arith_ovf(be, "llvm.sadd.with.overflow", a, b, &ovf) : LLVMBuildAdd(B, a, b, "");
+		break;
+	case DIM_MUL:
+		r = ck ? arith_ovf(be, "llvm.smul.with.overflow", a, b, &ovf) : LLVMBuildMul(B, a, b, "");
+		break;
+	case DIM_DIV: r = floor_divmod(be, a, b, false, ck ? &ovf : NULL); break;
+	case DIM_MOD: r = floor_divmod(be, a, b, true, NULL); break;
 	case DIM_MAX: r = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, ""); break;
 	case DIM_MIN: r = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, b, ""), a, b, ""); break;
 	default: r = be_i64(be, 0); break;
 	}
-	memo_put(be, d, r);
+	if (ck && a)   /* an operand's overflow taints the result */
+		ovf = or_flag(be, ovf, or_flag(be, dim_ovf(be, n->a), dim_ovf(be, n->b)));
+	memo_put(be, d, r, ck ? ovf : NULL);
 	return r;
 }
 
@@ -140,13 +194,157 @@ static void store_i64(Be *be, LLVMValueRef base, int64_t idx, LLVMValueRef v)
 	LLVMBuildStore(be->db, v, LLVMBuildGEP2(be->db, be->t_i64, base, &i, 1, ""));
 }
 
+/* ---- kiln__plan: sizes checked before the run ----------------------------
+ * int kiln__plan(const int64_t *sym, int64_t *bufsize, kiln_frame *f)
+ *
+ * Every value whose dims the run evaluates (inputs and outputs of live
+ * nodes, graph inputs and outputs) and that has a symbolic dim is checked
+ * with overflow-checked arithmetic, in the rule of ir/checked.h: no dim
+ * expression overflows, no dim is negative, and the dims (zeros counted as
+ * 1) times the element size fit the size limit.  So every count, stride,
+ * byte size and offset kiln__run and the kernels compute from them fits
+ * too.  Static values were checked at compile time (ir_check_value_size).
+ * A failed check returns rt_error(f, ...) naming the node. */
+
+/* if (cond) return rt_error(f, fmt, args...); continue in a fresh block */
+static void plan_fail_if(Be *be, LLVMValueRef frame, LLVMValueRef cond, const char *fmt,
+                         LLVMValueRef *args, int nargs)
+{
+	LLVMBuilderRef B = be->db;
+	LLVMBasicBlockRef err = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "too_large");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(be->ctx, be->fn, "ok");
+	LLVMBuildCondBr(B, cond, err, ok);
+	LLVMPositionBuilderAtEnd(B, err);
+	LLVMTypeRef ps[2] = {be->t_ptr, be->t_ptr};
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, ps, 2, 1);
+	LLVMValueRef a[8] = {frame, be_cstr(be, fmt)};
+	for (int i = 0; i < nargs && i < 6; i++)
+		a[2 + i] = args[i];
+	LLVMValueRef rc = LLVMBuildCall2(B, fty, be_declare(be, "rt_error", fty), a,
+	                                 (unsigned)(2 + (nargs < 6 ? nargs : 6)), "");
+	LLVMBuildRet(B, rc);
+	LLVMPositionBuilderAtEnd(B, ok);
+}
+
+/* "node 'n' (Op): output 'v'" or "input 'v'" */
+static void value_desc(Be *be, ValId v, char *buf, size_t n)
+{
+	const Value *val = IR_VAL(be->g, v);
+	char nd[300];
+	if (val->kind == V_NODE && val->def >= 0)
+		snprintf(buf, n, "%s: output '%s'", be_node_desc(be, val->def, nd, sizeof nd),
+		         val->name ? val->name : "?");
+	else
+		snprintf(buf, n, "input '%s'", val->name ? val->name : "?");
+}
+
+/* "[batch, sequence*4]" */
+static void shape_desc(const Graph *g, const Value *val, char *buf, size_t n)
+{
+	size_t len = (size_t)snprintf(buf, n, "[");
+	for (int d = 0; d < val->rank && len + 4 < n; d++) {
+		if (d)
+			len += (size_t)snprintf(buf + len, n - len, ", ");
+		len += (size_t)ir_dim_str(g, val->dims[d], buf + len, n - len);
+	}
+	if (len + 2 < n)
+		snprintf(buf + len, n - len, "]");
+}
+
+/* Graph inputs (only_ovf): their dims are given; only an expression dim
+ * ("s25 + s41") can overflow. */
+static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit, bool only_ovf)
+{
+	Graph *g = be->g;
+	const Value *val = IR_VAL(g, v);
+	int64_t es = (int64_t)ir_dtype_size(val->dtype);
+	bool sym = false;
+	for (int d = 0; d < val->rank; d++)
+		sym = sym || !ir_dim_is_const(g, val->dims[d], NULL);
+	if (!sym || es == 0 || val->kind == V_CONST)
+		return;
+	LLVMBuilderRef B = be->db;
+	LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(be->ctx);
+	LLVMValueRef ovf = NULL, big = NULL, o, minv = NULL, bound = be_i64(be, 1);
+	LLVMValueRef elems = LLVMConstReal(t_f64, 1.0), one = be_i64(be, 1);
+	for (int d = 0; d < val->rank; d++) {
+		LLVMValueRef x = be_dim(be, val->dims[d]);
+		ovf = or_flag(be, ovf, dim_ovf(be, val->dims[d]));
+		minv = minv ? LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, x, minv, ""), x, minv, "") : x;
+		LLVMValueRef x1 = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, x, one, ""), x, one, "");
+		bound = arith_ovf(be, "llvm.smul.with.overflow", bound, x1, &o);
+		big = or_flag(be, big, o);
+		elems = LLVMBuildFMul(B, elems, LLVMBuildSIToFP(B, x1, t_f64, ""), "");
+	}
+	LLVMValueRef bytes = arith_ovf(be, "llvm.smul.with.overflow", bound, be_i64(be, es), &o);
+	big = or_flag(be, or_flag(be, big, o), LLVMBuildICmp(B, LLVMIntSGT, bytes, be_i64(be, limit), ""));
+	char what[700], shape[300];
+	value_desc(be, v, what, sizeof what);
+	shape_desc(g, val, shape, sizeof shape);
+	LLVMValueRef w = be_cstr(be, what), sh = be_cstr(be, shape);
+	if (ovf)
+		plan_fail_if(be, frame, ovf, "%s of shape %s: a dim overflows 64 bits for these input shapes",
+		             (LLVMValueRef[]){w, sh}, 2);
+	if (only_ovf)
+		return;
+	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""),
+	             "%s of shape %s has a negative dim (%lld) for these input shapes",
+	             (LLVMValueRef[]){w, sh, minv}, 3);
+	plan_fail_if(be, frame, big,
+	             "%s of shape %s has %.3g elements of %lld bytes for these input shapes: over "
+	             "the limit of %lld bytes per tensor (kiln compile --max-tensor-bytes)",
+	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_i64(be, limit)}, 5);
+}
+
+/* Checks every value the run evaluates dims of, each once. */
+static void check_sizes(Be *be, LLVMValueRef frame)
+{
+	Graph *g = be->g;
+	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
+	unsigned char *seen = calloc((size_t)g->nvals + 1, 1);
+	if (!seen)
+		abort();
+	for (int k = 0; k < g->ninputs; k++)
+		if (!seen[g->inputs[k]]) {
+			seen[g->inputs[k]] = 1;
+			check_value_size(be, frame, g->inputs[k], limit, true);
+		}
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin + n->nout; k++) {
+			ValId v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+			if (v >= 0 && !seen[v] && IR_VAL(g, v)->rank > 0) {
+				seen[v] = 1;
+				check_value_size(be, frame, v, limit, false);
+			}
+		}
+	}
+	for (int k = 0; k < g->noutputs; k++)
+		if (!seen[g->outputs[k]]) {
+			seen[g->outputs[k]] = 1;
+			check_value_size(be, frame, g->outputs[k], limit, false);
+		}
+	free(seen);
+}
+
 void be_emit_plan_fn(Be *be)
 {
-	LLVMValueRef dst;
-	simple_fn(be, "kiln__plan", &dst);
+	LLVMTypeRef ps[3] = {be->t_ptr, be->t_ptr, be->t_ptr};
+	LLVMValueRef fn = LLVMAddFunction(be->mod, "kiln__plan", LLVMFunctionType(be->t_i32, ps, 3, 0));
+	LLVMPositionBuilderAtEnd(be->db, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
+	be->fn = fn;
+	be->symptr = LLVMGetParam(fn, 0);
+	LLVMValueRef dst = LLVMGetParam(fn, 1);
+	be_dims_begin(be);
+	be->dcheck = true;
+	check_sizes(be, LLVMGetParam(fn, 2));
 	for (int32_t b = 0; b < be->nbufs; b++)
 		store_i64(be, dst, b, be_nbytes(be, be->bufval[b]));
-	LLVMBuildRetVoid(be->db);
+	LLVMBuildRet(be->db, be_i32(be, 0));
+	be->dcheck = false;
+	be_dims_begin(be);
 }
 
 void be_emit_out_shapes_fn(Be *be)

@@ -1,4 +1,4 @@
-/* emit_elementwise.c: f32 elementwise ops as inline loops in kiln__run.
+/* emit_elementwise.c: f32 elementwise ops as inline loops (in the node's function, emit.c).
  *
  * Lowered: Add Sub Mul Div (binary), Relu Exp Tanh Sqrt Erf Neg Abs Sigmoid
  * (unary), Where (bool condition), Pow with a constant scalar exponent 2 or
@@ -7,7 +7,7 @@
  * Broadcasting (numpy): inputs are right-aligned with the output; per
  * output dim each input has an element stride, 0 where it is broadcast.
  * When shape inference proved the input dim equal to the output dim, or
- * constant 1, the stride is known at compile time; otherwise kiln__run
+ * constant 1, the stride is known at compile time; otherwise the code
  * checks at run time that the input dim equals the output dim or is 1
  * (rt_error naming the node otherwise) and selects the stride.  The loop
  * nest runs over the output dims, innermost dim contiguous in the output

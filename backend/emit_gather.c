@@ -1,4 +1,4 @@
-/* emit_gather.c: Gather as inline loops in kiln__run (the embedding lookup).
+/* emit_gather.c: Gather as inline loops (the embedding lookup).
  *
  * Data of any dtype of 1, 2, 4 or 8 bytes, i32 or i64 indices, any axis.
  * The data is viewed as [outer, n, inner] around the axis, the output as

@@ -1,4 +1,4 @@
-/* emit_layout.c: layout ops as inline copy loops in kiln__run.
+/* emit_layout.c: layout ops as inline copy loops.
  *
  * Lowered, for any dtype of 1, 2, 4 or 8 bytes (copied as integers of that
  * size): Transpose (a loop nest over the output, input strides permuted),

@@ -1,5 +1,5 @@
 /* emit_reduce.c: f32 reductions over trailing axes and Softmax over the
- * last axis as inline loops in kiln__run.
+ * last axis as inline loops (in the node's function, emit.c).
  *
  * ReduceSum, ReduceMean, ReduceMax, ReduceMin (keepdims 0 or 1) whose
  * reduced axes are the last k of the input: the input is [rows, n], one

@@ -6,12 +6,15 @@
  * elf_weights.c, or on other hosts assembled with `.incbin` of the blob:
  * either is much cheaper than an LLVM constant for a 440 MB model), then
  *   cc [-fuse-ld=gold] -shared -o OUT model.o weights.o libkiln_rt.a
- *      libopenblas -lm -lpthread
+ *      -lm -lpthread
  * run with posix_spawnp (no shell), stderr captured for the diag.  Gold is
  * tried first (much faster on big weights), the default linker if it fails. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +58,23 @@ static const char *tmp_file(TmpDir *t, const char *name)
 	return p;
 }
 
+/* Removes the temp dir with everything in it, also files a tool left
+ * there that were never registered with tmp_file. */
 static void tmp_close(TmpDir *t)
 {
 	for (int i = 0; i < t->nfiles; i++)
 		unlink(t->files[i]);
+	DIR *d = opendir(t->path);
+	if (d) {
+		char p[1200];
+		for (struct dirent *e; (e = readdir(d));) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			snprintf(p, sizeof p, "%s/%s", t->path, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
 	rmdir(t->path);
 }
 
@@ -68,37 +84,73 @@ static int write_file(const char *path, const void *data, size_t n, Diag *diag)
 	if (!f)
 		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
 	size_t w = n ? fwrite(data, 1, n, f) : 0;
-	if (fclose(f) != 0 || w != n) {
+	int e = w != n ? (errno ? errno : EIO) : 0;
+	if (fclose(f) != 0 && !e)
+		e = errno ? errno : EIO;
+	if (e) {
 		unlink(path);
-		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
+		return diag_fail(diag, "cannot write %s: %s", path, strerror(e));
 	}
 	return 0;
 }
 
-/* Runs argv; on failure the diag holds the command's stderr (one line). */
-static int run_cmd(char *const *argv, const char *errpath, Diag *diag)
+/* Output of a tool kept for the message (its first bytes), and the most it
+ * may write before it is stopped: a linker that fails to write its output
+ * (-o /dev/full) has been seen to repeat its complaint without end. */
+#define CMD_MSG_KEEP 700
+#define CMD_OUTPUT_MAX ((size_t)4 << 20)
+
+/* Runs argv with stdout and stderr into a pipe drained here (bounded);
+ * on failure the diag holds the start of that output (one line). */
+static int run_cmd(char *const *argv, Diag *diag)
 {
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC))
+		return diag_fail(diag, "cannot run %s: pipe: %s", argv[0], strerror(errno));
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
 	pid_t pid;
 	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0)
+	close(pfd[1]);
+	if (rc != 0) {
+		close(pfd[0]);
 		return diag_fail(diag, "cannot run %s: %s", argv[0], strerror(rc));
+	}
+	char msg[CMD_MSG_KEEP + 1], chunk[4096];
+	size_t kept = 0, total = 0;
+	bool killed = false;
+	for (;;) {
+		ssize_t r = read(pfd[0], chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		size_t take = (size_t)r < CMD_MSG_KEEP - kept ? (size_t)r : CMD_MSG_KEEP - kept;
+		memcpy(msg + kept, chunk, take);
+		kept += take;
+		total += (size_t)r;
+		if (total > CMD_OUTPUT_MAX && !killed) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+	}
+	close(pfd[0]);
+	msg[kept] = 0;
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return diag_fail(diag, "waiting for %s: %s", argv[0], strerror(errno));
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+	if (!killed && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	char msg[700] = "";
-	FILE *f = fopen(errpath, "r");
-	if (f) {
-		size_t n = fread(msg, 1, sizeof msg - 1, f);
-		msg[n] = 0;
-		fclose(f);
-	}
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (killed)
+		return diag_fail(diag, "%s stopped after writing more than %zu MB of messages: %.200s",
+		                 argv[0], CMD_OUTPUT_MAX >> 20, msg);
 	return diag_fail(diag, "%s failed: %s", argv[0], msg[0] ? msg : "(no message)");
 }
 
@@ -127,14 +179,52 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 	if (write_file(src, text, strlen(text), be->diag))
 		return -1;
 	char *argv[] = {"cc", "-c", (char *)src, "-o", (char *)*wobj, NULL};
-	return run_cmd(argv, tmp_file(t, "as.err"), be->diag);
+	return run_cmd(argv, be->diag);
+}
+
+/* The runtime library models link: --runtime-lib, else $KILN_RUNTIME_LIB,
+ * else the installed one relative to this executable
+ * (BINDIR/../LIBDIR/kiln/libkiln_rt.a), else the build tree's: an
+ * installed kiln works from any folder with the build tree gone.  NULL and
+ * diag if none is readable. */
+static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
+{
+	const char *given = be->opt->runtime_lib ? be->opt->runtime_lib : getenv("KILN_RUNTIME_LIB");
+	if (given && given[0]) {
+		if (access(given, R_OK)) {
+			diag_fail(diag, "runtime library '%s' (%s): %s", given,
+			          be->opt->runtime_lib ? "--runtime-lib" : "KILN_RUNTIME_LIB", strerror(errno));
+			return NULL;
+		}
+		return given;
+	}
+	char exe[4096];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len > 0) {
+		exe[len] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(buf, n, "%s/%s", exe, KILN_RT_INSTALLED);
+			if (!access(buf, R_OK))
+				return buf;
+		}
+	}
+	if (!access(KILN_RT_LIB, R_OK))
+		return KILN_RT_LIB;
+	diag_fail(diag, "cannot find the kiln runtime library (libkiln_rt.a) beside this kiln or in its "
+	          "build tree: set KILN_RUNTIME_LIB or --runtime-lib");
+	return NULL;
 }
 
 /* cc -shared ... with the linker named by fuse ("-fuse-ld=gold") or cc's
  * default one (fuse NULL). */
-static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
-                    const char *errpath, Diag *diag)
+static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj, Diag *diag)
 {
+	char rtbuf[4200];
+	const char *rt = runtime_lib(be, rtbuf, sizeof rtbuf, diag);
+	if (!rt)
+		return -1;
 	char *argv[24];
 	int n = 0;
 	argv[n++] = "cc";
@@ -147,8 +237,7 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 	if (wobj)
 		argv[n++] = (char *)wobj;
 	argv[n++] = "-Wl,-u,kiln_entry";   /* pull the entry point out of the archive */
-	argv[n++] = KILN_RT_LIB;
-	argv[n++] = KILN_OPENBLAS_LIB;
+	argv[n++] = (char *)rt;
 	argv[n++] = "-lm";
 	argv[n++] = "-lpthread";
 	argv[n++] = "-Wl,--no-undefined";
@@ -159,7 +248,7 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 	argv[n++] = "-fsanitize=address,undefined";
 #endif
 	argv[n] = NULL;
-	return run_cmd(argv, errpath, diag);
+	return run_cmd(argv, diag);
 }
 
 /* Links with gold when it works: it maps its inputs and writes the output
@@ -171,13 +260,13 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
 static int link_objs(Be *be, TmpDir *t, const char *obj, const char *wobj)
 {
 	static bool gold_broken;
-	const char *errpath = tmp_file(t, "link.err");
+	(void)t;
 	if (!gold_broken) {
 		Diag gdiag = {0};
-		if (run_link(be, "-fuse-ld=gold", obj, wobj, errpath, &gdiag) == 0)
+		if (run_link(be, "-fuse-ld=gold", obj, wobj, &gdiag) == 0)
 			return 0;
 	}
-	int rc = run_link(be, NULL, obj, wobj, errpath, be->diag);
+	int rc = run_link(be, NULL, obj, wobj, be->diag);
 	if (rc == 0)
 		gold_broken = true;
 	return rc;
@@ -198,8 +287,14 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 	double t0 = be_now_ms();
 	if (!rc && be->g_weights && !be->weights_defined)
 		rc = assemble_weights(be, &t, &wobj);
-	if (!rc)
+	if (!rc) {
 		rc = link_objs(be, &t, obj, wobj);
+		struct stat st;
+		if (!rc && (stat(be->opt->out, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
+			rc = diag_fail(be->diag, "%s: the linker left no output", be->opt->out);
+		if (rc)
+			unlink(be->opt->out);     /* whatever the failed link left there */
+	}
 	stats->link_ms = be_now_ms() - t0;
 	tmp_close(&t);
 	return rc;
@@ -305,8 +400,66 @@ static int emit_file(Be *be, LLVMTargetMachineRef tm)
 	return rc;
 }
 
+/* An output path must be a regular file (or not exist yet, in a folder we
+ * may write): /dev/full, a FIFO or a directory would fail late, hang, or
+ * make the linker loop. */
+static int check_output(const char *out, Diag *diag)
+{
+	struct stat st;
+	if (stat(out, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			return diag_fail(diag, "%s: output is %s, not a regular file", out,
+			                 S_ISDIR(st.st_mode) ? "a directory"
+			                 : S_ISFIFO(st.st_mode) ? "a FIFO"
+			                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+			                 : "special");
+		if (access(out, W_OK))
+			return diag_fail(diag, "%s: cannot write: %s", out, strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return diag_fail(diag, "%s: cannot write: %s", out, strerror(errno));
+	char dir[4096];
+	const char *slash = strrchr(out, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == out)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+	int e = 0;
+	if (stat(dir, &st))
+		e = errno;
+	else if (!S_ISDIR(st.st_mode))
+		e = ENOTDIR;
+	else if (access(dir, W_OK | X_OK))
+		e = errno;
+	return e ? diag_fail(diag, "%s: cannot create: %s", out, strerror(e)) : 0;
+}
+
+static int check_outputs(Be *be)
+{
+	const BeOptions *o = be->opt;
+	char side[4096];
+	if (check_output(o->out, be->diag))
+		return -1;
+	if (o->emit == BE_EMIT_SO) {
+		be_side_path(o->out, ".h", side, sizeof side);
+		if (check_output(side, be->diag))
+			return -1;
+	}
+	if (o->weights_external) {
+		be_side_path(o->out, ".weights", side, sizeof side);
+		if (check_output(side, be->diag))
+			return -1;
+	}
+	return 0;
+}
+
 int be_codegen(Be *be, BeStats *stats)
 {
+	if (check_outputs(be))
+		return -1;
 	LLVMTargetMachineRef tm = make_tm(be);
 	if (!tm)
 		return -1;
@@ -316,8 +469,110 @@ int be_codegen(Be *be, BeStats *stats)
 		be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
 		rc = write_file(wpath, be->blob, be->blob_bytes, be->diag);
 	}
-	if (!rc)
+	if (!rc) {
 		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, stats) : emit_file(be, tm);
+		if (rc && be->opt->weights_external) {
+			char wpath[4096];               /* no OUT.weights without its OUT */
+			be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
+			unlink(wpath);
+		}
+	}
 	LLVMDisposeTargetMachine(tm);
+	return rc;
+}
+
+/* ---- --target-cpu, checked before anything is compiled -----------------
+ * LLVM's C API cannot list or validate CPU names, and an unknown name (or a
+ * CPU that cannot run 64-bit code, for an x86-64 triple) aborts the
+ * process inside code generation.  So a child process creates the target
+ * machine and compiles an empty function; what LLVM says on its stderr
+ * and how the child ends tell the parent whether the name is usable.  With
+ * "help" LLVM prints its CPU table there, which is passed on. */
+
+static void probe_child(const char *triple, const char *cpu, int fd)
+{
+	dup2(fd, 2);
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+	LLVMTargetRef target;
+	char *err = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &err))
+		_exit(3);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
+	                                                  LLVMRelocPIC, LLVMCodeModelDefault);
+	LLVMContextRef ctx = LLVMContextCreate();
+	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("probe", ctx);
+	LLVMSetTarget(mod, triple);
+	LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0);
+	LLVMValueRef fn = LLVMAddFunction(mod, "probe", fty);
+	LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+	LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "e"));
+	LLVMBuildRetVoid(b);
+	LLVMMemoryBufferRef mb = NULL;
+	if (!tm || LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &mb))
+		_exit(4);
+	_exit(0);
+}
+
+int be_check_target_cpu(const char *triple_opt, const char *cpu, FILE *help_out, Diag *diag)
+{
+	if (!cpu)
+		return 0;
+	if (!cpu[0])
+		return diag_fail(diag, "--target-cpu: empty name");
+	char *triple = triple_opt ? LLVMNormalizeTargetTriple(triple_opt) : LLVMGetDefaultTargetTriple();
+	int fds[2];
+	if (pipe(fds)) {
+		LLVMDisposeMessage(triple);
+		return diag_fail(diag, "--target-cpu: pipe: %s", strerror(errno));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		probe_child(triple, cpu, fds[1]);
+	}
+	close(fds[1]);
+	/* what LLVM printed, at most 256 KB (the help table is ~20 KB) */
+	size_t cap = 256 * 1024, n = 0;
+	char *text = malloc(cap + 1);
+	if (!text)
+		abort();
+	for (ssize_t r; pid > 0 && (r = read(fds[0], text + n, cap - n)) != 0;) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (n += (size_t)r) == cap)
+			break;
+	}
+	close(fds[0]);
+	text[n] = 0;
+	int status = 0;
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	int rc = 0;
+	const char *list = strstr(text, "Available CPUs for this target:");
+	if (pid < 0) {
+		rc = diag_fail(diag, "--target-cpu: fork: %s", strerror(errno));
+	} else if (!strcmp(cpu, "help")) {
+		if (!list) {
+			rc = diag_fail(diag, "--target-cpu=help: LLVM lists no CPUs for '%s'", triple);
+		} else {
+			const char *end = strstr(list, "Available features");
+			fprintf(help_out, "CPUs LLVM knows for %s:\n%.*s",
+			        triple, (int)(end ? end - list : (ptrdiff_t)strlen(list)) - 32, list + 32);
+			rc = 1;
+		}
+	} else if (strstr(text, "not a recognized processor")) {
+		rc = diag_fail(diag, "--target-cpu=%s: not a CPU LLVM knows for '%s' (--target-cpu=help lists them)",
+		               cpu, triple);
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		rc = diag_fail(diag, "--target-cpu=%s: LLVM cannot generate code for '%s' with it%s",
+		               cpu, triple, strstr(text, "64-bit code requested") ? " (not a 64-bit CPU)" : "");
+	}
+	free(text);
+	LLVMDisposeMessage(triple);
 	return rc;
 }

@@ -32,6 +32,7 @@
 /* older opsets are upgraded node by node (onnx_upgrade.c) */
 #define OPSET_MIN 1
 #define OPSET_MAX 21
+#define DIM_PARAM_MAX 1024       /* characters of a symbolic dim's expression */
 
 /* ---- mapped external data files ----------------------------------------- */
 
@@ -158,7 +159,8 @@ static int map_file(Loader *L, const char *what, const char *real, const char *l
 			*out = &m->v[i];
 			return 0;
 		}
-	int fd = open(real, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open; only regular files pass */
+	int fd = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return diag_fail(L->diag, "%s: %s: cannot open external data file '%s': %s", L->file,
 		                 what, loc, strerror(errno));
@@ -363,6 +365,12 @@ static int load_input(Loader *L, const Onnx__ValueInfoProto *vi, int idx)
 				dims[k] = ir_dim_const(L->g, d->dim_value);
 			} else if (d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
 			           d->dim_param && d->dim_param[0]) {
+				/* building a dim of n terms or factors takes O(n^2): a
+				 * 20,000-term dim_param took minutes */
+				size_t plen = strlen(d->dim_param);
+				if (plen > DIM_PARAM_MAX)
+					return diag_fail(L->diag, "%s: %s: dim %d: dim_param of %zu characters (kiln's limit is %d)",
+					                 L->file, what, k, plen, DIM_PARAM_MAX);
 				Diag pd = { 0 };
 				dims[k] = ir_dim_parse_param(L->g, d->dim_param, &pd);
 				int64_t c;
@@ -951,6 +959,9 @@ Graph *onnx_load_buffer(const void *buf, size_t len, const char *name, const cha
 		diag_fail(diag, "%s: not an ONNX model (empty file)", file);
 		return NULL;
 	}
+	/* protobuf-c recurses without a limit and truncates strings at a NUL */
+	if (pb_guard(buf, len, &onnx__model_proto__descriptor, file, "ONNX model", diag))
+		return NULL;
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
 	if (!m) {
 		diag_fail(diag, "%s: not an ONNX model (protobuf parse failed)", file);
@@ -990,16 +1001,7 @@ Graph *onnx_load_file(const char *path, Diag *diag)
 	}
 	void *buf;
 	size_t len;
-	struct stat st;
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		diag_fail(diag, "%s: is a directory, not an ONNX model", path);
-		return NULL;
-	}
-	/* devices (/dev/zero) would never end */
-	if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-		diag_fail(diag, "%s: is a device, not an ONNX model", path);
-		return NULL;
-	}
+	/* onnx_read_file refuses directories, devices and FIFOs */
 	if (onnx_read_file(path, &buf, &len, diag))
 		return NULL;
 	/* external data is relative to the model's folder */

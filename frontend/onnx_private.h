@@ -37,6 +37,15 @@ void onnx_data_free(OnnxData *o);
 /* Reads a whole file into a malloc'd buffer (*buf is never NULL on
  * success, even for an empty file).  0 or -1 with diag "PATH: ...". */
 int onnx_read_file(const char *path, void **buf, size_t *len, Diag *diag);
+/* Deepest message nesting pb_guard accepts (real ONNX models need < 20). */
+#define PB_MAX_DEPTH 64
+/* Bounded, non-recursive scan of protobuf wire data against the message
+ * descriptor root, before protobuf-c unpacks it (pb_guard.c): refuses
+ * nesting deeper than PB_MAX_DEPTH, string fields with a NUL byte, and
+ * malformed wire data.  kind names what the bytes should be ("ONNX model").
+ * 0 or -1 with diag "FILE: ...". */
+int pb_guard(const void *buf, size_t len, const ProtobufCMessageDescriptor *root,
+             const char *file, const char *kind, Diag *diag);
 /* "[4, 4]" */
 void onnx_dims_str(const int64_t *dims, int rank, char *buf, size_t n);
 

@@ -8,9 +8,12 @@
  * initializers, Constant nodes and tensor attributes; pb_tensor_read and
  * pb_tensor_write use it for standalone tensor files. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnx_import.h"
 #include "onnx_private.h"
@@ -188,31 +191,58 @@ int onnx_read_file(const char *path, void **buf, size_t *len, Diag *diag)
 {
 	*buf = NULL;
 	*len = 0;
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but
+	 * a regular file (FIFO, device, directory) is refused before a read */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
 		return diag_fail(diag, "%s: cannot open: %s", path, strerror(errno));
-	size_t cap = 1 << 16, n = 0;
+	struct stat st;
+	if (fstat(fd, &st)) {
+		int e = errno;
+		close(fd);
+		return diag_fail(diag, "%s: cannot stat: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return diag_fail(diag, "%s: is %s, not a regular file", path,
+		                 S_ISDIR(st.st_mode) ? "a directory"
+		                 : S_ISFIFO(st.st_mode) ? "a FIFO"
+		                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+		                 : S_ISSOCK(st.st_mode) ? "a socket" : "special");
+	}
+	if ((uint64_t)st.st_size >= SIZE_MAX / 2) {
+		close(fd);
+		return diag_fail(diag, "%s: too large (%lld bytes)", path, (long long)st.st_size);
+	}
+	/* the size may change under us: read until EOF, growing as needed */
+	size_t cap = (size_t)st.st_size + 1, n = 0;
 	char *b = malloc(cap);
 	for (;;) {
 		if (!b) {
-			fclose(f);
+			close(fd);
 			return diag_fail(diag, "%s: out of memory", path);
 		}
-		n += fread(b + n, 1, cap - n, f);
-		if (n < cap)
-			break;
-		char *nb = realloc(b, cap * 2);
-		if (!nb)
+		ssize_t r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
 			free(b);
-		b = nb;
-		cap *= 2;
+			close(fd);
+			return diag_fail(diag, "%s: cannot read: %s", path, strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == cap) {
+			char *nb = cap > SIZE_MAX / 4 ? NULL : realloc(b, cap * 2);
+			if (!nb)
+				free(b);
+			b = nb;
+			cap *= 2;
+		}
 	}
-	int err = ferror(f) ? errno : 0;
-	fclose(f);
-	if (err) {
-		free(b);
-		return diag_fail(diag, "%s: cannot read: %s", path, strerror(err));
-	}
+	close(fd);
 	*buf = b;
 	*len = n;
 	return 0;
@@ -225,6 +255,10 @@ int pb_tensor_read(const char *path, PbTensor *t, Diag *diag)
 	size_t len;
 	if (onnx_read_file(path, &buf, &len, diag))
 		return -1;
+	if (len && pb_guard(buf, len, &onnx__tensor_proto__descriptor, path, "ONNX tensor", diag)) {
+		free(buf);
+		return -1;
+	}
 	Onnx__TensorProto *tp = len ? onnx__tensor_proto__unpack(NULL, len, buf) : NULL;
 	free(buf);
 	if (!tp)
@@ -287,10 +321,22 @@ int pb_tensor_write(const char *path, const PbTensor *t, Diag *diag)
 	if (!buf)
 		return diag_fail(diag, "%s: out of memory", path);
 	onnx__tensor_proto__pack(&tp, buf);
-	FILE *f = fopen(path, "wb");
-	if (!f) {
+	/* O_NONBLOCK: a FIFO without a reader fails instead of blocking; only
+	 * regular files are written */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0644);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		close(fd);
 		free(buf);
-		return diag_fail(diag, "%s: cannot write: %s", path, strerror(errno));
+		return diag_fail(diag, "%s: cannot write: not a regular file", path);
+	}
+	FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+	if (!f) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return diag_fail(diag, "%s: cannot write: %s", path, strerror(e));
 	}
 	size_t w = fwrite(buf, 1, len, f);
 	free(buf);

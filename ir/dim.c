@@ -44,6 +44,7 @@ enum Form { F_CONST, F_SYM, F_DIV, F_MOD, F_MAX, F_MIN, F_POLY };
 typedef struct Ent {
 	DimNode node;
 	uint8_t form;
+	int32_t depth;        /* bound on the tree view's depth (ir_dim_depth) */
 	int32_t nkey;
 	int64_t *key;
 	uint64_t hash;
@@ -131,6 +132,39 @@ static DimId ht_find(const struct DimTab *t, const int64_t *key, int nkey, uint6
 	return -1;
 }
 
+/* Depth of the tree view of a new key (see the top comment), bounded
+ * above: 1 for constants and symbols, 1 + the deeper operand for atoms,
+ * for a polynomial its ADD spine (terms - 1) plus its deepest term (the
+ * MUL spine of coefficient and factors, plus the deepest factor). */
+static int32_t key_depth(const struct DimTab *t, const int64_t *key, int nkey)
+{
+	int64_t d = 1;
+	switch (key[0]) {
+	case F_DIV: case F_MOD: case F_MAX: case F_MIN: {
+		int32_t a = t->ents[key[1]].depth, b = t->ents[key[2]].depth;
+		d = 1 + (int64_t)(a > b ? a : b);
+		break;
+	}
+	case F_POLY: {
+		int64_t deepest = 0;
+		for (int i = 2; i + 1 < nkey;) {
+			int64_t nf = key[i + 1], fd = 0;
+			for (int64_t j = 0; j < nf && i + 2 + j < nkey; j++)
+				if (t->ents[key[i + 2 + j]].depth > fd)
+					fd = t->ents[key[i + 2 + j]].depth;
+			if (nf + fd > deepest)
+				deepest = nf + fd;
+			i += 2 + (int)nf;
+		}
+		d = key[1] - 1 + deepest;
+		break;
+	}
+	default:
+		break;
+	}
+	return d > INT32_MAX ? INT32_MAX : (int32_t)d;
+}
+
 /* Interns key; node is used only when the key is new. */
 static DimId intern(struct DimTab *t, const int64_t *key, int nkey, DimNode node)
 {
@@ -145,6 +179,7 @@ static DimId intern(struct DimTab *t, const int64_t *key, int nkey, DimNode node
 		t->ents = xrealloc(t->ents, sizeof(Ent) * (size_t)t->cap);
 	}
 	Ent *e = &t->ents[t->n];
+	e->depth = key_depth(t, key, nkey);
 	e->node = node;
 	e->form = (uint8_t)key[0];
 	e->nkey = nkey;
@@ -501,9 +536,24 @@ int ir_sym_lookup(const Graph *g, const char *name)
 }
 
 /* a + mul * b */
+/* Arithmetic on a dim deeper than IR_DIM_MAX_DEPTH returns that dim as
+ * it is: building on it would cost O(n^2) per step (a Concat of 5,000
+ * symbolic dims took minutes), and shape inference refuses it anyway. */
+static DimId too_deep(const struct DimTab *t, DimId a, DimId b)
+{
+	const Ent *ea = ent(t, a), *eb = ent(t, b);
+	if (ea && ea->depth > IR_DIM_MAX_DEPTH)
+		return a;
+	if (eb && eb->depth > IR_DIM_MAX_DEPTH)
+		return b;
+	return -1;
+}
+
 static DimId lin(Graph *g, DimId a, DimId b, int64_t mul)
 {
 	struct DimTab *t = TAB(g);
+	if (too_deep(t, a, b) >= 0)
+		return too_deep(t, a, b);
 	Poly p;
 	poly_of(t, &p, a);
 	poly_append(t, &p, b, mul);
@@ -526,6 +576,8 @@ DimId ir_dim_sub(Graph *g, DimId a, DimId b)
 DimId ir_dim_mul(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
+	if (too_deep(t, a, b) >= 0)
+		return too_deep(t, a, b);
 	Poly pa, pb, p = { 0 };
 	poly_of(t, &pa, a);
 	poly_of(t, &pb, b);
@@ -651,6 +703,8 @@ static DimId div_content(Graph *g, DimId d, int64_t k)
 DimId ir_dim_div(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
+	if (too_deep(t, a, b) >= 0)
+		return too_deep(t, a, b);
 	int64_t ca, cb;
 	bool ka = ir_dim_is_const(g, a, &ca), kb = ir_dim_is_const(g, b, &cb);
 	if (kb && cb == 0)
@@ -683,6 +737,8 @@ DimId ir_dim_div(Graph *g, DimId a, DimId b)
 DimId ir_dim_mod(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
+	if (too_deep(t, a, b) >= 0)
+		return too_deep(t, a, b);
 	int64_t ca, cb;
 	bool ka = ir_dim_is_const(g, a, &ca), kb = ir_dim_is_const(g, b, &cb);
 	if (kb && cb == 0)
@@ -768,6 +824,8 @@ static int order_of(Graph *g, DimId a, DimId b)
 
 static DimId minmax(Graph *g, DimId a, DimId b, bool is_max)
 {
+	if (too_deep(TAB(g), a, b) >= 0)
+		return too_deep(TAB(g), a, b);
 	if (a == b)
 		return a;
 	int o = order_of(g, a, b);
@@ -791,6 +849,12 @@ DimId ir_dim_min(Graph *g, DimId a, DimId b)
 	return minmax(g, a, b, false);
 }
 
+int ir_dim_depth(const Graph *g, DimId d)
+{
+	const Ent *e = ent(TAB(g), d);
+	return e ? e->depth : 0;
+}
+
 const DimNode *ir_dim_node(const Graph *g, DimId d)
 {
 	const Ent *e = ent(TAB(g), d);
@@ -799,7 +863,9 @@ const DimNode *ir_dim_node(const Graph *g, DimId d)
 
 /* ---- evaluation --------------------------------------------------------- */
 
-int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
+/* Evaluates d; *ovf is set when an addition, multiplication or division
+ * overflows int64 (the result then wraps). */
+static int64_t eval(const Graph *g, DimId d, const int64_t *symvals, bool *ovf)
 {
 	const struct DimTab *t = TAB(g);
 	const Ent *e = ent(t, d);
@@ -812,24 +878,25 @@ int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
 	case F_SYM:
 		return symvals ? symvals[e->key[1]] : 0;
 	case F_POLY: {
-		uint64_t sum = 0;
+		int64_t sum = 0;
 		const int64_t *q = e->key + 2;
 		for (int64_t i = 0; i < e->key[1]; i++) {
-			uint64_t p = (uint64_t)q[0];
+			int64_t p = q[0];
 			for (int64_t j = 0; j < q[1]; j++)
-				p *= (uint64_t)ir_dim_eval(g, (DimId)q[2 + j], symvals);
-			sum += p;
+				*ovf |= __builtin_mul_overflow(p, eval(g, (DimId)q[2 + j], symvals, ovf), &p);
+			*ovf |= __builtin_add_overflow(sum, p, &sum);
 			q += 2 + q[1];
 		}
-		return (int64_t)sum;
+		return sum;
 	}
 	default:
 		break;
 	}
-	a = ir_dim_eval(g, (DimId)e->key[1], symvals);
-	b = ir_dim_eval(g, (DimId)e->key[2], symvals);
+	a = eval(g, (DimId)e->key[1], symvals, ovf);
+	b = eval(g, (DimId)e->key[2], symvals, ovf);
 	switch (e->form) {
 	case F_DIV:
+		*ovf |= b == -1 && a == INT64_MIN;
 		return b ? floordiv(a, b) : 0;   /* division by zero: 0 */
 	case F_MOD:
 		return b ? floormod(a, b) : 0;
@@ -838,6 +905,19 @@ int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
 	default:
 		return a < b ? a : b;
 	}
+}
+
+int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals)
+{
+	bool ovf = false;
+	return eval(g, d, symvals, &ovf);
+}
+
+bool ir_dim_eval_checked(const Graph *g, DimId d, const int64_t *symvals, int64_t *out)
+{
+	bool ovf = false;
+	*out = eval(g, d, symvals, &ovf);
+	return !ovf;
 }
 
 /* ---- printing ----------------------------------------------------------- */

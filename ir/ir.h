@@ -93,7 +93,9 @@ DimId ir_dim_parse(Graph *g, const char *s, Diag *diag);
  * "N/A", "seq len", "Max(s0, s1)" are symbols of exactly that name. */
 DimId ir_dim_parse_param(Graph *g, const char *s, Diag *diag);
 /* Evaluate with symbol values indexed by symbol id (see ir_sym_*). */
-int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);
+int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);   /* wraps on overflow */
+/* The same with overflow-checked arithmetic: false when a step overflows. */
+bool ir_dim_eval_checked(const Graph *g, DimId d, const int64_t *symvals, int64_t *out);
 int ir_nsyms(const Graph *g);
 const char *ir_sym_name(const Graph *g, int sym);
 int ir_sym_lookup(const Graph *g, const char *name); /* -1 if none */
@@ -185,6 +187,7 @@ typedef struct Graph {
 	const char *file;         /* source file, for diagnostics (may be NULL) */
 	int64_t opset;            /* default-domain opset version */
 	int32_t nconst_nodes;     /* ONNX Constant nodes the frontend made constants (statistics) */
+	int64_t max_tensor_bytes; /* size limit of one tensor, 0: IR_MAX_TENSOR_BYTES (ir/checked.h) */
 	Value *vals;   int32_t nvals,  capvals;
 	Node *nodes;   int32_t nnodes, capnodes;
 	NodeId *order; int32_t norder, caporder;   /* live nodes, topological */
@@ -264,5 +267,9 @@ int ir_verify(const Graph *g, Diag *diag);
  * symbolic content (sval) of shape arithmetic.  0 or -1 with the node named. */
 int ir_infer_shapes(Graph *g, Diag *diag);
 int ir_infer_node(Graph *g, NodeId n, Diag *diag);
+/* Size check of one value (ir/checked.h: its constant dims, symbolic ones
+ * counted as 1, against g->max_tensor_bytes): 0, or -1 with msg ("what 'v'
+ * has shape [..]: ..."). ir_infer_node applies it to every output. */
+int ir_check_value_size(const Graph *g, ValId v, const char *what, char *msg, size_t n);
 
 #endif

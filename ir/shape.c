@@ -14,7 +14,9 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "checked.h"
 #include "ir.h"
+#include "dim_internal.h"
 #include "shape_internal.h"
 #include "shape_fused.h"
 
@@ -82,10 +84,8 @@ bool ir_shp_const_shape(Sh *s, const Value *v, int64_t *numel)
 	int64_t n = 1;
 	for (int i = 0; i < v->rank; i++) {
 		int64_t c;
-		if (!ir_dim_is_const(s->g, v->dims[i], &c) || c < 0)
-			return false;
-		n *= c;
-		if (n > (1 << 30))
+		if (!ir_dim_is_const(s->g, v->dims[i], &c) || c < 0 || !ck_mul_i64(n, c, &n) ||
+		    n > (1 << 30))
 			return false;
 	}
 	*numel = n;
@@ -254,10 +254,8 @@ static bool const_dims(Sh *s, int r, const DimId *d, int64_t *out, int64_t *nume
 {
 	int64_t n = 1;
 	for (int i = 0; i < r; i++) {
-		if (!ir_dim_is_const(s->g, d[i], &out[i]) || out[i] < 0)
-			return false;
-		n *= out[i];
-		if (n > SH_MAX_SVAL)
+		if (!ir_dim_is_const(s->g, d[i], &out[i]) || out[i] < 0 || !ck_mul_i64(n, out[i], &n) ||
+		    n > SH_MAX_SVAL)
 			return false;
 	}
 	*numel = n;
@@ -530,9 +528,103 @@ int ir_shp_elementwise(Sh *s)
 	}
 }
 
+/* ---- sizes ----------------------------------------------------------------
+ * Every tensor must fit the size limit (ir/checked.h): its constant dims
+ * are checked here, at compile time; symbolic ones are checked by the
+ * generated code when their values are known (backend/emit_dims.c). */
+
+/* "[4294967296, 4294967296]" (symbolic dims by name) into buf. */
+static void shape_str(const Graph *g, const Value *v, char *buf, size_t n)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (int i = 0; i < v->rank && len + 2 < n; i++) {
+		len += (size_t)snprintf(buf + len, n - len, "%s", i ? ", " : "[");
+		if (len < n)
+			len += (size_t)ir_dim_str(g, v->dims[i], buf + len, n - len);
+	}
+	if (len + 2 < n)
+		snprintf(buf + len, n - len, "%s", v->rank ? "]" : "[]");
+}
+
+int ir_check_value_size(const Graph *g, ValId id, const char *what, char *msg, size_t n)
+{
+	const Value *v = IR_VAL(g, id);
+	size_t es = ir_dtype_size(v->dtype);
+	if (v->rank <= 0 || es == 0)
+		return 0;
+	int64_t dims[IR_MAX_RANK], bytes;
+	double elems = 1;
+	bool sym = false;
+	for (int i = 0; i < v->rank && i < IR_MAX_RANK; i++) {
+		if (!ir_dim_is_const(g, v->dims[i], &dims[i])) {
+			dims[i] = 1;
+			sym = true;
+		}
+		elems *= (double)(dims[i] ? dims[i] : 1);
+	}
+	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
+	if (ck_tensor_fits(v->rank, dims, (int64_t)es, limit, &bytes))
+		return 0;
+	char sh[256];
+	shape_str(g, v, sh, sizeof sh);
+	for (int i = 0; i < v->rank; i++)
+		if (dims[i] < 0) {
+			snprintf(msg, n, "%s '%s' has shape %s: dim %d is negative", what,
+			         v->name ? v->name : "?", sh, i);
+			return -1;
+		}
+	snprintf(msg, n, "%s '%s' has shape %s: %.3g elements of %zu bytes%s, over the limit of "
+	         "%lld bytes per tensor (--max-tensor-bytes)", what, v->name ? v->name : "?", sh,
+	         elems, es, sym ? " in its static dims alone" : "", (long long)limit);
+	return -1;
+}
+
+static int check_sizes(Sh *s)
+{
+	const Node *n = SH_NODE(s);
+	char msg[600];
+	for (int i = 0; i < n->nout; i++)
+		if (n->out[i] >= 0 && ir_check_value_size(s->g, n->out[i], "output", msg, sizeof msg))
+			return ir_shp_fail(s, "%s", msg);
+	return 0;
+}
+
 /* ---- driver -------------------------------------------------------------- */
 
+static int infer_node(Graph *g, NodeId id, Diag *diag);
+
+/* A dim nested deeper than IR_DIM_MAX_DEPTH (a long chain of shape ops
+ * over a symbolic dim) would make every recursive walk of it deep and
+ * printing it quadratic: refused at the node that made it. */
+static int check_depth(Graph *g, NodeId id, Diag *diag)
+{
+	Sh s = { g, id, diag };
+	const Node *n = IR_NODE(g, id);
+	for (int i = 0; i < n->nout; i++) {
+		if (n->out[i] < 0)
+			continue;
+		const Value *v = IR_VAL(g, n->out[i]);
+		int rank = v->rank > 0 ? v->rank : 0;
+		for (int k = 0; k < rank + v->nsval; k++) {
+			DimId d = k < rank ? v->dims[k] : v->sval[k - rank];
+			if (ir_dim_depth(g, d) > IR_DIM_MAX_DEPTH)
+				return ir_shp_fail(&s, "output '%s': symbolic dim nests deeper than %d levels",
+				                   v->name ? v->name : "?", IR_DIM_MAX_DEPTH);
+		}
+	}
+	return 0;
+}
+
 int ir_infer_node(Graph *g, NodeId id, Diag *diag)
+{
+	Sh s = { g, id, diag };
+	if (infer_node(g, id, diag) || check_depth(g, id, diag))
+		return -1;
+	return check_sizes(&s);
+}
+
+static int infer_node(Graph *g, NodeId id, Diag *diag)
 {
 	Sh s = { g, id, diag };
 	Node *n = IR_NODE(g, id);
@@ -571,6 +663,14 @@ int ir_infer_shapes(Graph *g, Diag *diag)
 		if (v->rank < 0 || v->dtype == DT_UNDEF)
 			return diag_fail(diag, "%s%sgraph input '%s' has no declared dtype and shape",
 			                 g->file ? g->file : "", g->file ? ": " : "", v->name ? v->name : "?");
+		for (int k = 0; k < v->rank; k++)
+			if (ir_dim_depth(g, v->dims[k]) > IR_DIM_MAX_DEPTH)
+				return diag_fail(diag, "%s%sgraph input '%s': dim %d nests deeper than %d levels",
+				                 g->file ? g->file : "", g->file ? ": " : "",
+				                 v->name ? v->name : "?", k, IR_DIM_MAX_DEPTH);
+		char msg[600];
+		if (ir_check_value_size(g, g->inputs[i], "graph input", msg, sizeof msg))
+			return diag_fail(diag, "%s%s%s", g->file ? g->file : "", g->file ? ": " : "", msg);
 	}
 	for (int i = 0; i < g->norder; i++) {
 		NodeId id = g->order[i];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "checked.h"
 #include "shape_internal.h"
 
 int ir_shp_slice(Sh *s);
@@ -460,8 +461,13 @@ static int infer_tile(Sh *s)
 		return ir_shp_fail(s, "repeats input '%s' is not known symbolically", ir_shp_inname(s, 1));
 	if (n != x->rank)
 		return ir_shp_fail(s, "%d repeats for rank %d", n, x->rank);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		int64_t a, b, p;   /* constant dims: the product must not wrap */
+		if (ir_dim_is_const(s->g, x->dims[i], &a) && ir_dim_is_const(s->g, e[i], &b) &&
+		    !ck_mul_i64(a, b, &p))
+			return ir_shp_fail(s, "dim %d times repeat %lld overflows 64 bits", i, (long long)b);
 		out[i] = ir_dim_mul(s->g, x->dims[i], e[i]);
+	}
 	ir_shp_out(s, 0, x->dtype, n, out);
 	return 0;
 }
@@ -503,7 +509,8 @@ static int infer_constant_of_shape(Sh *s)
 	int64_t numel = 1;
 	for (int i = 0; i < n && numel <= SH_MAX_SVAL; i++) {
 		int64_t c;
-		numel = ir_dim_is_const(s->g, e[i], &c) ? numel * c : SH_MAX_SVAL + 1;
+		if (!ir_dim_is_const(s->g, e[i], &c) || c < 0 || !ck_mul_i64(numel, c, &numel))
+			numel = SH_MAX_SVAL + 1;
 	}
 	if (kfill && ir_dtype_is_int(t) && numel >= 0 && numel <= SH_MAX_SVAL) {
 		DimId res[SH_MAX_SVAL];

@@ -13,6 +13,7 @@
  * Range: len = max(ceil((limit - start) / delta), 0). */
 #include <string.h>
 
+#include "checked.h"
 #include "ir.h"
 #include "shape_internal.h"
 
@@ -53,8 +54,11 @@ static DimId norm_index(Sh *s, DimId x, DimId d, bool *huge_pos, bool *huge_neg)
 
 static DimId ceil_div(Sh *s, DimId a, int64_t k)
 {
+	int64_t c;
 	if (k == 1)
 		return a;
+	if (ir_dim_is_const(s->g, a, &c) && c >= 0)   /* a + k - 1 could wrap */
+		return C(s, c / k + (c % k != 0));
 	return ir_dim_div(s->g, ir_dim_add(s->g, a, C(s, k - 1)), C(s, k));
 }
 
@@ -188,6 +192,11 @@ int ir_shp_range(Sh *s)
 		return ir_shp_fail(s, "delta input '%s' is symbolic; a constant is needed", ir_shp_inname(s, 2));
 	if (delta == 0 || delta == INT64_MIN)
 		return ir_shp_fail(s, "delta %lld", (long long)delta);
+	int64_t c0, c1, cspan;   /* constant bounds: limit - start must not wrap */
+	if (ir_dim_is_const(s->g, v[0], &c0) && ir_dim_is_const(s->g, v[1], &c1) &&
+	    !(delta > 0 ? ck_sub_i64(c1, c0, &cspan) : ck_sub_i64(c0, c1, &cspan)))
+		return ir_shp_fail(s, "start %lld and limit %lld: the length overflows 64 bits",
+		                   (long long)c0, (long long)c1);
 	DimId span = delta > 0 ? ir_dim_sub(s->g, v[1], v[0]) : ir_dim_sub(s->g, v[0], v[1]);
 	DimId len = ceil_div(s, span, delta > 0 ? delta : -delta);
 	len = ir_dim_max(s->g, len, C(s, 0));

@@ -20,8 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checked.h"
 #include "pass_internal.h"
 
+/* Largest tensor folded (elements, zero dims counted as 1): 4 Mi, at most
+ * 32 MiB of int64/double while evaluating; bigger ones are left alone. */
 #define FOLD_MAX_ELEMS (1 << 22)
 
 /* A tensor being evaluated: ints (and bools) as int64, floats as double. */
@@ -61,14 +64,11 @@ static bool t_alloc(T *t, DType dt, int rank, const int64_t *dims)
 	t->isf = ir_dtype_is_float(dt);
 	t->rank = rank;
 	t->n = 1;
-	for (int k = 0; k < rank; k++) {
-		if (dims[k] < 0)
-			return false;
-		t->dims[k] = dims[k];
-		t->n *= dims[k];
-		if (t->n > FOLD_MAX_ELEMS)
-			return false;
-	}
+	int64_t bound, n;   /* ir/checked.h: never a wrapped product */
+	if (rank > IR_MAX_RANK || !ck_dims(rank, dims, &bound, &n) || bound > FOLD_MAX_ELEMS)
+		return false;
+	memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
+	t->n = n;
 	size_t cnt = (size_t)(t->n ? t->n : 1);
 	if (t->isf)
 		t->f = calloc(cnt, sizeof(double));
@@ -487,8 +487,8 @@ static bool eval_range(const T *s, const T *l, const T *d, T *o)
 	for (int64_t k = 0; k < o->n; k++) {
 		if (o->isf)
 			o->f[k] = s->f[0] + (double)k * d->f[0];
-		else
-			o->i[k] = s->i[0] + k * d->i[0];
+		else if (!ck_mul_i64(k, d->i[0], &o->i[k]) || !ck_add_i64(o->i[k], s->i[0], &o->i[k]))
+			return false;   /* leave an overflowing Range to the runtime */
 	}
 	return true;
 }
@@ -669,9 +669,11 @@ static bool fold_eval(Graph *g, NodeId nid)
 		if (!t_alloc(&t, ov->dtype, ov->rank, dims))
 			return false;
 		if (n->op == OP_Size) {
-			int64_t s = 1;
-			for (int k = 0; k < iv->rank; k++)
-				s *= idims[k];
+			int64_t bound, s;
+			if (!ck_dims(iv->rank, idims, &bound, &s)) {
+				t_free(&t);
+				return false;
+			}
 			t.i[0] = s;
 		} else {
 			int64_t st = ir_attr_int(g, nid, "start", 0), en = ir_attr_int(g, nid, "end", iv->rank);

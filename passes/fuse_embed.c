@@ -21,20 +21,30 @@
 
 #include "pass_internal.h"
 
-/* Collects the addends of the single-use Add tree under v. */
-static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int cnt, Match *m)
+/* Collects the addends of the single-use Add tree under v.  A tree of at
+ * most max leaves is at most max - 1 Adds deep: deeper is no match, and
+ * the bound keeps a chain of 300,000 Adds from overflowing the stack. */
+static int addends_at(const Graph *g, ValId v, bool top, ValId *out, int max, int cnt, Match *m,
+                      int depth)
 {
 	NodeId a = m_def(g, v, OP_Add);
 	if (a >= 0 && (top || m_nuses(g, v) == 1)) {
+		if (depth >= max)
+			return -1;
 		m_add(m, a);
 		for (int k = 0; k < 2 && cnt >= 0; k++)
-			cnt = addends(g, IR_NODE(g, a)->in[k], false, out, max, cnt, m);
+			cnt = addends_at(g, IR_NODE(g, a)->in[k], false, out, max, cnt, m, depth + 1);
 		return cnt;
 	}
 	if (cnt < 0 || cnt >= max)
 		return -1;
 	out[cnt++] = v;
 	return cnt;
+}
+
+static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int cnt, Match *m)
+{
+	return addends_at(g, v, top, out, max, cnt, m, 0);
 }
 
 /* The embedding sum: terms are 2 or 3 single-use Gathers (axis 0) of f32

@@ -4,7 +4,8 @@
  *   erf form:   0.5 * x * (1 + Erf(x / sqrt(2)))     (x / 1.41421 or x * 0.70711;
  *               the three factors multiplied in any grouping and order)
  *   tanh form:  0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
- *               (x^3 as Pow(x, 3) or x*x*x)
+ *               (x^3 as Pow(x, 3) or x*x*x), or with the argument factored
+ *               as sqrt(2/pi) * x * (1 + 0.044715 * x * x) (no cube)
  *   Gelu(x, approximate = none | tanh)
  *   -> KlnGelu(x) {approximate: 0 erf, 1 tanh}
  *
@@ -117,8 +118,90 @@ static bool cube_of(const Graph *g, ValId v, ValId x, Match *m)
 	return true;
 }
 
-/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3). */
+static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m);
+
+/* Splits the leaves of a Mul tree into the product of its constant scalars
+ * (*c) and the rest; returns how many are not constant (at most max). */
+static int split_leaves(const Graph *g, const ValId *leaves, int n, double *c, ValId *rest, int max)
+{
+	int nrest = 0;
+	*c = 1;
+	for (int k = 0; k < n; k++) {
+		double v;
+		if (m_const_scalar(g, leaves[k], &v))
+			*c *= v;
+		else if (nrest < max)
+			rest[nrest++] = leaves[k];
+		else
+			return max + 1;
+	}
+	return nrest;
+}
+
+/* v == 1 + 0.044715 * x * x (the factors in any grouping), x given. */
+static bool one_plus_kxx(const Graph *g, ValId v, ValId x, Match *m)
+{
+	NodeId add = m_def(g, v, OP_Add);
+	if (add < 0)
+		return false;
+	const Node *a = IR_NODE(g, add);
+	int save = m->nnodes;
+	for (int k = 0; k < 2; k++) {
+		double one, c;
+		ValId leaves[4], rest[2];
+		m->nnodes = save;
+		NodeId mul = m_def(g, a->in[1 - k], OP_Mul);
+		if (!m_const_scalar(g, a->in[k], &one) || one != 1.0 || mul < 0 ||
+		    m_nuses(g, a->in[1 - k]) != 1)
+			continue;
+		m_add(m, add);
+		int n = mul_leaves(g, mul, m, leaves, 4, 0);
+		if (n < 0 || split_leaves(g, leaves, n, &c, rest, 2) != 2 || !near(c, 0.044715) ||
+		    rest[0] != x || rest[1] != x)
+			continue;
+		return true;
+	}
+	m->nnodes = save;
+	return false;
+}
+
+/* Tanh argument, factored: sqrt(2/pi) * x * (1 + 0.044715 * x * x) (the
+ * form some exporters write without a cube), factors in any grouping. */
+static bool tanh_arg_factored(const Graph *g, ValId z, ValId *x, Match *m)
+{
+	NodeId mul = m_def(g, z, OP_Mul);
+	if (mul < 0)
+		return false;
+	int save = m->nnodes;
+	ValId leaves[4], rest[2];
+	double c;
+	int n = mul_leaves(g, mul, m, leaves, 4, 0);
+	if (n < 0 || split_leaves(g, leaves, n, &c, rest, 2) != 2 || !near(c, sqrt(2.0 / M_PI))) {
+		m->nnodes = save;
+		return false;
+	}
+	int after = m->nnodes;
+	for (int k = 0; k < 2; k++) {
+		m->nnodes = after;
+		if (one_plus_kxx(g, rest[1 - k], rest[k], m)) {
+			*x = rest[k];
+			return true;
+		}
+	}
+	m->nnodes = save;
+	return false;
+}
+
+/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3), or factored as above. */
 static bool tanh_arg(const Graph *g, ValId z, ValId *x, Match *m)
+{
+	if (tanh_arg_factored(g, z, x, m))
+		return true;
+	return tanh_arg_cubic(g, z, x, m);
+}
+
+/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3). */
+static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m)
 {
 	double c;
 	ValId u, cube;

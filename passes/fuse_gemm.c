@@ -4,7 +4,10 @@
  *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b) {act = 1 erf | 2 tanh}
  *   gemm:      Add(MatMul(A, W), b)          -> KlnGemm(A, W, b) {act = 0}
  * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
- * order), the MatMul (and Add) used only there.
+ * order), the MatMul (and Add) used only there; then, over what is left,
+ *   gemm_nobias: MatMul(A, W), W a constant -> KlnGemm(A, W) {act = 0}
+ * (projections without a bias: W packed at compile time like the others,
+ * and fuse-qkv can pack them).
  *
  * requires: shapes inferred; fuse-gelu before it for bias_gelu.
  * preserves: shapes, graph output names.
@@ -67,12 +70,41 @@ static void rewrite_gemm(Graph *g, const Match *m, PassCtx *pc)
 	rw_erase_match(g, m);
 }
 
+/* MatMul(A, W) with W a constant [K, N] with data and A f32 of rank >= 2 */
+static bool match_gemm_nobias(const Graph *g, NodeId root, Match *m)
+{
+	const Node *mn = IR_NODE(g, root);
+	const Value *A = IR_VAL(g, mn->in[0]), *W = IR_VAL(g, mn->in[1]);
+	if (A->dtype != DT_F32 || W->dtype != DT_F32 || A->rank < 2 || W->rank != 2 ||
+	    !m_is_const(g, mn->in[1]))
+		return false;
+	m_add(m, root);
+	m->v[0] = mn->in[0];
+	m->v[1] = mn->in[1];
+	m->v[2] = mn->out[0];
+	return true;
+}
+
+static void rewrite_gemm_nobias(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 2, m->v, m->v[2]);
+	ir_attr_set_int(g, n, "act", 0);
+	rw_erase_match(g, m);
+}
+
 static const Pattern patterns[] = {
 	{"bias_gelu", OP_KlnGelu, match_bias_gelu, rewrite_gemm},
 	{"gemm", OP_Add, match_gemm, rewrite_gemm},
 };
 
+/* after the bias patterns, so a MatMul with a bias keeps it in its GEMM */
+static const Pattern nobias[] = {
+	{"gemm_nobias", OP_MatMul, match_gemm_nobias, rewrite_gemm_nobias},
+};
+
 void pass_fuse_gemm(Graph *g, PassCtx *pc)
 {
 	fuse_run(g, pc, patterns, (int)(sizeof patterns / sizeof patterns[0]));
+	fuse_run(g, pc, nobias, 1);
 }

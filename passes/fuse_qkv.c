@@ -7,7 +7,9 @@
  *   cross: K, V = KlnGemm(Y, Wk, bk), KlnGemm(Y, Wv, bv), Q from elsewhere
  *          -> KV = KlnGemm(Y, [Wk|Wv], [bk|bv]); KlnAttention(Q, KV, KV) {v_offset Nk}
  * The weights and biases must be constants with data (concatenated at
- * compile time); each projection must feed only the attention; act = 0.
+ * compile time; a projection without a bias adds zeros, and none with a
+ * bias gives a packed GEMM without one); each projection must feed only
+ * the attention; act = 0.
  *
  * requires: fuse-attention and fuse-gemm before it.
  * preserves: shapes, graph output names.
@@ -17,19 +19,20 @@
 
 #include "pass_internal.h"
 
-/* v = KlnGemm(X, W, b) with constant W [K, N] and b [N], used once. */
+/* v = KlnGemm(X, W, b?) with constant W [K, N] and b [N], used once. */
 static NodeId proj(const Graph *g, ValId v, int64_t *kdim, int64_t *n)
 {
 	NodeId p = m_def(g, v, OP_KlnGemm);
 	if (p < 0 || m_nuses(g, v) != 1 || ir_attr_int(g, p, "act", 0) != 0)
 		return -1;
 	const Node *nd = IR_NODE(g, p);
-	if (nd->nin != 3 || !m_is_const(g, nd->in[1]) || !m_is_const(g, nd->in[2]))
+	bool bias = nd->nin == 3 && nd->in[2] >= 0;
+	if (!m_is_const(g, nd->in[1]) || (bias && !m_is_const(g, nd->in[2])))
 		return -1;
 	const Value *w = IR_VAL(g, nd->in[1]);
 	if (!ir_dim_is_const(g, w->dims[0], kdim) || !ir_dim_is_const(g, w->dims[1], n))
 		return -1;
-	if (w->nbytes < (size_t)(*kdim * *n * 4) || IR_VAL(g, nd->in[2])->nbytes < (size_t)*n * 4)
+	if (w->nbytes < (size_t)(*kdim * *n * 4) || (bias && IR_VAL(g, nd->in[2])->nbytes < (size_t)*n * 4))
 		return -1;
 	return p;
 }
@@ -63,26 +66,30 @@ static NodeId packed_gemm(Graph *g, const NodeId *p, int np, int64_t kd, const i
 	int64_t tot = 0;
 	for (int i = 0; i < np; i++)
 		tot += n[i];
-	float *w = malloc((size_t)(kd * tot) * 4), *b = malloc((size_t)tot * 4);
+	float *w = malloc((size_t)(kd * tot) * 4), *b = calloc((size_t)tot, 4);
 	if (!w || !b)
 		abort();
 	int64_t col = 0;
+	bool anybias = false;
 	for (int i = 0; i < np; i++) {
 		const Node *nd = IR_NODE(g, p[i]);
-		const float *wi = IR_VAL(g, nd->in[1])->data, *bi = IR_VAL(g, nd->in[2])->data;
+		const float *wi = IR_VAL(g, nd->in[1])->data;
 		for (int64_t r = 0; r < kd; r++)
 			memcpy(w + r * tot + col, wi + r * n[i], (size_t)n[i] * 4);
-		memcpy(b + col, bi, (size_t)n[i] * 4);
+		if (nd->nin == 3 && nd->in[2] >= 0) {
+			memcpy(b + col, IR_VAL(g, nd->in[2])->data, (size_t)n[i] * 4);
+			anybias = true;
+		}
 		col += n[i];
 	}
 	int64_t wd[2] = {kd, tot};
 	const char *base = IR_NODE(g, p[0])->name ? IR_NODE(g, p[0])->name : "qkv";
 	ValId wv = rw_const(g, "qkv_weight", DT_F32, 2, wd, w, (size_t)(kd * tot) * 4);
-	ValId bv = rw_const(g, "qkv_bias", DT_F32, 1, &tot, b, (size_t)tot * 4);
+	ValId bv = anybias ? rw_const(g, "qkv_bias", DT_F32, 1, &tot, b, (size_t)tot * 4) : -1;
 	free(w);
 	free(b);
 	ValId in[3] = {IR_NODE(g, p[0])->in[0], wv, bv};
-	NodeId q = ir_node_new(g, OP_KlnGemm, base, 3, in, 1, NULL);
+	NodeId q = ir_node_new(g, OP_KlnGemm, base, anybias ? 3 : 2, in, 1, NULL);
 	ir_attr_set_int(g, q, "act", 0);
 	ValId o = IR_NODE(g, q)->out[0], x = in[0];
 	const Value *xv = IR_VAL(g, x);

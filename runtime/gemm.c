@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "gemm.h"
 #include "rt_internal.h"
@@ -887,9 +886,8 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 	}
 }
 
-/* no packing buffer: the installed BLAS does the block (plain loops for
- * panel-packed B, which BLAS cannot read; only when malloc failed) */
-static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
+/* no packing buffer (only when malloc failed): plain loops */
+static void block_plain(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
 	if (j->Bh) {
 		int64_t kpad = (j->K + 1) / 2 * 2;
@@ -924,11 +922,15 @@ static void block_blas(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 			epilogue(j, i0, m, j0, n);
 		return;
 	}
-	const float *a = j->ta ? j->A + i0 : j->A + i0 * j->lda;
-	const float *b = j->tb ? j->B + j0 * j->ldb : j->B + j0;
-	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
-	            j->tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)j->K, j->alpha, a,
-	            (int)j->lda, b, (int)j->ldb, j->beta, j->C + i0 * j->ldc + j0, (int)j->ldc);
+	for (int64_t i = i0; i < i0 + m; i++)
+		for (int64_t c = j0; c < j0 + n; c++) {
+			float acc = 0;
+			for (int64_t k = 0; k < j->K; k++)
+				acc += (j->ta ? j->A[k * j->lda + i] : j->A[i * j->lda + k]) *
+				       (j->tb ? j->B[c * j->ldb + k] : j->B[k * j->ldb + c]);
+			float *dst = &j->C[i * j->ldc + c];
+			*dst = j->alpha * acc + (j->beta != 0.0f ? j->beta * *dst : 0.0f);
+		}
 	if (j->epi)
 		epilogue(j, i0, m, j0, n);
 }
@@ -971,7 +973,7 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 		else if (buf)
 			block(j, i0, m, j0, n, buf);
 		else
-			block_blas(j, i0, m, j0, n);
+			block_plain(j, i0, m, j0, n);
 	}
 }
 

@@ -290,10 +290,13 @@ RT_KERNEL(Tile)
 	if (in[1].dtype != KILN_I64 || rt_numel(&in[1]) != r || y->rank != r)
 		return rt_error(f, "node '%s' (Tile): repeats must be i64[%d]", loc, r);
 	for (int d = 0; d < r; d++) {
-		int64_t rep = rt_get_i64(in[1].data, KILN_I64, d);
-		if (rep < 0 || y->dims[d] != x->dims[d] * rep)
+		int64_t rep = rt_get_i64(in[1].data, KILN_I64, d), want;
+		if (rep < 0 || !rt_ck_mul(x->dims[d], rep, &want))
+			return rt_error(f, "node '%s' (Tile): repeat %d is %lld: negative or too large",
+			                loc, d, (long long)rep);
+		if (y->dims[d] != want)
 			return rt_error(f, "node '%s' (Tile): output dim %d is %lld, expected %lld", loc, d,
-			                (long long)y->dims[d], (long long)(x->dims[d] * rep));
+			                (long long)y->dims[d], (long long)want);
 	}
 	if (rt_numel(y) == 0)
 		return 0;
@@ -351,12 +354,17 @@ RT_KERNEL(Range)
 	int64_t d = rt_get_i64(in[2].data, dt, 0);
 	if (d == 0)
 		return rt_error(f, "node '%s' (Range): delta is 0", loc);
-	int64_t want = d > 0 ? (l > s ? (l - s + d - 1) / d : 0) : (s > l ? (s - l - d - 1) / -d : 0);
-	if (want != n)
-		return rt_error(f, "node '%s' (Range): %lld elements, start/limit/delta give %lld", loc,
-		                (long long)n, (long long)want);
+	/* ceil(|limit - start| / |delta|) in uint64: exact for any int64 values */
+	bool up = d > 0;
+	uint64_t span = up ? (l > s ? (uint64_t)l - (uint64_t)s : 0) : (s > l ? (uint64_t)s - (uint64_t)l : 0);
+	uint64_t step = up ? (uint64_t)d : 0 - (uint64_t)d;
+	uint64_t want = span / step + (span % step != 0);
+	if (want != (uint64_t)n)
+		return rt_error(f, "node '%s' (Range): %lld elements, start/limit/delta give %llu", loc,
+		                (long long)n, (unsigned long long)want);
 	for (int64_t i = 0; i < n; i++) {
-		int64_t v = s + i * d;
+		/* in [start, limit): the wrapping unsigned sum is the exact value */
+		int64_t v = (int64_t)((uint64_t)s + (uint64_t)i * (uint64_t)d);
 		switch (dt) {
 		case KILN_I64: ((int64_t *)out[0].data)[i] = v; break;
 		case KILN_I32: ((int32_t *)out[0].data)[i] = (int32_t)v; break;
@@ -394,6 +402,20 @@ static int fill(void *p, int32_t dt, int64_t n, int64_t iv, double fv)
 RT_KERNEL(ConstantOfShape)
 {
 	int32_t dt = out[0].dtype;
+	/* the shape input's values are the output dims the code was planned with */
+	if (nin > 0 && in[0].data) {
+		if ((in[0].dtype != KILN_I64 && in[0].dtype != KILN_I32) || in[0].rank != 1 ||
+		    in[0].dims[0] != out[0].rank)
+			return rt_error(f, "node '%s' (ConstantOfShape): shape input must be an integer "
+			                "vector of %d elements", loc, out[0].rank);
+		for (int k = 0; k < out[0].rank; k++) {
+			int64_t v = rt_get_i64(in[0].data, in[0].dtype, k);
+			if (v != out[0].dims[k])
+				return rt_error(f, "node '%s' (ConstantOfShape): shape element %d is %lld, "
+				                "the output dim %lld", loc, k, (long long)v,
+				                (long long)out[0].dims[k]);
+		}
+	}
 	if (fill(out[0].data, dt, rt_numel(&out[0]), nia > 0 ? ia[0] : 0, nfa > 0 ? fa[0] : 0.0))
 		return rt_bad_dtype(f, loc, "ConstantOfShape", dt);
 	return 0;

@@ -12,7 +12,20 @@
  *   kiln_context_free(c); kiln_model_free(m);
  *
  * Contexts are independent: two threads may run the same model at once on
- * two contexts.  A context is not itself thread-safe.
+ * two contexts.  A context runs one kiln_run at a time: a kiln_run that
+ * finds another thread inside kiln_run on the same context returns
+ * KILN_BUSY at once (it does not wait), and kiln_last_error(ctx) in that
+ * thread says the context is in use.  kiln_context_free must not race
+ * with a kiln_run on the same context.
+ *
+ * Lifetimes: a context keeps its model loaded.  kiln_model_free may come
+ * before the kiln_context_free of the model's contexts; the model is
+ * unloaded when the last of them is freed.  After kiln_model_free the
+ * model handle itself must not be used again.
+ *
+ * kiln_model_load checks the file before loading it (a regular file, an
+ * ELF shared object whose headers, segments and embedded weights lie
+ * inside the file): a cut copy is refused with a message, not a SIGBUS.
  */
 #ifndef KILN_H
 #define KILN_H
@@ -64,12 +77,33 @@ void kiln_context_free(kiln_context *c);
 /* Runs the model.  inputs in model order.  For each output: data == NULL
  * means the context owns the buffer (valid until the next run or free);
  * otherwise data/nbytes is the caller's buffer, which must be large enough.
- * On return shape, rank, dtype and nbytes describe each output. */
+ * On return shape, rank, dtype and nbytes describe each output.
+ * 0 ok, -1 error, KILN_BUSY: another thread is in kiln_run on c. */
+/* kiln_run's status when another thread is running the same context. */
+#define KILN_BUSY (-2)
+
 int kiln_run(kiln_context *c, const kiln_tensor *inputs, int ninputs,
              kiln_tensor *outputs, int noutputs);
 const char *kiln_last_error(const kiln_context *c);
 /* Bytes of the planned arena for the last run's shapes (0 before a run). */
 size_t kiln_context_arena_bytes(const kiln_context *c);
+
+/* What a compiled model is: who made it, for which machine, with which
+ * weights (strings owned by the model). */
+typedef struct kiln_model_info {
+	const char *name;            /* the graph's name */
+	const char *kiln_version;    /* of the compiler that made it */
+	int abi_version;
+	const char *target_triple;   /* e.g. "x86_64-pc-linux-gnu" */
+	const char *target_cpu;      /* LLVM's name, e.g. "znver4", "x86-64-v3" */
+	const char *cpu_features;    /* what kiln_model_load checks, "avx2,fma,..." */
+	const char *fpmath;          /* "fp32" or "bf16" */
+	const char *weights_file;    /* NULL: embedded; else the file beside the .so */
+	unsigned long long weights_bytes;
+	unsigned long long weights_hash;   /* content hash, checked for a weights file */
+} kiln_model_info;
+/* 0, or -1 if m is NULL. */
+int kiln_model_get_info(const kiln_model *m, kiln_model_info *info);
 
 #ifdef __cplusplus
 }

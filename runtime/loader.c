@@ -2,27 +2,49 @@
  * dlopen and forwards the kiln.h API to the model's own runtime through the
  * entry table it exports (kiln_entry, see rt.h). */
 #include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "rt.h"
 
+/* A model stays loaded while the caller's handle or any of its contexts
+ * holds it: refs counts the handle (until kiln_model_free) and each
+ * context. */
 struct kiln_model {
 	void *dl;
 	const rt_entry *e;
 	char *path;
+	atomic_int refs;
+	uint64_t file_size;
+	int nload;                      /* PT_LOAD headers kept for the weights check */
+	bool load_overflow;             /* more than fit in load[]: check skipped */
+	Elf64_Phdr load[32];
 };
 
-/* A context remembers its model's table; the runtime's own context is
- * opaque to us, so the loader wraps it. */
+/* A context remembers its model and its model's table; the runtime's own
+ * context is opaque to us, so the loader wraps it.  busy is set while a
+ * kiln_run is inside: a second thread's kiln_run on it is refused. */
 typedef struct loaded_ctx {
+	kiln_model *m;
 	const rt_entry *e;
 	kiln_context *c;
+	atomic_flag busy;
 } loaded_ctx;
 
 static _Thread_local char load_err[512];
+/* the context this thread's last kiln_run found busy (its message is not
+ * in the context, which the other thread is writing) */
+static _Thread_local const kiln_context *busy_ctx;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -34,6 +56,202 @@ static void fail(const char *fmt, ...)
 	for (char *p = load_err; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
+}
+
+static void model_release(kiln_model *m)
+{
+	if (atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	dlclose(m->dl);
+	free(m->path);
+	free(m);
+}
+
+/* ---- checks of the file before and after dlopen ---- */
+
+static bool past(uint64_t off, uint64_t len, uint64_t size, uint64_t *end)
+{
+	*end = off + len;
+	return *end < off || *end > size;
+}
+
+/* Reads n bytes at off; -1 on a short read. */
+static int read_at(int fd, void *dst, size_t n, uint64_t off)
+{
+	for (size_t k = 0; k < n;) {
+		ssize_t r = pread(fd, (char *)dst + k, n - k, (off_t)(off + k));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		k += (size_t)r;
+	}
+	return 0;
+}
+
+/* Checks that the file is a regular file, a 64-bit ELF shared object
+ * whose headers and loadable segments lie inside it (dlopen maps segments
+ * past the end of a cut file, and the first read there is a SIGBUS).
+ * Keeps the size and the PT_LOAD headers in m.  -1 with load_err set. */
+static int check_file(const char *path, kiln_model *m)
+{
+	/* O_NONBLOCK: a FIFO must not block the open */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		fail("%s: cannot load: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	int rc = -1;
+	Elf64_Ehdr h;
+	uint64_t size = 0, end;
+	if (fstat(fd, &st)) {
+		fail("%s: cannot load: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fail("%s: cannot load: not a regular file", path);
+		goto out;
+	}
+	size = m->file_size = (uint64_t)st.st_size;
+	if (size == 0) {
+		fail("%s: cannot load: empty file", path);
+		goto out;
+	}
+	size_t got = size < sizeof h ? (size_t)size : sizeof h;
+	memset(&h, 0, sizeof h);
+	if (read_at(fd, &h, got, 0)) {
+		fail("%s: cannot load: cannot read: %s", path, strerror(errno));
+		goto out;
+	}
+	if (memcmp(h.e_ident, ELFMAG, got < SELFMAG ? got : SELFMAG)) {
+		fail("%s: cannot load: not an ELF file", path);
+		goto out;
+	}
+	if (got < sizeof h) {
+		fail("%s: truncated: ELF header ends at byte %zu, the file has %llu", path, sizeof h,
+		     (unsigned long long)size);
+		goto out;
+	}
+	if (h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_ident[EI_DATA] != ELFDATA2LSB ||
+	    h.e_phentsize != sizeof(Elf64_Phdr) || h.e_phnum == 0) {
+		fail("%s: cannot load: not a 64-bit little-endian ELF shared object", path);
+		goto out;
+	}
+	if (past(h.e_phoff, (uint64_t)h.e_phnum * sizeof(Elf64_Phdr), size, &end)) {
+		fail("%s: truncated: program headers end at byte %llu, the file has %llu", path,
+		     (unsigned long long)end, (unsigned long long)size);
+		goto out;
+	}
+	m->nload = 0;
+	for (int i = 0, k = 0; i < h.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (read_at(fd, &ph, sizeof ph, h.e_phoff + (uint64_t)i * sizeof ph)) {
+			fail("%s: cannot load: cannot read: %s", path, strerror(errno));
+			goto out;
+		}
+		if (ph.p_type != PT_LOAD)
+			continue;
+		k++;
+		if (past(ph.p_offset, ph.p_filesz, size, &end)) {
+			fail("%s: truncated: loadable segment %d ends at byte %llu, the file has %llu",
+			     path, k, (unsigned long long)end, (unsigned long long)size);
+			goto out;
+		}
+		if (m->nload < (int)(sizeof m->load / sizeof m->load[0]))
+			m->load[m->nload++] = ph;
+		else
+			m->load_overflow = true;
+	}
+	if (h.e_shoff && past(h.e_shoff, (uint64_t)(h.e_shnum ? h.e_shnum : 1) * h.e_shentsize,
+	                      size, &end)) {
+		fail("%s: truncated: section headers end at byte %llu, the file has %llu", path,
+		     (unsigned long long)end, (unsigned long long)size);
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* After dlopen: the embedded weights (desc->weights, weights_bytes) must
+ * lie in the file-backed part of one loaded segment, inside the file. */
+/* True if the comma-separated list has name as one of its items. */
+static bool list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
+/* Whether this CPU has feature name (one of cpu_features.def; others are
+ * taken as present).  KILN_CPU_MASK=a,b makes a and b count as missing:
+ * a test hook for the refusal below on any machine. */
+static bool cpu_has(const char *name)
+{
+	if (list_has(getenv("KILN_CPU_MASK"), name))
+		return false;
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+#define X(f) if (!strcmp(name, f)) return __builtin_cpu_supports(f);
+#include "cpu_features.def"
+#undef X
+#endif
+	return true;
+}
+
+/* The model's code may use the features its desc lists: refuse a CPU that
+ * lacks one (it would die with SIGILL in the first run), naming them. */
+static int check_cpu(const char *path, const rt_model_desc *d)
+{
+	char missing[512] = "", item[64];
+	size_t len = 0;
+	for (const char *p = d->cpu_features; p && *p;) {
+		size_t n = strcspn(p, ",");
+		snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), p);
+		if (item[0] && !cpu_has(item) && len + n + 3 < sizeof missing)
+			len += (size_t)snprintf(missing + len, sizeof missing - len, "%s%s", len ? ", " : "", item);
+		p += n + (p[n] == ',');
+	}
+	if (!len)
+		return 0;
+	fail("%s: compiled for a CPU with %s, which this CPU lacks (target CPU '%s'; compile with "
+	     "--target-cpu=x86-64-v3, x86-64-v2 or for this machine)", path, missing,
+	     d->target_cpu ? d->target_cpu : "?");
+	return -1;
+}
+
+static int check_weights(const char *path, kiln_model *m)
+{
+	const rt_model_desc *d = m->e->desc;
+	if (d->weights_file || !d->weights || d->weights_bytes == 0 || m->load_overflow)
+		return 0;
+	struct link_map *lm = NULL;
+	if (dlinfo(m->dl, RTLD_DI_LINKMAP, &lm) || !lm) {
+		fail("%s: cannot load: dlinfo failed", path);
+		return -1;
+	}
+	uint64_t va = (uint64_t)(uintptr_t)d->weights - (uint64_t)lm->l_addr;
+	for (int i = 0; i < m->nload; i++) {
+		const Elf64_Phdr *ph = &m->load[i];
+		if (va < ph->p_vaddr || va - ph->p_vaddr >= ph->p_memsz)
+			continue;
+		uint64_t off = ph->p_offset + (va - ph->p_vaddr), end = off + d->weights_bytes;
+		uint64_t seg_end = ph->p_offset + ph->p_filesz;
+		if (end < off || end > m->file_size || end > seg_end) {
+			fail("%s: truncated: weights end at byte %llu, the file has %llu", path,
+			     (unsigned long long)end,
+			     (unsigned long long)(end > m->file_size ? m->file_size : seg_end));
+			return -1;
+		}
+		return 0;
+	}
+	fail("%s: corrupt: the weights (%llu bytes) are not in a loaded segment of the file", path,
+	     (unsigned long long)d->weights_bytes);
+	return -1;
 }
 
 const char *kiln_load_error(void)
@@ -59,45 +277,49 @@ kiln_model *kiln_model_load(const char *path)
 		}
 		p = buf;
 	}
-	void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		const char *why = dlerror();
-		fail("%s: cannot load: %s", path, why ? why : "unknown error");
-		return NULL;
-	}
-	const rt_entry *(*entry)(void) = (const rt_entry *(*)(void))dlsym(dl, "kiln_entry");
-	if (!entry) {
-		fail("%s: not a kiln model (no kiln_entry)", path);
-		dlclose(dl);
-		return NULL;
-	}
-	const rt_entry *e = entry();
-	if (!e || e->abi_version != RT_ABI_VERSION || !e->desc ||
-	    e->desc->abi_version != RT_ABI_VERSION) {
-		fail("%s: model ABI version %d, this loader expects %d", path,
-		     e ? (int)e->abi_version : -1, RT_ABI_VERSION);
-		dlclose(dl);
-		return NULL;
-	}
 	kiln_model *m = calloc(1, sizeof *m);
 	if (!m || !(m->path = strdup(p))) {
 		free(m);
 		fail("%s: out of memory", path);
-		dlclose(dl);
 		return NULL;
 	}
-	m->dl = dl;
-	m->e = e;
-	return m;
+	if (check_file(path, m)) {
+		free(m->path);
+		free(m);
+		return NULL;
+	}
+	void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+	const char *why = NULL;
+	const rt_entry *(*entry)(void) = NULL;
+	const rt_entry *e = NULL;
+	if (!dl) {
+		why = dlerror();
+		fail("%s: cannot load: %s", path, why ? why : "unknown error");
+	} else if (!(entry = (const rt_entry *(*)(void))dlsym(dl, "kiln_entry")))
+		fail("%s: not a kiln model (no kiln_entry)", path);
+	else if (!(e = entry()) || e->abi_version != RT_ABI_VERSION || !e->desc ||
+	         e->desc->abi_version != RT_ABI_VERSION)
+		fail("%s: model ABI version %d, this loader expects %d", path,
+		     e ? (int)e->abi_version : -1, RT_ABI_VERSION);
+	else {
+		m->dl = dl;
+		m->e = e;
+		if (check_cpu(path, e->desc) == 0 && check_weights(path, m) == 0) {
+			atomic_init(&m->refs, 1);
+			return m;
+		}
+	}
+	if (dl)
+		dlclose(dl);
+	free(m->path);
+	free(m);
+	return NULL;
 }
 
 void kiln_model_free(kiln_model *m)
 {
-	if (!m)
-		return;
-	dlclose(m->dl);
-	free(m->path);
-	free(m);
+	if (m)
+		model_release(m);
 }
 
 int kiln_model_num_inputs(const kiln_model *m)
@@ -136,7 +358,9 @@ kiln_context *kiln_context_create(kiln_model *m, int num_threads)
 		fail("kiln_context_create: out of memory");
 		return NULL;
 	}
+	lc->m = m;
 	lc->e = m->e;
+	atomic_flag_clear(&lc->busy);
 	lc->c = m->e->context_create(m->e->desc, m->path, num_threads);
 	if (!lc->c) {
 		const char *why = m->e->create_error ? m->e->create_error() : "";
@@ -144,6 +368,7 @@ kiln_context *kiln_context_create(kiln_model *m, int num_threads)
 		free(lc);
 		return NULL;
 	}
+	atomic_fetch_add(&m->refs, 1);
 	return (kiln_context *)lc;
 }
 
@@ -152,7 +377,10 @@ void kiln_context_free(kiln_context *c)
 	loaded_ctx *lc = (loaded_ctx *)c;
 	if (!lc)
 		return;
+	if (busy_ctx == c)
+		busy_ctx = NULL;
 	lc->e->context_free(lc->c);
+	model_release(lc->m);
 	free(lc);
 }
 
@@ -162,13 +390,40 @@ int kiln_run(kiln_context *c, const kiln_tensor *inputs, int ninputs,
 	loaded_ctx *lc = (loaded_ctx *)c;
 	if (!lc)
 		return -1;
-	return lc->e->run(lc->c, inputs, ninputs, outputs, noutputs) ? -1 : 0;
+	if (atomic_flag_test_and_set_explicit(&lc->busy, memory_order_acquire)) {
+		busy_ctx = c;
+		return KILN_BUSY;
+	}
+	busy_ctx = NULL;
+	int rc = lc->e->run(lc->c, inputs, ninputs, outputs, noutputs) ? -1 : 0;
+	atomic_flag_clear_explicit(&lc->busy, memory_order_release);
+	return rc;
 }
 
 const char *kiln_last_error(const kiln_context *c)
 {
 	const loaded_ctx *lc = (const loaded_ctx *)c;
+	if (lc && busy_ctx == c)
+		return "context is in use by another thread (one kiln_run at a time per context)";
 	return lc ? lc->e->last_error(lc->c) : "no context";
+}
+
+int kiln_model_get_info(const kiln_model *m, kiln_model_info *info)
+{
+	if (!m || !info)
+		return -1;
+	const rt_model_desc *d = m->e->desc;
+	info->name = d->name;
+	info->kiln_version = d->kiln_version;
+	info->abi_version = d->abi_version;
+	info->target_triple = d->target_triple;
+	info->target_cpu = d->target_cpu;
+	info->cpu_features = d->cpu_features;
+	info->fpmath = d->fpmath ? "bf16" : "fp32";
+	info->weights_file = d->weights_file;
+	info->weights_bytes = d->weights_bytes;
+	info->weights_hash = d->weights_hash;
+	return 0;
 }
 
 size_t kiln_context_arena_bytes(const kiln_context *c)

@@ -16,7 +16,9 @@
  *   1. rt binds symbols (batch, sequence, s41, ...) from the input shapes
  *      using desc->in_dims; a mismatch (wrong rank, dtype, contradicting
  *      dims) is an error naming the input and dim;
- *   2. if the symbol values changed since the last run: kiln__plan computes
+ *   2. if the symbol values changed since the last run: kiln__plan checks
+ *      the sizes of every tensor (overflow, size limit: an rt_error naming
+ *      the node) and computes
  *      the byte size of every arena buffer, rt assigns offsets (greedy,
  *      liveness from desc->buf_first/buf_last, 64-byte aligned), grows the
  *      arena; kiln__out_shapes computes the output shapes;
@@ -33,7 +35,7 @@
 
 #include "kiln.h"
 
-#define RT_ABI_VERSION 2
+#define RT_ABI_VERSION 3
 
 /* The panel layout of a GEMM weight matrix W [K, N] (f32), as the backend
  * stores the W of every KlnGemm (then its ia[1] == RT_GEMM_PANEL) and as
@@ -60,6 +62,50 @@ static inline void rt_gemm_pack_panels(const void *W, int64_t K, int64_t N, floa
 			memset(dst + cols, 0, (size_t)(RT_GEMM_PANEL - cols) * sizeof(float));
 		}
 	}
+}
+
+/* A 64-bit content hash of the weights blob, computed by the compiler
+ * (rt_model_desc.weights_hash) and again when a model loads its external
+ * weights file, so another model's file of the same size is refused.  Four
+ * independent lanes of multiply-xorshift over 8-byte words: fast enough to
+ * hash a BERT's weights in a small fraction of their load time.  Feed it
+ * pieces whose sizes are multiples of 32 bytes, except the last. */
+typedef struct rt_hash { uint64_t h[4]; uint64_t n; } rt_hash;
+
+static inline void rt_hash_init(rt_hash *s)
+{
+	for (int k = 0; k < 4; k++)
+		s->h[k] = 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);
+	s->n = 0;
+}
+
+static inline uint64_t rt_hash_mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 31);
+}
+
+static inline void rt_hash_add(rt_hash *s, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32)
+		for (int k = 0; k < 4; k++) {
+			uint64_t w;
+			memcpy(&w, p + i + 8 * k, 8);
+			s->h[k] = rt_hash_mix(s->h[k], w);
+		}
+	for (; i < n; i++)
+		s->h[0] = rt_hash_mix(s->h[0], p[i] | 0x100u);
+	s->n += n;
+}
+
+static inline uint64_t rt_hash_end(const rt_hash *s)
+{
+	uint64_t h = s->n;
+	for (int k = 0; k < 4; k++)
+		h = rt_hash_mix(h, s->h[k]);
+	return h;
 }
 
 /* The bf16 panel layout (kiln compile --fpmath=bf16; then the KlnGemm's
@@ -140,7 +186,9 @@ typedef struct rt_model_desc {
 	uint64_t weights_bytes;
 	const char *weights;           /* embedded blob (NULL when external) */
 	/* generated functions */
-	void (*plan)(const int64_t *sym, int64_t *bufsize);            /* bytes per buffer */
+	/* bytes per buffer, after checking every size the run computes (no
+	 * 64-bit overflow, within the size limit); 0, or rt_error(f, ...) */
+	int (*plan)(const int64_t *sym, int64_t *bufsize, kiln_frame *f);
 	void (*out_shapes)(const int64_t *sym, int64_t *shapes);        /* nout * KILN_MAX_RANK */
 	int (*run)(kiln_frame *f);
 	/* The blob's first weights_hot_bytes are read by kernels as a whole
@@ -150,6 +198,16 @@ typedef struct rt_model_desc {
 	 * f->weights_cold and left in the file: only rows a run reads become
 	 * resident. */
 	uint64_t weights_hot_bytes;
+	/* The CPU the code was generated for (LLVM's name; "generic" for another
+	 * triple without --target-cpu) and the features of cpu_features.def it
+	 * may use, comma-separated ("" when unknown: a named CPU other than the
+	 * x86-64 levels): kiln_model_load refuses a CPU that lacks one. */
+	const char *target_cpu;
+	const char *cpu_features;
+	uint64_t weights_hash;         /* rt_hash of the weights blob */
+	const char *kiln_version;      /* of the compiler that made the model */
+	const char *target_triple;
+	int32_t fpmath;                /* 0 fp32, 1 bf16 (kiln compile --fpmath) */
 } rt_model_desc;
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */

@@ -3,7 +3,6 @@
  * buffers, weights (weights.c), then the call
  * of the generated run function.  The exported entry table is in entry.c,
  * so that kernels (and their tests) link without a model descriptor. */
-#include <cblas.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,9 +117,6 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 		return NULL;
 	}
 	c->nthreads = rt_pool_size(c->pool);
-	/* GEMMs run single-threaded inside our own pool (see kernels_linalg.c):
-	 * OpenBLAS threads would oversubscribe the cores (process-global). */
-	openblas_set_num_threads(1);
 	return c;
 }
 
@@ -251,13 +247,16 @@ static int by_start(const void *a, const void *b)
 	return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
+/* v rounded up to RT_ALIGN (v >= 0, at most INT64_MAX - RT_ALIGN: plan()
+ * checks that). */
 static int64_t align_up(int64_t v)
 {
 	return (v + RT_ALIGN - 1) & ~(int64_t)(RT_ALIGN - 1);
 }
 
 /* Greedy: largest first, each at the lowest 64-aligned offset that does not
- * overlap a placed buffer whose lifetime [first, last] intersects its own. */
+ * overlap a placed buffer whose lifetime [first, last] intersects its own.
+ * Offsets and the total are sums of aligned sizes: -1 if one overflows. */
 static int64_t assign_offsets(kiln_context *c)
 {
 	const rt_model_desc *d = c->d;
@@ -289,9 +288,12 @@ static int64_t assign_offsets(kiln_context *c)
 			if (c->iv[2 * k + 1] > off)
 				off = c->iv[2 * k + 1];
 		}
+		int64_t end;
+		if (!rt_ck_add(off, sz, &end))
+			return -1;
 		c->bufoff[b] = off;
-		if (off + sz > total)
-			total = off + sz;
+		if (end > total)
+			total = end;
 	}
 	return total;
 }
@@ -301,21 +303,27 @@ static int plan(kiln_context *c)
 	const rt_model_desc *d = c->d;
 	if (c->planned && (d->nsym == 0 || !memcmp(c->sym, c->plan_sym, (size_t)d->nsym * sizeof *c->sym)))
 		return 0;
-	if (d->nbuf > 0) {
-		d->plan(c->sym, c->bufsize);
-		for (int b = 0; b < d->nbuf; b++)
-			if (c->bufsize[b] < 0)
-				return rt_context_errorf(c, "planned buffer %d has negative size %lld",
-				                         b, (long long)c->bufsize[b]);
+	c->planned = false;
+	kiln_frame f = {.sym = c->sym, .ctx = c};
+	if (d->plan(c->sym, c->bufsize, &f)) {
+		if (!c->err[0])
+			rt_context_errorf(c, "model '%s': planning failed", d->name ? d->name : "?");
+		return -1;
 	}
+	for (int b = 0; b < d->nbuf; b++)
+		if (c->bufsize[b] < 0 || c->bufsize[b] > INT64_MAX - RT_ALIGN)
+			return rt_context_errorf(c, "planned buffer %d has size %lld", b,
+			                         (long long)c->bufsize[b]);
 	int64_t total = assign_offsets(c);
+	if (total < 0 || (uint64_t)total > SIZE_MAX)
+		return rt_context_errorf(c, "model '%s': the arena size overflows 64 bits",
+		                         d->name ? d->name : "?");
 	if ((size_t)total > c->arena_cap) {
 		free(c->arena);
 		c->arena = NULL;
 		c->arena_cap = 0;
 		void *p = NULL;
 		if (posix_memalign(&p, RT_ALIGN, (size_t)total)) {
-			c->planned = false;
 			return rt_context_errorf(c, "cannot allocate arena of %lld bytes", (long long)total);
 		}
 		c->arena = p;
@@ -342,14 +350,18 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 	for (int o = 0; o < nout; o++) {
 		const kiln_io_info *io = &d->outputs[o];
 		const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
-		int64_t n = 1;
+		int64_t n = 1, bytes;
 		for (int k = 0; k < io->rank; k++) {
 			if (sh[k] < 0)
 				return rt_context_errorf(c, "output '%s' dim %d: negative size %lld",
 				                         io->name, k, (long long)sh[k]);
-			n *= sh[k];
+			if (!rt_ck_mul(n, sh[k], &n))
+				return rt_context_errorf(c, "output '%s': element count overflows 64 bits",
+				                         io->name);
 		}
-		size_t need = (size_t)n * rt_dtype_size(io->dtype);
+		if (!rt_ck_mul(n, (int64_t)rt_dtype_size(io->dtype), &bytes) || (uint64_t)bytes > SIZE_MAX)
+			return rt_context_errorf(c, "output '%s': byte size overflows", io->name);
+		size_t need = (size_t)bytes;
 		/* NULL, or the buffer this context handed out last time (a caller
 		 * reusing its output array), means context-owned */
 		bool owned = !out[o].data || out[o].data == c->owned[o];

@@ -13,6 +13,19 @@
 #define RT_ALIGN 64
 #define RT_ERR_MAX 512
 
+/* Overflow-checked size arithmetic: true when *r = a op b fits int64.
+ * The compiler's are ir/checked.h's ck_*; the runtime includes nothing of
+ * the compiler, so these two are a deliberate copy. */
+static inline bool rt_ck_mul(int64_t a, int64_t b, int64_t *r)
+{
+	return !__builtin_mul_overflow(a, b, r);
+}
+
+static inline bool rt_ck_add(int64_t a, int64_t b, int64_t *r)
+{
+	return !__builtin_add_overflow(a, b, r);
+}
+
 /* One context: everything a run needs, allocated at creation or grown on
  * re-plan; a steady-state run allocates nothing. */
 struct kiln_context {

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -62,10 +63,11 @@ static void copy_embedded(char *dst, const char *src, size_t n)
 	}
 }
 
-static int read_all(int fd, char *dst, size_t n)
+/* n bytes of the file from byte `at` into dst */
+static int read_all_at(int fd, char *dst, size_t n, size_t at)
 {
 	for (size_t off = 0; off < n;) {
-		ssize_t r = pread(fd, dst + off, n - off > CHUNK ? CHUNK : n - off, (off_t)off);
+		ssize_t r = pread(fd, dst + off, n - off > CHUNK ? CHUNK : n - off, (off_t)(at + off));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -73,6 +75,11 @@ static int read_all(int fd, char *dst, size_t n)
 		off += (size_t)r;
 	}
 	return 0;
+}
+
+static int read_all(int fd, char *dst, size_t n)
+{
+	return read_all_at(fd, dst, n, 0);
 }
 
 /* The side file's path: beside the .so. */
@@ -87,19 +94,56 @@ static int side_path(const rt_model_desc *d, const char *so_path, char *path, si
 /* The side file, opened and checked; -1 with err set. */
 static int open_side(const rt_model_desc *d, const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open weights file '%s'", path);
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != d->weights_bytes) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "weights file '%s' is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size != d->weights_bytes) {
 		snprintf(err, errlen, "weights file '%s': %lld bytes, expected %llu", path,
 		         (long long)st.st_size, (unsigned long long)d->weights_bytes);
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+/* An external weights file must be the one the model was compiled with:
+ * its content hash against desc->weights_hash (-1 with err set if not). */
+static int check_hash(const rt_model_desc *d, int fd, const char *path, char *err, size_t errlen)
+{
+	char *buf = malloc(CHUNK);
+	if (!buf) {
+		snprintf(err, errlen, "out of memory checking weights file '%s'", path);
+		return -1;
+	}
+	rt_hash h;
+	rt_hash_init(&h);
+	size_t n = (size_t)d->weights_bytes;
+	int rc = 0;
+	for (size_t off = 0; off < n && !rc; off += CHUNK) {
+		size_t len = n - off < CHUNK ? n - off : CHUNK;
+		if (read_all_at(fd, buf, len, off)) {
+			snprintf(err, errlen, "cannot read weights file '%s'", path);
+			rc = -1;
+		} else
+			rt_hash_add(&h, buf, len);
+	}
+	free(buf);
+	if (!rc && rt_hash_end(&h) != d->weights_hash) {
+		snprintf(err, errlen, "weights file '%s' does not belong to this model (content hash "
+		         "%016llx, compiled with %016llx): another model's weights?", path,
+		         (unsigned long long)rt_hash_end(&h), (unsigned long long)d->weights_hash);
+		rc = -1;
+	}
+	return rc;
 }
 
 /* Fill the shared state for d (lock held); -1 with err set. */
@@ -173,7 +217,8 @@ int rt_weights_acquire(kiln_context *c, const char *so_path, char *err, size_t e
 	int rc = 0;
 	pthread_mutex_lock(&lock);
 	if (shared.refs == 0)
-		rc = load(d, fd, path, err, errlen);
+		rc = (fd >= 0 ? check_hash(d, fd, path, err, errlen) : 0) || load(d, fd, path, err, errlen)
+		     ? -1 : 0;
 	if (rc == 0) {
 		shared.refs++;
 		c->weights = shared.mem ? shared.mem : d->weights;

@@ -21,11 +21,14 @@ cmake --build "$BUILD" -j2 --target fuzz_onnx
 CORPUS="$BUILD/fuzz-corpus"
 ART="$BUILD/fuzz-artifacts"
 mkdir -p "$CORPUS" "$ART"
-# seeds: the generated bad models (valid controls included) when python3-onnx
-# is there, plus the smallest shared model when ../shared is there
+# seeds: the generated bad models (valid controls included) and fuzz seeds
+# (tests/gen/make_fuzz_seeds.py) when python3-onnx is there, plus the
+# smallest shared model when ../shared is there
 if "$PY" -c "import onnx, numpy" 2>/dev/null; then
 	SEEDS=$(mktemp -d /tmp/kiln_fuzzseed.XXXXXX)
 	"$PY" "$SRC/tests/gen/make_bad_models.py" "$SEEDS/m" >/dev/null
+	# nesting around the depth limit, overflowing dims and shapes
+	"$PY" "$SRC/tests/gen/make_fuzz_seeds.py" "$SEEDS/m/seeds"
 	find "$SEEDS/m" -name '*.onnx' -type f -size -64k -exec cp {} "$CORPUS/" \;
 	rm -rf "$SEEDS"
 fi

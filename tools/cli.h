@@ -17,6 +17,7 @@ typedef struct CompileOpts {
 	PassOptions passes;
 	BeOptions be;
 	bool stats;
+	int64_t max_tensor_bytes;  /* --max-tensor-bytes, 0: default (ir/checked.h) */
 	const char *format;    /* dump: "text" or "dot" */
 } CompileOpts;
 
@@ -34,6 +35,8 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
  * op histogram before the passes. */
 Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in);
 
+/* --target-cpu checked for the triple: 0 ok, 1 help printed, -1 error said */
+int cli_check_target_cpu(const CompileOpts *o);
 void cli_error(const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 1, 2)))
@@ -55,5 +58,6 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* kiln compile: ONNX model -> shared object (or .o/.ll/.s). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -15,6 +16,8 @@ static const char help[] =
 	"  -o OUT                   output file\n"
 	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
 	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
+	"  --runtime-lib=PATH       the libkiln_rt.a to link (default: $KILN_RUNTIME_LIB, else\n"
+	"                           the one installed beside kiln, else the build tree's)\n"
 	"  --name=NAME              OUT.h's entry point NAME_run and include guard\n"
 	"                           (default: OUT's base name as a C identifier)\n"
 	"  --target-cpu=NAME        CPU to generate code for (default: this machine's)\n"
@@ -24,9 +27,13 @@ static const char help[] =
 	"                           stored in bf16 and the activations they multiply\n"
 	"                           rounded to bf16, fp32 sums; needs AVX512_BF16 for\n"
 	"                           speed (other CPUs run it correctly, slower)\n"
+	"  --max-tensor-bytes=N     size limit of one tensor in bytes (suffix K, M, G, T;\n"
+	"                           default 64G): static shapes over it are refused, the\n"
+	"                           compiled code refuses larger run-time shapes\n"
 	"  --stats                  print statistics; the last line is one JSON object:\n"
 	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes,\n"
-	"                           fpmath (arena at batch 1, sequence 128, 36 regions)\n"
+	"                           fpmath (arena at batch 1, sequence 128, 36 regions,\n"
+	"                           computed from the memory plan: the model is not run)\n"
 	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
 	"  --disable-pattern=, --verify-each   as for kiln dump\n";
 
@@ -47,27 +54,32 @@ static void print_counts(const int *counts, int nconst)
 	putchar('}');
 }
 
-/* Bytes of the planned arena of a native .so at batch 1, sequence 128. */
-static long long measure_arena(const char *so)
+/* The symbol values --stats measures the arena at: each symbol an input dim
+ * binds gets the value synth_inputs (kiln bench) gives it at batch 1,
+ * sequence 128, 36 regions.  The backend computes the arena from its plan
+ * (BeStats.arena_bytes): the model is never run.  calloc'd, per ir symbol. */
+static int64_t *stats_syms(const Graph *g)
 {
-	kiln_model *m = kiln_model_load(so);
-	if (!m)
-		return -1;
-	long long bytes = -1;
-	kiln_context *c = kiln_context_create(m, 1);
-	SynthInputs s;
-	if (c && synth_inputs(m, 1, 128, 36, 1, &s) == 0) {
-		kiln_tensor out[64];
-		int nout = kiln_model_num_outputs(m);
-		memset(out, 0, sizeof out);
-		if (nout <= 64 && kiln_run(c, s.t, s.n, out, nout) == 0)
-			bytes = (long long)kiln_context_arena_bytes(c);
-		synth_free(&s);
+	int ns = ir_nsyms(g);
+	int64_t *v = calloc((size_t)ns + 1, sizeof *v);
+	bool *set = calloc((size_t)ns + 1, sizeof *set);
+	if (!v || !set) {
+		free(v);
+		free(set);
+		return NULL;
 	}
-	if (c)
-		kiln_context_free(c);
-	kiln_model_free(m);
-	return bytes;
+	for (int k = 0; k < g->ninputs; k++) {
+		const Value *val = IR_VAL(g, g->inputs[k]);
+		for (int d = 0; d < val->rank; d++) {
+			const DimNode *n = ir_dim_node(g, val->dims[d]);
+			if (n->kind != DIM_SYM || set[n->c])
+				continue;
+			v[n->c] = synth_dim(val->name ? val->name : "", val->dtype, d, 1, 128, 36);
+			set[n->c] = true;
+		}
+	}
+	free(set);
+	return v;
 }
 
 static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
@@ -144,17 +156,18 @@ int cmd_compile(int argc, char **argv)
 		return EXIT_BAD_INPUT;
 	BeStats bs = {0};
 	Diag d = {0};
-	if (be_compile(g, &o.be, &bs, &d)) {
+	int64_t *syms = o.stats ? stats_syms(g) : NULL;
+	o.be.arena_syms = syms;
+	int rc = be_compile(g, &o.be, &bs, &d);
+	free(syms);
+	if (rc) {
 		cli_fail(model, d.msg);
 		ir_graph_free(g);
 		return EXIT_BAD_INPUT;
 	}
 	double ms = cli_now_ms() - t0;
-	if (o.stats) {
-		bool native = o.be.emit == BE_EMIT_SO && !o.be.target_cpu && !o.be.target_triple;
-		print_stats(g, ops_in, &ps, ms, native ? measure_arena(o.be.out) : -1, &bs,
-		            o.be.fpmath);
-	}
+	if (o.stats)
+		print_stats(g, ops_in, &ps, ms, (long long)bs.arena_bytes, &bs, o.be.fpmath);
 	ir_graph_free(g);
 	return EXIT_OK;
 }

@@ -185,7 +185,7 @@ static kiln_context *open_model(const char *so, int threads, kiln_model **m)
 	}
 	kiln_context *c = kiln_context_create(*m, threads);
 	if (!c) {
-		cli_error("%s: cannot create a context", so);
+		cli_error("%s", kiln_load_error());
 		kiln_model_free(*m);
 	}
 	return c;
@@ -387,6 +387,9 @@ int cmd_check(int argc, char **argv)
 		cli_error("check: no model folder given (see kiln check --help)");
 		return EXIT_USAGE;
 	}
+	int tc = cli_check_target_cpu(&o);
+	if (tc)
+		return tc > 0 ? EXIT_OK : EXIT_USAGE;
 	char model[4096], tmpdir[] = "/tmp/kiln-check-XXXXXX", so[4200];
 	snprintf(model, sizeof model, "%s/model.onnx", dir);
 	if (!mkdtemp(tmpdir)) {

@@ -26,6 +26,7 @@ static const char usage[] =
 	"  bench OUT.so --batch B --seq S\n"
 	"                       time a compiled model on synthesized inputs\n"
 	"  ops [OP...] [--json] print the op schema: inputs, dtypes, attributes\n"
+	"  info OUT.so          what a compiled model is: version, target, weights, inputs\n"
 	"\n"
 	"  kiln <command> --help   options of one command\n"
 	"  kiln --version\n";
@@ -106,6 +107,26 @@ static const char *optval(const char *arg, const char *name)
 	return NULL;
 }
 
+/* "N", "NK", "NM", "NG", "NT" (powers of 1024) > 0; false when malformed. */
+static bool parse_bytes(const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	int shift = 0;
+	switch (*end) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (errno || end == v || *end || n <= 0 || n > (INT64_MAX >> shift))
+		return false;
+	*out = (int64_t)n << shift;
+	return true;
+}
+
 int cli_parse_compile_opt(CompileOpts *o, const char *a)
 {
 	const char *v;
@@ -123,6 +144,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		o->passes.verify_each = true;
 	} else if ((v = optval(a, "--disable-pattern"))) {
 		o->passes.disabled_patterns = v;
+	} else if ((v = optval(a, "--max-tensor-bytes"))) {
+		if (!parse_bytes(v, &o->max_tensor_bytes))
+			return cli_error("--max-tensor-bytes must be a positive byte count (suffix K, M, G "
+			                 "or T for powers of 1024), not '%s'", v), -1;
 	} else if (!strcmp(a, "--stats")) {
 		o->stats = true;
 	} else if ((v = optval(a, "--format"))) {
@@ -137,6 +162,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (k == 4)
 			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
 		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--runtime-lib"))) {
+		if (!v[0])
+			return cli_error("--runtime-lib needs a path"), -1;
+		o->be.runtime_lib = v;
 	} else if ((v = optval(a, "--name"))) {
 		bool ok = isalpha((unsigned char)v[0]) && strlen(v) < 64;
 		for (const char *p = v; ok && *p; p++)
@@ -186,7 +215,16 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 			*model = argv[i];
 		}
 	}
-	return 0;
+	return want_out ? cli_check_target_cpu(o) : 0;
+}
+
+int cli_check_target_cpu(const CompileOpts *o)
+{
+	Diag d = {0};
+	int r = be_check_target_cpu(o->be.target_triple, o->be.target_cpu, stdout, &d);
+	if (r < 0)
+		cli_error("%s", d.msg);
+	return r;
 }
 
 static void count_ops(const Graph *g, int *counts)
@@ -217,6 +255,7 @@ Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, in
 	}
 	if (ops_in)
 		count_ops(g, ops_in);
+	g->max_tensor_bytes = o->max_tensor_bytes;
 	if (ir_infer_shapes(g, &d) || ir_verify(g, &d) ||
 	    pass_run_pipeline(g, &o->passes, ps, &d)) {
 		cli_fail(path, d.msg);
@@ -230,7 +269,8 @@ int main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
 		{"dump", cmd_dump}, {"compile", cmd_compile}, {"run", cmd_run},
-		{"check", cmd_check}, {"bench", cmd_bench}, {"ops", cmd_ops},
+		{"check", cmd_check}, {"bench", cmd_bench}, {"info", cmd_info},
+		{"ops", cmd_ops},
 	};
 	if (argc < 2) {
 		fputs(usage, stderr);
@@ -241,7 +281,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("kiln %s\n", KILN_VERSION);
+		printf("kiln %s (commit %s, LLVM %s)\n", KILN_VERSION, KILN_GIT_COMMIT, KILN_LLVM_VERSION);
 		return EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

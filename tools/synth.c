@@ -19,6 +19,13 @@ static bool is_visual(const char *name)
 	       strstr(name, "box");
 }
 
+int64_t synth_dim(const char *input, int dtype, int k, int64_t batch, int64_t seq, int64_t regions)
+{
+	bool fl = dtype == KILN_F32 || dtype == KILN_F64 || dtype == KILN_F16;
+	bool vis = fl || is_visual(input);
+	return k == 0 ? batch : k == 1 ? (vis ? regions : seq) : 1;
+}
+
 static int64_t bind(Binding *b, int *nb, const char *dim, int64_t want)
 {
 	char *end;
@@ -82,13 +89,11 @@ int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t region
 	for (int i = 0; i < s->n; i++) {
 		const kiln_io_info *io = kiln_model_input(m, i);
 		kiln_tensor *t = &s->t[i];
-		bool fl = io->dtype == KILN_F32 || io->dtype == KILN_F64 || io->dtype == KILN_F16;
-		bool vis = fl || is_visual(io->name);
 		size_t n = 1;
 		t->dtype = io->dtype;
 		t->rank = io->rank;
 		for (int k = 0; k < io->rank; k++) {
-			int64_t want = k == 0 ? batch : k == 1 ? (vis ? regions : seq) : 1;
+			int64_t want = synth_dim(io->name, io->dtype, k, batch, seq, regions);
 			t->shape[k] = bind(b, &nb, io->dims[k], want);
 			n *= (size_t)t->shape[k];
 		}

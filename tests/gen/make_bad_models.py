@@ -152,12 +152,78 @@ def main(d):
     case("control_tensor_name.onnx",
          model(base_graph([helper.make_node("Neg", ["\x1b]0;title\x07\n"], ["z"], name="neg")])),
          "node 'neg' (Neg)", "\\x1b]0;title\\x07\\n")
+    nesting_and_nul_cases(case, good)
     # a valid model with valid external data, as a control (not in MANIFEST)
     save(d, "good_external.onnx", external(model(base_graph()), "weights.bin", offset="64"))
     save(d, "good.onnx", good)
     with open(os.path.join(d, "MANIFEST"), "w") as f:
         for c in cases:
             f.write("\t".join(c) + "\n")
+
+
+# ---- raw protobuf wire data (nesting no protobuf library would build) ----
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def ld(field, payload):
+    """A length-delimited field."""
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def nesting_and_nul_cases(case, good):
+    """Nesting that overflowed protobuf-c's recursive unpacking, and names
+    with an embedded NUL byte, which protobuf-c would cut short.  The extra
+    graph fields are appended to a valid model (protobuf merges them)."""
+    # graph.input[].type: TypeProto.sequence_type.elem_type ... 5,000 deep
+    t = ld(1, varint(1 << 3) + varint(1))                # tensor_type {elem_type: 1}
+    for _ in range(5000):
+        t = ld(4, ld(1, t))                              # sequence_type {elem_type: t}
+    case("deep_typeproto.onnx", good + ld(7, ld(11, ld(1, b"deep") + ld(2, t))),
+         "protobuf nesting deeper than 64 levels")
+    # node.attribute[].g.node[].attribute[].g ... 10,000 deep
+    n = ld(4, b"Identity")
+    for _ in range(10000):
+        attr = ld(1, b"body") + varint(20 << 3) + varint(5) + ld(6, ld(1, n))
+        n = ld(4, b"Identity") + ld(5, attr)
+    case("deep_subgraph.onnx", good + ld(7, ld(1, n)),
+         "protobuf nesting deeper than 64 levels")
+    nul = helper.make_node("Relu", ["y"], ["z"], name="mm\x00evil")
+    case("nul_name.onnx", model(base_graph([nul])), "NodeProto.name", "NUL byte")
+    m = model(base_graph())
+    m.graph.initializer[0].name = "W\x00"
+    case("nul_initializer.onnx", m, "TensorProto.name", "NUL byte")
+    # 2,000 strided Slices of a symbolic dim: ((n + 1)//2 + 1)//2 ... nests
+    # one level deeper per node; refused at the node that passes the bound
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    ints = [helper.make_tensor(k, TensorProto.INT64, [1], [v])
+            for k, v in (("st", 0), ("en", (1 << 63) - 1), ("ax", 0), ("sp", 2))]
+    nodes = [helper.make_node("Slice", ["x" if i == 0 else f"t{i - 1}", "st", "en", "ax", "sp"],
+                              [f"t{i}"], name=f"s{i}") for i in range(2000)]
+    y = helper.make_tensor_value_info("t1999", TensorProto.FLOAT, None)
+    case("deep_dim_chain.onnx", model(helper.make_graph(nodes, "chain", [x], [y], ints)),
+         "node 's85' (Slice)", "nests deeper than 256 levels")
+    # a Concat of 5,000 symbolic dims: a sum of 5,000 terms (took minutes)
+    xs = [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [f"s{i}"])
+          for i in range(5000)]
+    cat = helper.make_node("Concat", [v.name for v in xs], ["c"], name="cat", axis=0)
+    y = helper.make_tensor_value_info("c", TensorProto.FLOAT, None)
+    case("wide_dim_concat.onnx", model(helper.make_graph([cat], "cat", xs, [y])),
+         "node 'cat' (Concat)", "nests deeper than 256 levels")
+    # a dim_param of 20,000 terms (building it took minutes)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                      ["+".join(f"s{i}" for i in range(20000))])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    case("long_dim_param.onnx", model(helper.make_graph([relu], "long", [x], [y])),
+         "graph input 'x'", "limit is 1024")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ expect() {  # expect EXIT DESCRIPTION -- command...
 }
 expect 0 "--help" -- "$kiln" --help
 expect 0 "--version" -- "$kiln" --version
-grep -q '^kiln [0-9]' "$d/out" || { echo "FAIL --version text"; fail=1; }
+grep -Eq '^kiln [0-9.]+ \(commit ([0-9a-f]+|unknown), LLVM [0-9]+\.[0-9.]+\)$' "$d/out" || { echo "FAIL --version text: $(cat "$d/out")"; fail=1; }
 for c in dump compile run check bench; do expect 0 "$c --help" -- "$kiln" $c --help; done
 expect 2 "no command" -- "$kiln"
 expect 2 "unknown command" -- "$kiln" frobnicate
@@ -98,6 +98,37 @@ cp "$d/side.h" "$d/orig.onnx"; unchanged "$d/side.h"
 usage "OUT.weights is MODEL" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --weights=external
 cp "$d/side.weights" "$d/orig.onnx"; unchanged "$d/side.weights"
 expect 0 "MODEL.weights beside embedded OUT" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --emit=obj
+# --target-cpu: checked before compiling (an unknown or 32-bit CPU used to
+# abort inside LLVM with exit 134); help lists LLVM's CPUs
+usage "--target-cpu=nonsense" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=nonsense
+grep -q "not a CPU LLVM knows" "$d/err" || { echo "FAIL --target-cpu=nonsense message: $(cat "$d/err")"; fail=1; }
+usage "--target-cpu=pentium4 (32-bit)" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=pentium4
+usage "check --target-cpu=nonsense" -- "$kiln" check "$d/bert_qa" --target-cpu=nonsense
+usage "--target-cpu=znver3 for aarch64" -- "$kiln" compile "$m" -o "$d/tc.o" --emit=obj --target-triple=aarch64-linux-gnu --target-cpu=znver3
+expect 0 "--target-cpu=help" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=help
+grep -q "x86-64-v3" "$d/out" || { echo "FAIL --target-cpu=help lists no x86-64-v3"; fail=1; }
+[ ! -e "$d/tc.so" ] || { echo "FAIL --target-cpu=help compiled something"; fail=1; }
+expect 0 "--target-cpu=x86-64-v2 compiles" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=x86-64-v2
+expect 0 "aarch64 --target-cpu=cortex-a72 obj" -- "$kiln" compile "$m" -o "$d/tc.o" --emit=obj --target-triple=aarch64-linux-gnu --target-cpu=cortex-a72
+# kiln info: what a compiled model is, as text and JSON
+"$kiln" compile "$m" -o "$d/info.so" --fpmath=bf16 --target-cpu=x86-64-v2 --weights=external >/dev/null 2>&1
+expect 0 "info" -- "$kiln" info "$d/info.so"
+for want in "model bert_qa" "(ABI " "cpu x86-64-v2" "cpu features sse3,ssse3,sse4.1,sse4.2,popcnt" "fpmath bf16" "weights info.weights" "input input_ids i64[batch, sequence]" "output end_logits f32[batch, sequence]"; do
+  grep -qF "$want" "$d/out" || { echo "FAIL info lacks '$want'"; fail=1; }
+done
+expect 0 "info --json" -- "$kiln" info "$d/info.so" --json
+/usr/bin/python3 - "$d/out" "$d/info.weights" <<'PY' || fail=1
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+assert j["fpmath"] == "bf16" and j["target_cpu"] == "x86-64-v2", j
+assert j["weights_file"] == "info.weights" and j["weights_bytes"] == os.path.getsize(sys.argv[2]), j
+assert len(j["weights_hash"]) == 16 and [i["name"] for i in j["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"], j
+assert j["outputs"][0]["dims"] == ["batch", "sequence"], j
+print("ok   info --json fields")
+PY
+expect 1 "info on a file that is not a model" -- "$kiln" info "$m"
+usage "info without a model" -- "$kiln" info
+
 
 # kiln ops: the op schema, every op of ir/ops.def, as text and JSON
 expect 0 "ops --help" -- "$kiln" ops --help

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 		kiln_model *m = kiln_model_load(argv[1 + k]);
 		kiln_context *c = m ? kiln_context_create(m, 1) : NULL;
 		if (!c) {
-			fprintf(stderr, "load %s: %s\n", argv[1 + k], kiln_last_error(NULL));
+			fprintf(stderr, "load %s: %s\n", argv[1 + k], kiln_load_error());
 			return 1;
 		}
 		int rc = k == 0 ? qa_one_run(c, ids, mask, tt, 1, S, st[k], en[k])

@@ -632,6 +632,44 @@ static void test_generators(void **state)
 	assert_close(t, tw, 9, 0);
 }
 
+/* Values that feed sizes (Range's bounds, Tile's repeats, ConstantOfShape's
+ * shape) are checked without overflow against the planned dims. */
+static void test_size_values(void **state)
+{
+	(void)state;
+	/* Range(-2^62, 2^62, 2^61): 4 elements; limit - start + delta overflows int64 */
+	int64_t s = -(1LL << 62), l = 1LL << 62, d = 1LL << 61, r[4];
+	rt_t in[3] = { T(KILN_I64, &s, N_, N_, N_, N_), T(KILN_I64, &l, N_, N_, N_, N_),
+	               T(KILN_I64, &d, N_, N_, N_, N_) };
+	rt_t out = T(KILN_I64, r, 4, N_, N_, N_);
+	assert_int_equal(rt_op_Range(&F, "r", in, 3, &out, 1, NULL, 0, NULL, 0), 0);
+	assert_true(r[0] == s && r[1] == -(1LL << 61) && r[2] == 0 && r[3] == 1LL << 61);
+	/* Range(INT64_MAX, INT64_MIN, INT64_MIN): 2 elements, delta's magnitude 2^63 */
+	s = INT64_MAX, l = INT64_MIN, d = INT64_MIN;
+	out = T(KILN_I64, r, 2, N_, N_, N_);
+	assert_int_equal(rt_op_Range(&F, "r", in, 3, &out, 1, NULL, 0, NULL, 0), 0);
+	assert_true(r[0] == INT64_MAX && r[1] == -1);
+
+	/* a repeat whose product with the dim overflows: refused, not wrapped */
+	float a[4] = { 1, 2, 3, 4 }, t[4];
+	int64_t rep[2] = { 1, (int64_t)1 << 62 };
+	rt_t tin[2] = { T(KILN_F32, a, 1, 4, N_, N_), T(KILN_I64, rep, 2, N_, N_, N_) };
+	rt_t tout = T(KILN_F32, t, 1, 0, N_, N_);   /* 4 * 2^62 wraps to 0 */
+	ctx.err[0] = 0;
+	assert_int_not_equal(rt_op_Tile(&F, "t", tin, 2, &tout, 1, NULL, 0, NULL, 0), 0);
+	assert_non_null(strstr(ctx.err, "node 't' (Tile): repeat 1"));
+
+	/* ConstantOfShape: the shape input must be the planned output dims */
+	float c[4], val = 1.0f;
+	int64_t shape[2] = { 2, 2 };
+	rt_t cin = T(KILN_I64, shape, 2, N_, N_, N_), cout = T(KILN_F32, c, 2, 2, N_, N_);
+	assert_int_equal(rt_op_ConstantOfShape(&F, "k", &cin, 1, &cout, 1, NULL, 0, &val, 1), 0);
+	shape[1] = 3;
+	ctx.err[0] = 0;
+	assert_int_not_equal(rt_op_ConstantOfShape(&F, "k", &cin, 1, &cout, 1, NULL, 0, &val, 1), 0);
+	assert_non_null(strstr(ctx.err, "node 'k' (ConstantOfShape): shape element 1 is 3"));
+}
+
 static void test_gather(void **state)
 {
 	(void)state;
@@ -754,6 +792,7 @@ int main(void)
 		cmocka_unit_test(test_slice),
 		cmocka_unit_test(test_concat_split_tile),
 		cmocka_unit_test(test_generators),
+		cmocka_unit_test(test_size_values),
 		cmocka_unit_test(test_gather),
 		cmocka_unit_test(test_gather_elements_nd_onehot),
 		cmocka_unit_test(test_pool),

@@ -2,7 +2,8 @@
  * symbolic shape chains (Shape -> Gather -> Unsqueeze -> Concat -> Reshape),
  * Reshape -1, broadcasting with symbols, Slice bounds, Range, Einsum,
  * Expand, the legacy exporter's Where/Equal expand pattern, other layout
- * ops, and refusals naming the node. */
+ * ops, and refusals naming the node; the checked size arithmetic
+ * (ir/checked.h, ir_dim_eval_checked) and the size limit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "checked.h"
 #include "ir.h"
 
 static Graph *G;
@@ -387,6 +389,124 @@ static void test_refuse_slice_runtime_start(void **st)
 	infer_fails("node 'sl' (Slice)", "'start'");
 }
 
+/* ---- sizes: ir/checked.h and the size limit ---- */
+
+static void test_checked_helpers(void **st)
+{
+	int64_t r, bound, numel;
+	assert_true(ck_mul_i64(1LL << 31, 1LL << 31, &r));
+	assert_true(r == 1LL << 62);
+	assert_false(ck_mul_i64(1LL << 32, 1LL << 32, &r));
+	assert_false(ck_mul_i64(-(1LL << 32), 1LL << 32, &r));
+	assert_true(ck_mul_i64(INT64_MIN, 1, &r) && r == INT64_MIN);
+	assert_false(ck_mul_i64(INT64_MIN, -1, &r));
+	assert_true(ck_add_i64(INT64_MAX - 1, 1, &r) && r == INT64_MAX);
+	assert_false(ck_add_i64(INT64_MAX, 1, &r));
+	assert_false(ck_add_i64(INT64_MIN, -1, &r));
+	/* 65536^4 = 2^64: the product wraps to 0 unchecked */
+	int64_t four[4] = { 65536, 65536, 65536, 65536 };
+	assert_false(ck_dims(4, four, &bound, &numel));
+	assert_true(ck_dims(3, four, &bound, &numel) && numel == 1LL << 48);
+	/* zero dims count as 1 in the bound (every partial product fits) */
+	int64_t z[3] = { 1LL << 40, 0, 1LL << 20 };
+	assert_true(ck_dims(3, z, &bound, &numel) && numel == 0 && bound == 1LL << 60);
+	int64_t zbig[3] = { 1LL << 40, 0, 1LL << 30 };
+	assert_false(ck_dims(3, zbig, &bound, &numel));
+	int64_t neg[2] = { 4, -1 };
+	assert_false(ck_dims(2, neg, &bound, &numel));
+	/* the limit: default 64 GiB, or the given one */
+	int64_t d16g[2] = { 1LL << 16, 1LL << 16 };   /* 2^32 f32: 16 GiB */
+	assert_true(ck_tensor_fits(2, d16g, 4, 0, &r) && r == 1LL << 34);
+	assert_false(ck_tensor_fits(2, d16g, 4, 1LL << 30, &r));
+	assert_true(ck_tensor_fits(2, d16g, 4, 1LL << 34, &r));
+	assert_false(ck_tensor_fits(2, d16g, 32, 0, &r));           /* 128 GiB */
+	assert_false(ck_tensor_fits(2, d16g, INT64_MAX / 2, INT64_MAX, &r));
+	assert_true(ck_tensor_fits(0, NULL, 8, 0, &r) && r == 8);  /* a scalar */
+}
+
+static void test_dim_eval_checked(void **st)
+{
+	DimId n4 = P("n*n*n*n"), sum = P("n*n*n + n");
+	int s = ir_sym_lookup(G, "n");
+	assert_true(s >= 0);
+	int64_t v[1] = { 3 }, r;
+	assert_true(ir_dim_eval_checked(G, n4, v, &r) && r == 81);
+	v[0] = 65536;
+	assert_false(ir_dim_eval_checked(G, n4, v, &r));
+	assert_int_equal(ir_dim_eval(G, n4, v), 0);      /* what a wrapped count looks like */
+	assert_true(ir_dim_eval_checked(G, sum, v, &r) && r == (1LL << 48) + 65536);
+	v[0] = 3037000500;                                /* > sqrt(2^63) */
+	assert_false(ir_dim_eval_checked(G, P("n*n"), v, &r));
+}
+
+static void test_refuse_static_expand(void **st)
+{
+	ValId x = in("x", DT_F32, "1", NULL);
+	int64_t t[2] = { 1LL << 32, 1LL << 32 };
+	node(OP_Expand, "ex", 2, x, ints("t", 2, t));
+	infer_fails("node 'ex' (Expand): output", "[4294967296, 4294967296]");
+}
+
+static void test_refuse_constant_of_shape(void **st)
+{
+	int64_t t[2] = { 1LL << 31, 1LL << 31 };
+	node(OP_ConstantOfShape, "fill", 1, ints("t", 2, t));
+	infer_fails("node 'fill' (ConstantOfShape)", "over the limit");
+}
+
+static void test_refuse_range(void **st)
+{
+	node(OP_Range, "rg", 3, scalar(0), scalar(1LL << 62), scalar(1));
+	infer_fails("node 'rg' (Range)", "[4611686018427387904]");
+}
+
+/* Shape arithmetic over constants that would wrap to a small size. */
+static void test_refuse_wrapping_dims(void **st)
+{
+	node(OP_Range, "rg", 3, scalar(INT64_MIN + 1), scalar(INT64_MAX), scalar(1LL << 62));
+	infer_fails("node 'rg' (Range)", "overflows 64 bits");
+}
+
+/* ceil((limit - start) / delta) without wrapping: INT64_MAX / 2^62 -> 2 */
+static void test_range_near_int64_max(void **st)
+{
+	ValId r = out(node(OP_Range, "rg", 3, scalar(0), scalar(INT64_MAX), scalar(1LL << 62)));
+	infer_ok();
+	assert_string_equal(shape_str(r), "i64[2]");
+}
+
+static void test_refuse_wrapping_tile(void **st)
+{
+	ValId x = in("x", DT_F32, "4", NULL);
+	int64_t r = 1LL << 62;                     /* 4 * 2^62 wraps to 0 */
+	node(OP_Tile, "tl", 2, x, ints("r", 1, &r));
+	infer_fails("node 'tl' (Tile)", "overflows 64 bits");
+}
+
+/* Graph.max_tensor_bytes: static dims (and the static part of symbolic
+ * shapes) against it; symbolic dims alone are checked at run time. */
+static void test_size_limit(void **st)
+{
+	G->max_tensor_bytes = 1024;
+	ValId a = in("a", DT_F32, "16", "16", NULL);      /* 1024 bytes: fits */
+	op2(OP_Add, a, a);
+	ValId b = in("b", DT_F32, "batch", "sequence", "256", NULL);
+	op2(OP_Add, b, b);
+	infer_ok();
+	ValId c = in("c", DT_F32, "batch", "257", NULL);   /* 1028 bytes per batch row */
+	node(OP_Add, "add_c", 2, c, c);
+	infer_fails("graph input 'c'", "1024 bytes");
+}
+
+static void test_size_limit_node(void **st)
+{
+	G->max_tensor_bytes = 1024;
+	ValId a = in("a", DT_F32, "batch", "16", NULL);
+	int64_t t[2] = { 17, 16 };
+	node(OP_Expand, "big", 2, op1(OP_Identity, a), ints("t", 2, t));
+	infer_fails("node 'big' (Expand): output", "over the limit of 1024 bytes");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -406,6 +526,16 @@ int main(void)
 		T(test_refuse_runtime_shape),
 		T(test_refuse_reshape_count),
 		T(test_refuse_slice_runtime_start),
+		T(test_checked_helpers),
+		T(test_dim_eval_checked),
+		T(test_refuse_static_expand),
+		T(test_refuse_constant_of_shape),
+		T(test_refuse_range),
+		T(test_refuse_wrapping_dims),
+		T(test_refuse_wrapping_tile),
+		T(test_range_near_int64_max),
+		T(test_size_limit),
+		T(test_size_limit_node),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Write DIR/fifo_external.onnx for tests/scripts/hangs.sh: a one-node model
+whose initializer's external data file, DIR/w.bin, is a FIFO (opening it
+for reading would wait for a writer forever).
+
+usage: make_hang_inputs.py DIR
+"""
+import os
+import sys
+
+import onnx
+from onnx import TensorProto, helper
+
+
+def main(d):
+    os.makedirs(d, exist_ok=True)
+    W = TensorProto()
+    W.name, W.data_type = "W", TensorProto.FLOAT
+    W.dims.extend([4])
+    W.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "w.bin"), ("offset", "0"), ("length", "16")):
+        e = W.external_data.add()
+        e.key, e.value = k, v
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+    g = helper.make_graph([helper.make_node("Add", ["x", "W"], ["y"], name="add")],
+                          "fifo", [x], [y], [W])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with open(os.path.join(d, "fifo_external.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+    fifo = os.path.join(d, "w.bin")
+    if os.path.lexists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,129 @@
+/* kiln info OUT.so [--json]: what a compiled model is (kiln_model_get_info)
+ * and its inputs and outputs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kiln.h"
+
+static const char help[] =
+	"usage: kiln info OUT.so [--json]\n"
+	"Prints what a compiled model is: the kiln version and ABI that made it, its\n"
+	"target (triple, CPU, the CPU features kiln_model_load checks), --fpmath, its\n"
+	"weights (embedded or the file beside it, bytes, content hash) and its inputs\n"
+	"and outputs with dtypes and symbolic dims.  --json: one JSON object.\n";
+
+static const char *dtype_name(int t)
+{
+	static const char *const names[] = {"undef", "f32", "u8", "i8", "u16", "i16", "i32", "i64",
+	                                    "string", "bool", "f16", "f64", "u32", "u64"};
+	if (t >= 0 && t < (int)(sizeof names / sizeof names[0]))
+		return names[t];
+	return t == 16 ? "bf16" : "?";
+}
+
+/* s as a JSON string (control bytes and quotes escaped) */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+static void io_json(const kiln_io_info *io)
+{
+	printf("{\"name\": ");
+	json_str(io->name);
+	printf(", \"dtype\": \"%s\", \"dims\": [", dtype_name(io->dtype));
+	for (int k = 0; k < io->rank; k++) {
+		printf(k ? ", " : "");
+		json_str(io->dims[k]);
+	}
+	printf("]}");
+}
+
+static void io_text(const char *what, const kiln_io_info *io)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%s %s %s[", what, io->name, dtype_name(io->dtype));
+	for (int k = 0; k < io->rank && n < (int)sizeof line; k++)
+		n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", k ? ", " : "", io->dims[k]);
+	printf("%s]\n", line);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	if (cli_has_help(argc, argv))
+		return fputs(help, stdout), EXIT_OK;
+	const char *so = NULL;
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-' || so) {
+			cli_error("info: unexpected argument '%s' (see kiln info --help)", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			so = argv[i];
+		}
+	}
+	if (!so) {
+		cli_error("info: no model given (see kiln info --help)");
+		return EXIT_USAGE;
+	}
+	kiln_model *m = kiln_model_load(so);
+	kiln_model_info mi;
+	if (!m || kiln_model_get_info(m, &mi)) {
+		cli_error("%s", kiln_load_error());
+		return EXIT_BAD_INPUT;
+	}
+	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m);
+	if (json) {
+		printf("{\"name\": ");
+		json_str(mi.name);
+		printf(", \"kiln_version\": ");
+		json_str(mi.kiln_version);
+		printf(", \"abi_version\": %d, \"target_triple\": ", mi.abi_version);
+		json_str(mi.target_triple);
+		printf(", \"target_cpu\": ");
+		json_str(mi.target_cpu);
+		printf(", \"cpu_features\": ");
+		json_str(mi.cpu_features);
+		printf(", \"fpmath\": \"%s\", \"weights_file\": ", mi.fpmath);
+		if (mi.weights_file)
+			json_str(mi.weights_file);
+		else
+			printf("null");
+		printf(", \"weights_bytes\": %llu, \"weights_hash\": \"%016llx\", \"inputs\": [",
+		       mi.weights_bytes, mi.weights_hash);
+		for (int i = 0; i < nin; i++) {
+			printf(i ? ", " : "");
+			io_json(kiln_model_input(m, i));
+		}
+		printf("], \"outputs\": [");
+		for (int i = 0; i < nout; i++) {
+			printf(i ? ", " : "");
+			io_json(kiln_model_output(m, i));
+		}
+		printf("]}\n");
+	} else {
+		printf("model %s\nkiln %s (ABI %d)\ntarget %s, cpu %s\ncpu features %s\nfpmath %s\n",
+		       mi.name, mi.kiln_version, mi.abi_version, mi.target_triple, mi.target_cpu,
+		       mi.cpu_features[0] ? mi.cpu_features : "(none recorded)", mi.fpmath);
+		printf("weights %s, %llu bytes, hash %016llx\n",
+		       mi.weights_file ? mi.weights_file : "embedded", mi.weights_bytes, mi.weights_hash);
+		for (int i = 0; i < nin; i++)
+			io_text("input", kiln_model_input(m, i));
+		for (int i = 0; i < nout; i++)
+			io_text("output", kiln_model_output(m, i));
+	}
+	kiln_model_free(m);
+	return EXIT_OK;
+}
