@@ -16,13 +16,41 @@ static const char help[] =
 	"values kiln implements.  Anything else is refused at compile time.\n"
 	"  --json                   one JSON object {\"ops\": [...]}\n";
 
-/* The ONNX opset versions where the op's signature changed: the place for
- * the frontend's table of ONNX since-versions (frontend/onnx_versions.def)
- * to fill, as a "1, 6, 13" list for the op; both formats print it (text:
- * an "onnx" line, JSON: "onnx_versions"), NULL prints nothing / null. */
+/* The ONNX since-versions of the op, from the frontend's import table
+ * (frontend/onnx_versions.def): "1 (drop_consumed), 6, 13": a version in
+ * the IR form as is, or with the named upgrade the importer applies (or
+ * "unsupported"); both formats print it (text: an "onnx" line, JSON:
+ * "onnx_versions"), NULL (a fused op) prints nothing / null. */
+static const struct { const char *op, *rows; } versions[] = {
+#define V(ver, act) #ver ":" #act " "
+#define OPV(op, ...) { #op, __VA_ARGS__ },
+#include "onnx_versions.def"
+#undef OPV
+#undef V
+};
+
 static const char *onnx_versions(const Op op)
 {
-	(void)op;
+	static char buf[1024];
+	for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+		if (strcmp(versions[i].op, ir_opname(op)))
+			continue;
+		size_t n = 0;
+		buf[0] = 0;
+		for (const char *p = versions[i].rows; *p && n < sizeof buf - 64;) {
+			int ver = 0, len = 0;
+			char act[48];
+			if (sscanf(p, "%d:%47s%n", &ver, act, &len) != 2)
+				break;
+			n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", n ? ", " : "", ver);
+			if (strcmp(act, "same"))
+				n += (size_t)snprintf(buf + n, sizeof buf - n, " (%s)", act);
+			p += len;
+			while (*p == ' ')
+				p++;
+		}
+		return buf;
+	}
 	return NULL;
 }
 

@@ -140,6 +140,8 @@ grep -q '^Sqrt (unary)' "$d/out" && grep -A3 '^Sqrt ' "$d/out" | grep -q 'T *f32
 expect 0 "ops Softmax Gemm" -- "$kiln" ops Softmax Gemm
 [ "$(grep -c '^[A-Z]' "$d/out")" -eq 2 ] && grep -q 'axis: int = -1' "$d/out" && grep -q 'transB: int = 0, 0 to 1' "$d/out" ||
   { echo "FAIL kiln ops Softmax Gemm"; cat "$d/out"; fail=1; }
+expect 0 "ops Clip" -- "$kiln" ops Clip
+grep -q "onnx    1 (clip_v6), 6 (clip_v6), 11, 12, 13" "$d/out" || { echo "FAIL ops Clip: no ONNX versions line: $(cat "$d/out")"; fail=1; }
 expect 2 "ops unknown op" -- "$kiln" ops Frobnicate
 expect 2 "ops unknown option" -- "$kiln" ops --frob
 expect 0 "ops --json" -- "$kiln" ops --json
