@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from pbwire import ld, varint
+
 OPSET = 17
 
 
@@ -163,19 +165,6 @@ def main(d):
 
 # ---- raw protobuf wire data (nesting no protobuf library would build) ----
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def ld(field, payload):
-    """A length-delimited field."""
-    return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
 def nesting_and_nul_cases(case, good):

@@ -13,22 +13,12 @@ import sys
 import numpy as np
 from onnx import TensorProto, helper
 
+from pbwire import ld, varint
+
 OPSET = 17
 BIG = [1 << 31, 1 << 62, (1 << 63) - 1, -1, -(1 << 63), 0]
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def ld(field, payload):
-    return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
 def small_model(nodes, inits=(), inputs=None, outputs=None):
