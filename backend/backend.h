@@ -28,6 +28,8 @@ typedef struct BeOptions {
 	BeFpmath fpmath;           /* GEMM precision (default 0: f32) */
 	const char *runtime_lib;   /* libkiln_rt.a to link (NULL: $KILN_RUNTIME_LIB, the
 	                            * installed one beside this kiln, the build tree's) */
+	const char *dim_names;     /* OUT.h's names of symbols, "s41=batch,s25=sequence"
+	                            * (NULL: dynamo's sNN named from the inputs) */
 	const char *name;          /* OUT.h's entry point NAME_run and include guard
 	                            * (NULL: OUT's base name as a C identifier) */
 	/* Per ir symbol: the values to measure the planned arena at

@@ -208,6 +208,65 @@ static void fill_tensor(const Graph *g, ValId v, const char *arr, int k, const c
 	fputs(";\n", f);
 }
 
+/* sym's value in a "sym=name,..." list into out; false if not listed */
+static bool renamed(const char *list, const char *sym, char *out, size_t n)
+{
+	size_t sl = strlen(sym);
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, sym, sl) && p[sl] == '=') {
+			snprintf(out, n, "%.*s", (int)strcspn(p + sl + 1, ","), p + sl + 1);
+			return true;
+		}
+	return false;
+}
+
+static bool is_dynamo_sym(const char *s)
+{
+	if (s[0] != 's' || !s[1])
+		return false;
+	for (s++; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static bool has_word(const char *name, const char *w)
+{
+	char low[256];
+	size_t i = 0;
+	for (; name[i] && i < sizeof low - 1; i++)
+		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+	low[i] = 0;
+	return strstr(low, w) != NULL;
+}
+
+/* A C parameter name for symbol sym, first seen as dim d of input `in`:
+ * --dim-name's if given; for the dynamo exporter's s41, what the input
+ * tells (token inputs [batch, sequence], region features [batch, regions,
+ * width]), else INPUT_dimD; other symbols keep their names. */
+static void sym_param_name(const Be *be, const char *sym, const Value *in, int d, char *out, size_t n)
+{
+	if (renamed(be->opt->dim_names, sym, out, n))
+		return;
+	if (!is_dynamo_sym(sym)) {
+		snprintf(out, n, "%s", sym);
+		return;
+	}
+	const char *name = in->name ? in->name : "in";
+	bool tokens = has_word(name, "ids") || has_word(name, "mask") || has_word(name, "token") ||
+	              has_word(name, "position");
+	bool regions = has_word(name, "feat") || has_word(name, "box") || has_word(name, "visual") ||
+	               has_word(name, "region") || has_word(name, "pos");
+	if (d == 0 && (tokens || regions))
+		snprintf(out, n, "batch");
+	else if (d == 1 && tokens && in->rank == 2)
+		snprintf(out, n, "sequence");
+	else if (d == 1 && regions && in->rank == 3)
+		snprintf(out, n, "regions");
+	else
+		snprintf(out, n, "%s_dim%d", name, d);
+}
+
 static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 {
 	Graph *g = be->g;
@@ -228,8 +287,10 @@ static void write_body(Be *be, FILE *f, Names *nm, const char *mname)
 		for (int d = 0; d < val->rank; d++) {
 			const DimNode *dn = ir_dim_node(g, val->dims[d]);
 			if (dn->kind == DIM_SYM && symparam[dn->c] < 0) {
+				char pn[MAXID];
+				sym_param_name(be, ir_sym_name(g, (int)dn->c), val, d, pn, sizeof pn);
 				symparam[dn->c] = nm->n;
-				ident(nm, ir_sym_name(g, (int)dn->c), "dim");
+				ident(nm, pn, "dim");
 			}
 		}
 	}

@@ -162,6 +162,17 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (k == 4)
 			return cli_error("--emit must be so, obj, llvm or asm, not '%s'", v), -1;
 		o->be.emit = (BeEmit)k;
+	} else if ((v = optval(a, "--dim-name"))) {
+		/* SYM=NAME[,SYM=NAME...], NAME a C identifier */
+		for (const char *p = v; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+			size_t n = strcspn(p, ","), eq = strcspn(p, "=");
+			bool ok = eq > 0 && eq + 1 < n && isalpha((unsigned char)p[eq + 1]);
+			for (size_t k = eq + 1; ok && k < n; k++)
+				ok = isalnum((unsigned char)p[k]) || p[k] == '_';
+			if (!ok)
+				return cli_error("--dim-name takes SYM=NAME[,SYM=NAME...] with NAME a C identifier, not '%s'", v), -1;
+		}
+		o->be.dim_names = v;
 	} else if ((v = optval(a, "--runtime-lib"))) {
 		if (!v[0])
 			return cli_error("--runtime-lib needs a path"), -1;

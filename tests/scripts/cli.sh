@@ -161,4 +161,18 @@ nh = [a for a in ops["KlnAttention"]["attributes"] if a["name"] == "num_heads"][
 assert nh["required"] and nh["type"] == "int", nh
 assert ops["Concat"]["inputs"][0]["variadic"] and all("onnx_versions" in o for o in ops.values())
 ' <"$d/out" || { echo "FAIL kiln ops --json"; fail=1; }
+# dynamo's dim symbols (s0, s1) get readable parameter names in OUT.h, or
+# the ones --dim-name gives
+/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_cls_dynamo >/dev/null || exit 1
+expect 0 "compile dynamo model" -- "$kiln" compile "$d/bert_cls_dynamo/model.onnx" -o "$d/dyn.so"
+grep -q "int64_t batch,\$" "$d/dyn.h" && grep -q "int64_t sequence,\$" "$d/dyn.h" ||
+  { echo "FAIL dyn.h: no batch/sequence parameters: $(grep int64_t "$d/dyn.h" | head -5)"; fail=1; }
+expect 0 "compile --dim-name" -- "$kiln" compile "$d/bert_cls_dynamo/model.onnx" -o "$d/dyn2.so" --dim-name=s0=b,s1=seq_len
+grep -q "int64_t seq_len,\$" "$d/dyn2.h" && grep -q "int64_t b,\$" "$d/dyn2.h" ||
+  { echo "FAIL dyn2.h: --dim-name not applied"; fail=1; }
+printf '#include "dyn.h"\n#include "dyn2.h"\n' > "$d/dyn_both.c"
+cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$src/runtime" -I"$d" "$d/dyn_both.c" ||
+  { echo "FAIL dyn.h and dyn2.h do not compile together"; fail=1; }
+usage "bad --dim-name" -- "$kiln" compile "$m" -o "$d/x.so" --dim-name=s0=1x
+usage "bad --dim-name (no =)" -- "$kiln" compile "$m" -o "$d/x.so" --dim-name=s0
 exit $fail
