@@ -6,12 +6,17 @@
  * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
  * order), the MatMul (and Add) used only there; then, over what is left,
  *   gemm_nobias: MatMul(A, W), W a constant -> KlnGemm(A, W) {act = 0}
+ *   gemm_onnx:   Gemm(A, B, C?) {alpha 1, beta 1 (or no C), transA 0}, B a
+ *                constant [K, N] (or [N, K] with transB 1: transposed at
+ *                compile time), C absent or [N] -> KlnGemm(A, W, C?)
  * (projections without a bias: W packed at compile time like the others,
  * and fuse-qkv can pack them).
  *
  * requires: shapes inferred; fuse-gelu before it for bias_gelu.
  * preserves: shapes, graph output names.
  * breaks: nothing. */
+#include <stdlib.h>
+
 #include "pass_internal.h"
 
 /* Add node `add` is MatMul(A, W) + b as described above. */
@@ -93,7 +98,62 @@ static void rewrite_gemm_nobias(Graph *g, const Match *m, PassCtx *pc)
 	rw_erase_match(g, m);
 }
 
+/* ONNX Gemm as a KlnGemm: v[0] A, v[1] B, v[2] C or -1, v[3] Y; i[0] transB */
+static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
+{
+	const Node *n = IR_NODE(g, root);
+	const Value *A = IR_VAL(g, n->in[0]), *B = IR_VAL(g, n->in[1]);
+	ValId c = n->nin > 2 ? n->in[2] : -1;
+	if (ir_attr_float(g, root, "alpha", 1.0f) != 1.0f || ir_attr_int(g, root, "transA", 0) ||
+	    (c >= 0 && ir_attr_float(g, root, "beta", 1.0f) != 1.0f))
+		return false;
+	if (A->dtype != DT_F32 || B->dtype != DT_F32 || A->rank != 2 || B->rank != 2 ||
+	    !m_is_const(g, n->in[1]))
+		return false;
+	int tb = (int)ir_attr_int(g, root, "transB", 0);
+	if (c >= 0) {
+		const Value *C = IR_VAL(g, c);
+		if (C->dtype != DT_F32 || C->rank != 1 || C->dims[0] != B->dims[tb ? 0 : 1])
+			return false;
+	}
+	m_add(m, root);
+	m->v[0] = n->in[0];
+	m->v[1] = n->in[1];
+	m->v[2] = c;
+	m->v[3] = n->out[0];
+	m->i[0] = tb;
+	return true;
+}
+
+static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	ValId in[3] = {m->v[0], m->v[1], m->v[2]};
+	if (m->i[0]) {
+		/* W = B^T, a new constant (B [N, K] -> W [K, N]) */
+		const Value *B = IR_VAL(g, m->v[1]);
+		int64_t N, K;
+		ir_dim_is_const(g, B->dims[0], &N);
+		ir_dim_is_const(g, B->dims[1], &K);
+		float *w = malloc((size_t)(N * K) * sizeof(float));
+		if (!w)
+			abort();
+		const float *b = B->data;
+		for (int64_t r = 0; r < N; r++)
+			for (int64_t k = 0; k < K; k++)
+				w[k * N + r] = b[r * K + k];
+		int64_t wd[2] = {K, N};
+		in[1] = rw_const(g, "gemm_weight_t", DT_F32, 2, wd, w, (size_t)(N * K) * sizeof(float));
+		free(w);
+	}
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, m->v[2] >= 0 ? 3 : 2, in,
+	                      m->v[3]);
+	ir_attr_set_int(g, n, "act", 0);
+	rw_erase_match(g, m);
+}
+
 static const Pattern patterns[] = {
+	{"gemm_onnx", OP_Gemm, match_gemm_onnx, rewrite_gemm_onnx},
 	{"bias_gelu", OP_KlnGelu, match_bias_gelu, rewrite_gemm},
 	{"gemm", OP_Add, match_gemm, rewrite_gemm},
 };

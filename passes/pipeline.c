@@ -116,7 +116,7 @@ static const PassDef *find_pass(const char *name, size_t len)
 
 /* The known fusion-pattern names, for checking --disable-pattern. */
 static const char *const pattern_names[] = {
-	"layernorm", "skip_layernorm", "gelu", "gemm", "gemm_nobias", "bias_gelu", "attention", "qkv",
+	"layernorm", "skip_layernorm", "gelu", "gemm", "gemm_nobias", "gemm_onnx", "bias_gelu", "attention", "qkv",
 	"embed_layernorm", NULL};
 
 static int check_patterns(const char *list, Diag *diag)
