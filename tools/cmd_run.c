@@ -165,6 +165,53 @@ static int read_inputs(const kiln_model *m, const char *dir, kiln_tensor *t, PbT
 	return 0;
 }
 
+/* DIR/input_K.pb with K past the model's inputs: a file the model does not
+ * take (a folder meant for another model); -1 and one line if any. */
+static int check_extra_inputs(const char *dir, int nin)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;            /* read_inputs says why */
+	int rc = 0;
+	for (struct dirent *e; !rc && (e = readdir(d));) {
+		int k, len = 0;
+		if (sscanf(e->d_name, "input_%d.pb%n", &k, &len) == 1 && len > 0 &&
+		    e->d_name[len] == 0 && k >= nin) {
+			cli_error("%s/%s: the model takes %d input%s (input_0.pb to input_%d.pb)", dir,
+			          e->d_name, nin, nin == 1 ? "" : "s", nin - 1);
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* name dtype[shape] and its first values, one line per output */
+static void print_output(const char *name, const kiln_tensor *t)
+{
+	static const char *const dn[] = {"?", "f32", "u8", "i8", "u16", "i16", "i32", "i64", "string",
+	                                 "bool", "f16", "f64", "u32", "u64", "?", "?", "bf16"};
+	printf("%s %s[", name, t->dtype >= 0 && t->dtype <= 16 ? dn[t->dtype] : "?");
+	size_t n = 1;
+	for (int k = 0; k < t->rank; k++) {
+		printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+		n *= (size_t)t->shape[k];
+	}
+	printf("]");
+	for (size_t i = 0; i < n && i < 6; i++) {
+		const char *p = (const char *)t->data;
+		switch (t->dtype) {
+		case KILN_F32: { float v; memcpy(&v, p + 4 * i, 4); printf(" %.6g", v); break; }
+		case KILN_F64: { double v; memcpy(&v, p + 8 * i, 8); printf(" %.6g", v); break; }
+		case KILN_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); printf(" %lld", (long long)v); break; }
+		case KILN_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); printf(" %d", v); break; }
+		case KILN_BOOL: case KILN_U8: printf(" %u", (unsigned)(unsigned char)p[i]); break;
+		default: i = n; break;
+		}
+	}
+	printf("%s\n", n > 6 ? " ..." : "");
+}
+
 static void free_inputs(PbTensor *pb, int n)
 {
 	for (int k = 0; k < n; k++)
@@ -226,7 +273,7 @@ int cmd_run(int argc, char **argv)
 	PbTensor pb[MAX_IO];
 	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m);
 	memset(out, 0, sizeof out);
-	if (read_inputs(m, indir, in, pb))
+	if (check_extra_inputs(indir, nin) || read_inputs(m, indir, in, pb))
 		goto done;
 	if (kiln_run(c, in, nin, out, nout)) {
 		cli_error("%s: %s", so, kiln_last_error(c));
@@ -247,6 +294,8 @@ int cmd_run(int argc, char **argv)
 				rc = EXIT_BAD_INPUT;
 			}
 		}
+		for (int k = 0; k < nout && rc == EXIT_OK; k++)
+			print_output(kiln_model_output(m, k)->name, &out[k]);
 	}
 	free_inputs(pb, nin);
 done:

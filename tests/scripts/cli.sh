@@ -175,4 +175,8 @@ cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$src/runtime" -I"$d" "$d/dyn_
   { echo "FAIL dyn.h and dyn2.h do not compile together"; fail=1; }
 usage "bad --dim-name" -- "$kiln" compile "$m" -o "$d/x.so" --dim-name=s0=1x
 usage "bad --dim-name (no =)" -- "$kiln" compile "$m" -o "$d/x.so" --dim-name=s0
+# kiln run prints each output's name, dtype, shape and first values
+expect 0 "run prints outputs" -- "$kiln" run "$d/info.so" --inputs "$d/bert_qa/test_data_set_0" --outputs "$d/run_out"
+grep -Eq '^start_logits f32\[[0-9]+, [0-9]+\]( -?[0-9.e+-]+){6} \.\.\.$' "$d/out" &&
+  grep -q '^end_logits f32\[' "$d/out" || { echo "FAIL run output lines: $(head -3 "$d/out")"; fail=1; }
 exit $fail
