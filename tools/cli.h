@@ -51,6 +51,8 @@ int cli_parse_int(const char *name, const char *s, long long lo, long long hi, l
 int cli_parse_nonneg(const char *name, const char *s, double *v);
 double cli_now_ms(void);
 bool cli_has_help(int argc, char **argv);
+/* s (NULL: "") as a JSON string on stdout, quotes, backslashes and control bytes escaped */
+void cli_json_str(const char *s);
 
 int cmd_dump(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

@@ -13,38 +13,14 @@ static const char help[] =
 	"weights (embedded or the file beside it, bytes, content hash) and its inputs\n"
 	"and outputs with dtypes and symbolic dims.  --json: one JSON object.\n";
 
-static const char *dtype_name(int t)
-{
-	static const char *const names[] = {"undef", "f32", "u8", "i8", "u16", "i16", "i32", "i64",
-	                                    "string", "bool", "f16", "f64", "u32", "u64"};
-	if (t >= 0 && t < (int)(sizeof names / sizeof names[0]))
-		return names[t];
-	return t == 16 ? "bf16" : "?";
-}
-
-/* s as a JSON string (control bytes and quotes escaped) */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
 static void io_json(const kiln_io_info *io)
 {
 	printf("{\"name\": ");
-	json_str(io->name);
-	printf(", \"dtype\": \"%s\", \"dims\": [", dtype_name(io->dtype));
+	cli_json_str(io->name);
+	printf(", \"dtype\": \"%s\", \"dims\": [", ir_dtype_name((DType)io->dtype));
 	for (int k = 0; k < io->rank; k++) {
 		printf(k ? ", " : "");
-		json_str(io->dims[k]);
+		cli_json_str(io->dims[k]);
 	}
 	printf("]}");
 }
@@ -52,7 +28,7 @@ static void io_json(const kiln_io_info *io)
 static void io_text(const char *what, const kiln_io_info *io)
 {
 	char line[1024];
-	int n = snprintf(line, sizeof line, "%s %s %s[", what, io->name, dtype_name(io->dtype));
+	int n = snprintf(line, sizeof line, "%s %s %s[", what, io->name, ir_dtype_name((DType)io->dtype));
 	for (int k = 0; k < io->rank && n < (int)sizeof line; k++)
 		n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", k ? ", " : "", io->dims[k]);
 	printf("%s]\n", line);
@@ -87,18 +63,18 @@ int cmd_info(int argc, char **argv)
 	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m);
 	if (json) {
 		printf("{\"name\": ");
-		json_str(mi.name);
+		cli_json_str(mi.name);
 		printf(", \"kiln_version\": ");
-		json_str(mi.kiln_version);
+		cli_json_str(mi.kiln_version);
 		printf(", \"abi_version\": %d, \"target_triple\": ", mi.abi_version);
-		json_str(mi.target_triple);
+		cli_json_str(mi.target_triple);
 		printf(", \"target_cpu\": ");
-		json_str(mi.target_cpu);
+		cli_json_str(mi.target_cpu);
 		printf(", \"cpu_features\": ");
-		json_str(mi.cpu_features);
+		cli_json_str(mi.cpu_features);
 		printf(", \"fpmath\": \"%s\", \"weights_file\": ", mi.fpmath);
 		if (mi.weights_file)
-			json_str(mi.weights_file);
+			cli_json_str(mi.weights_file);
 		else
 			printf("null");
 		printf(", \"weights_bytes\": %llu, \"weights_hash\": \"%016llx\", \"inputs\": [",

@@ -118,26 +118,12 @@ static void print_text(Op op)
 
 /* ---- JSON ------------------------------------------------------------------- */
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void json_ios(const IrIoSchema *io, int n)
 {
 	printf("[");
 	for (int i = 0; i < n; i++) {
 		printf("%s{\"name\": ", i ? ", " : "");
-		json_str(io[i].name);
+		cli_json_str(io[i].name);
 		printf(", \"type\": \"%s\", \"optional\": %s, \"variadic\": %s, \"constant_false\": %s}",
 		       tv_names[io[i].tv], io[i].kind == IO_OPT || io[i].kind == IO_OFF ? "true" : "false",
 		       io[i].kind == IO_VAR ? "true" : "false", io[i].kind == IO_OFF ? "true" : "false");
@@ -160,11 +146,11 @@ static void json_types(IrTypeSet s)
 static void json_attr(const IrAttrSchema *a)
 {
 	printf("{\"name\": ");
-	json_str(a->name);
+	cli_json_str(a->name);
 	printf(", \"type\": \"%s\", \"required\": %s, \"default\": ",
 	       ir_attr_kind_name((AttrKind)a->kind), a->required ? "true" : "false");
 	if (a->dflt)
-		json_str(a->dflt);
+		cli_json_str(a->dflt);
 	else
 		printf("null");
 	printf(", \"legacy\": %s", a->legacy ? "true" : "false");
@@ -186,7 +172,7 @@ static void print_json(Op op, bool first)
 {
 	const IrOpSchema *s = ir_schema(op);
 	printf("%s\n  {\"name\": ", first ? "" : ",");
-	json_str(s->name);
+	cli_json_str(s->name);
 	printf(", \"kind\": \"%s\", \"inputs\": ", kind_names[ir_opinfo[op].kind]);
 	json_ios(s->in, s->nin);
 	printf(", \"outputs\": ");
@@ -205,7 +191,7 @@ static void print_json(Op op, bool first)
 	printf("], \"onnx_versions\": ");
 	const char *v = onnx_versions(op);
 	if (v)
-		json_str(v);
+		cli_json_str(v);
 	else
 		printf("null");
 	printf("}");

@@ -189,9 +189,7 @@ static int check_extra_inputs(const char *dir, int nin)
 /* name dtype[shape] and its first values, one line per output */
 static void print_output(const char *name, const kiln_tensor *t)
 {
-	static const char *const dn[] = {"?", "f32", "u8", "i8", "u16", "i16", "i32", "i64", "string",
-	                                 "bool", "f16", "f64", "u32", "u64", "?", "?", "bf16"};
-	printf("%s %s[", name, t->dtype >= 0 && t->dtype <= 16 ? dn[t->dtype] : "?");
+	printf("%s %s[", name, ir_dtype_name((DType)t->dtype));
 	size_t n = 1;
 	for (int k = 0; k < t->rank; k++) {
 		printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);

@@ -60,14 +60,10 @@ static int64_t fuzz_dim(void)
 	return -pick(1, 3);
 }
 
+/* bytes per element (kiln.h numbers its dtypes as ir.h does) */
 static size_t esize(kiln_dtype t)
 {
-	switch (t) {
-	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
-	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
-	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
-	default: return 1;
-	}
+	return ir_dtype_size((DType)t);
 }
 
 typedef struct Sym { char name[64]; int64_t v; } Sym;
