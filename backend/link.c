@@ -219,12 +219,9 @@ static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
 
 /* cc -shared ... with the linker named by fuse ("-fuse-ld=gold") or cc's
  * default one (fuse NULL). */
-static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj, Diag *diag)
+static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, const char *wobj,
+                    Diag *diag)
 {
-	char rtbuf[4200];
-	const char *rt = runtime_lib(be, rtbuf, sizeof rtbuf, diag);
-	if (!rt)
-		return -1;
 	char *argv[24];
 	int n = 0;
 	argv[n++] = "cc";
@@ -257,16 +254,16 @@ static int run_link(Be *be, const char *fuse, const char *obj, const char *wobj,
  * weights section after .data and .bss.  If the gold link fails the default
  * linker runs, and its message is the one reported; if it succeeds, gold
  * is the problem (not installed, or a gold bug) and is not tried again. */
-static int link_objs(Be *be, TmpDir *t, const char *obj, const char *wobj)
+static int link_objs(Be *be, TmpDir *t, const char *rt, const char *obj, const char *wobj)
 {
 	static bool gold_broken;
 	(void)t;
 	if (!gold_broken) {
 		Diag gdiag = {0};
-		if (run_link(be, "-fuse-ld=gold", obj, wobj, &gdiag) == 0)
+		if (run_link(be, "-fuse-ld=gold", rt, obj, wobj, &gdiag) == 0)
 			return 0;
 	}
-	int rc = run_link(be, NULL, obj, wobj, be->diag);
+	int rc = run_link(be, NULL, rt, obj, wobj, be->diag);
 	if (rc == 0)
 		gold_broken = true;
 	return rc;
@@ -274,6 +271,11 @@ static int link_objs(Be *be, TmpDir *t, const char *obj, const char *wobj)
 
 static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 {
+	/* found once, before code generation: not after it, and not per linker */
+	char rtbuf[4200];
+	const char *rt = runtime_lib(be, rtbuf, sizeof rtbuf, be->diag);
+	if (!rt)
+		return -1;
 	TmpDir t = {0};
 	if (tmp_open(&t, be->diag))
 		return -1;
@@ -288,7 +290,7 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 	if (!rc && be->g_weights && !be->weights_defined)
 		rc = assemble_weights(be, &t, &wobj);
 	if (!rc) {
-		rc = link_objs(be, &t, obj, wobj);
+		rc = link_objs(be, &t, rt, obj, wobj);
 		struct stat st;
 		if (!rc && (stat(be->opt->out, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
 			rc = diag_fail(be->diag, "%s: the linker left no output", be->opt->out);
