@@ -116,19 +116,26 @@ static int open_side(const rt_model_desc *d, const char *path, char *err, size_t
 }
 
 /* An external weights file must be the one the model was compiled with:
- * its content hash against desc->weights_hash (-1 with err set if not). */
+ * its content hash against desc->weights_hash (-1 with err set if not).
+ * Runs after load(): the hot bytes are hashed where load() put them (no
+ * second read), the cold tail read from the file without mapping it (its
+ * pages stay out of the process). */
 static int check_hash(const rt_model_desc *d, int fd, const char *path, char *err, size_t errlen)
 {
-	char *buf = malloc(CHUNK);
-	if (!buf) {
+	size_t n = (size_t)d->weights_bytes, from = 0;
+	rt_hash h;
+	rt_hash_init(&h);
+	if (shared.mem) {     /* the hot part: a multiple of 65536 bytes when a tail follows */
+		from = (size_t)d->weights_hot_bytes;
+		rt_hash_add(&h, shared.mem, from);
+	}
+	char *buf = from < n ? malloc(CHUNK) : NULL;
+	if (from < n && !buf) {
 		snprintf(err, errlen, "out of memory checking weights file '%s'", path);
 		return -1;
 	}
-	rt_hash h;
-	rt_hash_init(&h);
-	size_t n = (size_t)d->weights_bytes;
 	int rc = 0;
-	for (size_t off = 0; off < n && !rc; off += CHUNK) {
+	for (size_t off = from; off < n && !rc; off += CHUNK) {
 		size_t len = n - off < CHUNK ? n - off : CHUNK;
 		if (read_all_at(fd, buf, len, off)) {
 			snprintf(err, errlen, "cannot read weights file '%s'", path);
@@ -217,7 +224,7 @@ int rt_weights_acquire(kiln_context *c, const char *so_path, char *err, size_t e
 	int rc = 0;
 	pthread_mutex_lock(&lock);
 	if (shared.refs == 0)
-		rc = (fd >= 0 ? check_hash(d, fd, path, err, errlen) : 0) || load(d, fd, path, err, errlen)
+		rc = load(d, fd, path, err, errlen) || (fd >= 0 && check_hash(d, fd, path, err, errlen))
 		     ? -1 : 0;
 	if (rc == 0) {
 		shared.refs++;
