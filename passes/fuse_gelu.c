@@ -118,8 +118,6 @@ static bool cube_of(const Graph *g, ValId v, ValId x, Match *m)
 	return true;
 }
 
-static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m);
-
 /* Splits the leaves of a Mul tree into the product of its constant scalars
  * (*c) and the rest; returns how many are not constant (at most max). */
 static int split_leaves(const Graph *g, const ValId *leaves, int n, double *c, ValId *rest, int max)
@@ -192,14 +190,6 @@ static bool tanh_arg_factored(const Graph *g, ValId z, ValId *x, Match *m)
 	return false;
 }
 
-/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3), or factored as above. */
-static bool tanh_arg(const Graph *g, ValId z, ValId *x, Match *m)
-{
-	if (tanh_arg_factored(g, z, x, m))
-		return true;
-	return tanh_arg_cubic(g, z, x, m);
-}
-
 /* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3). */
 static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m)
 {
@@ -227,6 +217,14 @@ static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m)
 		return true;
 	}
 	return false;
+}
+
+/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3), or factored as above. */
+static bool tanh_arg(const Graph *g, ValId z, ValId *x, Match *m)
+{
+	if (tanh_arg_factored(g, z, x, m))
+		return true;
+	return tanh_arg_cubic(g, z, x, m);
 }
 
 static bool match_gelu_expr(const Graph *g, NodeId root, Match *m)
