@@ -30,6 +30,7 @@
 #include "be.h"
 #include "checked.h"
 #include "rt.h"
+#include "rt_arena.h"
 
 const char *be_node_desc(const Be *be, NodeId id, char *buf, size_t len)
 {
@@ -277,28 +278,8 @@ void be_plan_free(Be *be)
 }
 
 /* ---- the arena at given symbol values (kiln compile --stats) -------------
- * The same packing as the runtime's (runtime/rt_core.c assign_offsets:
- * largest first, ties by buffer index, each at the lowest RT_ALIGN-aligned
- * offset clear of every placed buffer whose lifetime intersects its own),
- * computed here from the plan so that --stats never runs the model. */
-
-#define ARENA_ALIGN 64   /* runtime/rt_internal.h's RT_ALIGN */
-
-typedef struct ArenaBuf { int64_t raw, size, off; int32_t idx; } ArenaBuf;   /* size: aligned */
-
-static int by_size_desc(const void *a, const void *b)
-{
-	const ArenaBuf *x = a, *y = b;
-	if (x->raw != y->raw)
-		return x->raw > y->raw ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static int by_start(const void *a, const void *b)
-{
-	const int64_t *x = a, *y = b;
-	return x[0] < y[0] ? -1 : x[0] > y[0];
-}
+ * The runtime's packing (runtime/rt_arena.h, the same code), computed here
+ * from the plan so that --stats never runs the model. */
 
 /* Bytes of buffer b's value at symvals; -1 if out of range. */
 static int64_t buf_bytes(const Be *be, int32_t b, const int64_t *symvals)
@@ -318,42 +299,17 @@ static int64_t buf_bytes(const Be *be, int32_t b, const int64_t *symvals)
 int64_t be_plan_arena(const Be *be, const int64_t *symvals)
 {
 	int32_t nb = be->nbufs;
-	ArenaBuf *bufs = xcalloc((size_t)nb, sizeof *bufs);
+	int64_t *size = xcalloc((size_t)nb, sizeof *size), *off = xcalloc((size_t)nb, sizeof *off);
 	int64_t *iv = xcalloc(2 * (size_t)nb, sizeof *iv), total = 0;
-	for (int32_t b = 0; b < nb && total >= 0; b++) {
-		int64_t raw = buf_bytes(be, b, symvals);
-		bufs[b] = (ArenaBuf){raw, (int64_t)round_up((size_t)raw, ARENA_ALIGN), 0, b};
-		if (raw < 0)
+	rt_arena_item *ord = xcalloc((size_t)nb, sizeof *ord);
+	for (int32_t b = 0; b < nb && total >= 0; b++)
+		if ((size[b] = buf_bytes(be, b, symvals)) < 0)
 			total = -1;
-	}
 	if (total >= 0)
-		qsort(bufs, (size_t)nb, sizeof *bufs, by_size_desc);
-	for (int32_t i = 0; i < nb && total >= 0; i++) {
-		int32_t b = bufs[i].idx, niv = 0;
-		for (int32_t j = 0; j < i; j++) {
-			int32_t p = bufs[j].idx;
-			if (be->buf_first[p] > be->buf_last[b] || be->buf_first[b] > be->buf_last[p] ||
-			    bufs[j].size == 0)
-				continue;
-			iv[2 * niv] = bufs[j].off;
-			iv[2 * niv + 1] = bufs[j].off + bufs[j].size;
-			niv++;
-		}
-		qsort(iv, (size_t)niv, 2 * sizeof *iv, by_start);
-		int64_t off = 0, sz = bufs[i].size, end;
-		for (int32_t k = 0; k < niv && sz > 0; k++) {
-			if (iv[2 * k] >= off + sz)
-				break;
-			if (iv[2 * k + 1] > off)
-				off = iv[2 * k + 1];
-		}
-		bufs[i].off = off;
-		if (!ck_add_i64(off, sz, &end))
-			total = -1;
-		else if (end > total)
-			total = end;
-	}
-	free(bufs);
+		total = rt_arena_assign(nb, size, be->buf_first, be->buf_last, RT_ARENA_ALIGN, off, ord, iv);
+	free(size);
+	free(off);
 	free(iv);
+	free(ord);
 	return total;
 }

@@ -231,73 +231,6 @@ static int check_inputs(kiln_context *c, const kiln_tensor *in, int nin)
 
 /* ---- planning ----------------------------------------------------------- */
 
-static _Thread_local const int64_t *sort_sizes;   /* qsort has no context arg */
-
-static int by_size_desc(const void *a, const void *b)
-{
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	if (sort_sizes[x] != sort_sizes[y])
-		return sort_sizes[x] > sort_sizes[y] ? -1 : 1;
-	return x < y ? -1 : x > y;
-}
-
-static int by_start(const void *a, const void *b)
-{
-	const int64_t *x = a, *y = b;
-	return x[0] < y[0] ? -1 : x[0] > y[0];
-}
-
-/* v rounded up to RT_ALIGN (v >= 0, at most INT64_MAX - RT_ALIGN: plan()
- * checks that). */
-static int64_t align_up(int64_t v)
-{
-	return (v + RT_ALIGN - 1) & ~(int64_t)(RT_ALIGN - 1);
-}
-
-/* Greedy: largest first, each at the lowest 64-aligned offset that does not
- * overlap a placed buffer whose lifetime [first, last] intersects its own.
- * Offsets and the total are sums of aligned sizes: -1 if one overflows. */
-static int64_t assign_offsets(kiln_context *c)
-{
-	const rt_model_desc *d = c->d;
-	int nb = d->nbuf;
-	for (int i = 0; i < nb; i++)
-		c->order[i] = i;
-	sort_sizes = c->bufsize;
-	qsort(c->order, (size_t)nb, sizeof *c->order, by_size_desc);
-	int64_t total = 0;
-	for (int oi = 0; oi < nb; oi++) {
-		int b = c->order[oi];
-		int64_t sz = align_up(c->bufsize[b]);
-		int niv = 0;
-		for (int oj = 0; oj < oi; oj++) {
-			int p = c->order[oj];
-			if (d->buf_first[p] > d->buf_last[b] || d->buf_first[b] > d->buf_last[p])
-				continue;
-			if (c->bufsize[p] == 0)
-				continue;
-			c->iv[2 * niv] = c->bufoff[p];
-			c->iv[2 * niv + 1] = c->bufoff[p] + align_up(c->bufsize[p]);
-			niv++;
-		}
-		qsort(c->iv, (size_t)niv, 2 * sizeof *c->iv, by_start);
-		int64_t off = 0;
-		for (int k = 0; k < niv && sz > 0; k++) {
-			if (c->iv[2 * k] >= off + sz)
-				break;
-			if (c->iv[2 * k + 1] > off)
-				off = c->iv[2 * k + 1];
-		}
-		int64_t end;
-		if (!rt_ck_add(off, sz, &end))
-			return -1;
-		c->bufoff[b] = off;
-		if (end > total)
-			total = end;
-	}
-	return total;
-}
-
 static int plan(kiln_context *c)
 {
 	const rt_model_desc *d = c->d;
@@ -314,7 +247,8 @@ static int plan(kiln_context *c)
 		if (c->bufsize[b] < 0 || c->bufsize[b] > INT64_MAX - RT_ALIGN)
 			return rt_context_errorf(c, "planned buffer %d has size %lld", b,
 			                         (long long)c->bufsize[b]);
-	int64_t total = assign_offsets(c);
+	int64_t total = rt_arena_assign(c->d->nbuf, c->bufsize, c->d->buf_first, c->d->buf_last, RT_ALIGN,
+	                                c->bufoff, c->order, c->iv);
 	if (total < 0 || (uint64_t)total > SIZE_MAX)
 		return rt_context_errorf(c, "model '%s': the arena size overflows 64 bits",
 		                         d->name ? d->name : "?");

@@ -9,8 +9,9 @@
 #include <stdint.h>
 
 #include "rt.h"
+#include "rt_arena.h"
 
-#define RT_ALIGN 64
+#define RT_ALIGN RT_ARENA_ALIGN
 #define RT_ERR_MAX 512
 
 /* Overflow-checked size arithmetic: true when *r = a op b fits int64.
@@ -45,7 +46,7 @@ struct kiln_context {
 
 	/* arena plan */
 	int64_t *bufsize, *bufoff;
-	int32_t *order;            /* scratch: buffers by size */
+	rt_arena_item *order;      /* scratch: buffers by size (rt_arena.h) */
 	int64_t *iv;               /* scratch: 2 * nbuf intervals */
 	char *arena;
 	size_t arena_cap, arena_used;
