@@ -189,6 +189,9 @@ void be_emit_weights_global(Be *be);
 void be_emit_desc(Be *be);
 /* Side files: OUT without a trailing ".so", plus ext (".h", ".weights"). */
 void be_side_path(const char *out, const char *ext, char *buf, size_t len);
+/* link.c: --target-triple normalized, or this machine's (NULL); free with
+ * LLVMDisposeMessage */
+char *be_triple(const char *target_triple);
 
 /* link.c */
 int be_codegen(Be *be, BeStats *stats);

@@ -227,8 +227,7 @@ void be_emit_desc(Be *be)
 	LLVMTypeRef df[25] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
 	                      be->t_i64, P, P, be->t_i64, P, P, I};
 	LLVMStructSetBody(t_desc, df, 25, 0);
-	char *triple = be->opt->target_triple ? LLVMNormalizeTargetTriple(be->opt->target_triple)
-	                                      : LLVMGetDefaultTargetTriple();
+	char *triple = be_triple(be->opt->target_triple);
 	rt_hash wh;
 	rt_hash_init(&wh);
 	rt_hash_add(&wh, be->blob, be->blob_bytes);

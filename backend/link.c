@@ -312,6 +312,11 @@ static bool same_arch(const char *triple)
 	return same;
 }
 
+char *be_triple(const char *target_triple)
+{
+	return target_triple ? LLVMNormalizeTargetTriple(target_triple) : LLVMGetDefaultTargetTriple();
+}
+
 static LLVMTargetMachineRef make_tm(Be *be)
 {
 	/* every target LLVM was built with: --target-triple may name another
@@ -322,8 +327,7 @@ static LLVMTargetMachineRef make_tm(Be *be)
 	LLVMInitializeAllAsmPrinters();
 	const BeOptions *o = be->opt;
 	bool host = !o->target_triple && !o->target_cpu;
-	char *triple = o->target_triple ? LLVMNormalizeTargetTriple(o->target_triple)
-	                                : LLVMGetDefaultTargetTriple();
+	char *triple = be_triple(o->target_triple);
 	/* no --target-cpu: this machine's CPU, or "generic" for another triple */
 	char *cpu = o->target_cpu || o->target_triple ? NULL : LLVMGetHostCPUName();
 	char *feat = host ? LLVMGetHostCPUFeatures() : NULL;
@@ -524,7 +528,7 @@ int be_check_target_cpu(const char *triple_opt, const char *cpu, FILE *help_out,
 		return 0;
 	if (!cpu[0])
 		return diag_fail(diag, "--target-cpu: empty name");
-	char *triple = triple_opt ? LLVMNormalizeTargetTriple(triple_opt) : LLVMGetDefaultTargetTriple();
+	char *triple = be_triple(triple_opt);
 	int fds[2];
 	if (pipe(fds)) {
 		LLVMDisposeMessage(triple);
