@@ -1,5 +1,7 @@
 /* Read-only helpers for pattern matching over the IR (see pass_internal.h).
  * Nothing here mutates the graph. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <math.h>
 #include <string.h>
 
@@ -175,4 +177,19 @@ bool m_closed(const Graph *g, const Match *m, ValId keep)
 		}
 	}
 	return true;
+}
+
+bool m_fail(const Graph *g, Match *m, NodeId at, const char *fmt, ...)
+{
+	(void)g;
+	if (m->why[0])
+		return false;
+	m->why_node = at;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->why, sizeof m->why, fmt, ap);
+	va_end(ap);
+	if (!m->why[0])
+		snprintf(m->why, sizeof m->why, "no match");
+	return false;
 }

@@ -79,7 +79,20 @@ typedef struct Match {
 	ValId v[16];        /* pattern-specific values */
 	double f[8];        /* pattern-specific numbers */
 	int64_t i[8];
+	/* Why the match failed (first reason wins; see m_fail). */
+	NodeId why_node;
+	char why[200];
 } Match;
+
+/* Records why a candidate did not match: the node where the failing
+ * condition was checked and the condition, e.g.
+ *   return m_fail(g, m, n, "K path: Reshape is not a head split: dim 2 is %lld", d);
+ * The first reason wins.  Returns false so a matcher can return it.  Keep one
+ * message per failure point, in the match code; --explain=PATTERN prints it. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+bool m_fail(const Graph *g, Match *m, NodeId at, const char *fmt, ...);
 
 void m_add(Match *m, NodeId n);   /* ignores duplicates and -1 */
 bool m_has(const Match *m, NodeId n);

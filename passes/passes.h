@@ -16,6 +16,7 @@ typedef struct PassOptions {
 	bool print_after_all;
 	bool verify_each;
 	const char *disabled_patterns; /* "name,name" */
+	const char *explain;           /* pattern name: say per candidate root why it (did not) fuse */
 	FILE *dump;                    /* where the prints go (stdout when NULL) */
 } PassOptions;
 

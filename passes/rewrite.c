@@ -52,6 +52,24 @@ ValId rw_const(Graph *g, const char *base, DType t, int rank, const int64_t *dim
 	return v;
 }
 
+/* --explain=PATTERN: one line per candidate root of that pattern. */
+static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
+                    const Match *m, bool ok)
+{
+	if (!pc->opt || !pc->opt->explain || strcmp(pc->opt->explain, pat->name) != 0)
+		return;
+	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
+	const Node *r = IR_NODE(g, root);
+	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(r->op), r->name ? r->name : "");
+	if (ok)
+		fprintf(f, "fused (%d nodes)\n", m->nnodes);
+	else if (m->why[0] && m->why_node >= 0)
+		fprintf(f, "not fused: at %s '%s': %s\n", ir_opname(IR_NODE(g, m->why_node)->op),
+		        IR_NODE(g, m->why_node)->name ? IR_NODE(g, m->why_node)->name : "", m->why);
+	else
+		fprintf(f, "not fused: %s\n", m->why[0] ? m->why : "(the matcher gave no reason)");
+}
+
 int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 {
 	int total = 0;
@@ -67,8 +85,12 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 			Match m;
 			memset(&m, 0, sizeof m);
 			m.root = id;
-			if (!pat->match(g, id, &m))
+			m.why_node = -1;
+			if (!pat->match(g, id, &m)) {
+				explain(g, pc, pat, id, &m, false);
 				continue;
+			}
+			explain(g, pc, pat, id, &m, true);
 			pat->rewrite(g, &m, pc);
 			pass_count(pc, pat->name);
 			total++;
