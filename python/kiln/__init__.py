@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 import numpy as np
 
@@ -260,6 +261,10 @@ class Session:
             raise Error(_capi.text(self._lib.kiln_load_error()) or
                         "%s: cannot create a context" % model.path)
         self._c = c
+        # held from kiln_run until the outputs are copied out of the context
+        # (the next run overwrites them): a second thread is refused, as
+        # kiln_run itself refuses it (KILN_BUSY)
+        self._busy = threading.Lock()
 
     @property
     def arena_bytes(self):
@@ -267,7 +272,14 @@ class Session:
         return self._lib.kiln_context_arena_bytes(self._c) if self._c else 0
 
     def close(self):
+        """Frees the context (not while another thread runs it: then kiln.Error)."""
+        busy = getattr(self, "_busy", None)
+        if busy is not None and not busy.acquire(blocking=False):
+            raise Error("%s: cannot close the session while another thread runs it"
+                        % self.model.path)
         c, self._c = getattr(self, "_c", None), None
+        if busy is not None:
+            busy.release()
         if c:
             self._lib.kiln_context_free(c)
 
@@ -363,6 +375,15 @@ class Session:
 
     def _run(self, feeds):
         arrays = self._arrays(feeds)
+        if not self._busy.acquire(blocking=False):
+            raise Error("%s: the session is in use by another thread (one run at a time per "
+                        "session: use a session per thread)" % self.model.path)
+        try:
+            return self._run_locked(arrays)
+        finally:
+            self._busy.release()
+
+    def _run_locked(self, arrays):
         if not self._c:
             raise Error("%s: the session was closed" % self.model.path)
         nin, nout = len(arrays), len(self.model.outputs)
