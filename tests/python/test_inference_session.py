@@ -114,3 +114,20 @@ def test_every_shared_model(tmp_path):
                 assert close(g, r), "%s %s: max |diff| %g" % (name, o.name, np.abs(g - r).max())
         n += 1
     assert n >= 10
+
+
+def test_setup_makes_import_kiln_work(tmp_path):
+    """scripts/python_dev.sh (run by the README's set-up, scripts/setup.sh)
+    leaves `python3 -c "import kiln"` working for /usr/bin/python3 with no
+    PYTHONPATH, from any folder."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONUSERBASE", "KILN_LIB", "KILN_CLI")}
+    env["HOME"] = str(tmp_path)
+    r = subprocess.run(["bash", os.path.join(os.path.dirname(HERE), "..", "scripts", "python_dev.sh")],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run(["/usr/bin/python3", "-c", "import kiln; print(kiln.__file__)"], env=env,
+                       cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    from conftest import SRC
+    assert r.stdout.strip() == os.path.join(SRC, "python", "kiln", "__init__.py")
