@@ -454,6 +454,8 @@ def _cache_key(model_path, data, args):
 def _compile_cached(model, cache_dir, options):
     """Compiles an ONNX model (a path or its bytes) into the cache, once per
     content and options; returns the .so's path."""
+    options = dict(options)
+    options.setdefault("name", "model")       # model.h's entry point: model_run
     args = _opt_args(**options)
     path = None if isinstance(model, (bytes, bytearray)) else os.fspath(model)
     if path is None:
@@ -474,7 +476,7 @@ def _compile_cached(model, cache_dir, options):
             src = os.path.join(tmp, "model.onnx")
             with open(src, "wb") as f:
                 f.write(data)
-        compile(src, os.path.join(tmp, "model.so"), name="model", **options)
+        compile(src, os.path.join(tmp, "model.so"), **options)
         if path is None:
             os.unlink(src)
         try:

@@ -58,16 +58,13 @@ def test_kiln_run_is_called_without_the_gil():
     assert not (f._flags_ & ctypes._FUNCFLAG_PYTHONAPI)
 
 
-def test_other_threads_run_while_a_model_runs(compiled):
-    """While one thread is inside kiln_run, the main thread keeps running
-    Python: the longest pause it sees is far shorter than one run."""
-    m = kiln.load(compiled("bert_qa"))
-    s = m.session(threads=1)
-    f = feeds_for(1, batch=16, seq=256)
+def longest_pause(s, f, seconds):
+    """Runs s on f in a thread for about `seconds` while this thread counts:
+    (the longest pause between two of its steps, the time of one run, steps)."""
     t0 = time.perf_counter()
     s.run(f)
     one = time.perf_counter() - t0
-    runs = max(1, int(0.6 / one))
+    runs = max(2, int(seconds / one))
     done = threading.Event()
 
     def worker():
@@ -77,19 +74,32 @@ def test_other_threads_run_while_a_model_runs(compiled):
     t = threading.Thread(target=worker)
     t.start()
     last = time.perf_counter()
-    gap = 0.0
-    n = 0
+    gap, n = 0.0, 0
     while not done.is_set():
         now = time.perf_counter()
         gap = max(gap, now - last)
         last = now
         n += 1
     t.join()
-    # with the GIL held through kiln_run the main thread would stop for a
-    # whole run (`one` seconds) each time
-    assert one > 0.02, "the run is too short to tell (%.3f s)" % one
-    assert gap < one / 2, "main thread stopped for %.3f s; one run takes %.3f s" % (gap, one)
-    assert n > 1000
+    return gap, one, n
+
+
+def test_other_threads_run_while_a_model_runs(compiled):
+    """While one thread is inside kiln_run, the main thread keeps running
+    Python: the longest pause it sees is far shorter than one run (with the
+    GIL held through kiln_run it would stop for a whole run, every time; a
+    busy machine may pause it too, so it has three tries)."""
+    m = kiln.load(compiled("bert_qa"))
+    s = m.session(threads=1)
+    f = feeds_for(1, batch=16, seq=256)
+    tries = []
+    for _ in range(3):
+        gap, one, n = longest_pause(s, f, 0.6)
+        assert one > 0.02, "the run is too short to tell (%.3f s)" % one
+        tries.append("pause %.3f s, run %.3f s, %d steps" % (gap, one, n))
+        if gap < one / 2 and n > 1000:
+            return
+    raise AssertionError("the main thread stopped for a run: " + "; ".join(tries))
 
 
 def test_one_session_in_two_threads_is_refused_not_corrupted(compiled):
