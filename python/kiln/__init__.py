@@ -2,6 +2,7 @@
 
     import kiln
     kiln.compile("model.onnx", "model.so", opt_level=2)   # the kiln CLI
+    print(kiln.dump("model.onnx", print_after="fuse-gelu"))   # kiln's IR
     m = kiln.load("model.so")
     m.inputs                      # [NodeArg(name='input_ids', type='tensor(int64)', shape=['batch', 'sequence']), ...]
     s = m.session(threads=2)
@@ -29,7 +30,7 @@ import threading
 import numpy as np
 
 __version__ = "0.1.0"
-__all__ = ["Error", "compile", "load", "Model", "Session", "NodeArg", "InferenceSession",
+__all__ = ["Error", "compile", "dump", "load", "Model", "Session", "NodeArg", "InferenceSession",
            "cli_path", "library_path"]
 
 
@@ -175,6 +176,23 @@ def compile(model, output, opt_level=2, fpmath="fp32", name=None, *, stats=False
     if stats:
         return json.loads(out.strip().splitlines()[-1])
     return os.fspath(output)
+
+
+def dump(model, opt_level=2, format="text", print_before=None, print_after=None,
+         print_after_all=False, **options):
+    """kiln's IR of the ONNX file `model` after the -O pipeline, as `kiln
+    dump` prints it (format 'text' or 'dot'); print_before/print_after (a
+    pass name) and print_after_all add the IR around passes.  Other options
+    as compile()'s (passes, disable_patterns, verify_each, ...).  Returns
+    the text; raises kiln.Error with kiln's one-line message."""
+    args = ["dump", os.fspath(model), "--format=%s" % format]
+    args += _opt_args(opt_level, **options)
+    for flag, v in (("--print-before", print_before), ("--print-after", print_after)):
+        if v is not None:
+            args.append("%s=%s" % (flag, v))
+    if print_after_all:
+        args.append("--print-after-all")
+    return _run_cli(args)
 
 
 # ---- loading and running ------------------------------------------------------

@@ -195,3 +195,33 @@ def test_compile_options(models, tmp_path):
     assert kiln.load(str(tmp_path / "bf.so")).info["fpmath"] == "bf16"
     kiln.compile(src, str(tmp_path / "qa.ll"), emit="llvm", opt_level=0)
     assert "define" in (tmp_path / "qa.ll").read_text()
+
+
+def test_compile_more_options(models, tmp_path):
+    src = str(models / "bert_cls_dynamo" / "model.onnx")
+    out = kiln.compile(src, str(tmp_path / "d.so"), dim_names={"s0": "nb", "s1": "len"},
+                       max_tensor_bytes="1G", target_cpu="x86-64-v3", verify_each=True)
+    h = (tmp_path / "d.h").read_text()
+    assert "int64_t nb" in h and "int64_t len" in h
+    assert kiln.load(out).info["target_cpu"] == "x86-64-v3"
+    st = kiln.compile(src, str(tmp_path / "p.so"), passes=["cleanup", "fold", "dce"], stats=True)
+    assert "KlnGemm" not in st["ops_out"] and st["fusions"] == {}
+    with pytest.raises(kiln.Error) as e:
+        kiln.compile(src, str(tmp_path / "r.so"), runtime_lib=str(tmp_path / "none.a"))
+    assert "none.a" in one_line(e)
+    with pytest.raises(kiln.Error) as e:
+        kiln.compile(src, str(tmp_path / "t.so"), max_tensor_bytes="lots")
+    assert "--max-tensor-bytes" in one_line(e) and e.value.returncode == 2
+
+
+def test_dump(models):
+    src = str(models / "bert_qa" / "model.onnx")
+    o0, o2 = kiln.dump(src, opt_level=0), kiln.dump(src)
+    assert o0.startswith("graph @bert_qa(") and "KlnAttention" not in o0 and "KlnAttention" in o2
+    assert "KlnAttention" not in kiln.dump(src, disable_patterns=["attention"])
+    around = kiln.dump(src, print_after="fuse-gelu")
+    assert "KlnGelu" in around and len(around) > len(o2)
+    assert kiln.dump(src, format="dot").startswith("digraph")
+    with pytest.raises(kiln.Error) as e:
+        kiln.dump(src, print_after="fuse")
+    assert "unknown pass 'fuse'" in one_line(e)
