@@ -6,7 +6,7 @@
 # preloaded into Python.
 #   bash python.sh KILN_BIN SRC_DIR BUILD_DIR [PYTEST_ARG...]
 set -uo pipefail
-KILN=$1 SRC=$(realpath "$2") BUILD=$(realpath "$3")
+KILN=$(realpath "$1") SRC=$(realpath "$2") BUILD=$(realpath "$3")
 shift 3
 PY=/usr/bin/python3
 "$PY" -c "import pytest, numpy, onnx" 2>/dev/null || {
