@@ -21,4 +21,4 @@ if grep -q '^KILN_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 fi
 # a hang (a thread that never returns) fails the test instead of stopping ctest
-cd "$SRC/tests/python" && exec timeout "${KILN_PY_TIMEOUT:-1800}" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" "$@" .
+cd "$SRC/tests/python" && timeout "${KILN_PY_TIMEOUT:-1800}" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" "$@" .
