@@ -39,9 +39,10 @@ static bool last_axis_mean(const Graph *g, NodeId n, ValId x, Match *m)
 	int na = rank >= 1 ? m_reduce_axes(g, n, rank, axes, IR_MAX_RANK) : -1;
 	if (na < 0)
 		return m_fail(g, m, n, "the axes are not constant");
-	if (na != 1 || axes[0] != rank - 1)
-		return m_fail(g, m, n, "reduces %d axes (first %lld), not only the last axis %d of x",
-		              na, na ? (long long)axes[0] : -1LL, rank - 1);
+	if (na == 1 && axes[0] != rank - 1)
+		return m_fail(g, m, n, "reduces axis %lld, not the last axis %d", (long long)axes[0], rank - 1);
+	if (na != 1)
+		return m_fail(g, m, n, "reduces %d axes, not only the last axis %d", na, rank - 1);
 	m_add(m, n);
 	return true;
 }
