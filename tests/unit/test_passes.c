@@ -297,6 +297,28 @@ static void test_deterministic_names(void **state)
 	free(d);
 }
 
+/* Fused nodes name the ONNX nodes they replaced in a trailing comment,
+ * which the parser skips: the dump reads back as the same graph. */
+static void test_from_comment_reads_back(void **state)
+{
+	(void)state;
+	char *a = fused_text("quick_gelu.ir", "fuse-gelu");
+	assert_non_null(strstr(a, "@\"qg/mul\"  // from: \"qg/mul\", \"qg/sig\", \"qg/scale\"\n"));
+	Diag d = {0};
+	Graph *g = ir_parse(a, "dump", &d);
+	if (!g)
+		fail_msg("the dump does not parse: %s", d.msg);
+	char *b = ir_print_str(g);
+	/* the same text without the comments */
+	char *p;
+	while ((p = strstr(a, "  // from:")) != NULL)
+		memmove(p, strchr(p, '\n'), strlen(strchr(p, '\n')) + 1);
+	assert_string_equal(a, b);
+	ir_graph_free(g);
+	free(a);
+	free(b);
+}
+
 /* The pattern registry: every name is accepted by --disable-pattern and
  * --explain and listed; an unknown one is refused naming it. */
 static void test_pattern_registry(void **state)
@@ -387,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_prints),
 		cmocka_unit_test(test_pass_list),
 		cmocka_unit_test(test_deterministic_names),
+		cmocka_unit_test(test_from_comment_reads_back),
 		cmocka_unit_test(test_pattern_registry),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_fusion_fixpoint),
