@@ -220,6 +220,12 @@ static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc
 {
 	if (p->group) {
 		/* a fixpoint: the group again while any pattern fired */
+		if (o->print_before && !strcmp(o->print_before, p->name))
+			dump(o, g, "before", p->name, -1, NULL, NULL);
+		int nodes0 = live_nodes(g);
+		PassStats g0 = {0};
+		if (pc->stats)
+			g0 = *pc->stats;
 		for (int round = 0; round < FUSION_ROUNDS; round++) {
 			int before = fusion_total(pc->stats);
 			pc->round = round;
@@ -230,9 +236,11 @@ static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc
 				break;
 		}
 		pc->round = 0;
+		if (o->print_after && !strcmp(o->print_after, p->name))
+			dump(o, g, "after", p->name, nodes0, &g0, pc->stats);
 		return 0;
 	}
-	if (o->print_before && !strcmp(o->print_before, p->name))
+	if (pc->round == 0 && o->print_before && !strcmp(o->print_before, p->name))
 		dump(o, g, "before", p->name, -1, NULL, NULL);
 	int before = live_nodes(g);
 	PassStats s0 = {0};
