@@ -143,8 +143,9 @@ static bool match_mul_gelu(const Graph *g, NodeId root, Match *m, bool quick)
 			rest[nrest++] = leaves[k];
 	}
 	if (nrest != 2)
-		return m_fail(g, m, root, "a GELU is x times one other factor (and constants); "
-		              "this product has %d factors that are not constants", nrest);
+		return m_fail(g, m, root, "%s is x times one other factor (and constants); "
+		              "this product has %d factors that are not constants",
+		              quick ? "QuickGELU" : "a GELU", nrest);
 	int save = m->nnodes;
 	for (int k = 0; k < 2; k++) {
 		NodeId fn;
