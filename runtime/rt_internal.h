@@ -74,6 +74,9 @@ int rt_pool_size(const struct rt_pool *p);        /* 1 for NULL */
 void rt_par(kiln_frame *f, int64_t n, int64_t cost,
             void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
 
+/* y = x * sigmoid(1.702 x) over n floats (KlnGelu approximate 2; kernels_norm.c) */
+void rt_quick_gelu(kiln_frame *f, const float *x, float *y, int64_t n);
+
 /* ---- context (rt_core.c) ---- */
 kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int nthreads);
 void rt_context_free(kiln_context *c);
