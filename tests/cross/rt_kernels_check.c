@@ -6,6 +6,7 @@
  * - GEMM, every micro-kernel this CPU runs (rt_sgemm_use: "neon" and "c"
  *   on aarch64): shapes crossing every row and column tail, transposed A
  *   and B, alpha and beta, weights in panels, bias + GELU epilogues.
+ * - vm_exp4 (aarch64): ulp error over [-104, 88.7], the limits, NaN.
  * - GELU (erf and tanh) over a range, with 0, +-inf, NaN, every length 1..9.
  * - KlnAttention with V = identity (the outputs are the softmax rows) and
  *   KlnLayerNorm / KlnSkipLayerNorm, SIMD path and scalar path, row
@@ -82,6 +83,52 @@ static double gelu_ref(double x, int act)
 		return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
 	return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
 }
+
+/* ---- vm_exp4 (aarch64) ---- */
+
+#if defined(__aarch64__)
+/* ulps between float a and the exact value r (normal results), or for
+ * results below FLT_MIN the absolute error in units of the smallest
+ * denormal */
+static double ulps(float a, double r)
+{
+	if (fabs(r) < 1.17549435e-38)
+		return fabs(a - r) / 1.4e-45;
+	int e;
+	frexp(r, &e);
+	return fabs(a - r) / ldexp(1.0, e - 24);
+}
+
+static void exp_checks(void)
+{
+	double worst = 0;
+	float wx = 0;
+	for (int i = 0; i <= 400000; i += 4) {
+		float x[4], y[4];
+		for (int l = 0; l < 4; l++)
+			x[l] = -104.0f + 192.7f * (float)(i + l) / 400000.0f;
+		vst1q_f32(y, vm_exp4(vld1q_f32(x)));
+		for (int l = 0; l < 4; l++) {
+			double r = exp((double)x[l]);
+			double u = r > 3.4028234e38 ? (isinf(y[l]) ? 0 : INFINITY) : ulps(y[l], r);
+			if (!(u <= worst)) {
+				worst = isnan(u) ? INFINITY : u;
+				wx = x[l];
+			}
+		}
+	}
+	check(worst <= 2.0, "vm_exp4: %.3g ulp at x = %.9g", worst, wx);
+	float sp[4] = {-INFINITY, INFINITY, NAN, -1000.0f}, y[4];
+	vst1q_f32(y, vm_exp4(vld1q_f32(sp)));
+	check(y[0] == 0.0f && y[1] == INFINITY && isnan(y[2]) && y[3] == 0.0f,
+	      "vm_exp4 of -inf, inf, NaN, -1000: %g %g %g %g", y[0], y[1], y[2], y[3]);
+	printf("vm_exp4: worst %.3g ulp\n", worst);
+}
+#else
+static void exp_checks(void)
+{
+}
+#endif
 
 /* ---- GEMM ---- */
 
@@ -354,6 +401,7 @@ int main(void)
 {
 	struct rt_pool *pool = rt_pool_create(2);
 	fr.pool = pool;
+	exp_checks();
 	gemm_checks(pool);
 	gelu_checks();
 	fused_checks();
