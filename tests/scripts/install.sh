@@ -16,6 +16,15 @@ for f in bin/kiln lib/kiln/libkiln_rt.a lib/libkiln.a include/kiln.h lib/cmake/k
   [ -f "$T/prefix/$f" ] || { echo "FAIL not installed: $f"; exit 1; }
 done
 echo "ok   installed bin/kiln, lib/kiln/libkiln_rt.a, lib/libkiln.a, include/kiln.h, the CMake package, kiln.pc"
+# the aarch64 runtime, when the build made one; used below if qemu is here
+cross=""
+if [ -f "$build/aarch64-linux-gnu/kiln-runner" ]; then
+  for f in libkiln_rt.a libkiln.a kiln-runner; do
+    [ -f "$T/prefix/lib/kiln/aarch64-linux-gnu/$f" ] || { echo "FAIL not installed: lib/kiln/aarch64-linux-gnu/$f"; exit 1; }
+  done
+  echo "ok   installed lib/kiln/aarch64-linux-gnu/{libkiln_rt.a,libkiln.a,kiln-runner}"
+  command -v qemu-aarch64 >/dev/null && cross=1
+fi
 mkdir -p "$T/work" "$T/proj"
 /usr/bin/python3 "$src/tests/gen/models.py" "$T/work" bert_qa >/dev/null || exit 1
 cp "$src/examples/bert_qa/main.c" "$T/proj/main.c"
@@ -42,6 +51,9 @@ PKG_CONFIG_PATH="$T/prefix/lib/pkgconfig" cc -std=c11 -Wall -Wextra -Werror $san
 "$T/proj/build/qa" bert_qa.so 101 7 45 300 102 9 88 1000 3 102 > "$T/out_cmake.txt"
 "$T/qa_pc" bert_qa.so 101 7 45 300 102 9 88 1000 3 102 > "$T/out_pc.txt"
 "$T/prefix/bin/kiln" run bert_qa.so --inputs bert_qa/test_data_set_0 --outputs "$T/res" >/dev/null
+if [ -n "$cross" ]; then
+  "$T/prefix/bin/kiln" check bert_qa --target-triple=aarch64-linux-gnu > "$T/out_a64.txt"
+fi
 SH
 hidden="no"
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
@@ -56,4 +68,8 @@ grep -q '^answer span \[' "$T/out_cmake.txt" || { echo "FAIL the find_package pr
 cmp -s "$T/out_cmake.txt" "$T/out_pc.txt" || { echo "FAIL the find_package and pkg-config programs differ"; exit 1; }
 echo "ok   installed kiln compiled the model; programs built with find_package(kiln) and pkg-config agree: $(grep '^answer span' "$T/out_cmake.txt") (source and build trees hidden: $hidden)"
 [ -f "$T/res/output_0.pb" ] || { echo "FAIL installed kiln run wrote nothing"; exit 1; }
+if [ -n "$cross" ]; then
+  grep -q "all 2 test sets match" "$T/out_a64.txt" || { echo "FAIL installed kiln check for aarch64"; cat "$T/out_a64.txt"; exit 1; }
+  echo "ok   installed kiln checked the model for aarch64 under qemu (trees hidden: $hidden)"
+fi
 exit 0
