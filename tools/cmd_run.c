@@ -458,14 +458,12 @@ static int cross_tools(Cross *x, const char *gnu)
 	return 0;
 }
 
-/* DIR/SET/input_K.pb, K = 0, 1, ... while they exist, into out/input_K.bin */
-static int cross_inputs(const char *setdir, const char *out)
+/* DIR/SET/input_K.pb, K < nin (the model's inputs), into out/input_K.bin */
+static int cross_inputs(const char *setdir, int nin, const char *out)
 {
-	for (int k = 0;; k++) {
+	for (int k = 0; k < nin; k++) {
 		char path[4300], bin[4300];
 		snprintf(path, sizeof path, "%s/input_%d.pb", setdir, k);
-		if (access(path, F_OK))
-			return 0;
 		PbTensor pb;
 		Diag d = {0};
 		if (pb_tensor_read(path, &pb, &d)) {
@@ -482,6 +480,7 @@ static int cross_inputs(const char *setdir, const char *out)
 			return -1;
 		}
 	}
+	return 0;
 }
 
 /* QEMU runner SO THREADS DIR...: 0 when it exits 0 (its errors went to
@@ -572,10 +571,11 @@ static void rm_flat(const char *dir)
 /* Every set under emulation; returns how many mismatched (nsets if the
  * runner failed) */
 static int check_cross(const Cross *x, const char *so, const char *tmpdir, const char *dir,
-                       char **sets, int nsets, int threads, Tol tol)
+                       int nin, char **sets, int nsets, int threads, Tol tol)
 {
 	char **outs = calloc((size_t)nsets + 1, sizeof *outs);
 	int bad = 0, made = 0;
+	bool failed = false;
 	if (!outs)
 		return nsets;
 	for (; made < nsets; made++) {
@@ -585,12 +585,20 @@ static int check_cross(const Cross *x, const char *so, const char *tmpdir, const
 			break;
 		snprintf(outs[made], 4200, "%s/%s", tmpdir, sets[made]);
 		snprintf(setdir, sizeof setdir, "%s/%s", dir, sets[made]);
-		if (mkdir(outs[made], 0700) || cross_inputs(setdir, outs[made])) {
+		if (mkdir(outs[made], 0700)) {
+			cli_error("check: cannot create %s: %s", outs[made], strerror(errno));
+			free(outs[made]);
+			outs[made] = NULL;
+			failed = true;
+			break;
+		}
+		if (cross_inputs(setdir, nin, outs[made])) {
 			made++;
+			failed = true;
 			break;
 		}
 	}
-	if (made < nsets || cross_run(x, so, threads, outs, nsets)) {
+	if (failed || made < nsets || cross_run(x, so, threads, outs, nsets)) {
 		bad = nsets;
 	} else {
 		for (int i = 0; i < nsets; i++) {
@@ -662,7 +670,7 @@ int cmd_check(int argc, char **argv)
 	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
 	if (!g)
 		goto clean;
-	int err = be_compile(g, &o.be, &bs, &d);
+	int err = be_compile(g, &o.be, &bs, &d), nin = g->ninputs;
 	ir_graph_free(g);
 	if (err) {
 		cli_fail(model, d.msg);
@@ -676,7 +684,7 @@ int cmd_check(int argc, char **argv)
 	int nsets = list_sets(dir, sets), bad = 0;
 	printf("%s: %d test sets%s%s\n", dir, nsets, gnu ? ", run for " : "", gnu ? gnu : "");
 	if (gnu && nsets)
-		bad = check_cross(&cross, so, tmpdir, dir, sets, nsets, (int)threads, tol);
+		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
 	for (int i = 0; i < nsets; i++) {
 		if (!gnu)
 			bad += check_set(c, m, dir, sets[i], tol) != 0;
@@ -696,7 +704,7 @@ clean:
 	unlink(so);
 	snprintf(so, sizeof so, "%s/model.h", tmpdir);
 	unlink(so);
-	snprintf(so, sizeof so, "%s/model.so.weights", tmpdir);
+	snprintf(so, sizeof so, "%s/model.weights", tmpdir);
 	unlink(so);
 	rmdir(tmpdir);
 	return rc;

@@ -4,7 +4,8 @@
 # linked with the cross toolchain and the cross-built runtime
 # (BUILD/aarch64-linux-gnu), run by kiln-runner under qemu-aarch64 and
 # compared with their numpy references (kiln check, default tolerance) at
-# -O0 and -O2; external weights and bf16 GEMMs on one of them; the NEON
+# -O0 and -O2; external weights and bf16 GEMMs on one of them; a wrong
+# reference and a missing input found; the NEON
 # kernels against double references (rt_kernels_check under qemu); the
 # one-line errors when the emulator or the cross compiler is missing, and
 # when this machine is asked to load the aarch64 .so.
@@ -61,6 +62,12 @@ open(sys.argv[1], "wb").write(numpy_helper.from_array(a, t.name).SerializeToStri
 PY
 out=$("$KILN" check "$OUT/qa_wrong" --target-triple=aarch64-linux-gnu 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -q "MISMATCH in 1 of 2" <<<"$out" && ok "wrong reference found" || bad "wrong reference: exit $rc: $out"
+
+# a set without one of the model's inputs: one line naming the file
+cp -r "$qa" "$OUT/qa_missing" && rm "$OUT/qa_missing/test_data_set_1/input_2.pb"
+"$KILN" check "$OUT/qa_missing" --target-triple=aarch64-linux-gnu >/dev/null 2>"$OUT/err"; rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$OUT/err")" -eq 1 ] && grep -q "test_data_set_1/input_2.pb" "$OUT/err" &&
+	ok "missing input: one line" || bad "missing input: exit $rc: $(cat "$OUT/err")"
 
 # the .so itself: an aarch64 ELF; this machine refuses it in one line
 so=$OUT/qa.so
