@@ -53,4 +53,15 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag);
  * list to help_out and returns 1. */
 int be_check_target_cpu(const char *triple, const char *cpu, FILE *help_out, Diag *diag);
 
+/* Cross targets (backend/link.c).  be_cross_gnu: the GNU triple
+ * ("aarch64-linux-gnu") when --target-triple names another architecture
+ * that kiln links .so files for with Debian's cross toolchain, else NULL
+ * (no triple, this machine's architecture, or one without support).
+ * be_cross_path: FILE of the runtime built for GNU ("libkiln_rt.a",
+ * "kiln-runner") into buf: $KILN_CROSS_DIR/GNU/FILE if that is set, else
+ * LIBDIR/kiln/GNU/FILE beside this kiln, else the build tree's GNU/FILE;
+ * 0, or -1 and diag. */
+const char *be_cross_gnu(const char *target_triple);
+int be_cross_path(const char *gnu, const char *file, char *buf, size_t n, Diag *diag);
+
 #endif

@@ -198,10 +198,10 @@ int be_codegen(Be *be, BeStats *stats);
 /* elf_weights.c */
 /* Whether be_write_weights_obj works on this host (ELF64 LE x86_64/aarch64). */
 bool be_weights_obj_native(void);
-/* Writes path: a relocatable object whose section .lrodata.kiln_weights
- * (align 64, large on x86_64) holds the n bytes of blob under the hidden
- * symbol kiln__weights. */
-int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *diag);
+/* Writes path: a relocatable object for x86_64 (for aarch64 if aarch64)
+ * whose section .lrodata.kiln_weights (align 64, large on x86_64) holds the
+ * n bytes of blob under the hidden symbol kiln__weights. */
+int be_write_weights_obj(const char *path, const void *blob, size_t n, bool aarch64, Diag *diag);
 /* header.c */
 int be_write_header(Be *be, const char *path);
 

@@ -11,8 +11,10 @@
  * .note.GNU-stack (empty: the stack stays non-executable), .symtab, .strtab,
  * .shstrtab.  One symbol: kiln__weights, global, hidden, object, sized.
  *
- * Only for hosts that are ELF64 little-endian x86_64 or aarch64; elsewhere
- * be_weights_obj_native() is false and link.c assembles the weights. */
+ * The object is for x86_64 or, with aarch64 set (--target-triple=aarch64-...),
+ * for aarch64, whatever the host.  Only written on hosts that are ELF64
+ * little-endian x86_64 or aarch64; elsewhere be_weights_obj_native() is
+ * false and link.c assembles the weights. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,13 +43,6 @@ bool be_weights_obj_native(void)
 #define SHF_X86_64_LARGE 0x10000000 /* x86-64 psABI; glibc's elf.h lacks it */
 #endif
 
-#if defined(__x86_64__)
-#define ELFW_MACHINE EM_X86_64
-#define ELFW_DATA_FLAGS (SHF_ALLOC | SHF_X86_64_LARGE)
-#else
-#define ELFW_MACHINE EM_AARCH64
-#define ELFW_DATA_FLAGS SHF_ALLOC
-#endif
 
 enum { S_NULL, S_DATA, S_STACK, S_SYMTAB, S_STRTAB, S_SHSTRTAB, S_COUNT };
 
@@ -79,7 +74,7 @@ static void set_shdr(Elf64_Shdr *s, Elf64_Word name, Elf64_Word type, Elf64_Xwor
 }
 
 /* Fills h for a blob of n bytes; returns the file offset of the blob. */
-static size_t build_head(Head *h, size_t n)
+static size_t build_head(Head *h, size_t n, bool aarch64)
 {
 	memset(h, 0, sizeof *h);
 	Elf64_Ehdr *e = &h->eh;
@@ -89,7 +84,7 @@ static size_t build_head(Head *h, size_t n)
 	e->e_ident[EI_VERSION] = EV_CURRENT;
 	e->e_ident[EI_OSABI] = ELFOSABI_NONE;
 	e->e_type = ET_REL;
-	e->e_machine = ELFW_MACHINE;
+	e->e_machine = aarch64 ? EM_AARCH64 : EM_X86_64;
 	e->e_version = EV_CURRENT;
 	e->e_shoff = offsetof(Head, sh);
 	e->e_ehsize = sizeof(Elf64_Ehdr);
@@ -98,7 +93,8 @@ static size_t build_head(Head *h, size_t n)
 	e->e_shstrndx = S_SHSTRTAB;
 
 	size_t blob_off = (offsetof(Head, pad) + ELFW_ALIGN - 1) / ELFW_ALIGN * ELFW_ALIGN;
-	set_shdr(&h->sh[S_DATA], N_DATA, SHT_PROGBITS, ELFW_DATA_FLAGS, blob_off, n, ELFW_ALIGN);
+	set_shdr(&h->sh[S_DATA], N_DATA, SHT_PROGBITS,
+	         aarch64 ? SHF_ALLOC : SHF_ALLOC | SHF_X86_64_LARGE, blob_off, n, ELFW_ALIGN);
 	set_shdr(&h->sh[S_STACK], N_STACK, SHT_PROGBITS, 0, blob_off, 0, 1);
 	set_shdr(&h->sh[S_SYMTAB], N_SYMTAB, SHT_SYMTAB, 0, offsetof(Head, sym), sizeof h->sym, 8);
 	h->sh[S_SYMTAB].sh_link = S_STRTAB;
@@ -120,11 +116,11 @@ static size_t build_head(Head *h, size_t n)
 	return blob_off;
 }
 
-int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *diag)
+int be_write_weights_obj(const char *path, const void *blob, size_t n, bool aarch64, Diag *diag)
 {
 	_Static_assert(sizeof shstrtab == N_SHSTRTAB + sizeof ".shstrtab", "shstrtab offsets");
 	Head h;
-	size_t blob_off = build_head(&h, n);
+	size_t blob_off = build_head(&h, n, aarch64);
 	FILE *f = fopen(path, "wb");
 	if (!f)
 		return diag_fail(diag, "cannot write %s: %s", path, strerror(errno));
@@ -138,10 +134,11 @@ int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *dia
 
 #else
 
-int be_write_weights_obj(const char *path, const void *blob, size_t n, Diag *diag)
+int be_write_weights_obj(const char *path, const void *blob, size_t n, bool aarch64, Diag *diag)
 {
 	(void)blob;
 	(void)n;
+	(void)aarch64;
 	return diag_fail(diag, "internal error: cannot write %s: no ELF writer for this host", path);
 }
 

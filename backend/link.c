@@ -1,6 +1,13 @@
 /* link.c: LLVM module -> optimized -> .ll/.s/.o, or a .so linked with the
  * runtime.
  *
+ * Targets: this machine, or (--target-triple) aarch64-linux-gnu from an
+ * x86-64 host (and x86_64-linux-gnu from aarch64): the .so is linked with
+ * that triple's GNU cross compiler (Debian's aarch64-linux-gnu-gcc) and
+ * the runtime cross-built for it (BUILD/aarch64-linux-gnu/libkiln_rt.a,
+ * installed as LIBDIR/kiln/aarch64-linux-gnu/libkiln_rt.a).  Other triples
+ * take --emit=obj|asm|llvm.
+ *
  * The .so is put together in a private temp dir: model.o (the module),
  * weights.o (the embedded weights, written directly as an ELF object by
  * elf_weights.c, or on other hosts assembled with `.incbin` of the blob:
@@ -154,13 +161,29 @@ static int run_cmd(char *const *argv, Diag *diag)
 	return diag_fail(diag, "%s failed: %s", argv[0], msg[0] ? msg : "(no message)");
 }
 
-/* weights.o: written directly (elf_weights.c) on ELF64 x86_64/aarch64 hosts,
- * else assembled from weights.bin with `.incbin`. */
+static bool same_arch(const char *triple);
+
+/* The C compiler that links for the target: cc, or GNU-gcc for a cross
+ * target GNU (be_cross_gnu). */
+static const char *target_cc(const Be *be, char *buf, size_t n)
+{
+	const char *gnu = be_cross_gnu(be->opt->target_triple);
+	if (!gnu)
+		return "cc";
+	snprintf(buf, n, "%s-gcc", gnu);
+	return buf;
+}
+
+/* weights.o: written directly (elf_weights.c) on ELF64 x86_64/aarch64 hosts
+ * for x86_64 or aarch64, else assembled from weights.bin with `.incbin`. */
 static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 {
 	*wobj = tmp_file(t, "weights.o");
-	if (be_weights_obj_native())
-		return be_write_weights_obj(*wobj, be->blob, be->blob_bytes, be->diag);
+	char *triple = be_triple(be->opt->target_triple);
+	bool a64 = !strncmp(triple, "aarch64-", 8), x64 = !strncmp(triple, "x86_64-", 7);
+	LLVMDisposeMessage(triple);
+	if (be_weights_obj_native() && (a64 || x64))
+		return be_write_weights_obj(*wobj, be->blob, be->blob_bytes, a64, be->diag);
 	const char *bin = tmp_file(t, "weights.bin");
 	const char *src = tmp_file(t, "weights.S");
 	if (write_file(bin, be->blob, be->blob_bytes, be->diag))
@@ -178,8 +201,72 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
 	         "\t.section .note.GNU-stack,\"\",@progbits\n", bin);
 	if (write_file(src, text, strlen(text), be->diag))
 		return -1;
-	char *argv[] = {"cc", "-c", (char *)src, "-o", (char *)*wobj, NULL};
+	char ccbuf[128];
+	char *argv[] = {(char *)target_cc(be, ccbuf, sizeof ccbuf), "-c", (char *)src, "-o",
+	                (char *)*wobj, NULL};
 	return run_cmd(argv, be->diag);
+}
+
+/* Whether the program name is an executable file in $PATH. */
+static bool in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t n = strcspn(p, ":");
+		snprintf(buf, sizeof buf, "%.*s/%s", (int)n, n ? p : ".", name);
+		if (!access(buf, X_OK))
+			return true;
+		p += n + (p[n] == ':');
+	}
+	return false;
+}
+
+const char *be_cross_gnu(const char *target_triple)
+{
+	if (!target_triple)
+		return NULL;
+	char *t = LLVMNormalizeTargetTriple(target_triple);
+	/* arch-vendor-linux-gnu (vendor any): the Debian cross toolchains */
+	const char *gnu = NULL;
+	if (same_arch(t)) {
+		LLVMDisposeMessage(t);
+		return NULL;
+	}
+	size_t n = strlen(t);
+	bool linux_gnu = strstr(t, "-linux-gnu") && n >= 4 && !strcmp(t + n - 4, "-gnu");
+	if (linux_gnu && !strncmp(t, "aarch64-", 8))
+		gnu = "aarch64-linux-gnu";
+	else if (linux_gnu && !strncmp(t, "x86_64-", 7))
+		gnu = "x86_64-linux-gnu";
+	LLVMDisposeMessage(t);
+	return gnu;
+}
+
+int be_cross_path(const char *gnu, const char *file, char *buf, size_t n, Diag *diag)
+{
+	const char *dir = getenv("KILN_CROSS_DIR");
+	if (dir && dir[0]) {
+		snprintf(buf, n, "%s/%s/%s", dir, gnu, file);
+		if (!access(buf, R_OK))
+			return 0;
+		return diag_fail(diag, "%s (KILN_CROSS_DIR): %s", buf, strerror(errno));
+	}
+	char exe[4096];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+	if (slash) {
+		*slash = 0;
+		snprintf(buf, n, "%s/%s/%s/%s", exe, KILN_CROSS_INSTALLED, gnu, file);
+		if (!access(buf, R_OK))
+			return 0;
+	}
+	snprintf(buf, n, "%s/%s/%s", KILN_CROSS_BUILD_DIR, gnu, file);
+	if (!access(buf, R_OK))
+		return 0;
+	return diag_fail(diag, "cannot find %s for %s beside this kiln (lib/kiln/%s/) or in its build "
+	                 "tree: build kiln with %s-gcc installed (Debian: gcc-%s), or set KILN_CROSS_DIR",
+	                 file, gnu, gnu, gnu, gnu);
 }
 
 /* The runtime library models link: --runtime-lib, else $KILN_RUNTIME_LIB,
@@ -189,6 +276,9 @@ static int assemble_weights(Be *be, TmpDir *t, const char **wobj)
  * diag if none is readable. */
 static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
 {
+	const char *gnu = be_cross_gnu(be->opt->target_triple);
+	if (gnu && !be->opt->runtime_lib)   /* $KILN_RUNTIME_LIB is this machine's */
+		return be_cross_path(gnu, "libkiln_rt.a", buf, n, diag) ? NULL : buf;
 	const char *given = be->opt->runtime_lib ? be->opt->runtime_lib : getenv("KILN_RUNTIME_LIB");
 	if (given && given[0]) {
 		if (access(given, R_OK)) {
@@ -222,9 +312,10 @@ static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
 static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, const char *wobj,
                     Diag *diag)
 {
-	char *argv[24];
+	char *argv[24], ccbuf[128];
 	int n = 0;
-	argv[n++] = "cc";
+	bool cross = be_cross_gnu(be->opt->target_triple) != NULL;
+	argv[n++] = (char *)target_cc(be, ccbuf, sizeof ccbuf);
 	if (fuse)
 		argv[n++] = (char *)fuse;
 	argv[n++] = "-shared";
@@ -241,8 +332,12 @@ static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, c
 	argv[n++] = "-Wl,-z,noexecstack";
 	argv[n++] = "-Wl,--strip-debug";   /* the runtime's debug info: ~2 MB per model */
 #ifdef KILN_SANITIZE_LINK
-	/* the runtime library is instrumented: pull in the sanitizer runtimes */
-	argv[n++] = "-fsanitize=address,undefined";
+	/* the runtime library is instrumented: pull in the sanitizer runtimes
+	 * (not the cross-built one) */
+	if (!cross)
+		argv[n++] = "-fsanitize=address,undefined";
+#else
+	(void)cross;
 #endif
 	argv[n] = NULL;
 	return run_cmd(argv, diag);
@@ -272,10 +367,15 @@ static int link_objs(Be *be, TmpDir *t, const char *rt, const char *obj, const c
 static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 {
 	/* found once, before code generation: not after it, and not per linker */
-	char rtbuf[4200];
+	char rtbuf[4200], ccbuf[128];
 	const char *rt = runtime_lib(be, rtbuf, sizeof rtbuf, be->diag);
 	if (!rt)
 		return -1;
+	const char *cc = target_cc(be, ccbuf, sizeof ccbuf);
+	if (strcmp(cc, "cc") && !in_path(cc))
+		return diag_fail(be->diag, "%s not found: linking a .so for '%s' needs it (Debian: "
+		                 "apt-get install gcc-%s)", cc, be->opt->target_triple,
+		                 be_cross_gnu(be->opt->target_triple));
 	TmpDir t = {0};
 	if (tmp_open(&t, be->diag))
 		return -1;
@@ -331,15 +431,19 @@ static LLVMTargetMachineRef make_tm(Be *be)
 	/* no --target-cpu: this machine's CPU, or "generic" for another triple */
 	char *cpu = o->target_cpu || o->target_triple ? NULL : LLVMGetHostCPUName();
 	char *feat = host ? LLVMGetHostCPUFeatures() : NULL;
+	/* aarch64 without --target-cpu: "generic" with NEON (every aarch64
+	 * Linux has it; the runtime's kernels use it too) */
+	const char *deff = !host && !o->target_cpu && !strncmp(triple, "aarch64", 7) ? "+neon" : "";
 	LLVMTargetRef target;
 	char *err = NULL;
 	LLVMTargetMachineRef tm = NULL;
 	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
 		diag_fail(be->diag, "target '%s': %s", triple, err);
 		LLVMDisposeMessage(err);
-	} else if (o->emit == BE_EMIT_SO && !same_arch(triple)) {
-		diag_fail(be->diag, "target '%s': a .so for another architecture needs that machine's "
-		          "linker and runtime; use --emit=obj and link it there with libkiln_rt.a", triple);
+	} else if (o->emit == BE_EMIT_SO && !same_arch(triple) && !be_cross_gnu(o->target_triple)) {
+		diag_fail(be->diag, "target '%s': kiln links .so files for this machine and "
+		          "aarch64-linux-gnu only; use --emit=obj and link it there with libkiln_rt.a",
+		          triple);
 	} else {
 		int lvl = o->opt_level;
 		LLVMCodeGenOptLevel cg = lvl <= 0 ? LLVMCodeGenLevelNone
@@ -347,7 +451,7 @@ static LLVMTargetMachineRef make_tm(Be *be)
 		                       : lvl == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
 		tm = LLVMCreateTargetMachine(target, triple,
 		                             o->target_cpu ? o->target_cpu : cpu ? cpu : "generic",
-		                             feat ? feat : "", cg, LLVMRelocPIC, LLVMCodeModelDefault);
+		                             feat ? feat : deff, cg, LLVMRelocPIC, LLVMCodeModelDefault);
 		if (!tm)
 			diag_fail(be->diag, "cannot create a target machine for '%s'", triple);
 		else

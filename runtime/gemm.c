@@ -10,15 +10,17 @@
  * tiles go through a small tile buffer.  The epilogue (bias, GELU) runs on
  * each tile after its last K step, while it is in L1.
  *
- * Micro-kernels, chosen once from the CPU: AVX-512 8x48 (24 zmm
- * accumulators, 3 loads + 8 broadcasts per 24 FMAs), AVX2 6x16, plain C
- * 4x16; for bf16 weight panels (kiln compile --fpmath=bf16) an AVX512_BF16
- * 8x48 (vdpbf16ps, A rounded to bf16 once per product).  The runtime is
- * built without -march, so SIMD code sits in target-attributed functions.
+ * Micro-kernels, chosen once from the CPU: on x86-64 AVX-512 8x48 (24 zmm
+ * accumulators, 3 loads + 8 broadcasts per 24 FMAs), AVX2 6x16; on aarch64
+ * NEON 8x12 (24 q accumulators); plain C 4x16 everywhere; for bf16 weight
+ * panels (kiln compile --fpmath=bf16) an AVX512_BF16 8x48 (vdpbf16ps, A
+ * rounded to bf16 once per product).  The runtime is built without -march,
+ * so x86 SIMD code sits in target-attributed functions; NEON is part of
+ * every aarch64 target.  Architecture-specific code is inside
+ * #if defined(__x86_64__) / defined(__aarch64__); the rest is portable C.
  *
  * Packing buffers: one per thread, allocated on its first GEMM, freed at
  * thread exit (pthread key destructor). */
-#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -54,6 +56,10 @@ typedef struct ukernel {
 	int mr, nr;
 	ukernel_fn fn;
 	const ukernel_fn *tail;        /* tail[r]: r < mr rows, A read in place; or NULL */
+	int pf_per4;                   /* prefetches a call issues per 4 k steps */
+	/* the epilogue's vector forms, or NULL (scalar) */
+	void (*add)(float *c, const float *b, int64_t n);
+	void (*gelu)(float *x, int64_t n, int approx);
 } ukernel;
 
 /* ---- micro-kernels ------------------------------------------------------
@@ -75,6 +81,9 @@ typedef struct ukernel {
 		pp += 64; \
 		pn--; \
 	}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 /* The body, inlined with R and the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
@@ -242,6 +251,87 @@ static const ukernel_fn tail256[6] = {
 	NULL, uk_avx2_1, uk_avx2_2, uk_avx2_3, uk_avx2_4, uk_avx2_5,
 };
 
+static void add_avx512(float *c, const float *b, int64_t n);
+static void gelu_avx512(float *x, int64_t n, int approx);
+#endif
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+/* NEON 8x12: 24 accumulators of 4 floats, 3 loads of B and 8 scalars of A
+ * (by-element FMAs) per 24 FMAs.  Same contract as uk512_body. */
+__attribute__((always_inline))
+static inline void ukneon_body(const int R, int64_t kc, const float *a, int64_t rs, int64_t ks,
+                               const float *b, int64_t bs, float *c, int64_t ldc, float alpha,
+                               float beta, const pf_t *pf)
+{
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
+	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
+	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
+	float32x4_t b0, b1, b2;
+#define ROW_DECL(r) float32x4_t c##r##0 = vdupq_n_f32(0.0f), c##r##1 = c##r##0, c##r##2 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
+	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
+#undef ROW_DECL
+#define ROW_FMA(r, ka) if (r < R) { float ar = a##r[ka]; \
+		c##r##0 = vfmaq_n_f32(c##r##0, b0, ar); \
+		c##r##1 = vfmaq_n_f32(c##r##1, b1, ar); \
+		c##r##2 = vfmaq_n_f32(c##r##2, b2, ar); }
+#define STEP(ka, bo) { \
+		b0 = vld1q_f32(b + (bo)); b1 = vld1q_f32(b + (bo) + 4); b2 = vld1q_f32(b + (bo) + 8); \
+		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
+		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
+	int64_t k = 0, ka = 0;
+	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
+		PF_ONE()
+		STEP(ka, 0) STEP(ka + ks, bs) STEP(ka + 2 * ks, 2 * bs) STEP(ka + 3 * ks, 3 * bs)
+	}
+	for (; k < kc; k++, ka += ks, b += bs)
+		STEP(ka, 0)
+#undef STEP
+#undef ROW_FMA
+#define ST1(r, q) if (beta == 0.0f) \
+			vst1q_f32(cr + 4 * q, vmulq_n_f32(c##r##q, alpha)); \
+		else \
+			vst1q_f32(cr + 4 * q, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(cr + 4 * q), beta), \
+			                                  c##r##q, alpha));
+#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; ST1(r, 0) ST1(r, 1) ST1(r, 2) }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
+	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
+#undef ROW_ST
+#undef ST1
+}
+
+#define UKNEON(R) \
+static void uk_neon_##R(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b, \
+                        int64_t bs, float *c, int64_t ldc, float alpha, float beta, \
+                        const pf_t *pf) \
+{ \
+	if (ks == 1) \
+		ukneon_body(R, kc, a, rs, 1, b, bs, c, ldc, alpha, beta, pf); \
+	else \
+		ukneon_body(R, kc, a, 1, 8, b, bs, c, ldc, alpha, beta, pf); \
+}
+UKNEON(8)
+UKNEON(7)
+UKNEON(6)
+UKNEON(5)
+UKNEON(4)
+UKNEON(3)
+UKNEON(2)
+UKNEON(1)
+#undef UKNEON
+#define uk_neon uk_neon_8
+
+static const ukernel_fn tailneon[8] = {
+	NULL, uk_neon_1, uk_neon_2, uk_neon_3, uk_neon_4, uk_neon_5, uk_neon_6, uk_neon_7,
+};
+
+static void add_neon(float *c, const float *b, int64_t n);
+static void gelu_neon(float *x, int64_t n, int approx);
+#endif
+
 static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
                  int64_t bs, float *c, int64_t ldc, float alpha, float beta, const pf_t *pf)
 {
@@ -256,20 +346,29 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 			c[r * ldc + j] = alpha * acc[r][j] + (beta == 0.0f ? 0.0f : beta * c[r * ldc + j]);
 }
 
+/* best first; the last is the portable one */
 static const ukernel kernels[] = {
-	{ "avx512", 8, 48, uk_avx512, tail512 },
-	{ "avx2", 6, 16, uk_avx2, tail256 },
-	{ "c", 4, 16, uk_c, NULL },
+#if defined(__x86_64__)
+	{ "avx512", 8, 48, uk_avx512, tail512, 2, add_avx512, gelu_avx512 },
+	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, NULL },
+#elif defined(__aarch64__)
+	{ "neon", 8, 12, uk_neon, tailneon, 1, add_neon, gelu_neon },
+#endif
+	{ "c", 4, 16, uk_c, NULL, 1, NULL, NULL },
 };
+#define NKERNELS (sizeof kernels / sizeof kernels[0])
 
 static bool cpu_can(const ukernel *k)
 {
+#if defined(__x86_64__)
 	__builtin_cpu_init();
 	if (k->fn == uk_avx512)
 		return vm_have_avx512();
 	if (k->fn == uk_avx2)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	return true;
+#endif
+	(void)k;
+	return true;     /* C, and NEON (every aarch64 Linux has it) */
 }
 
 static const ukernel *forced;   /* rt_sgemm_use */
@@ -283,8 +382,8 @@ static const ukernel *ukernel_get(void)
 	k = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
 	if (k)
 		return k;
-	k = &kernels[2];
-	for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+	k = &kernels[NKERNELS - 1];
+	for (size_t i = 0; i < NKERNELS; i++)
 		if (cpu_can(&kernels[i])) {
 			k = &kernels[i];
 			break;
@@ -304,7 +403,7 @@ int rt_sgemm_use(const char *name)
 		__atomic_store_n(&forced, NULL, __ATOMIC_RELAXED);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+	for (size_t i = 0; i < NKERNELS; i++)
 		if (!strcmp(kernels[i].name, name)) {
 			if (!cpu_can(&kernels[i]))
 				return -1;
@@ -463,6 +562,7 @@ static inline float gelu_tanh1(float x)
 	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
+#if defined(__x86_64__)
 /* 1 + erf(z), 16 lanes: below -0.9277 it is exp(r), above 0.9277 2 - exp(r),
  * else 1 + z P(z^2).  Polynomials: N. Juffa's erff (max error ~1 ulp of
  * erf, so the absolute error of 1 + erf is ~1e-7, as with 1.0f + erff). */
@@ -515,10 +615,77 @@ static void gelu_avx512(float *x, int64_t n, int approx)
 	}
 }
 
+__attribute__((target("avx512f")))
+static void add_avx512(float *c, const float *b, int64_t n)
+{
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 m = vm_tail(n - k);
+		_mm512_mask_storeu_ps(c + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + k),
+		                                              _mm512_maskz_loadu_ps(m, b + k)));
+	}
+}
+#endif
+
+#if defined(__aarch64__)
+/* one_plus_erf16 in 4 lanes */
+static inline float32x4_t one_plus_erf4(float32x4_t z)
+{
+	float32x4_t t = vabsq_f32(z), s = vmulq_f32(z, z);
+	float32x4_t r = vfmaq_f32(vdupq_n_f32(3.83197126e-4f), vdupq_n_f32(-1.72853470e-5f), t);
+	float32x4_t u = vfmaq_f32(vdupq_n_f32(2.42546219e-2f), vdupq_n_f32(-3.88396438e-3f), t);
+	r = vfmaq_f32(u, r, s);
+	r = vfmaq_f32(vdupq_n_f32(-1.06777877e-1f), r, t);
+	r = vfmaq_f32(vdupq_n_f32(-6.34846687e-1f), r, t);
+	r = vfmaq_f32(vdupq_n_f32(-1.28717512e-1f), r, t);
+	r = vfmaq_f32(vnegq_f32(t), r, t);
+	float32x4_t e = vm_exp4(r);
+	float32x4_t big = vbslq_f32(vcltq_f32(z, vdupq_n_f32(0.0f)), e,
+	                            vsubq_f32(vdupq_n_f32(2.0f), e));
+	float32x4_t q = vdupq_n_f32(-5.96761703e-4f);
+	q = vfmaq_f32(vdupq_n_f32(4.99119423e-3f), q, s);
+	q = vfmaq_f32(vdupq_n_f32(-2.67681349e-2f), q, s);
+	q = vfmaq_f32(vdupq_n_f32(1.12819925e-1f), q, s);
+	q = vfmaq_f32(vdupq_n_f32(-3.76125336e-1f), q, s);
+	q = vfmaq_f32(vdupq_n_f32(1.28379166e-1f), q, s);
+	q = vaddq_f32(vfmaq_f32(z, q, z), vdupq_n_f32(1.0f));
+	return vbslq_f32(vcgtq_f32(t, vdupq_n_f32(0.927734375f)), big, q);
+}
+
+/* gelu_avx512 in 4 lanes (the tail through vm_ld4 / vm_st4) */
+static void gelu_neon(float *x, int64_t n, int approx)
+{
+	for (int64_t i = 0; i < n; i += 4) {
+		float32x4_t v = vm_ld4(x + i, n - i, 0.0f), y;
+		if (approx) {
+			float32x4_t u = vmulq_f32(v, vfmaq_f32(vdupq_n_f32(0.7978845608028654f),
+			                                       vmulq_f32(v, v),
+			                                       vdupq_n_f32(0.044715f * 0.7978845608028654f)));
+			float32x4_t e = vm_exp4(vmulq_f32(u, vdupq_n_f32(-2.0f)));
+			y = vdivq_f32(v, vaddq_f32(e, vdupq_n_f32(1.0f)));
+		} else {
+			float32x4_t h = vmulq_f32(v, vdupq_n_f32(0.5f));
+			y = vmulq_f32(h, one_plus_erf4(vmulq_f32(v, vdupq_n_f32(0.70710678118654752f))));
+		}
+		y = vbslq_f32(vceqq_f32(v, v), y, v);      /* NaN in, NaN out */
+		vm_st4(x + i, y, n - i);
+	}
+}
+
+static void add_neon(float *c, const float *b, int64_t n)
+{
+	int64_t k = 0;
+	for (; k + 4 <= n; k += 4)
+		vst1q_f32(c + k, vaddq_f32(vld1q_f32(c + k), vld1q_f32(b + k)));
+	for (; k < n; k++)
+		c[k] += b[k];
+}
+#endif
+
 void rt_gelu_inplace(float *x, int64_t n, int approx)
 {
-	if (ukernel_get()->fn == uk_avx512) {
-		gelu_avx512(x, n, approx);
+	const ukernel *k = ukernel_get();
+	if (k->gelu) {
+		k->gelu(x, n, approx);
 		return;
 	}
 	if (approx)
@@ -529,26 +696,15 @@ void rt_gelu_inplace(float *x, int64_t n, int approx)
 			x[i] = gelu_erf1(x[i]);
 }
 
-__attribute__((target("avx512f")))
-static void add_avx512(float *c, const float *b, int64_t n)
-{
-	for (int64_t k = 0; k < n; k += 16) {
-		__mmask16 m = vm_tail(n - k);
-		_mm512_mask_storeu_ps(c + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + k),
-		                                              _mm512_maskz_loadu_ps(m, b + k)));
-	}
-}
-
 /* bias and activation on C[i0 .. i0+m, j0 .. j0+n): the blocks call it
  * on each tile after its last K step, while the tile is in L1 */
 static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
 	const rt_gemm_epi *e = j->epi;
-	bool simd = j->uk->fn == uk_avx512;
 	for (int64_t i = i0; i < i0 + m; i++) {
 		float *c = j->C + i * j->ldc + j0;
-		if (e->bias && simd)
-			add_avx512(c, e->bias + j0, n);
+		if (e->bias && j->uk->add)
+			j->uk->add(c, e->bias + j0, n);
 		else if (e->bias)
 			for (int64_t k = 0; k < n; k++)
 				c[k] += e->bias[j0 + k];
@@ -563,7 +719,7 @@ static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t
  * 1 (the others). */
 static int64_t pf_cap(const ukernel *uk, int64_t kc)
 {
-	return uk->fn == uk_avx512 ? kc / 2 : kc / 4;
+	return kc * uk->pf_per4 / 4;
 }
 
 /* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
@@ -672,8 +828,9 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
  * B in the bf16 panel layout of rt.h, A rounded to bf16 pairs once per
  * product (row r's pair p: A[r, 2p], A[r, 2p+1]).  vdpbf16ps adds the two
  * products of a pair to an f32 lane: 64 flops an instruction, twice the
- * f32 FMA's. */
+ * f32 FMA's.  x86-64 only; elsewhere bf16 panels are widened (pack_b). */
 
+#if defined(__x86_64__)
 static bool cpu_has_bf16(void)
 {
 	static int known;    /* 0 not asked yet, 1 no, 2 yes (racy but idempotent) */
@@ -764,6 +921,19 @@ static const ukbf_fn ukbf[9] = {
 	NULL, ukbf_1, ukbf_2, ukbf_3, ukbf_4, ukbf_5, ukbf_6, ukbf_7, ukbf_8,
 };
 
+/* The AVX512_BF16 kernel is used with the avx512 f32 kernel only. */
+static bool bf16_kernel(const ukernel *uk)
+{
+	return uk->fn == uk_avx512 && cpu_has_bf16();
+}
+#else
+static bool bf16_kernel(const ukernel *uk)
+{
+	(void)uk;
+	return false;
+}
+#endif
+
 /* A in bf16 pairs for a whole product, converted once (in parallel) for
  * all its blocks: the calling thread's buffer, grown as needed and kept, so
  * repeated shapes allocate nothing.  Freed at thread exit. */
@@ -796,6 +966,7 @@ static uint32_t *pairs_get(size_t n)
 	return nb->data;
 }
 
+#if defined(__x86_64__)
 /* rows [b, e) of A into pairs: row r's pair p is A[r, 2p], A[r, 2p+1] (an
  * odd K's last pair ends in a zero) */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -818,6 +989,8 @@ static void pairs_rows(void *arg, int64_t b, int64_t e)
 	}
 }
 
+#endif
+
 /* rows [b, e) of A rounded to bf16 (kept as f32) into j->Ah, rows of K */
 static void round_rows(void *arg, int64_t b, int64_t e)
 {
@@ -831,6 +1004,7 @@ static void round_rows(void *arg, int64_t b, int64_t e)
 #define KC_BF16 512            /* K step (k values) of the bf16 blocks */
 #define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
 
+#if defined(__x86_64__)
 /* block() for bf16 panels on the AVX512_BF16 kernel (nr 48, j0 a multiple
  * of 48: the avx512 kernel's blocks) */
 static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
@@ -885,6 +1059,8 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 		}
 	}
 }
+
+#endif
 
 /* no packing buffer (only when malloc failed): plain loops */
 static void block_plain(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
@@ -968,9 +1144,12 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 	float *buf = thread_buf();
 	int64_t i0, m, j0, n;
 	while (next_block(j, &i0, &m, &j0, &n)) {
+#if defined(__x86_64__)
 		if (j->bf16)
 			block_bf16(j, i0, m, j0, n);
-		else if (buf)
+		else
+#endif
+		if (buf)
 			block(j, i0, m, j0, n, buf);
 		else
 			block_plain(j, i0, m, j0, n);
@@ -1055,7 +1234,8 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 	sg_job j = { .uk = ukernel_get(), .M = M, .N = N, .K = K, .alpha = 1.0f, .beta = 0.0f,
 	             .A = A, .Bh = Wh, .lda = lda, .ldc = ldc, .C = C, .epi = epi };
 	bool par = (double)M * (double)K >= 65536;
-	if (j.uk->fn == uk_avx512 && cpu_has_bf16() && M > 0 && K > 0) {
+#if defined(__x86_64__)
+	if (bf16_kernel(j.uk) && M > 0 && K > 0) {
 		uint32_t *ah = pairs_get((size_t)M * (size_t)((K + 1) / 2));
 		if (ah) {      /* else: W widened (block) */
 			j.bf16 = true;
@@ -1063,6 +1243,7 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 			rt_parallel_for(par ? pool : NULL, M, pairs_rows, &j);
 		}
 	}
+#endif
 	float *ar = NULL;
 	if (!j.bf16 && M > 0 && K > 0 && (ar = (float *)pairs_get((size_t)M * (size_t)K))) {
 		/* no AVX512_BF16: A rounded to bf16 as that kernel does (so a bf16
@@ -1079,5 +1260,5 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 
 const char *rt_sgemm_bf16_kernel(void)
 {
-	return ukernel_get()->fn == uk_avx512 && cpu_has_bf16() ? "avx512bf16" : ukernel_get()->name;
+	return bf16_kernel(ukernel_get()) ? "avx512bf16" : ukernel_get()->name;
 }

@@ -34,11 +34,11 @@
  *
  * Work is split over rows (or batch x head x query blocks) with rt_par.
  *
- * The attention softmax and the layer norms have an AVX-512 path (vector
- * math from vmath.h) and a scalar one, chosen once from the CPU
- * (rt_fused_simd_use overrides it).  Both follow the semantics above; they
- * differ only in rounding (the vector path sums in 16 float lanes, the
- * scalar layer norm in double). */
+ * The attention softmax and the layer norms have a SIMD path (vector math
+ * from vmath.h: AVX-512 on x86-64, NEON on aarch64) and a scalar one,
+ * chosen once from the CPU (rt_fused_simd_use overrides it).  Both follow
+ * the semantics above; they differ only in rounding (the vector paths sum
+ * in 16 or 4x4 float lanes, the scalar layer norm in double). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +47,17 @@
 #include "rt_internal.h"
 #include "vmath.h"
 
-static int simd_forced = -1;    /* rt_fused_simd_use: -1 auto, 0 scalar, 1 AVX-512 */
+static int simd_forced = -1;    /* rt_fused_simd_use: -1 auto, 0 scalar, 1 SIMD */
 
 static bool use_simd(void)
 {
 	int m = __atomic_load_n(&simd_forced, __ATOMIC_RELAXED);
-	return m < 0 ? vm_have_avx512() : m == 1;
+	return m < 0 ? vm_have_simd() : m == 1;
 }
 
 int rt_fused_simd_use(int on)
 {
-	if (on > 0 && !vm_have_avx512())
+	if (on > 0 && !vm_have_simd())
 		return -1;
 	__atomic_store_n(&simd_forced, on > 0 ? 1 : on == 0 ? 0 : -1, __ATOMIC_RELAXED);
 	return 0;
@@ -143,7 +143,7 @@ typedef struct ln_job {
 	float *y, *sum;
 	int64_t n;
 	bool g1, b1, bias1;
-	bool simd;               /* AVX-512 path */
+	bool simd;               /* SIMD path (vm_have_simd) */
 	float eps;
 } ln_job;
 
@@ -164,6 +164,7 @@ static void ln_row_c(const ln_job *j, const float *s, float *y)
 		y[k] = (s[k] - mean) * inv * j->gamma[j->g1 ? 0 : k] + j->beta[j->b1 ? 0 : k];
 }
 
+#if defined(__x86_64__)
 /* Sum of s[0..n) in 16 float lanes, 4 accumulators (so 64 partial sums:
  * accurate enough for rows of a few thousand). */
 VM_AVX512
@@ -244,10 +245,92 @@ static void skip_sum_avx512(const ln_job *j, const float *x, const float *k2, fl
 	}
 }
 
+#define ln_row_simd ln_row_avx512
+#define skip_sum_simd skip_sum_avx512
+#elif defined(__aarch64__)
+/* The AVX-512 path's sums in 4 float lanes, 4 accumulators (16 partial
+ * sums); tail lanes 0. */
+static float sum_neon(const float *s, int64_t n)
+{
+	float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16) {
+		a0 = vaddq_f32(a0, vld1q_f32(s + k));
+		a1 = vaddq_f32(a1, vld1q_f32(s + k + 4));
+		a2 = vaddq_f32(a2, vld1q_f32(s + k + 8));
+		a3 = vaddq_f32(a3, vld1q_f32(s + k + 12));
+	}
+	for (; k < n; k += 4)
+		a0 = vaddq_f32(a0, vm_ld4(s + k, n - k, 0.0f));
+	return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+static float sqdev_neon(const float *s, int64_t n, float mean)
+{
+	float32x4_t m = vdupq_n_f32(mean);
+	float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16) {
+		float32x4_t d0 = vsubq_f32(vld1q_f32(s + k), m);
+		float32x4_t d1 = vsubq_f32(vld1q_f32(s + k + 4), m);
+		float32x4_t d2 = vsubq_f32(vld1q_f32(s + k + 8), m);
+		float32x4_t d3 = vsubq_f32(vld1q_f32(s + k + 12), m);
+		a0 = vfmaq_f32(a0, d0, d0);
+		a1 = vfmaq_f32(a1, d1, d1);
+		a2 = vfmaq_f32(a2, d2, d2);
+		a3 = vfmaq_f32(a3, d3, d3);
+	}
+	for (; k < n; k += 4) {
+		float32x4_t d = vsubq_f32(vm_ld4(s + k, n - k, mean), m);   /* tail lanes 0 */
+		a0 = vfmaq_f32(a0, d, d);
+	}
+	return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+static void ln_row_neon(const ln_job *j, const float *s, float *y)
+{
+	int64_t n = j->n;
+	float mean = (float)((double)sum_neon(s, n) / (double)n);
+	double v = sqdev_neon(s, n, mean);
+	float inv = (float)(1.0 / sqrt(v / (double)n + j->eps));
+	float32x4_t vm = vdupq_n_f32(mean), vi = vdupq_n_f32(inv);
+	float32x4_t g = vdupq_n_f32(j->gamma[0]), b = vdupq_n_f32(j->beta[0]);
+	for (int64_t k = 0; k < n; k += 4) {
+		float32x4_t x = vmulq_f32(vsubq_f32(vm_ld4(s + k, n - k, 0.0f), vm), vi);
+		if (!j->g1)
+			g = vm_ld4(j->gamma + k, n - k, 0.0f);
+		if (!j->b1)
+			b = vm_ld4(j->beta + k, n - k, 0.0f);
+		vm_st4(y + k, vfmaq_f32(b, x, g), n - k);
+	}
+}
+
+static void skip_sum_neon(const ln_job *j, const float *x, const float *k2, float *s)
+{
+	int64_t n = j->n;
+	float32x4_t bb = vdupq_n_f32(j->bias ? j->bias[0] : 0.0f);
+	for (int64_t k = 0; k < n; k += 4) {
+		float32x4_t v = vaddq_f32(vm_ld4(x + k, n - k, 0.0f), vm_ld4(k2 + k, n - k, 0.0f));
+		if (j->bias)
+			v = vaddq_f32(v, j->bias1 ? bb : vm_ld4(j->bias + k, n - k, 0.0f));
+		vm_st4(s + k, v, n - k);
+	}
+}
+#define ln_row_simd ln_row_neon
+#define skip_sum_simd skip_sum_neon
+#else
+/* no SIMD path (vm_have_simd() is false, j->simd never set) */
+#define ln_row_simd ln_row_c
+static void skip_sum_simd(const ln_job *j, const float *x, const float *k2, float *s)
+{
+	(void)j; (void)x; (void)k2; (void)s;
+}
+#endif
+
 static void ln_row(const ln_job *j, const float *s, float *y)
 {
 	if (j->simd)
-		ln_row_avx512(j, s, y);
+		ln_row_simd(j, s, y);
 	else
 		ln_row_c(j, s, y);
 }
@@ -270,7 +353,7 @@ static void ln_range(void *arg, int64_t b, int64_t e)
 		float *s = j->sum ? j->sum + r * n : n <= 1024 ? tmp : y;
 		const float *k2 = j->skip + r * n;
 		if (j->simd)
-			skip_sum_avx512(j, x, k2, s);
+			skip_sum_simd(j, x, k2, s);
 		else
 			for (int64_t k = 0; k < n; k++)
 				s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
@@ -421,6 +504,7 @@ static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *
 	}
 }
 
+#if defined(__x86_64__)
 /* softmax_row_c, 16 keys at a time (the tail masked).  NaN scores leave the
  * running max alone (as `x > mx` does) and make the row NaN through exp. */
 VM_AVX512
@@ -459,6 +543,50 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 	}
 }
 
+#define softmax_row_simd softmax_row_avx512
+#elif defined(__aarch64__)
+/* softmax_row_avx512 in 4 lanes (tails through vm_ld4 / vm_st4, their
+ * missing lanes -inf for the max and the exponentials) */
+static void softmax_row_neon(const att_job *j, float *row, int64_t n, const float *bias,
+                             const float *pad)
+{
+	float32x4_t sc = vdupq_n_f32(j->scale), mx = vdupq_n_f32(-INFINITY);
+	float32x4_t b1 = vdupq_n_f32(bias ? bias[0] : 0.0f);
+	bool bvec = bias && j->bs[3] != 0;
+	for (int64_t k = 0; k < n; k += 4) {
+		float32x4_t x = vm_ld4(row + k, n - k, 0.0f);
+		if (bias)
+			x = vfmaq_f32(bvec ? vm_ld4(bias + k, n - k, 0.0f) : b1, x, sc);
+		else
+			x = vmulq_f32(x, sc);
+		if (pad)
+			x = vaddq_f32(x, vm_ld4(pad + k, n - k, 0.0f));
+		vm_st4(row + k, x, n - k);
+		if (n - k < 4)       /* tail lanes -inf for the max */
+			x = vm_ld4(row + k, n - k, -INFINITY);
+		/* as _mm512_max_ps(x, mx): mx where either is NaN (x > mx false) */
+		mx = vbslq_f32(vcgtq_f32(x, mx), x, mx);
+	}
+	float m = vmaxvq_f32(mx);
+	float32x4_t vmx = vdupq_n_f32(m), acc = vdupq_n_f32(0.0f);
+	for (int64_t k = 0; k < n; k += 4) {
+		float32x4_t e = vm_exp4(vsubq_f32(vm_ld4(row + k, n - k, -INFINITY), vmx));
+		vm_st4(row + k, e, n - k);
+		acc = vaddq_f32(acc, e);
+	}
+	float32x4_t inv = vdupq_n_f32(1.0f / vaddvq_f32(acc)), zero = vdupq_n_f32(0.0f);
+	for (int64_t k = 0; k < n; k += 4) {
+		float32x4_t p = vmulq_f32(vm_ld4(row + k, n - k, 0.0f), inv);
+		if (j->guard)
+			p = vbslq_f32(vceqq_f32(p, p), p, zero);
+		vm_st4(row + k, p, n - k);
+	}
+}
+#define softmax_row_simd softmax_row_neon
+#else
+#define softmax_row_simd softmax_row_c
+#endif
+
 static void att_block(const att_job *j, int64_t t, float *s)
 {
 	int64_t bh = t / j->nqb, qb = t % j->nqb;
@@ -485,7 +613,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
 		                              (q0 + r) * j->bs[2] : NULL;
 		if (j->simd)
-			softmax_row_avx512(j, s + r * Sk, Sk, bias, pad);
+			softmax_row_simd(j, s + r * Sk, Sk, bias, pad);
 		else
 			softmax_row_c(j, s + r * Sk, Sk, bias, pad);
 	}

@@ -89,6 +89,14 @@ static int read_at(int fd, void *dst, size_t n, uint64_t off)
 	return 0;
 }
 
+#if defined(__x86_64__)
+#define ELF_HOST_MACHINE EM_X86_64
+#define ELF_HOST_NAME "x86-64"
+#elif defined(__aarch64__)
+#define ELF_HOST_MACHINE EM_AARCH64
+#define ELF_HOST_NAME "aarch64"
+#endif
+
 /* Checks that the file is a regular file, a 64-bit ELF shared object
  * whose headers and loadable segments lie inside it (dlopen maps segments
  * past the end of a cut file, and the first read there is a SIGBUS).
@@ -138,6 +146,15 @@ static int check_file(const char *path, kiln_model *m)
 		fail("%s: cannot load: not a 64-bit little-endian ELF shared object", path);
 		goto out;
 	}
+#if defined(__x86_64__) || defined(__aarch64__)
+	/* a model compiled for the other architecture (--target-triple) */
+	if (h.e_machine != ELF_HOST_MACHINE) {
+		fail("%s: cannot load: compiled for %s, this machine is %s", path,
+		     h.e_machine == EM_X86_64 ? "x86-64" : h.e_machine == EM_AARCH64 ? "aarch64"
+		     : "another architecture", ELF_HOST_NAME);
+		goto out;
+	}
+#endif
 	if (past(h.e_phoff, (uint64_t)h.e_phnum * sizeof(Elf64_Phdr), size, &end)) {
 		fail("%s: truncated: program headers end at byte %llu, the file has %llu", path,
 		     (unsigned long long)end, (unsigned long long)size);

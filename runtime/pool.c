@@ -14,7 +14,9 @@
  * (idle contexts do not burn CPU).  The sleeping side announces itself in an
  * atomic counter; the posting side reads it after publishing (both
  * sequentially consistent), so a sleeper is never missed. */
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -61,6 +63,8 @@ static void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	_mm_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
 #endif
 }
 

@@ -15,14 +15,23 @@
  *   vm_hsum16(v)   sum of the 16 lanes
  *   vm_tail(n)     lane mask of the first min(n, 16) lanes (n >= 0)
  *
- * Also declared here: kernels_fused.c's switch between its AVX-512 and
+ * On aarch64 (NEON, part of every aarch64 Linux ABI, so never asked for):
+ *   vm_exp4(x)     exp over 4 lanes, the same polynomial and limits
+ *   vm_ld4(p, n, fill), vm_st4(p, v, n)   the first min(n, 4) lanes from
+ *                  or to p, the other lanes `fill` / not written
+ * vm_have_simd() says whether the SIMD path of kernels_fused.c can run:
+ * AVX-512 on x86-64, NEON on aarch64, none elsewhere.
+ *
+ * Also declared here: kernels_fused.c's switch between its SIMD and
  * scalar paths (for tests and benchmarks). */
 #ifndef KILN_RT_VMATH_H
 #define KILN_RT_VMATH_H
 
-#include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 #define VM_AVX512 __attribute__((target("avx512f,fma")))
 
@@ -88,6 +97,71 @@ static inline float vm_hsum16(__m512 v)
 	q = _mm_add_ss(q, _mm_movehdup_ps(q));
 	return _mm_cvtss_f32(q);
 }
+
+static inline bool vm_have_simd(void)
+{
+	return vm_have_avx512();
+}
+
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include <string.h>
+
+static inline bool vm_have_simd(void)
+{
+	return true;
+}
+
+static inline float32x4_t vm_ld4(const float *p, int64_t n, float fill)
+{
+	if (n >= 4)
+		return vld1q_f32(p);
+	float t[4] = {fill, fill, fill, fill};
+	memcpy(t, p, (size_t)(n > 0 ? n : 0) * sizeof(float));
+	return vld1q_f32(t);
+}
+
+static inline void vm_st4(float *p, float32x4_t v, int64_t n)
+{
+	if (n >= 4) {
+		vst1q_f32(p, v);
+		return;
+	}
+	float t[4];
+	vst1q_f32(t, v);
+	memcpy(p, t, (size_t)(n > 0 ? n : 0) * sizeof(float));
+}
+
+/* vm_exp16's method in 4 lanes.  NEON has no scalef: 2^n is applied as
+ * 2^(n>>1) * 2^(n - (n>>1)), two factors that are normal floats for every
+ * clamped n, so large n still overflow to +inf and small ones go to 0. */
+static inline float32x4_t vm_exp4(float32x4_t x)
+{
+	x = vmaxq_f32(vdupq_n_f32(-104.0f), x);
+	x = vminq_f32(vdupq_n_f32(89.0f), x);
+	float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+	float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+	r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+	float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+	p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+	p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+	int32x4_t ni = vcvtq_s32_f32(n);
+	int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+	float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+	float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+	return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+#else
+static inline bool vm_have_simd(void)
+{
+	return false;
+}
+#endif
 
 /* kernels_fused.c: which path KlnAttention / KlnLayerNorm /
  * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 (returns -1,

@@ -6,7 +6,10 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 PKGS="build-essential cmake llvm-19-dev clang-19 libclang-rt-19-dev libprotobuf-c-dev protobuf-c-compiler
-      libonnx-dev libopenblas-dev libcmocka-dev python3-onnx python3-numpy python3-pytest graphviz pkg-config"
+      libonnx-dev libopenblas-dev libcmocka-dev python3-onnx python3-numpy python3-pytest graphviz pkg-config
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+# the last three: the aarch64 cross runtime and its tests under emulation
+# (tests/scripts/aarch64.sh; README "Deploy to another machine / architecture")
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,17 +3,22 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "kiln.h"
 #include "onnx_import.h"
 #include "synth.h"
+#include "runner/raw_tensor.h"
+
+extern char **environ;
 
 #define MAX_IO 64
 
@@ -35,6 +40,9 @@ static const char check_help[] =
 	"  --fpmath=fp32|bf16       GEMM precision as for kiln compile; bf16 rounds the\n"
 	"                           GEMMs' weights and activations to bf16, so it needs\n"
 	"                           looser tolerances (e.g. --atol=3e-2 --rtol=3e-2)\n"
+	"  --target-triple=aarch64-linux-gnu  compile for aarch64 and run it under\n"
+	"                           qemu-aarch64 (Debian's qemu-user; the model is linked\n"
+	"                           with gcc-aarch64-linux-gnu and run by kiln-runner)\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =
@@ -403,6 +411,211 @@ static int list_sets(const char *dir, char **names)
 	return n;
 }
 
+/* ---- kiln check on another architecture ---------------------------------
+ * The model is compiled for GNU (aarch64-linux-gnu), the inputs of every set
+ * written as raw tensors (runner/raw_tensor.h) into TMP/set_N, and one run
+ * of QEMU (qemu-aarch64 -L /usr/aarch64-linux-gnu; $KILN_QEMU names another
+ * emulator) executes kiln-runner, cross-built with the runtime, on all
+ * sets; its outputs are compared here as a native run's would be. */
+
+typedef struct Cross {
+	const char *gnu;           /* "aarch64-linux-gnu" */
+	char qemu[256], runner[4200], sysroot[300];
+} Cross;
+
+/* The emulator and the runner, before anything is compiled: -1 and one
+ * line when either is missing. */
+static int cross_tools(Cross *x, const char *gnu)
+{
+	x->gnu = gnu;
+	const char *q = getenv("KILN_QEMU");
+	snprintf(x->qemu, sizeof x->qemu, "%s", q && q[0] ? q : "");
+	if (!x->qemu[0]) {
+		char arch[64];
+		snprintf(arch, sizeof arch, "%.*s", (int)strcspn(gnu, "-"), gnu);
+		snprintf(x->qemu, sizeof x->qemu, "qemu-%s", arch);
+		const char *path = getenv("PATH");
+		bool found = false;
+		char buf[4400];
+		for (const char *p = path ? path : "/usr/bin:/bin"; *p && !found;) {
+			size_t n = strcspn(p, ":");
+			snprintf(buf, sizeof buf, "%.*s/%s", (int)n, n ? p : ".", x->qemu);
+			found = !access(buf, X_OK);
+			p += n + (p[n] == ':');
+		}
+		if (!found) {
+			cli_error("check: %s not found: running a model for %s needs it (Debian: apt-get "
+			          "install qemu-user)", x->qemu, gnu);
+			return -1;
+		}
+	}
+	snprintf(x->sysroot, sizeof x->sysroot, "/usr/%s", gnu);
+	Diag d = {0};
+	if (be_cross_path(gnu, "kiln-runner", x->runner, sizeof x->runner, &d)) {
+		cli_error("check: %s", d.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* DIR/SET/input_K.pb, K < nin (the model's inputs), into out/input_K.bin */
+static int cross_inputs(const char *setdir, int nin, const char *out)
+{
+	for (int k = 0; k < nin; k++) {
+		char path[4300], bin[4300];
+		snprintf(path, sizeof path, "%s/input_%d.pb", setdir, k);
+		PbTensor pb;
+		Diag d = {0};
+		if (pb_tensor_read(path, &pb, &d)) {
+			cli_error("%s", d.msg);
+			return -1;
+		}
+		kiln_tensor t = {(kiln_dtype)pb.dtype, pb.rank, {0}, pb.data, pb.nbytes};
+		memcpy(t.shape, pb.dims, sizeof(int64_t) * KILN_MAX_RANK);
+		snprintf(bin, sizeof bin, "%s/input_%d.bin", out, k);
+		int rc = raw_write(bin, &t, pb.name);
+		pb_tensor_free(&pb);
+		if (rc) {
+			cli_error("check: cannot write %s: %s", bin, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* QEMU runner SO THREADS DIR...: 0 when it exits 0 (its errors went to
+ * stderr, one line each) */
+static int cross_run(const Cross *x, const char *so, int threads, char **dirs, int n)
+{
+	char th[16];
+	snprintf(th, sizeof th, "%d", threads);
+	char **argv = calloc((size_t)n + 8, sizeof *argv);
+	if (!argv)
+		return -1;
+	int a = 0;
+	argv[a++] = (char *)x->qemu;
+	argv[a++] = "-L";
+	argv[a++] = (char *)x->sysroot;
+	argv[a++] = (char *)x->runner;
+	argv[a++] = (char *)so;
+	argv[a++] = th;
+	for (int i = 0; i < n; i++)
+		argv[a++] = dirs[i];
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), st = 0;
+	free(argv);
+	if (rc) {
+		cli_error("check: cannot run %s: %s", x->qemu, strerror(rc));
+		return -1;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	if (WIFSIGNALED(st))
+		cli_error("check: %s %s died with signal %d", x->qemu, x->runner, WTERMSIG(st));
+	return -1;
+}
+
+/* The outputs kiln-runner wrote into out against DIR/SET/output_K.pb */
+static int cross_compare(const char *set, const char *setdir, const char *out, Tol tol)
+{
+	int rc = 0;
+	for (int k = 0;; k++) {
+		char rp[4300], bin[4300];
+		snprintf(rp, sizeof rp, "%s/output_%d.pb", setdir, k);
+		if (access(rp, F_OK))
+			return k ? rc : (cli_error("%s: no output_0.pb", setdir), -1);
+		snprintf(bin, sizeof bin, "%s/output_%d.bin", out, k);
+		kiln_tensor got;
+		char *name = NULL;
+		const char *why;
+		if (raw_read(bin, &got, &name, &why)) {
+			cli_error("check: %s: %s (the model has fewer outputs than %s has?)", bin, why, setdir);
+			return -1;
+		}
+		PbTensor ref;
+		Diag d = {0};
+		if (pb_tensor_read(rp, &ref, &d)) {
+			cli_error("%s", d.msg);
+			rc = -1;
+		} else {
+			if (ref.dtype == DT_U16 && got.dtype == KILN_BF16)
+				ref.dtype = DT_BF16;   /* see read_inputs */
+			if (compare(set, name, &got, &ref, tol))
+				rc = -1;
+			pb_tensor_free(&ref);
+		}
+		free(got.data);
+		free(name);
+	}
+}
+
+/* Removes the files in dir, then dir (the set folders: files only) */
+static void rm_flat(const char *dir)
+{
+	DIR *d = opendir(dir);
+	char p[4400];
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* Every set under emulation; returns how many mismatched (nsets if the
+ * runner failed) */
+static int check_cross(const Cross *x, const char *so, const char *tmpdir, const char *dir,
+                       int nin, char **sets, int nsets, int threads, Tol tol)
+{
+	char **outs = calloc((size_t)nsets + 1, sizeof *outs);
+	int bad = 0, made = 0;
+	bool failed = false;
+	if (!outs)
+		return nsets;
+	for (; made < nsets; made++) {
+		char setdir[4200];
+		outs[made] = malloc(4200);
+		if (!outs[made])
+			break;
+		snprintf(outs[made], 4200, "%s/%s", tmpdir, sets[made]);
+		snprintf(setdir, sizeof setdir, "%s/%s", dir, sets[made]);
+		if (mkdir(outs[made], 0700)) {
+			cli_error("check: cannot create %s: %s", outs[made], strerror(errno));
+			free(outs[made]);
+			outs[made] = NULL;
+			failed = true;
+			break;
+		}
+		if (cross_inputs(setdir, nin, outs[made])) {
+			made++;
+			failed = true;
+			break;
+		}
+	}
+	if (failed || made < nsets || cross_run(x, so, threads, outs, nsets)) {
+		bad = nsets;
+	} else {
+		for (int i = 0; i < nsets; i++) {
+			char setdir[4200];
+			snprintf(setdir, sizeof setdir, "%s/%s", dir, sets[i]);
+			bad += cross_compare(sets[i], setdir, outs[i], tol) != 0;
+		}
+	}
+	for (int i = 0; i < made; i++) {
+		if (outs[i])
+			rm_flat(outs[i]);
+		free(outs[i]);
+	}
+	free(outs);
+	return bad;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	CompileOpts o;
@@ -437,6 +650,10 @@ int cmd_check(int argc, char **argv)
 	int tc = cli_check_target_cpu(&o);
 	if (tc)
 		return tc > 0 ? EXIT_OK : EXIT_USAGE;
+	Cross cross;
+	const char *gnu = be_cross_gnu(o.be.target_triple);
+	if (gnu && cross_tools(&cross, gnu))
+		return EXIT_BAD_INPUT;
 	char model[4096], tmpdir[] = "/tmp/kiln-check-XXXXXX", so[4200];
 	snprintf(model, sizeof model, "%s/model.onnx", dir);
 	if (!mkdtemp(tmpdir)) {
@@ -453,21 +670,24 @@ int cmd_check(int argc, char **argv)
 	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
 	if (!g)
 		goto clean;
-	int err = be_compile(g, &o.be, &bs, &d);
+	int err = be_compile(g, &o.be, &bs, &d), nin = g->ninputs;
 	ir_graph_free(g);
 	if (err) {
 		cli_fail(model, d.msg);
 		goto clean;
 	}
-	kiln_model *m;
-	kiln_context *c = open_model(so, (int)threads, &m);
-	if (!c)
+	kiln_model *m = NULL;
+	kiln_context *c = gnu ? NULL : open_model(so, (int)threads, &m);
+	if (!gnu && !c)
 		goto clean;
 	char *sets[64];
 	int nsets = list_sets(dir, sets), bad = 0;
-	printf("%s: %d test sets\n", dir, nsets);
+	printf("%s: %d test sets%s%s\n", dir, nsets, gnu ? ", run for " : "", gnu ? gnu : "");
+	if (gnu && nsets)
+		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
 	for (int i = 0; i < nsets; i++) {
-		bad += check_set(c, m, dir, sets[i], tol) != 0;
+		if (!gnu)
+			bad += check_set(c, m, dir, sets[i], tol) != 0;
 		free(sets[i]);
 	}
 	kiln_context_free(c);
@@ -484,7 +704,7 @@ clean:
 	unlink(so);
 	snprintf(so, sizeof so, "%s/model.h", tmpdir);
 	unlink(so);
-	snprintf(so, sizeof so, "%s/model.so.weights", tmpdir);
+	snprintf(so, sizeof so, "%s/model.weights", tmpdir);
 	unlink(so);
 	rmdir(tmpdir);
 	return rc;

@@ -20,6 +20,15 @@ for f in bin/kiln lib/kiln/libkiln_rt.a lib/libkiln.a lib/libkiln.so include/kil
   [ -f "$T/prefix/$f" ] || { echo "FAIL not installed: $f"; exit 1; }
 done
 echo "ok   installed bin/kiln, lib/kiln/libkiln_rt.a, lib/libkiln.a, lib/libkiln.so, include/kiln.h, the CMake package, kiln.pc, the Python package in $pydir"
+# the aarch64 runtime, when the build made one; used below if qemu is here
+cross=""
+if [ -f "$build/aarch64-linux-gnu/kiln-runner" ]; then
+  for f in libkiln_rt.a libkiln.a kiln-runner; do
+    [ -f "$T/prefix/lib/kiln/aarch64-linux-gnu/$f" ] || { echo "FAIL not installed: lib/kiln/aarch64-linux-gnu/$f"; exit 1; }
+  done
+  echo "ok   installed lib/kiln/aarch64-linux-gnu/{libkiln_rt.a,libkiln.a,kiln-runner}"
+  command -v qemu-aarch64 >/dev/null && cross=1
+fi
 mkdir -p "$T/work" "$T/proj"
 /usr/bin/python3 "$src/tests/gen/models.py" "$T/work" bert_qa >/dev/null || exit 1
 cp "$src/examples/bert_qa/main.c" "$T/proj/main.c"
@@ -67,6 +76,9 @@ PKG_CONFIG_PATH="$T/prefix/lib/pkgconfig" cc -std=c11 -Wall -Wextra -Werror $san
 "$T/prefix/bin/kiln" run bert_qa.so --inputs bert_qa/test_data_set_0 --outputs "$T/res" >/dev/null
 env -u KILN_LIB -u KILN_CLI PYTHONDONTWRITEBYTECODE=1 PATH=/usr/bin:/bin PYTHONPATH="$T/prefix/$pydir" \
   $py_env /usr/bin/python3 "$T/proj/qa.py" "$T/prefix" > "$T/out_py.txt"
+if [ -n "$cross" ]; then
+  "$T/prefix/bin/kiln" check bert_qa --target-triple=aarch64-linux-gnu > "$T/out_a64.txt"
+fi
 SH
 hidden="no"
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
@@ -83,4 +95,8 @@ echo "ok   installed kiln compiled the model; programs built with find_package(k
 grep '^answer span' "$T/out_cmake.txt" | cmp -s - "$T/out_py.txt" || { echo "FAIL the installed Python package answered differently: $(cat "$T/out_py.txt")"; exit 1; }
 echo "ok   the installed Python package compiled and ran the model with the same answer"
 [ -f "$T/res/output_0.pb" ] || { echo "FAIL installed kiln run wrote nothing"; exit 1; }
+if [ -n "$cross" ]; then
+  grep -q "all 2 test sets match" "$T/out_a64.txt" || { echo "FAIL installed kiln check for aarch64"; cat "$T/out_a64.txt"; exit 1; }
+  echo "ok   installed kiln checked the model for aarch64 under qemu (trees hidden: $hidden)"
+fi
 exit 0
