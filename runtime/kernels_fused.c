@@ -16,13 +16,18 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset], fa = [mask_filter, scale]
+ *             v_head_size Dv, v_offset, causal], fa = [mask_filter, scale,
+ *             causal_fill]
  *       layout 1: Q, K, V and the output are time-major, [S, B, *] (XLNet)
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
  *       + bias (broadcast to [B, H, Sq, Sk]) + pad, pad = 0 where
  *       mask[b, k] == 1, else (1 - mask[b, k]) * mask_filter (so a bool mask
- *       and a -inf filter work);
+ *       and a -inf filter work); causal: key k of query q is past the
+ *       causal edge when k > q + (Sk - Sq); there causal 1 adds causal_fill
+ *       to the score (after bias and pad: an additive causal bias), causal
+ *       2 sets the scaled score to causal_fill before bias and pad are added
+ *       (Where(causal, scores, fill) in the graph); no mask is materialized;
  *       softmax over keys (a row of -inf gives NaN as Softmax does; with
  *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
@@ -381,23 +386,30 @@ typedef struct att_job {
 	int64_t bq, bk, bv, bo;  /* element step between batch entries */
 	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
 	float scale, filter;
+	int causal;              /* 0 none, 1 add cfill, 2 set cfill past the causal edge */
+	float cfill;
 	bool guard, simd;
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
 
 /* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
  * softmax as Softmax does: exp(x - max) / sum, a row of -inf gives NaN
- * (0 with the guard). */
+ * (0 with the guard).  Keys from na on are past the causal edge: there
+ * x = cfill + bias + pad (causal 2, the graph's Where replaced the scaled
+ * score) or x = row * scale + bias + pad + cfill (causal 1, an additive
+ * causal bias). */
 static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *bias,
-                          const float *pad)
+                          const float *pad, int64_t na)
 {
 	float mx = -INFINITY;
 	for (int64_t kk = 0; kk < n; kk++) {
-		float x = row[kk] * j->scale;
+		float x = kk >= na && j->causal == 2 ? j->cfill : row[kk] * j->scale;
 		if (bias)
 			x += bias[kk * j->bs[3]];
 		if (pad)
 			x += pad[kk];
+		if (kk >= na && j->causal == 1)
+			x += j->cfill;
 		row[kk] = x;
 		if (x > mx)
 			mx = x;
@@ -418,20 +430,28 @@ static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *
  * running max alone (as `x > mx` does) and make the row NaN through exp. */
 VM_AVX512
 static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const float *bias,
-                               const float *pad)
+                               const float *pad, int64_t na)
 {
 	__m512 sc = _mm512_set1_ps(j->scale), mx = _mm512_set1_ps(-INFINITY);
-	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f);
+	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f), cf = _mm512_set1_ps(j->cfill);
 	bool bvec = bias && j->bs[3] != 0;
 	for (int64_t k = 0; k < n; k += 16) {
 		__mmask16 t = vm_tail(n - k);
+		/* lanes past the causal edge (none when na >= k + 16) */
+		__mmask16 c = j->causal ? (__mmask16)(t & ~vm_tail(na > k ? na - k : 0)) : 0;
 		__m512 x = _mm512_maskz_loadu_ps(t, row + k);
-		if (bias)
-			x = _mm512_fmadd_ps(x, sc, bvec ? _mm512_maskz_loadu_ps(t, bias + k) : b1);
-		else
-			x = _mm512_mul_ps(x, sc);
+		__m512 bv = bias ? (bvec ? _mm512_maskz_loadu_ps(t, bias + k) : b1) : _mm512_setzero_ps();
+		if (j->causal == 2) {
+			x = _mm512_mask_mov_ps(_mm512_mul_ps(x, sc), c, cf);
+			if (bias)
+				x = _mm512_add_ps(x, bv);
+		} else {
+			x = bias ? _mm512_fmadd_ps(x, sc, bv) : _mm512_mul_ps(x, sc);
+		}
 		if (pad)
 			x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(t, pad + k));
+		if (j->causal == 1)
+			x = _mm512_mask_add_ps(x, c, x, cf);
 		_mm512_mask_storeu_ps(row + k, t, x);
 		mx = _mm512_mask_max_ps(mx, t, x, mx);
 	}
@@ -477,10 +497,12 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	for (int64_t r = 0; r < nr; r++) {
 		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
 		                              (q0 + r) * j->bs[2] : NULL;
+		/* keys k <= q + (Sk - Sq) are before the causal edge */
+		int64_t na = j->causal ? q0 + r + Sk - j->Sq + 1 : Sk;
 		if (j->simd)
-			softmax_row_avx512(j, s + r * Sk, Sk, bias, pad);
+			softmax_row_avx512(j, s + r * Sk, Sk, bias, pad, na);
 		else
-			softmax_row_c(j, s + r * Sk, Sk, bias, pad);
+			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
 	}
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
 }
@@ -536,6 +558,10 @@ RT_KERNEL(KlnAttention)
 	j.vo = ia[RT_IA_KlnAttention_v_offset];
 	j.filter = fa[RT_FA_KlnAttention_mask_filter];
 	j.scale = fa[RT_FA_KlnAttention_scale];
+	j.causal = (int)ia[RT_IA_KlnAttention_causal];
+	j.cfill = fa[RT_FA_KlnAttention_causal_fill];
+	if (j.causal < 0 || j.causal > 2)
+		return rt_error(f, "node '%s' (%s): unknown causal mode %d", loc, op, j.causal);
 	if (layout != 0 && layout != 1)
 		return rt_error(f, "node '%s' (%s): unknown layout %lld", loc, op, (long long)layout);
 	int bi = (int)layout, si = 1 - (int)layout;

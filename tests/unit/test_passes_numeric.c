@@ -171,9 +171,9 @@ static void run_att(const AttCase *c)
 		in[4] = T(mask, 2, c->B, c->Sk, 0, 0, KILN_I64);
 	rt_t out = T(o, 3, c->B, c->Sq, hdv, 0, KILN_F32);
 	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset */
-	int64_t ia[8] = {c->D, ko, 0, c->guard, c->H, qo, c->Dv, vo};
-	float fa[2] = {filter, scale};
-	int rc = rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 8, fa, 2);
+	int64_t ia[9] = {c->D, ko, 0, c->guard, c->H, qo, c->Dv, vo, 0};
+	float fa[3] = {filter, scale, 0};
+	int rc = rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 9, fa, 3);
 	assert_int_equal(rc, 0);
 	assert_close(o, ref, (size_t)(c->B * c->Sq * hdv), 1e-5);
 	free(o); free(ref); free(bias); free(mask);
@@ -209,20 +209,24 @@ static void test_attention_kernel_errors(void **state)
 	rt_t in[4] = {T(q, 3, 2, 3, 4, 0, KILN_F32), T(q, 3, 2, 3, 4, 0, KILN_F32),
 	              T(q, 3, 2, 3, 4, 0, KILN_F32), T(q, 4, 2, 2, 3, 1, KILN_F32)};
 	rt_t out = T(o, 3, 2, 3, 4, 0, KILN_F32);
-	int64_t ia[8] = {2, 0, 0, 0, 2, 0, 2, 0};
-	float fa[2] = {0, 1};
+	int64_t ia[9] = {2, 0, 0, 0, 2, 0, 2, 0, 0};
+	float fa[3] = {0, 1, 0};
 	/* bias [2, 2, 3, 1]: dim 3 is 1, fine; make it [2, 3, 3, 1]: heads mismatch */
-	assert_int_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 9, fa, 3), 0);
 	in[3] = T(q, 4, 2, 3, 2, 1, KILN_F32);
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 9, fa, 3), 0);
 	/* heads do not fit */
-	int64_t ia2[8] = {4, 0, 0, 0, 2, 0, 4, 0};
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia2, 8, fa, 2), 0);
+	int64_t ia2[9] = {4, 0, 0, 0, 2, 0, 4, 0, 0};
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia2, 9, fa, 3), 0);
 	/* rank 2 Q */
 	in[0] = T(q, 2, 6, 4, 0, 0, KILN_F32);
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 9, fa, 3), 0);
 	/* missing attributes */
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 3, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 3, fa, 3), 0);
+	/* unknown causal mode */
+	in[0] = in[1];
+	int64_t ia3[9] = {2, 0, 0, 0, 2, 0, 2, 0, 3};
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia3, 9, fa, 3), 0);
 }
 
 /* ---- GEMM, GELU ------------------------------------------------------------ */
