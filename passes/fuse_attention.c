@@ -45,6 +45,7 @@
 #include <assert.h>
 #include <math.h>
 
+#include "attn_mask.h"
 #include "pass_internal.h"
 
 static const int64_t P0213[4] = {0, 2, 1, 3};
@@ -488,9 +489,101 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * (one term of coefficient 1) or -1; v[4] the value replaced; v[5] the
  * key-padding mask; v[8] the raw scores; v[9..12] bias terms with
  * coefficients f[2..5] (i[7] of them); f[0] scale, f[1] mask_filter;
+ * f[6] causal mode (0 none, 1 additive, 2 Where), f[7] causal_fill;
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
  * i[5] layout, i[6] bit k: side k needs the 3-D view. */
 #define M_MAXTERMS 4
+
+/* The scores s (rank 4, [.., Sq, Sk]) have Sq == Sk: the causal edge
+ * k <= q the constructions prove is the kernel's k <= q + Sk - Sq. */
+static bool self_scores(const Graph *g, ValId s, DimId *sq, DimId *sk)
+{
+	const Value *v = IR_VAL(g, s);
+	if (v->rank != 4 || v->dims[2] != v->dims[3])
+		return false;
+	*sq = v->dims[2];
+	*sk = v->dims[3];
+	return true;
+}
+
+/* term, added with coefficient coef to the scores at s, is an additive
+ * causal bias: 0 up to the diagonal, one number past it.  Records causal
+ * mode 1 with causal_fill coef * that number. */
+static bool causal_term(const Graph *g, ValId s, ValId term, double coef, Match *m)
+{
+	DimId sq, sk;
+	QkStep st;
+	if (m->f[6] != 0 || !self_scores(g, s, &sq, &sk) || !bias_fits(g, term, IR_VAL(g, s)->dims) ||
+	    !attn_qk_step(g, term, sq, sk, &st, NULL))
+		return false;
+	double fill = coef == 1.0 ? st.hi : (double)((float)st.hi * (float)coef);
+	if (st.t != 0 || st.lo != 0 || isnan(fill))
+		return false;
+	m->f[6] = 1;
+	m->f[7] = fill;
+	return true;
+}
+
+/* A bias term that is an Add of an additive causal bias and another
+ * term (the decoders' combined causal + padding mask): the causal part
+ * becomes the flag, the other the term.  The Add is not matched (the
+ * combined mask may be shared by every layer); -1 if not that form. */
+static ValId split_causal(const Graph *g, ValId s, ValId term, double coef, Match *m)
+{
+	NodeId a = m_def(g, term, OP_Add);
+	if (a < 0 || m->f[6] != 0)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		ValId other = IR_NODE(g, a)->in[1 - k];
+		if (bias_fits(g, other, IR_VAL(g, s)->dims) &&
+		    causal_term(g, s, IR_NODE(g, a)->in[k], coef, m))
+			return other;
+	}
+	return -1;
+}
+
+static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth);
+
+/* Where(causal, X, fill) or Where(not causal, fill, X) around scores X
+ * that carry no bias terms yet (the kernel sets the scaled score to the
+ * fill, then adds bias and mask): causal mode 2, causal_fill coef * fill. */
+static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int depth)
+{
+	const Node *nd = IR_NODE(g, n);
+	DimId sq, sk;
+	QkStep st;
+	double fill;
+	const char *why = NULL;
+	if (m->f[6] != 0)
+		return m_fail(g, m, n, "a second causal mask"), -1;
+	if (!self_scores(g, nd->out[0], &sq, &sk))
+		return m_fail(g, m, n, "Where around the scores: query and key lengths differ "
+		              "(a causal mask with an offset is not supported)"), -1;
+	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
+	if (!xi)
+		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
+	if (!m_same_shape(g, nd->out[0], nd->in[xi]))
+		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
+	if (!attn_qk_step(g, nd->in[0], sq, sk, &st, &why))
+		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s",
+		              why ? why : "?"), -1;
+	/* the scores are kept exactly where k - q <= 0 */
+	if (st.t != 0 || st.lo != (xi == 1) || st.hi != (xi != 1))
+		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s, "
+		              "not the causal k <= q", (long long)st.t,
+		              st.lo == (xi == 1) ? "" : " negated"), -1;
+	int nt = (int)m->i[7];
+	m_add(m, n);
+	NodeId r = scores_walk(g, nd->in[xi], coef, m, depth + 1);
+	if (r < 0)
+		return -1;
+	if (m->i[7] != nt)
+		return m_fail(g, m, n, "Where around the scores: a bias is added before the causal "
+		              "Where"), -1;
+	m->f[6] = 2;
+	m->f[7] = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	return r;
+}
 
 /* Walks the score expression from x down to the Q K^T MatMul through
  * Mul/Div by constant scalars (scaling the coefficient) and Add/Sub (the
@@ -503,6 +596,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 	const Node *nd = IR_NODE(g, n);
 	double c;
 	int save = m->nnodes, nt = (int)m->i[7];
+	double cmode = m->f[6], cfill = m->f[7];
 	switch (nd->op) {
 	case OP_MatMul:
 		m->f[0] = coef;
@@ -524,18 +618,29 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
 			m->nnodes = save;
 			m->i[7] = nt;
+			m->f[6] = cmode;
+			m->f[7] = cfill;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, m, depth + 1);
 			if (r < 0 || m->i[7] >= M_MAXTERMS)
 				continue;
+			double tc = nd->op == OP_Sub ? -coef : coef;
+			ValId term = nd->in[1 - k];
+			if (causal_term(g, nd->out[0], term, tc, m))
+				return r;   /* the kernel's causal flag, no term */
+			ValId rest = split_causal(g, nd->out[0], term, tc, m);
 			int t = (int)m->i[7]++;
-			m->v[9 + t] = nd->in[1 - k];
-			m->f[2 + t] = nd->op == OP_Sub ? -coef : coef;
+			m->v[9 + t] = rest >= 0 ? rest : term;
+			m->f[2 + t] = tc;
 			return r;
 		}
 		m->nnodes = save;
 		m->i[7] = nt;
+		m->f[6] = cmode;
+		m->f[7] = cfill;
 		return -1;
+	case OP_Where:
+		return causal_where(g, n, coef, m, depth);
 	default:
 		return -1;
 	}
@@ -758,6 +863,10 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "layout", m->i[5]);
 	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
 	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
+	if (m->f[6] != 0) {
+		ir_attr_set_int(g, n, "causal", (int64_t)m->f[6]);
+		ir_attr_set_float(g, n, "causal_fill", (float)m->f[7]);
+	}
 	if (m->i[3]) {
 		Diag d = {0};
 		int rc = ir_infer_node(g, n, &d);
