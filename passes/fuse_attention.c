@@ -114,14 +114,18 @@ typedef struct Side {
  * the match: they are pure layout, may be shared with another attention
  * (LXMERT's cross layers reuse one module both ways), and die by DCE when
  * nothing else reads them. */
-static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd)
+static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd,
+                       const char *what, NodeId at, Match *m)
 {
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t < 0)
-		return false;
+		return m_fail(g, m, m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at,
+		              "%s path: '%s' is not a Transpose of split heads", what, IR_VAL(g, v)->name);
 	int layout = m_perm_is(g, t, pb, 4) ? 0 : pt && m_perm_is(g, t, pt, 4) ? 1 : -1;
 	if (layout < 0)
-		return false;
+		return m_fail(g, m, t, "%s path: the Transpose's perm is not [%d,%d,%d,%d]%s", what,
+		              (int)pb[0], (int)pb[1], (int)pb[2], (int)pb[3],
+		              pt ? " (or its time-major form)" : "");
 	ValId tv = IR_NODE(g, t)->in[0];
 	const Value *T = IR_VAL(g, tv);
 	NodeId r = m_def(g, tv, OP_Reshape);
@@ -129,9 +133,15 @@ static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t
 		*sd = (Side){IR_NODE(g, r)->in[0], false, sd->h, sd->d, 0};
 		return true;
 	}
-	if (T->rank != 4 || T->dtype != DT_F32 || !ir_dim_is_const(g, T->dims[2], &sd->h) ||
-	    !ir_dim_is_const(g, T->dims[3], &sd->d) || sd->h <= 0 || sd->d <= 0)
-		return false;
+	NodeId src = r >= 0 ? r : t;
+	if (T->rank != 4 || T->dtype != DT_F32)
+		return m_fail(g, m, src, "%s path: %s '%s' is not a head split: %s of rank %d, not f32 "
+		              "[B, S, H, D]", what, r >= 0 ? "Reshape" : "value", T->name,
+		              ir_dtype_name(T->dtype), T->rank);
+	if (!ir_dim_is_const(g, T->dims[2], &sd->h) || !ir_dim_is_const(g, T->dims[3], &sd->d) ||
+	    sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: %s '%s' is not a head split: the heads or head size "
+		              "(dims 2, 3) are not static", what, r >= 0 ? "Reshape" : "value", T->name);
 	sd->layout = layout;
 	sd->x = tv;
 	sd->reshape = true;
@@ -151,14 +161,20 @@ static const int64_t P1203[4] = {1, 2, 0, 3};
 static const int64_t P1230[4] = {1, 2, 3, 0};
 static const int64_t P2013[4] = {2, 0, 1, 3};
 
-/* K transposed for QK^T, in its two spellings. */
-static bool key_path(const Graph *g, ValId v, Side *sd)
+/* Forgets the reason of a failed alternative before the next one. */
+static void why_clear(Match *m)
 {
-	if (split_path(g, v, P0231, P1230, sd))
-		return true;
+	m->why[0] = 0;
+	m->why_node = -1;
+}
+
+/* K transposed for QK^T, in its two spellings. */
+static bool key_path(const Graph *g, ValId v, Side *sd, NodeId at, Match *m)
+{
 	NodeId t = m_def(g, v, OP_Transpose);
-	return t >= 0 && m_perm_is(g, t, P0132, 4) &&
-	       split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd);
+	if (t >= 0 && m_perm_is(g, t, P0132, 4))
+		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, "K", at, m);
+	return split_path(g, v, P0231, P1230, sd, "K", at, m);
 }
 
 /* Batch and sequence dims of a side's tensor. */
@@ -591,8 +607,11 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int 
 static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth)
 {
 	NodeId n = m_def(g, x, OP_COUNT);
-	if (n < 0 || depth > 8)
-		return -1;
+	if (n < 0)
+		return m_fail(g, m, m->root, "scores: '%s' is a graph input or constant, not Q K^T",
+		              IR_VAL(g, x)->name), -1;
+	if (depth > 8)
+		return m_fail(g, m, n, "scores: more than 8 scale/bias steps above the MatMul"), -1;
 	const Node *nd = IR_NODE(g, n);
 	double c;
 	int save = m->nnodes, nt = (int)m->i[7];
@@ -607,21 +626,28 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 				m_add(m, n);
 				return scores_walk(g, nd->in[k], coef * c, m, depth + 1);
 			}
-		return -1;
+		return m_fail(g, m, n, "scores: Mul by something that is not a constant scalar"), -1;
 	case OP_Div:
 		if (!m_const_scalar(g, nd->in[1], &c) || c == 0 || ir_value_numel_const(g, nd->in[1]) != 1)
-			return -1;
+			return m_fail(g, m, n, "scores: Div by something that is not a non-zero constant "
+			              "scalar"), -1;
 		m_add(m, n);
 		return scores_walk(g, nd->in[0], coef / c, m, depth + 1);
 	case OP_Add:
 	case OP_Sub:
 		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
+			if (k == 1 && m_def(g, nd->in[1], OP_COUNT) < 0)
+				break;          /* an input is not the scores: keep in[0]'s reason */
+			if (k == 1)
+				why_clear(m);
 			m->nnodes = save;
 			m->i[7] = nt;
 			m->f[6] = cmode;
 			m->f[7] = cfill;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, m, depth + 1);
+			if (r >= 0 && m->i[7] >= M_MAXTERMS)
+				m_fail(g, m, n, "scores: more than %d bias terms", M_MAXTERMS);
 			if (r < 0 || m->i[7] >= M_MAXTERMS)
 				continue;
 			double tc = nd->op == OP_Sub ? -coef : coef;
@@ -642,7 +668,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 	case OP_Where:
 		return causal_where(g, n, coef, m, depth);
 	default:
-		return -1;
+		return m_fail(g, m, n, "scores: %s is not MatMul(Q, K^T) under constant scales, bias "
+		              "terms and a causal Where", ir_opname(nd->op)), -1;
 	}
 }
 
@@ -653,15 +680,19 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	NodeId mm = scores_walk(g, s, 1.0, m, 0);
 	if (mm < 0)
 		return false;
+	why_clear(m);   /* reasons of alternatives tried on the way */
 	const Node *mn = IR_NODE(g, mm);
 	double scale = m->f[0];
 	ValId qh = strip_scale(g, mn->in[0], &scale, m);
 	ValId kt = strip_scale(g, mn->in[1], &scale, m);
 	Side q, k;
-	if (!split_path(g, qh, P0213, P1203, &q) || !key_path(g, kt, &k))
+	if (!split_path(g, qh, P0213, P1203, &q, "Q", mm, m) || !key_path(g, kt, &k, mm, m))
 		return false;
-	if (q.h != k.h || q.d != k.d || q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
-		return false;
+	if (q.h != k.h || q.d != k.d)
+		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld",
+		              (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
+	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
+		return m_fail(g, m, mm, "Q and K differ in layout or batch");
 	m_add(m, mm);
 	m->v[0] = q.x;
 	m->v[1] = k.x;
@@ -745,39 +776,51 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
 	int64_t axis = ir_attr_int(g, root, "axis", g->opset >= 13 ? -1 : 1);
-	if (xv->rank != 4 || xv->dtype != DT_F32 || (axis != -1 && axis != 3))
-		return false;
+	if (xv->rank != 4 || xv->dtype != DT_F32)
+		return m_fail(g, m, root, "the scores are %s of rank %d, not f32 of rank 4",
+		              ir_dtype_name(xv->dtype), xv->rank);
+	if (axis != -1 && axis != 3)
+		return m_fail(g, m, root, "Softmax over axis %lld, not the key axis 3", (long long)axis);
 	m_add(m, root);
 	if (!match_scores(g, x, m))
 		return false;
 	int nt = (int)m->i[7];
 	for (int t = 0; t < nt; t++)
 		if (!bias_fits(g, m->v[9 + t], IR_VAL(g, m->v[8])->dims))
-			return false;
+			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
+			              "scores", IR_VAL(g, m->v[9 + t])->name);
 	if (!bias_keeps_shape(g, x, m->v[8], &m->v[9], nt))
-		return false;
+		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
 	m->v[3] = nt == 1 && m->f[2] == 1.0 ? m->v[9] : -1;
 	ValId p = match_guard(g, sm->out[0], m);
 	if (p < 0)
-		return false;
+		return m_fail(g, m, root, "the probabilities have two uses that are not the "
+		              "Where(IsNaN(p), 0, p) guard");
 	const Value *pv = IR_VAL(g, p);
 	if (pv->nuses != 1 || m_is_output(g, p))
-		return false;
+		return m_fail(g, m, root, "the probabilities '%s' are used %d times or are a graph "
+		              "output", pv->name, m_nuses(g, p));
 	NodeId mv = pv->uses[0].node;
 	const Node *mvn = IR_NODE(g, mv);
 	Side v;
-	if (mvn->op != OP_MatMul || mvn->in[0] != p ||
-	    !split_path(g, mvn->in[1], P0213, P1203, &v) || v.h != m->i[0] || v.layout != m->i[5])
+	if (mvn->op != OP_MatMul || mvn->in[0] != p)
+		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
+	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", mv, m))
 		return false;
+	if (v.h != m->i[0] || v.layout != m->i[5])
+		return m_fail(g, m, mv, "V has %lld heads (layout %d), Q and K %lld (layout %d)",
+		              (long long)v.h, v.layout, (long long)m->i[0], (int)m->i[5]);
 	Side k = {m->v[1], false, 0, 0, (int)m->i[5]};
 	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
-		return false;
+		return m_fail(g, m, mv, "V's key length or batch is not K's");
 	m->v[2] = v.x;
 	m->i[6] |= v.reshape ? 4 : 0;
 	m->i[2] = v.d;
 	m_add(m, mv);
 	if (!match_merge(g, mvn->out[0], v.d, m))
-		return false;
+		return m_fail(g, m, mv, "the context '%s' is not merged back by Transpose(0,2,1,3) + "
+		              "Reshape to [B, S, H*Dv] (or the time-major Transpose(2,0,1,3)), used "
+		              "once", IR_VAL(g, mvn->out[0])->name);
 	m->v[5] = -1;
 	m->f[1] = 0;
 	ValId mask;
@@ -790,7 +833,10 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		m->v[5] = mask;
 		m->f[1] = filter;
 	}
-	return m_closed(g, m, m->v[4]);
+	if (!m_closed(g, m, m->v[4]))
+		return m_fail(g, m, root, "a value between the scores and the head merge is used "
+		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
+	return true;
 }
 
 /* A new node with its output inferred (the rewrite only builds valid ones). */
