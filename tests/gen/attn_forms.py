@@ -1,0 +1,328 @@
+"""Attention forms of other exporters (issue 12), each a small model in the
+ONNX backend-test layout with references computed in numpy:
+
+    /usr/bin/python3 tests/gen/attn_forms.py OUTDIR [NAME...]
+
+writes OUTDIR/NAME/model.onnx, test_data_set_{0,1}/{input,output}_K.pb and
+OUTDIR/NAME/expect: "attention A causal C" (what -O2 must fuse: A
+KlnAttention nodes, C of them with the causal flag; a near miss has A = 0
+and keeps its Softmax).  tests/scripts/attn_forms.sh compiles and checks
+them at -O0 and -O2.
+
+The references are numpy in float32, written from the math in the order
+the exporters compute (scores, mask applied as the exporter does, softmax),
+so rows whose keys are all masked give what the graph gives (NaN for a
+-inf mask, the float minimum's rounding otherwise).  Every graph is also
+evaluated with npref.py to make sure it means what the reference computes.
+
+Data sets: 0 is batch 2, sequence 7, row 1 left-padded (its first 3 keys
+masked, so its first 3 queries see no key under a causal mask); 1 is batch
+1, sequence 5, nothing padded.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import npref  # noqa: E402
+from models import Builder, check_graph, close  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+F32_MIN = float(np.finfo(np.float32).min)
+W, H = 16, 2
+D = W // H
+NEG_INF = float("-inf")
+
+
+def params(seed):
+    rng = np.random.default_rng(seed)
+    P = {}
+    for t in ("q", "k", "v", "o"):
+        P[t + ".w"] = rng.normal(0, 0.3, (W, W)).astype(np.float32)
+        P[t + ".b"] = rng.normal(0, 0.1, W).astype(np.float32)
+    return P
+
+
+def feeds_sets(mem=False):
+    rng = np.random.default_rng(5)
+    sets = []
+    for B, S, pad in ((2, 7, 3), (1, 5, 0)):
+        x = rng.normal(0, 1, (B, S, W)).astype(np.float32)
+        mask = np.ones((B, S), np.int64)
+        if B > 1:
+            mask[1, :pad] = 0
+        f = {"x": x, "attention_mask": mask}
+        if mem:
+            f["memory"] = rng.normal(0, 1, (B, S + 2, W)).astype(np.float32)
+        sets.append(f)
+    return sets
+
+
+# ---- graph pieces ---------------------------------------------------------
+
+def lin(b, x, t):
+    return b.op("Add", b.op("MatMul", x, b.p(t + ".w")), b.p(t + ".b"))
+
+
+def seq_len(b, x):
+    return b.op("Gather", b.op("Shape", x), np.int64(1), axis=0)
+
+
+def heads(b, t):
+    return b.op("Transpose", b.op("Reshape", t, [0, 0, H, D]), perm=[0, 2, 1, 3])
+
+
+def merge(b, p, v):
+    c = b.op("Transpose", b.op("MatMul", p, v), perm=[0, 2, 1, 3])
+    return lin(b, b.op("Reshape", c, [0, 0, W]), "o")
+
+
+def pad_bias(b, mask, fill):
+    """(1 - mask[:, None, None, :]) * fill"""
+    m = b.op("Unsqueeze", mask, [1, 2])
+    return b.op("Mul", b.op("Sub", 1.0, b.op("Cast", m, to=TensorProto.FLOAT)), fill)
+
+
+def qkv(b, x, kv=None):
+    kv = x if kv is None else kv
+    q, k, v = heads(b, lin(b, x, "q")), heads(b, lin(b, kv, "k")), heads(b, lin(b, kv, "v"))
+    kt = b.op("Transpose", k, perm=[0, 1, 3, 2])       # k.transpose(-1, -2)
+    return q, kt, v
+
+
+def finish(b, name, y, opset, mem=False):
+    b.outputs(y)
+    ins = [("x", TensorProto.FLOAT, ["batch", "seq", W])]
+    if mem:
+        ins.append(("memory", TensorProto.FLOAT, ["batch", "mlen", W]))
+    ins.append(("attention_mask", TensorProto.INT64, ["batch", "seq"]))
+    return b.model(name, ins, [("y", TensorProto.FLOAT, ["batch", "seq", W])], opset)
+
+
+# ---- numpy references (float32) -----------------------------------------
+
+def r_lin(x, P, t):
+    return (x @ P[t + ".w"] + P[t + ".b"]).astype(np.float32)
+
+
+def r_heads(t):
+    B, S, _ = t.shape
+    return t.reshape(B, S, H, D).transpose(0, 2, 1, 3)
+
+
+def r_softmax(s):
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def r_pad(mask, fill):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ((np.float32(1) - mask[:, None, None, :].astype(np.float32)) *
+                np.float32(fill)).astype(np.float32)
+
+
+def r_scores(P, x, kv=None):
+    kv = x if kv is None else kv
+    q, k, v = r_heads(r_lin(x, P, "q")), r_heads(r_lin(kv, P, "k")), r_heads(r_lin(kv, P, "v"))
+    return (q @ k.transpose(0, 1, 3, 2)).astype(np.float32), v
+
+
+def r_out(P, p, v):
+    B, _, S, _ = p.shape
+    c = (p @ v).transpose(0, 2, 1, 3).reshape(B, S, W)
+    return r_lin(c, P, "o")
+
+
+def r_tril(S, t=0):
+    """bool [S, S]: k - q <= t"""
+    r = np.arange(S)
+    return r[None, :] - r[:, None] <= t
+
+
+def add32(a, b):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (a + b).astype(np.float32)
+
+
+# ---- the forms ------------------------------------------------------------
+
+def causal_gpt2(window=0):
+    """GPT-2 (TorchScript): Where(k <= q (+window), scores / sqrt(d), min)
+    from Range/LessOrEqual, then + the padding bias."""
+    P, b = params(1), None
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    r = b.op("Range", np.int64(0), seq_len(b, x), np.int64(1))
+    rq = b.op("Unsqueeze", r, [1])
+    if window:
+        rq = b.op("Add", rq, np.int64(window))
+    cond = b.op("Unsqueeze", b.op("LessOrEqual", b.op("Unsqueeze", r, [0]), rq), [0, 1])
+    s = b.op("Where", cond, s, F32_MIN)
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        s = np.where(r_tril(x.shape[1], window), s, np.float32(F32_MIN)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "causal_gpt2", y, 14), P, ref, feeds_sets()
+
+
+def causal_bart():
+    """BART decoder (TorchScript): mask = full([S, S], min) zeroed where
+    k < q + 1 (Range, Reshape, Less, Where), expanded to [B, 1, S, S] and
+    added to the expanded padding mask; q scaled before Q K^T."""
+    P = params(2)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    q = b.op("Mul", q, float(D ** -0.5))
+    s = b.op("MatMul", q, kt)
+    S = seq_len(b, x)
+    S1 = b.op("Unsqueeze", S, [0])
+    full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([F32_MIN], np.float32)))
+    r = b.op("Range", np.int64(0), S, np.int64(1))
+    cond = b.op("Less", r, b.op("Reshape", b.op("Add", r, np.int64(1)), [-1, 1]))
+    causal = b.op("Where", cond, 0.0, full)
+    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    shp4 = b.op("Concat", B1, [1], S1, S1, axis=0)
+    c4 = b.op("Expand", b.op("Unsqueeze", causal, [0, 1]), shp4)
+    p4 = b.op("Expand", pad_bias(b, mask, F32_MIN), shp4)
+    s = b.op("Add", s, b.op("Add", c4, p4))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        qh = (r_heads(r_lin(x, P, "q")) * np.float32(D ** -0.5)).astype(np.float32)
+        k, v = r_heads(r_lin(x, P, "k")), r_heads(r_lin(x, P, "v"))
+        s = (qh @ k.transpose(0, 1, 3, 2)).astype(np.float32)
+        S = x.shape[1]
+        c = np.where(r_tril(S), np.float32(0), np.float32(F32_MIN)).astype(np.float32)
+        comb = add32(c[None, None], r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(add32(s, comb)), v)]
+    return finish(b, "causal_bart", y, 14), P, ref, feeds_sets()
+
+
+def causal_trilu(k=1):
+    """torch.triu(full([S, S], -inf), 1) added before the scale, and a
+    boolean padding mask as Where(mask, 0, -inf): a padded row's first
+    queries see only -inf, NaN as the graph gives."""
+    P = params(3)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([NEG_INF], np.float32)))
+    tri = b.op("Trilu", full, np.int64(k), upper=1)
+    s = b.op("Mul", b.op("Add", b.op("MatMul", q, kt), tri), float(D ** -0.5))
+    mb = b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL)
+    s = b.op("Add", s, b.op("Where", mb, 0.0, NEG_INF))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        S = x.shape[1]
+        tri = np.where(r_tril(S, k - 1), np.float32(0), np.float32(NEG_INF)).astype(np.float32)
+        s = (add32(s, tri) * np.float32(D ** -0.5)).astype(np.float32)
+        pm = np.where(attention_mask[:, None, None, :] != 0, np.float32(0), np.float32(NEG_INF))
+        return [r_out(P, r_softmax(add32(s, pm.astype(np.float32))), v)]
+    name = "causal_trilu" if k == 1 else "nearmiss_trilu_k%d" % k
+    return finish(b, name, y, 17), P, ref, feeds_sets()
+
+
+def nearmiss_cross_causal():
+    """A k <= q Where over cross-attention scores (queries from x, keys
+    from a longer memory): the edge the kernel knows is k <= q + Sk - Sq,
+    so this must not fuse."""
+    P = params(4)
+    b = Builder(P)
+    x, mem, mask = "x", "memory", "attention_mask"
+    q, kt, v = qkv(b, x, mem)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    rq = b.op("Unsqueeze", b.op("Range", np.int64(0), seq_len(b, x), np.int64(1)), [1])
+    rk = b.op("Range", np.int64(0), seq_len(b, mem), np.int64(1))
+    cond = b.op("LessOrEqual", rk, rq)
+    s = b.op("Where", cond, s, F32_MIN)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, memory, attention_mask):
+        s, v = r_scores(P, x, memory)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        Sq, Sk = x.shape[1], memory.shape[1]
+        cond = np.arange(Sk)[None, :] <= np.arange(Sq)[:, None]
+        s = np.where(cond, s, np.float32(F32_MIN)).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "nearmiss_cross_causal", y, 14, mem=True), P, ref, feeds_sets(mem=True)
+
+
+# name -> (builder, attention fused, of them causal)
+FORMS = {
+    "causal_gpt2": (causal_gpt2, 1, 1),
+    "causal_bart": (causal_bart, 1, 1),
+    "causal_trilu": (causal_trilu, 1, 1),
+    "nearmiss_window": (lambda: rename(causal_gpt2(1), "nearmiss_window"), 0, 0),
+    "nearmiss_trilu_k2": (lambda: causal_trilu(2), 1, 0),
+    "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0),
+}
+
+
+def rename(t, name):
+    t[0].graph.name = name
+    return t
+
+
+def generate(name, outdir):
+    fn, natt, ncausal = FORMS[name]
+    m, P, ref, sets = fn()
+    check_graph(m)
+    d = os.path.join(outdir, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    with open(os.path.join(d, "expect"), "w") as f:
+        f.write("attention %d causal %d\n" % (natt, ncausal))
+    for si, feeds in enumerate(sets):
+        outs = ref(P, **feeds)
+        with np.errstate(invalid="ignore", over="ignore"):
+            got = npref.run(m, feeds)
+        for o, r, gv in zip(m.graph.output, outs, got):
+            same_nan = np.array_equal(np.isnan(gv), np.isnan(r))
+            if not same_nan or not close(np.nan_to_num(gv, nan=7.0), np.nan_to_num(r, nan=7.0)):
+                sys.exit("attn_forms.py: %s set %d output %s: graph (npref) and numpy "
+                         "reference disagree" % (name, si, o.name))
+        sd = os.path.join(d, "test_data_set_%d" % si)
+        os.makedirs(sd, exist_ok=True)
+        for k, i in enumerate(m.graph.input):
+            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
+                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
+        for k, (o, r) in enumerate(zip(m.graph.output, outs)):
+            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
+                f.write(numpy_helper.from_array(np.asarray(r, np.float32), o.name).SerializeToString())
+    nan = any(np.isnan(np.asarray(r)).any() for s in sets for r in ref(P, **s))
+    print("%s: %d nodes, opset %d, expect attention %d causal %d%s" %
+          (name, len(m.graph.node), m.opset_import[0].version, natt, ncausal,
+           ", NaN rows in the reference" if nan else ""))
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit("usage: attn_forms.py OUTDIR [NAME...]  (names: %s)" % " ".join(FORMS))
+    names = argv[2:] or list(FORMS)
+    for n in names:
+        if n not in FORMS:
+            sys.exit("attn_forms.py: unknown form %s (have: %s)" % (n, " ".join(FORMS)))
+    for n in names:
+        generate(n, argv[1])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
