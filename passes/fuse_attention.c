@@ -44,6 +44,7 @@
  * breaks: nothing. */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "attn_mask.h"
 #include "pass_internal.h"
@@ -107,7 +108,39 @@ typedef struct Side {
 	bool reshape;   /* x is the 4-D [.., .., H, D] tensor: the rewrite views it as 3-D */
 	int64_t h, d;
 	int layout;
+	int perm;       /* x is heads-first: 1 [B, H, S, D], 2 [B, H, D, S] (K^T); the
+	                 * rewrite transposes it to [B, S, H, D] first */
+	DimId b, s;     /* batch and sequence length */
 } Side;
+
+static const int64_t P0312[4] = {0, 3, 1, 2};
+
+/* v is already heads-first, [B, H, S, D] (or [B, H, D, S] when kt: a
+ * pre-transposed K), as decoders with a KV cache (Concat(past, new) along
+ * S) and SDPA-style exports hand it to Q K^T: any f32 rank-4 tensor with
+ * static H and D is that, whatever computed it. */
+static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
+                        Match *m)
+{
+	const Value *V = IR_VAL(g, v);
+	NodeId src = m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at;
+	if (V->rank != 4 || V->dtype != DT_F32)
+		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor f32 "
+		              "[B, H, S, D] (%s of rank %d)", what, V->name, ir_dtype_name(V->dtype),
+		              V->rank);
+	if (!ir_dim_is_const(g, V->dims[1], &sd->h) || !ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d) ||
+	    sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor "
+		              "[B, H, %s] with static heads and head size", what, V->name,
+		              kt ? "D, S" : "S, D");
+	sd->x = v;
+	sd->reshape = true;
+	sd->layout = 0;
+	sd->perm = kt ? 2 : 1;
+	sd->b = V->dims[0];
+	sd->s = V->dims[kt ? 3 : 2];
+	return true;
+}
 
 /* v = Transpose(T, perm) with T [B, S, H, D] (perm b) or [S, B, H, D]
  * (perm t, XLNet's time-major layout).  The split nodes are not part of
@@ -115,12 +148,12 @@ typedef struct Side {
  * (LXMERT's cross layers reuse one module both ways), and die by DCE when
  * nothing else reads them. */
 static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd,
-                       const char *what, NodeId at, Match *m)
+                       const char *what, bool kt, NodeId at, Match *m)
 {
 	NodeId t = m_def(g, v, OP_Transpose);
+	memset(sd, 0, sizeof *sd);
 	if (t < 0)
-		return m_fail(g, m, m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at,
-		              "%s path: '%s' is not a Transpose of split heads", what, IR_VAL(g, v)->name);
+		return heads_first(g, v, kt, sd, what, at, m);
 	int layout = m_perm_is(g, t, pb, 4) ? 0 : pt && m_perm_is(g, t, pt, 4) ? 1 : -1;
 	if (layout < 0)
 		return m_fail(g, m, t, "%s path: the Transpose's perm is not [%d,%d,%d,%d]%s", what,
@@ -130,7 +163,8 @@ static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t
 	const Value *T = IR_VAL(g, tv);
 	NodeId r = m_def(g, tv, OP_Reshape);
 	if (layout == 0 && r >= 0 && head_split(g, r, &sd->h, &sd->d)) {
-		*sd = (Side){IR_NODE(g, r)->in[0], false, sd->h, sd->d, 0};
+		ValId x = IR_NODE(g, r)->in[0];
+		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1]};
 		return true;
 	}
 	NodeId src = r >= 0 ? r : t;
@@ -145,6 +179,8 @@ static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t
 	sd->layout = layout;
 	sd->x = tv;
 	sd->reshape = true;
+	sd->b = T->dims[layout];
+	sd->s = T->dims[1 - layout];
 	if (r >= 0) {
 		/* T = Reshape(X) with X already [.., .., H*D] */
 		const Value *X = IR_VAL(g, IR_NODE(g, r)->in[0]);
@@ -173,19 +209,21 @@ static bool key_path(const Graph *g, ValId v, Side *sd, NodeId at, Match *m)
 {
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t >= 0 && m_perm_is(g, t, P0132, 4))
-		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, "K", at, m);
-	return split_path(g, v, P0231, P1230, sd, "K", at, m);
+		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, "K", false, at, m);
+	return split_path(g, v, P0231, P1230, sd, "K", true, at, m);
 }
 
 /* Batch and sequence dims of a side's tensor. */
 static DimId side_b(const Graph *g, const Side *s)
 {
-	return IR_VAL(g, s->x)->dims[s->layout];
+	(void)g;
+	return s->b;
 }
 
 static DimId side_s(const Graph *g, const Side *s)
 {
-	return IR_VAL(g, s->x)->dims[1 - s->layout];
+	(void)g;
+	return s->s;
 }
 
 /* Can value b (rank <= 4) broadcast to the scores' dims s[4]?  Dims that
@@ -507,7 +545,8 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * coefficients f[2..5] (i[7] of them); f[0] scale, f[1] mask_filter;
  * f[6] causal mode (0 none, 1 additive, 2 Where), f[7] causal_fill;
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
- * i[5] layout, i[6] bit k: side k needs the 3-D view. */
+ * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
+ * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds. */
 #define M_MAXTERMS 4
 
 /* The scores s (rank 4, [.., Sq, Sk]) have Sq == Sk: the causal edge
@@ -686,7 +725,7 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	ValId qh = strip_scale(g, mn->in[0], &scale, m);
 	ValId kt = strip_scale(g, mn->in[1], &scale, m);
 	Side q, k;
-	if (!split_path(g, qh, P0213, P1203, &q, "Q", mm, m) || !key_path(g, kt, &k, mm, m))
+	if (!split_path(g, qh, P0213, P1203, &q, "Q", false, mm, m) || !key_path(g, kt, &k, mm, m))
 		return false;
 	if (q.h != k.h || q.d != k.d)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld",
@@ -696,7 +735,9 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	m_add(m, mm);
 	m->v[0] = q.x;
 	m->v[1] = k.x;
-	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0);
+	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0) | q.perm << 3 | k.perm << 5;
+	m->v[6] = k.b;   /* DimIds, for V's check */
+	m->v[7] = k.s;
 	m->i[0] = q.h;
 	m->i[1] = q.d;
 	m->i[5] = q.layout;
@@ -805,16 +846,16 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	Side v;
 	if (mvn->op != OP_MatMul || mvn->in[0] != p)
 		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
-	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", mv, m))
+	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", false, mv, m))
 		return false;
 	if (v.h != m->i[0] || v.layout != m->i[5])
 		return m_fail(g, m, mv, "V has %lld heads (layout %d), Q and K %lld (layout %d)",
 		              (long long)v.h, v.layout, (long long)m->i[0], (int)m->i[5]);
-	Side k = {m->v[1], false, 0, 0, (int)m->i[5]};
+	Side k = {m->v[1], false, 0, 0, (int)m->i[5], 0, m->v[6], m->v[7]};
 	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
 		return m_fail(g, m, mv, "V's key length or batch is not K's");
 	m->v[2] = v.x;
-	m->i[6] |= v.reshape ? 4 : 0;
+	m->i[6] |= (v.reshape ? 4 : 0) | v.perm << 7;
 	m->i[2] = v.d;
 	m_add(m, mv);
 	if (!match_merge(g, mvn->out[0], v.d, m))
@@ -886,9 +927,20 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	const char *name = IR_NODE(g, m->root)->name;
 	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
 	int64_t hd[3] = {m->i[0] * m->i[1], m->i[0] * m->i[1], m->i[0] * m->i[2]};
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 3; k++) {
+		int perm = (int)(m->i[6] >> (3 + 2 * k)) & 3;   /* heads-first: to [B, S, H, D] */
+		if (perm) {
+			NodeId t = ir_node_new(g, OP_Transpose, name, 1, &in[k], 1, NULL);
+			ir_attr_set_ints(g, t, "perm", 4, perm == 1 ? P0213 : P0312);
+			Diag d = {0};
+			int rc = ir_infer_node(g, t, &d);
+			assert(rc == 0);
+			(void)rc;
+			in[k] = IR_NODE(g, t)->out[0];
+		}
 		if (m->i[6] & (1 << k))
 			in[k] = reshape_to(g, name, in[k], 3, (int64_t[3]){0, 0, hd[k]});
+	}
 	if (in[3] < 0 && m->i[7] > 0)
 		in[3] = build_bias(g, name, m);
 	int nin = in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3;
