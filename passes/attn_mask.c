@@ -21,7 +21,26 @@ typedef struct Aff {
 	int64_t cf[MAXR];    /* per axis from the right */
 	DimId cd[MAXR];      /* the iota's length along that axis (where cf != 0) */
 	int64_t c;
+	DimId cs;            /* symbolic part of the constant (a KV cache's past length), or -1 */
 } Aff;
+
+/* The dims are hash-consed in the graph: forming a - b or a + b interns a
+ * new expression, which changes no value, node or shape.  The matchers get
+ * a const Graph; these are the only writes they make. */
+static DimId dsum(const Graph *g, DimId a, DimId b, int sign)
+{
+	Graph *mg = (Graph *)g;
+	if (b < 0)
+		return a;
+	if (sign < 0)
+		b = ir_dim_sub(mg, ir_dim_const(mg, 0), b);
+	return a < 0 ? b : ir_dim_add(mg, a, b);
+}
+
+static DimId dscale(const Graph *g, DimId a, int64_t s)
+{
+	return a < 0 ? a : ir_dim_mul((Graph *)g, a, ir_dim_const((Graph *)g, s));
+}
 
 static bool fail(const char **why, const char *msg)
 {
@@ -36,6 +55,23 @@ static bool int_scalar(const Graph *g, ValId v, int64_t *x)
 	if (!m_const_scalar(g, v, &d) || d != floor(d) || fabs(d) > 1e15)
 		return false;
 	*x = (int64_t)d;
+	return true;
+}
+
+/* v is one integer known to shape inference: a constant *x (*xs = -1) or
+ * a symbolic one *xs (a length read by Shape/Gather, *x = 0). */
+static bool sym_scalar(const Graph *g, ValId v, int64_t *x, DimId *xs)
+{
+	*xs = -1;
+	if (int_scalar(g, v, x))
+		return true;
+	const Value *vv = IR_VAL(g, v);
+	if (!vv->sval || vv->nsval != 1 || vv->rank > 1 || !ir_dtype_is_int(vv->dtype))
+		return false;
+	if (ir_dim_is_const(g, vv->sval[0], x))
+		return true;
+	*x = 0;
+	*xs = vv->sval[0];
 	return true;
 }
 
@@ -79,6 +115,7 @@ static bool aff_binary(const Graph *g, const Node *nd, Aff *a, int depth, const 
 				for (int r = 0; r < MAXR; r++)
 					a->cf[r] *= s;
 				a->c *= s;
+				a->cs = dscale(g, a->cs, s);
 				return true;
 			}
 		return fail(why, "an index multiplied by a non-constant");
@@ -88,6 +125,7 @@ static bool aff_binary(const Graph *g, const Node *nd, Aff *a, int depth, const 
 	int sg = nd->op == OP_Sub ? -1 : 1;
 	*a = x;
 	a->c = x.c + sg * y.c;
+	a->cs = dsum(g, x.cs, y.cs, sg);
 	for (int r = 0; r < MAXR; r++) {
 		if (y.cf[r] && x.cf[r] && x.cd[r] != y.cd[r])
 			return fail(why, "two iotas of different lengths on one axis");
@@ -102,9 +140,10 @@ static bool aff_binary(const Graph *g, const Node *nd, Aff *a, int depth, const 
 static bool aff(const Graph *g, ValId v, Aff *a, int depth, const char **why)
 {
 	memset(a, 0, sizeof *a);
+	a->cs = -1;
 	if (depth > DEPTH)
 		return fail(why, "index expression too deep");
-	if (int_scalar(g, v, &a->c))
+	if (sym_scalar(g, v, &a->c, &a->cs))
 		return true;
 	NodeId n = m_def(g, v, OP_COUNT);
 	if (n < 0)
@@ -114,7 +153,7 @@ static bool aff(const Graph *g, ValId v, Aff *a, int depth, const char **why)
 	int map[MAXR];
 	switch (nd->op) {
 	case OP_Range:
-		if (vv->rank != 1 || !int_scalar(g, nd->in[0], &a->c) ||
+		if (vv->rank != 1 || !sym_scalar(g, nd->in[0], &a->c, &a->cs) ||
 		    !int_scalar(g, nd->in[2], &a->cf[0]))
 			return fail(why, "a Range whose start or delta is not a constant");
 		a->cd[0] = vv->dims[0];
@@ -127,6 +166,7 @@ static bool aff(const Graph *g, ValId v, Aff *a, int depth, const char **why)
 		if (!aff(g, nd->in[0], &x, depth + 1, why))
 			return false;
 		a->c = x.c;
+		a->cs = x.cs;
 		for (int r = 0; r < IR_VAL(g, nd->in[0])->rank; r++)
 			if (x.cf[r] && map[r] >= 0) {
 				a->cf[map[r]] = x.cf[r];
@@ -201,8 +241,8 @@ static ValId through_views(const Graph *g, ValId v)
 }
 
 /* bool v = (k - q <= *t) != *neg */
-static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, bool *neg, int depth,
-                 const char **why)
+static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, DimId *ts, bool *neg,
+                 int depth, const char **why)
 {
 	v = through_views(g, v);
 	NodeId n = m_def(g, v, OP_COUNT);
@@ -215,7 +255,7 @@ static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, bool *
 	int64_t s;
 	switch (nd->op) {
 	case OP_Not:
-		if (!pred(g, nd->in[0], sq, sk, t, neg, depth + 1, why))
+		if (!pred(g, nd->in[0], sq, sk, t, ts, neg, depth + 1, why))
 			return false;
 		*neg = !*neg;
 		return true;
@@ -233,14 +273,17 @@ static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, bool *
 			x.cf[r] -= y.cf[r];
 		}
 		x.c -= y.c;
+		x.cs = dsum(g, x.cs, y.cs, -1);
 		if (!aff_kq(&x, sq, sk, &s, why))
 			return false;
 		int64_t u = strict ? -1 : 0;
 		if (s == 1) {          /* k - q <= u - c */
 			*t = u - x.c;
+			*ts = dsum(g, -1, x.cs, -1);
 			*neg = false;
 		} else {               /* k - q >= c - u, not (k - q <= c - u - 1) */
 			*t = x.c - u - 1;
+			*ts = x.cs;
 			*neg = true;
 		}
 		return true;
@@ -307,16 +350,17 @@ static bool trilu_step(const Graph *g, NodeId n, DimId sq, DimId sk, QkStep *st,
 	const Value *xv = IR_VAL(g, nd->in[0]);
 	double f;
 	int64_t kk = 0;
+	DimId ks = -1;
 	if (xv->rank < 2 || xv->dims[xv->rank - 2] != sq || xv->dims[xv->rank - 1] != sk)
 		return fail(why, "Trilu's input is not [.., query length, key length]");
 	if (!attn_filled(g, nd->in[0], &f))
 		return fail(why, "Trilu's input is not one number everywhere");
-	if (nd->nin > 1 && nd->in[1] >= 0 && !int_scalar(g, nd->in[1], &kk))
-		return fail(why, "Trilu's diagonal k is not a constant");
+	if (nd->nin > 1 && nd->in[1] >= 0 && !sym_scalar(g, nd->in[1], &kk, &ks))
+		return fail(why, "Trilu's diagonal k is not a constant or a known length");
 	if (ir_attr_int(g, n, "upper", 1)) {      /* keeps k - q >= kk */
-		*st = (QkStep){kk - 1, 0, f};
+		*st = (QkStep){kk - 1, ks, 0, f};
 	} else {                                   /* keeps k - q <= kk */
-		*st = (QkStep){kk, f, 0};
+		*st = (QkStep){kk, ks, f, 0};
 	}
 	return true;
 }
@@ -331,12 +375,13 @@ static bool step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, int de
 		return fail(why, "the mask is an input or a constant, not a construction from indices");
 	const Node *nd = IR_NODE(g, n);
 	int64_t t;
+	DimId ts;
 	bool neg;
 	double c, a, b;
 	if (vv->dtype == DT_BOOL && nd->op != OP_Cast && nd->op != OP_Where) {
-		if (!pred(g, v, sq, sk, &t, &neg, depth + 1, why))
+		if (!pred(g, v, sq, sk, &t, &ts, &neg, depth + 1, why))
 			return false;
-		*st = (QkStep){t, neg ? 0 : 1, neg ? 1 : 0};
+		*st = (QkStep){t, ts, neg ? 0 : 1, neg ? 1 : 0};
 		return true;
 	}
 	switch (nd->op) {
@@ -345,9 +390,9 @@ static bool step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, int de
 	case OP_Where:
 		if (!attn_filled(g, nd->in[1], &a) || !attn_filled(g, nd->in[2], &b))
 			return fail(why, "Where's branches are not constants");
-		if (!pred(g, nd->in[0], sq, sk, &t, &neg, depth + 1, why))
+		if (!pred(g, nd->in[0], sq, sk, &t, &ts, &neg, depth + 1, why))
 			return false;
-		*st = (QkStep){t, cast_to(neg ? b : a, vv->dtype), cast_to(neg ? a : b, vv->dtype)};
+		*st = (QkStep){t, ts, cast_to(neg ? b : a, vv->dtype), cast_to(neg ? a : b, vv->dtype)};
 		return true;
 	case OP_Cast:
 		if (!step(g, nd->in[0], sq, sk, st, depth + 1, why))
@@ -386,4 +431,12 @@ bool attn_qk_step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, const
 	if (vv->rank < 2 || vv->rank > MAXR)
 		return fail(why, "the mask's rank is not 2 to 4");
 	return step(g, v, sq, sk, st, 0, why);
+}
+
+bool attn_qk_causal_edge(const Graph *g, const QkStep *st, DimId sq, DimId sk)
+{
+	Graph *mg = (Graph *)g;   /* interning only, see dsum */
+	DimId want = ir_dim_sub(mg, sk, sq);
+	DimId have = dsum(g, ir_dim_const(mg, st->t), st->ts, 1);
+	return have == want;
 }

@@ -549,12 +549,11 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds. */
 #define M_MAXTERMS 4
 
-/* The scores s (rank 4, [.., Sq, Sk]) have Sq == Sk: the causal edge
- * k <= q the constructions prove is the kernel's k <= q + Sk - Sq. */
+/* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
 static bool self_scores(const Graph *g, ValId s, DimId *sq, DimId *sk)
 {
 	const Value *v = IR_VAL(g, s);
-	if (v->rank != 4 || v->dims[2] != v->dims[3])
+	if (v->rank != 4)
 		return false;
 	*sq = v->dims[2];
 	*sk = v->dims[3];
@@ -572,7 +571,7 @@ static bool causal_term(const Graph *g, ValId s, ValId term, double coef, Match 
 	    !attn_qk_step(g, term, sq, sk, &st, NULL))
 		return false;
 	double fill = coef == 1.0 ? st.hi : (double)((float)st.hi * (float)coef);
-	if (st.t != 0 || st.lo != 0 || isnan(fill))
+	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != 0 || isnan(fill))
 		return false;
 	m->f[6] = 1;
 	m->f[7] = fill;
@@ -612,8 +611,7 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int 
 	if (m->f[6] != 0)
 		return m_fail(g, m, n, "a second causal mask"), -1;
 	if (!self_scores(g, nd->out[0], &sq, &sk))
-		return m_fail(g, m, n, "Where around the scores: query and key lengths differ "
-		              "(a causal mask with an offset is not supported)"), -1;
+		return m_fail(g, m, n, "Where around the scores: not of rank 4"), -1;
 	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
 	if (!xi)
 		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
@@ -622,11 +620,11 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int 
 	if (!attn_qk_step(g, nd->in[0], sq, sk, &st, &why))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s",
 		              why ? why : "?"), -1;
-	/* the scores are kept exactly where k - q <= 0 */
-	if (st.t != 0 || st.lo != (xi == 1) || st.hi != (xi != 1))
-		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s, "
-		              "not the causal k <= q", (long long)st.t,
-		              st.lo == (xi == 1) ? "" : " negated"), -1;
+	/* the scores are kept exactly where k - q <= Sk - Sq */
+	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != (xi == 1) || st.hi != (xi != 1))
+		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s%s, "
+		              "not the causal k <= q + (key length - query length)", (long long)st.t,
+		              st.ts >= 0 ? " + a length" : "", st.lo == (xi == 1) ? "" : " negated"), -1;
 	int nt = (int)m->i[7];
 	m_add(m, n);
 	NodeId r = scores_walk(g, nd->in[xi], coef, m, depth + 1);

@@ -265,6 +265,65 @@ def nearmiss_cross_causal():
     return finish(b, "nearmiss_cross_causal", y, 14, mem=True), P, ref, feeds_sets(mem=True)
 
 
+def past_kv(causal=True):
+    """A decoder step with a KV cache (GPT-2 with past, TorchScript): K, V =
+    Concat(past, new) along S of [B, H, S, D] (also the present outputs),
+    Sq = S != Sk = P + S; causal: Where(k <= q + P, scores, min) with the
+    query positions Range(P, P + S) (P read by Shape/Gather from the past)."""
+    P_ = params(5)
+    b = Builder(P_)
+    x, mask, pk, pv = "x", "attention_mask", "past_key", "past_value"
+    q = heads(b, lin(b, x, "q"))
+    kc = b.op("Concat", pk, heads(b, lin(b, x, "k")), axis=2)
+    vc = b.op("Concat", pv, heads(b, lin(b, x, "v")), axis=2)
+    s = b.op("Div", b.op("MatMul", q, b.op("Transpose", kc, perm=[0, 1, 3, 2])),
+             float(math.sqrt(D)))
+    if causal:
+        past = b.op("Gather", b.op("Shape", pk), np.int64(2), axis=0)
+        tot = b.op("Add", past, seq_len(b, x))
+        rq = b.op("Unsqueeze", b.op("Range", past, tot, np.int64(1)), [1])
+        rk = b.op("Range", np.int64(0), tot, np.int64(1))
+        cond = b.op("Unsqueeze", b.op("LessOrEqual", rk, rq), [0, 1])
+        s = b.op("Where", cond, s, F32_MIN)
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), vc)
+    b.outputs(y, kc, vc)
+    hs = ["batch", H, "past", D]
+    hso = ["batch", H, "total", D]
+    m = b.model("past_kv" if causal else "past_kv_nocausal",
+                [("x", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("past_key", TensorProto.FLOAT, hs), ("past_value", TensorProto.FLOAT, hs),
+                 ("attention_mask", TensorProto.INT64, ["batch", "total"])],
+                [("y", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("present_key", TensorProto.FLOAT, hso),
+                 ("present_value", TensorProto.FLOAT, hso)], 14)
+
+    def ref(P, x, past_key, past_value, attention_mask):
+        q = r_heads(r_lin(x, P, "q"))
+        k = np.concatenate([past_key, r_heads(r_lin(x, P, "k"))], axis=2)
+        v = np.concatenate([past_value, r_heads(r_lin(x, P, "v"))], axis=2)
+        s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) /
+             np.float32(math.sqrt(D))).astype(np.float32)
+        Sq, Sk = x.shape[1], k.shape[2]
+        if causal:
+            cond = np.arange(Sk)[None, :] <= np.arange(Sk - Sq, Sk)[:, None]
+            s = np.where(cond, s, np.float32(F32_MIN)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v), k, v]
+
+    rng = np.random.default_rng(9)
+    sets = []
+    for B, S, Pl, pad in ((2, 3, 4, 2), (1, 1, 5, 0)):
+        mk = np.ones((B, Pl + S), np.int64)
+        if B > 1:
+            mk[1, :pad] = 0
+        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32),
+                     "past_key": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "past_value": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "attention_mask": mk})
+    return m, P_, ref, sets
+
+
 # name -> (builder, attention fused, of them causal)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -273,6 +332,8 @@ FORMS = {
     "nearmiss_window": (lambda: rename(causal_gpt2(1), "nearmiss_window"), 0, 0),
     "nearmiss_trilu_k2": (lambda: causal_trilu(2), 1, 0),
     "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0),
+    "past_kv": (past_kv, 1, 1),
+    "past_kv_nocausal": (lambda: past_kv(False), 1, 0),
 }
 
 
