@@ -204,9 +204,38 @@ static void why_clear(Match *m)
 	m->why_node = -1;
 }
 
+/* v = Reshape(Transpose(Reshape(X, [B*H, S, D]), [0, 2, 1]), [B, H, D, S])
+ * (SDPA exports transpose K over a 3-D view): that is Transpose(X, [0, 1,
+ * 3, 2]) for X [B, H, S, D]; returns X or -1. */
+static ValId kt_3d_view(const Graph *g, ValId v)
+{
+	NodeId r2 = m_def(g, v, OP_Reshape);
+	NodeId t = r2 >= 0 ? m_def(g, IR_NODE(g, r2)->in[0], OP_Transpose) : -1;
+	static const int64_t p021[3] = {0, 2, 1};
+	if (t < 0 || !m_perm_is(g, t, p021, 3))
+		return -1;
+	NodeId r1 = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
+	if (r1 < 0)
+		return -1;
+	ValId x = IR_NODE(g, r1)->in[0];
+	const Value *X = IR_VAL(g, x), *V = IR_VAL(g, v), *R = IR_VAL(g, IR_NODE(g, r1)->out[0]);
+	if (X->rank != 4 || V->rank != 4 || R->rank != 3)
+		return -1;
+	/* R = [B*H, S, D] keeps X's flat order; v = [B, H, D, S] */
+	Graph *mg = (Graph *)g;   /* interning B*H only */
+	if (R->dims[0] != ir_dim_mul(mg, X->dims[0], X->dims[1]) || R->dims[1] != X->dims[2] ||
+	    R->dims[2] != X->dims[3] || V->dims[0] != X->dims[0] || V->dims[1] != X->dims[1] ||
+	    V->dims[2] != X->dims[3] || V->dims[3] != X->dims[2])
+		return -1;
+	return x;
+}
+
 /* K transposed for QK^T, in its two spellings. */
 static bool key_path(const Graph *g, ValId v, Side *sd, NodeId at, Match *m)
 {
+	ValId x = kt_3d_view(g, v);
+	if (x >= 0)
+		return split_path(g, x, P0213, P1203, sd, "K", false, at, m);
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t >= 0 && m_perm_is(g, t, P0132, 4))
 		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, "K", false, at, m);

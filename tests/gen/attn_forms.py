@@ -324,6 +324,43 @@ def past_kv(causal=True):
     return m, P_, ref, sets
 
 
+def sdpa(guard=True):
+    """scaled_dot_product_attention as exported: Q and K^T each scaled by
+    1/sqrt(sqrt(d)), K^T as Reshape -> Transpose(0,2,1) -> Reshape over a
+    3-D [B*H, S, D] view, the boolean mask as Where(m, 0, -inf), the IsNaN
+    guard.  Data set 0's second row is fully padded: every score row is
+    -inf, NaN probabilities, 0 after the guard (NaN without it)."""
+    P = params(6)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, k, v = heads(b, lin(b, x, "q")), heads(b, lin(b, x, "k")), heads(b, lin(b, x, "v"))
+    sc = float(1.0 / math.sqrt(math.sqrt(D)))
+    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    k3 = b.op("Reshape", k, b.op("Concat", [-1], S1, [D], axis=0))
+    kt = b.op("Reshape", b.op("Transpose", k3, perm=[0, 2, 1]),
+              b.op("Concat", B1, [H], [D], S1, axis=0))
+    s = b.op("MatMul", b.op("Mul", q, sc), b.op("Mul", kt, sc))
+    mb = b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL)
+    s = b.op("Add", s, b.op("Where", mb, 0.0, NEG_INF))
+    p = b.op("Softmax", s, axis=-1)
+    if guard:
+        p = b.op("Where", b.op("IsNaN", p), 0.0, p)
+    y = merge(b, p, v)
+
+    def ref(P, x, attention_mask):
+        q, k, v = (r_heads(r_lin(x, P, t)) for t in ("q", "k", "v"))
+        s = ((q * np.float32(sc)) @ (k.transpose(0, 1, 3, 2) * np.float32(sc))).astype(np.float32)
+        pm = np.where(attention_mask[:, None, None, :] != 0, np.float32(0), np.float32(NEG_INF))
+        p = r_softmax(add32(s, pm.astype(np.float32)))
+        if guard:
+            p = np.where(np.isnan(p), np.float32(0), p)
+        return [r_out(P, p, v)]
+    sets = feeds_sets()
+    sets[0]["attention_mask"][1, :] = 0
+    return finish(b, "sdpa" if guard else "sdpa_noguard", y, 17), P, ref, sets
+
+
 # name -> (builder, attention fused, of them causal)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -334,6 +371,8 @@ FORMS = {
     "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0),
     "past_kv": (past_kv, 1, 1),
     "past_kv_nocausal": (lambda: past_kv(False), 1, 0),
+    "sdpa": (sdpa, 1, 0),
+    "sdpa_noguard": (lambda: sdpa(False), 1, 0),
 }
 
 
