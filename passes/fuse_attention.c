@@ -230,16 +230,17 @@ static ValId kt_3d_view(const Graph *g, ValId v)
 	return x;
 }
 
-/* K transposed for QK^T, in its two spellings. */
-static bool key_path(const Graph *g, ValId v, Side *sd, NodeId at, Match *m)
+/* K transposed for QK^T, in its two spellings (`what` names the side:
+ * Q when the scores are computed transposed, see match_scores). */
+static bool key_path(const Graph *g, ValId v, Side *sd, const char *what, NodeId at, Match *m)
 {
 	ValId x = kt_3d_view(g, v);
 	if (x >= 0)
-		return split_path(g, x, P0213, P1203, sd, "K", false, at, m);
+		return split_path(g, x, P0213, P1203, sd, what, false, at, m);
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t >= 0 && m_perm_is(g, t, P0132, 4))
-		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, "K", false, at, m);
-	return split_path(g, v, P0231, P1230, sd, "K", true, at, m);
+		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, what, false, at, m);
+	return split_path(g, v, P0231, P1230, sd, what, true, at, m);
 }
 
 /* Batch and sequence dims of a side's tensor. */
@@ -575,7 +576,8 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * f[6] causal mode (0 none, 1 additive, 2 Where), f[7] causal_fill;
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
  * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
- * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds. */
+ * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds;
+ * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)). */
 #define M_MAXTERMS 4
 
 /* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
@@ -686,6 +688,17 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 	case OP_MatMul:
 		m->f[0] = coef;
 		return n;
+	case OP_Transpose: {
+		/* (K Q^T)^T: the key-major scores of Einsum exports (aecd,abcd->acbe
+		 * becomes Transpose(MatMul(Kh, Q^T), [0,1,3,2])) */
+		NodeId mm = m_def(g, nd->in[0], OP_MatMul);
+		if (!m_perm_is(g, n, P0132, 4) || mm < 0)
+			return m_fail(g, m, n, "scores: a Transpose that is not [0,1,3,2] of a MatMul"), -1;
+		m_add(m, n);
+		m->v[13] = 1;
+		m->f[0] = coef;
+		return mm;
+	}
 	case OP_Mul:
 		for (int k = 0; k < 2; k++)
 			if (m_const_scalar(g, nd->in[1 - k], &c) && ir_value_numel_const(g, nd->in[1 - k]) == 1) {
@@ -743,16 +756,22 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 static bool match_scores(const Graph *g, ValId s, Match *m)
 {
 	m->i[7] = 0;
+	m->v[13] = 0;
 	NodeId mm = scores_walk(g, s, 1.0, m, 0);
 	if (mm < 0)
 		return false;
 	why_clear(m);   /* reasons of alternatives tried on the way */
 	const Node *mn = IR_NODE(g, mm);
 	double scale = m->f[0];
-	ValId qh = strip_scale(g, mn->in[0], &scale, m);
-	ValId kt = strip_scale(g, mn->in[1], &scale, m);
+	bool swapped = m->v[13] == 1;   /* MatMul(Kh, Q^T), transposed */
+	ValId qh = strip_scale(g, mn->in[swapped], &scale, m);
+	ValId kt = strip_scale(g, mn->in[!swapped], &scale, m);
 	Side q, k;
-	if (!split_path(g, qh, P0213, P1203, &q, "Q", false, mm, m) || !key_path(g, kt, &k, mm, m))
+	if (!swapped && (!split_path(g, qh, P0213, P1203, &q, "Q", false, mm, m) ||
+	                 !key_path(g, kt, &k, "K", mm, m)))
+		return false;
+	if (swapped && (!key_path(g, qh, &q, "Q (key-major scores)", mm, m) ||
+	                !split_path(g, kt, P0213, P1203, &k, "K (key-major scores)", false, mm, m)))
 		return false;
 	if (q.h != k.h || q.d != k.d)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld",

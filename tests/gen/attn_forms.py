@@ -361,6 +361,40 @@ def sdpa(guard=True):
     return finish(b, "sdpa" if guard else "sdpa_noguard", y, 17), P, ref, sets
 
 
+def keras_einsum():
+    """Keras MultiHeadAttention through tf2onnx: Einsum projections
+    abc,cde->abde into [B, S, H, D], the query scaled, key-major scores
+    aecd,abcd->acbe (the einsum pass makes them Transpose(MatMul(Kh, Q^T))),
+    an additive padding mask, context acbe,aecd->abcd, output
+    abcd,cde->abe."""
+    P = params(7)
+    P3 = dict(P)
+    for t in ("q", "k", "v"):
+        P3[t + ".w3"] = P[t + ".w"].reshape(W, H, D)
+        P3[t + ".b3"] = P[t + ".b"].reshape(H, D)
+    P3["o.w3"] = P["o.w"].reshape(H, D, W)
+    b = Builder(P3)
+    x, mask = "x", "attention_mask"
+
+    def proj(t):
+        return b.op("Add", b.op("Einsum", x, b.p(t + ".w3"), equation="abc,cde->abde"),
+                    b.p(t + ".b3"))
+    q = b.op("Mul", proj("q"), float(1.0 / math.sqrt(D)))
+    k, v = proj("k"), proj("v")
+    s = b.op("Einsum", k, q, equation="aecd,abcd->acbe")
+    s = b.op("Add", s, pad_bias(b, mask, -1e9))
+    p = b.op("Softmax", s, axis=-1)
+    c = b.op("Einsum", p, v, equation="acbe,aecd->abcd")
+    y = b.op("Add", b.op("Einsum", c, b.p("o.w3"), equation="abcd,cde->abe"), b.p("o.b"))
+
+    def ref(P, x, attention_mask):
+        q, k, v = (r_heads(r_lin(x, P, t)) for t in ("q", "k", "v"))
+        q = (q * np.float32(1.0 / math.sqrt(D))).astype(np.float32)
+        s = add32((q @ k.transpose(0, 1, 3, 2)).astype(np.float32), r_pad(attention_mask, -1e9))
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "keras_einsum", y, 14), P, ref, feeds_sets()
+
+
 # name -> (builder, attention fused, of them causal)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -373,6 +407,7 @@ FORMS = {
     "past_kv_nocausal": (lambda: past_kv(False), 1, 0),
     "sdpa": (sdpa, 1, 0),
     "sdpa_noguard": (lambda: sdpa(False), 1, 0),
+    "keras_einsum": (keras_einsum, 1, 0),
 }
 
 
