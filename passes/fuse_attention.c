@@ -111,7 +111,37 @@ typedef struct Side {
 	int perm;       /* x is heads-first: 1 [B, H, S, D], 2 [B, H, D, S] (K^T); the
 	                 * rewrite transposes it to [B, S, H, D] first */
 	DimId b, s;     /* batch and sequence length */
+	bool repeated;  /* x's h heads are repeated (interleaved) up to Q's: see repeat_kv */
 } Side;
+
+/* v [B, H, S, D] = Reshape(Expand(Unsqueeze(X, 2), [B, Hkv, rep, S, D]))
+ * with X [B, Hkv, S, D] (transformers' repeat_kv for grouped-query
+ * attention): head h of v is head h / rep of X.  Returns X or -1. */
+static ValId repeat_kv(const Graph *g, ValId v)
+{
+	NodeId r = m_def(g, v, OP_Reshape);
+	NodeId e = r >= 0 ? m_def(g, IR_NODE(g, r)->in[0], OP_Expand) : -1;
+	NodeId u = e >= 0 ? m_def(g, IR_NODE(g, e)->in[0], OP_Unsqueeze) : -1;
+	if (u < 0)
+		return -1;
+	ValId x = IR_NODE(g, u)->in[0];
+	const Value *X = IR_VAL(g, x), *U = IR_VAL(g, IR_NODE(g, u)->out[0]);
+	const Value *E = IR_VAL(g, IR_NODE(g, e)->out[0]), *V = IR_VAL(g, v);
+	int64_t hkv, rp, h;
+	if (X->rank != 4 || U->rank != 5 || E->rank != 5 || V->rank != 4)
+		return -1;
+	if (U->dims[0] != X->dims[0] || U->dims[1] != X->dims[1] || !m_dim_is(g, U->dims[2], 1) ||
+	    U->dims[3] != X->dims[2] || U->dims[4] != X->dims[3])
+		return -1;
+	if (E->dims[0] != X->dims[0] || E->dims[1] != X->dims[1] || E->dims[3] != X->dims[2] ||
+	    E->dims[4] != X->dims[3] || !ir_dim_is_const(g, E->dims[2], &rp))
+		return -1;
+	if (V->dims[0] != X->dims[0] || V->dims[2] != X->dims[2] || V->dims[3] != X->dims[3] ||
+	    !ir_dim_is_const(g, X->dims[1], &hkv) || !ir_dim_is_const(g, V->dims[1], &h) ||
+	    h != hkv * rp)
+		return -1;
+	return x;
+}
 
 static const int64_t P0312[4] = {0, 3, 1, 2};
 
@@ -122,6 +152,13 @@ static const int64_t P0312[4] = {0, 3, 1, 2};
 static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
                         Match *m)
 {
+	ValId xr = kt ? -1 : repeat_kv(g, v);
+	if (xr >= 0) {
+		if (!heads_first(g, xr, false, sd, what, at, m))
+			return false;
+		sd->repeated = true;
+		return true;
+	}
 	const Value *V = IR_VAL(g, v);
 	NodeId src = m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at;
 	if (V->rank != 4 || V->dtype != DT_F32)
@@ -164,7 +201,7 @@ static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t
 	NodeId r = m_def(g, tv, OP_Reshape);
 	if (layout == 0 && r >= 0 && head_split(g, r, &sd->h, &sd->d)) {
 		ValId x = IR_NODE(g, r)->in[0];
-		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1]};
+		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1], false};
 		return true;
 	}
 	NodeId src = r >= 0 ? r : t;
@@ -577,7 +614,7 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
  * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
  * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds;
- * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)). */
+ * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)); v[14] K/V's heads. */
 #define M_MAXTERMS 4
 
 /* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
@@ -773,9 +810,11 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	if (swapped && (!key_path(g, qh, &q, "Q (key-major scores)", mm, m) ||
 	                !split_path(g, kt, P0213, P1203, &k, "K (key-major scores)", false, mm, m)))
 		return false;
-	if (q.h != k.h || q.d != k.d)
-		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld",
-		              (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
+	/* K may have fewer heads: repeated up to Q's, or one broadcast by MatMul */
+	if (q.d != k.d || q.h % k.h || (k.h != q.h && k.h != 1 && !k.repeated) || q.repeated)
+		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld%s",
+		              (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d,
+		              k.h != q.h ? " (neither repeated to Q's nor one)" : "");
 	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
 		return m_fail(g, m, mm, "Q and K differ in layout or batch");
 	m_add(m, mm);
@@ -784,6 +823,7 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0) | q.perm << 3 | k.perm << 5;
 	m->v[6] = k.b;   /* DimIds, for V's check */
 	m->v[7] = k.s;
+	m->v[14] = (ValId)k.h;   /* K/V heads */
 	m->i[0] = q.h;
 	m->i[1] = q.d;
 	m->i[5] = q.layout;
@@ -894,10 +934,10 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
 	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", false, mv, m))
 		return false;
-	if (v.h != m->i[0] || v.layout != m->i[5])
-		return m_fail(g, m, mv, "V has %lld heads (layout %d), Q and K %lld (layout %d)",
-		              (long long)v.h, v.layout, (long long)m->i[0], (int)m->i[5]);
-	Side k = {m->v[1], false, 0, 0, (int)m->i[5], 0, m->v[6], m->v[7]};
+	if (v.h != m->v[14] || v.layout != m->i[5])
+		return m_fail(g, m, mv, "V has %lld heads (layout %d), K %lld (layout %d)",
+		              (long long)v.h, v.layout, (long long)m->v[14], (int)m->i[5]);
+	Side k = {m->v[1], false, 0, 0, (int)m->i[5], 0, m->v[6], m->v[7], false};
 	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
 		return m_fail(g, m, mv, "V's key length or batch is not K's");
 	m->v[2] = v.x;
@@ -972,7 +1012,8 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	(void)pc;
 	const char *name = IR_NODE(g, m->root)->name;
 	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
-	int64_t hd[3] = {m->i[0] * m->i[1], m->i[0] * m->i[1], m->i[0] * m->i[2]};
+	int64_t hkv = m->v[14];
+	int64_t hd[3] = {m->i[0] * m->i[1], hkv * m->i[1], hkv * m->i[2]};
 	for (int k = 0; k < 3; k++) {
 		int perm = (int)(m->i[6] >> (3 + 2 * k)) & 3;   /* heads-first: to [B, S, H, D] */
 		if (perm) {
@@ -1007,6 +1048,8 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "layout", m->i[5]);
 	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
 	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
+	if (hkv != m->i[0])
+		ir_attr_set_int(g, n, "kv_num_heads", hkv);
 	if (m->f[6] != 0) {
 		ir_attr_set_int(g, n, "causal", (int64_t)m->f[6]);
 		ir_attr_set_float(g, n, "causal_fill", (float)m->f[7]);

@@ -16,8 +16,10 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset, causal], fa = [mask_filter, scale,
- *             causal_fill]
+ *             v_head_size Dv, v_offset, causal, kv_num_heads], fa = [mask_filter,
+ *             scale, causal_fill]
+ *       kv_num_heads Hkv (0: H) divides H: K and V hold Hkv heads, Q head h
+ *       reads K/V head h / (H / Hkv) (grouped-query attention)
  *       layout 1: Q, K, V and the output are time-major, [S, B, *] (XLNet)
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
@@ -380,6 +382,7 @@ typedef struct att_job {
 	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
+	int64_t rep;             /* Q heads per K/V head (num_heads / kv_num_heads) */
 	int64_t ldq, ldk, ldv, qo, ko, vo;
 	int64_t bs[4];           /* bias element strides over [B, H, Sq, Sk] */
 	int64_t rq, rk, rv, ro;  /* element step between sequence rows of Q, K, V, O */
@@ -481,8 +484,8 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	if (nr <= 0)
 		return;
 	const float *Q = j->q + b * j->bq + q0 * j->rq + j->qo + h * j->D;
-	const float *K = j->k + b * j->bk + j->ko + h * j->D;
-	const float *V = j->v + b * j->bv + j->vo + h * j->Dv;
+	const float *K = j->k + b * j->bk + j->ko + h / j->rep * j->D;
+	const float *V = j->v + b * j->bv + j->vo + h / j->rep * j->Dv;
 	float *O = j->o + b * j->bo + q0 * j->ro + h * j->Dv;
 	if (Sk == 0) {
 		for (int64_t r = 0; r < nr; r++)
@@ -560,6 +563,7 @@ RT_KERNEL(KlnAttention)
 	j.scale = fa[RT_FA_KlnAttention_scale];
 	j.causal = (int)ia[RT_IA_KlnAttention_causal];
 	j.cfill = fa[RT_FA_KlnAttention_causal_fill];
+	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
 	if (j.causal < 0 || j.causal > 2)
 		return rt_error(f, "node '%s' (%s): unknown causal mode %d", loc, op, j.causal);
 	if (layout != 0 && layout != 1)
@@ -567,8 +571,13 @@ RT_KERNEL(KlnAttention)
 	int bi = (int)layout, si = 1 - (int)layout;
 	j.B = Q->dims[bi]; j.Sq = Q->dims[si]; j.Sk = K->dims[si];
 	j.ldq = Q->dims[2]; j.ldk = K->dims[2]; j.ldv = V->dims[2];
-	if (j.H <= 0 || j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
-	    j.qo + j.H * j.D > j.ldq || j.ko + j.H * j.D > j.ldk || j.vo + j.H * j.Dv > j.ldv)
+	hkv = hkv ? hkv : j.H;
+	if (j.H <= 0 || hkv <= 0 || j.H % hkv)
+		return rt_error(f, "node '%s' (%s): %lld K/V heads for %lld heads", loc, op,
+		                (long long)hkv, (long long)j.H);
+	j.rep = j.H / hkv;
+	if (j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
+	    j.qo + j.H * j.D > j.ldq || j.ko + hkv * j.D > j.ldk || j.vo + hkv * j.Dv > j.ldv)
 		return rt_error(f, "node '%s' (%s): heads do not fit in Q/K/V", loc, op);
 	if (K->dims[bi] != j.B || V->dims[bi] != j.B || V->dims[si] != j.Sk)
 		return rt_error(f, "node '%s' (%s): Q, K, V disagree on batch (%lld, %lld, %lld) or "

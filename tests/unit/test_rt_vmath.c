@@ -305,11 +305,11 @@ static void run_sm(const SmCase *c, int mode)
 		in[3] = T(bias, 4, B, H, Sq, 1, KILN_F32);
 	rt_t out = T(o, 3, B, Sq, ho, 0, KILN_F32);
 	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset,
-	 * causal */
-	int64_t ia[9] = {D, 0, 0, c->guard, H, 0, Sk, 0, c->causal};
+	 * causal, kv_num_heads */
+	int64_t ia[10] = {D, 0, 0, c->guard, H, 0, Sk, 0, c->causal, 0};
 	float fa[3] = {filter, c->scale, c->cfill};
 	set_mode(mode);
-	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 9, fa, 3), 0);
+	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 10, fa, 3), 0);
 	set_mode(-1);
 	for (int64_t i = 0; i < B * Sq * ho; i++) {
 		double r = ref[i];
