@@ -297,10 +297,10 @@ static DimId side_s(const Graph *g, const Side *s)
  * are not provably equal or 1 (symbolic expressions) are accepted: the
  * Add it replaces required equal-or-1 at run time, and so does the
  * kernel (it checks and reports). */
-static bool bias_fits(const Graph *g, ValId b, const DimId *s)
+static bool bcast_fits(const Graph *g, ValId b, const DimId *s)
 {
 	const Value *v = IR_VAL(g, b);
-	if (v->rank < 0 || v->rank > 4 || v->dtype != DT_F32)
+	if (v->rank < 0 || v->rank > 4)
 		return false;
 	for (int k = 0; k < v->rank; k++) {
 		DimId bd = v->dims[k], sd = s[4 - v->rank + k];
@@ -311,6 +311,11 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
 			return false;
 	}
 	return true;
+}
+
+static bool bias_fits(const Graph *g, ValId b, const DimId *s)
+{
+	return IR_VAL(g, b)->dtype == DT_F32 && bcast_fits(g, b, s);
 }
 
 /* The legacy exporters' padding mask: bias = (1 - Cast<f32>(U(mask))) * c
@@ -614,7 +619,8 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
  * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
  * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds;
- * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)); v[14] K/V's heads. */
+ * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)); v[14] K/V's heads;
+ * v[15] 1 + the bool mask of a time-major masked_fill (f[7] its fill). */
 #define M_MAXTERMS 4
 
 /* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
@@ -897,12 +903,195 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, Match *m)
 	return true;
 }
 
+/* ---- time-major 3-D heads (fairseq) ----------------------------------------
+ * Q, K, V [S, B, H*D] are viewed [S, B*H, D] and transposed to [B*H, S, D]:
+ *   scores = MatMul(Q3, K3^T) (scaled)          [B*H, Sq, Sk]
+ *   optionally Reshape to [B, H, Sq, Sk], Where(mask, fill, .) or + bias,
+ *   Reshape back; Softmax over keys; MatMul by V3; Transpose(1, 0, 2) and
+ *   Reshape to [Sq, B, H*Dv]
+ * -> KlnAttention layout 1 on Q, K, V as they are. */
+
+static const int64_t P102[3] = {1, 0, 2};
+static const int64_t P021[3] = {0, 2, 1};
+static const int64_t P120[3] = {1, 2, 0};
+
+/* v = Transpose(Reshape(X [S, B, H*D], [S, B*H, D]), perm) with perm P102
+ * (or P120 for K^T, or P021 over the P102 one) */
+static bool split_3d(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
+                     Match *m)
+{
+	NodeId t = m_def(g, v, OP_Transpose);
+	memset(sd, 0, sizeof *sd);
+	if (kt && t >= 0 && m_perm_is(g, t, P021, 3)) {
+		kt = false;
+		t = m_def(g, IR_NODE(g, t)->in[0], OP_Transpose);
+	}
+	if (t < 0 || !m_perm_is(g, t, kt ? P120 : P102, 3))
+		return m_fail(g, m, t >= 0 ? t : at, "%s path (time-major 3-D): not a Transpose(%s) of "
+		              "the [S, B*H, D] view", what, kt ? "1,2,0" : "1,0,2");
+	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
+	if (r < 0)
+		return m_fail(g, m, t, "%s path (time-major 3-D): the Transpose does not read a Reshape",
+		              what);
+	ValId x = IR_NODE(g, r)->in[0];
+	const Value *X = IR_VAL(g, x), *R = IR_VAL(g, IR_NODE(g, r)->out[0]);
+	int64_t hd, d;
+	if (X->rank != 3 || R->rank != 3 || X->dtype != DT_F32 || R->dims[0] != X->dims[0] ||
+	    !ir_dim_is_const(g, X->dims[2], &hd) || !ir_dim_is_const(g, R->dims[2], &d) || d <= 0 ||
+	    hd % d)
+		return m_fail(g, m, r, "%s path (time-major 3-D): Reshape '%s' is not [S, B, H*D] -> "
+		              "[S, B*H, D] with static H*D and D", what, R->name);
+	sd->h = hd / d;
+	sd->d = d;
+	if (R->dims[1] != ir_dim_mul((Graph *)g, X->dims[1], ir_dim_const((Graph *)g, sd->h)))
+		return m_fail(g, m, r, "%s path (time-major 3-D): Reshape '%s': dim 1 is not batch * "
+		              "%lld heads", what, R->name, (long long)sd->h);
+	sd->x = x;
+	sd->layout = 1;
+	sd->b = X->dims[1];
+	sd->s = X->dims[0];
+	return true;
+}
+
+/* The fairseq masks between the 3-D scores and the Softmax: Reshape to
+ * [B, H, Sq, Sk], Where(mask, fill, scores) (masked_fill: mask true where
+ * padded) or scores + bias, Reshape back.  Returns the 3-D scores below;
+ * the Where's condition (+1) goes to v[15], its fill to f[7], an additive
+ * bias to v[9] (one term). */
+static ValId mask_3d(const Graph *g, ValId x, int64_t h, Match *m)
+{
+	NodeId r2 = m_def(g, x, OP_Reshape);
+	if (r2 < 0 || IR_VAL(g, IR_NODE(g, r2)->in[0])->rank != 4)
+		return x;
+	ValId w4 = IR_NODE(g, r2)->in[0];
+	const Value *W4 = IR_VAL(g, w4), *X = IR_VAL(g, x);
+	if (W4->dims[2] != X->dims[1] || W4->dims[3] != X->dims[2] || !m_dim_is(g, W4->dims[1], h) ||
+	    X->dims[0] != ir_dim_mul((Graph *)g, W4->dims[0], W4->dims[1]))
+		return m_fail(g, m, r2, "time-major 3-D scores: Reshape '%s' is not [B*H, Sq, Sk] from "
+		              "[B, H, Sq, Sk]", X->name), -1;
+	NodeId n = m_def(g, w4, OP_COUNT);
+	if (n < 0)
+		return m_fail(g, m, r2, "time-major 3-D scores: the 4-D view is an input"), -1;
+	const Node *nd = IR_NODE(g, n);
+	ValId s4 = -1;
+	double fill;
+	if (nd->op == OP_Where && IR_VAL(g, nd->in[0])->dtype == DT_BOOL &&
+	    attn_filled(g, nd->in[1], &fill) && m_same_shape(g, nd->in[2], w4)) {
+		/* masked_fill(mask, fill): for finite scores the same as adding
+		 * fill where the mask is set when fill is -inf or so large that
+		 * score + fill rounds to it */
+		if (!(fill == -INFINITY || fill <= -0x1p110))
+			return m_fail(g, m, n, "time-major 3-D scores: masked_fill with %g, not -inf or the "
+			              "float minimum (that replacement is not an additive bias)", fill), -1;
+		if (!bcast_fits(g, nd->in[0], W4->dims))
+			return m_fail(g, m, n, "time-major 3-D scores: the mask does not broadcast to the "
+			              "scores"), -1;
+		m->v[15] = nd->in[0] + 1;
+		m->f[7] = fill;
+		s4 = nd->in[2];
+	} else if (nd->op == OP_Add) {
+		for (int k = 0; k < 2 && s4 < 0; k++)
+			if (m_def(g, nd->in[k], OP_Reshape) >= 0 && bias_fits(g, nd->in[1 - k], W4->dims) &&
+			    m_same_shape(g, nd->in[k], w4)) {
+				s4 = nd->in[k];
+				m->v[9] = nd->in[1 - k];
+				m->i[7] = 1;
+				m->f[2] = 1.0;
+			}
+	}
+	NodeId r1 = s4 >= 0 ? m_def(g, s4, OP_Reshape) : -1;
+	if (r1 < 0 || !m_same_shape(g, IR_NODE(g, r1)->in[0], x))
+		return m_fail(g, m, n, "time-major 3-D scores: between the two Reshapes is not a "
+		              "masked_fill or an Add of a bias on the 4-D view"), -1;
+	m_add(m, r2);
+	m_add(m, n);
+	m_add(m, r1);
+	return IR_NODE(g, r1)->in[0];
+}
+
+static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
+{
+	const Node *sm = IR_NODE(g, root);
+	ValId x = sm->in[0];
+	m_add(m, root);
+	m->i[7] = 0;
+	/* the heads from the MatMul first: the mask check needs H */
+	ValId y = x;
+	for (NodeId r; (r = m_def(g, y, OP_Reshape)) >= 0 || (r = m_def(g, y, OP_Where)) >= 0 ||
+	               (r = m_def(g, y, OP_Add)) >= 0;)
+		y = IR_NODE(g, r)->op == OP_Where ? IR_NODE(g, r)->in[2] : IR_NODE(g, r)->in[0];
+	double scale = 1.0;
+	ValId sv = strip_scale(g, y, &scale, m);
+	NodeId mm = m_def(g, sv, OP_MatMul);
+	if (mm < 0)
+		return m_fail(g, m, root, "time-major 3-D scores: no MatMul(Q, K^T) under the mask");
+	const Node *mn = IR_NODE(g, mm);
+	Side q, k, v;
+	ValId qh = strip_scale(g, mn->in[0], &scale, m);
+	ValId kt = strip_scale(g, mn->in[1], &scale, m);
+	if (!split_3d(g, qh, false, &q, "Q", mm, m) || !split_3d(g, kt, true, &k, "K", mm, m))
+		return false;
+	if (q.h != k.h || q.d != k.d || q.b != k.b)
+		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
+		              "batch", (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
+	if (x != y && mask_3d(g, x, q.h, m) != y)
+		return false;
+	m_add(m, mm);
+	const Value *pv = IR_VAL(g, sm->out[0]);
+	if (pv->nuses != 1 || m_is_output(g, sm->out[0]))
+		return m_fail(g, m, root, "the probabilities are used %d times or are a graph output",
+		              m_nuses(g, sm->out[0]));
+	NodeId mv = pv->uses[0].node;
+	const Node *mvn = IR_NODE(g, mv);
+	if (mvn->op != OP_MatMul || mvn->in[0] != sm->out[0])
+		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
+	if (!split_3d(g, mvn->in[1], false, &v, "V", mv, m))
+		return false;
+	if (v.h != q.h || v.s != k.s || v.b != k.b)
+		return m_fail(g, m, mv, "V's heads, key length or batch are not K's");
+	m_add(m, mv);
+	/* merge: Transpose(1, 0, 2), Reshape to [Sq, B, H*Dv] */
+	ValId c = mvn->out[0];
+	NodeId t = IR_VAL(g, c)->nuses == 1 && !m_is_output(g, c) ? IR_VAL(g, c)->uses[0].node : -1;
+	if (t < 0 || IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, P102, 3))
+		return m_fail(g, m, mv, "the context is not merged by Transpose(1,0,2)");
+	ValId tv = IR_NODE(g, t)->out[0];
+	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
+	const Value *ov = r >= 0 ? IR_VAL(g, IR_NODE(g, r)->out[0]) : NULL;
+	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || ov->rank != 3 || ov->dims[0] != q.s ||
+	    ov->dims[1] != q.b || !m_dim_is(g, ov->dims[2], q.h * v.d))
+		return m_fail(g, m, t, "the context is not merged back to [Sq, B, H*Dv] by a Reshape");
+	m_add(m, t);
+	m_add(m, r);
+	m->v[0] = q.x;
+	m->v[1] = k.x;
+	m->v[2] = v.x;
+	m->v[3] = m->i[7] ? m->v[9] : -1;
+	m->v[4] = IR_NODE(g, r)->out[0];
+	m->v[5] = -1;
+	m->v[14] = (ValId)q.h;
+	m->i[0] = q.h;
+	m->i[1] = q.d;
+	m->i[2] = v.d;
+	m->i[3] = 0;
+	m->i[5] = 1;
+	m->i[6] = 0;
+	m->f[0] = scale;
+	m->f[1] = 0;
+	if (!m_closed(g, m, m->v[4]))
+		return m_fail(g, m, root, "a value between the scores and the head merge is used "
+		              "outside the attention");
+	return true;
+}
+
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
 	int64_t axis = ir_attr_int(g, root, "axis", g->opset >= 13 ? -1 : 1);
+	if (xv->rank == 3 && xv->dtype == DT_F32 && (axis == -1 || axis == 2))
+		return match_attention_3d(g, root, m);
 	if (xv->rank != 4 || xv->dtype != DT_F32)
 		return m_fail(g, m, root, "the scores are %s of rank %d, not f32 of rank 4",
 		              ir_dtype_name(xv->dtype), xv->rank);
@@ -1030,6 +1219,13 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	}
 	if (in[3] < 0 && m->i[7] > 0)
 		in[3] = build_bias(g, name, m);
+	if (m->v[15] > 0) {
+		/* time-major 3-D: masked_fill(mask, fill) as the bias Where(mask, fill, 0) */
+		float fz[2] = {(float)m->f[7], 0.0f};
+		ValId w[3] = {m->v[15] - 1, rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4),
+		              rw_const(g, "mask_zero", DT_F32, 0, NULL, &fz[1], 4)};
+		in[3] = new_node(g, OP_Where, name, 3, w);
+	}
 	int nin = in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3;
 	NodeId n;
 	if (m->i[3]) {

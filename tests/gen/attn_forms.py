@@ -395,6 +395,53 @@ def keras_einsum():
     return finish(b, "keras_einsum", y, 14), P, ref, feeds_sets()
 
 
+def fairseq(fill=NEG_INF):
+    """fairseq MultiheadAttention (TorchScript), time-major: x [S, B, W];
+    q scaled, heads viewed [S, B*H, D] and transposed to [B*H, S, D];
+    scores [B*H, Sq, Sk] reshaped to [B, H, Sq, Sk] around
+    masked_fill(key_padding_mask, fill), Softmax over axis 2 of the 3-D
+    scores, context transposed back to [Sq, B*H, D] and reshaped to
+    [Sq, B, W].  A fill that is not -inf (or the float minimum) is a near
+    miss: replacing a score is not adding a bias."""
+    P = params(8)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    B = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(1), axis=0), [0])
+    BH = b.op("Mul", B, [H])
+
+    def view(t):
+        return b.op("Transpose", b.op("Reshape", t, b.op("Concat", [-1], BH, [D], axis=0)),
+                    perm=[1, 0, 2])
+    q = view(b.op("Mul", lin(b, x, "q"), float(D ** -0.5)))
+    k, v = view(lin(b, x, "k")), view(lin(b, x, "v"))
+    s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 2, 1]))
+    Sq = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    s4 = b.op("Reshape", s, b.op("Concat", B, [H], Sq, Sq, axis=0))
+    kpm = b.op("Unsqueeze", b.op("Equal", mask, np.int64(0)), [1, 2])
+    s4 = b.op("Where", kpm, fill, s4)
+    s = b.op("Reshape", s4, b.op("Concat", BH, Sq, Sq, axis=0))
+    p = b.op("Softmax", s, axis=2)
+    c = b.op("Transpose", b.op("MatMul", p, v), perm=[1, 0, 2])
+    y = lin(b, b.op("Reshape", c, b.op("Concat", Sq, B, [W], axis=0)), "o")
+    b.outputs(y)
+    m = b.model("fairseq" if fill == NEG_INF else "nearmiss_fairseq_fill",
+                [("x", TensorProto.FLOAT, ["seq", "batch", W]),
+                 ("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+                [("y", TensorProto.FLOAT, ["seq", "batch", W])], 14)
+
+    def ref(P, x, attention_mask):
+        xb = x.transpose(1, 0, 2)
+        q = (r_heads(r_lin(xb, P, "q")) * np.float32(D ** -0.5)).astype(np.float32)
+        k, v = r_heads(r_lin(xb, P, "k")), r_heads(r_lin(xb, P, "v"))
+        s = (q @ k.transpose(0, 1, 3, 2)).astype(np.float32)
+        s = np.where(attention_mask[:, None, None, :] == 0, np.float32(fill), s)
+        return [r_out(P, r_softmax(s.astype(np.float32)), v).transpose(1, 0, 2)]
+    sets = feeds_sets()
+    for f in sets:
+        f["x"] = np.ascontiguousarray(f["x"].transpose(1, 0, 2))
+    return m, P, ref, sets
+
+
 # name -> (builder, attention fused, of them causal)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -408,6 +455,8 @@ FORMS = {
     "sdpa": (sdpa, 1, 0),
     "sdpa_noguard": (lambda: sdpa(False), 1, 0),
     "keras_einsum": (keras_einsum, 1, 0),
+    "fairseq": (fairseq, 1, 0),
+    "nearmiss_fairseq_fill": (lambda: fairseq(-1e4), 0, 0),
 }
 
 
