@@ -240,6 +240,8 @@ static ValId through_views(const Graph *g, ValId v)
 	return v;
 }
 
+static bool trilu_step(const Graph *g, NodeId n, DimId sq, DimId sk, QkStep *st, const char **why);
+
 /* bool v = (k - q <= *t) != *neg */
 static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, DimId *ts, bool *neg,
                  int depth, const char **why)
@@ -259,6 +261,17 @@ static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, DimId 
 			return false;
 		*neg = !*neg;
 		return true;
+	case OP_Trilu: {   /* of a true-filled bool tensor: ones(L, S).tril() */
+		QkStep st;
+		if (!trilu_step(g, n, sq, sk, &st, why))
+			return false;
+		if ((st.lo != 0) == (st.hi != 0))
+			return fail(why, "Trilu of a tensor filled with false");
+		*t = st.t;
+		*ts = st.ts;
+		*neg = st.lo == 0;
+		return true;
+	}
 	case OP_Less:
 	case OP_LessOrEqual:
 	case OP_Greater:

@@ -442,6 +442,32 @@ def fairseq(fill=NEG_INF):
     return m, P, ref, sets
 
 
+def sdpa_causal():
+    """scaled_dot_product_attention(is_causal=True) as the dynamo exporter
+    decomposes it: ones([L, S], bool).tril() negated into Where(., -inf,
+    0), added to the scaled scores, then the IsNaN guard."""
+    P = params(10)
+    b = Builder(P)
+    x = "x"
+    q, kt, v = qkv(b, x)
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    ones = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([True])))
+    tri = b.op("Trilu", ones, upper=0)
+    bias = b.op("Where", b.op("Not", tri), NEG_INF, 0.0)
+    s = b.op("Add", b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5)), bias)
+    p = b.op("Softmax", s, axis=-1)
+    y = merge(b, b.op("Where", b.op("IsNaN", p), 0.0, p), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s * np.float32(D ** -0.5)).astype(np.float32)
+        bias = np.where(r_tril(x.shape[1]), np.float32(0), np.float32(NEG_INF))
+        p = r_softmax(add32(s, bias.astype(np.float32)))
+        return [r_out(P, np.where(np.isnan(p), np.float32(0), p), v)]
+    return finish(b, "sdpa_causal", y, 17), P, ref, feeds_sets()
+
+
 # name -> (builder, attention fused, of them causal)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -455,6 +481,7 @@ FORMS = {
     "sdpa": (sdpa, 1, 0),
     "sdpa_noguard": (lambda: sdpa(False), 1, 0),
     "keras_einsum": (keras_einsum, 1, 0),
+    "sdpa_causal": (sdpa_causal, 1, 1),
     "fairseq": (fairseq, 1, 0),
     "nearmiss_fairseq_fill": (lambda: fairseq(-1e4), 0, 0),
 }
