@@ -34,6 +34,27 @@
  * bias by new nodes: c*S + (c*t1 - t2) equals (S + t1)*c - t2 up to
  * rounding (exactly for power-of-two scales).
  *
+ * Other exporters' forms:
+ *   - heads-first Q, K, V: any f32 [B, H, S, D] (K^T any [B, H, D, S]) that
+ *     is not a head-split Transpose, e.g. K, V = Concat(past, new) of a KV
+ *     cache (Sq != Sk) or 4-D graph inputs: transposed to [B, S, H, D] and
+ *     viewed 3-D by new nodes;
+ *   - grouped-query attention: K, V repeated by repeat_kv (Unsqueeze at 2,
+ *     Expand, Reshape) or one head broadcast by MatMul: kv_num_heads;
+ *   - K^T through a 3-D [B*H, S, D] view (SDPA) and key-major scores
+ *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
+ *   - causal masks, proved by attn_mask.c from their construction (Range
+ *     iotas compared, Trilu of a filled matrix, Where/Cast/arithmetic with
+ *     constants), with the edge k <= q + Sk - Sq against the scores' dims:
+ *     Where(causal, S, fill) below every bias term -> causal 2, an additive
+ *     causal term (alone or added to another term) -> causal 1; the mask is
+ *     not materialized.  Any other mask stays an additive bias input;
+ *   - time-major 3-D heads (fairseq, match_attention_3d): [S, B*H, D] views,
+ *     3-D scores reshaped to 4-D around masked_fill(-inf or the float
+ *     minimum: for finite scores the same as adding it) or an added bias,
+ *     Softmax on axis 2 -> layout 1.
+ * Every failure point records its reason with m_fail (--explain=attention).
+ *
  * Every intermediate from the scores to the head merge must be used only
  * inside the pattern (the head splits may be shared).  Dims are read from
  * shape inference, not from the Reshape shape inputs, so whatever computes
