@@ -6,6 +6,7 @@
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?)       -> like x (and the sum, like x)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?)
  *                                                     -> [B, Sq, num_heads*v_head_size]
+ *                (K, V hold kv_num_heads heads when it is set)
  *                (layout 1: every tensor time-major, [Sq, B, *] ...)
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
@@ -99,11 +100,16 @@ static int attention(Sh *s)
 	int64_t dv = ir_attr_int(g, n, "v_head_size", d);
 	int64_t qo = ir_attr_int(g, n, "q_offset", 0), ko = ir_attr_int(g, n, "k_offset", 0);
 	int64_t vo = ir_attr_int(g, n, "v_offset", 0);
+	int64_t hkv = ir_attr_int(g, n, "kv_num_heads", 0);
 	if (h <= 0 || d <= 0 || dv <= 0 || qo < 0 || ko < 0 || vo < 0)
 		return ir_shp_fail(s, "num_heads, head_size, v_head_size must be > 0, offsets >= 0");
+	hkv = hkv ? hkv : h;
+	if (hkv < 0 || h % hkv)
+		return ir_shp_fail(s, "kv_num_heads %lld does not divide num_heads %lld", (long long)hkv,
+		                   (long long)h);
 	int64_t c;
 	const Value *in[3] = {q, k, v};
-	int64_t need[3] = {qo + h * d, ko + h * d, vo + h * dv};
+	int64_t need[3] = {qo + h * d, ko + hkv * d, vo + hkv * dv};
 	for (int i = 0; i < 3; i++)
 		if (ir_dim_is_const(g, in[i]->dims[2], &c) && c < need[i])
 			return ir_shp_fail(s, "input '%s': last dim %lld < %lld", ir_shp_inname(s, i),

@@ -255,8 +255,9 @@ static void canon(Graph *g, NodeId id)
 		for (int i = 0; i < ry - 1; i++)
 			sh[r++] = 0;
 		for (int i = 0; i < nn; i++) {
+			/* not bv: the nodes made since may have moved the value array */
 			int64_t c;
-			ir_dim_is_const(g, bv->dims[strchr(e.t[1], N[i]) - e.t[1]], &c);
+			ir_dim_is_const(g, IR_VAL(g, b)->dims[strchr(e.t[1], N[i]) - e.t[1]], &c);
 			sh[r++] = c;
 		}
 		y = reshape(g, name, y, sh, r);

@@ -34,6 +34,27 @@
  * bias by new nodes: c*S + (c*t1 - t2) equals (S + t1)*c - t2 up to
  * rounding (exactly for power-of-two scales).
  *
+ * Other exporters' forms:
+ *   - heads-first Q, K, V: any f32 [B, H, S, D] (K^T any [B, H, D, S]) that
+ *     is not a head-split Transpose, e.g. K, V = Concat(past, new) of a KV
+ *     cache (Sq != Sk) or 4-D graph inputs: transposed to [B, S, H, D] and
+ *     viewed 3-D by new nodes;
+ *   - grouped-query attention: K, V repeated by repeat_kv (Unsqueeze at 2,
+ *     Expand, Reshape) or one head broadcast by MatMul: kv_num_heads;
+ *   - K^T through a 3-D [B*H, S, D] view (SDPA) and key-major scores
+ *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
+ *   - causal masks, proved by attn_mask.c from their construction (Range
+ *     iotas compared, Trilu of a filled matrix, Where/Cast/arithmetic with
+ *     constants), with the edge k <= q + Sk - Sq against the scores' dims:
+ *     Where(causal, S, fill) below every bias term -> causal 2, an additive
+ *     causal term (alone or added to another term) -> causal 1; the mask is
+ *     not materialized.  Any other mask stays an additive bias input;
+ *   - time-major 3-D heads (fairseq, match_attention_3d): [S, B*H, D] views,
+ *     3-D scores reshaped to 4-D around masked_fill(-inf or the float
+ *     minimum: for finite scores the same as adding it) or an added bias,
+ *     Softmax on axis 2 -> layout 1.
+ * Every failure point records its reason with m_fail (--explain=attention).
+ *
  * Every intermediate from the scores to the head merge must be used only
  * inside the pattern (the head splits may be shared).  Dims are read from
  * shape inference, not from the Reshape shape inputs, so whatever computes
@@ -44,7 +65,9 @@
  * breaks: nothing. */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
+#include "attn_mask.h"
 #include "pass_internal.h"
 
 static const int64_t P0213[4] = {0, 2, 1, 3};
@@ -106,34 +129,116 @@ typedef struct Side {
 	bool reshape;   /* x is the 4-D [.., .., H, D] tensor: the rewrite views it as 3-D */
 	int64_t h, d;
 	int layout;
+	int perm;       /* x is heads-first: 1 [B, H, S, D], 2 [B, H, D, S] (K^T); the
+	                 * rewrite transposes it to [B, S, H, D] first */
+	DimId b, s;     /* batch and sequence length */
+	bool repeated;  /* x's h heads are repeated (interleaved) up to Q's: see repeat_kv */
 } Side;
+
+/* v [B, H, S, D] = Reshape(Expand(Unsqueeze(X, 2), [B, Hkv, rep, S, D]))
+ * with X [B, Hkv, S, D] (transformers' repeat_kv for grouped-query
+ * attention): head h of v is head h / rep of X.  Returns X or -1. */
+static ValId repeat_kv(const Graph *g, ValId v)
+{
+	NodeId r = m_def(g, v, OP_Reshape);
+	NodeId e = r >= 0 ? m_def(g, IR_NODE(g, r)->in[0], OP_Expand) : -1;
+	NodeId u = e >= 0 ? m_def(g, IR_NODE(g, e)->in[0], OP_Unsqueeze) : -1;
+	if (u < 0)
+		return -1;
+	ValId x = IR_NODE(g, u)->in[0];
+	const Value *X = IR_VAL(g, x), *U = IR_VAL(g, IR_NODE(g, u)->out[0]);
+	const Value *E = IR_VAL(g, IR_NODE(g, e)->out[0]), *V = IR_VAL(g, v);
+	int64_t hkv, rp, h;
+	if (X->rank != 4 || U->rank != 5 || E->rank != 5 || V->rank != 4)
+		return -1;
+	if (U->dims[0] != X->dims[0] || U->dims[1] != X->dims[1] || !m_dim_is(g, U->dims[2], 1) ||
+	    U->dims[3] != X->dims[2] || U->dims[4] != X->dims[3])
+		return -1;
+	if (E->dims[0] != X->dims[0] || E->dims[1] != X->dims[1] || E->dims[3] != X->dims[2] ||
+	    E->dims[4] != X->dims[3] || !ir_dim_is_const(g, E->dims[2], &rp))
+		return -1;
+	if (V->dims[0] != X->dims[0] || V->dims[2] != X->dims[2] || V->dims[3] != X->dims[3] ||
+	    !ir_dim_is_const(g, X->dims[1], &hkv) || !ir_dim_is_const(g, V->dims[1], &h) ||
+	    h != hkv * rp)
+		return -1;
+	return x;
+}
+
+static const int64_t P0312[4] = {0, 3, 1, 2};
+
+/* v is already heads-first, [B, H, S, D] (or [B, H, D, S] when kt: a
+ * pre-transposed K), as decoders with a KV cache (Concat(past, new) along
+ * S) and SDPA-style exports hand it to Q K^T: any f32 rank-4 tensor with
+ * static H and D is that, whatever computed it. */
+static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
+                        Match *m)
+{
+	ValId xr = kt ? -1 : repeat_kv(g, v);
+	if (xr >= 0) {
+		if (!heads_first(g, xr, false, sd, what, at, m))
+			return false;
+		sd->repeated = true;
+		return true;
+	}
+	const Value *V = IR_VAL(g, v);
+	NodeId src = m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at;
+	if (V->rank != 4 || V->dtype != DT_F32)
+		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor f32 "
+		              "[B, H, S, D] (%s of rank %d)", what, V->name, ir_dtype_name(V->dtype),
+		              V->rank);
+	if (!ir_dim_is_const(g, V->dims[1], &sd->h) || !ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d) ||
+	    sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor "
+		              "[B, H, %s] with static heads and head size", what, V->name,
+		              kt ? "D, S" : "S, D");
+	sd->x = v;
+	sd->reshape = true;
+	sd->layout = 0;
+	sd->perm = kt ? 2 : 1;
+	sd->b = V->dims[0];
+	sd->s = V->dims[kt ? 3 : 2];
+	return true;
+}
 
 /* v = Transpose(T, perm) with T [B, S, H, D] (perm b) or [S, B, H, D]
  * (perm t, XLNet's time-major layout).  The split nodes are not part of
  * the match: they are pure layout, may be shared with another attention
  * (LXMERT's cross layers reuse one module both ways), and die by DCE when
  * nothing else reads them. */
-static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd)
+static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t *pt, Side *sd,
+                       const char *what, bool kt, NodeId at, Match *m)
 {
 	NodeId t = m_def(g, v, OP_Transpose);
+	memset(sd, 0, sizeof *sd);
 	if (t < 0)
-		return false;
+		return heads_first(g, v, kt, sd, what, at, m);
 	int layout = m_perm_is(g, t, pb, 4) ? 0 : pt && m_perm_is(g, t, pt, 4) ? 1 : -1;
 	if (layout < 0)
-		return false;
+		return m_fail(g, m, t, "%s path: the Transpose's perm is not [%d,%d,%d,%d]%s", what,
+		              (int)pb[0], (int)pb[1], (int)pb[2], (int)pb[3],
+		              pt ? " (or its time-major form)" : "");
 	ValId tv = IR_NODE(g, t)->in[0];
 	const Value *T = IR_VAL(g, tv);
 	NodeId r = m_def(g, tv, OP_Reshape);
 	if (layout == 0 && r >= 0 && head_split(g, r, &sd->h, &sd->d)) {
-		*sd = (Side){IR_NODE(g, r)->in[0], false, sd->h, sd->d, 0};
+		ValId x = IR_NODE(g, r)->in[0];
+		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1], false};
 		return true;
 	}
-	if (T->rank != 4 || T->dtype != DT_F32 || !ir_dim_is_const(g, T->dims[2], &sd->h) ||
-	    !ir_dim_is_const(g, T->dims[3], &sd->d) || sd->h <= 0 || sd->d <= 0)
-		return false;
+	NodeId src = r >= 0 ? r : t;
+	if (T->rank != 4 || T->dtype != DT_F32)
+		return m_fail(g, m, src, "%s path: %s '%s' is not a head split: %s of rank %d, not f32 "
+		              "[B, S, H, D]", what, r >= 0 ? "Reshape" : "value", T->name,
+		              ir_dtype_name(T->dtype), T->rank);
+	if (!ir_dim_is_const(g, T->dims[2], &sd->h) || !ir_dim_is_const(g, T->dims[3], &sd->d) ||
+	    sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: %s '%s' is not a head split: the heads or head size "
+		              "(dims 2, 3) are not static", what, r >= 0 ? "Reshape" : "value", T->name);
 	sd->layout = layout;
 	sd->x = tv;
 	sd->reshape = true;
+	sd->b = T->dims[layout];
+	sd->s = T->dims[1 - layout];
 	if (r >= 0) {
 		/* T = Reshape(X) with X already [.., .., H*D] */
 		const Value *X = IR_VAL(g, IR_NODE(g, r)->in[0]);
@@ -150,35 +255,73 @@ static const int64_t P1203[4] = {1, 2, 0, 3};
 static const int64_t P1230[4] = {1, 2, 3, 0};
 static const int64_t P2013[4] = {2, 0, 1, 3};
 
-/* K transposed for QK^T, in its two spellings. */
-static bool key_path(const Graph *g, ValId v, Side *sd)
+/* Forgets the reason of a failed alternative before the next one. */
+static void why_clear(Match *m)
 {
-	if (split_path(g, v, P0231, P1230, sd))
-		return true;
+	m->why[0] = 0;
+	m->why_node = -1;
+}
+
+/* v = Reshape(Transpose(Reshape(X, [B*H, S, D]), [0, 2, 1]), [B, H, D, S])
+ * (SDPA exports transpose K over a 3-D view): that is Transpose(X, [0, 1,
+ * 3, 2]) for X [B, H, S, D]; returns X or -1. */
+static ValId kt_3d_view(const Graph *g, ValId v)
+{
+	NodeId r2 = m_def(g, v, OP_Reshape);
+	NodeId t = r2 >= 0 ? m_def(g, IR_NODE(g, r2)->in[0], OP_Transpose) : -1;
+	static const int64_t p021[3] = {0, 2, 1};
+	if (t < 0 || !m_perm_is(g, t, p021, 3))
+		return -1;
+	NodeId r1 = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
+	if (r1 < 0)
+		return -1;
+	ValId x = IR_NODE(g, r1)->in[0];
+	const Value *X = IR_VAL(g, x), *V = IR_VAL(g, v), *R = IR_VAL(g, IR_NODE(g, r1)->out[0]);
+	if (X->rank != 4 || V->rank != 4 || R->rank != 3)
+		return -1;
+	/* R = [B*H, S, D] keeps X's flat order; v = [B, H, D, S] */
+	Graph *mg = (Graph *)g;   /* interning B*H only */
+	if (R->dims[0] != ir_dim_mul(mg, X->dims[0], X->dims[1]) || R->dims[1] != X->dims[2] ||
+	    R->dims[2] != X->dims[3] || V->dims[0] != X->dims[0] || V->dims[1] != X->dims[1] ||
+	    V->dims[2] != X->dims[3] || V->dims[3] != X->dims[2])
+		return -1;
+	return x;
+}
+
+/* K transposed for QK^T, in its two spellings (`what` names the side:
+ * Q when the scores are computed transposed, see match_scores). */
+static bool key_path(const Graph *g, ValId v, Side *sd, const char *what, NodeId at, Match *m)
+{
+	ValId x = kt_3d_view(g, v);
+	if (x >= 0)
+		return split_path(g, x, P0213, P1203, sd, what, false, at, m);
 	NodeId t = m_def(g, v, OP_Transpose);
-	return t >= 0 && m_perm_is(g, t, P0132, 4) &&
-	       split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd);
+	if (t >= 0 && m_perm_is(g, t, P0132, 4))
+		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, what, false, at, m);
+	return split_path(g, v, P0231, P1230, sd, what, true, at, m);
 }
 
 /* Batch and sequence dims of a side's tensor. */
 static DimId side_b(const Graph *g, const Side *s)
 {
-	return IR_VAL(g, s->x)->dims[s->layout];
+	(void)g;
+	return s->b;
 }
 
 static DimId side_s(const Graph *g, const Side *s)
 {
-	return IR_VAL(g, s->x)->dims[1 - s->layout];
+	(void)g;
+	return s->s;
 }
 
 /* Can value b (rank <= 4) broadcast to the scores' dims s[4]?  Dims that
  * are not provably equal or 1 (symbolic expressions) are accepted: the
  * Add it replaces required equal-or-1 at run time, and so does the
  * kernel (it checks and reports). */
-static bool bias_fits(const Graph *g, ValId b, const DimId *s)
+static bool bcast_fits(const Graph *g, ValId b, const DimId *s)
 {
 	const Value *v = IR_VAL(g, b);
-	if (v->rank < 0 || v->rank > 4 || v->dtype != DT_F32)
+	if (v->rank < 0 || v->rank > 4)
 		return false;
 	for (int k = 0; k < v->rank; k++) {
 		DimId bd = v->dims[k], sd = s[4 - v->rank + k];
@@ -189,6 +332,11 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
 			return false;
 	}
 	return true;
+}
+
+static bool bias_fits(const Graph *g, ValId b, const DimId *s)
+{
+	return IR_VAL(g, b)->dtype == DT_F32 && bcast_fits(g, b, s);
 }
 
 /* The legacy exporters' padding mask: bias = (1 - Cast<f32>(U(mask))) * c
@@ -488,9 +636,102 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
  * (one term of coefficient 1) or -1; v[4] the value replaced; v[5] the
  * key-padding mask; v[8] the raw scores; v[9..12] bias terms with
  * coefficients f[2..5] (i[7] of them); f[0] scale, f[1] mask_filter;
+ * f[6] causal mode (0 none, 1 additive, 2 Where), f[7] causal_fill;
  * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
- * i[5] layout, i[6] bit k: side k needs the 3-D view. */
+ * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
+ * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds;
+ * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)); v[14] K/V's heads;
+ * v[15] 1 + the bool mask of a time-major masked_fill (f[7] its fill). */
 #define M_MAXTERMS 4
+
+/* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
+static bool self_scores(const Graph *g, ValId s, DimId *sq, DimId *sk)
+{
+	const Value *v = IR_VAL(g, s);
+	if (v->rank != 4)
+		return false;
+	*sq = v->dims[2];
+	*sk = v->dims[3];
+	return true;
+}
+
+/* term, added with coefficient coef to the scores at s, is an additive
+ * causal bias: 0 up to the diagonal, one number past it.  Records causal
+ * mode 1 with causal_fill coef * that number. */
+static bool causal_term(const Graph *g, ValId s, ValId term, double coef, Match *m)
+{
+	DimId sq, sk;
+	QkStep st;
+	if (m->f[6] != 0 || !self_scores(g, s, &sq, &sk) || !bias_fits(g, term, IR_VAL(g, s)->dims) ||
+	    !attn_qk_step(g, term, sq, sk, &st, NULL))
+		return false;
+	double fill = coef == 1.0 ? st.hi : (double)((float)st.hi * (float)coef);
+	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != 0 || isnan(fill))
+		return false;
+	m->f[6] = 1;
+	m->f[7] = fill;
+	return true;
+}
+
+/* A bias term that is an Add of an additive causal bias and another
+ * term (the decoders' combined causal + padding mask): the causal part
+ * becomes the flag, the other the term.  The Add is not matched (the
+ * combined mask may be shared by every layer); -1 if not that form. */
+static ValId split_causal(const Graph *g, ValId s, ValId term, double coef, Match *m)
+{
+	NodeId a = m_def(g, term, OP_Add);
+	if (a < 0 || m->f[6] != 0)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		ValId other = IR_NODE(g, a)->in[1 - k];
+		if (bias_fits(g, other, IR_VAL(g, s)->dims) &&
+		    causal_term(g, s, IR_NODE(g, a)->in[k], coef, m))
+			return other;
+	}
+	return -1;
+}
+
+static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth);
+
+/* Where(causal, X, fill) or Where(not causal, fill, X) around scores X
+ * that carry no bias terms yet (the kernel sets the scaled score to the
+ * fill, then adds bias and mask): causal mode 2, causal_fill coef * fill. */
+static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int depth)
+{
+	const Node *nd = IR_NODE(g, n);
+	DimId sq, sk;
+	QkStep st;
+	double fill;
+	const char *why = NULL;
+	if (m->f[6] != 0)
+		return m_fail(g, m, n, "a second causal mask"), -1;
+	if (!self_scores(g, nd->out[0], &sq, &sk))
+		return m_fail(g, m, n, "Where around the scores: not of rank 4"), -1;
+	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
+	if (!xi)
+		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
+	if (!m_same_shape(g, nd->out[0], nd->in[xi]))
+		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
+	if (!attn_qk_step(g, nd->in[0], sq, sk, &st, &why))
+		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s",
+		              why ? why : "?"), -1;
+	/* the scores are kept exactly where k - q <= Sk - Sq */
+	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != (xi == 1) || st.hi != (xi != 1))
+		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s%s, "
+		              "not the causal k <= q + (key length - query length)", (long long)st.t,
+		              st.ts >= 0 ? " + a length" : "", st.lo == (xi == 1) ? "" : " negated"), -1;
+	int nt = (int)m->i[7];
+	m_add(m, n);
+	NodeId r = scores_walk(g, nd->in[xi], coef, m, depth + 1);
+	if (r < 0)
+		return -1;
+	if (m->i[7] != nt)
+		return m_fail(g, m, n, "Where around the scores: a bias is added before the causal "
+		              "Where"), -1;
+	m->f[6] = 2;
+	m->f[7] = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	return r;
+}
 
 /* Walks the score expression from x down to the Q K^T MatMul through
  * Mul/Div by constant scalars (scaling the coefficient) and Add/Sub (the
@@ -498,46 +739,80 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
 static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth)
 {
 	NodeId n = m_def(g, x, OP_COUNT);
-	if (n < 0 || depth > 8)
-		return -1;
+	if (n < 0)
+		return m_fail(g, m, m->root, "scores: '%s' is a graph input or constant, not Q K^T",
+		              IR_VAL(g, x)->name), -1;
+	if (depth > 8)
+		return m_fail(g, m, n, "scores: more than 8 scale/bias steps above the MatMul"), -1;
 	const Node *nd = IR_NODE(g, n);
 	double c;
 	int save = m->nnodes, nt = (int)m->i[7];
+	double cmode = m->f[6], cfill = m->f[7];
 	switch (nd->op) {
 	case OP_MatMul:
 		m->f[0] = coef;
 		return n;
+	case OP_Transpose: {
+		/* (K Q^T)^T: the key-major scores of Einsum exports (aecd,abcd->acbe
+		 * becomes Transpose(MatMul(Kh, Q^T), [0,1,3,2])) */
+		NodeId mm = m_def(g, nd->in[0], OP_MatMul);
+		if (!m_perm_is(g, n, P0132, 4) || mm < 0)
+			return m_fail(g, m, n, "scores: a Transpose that is not [0,1,3,2] of a MatMul"), -1;
+		m_add(m, n);
+		m->v[13] = 1;
+		m->f[0] = coef;
+		return mm;
+	}
 	case OP_Mul:
 		for (int k = 0; k < 2; k++)
 			if (m_const_scalar(g, nd->in[1 - k], &c) && ir_value_numel_const(g, nd->in[1 - k]) == 1) {
 				m_add(m, n);
 				return scores_walk(g, nd->in[k], coef * c, m, depth + 1);
 			}
-		return -1;
+		return m_fail(g, m, n, "scores: Mul by something that is not a constant scalar"), -1;
 	case OP_Div:
 		if (!m_const_scalar(g, nd->in[1], &c) || c == 0 || ir_value_numel_const(g, nd->in[1]) != 1)
-			return -1;
+			return m_fail(g, m, n, "scores: Div by something that is not a non-zero constant "
+			              "scalar"), -1;
 		m_add(m, n);
 		return scores_walk(g, nd->in[0], coef / c, m, depth + 1);
 	case OP_Add:
 	case OP_Sub:
 		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
+			if (k == 1 && m_def(g, nd->in[1], OP_COUNT) < 0)
+				break;          /* an input is not the scores: keep in[0]'s reason */
+			if (k == 1)
+				why_clear(m);
 			m->nnodes = save;
 			m->i[7] = nt;
+			m->f[6] = cmode;
+			m->f[7] = cfill;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, m, depth + 1);
+			if (r >= 0 && m->i[7] >= M_MAXTERMS)
+				m_fail(g, m, n, "scores: more than %d bias terms", M_MAXTERMS);
 			if (r < 0 || m->i[7] >= M_MAXTERMS)
 				continue;
+			double tc = nd->op == OP_Sub ? -coef : coef;
+			ValId term = nd->in[1 - k];
+			if (causal_term(g, nd->out[0], term, tc, m))
+				return r;   /* the kernel's causal flag, no term */
+			ValId rest = split_causal(g, nd->out[0], term, tc, m);
 			int t = (int)m->i[7]++;
-			m->v[9 + t] = nd->in[1 - k];
-			m->f[2 + t] = nd->op == OP_Sub ? -coef : coef;
+			m->v[9 + t] = rest >= 0 ? rest : term;
+			m->f[2 + t] = tc;
 			return r;
 		}
 		m->nnodes = save;
 		m->i[7] = nt;
+		m->f[6] = cmode;
+		m->f[7] = cfill;
 		return -1;
+	case OP_Where:
+		return causal_where(g, n, coef, m, depth);
 	default:
-		return -1;
+		return m_fail(g, m, n, "scores: %s is not MatMul(Q, K^T) under constant scales, bias "
+		              "terms and a causal Where", ir_opname(nd->op)), -1;
 	}
 }
 
@@ -545,22 +820,37 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 static bool match_scores(const Graph *g, ValId s, Match *m)
 {
 	m->i[7] = 0;
+	m->v[13] = 0;
 	NodeId mm = scores_walk(g, s, 1.0, m, 0);
 	if (mm < 0)
 		return false;
+	why_clear(m);   /* reasons of alternatives tried on the way */
 	const Node *mn = IR_NODE(g, mm);
 	double scale = m->f[0];
-	ValId qh = strip_scale(g, mn->in[0], &scale, m);
-	ValId kt = strip_scale(g, mn->in[1], &scale, m);
+	bool swapped = m->v[13] == 1;   /* MatMul(Kh, Q^T), transposed */
+	ValId qh = strip_scale(g, mn->in[swapped], &scale, m);
+	ValId kt = strip_scale(g, mn->in[!swapped], &scale, m);
 	Side q, k;
-	if (!split_path(g, qh, P0213, P1203, &q) || !key_path(g, kt, &k))
+	if (!swapped && (!split_path(g, qh, P0213, P1203, &q, "Q", false, mm, m) ||
+	                 !key_path(g, kt, &k, "K", mm, m)))
 		return false;
-	if (q.h != k.h || q.d != k.d || q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
+	if (swapped && (!key_path(g, qh, &q, "Q (key-major scores)", mm, m) ||
+	                !split_path(g, kt, P0213, P1203, &k, "K (key-major scores)", false, mm, m)))
 		return false;
+	/* K may have fewer heads: repeated up to Q's, or one broadcast by MatMul */
+	if (q.d != k.d || q.h % k.h || (k.h != q.h && k.h != 1 && !k.repeated) || q.repeated)
+		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld%s",
+		              (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d,
+		              k.h != q.h ? " (neither repeated to Q's nor one)" : "");
+	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
+		return m_fail(g, m, mm, "Q and K differ in layout or batch");
 	m_add(m, mm);
 	m->v[0] = q.x;
 	m->v[1] = k.x;
-	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0);
+	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0) | q.perm << 3 | k.perm << 5;
+	m->v[6] = k.b;   /* DimIds, for V's check */
+	m->v[7] = k.s;
+	m->v[14] = (ValId)k.h;   /* K/V heads */
 	m->i[0] = q.h;
 	m->i[1] = q.d;
 	m->i[5] = q.layout;
@@ -634,45 +924,240 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, Match *m)
 	return true;
 }
 
+/* ---- time-major 3-D heads (fairseq) ----------------------------------------
+ * Q, K, V [S, B, H*D] are viewed [S, B*H, D] and transposed to [B*H, S, D]:
+ *   scores = MatMul(Q3, K3^T) (scaled)          [B*H, Sq, Sk]
+ *   optionally Reshape to [B, H, Sq, Sk], Where(mask, fill, .) or + bias,
+ *   Reshape back; Softmax over keys; MatMul by V3; Transpose(1, 0, 2) and
+ *   Reshape to [Sq, B, H*Dv]
+ * -> KlnAttention layout 1 on Q, K, V as they are. */
+
+static const int64_t P102[3] = {1, 0, 2};
+static const int64_t P021[3] = {0, 2, 1};
+static const int64_t P120[3] = {1, 2, 0};
+
+/* v = Transpose(Reshape(X [S, B, H*D], [S, B*H, D]), perm) with perm P102
+ * (or P120 for K^T, or P021 over the P102 one) */
+static bool split_3d(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
+                     Match *m)
+{
+	NodeId t = m_def(g, v, OP_Transpose);
+	memset(sd, 0, sizeof *sd);
+	if (kt && t >= 0 && m_perm_is(g, t, P021, 3)) {
+		kt = false;
+		t = m_def(g, IR_NODE(g, t)->in[0], OP_Transpose);
+	}
+	if (t < 0 || !m_perm_is(g, t, kt ? P120 : P102, 3))
+		return m_fail(g, m, t >= 0 ? t : at, "%s path (time-major 3-D): not a Transpose(%s) of "
+		              "the [S, B*H, D] view", what, kt ? "1,2,0" : "1,0,2");
+	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
+	if (r < 0)
+		return m_fail(g, m, t, "%s path (time-major 3-D): the Transpose does not read a Reshape",
+		              what);
+	ValId x = IR_NODE(g, r)->in[0];
+	const Value *X = IR_VAL(g, x), *R = IR_VAL(g, IR_NODE(g, r)->out[0]);
+	int64_t hd, d;
+	if (X->rank != 3 || R->rank != 3 || X->dtype != DT_F32 || R->dims[0] != X->dims[0] ||
+	    !ir_dim_is_const(g, X->dims[2], &hd) || !ir_dim_is_const(g, R->dims[2], &d) || d <= 0 ||
+	    hd % d)
+		return m_fail(g, m, r, "%s path (time-major 3-D): Reshape '%s' is not [S, B, H*D] -> "
+		              "[S, B*H, D] with static H*D and D", what, R->name);
+	sd->h = hd / d;
+	sd->d = d;
+	if (R->dims[1] != ir_dim_mul((Graph *)g, X->dims[1], ir_dim_const((Graph *)g, sd->h)))
+		return m_fail(g, m, r, "%s path (time-major 3-D): Reshape '%s': dim 1 is not batch * "
+		              "%lld heads", what, R->name, (long long)sd->h);
+	sd->x = x;
+	sd->layout = 1;
+	sd->b = X->dims[1];
+	sd->s = X->dims[0];
+	return true;
+}
+
+/* The fairseq masks between the 3-D scores and the Softmax: Reshape to
+ * [B, H, Sq, Sk], Where(mask, fill, scores) (masked_fill: mask true where
+ * padded) or scores + bias, Reshape back.  Returns the 3-D scores below;
+ * the Where's condition (+1) goes to v[15], its fill to f[7], an additive
+ * bias to v[9] (one term). */
+static ValId mask_3d(const Graph *g, ValId x, int64_t h, Match *m)
+{
+	NodeId r2 = m_def(g, x, OP_Reshape);
+	if (r2 < 0 || IR_VAL(g, IR_NODE(g, r2)->in[0])->rank != 4)
+		return x;
+	ValId w4 = IR_NODE(g, r2)->in[0];
+	const Value *W4 = IR_VAL(g, w4), *X = IR_VAL(g, x);
+	if (W4->dims[2] != X->dims[1] || W4->dims[3] != X->dims[2] || !m_dim_is(g, W4->dims[1], h) ||
+	    X->dims[0] != ir_dim_mul((Graph *)g, W4->dims[0], W4->dims[1]))
+		return m_fail(g, m, r2, "time-major 3-D scores: Reshape '%s' is not [B*H, Sq, Sk] from "
+		              "[B, H, Sq, Sk]", X->name), -1;
+	NodeId n = m_def(g, w4, OP_COUNT);
+	if (n < 0)
+		return m_fail(g, m, r2, "time-major 3-D scores: the 4-D view is an input"), -1;
+	const Node *nd = IR_NODE(g, n);
+	ValId s4 = -1;
+	double fill;
+	if (nd->op == OP_Where && IR_VAL(g, nd->in[0])->dtype == DT_BOOL &&
+	    attn_filled(g, nd->in[1], &fill) && m_same_shape(g, nd->in[2], w4)) {
+		/* masked_fill(mask, fill): for finite scores the same as adding
+		 * fill where the mask is set when fill is -inf or so large that
+		 * score + fill rounds to it */
+		if (!(fill == -INFINITY || fill <= -0x1p110))
+			return m_fail(g, m, n, "time-major 3-D scores: masked_fill with %g, not -inf or the "
+			              "float minimum (that replacement is not an additive bias)", fill), -1;
+		if (!bcast_fits(g, nd->in[0], W4->dims))
+			return m_fail(g, m, n, "time-major 3-D scores: the mask does not broadcast to the "
+			              "scores"), -1;
+		m->v[15] = nd->in[0] + 1;
+		m->f[7] = fill;
+		s4 = nd->in[2];
+	} else if (nd->op == OP_Add) {
+		for (int k = 0; k < 2 && s4 < 0; k++)
+			if (m_def(g, nd->in[k], OP_Reshape) >= 0 && bias_fits(g, nd->in[1 - k], W4->dims) &&
+			    m_same_shape(g, nd->in[k], w4)) {
+				s4 = nd->in[k];
+				m->v[9] = nd->in[1 - k];
+				m->i[7] = 1;
+				m->f[2] = 1.0;
+			}
+	}
+	NodeId r1 = s4 >= 0 ? m_def(g, s4, OP_Reshape) : -1;
+	if (r1 < 0 || !m_same_shape(g, IR_NODE(g, r1)->in[0], x))
+		return m_fail(g, m, n, "time-major 3-D scores: between the two Reshapes is not a "
+		              "masked_fill or an Add of a bias on the 4-D view"), -1;
+	m_add(m, r2);
+	m_add(m, n);
+	m_add(m, r1);
+	return IR_NODE(g, r1)->in[0];
+}
+
+static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
+{
+	const Node *sm = IR_NODE(g, root);
+	ValId x = sm->in[0];
+	m_add(m, root);
+	m->i[7] = 0;
+	/* the heads from the MatMul first: the mask check needs H */
+	ValId y = x;
+	for (NodeId r; (r = m_def(g, y, OP_Reshape)) >= 0 || (r = m_def(g, y, OP_Where)) >= 0 ||
+	               (r = m_def(g, y, OP_Add)) >= 0;)
+		y = IR_NODE(g, r)->op == OP_Where ? IR_NODE(g, r)->in[2] : IR_NODE(g, r)->in[0];
+	double scale = 1.0;
+	ValId sv = strip_scale(g, y, &scale, m);
+	NodeId mm = m_def(g, sv, OP_MatMul);
+	if (mm < 0)
+		return m_fail(g, m, root, "time-major 3-D scores: no MatMul(Q, K^T) under the mask");
+	const Node *mn = IR_NODE(g, mm);
+	Side q, k, v;
+	ValId qh = strip_scale(g, mn->in[0], &scale, m);
+	ValId kt = strip_scale(g, mn->in[1], &scale, m);
+	if (!split_3d(g, qh, false, &q, "Q", mm, m) || !split_3d(g, kt, true, &k, "K", mm, m))
+		return false;
+	if (q.h != k.h || q.d != k.d || q.b != k.b)
+		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
+		              "batch", (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
+	if (x != y && mask_3d(g, x, q.h, m) != y)
+		return false;
+	m_add(m, mm);
+	const Value *pv = IR_VAL(g, sm->out[0]);
+	if (pv->nuses != 1 || m_is_output(g, sm->out[0]))
+		return m_fail(g, m, root, "the probabilities are used %d times or are a graph output",
+		              m_nuses(g, sm->out[0]));
+	NodeId mv = pv->uses[0].node;
+	const Node *mvn = IR_NODE(g, mv);
+	if (mvn->op != OP_MatMul || mvn->in[0] != sm->out[0])
+		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
+	if (!split_3d(g, mvn->in[1], false, &v, "V", mv, m))
+		return false;
+	if (v.h != q.h || v.s != k.s || v.b != k.b)
+		return m_fail(g, m, mv, "V's heads, key length or batch are not K's");
+	m_add(m, mv);
+	/* merge: Transpose(1, 0, 2), Reshape to [Sq, B, H*Dv] */
+	ValId c = mvn->out[0];
+	NodeId t = IR_VAL(g, c)->nuses == 1 && !m_is_output(g, c) ? IR_VAL(g, c)->uses[0].node : -1;
+	if (t < 0 || IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, P102, 3))
+		return m_fail(g, m, mv, "the context is not merged by Transpose(1,0,2)");
+	ValId tv = IR_NODE(g, t)->out[0];
+	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
+	const Value *ov = r >= 0 ? IR_VAL(g, IR_NODE(g, r)->out[0]) : NULL;
+	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || ov->rank != 3 || ov->dims[0] != q.s ||
+	    ov->dims[1] != q.b || !m_dim_is(g, ov->dims[2], q.h * v.d))
+		return m_fail(g, m, t, "the context is not merged back to [Sq, B, H*Dv] by a Reshape");
+	m_add(m, t);
+	m_add(m, r);
+	m->v[0] = q.x;
+	m->v[1] = k.x;
+	m->v[2] = v.x;
+	m->v[3] = m->i[7] ? m->v[9] : -1;
+	m->v[4] = IR_NODE(g, r)->out[0];
+	m->v[5] = -1;
+	m->v[14] = (ValId)q.h;
+	m->i[0] = q.h;
+	m->i[1] = q.d;
+	m->i[2] = v.d;
+	m->i[3] = 0;
+	m->i[5] = 1;
+	m->i[6] = 0;
+	m->f[0] = scale;
+	m->f[1] = 0;
+	if (!m_closed(g, m, m->v[4]))
+		return m_fail(g, m, root, "a value between the scores and the head merge is used "
+		              "outside the attention");
+	return true;
+}
+
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
 	int64_t axis = ir_attr_int(g, root, "axis", g->opset >= 13 ? -1 : 1);
-	if (xv->rank != 4 || xv->dtype != DT_F32 || (axis != -1 && axis != 3))
-		return false;
+	if (xv->rank == 3 && xv->dtype == DT_F32 && (axis == -1 || axis == 2))
+		return match_attention_3d(g, root, m);
+	if (xv->rank != 4 || xv->dtype != DT_F32)
+		return m_fail(g, m, root, "the scores are %s of rank %d, not f32 of rank 4",
+		              ir_dtype_name(xv->dtype), xv->rank);
+	if (axis != -1 && axis != 3)
+		return m_fail(g, m, root, "Softmax over axis %lld, not the key axis 3", (long long)axis);
 	m_add(m, root);
 	if (!match_scores(g, x, m))
 		return false;
 	int nt = (int)m->i[7];
 	for (int t = 0; t < nt; t++)
 		if (!bias_fits(g, m->v[9 + t], IR_VAL(g, m->v[8])->dims))
-			return false;
+			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
+			              "scores", IR_VAL(g, m->v[9 + t])->name);
 	if (!bias_keeps_shape(g, x, m->v[8], &m->v[9], nt))
-		return false;
+		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
 	m->v[3] = nt == 1 && m->f[2] == 1.0 ? m->v[9] : -1;
 	ValId p = match_guard(g, sm->out[0], m);
 	if (p < 0)
-		return false;
+		return m_fail(g, m, root, "the probabilities have two uses that are not the "
+		              "Where(IsNaN(p), 0, p) guard");
 	const Value *pv = IR_VAL(g, p);
 	if (pv->nuses != 1 || m_is_output(g, p))
-		return false;
+		return m_fail(g, m, root, "the probabilities '%s' are used %d times or are a graph "
+		              "output", pv->name, m_nuses(g, p));
 	NodeId mv = pv->uses[0].node;
 	const Node *mvn = IR_NODE(g, mv);
 	Side v;
-	if (mvn->op != OP_MatMul || mvn->in[0] != p ||
-	    !split_path(g, mvn->in[1], P0213, P1203, &v) || v.h != m->i[0] || v.layout != m->i[5])
+	if (mvn->op != OP_MatMul || mvn->in[0] != p)
+		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
+	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", false, mv, m))
 		return false;
-	Side k = {m->v[1], false, 0, 0, (int)m->i[5]};
+	if (v.h != m->v[14] || v.layout != m->i[5])
+		return m_fail(g, m, mv, "V has %lld heads (layout %d), K %lld (layout %d)",
+		              (long long)v.h, v.layout, (long long)m->v[14], (int)m->i[5]);
+	Side k = {m->v[1], false, 0, 0, (int)m->i[5], 0, m->v[6], m->v[7], false};
 	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
-		return false;
+		return m_fail(g, m, mv, "V's key length or batch is not K's");
 	m->v[2] = v.x;
-	m->i[6] |= v.reshape ? 4 : 0;
+	m->i[6] |= (v.reshape ? 4 : 0) | v.perm << 7;
 	m->i[2] = v.d;
 	m_add(m, mv);
 	if (!match_merge(g, mvn->out[0], v.d, m))
-		return false;
+		return m_fail(g, m, mv, "the context '%s' is not merged back by Transpose(0,2,1,3) + "
+		              "Reshape to [B, S, H*Dv] (or the time-major Transpose(2,0,1,3)), used "
+		              "once", IR_VAL(g, mvn->out[0])->name);
 	m->v[5] = -1;
 	m->f[1] = 0;
 	ValId mask;
@@ -685,7 +1170,10 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		m->v[5] = mask;
 		m->f[1] = filter;
 	}
-	return m_closed(g, m, m->v[4]);
+	if (!m_closed(g, m, m->v[4]))
+		return m_fail(g, m, root, "a value between the scores and the head merge is used "
+		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
+	return true;
 }
 
 /* A new node with its output inferred (the rewrite only builds valid ones). */
@@ -734,12 +1222,31 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	(void)pc;
 	const char *name = IR_NODE(g, m->root)->name;
 	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
-	int64_t hd[3] = {m->i[0] * m->i[1], m->i[0] * m->i[1], m->i[0] * m->i[2]};
-	for (int k = 0; k < 3; k++)
+	int64_t hkv = m->v[14];
+	int64_t hd[3] = {m->i[0] * m->i[1], hkv * m->i[1], hkv * m->i[2]};
+	for (int k = 0; k < 3; k++) {
+		int perm = (int)(m->i[6] >> (3 + 2 * k)) & 3;   /* heads-first: to [B, S, H, D] */
+		if (perm) {
+			NodeId t = ir_node_new(g, OP_Transpose, name, 1, &in[k], 1, NULL);
+			ir_attr_set_ints(g, t, "perm", 4, perm == 1 ? P0213 : P0312);
+			Diag d = {0};
+			int rc = ir_infer_node(g, t, &d);
+			assert(rc == 0);
+			(void)rc;
+			in[k] = IR_NODE(g, t)->out[0];
+		}
 		if (m->i[6] & (1 << k))
 			in[k] = reshape_to(g, name, in[k], 3, (int64_t[3]){0, 0, hd[k]});
+	}
 	if (in[3] < 0 && m->i[7] > 0)
 		in[3] = build_bias(g, name, m);
+	if (m->v[15] > 0) {
+		/* time-major 3-D: masked_fill(mask, fill) as the bias Where(mask, fill, 0) */
+		float fz[2] = {(float)m->f[7], 0.0f};
+		ValId w[3] = {m->v[15] - 1, rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4),
+		              rw_const(g, "mask_zero", DT_F32, 0, NULL, &fz[1], 4)};
+		in[3] = new_node(g, OP_Where, name, 3, w);
+	}
 	int nin = in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3;
 	NodeId n;
 	if (m->i[3]) {
@@ -758,6 +1265,12 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "layout", m->i[5]);
 	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
 	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
+	if (hkv != m->i[0])
+		ir_attr_set_int(g, n, "kv_num_heads", hkv);
+	if (m->f[6] != 0) {
+		ir_attr_set_int(g, n, "causal", (int64_t)m->f[6]);
+		ir_attr_set_float(g, n, "causal_fill", (float)m->f[7]);
+	}
 	if (m->i[3]) {
 		Diag d = {0};
 		int rc = ir_infer_node(g, n, &d);

@@ -16,13 +16,20 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset], fa = [mask_filter, scale]
+ *             v_head_size Dv, v_offset, causal, kv_num_heads], fa = [mask_filter,
+ *             scale, causal_fill]
+ *       kv_num_heads Hkv (0: H) divides H: K and V hold Hkv heads, Q head h
+ *       reads K/V head h / (H / Hkv) (grouped-query attention)
  *       layout 1: Q, K, V and the output are time-major, [S, B, *] (XLNet)
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
  *       + bias (broadcast to [B, H, Sq, Sk]) + pad, pad = 0 where
  *       mask[b, k] == 1, else (1 - mask[b, k]) * mask_filter (so a bool mask
- *       and a -inf filter work);
+ *       and a -inf filter work); causal: key k of query q is past the
+ *       causal edge when k > q + (Sk - Sq); there causal 1 adds causal_fill
+ *       to the score (after bias and pad: an additive causal bias), causal
+ *       2 sets the scaled score to causal_fill before bias and pad are added
+ *       (Where(causal, scores, fill) in the graph); no mask is materialized;
  *       softmax over keys (a row of -inf gives NaN as Softmax does; with
  *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
@@ -465,29 +472,37 @@ typedef struct att_job {
 	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
+	int64_t rep;             /* Q heads per K/V head (num_heads / kv_num_heads) */
 	int64_t ldq, ldk, ldv, qo, ko, vo;
 	int64_t bs[4];           /* bias element strides over [B, H, Sq, Sk] */
 	int64_t rq, rk, rv, ro;  /* element step between sequence rows of Q, K, V, O */
 	int64_t bq, bk, bv, bo;  /* element step between batch entries */
 	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
 	float scale, filter;
+	int causal;              /* 0 none, 1 add cfill, 2 set cfill past the causal edge */
+	float cfill;
 	bool guard, simd;
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
 
 /* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
  * softmax as Softmax does: exp(x - max) / sum, a row of -inf gives NaN
- * (0 with the guard). */
+ * (0 with the guard).  Keys from na on are past the causal edge: there
+ * x = cfill + bias + pad (causal 2, the graph's Where replaced the scaled
+ * score) or x = row * scale + bias + pad + cfill (causal 1, an additive
+ * causal bias). */
 static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *bias,
-                          const float *pad)
+                          const float *pad, int64_t na)
 {
 	float mx = -INFINITY;
 	for (int64_t kk = 0; kk < n; kk++) {
-		float x = row[kk] * j->scale;
+		float x = kk >= na && j->causal == 2 ? j->cfill : row[kk] * j->scale;
 		if (bias)
 			x += bias[kk * j->bs[3]];
 		if (pad)
 			x += pad[kk];
+		if (kk >= na && j->causal == 1)
+			x += j->cfill;
 		row[kk] = x;
 		if (x > mx)
 			mx = x;
@@ -509,20 +524,28 @@ static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *
  * running max alone (as `x > mx` does) and make the row NaN through exp. */
 VM_AVX512
 static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const float *bias,
-                               const float *pad)
+                               const float *pad, int64_t na)
 {
 	__m512 sc = _mm512_set1_ps(j->scale), mx = _mm512_set1_ps(-INFINITY);
-	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f);
+	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f), cf = _mm512_set1_ps(j->cfill);
 	bool bvec = bias && j->bs[3] != 0;
 	for (int64_t k = 0; k < n; k += 16) {
 		__mmask16 t = vm_tail(n - k);
+		/* lanes past the causal edge (none when na >= k + 16) */
+		__mmask16 c = j->causal ? (__mmask16)(t & ~vm_tail(na > k ? na - k : 0)) : 0;
 		__m512 x = _mm512_maskz_loadu_ps(t, row + k);
-		if (bias)
-			x = _mm512_fmadd_ps(x, sc, bvec ? _mm512_maskz_loadu_ps(t, bias + k) : b1);
-		else
-			x = _mm512_mul_ps(x, sc);
+		__m512 bv = bias ? (bvec ? _mm512_maskz_loadu_ps(t, bias + k) : b1) : _mm512_setzero_ps();
+		if (j->causal == 2) {
+			x = _mm512_mask_mov_ps(_mm512_mul_ps(x, sc), c, cf);
+			if (bias)
+				x = _mm512_add_ps(x, bv);
+		} else {
+			x = bias ? _mm512_fmadd_ps(x, sc, bv) : _mm512_mul_ps(x, sc);
+		}
 		if (pad)
 			x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(t, pad + k));
+		if (j->causal == 1)
+			x = _mm512_mask_add_ps(x, c, x, cf);
 		_mm512_mask_storeu_ps(row + k, t, x);
 		mx = _mm512_mask_max_ps(mx, t, x, mx);
 	}
@@ -546,10 +569,15 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 #define softmax_row_simd softmax_row_avx512
 #elif defined(__aarch64__)
 /* softmax_row_avx512 in 4 lanes (tails through vm_ld4 / vm_st4, their
- * missing lanes -inf for the max and the exponentials) */
+ * missing lanes -inf for the max and the exponentials); causal rows go
+ * through softmax_row_c */
 static void softmax_row_neon(const att_job *j, float *row, int64_t n, const float *bias,
-                             const float *pad)
+                             const float *pad, int64_t na)
 {
+	if (j->causal) {
+		softmax_row_c(j, row, n, bias, pad, na);
+		return;
+	}
 	float32x4_t sc = vdupq_n_f32(j->scale), mx = vdupq_n_f32(-INFINITY);
 	float32x4_t b1 = vdupq_n_f32(bias ? bias[0] : 0.0f);
 	bool bvec = bias && j->bs[3] != 0;
@@ -596,8 +624,8 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	if (nr <= 0)
 		return;
 	const float *Q = j->q + b * j->bq + q0 * j->rq + j->qo + h * j->D;
-	const float *K = j->k + b * j->bk + j->ko + h * j->D;
-	const float *V = j->v + b * j->bv + j->vo + h * j->Dv;
+	const float *K = j->k + b * j->bk + j->ko + h / j->rep * j->D;
+	const float *V = j->v + b * j->bv + j->vo + h / j->rep * j->Dv;
 	float *O = j->o + b * j->bo + q0 * j->ro + h * j->Dv;
 	if (Sk == 0) {
 		for (int64_t r = 0; r < nr; r++)
@@ -612,10 +640,12 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	for (int64_t r = 0; r < nr; r++) {
 		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
 		                              (q0 + r) * j->bs[2] : NULL;
+		/* keys k <= q + (Sk - Sq) are before the causal edge */
+		int64_t na = j->causal ? q0 + r + Sk - j->Sq + 1 : Sk;
 		if (j->simd)
-			softmax_row_simd(j, s + r * Sk, Sk, bias, pad);
+			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
 		else
-			softmax_row_c(j, s + r * Sk, Sk, bias, pad);
+			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
 	}
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
 }
@@ -671,13 +701,23 @@ RT_KERNEL(KlnAttention)
 	j.vo = ia[RT_IA_KlnAttention_v_offset];
 	j.filter = fa[RT_FA_KlnAttention_mask_filter];
 	j.scale = fa[RT_FA_KlnAttention_scale];
+	j.causal = (int)ia[RT_IA_KlnAttention_causal];
+	j.cfill = fa[RT_FA_KlnAttention_causal_fill];
+	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
+	if (j.causal < 0 || j.causal > 2)
+		return rt_error(f, "node '%s' (%s): unknown causal mode %d", loc, op, j.causal);
 	if (layout != 0 && layout != 1)
 		return rt_error(f, "node '%s' (%s): unknown layout %lld", loc, op, (long long)layout);
 	int bi = (int)layout, si = 1 - (int)layout;
 	j.B = Q->dims[bi]; j.Sq = Q->dims[si]; j.Sk = K->dims[si];
 	j.ldq = Q->dims[2]; j.ldk = K->dims[2]; j.ldv = V->dims[2];
-	if (j.H <= 0 || j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
-	    j.qo + j.H * j.D > j.ldq || j.ko + j.H * j.D > j.ldk || j.vo + j.H * j.Dv > j.ldv)
+	hkv = hkv ? hkv : j.H;
+	if (j.H <= 0 || hkv <= 0 || j.H % hkv)
+		return rt_error(f, "node '%s' (%s): %lld K/V heads for %lld heads", loc, op,
+		                (long long)hkv, (long long)j.H);
+	j.rep = j.H / hkv;
+	if (j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
+	    j.qo + j.H * j.D > j.ldq || j.ko + hkv * j.D > j.ldk || j.vo + hkv * j.Dv > j.ldv)
 		return rt_error(f, "node '%s' (%s): heads do not fit in Q/K/V", loc, op);
 	if (K->dims[bi] != j.B || V->dims[bi] != j.B || V->dims[si] != j.Sk)
 		return rt_error(f, "node '%s' (%s): Q, K, V disagree on batch (%lld, %lld, %lld) or "

@@ -35,7 +35,7 @@
 
 #include "kiln.h"
 
-#define RT_ABI_VERSION 3
+#define RT_ABI_VERSION 4
 
 /* The panel layout of a GEMM weight matrix W [K, N] (f32), as the backend
  * stores the W of every KlnGemm (then its ia[1] == RT_GEMM_PANEL) and as

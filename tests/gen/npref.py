@@ -162,6 +162,7 @@ OPS = {
     "Neg": np.negative, "Not": np.logical_not, "IsNaN": np.isnan,
     "Erf": lambda x: _erf(x).astype(x.dtype),
     "Equal": np.equal, "Less": np.less, "Greater": np.greater,
+    "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
     "And": np.logical_and, "Or": np.logical_or,
     "Where": np.where,
     "MatMul": np.matmul, "Gemm": _gemm,

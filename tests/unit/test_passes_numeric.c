@@ -77,6 +77,7 @@ typedef struct AttCase {
 	int bias_kind;      /* 0 none, 1 [B,1,1,Sk], 2 [B,H,Sq,Sk], 3 [Sq, Sk] */
 	bool packed, mask, guard, neg_inf_row;
 	bool inf_filter;    /* SDPA's -inf instead of the float minimum */
+	int64_t hkv;        /* K/V heads (0: H), grouped-query attention */
 } AttCase;
 
 /* Unfused reference: per head, S = (Q K^T) * scale + bias + pad (0 where
@@ -88,6 +89,7 @@ static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, c
                     float scale, float *o)
 {
 	float *s = malloc((size_t)c->Sk * sizeof *s);
+	int64_t rep = c->hkv ? c->H / c->hkv : 1;
 	for (int64_t b = 0; b < c->B; b++)
 		for (int64_t h = 0; h < c->H; h++)
 			for (int64_t i = 0; i < c->Sq; i++) {
@@ -96,7 +98,7 @@ static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, c
 					float acc = 0;
 					for (int64_t d = 0; d < c->D; d++)
 						acc += q[(b * c->Sq + i) * ldq + qo + h * c->D + d] *
-						       k[(b * c->Sk + j) * ldk + ko + h * c->D + d];
+						       k[(b * c->Sk + j) * ldk + ko + h / rep * c->D + d];
 					acc *= scale;
 					if (bias)
 						acc += bias[b * bs[0] + h * bs[1] + i * bs[2] + j * bs[3]];
@@ -118,7 +120,7 @@ static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, c
 				for (int64_t d = 0; d < c->Dv; d++) {
 					float acc = 0;
 					for (int64_t j = 0; j < c->Sk; j++)
-						acc += s[j] * v[(b * c->Sk + j) * ldv + vo + h * c->Dv + d];
+						acc += s[j] * v[(b * c->Sk + j) * ldv + vo + h / rep * c->Dv + d];
 					o[(b * c->Sq + i) * c->H * c->Dv + h * c->Dv + d] = acc;
 				}
 			}
@@ -127,9 +129,10 @@ static void att_ref(const AttCase *c, const float *q, int64_t ldq, int64_t qo, c
 
 static void run_att(const AttCase *c)
 {
-	int64_t hd = c->H * c->D, hdv = c->H * c->Dv;
+	int64_t hd = c->H * c->D, hdv = c->H * c->Dv, hkv = c->hkv ? c->hkv : c->H;
 	/* packed: Q, K, V in one tensor [B, S, 2*hd + hdv] (requires Sq == Sk) */
-	int64_t ldq = c->packed ? 2 * hd + hdv : hd, ldk = ldq, ldv = c->packed ? ldq : hdv;
+	int64_t ldq = c->packed ? 2 * hd + hdv : hd, ldk = c->packed ? ldq : hkv * c->D;
+	int64_t ldv = c->packed ? ldq : hkv * c->Dv;
 	int64_t qo = 0, ko = c->packed ? hd : 0, vo = c->packed ? 2 * hd : 0;
 	float *q = frandv((size_t)(c->B * c->Sq * ldq));
 	float *k = c->packed ? q : frandv((size_t)(c->B * c->Sk * ldk));
@@ -172,9 +175,9 @@ static void run_att(const AttCase *c)
 		in[4] = T(mask, 2, c->B, c->Sk, 0, 0, KILN_I64);
 	rt_t out = T(o, 3, c->B, c->Sq, hdv, 0, KILN_F32);
 	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset */
-	int64_t ia[8] = {c->D, ko, 0, c->guard, c->H, qo, c->Dv, vo};
-	float fa[2] = {filter, scale};
-	int rc = rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 8, fa, 2);
+	int64_t ia[10] = {c->D, ko, 0, c->guard, c->H, qo, c->Dv, vo, 0, c->hkv};
+	float fa[3] = {filter, scale, 0};
+	int rc = rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 10, fa, 3);
 	assert_int_equal(rc, 0);
 	assert_close(o, ref, (size_t)(c->B * c->Sq * hdv), 1e-5);
 	free(o); free(ref); free(bias); free(mask);
@@ -189,15 +192,17 @@ static void test_attention_kernel(void **state)
 {
 	(void)state;
 	AttCase cases[] = {
-		{2, 5, 5, 2, 4, 4, 0, false, false, false, false, false},
-		{2, 5, 7, 3, 4, 2, 1, false, false, false, false, false},  /* cross, Dv != D */
-		{2, 6, 6, 2, 3, 3, 2, true, false, false, false, false},   /* packed QKV */
-		{1, 4, 9, 2, 2, 2, 3, false, true, false, false, false},   /* [Sq,Sk] bias + key mask */
-		{2, 3, 4, 2, 2, 2, 1, false, false, true, true, false},    /* -inf row, NaN guard */
-		{2, 3, 4, 2, 2, 2, 1, false, false, false, true, false},   /* -inf row, NaN kept */
-		{2, 96, 96, 4, 16, 16, 1, true, false, false, false, false},  /* big enough to run parallel */
-		{1, 70, 300, 2, 8, 8, 2, false, true, false, false, false},   /* many query blocks */
-		{2, 5, 6, 2, 2, 2, 0, false, true, true, false, true}, /* bool-like mask, -inf */
+		{2, 5, 5, 2, 4, 4, 0, false, false, false, false, false, 0},
+		{2, 5, 7, 3, 4, 2, 1, false, false, false, false, false, 0},  /* cross, Dv != D */
+		{2, 6, 6, 2, 3, 3, 2, true, false, false, false, false, 0},   /* packed QKV */
+		{1, 4, 9, 2, 2, 2, 3, false, true, false, false, false, 0},   /* [Sq,Sk] bias + key mask */
+		{2, 3, 4, 2, 2, 2, 1, false, false, true, true, false, 0},    /* -inf row, NaN guard */
+		{2, 3, 4, 2, 2, 2, 1, false, false, false, true, false, 0},   /* -inf row, NaN kept */
+		{2, 96, 96, 4, 16, 16, 1, true, false, false, false, false, 0},  /* big enough to run parallel */
+		{1, 70, 300, 2, 8, 8, 2, false, true, false, false, false, 0},   /* many query blocks */
+		{2, 5, 6, 2, 2, 2, 0, false, true, true, false, true, 0}, /* bool-like mask, -inf */
+		{2, 5, 7, 4, 3, 2, 1, false, false, false, false, false, 2},  /* GQA: 2 K/V heads */
+		{2, 4, 4, 3, 2, 2, 0, false, true, false, false, false, 1},   /* MQA: one K/V head */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		run_att(&cases[i]);
@@ -210,20 +215,30 @@ static void test_attention_kernel_errors(void **state)
 	rt_t in[4] = {T(q, 3, 2, 3, 4, 0, KILN_F32), T(q, 3, 2, 3, 4, 0, KILN_F32),
 	              T(q, 3, 2, 3, 4, 0, KILN_F32), T(q, 4, 2, 2, 3, 1, KILN_F32)};
 	rt_t out = T(o, 3, 2, 3, 4, 0, KILN_F32);
-	int64_t ia[8] = {2, 0, 0, 0, 2, 0, 2, 0};
-	float fa[2] = {0, 1};
+	int64_t ia[10] = {2, 0, 0, 0, 2, 0, 2, 0, 0, 0};
+	float fa[3] = {0, 1, 0};
 	/* bias [2, 2, 3, 1]: dim 3 is 1, fine; make it [2, 3, 3, 1]: heads mismatch */
-	assert_int_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 10, fa, 3), 0);
 	in[3] = T(q, 4, 2, 3, 2, 1, KILN_F32);
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 4, &out, 1, ia, 10, fa, 3), 0);
 	/* heads do not fit */
-	int64_t ia2[8] = {4, 0, 0, 0, 2, 0, 4, 0};
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia2, 8, fa, 2), 0);
+	int64_t ia2[10] = {4, 0, 0, 0, 2, 0, 4, 0, 0, 0};
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia2, 10, fa, 3), 0);
 	/* rank 2 Q */
 	in[0] = T(q, 2, 6, 4, 0, 0, KILN_F32);
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 10, fa, 3), 0);
 	/* missing attributes */
-	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 3, fa, 2), 0);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia, 3, fa, 3), 0);
+	/* unknown causal mode */
+	in[0] = in[1];
+	int64_t ia3[10] = {2, 0, 0, 0, 2, 0, 2, 0, 3, 0};
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia3, 10, fa, 3), 0);
+	/* kv_num_heads that does not divide num_heads, or too many for K */
+	int64_t ia4[10] = {1, 0, 0, 0, 2, 0, 1, 0, 0, 3};
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out, 1, ia4, 10, fa, 3), 0);
+	int64_t ia5[10] = {1, 0, 0, 0, 8, 0, 1, 0, 0, 8};
+	rt_t out8 = T(o, 3, 2, 3, 8, 0, KILN_F32);
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "a", in, 3, &out8, 1, ia5, 10, fa, 3), 0);
 }
 
 /* ---- GEMM, GELU ------------------------------------------------------------ */

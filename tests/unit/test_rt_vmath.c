@@ -184,6 +184,8 @@ typedef struct SmCase {
 	float scale;
 	int special;        /* 0, 1 all keys of batch 0 masked, 2 NaN in Q row 0,
 	                     * 3 NaN in K of batch 0 */
+	int causal;         /* 0 none, 1 add cfill, 2 set cfill past k > q + Sk - Sq */
+	float cfill;
 } SmCase;
 
 static float mask_val(const SmCase *c, int64_t b, int64_t k)
@@ -216,6 +218,9 @@ static void sm_ref(const SmCase *c, const float *q, const float *k, const float 
 						dot += (double)q[(b * c->Sq + i) * hd + h * c->D + d] *
 						       k[(b * Sk + j) * hd + h * c->D + d];
 					float s = (float)((float)dot * c->scale);
+					bool past = c->causal && j > i + Sk - c->Sq;
+					if (past && c->causal == 2)
+						s = c->cfill;
 					if (c->bias == 1)
 						s += bias[b * Sk + j];
 					else if (c->bias == 2)
@@ -225,6 +230,8 @@ static void sm_ref(const SmCase *c, const float *q, const float *k, const float 
 						if (mv != 1.0f)
 							s += (float)(1.0 - mv) * filter;
 					}
+					if (past && c->causal == 1)
+						s += c->cfill;
 					x[j] = s;
 					if (isnan(s))
 						nan = true;
@@ -297,11 +304,12 @@ static void run_sm(const SmCase *c, int mode)
 	else if (c->bias == 2)
 		in[3] = T(bias, 4, B, H, Sq, 1, KILN_F32);
 	rt_t out = T(o, 3, B, Sq, ho, 0, KILN_F32);
-	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset */
-	int64_t ia[8] = {D, 0, 0, c->guard, H, 0, Sk, 0};
-	float fa[2] = {filter, c->scale};
+	/* ia: head_size, k_offset, layout, nan_guard, num_heads, q_offset, v_head_size, v_offset,
+	 * causal, kv_num_heads */
+	int64_t ia[10] = {D, 0, 0, c->guard, H, 0, Sk, 0, c->causal, 0};
+	float fa[3] = {filter, c->scale, c->cfill};
 	set_mode(mode);
-	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 8, fa, 2), 0);
+	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, 10, fa, 3), 0);
 	set_mode(-1);
 	for (int64_t i = 0; i < B * Sq * ho; i++) {
 		double r = ref[i];
@@ -339,7 +347,12 @@ static void test_softmax_lengths(void **state)
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
 			SmCase c = {2, n > 128 ? 3 : 5, n, 2, 8, (int)(n % 3), (int)(n % 4), n % 2 == 0,
-			            n % 5 == 0, 0, 0.35f, 0};
+			            n % 5 == 0, 0, 0.35f, 0, 0, 0};
+			run_sm(&c, mode);
+			/* causal, both modes, the edge crossing the 16-lane blocks */
+			c.causal = 1 + (int)(n % 2);
+			c.cfill = n % 3 == 0 ? -INFINITY : c.causal == 2 ? -3.4028234663852886e+38f : -1e4f;
+			c.Sq = n > 20 ? 19 : n;
 			run_sm(&c, mode);
 		}
 }
@@ -349,22 +362,30 @@ static void test_softmax_specials(void **state)
 	(void)state;
 	SmCase cases[] = {
 		/* all keys of batch 0 masked with -inf: NaN rows; 0 with the guard */
-		{2, 4, 37, 2, 4, 1, 1, true, false, 0, 0.5f, 1},
-		{2, 4, 37, 2, 4, 1, 1, true, true, 0, 0.5f, 1},
-		{2, 4, 16, 2, 4, 0, 3, true, true, 0, 0.5f, 1},
+		{2, 4, 37, 2, 4, 1, 1, true, false, 0, 0.5f, 1, 0, 0},
+		{2, 4, 37, 2, 4, 1, 1, true, true, 0, 0.5f, 1, 0, 0},
+		{2, 4, 16, 2, 4, 0, 3, true, true, 0, 0.5f, 1, 0, 0},
 		/* all masked with a finite filter: the scores still decide */
-		{2, 4, 37, 2, 4, 1, 2, false, false, 2, 0.5f, 1},   /* exact: -10000 + x rounds */
+		{2, 4, 37, 2, 4, 1, 2, false, false, 2, 0.5f, 1, 0, 0},   /* exact: -10000 + x rounds */
 		/* large exact scores (|x| up to ~2e4): most probabilities underflow */
-		{2, 5, 67, 2, 4, 0, 1, false, false, 64, 1.0f, 0},
-		{1, 5, 128, 1, 4, 1, 0, false, false, 16, 0.125f, 0},
+		{2, 5, 67, 2, 4, 0, 1, false, false, 64, 1.0f, 0, 0, 0},
+		{1, 5, 128, 1, 4, 1, 0, false, false, 16, 0.125f, 0, 0, 0},
 		/* tiny scores: almost uniform */
-		{1, 6, 771, 2, 8, 0, 0, false, false, 0, 1e-6f, 0},
-		{1, 6, 33, 2, 8, 2, 2, true, false, 0, 1e-30f, 0},
+		{1, 6, 771, 2, 8, 0, 0, false, false, 0, 1e-6f, 0, 0, 0},
+		{1, 6, 33, 2, 8, 2, 2, true, false, 0, 1e-30f, 0, 0, 0},
 		/* NaN in Q: that row NaN (0 with the guard); in K: all rows of (0, 0) */
-		{2, 3, 19, 2, 4, 1, 1, false, false, 0, 0.5f, 2},
-		{2, 3, 19, 2, 4, 1, 1, false, true, 0, 0.5f, 2},
-		{2, 3, 40, 2, 4, 0, 0, true, false, 0, 0.5f, 3},
-		{2, 3, 40, 2, 4, 0, 0, true, true, 0, 0.5f, 3},
+		{2, 3, 19, 2, 4, 1, 1, false, false, 0, 0.5f, 2, 0, 0},
+		{2, 3, 19, 2, 4, 1, 1, false, true, 0, 0.5f, 2, 0, 0},
+		{2, 3, 40, 2, 4, 0, 0, true, false, 0, 0.5f, 3, 0, 0},
+		{2, 3, 40, 2, 4, 0, 0, true, true, 0, 0.5f, 3, 0, 0},
+		/* causal with Sq > Sk: the first rows have no key before the edge
+		 * (a -inf fill gives NaN rows, a finite set fill a uniform row) */
+		{1, 6, 3, 2, 4, 0, 0, false, false, 0, 0.5f, 0, 1, -INFINITY},
+		{1, 6, 3, 2, 4, 0, 0, false, true, 0, 0.5f, 0, 1, -INFINITY},
+		{1, 6, 3, 2, 4, 1, 0, false, false, 0, 0.5f, 0, 2, -3.4028234663852886e+38f},
+		/* causal and padding: fully masked rows as the graph gives them */
+		{2, 17, 17, 2, 4, 1, 1, true, false, 0, 0.5f, 1, 2, -3.4028234663852886e+38f},
+		{2, 17, 17, 2, 4, 1, 1, false, false, 0, 0.5f, 1, 1, -3.4028234663852886e+38f},
 	};
 	for (int mode = 0; mode < nmodes(); mode++)
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

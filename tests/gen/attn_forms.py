@@ -1,0 +1,539 @@
+"""Attention forms of other exporters (issue 12), each a small model in the
+ONNX backend-test layout with references computed in numpy:
+
+    /usr/bin/python3 tests/gen/attn_forms.py OUTDIR [NAME...]
+
+writes OUTDIR/NAME/model.onnx, test_data_set_{0,1}/{input,output}_K.pb and
+OUTDIR/NAME/expect: "attention A causal C" (what -O2 must fuse: A
+KlnAttention nodes, C of them with the causal flag; a near miss has A = 0
+and keeps its Softmax).  tests/scripts/attn_forms.sh compiles and checks
+them at -O0 and -O2.
+
+The references are numpy in float32, written from the math in the order
+the exporters compute (scores, mask applied as the exporter does, softmax),
+so rows whose keys are all masked give what the graph gives (NaN for a
+-inf mask, the float minimum's rounding otherwise).  Every graph is also
+evaluated with npref.py to make sure it means what the reference computes.
+
+Data sets: 0 is batch 2, sequence 7, row 1 left-padded (its first 3 keys
+masked, so its first 3 queries see no key under a causal mask); 1 is batch
+1, sequence 5, nothing padded.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import npref  # noqa: E402
+from models import Builder, check_graph, close  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+F32_MIN = float(np.finfo(np.float32).min)
+W, H = 16, 2
+D = W // H
+NEG_INF = float("-inf")
+
+
+def params(seed):
+    rng = np.random.default_rng(seed)
+    P = {}
+    for t in ("q", "k", "v", "o"):
+        P[t + ".w"] = rng.normal(0, 0.3, (W, W)).astype(np.float32)
+        P[t + ".b"] = rng.normal(0, 0.1, W).astype(np.float32)
+    return P
+
+
+def feeds_sets(mem=False):
+    rng = np.random.default_rng(5)
+    sets = []
+    for B, S, pad in ((2, 7, 3), (1, 5, 0)):
+        x = rng.normal(0, 1, (B, S, W)).astype(np.float32)
+        mask = np.ones((B, S), np.int64)
+        if B > 1:
+            mask[1, :pad] = 0
+        f = {"x": x, "attention_mask": mask}
+        if mem:
+            f["memory"] = rng.normal(0, 1, (B, S + 2, W)).astype(np.float32)
+        sets.append(f)
+    return sets
+
+
+# ---- graph pieces ---------------------------------------------------------
+
+def lin(b, x, t):
+    return b.op("Add", b.op("MatMul", x, b.p(t + ".w")), b.p(t + ".b"))
+
+
+def seq_len(b, x):
+    return b.op("Gather", b.op("Shape", x), np.int64(1), axis=0)
+
+
+def heads(b, t):
+    return b.op("Transpose", b.op("Reshape", t, [0, 0, H, D]), perm=[0, 2, 1, 3])
+
+
+def merge(b, p, v):
+    c = b.op("Transpose", b.op("MatMul", p, v), perm=[0, 2, 1, 3])
+    return lin(b, b.op("Reshape", c, [0, 0, W]), "o")
+
+
+def pad_bias(b, mask, fill):
+    """(1 - mask[:, None, None, :]) * fill"""
+    m = b.op("Unsqueeze", mask, [1, 2])
+    return b.op("Mul", b.op("Sub", 1.0, b.op("Cast", m, to=TensorProto.FLOAT)), fill)
+
+
+def qkv(b, x, kv=None):
+    kv = x if kv is None else kv
+    q, k, v = heads(b, lin(b, x, "q")), heads(b, lin(b, kv, "k")), heads(b, lin(b, kv, "v"))
+    kt = b.op("Transpose", k, perm=[0, 1, 3, 2])       # k.transpose(-1, -2)
+    return q, kt, v
+
+
+def finish(b, name, y, opset, mem=False):
+    b.outputs(y)
+    ins = [("x", TensorProto.FLOAT, ["batch", "seq", W])]
+    if mem:
+        ins.append(("memory", TensorProto.FLOAT, ["batch", "mlen", W]))
+    ins.append(("attention_mask", TensorProto.INT64, ["batch", "seq"]))
+    return b.model(name, ins, [("y", TensorProto.FLOAT, ["batch", "seq", W])], opset)
+
+
+# ---- numpy references (float32) -----------------------------------------
+
+def r_lin(x, P, t):
+    return (x @ P[t + ".w"] + P[t + ".b"]).astype(np.float32)
+
+
+def r_heads(t):
+    B, S, _ = t.shape
+    return t.reshape(B, S, H, D).transpose(0, 2, 1, 3)
+
+
+def r_softmax(s):
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def r_pad(mask, fill):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ((np.float32(1) - mask[:, None, None, :].astype(np.float32)) *
+                np.float32(fill)).astype(np.float32)
+
+
+def r_scores(P, x, kv=None):
+    kv = x if kv is None else kv
+    q, k, v = r_heads(r_lin(x, P, "q")), r_heads(r_lin(kv, P, "k")), r_heads(r_lin(kv, P, "v"))
+    return (q @ k.transpose(0, 1, 3, 2)).astype(np.float32), v
+
+
+def r_out(P, p, v):
+    B, _, S, _ = p.shape
+    c = (p @ v).transpose(0, 2, 1, 3).reshape(B, S, W)
+    return r_lin(c, P, "o")
+
+
+def r_tril(S, t=0):
+    """bool [S, S]: k - q <= t"""
+    r = np.arange(S)
+    return r[None, :] - r[:, None] <= t
+
+
+def add32(a, b):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (a + b).astype(np.float32)
+
+
+# ---- the forms ------------------------------------------------------------
+
+def causal_gpt2(window=0):
+    """GPT-2 (TorchScript): Where(k <= q (+window), scores / sqrt(d), min)
+    from Range/LessOrEqual, then + the padding bias."""
+    P, b = params(1), None
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    r = b.op("Range", np.int64(0), seq_len(b, x), np.int64(1))
+    rq = b.op("Unsqueeze", r, [1])
+    if window:
+        rq = b.op("Add", rq, np.int64(window))
+    cond = b.op("Unsqueeze", b.op("LessOrEqual", b.op("Unsqueeze", r, [0]), rq), [0, 1])
+    s = b.op("Where", cond, s, F32_MIN)
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        s = np.where(r_tril(x.shape[1], window), s, np.float32(F32_MIN)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "causal_gpt2", y, 14), P, ref, feeds_sets()
+
+
+def causal_bart():
+    """BART decoder (TorchScript): mask = full([S, S], min) zeroed where
+    k < q + 1 (Range, Reshape, Less, Where), expanded to [B, 1, S, S] and
+    added to the expanded padding mask; q scaled before Q K^T."""
+    P = params(2)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    q = b.op("Mul", q, float(D ** -0.5))
+    s = b.op("MatMul", q, kt)
+    S = seq_len(b, x)
+    S1 = b.op("Unsqueeze", S, [0])
+    full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([F32_MIN], np.float32)))
+    r = b.op("Range", np.int64(0), S, np.int64(1))
+    cond = b.op("Less", r, b.op("Reshape", b.op("Add", r, np.int64(1)), [-1, 1]))
+    causal = b.op("Where", cond, 0.0, full)
+    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    shp4 = b.op("Concat", B1, [1], S1, S1, axis=0)
+    c4 = b.op("Expand", b.op("Unsqueeze", causal, [0, 1]), shp4)
+    p4 = b.op("Expand", pad_bias(b, mask, F32_MIN), shp4)
+    s = b.op("Add", s, b.op("Add", c4, p4))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        qh = (r_heads(r_lin(x, P, "q")) * np.float32(D ** -0.5)).astype(np.float32)
+        k, v = r_heads(r_lin(x, P, "k")), r_heads(r_lin(x, P, "v"))
+        s = (qh @ k.transpose(0, 1, 3, 2)).astype(np.float32)
+        S = x.shape[1]
+        c = np.where(r_tril(S), np.float32(0), np.float32(F32_MIN)).astype(np.float32)
+        comb = add32(c[None, None], r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(add32(s, comb)), v)]
+    return finish(b, "causal_bart", y, 14), P, ref, feeds_sets()
+
+
+def causal_trilu(k=1):
+    """torch.triu(full([S, S], -inf), 1) added before the scale, and a
+    boolean padding mask as Where(mask, 0, -inf): a padded row's first
+    queries see only -inf, NaN as the graph gives."""
+    P = params(3)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([NEG_INF], np.float32)))
+    tri = b.op("Trilu", full, np.int64(k), upper=1)
+    s = b.op("Mul", b.op("Add", b.op("MatMul", q, kt), tri), float(D ** -0.5))
+    mb = b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL)
+    s = b.op("Add", s, b.op("Where", mb, 0.0, NEG_INF))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        S = x.shape[1]
+        tri = np.where(r_tril(S, k - 1), np.float32(0), np.float32(NEG_INF)).astype(np.float32)
+        s = (add32(s, tri) * np.float32(D ** -0.5)).astype(np.float32)
+        pm = np.where(attention_mask[:, None, None, :] != 0, np.float32(0), np.float32(NEG_INF))
+        return [r_out(P, r_softmax(add32(s, pm.astype(np.float32))), v)]
+    name = "causal_trilu" if k == 1 else "nearmiss_trilu_k%d" % k
+    return finish(b, name, y, 17), P, ref, feeds_sets()
+
+
+def nearmiss_cross_causal():
+    """A k <= q Where over cross-attention scores (queries from x, keys
+    from a longer memory): the edge the kernel knows is k <= q + Sk - Sq,
+    so this must not fuse."""
+    P = params(4)
+    b = Builder(P)
+    x, mem, mask = "x", "memory", "attention_mask"
+    q, kt, v = qkv(b, x, mem)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    rq = b.op("Unsqueeze", b.op("Range", np.int64(0), seq_len(b, x), np.int64(1)), [1])
+    rk = b.op("Range", np.int64(0), seq_len(b, mem), np.int64(1))
+    cond = b.op("LessOrEqual", rk, rq)
+    s = b.op("Where", cond, s, F32_MIN)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, memory, attention_mask):
+        s, v = r_scores(P, x, memory)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        Sq, Sk = x.shape[1], memory.shape[1]
+        cond = np.arange(Sk)[None, :] <= np.arange(Sq)[:, None]
+        s = np.where(cond, s, np.float32(F32_MIN)).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "nearmiss_cross_causal", y, 14, mem=True), P, ref, feeds_sets(mem=True)
+
+
+def past_kv(causal=True):
+    """A decoder step with a KV cache (GPT-2 with past, TorchScript): K, V =
+    Concat(past, new) along S of [B, H, S, D] (also the present outputs),
+    Sq = S != Sk = P + S; causal: Where(k <= q + P, scores, min) with the
+    query positions Range(P, P + S) (P read by Shape/Gather from the past)."""
+    P_ = params(5)
+    b = Builder(P_)
+    x, mask, pk, pv = "x", "attention_mask", "past_key", "past_value"
+    q = heads(b, lin(b, x, "q"))
+    kc = b.op("Concat", pk, heads(b, lin(b, x, "k")), axis=2)
+    vc = b.op("Concat", pv, heads(b, lin(b, x, "v")), axis=2)
+    s = b.op("Div", b.op("MatMul", q, b.op("Transpose", kc, perm=[0, 1, 3, 2])),
+             float(math.sqrt(D)))
+    if causal:
+        past = b.op("Gather", b.op("Shape", pk), np.int64(2), axis=0)
+        tot = b.op("Add", past, seq_len(b, x))
+        rq = b.op("Unsqueeze", b.op("Range", past, tot, np.int64(1)), [1])
+        rk = b.op("Range", np.int64(0), tot, np.int64(1))
+        cond = b.op("Unsqueeze", b.op("LessOrEqual", rk, rq), [0, 1])
+        s = b.op("Where", cond, s, F32_MIN)
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), vc)
+    b.outputs(y, kc, vc)
+    hs = ["batch", H, "past", D]
+    hso = ["batch", H, "total", D]
+    m = b.model("past_kv" if causal else "past_kv_nocausal",
+                [("x", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("past_key", TensorProto.FLOAT, hs), ("past_value", TensorProto.FLOAT, hs),
+                 ("attention_mask", TensorProto.INT64, ["batch", "total"])],
+                [("y", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("present_key", TensorProto.FLOAT, hso),
+                 ("present_value", TensorProto.FLOAT, hso)], 14)
+
+    def ref(P, x, past_key, past_value, attention_mask):
+        q = r_heads(r_lin(x, P, "q"))
+        k = np.concatenate([past_key, r_heads(r_lin(x, P, "k"))], axis=2)
+        v = np.concatenate([past_value, r_heads(r_lin(x, P, "v"))], axis=2)
+        s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) /
+             np.float32(math.sqrt(D))).astype(np.float32)
+        Sq, Sk = x.shape[1], k.shape[2]
+        if causal:
+            cond = np.arange(Sk)[None, :] <= np.arange(Sk - Sq, Sk)[:, None]
+            s = np.where(cond, s, np.float32(F32_MIN)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v), k, v]
+
+    rng = np.random.default_rng(9)
+    sets = []
+    for B, S, Pl, pad in ((2, 3, 4, 2), (1, 1, 5, 0)):
+        mk = np.ones((B, Pl + S), np.int64)
+        if B > 1:
+            mk[1, :pad] = 0
+        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32),
+                     "past_key": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "past_value": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "attention_mask": mk})
+    return m, P_, ref, sets
+
+
+def sdpa(guard=True):
+    """scaled_dot_product_attention as exported: Q and K^T each scaled by
+    1/sqrt(sqrt(d)), K^T as Reshape -> Transpose(0,2,1) -> Reshape over a
+    3-D [B*H, S, D] view, the boolean mask as Where(m, 0, -inf), the IsNaN
+    guard.  Data set 0's second row is fully padded: every score row is
+    -inf, NaN probabilities, 0 after the guard (NaN without it)."""
+    P = params(6)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, k, v = heads(b, lin(b, x, "q")), heads(b, lin(b, x, "k")), heads(b, lin(b, x, "v"))
+    sc = float(1.0 / math.sqrt(math.sqrt(D)))
+    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    k3 = b.op("Reshape", k, b.op("Concat", [-1], S1, [D], axis=0))
+    kt = b.op("Reshape", b.op("Transpose", k3, perm=[0, 2, 1]),
+              b.op("Concat", B1, [H], [D], S1, axis=0))
+    s = b.op("MatMul", b.op("Mul", q, sc), b.op("Mul", kt, sc))
+    mb = b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL)
+    s = b.op("Add", s, b.op("Where", mb, 0.0, NEG_INF))
+    p = b.op("Softmax", s, axis=-1)
+    if guard:
+        p = b.op("Where", b.op("IsNaN", p), 0.0, p)
+    y = merge(b, p, v)
+
+    def ref(P, x, attention_mask):
+        q, k, v = (r_heads(r_lin(x, P, t)) for t in ("q", "k", "v"))
+        s = ((q * np.float32(sc)) @ (k.transpose(0, 1, 3, 2) * np.float32(sc))).astype(np.float32)
+        pm = np.where(attention_mask[:, None, None, :] != 0, np.float32(0), np.float32(NEG_INF))
+        p = r_softmax(add32(s, pm.astype(np.float32)))
+        if guard:
+            p = np.where(np.isnan(p), np.float32(0), p)
+        return [r_out(P, p, v)]
+    sets = feeds_sets()
+    sets[0]["attention_mask"][1, :] = 0
+    return finish(b, "sdpa" if guard else "sdpa_noguard", y, 17), P, ref, sets
+
+
+def keras_einsum():
+    """Keras MultiHeadAttention through tf2onnx: Einsum projections
+    abc,cde->abde into [B, S, H, D], the query scaled, key-major scores
+    aecd,abcd->acbe (the einsum pass makes them Transpose(MatMul(Kh, Q^T))),
+    an additive padding mask, context acbe,aecd->abcd, output
+    abcd,cde->abe."""
+    P = params(7)
+    P3 = dict(P)
+    for t in ("q", "k", "v"):
+        P3[t + ".w3"] = P[t + ".w"].reshape(W, H, D)
+        P3[t + ".b3"] = P[t + ".b"].reshape(H, D)
+    P3["o.w3"] = P["o.w"].reshape(H, D, W)
+    b = Builder(P3)
+    x, mask = "x", "attention_mask"
+
+    def proj(t):
+        return b.op("Add", b.op("Einsum", x, b.p(t + ".w3"), equation="abc,cde->abde"),
+                    b.p(t + ".b3"))
+    q = b.op("Mul", proj("q"), float(1.0 / math.sqrt(D)))
+    k, v = proj("k"), proj("v")
+    s = b.op("Einsum", k, q, equation="aecd,abcd->acbe")
+    s = b.op("Add", s, pad_bias(b, mask, -1e9))
+    p = b.op("Softmax", s, axis=-1)
+    c = b.op("Einsum", p, v, equation="acbe,aecd->abcd")
+    y = b.op("Add", b.op("Einsum", c, b.p("o.w3"), equation="abcd,cde->abe"), b.p("o.b"))
+
+    def ref(P, x, attention_mask):
+        q, k, v = (r_heads(r_lin(x, P, t)) for t in ("q", "k", "v"))
+        q = (q * np.float32(1.0 / math.sqrt(D))).astype(np.float32)
+        s = add32((q @ k.transpose(0, 1, 3, 2)).astype(np.float32), r_pad(attention_mask, -1e9))
+        return [r_out(P, r_softmax(s), v)]
+    return finish(b, "keras_einsum", y, 14), P, ref, feeds_sets()
+
+
+def fairseq(fill=NEG_INF):
+    """fairseq MultiheadAttention (TorchScript), time-major: x [S, B, W];
+    q scaled, heads viewed [S, B*H, D] and transposed to [B*H, S, D];
+    scores [B*H, Sq, Sk] reshaped to [B, H, Sq, Sk] around
+    masked_fill(key_padding_mask, fill), Softmax over axis 2 of the 3-D
+    scores, context transposed back to [Sq, B*H, D] and reshaped to
+    [Sq, B, W].  A fill that is not -inf (or the float minimum) is a near
+    miss: replacing a score is not adding a bias."""
+    P = params(8)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    B = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(1), axis=0), [0])
+    BH = b.op("Mul", B, [H])
+
+    def view(t):
+        return b.op("Transpose", b.op("Reshape", t, b.op("Concat", [-1], BH, [D], axis=0)),
+                    perm=[1, 0, 2])
+    q = view(b.op("Mul", lin(b, x, "q"), float(D ** -0.5)))
+    k, v = view(lin(b, x, "k")), view(lin(b, x, "v"))
+    s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 2, 1]))
+    Sq = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    s4 = b.op("Reshape", s, b.op("Concat", B, [H], Sq, Sq, axis=0))
+    kpm = b.op("Unsqueeze", b.op("Equal", mask, np.int64(0)), [1, 2])
+    s4 = b.op("Where", kpm, fill, s4)
+    s = b.op("Reshape", s4, b.op("Concat", BH, Sq, Sq, axis=0))
+    p = b.op("Softmax", s, axis=2)
+    c = b.op("Transpose", b.op("MatMul", p, v), perm=[1, 0, 2])
+    y = lin(b, b.op("Reshape", c, b.op("Concat", Sq, B, [W], axis=0)), "o")
+    b.outputs(y)
+    m = b.model("fairseq" if fill == NEG_INF else "nearmiss_fairseq_fill",
+                [("x", TensorProto.FLOAT, ["seq", "batch", W]),
+                 ("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+                [("y", TensorProto.FLOAT, ["seq", "batch", W])], 14)
+
+    def ref(P, x, attention_mask):
+        xb = x.transpose(1, 0, 2)
+        q = (r_heads(r_lin(xb, P, "q")) * np.float32(D ** -0.5)).astype(np.float32)
+        k, v = r_heads(r_lin(xb, P, "k")), r_heads(r_lin(xb, P, "v"))
+        s = (q @ k.transpose(0, 1, 3, 2)).astype(np.float32)
+        s = np.where(attention_mask[:, None, None, :] == 0, np.float32(fill), s)
+        return [r_out(P, r_softmax(s.astype(np.float32)), v).transpose(1, 0, 2)]
+    sets = feeds_sets()
+    for f in sets:
+        f["x"] = np.ascontiguousarray(f["x"].transpose(1, 0, 2))
+    return m, P, ref, sets
+
+
+def sdpa_causal():
+    """scaled_dot_product_attention(is_causal=True) as the dynamo exporter
+    decomposes it: ones([L, S], bool).tril() negated into Where(., -inf,
+    0), added to the scaled scores, then the IsNaN guard."""
+    P = params(10)
+    b = Builder(P)
+    x = "x"
+    q, kt, v = qkv(b, x)
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    ones = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                value=numpy_helper.from_array(np.array([True])))
+    tri = b.op("Trilu", ones, upper=0)
+    bias = b.op("Where", b.op("Not", tri), NEG_INF, 0.0)
+    s = b.op("Add", b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5)), bias)
+    p = b.op("Softmax", s, axis=-1)
+    y = merge(b, b.op("Where", b.op("IsNaN", p), 0.0, p), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s * np.float32(D ** -0.5)).astype(np.float32)
+        bias = np.where(r_tril(x.shape[1]), np.float32(0), np.float32(NEG_INF))
+        p = r_softmax(add32(s, bias.astype(np.float32)))
+        return [r_out(P, np.where(np.isnan(p), np.float32(0), p), v)]
+    return finish(b, "sdpa_causal", y, 17), P, ref, feeds_sets()
+
+
+# name -> (builder, attention fused, of them causal)
+FORMS = {
+    "causal_gpt2": (causal_gpt2, 1, 1),
+    "causal_bart": (causal_bart, 1, 1),
+    "causal_trilu": (causal_trilu, 1, 1),
+    "nearmiss_window": (lambda: rename(causal_gpt2(1), "nearmiss_window"), 0, 0),
+    "nearmiss_trilu_k2": (lambda: causal_trilu(2), 1, 0),
+    "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0),
+    "past_kv": (past_kv, 1, 1),
+    "past_kv_nocausal": (lambda: past_kv(False), 1, 0),
+    "sdpa": (sdpa, 1, 0),
+    "sdpa_noguard": (lambda: sdpa(False), 1, 0),
+    "keras_einsum": (keras_einsum, 1, 0),
+    "sdpa_causal": (sdpa_causal, 1, 1),
+    "fairseq": (fairseq, 1, 0),
+    "nearmiss_fairseq_fill": (lambda: fairseq(-1e4), 0, 0),
+}
+
+
+def rename(t, name):
+    t[0].graph.name = name
+    return t
+
+
+def generate(name, outdir):
+    fn, natt, ncausal = FORMS[name]
+    m, P, ref, sets = fn()
+    check_graph(m)
+    d = os.path.join(outdir, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    with open(os.path.join(d, "expect"), "w") as f:
+        f.write("attention %d causal %d\n" % (natt, ncausal))
+    for si, feeds in enumerate(sets):
+        outs = ref(P, **feeds)
+        with np.errstate(invalid="ignore", over="ignore"):
+            got = npref.run(m, feeds)
+        for o, r, gv in zip(m.graph.output, outs, got):
+            same_nan = np.array_equal(np.isnan(gv), np.isnan(r))
+            if not same_nan or not close(np.nan_to_num(gv, nan=7.0), np.nan_to_num(r, nan=7.0)):
+                sys.exit("attn_forms.py: %s set %d output %s: graph (npref) and numpy "
+                         "reference disagree" % (name, si, o.name))
+        sd = os.path.join(d, "test_data_set_%d" % si)
+        os.makedirs(sd, exist_ok=True)
+        for k, i in enumerate(m.graph.input):
+            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
+                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
+        for k, (o, r) in enumerate(zip(m.graph.output, outs)):
+            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
+                f.write(numpy_helper.from_array(np.asarray(r, np.float32), o.name).SerializeToString())
+    nan = any(np.isnan(np.asarray(r)).any() for s in sets for r in ref(P, **s))
+    print("%s: %d nodes, opset %d, expect attention %d causal %d%s" %
+          (name, len(m.graph.node), m.opset_import[0].version, natt, ncausal,
+           ", NaN rows in the reference" if nan else ""))
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit("usage: attn_forms.py OUTDIR [NAME...]  (names: %s)" % " ".join(FORMS))
+    names = argv[2:] or list(FORMS)
+    for n in names:
+        if n not in FORMS:
+            sys.exit("attn_forms.py: unknown form %s (have: %s)" % (n, " ".join(FORMS)))
+    for n in names:
+        generate(n, argv[1])
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# ctest: attention as other exporters write it (tests/gen/attn_forms.py:
+# causal masks as a Where around the scores, as an additive bias from
+# Range/Less/Where or from Trilu, KV-cache Concat with and without a causal
+# offset, SDPA exports, Keras Einsum attention, and near misses).  For every
+# form: `kiln compile -O2 --stats` fuses exactly the expected number of
+# attentions (a near miss none, its Softmax left; no Einsum left where it
+# fuses), `kiln dump -O2` shows
+# the expected number of causal flags, and `kiln check` matches the numpy
+# references at -O0 and at -O2 (NaN rows included).
+#   bash attn_forms.sh KILN_BIN SRC_DIR BUILD_DIR
+set -uo pipefail
+KILN=$1 SRC=$2 BUILD=$3
+PY=/usr/bin/python3
+OUT=$BUILD/attn_forms
+TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+"$PY" -c "import onnx, numpy" 2>/dev/null || { echo "attn_forms: no python3 with onnx, skipping"; exit 77; }
+
+rm -rf "$OUT"
+"$PY" "$SRC/tests/gen/attn_forms.py" "$OUT" || { echo "attn_forms: generating failed"; exit 1; }
+
+pass=0 fail=0
+for d in "$OUT"/*/; do
+	d=${d%/}
+	name=$(basename "$d")
+	read -r _ want_att _ want_causal < "$d/expect"
+	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
+		fail=$((fail + 1)); echo "FAIL $name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
+	fi
+	if ! verdict=$(echo "$out" | tail -n 1 | "$PY" -c '
+import json, sys
+want = int(sys.argv[1])
+j = json.loads(sys.stdin.read())
+att = j["fusions"].get("attention", 0)
+sm_in, sm_out = j["ops_in"].get("Softmax", 0), j["ops_out"].get("Softmax", 0)
+ein = j["ops_out"].get("Einsum", 0)
+print("attention %d of %d softmax, %d left, %d einsum left" % (att, sm_in, sm_out, ein))
+sys.exit(0 if att == want and sm_out == sm_in - want and (want == 0 or ein == 0) else 1)
+' "$want_att"); then
+		fail=$((fail + 1)); echo "FAIL $name: expected attention $want_att: $verdict"; continue
+	fi
+	causal=$("$KILN" dump "$d/model.onnx" -O2 2>&1 | grep -c 'KlnAttention(.*causal = ')
+	if [ "$causal" != "$want_causal" ]; then
+		fail=$((fail + 1)); echo "FAIL $name: $causal causal attentions, expected $want_causal"; continue
+	fi
+	ok=1
+	for o in -O0 -O2; do
+		if ! chk=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
+			ok=0; echo "FAIL $name: check $o: $(echo "$chk" | tail -n 3 | tr '\n' ' ')"
+		fi
+	done
+	if [ $ok = 1 ]; then
+		pass=$((pass + 1)); echo "PASS $name: $verdict, $causal causal, -O0 and -O2 match numpy"
+	else
+		fail=$((fail + 1))
+	fi
+done
+echo "attn_forms: $pass passed, $fail failed"
+[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
