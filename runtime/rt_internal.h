@@ -57,6 +57,13 @@ struct kiln_context {
 	size_t *owned_cap;
 	void **out_ptr;            /* frame.out */
 	const void **in_ptr;       /* frame.in */
+
+	/* data-dependent shapes (rt.h): buffers grown per slot, the caller's
+	 * outputs until rt_dyn_outputs binds them */
+	void **dyn;
+	size_t *dyn_cap;
+	kiln_tensor *user_out;
+	int user_nout;
 };
 
 /* ---- weights (weights.c) ---- */
