@@ -762,3 +762,20 @@ RT_SHAPE(Reduce)
 			out[0].dims[k++] = 1;
 	return 0;
 }
+
+int rt_reduce_axes(kiln_frame *f, const char *loc, const char *op, const rt_t *in, int32_t nin,
+                   const int64_t *ia, int64_t *out, int32_t *nout)
+{
+	bool red[KILN_MAX_RANK];
+	int64_t cnt = 0;
+	int r = in[0].rank;
+	if (nin < 2 || axes_of(f, loc, op, &in[1], r, red, &cnt))
+		return nin < 2 ? rt_error(f, "node '%s' (%s): no axes input", loc, op) : 1;
+	out[0] = ia[0];
+	out[1] = 0;
+	for (int d = 0; d < r; d++)   /* no axes: all of them, unless noop_with_empty_axes */
+		if (red[d] || (cnt == 0 && !ia[2]))
+			out[2 + out[1]++] = d;
+	*nout = (int32_t)(2 + out[1]);
+	return 0;
+}

@@ -112,6 +112,11 @@ int rt_bcast_strides(kiln_frame *f, const char *loc, const char *op, int k,
  * dense row-major dst of the given dims. */
 void rt_strided_copy(kiln_frame *f, size_t esize, int rank, const int64_t *dims,
                      const void *src, const int64_t *sstride, void *dst);
+/* Reduce* with axes given at run time (ia = [keepdims, -1, noop]): the
+ * kernel's ia [keepdims, naxes, axes...] from in[1]'s values, checked
+ * (kernels_shape.c); 0 or rt_error. */
+int rt_reduce_axes(kiln_frame *f, const char *loc, const char *op, const rt_t *in, int32_t nin,
+                   const int64_t *ia, int64_t *out, int32_t *nout);
 /* Unsupported dtype for an op: formats and returns rt_error. */
 int rt_bad_dtype(kiln_frame *f, const char *loc, const char *op, int32_t dt);
 /* Elementwise broadcasting driver for up to 3 inputs: calls inner over rows
