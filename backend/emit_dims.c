@@ -281,21 +281,23 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 	LLVMValueRef bytes = arith_ovf(be, "llvm.smul.with.overflow", bound, be_i64(be, es), &o);
 	big = or_flag(be, or_flag(be, big, o), LLVMBuildICmp(B, LLVMIntSGT, bytes, be_i64(be, limit), ""));
 	char what[700], shape[300];
+	/* the data-dependent values (kiln__alloc) depend on input values too */
+	const char *given = be->dcheck_dyn ? "for these inputs" : "for these input shapes";
 	value_desc(be, v, what, sizeof what);
 	shape_desc(g, val, shape, sizeof shape);
 	LLVMValueRef w = be_cstr(be, what), sh = be_cstr(be, shape);
 	if (ovf)
-		plan_fail_if(be, frame, ovf, "%s of shape %s: a dim overflows 64 bits for these input shapes",
-		             (LLVMValueRef[]){w, sh}, 2);
+		plan_fail_if(be, frame, ovf, "%s of shape %s: a dim overflows 64 bits %s",
+		             (LLVMValueRef[]){w, sh, be_cstr(be, given)}, 3);
 	if (only_ovf)
 		return;
 	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""),
-	             "%s of shape %s has a negative dim (%lld) for these input shapes",
-	             (LLVMValueRef[]){w, sh, minv}, 3);
+	             "%s of shape %s has a negative dim (%lld) %s",
+	             (LLVMValueRef[]){w, sh, minv, be_cstr(be, given)}, 4);
 	plan_fail_if(be, frame, big,
-	             "%s of shape %s has %.3g elements of %lld bytes for these input shapes: over "
+	             "%s of shape %s has %.3g elements of %lld bytes %s: over "
 	             "the limit of %lld bytes per tensor (kiln compile --max-tensor-bytes)",
-	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_i64(be, limit)}, 5);
+	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_cstr(be, given), be_i64(be, limit)}, 6);
 }
 
 /* Checks every value the run evaluates dims of, each once. */
