@@ -93,6 +93,7 @@ void ir_dimtab_free(struct DimTab *t)
 	free(t->ents);
 	free(t->ht);
 	free(t->syms);
+	free(t->symdyn);
 	free(t);
 }
 
