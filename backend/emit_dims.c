@@ -286,18 +286,19 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 	value_desc(be, v, what, sizeof what);
 	shape_desc(g, val, shape, sizeof shape);
 	LLVMValueRef w = be_cstr(be, what), sh = be_cstr(be, shape);
+	char fmt[300];
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s: a dim overflows 64 bits %s", given);
 	if (ovf)
-		plan_fail_if(be, frame, ovf, "%s of shape %s: a dim overflows 64 bits %s",
-		             (LLVMValueRef[]){w, sh, be_cstr(be, given)}, 3);
+		plan_fail_if(be, frame, ovf, fmt, (LLVMValueRef[]){w, sh}, 2);
 	if (only_ovf)
 		return;
-	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""),
-	             "%s of shape %s has a negative dim (%lld) %s",
-	             (LLVMValueRef[]){w, sh, minv, be_cstr(be, given)}, 4);
-	plan_fail_if(be, frame, big,
-	             "%s of shape %s has %.3g elements of %lld bytes %s: over "
-	             "the limit of %lld bytes per tensor (kiln compile --max-tensor-bytes)",
-	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_cstr(be, given), be_i64(be, limit)}, 6);
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s has a negative dim (%%lld) %s", given);
+	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""), fmt,
+	             (LLVMValueRef[]){w, sh, minv}, 3);
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s has %%.3g elements of %%lld bytes %s: over "
+	         "the limit of %%lld bytes per tensor (kiln compile --max-tensor-bytes)", given);
+	plan_fail_if(be, frame, big, fmt,
+	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_i64(be, limit)}, 5);
 }
 
 /* Checks every value the run evaluates dims of, each once. */
