@@ -129,6 +129,9 @@ LLVMValueRef be_emit_dyn_alloc_fn(Be *be, NodeId id);
 /* The ops that can bind data-dependent extents, and their shape
  * function's name (rt_shape_<name>); NULL if none. */
 const char *be_shape_fn_name(Op op);
+/* Whether node n can bind data-dependent extents: its op has a shape
+ * function and the inputs it reads are there. */
+bool be_node_can_bind(const Node *n);
 /* Maps the symbols input dims bind to desc indices (the runtime requires
  * each desc symbol to be bound); a symbol code needs but no input binds
  * is an error. */

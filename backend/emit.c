@@ -452,14 +452,25 @@ static int shape_fn_attrs(Be *be, NodeId id, int64_t *ia)
 	}
 }
 
+/* Whether node id runs its shape function first: it binds a symbol, or an
+ * output has a data-dependent symbol made for it (named "out[k]") that
+ * another node bound (two values of one name): then the values must agree
+ * with it.  Extents computed from the inputs' dims need no call. */
 static bool binds_symbols(const Be *be, NodeId id)
 {
-	const Node *n = IR_NODE(be->g, id);
+	const Graph *g = be->g;
+	const Node *n = IR_NODE(g, id);
+	if (!be_node_can_bind(n))
+		return false;
 	for (int k = 0; k < n->nout; k++) {
-		const Value *val = n->out[k] >= 0 ? IR_VAL(be->g, n->out[k]) : NULL;
+		const Value *val = n->out[k] >= 0 ? IR_VAL(g, n->out[k]) : NULL;
+		size_t len = val && val->name ? strlen(val->name) : 0;
 		for (int d = 0; val && d < val->rank; d++) {
-			const DimNode *dn = ir_dim_node(be->g, val->dims[d]);
-			if (dn->kind == DIM_SYM && be->binder[dn->c] == id)
+			const DimNode *dn = ir_dim_node(g, val->dims[d]);
+			if (dn->kind != DIM_SYM || !ir_sym_is_dyn(g, (int)dn->c))
+				continue;
+			const char *sn = ir_sym_name(g, (int)dn->c);
+			if (be->binder[dn->c] == id || (len && !strncmp(sn, val->name, len) && sn[len] == '['))
 				return true;
 		}
 	}

@@ -412,6 +412,17 @@ const char *be_shape_fn_name(Op op)
 	}
 }
 
+bool be_node_can_bind(const Node *n)
+{
+	int need = n->op == OP_ConstantOfShape ? 1 : n->op == OP_Range || n->op == OP_Slice ? 3 : 2;
+	if (!be_shape_fn_name(n->op))
+		return false;
+	for (int k = 0; k < need; k++)   /* the inputs its shape function reads */
+		if (k >= n->nin || n->in[k] < 0)
+			return false;
+	return true;
+}
+
 void be_emit_out_shapes_fn(Be *be)
 {
 	LLVMValueRef dst;
@@ -526,7 +537,7 @@ static int map_dyn_symbols(Be *be, const unsigned char *used, unsigned char *bou
 		NodeId id = be->binder[s];
 		if (id < 0)
 			continue;
-		if (!be_shape_fn_name(IR_NODE(g, id)->op)) {
+		if (!be_node_can_bind(IR_NODE(g, id))) {
 			char nd[300];
 			if (!used[s])
 				continue;
