@@ -48,6 +48,15 @@ typedef struct Be {
 	int32_t nexpr;
 	DimId *expr_dim;
 	int32_t *expr_sym, *expr_in, *expr_axis;   /* desc symbol, first input and dim */
+	/* Data-dependent shapes (rt.h): values whose dims mention a symbol
+	 * ir_dim_dyn made live in f->dyn slots, not in the arena; each such
+	 * symbol is bound by the first node with it as an output extent (its
+	 * binder), and is a desc symbol after the input-bound ones. */
+	bool dynamic;         /* the graph has any: every graph output is copied */
+	int32_t *vdyn;        /* per value: its f->dyn slot, or -1 */
+	int32_t ndyn;
+	NodeId *binder;       /* per ir symbol: the node that binds it, or -1 */
+	int32_t ndyn_sym;
 	unsigned char *blob;  /* the weights, 64-byte aligned pieces */
 	size_t blob_bytes;
 	size_t blob_hot;      /* bytes before the lookup tables (plan.c) */
@@ -66,13 +75,14 @@ typedef struct Be {
 	LLVMValueRef fn, frame, symptr;
 	LLVMValueRef weights_base;   /* f->weights, arena, bufoff, in, out (loaded in entry) */
 	LLVMValueRef weights_cold;   /* f->weights_cold */
-	LLVMValueRef arena, bufoff, inptrs, outptrs;
+	LLVMValueRef arena, bufoff, inptrs, outptrs, dynptrs;
 	LLVMValueRef rt_in, rt_out;  /* alloca'd rt_t arrays */
 	int32_t max_in, max_out;
 	LLVMValueRef *dmemo;         /* per DimId */
 	LLVMValueRef *dovf;          /* kiln__plan only (else NULL): per DimId, i1 "overflowed" or NULL */
 	int32_t ndmemo;
 	bool dcheck;                 /* checked mode (kiln__plan): be_dim tracks overflow */
+	bool dcheck_dyn;             /* kiln__alloc: checks data-dependent values (not kiln__plan) */
 	int32_t nstr;                /* private string counter */
 
 	/* the node function being built (emit.c), op_node -1 when none: its
@@ -93,6 +103,8 @@ void be_plan_free(Be *be);
  * symbol values, from the plan alone; -1 when a size overflows or is over
  * the size limit. */
 int64_t be_plan_arena(const Be *be, const int64_t *symvals);
+/* Whether v's dims mention a data-dependent symbol. */
+bool be_value_dyn(const Be *be, ValId v);
 /* "node 'name' (Op)" for messages; a static buffer per call site is fine */
 const char *be_node_desc(const Be *be, NodeId n, char *buf, size_t len);
 
@@ -110,6 +122,16 @@ void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first o
  * against the size limit; returns rt_error naming the node when one fails. */
 void be_emit_plan_fn(Be *be);
 void be_emit_out_shapes_fn(Be *be);          /* kiln__out_shapes */
+/* i32 kiln__alloc(f): the checked sizes of node id's outputs that live in
+ * f->dyn slots, each grown by rt_dyn_alloc (the caller saves and restores
+ * the function state around it). */
+LLVMValueRef be_emit_dyn_alloc_fn(Be *be, NodeId id);
+/* The ops that can bind data-dependent extents, and their shape
+ * function's name (rt_shape_<name>); NULL if none. */
+const char *be_shape_fn_name(Op op);
+/* Whether node n can bind data-dependent extents: its op has a shape
+ * function and the inputs it reads are there. */
+bool be_node_can_bind(const Node *n);
 /* Maps the symbols input dims bind to desc indices (the runtime requires
  * each desc symbol to be bound); a symbol code needs but no input binds
  * is an error. */

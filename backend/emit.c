@@ -118,6 +118,8 @@ LLVMValueRef be_val_ptr(Be *be, ValId v)
 		return weight_ptr(be, be->voff[v]);
 	if (be->vout[v] >= 0)
 		return load_ptr_elem(be, be->outptrs, be->vout[v]);
+	if (be->vdyn[v] >= 0)   /* after the node's kiln__alloc: loaded where used */
+		return load_ptr_elem(be, be->dynptrs, be->vdyn[v]);
 	if (be->vbuf[v] >= 0) {
 		LLVMValueRef idx = be_i64(be, be->vbuf[v]);
 		LLVMValueRef po = LLVMBuildGEP2(be->b, be->t_i64, be->bufoff, &idx, 1, "");
@@ -172,7 +174,8 @@ void be_check_eq(Be *be, const char *loc, Op op, const char *what, LLVMValueRef 
 
 bool be_has_storage(const Be *be, ValId v)
 {
-	return v >= 0 && (IR_VAL(be->g, v)->kind != V_NODE || be->vbuf[v] >= 0 || be->vout[v] >= 0);
+	return v >= 0 && (IR_VAL(be->g, v)->kind != V_NODE || be->vbuf[v] >= 0 || be->vout[v] >= 0 ||
+	                  be->vdyn[v] >= 0);
 }
 
 /* Stores one rt_t: data (be_val_ptr, or data when not NULL), dtype, rank,
@@ -313,12 +316,12 @@ static void emit_output_copies(Be *be)
 /* Loads the frame fields kiln__run uses, in the entry block. */
 static void load_frame(Be *be)
 {
-	LLVMValueRef *dst[7] = {&be->inptrs, &be->outptrs, &be->arena, &be->bufoff, &be->symptr,
-	                        &be->weights_base, &be->weights_cold};
-	static const char *names[7] = {"in", "out", "arena", "bufoff", "sym", "weights",
-	                               "weights_cold"};
-	static const int field[7] = {0, 1, 2, 3, 4, 5, 8};   /* kiln_frame, all pointers */
-	for (int i = 0; i < 7; i++) {
+	LLVMValueRef *dst[8] = {&be->inptrs, &be->outptrs, &be->arena, &be->bufoff, &be->symptr,
+	                        &be->weights_base, &be->weights_cold, &be->dynptrs};
+	static const char *names[8] = {"in", "out", "arena", "bufoff", "sym", "weights",
+	                               "weights_cold", "dyn"};
+	static const int field[8] = {0, 1, 2, 3, 4, 5, 8, 9};   /* kiln_frame, all pointers */
+	for (int i = 0; i < 8; i++) {
 		LLVMValueRef idx = be_i64(be, field[i]);
 		LLVMValueRef p = LLVMBuildGEP2(be->db, be->t_ptr, be->frame, &idx, 1, "");
 		*dst[i] = LLVMBuildLoad2(be->db, be->t_ptr, p, names[i]);
@@ -360,7 +363,7 @@ static void end_fn(Be *be, LLVMBasicBlockRef entry)
 
 /* The per-function state of Be, kept while a node function is built. */
 typedef struct FnState {
-	LLVMValueRef fn, frame, symptr, weights_base, weights_cold, arena, bufoff, inptrs, outptrs;
+	LLVMValueRef fn, frame, symptr, weights_base, weights_cold, arena, bufoff, inptrs, outptrs, dynptrs;
 	LLVMValueRef rt_in, rt_out, *dmemo;
 	int32_t ndmemo;
 	LLVMBasicBlockRef entry, cur;
@@ -369,7 +372,7 @@ typedef struct FnState {
 static void fn_save(Be *be, FnState *s)
 {
 	*s = (FnState){be->fn, be->frame, be->symptr, be->weights_base, be->weights_cold,
-	               be->arena, be->bufoff, be->inptrs, be->outptrs, be->rt_in, be->rt_out,
+	               be->arena, be->bufoff, be->inptrs, be->outptrs, be->dynptrs, be->rt_in, be->rt_out,
 	               be->dmemo, be->ndmemo, LLVMGetInsertBlock(be->db), LLVMGetInsertBlock(be->b)};
 	be->dmemo = NULL;   /* the node function's own memo */
 	be->ndmemo = 0;
@@ -381,6 +384,7 @@ static void fn_restore(Be *be, const FnState *s)
 	be->fn = s->fn, be->frame = s->frame, be->symptr = s->symptr;
 	be->weights_base = s->weights_base, be->weights_cold = s->weights_cold;
 	be->arena = s->arena, be->bufoff = s->bufoff, be->inptrs = s->inptrs, be->outptrs = s->outptrs;
+	be->dynptrs = s->dynptrs;
 	be->rt_in = s->rt_in, be->rt_out = s->rt_out, be->dmemo = s->dmemo, be->ndmemo = s->ndmemo;
 	LLVMPositionBuilderAtEnd(be->db, s->entry);
 	LLVMPositionBuilderAtEnd(be->b, s->cur);
@@ -412,6 +416,146 @@ static int emit_node_body(Be *be, NodeId id, int np)
 	be->op_node = -1;
 	be->op_loc_param = NULL;
 	return r < 0 ? -1 : 0;
+}
+
+/* ---- data-dependent shapes (rt.h) ----------------------------------------
+ * Before a node that binds data-dependent symbols, the chunk calls
+ * i32 kiln__bind(f, loc, the node's data pointers): the op's shape function
+ * rt_shape_<Op> computes the output dims from the input values; each dim
+ * that is a symbol this node binds is stored in f->sym, every other one
+ * must equal the dim the code was compiled with.  Then kiln__alloc (the
+ * node's outputs in f->dyn slots, emit_dims.c), then the node itself:
+ * their entry blocks read f->sym after the binding. */
+
+/* ia of a shape function (rt.h RT_SHAPE). */
+static int shape_fn_attrs(Be *be, NodeId id, int64_t *ia)
+{
+	const Graph *g = be->g;
+	const Node *n = IR_NODE(g, id);
+	int r = n->op == OP_OneHot ? IR_VAL(g, n->out[0])->rank : IR_VAL(g, n->in[0])->rank;
+	int64_t ax;
+	switch (n->op) {
+	case OP_Reshape:
+		ia[0] = ir_attr_int(g, id, "allowzero", 0);
+		return 1;
+	case OP_Split: case OP_OneHot:
+		ax = ir_attr_int(g, id, "axis", n->op == OP_Split ? 0 : -1);
+		ia[0] = ax < 0 ? ax + r : ax;
+		return 1;
+	case OP_ReduceSum: case OP_ReduceMean: case OP_ReduceMax: case OP_ReduceMin:
+	case OP_ReduceProd: case OP_ReduceL2: case OP_ReduceSumSquare:
+		ia[0] = ir_attr_int(g, id, "keepdims", 1);
+		ia[1] = ir_attr_int(g, id, "noop_with_empty_axes", 0);
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/* Whether node id runs its shape function first: it binds a symbol, or an
+ * output has a data-dependent symbol made for it (named "out[k]") that
+ * another node bound (two values of one name): then the values must agree
+ * with it.  Extents computed from the inputs' dims need no call. */
+static bool binds_symbols(const Be *be, NodeId id)
+{
+	const Graph *g = be->g;
+	const Node *n = IR_NODE(g, id);
+	if (!be_node_can_bind(n))
+		return false;
+	for (int k = 0; k < n->nout; k++) {
+		const Value *val = n->out[k] >= 0 ? IR_VAL(g, n->out[k]) : NULL;
+		size_t len = val && val->name ? strlen(val->name) : 0;
+		for (int d = 0; val && d < val->rank; d++) {
+			const DimNode *dn = ir_dim_node(g, val->dims[d]);
+			if (dn->kind != DIM_SYM || !ir_sym_is_dyn(g, (int)dn->c))
+				continue;
+			const char *sn = ir_sym_name(g, (int)dn->c);
+			if (be->binder[dn->c] == id || (len && !strncmp(sn, val->name, len) && sn[len] == '['))
+				return true;
+		}
+	}
+	return false;
+}
+
+static void emit_bind_body(Be *be, NodeId id, int np)
+{
+	const Graph *g = be->g;
+	const Node *n = IR_NODE(g, id);
+	LLVMBuilderRef B = be->b;
+	for (int k = 0; k < np; k++)
+		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	be->op_node = id;
+	be->op_loc_param = LLVMGetParam(be->fn, 1);
+	for (int k = 0; k < n->nin; k++)
+		fill_rt(be, be->rt_in, k, n->in[k], be->op_params[k]);
+	for (int k = 0; k < n->nout; k++) {
+		const Value *val = n->out[k] >= 0 ? IR_VAL(g, n->out[k]) : NULL;
+		LLVMValueRef idx = be_i64(be, k);
+		LLVMValueRef t = LLVMBuildGEP2(B, be->t_rt, be->rt_out, &idx, 1, "");
+		LLVMBuildStore(B, LLVMConstNull(be->t_ptr), LLVMBuildStructGEP2(B, be->t_rt, t, 0, ""));
+		LLVMBuildStore(B, be_i32(be, val ? val->dtype : 0), LLVMBuildStructGEP2(B, be->t_rt, t, 1, ""));
+		LLVMBuildStore(B, be_i32(be, val ? val->rank : 0), LLVMBuildStructGEP2(B, be->t_rt, t, 2, ""));
+	}
+	int64_t ia[4];
+	int nia = shape_fn_attrs(be, id, ia);
+	char fname[64], lb[64];
+	snprintf(fname, sizeof fname, "rt_shape_%s", be_shape_fn_name(n->op));
+	const char *loc = be_node_loc(be, id, lb, sizeof lb);
+	LLVMValueRef args[10] = {
+		be->frame, be_cstr(be, loc), be->rt_in, be_i32(be, n->nin), be->rt_out, be_i32(be, n->nout),
+		const_array(be, be->t_i64, ia, nia, false), be_i32(be, nia), LLVMConstNull(be->t_ptr),
+		be_i32(be, 0),
+	};
+	return_if_nonzero(be, LLVMBuildCall2(B, be->t_kernel, be_declare(be, fname, be->t_kernel), args, 10, ""));
+	for (int k = 0; k < n->nout; k++) {
+		const Value *val = n->out[k] >= 0 ? IR_VAL(g, n->out[k]) : NULL;
+		for (int d = 0; val && d < val->rank; d++) {
+			LLVMValueRef ix[4] = {be_i64(be, k), be_i32(be, 3), be_i64(be, 0), be_i64(be, d)};
+			LLVMTypeRef at = LLVMArrayType2(be->t_i64, KILN_MAX_RANK);
+			LLVMValueRef t = LLVMBuildGEP2(B, be->t_rt, be->rt_out, ix, 1, "");
+			LLVMValueRef p = LLVMBuildGEP2(B, at, LLVMBuildStructGEP2(B, be->t_rt, t, 3, ""), ix + 2, 2, "");
+			LLVMValueRef got = LLVMBuildLoad2(B, be->t_i64, p, "");
+			const DimNode *dn = ir_dim_node(g, val->dims[d]);
+			if (dn->kind == DIM_SYM && be->binder[dn->c] == id) {
+				LLVMValueRef si = be_i64(be, be->symmap[dn->c]);
+				LLVMBuildStore(B, got, LLVMBuildGEP2(B, be->t_i64, be->symptr, &si, 1, ""));
+				continue;
+			}
+			char what[300];
+			snprintf(what, sizeof what, "output '%s' dim %d from the input values is",
+			         val->name ? val->name : "?", d);
+			be_check_eq(be, loc, n->op, what, got, be_dim(be, val->dims[d]));
+		}
+	}
+	be->op_node = -1;
+	be->op_loc_param = NULL;
+}
+
+/* In the current chunk, before node id: kiln__bind (when it binds
+ * symbols) and kiln__alloc (when it has outputs in f->dyn slots). */
+static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *args, int np)
+{
+	const Node *n = IR_NODE(be->g, id);
+	FnState st;
+	if (binds_symbols(be, id)) {
+		fn_save(be, &st);
+		LLVMBasicBlockRef entry = begin_fn(be, "kiln__bind", fty, true);
+		emit_bind_body(be, id, np);
+		LLVMValueRef fn = be->fn;
+		end_fn(be, entry);
+		fn_restore(be, &st);
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
+	}
+	bool alloc = false;
+	for (int k = 0; k < n->nout; k++)
+		alloc = alloc || (n->out[k] >= 0 && be->vdyn[n->out[k]] >= 0);
+	if (!alloc)
+		return;
+	fn_save(be, &st);
+	LLVMValueRef fn = be_emit_dyn_alloc_fn(be, id);
+	fn_restore(be, &st);
+	LLVMTypeRef aty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
+	return_if_nonzero(be, LLVMBuildCall2(be->b, aty, fn, &be->frame, 1, ""));
 }
 
 /* Node id in the current chunk: i32 kiln__node_K(f, loc, data pointers of
@@ -453,6 +597,16 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 		args[1] = be_cstr(be, be->op_loc);
 		for (int k = 0; k < np; k++)
 			args[2 + k] = node_arg(be, n, k);
+		if (be->dynamic) {   /* then the pointers again: f->dyn may have grown */
+			be->op_params = malloc((size_t)(np + 1) * sizeof *be->op_params);
+			if (!be->op_params)
+				abort();
+			emit_dyn_steps(be, id, fty, args, np);
+			free(be->op_params);
+			be->op_params = NULL;
+			for (int k = 0; k < np; k++)
+				args[2 + k] = node_arg(be, n, k);
+		}
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
 	}
 	be->op_loc = NULL;
@@ -523,12 +677,27 @@ static int emit_run_fn(Be *be)
 		}
 	}
 	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
+	LLVMValueRef copies = NULL;
+	if (be->dynamic) {
+		/* the output dims read data-dependent symbols: in a function of
+		 * their own, called once they are bound */
+		LLVMBasicBlockRef entry = begin_fn(be, "kiln__outputs", fty, true);
+		copies = be->fn;
+		emit_output_copies(be);
+		end_fn(be, entry);
+	}
 	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", fty, false);
 	be_emit_expr_checks(be);
 	for (int k = 0; k < nchunks; k++)
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
 	free(chunks);
-	emit_output_copies(be);
+	if (copies) {
+		LLVMValueRef outs = be_declare(be, "rt_dyn_outputs", fty);
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, outs, &be->frame, 1, ""));
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, copies, &be->frame, 1, ""));
+	} else {
+		emit_output_copies(be);
+	}
 	end_fn(be, entry);
 	return 0;
 }

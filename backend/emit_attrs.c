@@ -95,7 +95,8 @@ static int const_ints(Be *be, ValId v, int64_t *dst, int max)
 	return cnt;
 }
 
-/* ia = [keepdims, naxes, axes...] */
+/* ia = [keepdims, naxes, axes...]; [keepdims, -1, noop_with_empty_axes]
+ * when the axes input is computed at run time */
 static int reduce_attrs(Be *be, NodeId n, BeAttrs *a)
 {
 	const Node *nd = IR_NODE(be->g, n);
@@ -108,6 +109,13 @@ static int reduce_attrs(Be *be, NodeId n, BeAttrs *a)
 		memcpy(axes, at, (size_t)cnt * sizeof *axes);
 	} else if (nd->nin > 1 && nd->in[1] >= 0) {
 		cnt = const_ints(be, nd->in[1], axes, rank);
+		if (cnt < 0 && IR_VAL(be->g, nd->in[1])->kind != V_CONST) {
+			/* axes known at run time only: the kernel reads in[1] */
+			push_i(a, ir_attr_int(be->g, n, "keepdims", 1));
+			push_i(a, -1);
+			push_i(a, ir_attr_int(be->g, n, "noop_with_empty_axes", 0));
+			return 0;
+		}
 		if (cnt < 0) {
 			char d[300];
 			return diag_fail(be->diag, "%s: axes input must be a constant int tensor of at most rank elements",

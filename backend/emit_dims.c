@@ -263,6 +263,8 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 		sym = sym || !ir_dim_is_const(g, val->dims[d], NULL);
 	if (!sym || es == 0 || val->kind == V_CONST)
 		return;
+	if (be_value_dyn(be, v) != be->dcheck_dyn)   /* kiln__plan: not those; kiln__alloc: only */
+		return;
 	LLVMBuilderRef B = be->db;
 	LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(be->ctx);
 	LLVMValueRef ovf = NULL, big = NULL, o, minv = NULL, bound = be_i64(be, 1);
@@ -279,20 +281,23 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 	LLVMValueRef bytes = arith_ovf(be, "llvm.smul.with.overflow", bound, be_i64(be, es), &o);
 	big = or_flag(be, or_flag(be, big, o), LLVMBuildICmp(B, LLVMIntSGT, bytes, be_i64(be, limit), ""));
 	char what[700], shape[300];
+	/* the data-dependent values (kiln__alloc) depend on input values too */
+	const char *given = be->dcheck_dyn ? "for these inputs" : "for these input shapes";
 	value_desc(be, v, what, sizeof what);
 	shape_desc(g, val, shape, sizeof shape);
 	LLVMValueRef w = be_cstr(be, what), sh = be_cstr(be, shape);
+	char fmt[300];
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s: a dim overflows 64 bits %s", given);
 	if (ovf)
-		plan_fail_if(be, frame, ovf, "%s of shape %s: a dim overflows 64 bits for these input shapes",
-		             (LLVMValueRef[]){w, sh}, 2);
+		plan_fail_if(be, frame, ovf, fmt, (LLVMValueRef[]){w, sh}, 2);
 	if (only_ovf)
 		return;
-	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""),
-	             "%s of shape %s has a negative dim (%lld) for these input shapes",
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s has a negative dim (%%lld) %s", given);
+	plan_fail_if(be, frame, LLVMBuildICmp(B, LLVMIntSLT, minv, be_i64(be, 0), ""), fmt,
 	             (LLVMValueRef[]){w, sh, minv}, 3);
-	plan_fail_if(be, frame, big,
-	             "%s of shape %s has %.3g elements of %lld bytes for these input shapes: over "
-	             "the limit of %lld bytes per tensor (kiln compile --max-tensor-bytes)",
+	snprintf(fmt, sizeof fmt, "%%s of shape %%s has %%.3g elements of %%lld bytes %s: over "
+	         "the limit of %%lld bytes per tensor (kiln compile --max-tensor-bytes)", given);
+	plan_fail_if(be, frame, big, fmt,
 	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_i64(be, limit)}, 5);
 }
 
@@ -345,6 +350,77 @@ void be_emit_plan_fn(Be *be)
 	LLVMBuildRet(be->db, be_i32(be, 0));
 	be->dcheck = false;
 	be_dims_begin(be);
+}
+
+/* ---- data-dependent buffers ----------------------------------------------
+ * i32 kiln__alloc(f), called before node id: its outputs that live in
+ * f->dyn are size-checked as kiln__plan checks the others (the symbols
+ * their dims mention are bound by now) and grown by rt_dyn_alloc. */
+LLVMValueRef be_emit_dyn_alloc_fn(Be *be, NodeId id)
+{
+	Graph *g = be->g;
+	const Node *n = IR_NODE(g, id);
+	LLVMValueRef fn = LLVMAddFunction(be->mod, "kiln__alloc", LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMPositionBuilderAtEnd(be->db, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
+	be->fn = fn;
+	LLVMValueRef frame = LLVMGetParam(fn, 0), idx = be_i64(be, 4);   /* kiln_frame.sym */
+	be->symptr = LLVMBuildLoad2(be->db, be->t_ptr,
+	                            LLVMBuildGEP2(be->db, be->t_ptr, frame, &idx, 1, ""), "sym");
+	be_dims_begin(be);
+	be->dcheck = be->dcheck_dyn = true;
+	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
+	LLVMTypeRef ps[3] = {be->t_ptr, be->t_i32, be->t_i64};
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, ps, 3, 0);
+	for (int k = 0; k < n->nout; k++) {
+		ValId v = n->out[k];
+		if (v < 0 || be->vdyn[v] < 0)
+			continue;
+		check_value_size(be, frame, v, limit, false);
+		LLVMValueRef a[3] = {frame, be_i32(be, be->vdyn[v]), be_nbytes(be, v)};
+		LLVMValueRef rc = LLVMBuildCall2(be->db, fty, be_declare(be, "rt_dyn_alloc", fty), a, 3, "");
+		LLVMBasicBlockRef err = LLVMAppendBasicBlockInContext(be->ctx, fn, "fail");
+		LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(be->ctx, fn, "ok");
+		LLVMBuildCondBr(be->db, LLVMBuildICmp(be->db, LLVMIntNE, rc, be_i32(be, 0), ""), err, ok);
+		LLVMPositionBuilderAtEnd(be->db, err);
+		LLVMBuildRet(be->db, rc);
+		LLVMPositionBuilderAtEnd(be->db, ok);
+	}
+	LLVMBuildRet(be->db, be_i32(be, 0));
+	be->dcheck = be->dcheck_dyn = false;
+	be_dims_begin(be);
+	return fn;
+}
+
+const char *be_shape_fn_name(Op op)
+{
+	switch (op) {
+	case OP_Reshape: return "Reshape";
+	case OP_Expand: return "Expand";
+	case OP_Tile: return "Tile";
+	case OP_ConstantOfShape: return "ConstantOfShape";
+	case OP_Range: return "Range";
+	case OP_Slice: return "Slice";
+	case OP_Squeeze: return "Squeeze";
+	case OP_Unsqueeze: return "Unsqueeze";
+	case OP_Split: return "Split";
+	case OP_OneHot: return "OneHot";
+	case OP_ReduceSum: case OP_ReduceMean: case OP_ReduceMax: case OP_ReduceMin:
+	case OP_ReduceProd: case OP_ReduceL2: case OP_ReduceSumSquare:
+		return "Reduce";
+	default: return NULL;
+	}
+}
+
+bool be_node_can_bind(const Node *n)
+{
+	int need = n->op == OP_ConstantOfShape ? 1 : n->op == OP_Range || n->op == OP_Slice ? 3 : 2;
+	if (!be_shape_fn_name(n->op))
+		return false;
+	for (int k = 0; k < need; k++)   /* the inputs its shape function reads */
+		if (k >= n->nin || n->in[k] < 0)
+			return false;
+	return true;
 }
 
 void be_emit_out_shapes_fn(Be *be)
@@ -434,6 +510,48 @@ void be_emit_expr_checks(Be *be)
 	}
 }
 
+/* Data-dependent symbols: the binder of each is the first live node that
+ * has it as an output extent; they follow the other desc symbols. */
+static int map_dyn_symbols(Be *be, const unsigned char *used, unsigned char *bound)
+{
+	Graph *g = be->g;
+	int ns = ir_nsyms(g);
+	be->binder = malloc(((size_t)ns + 1) * sizeof *be->binder);
+	if (!be->binder)
+		abort();
+	for (int s = 0; s < ns; s++)
+		be->binder[s] = -1;
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		for (int k = 0; k < n->nout && !n->dead; k++) {
+			const Value *val = n->out[k] >= 0 ? IR_VAL(g, n->out[k]) : NULL;
+			for (int d = 0; val && d < val->rank; d++) {
+				const DimNode *dn = ir_dim_node(g, val->dims[d]);
+				if (dn->kind == DIM_SYM && ir_sym_is_dyn(g, (int)dn->c) && be->binder[dn->c] < 0 &&
+				    !bound[dn->c])
+					be->binder[dn->c] = g->order[i];
+			}
+		}
+	}
+	for (int s = 0; s < ns; s++) {
+		NodeId id = be->binder[s];
+		if (id < 0)
+			continue;
+		if (!be_node_can_bind(IR_NODE(g, id))) {
+			char nd[300];
+			if (!used[s])
+				continue;
+			return diag_fail(be->diag, "%s: output extent '%s' depends on run-time values, which "
+			                 "kiln computes only for the inputs of shape ops",
+			                 be_node_desc(be, id, nd, sizeof nd), ir_sym_name(g, s));
+		}
+		bound[s] = 1;
+		be->symmap[s] = be->nsym++;
+		be->ndyn_sym++;
+	}
+	return 0;
+}
+
 int be_map_symbols(Be *be)
 {
 	Graph *g = be->g;
@@ -472,6 +590,7 @@ int be_map_symbols(Be *be)
 	for (int s = 0; s < ns; s++)
 		be->symmap[s] = bound[s] ? be->nsym++ : -1;
 	map_expr_dims(be);
+	rc = map_dyn_symbols(be, used, bound);
 	for (int s = 0; s < ns && !rc; s++)
 		if (used[s] && !bound[s])
 			rc = diag_fail(be->diag, "symbol '%s' is not bound by any graph input dim "

@@ -194,6 +194,8 @@ static int trailing_axes(Be *be, NodeId id, int rank)
 		return -1;
 	}
 	int k = at.nia >= 2 ? (int)at.ia[1] : 0;
+	if (k < 0)
+		k = 0;   /* axes given at run time: the kernel reads them */
 	for (int i = 0; i < k; i++)
 		if (at.ia[2 + i] != rank - k + i)
 			k = 0;

@@ -20,6 +20,9 @@
  *                                             output that is an input, a constant
  *                                             or a repeat is copied at the end)
  *   everything else   f->arena + f->bufoff[b], liveness [def op, last use]
+ *   data-dependent    f->dyn[vdyn[v]]        (dims that mention a symbol bound
+ *                                             during the run: rt.h; then every
+ *                                             graph output is copied at the end)
  *
  * Op indices are positions in g->order; the runtime packs buffers whose
  * liveness intervals do not intersect into the same arena bytes. */
@@ -63,6 +66,15 @@ static void new_buffer(Be *be, ValId v, int32_t i)
 	be->buf_first[b] = i;
 	be->buf_last[b] = i;
 	be->vbuf[v] = b;
+}
+
+bool be_value_dyn(const Be *be, ValId v)
+{
+	const Value *val = IR_VAL(be->g, v);
+	for (int d = 0; d < val->rank; d++)
+		if (ir_dim_has_dyn(be->g, val->dims[d]))
+			return true;
+	return false;
 }
 
 static int check_value(Be *be, NodeId id, ValId v, const char *what)
@@ -131,7 +143,11 @@ static int plan_node(Be *be, int32_t i, unsigned char *wuse)
 			continue;
 		if (check_value(be, id, v, "output"))
 			return -1;
-		if (be->vout[v] < 0)
+		if (be->vout[v] >= 0)
+			continue;
+		if (be_value_dyn(be, v))
+			be->vdyn[v] = be->ndyn++;
+		else
 			new_buffer(be, v, i);
 	}
 	return 0;
@@ -227,6 +243,8 @@ int be_plan(Be *be)
 	be->buf_first = xcalloc(nv, sizeof *be->buf_first);
 	be->buf_last = xcalloc(nv, sizeof *be->buf_last);
 	be->outcopy = xcalloc(g->noutputs, sizeof *be->outcopy);
+	be->vdyn = xcalloc(nv, sizeof *be->vdyn);
+	fill32(be->vdyn, nv, -1);
 	fill32(be->vbuf, nv, -1);
 	fill32(be->vout, nv, -1);
 	fill32(be->vin, nv, -1);
@@ -236,6 +254,12 @@ int be_plan(Be *be)
 	for (int k = g->ninputs - 1; k >= 0; k--)
 		be->vin[g->inputs[k]] = k;
 	unsigned char *wuse = xcalloc(nv, sizeof *wuse);
+	for (int32_t i = 0; i < g->norder && !be->dynamic; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		for (int k = 0; k < n->nout && !n->dead; k++)
+			if (n->out[k] >= 0 && IR_VAL(g, n->out[k])->rank > 0 && be_value_dyn(be, n->out[k]))
+				be->dynamic = true;
+	}
 	for (int k = 0; k < g->noutputs; k++) {
 		ValId v = g->outputs[k];
 		const Value *val = IR_VAL(g, v);
@@ -244,7 +268,7 @@ int be_plan(Be *be)
 			return diag_fail(be->diag, "graph output '%s' has unknown rank or unsupported dtype",
 			                 val->name ? val->name : "?");
 		}
-		if (val->kind == V_NODE && be->vout[v] < 0) {
+		if (val->kind == V_NODE && be->vout[v] < 0 && !be->dynamic) {
 			be->vout[v] = k;
 		} else {
 			be->outcopy[k] = true;
@@ -256,6 +280,9 @@ int be_plan(Be *be)
 	for (int32_t i = 0; i < g->norder && !rc; i++)
 		if (!IR_NODE(g, g->order[i])->dead)
 			rc = plan_node(be, i, wuse);
+	for (int k = 0; k < g->noutputs && be->dynamic; k++)   /* copied after the last op */
+		if (be->vbuf[g->outputs[k]] >= 0)
+			be->buf_last[be->vbuf[g->outputs[k]]] = g->norder;
 	if (!rc)
 		rc = layout_weights(be, wuse);
 	free(wuse);
@@ -274,6 +301,8 @@ void be_plan_free(Be *be)
 	free(be->buf_first);
 	free(be->buf_last);
 	free(be->outcopy);
+	free(be->vdyn);
+	free(be->binder);
 	free(be->blob);
 }
 

@@ -56,6 +56,7 @@ struct DimTab {
 	int32_t *ht;          /* open addressing, -1 = empty */
 	int32_t htcap;
 	char **syms;
+	bool *symdyn;         /* per symbol: data-dependent (ir_dim_dyn) */
 	int32_t nsyms, capsyms;
 	bool ovf;             /* set by wrapping arithmetic when it overflowed */
 };
@@ -92,6 +93,7 @@ void ir_dimtab_free(struct DimTab *t)
 	free(t->ents);
 	free(t->ht);
 	free(t->syms);
+	free(t->symdyn);
 	free(t);
 }
 
@@ -496,23 +498,70 @@ DimId ir_dim_const(Graph *g, int64_t c)
 	return mk_const(TAB(g), c);
 }
 
+static DimId sym_dim(struct DimTab *t, int s)
+{
+	int64_t key[2] = { F_SYM, s };
+	DimNode nd = { .kind = DIM_SYM, .c = s, .a = -1, .b = -1 };
+	return intern(t, key, 2, nd);
+}
+
+static int new_sym(struct DimTab *t, const char *name, bool dyn)
+{
+	if (t->nsyms == t->capsyms) {
+		t->capsyms = t->capsyms ? t->capsyms * 2 : 16;
+		t->syms = xrealloc(t->syms, sizeof(char *) * (size_t)t->capsyms);
+		t->symdyn = xrealloc(t->symdyn, sizeof(bool) * (size_t)t->capsyms);
+	}
+	size_t len = strlen(name) + 1;
+	t->syms[t->nsyms] = xrealloc(NULL, len);
+	memcpy(t->syms[t->nsyms], name, len);
+	t->symdyn[t->nsyms] = dyn;
+	return t->nsyms++;
+}
+
 DimId ir_dim_sym(Graph *g, const char *name)
 {
 	struct DimTab *t = TAB(g);
 	int s = ir_sym_lookup(g, name);
-	if (s < 0) {
-		if (t->nsyms == t->capsyms) {
-			t->capsyms = t->capsyms ? t->capsyms * 2 : 16;
-			t->syms = xrealloc(t->syms, sizeof(char *) * (size_t)t->capsyms);
-		}
-		size_t len = strlen(name) + 1;
-		t->syms[t->nsyms] = xrealloc(NULL, len);
-		memcpy(t->syms[t->nsyms], name, len);
-		s = t->nsyms++;
+	if (s < 0)
+		s = new_sym(t, name, false);
+	return sym_dim(t, s);
+}
+
+/* "base[k]", primed ("base[k]'") until it is no input's symbol: the same
+ * node output gets the same symbol when shape inference runs again. */
+DimId ir_dim_dyn(Graph *g, const char *base, int k)
+{
+	struct DimTab *t = TAB(g);
+	char name[300];
+	int len = snprintf(name, sizeof name - 8, "%.200s[%d]", base ? base : "?", k);
+	for (;;) {
+		int s = ir_sym_lookup(g, name);
+		if (s < 0)
+			return sym_dim(t, new_sym(t, name, true));
+		if (t->symdyn[s])
+			return sym_dim(t, s);
+		if (len + 2 >= (int)sizeof name)
+			return sym_dim(t, new_sym(t, "?", true));   /* unreachable in practice */
+		name[len++] = '\'';
+		name[len] = 0;
 	}
-	int64_t key[2] = { F_SYM, s };
-	DimNode nd = { .kind = DIM_SYM, .c = s, .a = -1, .b = -1 };
-	return intern(t, key, 2, nd);
+}
+
+bool ir_sym_is_dyn(const Graph *g, int sym)
+{
+	const struct DimTab *t = TAB(g);
+	return sym >= 0 && sym < t->nsyms && t->symdyn[sym];
+}
+
+bool ir_dim_has_dyn(const Graph *g, DimId d)
+{
+	const DimNode *n = ir_dim_node(g, d);
+	if (n->kind == DIM_SYM)
+		return ir_sym_is_dyn(g, (int)n->c);
+	if (n->kind == DIM_CONST)
+		return false;
+	return ir_dim_has_dyn(g, n->a) || ir_dim_has_dyn(g, n->b);
 }
 
 int ir_nsyms(const Graph *g)

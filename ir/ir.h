@@ -97,6 +97,14 @@ int64_t ir_dim_eval(const Graph *g, DimId d, const int64_t *symvals);   /* wraps
 /* The same with overflow-checked arithmetic: false when a step overflows. */
 bool ir_dim_eval_checked(const Graph *g, DimId d, const int64_t *symvals, int64_t *out);
 int ir_nsyms(const Graph *g);
+/* A data-dependent symbol: an extent that shape inference cannot know
+ * because it comes from a tensor's values at run time (a Reshape's shape
+ * fed as a graph input).  Named "base[k]" (base: the output's name, k: its
+ * axis), the same symbol each time it is asked for; the node that defines
+ * the output binds it at run time (backend/emit_dyn.c). */
+DimId ir_dim_dyn(Graph *g, const char *base, int k);
+bool ir_sym_is_dyn(const Graph *g, int sym);
+bool ir_dim_has_dyn(const Graph *g, DimId d);      /* mentions a data-dependent symbol */
 const char *ir_sym_name(const Graph *g, int sym);
 int ir_sym_lookup(const Graph *g, const char *name); /* -1 if none */
 

@@ -12,6 +12,7 @@
  * give max(a, b), which is right whenever the model is (each is 1 or the
  * other) -- the backend checks equal-or-1 at run time. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "checked.h"
@@ -77,6 +78,41 @@ void ir_shp_sval(Sh *s, int i, int n, const DimId *e)
 	if (i >= nd->nout || nd->out[i] < 0 || n > SH_MAX_SVAL)
 		return;
 	ir_value_set_sval(s->g, nd->out[i], n, e);
+}
+
+DimId ir_shp_dyn(Sh *s, int i, int k)
+{
+	const Node *n = SH_NODE(s);
+	const Value *o = i < n->nout && n->out[i] >= 0 ? IR_VAL(s->g, n->out[i]) : NULL;
+	char base[256];
+	if (o && o->name)
+		snprintf(base, sizeof base, "%s", o->name);
+	else
+		snprintf(base, sizeof base, "%s#%d", n->name ? n->name : "?", i);
+	return ir_dim_dyn(s->g, base, k);
+}
+
+void ir_shp_dyn_out(Sh *s, int i, DType t, int rank)
+{
+	DimId d[IR_MAX_RANK];
+	for (int k = 0; k < rank; k++)
+		d[k] = ir_shp_dyn(s, i, k);
+	ir_shp_out(s, i, t, rank, d);
+}
+
+int ir_shp_len(Sh *s, int i, const char *what, int max)
+{
+	const Value *v;
+	int64_t n = 1;
+	if (ir_shp_need(s, i, &v))
+		return -1;
+	if (v->rank > 1 || (v->rank == 1 && !ir_dim_is_const(s->g, v->dims[0], &n)))
+		return ir_shp_fail(s, "%s input '%s' is computed at run time and its length is not a "
+		                   "constant: the output's rank is unknown", what, ir_shp_inname(s, i));
+	if (n > max)
+		return ir_shp_fail(s, "%s input '%s' has %lld elements, at most %d", what,
+		                   ir_shp_inname(s, i), (long long)n, max);
+	return (int)n;
 }
 
 bool ir_shp_const_shape(Sh *s, const Value *v, int64_t *numel)

@@ -34,6 +34,15 @@ int ir_shp_getsval(Sh *s, int i, DimId *out, int max);
 /* Like getsval but every element must be a constant: count, or -1 + diag
  * saying that input `what` must be constant. */
 int ir_shp_ints(Sh *s, int i, int64_t *out, int max, const char *what);
+/* Data-dependent shapes (the content of a shape-deciding input is only
+ * known at run time): ir_shp_dyn is the symbol of output i's axis k that
+ * the node binds at run time (ir_dim_dyn); ir_shp_dyn_out gives output i
+ * such a symbol on every axis.  ir_shp_len is the static length of input
+ * i (a scalar counts 1), which decides the output's rank; -1 + diag when
+ * it is symbolic or over max. */
+DimId ir_shp_dyn(Sh *s, int i, int k);
+void ir_shp_dyn_out(Sh *s, int i, DType t, int rank);
+int ir_shp_len(Sh *s, int i, const char *what, int max);
 /* Normalizes axis a in [-rank, rank): 0 or -1 + diag. */
 int ir_shp_axis(Sh *s, int64_t a, int rank, int *out);
 /* numpy broadcasting of two shapes (see shape.c for the symbolic rule). */

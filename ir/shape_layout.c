@@ -4,8 +4,11 @@
  * Range live in shape_slice.c.
  *
  * Where an output's shape comes from the content of an input (Reshape's
- * shape, Expand, Tile, ConstantOfShape), that content must be known
- * symbolically (sval or constant data); otherwise the node is refused. */
+ * shape, Expand, Tile, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
+ * split, OneHot's depth) and that content is not known symbolically (sval
+ * or constant data), the output's rank comes from the input's static
+ * length and its extents are data-dependent symbols (ir_shp_dyn) that the
+ * node binds at run time; a length that is not static is refused. */
 #include <string.h>
 
 #include "ir.h"
@@ -16,10 +19,17 @@ int ir_shp_slice(Sh *s);
 int ir_shp_range(Sh *s);
 
 /* Axes from input `in` (when present, opset 13+) or attribute `attr`.
- * *n = -1 when neither is given. */
+ * *n = -1 when neither is given; an axes input whose content is only
+ * known at run time: *n = -2 - its static length. */
 static int get_axes(Sh *s, int in, const char *attr, int64_t *ax, int *n)
 {
 	if (ir_shp_in(s, in)) {
+		DimId e[SH_MAX_SVAL];
+		if (ir_shp_getsval(s, in, e, IR_MAX_RANK * 2) < 0) {
+			int len = ir_shp_len(s, in, "axes", IR_MAX_RANK);
+			*n = -2 - len;
+			return len < 0 ? -1 : 0;
+		}
 		*n = ir_shp_ints(s, in, ax, IR_MAX_RANK * 2, "axes");
 		return *n < 0 ? -1 : 0;
 	}
@@ -83,9 +93,12 @@ static int infer_reshape(Sh *s)
 	if (ir_shp_need(s, 0, &x))
 		return -1;
 	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
-	if (n < 0)
-		return ir_shp_fail(s, "shape input '%s' is computed at run time and not known symbolically",
-		                   ir_shp_inname(s, 1));
+	if (n < 0) {   /* data-dependent: the rank is the shape's length */
+		if ((n = ir_shp_len(s, 1, "shape", IR_MAX_RANK)) < 0)
+			return -1;
+		ir_shp_dyn_out(s, 0, x->dtype, n);
+		return 0;
+	}
 	if (n > IR_MAX_RANK)
 		return ir_shp_fail(s, "target rank %d exceeds %d", n, IR_MAX_RANK);
 	bool allowzero = ir_attr_int(s->g, s->id, "allowzero", 0) != 0;
@@ -153,6 +166,12 @@ static int infer_squeeze(Sh *s)
 	int n;
 	if (ir_shp_need(s, 0, &x) || get_axes(s, 1, "axes", ax, &n))
 		return -1;
+	if (n < -1) {   /* data-dependent axes (distinct: checked at run time) */
+		if (-2 - n > x->rank)
+			return ir_shp_fail(s, "%d axes for rank %d", -2 - n, x->rank);
+		ir_shp_dyn_out(s, 0, x->dtype, x->rank - (-2 - n));
+		return 0;
+	}
 	bool drop[IR_MAX_RANK] = { 0 };
 	for (int i = 0; i < n; i++) {
 		int a;
@@ -188,8 +207,14 @@ static int infer_unsqueeze(Sh *s)
 	int n;
 	if (ir_shp_need(s, 0, &x) || get_axes(s, 1, "axes", ax, &n))
 		return -1;
-	if (n < 0)
+	if (n == -1)
 		return ir_shp_fail(s, "no axes");
+	if (n < -1) {   /* data-dependent axes */
+		if (x->rank + (-2 - n) > IR_MAX_RANK)
+			return ir_shp_fail(s, "result rank %d exceeds %d", x->rank - 2 - n, IR_MAX_RANK);
+		ir_shp_dyn_out(s, 0, x->dtype, x->rank + (-2 - n));
+		return 0;
+	}
 	int r = x->rank + n;
 	if (r > IR_MAX_RANK)
 		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
@@ -242,9 +267,12 @@ static int infer_expand(Sh *s)
 	if (ir_shp_need(s, 0, &x))
 		return -1;
 	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
-	if (n < 0)
-		return ir_shp_fail(s, "shape input '%s' is computed at run time and not known symbolically",
-		                   ir_shp_inname(s, 1));
+	if (n < 0) {   /* data-dependent: rank max(rank of x, length of shape) */
+		if ((n = ir_shp_len(s, 1, "shape", IR_MAX_RANK)) < 0)
+			return -1;
+		ir_shp_dyn_out(s, 0, x->dtype, n > x->rank ? n : x->rank);
+		return 0;
+	}
 	if (n > IR_MAX_RANK)
 		return ir_shp_fail(s, "target rank %d exceeds %d", n, IR_MAX_RANK);
 	if (ir_shp_bcast(s, x->rank, x->dims, n, e, &r, out))
@@ -315,7 +343,22 @@ static int infer_split(Sh *s)
 		return -1;
 	int nout = nd->nout;
 	int64_t sp[SH_MAX_SVAL];
+	DimId e[SH_MAX_SVAL];
 	int n = -1, cnt = 0;
+	if (ir_shp_in(s, 1) && ir_shp_getsval(s, 1, e, SH_MAX_SVAL) < 0) {
+		/* data-dependent split sizes: the axis of each output */
+		if ((n = ir_shp_len(s, 1, "split", SH_MAX_SVAL)) < 0)
+			return -1;
+		if (n != nout)
+			return ir_shp_fail(s, "%d split sizes for %d outputs", n, nout);
+		DimId out[IR_MAX_RANK];
+		memcpy(out, x->dims, sizeof(DimId) * (size_t)x->rank);
+		for (int i = 0; i < nout; i++) {
+			out[a] = ir_shp_dyn(s, i, a);
+			ir_shp_out(s, i, x->dtype, x->rank, out);
+		}
+		return 0;
+	}
 	if (ir_shp_in(s, 1)) {
 		if ((n = ir_shp_ints(s, 1, sp, SH_MAX_SVAL, "split")) < 0)
 			return -1;
@@ -457,8 +500,14 @@ static int infer_tile(Sh *s)
 	if (ir_shp_need(s, 0, &x))
 		return -1;
 	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
-	if (n < 0)
-		return ir_shp_fail(s, "repeats input '%s' is not known symbolically", ir_shp_inname(s, 1));
+	if (n < 0) {   /* data-dependent repeats */
+		if ((n = ir_shp_len(s, 1, "repeats", IR_MAX_RANK)) < 0)
+			return -1;
+		if (n != x->rank)
+			return ir_shp_fail(s, "%d repeats for rank %d", n, x->rank);
+		ir_shp_dyn_out(s, 0, x->dtype, n);
+		return 0;
+	}
 	if (n != x->rank)
 		return ir_shp_fail(s, "%d repeats for rank %d", n, x->rank);
 	for (int i = 0; i < n; i++) {
@@ -491,10 +540,13 @@ static int infer_constant_of_shape(Sh *s)
 {
 	DimId e[SH_MAX_SVAL];
 	int n = ir_shp_getsval(s, 0, e, SH_MAX_SVAL);
-	if (n < 0)
-		return ir_shp_fail(s, "shape input '%s' is not known symbolically", ir_shp_inname(s, 0));
+	bool dyn = n < 0;
+	if (dyn && (n = ir_shp_len(s, 0, "shape", IR_MAX_RANK)) < 0)
+		return -1;   /* data-dependent dims: the rank is the shape's length */
 	if (n > IR_MAX_RANK)
 		return ir_shp_fail(s, "rank %d exceeds %d", n, IR_MAX_RANK);
+	for (int i = 0; dyn && i < n; i++)
+		e[i] = ir_shp_dyn(s, 0, i);
 	const Attr *va = ir_attr_get(s->g, s->id, "value");
 	DType t = DT_F32;
 	int64_t fill = 0;
@@ -534,7 +586,7 @@ static int infer_one_hot(Sh *s)
 			memcpy(&f, dv->data, 4);
 			depth[0] = ir_dim_const(s->g, (int64_t)f);
 		} else {
-			return ir_shp_fail(s, "depth input '%s' is not known symbolically", ir_shp_inname(s, 1));
+			depth[0] = -1;   /* data-dependent, below */
 		}
 	}
 	int r = ix->rank + 1, a;
@@ -542,6 +594,8 @@ static int infer_one_hot(Sh *s)
 		return ir_shp_fail(s, "result rank %d exceeds %d", r, IR_MAX_RANK);
 	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), r, &a))
 		return -1;
+	if (depth[0] < 0)
+		depth[0] = ir_shp_dyn(s, 0, a);
 	DimId out[IR_MAX_RANK];
 	for (int i = 0, k = 0; i < r; i++)
 		out[i] = i == a ? depth[0] : ix->dims[k++];

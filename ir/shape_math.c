@@ -13,7 +13,19 @@ static int infer_reduce(Sh *s)
 		return -1;
 	int64_t ax[SH_MAX_SVAL];
 	int n = -1;
-	if (ir_shp_in(s, 1)) {
+	DimId e[SH_MAX_SVAL];
+	bool keep = ir_attr_int(s->g, s->id, "keepdims", 1) != 0;
+	if (ir_shp_in(s, 1) && ir_shp_getsval(s, 1, e, SH_MAX_SVAL) < 0) {
+		/* data-dependent axes (distinct: checked at run time) */
+		if ((n = ir_shp_len(s, 1, "axes", IR_MAX_RANK)) < 0)
+			return -1;
+		if (n > x->rank)
+			return ir_shp_fail(s, "%d axes for rank %d", n, x->rank);
+		if (n > 0) {
+			ir_shp_dyn_out(s, 0, x->dtype, keep ? x->rank : x->rank - n);
+			return 0;
+		}
+	} else if (ir_shp_in(s, 1)) {
 		if ((n = ir_shp_ints(s, 1, ax, SH_MAX_SVAL, "axes")) < 0)
 			return -1;
 	} else {
@@ -26,7 +38,6 @@ static int infer_reduce(Sh *s)
 			n = cnt;
 		}
 	}
-	bool keep = ir_attr_int(s->g, s->id, "keepdims", 1) != 0;
 	bool noop = ir_attr_int(s->g, s->id, "noop_with_empty_axes", 0) != 0;
 	bool red[IR_MAX_RANK] = { 0 };
 	if (n <= 0) {

@@ -10,7 +10,10 @@
  * A symbolic start/end is taken as non-negative unless it is provably
  * <= 0.  Constant ends at or beyond +-2^31 mean "to the end" (exporters
  * write INT64_MAX, INT32_MAX and friends there).
- * Range: len = max(ceil((limit - start) / delta), 0). */
+ * Range: len = max(ceil((limit - start) / delta), 0).
+ * When a start, end, axis or step (Slice) or the start, limit or delta
+ * (Range) is only known at run time, every extent of the output is a
+ * data-dependent symbol (ir_shp_dyn) the node binds at run time. */
 #include <string.h>
 
 #include "checked.h"
@@ -89,10 +92,15 @@ int ir_shp_slice(Sh *s)
 	if (ir_shp_need(s, 0, &x))
 		return -1;
 	int ns = ir_shp_getsval(s, 1, st, SH_MAX_SVAL), ne = ir_shp_getsval(s, 2, en, SH_MAX_SVAL);
-	if (ns < 0)
-		return ir_shp_fail(s, "starts input '%s' is not known symbolically", ir_shp_inname(s, 1));
-	if (ne < 0)
-		return ir_shp_fail(s, "ends input '%s' is not known symbolically", ir_shp_inname(s, 2));
+	bool known = ns >= 0 && ne >= 0;
+	DimId tmp[SH_MAX_SVAL];
+	for (int k = 3; k <= 4; k++)
+		if (ir_shp_in(s, k) && ir_shp_getsval(s, k, tmp, SH_MAX_SVAL) < 0)
+			known = false;
+	if (!known) {   /* data-dependent */
+		ir_shp_dyn_out(s, 0, x->dtype, x->rank);
+		return 0;
+	}
 	if (ns != ne)
 		return ir_shp_fail(s, "%d starts but %d ends", ns, ne);
 	int n = ns;
@@ -183,13 +191,14 @@ int ir_shp_range(Sh *s)
 	if (a->dtype != b->dtype || a->dtype != c->dtype)
 		return ir_shp_fail(s, "start, limit and delta differ in dtype");
 	DimId v[3];
-	for (int i = 0; i < 3; i++)
-		if (!scalar_dim(s, i, &v[i]))
-			return ir_shp_fail(s, "input '%s' is not known symbolically (it decides the length)",
-			                   ir_shp_inname(s, i));
 	int64_t delta;
-	if (!ir_dim_is_const(s->g, v[2], &delta))
-		return ir_shp_fail(s, "delta input '%s' is symbolic; a constant is needed", ir_shp_inname(s, 2));
+	bool known = true;
+	for (int i = 0; i < 3; i++)
+		known = known && scalar_dim(s, i, &v[i]);
+	if (!known || !ir_dim_is_const(s->g, v[2], &delta)) {   /* data-dependent length */
+		ir_shp_dyn_out(s, 0, a->dtype, 1);
+		return 0;
+	}
 	if (delta == 0 || delta == INT64_MIN)
 		return ir_shp_fail(s, "delta %lld", (long long)delta);
 	int64_t c0, c1, cspan;   /* constant bounds: limit - start must not wrap */

@@ -201,7 +201,16 @@ static int reduce(kiln_frame *f, const char *loc, const char *opname, int op, co
 }
 
 #define REDUCE_KERNEL(Name, OP) \
-	RT_KERNEL(Name) { return reduce(f, loc, #Name, OP, &in[0], &out[0], ia, nia); }
+	RT_KERNEL(Name) \
+	{ \
+		int64_t ax[2 + KILN_MAX_RANK]; \
+		if (nia > 1 && ia[1] == -1) {   /* axes given at run time (kernels_shape.c) */ \
+			if (rt_reduce_axes(f, loc, #Name, in, nin, ia, ax, &nia)) \
+				return 1; \
+			ia = ax; \
+		} \
+		return reduce(f, loc, #Name, OP, &in[0], &out[0], ia, nia); \
+	}
 REDUCE_KERNEL(ReduceSum, R_SUM)
 REDUCE_KERNEL(ReduceMean, R_MEAN)
 REDUCE_KERNEL(ReduceMax, R_MAX)

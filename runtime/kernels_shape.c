@@ -205,10 +205,12 @@ static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
-RT_KERNEL(Slice)
+/* The start, step and length per axis of a Slice (ONNX clamping), from
+ * starts, ends, axes, steps in in[1..4]; 0 or rt_error. */
+static int slice_plan(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, int64_t *start,
+                      int64_t *step, int64_t *len)
 {
 	const rt_t *x = &in[0];
-	rt_t *y = &out[0];
 	int r = x->rank;
 	int64_t starts[KILN_MAX_RANK], ends[KILN_MAX_RANK], axes[KILN_MAX_RANK], steps[KILN_MAX_RANK];
 	int64_t n = rt_numel(&in[1]);
@@ -230,9 +232,7 @@ RT_KERNEL(Slice)
 			return rt_numel(&in[4]) != n
 			       ? rt_error(f, "node '%s' (Slice): steps has the wrong length", loc) : 1;
 	}
-	int64_t st[KILN_MAX_RANK], start[KILN_MAX_RANK], step[KILN_MAX_RANK], len[KILN_MAX_RANK];
 	bool seen[KILN_MAX_RANK] = {0};
-	dense_strides(x, st);
 	for (int d = 0; d < r; d++) {
 		start[d] = 0;
 		step[d] = 1;
@@ -249,9 +249,9 @@ RT_KERNEL(Slice)
 		if (k == INT64_MIN)
 			k = -INT64_MAX;            /* so that -k exists */
 		if (s < 0)
-			s += dim;
+			s = s < -dim ? -1 : s + dim;   /* (no overflow for s near INT64_MIN) */
 		if (e < 0)
-			e += dim;
+			e = e < -dim ? -1 : e + dim;
 		if (k > 0) {
 			s = clamp(s, 0, dim);
 			e = clamp(e, 0, dim);
@@ -264,6 +264,18 @@ RT_KERNEL(Slice)
 		start[a] = s;
 		step[a] = k;
 	}
+	return 0;
+}
+
+RT_KERNEL(Slice)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int r = x->rank;
+	int64_t st[KILN_MAX_RANK], start[KILN_MAX_RANK], step[KILN_MAX_RANK], len[KILN_MAX_RANK];
+	if (slice_plan(f, loc, in, nin, start, step, len))
+		return 1;
+	dense_strides(x, st);
 	int64_t off = 0, sst[KILN_MAX_RANK];
 	for (int d = 0; d < r; d++) {
 		if (y->rank != r || y->dims[d] != len[d])
@@ -463,5 +475,307 @@ RT_KERNEL(Trilu)
 				if (!keep)
 					memset(p + ((m * R + i) * C + j) * (int64_t)esz, 0, esz);
 			}
+	return 0;
+}
+
+/* ---- shape functions: output extents from input values (rt.h) ----------
+ * Called before the node when shape inference could not know an extent
+ * (the values are run-time data); each checks the values as ONNX defines
+ * them and writes out[k].dims for the rank the code was compiled with. */
+
+/* The integer values of a 1-D (or scalar) tensor t into v (at most max). */
+static int shape_ints(kiln_frame *f, const char *loc, const char *op, const char *what,
+                      const rt_t *t, int64_t *v, int64_t max, int64_t *n)
+{
+	*n = 0;
+	if (!t->data && rt_numel(t) > 0)
+		return rt_error(f, "node '%s' (%s): %s is missing", loc, op, what);
+	if (t->dtype != KILN_I64 && t->dtype != KILN_I32)
+		return rt_error(f, "node '%s' (%s): %s must be i32 or i64, is %s", loc, op, what,
+		                rt_dtype_name(t->dtype));
+	*n = rt_numel(t);
+	if (*n > max)
+		return rt_error(f, "node '%s' (%s): %s has %lld elements, at most %lld", loc, op, what,
+		                (long long)*n, (long long)max);
+	for (int64_t i = 0; i < *n; i++)
+		v[i] = rt_get_i64(t->data, t->dtype, i);
+	return 0;
+}
+
+RT_SHAPE(Reshape)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int64_t v[KILN_MAX_RANK] = {0}, n, known = 1, total;
+	bool allowzero = nia > 0 && ia[0];
+	if (shape_ints(f, loc, "Reshape", "shape", &in[1], v, KILN_MAX_RANK, &n))
+		return 1;
+	if (n != y->rank)
+		return rt_error(f, "node '%s' (Reshape): shape has %lld elements, the compiled rank is %d",
+		                loc, (long long)n, y->rank);
+	int neg = -1;
+	bool zero = false;
+	for (int i = 0; i < y->rank; i++) {
+		if (v[i] == -1) {
+			if (neg >= 0)
+				return rt_error(f, "node '%s' (Reshape): more than one -1 in shape", loc);
+			neg = i;
+			continue;
+		}
+		if (v[i] < -1)
+			return rt_error(f, "node '%s' (Reshape): shape element %d is %lld", loc, i,
+			                (long long)v[i]);
+		if (v[i] == 0 && !allowzero) {
+			if (i >= x->rank)
+				return rt_error(f, "node '%s' (Reshape): shape element %d is 0 (copy) but the "
+				                "input has rank %d", loc, i, x->rank);
+			v[i] = x->dims[i];
+		} else if (v[i] == 0) {
+			zero = true;
+		}
+		y->dims[i] = v[i];
+		if (!rt_ck_mul(known, v[i], &known))
+			return rt_error(f, "node '%s' (Reshape): the shape's element count overflows", loc);
+	}
+	total = rt_numel(x);
+	if (neg >= 0) {
+		if (zero || known == 0)
+			return rt_error(f, "node '%s' (Reshape): -1 with a zero-sized rest of the shape", loc);
+		if (total % known)
+			return rt_error(f, "node '%s' (Reshape): cannot reshape %lld elements with %lld per "
+			                "-1 slot", loc, (long long)total, (long long)known);
+		y->dims[neg] = total / known;
+	} else if (known != total) {
+		return rt_error(f, "node '%s' (Reshape): cannot reshape %lld elements into %lld", loc,
+		                (long long)total, (long long)known);
+	}
+	return 0;
+}
+
+RT_SHAPE(Expand)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int64_t v[KILN_MAX_RANK] = {0}, n;
+	if (shape_ints(f, loc, "Expand", "shape", &in[1], v, KILN_MAX_RANK, &n))
+		return 1;
+	int r = y->rank;
+	if (r != (n > x->rank ? n : x->rank))
+		return rt_error(f, "node '%s' (Expand): shape has %lld elements, the compiled rank is %d",
+		                loc, (long long)n, r);
+	for (int i = 0; i < r; i++) {
+		int ix = i - (r - x->rank), iv = i - (r - (int)n);
+		int64_t a = ix >= 0 ? x->dims[ix] : 1, b = iv >= 0 ? v[iv] : 1;
+		if (b < 0)
+			return rt_error(f, "node '%s' (Expand): shape element %d is %lld", loc, iv,
+			                (long long)b);
+		if (a != b && a != 1 && b != 1)
+			return rt_error(f, "node '%s' (Expand): cannot broadcast dim %lld with %lld (axis "
+			                "%d of the result)", loc, (long long)a, (long long)b, i);
+		y->dims[i] = a == 1 ? b : a;
+	}
+	return 0;
+}
+
+RT_SHAPE(Tile)
+{
+	const rt_t *x = &in[0];
+	int64_t v[KILN_MAX_RANK] = {0}, n;
+	if (shape_ints(f, loc, "Tile", "repeats", &in[1], v, KILN_MAX_RANK, &n))
+		return 1;
+	if (n != x->rank || out[0].rank != x->rank)
+		return rt_error(f, "node '%s' (Tile): %lld repeats for rank %d", loc, (long long)n,
+		                x->rank);
+	for (int i = 0; i < x->rank; i++)
+		if (v[i] < 0 || !rt_ck_mul(x->dims[i], v[i], &out[0].dims[i]))
+			return rt_error(f, "node '%s' (Tile): repeat %d is %lld: negative or too large", loc,
+			                i, (long long)v[i]);
+	return 0;
+}
+
+RT_SHAPE(ConstantOfShape)
+{
+	int64_t v[KILN_MAX_RANK] = {0}, n;
+	if (shape_ints(f, loc, "ConstantOfShape", "shape", &in[0], v, KILN_MAX_RANK, &n))
+		return 1;
+	if (n != out[0].rank)
+		return rt_error(f, "node '%s' (ConstantOfShape): shape has %lld elements, the compiled "
+		                "rank is %d", loc, (long long)n, out[0].rank);
+	for (int i = 0; i < n; i++) {
+		if (v[i] < 0)
+			return rt_error(f, "node '%s' (ConstantOfShape): shape element %d is %lld", loc, i,
+			                (long long)v[i]);
+		out[0].dims[i] = v[i];
+	}
+	return 0;
+}
+
+RT_SHAPE(Range)
+{
+	int32_t dt = out[0].dtype;
+	for (int k = 0; k < 3; k++)
+		if (in[k].dtype != dt || rt_numel(&in[k]) != 1 || !in[k].data)
+			return rt_error(f, "node '%s' (Range): input %d must be a %s scalar", loc, k,
+			                rt_dtype_name(dt));
+	if (rt_is_float(dt)) {
+		double s = rt_get_f64(in[0].data, dt, 0), l = rt_get_f64(in[1].data, dt, 0);
+		double d = rt_get_f64(in[2].data, dt, 0), n = d != 0 ? ceil((l - s) / d) : NAN;
+		if (!(n == n) || n > 9.2e18)
+			return rt_error(f, "node '%s' (Range): start %g, limit %g, delta %g give no length",
+			                loc, s, l, d);
+		out[0].dims[0] = n < 0 ? 0 : (int64_t)n;
+		return 0;
+	}
+	int64_t s = rt_get_i64(in[0].data, dt, 0), l = rt_get_i64(in[1].data, dt, 0);
+	int64_t d = rt_get_i64(in[2].data, dt, 0);
+	if (d == 0)
+		return rt_error(f, "node '%s' (Range): delta is 0", loc);
+	bool up = d > 0;   /* as in the kernel: exact for any int64 values */
+	uint64_t span = up ? (l > s ? (uint64_t)l - (uint64_t)s : 0) : (s > l ? (uint64_t)s - (uint64_t)l : 0);
+	uint64_t step = up ? (uint64_t)d : 0 - (uint64_t)d;
+	uint64_t n = span / step + (span % step != 0);
+	if (n > (uint64_t)INT64_MAX)
+		return rt_error(f, "node '%s' (Range): %llu elements overflow", loc, (unsigned long long)n);
+	out[0].dims[0] = (int64_t)n;
+	return 0;
+}
+
+RT_SHAPE(Slice)
+{
+	int64_t start[KILN_MAX_RANK], step[KILN_MAX_RANK];
+	if (out[0].rank != in[0].rank)
+		return rt_error(f, "node '%s' (Slice): output rank %d, input %d", loc, out[0].rank,
+		                in[0].rank);
+	return slice_plan(f, loc, in, nin, start, step, out[0].dims);
+}
+
+/* axes (in[1]) normalized against rank r into ax, distinct; their count. */
+static int axes_of(kiln_frame *f, const char *loc, const char *op, const rt_t *t, int r,
+                   bool *mark, int64_t *cnt)
+{
+	int64_t v[KILN_MAX_RANK] = {0};
+	if (shape_ints(f, loc, op, "axes", t, v, KILN_MAX_RANK, cnt))
+		return 1;
+	for (int i = 0; i < r; i++)
+		mark[i] = false;
+	for (int64_t i = 0; i < *cnt; i++) {
+		int64_t a = v[i] < 0 ? v[i] + r : v[i];
+		if (a < 0 || a >= r || mark[a])
+			return rt_error(f, "node '%s' (%s): axis %lld out of range or repeated for rank %d",
+			                loc, op, (long long)v[i], r);
+		mark[a] = true;
+	}
+	return 0;
+}
+
+RT_SHAPE(Squeeze)
+{
+	const rt_t *x = &in[0];
+	bool drop[KILN_MAX_RANK];
+	int64_t cnt;
+	if (axes_of(f, loc, "Squeeze", &in[1], x->rank, drop, &cnt))
+		return 1;
+	if (x->rank - cnt != out[0].rank)
+		return rt_error(f, "node '%s' (Squeeze): %lld axes, the compiled rank is %d", loc,
+		                (long long)cnt, out[0].rank);
+	for (int i = 0, k = 0; i < x->rank; i++) {
+		if (drop[i] && x->dims[i] != 1)
+			return rt_error(f, "node '%s' (Squeeze): cannot squeeze axis %d of size %lld", loc, i,
+			                (long long)x->dims[i]);
+		if (!drop[i])
+			out[0].dims[k++] = x->dims[i];
+	}
+	return 0;
+}
+
+RT_SHAPE(Unsqueeze)
+{
+	const rt_t *x = &in[0];
+	bool ins[KILN_MAX_RANK];
+	int64_t cnt;
+	int r = out[0].rank;
+	if (axes_of(f, loc, "Unsqueeze", &in[1], r, ins, &cnt))
+		return 1;
+	if (x->rank + cnt != r)
+		return rt_error(f, "node '%s' (Unsqueeze): %lld axes, the compiled rank is %d", loc,
+		                (long long)cnt, r);
+	for (int i = 0, k = 0; i < r; i++)
+		out[0].dims[i] = ins[i] ? 1 : x->dims[k++];
+	return 0;
+}
+
+RT_SHAPE(Split)
+{
+	const rt_t *x = &in[0];
+	int64_t v[64] = {0}, n, axis = nia > 0 ? ia[0] : 0, sum = 0;
+	if (axis < 0 || axis >= x->rank)
+		return rt_error(f, "node '%s' (Split): axis %lld out of range", loc, (long long)axis);
+	if (shape_ints(f, loc, "Split", "split", &in[1], v, 64, &n))
+		return 1;
+	if (n != nout)
+		return rt_error(f, "node '%s' (Split): %lld split sizes for %d outputs", loc, (long long)n,
+		                nout);
+	for (int k = 0; k < nout; k++) {
+		if (v[k] < 0 || !rt_ck_add(sum, v[k], &sum))
+			return rt_error(f, "node '%s' (Split): split size %d is %lld", loc, k,
+			                (long long)v[k]);
+		for (int d = 0; d < x->rank; d++)
+			out[k].dims[d] = d == axis ? v[k] : x->dims[d];
+	}
+	if (sum != x->dims[axis])
+		return rt_error(f, "node '%s' (Split): split sizes sum to %lld, axis %lld has %lld", loc,
+		                (long long)sum, (long long)axis, (long long)x->dims[axis]);
+	return 0;
+}
+
+RT_SHAPE(OneHot)
+{
+	const rt_t *ind = &in[0], *dp = &in[1];
+	int64_t axis = nia > 0 ? ia[0] : out[0].rank - 1;
+	if (out[0].rank != ind->rank + 1 || axis < 0 || axis >= out[0].rank)
+		return rt_error(f, "node '%s' (OneHot): axis %lld out of range", loc, (long long)axis);
+	if (rt_numel(dp) != 1 || !dp->data)
+		return rt_error(f, "node '%s' (OneHot): depth must have one element", loc);
+	double d = rt_get_f64(dp->data, dp->dtype, 0);
+	if (!(d >= 0 && d < 9.2e18))
+		return rt_error(f, "node '%s' (OneHot): depth %g", loc, d);
+	for (int i = 0, k = 0; i < out[0].rank; i++)
+		out[0].dims[i] = i == axis ? (int64_t)d : ind->dims[k++];
+	return 0;
+}
+
+RT_SHAPE(Reduce)
+{
+	const rt_t *x = &in[0];
+	bool red[KILN_MAX_RANK];
+	int64_t cnt;
+	bool keep = nia > 0 ? ia[0] != 0 : true;
+	if (axes_of(f, loc, "Reduce", &in[1], x->rank, red, &cnt))
+		return 1;
+	if (out[0].rank != (keep ? x->rank : x->rank - (int)cnt))
+		return rt_error(f, "node '%s' (Reduce): %lld axes, the compiled rank is %d", loc,
+		                (long long)cnt, out[0].rank);
+	for (int i = 0, k = 0; i < x->rank; i++)
+		if (!red[i])
+			out[0].dims[k++] = x->dims[i];
+		else if (keep)
+			out[0].dims[k++] = 1;
+	return 0;
+}
+
+int rt_reduce_axes(kiln_frame *f, const char *loc, const char *op, const rt_t *in, int32_t nin,
+                   const int64_t *ia, int64_t *out, int32_t *nout)
+{
+	bool red[KILN_MAX_RANK];
+	int64_t cnt = 0;
+	int r = in[0].rank;
+	if (nin < 2 || axes_of(f, loc, op, &in[1], r, red, &cnt))
+		return nin < 2 ? rt_error(f, "node '%s' (%s): no axes input", loc, op) : 1;
+	out[0] = ia[0];
+	out[1] = 0;
+	for (int d = 0; d < r; d++)   /* no axes: all of them, unless noop_with_empty_axes */
+		if (red[d] || (cnt == 0 && !ia[2]))
+			out[2 + out[1]++] = d;
+	*nout = (int32_t)(2 + out[1]);
 	return 0;
 }

@@ -25,6 +25,19 @@
  *   3. kiln__run(frame) executes every op; it returns 0, or non-zero after
  *      a kernel called rt_error (then the error is the context's).
  * No allocation happens in steps 1-3 when shapes repeat.
+ *
+ * Data-dependent shapes (desc->ndyn_sym > 0: an extent comes from a
+ * tensor's values, e.g. a Reshape whose shape is a graph input).  The
+ * last ndyn_sym desc symbols are bound during the run, not by input dims:
+ * before a node that defines such extents, kiln__run calls the op's shape
+ * function rt_shape_<Op> (kernel signature; it reads its inputs' values,
+ * checks them and writes the output dims), stores each new extent in
+ * f->sym and checks the others against the planned dims.  Values whose
+ * dims mention such a symbol are not in the arena: each has a slot
+ * f->dyn[k] that rt_dyn_alloc grows (kept across runs) before the node
+ * that writes it.  Graph outputs are then all copied at the end: kiln__run
+ * calls rt_dyn_outputs (output shapes from the bound symbols, output
+ * buffers) before the copies.  Models without such shapes do none of it.
  */
 #ifndef KILN_RT_H
 #define KILN_RT_H
@@ -167,6 +180,7 @@ typedef struct kiln_frame {
 	struct rt_pool *pool;          /* the context's threads */
 	struct kiln_context *ctx;      /* for rt_error */
 	const char *weights_cold;      /* the blob from desc->weights_hot_bytes on */
+	void **dyn;                    /* data-dependent buffers (desc->ndyn slots) */
 } kiln_frame;
 
 /* Per input dim: a constant (sym < 0, value in c), a symbol to bind or
@@ -208,6 +222,8 @@ typedef struct rt_model_desc {
 	const char *kiln_version;      /* of the compiler that made the model */
 	const char *target_triple;
 	int32_t fpmath;                /* 0 fp32, 1 bf16 (kiln compile --fpmath) */
+	int32_t ndyn_sym;              /* the last ndyn_sym symbols are bound by nodes */
+	int32_t ndyn;                  /* slots of data-dependent buffers */
 } rt_model_desc;
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */
@@ -232,6 +248,13 @@ const rt_entry *kiln_entry(void);
 
 /* Report an error from a kernel (formats into the context); returns 1. */
 int rt_error(kiln_frame *f, const char *fmt, ...);
+
+/* Data-dependent shapes (see the top): grow slot k of f->dyn to bytes
+ * (the generated code checked the size); 0 or rt_error. */
+int rt_dyn_alloc(kiln_frame *f, int32_t slot, int64_t bytes);
+/* After the last node: the output shapes from the bound symbols, then the
+ * caller's output buffers (as kiln_run binds them); 0 or rt_error. */
+int rt_dyn_outputs(kiln_frame *f);
 
 /* Run fn over [0, n) on the context's threads: n is split statically into
  * one contiguous [begin, end) per thread, the calling thread takes the
@@ -287,6 +310,17 @@ enum {
 #undef FUSED_F
 #undef FUSED_END
 };
+
+/* The shape function of an op whose output extents come from input
+ * values (kernels_shape.c): the kernel signature; out[k].dtype and .rank
+ * are set, it writes out[k].dims (data is NULL) after checking the values
+ * (an rt_error naming the node on a bad one).  ia: Reshape [allowzero],
+ * Split and OneHot [axis] (normalized), Reduce* [keepdims,
+ * noop_with_empty_axes]. */
+#define RT_SHAPE(name) \
+	int rt_shape_##name(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, \
+	                    rt_t *out, int32_t nout, const int64_t *ia, int32_t nia, \
+	                    const float *fa, int32_t nfa)
 
 #define RT_KERNEL(name) \
 	int rt_op_##name(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, \

@@ -77,7 +77,8 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 		            RT_ABI_VERSION);
 		return NULL;
 	}
-	if (d->nin < 0 || d->nout < 0 || d->nsym < 0 || d->nbuf < 0) {
+	if (d->nin < 0 || d->nout < 0 || d->nsym < 0 || d->nbuf < 0 || d->ndyn < 0 ||
+	    d->ndyn_sym < 0 || d->ndyn_sym > d->nsym) {
 		create_fail("model '%s': corrupt descriptor", d->name ? d->name : "?");
 		return NULL;
 	}
@@ -100,8 +101,11 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 	c->owned_cap = zalloc(no, sizeof *c->owned_cap);
 	c->out_ptr = zalloc(no, sizeof *c->out_ptr);
 	c->in_ptr = zalloc((size_t)d->nin, sizeof *c->in_ptr);
+	c->dyn = zalloc((size_t)d->ndyn, sizeof *c->dyn);
+	c->dyn_cap = zalloc((size_t)d->ndyn, sizeof *c->dyn_cap);
 	if (!c->sym || !c->plan_sym || !c->sym_src || !c->bufsize || !c->bufoff || !c->order ||
-	    !c->iv || !c->out_shapes || !c->owned || !c->owned_cap || !c->out_ptr || !c->in_ptr) {
+	    !c->iv || !c->out_shapes || !c->owned || !c->owned_cap || !c->out_ptr || !c->in_ptr ||
+	    !c->dyn || !c->dyn_cap) {
 		create_fail("out of memory");
 		rt_context_free(c);
 		return NULL;
@@ -128,6 +132,9 @@ void rt_context_free(kiln_context *c)
 	rt_weights_release(c);
 	for (int i = 0; c->owned && i < c->d->nout; i++)
 		free(c->owned[i]);
+	for (int i = 0; c->dyn && i < c->d->ndyn; i++)
+		free(c->dyn[i]);
+	free(c->dyn); free(c->dyn_cap);
 	free(c->arena);
 	free(c->sym); free(c->plan_sym); free(c->sym_src);
 	free(c->bufsize); free(c->bufoff); free(c->order); free(c->iv);
@@ -222,7 +229,7 @@ static int check_inputs(kiln_context *c, const kiln_tensor *in, int nin)
 				return -1;
 		c->in_ptr[i] = t->data;
 	}
-	for (int s = 0; s < d->nsym; s++)
+	for (int s = 0; s < d->nsym - d->ndyn_sym; s++)
 		if (c->sym_src[s] < 0)
 			return rt_context_errorf(c, "symbol '%s' is not bound by any input dim",
 			                         sym_name(d, s));
@@ -231,10 +238,13 @@ static int check_inputs(kiln_context *c, const kiln_tensor *in, int nin)
 
 /* ---- planning ----------------------------------------------------------- */
 
+/* The arena plan for the symbols the inputs bound (the data-dependent
+ * ones, bound during the run, decide no arena buffer). */
 static int plan(kiln_context *c)
 {
 	const rt_model_desc *d = c->d;
-	if (c->planned && (d->nsym == 0 || !memcmp(c->sym, c->plan_sym, (size_t)d->nsym * sizeof *c->sym)))
+	size_t nin_sym = (size_t)(d->nsym - d->ndyn_sym);
+	if (c->planned && (nin_sym == 0 || !memcmp(c->sym, c->plan_sym, nin_sym * sizeof *c->sym)))
 		return 0;
 	c->planned = false;
 	kiln_frame f = {.sym = c->sym, .ctx = c};
@@ -264,7 +274,7 @@ static int plan(kiln_context *c)
 		c->arena_cap = (size_t)total;
 	}
 	c->arena_used = (size_t)total;
-	if (d->nout > 0)
+	if (d->nout > 0 && d->ndyn_sym == 0)   /* else rt_dyn_outputs, after the run */
 		d->out_shapes(c->sym, c->out_shapes);
 	memcpy(c->plan_sym, c->sym, (size_t)d->nsym * sizeof *c->sym);
 	c->planned = true;
@@ -334,17 +344,53 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 	return 0;
 }
 
+/* ---- data-dependent shapes (rt.h) --------------------------------------- */
+
+int rt_dyn_alloc(kiln_frame *f, int32_t slot, int64_t bytes)
+{
+	kiln_context *c = f->ctx;
+	if (slot < 0 || slot >= c->d->ndyn || bytes < 0 || (uint64_t)bytes > SIZE_MAX - RT_ALIGN)
+		return rt_error(f, "model '%s': corrupt data-dependent buffer %d", c->d->name ? c->d->name : "?",
+		                (int)slot);
+	size_t want = bytes < RT_ALIGN ? RT_ALIGN : (size_t)bytes;
+	if (c->dyn_cap[slot] >= want)
+		return 0;
+	void *p = NULL;
+	if (posix_memalign(&p, RT_ALIGN, want))
+		return rt_error(f, "cannot allocate %lld bytes for a data-dependent tensor", (long long)bytes);
+	free(c->dyn[slot]);
+	c->dyn[slot] = p;
+	c->dyn_cap[slot] = want;
+	return 0;
+}
+
+int rt_dyn_outputs(kiln_frame *f)
+{
+	kiln_context *c = f->ctx;
+	if (c->d->nout > 0)
+		c->d->out_shapes(c->sym, c->out_shapes);
+	return bind_outputs(c, c->user_out, c->user_nout) ? 1 : 0;
+}
+
 int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
 {
 	if (!c)
 		return -1;
 	c->err[0] = 0;
-	if (check_inputs(c, in, nin) || plan(c) || bind_outputs(c, out, nout))
+	if (check_inputs(c, in, nin) || plan(c))
 		return -1;
+	if (c->d->ndyn_sym > 0) {   /* outputs bound by rt_dyn_outputs during the run */
+		if (nout != c->d->nout || (nout > 0 && !out))
+			return bind_outputs(c, out, nout);    /* the same messages */
+		c->user_out = out;
+		c->user_nout = nout;
+	} else if (bind_outputs(c, out, nout)) {
+		return -1;
+	}
 	kiln_frame f = {
 		.in = c->in_ptr, .out = c->out_ptr, .arena = c->arena, .bufoff = c->bufoff,
 		.sym = c->sym, .weights = c->weights, .pool = c->pool, .ctx = c,
-		.weights_cold = c->weights_cold,
+		.weights_cold = c->weights_cold, .dyn = c->dyn,
 	};
 	if (c->d->run(&f)) {
 		if (!c->err[0])

@@ -57,6 +57,13 @@ struct kiln_context {
 	size_t *owned_cap;
 	void **out_ptr;            /* frame.out */
 	const void **in_ptr;       /* frame.in */
+
+	/* data-dependent shapes (rt.h): buffers grown per slot, the caller's
+	 * outputs until rt_dyn_outputs binds them */
+	void **dyn;
+	size_t *dyn_cap;
+	kiln_tensor *user_out;
+	int user_nout;
 };
 
 /* ---- weights (weights.c) ---- */
@@ -108,6 +115,11 @@ int rt_bcast_strides(kiln_frame *f, const char *loc, const char *op, int k,
  * dense row-major dst of the given dims. */
 void rt_strided_copy(kiln_frame *f, size_t esize, int rank, const int64_t *dims,
                      const void *src, const int64_t *sstride, void *dst);
+/* Reduce* with axes given at run time (ia = [keepdims, -1, noop]): the
+ * kernel's ia [keepdims, naxes, axes...] from in[1]'s values, checked
+ * (kernels_shape.c); 0 or rt_error. */
+int rt_reduce_axes(kiln_frame *f, const char *loc, const char *op, const rt_t *in, int32_t nin,
+                   const int64_t *ia, int64_t *out, int32_t *nout);
 /* Unsupported dtype for an op: formats and returns rt_error. */
 int rt_bad_dtype(kiln_frame *f, const char *loc, const char *op, int32_t dt);
 /* Elementwise broadcasting driver for up to 3 inputs: calls inner over rows

@@ -7,10 +7,11 @@ Keeps only OUTDIR/node/test_* whose model has tensor inputs/outputs only
 and uses only default-domain ops at opset 1..21 that ops.def lists (kiln's
 own K_FUSED ops excluded; Constant is allowed: the frontend folds it into
 a constant).  Also left out, as outside kiln's design rather than bugs:
-string tensors, and tests that feed a shape-deciding input (a Reshape or
+string tensors.  Tests that feed a shape-deciding input (a Reshape or
 Expand shape, Range bounds, Slice starts, axes, ...) as a run-time graph
-input: kiln compiles ahead of time with symbolic dims, so those inputs must
-be constants.  Everything else is deleted.  Prints counts per reason.
+input are kept: kiln computes those shapes at run time (data-dependent
+shapes); `--list-data-dependent` prints their names.  Everything else is
+deleted.  Prints counts per reason.
 """
 import os
 import re
@@ -20,7 +21,7 @@ import sys
 import onnx
 from onnx import TensorProto
 
-# inputs whose values decide an output shape: kiln needs them constant
+# inputs whose values decide an output shape (data-dependent shapes)
 SHAPE_INPUTS = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,),
     "Range": (0, 1, 2), "Slice": (1, 2, 3, 4), "OneHot": (1,),
@@ -39,6 +40,21 @@ def kiln_ops(ops_def):
     return ops
 
 
+def data_dependent(model):
+    """Whether a shape-deciding input of a node is computed from run-time
+    graph inputs (not only from their shapes)."""
+    g = model.graph
+    runtime = {v.name for v in g.input} - {t.name for t in g.initializer}
+    for n in g.node:
+        for k in SHAPE_INPUTS.get(n.op_type, ()):
+            if k < len(n.input) and n.input[k] in runtime:
+                return True
+        # values computed from run-time contents (not via Shape/Size)
+        if n.op_type not in ("Shape", "Size") and runtime.intersection(n.input):
+            runtime.update(n.output)
+    return False
+
+
 def why_not(model, ops):
     """None if kiln should take the model, else the reason."""
     for imp in model.opset_import:
@@ -52,7 +68,6 @@ def why_not(model, ops):
             return "non-tensor input/output"
         if v.type.tensor_type.elem_type == TensorProto.STRING:
             return "string tensors"
-    runtime = {v.name for v in g.input} - {t.name for t in g.initializer}
     for n in g.node:
         if n.domain not in ("", "ai.onnx"):
             return "domain " + n.domain
@@ -61,12 +76,6 @@ def why_not(model, ops):
         if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.STRING
                                        for a in n.attribute):
             return "string tensors"
-        for k in SHAPE_INPUTS.get(n.op_type, ()):
-            if k < len(n.input) and n.input[k] in runtime:
-                return "shape-deciding input given at run time"
-        # values computed from run-time contents (not via Shape/Size)
-        if n.op_type not in ("Shape", "Size") and runtime.intersection(n.input):
-            runtime.update(n.output)
     return None
 
 
@@ -90,7 +99,16 @@ def main(outdir, ops_def):
     print("node tests: selected %d of %d" % (kept, total))
 
 
+def list_data_dependent(node):
+    for t in sorted(os.listdir(node)):
+        if data_dependent(onnx.load(os.path.join(node, t, "model.onnx"))):
+            print(t)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: node_select.py OUTDIR OPS_DEF")
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) == 3 and sys.argv[1] == "--list-data-dependent":
+        list_data_dependent(sys.argv[2])     # NODE_DIR (the selected tests)
+    elif len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
+        sys.exit("usage: node_select.py OUTDIR OPS_DEF | --list-data-dependent NODE_DIR")

@@ -6,7 +6,9 @@
 # constant folding evaluates the whole graph at compile time.
 #   bash node_tests.sh KILN_BIN SRC_DIR BUILD_DIR
 # Fails if a test not listed in tests/node_tests_expected_failures.txt
-# fails, or if fewer than 97% pass in any mode.  A listed name applies to
+# fails, if fewer than 97% pass in any mode, or if any data-dependent-shape
+# test (a shape-deciding input fed at run time: node_select.py
+# --list-data-dependent) fails in any mode, listed or not.  A listed name applies to
 # every mode, NAME@MODE to one.  An expected failure that passes is
 # reported (so the list can shrink) but does not fail the run.
 set -uo pipefail
@@ -28,6 +30,12 @@ if [[ " $MODES " == *" baked "* ]] && [ ! -d "$DIR/baked" ]; then
 	/usr/bin/python3 "$SRC/tests/gen/node_bake.py" "$DIR/node" "$DIR/baked.tmp" &&
 		mv "$DIR/baked.tmp" "$DIR/baked" || { echo "node_tests: baking failed"; exit 1; }
 fi
+
+# the data-dependent-shape tests: every one must pass
+declare -A ddep=()
+for t in $(/usr/bin/python3 "$SRC/tests/gen/node_select.py" --list-data-dependent "$DIR/node"); do
+	ddep[$t]=1
+done
 
 # expected failures: "test_name  reason..." per line, # comments
 declare -A xfail=()
@@ -61,12 +69,16 @@ results=$(for m in $MODES; do printf "$m %s\n" $tests; done |
 	xargs -P "$(nproc)" -L1 bash -c 'run_one "$1" "$2"' _ | sort -k2,2)
 
 pass=0 fail=0 unexpected=0 xpass=0
-declare -A mpass=() mtotal=()
+declare -A mpass=() mtotal=() dpass=() dtotal=()
 while read -r status name rest; do
 	name=${name%:}
 	mode=${name##*@}
 	mtotal[$mode]=$(( ${mtotal[$mode]:-0} + 1 ))
 	listed=${xfail[$name]:-${xfail[${name%@*}]:-}}
+	if [ -n "${ddep[${name%@*}]:-}" ]; then
+		dtotal[$mode]=$(( ${dtotal[$mode]:-0} + 1 ))
+		[ "$status" = PASS ] && dpass[$mode]=$(( ${dpass[$mode]:-0} + 1 ))
+	fi
 	if [ "$status" = PASS ]; then
 		pass=$((pass + 1))
 		mpass[$mode]=$(( ${mpass[$mode]:-0} + 1 ))
@@ -95,6 +107,9 @@ for m in $MODES; do
 	echo "node tests at $m: $p of $t pass"
 	# pass rate >= 97% in every mode
 	[ $((p * 100)) -ge $((t * 97)) ] && [ "$t" -gt 0 ] || { echo "node_tests: pass rate at $m below 97%"; low=1; }
+	dp=${dpass[$m]:-0} dt=${dtotal[$m]:-0}
+	echo "node tests at $m with data-dependent shapes: $dp of $dt pass"
+	[ "$dp" -eq "$dt" ] || { echo "node_tests: a data-dependent-shape test fails at $m"; low=1; }
 done
 echo "node tests: $pass passed, $fail failed ($unexpected unexpected, $xpass expected failures passed)"
 [ $unexpected -eq 0 ] && [ $low -eq 0 ] || exit 1

@@ -766,6 +766,66 @@ static void expect_compile_error(const char *text, const char *needle)
 		fail_msg("error '%s' lacks '%s'", d.msg, needle);
 }
 
+/* ---- data-dependent shapes: a Reshape whose shape is an input ----------
+ * The extents are bound at run time; one context across good, bad and
+ * good values (the dyn buffer grows, the context stays usable); the
+ * output written in place in a static model is copied here. */
+
+static void dd_run(kiln_context *c, int64_t n, const int64_t *s2, kiln_tensor *out)
+{
+	static float x[64];
+	static int64_t s[2];
+	for (int i = 0; i < n * 6; i++)
+		x[i] = (float)i - 5.0f;
+	memcpy(s, s2, sizeof s);
+	int64_t sx[2] = {n, 6}, ss[1] = {2};
+	kiln_tensor in[2] = {tensor(KILN_F32, 2, sx, x, 4), tensor(KILN_I64, 1, ss, s, 8)};
+	memset(out, 0, 2 * sizeof *out);
+	if (kiln_run(c, in, 2, out, 2))
+		fail_msg("run: %s", kiln_last_error(c));
+	for (int i = 0; i < n * 6; i++) {
+		assert_float_equal(((const float *)out[0].data)[i], x[i] > 0 ? x[i] : 0, 0);
+		assert_float_equal(((const float *)out[1].data)[i], -x[i], 0);
+	}
+}
+
+static void test_data_dependent(void **state)
+{
+	(void)state;
+	kiln_model *m = compile_load(
+		"graph @dd(%x: f32[n, 6], %s: i64[2]) opset 17 {\n"
+		"  %r = Reshape(%x, %s) @\"rs\"\n"
+		"  %y = Relu(%r) @\"relu\"\n"
+		"  %z = Neg(%x) @\"neg\"\n"
+		"  return %y, %z\n"
+		"}\n", "dd.so");
+	kiln_context *c = kiln_context_create(m, 1);
+	assert_non_null(c);
+	kiln_tensor out[2];
+	dd_run(c, 2, (int64_t[]){3, -1}, out);
+	assert_int_equal(out[0].rank, 2);
+	assert_int_equal(out[0].shape[0], 3);
+	assert_int_equal(out[0].shape[1], 4);
+	assert_int_equal(out[1].shape[0], 2);
+	/* 12 elements into 5 * k: one line naming the node */
+	float x[12] = {0};
+	int64_t sx[2] = {2, 6}, ss[1] = {2}, bad[2] = {5, -1};
+	kiln_tensor in[2] = {tensor(KILN_F32, 2, sx, x, 4), tensor(KILN_I64, 1, ss, bad, 8)};
+	memset(out, 0, sizeof out);
+	assert_int_not_equal(kiln_run(c, in, 2, out, 2), 0);
+	assert_non_null(strstr(kiln_last_error(c), "node 'rs' (Reshape): cannot reshape 12 elements"));
+	assert_null(strchr(kiln_last_error(c), '\n'));
+	/* more elements than before: the buffer grows */
+	dd_run(c, 8, (int64_t[]){-1, 2}, out);
+	assert_int_equal(out[0].shape[0], 24);
+	assert_int_equal(out[0].shape[1], 2);
+	dd_run(c, 1, (int64_t[]){0, 0}, out);   /* 0: the input's dim */
+	assert_int_equal(out[0].shape[0], 1);
+	assert_int_equal(out[0].shape[1], 6);
+	kiln_context_free(c);
+	kiln_model_free(m);
+}
+
 static void test_compile_errors(void **state)
 {
 	(void)state;
@@ -801,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_reduce_inline),
 		cmocka_unit_test(test_inline_llvm),
 		cmocka_unit_test(test_compile_errors),
+		cmocka_unit_test(test_data_dependent),
 	};
 	return cmocka_run_group_tests(tests, tmp_setup, tmp_teardown);
 }

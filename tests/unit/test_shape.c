@@ -364,12 +364,55 @@ static void test_refuse_matmul_inner(void **st)
 	infer_fails("node 'mm' (MatMul)", "inner dims");
 }
 
-static void test_refuse_runtime_shape(void **st)
+/* A shape input known only at run time: the rank from its static length,
+ * each extent a data-dependent symbol named after the output; the same
+ * symbols when inference runs again.  A shape of symbolic length (rank
+ * unknown) is refused. */
+static void test_runtime_shape(void **st)
 {
 	ValId x = in("x", DT_F32, "batch", "64", NULL);
 	ValId s = in("target", DT_I64, "2", NULL);
+	ValId r = out(node(OP_Reshape, "rs", 2, x, s));
+	ValId y = op2(OP_Add, r, in("b", DT_F32, "1", "64", NULL));
+	infer_ok();
+	const Value *v = IR_VAL(G, r);
+	assert_int_equal(v->rank, 2);
+	for (int d = 0; d < 2; d++) {
+		const DimNode *dn = ir_dim_node(G, v->dims[d]);
+		assert_int_equal(dn->kind, DIM_SYM);
+		assert_true(ir_sym_is_dyn(G, (int)dn->c));
+	}
+	assert_false(ir_sym_is_dyn(G, ir_sym_lookup(G, "batch")));
+	/* broadcasting against a static dim keeps the static one */
+	assert_true(ir_dim_has_dyn(G, IR_VAL(G, y)->dims[0]));
+	assert_false(ir_dim_has_dyn(G, IR_VAL(G, y)->dims[1]));
+	DimId d0 = v->dims[0];
+	int nsyms = ir_nsyms(G);
+	infer_ok();
+	assert_int_equal(IR_VAL(G, r)->dims[0], d0);
+	assert_int_equal(ir_nsyms(G), nsyms);
+}
+
+static void test_refuse_runtime_rank(void **st)
+{
+	ValId x = in("x", DT_F32, "batch", "64", NULL);
+	ValId s = in("target", DT_I64, "k", NULL);
 	node(OP_Reshape, "rs", 2, x, s);
-	infer_fails("node 'rs' (Reshape)", "'target'");
+	infer_fails("node 'rs' (Reshape)", "rank is unknown");
+}
+
+/* A user symbol of the same name stays the user's. */
+static void test_runtime_shape_name_clash(void **st)
+{
+	DimId u = ir_dim_sym(G, "y[0]");
+	ValId x = ir_input_new(G, "x", DT_F32, 1, &u);
+	ValId s = in("target", DT_I64, "1", NULL);
+	NodeId n = ir_node_new(G, OP_Reshape, "rs", 2, (ValId[]){x, s}, 1, (const char *[]){"y"});
+	infer_ok();
+	const DimNode *dn = ir_dim_node(G, IR_VAL(G, IR_NODE(G, n)->out[0])->dims[0]);
+	assert_true(ir_sym_is_dyn(G, (int)dn->c));
+	assert_string_equal(ir_sym_name(G, (int)dn->c), "y[0]'");
+	assert_false(ir_sym_is_dyn(G, ir_sym_lookup(G, "y[0]")));
 }
 
 static void test_refuse_reshape_count(void **st)
@@ -380,13 +423,15 @@ static void test_refuse_reshape_count(void **st)
 	infer_fails("node 'rs' (Reshape)", "24");
 }
 
-static void test_refuse_slice_runtime_start(void **st)
+static void test_slice_runtime_start(void **st)
 {
-	ValId x = in("x", DT_F32, "10", NULL);
+	ValId x = in("x", DT_F32, "10", "3", NULL);
 	ValId s = in("start", DT_I64, "1", NULL);
 	int64_t e = 5;
-	node(OP_Slice, "sl", 3, x, s, ints("e", 1, &e));
-	infer_fails("node 'sl' (Slice)", "'start'");
+	ValId y = out(node(OP_Slice, "sl", 3, x, s, ints("e", 1, &e)));
+	infer_ok();
+	assert_int_equal(IR_VAL(G, y)->rank, 2);
+	assert_true(ir_dim_has_dyn(G, IR_VAL(G, y)->dims[0]));
 }
 
 /* ---- sizes: ir/checked.h and the size limit ---- */
@@ -523,9 +568,11 @@ int main(void)
 		T(test_layout_ops),
 		T(test_refuse_add_mismatch),
 		T(test_refuse_matmul_inner),
-		T(test_refuse_runtime_shape),
+		T(test_runtime_shape),
+		T(test_refuse_runtime_rank),
+		T(test_runtime_shape_name_clash),
 		T(test_refuse_reshape_count),
-		T(test_refuse_slice_runtime_start),
+		T(test_slice_runtime_start),
 		T(test_checked_helpers),
 		T(test_dim_eval_checked),
 		T(test_refuse_static_expand),
