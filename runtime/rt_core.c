@@ -125,6 +125,7 @@ void rt_context_free(kiln_context *c)
 	if (!c)
 		return;
 	rt_pool_free(c->pool);
+	rt_prof_free(c->prof);
 	rt_weights_release(c);
 	for (int i = 0; c->owned && i < c->d->nout; i++)
 		free(c->owned[i]);
@@ -334,17 +335,15 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 	return 0;
 }
 
-int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+static int run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout,
+               struct rt_prof *prof)
 {
-	if (!c)
-		return -1;
-	c->err[0] = 0;
 	if (check_inputs(c, in, nin) || plan(c) || bind_outputs(c, out, nout))
 		return -1;
 	kiln_frame f = {
 		.in = c->in_ptr, .out = c->out_ptr, .arena = c->arena, .bufoff = c->bufoff,
 		.sym = c->sym, .weights = c->weights, .pool = c->pool, .ctx = c,
-		.weights_cold = c->weights_cold,
+		.weights_cold = c->weights_cold, .prof = prof,
 	};
 	if (c->d->run(&f)) {
 		if (!c->err[0])
@@ -352,4 +351,21 @@ int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor 
 		return -1;
 	}
 	return 0;
+}
+
+int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+{
+	if (!c)
+		return -1;
+	c->err[0] = 0;
+	struct rt_prof *prof = c->profiling ? c->prof : NULL;
+	int64_t t0 = 0;
+	if (prof) {
+		t0 = rt_prof_now();
+		rt_prof_run_begin(prof);
+	}
+	int rc = run(c, in, nin, out, nout, prof);
+	if (prof)
+		rt_prof_run_end(prof, t0);
+	return rc;
 }
