@@ -189,24 +189,26 @@ static void print_table(Row *rows, int n, double total, int runs, double peak, b
 {
 	qsort(rows, (size_t)n, sizeof *rows, cmp_row);
 	if (nodes)
-		printf("\n%-40s %-18s %10s %8s  %9s  %7s\n", "slowest nodes", "op", "ms/run", "share",
-		       "GFLOP/s", "% peak");
+		printf("\nslowest nodes\n%10s %8s  %9s  %7s  %-18s %s\n", "ms/run", "share", "GFLOP/s",
+		       "% peak", "op", "node");
 	else
 		printf("\n%-24s %8s %10s %10s %8s  %9s  %7s\n", "op", "calls", "total ms", "ms/run",
 		       "share", "GFLOP/s", "% peak");
 	for (int i = 0; i < n && (!nodes || i < 10); i++) {
 		const Row *r = &rows[i];
-		if (nodes) {
-			print_name(r->key, 40);
-			putchar(' ');
+		if (nodes) {   /* names last: they can be long */
+			printf("%10.3f %7.1f%%", r->ns / 1e6 / runs, total > 0 ? 100 * r->ns / total : 0);
+			print_rate(r, peak);
+			printf("  ");
 			print_name(r->op, 18);
-			printf(" %10.3f %7.1f%%", r->ns / 1e6 / runs, total > 0 ? 100 * r->ns / total : 0);
+			putchar(' ');
+			print_name(r->key, 0);
 		} else {
 			print_name(r->key, 24);
 			printf(" %8ld %10.3f %10.3f %7.1f%%", r->calls, r->ns / 1e6, r->ns / 1e6 / runs,
 			       total > 0 ? 100 * r->ns / total : 0);
+			print_rate(r, peak);
 		}
-		print_rate(r, peak);
 		putchar('\n');
 		if (nodes && r->fused) {
 			char buf[1024];
