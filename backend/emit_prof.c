@@ -183,6 +183,27 @@ static LLVMValueRef i64_array(Be *be, const int64_t *v, int n)
 	return g;
 }
 
+/* A private constant array of n string pointers; null when n == 0.  For
+ * rt_node_info.fused_from: once the IR records the ONNX names a fused node
+ * absorbed (Node.from, Node.nfrom), node_info passes them here. */
+static LLVMValueRef names_array(Be *be, const char *const *names, int n)
+{
+	if (n <= 0)
+		return LLVMConstNull(be->t_ptr);
+	LLVMValueRef *a = malloc((size_t)n * sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < n; i++)
+		a[i] = be_cstr(be, names[i] ? names[i] : "");
+	LLVMValueRef init = LLVMConstArray2(be->t_ptr, a, (uint64_t)n);
+	free(a);
+	LLVMValueRef g = LLVMAddGlobal(be->mod, LLVMTypeOf(init), ".prof_from");
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	return g;
+}
+
 static LLVMValueRef node_info(Be *be, LLVMTypeRef t_ni, NodeId id)
 {
 	const Node *n = IR_NODE(be->g, id);
@@ -199,10 +220,12 @@ static LLVMValueRef node_info(Be *be, LLVMTypeRef t_ni, NodeId id)
 	int64_t fmul, fdiv;
 	flop_rule(be, id, &fin, &fax, &fmul, &fdiv);
 	char lb[64];
-	LLVMValueRef f[11] = {
+	LLVMValueRef f[12] = {
 		be_cstr(be, ir_opname(n->op)),
 		be_cstr(be, be_node_loc(be, id, lb, sizeof lb)),
-		LLVMConstNull(be->t_ptr),   /* fused_from: the IR does not record it yet */
+		/* the ONNX nodes a fused op absorbed: the IR of this branch does
+		 * not record them (see names_array) */
+		names_array(be, NULL, 0), be_i32(be, 0),
 		be_i32(be, n->nin), be_i32(be, n->nout),
 		i64_array(be, od, 2 * np),
 		be_i32(be, node_ndims(be, id)),
@@ -210,7 +233,7 @@ static LLVMValueRef node_info(Be *be, LLVMTypeRef t_ni, NodeId id)
 		be_i64(be, fmul), be_i64(be, fdiv),
 	};
 	free(od);
-	return LLVMConstNamedStruct(t_ni, f, 11);
+	return LLVMConstNamedStruct(t_ni, f, 12);
 }
 
 LLVMValueRef be_prof_nodes(Be *be, int32_t *count)
@@ -218,8 +241,8 @@ LLVMValueRef be_prof_nodes(Be *be, int32_t *count)
 	Graph *g = be->g;
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32, L = be->t_i64;
 	LLVMTypeRef t_ni = LLVMStructCreateNamed(be->ctx, "rt_node_info");
-	LLVMTypeRef fields[11] = {P, P, P, I, I, P, I, I, I, L, L};
-	LLVMStructSetBody(t_ni, fields, 11, 0);
+	LLVMTypeRef fields[12] = {P, P, P, I, I, I, P, I, I, I, L, L};
+	LLVMStructSetBody(t_ni, fields, 12, 0);
 	LLVMValueRef *a = malloc(((size_t)g->norder + 1) * sizeof *a);
 	if (!a)
 		abort();

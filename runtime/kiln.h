@@ -119,13 +119,14 @@ int kiln_model_get_info(const kiln_model *m, kiln_model_info *info);
  * run on thread 0 (the thread that called kiln_run), with args op_name,
  * input_type_shape, output_type_shape, run, flops (GEMMs and attention)
  * and fused_from (the ONNX nodes a fused op absorbed, when the compiler
- * recorded them); and one "Job" event "<node>_job" per share of an op's
+ * recorded them: a list of names); and one "Job" event "<node>_job" per share of an op's
  * parallel work that a pool thread (tid 1..threads-1) ran.  ts and dur are
  * in microseconds since kiln_context_profile_start, with nanosecond
  * digits; events of one thread never overlap.
  *
  * Profiling off costs one predictable branch per op.  On, each op reads
- * the clock twice and stores one event.  The profile functions must not
+ * the clock twice and stores one event (at most 2^20 events per thread
+ * are kept; later ones are dropped).  The profile functions must not
  * race with a kiln_run on the same context (they return KILN_BUSY when
  * they find one).  All return 0, or -1 with the message in
  * kiln_last_error(c): for a model compiled by a kiln without the
@@ -143,7 +144,8 @@ typedef struct kiln_profile_event {
 	int node;                /* the op's index in the model's execution order; -1 for RUN */
 	const char *op;          /* op type ("KlnGemm", "Add"); NULL for RUN */
 	const char *name;        /* the node's name (its ONNX name, else "Op#id"); NULL for RUN */
-	const char *fused_from;  /* NULL, or the ONNX nodes a fused op absorbed, comma-separated */
+	const char *const *fused_from;   /* the ONNX nodes a fused op absorbed (nfused) */
+	int nfused;              /* 0: none recorded */
 	int64_t start_ns;        /* since kiln_context_profile_start */
 	int64_t dur_ns;
 	double flops;            /* GEMMs and attention (NODE only): floating-point ops; else 0 */

@@ -265,7 +265,8 @@ static int get_event(const struct rt_prof *p, size_t i, kiln_profile_event *ev, 
 	ev->node = ni ? e->node : -1;
 	ev->op = ni ? ni->op : NULL;
 	ev->name = ni ? ni->name : NULL;
-	ev->fused_from = ni ? ni->fused_from : NULL;
+	ev->fused_from = ni && ni->nfused > 0 ? ni->fused_from : NULL;
+	ev->nfused = ni && ni->fused_from ? ni->nfused : 0;
 	ev->start_ns = e->t0 - p->origin;
 	ev->dur_ns = e->t1 - e->t0;
 	ev->flops = ni && kind == KILN_PROFILE_NODE ? node_flops(ni, *dims) : 0;
@@ -356,18 +357,14 @@ static void type_shapes(FILE *fp, const char *key, const rt_node_info *ni, const
 	fputc(']', fp);
 }
 
-/* The comma-separated list s as a JSON array of strings. */
-static void json_list(FILE *fp, const char *s)
+/* n strings as a JSON array. */
+static void json_list(FILE *fp, const char *const *s, int n)
 {
 	fputc('[', fp);
-	for (int first = 1; s && *s; first = 0) {
-		size_t n = strcspn(s, ",");
-		char buf[1024];
-		snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), s);
-		fprintf(fp, "%s\"", first ? "" : ",");
-		json_chars(fp, buf);
+	for (int k = 0; k < n; k++) {
+		fprintf(fp, "%s\"", k ? "," : "");
+		json_chars(fp, s[k]);
 		fputc('"', fp);
-		s += n + (s[n] == ',');
 	}
 	fputc(']', fp);
 }
@@ -389,9 +386,9 @@ static void write_event(FILE *fp, const kiln_profile_event *e, const int64_t *di
 		type_shapes(fp, "output_type_shape", ni, dims, ni->nin, ni->nin + ni->nout);
 		if (e->flops > 0)
 			fprintf(fp, ",\"flops\":%.0f", e->flops);
-		if (ni->fused_from) {
+		if (ni->fused_from && ni->nfused > 0) {
 			fputs(",\"fused_from\":", fp);
-			json_list(fp, ni->fused_from);
+			json_list(fp, ni->fused_from, ni->nfused);
 		}
 	}
 	fputs("}}", fp);

@@ -228,7 +228,8 @@ typedef struct rt_model_desc {
 typedef struct rt_node_info {
 	const char *op;                /* "KlnGemm", "Add" */
 	const char *name;              /* the node's name, or "Op#id" */
-	const char *fused_from;        /* NULL, or the ONNX nodes a fused op absorbed, comma-separated */
+	const char *const *fused_from; /* the ONNX nodes a fused op absorbed, nfused of them */
+	int32_t nfused;
 	int32_t nin, nout;
 	const int64_t *opnd;           /* (nin + nout) x {dtype, rank} */
 	int32_t ndims;

@@ -136,7 +136,8 @@ double cli_fma_peak_gflops(int threads, const char **isa)
 typedef struct Row {
 	const char *key;      /* op type, or node name */
 	const char *op;
-	const char *fused;
+	const char *const *fused;   /* the ONNX nodes a fused op absorbed */
+	int nfused;
 	long calls;
 	double ns, flops;
 } Row;
@@ -154,7 +155,7 @@ static Row *row_for(Row **rows, int *n, int *cap, const char *key, const char *o
 		*rows = r;
 	}
 	Row *r = &(*rows)[(*n)++];
-	*r = (Row){key, op, NULL, 0, 0, 0};
+	*r = (Row){key, op, NULL, 0, 0, 0, 0};
 	return r;
 }
 
@@ -210,10 +211,11 @@ static void print_table(Row *rows, int n, double total, int runs, double peak, b
 			print_rate(r, peak);
 		}
 		putchar('\n');
-		if (nodes && r->fused) {
-			char buf[1024];
-			diag_escape(buf, sizeof buf, r->fused);
-			printf("    fused from: %s\n", buf);
+		for (int k = 0; nodes && k < r->nfused; k++) {
+			char buf[512];
+			diag_escape(buf, sizeof buf, r->fused[k] ? r->fused[k] : "?");
+			printf("%s%s%s", k ? ", " : "            fused from: ", buf,
+			       k + 1 == r->nfused ? "\n" : "");
 		}
 	}
 }
@@ -272,6 +274,7 @@ int cli_profile_report(kiln_context *c, const char *so, const char *path, int th
 		o->ns += (double)e.dur_ns, r->ns += (double)e.dur_ns;
 		o->flops += e.flops, r->flops += e.flops;
 		r->fused = e.fused_from;
+		r->nfused = e.nfused;
 		total += (double)e.dur_ns;
 		flops += e.flops;
 	}

@@ -151,6 +151,7 @@ static void check_events(kiln_context *c, const int64_t *b, int nruns, int threa
 		assert_string_equal(e.name, node_names[k]);
 		assert_string_equal(e.op, node_ops[k]);
 		assert_null(e.fused_from);
+		assert_int_equal(e.nfused, 0);
 		assert_true(e.start_ns >= last_end);          /* no overlap on thread 0 */
 		last_end = e.start_ns + e.dur_ns;
 		assert_true(e.start_ns >= run_t0[r] && last_end <= run_t1[r]);   /* inside its run */
