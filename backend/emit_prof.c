@@ -183,9 +183,8 @@ static LLVMValueRef i64_array(Be *be, const int64_t *v, int n)
 	return g;
 }
 
-/* A private constant array of n string pointers; null when n == 0.  For
- * rt_node_info.fused_from: once the IR records the ONNX names a fused node
- * absorbed (Node.from, Node.nfrom), node_info passes them here. */
+/* A private constant array of n string pointers; null when n == 0 (for
+ * rt_node_info.fused_from: the ONNX names a fused node absorbed). */
 static LLVMValueRef names_array(Be *be, const char *const *names, int n)
 {
 	if (n <= 0)
@@ -223,9 +222,7 @@ static LLVMValueRef node_info(Be *be, LLVMTypeRef t_ni, NodeId id)
 	LLVMValueRef f[12] = {
 		be_cstr(be, ir_opname(n->op)),
 		be_cstr(be, be_node_loc(be, id, lb, sizeof lb)),
-		/* the ONNX nodes a fused op absorbed: the IR of this branch does
-		 * not record them (see names_array) */
-		names_array(be, NULL, 0), be_i32(be, 0),
+		names_array(be, n->from, n->nfrom), be_i32(be, n->nfrom > 0 ? n->nfrom : 0),
 		be_i32(be, n->nin), be_i32(be, n->nout),
 		i64_array(be, od, 2 * np),
 		be_i32(be, node_ndims(be, id)),

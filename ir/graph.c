@@ -122,6 +122,11 @@ static const char *unique_name(GraphImpl *gi, const char *base)
 	return r;
 }
 
+const char *ir_unique_name(Graph *g, const char *base)
+{
+	return unique_name((GraphImpl *)g, base);
+}
+
 /* ---- graph ---------------------------------------------------------------- */
 
 Graph *ir_graph_new(const char *name)

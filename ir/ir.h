@@ -174,6 +174,9 @@ typedef struct Node {
 	ValId *in;  int32_t nin;
 	ValId *out; int32_t nout;
 	Attr *attrs; int32_t nattrs;
+	/* fused nodes: the ONNX node names of the nodes they replaced (the
+	 * rewriter fills it; kiln dump prints it as a comment `// from: a, b`) */
+	const char **from; int32_t nfrom;
 } Node;
 
 /* ---- graph -------------------------------------------------------------- */
@@ -219,6 +222,9 @@ void ir_value_set_shape(Graph *g, ValId v, int rank, const DimId *dims);
 void ir_value_set_sval(Graph *g, ValId v, int n, const DimId *elems);
 int64_t ir_value_numel_const(const Graph *g, ValId v);   /* -1 unless static */
 ValId ir_value_find(const Graph *g, const char *name);    /* -1 if none (linear) */
+/* A value name not used in g: base if free, else base.1, base.2, ...
+ * (arena-owned; depends only on g's names, so the same graph gets the same). */
+const char *ir_unique_name(Graph *g, const char *base);
 
 /* Appends a node at the end of g->order.  Outputs are created fresh with
  * the given names (NULL: generated) and dtype DT_UNDEF, rank -1. */

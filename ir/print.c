@@ -55,7 +55,9 @@
  * printed in full (dense), larger ones (and constants without data, as
  * parsed from #hash) as their 64-bit content hash (ir_hash_bytes).  Symbolic content
  * (Value.sval) is not printed: shape inference derives it.  The location
- * @"..." is the source ONNX node name.
+ * @"..." is the source ONNX node name.  A node a fusion created ends with a
+ * comment naming the ONNX nodes it replaced, `// from: a, "/l0/Mul_1"`
+ * (Node.from, names quoted as above); it is not read back.
  */
 #include <ctype.h>
 #include <math.h>
@@ -368,6 +370,12 @@ static void print_node(FILE *f, const Graph *g, const Node *n)
 	if (n->name) {
 		fputs(" @", f);
 		print_string(f, n->name);
+	}
+	/* a fused node: the ONNX nodes it replaced, as a comment (the parser
+	 * skips it: a dump reads back as the same graph) */
+	for (int i = 0; i < n->nfrom; i++) {
+		fputs(i ? ", " : "  // from: ", f);
+		print_name(f, n->from[i]);
 	}
 	fputc('\n', f);
 }

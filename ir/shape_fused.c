@@ -10,6 +10,7 @@
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
  *   KlnGelu(x)                                         -> like x
+ *   KlnRMSNorm(x[..., H], gamma[H])                    -> like x
  */
 #include <string.h>
 
@@ -167,6 +168,15 @@ int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
 	case OP_KlnEmbedLayerNorm: return embed(&s);
 	case OP_KlnGelu:
 		if (need_f32(&s, 0, &x))
+			return -1;
+		ir_shp_out(&s, 0, DT_F32, x->rank, x->dims);
+		return 0;
+	case OP_KlnRMSNorm:
+		if (need_f32(&s, 0, &x))
+			return -1;
+		if (x->rank < 1)
+			return ir_shp_fail(&s, "x must have rank >= 1");
+		if (need_vec(&s, 1, x->dims[x->rank - 1], "gamma"))
 			return -1;
 		ir_shp_out(&s, 0, DT_F32, x->rank, x->dims);
 		return 0;

@@ -54,19 +54,26 @@ static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int c
  * and beta (v[2], v[3]) are the caller's. */
 static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Value *y, Match *m)
 {
-	if (nt < 2 || nt > 3 || y->rank != 3)
-		return false;
+	if (nt < 2 || nt > 3)
+		return m_fail(g, m, m->root, "the sum has %d terms, an embedding sum 2 or 3 Gathers", nt);
+	if (y->rank != 3)
+		return m_fail(g, m, m->root, "the output has rank %d, not 3 ([B, S, H])", y->rank);
 	int word = -1;
 	ValId ix_of[3], tab_of[3];
 	for (int k = 0; k < nt; k++) {
 		NodeId gt = m_def(g, terms[k], OP_Gather);
-		if (gt < 0 || m_nuses(g, terms[k]) != 1 || ir_attr_int(g, gt, "axis", 0) != 0)
-			return false;
+		if (gt < 0)
+			return m_fail(g, m, m->root, "term '%s' is not a Gather", IR_VAL(g, terms[k])->name);
+		if (m_nuses(g, terms[k]) != 1)
+			return m_fail(g, m, gt, "its result has other users");
+		if (ir_attr_int(g, gt, "axis", 0) != 0)
+			return m_fail(g, m, gt, "axis is not 0");
 		const Node *gn = IR_NODE(g, gt);
 		const Value *tab = IR_VAL(g, gn->in[0]), *ix = IR_VAL(g, gn->in[1]);
-		if (tab->dtype != DT_F32 || tab->rank != 2 || tab->dims[1] != y->dims[2] ||
-		    !ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
-			return false;
+		if (tab->dtype != DT_F32 || tab->rank != 2 || tab->dims[1] != y->dims[2])
+			return m_fail(g, m, gt, "the table is not an f32 [rows, H] matrix");
+		if (!ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
+			return m_fail(g, m, gt, "the indices are not integers of rank 1 or 2");
 		/* indices broadcast against [B, S]: the Adds required equal-or-1 at
 		 * run time, the kernel checks the same */
 		if (word < 0 && ix->rank == 2 && ix->dims[0] == y->dims[0] && ix->dims[1] == y->dims[1])
@@ -76,7 +83,7 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 		tab_of[k] = gn->in[0];
 	}
 	if (word < 0)
-		return false;
+		return m_fail(g, m, m->root, "no Gather is indexed by [B, S] ids (the word embedding)");
 	/* inputs in op order: ids, word, gamma, beta, then the other two pairs */
 	for (int i = 0; i < 8; i++)
 		m->v[i] = -1;
@@ -98,8 +105,10 @@ static bool match_embed(const Graph *g, NodeId root, Match *m)
 {
 	const Node *ln = IR_NODE(g, root);
 	bool skip = ln->op == OP_KlnSkipLayerNorm;
-	if (skip && (ln->nin > 4 || (ln->nout > 1 && m_nuses(g, ln->out[1]) > 0)))
-		return false;
+	if (skip && ln->nin > 4)
+		return m_fail(g, m, root, "has a bias input");
+	if (skip && ln->nout > 1 && m_nuses(g, ln->out[1]) > 0)
+		return m_fail(g, m, root, "its residual sum output is used");
 	ValId terms[4];
 	int nt;
 	m_add(m, root);
@@ -110,8 +119,10 @@ static bool match_embed(const Graph *g, NodeId root, Match *m)
 	} else {
 		nt = addends(g, ln->in[0], true, terms, 4, 0, m);
 	}
-	if (!embed_gathers(g, terms, nt, IR_VAL(g, ln->out[0]), m) || !m_closed(g, m, ln->out[0]))
+	if (!embed_gathers(g, terms, nt, IR_VAL(g, ln->out[0]), m))
 		return false;
+	if (!m_closed(g, m, ln->out[0]))
+		return m_fail(g, m, root, "a value of the embedding sum is used outside it");
 	m->v[2] = ln->in[skip ? 2 : 1];
 	m->v[3] = ln->in[skip ? 3 : 2];
 	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-12f);
@@ -146,14 +157,18 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 	ValId x = ln->in[0];
 	NodeId c = m_def(g, x, OP_Concat);
 	const Value *xv = IR_VAL(g, x);
-	if (c < 0 || m_nuses(g, x) != 1 || xv->rank != 3)
-		return false;
+	if (c < 0)
+		return m_fail(g, m, root, "its input is not a Concat (the concatenated form)");
+	if (m_nuses(g, x) != 1 || xv->rank != 3)
+		return m_fail(g, m, c, "the Concat has other users or is not of rank 3");
 	const Node *cn = IR_NODE(g, c);
 	int64_t axis = ir_attr_int(g, c, "axis", 0);
 	if (axis < 0)
 		axis += xv->rank;
-	if (axis < 0 || axis >= xv->rank - 1 || cn->nin < 2 || cn->nin > EMB_MAXPARTS)
-		return false;
+	if (axis < 0 || axis >= xv->rank - 1)
+		return m_fail(g, m, c, "concatenates along the normalized (last) axis");
+	if (cn->nin < 2 || cn->nin > EMB_MAXPARTS)
+		return m_fail(g, m, c, "has %d parts (2 to %d)", cn->nin, EMB_MAXPARTS);
 	m_add(m, root);
 	m_add(m, c);
 	for (int p = 0; p < cn->nin; p++) {
@@ -163,6 +178,7 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 		if (nt < 2 || !embed_gathers(g, terms, nt, IR_VAL(g, cn->in[p]), &t) ||
 		    !m_closed(g, &t, ln->out[0]))
 			continue;
+		t.why[0] = 0;
 		*m = t;
 		/* another part that is a single-use Add of two tensors of its shape
 		 * becomes a KlnSkipLayerNorm (bit i of i[3]), as fuse-norm would have */
@@ -186,7 +202,7 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 		m->i[2] = axis;
 		return true;
 	}
-	return false;
+	return m_fail(g, m, c, "no part is an embedding sum of 2 or 3 Gathers");
 }
 
 /* A new fused node with attribute epsilon and its output inferred. */

@@ -1,13 +1,20 @@
 /* Pass `fuse-gelu`: GELU in the forms the exporters write.
  *
  * Pattern `gelu` (root: the last Mul, or the Gelu op):
- *   erf form:   0.5 * x * (1 + Erf(x / sqrt(2)))     (x / 1.41421 or x * 0.70711;
- *               the three factors multiplied in any grouping and order)
- *   tanh form:  0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
- *               (x^3 as Pow(x, 3) or x*x*x), or with the argument factored
- *               as sqrt(2/pi) * x * (1 + 0.044715 * x * x) (no cube)
+ *   erf form:     0.5 * x * (1 + Erf(z)),  z = x / sqrt(2)
+ *   tanh form:    0.5 * x * (1 + Tanh(z)), z = sqrt(2/pi) * (x + 0.044715 * x^3)
+ *   sigmoid form: x * Sigmoid(2 * z) with the tanh form's z (0.5 * (1 + tanh(z))
+ *                 is sigmoid(2z))
  *   Gelu(x, approximate = none | tanh)
  *   -> KlnGelu(x) {approximate: 0 erf, 1 tanh}
+ * Pattern `quick_gelu` (root: the Mul):
+ *   x * Sigmoid(1.702 * x)  -> KlnGelu(x) {approximate = 2}
+ * The outer product is a tree of Muls (any grouping and order; its constants
+ * multiplied together), the 1 + f addition in either order, and z is
+ * compared by what it computes, as a polynomial in x (m_poly): x * 0.70711,
+ * x / 1.41421, the cube as Pow(x, 3) or x*x*x, the argument factored as
+ * sqrt(2/pi) * x * (1 + 0.044715 * x * x), ... all match.  No-op Identity,
+ * Cast and Reshape nodes on the way are skipped (m_unwrap).
  *
  * requires: nothing (constants are compared with a relative tolerance of 1e-5).
  * preserves: shapes, graph output names.
@@ -17,10 +24,8 @@
 
 #include "pass_internal.h"
 
-static bool near(double x, double want)
-{
-	return fabs(x - want) <= 1e-5 * fabs(want);
-}
+#define TOL 1e-5
+#define QUICK 1.702
 
 /* Leaves of the product tree under Mul node n: inner Muls with a single use
  * are descended into (and recorded in m).  Returns the leaf count or -1. */
@@ -44,240 +49,147 @@ static int mul_leaves(const Graph *g, NodeId n, Match *m, ValId *leaves, int max
 	return cnt;
 }
 
-/* v = Add(f, 1) with f = fn(arg): returns the node producing f, else -1. */
-static NodeId one_plus(const Graph *g, ValId v, Op fn, Match *m)
+/* What a GELU factor other than x is. */
+enum { F_NONE, F_ERF, F_TANH, F_SIGMOID };
+
+/* v is 1 + Erf(z) or 1 + Tanh(z) (either order), or Sigmoid(z): the kind,
+ * *fn the Erf/Tanh/Sigmoid node.  Nothing is added to m. */
+static int gelu_factor(const Graph *g, ValId v, NodeId *fn)
 {
-	NodeId add = m_def(g, v, OP_Add);
+	NodeId d = m_def_u(g, v, OP_Sigmoid, NULL);
+	if (d >= 0) {
+		*fn = d;
+		return F_SIGMOID;
+	}
+	NodeId add = m_def_u(g, v, OP_Add, NULL);
 	if (add < 0)
-		return -1;
+		return F_NONE;
 	const Node *a = IR_NODE(g, add);
 	for (int k = 0; k < 2; k++) {
 		double one;
-		NodeId f = m_def(g, a->in[k], fn);
-		if (f >= 0 && m_const_scalar(g, a->in[1 - k], &one) && one == 1.0) {
-			m_add(m, add);
-			m_add(m, f);
-			return f;
+		if (!m_const_scalar(g, a->in[1 - k], &one) || one != 1.0)
+			continue;
+		if ((d = m_def_u(g, a->in[k], OP_Erf, NULL)) >= 0) {
+			*fn = d;
+			return F_ERF;
+		}
+		if ((d = m_def_u(g, a->in[k], OP_Tanh, NULL)) >= 0) {
+			*fn = d;
+			return F_TANH;
 		}
 	}
-	return -1;
+	return F_NONE;
 }
 
-/* Binary op node n is (x op c) with c a constant scalar; x into *x. */
-static bool bin_const(const Graph *g, NodeId n, bool commutes, ValId *x, double *c)
+static const char *const kind_name[] = {"", "1 + Erf", "1 + Tanh", "Sigmoid"};
+
+/* The factor v (kind, function node fn) around x, with the product's
+ * constant c: checks c and z = fn's input; the approximate value or -1. */
+static int check_factor(const Graph *g, Match *m, ValId v, int kind, NodeId fn, ValId x, double c,
+                        bool quick)
 {
-	const Node *nd = IR_NODE(g, n);
-	if (m_const_scalar(g, nd->in[1], c)) {
-		*x = nd->in[0];
-		return true;
+	const double s = sqrt(2.0 / M_PI), k3 = 0.044715;
+	double p[M_POLY_DEG + 1];
+	/* the nodes from v to fn (wrappers, the Add) are the match's */
+	if (kind == F_SIGMOID) {
+		m_unwrap(g, v, m);
+	} else {
+		NodeId add = m_def_u(g, v, OP_Add, m);
+		m_add(m, add);
+		for (int k = 0; k < 2; k++)
+			m_unwrap(g, IR_NODE(g, add)->in[k], m);
 	}
-	if (commutes && m_const_scalar(g, nd->in[0], c)) {
-		*x = nd->in[1];
-		return true;
+	m_add(m, fn);
+	if (quick && kind != F_SIGMOID)
+		return m_fail(g, m, fn, "QuickGELU is x * Sigmoid(1.702 * x), found x * (%s)",
+		              kind_name[kind]), -1;
+	double want_c = kind == F_SIGMOID ? 1.0 : 0.5;
+	if (!m_near(c, want_c, TOL))
+		return m_fail(g, m, m->root, "the constant factors multiply to %.9g, the %s form needs %g",
+		              c, kind_name[kind], want_c), -1;
+	if (!m_poly(g, IR_NODE(g, fn)->in[0], x, m, p))
+		return -1;
+	if (kind == F_ERF) {
+		if (p[0] == 0 && m_near(p[1], M_SQRT1_2, TOL) && p[2] == 0 && p[3] == 0)
+			return 0;
+		return m_fail(g, m, fn, "Erf's argument is %.9g*x + %.9g*x^3 (+ %.9g*x^2 + %.9g), "
+		              "GELU needs x/sqrt(2) = 0.707107*x", p[1], p[3], p[2], p[0]), -1;
 	}
-	return false;
+	double f = kind == F_SIGMOID ? 2.0 : 1.0;   /* sigmoid(2z) == (1 + tanh(z)) / 2 */
+	if (p[0] == 0 && p[2] == 0 && m_near(p[1], f * s, TOL) && m_near(p[3], f * s * k3, TOL))
+		return quick ? (m_fail(g, m, fn, "this is the tanh GELU in sigmoid form (pattern gelu)"), -1) : 1;
+	if (kind == F_SIGMOID && p[0] == 0 && p[2] == 0 && p[3] == 0 && m_near(p[1], QUICK, TOL))
+		return quick ? 2 : (m_fail(g, m, fn, "x * Sigmoid(1.702 * x) is QuickGELU (pattern quick_gelu)"), -1);
+	if (quick)
+		return m_fail(g, m, fn, "Sigmoid's argument is %.9g*x + %.9g*x^3 (+ %.9g*x^2 + %.9g), "
+		              "QuickGELU needs 1.702*x", p[1], p[3], p[2], p[0]), -1;
+	return m_fail(g, m, fn, "%s's argument is %.9g*x + %.9g*x^3 (+ %.9g*x^2 + %.9g), the tanh "
+	              "GELU needs %.9g*x + %.9g*x^3", kind == F_SIGMOID ? "Sigmoid" : "Tanh", p[1], p[3],
+	              p[2], p[0], f * s, f * s * k3), -1;
 }
 
-/* Erf argument: x / sqrt2 or x * (1/sqrt2). */
-static bool erf_arg(const Graph *g, ValId z, ValId *x, Match *m)
+static bool match_mul_gelu(const Graph *g, NodeId root, Match *m, bool quick)
 {
-	double c;
-	NodeId d = m_def(g, z, OP_Div);
-	if (d >= 0 && bin_const(g, d, false, x, &c) && near(c, M_SQRT2)) {
-		m_add(m, d);
-		return true;
-	}
-	d = m_def(g, z, OP_Mul);
-	if (d >= 0 && bin_const(g, d, true, x, &c) && near(c, M_SQRT1_2)) {
-		m_add(m, d);
-		return true;
-	}
-	return false;
-}
-
-/* v == x^3 as Pow(x, 3), Mul(x, Mul(x, x)) or Mul(Mul(x, x), x). */
-static bool cube_of(const Graph *g, ValId v, ValId x, Match *m)
-{
-	double c;
-	NodeId p = m_def(g, v, OP_Pow);
-	if (p >= 0) {
-		if (IR_NODE(g, p)->in[0] != x || !m_const_scalar(g, IR_NODE(g, p)->in[1], &c) || c != 3.0)
-			return false;
-		m_add(m, p);
-		return true;
-	}
-	p = m_def(g, v, OP_Mul);
-	if (p < 0)
-		return false;
-	ValId sq = m_other(g, p, x);
-	NodeId s = m_def(g, sq, OP_Mul);
-	if (sq < 0 || s < 0 || IR_NODE(g, s)->in[0] != x || IR_NODE(g, s)->in[1] != x)
-		return false;
-	m_add(m, p);
-	m_add(m, s);
-	return true;
-}
-
-/* Splits the leaves of a Mul tree into the product of its constant scalars
- * (*c) and the rest; returns how many are not constant (at most max). */
-static int split_leaves(const Graph *g, const ValId *leaves, int n, double *c, ValId *rest, int max)
-{
-	int nrest = 0;
-	*c = 1;
+	ValId leaves[4], rest[4];
+	int n = mul_leaves(g, root, m, leaves, 4, 0), nrest = 0;
+	if (n < 0)
+		return m_fail(g, m, root, "a product of more than 4 factors");
+	double c = 1;
 	for (int k = 0; k < n; k++) {
 		double v;
 		if (m_const_scalar(g, leaves[k], &v))
-			*c *= v;
-		else if (nrest < max)
-			rest[nrest++] = leaves[k];
-		else
-			return max + 1;
-	}
-	return nrest;
-}
-
-/* v == 1 + 0.044715 * x * x (the factors in any grouping), x given. */
-static bool one_plus_kxx(const Graph *g, ValId v, ValId x, Match *m)
-{
-	NodeId add = m_def(g, v, OP_Add);
-	if (add < 0)
-		return false;
-	const Node *a = IR_NODE(g, add);
-	int save = m->nnodes;
-	for (int k = 0; k < 2; k++) {
-		double one, c;
-		ValId leaves[4], rest[2];
-		m->nnodes = save;
-		NodeId mul = m_def(g, a->in[1 - k], OP_Mul);
-		if (!m_const_scalar(g, a->in[k], &one) || one != 1.0 || mul < 0 ||
-		    m_nuses(g, a->in[1 - k]) != 1)
-			continue;
-		m_add(m, add);
-		int n = mul_leaves(g, mul, m, leaves, 4, 0);
-		if (n < 0 || split_leaves(g, leaves, n, &c, rest, 2) != 2 || !near(c, 0.044715) ||
-		    rest[0] != x || rest[1] != x)
-			continue;
-		return true;
-	}
-	m->nnodes = save;
-	return false;
-}
-
-/* Tanh argument, factored: sqrt(2/pi) * x * (1 + 0.044715 * x * x) (the
- * form some exporters write without a cube), factors in any grouping. */
-static bool tanh_arg_factored(const Graph *g, ValId z, ValId *x, Match *m)
-{
-	NodeId mul = m_def(g, z, OP_Mul);
-	if (mul < 0)
-		return false;
-	int save = m->nnodes;
-	ValId leaves[4], rest[2];
-	double c;
-	int n = mul_leaves(g, mul, m, leaves, 4, 0);
-	if (n < 0 || split_leaves(g, leaves, n, &c, rest, 2) != 2 || !near(c, sqrt(2.0 / M_PI))) {
-		m->nnodes = save;
-		return false;
-	}
-	int after = m->nnodes;
-	for (int k = 0; k < 2; k++) {
-		m->nnodes = after;
-		if (one_plus_kxx(g, rest[1 - k], rest[k], m)) {
-			*x = rest[k];
-			return true;
-		}
-	}
-	m->nnodes = save;
-	return false;
-}
-
-/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3). */
-static bool tanh_arg_cubic(const Graph *g, ValId z, ValId *x, Match *m)
-{
-	double c;
-	ValId u, cube;
-	NodeId mul = m_def(g, z, OP_Mul);
-	if (mul < 0 || !bin_const(g, mul, true, &u, &c) || !near(c, sqrt(2.0 / M_PI)))
-		return false;
-	NodeId add = m_def(g, u, OP_Add);
-	if (add < 0)
-		return false;
-	const Node *a = IR_NODE(g, add);
-	int save = m->nnodes;
-	for (int k = 0; k < 2; k++) {
-		m->nnodes = save;
-		NodeId cm = m_def(g, a->in[1 - k], OP_Mul);
-		if (cm < 0 || !bin_const(g, cm, true, &cube, &c) || !near(c, 0.044715))
-			continue;
-		if (!cube_of(g, cube, a->in[k], m))
-			continue;
-		*x = a->in[k];
-		m_add(m, mul);
-		m_add(m, add);
-		m_add(m, cm);
-		return true;
-	}
-	return false;
-}
-
-/* Tanh argument: sqrt(2/pi) * (x + 0.044715 * x^3), or factored as above. */
-static bool tanh_arg(const Graph *g, ValId z, ValId *x, Match *m)
-{
-	if (tanh_arg_factored(g, z, x, m))
-		return true;
-	return tanh_arg_cubic(g, z, x, m);
-}
-
-static bool match_gelu_expr(const Graph *g, NodeId root, Match *m)
-{
-	ValId leaves[4];
-	int n = mul_leaves(g, root, m, leaves, 4, 0);
-	if (n < 2)
-		return false;
-	double half = 1;
-	ValId rest[4];
-	int nrest = 0;
-	for (int k = 0; k < n; k++) {
-		double c;
-		if (m_const_scalar(g, leaves[k], &c))
-			half *= c;
+			c *= v;
 		else
 			rest[nrest++] = leaves[k];
 	}
-	if (nrest != 2 || !near(half, 0.5))
-		return false;
+	if (nrest != 2)
+		return m_fail(g, m, root, "%s is x times one other factor (and constants); "
+		              "this product has %d factors that are not constants",
+		              quick ? "QuickGELU" : "a GELU", nrest);
 	int save = m->nnodes;
 	for (int k = 0; k < 2; k++) {
-		ValId x = -1;
-		int approx;
-		/* failed attempts must not leave nodes in the match */
-		m->nnodes = save;
-		NodeId f = one_plus(g, rest[k], OP_Erf, m);
-		if (f >= 0 && erf_arg(g, IR_NODE(g, f)->in[0], &x, m)) {
-			approx = 0;
-		} else if ((m->nnodes = save, f = one_plus(g, rest[k], OP_Tanh, m)) >= 0 &&
-		           tanh_arg(g, IR_NODE(g, f)->in[0], &x, m)) {
-			approx = 1;
-		} else {
+		NodeId fn;
+		int kind = gelu_factor(g, rest[1 - k], &fn);
+		if (kind == F_NONE)
 			continue;
-		}
-		if (x != rest[1 - k] || IR_VAL(g, x)->dtype != DT_F32)
-			return false;
+		m->nnodes = save;
+		ValId x = m_unwrap(g, rest[k], NULL);
+		int approx = check_factor(g, m, rest[1 - k], kind, fn, x, c, quick);
+		if (approx < 0)
+			continue;    /* the reason is recorded; the other order may match */
+		if (IR_VAL(g, x)->dtype != DT_F32)
+			return m_fail(g, m, root, "x '%s' is %s, KlnGelu runs on f32", IR_VAL(g, x)->name,
+			              ir_dtype_name(IR_VAL(g, x)->dtype));
 		if (!m_closed(g, m, IR_NODE(g, root)->out[0]))
-			return false;
+			return m_fail(g, m, root, "a value inside the GELU is used outside it");
 		m->v[0] = x;
 		m->v[1] = IR_NODE(g, root)->out[0];
 		m->i[0] = approx;
 		return true;
 	}
-	return false;
+	return m_fail(g, m, root, quick ? "no factor is Sigmoid(..)" :
+	              "no factor is 1 + Erf(..), 1 + Tanh(..) or Sigmoid(..)");
+}
+
+static bool match_gelu_expr(const Graph *g, NodeId root, Match *m)
+{
+	return match_mul_gelu(g, root, m, false);
+}
+
+static bool match_quick_gelu(const Graph *g, NodeId root, Match *m)
+{
+	return match_mul_gelu(g, root, m, true);
 }
 
 static bool match_gelu_op(const Graph *g, NodeId root, Match *m)
 {
 	const Node *n = IR_NODE(g, root);
 	const char *a = ir_attr_str(g, root, "approximate", "none");
-	if (IR_VAL(g, n->in[0])->dtype != DT_F32 || (strcmp(a, "none") && strcmp(a, "tanh")))
-		return false;
+	if (IR_VAL(g, n->in[0])->dtype != DT_F32)
+		return m_fail(g, m, root, "input is %s, KlnGelu runs on f32",
+		              ir_dtype_name(IR_VAL(g, n->in[0])->dtype));
+	if (strcmp(a, "none") && strcmp(a, "tanh"))
+		return m_fail(g, m, root, "approximate is '%s', not none or tanh", a);
 	m_add(m, root);
 	m->v[0] = n->in[0];
 	m->v[1] = n->out[0];
@@ -296,6 +208,7 @@ static void rewrite_gelu(Graph *g, const Match *m, PassCtx *pc)
 static const Pattern patterns[] = {
 	{"gelu", OP_Mul, match_gelu_expr, rewrite_gelu},
 	{"gelu", OP_Gelu, match_gelu_op, rewrite_gelu},
+	{"quick_gelu", OP_Mul, match_quick_gelu, rewrite_gelu},
 };
 
 void pass_fuse_gelu(Graph *g, PassCtx *pc)

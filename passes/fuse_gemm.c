@@ -1,4 +1,5 @@
 /* Pass `fuse-gemm`: MatMul with a bias (and a GELU epilogue) as one GEMM.
+ * (A QuickGELU, KlnGelu approximate 2, stays a KlnGelu after its GEMM.)
  *
  * Patterns:
  *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b) {act = 1 erf | 2 tanh}
@@ -19,23 +20,41 @@
 
 #include "pass_internal.h"
 
-/* Add node `add` is MatMul(A, W) + b as described above. */
+/* Add node `add` is MatMul(A, W) + b as described above (either order). */
 static bool match_bias_add(const Graph *g, NodeId add, Match *m)
 {
 	const Node *a = IR_NODE(g, add);
+	int save = m->nnodes;
 	for (int k = 0; k < 2; k++) {
 		NodeId mm = m_def(g, a->in[k], OP_MatMul);
 		ValId b = a->in[1 - k];
-		if (mm < 0 || m_nuses(g, a->in[k]) != 1)
+		if (mm < 0)
 			continue;
+		m->nnodes = save;
+		if (m_nuses(g, a->in[k]) != 1) {
+			m_fail(g, m, mm, "its result has other users than the bias Add");
+			continue;
+		}
 		const Node *mn = IR_NODE(g, mm);
 		const Value *A = IR_VAL(g, mn->in[0]), *W = IR_VAL(g, mn->in[1]), *B = IR_VAL(g, b);
-		if (A->dtype != DT_F32 || W->dtype != DT_F32 || B->dtype != DT_F32)
+		if (A->dtype != DT_F32 || W->dtype != DT_F32 || B->dtype != DT_F32) {
+			m_fail(g, m, mm, "A, W and the bias must be f32 (%s, %s, %s)", ir_dtype_name(A->dtype),
+			       ir_dtype_name(W->dtype), ir_dtype_name(B->dtype));
 			continue;
-		if (A->rank < 2 || W->rank != 2 || B->rank != 1 || B->dims[0] != W->dims[1])
+		}
+		if (A->rank < 2 || W->rank != 2) {
+			m_fail(g, m, mm, "A has rank %d and W rank %d; a GEMM needs rank >= 2 and 2",
+			       A->rank, W->rank);
 			continue;
-		if (!m_same_shape(g, a->in[k], a->out[0]))
+		}
+		if (B->rank != 1 || B->dims[0] != W->dims[1]) {
+			m_fail(g, m, add, "the bias '%s' is not a vector of W's columns", IR_VAL(g, b)->name);
 			continue;
+		}
+		if (!m_same_shape(g, a->in[k], a->out[0])) {
+			m_fail(g, m, add, "the Add broadcasts the product to another shape");
+			continue;
+		}
 		m_add(m, add);
 		m_add(m, mm);
 		m->v[0] = mn->in[0];
@@ -43,7 +62,7 @@ static bool match_bias_add(const Graph *g, NodeId add, Match *m)
 		m->v[2] = b;
 		return true;
 	}
-	return false;
+	return m_fail(g, m, add, "neither operand is a MatMul");
 }
 
 static bool match_gemm(const Graph *g, NodeId root, Match *m)
@@ -58,12 +77,20 @@ static bool match_gemm(const Graph *g, NodeId root, Match *m)
 static bool match_bias_gelu(const Graph *g, NodeId root, Match *m)
 {
 	const Node *n = IR_NODE(g, root);
+	int64_t approx = ir_attr_int(g, root, "approximate", 0);
 	NodeId add = m_def(g, n->in[0], OP_Add);
-	if (add < 0 || m_nuses(g, n->in[0]) != 1 || !match_bias_add(g, add, m))
+	if (add < 0)
+		return m_fail(g, m, root, "its input is not an Add (MatMul + bias)");
+	if (m_nuses(g, n->in[0]) != 1)
+		return m_fail(g, m, add, "the biased product has other users than the GELU");
+	if (approx != 0 && approx != 1)
+		return m_fail(g, m, root, "approximate %lld: the GEMM epilogue has erf and tanh GELU only",
+		              (long long)approx);
+	if (!match_bias_add(g, add, m))
 		return false;
 	m_add(m, root);
 	m->v[3] = n->out[0];
-	m->i[0] = 1 + ir_attr_int(g, root, "approximate", 0);
+	m->i[0] = 1 + approx;
 	return true;
 }
 
@@ -80,9 +107,14 @@ static bool match_gemm_nobias(const Graph *g, NodeId root, Match *m)
 {
 	const Node *mn = IR_NODE(g, root);
 	const Value *A = IR_VAL(g, mn->in[0]), *W = IR_VAL(g, mn->in[1]);
-	if (A->dtype != DT_F32 || W->dtype != DT_F32 || A->rank < 2 || W->rank != 2 ||
-	    !m_is_const(g, mn->in[1]))
-		return false;
+	if (A->dtype != DT_F32 || W->dtype != DT_F32)
+		return m_fail(g, m, root, "A and W must be f32 (%s, %s)", ir_dtype_name(A->dtype),
+		              ir_dtype_name(W->dtype));
+	if (A->rank < 2 || W->rank != 2)
+		return m_fail(g, m, root, "A has rank %d and W rank %d; a GEMM needs rank >= 2 and 2",
+		              A->rank, W->rank);
+	if (!m_is_const(g, mn->in[1]))
+		return m_fail(g, m, root, "W '%s' is not a constant with data", W->name);
 	m_add(m, root);
 	m->v[0] = mn->in[0];
 	m->v[1] = mn->in[1];
@@ -104,17 +136,21 @@ static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 	const Node *n = IR_NODE(g, root);
 	const Value *A = IR_VAL(g, n->in[0]), *B = IR_VAL(g, n->in[1]);
 	ValId c = n->nin > 2 ? n->in[2] : -1;
-	if (ir_attr_float(g, root, "alpha", 1.0f) != 1.0f || ir_attr_int(g, root, "transA", 0) ||
-	    (c >= 0 && ir_attr_float(g, root, "beta", 1.0f) != 1.0f))
-		return false;
-	if (A->dtype != DT_F32 || B->dtype != DT_F32 || A->rank != 2 || B->rank != 2 ||
-	    !m_is_const(g, n->in[1]))
-		return false;
+	if (ir_attr_float(g, root, "alpha", 1.0f) != 1.0f)
+		return m_fail(g, m, root, "alpha is %g, not 1", ir_attr_float(g, root, "alpha", 1.0f));
+	if (ir_attr_int(g, root, "transA", 0))
+		return m_fail(g, m, root, "transA is 1");
+	if (c >= 0 && ir_attr_float(g, root, "beta", 1.0f) != 1.0f)
+		return m_fail(g, m, root, "beta is %g, not 1", ir_attr_float(g, root, "beta", 1.0f));
+	if (A->dtype != DT_F32 || B->dtype != DT_F32 || A->rank != 2 || B->rank != 2)
+		return m_fail(g, m, root, "A and B must be f32 matrices");
+	if (!m_is_const(g, n->in[1]))
+		return m_fail(g, m, root, "B '%s' is not a constant with data", B->name);
 	int tb = (int)ir_attr_int(g, root, "transB", 0);
 	if (c >= 0) {
 		const Value *C = IR_VAL(g, c);
 		if (C->dtype != DT_F32 || C->rank != 1 || C->dims[0] != B->dims[tb ? 0 : 1])
-			return false;
+			return m_fail(g, m, root, "C '%s' is not an f32 vector of the output's columns", C->name);
 	}
 	m_add(m, root);
 	m->v[0] = n->in[0];

@@ -5,9 +5,14 @@
  *                  m = ReduceMean(x, [-1]); d = Sub(x, m);
  *                  v = ReduceMean(Pow(d, 2), [-1]);
  *                  y = Add(Mul(Div(d, Sqrt(Add(v, eps))), gamma), beta)
- *                (Add/Mul operands in either order), and
+ *                (Add/Mul operands in either order, no-op Identity/Cast/
+ *                Reshape skipped), and
  *                LayerNormalization(x, gamma, beta?) over the last axis
  *                -> KlnLayerNorm(x, gamma, beta) {epsilon}
+ *   rmsnorm:     x * 1/sqrt(mean(x^2) + eps) * w over the last axis: the square
+ *                as Pow(x, 2) or x * x, the inverse as Reciprocal(Sqrt),
+ *                Div(1, Sqrt), Pow(.., -0.5), or x / Sqrt(..); w an f32 vector
+ *                -> KlnRMSNorm(x, w) {epsilon}  (T5, LLaMA)
  *   skip_layernorm: KlnLayerNorm(Add(a, b)) with a and b of equal shape
  *                -> KlnSkipLayerNorm(a, b, gamma, beta) {epsilon}; when the
  *                sum has other users it becomes output 1.
@@ -20,15 +25,26 @@
 
 #include "pass_internal.h"
 
-/* Reduction over the last axis only, keepdims=1. */
-static bool last_axis_mean(const Graph *g, NodeId n, ValId x)
+/* ReduceMean node n of x over the last axis only, keepdims=1; else the reason. */
+static bool last_axis_mean(const Graph *g, NodeId n, ValId x, Match *m)
 {
 	const Node *nd = IR_NODE(g, n);
-	if (nd->in[0] != x || ir_attr_int(g, n, "keepdims", 1) != 1)
-		return false;
+	if (m_unwrap(g, nd->in[0], NULL) != x)
+		return m_fail(g, m, n, "averages '%s', not x '%s'", IR_VAL(g, nd->in[0])->name,
+		              IR_VAL(g, x)->name);
+	if (ir_attr_int(g, n, "keepdims", 1) != 1)
+		return m_fail(g, m, n, "keepdims is 0");
 	int rank = IR_VAL(g, x)->rank;
 	int64_t axes[IR_MAX_RANK];
-	return rank >= 1 && m_reduce_axes(g, n, rank, axes, IR_MAX_RANK) == 1 && axes[0] == rank - 1;
+	int na = rank >= 1 ? m_reduce_axes(g, n, rank, axes, IR_MAX_RANK) : -1;
+	if (na < 0)
+		return m_fail(g, m, n, "the axes are not constant");
+	if (na == 1 && axes[0] != rank - 1)
+		return m_fail(g, m, n, "reduces axis %lld, not the last axis %d", (long long)axes[0], rank - 1);
+	if (na != 1)
+		return m_fail(g, m, n, "reduces %d axes, not only the last axis %d", na, rank - 1);
+	m_add(m, n);
+	return true;
 }
 
 /* gamma/beta: f32 vectors of the hidden size. */
@@ -38,19 +54,17 @@ static bool hidden_vec(const Graph *g, ValId v, ValId x)
 	return a->dtype == DT_F32 && a->rank == 1 && b->rank >= 1 && a->dims[0] == b->dims[b->rank - 1];
 }
 
-/* Splits binary node n into (the input produced by `op`, the other one). */
-static bool split_bin(const Graph *g, NodeId n, Op op, NodeId *def, ValId *other)
+/* Add node n is (mean + eps), either order: the ReduceMean node and eps. */
+static NodeId plus_eps(const Graph *g, NodeId n, Match *m, double *eps)
 {
-	const Node *nd = IR_NODE(g, n);
-	for (int k = 0; k < 2; k++) {
-		NodeId d = m_def(g, nd->in[k], op);
-		if (d >= 0) {
-			*def = d;
-			*other = nd->in[1 - k];
-			return true;
-		}
-	}
-	return false;
+	NodeId mean;
+	ValId e;
+	if (!m_split(g, n, OP_ReduceMean, m, &mean, &e))
+		return m_fail(g, m, n, "neither operand is a ReduceMean"), -1;
+	if (!m_const_scalar(g, e, eps))
+		return m_fail(g, m, n, "epsilon '%s' is not a constant scalar", IR_VAL(g, e)->name), -1;
+	m_add(m, n);
+	return mean;
 }
 
 static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
@@ -58,33 +72,49 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 	NodeId mul, div, sub, mean, sqrt_, addeps, var, pow_;
 	ValId beta, gamma, x;
 	double two, eps;
-	if (!split_bin(g, root, OP_Mul, &mul, &beta) || !split_bin(g, mul, OP_Div, &div, &gamma))
-		return false;
+	m_add(m, root);
+	if (!m_split(g, root, OP_Mul, m, &mul, &beta))
+		return m_fail(g, m, root, "neither operand is a Mul (normalized * gamma)");
+	m_add(m, mul);
+	if (!m_split(g, mul, OP_Div, m, &div, &gamma))
+		return m_fail(g, m, mul, "neither operand is a Div (x - mean) / sqrt(var + eps)");
+	m_add(m, div);
 	const Node *dv = IR_NODE(g, div);
-	if ((sub = m_def(g, dv->in[0], OP_Sub)) < 0 || (sqrt_ = m_def(g, dv->in[1], OP_Sqrt)) < 0)
-		return false;
+	if ((sub = m_def_u(g, dv->in[0], OP_Sub, m)) < 0)
+		return m_fail(g, m, div, "the numerator is not a Sub x - mean");
+	if ((sqrt_ = m_def_u(g, dv->in[1], OP_Sqrt, m)) < 0)
+		return m_fail(g, m, div, "the denominator is not a Sqrt");
+	m_add(m, sub);
+	m_add(m, sqrt_);
 	const Node *sb = IR_NODE(g, sub);
-	x = sb->in[0];
-	if ((mean = m_def(g, sb->in[1], OP_ReduceMean)) < 0 || !last_axis_mean(g, mean, x))
+	x = m_unwrap(g, sb->in[0], NULL);
+	if ((mean = m_def_u(g, sb->in[1], OP_ReduceMean, m)) < 0)
+		return m_fail(g, m, sub, "the subtrahend is not a ReduceMean of x");
+	if (!last_axis_mean(g, mean, x, m))
 		return false;
 	ValId d = sb->out[0];
-	if ((addeps = m_def(g, IR_NODE(g, sqrt_)->in[0], OP_Add)) < 0 ||
-	    !split_bin(g, addeps, OP_ReduceMean, &var, &(ValId){0}))
+	if ((addeps = m_def_u(g, IR_NODE(g, sqrt_)->in[0], OP_Add, m)) < 0)
+		return m_fail(g, m, sqrt_, "the Sqrt's input is not an Add var + eps");
+	if ((var = plus_eps(g, addeps, m, &eps)) < 0)
 		return false;
-	if (!m_const_scalar(g, m_other(g, addeps, IR_NODE(g, var)->out[0]), &eps))
-		return false;
-	if ((pow_ = m_def(g, IR_NODE(g, var)->in[0], OP_Pow)) < 0 || !last_axis_mean(g, var, IR_NODE(g, var)->in[0]))
-		return false;
+	if ((pow_ = m_def_u(g, IR_NODE(g, var)->in[0], OP_Pow, m)) < 0)
+		return m_fail(g, m, var, "the variance does not average a Pow (x - mean)^2");
 	const Node *pw = IR_NODE(g, pow_);
-	if (pw->in[0] != d || !m_const_scalar(g, pw->in[1], &two) || two != 2.0)
+	if (m_unwrap(g, pw->in[0], m) != d)
+		return m_fail(g, m, pow_, "squares '%s', not the centered x '%s'", IR_VAL(g, pw->in[0])->name,
+		              IR_VAL(g, d)->name);
+	if (!m_const_scalar(g, pw->in[1], &two) || two != 2.0)
+		return m_fail(g, m, pow_, "the exponent is not the constant 2");
+	m_add(m, pow_);
+	if (!last_axis_mean(g, var, m_unwrap(g, IR_NODE(g, var)->in[0], NULL), m))
 		return false;
-	if (IR_VAL(g, x)->dtype != DT_F32 || !hidden_vec(g, gamma, x) || !hidden_vec(g, beta, x))
-		return false;
-	NodeId all[] = {root, mul, div, sub, mean, sqrt_, addeps, var, pow_};
-	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		m_add(m, all[i]);
+	if (IR_VAL(g, x)->dtype != DT_F32)
+		return m_fail(g, m, root, "x is %s, KlnLayerNorm runs on f32", ir_dtype_name(IR_VAL(g, x)->dtype));
+	if (!hidden_vec(g, gamma, x) || !hidden_vec(g, beta, x))
+		return m_fail(g, m, root, "gamma '%s' and beta '%s' must be f32 vectors of x's last dim",
+		              IR_VAL(g, gamma)->name, IR_VAL(g, beta)->name);
 	if (!m_closed(g, m, IR_NODE(g, root)->out[0]))
-		return false;
+		return m_fail(g, m, root, "a value inside the LayerNorm is used outside it");
 	m->v[0] = x;
 	m->v[1] = gamma;
 	m->v[2] = beta;
@@ -99,18 +129,20 @@ static bool match_ln_op(const Graph *g, NodeId root, Match *m)
 	ValId x = n->in[0];
 	int rank = IR_VAL(g, x)->rank;
 	int64_t axis = ir_attr_int(g, root, "axis", -1);
-	if (rank < 1 || (axis != -1 && axis != rank - 1) || IR_VAL(g, x)->dtype != DT_F32)
-		return false;
+	if (rank < 1 || (axis != -1 && axis != rank - 1))
+		return m_fail(g, m, root, "axis %lld is not the last axis of x (rank %d)", (long long)axis, rank);
+	if (IR_VAL(g, x)->dtype != DT_F32)
+		return m_fail(g, m, root, "x is %s, KlnLayerNorm runs on f32", ir_dtype_name(IR_VAL(g, x)->dtype));
 	for (int k = 1; k < n->nout; k++)
 		if (n->out[k] >= 0 && m_nuses(g, n->out[k]) > 0)
-			return false;   /* mean / inv-std outputs used */
+			return m_fail(g, m, root, "its mean / inverse std output %d is used", k);
 	if (!hidden_vec(g, n->in[1], x))
-		return false;
+		return m_fail(g, m, root, "scale is not an f32 vector of x's last dim");
 	if (n->nin > 2 && n->in[2] >= 0 && !hidden_vec(g, n->in[2], x))
-		return false;
+		return m_fail(g, m, root, "B is not an f32 vector of x's last dim");
 	/* without B the rewrite makes a zero bias: it needs a static width */
 	if ((n->nin < 3 || n->in[2] < 0) && !ir_dim_is_const(g, IR_VAL(g, n->in[1])->dims[0], NULL))
-		return false;
+		return m_fail(g, m, root, "no B and the width is not static");
 	m_add(m, root);
 	m->v[0] = x;
 	m->v[1] = n->in[1];
@@ -146,12 +178,14 @@ static bool match_skip(const Graph *g, NodeId root, Match *m)
 	const Node *n = IR_NODE(g, root);
 	NodeId add = m_def(g, n->in[0], OP_Add);
 	if (add < 0)
-		return false;
+		return m_fail(g, m, root, "its input is not an Add (the residual sum)");
 	const Node *a = IR_NODE(g, add);
-	if (a->in[0] == a->in[1] || !m_same_shape(g, a->in[0], a->in[1]) ||
-	    !m_same_shape(g, a->in[0], a->out[0]) || IR_VAL(g, a->in[0])->dtype != DT_F32 ||
-	    IR_VAL(g, a->in[1])->dtype != DT_F32)
-		return false;
+	if (a->in[0] == a->in[1])
+		return m_fail(g, m, add, "adds a value to itself");
+	if (!m_same_shape(g, a->in[0], a->in[1]) || !m_same_shape(g, a->in[0], a->out[0]))
+		return m_fail(g, m, add, "the operands do not have the sum's shape (a broadcast Add)");
+	if (IR_VAL(g, a->in[0])->dtype != DT_F32 || IR_VAL(g, a->in[1])->dtype != DT_F32)
+		return m_fail(g, m, add, "the operands are not f32");
 	m_add(m, root);
 	m->v[0] = a->in[0];
 	m->v[1] = a->in[1];
@@ -191,9 +225,144 @@ static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 	rw_erase_match(g, m);
 }
 
+/* ---- rmsnorm ------------------------------------------------------------ */
+
+/* v is the mean square of x: ReduceMean(Pow(x, 2) | Mul(x, x)) over the
+ * last axis with keepdims; the ReduceMean node is given. */
+static bool mean_square(const Graph *g, NodeId mean, ValId x, Match *m)
+{
+	ValId sq = IR_NODE(g, mean)->in[0];
+	NodeId d = m_def_u(g, sq, OP_Pow, m);
+	double two;
+	if (d >= 0) {
+		if (m_unwrap(g, IR_NODE(g, d)->in[0], NULL) != x)
+			return m_fail(g, m, d, "squares '%s', not x '%s'", IR_VAL(g, IR_NODE(g, d)->in[0])->name,
+			              IR_VAL(g, x)->name);
+		if (!m_const_scalar(g, IR_NODE(g, d)->in[1], &two) || two != 2.0)
+			return m_fail(g, m, d, "the exponent is not the constant 2");
+	} else if ((d = m_def_u(g, sq, OP_Mul, m)) >= 0) {
+		if (m_unwrap(g, IR_NODE(g, d)->in[0], NULL) != x || m_unwrap(g, IR_NODE(g, d)->in[1], NULL) != x)
+			return m_fail(g, m, d, "is not x * x for x '%s'", IR_VAL(g, x)->name);
+	} else {
+		return m_fail(g, m, mean, "averages neither Pow(x, 2) nor x * x");
+	}
+	m_add(m, d);
+	return last_axis_mean(g, mean, m_unwrap(g, sq, NULL), m) ||
+	       m_fail(g, m, mean, "not over the last axis");
+}
+
+/* v is sqrt(mean(x^2) + eps) (inv false) or its reciprocal (inv true:
+ * Reciprocal(Sqrt), Div(1, Sqrt), Pow(mean + eps, -0.5)); *eps. */
+static bool rms_of(const Graph *g, ValId v, ValId x, bool inv, Match *m, double *eps)
+{
+	NodeId d, s = -1, add = -1;
+	double k;
+	if (!inv) {
+		if ((s = m_def_u(g, v, OP_Sqrt, m)) < 0)
+			return m_fail(g, m, m->root, "the divisor '%s' is not a Sqrt", IR_VAL(g, v)->name);
+	} else if ((d = m_def_u(g, v, OP_Reciprocal, m)) >= 0) {
+		m_add(m, d);
+		if ((s = m_def_u(g, IR_NODE(g, d)->in[0], OP_Sqrt, m)) < 0)
+			return m_fail(g, m, d, "the input of Reciprocal is not a Sqrt");
+	} else if ((d = m_def_u(g, v, OP_Div, m)) >= 0) {
+		m_add(m, d);
+		if (!m_const_scalar(g, IR_NODE(g, d)->in[0], &k) || k != 1.0)
+			return m_fail(g, m, d, "is not 1 / Sqrt(..)");
+		if ((s = m_def_u(g, IR_NODE(g, d)->in[1], OP_Sqrt, m)) < 0)
+			return m_fail(g, m, d, "the divisor is not a Sqrt");
+	} else if ((d = m_def_u(g, v, OP_Pow, m)) >= 0) {
+		m_add(m, d);
+		if (!m_const_scalar(g, IR_NODE(g, d)->in[1], &k) || k != -0.5)
+			return m_fail(g, m, d, "the exponent is not the constant -0.5");
+		if ((add = m_def_u(g, IR_NODE(g, d)->in[0], OP_Add, m)) < 0)
+			return m_fail(g, m, d, "the base is not an Add mean + eps");
+	} else {
+		return m_fail(g, m, m->root, "'%s' is not 1/sqrt(..) (Reciprocal, Div 1 by, Pow -0.5)",
+		              IR_VAL(g, v)->name);
+	}
+	if (s >= 0) {
+		m_add(m, s);
+		if ((add = m_def_u(g, IR_NODE(g, s)->in[0], OP_Add, m)) < 0)
+			return m_fail(g, m, s, "the Sqrt's input is not an Add mean + eps");
+	}
+	NodeId mean = plus_eps(g, add, m, eps);
+	return mean >= 0 && mean_square(g, mean, x, m);
+}
+
+/* v is x / rms(x) or x * (1 / rms(x)), operands in either order: *x, *eps. */
+static bool rms_normed(const Graph *g, ValId v, Match *m, ValId *x, double *eps)
+{
+	NodeId d = m_def_u(g, v, OP_Div, m);
+	if (d >= 0) {
+		m_add(m, d);
+		*x = m_unwrap(g, IR_NODE(g, d)->in[0], NULL);
+		return rms_of(g, IR_NODE(g, d)->in[1], *x, false, m, eps);
+	}
+	if ((d = m_def_u(g, v, OP_Mul, m)) < 0)
+		return m_fail(g, m, m->root, "'%s' is neither x / rms(x) nor x * (1 / rms(x))",
+		              IR_VAL(g, v)->name);
+	m_add(m, d);
+	const Node *nd = IR_NODE(g, d);
+	int save = m->nnodes;
+	for (int k = 0; k < 2; k++) {
+		/* the factor that is a Reciprocal/Div/Pow is 1/rms; the other is x */
+		ValId r = nd->in[1 - k];
+		if (m_def_u(g, r, OP_Reciprocal, NULL) < 0 && m_def_u(g, r, OP_Div, NULL) < 0 &&
+		    m_def_u(g, r, OP_Pow, NULL) < 0)
+			continue;
+		m->nnodes = save;
+		*x = m_unwrap(g, nd->in[k], NULL);
+		return rms_of(g, r, *x, true, m, eps);
+	}
+	return m_fail(g, m, d, "neither factor is 1/sqrt(..) (Reciprocal, Div 1 by, Pow -0.5)");
+}
+
+/* root = normed * w (either order), w an f32 vector of x's last dim. */
+static bool match_rms(const Graph *g, NodeId root, Match *m)
+{
+	const Node *r = IR_NODE(g, root);
+	m_add(m, root);
+	int save = m->nnodes, k;
+	ValId x = -1;
+	double eps = 0;
+	for (k = 0; k < 2; k++) {
+		NodeId d = m_def_u(g, r->in[k], OP_Div, NULL);
+		if (d < 0)
+			d = m_def_u(g, r->in[k], OP_Mul, NULL);
+		if (d < 0 || !hidden_vec(g, r->in[1 - k], m_unwrap(g, r->in[k], NULL)))
+			continue;
+		m->nnodes = save;
+		if (rms_normed(g, r->in[k], m, &x, &eps))
+			break;
+	}
+	if (k == 2)
+		return m_fail(g, m, root, "not normed(x) * w with normed(x) a Mul or Div and w an f32 "
+		              "vector of x's last dim");
+	ValId w = r->in[1 - k];
+	if (IR_VAL(g, x)->dtype != DT_F32 || !hidden_vec(g, w, x))
+		return m_fail(g, m, root, "x must be f32 and the weight '%s' an f32 vector of x's last dim",
+		              IR_VAL(g, w)->name);
+	if (!m_closed(g, m, r->out[0]))
+		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
+	m->v[0] = x;
+	m->v[1] = w;
+	m->v[2] = r->out[0];
+	m->f[0] = eps;
+	return true;
+}
+
+static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, m->v, m->v[2]);
+	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	rw_erase_match(g, m);
+}
+
 static const Pattern patterns[] = {
 	{"layernorm", OP_Add, match_ln_decomposed, rewrite_ln},
 	{"layernorm", OP_LayerNormalization, match_ln_op, rewrite_ln},
+	{"rmsnorm", OP_Mul, match_rms, rewrite_rms},
 	{"skip_layernorm", OP_KlnLayerNorm, match_skip, rewrite_skip},
 };
 

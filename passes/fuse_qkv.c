@@ -19,42 +19,56 @@
 
 #include "pass_internal.h"
 
-/* v = KlnGemm(X, W, b?) with constant W [K, N] and b [N], used once. */
-static NodeId proj(const Graph *g, ValId v, int64_t *kdim, int64_t *n)
+/* v = KlnGemm(X, W, b?) with constant W [K, N] and b [N], used once: the
+ * node, else -1 with *why the reason (and *at the node it concerns). */
+static NodeId proj(const Graph *g, ValId v, int64_t *kdim, int64_t *n, const char **why, NodeId *at)
 {
 	NodeId p = m_def(g, v, OP_KlnGemm);
-	if (p < 0 || m_nuses(g, v) != 1 || ir_attr_int(g, p, "act", 0) != 0)
-		return -1;
+	*at = p;
+	if (p < 0)
+		return *why = "is not a KlnGemm", -1;
+	if (m_nuses(g, v) != 1)
+		return *why = "its result has other users", -1;
+	if (ir_attr_int(g, p, "act", 0) != 0)
+		return *why = "has a GELU epilogue", -1;
 	const Node *nd = IR_NODE(g, p);
 	bool bias = nd->nin == 3 && nd->in[2] >= 0;
 	if (!m_is_const(g, nd->in[1]) || (bias && !m_is_const(g, nd->in[2])))
-		return -1;
+		return *why = "W or the bias is not a constant with data", -1;
 	const Value *w = IR_VAL(g, nd->in[1]);
 	if (!ir_dim_is_const(g, w->dims[0], kdim) || !ir_dim_is_const(g, w->dims[1], n))
-		return -1;
+		return *why = "W's dims are not static", -1;
 	if (w->nbytes < (size_t)(*kdim * *n * 4) || (bias && IR_VAL(g, nd->in[2])->nbytes < (size_t)*n * 4))
-		return -1;
+		return *why = "W or the bias has less data than its shape", -1;
 	return p;
 }
 
 static bool match_qkv(const Graph *g, NodeId root, Match *m)
 {
+	static const char *const names[3] = {"Q", "K", "V"};
 	const Node *a = IR_NODE(g, root);
 	if (ir_attr_int(g, root, "q_offset", 0) || ir_attr_int(g, root, "k_offset", 0) ||
 	    ir_attr_int(g, root, "v_offset", 0))
-		return false;
+		return m_fail(g, m, root, "already packed (nonzero offsets)");
 	int64_t kd[3], n[3];
-	NodeId p[3];
+	NodeId p[3], at[3];
+	const char *why[3] = {NULL, NULL, NULL};
 	for (int i = 0; i < 3; i++)
-		p[i] = proj(g, a->in[i], &kd[i], &n[i]);
-	if (p[1] < 0 || p[2] < 0 || kd[1] != kd[2] || IR_NODE(g, p[1])->in[0] != IR_NODE(g, p[2])->in[0])
-		return false;
+		p[i] = proj(g, a->in[i], &kd[i], &n[i], &why[i], &at[i]);
+	for (int i = 1; i < 3; i++)
+		if (p[i] < 0)
+			return m_fail(g, m, at[i] >= 0 ? at[i] : root, "%s projection '%s' %s", names[i],
+			              IR_VAL(g, a->in[i])->name, why[i]);
+	if (kd[1] != kd[2] || IR_NODE(g, p[1])->in[0] != IR_NODE(g, p[2])->in[0])
+		return m_fail(g, m, p[2], "K and V are projections of different inputs");
 	bool self = p[0] >= 0 && kd[0] == kd[1] && IR_NODE(g, p[0])->in[0] == IR_NODE(g, p[1])->in[0];
 	m_add(m, root);
 	m->i[0] = self;
 	for (int i = 0; i < 3; i++) {
 		m->i[1 + i] = n[i];
 		m->v[i] = self || i ? p[i] : -1;  /* projection nodes (as ids) */
+		if (self || i)
+			m_add(m, p[i]);   /* absorbed: erased with the match */
 	}
 	m->i[4] = kd[1];
 	return true;
@@ -91,6 +105,7 @@ static NodeId packed_gemm(Graph *g, const NodeId *p, int np, int64_t kd, const i
 	ValId in[3] = {IR_NODE(g, p[0])->in[0], wv, bv};
 	NodeId q = ir_node_new(g, OP_KlnGemm, base, anybias ? 3 : 2, in, 1, NULL);
 	ir_attr_set_int(g, q, "act", 0);
+	rw_from_nodes(g, q, p, np);   /* the projections (the attention gets the rest) */
 	ValId o = IR_NODE(g, q)->out[0], x = in[0];
 	const Value *xv = IR_VAL(g, x);
 	DimId d[IR_MAX_RANK];
@@ -131,9 +146,7 @@ static void rewrite_qkv(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, na, "q_offset", 0);
 	ir_attr_set_int(g, na, "k_offset", self ? n[0] : 0);
 	ir_attr_set_int(g, na, "v_offset", self ? n[0] + n[1] : n[1]);
-	rw_erase_match(g, m);
-	for (int i = self ? 0 : 1; i < 3; i++)
-		ir_node_erase(g, p[i]);
+	rw_erase_match(g, m);   /* the projections too */
 }
 
 static const Pattern patterns[] = {

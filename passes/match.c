@@ -193,3 +193,180 @@ bool m_fail(const Graph *g, Match *m, NodeId at, const char *fmt, ...)
 		snprintf(m->why, sizeof m->why, "no match");
 	return false;
 }
+
+/* ---- shared helpers of the patterns ---------------------------------------- */
+
+/* node n is a no-op on its input 0: Identity, Cast to its input's dtype,
+ * Reshape/Flatten/Squeeze/Unsqueeze whose output has the input's dims */
+static bool is_noop(const Graph *g, NodeId n)
+{
+	const Node *nd = IR_NODE(g, n);
+	if (nd->nin < 1 || nd->nout != 1 || nd->in[0] < 0)
+		return false;
+	const Value *x = IR_VAL(g, nd->in[0]), *y = IR_VAL(g, nd->out[0]);
+	switch (nd->op) {
+	case OP_Identity:
+		return true;
+	case OP_Cast:
+		return x->dtype == y->dtype && x->dtype != DT_UNDEF;
+	case OP_Reshape: case OP_Flatten: case OP_Squeeze: case OP_Unsqueeze:
+		return m_same_shape(g, nd->in[0], nd->out[0]);
+	default:
+		return false;
+	}
+}
+
+ValId m_unwrap(const Graph *g, ValId v, Match *m)
+{
+	for (int depth = 0; v >= 0 && depth < 16; depth++) {
+		NodeId d = m_def(g, v, OP_COUNT);
+		if (d < 0 || !is_noop(g, d))
+			break;
+		if (m)
+			m_add(m, d);
+		v = IR_NODE(g, d)->in[0];
+	}
+	return v;
+}
+
+NodeId m_def_u(const Graph *g, ValId v, Op op, Match *m)
+{
+	int save = m ? m->nnodes : 0;
+	NodeId d = m_def(g, m_unwrap(g, v, m), op);
+	if (d < 0 && m)
+		m->nnodes = save;   /* the wrappers are not part of a failed step */
+	return d;
+}
+
+bool m_split(const Graph *g, NodeId n, Op op, Match *m, NodeId *def, ValId *other)
+{
+	const Node *nd = IR_NODE(g, n);
+	if (nd->nin != 2)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		NodeId d = m_def_u(g, nd->in[k], op, m);
+		if (d >= 0) {
+			*def = d;
+			*other = nd->in[1 - k];
+			return true;
+		}
+	}
+	return false;
+}
+
+bool m_split_const(const Graph *g, NodeId n, bool commutes, ValId *x, double *c)
+{
+	const Node *nd = IR_NODE(g, n);
+	if (nd->nin != 2)
+		return false;
+	for (int k = 1; k >= (commutes ? 0 : 1); k--) {
+		if (m_const_scalar(g, nd->in[k], c)) {
+			*x = nd->in[1 - k];
+			return true;
+		}
+	}
+	return false;
+}
+
+bool m_near(double x, double want, double rtol)
+{
+	return fabs(x - want) <= rtol * fabs(want);
+}
+
+/* ---- polynomials ---------------------------------------------------------- */
+
+static bool poly_at(const Graph *g, ValId v, ValId x, Match *m, double *c, int depth);
+
+/* a * b into c (degree at most M_POLY_DEG) */
+static bool poly_mul(const double *a, const double *b, double *c)
+{
+	double r[M_POLY_DEG + 1] = {0};
+	for (int i = 0; i <= M_POLY_DEG; i++)
+		for (int j = 0; j <= M_POLY_DEG; j++) {
+			if (a[i] == 0 || b[j] == 0)
+				continue;
+			if (i + j > M_POLY_DEG)
+				return false;
+			r[i + j] += a[i] * b[j];
+		}
+	memcpy(c, r, sizeof r);
+	return true;
+}
+
+static bool poly_node(const Graph *g, NodeId d, ValId x, Match *m, double *c, int depth)
+{
+	const Node *nd = IR_NODE(g, d);
+	double a[M_POLY_DEG + 1], b[M_POLY_DEG + 1], k;
+	ValId u;
+	m_add(m, d);
+	switch (nd->op) {
+	case OP_Add: case OP_Sub:
+		if (!poly_at(g, nd->in[0], x, m, a, depth + 1) || !poly_at(g, nd->in[1], x, m, b, depth + 1))
+			return false;
+		for (int i = 0; i <= M_POLY_DEG; i++)
+			c[i] = nd->op == OP_Add ? a[i] + b[i] : a[i] - b[i];
+		return true;
+	case OP_Mul:
+		if (!poly_at(g, nd->in[0], x, m, a, depth + 1) || !poly_at(g, nd->in[1], x, m, b, depth + 1))
+			return false;
+		if (!poly_mul(a, b, c))
+			return m_fail(g, m, d, "the product has a degree over %d in x", M_POLY_DEG);
+		return true;
+	case OP_Div:
+		if (!m_split_const(g, d, false, &u, &k) || k == 0)
+			return m_fail(g, m, d, "Div by something other than a nonzero constant");
+		if (!poly_at(g, u, x, m, c, depth + 1))
+			return false;
+		for (int i = 0; i <= M_POLY_DEG; i++)
+			c[i] /= k;
+		return true;
+	case OP_Neg:
+		if (!poly_at(g, nd->in[0], x, m, c, depth + 1))
+			return false;
+		for (int i = 0; i <= M_POLY_DEG; i++)
+			c[i] = -c[i];
+		return true;
+	case OP_Pow:
+		if (!m_const_scalar(g, nd->in[1], &k) || (k != 1 && k != 2 && k != 3))
+			return m_fail(g, m, d, "Pow with an exponent other than a constant 1, 2 or 3");
+		if (!poly_at(g, nd->in[0], x, m, a, depth + 1))
+			return false;
+		memcpy(c, a, sizeof a);
+		for (int e = 1; e < (int)k; e++)
+			if (!poly_mul(c, a, c))
+				return m_fail(g, m, d, "the power has a degree over %d in x", M_POLY_DEG);
+		return true;
+	default:
+		return m_fail(g, m, d, "%s is not a polynomial step (Add, Sub, Mul, Div by a constant, "
+		              "Neg, Pow 2 or 3)", ir_opname(nd->op));
+	}
+}
+
+static bool poly_at(const Graph *g, ValId v, ValId x, Match *m, double *c, int depth)
+{
+	double k;
+	memset(c, 0, sizeof(double) * (M_POLY_DEG + 1));
+	if (depth > 16)
+		return m_fail(g, m, m->root, "polynomial in x nested deeper than 16 nodes");
+	if (m_unwrap(g, v, NULL) == x) {   /* x's own wrappers are not the match's */
+		c[1] = 1;
+		return true;
+	}
+	v = m_unwrap(g, v, m);
+	if (m_const_scalar(g, v, &k)) {
+		c[0] = k;
+		return true;
+	}
+	NodeId d = m_def(g, v, OP_COUNT);
+	if (d < 0)
+		return m_fail(g, m, m->root, "'%s' is neither x ('%s') nor a constant scalar nor computed from x",
+		              IR_VAL(g, v)->name, IR_VAL(g, x)->name);
+	if (m_nuses(g, v) != 1)
+		return m_fail(g, m, d, "its result '%s' has other users", IR_VAL(g, v)->name);
+	return poly_node(g, d, x, m, c, depth);
+}
+
+bool m_poly(const Graph *g, ValId v, ValId x, Match *m, double *c)
+{
+	return poly_at(g, v, m_unwrap(g, x, NULL), m, c, 0);
+}

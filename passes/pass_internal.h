@@ -19,6 +19,8 @@ typedef struct PassCtx {
 	PassStats *stats;
 	Diag *diag;
 	int failed;          /* set by pass_fail */
+	int round;           /* round of the fusion fixpoint (0 the first) */
+	bool dry;            /* fuse_run only matches and explains (--explain, after the pipeline) */
 } PassCtx;
 
 typedef void (*PassFn)(Graph *g, PassCtx *pc);
@@ -94,6 +96,31 @@ __attribute__((format(printf, 4, 5)))
 #endif
 bool m_fail(const Graph *g, Match *m, NodeId at, const char *fmt, ...);
 
+/* ---- helpers every pattern uses (match.c) ---------------------------------- */
+
+/* v with no-op wrappers skipped: Identity, Cast to the same dtype, and
+ * Reshape/Flatten/Squeeze/Unsqueeze to the same dims; the skipped nodes are
+ * added to m (when not NULL), so m_closed checks them. */
+ValId m_unwrap(const Graph *g, ValId v, Match *m);
+/* m_def of m_unwrap(v): the node of op `op` behind the wrappers, else -1
+ * (then nothing is added to m). */
+NodeId m_def_u(const Graph *g, ValId v, Op op, Match *m);
+/* Commutative operands: binary node n has an input made by `op` (behind
+ * wrappers, which go into m): *def that node, *other the other input. */
+bool m_split(const Graph *g, NodeId n, Op op, Match *m, NodeId *def, ValId *other);
+/* Binary node n is (x OP c) with c a constant scalar (or (c OP x) when it
+ * commutes): *x, *c. */
+bool m_split_const(const Graph *g, NodeId n, bool commutes, ValId *x, double *c);
+/* |x - want| <= rtol * |want| */
+bool m_near(double x, double want, double rtol);
+/* What v computes as a polynomial in x of degree <= M_POLY_DEG over Add,
+ * Sub, Mul, Div by a constant, Neg and Pow 2/3, with constant scalars, in
+ * any grouping and order: c[0..M_POLY_DEG] its coefficients.  Every node on
+ * the way is added to m and must have a single use (else m_fail says which).
+ * x * (1 + 0.044715 * x * x) and x + 0.044715 * Pow(x, 3) give the same c. */
+#define M_POLY_DEG 3
+bool m_poly(const Graph *g, ValId v, ValId x, Match *m, double *c);
+
 void m_add(Match *m, NodeId n);   /* ignores duplicates and -1 */
 bool m_has(const Match *m, NodeId n);
 /* Every output of every matched node other than `keep` is used only by
@@ -107,7 +134,14 @@ bool m_closed(const Graph *g, const Match *m, ValId keep);
 NodeId rw_replace(Graph *g, Op op, const char *name, int nin, const ValId *in, ValId old);
 /* Erases every matched node (after rw_replace took over the result). */
 void rw_erase_match(Graph *g, const Match *m);
-/* A new constant (copied data) with a fresh name derived from `base`. */
+/* The nodes created from first_new on (by a rewrite of m) record the ONNX
+ * node names m absorbed (Node.from; fuse_run calls it after each rewrite). */
+void rw_record_from(Graph *g, const Match *m, NodeId first_new);
+/* Node n absorbed just src[0..nsrc) (a rewrite creating several nodes says
+ * so for the ones that do not stand for the whole match). */
+void rw_from_nodes(Graph *g, NodeId n, const NodeId *src, int nsrc);
+/* A new constant (copied data) named `base`, or base.1, base.2, ... when
+ * the graph has that name already (deterministic: no global counter). */
 ValId rw_const(Graph *g, const char *base, DType t, int rank, const int64_t *dims,
                const void *data, size_t nbytes);
 
@@ -121,8 +155,12 @@ typedef struct Pattern {
 } Pattern;
 
 /* Sweeps the graph once per pattern (table order), matching at every live
- * node whose op is the pattern's root; rewrites and counts each match,
- * then DCE and toposort.  Returns the number of rewrites. */
+ * node whose op is the pattern's root; rewrites and counts each match
+ * (the new nodes record the absorbed node names), then DCE and toposort.
+ * With --explain=NAME each candidate root of NAME prints a line (fused, or
+ * the reason m_fail recorded); in dry mode (pc->dry) only NAME is matched
+ * and nothing is rewritten.  Every pattern name must be in patterns.def.
+ * Returns the number of rewrites. */
 int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats);
 
 #endif

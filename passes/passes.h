@@ -16,12 +16,14 @@ typedef struct PassOptions {
 	bool print_after_all;
 	bool verify_each;
 	const char *disabled_patterns; /* "name,name" */
-	const char *explain;           /* pattern name: say per candidate root why it (did not) fuse */
+	const char *explain;           /* pattern name: say per candidate root why it (did not) fuse
+	                                * (the fused ones as they fire, the rest after the pipeline) */
 	FILE *dump;                    /* where the prints go (stdout when NULL) */
 } PassOptions;
 
-/* Fusion counters, by fusion name ("attention", "qkv", ...). */
-#define PASS_MAX_FUSIONS 16
+/* Fusion counters, by fusion name ("attention", "qkv", ...: the names of
+ * passes/patterns.def, in the order they first fired). */
+#define PASS_MAX_FUSIONS 32
 typedef struct PassStats {
 	int nfusions;
 	const char *fusion_name[PASS_MAX_FUSIONS];
@@ -30,7 +32,18 @@ typedef struct PassStats {
 
 /* Runs the pipeline.  -1 and diag when a pass fails or verification fails. */
 int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag);
-/* Prints the known pass names, one per line with its contract. */
+/* Prints the known pass names, one per line with its contract, the
+ * pipelines and the fusion patterns (passes/patterns.def). */
 void pass_list(FILE *f);
+
+/* The fusion patterns of passes/patterns.def: how many, the i-th name, and
+ * the index of the name s[0..len) (-1 if unknown). */
+int pass_pattern_count(void);
+const char *pass_pattern_name(int i);
+int pass_pattern_lookup(const char *s, size_t len);
+/* Checks a comma-separated list of pattern names (an empty element is
+ * allowed); -1 and diag ("OPTION: unknown pattern 'x' (...)") on the first
+ * unknown one. */
+int pass_check_patterns(const char *option, const char *list, Diag *diag);
 
 #endif

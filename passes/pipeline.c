@@ -6,6 +6,7 @@
  * the `doc` below.  Between passes the manager prints the IR on request
  * (--print-before, --print-after, --print-after-all) and runs the verifier
  * with --verify-each and always in debug builds (NDEBUG not defined). */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,32 +17,42 @@ typedef struct PassDef {
 	const char *name;
 	PassFn fn;
 	const char *doc;
+	const char *const *group;  /* a fixpoint group: these passes, repeated */
 } PassDef;
+
+/* The fusion passes, run as one fixpoint: repeated while any pattern fired
+ * (so a fusion that makes another one possible is followed by it), at most
+ * FUSION_ROUNDS times. */
+#define FUSION_ROUNDS 4
+static const char *const fusion_group[] = {
+	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed", NULL};
 
 static const PassDef passes[] = {
 	{"shapes", pass_shapes,
-	 "re-infer dtypes, shapes and symbolic content; requires a verified graph"},
+	 "re-infer dtypes, shapes and symbolic content; requires a verified graph", NULL},
 	{"cleanup", pass_cleanup,
-	 "drop Identity and inference Dropout; keeps graph output names"},
+	 "drop Identity and inference Dropout; keeps graph output names", NULL},
 	{"fold", pass_fold,
-	 "constant-fold nodes on constants and shape arithmetic with static symbolic content"},
+	 "constant-fold nodes on constants and shape arithmetic with static symbolic content", NULL},
 	{"canon-reshape", pass_canon_reshape,
-	 "Reshape/Expand with computed shapes get constant shapes (0 = copy dim, -1 = rest) from inferred dims"},
+	 "Reshape/Expand with computed shapes get constant shapes (0 = copy dim, -1 = rest) from inferred dims", NULL},
 	{"einsum", pass_canon_einsum,
-	 "two-operand Einsum -> Transpose + MatMul (+ Reshape) where the letters allow"},
-	{"dce", pass_dce, "remove nodes whose outputs are unused"},
-	{"cse", pass_cse, "merge equal constants and equal nodes on equal inputs"},
+	 "two-operand Einsum -> Transpose + MatMul (+ Reshape) where the letters allow", NULL},
+	{"dce", pass_dce, "remove nodes whose outputs are unused", NULL},
+	{"cse", pass_cse, "merge equal constants and equal nodes on equal inputs", NULL},
 	{"fuse-norm", pass_fuse_norm,
-	 "LayerNorm (decomposed or LayerNormalization) -> KlnLayerNorm; residual Add + it -> KlnSkipLayerNorm"},
-	{"fuse-gelu", pass_fuse_gelu, "GELU (erf, tanh forms, Gelu op) -> KlnGelu"},
+	 "LayerNorm (decomposed or LayerNormalization) -> KlnLayerNorm; RMSNorm -> KlnRMSNorm; residual Add + LayerNorm -> KlnSkipLayerNorm", NULL},
+	{"fuse-gelu", pass_fuse_gelu, "GELU (erf, tanh, sigmoid forms, Gelu op) and QuickGELU -> KlnGelu", NULL},
 	{"fuse-gemm", pass_fuse_gemm,
-	 "MatMul + bias Add (+ KlnGelu) -> KlnGemm; requires fuse-gelu for bias_gelu"},
+	 "MatMul + bias Add (+ KlnGelu) -> KlnGemm; requires fuse-gelu for bias_gelu", NULL},
 	{"fuse-attention", pass_fuse_attention,
-	 "head split, scaled QK^T, mask, Softmax, .V, head merge -> KlnAttention"},
+	 "head split, scaled QK^T, mask, Softmax, .V, head merge -> KlnAttention", NULL},
 	{"fuse-qkv", pass_fuse_qkv,
-	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention"},
+	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention", NULL},
 	{"fuse-embed", pass_fuse_embed,
-	 "word/position/token-type Gathers + Adds + KlnLayerNorm -> KlnEmbedLayerNorm; requires fuse-norm"},
+	 "word/position/token-type Gathers + Adds + KlnLayerNorm -> KlnEmbedLayerNorm; requires fuse-norm", NULL},
+	{"fusions", NULL,
+	 "the fuse-* passes in -O2 order, repeated while a pattern fired (at most 4 rounds)", fusion_group},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 
@@ -51,8 +62,37 @@ static const char *const pipeline_o1[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
 static const char *const pipeline_o2[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
-	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed",
-	"cse", "dce", NULL};
+	"fusions", "cse", "dce", NULL};
+
+/* The fusion patterns (patterns.def). */
+typedef struct PatternDef {
+	const char *name, *pass, *roots, *doc;
+} PatternDef;
+
+static const PatternDef pattern_defs[] = {
+#define PATTERN(name, pass, roots, doc) {#name, pass, roots, doc},
+#include "patterns.def"
+#undef PATTERN
+};
+#define NPATTERNS ((int)(sizeof pattern_defs / sizeof pattern_defs[0]))
+
+int pass_pattern_count(void)
+{
+	return NPATTERNS;
+}
+
+const char *pass_pattern_name(int i)
+{
+	return i >= 0 && i < NPATTERNS ? pattern_defs[i].name : NULL;
+}
+
+int pass_pattern_lookup(const char *s, size_t len)
+{
+	for (int i = 0; i < NPATTERNS; i++)
+		if (strlen(pattern_defs[i].name) == len && !strncmp(pattern_defs[i].name, s, len))
+			return i;
+	return -1;
+}
 
 /* ---- context helpers ---------------------------------------------------- */
 
@@ -69,8 +109,11 @@ void pass_fail(PassCtx *pc, const char *fmt, ...)
 void pass_count(PassCtx *pc, const char *name)
 {
 	PassStats *s = pc->stats;
-	if (!s)
+	int id = pass_pattern_lookup(name, strlen(name));
+	assert(id >= 0);   /* every pattern is in patterns.def */
+	if (!s || id < 0)
 		return;
+	name = pattern_defs[id].name;
 	for (int i = 0; i < s->nfusions; i++) {
 		if (!strcmp(s->fusion_name[i], name)) {
 			s->fusion_count[i]++;
@@ -114,23 +157,16 @@ static const PassDef *find_pass(const char *name, size_t len)
 	return NULL;
 }
 
-/* The known fusion-pattern names, for checking --disable-pattern. */
-static const char *const pattern_names[] = {
-	"layernorm", "skip_layernorm", "gelu", "gemm", "gemm_nobias", "gemm_onnx", "bias_gelu", "attention", "qkv",
-	"embed_layernorm", NULL};
-
-static int check_patterns(const char *list, Diag *diag)
+int pass_check_patterns(const char *option, const char *list, Diag *diag)
 {
 	if (!list)
 		return 0;
 	for (const char *p = list; *p;) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
-		bool ok = len == 0;
-		for (int i = 0; pattern_names[i] && !ok; i++)
-			ok = strlen(pattern_names[i]) == len && !strncmp(pattern_names[i], p, len);
-		if (!ok)
-			return diag_fail(diag, "--disable-pattern: unknown pattern '%.*s'", (int)len, p);
+		if (len && pass_pattern_lookup(p, len) < 0)
+			return diag_fail(diag, "%s: unknown pattern '%.*s' (see kiln dump --list-passes)",
+			                 option, (int)len, p);
 		if (!e)
 			break;
 		p = e + 1;
@@ -172,9 +208,39 @@ static void dump(const PassOptions *o, Graph *g, const char *when, const char *p
 	fflush(f);
 }
 
+static int fusion_total(const PassStats *s)
+{
+	int t = 0;
+	for (int i = 0; s && i < s->nfusions; i++)
+		t += s->fusion_count[i];
+	return t;
+}
+
 static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc, Diag *diag)
 {
-	if (o->print_before && !strcmp(o->print_before, p->name))
+	if (p->group) {
+		/* a fixpoint: the group again while any pattern fired */
+		if (o->print_before && !strcmp(o->print_before, p->name))
+			dump(o, g, "before", p->name, -1, NULL, NULL);
+		int nodes0 = live_nodes(g);
+		PassStats g0 = {0};
+		if (pc->stats)
+			g0 = *pc->stats;
+		for (int round = 0; round < FUSION_ROUNDS; round++) {
+			int before = fusion_total(pc->stats);
+			pc->round = round;
+			for (int i = 0; p->group[i]; i++)
+				if (run_one(g, find_pass(p->group[i], strlen(p->group[i])), o, pc, diag))
+					return -1;
+			if (fusion_total(pc->stats) == before)
+				break;
+		}
+		pc->round = 0;
+		if (o->print_after && !strcmp(o->print_after, p->name))
+			dump(o, g, "after", p->name, nodes0, &g0, pc->stats);
+		return 0;
+	}
+	if (pc->round == 0 && o->print_before && !strcmp(o->print_before, p->name))
 		dump(o, g, "before", p->name, -1, NULL, NULL);
 	int before = live_nodes(g);
 	PassStats s0 = {0};
@@ -183,7 +249,9 @@ static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc
 	p->fn(g, pc);
 	if (pc->failed)
 		return -1;
-	if (o->print_after_all || (o->print_after && !strcmp(o->print_after, p->name)))
+	/* in the fixpoint's later rounds only a pass that fired is printed */
+	bool quiet = pc->round > 0 && fusion_total(pc->stats) == fusion_total(&s0);
+	if (!quiet && (o->print_after_all || (o->print_after && !strcmp(o->print_after, p->name))))
 		dump(o, g, "after", p->name, before, &s0, pc->stats);
 	bool verify = o->verify_each;
 #ifndef NDEBUG
@@ -197,14 +265,37 @@ static int run_one(Graph *g, const PassDef *p, const PassOptions *o, PassCtx *pc
 	return 0;
 }
 
+/* --explain=PATTERN, after the pipeline: the pattern's pass once more, only
+ * matching (fuse_run's dry mode), so every candidate root left says why it
+ * did not fuse.  The roots that fused said so when they fired. */
+static void explain_rest(Graph *g, const PassOptions *o, PassCtx *pc)
+{
+	int id = pass_pattern_lookup(o->explain, strlen(o->explain));
+	if (id < 0)
+		return;
+	FILE *f = o->dump ? o->dump : stdout;
+	if (pass_pattern_disabled(pc, o->explain))
+		fprintf(f, "explain %s: disabled by --disable-pattern (the reasons below are what it "
+		           "would have found)\n", o->explain);
+	const PassDef *p = find_pass(pattern_defs[id].pass, strlen(pattern_defs[id].pass));
+	assert(p && p->fn);
+	PassCtx dry = *pc;
+	dry.dry = true;
+	p->fn(g, &dry);
+	fflush(f);
+}
+
 int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag)
 {
 	PassOptions dflt = {.opt_level = 2};
 	const PassOptions *o = opt ? opt : &dflt;
 	PassStats local = {0};
 	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
-	if (check_patterns(o->disabled_patterns, diag))
+	if (pass_check_patterns("--disable-pattern", o->disabled_patterns, diag))
 		return -1;
+	if (o->explain && pass_pattern_lookup(o->explain, strlen(o->explain)) < 0)
+		return diag_fail(diag, "--explain: unknown pattern '%s' (see kiln dump --list-passes)",
+		                 o->explain);
 	const char *names[] = {o->print_before, o->print_after};
 	for (int i = 0; i < 2; i++)
 		if (names[i] && !find_pass(names[i], strlen(names[i])))
@@ -231,31 +322,37 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 				break;
 			p = e + 1;
 		}
-		return 0;
+	} else {
+		const char *const *pl = o->opt_level <= 0 ? pipeline_o0 :
+		                        o->opt_level == 1 ? pipeline_o1 : pipeline_o2;
+		for (int i = 0; pl[i]; i++)
+			if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
+				return -1;
 	}
-	const char *const *pl = o->opt_level <= 0 ? pipeline_o0 :
-	                        o->opt_level == 1 ? pipeline_o1 : pipeline_o2;
-	for (int i = 0; pl[i]; i++)
-		if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
-			return -1;
+	if (o->explain)
+		explain_rest(g, o, &pc);
 	return 0;
+}
+
+static void print_list(FILE *f, const char *title, const char *const *names)
+{
+	fprintf(f, "%s", title);
+	for (int i = 0; names[i]; i++)
+		fprintf(f, " %s", names[i]);
+	fprintf(f, "\n");
 }
 
 void pass_list(FILE *f)
 {
 	for (int i = 0; i < NPASSES; i++)
 		fprintf(f, "%-16s %s\n", passes[i].name, passes[i].doc);
-	fprintf(f, "\n-O0:");
-	for (int i = 0; pipeline_o0[i]; i++)
-		fprintf(f, " %s", pipeline_o0[i]);
-	fprintf(f, "\n-O1:");
-	for (int i = 0; pipeline_o1[i]; i++)
-		fprintf(f, " %s", pipeline_o1[i]);
-	fprintf(f, "\n-O2:");
-	for (int i = 0; pipeline_o2[i]; i++)
-		fprintf(f, " %s", pipeline_o2[i]);
-	fprintf(f, "\nfusion patterns (--disable-pattern):");
-	for (int i = 0; pattern_names[i]; i++)
-		fprintf(f, " %s", pattern_names[i]);
 	fprintf(f, "\n");
+	print_list(f, "-O0:", pipeline_o0);
+	print_list(f, "-O1:", pipeline_o1);
+	print_list(f, "-O2:", pipeline_o2);
+	print_list(f, "fusions:", fusion_group);
+	fprintf(f, "\nfusion patterns (--disable-pattern=NAME, --explain=NAME; pass, root ops):\n");
+	for (int i = 0; i < NPATTERNS; i++)
+		fprintf(f, "%-16s %s (%s, root %s)\n", pattern_defs[i].name, pattern_defs[i].doc,
+		        pattern_defs[i].pass, pattern_defs[i].roots);
 }

@@ -2,6 +2,7 @@
  * fusion-pattern tables (fuse_run).  Every mutation goes through the IR's
  * use-list keeping primitives (ir_node_new, ir_set_input,
  * ir_replace_all_uses, ir_node_erase). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,34 +39,92 @@ void rw_erase_match(Graph *g, const Match *m)
 ValId rw_const(Graph *g, const char *base, DType t, int rank, const int64_t *dims,
                const void *data, size_t nbytes)
 {
-	/* ir_value_new does not uniquify explicit names: derive a fresh one */
-	static unsigned counter;
-	size_t len = strlen(base) + 24;
-	char *buf = malloc(len);
-	if (!buf)
-		abort();
-	do
-		snprintf(buf, len, "%s.c%u", base, counter++);
-	while (ir_value_find(g, buf) >= 0);
-	ValId v = ir_const_new(g, buf, t, rank, dims, data, nbytes, false);
-	free(buf);
-	return v;
+	/* ir_value_new does not uniquify explicit names; the graph's own name
+	 * set does, so the name depends on this graph only (not on what ran
+	 * before in the process) */
+	return ir_const_new(g, ir_unique_name(g, base), t, rank, dims, data, nbytes, false);
 }
 
-/* --explain=PATTERN: one line per candidate root of that pattern. */
+/* Adds the ONNX node names behind node n (its own `from` list when it is a
+ * fused node itself, else its name) to names[*cnt..), without duplicates. */
+static void from_names(const Graph *g, NodeId n, const char **names, int *cnt, int max)
+{
+	const Node *nd = IR_NODE(g, n);
+	const char *own = nd->name;
+	int k = nd->nfrom > 0 ? nd->nfrom : 1;
+	for (int i = 0; i < k; i++) {
+		const char *s = nd->nfrom > 0 ? nd->from[i] : own;
+		if (!s || !*s)
+			continue;
+		bool dup = false;
+		for (int j = 0; j < *cnt && !dup; j++)
+			dup = !strcmp(names[j], s);
+		if (!dup && *cnt < max)
+			names[(*cnt)++] = s;
+	}
+}
+
+/* Nodes [lo, hi) without a `from` list of their own get the names m absorbed. */
+static void set_from(Graph *g, const Match *m, NodeId lo, NodeId hi)
+{
+	enum { MAXFROM = 256 };
+	const char *names[MAXFROM];
+	int cnt = 0;
+	for (int i = 0; i < m->nnodes; i++)
+		from_names(g, m->nodes[i], names, &cnt, MAXFROM);
+	if (!cnt)
+		return;
+	/* the strings live in the graph's arena already: share them */
+	const char **arr = ir_arena_alloc(g->arena, (size_t)cnt * sizeof *arr, _Alignof(const char *));
+	memcpy(arr, names, (size_t)cnt * sizeof *arr);
+	for (NodeId n = lo; n < hi; n++) {
+		if (IR_NODE(g, n)->nfrom)
+			continue;   /* the rewrite said it itself (rw_from_nodes) */
+		IR_NODE(g, n)->from = arr;
+		IR_NODE(g, n)->nfrom = cnt;
+	}
+}
+
+void rw_record_from(Graph *g, const Match *m, NodeId first_new)
+{
+	set_from(g, m, first_new, g->nnodes);
+}
+
+void rw_from_nodes(Graph *g, NodeId n, const NodeId *src, int nsrc)
+{
+	Match m;
+	m.nnodes = 0;
+	for (int i = 0; i < nsrc; i++)
+		m_add(&m, src[i]);
+	IR_NODE(g, n)->nfrom = 0;
+	set_from(g, &m, n, n + 1);
+}
+
+static const char *node_name(const Graph *g, NodeId n)
+{
+	return IR_NODE(g, n)->name ? IR_NODE(g, n)->name : "";
+}
+
+/* --explain=PATTERN: one line per candidate root of that pattern.  ok: the
+ * root fused (into the nodes from first_new on) or, in dry mode, would. */
 static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
-                    const Match *m, bool ok)
+                    const Match *m, bool ok, NodeId first_new)
 {
 	if (!pc->opt || !pc->opt->explain || strcmp(pc->opt->explain, pat->name) != 0)
 		return;
 	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
-	const Node *r = IR_NODE(g, root);
-	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(r->op), r->name ? r->name : "");
-	if (ok)
+	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(IR_NODE(g, root)->op),
+	        node_name(g, root));
+	if (ok && pc->dry)
+		fprintf(f, "would fuse (%d nodes; the pattern did not run)\n", m->nnodes);
+	else if (ok && first_new < g->nnodes)
+		fprintf(f, "fused as %s '%s' (%d nodes)\n", ir_opname(IR_NODE(g, first_new)->op),
+		        node_name(g, first_new), m->nnodes);
+	else if (ok)
 		fprintf(f, "fused (%d nodes)\n", m->nnodes);
 	else if (m->why[0] && m->why_node >= 0)
 		fprintf(f, "not fused: at %s '%s': %s\n", ir_opname(IR_NODE(g, m->why_node)->op),
-		        IR_NODE(g, m->why_node)->name ? IR_NODE(g, m->why_node)->name : "", m->why);
+		        node_name(g, m->why_node), m->why);
 	else
 		fprintf(f, "not fused: %s\n", m->why[0] ? m->why : "(the matcher gave no reason)");
 }
@@ -75,7 +134,9 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 	int total = 0;
 	for (int p = 0; p < npats; p++) {
 		const Pattern *pat = &pats[p];
-		if (pass_pattern_disabled(pc, pat->name))
+		assert(pass_pattern_lookup(pat->name, strlen(pat->name)) >= 0);
+		if (pc->dry ? !pc->opt || !pc->opt->explain || strcmp(pc->opt->explain, pat->name)
+		            : pass_pattern_disabled(pc, pat->name))
 			continue;
 		/* g->order may grow (new nodes are appended) and move */
 		for (int32_t i = 0; i < g->norder; i++) {
@@ -87,16 +148,27 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 			m.root = id;
 			m.why_node = -1;
 			if (!pat->match(g, id, &m)) {
-				explain(g, pc, pat, id, &m, false);
+				/* the reasons come from the dry run after the pipeline,
+				 * over what is left in the end */
+				if (pc->dry)
+					explain(g, pc, pat, id, &m, false, g->nnodes);
 				continue;
 			}
-			explain(g, pc, pat, id, &m, true);
+			if (pc->dry) {
+				explain(g, pc, pat, id, &m, true, g->nnodes);
+				continue;
+			}
+			NodeId first_new = g->nnodes;
 			pat->rewrite(g, &m, pc);
+			rw_record_from(g, &m, first_new);
+			explain(g, pc, pat, id, &m, true, first_new);
 			pass_count(pc, pat->name);
 			total++;
 		}
-		ir_dce(g);
-		ir_toposort(g);
+		if (!pc->dry) {
+			ir_dce(g);
+			ir_toposort(g);
+		}
 	}
 	return total;
 }

@@ -30,7 +30,7 @@
  *       sum = word[ids] + pos[pos_ids] + seg[seg_ids], indices broadcast to
  *       [B, S] (rank 1 = [S]); negative indices count from the end; every
  *       index is checked against its table.
- *   KlnGelu(x)  ia = [approximate] (0 erf, 1 tanh)
+ *   KlnGelu(x)  ia = [approximate] (0 erf, 1 tanh, 2 QuickGELU: kernels_norm.c)
  *
  * Work is split over rows (or batch x head x query blocks) with rt_par.
  *
@@ -360,7 +360,14 @@ RT_KERNEL(KlnGelu)
 	int64_t n = rt_numel(&in[0]);
 	if (rt_numel(&out[0]) != n)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
-	gelu_job j = {in[0].data, out[0].data, ia[RT_IA_KlnGelu_approximate] != 0};
+	int64_t approx = ia[RT_IA_KlnGelu_approximate];
+	if (approx < 0 || approx > 2)
+		return rt_error(f, "node '%s' (%s): unknown approximation %lld", loc, op, (long long)approx);
+	if (approx == 2) {   /* QuickGELU: kernels_norm.c */
+		rt_quick_gelu(f, in[0].data, out[0].data, n);
+		return 0;
+	}
+	gelu_job j = {in[0].data, out[0].data, approx != 0};
 	rt_par(f, n, 20, gelu_range, &j);
 	return 0;
 }

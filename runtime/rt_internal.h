@@ -93,6 +93,9 @@ size_t rt_profile_count(const kiln_context *c);
 int rt_profile_event(const kiln_context *c, size_t i, kiln_profile_event *ev, size_t evsize);
 int rt_profile_write(kiln_context *c, const char *path);
 
+/* y = x * sigmoid(1.702 x) over n floats (KlnGelu approximate 2; kernels_norm.c) */
+void rt_quick_gelu(kiln_frame *f, const float *x, float *y, int64_t n);
+
 /* ---- context (rt_core.c) ---- */
 kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int nthreads);
 void rt_context_free(kiln_context *c);

@@ -38,7 +38,7 @@ static const char help[] =
 	"                           fpmath (arena at batch 1, sequence 128, 36 regions,\n"
 	"                           computed from the memory plan: the model is not run)\n"
 	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
-	"  --disable-pattern=, --verify-each   as for kiln dump\n";
+	"  --disable-pattern=, --explain=, --verify-each   as for kiln dump\n";
 
 /* {"Op": count, ...}; nconst: ONNX Constant nodes, which the IR has as constants */
 static void print_counts(const int *counts, int nconst)

@@ -14,6 +14,8 @@ static const char help[] =
 	"  --print-after=PASS       print the IR after PASS\n"
 	"  --print-after-all        print the IR after every pass\n"
 	"  --disable-pattern=NAME   turn one fusion pattern off (comma-separated list)\n"
+	"  --explain=PATTERN        for every candidate root of PATTERN, say whether it fused\n"
+	"                           or the first condition that failed, naming the node\n"
 	"  --verify-each            run the verifier after every pass\n"
 	"  --format=text|dot        text IR (default) or a Graphviz graph\n"
 	"  --list-passes            list the passes, pipelines and fusion patterns\n";

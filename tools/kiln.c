@@ -156,8 +156,18 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		o->passes.print_after_all = true;
 	} else if (!strcmp(a, "--verify-each")) {
 		o->passes.verify_each = true;
-	} else if ((v = optval(a, "--disable-pattern"))) {
-		o->passes.disabled_patterns = v;
+	} else if ((v = optval(a, "--disable-pattern")) || (v = optval(a, "--explain"))) {
+		/* pattern names (passes/patterns.def): an unknown one is bad usage */
+		bool explain = !strncmp(a, "--explain", 9);
+		Diag d = {0};
+		if (!v[0] || (explain && strchr(v, ',')) ||
+		    pass_check_patterns(explain ? "--explain" : "--disable-pattern", v, &d))
+			return cli_error("%s", d.msg[0] ? d.msg : explain ? "--explain takes one pattern name "
+			                 "(see kiln dump --list-passes)" : "--disable-pattern needs a name"), -1;
+		if (explain)
+			o->passes.explain = v;
+		else
+			o->passes.disabled_patterns = v;
 	} else if ((v = optval(a, "--max-tensor-bytes"))) {
 		if (!parse_bytes(v, &o->max_tensor_bytes))
 			return cli_error("--max-tensor-bytes must be a positive byte count (suffix K, M, G "

@@ -7,7 +7,8 @@
 #     event per executed node and run (the count of kiln compile --stats'
 #     ops_out per op type, times the runs), on thread 0; "Job" events only
 #     on the pool's threads (none with --threads 1); input and output shapes
-#     as args; a KlnGemm's flops are 2*M*N*K of its shapes;
+#     as args; a KlnGemm's flops are 2*M*N*K of its shapes; fused ops list
+#     the ONNX nodes they absorbed (fused_from);
 #   - the printed table: one row per op type with the calls the trace has,
 #     shares summing to 100% (within rounding);
 #   - outputs with --profile are bit-identical to outputs without;
@@ -75,6 +76,10 @@ for e in nodes:
     a = e["args"]
     if not e["name"].endswith("_kernel_time") or "input_type_shape" not in a or "output_type_shape" not in a:
         errs.append("Node event without ORT's name or args: %s" % e)
+        break
+for e in nodes:   # a fused op names the ONNX nodes it absorbed, its own name among them
+    if e["args"]["op_name"].startswith("Kln") and e["name"][:-len("_kernel_time")] not in e["args"].get("fused_from", []):
+        errs.append("%s: fused_from %s" % (e["name"], e["args"].get("fused_from")))
         break
 gemms = [e for e in nodes if e["args"]["op_name"] in ("KlnGemm", "MatMul")]
 if not gemms:

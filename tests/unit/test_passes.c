@@ -247,6 +247,158 @@ static void test_pass_list(void **state)
 	free(s);
 }
 
+/* A text-IR case of tests/passes, parsed and shape-inferred. */
+static Graph *load_case(const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/passes/%s", KILN_SOURCE_DIR, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static char text[1 << 16];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = 0;
+	Diag d = {0};
+	Graph *g = ir_parse(text, path, &d);
+	assert_non_null(g);
+	assert_int_equal(ir_infer_shapes(g, &d), 0);
+	return g;
+}
+
+static char *fused_text(const char *name, const char *passes)
+{
+	Graph *g = load_case(name);
+	PassOptions o = {.passes = passes, .verify_each = true};
+	Diag d = {0};
+	assert_int_equal(pass_run_pipeline(g, &o, NULL, &d), 0);
+	char *s = ir_print_str(g);
+	ir_graph_free(g);
+	return s;
+}
+
+/* Values the rewriter creates are named from the graph alone: the same
+ * graph fused twice in one process prints the same (a global counter gave
+ * qkv_weight.c0, then .c1). */
+static void test_deterministic_names(void **state)
+{
+	(void)state;
+	const char *p = "fuse-gemm,fuse-attention,fuse-qkv,dce";
+	char *a = fused_text("qkv_self.ir", p);
+	char *b = fused_text("ln_op_nobias.ir", "fuse-norm");
+	char *c = fused_text("qkv_self.ir", p);
+	char *d = fused_text("ln_op_nobias.ir", "fuse-norm");
+	assert_string_equal(a, c);
+	assert_string_equal(b, d);
+	assert_non_null(strstr(a, "%qkv_weight = const"));
+	assert_non_null(strstr(b, "%ln_zero_bias = const"));
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+/* Fused nodes name the ONNX nodes they replaced in a trailing comment,
+ * which the parser skips: the dump reads back as the same graph. */
+static void test_from_comment_reads_back(void **state)
+{
+	(void)state;
+	char *a = fused_text("quick_gelu.ir", "fuse-gelu");
+	assert_non_null(strstr(a, "@\"qg/mul\"  // from: \"qg/mul\", \"qg/sig\", \"qg/scale\"\n"));
+	Diag d = {0};
+	Graph *g = ir_parse(a, "dump", &d);
+	if (!g)
+		fail_msg("the dump does not parse: %s", d.msg);
+	char *b = ir_print_str(g);
+	/* the same text without the comments */
+	char *p;
+	while ((p = strstr(a, "  // from:")) != NULL)
+		memmove(p, strchr(p, '\n'), strlen(strchr(p, '\n')) + 1);
+	assert_string_equal(a, b);
+	ir_graph_free(g);
+	free(a);
+	free(b);
+}
+
+/* The pattern registry: every name is accepted by --disable-pattern and
+ * --explain and listed; an unknown one is refused naming it. */
+static void test_pattern_registry(void **state)
+{
+	(void)state;
+	int n = pass_pattern_count();
+	assert_true(n >= 12);
+	FILE *f = tmpfile();
+	pass_list(f);
+	long len = ftell(f);
+	rewind(f);
+	char *s = calloc(1, (size_t)len + 1);
+	assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	for (int i = 0; i < n; i++) {
+		const char *nm = pass_pattern_name(i);
+		Diag d = {0};
+		assert_int_equal(pass_check_patterns("--disable-pattern", nm, &d), 0);
+		assert_int_equal(pass_pattern_lookup(nm, strlen(nm)), i);
+		char line[80];
+		snprintf(line, sizeof line, "\n%s ", nm);
+		if (!strstr(s, line))
+			fail_msg("pass_list lacks pattern %s", nm);
+	}
+	assert_null(pass_pattern_name(n));
+	Diag d = {0};
+	assert_int_equal(pass_check_patterns("--explain", "gelu,quick_gelu,nope", &d), -1);
+	assert_non_null(strstr(d.msg, "--explain: unknown pattern 'nope'"));
+	free(s);
+}
+
+/* --explain: the fused roots as they fire, the ones left with the node and
+ * the condition that failed (here layernorm on the layer, and on gelu
+ * disabled: what it would have found). */
+static void test_explain(void **state)
+{
+	(void)state;
+	PassOptions o = {.opt_level = 2, .explain = "layernorm"};
+	char *s = run_dump(&o);
+	assert_non_null(strstr(s, "explain layernorm: Add '"));
+	assert_non_null(strstr(s, "fused as KlnLayerNorm"));
+	free(s);
+	PassOptions o2 = {.opt_level = 2, .explain = "gelu", .disabled_patterns = "gelu"};
+	s = run_dump(&o2);
+	assert_non_null(strstr(s, "explain gelu: disabled by --disable-pattern"));
+	assert_non_null(strstr(s, "would fuse"));
+	assert_non_null(strstr(s, "not fused: at "));
+	free(s);
+	Graph *g = load();
+	Diag d = {0};
+	PassOptions bad = {.opt_level = 2, .explain = "gelux"};
+	assert_int_equal(pass_run_pipeline(g, &bad, NULL, &d), -1);
+	assert_non_null(strstr(d.msg, "gelux"));
+	ir_graph_free(g);
+}
+
+/* The fusion passes run as a fixpoint: -O2 and --passes=fusions give the
+ * same graph, and a second run of the group finds nothing more. */
+static void test_fusion_fixpoint(void **state)
+{
+	(void)state;
+	Graph *g = load(), *h = load();
+	PassOptions o = {.opt_level = 2};
+	PassStats st = {0}, st2 = {0};
+	Diag d = {0};
+	assert_int_equal(pass_run_pipeline(g, &o, &st, &d), 0);
+	PassOptions p = {.passes = "cleanup,fold,einsum,canon-reshape,dce,cse,fold,dce,fusions,cse,dce"};
+	assert_int_equal(pass_run_pipeline(h, &p, &st2, &d), 0);
+	char *a = ir_print_str(g), *b = ir_print_str(h);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	PassOptions again = {.passes = "fusions"};
+	PassStats st3 = {0};
+	assert_int_equal(pass_run_pipeline(g, &again, &st3, &d), 0);
+	assert_int_equal(st3.nfusions, 0);
+	ir_graph_free(g);
+	ir_graph_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +408,11 @@ int main(void)
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_prints),
 		cmocka_unit_test(test_pass_list),
+		cmocka_unit_test(test_deterministic_names),
+		cmocka_unit_test(test_from_comment_reads_back),
+		cmocka_unit_test(test_pattern_registry),
+		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_fusion_fixpoint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

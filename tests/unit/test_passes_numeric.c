@@ -35,6 +35,7 @@ RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
 RT_KERNEL(KlnEmbedLayerNorm);
 RT_KERNEL(KlnGelu);
+RT_KERNEL(KlnRMSNorm);
 
 static uint64_t rng = 88172645463325252ULL;
 
@@ -332,6 +333,45 @@ static void test_layernorm_kernels(void **state)
 	free(x); free(sk); free(bias); free(g); free(b); free(y); free(sum); free(ref); free(rsum);
 }
 
+/* KlnRMSNorm against x / sqrt(mean(x^2) + eps) * gamma in double (gamma
+ * per column and broadcast from one element; a wrong gamma is an error), and
+ * KlnGelu approximate 2 against x * sigmoid(1.702 x) (3 is an error). */
+static void test_rmsnorm_quick_gelu_kernels(void **state)
+{
+	(void)state;
+	const int64_t R = 23, H = 40;
+	float *x = frandv((size_t)(R * H)), *g = frandv((size_t)H);
+	float *y = malloc((size_t)(R * H) * 4), *ref = malloc((size_t)(R * H) * 4);
+	float eps = 1e-6f;
+	for (int g1 = 0; g1 < 2; g1++) {
+		for (int64_t r = 0; r < R; r++) {
+			double acc = 0;
+			for (int64_t k = 0; k < H; k++)
+				acc += (double)x[r * H + k] * x[r * H + k];
+			double inv = 1.0 / sqrt(acc / (double)H + eps);
+			for (int64_t k = 0; k < H; k++)
+				ref[r * H + k] = (float)(x[r * H + k] * inv * g[g1 ? 0 : k]);
+		}
+		rt_t in[2] = {T(x, 2, R, H, 0, 0, KILN_F32), T(g, 1, g1 ? 1 : H, 0, 0, 0, KILN_F32)};
+		rt_t out[1] = {T(y, 2, R, H, 0, 0, KILN_F32)};
+		assert_int_equal(rt_op_KlnRMSNorm(frame(), "rms", in, 2, out, 1, NULL, 0, &eps, 1), 0);
+		assert_close(y, ref, (size_t)(R * H), 1e-5);
+	}
+	rt_t bad[2] = {T(x, 2, R, H, 0, 0, KILN_F32), T(g, 1, H - 1, 0, 0, 0, KILN_F32)};
+	rt_t out[1] = {T(y, 2, R, H, 0, 0, KILN_F32)};
+	assert_int_not_equal(rt_op_KlnRMSNorm(frame(), "rms", bad, 2, out, 1, NULL, 0, &eps, 1), 0);
+	assert_int_not_equal(rt_op_KlnRMSNorm(frame(), "rms", bad, 2, out, 1, NULL, 0, &eps, 0), 0);
+	for (int64_t i = 0; i < R * H; i++)
+		ref[i] = (float)(x[i] / (1.0 + exp(-1.702 * x[i])));
+	rt_t gin[1] = {T(x, 2, R, H, 0, 0, KILN_F32)};
+	int64_t approx = 2;
+	assert_int_equal(rt_op_KlnGelu(frame(), "qg", gin, 1, out, 1, &approx, 1, NULL, 0), 0);
+	assert_close(y, ref, (size_t)(R * H), 1e-5);
+	approx = 3;
+	assert_int_not_equal(rt_op_KlnGelu(frame(), "qg", gin, 1, out, 1, &approx, 1, NULL, 0), 0);
+	free(x); free(g); free(y); free(ref);
+}
+
 /* ---- embeddings ------------------------------------------------------------ */
 
 static void test_embed_kernel(void **state)
@@ -565,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_attention_kernel_errors),
 		cmocka_unit_test(test_gemm_kernel),
 		cmocka_unit_test(test_layernorm_kernels),
+		cmocka_unit_test(test_rmsnorm_quick_gelu_kernels),
 		cmocka_unit_test(test_embed_kernel),
 		cmocka_unit_test(test_cases_end_to_end),
 	};
