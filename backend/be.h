@@ -94,6 +94,11 @@ typedef struct Be {
 	LLVMValueRef op_loc_param;
 	LLVMValueRef *op_params;
 	BeTab *tab;                  /* interned strings, arrays, node functions */
+
+	/* the profiler's hooks (emit_prof.c): in the current chunk, f->prof and
+	 * the array of the dims rt_prof_end gets; the next node's index */
+	LLVMValueRef prof, prof_dims;
+	int32_t prof_next;
 } Be;
 
 /* plan.c */
@@ -205,6 +210,16 @@ const char *be_node_loc(const Be *be, NodeId id, char *buf, size_t len);
 void be_check_eq(Be *be, const char *loc, Op op, const char *what, LLVMValueRef a, LLVMValueRef b);
 /* Whether a value has storage (a node output nobody reads may have none). */
 bool be_has_storage(const Be *be, ValId v);
+
+/* emit_prof.c: the profiler (runtime/profile.c).  Node k of kiln__run
+ * (the k-th live node of g->order) is wrapped as
+ *   if (f->prof) rt_prof_begin(f, k);  call;  if (f->prof) rt_prof_end(f, k, dims)
+ * with the dims of its operands evaluated in the profiling branch only. */
+void be_prof_chunk(Be *be);                    /* a chunk's entry: f->prof, the dims array */
+void be_prof_before(Be *be, int32_t k);
+void be_prof_after(Be *be, NodeId id, int32_t k);
+/* The descriptor's node table (rt_node_info x live nodes); *n its length. */
+LLVMValueRef be_prof_nodes(Be *be, int32_t *n);
 
 /* emit_desc.c */
 void be_emit_weights_global(Be *be);

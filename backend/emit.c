@@ -607,7 +607,11 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 			for (int k = 0; k < np; k++)
 				args[2 + k] = node_arg(be, n, k);
 		}
-		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
+		int32_t pk = be->prof_next++;   /* the profiler's hooks (emit_prof.c) */
+		be_prof_before(be, pk);
+		LLVMValueRef rc = LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), "");
+		be_prof_after(be, id, pk);
+		return_if_nonzero(be, rc);
 	}
 	be->op_loc = NULL;
 	free(pt);
@@ -628,6 +632,7 @@ static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
 	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
 	LLVMBasicBlockRef entry = begin_fn(be, name, fty, true);
 	LLVMValueRef fn = be->fn;
+	be_prof_chunk(be);
 	for (int nodes = 0; *pos < g->norder && nodes < CHUNK_NODES;) {
 		NodeId id = g->order[(*pos)++];
 		if (IR_NODE(g, id)->dead)

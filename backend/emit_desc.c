@@ -224,9 +224,11 @@ void be_emit_desc(Be *be)
 	LLVMStructSetBody(t_dim, dimf, 2, 0);
 	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
-	LLVMTypeRef df[27] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
-	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I};
-	LLVMStructSetBody(t_desc, df, 27, 0);
+	LLVMTypeRef df[29] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
+	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I, I, P};
+	LLVMStructSetBody(t_desc, df, 29, 0);
+	int32_t nnodes;
+	LLVMValueRef nodes = be_prof_nodes(be, &nnodes);
 	char *triple = be_triple(be->opt->target_triple);
 	rt_hash wh;
 	rt_hash_init(&wh);
@@ -241,7 +243,7 @@ void be_emit_desc(Be *be)
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}
-	LLVMValueRef f[27] = {
+	LLVMValueRef f[29] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
 		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
@@ -266,9 +268,11 @@ void be_emit_desc(Be *be)
 		be_i32(be, be->opt->fpmath == BE_FPMATH_BF16),
 		be_i32(be, be->ndyn_sym),
 		be_i32(be, be->ndyn),
+		be_i32(be, nnodes),
+		nodes,
 	};
 	LLVMDisposeMessage(triple);
 	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
-	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 27));
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 29));
 	LLVMSetGlobalConstant(desc, 1);
 }

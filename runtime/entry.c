@@ -21,3 +21,19 @@ __attribute__((visibility("default"))) const rt_entry *kiln_entry(void)
 {
 	return &entry;
 }
+
+/* Entry points added since ABI version 3 (rt.h): found by name, so that
+ * the loader works with models made before them. */
+static const rt_entry_ext entry_ext = {
+	.size = sizeof(rt_entry_ext),
+	.profile_start = rt_profile_start,
+	.profile_stop = rt_profile_stop,
+	.profile_count = rt_profile_count,
+	.profile_event = rt_profile_event,
+	.profile_write = rt_profile_write,
+};
+
+__attribute__((visibility("default"))) const rt_entry_ext *kiln_entry_ext(void)
+{
+	return &entry_ext;
+}

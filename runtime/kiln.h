@@ -105,6 +105,62 @@ typedef struct kiln_model_info {
 /* 0, or -1 if m is NULL. */
 int kiln_model_get_info(const kiln_model *m, kiln_model_info *info);
 
+/* ---- profiling ----------------------------------------------------------
+ * A context can record the time of every op of its runs:
+ *
+ *   kiln_context_profile_start(c);      // clears what an earlier profile recorded
+ *   kiln_run(c, ...); kiln_run(c, ...);
+ *   kiln_context_profile_stop(c);
+ *   kiln_context_profile_write(c, "trace.json");
+ *
+ * The trace is the Chrome Trace Event JSON that ONNX Runtime's profiler
+ * writes (an array of complete "X" events; opens in Perfetto and
+ * chrome://tracing): one "Node" event "<node>_kernel_time" per op and
+ * run on thread 0 (the thread that called kiln_run), with args op_name,
+ * input_type_shape, output_type_shape, run, flops (GEMMs and attention)
+ * and fused_from (the ONNX nodes a fused op absorbed, when the compiler
+ * recorded them: a list of names); and one "Job" event "<node>_job" per share of an op's
+ * parallel work that a pool thread (tid 1..threads-1) ran.  ts and dur are
+ * in microseconds since kiln_context_profile_start, with nanosecond
+ * digits; events of one thread never overlap.
+ *
+ * Profiling off costs one predictable branch per op.  On, each op reads
+ * the clock twice and stores one event (at most 2^20 events per thread
+ * are kept; later ones are dropped).  The profile functions must not
+ * race with a kiln_run on the same context (they return KILN_BUSY when
+ * they find one).  All return 0, or -1 with the message in
+ * kiln_last_error(c): for a model compiled by a kiln without the
+ * profiler, "... compiled without profiling support". */
+typedef enum kiln_profile_kind {
+	KILN_PROFILE_NODE = 0,   /* one op of one run, on thread 0 */
+	KILN_PROFILE_JOB = 1,    /* a pool thread's share of an op's parallel work */
+	KILN_PROFILE_RUN = 2     /* one kiln_run, from entry to return (not in the trace) */
+} kiln_profile_kind;
+
+typedef struct kiln_profile_event {
+	int kind;                /* kiln_profile_kind */
+	int thread;              /* 0: the caller of kiln_run; 1..: the context's pool threads */
+	int run;                 /* 0 for the first run after kiln_context_profile_start */
+	int node;                /* the op's index in the model's execution order; -1 for RUN */
+	const char *op;          /* op type ("KlnGemm", "Add"); NULL for RUN */
+	const char *name;        /* the node's name (its ONNX name, else "Op#id"); NULL for RUN */
+	const char *const *fused_from;   /* the ONNX nodes a fused op absorbed (nfused) */
+	int nfused;              /* 0: none recorded */
+	int64_t start_ns;        /* since kiln_context_profile_start */
+	int64_t dur_ns;
+	double flops;            /* GEMMs and attention (NODE only): floating-point ops; else 0 */
+} kiln_profile_event;        /* strings owned by the model */
+
+int kiln_context_profile_start(kiln_context *c);
+int kiln_context_profile_stop(kiln_context *c);
+/* Events recorded since the last start (0 on error or when none). */
+size_t kiln_context_profile_count(const kiln_context *c);
+/* Event i < kiln_context_profile_count: the thread 0 events (NODE and
+ * RUN) in time order, then each pool thread's JOB events in time order. */
+int kiln_context_profile_event(const kiln_context *c, size_t i, kiln_profile_event *ev);
+/* Writes the trace (see above) to path. */
+int kiln_context_profile_write(kiln_context *c, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 struct kiln_model {
 	void *dl;
 	const rt_entry *e;
+	const rt_entry_ext *x;          /* NULL: a model made before kiln_entry_ext */
 	char *path;
 	atomic_int refs;
 	uint64_t file_size;
@@ -39,6 +41,7 @@ typedef struct loaded_ctx {
 	const rt_entry *e;
 	kiln_context *c;
 	atomic_flag busy;
+	const char *api_err;            /* the loader's own message for the last call, or NULL */
 } loaded_ctx;
 
 static _Thread_local char load_err[512];
@@ -321,6 +324,9 @@ kiln_model *kiln_model_load(const char *path)
 	else {
 		m->dl = dl;
 		m->e = e;
+		const rt_entry_ext *(*ext)(void) =
+			(const rt_entry_ext *(*)(void))dlsym(dl, "kiln_entry_ext");
+		m->x = ext ? ext() : NULL;
 		if (check_cpu(path, e->desc) == 0 && check_weights(path, m) == 0) {
 			atomic_init(&m->refs, 1);
 			return m;
@@ -412,6 +418,7 @@ int kiln_run(kiln_context *c, const kiln_tensor *inputs, int ninputs,
 		return KILN_BUSY;
 	}
 	busy_ctx = NULL;
+	lc->api_err = NULL;
 	int rc = lc->e->run(lc->c, inputs, ninputs, outputs, noutputs) ? -1 : 0;
 	atomic_flag_clear_explicit(&lc->busy, memory_order_release);
 	return rc;
@@ -422,6 +429,8 @@ const char *kiln_last_error(const kiln_context *c)
 	const loaded_ctx *lc = (const loaded_ctx *)c;
 	if (lc && busy_ctx == c)
 		return "context is in use by another thread (one kiln_run at a time per context)";
+	if (lc && lc->api_err)
+		return lc->api_err;
 	return lc ? lc->e->last_error(lc->c) : "no context";
 }
 
@@ -447,4 +456,75 @@ size_t kiln_context_arena_bytes(const kiln_context *c)
 {
 	const loaded_ctx *lc = (const loaded_ctx *)c;
 	return lc ? lc->e->arena_bytes(lc->c) : 0;
+}
+
+/* ---- the profiler (rt_entry_ext) ---- */
+
+/* Whether the model's runtime has the field f of rt_entry_ext. */
+#define HAS_EXT(m, f) ((m)->x && (m)->x->size >= offsetof(rt_entry_ext, f) + sizeof((m)->x->f) && \
+                       (m)->x->f)
+
+/* Claims the context for a profile call as kiln_run does: 0, or KILN_BUSY
+ * / -1 (no context, or a model without the profiler: message set). */
+static int prof_enter(loaded_ctx *lc, bool supported)
+{
+	if (!lc)
+		return -1;
+	if (atomic_flag_test_and_set_explicit(&lc->busy, memory_order_acquire)) {
+		busy_ctx = (kiln_context *)lc;
+		return KILN_BUSY;
+	}
+	busy_ctx = NULL;
+	lc->api_err = NULL;
+	if (!supported) {
+		lc->api_err = "this model was compiled by a kiln without the profiler "
+		              "(compiled without profiling support): compile it again to profile it";
+		atomic_flag_clear_explicit(&lc->busy, memory_order_release);
+		return -1;
+	}
+	return 0;
+}
+
+static int prof_leave(loaded_ctx *lc, int rc)
+{
+	atomic_flag_clear_explicit(&lc->busy, memory_order_release);
+	return rc ? -1 : 0;
+}
+
+int kiln_context_profile_start(kiln_context *c)
+{
+	loaded_ctx *lc = (loaded_ctx *)c;
+	int rc = prof_enter(lc, lc && HAS_EXT(lc->m, profile_start));
+	return rc ? rc : prof_leave(lc, lc->m->x->profile_start(lc->c));
+}
+
+int kiln_context_profile_stop(kiln_context *c)
+{
+	loaded_ctx *lc = (loaded_ctx *)c;
+	int rc = prof_enter(lc, lc && HAS_EXT(lc->m, profile_stop));
+	return rc ? rc : prof_leave(lc, lc->m->x->profile_stop(lc->c));
+}
+
+int kiln_context_profile_write(kiln_context *c, const char *path)
+{
+	loaded_ctx *lc = (loaded_ctx *)c;
+	int rc = prof_enter(lc, lc && HAS_EXT(lc->m, profile_write));
+	return rc ? rc : prof_leave(lc, lc->m->x->profile_write(lc->c, path));
+}
+
+/* Reading needs no claim: like kiln_last_error, it must not race with a
+ * run (kiln.h). */
+size_t kiln_context_profile_count(const kiln_context *c)
+{
+	const loaded_ctx *lc = (const loaded_ctx *)c;
+	return lc && HAS_EXT(lc->m, profile_count) ? lc->m->x->profile_count(lc->c) : 0;
+}
+
+int kiln_context_profile_event(const kiln_context *c, size_t i, kiln_profile_event *ev)
+{
+	const loaded_ctx *lc = (const loaded_ctx *)c;
+	if (!lc || !ev || !HAS_EXT(lc->m, profile_event))
+		return -1;
+	memset(ev, 0, sizeof *ev);
+	return lc->m->x->profile_event(lc->c, i, ev, sizeof *ev) ? -1 : 0;
 }

@@ -42,6 +42,9 @@ struct rt_pool {
 	int64_t total;
 	void (*fn)(void *, int64_t, int64_t);
 	void *arg;
+	/* profiling: set between runs, read by the workers after they see a
+	 * new generation (published after it) */
+	struct rt_prof *prof;
 };
 
 static _Thread_local bool in_job;
@@ -120,8 +123,13 @@ static void *worker(void *a)
 		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
 		int64_t b, e;
 		share(p->total, p->n, wa.idx, &b, &e);
-		if (b < e)
+		if (b < e) {
+			struct rt_prof *prof = p->prof;
+			int64_t t0 = prof ? rt_prof_now() : 0;
 			p->fn(p->arg, b, e);
+			if (prof)   /* recorded before the caller may read it */
+				rt_prof_job(prof, wa.idx, t0, rt_prof_now());
+		}
 		if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep)) {
 			pthread_mutex_lock(&p->mu);
 			pthread_cond_signal(&p->done);
@@ -181,6 +189,12 @@ void rt_pool_free(struct rt_pool *p)
 	pthread_mutex_destroy(&p->mu);
 	free(p->th);
 	free(p);
+}
+
+void rt_pool_set_prof(struct rt_pool *p, struct rt_prof *prof)
+{
+	if (p)
+		p->prof = prof;
 }
 
 int rt_pool_size(const struct rt_pool *p)

@@ -160,6 +160,7 @@ static inline void rt_gemm_pack_panels_bf16(const void *W, int64_t K, int64_t N,
 }
 
 struct rt_pool;
+struct rt_prof;
 struct kiln_context;
 
 /* One tensor as kernels see it: dense, row-major. */
@@ -181,6 +182,7 @@ typedef struct kiln_frame {
 	struct kiln_context *ctx;      /* for rt_error */
 	const char *weights_cold;      /* the blob from desc->weights_hot_bytes on */
 	void **dyn;                    /* data-dependent buffers (desc->ndyn slots) */
+	struct rt_prof *prof;          /* NULL unless the context is profiling */
 } kiln_frame;
 
 /* Per input dim: a constant (sym < 0, value in c), a symbol to bind or
@@ -224,7 +226,37 @@ typedef struct rt_model_desc {
 	int32_t fpmath;                /* 0 fp32, 1 bf16 (kiln compile --fpmath) */
 	int32_t ndyn_sym;              /* the last ndyn_sym symbols are bound by nodes */
 	int32_t ndyn;                  /* slots of data-dependent buffers */
+	/* The live nodes in execution order, for the profiler (profile.c):
+	 * node i of kiln__run calls rt_prof_begin(f, i) and rt_prof_end(f, i,
+	 * dims) around its function when f->prof is set. */
+	int32_t nnodes;
+	const struct rt_node_info *nodes;
 } rt_model_desc;
+
+/* What the profiler knows of a node.  Its operands are its nin inputs and
+ * nout outputs; opnd holds per operand its dtype (0: an absent optional
+ * input) and rank; the dims rt_prof_end gets are those of every operand
+ * in order (ndims = the sum of the ranks).  GEMMs and attention count
+ * floating-point operations as
+ *   numel(output 0) * dim(input flop_in, axis flop_axis) * flop_mul / flop_div
+ * (a GEMM: 2 * M * N * K; attention: 2 * B * H * Sq * Sk * (D + Dv));
+ * flop_mul 0: not counted. */
+typedef struct rt_node_info {
+	const char *op;                /* "KlnGemm", "Add" */
+	const char *name;              /* the node's name, or "Op#id" */
+	const char *const *fused_from; /* the ONNX nodes a fused op absorbed, nfused of them */
+	int32_t nfused;
+	int32_t nin, nout;
+	const int64_t *opnd;           /* (nin + nout) x {dtype, rank} */
+	int32_t ndims;
+	int32_t flop_in, flop_axis;
+	int64_t flop_mul, flop_div;
+} rt_node_info;
+
+/* The profiler's hooks in generated code (runtime/profile.c), called only
+ * when f->prof is set. */
+void rt_prof_begin(kiln_frame *f, int32_t node);
+void rt_prof_end(kiln_frame *f, int32_t node, const int64_t *dims);
 
 #define RT_WEIGHTS_COLD_ALIGN 65536    /* any page size */
 
@@ -245,6 +277,25 @@ typedef struct rt_entry {
  * pull it out of libkiln_rt.a: link with -Wl,-u,kiln_entry (or
  * --whole-archive). */
 const rt_entry *kiln_entry(void);
+
+/* Entry points added after ABI version 3, exported beside kiln_entry (the
+ * same object of the archive) as kiln_entry_ext: a model made before them
+ * lacks the symbol, and the loader then reports the feature missing
+ * instead of refusing the model; an older loader ignores it.  size is
+ * sizeof(rt_entry_ext) of the model's runtime: later fields are appended,
+ * and the loader uses only those below size. */
+typedef struct rt_entry_ext {
+	uint32_t size;
+	/* the profiler (profile.c; kiln.h kiln_context_profile_*) */
+	int (*profile_start)(kiln_context *c);
+	int (*profile_stop)(kiln_context *c);
+	size_t (*profile_count)(const kiln_context *c);
+	/* fills the first evsize bytes of *ev (a kiln_profile_event) */
+	int (*profile_event)(const kiln_context *c, size_t i, kiln_profile_event *ev, size_t evsize);
+	int (*profile_write)(kiln_context *c, const char *path);
+} rt_entry_ext;
+
+const rt_entry_ext *kiln_entry_ext(void);
 
 /* Report an error from a kernel (formats into the context); returns 1. */
 int rt_error(kiln_frame *f, const char *fmt, ...);

@@ -129,6 +129,7 @@ void rt_context_free(kiln_context *c)
 	if (!c)
 		return;
 	rt_pool_free(c->pool);
+	rt_prof_free(c->prof);
 	rt_weights_release(c);
 	for (int i = 0; c->owned && i < c->d->nout; i++)
 		free(c->owned[i]);
@@ -372,11 +373,9 @@ int rt_dyn_outputs(kiln_frame *f)
 	return bind_outputs(c, c->user_out, c->user_nout) ? 1 : 0;
 }
 
-int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+static int run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout,
+               struct rt_prof *prof)
 {
-	if (!c)
-		return -1;
-	c->err[0] = 0;
 	if (check_inputs(c, in, nin) || plan(c))
 		return -1;
 	if (c->d->ndyn_sym > 0) {   /* outputs bound by rt_dyn_outputs during the run */
@@ -390,7 +389,7 @@ int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor 
 	kiln_frame f = {
 		.in = c->in_ptr, .out = c->out_ptr, .arena = c->arena, .bufoff = c->bufoff,
 		.sym = c->sym, .weights = c->weights, .pool = c->pool, .ctx = c,
-		.weights_cold = c->weights_cold, .dyn = c->dyn,
+		.weights_cold = c->weights_cold, .dyn = c->dyn, .prof = prof,
 	};
 	if (c->d->run(&f)) {
 		if (!c->err[0])
@@ -398,4 +397,21 @@ int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor 
 		return -1;
 	}
 	return 0;
+}
+
+int rt_context_run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout)
+{
+	if (!c)
+		return -1;
+	c->err[0] = 0;
+	struct rt_prof *prof = c->profiling ? c->prof : NULL;
+	int64_t t0 = 0;
+	if (prof) {
+		t0 = rt_prof_now();
+		rt_prof_run_begin(prof);
+	}
+	int rc = run(c, in, nin, out, nout, prof);
+	if (prof)
+		rt_prof_run_end(prof, t0);
+	return rc;
 }

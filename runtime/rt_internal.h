@@ -64,6 +64,9 @@ struct kiln_context {
 	size_t *dyn_cap;
 	kiln_tensor *user_out;
 	int user_nout;
+	/* the profiler (profile.c): allocated by the first profile start */
+	struct rt_prof *prof;
+	bool profiling;
 };
 
 /* ---- weights (weights.c) ---- */
@@ -80,6 +83,21 @@ int rt_pool_size(const struct rt_pool *p);        /* 1 for NULL */
  * the workers, else fn(arg, 0, n) on the calling thread. */
 void rt_par(kiln_frame *f, int64_t n, int64_t cost,
             void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
+
+/* The pool threads record their share of each job in p (NULL: not). */
+void rt_pool_set_prof(struct rt_pool *p, struct rt_prof *prof);
+
+/* ---- profiler (profile.c) ---- */
+int64_t rt_prof_now(void);                        /* CLOCK_MONOTONIC ns */
+void rt_prof_job(struct rt_prof *p, int thread, int64_t t0, int64_t t1);
+void rt_prof_run_begin(struct rt_prof *p);
+void rt_prof_run_end(struct rt_prof *p, int64_t t0);
+void rt_prof_free(struct rt_prof *p);
+int rt_profile_start(kiln_context *c);
+int rt_profile_stop(kiln_context *c);
+size_t rt_profile_count(const kiln_context *c);
+int rt_profile_event(const kiln_context *c, size_t i, kiln_profile_event *ev, size_t evsize);
+int rt_profile_write(kiln_context *c, const char *path);
 
 /* y = x * sigmoid(1.702 x) over n floats (KlnGelu approximate 2; kernels_norm.c) */
 void rt_quick_gelu(kiln_frame *f, const float *x, float *y, int64_t n);

@@ -54,6 +54,17 @@ bool cli_has_help(int argc, char **argv);
 /* s (NULL: "") as a JSON string on stdout, quotes, backslashes and control bytes escaped */
 void cli_json_str(const char *s);
 
+/* profile.c: kiln run/bench --profile.  The fp32 FMA peak of `threads`
+ * threads in GFLOP/s, measured (0 when unknown; *isa names the code). */
+double cli_fma_peak_gflops(int threads, const char **isa);
+struct kiln_context;
+/* Stops c's profile, writes its trace to path and prints the table; 0, or
+ * -1 with the message printed. */
+int cli_profile_report(struct kiln_context *c, const char *so, const char *path, int threads);
+/* Before the runs: path can be written (created if absent, a regular
+ * file); -1 with the message printed. */
+int cli_profile_check_path(const char *path);
+
 int cmd_dump(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);

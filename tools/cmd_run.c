@@ -23,11 +23,12 @@ extern char **environ;
 #define MAX_IO 64
 
 static const char run_help[] =
-	"usage: kiln run OUT.so --inputs DIR --outputs DIR [--threads N]\n"
+	"usage: kiln run OUT.so --inputs DIR --outputs DIR [--threads N] [--profile=TRACE]\n"
 	"\n"
 	"Runs a compiled model on DIR/input_K.pb (ONNX TensorProto files, K in the\n"
 	"model's input order) and writes output_K.pb the same way.  --threads: 1 to 256\n"
-	"(default 2).\n";
+	"(default 2).  --profile=TRACE: record the time of every op, write TRACE (Chrome\n"
+	"trace JSON, as ONNX Runtime's profiler writes) and print the ops by time.\n";
 
 static const char check_help[] =
 	"usage: kiln check MODEL_DIR [options]\n"
@@ -47,7 +48,7 @@ static const char check_help[] =
 
 static const char bench_help[] =
 	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
-	"                  [--vocab V]\n"
+	"                  [--vocab V] [--profile=TRACE]\n"
 	"\n"
 	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
@@ -55,7 +56,11 @@ static const char bench_help[] =
 	"the arena size and the peak resident memory; the last line is a JSON object\n"
 	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
 	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
-	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n";
+	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n"
+	"--profile=TRACE: profile the timed runs (not the warm-up), write TRACE (Chrome\n"
+	"trace JSON, as ONNX Runtime's profiler writes) and print, before the JSON line,\n"
+	"the ops by total time with their share, and GFLOP/s and %% of this machine's\n"
+	"measured fp32 FMA peak for GEMMs and attention.\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -248,13 +253,14 @@ static kiln_context *open_model(const char *so, int threads, kiln_model **m)
 
 int cmd_run(int argc, char **argv)
 {
-	const char *so = NULL, *indir = NULL, *outdir = NULL;
+	const char *so = NULL, *indir = NULL, *outdir = NULL, *trace = NULL;
 	long long threads = 2;
 	if (cli_has_help(argc, argv))
 		return fputs(run_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		int r;
 		if ((r = parse_str_opt(argc, argv, &i, "--inputs", &indir)) ||
+		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace)) ||
 		    (r = parse_str_opt(argc, argv, &i, "--outputs", &outdir)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads))) {
 			if (r < 0)
@@ -270,6 +276,8 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: need OUT.so, --inputs DIR and --outputs DIR (see kiln run --help)");
 		return EXIT_USAGE;
 	}
+	if (trace && cli_profile_check_path(trace))
+		return EXIT_BAD_INPUT;
 	kiln_model *m;
 	kiln_context *c = open_model(so, (int)threads, &m);
 	if (!c)
@@ -281,7 +289,9 @@ int cmd_run(int argc, char **argv)
 	memset(out, 0, sizeof out);
 	if (check_extra_inputs(indir, nin) || read_inputs(m, indir, in, pb))
 		goto done;
-	if (kiln_run(c, in, nin, out, nout)) {
+	if (trace && kiln_context_profile_start(c)) {
+		cli_error("%s: %s", so, kiln_last_error(c));
+	} else if (kiln_run(c, in, nin, out, nout)) {
 		cli_error("%s: %s", so, kiln_last_error(c));
 	} else if (mkdir(outdir, 0777) && errno != EEXIST) {
 		cli_error("%s: cannot create folder: %s", outdir, strerror(errno));
@@ -302,6 +312,8 @@ int cmd_run(int argc, char **argv)
 		}
 		for (int k = 0; k < nout && rc == EXIT_OK; k++)
 			print_output(kiln_model_output(m, k)->name, &out[k]);
+		if (rc == EXIT_OK && trace && cli_profile_report(c, so, trace, (int)threads))
+			rc = EXIT_BAD_INPUT;
 	}
 	free_inputs(pb, nin);
 done:
@@ -734,7 +746,7 @@ static int cmp_double(const void *a, const void *b)
 
 int cmd_bench(int argc, char **argv)
 {
-	const char *so = NULL;
+	const char *so = NULL, *trace = NULL;
 	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 30522;
 	if (cli_has_help(argc, argv))
 		return fputs(bench_help, stdout), EXIT_OK;
@@ -745,7 +757,8 @@ int cmd_bench(int argc, char **argv)
 		    (r = parse_int_opt(argc, argv, &i, "--regions", 1, MAX_DIM, &regions)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--runs", 1, MAX_RUNS, &runs)) ||
-		    (r = parse_int_opt(argc, argv, &i, "--vocab", 1, INT32_MAX, &vocab))) {
+		    (r = parse_int_opt(argc, argv, &i, "--vocab", 1, INT32_MAX, &vocab)) ||
+		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (argv[i][0] == '-' || so) {
@@ -759,6 +772,8 @@ int cmd_bench(int argc, char **argv)
 		cli_error("bench: need OUT.so (see kiln bench --help)");
 		return EXIT_USAGE;
 	}
+	if (trace && cli_profile_check_path(trace))
+		return EXIT_BAD_INPUT;
 	long long base_rss = rss_now();     /* this process before the model */
 	kiln_model *m;
 	kiln_context *c = open_model(so, (int)threads, &m);
@@ -774,6 +789,11 @@ int cmd_bench(int argc, char **argv)
 	if (!ms || synth_inputs(m, batch, seq, regions, vocab, &s))
 		goto done;
 	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */
+		if (i == 0 && trace && kiln_context_profile_start(c)) {
+			cli_error("%s: %s", so, kiln_last_error(c));
+			synth_free(&s);
+			goto done;
+		}
 		double t0 = cli_now_ms();
 		if (kiln_run(c, s.t, s.n, out, nout)) {
 			cli_error("%s: %s", so, kiln_last_error(c));
@@ -793,6 +813,8 @@ int cmd_bench(int argc, char **argv)
 	long long rss = (long long)ru.ru_maxrss * 1024;
 	printf("median %.2f ms, p90 %.2f ms, min %.2f ms, arena %zu bytes, peak RSS %lld bytes "
 	       "(%lld before loading the model)\n", med, p90, ms[0], arena, rss, base_rss);
+	if (trace && cli_profile_report(c, so, trace, (int)threads))
+		goto done;
 	printf("{\"median_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f, \"arena_bytes\": %zu, "
 	       "\"peak_rss_bytes\": %lld, \"base_rss_bytes\": %lld}\n", med, p90, ms[0], arena, rss,
 	       base_rss);

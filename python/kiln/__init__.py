@@ -13,6 +13,10 @@
     sess = kiln.InferenceSession("model.onnx")   # ONNX Runtime's API; compiles to a cache
     sess.run(None, feeds)
 
+    s.start_profiling(); s.run(feeds)    # the time of every op (or sess_options.enable_profiling)
+    s.end_profiling("trace.json")         # Chrome trace JSON, as ONNX Runtime writes it
+    s.profile_events()                    # [{"kind": "node", "op": "KlnGemm", "dur_ns": ...}, ...]
+
 Every failure is a kiln.Error carrying kiln's one-line message.  A session
 is one kiln context: use it from one thread at a time (a second thread's
 run on it raises kiln.Error at once); sessions are independent and run in
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
 import numpy as np
 
@@ -313,6 +318,63 @@ class Session:
     def get_inputs(self):
         return list(self.model.inputs)
 
+    # -- profiling (kiln.h kiln_context_profile_*) --
+
+    def start_profiling(self):
+        """Records the time of every op of the runs that follow (an earlier
+        profile is cleared)."""
+        self._profile_call(self._lib.kiln_context_profile_start)
+
+    def end_profiling(self, path=None):
+        """Stops recording and writes the Chrome trace (Trace Event JSON, as
+        ONNX Runtime's profiler writes it) to path, by default
+        <prefix>_<date>_<time>.json in the current folder (prefix: the
+        InferenceSession's sess_options.profile_file_prefix, else
+        "kiln_profile"); returns the path, as ONNX Runtime's end_profiling
+        does."""
+        if path is None:
+            path = "%s_%s.json" % (getattr(self, "_profile_prefix", None) or "kiln_profile",
+                                   time.strftime("%Y-%m-%d_%H-%M-%S"))
+        path = os.fspath(path)
+        self._profile_call(self._lib.kiln_context_profile_stop)
+        self._profile_call(self._lib.kiln_context_profile_write, path.encode())
+        return path
+
+    def profile_events(self):
+        """The events recorded since start_profiling, as dicts: kind ("node":
+        one op of one run, on thread 0; "job": a pool thread's share of an
+        op's parallel work; "run": one run), thread, run, node (index),
+        op, name, fused_from (list), start_ns, dur_ns, flops (GEMMs and
+        attention)."""
+        if not self._busy.acquire(blocking=False):
+            raise Error("%s: the session is in use by another thread" % self.model.path)
+        try:
+            out = []
+            e = _capi.ProfileEvent()
+            for i in range(self._lib.kiln_context_profile_count(self._c) if self._c else 0):
+                if self._lib.kiln_context_profile_event(self._c, i, ctypes.byref(e)):
+                    continue
+                out.append({"kind": _capi.PROFILE_KINDS.get(e.kind, str(e.kind)),
+                            "thread": e.thread, "run": e.run, "node": e.node,
+                            "op": _capi.text(e.op), "name": _capi.text(e.name),
+                            "fused_from": [_capi.text(e.fused_from[k]) for k in range(e.nfused)],
+                            "start_ns": e.start_ns, "dur_ns": e.dur_ns, "flops": e.flops})
+            return out
+        finally:
+            self._busy.release()
+
+    def _profile_call(self, fn, *args):
+        if not self._busy.acquire(blocking=False):
+            raise Error("%s: the session is in use by another thread" % self.model.path)
+        try:
+            if not self._c:
+                raise Error("%s: the session was closed" % self.model.path)
+            if fn(self._c, *args) != 0:
+                raise Error("%s: %s" % (self.model.path, _capi.text(
+                    self._lib.kiln_last_error(self._c)) or "profiling failed"))
+        finally:
+            self._busy.release()
+
     def get_outputs(self):
         return list(self.model.outputs)
 
@@ -541,6 +603,10 @@ class InferenceSession(Session):
         if threads is None and sess_options is not None:
             threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         super().__init__(Model(so), threads)
+        # ONNX Runtime's SessionOptions.enable_profiling / profile_file_prefix
+        self._profile_prefix = getattr(sess_options, "profile_file_prefix", None)
+        if getattr(sess_options, "enable_profiling", False):
+            self.start_profiling()
 
     def get_providers(self):
         return ["kiln"]

@@ -37,6 +37,16 @@ class ModelInfo(ctypes.Structure):
                 ("weights_bytes", ctypes.c_ulonglong), ("weights_hash", ctypes.c_ulonglong)]
 
 
+class ProfileEvent(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int), ("thread", ctypes.c_int), ("run", ctypes.c_int),
+                ("node", ctypes.c_int), ("op", ctypes.c_char_p), ("name", ctypes.c_char_p),
+                ("fused_from", ctypes.POINTER(ctypes.c_char_p)), ("nfused", ctypes.c_int),
+                ("start_ns", ctypes.c_int64), ("dur_ns", ctypes.c_int64),
+                ("flops", ctypes.c_double)]
+
+
+PROFILE_KINDS = {0: "node", 1: "job", 2: "run"}
+
 _P = ctypes.c_void_p
 # name: (restype, argtypes)
 _PROTOS = {
@@ -54,6 +64,12 @@ _PROTOS = {
                                 ctypes.POINTER(Tensor), ctypes.c_int]),
     "kiln_last_error": (ctypes.c_char_p, [_P]),
     "kiln_context_arena_bytes": (ctypes.c_size_t, [_P]),
+    "kiln_context_profile_start": (ctypes.c_int, [_P]),
+    "kiln_context_profile_stop": (ctypes.c_int, [_P]),
+    "kiln_context_profile_write": (ctypes.c_int, [_P, ctypes.c_char_p]),
+    "kiln_context_profile_count": (ctypes.c_size_t, [_P]),
+    "kiln_context_profile_event": (ctypes.c_int, [_P, ctypes.c_size_t,
+                                                  ctypes.POINTER(ProfileEvent)]),
 }
 
 _lock = threading.Lock()
