@@ -326,6 +326,10 @@ static int infer_at(IrInput *in)
 
 static void decl_str(const Graph *g, DType t, int rank, const DimId *dims, char *buf, size_t n)
 {
+	if (rank < 0) {
+		snprintf(buf, n, "%s?", t == DT_UNDEF ? "?" : ir_dtype_name(t));
+		return;
+	}
 	size_t k = (size_t)snprintf(buf, n, "%s[", t == DT_UNDEF ? "?" : ir_dtype_name(t));
 	for (int i = 0; i < rank && k < n; i++) {
 		k += (size_t)snprintf(buf + k, n - k, "%s", i ? ", " : "");
@@ -368,8 +372,8 @@ static int check_declared(IrInput *in, const Declared *decl)
 		if (!bad)
 			continue;
 		char want[300], got[300];
-		decl_str(g, dc->dtype, dc->rank < 0 ? 0 : dc->rank, dc->dims, want, sizeof want);
-		decl_str(g, x->dtype, x->rank < 0 ? 0 : x->rank, x->dims, got, sizeof got);
+		decl_str(g, dc->dtype, dc->rank, dc->dims, want, sizeof want);
+		decl_str(g, x->dtype, x->rank, x->dims, got, sizeof got);
 		const Node *n = IR_NODE(g, x->def);
 		ir_error(in, val_pos(in, v), "%%%s is declared %s, but node '%s' (%s) gives %s",
 		         x->name, want, n->name ? n->name : "?", ir_opname(n->op), got);
