@@ -208,6 +208,31 @@ static void name_mismatch(const OnnxWeight *w, const char *ir_type, uint64_t h, 
 		         (unsigned long long)w->hash, (unsigned long long)h);
 }
 
+/* The one-line error for elided constant v found neither by name nor by
+ * content; why: the name's mismatch or ""; failed: the passes' error. */
+static void missing_const(const IrInput *in, ValId v, const char *type, const char *why,
+                          const char *model, const char *failed)
+{
+	const Value *x = IR_VAL(in->g, v);
+	unsigned long long h = (unsigned long long)x->hash;
+	if (failed)
+		ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): not found by name in "
+		         "%s%s%s, and kiln's passes failed on that model: %s", x->name, type, h, model,
+		         why[0] ? ": " : "", why, failed);
+	else if (why[0])
+		ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): %s, and kiln's -O2 "
+		         "passes derive no constant of that content from it", x->name, type, h, why);
+	else
+		ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): %s has no tensor of "
+		         "that name, and kiln's -O2 passes derive no constant of that content from it; "
+		         "write its data with dense<[...]>", x->name, type, h, model);
+}
+
+static void close_weights(void *ws)
+{
+	onnx_weights_close(ws);
+}
+
 static int resolve_consts(IrInput *in, const CompileOpts *o)
 {
 	Graph *g = in->g;
@@ -231,7 +256,7 @@ static int resolve_consts(IrInput *in, const CompileOpts *o)
 		return -1;
 	}
 	/* the weights live as long as the graph that borrows them */
-	g->release = (void (*)(void *))onnx_weights_close;
+	g->release = close_weights;
 	g->release_arg = ws;
 	Derived *derived = NULL;
 	int32_t nderived = 0;
@@ -265,19 +290,7 @@ static int resolve_consts(IrInput *in, const CompileOpts *o)
 			fill_const(g, v, onnx_weights_graph(ws)->vals[dv].data);
 			continue;
 		}
-		if (derive_failed)
-			ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): not found by "
-			         "name in %s%s%s, and kiln's passes failed on that model: %s", x->name, it,
-			         (unsigned long long)x->hash, o->weights_from, why[0] ? ": " : "", why, d.msg);
-		else if (why[0])
-			ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): %s, and kiln's -O2 "
-			         "passes derive no constant of that content from it", x->name, it,
-			         (unsigned long long)x->hash, why);
-		else
-			ir_error(in, val_pos(in, v), "constant %%%s (%s #hash<%016llx>): %s has no tensor "
-			         "of that name, and kiln's -O2 passes derive no constant of that content "
-			         "from it; write its data with dense<[...]>", x->name, it,
-			         (unsigned long long)x->hash, o->weights_from);
+		missing_const(in, v, it, why, o->weights_from, derive_failed ? d.msg : NULL);
 		rc = -1;
 	}
 	free(derived);
