@@ -17,6 +17,33 @@ Graph *onnx_load_file(const char *path, Diag *diag);
  * (NULL: external data refused).  name is used in messages. */
 Graph *onnx_load_buffer(const void *buf, size_t len, const char *name, const char *dir, Diag *diag);
 
+/* Reads a whole regular file (FIFOs, devices, directories refused without
+ * blocking) into a malloc'd buffer (*buf is never NULL on success, even for
+ * an empty file).  0 or -1 with diag "PATH: ...". */
+int onnx_read_file(const char *path, void **buf, size_t *len, Diag *diag);
+
+/* The weights of an ONNX model by name (kiln compile X.ir --weights-from=):
+ * the model loaded as onnx_load_file loads it, its constants (initializers,
+ * Constant nodes' outputs, the constants the import's upgrades made)
+ * indexed by name.  The tensors stay valid until onnx_weights_close. */
+typedef struct OnnxWeights OnnxWeights;
+typedef struct OnnxWeight {
+	const char *name;
+	DType dtype;
+	int rank;
+	int64_t dims[IR_MAX_RANK];
+	const void *data;    /* row-major, little-endian */
+	size_t nbytes;
+	uint64_t hash;       /* ir_hash_bytes(data, nbytes), as the text IR prints it */
+} OnnxWeight;
+OnnxWeights *onnx_weights_open(const char *path, Diag *diag);
+/* 1 and *w filled when the model has a constant of that name, else 0. */
+int onnx_weights_find(const OnnxWeights *ws, const char *name, OnnxWeight *w);
+/* The loaded graph, e.g. to derive further constants from it (passes);
+ * owned by ws, which must outlive what borrows its constants' data. */
+Graph *onnx_weights_graph(OnnxWeights *ws);
+void onnx_weights_close(OnnxWeights *ws);
+
 /* One tensor of an ONNX backend-test data set (input_K.pb / output_K.pb). */
 typedef struct PbTensor {
 	char *name;          /* malloc'd, may be NULL */

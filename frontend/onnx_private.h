@@ -34,9 +34,7 @@ int onnx_tensor_header(const Onnx__TensorProto *t, const char *file, const char 
 int onnx_tensor_decode(const Onnx__TensorProto *t, const char *file, const char *what,
                        OnnxData *o, Diag *diag);
 void onnx_data_free(OnnxData *o);
-/* Reads a whole file into a malloc'd buffer (*buf is never NULL on
- * success, even for an empty file).  0 or -1 with diag "PATH: ...". */
-int onnx_read_file(const char *path, void **buf, size_t *len, Diag *diag);
+/* onnx_read_file: see onnx_import.h */
 /* Deepest message nesting pb_guard accepts (real ONNX models need < 20). */
 #define PB_MAX_DEPTH 64
 /* Bounded, non-recursive scan of protobuf wire data against the message

@@ -271,11 +271,28 @@ const float *ir_attr_floats(const Graph *g, NodeId n, const char *name, int *cnt
 void ir_print(FILE *f, const Graph *g);
 char *ir_print_str(const Graph *g);         /* malloc'd */
 void ir_print_dot(FILE *f, const Graph *g); /* Graphviz */
-/* parse.c: the same format back; NULL and diag on error ("<name>:line:col: ..."). */
+/* parse.c: the same format back; NULL and diag on error ("<name>:line:col: ..").
+ * `//` and `#` (except `#hash<`) start comments to the end of the line.  A
+ * text may hold several graphs (kiln dump --print-after-all): ir_parse
+ * refuses that, ir_parse_ex picks one. */
 Graph *ir_parse(const char *text, const char *filename, Diag *diag);
+/* Where a parsed node or value was written: 1-based line and column, 0 0
+ * for what the text did not write. */
+typedef struct IrTextPos { int32_t line, col; } IrTextPos;
+typedef struct IrParseOpts {
+	int graph;               /* in: which graph of the text, 1-based; 0: it must hold one */
+	bool want_pos;           /* in: fill node_pos and val_pos */
+	int ngraphs;             /* out: graphs in the text */
+	IrTextPos *node_pos;     /* out: malloc'd (caller frees), by NodeId; nnode_pos entries */
+	IrTextPos *val_pos;      /* out: malloc'd (caller frees), by ValId; nval_pos entries */
+	int32_t nnode_pos, nval_pos;
+} IrParseOpts;
+Graph *ir_parse_ex(const char *text, const char *filename, IrParseOpts *opts, Diag *diag);
 
 /* verify.c: use-before-def, arity, dtypes and shapes consistent.  0 or -1. */
 int ir_verify(const Graph *g, Diag *diag);
+/* The same; *where is the node of the problem, -1 when it is no node's. */
+int ir_verify_where(const Graph *g, Diag *diag, NodeId *where);
 
 /* shape.c: infer dtype, rank and symbolic dims of every node output, and the
  * symbolic content (sval) of shape arithmetic.  0 or -1 with the node named. */

@@ -23,6 +23,12 @@ typedef struct Parser {
 	int32_t ntab, captab;
 	/* scratch for dims, names, numbers */
 	char buf[512];
+	/* where each node and value was written (byte offsets), when asked */
+	bool want_pos;
+	size_t *node_at, *val_at;
+	int32_t cap_node_at, cap_val_at;
+	/* where the next graph of a multi-graph text starts (SIZE_MAX: none) */
+	size_t next_graph;
 } Parser;
 
 /* ---- errors --------------------------------------------------------------- */
@@ -51,6 +57,13 @@ static int perr(Parser *p, size_t at, const char *fmt, ...)
 
 static int peek(const Parser *p) { return (unsigned char)p->s[p->pos]; }
 
+/* A comment starts here: `//`, or `#` except the `#hash<` of a constant. */
+static bool at_comment(const Parser *p)
+{
+	const char *t = p->s + p->pos;
+	return (t[0] == '/' && t[1] == '/') || (t[0] == '#' && strncmp(t, "#hash<", 6));
+}
+
 /* Spaces, tabs, CRs and comments; not newlines. */
 static void skip_ws(Parser *p)
 {
@@ -58,7 +71,7 @@ static void skip_ws(Parser *p)
 		int c = peek(p);
 		if (c == ' ' || c == '\t' || c == '\r') {
 			p->pos++;
-		} else if (c == '/' && p->s[p->pos + 1] == '/') {
+		} else if (at_comment(p)) {
 			while (peek(p) && peek(p) != '\n')
 				p->pos++;
 		} else {
@@ -343,6 +356,31 @@ static void define(Parser *p, ValId v)
 	}
 	tab_put(p->tab, p->captab, p->g, v);
 	p->ntab++;
+}
+
+/* Records that node or value `id` was written at byte `at`. */
+static void note_at(const Parser *p, size_t **arr, int32_t *cap, int32_t id, size_t at)
+{
+	if (!p->want_pos || id < 0)
+		return;
+	if (id >= *cap) {
+		int32_t ncap = *cap ? *cap : 64;
+		while (ncap <= id)
+			ncap *= 2;
+		size_t *na = realloc(*arr, (size_t)ncap * sizeof *na);
+		if (!na)
+			abort();
+		for (int32_t i = *cap; i < ncap; i++)
+			na[i] = SIZE_MAX;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[id] = at;
+}
+
+static void note_val(Parser *p, ValId v, size_t at)
+{
+	note_at(p, &p->val_at, &p->cap_val_at, v, at);
 }
 
 /* '%' name of a value being defined; checks it is new. */
@@ -687,6 +725,7 @@ static int const_stmt(Parser *p, const char *name, size_t at)
 		ValId v = ir_const_new(g, name, t.dtype, t.rank, dims, data, (size_t)n * es, false);
 		free(data);
 		define(p, v);
+		note_val(p, v, at);
 		return expect(p, '>');
 	}
 	if (peek(p) == '#') {
@@ -706,6 +745,7 @@ static int const_stmt(Parser *p, const char *name, size_t at)
 		ValId v = ir_const_new(g, name, t.dtype, t.rank, dims, NULL, (size_t)numel * es, false);
 		g->vals[v].hash = h;
 		define(p, v);
+		note_val(p, v, at);
 		return 0;
 	}
 	return expect_fail(p, "'dense<' or '#hash<' after the constant's type");
@@ -751,8 +791,11 @@ static int node_stmt(Parser *p, const char **outs, int nouts, size_t at)
 	NodeId nid = ir_node_new(g, (Op)op, NULL, nin, in, nouts, outs);
 	free(in);
 	in = NULL;
-	for (int k = 0; k < nouts; k++)
+	note_at(p, &p->node_at, &p->cap_node_at, nid, at);
+	for (int k = 0; k < nouts; k++) {
 		define(p, g->nodes[nid].out[k]);
+		note_val(p, g->nodes[nid].out[k], at);
+	}
 	skip_ws(p);
 	if (peek(p) == '{' && attr_list(p, nid))
 		return -1;
@@ -766,6 +809,7 @@ static int node_stmt(Parser *p, const char **outs, int nouts, size_t at)
 			if (type(p, &t))
 				return -1;
 			set_type(g, g->nodes[nid].out[k], &t);
+			note_val(p, g->nodes[nid].out[k], tat);   /* a type error points at the type */
 			if (!accept(p, ',')) {
 				if (k + 1 != nouts)
 					return perr(p, tat, "%d results but %d types", nouts, k + 1);
@@ -780,7 +824,6 @@ static int node_stmt(Parser *p, const char **outs, int nouts, size_t at)
 		g->nodes[nid].name = ir_arena_strdup(g->arena, loc);
 		free(loc);
 	}
-	(void)at;
 	return 0;
 fail:
 	free(in);
@@ -1066,8 +1109,8 @@ static int header(Parser *p)
 			if (type(p, &t))
 				return -1;
 			ValId v = ir_input_new(g, n, t.dtype, t.rank, t.dims);
-			(void)at;
 			define(p, v);
+			note_val(p, v, at);
 			skip_nl(p);
 			if (accept(p, ')'))
 				break;
@@ -1088,12 +1131,112 @@ static int header(Parser *p)
 	return end_of_line(p);
 }
 
+/* Byte offsets where graphs start: lines whose first word is `graph`
+ * (statements are one per line and strings and comments end with their
+ * line, so nothing else starts a line with it).  malloc'd, count in *n. */
+static size_t *graph_starts(const char *s, int *n)
+{
+	size_t *st = NULL;
+	int cap = 0;
+	*n = 0;
+	for (size_t i = 0; s[i];) {
+		size_t j = i;
+		while (s[j] == ' ' || s[j] == '\t')
+			j++;
+		if (!strncmp(s + j, "graph", 5) && !is_ident_char((unsigned char)s[j + 5])) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 4;
+				size_t *ns = realloc(st, (size_t)cap * sizeof *ns);
+				if (!ns)
+					abort();
+				st = ns;
+			}
+			st[(*n)++] = j;
+		}
+		const char *nl = strchr(s + i, '\n');
+		if (!nl)
+			break;
+		i = (size_t)(nl - s) + 1;
+	}
+	return st;
+}
+
+/* Byte offsets -> line and column (1-based); SIZE_MAX -> 0, 0. */
+static IrTextPos *to_pos(const char *s, const size_t *at, int32_t nat, int32_t n)
+{
+	IrTextPos *out = calloc((size_t)n + 1, sizeof *out);
+	if (!out)
+		abort();
+	size_t nlines = 1;
+	for (const char *c = s; *c; c++)
+		nlines += *c == '\n';
+	size_t *ls = malloc(nlines * sizeof *ls), k = 1;
+	if (!ls)
+		abort();
+	ls[0] = 0;
+	for (size_t i = 0; s[i]; i++)
+		if (s[i] == '\n')
+			ls[k++] = i + 1;
+	for (int32_t i = 0; i < n && i < nat; i++) {
+		if (at[i] == SIZE_MAX)
+			continue;
+		size_t lo = 0, hi = nlines;   /* last line start <= at[i] */
+		while (hi - lo > 1) {
+			size_t mid = (lo + hi) / 2;
+			if (ls[mid] <= at[i])
+				lo = mid;
+			else
+				hi = mid;
+		}
+		out[i].line = (int32_t)(lo + 1);
+		out[i].col = (int32_t)(at[i] - ls[lo] + 1);
+	}
+	free(ls);
+	return out;
+}
+
+/* Picks the graph to parse: opts->graph (1-based), or the only one. */
+static int pick_graph(Parser *p, IrParseOpts *opts)
+{
+	int n;
+	size_t *st = graph_starts(p->s, &n);
+	int want = opts ? opts->graph : 0;
+	int rc = 0;
+	if (opts)
+		opts->ngraphs = n;
+	p->next_graph = SIZE_MAX;
+	if (want == 0 && n > 1) {
+		rc = perr(p, st[1], "a second graph: the text holds %d (kiln dump prints one per "
+		          "--print-before/--print-after match); choose one with --graph=N", n);
+	} else if (want < 0 || (want > 0 && want > n)) {
+		rc = diag_fail(p->diag, "%s: no graph %d: the text holds %d", p->file, want, n);
+	} else if (want > 0) {
+		p->pos = st[want - 1];
+		if (want < n)
+			p->next_graph = st[want];
+	}
+	free(st);
+	return rc;
+}
+
 Graph *ir_parse(const char *text, const char *filename, Diag *diag)
 {
-	Parser p = { .s = text ? text : "", .file = filename ? filename : "<input>", .diag = diag };
+	return ir_parse_ex(text, filename, NULL, diag);
+}
+
+Graph *ir_parse_ex(const char *text, const char *filename, IrParseOpts *opts, Diag *diag)
+{
+	Parser p = { .s = text ? text : "", .file = filename ? filename : "<input>", .diag = diag,
+	             .want_pos = opts && opts->want_pos };
 	Diag local = { 0 };
 	if (!p.diag)
 		p.diag = &local;
+	if (opts) {
+		opts->node_pos = opts->val_pos = NULL;
+		opts->nnode_pos = opts->nval_pos = 0;
+	}
+	if (pick_graph(&p, opts))
+		return NULL;
 	p.g = ir_graph_new("main");
 	if (filename)
 		p.g->file = ir_arena_strdup(p.g->arena, filename);
@@ -1104,6 +1247,10 @@ Graph *ir_parse(const char *text, const char *filename, Diag *diag)
 			rc = perr(&p, p.pos, "unexpected end of text: missing 'return' and '}'");
 			break;
 		}
+		if (p.pos == p.next_graph) {
+			rc = perr(&p, p.pos, "the next graph begins: missing 'return' and '}'");
+			break;
+		}
 		rc = stmt(&p);
 	}
 	if (rc == 1) {
@@ -1112,10 +1259,18 @@ Graph *ir_parse(const char *text, const char *filename, Diag *diag)
 			rc = -1;
 		else {
 			skip_nl(&p);
-			rc = peek(&p) ? perr(&p, p.pos, "text after the end of the graph") : 0;
+			rc = peek(&p) && p.pos != p.next_graph ? perr(&p, p.pos, "text after the end of the graph") : 0;
 		}
 	}
 	free(p.tab);
+	if (!rc && p.want_pos) {
+		opts->node_pos = to_pos(p.s, p.node_at, p.cap_node_at, p.g->nnodes);
+		opts->nnode_pos = p.g->nnodes;
+		opts->val_pos = to_pos(p.s, p.val_at, p.cap_val_at, p.g->nvals);
+		opts->nval_pos = p.g->nvals;
+	}
+	free(p.node_at);
+	free(p.val_at);
 	if (rc) {
 		ir_graph_free(p.g);
 		return NULL;

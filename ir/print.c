@@ -13,7 +13,11 @@
  *   }
  *
  * Grammar (whitespace between tokens is free except that every statement
- * is on its own line; `//` starts a comment running to the end of the line):
+ * is on its own line; `//`, and `#` unless it begins `#hash<`, start a
+ * comment running to the end of the line).  A text may hold several graphs,
+ * each beginning on a line whose first word is `graph` (kiln dump
+ * --print-after-all prints one per pass, under `// ----- IR after P`
+ * comment headers); ir_parse_ex reads the one asked for:
  *
  *   graph    := 'graph' '@' name '(' [input {',' input}] ')' ['opset' INT] '{' NL
  *               {stmt NL} 'return' [ref {',' ref}] NL '}'

@@ -30,6 +30,7 @@ typedef struct Ver {
 	const Graph *g;
 	Diag *d;
 	const char *file;
+	NodeId *where;    /* the node of the first problem (ir_verify_where) */
 } Ver;
 
 static const char *prefix(const Ver *v)
@@ -58,6 +59,8 @@ static int node_fail(const Ver *v, NodeId id, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	const Node *n = &v->g->nodes[id];
+	if (v->where && (!v->d || !v->d->failed) && *v->where < 0)
+		*v->where = id;
 	if (n->name)
 		return diag_fail(v->d, "%s%snode '%s' (%s): %s", prefix(v), sep(v), n->name,
 		                 ir_opname(n->op), msg);
@@ -478,7 +481,14 @@ static int check_order(const Ver *v)
 
 int ir_verify(const Graph *g, Diag *diag)
 {
-	Ver v = { g, diag, g->file };
+	return ir_verify_where(g, diag, NULL);
+}
+
+int ir_verify_where(const Graph *g, Diag *diag, NodeId *where)
+{
+	Ver v = { g, diag, g->file, where };
+	if (where)
+		*where = -1;
 	if (check_order(&v))
 		return -1;
 	bool *defined = calloc((size_t)g->nvals + 1, sizeof *defined);

@@ -19,6 +19,8 @@ typedef struct CompileOpts {
 	bool stats;
 	int64_t max_tensor_bytes;  /* --max-tensor-bytes, 0: default (ir/checked.h) */
 	const char *format;    /* dump: "text" or "dot" */
+	const char *weights_from;  /* text IR input: the ONNX model its elided constants come from */
+	int graph;             /* text IR input: which graph of a multi-graph dump (1-based), 0: the only */
 } CompileOpts;
 
 void cli_compile_opts_init(CompileOpts *o);
@@ -34,6 +36,13 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
  * message printed on failure.  ops_in (optional, OP_COUNT counts) gets the
  * op histogram before the passes. */
 Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in);
+
+/* Text IR input (ir_input.c): X.ir or X.kir, or a file whose first word
+ * (after comments) is `graph`. */
+bool cli_is_text_ir(const char *path);
+/* Parses it, takes the elided constants from o->weights_from, verifies and
+ * infers shapes; NULL with a one-line message "FILE:LINE:COL: ..." printed. */
+Graph *cli_load_text_ir(const char *path, const CompileOpts *o);
 
 /* --target-cpu checked for the triple: 0 ok, 1 help printed, -1 error said */
 int cli_check_target_cpu(const CompileOpts *o);

@@ -10,10 +10,18 @@
 
 static const char help[] =
 	"usage: kiln compile MODEL.onnx -o OUT.so [options]\n"
+	"       kiln compile X.ir --weights-from=MODEL.onnx -o OUT.so [options]\n"
 	"\n"
 	"Compiles MODEL.onnx to a shared object that runs it natively for any batch\n"
-	"and sequence length; also writes OUT.h, a typed entry point.\n"
+	"and sequence length; also writes OUT.h, a typed entry point.  X.ir: the text\n"
+	"IR kiln dump prints (after any pass, maybe edited), verified, then the -O\n"
+	"pipeline runs on it (-O0: compile it as written).\n"
 	"  -o OUT                   output file\n"
+	"  --weights-from=MODEL.onnx  (X.ir) the model the IR was dumped from: its\n"
+	"                           constants printed as #hash<...> are taken from it,\n"
+	"                           by name, or by content among those kiln's passes\n"
+	"                           derive from it\n"
+	"  --graph=N                (X.ir) the Nth graph of a dump that holds several\n"
 	"  -O0 | -O1 | -O2          pass pipeline (default -O2)\n"
 	"  --emit=so|obj|llvm|asm   what to write (default so)\n"
 	"  --runtime-lib=PATH       the libkiln_rt.a to link (default: $KILN_RUNTIME_LIB, else\n"
@@ -119,6 +127,8 @@ static bool same_file(const char *a, const char *b)
  * named as be_side_path names them) that is the model itself. */
 static int check_outputs(const char *model, const CompileOpts *o)
 {
+	if (o->weights_from && check_outputs(o->weights_from, &(CompileOpts){.be = o->be}))
+		return -1;
 	const char *out = o->be.out;
 	size_t n = strlen(out);
 	if (n > 3 && !strcmp(out + n - 3, ".so"))

@@ -6,8 +6,11 @@
 
 static const char help[] =
 	"usage: kiln dump MODEL.onnx [options]\n"
+	"       kiln dump X.ir --weights-from=MODEL.onnx [options]\n"
 	"\n"
-	"Prints kiln's IR of MODEL.onnx after the pass pipeline (default -O2).\n"
+	"Prints kiln's IR of MODEL.onnx after the pass pipeline (default -O2); with\n"
+	"--print-before/--print-after/--print-after-all (text), only those.  Each\n"
+	"printed graph compiles back: kiln compile X.ir --weights-from=MODEL.onnx.\n"
 	"  -O0 | -O1 | -O2          pipeline: nothing / canonicalize+fold / everything\n"
 	"  --passes=a,b,c           run exactly these passes\n"
 	"  --print-before=PASS      print the IR before PASS\n"
@@ -18,6 +21,7 @@ static const char help[] =
 	"                           or the first condition that failed, naming the node\n"
 	"  --verify-each            run the verifier after every pass\n"
 	"  --format=text|dot        text IR (default) or a Graphviz graph\n"
+	"  --weights-from=M.onnx, --graph=N   for text IR input, as for kiln compile\n"
 	"  --list-passes            list the passes, pipelines and fusion patterns\n";
 
 int cmd_dump(int argc, char **argv)
@@ -39,9 +43,10 @@ int cmd_dump(int argc, char **argv)
 	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
 	if (!g)
 		return EXIT_BAD_INPUT;
+	bool printed = o.passes.print_before || o.passes.print_after || o.passes.print_after_all;
 	if (!strcmp(o.format, "dot"))
 		ir_print_dot(stdout, g);
-	else
+	else if (!printed)   /* the prints are the output: one graph per print, each compiles back */
 		ir_print(stdout, g);
 	ir_graph_free(g);
 	return EXIT_OK;

@@ -659,6 +659,10 @@ int cmd_check(int argc, char **argv)
 		cli_error("check: no model folder given (see kiln check --help)");
 		return EXIT_USAGE;
 	}
+	if (o.weights_from || o.graph) {
+		cli_error("check: --weights-from and --graph are for text IR input (kiln compile X.ir)");
+		return EXIT_USAGE;
+	}
 	int tc = cli_check_target_cpu(&o);
 	if (tc)
 		return tc > 0 ? EXIT_OK : EXIT_USAGE;

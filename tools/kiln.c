@@ -18,7 +18,8 @@ static const char usage[] =
 	"commands:\n"
 	"  dump MODEL.onnx      print kiln's IR of a model (after the pass pipeline)\n"
 	"  compile MODEL.onnx -o OUT.so\n"
-	"                       compile a model to a shared object (and OUT.h)\n"
+	"                       compile a model to a shared object (and OUT.h); also\n"
+	"                       X.ir --weights-from=MODEL.onnx: the IR kiln dump printed\n"
 	"  run OUT.so --inputs DIR --outputs DIR\n"
 	"                       run a compiled model on input_K.pb files\n"
 	"  check MODEL_DIR      compile MODEL_DIR/model.onnx, run every test_data_set_N,\n"
@@ -172,6 +173,15 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (!parse_bytes(v, &o->max_tensor_bytes))
 			return cli_error("--max-tensor-bytes must be a positive byte count (suffix K, M, G "
 			                 "or T for powers of 1024), not '%s'", v), -1;
+	} else if ((v = optval(a, "--weights-from"))) {
+		if (!v[0])
+			return cli_error("--weights-from needs a path"), -1;
+		o->weights_from = v;
+	} else if ((v = optval(a, "--graph"))) {
+		long long k;
+		if (cli_parse_int("--graph", v, 1, 1000000, &k))
+			return -1;
+		o->graph = (int)k;
 	} else if (!strcmp(a, "--stats")) {
 		o->stats = true;
 	} else if ((v = optval(a, "--format"))) {
@@ -250,6 +260,11 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 			*model = argv[i];
 		}
 	}
+	if ((o->weights_from || o->graph) && *model && !cli_is_text_ir(*model)) {
+		cli_error("%s: %s is for text IR input (X.ir), and %s is not one", cmd,
+		          o->weights_from ? "--weights-from" : "--graph", *model);
+		return -1;
+	}
 	return want_out ? cli_check_target_cpu(o) : 0;
 }
 
@@ -283,15 +298,18 @@ void cli_fail(const char *path, const char *msg)
 Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, int *ops_in)
 {
 	Diag d = {0};
-	Graph *g = onnx_load_file(path, &d);
+	bool text = cli_is_text_ir(path);
+	/* text IR comes back verified and shape-inferred */
+	Graph *g = text ? cli_load_text_ir(path, o) : onnx_load_file(path, &d);
 	if (!g) {
-		cli_error("%s", d.msg);
+		if (!text)
+			cli_error("%s", d.msg);
 		return NULL;
 	}
 	if (ops_in)
 		count_ops(g, ops_in);
 	g->max_tensor_bytes = o->max_tensor_bytes;
-	if (ir_infer_shapes(g, &d) || ir_verify(g, &d) ||
+	if ((!text && (ir_infer_shapes(g, &d) || ir_verify(g, &d))) ||
 	    pass_run_pipeline(g, &o->passes, ps, &d)) {
 		cli_fail(path, d.msg);
 		ir_graph_free(g);

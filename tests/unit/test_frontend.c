@@ -1267,6 +1267,46 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(d.msg, "/dev/zero: "));
 }
 
+/* onnx_weights_*: a model's constants by name (kiln compile X.ir
+ * --weights-from), initializers in either storage form, with dtype, dims,
+ * data and the content hash the text IR prints. */
+static void test_weights_by_name(void **state)
+{
+	(void)state;
+	MB *b = mm_model();
+	size_t len;
+	uint8_t *buf = pack(b, &len);
+	char p[512];
+	snprintf(p, sizeof p, "%s/weights.onnx", tmpdir);
+	write_file(p, buf, len);
+	Diag d;
+	diag_clear(&d);
+	OnnxWeights *ws = onnx_weights_open(p, &d);
+	if (!ws)
+		fail_msg("%s", d.msg);
+	OnnxWeight w;
+	assert_int_equal(onnx_weights_find(ws, "W", &w), 1);
+	assert_string_equal(w.name, "W");
+	assert_int_equal(w.dtype, DT_F32);
+	assert_int_equal(w.rank, 2);
+	assert_true(w.dims[0] == 4 && w.dims[1] == 4);
+	assert_int_equal(w.nbytes, 64);
+	assert_true(((const float *)w.data)[5] == 5.0f);
+	assert_true(w.hash == ir_hash_bytes(w.data, 64));
+	assert_int_equal(onnx_weights_find(ws, "B", &w), 1);   /* float_data storage */
+	assert_int_equal(w.rank, 1);
+	assert_true(((const float *)w.data)[3] == 1.5f);
+	assert_int_equal(onnx_weights_find(ws, "x", &w), 0);   /* an input, not a constant */
+	assert_int_equal(onnx_weights_find(ws, "xw", &w), 0);  /* a node's output */
+	assert_int_equal(onnx_weights_find(ws, "w", &w), 0);
+	assert_non_null(onnx_weights_graph(ws));
+	onnx_weights_close(ws);
+	diag_clear(&d);
+	assert_null(onnx_weights_open("/nonexistent/dir/m.onnx", &d));
+	assert_non_null(strstr(d.msg, "/nonexistent/dir/m.onnx: "));
+	free_all();
+}
+
 /* ---- raw protobuf wire data, built back to front (pb_guard tests) ---- */
 
 typedef struct Wire {
@@ -1543,6 +1583,7 @@ int main(void)
 		cmocka_unit_test(test_external_ok),
 		cmocka_unit_test(test_external_refused),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_weights_by_name),
 		cmocka_unit_test(test_refuse_deep_nesting),
 		cmocka_unit_test(test_refuse_nul_strings),
 		cmocka_unit_test(test_refuse_malformed_wire),

@@ -337,6 +337,84 @@ static void test_refusals(void **state)
 	refuse("graph @g(%x: f32[2]) opset -3 {\n  return %x\n}\n", "bad.kir:1:28:", "bad opset");
 }
 
+/* `#` comments (kiln dump may note absorbed ONNX nodes that way) are
+ * skipped, `#hash<` is not one; several graphs: ir_parse refuses them at
+ * the second, ir_parse_ex picks one and reports where each node and value
+ * was written. */
+static void test_comments_graphs_positions(void **state)
+{
+	(void)state;
+	const char *one =
+		"# a comment line\n"
+		"graph @g(%x: f32[2]) {  # after the header\n"
+		"  %w = const f32[2] #hash<0123456789abcdef>  # after a constant\n"
+		"  %y = Add(%x, %w) : f32[2] @\"add\"  # absorbed: /a, /b\n"
+		"  return %y # end\n"
+		"}\n";
+	Diag d = { 0 };
+	Graph *g = ir_parse(one, "c.ir", &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	ValId w = ir_value_find(g, "w");
+	assert_true(w >= 0);
+	assert_true(g->vals[w].hash == 0x0123456789abcdefull);
+	assert_null(g->vals[w].data);
+	ir_graph_free(g);
+
+	const char *two =
+		"// ----- IR after a -----\n"
+		"graph @g(%x: f32[2]) {\n"
+		"  %y = Relu(%x) : f32[2]\n"
+		"  return %y\n"
+		"}\n"
+		"// ----- IR after b -----\n"
+		"graph @h(%x: f32[2]) {\n"
+		"  %c = const f32[2] dense<[1.0, 2.0]>\n"
+		"  %y = Relu(%x) : f32[2]\n"
+		"    %z = Add(%y, %c) : f32[2]\n"
+		"  return %z\n"
+		"}\n";
+	refuse(two, "bad.kir:7:1:", "a second graph: the text holds 2");
+	IrParseOpts po = { .graph = 2, .want_pos = true };
+	g = ir_parse_ex(two, "two.ir", &po, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_int_equal(po.ngraphs, 2);
+	assert_string_equal(g->name, "h");
+	ValId c = ir_value_find(g, "c"), z = ir_value_find(g, "z"), x = ir_value_find(g, "x");
+	assert_true(c >= 0 && z >= 0 && x >= 0 && z < po.nval_pos);
+	assert_int_equal(po.val_pos[x].line, 7);
+	assert_int_equal(po.val_pos[x].col, 10);
+	assert_int_equal(po.val_pos[c].line, 8);
+	assert_int_equal(po.val_pos[c].col, 3);
+	assert_int_equal(po.val_pos[z].line, 10);   /* a node's result: at its type */
+	assert_int_equal(po.val_pos[z].col, 24);
+	NodeId add = g->vals[z].def;
+	assert_true(add >= 0 && add < po.nnode_pos);
+	assert_int_equal(po.node_pos[add].line, 10);
+	assert_int_equal(po.node_pos[add].col, 5);
+	free(po.node_pos);
+	free(po.val_pos);
+	ir_graph_free(g);
+	po = (IrParseOpts){ .graph = 1 };
+	g = ir_parse_ex(two, "two.ir", &po, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	assert_string_equal(g->name, "g");
+	assert_null(po.val_pos);
+	ir_graph_free(g);
+	/* a graph number the text does not have; a graph cut short by the next */
+	po = (IrParseOpts){ .graph = 3 };
+	diag_clear(&d);
+	assert_null(ir_parse_ex(two, "two.ir", &po, &d));
+	assert_non_null(strstr(d.msg, "no graph 3: the text holds 2"));
+	const char *cut = "graph @g(%x: f32[2]) {\n  %y = Relu(%x) : f32[2]\ngraph @h() {\n  return\n}\n";
+	po = (IrParseOpts){ .graph = 1 };
+	diag_clear(&d);
+	assert_null(ir_parse_ex(cut, "cut.ir", &po, &d));
+	assert_non_null(strstr(d.msg, "cut.ir:3:1: the next graph begins"));
+}
+
 /* Every prefix of valid texts fails cleanly (no crash, no leak under ASan),
  * and so do texts with one byte changed. */
 static void test_truncations(void **state)
@@ -442,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_parse_sval),
 		cmocka_unit_test(test_dot),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_comments_graphs_positions),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_shared_models),
 	};
