@@ -248,6 +248,48 @@ static const char *name_tok(Parser *p)
 	return ir_arena_strdup(p->g->arena, id);
 }
 
+/* `// from: a, "b"` ending a node's line (ir/print.c): the ONNX nodes a
+ * fused node replaced, read back into Node.from; other comments are skipped. */
+static int from_comment(Parser *p, NodeId nid)
+{
+	while (peek(p) == ' ' || peek(p) == '\t')
+		p->pos++;
+	if (strncmp(p->s + p->pos, "// from: ", 9) != 0)
+		return 0;
+	p->pos += 9;
+	int cap = 8, n = 0;
+	const char **names = malloc((size_t)cap * sizeof *names);
+	if (!names)
+		abort();
+	for (;;) {
+		const char *nm = name_tok(p);
+		if (!nm) {
+			free(names);
+			return -1;
+		}
+		if (n == cap) {
+			cap *= 2;
+			const char **nn = realloc(names, (size_t)cap * sizeof *names);
+			if (!nn)
+				abort();
+			names = nn;
+		}
+		names[n++] = nm;
+		while (peek(p) == ' ' || peek(p) == '\t')
+			p->pos++;
+		if (peek(p) != ',')
+			break;
+		p->pos++;
+	}
+	Graph *g = p->g;
+	const char **arr = ir_arena_alloc(g->arena, (size_t)n * sizeof *arr, 8);
+	memcpy(arr, names, (size_t)n * sizeof *arr);
+	free(names);
+	g->nodes[nid].from = arr;
+	g->nodes[nid].nfrom = n;
+	return 0;
+}
+
 /* A number-ish token ([A-Za-z0-9.+-]) into p->buf; "" if none. */
 static const char *num_tok(Parser *p)
 {
@@ -824,7 +866,7 @@ static int node_stmt(Parser *p, const char **outs, int nouts, size_t at)
 		g->nodes[nid].name = ir_arena_strdup(g->arena, loc);
 		free(loc);
 	}
-	return 0;
+	return from_comment(p, nid);
 fail:
 	free(in);
 	return -1;

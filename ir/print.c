@@ -61,7 +61,7 @@
  * (Value.sval) is not printed: shape inference derives it.  The location
  * @"..." is the source ONNX node name.  A node a fusion created ends with a
  * comment naming the ONNX nodes it replaced, `// from: a, "/l0/Mul_1"`
- * (Node.from, names quoted as above); it is not read back.
+ * (Node.from, names quoted as above); the parser reads it back.
  */
 #include <ctype.h>
 #include <math.h>
@@ -375,8 +375,8 @@ static void print_node(FILE *f, const Graph *g, const Node *n)
 		fputs(" @", f);
 		print_string(f, n->name);
 	}
-	/* a fused node: the ONNX nodes it replaced, as a comment (the parser
-	 * skips it: a dump reads back as the same graph) */
+	/* a fused node: the ONNX nodes it replaced, as a comment (ir/parse.c
+	 * reads it back into Node.from: a dump reads back as the same graph) */
 	for (int i = 0; i < n->nfrom; i++) {
 		fputs(i ? ", " : "  // from: ", f);
 		print_name(f, n->from[i]);

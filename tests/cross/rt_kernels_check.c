@@ -282,10 +282,11 @@ static void attention_case(int simd, int64_t Sk, bool guard, bool mask)
 	rt_t in[5] = {T(q, 3, B, Sq, H * D, 0), T(k, 3, B, Sk, H * D, 0), T(v, 3, B, Sk, ho, 0),
 	              T(NULL, 0, 0, 0, 0, 0), min};
 	rt_t out = T(o, 3, B, Sq, ho, 0);
-	int64_t ia[8] = {D, 0, 0, guard, H, 0, Sk, 0};
-	float fa[2] = {filter, scale};
+	/* runtime/fused_attrs.def: ..., v_offset, causal, kv_num_heads; mask_filter, scale, causal_fill */
+	int64_t ia[10] = {D, 0, 0, guard, H, 0, Sk, 0, 0, 0};
+	float fa[3] = {filter, scale, 0.0f};
 	rt_fused_simd_use(simd);
-	int rc = rt_op_KlnAttention(&fr, "att", in, 5, &out, 1, ia, 8, fa, 2);
+	int rc = rt_op_KlnAttention(&fr, "att", in, 5, &out, 1, ia, 10, fa, 3);
 	rt_fused_simd_use(-1);
 	check(rc == 0, "attention Sk %lld: returned %d", (long long)Sk, rc);
 	double worst = 0;

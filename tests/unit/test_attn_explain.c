@@ -106,7 +106,7 @@ static void test_causal_forms_fuse(void **state)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char *out = read_case(names[i]);
 		expect(out, "explain attention: Softmax '");
-		expect(out, "': fused (");
+		expect(out, "': fused as KlnAttention '");
 		if (strstr(out, "not fused"))
 			fail_msg("%s: not fused", names[i]);
 		free(out);
