@@ -18,6 +18,7 @@ typedef struct PassOptions {
 	const char *disabled_patterns; /* "name,name" */
 	const char *explain;           /* pattern name: say per candidate root why it (did not) fuse */
 	FILE *dump;                    /* where the prints go (stdout when NULL) */
+	bool quantize_int8;            /* run `quantize` after the pipeline (--quantize=int8) */
 } PassOptions;
 
 /* Fusion counters, by fusion name ("attention", "qkv", ...). */

@@ -42,6 +42,8 @@ static const PassDef passes[] = {
 	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention"},
 	{"fuse-embed", pass_fuse_embed,
 	 "word/position/token-type Gathers + Adds + KlnLayerNorm -> KlnEmbedLayerNorm; requires fuse-norm"},
+	{"quantize", pass_quantize,
+	 "KlnGemm with constant W -> KlnGemmQ (int8 weights per column, activations per row); --quantize=int8 runs it last"},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 
@@ -231,13 +233,15 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 				break;
 			p = e + 1;
 		}
-		return 0;
+	} else {
+		const char *const *pl = o->opt_level <= 0 ? pipeline_o0 :
+		                        o->opt_level == 1 ? pipeline_o1 : pipeline_o2;
+		for (int i = 0; pl[i]; i++)
+			if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
+				return -1;
 	}
-	const char *const *pl = o->opt_level <= 0 ? pipeline_o0 :
-	                        o->opt_level == 1 ? pipeline_o1 : pipeline_o2;
-	for (int i = 0; pl[i]; i++)
-		if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
-			return -1;
+	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, &pc, diag))
+		return -1;
 	return 0;
 }
 

@@ -35,6 +35,7 @@ static const char check_help[] =
 	"  --fpmath=fp32|bf16       GEMM precision as for kiln compile; bf16 rounds the\n"
 	"                           GEMMs' weights and activations to bf16, so it needs\n"
 	"                           looser tolerances (e.g. --atol=3e-2 --rtol=3e-2)\n"
+	"  --quantize=int8|none     int8 GEMMs as for kiln compile (looser tolerances too)\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =
