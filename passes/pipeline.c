@@ -42,6 +42,8 @@ static const PassDef passes[] = {
 	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention"},
 	{"fuse-embed", pass_fuse_embed,
 	 "word/position/token-type Gathers + Adds + KlnLayerNorm -> KlnEmbedLayerNorm; requires fuse-norm"},
+	{"fuse-qgemm", pass_fuse_qgemm,
+	 "DynamicQuantizeLinear + MatMulInteger + Cast + scale Muls (int8 weights, symmetric) -> KlnGemmQ per tensor"},
 	{"quantize", pass_quantize,
 	 "KlnGemm with constant W -> KlnGemmQ (int8 weights per column, activations per row); --quantize=int8 runs it last"},
 };
@@ -54,7 +56,7 @@ static const char *const pipeline_o1[] = {
 static const char *const pipeline_o2[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
 	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed",
-	"cse", "dce", NULL};
+	"fuse-qgemm", "cse", "dce", NULL};
 
 /* ---- context helpers ---------------------------------------------------- */
 
@@ -119,7 +121,7 @@ static const PassDef *find_pass(const char *name, size_t len)
 /* The known fusion-pattern names, for checking --disable-pattern. */
 static const char *const pattern_names[] = {
 	"layernorm", "skip_layernorm", "gelu", "gemm", "gemm_nobias", "gemm_onnx", "bias_gelu", "attention", "qkv",
-	"embed_layernorm", NULL};
+	"embed_layernorm", "qgemm", NULL};
 
 static int check_patterns(const char *list, Diag *diag)
 {

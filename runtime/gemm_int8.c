@@ -4,9 +4,12 @@
  * KlnGemmQ kernel:
  *
  *   KlnGemmQ(A[..., K] f32, W i8 [ceil(N/16), ceil(K/4), 64], scale[N] f32,
- *            wsum[N] i32, bias[N]? f32) -> [..., N] f32     ia = [act]
+ *            wsum[N] i32, bias[N]? f32) -> [..., N] f32     ia = [act, per_tensor]
  *       W, scale, wsum: rt_q8_quantize_weights of the f32 weights
- *       (passes/quantize.c); act as KlnGemm's (0 none, 1 GELU erf, 2 tanh).
+ *       (passes/quantize.c) or an imported int8 model's (fuse-qgemm);
+ *       act as KlnGemm's (0 none, 1 GELU erf, 2 tanh); per_tensor 1: A
+ *       quantized with one scale, exactly as DynamicQuantizeLinear does
+ *       (a NaN or infinity in A is then an error, as there), else per row.
  *
  * Work: A is quantized once per call (rows split over the threads), then
  * the column panels are split over the threads; each walks its panels for
@@ -147,6 +150,9 @@ typedef struct q8_job {
 	const int32_t *wsum;
 	float *C;
 	const rt_gemm_epi *epi;
+	bool per_tensor;       /* one scale for all of A (gs, gzp), ONNX's DynamicQuantizeLinear */
+	float gs;
+	int32_t gzp;
 	unsigned char *aq;     /* M quantized rows of 4 * kq values (u8, or i16) */
 	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
 	int32_t *zp;           /* [M] zero points */
@@ -159,12 +165,55 @@ static inline float rne(float v)
 	return (v + 12582912.0f) - 12582912.0f;
 }
 
+/* row m with the tensor's scale and zero point, x / scale as ONNX's
+ * DynamicQuantizeLinear divides (gs 0: every value 0) */
+static void quant_row_div(const q8_job *j, int64_t m, const float *x)
+{
+	int64_t K = j->K, Kp = 4 * j->kq;
+	float s = j->gs, fz = (float)j->gzp;
+	j->sa[m] = s;
+	j->zp[m] = j->gzp;
+	for (int64_t k = 0; k < Kp; k++) {
+		float v = k < K && s > 0 ? rne(x[k] / s) + fz : 0;
+		v = v < 0 ? 0 : v > 255 ? 255 : v;
+		if (j->uk->a16)
+			((int16_t *)(void *)(j->aq + m * j->rowb))[k] = (int16_t)v;
+		else
+			(j->aq + m * j->rowb)[k] = (uint8_t)v;
+	}
+}
+
+/* the per-tensor scale and zero point of A: -1 if A holds a NaN or an infinity */
+static int tensor_scale(q8_job *j)
+{
+	float lo = 0, hi = 0;
+	int bad = 0;
+	for (int64_t m = 0; m < j->M; m++) {
+		const float *x = j->A + m * j->lda;
+		for (int64_t k = 0; k < j->K; k++) {
+			lo = x[k] < lo ? x[k] : lo;
+			hi = x[k] > hi ? x[k] : hi;
+			bad |= !(x[k] - x[k] == 0);
+		}
+	}
+	if (bad)
+		return -1;
+	j->gs = (hi - lo) / 255.0f;
+	float z = j->gs > 0 ? rne(-lo / j->gs) : 0;
+	j->gzp = z < 0 ? 0 : z > 255 ? 255 : (int32_t)z;
+	return 0;
+}
+
 static void quant_rows(void *arg, int64_t b, int64_t e)
 {
 	const q8_job *j = arg;
 	int64_t K = j->K, Kp = 4 * j->kq;
 	for (int64_t m = b; m < e; m++) {
 		const float *x = j->A + m * j->lda;
+		if (j->per_tensor) {
+			quant_row_div(j, m, x);
+			continue;
+		}
 		float mn = 0, mx = 0;
 		int bad = 0;
 		for (int64_t k = 0; k < K; k++) {
@@ -250,7 +299,7 @@ static void q8_panels(void *arg, int64_t pb, int64_t pe)
 
 int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
              const int8_t *Wp, const float *scale, const int32_t *wsum, float *C, int64_t ldc,
-             const rt_gemm_epi *epi)
+             const rt_gemm_epi *epi, int per_tensor)
 {
 	if (K > RT_Q8_KMAX || M < 0 || N < 0 || K < 0)
 		return -1;
@@ -258,7 +307,9 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 		return 0;
 	q8_job j = { .uk = ukernel(), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
 	             .ldc = ldc, .np = rt_q8_panels(N), .A = A, .Wp = Wp, .scale = scale,
-	             .wsum = wsum, .C = C, .epi = epi };
+	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = per_tensor != 0 };
+	if (j.per_tensor && tensor_scale(&j))
+		return -2;
 	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
 	j.rowb = (j.rowb + 63) / 64 * 64;
 	size_t abytes = (size_t)M * (size_t)j.rowb;
@@ -335,8 +386,13 @@ RT_KERNEL(KlnGemmQ)
 		}
 		return 0;
 	}
-	if (rt_qgemm(f ? f->pool : NULL, M, N, K, A->data, K, W->data, in[2].data, in[3].data,
-	             out[0].data, N, epi.bias || epi.act ? &epi : NULL))
+	int rc = rt_qgemm(f ? f->pool : NULL, M, N, K, A->data, K, W->data, in[2].data, in[3].data,
+	                  out[0].data, N, epi.bias || epi.act ? &epi : NULL,
+	                  (int)ia[RT_IA_KlnGemmQ_per_tensor]);
+	if (rc == -2)
+		return rt_error(f, "node '%s' (KlnGemmQ): A holds a NaN or an infinity: cannot be "
+		                "quantized per tensor", loc);
+	if (rc)
 		return rt_error(f, "node '%s' (KlnGemmQ): K = %lld over %d, or out of memory", loc,
 		                (long long)K, RT_Q8_KMAX);
 	return 0;

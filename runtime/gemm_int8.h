@@ -68,12 +68,32 @@ static inline void rt_q8_quantize_weights(const float *W, int64_t K, int64_t N, 
 	}
 }
 
+/* Wq (row-major int8 [K, N], already quantized: an imported model's) into
+ * dst (the panel layout) and its column sums wsum[N]. */
+static inline void rt_q8_pack(const int8_t *Wq, int64_t K, int64_t N, int8_t *dst, int32_t *wsum)
+{
+	memset(dst, 0, (size_t)rt_q8_panel_bytes(K, N));
+	int64_t kq = rt_q8_quads(K);
+	for (int64_t n = 0; n < N; n++) {
+		int8_t *pan = dst + (n / RT_Q8_NR) * kq * 4 * RT_Q8_NR + (n % RT_Q8_NR) * 4;
+		int32_t sum = 0;
+		for (int64_t k = 0; k < K; k++) {
+			pan[(k / 4) * 4 * RT_Q8_NR + k % 4] = Wq[k * N + n];
+			sum += Wq[k * N + n];
+		}
+		wsum[n] = sum;
+	}
+}
+
 /* The GEMM above; Wp/scale/wsum from rt_q8_quantize_weights, epi may be
- * NULL.  Work is split over pool's threads (pool may be NULL).  Returns -1
- * (and computes nothing) when K > RT_Q8_KMAX or memory runs out. */
+ * NULL.  Work is split over pool's threads (pool may be NULL).  per_tensor:
+ * A quantized with one scale and zero point for all its rows, computed as
+ * ONNX's DynamicQuantizeLinear does (x / scale, min and max including 0).
+ * Returns -1 (and computes nothing) when K > RT_Q8_KMAX or memory runs out,
+ * -2 when per_tensor and A holds a NaN or an infinity. */
 int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
              const int8_t *Wp, const float *scale, const int32_t *wsum, float *C, int64_t ldc,
-             const rt_gemm_epi *epi);
+             const rt_gemm_epi *epi, int per_tensor);
 
 /* The micro-kernel rt_qgemm uses: "avx512vnni", "avxvnni", "avx2" or "c"
  * (chosen once from the CPU).  rt_qgemm_use forces one (tests, benchmarks):

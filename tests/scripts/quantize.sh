@@ -8,6 +8,9 @@
 #     from them (the int8 path ran), and 1 and 2 threads give the same bits;
 #   - the shared BERT export (../shared/models/bert-legacy14) the same way on
 #     its test inputs, when ../shared is there;
+#   - the same encoder in the int8 form of ONNX tools (quantize_dynamic.py):
+#     all 24 MatMulIntegers fuse into KlnGemmQ and give the unfused graph's
+#     bits, cosine >= 0.995 to fp32 (per-tensor activations: coarser);
 #   - a bad --quantize value is a usage error (exit 2, one line).
 #   bash quantize.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
@@ -79,6 +82,28 @@ if build "$d/qb/model.onnx" qb; then
 	else bad "quant_bert int8 vs fp32 (cosine >= 0.999 overall and per token, and not identical): $r"; fi
 	cmp -s "$d/qb_int8/output_0.pb" "$d/qb_int8_t1/output_0.pb" && ok "quant_bert int8: 1 and 2 threads same bits" \
 		|| bad "quant_bert int8: 1 and 2 threads differ"
+fi
+
+# the int8 form ONNX tools write (DynamicQuantizeLinear + MatMulInteger + Cast
+# + scale Muls; shared/tools/quantize_dynamic.py, or its copy here when
+# ../shared is absent): fuse-qgemm puts every MatMulInteger on KlnGemmQ with
+# per-tensor activations, bit for bit what the unfused graph computes
+qd="$src/../shared/tools/quantize_dynamic.py"
+[ -f "$qd" ] || qd="$(dirname "$src")/shared/tools/quantize_dynamic.py"
+if [ -f "$qd" ] && [ -f "$d/qb_fp32/output_0.pb" ]; then
+	$py "$qd" "$d/qb" "$d/qb8" >/dev/null || bad "quantize_dynamic.py on quant_bert"
+	"$kiln" compile "$d/qb8/model.onnx" -o "$d/qb8.so" --stats >"$d/qb8.stats" 2>"$d/err" \
+		&& "$kiln" compile "$d/qb8/model.onnx" -o "$d/qb8-nofuse.so" --disable-pattern=qgemm 2>"$d/err" \
+		|| bad "compile the onnx int8 form: $(head -3 "$d/err")"
+	n=$(tail -n 1 "$d/qb8.stats" | $py -c 'import json,sys; s=json.loads(sys.stdin.read()); print(s["fusions"].get("qgemm", 0), s["ops_out"].get("MatMulInteger", 0))')
+	[ "$n" = "24 0" ] && ok "onnx int8 form: 24 MatMulIntegers fused into KlnGemmQ" || bad "onnx int8 form: qgemm fusions / MatMulIntegers left: $n (wanted 24 0)"
+	run qb8 "$d/qb/in" 2 qb8 && run qb8-nofuse "$d/qb/in" 2 qb8_nofuse
+	cmp -s "$d/qb8/output_0.pb" "$d/qb8_nofuse/output_0.pb" && ok "onnx int8 form: fused = unfused, bit for bit" \
+		|| bad "onnx int8 form: fused and unfused outputs differ"
+	if r=$(compare "$d/qb_fp32" "$d/qb8" 0.995); then ok "onnx int8 form vs fp32: $r"
+	else bad "onnx int8 form vs fp32 (cosine >= 0.995): $r"; fi
+else
+	echo "skip the onnx int8 form (no quantize_dynamic.py)"
 fi
 
 shared="$src/../shared/models/bert-legacy14"

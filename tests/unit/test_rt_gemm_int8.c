@@ -11,7 +11,10 @@
  *   - random f32 operands: against the f32 product within the bound that
  *     per-row / per-column quantization gives;
  *   - bias and both GELUs; a row with a NaN or an infinity gives NaN in that
- *     row only; K over RT_Q8_KMAX is refused. */
+ *     row only; K over RT_Q8_KMAX is refused;
+ *   - per_tensor: A quantized with one scale as DynamicQuantizeLinear does
+ *     (recomputed here from its definition), every kernel the same bits;
+ *     a NaN is refused (-2). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,6 +98,8 @@ static prob make_exact(int64_t M, int64_t N, int64_t K)
 	return p;
 }
 
+static int per_tensor;   /* run() quantizes A per tensor */
+
 static float *run(const prob *p, struct rt_pool *pl, const rt_gemm_epi *epi)
 {
 	int64_t rows = p->M + 2;
@@ -103,7 +108,7 @@ static float *run(const prob *p, struct rt_pool *pl, const rt_gemm_epi *epi)
 	for (int64_t i = 0; i < rows * p->ldc; i++)
 		C[i] = CANARY;
 	assert_int_equal(rt_qgemm(pl, p->M, p->N, p->K, p->A, p->K, p->Wp, p->scale, p->wsum, C,
-	                          p->ldc, epi), 0);
+	                          p->ldc, epi, per_tensor), 0);
 	for (int64_t m = 0; m < rows; m++)
 		for (int64_t n = 0; n < p->ldc; n++)
 			if (m >= p->M || n >= p->N)
@@ -276,8 +281,8 @@ static void refusals(void **state)
 	float a = 1, c = 0, s = 1;
 	int8_t w[64] = {0};
 	int32_t ws = 0;
-	assert_int_equal(rt_qgemm(NULL, 1, 1, RT_Q8_KMAX + 1, &a, 1, w, &s, &ws, &c, 1, NULL), -1);
-	assert_int_equal(rt_qgemm(NULL, 0, 1, 1, &a, 1, w, &s, &ws, &c, 1, NULL), 0);
+	assert_int_equal(rt_qgemm(NULL, 1, 1, RT_Q8_KMAX + 1, &a, 1, w, &s, &ws, &c, 1, NULL, 0), -1);
+	assert_int_equal(rt_qgemm(NULL, 0, 1, 1, &a, 1, w, &s, &ws, &c, 1, NULL, 0), 0);
 	assert_int_equal(rt_qgemm_use("nope"), -1);
 	assert_int_equal(rt_qgemm_use(NULL), 0);
 	/* the weights' layout: column n's quad q at panel n/16, offset 4 (n % 16) */
@@ -296,6 +301,53 @@ static void refusals(void **state)
 	assert_int_equal(Wp[4 * 3 + 2], 64);                /* k 2 of column 3: round(2 * 127 / 4) */
 	assert_int_equal(Wp[2 * 64 + 0 * 4 + 3], -95);      /* column 16, k 3 */
 	assert_int_equal(Wp[2 * 64 + 64 + 1], 0);           /* past K */
+}
+
+/* DynamicQuantizeLinear's definition, then the integer product */
+static void per_tensor_exact(void **state)
+{
+	(void)state;
+	for (int it = 0; it < 12; it++) {
+		int64_t M = irand(1, 30), N = irand(1, 50), K = irand(1, 300);
+		prob p = make_exact(M, N, K);
+		for (int64_t i = 0; i < M * K; i++)
+			p.A[i] = frand() * (it & 1 ? 3.0f : 1.0f) + (it & 2 ? 0.7f : 0.0f);
+		float lo = 0, hi = 0;
+		for (int64_t i = 0; i < M * K; i++)
+			lo = fminf(lo, p.A[i]), hi = fmaxf(hi, p.A[i]);
+		float sa = (hi - lo) / 255.0f;
+		float zp = fminf(fmaxf(nearbyintf(-lo / sa), 0), 255);
+		per_tensor = 1;
+		assert_int_equal(rt_qgemm_use("c"), 0);
+		float *C0 = run(&p, NULL, NULL);
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++) {
+				double acc = 0, ab = 0;
+				for (int64_t k = 0; k < K; k++) {
+					float q = fminf(fmaxf(nearbyintf(p.A[m * K + k] / sa) + zp, 0), 255);
+					double t = (double)(q - zp) * (double)nearbyintf(p.W[k * N + n] / p.scale[n]);
+					acc += t;
+					ab += fabs(t);
+				}
+				double r = acc * (double)(sa * p.scale[n]);
+				double tol = 1e-6 * ab * (double)(sa * p.scale[n]) + 1e-30;
+				assert_true(fabs(C0[m * p.ldc + n] - r) <= tol);
+			}
+		for (int k = 0; k < NK; k++) {
+			if (!usable(kernels[k]))
+				continue;
+			float *C = run(&p, pool, NULL);
+			assert_memory_equal(C, C0, sizeof(float) * (size_t)(M * p.ldc));
+			free(C);
+		}
+		per_tensor = 0;
+		rt_qgemm_use(NULL);
+		free(C0);
+		p.A[M * K - 1] = NAN;
+		float c[64 * 64];
+		assert_int_equal(rt_qgemm(NULL, M, N, K, p.A, K, p.Wp, p.scale, p.wsum, c, N, NULL, 1), -2);
+		prob_free(&p);
+	}
 }
 
 static int setup(void **state)
@@ -322,6 +374,7 @@ int main(void)
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(nonfinite_rows),
 		cmocka_unit_test(refusals),
+		cmocka_unit_test(per_tensor_exact),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
