@@ -42,7 +42,7 @@ static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc
 	}
 }
 
-static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0};
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL};
 
 /* ---- choice ---- */
 
@@ -54,7 +54,7 @@ static bool can_run(const rt_q8_ukernel *u)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
 	if (u == &rt_q8_avxvnni)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-	if (u == &rt_q8_avx2)
+	if (u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
 		return __builtin_cpu_supports("avx2");
 #endif
 	return u == &q8_c;
@@ -62,7 +62,7 @@ static bool can_run(const rt_q8_ukernel *u)
 
 static const rt_q8_ukernel *const all_kernels[] = {
 #if defined(__x86_64__)
-	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2,
+	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2, &rt_q8_avx2_narrow,
 #endif
 	&q8_c,
 };
@@ -110,27 +110,31 @@ int rt_qgemm_use(const char *name)
 
 /* ---- per-thread buffer of the quantized A ---- */
 
-static pthread_key_t buf_key;
+/* two per thread: 0 the quantized A (the calling thread's), 1 a widened
+ * panel (each worker's) */
+static pthread_key_t buf_key[2];
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
 static bool buf_key_ok;
 
 static void buf_init(void)
 {
-	buf_key_ok = pthread_key_create(&buf_key, free) == 0;
+	buf_key_ok = pthread_key_create(&buf_key[0], free) == 0 &&
+	             pthread_key_create(&buf_key[1], free) == 0;
 }
 
 typedef struct qbuf { size_t cap; _Alignas(64) unsigned char data[]; } qbuf;
 
-static void *buf_get(size_t n)
+static void *buf_get(int which, size_t n)
 {
 	pthread_once(&buf_once, buf_init);
 	if (!buf_key_ok)
 		return NULL;
-	qbuf *b = pthread_getspecific(buf_key);
+	pthread_key_t key = buf_key[which];
+	qbuf *b = pthread_getspecific(key);
 	if (b && b->cap >= n)
 		return b->data;
 	qbuf *nb = aligned_alloc(64, (sizeof *nb + n + 63) / 64 * 64);
-	if (!nb || pthread_setspecific(buf_key, nb)) {
+	if (!nb || pthread_setspecific(key, nb)) {
 		free(nb);
 		return NULL;
 	}
@@ -279,10 +283,17 @@ static void q8_panels(void *arg, int64_t pb, int64_t pe)
 	int32_t acc[16 * RT_Q8_NR];
 	const void *rows[16];
 	int64_t pstride = j->kq * 4 * RT_Q8_NR;
+	/* the widened panel, or (no memory for it) the kernel that widens in its loop */
+	int16_t *wide = j->uk->widen ? buf_get(1, (size_t)pstride * sizeof(int16_t)) : NULL;
+	rt_q8_kern fn = j->uk->widen && !wide ? j->uk->narrow : j->uk->fn;
 	for (int64_t i0 = 0; i0 < j->M; i0 += j->mc) {
 		int64_t i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M;
 		for (int64_t p = pb; p < pe; p++) {
 			const int8_t *wp = j->Wp + p * pstride;
+			if (wide) {
+				j->uk->widen(j->kq, wp, wide);
+				wp = (const int8_t *)(const void *)wide;
+			}
 			int64_t n0 = p * RT_Q8_NR;
 			int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
 			for (int64_t i = i0; i < i1; i += MR) {
@@ -290,7 +301,7 @@ static void q8_panels(void *arg, int64_t pb, int64_t pe)
 				/* a short block repeats its last row; those sums are dropped */
 				for (int r = 0; r < MR; r++)
 					rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
-				j->uk->fn(j->kq, rows, wp, acc);
+				fn(j->kq, rows, wp, acc);
 				dequant(j, acc, i, mr, n0, nc);
 			}
 		}
@@ -313,7 +324,7 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
 	j.rowb = (j.rowb + 63) / 64 * 64;
 	size_t abytes = (size_t)M * (size_t)j.rowb;
-	unsigned char *buf = buf_get(abytes + (size_t)M * (sizeof(float) + sizeof(int32_t)));
+	unsigned char *buf = buf_get(0, abytes + (size_t)M * (sizeof(float) + sizeof(int32_t)));
 	if (!buf)
 		return -1;
 	j.aq = buf;

@@ -21,8 +21,10 @@
  * [ceil(N/16), ceil(K/4), 64].
  *
  * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm),
- * "avxvnni" (VEX vpdpbusd ymm), "avx2" (A as i16, W widened, vpmaddwd: exact,
- * where vpmaddubsw would saturate), "c" (portable; the only one off x86-64).
+ * "avxvnni" (VEX vpdpbusd ymm), "avx2" (A as i16, W widened once per panel,
+ * vpmaddwd: exact, where vpmaddubsw would saturate; "avx2-narrow" widens in
+ * its loop, used when the panel buffer cannot be had), "c" (portable; the
+ * only one off x86-64).
  * All give the same int32 sums, so the same C bit for bit. */
 #ifndef KILN_RT_GEMM_INT8_H
 #define KILN_RT_GEMM_INT8_H
@@ -113,10 +115,14 @@ typedef struct rt_q8_ukernel {
 	rt_q8_kern fn;
 	int mr;            /* rows per call */
 	int a16;           /* A rows as i16 (else u8) */
+	/* NULL, or: the kernel reads each panel (kq quads) widened by this
+	 * into kq * 64 int16 (once per panel, shared by its row blocks) */
+	void (*widen)(int64_t kq, const int8_t *wp, int16_t *dst);
+	rt_q8_kern narrow;  /* with widen: fn on the int8 panel (no memory for the widened one) */
 } rt_q8_ukernel;
 
 #if defined(__x86_64__)
-extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2;
+extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2, rt_q8_avx2_narrow;
 #endif
 
 #endif

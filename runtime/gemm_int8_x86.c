@@ -6,7 +6,8 @@
  *               the 64-byte W quad), one accumulator per row
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
  *   avx2        2 x 16, A as i16: a quad broadcast (64 bits); each 16 bytes
- *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw) and
+ *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw, once per
+ *               panel into a buffer that its row blocks share) and
  *               multiplied by vpmaddwd (pairs summed to i32, exact; the
  *               u8 x s8 vpmaddubsw would saturate at 2 x 255 x 127), added
  *               with vpaddd; two i32 lanes per column, added at the end. */
@@ -61,7 +62,7 @@ static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int
 	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
 }
 
-const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0};
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL};
 
 /* ---- AVX-VNNI ---- */
 
@@ -99,7 +100,7 @@ static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_
 	_mm256_storeu_si256(o + 7, c31);
 }
 
-const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0};
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL};
 
 /* ---- AVX2 (exact: i16 x i16 -> i32 pairs) ---- */
 
@@ -111,28 +112,88 @@ static inline void store_pairs(int32_t *dst, __m256i lo, __m256i hi)
 	_mm256_storeu_si256((__m256i *)(void *)dst, _mm256_permute4x64_epi64(h, 0xD8));
 }
 
+/* the panel (kq quads of 64 int8) widened to i16, once per panel for all
+ * its row blocks (so the inner loop is loads, vpmaddwd and vpaddd only) */
 __attribute__((target("avx2")))
-static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+static void widen_avx2(int64_t kq, const int8_t *wp, int16_t *dst)
+{
+	for (int64_t i = 0; i < kq * 64; i += 16)
+		_mm256_storeu_si256((__m256i *)(void *)(dst + i),
+		                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wp + i))));
+}
+
+/* The inner loop in assembly: GCC's allocation of 8 accumulators, 8
+ * products and 2 broadcasts copies every accumulator once per step (8
+ * vmovdqa a quad), which made the loop front-end bound.  ymm0-3: row 0's
+ * columns 0-3, 4-7, 8-11, 12-15 (two partial sums per column), ymm4-7 row
+ * 1's; ymm8/9 the rows' quads; ymm10-13 products. */
+__attribute__((target("avx2")))
+static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp8, int32_t *acc)
+{
+	const int16_t *r0 = a[0], *r1 = a[1];
+	const int16_t *wp = (const int16_t *)(const void *)wp8;   /* widened (widen_avx2) */
+	int32_t t[64];
+	if (kq <= 0) {
+		memset(acc, 0, sizeof(int32_t) * 2 * RT_Q8_NR);
+		return;
+	}
+#define MA(off, p0, p1, c0, c1) \
+	"vpmaddwd " #off "(%[w]), %%ymm8, %%ymm" #p0 "\n\t" \
+	"vpmaddwd " #off "(%[w]), %%ymm9, %%ymm" #p1 "\n\t" \
+	"vpaddd %%ymm" #p0 ", %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpaddd %%ymm" #p1 ", %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+	__asm__ volatile(
+		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"1:\n\t"
+		"vpbroadcastq (%[a0]), %%ymm8\n\t"
+		"vpbroadcastq (%[a1]), %%ymm9\n\t"
+		MA(0, 10, 11, 0, 4) MA(32, 12, 13, 1, 5) MA(64, 10, 11, 2, 6) MA(96, 12, 13, 3, 7)
+		"add $8, %[a0]\n\tadd $8, %[a1]\n\tsub $-128, %[w]\n\t"
+		"dec %[n]\n\tjnz 1b\n\t"
+		"vmovdqu %%ymm0, (%[t])\n\tvmovdqu %%ymm1, 32(%[t])\n\t"
+		"vmovdqu %%ymm2, 64(%[t])\n\tvmovdqu %%ymm3, 96(%[t])\n\t"
+		"vmovdqu %%ymm4, 128(%[t])\n\tvmovdqu %%ymm5, 160(%[t])\n\t"
+		"vmovdqu %%ymm6, 192(%[t])\n\tvmovdqu %%ymm7, 224(%[t])\n\t"
+		"vzeroupper\n\t"
+		: [a0] "+r"(r0), [a1] "+r"(r1), [w] "+r"(wp), [n] "+r"(kq)
+		: [t] "r"(t)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
+#undef MA
+	/* each accumulator: 4 columns x 2 partial sums */
+	for (int r = 0; r < 2; r++)
+		for (int c = 0; c < RT_Q8_NR; c++)
+			acc[r * RT_Q8_NR + c] = t[r * 32 + (c / 4) * 8 + (c % 4) * 2] +
+			                        t[r * 32 + (c / 4) * 8 + (c % 4) * 2 + 1];
+}
+
+/* the same from the int8 panel (vpmovsxbw in the loop): when no memory
+ * for the widened panel could be had */
+__attribute__((target("avx2")))
+static void k_avx2_narrow(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
 {
 	const int16_t *r0 = a[0], *r1 = a[1];
 	__m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00;
 	__m256i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
 	for (int64_t q = 0; q < kq; q++) {
-		const int8_t *w = wp + q * 64;
+		const __m128i *w = (const __m128i *)(const void *)(wp + q * 64);
 		__m256i x0 = _mm256_set1_epi64x(ld64(r0 + 4 * q));
 		__m256i x1 = _mm256_set1_epi64x(ld64(r1 + 4 * q));
-		__m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
-		__m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 16)));
-		c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x0, w0));
-		c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x1, w0));
-		c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x0, w1));
-		c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x1, w1));
-		__m256i w2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 32)));
-		__m256i w3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 48)));
-		c02 = _mm256_add_epi32(c02, _mm256_madd_epi16(x0, w2));
-		c12 = _mm256_add_epi32(c12, _mm256_madd_epi16(x1, w2));
-		c03 = _mm256_add_epi32(c03, _mm256_madd_epi16(x0, w3));
-		c13 = _mm256_add_epi32(c13, _mm256_madd_epi16(x1, w3));
+		__m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w));
+		__m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 1));
+		c00 = _mm256_add_epi32(_mm256_madd_epi16(x0, w0), c00);
+		c10 = _mm256_add_epi32(_mm256_madd_epi16(x1, w0), c10);
+		c01 = _mm256_add_epi32(_mm256_madd_epi16(x0, w1), c01);
+		c11 = _mm256_add_epi32(_mm256_madd_epi16(x1, w1), c11);
+		__m256i w2 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 2));
+		__m256i w3 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 3));
+		c02 = _mm256_add_epi32(_mm256_madd_epi16(x0, w2), c02);
+		c12 = _mm256_add_epi32(_mm256_madd_epi16(x1, w2), c12);
+		c03 = _mm256_add_epi32(_mm256_madd_epi16(x0, w3), c03);
+		c13 = _mm256_add_epi32(_mm256_madd_epi16(x1, w3), c13);
 	}
 	store_pairs(acc, c00, c01);
 	store_pairs(acc + 8, c02, c03);
@@ -140,6 +201,8 @@ static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp, int32_t *
 	store_pairs(acc + 24, c12, c13);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1};
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narrow};
+/* never the best (avx2 is); tests select it by name */
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL};
 
 #endif

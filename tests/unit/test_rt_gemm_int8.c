@@ -1,6 +1,6 @@
 /* test_rt_gemm_int8.c: the int8 GEMM (runtime/gemm_int8.h) for every
- * micro-kernel this CPU runs ("c" and "avx2" here; "avxvnni" and
- * "avx512vnni" where the CPU has them), serial and on a two-thread pool:
+ * micro-kernel this CPU runs ("c", "avx2" and "avx2-narrow" on AVX2;
+ * "avxvnni" and "avx512vnni" where the CPU has them), serial and on a two-thread pool:
  *
  *   - exact: operands built so that quantization loses nothing (power-of-two
  *     scales, each row reaching 0 and 255, each column +-127), against the
@@ -31,7 +31,7 @@
 
 static struct rt_pool *pool;
 static uint64_t rng = 88172645463325252ull;
-static const char *const kernels[] = {"c", "avx2", "avxvnni", "avx512vnni"};
+static const char *const kernels[] = {"c", "avx2", "avx2-narrow", "avxvnni", "avx512vnni"};
 #define NK (int)(sizeof kernels / sizeof *kernels)
 #define CANARY 12345.5f
 
