@@ -205,4 +205,6 @@ const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narro
 /* never the best (avx2 is); tests select it by name */
 const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL};
 
+#else
+typedef int rt_gemm_int8_x86_empty;   /* ISO C wants a declaration in every file */
 #endif
