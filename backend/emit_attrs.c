@@ -360,6 +360,13 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	case OP_EyeLike: push_i(a, ir_attr_int(g, n, "k", 0)); return 0;
 	case OP_OneHot: return push_axis(be, n, a, "axis", -1, r0 + 1);
 	case OP_Trilu: push_i(a, ir_attr_int(g, n, "upper", 1)); return 0;
+	case OP_QuantizeLinear: case OP_DequantizeLinear: {
+		/* [axis]; out of range only with a scalar scale (shape inference
+		 * checked the rest), which ignores it */
+		int64_t ax = ir_attr_int(g, n, "axis", 1);
+		push_i(a, ax >= -r0 && ax < r0 ? (ax < 0 ? ax + r0 : ax) : 0);
+		return 0;
+	}
 	default: return 0;
 	}
 }

@@ -2,36 +2,53 @@
 # kiln against ONNX Runtime 1.30 on the full-size models of ../shared/models/perf.
 #
 #   bash bench/bench.sh [ROUNDS]        (default 3 rounds of 20 runs each)
+#   BENCH_ONLY=REGEX   only the configurations whose name matches
+#   PEAK_SECONDS=S     seconds per peak measure (default 1)
+#   RUNS=N             timed runs per round (default 20)
+#   KILN_BUILD=DIR     the build to measure (default build/: kiln, kiln_peak,
+#                      libkiln_rt.a), e.g. a copy that later rebuilds do not touch
 #
-# Each configuration runs twice: as the issue asks, in fp32, and compiled with
-# --fpmath=bf16 (bf16 GEMM weights and inputs, fp32 sums), checked against
-# ONNX Runtime's fp32 outputs with a bf16 tolerance (tol_bf16 below).
-# For each configuration: regenerate the weights (bench/fill_weights.py: the
-# values of shared/tools/fill_weights.py, written without its truncation bug),
-# compile with kiln (compile time, .so size), check kiln's outputs against ONNX
-# Runtime's on the same inputs, then time both, alternating, ROUNDS times, and
-# print a markdown table: median and p90 latency (median over rounds), the
-# ratio kiln/ORT, GFLOP/s and percent of this machine's fp32 peak, peak RSS of
-# the `kiln bench` process and the part of it the model added (peak minus the
-# process's resident memory before it loaded the model), against the memory
-# target: the weights (weights.bin) plus twice the planned arena.
+# First the machine: build/kiln_peak (bench/peak.c) measures this machine's
+# peaks with assembly loops, on 1 thread and on all cores: fp32 FMA, bf16
+# vdpbf16ps (AVX512_BF16 only), int8 vpdpbusd (AVX512_VNNI / AVX-VNNI; else
+# AVX2's exact vpmaddwd form that kiln's AVX2 int8 GEMM runs), and the read
+# bandwidth; they are printed above the table and "% of peak" is computed
+# from them (a row on T threads against the T-thread peak: the 1-thread one
+# times T, capped by the all-cores one).  bf16 rows count against the bf16
+# peak (the fp32 one where the CPU has no AVX512_BF16: they run widened),
+# int8 rows against the int8 peak.
+#
+# Each configuration runs in fp32, compiled with --fpmath=bf16 (bf16 GEMM
+# weights and inputs, fp32 sums) and with --quantize=int8 (int8 weights per
+# output channel, activations per row, exact i32 sums).  int8 rows also time
+# ONNX Runtime on its own int8 model (shared/tools/quantize_dynamic.py:
+# DynamicQuantizeLinear + MatMulInteger), the int8 peer.  Reduced-precision
+# rows print the accuracy of their outputs against ONNX Runtime's fp32
+# ones: max abs difference and the lowest cosine similarity over the outputs
+# (for ORT int8 too).  For each configuration: regenerate the weights
+# (bench/fill_weights.py: the values of shared/tools/fill_weights.py, written
+# without its truncation bug), compile with kiln (compile time, .so size),
+# check kiln's outputs against ONNX Runtime's on the same inputs, then time
+# both, alternating, ROUNDS times, and print a markdown table: median and p90
+# latency (median over rounds), the ratio kiln/ORT, GFLOP/s (GOP/s for
+# int8) and percent of peak, peak RSS of the `kiln bench` process and the
+# part of it the model added (peak minus the process's resident memory
+# before it loaded the model), against the memory target: the weights
+# (weights.bin) plus twice the planned arena.
 # Needs ../shared and the npm registry (onnxruntime-node, --ignore-scripts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 shared=$(dirname "$root")/shared
 rounds=${1:-3}
-runs=20
-# fp32 FMA peak of both cores: an FMA loop measured ~210 GFLOP/s per core on
-# this machine (AMD EPYC, Zen 5, AVX-512); PEAK_GFLOPS for another machine.
-# bf16 rows (kiln compile --fpmath=bf16) count against the vdpbf16ps peak:
-# ~410 GFLOP/s per core measured the same way; PEAK_BF16_GFLOPS.
-peak_gflops=${PEAK_GFLOPS:-420}
-peak_bf16_gflops=${PEAK_BF16_GFLOPS:-820}
+runs=${RUNS:-20}
+only=${BENCH_ONLY:-.}
 [ -d "$shared/models/perf" ] || { echo "bench: $shared/models/perf not found"; exit 77; }
 
-kiln="$root/build/kiln"
-[ -x "$kiln" ] || BUILD_DIR=build bash "$root/scripts/build.sh" >/dev/null
+kb=${KILN_BUILD:-$root/build}
+kiln="$kb/kiln"
+[ -x "$kiln" ] && [ -x "$kb/kiln_peak" ] || BUILD_DIR=build bash "$root/scripts/build.sh" >/dev/null
+export KILN_RUNTIME_LIB="$kb/libkiln_rt.a"
 py=/usr/bin/python3
 out="$here/out"
 mkdir -p "$out"
@@ -39,7 +56,25 @@ if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
   (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
 
-# name model batch seq threads regions fpmath
+# the machine's peaks, measured now
+peaks=$("$kb/kiln_peak" --seconds "${PEAK_SECONDS:-1}")
+echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Measured peaks (bench/peak.c, assembly loops):"
+printf '%s\n' "$peaks" | sed '$d' | sed 's/^/    /'
+echo
+peaks=$(printf '%s\n' "$peaks" | tail -1)
+# peak for precision $1 on $2 threads (GFLOP/s or GOP/s), "" if unknown
+peak_for() {
+  $py -c '
+import json, sys
+p = json.loads(sys.argv[1]); k = sys.argv[2]; t = int(sys.argv[3])
+if k == "bf16" and p.get("bf16_1") is None:
+    k = "fp32"              # no AVX512_BF16: bf16 GEMMs run widened to fp32
+one, al = p.get(k + "_1"), p.get(k + "_all")
+print("" if one is None else min(one * t, al if t > 1 else one))' "$peaks" "$1" "$2"
+}
+
+# name model batch seq threads regions fpmath (fp32, bf16: --fpmath; int8: --quantize=int8)
 configs=(
   "bert-b1-s128-t2 bert-base-legacy14 1 128 2 36 fp32"
   "bert-b8-s128-t2 bert-base-legacy14 8 128 2 36 fp32"
@@ -49,14 +84,21 @@ configs=(
   "bert-b8-s128-t2-bf16 bert-base-legacy14 8 128 2 36 bf16"
   "bert-b1-s128-t1-bf16 bert-base-legacy14 1 128 1 36 bf16"
   "lxmert-b1-s20-r36-t2-bf16 lxmert-base-legacy14 1 20 2 36 bf16"
+  "bert-b1-s128-t2-int8 bert-base-legacy14 1 128 2 36 int8"
+  "bert-b8-s128-t2-int8 bert-base-legacy14 8 128 2 36 int8"
+  "bert-b1-s128-t1-int8 bert-base-legacy14 1 128 1 36 int8"
+  "lxmert-b1-s20-r36-t2-int8 lxmert-base-legacy14 1 20 2 36 int8"
 )
 # outputs against ONNX Runtime's: |kiln - ort| <= atol + rtol |ort|; bf16
 # keeps 8 significant bits, so its GEMMs move BERT-base's hidden states
 # (rms ~1, max ~14) by up to ~0.03
 tol_fp32="1e-4 1e-3"
 tol_bf16="5e-2 2e-2"
+# int8 (per-channel weights, per-row activations): the hidden states move
+# by a few percent of their scale; accuracy columns say how much exactly
+tol_int8="2e-1 1e-1"
 
-prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16].so
+prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16|-int8].so
   local m=$1 f=$2 d="$out/$1" so
   so=$(sofile "$1" "$2")
   if [ ! -f "$d/weights.bin" ]; then
@@ -64,8 +106,14 @@ prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-
     $py "$here/fill_weights.py" "$d" "$shared/tools" >/dev/null
   fi
   # the runtime is linked into every .so: a newer libkiln_rt.a means recompile
-  if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ] || [ "$root/build/libkiln_rt.a" -nt "$so" ]; then
-    "$kiln" compile "$d/model.onnx" -o "$so" --fpmath="$f" --stats | tail -1 > "${so%.so}.json"
+  if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ] || [ "$KILN_RUNTIME_LIB" -nt "$so" ]; then
+    local mode=--fpmath="$f"
+    [ "$f" = int8 ] && mode=--quantize=int8
+    "$kiln" compile "$d/model.onnx" -o "$so" "$mode" --stats | tail -1 > "${so%.so}.json"
+  fi
+  # ONNX Runtime's int8 peer: the DynamicQuantizeLinear/MatMulInteger form
+  if [ "$f" = int8 ] && [ ! -f "$d-ort-int8/model.onnx" ]; then
+    $py "$shared/tools/quantize_dynamic.py" "$d" "$d-ort-int8" >/dev/null
   fi
 }
 sofile() { [ "$2" = fp32 ] && echo "$out/$1/model.so" || echo "$out/$1/model-$2.so"; }
@@ -73,26 +121,38 @@ sofile() { [ "$2" = fp32 ] && echo "$out/$1/model.so" || echo "$out/$1/model-$2.
 json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "| model | fpmath | batch | seq | threads | ORT median ms | kiln median ms | kiln p90 ms | kiln/ORT | GFLOP/s | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | precision | batch | seq | threads | ORT fp32 median ms | ORT int8 median ms | kiln median ms | kiln p90 ms | kiln/ORT fp32 | kiln/ORT int8 | GFLOP/s (int8: GOP/s) | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs | max abs diff / cosine vs fp32 (ORT int8) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for c in "${configs[@]}"; do
   read -r name model b s t r f <<<"$c"
+  [[ "$name" =~ $only ]] || continue
   prepare "$model" "$f"
   d="$out/$model"
   so=$(sofile "$model" "$f")
   stats=$(cat "${so%.so}.json")
-  tol=tol_$f pk=$peak_gflops
-  [ "$f" = bf16 ] && pk=$peak_bf16_gflops
+  tol=tol_$f pk=$(peak_for "$f" "$t")
   # same inputs for both engines, outputs compared
   io="$out/$name"
   rm -rf "$io" && $py "$here/io.py" inputs "$d/model.onnx" "$b" "$s" "$r" "$io/in"
-  "$kiln" run "$so" --inputs "$io/in" --outputs "$io/kiln" --threads "$t"
+  "$kiln" run "$so" --inputs "$io/in" --outputs "$io/kiln" --threads "$t" >/dev/null
   node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort" "$t"
   if $py "$here/io.py" compare "$io/kiln" "$io/ort" ${!tol} > "$io/compare.txt"; then check=ok; else check=MISMATCH; fi
-  ort_ms=() kiln_ms=() kiln_p90=() rss=0 base=0 arena=0
+  acc="-"
+  if [ "$f" != fp32 ]; then
+    acc=$($py "$here/io.py" accuracy "$io/kiln" "$io/ort" | awk '{printf "%s / %s", $1, $2}')
+  fi
+  if [ "$f" = int8 ]; then
+    node "$here/ort_run.mjs" "$d-ort-int8/model.onnx" "$io/in" "$io/ort8" "$t"
+    acc="$acc ($($py "$here/io.py" accuracy "$io/ort8" "$io/ort" | awk '{printf "%s / %s", $1, $2}'))"
+  fi
+  ort_ms=() ort8_ms=() kiln_ms=() kiln_p90=() rss=0 base=0 arena=0
   for ((i = 0; i < rounds; i++)); do
     o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
     ort_ms+=("$(json "$o" median_ms)")
+    if [ "$f" = int8 ]; then
+      o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d-ort-int8/model.onnx" "$b" "$s" "$t" "$runs" "$r")
+      ort8_ms+=("$(json "$o" median_ms)")
+    fi
     k=$("$kiln" bench "$so" --batch "$b" --seq "$s" --regions "$r" --threads "$t" --runs "$runs" | tail -1)
     kiln_ms+=("$(json "$k" median_ms)")
     kiln_p90+=("$(json "$k" p90_ms)")
@@ -100,16 +160,20 @@ for c in "${configs[@]}"; do
     base=$(json "$k" base_rss_bytes)
     arena=$(json "$k" arena_bytes)
   done
-  om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}")
+  om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}") o8=0
+  [ "$f" = int8 ] && o8=$(median "${ort8_ms[@]}")
   gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r")
-  awk -v n="$model" -v f="$f" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v km="$km" -v kp="$kp" \
+  awk -v n="$model" -v f="$f" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v o8="$o8" -v km="$km" -v kp="$kp" \
       -v gf="$gflop" -v pk="$pk" -v cms="$(json "$stats" compile_ms)" \
       -v so="$(stat -c %s "$so")" -v rss="$rss" -v base="$base" -v arena="$arena" \
-      -v w="$(stat -c %s "$d/weights.bin")" -v chk="$check" 'BEGIN {
-    peak = pk * t / 2; gfs = gf / (km / 1000)
-    printf "| %s | %s | %d | %d | %d | %.1f | %.1f | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.0f | %.0f | %.0f / %.0f | %s |\n",
-      n, f, b, s, t, om, km, kp, km / om, gfs, 100 * gfs / peak, cms / 1000, so / 1e6, rss / 1e6,
-      (rss - base) / 1e6, (w + 2 * arena) / 1e6, chk }'
+      -v w="$(stat -c %s "$d/weights.bin")" -v chk="$check" -v acc="$acc" 'BEGIN {
+    gfs = gf / (km / 1000)
+    o8s = "-"; r8 = "-"; pct = "-"
+    if (o8 > 0) { o8s = sprintf("%.1f", o8); r8 = sprintf("%.2fx", km / o8) }
+    if (pk > 0) pct = sprintf("%.0f%%", 100 * gfs / pk)
+    printf "| %s | %s | %d | %d | %d | %.1f | %s | %.1f | %.1f | %.2fx | %s | %.0f | %s | %.1f | %.0f | %.0f | %.0f / %.0f | %s | %s |\n",
+      n, f, b, s, t, om, o8s, km, kp, km / om, r8, gfs, pct,
+      cms / 1000, so / 1e6, rss / 1e6, (rss - base) / 1e6, (w + 2 * arena) / 1e6, chk, acc }'
 done
 echo
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), ONNX Runtime $(cd "$here" && node -p 'require("onnxruntime-node/package.json").version')"

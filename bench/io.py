@@ -5,6 +5,8 @@
         shared/tools/ort_bench.mjs and `kiln bench` synthesize
   io.py compare KILN_DIR ORT_DIR [ATOL RTOL] worst |kiln - ort| per output;
         exit 1 beyond ATOL + RTOL*|ort| (default 1e-4, 1e-3)
+  io.py accuracy DIR REF_DIR                  max |out - ref| and the lowest
+        cosine similarity over the outputs (reduced precision against fp32)
   io.py flops MODEL BATCH SEQ REGIONS        GFLOP of the MatMul/Gemm/Einsum
         nodes at that shape (what the GFLOP/s column counts)
 """
@@ -84,6 +86,19 @@ def cmd_compare(kdir, odir, atol="1e-4", rtol="1e-3"):
     sys.exit(1 if bad or k == 0 else 0)
 
 
+def cmd_accuracy(d, rdir):
+    worst, cos = 0.0, 1.0
+    k = 0
+    while os.path.exists(os.path.join(rdir, f"output_{k}.pb")):
+        ref = load_pb(os.path.join(rdir, f"output_{k}.pb")).astype(np.float64).ravel()
+        got = load_pb(os.path.join(d, f"output_{k}.pb")).astype(np.float64).ravel()
+        worst = max(worst, float(np.abs(got - ref).max()) if ref.size else 0.0)
+        den = np.linalg.norm(got) * np.linalg.norm(ref)
+        cos = min(cos, float(got @ ref / den) if den > 0 else float(np.array_equal(got, ref)))
+        k += 1
+    print(f"{worst:.3g} {cos:.6f}")
+
+
 def cmd_flops(model, batch, seq, regions):
     """Fixes the input dims in a copy of the model, lets kiln infer every
     shape (`kiln dump -O0`), and counts 2*M*N*K for MatMul and Gemm."""
@@ -124,4 +139,5 @@ def cmd_flops(model, batch, seq, regions):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"inputs": cmd_inputs, "compare": cmd_compare, "flops": cmd_flops}[cmd](*args)
+    {"inputs": cmd_inputs, "compare": cmd_compare, "accuracy": cmd_accuracy,
+     "flops": cmd_flops}[cmd](*args)

@@ -31,6 +31,7 @@ typedef uint32_t IrTypeSet;
 #define TS_ARG (TS_FLT | TS_IDX | TS_(DT_I8) | TS_(DT_U8))        /* ArgMax ArgMin */
 #define TS_CLIP TS_ARG
 #define TS_RANGE (TS_FLOATS | TS_IDX | TS_(DT_I16))
+#define TS_Q8 (TS_(DT_U8) | TS_(DT_I8))                     /* quantized values */
 #define TS_COS (TS_ARG | TS_BOOL)             /* ConstantOfShape's value dtypes (emit_attrs.c) */
 
 /* type variables of an op (ONNX's T, T1, ...) */

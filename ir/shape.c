@@ -684,6 +684,9 @@ static int infer_node(Graph *g, NodeId id, Diag *diag)
 		switch (n->op) {
 		case OP_Where: case OP_Clip: case OP_Dropout:
 			return ir_shp_elementwise(&s);
+		case OP_DynamicQuantizeLinear: case OP_MatMulInteger: case OP_QuantizeLinear:
+		case OP_DequantizeLinear:
+			return ir_shp_quant(&s);
 		default:
 			return ir_shp_math(&s);
 		}

@@ -2,6 +2,8 @@
  * runtime/kernels_fused.c; the op contracts are documented there too):
  *
  *   KlnGemm(A[..., K], W[K, N], bias[N]?)            -> [..., N]   f32
+ *   KlnGemmQ(A[..., K], W i8 [ceil(N/16), ceil(K/4), 64], scale[N], wsum i32 [N],
+ *            bias[N]?)                               -> [..., N]   f32
  *   KlnLayerNorm(x[..., H], gamma[H], beta[H])         -> like x
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?)       -> like x (and the sum, like x)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?)
@@ -54,6 +56,39 @@ static int gemm(Sh *s)
 	DimId d[IR_MAX_RANK];
 	memcpy(d, a->dims, sizeof d);
 	d[a->rank - 1] = w->dims[1];
+	ir_shp_out(s, 0, DT_F32, a->rank, d);
+	return 0;
+}
+
+/* The int8 panels of runtime/gemm_int8.h: K and N constant, and W's dims
+ * those of their panels. */
+static int gemm_q(Sh *s)
+{
+	const Value *a, *w, *sc, *ws;
+	if (need_f32(s, 0, &a) || ir_shp_need(s, 1, &w) || need_f32(s, 2, &sc) ||
+	    ir_shp_need(s, 3, &ws))
+		return -1;
+	if (w->dtype != DT_I8 || ws->dtype != DT_I32)
+		return ir_shp_fail(s, "W must be i8 and wsum i32");
+	int64_t K, N, d0, d1, d2;
+	if (a->rank < 1 || w->rank != 3 || sc->rank != 1 || ws->rank != 1)
+		return ir_shp_fail(s, "A must have rank >= 1, W rank 3, scale and wsum rank 1");
+	if (!ir_dim_is_const(s->g, a->dims[a->rank - 1], &K) || !ir_dim_is_const(s->g, sc->dims[0], &N))
+		return ir_shp_fail(s, "A's last dim and scale's length must be constants");
+	if (!ir_dim_is_const(s->g, w->dims[0], &d0) || !ir_dim_is_const(s->g, w->dims[1], &d1) ||
+	    !ir_dim_is_const(s->g, w->dims[2], &d2) || d0 != (N + 15) / 16 || d1 != (K + 3) / 4 ||
+	    d2 != 64)
+		return ir_shp_fail(s, "W must be the int8 panels of a [%lld, %lld] matrix: [%lld, %lld, 64]",
+		                   (long long)K, (long long)N, (long long)((N + 15) / 16),
+		                   (long long)((K + 3) / 4));
+	DimId u;
+	if (ir_shp_unify(s, ws->dims[0], sc->dims[0], &u, "wsum"))
+		return -1;
+	if (ir_shp_in(s, 4) && need_vec(s, 4, sc->dims[0], "bias"))
+		return -1;
+	DimId d[IR_MAX_RANK];
+	memcpy(d, a->dims, sizeof d);
+	d[a->rank - 1] = sc->dims[0];
 	ir_shp_out(s, 0, DT_F32, a->rank, d);
 	return 0;
 }
@@ -168,6 +203,7 @@ int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
 	const Value *x;
 	switch (IR_NODE(g, n)->op) {
 	case OP_KlnGemm: return gemm(&s);
+	case OP_KlnGemmQ: return gemm_q(&s);
 	case OP_KlnLayerNorm: return layernorm(&s, 1);
 	case OP_KlnSkipLayerNorm: return layernorm(&s, 2);
 	case OP_KlnAttention: return attention(&s);

@@ -58,5 +58,6 @@ int ir_shp_elementwise(Sh *s);   /* unary, binary, variadic, Where, Clip, Dropou
 int ir_shp_layout(Sh *s);        /* Shape .. Trilu (K_SHAPE) */
 int ir_shp_math(Sh *s);          /* reductions, norms, MatMul, Gemm, Einsum */
 int ir_shp_einsum(Sh *s);
+int ir_shp_quant(Sh *s);         /* DynamicQuantizeLinear MatMulInteger (De)QuantizeLinear */
 
 #endif

@@ -49,6 +49,8 @@ void pass_fuse_attention(Graph *g, PassCtx *pc);/* fuse_attention.c */
 void pass_fuse_qkv(Graph *g, PassCtx *pc);      /* fuse_qkv.c */
 void pass_fuse_embed(Graph *g, PassCtx *pc);    /* fuse_embed.c */
 void pass_canon_einsum(Graph *g, PassCtx *pc);  /* canon_einsum.c */
+void pass_quantize(Graph *g, PassCtx *pc);      /* quantize.c */
+void pass_fuse_qgemm(Graph *g, PassCtx *pc);    /* fuse_qgemm.c */
 
 /* ---- matching helpers (match.c): never mutate ---------------------------- */
 

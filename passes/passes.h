@@ -19,6 +19,7 @@ typedef struct PassOptions {
 	const char *explain;           /* pattern name: say per candidate root why it (did not) fuse
 	                                * (the fused ones as they fire, the rest after the pipeline) */
 	FILE *dump;                    /* where the prints go (stdout when NULL) */
+	bool quantize_int8;            /* run `quantize` after the pipeline (--quantize=int8) */
 } PassOptions;
 
 /* Fusion counters, by fusion name ("attention", "qkv", ...: the names of

@@ -25,7 +25,7 @@ typedef struct PassDef {
  * FUSION_ROUNDS times. */
 #define FUSION_ROUNDS 4
 static const char *const fusion_group[] = {
-	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed", NULL};
+	"fuse-norm", "fuse-gelu", "fuse-attention", "fuse-gemm", "fuse-qkv", "fuse-embed", "fuse-qgemm", NULL};
 
 static const PassDef passes[] = {
 	{"shapes", pass_shapes,
@@ -53,6 +53,10 @@ static const PassDef passes[] = {
 	 "word/position/token-type Gathers + Adds + KlnLayerNorm -> KlnEmbedLayerNorm; requires fuse-norm", NULL},
 	{"fusions", NULL,
 	 "the fuse-* passes in -O2 order, repeated while a pattern fired (at most 4 rounds)", fusion_group},
+	{"fuse-qgemm", pass_fuse_qgemm,
+	 "DynamicQuantizeLinear + MatMulInteger + Cast + scale Muls (int8 weights, symmetric) -> KlnGemmQ per tensor", NULL},
+	{"quantize", pass_quantize,
+	 "KlnGemm with constant W -> KlnGemmQ (int8 weights per column, activations per row); --quantize=int8 runs it last", NULL},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 
@@ -329,6 +333,8 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 			if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
 				return -1;
 	}
+	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, &pc, diag))
+		return -1;
 	if (o->explain)
 		explain_rest(g, o, &pc);
 	return 0;

@@ -38,12 +38,18 @@ static const char help[] =
 	"                           stored in bf16 and the activations they multiply\n"
 	"                           rounded to bf16, fp32 sums; needs AVX512_BF16 for\n"
 	"                           speed (other CPUs run it correctly, slower)\n"
+	"  --quantize=int8|none     int8: every fused GEMM (KlnGemm) gets int8 weights,\n"
+	"                           per output column, symmetric; its activations are\n"
+	"                           quantized per row (uint8) at run time, the products\n"
+	"                           summed exactly in int32 (VNNI, AVX2 or portable\n"
+	"                           kernels, chosen at run time); softmax, layer norms\n"
+	"                           and residuals stay fp32 (default none)\n"
 	"  --max-tensor-bytes=N     size limit of one tensor in bytes (suffix K, M, G, T;\n"
 	"                           default 64G): static shapes over it are refused, the\n"
 	"                           compiled code refuses larger run-time shapes\n"
 	"  --stats                  print statistics; the last line is one JSON object:\n"
 	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes,\n"
-	"                           fpmath (arena at batch 1, sequence 128, 36 regions,\n"
+	"                           fpmath, int8_gemms (arena at batch 1, sequence 128, 36 regions,\n"
 	"                           computed from the memory plan: the model is not run)\n"
 	"  --passes=, --print-before=, --print-after=, --print-after-all,\n"
 	"  --disable-pattern=, --explain=, --verify-each   as for kiln dump\n";
@@ -109,8 +115,12 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 	printf(", \"fusions\": {");
 	for (int i = 0; i < ps->nfusions; i++)
 		printf("%s\"%s\": %d", i ? ", " : "", ps->fusion_name[i], ps->fusion_count[i]);
-	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld, \"fpmath\": \"%s\"}\n", ms, arena,
-	       fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32");
+	int nq = 0;
+	for (int i = 0; i < ps->nfusions; i++)
+		if (!strcmp(ps->fusion_name[i], "quantize_int8"))
+			nq = ps->fusion_count[i];
+	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld, \"fpmath\": \"%s\", \"int8_gemms\": %d}\n",
+	       ms, arena, fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32", nq);
 }
 
 /* The same file: the same path, or the same inode (links, ./x, ../d/x). */

@@ -21,10 +21,12 @@ EXTRA = {
     18: ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
          "ReduceSumSquare",                      # axes attribute -> input
          "Split"],                               # num_outputs attribute
-    19: ["Cast", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size"],
+    19: ["Cast", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
+         "QuantizeLinear", "DequantizeLinear"],      # float8 types, saturate
     20: ["ConstantOfShape", "Gelu", "IsInf", "IsNaN", "ReduceMax", "ReduceMin"],
     21: ["Cast", "Constant", "ConstantOfShape", "Flatten", "Identity", "Reshape",
-         "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze"],
+         "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze",
+         "QuantizeLinear", "DequantizeLinear"],      # block_size, int4 types
 }
 
 BINARY_BROADCAST = ["Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater",

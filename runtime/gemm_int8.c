@@ -1,0 +1,410 @@
+/* gemm_int8.c: the int8 GEMM of gemm_int8.h (quantization of A per row,
+ * blocking, threads, dequantizing epilogue), its portable micro-kernel,
+ * the run-time choice among the x86 ones (gemm_int8_x86.c), and the
+ * KlnGemmQ kernel:
+ *
+ *   KlnGemmQ(A[..., K] f32, W i8 [ceil(N/16), ceil(K/4), 64], scale[N] f32,
+ *            wsum[N] i32, bias[N]? f32) -> [..., N] f32     ia = [act, per_tensor]
+ *       W, scale, wsum: rt_q8_quantize_weights of the f32 weights
+ *       (passes/quantize.c) or an imported int8 model's (fuse-qgemm);
+ *       act as KlnGemm's (0 none, 1 GELU erf, 2 tanh); per_tensor 1: A
+ *       quantized with one scale, exactly as DynamicQuantizeLinear does
+ *       (a NaN or infinity in A is then an error, as there), else per row.
+ *
+ * Work: A is quantized once per call (rows split over the threads), then
+ * the column panels are split over the threads; each walks its panels for
+ * chunks of rows that stay in L2 (quantized A is 1 or 2 bytes a value),
+ * the micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
+ * with the bias and GELU while they are in L1.  A row of A that holds a
+ * NaN or an infinity gives a row of NaN (it cannot be quantized). */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "gemm_int8.h"
+#include "rt_internal.h"
+
+/* ---- portable micro-kernel: 4 rows x 16 columns ---- */
+
+static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	for (int r = 0; r < 4; r++) {
+		const uint8_t *ar = a[r];
+		int32_t s[RT_Q8_NR] = {0};
+		for (int64_t q = 0; q < kq; q++) {
+			const int8_t *w = wp + q * 4 * RT_Q8_NR;
+			const uint8_t *x = ar + 4 * q;
+			for (int c = 0; c < RT_Q8_NR; c++)
+				s[c] += x[0] * w[4 * c] + x[1] * w[4 * c + 1] + x[2] * w[4 * c + 2] +
+				        x[3] * w[4 * c + 3];
+		}
+		memcpy(acc + r * RT_Q8_NR, s, sizeof s);
+	}
+}
+
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL};
+
+/* ---- choice ---- */
+
+static bool can_run(const rt_q8_ukernel *u)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (u == &rt_q8_avx512vnni)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+	if (u == &rt_q8_avxvnni)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+	if (u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
+		return __builtin_cpu_supports("avx2");
+#endif
+	return u == &q8_c;
+}
+
+static const rt_q8_ukernel *const all_kernels[] = {
+#if defined(__x86_64__)
+	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2, &rt_q8_avx2_narrow,
+#endif
+	&q8_c,
+};
+
+static const rt_q8_ukernel *forced;
+
+static const rt_q8_ukernel *ukernel(void)
+{
+	const rt_q8_ukernel *f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+	if (f)
+		return f;
+	static const rt_q8_ukernel *best;
+	const rt_q8_ukernel *b = __atomic_load_n(&best, __ATOMIC_RELAXED);
+	if (b)
+		return b;
+	for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels; i++)
+		if (can_run(all_kernels[i])) {
+			b = all_kernels[i];
+			break;
+		}
+	__atomic_store_n(&best, b, __ATOMIC_RELAXED);
+	return b;
+}
+
+const char *rt_qgemm_kernel(void)
+{
+	return ukernel()->name;
+}
+
+int rt_qgemm_use(const char *name)
+{
+	if (!name) {
+		__atomic_store_n(&forced, NULL, __ATOMIC_RELAXED);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels; i++)
+		if (!strcmp(all_kernels[i]->name, name)) {
+			if (!can_run(all_kernels[i]))
+				return -1;
+			__atomic_store_n(&forced, all_kernels[i], __ATOMIC_RELAXED);
+			return 0;
+		}
+	return -1;
+}
+
+/* ---- per-thread buffer of the quantized A ---- */
+
+/* two per thread: 0 the quantized A (the calling thread's), 1 a widened
+ * panel (each worker's) */
+static pthread_key_t buf_key[2];
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static bool buf_key_ok;
+
+static void buf_init(void)
+{
+	buf_key_ok = pthread_key_create(&buf_key[0], free) == 0 &&
+	             pthread_key_create(&buf_key[1], free) == 0;
+}
+
+typedef struct qbuf { size_t cap; _Alignas(64) unsigned char data[]; } qbuf;
+
+static void *buf_get(int which, size_t n)
+{
+	pthread_once(&buf_once, buf_init);
+	if (!buf_key_ok)
+		return NULL;
+	pthread_key_t key = buf_key[which];
+	qbuf *b = pthread_getspecific(key);
+	if (b && b->cap >= n)
+		return b->data;
+	qbuf *nb = aligned_alloc(64, (sizeof *nb + n + 63) / 64 * 64);
+	if (!nb || pthread_setspecific(key, nb)) {
+		free(nb);
+		return NULL;
+	}
+	free(b);
+	nb->cap = n;
+	return nb->data;
+}
+
+/* ---- the job ---- */
+
+typedef struct q8_job {
+	const rt_q8_ukernel *uk;
+	int64_t M, N, K, kq, lda, ldc, np, mc, rowb;   /* rowb: bytes of a quantized row */
+	const float *A;
+	const int8_t *Wp;
+	const float *scale;
+	const int32_t *wsum;
+	float *C;
+	const rt_gemm_epi *epi;
+	bool per_tensor;       /* one scale for all of A (gs, gzp), ONNX's DynamicQuantizeLinear */
+	float gs;
+	int32_t gzp;
+	unsigned char *aq;     /* M quantized rows of 4 * kq values (u8, or i16) */
+	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
+	int32_t *zp;           /* [M] zero points */
+} q8_job;
+
+/* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
+ * not, without -fno-math-errno) */
+static inline float rne(float v)
+{
+	return (v + 12582912.0f) - 12582912.0f;
+}
+
+/* row m with the tensor's scale and zero point, x / scale as ONNX's
+ * DynamicQuantizeLinear divides (gs 0: every value 0) */
+static void quant_row_div(const q8_job *j, int64_t m, const float *x)
+{
+	int64_t K = j->K, Kp = 4 * j->kq;
+	float s = j->gs, fz = (float)j->gzp;
+	j->sa[m] = s;
+	j->zp[m] = j->gzp;
+	for (int64_t k = 0; k < Kp; k++) {
+		float v = k < K && s > 0 ? rne(x[k] / s) + fz : 0;
+		v = v < 0 ? 0 : v > 255 ? 255 : v;
+		if (j->uk->a16)
+			((int16_t *)(void *)(j->aq + m * j->rowb))[k] = (int16_t)v;
+		else
+			(j->aq + m * j->rowb)[k] = (uint8_t)v;
+	}
+}
+
+/* the per-tensor scale and zero point of A: -1 if A holds a NaN or an infinity */
+static int tensor_scale(q8_job *j)
+{
+	float lo = 0, hi = 0;
+	int bad = 0;
+	for (int64_t m = 0; m < j->M; m++) {
+		const float *x = j->A + m * j->lda;
+		for (int64_t k = 0; k < j->K; k++) {
+			lo = x[k] < lo ? x[k] : lo;
+			hi = x[k] > hi ? x[k] : hi;
+			bad |= !(x[k] - x[k] == 0);
+		}
+	}
+	if (bad)
+		return -1;
+	j->gs = (hi - lo) / 255.0f;
+	float z = j->gs > 0 ? rne(-lo / j->gs) : 0;
+	j->gzp = z < 0 ? 0 : z > 255 ? 255 : (int32_t)z;
+	return 0;
+}
+
+static void quant_rows(void *arg, int64_t b, int64_t e)
+{
+	const q8_job *j = arg;
+	int64_t K = j->K, Kp = 4 * j->kq;
+	for (int64_t m = b; m < e; m++) {
+		const float *x = j->A + m * j->lda;
+		if (j->per_tensor) {
+			quant_row_div(j, m, x);
+			continue;
+		}
+		float mn = 0, mx = 0;
+		int bad = 0;
+		for (int64_t k = 0; k < K; k++) {
+			mn = x[k] < mn ? x[k] : mn;
+			mx = x[k] > mx ? x[k] : mx;
+			bad |= x[k] != x[k];
+		}
+		float s = (mx - mn) / 255.0f;
+		bad |= !(s < INFINITY);
+		if (s == 0 || bad)
+			s = 1;
+		float inv = 1.0f / s;
+		float z = rne(-mn * inv);
+		int32_t zp = z < 0 ? 0 : z > 255 ? 255 : (int32_t)z;
+		j->sa[m] = bad ? NAN : s;
+		j->zp[m] = zp;
+		float fz = (float)zp;
+		if (j->uk->a16) {
+			int16_t *q = (int16_t *)(void *)(j->aq + m * j->rowb);
+			for (int64_t k = 0; k < K; k++) {
+				float v = rne(x[k] * inv) + fz;
+				v = v < 0 ? 0 : v > 255 ? 255 : v;
+				q[k] = (int16_t)(bad ? 0 : v);
+			}
+			for (int64_t k = K; k < Kp; k++)
+				q[k] = 0;
+		} else {
+			uint8_t *q = j->aq + m * j->rowb;
+			for (int64_t k = 0; k < K; k++) {
+				float v = rne(x[k] * inv) + fz;
+				v = v < 0 ? 0 : v > 255 ? 255 : v;
+				q[k] = (uint8_t)(bad ? 0 : v);
+			}
+			for (int64_t k = K; k < Kp; k++)
+				q[k] = 0;
+		}
+	}
+}
+
+/* C rows [i0, i0 + mr) x columns [n0, n0 + nc) from the sums */
+static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int64_t n0, int nc)
+{
+	const rt_gemm_epi *e = j->epi;
+	for (int r = 0; r < mr; r++) {
+		int64_t m = i0 + r;
+		float *c = j->C + m * j->ldc + n0;
+		float sa = j->sa[m];
+		int32_t zp = j->zp[m];
+		for (int k = 0; k < nc; k++) {
+			int64_t n = n0 + k;
+			float v = (float)(acc[r * RT_Q8_NR + k] - zp * j->wsum[n]) * (sa * j->scale[n]);
+			c[k] = e && e->bias ? v + e->bias[n] : v;
+		}
+		if (e && e->act)
+			rt_gelu_inplace(c, nc, e->act == 2);
+	}
+}
+
+static void q8_panels(void *arg, int64_t pb, int64_t pe)
+{
+	const q8_job *j = arg;
+	int MR = j->uk->mr;
+	int32_t acc[16 * RT_Q8_NR];
+	const void *rows[16];
+	int64_t pstride = j->kq * 4 * RT_Q8_NR;
+	/* the widened panel, or (no memory for it) the kernel that widens in its loop */
+	int16_t *wide = j->uk->widen ? buf_get(1, (size_t)pstride * sizeof(int16_t)) : NULL;
+	rt_q8_kern fn = j->uk->widen && !wide ? j->uk->narrow : j->uk->fn;
+	for (int64_t i0 = 0; i0 < j->M; i0 += j->mc) {
+		int64_t i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M;
+		for (int64_t p = pb; p < pe; p++) {
+			const int8_t *wp = j->Wp + p * pstride;
+			if (wide) {
+				j->uk->widen(j->kq, wp, wide);
+				wp = (const int8_t *)(const void *)wide;
+			}
+			int64_t n0 = p * RT_Q8_NR;
+			int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
+			for (int64_t i = i0; i < i1; i += MR) {
+				int mr = (int)(i1 - i < MR ? i1 - i : MR);
+				/* a short block repeats its last row; those sums are dropped */
+				for (int r = 0; r < MR; r++)
+					rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
+				fn(j->kq, rows, wp, acc);
+				dequant(j, acc, i, mr, n0, nc);
+			}
+		}
+	}
+}
+
+int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+             const int8_t *Wp, const float *scale, const int32_t *wsum, float *C, int64_t ldc,
+             const rt_gemm_epi *epi, int per_tensor)
+{
+	if (K > RT_Q8_KMAX || M < 0 || N < 0 || K < 0)
+		return -1;
+	if (M == 0 || N == 0)
+		return 0;
+	q8_job j = { .uk = ukernel(), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
+	             .ldc = ldc, .np = rt_q8_panels(N), .A = A, .Wp = Wp, .scale = scale,
+	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = per_tensor != 0 };
+	if (j.per_tensor && tensor_scale(&j))
+		return -2;
+	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
+	j.rowb = (j.rowb + 63) / 64 * 64;
+	size_t abytes = (size_t)M * (size_t)j.rowb;
+	unsigned char *buf = buf_get(0, abytes + (size_t)M * (sizeof(float) + sizeof(int32_t)));
+	if (!buf)
+		return -1;
+	j.aq = buf;
+	j.sa = (float *)(void *)(buf + abytes);
+	j.zp = (int32_t *)(void *)(j.sa + M);
+	/* rows of quantized A per chunk: about 256 KB (L2), a multiple of MR */
+	int64_t mc = (256 << 10) / j.rowb;
+	mc = mc < j.uk->mr ? j.uk->mr : mc / j.uk->mr * j.uk->mr;
+	j.mc = mc;
+	double work = (double)M * (double)N * (double)K;
+	struct rt_pool *p = work >= 5e5 ? pool : NULL;
+	rt_parallel_for(M * K >= 16384 ? p : NULL, M, quant_rows, &j);
+	rt_parallel_for(p, j.np, q8_panels, &j);
+	return 0;
+}
+
+/* ---- KlnGemmQ ---- */
+
+static int need(kiln_frame *f, const char *loc, const rt_t *t, int32_t dt, int64_t n,
+                const char *what)
+{
+	if (!t->data)
+		return rt_error(f, "node '%s' (KlnGemmQ): %s is missing", loc, what);
+	if (t->dtype != dt)
+		return rt_error(f, "node '%s' (KlnGemmQ): %s must be %s, got %s", loc, what,
+		                rt_dtype_name(dt), rt_dtype_name(t->dtype));
+	if (n >= 0 && rt_numel(t) != n)
+		return rt_error(f, "node '%s' (KlnGemmQ): %s has %lld elements, expected %lld", loc,
+		                what, (long long)rt_numel(t), (long long)n);
+	return 0;
+}
+
+RT_KERNEL(KlnGemmQ)
+{
+	(void)fa, (void)nfa;
+	if (nin < 4 || nout < 1 || nia < RT_NIA_KlnGemmQ)
+		return rt_error(f, "node '%s' (KlnGemmQ): bad arity", loc);
+	const rt_t *A = &in[0], *W = &in[1];
+	if (need(f, loc, A, KILN_F32, -1, "A") || need(f, loc, &out[0], KILN_F32, -1, "output"))
+		return 1;
+	if (A->rank < 1 || W->rank != 3)
+		return rt_error(f, "node '%s' (KlnGemmQ): A needs a rank >= 1 and W rank 3", loc);
+	int64_t K = A->dims[A->rank - 1], N = rt_numel(&in[2]);
+	if (need(f, loc, W, KILN_I8, rt_q8_panel_bytes(K, N), "W") ||
+	    need(f, loc, &in[2], KILN_F32, N, "scale") || need(f, loc, &in[3], KILN_I32, N, "wsum"))
+		return 1;
+	if (W->dims[0] != rt_q8_panels(N) || W->dims[1] != rt_q8_quads(K) || W->dims[2] != 64)
+		return rt_error(f, "node '%s' (KlnGemmQ): W is not the panels of a [%lld, %lld] matrix",
+		                loc, (long long)K, (long long)N);
+	int64_t M = K ? rt_numel(A) / K : 0;
+	if (rt_numel(&out[0]) != M * N)
+		return rt_error(f, "node '%s' (KlnGemmQ): output has the wrong size", loc);
+	rt_gemm_epi epi = {NULL, (int)ia[RT_IA_KlnGemmQ_act]};
+	if (epi.act < 0 || epi.act > 2)
+		return rt_error(f, "node '%s' (KlnGemmQ): unknown activation %d", loc, epi.act);
+	if (nin > 4 && in[4].data) {
+		if (need(f, loc, &in[4], KILN_F32, N, "bias"))
+			return 1;
+		epi.bias = in[4].data;
+	}
+	if (M == 0 || N == 0)
+		return 0;
+	if (K == 0) {  /* no products: the bias (and GELU of it) */
+		float *c = out[0].data;
+		for (int64_t m = 0; m < M; m++) {
+			for (int64_t n = 0; n < N; n++)
+				c[m * N + n] = epi.bias ? epi.bias[n] : 0;
+			if (epi.act)
+				rt_gelu_inplace(c + m * N, N, epi.act == 2);
+		}
+		return 0;
+	}
+	int rc = rt_qgemm(f ? f->pool : NULL, M, N, K, A->data, K, W->data, in[2].data, in[3].data,
+	                  out[0].data, N, epi.bias || epi.act ? &epi : NULL,
+	                  (int)ia[RT_IA_KlnGemmQ_per_tensor]);
+	if (rc == -2)
+		return rt_error(f, "node '%s' (KlnGemmQ): A holds a NaN or an infinity: cannot be "
+		                "quantized per tensor", loc);
+	if (rc)
+		return rt_error(f, "node '%s' (KlnGemmQ): K = %lld over %d, or out of memory", loc,
+		                (long long)K, RT_Q8_KMAX);
+	return 0;
+}

@@ -1,0 +1,128 @@
+/* gemm_int8.h: kiln's int8 GEMM (kiln compile --quantize=int8; KlnGemmQ),
+ * private to the runtime, its tests and the compiler's quantize pass.
+ *
+ *   C[M x N] = act(deq(quant(A) * Wq) + bias)
+ *
+ * W (f32 [K, N]) is quantized at compile time per output column n,
+ * symmetric: scale[n] = max_k |W[k, n]| / 127, Wq = round(W / scale) in
+ * [-127, 127]; wsum[n] = sum_k Wq[k, n].  A (f32 [M, K]) is quantized per row
+ * m at run time, asymmetric uint8 (zero exact, as ONNX's
+ * DynamicQuantizeLinear but per row): sa[m] = (max(0, max_k A) - min(0,
+ * min_k A)) / 255, zp[m] = round(-min / sa) in [0, 255], q = clamp(round(A /
+ * sa) + zp, 0, 255).  The products are summed exactly in int32 (|q * w| <=
+ * 255 * 127, so K up to 65536), then
+ *
+ *   C[m, n] = (acc[m, n] - zp[m] * wsum[n]) * sa[m] * scale[n] + bias[n]
+ *
+ * Wq is stored in panels of RT_Q8_NR = 16 columns: panel p, k quad q, column
+ * c: the 4 bytes Wq[4q .. 4q+3, 16p + c] (zeros past K and N), 64 bytes per
+ * quad: what vpdpbusd multiplies (one zmm, or two ymm, per quad), and what
+ * AVX2 widens to i16 pairs for vpmaddwd.  As an IR tensor: i8
+ * [ceil(N/16), ceil(K/4), 64].
+ *
+ * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm),
+ * "avxvnni" (VEX vpdpbusd ymm), "avx2" (A as i16, W widened once per panel,
+ * vpmaddwd: exact, where vpmaddubsw would saturate; "avx2-narrow" widens in
+ * its loop, used when the panel buffer cannot be had), "c" (portable; the
+ * only one off x86-64).
+ * All give the same int32 sums, so the same C bit for bit. */
+#ifndef KILN_RT_GEMM_INT8_H
+#define KILN_RT_GEMM_INT8_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gemm.h"
+
+#define RT_Q8_NR 16
+#define RT_Q8_KMAX 65536     /* larger K could overflow the int32 sums */
+
+static inline int64_t rt_q8_panels(int64_t N) { return (N + RT_Q8_NR - 1) / RT_Q8_NR; }
+static inline int64_t rt_q8_quads(int64_t K) { return (K + 3) / 4; }
+static inline int64_t rt_q8_panel_bytes(int64_t K, int64_t N)
+{
+	return rt_q8_panels(N) * rt_q8_quads(K) * 4 * RT_Q8_NR;
+}
+
+/* W (row-major f32 [K, N]) quantized per column into dst (the panel layout,
+ * rt_q8_panel_bytes(K, N) bytes), scale[N] and wsum[N]. */
+static inline void rt_q8_quantize_weights(const float *W, int64_t K, int64_t N, int8_t *dst,
+                                          float *scale, int32_t *wsum)
+{
+	memset(dst, 0, (size_t)rt_q8_panel_bytes(K, N));
+	int64_t kq = rt_q8_quads(K);
+	for (int64_t n = 0; n < N; n++) {
+		float mx = 0;
+		for (int64_t k = 0; k < K; k++)
+			mx = fmaxf(mx, fabsf(W[k * N + n]));
+		float s = mx > 0 ? mx / 127.0f : 1.0f;
+		int32_t sum = 0;
+		int8_t *pan = dst + (n / RT_Q8_NR) * kq * 4 * RT_Q8_NR + (n % RT_Q8_NR) * 4;
+		for (int64_t k = 0; k < K; k++) {
+			float q = nearbyintf(W[k * N + n] / s);
+			int8_t v = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+			pan[(k / 4) * 4 * RT_Q8_NR + k % 4] = v;
+			sum += v;
+		}
+		scale[n] = s;
+		wsum[n] = sum;
+	}
+}
+
+/* Wq (row-major int8 [K, N], already quantized: an imported model's) into
+ * dst (the panel layout) and its column sums wsum[N]. */
+static inline void rt_q8_pack(const int8_t *Wq, int64_t K, int64_t N, int8_t *dst, int32_t *wsum)
+{
+	memset(dst, 0, (size_t)rt_q8_panel_bytes(K, N));
+	int64_t kq = rt_q8_quads(K);
+	for (int64_t n = 0; n < N; n++) {
+		int8_t *pan = dst + (n / RT_Q8_NR) * kq * 4 * RT_Q8_NR + (n % RT_Q8_NR) * 4;
+		int32_t sum = 0;
+		for (int64_t k = 0; k < K; k++) {
+			pan[(k / 4) * 4 * RT_Q8_NR + k % 4] = Wq[k * N + n];
+			sum += Wq[k * N + n];
+		}
+		wsum[n] = sum;
+	}
+}
+
+/* The GEMM above; Wp/scale/wsum from rt_q8_quantize_weights, epi may be
+ * NULL.  Work is split over pool's threads (pool may be NULL).  per_tensor:
+ * A quantized with one scale and zero point for all its rows, computed as
+ * ONNX's DynamicQuantizeLinear does (x / scale, min and max including 0).
+ * Returns -1 (and computes nothing) when K > RT_Q8_KMAX or memory runs out,
+ * -2 when per_tensor and A holds a NaN or an infinity. */
+int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+             const int8_t *Wp, const float *scale, const int32_t *wsum, float *C, int64_t ldc,
+             const rt_gemm_epi *epi, int per_tensor);
+
+/* The micro-kernel rt_qgemm uses: "avx512vnni", "avxvnni", "avx2" or "c"
+ * (chosen once from the CPU).  rt_qgemm_use forces one (tests, benchmarks):
+ * -1 if the CPU cannot run it or the name is unknown; NULL resets. */
+const char *rt_qgemm_kernel(void);
+int rt_qgemm_use(const char *name);
+
+/* ---- private to gemm_int8*.c ---- */
+
+/* acc[r * 16 + c] = sum over kq quads of A_r . W panel column c, for the
+ * kernel's MR rows: a[r] points at row r (u8, or i16 for "avx2"), wp at
+ * the panel. */
+typedef void (*rt_q8_kern)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc);
+
+typedef struct rt_q8_ukernel {
+	const char *name;
+	rt_q8_kern fn;
+	int mr;            /* rows per call */
+	int a16;           /* A rows as i16 (else u8) */
+	/* NULL, or: the kernel reads each panel (kq quads) widened by this
+	 * into kq * 64 int16 (once per panel, shared by its row blocks) */
+	void (*widen)(int64_t kq, const int8_t *wp, int16_t *dst);
+	rt_q8_kern narrow;  /* with widen: fn on the int8 panel (no memory for the widened one) */
+} rt_q8_ukernel;
+
+#if defined(__x86_64__)
+extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2, rt_q8_avx2_narrow;
+#endif
+
+#endif

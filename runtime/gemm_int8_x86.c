@@ -1,0 +1,210 @@
+/* gemm_int8_x86.c: the x86-64 micro-kernels of the int8 GEMM (gemm_int8.h),
+ * each compiled for its own instructions and chosen at run time by
+ * gemm_int8.c.  They compute the same exact int32 sums as the portable one:
+ *
+ *   avx512vnni  8 rows x 16 columns, vpdpbusd zmm (u8 A quad broadcast x
+ *               the 64-byte W quad), one accumulator per row
+ *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
+ *   avx2        2 x 16, A as i16: a quad broadcast (64 bits); each 16 bytes
+ *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw, once per
+ *               panel into a buffer that its row blocks share) and
+ *               multiplied by vpmaddwd (pairs summed to i32, exact; the
+ *               u8 x s8 vpmaddubsw would saturate at 2 x 255 x 127), added
+ *               with vpaddd; two i32 lanes per column, added at the end. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "gemm_int8.h"
+
+static inline int32_t ld32(const uint8_t *p)
+{
+	int32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline int64_t ld64(const int16_t *p)
+{
+	int64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* ---- AVX512_VNNI ---- */
+
+__attribute__((target("avx512f,avx512vnni")))
+static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
+	const uint8_t *r4 = a[4], *r5 = a[5], *r6 = a[6], *r7 = a[7];
+	__m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+		c7 = c0;
+	for (int64_t q = 0; q < kq; q++) {
+		__m512i w = _mm512_loadu_si512((const void *)(wp + q * 64));
+		int64_t o = 4 * q;
+		c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(ld32(r0 + o)), w);
+		c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(ld32(r1 + o)), w);
+		c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(ld32(r2 + o)), w);
+		c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(ld32(r3 + o)), w);
+		c4 = _mm512_dpbusd_epi32(c4, _mm512_set1_epi32(ld32(r4 + o)), w);
+		c5 = _mm512_dpbusd_epi32(c5, _mm512_set1_epi32(ld32(r5 + o)), w);
+		c6 = _mm512_dpbusd_epi32(c6, _mm512_set1_epi32(ld32(r6 + o)), w);
+		c7 = _mm512_dpbusd_epi32(c7, _mm512_set1_epi32(ld32(r7 + o)), w);
+	}
+	_mm512_storeu_si512((void *)(acc + 0 * 16), c0);
+	_mm512_storeu_si512((void *)(acc + 1 * 16), c1);
+	_mm512_storeu_si512((void *)(acc + 2 * 16), c2);
+	_mm512_storeu_si512((void *)(acc + 3 * 16), c3);
+	_mm512_storeu_si512((void *)(acc + 4 * 16), c4);
+	_mm512_storeu_si512((void *)(acc + 5 * 16), c5);
+	_mm512_storeu_si512((void *)(acc + 6 * 16), c6);
+	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
+}
+
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL};
+
+/* ---- AVX-VNNI ---- */
+
+__attribute__((target("avx2,avxvnni")))
+static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
+	__m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+		c30 = c00, c31 = c00;
+	for (int64_t q = 0; q < kq; q++) {
+		__m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + q * 64));
+		__m256i w1 = _mm256_loadu_si256((const __m256i *)(wp + q * 64 + 32));
+		int64_t o = 4 * q;
+		__m256i x = _mm256_set1_epi32(ld32(r0 + o));
+		c00 = _mm256_dpbusd_avx_epi32(c00, x, w0);
+		c01 = _mm256_dpbusd_avx_epi32(c01, x, w1);
+		x = _mm256_set1_epi32(ld32(r1 + o));
+		c10 = _mm256_dpbusd_avx_epi32(c10, x, w0);
+		c11 = _mm256_dpbusd_avx_epi32(c11, x, w1);
+		x = _mm256_set1_epi32(ld32(r2 + o));
+		c20 = _mm256_dpbusd_avx_epi32(c20, x, w0);
+		c21 = _mm256_dpbusd_avx_epi32(c21, x, w1);
+		x = _mm256_set1_epi32(ld32(r3 + o));
+		c30 = _mm256_dpbusd_avx_epi32(c30, x, w0);
+		c31 = _mm256_dpbusd_avx_epi32(c31, x, w1);
+	}
+	__m256i *o = (__m256i *)(void *)acc;
+	_mm256_storeu_si256(o + 0, c00);
+	_mm256_storeu_si256(o + 1, c01);
+	_mm256_storeu_si256(o + 2, c10);
+	_mm256_storeu_si256(o + 3, c11);
+	_mm256_storeu_si256(o + 4, c20);
+	_mm256_storeu_si256(o + 5, c21);
+	_mm256_storeu_si256(o + 6, c30);
+	_mm256_storeu_si256(o + 7, c31);
+}
+
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL};
+
+/* ---- AVX2 (exact: i16 x i16 -> i32 pairs) ---- */
+
+/* Two accumulators of 4 columns x 2 partial sums -> 8 columns in order */
+__attribute__((target("avx2")))
+static inline void store_pairs(int32_t *dst, __m256i lo, __m256i hi)
+{
+	__m256i h = _mm256_hadd_epi32(lo, hi);   /* cols 0 1 4 5 | 2 3 6 7 */
+	_mm256_storeu_si256((__m256i *)(void *)dst, _mm256_permute4x64_epi64(h, 0xD8));
+}
+
+/* the panel (kq quads of 64 int8) widened to i16, once per panel for all
+ * its row blocks (so the inner loop is loads, vpmaddwd and vpaddd only) */
+__attribute__((target("avx2")))
+static void widen_avx2(int64_t kq, const int8_t *wp, int16_t *dst)
+{
+	for (int64_t i = 0; i < kq * 64; i += 16)
+		_mm256_storeu_si256((__m256i *)(void *)(dst + i),
+		                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wp + i))));
+}
+
+/* The inner loop in assembly: GCC's allocation of 8 accumulators, 8
+ * products and 2 broadcasts copies every accumulator once per step (8
+ * vmovdqa a quad), which made the loop front-end bound.  ymm0-3: row 0's
+ * columns 0-3, 4-7, 8-11, 12-15 (two partial sums per column), ymm4-7 row
+ * 1's; ymm8/9 the rows' quads; ymm10-13 products. */
+__attribute__((target("avx2")))
+static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp8, int32_t *acc)
+{
+	const int16_t *r0 = a[0], *r1 = a[1];
+	const int16_t *wp = (const int16_t *)(const void *)wp8;   /* widened (widen_avx2) */
+	int32_t t[64];
+	if (kq <= 0) {
+		memset(acc, 0, sizeof(int32_t) * 2 * RT_Q8_NR);
+		return;
+	}
+#define MA(off, p0, p1, c0, c1) \
+	"vpmaddwd " #off "(%[w]), %%ymm8, %%ymm" #p0 "\n\t" \
+	"vpmaddwd " #off "(%[w]), %%ymm9, %%ymm" #p1 "\n\t" \
+	"vpaddd %%ymm" #p0 ", %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpaddd %%ymm" #p1 ", %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+	__asm__ volatile(
+		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"1:\n\t"
+		"vpbroadcastq (%[a0]), %%ymm8\n\t"
+		"vpbroadcastq (%[a1]), %%ymm9\n\t"
+		MA(0, 10, 11, 0, 4) MA(32, 12, 13, 1, 5) MA(64, 10, 11, 2, 6) MA(96, 12, 13, 3, 7)
+		"add $8, %[a0]\n\tadd $8, %[a1]\n\tsub $-128, %[w]\n\t"
+		"dec %[n]\n\tjnz 1b\n\t"
+		"vmovdqu %%ymm0, (%[t])\n\tvmovdqu %%ymm1, 32(%[t])\n\t"
+		"vmovdqu %%ymm2, 64(%[t])\n\tvmovdqu %%ymm3, 96(%[t])\n\t"
+		"vmovdqu %%ymm4, 128(%[t])\n\tvmovdqu %%ymm5, 160(%[t])\n\t"
+		"vmovdqu %%ymm6, 192(%[t])\n\tvmovdqu %%ymm7, 224(%[t])\n\t"
+		"vzeroupper\n\t"
+		: [a0] "+r"(r0), [a1] "+r"(r1), [w] "+r"(wp), [n] "+r"(kq)
+		: [t] "r"(t)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
+#undef MA
+	/* each accumulator: 4 columns x 2 partial sums */
+	for (int r = 0; r < 2; r++)
+		for (int c = 0; c < RT_Q8_NR; c++)
+			acc[r * RT_Q8_NR + c] = t[r * 32 + (c / 4) * 8 + (c % 4) * 2] +
+			                        t[r * 32 + (c / 4) * 8 + (c % 4) * 2 + 1];
+}
+
+/* the same from the int8 panel (vpmovsxbw in the loop): when no memory
+ * for the widened panel could be had */
+__attribute__((target("avx2")))
+static void k_avx2_narrow(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	const int16_t *r0 = a[0], *r1 = a[1];
+	__m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00;
+	__m256i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+	for (int64_t q = 0; q < kq; q++) {
+		const __m128i *w = (const __m128i *)(const void *)(wp + q * 64);
+		__m256i x0 = _mm256_set1_epi64x(ld64(r0 + 4 * q));
+		__m256i x1 = _mm256_set1_epi64x(ld64(r1 + 4 * q));
+		__m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w));
+		__m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 1));
+		c00 = _mm256_add_epi32(_mm256_madd_epi16(x0, w0), c00);
+		c10 = _mm256_add_epi32(_mm256_madd_epi16(x1, w0), c10);
+		c01 = _mm256_add_epi32(_mm256_madd_epi16(x0, w1), c01);
+		c11 = _mm256_add_epi32(_mm256_madd_epi16(x1, w1), c11);
+		__m256i w2 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 2));
+		__m256i w3 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w + 3));
+		c02 = _mm256_add_epi32(_mm256_madd_epi16(x0, w2), c02);
+		c12 = _mm256_add_epi32(_mm256_madd_epi16(x1, w2), c12);
+		c03 = _mm256_add_epi32(_mm256_madd_epi16(x0, w3), c03);
+		c13 = _mm256_add_epi32(_mm256_madd_epi16(x1, w3), c13);
+	}
+	store_pairs(acc, c00, c01);
+	store_pairs(acc + 8, c02, c03);
+	store_pairs(acc + 16, c10, c11);
+	store_pairs(acc + 24, c12, c13);
+}
+
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narrow};
+/* never the best (avx2 is); tests select it by name */
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL};
+
+#else
+typedef int rt_gemm_int8_x86_empty;   /* ISO C wants a declaration in every file */
+#endif

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# kiln compile --quantize=int8 end to end:
+#   - a BERT-like encoder (tests/gen/quant_bert.py: 4 layers, hidden 256,
+#     FFN 1024, one padded row) compiled in fp32 and int8 and run by kiln on
+#     the same inputs: every one of its 16 KlnGemms became a KlnGemmQ
+#     (--stats), the int8 final hidden states have a cosine similarity
+#     >= 0.999 to the fp32 ones (overall and for every token), they differ
+#     from them (the int8 path ran), and 1 and 2 threads give the same bits;
+#   - the shared BERT export (../shared/models/bert-legacy14) the same way on
+#     its test inputs, when ../shared is there;
+#   - the same encoder in the int8 form of ONNX tools (quantize_dynamic.py):
+#     all 24 MatMulIntegers fuse into KlnGemmQ and give the unfused graph's
+#     bits, cosine >= 0.995 to fp32 (per-tensor activations: coarser);
+#   - a bad --quantize value is a usage error (exit 2, one line).
+#   bash quantize.sh KILN_BIN SRC_DIR BUILD_DIR
+set -uo pipefail
+kiln=$1 src=$2 build=$3
+d="$build/quantize_test"
+rm -rf "$d" && mkdir -p "$d"
+py=/usr/bin/python3
+fail=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+
+$py "$src/tests/gen/quant_bert.py" "$d/qb" >/dev/null || { echo "FAIL generating quant_bert"; exit 1; }
+
+# compare DIR_FP32 DIR_INT8 MIN_COS: cosine overall and per token (last axis)
+compare() {
+	$py - "$1" "$2" "$3" <<'EOF'
+import os, sys
+import numpy as np
+import onnx
+from onnx import numpy_helper
+a_dir, b_dir, lim = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def rd(p):
+    t = onnx.TensorProto()
+    with open(p, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t).astype(np.float64)
+a, b = rd(os.path.join(a_dir, "output_0.pb")), rd(os.path.join(b_dir, "output_0.pb"))
+if a.shape != b.shape or not np.isfinite(b).all():
+    sys.exit("shape %s vs %s or non-finite int8 output" % (a.shape, b.shape))
+cos = float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
+ra, rb = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+tok = (ra * rb).sum(1) / np.linalg.norm(ra, axis=1) / np.linalg.norm(rb, axis=1)
+diff = np.abs(a - b).max()
+print("cosine %.6f, lowest per token %.6f, max |int8 - fp32| %.3g (scale: max |fp32| %.3g)"
+      % (cos, tok.min(), diff, np.abs(a).max()))
+sys.exit(0 if cos >= lim and tok.min() >= lim and diff > 1e-4 else 1)
+EOF
+}
+
+# build MODEL NAME: fp32 and int8 .so, stats of the int8 one
+build() {
+	"$kiln" compile "$1" -o "$d/$2-fp32.so" >/dev/null 2>"$d/err" || { bad "compile $2 fp32: $(head -3 "$d/err")"; return 1; }
+	"$kiln" compile "$1" -o "$d/$2-int8.so" --quantize=int8 --stats >"$d/$2.stats" 2>"$d/err" \
+		|| { bad "compile $2 int8: $(head -3 "$d/err")"; return 1; }
+	ok "compile $2 fp32 and --quantize=int8"
+}
+
+# gemms NAME: KlnGemmQ count and the KlnGemm left, from --stats
+gemms() {
+	tail -n 1 "$d/$1.stats" | $py -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+print(s["ops_out"].get("KlnGemmQ", 0), s["ops_out"].get("KlnGemm", 0), s["int8_gemms"])'
+}
+
+# run NAME INPUTS THREADS TAG
+run() {
+	mkdir -p "$d/$4"
+	"$kiln" run "$d/$1.so" --inputs "$2" --outputs "$d/$4" --threads "$3" >/dev/null 2>"$d/err" \
+		|| { bad "run $1: $(head -3 "$d/err")"; return 1; }
+}
+
+if build "$d/qb/model.onnx" qb; then
+	read -r nq nf ni <<<"$(gemms qb)"
+	[ "$nq" = 16 ] && [ "$nf" = 0 ] && [ "$ni" = 16 ] && ok "quant_bert: 16 KlnGemmQ, no KlnGemm left" \
+		|| bad "quant_bert: $nq KlnGemmQ, $nf KlnGemm, int8_gemms $ni (wanted 16, 0, 16)"
+	run qb-fp32 "$d/qb/in" 2 qb_fp32 && run qb-int8 "$d/qb/in" 2 qb_int8 && run qb-int8 "$d/qb/in" 1 qb_int8_t1
+	if r=$(compare "$d/qb_fp32" "$d/qb_int8" 0.999); then ok "quant_bert int8 vs fp32: $r"
+	else bad "quant_bert int8 vs fp32 (cosine >= 0.999 overall and per token, and not identical): $r"; fi
+	cmp -s "$d/qb_int8/output_0.pb" "$d/qb_int8_t1/output_0.pb" && ok "quant_bert int8: 1 and 2 threads same bits" \
+		|| bad "quant_bert int8: 1 and 2 threads differ"
+fi
+
+# the int8 form ONNX tools write (DynamicQuantizeLinear + MatMulInteger + Cast
+# + scale Muls; shared/tools/quantize_dynamic.py, or its copy here when
+# ../shared is absent): fuse-qgemm puts every MatMulInteger on KlnGemmQ with
+# per-tensor activations, bit for bit what the unfused graph computes
+qd="$src/../shared/tools/quantize_dynamic.py"
+[ -f "$qd" ] || qd="$(dirname "$src")/shared/tools/quantize_dynamic.py"
+if [ -f "$qd" ] && [ -f "$d/qb_fp32/output_0.pb" ]; then
+	$py "$qd" "$d/qb" "$d/qb8" >/dev/null || bad "quantize_dynamic.py on quant_bert"
+	"$kiln" compile "$d/qb8/model.onnx" -o "$d/qb8.so" --stats >"$d/qb8.stats" 2>"$d/err" \
+		&& "$kiln" compile "$d/qb8/model.onnx" -o "$d/qb8-nofuse.so" --disable-pattern=qgemm 2>"$d/err" \
+		|| bad "compile the onnx int8 form: $(head -3 "$d/err")"
+	n=$(tail -n 1 "$d/qb8.stats" | $py -c 'import json,sys; s=json.loads(sys.stdin.read()); print(s["fusions"].get("qgemm", 0), s["ops_out"].get("MatMulInteger", 0))')
+	[ "$n" = "24 0" ] && ok "onnx int8 form: 24 MatMulIntegers fused into KlnGemmQ" || bad "onnx int8 form: qgemm fusions / MatMulIntegers left: $n (wanted 24 0)"
+	run qb8 "$d/qb/in" 2 qb8 && run qb8-nofuse "$d/qb/in" 2 qb8_nofuse
+	cmp -s "$d/qb8/output_0.pb" "$d/qb8_nofuse/output_0.pb" && ok "onnx int8 form: fused = unfused, bit for bit" \
+		|| bad "onnx int8 form: fused and unfused outputs differ"
+	if r=$(compare "$d/qb_fp32" "$d/qb8" 0.995); then ok "onnx int8 form vs fp32: $r"
+	else bad "onnx int8 form vs fp32 (cosine >= 0.995): $r"; fi
+else
+	echo "skip the onnx int8 form (no quantize_dynamic.py)"
+fi
+
+shared="$src/../shared/models/bert-legacy14"
+[ -d "$shared" ] || shared="$(dirname "$src")/shared/models/bert-legacy14"
+if [ -f "$shared/model.onnx" ]; then
+	if build "$shared/model.onnx" sb; then
+		run sb-fp32 "$shared/test_data_set_0" 2 sb_fp32 && run sb-int8 "$shared/test_data_set_0" 2 sb_int8
+		if r=$(compare "$d/sb_fp32" "$d/sb_int8" 0.999); then ok "shared bert-legacy14 int8 vs fp32: $r"
+		else bad "shared bert-legacy14 int8 vs fp32: $r"; fi
+	fi
+else
+	echo "skip shared BERT (no ../shared)"
+fi
+
+"$kiln" compile "$d/qb/model.onnx" -o "$d/x.so" --quantize=int4 >/dev/null 2>"$d/err"; rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--quantize" "$d/err" \
+	&& ok "bad --quantize: exit 2, one line" || bad "bad --quantize: exit $rc: $(cat "$d/err")"
+
+[ $fail -eq 0 ] && echo "quantize: all ok" || echo "quantize: FAILED"
+exit $fail
