@@ -68,6 +68,57 @@ static LLVMValueRef const_global(Be *be, LLVMTypeRef ety, LLVMValueRef *vals, in
 	return g;
 }
 
+/* The rows of the table that integer value v indexes (a constant Gather
+ * table on axis 0, or a table of KlnEmbedLayerNorm), through no-op views
+ * and Casts; the smallest over all uses, 0 if none is known.  kiln bench
+ * draws token ids below it (kiln_model_input_index_bound). */
+static int64_t index_bound(const Graph *g, ValId v, int depth)
+{
+	int64_t best = 0;
+	const Value *val = IR_VAL(g, v);
+	for (int32_t u = 0; u < val->nuses; u++) {
+		const Node *n = IR_NODE(g, val->uses[u].node);
+		int idx = val->uses[u].idx;
+		ValId table = -1;
+		int64_t b = 0;
+		if (n->dead)
+			continue;
+		if (n->op == OP_Gather && idx == 1 && ir_attr_int(g, val->uses[u].node, "axis", 0) == 0)
+			table = n->in[0];
+		else if (n->op == OP_KlnEmbedLayerNorm && (idx == 0 || idx == 4 || idx == 6))
+			table = idx + 1 < n->nin ? n->in[idx == 0 ? 1 : idx + 1] : -1;
+		else if (depth < 4 && (n->op == OP_Cast || n->op == OP_Reshape || n->op == OP_Unsqueeze ||
+		                       n->op == OP_Squeeze || n->op == OP_Flatten || n->op == OP_Identity) &&
+		         idx == 0 && n->nout > 0 && n->out[0] >= 0)
+			b = index_bound(g, n->out[0], depth + 1);
+		if (table >= 0) {
+			const Value *t = IR_VAL(g, table);
+			int64_t rows;
+			if (t->rank >= 1 && ir_dim_is_const(g, t->dims[0], &rows) && rows > 0)
+				b = rows;
+		}
+		if (b > 0 && (best == 0 || b < best))
+			best = b;
+	}
+	return best;
+}
+
+static LLVMValueRef index_bounds(Be *be)
+{
+	Graph *g = be->g;
+	LLVMValueRef *a = calloc((size_t)g->ninputs + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < g->ninputs; i++) {
+		const Value *val = IR_VAL(g, g->inputs[i]);
+		bool integer = val->dtype == DT_I64 || val->dtype == DT_I32;
+		a[i] = be_i64(be, integer ? index_bound(g, g->inputs[i], 0) : 0);
+	}
+	LLVMValueRef r = const_global(be, be->t_i64, a, g->ninputs, ".index_bound");
+	free(a);
+	return r;
+}
+
 static LLVMValueRef io_info(Be *be, LLVMTypeRef t_io, ValId v)
 {
 	Graph *g = be->g;
@@ -224,9 +275,9 @@ void be_emit_desc(Be *be)
 	LLVMStructSetBody(t_dim, dimf, 2, 0);
 	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
-	LLVMTypeRef df[29] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
-	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I, I, P};
-	LLVMStructSetBody(t_desc, df, 29, 0);
+	LLVMTypeRef df[30] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
+	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I, I, P, P};
+	LLVMStructSetBody(t_desc, df, 30, 0);
 	int32_t nnodes;
 	LLVMValueRef nodes = be_prof_nodes(be, &nnodes);
 	char *triple = be_triple(be->opt->target_triple);
@@ -243,7 +294,7 @@ void be_emit_desc(Be *be)
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}
-	LLVMValueRef f[29] = {
+	LLVMValueRef f[30] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
 		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
@@ -270,9 +321,10 @@ void be_emit_desc(Be *be)
 		be_i32(be, be->ndyn),
 		be_i32(be, nnodes),
 		nodes,
+		index_bounds(be),
 	};
 	LLVMDisposeMessage(triple);
 	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
-	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 29));
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 30));
 	LLVMSetGlobalConstant(desc, 1);
 }

@@ -70,6 +70,8 @@ static void quantize_gemm(Graph *g, NodeId id, PassCtx *pc)
 
 void pass_quantize(Graph *g, PassCtx *pc)
 {
+	if (pass_pattern_disabled(pc, "quantize_int8"))
+		return;
 	/* the GEMMs first: the rewrites add and erase nodes */
 	NodeId *gemms = malloc(sizeof(NodeId) * (size_t)(g->norder + 1));
 	if (!gemms)

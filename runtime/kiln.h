@@ -71,6 +71,9 @@ int kiln_model_num_inputs(const kiln_model *m);
 int kiln_model_num_outputs(const kiln_model *m);
 const kiln_io_info *kiln_model_input(const kiln_model *m, int i);
 const kiln_io_info *kiln_model_output(const kiln_model *m, int i);
+/* Input i's values index the rows of an embedding table: they must be below
+ * this (e.g. the vocabulary size for input_ids); 0 when unknown. */
+int64_t kiln_model_input_index_bound(const kiln_model *m, int i);
 
 kiln_context *kiln_context_create(kiln_model *m, int num_threads);  /* NULL on failure */
 void kiln_context_free(kiln_context *c);

@@ -434,6 +434,13 @@ const char *kiln_last_error(const kiln_context *c)
 	return lc ? lc->e->last_error(lc->c) : "no context";
 }
 
+int64_t kiln_model_input_index_bound(const kiln_model *m, int i)
+{
+	if (!m || i < 0 || i >= m->e->desc->nin || !m->e->desc->in_index_bound)
+		return 0;
+	return m->e->desc->in_index_bound[i];
+}
+
 int kiln_model_get_info(const kiln_model *m, kiln_model_info *info)
 {
 	if (!m || !info)

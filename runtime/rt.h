@@ -231,6 +231,9 @@ typedef struct rt_model_desc {
 	 * dims) around its function when f->prof is set. */
 	int32_t nnodes;
 	const struct rt_node_info *nodes;
+	/* Per input: the rows of the embedding table its integer values index
+	 * (ids must be below it), 0 when unknown (kiln_model_input_index_bound). */
+	const int64_t *in_index_bound;
 } rt_model_desc;
 
 /* What the profiler knows of a node.  Its operands are its nin inputs and

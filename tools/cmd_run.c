@@ -53,7 +53,9 @@ static const char bench_help[] =
 	"\n"
 	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
-	"ids taken modulo V, default 30522). Prints median, p90 and min latency\n"
+	"ids taken modulo V; without --vocab, modulo the rows of the embedding table\n"
+	"each id input indexes, which kiln compile records, else 30522). Prints median,\n"
+	"p90 and min latency,\n"
 	"the arena size and the peak resident memory; the last line is a JSON object\n"
 	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
 	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
@@ -752,7 +754,7 @@ static int cmp_double(const void *a, const void *b)
 int cmd_bench(int argc, char **argv)
 {
 	const char *so = NULL, *trace = NULL;
-	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 30522;
+	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 0;
 	if (cli_has_help(argc, argv))
 		return fputs(bench_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {

@@ -62,7 +62,7 @@ static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq, int64_t vo
 			if (strstr(io->name, "mask"))
 				v = 1;
 			else if (strstr(io->name, "type"))
-				v = col >= seq / 2;
+				v = col >= seq / 2 && vocab > 1;
 			else
 				v = (100 + (int64_t)((i * 7919) % 20000)) % vocab;
 			if (t->dtype == KILN_I64)
@@ -103,7 +103,10 @@ int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t region
 			cli_error("bench: out of memory for input '%s'", io->name);
 			return -1;
 		}
-		fill(io, t, seq, vocab > 0 ? vocab : 1);
+		/* ids below --vocab, else below the rows of the table the input
+		 * indexes (recorded by kiln compile), else BERT's 30522 */
+		int64_t bound = kiln_model_input_index_bound(m, i);
+		fill(io, t, seq, vocab > 0 ? vocab : bound > 0 ? bound : 30522);
 	}
 	return 0;
 }

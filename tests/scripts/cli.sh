@@ -83,6 +83,11 @@ usage "-O3" -- "$kiln" compile "$m" -o "$d/x.so" -O3
 usage "bad --fpmath" -- "$kiln" compile "$m" -o "$d/x.so" --fpmath=fp8
 usage "bad --format" -- "$kiln" dump "$m" --format=svg
 expect 0 "bench --runs=2 --vocab=1024" -- "$kiln" bench "$d/m.so" --runs=2 --batch=1 --seq=8 --vocab=1024
+# without --vocab: the ids stay below the word table's 1024 rows, which the
+# model records; 30522 (BERT's) is out of range for it, and said so
+expect 0 "bench without --vocab (the vocabulary from the model)" -- "$kiln" bench "$d/m.so" --runs=2 --batch=1 --seq=64
+expect 1 "bench --vocab=30522 on a 1024-row table" -- "$kiln" bench "$d/m.so" --runs=2 --batch=1 --seq=64 --vocab=30522
+grep -q "out of range \[0, 1024)" "$d/err" || { echo "FAIL bench --vocab=30522: $(cat "$d/err")"; fail=1; }
 
 # compile must not overwrite its input: -o (or the OUT.h / OUT.weights
 # beside it) naming the model by the same path, another path or a link
