@@ -207,7 +207,20 @@ def load(path):
     return Model(path)
 
 
-class Model:
+class _Closing:
+    """close() when garbage-collected or at the end of a with block."""
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Model(_Closing):
     """A loaded compiled model: inputs, outputs, info; session() runs it."""
 
     def __init__(self, path):
@@ -244,15 +257,6 @@ class Model:
         if h:
             self._lib.kiln_model_free(h)
 
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __repr__(self):
         return "kiln.Model(%r, inputs=%r, outputs=%r)" % (self.path, self.inputs, self.outputs)
 
@@ -265,7 +269,7 @@ def _default_threads():
     return max(1, min(n, 256))
 
 
-class Session:
+class Session(_Closing):
     """One kiln context of a model.  run() from one thread at a time (a
     concurrent run on the same session raises kiln.Error); several sessions
     run in parallel, the GIL released while each runs."""
@@ -305,15 +309,6 @@ class Session:
             busy.release()
         if c:
             self._lib.kiln_context_free(c)
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def get_inputs(self):
         return list(self.model.inputs)
