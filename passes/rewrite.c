@@ -105,12 +105,18 @@ static const char *node_name(const Graph *g, NodeId n)
 	return IR_NODE(g, n)->name ? IR_NODE(g, n)->name : "";
 }
 
+/* --explain names this pattern. */
+static bool explaining(const PassCtx *pc, const Pattern *pat)
+{
+	return pc->opt && pc->opt->explain && !strcmp(pc->opt->explain, pat->name);
+}
+
 /* --explain=PATTERN: one line per candidate root of that pattern.  ok: the
  * root fused (into the nodes from first_new on) or, in dry mode, would. */
 static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
                     const Match *m, bool ok, NodeId first_new)
 {
-	if (!pc->opt || !pc->opt->explain || strcmp(pc->opt->explain, pat->name) != 0)
+	if (!explaining(pc, pat))
 		return;
 	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
 	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(IR_NODE(g, root)->op),
@@ -135,8 +141,7 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 	for (int p = 0; p < npats; p++) {
 		const Pattern *pat = &pats[p];
 		assert(pass_pattern_lookup(pat->name, strlen(pat->name)) >= 0);
-		if (pc->dry ? !pc->opt || !pc->opt->explain || strcmp(pc->opt->explain, pat->name)
-		            : pass_pattern_disabled(pc, pat->name))
+		if (pc->dry ? !explaining(pc, pat) : pass_pattern_disabled(pc, pat->name))
 			continue;
 		/* g->order may grow (new nodes are appended) and move */
 		for (int32_t i = 0; i < g->norder; i++) {
