@@ -1286,7 +1286,7 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"attention", OP_Softmax, match_attention, rewrite_attention},
+	PATTERN_ROW("attention", OP_Softmax, Match, match_attention, rewrite_attention),
 };
 
 void pass_fuse_attention(Graph *g, PassCtx *pc)

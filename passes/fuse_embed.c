@@ -245,9 +245,9 @@ static void rewrite_embed_concat(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"embed_layernorm", OP_KlnLayerNorm, match_embed, rewrite_embed},
-	{"embed_layernorm", OP_KlnSkipLayerNorm, match_embed, rewrite_embed},
-	{"embed_layernorm", OP_KlnLayerNorm, match_embed_concat, rewrite_embed_concat},
+	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, Match, match_embed, rewrite_embed),
+	PATTERN_ROW("embed_layernorm", OP_KlnSkipLayerNorm, Match, match_embed, rewrite_embed),
+	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, Match, match_embed_concat, rewrite_embed_concat),
 };
 
 void pass_fuse_embed(Graph *g, PassCtx *pc)

@@ -206,9 +206,9 @@ static void rewrite_gelu(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"gelu", OP_Mul, match_gelu_expr, rewrite_gelu},
-	{"gelu", OP_Gelu, match_gelu_op, rewrite_gelu},
-	{"quick_gelu", OP_Mul, match_quick_gelu, rewrite_gelu},
+	PATTERN_ROW("gelu", OP_Mul, Match, match_gelu_expr, rewrite_gelu),
+	PATTERN_ROW("gelu", OP_Gelu, Match, match_gelu_op, rewrite_gelu),
+	PATTERN_ROW("quick_gelu", OP_Mul, Match, match_quick_gelu, rewrite_gelu),
 };
 
 void pass_fuse_gelu(Graph *g, PassCtx *pc)

@@ -189,14 +189,14 @@ static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"gemm_onnx", OP_Gemm, match_gemm_onnx, rewrite_gemm_onnx},
-	{"bias_gelu", OP_KlnGelu, match_bias_gelu, rewrite_gemm},
-	{"gemm", OP_Add, match_gemm, rewrite_gemm},
+	PATTERN_ROW("gemm_onnx", OP_Gemm, Match, match_gemm_onnx, rewrite_gemm_onnx),
+	PATTERN_ROW("bias_gelu", OP_KlnGelu, Match, match_bias_gelu, rewrite_gemm),
+	PATTERN_ROW("gemm", OP_Add, Match, match_gemm, rewrite_gemm),
 };
 
 /* after the bias patterns, so a MatMul with a bias keeps it in its GEMM */
 static const Pattern nobias[] = {
-	{"gemm_nobias", OP_MatMul, match_gemm_nobias, rewrite_gemm_nobias},
+	PATTERN_ROW("gemm_nobias", OP_MatMul, Match, match_gemm_nobias, rewrite_gemm_nobias),
 };
 
 void pass_fuse_gemm(Graph *g, PassCtx *pc)

@@ -360,10 +360,10 @@ static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"layernorm", OP_Add, match_ln_decomposed, rewrite_ln},
-	{"layernorm", OP_LayerNormalization, match_ln_op, rewrite_ln},
-	{"rmsnorm", OP_Mul, match_rms, rewrite_rms},
-	{"skip_layernorm", OP_KlnLayerNorm, match_skip, rewrite_skip},
+	PATTERN_ROW("layernorm", OP_Add, Match, match_ln_decomposed, rewrite_ln),
+	PATTERN_ROW("layernorm", OP_LayerNormalization, Match, match_ln_op, rewrite_ln),
+	PATTERN_ROW("rmsnorm", OP_Mul, Match, match_rms, rewrite_rms),
+	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, Match, match_skip, rewrite_skip),
 };
 
 void pass_fuse_norm(Graph *g, PassCtx *pc)

@@ -116,7 +116,7 @@ static void rewrite_qgemm(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"qgemm", OP_Mul, match_qgemm, rewrite_qgemm},
+	PATTERN_ROW("qgemm", OP_Mul, Match, match_qgemm, rewrite_qgemm),
 };
 
 void pass_fuse_qgemm(Graph *g, PassCtx *pc)

@@ -150,7 +150,7 @@ static void rewrite_qkv(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	{"qkv", OP_KlnAttention, match_qkv, rewrite_qkv},
+	PATTERN_ROW("qkv", OP_KlnAttention, Match, match_qkv, rewrite_qkv),
 };
 
 void pass_fuse_qkv(Graph *g, PassCtx *pc)

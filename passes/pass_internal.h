@@ -74,19 +74,30 @@ int m_reduce_axes(const Graph *g, NodeId n, int rank, int64_t *axes, int max);
 /* perm attribute equals p[0..k). */
 bool m_perm_is(const Graph *g, NodeId n, const int64_t *p, int k);
 
-/* A match: the nodes it covers and what the rewrite needs. */
+/* A match: the nodes it covers and, when it failed, why.  Every pattern
+ * has its own typed result: a struct whose first member is a Match, e.g.
+ *   typedef struct LnMatch { Match m; ValId x, gamma, beta; double eps; } LnMatch;
+ * Its Pattern row gives the size (PATTERN_ROW); fuse_run zeroes that much
+ * and hands the matcher and the rewriter &lm->m, which they turn back with
+ * M_AS(LnMatch, m) (a struct and its first member share their address). */
 #define M_MAXNODES 48
 typedef struct Match {
 	NodeId root;
 	NodeId nodes[M_MAXNODES];
 	int nnodes;
-	ValId v[16];        /* pattern-specific values */
-	double f[8];        /* pattern-specific numbers */
-	int64_t i[8];
 	/* Why the match failed (first reason wins; see m_fail). */
 	NodeId why_node;
 	char why[200];
+	/* Generic slots, for matchers not yet given a typed result (#12);
+	 * new patterns do not use them. */
+	ValId v[16];
+	double f[8];
+	int64_t i[8];
 } Match;
+#define M_AS(T, mp) ((T *)(mp))
+#define M_AS_CONST(T, mp) ((const T *)(mp))
+/* The largest typed match fuse_run can hold. */
+#define M_MATCH_BYTES 4096
 
 /* Records why a candidate did not match: the node where the failing
  * condition was checked and the condition, e.g.
@@ -152,9 +163,12 @@ ValId rw_const(Graph *g, const char *base, DType t, int rank, const int64_t *dim
 typedef struct Pattern {
 	const char *name;        /* also the stats key and --disable-pattern name */
 	Op root;
+	size_t size;             /* sizeof the pattern's typed match */
 	bool (*match)(const Graph *g, NodeId root, Match *m);
 	void (*rewrite)(Graph *g, const Match *m, PassCtx *pc);
 } Pattern;
+/* A Pattern table row whose typed match is T (a struct beginning with a Match). */
+#define PATTERN_ROW(name, root, T, match, rewrite) { name, root, sizeof(T), match, rewrite }
 
 /* Sweeps the graph once per pattern (table order), matching at every live
  * node whose op is the pattern's root; rewrites and counts each match

@@ -148,25 +148,31 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 			NodeId id = g->order[i];
 			if (IR_NODE(g, id)->dead || IR_NODE(g, id)->op != pat->root)
 				continue;
-			Match m;
-			memset(&m, 0, sizeof m);
-			m.root = id;
-			m.why_node = -1;
-			if (!pat->match(g, id, &m)) {
+			/* the pattern's typed match, zeroed, its Match first */
+			union {
+				Match m;
+				unsigned char bytes[M_MATCH_BYTES];
+			} buf;
+			assert(pat->size >= sizeof(Match) && pat->size <= sizeof buf);
+			memset(&buf, 0, pat->size);
+			Match *m = &buf.m;
+			m->root = id;
+			m->why_node = -1;
+			if (!pat->match(g, id, m)) {
 				/* the reasons come from the dry run after the pipeline,
 				 * over what is left in the end */
 				if (pc->dry)
-					explain(g, pc, pat, id, &m, false, g->nnodes);
+					explain(g, pc, pat, id, m, false, g->nnodes);
 				continue;
 			}
 			if (pc->dry) {
-				explain(g, pc, pat, id, &m, true, g->nnodes);
+				explain(g, pc, pat, id, m, true, g->nnodes);
 				continue;
 			}
 			NodeId first_new = g->nnodes;
-			pat->rewrite(g, &m, pc);
-			rw_record_from(g, &m, first_new);
-			explain(g, pc, pat, id, &m, true, first_new);
+			pat->rewrite(g, m, pc);
+			rw_record_from(g, m, first_new);
+			explain(g, pc, pat, id, m, true, first_new);
 			pass_count(pc, pat->name);
 			total++;
 		}
