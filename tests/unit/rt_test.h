@@ -1,5 +1,6 @@
-/* rt_test.h: helpers shared by the unit tests that call runtime kernels
- * directly (test_rt_vmath.c, test_passes_numeric.c). */
+/* rt_test.h: helpers shared by the tests that call runtime kernels
+ * directly (test_rt_vmath.c, test_passes_numeric.c, and
+ * tests/cross/rt_kernels_check.c: plain C, no cmocka). */
 #ifndef KILN_TESTS_RT_TEST_H
 #define KILN_TESTS_RT_TEST_H
 

@@ -19,108 +19,43 @@
 
 #include "gemm.h"
 #include "rt_internal.h"
+#include "rt_ref.h"
 
 static struct rt_pool *pool;
 static int panels;      /* check() multiplies with B packed into panels: 1 f32, 2 bf16 */
-static uint64_t rng = 88172645463325252ull;
-
-static float frand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (float)((double)(rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
-}
-
-static int irand(int lo, int hi)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return lo + (int)(rng % (uint64_t)(hi - lo + 1));
-}
-
-static double gelu_ref(double x, int act)
-{
-	if (act == 1)
-		return 0.5 * x * erfc(-x / sqrt(2.0));   /* 1 + erf(z), no cancellation */
-	return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-}
 
 /* One product; returns the worst error relative to sum |terms| per element. */
 static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int64_t K,
                     float alpha, float beta, int64_t pad, const rt_gemm_epi *epi)
 {
-	int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
-	int64_t arows = ta ? K : M, brows = tb ? N : K;
-	float *A = malloc(sizeof(float) * (size_t)(arows * lda + 1));
-	float *B = malloc(sizeof(float) * (size_t)(brows * ldb + 1));
-	float *C = malloc(sizeof(float) * (size_t)(M * ldc + 1));
-	float *C0 = malloc(sizeof(float) * (size_t)(M * ldc + 1));
-	assert_non_null(A); assert_non_null(B); assert_non_null(C); assert_non_null(C0);
-	for (int64_t i = 0; i < arows * lda; i++) A[i] = frand();
-	for (int64_t i = 0; i < brows * ldb; i++) B[i] = frand();
-	for (int64_t i = 0; i < M * ldc; i++)
-		C0[i] = C[i] = beta == 0.0f ? NAN : frand();   /* beta 0: C must not be read */
+	RefGemm g = ref_gemm_new(ta, tb, M, N, K, alpha, beta, pad, pad, pad);
 	if (panels) {
 		assert_true(!ta && !tb && alpha == 1.0f && beta == 0.0f);
-		float *Bc = malloc(sizeof(float) * (size_t)(K * N + 1));
-		float *Bp = malloc(sizeof(float) * (size_t)(rt_gemm_panel_floats(K, N) + 1));
-		assert_non_null(Bc); assert_non_null(Bp);
-		for (int64_t k = 0; k < K; k++)
-			memcpy(Bc + k * N, B + k * ldb, (size_t)N * sizeof(float));
+		float *Bc = ref_gemm_dense_b(&g);
 		if (panels == 2) {
 			/* the reference multiplies what every kernel does: W and A
 			 * rounded to bf16 */
-			uint16_t *Bh = malloc(sizeof(uint16_t) * (size_t)(rt_gemm_panel_bf16s(K, N) + 1));
-			assert_non_null(Bh);
+			uint16_t *Bh = ref_alloc(sizeof(uint16_t) * (size_t)rt_gemm_panel_bf16s(K, N));
 			rt_gemm_pack_panels_bf16(Bc, K, N, Bh);
-			rt_sgemm_panels_bf16(p, M, N, K, A, lda, Bh, C, ldc, epi);
-			for (int64_t i = 0; i < K * ldb; i++)
-				B[i] = rt_bf16_to_f32(rt_f32_to_bf16(B[i]));
-			for (int64_t i = 0; i < M * lda; i++)
-				A[i] = rt_bf16_to_f32(rt_f32_to_bf16(A[i]));
+			rt_sgemm_panels_bf16(p, M, N, K, g.A, g.lda, Bh, g.C, g.ldc, epi);
+			for (int64_t i = 0; i < K * g.ldb; i++)
+				g.B[i] = rt_bf16_to_f32(rt_f32_to_bf16(g.B[i]));
+			for (int64_t i = 0; i < M * g.lda; i++)
+				g.A[i] = rt_bf16_to_f32(rt_f32_to_bf16(g.A[i]));
 			free(Bh);
 		} else {
+			float *Bp = ref_alloc(sizeof(float) * (size_t)rt_gemm_panel_floats(K, N));
 			rt_gemm_pack_panels(Bc, K, N, Bp);
-			rt_sgemm_panels(p, M, N, K, A, lda, Bp, C, ldc, epi);
+			rt_sgemm_panels(p, M, N, K, g.A, g.lda, Bp, g.C, g.ldc, epi);
+			free(Bp);
 		}
-		free(Bc); free(Bp);
+		free(Bc);
 	} else if (epi)
-		rt_sgemm_epi(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+		rt_sgemm_epi(p, ta, tb, M, N, K, alpha, g.A, g.lda, g.B, g.ldb, beta, g.C, g.ldc, epi);
 	else
-		rt_sgemm(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-	double worst = 0;
-	for (int64_t i = 0; i < M; i++)
-		for (int64_t j = 0; j < N; j++) {
-			double s = 0, mag = 0;
-			for (int64_t k = 0; k < K; k++) {
-				double a = ta ? A[k * lda + i] : A[i * lda + k];
-				double b = tb ? B[j * ldb + k] : B[k * ldb + j];
-				s += a * b;
-				mag += fabs(a * b);
-			}
-			double ref = alpha * s, scale = fabs(alpha) * mag;
-			if (beta != 0.0f) {
-				ref += beta * (double)C0[i * ldc + j];
-				scale += fabs(beta * (double)C0[i * ldc + j]);
-			}
-			if (epi && epi->bias) {
-				ref += epi->bias[j];
-				scale += fabs(epi->bias[j]);
-			}
-			if (epi && epi->act)
-				ref = gelu_ref(ref, epi->act);
-			double err = fabs((double)C[i * ldc + j] - ref) / (scale + 1e-30);
-			if (!(err <= worst))
-				worst = isnan(err) ? INFINITY : err;
-		}
-	/* padding columns of C untouched */
-	for (int64_t i = 0; i < M; i++)
-		for (int64_t j = N; j < ldc; j++)
-			if (memcmp(&C[i * ldc + j], &C0[i * ldc + j], sizeof(float)))
-				worst = INFINITY;
-	free(A); free(B); free(C); free(C0);
+		rt_sgemm(p, ta, tb, M, N, K, alpha, g.A, g.lda, g.B, g.ldb, beta, g.C, g.ldc);
+	double worst = ref_gemm_worst(&g, epi ? epi->bias : NULL, epi ? epi->act : 0, 1e-30);
+	ref_gemm_free(&g);
 	return worst;
 }
 
@@ -151,16 +86,20 @@ static void odd_shapes(void **state)
 		/* every size 1..67 in each dim at least once, all transposes */
 		for (int s = 1; s <= 67; s++)
 			for (int t = 0; t < 4; t++) {
-				expect(NULL, t & 1, t >> 1, s, irand(1, 67), irand(1, 67), 1.0f, 0.0f, 0, NULL);
-				expect(NULL, t & 1, t >> 1, irand(1, 67), s, irand(1, 67), 1.0f, 0.0f, 0, NULL);
-				expect(pool, t & 1, t >> 1, irand(1, 67), irand(1, 67), s, 1.0f, 0.0f, 0, NULL);
+				int64_t a = ref_irand(1, 67), b = ref_irand(1, 67);
+				expect(NULL, t & 1, t >> 1, s, a, b, 1.0f, 0.0f, 0, NULL);
+				a = ref_irand(1, 67), b = ref_irand(1, 67);
+				expect(NULL, t & 1, t >> 1, a, s, b, 1.0f, 0.0f, 0, NULL);
+				a = ref_irand(1, 67), b = ref_irand(1, 67);
+				expect(pool, t & 1, t >> 1, a, b, s, 1.0f, 0.0f, 0, NULL);
 			}
 		/* alpha, beta, leading dims past the matrix */
 		for (int r = 0; r < 60; r++) {
-			int t = irand(0, 3);
-			float alpha = r % 3 == 0 ? 1.0f : frand() * 2, beta = r % 4 == 0 ? 0.0f : frand();
-			expect(r & 1 ? pool : NULL, t & 1, t >> 1, irand(1, 67), irand(1, 67),
-			       irand(1, 67), alpha, beta, irand(0, 5), NULL);
+			int t = ref_irand(0, 3);
+			float alpha = r % 3 == 0 ? 1.0f : ref_frand(-2, 2);
+			float beta = r % 4 == 0 ? 0.0f : ref_frand(-1, 1);
+			expect(r & 1 ? pool : NULL, t & 1, t >> 1, ref_irand(1, 67), ref_irand(1, 67),
+			       ref_irand(1, 67), alpha, beta, ref_irand(0, 5), NULL);
 		}
 		rt_sgemm_use(NULL);
 	}
@@ -204,7 +143,7 @@ static void epilogues(void **state)
 	(void)state;
 	float bias[800];
 	for (int i = 0; i < 800; i++)
-		bias[i] = frand();
+		bias[i] = ref_frand(-1, 1);
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
 			continue;
@@ -228,7 +167,7 @@ static void panel_cases(int mode)
 {
 	float bias[800];
 	for (int i = 0; i < 800; i++)
-		bias[i] = frand();
+		bias[i] = ref_frand(-1, 1);
 	panels = mode;
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
@@ -236,8 +175,8 @@ static void panel_cases(int mode)
 		if (mode == 2)
 			printf("# bf16 panels: kernel %s\n", rt_sgemm_bf16_kernel());
 		for (int r = 0; r < 40; r++)
-			expect(r & 1 ? pool : NULL, 0, 0, irand(1, 67), irand(1, 110), irand(1, 67), 1.0f,
-			       0.0f, irand(0, 3), NULL);
+			expect(r & 1 ? pool : NULL, 0, 0, ref_irand(1, 67), ref_irand(1, 110),
+			       ref_irand(1, 67), 1.0f, 0.0f, ref_irand(0, 3), NULL);
 		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
 		expect(pool, 0, 0, 200, 400, 1025, 1.0f, 0.0f, 0, NULL);
 		expect(NULL, 0, 0, 49, 47, 513, 1.0f, 0.0f, 2, NULL);
@@ -307,7 +246,7 @@ static void gelu_accuracy(void **state)
 			double worst = 0;
 			for (int i = 0; i < n; i++) {
 				double xi = -14.0f + 28.0f * (float)i / (float)(n - 1);
-				double ref = gelu_ref((float)xi, act);
+				double ref = ref_gelu((float)xi, act);
 				double e = fabs(x[i] - ref) / (2e-6 * fabs(ref) + 6e-8 * fabs(xi) + 1e-38);
 				if (!(e <= worst))
 					worst = e;
@@ -319,8 +258,8 @@ static void gelu_accuracy(void **state)
 			float y[3] = { NAN, 1.0f, -1.0f };
 			rt_gelu_inplace(y, 3, act == 2);
 			assert_true(isnan(y[0]));
-			assert_true(fabsf(y[1] - (float)gelu_ref(1.0, act)) < 1e-6f);
-			assert_true(fabsf(y[2] - (float)gelu_ref(-1.0, act)) < 1e-6f);
+			assert_true(fabsf(y[1] - (float)ref_gelu(1.0, act)) < 1e-6f);
+			assert_true(fabsf(y[2] - (float)ref_gelu(-1.0, act)) < 1e-6f);
 		}
 		rt_sgemm_use(NULL);
 	}

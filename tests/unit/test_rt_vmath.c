@@ -25,27 +25,13 @@
 #include <cmocka.h>
 
 #include "rt_internal.h"
+#include "rt_ref.h"
 #include "rt_test.h"
 #include "vmath.h"
 
 RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static double urand(void)   /* [0, 1) */
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (double)(rng >> 11) / (double)(1ull << 53);
-}
-
-static float frand(float lo, float hi)
-{
-	return (float)(lo + (hi - lo) * urand());
-}
 
 /* modes to run: the scalar path, and AVX-512 when the CPU has it */
 static int nmodes(void)
@@ -56,13 +42,6 @@ static int nmodes(void)
 static void set_mode(int m)
 {
 	assert_int_equal(rt_fused_simd_use(m), 0);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
 }
 
 /* ---- vmath.h ---------------------------------------------------------- */
@@ -84,21 +63,13 @@ static void hred(const float *x, float *mx, float *sum)
 	*sum = vm_hsum16(v);
 }
 
-/* distance in ulps between float a and the exact value r (normal range) */
-static double ulps(float a, double r)
-{
-	int e;
-	frexp(r, &e);
-	return fabs((double)a - r) / ldexp(1.0, e - 24);
-}
-
 static void test_exp16(void **state)
 {
 	(void)state;
 	if (!vm_have_avx512())
 		skip();
 	enum { N = 200003 };
-	float *x = xmalloc(N * sizeof *x), *y = xmalloc(N * sizeof *y);
+	float *x = ref_alloc(N * sizeof *x), *y = ref_alloc(N * sizeof *y);
 	for (int i = 0; i < N; i++)   /* an even sweep, odd length (masked tail) */
 		x[i] = -104.0f + (88.7f + 104.0f) * (float)i / (float)(N - 1);
 	exp_arr(x, y, N);
@@ -106,7 +77,7 @@ static void test_exp16(void **state)
 	for (int i = 0; i < N; i++) {
 		double r = exp((double)x[i]);
 		if (r >= 0x1p-126) {
-			double u = ulps(y[i], r);
+			double u = ref_ulps(y[i], r);
 			if (u > worst)
 				worst = u;
 			if (u > 2.0)
@@ -123,15 +94,15 @@ static void test_exp16(void **state)
 	float sy[sizeof sx / sizeof sx[0]];
 	exp_arr(sx, sy, ns);
 	assert_true(sy[0] == 1.0f && sy[1] == 1.0f);
-	assert_true(ulps(sy[2], M_E) <= 1.0);
+	assert_true(ref_ulps(sy[2], M_E) <= 1.0);
 	for (int i = 3; i <= 6; i++)
 		assert_true(sy[i] == 0.0f);
 	for (int i = 7; i <= 9; i++)
 		assert_true(isinf(sy[i]) && sy[i] > 0);
 	assert_true(isnan(sy[10]) && isnan(sy[11]));
-	assert_true(ulps(sy[12], exp((double)sx[12])) <= 2.0);
-	assert_true(isinf(sy[13]) || ulps(sy[13], exp((double)sx[13])) <= 2.0);
-	assert_true(ulps(sy[14], exp((double)sx[14])) <= 2.0);
+	assert_true(ref_ulps(sy[12], exp((double)sx[12])) <= 2.0);
+	assert_true(isinf(sy[13]) || ref_ulps(sy[13], exp((double)sx[13])) <= 2.0);
+	assert_true(ref_ulps(sy[14], exp((double)sx[14])) <= 2.0);
 	/* every tail length writes exactly its lanes */
 	for (int n = 0; n <= 16; n++) {
 		float in[16], out[17];
@@ -141,7 +112,7 @@ static void test_exp16(void **state)
 			out[i] = -7.0f;
 		exp_arr(in, out, n);
 		for (int i = 0; i < 17; i++)
-			assert_true(i < n ? ulps(out[i], exp((double)in[i])) <= 1.0 : out[i] == -7.0f);
+			assert_true(i < n ? ref_ulps(out[i], exp((double)in[i])) <= 1.0 : out[i] == -7.0f);
 	}
 	free(x);
 	free(y);
@@ -159,7 +130,7 @@ static void test_hreduce(void **state)
 	for (int t = 0; t < 100; t++) {
 		float v[16], mx, sum;
 		for (int i = 0; i < 16; i++)
-			v[i] = frand(-100, 100);
+			v[i] = ref_frand(-100, 100);
 		if (t % 3 == 0)
 			v[t % 16] = -INFINITY;    /* the sum is -inf, the max is not */
 		double rm = -INFINITY, rs = 0;
@@ -206,7 +177,7 @@ static void sm_ref(const SmCase *c, const float *q, const float *k, const float 
                    float filter, double *ref)
 {
 	int64_t Sk = c->Sk, hd = c->H * c->D, ho = c->H * Sk;
-	double *x = xmalloc((size_t)Sk * sizeof *x);
+	double *x = ref_alloc((size_t)Sk * sizeof *x);
 	for (int64_t b = 0; b < c->B; b++)
 		for (int64_t h = 0; h < c->H; h++)
 			for (int64_t i = 0; i < c->Sq; i++) {
@@ -253,17 +224,17 @@ static void sm_ref(const SmCase *c, const float *q, const float *k, const float 
 static void run_sm(const SmCase *c, int mode)
 {
 	int64_t B = c->B, Sq = c->Sq, Sk = c->Sk, H = c->H, D = c->D, hd = H * D, ho = H * Sk;
-	float *q = xmalloc((size_t)(B * Sq * hd) * sizeof *q);
-	float *k = xmalloc((size_t)(B * Sk * hd) * sizeof *k);
+	float *q = ref_alloc((size_t)(B * Sq * hd) * sizeof *q);
+	float *k = ref_alloc((size_t)(B * Sk * hd) * sizeof *k);
 	float *v = calloc((size_t)(B * Sk * ho), sizeof *v);
-	float *o = xmalloc((size_t)(B * Sq * ho) * sizeof *o);
-	double *ref = xmalloc((size_t)(B * Sq * ho) * sizeof *ref);
+	float *o = ref_alloc((size_t)(B * Sq * ho) * sizeof *o);
+	double *ref = ref_alloc((size_t)(B * Sq * ho) * sizeof *ref);
 	assert_non_null(v);
-	uint64_t seed = rng;
+	uint64_t seed = ref_rng;
 	for (int64_t i = 0; i < B * Sq * hd; i++)
-		q[i] = c->qk > 0 ? (float)floor(frand(-c->qk, c->qk + 1)) : frand(-1, 1);
+		q[i] = c->qk > 0 ? (float)floor(ref_frand(-c->qk, c->qk + 1)) : ref_frand(-1, 1);
 	for (int64_t i = 0; i < B * Sk * hd; i++)
-		k[i] = c->qk > 0 ? (float)floor(frand(-c->qk, c->qk + 1)) : frand(-1, 1);
+		k[i] = c->qk > 0 ? (float)floor(ref_frand(-c->qk, c->qk + 1)) : ref_frand(-1, 1);
 	if (c->special == 2)
 		q[0] = NAN;             /* batch 0, query 0, head 0 */
 	if (c->special == 3)
@@ -274,14 +245,14 @@ static void run_sm(const SmCase *c, int mode)
 			for (int64_t j = 0; j < Sk; j++)
 				v[(b * Sk + j) * ho + h * Sk + j] = 1.0f;
 	int64_t nb = c->bias == 1 ? B * Sk : c->bias == 2 ? B * H * Sq : 0;
-	float *bias = xmalloc((size_t)nb * sizeof *bias);
+	float *bias = ref_alloc((size_t)nb * sizeof *bias);
 	for (int64_t i = 0; i < nb; i++)
-		bias[i] = frand(-3, 3);
+		bias[i] = ref_frand(-3, 3);
 	void *mask = NULL;
 	rt_t min = T(NULL, 0, 0, 0, 0, 0, 0);
 	if (c->mask) {
 		size_t es = c->mask == 1 ? 8 : c->mask == 2 ? 4 : 1;
-		mask = xmalloc((size_t)(B * Sk) * es);
+		mask = ref_alloc((size_t)(B * Sk) * es);
 		for (int64_t b = 0; b < B; b++)
 			for (int64_t j = 0; j < Sk; j++) {
 				float mv = mask_val(c, b, j);
@@ -413,20 +384,20 @@ typedef struct LnCase {
 static void run_ln(const LnCase *c, int mode)
 {
 	int64_t R = c->rows, n = c->n, tot = R * n;
-	float *x = xmalloc((size_t)tot * sizeof *x), *sk = xmalloc((size_t)tot * sizeof *sk);
-	float *g = xmalloc((size_t)n * sizeof *g), *be = xmalloc((size_t)n * sizeof *be);
-	float *bi = xmalloc((size_t)n * sizeof *bi);
-	float *y = xmalloc((size_t)tot * sizeof *y), *sum = xmalloc((size_t)tot * sizeof *sum);
+	float *x = ref_alloc((size_t)tot * sizeof *x), *sk = ref_alloc((size_t)tot * sizeof *sk);
+	float *g = ref_alloc((size_t)n * sizeof *g), *be = ref_alloc((size_t)n * sizeof *be);
+	float *bi = ref_alloc((size_t)n * sizeof *bi);
+	float *y = ref_alloc((size_t)tot * sizeof *y), *sum = ref_alloc((size_t)tot * sizeof *sum);
 	for (int64_t i = 0; i < tot; i++) {
-		x[i] = c->offset + frand(-2, 2);
-		sk[i] = frand(-1, 1);
+		x[i] = c->offset + ref_frand(-2, 2);
+		sk[i] = ref_frand(-1, 1);
 	}
 	if (c->nan)
 		x[0] = NAN;
 	for (int64_t i = 0; i < n; i++) {
-		g[i] = frand(0.5f, 1.5f);
-		be[i] = frand(-1, 1);
-		bi[i] = frand(-1, 1);
+		g[i] = ref_frand(0.5f, 1.5f);
+		be[i] = ref_frand(-1, 1);
+		bi[i] = ref_frand(-1, 1);
 	}
 	float eps = 1e-12f;
 	int64_t ng = c->g1 ? 1 : n, nbe = c->b1 ? 1 : n, nbi = c->bias1 ? 1 : n;
@@ -442,7 +413,7 @@ static void run_ln(const LnCase *c, int mode)
 		assert_int_equal(rt_op_KlnLayerNorm(frame(), "ln", in, 3, out, 1, NULL, 0, &eps, 1), 0);
 	}
 	set_mode(-1);
-	double *s = xmalloc((size_t)n * sizeof *s);
+	double *s = ref_alloc((size_t)n * sizeof *s);
 	for (int64_t r = 0; r < R; r++) {
 		double mean = 0, var = 0;
 		for (int64_t k = 0; k < n; k++) {
