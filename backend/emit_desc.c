@@ -68,41 +68,7 @@ static LLVMValueRef const_global(Be *be, LLVMTypeRef ety, LLVMValueRef *vals, in
 	return g;
 }
 
-/* The rows of the table that integer value v indexes (a constant Gather
- * table on axis 0, or a table of KlnEmbedLayerNorm), through no-op views
- * and Casts; the smallest over all uses, 0 if none is known.  kiln bench
- * draws token ids below it (kiln_model_input_index_bound). */
-static int64_t index_bound(const Graph *g, ValId v, int depth)
-{
-	int64_t best = 0;
-	const Value *val = IR_VAL(g, v);
-	for (int32_t u = 0; u < val->nuses; u++) {
-		const Node *n = IR_NODE(g, val->uses[u].node);
-		int idx = val->uses[u].idx;
-		ValId table = -1;
-		int64_t b = 0;
-		if (n->dead)
-			continue;
-		if (n->op == OP_Gather && idx == 1 && ir_attr_int(g, val->uses[u].node, "axis", 0) == 0)
-			table = n->in[0];
-		else if (n->op == OP_KlnEmbedLayerNorm && (idx == 0 || idx == 4 || idx == 6))
-			table = idx + 1 < n->nin ? n->in[idx == 0 ? 1 : idx + 1] : -1;
-		else if (depth < 4 && (n->op == OP_Cast || n->op == OP_Reshape || n->op == OP_Unsqueeze ||
-		                       n->op == OP_Squeeze || n->op == OP_Flatten || n->op == OP_Identity) &&
-		         idx == 0 && n->nout > 0 && n->out[0] >= 0)
-			b = index_bound(g, n->out[0], depth + 1);
-		if (table >= 0) {
-			const Value *t = IR_VAL(g, table);
-			int64_t rows;
-			if (t->rank >= 1 && ir_dim_is_const(g, t->dims[0], &rows) && rows > 0)
-				b = rows;
-		}
-		if (b > 0 && (best == 0 || b < best))
-			best = b;
-	}
-	return best;
-}
-
+/* per graph input: ir_index_bound of the integer ones, 0 for the others */
 static LLVMValueRef index_bounds(Be *be)
 {
 	Graph *g = be->g;
@@ -112,7 +78,7 @@ static LLVMValueRef index_bounds(Be *be)
 	for (int i = 0; i < g->ninputs; i++) {
 		const Value *val = IR_VAL(g, g->inputs[i]);
 		bool integer = val->dtype == DT_I64 || val->dtype == DT_I32;
-		a[i] = be_i64(be, integer ? index_bound(g, g->inputs[i], 0) : 0);
+		a[i] = be_i64(be, integer ? ir_index_bound(g, g->inputs[i]) : 0);
 	}
 	LLVMValueRef r = const_global(be, be->t_i64, a, g->ninputs, ".index_bound");
 	free(a);

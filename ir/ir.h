@@ -303,4 +303,11 @@ int ir_infer_node(Graph *g, NodeId n, Diag *diag);
  * has shape [..]: ..."). ir_infer_node applies it to every output. */
 int ir_check_value_size(const Graph *g, ValId v, const char *what, char *msg, size_t n);
 
+/* index_bound.c: the rows of the table integer value v indexes (a Gather
+ * on axis 0 of a table with a constant first dim, or a table of
+ * KlnEmbedLayerNorm), followed through up to four no-op views and Casts;
+ * the smallest over all its uses, 0 when none is known.  Ids must be below
+ * it (kiln_model_input_index_bound). */
+int64_t ir_index_bound(const Graph *g, ValId v);
+
 #endif
