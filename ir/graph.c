@@ -258,11 +258,8 @@ ValId ir_const_new(Graph *g, const char *name, DType t, int rank, const int64_t 
 	assert(rank >= 0 && rank <= IR_MAX_RANK);
 	ValId id = ir_value_new(g, name, V_CONST, t);
 	DimId d[IR_MAX_RANK];
-	int64_t numel = 1;
-	for (int i = 0; i < rank; i++) {
+	for (int i = 0; i < rank; i++)
 		d[i] = ir_dim_const(g, dims[i]);
-		numel *= dims[i];
-	}
 	ir_value_set_shape(g, id, rank, d);
 	Value *v = &g->vals[id];
 	v->nbytes = nbytes;
@@ -277,24 +274,30 @@ ValId ir_const_new(Graph *g, const char *name, DType t, int rank, const int64_t 
 		}
 		v->hash = ir_hash_bytes(data, nbytes);
 	}
-	/* symbolic content of small integer constants, for shape arithmetic */
-	if (data && (t == DT_I64 || t == DT_I32) && numel >= 0 && numel <= 64 &&
-	    (size_t)numel * ir_dtype_size(t) <= nbytes) {
-		DimId s[64];
-		for (int64_t i = 0; i < numel; i++) {
-			int64_t e;
-			if (t == DT_I64) {
-				memcpy(&e, (const char *)data + i * 8, 8);
-			} else {
-				int32_t e32;
-				memcpy(&e32, (const char *)data + i * 4, 4);
-				e = e32;
-			}
-			s[i] = ir_dim_const(g, e);
-		}
-		ir_value_set_sval(g, id, (int)numel, s);
-	}
+	ir_const_derive_sval(g, id);   /* for shape arithmetic */
 	return id;
+}
+
+void ir_const_derive_sval(Graph *g, ValId v)
+{
+	const Value *x = IR_VAL(g, v);
+	int64_t numel = ir_value_numel_const(g, v);
+	if (!x->data || (x->dtype != DT_I64 && x->dtype != DT_I32) || numel < 0 || numel > 64 ||
+	    (size_t)numel * ir_dtype_size(x->dtype) > x->nbytes)
+		return;
+	DimId s[64];
+	for (int64_t i = 0; i < numel; i++) {
+		int64_t e;
+		if (x->dtype == DT_I64) {
+			memcpy(&e, (const char *)x->data + i * 8, 8);
+		} else {
+			int32_t e32;
+			memcpy(&e32, (const char *)x->data + i * 4, 4);
+			e = e32;
+		}
+		s[i] = ir_dim_const(g, e);
+	}
+	ir_value_set_sval(g, v, (int)numel, s);
 }
 
 ValId ir_const_scalar_i64(Graph *g, const char *name, int64_t v)

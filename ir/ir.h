@@ -228,6 +228,10 @@ ValId ir_const_scalar_i64(Graph *g, const char *name, int64_t v);
 ValId ir_const_scalar_f32(Graph *g, const char *name, float v);
 void ir_value_set_shape(Graph *g, ValId v, int rank, const DimId *dims);
 void ir_value_set_sval(Graph *g, ValId v, int n, const DimId *elems);
+/* The symbolic content of constant v from its data when v is a small integer
+ * constant (i64/i32, at most 64 elements); ir_const_new does it, and so
+ * must whoever gives a constant its data later. */
+void ir_const_derive_sval(Graph *g, ValId v);
 int64_t ir_value_numel_const(const Graph *g, ValId v);   /* -1 unless static */
 ValId ir_value_find(const Graph *g, const char *name);    /* -1 if none (linear) */
 /* A value name not used in g: base if free, else base.1, base.2, ...

@@ -125,24 +125,8 @@ static bool same_type(DType t, int rank, const int64_t *dims, DType t2, int rank
  * and the symbolic content ir_const_new gives small integer constants. */
 static void fill_const(Graph *g, ValId v, const void *data)
 {
-	Value *x = IR_VAL(g, v);
-	x->data = data;
-	int64_t numel = ir_value_numel_const(g, v);
-	if ((x->dtype == DT_I64 || x->dtype == DT_I32) && numel >= 0 && numel <= 64) {
-		DimId s[64];
-		for (int64_t i = 0; i < numel; i++) {
-			int64_t e;
-			if (x->dtype == DT_I64) {
-				memcpy(&e, (const char *)data + i * 8, 8);
-			} else {
-				int32_t e32;
-				memcpy(&e32, (const char *)data + i * 4, 4);
-				e = e32;
-			}
-			s[i] = ir_dim_const(g, e);
-		}
-		ir_value_set_sval(g, v, (int)numel, s);
-	}
+	IR_VAL(g, v)->data = data;
+	ir_const_derive_sval(g, v);
 }
 
 typedef struct Derived { uint64_t hash; ValId v; } Derived;
