@@ -13,10 +13,10 @@
 # (scripts/setup.sh installs both; CI has them).
 #   bash aarch64.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
 X=$BUILD/aarch64-linux-gnu
 OUT=$BUILD/aarch64_test
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
 for t in aarch64-linux-gnu-gcc qemu-aarch64; do
 	command -v $t >/dev/null || { echo "aarch64: $t not installed (apt-get install gcc-aarch64-linux-gnu qemu-user), skipping"; exit 77; }
 done
@@ -27,11 +27,7 @@ for f in libkiln_rt.a libkiln.a kiln-runner rt_kernels_check; do
 done
 t0=$(date +%s)
 rm -rf "$OUT" && mkdir -p "$OUT"
-/usr/bin/python3 "$SRC/tests/gen/models.py" "$OUT/models" >/dev/null || { echo "aarch64: generating the models failed"; exit 1; }
-
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+gen_models "$SRC" "$OUT/models"
 check() {  # check NAME DIR OPTIONS...: kiln check for aarch64 must pass
 	local name=$1 dir=$2; shift 2
 	if out=$(timeout "$TIMEOUT" "$KILN" check "$dir" --target-triple=aarch64-linux-gnu "$@" 2>&1) &&
@@ -54,7 +50,7 @@ check bert_qa "$qa" --target-cpu=cortex-a72
 
 # a mismatch is reported as one: a reference that is off
 cp -r "$qa" "$OUT/qa_wrong"
-/usr/bin/python3 - "$OUT/qa_wrong/test_data_set_0/output_0.pb" <<'PY'
+"$PY" - "$OUT/qa_wrong/test_data_set_0/output_0.pb" <<'PY'
 import sys, numpy as np, onnx
 from onnx import numpy_helper
 t = onnx.load_tensor(sys.argv[1]); a = numpy_helper.to_array(t).copy(); a.flat[0] += 1.0
@@ -103,5 +99,4 @@ else
 	bad "rt_kernels_check: $(tail -n 5 <<<"$out" | tr '\n' ' ')"
 fi
 
-echo "aarch64: $pass passed, $fail failed in $(( $(date +%s) - t0 )) s"
-[ $fail -eq 0 ]
+finish aarch64 "in $(( $(date +%s) - t0 )) s"

@@ -8,13 +8,11 @@
 #    no output is written.
 # usage: chain.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 kiln=$1 src=$2 build=$3
 out="$build/chain"
 rm -rf "$out" && mkdir -p "$out"
-/usr/bin/python3 "$src/tests/gen/chain.py" "$out/c600" 600 --late-input 590 || exit 1
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
+"$PY" "$src/tests/gen/chain.py" "$out/c600" 600 --late-input 590 || exit 1
 
 if msg=$("$kiln" check "$out/c600" 2>&1); then ok "check: $(tail -n 1 <<<"$msg")"; else bad "check: $msg"; fi
 
@@ -49,4 +47,4 @@ if [ $rc -eq 1 ] && [ "$(wc -l <<<"$msg")" -eq 1 ] && grep -Eq "$want" <<<"$msg"
 else
   bad "late error: exit $rc: $msg"
 fi
-exit $fail
+finish chain

@@ -14,14 +14,12 @@
 # rounding, through 9 GEMMs); 3e-2 leaves about 2x margin.
 #   bash fpmath.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 kiln=$1 src=$2 build=$3
 d="$build/fpmath_test"
 rm -rf "$d" && mkdir -p "$d"
-/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_qa >/dev/null || { echo "FAIL generating bert_qa"; exit 1; }
+gen_models "$src" "$d" bert_qa
 m="$d/bert_qa"
-fail=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
 
 # compile: default, explicit fp32, bf16 (each with --stats)
 for v in default fp32 bf16; do
@@ -61,7 +59,7 @@ for s in 0 1; do
 			>/dev/null 2>"$d/err" || { bad "run $v set $s: $(head -3 "$d/err")"; exit 1; }
 	done
 done
-/usr/bin/python3 - "$d" <<'EOF' || fail=1
+"$PY" - "$d" <<'EOF' || bad "bf16 outputs against fp32 (above)"
 import sys, os
 import numpy as np
 import onnx
@@ -105,5 +103,4 @@ EOF
 [ $rc -eq 1 ] && grep -q MISMATCH "$d/out" && ok "check --fpmath=bf16 at default tolerances: mismatch (exit 1)" \
 	|| bad "check bf16 at default tolerances: exit $rc, wanted 1 with MISMATCH"
 
-[ $fail -eq 0 ] && echo "fpmath: all ok" || echo "fpmath: FAILED"
-exit $fail
+finish fpmath

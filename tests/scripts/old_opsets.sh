@@ -9,29 +9,18 @@
 # unsupported ops) are one line each naming what is wrong.
 #   bash old_opsets.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
-PY=/usr/bin/python3
 OUT=$BUILD/old_opsets
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
-"$PY" -c "import onnx, numpy" 2>/dev/null || { echo "old_opsets: python3-onnx or numpy missing: skipped"; exit 77; }
+need_onnx old_opsets
 
 rm -rf "$OUT"
 "$PY" "$SRC/tests/gen/old_opsets.py" "$OUT" || { echo "old_opsets: generating failed"; exit 1; }
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 for d in "$OUT"/*/; do
 	d=${d%/}
 	[ -f "$d/model.onnx" ] || continue
-	for o in -O0 -O2; do
-		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
-			ok "$(basename "$d") $o"
-		else
-			bad "$(basename "$d") $o: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
-		fi
-	done
+	for o in -O0 -O2; do check_model "$(basename "$d") $o" "$d" "$o"; done
 done
 
 # the opset-11 attention block fuses as the newer exports do
@@ -54,14 +43,7 @@ for m in "$OUT"/refuse/*.onnx; do
 	name=$(basename "$m" .onnx)
 	err=$("$KILN" dump "$m" 2>&1 >/dev/null)
 	rc=$?
-	why=""
-	[ $rc -eq 1 ] || why="exit $rc, expected 1"
-	[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || why="$why; not one line"
-	while IFS= read -r frag; do
-		[ -n "$frag" ] && ! grep -qF -- "$frag" <<<"$err" && why="$why; lacks '$frag'"
-	done <"$OUT/refuse/$name.expect"
-	if [ -z "$why" ]; then ok "refuse $name: $err"; else bad "refuse $name: $why: $err"; fi
+	refusal "refuse $name" $rc "$err" "$OUT/refuse/$name.expect"
 done
 
-echo "old_opsets: $pass passed, $fail failed"
-[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+finish old_opsets

@@ -17,14 +17,12 @@
 #     is bad input (1) with one line naming it.
 #   bash profile.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 kiln=$1 src=$2 build=$3
 d="$build/profile_test"
 rm -rf "$d" && mkdir -p "$d"
-/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_qa >/dev/null || { echo "FAIL generating bert_qa"; exit 1; }
+gen_models "$src" "$d" bert_qa
 m="$d/bert_qa"
-fail=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
 
 # check_trace TRACE STATS STDOUT RUNS THREADS: the trace and the table
 check_trace() {
@@ -165,4 +163,4 @@ for p in "$d/nodir/t.json" "$d"; do
 done
 
 [ $fail = 0 ] && rm -rf "$d"
-exit $fail
+finish profile

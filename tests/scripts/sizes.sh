@@ -8,13 +8,11 @@
 # batch 1, sequence 128 plans.
 # usage: sizes.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 kiln=$1 src=$2 build=$3
 d="$build/sizes_test"
 rm -rf "$d" && mkdir -p "$d"
-/usr/bin/python3 "$src/tests/gen/make_size_models.py" "$d" || exit 1
-fail=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+"$PY" "$src/tests/gen/make_size_models.py" "$d" || exit 1
 
 # one_line_error NAME EXIT REGEX -- command...: exit EXIT, one stderr line matching REGEX
 one_line_error() {
@@ -92,7 +90,7 @@ for m in expand_sum_4 cos_max; do
     bad "compile --stats $m: $(cat "$d/err")"
   fi
 done
-/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_qa vilbert >/dev/null || exit 1
+gen_models "$src" "$d" bert_qa vilbert
 # a lower limit refuses what the default allows: [batch, sequence, 64] f32 has 256 static bytes
 one_line_error "--max-tensor-bytes=100 on bert_qa" 1 "model\.onnx: node '[^']+' \([A-Za-z]+\): output '[^']+' has shape \[.*64\]: 64 elements of 4 bytes in its static dims alone, over the limit of 100 bytes" \
   -- "$kiln" compile "$d/bert_qa/model.onnx" -o "$d/x.so" --max-tensor-bytes=100
@@ -107,4 +105,4 @@ for m in bert_qa vilbert; do
     bad "--stats arena of $m: $s bytes, a run at batch 1, sequence 128 plans $r"
   fi
 done
-exit $fail
+finish sizes

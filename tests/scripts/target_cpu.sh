@@ -11,16 +11,14 @@
 #     masked, and matches its references.
 # usage: target_cpu.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 kiln=$1 src=$2 build=$3
 case "$(uname -m)" in x86_64) ;; *) echo "skip: not x86-64"; exit 77 ;; esac
 d="$build/target_cpu_test"
 rm -rf "$d" && mkdir -p "$d"
-/usr/bin/python3 "$src/tests/gen/models.py" "$d" bert_qa >/dev/null || exit 1
+gen_models "$src" "$d" bert_qa
 m="$d/bert_qa/model.onnx" ds="$d/bert_qa/test_data_set_0"
 all=$(sed -n 's/X("\([^"]*\)")/\1\n/gp' "$src/runtime/cpu_features.def" | tr -d ' ' | grep . | paste -sd,)
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 
 "$kiln" compile "$m" -o "$d/host.so" || exit 1
 "$kiln" run "$d/host.so" --inputs "$ds" --outputs "$d/o1" >/dev/null && ok "default build runs" || bad "default build does not run"
@@ -51,4 +49,4 @@ fi
 "$kiln" check "$d/bert_qa" --target-cpu=x86-64 >/dev/null && ok "baseline x86-64 build matches its references" || bad "baseline x86-64 build"
 "$kiln" compile "$m" -o "$d/base.so" --target-cpu=x86-64 || exit 1
 KILN_CPU_MASK=$all "$kiln" run "$d/base.so" --inputs "$ds" --outputs "$d/o5" >/dev/null && ok "baseline build loads with every feature masked" || bad "baseline build refused"
-exit $fail
+finish target_cpu

@@ -1,0 +1,63 @@
+# tests/scripts/lib/suite.sh: what the script suites share.  A suite sources
+# it right after `set -uo pipefail`:
+#   . "${BASH_SOURCE%/*}/lib/suite.sh"
+# (a folder of its own: every tests/scripts/*.sh is a ctest).
+#
+#   TIMEOUT  seconds one kiln command may take (KILN_TEST_TIMEOUT, default 300)
+#   PY       Debian's python3, which has onnx and numpy (the python3 first
+#            on PATH may not)
+#   ok MSG / bad MSG   a passed / failed check: counted in pass / fail,
+#            printed as one line "PASS MSG" / "FAIL MSG"
+#   need_onnx NAME               exit 77 (skipped) when PY lacks onnx or numpy
+#   gen_models SRC OUT [MODEL...]  tests/gen/models.py's models (all, or the
+#            ones named) into OUT/MODEL; exit 1 with one line if that fails
+#   check_model LABEL DIR [OPTION...]  `$KILN check DIR OPTION...` must pass
+#            (within TIMEOUT; on failure its last lines)
+#   refusal LABEL RC ERR FRAGMENTS  a refusal as it must be: exit status RC
+#            1, ERR (its stderr) one line holding every line of the file
+#            FRAGMENTS
+#   finish NAME [MORE]  the suite's last line, "NAME: P passed, F failed
+#            MORE"; its status is the suite's: 0 when a check ran and none
+#            failed
+
+TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+PY=/usr/bin/python3
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); echo "PASS $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+need_onnx() {
+	"$PY" -c "import onnx, numpy" 2>/dev/null ||
+		{ echo "$1: python3-onnx or numpy missing: skipped"; exit 77; }
+}
+
+gen_models() {
+	local src=$1 out=$2; shift 2
+	"$PY" "$src/tests/gen/models.py" "$out" "$@" >/dev/null ||
+		{ echo "FAIL generating ${*:-the models} (tests/gen/models.py)"; exit 1; }
+}
+
+check_model() {
+	local label=$1 dir=$2 out; shift 2
+	if out=$(timeout "$TIMEOUT" "$KILN" check "$dir" "$@" 2>&1); then
+		ok "$label"
+	else
+		bad "$label: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
+}
+
+refusal() {
+	local label=$1 rc=$2 err=$3 frags=$4 why="" frag
+	[ "$rc" -eq 1 ] || why="exit $rc, expected 1"
+	[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || why="$why; not one line"
+	while IFS= read -r frag; do
+		[ -n "$frag" ] && ! grep -qF -- "$frag" <<<"$err" && why="$why; lacks '$frag'"
+	done <"$frags"
+	if [ -z "$why" ]; then ok "$label: $err"; else bad "$label: $why: $err"; fi
+}
+
+finish() {
+	echo "$1: $pass passed, $fail failed${2:+ $2}"
+	[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+}
