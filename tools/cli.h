@@ -59,6 +59,8 @@ int cli_parse_int(const char *name, const char *s, long long lo, long long hi, l
 /* A finite number >= 0 (tolerances). */
 int cli_parse_nonneg(const char *name, const char *s, double *v);
 double cli_now_ms(void);
+/* bytes of one element of a kiln_dtype (1 for bool, u8, i8 and unknown ones) */
+size_t cli_dtype_size(int dtype);
 bool cli_has_help(int argc, char **argv);
 /* s (NULL: "") as a JSON string on stdout, quotes, backslashes and control bytes escaped */
 void cli_json_str(const char *s);

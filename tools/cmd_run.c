@@ -67,16 +67,6 @@ static const char bench_help[] =
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static size_t dtype_size(int t)
-{
-	switch (t) {
-	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
-	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
-	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
-	default: return 1;
-	}
-}
-
 static double half_to_double(uint16_t h)
 {
 	int e = (h >> 10) & 31, m = h & 1023;
@@ -342,7 +332,7 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 		printf("  %s %s: dtype %d, reference %d\n", set, name, got->dtype, ref->dtype);
 		return -1;
 	}
-	size_t n = ref->nbytes / dtype_size(ref->dtype);
+	size_t n = ref->nbytes / cli_dtype_size(ref->dtype);
 	double worst_abs = 0, worst_rel = 0;
 	size_t bad = 0, first_bad = 0;
 	bool fl = is_float(ref->dtype);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "kiln.h"
 #include "onnx_import.h"
 
 static const char usage[] =
@@ -73,6 +74,16 @@ int cli_parse_nonneg(const char *name, const char *s, double *v)
 	}
 	*v = x;
 	return 0;
+}
+
+size_t cli_dtype_size(int dtype)
+{
+	switch (dtype) {
+	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
+	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
+	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
+	default: return 1;
+	}
 }
 
 double cli_now_ms(void)

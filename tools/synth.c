@@ -40,19 +40,9 @@ static int64_t bind(Binding *b, int *nb, const char *dim, int64_t want)
 	return want;
 }
 
-static size_t dtype_size(kiln_dtype t)
-{
-	switch (t) {
-	case KILN_F64: case KILN_I64: case KILN_U64: return 8;
-	case KILN_F32: case KILN_I32: case KILN_U32: return 4;
-	case KILN_F16: case KILN_BF16: case KILN_I16: case KILN_U16: return 2;
-	default: return 1;
-	}
-}
-
 static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq, int64_t vocab)
 {
-	size_t n = t->nbytes / dtype_size(t->dtype);
+	size_t n = t->nbytes / cli_dtype_size(t->dtype);
 	for (size_t i = 0; i < n; i++) {
 		int64_t col = t->rank >= 2 ? (int64_t)(i % t->shape[t->rank - 1]) : (int64_t)i;
 		if (t->dtype == KILN_F32) {
@@ -97,7 +87,7 @@ int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t region
 			t->shape[k] = bind(b, &nb, io->dims[k], want);
 			n *= (size_t)t->shape[k];
 		}
-		t->nbytes = n * dtype_size(t->dtype);
+		t->nbytes = n * cli_dtype_size(t->dtype);
 		t->data = calloc(1, t->nbytes ? t->nbytes : 1);
 		if (!t->data) {
 			cli_error("bench: out of memory for input '%s'", io->name);
