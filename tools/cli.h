@@ -58,6 +58,10 @@ void cli_fail(const char *path, const char *msg);
 int cli_parse_int(const char *name, const char *s, long long lo, long long hi, long long *v);
 /* A finite number >= 0 (tolerances). */
 int cli_parse_nonneg(const char *name, const char *s, double *v);
+/* arg of `kiln cmd`, no option cmd knows: its one positional argument
+ * (*pos, still NULL), 0; else (an unknown option, a second positional one)
+ * a message and -1 (bad usage) */
+int cli_positional(const char *cmd, const char *arg, const char **pos);
 double cli_now_ms(void);
 /* bytes of one element of a kiln_dtype (1 for bool, u8, i8 and unknown ones) */
 size_t cli_dtype_size(int dtype);

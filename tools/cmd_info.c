@@ -43,11 +43,8 @@ int cmd_info(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
-		} else if (argv[i][0] == '-' || so) {
-			cli_error("info: unexpected argument '%s' (see kiln info --help)", argv[i]);
+		} else if (cli_positional("info", argv[i], &so)) {
 			return EXIT_USAGE;
-		} else {
-			so = argv[i];
 		}
 	}
 	if (!so) {

@@ -258,11 +258,8 @@ int cmd_run(int argc, char **argv)
 		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads))) {
 			if (r < 0)
 				return EXIT_USAGE;
-		} else if (argv[i][0] == '-' || so) {
-			cli_error("run: unexpected argument '%s' (see kiln run --help)", argv[i]);
+		} else if (cli_positional("run", argv[i], &so)) {
 			return EXIT_USAGE;
-		} else {
-			so = argv[i];
 		}
 	}
 	if (!so || !indir || !outdir) {
@@ -640,13 +637,8 @@ int cmd_check(int argc, char **argv)
 			r = parse_tol_opt(argc, argv, &i, "--rtol", &tol.rtol);
 		if (r < 0)
 			return EXIT_USAGE;
-		if (r)
-			continue;
-		if (argv[i][0] == '-' || dir) {
-			cli_error("check: unexpected argument '%s' (see kiln check --help)", argv[i]);
+		if (!r && cli_positional("check", argv[i], &dir))
 			return EXIT_USAGE;
-		}
-		dir = argv[i];
 	}
 	if (!dir) {
 		cli_error("check: no model folder given (see kiln check --help)");
@@ -758,11 +750,8 @@ int cmd_bench(int argc, char **argv)
 		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace))) {
 			if (r < 0)
 				return EXIT_USAGE;
-		} else if (argv[i][0] == '-' || so) {
-			cli_error("bench: unexpected argument '%s' (see kiln bench --help)", argv[i]);
+		} else if (cli_positional("bench", argv[i], &so)) {
 			return EXIT_USAGE;
-		} else {
-			so = argv[i];
 		}
 	}
 	if (!so) {

@@ -76,6 +76,16 @@ int cli_parse_nonneg(const char *name, const char *s, double *v)
 	return 0;
 }
 
+int cli_positional(const char *cmd, const char *arg, const char **pos)
+{
+	if (arg[0] == '-' || *pos) {
+		cli_error("%s: unexpected argument '%s' (see kiln %s --help)", cmd, arg, cmd);
+		return -1;
+	}
+	*pos = arg;
+	return 0;
+}
+
 size_t cli_dtype_size(int dtype)
 {
 	switch (dtype) {
@@ -268,11 +278,8 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 			continue;
 		if (want_out && !strcmp(argv[i], "-o") && i + 1 < argc) {
 			o->be.out = argv[++i];
-		} else if (argv[i][0] == '-' || *model) {
-			cli_error("%s: unexpected argument '%s' (see kiln %s --help)", cmd, argv[i], cmd);
+		} else if (cli_positional(cmd, argv[i], model)) {
 			return -1;
-		} else {
-			*model = argv[i];
 		}
 	}
 	if ((o->weights_from || o->graph) && *model && !cli_is_text_ir(*model)) {
