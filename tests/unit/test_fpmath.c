@@ -23,6 +23,7 @@
 #include "kiln.h"
 #include "rt.h"
 #include "be_test.h"
+#include "test_files.h"
 
 static float f_of(uint32_t u)
 {
@@ -213,16 +214,8 @@ static BeStats compile_text(const char *text, BeOptions *o)
 
 static unsigned char *read_all(const char *path, size_t *n)
 {
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	unsigned char *b = malloc((size_t)sz + 1);
+	unsigned char *b = (unsigned char *)test_read_file(path, n);
 	assert_non_null(b);
-	assert_int_equal(fread(b, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*n = (size_t)sz;
 	return b;
 }
 

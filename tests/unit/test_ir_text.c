@@ -18,22 +18,7 @@
 
 #include "ir.h"
 #include "onnx_import.h"
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-	b[n] = 0;
-	fclose(f);
-	return b;
-}
+#include "test_files.h"
 
 /* parse -> print, then checks print(parse(print)) is the same text. */
 static char *roundtrip(const char *text, const char *name)
@@ -70,7 +55,7 @@ static void test_golden(void **state)
 		char in[1024], ex[1024];
 		snprintf(in, sizeof in, "%s/%s", dir, e->d_name);
 		snprintf(ex, sizeof ex, "%s/%.*s.expected", dir, (int)(len - 4), e->d_name);
-		char *text = read_text(in), *want = read_text(ex);
+		char *text = test_read_file(in, NULL), *want = test_read_file(ex, NULL);
 		assert_non_null(text);
 		if (!want)
 			fail_msg("%s has no .expected file", in);
@@ -422,7 +407,7 @@ static void test_truncations(void **state)
 	(void)state;
 	char path[1024];
 	snprintf(path, sizeof path, "%s/tests/golden/attrs.kir", KILN_SOURCE_DIR);
-	char *text = read_text(path);
+	char *text = test_read_file(path, NULL);
 	assert_non_null(text);
 	size_t n = strlen(text);
 	char *buf = malloc(n + 1);

@@ -17,6 +17,7 @@
 
 #include "ir.h"
 #include "schema.h"
+#include "test_files.h"
 
 static Graph *parse_ok(const char *text)
 {
@@ -25,6 +26,17 @@ static Graph *parse_ok(const char *text)
 	if (!g)
 		fail_msg("parse failed: %s\n%s", d.msg, text);
 	return g;
+}
+
+/* tests/golden/NAME.kir (malloc'd) */
+static char *golden(const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/golden/%s.kir", KILN_SOURCE_DIR, name);
+	char *text = test_read_file(path, NULL);
+	if (!text)
+		fail_msg("cannot read %s", path);
+	return text;
 }
 
 static void verify_ok(const Graph *g)
@@ -60,17 +72,11 @@ static void test_accepts(void **state)
 	 * test_schema_goldens) */
 	const char *names[] = { "basic" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		char path[1024];
-		snprintf(path, sizeof path, "%s/tests/golden/%s.kir", KILN_SOURCE_DIR, names[i]);
-		FILE *f = fopen(path, "rb");
-		assert_non_null(f);
-		static char buf[1 << 16];
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		buf[n] = 0;
-		fclose(f);
-		Graph *g = parse_ok(buf);
+		char *text = golden(names[i]);
+		Graph *g = parse_ok(text);
 		verify_ok(g);
 		ir_graph_free(g);
+		free(text);
 	}
 	/* bool plumbing that is right */
 	Graph *g = parse_ok("graph @g(%a: f32[2, 3], %b: f32[3]) {\n"
@@ -291,15 +297,9 @@ static void test_schema_attrs(void **state)
 /* The printer's golden files hold what no op allows; the verifier says so. */
 static void golden_fails(const char *name, const char *want)
 {
-	char path[1024];
-	snprintf(path, sizeof path, "%s/tests/golden/%s.kir", KILN_SOURCE_DIR, name);
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	static char buf[1 << 16];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	text_fails(buf, want);
+	char *text = golden(name);
+	text_fails(text, want);
+	free(text);
 }
 
 static void test_schema_goldens(void **state)

@@ -21,29 +21,11 @@
 
 #include "ir.h"
 #include "passes.h"
+#include "test_files.h"
 
 #define MAXD 64
 
 typedef struct Dir { int kind; char text[512]; } Dir;   /* 0 CHECK, 1 CHECK-NOT, 2 STATS */
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = malloc((size_t)n + 1);
-	if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-		free(s);
-		s = NULL;
-	}
-	if (s)
-		s[n] = 0;
-	fclose(f);
-	return s;
-}
 
 /* Copies the rest of the line after `key` (trimmed) into out. */
 static bool directive(const char *line, const char *key, char *out, size_t n)
@@ -205,7 +187,7 @@ static int run_text(const char *path, char *src)
 
 static int run_case(const char *path)
 {
-	char *src = read_file(path);
+	char *src = test_read_file(path, NULL);
 	if (!src) {
 		print_error("%s: cannot read\n", path);
 		return 1;
@@ -249,7 +231,7 @@ static void test_check_not_scope(void **state)
 static void test_rejects_unfused_gelu(void **state)
 {
 	(void)state;
-	char *src = read_file(KILN_SOURCE_DIR "/tests/passes/gelu_erf.ir");
+	char *src = test_read_file(KILN_SOURCE_DIR "/tests/passes/gelu_erf.ir", NULL);
 	assert_non_null(src);
 	char *a = replace(src, "// RUN: fuse-gelu", "// RUN: fuse-gelu\n// DISABLE: gelu");
 	char *b = replace(a, "// CHECK: %y = KlnGelu(%x) {approximate = 0}", "// CHECK: graph @gelu");

@@ -28,6 +28,7 @@
 #include "ir.h"
 #include "kiln.h"
 #include "be_test.h"
+#include "test_files.h"
 
 static const char *text =
 	"graph @prof(%x: f32[batch, 64], %w: f32[64, 256], %q: f32[batch, 4, 16], "
@@ -171,15 +172,8 @@ static void check_events(kiln_context *c, const int64_t *b, int nruns, int threa
 
 static char *read_all(const char *path)
 {
-	FILE *fp = fopen(path, "rb");
-	assert_non_null(fp);
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *s = calloc(1, (size_t)n + 1);
+	char *s = test_read_file(path, NULL);
 	assert_non_null(s);
-	assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
-	fclose(fp);
 	return s;
 }
 

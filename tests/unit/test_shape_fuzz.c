@@ -24,6 +24,7 @@
 #include "ir.h"
 #include "kiln.h"
 #include "be_test.h"
+#include "test_files.h"
 
 #define RUNS 150
 #define MAX_BYTES ((size_t)8 << 20)   /* larger inputs get a buffer too small */
@@ -131,13 +132,10 @@ static void *fuzz_data(kiln_tensor *t)
 
 static int fuzz_model(const char *path, int *ok, int *refused)
 {
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	static char text[65536];
-	size_t len = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[len] = 0;
+	char *text = test_read_file(path, NULL);
+	assert_non_null(text);
 	Graph *g = test_parse(text);
+	free(text);
 	BeOptions o = {.out = tmp_path("fuzz.so"), .emit = BE_EMIT_SO, .opt_level = 2};
 	BeStats st;
 	Diag d = {0};
