@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "rt_internal.h"
+#include "plus_one_model.h"
 
 RT_KERNEL(Add); RT_KERNEL(Softmax); RT_KERNEL(ReduceSum);
 
@@ -422,22 +423,8 @@ static const char model_src[] =
 	"#include <unistd.h>\n"
 	"#ifndef WBYTES\n#define WBYTES 4\n#endif\n"
 	"#ifndef SLOW_US\n#define SLOW_US 0\n#endif\n"
-	"int rt_op_Add(kiln_frame *, const char *, const rt_t *, int32_t, rt_t *, int32_t,\n"
-	"              const int64_t *, int32_t, const float *, int32_t);\n"
-	"static const char *const d[] = { \"n\" };\n"
-	"static const kiln_io_info io[2] = { { \"x\", KILN_F32, 1, d }, { \"y\", KILN_F32, 1, d } };\n"
-	"static const rt_dim dims[KILN_MAX_RANK] = { { 0, 0 } };\n"
-	"static const char *const syms[] = { \"n\" };\n"
-	"static const float one = 1.0f;\n"
-	"static int plan(const int64_t *s, int64_t *b, kiln_frame *f) { (void)s; (void)b; (void)f; return 0; }\n"
-	"static void shapes(const int64_t *s, int64_t *o) { o[0] = s[0]; }\n"
-	"static int run(kiln_frame *f) {\n"
-	"  if (SLOW_US) usleep(SLOW_US);\n"
-	"  rt_t a[2] = { { (void *)f->in[0], KILN_F32, 1, { f->sym[0] } },\n"
-	"                { (void *)f->weights, KILN_F32, 0, { 0 } } };\n"
-	"  rt_t y = { f->out[0], KILN_F32, 1, { f->sym[0] } };\n"
-	"  return rt_op_Add(f, \"plus_one\", a, 2, &y, 1, 0, 0, 0, 0);\n"
-	"}\n"
+	PLUS_ONE_DECLS
+	PLUS_ONE_RUN("  if (SLOW_US) usleep(SLOW_US);\n")
 	"const rt_model_desc kiln__desc = { RT_ABI_VERSION, \"plus1\", 1, 1, 1, 0, io, io + 1,\n"
 	"  dims, syms, 0, 0, 0, WBYTES, (const char *)&one, plan, shapes, run };\n";
 
