@@ -6,16 +6,13 @@
 # (77) without ../shared.
 #   bash unsorted_shared.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2
-PY=/usr/bin/python3
-MODELS=$SRC/../shared/models
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
-[ -d "$SRC/../shared" ] || { echo "unsorted_shared: $SRC/../shared absent, skipping"; exit 77; }
+need_shared unsorted_shared "$SRC"
 "$PY" -c "import onnx" 2>/dev/null || { echo "unsorted_shared: python3-onnx missing: skipped"; exit 77; }
 TMP=$(mktemp -d /tmp/kiln_unsorted.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-pass=0 fail=0
 for d in "$MODELS"/*/; do
 	d=${d%/}
 	[ -f "$d/model.onnx" ] || continue   # perf/: no test sets, big
@@ -41,15 +38,8 @@ m.graph.node.extend(nodes[i] for i in order)
 onnx.save(m, sys.argv[2])
 PYEOF
 	then
-		fail=$((fail + 1)); echo "FAIL $name: shuffling failed"; continue
+		bad "$name: shuffling failed"; continue
 	fi
-	if out=$(timeout "$TIMEOUT" "$KILN" check "$u" -O2 2>&1); then
-		pass=$((pass + 1))
-		echo "PASS $name (unsorted)"
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name (unsorted): $(echo "$out" | tail -n 3 | tr '\n' ' ')"
-	fi
+	check_model "$name (unsorted)" "$u" -O2
 done
-echo "unsorted shared models: $pass passed, $fail failed"
-[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+finish "unsorted shared models"

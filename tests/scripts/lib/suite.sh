@@ -9,6 +9,8 @@
 #   ok MSG / bad MSG   a passed / failed check: counted in pass / fail,
 #            printed as one line "PASS MSG" / "FAIL MSG"
 #   need_onnx NAME               exit 77 (skipped) when PY lacks onnx or numpy
+#   need_shared NAME SRC         MODELS=SRC/../shared/models (the real
+#            exports); exit 77 without ../shared, 1 without its models/
 #   gen_models SRC OUT [MODEL...]  tests/gen/models.py's models (all, or the
 #            ones named) into OUT/MODEL; exit 1 with one line if that fails
 #   check_model LABEL DIR [OPTION...]  `$KILN check DIR OPTION...` must pass
@@ -30,6 +32,12 @@ bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 need_onnx() {
 	"$PY" -c "import onnx, numpy" 2>/dev/null ||
 		{ echo "$1: python3-onnx or numpy missing: skipped"; exit 77; }
+}
+
+need_shared() {
+	[ -d "$2/../shared" ] || { echo "$1: $2/../shared absent, skipping"; exit 77; }
+	MODELS=$2/../shared/models
+	[ -d "$MODELS" ] || { echo "$1: $MODELS absent"; exit 1; }
 }
 
 gen_models() {
