@@ -29,6 +29,15 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import npref  # noqa: E402
 
+# Unsqueeze axes given as a scalar (onnxscript writes a literal 1 so; ONNX
+# Runtime and kiln take it): npref wants a list
+_npref_unsqueeze = npref.OPS["Unsqueeze"]
+npref.OPS["Unsqueeze"] = lambda x, axes: _npref_unsqueeze(x, np.atleast_1d(axes))
+# ReduceMean with axes as an input (opset 18) and noop_with_empty_axes
+_npref_mean = npref.OPS["ReduceMean"]
+npref.OPS["ReduceMean"] = lambda x, axes=None, keepdims=1, noop_with_empty_axes=0: \
+    _npref_mean(x, axes, keepdims)
+
 
 class Graph:
     """Collects nodes (in the order given) and initializers for one graph.
@@ -62,6 +71,25 @@ class Graph:
         m = helper.make_model(g, opset_imports=ops, producer_name="kiln-tests-foreign")
         m.ir_version = 8
         return m
+
+
+class Script:
+    """Emits nodes the way onnxscript does: one node per statement, output
+    named after the variable, Constant values as tensors."""
+
+    def __init__(self, g):
+        self.g = g
+
+    def __call__(self, op, out, *ins, **attrs):
+        self.g.node(op, list(ins), [out], "", **attrs)
+        return out
+
+    def const(self, out, v):
+        """A Constant node; python floats become float32, ints int64."""
+        a = np.asarray(v)
+        a = a.astype(np.float32 if a.dtype.kind == "f" else np.int64)
+        self.g.node("Constant", [], [out], "", value=numpy_helper.from_array(a))
+        return out
 
 
 def expand_skip_layer_norm(model, opset=17):
@@ -124,8 +152,9 @@ def feeds_for(model, dims, rng, masks=None):
 
 
 def _sorted(model):
-    """A copy of model with its nodes in topological order (npref runs them
-    in file order; some originals are not sorted, and kiln must sort)."""
+    """A copy of model for npref: its nodes in topological order (npref runs
+    them in file order; some originals are not sorted, and kiln must sort),
+    Constant value_ints/value_floats/... written as value tensors."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {i.name for i in m.graph.input} | {t.name for t in m.graph.initializer} | {""}
@@ -140,6 +169,12 @@ def _sorted(model):
         left = [n for n in left if n not in ready]
     del m.graph.node[:]
     m.graph.node.extend(order)
+    for n in m.graph.node:      # npref reads only Constant's value
+        if n.op_type == "Constant" and n.attribute[0].name != "value":
+            v = np.asarray(helper.get_attribute_value(n.attribute[0]))
+            v = v.astype(np.float32 if n.attribute[0].name.startswith("value_float") else np.int64)
+            del n.attribute[:]
+            n.attribute.append(helper.make_attribute("value", numpy_helper.from_array(v)))
     return m
 
 

@@ -33,31 +33,14 @@ import os
 import sys
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Graph, main  # noqa: E402
+from common import Graph, Script, main  # noqa: E402
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 EPS = 9.999999747378752e-06
 L0W, KB = "encoder_layers_0_self_attn_layer_norm_weight", "encoder_layers_0_self_attn_k_proj_bias"
-
-
-class Script:
-    """Emits nodes the way onnxscript does: one node per statement, output
-    named after the variable, Constant values as tensors."""
-
-    def __init__(self, g):
-        self.g = g
-
-    def __call__(self, op, out, *ins, **attrs):
-        self.g.node(op, list(ins), [out], "", **attrs)
-        return out
-
-    def const(self, out, v):
-        a = np.asarray(v, np.float32 if isinstance(np.asarray(v).flat[0].item(), float) else np.int64)
-        self.g.node("Constant", [], [out], "", value=numpy_helper.from_array(a))
-        return out
 
 
 def _aliases(s):
