@@ -23,7 +23,7 @@ import numpy as np
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Graph, feeds_for, main  # noqa: E402
+from common import Graph, main  # noqa: E402
 
 F, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
