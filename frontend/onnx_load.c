@@ -687,8 +687,8 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 	}
 	int64_t since = 0;
 	int act = onnx_op_version(op_type, L->g->opset, &since);
-	int op = ir_op_lookup(op_type);
-	if (act < 0 || act == UA_unsupported || op < 0)
+	int op = ir_op_lookup(op_type);   /* -1 for an op only an upgrade imports */
+	if (act < 0 || act == UA_unsupported || (op < 0 && act == UA_same))
 		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);
 	/* trailing empty names are omitted optional inputs/outputs */
 	size_t nin = nd->n_input, nout = nd->n_output;

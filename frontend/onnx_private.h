@@ -57,7 +57,7 @@ void onnx_dims_str(const int64_t *dims, int rank, char *buf, size_t n);
 	X(drop_consumed) X(broadcast_v1) X(cast_v1) X(clip_v6) X(dropout_v1) \
 	X(dropout_v7) X(dropout_v10) X(gemm_v1) X(reshape_v1) X(squeeze_v1) \
 	X(unsqueeze_v1) X(concat_v1) X(split_v1) X(split_v2) X(slice_v1) \
-	X(softmax_v1) X(reduce_axes_attr)
+	X(softmax_v1) X(reduce_axes_attr) X(castlike)
 
 typedef enum OnnxAction {
 	UA_same, UA_unsupported,
@@ -69,7 +69,7 @@ typedef enum OnnxAction {
 
 /* The row of a default-domain op_type at opset: its action, and in *since
  * its since-version.  -1 if op_type is not one of kiln's ops (nor
- * Constant). */
+ * Constant, nor an ONNX op that an upgrade imports as one: CastLike). */
 int onnx_op_version(const char *op_type, int64_t opset, int64_t *since);
 const char *onnx_action_name(int act);
 /* Number of rows of op (an Op, or OP_COUNT for Constant); for tests. */

@@ -21,14 +21,16 @@
 typedef struct VerRow { int16_t since; uint8_t act; } VerRow;
 typedef struct OpVersions { const char *name; const VerRow *rows; int n; } OpVersions;
 
-enum { OP_Constant = OP_COUNT };   /* Constant is no IR op: its own slot */
+/* Constant and the ONNX ops that import as another op are no IR ops: they
+ * have slots of their own after the IR's */
+enum { OP_Constant = OP_COUNT, OP_CastLike, OP_SLOTS };
 
 #define V(since, act) { since, UA_##act },
 #define OPV(op, rows) static const VerRow vr_##op[] = { rows };
 #include "onnx_versions.def"
 #undef OPV
 #define OPV(op, rows) [OP_##op] = { #op, vr_##op, (int)(sizeof vr_##op / sizeof vr_##op[0]) },
-static const OpVersions versions[OP_COUNT + 1] = {
+static const OpVersions versions[OP_SLOTS] = {
 #include "onnx_versions.def"
 };
 #undef OPV
@@ -48,12 +50,21 @@ const char *onnx_action_name(int act)
 
 int onnx_op_nversions(int op)
 {
-	return op >= 0 && op <= OP_COUNT ? versions[op].n : 0;
+	return op >= 0 && op < OP_SLOTS ? versions[op].n : 0;
+}
+
+/* The slot of op_type: an IR op, or one of the slots after them. */
+static int op_slot(const char *op_type)
+{
+	for (int k = OP_COUNT; k < OP_SLOTS; k++)
+		if (!strcmp(op_type, versions[k].name))
+			return k;
+	return ir_op_lookup(op_type);
 }
 
 int onnx_op_version(const char *op_type, int64_t opset, int64_t *since)
 {
-	int op = !strcmp(op_type, "Constant") ? OP_Constant : ir_op_lookup(op_type);
+	int op = op_slot(op_type);
 	if (op < 0 || (op < OP_COUNT && ir_opinfo[op].kind == K_FUSED) || !versions[op].n)
 		return -1;
 	const OpVersions *ov = &versions[op];
@@ -284,6 +295,24 @@ static int up_cast_v1(const OnnxNode *u, NodeId *last)
 	if (finish(u, OP_Cast, 1, u->in, skip, last))
 		return -1;
 	ir_attr_set_int(u->g, *last, "to", to);
+	return 0;
+}
+
+/* CastLike (15+): a Cast to the dtype of input 1 (target_type, only its
+ * type is read), as far as shape inference of the graph imported so far
+ * knows it.  saturate is Cast's too. */
+static int up_castlike(const OnnxNode *u, NodeId *last)
+{
+	if (need_inputs(u, 2, 2))
+		return -1;
+	DType dt;
+	int rank;
+	onnx_value_type(u, u->in[1], &dt, &rank);
+	if (dt == DT_UNDEF)
+		return fail(u, "the dtype of input 1 (target_type) is not known");
+	if (finish(u, OP_Cast, 1, u->in, NULL, last))
+		return -1;
+	ir_attr_set_int(u->g, *last, "to", dt);
 	return 0;
 }
 

@@ -426,6 +426,10 @@ static DimId sv_op(Sh *s, const DimId *x, int n)
 		return r;
 	}
 	case OP_Neg: return ir_dim_mul(g, x[0], ir_dim_const(g, -1));
+	case OP_Abs:   /* the dynamo exporter's Expand(x, Abs([1, -1, 1])) */
+		if (ir_dim_is_const(g, x[0], &a))
+			return a == INT64_MIN ? -1 : ir_dim_const(g, a < 0 ? -a : a);
+		return provably_nonneg(s, x[0]) ? x[0] : -1;
 	case OP_Identity: return x[0];
 	case OP_Cast:
 		if (ir_attr_int(g, s->id, "to", 0) == DT_BOOL)
@@ -467,7 +471,8 @@ static int infer_unary(Sh *s, Op op)
 		t = (DType)to;
 	}
 	ir_shp_out(s, 0, t, x->rank, x->dims);
-	if (op == OP_Identity || op == OP_Neg || op == OP_Not || (op == OP_Cast && sval_dtype(t)))
+	if (op == OP_Identity || op == OP_Neg || op == OP_Abs || op == OP_Not ||
+	    (op == OP_Cast && sval_dtype(t)))
 		sval_elementwise(s, 1, x->rank, x->dims, sv_op);
 	return 0;
 }

@@ -21,10 +21,10 @@ EXTRA = {
     18: ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
          "ReduceSumSquare",                      # axes attribute -> input
          "Split"],                               # num_outputs attribute
-    19: ["Cast", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
+    19: ["Cast", "CastLike", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
          "QuantizeLinear", "DequantizeLinear"],      # float8 types, saturate
     20: ["ConstantOfShape", "Gelu", "IsInf", "IsNaN", "ReduceMax", "ReduceMin"],
-    21: ["Cast", "Constant", "ConstantOfShape", "Flatten", "Identity", "Reshape",
+    21: ["Cast", "CastLike", "Constant", "ConstantOfShape", "Flatten", "Identity", "Reshape",
          "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze",
          "QuantizeLinear", "DequantizeLinear"],      # block_size, int4 types
 }
@@ -33,6 +33,10 @@ BINARY_BROADCAST = ["Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater
                     "And", "Or", "Xor"]
 REDUCE = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
           "ReduceL2", "ReduceSumSquare"]
+
+# ONNX ops that are no op of kiln's IR but import as one by an upgrade
+# (every version), after kiln's ops in the table
+FRONTEND_ONLY = {"CastLike": "castlike"}      # Cast to the dtype of input 1
 
 # op -> {since_version: action} for the versions that are not `same`
 UPGRADES = {
@@ -63,7 +67,7 @@ def kiln_ops(ops_def):
         m = re.match(r"\s*X\(\s*(\w+)\s*,\s*(K_\w+)\s*,", line)
         if m and m.group(2) != "K_FUSED":
             ops.append(m.group(1))
-    return ops
+    return ops + list(FRONTEND_ONLY)
 
 
 def main(ops_def):
@@ -83,7 +87,8 @@ def main(ops_def):
     print(" *")
     print(" *   OPV(op, V(since_version, action) ...)")
     print(" *")
-    print(" * One line per op of kiln (ir/ops.def, not K_FUSED) and Constant, with")
+    print(" * One line per op of kiln (ir/ops.def, not K_FUSED), Constant, and the")
+    print(" * ONNX ops that import as another op (CastLike), with")
     print(" * a V row per ONNX since-version of the op, ascending.  A node of op at")
     print(" * opset N takes the row with the largest since_version <= N (a node")
     print(" * older than the op's first version takes the first row).  action:")
@@ -94,7 +99,7 @@ def main(ops_def):
             sys.exit("no ONNX schema for " + op)
         rows = []
         for v in sorted(versions[op]):
-            act = UPGRADES.get(op, {}).get(v)
+            act = FRONTEND_ONLY.get(op) or UPGRADES.get(op, {}).get(v)
             if act is None:
                 act = "drop_consumed" if (op, v) in consumed else "same"
             rows.append("V(%d, %s)" % (v, act))

@@ -987,6 +987,10 @@ static void test_version_table(void **state)
 	assert_int_equal(since, 17);
 	assert_int_equal(act_at("Conv", 13, NULL), -1);
 	assert_int_equal(act_at("KlnGemm", 13, NULL), -1);
+	/* an ONNX op that only an upgrade imports, at every version */
+	assert_int_equal(act_at("CastLike", 15, &since), UA_castlike);
+	assert_int_equal(act_at("CastLike", 21, &since), UA_castlike);
+	assert_int_equal(since, 21);
 	assert_string_equal(onnx_action_name(UA_clip_v6), "clip_v6");
 }
 
@@ -1143,6 +1147,49 @@ static void test_upgrades(void **state)
 }
 
 /* Nodes out of order are sorted; a sorted graph keeps its order. */
+/* CastLike: a Cast to input 1's dtype (an initializer's, a graph input's,
+ * a node output's as inference knows it); the target's values are not
+ * read, and a missing target is refused in one line. */
+static void test_castlike(void **state)
+{
+	MB *b = mb_new(15);
+	const char *dims[] = { "2", "3" };
+	add_input(b, vinfo("x", 1, 2, dims));          /* f32 */
+	add_input(b, vinfo("h", 10, 2, dims));         /* f16 */
+	Onnx__TensorProto *t = tensor("like64", 7, 1, D3);
+	set_raw(t, (int64_t[]){ 1, 2, 3 }, 24);
+	add_init(b, t);
+	add_node(b, "CastLike", "cl", "x,like64", "y");
+	add_node(b, "CastLike", "cl2", "y,h", "z");
+	add_node(b, "Shape", "shp", "x", "s");
+	Onnx__AttributeProto *a = attr(add_node(b, "CastLike", "cl3", "x,s", "w"), "saturate",
+	                               ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	a->has_i = 1; a->i = 0;
+	add_output(b, "z");
+	add_output(b, "w");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	const char *outs[] = { "y", "z", "w" };
+	const int64_t want[] = { DT_I64, DT_F16, DT_I64 };
+	for (int i = 0; i < 3; i++) {
+		const Node *c = producer(g, outs[i]);
+		assert_int_equal(c->op, OP_Cast);
+		assert_int_equal(c->nin, 1);
+		assert_int_equal(ir_attr_int(g, (NodeId)(c - g->nodes), "to", -1), want[i]);
+	}
+	assert_int_equal(ir_attr_int(g, (NodeId)(producer(g, "w") - g->nodes), "saturate", 1), 0);
+	ir_graph_free(g);
+	free_all();
+
+	b = mb_new(15);
+	add_input(b, vinfo("x", 1, 2, dims));
+	add_node(b, "CastLike", "bad", "x", "y");
+	add_output(b, "y");
+	expect_fail(b, "node 'bad' (CastLike)", "expects 2 inputs, has 1", NULL);
+}
+
 static void test_unsorted(void **state)
 {
 	MB *b = mb_new(17);
@@ -1577,6 +1624,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_nodes),
 		cmocka_unit_test(test_refuse_tensors),
 		cmocka_unit_test(test_version_table),
+		cmocka_unit_test(test_castlike),
 		cmocka_unit_test(test_upgrades),
 		cmocka_unit_test(test_unsorted),
 		cmocka_unit_test(test_unsupported_all),

@@ -301,6 +301,30 @@ static void test_expand(void **st)
 	assert_string_equal(shape_str(e2), "f32[batch, 1, sequence]");
 }
 
+/* Abs keeps symbolic content: torch's dynamo exporter writes Expand
+ * shapes as Abs(Cast([1, -1, 1])) and [batch, sequence] as Abs of shape
+ * values; the Expand must come out static, not data-dependent. */
+static void test_abs_sval(void **st)
+{
+	ValId x = in("x", DT_F32, "1", "4", "1", NULL);
+	ValId ids = in("ids", DT_I64, "batch", "sequence", NULL);
+	ValId a = op1(OP_Abs, ints("s", 3, (int64_t[]){ 1, -1, 1 }));
+	ValId e = op2(OP_Expand, x, a);
+	ValId sa = op1(OP_Abs, op1(OP_Shape, ids));
+	ValId e2 = op2(OP_Expand, x, op1(OP_Abs, op1(OP_Neg, ints("n", 3, (int64_t[]){ 2, -4, 3 }))));
+	ValId f = op2(OP_Sub, op1(OP_Shape, ids), ints("one", 2, (int64_t[]){ 1, 1 }));
+	ValId af = op1(OP_Abs, f);   /* sequence - 1 may be negative: not known */
+	infer_ok();
+	assert_int_equal(IR_VAL(G, a)->nsval, 3);
+	assert_int_equal(IR_VAL(G, a)->sval[1], P("1"));
+	assert_string_equal(shape_str(e), "f32[1, 4, 1]");
+	assert_int_equal(IR_VAL(G, sa)->nsval, 2);
+	assert_int_equal(IR_VAL(G, sa)->sval[0], P("batch"));
+	assert_int_equal(IR_VAL(G, sa)->sval[1], P("sequence"));
+	assert_string_equal(shape_str(e2), "f32[2, 4, 3]");
+	assert_null(IR_VAL(G, af)->sval);
+}
+
 static void test_layout_ops(void **st)
 {
 	ValId x = in("x", DT_F32, "batch", "sequence", "64", NULL);
@@ -565,6 +589,7 @@ int main(void)
 		T(test_range_from_shape),
 		T(test_einsum),
 		T(test_expand),
+		T(test_abs_sval),
 		T(test_layout_ops),
 		T(test_refuse_add_mismatch),
 		T(test_refuse_matmul_inner),

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# ctest: graphs nobody here wrote.  tests/gen/foreign/*.py rebuild other
+# projects' fusion test graphs (ONNX Runtime's transformer model generators
+# and optimizer test data; see each file's header for the source), with
+# random weights where the originals have placeholders and numpy
+# references (tests/gen/npref.py).  tests/gen/foreign/expected.txt says,
+# per graph, what kiln does with it today:
+#   NAME ok COUNTS...       compiles; `kiln compile -O2 --stats` gives at
+#                           least the Kln* counts listed and at most the
+#                           counts of the plain ops listed (Softmax, Erf,
+#                           ... left unfused); `kiln check` matches the
+#                           numpy references at -O0 and at -O2
+#   NAME refused MESSAGE    kiln refuses it: exit 1 and one line on stderr
+#                           (MESSAGE is that line, the model's path written
+#                           MODEL; a different wording is only noted)
+# A fused count that drops, an unfused op that grows, a numeric mismatch, a
+# crash, or a graph missing from either side fails the test.  For every
+# graph that keeps a Softmax, an Erf/Tanh or a ReduceMean/Pow the
+# `--explain` lines of the pattern that missed are printed (informational).
+#   bash foreign_graphs.sh KILN_BIN SRC_DIR BUILD_DIR
+# KILN_FOREIGN_UPDATE=FILE writes the counts and errors of this run to FILE
+# in expected.txt's format instead of checking them (to review, then copy).
+set -uo pipefail
+KILN=$1 SRC=$2 BUILD=$3
+PY=/usr/bin/python3
+GEN=$SRC/tests/gen/foreign
+EXPECT=$GEN/expected.txt
+OUT=$BUILD/foreign_graphs
+TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+UPDATE=${KILN_FOREIGN_UPDATE:-}
+"$PY" -c "import onnx, numpy" 2>/dev/null || { echo "foreign_graphs: no python3 with onnx, skipping"; exit 77; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+for g in "$GEN"/*.py; do
+	[ "$(basename "$g")" = common.py ] && continue
+	"$PY" "$g" "$OUT" > "$OUT/gen.log" 2>&1 || { cat "$OUT/gen.log"; echo "foreign_graphs: $g failed"; exit 1; }
+done
+[ -n "$UPDATE" ] && : > "$UPDATE"
+
+# COUNTS of the last --stats line: the fused ops, then the plain ones
+counts() {
+	"$PY" -c '
+import json, sys
+j = json.loads(sys.stdin.read().strip().splitlines()[-1])["ops_out"]
+fused = ("KlnAttention", "KlnLayerNorm", "KlnSkipLayerNorm", "KlnRMSNorm", "KlnEmbedLayerNorm",
+         "KlnGelu", "KlnGemm")
+plain = ("Softmax", "Erf", "Tanh", "Pow", "ReduceMean", "MatMul", "Gemm", "Einsum")
+print(" ".join("%s=%d" % (k, j.get(k, 0)) for k in fused + plain))'
+}
+
+# compare GOT with WANT (both COUNTS): Kln* must not drop, others not grow
+compare() {
+	"$PY" -c '
+import sys
+got = dict(kv.split("=") for kv in sys.argv[1].split())
+want = dict(kv.split("=") for kv in sys.argv[2].split())
+bad = []
+for k, w in want.items():
+    g = int(got.get(k, 0))
+    if (k.startswith("Kln") and g < int(w)) or (not k.startswith("Kln") and g > int(w)):
+        bad.append("%s %d (expected %s)" % (k, g, w))
+print(", ".join(bad))
+sys.exit(1 if bad else 0)' "$1" "$2"
+}
+
+explain() {   # the --explain lines of the patterns whose root ops are left
+	local m=$1 c=$2 p
+	for p in attention:Softmax gelu:Erf gelu:Tanh layernorm:ReduceMean rmsnorm:Pow; do
+		case " $c " in *" ${p#*:}=0 "*) continue ;; esac
+		"$KILN" dump "$m" -O2 --explain="${p%:*}" 2>&1 | grep '^explain' | grep 'not fused' | sed 's/^/    /'
+	done | sort -u
+}
+
+pass=0 fail=0
+declare -A seen
+for d in "$OUT"/*/; do
+	d=${d%/}
+	name=$(basename "$d")
+	seen[$name]=1
+	want=$(grep -E "^$name[[:space:]]" "$EXPECT" 2>/dev/null | head -n 1)
+	kind=$(echo "$want" | awk '{print $2}')
+	rest=$(echo "$want" | cut -d' ' -f3-)
+	timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>"$OUT/$name.err" >"$OUT/$name.stats"
+	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
+		fail=$((fail + 1)); echo "FAIL $name: compile exit $rc (crash or hang): $(head -c 300 "$OUT/$name.err")"; continue
+	fi
+	if [ $rc -eq 1 ]; then
+		msg=$(sed "s#$d/model.onnx#MODEL#g" "$OUT/$name.err")
+		lines=$(wc -l < "$OUT/$name.err")
+		if [ -n "$UPDATE" ]; then echo "$name refused $msg" >> "$UPDATE"; continue; fi
+		if [ "$lines" != 1 ] || [ "${msg#kiln: }" = "$msg" ]; then
+			fail=$((fail + 1)); echo "FAIL $name: refused with $lines lines, not one 'kiln: ...' line"; continue
+		fi
+		if [ "$kind" != refused ]; then
+			fail=$((fail + 1)); echo "FAIL $name: refused (expected ${kind:-nothing: not in expected.txt}): $msg"; continue
+		fi
+		[ "$msg" != "$rest" ] && echo "note $name: the error reads '$msg' (expected.txt: '$rest')"
+		pass=$((pass + 1)); echo "PASS $name: refused, one line: $msg"
+		continue
+	fi
+	got=$(counts < "$OUT/$name.stats") || { fail=$((fail + 1)); echo "FAIL $name: no --stats line"; continue; }
+	if [ -n "$UPDATE" ]; then echo "$name ok $got" >> "$UPDATE"; continue; fi
+	if [ "$kind" != ok ]; then
+		fail=$((fail + 1)); echo "FAIL $name: compiles (expected ${kind:-nothing: not in expected.txt}): $got"; continue
+	fi
+	if ! bad=$(compare "$got" "$rest"); then
+		fail=$((fail + 1)); echo "FAIL $name: $bad"; explain "$d/model.onnx" "$got"; continue
+	fi
+	ok=1 checked=
+	if [ -d "$d/test_data_set_0" ]; then
+		for o in -O0 -O2; do
+			if ! chk=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
+				ok=0; echo "FAIL $name: check $o: $(echo "$chk" | tail -n 3 | tr '\n' ' ')"
+			fi
+		done
+		checked=", -O0 and -O2 match numpy"
+	else
+		ok=0; echo "FAIL $name: compiles but has no numpy reference to check it against"
+	fi
+	if [ $ok = 1 ]; then
+		pass=$((pass + 1)); echo "PASS $name: $got$checked"
+		explain "$d/model.onnx" "$got"
+	else
+		fail=$((fail + 1))
+	fi
+done
+if [ -n "$UPDATE" ]; then echo "foreign_graphs: wrote $UPDATE"; exit 0; fi
+while read -r name _; do
+	case $name in ''|'#'*) continue ;; esac
+	[ -n "${seen[$name]:-}" ] || { fail=$((fail + 1)); echo "FAIL $name: in expected.txt but no generator wrote it"; }
+done < "$EXPECT"
+echo "foreign_graphs: $pass passed, $fail failed"
+[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
