@@ -40,12 +40,16 @@
  *     cache (Sq != Sk) or 4-D graph inputs: transposed to [B, S, H, D] and
  *     viewed 3-D by new nodes;
  *   - grouped-query attention: K, V repeated by repeat_kv (Unsqueeze at 2,
- *     Expand, Reshape) or one head broadcast by MatMul: kv_num_heads;
+ *     Expand or Tile, Reshape; or a Tile along the sequence, Reshape) or one
+ *     head broadcast by MatMul: kv_num_heads (Q head h reads K/V head
+ *     h / (H / Hkv)); a Tile along the heads (head h % Hkv) is read as it is;
  *   - K^T through a 3-D [B*H, S, D] view (SDPA) and key-major scores
  *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
  *   - causal masks, proved by attn_mask.c from their construction (Range
- *     iotas compared, Trilu of a filled matrix, Where/Cast/arithmetic with
- *     constants), with the edge k <= q + Sk - Sq against the scores' dims:
+ *     iotas compared, Trilu of a filled matrix, the causal block sliced
+ *     from a constant lower-triangular buffer (GPT-2's `bias`), Where/Cast/
+ *     arithmetic with constants), with the edge k <= q + Sk - Sq against
+ *     the scores' dims:
  *     Where(causal, S, fill) below every bias term -> causal 2, an additive
  *     causal term (alone or added to another term) -> causal 1; the mask is
  *     not materialized.  Any other mask stays an additive bias input;
@@ -135,13 +139,41 @@ typedef struct Side {
 	bool repeated;  /* x's h heads are repeated (interleaved) up to Q's: see repeat_kv */
 } Side;
 
-/* v [B, H, S, D] = Reshape(Expand(Unsqueeze(X, 2), [B, Hkv, rep, S, D]))
- * with X [B, Hkv, S, D] (transformers' repeat_kv for grouped-query
- * attention): head h of v is head h / rep of X.  Returns X or -1. */
+/* rep when v [B, H, S, D] = Reshape(Tile(X, [1, 1, rep, 1])) with X [B,
+ * Hkv, S, D] and H = Hkv * rep (a repeat_kv written as a Tile along the
+ * sequence): Tile's [B, Hkv, rep * S, D] is [B, Hkv, rep, S, D] in flat
+ * order, so head h of v is head h / rep of X, as after an Expand.  Reads
+ * the repeats from the dims (only axis 2 grows, by H / Hkv); 0 if not. */
+static int64_t tile_seq_rep(const Graph *g, const Value *X, const Value *T, const Value *V)
+{
+	int64_t hkv, h;
+	if (X->rank != 4 || T->rank != 4 || V->rank != 4 || T->dims[0] != X->dims[0] ||
+	    T->dims[1] != X->dims[1] || T->dims[3] != X->dims[3] || V->dims[0] != X->dims[0] ||
+	    V->dims[2] != X->dims[2] || V->dims[3] != X->dims[3] ||
+	    !ir_dim_is_const(g, X->dims[1], &hkv) || !ir_dim_is_const(g, V->dims[1], &h) ||
+	    hkv <= 0 || h % hkv)
+		return 0;
+	Graph *mg = (Graph *)g;   /* interning rep * S only */
+	return T->dims[2] == ir_dim_mul(mg, X->dims[2], ir_dim_const(mg, h / hkv)) ? h / hkv : 0;
+}
+
+/* v [B, H, S, D] = Reshape(R(Unsqueeze(X, 2))) with X [B, Hkv, S, D] and R
+ * an Expand or a Tile to [B, Hkv, rep, S, D] (transformers' repeat_kv for
+ * grouped-query attention, and the exporters that write it with Tile), or
+ * Reshape(Tile(X)) along the sequence (tile_seq_rep): head h of v is head
+ * h / rep of X, as the kernel reads kv_num_heads.  Returns X or -1.  A
+ * Tile along the heads (head h is head h % Hkv: torch's Tensor.repeat) is
+ * not this: such a K/V is read as it is, repeats and all. */
 static ValId repeat_kv(const Graph *g, ValId v)
 {
 	NodeId r = m_def(g, v, OP_Reshape);
-	NodeId e = r >= 0 ? m_def(g, IR_NODE(g, r)->in[0], OP_Expand) : -1;
+	ValId rin = r >= 0 ? IR_NODE(g, r)->in[0] : -1;
+	NodeId e = r >= 0 ? m_def(g, rin, OP_Expand) : -1;
+	if (e < 0 && r >= 0)
+		e = m_def(g, rin, OP_Tile);
+	if (e >= 0 && IR_NODE(g, e)->op == OP_Tile && IR_VAL(g, rin)->rank == 4)
+		return tile_seq_rep(g, IR_VAL(g, IR_NODE(g, e)->in[0]), IR_VAL(g, rin), IR_VAL(g, v))
+		               ? IR_NODE(g, e)->in[0] : -1;
 	NodeId u = e >= 0 ? m_def(g, IR_NODE(g, e)->in[0], OP_Unsqueeze) : -1;
 	if (u < 0)
 		return -1;
@@ -154,6 +186,7 @@ static ValId repeat_kv(const Graph *g, ValId v)
 	if (U->dims[0] != X->dims[0] || U->dims[1] != X->dims[1] || !m_dim_is(g, U->dims[2], 1) ||
 	    U->dims[3] != X->dims[2] || U->dims[4] != X->dims[3])
 		return -1;
+	/* E's dims: only the unit axis 2 grew (for a Tile, every other repeat is 1) */
 	if (E->dims[0] != X->dims[0] || E->dims[1] != X->dims[1] || E->dims[3] != X->dims[2] ||
 	    E->dims[4] != X->dims[3] || !ir_dim_is_const(g, E->dims[2], &rp))
 		return -1;
@@ -611,7 +644,8 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 /* The scores plus the bias terms have the scores' shape, except where a
  * symbolic bias dim makes it max(...) (the exporter gave the mask its own
  * batch symbol): a run where that dim is neither 1 nor the scores' is an
- * error in the kernel, every other run computes the same. */
+ * error in the kernel, every other run computes the same.  (A causal
+ * Where's condition is passed as a term too: see where_keeps_scores.) */
 static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValId *terms, int nt)
 {
 	const Value *a = IR_VAL(g, sum), *s = IR_VAL(g, scores);
@@ -654,6 +688,7 @@ typedef struct AttnMatch {
 	double scale;          /* the product of every constant scale on Q K^T */
 	int causal;            /* 0 none, 1 an additive causal term, 2 a causal Where */
 	double causal_fill;    /* what the causal mask puts past the diagonal */
+	ValId causal_cond;     /* causal 2: the Where's condition (see where_keeps_scores) */
 	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
 	double tm_fill;        /* its fill */
 	int64_t heads;         /* Q's heads (num_heads) */
@@ -713,6 +748,57 @@ static ValId split_causal(const Graph *g, ValId s, ValId term, double coef, Attn
 
 static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, int depth);
 
+/* Could scores_walk reach a MatMul from x (through the ops it walks, at
+ * most depth of them)?  When not (a padding bias), the other operand's
+ * reason is the one --explain shows.  *budget bounds the nodes visited;
+ * out of budget the answer is yes. */
+static bool may_reach_matmul(const Graph *g, ValId x, int depth, int *budget)
+{
+	NodeId n = m_def(g, x, OP_COUNT);
+	if (n < 0 || depth < 0)
+		return false;
+	if (--*budget < 0)
+		return true;
+	const Node *nd = IR_NODE(g, n);
+	switch (nd->op) {
+	case OP_MatMul:
+		return true;
+	case OP_Transpose:
+	case OP_Mul:
+	case OP_Div:
+	case OP_Add:
+	case OP_Sub:
+	case OP_Where:
+		for (int k = 0; k < nd->nin; k++)
+			if (nd->in[k] >= 0 && may_reach_matmul(g, nd->in[k], depth - 1, budget))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* The Where's result has the scores' dims, except where shape inference
+ * could only write max(score dim, condition dim) for a query or key axis
+ * of a condition attn_qk_step proved [.., Sq, Sk] wherever the graph runs
+ * (a sliced causal buffer's lengths are clamped expressions). */
+static bool where_keeps_scores(const Graph *g, NodeId n, int xi)
+{
+	const Node *nd = IR_NODE(g, n);
+	const Value *o = IR_VAL(g, nd->out[0]), *c = IR_VAL(g, nd->in[0]), *sv = IR_VAL(g, nd->in[xi]);
+	Graph *mg = (Graph *)g;   /* interning max(...) only */
+	if (sv->rank != 4 || o->rank != 4 || c->rank > 4)
+		return false;
+	for (int a = 0; a < 4; a++) {
+		int ca = a - (4 - c->rank);
+		DimId sd = sv->dims[a], cd = ca >= 0 ? c->dims[ca] : -1;
+		if (o->dims[a] != sd && !(a >= 2 && cd >= 0 && (o->dims[a] == ir_dim_max(mg, sd, cd) ||
+		                                                 o->dims[a] == ir_dim_max(mg, cd, sd))))
+			return false;
+	}
+	return true;
+}
+
 /* Where(causal, X, fill) or Where(not causal, fill, X) around scores X
  * that carry no bias terms yet (the kernel sets the scaled score to the
  * fill, then adds bias and mask): causal mode 2, causal_fill coef * fill. */
@@ -731,11 +817,14 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
 	if (!xi)
 		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
-	if (!m_same_shape(g, nd->out[0], nd->in[xi]))
+	bool same = m_same_shape(g, nd->out[0], nd->in[xi]);
+	if (!same && !self_scores(g, nd->in[xi], &sq, &sk))
 		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
 	if (!attn_qk_step(g, nd->in[0], sq, sk, &st, &why))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s",
 		              why ? why : "?"), -1;
+	if (!same && !where_keeps_scores(g, n, xi))
+		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
 	/* the scores are kept exactly where k - q <= Sk - Sq */
 	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != (xi == 1) || st.hi != (xi != 1))
 		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s%s, "
@@ -751,6 +840,7 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 		              "Where"), -1;
 	am->causal = 2;
 	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	am->causal_cond = nd->in[0];
 	return r;
 }
 
@@ -802,8 +892,9 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	case OP_Add:
 	case OP_Sub:
 		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
-			if (k == 1 && m_def(g, nd->in[1], OP_COUNT) < 0)
-				break;          /* an input is not the scores: keep in[0]'s reason */
+			int budget = 64;
+			if (k == 1 && !may_reach_matmul(g, nd->in[1], 10, &budget))
+				break;          /* in[1] is not the scores: keep in[0]'s reason */
 			if (k == 1)
 				why_clear(m);
 			m->nnodes = save;
@@ -1138,7 +1229,7 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
-	am->tm_mask = am->bias = am->mask = -1;   /* fuse_run zeroed the rest */
+	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1158,7 +1249,11 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		if (!bias_fits(g, am->term[t], IR_VAL(g, am->scores)->dims))
 			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
 			              "scores", IR_VAL(g, am->term[t])->name);
-	if (!bias_keeps_shape(g, x, am->scores, am->term, nt))
+	/* the dims the scores may have taken from the terms or the causal condition */
+	ValId wide[M_MAXTERMS + 1];
+	memcpy(wide, am->term, sizeof am->term);
+	wide[nt] = am->causal_cond;
+	if (!bias_keeps_shape(g, x, am->scores, wide, nt + (am->causal == 2)))
 		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
 	am->bias = nt == 1 && am->coef[0] == 1.0 ? am->term[0] : -1;
 	ValId p = match_guard(g, sm->out[0], am);
