@@ -377,11 +377,11 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
  * (Unsqueeze/Reshape keep the element order).  The kernel then reads the
  * key-padding mask itself: scores + (1 - mask[b, k]) * c, bit for bit the
  * same numbers. */
-static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+static bool key_padding(const Graph *g, ValId bias, const DimId *kd, ValId *mask, double *filter)
 {
-	const Value *bv = IR_VAL(g, bias), *kv = IR_VAL(g, k);
-	if (bv->rank != 4 || bv->dims[0] != kv->dims[0] || !m_dim_is(g, bv->dims[1], 1) ||
-	    !m_dim_is(g, bv->dims[2], 1) || bv->dims[3] != kv->dims[1])
+	const Value *bv = IR_VAL(g, bias);
+	if (bv->rank != 4 || bv->dims[0] != kd[0] || !m_dim_is(g, bv->dims[1], 1) ||
+	    !m_dim_is(g, bv->dims[2], 1) || bv->dims[3] != kd[1])
 		return false;
 	NodeId mul = m_def(g, bias, OP_Mul);
 	if (mul < 0)
@@ -407,7 +407,7 @@ static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double
 		z = IR_NODE(g, u)->in[0];
 	const Value *zv = IR_VAL(g, z);
 	DType t = zv->dtype;
-	if (zv->rank != 2 || zv->dims[0] != kv->dims[0] || zv->dims[1] != kv->dims[1])
+	if (zv->rank != 2 || zv->dims[0] != kd[0] || zv->dims[1] != kd[1])
 		return false;
 	if (t != DT_F32 && t != DT_BOOL && !ir_dtype_is_int(t))
 		return false;
@@ -525,19 +525,19 @@ static bool unit_last(const Graph *g, ValId c, ValId *v)
  * batch may be a symbol of its own (s43 against s18): GatherND needs
  * B' >= B and reads the first B rows, the kernel needs B' == B and says
  * so at run time, so they compute the same wherever B' == B. */
-static bool gathernd_term(const Graph *g, NodeId ga, ValId p, ValId k, ValId *mask)
+static bool gathernd_term(const Graph *g, NodeId ga, ValId p, const DimId *kd, ValId *mask)
 {
 	const Node *gn = IR_NODE(g, ga);
-	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	const Value *pv = IR_VAL(g, p);
 	if (ir_attr_int(g, ga, "batch_dims", 0) != 0)
 		return false;
 	ValId mb = gn->in[0], idx = gn->in[1];
 	const Value *mv = IR_VAL(g, mb), *iv = IR_VAL(g, idx), *ov = IR_VAL(g, gn->out[0]);
-	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[1] != kv->dims[1])
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[1] != kd[1])
 		return false;
 	int64_t rb, kb;
-	if (mv->dims[0] != kv->dims[0] && ir_dim_is_const(g, mv->dims[0], &rb) &&
-	    ir_dim_is_const(g, kv->dims[0], &kb))
+	if (mv->dims[0] != kd[0] && ir_dim_is_const(g, mv->dims[0], &rb) &&
+	    ir_dim_is_const(g, kd[0], &kb))
 		return false;   /* statically different batches: leave GatherND to decide */
 	if (ov->rank != 4 || iv->rank != 5 || !m_dim_is(g, iv->dims[4], 2))
 		return false;
@@ -559,20 +559,20 @@ static bool gathernd_term(const Graph *g, NodeId ga, ValId p, ValId k, ValId *ma
 
 /* p[b, 0, 0, k] = Mb[b, k]: Reshape*(Gather(Flatten(Mb), kv + b * S)), or
  * the GatherND form above. */
-static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
+static bool padding_term(const Graph *g, ValId p, const DimId *kd, ValId *mask)
 {
-	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	const Value *pv = IR_VAL(g, p);
 	NodeId n;
 	if ((n = m_def(g, p, OP_Cast)) >= 0) {
 		if (ir_attr_int(g, n, "to", 0) != DT_BOOL)
 			return false;
 		p = IR_NODE(g, n)->in[0];
 	}
-	if (pv->rank != 4 || pv->dims[0] != kv->dims[0] || !m_dim_is(g, pv->dims[1], 1) ||
-	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kv->dims[1])
+	if (pv->rank != 4 || pv->dims[0] != kd[0] || !m_dim_is(g, pv->dims[1], 1) ||
+	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kd[1])
 		return false;
 	if ((n = m_def(g, p, OP_GatherND)) >= 0)
-		return gathernd_term(g, n, p, k, mask);
+		return gathernd_term(g, n, p, kd, mask);
 	while ((n = m_def(g, p, OP_Reshape)) >= 0)
 		p = IR_NODE(g, n)->in[0];   /* reshapes keep the flat order */
 	NodeId ga = m_def(g, p, OP_Gather);
@@ -585,12 +585,12 @@ static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 		return false;
 	ValId mb = IR_NODE(g, fl)->in[0];
 	const Value *mv = IR_VAL(g, mb);
-	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[0] != kv->dims[0] ||
-	    mv->dims[1] != kv->dims[1])
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[0] != kd[0] ||
+	    mv->dims[1] != kd[1])
 		return false;
 	/* idx [B, 1, 1, S] = kv_iota + b_iota * S */
-	if (iv->rank != 4 || iv->dims[0] != kv->dims[0] || !m_dim_is(g, iv->dims[1], 1) ||
-	    !m_dim_is(g, iv->dims[2], 1) || iv->dims[3] != kv->dims[1])
+	if (iv->rank != 4 || iv->dims[0] != kd[0] || !m_dim_is(g, iv->dims[1], 1) ||
+	    !m_dim_is(g, iv->dims[2], 1) || iv->dims[3] != kd[1])
 		return false;
 	NodeId add = m_def(g, idx, OP_Add);
 	if (add < 0)
@@ -613,7 +613,7 @@ static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 	return false;
 }
 
-static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+static bool masking_utils(const Graph *g, ValId bias, const DimId *kd, ValId *mask, double *filter)
 {
 	NodeId w = m_def(g, bias, OP_Where);
 	double zero;
@@ -636,7 +636,7 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 		return false;
 	for (int t = 0; t < 2; t++)
 		if (always_true(g, IR_NODE(g, a)->in[t], 0) &&
-		    padding_term(g, IR_NODE(g, a)->in[1 - t], k, mask))
+		    padding_term(g, IR_NODE(g, a)->in[1 - t], kd, mask))
 			return true;
 	return false;
 }
@@ -1289,9 +1289,10 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	am->mask_filter = 0;
 	ValId mask;
 	double filter;
+	DimId kd[2] = {am->kb, am->ks};   /* K's batch and key length, whatever its layout */
 	if (am->bias >= 0 && am->layout == 0 &&
-	    (key_padding(g, am->bias, am->k, &mask, &filter) ||
-	     masking_utils(g, am->bias, am->k, &mask, &filter))) {
+	    (key_padding(g, am->bias, kd, &mask, &filter) ||
+	     masking_utils(g, am->bias, kd, &mask, &filter))) {
 		am->bias = -1;
 		am->nterms = 0;   /* the mask replaces the one bias term */
 		am->mask = mask;
