@@ -8,7 +8,9 @@
  *                  1: queries q) and each varying axis comes from a Range
  *                  of a known length;
  *   predicate      bool v = (k - q <= t) or its negation;
- *   step           v = (k - q <= t) ? lo : hi. */
+ *   step           v = (k - q <= t) ? lo : hi.
+ * A constant band (GPT-2's causal buffer) sliced is a step or a predicate
+ * too: its entries are checked one by one, its slice bounds symbolically. */
 #include <math.h>
 #include <string.h>
 
@@ -240,6 +242,134 @@ static ValId through_views(const Graph *g, ValId v)
 	return v;
 }
 
+/* ---- a constant causal buffer, sliced (GPT-2 through TorchScript) -------- */
+
+/* Element k of a small integer value v as a dim: a constant or a symbolic
+ * length (shape arithmetic); -1 if unknown. */
+static DimId elem_dim(const Graph *g, ValId v, int64_t k)
+{
+	const Value *vv = IR_VAL(g, v);
+	if (vv->sval && k < vv->nsval)
+		return vv->sval[k];
+	if (vv->data && vv->dtype == DT_I64 && vv->nbytes >= (size_t)(k + 1) * 8) {
+		int64_t x;
+		memcpy(&x, (const char *)vv->data + 8 * (size_t)k, 8);
+		return ir_dim_const((Graph *)g, x);
+	}
+	return -1;
+}
+
+/* Element k of constant c as a number (bool, u8, i32, i64, f32). */
+static double const_elem(const Value *c, size_t k)
+{
+	const char *p = c->data;
+	switch (c->dtype) {
+	case DT_I32: { int32_t i; memcpy(&i, p + 4 * k, 4); return i; }
+	case DT_I64: { int64_t i; memcpy(&i, p + 8 * k, 8); return (double)i; }
+	case DT_F32: { float f; memcpy(&f, p + 4 * k, 4); return f; }
+	default: return (unsigned char)p[k];   /* bool, u8 */
+	}
+}
+
+/* Constant c [1.., N, N]: c[.., i, j] = j - i <= *d ? *lo : *hi, checked
+ * entry by entry (a buffer with one entry off is not a band). */
+static bool const_band(const Graph *g, ValId cv, int64_t *d, double *lo, double *hi,
+                       const char **why)
+{
+	const Value *c = IR_VAL(g, cv);
+	int64_t n, m;
+	DType t = c->dtype;
+	if (!m_is_const(g, cv) || c->rank < 2 || c->rank > MAXR ||
+	    (t != DT_BOOL && t != DT_U8 && t != DT_I32 && t != DT_I64 && t != DT_F32))
+		return fail(why, "the sliced buffer is not a bool, integer or f32 constant with data");
+	for (int k = 0; k < c->rank - 2; k++)
+		if (!m_dim_is(g, c->dims[k], 1))
+			return fail(why, "the sliced buffer has a leading dim that is not 1");
+	if (!ir_dim_is_const(g, c->dims[c->rank - 2], &n) ||
+	    !ir_dim_is_const(g, c->dims[c->rank - 1], &m) || n != m || n < 2 ||
+	    c->nbytes < (size_t)(n * n) * ir_dtype_size(t))
+		return fail(why, "the sliced buffer is not a square [.., N, N] matrix, N >= 2");
+	*lo = const_elem(c, 0);
+	for (*d = 0; *d + 1 < n && const_elem(c, (size_t)*d + 1) == *lo; ++*d)
+		;
+	if (*d + 1 >= n)
+		return fail(why, "the sliced buffer's first row is one value: not a causal band");
+	*hi = const_elem(c, (size_t)*d + 1);
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t j = 0; j < n; j++)
+			if (const_elem(c, (size_t)(i * n + j)) != (j - i <= *d ? *lo : *hi))
+				return fail(why, "the sliced buffer is not a band (lower-triangular): an entry "
+				                 "differs");
+	return true;
+}
+
+/* One Slice of the last two axes of its input (rows: slot 0, columns:
+ * slot 1) with steps 1: its start and end per slot, as dims. */
+static bool slice_bounds(const Graph *g, NodeId n, DimId *b0, DimId *b1, const char **why)
+{
+	const Node *nd = IR_NODE(g, n);
+	const Value *x = IR_VAL(g, nd->in[0]), *sv = IR_VAL(g, nd->in[1]);
+	int64_t cnt, ax, step;
+	if (nd->nin < 3 || sv->rank != 1 || !ir_dim_is_const(g, sv->dims[0], &cnt) || cnt > MAXR)
+		return fail(why, "a Slice whose starts are not a static list");
+	for (int64_t e = 0; e < cnt; e++) {
+		ax = e;
+		if (nd->nin > 3 && nd->in[3] >= 0 &&
+		    !ir_dim_is_const(g, elem_dim(g, nd->in[3], e), &ax))
+			return fail(why, "a Slice whose axes are not constants");
+		if (nd->nin > 4 && nd->in[4] >= 0 &&
+		    (!ir_dim_is_const(g, elem_dim(g, nd->in[4], e), &step) || step != 1))
+			return fail(why, "a Slice whose steps are not 1");
+		ax = ax < 0 ? ax + x->rank : ax;
+		int slot = (int)(ax - (x->rank - 2));
+		if (slot < 0 || slot > 1 || b0[slot] >= 0)
+			return fail(why, "a Slice of an axis other than the last two (rows, columns)");
+		b0[slot] = elem_dim(g, nd->in[1], e);
+		b1[slot] = elem_dim(g, nd->in[2], e);
+		if (b0[slot] < 0 || b1[slot] < 0)
+			return fail(why, "a Slice whose starts or ends are not known lengths");
+	}
+	return true;
+}
+
+/* v = Slice(C) (one Slice of both axes, or one per axis) of a constant
+ * band C [1.., N, N] (const_band) taking rows r0 .. r1 and columns c0 ..
+ * c1: v[q, k] = C[r0 + q, c0 + k].  Sound only when the block is taken
+ * whole, so the bounds must be the causal buffer's: columns 0 .. Sk, rows
+ * r0 .. Sk with r0 = Sk - Sq provably >= 0.  Then wherever the graph runs,
+ * Sk <= N (else the columns are clamped to N and the Where cannot
+ * broadcast them against the scores), every bound is in range, and v is
+ * the step k - q <= d + r0. */
+static bool slice_step(const Graph *g, NodeId n, DimId sq, DimId sk, QkStep *st, const char **why)
+{
+	DimId b0[2] = {-1, -1}, b1[2] = {-1, -1};
+	ValId src = IR_NODE(g, n)->in[0];
+	if (!slice_bounds(g, n, b0, b1, why))
+		return false;
+	NodeId n2 = m_def(g, src, OP_Slice);
+	if (n2 >= 0) {
+		if (!slice_bounds(g, n2, b0, b1, why))
+			return false;
+		src = IR_NODE(g, n2)->in[0];
+	}
+	int64_t d;
+	double lo, hi;
+	if (!const_band(g, src, &d, &lo, &hi, why))
+		return false;
+	Graph *mg = (Graph *)g;   /* interning only, see dsum */
+	DimId zero = ir_dim_const(mg, 0), r0 = b0[0];
+	if (b0[1] != zero || b1[1] != sk || b1[0] != sk || r0 < 0 ||
+	    ir_dim_sub(mg, b1[0], r0) != sq || ir_dim_max(mg, r0, zero) != r0)
+		return fail(why, "the buffer is not sliced as the causal block: rows key length - "
+		                 "query length .. key length, columns 0 .. key length");
+	int64_t rc;
+	if (ir_dim_is_const(g, r0, &rc))
+		*st = (QkStep){d + rc, -1, lo, hi};
+	else
+		*st = (QkStep){d, r0, lo, hi};
+	return true;
+}
+
 static bool trilu_step(const Graph *g, NodeId n, DimId sq, DimId sk, QkStep *st, const char **why);
 
 /* bool v = (k - q <= *t) != *neg */
@@ -267,6 +397,15 @@ static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, DimId 
 			return false;
 		if ((st.lo != 0) == (st.hi != 0))
 			return fail(why, "Trilu of a tensor filled with false");
+		*t = st.t;
+		*ts = st.ts;
+		*neg = st.lo == 0;
+		return true;
+	}
+	case OP_Slice: {   /* of a constant band (GPT-2's causal buffer) */
+		QkStep st;
+		if (!slice_step(g, n, sq, sk, &st, why))
+			return false;
 		*t = st.t;
 		*ts = st.ts;
 		*neg = st.lo == 0;
@@ -400,6 +539,8 @@ static bool step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, int de
 	switch (nd->op) {
 	case OP_Trilu:
 		return trilu_step(g, n, sq, sk, st, why);
+	case OP_Slice:
+		return slice_step(g, n, sq, sk, st, why);
 	case OP_Where:
 		if (!attn_filled(g, nd->in[1], &a) || !attn_filled(g, nd->in[2], &b))
 			return fail(why, "Where's branches are not constants");

@@ -23,7 +23,9 @@ typedef struct QkStep {
  * Unsqueeze/Reshape/Expand, shifted by constants, compared (Less,
  * LessOrEqual, Greater, GreaterOrEqual, Not), then Where/Cast/Mul/Add/Sub
  * with constant scalars; or Trilu of a constant-filled [.., sq, sk]
- * tensor.  On failure *why says which step (when why is not NULL). */
+ * tensor; or the Slice rows sk - sq .. sk, columns 0 .. sk of a constant
+ * band [1.., N, N] (GPT-2's causal buffer, every entry checked).  On
+ * failure *why says which step (when why is not NULL). */
 bool attn_qk_step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, const char **why);
 
 /* The band of st is the kernel's causal edge: t == sk - sq (so k <= q

@@ -40,12 +40,16 @@
  *     cache (Sq != Sk) or 4-D graph inputs: transposed to [B, S, H, D] and
  *     viewed 3-D by new nodes;
  *   - grouped-query attention: K, V repeated by repeat_kv (Unsqueeze at 2,
- *     Expand, Reshape) or one head broadcast by MatMul: kv_num_heads;
+ *     Expand or Tile, Reshape; or a Tile along the sequence, Reshape) or one
+ *     head broadcast by MatMul: kv_num_heads (Q head h reads K/V head
+ *     h / (H / Hkv)); a Tile along the heads (head h % Hkv) is read as it is;
  *   - K^T through a 3-D [B*H, S, D] view (SDPA) and key-major scores
  *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
  *   - causal masks, proved by attn_mask.c from their construction (Range
- *     iotas compared, Trilu of a filled matrix, Where/Cast/arithmetic with
- *     constants), with the edge k <= q + Sk - Sq against the scores' dims:
+ *     iotas compared, Trilu of a filled matrix, the causal block sliced
+ *     from a constant lower-triangular buffer (GPT-2's `bias`), Where/Cast/
+ *     arithmetic with constants), with the edge k <= q + Sk - Sq against
+ *     the scores' dims:
  *     Where(causal, S, fill) below every bias term -> causal 2, an additive
  *     causal term (alone or added to another term) -> causal 1; the mask is
  *     not materialized.  Any other mask stays an additive bias input;
@@ -135,13 +139,41 @@ typedef struct Side {
 	bool repeated;  /* x's h heads are repeated (interleaved) up to Q's: see repeat_kv */
 } Side;
 
-/* v [B, H, S, D] = Reshape(Expand(Unsqueeze(X, 2), [B, Hkv, rep, S, D]))
- * with X [B, Hkv, S, D] (transformers' repeat_kv for grouped-query
- * attention): head h of v is head h / rep of X.  Returns X or -1. */
+/* rep when v [B, H, S, D] = Reshape(Tile(X, [1, 1, rep, 1])) with X [B,
+ * Hkv, S, D] and H = Hkv * rep (a repeat_kv written as a Tile along the
+ * sequence): Tile's [B, Hkv, rep * S, D] is [B, Hkv, rep, S, D] in flat
+ * order, so head h of v is head h / rep of X, as after an Expand.  Reads
+ * the repeats from the dims (only axis 2 grows, by H / Hkv); 0 if not. */
+static int64_t tile_seq_rep(const Graph *g, const Value *X, const Value *T, const Value *V)
+{
+	int64_t hkv, h;
+	if (X->rank != 4 || T->rank != 4 || V->rank != 4 || T->dims[0] != X->dims[0] ||
+	    T->dims[1] != X->dims[1] || T->dims[3] != X->dims[3] || V->dims[0] != X->dims[0] ||
+	    V->dims[2] != X->dims[2] || V->dims[3] != X->dims[3] ||
+	    !ir_dim_is_const(g, X->dims[1], &hkv) || !ir_dim_is_const(g, V->dims[1], &h) ||
+	    hkv <= 0 || h % hkv)
+		return 0;
+	Graph *mg = (Graph *)g;   /* interning rep * S only */
+	return T->dims[2] == ir_dim_mul(mg, X->dims[2], ir_dim_const(mg, h / hkv)) ? h / hkv : 0;
+}
+
+/* v [B, H, S, D] = Reshape(R(Unsqueeze(X, 2))) with X [B, Hkv, S, D] and R
+ * an Expand or a Tile to [B, Hkv, rep, S, D] (transformers' repeat_kv for
+ * grouped-query attention, and the exporters that write it with Tile), or
+ * Reshape(Tile(X)) along the sequence (tile_seq_rep): head h of v is head
+ * h / rep of X, as the kernel reads kv_num_heads.  Returns X or -1.  A
+ * Tile along the heads (head h is head h % Hkv: torch's Tensor.repeat) is
+ * not this: such a K/V is read as it is, repeats and all. */
 static ValId repeat_kv(const Graph *g, ValId v)
 {
 	NodeId r = m_def(g, v, OP_Reshape);
-	NodeId e = r >= 0 ? m_def(g, IR_NODE(g, r)->in[0], OP_Expand) : -1;
+	ValId rin = r >= 0 ? IR_NODE(g, r)->in[0] : -1;
+	NodeId e = r >= 0 ? m_def(g, rin, OP_Expand) : -1;
+	if (e < 0 && r >= 0)
+		e = m_def(g, rin, OP_Tile);
+	if (e >= 0 && IR_NODE(g, e)->op == OP_Tile && IR_VAL(g, rin)->rank == 4)
+		return tile_seq_rep(g, IR_VAL(g, IR_NODE(g, e)->in[0]), IR_VAL(g, rin), IR_VAL(g, v))
+		               ? IR_NODE(g, e)->in[0] : -1;
 	NodeId u = e >= 0 ? m_def(g, IR_NODE(g, e)->in[0], OP_Unsqueeze) : -1;
 	if (u < 0)
 		return -1;
@@ -154,6 +186,7 @@ static ValId repeat_kv(const Graph *g, ValId v)
 	if (U->dims[0] != X->dims[0] || U->dims[1] != X->dims[1] || !m_dim_is(g, U->dims[2], 1) ||
 	    U->dims[3] != X->dims[2] || U->dims[4] != X->dims[3])
 		return -1;
+	/* E's dims: only the unit axis 2 grew (for a Tile, every other repeat is 1) */
 	if (E->dims[0] != X->dims[0] || E->dims[1] != X->dims[1] || E->dims[3] != X->dims[2] ||
 	    E->dims[4] != X->dims[3] || !ir_dim_is_const(g, E->dims[2], &rp))
 		return -1;
@@ -344,11 +377,11 @@ static bool bias_fits(const Graph *g, ValId b, const DimId *s)
  * (Unsqueeze/Reshape keep the element order).  The kernel then reads the
  * key-padding mask itself: scores + (1 - mask[b, k]) * c, bit for bit the
  * same numbers. */
-static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+static bool key_padding(const Graph *g, ValId bias, const DimId *kd, ValId *mask, double *filter)
 {
-	const Value *bv = IR_VAL(g, bias), *kv = IR_VAL(g, k);
-	if (bv->rank != 4 || bv->dims[0] != kv->dims[0] || !m_dim_is(g, bv->dims[1], 1) ||
-	    !m_dim_is(g, bv->dims[2], 1) || bv->dims[3] != kv->dims[1])
+	const Value *bv = IR_VAL(g, bias);
+	if (bv->rank != 4 || bv->dims[0] != kd[0] || !m_dim_is(g, bv->dims[1], 1) ||
+	    !m_dim_is(g, bv->dims[2], 1) || bv->dims[3] != kd[1])
 		return false;
 	NodeId mul = m_def(g, bias, OP_Mul);
 	if (mul < 0)
@@ -374,7 +407,7 @@ static bool key_padding(const Graph *g, ValId bias, ValId k, ValId *mask, double
 		z = IR_NODE(g, u)->in[0];
 	const Value *zv = IR_VAL(g, z);
 	DType t = zv->dtype;
-	if (zv->rank != 2 || zv->dims[0] != kv->dims[0] || zv->dims[1] != kv->dims[1])
+	if (zv->rank != 2 || zv->dims[0] != kd[0] || zv->dims[1] != kd[1])
 		return false;
 	if (t != DT_F32 && t != DT_BOOL && !ir_dtype_is_int(t))
 		return false;
@@ -492,19 +525,19 @@ static bool unit_last(const Graph *g, ValId c, ValId *v)
  * batch may be a symbol of its own (s43 against s18): GatherND needs
  * B' >= B and reads the first B rows, the kernel needs B' == B and says
  * so at run time, so they compute the same wherever B' == B. */
-static bool gathernd_term(const Graph *g, NodeId ga, ValId p, ValId k, ValId *mask)
+static bool gathernd_term(const Graph *g, NodeId ga, ValId p, const DimId *kd, ValId *mask)
 {
 	const Node *gn = IR_NODE(g, ga);
-	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	const Value *pv = IR_VAL(g, p);
 	if (ir_attr_int(g, ga, "batch_dims", 0) != 0)
 		return false;
 	ValId mb = gn->in[0], idx = gn->in[1];
 	const Value *mv = IR_VAL(g, mb), *iv = IR_VAL(g, idx), *ov = IR_VAL(g, gn->out[0]);
-	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[1] != kv->dims[1])
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[1] != kd[1])
 		return false;
 	int64_t rb, kb;
-	if (mv->dims[0] != kv->dims[0] && ir_dim_is_const(g, mv->dims[0], &rb) &&
-	    ir_dim_is_const(g, kv->dims[0], &kb))
+	if (mv->dims[0] != kd[0] && ir_dim_is_const(g, mv->dims[0], &rb) &&
+	    ir_dim_is_const(g, kd[0], &kb))
 		return false;   /* statically different batches: leave GatherND to decide */
 	if (ov->rank != 4 || iv->rank != 5 || !m_dim_is(g, iv->dims[4], 2))
 		return false;
@@ -526,20 +559,20 @@ static bool gathernd_term(const Graph *g, NodeId ga, ValId p, ValId k, ValId *ma
 
 /* p[b, 0, 0, k] = Mb[b, k]: Reshape*(Gather(Flatten(Mb), kv + b * S)), or
  * the GatherND form above. */
-static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
+static bool padding_term(const Graph *g, ValId p, const DimId *kd, ValId *mask)
 {
-	const Value *pv = IR_VAL(g, p), *kv = IR_VAL(g, k);
+	const Value *pv = IR_VAL(g, p);
 	NodeId n;
 	if ((n = m_def(g, p, OP_Cast)) >= 0) {
 		if (ir_attr_int(g, n, "to", 0) != DT_BOOL)
 			return false;
 		p = IR_NODE(g, n)->in[0];
 	}
-	if (pv->rank != 4 || pv->dims[0] != kv->dims[0] || !m_dim_is(g, pv->dims[1], 1) ||
-	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kv->dims[1])
+	if (pv->rank != 4 || pv->dims[0] != kd[0] || !m_dim_is(g, pv->dims[1], 1) ||
+	    !m_dim_is(g, pv->dims[2], 1) || pv->dims[3] != kd[1])
 		return false;
 	if ((n = m_def(g, p, OP_GatherND)) >= 0)
-		return gathernd_term(g, n, p, k, mask);
+		return gathernd_term(g, n, p, kd, mask);
 	while ((n = m_def(g, p, OP_Reshape)) >= 0)
 		p = IR_NODE(g, n)->in[0];   /* reshapes keep the flat order */
 	NodeId ga = m_def(g, p, OP_Gather);
@@ -552,12 +585,12 @@ static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 		return false;
 	ValId mb = IR_NODE(g, fl)->in[0];
 	const Value *mv = IR_VAL(g, mb);
-	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[0] != kv->dims[0] ||
-	    mv->dims[1] != kv->dims[1])
+	if (mv->rank != 2 || mv->dtype != DT_BOOL || mv->dims[0] != kd[0] ||
+	    mv->dims[1] != kd[1])
 		return false;
 	/* idx [B, 1, 1, S] = kv_iota + b_iota * S */
-	if (iv->rank != 4 || iv->dims[0] != kv->dims[0] || !m_dim_is(g, iv->dims[1], 1) ||
-	    !m_dim_is(g, iv->dims[2], 1) || iv->dims[3] != kv->dims[1])
+	if (iv->rank != 4 || iv->dims[0] != kd[0] || !m_dim_is(g, iv->dims[1], 1) ||
+	    !m_dim_is(g, iv->dims[2], 1) || iv->dims[3] != kd[1])
 		return false;
 	NodeId add = m_def(g, idx, OP_Add);
 	if (add < 0)
@@ -580,7 +613,7 @@ static bool padding_term(const Graph *g, ValId p, ValId k, ValId *mask)
 	return false;
 }
 
-static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, double *filter)
+static bool masking_utils(const Graph *g, ValId bias, const DimId *kd, ValId *mask, double *filter)
 {
 	NodeId w = m_def(g, bias, OP_Where);
 	double zero;
@@ -603,7 +636,7 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 		return false;
 	for (int t = 0; t < 2; t++)
 		if (always_true(g, IR_NODE(g, a)->in[t], 0) &&
-		    padding_term(g, IR_NODE(g, a)->in[1 - t], k, mask))
+		    padding_term(g, IR_NODE(g, a)->in[1 - t], kd, mask))
 			return true;
 	return false;
 }
@@ -611,7 +644,8 @@ static bool masking_utils(const Graph *g, ValId bias, ValId k, ValId *mask, doub
 /* The scores plus the bias terms have the scores' shape, except where a
  * symbolic bias dim makes it max(...) (the exporter gave the mask its own
  * batch symbol): a run where that dim is neither 1 nor the scores' is an
- * error in the kernel, every other run computes the same. */
+ * error in the kernel, every other run computes the same.  (A causal
+ * Where's condition is passed as a term too: see where_keeps_scores.) */
 static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValId *terms, int nt)
 {
 	const Value *a = IR_VAL(g, sum), *s = IR_VAL(g, scores);
@@ -632,17 +666,38 @@ static bool bias_keeps_shape(const Graph *g, ValId sum, ValId scores, const ValI
 	return true;
 }
 
-/* Match slots: v[0..2] Q, K, V as the kernel reads them; v[3] the bias
- * (one term of coefficient 1) or -1; v[4] the value replaced; v[5] the
- * key-padding mask; v[8] the raw scores; v[9..12] bias terms with
- * coefficients f[2..5] (i[7] of them); f[0] scale, f[1] mask_filter;
- * f[6] causal mode (0 none, 1 additive, 2 Where), f[7] causal_fill;
- * i[0] H, i[1] D, i[2] Dv, i[3] output is 4-D, i[4] nan_guard,
- * i[5] layout, i[6] bit k: side k needs the 3-D view, bits 3 + 2k, 4 + 2k:
- * its heads-first Side.perm; v[6], v[7] K's batch and length DimIds;
- * v[13] 1 when the scores are Transpose(MatMul(Kh, Q^T)); v[14] K/V's heads;
- * v[15] 1 + the bool mask of a time-major masked_fill (f[7] its fill). */
 #define M_MAXTERMS 4
+
+/* The attention pattern's match (the rewrite reads it all). */
+typedef struct AttnMatch {
+	Match m;
+	ValId q, k, v;         /* Q, K, V as the kernel reads them (see view3d, perm) */
+	bool view3d[3];        /* Q, K, V need a new Reshape to [.., .., heads*size] */
+	int perm[3];           /* Q, K, V heads-first (Side.perm): transposed first */
+	ValId out;             /* the value the fused op replaces */
+	bool out4d;            /* out is the time-major [Sq, B, H, Dv]: reshaped back */
+	ValId scores;          /* the raw Q K^T MatMul's result (for the bias checks) */
+	bool swapped;          /* the scores are Transpose(MatMul(Kh, Q^T)) (key-major) */
+	DimId kb, ks;          /* K's batch and key length, for V's check */
+	int nterms;            /* additive bias terms on the scores: */
+	ValId term[M_MAXTERMS];    /* each term, */
+	double coef[M_MAXTERMS];   /* added with this coefficient */
+	ValId bias;            /* the bias input: the one term of coefficient 1, or -1 */
+	ValId mask;            /* the key-padding mask input, or -1 */
+	double mask_filter;    /* what a padded key adds to its score */
+	double scale;          /* the product of every constant scale on Q K^T */
+	int causal;            /* 0 none, 1 an additive causal term, 2 a causal Where */
+	double causal_fill;    /* what the causal mask puts past the diagonal */
+	ValId causal_cond;     /* causal 2: the Where's condition (see where_keeps_scores) */
+	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
+	double tm_fill;        /* its fill */
+	int64_t heads;         /* Q's heads (num_heads) */
+	int64_t kv_heads;      /* K's and V's heads (kv_num_heads when fewer) */
+	int64_t head_size;     /* Q's and K's head size */
+	int64_t v_head_size;   /* V's head size */
+	bool nan_guard;        /* the probabilities pass Where(IsNaN(p), 0, p) */
+	int layout;            /* 0 batch-major [B, S, ..], 1 time-major [S, B, ..] */
+} AttnMatch;
 
 /* The query and key lengths of scores s (rank 4, [.., Sq, Sk]). */
 static bool self_scores(const Graph *g, ValId s, DimId *sq, DimId *sk)
@@ -658,18 +713,18 @@ static bool self_scores(const Graph *g, ValId s, DimId *sq, DimId *sk)
 /* term, added with coefficient coef to the scores at s, is an additive
  * causal bias: 0 up to the diagonal, one number past it.  Records causal
  * mode 1 with causal_fill coef * that number. */
-static bool causal_term(const Graph *g, ValId s, ValId term, double coef, Match *m)
+static bool causal_term(const Graph *g, ValId s, ValId term, double coef, AttnMatch *am)
 {
 	DimId sq, sk;
 	QkStep st;
-	if (m->f[6] != 0 || !self_scores(g, s, &sq, &sk) || !bias_fits(g, term, IR_VAL(g, s)->dims) ||
+	if (am->causal != 0 || !self_scores(g, s, &sq, &sk) || !bias_fits(g, term, IR_VAL(g, s)->dims) ||
 	    !attn_qk_step(g, term, sq, sk, &st, NULL))
 		return false;
 	double fill = coef == 1.0 ? st.hi : (double)((float)st.hi * (float)coef);
 	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != 0 || isnan(fill))
 		return false;
-	m->f[6] = 1;
-	m->f[7] = fill;
+	am->causal = 1;
+	am->causal_fill = fill;
 	return true;
 }
 
@@ -677,67 +732,124 @@ static bool causal_term(const Graph *g, ValId s, ValId term, double coef, Match 
  * term (the decoders' combined causal + padding mask): the causal part
  * becomes the flag, the other the term.  The Add is not matched (the
  * combined mask may be shared by every layer); -1 if not that form. */
-static ValId split_causal(const Graph *g, ValId s, ValId term, double coef, Match *m)
+static ValId split_causal(const Graph *g, ValId s, ValId term, double coef, AttnMatch *am)
 {
 	NodeId a = m_def(g, term, OP_Add);
-	if (a < 0 || m->f[6] != 0)
+	if (a < 0 || am->causal != 0)
 		return -1;
 	for (int k = 0; k < 2; k++) {
 		ValId other = IR_NODE(g, a)->in[1 - k];
 		if (bias_fits(g, other, IR_VAL(g, s)->dims) &&
-		    causal_term(g, s, IR_NODE(g, a)->in[k], coef, m))
+		    causal_term(g, s, IR_NODE(g, a)->in[k], coef, am))
 			return other;
 	}
 	return -1;
 }
 
-static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth);
+static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, int depth);
+
+/* Could scores_walk reach a MatMul from x (through the ops it walks, at
+ * most depth of them)?  When not (a padding bias), the other operand's
+ * reason is the one --explain shows.  *budget bounds the nodes visited;
+ * out of budget the answer is yes. */
+static bool may_reach_matmul(const Graph *g, ValId x, int depth, int *budget)
+{
+	NodeId n = m_def(g, x, OP_COUNT);
+	if (n < 0 || depth < 0)
+		return false;
+	if (--*budget < 0)
+		return true;
+	const Node *nd = IR_NODE(g, n);
+	switch (nd->op) {
+	case OP_MatMul:
+		return true;
+	case OP_Transpose:
+	case OP_Mul:
+	case OP_Div:
+	case OP_Add:
+	case OP_Sub:
+	case OP_Where:
+		for (int k = 0; k < nd->nin; k++)
+			if (nd->in[k] >= 0 && may_reach_matmul(g, nd->in[k], depth - 1, budget))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* The Where's result has the scores' dims, except where shape inference
+ * could only write max(score dim, condition dim) for a query or key axis
+ * of a condition attn_qk_step proved [.., Sq, Sk] wherever the graph runs
+ * (a sliced causal buffer's lengths are clamped expressions). */
+static bool where_keeps_scores(const Graph *g, NodeId n, int xi)
+{
+	const Node *nd = IR_NODE(g, n);
+	const Value *o = IR_VAL(g, nd->out[0]), *c = IR_VAL(g, nd->in[0]), *sv = IR_VAL(g, nd->in[xi]);
+	Graph *mg = (Graph *)g;   /* interning max(...) only */
+	if (sv->rank != 4 || o->rank != 4 || c->rank > 4)
+		return false;
+	for (int a = 0; a < 4; a++) {
+		int ca = a - (4 - c->rank);
+		DimId sd = sv->dims[a], cd = ca >= 0 ? c->dims[ca] : -1;
+		if (o->dims[a] != sd && !(a >= 2 && cd >= 0 && (o->dims[a] == ir_dim_max(mg, sd, cd) ||
+		                                                 o->dims[a] == ir_dim_max(mg, cd, sd))))
+			return false;
+	}
+	return true;
+}
 
 /* Where(causal, X, fill) or Where(not causal, fill, X) around scores X
  * that carry no bias terms yet (the kernel sets the scaled score to the
  * fill, then adds bias and mask): causal mode 2, causal_fill coef * fill. */
-static NodeId causal_where(const Graph *g, NodeId n, double coef, Match *m, int depth)
+static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
 {
+	Match *m = &am->m;
 	const Node *nd = IR_NODE(g, n);
 	DimId sq, sk;
 	QkStep st;
 	double fill;
 	const char *why = NULL;
-	if (m->f[6] != 0)
+	if (am->causal != 0)
 		return m_fail(g, m, n, "a second causal mask"), -1;
 	if (!self_scores(g, nd->out[0], &sq, &sk))
 		return m_fail(g, m, n, "Where around the scores: not of rank 4"), -1;
 	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
 	if (!xi)
 		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
-	if (!m_same_shape(g, nd->out[0], nd->in[xi]))
+	bool same = m_same_shape(g, nd->out[0], nd->in[xi]);
+	if (!same && !self_scores(g, nd->in[xi], &sq, &sk))
 		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
 	if (!attn_qk_step(g, nd->in[0], sq, sk, &st, &why))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s",
 		              why ? why : "?"), -1;
+	if (!same && !where_keeps_scores(g, n, xi))
+		return m_fail(g, m, n, "Where around the scores: the condition broadcasts the scores"), -1;
 	/* the scores are kept exactly where k - q <= Sk - Sq */
 	if (!attn_qk_causal_edge(g, &st, sq, sk) || st.lo != (xi == 1) || st.hi != (xi != 1))
 		return m_fail(g, m, n, "Where around the scores: the condition keeps k - q <= %lld%s%s, "
 		              "not the causal k <= q + (key length - query length)", (long long)st.t,
 		              st.ts >= 0 ? " + a length" : "", st.lo == (xi == 1) ? "" : " negated"), -1;
-	int nt = (int)m->i[7];
+	int nt = am->nterms;
 	m_add(m, n);
-	NodeId r = scores_walk(g, nd->in[xi], coef, m, depth + 1);
+	NodeId r = scores_walk(g, nd->in[xi], coef, am, depth + 1);
 	if (r < 0)
 		return -1;
-	if (m->i[7] != nt)
+	if (am->nterms != nt)
 		return m_fail(g, m, n, "Where around the scores: a bias is added before the causal "
 		              "Where"), -1;
-	m->f[6] = 2;
-	m->f[7] = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	am->causal = 2;
+	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	am->causal_cond = nd->in[0];
 	return r;
 }
 
 /* Walks the score expression from x down to the Q K^T MatMul through
  * Mul/Div by constant scalars (scaling the coefficient) and Add/Sub (the
  * other operand is a bias term with the current coefficient). */
-static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int depth)
+static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, int depth)
 {
+	Match *m = &am->m;
 	NodeId n = m_def(g, x, OP_COUNT);
 	if (n < 0)
 		return m_fail(g, m, m->root, "scores: '%s' is a graph input or constant, not Q K^T",
@@ -746,11 +858,12 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 		return m_fail(g, m, n, "scores: more than 8 scale/bias steps above the MatMul"), -1;
 	const Node *nd = IR_NODE(g, n);
 	double c;
-	int save = m->nnodes, nt = (int)m->i[7];
-	double cmode = m->f[6], cfill = m->f[7];
+	int save = m->nnodes, nt = am->nterms;
+	int cmode = am->causal;
+	double cfill = am->causal_fill;
 	switch (nd->op) {
 	case OP_MatMul:
-		m->f[0] = coef;
+		am->scale = coef;
 		return n;
 	case OP_Transpose: {
 		/* (K Q^T)^T: the key-major scores of Einsum exports (aecd,abcd->acbe
@@ -759,15 +872,15 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 		if (!m_perm_is(g, n, P0132, 4) || mm < 0)
 			return m_fail(g, m, n, "scores: a Transpose that is not [0,1,3,2] of a MatMul"), -1;
 		m_add(m, n);
-		m->v[13] = 1;
-		m->f[0] = coef;
+		am->swapped = true;
+		am->scale = coef;
 		return mm;
 	}
 	case OP_Mul:
 		for (int k = 0; k < 2; k++)
 			if (m_const_scalar(g, nd->in[1 - k], &c) && ir_value_numel_const(g, nd->in[1 - k]) == 1) {
 				m_add(m, n);
-				return scores_walk(g, nd->in[k], coef * c, m, depth + 1);
+				return scores_walk(g, nd->in[k], coef * c, am, depth + 1);
 			}
 		return m_fail(g, m, n, "scores: Mul by something that is not a constant scalar"), -1;
 	case OP_Div:
@@ -775,41 +888,42 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 			return m_fail(g, m, n, "scores: Div by something that is not a non-zero constant "
 			              "scalar"), -1;
 		m_add(m, n);
-		return scores_walk(g, nd->in[0], coef / c, m, depth + 1);
+		return scores_walk(g, nd->in[0], coef / c, am, depth + 1);
 	case OP_Add:
 	case OP_Sub:
 		for (int k = 0; k < (nd->op == OP_Add ? 2 : 1); k++) {
-			if (k == 1 && m_def(g, nd->in[1], OP_COUNT) < 0)
-				break;          /* an input is not the scores: keep in[0]'s reason */
+			int budget = 64;
+			if (k == 1 && !may_reach_matmul(g, nd->in[1], 10, &budget))
+				break;          /* in[1] is not the scores: keep in[0]'s reason */
 			if (k == 1)
 				why_clear(m);
 			m->nnodes = save;
-			m->i[7] = nt;
-			m->f[6] = cmode;
-			m->f[7] = cfill;
+			am->nterms = nt;
+			am->causal = cmode;
+			am->causal_fill = cfill;
 			m_add(m, n);
-			NodeId r = scores_walk(g, nd->in[k], coef, m, depth + 1);
-			if (r >= 0 && m->i[7] >= M_MAXTERMS)
+			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
+			if (r >= 0 && am->nterms >= M_MAXTERMS)
 				m_fail(g, m, n, "scores: more than %d bias terms", M_MAXTERMS);
-			if (r < 0 || m->i[7] >= M_MAXTERMS)
+			if (r < 0 || am->nterms >= M_MAXTERMS)
 				continue;
 			double tc = nd->op == OP_Sub ? -coef : coef;
 			ValId term = nd->in[1 - k];
-			if (causal_term(g, nd->out[0], term, tc, m))
+			if (causal_term(g, nd->out[0], term, tc, am))
 				return r;   /* the kernel's causal flag, no term */
-			ValId rest = split_causal(g, nd->out[0], term, tc, m);
-			int t = (int)m->i[7]++;
-			m->v[9 + t] = rest >= 0 ? rest : term;
-			m->f[2 + t] = tc;
+			ValId rest = split_causal(g, nd->out[0], term, tc, am);
+			int t = am->nterms++;
+			am->term[t] = rest >= 0 ? rest : term;
+			am->coef[t] = tc;
 			return r;
 		}
 		m->nnodes = save;
-		m->i[7] = nt;
-		m->f[6] = cmode;
-		m->f[7] = cfill;
+		am->nterms = nt;
+		am->causal = cmode;
+		am->causal_fill = cfill;
 		return -1;
 	case OP_Where:
-		return causal_where(g, n, coef, m, depth);
+		return causal_where(g, n, coef, am, depth);
 	default:
 		return m_fail(g, m, n, "scores: %s is not MatMul(Q, K^T) under constant scales, bias "
 		              "terms and a causal Where", ir_opname(nd->op)), -1;
@@ -817,17 +931,18 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 }
 
 /* S: MatMul(Qh, Kt) scaled, with bias terms. */
-static bool match_scores(const Graph *g, ValId s, Match *m)
+static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 {
-	m->i[7] = 0;
-	m->v[13] = 0;
-	NodeId mm = scores_walk(g, s, 1.0, m, 0);
+	Match *m = &am->m;
+	am->nterms = 0;
+	am->swapped = false;
+	NodeId mm = scores_walk(g, s, 1.0, am, 0);
 	if (mm < 0)
 		return false;
 	why_clear(m);   /* reasons of alternatives tried on the way */
 	const Node *mn = IR_NODE(g, mm);
-	double scale = m->f[0];
-	bool swapped = m->v[13] == 1;   /* MatMul(Kh, Q^T), transposed */
+	double scale = am->scale;
+	bool swapped = am->swapped;   /* MatMul(Kh, Q^T), transposed */
 	ValId qh = strip_scale(g, mn->in[swapped], &scale, m);
 	ValId kt = strip_scale(g, mn->in[!swapped], &scale, m);
 	Side q, k;
@@ -845,25 +960,29 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
 		return m_fail(g, m, mm, "Q and K differ in layout or batch");
 	m_add(m, mm);
-	m->v[0] = q.x;
-	m->v[1] = k.x;
-	m->i[6] = (q.reshape ? 1 : 0) | (k.reshape ? 2 : 0) | q.perm << 3 | k.perm << 5;
-	m->v[6] = k.b;   /* DimIds, for V's check */
-	m->v[7] = k.s;
-	m->v[14] = (ValId)k.h;   /* K/V heads */
-	m->i[0] = q.h;
-	m->i[1] = q.d;
-	m->i[5] = q.layout;
-	m->f[0] = scale;
-	m->v[8] = mn->out[0];   /* raw scores, for the bias check */
+	am->q = q.x;
+	am->k = k.x;
+	am->view3d[0] = q.reshape;
+	am->view3d[1] = k.reshape;
+	am->perm[0] = q.perm;
+	am->perm[1] = k.perm;
+	am->kb = k.b;   /* DimIds, for V's check */
+	am->ks = k.s;
+	am->kv_heads = k.h;   /* K/V heads */
+	am->heads = q.h;
+	am->head_size = q.d;
+	am->layout = q.layout;
+	am->scale = scale;
+	am->scores = mn->out[0];   /* raw scores, for the bias check */
 	return true;
 }
 
 /* After the softmax: optional NaN guard; the value P . V reads. */
-static ValId match_guard(const Graph *g, ValId p, Match *m)
+static ValId match_guard(const Graph *g, ValId p, AttnMatch *am)
 {
+	Match *m = &am->m;
 	const Value *pv = IR_VAL(g, p);
-	m->i[4] = 0;
+	am->nan_guard = false;
 	if (pv->nuses != 2)
 		return p;
 	NodeId isn = -1, wh = -1;
@@ -883,32 +1002,33 @@ static ValId match_guard(const Graph *g, ValId p, Match *m)
 		return -1;
 	m_add(m, isn);
 	m_add(m, wh);
-	m->i[4] = 1;
+	am->nan_guard = true;
 	return w->out[0];
 }
 
 /* The head merge after P . V: Transpose then Reshape to [B, Sq, H*Dv]
  * (layout 0), or Transpose to [Sq, B, H, Dv] (layout 1), optionally
  * followed by a Reshape to [Sq, B, H*Dv]. */
-static bool match_merge(const Graph *g, ValId c, int64_t dv, Match *m)
+static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
 {
+	Match *m = &am->m;
 	const Value *cv = IR_VAL(g, c);
 	if (cv->nuses != 1 || m_is_output(g, c))
 		return false;
 	NodeId t = cv->uses[0].node;
-	int layout = (int)m->i[5];
+	int layout = am->layout;
 	if (IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, layout ? P2013 : P0213, 4))
 		return false;
 	m_add(m, t);
 	ValId tv = IR_NODE(g, t)->out[0];
-	const Value *tvv = IR_VAL(g, tv), *qv = IR_VAL(g, m->v[0]);
+	const Value *tvv = IR_VAL(g, tv), *qv = IR_VAL(g, am->q);
 	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
 	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || IR_NODE(g, r)->in[0] != tv) {
 		if (!layout)
 			return false;
 		/* time-major 4-D result: the rewrite reshapes back */
-		m->v[4] = tv;
-		m->i[3] = 1;
+		am->out = tv;
+		am->out4d = true;
 		return true;
 	}
 	const Value *ov = IR_VAL(g, IR_NODE(g, r)->out[0]);
@@ -916,11 +1036,11 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, Match *m)
 	 * broadcast bias made the context's max(...) */
 	if (ov->rank != 3 || (ov->dims[0] != tvv->dims[0] && ov->dims[0] != qv->dims[0]) ||
 	    (ov->dims[1] != tvv->dims[1] && ov->dims[1] != qv->dims[1]) ||
-	    !m_dim_is(g, ov->dims[2], m->i[0] * dv))
+	    !m_dim_is(g, ov->dims[2], am->heads * dv))
 		return false;
 	m_add(m, r);
-	m->v[4] = IR_NODE(g, r)->out[0];
-	m->i[3] = 0;
+	am->out = IR_NODE(g, r)->out[0];
+	am->out4d = false;
 	return true;
 }
 
@@ -977,10 +1097,11 @@ static bool split_3d(const Graph *g, ValId v, bool kt, Side *sd, const char *wha
 /* The fairseq masks between the 3-D scores and the Softmax: Reshape to
  * [B, H, Sq, Sk], Where(mask, fill, scores) (masked_fill: mask true where
  * padded) or scores + bias, Reshape back.  Returns the 3-D scores below;
- * the Where's condition (+1) goes to v[15], its fill to f[7], an additive
- * bias to v[9] (one term). */
-static ValId mask_3d(const Graph *g, ValId x, int64_t h, Match *m)
+ * the Where's condition goes to tm_mask, its fill to tm_fill, an additive
+ * bias to the terms (one). */
+static ValId mask_3d(const Graph *g, ValId x, int64_t h, AttnMatch *am)
 {
+	Match *m = &am->m;
 	NodeId r2 = m_def(g, x, OP_Reshape);
 	if (r2 < 0 || IR_VAL(g, IR_NODE(g, r2)->in[0])->rank != 4)
 		return x;
@@ -1007,17 +1128,17 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, Match *m)
 		if (!bcast_fits(g, nd->in[0], W4->dims))
 			return m_fail(g, m, n, "time-major 3-D scores: the mask does not broadcast to the "
 			              "scores"), -1;
-		m->v[15] = nd->in[0] + 1;
-		m->f[7] = fill;
+		am->tm_mask = nd->in[0];
+		am->tm_fill = fill;
 		s4 = nd->in[2];
 	} else if (nd->op == OP_Add) {
 		for (int k = 0; k < 2 && s4 < 0; k++)
 			if (m_def(g, nd->in[k], OP_Reshape) >= 0 && bias_fits(g, nd->in[1 - k], W4->dims) &&
 			    m_same_shape(g, nd->in[k], w4)) {
 				s4 = nd->in[k];
-				m->v[9] = nd->in[1 - k];
-				m->i[7] = 1;
-				m->f[2] = 1.0;
+				am->term[0] = nd->in[1 - k];
+				am->nterms = 1;
+				am->coef[0] = 1.0;
 			}
 	}
 	NodeId r1 = s4 >= 0 ? m_def(g, s4, OP_Reshape) : -1;
@@ -1032,10 +1153,11 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, Match *m)
 
 static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 {
+	AttnMatch *am = M_AS(AttnMatch, m);
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	m_add(m, root);
-	m->i[7] = 0;
+	am->nterms = 0;
 	/* the heads from the MatMul first: the mask check needs H */
 	ValId y = x;
 	for (NodeId r; (r = m_def(g, y, OP_Reshape)) >= 0 || (r = m_def(g, y, OP_Where)) >= 0 ||
@@ -1055,7 +1177,7 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	if (q.h != k.h || q.d != k.d || q.b != k.b)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
 		              "batch", (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
-	if (x != y && mask_3d(g, x, q.h, m) != y)
+	if (x != y && mask_3d(g, x, q.h, am) != y)
 		return false;
 	m_add(m, mm);
 	const Value *pv = IR_VAL(g, sm->out[0]);
@@ -1084,22 +1206,21 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, t, "the context is not merged back to [Sq, B, H*Dv] by a Reshape");
 	m_add(m, t);
 	m_add(m, r);
-	m->v[0] = q.x;
-	m->v[1] = k.x;
-	m->v[2] = v.x;
-	m->v[3] = m->i[7] ? m->v[9] : -1;
-	m->v[4] = IR_NODE(g, r)->out[0];
-	m->v[5] = -1;
-	m->v[14] = (ValId)q.h;
-	m->i[0] = q.h;
-	m->i[1] = q.d;
-	m->i[2] = v.d;
-	m->i[3] = 0;
-	m->i[5] = 1;
-	m->i[6] = 0;
-	m->f[0] = scale;
-	m->f[1] = 0;
-	if (!m_closed(g, m, m->v[4]))
+	am->q = q.x;
+	am->k = k.x;
+	am->v = v.x;
+	am->bias = am->nterms ? am->term[0] : -1;
+	am->out = IR_NODE(g, r)->out[0];
+	am->mask = -1;
+	am->kv_heads = q.h;
+	am->heads = q.h;
+	am->head_size = q.d;
+	am->v_head_size = v.d;
+	am->out4d = false;
+	am->layout = 1;
+	am->scale = scale;
+	am->mask_filter = 0;
+	if (!m_closed(g, m, am->out))
 		return m_fail(g, m, root, "a value between the scores and the head merge is used "
 		              "outside the attention");
 	return true;
@@ -1107,6 +1228,8 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
+	AttnMatch *am = M_AS(AttnMatch, m);
+	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1119,17 +1242,21 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	if (axis != -1 && axis != 3)
 		return m_fail(g, m, root, "Softmax over axis %lld, not the key axis 3", (long long)axis);
 	m_add(m, root);
-	if (!match_scores(g, x, m))
+	if (!match_scores(g, x, am))
 		return false;
-	int nt = (int)m->i[7];
+	int nt = am->nterms;
 	for (int t = 0; t < nt; t++)
-		if (!bias_fits(g, m->v[9 + t], IR_VAL(g, m->v[8])->dims))
+		if (!bias_fits(g, am->term[t], IR_VAL(g, am->scores)->dims))
 			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
-			              "scores", IR_VAL(g, m->v[9 + t])->name);
-	if (!bias_keeps_shape(g, x, m->v[8], &m->v[9], nt))
+			              "scores", IR_VAL(g, am->term[t])->name);
+	/* the dims the scores may have taken from the terms or the causal condition */
+	ValId wide[M_MAXTERMS + 1];
+	memcpy(wide, am->term, sizeof am->term);
+	wide[nt] = am->causal_cond;
+	if (!bias_keeps_shape(g, x, am->scores, wide, nt + (am->causal == 2)))
 		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
-	m->v[3] = nt == 1 && m->f[2] == 1.0 ? m->v[9] : -1;
-	ValId p = match_guard(g, sm->out[0], m);
+	am->bias = nt == 1 && am->coef[0] == 1.0 ? am->term[0] : -1;
+	ValId p = match_guard(g, sm->out[0], am);
 	if (p < 0)
 		return m_fail(g, m, root, "the probabilities have two uses that are not the "
 		              "Where(IsNaN(p), 0, p) guard");
@@ -1144,33 +1271,34 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
 	if (!split_path(g, mvn->in[1], P0213, P1203, &v, "V", false, mv, m))
 		return false;
-	if (v.h != m->v[14] || v.layout != m->i[5])
+	if (v.h != am->kv_heads || v.layout != am->layout)
 		return m_fail(g, m, mv, "V has %lld heads (layout %d), K %lld (layout %d)",
-		              (long long)v.h, v.layout, (long long)m->v[14], (int)m->i[5]);
-	Side k = {m->v[1], false, 0, 0, (int)m->i[5], 0, m->v[6], m->v[7], false};
-	if (side_s(g, &v) != side_s(g, &k) || side_b(g, &v) != side_b(g, &k))
+		              (long long)v.h, v.layout, (long long)am->kv_heads, am->layout);
+	if (side_s(g, &v) != am->ks || side_b(g, &v) != am->kb)
 		return m_fail(g, m, mv, "V's key length or batch is not K's");
-	m->v[2] = v.x;
-	m->i[6] |= (v.reshape ? 4 : 0) | v.perm << 7;
-	m->i[2] = v.d;
+	am->v = v.x;
+	am->view3d[2] = v.reshape;
+	am->perm[2] = v.perm;
+	am->v_head_size = v.d;
 	m_add(m, mv);
-	if (!match_merge(g, mvn->out[0], v.d, m))
+	if (!match_merge(g, mvn->out[0], v.d, am))
 		return m_fail(g, m, mv, "the context '%s' is not merged back by Transpose(0,2,1,3) + "
 		              "Reshape to [B, S, H*Dv] (or the time-major Transpose(2,0,1,3)), used "
 		              "once", IR_VAL(g, mvn->out[0])->name);
-	m->v[5] = -1;
-	m->f[1] = 0;
+	am->mask = -1;
+	am->mask_filter = 0;
 	ValId mask;
 	double filter;
-	if (m->v[3] >= 0 && m->i[5] == 0 &&
-	    (key_padding(g, m->v[3], m->v[1], &mask, &filter) ||
-	     masking_utils(g, m->v[3], m->v[1], &mask, &filter))) {
-		m->v[3] = -1;
-		m->i[7] = 0;   /* the mask replaces the one bias term */
-		m->v[5] = mask;
-		m->f[1] = filter;
+	DimId kd[2] = {am->kb, am->ks};   /* K's batch and key length, whatever its layout */
+	if (am->bias >= 0 && am->layout == 0 &&
+	    (key_padding(g, am->bias, kd, &mask, &filter) ||
+	     masking_utils(g, am->bias, kd, &mask, &filter))) {
+		am->bias = -1;
+		am->nterms = 0;   /* the mask replaces the one bias term */
+		am->mask = mask;
+		am->mask_filter = filter;
 	}
-	if (!m_closed(g, m, m->v[4]))
+	if (!m_closed(g, m, am->out))
 		return m_fail(g, m, root, "a value between the scores and the head merge is used "
 		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
 	return true;
@@ -1198,10 +1326,11 @@ static ValId reshape_to(Graph *g, const char *name, ValId x, int r, const int64_
 /* bias = sum of coef_t * term_t */
 static ValId build_bias(Graph *g, const char *name, const Match *m)
 {
+	const AttnMatch *am = M_AS_CONST(AttnMatch, m);
 	ValId sum = -1;
-	for (int t = 0; t < m->i[7]; t++) {
-		ValId v = m->v[9 + t];
-		double c = m->f[2 + t];
+	for (int t = 0; t < am->nterms; t++) {
+		ValId v = am->term[t];
+		double c = am->coef[t];
 		if (c != 1.0) {
 			ValId cv = rw_const(g, "bias_coef", DT_F32, 0, NULL, &(float){(float)c}, 4);
 			ValId in[2] = {v, cv};
@@ -1219,13 +1348,14 @@ static ValId build_bias(Graph *g, const char *name, const Match *m)
 
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
+	const AttnMatch *am = M_AS_CONST(AttnMatch, m);
 	(void)pc;
 	const char *name = IR_NODE(g, m->root)->name;
-	ValId in[5] = {m->v[0], m->v[1], m->v[2], m->v[3], m->v[5]};
-	int64_t hkv = m->v[14];
-	int64_t hd[3] = {m->i[0] * m->i[1], hkv * m->i[1], hkv * m->i[2]};
+	ValId in[5] = {am->q, am->k, am->v, am->bias, am->mask};
+	int64_t hkv = am->kv_heads;
+	int64_t hd[3] = {am->heads * am->head_size, hkv * am->head_size, hkv * am->v_head_size};
 	for (int k = 0; k < 3; k++) {
-		int perm = (int)(m->i[6] >> (3 + 2 * k)) & 3;   /* heads-first: to [B, S, H, D] */
+		int perm = am->perm[k];   /* heads-first: to [B, S, H, D] */
 		if (perm) {
 			NodeId t = ir_node_new(g, OP_Transpose, name, 1, &in[k], 1, NULL);
 			ir_attr_set_ints(g, t, "perm", 4, perm == 1 ? P0213 : P0312);
@@ -1235,58 +1365,58 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 			(void)rc;
 			in[k] = IR_NODE(g, t)->out[0];
 		}
-		if (m->i[6] & (1 << k))
+		if (am->view3d[k])
 			in[k] = reshape_to(g, name, in[k], 3, (int64_t[3]){0, 0, hd[k]});
 	}
-	if (in[3] < 0 && m->i[7] > 0)
+	if (in[3] < 0 && am->nterms > 0)
 		in[3] = build_bias(g, name, m);
-	if (m->v[15] > 0) {
+	if (am->tm_mask >= 0) {
 		/* time-major 3-D: masked_fill(mask, fill) as the bias Where(mask, fill, 0) */
-		float fz[2] = {(float)m->f[7], 0.0f};
-		ValId w[3] = {m->v[15] - 1, rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4),
+		float fz[2] = {(float)am->tm_fill, 0.0f};
+		ValId w[3] = {am->tm_mask, rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4),
 		              rw_const(g, "mask_zero", DT_F32, 0, NULL, &fz[1], 4)};
 		in[3] = new_node(g, OP_Where, name, 3, w);
 	}
 	int nin = in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3;
 	NodeId n;
-	if (m->i[3]) {
+	if (am->out4d) {
 		/* 4-D time-major result: attention, then back to [Sq, B, H, Dv] */
 		n = ir_node_new(g, OP_KlnAttention, name, nin, in, 1, NULL);
 	} else {
-		n = rw_replace(g, OP_KlnAttention, name, nin, in, m->v[4]);
+		n = rw_replace(g, OP_KlnAttention, name, nin, in, am->out);
 	}
-	ir_attr_set_int(g, n, "num_heads", m->i[0]);
-	ir_attr_set_int(g, n, "head_size", m->i[1]);
-	ir_attr_set_int(g, n, "v_head_size", m->i[2]);
+	ir_attr_set_int(g, n, "num_heads", am->heads);
+	ir_attr_set_int(g, n, "head_size", am->head_size);
+	ir_attr_set_int(g, n, "v_head_size", am->v_head_size);
 	ir_attr_set_int(g, n, "q_offset", 0);
 	ir_attr_set_int(g, n, "k_offset", 0);
 	ir_attr_set_int(g, n, "v_offset", 0);
-	ir_attr_set_int(g, n, "nan_guard", m->i[4]);
-	ir_attr_set_int(g, n, "layout", m->i[5]);
-	ir_attr_set_float(g, n, "scale", (float)m->f[0]);
-	ir_attr_set_float(g, n, "mask_filter", (float)m->f[1]);
-	if (hkv != m->i[0])
+	ir_attr_set_int(g, n, "nan_guard", am->nan_guard);
+	ir_attr_set_int(g, n, "layout", am->layout);
+	ir_attr_set_float(g, n, "scale", (float)am->scale);
+	ir_attr_set_float(g, n, "mask_filter", (float)am->mask_filter);
+	if (hkv != am->heads)
 		ir_attr_set_int(g, n, "kv_num_heads", hkv);
-	if (m->f[6] != 0) {
-		ir_attr_set_int(g, n, "causal", (int64_t)m->f[6]);
-		ir_attr_set_float(g, n, "causal_fill", (float)m->f[7]);
+	if (am->causal != 0) {
+		ir_attr_set_int(g, n, "causal", am->causal);
+		ir_attr_set_float(g, n, "causal_fill", (float)am->causal_fill);
 	}
-	if (m->i[3]) {
+	if (am->out4d) {
 		Diag d = {0};
 		int rc = ir_infer_node(g, n, &d);
 		assert(rc == 0);
 		(void)rc;
-		int64_t shape[4] = {0, 0, m->i[0], m->i[2]};
+		int64_t shape[4] = {0, 0, am->heads, am->v_head_size};
 		int64_t four = 4;
 		ValId c = rw_const(g, "shape", DT_I64, 1, &four, shape, 32);
 		ValId rin[2] = {IR_NODE(g, n)->out[0], c};
-		rw_replace(g, OP_Reshape, name, 2, rin, m->v[4]);
+		rw_replace(g, OP_Reshape, name, 2, rin, am->out);
 	}
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("attention", OP_Softmax, Match, match_attention, rewrite_attention),
+	PATTERN_ROW("attention", OP_Softmax, AttnMatch, match_attention, rewrite_attention),
 };
 
 void pass_fuse_attention(Graph *g, PassCtx *pc)

@@ -9,6 +9,10 @@ KlnAttention nodes, C of them with the causal flag; a near miss has A = 0
 and keeps its Softmax).  tests/scripts/attn_forms.sh compiles and checks
 them at -O0 and -O2.
 
+Further lines of expect, when present: "kv K" (K of them read grouped K/V
+heads: kv_num_heads) and "explain TEXT" (`kiln dump -O2
+--explain=attention` prints TEXT: the reason a near miss did not fuse).
+
 The references are numpy in float32, written from the math in the order
 the exporters compute (scores, mask applied as the exporter does, softmax),
 so rows whose keys are all masked give what the graph gives (NaN for a
@@ -94,13 +98,16 @@ def qkv(b, x, kv=None):
     return q, kt, v
 
 
-def finish(b, name, y, opset, mem=False):
+def finish(b, name, y, opset, mem=False, syms=("batch", "seq")):
+    """syms: the batch and sequence dim names (the dynamo exporter's are
+    s18, s41, ...)"""
     b.outputs(y)
-    ins = [("x", TensorProto.FLOAT, ["batch", "seq", W])]
+    bn, sn = syms
+    ins = [("x", TensorProto.FLOAT, [bn, sn, W])]
     if mem:
-        ins.append(("memory", TensorProto.FLOAT, ["batch", "mlen", W]))
-    ins.append(("attention_mask", TensorProto.INT64, ["batch", "seq"]))
-    return b.model(name, ins, [("y", TensorProto.FLOAT, ["batch", "seq", W])], opset)
+        ins.append(("memory", TensorProto.FLOAT, [bn, "mlen", W]))
+    ins.append(("attention_mask", TensorProto.INT64, [bn, sn]))
+    return b.model(name, ins, [("y", TensorProto.FLOAT, [bn, sn, W])], opset)
 
 
 # ---- numpy references (float32) -----------------------------------------
@@ -177,27 +184,45 @@ def causal_gpt2(window=0):
     return finish(b, "causal_gpt2", y, 14), P, ref, feeds_sets()
 
 
-def causal_bart():
+def causal_bart(dynamo=False):
     """BART decoder (TorchScript): mask = full([S, S], min) zeroed where
     k < q + 1 (Range, Reshape, Less, Where), expanded to [B, 1, S, S] and
-    added to the expanded padding mask; q scaled before Q K^T."""
+    added to the expanded padding mask; q scaled before Q K^T.  dynamo: as
+    the dynamo exporter writes _make_causal_mask (opset 18, dims s18/s41):
+    full() as an Expand of the constant, the lengths as Shape(start, end),
+    the padding mask inverted and masked_fill'ed: Where(bool(1 - m), min,
+    1 - m)."""
     P = params(2)
     b = Builder(P)
     x, mask = "x", "attention_mask"
     q, kt, v = qkv(b, x)
     q = b.op("Mul", q, float(D ** -0.5))
     s = b.op("MatMul", q, kt)
-    S = seq_len(b, x)
-    S1 = b.op("Unsqueeze", S, [0])
-    full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
-                value=numpy_helper.from_array(np.array([F32_MIN], np.float32)))
-    r = b.op("Range", np.int64(0), S, np.int64(1))
-    cond = b.op("Less", r, b.op("Reshape", b.op("Add", r, np.int64(1)), [-1, 1]))
+    if dynamo:
+        S1 = b.op("Shape", x, start=1, end=2)
+        B1 = b.op("Shape", x, start=0, end=1)
+        S = b.op("Squeeze", S1, [0])
+        full = b.op("Expand", np.array(F32_MIN, np.float32), b.op("Concat", S1, S1, axis=0))
+        r = b.op("Range", np.int64(0), S, np.int64(1))
+        cond = b.op("Less", r, b.op("Reshape", b.op("Add", r, np.int64(1)),
+                                    b.op("Concat", S1, [1], axis=0)))
+    else:
+        S = seq_len(b, x)
+        S1 = b.op("Unsqueeze", S, [0])
+        full = b.op("ConstantOfShape", b.op("Concat", S1, S1, axis=0),
+                    value=numpy_helper.from_array(np.array([F32_MIN], np.float32)))
+        r = b.op("Range", np.int64(0), S, np.int64(1))
+        cond = b.op("Less", r, b.op("Reshape", b.op("Add", r, np.int64(1)), [-1, 1]))
+        B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
     causal = b.op("Where", cond, 0.0, full)
-    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
     shp4 = b.op("Concat", B1, [1], S1, S1, axis=0)
     c4 = b.op("Expand", b.op("Unsqueeze", causal, [0, 1]), shp4)
-    p4 = b.op("Expand", pad_bias(b, mask, F32_MIN), shp4)
+    if dynamo:
+        m4 = b.op("Expand", b.op("Unsqueeze", mask, [1, 2]), shp4)
+        inv = b.op("Sub", 1.0, b.op("Cast", m4, to=TensorProto.FLOAT))
+        p4 = b.op("Where", b.op("Cast", inv, to=TensorProto.BOOL), F32_MIN, inv)
+    else:
+        p4 = b.op("Expand", pad_bias(b, mask, F32_MIN), shp4)
     s = b.op("Add", s, b.op("Add", c4, p4))
     y = merge(b, b.op("Softmax", s, axis=-1), v)
 
@@ -209,6 +234,8 @@ def causal_bart():
         c = np.where(r_tril(S), np.float32(0), np.float32(F32_MIN)).astype(np.float32)
         comb = add32(c[None, None], r_pad(attention_mask, F32_MIN))
         return [r_out(P, r_softmax(add32(s, comb)), v)]
+    if dynamo:
+        return finish(b, "causal_bart_dynamo", y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
     return finish(b, "causal_bart", y, 14), P, ref, feeds_sets()
 
 
@@ -269,7 +296,9 @@ def past_kv(causal=True):
     """A decoder step with a KV cache (GPT-2 with past, TorchScript): K, V =
     Concat(past, new) along S of [B, H, S, D] (also the present outputs),
     Sq = S != Sk = P + S; causal: Where(k <= q + P, scores, min) with the
-    query positions Range(P, P + S) (P read by Shape/Gather from the past)."""
+    query positions Range(P, P + S) (P read by Shape/Gather from the past);
+    causal="buffer": GPT-2's sliced causal buffer instead (gpt2_buffer),
+    rows Sk - Sq .. Sk of the constant."""
     P_ = params(5)
     b = Builder(P_)
     x, mask, pk, pv = "x", "attention_mask", "past_key", "past_value"
@@ -278,7 +307,16 @@ def past_kv(causal=True):
     vc = b.op("Concat", pv, heads(b, lin(b, x, "v")), axis=2)
     s = b.op("Div", b.op("MatMul", q, b.op("Transpose", kc, perm=[0, 1, 3, 2])),
              float(math.sqrt(D)))
-    if causal:
+    if causal == "buffer":
+        # GPT-2's causal buffer sliced (gpt2_buffer) with Sk = P + S
+        P_["bias"] = np.tril(np.ones((64, 64), np.uint8)).reshape(1, 1, 64, 64)
+        ql = b.op("Gather", b.op("Shape", q), np.int64(-2), axis=0)
+        kl = b.op("Gather", b.op("Shape", kc), np.int64(-2), axis=0)
+        kl1 = b.op("Unsqueeze", kl, [0])
+        starts = b.op("Concat", b.op("Unsqueeze", b.op("Sub", kl, ql), [0]), [0], axis=0)
+        cm = b.op("Slice", b.p("bias"), starts, b.op("Concat", kl1, kl1, axis=0), [2, 3])
+        s = b.op("Where", b.op("Cast", cm, to=TensorProto.BOOL), s, F32_MIN)
+    elif causal:
         past = b.op("Gather", b.op("Shape", pk), np.int64(2), axis=0)
         tot = b.op("Add", past, seq_len(b, x))
         rq = b.op("Unsqueeze", b.op("Range", past, tot, np.int64(1)), [1])
@@ -290,7 +328,7 @@ def past_kv(causal=True):
     b.outputs(y, kc, vc)
     hs = ["batch", H, "past", D]
     hso = ["batch", H, "total", D]
-    m = b.model("past_kv" if causal else "past_kv_nocausal",
+    m = b.model({True: "past_kv", False: "past_kv_nocausal"}.get(causal, "gpt2_buffer_past"),
                 [("x", TensorProto.FLOAT, ["batch", "seq", W]),
                  ("past_key", TensorProto.FLOAT, hs), ("past_value", TensorProto.FLOAT, hs),
                  ("attention_mask", TensorProto.INT64, ["batch", "total"])],
@@ -324,12 +362,15 @@ def past_kv(causal=True):
     return m, P_, ref, sets
 
 
-def sdpa(guard=True):
+def sdpa(guard=True, dynamo=False):
     """scaled_dot_product_attention as exported: Q and K^T each scaled by
     1/sqrt(sqrt(d)), K^T as Reshape -> Transpose(0,2,1) -> Reshape over a
     3-D [B*H, S, D] view, the boolean mask as Where(m, 0, -inf), the IsNaN
     guard.  Data set 0's second row is fully padded: every score row is
-    -inf, NaN probabilities, 0 after the guard (NaN without it)."""
+    -inf, NaN probabilities, 0 after the guard (NaN without it).  dynamo:
+    the math form of the dynamo exporter (torchlib, opset 18, dims s18/s41,
+    no guard): the scale sqrt(1 / sqrt(D)) computed from Shape(q)[-1], K^T's
+    shapes sliced from Shape(k)."""
     P = params(6)
     b = Builder(P)
     x, mask = "x", "attention_mask"
@@ -337,10 +378,22 @@ def sdpa(guard=True):
     sc = float(1.0 / math.sqrt(math.sqrt(D)))
     B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
     S1 = b.op("Unsqueeze", seq_len(b, x), [0])
-    k3 = b.op("Reshape", k, b.op("Concat", [-1], S1, [D], axis=0))
-    kt = b.op("Reshape", b.op("Transpose", k3, perm=[0, 2, 1]),
-              b.op("Concat", B1, [H], [D], S1, axis=0))
-    s = b.op("MatMul", b.op("Mul", q, sc), b.op("Mul", kt, sc))
+    if dynamo:
+        ks = b.op("Shape", k)
+        last = b.op("Slice", ks, [-1], [2 ** 63 - 1])
+        second = b.op("Slice", ks, [-2], [-1])
+        first = b.op("Slice", ks, [0], [-2])
+        k3 = b.op("Reshape", k, b.op("Concat", [-1], second, last, axis=0))
+        kt = b.op("Reshape", b.op("Transpose", k3, perm=[0, 2, 1]),
+                  b.op("Concat", first, last, second, axis=0))
+        emb = b.op("Cast", b.op("Shape", q, start=-1), to=TensorProto.FLOAT)
+        sq = b.op("Sqrt", b.op("Div", 1.0, b.op("Sqrt", emb)))
+        s = b.op("MatMul", b.op("Mul", q, sq), b.op("Mul", kt, sq))
+    else:
+        k3 = b.op("Reshape", k, b.op("Concat", [-1], S1, [D], axis=0))
+        kt = b.op("Reshape", b.op("Transpose", k3, perm=[0, 2, 1]),
+                  b.op("Concat", B1, [H], [D], S1, axis=0))
+        s = b.op("MatMul", b.op("Mul", q, sc), b.op("Mul", kt, sc))
     mb = b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL)
     s = b.op("Add", s, b.op("Where", mb, 0.0, NEG_INF))
     p = b.op("Softmax", s, axis=-1)
@@ -358,6 +411,8 @@ def sdpa(guard=True):
         return [r_out(P, p, v)]
     sets = feeds_sets()
     sets[0]["attention_mask"][1, :] = 0
+    if dynamo:
+        return finish(b, "sdpa_dynamo", y, 18, syms=("s18", "s41")), P, ref, sets
     return finish(b, "sdpa" if guard else "sdpa_noguard", y, 17), P, ref, sets
 
 
@@ -468,22 +523,163 @@ def sdpa_causal():
     return finish(b, "sdpa_causal", y, 17), P, ref, feeds_sets()
 
 
-# name -> (builder, attention fused, of them causal)
+def gqa(kind):
+    """Grouped-query attention, 4 query heads over 2 K/V heads of size 4,
+    K and V repeated to 4 heads with Tile as exporters write repeat_kv:
+    "tile": Reshape(Tile(Unsqueeze(kv, 2), [1, 1, 2, 1, 1]), [B, 4, S, 4]);
+    "tile_seq": Reshape(Tile(kv, [1, 1, 2, 1]), [B, 4, S, 4]) (the tiled
+    sequence axis is [2, S] in flat order: both give head h = kv head
+    h / 2, repeat_interleave, the kernel's kv_num_heads); "tile_block":
+    Tile(kv, [1, 2, 1, 1]) (torch's Tensor.repeat: head h = kv head h % 2),
+    a near miss of kv_num_heads: it fuses reading the tiled K/V as it is."""
+    HQ, HKV, DH = 4, 2, 4
+    rng = np.random.default_rng(11)
+    P = {"q.w": rng.normal(0, 0.3, (W, HQ * DH)).astype(np.float32),
+         "q.b": rng.normal(0, 0.1, HQ * DH).astype(np.float32),
+         "o.w": rng.normal(0, 0.3, (HQ * DH, W)).astype(np.float32),
+         "o.b": rng.normal(0, 0.1, W).astype(np.float32)}
+    for t in ("k", "v"):
+        P[t + ".w"] = rng.normal(0, 0.3, (W, HKV * DH)).astype(np.float32)
+        P[t + ".b"] = rng.normal(0, 0.1, HKV * DH).astype(np.float32)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+
+    def split(t, h):
+        return b.op("Transpose", b.op("Reshape", t, [0, 0, h, DH]), perm=[0, 2, 1, 3])
+    B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+    S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+    shp = b.op("Concat", B1, [HQ], S1, [DH], axis=0)
+
+    def repeat(t):
+        if kind == "tile":
+            return b.op("Reshape", b.op("Tile", b.op("Unsqueeze", t, [2]), [1, 1, HQ // HKV, 1, 1]),
+                        shp)
+        if kind == "tile_seq":
+            return b.op("Reshape", b.op("Tile", t, [1, 1, HQ // HKV, 1]), shp)
+        return b.op("Tile", t, [1, HQ // HKV, 1, 1])
+    q = split(lin(b, x, "q"), HQ)
+    k, v = repeat(split(lin(b, x, "k"), HKV)), repeat(split(lin(b, x, "v"), HKV))
+    s = b.op("Mul", b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2])), float(DH ** -0.5))
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    c = b.op("Transpose", b.op("MatMul", b.op("Softmax", s, axis=-1), v), perm=[0, 2, 1, 3])
+    y = lin(b, b.op("Reshape", c, [0, 0, HQ * DH]), "o")
+
+    def ref(P, x, attention_mask):
+        def hs(t, h):
+            B_, S_, _ = t.shape
+            return t.reshape(B_, S_, h, DH).transpose(0, 2, 1, 3)
+        q = hs(r_lin(x, P, "q"), HQ)
+        k, v = hs(r_lin(x, P, "k"), HKV), hs(r_lin(x, P, "v"), HKV)
+        if kind == "tile_block":
+            k, v = np.tile(k, (1, 2, 1, 1)), np.tile(v, (1, 2, 1, 1))
+        else:
+            k, v = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)
+        s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) *
+             np.float32(DH ** -0.5)).astype(np.float32)
+        p = r_softmax(add32(s, r_pad(attention_mask, F32_MIN)))
+        B_, _, S_, _ = p.shape
+        c = (p @ v).astype(np.float32).transpose(0, 2, 1, 3).reshape(B_, S_, HQ * DH)
+        return [r_lin(c, P, "o")]
+    name = "gqa_" + kind if kind != "tile_block" else "nearmiss_gqa_tile_block"
+    return finish(b, name, y, 14), P, ref, feeds_sets()
+
+
+def gpt2_buffer(wrong=None, dynamo=False):
+    """GPT-2 as the TorchScript exporter writes it: a constant causal
+    buffer bias = tril(ones(N, N)) viewed [1, 1, N, N] (uint8, N = 64 max
+    positions), Slice(bias, [Sk - Sq, 0], [Sk, Sk], axes [2, 3]) with the
+    bounds from Shape/Gather/Sub of the key and query lengths, Cast to
+    bool, Where(mask, scores / sqrt(d), finfo.min), then the padding bias.
+    Near misses: wrong="entry" (one entry above the diagonal set: not
+    lower-triangular), wrong="offset" (the rows sliced one further: Sk - Sq +
+    1 to Sk + 1, so k <= q + 1).  dynamo: as the dynamo exporter writes it
+    (opset 18, dims s18/s41): a bool buffer, the lengths as Shape(start,
+    end) slices, one Slice per axis, no Cast."""
+    N = 64
+    P = params(12)
+    buf = np.tril(np.ones((N, N), np.uint8))
+    if wrong == "entry":
+        buf[3, 5] = 1
+    P["bias"] = buf.reshape(1, 1, N, N).astype(bool if dynamo else np.uint8)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    k = b.op("Transpose", kt, perm=[0, 1, 3, 2])
+    if dynamo:
+        ql = b.op("Shape", q, start=2, end=3)
+        kl = b.op("Shape", k, start=2, end=3)
+        rows = b.op("Slice", b.p("bias"), b.op("Sub", kl, ql), kl, [2], [1])
+        s = b.op("Where", b.op("Slice", rows, [0], kl, [3], [1]), s, F32_MIN)
+        s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+        y = merge(b, b.op("Softmax", s, axis=-1), v)
+    else:
+        ql = b.op("Gather", b.op("Shape", q), np.int64(-2), axis=0)
+        kl = b.op("Gather", b.op("Shape", k), np.int64(-2), axis=0)
+        start, end = b.op("Sub", kl, ql), kl
+        if wrong == "offset":
+            start, end = b.op("Add", start, np.int64(1)), b.op("Add", kl, np.int64(1))
+        kl1 = b.op("Unsqueeze", kl, [0])
+        starts = b.op("Concat", b.op("Unsqueeze", start, [0]), [0], axis=0)
+        ends = b.op("Concat", b.op("Unsqueeze", end, [0]), kl1, axis=0)
+        cm = b.op("Slice", b.p("bias"), starts, ends, [2, 3], [1, 1])
+        s = b.op("Where", b.op("Cast", cm, to=TensorProto.BOOL), s, F32_MIN)
+        s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+        y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        S = x.shape[1]
+        off = 1 if wrong == "offset" else 0
+        cm = P["bias"][0, 0, off:S + off, :S] != 0
+        s = np.where(cm, s, np.float32(F32_MIN)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v)]
+    name = "gpt2_buffer" if wrong is None else "nearmiss_gpt2_buffer_" + wrong
+    if dynamo:
+        return finish(b, name + "_dynamo", y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
+    return finish(b, name, y, 14), P, ref, feeds_sets()
+
+
+# name -> (builder, attention fused, of them causal[, more]); more:
+# "kv": how many fused attentions read grouped K/V heads (kv_num_heads),
+# "explain": text `--explain=attention` must print (a near miss's reason)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
     "causal_bart": (causal_bart, 1, 1),
+    "causal_bart_dynamo": (lambda: causal_bart(dynamo=True), 1, 1),
     "causal_trilu": (causal_trilu, 1, 1),
-    "nearmiss_window": (lambda: rename(causal_gpt2(1), "nearmiss_window"), 0, 0),
+    "nearmiss_window": (lambda: rename(causal_gpt2(1), "nearmiss_window"), 0, 0, {
+        "explain": "at Where '/Where_35': Where around the scores: the condition keeps "
+                   "k - q <= 1, not the causal"}),
     "nearmiss_trilu_k2": (lambda: causal_trilu(2), 1, 0),
-    "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0),
+    "nearmiss_cross_causal": (nearmiss_cross_causal, 0, 0, {
+        "explain": "at Where '/Where_35': Where around the scores: the condition keeps "
+                   "k - q <= 0, not the causal"}),
     "past_kv": (past_kv, 1, 1),
     "past_kv_nocausal": (lambda: past_kv(False), 1, 0),
     "sdpa": (sdpa, 1, 0),
     "sdpa_noguard": (lambda: sdpa(False), 1, 0),
+    "sdpa_dynamo": (lambda: sdpa(False, dynamo=True), 1, 0),
     "keras_einsum": (keras_einsum, 1, 0),
     "sdpa_causal": (sdpa_causal, 1, 1),
     "fairseq": (fairseq, 1, 0),
-    "nearmiss_fairseq_fill": (lambda: fairseq(-1e4), 0, 0),
+    "nearmiss_fairseq_fill": (lambda: fairseq(-1e4), 0, 0, {
+        "explain": "at Where '/Where_45': time-major 3-D scores: masked_fill with -10000, not "
+                   "-inf"}),
+    "gqa_tile": (lambda: gqa("tile"), 1, 0, {"kv": 1}),
+    "gqa_tile_seq": (lambda: gqa("tile_seq"), 1, 0, {"kv": 1}),
+    "nearmiss_gqa_tile_block": (lambda: gqa("tile_block"), 1, 0, {"kv": 0}),
+    "gpt2_buffer": (gpt2_buffer, 1, 1),
+    "gpt2_buffer_past": (lambda: past_kv("buffer"), 1, 1),
+    "gpt2_buffer_dynamo": (lambda: gpt2_buffer(dynamo=True), 1, 1),
+    "nearmiss_gpt2_buffer_entry": (lambda: gpt2_buffer("entry"), 0, 0, {
+        "explain": "at Where '/Where_41': Where around the scores: the condition is not a "
+                   "causal mask: the sliced buffer is not a band (lower-triangular)"}),
+    "nearmiss_gpt2_buffer_offset": (lambda: gpt2_buffer("offset"), 0, 0, {
+        "explain": "at Where '/Where_45': Where around the scores: the condition is not a "
+                   "causal mask: the buffer is not sliced as the causal block"}),
 }
 
 
@@ -493,7 +689,8 @@ def rename(t, name):
 
 
 def generate(name, outdir):
-    fn, natt, ncausal = FORMS[name]
+    fn, natt, ncausal = FORMS[name][:3]
+    more = FORMS[name][3] if len(FORMS[name]) > 3 else {}
     m, P, ref, sets = fn()
     check_graph(m)
     d = os.path.join(outdir, name)
@@ -501,6 +698,9 @@ def generate(name, outdir):
     onnx.save(m, os.path.join(d, "model.onnx"))
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d causal %d\n" % (natt, ncausal))
+        for key in ("kv", "explain"):
+            if key in more:
+                f.write("%s %s\n" % (key, more[key]))
     for si, feeds in enumerate(sets):
         outs = ref(P, **feeds)
         with np.errstate(invalid="ignore", over="ignore"):

@@ -6,7 +6,8 @@
 # form: `kiln compile -O2 --stats` fuses exactly the expected number of
 # attentions (a near miss none, its Softmax left; no Einsum left where it
 # fuses), `kiln dump -O2` shows
-# the expected number of causal flags, and `kiln check` matches the numpy
+# the expected number of causal flags (and kv_num_heads, and for a near
+# miss the reason --explain=attention gives, when expect says), and `kiln check` matches the numpy
 # references at -O0 and at -O2 (NaN rows included).
 #   bash attn_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
@@ -24,6 +25,8 @@ for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
 	read -r _ want_att _ want_causal < "$d/expect"
+	want_kv=$(sed -n 's/^kv //p' "$d/expect")
+	want_why=$(sed -n 's/^explain //p' "$d/expect")
 	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
 		fail=$((fail + 1)); echo "FAIL $name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
 	fi
@@ -39,9 +42,18 @@ sys.exit(0 if att == want and sm_out == sm_in - want and (want == 0 or ein == 0)
 ' "$want_att"); then
 		fail=$((fail + 1)); echo "FAIL $name: expected attention $want_att: $verdict"; continue
 	fi
-	causal=$("$KILN" dump "$d/model.onnx" -O2 2>&1 | grep -c 'KlnAttention(.*causal = ')
+	dump=$("$KILN" dump "$d/model.onnx" -O2 2>&1)
+	causal=$(echo "$dump" | grep -c 'KlnAttention(.*causal = ')
 	if [ "$causal" != "$want_causal" ]; then
 		fail=$((fail + 1)); echo "FAIL $name: $causal causal attentions, expected $want_causal"; continue
+	fi
+	kv=$(echo "$dump" | grep -c 'KlnAttention(.*kv_num_heads = ')
+	if [ -n "$want_kv" ] && [ "$kv" != "$want_kv" ]; then
+		fail=$((fail + 1)); echo "FAIL $name: $kv attentions with kv_num_heads, expected $want_kv"; continue
+	fi
+	why=$("$KILN" dump "$d/model.onnx" -O2 --explain=attention 2>&1)
+	if [ -n "$want_why" ] && ! grep -qF -- "$want_why" <<< "$why"; then
+		fail=$((fail + 1)); echo "FAIL $name: --explain=attention does not say: $want_why"; continue
 	fi
 	ok=1
 	for o in -O0 -O2; do

@@ -2,7 +2,8 @@
  * that failed, naming the node (PassOptions.explain, printed by fuse_run
  * from the reasons fuse_attention.c records with m_fail).  Graphs: a
  * deliberately broken K head split, the causal near misses of
- * tests/passes, and the causal forms that fuse. */
+ * tests/passes, and the causal forms that fuse (GPT-2's causal buffer and
+ * its near miss too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,12 +114,31 @@ static void test_causal_forms_fuse(void **state)
 	}
 }
 
+/* GPT-2's sliced causal buffer: fused (the first new node is the
+ * Transpose of the heads-first K), and the near miss with one entry above
+ * the diagonal names the Where and the failing check. */
+static void test_causal_buffer(void **state)
+{
+	(void)state;
+	char *out = read_case("attention_causal_buffer.ir");
+	expect(out, "': fused as ");
+	if (strstr(out, "not fused"))
+		fail_msg("attention_causal_buffer.ir: not fused");
+	free(out);
+	out = read_case("attention_causal_buffer_nearmiss.ir");
+	expect(out, "not fused: at Where '");
+	expect(out, "Where around the scores: the condition is not a causal mask: the sliced buffer "
+	            "is not a band (lower-triangular): an entry differs");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_broken_head_split),
 		cmocka_unit_test(test_causal_near_misses),
 		cmocka_unit_test(test_causal_forms_fuse),
+		cmocka_unit_test(test_causal_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
