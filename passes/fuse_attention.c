@@ -760,6 +760,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, Match *m, int de
 			return m_fail(g, m, n, "scores: a Transpose that is not [0,1,3,2] of a MatMul"), -1;
 		m_add(m, n);
 		m->v[13] = 1;
+		m->v[8] = nd->out[0];   /* the scores [B, H, Sq, Sk], for the bias check */
 		m->f[0] = coef;
 		return mm;
 	}
@@ -855,7 +856,8 @@ static bool match_scores(const Graph *g, ValId s, Match *m)
 	m->i[1] = q.d;
 	m->i[5] = q.layout;
 	m->f[0] = scale;
-	m->v[8] = mn->out[0];   /* raw scores, for the bias check */
+	if (!swapped)
+		m->v[8] = mn->out[0];   /* raw scores, for the bias check */
 	return true;
 }
 
