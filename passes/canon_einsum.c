@@ -16,6 +16,19 @@
  * product is an outer one: Mul of [batch, M, 1..] and [batch, 1.., N]
  * (XLNet's sinusoid i,d->id).
  *
+ * Two rewrites around it give the fusions their usual forms (Keras
+ * MultiHeadAttention through tf2onnx):
+ *   - bias of a head split: Add(Einsum(x, W) "abc,cde->abde", b [H, D]),
+ *     the Einsum used only there, b a constant whose shape is exactly the
+ *     dims of the N letters, which end O in order: b is added as a vector
+ *     [H*D] before the Reshape that splits N, i.e. Reshape(Add(MatMul(x,
+ *     W'), b'), [.., H, D]); fuse-gemm makes that a biased KlnGemm and
+ *     fuse-attention sees an ordinary head split (fuse-qkv packs Q, K, V);
+ *   - a constant scalar factor of an operand, Einsum(Mul(q, c), k) with
+ *     the Mul used only there, is applied after the operand's Transpose
+ *     (the same products, in another order of the elements), where
+ *     fuse-attention takes the scale of Q or K into its own.
+ *
  * requires: shapes inferred.
  * preserves: shapes, graph output names.
  * breaks: nothing. */
@@ -163,6 +176,73 @@ static void outer(Graph *g, NodeId id, const Eq *e, const char *bat, int nb, con
 		take_over(g, id, y);
 }
 
+/* v = Mul(x, c), c a constant f32 scalar of one element, the Mul used only
+ * by the Einsum and not broadcasting x: x and *c; else v and *c = -1. */
+static ValId peel_scale(const Graph *g, ValId v, ValId *c)
+{
+	*c = -1;
+	NodeId n = m_def(g, v, OP_Mul);
+	double s;
+	if (n < 0 || m_nuses(g, v) != 1)
+		return v;
+	const Node *nd = IR_NODE(g, n);
+	for (int k = 0; k < 2; k++) {
+		ValId x = nd->in[k], f = nd->in[1 - k];
+		if (m_const_scalar(g, f, &s) && ir_value_numel_const(g, f) == 1 &&
+		    IR_VAL(g, f)->dtype == DT_F32 && m_same_shape(g, x, v)) {
+			*c = f;
+			return x;
+		}
+	}
+	return v;
+}
+
+/* x * c (c from peel_scale), or x when c is -1. */
+static ValId rescale(Graph *g, const char *name, ValId x, ValId c)
+{
+	if (x < 0 || c < 0)
+		return x;
+	ValId in[2] = {x, c};
+	NodeId n = node(g, OP_Mul, name, 2, in);
+	return n < 0 ? -1 : IR_NODE(g, n)->out[0];
+}
+
+/* The Einsum's only user is Add(out, b) (either order) with b a constant
+ * f32 whose shape is exactly the dims of the nn N letters, which end the
+ * output in order, and the Add broadcasts nothing: the Add, *b = b;
+ * else -1. */
+static NodeId split_bias(const Graph *g, NodeId id, const Eq *e, const char *N, int nn, ValId *b)
+{
+	ValId out = IR_NODE(g, id)->out[0];
+	if (m_nuses(g, out) != 1 || strcmp(e->t[2] + e->n[2] - nn, N))
+		return -1;
+	NodeId add = IR_VAL(g, out)->uses[0].node;
+	const Node *an = IR_NODE(g, add);
+	if (an->op != OP_Add || an->nin != 2 || !m_same_shape(g, out, an->out[0]))
+		return -1;
+	*b = m_other(g, add, out);
+	const Value *bv = *b >= 0 ? IR_VAL(g, *b) : NULL;
+	if (!bv || *b == out || !m_is_const(g, *b) || bv->dtype != DT_F32 || bv->rank != nn)
+		return -1;
+	const Value *ov = IR_VAL(g, out);
+	for (int i = 0; i < nn; i++)
+		if (bv->dims[i] != ov->dims[ov->rank - nn + i])
+			return -1;
+	return add;
+}
+
+/* b (from split_bias) as a vector of its elements, added to y. */
+static ValId add_bias(Graph *g, const char *name, ValId y, ValId b, int64_t ns)
+{
+	const Value *bv = IR_VAL(g, b);
+	if (bv->nbytes < (size_t)ns * 4)
+		return -1;
+	ValId c = rw_const(g, bv->name, DT_F32, 1, &ns, bv->data, (size_t)ns * 4);
+	ValId in[2] = {y, c};
+	NodeId n = node(g, OP_Add, name, 2, in);
+	return n < 0 ? -1 : IR_NODE(g, n)->out[0];
+}
+
 static void canon(Graph *g, NodeId id)
 {
 	const Node *nd = IR_NODE(g, id);
@@ -216,12 +296,17 @@ static void canon(Graph *g, NodeId id)
 	if (nm == 0 || nn == 0 || ks < 0 || ns < 0 || (nm > 1 && nb > 0))
 		return;
 	const char *name = nd->name;
+	ValId bias = -1;
+	NodeId add = nn > 1 ? split_bias(g, id, &e, N, nn, &bias) : -1;
+	ValId ca, cb;
+	a = peel_scale(g, a, &ca);
+	b = peel_scale(g, b, &cb);
 	/* A' = [batch, M, K], B' = [batch, K, N] */
 	char ta[17], tb[17], ty[17];
 	snprintf(ta, sizeof ta, "%s%s%s", bat, M, K);
 	snprintf(tb, sizeof tb, "%s%s%s", bat, K, N);
-	ValId a1 = transpose(g, name, a, e.t[0], ta, e.n[0]);
-	ValId b1 = transpose(g, name, b, e.t[1], tb, e.n[1]);
+	ValId a1 = rescale(g, name, transpose(g, name, a, e.t[0], ta, e.n[0]), ca);
+	ValId b1 = rescale(g, name, transpose(g, name, b, e.t[1], tb, e.n[1]), cb);
 	if (a1 < 0 || b1 < 0)
 		return;
 	int64_t sh[IR_MAX_RANK];
@@ -249,6 +334,10 @@ static void canon(Graph *g, NodeId id)
 	if (mm < 0)
 		return;
 	ValId y = IR_NODE(g, mm)->out[0];
+	if (add >= 0)
+		y = add_bias(g, name, y, bias, ns);
+	if (y < 0)
+		return;
 	if (nn > 1) {
 		/* split N again: leading dims copied */
 		int r = 0, ry = IR_VAL(g, y)->rank;
@@ -267,7 +356,7 @@ static void canon(Graph *g, NodeId id)
 	snprintf(ty, sizeof ty, "%s%s%s", bat, M, N);
 	y = transpose(g, name, y, ty, e.t[2], e.n[2]);
 	if (y >= 0)
-		take_over(g, id, y);
+		take_over(g, add >= 0 ? add : id, y);   /* the bias Add's result */
 }
 
 void pass_canon_einsum(Graph *g, PassCtx *pc)

@@ -873,6 +873,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			return m_fail(g, m, n, "scores: a Transpose that is not [0,1,3,2] of a MatMul"), -1;
 		m_add(m, n);
 		am->swapped = true;
+		am->scores = nd->out[0];   /* the scores [B, H, Sq, Sk], for the bias check */
 		am->scale = coef;
 		return mm;
 	}
@@ -973,7 +974,8 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 	am->head_size = q.d;
 	am->layout = q.layout;
 	am->scale = scale;
-	am->scores = mn->out[0];   /* raw scores, for the bias check */
+	if (!swapped)
+		am->scores = mn->out[0];   /* raw scores, for the bias check */
 	return true;
 }
 
