@@ -25,6 +25,36 @@
 
 #include "pass_internal.h"
 
+/* layernorm: y = LayerNorm(x) * gamma + beta */
+typedef struct LnMatch {
+	Match m;
+	ValId x;        /* the normalized input */
+	ValId gamma;    /* scale, f32 [H] */
+	ValId beta;     /* bias, f32 [H]; -1: none (LayerNormalization without B) */
+	ValId y;        /* the result, taken over by the KlnLayerNorm */
+	double eps;     /* epsilon */
+} LnMatch;
+
+/* skip_layernorm: y = KlnLayerNorm(sum = a + b, gamma, beta) */
+typedef struct SkipMatch {
+	Match m;
+	ValId a, b;     /* the residual sum's operands (same shape) */
+	ValId gamma;    /* the KlnLayerNorm's scale */
+	ValId beta;     /* and bias */
+	ValId y;        /* the KlnLayerNorm's result */
+	ValId sum;      /* a + b: output 1 of the fused op when it has other users */
+	double eps;     /* epsilon */
+} SkipMatch;
+
+/* rmsnorm: y = x / sqrt(mean(x^2) + eps) * w */
+typedef struct RmsMatch {
+	Match m;
+	ValId x;        /* the normalized input */
+	ValId w;        /* the weight, f32 [H] */
+	ValId y;        /* the result, taken over by the KlnRMSNorm */
+	double eps;     /* epsilon */
+} RmsMatch;
+
 /* ReduceMean node n of x over the last axis only, keepdims=1; else the reason. */
 static bool last_axis_mean(const Graph *g, NodeId n, ValId x, Match *m)
 {
@@ -115,11 +145,12 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 		              IR_VAL(g, gamma)->name, IR_VAL(g, beta)->name);
 	if (!m_closed(g, m, IR_NODE(g, root)->out[0]))
 		return m_fail(g, m, root, "a value inside the LayerNorm is used outside it");
-	m->v[0] = x;
-	m->v[1] = gamma;
-	m->v[2] = beta;
-	m->v[3] = IR_NODE(g, root)->out[0];
-	m->f[0] = eps;
+	LnMatch *lm = M_AS(LnMatch, m);
+	lm->x = x;
+	lm->gamma = gamma;
+	lm->beta = beta;
+	lm->y = IR_NODE(g, root)->out[0];
+	lm->eps = eps;
 	return true;
 }
 
@@ -144,32 +175,34 @@ static bool match_ln_op(const Graph *g, NodeId root, Match *m)
 	if ((n->nin < 3 || n->in[2] < 0) && !ir_dim_is_const(g, IR_VAL(g, n->in[1])->dims[0], NULL))
 		return m_fail(g, m, root, "no B and the width is not static");
 	m_add(m, root);
-	m->v[0] = x;
-	m->v[1] = n->in[1];
-	m->v[2] = n->nin > 2 ? n->in[2] : -1;
-	m->v[3] = n->out[0];
-	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-5f);
+	LnMatch *lm = M_AS(LnMatch, m);
+	lm->x = x;
+	lm->gamma = n->in[1];
+	lm->beta = n->nin > 2 ? n->in[2] : -1;
+	lm->y = n->out[0];
+	lm->eps = ir_attr_float(g, root, "epsilon", 1e-5f);
 	return true;
 }
 
 static void rewrite_ln(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	ValId beta = m->v[2];
+	const LnMatch *lm = M_AS_CONST(LnMatch, m);
+	ValId beta = lm->beta;
 	if (beta < 0) {
 		/* LayerNormalization without B: zeros (static width, see the match) */
 		int64_t h = 0;
-		ir_dim_is_const(g, IR_VAL(g, m->v[1])->dims[0], &h);
+		ir_dim_is_const(g, IR_VAL(g, lm->gamma)->dims[0], &h);
 		float *z = calloc((size_t)(h ? h : 1), sizeof *z);
 		if (!z)
 			abort();
 		beta = rw_const(g, "ln_zero_bias", DT_F32, 1, &h, z, (size_t)h * 4);
 		free(z);
 	}
-	ValId in[3] = {m->v[0], m->v[1], beta};
+	ValId in[3] = {lm->x, lm->gamma, beta};
 	const char *name = IR_NODE(g, m->root)->name;
-	NodeId n = rw_replace(g, OP_KlnLayerNorm, name, 3, in, m->v[3]);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	NodeId n = rw_replace(g, OP_KlnLayerNorm, name, 3, in, lm->y);
+	ir_attr_set_float(g, n, "epsilon", (float)lm->eps);
 	rw_erase_match(g, m);
 }
 
@@ -187,25 +220,27 @@ static bool match_skip(const Graph *g, NodeId root, Match *m)
 	if (IR_VAL(g, a->in[0])->dtype != DT_F32 || IR_VAL(g, a->in[1])->dtype != DT_F32)
 		return m_fail(g, m, add, "the operands are not f32");
 	m_add(m, root);
-	m->v[0] = a->in[0];
-	m->v[1] = a->in[1];
-	m->v[2] = n->in[1];
-	m->v[3] = n->in[2];
-	m->v[4] = n->out[0];
-	m->v[5] = a->out[0];
-	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-5f);
+	SkipMatch *sm = M_AS(SkipMatch, m);
+	sm->a = a->in[0];
+	sm->b = a->in[1];
+	sm->gamma = n->in[1];
+	sm->beta = n->in[2];
+	sm->y = n->out[0];
+	sm->sum = a->out[0];
+	sm->eps = ir_attr_float(g, root, "epsilon", 1e-5f);
 	return true;
 }
 
 static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	ValId in[4] = {m->v[0], m->v[1], m->v[2], m->v[3]};
-	ValId y = m->v[4], sum = m->v[5];
+	const SkipMatch *sm = M_AS_CONST(SkipMatch, m);
+	ValId in[4] = {sm->a, sm->b, sm->gamma, sm->beta};
+	ValId y = sm->y, sum = sm->sum;
 	const char *name = IR_NODE(g, m->root)->name;
 	if (m_nuses(g, sum) <= 1) {
 		NodeId n = rw_replace(g, OP_KlnSkipLayerNorm, name, 4, in, y);
-		ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+		ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
 		rw_erase_match(g, m);
 		return;
 	}
@@ -214,7 +249,7 @@ static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 	IR_VAL(g, y)->name = ir_arena_strdup(g->arena, "dead.skipln.y");
 	IR_VAL(g, sum)->name = ir_arena_strdup(g->arena, "dead.skipln.sum");
 	NodeId n = ir_node_new(g, OP_KlnSkipLayerNorm, name, 4, in, 2, names);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
 	ValId olds[2] = {y, sum};
 	for (int k = 0; k < 2; k++) {
 		ValId o = IR_NODE(g, n)->out[k];
@@ -344,26 +379,29 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 		              IR_VAL(g, w)->name);
 	if (!m_closed(g, m, r->out[0]))
 		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
-	m->v[0] = x;
-	m->v[1] = w;
-	m->v[2] = r->out[0];
-	m->f[0] = eps;
+	RmsMatch *rm = M_AS(RmsMatch, m);
+	rm->x = x;
+	rm->w = w;
+	rm->y = r->out[0];
+	rm->eps = eps;
 	return true;
 }
 
 static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, m->v, m->v[2]);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	const RmsMatch *rm = M_AS_CONST(RmsMatch, m);
+	ValId in[2] = {rm->x, rm->w};
+	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, in, rm->y);
+	ir_attr_set_float(g, n, "epsilon", (float)rm->eps);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("layernorm", OP_Add, Match, match_ln_decomposed, rewrite_ln),
-	PATTERN_ROW("layernorm", OP_LayerNormalization, Match, match_ln_op, rewrite_ln),
-	PATTERN_ROW("rmsnorm", OP_Mul, Match, match_rms, rewrite_rms),
-	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, Match, match_skip, rewrite_skip),
+	PATTERN_ROW("layernorm", OP_Add, LnMatch, match_ln_decomposed, rewrite_ln),
+	PATTERN_ROW("layernorm", OP_LayerNormalization, LnMatch, match_ln_op, rewrite_ln),
+	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms, rewrite_rms),
+	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, SkipMatch, match_skip, rewrite_skip),
 };
 
 void pass_fuse_norm(Graph *g, PassCtx *pc)
