@@ -13,6 +13,10 @@
  *                as Pow(x, 2) or x * x, the inverse as Reciprocal(Sqrt),
  *                Div(1, Sqrt), Pow(.., -0.5), or x / Sqrt(..); w an f32 vector
  *                -> KlnRMSNorm(x, w) {epsilon}  (T5, LLaMA)
+ *                and without the weight (root: that Mul or Div), where the
+ *                weighted form does not take it
+ *                -> KlnRMSNorm(x, ones) {epsilon} with a constant weight of
+ *                ones (x's last dim must be static; the kernel stays one)
  *   skip_layernorm: KlnLayerNorm(Add(a, b)) with a and b of equal shape
  *                -> KlnSkipLayerNorm(a, b, gamma, beta) {epsilon}; when the
  *                sum has other users it becomes output 1.
@@ -50,7 +54,8 @@ typedef struct SkipMatch {
 typedef struct RmsMatch {
 	Match m;
 	ValId x;        /* the normalized input */
-	ValId w;        /* the weight, f32 [H] */
+	ValId w;        /* the weight, f32 [H]; -1: none (a weight of ones is made) */
+	int64_t width;  /* without a weight: H, x's static last dim */
 	ValId y;        /* the result, taken over by the KlnRMSNorm */
 	double eps;     /* epsilon */
 } RmsMatch;
@@ -352,6 +357,17 @@ static bool rms_normed(const Graph *g, ValId v, Match *m, ValId *x, double *eps)
 	return m_fail(g, m, d, "neither factor is 1/sqrt(..) (Reciprocal, Div 1 by, Pow -0.5)");
 }
 
+/* Mul root has the weighted form's shape with normed(x) its input k: a
+ * Div or Mul times an f32 vector of its last dim. */
+static bool weighted_at(const Graph *g, NodeId root, int k)
+{
+	const Node *r = IR_NODE(g, root);
+	NodeId d = m_def_u(g, r->in[k], OP_Div, NULL);
+	if (d < 0)
+		d = m_def_u(g, r->in[k], OP_Mul, NULL);
+	return d >= 0 && hidden_vec(g, r->in[1 - k], m_unwrap(g, r->in[k], NULL));
+}
+
 /* root = normed * w (either order), w an f32 vector of x's last dim. */
 static bool match_rms(const Graph *g, NodeId root, Match *m)
 {
@@ -361,10 +377,7 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 	ValId x = -1;
 	double eps = 0;
 	for (k = 0; k < 2; k++) {
-		NodeId d = m_def_u(g, r->in[k], OP_Div, NULL);
-		if (d < 0)
-			d = m_def_u(g, r->in[k], OP_Mul, NULL);
-		if (d < 0 || !hidden_vec(g, r->in[1 - k], m_unwrap(g, r->in[k], NULL)))
+		if (!weighted_at(g, root, k))
 			continue;
 		m->nnodes = save;
 		if (rms_normed(g, r->in[k], m, &x, &eps))
@@ -387,11 +400,82 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 	return true;
 }
 
+/* The single user of y behind no-op wrappers (Cast, Identity, ...) if it is
+ * a Mul, else -1. */
+static NodeId weight_user(const Graph *g, ValId y)
+{
+	ValId v = y;
+	for (int depth = 0; depth < 8 && m_nuses(g, v) == 1 && !m_is_output(g, v); depth++) {
+		NodeId u = IR_VAL(g, v)->uses[0].node;
+		if (IR_NODE(g, u)->op == OP_Mul)
+			return u;
+		if (IR_NODE(g, u)->nout < 1 || m_unwrap(g, IR_NODE(g, u)->out[0], NULL) != y)
+			return -1;
+		v = IR_NODE(g, u)->out[0];
+	}
+	return -1;
+}
+
+/* root = x / rms(x) or x * (1 / rms(x)), unless its one user is the
+ * weighted form (that Mul's match takes it, whichever is visited first). */
+static bool match_rms_unweighted(const Graph *g, NodeId root, Match *m)
+{
+	ValId y = IR_NODE(g, root)->out[0], x = -1;
+	double eps = 0;
+	NodeId user = weight_user(g, y);
+	if (user >= 0) {
+		RmsMatch t;
+		memset(&t, 0, sizeof t);
+		t.m.root = user;
+		t.m.why_node = -1;
+		if (match_rms(g, user, &t.m))
+			return m_fail(g, m, user, "the weighted form takes it (weight '%s')",
+			              IR_VAL(g, t.w)->name);
+	}
+	if (!rms_normed(g, y, m, &x, &eps))
+		return false;
+	const Value *xv = IR_VAL(g, x);
+	int64_t h = 0;
+	if (xv->dtype != DT_F32)
+		return m_fail(g, m, root, "x is %s, KlnRMSNorm runs on f32", ir_dtype_name(xv->dtype));
+	if (xv->rank < 1 || !ir_dim_is_const(g, xv->dims[xv->rank - 1], &h) || h < 1)
+		return m_fail(g, m, root, "x's last dim is not static (the weight of ones needs it)");
+	if (!m_closed(g, m, y))
+		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
+	RmsMatch *rm = M_AS(RmsMatch, m);
+	rm->x = x;
+	rm->w = -1;
+	rm->width = h;
+	rm->y = y;
+	rm->eps = eps;
+	return true;
+}
+
+/* A Mul is the weighted form's root when it has its shape, else it may be
+ * an unweighted x * (1 / rms(x)): one line for each in --explain. */
+static bool match_rms_mul(const Graph *g, NodeId root, Match *m)
+{
+	if (weighted_at(g, root, 0) || weighted_at(g, root, 1))
+		return match_rms(g, root, m);
+	return match_rms_unweighted(g, root, m);
+}
+
 static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
 	const RmsMatch *rm = M_AS_CONST(RmsMatch, m);
 	ValId in[2] = {rm->x, rm->w};
+	if (in[1] < 0) {
+		/* without a weight: ones (static width, see the match) */
+		float *one = malloc((size_t)rm->width * sizeof *one);
+		if (!one)
+			abort();
+		for (int64_t k = 0; k < rm->width; k++)
+			one[k] = 1.0f;
+		in[1] = rw_const(g, "rms_unit_weight", DT_F32, 1, &rm->width, one,
+		                 (size_t)rm->width * sizeof *one);
+		free(one);
+	}
 	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, in, rm->y);
 	ir_attr_set_float(g, n, "epsilon", (float)rm->eps);
 	rw_erase_match(g, m);
@@ -400,7 +484,8 @@ static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 static const Pattern patterns[] = {
 	PATTERN_ROW("layernorm", OP_Add, LnMatch, match_ln_decomposed, rewrite_ln),
 	PATTERN_ROW("layernorm", OP_LayerNormalization, LnMatch, match_ln_op, rewrite_ln),
-	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms, rewrite_rms),
+	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms_mul, rewrite_rms),
+	PATTERN_ROW("rmsnorm", OP_Div, RmsMatch, match_rms_unweighted, rewrite_rms),
 	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, SkipMatch, match_skip, rewrite_skip),
 };
 
