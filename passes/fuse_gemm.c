@@ -1,8 +1,8 @@
 /* Pass `fuse-gemm`: MatMul with a bias (and a GELU epilogue) as one GEMM.
- * (A QuickGELU, KlnGelu approximate 2, stays a KlnGelu after its GEMM.)
  *
  * Patterns:
- *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b) {act = 1 erf | 2 tanh}
+ *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b)
+ *              {act = 1 + approximate: 1 erf, 2 tanh, 3 QuickGELU}
  *   gemm:      Add(MatMul(A, W), b)          -> KlnGemm(A, W, b) {act = 0}
  * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
  * order), the MatMul (and Add) used only there; then, over what is left,
@@ -27,7 +27,7 @@ typedef struct GemmMatch {
 	ValId w;        /* its W, f32 [K, N] */
 	ValId bias;     /* f32 [N]; unused by gemm_nobias */
 	ValId y;        /* the result, taken over by the KlnGemm */
-	int act;        /* KlnGemm act: 0 none, 1 erf GELU, 2 tanh GELU */
+	int act;        /* KlnGemm act: 0 none, 1 erf GELU, 2 tanh GELU, 3 QuickGELU */
 } GemmMatch;
 
 /* gemm_onnx: y = Gemm(a, b, c) {transB} */
@@ -105,9 +105,9 @@ static bool match_bias_gelu(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, root, "its input is not an Add (MatMul + bias)");
 	if (m_nuses(g, n->in[0]) != 1)
 		return m_fail(g, m, add, "the biased product has other users than the GELU");
-	if (approx != 0 && approx != 1)
-		return m_fail(g, m, root, "approximate %lld: the GEMM epilogue has erf and tanh GELU only",
-		              (long long)approx);
+	if (approx < 0 || approx > 2)
+		return m_fail(g, m, root, "approximate %lld: the GEMM epilogue has erf, tanh and quick "
+		              "GELU only", (long long)approx);
 	if (!match_bias_add(g, add, m))
 		return false;
 	m_add(m, root);

@@ -88,7 +88,8 @@ def quick_gelu_torchscript():
               node("Mul", ["h_out", "g_out"], ["y"])]
     x = randn(B, S, H)
     h = f(x)
-    return model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)], ["has KlnGelu", "lacks Sigmoid"]
+    return (model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
 
 
 @case
@@ -101,7 +102,36 @@ def quick_gelu_dynamo():
               node("Cast", ["g_out"], ["c_out"], to=F), node("Mul", ["c_out", "h_out"], ["y"])]
     x = randn(B, S, H)
     h = f(x)
-    return model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)], ["has KlnGelu", "lacks Sigmoid"]
+    return (model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
+
+
+@case
+def quick_gelu_standalone():
+    """QuickGELU of the input itself (no GEMM before it): a KlnGelu {approximate 2}."""
+    nodes, inits = [], [const("k", 1.702)]
+    nodes += [node("Mul", ["x", "k"], ["s_out"]), node("Sigmoid", ["s_out"], ["g_out"]),
+              node("Mul", ["g_out", "x"], ["y"])]
+    x = randn(B, S, H) * 4
+    return model(nodes, inits), {"x": x}, [x * sigmoid(1.702 * x)], ["has KlnGelu", "lacks Sigmoid"]
+
+
+@case
+def quick_gelu_mlp_clip():
+    """CLIP's MLP: fc1 (H -> 67, an odd width: partial vectors and panels),
+    QuickGELU, fc2 (67 -> H): the activation becomes fc1's GEMM epilogue."""
+    w1, b1 = randn(H, 67) * 0.5, randn(67)
+    w2, b2 = randn(67, H) * 0.2, randn(H) * 0.1
+    nodes = [node("MatMul", ["x", "w1"], ["fc1_out"]), node("Add", ["fc1_out", "b1"], ["h_out"]),
+             node("Mul", ["h_out", "k"], ["s_out"]), node("Sigmoid", ["s_out"], ["g_out"]),
+             node("Mul", ["h_out", "g_out"], ["a_out"]), node("MatMul", ["a_out", "w2"], ["fc2_out"]),
+             node("Add", ["b2", "fc2_out"], ["y"])]
+    inits = [const("k", 1.702), const("w1", w1), const("b1", b1), const("w2", w2), const("b2", b2)]
+    x = randn(B, S, H) * 2
+    h = x.astype(np.float64) @ w1 + b1
+    ref = (h * sigmoid(np.float64(np.float32(1.702)) * h)) @ w2 + b2
+    return (model(nodes, inits), {"x": x}, [ref],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
 
 
 @case
