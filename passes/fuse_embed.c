@@ -21,6 +21,40 @@
 
 #include "pass_internal.h"
 
+/* embed_layernorm: y = LN(Gather(word, ids) + the other gathers), or a
+ * Concat with such a sum as one part (the concat_* fields) */
+typedef struct EmbedMatch {
+	Match m;
+	ValId ids;        /* the [B, S] indices of the word table */
+	ValId word;       /* the word table, f32 [rows, H] */
+	ValId gamma;      /* the LayerNorm's scale */
+	ValId beta;       /* and bias */
+	ValId ix[2];      /* the indices of the other gathers, in term order */
+	ValId tab[2];     /* and their tables */
+	int nother;       /* how many other gathers (1 or 2) */
+	ValId y;          /* the LayerNorm's result, taken over */
+	double eps;       /* epsilon */
+	ValId concat_x;   /* concatenated form: the Concat's result (the LN's input) */
+	int concat_part;  /* the part that is the embedding sum */
+	int concat_axis;  /* the Concat's axis (normalized) */
+	int concat_skip;  /* the parts taken as skip sums (bit q: part q) */
+} EmbedMatch;
+
+/* The KlnEmbedLayerNorm inputs in op order: ids, word, gamma, beta, then
+ * the other index/table pairs; returns the count. */
+static int embed_inputs(const EmbedMatch *em, ValId *in)
+{
+	in[0] = em->ids;
+	in[1] = em->word;
+	in[2] = em->gamma;
+	in[3] = em->beta;
+	for (int k = 0; k < em->nother; k++) {
+		in[4 + 2 * k] = em->ix[k];
+		in[5 + 2 * k] = em->tab[k];
+	}
+	return 4 + 2 * em->nother;
+}
+
 /* Collects the addends of the single-use Add tree under v.  A tree of at
  * most max leaves is at most max - 1 Adds deep: deeper is no match, and
  * the bound keeps a chain of 300,000 Adds from overflowing the stack. */
@@ -49,9 +83,8 @@ static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int c
 
 /* The embedding sum: terms are 2 or 3 single-use Gathers (axis 0) of f32
  * [rows, H] tables into the sum y [B, S, H], one of them indexed by [B, S]
- * ids (the word gather).  Fills m->v[0], v[1] (ids, word) and v[4..] (the
- * other index/table pairs, in term order), m->i[0] the input count; gamma
- * and beta (v[2], v[3]) are the caller's. */
+ * ids (the word gather).  Fills ids, word and the other index/table pairs
+ * of the EmbedMatch m; gamma and beta are the caller's. */
 static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Value *y, Match *m)
 {
 	if (nt < 2 || nt > 3)
@@ -84,20 +117,17 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 	}
 	if (word < 0)
 		return m_fail(g, m, m->root, "no Gather is indexed by [B, S] ids (the word embedding)");
-	/* inputs in op order: ids, word, gamma, beta, then the other two pairs */
-	for (int i = 0; i < 8; i++)
-		m->v[i] = -1;
-	m->v[0] = ix_of[word];
-	m->v[1] = tab_of[word];
-	int slot = 4;
+	EmbedMatch *em = M_AS(EmbedMatch, m);
+	em->ids = ix_of[word];
+	em->word = tab_of[word];
+	em->nother = 0;
 	for (int k = 0; k < nt; k++) {
 		if (k == word)
 			continue;
-		m->v[slot] = ix_of[k];
-		m->v[slot + 1] = tab_of[k];
-		slot += 2;
+		em->ix[em->nother] = ix_of[k];
+		em->tab[em->nother] = tab_of[k];
+		em->nother++;
 	}
-	m->i[0] = slot;
 	return true;
 }
 
@@ -123,19 +153,22 @@ static bool match_embed(const Graph *g, NodeId root, Match *m)
 		return false;
 	if (!m_closed(g, m, ln->out[0]))
 		return m_fail(g, m, root, "a value of the embedding sum is used outside it");
-	m->v[2] = ln->in[skip ? 2 : 1];
-	m->v[3] = ln->in[skip ? 3 : 2];
-	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-12f);
-	m->v[12] = ln->out[0];
+	EmbedMatch *em = M_AS(EmbedMatch, m);
+	em->gamma = ln->in[skip ? 2 : 1];
+	em->beta = ln->in[skip ? 3 : 2];
+	em->eps = ir_attr_float(g, root, "epsilon", 1e-12f);
+	em->y = ln->out[0];
 	return true;
 }
 
 static void rewrite_embed(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnEmbedLayerNorm, IR_NODE(g, m->root)->name, (int)m->i[0], m->v,
-	                      m->v[12]);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	const EmbedMatch *em = M_AS_CONST(EmbedMatch, m);
+	ValId in[8];
+	int nin = embed_inputs(em, in);
+	NodeId n = rw_replace(g, OP_KlnEmbedLayerNorm, IR_NODE(g, m->root)->name, nin, in, em->y);
+	ir_attr_set_float(g, n, "epsilon", (float)em->eps);
 	rw_erase_match(g, m);
 }
 
@@ -147,8 +180,8 @@ static void rewrite_embed(Graph *g, const Match *m, PassCtx *pc)
  * LayerNorm; the first part that is an embedding sum becomes a
  * KlnEmbedLayerNorm, every other part gets its own KlnLayerNorm (or
  * KlnSkipLayerNorm when it is an Add of two same-shaped tensors).
- * Match slots as above, plus i[1] the fused part, i[2] the axis, i[3] the
- * parts taken as skip sums (bits). */
+ * The EmbedMatch's concat_* fields say which part is fused, the axis and
+ * the parts taken as skip sums. */
 #define EMB_MAXPARTS 8
 
 static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
@@ -171,18 +204,19 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, c, "has %d parts (2 to %d)", cn->nin, EMB_MAXPARTS);
 	m_add(m, root);
 	m_add(m, c);
+	EmbedMatch *em = M_AS(EmbedMatch, m);
 	for (int p = 0; p < cn->nin; p++) {
-		Match t = *m;
+		EmbedMatch t = *em;
 		ValId terms[4];
-		int nt = addends(g, cn->in[p], false, terms, 4, 0, &t);
-		if (nt < 2 || !embed_gathers(g, terms, nt, IR_VAL(g, cn->in[p]), &t) ||
-		    !m_closed(g, &t, ln->out[0]))
+		int nt = addends(g, cn->in[p], false, terms, 4, 0, &t.m);
+		if (nt < 2 || !embed_gathers(g, terms, nt, IR_VAL(g, cn->in[p]), &t.m) ||
+		    !m_closed(g, &t.m, ln->out[0]))
 			continue;
-		t.why[0] = 0;
-		*m = t;
+		t.m.why[0] = 0;
+		*em = t;
 		/* another part that is a single-use Add of two tensors of its shape
-		 * becomes a KlnSkipLayerNorm (bit i of i[3]), as fuse-norm would have */
-		m->i[3] = 0;
+		 * becomes a KlnSkipLayerNorm (bit q of concat_skip), as fuse-norm would have */
+		em->concat_skip = 0;
 		for (int q = 0; q < cn->nin; q++) {
 			ValId pq = cn->in[q];
 			NodeId a = m_def(g, pq, OP_Add);
@@ -191,15 +225,15 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 			    !m_same_shape(g, IR_NODE(g, a)->in[1], pq))
 				continue;
 			m_add(m, a);
-			m->i[3] |= 1 << q;
+			em->concat_skip |= 1 << q;
 		}
-		m->v[2] = ln->in[1];
-		m->v[3] = ln->in[2];
-		m->f[0] = ir_attr_float(g, root, "epsilon", 1e-12f);
-		m->v[12] = ln->out[0];
-		m->v[13] = x;
-		m->i[1] = p;
-		m->i[2] = axis;
+		em->gamma = ln->in[1];
+		em->beta = ln->in[2];
+		em->eps = ir_attr_float(g, root, "epsilon", 1e-12f);
+		em->y = ln->out[0];
+		em->concat_x = x;
+		em->concat_part = p;
+		em->concat_axis = (int)axis;
 		return true;
 	}
 	return m_fail(g, m, c, "no part is an embedding sum of 2 or 3 Gathers");
@@ -220,34 +254,37 @@ static ValId normed(Graph *g, Op op, const char *name, int nin, const ValId *in,
 static void rewrite_embed_concat(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
+	const EmbedMatch *em = M_AS_CONST(EmbedMatch, m);
 	const char *name = IR_NODE(g, m->root)->name;
-	NodeId c = m_def(g, m->v[13], OP_Concat);
+	NodeId c = m_def(g, em->concat_x, OP_Concat);
 	ValId parts[EMB_MAXPARTS];
 	int np = IR_NODE(g, c)->nin;
 	for (int p = 0; p < np; p++)
 		parts[p] = IR_NODE(g, c)->in[p];
-	float eps = (float)m->f[0];
+	float eps = (float)em->eps;
 	for (int p = 0; p < np; p++) {
-		if (p == m->i[1]) {
-			parts[p] = normed(g, OP_KlnEmbedLayerNorm, name, (int)m->i[0], m->v, eps);
-		} else if (m->i[3] & (1 << p)) {
+		if (p == em->concat_part) {
+			ValId in[8];
+			int nin = embed_inputs(em, in);
+			parts[p] = normed(g, OP_KlnEmbedLayerNorm, name, nin, in, eps);
+		} else if (em->concat_skip & (1 << p)) {
 			const Node *a = IR_NODE(g, m_def(g, parts[p], OP_Add));
-			ValId in[4] = {a->in[0], a->in[1], m->v[2], m->v[3]};
+			ValId in[4] = {a->in[0], a->in[1], em->gamma, em->beta};
 			parts[p] = normed(g, OP_KlnSkipLayerNorm, name, 4, in, eps);
 		} else {
-			ValId in[3] = {parts[p], m->v[2], m->v[3]};
+			ValId in[3] = {parts[p], em->gamma, em->beta};
 			parts[p] = normed(g, OP_KlnLayerNorm, name, 3, in, eps);
 		}
 	}
-	NodeId n = rw_replace(g, OP_Concat, name, np, parts, m->v[12]);
-	ir_attr_set_int(g, n, "axis", m->i[2]);
+	NodeId n = rw_replace(g, OP_Concat, name, np, parts, em->y);
+	ir_attr_set_int(g, n, "axis", em->concat_axis);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, Match, match_embed, rewrite_embed),
-	PATTERN_ROW("embed_layernorm", OP_KlnSkipLayerNorm, Match, match_embed, rewrite_embed),
-	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, Match, match_embed_concat, rewrite_embed_concat),
+	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, EmbedMatch, match_embed, rewrite_embed),
+	PATTERN_ROW("embed_layernorm", OP_KlnSkipLayerNorm, EmbedMatch, match_embed, rewrite_embed),
+	PATTERN_ROW("embed_layernorm", OP_KlnLayerNorm, EmbedMatch, match_embed_concat, rewrite_embed_concat),
 };
 
 void pass_fuse_embed(Graph *g, PassCtx *pc)

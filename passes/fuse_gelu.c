@@ -27,6 +27,14 @@
 #define TOL 1e-5
 #define QUICK 1.702
 
+/* gelu, quick_gelu: y = GELU(x) */
+typedef struct GeluMatch {
+	Match m;
+	ValId x;        /* the GELU's input */
+	ValId y;        /* its result, taken over by the KlnGelu */
+	int approx;     /* KlnGelu approximate: 0 erf, 1 tanh, 2 quick */
+} GeluMatch;
+
 /* Leaves of the product tree under Mul node n: inner Muls with a single use
  * are descended into (and recorded in m).  Returns the leaf count or -1. */
 static int mul_leaves(const Graph *g, NodeId n, Match *m, ValId *leaves, int max, int cnt)
@@ -162,9 +170,10 @@ static bool match_mul_gelu(const Graph *g, NodeId root, Match *m, bool quick)
 			              ir_dtype_name(IR_VAL(g, x)->dtype));
 		if (!m_closed(g, m, IR_NODE(g, root)->out[0]))
 			return m_fail(g, m, root, "a value inside the GELU is used outside it");
-		m->v[0] = x;
-		m->v[1] = IR_NODE(g, root)->out[0];
-		m->i[0] = approx;
+		GeluMatch *gm = M_AS(GeluMatch, m);
+		gm->x = x;
+		gm->y = IR_NODE(g, root)->out[0];
+		gm->approx = approx;
 		return true;
 	}
 	return m_fail(g, m, root, quick ? "no factor is Sigmoid(..)" :
@@ -191,24 +200,26 @@ static bool match_gelu_op(const Graph *g, NodeId root, Match *m)
 	if (strcmp(a, "none") && strcmp(a, "tanh"))
 		return m_fail(g, m, root, "approximate is '%s', not none or tanh", a);
 	m_add(m, root);
-	m->v[0] = n->in[0];
-	m->v[1] = n->out[0];
-	m->i[0] = !strcmp(a, "tanh");
+	GeluMatch *gm = M_AS(GeluMatch, m);
+	gm->x = n->in[0];
+	gm->y = n->out[0];
+	gm->approx = !strcmp(a, "tanh");
 	return true;
 }
 
 static void rewrite_gelu(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnGelu, IR_NODE(g, m->root)->name, 1, &m->v[0], m->v[1]);
-	ir_attr_set_int(g, n, "approximate", m->i[0]);
+	const GeluMatch *gm = M_AS_CONST(GeluMatch, m);
+	NodeId n = rw_replace(g, OP_KlnGelu, IR_NODE(g, m->root)->name, 1, &gm->x, gm->y);
+	ir_attr_set_int(g, n, "approximate", gm->approx);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("gelu", OP_Mul, Match, match_gelu_expr, rewrite_gelu),
-	PATTERN_ROW("gelu", OP_Gelu, Match, match_gelu_op, rewrite_gelu),
-	PATTERN_ROW("quick_gelu", OP_Mul, Match, match_quick_gelu, rewrite_gelu),
+	PATTERN_ROW("gelu", OP_Mul, GeluMatch, match_gelu_expr, rewrite_gelu),
+	PATTERN_ROW("gelu", OP_Gelu, GeluMatch, match_gelu_op, rewrite_gelu),
+	PATTERN_ROW("quick_gelu", OP_Mul, GeluMatch, match_quick_gelu, rewrite_gelu),
 };
 
 void pass_fuse_gelu(Graph *g, PassCtx *pc)

@@ -1,8 +1,8 @@
 /* Pass `fuse-gemm`: MatMul with a bias (and a GELU epilogue) as one GEMM.
- * (A QuickGELU, KlnGelu approximate 2, stays a KlnGelu after its GEMM.)
  *
  * Patterns:
- *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b) {act = 1 erf | 2 tanh}
+ *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b)
+ *              {act = 1 + approximate: 1 erf, 2 tanh, 3 QuickGELU}
  *   gemm:      Add(MatMul(A, W), b)          -> KlnGemm(A, W, b) {act = 0}
  * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
  * order), the MatMul (and Add) used only there; then, over what is left,
@@ -19,6 +19,26 @@
 #include <stdlib.h>
 
 #include "pass_internal.h"
+
+/* gemm, bias_gelu, gemm_nobias: y = act(a @ w + bias) */
+typedef struct GemmMatch {
+	Match m;
+	ValId a;        /* the MatMul's A, f32 of rank >= 2 */
+	ValId w;        /* its W, f32 [K, N] */
+	ValId bias;     /* f32 [N]; unused by gemm_nobias */
+	ValId y;        /* the result, taken over by the KlnGemm */
+	int act;        /* KlnGemm act: 0 none, 1 erf GELU, 2 tanh GELU, 3 QuickGELU */
+} GemmMatch;
+
+/* gemm_onnx: y = Gemm(a, b, c) {transB} */
+typedef struct GemmOnnxMatch {
+	Match m;
+	ValId a;        /* A, an f32 matrix */
+	ValId b;        /* B, a constant f32 matrix */
+	ValId c;        /* C, an f32 vector of the output's columns; -1: none */
+	ValId y;        /* the result, taken over by the KlnGemm */
+	bool trans_b;   /* B is [N, K]: transposed at compile time */
+} GemmOnnxMatch;
 
 /* Add node `add` is MatMul(A, W) + b as described above (either order). */
 static bool match_bias_add(const Graph *g, NodeId add, Match *m)
@@ -57,9 +77,10 @@ static bool match_bias_add(const Graph *g, NodeId add, Match *m)
 		}
 		m_add(m, add);
 		m_add(m, mm);
-		m->v[0] = mn->in[0];
-		m->v[1] = mn->in[1];
-		m->v[2] = b;
+		GemmMatch *gm = M_AS(GemmMatch, m);
+		gm->a = mn->in[0];
+		gm->w = mn->in[1];
+		gm->bias = b;
 		return true;
 	}
 	return m_fail(g, m, add, "neither operand is a MatMul");
@@ -69,8 +90,9 @@ static bool match_gemm(const Graph *g, NodeId root, Match *m)
 {
 	if (!match_bias_add(g, root, m))
 		return false;
-	m->v[3] = IR_NODE(g, root)->out[0];
-	m->i[0] = 0;
+	GemmMatch *gm = M_AS(GemmMatch, m);
+	gm->y = IR_NODE(g, root)->out[0];
+	gm->act = 0;
 	return true;
 }
 
@@ -83,22 +105,25 @@ static bool match_bias_gelu(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, root, "its input is not an Add (MatMul + bias)");
 	if (m_nuses(g, n->in[0]) != 1)
 		return m_fail(g, m, add, "the biased product has other users than the GELU");
-	if (approx != 0 && approx != 1)
-		return m_fail(g, m, root, "approximate %lld: the GEMM epilogue has erf and tanh GELU only",
-		              (long long)approx);
+	if (approx < 0 || approx > 2)
+		return m_fail(g, m, root, "approximate %lld: the GEMM epilogue has erf, tanh and quick "
+		              "GELU only", (long long)approx);
 	if (!match_bias_add(g, add, m))
 		return false;
 	m_add(m, root);
-	m->v[3] = n->out[0];
-	m->i[0] = 1 + approx;
+	GemmMatch *gm = M_AS(GemmMatch, m);
+	gm->y = n->out[0];
+	gm->act = 1 + (int)approx;
 	return true;
 }
 
 static void rewrite_gemm(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 3, m->v, m->v[3]);
-	ir_attr_set_int(g, n, "act", m->i[0]);
+	const GemmMatch *gm = M_AS_CONST(GemmMatch, m);
+	ValId in[3] = {gm->a, gm->w, gm->bias};
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 3, in, gm->y);
+	ir_attr_set_int(g, n, "act", gm->act);
 	rw_erase_match(g, m);
 }
 
@@ -116,21 +141,26 @@ static bool match_gemm_nobias(const Graph *g, NodeId root, Match *m)
 	if (!m_is_const(g, mn->in[1]))
 		return m_fail(g, m, root, "W '%s' is not a constant with data", W->name);
 	m_add(m, root);
-	m->v[0] = mn->in[0];
-	m->v[1] = mn->in[1];
-	m->v[2] = mn->out[0];
+	GemmMatch *gm = M_AS(GemmMatch, m);
+	gm->a = mn->in[0];
+	gm->w = mn->in[1];
+	gm->bias = -1;
+	gm->y = mn->out[0];
+	gm->act = 0;
 	return true;
 }
 
 static void rewrite_gemm_nobias(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 2, m->v, m->v[2]);
+	const GemmMatch *gm = M_AS_CONST(GemmMatch, m);
+	ValId in[2] = {gm->a, gm->w};
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 2, in, gm->y);
 	ir_attr_set_int(g, n, "act", 0);
 	rw_erase_match(g, m);
 }
 
-/* ONNX Gemm as a KlnGemm: v[0] A, v[1] B, v[2] C or -1, v[3] Y; i[0] transB */
+/* ONNX Gemm as a KlnGemm */
 static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 {
 	const Node *n = IR_NODE(g, root);
@@ -153,21 +183,23 @@ static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 			return m_fail(g, m, root, "C '%s' is not an f32 vector of the output's columns", C->name);
 	}
 	m_add(m, root);
-	m->v[0] = n->in[0];
-	m->v[1] = n->in[1];
-	m->v[2] = c;
-	m->v[3] = n->out[0];
-	m->i[0] = tb;
+	GemmOnnxMatch *om = M_AS(GemmOnnxMatch, m);
+	om->a = n->in[0];
+	om->b = n->in[1];
+	om->c = c;
+	om->y = n->out[0];
+	om->trans_b = tb != 0;
 	return true;
 }
 
 static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	ValId in[3] = {m->v[0], m->v[1], m->v[2]};
-	if (m->i[0]) {
+	const GemmOnnxMatch *om = M_AS_CONST(GemmOnnxMatch, m);
+	ValId in[3] = {om->a, om->b, om->c};
+	if (om->trans_b) {
 		/* W = B^T, a new constant (B [N, K] -> W [K, N]) */
-		const Value *B = IR_VAL(g, m->v[1]);
+		const Value *B = IR_VAL(g, om->b);
 		int64_t N, K;
 		ir_dim_is_const(g, B->dims[0], &N);
 		ir_dim_is_const(g, B->dims[1], &K);
@@ -182,21 +214,20 @@ static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
 		in[1] = rw_const(g, "gemm_weight_t", DT_F32, 2, wd, w, (size_t)(N * K) * sizeof(float));
 		free(w);
 	}
-	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, m->v[2] >= 0 ? 3 : 2, in,
-	                      m->v[3]);
+	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, om->c >= 0 ? 3 : 2, in, om->y);
 	ir_attr_set_int(g, n, "act", 0);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("gemm_onnx", OP_Gemm, Match, match_gemm_onnx, rewrite_gemm_onnx),
-	PATTERN_ROW("bias_gelu", OP_KlnGelu, Match, match_bias_gelu, rewrite_gemm),
-	PATTERN_ROW("gemm", OP_Add, Match, match_gemm, rewrite_gemm),
+	PATTERN_ROW("gemm_onnx", OP_Gemm, GemmOnnxMatch, match_gemm_onnx, rewrite_gemm_onnx),
+	PATTERN_ROW("bias_gelu", OP_KlnGelu, GemmMatch, match_bias_gelu, rewrite_gemm),
+	PATTERN_ROW("gemm", OP_Add, GemmMatch, match_gemm, rewrite_gemm),
 };
 
 /* after the bias patterns, so a MatMul with a bias keeps it in its GEMM */
 static const Pattern nobias[] = {
-	PATTERN_ROW("gemm_nobias", OP_MatMul, Match, match_gemm_nobias, rewrite_gemm_nobias),
+	PATTERN_ROW("gemm_nobias", OP_MatMul, GemmMatch, match_gemm_nobias, rewrite_gemm_nobias),
 };
 
 void pass_fuse_gemm(Graph *g, PassCtx *pc)

@@ -13,6 +13,10 @@
  *                as Pow(x, 2) or x * x, the inverse as Reciprocal(Sqrt),
  *                Div(1, Sqrt), Pow(.., -0.5), or x / Sqrt(..); w an f32 vector
  *                -> KlnRMSNorm(x, w) {epsilon}  (T5, LLaMA)
+ *                and without the weight (root: that Mul or Div), where the
+ *                weighted form does not take it
+ *                -> KlnRMSNorm(x, ones) {epsilon} with a constant weight of
+ *                ones (x's last dim must be static; the kernel stays one)
  *   skip_layernorm: KlnLayerNorm(Add(a, b)) with a and b of equal shape
  *                -> KlnSkipLayerNorm(a, b, gamma, beta) {epsilon}; when the
  *                sum has other users it becomes output 1.
@@ -24,6 +28,37 @@
 #include <string.h>
 
 #include "pass_internal.h"
+
+/* layernorm: y = LayerNorm(x) * gamma + beta */
+typedef struct LnMatch {
+	Match m;
+	ValId x;        /* the normalized input */
+	ValId gamma;    /* scale, f32 [H] */
+	ValId beta;     /* bias, f32 [H]; -1: none (LayerNormalization without B) */
+	ValId y;        /* the result, taken over by the KlnLayerNorm */
+	double eps;     /* epsilon */
+} LnMatch;
+
+/* skip_layernorm: y = KlnLayerNorm(sum = a + b, gamma, beta) */
+typedef struct SkipMatch {
+	Match m;
+	ValId a, b;     /* the residual sum's operands (same shape) */
+	ValId gamma;    /* the KlnLayerNorm's scale */
+	ValId beta;     /* and bias */
+	ValId y;        /* the KlnLayerNorm's result */
+	ValId sum;      /* a + b: output 1 of the fused op when it has other users */
+	double eps;     /* epsilon */
+} SkipMatch;
+
+/* rmsnorm: y = x / sqrt(mean(x^2) + eps) * w */
+typedef struct RmsMatch {
+	Match m;
+	ValId x;        /* the normalized input */
+	ValId w;        /* the weight, f32 [H]; -1: none (a weight of ones is made) */
+	int64_t width;  /* without a weight: H, x's static last dim */
+	ValId y;        /* the result, taken over by the KlnRMSNorm */
+	double eps;     /* epsilon */
+} RmsMatch;
 
 /* ReduceMean node n of x over the last axis only, keepdims=1; else the reason. */
 static bool last_axis_mean(const Graph *g, NodeId n, ValId x, Match *m)
@@ -115,11 +150,12 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 		              IR_VAL(g, gamma)->name, IR_VAL(g, beta)->name);
 	if (!m_closed(g, m, IR_NODE(g, root)->out[0]))
 		return m_fail(g, m, root, "a value inside the LayerNorm is used outside it");
-	m->v[0] = x;
-	m->v[1] = gamma;
-	m->v[2] = beta;
-	m->v[3] = IR_NODE(g, root)->out[0];
-	m->f[0] = eps;
+	LnMatch *lm = M_AS(LnMatch, m);
+	lm->x = x;
+	lm->gamma = gamma;
+	lm->beta = beta;
+	lm->y = IR_NODE(g, root)->out[0];
+	lm->eps = eps;
 	return true;
 }
 
@@ -144,32 +180,34 @@ static bool match_ln_op(const Graph *g, NodeId root, Match *m)
 	if ((n->nin < 3 || n->in[2] < 0) && !ir_dim_is_const(g, IR_VAL(g, n->in[1])->dims[0], NULL))
 		return m_fail(g, m, root, "no B and the width is not static");
 	m_add(m, root);
-	m->v[0] = x;
-	m->v[1] = n->in[1];
-	m->v[2] = n->nin > 2 ? n->in[2] : -1;
-	m->v[3] = n->out[0];
-	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-5f);
+	LnMatch *lm = M_AS(LnMatch, m);
+	lm->x = x;
+	lm->gamma = n->in[1];
+	lm->beta = n->nin > 2 ? n->in[2] : -1;
+	lm->y = n->out[0];
+	lm->eps = ir_attr_float(g, root, "epsilon", 1e-5f);
 	return true;
 }
 
 static void rewrite_ln(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	ValId beta = m->v[2];
+	const LnMatch *lm = M_AS_CONST(LnMatch, m);
+	ValId beta = lm->beta;
 	if (beta < 0) {
 		/* LayerNormalization without B: zeros (static width, see the match) */
 		int64_t h = 0;
-		ir_dim_is_const(g, IR_VAL(g, m->v[1])->dims[0], &h);
+		ir_dim_is_const(g, IR_VAL(g, lm->gamma)->dims[0], &h);
 		float *z = calloc((size_t)(h ? h : 1), sizeof *z);
 		if (!z)
 			abort();
 		beta = rw_const(g, "ln_zero_bias", DT_F32, 1, &h, z, (size_t)h * 4);
 		free(z);
 	}
-	ValId in[3] = {m->v[0], m->v[1], beta};
+	ValId in[3] = {lm->x, lm->gamma, beta};
 	const char *name = IR_NODE(g, m->root)->name;
-	NodeId n = rw_replace(g, OP_KlnLayerNorm, name, 3, in, m->v[3]);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	NodeId n = rw_replace(g, OP_KlnLayerNorm, name, 3, in, lm->y);
+	ir_attr_set_float(g, n, "epsilon", (float)lm->eps);
 	rw_erase_match(g, m);
 }
 
@@ -187,25 +225,27 @@ static bool match_skip(const Graph *g, NodeId root, Match *m)
 	if (IR_VAL(g, a->in[0])->dtype != DT_F32 || IR_VAL(g, a->in[1])->dtype != DT_F32)
 		return m_fail(g, m, add, "the operands are not f32");
 	m_add(m, root);
-	m->v[0] = a->in[0];
-	m->v[1] = a->in[1];
-	m->v[2] = n->in[1];
-	m->v[3] = n->in[2];
-	m->v[4] = n->out[0];
-	m->v[5] = a->out[0];
-	m->f[0] = ir_attr_float(g, root, "epsilon", 1e-5f);
+	SkipMatch *sm = M_AS(SkipMatch, m);
+	sm->a = a->in[0];
+	sm->b = a->in[1];
+	sm->gamma = n->in[1];
+	sm->beta = n->in[2];
+	sm->y = n->out[0];
+	sm->sum = a->out[0];
+	sm->eps = ir_attr_float(g, root, "epsilon", 1e-5f);
 	return true;
 }
 
 static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	ValId in[4] = {m->v[0], m->v[1], m->v[2], m->v[3]};
-	ValId y = m->v[4], sum = m->v[5];
+	const SkipMatch *sm = M_AS_CONST(SkipMatch, m);
+	ValId in[4] = {sm->a, sm->b, sm->gamma, sm->beta};
+	ValId y = sm->y, sum = sm->sum;
 	const char *name = IR_NODE(g, m->root)->name;
 	if (m_nuses(g, sum) <= 1) {
 		NodeId n = rw_replace(g, OP_KlnSkipLayerNorm, name, 4, in, y);
-		ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+		ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
 		rw_erase_match(g, m);
 		return;
 	}
@@ -214,7 +254,7 @@ static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 	IR_VAL(g, y)->name = ir_arena_strdup(g->arena, "dead.skipln.y");
 	IR_VAL(g, sum)->name = ir_arena_strdup(g->arena, "dead.skipln.sum");
 	NodeId n = ir_node_new(g, OP_KlnSkipLayerNorm, name, 4, in, 2, names);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
 	ValId olds[2] = {y, sum};
 	for (int k = 0; k < 2; k++) {
 		ValId o = IR_NODE(g, n)->out[k];
@@ -317,6 +357,17 @@ static bool rms_normed(const Graph *g, ValId v, Match *m, ValId *x, double *eps)
 	return m_fail(g, m, d, "neither factor is 1/sqrt(..) (Reciprocal, Div 1 by, Pow -0.5)");
 }
 
+/* Mul root has the weighted form's shape with normed(x) its input k: a
+ * Div or Mul times an f32 vector of its last dim. */
+static bool weighted_at(const Graph *g, NodeId root, int k)
+{
+	const Node *r = IR_NODE(g, root);
+	NodeId d = m_def_u(g, r->in[k], OP_Div, NULL);
+	if (d < 0)
+		d = m_def_u(g, r->in[k], OP_Mul, NULL);
+	return d >= 0 && hidden_vec(g, r->in[1 - k], m_unwrap(g, r->in[k], NULL));
+}
+
 /* root = normed * w (either order), w an f32 vector of x's last dim. */
 static bool match_rms(const Graph *g, NodeId root, Match *m)
 {
@@ -326,10 +377,7 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 	ValId x = -1;
 	double eps = 0;
 	for (k = 0; k < 2; k++) {
-		NodeId d = m_def_u(g, r->in[k], OP_Div, NULL);
-		if (d < 0)
-			d = m_def_u(g, r->in[k], OP_Mul, NULL);
-		if (d < 0 || !hidden_vec(g, r->in[1 - k], m_unwrap(g, r->in[k], NULL)))
+		if (!weighted_at(g, root, k))
 			continue;
 		m->nnodes = save;
 		if (rms_normed(g, r->in[k], m, &x, &eps))
@@ -344,26 +392,101 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 		              IR_VAL(g, w)->name);
 	if (!m_closed(g, m, r->out[0]))
 		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
-	m->v[0] = x;
-	m->v[1] = w;
-	m->v[2] = r->out[0];
-	m->f[0] = eps;
+	RmsMatch *rm = M_AS(RmsMatch, m);
+	rm->x = x;
+	rm->w = w;
+	rm->y = r->out[0];
+	rm->eps = eps;
 	return true;
+}
+
+/* The single user of y behind no-op wrappers (Cast, Identity, ...) if it is
+ * a Mul, else -1. */
+static NodeId weight_user(const Graph *g, ValId y)
+{
+	ValId v = y;
+	for (int depth = 0; depth < 8 && m_nuses(g, v) == 1 && !m_is_output(g, v); depth++) {
+		NodeId u = IR_VAL(g, v)->uses[0].node;
+		if (IR_NODE(g, u)->op == OP_Mul)
+			return u;
+		if (IR_NODE(g, u)->nout < 1 || m_unwrap(g, IR_NODE(g, u)->out[0], NULL) != y)
+			return -1;
+		v = IR_NODE(g, u)->out[0];
+	}
+	return -1;
+}
+
+/* root = x / rms(x) or x * (1 / rms(x)), unless its one user is the
+ * weighted form (that Mul's match takes it, whichever is visited first). */
+static bool match_rms_unweighted(const Graph *g, NodeId root, Match *m)
+{
+	ValId y = IR_NODE(g, root)->out[0], x = -1;
+	double eps = 0;
+	NodeId user = weight_user(g, y);
+	if (user >= 0) {
+		RmsMatch t;
+		memset(&t, 0, sizeof t);
+		t.m.root = user;
+		t.m.why_node = -1;
+		if (match_rms(g, user, &t.m))
+			return m_fail(g, m, user, "the weighted form takes it (weight '%s')",
+			              IR_VAL(g, t.w)->name);
+	}
+	if (!rms_normed(g, y, m, &x, &eps))
+		return false;
+	const Value *xv = IR_VAL(g, x);
+	int64_t h = 0;
+	if (xv->dtype != DT_F32)
+		return m_fail(g, m, root, "x is %s, KlnRMSNorm runs on f32", ir_dtype_name(xv->dtype));
+	if (xv->rank < 1 || !ir_dim_is_const(g, xv->dims[xv->rank - 1], &h) || h < 1)
+		return m_fail(g, m, root, "x's last dim is not static (the weight of ones needs it)");
+	if (!m_closed(g, m, y))
+		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
+	RmsMatch *rm = M_AS(RmsMatch, m);
+	rm->x = x;
+	rm->w = -1;
+	rm->width = h;
+	rm->y = y;
+	rm->eps = eps;
+	return true;
+}
+
+/* A Mul is the weighted form's root when it has its shape, else it may be
+ * an unweighted x * (1 / rms(x)): one line for each in --explain. */
+static bool match_rms_mul(const Graph *g, NodeId root, Match *m)
+{
+	if (weighted_at(g, root, 0) || weighted_at(g, root, 1))
+		return match_rms(g, root, m);
+	return match_rms_unweighted(g, root, m);
 }
 
 static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, m->v, m->v[2]);
-	ir_attr_set_float(g, n, "epsilon", (float)m->f[0]);
+	const RmsMatch *rm = M_AS_CONST(RmsMatch, m);
+	ValId in[2] = {rm->x, rm->w};
+	if (in[1] < 0) {
+		/* without a weight: ones (static width, see the match) */
+		float *one = malloc((size_t)rm->width * sizeof *one);
+		if (!one)
+			abort();
+		for (int64_t k = 0; k < rm->width; k++)
+			one[k] = 1.0f;
+		in[1] = rw_const(g, "rms_unit_weight", DT_F32, 1, &rm->width, one,
+		                 (size_t)rm->width * sizeof *one);
+		free(one);
+	}
+	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, in, rm->y);
+	ir_attr_set_float(g, n, "epsilon", (float)rm->eps);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("layernorm", OP_Add, Match, match_ln_decomposed, rewrite_ln),
-	PATTERN_ROW("layernorm", OP_LayerNormalization, Match, match_ln_op, rewrite_ln),
-	PATTERN_ROW("rmsnorm", OP_Mul, Match, match_rms, rewrite_rms),
-	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, Match, match_skip, rewrite_skip),
+	PATTERN_ROW("layernorm", OP_Add, LnMatch, match_ln_decomposed, rewrite_ln),
+	PATTERN_ROW("layernorm", OP_LayerNormalization, LnMatch, match_ln_op, rewrite_ln),
+	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms_mul, rewrite_rms),
+	PATTERN_ROW("rmsnorm", OP_Div, RmsMatch, match_rms_unweighted, rewrite_rms),
+	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, SkipMatch, match_skip, rewrite_skip),
 };
 
 void pass_fuse_norm(Graph *g, PassCtx *pc)

@@ -22,6 +22,16 @@
 #include "pass_internal.h"
 #include "../runtime/gemm_int8.h"
 
+/* qgemm: y = dequantized MatMulInteger(quantize(x), wq) */
+typedef struct QgemmMatch {
+	Match m;
+	ValId x;        /* the DynamicQuantizeLinear's f32 input */
+	ValId wq;       /* the i8 weight [K, N], a constant */
+	ValId wscale;   /* its scale: an f32 constant scalar or [N] */
+	ValId y;        /* the result, taken over by the KlnGemmQ */
+	int64_t k, n;   /* wq's dims */
+} QgemmMatch;
+
 /* v is an f32 constant scalar or [n]: its data, else NULL */
 static const float *scale_vec(const Graph *g, ValId v, int64_t n, bool *scalar)
 {
@@ -75,12 +85,13 @@ static bool match_qgemm(const Graph *g, NodeId root, Match *m)
 		m_add(m, cast);
 		m_add(m, mmi);
 		m_add(m, sm);
-		m->v[0] = IR_NODE(g, dq)->in[0];   /* x */
-		m->v[1] = mi->in[1];                /* Wq */
-		m->v[2] = ws;
-		m->v[3] = r->out[0];
-		m->i[0] = K;
-		m->i[1] = N;
+		QgemmMatch *qm = M_AS(QgemmMatch, m);
+		qm->x = IR_NODE(g, dq)->in[0];
+		qm->wq = mi->in[1];
+		qm->wscale = ws;
+		qm->y = r->out[0];
+		qm->k = K;
+		qm->n = N;
 		return true;
 	}
 	return false;
@@ -89,34 +100,35 @@ static bool match_qgemm(const Graph *g, NodeId root, Match *m)
 static void rewrite_qgemm(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	int64_t K = m->i[0], N = m->i[1];
+	const QgemmMatch *qm = M_AS_CONST(QgemmMatch, m);
+	int64_t K = qm->k, N = qm->n;
 	bool scalar = false;
-	const float *ws = scale_vec(g, m->v[2], N, &scalar);
+	const float *ws = scale_vec(g, qm->wscale, N, &scalar);
 	size_t pb = (size_t)rt_q8_panel_bytes(K, N);
 	int8_t *wp = malloc(pb);
 	float *sc = malloc((size_t)N * sizeof(float));
 	int32_t *sum = malloc((size_t)N * sizeof(int32_t));
 	if (!wp || !sc || !sum)
 		abort();
-	rt_q8_pack(IR_VAL(g, m->v[1])->data, K, N, wp, sum);
+	rt_q8_pack(IR_VAL(g, qm->wq)->data, K, N, wp, sum);
 	for (int64_t n = 0; n < N; n++)
 		sc[n] = ws[scalar ? 0 : n];
-	const char *base = IR_VAL(g, m->v[1])->name;
+	const char *base = IR_VAL(g, qm->wq)->name;
 	int64_t wd[3] = {rt_q8_panels(N), rt_q8_quads(K), 64};
-	ValId in[4] = {m->v[0], rw_const(g, base, DT_I8, 3, wd, wp, pb),
+	ValId in[4] = {qm->x, rw_const(g, base, DT_I8, 3, wd, wp, pb),
 	               rw_const(g, base, DT_F32, 1, &N, sc, (size_t)N * sizeof(float)),
 	               rw_const(g, base, DT_I32, 1, &N, sum, (size_t)N * sizeof(int32_t))};
 	free(wp);
 	free(sc);
 	free(sum);
-	NodeId q = rw_replace(g, OP_KlnGemmQ, IR_NODE(g, m->root)->name, 4, in, m->v[3]);
+	NodeId q = rw_replace(g, OP_KlnGemmQ, IR_NODE(g, m->root)->name, 4, in, qm->y);
 	ir_attr_set_int(g, q, "act", 0);
 	ir_attr_set_int(g, q, "per_tensor", 1);
 	rw_erase_match(g, m);
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("qgemm", OP_Mul, Match, match_qgemm, rewrite_qgemm),
+	PATTERN_ROW("qgemm", OP_Mul, QgemmMatch, match_qgemm, rewrite_qgemm),
 };
 
 void pass_fuse_qgemm(Graph *g, PassCtx *pc)

@@ -19,6 +19,15 @@
 
 #include "pass_internal.h"
 
+/* qkv: the Q, K, V projections of a KlnAttention */
+typedef struct QkvMatch {
+	Match m;
+	bool self;      /* Q is a projection of K's and V's input too (else only K, V pack) */
+	NodeId proj[3]; /* the Q, K, V KlnGemm nodes (Q: -1 unless self) */
+	int64_t n[3];   /* their widths N */
+	int64_t k;      /* the common inner dim K of the packed projections */
+} QkvMatch;
+
 /* v = KlnGemm(X, W, b?) with constant W [K, N] and b [N], used once: the
  * node, else -1 with *why the reason (and *at the node it concerns). */
 static NodeId proj(const Graph *g, ValId v, int64_t *kdim, int64_t *n, const char **why, NodeId *at)
@@ -63,14 +72,15 @@ static bool match_qkv(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, p[2], "K and V are projections of different inputs");
 	bool self = p[0] >= 0 && kd[0] == kd[1] && IR_NODE(g, p[0])->in[0] == IR_NODE(g, p[1])->in[0];
 	m_add(m, root);
-	m->i[0] = self;
+	QkvMatch *qm = M_AS(QkvMatch, m);
+	qm->self = self;
 	for (int i = 0; i < 3; i++) {
-		m->i[1 + i] = n[i];
-		m->v[i] = self || i ? p[i] : -1;  /* projection nodes (as ids) */
+		qm->n[i] = n[i];
+		qm->proj[i] = self || i ? p[i] : -1;
 		if (self || i)
 			m_add(m, p[i]);   /* absorbed: erased with the match */
 	}
-	m->i[4] = kd[1];
+	qm->k = kd[1];
 	return true;
 }
 
@@ -119,11 +129,12 @@ static NodeId packed_gemm(Graph *g, const NodeId *p, int np, int64_t kd, const i
 static void rewrite_qkv(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
-	bool self = m->i[0];
+	const QkvMatch *qm = M_AS_CONST(QkvMatch, m);
+	bool self = qm->self;
 	NodeId root = m->root;
-	NodeId p[3] = {(NodeId)m->v[0], (NodeId)m->v[1], (NodeId)m->v[2]};
-	int64_t n[3] = {m->i[1], m->i[2], m->i[3]};
-	NodeId q = self ? packed_gemm(g, p, 3, m->i[4], n) : packed_gemm(g, p + 1, 2, m->i[4], n + 1);
+	const NodeId *p = qm->proj;
+	const int64_t *n = qm->n;
+	NodeId q = self ? packed_gemm(g, p, 3, qm->k, n) : packed_gemm(g, p + 1, 2, qm->k, n + 1);
 	ValId pk = IR_NODE(g, q)->out[0];
 	const Node *a = IR_NODE(g, root);
 	ValId in[5];
@@ -150,7 +161,7 @@ static void rewrite_qkv(Graph *g, const Match *m, PassCtx *pc)
 }
 
 static const Pattern patterns[] = {
-	PATTERN_ROW("qkv", OP_KlnAttention, Match, match_qkv, rewrite_qkv),
+	PATTERN_ROW("qkv", OP_KlnAttention, QkvMatch, match_qkv, rewrite_qkv),
 };
 
 void pass_fuse_qkv(Graph *g, PassCtx *pc)

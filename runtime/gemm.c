@@ -7,7 +7,8 @@
  * of op(B) into panels NR columns wide (unless B is already in rt.h's panel
  * layout) and reads op(A) in place (or packs it into panels MR rows tall),
  * then runs the MR x NR micro-kernel over every (panel, panel) pair.  Edge
- * tiles go through a small tile buffer.  The epilogue (bias, GELU) runs on
+ * tiles go through a small tile buffer.  The epilogue (bias, GELU or
+ * QuickGELU) runs on
  * each tile after its last K step, while it is in L1.
  *
  * Micro-kernels, chosen once from the CPU: on x86-64 AVX-512 8x48 (24 zmm
@@ -253,6 +254,7 @@ static const ukernel_fn tail256[6] = {
 
 static void add_avx512(float *c, const float *b, int64_t n);
 static void gelu_avx512(float *x, int64_t n, int approx);
+static void gelu_avx2(float *x, int64_t n, int approx);
 #endif
 
 #if defined(__aarch64__)
@@ -350,7 +352,7 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 static const ukernel kernels[] = {
 #if defined(__x86_64__)
 	{ "avx512", 8, 48, uk_avx512, tail512, 2, add_avx512, gelu_avx512 },
-	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, NULL },
+	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, gelu_avx2 },
 #elif defined(__aarch64__)
 	{ "neon", 8, 12, uk_neon, tailneon, 1, add_neon, gelu_neon },
 #endif
@@ -562,6 +564,21 @@ static inline float gelu_tanh1(float x)
 	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
+/* QuickGELU x * sigmoid(1.702 x), as x / (1 + exp(-1.702 x)) (the
+ * standalone kernel's formula: -inf gives NaN, as -inf * sigmoid(-inf)) */
+#define QUICK_K 1.702f
+static inline float gelu_quick1(float x)
+{
+	return x / (1.0f + expf(-QUICK_K * x));
+}
+
+/* rt_gelu_inplace in plain C (approx: 0 erf, 1 tanh, 2 quick) */
+static void gelu_c(float *x, int64_t n, int approx)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = approx == 2 ? gelu_quick1(x[i]) : approx ? gelu_tanh1(x[i]) : gelu_erf1(x[i]);
+}
+
 #if defined(__x86_64__)
 /* 1 + erf(z), 16 lanes: below -0.9277 it is exp(r), above 0.9277 2 - exp(r),
  * else 1 + z P(z^2).  Polynomials: N. Juffa's erff (max error ~1 ulp of
@@ -598,7 +615,10 @@ static void gelu_avx512(float *x, int64_t n, int approx)
 	for (int64_t i = 0; i < n; i += 16) {
 		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
 		__m512 v = _mm512_maskz_loadu_ps(m, x + i), y;
-		if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
+		if (approx == 2) {
+			__m512 e = vm_exp16(_mm512_mul_ps(v, _mm512_set1_ps(-QUICK_K)));
+			y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+		} else if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
 			__m512 u = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v),
 			                         _mm512_set1_ps(0.044715f * 0.7978845608028654f),
 			                         _mm512_set1_ps(0.7978845608028654f)));
@@ -612,6 +632,51 @@ static void gelu_avx512(float *x, int64_t n, int approx)
 		/* NaN in, NaN out (whatever the polynomials make of it) */
 		y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 		_mm512_mask_storeu_ps(x + i, m, y);
+	}
+}
+
+/* exp over 8 lanes: vm_exp16's method with the 2^n of vm_exp4 (two
+ * factors, AVX2 has no scalef), the same limits and NaN behaviour */
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8_avx2(__m256 x)
+{
+	x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
+	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i ni = _mm256_cvtps_epi32(n);
+	__m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+	__m256i bias = _mm256_set1_epi32(127);
+	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* The AVX2 kernel's epilogue activation: QuickGELU in 8 lanes (masked
+ * tail); the erf and tanh GELU stay scalar (gelu_c). */
+__attribute__((target("avx2,fma")))
+static void gelu_avx2(float *x, int64_t n, int approx)
+{
+	if (approx != 2) {
+		gelu_c(x, n, approx);
+		return;
+	}
+	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	for (int64_t i = 0; i < n; i += 8) {
+		int left = n - i >= 8 ? 8 : (int)(n - i);
+		__m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+		__m256 v = _mm256_maskload_ps(x + i, m);
+		__m256 e = exp8_avx2(_mm256_mul_ps(v, _mm256_set1_ps(-QUICK_K)));
+		_mm256_maskstore_ps(x + i, m, _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
 	}
 }
 
@@ -656,7 +721,10 @@ static void gelu_neon(float *x, int64_t n, int approx)
 {
 	for (int64_t i = 0; i < n; i += 4) {
 		float32x4_t v = vm_ld4(x + i, n - i, 0.0f), y;
-		if (approx) {
+		if (approx == 2) {
+			float32x4_t e = vm_exp4(vmulq_f32(v, vdupq_n_f32(-QUICK_K)));
+			y = vdivq_f32(v, vaddq_f32(e, vdupq_n_f32(1.0f)));
+		} else if (approx) {
 			float32x4_t u = vmulq_f32(v, vfmaq_f32(vdupq_n_f32(0.7978845608028654f),
 			                                       vmulq_f32(v, v),
 			                                       vdupq_n_f32(0.044715f * 0.7978845608028654f)));
@@ -688,12 +756,7 @@ void rt_gelu_inplace(float *x, int64_t n, int approx)
 		k->gelu(x, n, approx);
 		return;
 	}
-	if (approx)
-		for (int64_t i = 0; i < n; i++)
-			x[i] = gelu_tanh1(x[i]);
-	else
-		for (int64_t i = 0; i < n; i++)
-			x[i] = gelu_erf1(x[i]);
+	gelu_c(x, n, approx);
 }
 
 /* bias and activation on C[i0 .. i0+m, j0 .. j0+n): the blocks call it
@@ -709,7 +772,7 @@ static void epilogue(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t
 			for (int64_t k = 0; k < n; k++)
 				c[k] += e->bias[j0 + k];
 		if (e->act)
-			rt_gelu_inplace(c, n, e->act == 2);
+			rt_gelu_inplace(c, n, e->act - 1);
 	}
 }
 

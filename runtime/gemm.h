@@ -18,7 +18,8 @@ struct rt_pool;
  * c = act(c + bias[col]) (+ nothing else yet). */
 typedef struct rt_gemm_epi {
 	const float *bias;           /* [N], or NULL */
-	int act;                     /* 0 none, 1 GELU (erf), 2 GELU (tanh) */
+	int act;                     /* 0 none, 1 GELU (erf), 2 GELU (tanh), 3 QuickGELU
+	                              * (x sigmoid(1.702 x)): rt_gelu_inplace(act - 1) */
 } rt_gemm_epi;
 
 void rt_sgemm(struct rt_pool *pool, int transA, int transB, int64_t M, int64_t N, int64_t K,
@@ -51,7 +52,8 @@ const char *rt_sgemm_bf16_kernel(void);
 const char *rt_sgemm_kernel(void);
 int rt_sgemm_use(const char *name);
 
-/* GELU over n floats in place, vectorized (erf: approx == 0; tanh: 1). */
+/* GELU over n floats in place, vectorized (erf: approx == 0; tanh: 1;
+ * QuickGELU x / (1 + exp(-1.702 x)): 2 -- KlnGelu's approximate). */
 void rt_gelu_inplace(float *x, int64_t n, int approx);
 
 #endif

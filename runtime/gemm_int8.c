@@ -7,7 +7,7 @@
  *            wsum[N] i32, bias[N]? f32) -> [..., N] f32     ia = [act, per_tensor]
  *       W, scale, wsum: rt_q8_quantize_weights of the f32 weights
  *       (passes/quantize.c) or an imported int8 model's (fuse-qgemm);
- *       act as KlnGemm's (0 none, 1 GELU erf, 2 tanh); per_tensor 1: A
+ *       act as KlnGemm's (0 none, 1 GELU erf, 2 tanh, 3 quick); per_tensor 1: A
  *       quantized with one scale, exactly as DynamicQuantizeLinear does
  *       (a NaN or infinity in A is then an error, as there), else per row.
  *
@@ -272,7 +272,7 @@ static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int
 			c[k] = e && e->bias ? v + e->bias[n] : v;
 		}
 		if (e && e->act)
-			rt_gelu_inplace(c, nc, e->act == 2);
+			rt_gelu_inplace(c, nc, e->act - 1);
 	}
 }
 
@@ -378,7 +378,7 @@ RT_KERNEL(KlnGemmQ)
 	if (rt_numel(&out[0]) != M * N)
 		return rt_error(f, "node '%s' (KlnGemmQ): output has the wrong size", loc);
 	rt_gemm_epi epi = {NULL, (int)ia[RT_IA_KlnGemmQ_act]};
-	if (epi.act < 0 || epi.act > 2)
+	if (epi.act < 0 || epi.act > 3)
 		return rt_error(f, "node '%s' (KlnGemmQ): unknown activation %d", loc, epi.act);
 	if (nin > 4 && in[4].data) {
 		if (need(f, loc, &in[4], KILN_F32, N, "bias"))
@@ -393,7 +393,7 @@ RT_KERNEL(KlnGemmQ)
 			for (int64_t n = 0; n < N; n++)
 				c[m * N + n] = epi.bias ? epi.bias[n] : 0;
 			if (epi.act)
-				rt_gelu_inplace(c + m * N, N, epi.act == 2);
+				rt_gelu_inplace(c + m * N, N, epi.act - 1);
 		}
 		return 0;
 	}

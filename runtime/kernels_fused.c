@@ -6,7 +6,7 @@
  *
  *   KlnGemm(A[..., K], W[K, N], bias[N]?) -> [..., N]
  *       ia = [act, panel, wtype]  act: 0 none, 1 GELU erf, 2 GELU tanh,
- *       applied after the bias; panel: RT_GEMM_PANEL when W's data is in
+ *       3 QuickGELU (x sigmoid(1.702 x)), applied after the bias; panel: RT_GEMM_PANEL when W's data is in
  *       the panel layout of rt.h (the backend packs constant weights), 0 (or
  *       absent) when it is row-major; wtype: RT_GEMM_W_BF16 when those
  *       panels hold bf16 (kiln compile --fpmath=bf16), else RT_GEMM_W_F32
@@ -128,7 +128,7 @@ RT_KERNEL(KlnGemm)
 			                (long long)N);
 		epi.bias = in[2].data;
 	}
-	if (epi.act < 0 || epi.act > 2)
+	if (epi.act < 0 || epi.act > 3)
 		return rt_error(f, "node '%s' (%s): unknown activation %d", loc, op, epi.act);
 	if (M == 0 || N == 0)
 		return 0;

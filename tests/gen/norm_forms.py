@@ -88,7 +88,8 @@ def quick_gelu_torchscript():
               node("Mul", ["h_out", "g_out"], ["y"])]
     x = randn(B, S, H)
     h = f(x)
-    return model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)], ["has KlnGelu", "lacks Sigmoid"]
+    return (model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
 
 
 @case
@@ -101,7 +102,36 @@ def quick_gelu_dynamo():
               node("Cast", ["g_out"], ["c_out"], to=F), node("Mul", ["c_out", "h_out"], ["y"])]
     x = randn(B, S, H)
     h = f(x)
-    return model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)], ["has KlnGelu", "lacks Sigmoid"]
+    return (model(nodes, inits), {"x": x}, [h * sigmoid(1.702 * h)],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
+
+
+@case
+def quick_gelu_standalone():
+    """QuickGELU of the input itself (no GEMM before it): a KlnGelu {approximate 2}."""
+    nodes, inits = [], [const("k", 1.702)]
+    nodes += [node("Mul", ["x", "k"], ["s_out"]), node("Sigmoid", ["s_out"], ["g_out"]),
+              node("Mul", ["g_out", "x"], ["y"])]
+    x = randn(B, S, H) * 4
+    return model(nodes, inits), {"x": x}, [x * sigmoid(1.702 * x)], ["has KlnGelu", "lacks Sigmoid"]
+
+
+@case
+def quick_gelu_mlp_clip():
+    """CLIP's MLP: fc1 (H -> 67, an odd width: partial vectors and panels),
+    QuickGELU, fc2 (67 -> H): the activation becomes fc1's GEMM epilogue."""
+    w1, b1 = randn(H, 67) * 0.5, randn(67)
+    w2, b2 = randn(67, H) * 0.2, randn(H) * 0.1
+    nodes = [node("MatMul", ["x", "w1"], ["fc1_out"]), node("Add", ["fc1_out", "b1"], ["h_out"]),
+             node("Mul", ["h_out", "k"], ["s_out"]), node("Sigmoid", ["s_out"], ["g_out"]),
+             node("Mul", ["h_out", "g_out"], ["a_out"]), node("MatMul", ["a_out", "w2"], ["fc2_out"]),
+             node("Add", ["b2", "fc2_out"], ["y"])]
+    inits = [const("k", 1.702), const("w1", w1), const("b1", b1), const("w2", w2), const("b2", b2)]
+    x = randn(B, S, H) * 2
+    h = x.astype(np.float64) @ w1 + b1
+    ref = (h * sigmoid(np.float64(np.float32(1.702)) * h)) @ w2 + b2
+    return (model(nodes, inits), {"x": x}, [ref],
+            ["has KlnGemm", "lacks KlnGelu", "lacks Sigmoid", "lacks MatMul"])
 
 
 @case
@@ -205,6 +235,84 @@ def rmsnorm_nearmiss_axis():
     xd = x.astype(np.float64)
     ref = xd / np.sqrt((xd * xd).mean(1, keepdims=True) + eps) * w
     return model(nodes, inits), {"x": x}, [ref], ["has ReduceMean", "lacks KlnRMSNorm"]
+
+
+@case
+def rmsnorm_noweight_t5():
+    """T5's RMSNorm without the weight (the normalized value is the output):
+    Pow 2, ReduceMean, Add eps, Sqrt, Reciprocal, Mul x."""
+    eps = 1e-6
+    nodes, inits = [], [const("two", 2.0), const("eps", eps)]
+    nodes += [node("Pow", ["x", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+              node("Reciprocal", ["s_out"], ["r_out"]), node("Mul", ["x", "r_out"], ["y"])]
+    x = randn(B, S, H) * 3
+    return (model(nodes, inits), {"x": x}, [rms(x, 1.0, eps)],
+            ["has KlnRMSNorm", "lacks ReduceMean", "lacks Sqrt", "lacks Reciprocal"])
+
+
+@case
+def rmsnorm_noweight_div_proj():
+    """x / Sqrt(mean(x * x) + eps) with eps first, feeding a projection (a
+    normalization before attention, no learned scale)."""
+    eps = 1e-5
+    nodes, inits = [], [const("eps", eps)]
+    nodes += [node("Mul", ["x", "x"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[2], keepdims=1),
+              node("Add", ["eps", "var_out"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+              node("Div", ["x", "s_out"], ["n_out"])]
+    f = proj(nodes, inits, "n_out")
+    nodes[-1].output[0] = "y"
+    x = randn(B, S, H)
+    return (model(nodes, inits), {"x": x}, [f(rms(x, 1.0, eps))],
+            ["has KlnRMSNorm", "has KlnGemm", "lacks ReduceMean", "lacks Div"])
+
+
+@case
+def rmsnorm_noweight_pow_half():
+    """Pow(mean(x^2) + eps, -0.5) * x through a Cast to float (dynamo)."""
+    eps = 1e-6
+    nodes, inits = [], [const("two", 2.0), const("mh", -0.5), const("eps", eps)]
+    nodes += [node("Cast", ["x"], ["xf_out"], to=F), node("Pow", ["xf_out", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Pow", ["ve_out", "mh"], ["r_out"]),
+              node("Mul", ["r_out", "xf_out"], ["y"])]
+    x = randn(B, S, H)
+    return (model(nodes, inits), {"x": x}, [rms(x, 1.0, eps)],
+            ["has KlnRMSNorm", "lacks Pow", "lacks ReduceMean"])
+
+
+@case
+def rmsnorm_noweight_nearmiss_axis():
+    """Without a weight, the mean over the sequence axis: no RMSNorm."""
+    eps = 1e-6
+    nodes, inits = [], [const("two", 2.0), const("eps", eps)]
+    nodes += [node("Pow", ["x", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[1], keepdims=1),
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+              node("Div", ["x", "s_out"], ["y"])]
+    x = randn(B, S, H)
+    xd = x.astype(np.float64)
+    ref = xd / np.sqrt((xd * xd).mean(1, keepdims=True) + eps)
+    return model(nodes, inits), {"x": x}, [ref], ["has ReduceMean", "lacks KlnRMSNorm"]
+
+
+@case
+def explain_rmsnorm_noeps():
+    """x / Sqrt(mean(x^2)) with no epsilon: not an RMSNorm (a row of zeros
+    would divide by zero), must not fuse, and --explain=rmsnorm names the
+    Sqrt and what its input lacks."""
+    nodes, inits = [], [const("two", 2.0)]
+    nodes += [node("Pow", ["x", "two"], ["r/sq_out"]),
+              node("ReduceMean", ["r/sq_out"], ["r/var_out"], axes=[-1], keepdims=1),
+              node("Sqrt", ["r/var_out"], ["r/s_out"]), node("Div", ["x", "r/s_out"], ["y"])]
+    x = randn(B, S, H)
+    xd = x.astype(np.float64)
+    ref = xd / np.sqrt((xd * xd).mean(-1, keepdims=True))
+    explain = ["rmsnorm", "explain rmsnorm: Div 'y': not fused: at Sqrt 'r/s':",
+               "the Sqrt's input is not an Add mean + eps"]
+    return model(nodes, inits), {"x": x}, [ref], ["has Sqrt", "lacks KlnRMSNorm"], explain
 
 
 @case

@@ -9,7 +9,7 @@
  * - ref_alloc: malloc that never returns NULL (exits 2 on no memory);
  * - ref_worse: the running worst error, NaN counted as infinite;
  * - ref_ulps: float against the exact double, in ulps;
- * - ref_gelu: GELU (erf or tanh form) in double;
+ * - ref_gelu: GELU (erf, tanh or QuickGELU form) in double;
  * - RefGemm: operands of one sgemm with padded leading dimensions, filled
  *   at random (C with NaN when beta is 0: C must not be read), and the
  *   worst error of the result against the double product, padding columns
@@ -81,8 +81,11 @@ static inline double ref_ulps(float a, double r)
 
 /* GELU: act 2 the tanh form, otherwise the erf form (through erfc: 1 +
  * erf(z) without cancellation) */
+/* act: 1 erf, 2 tanh, 3 QuickGELU (the float constant 1.702f, as the kernels) */
 static inline double ref_gelu(double x, int act)
 {
+	if (act == 3)
+		return x / (1.0 + exp(-(double)1.702f * x));
 	if (act == 2)
 		return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
 	return 0.5 * x * erfc(-x / sqrt(2.0));

@@ -1,7 +1,7 @@
 /* test_rt_gemm.c: kiln's own sgemm (runtime/gemm.c) against a naive
  * double-precision reference: odd shapes, transposes, alpha/beta, leading
  * dims larger than the matrix, blocks crossing the KC/MC/NC boundaries,
- * the BERT-base shapes, the epilogue (bias, GELU), weights in the panel
+ * the BERT-base shapes, the epilogue (bias, GELU, QuickGELU), weights in the panel
  * layout of rt.h (rt_sgemm_panels) and in its bf16 layout
  * (rt_sgemm_panels_bf16: against the product of the bf16-rounded operands)
  * -- for every micro-kernel this CPU can run, serial and on a two-thread
@@ -147,7 +147,7 @@ static void epilogues(void **state)
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
 			continue;
-		for (int act = 0; act <= 2; act++) {
+		for (int act = 0; act <= 3; act++) {
 			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
 			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
 			expect(NULL, 0, 1, 9, 17, 300, 0.5f, 1.0f, 2, &e);
@@ -155,6 +155,36 @@ static void epilogues(void **state)
 		rt_sgemm_use(NULL);
 	}
 	assert_int_equal(rt_sgemm_use("nope"), -1);
+}
+
+/* The QuickGELU epilogue (act 3) on many shapes, for every kernel: every
+ * N from 1 to 67 (the masked tails of every vector width, partial panels)
+ * with random M and K, with and without a bias, serial and pooled, C
+ * strided with padding columns that must stay untouched (check()), B in
+ * place and packed into panels. */
+static void quick_gelu_epilogue(void **state)
+{
+	(void)state;
+	float bias[200];
+	for (int i = 0; i < 200; i++)
+		bias[i] = ref_frand(-4, 4);
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (int N = 1; N <= 67; N++) {
+			rt_gemm_epi e = { N & 1 ? bias : NULL, 3 };
+			expect(N & 2 ? pool : NULL, 0, N % 3 == 0, ref_irand(1, 67), N, ref_irand(1, 67), 1.0f, 0.0f,
+			       ref_irand(0, 3), &e);
+			panels = 1;
+			expect(N & 2 ? NULL : pool, 0, 0, ref_irand(1, 67), N + ref_irand(0, 130), ref_irand(1, 300), 1.0f,
+			       0.0f, ref_irand(0, 3), &e);
+			panels = 0;
+		}
+		rt_gemm_epi e = { bias, 3 };
+		expect(pool, 0, 0, 200, 197, 600, 1.0f, 0.0f, 1, &e);    /* blocks past MC, KC */
+		expect(NULL, 0, 0, 7, 200, 1000, 1.0f, 0.0f, 0, &e);     /* few rows: B in place */
+		rt_sgemm_use(NULL);
+	}
 }
 
 /* Weights packed at compile time: panels (mode 1: rt.h's f32 layout) or
@@ -184,7 +214,7 @@ static void panel_cases(int mode)
 		expect(pool, 0, 0, 20, 150, 4100, 1.0f, 0.0f, 1, NULL);
 		expect(NULL, 0, 0, 36, 97, 2049, 1.0f, 0.0f, 0, NULL);
 		expect(pool, 0, 0, 128, 768, 768, 1.0f, 0.0f, 0, NULL);
-		for (int act = 0; act <= 2; act++) {
+		for (int act = 0; act <= 3; act++) {
 			rt_gemm_epi e = { act == 1 ? NULL : bias, act };
 			expect(pool, 0, 0, 37, 800, 70, 1.0f, 0.0f, 0, &e);
 			expect(pool, 0, 0, 128, 770, 301, 1.0f, 0.0f, 1, &e);
@@ -227,8 +257,8 @@ static void bf16_rounds(void **state)
 		assert_true(C[i] == 2.0f * (1.0f + 1.0f / 128));
 }
 
-/* the vectorized GELU against double erf/tanh on a dense grid, odd lengths
- * (masked tails), NaN kept.  Error bound: a few ulps of the result plus
+/* the vectorized GELU (and QuickGELU) against double erf/tanh/exp on a dense
+ * grid, odd lengths (masked tails, canaries around them), NaN kept.  Error bound: a few ulps of the result plus
  * ~1 ulp of 1 in (1 + erf) times x/2 -- what 0.5x(1 + erff(..)) gives. */
 static void gelu_accuracy(void **state)
 {
@@ -239,10 +269,10 @@ static void gelu_accuracy(void **state)
 	for (size_t k = 0; k < 3; k++) {
 		if (rt_sgemm_use(names[k]))
 			continue;
-		for (int act = 1; act <= 2; act++) {
+		for (int act = 1; act <= 3; act++) {
 			for (int i = 0; i < n; i++)
 				x[i] = -14.0f + 28.0f * (float)i / (float)(n - 1);
-			rt_gelu_inplace(x, n, act == 2);
+			rt_gelu_inplace(x, n, act - 1);
 			double worst = 0;
 			for (int i = 0; i < n; i++) {
 				double xi = -14.0f + 28.0f * (float)i / (float)(n - 1);
@@ -256,10 +286,25 @@ static void gelu_accuracy(void **state)
 				fail();
 			}
 			float y[3] = { NAN, 1.0f, -1.0f };
-			rt_gelu_inplace(y, 3, act == 2);
+			rt_gelu_inplace(y, 3, act - 1);
 			assert_true(isnan(y[0]));
 			assert_true(fabsf(y[1] - (float)ref_gelu(1.0, act)) < 1e-6f);
 			assert_true(fabsf(y[2] - (float)ref_gelu(-1.0, act)) < 1e-6f);
+			/* every tail length: the lanes past n are neither read into the
+			 * result nor written (canaries on both sides) */
+			for (int len = 0; len <= 40; len++) {
+				float buf[42];
+				for (int i = 0; i < 42; i++)
+					buf[i] = i == 0 || i > len ? 1234.5f : ref_frand(-8, 8);
+				float in1 = buf[1];
+				rt_gelu_inplace(buf + 1, len, act - 1);
+				assert_true(buf[0] == 1234.5f);
+				for (int i = len + 1; i < 42; i++)
+					assert_true(buf[i] == 1234.5f);
+				double r1 = ref_gelu(in1, act);
+				if (len)
+					assert_true(fabs(buf[1] - r1) <= 2e-6 * fabs(r1) + 6e-8 * fabsf(in1) + 1e-38);
+			}
 		}
 		rt_sgemm_use(NULL);
 	}
@@ -302,6 +347,7 @@ int main(void)
 		cmocka_unit_test(block_edges),
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
+		cmocka_unit_test(quick_gelu_epilogue),
 		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(panel_weights_bf16),
 		cmocka_unit_test(bf16_rounds),
