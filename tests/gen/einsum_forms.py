@@ -404,12 +404,12 @@ def quick(g, h, k):
 
 @case
 def quick_gelu_const_node_o18():
-    """QuickGELU with its 1.702 a Constant node at opset 18 (a KlnGelu after
-    the biased GEMM: the GEMM epilogue has erf and tanh only)."""
+    """QuickGELU with its 1.702 a Constant node at opset 18: fused, then
+    absorbed by the biased GEMM as its QuickGELU epilogue (act 3)."""
     sig = lambda v: v / (1 + np.exp(-1.702 * v))  # noqa: E731
     return act_case(lambda g, h: quick(g, h, 1.702), sig, 18,
-                    {"count": {"KlnGemm": 1, "KlnGelu": 1}, "lacks": ["Sigmoid", "Mul"],
-                     "fusions": {"quick_gelu": 1}})
+                    {"count": {"KlnGemm": 1}, "lacks": ["Sigmoid", "Mul", "KlnGelu"],
+                     "fusions": {"quick_gelu": 1, "bias_gelu": 1}})
 
 
 @case
