@@ -168,6 +168,7 @@ typedef struct q8_job {
 	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
 	int32_t *zp;           /* [M] zero points */
 	int wbad;              /* a 7-bit kernel met a weight outside the 7-bit range */
+	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
 } q8_job;
 
 /* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
@@ -297,6 +298,14 @@ static void quant_rows(void *arg, int64_t b, int64_t e)
 static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int64_t n0, int nc)
 {
 	const rt_gemm_epi *e = j->epi;
+#if defined(__x86_64__)
+	if (nc == RT_Q8_NR && j->avx2fma) {
+		rt_q8_dequant16_avx2(acc, mr, j->C + i0 * j->ldc + n0, j->ldc, j->sa + i0, j->zp + i0,
+		                     j->wsum + n0, j->scale + n0, e && e->bias ? e->bias + n0 : NULL,
+		                     e ? e->act : 0);
+		return;
+	}
+#endif
 	for (int r = 0; r < mr; r++) {
 		int64_t m = i0 + r;
 		float *c = j->C + m * j->ldc + n0;
@@ -361,6 +370,9 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	q8_job j = { .uk = ukernel((flags & RT_Q8_W7) != 0), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
 	             .ldc = ldc, .np = rt_q8_panels(N), .A = A, .Wp = Wp, .scale = scale,
 	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = (flags & RT_Q8_PER_TENSOR) != 0 };
+#if defined(__x86_64__)
+	j.avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 	if (j.per_tensor && tensor_scale(&j))
 		return -2;
 	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
