@@ -90,6 +90,16 @@ static inline void rt_q8_quantize_weights(const float *W, int64_t K, int64_t N, 
 	rt_q8_quantize_weights_bits(W, K, N, 8, dst, scale, wsum);
 }
 
+/* 7 if every one of the n weights is within [-RT_Q8_W7MAX, RT_Q8_W7MAX]
+ * (KlnGemmQ's wbits: the 7-bit kernels may run), else 8 */
+static inline int rt_q8_wbits(const int8_t *w, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (w[i] < -RT_Q8_W7MAX || w[i] > RT_Q8_W7MAX)
+			return 8;
+	return 7;
+}
+
 /* Wq (row-major int8 [K, N], already quantized: an imported model's) into
  * dst (the panel layout) and its column sums wsum[N]. */
 static inline void rt_q8_pack(const int8_t *Wq, int64_t K, int64_t N, int8_t *dst, int32_t *wsum)
