@@ -20,7 +20,10 @@
  *     vpmaddubsw holds), for every kernel including "avx2-w7";
  *   - 8-bit weights never reach "avx2-w7": forced, it is replaced by the
  *     exact 8-bit kernel on operands it would saturate on, and weights that
- *     lie about being 7-bit are refused (-3). */
+ *     lie about being 7-bit are refused (-3);
+ *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
+ *     [-64, 64] under wbits 7 is a one-line error naming the node (where
+ *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -498,6 +501,52 @@ static void w8_never_w7(void **state)
 	prob_free(&p);
 }
 
+RT_KERNEL(KlnGemmQ);
+
+static void kernel_wbits(void **state)
+{
+	(void)state;
+	struct kiln_context ctx;
+	memset(&ctx, 0, sizeof ctx);
+	kiln_frame F = {.pool = pool, .ctx = &ctx};
+	wbits = 7;
+	int64_t M = 5, N = 19, K = 70;
+	prob p = make_exact(M, N, K);
+	wbits = 8;
+	float *Y = malloc(sizeof(float) * (size_t)(M * N));
+	assert_non_null(Y);
+	rt_t in[4] = {{.data = p.A, .dtype = KILN_F32, .rank = 2, .dims = {M, K}},
+	              {.data = p.Wp, .dtype = KILN_I8, .rank = 3,
+	               .dims = {rt_q8_panels(N), rt_q8_quads(K), 64}},
+	              {.data = p.scale, .dtype = KILN_F32, .rank = 1, .dims = {N}},
+	              {.data = p.wsum, .dtype = KILN_I32, .rank = 1, .dims = {N}}};
+	rt_t out = {.data = Y, .dtype = KILN_F32, .rank = 2, .dims = {M, N}};
+	int64_t ia[RT_NIA_KlnGemmQ] = {0};
+	ia[RT_IA_KlnGemmQ_wbits] = 7;
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+	for (int64_t m = 0; m < M; m++)
+		for (int64_t n = 0; n < N; n++) {
+			double ab, r = ref_at(&p, m, n, &ab);
+			assert_true(fabs(Y[m * N + n] - r) <= 1e-6 * ab + 1e-30);
+		}
+	p.Wp[64 * 3 + 7] = 100;
+	int rc = rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0);
+	if (!strcmp(rt_qgemm_kernel(RT_Q8_W7), "avx2-w7")) {
+		assert_int_equal(rc, 1);
+		assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): W holds a weight outside the 7-bit "
+		                             "range [-64, 64] that its wbits 7 promises");
+	} else {   /* VNNI or portable: exact on any weights */
+		assert_int_equal(rc, 0);
+	}
+	ia[RT_IA_KlnGemmQ_wbits] = 8;   /* 8-bit: any weights, the exact kernels */
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+	ia[RT_IA_KlnGemmQ_wbits] = 6;
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+	assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): wbits 6 is not 7 or 8");
+	free(Y);
+	prob_free(&p);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -531,6 +580,7 @@ int main(void)
 		cmocka_unit_test(w7_quantize),
 		cmocka_unit_test(w7_extremes),
 		cmocka_unit_test(w8_never_w7),
+		cmocka_unit_test(kernel_wbits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
