@@ -384,8 +384,9 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	j.aq = buf;
 	j.sa = (float *)(void *)(buf + abytes);
 	j.zp = (int32_t *)(void *)(j.sa + M);
-	/* rows of quantized A per chunk: about 256 KB (L2), a multiple of MR */
-	int64_t mc = (256 << 10) / j.rowb;
+	/* rows of quantized A per chunk: about 512 KB (L2: BERT-base's 128 rows of
+	 * u8 at K = 3072 in one chunk, so W is read once), a multiple of MR */
+	int64_t mc = (512 << 10) / j.rowb;
 	mc = mc < j.uk->mr ? j.uk->mr : mc / j.uk->mr * j.uk->mr;
 	j.mc = mc;
 	double work = (double)M * (double)N * (double)K;
