@@ -269,6 +269,8 @@ static void quant_rows(void *arg, int64_t b, int64_t e)
 		row_range(x, K, &mn, &mx, &bad);
 		float s = (mx - mn) / 255.0f;
 		bad |= !(s < INFINITY);
+		if (bad)   /* (the vector min / max may have kept a NaN) */
+			mn = mx = 0;
 		if (bad || !(s >= FLT_MIN))   /* all zero, or 1 / s would overflow */
 			s = 1;
 		float inv = 1.0f / s;
