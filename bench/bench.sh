@@ -19,8 +19,11 @@
 # int8 rows against the int8 peak.
 #
 # Each configuration runs in fp32, compiled with --fpmath=bf16 (bf16 GEMM
-# weights and inputs, fp32 sums) and with --quantize=int8 (int8 weights per
-# output channel, activations per row, exact i32 sums).  int8 rows also time
+# weights and inputs, fp32 sums), with --quantize=int8 (int8 weights per
+# output channel, activations per row, exact i32 sums) and, as int8w7,
+# with --quantize=int8 --quantize-weight-bits=7 (weights in [-64, 64], which
+# AVX2 without VNNI multiplies with vpmaddubsw; "% of peak" is not printed
+# for them: the int8 peak measured is the exact 8-bit form's).  int8 rows also time
 # ONNX Runtime on its own int8 model (shared/tools/quantize_dynamic.py:
 # DynamicQuantizeLinear + MatMulInteger), the int8 peer.  Reduced-precision
 # rows print the accuracy of their outputs against ONNX Runtime's fp32
@@ -88,6 +91,10 @@ configs=(
   "bert-b8-s128-t2-int8 bert-base-legacy14 8 128 2 36 int8"
   "bert-b1-s128-t1-int8 bert-base-legacy14 1 128 1 36 int8"
   "lxmert-b1-s20-r36-t2-int8 lxmert-base-legacy14 1 20 2 36 int8"
+  "bert-b1-s128-t2-int8w7 bert-base-legacy14 1 128 2 36 int8w7"
+  "bert-b8-s128-t2-int8w7 bert-base-legacy14 8 128 2 36 int8w7"
+  "bert-b1-s128-t1-int8w7 bert-base-legacy14 1 128 1 36 int8w7"
+  "lxmert-b1-s20-r36-t2-int8w7 lxmert-base-legacy14 1 20 2 36 int8w7"
 )
 # outputs against ONNX Runtime's: |kiln - ort| <= atol + rtol |ort|; bf16
 # keeps 8 significant bits, so its GEMMs move BERT-base's hidden states
@@ -97,8 +104,9 @@ tol_bf16="5e-2 2e-2"
 # int8 (per-channel weights, per-row activations): the hidden states move
 # by a few percent of their scale; accuracy columns say how much exactly
 tol_int8="2e-1 1e-1"
+tol_int8w7=$tol_int8
 
-prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16|-int8].so
+prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16|-int8|-int8w7].so
   local m=$1 f=$2 d="$out/$1" so
   so=$(sofile "$1" "$2")
   if [ ! -f "$d/weights.bin" ]; then
@@ -107,12 +115,13 @@ prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-
   fi
   # the runtime is linked into every .so: a newer libkiln_rt.a means recompile
   if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ] || [ "$KILN_RUNTIME_LIB" -nt "$so" ]; then
-    local mode=--fpmath="$f"
-    [ "$f" = int8 ] && mode=--quantize=int8
-    "$kiln" compile "$d/model.onnx" -o "$so" "$mode" --stats | tail -1 > "${so%.so}.json"
+    local mode=(--fpmath="$f")
+    [ "$f" = int8 ] && mode=(--quantize=int8)
+    [ "$f" = int8w7 ] && mode=(--quantize=int8 --quantize-weight-bits=7)
+    "$kiln" compile "$d/model.onnx" -o "$so" "${mode[@]}" --stats | tail -1 > "${so%.so}.json"
   fi
   # ONNX Runtime's int8 peer: the DynamicQuantizeLinear/MatMulInteger form
-  if [ "$f" = int8 ] && [ ! -f "$d-ort-int8/model.onnx" ]; then
+  if [[ $f == int8* ]] && [ ! -f "$d-ort-int8/model.onnx" ]; then
     $py "$shared/tools/quantize_dynamic.py" "$d" "$d-ort-int8" >/dev/null
   fi
 }
@@ -141,7 +150,7 @@ for c in "${configs[@]}"; do
   if [ "$f" != fp32 ]; then
     acc=$($py "$here/io.py" accuracy "$io/kiln" "$io/ort" | awk '{printf "%s / %s", $1, $2}')
   fi
-  if [ "$f" = int8 ]; then
+  if [[ $f == int8* ]]; then
     node "$here/ort_run.mjs" "$d-ort-int8/model.onnx" "$io/in" "$io/ort8" "$t"
     acc="$acc ($($py "$here/io.py" accuracy "$io/ort8" "$io/ort" | awk '{printf "%s / %s", $1, $2}'))"
   fi
@@ -149,7 +158,7 @@ for c in "${configs[@]}"; do
   for ((i = 0; i < rounds; i++)); do
     o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
     ort_ms+=("$(json "$o" median_ms)")
-    if [ "$f" = int8 ]; then
+    if [[ $f == int8* ]]; then
       o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d-ort-int8/model.onnx" "$b" "$s" "$t" "$runs" "$r")
       ort8_ms+=("$(json "$o" median_ms)")
     fi
@@ -161,7 +170,7 @@ for c in "${configs[@]}"; do
     arena=$(json "$k" arena_bytes)
   done
   om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}") o8=0
-  [ "$f" = int8 ] && o8=$(median "${ort8_ms[@]}")
+  [[ $f == int8* ]] && o8=$(median "${ort8_ms[@]}")
   gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r")
   awk -v n="$model" -v f="$f" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v o8="$o8" -v km="$km" -v kp="$kp" \
       -v gf="$gflop" -v pk="$pk" -v cms="$(json "$stats" compile_ms)" \

@@ -5,7 +5,7 @@
  *   (xq, xs, xzp) = DynamicQuantizeLinear(x)
  *   Mul(Cast<float>(MatMulInteger(xq, Wq, xzp, Wzp?)), Mul(xs, Wscale))
  *     -> KlnGemmQ(x, Wq's panels, Wscale per column, Wq's column sums)
- *        {act 0, per_tensor 1}
+ *        {act 0, per_tensor 1, wbits 7 when every |Wq| <= 64}
  * with Wq a constant i8 [K, N] (K <= 65536), Wzp absent or a constant of
  * zeros (symmetric weights), Wscale a constant f32 scalar or [N] (Muls in
  * either operand order).  Exact: KlnGemmQ quantizes x per tensor as
@@ -124,6 +124,8 @@ static void rewrite_qgemm(Graph *g, const Match *m, PassCtx *pc)
 	NodeId q = rw_replace(g, OP_KlnGemmQ, IR_NODE(g, m->root)->name, 4, in, qm->y);
 	ir_attr_set_int(g, q, "act", 0);
 	ir_attr_set_int(g, q, "per_tensor", 1);
+	if (rt_q8_wbits(IR_VAL(g, m->v[1])->data, K * N) == 7)   /* e.g. reduce_range's weights */
+		ir_attr_set_int(g, q, "wbits", 7);
 	rw_erase_match(g, m);
 }
 

@@ -5,8 +5,11 @@
  *
  * W (f32 [K, N], a constant, K <= 65536) is quantized here, per output
  * column and symmetric, into the int8 panels of runtime/gemm_int8.h
- * (rt_q8_quantize_weights: the one definition the runtime's tests use too),
- * with its per-column scales and column sums; the runtime quantizes A per
+ * (rt_q8_quantize_weights_bits: the one definition the runtime's tests use
+ * too), with its per-column scales and column sums; 8-bit ([-127, 127]),
+ * or with --quantize-weight-bits=7 7-bit ([-64, 64], attribute wbits 7:
+ * what AVX2's fast u8 x s8 kernel needs to stay exact, as ONNX Runtime's
+ * reduce_range); the runtime quantizes A per
  * row (uint8, asymmetric) on every call and sums the products exactly in
  * int32.  Everything else -- attention and its softmax, layer norms,
  * residual adds, GELUs outside a GEMM -- stays fp32.  KlnGemms whose W is
@@ -47,7 +50,8 @@ static void quantize_gemm(Graph *g, NodeId id, PassCtx *pc)
 	int32_t *wsum = malloc((size_t)N * sizeof(int32_t));
 	if (!wq || !scale || !wsum)
 		abort();
-	rt_q8_quantize_weights(w->data, K, N, wq, scale, wsum);
+	int bits = pc->opt->quantize_wbits == 7 ? 7 : 8;
+	rt_q8_quantize_weights_bits(w->data, K, N, bits, wq, scale, wsum);
 	const char *base = IR_VAL(g, n->in[1])->name;
 	int64_t wd[3] = {rt_q8_panels(N), rt_q8_quads(K), 64};
 	ValId in[5] = {n->in[0], rw_const(g, base, DT_I8, 3, wd, wq, pb),
@@ -64,6 +68,8 @@ static void quantize_gemm(Graph *g, NodeId id, PassCtx *pc)
 	int64_t a = act ? act->u.i : 0;
 	NodeId q = rw_replace(g, OP_KlnGemmQ, n->name, nin, in, n->out[0]);
 	ir_attr_set_int(g, q, "act", a);
+	if (bits == 7)
+		ir_attr_set_int(g, q, "wbits", 7);
 	ir_node_erase(g, id);
 	pass_count(pc, "quantize_int8");
 }

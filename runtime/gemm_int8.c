@@ -4,12 +4,15 @@
  * KlnGemmQ kernel:
  *
  *   KlnGemmQ(A[..., K] f32, W i8 [ceil(N/16), ceil(K/4), 64], scale[N] f32,
- *            wsum[N] i32, bias[N]? f32) -> [..., N] f32     ia = [act, per_tensor]
+ *            wsum[N] i32, bias[N]? f32) -> [..., N] f32
+ *                                             ia = [act, per_tensor, wbits]
  *       W, scale, wsum: rt_q8_quantize_weights of the f32 weights
  *       (passes/quantize.c) or an imported int8 model's (fuse-qgemm);
  *       act as KlnGemm's (0 none, 1 GELU erf, 2 tanh, 3 quick); per_tensor 1: A
  *       quantized with one scale, exactly as DynamicQuantizeLinear does
- *       (a NaN or infinity in A is then an error, as there), else per row.
+ *       (a NaN or infinity in A is then an error, as there), else per row;
+ *       wbits 7: every |W| <= RT_Q8_W7MAX (--quantize-weight-bits=7: the
+ *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
  * Work: A is quantized once per call (rows split over the threads), then
  * the column panels are split over the threads; each walks its panels for
@@ -17,6 +20,7 @@
  * the micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
  * with the bias and GELU while they are in L1.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
+#include <float.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -42,7 +46,7 @@ static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc
 	}
 }
 
-static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL};
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0};
 
 /* ---- choice ---- */
 
@@ -54,7 +58,7 @@ static bool can_run(const rt_q8_ukernel *u)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
 	if (u == &rt_q8_avxvnni)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-	if (u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
+	if (u == &rt_q8_avx2_w7 || u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
 		return __builtin_cpu_supports("avx2");
 #endif
 	return u == &q8_c;
@@ -62,34 +66,37 @@ static bool can_run(const rt_q8_ukernel *u)
 
 static const rt_q8_ukernel *const all_kernels[] = {
 #if defined(__x86_64__)
-	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2, &rt_q8_avx2_narrow,
+	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_narrow,
 #endif
 	&q8_c,
 };
 
 static const rt_q8_ukernel *forced;
 
-static const rt_q8_ukernel *ukernel(void)
+/* the kernel for 7-bit weights (w7) or 8-bit ones: the first of
+ * all_kernels the CPU runs, and never one that needs 7-bit weights for
+ * 8-bit ones, even when forced */
+static const rt_q8_ukernel *ukernel(bool w7)
 {
 	const rt_q8_ukernel *f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-	if (f)
+	if (f && (w7 || !f->w7))
 		return f;
-	static const rt_q8_ukernel *best;
-	const rt_q8_ukernel *b = __atomic_load_n(&best, __ATOMIC_RELAXED);
+	static const rt_q8_ukernel *best[2];
+	const rt_q8_ukernel *b = __atomic_load_n(&best[w7], __ATOMIC_RELAXED);
 	if (b)
 		return b;
 	for (size_t i = 0; i < sizeof all_kernels / sizeof *all_kernels; i++)
-		if (can_run(all_kernels[i])) {
+		if ((w7 || !all_kernels[i]->w7) && can_run(all_kernels[i])) {
 			b = all_kernels[i];
 			break;
 		}
-	__atomic_store_n(&best, b, __ATOMIC_RELAXED);
+	__atomic_store_n(&best[w7], b, __ATOMIC_RELAXED);
 	return b;
 }
 
-const char *rt_qgemm_kernel(void)
+const char *rt_qgemm_kernel(int flags)
 {
-	return ukernel()->name;
+	return ukernel((flags & RT_Q8_W7) != 0)->name;
 }
 
 int rt_qgemm_use(const char *name)
@@ -160,6 +167,8 @@ typedef struct q8_job {
 	unsigned char *aq;     /* M quantized rows of 4 * kq values (u8, or i16) */
 	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
 	int32_t *zp;           /* [M] zero points */
+	int wbad;              /* a 7-bit kernel met a weight outside the 7-bit range */
+	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
 } q8_job;
 
 /* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
@@ -208,6 +217,43 @@ static int tensor_scale(q8_job *j)
 	return 0;
 }
 
+/* min(0, min x), max(0, max x) over the row, and whether it holds a NaN */
+static void row_range(const float *x, int64_t K, float *mn, float *mx, int *bad)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx2")) {
+		rt_q8_row_range_avx2(x, K, mn, mx, bad);
+		return;
+	}
+#endif
+	float lo = 0, hi = 0;
+	int nan = 0;
+	for (int64_t k = 0; k < K; k++) {
+		lo = x[k] < lo ? x[k] : lo;
+		hi = x[k] > hi ? x[k] : hi;
+		nan |= x[k] != x[k];
+	}
+	*mn = lo, *mx = hi, *bad = nan;
+}
+
+/* q[k] = clamp(rne(x[k] * inv) + zp, 0, 255); |x[k] * inv| <= 256 */
+static void quant_u8(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx2")) {
+		rt_q8_quant_u8_avx2(x, K, inv, zp, q);
+		return;
+	}
+#endif
+	float fz = (float)zp;
+	for (int64_t k = 0; k < K; k++) {
+		float v = rne(x[k] * inv) + fz;
+		q[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+	}
+}
+
+/* rows [b, e) of A quantized (one pass over the row, in L1 for the second
+ * read): u8, or for an i16 kernel u8 widened in place */
 static void quant_rows(void *arg, int64_t b, int64_t e)
 {
 	const q8_job *j = arg;
@@ -218,41 +264,34 @@ static void quant_rows(void *arg, int64_t b, int64_t e)
 			quant_row_div(j, m, x);
 			continue;
 		}
-		float mn = 0, mx = 0;
-		int bad = 0;
-		for (int64_t k = 0; k < K; k++) {
-			mn = x[k] < mn ? x[k] : mn;
-			mx = x[k] > mx ? x[k] : mx;
-			bad |= x[k] != x[k];
-		}
+		float mn, mx;
+		int bad;
+		row_range(x, K, &mn, &mx, &bad);
 		float s = (mx - mn) / 255.0f;
 		bad |= !(s < INFINITY);
-		if (s == 0 || bad)
+		if (bad)   /* (the vector min / max may have kept a NaN) */
+			mn = mx = 0;
+		if (bad || !(s >= FLT_MIN))   /* all zero, or 1 / s would overflow */
 			s = 1;
 		float inv = 1.0f / s;
 		float z = rne(-mn * inv);
 		int32_t zp = z < 0 ? 0 : z > 255 ? 255 : (int32_t)z;
 		j->sa[m] = bad ? NAN : s;
 		j->zp[m] = zp;
-		float fz = (float)zp;
-		if (j->uk->a16) {
-			int16_t *q = (int16_t *)(void *)(j->aq + m * j->rowb);
-			for (int64_t k = 0; k < K; k++) {
-				float v = rne(x[k] * inv) + fz;
-				v = v < 0 ? 0 : v > 255 ? 255 : v;
-				q[k] = (int16_t)(bad ? 0 : v);
+		unsigned char *row = j->aq + m * j->rowb;
+		/* an i16 row: the u8 values at its second half first */
+		uint8_t *q = j->uk->a16 ? row + Kp : row;
+		if (bad)
+			memset(q, 0, (size_t)K);
+		else
+			quant_u8(x, K, inv, zp, q);
+		memset(q + K, 0, (size_t)(Kp - K));
+		if (j->uk->a16) {   /* forward: element k's write never reaches an unread byte */
+			int16_t *q16 = (int16_t *)(void *)row;
+			for (int64_t k = 0; k < Kp; k++) {
+				int16_t v = q[k];
+				memcpy(q16 + k, &v, sizeof v);
 			}
-			for (int64_t k = K; k < Kp; k++)
-				q[k] = 0;
-		} else {
-			uint8_t *q = j->aq + m * j->rowb;
-			for (int64_t k = 0; k < K; k++) {
-				float v = rne(x[k] * inv) + fz;
-				v = v < 0 ? 0 : v > 255 ? 255 : v;
-				q[k] = (uint8_t)(bad ? 0 : v);
-			}
-			for (int64_t k = K; k < Kp; k++)
-				q[k] = 0;
 		}
 	}
 }
@@ -261,6 +300,18 @@ static void quant_rows(void *arg, int64_t b, int64_t e)
 static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int64_t n0, int nc)
 {
 	const rt_gemm_epi *e = j->epi;
+#if defined(__x86_64__)
+	if (nc == RT_Q8_NR && j->avx2fma) {
+		/* its GELU is erf or tanh; QuickGELU (act 3) through rt_gelu_inplace */
+		int act = e ? e->act : 0;
+		rt_q8_dequant16_avx2(acc, mr, j->C + i0 * j->ldc + n0, j->ldc, j->sa + i0, j->zp + i0,
+		                     j->wsum + n0, j->scale + n0, e && e->bias ? e->bias + n0 : NULL,
+		                     act == 3 ? 0 : act);
+		for (int r = 0; act == 3 && r < mr; r++)
+			rt_gelu_inplace(j->C + (i0 + r) * j->ldc + n0, nc, 2);
+		return;
+	}
+#endif
 	for (int r = 0; r < mr; r++) {
 		int64_t m = i0 + r;
 		float *c = j->C + m * j->ldc + n0;
@@ -290,6 +341,12 @@ static void q8_panels(void *arg, int64_t pb, int64_t pe)
 		int64_t i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M;
 		for (int64_t p = pb; p < pe; p++) {
 			const int8_t *wp = j->Wp + p * pstride;
+			/* a 7-bit kernel would saturate on 8-bit weights: every
+			 * panel is checked (while it comes into cache for the kernel) */
+			if (j->uk->w7 && !rt_q8_w7_ok(wp, pstride)) {
+				__atomic_store_n(&((q8_job *)arg)->wbad, 1, __ATOMIC_RELAXED);
+				continue;
+			}
 			if (wide) {
 				j->uk->widen(j->kq, wp, wide);
 				wp = (const int8_t *)(const void *)wide;
@@ -310,15 +367,18 @@ static void q8_panels(void *arg, int64_t pb, int64_t pe)
 
 int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
              const int8_t *Wp, const float *scale, const int32_t *wsum, float *C, int64_t ldc,
-             const rt_gemm_epi *epi, int per_tensor)
+             const rt_gemm_epi *epi, int flags)
 {
 	if (K > RT_Q8_KMAX || M < 0 || N < 0 || K < 0)
 		return -1;
 	if (M == 0 || N == 0)
 		return 0;
-	q8_job j = { .uk = ukernel(), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
+	q8_job j = { .uk = ukernel((flags & RT_Q8_W7) != 0), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
 	             .ldc = ldc, .np = rt_q8_panels(N), .A = A, .Wp = Wp, .scale = scale,
-	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = per_tensor != 0 };
+	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = (flags & RT_Q8_PER_TENSOR) != 0 };
+#if defined(__x86_64__)
+	j.avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 	if (j.per_tensor && tensor_scale(&j))
 		return -2;
 	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
@@ -330,15 +390,16 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	j.aq = buf;
 	j.sa = (float *)(void *)(buf + abytes);
 	j.zp = (int32_t *)(void *)(j.sa + M);
-	/* rows of quantized A per chunk: about 256 KB (L2), a multiple of MR */
-	int64_t mc = (256 << 10) / j.rowb;
+	/* rows of quantized A per chunk: about 512 KB (L2: BERT-base's 128 rows of
+	 * u8 at K = 3072 in one chunk, so W is read once), a multiple of MR */
+	int64_t mc = (512 << 10) / j.rowb;
 	mc = mc < j.uk->mr ? j.uk->mr : mc / j.uk->mr * j.uk->mr;
 	j.mc = mc;
 	double work = (double)M * (double)N * (double)K;
 	struct rt_pool *p = work >= 5e5 ? pool : NULL;
 	rt_parallel_for(M * K >= 16384 ? p : NULL, M, quant_rows, &j);
 	rt_parallel_for(p, j.np, q8_panels, &j);
-	return 0;
+	return __atomic_load_n(&j.wbad, __ATOMIC_RELAXED) ? -3 : 0;
 }
 
 /* ---- KlnGemmQ ---- */
@@ -385,6 +446,9 @@ RT_KERNEL(KlnGemmQ)
 			return 1;
 		epi.bias = in[4].data;
 	}
+	int64_t wbits = ia[RT_IA_KlnGemmQ_wbits];
+	if (wbits != 7 && wbits != 8)
+		return rt_error(f, "node '%s' (KlnGemmQ): wbits %lld is not 7 or 8", loc, (long long)wbits);
 	if (M == 0 || N == 0)
 		return 0;
 	if (K == 0) {  /* no products: the bias (and GELU of it) */
@@ -399,7 +463,11 @@ RT_KERNEL(KlnGemmQ)
 	}
 	int rc = rt_qgemm(f ? f->pool : NULL, M, N, K, A->data, K, W->data, in[2].data, in[3].data,
 	                  out[0].data, N, epi.bias || epi.act ? &epi : NULL,
-	                  (int)ia[RT_IA_KlnGemmQ_per_tensor]);
+	                  (ia[RT_IA_KlnGemmQ_per_tensor] ? RT_Q8_PER_TENSOR : 0) |
+	                  (wbits == 7 ? RT_Q8_W7 : 0));
+	if (rc == -3)
+		return rt_error(f, "node '%s' (KlnGemmQ): W holds a weight outside the 7-bit range "
+		                "[-%d, %d] that its wbits 7 promises", loc, RT_Q8_W7MAX, RT_Q8_W7MAX);
 	if (rc == -2)
 		return rt_error(f, "node '%s' (KlnGemmQ): A holds a NaN or an infinity: cannot be "
 		                "quantized per tensor", loc);

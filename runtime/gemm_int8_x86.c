@@ -5,6 +5,11 @@
  *   avx512vnni  8 rows x 16 columns, vpdpbusd zmm (u8 A quad broadcast x
  *               the 64-byte W quad), one accumulator per row
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
+ *   avx2-w7     4 x 16, 7-bit weights only: the u8 A quad broadcast x each
+ *               32 bytes of W (8 columns x 4 k) by vpmaddubsw (i16 pair
+ *               sums, at most 2 x 255 x 64 = 32640: no saturation), summed
+ *               to i32 by vpmaddwd with ones, added with vpaddd: 32
+ *               products for two multiplies, twice "avx2"'s rate
  *   avx2        2 x 16, A as i16: a quad broadcast (64 bits); each 16 bytes
  *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw, once per
  *               panel into a buffer that its row blocks share) and
@@ -29,6 +34,164 @@ static inline int64_t ld64(const int16_t *p)
 	int64_t v;
 	memcpy(&v, p, 8);
 	return v;
+}
+
+/* ---- quantization of a row of A ---- */
+
+__attribute__((target("avx2")))
+void rt_q8_row_range_avx2(const float *x, int64_t K, float *mn, float *mx, int *bad)
+{
+	__m256 lo = _mm256_setzero_ps(), hi = lo, nan = lo;
+	int64_t k = 0;
+	for (; k + 8 <= K; k += 8) {
+		__m256 v = _mm256_loadu_ps(x + k);
+		lo = _mm256_min_ps(lo, v);
+		hi = _mm256_max_ps(hi, v);
+		nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+	}
+	float l[8], h[8];
+	_mm256_storeu_ps(l, lo);
+	_mm256_storeu_ps(h, hi);
+	int b = _mm256_movemask_ps(nan) != 0;
+	float a = 0, z = 0;
+	for (int i = 0; i < 8; i++) {
+		a = l[i] < a ? l[i] : a;
+		z = h[i] > z ? h[i] : z;
+	}
+	for (; k < K; k++) {
+		a = x[k] < a ? x[k] : a;
+		z = x[k] > z ? x[k] : z;
+		b |= x[k] != x[k];
+	}
+	*mn = a, *mx = z, *bad = b;
+}
+
+/* 32 values a step: vcvtps2dq rounds to nearest even (MXCSR's default,
+ * as the portable rne), + zp, saturated to i16 then u8 (clamp [0, 255]);
+ * the packs interleave 128-bit lanes, the permute restores the order */
+__attribute__((target("avx2")))
+void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
+{
+	__m256 vi = _mm256_set1_ps(inv);
+	__m256i vz = _mm256_set1_epi32(zp), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	int64_t k = 0;
+	for (; k + 32 <= K; k += 32) {
+		__m256i a = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), vi)), vz);
+		__m256i b = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8), vi)), vz);
+		__m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 16), vi)), vz);
+		__m256i d = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 24), vi)), vz);
+		__m256i u = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+		_mm256_storeu_si256((__m256i *)(void *)(q + k), _mm256_permutevar8x32_epi32(u, order));
+	}
+	float fz = (float)zp;
+	for (; k < K; k++) {
+		float v = ((x[k] * inv + 12582912.0f) - 12582912.0f) + fz;
+		q[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+	}
+}
+
+/* ---- the epilogue: dequantize, bias, GELU on a tile of 16 columns ---- */
+
+/* exp over 8 lanes: Cephes' expf polynomial (as vmath.h's vm_exp16), x
+ * clamped to [-87, 88] so that 2^n stays a normal float (exp(-87) ~ 1.6e-38
+ * stands for anything smaller: GELU multiplies it by x / 2) */
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8(__m256 x)
+{
+	x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+	x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* 1 + erf(z) over 8 lanes: the method and polynomials of runtime/gemm.c's
+ * one_plus_erf16 (N. Juffa's erff, absolute error ~1e-7) */
+__attribute__((target("avx2,fma")))
+static inline __m256 one_plus_erf8(__m256 z)
+{
+	__m256 t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), s = _mm256_mul_ps(z, z);
+	__m256 r = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
+	__m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
+	r = _mm256_fmadd_ps(r, s, u);
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.06777877e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.34846687e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.28717512e-1f));
+	r = _mm256_fmsub_ps(r, t, t);
+	__m256 e = exp8(r);
+	__m256 big = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e,
+	                              _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ));
+	__m256 q = _mm256_set1_ps(-5.96761703e-4f);
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.99119423e-3f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-2.67681349e-2f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.12819925e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-3.76125336e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.28379166e-1f));
+	q = _mm256_add_ps(_mm256_fmadd_ps(q, z, z), _mm256_set1_ps(1.0f));
+	return _mm256_blendv_ps(q, big, _mm256_cmp_ps(t, _mm256_set1_ps(0.927734375f), _CMP_GT_OQ));
+}
+
+/* GELU over 8 lanes: erf (approx 0) or tanh (approx 1), NaN in NaN out */
+__attribute__((target("avx2,fma")))
+static inline __m256 gelu8(__m256 v, int approx)
+{
+	__m256 y;
+	if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
+		__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
+		                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
+		                         _mm256_set1_ps(0.7978845608028654f)));
+		__m256 e = exp8(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
+		y = _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+	} else {
+		__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
+		y = _mm256_mul_ps(h, one_plus_erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
+	}
+	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+__attribute__((target("avx2,fma")))
+static void gelu16(float *c, int approx)
+{
+	_mm256_storeu_ps(c, gelu8(_mm256_loadu_ps(c), approx));
+	_mm256_storeu_ps(c + 8, gelu8(_mm256_loadu_ps(c + 8), approx));
+}
+
+/* The portable dequant's arithmetic, 8 columns at a time (no FMA: the
+ * same roundings, so the same bits): c = (acc - zp wsum) (sa scale) + bias */
+__attribute__((target("avx2")))
+static inline __m256 deq8(const int32_t *acc, int32_t zp, const int32_t *wsum, float sa,
+                          const float *scale, const float *bias)
+{
+	__m256i a = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)acc),
+	                             _mm256_mullo_epi32(_mm256_set1_epi32(zp),
+	                                                _mm256_loadu_si256((const __m256i *)(const void *)wsum)));
+	__m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(_mm256_set1_ps(sa), _mm256_loadu_ps(scale)));
+	return bias ? _mm256_add_ps(v, _mm256_loadu_ps(bias)) : v;
+}
+
+__attribute__((target("avx2")))
+void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
+                          const int32_t *zp, const int32_t *wsum, const float *scale,
+                          const float *bias, int act)
+{
+	for (int r = 0; r < mr; r++) {
+		float *c = C + r * ldc;
+		_mm256_storeu_ps(c, deq8(acc + r * RT_Q8_NR, zp[r], wsum, sa[r], scale, bias));
+		_mm256_storeu_ps(c + 8, deq8(acc + r * RT_Q8_NR + 8, zp[r], wsum + 8, sa[r], scale + 8,
+		                             bias ? bias + 8 : NULL));
+		if (act)   /* 1 erf, 2 tanh (the caller does QuickGELU) */
+			gelu16(c, act == 2);
+	}
 }
 
 /* ---- AVX512_VNNI ---- */
@@ -62,7 +225,7 @@ static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int
 	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
 }
 
-const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0};
 
 /* ---- AVX-VNNI ---- */
 
@@ -100,7 +263,86 @@ static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_
 	_mm256_storeu_si256(o + 7, c31);
 }
 
-const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0};
+
+/* ---- AVX2 on 7-bit weights: u8 x s8 -> i16 pairs (vpmaddubsw) ---- */
+
+/* In assembly for the same reason as k_avx2 below.  ymm0-7: row r's
+ * columns 0-7 (ymm 2r) and 8-15 (ymm 2r+1), one i32 sum per column;
+ * ymm8/9 the quad of W (columns 0-7, 8-15); ymm10 i16 ones; ymm11 the
+ * row's A quad; ymm12/13 products. */
+__attribute__((target("avx2")))
+static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
+	if (kq <= 0) {
+		memset(acc, 0, sizeof(int32_t) * 4 * RT_Q8_NR);
+		return;
+	}
+	static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+#define ROW(ra, c0, c1) \
+	"vpbroadcastd (%[" #ra "]), %%ymm11\n\t" \
+	"vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t" \
+	"vpmaddubsw %%ymm9, %%ymm11, %%ymm13\n\t" \
+	"vpmaddwd %%ymm10, %%ymm12, %%ymm12\n\t" \
+	"vpmaddwd %%ymm10, %%ymm13, %%ymm13\n\t" \
+	"vpaddd %%ymm12, %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpaddd %%ymm13, %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+	__asm__ volatile(
+		"vmovdqu (%[ones]), %%ymm10\n\t"
+		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"1:\n\t"
+		"vmovdqu (%[w]), %%ymm8\n\t"
+		"vmovdqu 32(%[w]), %%ymm9\n\t"
+		ROW(a0, 0, 1) ROW(a1, 2, 3) ROW(a2, 4, 5) ROW(a3, 6, 7)
+		"add $4, %[a0]\n\tadd $4, %[a1]\n\tadd $4, %[a2]\n\tadd $4, %[a3]\n\t"
+		"add $64, %[w]\n\t"
+		"dec %[n]\n\tjnz 1b\n\t"
+		"vmovdqu %%ymm0, (%[acc])\n\tvmovdqu %%ymm1, 32(%[acc])\n\t"
+		"vmovdqu %%ymm2, 64(%[acc])\n\tvmovdqu %%ymm3, 96(%[acc])\n\t"
+		"vmovdqu %%ymm4, 128(%[acc])\n\tvmovdqu %%ymm5, 160(%[acc])\n\t"
+		"vmovdqu %%ymm6, 192(%[acc])\n\tvmovdqu %%ymm7, 224(%[acc])\n\t"
+		"vzeroupper\n\t"
+		: [a0] "+r"(r0), [a1] "+r"(r1), [a2] "+r"(r2), [a3] "+r"(r3), [w] "+r"(wp),
+		  [n] "+r"(kq)
+		: [acc] "r"(acc), [ones] "r"(ones)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
+#undef ROW
+}
+
+const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7, 4, 0, NULL, NULL, 1};
+
+/* the 7-bit check of a panel: max |w| over 32 bytes at a time */
+__attribute__((target("avx2")))
+static int w7_ok_avx2(const int8_t *w, int64_t n)
+{
+	__m256i mx = _mm256_setzero_si256();
+	int64_t i = 0;
+	for (; i + 32 <= n; i += 32)
+		mx = _mm256_max_epu8(mx, _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(w + i))));
+	/* abs(-128) is 0x80: 128 unsigned, caught as > 64 */
+	__m256i over = _mm256_cmpeq_epi8(_mm256_max_epu8(mx, _mm256_set1_epi8(RT_Q8_W7MAX)),
+	                                 _mm256_set1_epi8(RT_Q8_W7MAX));
+	int ok = _mm256_movemask_epi8(over) == -1;
+	for (; i < n; i++)
+		ok &= w[i] >= -RT_Q8_W7MAX && w[i] <= RT_Q8_W7MAX;
+	return ok;
+}
+
+int rt_q8_w7_ok(const int8_t *w, int64_t n)
+{
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		return w7_ok_avx2(w, n);
+	for (int64_t i = 0; i < n; i++)
+		if (w[i] < -RT_Q8_W7MAX || w[i] > RT_Q8_W7MAX)
+			return 0;
+	return 1;
+}
 
 /* ---- AVX2 (exact: i16 x i16 -> i32 pairs) ---- */
 
@@ -201,10 +443,18 @@ static void k_avx2_narrow(int64_t kq, const void *const *a, const int8_t *wp, in
 	store_pairs(acc + 24, c12, c13);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narrow};
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narrow, 0};
 /* never the best (avx2 is); tests select it by name */
-const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL};
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0};
 
 #else
-typedef int rt_gemm_int8_x86_empty;   /* ISO C wants a declaration in every file */
+#include "gemm_int8.h"
+
+int rt_q8_w7_ok(const int8_t *w, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (w[i] < -RT_Q8_W7MAX || w[i] > RT_Q8_W7MAX)
+			return 0;
+	return 1;
+}
 #endif

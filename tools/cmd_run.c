@@ -45,6 +45,7 @@ static const char check_help[] =
 	"                           qemu-aarch64 (Debian's qemu-user; the model is linked\n"
 	"                           with gcc-aarch64-linux-gnu and run by kiln-runner)\n"
 	"  --quantize=int8|none     int8 GEMMs as for kiln compile (looser tolerances too)\n"
+	"  --quantize-weight-bits=8|7  int8's weights, as for kiln compile\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =

@@ -255,6 +255,10 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (strcmp(v, "int8") && strcmp(v, "none"))
 			return cli_error("--quantize must be int8 or none, not '%s'", v), -1;
 		o->passes.quantize_int8 = !strcmp(v, "int8");
+	} else if ((v = optval(a, "--quantize-weight-bits"))) {
+		if (strcmp(v, "7") && strcmp(v, "8"))
+			return cli_error("--quantize-weight-bits must be 7 or 8, not '%s'", v), -1;
+		o->passes.quantize_wbits = v[0] - '0';
 	} else {
 		return 0;
 	}
@@ -285,6 +289,10 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 	if ((o->weights_from || o->graph) && *model && !cli_is_text_ir(*model)) {
 		cli_error("%s: %s is for text IR input (X.ir), and %s is not one", cmd,
 		          o->weights_from ? "--weights-from" : "--graph", *model);
+		return -1;
+	}
+	if (o->passes.quantize_wbits && !o->passes.quantize_int8) {
+		cli_error("%s: --quantize-weight-bits needs --quantize=int8", cmd);
 		return -1;
 	}
 	return want_out ? cli_check_target_cpu(o) : 0;

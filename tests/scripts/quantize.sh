@@ -11,7 +11,14 @@
 #   - the same encoder in the int8 form of ONNX tools (quantize_dynamic.py):
 #     all 24 MatMulIntegers fuse into KlnGemmQ and give the unfused graph's
 #     bits, cosine >= 0.995 to fp32 (per-tensor activations: coarser);
-#   - a bad --quantize value is a usage error (exit 2, one line).
+#   - --quantize-weight-bits=7 (weights in [-64, 64], the AVX2 u8 x s8
+#     kernel where the CPU has no VNNI): all 16 KlnGemmQ carry wbits 7 (none
+#     without the option), cosine >= 0.999 to fp32 on quant_bert and the
+#     shared BERT, not the 8-bit outputs (the 7-bit weights ran), 1 and 2
+#     threads the same bits;
+#   - a bad --quantize value is a usage error (exit 2, one line), as are a
+#     bad --quantize-weight-bits and --quantize-weight-bits without
+#     --quantize=int8.
 #   bash quantize.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 kiln=$1 src=$2 build=$3
@@ -84,6 +91,26 @@ if build "$d/qb/model.onnx" qb; then
 		|| bad "quant_bert int8: 1 and 2 threads differ"
 fi
 
+# 7-bit weights: the IR says so (wbits 7 on every KlnGemmQ), the outputs
+# stay within the int8 bound of fp32, and they are not the 8-bit ones
+if [ -f "$d/qb_int8/output_0.pb" ]; then
+	n7=$("$kiln" dump "$d/qb/model.onnx" --quantize=int8 --quantize-weight-bits=7 | grep -c 'KlnGemmQ(.*wbits = 7')
+	n8=$("$kiln" dump "$d/qb/model.onnx" --quantize=int8 | grep -c 'wbits')
+	[ "$n7" = 16 ] && [ "$n8" = 0 ] && ok "quant_bert 7-bit: 16 KlnGemmQ with wbits 7 (8-bit: none)" \
+		|| bad "quant_bert 7-bit: $n7 KlnGemmQ with wbits 7 (wanted 16), $n8 with 8-bit weights (wanted 0)"
+	if "$kiln" compile "$d/qb/model.onnx" -o "$d/qb-w7.so" --quantize=int8 --quantize-weight-bits=7 2>"$d/err"; then
+		run qb-w7 "$d/qb/in" 2 qb_w7 && run qb-w7 "$d/qb/in" 1 qb_w7_t1
+		if r=$(compare "$d/qb_fp32" "$d/qb_w7" 0.999); then ok "quant_bert 7-bit vs fp32: $r"
+		else bad "quant_bert 7-bit vs fp32 (cosine >= 0.999 overall and per token): $r"; fi
+		cmp -s "$d/qb_w7/output_0.pb" "$d/qb_int8/output_0.pb" && bad "quant_bert: 7-bit outputs are the 8-bit ones" \
+			|| ok "quant_bert: 7-bit outputs differ from the 8-bit ones"
+		cmp -s "$d/qb_w7/output_0.pb" "$d/qb_w7_t1/output_0.pb" && ok "quant_bert 7-bit: 1 and 2 threads same bits" \
+			|| bad "quant_bert 7-bit: 1 and 2 threads differ"
+	else
+		bad "compile quant_bert 7-bit: $(head -3 "$d/err")"
+	fi
+fi
+
 # the int8 form ONNX tools write (DynamicQuantizeLinear + MatMulInteger + Cast
 # + scale Muls; shared/tools/quantize_dynamic.py, or its copy here when
 # ../shared is absent): fuse-qgemm puts every MatMulInteger on KlnGemmQ with
@@ -113,6 +140,13 @@ if [ -f "$shared/model.onnx" ]; then
 		run sb-fp32 "$shared/test_data_set_0" 2 sb_fp32 && run sb-int8 "$shared/test_data_set_0" 2 sb_int8
 		if r=$(compare "$d/sb_fp32" "$d/sb_int8" 0.999); then ok "shared bert-legacy14 int8 vs fp32: $r"
 		else bad "shared bert-legacy14 int8 vs fp32: $r"; fi
+		if "$kiln" compile "$shared/model.onnx" -o "$d/sb-w7.so" --quantize=int8 --quantize-weight-bits=7 2>"$d/err" \
+			&& run sb-w7 "$shared/test_data_set_0" 2 sb_w7; then
+			if r=$(compare "$d/sb_fp32" "$d/sb_w7" 0.999); then ok "shared bert-legacy14 7-bit vs fp32: $r"
+			else bad "shared bert-legacy14 7-bit vs fp32: $r"; fi
+		else
+			bad "shared bert-legacy14 7-bit: $(head -3 "$d/err")"
+		fi
 	fi
 else
 	echo "skip shared BERT (no ../shared)"
@@ -121,6 +155,14 @@ fi
 "$kiln" compile "$d/qb/model.onnx" -o "$d/x.so" --quantize=int4 >/dev/null 2>"$d/err"; rc=$?
 [ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--quantize" "$d/err" \
 	&& ok "bad --quantize: exit 2, one line" || bad "bad --quantize: exit $rc: $(cat "$d/err")"
+
+"$kiln" compile "$d/qb/model.onnx" -o "$d/x.so" --quantize=int8 --quantize-weight-bits=6 >/dev/null 2>"$d/err"; rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--quantize-weight-bits" "$d/err" \
+	&& ok "bad --quantize-weight-bits: exit 2, one line" || bad "bad --quantize-weight-bits: exit $rc: $(cat "$d/err")"
+"$kiln" compile "$d/qb/model.onnx" -o "$d/x.so" --quantize-weight-bits=7 >/dev/null 2>"$d/err"; rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--quantize=int8" "$d/err" \
+	&& ok "--quantize-weight-bits without --quantize=int8: exit 2, one line" \
+	|| bad "--quantize-weight-bits without --quantize=int8: exit $rc: $(cat "$d/err")"
 
 [ $fail -eq 0 ] && echo "quantize: all ok" || echo "quantize: FAILED"
 exit $fail

@@ -14,7 +14,16 @@
  *     row only; K over RT_Q8_KMAX is refused;
  *   - per_tensor: A quantized with one scale as DynamicQuantizeLinear does
  *     (recomputed here from its definition), every kernel the same bits;
- *     a NaN is refused (-2). */
+ *     a NaN is refused (-2);
+ *   - 7-bit weights (RT_Q8_W7, |w| <= 64): the same exact tests, plus the
+ *     extremes where a pair of products reaches +-2 x 255 x 64 (the most
+ *     vpmaddubsw holds), for every kernel including "avx2-w7";
+ *   - 8-bit weights never reach "avx2-w7": forced, it is replaced by the
+ *     exact 8-bit kernel on operands it would saturate on, and weights that
+ *     lie about being 7-bit are refused (-3);
+ *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
+ *     [-64, 64] under wbits 7 is a one-line error naming the node (where
+ *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +40,8 @@
 
 static struct rt_pool *pool;
 static uint64_t rng = 88172645463325252ull;
-static const char *const kernels[] = {"c", "avx2", "avx2-narrow", "avxvnni", "avx512vnni"};
+static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-narrow", "avxvnni",
+                                       "avx512vnni"};
 #define NK (int)(sizeof kernels / sizeof *kernels)
 #define CANARY 12345.5f
 
@@ -66,10 +76,14 @@ static void prob_free(prob *p)
 	free(p->A), free(p->W), free(p->bias), free(p->Wp), free(p->scale), free(p->wsum);
 }
 
+static int wbits = 8;   /* make_exact's weights and run()'s flags: 8 or 7 bits */
+
 /* exact operands: A[m, k] = (q - zp_m) / 64 with q in [0, 255] reaching both
- * ends, W[k, n] = w * 2^-e_n with w in [-127, 127] reaching +-127 */
+ * ends, W[k, n] = w * 2^-e_n with w in [-qmax, qmax] reaching +-qmax (qmax
+ * 127, or 64 for 7-bit weights) */
 static prob make_exact(int64_t M, int64_t N, int64_t K)
 {
+	int qmax = wbits == 7 ? RT_Q8_W7MAX : 127;
 	prob p = {M, N, K, N + 3, NULL, NULL, NULL, NULL, NULL, NULL};
 	p.A = malloc(sizeof(float) * (size_t)(M * K + 1));
 	p.W = malloc(sizeof(float) * (size_t)(K * N + 1));
@@ -91,10 +105,10 @@ static prob make_exact(int64_t M, int64_t N, int64_t K)
 		float s = ldexpf(1.0f, -irand(3, 9));
 		int64_t top = irand(0, (int)K - 1);
 		for (int64_t k = 0; k < K; k++)
-			p.W[k * N + n] = (float)(k == top ? (n & 1 ? -127 : 127) : irand(-127, 127)) * s;
+			p.W[k * N + n] = (float)(k == top ? (n & 1 ? -qmax : qmax) : irand(-qmax, qmax)) * s;
 		p.bias[n] = frand();
 	}
-	rt_q8_quantize_weights(p.W, K, N, p.Wp, p.scale, p.wsum);
+	rt_q8_quantize_weights_bits(p.W, K, N, wbits, p.Wp, p.scale, p.wsum);
 	return p;
 }
 
@@ -107,8 +121,9 @@ static float *run(const prob *p, struct rt_pool *pl, const rt_gemm_epi *epi)
 	assert_non_null(C);
 	for (int64_t i = 0; i < rows * p->ldc; i++)
 		C[i] = CANARY;
+	int flags = (per_tensor ? RT_Q8_PER_TENSOR : 0) | (wbits == 7 ? RT_Q8_W7 : 0);
 	assert_int_equal(rt_qgemm(pl, p->M, p->N, p->K, p->A, p->K, p->Wp, p->scale, p->wsum, C,
-	                          p->ldc, epi, per_tensor), 0);
+	                          p->ldc, epi, flags), 0);
 	for (int64_t m = 0; m < rows; m++)
 		for (int64_t n = 0; n < p->ldc; n++)
 			if (m >= p->M || n >= p->N)
@@ -177,7 +192,8 @@ static void exact_shapes(void **state)
 		if (usable(kernels[k]))
 			printf("# kernel %s runs here\n", kernels[k]), n++;
 	rt_qgemm_use(NULL);
-	printf("# best: %s\n", rt_qgemm_kernel());
+	printf("# best: %s (8-bit weights), %s (7-bit)\n", rt_qgemm_kernel(0),
+	       rt_qgemm_kernel(RT_Q8_W7));
 	assert_true(n >= 1);
 	for (int64_t M = 1; M <= 19; M += 3)
 		for (int64_t N = 1; N <= 49; N += 8)
@@ -208,7 +224,7 @@ static void against_f32(void **state)
 			p.A[i] = frand() * (i % 7 == 0 ? 8.0f : 1.0f);
 		for (int64_t i = 0; i < K * N; i++)
 			p.W[i] = frand() * 0.1f;
-		rt_q8_quantize_weights(p.W, K, N, p.Wp, p.scale, p.wsum);
+		rt_q8_quantize_weights_bits(p.W, K, N, wbits, p.Wp, p.scale, p.wsum);
 		float *C = run(&p, pool, NULL);
 		for (int64_t m = 0; m < M; m++) {
 			float mn = 0, mx = 0;
@@ -353,6 +369,187 @@ static void per_tensor_exact(void **state)
 	}
 }
 
+/* the tests above on 7-bit weights (|w| <= 64, RT_Q8_W7): "avx2-w7" runs
+ * too where the CPU has AVX2 */
+static void w7(void (*test)(void **), void **state)
+{
+	wbits = 7;
+	test(state);
+	wbits = 8;
+}
+static void exact_shapes_w7(void **state) { w7(exact_shapes, state); }
+static void big_shapes_w7(void **state) { w7(big_shapes, state); }
+static void against_f32_w7(void **state) { w7(against_f32, state); }
+static void epilogues_w7(void **state) { w7(epilogues, state); }
+static void nonfinite_rows_w7(void **state) { w7(nonfinite_rows, state); }
+
+/* 7-bit quantization: every column reaches +-64 and stays within it, and
+ * the scale is max |W| / 64 */
+static void w7_quantize(void **state)
+{
+	(void)state;
+	int64_t K = 37, N = 21;
+	float *W = malloc(sizeof(float) * (size_t)(K * N));
+	int8_t *Wp = malloc((size_t)rt_q8_panel_bytes(K, N));
+	float sc[21];
+	int32_t sum[21];
+	assert_true(W && Wp);
+	for (int64_t i = 0; i < K * N; i++)
+		W[i] = frand() * (float)(1 + i % 5);
+	rt_q8_quantize_weights_bits(W, K, N, 7, Wp, sc, sum);
+	assert_true(rt_q8_w7_ok(Wp, rt_q8_panel_bytes(K, N)));
+	for (int64_t n = 0; n < N; n++) {
+		float mx = 0;
+		int top = 0;
+		for (int64_t k = 0; k < K; k++) {
+			mx = fmaxf(mx, fabsf(W[k * N + n]));
+			int8_t w = Wp[(n / 16) * rt_q8_quads(K) * 64 + (k / 4) * 64 + (n % 16) * 4 + k % 4];
+			top = abs(w) > top ? abs(w) : top;
+		}
+		assert_int_equal(top, RT_Q8_W7MAX);
+		assert_true(sc[n] == mx / 64.0f);
+	}
+	/* the check itself: -65, 65 and -128 are out, -64 and 64 in, anywhere in
+	 * a vector step or in the tail */
+	int8_t v[77];
+	for (int at = 0; at < 77; at += 19) {
+		memset(v, 64, sizeof v);
+		v[3] = -64;
+		assert_true(rt_q8_w7_ok(v, 77));
+		const int8_t bad[3] = {65, -65, -128};
+		for (int b = 0; b < 3; b++) {
+			v[at] = bad[b];
+			assert_false(rt_q8_w7_ok(v, 77));
+		}
+	}
+	free(W);
+	free(Wp);
+}
+
+/* the largest pair sums 7-bit weights allow: A's quantized values all 255 or
+ * all 0 (zero point 0 or 255), W's +-64, so vpmaddubsw's i16 pair sums reach
+ * +-32640; every kernel exact */
+static void w7_extremes(void **state)
+{
+	(void)state;
+	wbits = 7;
+	int64_t M = 9, N = 35, K = 131;
+	prob p = make_exact(M, N, K);
+	for (int64_t m = 0; m < M; m++)
+		for (int64_t k = 0; k < K; k++)   /* row m: zp 0 (all 255) or 255 (all 0 but one) */
+			p.A[m * K + k] = m & 1 ? (k ? -255.0f : 0.0f) / 64.0f : 255.0f / 64.0f;
+	for (int64_t n = 0; n < N; n++)
+		for (int64_t k = 0; k < K; k++)
+			p.W[k * N + n] = (float)(n % 3 == 0 ? 64 : n % 3 == 1 ? -64 : (k & 1 ? 64 : -64));
+	rt_q8_quantize_weights_bits(p.W, K, N, 7, p.Wp, p.scale, p.wsum);
+	for (int k = 0; k < NK; k++) {
+		if (!usable(kernels[k]))
+			continue;
+		float *C = run(&p, pool, NULL);
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++)
+				assert_true(C[m * p.ldc + n] == (float)ref_at(&p, m, n, NULL));
+		free(C);
+	}
+	rt_qgemm_use(NULL);
+	wbits = 8;
+	prob_free(&p);
+}
+
+/* 8-bit weights on operands where vpmaddubsw saturates (A's values 255,
+ * W's +-127: pair sums 2 x 255 x 127 > 32767): with "avx2-w7" forced,
+ * rt_qgemm still runs an exact kernel; weights that claim to be 7-bit
+ * (RT_Q8_W7) but are not are refused with -3 by the 7-bit kernel */
+static void w8_never_w7(void **state)
+{
+	(void)state;
+	if (rt_qgemm_use("avx2-w7")) {
+		printf("# no AVX2: avx2-w7 does not run here\n");
+		skip();
+	}
+	assert_string_equal(rt_qgemm_kernel(RT_Q8_W7), "avx2-w7");
+	assert_string_not_equal(rt_qgemm_kernel(0), "avx2-w7");
+	int64_t M = 6, N = 40, K = 96;
+	prob p = make_exact(M, N, K);
+	for (int64_t i = 0; i < M * K; i++)
+		p.A[i] = 255.0f / 64.0f;
+	for (int64_t i = 0; i < K * N; i++)   /* columns of 127s and of -127s */
+		p.W[i] = i % N % 2 ? 127.0f : -127.0f;
+	rt_q8_quantize_weights(p.W, K, N, p.Wp, p.scale, p.wsum);
+	for (int t = 0; t < 2; t++) {
+		float *C = run(&p, t ? pool : NULL, NULL);
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++)
+				assert_true(C[m * p.ldc + n] == (float)ref_at(&p, m, n, NULL));
+		free(C);
+	}
+	float *C = malloc(sizeof(float) * (size_t)(M * N));
+	assert_non_null(C);
+	for (int t = 0; t < 2; t++)
+		assert_int_equal(rt_qgemm(t ? pool : NULL, M, N, K, p.A, K, p.Wp, p.scale, p.wsum, C, N,
+		                          NULL, RT_Q8_W7), -3);
+	/* one weight out of range, in the last panel */
+	wbits = 7;
+	prob q = make_exact(M, N, K);
+	wbits = 8;
+	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), 0);
+	q.Wp[rt_q8_panel_bytes(K, N) - 64 + 5] = 65;
+	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), -3);
+	/* the portable kernel is exact on any weights: it takes them */
+	assert_int_equal(rt_qgemm_use("c"), 0);
+	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), 0);
+	rt_qgemm_use(NULL);
+	free(C);
+	prob_free(&q);
+	prob_free(&p);
+}
+
+RT_KERNEL(KlnGemmQ);
+
+static void kernel_wbits(void **state)
+{
+	(void)state;
+	struct kiln_context ctx;
+	memset(&ctx, 0, sizeof ctx);
+	kiln_frame F = {.pool = pool, .ctx = &ctx};
+	wbits = 7;
+	int64_t M = 5, N = 19, K = 70;
+	prob p = make_exact(M, N, K);
+	wbits = 8;
+	float *Y = malloc(sizeof(float) * (size_t)(M * N));
+	assert_non_null(Y);
+	rt_t in[4] = {{.data = p.A, .dtype = KILN_F32, .rank = 2, .dims = {M, K}},
+	              {.data = p.Wp, .dtype = KILN_I8, .rank = 3,
+	               .dims = {rt_q8_panels(N), rt_q8_quads(K), 64}},
+	              {.data = p.scale, .dtype = KILN_F32, .rank = 1, .dims = {N}},
+	              {.data = p.wsum, .dtype = KILN_I32, .rank = 1, .dims = {N}}};
+	rt_t out = {.data = Y, .dtype = KILN_F32, .rank = 2, .dims = {M, N}};
+	int64_t ia[RT_NIA_KlnGemmQ] = {0};
+	ia[RT_IA_KlnGemmQ_wbits] = 7;
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+	for (int64_t m = 0; m < M; m++)
+		for (int64_t n = 0; n < N; n++) {
+			double ab, r = ref_at(&p, m, n, &ab);
+			assert_true(fabs(Y[m * N + n] - r) <= 1e-6 * ab + 1e-30);
+		}
+	p.Wp[64 * 3 + 7] = 100;
+	int rc = rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0);
+	if (!strcmp(rt_qgemm_kernel(RT_Q8_W7), "avx2-w7")) {
+		assert_int_equal(rc, 1);
+		assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): W holds a weight outside the 7-bit "
+		                             "range [-64, 64] that its wbits 7 promises");
+	} else {   /* VNNI or portable: exact on any weights */
+		assert_int_equal(rc, 0);
+	}
+	ia[RT_IA_KlnGemmQ_wbits] = 8;   /* 8-bit: any weights, the exact kernels */
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+	ia[RT_IA_KlnGemmQ_wbits] = 6;
+	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+	assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): wbits 6 is not 7 or 8");
+	free(Y);
+	prob_free(&p);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -378,6 +575,15 @@ int main(void)
 		cmocka_unit_test(nonfinite_rows),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(per_tensor_exact),
+		cmocka_unit_test(exact_shapes_w7),
+		cmocka_unit_test(big_shapes_w7),
+		cmocka_unit_test(against_f32_w7),
+		cmocka_unit_test(epilogues_w7),
+		cmocka_unit_test(nonfinite_rows_w7),
+		cmocka_unit_test(w7_quantize),
+		cmocka_unit_test(w7_extremes),
+		cmocka_unit_test(w8_never_w7),
+		cmocka_unit_test(kernel_wbits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
