@@ -124,7 +124,7 @@ static void rewrite_qgemm(Graph *g, const Match *m, PassCtx *pc)
 	NodeId q = rw_replace(g, OP_KlnGemmQ, IR_NODE(g, m->root)->name, 4, in, qm->y);
 	ir_attr_set_int(g, q, "act", 0);
 	ir_attr_set_int(g, q, "per_tensor", 1);
-	if (rt_q8_wbits(IR_VAL(g, m->v[1])->data, K * N) == 7)   /* e.g. reduce_range's weights */
+	if (rt_q8_wbits(IR_VAL(g, qm->wq)->data, K * N) == 7)   /* e.g. reduce_range's weights */
 		ir_attr_set_int(g, q, "wbits", 7);
 	rw_erase_match(g, m);
 }

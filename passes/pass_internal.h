@@ -88,11 +88,6 @@ typedef struct Match {
 	/* Why the match failed (first reason wins; see m_fail). */
 	NodeId why_node;
 	char why[200];
-	/* Generic slots, for matchers not yet given a typed result (#12);
-	 * new patterns do not use them. */
-	ValId v[16];
-	double f[8];
-	int64_t i[8];
 } Match;
 #define M_AS(T, mp) ((T *)(mp))
 #define M_AS_CONST(T, mp) ((const T *)(mp))
