@@ -20,6 +20,7 @@ typedef struct PassOptions {
 	                                * (the fused ones as they fire, the rest after the pipeline) */
 	FILE *dump;                    /* where the prints go (stdout when NULL) */
 	bool quantize_int8;            /* run `quantize` after the pipeline (--quantize=int8) */
+	bool remove_padding;           /* run `pack-tokens` last (--remove-padding) */
 } PassOptions;
 
 /* Fusion counters, by fusion name ("attention", "qkv", ...: the names of

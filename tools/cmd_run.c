@@ -45,6 +45,9 @@ static const char check_help[] =
 	"                           qemu-aarch64 (Debian's qemu-user; the model is linked\n"
 	"                           with gcc-aarch64-linux-gnu and run by kiln-runner)\n"
 	"  --quantize=int8|none     int8 GEMMs as for kiln compile (looser tolerances too)\n"
+	"  --remove-padding         as for kiln compile; outputs unpacked from packed tokens\n"
+	"                           are compared at their mask's real positions only\n"
+	"                           (not under --target-triple)\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =
@@ -330,7 +333,20 @@ done:
 typedef struct Tol { double atol, rtol; } Tol;
 
 /* Compares one output; prints a line; 0 if within tolerance. */
-static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref, Tol tol)
+/* --remove-padding: element i of an output [B, S, *] unpacked from packed
+ * tokens is at a padded position (mask [B, S] 0 there), where the packed
+ * model gives zeros and the reference something else. */
+static bool padded(const kiln_tensor *mask, const kiln_tensor *got, size_t i)
+{
+	if (!mask || mask->rank != 2 || got->rank != 3 || got->shape[0] != mask->shape[0] ||
+	    got->shape[1] != mask->shape[1] || got->shape[2] <= 0)
+		return false;
+	size_t row = i / (size_t)got->shape[2];
+	return elem(mask->data, mask->dtype, row) == 0.0;
+}
+
+static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref,
+                   Tol tol, const kiln_tensor *mask)
 {
 	char name[256];   /* the model's output name, with control bytes escaped */
 	diag_escape(name, sizeof name, rawname);
@@ -346,10 +362,15 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 	double worst_abs = 0, worst_rel = 0;
 	size_t bad = 0, first_bad = 0;
 	bool fl = is_float(ref->dtype);
+	size_t skipped = 0;
 	for (size_t i = 0; i < n; i++) {
 		double a = elem(got->data, got->dtype, i), b = elem(ref->data, ref->dtype, i);
 		if (isnan(a) && isnan(b))
 			continue;
+		if (padded(mask, got, i)) {
+			skipped++;
+			continue;
+		}
 		double err = fabs(a - b);
 		if (isinf(a) && isinf(b) && a == b)
 			err = 0;
@@ -367,11 +388,14 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 	if (bad)
 		printf(" (%zu of %zu elements, first at %zu: %g vs %g)", bad, n, first_bad,
 		       elem(got->data, got->dtype, first_bad), elem(ref->data, ref->dtype, first_bad));
+	if (skipped)
+		printf(" (%zu elements at padded positions not compared)", skipped);
 	putchar('\n');
 	return bad ? -1 : 0;
 }
 
-static int check_set(kiln_context *c, const kiln_model *m, const char *dir, const char *set, Tol tol)
+static int check_set(kiln_context *c, const kiln_model *m, const char *dir, const char *set, Tol tol,
+                     const int *padmask)
 {
 	kiln_tensor in[MAX_IO], out[MAX_IO];
 	PbTensor pb[MAX_IO];
@@ -398,7 +422,8 @@ static int check_set(kiln_context *c, const kiln_model *m, const char *dir, cons
 		}
 		if (ref.dtype == DT_U16 && out[k].dtype == KILN_BF16)
 			ref.dtype = DT_BF16;   /* see read_inputs */
-		if (compare(set, kiln_model_output(m, k)->name, &out[k], &ref, tol))
+		const kiln_tensor *mask = padmask[k] >= 0 && padmask[k] < nin ? &in[padmask[k]] : NULL;
+		if (compare(set, kiln_model_output(m, k)->name, &out[k], &ref, tol, mask))
 			rc = -1;
 		pb_tensor_free(&ref);
 	}
@@ -558,7 +583,7 @@ static int cross_compare(const char *set, const char *setdir, const char *out, T
 		} else {
 			if (ref.dtype == DT_U16 && got.dtype == KILN_BF16)
 				ref.dtype = DT_BF16;   /* see read_inputs */
-			if (compare(set, name, &got, &ref, tol))
+			if (compare(set, name, &got, &ref, tol, NULL))
 				rc = -1;
 			pb_tensor_free(&ref);
 		}
@@ -631,6 +656,23 @@ static int check_cross(const Cross *x, const char *so, const char *tmpdir, const
 	return bad;
 }
 
+/* Per graph output: the input index of the mask whose padded positions it
+ * has zeros at (a KlnUnpackTokens output, --remove-padding), else -1. */
+static void padded_outputs(const Graph *g, int *padmask)
+{
+	for (int k = 0; k < MAX_IO; k++)
+		padmask[k] = -1;
+	for (int k = 0; k < g->noutputs && k < MAX_IO; k++) {
+		const Value *v = IR_VAL(g, g->outputs[k]);
+		if (v->kind != V_NODE || IR_NODE(g, v->def)->op != OP_KlnUnpackTokens)
+			continue;
+		ValId mask = IR_NODE(g, v->def)->in[2];
+		for (int j = 0; j < g->ninputs; j++)
+			if (g->inputs[j] == mask)
+				padmask[k] = j;
+	}
+}
+
 int cmd_check(int argc, char **argv)
 {
 	CompileOpts o;
@@ -689,6 +731,8 @@ int cmd_check(int argc, char **argv)
 	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
 	if (!g)
 		goto clean;
+	int padmask[MAX_IO];
+	padded_outputs(g, padmask);
 	int err = be_compile(g, &o.be, &bs, &d), nin = g->ninputs;
 	ir_graph_free(g);
 	if (err) {
@@ -706,7 +750,7 @@ int cmd_check(int argc, char **argv)
 		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
 	for (int i = 0; i < nsets; i++) {
 		if (!gnu)
-			bad += check_set(c, m, dir, sets[i], tol) != 0;
+			bad += check_set(c, m, dir, sets[i], tol, padmask) != 0;
 		free(sets[i]);
 	}
 	kiln_context_free(c);

@@ -234,6 +234,8 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (strcmp(v, "int8") && strcmp(v, "none"))
 			return cli_error("--quantize must be int8 or none, not '%s'", v), -1;
 		o->passes.quantize_int8 = !strcmp(v, "int8");
+	} else if (!strcmp(a, "--remove-padding")) {
+		o->passes.remove_padding = true;
 	} else {
 		return 0;
 	}
