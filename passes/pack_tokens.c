@@ -347,9 +347,11 @@ static void rewrite(Pk *p)
 void pass_pack_tokens(Graph *g, PassCtx *pc)
 {
 	Pk p = {.g = g, .pc = pc, .cu = -1, .nnodes0 = g->nnodes, .nvals0 = g->nvals};
+	if (pc->dry && pc->opt && pc->opt->remove_padding)
+		return;   /* the dry run of --explain after the pass: it explained already */
 	for (int i = 0; i < g->norder; i++)
 		if (!IR_NODE(g, g->order[i])->dead && IR_NODE(g, g->order[i])->op == OP_KlnPackTokens)
-			return;   /* packed already (the dry run of --explain after the pass) */
+			return;   /* packed already */
 	if (pass_pattern_disabled(pc, "pack_tokens")) {
 		if (!pc->dry)
 			fprintf(stderr, "kiln: warning: --remove-padding packed nothing: pattern pack_tokens "

@@ -338,11 +338,13 @@ typedef struct Tol { double atol, rtol; } Tol;
  * model gives zeros and the reference something else. */
 static bool padded(const kiln_tensor *mask, const kiln_tensor *got, size_t i)
 {
-	if (!mask || mask->rank != 2 || got->rank != 3 || got->shape[0] != mask->shape[0] ||
-	    got->shape[1] != mask->shape[1] || got->shape[2] <= 0)
+	if (!mask || mask->rank != 2 || got->rank < 2 || got->shape[0] != mask->shape[0] ||
+	    got->shape[1] != mask->shape[1])
 		return false;
-	size_t row = i / (size_t)got->shape[2];
-	return elem(mask->data, mask->dtype, row) == 0.0;
+	size_t inner = 1;
+	for (int d = 2; d < got->rank; d++)
+		inner *= (size_t)got->shape[d];
+	return inner && elem(mask->data, mask->dtype, i / inner) == 0.0;
 }
 
 static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref,
@@ -658,15 +660,38 @@ static int check_cross(const Cross *x, const char *so, const char *tmpdir, const
 
 /* Per graph output: the input index of the mask whose padded positions it
  * has zeros at (a KlnUnpackTokens output, --remove-padding), else -1. */
+/* The mask of the KlnUnpackTokens v is computed from (through at most
+ * depth nodes, looking at most *budget nodes), else -1. */
+static ValId unpacked_from(const Graph *g, ValId v, int depth, int *budget)
+{
+	const Value *val = IR_VAL(g, v);
+	if (val->kind != V_NODE || depth <= 0 || --*budget < 0)
+		return -1;
+	const Node *n = IR_NODE(g, val->def);
+	if (n->op == OP_KlnUnpackTokens)
+		return n->in[2];
+	for (int k = 0; k < n->nin; k++) {
+		ValId m = n->in[k] >= 0 ? unpacked_from(g, n->in[k], depth - 1, budget) : -1;
+		if (m >= 0)
+			return m;
+	}
+	return -1;
+}
+
+/* Per graph output: the input index of the mask M at whose padded
+ * positions it differs from the reference (--remove-padding: an output
+ * [B, S, ...] with M's dims, computed from unpacked tokens), else -1. */
 static void padded_outputs(const Graph *g, int *padmask)
 {
 	for (int k = 0; k < MAX_IO; k++)
 		padmask[k] = -1;
 	for (int k = 0; k < g->noutputs && k < MAX_IO; k++) {
+		int budget = 256;
+		ValId mask = unpacked_from(g, g->outputs[k], 8, &budget);
 		const Value *v = IR_VAL(g, g->outputs[k]);
-		if (v->kind != V_NODE || IR_NODE(g, v->def)->op != OP_KlnUnpackTokens)
+		if (mask < 0 || v->rank < 2 || v->dims[0] != IR_VAL(g, mask)->dims[0] ||
+		    v->dims[1] != IR_VAL(g, mask)->dims[1])
 			continue;
-		ValId mask = IR_NODE(g, v->def)->in[2];
 		for (int j = 0; j < g->ninputs; j++)
 			if (g->inputs[j] == mask)
 				padmask[k] = j;
