@@ -52,7 +52,7 @@ static const char check_help[] =
 
 static const char bench_help[] =
 	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
-	"                  [--vocab V] [--profile=TRACE]\n"
+	"                  [--vocab V] [--lengths LO..HI] [--profile=TRACE]\n"
 	"\n"
 	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
@@ -63,6 +63,9 @@ static const char bench_help[] =
 	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
 	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
 	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n"
+	"--lengths LO..HI: masks ([batch, seq] inputs named *mask*) with real lengths\n"
+	"spread evenly from LO (first row) to HI (last row), the rest padding (right),\n"
+	"1 <= LO <= HI <= --seq; without it masks are all ones.\n"
 	"--profile=TRACE: profile the timed runs (not the warm-up), write TRACE (Chrome\n"
 	"trace JSON, as ONNX Runtime's profiler writes) and print, before the JSON line,\n"
 	"the ops by total time with their share, and GFLOP/s and %% of this machine's\n"
@@ -822,8 +825,8 @@ static int cmp_double(const void *a, const void *b)
 
 int cmd_bench(int argc, char **argv)
 {
-	const char *so = NULL, *trace = NULL;
-	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 0;
+	const char *so = NULL, *trace = NULL, *lengths = NULL;
+	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 0, lo = 0, hi = 0;
 	if (cli_has_help(argc, argv))
 		return fputs(bench_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
@@ -834,7 +837,8 @@ int cmd_bench(int argc, char **argv)
 		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--runs", 1, MAX_RUNS, &runs)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--vocab", 1, INT32_MAX, &vocab)) ||
-		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace))) {
+		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace)) ||
+		    (r = parse_str_opt(argc, argv, &i, "--lengths", &lengths))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (argv[i][0] == '-' || so) {
@@ -847,6 +851,20 @@ int cmd_bench(int argc, char **argv)
 	if (!so) {
 		cli_error("bench: need OUT.so (see kiln bench --help)");
 		return EXIT_USAGE;
+	}
+	if (lengths) {
+		/* LO..HI, 1 <= LO <= HI <= --seq */
+		const char *dots = strstr(lengths, "..");
+		char los[32];
+		size_t n = dots ? (size_t)(dots - lengths) : 0;
+		if (!dots || n == 0 || n >= sizeof los) {
+			cli_error("--lengths takes LO..HI (e.g. 16..128), not '%s'", lengths);
+			return EXIT_USAGE;
+		}
+		memcpy(los, lengths, n);
+		los[n] = 0;
+		if (cli_parse_int("--lengths", los, 1, seq, &lo) || cli_parse_int("--lengths", dots + 2, lo, seq, &hi))
+			return EXIT_USAGE;
 	}
 	if (trace && cli_profile_check_path(trace))
 		return EXIT_BAD_INPUT;
@@ -864,6 +882,8 @@ int cmd_bench(int argc, char **argv)
 		cli_error("bench: out of memory for %lld timings", runs);
 	if (!ms || synth_inputs(m, batch, seq, regions, vocab, &s))
 		goto done;
+	if (lengths)
+		synth_lengths(m, &s, lo, hi);
 	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */
 		if (i == 0 && trace && kiln_context_profile_start(c)) {
 			cli_error("%s: %s", so, kiln_last_error(c));
