@@ -23,8 +23,9 @@
  *
  * Pass-time conditions (else nothing is packed and the pass says why: a
  * warning on stderr, --explain=pack_tokens for every attention): an
- * attention's mask comes from a rank-2 graph input, the same one for every
- * attention packed, its mask_filter is at most -1000 (padded keys get
+ * attention's mask comes from a rank-2 graph input (the first such
+ * attention's mask is the one packed; attentions under another mask stay
+ * as they are), its mask_filter is at most -1000 (padded keys get
  * probability 0), it has no bias, layout 0.
  *
  * requires: shapes inferred; the fusions before it (it packs fused ops).
@@ -269,7 +270,6 @@ static ValId find_mask(Pk *p)
 	Graph *g = p->g;
 	ValId M = -1;
 	int cand = 0;
-	static char why[600];
 	for (int i = 0; i < g->norder; i++) {
 		NodeId id = g->order[i];
 		const Node *n = IR_NODE(g, id);
@@ -285,10 +285,11 @@ static ValId find_mask(Pk *p)
 			continue;
 		}
 		if (M >= 0 && m != M) {
-			snprintf(why, sizeof why, "KlnAttention '%s' takes its mask from '%s', others from '%s' "
-			         "(one mask per graph)", nname(g, id), vname(g, m), vname(g, M));
-			nothing(p, why);
-			return -1;
+			/* one mask per graph: the first attention's (the others run as they are) */
+			if (explaining(p->pc))
+				fprintf(out_file(p->pc), "explain pack_tokens: KlnAttention '%s': not packed: its "
+				        "mask is '%s', the packed one '%s'\n", nname(g, id), vname(g, m), vname(g, M));
+			continue;
 		}
 		M = m;
 	}
@@ -352,10 +353,9 @@ void pass_pack_tokens(Graph *g, PassCtx *pc)
 	for (int i = 0; i < g->norder; i++)
 		if (!IR_NODE(g, g->order[i])->dead && IR_NODE(g, g->order[i])->op == OP_KlnPackTokens)
 			return;   /* packed already */
-	if (pass_pattern_disabled(pc, "pack_tokens")) {
-		if (!pc->dry)
-			fprintf(stderr, "kiln: warning: --remove-padding packed nothing: pattern pack_tokens "
-			        "is disabled\n");
+	if (pass_pattern_disabled(pc, "pack_tokens") && !pc->dry) {
+		fprintf(stderr, "kiln: warning: --remove-padding packed nothing: pattern pack_tokens is "
+		        "disabled\n");
 		return;
 	}
 	p.M = find_mask(&p);

@@ -13,7 +13,9 @@
 #     unpacked build runs the first two);
 #   - --explain=pack_tokens without --remove-padding says what it would
 #     pack; a graph with no fused attention compiles with one warning that
-#     says why nothing was packed;
+#     says why nothing was packed; the packed text IR (kiln dump
+#     --remove-padding) compiles back to the same outputs; kiln bench
+#     --lengths runs it, malformed ranges are usage errors;
 #   - the shared BERT exports (../shared, when there) with mixed-length
 #     masks the same way, and `kiln check --remove-padding` on them, which
 #     compares real positions only.
@@ -116,6 +118,29 @@ if "$kiln" compile "$d/pb/model.onnx" -o "$d/ref.so" 2>"$d/err" &&
 	done
 else
 	bad "compile pack_bert: $(head -3 "$d/err")"
+fi
+
+# the packed text IR compiles back (kiln dump --remove-padding, then
+# compile X.ir --weights-from) and gives the same bits
+if [ -d "$d/pack_0" ]; then
+	"$kiln" dump "$d/pb/model.onnx" --remove-padding >"$d/pack.ir" 2>"$d/err" &&
+	"$kiln" compile "$d/pack.ir" --weights-from="$d/pb/model.onnx" -o "$d/packir.so" 2>>"$d/err" &&
+	run "$d/packir.so" "$d/pb/set_0" "$d/packir_0" &&
+	cmp -s "$d/packir_0/output_0.pb" "$d/pack_0/output_0.pb" && cmp -s "$d/packir_0/output_3.pb" "$d/pack_0/output_3.pb" \
+		&& ok "packed text IR compiles back, same outputs" || bad "packed text IR: $(head -3 "$d/err")"
+fi
+
+# kiln bench --lengths: runs the packed model on masks of spread lengths;
+# malformed ranges are usage errors
+if [ -f "$d/pack.so" ]; then
+	"$kiln" bench "$d/pack.so" --batch 4 --seq 24 --lengths 3..24 --runs 3 >"$d/bench.out" 2>"$d/err" \
+		&& tail -n 1 "$d/bench.out" | grep -q '"median_ms"' && ok "kiln bench --lengths 3..24" \
+		|| bad "kiln bench --lengths: $(head -2 "$d/err")"
+	for l in 0..5 5 3..2 1..25 x..4; do
+		"$kiln" bench "$d/pack.so" --batch 4 --seq 24 --lengths "$l" --runs 1 >/dev/null 2>"$d/err"; rc=$?
+		[ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--lengths" "$d/err" \
+			&& ok "bench --lengths $l: exit 2, one line" || bad "bench --lengths $l: exit $rc: $(cat "$d/err")"
+	done
 fi
 
 out=$("$kiln" dump "$d/pb/model.onnx" --explain=pack_tokens 2>&1 >/dev/null; "$kiln" dump "$d/pb/model.onnx" --explain=pack_tokens 2>/dev/null | grep "^explain pack_tokens")
