@@ -229,6 +229,48 @@ static int layout_weights(Be *be, const unsigned char *wuse)
 	return 0;
 }
 
+/* Data-dependent values whose lifetimes [def, last use] do not meet share
+ * a f->dyn slot (first fit, in order of definition): a slot grows to its
+ * largest occupant (kiln__alloc, before the node that writes one), and
+ * nothing else in it is live then.  Graph outputs live to the end (they are
+ * copied after the last op).  Without this a packed BERT (--remove-padding)
+ * would hold every layer's activations at once. */
+static void share_dyn_slots(Be *be)
+{
+	Graph *g = be->g;
+	if (be->ndyn < 2)
+		return;
+	int32_t *last = xcalloc(g->nvals, sizeof *last), *slot_last = xcalloc(be->ndyn, sizeof *slot_last);
+	fill32(last, g->nvals, -1);
+	for (int32_t i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		for (int k = 0; k < n->nin && !n->dead; k++)
+			if (n->in[k] >= 0 && be->vdyn[n->in[k]] >= 0)
+				last[n->in[k]] = i;
+	}
+	for (int k = 0; k < g->noutputs; k++)
+		last[g->outputs[k]] = g->norder;
+	int32_t nslots = 0;
+	for (int32_t i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		for (int k = 0; k < n->nout && !n->dead; k++) {
+			ValId v = n->out[k];
+			if (v < 0 || be->vdyn[v] < 0)
+				continue;
+			int32_t end = last[v] > i ? last[v] : i, s = 0;
+			while (s < nslots && slot_last[s] >= i)
+				s++;
+			if (s == nslots)
+				nslots++;
+			slot_last[s] = end;
+			be->vdyn[v] = s;
+		}
+	}
+	be->ndyn = nslots;
+	free(last);
+	free(slot_last);
+}
+
 int be_plan(Be *be)
 {
 	Graph *g = be->g;
@@ -283,6 +325,8 @@ int be_plan(Be *be)
 	for (int k = 0; k < g->noutputs && be->dynamic; k++)   /* copied after the last op */
 		if (be->vbuf[g->outputs[k]] >= 0)
 			be->buf_last[be->vbuf[g->outputs[k]]] = g->norder;
+	if (!rc)
+		share_dyn_slots(be);
 	if (!rc)
 		rc = layout_weights(be, wuse);
 	free(wuse);

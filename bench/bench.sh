@@ -38,6 +38,15 @@
 # part of it the model added (peak minus the process's resident memory
 # before it loaded the model), against the memory target: the weights
 # (weights.bin) plus twice the planned arena.
+#
+# Padding-free batches (issue #15 item 3): the rows named *-varlen time
+# BERT-base at batch 8, sequence 128 with real lengths spread evenly over
+# 16..128 (io.py inputs ... 16..128, kiln bench --lengths 16..128; ONNX
+# Runtime on the same input files through ort_run.mjs RUNS), compiled as
+# is (precision "fp32", the padded cost) and with --remove-padding
+# ("fp32-rp"), whose outputs are compared at real positions only (zeros at
+# padding).  Their GFLOP/s count the real tokens' work only.  Below the
+# table: the padding-free time over the padded one.
 # Needs ../shared and the npm registry (onnxruntime-node, --ignore-scripts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,6 +104,8 @@ configs=(
   "bert-b8-s128-t2-int8w7 bert-base-legacy14 8 128 2 36 int8w7"
   "bert-b1-s128-t1-int8w7 bert-base-legacy14 1 128 1 36 int8w7"
   "lxmert-b1-s20-r36-t2-int8w7 lxmert-base-legacy14 1 20 2 36 int8w7"
+  "bert-b8-s128-t2-varlen bert-base-legacy14 8 128 2 36 fp32 16..128"
+  "bert-b8-s128-t2-varlen-rp bert-base-legacy14 8 128 2 36 rp 16..128"
 )
 # outputs against ONNX Runtime's: |kiln - ort| <= atol + rtol |ort|; bf16
 # keeps 8 significant bits, so its GEMMs move BERT-base's hidden states
@@ -105,6 +116,7 @@ tol_bf16="5e-2 2e-2"
 # by a few percent of their scale; accuracy columns say how much exactly
 tol_int8="2e-1 1e-1"
 tol_int8w7=$tol_int8
+tol_rp=$tol_fp32
 
 prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16|-int8|-int8w7].so
   local m=$1 f=$2 d="$out/$1" so
@@ -118,6 +130,7 @@ prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-
     local mode=(--fpmath="$f")
     [ "$f" = int8 ] && mode=(--quantize=int8)
     [ "$f" = int8w7 ] && mode=(--quantize=int8 --quantize-weight-bits=7)
+    [ "$f" = rp ] && mode=(--remove-padding)
     "$kiln" compile "$d/model.onnx" -o "$so" "${mode[@]}" --stats | tail -1 > "${so%.so}.json"
   fi
   # ONNX Runtime's int8 peer: the DynamicQuantizeLinear/MatMulInteger form
@@ -132,22 +145,23 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 echo "| model | precision | batch | seq | threads | ORT fp32 median ms | ORT int8 median ms | kiln median ms | kiln p90 ms | kiln/ORT fp32 | kiln/ORT int8 | GFLOP/s (int8: GOP/s) | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs | max abs diff / cosine vs fp32 (ORT int8) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+declare -A varlen_ms
 for c in "${configs[@]}"; do
-  read -r name model b s t r f <<<"$c"
+  read -r name model b s t r f lens <<<"$c"
   [[ "$name" =~ $only ]] || continue
   prepare "$model" "$f"
   d="$out/$model"
   so=$(sofile "$model" "$f")
   stats=$(cat "${so%.so}.json")
-  tol=tol_$f pk=$(peak_for "$f" "$t")
+  tol=tol_$f pk=$(peak_for "$([ "$f" = rp ] && echo fp32 || echo "$f")" "$t")
   # same inputs for both engines, outputs compared
   io="$out/$name"
-  rm -rf "$io" && $py "$here/io.py" inputs "$d/model.onnx" "$b" "$s" "$r" "$io/in"
+  rm -rf "$io" && $py "$here/io.py" inputs "$d/model.onnx" "$b" "$s" "$r" "$io/in" ${lens:+"$lens"}
   "$kiln" run "$so" --inputs "$io/in" --outputs "$io/kiln" --threads "$t" >/dev/null
   node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort" "$t"
-  if $py "$here/io.py" compare "$io/kiln" "$io/ort" ${!tol} > "$io/compare.txt"; then check=ok; else check=MISMATCH; fi
+  if $py "$here/io.py" compare "$io/kiln" "$io/ort" ${!tol} ${lens:+"$io/in"} > "$io/compare.txt"; then check=ok; else check=MISMATCH; fi
   acc="-"
-  if [ "$f" != fp32 ]; then
+  if [[ $f == bf16 || $f == int8* ]]; then
     acc=$($py "$here/io.py" accuracy "$io/kiln" "$io/ort" | awk '{printf "%s / %s", $1, $2}')
   fi
   if [[ $f == int8* ]]; then
@@ -156,13 +170,17 @@ for c in "${configs[@]}"; do
   fi
   ort_ms=() ort8_ms=() kiln_ms=() kiln_p90=() rss=0 base=0 arena=0
   for ((i = 0; i < rounds; i++)); do
-    o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
+    if [ -n "$lens" ]; then   # the same variable-length inputs
+      o=$(node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort_t" "$t" "$runs" | tail -1)
+    else
+      o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
+    fi
     ort_ms+=("$(json "$o" median_ms)")
     if [[ $f == int8* ]]; then
       o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d-ort-int8/model.onnx" "$b" "$s" "$t" "$runs" "$r")
       ort8_ms+=("$(json "$o" median_ms)")
     fi
-    k=$("$kiln" bench "$so" --batch "$b" --seq "$s" --regions "$r" --threads "$t" --runs "$runs" | tail -1)
+    k=$("$kiln" bench "$so" --batch "$b" --seq "$s" --regions "$r" --threads "$t" --runs "$runs" ${lens:+--lengths "$lens"} | tail -1)
     kiln_ms+=("$(json "$k" median_ms)")
     kiln_p90+=("$(json "$k" p90_ms)")
     rss=$(json "$k" peak_rss_bytes)
@@ -171,8 +189,12 @@ for c in "${configs[@]}"; do
   done
   om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}") o8=0
   [[ $f == int8* ]] && o8=$(median "${ort8_ms[@]}")
-  gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r")
-  awk -v n="$model" -v f="$f" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v o8="$o8" -v km="$km" -v kp="$kp" \
+  gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r" ${lens:+"$lens"})
+  [ -n "$lens" ] && varlen_ms[$f]=$km
+  fl=$f
+  [ "$f" = rp ] && fl="fp32 --remove-padding"
+  [ -n "$lens" ] && fl="$fl, lengths $lens"
+  awk -v n="$model" -v f="$fl" -v b="$b" -v s="$s" -v t="$t" -v om="$om" -v o8="$o8" -v km="$km" -v kp="$kp" \
       -v gf="$gflop" -v pk="$pk" -v cms="$(json "$stats" compile_ms)" \
       -v so="$(stat -c %s "$so")" -v rss="$rss" -v base="$base" -v arena="$arena" \
       -v w="$(stat -c %s "$d/weights.bin")" -v chk="$check" -v acc="$acc" 'BEGIN {
@@ -184,5 +206,9 @@ for c in "${configs[@]}"; do
       n, f, b, s, t, om, o8s, km, kp, km / om, r8, gfs, pct,
       cms / 1000, so / 1e6, rss / 1e6, (rss - base) / 1e6, (w + 2 * arena) / 1e6, chk, acc }'
 done
+if [ -n "${varlen_ms[fp32]:-}" ] && [ -n "${varlen_ms[rp]:-}" ]; then
+  awk -v p="${varlen_ms[fp32]}" -v q="${varlen_ms[rp]}" 'BEGIN {
+    printf "\nPadding-free (BERT-base b8 s128, lengths 16..128): %.1f ms with --remove-padding, %.1f ms padded: %.2fx\n", q, p, q / p }'
+fi
 echo
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), ONNX Runtime $(cd "$here" && node -p 'require("onnxruntime-node/package.json").version')"

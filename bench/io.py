@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark helpers (Debian's python3-onnx, python3-numpy).
 
-  io.py inputs MODEL BATCH SEQ REGIONS DIR   write DIR/input_K.pb: the inputs
-        shared/tools/ort_bench.mjs and `kiln bench` synthesize
-  io.py compare KILN_DIR ORT_DIR [ATOL RTOL] worst |kiln - ort| per output;
-        exit 1 beyond ATOL + RTOL*|ort| (default 1e-4, 1e-3)
+  io.py inputs MODEL BATCH SEQ REGIONS DIR [LO..HI]   write DIR/input_K.pb: the
+        inputs shared/tools/ort_bench.mjs and `kiln bench` synthesize; with
+        LO..HI the masks' rows have real lengths spread evenly from LO to HI
+        (right padding), as `kiln bench --lengths LO..HI`
+  io.py compare KILN_DIR ORT_DIR [ATOL RTOL [IN_DIR]] worst |kiln - ort| per
+        output; exit 1 beyond ATOL + RTOL*|ort| (default 1e-4, 1e-3); with
+        IN_DIR, outputs [batch, seq, ...] are compared where IN_DIR's
+        attention_mask is 1 only (kiln --remove-padding: zeros at padding)
   io.py accuracy DIR REF_DIR                  max |out - ref| and the lowest
         cosine similarity over the outputs (reduced precision against fp32)
-  io.py flops MODEL BATCH SEQ REGIONS        GFLOP of the MatMul/Gemm/Einsum
-        nodes at that shape (what the GFLOP/s column counts)
+  io.py flops MODEL BATCH SEQ REGIONS [LO..HI]  GFLOP of the MatMul/Gemm/Einsum
+        nodes at that shape (what the GFLOP/s column counts); with LO..HI
+        scaled by the share of real tokens (the work a padding-free run does,
+        counting attention as linear in the tokens: a slight overcount)
 """
 import json
 import os
@@ -19,7 +25,15 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 
-def input_arrays(model, batch, seq, regions):
+def lengths(spec, batch, seq):
+    """Real lengths spread evenly over LO..HI (row 0 LO, the last HI)."""
+    lo, hi = (int(x) for x in spec.split(".."))
+    if not 1 <= lo <= hi <= seq:
+        sys.exit(f"lengths {spec}: need 1 <= LO <= HI <= {seq}")
+    return [lo + (hi - lo) * b // (batch - 1) if batch > 1 else hi for b in range(batch)]
+
+
+def input_arrays(model, batch, seq, regions, spec=None):
     """The values of ort_bench.mjs, by input name."""
     m = onnx.load(model, load_external_data=False)
     inits = {t.name for t in m.graph.initializer}
@@ -36,6 +50,9 @@ def input_arrays(model, batch, seq, regions):
                 a = 100 + (i * 7919) % 20000
             elif name == "attention_mask":
                 a = np.ones(n, np.int64)
+                if spec:
+                    lens = np.array(lengths(spec, batch, seq))
+                    a = (np.arange(seq)[None] < lens[:, None]).astype(np.int64).ravel()
             else:
                 a = (i % seq >= seq / 2).astype(np.int64)
             out.append((name, a.reshape(batch, seq)))
@@ -53,9 +70,9 @@ def input_arrays(model, batch, seq, regions):
     return out
 
 
-def cmd_inputs(model, batch, seq, regions, d):
+def cmd_inputs(model, batch, seq, regions, d, spec=None):
     os.makedirs(d, exist_ok=True)
-    for k, (name, a) in enumerate(input_arrays(model, int(batch), int(seq), int(regions))):
+    for k, (name, a) in enumerate(input_arrays(model, int(batch), int(seq), int(regions), spec)):
         with open(os.path.join(d, f"input_{k}.pb"), "wb") as f:
             f.write(numpy_helper.from_array(a, name).SerializeToString())
 
@@ -67,8 +84,22 @@ def load_pb(path):
     return numpy_helper.to_array(t)
 
 
-def cmd_compare(kdir, odir, atol="1e-4", rtol="1e-3"):
+def real_mask(indir):
+    """IN_DIR's attention_mask as bools, or None."""
+    k = 0
+    while os.path.exists(os.path.join(indir, f"input_{k}.pb")):
+        t = onnx.TensorProto()
+        with open(os.path.join(indir, f"input_{k}.pb"), "rb") as f:
+            t.ParseFromString(f.read())
+        if t.name == "attention_mask":
+            return numpy_helper.to_array(t) != 0
+        k += 1
+    return None
+
+
+def cmd_compare(kdir, odir, atol="1e-4", rtol="1e-3", indir=None):
     atol, rtol = float(atol), float(rtol)
+    mask = real_mask(indir) if indir else None
     bad = 0
     k = 0
     while os.path.exists(os.path.join(odir, f"output_{k}.pb")):
@@ -79,6 +110,8 @@ def cmd_compare(kdir, odir, atol="1e-4", rtol="1e-3"):
             bad += 1
         else:
             err = np.abs(got.astype(np.float64) - ref)
+            if mask is not None and ref.ndim >= 2 and ref.shape[:2] == mask.shape:
+                err = np.where(mask.reshape(mask.shape + (1,) * (ref.ndim - 2)), err, 0.0)
             ok = bool((err <= atol + rtol * np.abs(ref)).all())
             print(f"output {k}: max abs {err.max():.3g} {'ok' if ok else 'MISMATCH'}")
             bad += not ok
@@ -99,7 +132,7 @@ def cmd_accuracy(d, rdir):
     print(f"{worst:.3g} {cos:.6f}")
 
 
-def cmd_flops(model, batch, seq, regions):
+def cmd_flops(model, batch, seq, regions, spec=None):
     """Fixes the input dims in a copy of the model, lets kiln infer every
     shape (`kiln dump -O0`), and counts 2*M*N*K for MatMul and Gemm."""
     import re
@@ -134,6 +167,8 @@ def cmd_flops(model, batch, seq, regions):
             ash = shapes[a.group(1)]
             k = ash[0] if op == "Gemm" and "transA = 1" in line else ash[-1]
             total += 2 * int(np.prod(shapes[out])) * k
+    if spec:
+        total *= sum(lengths(spec, int(batch), int(seq))) / (int(batch) * int(seq))
     print(f"{total / 1e9:.3f}")
 
 

@@ -14,7 +14,13 @@
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
  *   KlnGelu(x)                                         -> like x
  *   KlnRMSNorm(x[..., H], gamma[H])                    -> like x
+ *   KlnPackTokens(x[B,S,H], mask[B,S], cu_seqlens_in[B+1]?)
+ *                                                     -> [1, T, H], cu_seqlens i32 [B+1]
+ *                (T: the symbol "MASK.tokens[0]", bound at run time by the
+ *                first pack of that mask; every pack of it shares it)
+ *   KlnUnpackTokens(x[1,T,H], cu_seqlens[B+1], mask[B,S]) -> [B, S, H]
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "shape_fused.h"
@@ -165,6 +171,10 @@ static int attention(Sh *s)
 	const Value *mask = ir_shp_in(s, 4);
 	if (mask && mask->rank != 2)
 		return ir_shp_fail(s, "key padding mask '%s' must be [batch, key_seq]", ir_shp_inname(s, 4));
+	const Value *cu = ir_shp_in(s, 5);
+	if (cu && (cu->dtype != DT_I32 || cu->rank != 1 || mask || bias || lay != 0))
+		return ir_shp_fail(s, "cu_seqlens '%s' must be i32 [batch + 1], with no mask, no bias, layout 0",
+		                   ir_shp_inname(s, 5));
 	DimId od[3] = {q->dims[0], q->dims[1], ir_dim_const(g, h * dv)};   /* either layout */
 	ir_shp_out(s, 0, DT_F32, 3, od);
 	return 0;
@@ -197,6 +207,73 @@ static int embed(Sh *s)
 	return 0;
 }
 
+/* The token count of a mask: one data-dependent symbol per mask, so every
+ * pack of it (and every packed tensor) has the same extent. */
+static DimId tokens_dim(Sh *s, const Value *mask)
+{
+	char base[256];
+	snprintf(base, sizeof base, "%.240s.tokens", mask->name ? mask->name : "mask");
+	return ir_dim_dyn(s->g, base, 0);
+}
+
+static bool m_dim_one(const Graph *g, DimId d)
+{
+	int64_t c;
+	return ir_dim_is_const(g, d, &c) && c == 1;
+}
+
+static int need_mask(Sh *s, int i, const Value **m)
+{
+	if (ir_shp_need(s, i, m))
+		return -1;
+	if ((*m)->rank != 2)
+		return ir_shp_fail(s, "mask '%s' must have rank 2 [batch, seq]", ir_shp_inname(s, i));
+	return 0;
+}
+
+static int need_cu(Sh *s, int i, DimId b)
+{
+	const Value *cu;
+	if (ir_shp_need(s, i, &cu))
+		return -1;
+	if (cu->dtype != DT_I32 || cu->rank != 1)
+		return ir_shp_fail(s, "cu_seqlens '%s' must be i32 of rank 1", ir_shp_inname(s, i));
+	DimId u;
+	return ir_shp_unify(s, cu->dims[0], ir_dim_add(s->g, b, ir_dim_const(s->g, 1)), &u, "cu_seqlens");
+}
+
+static int pack_tokens(Sh *s)
+{
+	const Value *x, *m;
+	if (need_f32(s, 0, &x) || need_mask(s, 1, &m))
+		return -1;
+	if (x->rank != 3)
+		return ir_shp_fail(s, "x must have rank 3 [batch, seq, hidden]");
+	DimId b, sq;
+	if (ir_shp_unify(s, x->dims[0], m->dims[0], &b, "batch") ||
+	    ir_shp_unify(s, x->dims[1], m->dims[1], &sq, "sequence"))
+		return -1;
+	if (ir_shp_in(s, 2) && need_cu(s, 2, m->dims[0]))
+		return -1;
+	DimId od[3] = {ir_dim_const(s->g, 1), tokens_dim(s, m), x->dims[2]};
+	ir_shp_out(s, 0, DT_F32, 3, od);
+	DimId cd = ir_dim_add(s->g, m->dims[0], ir_dim_const(s->g, 1));
+	ir_shp_out(s, 1, DT_I32, 1, &cd);
+	return 0;
+}
+
+static int unpack_tokens(Sh *s)
+{
+	const Value *x, *m;
+	if (need_f32(s, 0, &x) || need_mask(s, 2, &m) || need_cu(s, 1, m->dims[0]))
+		return -1;
+	if (x->rank != 3 || !m_dim_one(s->g, x->dims[0]))
+		return ir_shp_fail(s, "x must be packed tokens [1, tokens, hidden]");
+	DimId od[3] = {m->dims[0], m->dims[1], x->dims[2]};
+	ir_shp_out(s, 0, DT_F32, 3, od);
+	return 0;
+}
+
 int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
 {
 	Sh s = {g, n, diag};
@@ -207,6 +284,8 @@ int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
 	case OP_KlnLayerNorm: return layernorm(&s, 1);
 	case OP_KlnSkipLayerNorm: return layernorm(&s, 2);
 	case OP_KlnAttention: return attention(&s);
+	case OP_KlnPackTokens: return pack_tokens(&s);
+	case OP_KlnUnpackTokens: return unpack_tokens(&s);
 	case OP_KlnEmbedLayerNorm: return embed(&s);
 	case OP_KlnGelu:
 		if (need_f32(&s, 0, &x))

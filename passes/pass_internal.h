@@ -51,6 +51,7 @@ void pass_fuse_embed(Graph *g, PassCtx *pc);    /* fuse_embed.c */
 void pass_canon_einsum(Graph *g, PassCtx *pc);  /* canon_einsum.c */
 void pass_quantize(Graph *g, PassCtx *pc);      /* quantize.c */
 void pass_fuse_qgemm(Graph *g, PassCtx *pc);    /* fuse_qgemm.c */
+void pass_pack_tokens(Graph *g, PassCtx *pc);   /* pack_tokens.c */
 
 /* ---- matching helpers (match.c): never mutate ---------------------------- */
 

@@ -57,6 +57,9 @@ static const PassDef passes[] = {
 	 "DynamicQuantizeLinear + MatMulInteger + Cast + scale Muls (int8 weights, symmetric) -> KlnGemmQ per tensor", NULL},
 	{"quantize", pass_quantize,
 	 "KlnGemm with constant W -> KlnGemmQ (int8 weights per column, activations per row); --quantize=int8 runs it last", NULL},
+	{"pack-tokens", pass_pack_tokens,
+	 "row-wise ops and attentions masked by one graph input run on the real tokens only "
+	 "(KlnPackTokens/KlnUnpackTokens); --remove-padding runs it last; requires the fusions", NULL},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 
@@ -334,6 +337,8 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 				return -1;
 	}
 	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, &pc, diag))
+		return -1;
+	if (o->remove_padding && run_one(g, find_pass("pack-tokens", 11), o, &pc, diag))
 		return -1;
 	if (o->explain)
 		explain_rest(g, o, &pc);

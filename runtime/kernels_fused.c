@@ -14,7 +14,7 @@
  *   KlnLayerNorm(x[..., H], gamma[H], beta[H])               fa = [epsilon]
  *   KlnSkipLayerNorm(x, skip, gamma, beta, bias?) -> y, sum?  fa = [epsilon]
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
- *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?) -> [B, Sq, H*Dv]
+ *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?, cu_seqlens?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
  *             v_head_size Dv, v_offset, causal, kv_num_heads], fa = [mask_filter,
  *             scale, causal_fill]
@@ -32,6 +32,9 @@
  *       (Where(causal, scores, fill) in the graph); no mask is materialized;
  *       softmax over keys (a row of -inf gives NaN as Softmax does; with
  *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
+ *       With in[5] = cu_seqlens (i32 [B+1], padding-free batches): Q, K, V
+ *       and the output are [1, T, *], sequence b the rows cu[b] .. cu[b+1]-1,
+ *       each attending over its own rows only (no mask, no bias, layout 0).
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
  *       -> y[B,S,H], sum?   fa = [epsilon]
  *       sum = word[ids] + pos[pos_ids] + seg[seg_ids], indices broadcast to
@@ -470,6 +473,7 @@ RT_KERNEL(KlnGelu)
 typedef struct att_job {
 	const float *q, *k, *v, *bias;
 	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
+	const int32_t *cu;       /* packed: sequence b is rows cu[b] .. cu[b+1]-1 (Sq, Sk its max), or NULL */
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
 	int64_t rep;             /* Q heads per K/V head (num_heads / kv_num_heads) */
@@ -619,14 +623,17 @@ static void att_block(const att_job *j, int64_t t, float *s)
 {
 	int64_t bh = t / j->nqb, qb = t % j->nqb;
 	int64_t b = bh / j->H, h = bh % j->H;
-	int64_t q0 = qb * j->rows, q1 = q0 + j->rows < j->Sq ? q0 + j->rows : j->Sq;
-	int64_t nr = q1 - q0, Sk = j->Sk;
+	/* packed (cu): sequence b's own length and first row, no batch step */
+	int64_t Sq = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sq, Sk = j->cu ? Sq : j->Sk;
+	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
+	int64_t q0 = qb * j->rows, q1 = q0 + j->rows < Sq ? q0 + j->rows : Sq;
+	int64_t nr = q1 - q0;
 	if (nr <= 0)
 		return;
-	const float *Q = j->q + b * j->bq + q0 * j->rq + j->qo + h * j->D;
-	const float *K = j->k + b * j->bk + j->ko + h / j->rep * j->D;
-	const float *V = j->v + b * j->bv + j->vo + h / j->rep * j->Dv;
-	float *O = j->o + b * j->bo + q0 * j->ro + h * j->Dv;
+	const float *Q = j->q + bb * j->bq + (r0 + q0) * j->rq + j->qo + h * j->D;
+	const float *K = j->k + bb * j->bk + r0 * j->rk + j->ko + h / j->rep * j->D;
+	const float *V = j->v + bb * j->bv + r0 * j->rv + j->vo + h / j->rep * j->Dv;
+	float *O = j->o + bb * j->bo + (r0 + q0) * j->ro + h * j->Dv;
 	if (Sk == 0) {
 		for (int64_t r = 0; r < nr; r++)
 			memset(O + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
@@ -641,7 +648,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
 		                              (q0 + r) * j->bs[2] : NULL;
 		/* keys k <= q + (Sk - Sq) are before the causal edge */
-		int64_t na = j->causal ? q0 + r + Sk - j->Sq + 1 : Sk;
+		int64_t na = j->causal ? q0 + r + Sk - Sq + 1 : Sk;
 		if (j->simd)
 			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
 		else
@@ -677,6 +684,31 @@ static void att_pad(const rt_t *m, float filter, int64_t np, float *pad)
 		            (double)rt_get_i64(m->data, m->dtype, i);
 		pad[i] = mv != 1.0 ? (float)(1.0 - mv) * filter : 0.0f;
 	}
+}
+
+/* Packed mode (cu_seqlens, passes/pack_tokens.c): Q, K, V are [1, T, *]
+ * (layout 0, self-attention, no bias or mask); cu [B+1] the offsets of the
+ * B sequences.  Sq, Sk become the longest sequence's length. */
+static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask, att_job *j)
+{
+	int64_t T = j->Sq, n = cu->rank == 1 ? cu->dims[0] : 0;
+	if (cu->dtype != KILN_I32 || n < 1 || j->B != 1 || j->Sk != T || mask || j->bias || j->rq != j->ldq)
+		return rt_error(f, "node '%s' (KlnAttention): packed tokens need i32 cu_seqlens, Q, K, V "
+		                "[1, T, *], no mask, no bias, layout 0", loc);
+	const int32_t *c = cu->data;
+	int64_t mx = 0;
+	for (int64_t b = 0; b + 1 < n; b++) {
+		if (c[b + 1] < c[b])
+			return rt_error(f, "node '%s' (KlnAttention): cu_seqlens decreases at %lld", loc, (long long)b);
+		mx = c[b + 1] - c[b] > mx ? c[b + 1] - c[b] : mx;
+	}
+	if (c[0] != 0 || c[n - 1] != T)
+		return rt_error(f, "node '%s' (KlnAttention): cu_seqlens runs from %d to %d, not 0 to %lld",
+		                loc, c[0], c[n - 1], (long long)T);
+	j->cu = c;
+	j->B = n - 1;
+	j->Sq = j->Sk = mx;
+	return 0;
 }
 
 RT_KERNEL(KlnAttention)
@@ -764,6 +796,8 @@ RT_KERNEL(KlnAttention)
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
 	}
+	if (nin > 5 && in[5].data && att_packed(f, loc, &in[5], nin > 4 && in[4].data, &j))
+		return 1;
 	/* query rows per task: enough to amortize, small enough to spread */
 	j.rows = j.Sk > 0 ? ATT_STACK / j.Sk : j.Sq;
 	if (j.rows > 64)

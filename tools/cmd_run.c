@@ -46,11 +46,14 @@ static const char check_help[] =
 	"                           with gcc-aarch64-linux-gnu and run by kiln-runner)\n"
 	"  --quantize=int8|none     int8 GEMMs as for kiln compile (looser tolerances too)\n"
 	"  --quantize-weight-bits=8|7  int8's weights, as for kiln compile\n"
+	"  --remove-padding         as for kiln compile; outputs unpacked from packed tokens\n"
+	"                           are compared at their mask's real positions only\n"
+	"                           (not under --target-triple)\n"
 	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
 
 static const char bench_help[] =
 	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
-	"                  [--vocab V] [--profile=TRACE]\n"
+	"                  [--vocab V] [--lengths LO..HI] [--profile=TRACE]\n"
 	"\n"
 	"Times a compiled model on synthesized inputs (token ids, masks, token types,\n"
 	"region features, chosen by input name; the values of ort_bench.mjs, token\n"
@@ -61,6 +64,9 @@ static const char bench_help[] =
 	"with median_ms, p90_ms, min_ms, arena_bytes, peak_rss_bytes, base_rss_bytes\n(the process's resident bytes before it loaded the model).\n"
 	"Ranges: --batch, --seq, --regions 1 to 2^20 (defaults 1, 128, 36), --threads\n"
 	"1 to 256 (2), --runs 1 to 1000000 (20), --vocab 1 to 2^31-1.\n"
+	"--lengths LO..HI: masks ([batch, seq] inputs named *mask*) with real lengths\n"
+	"spread evenly from LO (first row) to HI (last row), the rest padding (right),\n"
+	"1 <= LO <= HI <= --seq; without it masks are all ones.\n"
 	"--profile=TRACE: profile the timed runs (not the warm-up), write TRACE (Chrome\n"
 	"trace JSON, as ONNX Runtime's profiler writes) and print, before the JSON line,\n"
 	"the ops by total time with their share, and GFLOP/s and %% of this machine's\n"
@@ -318,7 +324,22 @@ done:
 typedef struct Tol { double atol, rtol; } Tol;
 
 /* Compares one output; prints a line; 0 if within tolerance. */
-static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref, Tol tol)
+/* --remove-padding: element i of an output [B, S, *] unpacked from packed
+ * tokens is at a padded position (mask [B, S] 0 there), where the packed
+ * model gives zeros and the reference something else. */
+static bool padded(const kiln_tensor *mask, const kiln_tensor *got, size_t i)
+{
+	if (!mask || mask->rank != 2 || got->rank < 2 || got->shape[0] != mask->shape[0] ||
+	    got->shape[1] != mask->shape[1])
+		return false;
+	size_t inner = 1;
+	for (int d = 2; d < got->rank; d++)
+		inner *= (size_t)got->shape[d];
+	return inner && elem(mask->data, mask->dtype, i / inner) == 0.0;
+}
+
+static int compare(const char *set, const char *rawname, const kiln_tensor *got, const PbTensor *ref,
+                   Tol tol, const kiln_tensor *mask)
 {
 	char name[256];   /* the model's output name, with control bytes escaped */
 	diag_escape(name, sizeof name, rawname);
@@ -334,10 +355,15 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 	double worst_abs = 0, worst_rel = 0;
 	size_t bad = 0, first_bad = 0;
 	bool fl = is_float(ref->dtype);
+	size_t skipped = 0;
 	for (size_t i = 0; i < n; i++) {
 		double a = elem(got->data, got->dtype, i), b = elem(ref->data, ref->dtype, i);
 		if (isnan(a) && isnan(b))
 			continue;
+		if (padded(mask, got, i)) {
+			skipped++;
+			continue;
+		}
 		double err = fabs(a - b);
 		if (isinf(a) && isinf(b) && a == b)
 			err = 0;
@@ -355,11 +381,14 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 	if (bad)
 		printf(" (%zu of %zu elements, first at %zu: %g vs %g)", bad, n, first_bad,
 		       elem(got->data, got->dtype, first_bad), elem(ref->data, ref->dtype, first_bad));
+	if (skipped)
+		printf(" (%zu elements at padded positions not compared)", skipped);
 	putchar('\n');
 	return bad ? -1 : 0;
 }
 
-static int check_set(kiln_context *c, const kiln_model *m, const char *dir, const char *set, Tol tol)
+static int check_set(kiln_context *c, const kiln_model *m, const char *dir, const char *set, Tol tol,
+                     const int *padmask)
 {
 	kiln_tensor in[MAX_IO], out[MAX_IO];
 	PbTensor pb[MAX_IO];
@@ -386,7 +415,8 @@ static int check_set(kiln_context *c, const kiln_model *m, const char *dir, cons
 		}
 		if (ref.dtype == DT_U16 && out[k].dtype == KILN_BF16)
 			ref.dtype = DT_BF16;   /* see read_inputs */
-		if (compare(set, kiln_model_output(m, k)->name, &out[k], &ref, tol))
+		const kiln_tensor *mask = padmask[k] >= 0 && padmask[k] < nin ? &in[padmask[k]] : NULL;
+		if (compare(set, kiln_model_output(m, k)->name, &out[k], &ref, tol, mask))
 			rc = -1;
 		pb_tensor_free(&ref);
 	}
@@ -546,7 +576,7 @@ static int cross_compare(const char *set, const char *setdir, const char *out, T
 		} else {
 			if (ref.dtype == DT_U16 && got.dtype == KILN_BF16)
 				ref.dtype = DT_BF16;   /* see read_inputs */
-			if (compare(set, name, &got, &ref, tol))
+			if (compare(set, name, &got, &ref, tol, NULL))
 				rc = -1;
 			pb_tensor_free(&ref);
 		}
@@ -619,6 +649,46 @@ static int check_cross(const Cross *x, const char *so, const char *tmpdir, const
 	return bad;
 }
 
+/* Per graph output: the input index of the mask whose padded positions it
+ * has zeros at (a KlnUnpackTokens output, --remove-padding), else -1. */
+/* The mask of the KlnUnpackTokens v is computed from (through at most
+ * depth nodes, looking at most *budget nodes), else -1. */
+static ValId unpacked_from(const Graph *g, ValId v, int depth, int *budget)
+{
+	const Value *val = IR_VAL(g, v);
+	if (val->kind != V_NODE || depth <= 0 || --*budget < 0)
+		return -1;
+	const Node *n = IR_NODE(g, val->def);
+	if (n->op == OP_KlnUnpackTokens)
+		return n->in[2];
+	for (int k = 0; k < n->nin; k++) {
+		ValId m = n->in[k] >= 0 ? unpacked_from(g, n->in[k], depth - 1, budget) : -1;
+		if (m >= 0)
+			return m;
+	}
+	return -1;
+}
+
+/* Per graph output: the input index of the mask M at whose padded
+ * positions it differs from the reference (--remove-padding: an output
+ * [B, S, ...] with M's dims, computed from unpacked tokens), else -1. */
+static void padded_outputs(const Graph *g, int *padmask)
+{
+	for (int k = 0; k < MAX_IO; k++)
+		padmask[k] = -1;
+	for (int k = 0; k < g->noutputs && k < MAX_IO; k++) {
+		int budget = 256;
+		ValId mask = unpacked_from(g, g->outputs[k], 8, &budget);
+		const Value *v = IR_VAL(g, g->outputs[k]);
+		if (mask < 0 || v->rank < 2 || v->dims[0] != IR_VAL(g, mask)->dims[0] ||
+		    v->dims[1] != IR_VAL(g, mask)->dims[1])
+			continue;
+		for (int j = 0; j < g->ninputs; j++)
+			if (g->inputs[j] == mask)
+				padmask[k] = j;
+	}
+}
+
 int cmd_check(int argc, char **argv)
 {
 	CompileOpts o;
@@ -672,6 +742,8 @@ int cmd_check(int argc, char **argv)
 	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
 	if (!g)
 		goto clean;
+	int padmask[MAX_IO];
+	padded_outputs(g, padmask);
 	int err = be_compile(g, &o.be, &bs, &d), nin = g->ninputs;
 	ir_graph_free(g);
 	if (err) {
@@ -689,7 +761,7 @@ int cmd_check(int argc, char **argv)
 		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
 	for (int i = 0; i < nsets; i++) {
 		if (!gnu)
-			bad += check_set(c, m, dir, sets[i], tol) != 0;
+			bad += check_set(c, m, dir, sets[i], tol, padmask) != 0;
 		free(sets[i]);
 	}
 	kiln_context_free(c);
@@ -736,8 +808,8 @@ static int cmp_double(const void *a, const void *b)
 
 int cmd_bench(int argc, char **argv)
 {
-	const char *so = NULL, *trace = NULL;
-	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 0;
+	const char *so = NULL, *trace = NULL, *lengths = NULL;
+	long long batch = 1, seq = 128, regions = 36, threads = 2, runs = 20, vocab = 0, lo = 0, hi = 0;
 	if (cli_has_help(argc, argv))
 		return fputs(bench_help, stdout), EXIT_OK;
 	for (int i = 1; i < argc; i++) {
@@ -748,7 +820,8 @@ int cmd_bench(int argc, char **argv)
 		    (r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--runs", 1, MAX_RUNS, &runs)) ||
 		    (r = parse_int_opt(argc, argv, &i, "--vocab", 1, INT32_MAX, &vocab)) ||
-		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace))) {
+		    (r = parse_str_opt(argc, argv, &i, "--profile", &trace)) ||
+		    (r = parse_str_opt(argc, argv, &i, "--lengths", &lengths))) {
 			if (r < 0)
 				return EXIT_USAGE;
 		} else if (cli_positional("bench", argv[i], &so)) {
@@ -758,6 +831,20 @@ int cmd_bench(int argc, char **argv)
 	if (!so) {
 		cli_error("bench: need OUT.so (see kiln bench --help)");
 		return EXIT_USAGE;
+	}
+	if (lengths) {
+		/* LO..HI, 1 <= LO <= HI <= --seq */
+		const char *dots = strstr(lengths, "..");
+		char los[32];
+		size_t n = dots ? (size_t)(dots - lengths) : 0;
+		if (!dots || n == 0 || n >= sizeof los) {
+			cli_error("--lengths takes LO..HI (e.g. 16..128), not '%s'", lengths);
+			return EXIT_USAGE;
+		}
+		memcpy(los, lengths, n);
+		los[n] = 0;
+		if (cli_parse_int("--lengths", los, 1, seq, &lo) || cli_parse_int("--lengths", dots + 2, lo, seq, &hi))
+			return EXIT_USAGE;
 	}
 	if (trace && cli_profile_check_path(trace))
 		return EXIT_BAD_INPUT;
@@ -775,6 +862,8 @@ int cmd_bench(int argc, char **argv)
 		cli_error("bench: out of memory for %lld timings", runs);
 	if (!ms || synth_inputs(m, batch, seq, regions, vocab, &s))
 		goto done;
+	if (lengths)
+		synth_lengths(m, &s, lo, hi);
 	for (long long i = -3; i < runs; i++) {   /* three warm-up runs */
 		if (i == 0 && trace && kiln_context_profile_start(c)) {
 			cli_error("%s: %s", so, kiln_last_error(c));

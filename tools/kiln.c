@@ -259,6 +259,8 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (strcmp(v, "7") && strcmp(v, "8"))
 			return cli_error("--quantize-weight-bits must be 7 or 8, not '%s'", v), -1;
 		o->passes.quantize_wbits = v[0] - '0';
+	} else if (!strcmp(a, "--remove-padding")) {
+		o->passes.remove_padding = true;
 	} else {
 		return 0;
 	}

@@ -65,6 +65,29 @@ static void fill(const kiln_io_info *io, kiln_tensor *t, int64_t seq, int64_t vo
 	}
 }
 
+void synth_lengths(const kiln_model *m, SynthInputs *s, int64_t lo, int64_t hi)
+{
+	for (int i = 0; i < s->n; i++) {
+		kiln_tensor *t = &s->t[i];
+		if (!strstr(kiln_model_input(m, i)->name, "mask") || t->rank != 2)
+			continue;
+		int64_t B = t->shape[0], S = t->shape[1];
+		for (int64_t b = 0; b < B; b++) {
+			int64_t len = B > 1 ? lo + (hi - lo) * b / (B - 1) : hi;
+			for (int64_t k = 0; k < S; k++) {
+				int64_t j = b * S + k, v = k < len;
+				switch (t->dtype) {
+				case KILN_I64: ((int64_t *)t->data)[j] = v; break;
+				case KILN_I32: ((int32_t *)t->data)[j] = (int32_t)v; break;
+				case KILN_F32: ((float *)t->data)[j] = (float)v; break;
+				case KILN_BOOL: ((uint8_t *)t->data)[j] = (uint8_t)v; break;
+				default: break;
+				}
+			}
+		}
+	}
+}
+
 int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, int64_t vocab,
                  SynthInputs *s)
 {

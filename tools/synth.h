@@ -18,6 +18,9 @@ typedef struct SynthInputs {
 int synth_inputs(const kiln_model *m, int64_t batch, int64_t seq, int64_t regions, int64_t vocab,
                  SynthInputs *s);
 void synth_free(SynthInputs *s);
+/* Masks (rank-2 inputs named *mask*) with real lengths spread evenly from
+ * lo (row 0) to hi (the last row), right-padded: kiln bench --lengths. */
+void synth_lengths(const kiln_model *m, SynthInputs *s, int64_t lo, int64_t hi);
 /* The value synth_inputs gives a symbolic dim k of an input (by its name
  * and dtype) the first time it binds that symbol. */
 int64_t synth_dim(const char *input, int dtype, int k, int64_t batch, int64_t seq, int64_t regions);
