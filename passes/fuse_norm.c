@@ -102,23 +102,71 @@ static NodeId plus_eps(const Graph *g, NodeId n, Match *m, double *eps)
 	return mean;
 }
 
+/* mul = normalized * gamma, either order, normalized (x - mean) / sqrt(var + eps)
+ * or (x - mean) * Reciprocal(sqrt(var + eps)): *gamma, the Sub and the Sqrt. */
+static bool ln_normalized(const Graph *g, NodeId mul, Match *m, ValId *gamma, NodeId *sub, NodeId *sqrt_)
+{
+	NodeId div, inner, rec;
+	ValId other;
+	if (m_split(g, mul, OP_Div, m, &div, gamma)) {
+		m_add(m, div);
+		const Node *dv = IR_NODE(g, div);
+		if ((*sub = m_def_u(g, dv->in[0], OP_Sub, m)) < 0)
+			return m_fail(g, m, div, "the numerator is not a Sub x - mean");
+		if ((*sqrt_ = m_def_u(g, dv->in[1], OP_Sqrt, m)) < 0)
+			return m_fail(g, m, div, "the denominator is not a Sqrt");
+		return true;
+	}
+	if (!m_split(g, mul, OP_Mul, m, &inner, gamma))
+		return m_fail(g, m, mul, "neither operand is a Div (x - mean) / sqrt(var + eps) "
+		              "or a Mul (x - mean) * 1/sqrt(var + eps)");
+	m_add(m, inner);
+	if (!m_split(g, inner, OP_Reciprocal, m, &rec, &other))
+		return m_fail(g, m, inner, "neither operand is a Reciprocal 1/sqrt(var + eps)");
+	m_add(m, rec);
+	if ((*sub = m_def_u(g, other, OP_Sub, m)) < 0)
+		return m_fail(g, m, inner, "the other operand is not a Sub x - mean");
+	if ((*sqrt_ = m_def_u(g, IR_NODE(g, rec)->in[0], OP_Sqrt, m)) < 0)
+		return m_fail(g, m, rec, "the Reciprocal's input is not a Sqrt");
+	return true;
+}
+
+/* ReduceMean var averages (x - mean)^2 of d: Pow(d, 2) or Mul(d, d). */
+static bool ln_squares(const Graph *g, NodeId var, ValId d, Match *m)
+{
+	ValId s = IR_NODE(g, var)->in[0];
+	NodeId n;
+	double two;
+	if ((n = m_def_u(g, s, OP_Mul, m)) >= 0) {
+		const Node *mn = IR_NODE(g, n);
+		if (m_unwrap(g, mn->in[0], m) != d || m_unwrap(g, mn->in[1], m) != d)
+			return m_fail(g, m, n, "the Mul does not square the centered x '%s'", IR_VAL(g, d)->name);
+		m_add(m, n);
+		return true;
+	}
+	if ((n = m_def_u(g, s, OP_Pow, m)) < 0)
+		return m_fail(g, m, var, "the variance does not average (x - mean)^2 (a Pow 2 or a Mul by itself)");
+	const Node *pw = IR_NODE(g, n);
+	if (m_unwrap(g, pw->in[0], m) != d)
+		return m_fail(g, m, n, "squares '%s', not the centered x '%s'", IR_VAL(g, pw->in[0])->name,
+		              IR_VAL(g, d)->name);
+	if (!m_const_scalar(g, pw->in[1], &two) || two != 2.0)
+		return m_fail(g, m, n, "the exponent is not the constant 2");
+	m_add(m, n);
+	return true;
+}
+
 static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 {
-	NodeId mul, div, sub, mean, sqrt_, addeps, var, pow_;
+	NodeId mul, sub = -1, mean, sqrt_ = -1, addeps, var;
 	ValId beta, gamma, x;
-	double two, eps;
+	double eps;
 	m_add(m, root);
 	if (!m_split(g, root, OP_Mul, m, &mul, &beta))
 		return m_fail(g, m, root, "neither operand is a Mul (normalized * gamma)");
 	m_add(m, mul);
-	if (!m_split(g, mul, OP_Div, m, &div, &gamma))
-		return m_fail(g, m, mul, "neither operand is a Div (x - mean) / sqrt(var + eps)");
-	m_add(m, div);
-	const Node *dv = IR_NODE(g, div);
-	if ((sub = m_def_u(g, dv->in[0], OP_Sub, m)) < 0)
-		return m_fail(g, m, div, "the numerator is not a Sub x - mean");
-	if ((sqrt_ = m_def_u(g, dv->in[1], OP_Sqrt, m)) < 0)
-		return m_fail(g, m, div, "the denominator is not a Sqrt");
+	if (!ln_normalized(g, mul, m, &gamma, &sub, &sqrt_))
+		return false;
 	m_add(m, sub);
 	m_add(m, sqrt_);
 	const Node *sb = IR_NODE(g, sub);
@@ -132,15 +180,8 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, sqrt_, "the Sqrt's input is not an Add var + eps");
 	if ((var = plus_eps(g, addeps, m, &eps)) < 0)
 		return false;
-	if ((pow_ = m_def_u(g, IR_NODE(g, var)->in[0], OP_Pow, m)) < 0)
-		return m_fail(g, m, var, "the variance does not average a Pow (x - mean)^2");
-	const Node *pw = IR_NODE(g, pow_);
-	if (m_unwrap(g, pw->in[0], m) != d)
-		return m_fail(g, m, pow_, "squares '%s', not the centered x '%s'", IR_VAL(g, pw->in[0])->name,
-		              IR_VAL(g, d)->name);
-	if (!m_const_scalar(g, pw->in[1], &two) || two != 2.0)
-		return m_fail(g, m, pow_, "the exponent is not the constant 2");
-	m_add(m, pow_);
+	if (!ln_squares(g, var, d, m))
+		return false;
 	if (!last_axis_mean(g, var, m_unwrap(g, IR_NODE(g, var)->in[0], NULL), m))
 		return false;
 	if (IR_VAL(g, x)->dtype != DT_F32)

@@ -557,23 +557,18 @@ def layernorm_decomposed_o18():
     return norm_case(ln_decomposed, ln_ref, 18, LN, past=True)
 
 
-# fuse-norm's layernorm pattern wants Pow(d, 2) and Div(d, Sqrt): these two
-# spellings are known misses (the computation becomes a KlnRMSNorm of
-# x - mean, correct but not one KlnLayerNorm); "xfail" makes the script
-# report them without failing, XPASS once fuse-norm takes them.
-LN_XFAIL = dict(LN, xfail="fuse-norm's layernorm matcher takes only Pow(d, 2) and Div(d, Sqrt)")
 
 
 @case
 def layernorm_decomposed_mulsq():
     """The square as Mul(d, d)."""
-    return norm_case(lambda g, x: ln_decomposed(g, x, square="mul"), ln_ref, 18, LN_XFAIL)
+    return norm_case(lambda g, x: ln_decomposed(g, x, square="mul"), ln_ref, 18, LN)
 
 
 @case
 def layernorm_decomposed_rsqrt():
     """1/std as Reciprocal(Sqrt) multiplied (torchlib's rsqrt)."""
-    return norm_case(lambda g, x: ln_decomposed(g, x, inv="rsqrt"), ln_ref, 18, LN_XFAIL)
+    return norm_case(lambda g, x: ln_decomposed(g, x, inv="rsqrt"), ln_ref, 18, LN)
 
 
 @case
