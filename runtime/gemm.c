@@ -923,6 +923,40 @@ static int64_t pf_cap(const ukernel *uk, int64_t kc)
 	return kc * uk->pf_per4 / 4;
 }
 
+/* What a block's K step [k0, k0+KS) over panel columns [j0, j0+n) of
+ * j->Bp prefetches (to L2) while it computes, spread over its `calls`
+ * micro-kernel calls, at most cap lines a call:
+ *  - before its last K step: its panels' next K step;
+ *  - in its last K step: the first K step of the panels that follow the
+ *    block (up to n columns): the block this thread takes next when it
+ *    works alone, a neighbour's with threads; either way those weights
+ *    come from DRAM behind the FMAs, not after them.  Few rows (LXMERT's
+ *    20 tokens) do the whole K in one step: this is all they prefetch. */
+static pf_t pf_panels(const sg_job *j, int64_t k0, int64_t KS, int64_t j0, int64_t n,
+                      int64_t calls, int64_t cap)
+{
+	const int64_t P = RT_GEMM_PANEL, K = j->K;
+	pf_t pf = { 0 };
+	int64_t k1 = k0 + KS, c1 = j0;
+	if (k1 >= K) {
+		k1 = 0;
+		c1 = j0 + n;
+		if (c1 >= j->N)
+			return pf;
+		if (n > j->N - c1)
+			n = j->N - c1;
+	}
+	int64_t kc1 = K - k1 < KS ? K - k1 : KS;
+	/* panels holding columns [c1, c1 + n), rows k1 .. k1+kc1 of each */
+	pf.p = (const char *)(j->Bp + (c1 / P * K + k1) * P);
+	pf.stride = K * P * 4;
+	pf.rowlines = ceil_div(kc1 * P * 4, 64);
+	pf.lines = ceil_div((ceil_div(c1 + n, P) - c1 / P) * pf.rowlines, calls);
+	if (pf.lines > cap)
+		pf.lines = cap;
+	return pf;
+}
+
 /* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
 static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
 {
@@ -947,16 +981,9 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
-		if (k0 + KS < j->K && j->Bp) {
-			/* the block's panels, rows k1 .. k1+kc1 of each */
-			int64_t k1 = k0 + KS, kc1 = j->K - k1 < KS ? j->K - k1 : KS;
-			pf.p = (const char *)(j->Bp + (j0 / RT_GEMM_PANEL * j->K + k1) * RT_GEMM_PANEL);
-			pf.stride = j->K * RT_GEMM_PANEL * 4;
-			pf.rowlines = ceil_div(kc1 * RT_GEMM_PANEL * 4, 64);
-			pf.lines = ceil_div(ceil_div(n, RT_GEMM_PANEL) * pf.rowlines, calls);
-			if (pf.lines > pf_cap(uk, kc))
-				pf.lines = pf_cap(uk, kc);
-		} else if (k0 + KC < j->K && !j->Bh) {
+		if (j->Bp)
+			pf = pf_panels(j, k0, KS, j0, n, calls, pf_cap(uk, kc));
+		else if (k0 + KC < j->K && !j->Bh) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
 			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
