@@ -923,35 +923,38 @@ static int64_t pf_cap(const ukernel *uk, int64_t kc)
 	return kc * uk->pf_per4 / 4;
 }
 
-/* What a block's K step [k0, k0+KS) over panel columns [j0, j0+n) of
- * j->Bp prefetches (to L2) while it computes, spread over its `calls`
- * micro-kernel calls, at most cap lines a call:
- *  - before its last K step: its panels' next K step;
- *  - in its last K step: the first K step of the panels that follow the
- *    block (up to n columns): the block this thread takes next when it
- *    works alone, a neighbour's with threads; either way those weights
- *    come from DRAM behind the FMAs, not after them.  Few rows (LXMERT's
- *    20 tokens) do the whole K in one step: this is all they prefetch. */
+/* The weights stream (j->Bp) is prefetched to L2 one panel ahead of the
+ * one in use, in the order the block reads it: its panels one after the
+ * other in a K step, then the next K step's, then the first K step of the
+ * panels that follow the block (the block this thread takes next when it
+ * works alone, a neighbour's with threads: either way those weights come
+ * from DRAM behind the FMAs, not after them).  One panel ahead keeps what
+ * is in flight small next to A's rows in L2.  This returns the prefetch of
+ * the panel after the one holding column col (in [j0, j0+n), K step
+ * [k0, k0+KS)), spread over `calls` micro-kernel calls, at most cap lines
+ * a call. */
 static pf_t pf_panels(const sg_job *j, int64_t k0, int64_t KS, int64_t j0, int64_t n,
-                      int64_t calls, int64_t cap)
+                      int64_t col, int64_t calls, int64_t cap)
 {
 	const int64_t P = RT_GEMM_PANEL, K = j->K;
 	pf_t pf = { 0 };
-	int64_t k1 = k0 + KS, c1 = j0;
-	if (k1 >= K) {
-		k1 = 0;
-		c1 = j0 + n;
-		if (c1 >= j->N)
-			return pf;
-		if (n > j->N - c1)
-			n = j->N - c1;
+	int64_t k1 = k0, c1 = (col / P + 1) * P;
+	if (c1 >= j0 + n) {
+		if (k0 + KS < K) {
+			k1 = k0 + KS;
+			c1 = j0;
+		} else {
+			k1 = 0;
+			c1 = j0 + n;
+		}
 	}
+	if (c1 >= j->N)
+		return pf;
 	int64_t kc1 = K - k1 < KS ? K - k1 : KS;
-	/* panels holding columns [c1, c1 + n), rows k1 .. k1+kc1 of each */
 	pf.p = (const char *)(j->Bp + (c1 / P * K + k1) * P);
 	pf.stride = K * P * 4;
 	pf.rowlines = ceil_div(kc1 * P * 4, 64);
-	pf.lines = ceil_div((ceil_div(c1 + n, P) - c1 / P) * pf.rowlines, calls);
+	pf.lines = ceil_div(pf.rowlines, calls);
 	if (pf.lines > cap)
 		pf.lines = cap;
 	return pf;
@@ -981,9 +984,7 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
-		if (j->Bp)
-			pf = pf_panels(j, k0, KS, j0, n, calls, pf_cap(uk, kc));
-		else if (k0 + KC < j->K && !j->Bh) {
+		if (!j->Bp && k0 + KC < j->K && !j->Bh) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
 			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
@@ -1004,6 +1005,14 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		for (int64_t jr = 0; jr < n; jr += nr) {
 			int64_t nn = n - jr < nr ? n - jr : nr;
 			const float *b = bp + jr * kc;
+			if (j->Bp && (jr == 0 || (j0 + jr) % RT_GEMM_PANEL == 0)) {
+				/* a new panel: prefetch the next one over its calls */
+				int64_t col = j0 + jr, end = (col / RT_GEMM_PANEL + 1) * RT_GEMM_PANEL;
+				int64_t pcalls = ceil_div((end < j0 + n ? end : j0 + n) - col, nr) *
+				                 ceil_div(m, mr);
+				pf = pf_panels(j, k0, KS, j0, n, col, pcalls, pf_cap(uk, kc));
+				pf_left = pf.lines * pcalls;
+			}
 			int64_t bs = nr;
 			if (j->Bp) {
 				int64_t col = j0 + jr;
