@@ -334,20 +334,15 @@ static void uk_avx2_6(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 /* ---- the AVX2 kernel's epilogue (bias, GELU) ----
  * gelu_avx512's arithmetic in 8 lanes; tails through lane masks. */
 
-/* lanes [0, min(n, 8)) set */
-__attribute__((target("avx2")))
-static inline __m256i a2_mask(int64_t n)
-{
-	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 8 ? (int)n : 8),
-	                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* vm_exp16 in 8 lanes: 2^n applied as two exact powers of two (no scalef),
- * so results round once to 0 below about -103.97, to +inf above 88.72 */
+/* vm_exp16 in 8 lanes for the GELUs, 2^n applied as two exact powers of
+ * two (no scalef); +inf above 88.72, and x clamped below at -86.5 so no
+ * result is subnormal (exp(-86.5) ~ 2.7e-38): on these CPUs a subnormal
+ * result costs a microcode assist, and the GELUs only ever add such a
+ * value to 1 or multiply it by x/2 */
 __attribute__((target("avx2,fma")))
 static inline __m256 a2_exp8(__m256 x)
 {
-	x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
+	x = _mm256_max_ps(_mm256_set1_ps(-86.5f), x);
 	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
 	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
 	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -360,7 +355,7 @@ static inline __m256 a2_exp8(__m256 x)
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
 	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-	/* n in [-150, 129]: 2^n = 2^h 2^(n-h), h = n/2 (each a normal float) */
+	/* n in [-125, 129]: 2^n = 2^h 2^(n-h), h = n/2 (each a normal float) */
 	__m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
 	__m256i bias = _mm256_set1_epi32(127);
 	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
@@ -406,8 +401,13 @@ static void gelu_avx2(float *x, int64_t n, int approx)
 		return;
 	}
 	for (int64_t i = 0; i < n; i += 8) {
-		__m256i m = a2_mask(n - i);
-		__m256 v = _mm256_maskload_ps(x + i, m), y;
+		/* full vectors: plain loads and stores (AMD's masked store is
+		 * microcoded and slow); the tail through a buffer */
+		float t[8] = { 0 };
+		bool full = n - i >= 8;
+		if (!full)
+			memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+		__m256 v = _mm256_loadu_ps(full ? x + i : t), y;
 		if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
 			__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
 			                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
@@ -421,7 +421,12 @@ static void gelu_avx2(float *x, int64_t n, int approx)
 		}
 		/* NaN in, NaN out */
 		y = _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-		_mm256_maskstore_ps(x + i, m, y);
+		if (full) {
+			_mm256_storeu_ps(x + i, y);
+		} else {
+			_mm256_storeu_ps(t, y);
+			memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+		}
 	}
 }
 
