@@ -1,28 +1,42 @@
-/* gemm_bench.c: GFLOP/s of kiln's rt_sgemm against the installed
- * cblas_sgemm (OpenBLAS as the system configured it, no environment
- * variable) on the BERT-base shapes, at 1 and 2 threads.  Built and run by
+/* gemm_bench.c: kiln's fp32 GEMM against the installed cblas_sgemm
+ * (OpenBLAS as the system configured it, no environment variable) on the
+ * BERT-base and LXMERT-base shapes, at 1 and 2 threads.  Built and run by
  * bench/gemm_bench.sh; not part of the test suite.
  *
- * Both use the same split for threads: rt_sgemm runs on a kiln pool,
- * OpenBLAS gets openblas_set_num_threads(T).  Single products cycle through
- * enough copies of B (>= 128 MB) that B comes from DRAM each call, as a
- * model's weights do; batched (attention) shapes stay in cache. */
+ *   gemm_bench [KERNEL]      KERNEL: avx512, avx2, neon, c (rt_sgemm_use)
+ *   GEMM_BENCH_CACHE=1       B stays in cache (one copy) instead of cycling
+ *                            through >= 128 MB of copies (from DRAM, as a
+ *                            model's weights are)
+ *   GEMM_BENCH_PEAK=G        this machine's fp32 FMA peak in GFLOP per
+ *                            CPU-second (kiln_peak's fp32_core): a % column
+ *
+ * The machine is shared, so the figure is GFLOP per CPU-second of this
+ * process (getrusage: user + system time of all its threads, the pool's
+ * spinning included), the best of the repetitions.  "panels" is the path
+ * compiled models take (rt_sgemm_panels: W packed at compile time, A read
+ * in place), "sgemm" row-major B packed at run time (rt_sgemm).  Threads
+ * split the work the same way for both: rt_sgemm runs on a kiln pool,
+ * OpenBLAS gets openblas_set_num_threads(T).  Batched (attention) shapes:
+ * one call per head spread over the pool by head, as kiln's MatMul does. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/resource.h>
 
 #include "gemm.h"
+#include "rt.h"
 #include "rt_internal.h"
 
 void openblas_set_num_threads(int);
 
-static double now(void)
+/* CPU seconds used by the process so far (all threads) */
+static double cpu_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
+	       1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 typedef struct { const char *what; int ta, tb; int64_t M, N, K, batch; } shape;
@@ -32,14 +46,21 @@ static const shape shapes[] = {
 	{ "attn out", 0, 0, 128, 768, 768, 1 },
 	{ "FFN up", 0, 0, 128, 3072, 768, 1 },
 	{ "FFN down", 0, 0, 128, 768, 3072, 1 },
+	{ "QKV b8", 0, 0, 1024, 2304, 768, 1 },
+	{ "out b8", 0, 0, 1024, 768, 768, 1 },
+	{ "FFN up b8", 0, 0, 1024, 3072, 768, 1 },
+	{ "FFN dn b8", 0, 0, 1024, 768, 3072, 1 },
+	{ "lx s20", 0, 0, 20, 768, 768, 1 },
+	{ "lx s20 up", 0, 0, 20, 3072, 768, 1 },
+	{ "lx r36", 0, 0, 36, 768, 768, 1 },
+	{ "lx r36 dn", 0, 0, 36, 768, 3072, 1 },
 	{ "QK^T x12", 0, 1, 128, 128, 64, 12 },
 	{ "PV x12", 0, 0, 128, 64, 128, 12 },
-	{ "FFN up b8", 0, 0, 1024, 3072, 768, 1 },
 };
 
-/* median of reps timings of one call (batched shapes: one call per head,
- * spread over the pool by head as kiln's MatMul does) */
-typedef struct { const shape *s; const float *A, *B; float *C; int blas; } bjob;
+enum { KILN, PANELS, BLAS };
+
+typedef struct { const shape *s; const float *A, *B; float *C; int how; } bjob;
 
 static void heads(void *arg, int64_t b, int64_t e)
 {
@@ -49,7 +70,7 @@ static void heads(void *arg, int64_t b, int64_t e)
 		const float *A = j->A + h * s->M * s->K, *B = j->B + h * s->K * s->N;
 		float *C = j->C + h * s->M * s->N;
 		int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-		if (j->blas)
+		if (j->how == BLAS)
 			cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
 			            s->tb ? CblasTrans : CblasNoTrans, (int)s->M, (int)s->N, (int)s->K,
 			            1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)s->N);
@@ -59,39 +80,52 @@ static void heads(void *arg, int64_t b, int64_t e)
 	}
 }
 
-static double run(const shape *s, struct rt_pool *pool, int T, int blas, const float *A,
-                  const float *B0, int ncopy, float *C)
+/* one product: B (or its panels, Bp) is copy r % ncopy */
+static void once(const shape *s, struct rt_pool *pool, int T, int how, const float *A,
+                 const float *B, const float *Bp, float *C)
 {
-	int reps = 15;
-	double best[15];
-	for (int r = 0; r < reps; r++) {
-		const float *B = B0 + (size_t)(r % ncopy) * (size_t)(s->K * s->N * s->batch);
-		double t0 = now();
-		if (s->batch > 1) {
-			bjob j = { s, A, B, C, blas };
-			if (blas) {
-				openblas_set_num_threads(1);
-				rt_parallel_for(pool, s->batch, heads, &j);
-			} else {
-				rt_parallel_for(pool, s->batch, heads, &j);
-			}
-		} else if (blas) {
-			openblas_set_num_threads(T);
-			cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
-			            s->tb ? CblasTrans : CblasNoTrans, (int)s->M, (int)s->N, (int)s->K,
-			            1.0f, A, (int)(s->ta ? s->M : s->K), B, (int)(s->tb ? s->K : s->N),
-			            0.0f, C, (int)s->N);
-		} else {
-			rt_sgemm(pool, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, s->ta ? s->M : s->K, B,
-			         s->tb ? s->K : s->N, 0.0f, C, s->N);
-		}
-		best[r] = now() - t0;
+	if (s->batch > 1) {
+		bjob j = { s, A, B, C, how };
+		if (how == BLAS)
+			openblas_set_num_threads(1);
+		rt_parallel_for(pool, s->batch, heads, &j);
+	} else if (how == BLAS) {
+		openblas_set_num_threads(T);
+		cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
+		            s->tb ? CblasTrans : CblasNoTrans, (int)s->M, (int)s->N, (int)s->K,
+		            1.0f, A, (int)(s->ta ? s->M : s->K), B, (int)(s->tb ? s->K : s->N),
+		            0.0f, C, (int)s->N);
+	} else if (how == PANELS) {
+		rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp, C, s->N, NULL);
+	} else {
+		rt_sgemm(pool, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, s->ta ? s->M : s->K, B,
+		         s->tb ? s->K : s->N, 0.0f, C, s->N);
 	}
-	/* best run: the machine is shared, the fastest run is the least disturbed */
-	for (int a = 0; a < reps; a++)
-		for (int b = a + 1; b < reps; b++)
-			if (best[b] < best[a]) { double t = best[a]; best[a] = best[b]; best[b] = t; }
-	return 2.0 * (double)(s->M * s->N * s->K * s->batch) / best[0] * 1e-9;
+}
+
+/* GFLOP per CPU-second: the best of a few groups of calls, each group long
+ * enough (>= 20 ms of CPU) for getrusage's resolution */
+static double run(const shape *s, struct rt_pool *pool, int T, int how, const float *A,
+                  const float *B0, const float *Bp0, int ncopy, float *C)
+{
+	size_t nb = (size_t)(s->K * s->N * s->batch), np = (size_t)rt_gemm_panel_floats(s->K, s->N);
+	double flop = 2.0 * (double)(s->M * s->N * s->K * s->batch), best = 0;
+	int r = 0;
+	once(s, pool, T, how, A, B0, Bp0, C);      /* warm up: buffers, threads */
+	for (int g = 0; g < 7; g++) {
+		double t0 = cpu_now(), t;
+		int calls = 0;
+		do {
+			once(s, pool, T, how, A, B0 + (size_t)(r % ncopy) * nb,
+			     Bp0 ? Bp0 + (size_t)(r % ncopy) * np : NULL, C);
+			r++;
+			calls++;
+		} while ((t = cpu_now() - t0) < 0.02);
+		double gf = flop * calls / t * 1e-9;
+		if (gf > best)
+			best = gf;
+	}
+	return best;
 }
 
 int main(int argc, char **argv)
@@ -100,31 +134,57 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gemm_bench: kernel %s not available\n", argv[1]);
 		return 1;
 	}
-	printf("kernel: %s\n", rt_sgemm_kernel());
-	printf("%-10s %5s %5s %5s %3s | %8s %8s | %8s %8s\n", "shape", "M", "N", "K", "x",
-	       "kiln T1", "blas T1", "kiln T2", "blas T2");
+	const char *ce = getenv("GEMM_BENCH_CACHE"), *pe = getenv("GEMM_BENCH_PEAK");
+	bool cache = ce && *ce && strcmp(ce, "0");
+	double peak = pe ? atof(pe) : 0;
+	printf("kernel: %s; B %s; GFLOP per CPU-second", rt_sgemm_kernel(),
+	       cache ? "in cache" : "from DRAM");
+	if (peak > 0)
+		printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
+	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
+	       "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
 		const shape *s = &shapes[i];
 		size_t na = (size_t)(s->M * s->K * s->batch), nb = (size_t)(s->K * s->N * s->batch),
 		       nc = (size_t)(s->M * s->N * s->batch);
-		int ncopy = s->batch > 1 ? 1 : (int)(((size_t)128 << 20) / (nb * 4) + 1);
+		int ncopy = cache || s->batch > 1 ? 1 : (int)(((size_t)128 << 20) / (nb * 4) + 1);
 		if (ncopy > 15)
 			ncopy = 15;
+		bool panels = s->batch == 1 && !s->ta && !s->tb;
+		size_t np = (size_t)rt_gemm_panel_floats(s->K, s->N);
 		float *A = malloc(na * 4), *B = malloc(nb * 4 * (size_t)ncopy), *C = malloc(nc * 4);
+		float *Bp = panels ? aligned_alloc(64, np * 4 * (size_t)ncopy) : NULL;
+		if (!A || !B || !C || (panels && !Bp)) {
+			fprintf(stderr, "gemm_bench: out of memory\n");
+			return 1;
+		}
 		for (size_t k = 0; k < na; k++) A[k] = (float)(k % 7) * 0.1f;
 		for (size_t k = 0; k < nb * (size_t)ncopy; k++) B[k] = (float)(k % 5) * 0.1f;
+		for (int c = 0; panels && c < ncopy; c++)
+			rt_gemm_pack_panels(B + (size_t)c * nb, s->K, s->N, Bp + (size_t)c * np);
 		memset(C, 0, nc * 4);
-		double g[4];
+		double g[6] = { 0 };
 		for (int T = 1; T <= 2; T++) {
 			struct rt_pool *pool = rt_pool_create(T);
-			g[(T - 1) * 2] = run(s, pool, T, 0, A, B, ncopy, C);
-			g[(T - 1) * 2 + 1] = run(s, pool, T, 1, A, B, ncopy, C);
+			for (int how = KILN; how <= BLAS; how++)
+				if (how != PANELS || panels)
+					g[(T - 1) * 3 + how] = run(s, pool, T, how, A, B, Bp, ncopy, C);
 			rt_pool_free(pool);
 		}
-		printf("%-10s %5lld %5lld %5lld %3lld | %8.1f %8.1f | %8.1f %8.1f\n", s->what,
-		       (long long)s->M, (long long)s->N, (long long)s->K, (long long)s->batch, g[0],
-		       g[1], g[2], g[3]);
-		free(A); free(B); free(C);
+		printf("%-10s %5lld %5lld %5lld %3lld |", s->what, (long long)s->M, (long long)s->N,
+		       (long long)s->K, (long long)s->batch);
+		for (int c = 0; c < 6; c++) {
+			if (c == 3)
+				printf(" |");
+			if (!g[c])
+				printf(" %7s", "-");
+			else if (peak > 0)
+				printf(" %6.0f%%", 100 * g[c] / peak);
+			else
+				printf(" %7.1f", g[c]);
+		}
+		printf("\n");
+		free(A); free(B); free(C); free(Bp);
 	}
 	return 0;
 }

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Build and run bench/gemm_bench.c: kiln's rt_sgemm vs the installed
-# OpenBLAS on the BERT-base shapes, GFLOP/s at 1 and 2 threads.
+# Build and run bench/gemm_bench.c: kiln's fp32 GEMM vs the installed
+# OpenBLAS on the BERT-base / LXMERT-base shapes at 1 and 2 threads, in
+# GFLOP per CPU-second and as a % of this machine's fp32 FMA peak per
+# CPU-second, measured first in the same run (kiln_peak).
 #   bash bench/gemm_bench.sh [BUILD_DIR] [KERNEL]   (KERNEL: avx512, avx2, c)
+#   GEMM_BENCH_CACHE=1: B stays in cache (else it comes from DRAM)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-[ -f "$build/libkiln_rt.a" ] || cmake --build "$build" -j2 --target kiln_rt
+[ -f "$build/libkiln_rt.a" ] || cmake --build "$build" -j2 --target kiln_rt kiln_peak
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$root/runtime" "$root/bench/gemm_bench.c" \
   "$build/libkiln_rt.a" -lopenblas -lm -lpthread -o "$build/gemm_bench"
 echo "load: $(uptime | sed 's/.*load/load/')"
-"$build/gemm_bench" ${2:-}
+peak=
+if [ -x "$build/kiln_peak" ]; then
+  peak=$("$build/kiln_peak" --seconds 1 --threads 1 | tail -1 |
+         sed -n 's/.*"fp32_core": \([0-9.]*\).*/\1/p')
+  echo "fp32 FMA peak: $peak GFLOP per CPU-second (kiln_peak)"
+fi
+GEMM_BENCH_PEAK=$peak "$build/gemm_bench" ${2:-}

@@ -239,14 +239,207 @@ static void uk_avx2_##R(int64_t kc, const float *a, int64_t rs, int64_t ks, cons
 			uk256_body(R, kc, a, 1, 6, b, bs, c, ldc, alpha, beta, pf); \
 	} \
 }
-UK256(6)
 UK256(5)
 UK256(4)
 UK256(3)
 UK256(2)
 UK256(1)
 #undef UK256
+
+/* The full 6x16 AVX2 tile in assembly: the intrinsic body above, with 12
+ * accumulators, 2 B vectors and the broadcasts in 16 ymm registers, left
+ * GCC spilling accumulators and copying registers in the loop.  Here
+ * ymm0/1 hold B's row k, ymm2/3 alternate the broadcasts of A, and the 12
+ * accumulators take the other 12 (operands).  Row r of A is at a + r rs:
+ * rows 0, 1, 2, 4 from a (index rs scaled 1, 2, 4), rows 3 and 5 from
+ * a3 = a + 3 rs; both step ks floats per k (in place: rs lda, ks 1;
+ * packed: rs 1, ks 6).  B steps bs floats per k.  One prefetch of pf per
+ * 4 k steps, as the other kernels. */
+#define A2_ROW(r, base, idx, ar) \
+	"vbroadcastss " base idx ", %%" ar "\n\t" \
+	"vfmadd231ps %%ymm0, %%" ar ", %[c" #r "0]\n\t" \
+	"vfmadd231ps %%ymm1, %%" ar ", %[c" #r "1]\n\t"
+#define A2_STEP \
+	"vmovups (%[b]), %%ymm0\n\t" \
+	"vmovups 32(%[b]), %%ymm1\n\t" \
+	"add %[bs], %[b]\n\t" \
+	A2_ROW(0, "(%[a]", ")", "ymm2") \
+	A2_ROW(1, "(%[a],%[rs],1", ")", "ymm3") \
+	A2_ROW(2, "(%[a],%[rs],2", ")", "ymm2") \
+	A2_ROW(3, "(%[a3]", ")", "ymm3") \
+	A2_ROW(4, "(%[a],%[rs],4", ")", "ymm2") \
+	A2_ROW(5, "(%[a3],%[rs],2", ")", "ymm3") \
+	"add %[ks], %[a]\n\t" \
+	"add %[ks], %[a3]\n\t"
+
+__attribute__((target("avx2,fma")))
+static void uk_avx2_6(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
+                      int64_t bs, float *c, int64_t ldc, float alpha, float beta,
+                      const pf_t *pf)
+{
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
+	const float *a3 = a + 3 * rs;
+	int64_t rsb = rs * 4, ksb = ks * 4, bsb = bs * 4, n4 = kc / 4, n1 = kc % 4;
+	__m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+	__asm__ volatile(
+#define Z(r) "vxorps %[c" #r "0], %[c" #r "0], %[c" #r "0]\n\t" \
+	"vxorps %[c" #r "1], %[c" #r "1], %[c" #r "1]\n\t"
+		Z(0) Z(1) Z(2) Z(3) Z(4) Z(5)
+#undef Z
+		"test %[n4], %[n4]\n\t"
+		"jz 3f\n\t"
+		"1:\n\t"
+		"test %[pn], %[pn]\n\t"
+		"jle 2f\n\t"
+		"prefetcht1 (%[pp])\n\t"
+		"add $64, %[pp]\n\t"
+		"dec %[pn]\n\t"
+		"2:\n\t"
+		A2_STEP A2_STEP A2_STEP A2_STEP
+		"dec %[n4]\n\t"
+		"jnz 1b\n\t"
+		"3:\n\t"
+		"test %[n1], %[n1]\n\t"
+		"jz 5f\n\t"
+		"4:\n\t"
+		A2_STEP
+		"dec %[n1]\n\t"
+		"jnz 4b\n\t"
+		"5:\n\t"
+		: [c00] "=&x"(c00), [c01] "=&x"(c01), [c10] "=&x"(c10), [c11] "=&x"(c11),
+		  [c20] "=&x"(c20), [c21] "=&x"(c21), [c30] "=&x"(c30), [c31] "=&x"(c31),
+		  [c40] "=&x"(c40), [c41] "=&x"(c41), [c50] "=&x"(c50), [c51] "=&x"(c51),
+		  [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [n4] "+r"(n4), [n1] "+r"(n1),
+		  [pp] "+r"(pp), [pn] "+r"(pn)
+		: [rs] "r"(rsb), [ks] "r"(ksb), [bs] "r"(bsb)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory");
+	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#define ROW_ST(r) { float *cr = c + r * ldc; \
+		if (beta == 0.0f) { \
+			_mm256_storeu_ps(cr, _mm256_mul_ps(va, c##r##0)); \
+			_mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c##r##1)); \
+		} else { \
+			_mm256_storeu_ps(cr, _mm256_fmadd_ps(va, c##r##0, \
+			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr)))); \
+			_mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, c##r##1, \
+			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
+		} }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
+#undef ROW_ST
+}
+#undef A2_STEP
+#undef A2_ROW
 #define uk_avx2 uk_avx2_6
+
+/* ---- the AVX2 kernel's epilogue (bias, GELU) ----
+ * gelu_avx512's arithmetic in 8 lanes; tails through lane masks. */
+
+/* vm_exp16 in 8 lanes for the GELUs, 2^n applied as two exact powers of
+ * two (no scalef); +inf above 88.72, and x clamped below at -86.5 so no
+ * result is subnormal (exp(-86.5) ~ 2.7e-38): on these CPUs a subnormal
+ * result costs a microcode assist, and the GELUs only ever add such a
+ * value to 1 or multiply it by x/2 */
+__attribute__((target("avx2,fma")))
+static inline __m256 a2_exp8(__m256 x)
+{
+	x = _mm256_max_ps(_mm256_set1_ps(-86.5f), x);
+	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	/* n in [-125, 129]: 2^n = 2^h 2^(n-h), h = n/2 (each a normal float) */
+	__m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
+	__m256i bias = _mm256_set1_epi32(127);
+	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
+		_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* one_plus_erf16 in 8 lanes */
+__attribute__((target("avx2,fma")))
+static inline __m256 a2_one_plus_erf8(__m256 z)
+{
+	__m256 t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), s = _mm256_mul_ps(z, z);
+	__m256 r = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
+	__m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
+	r = _mm256_fmadd_ps(r, s, u);
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.06777877e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.34846687e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.28717512e-1f));
+	r = _mm256_fmsub_ps(r, t, t);
+	__m256 e = a2_exp8(r);
+	__m256 big = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e),
+	                              _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
+	__m256 q = _mm256_set1_ps(-5.96761703e-4f);
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.99119423e-3f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-2.67681349e-2f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.12819925e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-3.76125336e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.28379166e-1f));
+	q = _mm256_add_ps(_mm256_fmadd_ps(q, z, z), _mm256_set1_ps(1.0f));
+	return _mm256_blendv_ps(q, big, _mm256_cmp_ps(t, _mm256_set1_ps(0.927734375f), _CMP_GT_OQ));
+}
+
+static void quick_gelu_avx2(float *x, int64_t n);
+
+/* GELU over n floats: erf (approx 0) and tanh (1) here, QuickGELU (2) by
+ * quick_gelu_avx2 */
+__attribute__((target("avx2,fma")))
+static void gelu_avx2(float *x, int64_t n, int approx)
+{
+	if (approx == 2) {
+		quick_gelu_avx2(x, n);
+		return;
+	}
+	for (int64_t i = 0; i < n; i += 8) {
+		/* full vectors: plain loads and stores (AMD's masked store is
+		 * microcoded and slow); the tail through a buffer */
+		float t[8] = { 0 };
+		bool full = n - i >= 8;
+		if (!full)
+			memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+		__m256 v = _mm256_loadu_ps(full ? x + i : t), y;
+		if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
+			__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
+			                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
+			                         _mm256_set1_ps(0.7978845608028654f)));
+			__m256 e = a2_exp8(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
+			y = _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+		} else {
+			__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
+			y = _mm256_mul_ps(h, a2_one_plus_erf8(
+				_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
+		}
+		/* NaN in, NaN out */
+		y = _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+		if (full) {
+			_mm256_storeu_ps(x + i, y);
+		} else {
+			_mm256_storeu_ps(t, y);
+			memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+		}
+	}
+}
+
+__attribute__((target("avx2")))
+static void add_avx2(float *c, const float *b, int64_t n)
+{
+	int64_t k = 0;
+	for (; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(c + k, _mm256_add_ps(_mm256_loadu_ps(c + k), _mm256_loadu_ps(b + k)));
+	for (; k < n; k++)
+		c[k] += b[k];
+}
 
 static const ukernel_fn tail256[6] = {
 	NULL, uk_avx2_1, uk_avx2_2, uk_avx2_3, uk_avx2_4, uk_avx2_5,
@@ -352,7 +545,7 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 static const ukernel kernels[] = {
 #if defined(__x86_64__)
 	{ "avx512", 8, 48, uk_avx512, tail512, 2, add_avx512, gelu_avx512 },
-	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, gelu_avx2 },
+	{ "avx2", 6, 16, uk_avx2, tail256, 1, add_avx2, gelu_avx2 },
 #elif defined(__aarch64__)
 	{ "neon", 8, 12, uk_neon, tailneon, 1, add_neon, gelu_neon },
 #endif
@@ -661,15 +854,10 @@ static inline __m256 exp8_avx2(__m256 x)
 	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-/* The AVX2 kernel's epilogue activation: QuickGELU in 8 lanes (masked
- * tail); the erf and tanh GELU stay scalar (gelu_c). */
+/* QuickGELU in 8 lanes (masked tail), for gelu_avx2 */
 __attribute__((target("avx2,fma")))
-static void gelu_avx2(float *x, int64_t n, int approx)
+static void quick_gelu_avx2(float *x, int64_t n)
 {
-	if (approx != 2) {
-		gelu_c(x, n, approx);
-		return;
-	}
 	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 	for (int64_t i = 0; i < n; i += 8) {
 		int left = n - i >= 8 ? 8 : (int)(n - i);
@@ -749,6 +937,7 @@ static void add_neon(float *c, const float *b, int64_t n)
 }
 #endif
 
+
 void rt_gelu_inplace(float *x, int64_t n, int approx)
 {
 	const ukernel *k = ukernel_get();
@@ -785,6 +974,43 @@ static int64_t pf_cap(const ukernel *uk, int64_t kc)
 	return kc * uk->pf_per4 / 4;
 }
 
+/* The weights stream (j->Bp) is prefetched to L2 one panel ahead of the
+ * one in use, in the order the block reads it: its panels one after the
+ * other in a K step, then the next K step's, then the first K step of the
+ * panels that follow the block (the block this thread takes next when it
+ * works alone, a neighbour's with threads: either way those weights come
+ * from DRAM behind the FMAs, not after them).  One panel ahead keeps what
+ * is in flight small next to A's rows in L2.  This returns the prefetch of
+ * the panel after the one holding column col (in [j0, j0+n), K step
+ * [k0, k0+KS)), spread over `calls` micro-kernel calls, at most cap lines
+ * a call. */
+static pf_t pf_panels(const sg_job *j, int64_t k0, int64_t KS, int64_t j0, int64_t n,
+                      int64_t col, int64_t calls, int64_t cap)
+{
+	const int64_t P = RT_GEMM_PANEL, K = j->K;
+	pf_t pf = { 0 };
+	int64_t k1 = k0, c1 = (col / P + 1) * P;
+	if (c1 >= j0 + n) {
+		if (k0 + KS < K) {
+			k1 = k0 + KS;
+			c1 = j0;
+		} else {
+			k1 = 0;
+			c1 = j0 + n;
+		}
+	}
+	if (c1 >= j->N)
+		return pf;
+	int64_t kc1 = K - k1 < KS ? K - k1 : KS;
+	pf.p = (const char *)(j->Bp + (c1 / P * K + k1) * P);
+	pf.stride = K * P * 4;
+	pf.rowlines = ceil_div(kc1 * P * 4, 64);
+	pf.lines = ceil_div(pf.rowlines, calls);
+	if (pf.lines > cap)
+		pf.lines = cap;
+	return pf;
+}
+
 /* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
 static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
 {
@@ -809,16 +1035,7 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		/* the op(B) slice of the next K step goes to L2 while this one
 		 * computes: the weights stream from DRAM behind the FMAs */
 		pf_t pf = { 0 };
-		if (k0 + KS < j->K && j->Bp) {
-			/* the block's panels, rows k1 .. k1+kc1 of each */
-			int64_t k1 = k0 + KS, kc1 = j->K - k1 < KS ? j->K - k1 : KS;
-			pf.p = (const char *)(j->Bp + (j0 / RT_GEMM_PANEL * j->K + k1) * RT_GEMM_PANEL);
-			pf.stride = j->K * RT_GEMM_PANEL * 4;
-			pf.rowlines = ceil_div(kc1 * RT_GEMM_PANEL * 4, 64);
-			pf.lines = ceil_div(ceil_div(n, RT_GEMM_PANEL) * pf.rowlines, calls);
-			if (pf.lines > pf_cap(uk, kc))
-				pf.lines = pf_cap(uk, kc);
-		} else if (k0 + KC < j->K && !j->Bh) {
+		if (!j->Bp && k0 + KC < j->K && !j->Bh) {
 			int64_t k1 = k0 + KC, kc1 = j->K - k1 < KC ? j->K - k1 : KC;
 			int64_t rows = j->tb ? n : kc1, bytes = (j->tb ? kc1 : n) * 4;
 			pf.p = (const char *)(j->tb ? j->B + j0 * j->ldb + k1 : j->B + k1 * j->ldb + j0);
@@ -839,6 +1056,14 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 		for (int64_t jr = 0; jr < n; jr += nr) {
 			int64_t nn = n - jr < nr ? n - jr : nr;
 			const float *b = bp + jr * kc;
+			if (j->Bp && (jr == 0 || (j0 + jr) % RT_GEMM_PANEL == 0)) {
+				/* a new panel: prefetch the next one over its calls */
+				int64_t col = j0 + jr, end = (col / RT_GEMM_PANEL + 1) * RT_GEMM_PANEL;
+				int64_t pcalls = ceil_div((end < j0 + n ? end : j0 + n) - col, nr) *
+				                 ceil_div(m, mr);
+				pf = pf_panels(j, k0, KS, j0, n, col, pcalls, pf_cap(uk, kc));
+				pf_left = pf.lines * pcalls;
+			}
 			int64_t bs = nr;
 			if (j->Bp) {
 				int64_t col = j0 + jr;

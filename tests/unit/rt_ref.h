@@ -97,7 +97,11 @@ typedef struct {
 	int64_t M, N, K, lda, ldb, ldc;
 	float alpha, beta;
 	float *A, *B, *C, *C0;      /* C0: C before the product */
+	float *Cg;                  /* C's allocation: REF_GUARD canaries, C, REF_GUARD canaries */
 } RefGemm;
+
+#define REF_GUARD 64
+static const uint32_t ref_canary = 0x7fc0dead;   /* a NaN no kernel writes */
 
 /* Operands with leading dims past the matrix by pa, pb, pc, filled from
  * [-1, 1); C (and its copy C0) NaN when beta is 0. */
@@ -105,11 +109,16 @@ static inline RefGemm ref_gemm_new(int ta, int tb, int64_t M, int64_t N, int64_t
                                    float beta, int64_t pa, int64_t pb, int64_t pc)
 {
 	RefGemm g = {ta, tb, M, N, K, (ta ? M : K) + pa, (tb ? K : N) + pb, N + pc, alpha, beta,
-	             NULL, NULL, NULL, NULL};
+	             NULL, NULL, NULL, NULL, NULL};
 	int64_t na = (ta ? K : M) * g.lda, nb = (tb ? N : K) * g.ldb, nc = M * g.ldc;
 	g.A = ref_alloc(sizeof(float) * (size_t)na);
 	g.B = ref_alloc(sizeof(float) * (size_t)nb);
-	g.C = ref_alloc(sizeof(float) * (size_t)nc);
+	g.Cg = ref_alloc(sizeof(float) * (size_t)(nc + 2 * REF_GUARD));
+	g.C = g.Cg + REF_GUARD;
+	for (int64_t i = 0; i < REF_GUARD; i++) {
+		memcpy(&g.Cg[i], &ref_canary, sizeof ref_canary);
+		memcpy(&g.C[nc + i], &ref_canary, sizeof ref_canary);
+	}
 	g.C0 = ref_alloc(sizeof(float) * (size_t)nc);
 	ref_fill(g.A, na, -1, 1);
 	ref_fill(g.B, nb, -1, 1);
@@ -131,7 +140,7 @@ static inline float *ref_gemm_dense_b(const RefGemm *g)
 /* The worst error of C against the double product, each element's
  * relative to the sum of the magnitudes of its terms plus tiny (the
  * epilogue's GELU applied to the reference); infinite if a padding column
- * of C changed. */
+ * of C or a canary around it changed. */
 static inline double ref_gemm_worst(const RefGemm *g, const float *bias, int act, double tiny)
 {
 	double worst = 0;
@@ -162,6 +171,10 @@ static inline double ref_gemm_worst(const RefGemm *g, const float *bias, int act
 		for (int64_t j = g->N; j < g->ldc; j++)
 			if (memcmp(&g->C[i * g->ldc + j], &g->C0[i * g->ldc + j], sizeof(float)))
 				worst = INFINITY;
+	for (int64_t i = 0; i < REF_GUARD; i++)
+		if (memcmp(&g->Cg[i], &ref_canary, sizeof ref_canary) ||
+		    memcmp(&g->C[g->M * g->ldc + i], &ref_canary, sizeof ref_canary))
+			worst = INFINITY;
 	return worst;
 }
 
@@ -169,7 +182,7 @@ static inline void ref_gemm_free(RefGemm *g)
 {
 	free(g->A);
 	free(g->B);
-	free(g->C);
+	free(g->Cg);
 	free(g->C0);
 }
 

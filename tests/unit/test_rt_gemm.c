@@ -24,6 +24,7 @@
 static struct rt_pool *pool;
 static int panels;      /* check() multiplies with B packed into panels: 1 f32, 2 bf16 */
 
+
 /* One product; returns the worst error relative to sum |terms| per element. */
 static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int64_t K,
                     float alpha, float beta, int64_t pad, const rt_gemm_epi *epi)
@@ -121,6 +122,40 @@ static void block_edges(void **state)
 		expect(pool, 0, 0, 20, 800, 600, 1.0f, 0.0f, 5, NULL);
 		expect(NULL, 1, 0, 36, 771, 300, 0.5f, 1.0f, 0, NULL);
 		expect(pool, 0, 0, 49, 400, 513, 1.0f, 0.0f, 2, NULL);
+		rt_sgemm_use(NULL);
+	}
+}
+
+/* Every tile shape of every kernel: M over full row tiles plus each
+ * number of leftover rows (6-row AVX2 tiles, 8-row AVX-512/NEON ones, 4-row
+ * C ones), N over 16-wide sub-panels of a 48-wide panel and partial ones,
+ * K over the 4-step unrolling's remainders and the K steps; A in place
+ * (row-major) and packed (transposed), B packed at run time and in panels,
+ * 1 and 2 threads, with and without the epilogue. */
+static void tile_shapes(void **state)
+{
+	(void)state;
+	static const int ms[] = { 1, 2, 5, 6, 7, 11, 12, 13, 20, 23, 36, 48, 49, 97, 128 };
+	static const int ns[] = { 1, 8, 15, 16, 17, 32, 47, 48, 49, 64, 95, 96, 100, 144 };
+	static const int ks[] = { 1, 3, 4, 5, 8, 63, 255, 256, 257, 1023, 1025 };
+	float bias[144];
+	for (int i = 0; i < 144; i++)
+		bias[i] = ref_frand(-1, 1);
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+			for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+				int M = ms[a], N = ns[b], K = ks[(a + b) % (sizeof ks / sizeof ks[0])];
+				struct rt_pool *p = (a + b) & 1 ? pool : NULL;
+				rt_gemm_epi e = { bias, (int)(a % 3) };
+				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, (a + b) % 3, NULL);
+				expect(p, 1, 0, M, N, K, 1.0f, 0.0f, 1, NULL);
+				expect(p, 0, 1, M, N, K, 0.5f, 1.0f, 2, &e);
+				panels = 1;
+				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, b % 3, (a & 1) ? &e : NULL);
+				panels = 0;
+			}
 		rt_sgemm_use(NULL);
 	}
 }
@@ -345,6 +380,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(odd_shapes),
 		cmocka_unit_test(block_edges),
+		cmocka_unit_test(tile_shapes),
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(quick_gelu_epilogue),
