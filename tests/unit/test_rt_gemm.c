@@ -24,7 +24,6 @@
 static struct rt_pool *pool;
 static int panels;      /* check() multiplies with B packed into panels: 1 f32, 2 bf16 */
 
-
 /* One product; returns the worst error relative to sum |terms| per element. */
 static double check(struct rt_pool *p, int ta, int tb, int64_t M, int64_t N, int64_t K,
                     float alpha, float beta, int64_t pad, const rt_gemm_epi *epi)
