@@ -19,7 +19,8 @@
  *   - shapes, where ranks are known: broadcast-compatible operands of
  *     elementwise ops where dims are constant, MatMul inner dims equal when
  *     both are constant.
- * The first problem is reported as "[file: ]node 'NAME' (Op): message". */
+ * The first problem is reported as "[file: ]node 'NAME' (Op): message",
+ * values named as the model names them (no % sigil, see vname). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,9 @@ static const char *sep(const Ver *v)
 	return v->file ? ": " : "";
 }
 
+/* A value's name in an error: as the model wrote it (an ONNX tensor name
+ * is what its user knows), without the text IR's % sigil; every message
+ * below quotes it as '%s'. */
 static const char *vname(const Graph *g, ValId v)
 {
 	return v >= 0 && v < g->nvals && g->vals[v].name ? g->vals[v].name : "?";
@@ -105,10 +109,10 @@ static int check_inputs_defined(const Ver *v, NodeId id, const bool *defined)
 			continue;
 		const Value *val = &g->vals[x];
 		if (val->kind == V_NODE && val->def >= 0 && val->def < g->nnodes && g->nodes[val->def].dead)
-			return node_fail(v, id, "input %d '%%%s' is produced by an erased node", i, vname(g, x));
+			return node_fail(v, id, "input %d '%s' is produced by an erased node", i, vname(g, x));
 		if (val->kind == V_INPUT)
-			return node_fail(v, id, "input %d '%%%s' is not a graph input", i, vname(g, x));
-		return node_fail(v, id, "input %d '%%%s' is not defined before use", i, vname(g, x));
+			return node_fail(v, id, "input %d '%s' is not a graph input", i, vname(g, x));
+		return node_fail(v, id, "input %d '%s' is not defined before use", i, vname(g, x));
 	}
 	return 0;
 }
@@ -123,9 +127,9 @@ static int check_outputs(const Ver *v, NodeId id, bool *defined)
 			return node_fail(v, id, "output %d is not a value (id %d)", k, x);
 		const Value *val = &g->vals[x];
 		if (defined[x])
-			return node_fail(v, id, "output %d '%%%s' is defined twice", k, vname(g, x));
+			return node_fail(v, id, "output %d '%s' is defined twice", k, vname(g, x));
 		if (val->kind != V_NODE || val->def != id || val->def_idx != k)
-			return node_fail(v, id, "output %d '%%%s' does not point back at its node", k, vname(g, x));
+			return node_fail(v, id, "output %d '%s' does not point back at its node", k, vname(g, x));
 		defined[x] = true;
 	}
 	return 0;
@@ -153,7 +157,7 @@ static int want_bool(const Ver *v, NodeId id, ValId x, const char *what, int idx
 {
 	DType t = dt(v->g, x);
 	if (t != DT_UNDEF && t != DT_BOOL)
-		return node_fail(v, id, "%s %d '%%%s' is %s, expected bool", what, idx, vname(v->g, x),
+		return node_fail(v, id, "%s %d '%s' is %s, expected bool", what, idx, vname(v->g, x),
 		                 ir_dtype_name(t));
 	return 0;
 }
@@ -163,7 +167,7 @@ static int same_dtype(const Ver *v, NodeId id, int i, int j)
 	const Node *n = &v->g->nodes[id];
 	DType a = dt(v->g, n->in[i]), b = dt(v->g, n->in[j]);
 	if (a != DT_UNDEF && b != DT_UNDEF && a != b)
-		return node_fail(v, id, "input %d '%%%s' is %s but input %d '%%%s' is %s", i,
+		return node_fail(v, id, "input %d '%s' is %s but input %d '%s' is %s", i,
 		                 vname(v->g, n->in[i]), ir_dtype_name(a), j, vname(v->g, n->in[j]),
 		                 ir_dtype_name(b));
 	return 0;
@@ -277,14 +281,14 @@ static int check_io_dtype(const Ver *v, NodeId id, const IrIoSchema *io, const c
 	if (!(s->types[io->tv] & TS_(t))) {
 		char set[160];
 		ir_typeset_str(s->types[io->tv], set, sizeof set);
-		return node_fail(v, id, "%s %d '%%%s' (%s) is %s; kiln's %s runs on %s", what, k,
+		return node_fail(v, id, "%s %d '%s' (%s) is %s; kiln's %s runs on %s", what, k,
 		                 vname(g, x), io->name, ir_dtype_name(t), ir_opname(g->nodes[id].op), set);
 	}
 	TvFirst *f = &first[io->tv];
 	if (f->t == DT_UNDEF)
 		*f = (TvFirst){ t, what, k, x };
 	else if (f->t != t)
-		return node_fail(v, id, "%s %d '%%%s' is %s but %s %d '%%%s' is %s (the same type)", what,
+		return node_fail(v, id, "%s %d '%s' is %s but %s %d '%s' is %s (the same type)", what,
 		                 k, vname(g, x), ir_dtype_name(t), f->what, f->k, vname(g, f->x),
 		                 ir_dtype_name(f->t));
 	return 0;
@@ -304,7 +308,7 @@ static int check_ios(const Ver *v, NodeId id)
 		if (x < 0)
 			continue;
 		if (io->kind == IO_OFF && !const_zero(&g->vals[x]) && !dropout_keeps_all(g, n))
-			return node_fail(v, id, "input %d '%%%s' (%s) must be absent or a constant false: "
+			return node_fail(v, id, "input %d '%s' (%s) must be absent or a constant false: "
 			                 "kiln does not implement the other case", k, vname(g, x), io->name);
 		if (check_io_dtype(v, id, io, "input", k, x, first))
 			return -1;
@@ -345,7 +349,7 @@ static int check_broadcast(const Ver *v, NodeId id)
 			if (x->rank < ax || !cdim(g, x->dims[x->rank - ax], &c) || c == 1)
 				continue;
 			if (from >= 0 && c != want)
-				return node_fail(v, id, "inputs %d '%%%s' and %d '%%%s' do not broadcast: "
+				return node_fail(v, id, "inputs %d '%s' and %d '%s' do not broadcast: "
 				                 "dim %lld vs %lld (axis -%d)", from, vname(g, n->in[from]), i,
 				                 vname(g, n->in[i]), (long long)want, (long long)c, ax);
 			want = c;
@@ -367,7 +371,7 @@ static int check_matmul(const Ver *v, NodeId id)
 	DimId ka = a->dims[a->rank - 1], kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
 	int64_t ca, cb;
 	if (cdim(g, ka, &ca) && cdim(g, kb, &cb) && ca != cb)
-		return node_fail(v, id, "inner dims differ: '%%%s' has %lld, '%%%s' has %lld",
+		return node_fail(v, id, "inner dims differ: '%s' has %lld, '%s' has %lld",
 		                 vname(g, n->in[0]), (long long)ca, vname(g, n->in[1]), (long long)cb);
 	return 0;
 }
@@ -409,7 +413,7 @@ static int check_uses(const Ver *v)
 			     us.idx >= 0 && us.idx < g->nodes[us.node].nin && g->nodes[us.node].in[us.idx] == x;
 		}
 		if (!ok)
-			rc = diag_fail(v->d, "%s%svalue '%%%s': use list out of sync (%d uses listed, %d live)",
+			rc = diag_fail(v->d, "%s%svalue '%s': use list out of sync (%d uses listed, %d live)",
 			               prefix(v), sep(v), vname(g, x), val->nuses, cnt[x]);
 	}
 	free(cnt);
@@ -444,7 +448,7 @@ static int check_names(const Ver *v, const bool *defined)
 		uint32_t i = hstr(g->vals[x].name) & (cap - 1);
 		for (; tab[i] >= 0; i = (i + 1) & (cap - 1))
 			if (!strcmp(g->vals[tab[i]].name, g->vals[x].name)) {
-				rc = diag_fail(v->d, "%s%svalue name '%%%s' is defined twice", prefix(v), sep(v),
+				rc = diag_fail(v->d, "%s%svalue name '%s' is defined twice", prefix(v), sep(v),
 				               g->vals[x].name);
 				break;
 			}
@@ -500,7 +504,7 @@ int ir_verify_where(const Graph *g, Diag *diag, NodeId *where)
 		if (x < 0 || x >= g->nvals || g->vals[x].kind != V_INPUT)
 			rc = diag_fail(diag, "%s%sgraph input %d is not an input value", prefix(&v), sep(&v), i);
 		else if (defined[x])
-			rc = diag_fail(diag, "%s%sgraph input '%%%s' is listed twice", prefix(&v), sep(&v), vname(g, x));
+			rc = diag_fail(diag, "%s%sgraph input '%s' is listed twice", prefix(&v), sep(&v), vname(g, x));
 		else
 			defined[x] = true;
 	}
@@ -532,7 +536,7 @@ int ir_verify_where(const Graph *g, Diag *diag, NodeId *where)
 	for (int32_t i = 0; i < g->noutputs && !rc; i++) {
 		ValId x = g->outputs[i];
 		if (x < 0 || x >= g->nvals || !defined[x])
-			rc = diag_fail(diag, "%s%sgraph output %d '%%%s' is not defined", prefix(&v), sep(&v), i,
+			rc = diag_fail(diag, "%s%sgraph output %d '%s' is not defined", prefix(&v), sep(&v), i,
 			               vname(g, x));
 	}
 	if (!rc)
