@@ -19,7 +19,14 @@
  *                ones (x's last dim must be static; the kernel stays one)
  *   skip_layernorm: KlnLayerNorm(Add(a, b)) with a and b of equal shape
  *                -> KlnSkipLayerNorm(a, b, gamma, beta) {epsilon}; when the
- *                sum has other users it becomes output 1.
+ *                sum has other users it becomes output 1.  A row bias (an
+ *                f32 vector of the last dim) in the sum, added after the
+ *                residual ((a + b) + bias) or before it ((a + bias) + b, a
+ *                not a MatMul's: fuse-gemm takes that bias), Adds in either
+ *                order, becomes the bias input:
+ *                -> KlnSkipLayerNorm(a, b, gamma, beta, bias); the kernel
+ *                adds (a + b) + bias, which may round differently from the
+ *                graph's order.
  *
  * requires: shapes inferred (dims are compared).
  * preserves: shapes, graph output names.
@@ -45,6 +52,7 @@ typedef struct SkipMatch {
 	ValId a, b;     /* the residual sum's operands (same shape) */
 	ValId gamma;    /* the KlnLayerNorm's scale */
 	ValId beta;     /* and bias */
+	ValId bias;     /* a row bias [H] in the sum (a + b + bias); -1: none */
 	ValId y;        /* the KlnLayerNorm's result */
 	ValId sum;      /* a + b: output 1 of the fused op when it has other users */
 	double eps;     /* epsilon */
@@ -252,23 +260,89 @@ static void rewrite_ln(Graph *g, const Match *m, PassCtx *pc)
 	rw_erase_match(g, m);
 }
 
+/* Add node n adds two values of its own shape (f32, not a value to itself). */
+static bool full_add(const Graph *g, NodeId n, Match *m)
+{
+	const Node *a = IR_NODE(g, n);
+	if (a->in[0] == a->in[1])
+		return m_fail(g, m, n, "adds a value to itself");
+	if (!m_same_shape(g, a->in[0], a->in[1]) || !m_same_shape(g, a->in[0], a->out[0]))
+		return m_fail(g, m, n, "the operands do not have the sum's shape (a broadcast Add)");
+	if (IR_VAL(g, a->in[0])->dtype != DT_F32 || IR_VAL(g, a->in[1])->dtype != DT_F32)
+		return m_fail(g, m, n, "the operands are not f32");
+	return true;
+}
+
+/* sum = (a + b) + bias, either order at both Adds, with a + b used only
+ * there: the inner Add's operands go to sm.  Otherwise the reason. */
+static bool skip_then_bias(const Graph *g, NodeId add, SkipMatch *sm, Match *m)
+{
+	const Node *a = IR_NODE(g, add);
+	for (int k = 0; k < 2; k++) {
+		ValId bias = a->in[1 - k];
+		if (!hidden_vec(g, bias, a->out[0]))
+			continue;
+		NodeId in = m_def(g, a->in[k], OP_Add);
+		if (in < 0)
+			return m_fail(g, m, add, "adds the bias '%s' to '%s', which is not an Add (the residual sum)",
+			              IR_VAL(g, bias)->name, IR_VAL(g, a->in[k])->name);
+		if (!m_same_shape(g, a->in[k], a->out[0]))
+			return m_fail(g, m, in, "the residual sum does not have the LayerNorm input's shape");
+		if (!full_add(g, in, m))
+			return false;
+		if (m_nuses(g, a->in[k]) != 1)
+			return m_fail(g, m, in, "the residual sum before the bias '%s' has other users",
+			              IR_VAL(g, bias)->name);
+		sm->a = IR_NODE(g, in)->in[0];
+		sm->b = IR_NODE(g, in)->in[1];
+		sm->bias = bias;
+		return true;
+	}
+	return m_fail(g, m, add, "the operands do not have the sum's shape and neither is a bias "
+	              "(an f32 vector of the last dim): '%s', '%s'", IR_VAL(g, a->in[0])->name,
+	              IR_VAL(g, a->in[1])->name);
+}
+
+/* sum = (x + bias) + skip, either order: when x + bias is used only there and
+ * x is not a MatMul's (fuse-gemm takes that bias), the bias moves into the
+ * fused op: *a = x, *bias.  (The kernel adds x + skip + bias.) */
+static bool bias_then_skip(const Graph *g, ValId *a, ValId *bias)
+{
+	NodeId in = m_def(g, *a, OP_Add);
+	if (in < 0 || m_nuses(g, *a) != 1)
+		return false;
+	const Node *n = IR_NODE(g, in);
+	for (int k = 0; k < 2; k++) {
+		if (hidden_vec(g, n->in[1 - k], *a) && m_same_shape(g, n->in[k], *a) &&
+		    IR_VAL(g, n->in[k])->dtype == DT_F32 && m_def(g, n->in[k], OP_MatMul) < 0) {
+			*bias = n->in[1 - k];
+			*a = n->in[k];
+			return true;
+		}
+	}
+	return false;
+}
+
 static bool match_skip(const Graph *g, NodeId root, Match *m)
 {
 	const Node *n = IR_NODE(g, root);
+	SkipMatch *sm = M_AS(SkipMatch, m);
 	NodeId add = m_def(g, n->in[0], OP_Add);
 	if (add < 0)
 		return m_fail(g, m, root, "its input is not an Add (the residual sum)");
 	const Node *a = IR_NODE(g, add);
-	if (a->in[0] == a->in[1])
-		return m_fail(g, m, add, "adds a value to itself");
-	if (!m_same_shape(g, a->in[0], a->in[1]) || !m_same_shape(g, a->in[0], a->out[0]))
-		return m_fail(g, m, add, "the operands do not have the sum's shape (a broadcast Add)");
-	if (IR_VAL(g, a->in[0])->dtype != DT_F32 || IR_VAL(g, a->in[1])->dtype != DT_F32)
-		return m_fail(g, m, add, "the operands are not f32");
+	sm->bias = -1;
+	if (m_same_shape(g, a->in[0], a->in[1])) {
+		if (!full_add(g, add, m))
+			return false;
+		sm->a = a->in[0];
+		sm->b = a->in[1];
+		if (!bias_then_skip(g, &sm->a, &sm->bias))
+			bias_then_skip(g, &sm->b, &sm->bias);
+	} else if (!skip_then_bias(g, add, sm, m)) {
+		return false;
+	}
 	m_add(m, root);
-	SkipMatch *sm = M_AS(SkipMatch, m);
-	sm->a = a->in[0];
-	sm->b = a->in[1];
 	sm->gamma = n->in[1];
 	sm->beta = n->in[2];
 	sm->y = n->out[0];
@@ -277,25 +351,21 @@ static bool match_skip(const Graph *g, NodeId root, Match *m)
 	return true;
 }
 
-static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
+/* A fused norm `op` on in[0..nin) taking over y, and over the residual sum
+ * as output 1 when the sum has other users. */
+static void skip_node(Graph *g, Op op, const char *name, int nin, const ValId *in, ValId y, ValId sum,
+                      double eps)
 {
-	(void)pc;
-	const SkipMatch *sm = M_AS_CONST(SkipMatch, m);
-	ValId in[4] = {sm->a, sm->b, sm->gamma, sm->beta};
-	ValId y = sm->y, sum = sm->sum;
-	const char *name = IR_NODE(g, m->root)->name;
 	if (m_nuses(g, sum) <= 1) {
-		NodeId n = rw_replace(g, OP_KlnSkipLayerNorm, name, 4, in, y);
-		ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
-		rw_erase_match(g, m);
+		NodeId n = rw_replace(g, op, name, nin, in, y);
+		ir_attr_set_float(g, n, "epsilon", (float)eps);
 		return;
 	}
-	/* the residual sum has other users: it becomes output 1 */
 	const char *names[2] = {IR_VAL(g, y)->name, IR_VAL(g, sum)->name};
 	IR_VAL(g, y)->name = ir_arena_strdup(g->arena, "dead.skipln.y");
 	IR_VAL(g, sum)->name = ir_arena_strdup(g->arena, "dead.skipln.sum");
-	NodeId n = ir_node_new(g, OP_KlnSkipLayerNorm, name, 4, in, 2, names);
-	ir_attr_set_float(g, n, "epsilon", (float)sm->eps);
+	NodeId n = ir_node_new(g, op, name, nin, in, 2, names);
+	ir_attr_set_float(g, n, "epsilon", (float)eps);
 	ValId olds[2] = {y, sum};
 	for (int k = 0; k < 2; k++) {
 		ValId o = IR_NODE(g, n)->out[k];
@@ -303,6 +373,15 @@ static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
 		ir_value_set_shape(g, o, IR_VAL(g, olds[k])->rank, IR_VAL(g, olds[k])->dims);
 		ir_replace_all_uses(g, olds[k], o);
 	}
+}
+
+static void rewrite_skip(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	const SkipMatch *sm = M_AS_CONST(SkipMatch, m);
+	ValId in[5] = {sm->a, sm->b, sm->gamma, sm->beta, sm->bias};
+	skip_node(g, OP_KlnSkipLayerNorm, IR_NODE(g, m->root)->name, sm->bias >= 0 ? 5 : 4, in, sm->y,
+	          sm->sum, sm->eps);
 	rw_erase_match(g, m);
 }
 

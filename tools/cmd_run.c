@@ -372,7 +372,8 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 			worst_abs = isnan(err) ? INFINITY : err;
 		if (fabs(b) > 1e-6 && rel > worst_rel)
 			worst_rel = rel;
-		bool ok = fl ? err <= tol.atol + tol.rtol * fabs(b) : err == 0;
+		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail */
+		bool ok = fl ? err == 0 || err <= tol.atol + tol.rtol * fabs(b) : err == 0;
 		if (!ok && !bad++)
 			first_bad = i;
 	}

@@ -9,8 +9,11 @@ references computed from the definition of the function, not from the
 graph) and OUTDIR/NAME/expect: lines "has OP" (OP must be in the -O2 IR)
 and "lacks OP" (must not be).  A case whose name starts with "explain_"
 also has OUTDIR/NAME/explain: the pattern on its first line, then text
-fragments `kiln dump --explain=PATTERN` must print.  Every model is checked
-with onnx.checker.  Only onnx.helper and numpy are used.
+fragments `kiln dump --explain=PATTERN` must print.  OUTDIR/NAME/check, when
+there, holds options for `kiln check` (tolerances other than the default
+--atol=1e-4 --rtol=1e-3).  Every model is checked
+with onnx.checker where the installed onnx knows its opset.  Only onnx.helper
+and numpy are used.
 """
 import math
 import os
@@ -38,12 +41,15 @@ def node(op, ins, outs, **attrs):
     return helper.make_node(op, ins, outs, name=outs[0].replace("_out", ""), **attrs)
 
 
-def model(nodes, inits, n_out=1):
+def model(nodes, inits, n_out=1, inputs=("x",), elem=F, opset=OPSET, outputs=None):
+    """inputs (and outputs, default y or y0, y1, ...): names of [batch, seq, H]
+    tensors of type elem."""
+    outputs = outputs or (["y"] if n_out == 1 else ["y%d" % k for k in range(n_out)])
     g = helper.make_graph(
-        nodes, "forms", [helper.make_tensor_value_info("x", F, ["batch", "seq", H])],
-        [helper.make_tensor_value_info("y" if n_out == 1 else "y%d" % k, F, ["batch", "seq", H])
-         for k in range(n_out)], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
+        nodes, "forms", [helper.make_tensor_value_info(i, elem, ["batch", "seq", H]) for i in inputs],
+        [helper.make_tensor_value_info(o, elem, ["batch", "seq", H]) for o in outputs],
+        initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                           producer_name="kiln-norm-forms")
     m.ir_version = 8
     return m
@@ -357,8 +363,226 @@ def explain_gelu_constant():
     return model(nodes, inits), {"x": x}, [ref], ["has Erf", "lacks KlnGelu"], explain
 
 
-def write(outdir, name, m, feeds, outs, expect, explain=None):
-    onnx.checker.check_model(m, full_check=True)
+# ---- SkipLayerNorm with a row bias (ONNX Runtime's SkipLayerNormalization
+# written out, GPT-2): the kernel adds (x + skip) + bias; kiln check's default
+# tolerance (--atol=1e-4 --rtol=1e-3) covers the other addition orders.
+
+def ln(v, g, b, eps):
+    v = v.astype(np.float64)
+    d = v - v.mean(-1, keepdims=True)
+    return d / np.sqrt((d * d).mean(-1, keepdims=True) + eps) * g + b
+
+
+def layernorm_nodes(nodes, inits, s, y, eps, decomposed):
+    """LayerNormalization(s) -> y, or (decomposed) the opset-14 TorchScript
+    spelling: ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul, Add."""
+    if not decomposed:
+        nodes.append(node("LayerNormalization", [s, "gamma", "beta"], [y], axis=-1, epsilon=eps))
+        return
+    inits += [const("two", 2.0), const("eps", eps)]
+    nodes += [node("ReduceMean", [s], ["ln/mean_out"], axes=[-1], keepdims=1),
+              node("Sub", [s, "ln/mean_out"], ["ln/d_out"]), node("Pow", ["ln/d_out", "two"], ["ln/sq_out"]),
+              node("ReduceMean", ["ln/sq_out"], ["ln/var_out"], axes=[-1], keepdims=1),
+              node("Add", ["ln/var_out", "eps"], ["ln/ve_out"]), node("Sqrt", ["ln/ve_out"], ["ln/s_out"]),
+              node("Div", ["ln/d_out", "ln/s_out"], ["ln/n_out"]), node("Mul", ["ln/n_out", "gamma"], ["ln/g_out"]),
+              node("Add", ["ln/g_out", "beta"], [y])]
+
+
+def skip_bias_case(order, decomposed=False, opset=OPSET, sum_out=False):
+    """LayerNorm of x + skip + bias, the Adds as `order` says: "xs_b"
+    (x + skip) + bias, "b_sx" bias + (skip + x), "xb_s" (x + bias) + skip;
+    sum_out: the sum is a graph output too (KlnSkipLayerNorm's output 1)."""
+    g, b, bias, eps = randn(H), randn(H), randn(H), 1e-5
+    inits = [const("gamma", g), const("beta", b), const("bias", bias)]
+    first = {"xs_b": ["x", "skip"], "b_sx": ["skip", "x"], "xb_s": ["x", "bias"]}[order]
+    second = {"xs_b": ["t_out", "bias"], "b_sx": ["bias", "t_out"], "xb_s": ["t_out", "skip"]}[order]
+    nodes = [node("Add", first, ["t_out"]), node("Add", second, ["s"])]
+    layernorm_nodes(nodes, inits, "s", "y", eps, decomposed)
+    x, skip = randn(B, S, H), randn(B, S, H)
+    sm = x.astype(np.float64) + skip + bias
+    outs, refs = (["y", "s"], [ln(sm, g, b, eps), sm]) if sum_out else (["y"], [ln(sm, g, b, eps)])
+    m = model(nodes, inits, inputs=("x", "skip"), opset=opset, outputs=outs)
+    expect = ["has KlnSkipLayerNorm", "lacks Add", "lacks LayerNormalization", "lacks ReduceMean"]
+    return m, {"x": x, "skip": skip}, refs, expect
+
+
+@case
+def skip_ln_bias_after():
+    """ORT's SkipLayerNormalization with its bias, written out (GPT-2):
+    LayerNormalization((x + skip) + bias)."""
+    return skip_bias_case("xs_b")
+
+
+@case
+def skip_ln_bias_after_torchscript():
+    """The same with the bias first and the LayerNorm decomposed (TorchScript, opset 14 style)."""
+    return skip_bias_case("b_sx", decomposed=True)
+
+
+@case
+def skip_ln_bias_after_dynamo():
+    """Opset 18 (dynamo), bias + (skip + x), the sum also a graph output."""
+    return skip_bias_case("b_sx", opset=18, sum_out=True)
+
+
+@case
+def skip_ln_bias_before():
+    """(x + bias) + skip with x not a MatMul's: the bias moves into the fused op too."""
+    return skip_bias_case("xb_s")
+
+
+@case
+def explain_skip_ln_bias_rows():
+    """Near miss: the "bias" [S, H] differs per row (not a row bias): the
+    LayerNorm fuses alone, and --explain=skip_layernorm names the Add."""
+    g, b, eps = randn(H), randn(H), 1e-5
+    bias = randn(S, H)
+    inits = [const("gamma", g), const("beta", b), const("bias", bias)]
+    nodes = [node("Add", ["x", "skip"], ["t_out"]), node("Add", ["t_out", "bias"], ["s"])]
+    layernorm_nodes(nodes, inits, "s", "y", eps, False)
+    x, skip = randn(B, S, H), randn(B, S, H)
+    ref = ln(x.astype(np.float64) + skip + bias, g, b, eps)
+    m = model(nodes, inits, inputs=("x", "skip"))
+    explain = ["skip_layernorm", "explain skip_layernorm: KlnLayerNorm 'y': not fused: at Add 's':",
+               "neither is a bias (an f32 vector of the last dim): 't_out', 'bias'"]
+    return (m, {"x": x, "skip": skip}, [ref], ["has KlnLayerNorm", "lacks KlnSkipLayerNorm"],
+            explain)
+
+
+@case
+def explain_skip_ln_bias_partial_used():
+    """Near miss: x + skip is used again before the bias is added (a graph
+    output): it cannot be absorbed, and --explain=skip_layernorm says so."""
+    g, b, bias, eps = randn(H), randn(H), randn(H), 1e-5
+    inits = [const("gamma", g), const("beta", b), const("bias", bias)]
+    nodes = [node("Add", ["x", "skip"], ["t"]), node("Add", ["t", "bias"], ["s"])]
+    layernorm_nodes(nodes, inits, "s", "y", eps, False)
+    x, skip = randn(B, S, H), randn(B, S, H)
+    t = x.astype(np.float64) + skip
+    m = model(nodes, inits, inputs=("x", "skip"), outputs=["y", "t"])
+    explain = ["skip_layernorm", "explain skip_layernorm: KlnLayerNorm 'y': not fused: at Add 't':",
+               "the residual sum before the bias 'bias' has other users"]
+    return (m, {"x": x, "skip": skip}, [ln(t + bias, g, b, eps), t],
+            ["has KlnLayerNorm", "lacks KlnSkipLayerNorm"], explain)
+
+
+# ---- RMSNorm in fp16 between Casts (T5 / LLaMA in half precision): the f32
+# computation becomes a KlnRMSNorm, the Casts and an f16 weight stay outside.
+
+F16 = TensorProto.FLOAT16
+
+
+def rms_f32(x16, eps):
+    """numpy's f32 computation of x / sqrt(mean(x^2) + eps) from f16 x."""
+    v = x16.astype(np.float32)
+    return v / np.sqrt((v * v).mean(-1, keepdims=True) + np.float32(eps))
+
+
+def rms16_case(recip, opset, weight32=False):
+    """x f16 -> Cast f32 -> Pow 2, ReduceMean, Add eps, Sqrt, then Div x by
+    it (recip False) or Mul x by its Reciprocal -> Cast f16 -> Mul by an f16
+    weight (ONNX Runtime's SimplifiedLayerNormalization test, HF T5 in half
+    precision); weight32: the weight is f32 and multiplies before the Cast."""
+    eps = 1e-6
+    w = randn(H)
+    nodes, inits = [], [const("two", 2.0), const("eps", eps)]
+    inits.append(const("w", w) if weight32 else numpy_helper.from_array(w.astype(np.float16), "w"))
+    mean = (node("ReduceMean", ["sq_out", "axes"], ["var_out"], keepdims=1) if opset >= 18 else
+            node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1))
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([-1], np.int64), "axes"))
+    nodes += [node("Cast", ["x"], ["xf_out"], to=F), node("Pow", ["xf_out", "two"], ["sq_out"]), mean,
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"])]
+    if recip:
+        nodes += [node("Reciprocal", ["s_out"], ["r_out"]), node("Mul", ["xf_out", "r_out"], ["n_out"])]
+    else:
+        nodes.append(node("Div", ["xf_out", "s_out"], ["n_out"]))
+    if weight32:
+        nodes += [node("Mul", ["w", "n_out"], ["nw_out"]), node("Cast", ["nw_out"], ["y"], to=F16)]
+    else:
+        nodes += [node("Cast", ["n_out"], ["nc_out"], to=F16), node("Mul", ["w", "nc_out"], ["y"])]
+    x = (randn(B, S, H) * 3).astype(np.float16)
+    n = rms_f32(x, eps)
+    ref = (n * w).astype(np.float16) if weight32 else w.astype(np.float16) * n.astype(np.float16)
+    m = model(nodes, inits, elem=F16, opset=opset)
+    return m, {"x": x}, [ref], ["has KlnRMSNorm", "has Cast", "lacks ReduceMean", "lacks Sqrt", "lacks Pow"]
+
+
+@case
+def rmsnorm_f16_casts():
+    """ONNX Runtime's simplified_layer_norm_with_casts (T5 in fp16): Div, the f16 weight after the Cast back."""
+    return rms16_case(False, OPSET)
+
+
+@case
+def rmsnorm_f16_casts_dynamo():
+    """The same at opset 18 (ReduceMean axes as an input) with Reciprocal (torch.rsqrt)."""
+    return rms16_case(True, 18)
+
+
+@case
+def rmsnorm_f16_casts_weight32():
+    """The weight f32, multiplied before the Cast back: a weighted KlnRMSNorm between the Casts."""
+    return rms16_case(False, 18, weight32=True)
+
+
+@case
+def explain_rmsnorm_f16_f64():
+    """Near miss: the Cast goes to f64, not f32 (KlnRMSNorm runs on f32):
+    must not fuse, and --explain=rmsnorm says what x is."""
+    eps = 1e-6
+    D = TensorProto.DOUBLE
+    nodes, inits = [], [numpy_helper.from_array(np.array(2.0), "two"),
+                        numpy_helper.from_array(np.array(eps), "eps")]
+    nodes += [node("Cast", ["x"], ["xf_out"], to=D), node("Pow", ["xf_out", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+              node("Div", ["xf_out", "s_out"], ["n_out"]), node("Cast", ["n_out"], ["y"], to=F16)]
+    x = (randn(B, S, H) * 3).astype(np.float16)
+    v = x.astype(np.float64)
+    ref = (v / np.sqrt((v * v).mean(-1, keepdims=True) + eps)).astype(np.float16)
+    explain = ["rmsnorm", "explain rmsnorm: Div 'n': not fused: at Div 'n': x is f64, KlnRMSNorm runs on f32"]
+    return model(nodes, inits, elem=F16), {"x": x}, [ref], ["has ReduceMean", "lacks KlnRMSNorm"], explain
+
+
+@case
+def explain_rmsnorm_f16_eps_outside():
+    """Near miss: eps outside the sqrt, x / (sqrt(mean(x^2)) + eps), in f32
+    between f16 Casts: not an RMSNorm, and --explain=rmsnorm names the Div."""
+    eps = 1e-3
+    nodes, inits = [], [const("two", 2.0), const("eps", eps)]
+    nodes += [node("Cast", ["x"], ["xf_out"], to=F), node("Pow", ["xf_out", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+              node("Sqrt", ["var_out"], ["s_out"]), node("Add", ["s_out", "eps"], ["se_out"]),
+              node("Div", ["xf_out", "se_out"], ["n_out"]), node("Cast", ["n_out"], ["y"], to=F16)]
+    x = (randn(B, S, H) * 3).astype(np.float16)
+    v = x.astype(np.float32)
+    ref = (v / (np.sqrt((v * v).mean(-1, keepdims=True)) + np.float32(eps))).astype(np.float16)
+    explain = ["rmsnorm", "explain rmsnorm: Div 'n': not fused:", "the divisor 'se_out' is not a Sqrt"]
+    return model(nodes, inits, elem=F16), {"x": x}, [ref], ["has Sqrt", "lacks KlnRMSNorm"], explain
+
+
+@case
+def cast_f16_exact():
+    """f32 -> f16 -> f32 Casts round to nearest, ties to even, as numpy does:
+    halfway cases (even below and above), subnormals, overflow to inf, -0,
+    and random values, compared exactly (--atol=0 --rtol=0)."""
+    nodes = [node("Cast", ["x"], ["h_out"], to=F16), node("Cast", ["h_out"], ["y"], to=F)]
+    one = np.float32(1.0)
+    special = [1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11, 1 + 2.0 ** -11 + 2.0 ** -20, 2.0 ** -25,
+               2.0 ** -25 * 3, 2.0 ** -24 * 1.5, 65504.0, 65519.99, 65520.0, 1e9, -0.0, -(1 + 2.0 ** -11),
+               6.1e-5, 5.96e-8, 2.98e-8, 3e-8, 0.1, one / 3]
+    x = (rng.normal(0, 1, B * S * H) * np.exp(rng.uniform(-20, 12, B * S * H))).astype(np.float32)
+    x[:len(special)] = np.array(special, np.float32)
+    x = x.reshape(B, S, H)
+    with np.errstate(over="ignore"):
+        ref = x.astype(np.float16).astype(np.float32)
+    return model(nodes, []), {"x": x}, [ref], ["has Cast"], None, "--atol=0 --rtol=0"
+
+
+def write(outdir, name, m, feeds, outs, expect, explain=None, check=None):
+    if m.opset_import[0].version <= onnx.defs.onnx_opset_version():   # Debian's onnx knows 17
+        onnx.checker.check_model(m, full_check=True)
     d = os.path.join(outdir, name)
     sd = os.path.join(d, "test_data_set_0")
     os.makedirs(sd, exist_ok=True)
@@ -368,12 +592,16 @@ def write(outdir, name, m, feeds, outs, expect, explain=None):
             f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
     for k, (o, r) in enumerate(zip(m.graph.output, outs)):
         with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-            f.write(numpy_helper.from_array(np.asarray(r).astype(np.float32), o.name).SerializeToString())
+            t = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[o.type.tensor_type.elem_type]
+            f.write(numpy_helper.from_array(np.asarray(r).astype(t), o.name).SerializeToString())
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("\n".join(expect) + "\n")
     if explain:
         with open(os.path.join(d, "explain"), "w") as f:
             f.write("\n".join(explain) + "\n")
+    if check:
+        with open(os.path.join(d, "check"), "w") as f:
+            f.write(check + "\n")
 
 
 def main(outdir):

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# ctest: GELU, QuickGELU and RMSNorm in the forms exporters write, and near
-# misses (tests/gen/norm_forms.py, numpy references): each model matches its
+# ctest: GELU, QuickGELU, RMSNorm (also in fp16 between Casts) and
+# SkipLayerNorm with a row bias in the forms exporters write, and near misses
+# (tests/gen/norm_forms.py, numpy references): each model matches its
 # reference with `kiln check` at -O0 and at -O2 (fused against unfused on the
-# same data); at -O2 the IR has / lacks the ops its `expect` file names
-# (the fused op present, the primitive ones gone; a near miss keeps its
-# primitive ops).  For the explain_* cases `kiln dump --explain=PATTERN`
-# must print every fragment of the case's `explain` file (the node and the
-# condition that failed).  Also: an unknown --explain pattern is bad usage
-# (exit 2, one line).
+# same data; the default tolerance --atol=1e-4 --rtol=1e-3 unless the case's
+# `check` file gives others, e.g. exact f16 Casts); at -O2 the IR has / lacks
+# the ops its `expect` file names (the fused op present, the primitive ones
+# gone; a near miss keeps its primitive ops).  For the explain_* cases
+# `kiln dump --explain=PATTERN` must print every fragment of the case's
+# `explain` file (the node and the condition that failed).  Also: an
+# unknown --explain pattern is bad usage (exit 2, one line).
 #   bash norm_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
@@ -26,8 +28,10 @@ bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
+	opts=$(cat "$d/check" 2>/dev/null)   # tolerances other than the default, if any
 	for o in -O0 -O2; do
-		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
+		# shellcheck disable=SC2086
+		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" $opts 2>&1); then
 			ok "$name $o matches the reference"
 		else
 			bad "$name $o: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
