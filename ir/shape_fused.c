@@ -13,7 +13,7 @@
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
  *   KlnGelu(x)                                         -> like x
- *   KlnRMSNorm(x[..., H], gamma[H])                    -> like x
+ *   KlnRMSNorm(x[..., H], gamma[H], skip?)             -> like x (and the sum x + skip, like x)
  *   KlnPackTokens(x[B,S,H], mask[B,S], cu_seqlens_in[B+1]?)
  *                                                     -> [1, T, H], cu_seqlens i32 [B+1]
  *                (T: the symbol "MASK.tokens[0]", bound at run time by the
@@ -99,6 +99,22 @@ static int gemm_q(Sh *s)
 	return 0;
 }
 
+/* Input i has x's shape (dims unified). */
+static int need_like(Sh *s, int i, const Value *x, const char *what)
+{
+	const Value *k;
+	if (need_f32(s, i, &k))
+		return -1;
+	if (k->rank != x->rank)
+		return ir_shp_fail(s, "%s must have the shape of the input", what);
+	for (int d = 0; d < x->rank; d++) {
+		DimId u;
+		if (ir_shp_unify(s, x->dims[d], k->dims[d], &u, what))
+			return -1;
+	}
+	return 0;
+}
+
 static int layernorm(Sh *s, int nx)
 {
 	const Value *x;
@@ -108,20 +124,28 @@ static int layernorm(Sh *s, int nx)
 		return ir_shp_fail(s, "input must have rank >= 1");
 	DimId h = x->dims[x->rank - 1];
 	if (nx == 2) {
-		const Value *k;
-		if (need_f32(s, 1, &k))
+		if (need_like(s, 1, x, "skip"))
 			return -1;
-		if (k->rank != x->rank)
-			return ir_shp_fail(s, "skip must have the shape of the input");
-		for (int i = 0; i < x->rank; i++) {
-			DimId u;
-			if (ir_shp_unify(s, x->dims[i], k->dims[i], &u, "skip"))
-				return -1;
-		}
 		if (ir_shp_in(s, 4) && need_vec(s, 4, h, "bias"))
 			return -1;
 	}
 	if (need_vec(s, nx, h, "gamma") || need_vec(s, nx + 1, h, "beta"))
+		return -1;
+	ir_shp_out(s, 0, DT_F32, x->rank, x->dims);
+	ir_shp_out(s, 1, DT_F32, x->rank, x->dims);
+	return 0;
+}
+
+static int rmsnorm(Sh *s)
+{
+	const Value *x;
+	if (need_f32(s, 0, &x))
+		return -1;
+	if (x->rank < 1)
+		return ir_shp_fail(s, "x must have rank >= 1");
+	if (need_vec(s, 1, x->dims[x->rank - 1], "gamma"))
+		return -1;
+	if (ir_shp_in(s, 2) && need_like(s, 2, x, "skip"))
 		return -1;
 	ir_shp_out(s, 0, DT_F32, x->rank, x->dims);
 	ir_shp_out(s, 1, DT_F32, x->rank, x->dims);
@@ -292,15 +316,7 @@ int ir_infer_fused(Graph *g, NodeId n, Diag *diag)
 			return -1;
 		ir_shp_out(&s, 0, DT_F32, x->rank, x->dims);
 		return 0;
-	case OP_KlnRMSNorm:
-		if (need_f32(&s, 0, &x))
-			return -1;
-		if (x->rank < 1)
-			return ir_shp_fail(&s, "x must have rank >= 1");
-		if (need_vec(&s, 1, x->dims[x->rank - 1], "gamma"))
-			return -1;
-		ir_shp_out(&s, 0, DT_F32, x->rank, x->dims);
-		return 0;
+	case OP_KlnRMSNorm: return rmsnorm(&s);
 	default:
 		return ir_shp_fail(&s, "not a fused op");
 	}

@@ -22,11 +22,15 @@
  *                sum has other users it becomes output 1.  A row bias (an
  *                f32 vector of the last dim) in the sum, added after the
  *                residual ((a + b) + bias) or before it ((a + bias) + b, a
- *                not a MatMul's: fuse-gemm takes that bias), Adds in either
- *                order, becomes the bias input:
+ *                not a MatMul's or a Gather's: fuse-gemm or fuse-embed takes
+ *                those), Adds in either order, becomes the bias input:
  *                -> KlnSkipLayerNorm(a, b, gamma, beta, bias); the kernel
  *                adds (a + b) + bias, which may round differently from the
  *                graph's order.
+ *   skip_rmsnorm: KlnRMSNorm(Add(a, b), w) with a and b of equal shape (the
+ *                residual Add before a LLaMA/SmolLM RMSNorm)
+ *                -> KlnRMSNorm(a, w, b) {epsilon}; when the sum has other
+ *                users (the next residual) it becomes output 1.
  *
  * requires: shapes inferred (dims are compared).
  * preserves: shapes, graph output names.
@@ -46,7 +50,8 @@ typedef struct LnMatch {
 	double eps;     /* epsilon */
 } LnMatch;
 
-/* skip_layernorm: y = KlnLayerNorm(sum = a + b, gamma, beta) */
+/* skip_layernorm: y = KlnLayerNorm(sum = a + b, gamma, beta); also
+ * skip_rmsnorm: y = KlnRMSNorm(sum = a + b, gamma) (no beta, no bias) */
 typedef struct SkipMatch {
 	Match m;
 	ValId a, b;     /* the residual sum's operands (same shape) */
@@ -296,6 +301,7 @@ static bool skip_then_bias(const Graph *g, NodeId add, SkipMatch *sm, Match *m)
 		sm->a = IR_NODE(g, in)->in[0];
 		sm->b = IR_NODE(g, in)->in[1];
 		sm->bias = bias;
+		m_add(m, in);
 		return true;
 	}
 	return m_fail(g, m, add, "the operands do not have the sum's shape and neither is a bias "
@@ -304,9 +310,10 @@ static bool skip_then_bias(const Graph *g, NodeId add, SkipMatch *sm, Match *m)
 }
 
 /* sum = (x + bias) + skip, either order: when x + bias is used only there and
- * x is not a MatMul's (fuse-gemm takes that bias), the bias moves into the
- * fused op: *a = x, *bias.  (The kernel adds x + skip + bias.) */
-static bool bias_then_skip(const Graph *g, ValId *a, ValId *bias)
+ * x is not a MatMul's (fuse-gemm takes that bias) nor a Gather's (an
+ * embedding: fuse-embed takes the sum), the bias moves into the fused op:
+ * *a = x, *bias, that Add into m.  (The kernel adds x + skip + bias.) */
+static bool bias_then_skip(const Graph *g, ValId *a, ValId *bias, Match *m)
 {
 	NodeId in = m_def(g, *a, OP_Add);
 	if (in < 0 || m_nuses(g, *a) != 1)
@@ -314,9 +321,11 @@ static bool bias_then_skip(const Graph *g, ValId *a, ValId *bias)
 	const Node *n = IR_NODE(g, in);
 	for (int k = 0; k < 2; k++) {
 		if (hidden_vec(g, n->in[1 - k], *a) && m_same_shape(g, n->in[k], *a) &&
-		    IR_VAL(g, n->in[k])->dtype == DT_F32 && m_def(g, n->in[k], OP_MatMul) < 0) {
+		    IR_VAL(g, n->in[k])->dtype == DT_F32 && m_def(g, n->in[k], OP_MatMul) < 0 &&
+		    m_def(g, n->in[k], OP_Gather) < 0) {
 			*bias = n->in[1 - k];
 			*a = n->in[k];
+			m_add(m, in);
 			return true;
 		}
 	}
@@ -337,11 +346,12 @@ static bool match_skip(const Graph *g, NodeId root, Match *m)
 			return false;
 		sm->a = a->in[0];
 		sm->b = a->in[1];
-		if (!bias_then_skip(g, &sm->a, &sm->bias))
-			bias_then_skip(g, &sm->b, &sm->bias);
+		if (!bias_then_skip(g, &sm->a, &sm->bias, m))
+			bias_then_skip(g, &sm->b, &sm->bias, m);
 	} else if (!skip_then_bias(g, add, sm, m)) {
 		return false;
 	}
+	m_add(m, add);
 	m_add(m, root);
 	sm->gamma = n->in[1];
 	sm->beta = n->in[2];
@@ -601,12 +611,46 @@ static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 	rw_erase_match(g, m);
 }
 
+/* skip_rmsnorm: KlnRMSNorm(Add(a, b), w) with a and b of the sum's shape. */
+static bool match_skip_rms(const Graph *g, NodeId root, Match *m)
+{
+	const Node *n = IR_NODE(g, root);
+	if (n->nin > 2 && n->in[2] >= 0)
+		return m_fail(g, m, root, "has a skip input already");
+	NodeId add = m_def(g, n->in[0], OP_Add);
+	if (add < 0)
+		return m_fail(g, m, root, "its input '%s' is not an Add (the residual sum)", IR_VAL(g, n->in[0])->name);
+	if (!full_add(g, add, m))
+		return false;
+	m_add(m, add);
+	m_add(m, root);
+	SkipMatch *sm = M_AS(SkipMatch, m);
+	sm->a = IR_NODE(g, add)->in[0];
+	sm->b = IR_NODE(g, add)->in[1];
+	sm->gamma = n->in[1];
+	sm->beta = sm->bias = -1;
+	sm->y = n->out[0];
+	sm->sum = n->in[0];
+	sm->eps = ir_attr_float(g, root, "epsilon", 1e-6f);
+	return true;
+}
+
+static void rewrite_skip_rms(Graph *g, const Match *m, PassCtx *pc)
+{
+	(void)pc;
+	const SkipMatch *sm = M_AS_CONST(SkipMatch, m);
+	ValId in[3] = {sm->a, sm->gamma, sm->b};
+	skip_node(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 3, in, sm->y, sm->sum, sm->eps);
+	rw_erase_match(g, m);
+}
+
 static const Pattern patterns[] = {
 	PATTERN_ROW("layernorm", OP_Add, LnMatch, match_ln_decomposed, rewrite_ln),
 	PATTERN_ROW("layernorm", OP_LayerNormalization, LnMatch, match_ln_op, rewrite_ln),
 	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms_mul, rewrite_rms),
 	PATTERN_ROW("rmsnorm", OP_Div, RmsMatch, match_rms_unweighted, rewrite_rms),
 	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, SkipMatch, match_skip, rewrite_skip),
+	PATTERN_ROW("skip_rmsnorm", OP_KlnRMSNorm, SkipMatch, match_skip_rms, rewrite_skip_rms),
 };
 
 void pass_fuse_norm(Graph *g, PassCtx *pc)

@@ -135,6 +135,7 @@ static bool row_input(const Pk *p, const Node *n, int k)
 {
 	switch (n->op) {
 	case OP_KlnSkipLayerNorm: return k <= 1;
+	case OP_KlnRMSNorm: return k == 0 || k == 2;   /* x, skip */
 	case OP_KlnAttention: return k <= 2;
 	case OP_Add: case OP_Sub: case OP_Mul: case OP_Div: return is_row(p, n->in[k]);
 	default: return k == 0;
@@ -152,11 +153,13 @@ static bool row_wise(const Pk *p, NodeId id)
 		    !is_row(p, n->out[k]))
 			return false;
 	switch (n->op) {
+	case OP_KlnRMSNorm:
+		return is_row(p, n->in[0]) && (n->nin < 3 || n->in[2] < 0 || is_row(p, n->in[2]));
 	case OP_KlnGemmQ:
 		if (ir_attr_int(g, id, "per_tensor", 0))
 			return false;   /* one scale over all rows */
 		/* fall through */
-	case OP_KlnGemm: case OP_KlnLayerNorm: case OP_KlnRMSNorm: case OP_KlnGelu:
+	case OP_KlnGemm: case OP_KlnLayerNorm: case OP_KlnGelu:
 		return is_row(p, n->in[0]);
 	case OP_KlnSkipLayerNorm:
 		return is_row(p, n->in[0]) && is_row(p, n->in[1]);

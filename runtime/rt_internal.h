@@ -101,6 +101,10 @@ int rt_profile_write(kiln_context *c, const char *path);
 
 /* y = x * sigmoid(1.702 x) over n floats (KlnGelu approximate 2; kernels_norm.c) */
 void rt_quick_gelu(kiln_frame *f, const float *x, float *y, int64_t n);
+/* KlnRMSNorm's row path (kernels_norm.c), for tests: 0 scalar C, 1 AVX2 + FMA,
+ * 2 AVX-512, 3 NEON, -1 the CPU's best (the default).  -1 when the CPU
+ * cannot run it (nothing changes).  Set it between runs, not during one. */
+int rt_rms_path_use(int path);
 
 /* ---- context (rt_core.c) ---- */
 kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int nthreads);

@@ -13,7 +13,10 @@
  *   length 1..9.
  * - KlnAttention with V = identity (the outputs are the softmax rows) and
  *   KlnLayerNorm / KlnSkipLayerNorm, SIMD path and scalar path, row
- *   lengths 1..37, 128, 771. */
+ *   lengths 1..37, 128, 771.
+ * - KlnRMSNorm with and without the skip input and the sum output, on
+ *   every row path this CPU runs (rt_rms_path_use: "neon" and scalar on
+ *   aarch64), the same lengths; the sum bit for bit. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +33,7 @@
 RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
+RT_KERNEL(KlnRMSNorm);
 
 static int failures, checks;
 
@@ -302,6 +306,45 @@ static void layernorm_case(int simd, int64_t n, bool skip, bool g1)
 	free(x); free(sk); free(y); free(sum); free(g); free(be); free(bi);
 }
 
+static void rmsnorm_case(int path, int64_t n, bool skip)
+{
+	const int64_t R = 3;
+	size_t rows = sizeof(float) * (size_t)(R * n);
+	float *x = ref_alloc(rows), *sk = ref_alloc(rows), *y = ref_alloc(rows), *sum = ref_alloc(rows);
+	float *g = ref_alloc(sizeof(float) * (size_t)n);
+	ref_fill(x, R * n, -2, 2);
+	ref_fill(sk, R * n, -1, 1);
+	ref_fill(g, n, 0.5f, 1.5f);
+	float eps = 1e-6f;
+	rt_t in[3] = {T(x, 2, R, n, 0, 0, KILN_F32), T(g, 1, n, 0, 0, 0, KILN_F32),
+	              T(skip ? sk : NULL, 2, R, n, 0, 0, KILN_F32)};
+	rt_t out[2] = {T(y, 2, R, n, 0, 0, KILN_F32), T(skip ? sum : NULL, 2, R, n, 0, 0, KILN_F32)};
+	rt_rms_path_use(path);
+	int rc = rt_op_KlnRMSNorm(frame(), "rms", in, 3, out, 2, NULL, 0, &eps, 1);
+	rt_rms_path_use(-1);
+	check(rc == 0, "rmsnorm n %lld: returned %d", (long long)n, rc);
+	double worst = 0;
+	for (int64_t r = 0; r < R; r++) {
+		double ss = 0;
+		for (int64_t k = 0; k < n; k++) {
+			int64_t i = r * n + k;
+			float f = skip ? x[i] + sk[i] : x[i];
+			if (skip)
+				check(f == sum[i], "rmsnorm n %lld: sum[%lld] %.9g, expected %.9g", (long long)n,
+				      (long long)i, sum[i], f);
+			ss += (double)f * f;
+		}
+		double inv = 1.0 / sqrt(ss / (double)n + eps);
+		for (int64_t k = 0; k < n; k++) {
+			int64_t i = r * n + k;
+			double ref = (skip ? x[i] + sk[i] : x[i]) * inv * g[k];
+			worst = ref_worse(worst, fabs(y[i] - ref) / (fabs(ref) > 1 ? fabs(ref) : 1));
+		}
+	}
+	check(worst < 1e-5, "rmsnorm path %d n %lld skip %d: max error %.3g", path, (long long)n, skip, worst);
+	free(x); free(sk); free(y); free(sum); free(g);
+}
+
 static void fused_checks(void)
 {
 	int modes = vm_have_simd() ? 2 : 1;
@@ -321,6 +364,16 @@ static void fused_checks(void)
 			layernorm_case(simd, lens[i], false, false);
 			layernorm_case(simd, lens[i], true, i % 3 == 0);
 		}
+	for (int path = 0; path < 4; path++) {
+		if (rt_rms_path_use(path) != 0)
+			continue;
+		rt_rms_path_use(-1);
+		printf("rmsnorm: path %d\n", path);
+		for (int i = 0; i < nl; i++) {
+			rmsnorm_case(path, lens[i], false);
+			rmsnorm_case(path, lens[i], true);
+		}
+	}
 }
 
 int main(void)

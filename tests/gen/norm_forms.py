@@ -1,5 +1,6 @@
-"""GELU, QuickGELU and RMSNorm in the forms exporters write, and near misses,
-for the fusions of fuse-gelu and fuse-norm (issue 12), in the ONNX
+"""GELU, QuickGELU, RMSNorm (also in fp16 between Casts, and after a residual
+Add) and SkipLayerNorm with a row bias in the forms exporters write, and near
+misses, for the fusions of fuse-gelu and fuse-norm (issue 12), in the ONNX
 backend-test layout.
 
     /usr/bin/python3 tests/gen/norm_forms.py OUTDIR
@@ -578,6 +579,71 @@ def cast_f16_exact():
     with np.errstate(over="ignore"):
         ref = x.astype(np.float16).astype(np.float32)
     return model(nodes, []), {"x": x}, [ref], ["has Cast"], None, "--atol=0 --rtol=0"
+
+
+# ---- Residual Add + RMSNorm (LLaMA / SmolLM): h = x + attn; y = RMSNorm(h) * w,
+# h used again by the next residual: KlnRMSNorm(x, w, skip attn) with the sum
+# as output 1.
+
+def rms_residual_case(style, opset=OPSET):
+    """style "torchscript": Pow 2, ReduceMean (axes attribute), Add eps, Sqrt,
+    Div(1, .), Mul, w * it; "dynamo": Cast to f32 around it, x * x,
+    ReduceMean with axes as an input (opset 18), Reciprocal(Sqrt) (rsqrt),
+    Cast back.  The graph returns y and h + y (the next residual)."""
+    w, eps = randn(H), 1e-5
+    nodes, inits = [node("Add", ["x", "attn"], ["h"])], [const("w", w), const("eps", eps)]
+    if style == "torchscript":
+        inits += [const("two", 2.0), const("one", 1.0)]
+        nodes += [node("Pow", ["h", "two"], ["sq_out"]),
+                  node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+                  node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+                  node("Div", ["one", "s_out"], ["r_out"]), node("Mul", ["h", "r_out"], ["n_out"]),
+                  node("Mul", ["w", "n_out"], ["y"])]
+    else:
+        inits.append(numpy_helper.from_array(np.array([-1], np.int64), "axes"))
+        nodes += [node("Cast", ["h"], ["hf_out"], to=F), node("Mul", ["hf_out", "hf_out"], ["sq_out"]),
+                  node("ReduceMean", ["sq_out", "axes"], ["var_out"], keepdims=1),
+                  node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+                  node("Reciprocal", ["s_out"], ["r_out"]), node("Mul", ["hf_out", "r_out"], ["n_out"]),
+                  node("Cast", ["n_out"], ["nc_out"], to=F), node("Mul", ["w", "nc_out"], ["y"])]
+    nodes.append(node("Add", ["h", "y"], ["r"]))
+    x, attn = randn(B, S, H), randn(B, S, H)
+    h = x.astype(np.float32) + attn
+    y = rms(h, w, eps)
+    m = model(nodes, inits, inputs=("x", "attn"), opset=opset, outputs=["y", "r"])
+    explain = ["skip_rmsnorm", "explain skip_rmsnorm: KlnRMSNorm 'y': fused as KlnRMSNorm 'y'"]
+    return (m, {"x": x, "attn": attn}, [y, h + y],
+            ["has KlnRMSNorm", "lacks ReduceMean", "lacks Sqrt", "lacks Pow"], explain)
+
+
+@case
+def rmsnorm_residual_torchscript():
+    """SmolLM's residual + RMSNorm as TorchScript writes it (Pow, Div 1 by Sqrt)."""
+    return rms_residual_case("torchscript")
+
+
+@case
+def rmsnorm_residual_dynamo():
+    """The same through dynamo at opset 18 (Casts, x * x, rsqrt as Reciprocal(Sqrt))."""
+    return rms_residual_case("dynamo", 18)
+
+
+@case
+def explain_rmsnorm_residual_bcast():
+    """Near miss: the Add before the RMSNorm broadcasts a [S, H] table (a
+    position bias, not a residual): the RMSNorm fuses alone, and
+    --explain=skip_rmsnorm names the Add."""
+    w, eps = randn(H), 1e-5
+    tab = randn(S, H)
+    inits = [const("w", w), const("eps", eps), const("two", 2.0), const("tab", tab)]
+    nodes = [node("Add", ["x", "tab"], ["h"]), node("Pow", ["h", "two"], ["sq_out"]),
+             node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+             node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+             node("Div", ["h", "s_out"], ["n_out"]), node("Mul", ["n_out", "w"], ["y"])]
+    x = randn(B, S, H)
+    explain = ["skip_rmsnorm", "explain skip_rmsnorm: KlnRMSNorm 'y': not fused: at Add 'h':",
+               "the operands do not have the sum's shape (a broadcast Add)"]
+    return model(nodes, inits), {"x": x}, [rms(x + tab, w, eps)], ["has KlnRMSNorm", "has Add"], explain
 
 
 def write(outdir, name, m, feeds, outs, expect, explain=None, check=None):
