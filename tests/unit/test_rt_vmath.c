@@ -118,6 +118,137 @@ static void test_exp16(void **state)
 	free(y);
 }
 
+/* ---- the AVX2 forms ---- */
+
+VM_AVX2
+static void exp8_arr(const float *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n; i += 8) {
+		float t[8] = {0};
+		int64_t m = n - i < 8 ? n - i : 8;
+		memcpy(t, x + i, (size_t)m * sizeof *t);
+		_mm256_storeu_ps(t, vm_exp8(_mm256_loadu_ps(t)));
+		memcpy(y + i, t, (size_t)m * sizeof *t);
+	}
+}
+
+VM_AVX2
+static void gelu8_arr(const float *x, float *y, int64_t n, int approx)
+{
+	for (int64_t i = 0; i < n; i += 8) {
+		float t[8] = {0};
+		int64_t m = n - i < 8 ? n - i : 8;
+		memcpy(t, x + i, (size_t)m * sizeof *t);
+		_mm256_storeu_ps(t, vm_gelu8(_mm256_loadu_ps(t), approx));
+		memcpy(y + i, t, (size_t)m * sizeof *t);
+	}
+}
+
+VM_AVX2
+static void hred8(const float *x, float *mx, float *sum)
+{
+	__m256 v = _mm256_loadu_ps(x);
+	*mx = vm_hmax8(v);
+	*sum = vm_hsum8(v);
+}
+
+/* vm_exp8: <= 2 ulp where the result is >= exp(-87) (normal), exactly 0
+ * below -87 (flushed, no subnormal result), the specials of vm_exp16 */
+static void test_exp8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	enum { N = 200003 };
+	float *x = ref_alloc(N * sizeof *x), *y = ref_alloc(N * sizeof *y);
+	for (int i = 0; i < N; i++)
+		x[i] = -104.0f + (88.7f + 104.0f) * (float)i / (float)(N - 1);
+	exp8_arr(x, y, N);
+	double worst = 0;
+	for (int i = 0; i < N; i++) {
+		double r = exp((double)x[i]);
+		if (x[i] >= -87.0f) {
+			double u = ref_ulps(y[i], r);
+			worst = u > worst ? u : worst;
+			if (u > 2.0)
+				fail_msg("exp8(%.9g) = %.9g, exact %.17g (%.2f ulp)", x[i], y[i], r, u);
+		} else if (y[i] != 0.0f) {
+			fail_msg("exp8(%.9g) = %.9g, expected 0 (flushed)", x[i], y[i]);
+		}
+	}
+	print_message("vm_exp8: worst %.2f ulp over [-87, 88.7]\n", worst);
+	float sx[] = {0.0f, -0.0f, 1.0f, -INFINITY, -1000.0f, -87.01f, -104.5f, 89.0f, 1000.0f,
+	              INFINITY, NAN, -NAN, 88.72f, 88.7228394f, -87.0f, -86.5f};
+	int ns = (int)(sizeof sx / sizeof sx[0]);
+	float sy[sizeof sx / sizeof sx[0]];
+	exp8_arr(sx, sy, ns);
+	assert_true(sy[0] == 1.0f && sy[1] == 1.0f);
+	assert_true(ref_ulps(sy[2], M_E) <= 1.0);
+	for (int i = 3; i <= 6; i++)
+		assert_true(sy[i] == 0.0f);
+	for (int i = 7; i <= 9; i++)
+		assert_true(isinf(sy[i]) && sy[i] > 0);
+	assert_true(isnan(sy[10]) && isnan(sy[11]));
+	assert_true(ref_ulps(sy[12], exp((double)sx[12])) <= 2.0);
+	assert_true(isinf(sy[13]) || ref_ulps(sy[13], exp((double)sx[13])) <= 2.0);
+	for (int i = 14; i <= 15; i++)
+		assert_true(ref_ulps(sy[i], exp((double)sx[i])) <= 2.0 && sy[i] >= 0x1p-126f);
+	free(x);
+	free(y);
+}
+
+/* vm_gelu8 against double GELUs: erf, tanh and QuickGELU over [-20, 20]
+ * (absolute 2e-6 or relative 1e-5), far tails, the specials */
+static void test_gelu8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	enum { N = 40001 };
+	float *x = ref_alloc(N * sizeof *x), *y = ref_alloc(N * sizeof *y);
+	for (int i = 0; i < N; i++)
+		x[i] = -20.0f + 40.0f * (float)i / (float)(N - 1);
+	for (int a = 0; a < 3; a++) {
+		gelu8_arr(x, y, N, a);
+		for (int i = 0; i < N; i++) {
+			double v = x[i], r = a == 0 ? 0.5 * v * (1 + erf(v / sqrt(2.0))) :
+			           a == 1 ? 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) :
+			           v / (1 + exp(-1.702 * v));
+			double err = fabs((double)y[i] - r);
+			if (err > 2e-6 && err > 1e-5 * fabs(r))
+				fail_msg("gelu8 (approx %d) of %.9g = %.9g, reference %.12g", a, x[i], y[i], r);
+		}
+		float sx[] = {-1e30f, -200.0f, -60.0f, 60.0f, 200.0f, 1e30f, INFINITY, NAN, 0.0f};
+		float sy[9];
+		gelu8_arr(sx, sy, 9, a);
+		for (int i = 0; i < 3; i++)   /* far left: -0 or a tiny negative (no NaN) */
+			assert_true(sy[i] <= 0.0f && sy[i] > -1e-30f);
+		for (int i = 3; i <= 6; i++)
+			assert_true(sy[i] == sx[i]);
+		assert_true(isnan(sy[7]) && sy[8] == 0.0f);
+	}
+	free(x);
+	free(y);
+}
+
+static void test_hreduce8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	for (int t = 0; t < 100; t++) {
+		float v[8], mx, sum;
+		double rm = -INFINITY, rs = 0;
+		for (int i = 0; i < 8; i++) {
+			v[i] = ref_frand(-100, 100);
+			rm = v[i] > rm ? v[i] : rm;
+			rs += v[i];
+		}
+		hred8(v, &mx, &sum);
+		assert_true(mx == (float)rm && fabs(sum - rs) <= 1e-4);
+	}
+}
+
 static void test_hreduce(void **state)
 {
 	(void)state;
@@ -480,6 +611,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exp16),
 		cmocka_unit_test(test_hreduce),
+		cmocka_unit_test(test_exp8),
+		cmocka_unit_test(test_gelu8),
+		cmocka_unit_test(test_hreduce8),
 		cmocka_unit_test(test_mode_switch),
 		cmocka_unit_test(test_softmax_lengths),
 		cmocka_unit_test(test_softmax_specials),
