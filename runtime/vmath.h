@@ -32,7 +32,8 @@
  *   vm_ld4(p, n, fill), vm_st4(p, v, n)   the first min(n, 4) lanes from
  *                  or to p, the other lanes `fill` / not written
  * vm_have_simd() says whether the SIMD path of kernels_fused.c can run:
- * AVX-512 on x86-64, NEON on aarch64, none elsewhere.
+ * AVX-512 on x86-64, NEON on aarch64, none elsewhere (its attention also
+ * has an AVX2 path, for x86-64 CPUs without AVX-512).
  *
  * Also declared here: kernels_fused.c's switch between its SIMD and
  * scalar paths (for tests and benchmarks). */
@@ -286,9 +287,11 @@ static inline bool vm_have_simd(void)
 #endif
 
 /* kernels_fused.c: which path KlnAttention / KlnLayerNorm /
- * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 (returns -1,
- * changing nothing, when the CPU cannot), 0 scalar, -1 back to the CPU's
- * best.  Not thread-safe against running kernels: set it between runs. */
+ * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 or NEON, 2
+ * AVX2 + FMA (the attention; the layer norms scalar), each returning -1,
+ * changing nothing, when the CPU cannot; 0 scalar, -1 back to the CPU's
+ * best (AVX-512 or NEON, else AVX2, else scalar).  Not thread-safe against
+ * running kernels: set it between runs. */
 int rt_fused_simd_use(int on);
 
 #endif

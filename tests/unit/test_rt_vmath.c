@@ -33,10 +33,23 @@ RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
 
-/* modes to run: the scalar path, and AVX-512 when the CPU has it */
-static int nmodes(void)
+/* paths (rt_fused_simd_use): 0 scalar, 1 AVX-512, 2 AVX2 (attention; the
+ * layer norms are scalar there); a path runs when the CPU has it */
+#define NMODES 3
+static const char *const mode_name[NMODES] = {"scalar", "AVX-512", "AVX2"};
+
+static bool mode_ok(int m)
 {
-	return vm_have_avx512() ? 2 : 1;
+	return m == 0 || (m == 1 && vm_have_avx512()) || (m == 2 && vm_have_avx2());
+}
+
+/* the path after m that the CPU has, -1 after the last */
+static int next_mode(int m)
+{
+	while (++m < NMODES)
+		if (mode_ok(m))
+			return m;
+	return -1;
 }
 
 static void set_mode(int m)
@@ -418,7 +431,7 @@ static void run_sm(const SmCase *c, int mode)
 		bool ok = isnan(r) ? isnan(o[i]) : fabs((double)o[i] - r) <= 4e-6 * r + 1e-30;
 		if (!ok)
 			fail_msg("%s path, Sk %lld, element %lld (b %lld, q %lld, head %lld, key %lld): "
-			         "%.9g, reference %.12g (seed %llu)", mode ? "AVX-512" : "scalar",
+			         "%.9g, reference %.12g (seed %llu)", mode_name[mode],
 			         (long long)Sk, (long long)i, (long long)(i / (Sq * ho)),
 			         (long long)(i / ho % Sq), (long long)(i % ho / Sk), (long long)(i % Sk),
 			         o[i], r, (unsigned long long)seed);
@@ -445,13 +458,13 @@ static void test_softmax_lengths(void **state)
 	(void)state;
 	int64_t lens[74];
 	int nl = row_lengths(lens, false);
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
 			SmCase c = {2, n > 128 ? 3 : 5, n, 2, 8, (int)(n % 3), (int)(n % 4), n % 2 == 0,
 			            n % 5 == 0, 0, 0.35f, 0, 0, 0};
 			run_sm(&c, mode);
-			/* causal, both modes, the edge crossing the 16-lane blocks */
+			/* causal, both modes, the edge crossing the 8- and 16-lane blocks */
 			c.causal = 1 + (int)(n % 2);
 			c.cfill = n % 3 == 0 ? -INFINITY : c.causal == 2 ? -3.4028234663852886e+38f : -1e4f;
 			c.Sq = n > 20 ? 19 : n;
@@ -489,7 +502,7 @@ static void test_softmax_specials(void **state)
 		{2, 17, 17, 2, 4, 1, 1, true, false, 0, 0.5f, 1, 2, -3.4028234663852886e+38f},
 		{2, 17, 17, 2, 4, 1, 1, false, false, 0, 0.5f, 1, 1, -3.4028234663852886e+38f},
 	};
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 			run_sm(&cases[i], mode);
 }
@@ -500,6 +513,8 @@ static void test_mode_switch(void **state)
 	(void)state;
 	assert_int_equal(rt_fused_simd_use(0), 0);
 	assert_int_equal(rt_fused_simd_use(1), vm_have_avx512() ? 0 : -1);
+	assert_int_equal(rt_fused_simd_use(2), vm_have_avx2() ? 0 : -1);
+	assert_int_equal(rt_fused_simd_use(3), -1);
 	assert_int_equal(rt_fused_simd_use(-1), 0);
 }
 
@@ -567,7 +582,7 @@ static void run_ln(const LnCase *c, int mode)
 			          fabs((double)y[i] - ref) <= 1e-5 * (fabs(ref) > 1 ? fabs(ref) : 1);
 			if (!ok)
 				fail_msg("%s path, n %lld, row %lld, element %lld: %.9g, reference %.12g",
-				         mode ? "AVX-512" : "scalar", (long long)n, (long long)r, (long long)k,
+				         mode_name[mode], (long long)n, (long long)r, (long long)k,
 				         y[i], ref);
 		}
 	}
@@ -579,7 +594,7 @@ static void test_layernorm_lengths(void **state)
 	(void)state;
 	int64_t lens[74];
 	int nl = row_lengths(lens, true);
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
 			LnCase plain = {3, n, false, false, false, n % 7 == 1, n % 5 == 2, false, 0, false};
@@ -601,7 +616,7 @@ static void test_layernorm_specials(void **state)
 		{3, 100, true, true, true, false, false, false, 0, true},
 		{2, 1, true, false, true, true, true, false, 5.0f, false},           /* n = 1: y = beta */
 	};
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 			run_ln(&cases[i], mode);
 }
