@@ -12,6 +12,9 @@
  *   masked batch entries), nan_guard; and the packed path (cu_seqlens, with
  *   empty sequences).
  *
+ * Also the Softmax / LogSoftmax ops (kernels_reduce.c, AVX2 rows where the
+ * CPU has them) against double (sm_case).
+ *
  * Every output is surrounded by canaries (REF_GUARD NaNs of a pattern no
  * kernel writes) that must survive.  Tolerances (V in [-1, 1], so outputs
  * are at most 1 in size): a vector path against the scalar one within
@@ -36,6 +39,8 @@
 #include "vmath.h"
 
 RT_KERNEL(KlnAttention);
+RT_KERNEL(Softmax);
+RT_KERNEL(LogSoftmax);
 
 typedef struct Cfg {
 	int64_t B, H, Hkv, Sq, Sk, D, Dv;
@@ -372,6 +377,72 @@ static void test_attention_random(void **state) { (void)state; vector_paths(rand
 static void test_attention_packed(void **state) { (void)state; vector_paths(packed_body); }
 static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
 
+/* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
+ * the CPU has them, scalar otherwise) against double: probabilities within
+ * (1e-6 + n 2^-24) relative + 1e-37 (exp's and the division's roundings, the
+ * bound of a sum of n floats in order, vm_exp8's flush below exp(-87)), log-probabilities within 2e-6 (1 + |y|) + ulp(max) (log(sum) +
+ * max is rounded to float, as the scalar path does); rows with large
+ * spreads, a NaN (all NaN), all -inf (all NaN); canaries around y. */
+static void sm_case(int64_t rows, int64_t n, int special, bool lg)
+{
+	int64_t tot = rows * n;
+	float *x = frand_arr(tot, -8, 8);
+	float *g = ref_alloc((size_t)(tot + 2 * REF_GUARD) * sizeof *g), *y = g + REF_GUARD;
+	for (int64_t i = 0; i < tot + 2 * REF_GUARD; i++)
+		memcpy(g + i, &ref_canary, sizeof ref_canary);
+	for (int64_t i = 0; i < tot; i += 3)
+		x[i] *= special == 1 ? 30.0f : 1.0f;    /* spreads past exp's range */
+	if (special == 2)
+		x[n / 2] = NAN;                        /* row 0 */
+	for (int64_t i = 0; special == 3 && i < n; i++)
+		x[i] = -INFINITY;                      /* row 0 */
+	rt_t in = T(x, 2, rows, n, 0, 0, KILN_F32), out = T(y, 2, rows, n, 0, 0, KILN_F32);
+	int64_t axis = 1;
+	assert_int_equal((lg ? rt_op_LogSoftmax : rt_op_Softmax)(frame(), "sm", &in, 1, &out, 1, &axis,
+	                                                         1, NULL, 0), 0);
+	for (int64_t i = 0; i < REF_GUARD; i++) {
+		assert_memory_equal(g + i, &ref_canary, sizeof ref_canary);
+		assert_memory_equal(y + tot + i, &ref_canary, sizeof ref_canary);
+	}
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		double mx = -INFINITY, sum = 0;
+		bool nan = false;
+		for (int64_t k = 0; k < n; k++) {
+			nan |= isnan(xr[k]);
+			mx = xr[k] > mx ? xr[k] : mx;
+		}
+		/* x - max as the kernels round it, in float */
+		for (int64_t k = 0; k < n; k++)
+			sum += exp((float)(xr[k] - (float)mx));
+		for (int64_t k = 0; k < n; k++) {
+			float got = y[r * n + k];
+			double want = lg ? xr[k] - mx - log(sum) : exp((float)(xr[k] - (float)mx)) / sum;
+			bool ok = nan || isinf(mx) ? isnan(got) :
+			          lg ? fabs(got - want) <= 2e-6 * (1 + fabs(want)) + 1.2e-7 * fabs(mx) :
+			          fabs(got - want) <= (1e-6 + 6e-8 * (double)n) * want + 1e-37;
+			if (!ok)
+				fail_msg("%sSoftmax, n %lld, row %lld, element %lld: %.9g, reference %.12g",
+				         lg ? "Log" : "", (long long)n, (long long)r, (long long)k, got, want);
+		}
+	}
+	free(x);
+	free(g);
+}
+
+static void test_softmax_op(void **state)
+{
+	(void)state;
+	ref_rng = 0x50f7ull;
+	for (int lg = 0; lg < 2; lg++) {
+		for (int64_t n = 1; n <= 70; n++)
+			sm_case(3, n, (int)(n % 4), lg);
+		sm_case(5, 128, 1, lg);
+		sm_case(4, 771, 2, lg);
+		sm_case(2, 771, 3, lg);
+	}
+}
+
 /* a path the CPU lacks is refused and changes nothing */
 static void test_path_refused(void **state)
 {
@@ -395,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_attention_bert),
 		cmocka_unit_test(test_attention_random),
 		cmocka_unit_test(test_attention_packed),
+		cmocka_unit_test(test_softmax_op),
 	};
 	return cmocka_run_group_tests(tests, NULL, summary);
 }
