@@ -379,10 +379,11 @@ static void test_attention_bert(void **state) { (void)state; vector_paths(bert_b
 
 /* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
  * the CPU has them, scalar otherwise) against double: probabilities within
- * (1e-6 + n 2^-24) relative + 1e-37 (exp's and the division's roundings, the
- * bound of a sum of n floats in order, vm_exp8's flush below exp(-87)), log-probabilities within 2e-6 (1 + |y|) + ulp(max) (log(sum) +
- * max is rounded to float, as the scalar path does); rows with large
- * spreads, a NaN (all NaN), all -inf (all NaN); canaries around y. */
+ * (1e-6 + n 2^-24) relative + 1e-37 (exp's and the division's roundings,
+ * the bound of a sum of n floats in order, vm_exp8's flush below exp(-87)),
+ * log-probabilities within 2e-6 (1 + |y|) + ulp(max) (log(sum) + max is
+ * rounded to float, as the scalar path does); rows with large spreads, a
+ * NaN (all NaN), all -inf (all NaN); canaries around y. */
 static void sm_case(int64_t rows, int64_t n, int special, bool lg)
 {
 	int64_t tot = rows * n;
