@@ -32,6 +32,7 @@
 #include "rt_internal.h"
 #include "vmath.h"
 
+#define QUICK_K 1.702f         /* QuickGELU: x sigmoid(QUICK_K x) */
 #define KC 256
 #define MC 192                 /* multiple of every MR (8, 6, 4) */
 #define NC 384                 /* multiple of every NR (48, 16) */
@@ -333,74 +334,13 @@ static void uk_avx2_6(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 #define uk_avx2 uk_avx2_6
 
 /* ---- the AVX2 kernel's epilogue (bias, GELU) ----
- * gelu_avx512's arithmetic in 8 lanes; tails through lane masks. */
+ * gelu_avx512's arithmetic in 8 lanes */
 
-/* vm_exp16 in 8 lanes for the GELUs, 2^n applied as two exact powers of
- * two (no scalef); +inf above 88.72, and x clamped below at -86.5 so no
- * result is subnormal (exp(-86.5) ~ 2.7e-38): on these CPUs a subnormal
- * result costs a microcode assist, and the GELUs only ever add such a
- * value to 1 or multiply it by x/2 */
-__attribute__((target("avx2,fma")))
-static inline __m256 a2_exp8(__m256 x)
-{
-	x = _mm256_max_ps(_mm256_set1_ps(-86.5f), x);
-	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
-	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-	/* n in [-125, 129]: 2^n = 2^h 2^(n-h), h = n/2 (each a normal float) */
-	__m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
-	__m256i bias = _mm256_set1_epi32(127);
-	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
-	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
-		_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
-	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-/* one_plus_erf16 in 8 lanes */
-__attribute__((target("avx2,fma")))
-static inline __m256 a2_one_plus_erf8(__m256 z)
-{
-	__m256 t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), s = _mm256_mul_ps(z, z);
-	__m256 r = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
-	__m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
-	r = _mm256_fmadd_ps(r, s, u);
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.06777877e-1f));
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.34846687e-1f));
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.28717512e-1f));
-	r = _mm256_fmsub_ps(r, t, t);
-	__m256 e = a2_exp8(r);
-	__m256 big = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e),
-	                              _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
-	__m256 q = _mm256_set1_ps(-5.96761703e-4f);
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.99119423e-3f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-2.67681349e-2f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.12819925e-1f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-3.76125336e-1f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.28379166e-1f));
-	q = _mm256_add_ps(_mm256_fmadd_ps(q, z, z), _mm256_set1_ps(1.0f));
-	return _mm256_blendv_ps(q, big, _mm256_cmp_ps(t, _mm256_set1_ps(0.927734375f), _CMP_GT_OQ));
-}
-
-static void quick_gelu_avx2(float *x, int64_t n);
-
-/* GELU over n floats: erf (approx 0) and tanh (1) here, QuickGELU (2) by
- * quick_gelu_avx2 */
-__attribute__((target("avx2,fma")))
+/* GELU over n floats (approx 0 erf, 1 tanh, 2 QuickGELU): vmath.h's
+ * vm_gelu8 */
+VM_AVX2
 static void gelu_avx2(float *x, int64_t n, int approx)
 {
-	if (approx == 2) {
-		quick_gelu_avx2(x, n);
-		return;
-	}
 	for (int64_t i = 0; i < n; i += 8) {
 		/* full vectors: plain loads and stores (AMD's masked store is
 		 * microcoded and slow); the tail through a buffer */
@@ -408,20 +348,7 @@ static void gelu_avx2(float *x, int64_t n, int approx)
 		bool full = n - i >= 8;
 		if (!full)
 			memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
-		__m256 v = _mm256_loadu_ps(full ? x + i : t), y;
-		if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
-			__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
-			                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
-			                         _mm256_set1_ps(0.7978845608028654f)));
-			__m256 e = a2_exp8(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
-			y = _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
-		} else {
-			__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
-			y = _mm256_mul_ps(h, a2_one_plus_erf8(
-				_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
-		}
-		/* NaN in, NaN out */
-		y = _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+		__m256 y = vm_gelu8(_mm256_loadu_ps(full ? x + i : t), approx);
 		if (full) {
 			_mm256_storeu_ps(x + i, y);
 		} else {
@@ -759,7 +686,6 @@ static inline float gelu_tanh1(float x)
 
 /* QuickGELU x * sigmoid(1.702 x), as x / (1 + exp(-1.702 x)) (the
  * standalone kernel's formula: -inf gives NaN, as -inf * sigmoid(-inf)) */
-#define QUICK_K 1.702f
 static inline float gelu_quick1(float x)
 {
 	return x / (1.0f + expf(-QUICK_K * x));
@@ -825,46 +751,6 @@ static void gelu_avx512(float *x, int64_t n, int approx)
 		/* NaN in, NaN out (whatever the polynomials make of it) */
 		y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 		_mm512_mask_storeu_ps(x + i, m, y);
-	}
-}
-
-/* exp over 8 lanes: vm_exp16's method with the 2^n of vm_exp4 (two
- * factors, AVX2 has no scalef), the same limits and NaN behaviour */
-__attribute__((target("avx2,fma")))
-static inline __m256 exp8_avx2(__m256 x)
-{
-	x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
-	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-	__m256i ni = _mm256_cvtps_epi32(n);
-	__m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
-	__m256i bias = _mm256_set1_epi32(127);
-	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-/* QuickGELU in 8 lanes (masked tail), for gelu_avx2 */
-__attribute__((target("avx2,fma")))
-static void quick_gelu_avx2(float *x, int64_t n)
-{
-	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-	for (int64_t i = 0; i < n; i += 8) {
-		int left = n - i >= 8 ? 8 : (int)(n - i);
-		__m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
-		__m256 v = _mm256_maskload_ps(x + i, m);
-		__m256 e = exp8_avx2(_mm256_mul_ps(v, _mm256_set1_ps(-QUICK_K)));
-		_mm256_maskstore_ps(x + i, m, _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
 	}
 }
 

@@ -302,13 +302,9 @@ static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int
 	const rt_gemm_epi *e = j->epi;
 #if defined(__x86_64__)
 	if (nc == RT_Q8_NR && j->avx2fma) {
-		/* its GELU is erf or tanh; QuickGELU (act 3) through rt_gelu_inplace */
-		int act = e ? e->act : 0;
 		rt_q8_dequant16_avx2(acc, mr, j->C + i0 * j->ldc + n0, j->ldc, j->sa + i0, j->zp + i0,
 		                     j->wsum + n0, j->scale + n0, e && e->bias ? e->bias + n0 : NULL,
-		                     act == 3 ? 0 : act);
-		for (int r = 0; act == 3 && r < mr; r++)
-			rt_gelu_inplace(j->C + (i0 + r) * j->ldc + n0, nc, 2);
+		                     e ? e->act : 0);
 		return;
 	}
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gemm_int8.h"
+#include "vmath.h"
 
 static inline int32_t ld32(const uint8_t *p)
 {
@@ -92,80 +93,6 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 
 /* ---- the epilogue: dequantize, bias, GELU on a tile of 16 columns ---- */
 
-/* exp over 8 lanes: Cephes' expf polynomial (as vmath.h's vm_exp16), x
- * clamped to [-87, 88] so that 2^n stays a normal float (exp(-87) ~ 1.6e-38
- * stands for anything smaller: GELU multiplies it by x / 2) */
-__attribute__((target("avx2,fma")))
-static inline __m256 exp8(__m256 x)
-{
-	x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
-	x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
-	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-/* 1 + erf(z) over 8 lanes: the method and polynomials of runtime/gemm.c's
- * one_plus_erf16 (N. Juffa's erff, absolute error ~1e-7) */
-__attribute__((target("avx2,fma")))
-static inline __m256 one_plus_erf8(__m256 z)
-{
-	__m256 t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), s = _mm256_mul_ps(z, z);
-	__m256 r = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
-	__m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
-	r = _mm256_fmadd_ps(r, s, u);
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.06777877e-1f));
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.34846687e-1f));
-	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.28717512e-1f));
-	r = _mm256_fmsub_ps(r, t, t);
-	__m256 e = exp8(r);
-	__m256 big = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e,
-	                              _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ));
-	__m256 q = _mm256_set1_ps(-5.96761703e-4f);
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.99119423e-3f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-2.67681349e-2f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.12819925e-1f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-3.76125336e-1f));
-	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.28379166e-1f));
-	q = _mm256_add_ps(_mm256_fmadd_ps(q, z, z), _mm256_set1_ps(1.0f));
-	return _mm256_blendv_ps(q, big, _mm256_cmp_ps(t, _mm256_set1_ps(0.927734375f), _CMP_GT_OQ));
-}
-
-/* GELU over 8 lanes: erf (approx 0) or tanh (approx 1), NaN in NaN out */
-__attribute__((target("avx2,fma")))
-static inline __m256 gelu8(__m256 v, int approx)
-{
-	__m256 y;
-	if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
-		__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
-		                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
-		                         _mm256_set1_ps(0.7978845608028654f)));
-		__m256 e = exp8(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
-		y = _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
-	} else {
-		__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
-		y = _mm256_mul_ps(h, one_plus_erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
-	}
-	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-
-__attribute__((target("avx2,fma")))
-static void gelu16(float *c, int approx)
-{
-	_mm256_storeu_ps(c, gelu8(_mm256_loadu_ps(c), approx));
-	_mm256_storeu_ps(c + 8, gelu8(_mm256_loadu_ps(c + 8), approx));
-}
-
 /* The portable dequant's arithmetic, 8 columns at a time (no FMA: the
  * same roundings, so the same bits): c = (acc - zp wsum) (sa scale) + bias */
 __attribute__((target("avx2")))
@@ -179,6 +106,15 @@ static inline __m256 deq8(const int32_t *acc, int32_t zp, const int32_t *wsum, f
 	return bias ? _mm256_add_ps(v, _mm256_loadu_ps(bias)) : v;
 }
 
+/* vmath.h's GELU on 16 floats; a function of its own so that FMA stays out
+ * of deq8's roundings */
+VM_AVX2
+static void gelu16(float *c, int approx)
+{
+	_mm256_storeu_ps(c, vm_gelu8(_mm256_loadu_ps(c), approx));
+	_mm256_storeu_ps(c + 8, vm_gelu8(_mm256_loadu_ps(c + 8), approx));
+}
+
 __attribute__((target("avx2")))
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
@@ -189,8 +125,8 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
 		_mm256_storeu_ps(c, deq8(acc + r * RT_Q8_NR, zp[r], wsum, sa[r], scale, bias));
 		_mm256_storeu_ps(c + 8, deq8(acc + r * RT_Q8_NR + 8, zp[r], wsum + 8, sa[r], scale + 8,
 		                             bias ? bias + 8 : NULL));
-		if (act)   /* 1 erf, 2 tanh (the caller does QuickGELU) */
-			gelu16(c, act == 2);
+		if (act)    /* 1 erf, 2 tanh, 3 QuickGELU */
+			gelu16(c, act - 1);
 	}
 }
 

@@ -5,12 +5,14 @@
  * Attributes: Reduce* ia=[keepdims, naxes, axes...] (sorted, positive;
  * naxes == 0: copy through); ArgMax/ArgMin ia=[axis, keepdims,
  * select_last_index]; CumSum ia=[exclusive, reverse], axis in in[1];
- * Softmax/LogSoftmax ia=[axis] (opset 13: one axis); LayerNormalization
+ * Softmax/LogSoftmax ia=[axis] (opset 13: one axis; f32 rows along the
+ * last axis in AVX2 + FMA where the CPU has them); LayerNormalization
  * ia=[axis], fa=[epsilon]. */
 #include <math.h>
 #include <string.h>
 
 #include "rt_internal.h"
+#include "vmath.h"
 
 /* input viewed as [outer, n, inner] around one axis */
 static void around_axis(const rt_t *t, int axis, int64_t *outer, int64_t *n, int64_t *inner)
@@ -315,6 +317,7 @@ typedef struct sm_job {
 	int64_t n, inner;
 	bool log;
 	bool f64;
+	bool avx2;               /* f32 rows along the last axis, in 8 lanes */
 } sm_job;
 
 #define SM_ROW(NAME, T, EXP, LOG) \
@@ -341,6 +344,48 @@ static void NAME(const T *x, T *y, int64_t n, int64_t s, bool lg) \
 SM_ROW(sm_row_f32, float, expf, logf)
 SM_ROW(sm_row_f64, double, exp, log)
 
+#if defined(__x86_64__)
+/* sm_row_f32 on a contiguous row in 8 lanes (vmath.h's vm_exp8: results
+ * below exp(-87) are 0); the tail through a buffer of -inf */
+VM_AVX2
+static void sm_row_avx2(const float *x, float *y, int64_t n, bool lg)
+{
+	__m256 ninf = _mm256_set1_ps(-INFINITY), v = ninf, acc = _mm256_setzero_ps();
+	int64_t k = 0;
+	for (; k + 8 <= n; k += 8)
+		v = _mm256_max_ps(_mm256_loadu_ps(x + k), v);   /* v where x is NaN, as `>` */
+	float t[8], mx = vm_hmax8(v);
+	for (int64_t i = k; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	if (mx == -INFINITY)
+		mx = 0;       /* all -inf: avoid inf - inf */
+	__m256 m = _mm256_set1_ps(mx);
+	for (k = 0; k + 8 <= n; k += 8) {
+		__m256 e = vm_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), m));
+		if (!lg)
+			_mm256_storeu_ps(y + k, e);
+		acc = _mm256_add_ps(acc, e);
+	}
+	if (k < n) {
+		_mm256_storeu_ps(t, ninf);
+		memcpy(t, x + k, (size_t)(n - k) * sizeof *t);
+		__m256 e = vm_exp8(_mm256_sub_ps(_mm256_loadu_ps(t), m));
+		_mm256_storeu_ps(t, e);
+		if (!lg)
+			memcpy(y + k, t, (size_t)(n - k) * sizeof *t);
+		acc = _mm256_add_ps(acc, e);
+	}
+	float sum = vm_hsum8(acc);
+	/* y = x - (log(sum) + max), or y * (1 / sum) */
+	__m256 c = _mm256_set1_ps(lg ? logf(sum) + mx : 1 / sum);
+	for (k = 0; k + 8 <= n; k += 8)
+		_mm256_storeu_ps(y + k, lg ? _mm256_sub_ps(_mm256_loadu_ps(x + k), c) :
+		                             _mm256_mul_ps(_mm256_loadu_ps(y + k), c));
+	for (; k < n; k++)
+		y[k] = lg ? x[k] - (logf(sum) + mx) : y[k] * (1 / sum);
+}
+#endif
+
 /* rows [b, e) of outer * inner */
 static void sm_range(void *arg, int64_t b, int64_t e)
 {
@@ -348,6 +393,12 @@ static void sm_range(void *arg, int64_t b, int64_t e)
 	for (int64_t r = b; r < e; r++) {
 		int64_t o = r / j->inner, i = r % j->inner;
 		int64_t at = o * j->n * j->inner + i;
+#if defined(__x86_64__)
+		if (j->avx2) {
+			sm_row_avx2((const float *)j->x + at, (float *)j->y + at, j->n, j->log);
+			continue;
+		}
+#endif
 		if (j->f64)
 			sm_row_f64((const double *)j->x + at, (double *)j->y + at, j->n, j->inner, j->log);
 		else
@@ -373,6 +424,9 @@ static int softmax(kiln_frame *f, const char *loc, const char *op, bool log, con
 	around_axis(in, (int)axis, &outer, &j.n, &j.inner);
 	if (j.n == 0)
 		return 0;
+#if defined(__x86_64__)
+	j.avx2 = !j.f64 && j.inner == 1 && vm_have_avx2();
+#endif
 	rt_par(f, outer * j.inner, j.n * 8, sm_range, &j);
 	return 0;
 }

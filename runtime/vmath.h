@@ -15,12 +15,25 @@
  *   vm_hsum16(v)   sum of the 16 lanes
  *   vm_tail(n)     lane mask of the first min(n, 16) lanes (n >= 0)
  *
+ * AVX2 and FMA (VM_AVX2 functions, after vm_have_avx2() said yes):
+ *   vm_exp8(x)     exp over 8 lanes, vm_exp16's polynomial and accuracy
+ *                  for normal results; results below FLT_MIN's range
+ *                  (x < -87) are 0 instead of subnormal (an assist on
+ *                  these CPUs; off by < 1.7e-38), -inf -> 0, x > 88.72 or
+ *                  +inf -> +inf, NaN -> NaN.
+ *   vm_one_plus_erf8(z)  1 + erf(z) (N. Juffa's erff, absolute error
+ *                  ~1e-7), the GELUs' core
+ *   vm_gelu8(v, approx)  GELU: approx 0 erf, 1 tanh, 2 QuickGELU
+ *                  (v sigmoid(1.702 v)); NaN in, NaN out
+ *   vm_hmax8(v), vm_hsum8(v)   max / sum of the 8 lanes
+ *
  * On aarch64 (NEON, part of every aarch64 Linux ABI, so never asked for):
  *   vm_exp4(x)     exp over 4 lanes, the same polynomial and limits
  *   vm_ld4(p, n, fill), vm_st4(p, v, n)   the first min(n, 4) lanes from
  *                  or to p, the other lanes `fill` / not written
  * vm_have_simd() says whether the SIMD path of kernels_fused.c can run:
- * AVX-512 on x86-64, NEON on aarch64, none elsewhere.
+ * AVX-512 on x86-64, NEON on aarch64, none elsewhere (its attention also
+ * has an AVX2 path, for x86-64 CPUs without AVX-512).
  *
  * Also declared here: kernels_fused.c's switch between its SIMD and
  * scalar paths (for tests and benchmarks). */
@@ -34,6 +47,7 @@
 #include <immintrin.h>
 
 #define VM_AVX512 __attribute__((target("avx512f,fma")))
+#define VM_AVX2 __attribute__((target("avx2,fma")))
 
 /* AVX-512F and FMA usable (CPU and OS), asked once. */
 static inline bool vm_have_avx512(void)
@@ -93,6 +107,115 @@ static inline float vm_hsum16(__m512 v)
 	__m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
 	                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 	__m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+	q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+	q = _mm_add_ss(q, _mm_movehdup_ps(q));
+	return _mm_cvtss_f32(q);
+}
+
+/* AVX2 and FMA usable, asked once (as vm_have_avx512). */
+static inline bool vm_have_avx2(void)
+{
+	static int known;
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (!k) {
+		__builtin_cpu_init();
+		k = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 2 : 1;
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 2;
+}
+
+/* vm_exp16's method in 8 lanes.  AVX2 has no scalef: 2^n is applied as
+ * 2^h 2^(n-h), h = n/2, two normal floats for every clamped n (as vm_exp4),
+ * so x up to 89 still overflows to +inf.  Below -87 the result would be
+ * within a factor 1.4 of FLT_MIN or subnormal: it is flushed to 0 (the
+ * operand order of the compare keeps NaN). */
+VM_AVX2
+static inline __m256 vm_exp8(__m256 x)
+{
+	__m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_NLT_UQ);
+	x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+	x = _mm256_min_ps(_mm256_set1_ps(89.0f), x);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
+	__m256i bias = _mm256_set1_epi32(127);
+	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
+		_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+	return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+
+/* 1 + erf(z): erf by N. Juffa's erff (as gemm.c's one_plus_erf16): for
+ * |z| <= 0.9277 an odd polynomial, beyond it 1 - exp(poly(|z|)), so 1 + erf
+ * is exp(...) for z < 0 (no cancellation) and 2 - exp(...) for z >= 0. */
+VM_AVX2
+static inline __m256 vm_one_plus_erf8(__m256 z)
+{
+	__m256 t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), s = _mm256_mul_ps(z, z);
+	__m256 r = _mm256_fmadd_ps(_mm256_set1_ps(-1.72853470e-5f), t, _mm256_set1_ps(3.83197126e-4f));
+	__m256 u = _mm256_fmadd_ps(_mm256_set1_ps(-3.88396438e-3f), t, _mm256_set1_ps(2.42546219e-2f));
+	r = _mm256_fmadd_ps(r, s, u);
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.06777877e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.34846687e-1f));
+	r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.28717512e-1f));
+	r = _mm256_fmsub_ps(r, t, t);
+	__m256 e = vm_exp8(r);
+	__m256 big = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e),
+	                              _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ));
+	__m256 q = _mm256_set1_ps(-5.96761703e-4f);
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.99119423e-3f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-2.67681349e-2f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.12819925e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(-3.76125336e-1f));
+	q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.28379166e-1f));
+	q = _mm256_add_ps(_mm256_fmadd_ps(q, z, z), _mm256_set1_ps(1.0f));
+	return _mm256_blendv_ps(q, big, _mm256_cmp_ps(t, _mm256_set1_ps(0.927734375f), _CMP_GT_OQ));
+}
+
+/* GELU over 8 lanes, the arithmetic of gemm.c's gelu_avx512: erf as
+ * 0.5 v (1 + erf(v / sqrt 2)), tanh as 0.5 v (1 + tanh(u)) = v / (1 +
+ * exp(-2u)), QuickGELU as v / (1 + exp(-1.702 v)) */
+VM_AVX2
+static inline __m256 vm_gelu8(__m256 v, int approx)
+{
+	__m256 y, one = _mm256_set1_ps(1.0f);
+	if (approx == 2) {
+		y = _mm256_div_ps(v, _mm256_add_ps(vm_exp8(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f))), one));
+	} else if (approx) {
+		__m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v),
+		                         _mm256_set1_ps(0.044715f * 0.7978845608028654f),
+		                         _mm256_set1_ps(0.7978845608028654f)));
+		y = _mm256_div_ps(v, _mm256_add_ps(vm_exp8(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f))), one));
+	} else {
+		y = _mm256_mul_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.5f)),
+		                  vm_one_plus_erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
+	}
+	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+VM_AVX2
+static inline float vm_hmax8(__m256 v)
+{
+	__m128 q = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+	q = _mm_max_ss(q, _mm_movehdup_ps(q));
+	return _mm_cvtss_f32(q);
+}
+
+VM_AVX2
+static inline float vm_hsum8(__m256 v)
+{
+	__m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
 	q = _mm_add_ps(q, _mm_movehl_ps(q, q));
 	q = _mm_add_ss(q, _mm_movehdup_ps(q));
 	return _mm_cvtss_f32(q);
@@ -164,9 +287,11 @@ static inline bool vm_have_simd(void)
 #endif
 
 /* kernels_fused.c: which path KlnAttention / KlnLayerNorm /
- * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 (returns -1,
- * changing nothing, when the CPU cannot), 0 scalar, -1 back to the CPU's
- * best.  Not thread-safe against running kernels: set it between runs. */
+ * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 or NEON, 2
+ * AVX2 + FMA (the attention; the layer norms scalar), each returning -1,
+ * changing nothing, when the CPU cannot; 0 scalar, -1 back to the CPU's
+ * best (AVX-512 or NEON, else AVX2, else scalar).  Not thread-safe against
+ * running kernels: set it between runs. */
 int rt_fused_simd_use(int on);
 
 #endif

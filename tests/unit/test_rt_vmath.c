@@ -33,10 +33,23 @@ RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
 
-/* modes to run: the scalar path, and AVX-512 when the CPU has it */
-static int nmodes(void)
+/* paths (rt_fused_simd_use): 0 scalar, 1 AVX-512, 2 AVX2 (attention; the
+ * layer norms are scalar there); a path runs when the CPU has it */
+#define NMODES 3
+static const char *const mode_name[NMODES] = {"scalar", "AVX-512", "AVX2"};
+
+static bool mode_ok(int m)
 {
-	return vm_have_avx512() ? 2 : 1;
+	return m == 0 || (m == 1 && vm_have_avx512()) || (m == 2 && vm_have_avx2());
+}
+
+/* the path after m that the CPU has, -1 after the last */
+static int next_mode(int m)
+{
+	while (++m < NMODES)
+		if (mode_ok(m))
+			return m;
+	return -1;
 }
 
 static void set_mode(int m)
@@ -116,6 +129,137 @@ static void test_exp16(void **state)
 	}
 	free(x);
 	free(y);
+}
+
+/* ---- the AVX2 forms ---- */
+
+VM_AVX2
+static void exp8_arr(const float *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n; i += 8) {
+		float t[8] = {0};
+		int64_t m = n - i < 8 ? n - i : 8;
+		memcpy(t, x + i, (size_t)m * sizeof *t);
+		_mm256_storeu_ps(t, vm_exp8(_mm256_loadu_ps(t)));
+		memcpy(y + i, t, (size_t)m * sizeof *t);
+	}
+}
+
+VM_AVX2
+static void gelu8_arr(const float *x, float *y, int64_t n, int approx)
+{
+	for (int64_t i = 0; i < n; i += 8) {
+		float t[8] = {0};
+		int64_t m = n - i < 8 ? n - i : 8;
+		memcpy(t, x + i, (size_t)m * sizeof *t);
+		_mm256_storeu_ps(t, vm_gelu8(_mm256_loadu_ps(t), approx));
+		memcpy(y + i, t, (size_t)m * sizeof *t);
+	}
+}
+
+VM_AVX2
+static void hred8(const float *x, float *mx, float *sum)
+{
+	__m256 v = _mm256_loadu_ps(x);
+	*mx = vm_hmax8(v);
+	*sum = vm_hsum8(v);
+}
+
+/* vm_exp8: <= 2 ulp where the result is >= exp(-87) (normal), exactly 0
+ * below -87 (flushed, no subnormal result), the specials of vm_exp16 */
+static void test_exp8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	enum { N = 200003 };
+	float *x = ref_alloc(N * sizeof *x), *y = ref_alloc(N * sizeof *y);
+	for (int i = 0; i < N; i++)
+		x[i] = -104.0f + (88.7f + 104.0f) * (float)i / (float)(N - 1);
+	exp8_arr(x, y, N);
+	double worst = 0;
+	for (int i = 0; i < N; i++) {
+		double r = exp((double)x[i]);
+		if (x[i] >= -87.0f) {
+			double u = ref_ulps(y[i], r);
+			worst = u > worst ? u : worst;
+			if (u > 2.0)
+				fail_msg("exp8(%.9g) = %.9g, exact %.17g (%.2f ulp)", x[i], y[i], r, u);
+		} else if (y[i] != 0.0f) {
+			fail_msg("exp8(%.9g) = %.9g, expected 0 (flushed)", x[i], y[i]);
+		}
+	}
+	print_message("vm_exp8: worst %.2f ulp over [-87, 88.7]\n", worst);
+	float sx[] = {0.0f, -0.0f, 1.0f, -INFINITY, -1000.0f, -87.01f, -104.5f, 89.0f, 1000.0f,
+	              INFINITY, NAN, -NAN, 88.72f, 88.7228394f, -87.0f, -86.5f};
+	int ns = (int)(sizeof sx / sizeof sx[0]);
+	float sy[sizeof sx / sizeof sx[0]];
+	exp8_arr(sx, sy, ns);
+	assert_true(sy[0] == 1.0f && sy[1] == 1.0f);
+	assert_true(ref_ulps(sy[2], M_E) <= 1.0);
+	for (int i = 3; i <= 6; i++)
+		assert_true(sy[i] == 0.0f);
+	for (int i = 7; i <= 9; i++)
+		assert_true(isinf(sy[i]) && sy[i] > 0);
+	assert_true(isnan(sy[10]) && isnan(sy[11]));
+	assert_true(ref_ulps(sy[12], exp((double)sx[12])) <= 2.0);
+	assert_true(isinf(sy[13]) || ref_ulps(sy[13], exp((double)sx[13])) <= 2.0);
+	for (int i = 14; i <= 15; i++)
+		assert_true(ref_ulps(sy[i], exp((double)sx[i])) <= 2.0 && sy[i] >= 0x1p-126f);
+	free(x);
+	free(y);
+}
+
+/* vm_gelu8 against double GELUs: erf, tanh and QuickGELU over [-20, 20]
+ * (absolute 2e-6 or relative 1e-5), far tails, the specials */
+static void test_gelu8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	enum { N = 40001 };
+	float *x = ref_alloc(N * sizeof *x), *y = ref_alloc(N * sizeof *y);
+	for (int i = 0; i < N; i++)
+		x[i] = -20.0f + 40.0f * (float)i / (float)(N - 1);
+	for (int a = 0; a < 3; a++) {
+		gelu8_arr(x, y, N, a);
+		for (int i = 0; i < N; i++) {
+			double v = x[i], r = a == 0 ? 0.5 * v * (1 + erf(v / sqrt(2.0))) :
+			           a == 1 ? 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) :
+			           v / (1 + exp(-1.702 * v));
+			double err = fabs((double)y[i] - r);
+			if (err > 2e-6 && err > 1e-5 * fabs(r))
+				fail_msg("gelu8 (approx %d) of %.9g = %.9g, reference %.12g", a, x[i], y[i], r);
+		}
+		float sx[] = {-1e30f, -200.0f, -60.0f, 60.0f, 200.0f, 1e30f, INFINITY, NAN, 0.0f};
+		float sy[9];
+		gelu8_arr(sx, sy, 9, a);
+		for (int i = 0; i < 3; i++)   /* far left: -0 or a tiny negative (no NaN) */
+			assert_true(sy[i] <= 0.0f && sy[i] > -1e-30f);
+		for (int i = 3; i <= 6; i++)
+			assert_true(sy[i] == sx[i]);
+		assert_true(isnan(sy[7]) && sy[8] == 0.0f);
+	}
+	free(x);
+	free(y);
+}
+
+static void test_hreduce8(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	for (int t = 0; t < 100; t++) {
+		float v[8], mx, sum;
+		double rm = -INFINITY, rs = 0;
+		for (int i = 0; i < 8; i++) {
+			v[i] = ref_frand(-100, 100);
+			rm = v[i] > rm ? v[i] : rm;
+			rs += v[i];
+		}
+		hred8(v, &mx, &sum);
+		assert_true(mx == (float)rm && fabs(sum - rs) <= 1e-4);
+	}
 }
 
 static void test_hreduce(void **state)
@@ -287,7 +431,7 @@ static void run_sm(const SmCase *c, int mode)
 		bool ok = isnan(r) ? isnan(o[i]) : fabs((double)o[i] - r) <= 4e-6 * r + 1e-30;
 		if (!ok)
 			fail_msg("%s path, Sk %lld, element %lld (b %lld, q %lld, head %lld, key %lld): "
-			         "%.9g, reference %.12g (seed %llu)", mode ? "AVX-512" : "scalar",
+			         "%.9g, reference %.12g (seed %llu)", mode_name[mode],
 			         (long long)Sk, (long long)i, (long long)(i / (Sq * ho)),
 			         (long long)(i / ho % Sq), (long long)(i % ho / Sk), (long long)(i % Sk),
 			         o[i], r, (unsigned long long)seed);
@@ -314,13 +458,13 @@ static void test_softmax_lengths(void **state)
 	(void)state;
 	int64_t lens[74];
 	int nl = row_lengths(lens, false);
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
 			SmCase c = {2, n > 128 ? 3 : 5, n, 2, 8, (int)(n % 3), (int)(n % 4), n % 2 == 0,
 			            n % 5 == 0, 0, 0.35f, 0, 0, 0};
 			run_sm(&c, mode);
-			/* causal, both modes, the edge crossing the 16-lane blocks */
+			/* causal, both modes, the edge crossing the 8- and 16-lane blocks */
 			c.causal = 1 + (int)(n % 2);
 			c.cfill = n % 3 == 0 ? -INFINITY : c.causal == 2 ? -3.4028234663852886e+38f : -1e4f;
 			c.Sq = n > 20 ? 19 : n;
@@ -358,7 +502,7 @@ static void test_softmax_specials(void **state)
 		{2, 17, 17, 2, 4, 1, 1, true, false, 0, 0.5f, 1, 2, -3.4028234663852886e+38f},
 		{2, 17, 17, 2, 4, 1, 1, false, false, 0, 0.5f, 1, 1, -3.4028234663852886e+38f},
 	};
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 			run_sm(&cases[i], mode);
 }
@@ -369,6 +513,8 @@ static void test_mode_switch(void **state)
 	(void)state;
 	assert_int_equal(rt_fused_simd_use(0), 0);
 	assert_int_equal(rt_fused_simd_use(1), vm_have_avx512() ? 0 : -1);
+	assert_int_equal(rt_fused_simd_use(2), vm_have_avx2() ? 0 : -1);
+	assert_int_equal(rt_fused_simd_use(3), -1);
 	assert_int_equal(rt_fused_simd_use(-1), 0);
 }
 
@@ -436,7 +582,7 @@ static void run_ln(const LnCase *c, int mode)
 			          fabs((double)y[i] - ref) <= 1e-5 * (fabs(ref) > 1 ? fabs(ref) : 1);
 			if (!ok)
 				fail_msg("%s path, n %lld, row %lld, element %lld: %.9g, reference %.12g",
-				         mode ? "AVX-512" : "scalar", (long long)n, (long long)r, (long long)k,
+				         mode_name[mode], (long long)n, (long long)r, (long long)k,
 				         y[i], ref);
 		}
 	}
@@ -448,7 +594,7 @@ static void test_layernorm_lengths(void **state)
 	(void)state;
 	int64_t lens[74];
 	int nl = row_lengths(lens, true);
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (int i = 0; i < nl; i++) {
 			int64_t n = lens[i];
 			LnCase plain = {3, n, false, false, false, n % 7 == 1, n % 5 == 2, false, 0, false};
@@ -470,7 +616,7 @@ static void test_layernorm_specials(void **state)
 		{3, 100, true, true, true, false, false, false, 0, true},
 		{2, 1, true, false, true, true, true, false, 5.0f, false},           /* n = 1: y = beta */
 	};
-	for (int mode = 0; mode < nmodes(); mode++)
+	for (int mode = 0; mode >= 0; mode = next_mode(mode))
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 			run_ln(&cases[i], mode);
 }
@@ -480,6 +626,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exp16),
 		cmocka_unit_test(test_hreduce),
+		cmocka_unit_test(test_exp8),
+		cmocka_unit_test(test_gelu8),
+		cmocka_unit_test(test_hreduce8),
 		cmocka_unit_test(test_mode_switch),
 		cmocka_unit_test(test_softmax_lengths),
 		cmocka_unit_test(test_softmax_specials),

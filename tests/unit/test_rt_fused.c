@@ -1,0 +1,473 @@
+/* test_rt_fused.c: KlnAttention's vector paths (AVX2 + FMA, and AVX-512
+ * where the CPU has it; rt_fused_simd_use) against its scalar path and a
+ * double reference, whole attention (scores, softmax, P V), on random
+ * configurations:
+ *
+ *   batch 1..3, heads 1..4 with kv_num_heads dividing them (GQA), Sq and Sk
+ *   1..40 (and some up to 130), head sizes D and Dv 1..130 (non-multiples
+ *   of 8 included), Q/K/V with column offsets and spare columns, layouts 0
+ *   and 1 (time-major), causal 0/1/2 with finite and -inf fills, bias of
+ *   every broadcast shape [B|1, H|1, Sq|1, Sk|1] of rank 1..4, key-padding
+ *   masks (i64, f32 with fractions, bool; finite and -inf filters, fully
+ *   masked batch entries), nan_guard; and the packed path (cu_seqlens, with
+ *   empty sequences).
+ *
+ * Also the Softmax / LogSoftmax ops (kernels_reduce.c, AVX2 rows where the
+ * CPU has them) against double (sm_case).
+ *
+ * Every output is surrounded by canaries (REF_GUARD NaNs of a pattern no
+ * kernel writes) that must survive.  Tolerances (V in [-1, 1], so outputs
+ * are at most 1 in size): a vector path against the scalar one within
+ * 2e-6 + 8 ulp(m) and against the reference within 5e-5 + 8 ulp(m), m the
+ * largest |score| of the row that still counts (within 100 of the max):
+ * a rounding of such a score moves the probabilities by ~ulp(m); NaN
+ * exactly where the scalar path (and the reference) has NaN. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rt_internal.h"
+#include "rt_ref.h"
+#include "rt_test.h"
+#include "vmath.h"
+
+RT_KERNEL(KlnAttention);
+RT_KERNEL(Softmax);
+RT_KERNEL(LogSoftmax);
+
+typedef struct Cfg {
+	int64_t B, H, Hkv, Sq, Sk, D, Dv;
+	int64_t qo, ko, vo, ldq, ldk, ldv;    /* column offsets and row widths */
+	int layout;                          /* 0 [B, S, *], 1 [S, B, *] */
+	int causal;
+	float cfill, scale, filter;
+	int bias_rank;                       /* 0 none, 1..4 */
+	int64_t bdims[4];                    /* over [B, H, Sq, Sk], 1 where broadcast */
+	int mask;                            /* 0 none, 1 i64, 2 f32 (0, 0.5, 1), 3 bool */
+	bool guard;
+	int64_t nseq;                        /* packed: sequences (0: not packed) */
+	int32_t cu[8];
+} Cfg;
+
+typedef struct Data {
+	float *q, *k, *v, *bias;
+	void *mask;
+	int64_t nq, nk, nv, nb, nout;
+} Data;
+
+static float mask_val(const Cfg *c, const Data *d, int64_t b, int64_t k)
+{
+	int64_t i = b * c->Sk + k;
+	return c->mask == 1 ? (float)((int64_t *)d->mask)[i] :
+	       c->mask == 2 ? ((float *)d->mask)[i] : (float)((uint8_t *)d->mask)[i];
+}
+
+/* offsets of Q row s / K, V row s of batch b (sequence rows for packed) */
+static int64_t qrow(const Cfg *c, int64_t b, int64_t s)
+{
+	return c->layout ? (s * c->B + b) * c->ldq : (b * c->Sq + s) * c->ldq;
+}
+static int64_t krow(const Cfg *c, int64_t b, int64_t s, int64_t ld)
+{
+	return c->layout ? (s * c->B + b) * ld : (b * c->Sk + s) * ld;
+}
+static int64_t orow(const Cfg *c, int64_t b, int64_t s)
+{
+	int64_t ho = c->H * c->Dv;
+	return c->layout ? (s * c->B + b) * ho : (b * c->Sq + s) * ho;
+}
+
+/* The reference, in double from the float inputs: scores as the kernel
+ * forms them (scale * QK^T rounded to float; the fills, bias, pad), softmax
+ * and P V in double.  mag[] gets, per output row and head, the largest
+ * |score| that counts (within 100 of the row's max). */
+static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
+{
+	int64_t nb = c->nseq ? c->nseq : c->B, rep = c->H / c->Hkv;
+	double *x = ref_alloc((size_t)(c->Sk + 1) * sizeof *x);
+	for (int64_t b = 0; b < nb; b++) {
+		int64_t r0 = c->nseq ? c->cu[b] : 0, bb = c->nseq ? 0 : b;
+		int64_t Sq = c->nseq ? c->cu[b + 1] - c->cu[b] : c->Sq, Sk = c->nseq ? Sq : c->Sk;
+		for (int64_t h = 0; h < c->H; h++)
+			for (int64_t i = 0; i < Sq; i++) {
+				const float *qr = d->q + qrow(c, bb, r0 + i) + c->qo + h * c->D;
+				double mx = -INFINITY;
+				bool nan = false;
+				for (int64_t j = 0; j < Sk; j++) {
+					const float *kr = d->k + krow(c, bb, r0 + j, c->ldk) + c->ko + h / rep * c->D;
+					double dot = 0;
+					for (int64_t e = 0; e < c->D; e++)
+						dot += (double)qr[e] * kr[e];
+					float s = (float)dot * c->scale;
+					bool past = c->causal && j > i + Sk - Sq;
+					if (past && c->causal == 2)
+						s = c->cfill;
+					if (c->bias_rank) {
+						int64_t idx[4] = {b, h, i, j}, o = 0;
+						for (int t = 0; t < 4; t++)
+							o = o * c->bdims[t] + (c->bdims[t] == 1 ? 0 : idx[t]);
+						s += d->bias[o];
+					}
+					if (c->mask) {
+						float mv = mask_val(c, d, b, j);
+						if (mv != 1.0f)
+							s += (float)(1.0 - mv) * c->filter;
+					}
+					if (past && c->causal == 1)
+						s += c->cfill;
+					x[j] = s;
+					if (isnan(s))
+						nan = true;
+					else if (s > mx)
+						mx = s;
+				}
+				double sum = 0, m = 0;
+				for (int64_t j = 0; j < Sk; j++) {
+					sum += exp(x[j] - mx);
+					if (x[j] - mx > -100 && fabs(x[j]) > m)
+						m = fabs(x[j]);
+				}
+				int64_t oi = orow(c, bb, r0 + i) + h * c->Dv;
+				mag[oi / c->Dv] = m;
+				for (int64_t e = 0; e < c->Dv; e++) {
+					double acc = 0;
+					bool bad = nan || isinf(mx) || Sk == 0;
+					for (int64_t j = 0; j < Sk && !bad; j++) {
+						double p = exp(x[j] - mx) / sum;
+						acc += p * d->v[krow(c, bb, r0 + j, c->ldv) + c->vo + h / rep * c->Dv + e];
+					}
+					ref[oi + e] = Sk == 0 ? 0.0 : bad ? (c->guard ? 0.0 : NAN) : acc;
+				}
+			}
+	}
+	free(x);
+}
+
+/* one run on a path into a fresh output between canaries; returns it
+ * (REF_GUARD floats after the allocation's start) */
+static float *run(const Cfg *c, const Data *d, int mode)
+{
+	float *g = ref_alloc((size_t)(d->nout + 2 * REF_GUARD) * sizeof *g);
+	for (int64_t i = 0; i < d->nout + 2 * REF_GUARD; i++)
+		memcpy(g + i, &ref_canary, sizeof ref_canary);
+	float *o = g + REF_GUARD;
+	int bi = c->layout, si = 1 - c->layout;
+	int64_t qd[2], kd[2];
+	qd[bi] = c->nseq ? 1 : c->B, qd[si] = c->nseq ? c->cu[c->nseq] : c->Sq;
+	kd[bi] = qd[bi], kd[si] = c->nseq ? qd[si] : c->Sk;
+	rt_t in[6] = {T(d->q, 3, qd[0], qd[1], c->ldq, 0, KILN_F32),
+	              T(d->k, 3, kd[0], kd[1], c->ldk, 0, KILN_F32),
+	              T(d->v, 3, kd[0], kd[1], c->ldv, 0, KILN_F32),
+	              T(NULL, 0, 0, 0, 0, 0, 0), T(NULL, 0, 0, 0, 0, 0, 0), T(NULL, 0, 0, 0, 0, 0, 0)};
+	if (c->bias_rank) {
+		const int64_t *bd = c->bdims + 4 - c->bias_rank;
+		in[3] = T(d->bias, c->bias_rank, bd[0], c->bias_rank > 1 ? bd[1] : 0,
+		          c->bias_rank > 2 ? bd[2] : 0, c->bias_rank > 3 ? bd[3] : 0, KILN_F32);
+	}
+	if (c->mask)
+		in[4] = T(d->mask, 2, c->B, c->Sk, 0, 0,
+		          c->mask == 1 ? KILN_I64 : c->mask == 2 ? KILN_F32 : KILN_BOOL);
+	if (c->nseq)
+		in[5] = T((void *)c->cu, 1, c->nseq + 1, 0, 0, 0, KILN_I32);
+	rt_t out = T(o, 3, qd[0], qd[1], c->H * c->Dv, 0, KILN_F32);
+	int64_t ia[RT_NIA_KlnAttention] = {0};
+	ia[RT_IA_KlnAttention_head_size] = c->D;
+	ia[RT_IA_KlnAttention_k_offset] = c->ko;
+	ia[RT_IA_KlnAttention_layout] = c->layout;
+	ia[RT_IA_KlnAttention_nan_guard] = c->guard;
+	ia[RT_IA_KlnAttention_num_heads] = c->H;
+	ia[RT_IA_KlnAttention_q_offset] = c->qo;
+	ia[RT_IA_KlnAttention_v_head_size] = c->Dv;
+	ia[RT_IA_KlnAttention_v_offset] = c->vo;
+	ia[RT_IA_KlnAttention_causal] = c->causal;
+	ia[RT_IA_KlnAttention_kv_num_heads] = c->Hkv == c->H ? 0 : c->Hkv;
+	float fa[RT_NFA_KlnAttention] = {0};
+	fa[RT_FA_KlnAttention_mask_filter] = c->filter;
+	fa[RT_FA_KlnAttention_scale] = c->scale;
+	fa[RT_FA_KlnAttention_causal_fill] = c->cfill;
+	assert_int_equal(rt_fused_simd_use(mode), 0);
+	int rc = rt_op_KlnAttention(frame(), "att", in, 6, &out, 1, ia, RT_NIA_KlnAttention, fa,
+	                            RT_NFA_KlnAttention);
+	assert_int_equal(rt_fused_simd_use(-1), 0);
+	assert_int_equal(rc, 0);
+	for (int64_t i = 0; i < REF_GUARD; i++) {
+		assert_memory_equal(g + i, &ref_canary, sizeof ref_canary);
+		assert_memory_equal(o + d->nout + i, &ref_canary, sizeof ref_canary);
+	}
+	return o;
+}
+
+static float *frand_arr(int64_t n, float lo, float hi)
+{
+	float *p = ref_alloc((size_t)n * sizeof *p);
+	ref_fill(p, n, lo, hi);
+	return p;
+}
+
+/* 8 ulps of m (at least of 1) */
+static double ulp8(double m)
+{
+	int e;
+	frexp(m > 1 ? m : 1, &e);
+	return 8 * ldexp(1.0, e - 24);
+}
+
+static int64_t checked;    /* outputs compared, for the summary */
+
+static void check(const Cfg *c, int mode)
+{
+	Data d = {0};
+	int64_t nrows = c->nseq ? c->cu[c->nseq] : c->B * c->Sq;
+	int64_t krows = c->nseq ? nrows : c->B * c->Sk;
+	d.nq = nrows * c->ldq, d.nk = krows * c->ldk, d.nv = krows * c->ldv;
+	d.nout = nrows * c->H * c->Dv;
+	d.q = frand_arr(d.nq, -1, 1);
+	d.k = frand_arr(d.nk, -1, 1);
+	d.v = frand_arr(d.nv, -1, 1);
+	if (c->bias_rank) {
+		d.nb = c->bdims[0] * c->bdims[1] * c->bdims[2] * c->bdims[3];
+		d.bias = frand_arr(d.nb, -3, 3);
+	}
+	if (c->mask) {
+		size_t es = c->mask == 1 ? 8 : c->mask == 2 ? 4 : 1;
+		d.mask = ref_alloc((size_t)(c->B * c->Sk) * es);
+		for (int64_t b = 0; b < c->B; b++)
+			for (int64_t k = 0; k < c->Sk; k++) {
+				/* batch 1 fully masked, the others keep key 0 */
+				int h = ref_irand(0, 4);
+				float mv = b == 1 ? 0.0f : k == 0 || h >= 2 ? 1.0f : h == 1 && c->mask == 2 ? 0.5f : 0.0f;
+				int64_t i = b * c->Sk + k;
+				if (c->mask == 1)
+					((int64_t *)d.mask)[i] = (int64_t)mv;
+				else if (c->mask == 2)
+					((float *)d.mask)[i] = mv;
+				else
+					((uint8_t *)d.mask)[i] = (uint8_t)mv;
+			}
+	}
+	double *ref = ref_alloc((size_t)d.nout * sizeof *ref);
+	double *mag = ref_alloc((size_t)(d.nout / (c->Dv ? c->Dv : 1) + 1) * sizeof *mag);
+	reference(c, &d, ref, mag);
+	float *sc = run(c, &d, 0), *vp = run(c, &d, mode);
+	for (int64_t i = 0; i < d.nout; i++) {
+		double tol = ulp8(mag[i / c->Dv]);
+		bool ok = isnan(sc[i]) ? isnan(vp[i]) && isnan(ref[i]) :
+		          !isnan(vp[i]) && fabs((double)vp[i] - sc[i]) <= 2e-6 + tol &&
+		          fabs((double)vp[i] - ref[i]) <= 5e-5 + tol &&
+		          fabs((double)sc[i] - ref[i]) <= 5e-5 + tol;
+		if (!ok)
+			fail_msg("path %d: B %lld H %lld/%lld Sq %lld Sk %lld D %lld Dv %lld layout %d "
+			         "causal %d (%g) bias rank %d mask %d guard %d packed %lld: output %lld "
+			         "is %.9g, scalar %.9g, reference %.12g", mode, (long long)c->B,
+			         (long long)c->H, (long long)c->Hkv, (long long)c->Sq, (long long)c->Sk,
+			         (long long)c->D, (long long)c->Dv, c->layout, c->causal, c->cfill,
+			         c->bias_rank, c->mask, c->guard, (long long)c->nseq, (long long)i,
+			         vp[i], sc[i], ref[i]);
+	}
+	checked += d.nout;
+	free(sc - REF_GUARD); free(vp - REF_GUARD);
+	free(d.q); free(d.k); free(d.v); free(d.bias); free(d.mask); free(ref); free(mag);
+}
+
+static int pick(const int *v, int n)
+{
+	return v[ref_irand(0, n - 1)];
+}
+
+/* a random configuration; packed when `packed` */
+static Cfg random_cfg(bool packed, bool big)
+{
+	static const int dims[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 128, 130};
+	Cfg c = {0};
+	c.Hkv = ref_irand(1, 2);
+	c.H = c.Hkv * ref_irand(1, 2);
+	c.D = pick(dims, 18);
+	c.Dv = ref_irand(0, 2) ? c.D : pick(dims, 18);
+	c.B = ref_irand(1, 3);
+	c.Sq = big ? ref_irand(60, 130) : ref_irand(1, 40);
+	c.Sk = ref_irand(0, 2) ? c.Sq : big ? ref_irand(60, 130) : ref_irand(1, 40);
+	c.qo = ref_irand(0, 3), c.ko = ref_irand(0, 3), c.vo = ref_irand(0, 3);
+	c.ldq = c.qo + c.H * c.D + ref_irand(0, 2);
+	c.ldk = c.ko + c.Hkv * c.D + ref_irand(0, 2);
+	c.ldv = c.vo + c.Hkv * c.Dv + ref_irand(0, 2);
+	c.scale = 1.0f / sqrtf((float)c.D) * ref_frand(0.5f, 4.0f);
+	c.guard = ref_irand(0, 1);
+	if (packed) {
+		c.nseq = ref_irand(1, 6);
+		c.cu[0] = 0;
+		for (int64_t b = 0; b < c.nseq; b++)
+			c.cu[b + 1] = c.cu[b] + (ref_irand(0, 5) ? ref_irand(1, big ? 130 : 40) : 0);
+		c.B = 1;
+		c.Sq = c.Sk = 0;
+		for (int64_t b = 0; b < c.nseq; b++)
+			if (c.cu[b + 1] - c.cu[b] > c.Sq)
+				c.Sq = c.Sk = c.cu[b + 1] - c.cu[b];
+		c.causal = 0;
+		return c;
+	}
+	c.layout = ref_irand(0, 3) == 0;
+	c.causal = ref_irand(0, 2);
+	static const float fills[] = {-INFINITY, -3.4028234663852886e+38f, -1e4f, -30.0f};
+	c.cfill = fills[ref_irand(0, 3)];
+	if (c.causal == 1 && c.cfill < -1e30f)
+		c.cfill = -1e4f;     /* an additive -FLT_MAX would overflow with the bias */
+	c.bias_rank = ref_irand(0, 4);
+	int64_t full[4] = {c.B, c.H, c.Sq, c.Sk};
+	for (int t = 0; t < 4; t++)
+		c.bdims[t] = t < 4 - c.bias_rank ? 1 : ref_irand(0, 1) ? full[t] : 1;
+	c.mask = ref_irand(0, 3);
+	c.filter = ref_irand(0, 1) ? -INFINITY : -10000.0f;
+	return c;
+}
+
+static void vector_paths(void (*body)(int mode))
+{
+	int n = 0;
+	if (vm_have_avx2()) {
+		body(2);
+		n++;
+	}
+	if (vm_have_avx512()) {
+		body(1);
+		n++;
+	}
+	if (!n)
+		skip();
+}
+
+static void random_body(int mode)
+{
+	ref_rng = 0x5eed0000ull + (uint64_t)mode;
+	for (int t = 0; t < 600; t++) {
+		Cfg c = random_cfg(false, t % 10 == 0);
+		check(&c, mode);
+	}
+}
+
+static void packed_body(int mode)
+{
+	ref_rng = 0x9acc0000ull + (uint64_t)mode;
+	for (int t = 0; t < 150; t++) {
+		Cfg c = random_cfg(true, t % 10 == 0);
+		check(&c, mode);
+	}
+}
+
+/* BERT's own shape: Sq = Sk = 128, D = 64, 12 heads packed in one QKV
+ * tensor, a padding mask */
+static void bert_body(int mode)
+{
+	ref_rng = 0xbe470000ull;
+	Cfg c = {.B = 2, .H = 12, .Hkv = 12, .Sq = 128, .Sk = 128, .D = 64, .Dv = 64,
+	         .qo = 0, .ko = 768, .vo = 1536, .ldq = 2304, .ldk = 2304, .ldv = 2304,
+	         .scale = 0.125f, .filter = -10000.0f, .mask = 1};
+	check(&c, mode);
+	c.mask = 0, c.causal = 2, c.cfill = -3.4028234663852886e+38f, c.Sq = 1;   /* decoding */
+	check(&c, mode);
+}
+
+static void test_attention_random(void **state) { (void)state; vector_paths(random_body); }
+static void test_attention_packed(void **state) { (void)state; vector_paths(packed_body); }
+static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
+
+/* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
+ * the CPU has them, scalar otherwise) against double: probabilities within
+ * (1e-6 + n 2^-24) relative + 1e-37 (exp's and the division's roundings,
+ * the bound of a sum of n floats in order, vm_exp8's flush below exp(-87)),
+ * log-probabilities within 2e-6 (1 + |y|) + ulp(max) (log(sum) + max is
+ * rounded to float, as the scalar path does); rows with large spreads, a
+ * NaN (all NaN), all -inf (all NaN); canaries around y. */
+static void sm_case(int64_t rows, int64_t n, int special, bool lg)
+{
+	int64_t tot = rows * n;
+	float *x = frand_arr(tot, -8, 8);
+	float *g = ref_alloc((size_t)(tot + 2 * REF_GUARD) * sizeof *g), *y = g + REF_GUARD;
+	for (int64_t i = 0; i < tot + 2 * REF_GUARD; i++)
+		memcpy(g + i, &ref_canary, sizeof ref_canary);
+	for (int64_t i = 0; i < tot; i += 3)
+		x[i] *= special == 1 ? 30.0f : 1.0f;    /* spreads past exp's range */
+	if (special == 2)
+		x[n / 2] = NAN;                        /* row 0 */
+	for (int64_t i = 0; special == 3 && i < n; i++)
+		x[i] = -INFINITY;                      /* row 0 */
+	rt_t in = T(x, 2, rows, n, 0, 0, KILN_F32), out = T(y, 2, rows, n, 0, 0, KILN_F32);
+	int64_t axis = 1;
+	assert_int_equal((lg ? rt_op_LogSoftmax : rt_op_Softmax)(frame(), "sm", &in, 1, &out, 1, &axis,
+	                                                         1, NULL, 0), 0);
+	for (int64_t i = 0; i < REF_GUARD; i++) {
+		assert_memory_equal(g + i, &ref_canary, sizeof ref_canary);
+		assert_memory_equal(y + tot + i, &ref_canary, sizeof ref_canary);
+	}
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * n;
+		double mx = -INFINITY, sum = 0;
+		bool nan = false;
+		for (int64_t k = 0; k < n; k++) {
+			nan |= isnan(xr[k]);
+			mx = xr[k] > mx ? xr[k] : mx;
+		}
+		/* x - max as the kernels round it, in float */
+		for (int64_t k = 0; k < n; k++)
+			sum += exp((float)(xr[k] - (float)mx));
+		for (int64_t k = 0; k < n; k++) {
+			float got = y[r * n + k];
+			double want = lg ? xr[k] - mx - log(sum) : exp((float)(xr[k] - (float)mx)) / sum;
+			bool ok = nan || isinf(mx) ? isnan(got) :
+			          lg ? fabs(got - want) <= 2e-6 * (1 + fabs(want)) + 1.2e-7 * fabs(mx) :
+			          fabs(got - want) <= (1e-6 + 6e-8 * (double)n) * want + 1e-37;
+			if (!ok)
+				fail_msg("%sSoftmax, n %lld, row %lld, element %lld: %.9g, reference %.12g",
+				         lg ? "Log" : "", (long long)n, (long long)r, (long long)k, got, want);
+		}
+	}
+	free(x);
+	free(g);
+}
+
+static void test_softmax_op(void **state)
+{
+	(void)state;
+	ref_rng = 0x50f7ull;
+	for (int lg = 0; lg < 2; lg++) {
+		for (int64_t n = 1; n <= 70; n++)
+			sm_case(3, n, (int)(n % 4), lg);
+		sm_case(5, 128, 1, lg);
+		sm_case(4, 771, 2, lg);
+		sm_case(2, 771, 3, lg);
+	}
+}
+
+/* a path the CPU lacks is refused and changes nothing */
+static void test_path_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(rt_fused_simd_use(2), vm_have_avx2() ? 0 : -1);
+	assert_int_equal(rt_fused_simd_use(7), -1);
+	assert_int_equal(rt_fused_simd_use(-1), 0);
+}
+
+static int summary(void **state)
+{
+	(void)state;
+	printf("test_rt_fused: %lld outputs compared\n", (long long)checked);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_path_refused),
+		cmocka_unit_test(test_attention_bert),
+		cmocka_unit_test(test_attention_random),
+		cmocka_unit_test(test_attention_packed),
+		cmocka_unit_test(test_softmax_op),
+	};
+	return cmocka_run_group_tests(tests, NULL, summary);
+}
