@@ -509,8 +509,11 @@ static int ms_attention(const OnnxNode *u, NodeId *last, ValId *res)
 			return fail(u, "attribute 'qkv_hidden_sizes' must have 3 values, has %zu", qkv->n_ints);
 		memcpy(hs, qkv->ints, sizeof hs);
 	} else {
-		if (wn < 0 || wn % 3)
-			return fail(u, "input 1 (weights): its columns must be a known multiple of 3 (or give qkv_hidden_sizes)");
+		if (wn < 0)
+			return fail(u, "input 1 (weights): the number of its columns is not known (give qkv_hidden_sizes)");
+		if (wn % 3)
+			return fail(u, "input 1 (weights) has %lld columns, not 3 blocks of one size for Q, K and V (else qkv_hidden_sizes must say their sizes)",
+			            (long long)wn);
 		hs[0] = hs[1] = hs[2] = wn / 3;
 	}
 	for (int i = 0; i < 3; i++)
