@@ -84,6 +84,13 @@ bool onnx_contrib_known(const char *op_type)
 	return contrib_find(op_type) != NULL;
 }
 
+bool onnx_contrib_onnx_domain(const char *op_type)
+{
+	/* ONNX Runtime's contrib ops of the ONNX domain, version 1; its other
+	 * one, LayerNormalization, is ONNX's (17) in older opsets */
+	return op_type && !strcmp(op_type, "SimplifiedLayerNormalization");
+}
+
 /* ---- helpers -------------------------------------------------------------- */
 
 static int fail(const OnnxNode *u, const char *fmt, ...)

@@ -699,9 +699,11 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 		return load_constant(L, nd, where);
 	}
 	int64_t since = 1;
-	int act = ms ? (onnx_contrib_known(op_type) ? UA_COUNT : -1)
-	             : onnx_op_version(op_type, L->g->opset, &since);
-	int op = ms ? -1 : ir_op_lookup(op_type);   /* -1 for an op only an upgrade imports */
+	int act = ms ? -1 : onnx_op_version(op_type, L->g->opset, &since);
+	bool contrib = ms || (act < 0 && onnx_contrib_onnx_domain(op_type));
+	if (contrib)
+		act = onnx_contrib_known(op_type) ? UA_COUNT : -1;
+	int op = contrib ? -1 : ir_op_lookup(op_type);   /* -1 for an op only an upgrade imports */
 	if (act < 0 || act == UA_unsupported || (op < 0 && act == UA_same))
 		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);
 	/* trailing empty names are omitted optional inputs/outputs */
@@ -730,7 +732,7 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 			OnnxNode u = { .L = L, .g = L->g, .diag = L->diag, .file = L->file,
 			               .where = where, .name = name, .nd = nd, .op = op, .since = since,
 			               .nin = (int)nin, .nout = (int)nout, .in = ins, .out = outs };
-			rc = ms ? onnx_contrib_import(&u, &last, res) : onnx_upgrade(act, &u, &last);
+			rc = contrib ? onnx_contrib_import(&u, &last, res) : onnx_upgrade(act, &u, &last);
 		}
 	}
 	for (size_t i = 0; i < nout && !rc; i++) {
@@ -770,6 +772,8 @@ static bool node_unsupported(const Loader *L, const Onnx__NodeProto *nd)
 		return true;
 	int64_t since;
 	int act = onnx_op_version(nd->op_type, L->g->opset, &since);
+	if (act < 0 && onnx_contrib_onnx_domain(nd->op_type))
+		return false;
 	return act < 0 || act == UA_unsupported;
 }
 

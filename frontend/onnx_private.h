@@ -102,6 +102,9 @@ int onnx_upgrade(int act, const OnnxNode *u, NodeId *last);
  * value of ONNX output i goes to res[i] (res has u->nout entries, -1 on
  * entry; an output left -1 is *last's output i). */
 bool onnx_contrib_known(const char *op_type);
+/* Is op_type one that ONNX Runtime registers in the ONNX domain (its
+ * SimplifiedLayerNormalization), imported as the com.microsoft op? */
+bool onnx_contrib_onnx_domain(const char *op_type);
 int onnx_contrib_import(const OnnxNode *u, NodeId *last, ValId *res);
 
 /* onnx_load.c, for the upgrades: */

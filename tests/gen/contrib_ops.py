@@ -9,7 +9,9 @@ writes OUTDIR/NAME/model.onnx and either
     contrib op specs, ONNX Runtime's docs/ContribOperators.md and its CPU
     kernels' semantics, not from kiln's ops) and OUTDIR/NAME/expect: lines
     "has OP" (OP must be in the -O0 IR: the import's rewrite) and
-    "lacks OP"; or
+    "lacks OP"; OUTDIR/NAME/no_ort, when present, says why ONNX Runtime
+    cannot run the case (tests/scripts/contrib_ops.sh checks the others
+    against it when it has onnxruntime-node); or
   - OUTDIR/NAME/refuse: fragments the one-line refusal of `kiln dump` must
     hold (forms kiln does not implement).
 Only onnx.helper and numpy are used.
@@ -189,11 +191,27 @@ def skip_simplified_layernorm():
 
 @case
 def simplified_layernorm():
-    """SimplifiedLayerNormalization (T5/LLaMA's RMSNorm), default epsilon."""
+    """SimplifiedLayerNormalization (T5/LLaMA's RMSNorm), default epsilon,
+    in the ONNX domain, where ONNX Runtime registers it."""
     x, g = randn(B, S, H), randn(H)
-    n = ms("SimplifiedLayerNormalization", ["x", "scale"], ["y"])
+    n = helper.make_node("SimplifiedLayerNormalization", ["x", "scale"], ["y"], name="sln")
     m = model([n], [x_in()], [y_out()], [const("scale", g)])
     return m, {"x": x}, [rmsnorm(x, g, 1e-5)], ["has KlnRMSNorm"]
+
+
+NO_ORT = {}
+
+
+@case
+def simplified_layernorm_ms():
+    """The same in the com.microsoft domain (kiln takes both)."""
+    x, g = randn(B, S, H), randn(H)
+    n = ms("SimplifiedLayerNormalization", ["x", "scale"], ["y"], epsilon=1e-6)
+    m = model([n], [x_in()], [y_out()], [const("scale", g)])
+    return m, {"x": x}, [rmsnorm(x, g, 1e-6)], ["has KlnRMSNorm"]
+
+
+NO_ORT["simplified_layernorm_ms"] = "ONNX Runtime has the op in the ONNX domain only"
 
 
 @case
@@ -203,6 +221,9 @@ def layernorm_ms():
     n = ms("LayerNormalization", ["x", "g", "b"], ["y"], epsilon=1e-5)
     m = model([n], [x_in()], [y_out()], [const("g", g), const("b", b)])
     return m, {"x": x}, [layernorm(x, g, b, 1e-5)], ["has LayerNormalization"]
+
+
+NO_ORT["layernorm_ms"] = "ONNX Runtime has the op in the ONNX domain only"
 
 
 @case
@@ -371,8 +392,17 @@ def attention_unidirectional():
 
 @case
 def attention_bias_scale():
-    """attention_bias [1, heads, seq, seq], a custom scale, no QKV bias."""
-    return attention_case(PAD2D, ["batch", "seq"], abias=True, scale=0.3, bias=False)
+    """attention_bias [1, heads, seq, seq] and a custom scale."""
+    return attention_case(PAD2D, ["batch", "seq"], abias=True, scale=0.3)
+
+
+@case
+def attention_nobias():
+    """No QKV bias (input 2 empty)."""
+    return attention_case(bias=False)
+
+
+NO_ORT["attention_nobias"] = "ONNX Runtime 1.30's CPU Attention crashes without bias"
 
 
 @case
@@ -513,8 +543,14 @@ def write_refusal(outdir, name, m, frags):
 def main(outdir):
     for name, fn in CASES.items():
         m, feeds, outs, expect = fn()
-        onnx.checker.check_model(m)
+        # (the checker knows no ONNX-domain SimplifiedLayerNormalization)
+        if not any(n.op_type == "SimplifiedLayerNormalization" and not n.domain
+                   for n in m.graph.node):
+            onnx.checker.check_model(m)
         write_case(outdir, name, m, feeds, outs, expect)
+        if name in NO_ORT:
+            with open(os.path.join(outdir, name, "no_ort"), "w") as f:
+                f.write(NO_ORT[name] + "\n")
     for name, fn in REFUSALS.items():
         write_refusal(outdir, name, *fn())
     print("contrib_ops: %d models, %d refusals" % (len(CASES), len(REFUSALS)))

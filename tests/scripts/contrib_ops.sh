@@ -7,6 +7,11 @@
 # mask, unequal Q/K sizes, used mean/present outputs, unknown attributes,
 # ops and domain versions) is refused by `kiln dump` and `kiln compile`
 # with exit 1 and one line holding the fragments of its `refuse` file.
+# With onnxruntime-node (bench/node_modules, or the node_modules folder
+# KILN_ORT_NODE_MODULES names) ONNX Runtime runs every case it can (no
+# `no_ort` file) and kiln must match its outputs too at -O0 and -O2
+# (`kiln check` on ONNX Runtime's outputs); without it that part is skipped
+# (one line says so).
 #   bash contrib_ops.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 . "${BASH_SOURCE%/*}/lib/suite.sh"
@@ -16,6 +21,20 @@ need_onnx contrib_ops
 
 rm -rf "$OUT"
 "$PY" "$SRC/tests/gen/contrib_ops.py" "$OUT" || { echo "contrib_ops: generating failed"; exit 1; }
+
+ORT_MODULES=${KILN_ORT_NODE_MODULES:-$SRC/bench/node_modules}
+ort=0
+[ -d "$ORT_MODULES/onnxruntime-node" ] && command -v node >/dev/null && ort=1
+
+# ONNX Runtime's outputs for case $1 (folder $2) as a `kiln check` folder
+ort_case() {
+	local name=$1 d=$2 od=$OUT/ort/$1
+	mkdir -p "$od/test_data_set_0"
+	cp "$d/model.onnx" "$od/"
+	cp "$d"/test_data_set_0/input_*.pb "$od/test_data_set_0/"
+	NODE_PATH=$ORT_MODULES timeout "$TIMEOUT" node "$SRC/bench/ort_run.mjs" "$d/model.onnx" \
+		"$d/test_data_set_0" "$od/test_data_set_0" 1 >/dev/null 2>"$od.err"
+}
 
 for d in "$OUT"/*/; do
 	d=${d%/}
@@ -39,6 +58,15 @@ for d in "$OUT"/*/; do
 		[ "$verb" = lacks ] && [ $has = 1 ] && why="$why; $op left"
 	done <"$d/expect"
 	if [ -z "$why" ]; then ok "$name -O0: $(tr '\n' ' ' <"$d/expect")"; else bad "$name -O0$why"; fi
+	[ $ort = 1 ] && [ ! -f "$d/no_ort" ] || continue
+	if ! ort_case "$name" "$d"; then
+		bad "$name: ONNX Runtime failed: $(tail -n 1 "$OUT/ort/$name.err")"
+		continue
+	fi
+	for o in -O0 -O2; do
+		check_model "$name $o matches ONNX Runtime" "$OUT/ort/$name" "$o"
+	done
 done
 
-finish contrib_ops
+[ $ort = 1 ] || note="(ONNX Runtime part skipped: no onnxruntime-node in $ORT_MODULES)"
+finish contrib_ops "${note:-}"
