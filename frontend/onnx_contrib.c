@@ -23,7 +23,7 @@
 
 #define CONTRIB_REWRITES(X) \
 	X(skip_layernorm) X(skip_rmsnorm) X(rmsnorm) X(layernorm) X(gelu) X(embed_layernorm) \
-	X(attention)
+	X(attention) X(mha)
 
 enum {
 #define X(n) MS_##n,
@@ -456,27 +456,31 @@ static int ms_embed_layernorm(const OnnxNode *u, NodeId *last, ValId *res)
 	return 0;
 }
 
-/* Attention's mask_index as KlnAttention's key-padding mask (*pad, bool
- * [B, T]) or an additive bias (*bias, [B, 1, S, T], added to
- * attention_bias): ONNX Runtime adds mask_filter_value where a key is
- * masked. */
-static int attention_mask(const OnnxNode *u, ValId x, float filter, ValId *pad, ValId *bias)
+/* The mask (input mi: Attention's mask_index, MultiHeadAttention's
+ * key_padding_mask) as KlnAttention's key-padding mask (*pad, bool [B, T])
+ * or an additive bias (*bias, [B, 1, S, T], added to attention_bias):
+ * ONNX Runtime adds mask_filter_value where a key is masked.  q is the
+ * query ([B, S, *]), keys the keys ([B, T, *]). */
+static int attention_mask(const OnnxNode *u, int mi, ValId q, ValId keys, float filter,
+                          ValId *pad, ValId *bias)
 {
-	ValId m = u->in[3];
-	const Value *mv = val(u, m), *xv = val(u, x);
+	ValId m = u->in[mi];
+	const char *mname = mi == 4 ? "key_padding_mask" : "mask_index";   /* MHA's, Attention's */
+	const Value *mv = val(u, m), *xv = val(u, q);
 	switch (mv->rank) {
 	case 2:   /* [B, T]: > 0 attends */
 		*pad = op2(u, OP_Greater, "mask", m, const_i32(u, "zero", 0));
 		return 0;
 	case 1: { /* [B]: keys before mask_index[b] attend (right padding) */
 		if (xv->rank != 3 || mv->dims[0] != xv->dims[0])
-			return fail(u, "input 3 (mask_index) of rank 1 must be [batch] (the end positions; kiln cannot tell it from the [2*batch] end/start form, which it does not support)");
-		ValId in[3] = { const_i64(u, "key_start", 0, 0), dim_of(u, "keys", x, 1),
+			return fail(u, "input %d (%s) of rank 1 must be [batch] (the end positions; kiln cannot tell it from the other 1-D forms, [2*batch] or [3*batch+2], which it does not support)",
+			            mi, mname);
+		ValId in[3] = { const_i64(u, "key_start", 0, 0), dim_of(u, "keys", keys, 1),
 		                const_i64(u, "key_step", 0, 1) };
-		ValId keys = op1(u, OP_Range, "keys", 3, in);
+		ValId pos = op1(u, OP_Range, "key_positions", 3, in);
 		ValId ends = op2(u, OP_Unsqueeze, "ends", cast(u, "ends_i64", m, DT_I64),
 		                 const_i64(u, "ends_axes", 1, 1));
-		*pad = op2(u, OP_Less, "mask", keys, ends);
+		*pad = op2(u, OP_Less, "mask", pos, ends);
 		return 0;
 	}
 	case 3: { /* [B, S, T]: per query, > 0 attends */
@@ -488,11 +492,38 @@ static int attention_mask(const OnnxNode *u, ValId x, float filter, ValId *pad, 
 		return 0;
 	}
 	case 4:
-		return fail(u, "input 3 (mask_index) of rank 4 (Megatron's [batch, 1, max_seq, max_seq]) is not supported");
+		return fail(u, "input %d (%s) of rank 4 (Megatron's [batch, 1, max_seq, max_seq]) is not supported",
+		            mi, mname);
 	default:
-		return fail(u, "input 3 (mask_index) must have rank 1, 2 or 3, not %d (or an unknown rank)",
-		            mv->rank);
+		return fail(u, "input %d (%s) must have rank 1, 2 or 3, not %d (or an unknown rank)",
+		            mi, mname, mv->rank);
 	}
+}
+
+/* The KlnAttention carrying the node's output: in Q, K, V, bias, pad
+ * (-1 when absent), heads at column offsets offs of Q, K, V; with
+ * unidirectional, mask_filter_value added past the causal edge. */
+static NodeId att_node(const OnnxNode *u, const ValId *in, int64_t nh, int64_t d, int64_t dv,
+                       const int64_t *offs, float scale, float filter)
+{
+	Graph *g = u->g;
+	NodeId n = node1(u, OP_KlnAttention, NULL, u->out[0], in[4] >= 0 ? 5 : in[3] >= 0 ? 4 : 3, in);
+	ir_attr_set_int(g, n, "num_heads", nh);
+	ir_attr_set_int(g, n, "head_size", d);
+	ir_attr_set_int(g, n, "v_head_size", dv);
+	if (offs[0])
+		ir_attr_set_int(g, n, "q_offset", offs[0]);
+	if (offs[1])
+		ir_attr_set_int(g, n, "k_offset", offs[1]);
+	if (offs[2])
+		ir_attr_set_int(g, n, "v_offset", offs[2]);
+	ir_attr_set_float(g, n, "scale", scale);
+	ir_attr_set_float(g, n, "mask_filter", filter);
+	if (get_int(u, "unidirectional", 0)) {
+		ir_attr_set_int(g, n, "causal", 1);
+		ir_attr_set_float(g, n, "causal_fill", filter);
+	}
+	return n;
 }
 
 /* Attention: one GEMM of input by the packed Q/K/V weights (+ bias), then
@@ -539,28 +570,65 @@ static int ms_attention(const OnnxNode *u, NodeId *last, ValId *res)
 	if (scale == 0.0f)
 		scale = (float)(1.0 / sqrt((double)d));
 	ValId pad = -1, bias = in_or(u, 5);
-	if (present(u, 3) && attention_mask(u, x, filter, &pad, &bias))
+	if (present(u, 3) && attention_mask(u, 3, x, x, filter, &pad, &bias))
 		return -1;
 	ValId g[3] = { x, w, in_or(u, 2) };
 	NodeId gemm = node1(u, OP_KlnGemm, "qkv", NULL, present(u, 2) ? 3 : 2, g);
 	ir_attr_set_int(u->g, gemm, "act", 0);
 	ValId p = IR_NODE(u->g, gemm)->out[0];
 	ValId in[5] = { p, p, p, bias, pad };
-	NodeId n = node1(u, OP_KlnAttention, NULL, u->out[0], pad >= 0 ? 5 : bias >= 0 ? 4 : 3, in);
-	Graph *gr = u->g;
-	ir_attr_set_int(gr, n, "num_heads", nh);
-	ir_attr_set_int(gr, n, "head_size", d);
-	ir_attr_set_int(gr, n, "v_head_size", hs[2] / nh);
-	ir_attr_set_int(gr, n, "k_offset", hs[0]);
-	ir_attr_set_int(gr, n, "v_offset", hs[0] + hs[1]);
-	ir_attr_set_float(gr, n, "scale", scale);
-	ir_attr_set_float(gr, n, "mask_filter", filter);
-	if (get_int(u, "unidirectional", 0)) {
-		ir_attr_set_int(gr, n, "causal", 1);
-		ir_attr_set_float(gr, n, "causal_fill", filter);
+	int64_t offs[3] = { 0, hs[0], hs[0] + hs[1] };
+	*last = att_node(u, in, nh, d, hs[2] / nh, offs, scale, filter);
+	res[0] = IR_NODE(u->g, *last)->out[0];
+	return 0;
+}
+
+/* MultiHeadAttention with separate query [B, S, D], key [B, L, D] and
+ * value [B, L, Dv] (+ bias [D + D + Dv], added to each): as Attention
+ * after its GEMM; key_padding_mask as Attention's mask_index; the packed
+ * QKV/KV forms, 4-D (cached) key and value and the KV cache are refused. */
+static int ms_mha(const OnnxNode *u, NodeId *last, ValId *res)
+{
+	if (!present(u, 1) || !present(u, 2))
+		return fail(u, "the packed QKV form (no key or value input) is not supported");
+	ValId q = u->in[0], k = u->in[1], v = u->in[2];
+	const Value *qv = val(u, q), *kv = val(u, k), *vv = val(u, v);
+	if (qv->rank != 3 || kv->rank != 3 || vv->rank != 3)
+		return fail(u, "query, key and value must be [batch, seq, hidden] (packed or 4-D forms are not supported)");
+	int64_t nh = get_int(u, "num_heads", 1), dq, dk, dv;
+	if (!ir_dim_is_const(u->g, qv->dims[2], &dq) || !ir_dim_is_const(u->g, kv->dims[2], &dk) ||
+	    !ir_dim_is_const(u->g, vv->dims[2], &dv))
+		return fail(u, "the hidden sizes of query, key and value must be known");
+	if (dq != dk || dq % nh || dv % nh)
+		return fail(u, "query and key hidden sizes (%lld, %lld) must be equal and they and value's (%lld) multiples of num_heads %lld",
+		            (long long)dq, (long long)dk, (long long)dv, (long long)nh);
+	if (get_int(u, "unidirectional", 0) && kv->dims[1] != qv->dims[1])
+		return fail(u, "unidirectional needs key and query of one sequence length");
+	if (present(u, 3)) {   /* bias: Q, K, V parts added */
+		ValId qkv[3] = { q, k, v };
+		int64_t at[4] = { 0, dq, 2 * dq, 2 * dq + dv };
+		static const char *const what[3] = { "q_bias", "k_bias", "v_bias" };
+		for (int i = 0; i < 3; i++) {
+			char nm[32], lo[32], hi[32];
+			snprintf(nm, sizeof nm, "%s_part", what[i]);
+			snprintf(lo, sizeof lo, "%s_start", what[i]);
+			snprintf(hi, sizeof hi, "%s_end", what[i]);
+			ValId in[3] = { u->in[3], const_i64(u, lo, 1, at[i]), const_i64(u, hi, 1, at[i + 1]) };
+			qkv[i] = op2(u, OP_Add, what[i], qkv[i], op1(u, OP_Slice, nm, 3, in));
+		}
+		q = qkv[0], k = qkv[1], v = qkv[2];
 	}
-	*last = n;
-	res[0] = IR_NODE(gr, n)->out[0];
+	float filter = get_float(u, "mask_filter_value", -10000.0f);
+	float scale = get_float(u, "scale", 0.0f);
+	if (scale == 0.0f)
+		scale = (float)(1.0 / sqrt((double)(dq / nh)));
+	ValId pad = -1, bias = in_or(u, 5);
+	if (present(u, 4) && attention_mask(u, 4, u->in[0], u->in[1], filter, &pad, &bias))
+		return -1;
+	ValId in[5] = { q, k, v, bias, pad };
+	int64_t offs[3] = { 0, 0, 0 };
+	*last = att_node(u, in, nh, dq / nh, dv / nh, offs, scale, filter);
+	res[0] = IR_NODE(u->g, *last)->out[0];
 	return 0;
 }
 

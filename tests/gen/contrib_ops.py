@@ -88,40 +88,45 @@ def softmax(v):
     return e / e.sum(-1, keepdims=True)
 
 
-def attention_ref(x, w, b, nh, sizes, mask=None, unidir=False, abias=None, scale=None,
-                  filt=-10000.0):
-    """com.microsoft.Attention without past: input x [B, S, Din] times the
-    packed weights (+ bias) -> Q | K | V column blocks, heads of each;
-    scores = scale * Q K^T, plus mask_filter_value where mask_index masks a
-    key (2-D: mask <= 0; 1-D: key >= end; 3-D: per query), plus
-    mask_filter_value past the causal edge when unidirectional, plus
-    attention_bias; softmax over keys; times V; heads merged."""
-    x64 = x.astype(np.float64)
-    qkv = x64 @ w + (0 if b is None else b)
-    q, k, v = np.split(qkv, [sizes[0], sizes[0] + sizes[1]], axis=-1)
-    bb, s = x.shape[0], x.shape[1]
-    d, dv = sizes[0] // nh, sizes[2] // nh
+def mha_ref(q, k, v, nh, mask=None, unidir=False, abias=None, scale=None, filt=-10000.0):
+    """Multi-head attention of q [B, S, D], k [B, T, D], v [B, T, Dv] as the
+    contrib ops define it (no past): heads of each; scores = scale * Q K^T,
+    plus mask_filter_value where the mask masks a key (2-D: mask <= 0;
+    1-D: key >= end; 3-D: per query), plus mask_filter_value past the
+    causal edge when unidirectional, plus attention_bias; softmax over
+    keys; times V; heads merged."""
+    bb, s, t = q.shape[0], q.shape[1], k.shape[1]
+    d, dv = q.shape[2] // nh, v.shape[2] // nh
     q = q.reshape(bb, s, nh, d).transpose(0, 2, 1, 3)
-    k = k.reshape(bb, s, nh, d).transpose(0, 2, 1, 3)
-    v = v.reshape(bb, s, nh, dv).transpose(0, 2, 1, 3)
+    k = k.reshape(bb, t, nh, d).transpose(0, 2, 1, 3)
+    v = v.reshape(bb, t, nh, dv).transpose(0, 2, 1, 3)
     sc = (1 / math.sqrt(d)) if scale is None else scale
     scores = sc * q @ k.transpose(0, 1, 3, 2)
-    add = np.zeros((bb, 1, s, s))
+    add = np.zeros((bb, 1, s, t))
     if mask is not None:
         if mask.ndim == 2:
             add += np.where(mask > 0, 0, filt)[:, None, None, :]
         elif mask.ndim == 1:
-            keys = np.arange(s)[None, :]
+            keys = np.arange(t)[None, :]
             add += np.where(keys < mask[:, None], 0, filt)[:, None, None, :]
         else:
             add += np.where(mask > 0, 0, filt)[:, None, :, :]
     if unidir:
-        add += np.where(np.arange(s)[None, :] > np.arange(s)[:, None], filt, 0)[None, None]
+        add += np.where(np.arange(t)[None, :] > np.arange(s)[:, None], filt, 0)[None, None]
     scores = scores + add
     if abias is not None:
         scores = scores + abias
     o = softmax(scores) @ v
     return o.transpose(0, 2, 1, 3).reshape(bb, s, nh * dv)
+
+
+def attention_ref(x, w, b, nh, sizes, mask=None, unidir=False, abias=None, scale=None,
+                  filt=-10000.0):
+    """com.microsoft.Attention without past: input x [B, S, Din] times the
+    packed weights (+ bias) -> Q | K | V column blocks; their attention."""
+    qkv = x.astype(np.float64) @ w + (0 if b is None else b)
+    q, k, v = np.split(qkv, [sizes[0], sizes[0] + sizes[1]], axis=-1)
+    return mha_ref(q, k, v, nh, mask, unidir, abias, scale, filt)
 
 
 # ---- cases --------------------------------------------------------------------
@@ -411,6 +416,67 @@ def attention_qkv_sizes():
     return attention_case(sizes=(H, H, 8))
 
 
+L = 7   # key length of the cross-attention cases
+
+
+def mha_case(cross=False, bias=False, mask=None, mask_shape=None, unidir=False, abias=False,
+             dv=H):
+    t = L if cross else S
+    q, k, v = randn(B, S, H), randn(B, t, H), randn(B, t, dv)
+    b = randn(2 * H + dv) * 0.1
+    ab = randn(B, 1, S, t) if abias else None
+    attrs = {"num_heads": NH}
+    if unidir:
+        attrs["unidirectional"] = 1
+    ins = ["q", "k", "v", "b" if bias else "", "mask" if mask is not None else "",
+           "abias" if abias else ""]
+    while ins[-1] == "":
+        ins.pop()
+    kseq = "kseq" if cross else "seq"
+    inputs = [vi("q", F, ["batch", "seq", H]), vi("k", F, ["batch", kseq, H]),
+              vi("v", F, ["batch", kseq, dv])]
+    feeds = {"q": q, "k": k, "v": v}
+    if mask is not None:
+        inputs.append(vi("mask", I32, mask_shape))
+        feeds["mask"] = mask
+    if abias:
+        inputs.append(vi("abias", F, ["batch", 1, "seq", kseq]))
+        feeds["abias"] = ab
+    n = ms("MultiHeadAttention", ins, ["y"], name="mha", **attrs)
+    m = model([n], inputs, [y_out(shape=["batch", "seq", dv])],
+              [const("b", b)] if bias else [])
+    if bias:
+        q, k, v = q + b[:H], k + b[H:2 * H], v + b[2 * H:]
+    ref = mha_ref(q, k, v, NH, mask, unidir, ab)
+    return m, feeds, [ref], ["has KlnAttention", "lacks KlnGemm"]
+
+
+@case
+def mha():
+    """MultiHeadAttention, self-attention, nothing optional."""
+    return mha_case()
+
+
+@case
+def mha_cross_bias_mask2d():
+    """Cross-attention (7 keys for 5 queries), the projection bias, a 2-D
+    key padding mask, V narrower than Q and K."""
+    mask = np.array([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]], np.int32)
+    return mha_case(cross=True, bias=True, mask=mask, mask_shape=["batch", "kseq"], dv=8)
+
+
+@case
+def mha_cross_mask1d():
+    """Cross-attention, a 1-D key padding mask (the keys' end positions)."""
+    return mha_case(cross=True, mask=np.array([7, 4], np.int32), mask_shape=["batch"])
+
+
+@case
+def mha_unidirectional_bias():
+    """unidirectional, attention_bias [batch, 1, seq, seq]."""
+    return mha_case(unidir=True, abias=True, bias=True)
+
+
 # ---- refusals ------------------------------------------------------------------
 
 REFUSALS = {}
@@ -473,6 +539,32 @@ def refuse_attention_past_seqlen():
     psl = vi("psl", I32, [1])
     return (att_model(["x", "w", "", "", "", "", "psl"], extra_inputs=[psl]),
             ["node 'qkv_attn'", "input 6 (past_sequence_length) is not supported"])
+
+
+def mha_refusal(ins, outs=("y",), extra=()):
+    inputs = [vi("q", F, ["batch", "seq", H]), vi("k", F, ["batch", "seq", H]),
+              vi("v", F, ["batch", "seq", H])] + list(extra)
+    n = ms("MultiHeadAttention", ins, list(outs), name="mha", num_heads=NH)
+    return model([n], inputs, [y_out()] + [vi(o, F, None) for o in outs[1:] if o], [])
+
+
+@refusal
+def refuse_mha_packed():
+    return (mha_refusal(["q"]), ["node 'mha' (com.microsoft.MultiHeadAttention)",
+                                 "packed QKV form"])
+
+
+@refusal
+def refuse_mha_past_key():
+    pk = vi("pk", F, ["batch", NH, "past", H // NH])
+    return (mha_refusal(["q", "k", "v", "", "", "", "pk"], extra=[pk]),
+            ["node 'mha'", "input 6 (past_key) is not supported"])
+
+
+@refusal
+def refuse_mha_present():
+    return (mha_refusal(["q", "k", "v"], outs=("y", "pk")),
+            ["node 'mha'", "output 1 (present_key) is not supported"])
 
 
 @refusal
