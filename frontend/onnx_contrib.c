@@ -23,7 +23,7 @@
 
 #define CONTRIB_REWRITES(X) \
 	X(skip_layernorm) X(skip_rmsnorm) X(rmsnorm) X(layernorm) X(gelu) X(embed_layernorm) \
-	X(attention) X(mha)
+	X(attention) X(mha) X(fused_matmul) X(fused_gemm)
 
 enum {
 #define X(n) MS_##n,
@@ -43,6 +43,7 @@ typedef struct ContribOp {
 #define N(n, t) { #n, IO_REFUSED, IRT_##t },
 #define ANY AC_ANY, 0, 0, NULL
 #define RANGE(lo, hi) AC_RANGE, lo, hi, NULL
+#define ONEOF(s) AC_ONEOF, 0, 0, s
 #define A(n, k, d, c) { #n, A_##k, false, false, d, c },
 #define AR(n, k, c) { #n, A_##k, true, false, NULL, c },
 #define LIST(T, ...) (const T[]){ __VA_ARGS__ { 0 } }
@@ -64,6 +65,7 @@ static const ContribOp contrib_ops[] = {
 #undef N
 #undef ANY
 #undef RANGE
+#undef ONEOF
 #undef A
 #undef AR
 #undef LIST
@@ -271,8 +273,14 @@ static int check_attrs(const OnnxNode *u, const IrOpSchema *s)
 		Attr at = { .name = a->name, .kind = (uint8_t)attr_kind(a) };
 		if (attr_kind(a) < 0)
 			return fail(u, "attribute '%s' is of an unsupported type", a->name);
+		char str[64] = "";
 		if (at.kind == A_INT)
 			at.u.i = a->i;
+		if (at.kind == A_STRING) {
+			if (a->s.len && a->s.data)
+				snprintf(str, sizeof str, "%.*s", (int)a->s.len, (const char *)a->s.data);
+			at.u.s = str;
+		}
 		if (at.kind == A_INTS && a->n_ints && !a->ints)
 			return fail(u, "attribute '%s' is malformed", a->name);
 		char why[200];
@@ -629,6 +637,76 @@ static int ms_mha(const OnnxNode *u, NodeId *last, ValId *res)
 	int64_t offs[3] = { 0, 0, 0 };
 	*last = att_node(u, in, nh, dq / nh, dv / nh, offs, scale, filter);
 	res[0] = IR_NODE(u->g, *last)->out[0];
+	return 0;
+}
+
+/* A transposed in its last two dims (helper WHAT). */
+static int transpose_last2(const OnnxNode *u, const char *what, ValId *a)
+{
+	const Value *v = val(u, *a);
+	if (v->rank < 2)
+		return fail(u, "transposing an input of rank %d (kiln needs its rank, >= 2)", v->rank);
+	int64_t perm[IR_MAX_RANK];
+	for (int i = 0; i < v->rank; i++)
+		perm[i] = i;
+	perm[v->rank - 2] = v->rank - 1;
+	perm[v->rank - 1] = v->rank - 2;
+	NodeId t = node1(u, OP_Transpose, what, NULL, 1, a);
+	ir_attr_set_ints(u->g, t, "perm", v->rank, perm);
+	*a = IR_NODE(u->g, t)->out[0];
+	return 0;
+}
+
+/* FusedMatMul: alpha * op(A) @ op(B), op transposing the last two dims
+ * where transA / transB say so. */
+static int ms_fused_matmul(const OnnxNode *u, NodeId *last, ValId *res)
+{
+	ValId in[2] = { u->in[0], u->in[1] };
+	if ((get_int(u, "transA", 0) && transpose_last2(u, "a_t", &in[0])) ||
+	    (get_int(u, "transB", 0) && transpose_last2(u, "b_t", &in[1])))
+		return -1;
+	float alpha = get_float(u, "alpha", 1.0f);
+	NodeId n = node1(u, OP_MatMul, alpha == 1.0f ? NULL : "matmul",
+	                 alpha == 1.0f ? u->out[0] : NULL, 2, in);
+	if (alpha != 1.0f) {
+		ValId m[2] = { IR_NODE(u->g, n)->out[0], const_f32(u, "alpha", alpha) };
+		n = node1(u, OP_Mul, NULL, u->out[0], 2, m);
+	}
+	*last = n;
+	res[0] = IR_NODE(u->g, n)->out[0];
+	return 0;
+}
+
+/* FusedGemm: ONNX's Gemm, then the activation (Relu, Tanh, Sigmoid,
+ * LeakyRelu with activation_alpha, HardSigmoid with activation_alpha and
+ * activation_beta). */
+static int ms_fused_gemm(const OnnxNode *u, NodeId *last, ValId *res)
+{
+	static const struct { const char *name; Op op; } acts[] = {
+		{ "Relu", OP_Relu }, { "Tanh", OP_Tanh }, { "Sigmoid", OP_Sigmoid },
+		{ "LeakyRelu", OP_LeakyRelu }, { "HardSigmoid", OP_HardSigmoid },
+	};
+	const Onnx__AttributeProto *a = attr_find(u, "activation");
+	Op act = OP_Relu;
+	for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+		if (strlen(acts[i].name) == a->s.len && !memcmp(acts[i].name, a->s.data, a->s.len))
+			act = acts[i].op;
+	NodeId g = node1(u, OP_Gemm, "gemm", NULL, u->nin, u->in);
+	ir_attr_set_float(u->g, g, "alpha", get_float(u, "alpha", 1.0f));
+	ir_attr_set_float(u->g, g, "beta", get_float(u, "beta", 1.0f));
+	ir_attr_set_int(u->g, g, "transA", get_int(u, "transA", 0));
+	ir_attr_set_int(u->g, g, "transB", get_int(u, "transB", 0));
+	NodeId n = node1(u, act, NULL, u->out[0], 1, &IR_NODE(u->g, g)->out[0]);
+	if (act == OP_LeakyRelu || act == OP_HardSigmoid) {
+		const Onnx__AttributeProto *al = attr_find(u, "activation_alpha");
+		const Onnx__AttributeProto *be = attr_find(u, "activation_beta");
+		if (al)
+			ir_attr_set_float(u->g, n, "alpha", al->f);
+		if (be && act == OP_HardSigmoid)
+			ir_attr_set_float(u->g, n, "beta", be->f);
+	}
+	*last = n;
+	res[0] = IR_NODE(u->g, n)->out[0];
 	return 0;
 }
 

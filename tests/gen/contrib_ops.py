@@ -416,6 +416,50 @@ def attention_qkv_sizes():
     return attention_case(sizes=(H, H, 8))
 
 
+@case
+def fused_matmul():
+    """FusedMatMul (ONNX Runtime's optimizer: Q K^T with the scale folded in):
+    alpha * A @ B^T over batched heads."""
+    a, b = randn(B, NH, S, 4), randn(B, NH, S, 4)
+    n = ms("FusedMatMul", ["a", "b"], ["y"], alpha=0.5, transB=1)
+    m = model([n], [vi("a", F, ["batch", NH, "seq", 4]), vi("b", F, ["batch", NH, "seq", 4])],
+              [y_out(shape=["batch", NH, "seq", "seq"])], [])
+    ref = 0.5 * (a.astype(np.float64) @ b.astype(np.float64).transpose(0, 1, 3, 2))
+    return m, {"a": a, "b": b}, [ref], ["has MatMul", "has Transpose"]
+
+
+@case
+def fused_matmul_transa():
+    """FusedMatMul with transA and the default alpha, B a constant."""
+    a, w = randn(B, H, S), randn(H, 8)
+    n = ms("FusedMatMul", ["a", "w"], ["y"], transA=1)
+    m = model([n], [vi("a", F, ["batch", H, "seq"])], [y_out(shape=["batch", "seq", 8])],
+              [const("w", w)])
+    return m, {"a": a}, [a.astype(np.float64).transpose(0, 2, 1) @ w], ["has MatMul", "lacks Mul"]
+
+
+def fused_gemm_case(act, ref_act, **attrs):
+    a, w, c = randn(B, H), randn(8, H), randn(8)
+    n = ms("FusedGemm", ["a", "w", "c"], ["y"], transB=1, alpha=0.7, beta=0.5,
+           activation=act, **attrs)
+    m = model([n], [vi("a", F, ["batch", H])], [y_out(shape=["batch", 8])],
+              [const("w", w), const("c", c)])
+    return m, {"a": a}, [ref_act(0.7 * a.astype(np.float64) @ w.T + 0.5 * c)], ["has Gemm"]
+
+
+@case
+def fused_gemm_tanh():
+    """FusedGemm with Tanh (BERT's pooler after ONNX Runtime's optimizer)."""
+    return fused_gemm_case("Tanh", np.tanh)
+
+
+@case
+def fused_gemm_leakyrelu():
+    """FusedGemm with LeakyRelu and its activation_alpha."""
+    return fused_gemm_case("LeakyRelu", lambda v: np.where(v >= 0, v, 0.2 * v),
+                           activation_alpha=0.2)
+
+
 L = 7   # key length of the cross-attention cases
 
 
@@ -568,6 +612,21 @@ def refuse_mha_present():
 
 
 @refusal
+def refuse_fused_gemm_activation():
+    n = ms("FusedGemm", ["x2", "w"], ["y"], name="fg", activation="Selu")
+    m = model([n], [vi("x2", F, [B, H])], [vi("y", F, [B, H])], [const("w", randn(H, H))])
+    return m, ["node 'fg' (com.microsoft.FusedGemm)",
+               "attribute 'activation' is \"Selu\"; kiln implements Relu|Tanh|Sigmoid|LeakyRelu|HardSigmoid"]
+
+
+@refusal
+def refuse_fused_matmul_transbatch():
+    n = ms("FusedMatMul", ["x", "x"], ["y"], name="fmm", transBatchA=1)
+    return (model([n], [x_in()], [y_out()], []),
+            ["node 'fmm'", "attribute 'transBatchA' is 1; kiln implements only 0"])
+
+
+@refusal
 def refuse_skip_layernorm_mean():
     n = ms("SkipLayerNormalization", ["x", "x", "g"], ["y", "mean"], name="sln")
     m = model([n], [x_in()], [y_out(), vi("mean", F, None)], [const("g", randn(H))])
@@ -584,9 +643,9 @@ def refuse_unknown_attribute():
 
 @refusal
 def refuse_unknown_op():
-    n = ms("FusedMatMul", ["x", "x"], ["y"], name="fmm")
+    n = ms("QOrderedMatMul", ["x", "x"], ["y"], name="qmm")
     return (model([n], [x_in()], [y_out()], []),
-            ["unsupported ops: com.microsoft.FusedMatMul x1 (node 'fmm')"])
+            ["unsupported ops: com.microsoft.QOrderedMatMul x1 (node 'qmm')"])
 
 
 @refusal
