@@ -503,8 +503,9 @@ static int attention_mask(const OnnxNode *u, int mi, ValId q, ValId keys, float 
 		return fail(u, "input %d (%s) of rank 4 (Megatron's [batch, 1, max_seq, max_seq]) is not supported",
 		            mi, mname);
 	default:
-		return fail(u, "input %d (%s) must have rank 1, 2 or 3, not %d (or an unknown rank)",
-		            mi, mname, mv->rank);
+		if (mv->rank < 0)
+			return fail(u, "input %d (%s): its rank (1, 2 or 3) is not known", mi, mname);
+		return fail(u, "input %d (%s) must have rank 1, 2 or 3, not %d", mi, mname, mv->rank);
 	}
 }
 
@@ -563,8 +564,8 @@ static int ms_attention(const OnnxNode *u, NodeId *last, ValId *res)
 		hs[0] = hs[1] = hs[2] = wn / 3;
 	}
 	for (int i = 0; i < 3; i++)
-		if (hs[i] <= 0 || hs[i] % nh)
-			return fail(u, "hidden size %lld (%c) is not a positive multiple of num_heads %lld",
+		if (hs[i] <= 0 || hs[i] > (1 << 30) || hs[i] % nh)
+			return fail(u, "hidden size %lld (%c) is not a positive multiple of num_heads %lld (at most 2^30)",
 			            (long long)hs[i], "qkv"[i], (long long)nh);
 	if (hs[0] != hs[1])
 		return fail(u, "qkv_hidden_sizes: Q's %lld and K's %lld differ",
