@@ -135,7 +135,7 @@ static int attr_kind(const Onnx__AttributeProto *a)
 	}
 }
 
-/* Attributes after check_node: present ones have the schema's kind. */
+/* Attributes after check_attrs: present ones have the schema's kind. */
 static int64_t get_int(const OnnxNode *u, const char *name, int64_t dflt)
 {
 	const Onnx__AttributeProto *a = attr_find(u, name);

@@ -687,10 +687,8 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 	if (!is_default_domain(nd->domain) && !ms)
 		return diag_fail(L->diag, "%s: %s: domain '%s' is not supported", L->file, where,
 		                 nd->domain);
-	if (ms) {   /* "node 'n' (com.microsoft.Attention)" */
-		size_t at = strlen(where) - strlen(op_type) - 1;
-		snprintf(where + at, sizeof where - at, "%s.%s)", MS_DOMAIN, op_type);
-	}
+	if (ms)   /* "node 'n' (com.microsoft.Attention)", as node_where */
+		snprintf(where, sizeof where, "node '%s' (%s.%s)", name, MS_DOMAIN, op_type);
 	if ((nd->n_input && !nd->input) || (nd->n_output && !nd->output) ||
 	    (nd->n_attribute && !nd->attribute))
 		return diag_fail(L->diag, "%s: %s: malformed node", L->file, where);
