@@ -136,6 +136,14 @@ static bool is_default_domain(const char *d)
 	return !d || !d[0] || !strcmp(d, "ai.onnx");
 }
 
+/* ONNX Runtime's contrib ops (onnx_contrib.c) */
+#define MS_DOMAIN "com.microsoft"
+
+static bool is_ms_domain(const char *d)
+{
+	return d && !strcmp(d, MS_DOMAIN);
+}
+
 /* Registers an ONNX tensor name; SSA: a name is defined once. */
 static int define_name(Loader *L, const char *what, ValId v)
 {
@@ -675,19 +683,25 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 	node_where(nd, index, name, sizeof name, where, sizeof where);
 	if (!op_type)
 		return diag_fail(L->diag, "%s: %s: no op_type", L->file, where);
-	if (!is_default_domain(nd->domain))
+	bool ms = is_ms_domain(nd->domain);
+	if (!is_default_domain(nd->domain) && !ms)
 		return diag_fail(L->diag, "%s: %s: domain '%s' is not supported", L->file, where,
 		                 nd->domain);
+	if (ms)   /* "node 'n' (com.microsoft.Attention)", as node_where */
+		snprintf(where, sizeof where, "node '%s' (%s.%s)", name, MS_DOMAIN, op_type);
 	if ((nd->n_input && !nd->input) || (nd->n_output && !nd->output) ||
 	    (nd->n_attribute && !nd->attribute))
 		return diag_fail(L->diag, "%s: %s: malformed node", L->file, where);
-	if (!strcmp(op_type, "Constant")) {
+	if (!ms && !strcmp(op_type, "Constant")) {
 		L->g->nconst_nodes++;
 		return load_constant(L, nd, where);
 	}
-	int64_t since = 0;
-	int act = onnx_op_version(op_type, L->g->opset, &since);
-	int op = ir_op_lookup(op_type);   /* -1 for an op only an upgrade imports */
+	int64_t since = 1;
+	int act = ms ? -1 : onnx_op_version(op_type, L->g->opset, &since);
+	bool contrib = ms || (act < 0 && onnx_contrib_onnx_domain(op_type));
+	if (contrib)
+		act = onnx_contrib_known(op_type) ? UA_COUNT : -1;
+	int op = contrib ? -1 : ir_op_lookup(op_type);   /* -1 for an op only an upgrade imports */
 	if (act < 0 || act == UA_unsupported || (op < 0 && act == UA_same))
 		return diag_fail(L->diag, "%s: %s: unsupported op", L->file, where);
 	/* trailing empty names are omitted optional inputs/outputs */
@@ -701,8 +715,11 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 	/* heap, not the stack: variadic ops may have any number of operands */
 	ValId *ins = malloc((nin + 1) * sizeof *ins);
 	const char **outs = malloc((nout + 1) * sizeof *outs);
-	if (!ins || !outs)
+	ValId *res = malloc((nout + 1) * sizeof *res);   /* an upgrade's outputs, -1: last's */
+	if (!ins || !outs || !res)
 		abort();
+	for (size_t i = 0; i < nout; i++)
+		res[i] = -1;
 	NodeId last = -1;
 	int rc;
 	if (act == UA_same) {
@@ -713,17 +730,23 @@ static int load_node(Loader *L, const Onnx__NodeProto *nd, int index)
 			OnnxNode u = { .L = L, .g = L->g, .diag = L->diag, .file = L->file,
 			               .where = where, .name = name, .nd = nd, .op = op, .since = since,
 			               .nin = (int)nin, .nout = (int)nout, .in = ins, .out = outs };
-			rc = onnx_upgrade(act, &u, &last);
+			rc = contrib ? onnx_contrib_import(&u, &last, res) : onnx_upgrade(act, &u, &last);
 		}
-		if (!rc && IR_NODE(L->g, last)->nout < (int)nout)
+	}
+	for (size_t i = 0; i < nout && !rc; i++) {
+		if (!outs[i])
+			continue;
+		if (res[i] < 0 && (int)i < IR_NODE(L->g, last)->nout)
+			res[i] = IR_NODE(L->g, last)->out[i];
+		if (res[i] < 0)
 			rc = diag_fail(L->diag, "%s: %s: internal error: the upgrade lost outputs",
 			               L->file, where);
+		else
+			rc = define_name(L, where, res[i]);
 	}
-	for (size_t i = 0; i < nout && !rc; i++)
-		if (outs[i])
-			rc = define_name(L, where, IR_NODE(L->g, last)->out[i]);
 	free(ins);
 	free(outs);
+	free(res);
 	return rc;
 }
 
@@ -741,10 +764,14 @@ static bool node_unsupported(const Loader *L, const Onnx__NodeProto *nd)
 {
 	if (!nd || !nd->op_type || !nd->op_type[0])
 		return false;
+	if (is_ms_domain(nd->domain))
+		return !onnx_contrib_known(nd->op_type);
 	if (!is_default_domain(nd->domain))
 		return true;
 	int64_t since;
 	int act = onnx_op_version(nd->op_type, L->g->opset, &since);
+	if (act < 0 && onnx_contrib_onnx_domain(nd->op_type))
+		return false;
 	return act < 0 || act == UA_unsupported;
 }
 
@@ -899,6 +926,12 @@ static int check_opset(Loader *L, const Onnx__ModelProto *m)
 	if (!found)
 		return diag_fail(L->diag, "%s: the model imports no opset of the default domain",
 		                 L->file);
+	for (size_t i = 0; i < m->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *os = m->opset_import ? m->opset_import[i] : NULL;
+		if (os && is_ms_domain(os->domain) && os->has_version && os->version != 1)
+			return diag_fail(L->diag, "%s: opset version %lld of domain %s is not supported (kiln knows 1)",
+			                 L->file, (long long)os->version, MS_DOMAIN);
+	}
 	return 0;
 }
 

@@ -97,6 +97,16 @@ typedef struct OnnxNode {
  * diag naming the file and node. */
 int onnx_upgrade(int act, const OnnxNode *u, NodeId *last);
 
+/* com.microsoft ops (onnx_contrib.c, table in onnx_contrib.def): is
+ * op_type one kiln imports; and its import, as onnx_upgrade, but the IR
+ * value of ONNX output i goes to res[i] (res has u->nout entries, -1 on
+ * entry; an output left -1 is *last's output i). */
+bool onnx_contrib_known(const char *op_type);
+/* Is op_type one that ONNX Runtime registers in the ONNX domain (its
+ * SimplifiedLayerNormalization), imported as the com.microsoft op? */
+bool onnx_contrib_onnx_domain(const char *op_type);
+int onnx_contrib_import(const OnnxNode *u, NodeId *last, ValId *res);
+
 /* onnx_load.c, for the upgrades: */
 /* Copies the node's attributes to IR node n, except those named in skip
  * (NULL-terminated, may be NULL). */

@@ -87,10 +87,10 @@ def main(d):
          "node 'gat' (Gather)", "expects 2 inputs, has 3")
     case("opset0.onnx", model(base_graph(), opset=0), "opset version 0")
     case("opset99.onnx", model(base_graph(), opset=99), "opset version 99")
-    fused = helper.make_node("FusedMatMul", ["x", "W"], ["z"], name="fmm",
+    fused = helper.make_node("Inverse", ["x", "W"], ["z"], name="fmm",
                              domain="com.microsoft")
     case("foreign_domain.onnx", model(base_graph([fused]), domains=["com.microsoft"]),
-         "unsupported ops: com.microsoft.FusedMatMul x1 (node 'fmm')")
+         "unsupported ops: com.microsoft.Inverse x1 (node 'fmm')")
     m = model(base_graph())
     m.graph.initializer[0].raw_data = m.graph.initializer[0].raw_data[:12]
     case("raw_short.onnx", m, "initializer 'W'", "raw_data has 12 bytes")

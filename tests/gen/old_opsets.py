@@ -392,7 +392,7 @@ def refusals():
                  node("Relu", ["b"], ["y"], name="tail")], x, y, 13)
     unsup = model([node("Conv", ["x", "x"], ["a"], name="conv1"),
                    node("Conv", ["a", "x"], ["b"], name="conv2"),
-                   node("FusedMatMul", ["b", "x"], ["c"], name="fmm", domain="com.microsoft"),
+                   node("Inverse", ["b", "x"], ["c"], name="fmm", domain="com.microsoft"),
                    node("LSTM", ["c", "x", "x"], ["y"], name="lstm"),
                    node("Conv", ["y", "x"], ["z"], name="conv3")], x, y, 14)
     unsup.opset_import.append(helper.make_opsetid("com.microsoft", 1))
@@ -402,7 +402,7 @@ def refusals():
         "cycle": (cyc, ["node 'ring", "is on a cycle"]),
         "dropout_7_mask": (mask7, ["node 'drop' (Dropout) (opset 7 form)", "mask output"]),
         "unsupported3": (unsup, ["unsupported ops: Conv (opset 14) x3 (first node 'conv1'), "
-                                 "com.microsoft.FusedMatMul x1 (node 'fmm'), "
+                                 "com.microsoft.Inverse x1 (node 'fmm'), "
                                  "LSTM (opset 14) x1 (node 'lstm')"]),
     }
 

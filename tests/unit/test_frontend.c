@@ -715,9 +715,9 @@ static void test_refuse_opset(void **state)
 	free_all();
 
 	b = mm_model();
-	Onnx__NodeProto *n = add_node(b, "FusedMatMul", "fmm", "x,W", "q");
+	Onnx__NodeProto *n = add_node(b, "Inverse", "fmm", "x,W", "q");
 	n->domain = S("com.microsoft");
-	expect_fail(b, "t.onnx: unsupported ops: com.microsoft.FusedMatMul x1 (node 'fmm')", NULL);
+	expect_fail(b, "t.onnx: unsupported ops: com.microsoft.Inverse x1 (node 'fmm')", NULL);
 	free_all();
 }
 
@@ -1190,6 +1190,67 @@ static void test_castlike(void **state)
 	expect_fail(b, "node 'bad' (CastLike)", "expects 2 inputs, has 1", NULL);
 }
 
+/* com.microsoft ops (onnx_contrib.c): an output past a skipped one lands on
+ * the right IR value, the rewrite's ops and attributes, the ONNX-domain
+ * SimplifiedLayerNormalization, the refusals' wording. */
+static void test_contrib(void **state)
+{
+	const char *dims[] = { "batch", "4" };
+	MB *b = mb_new(17);
+	add_input(b, vinfo("x", 1, 2, dims));
+	add_input(b, vinfo("s", 1, 2, dims));
+	Onnx__TensorProto *G = tensor("G", 1, 1, D4);
+	set_raw(G, (float[]){ 1, 2, 3, 4 }, 16);
+	add_init(b, G);
+	Onnx__NodeProto *n = add_node(b, "SkipLayerNormalization", "sln", "x,s,G", "y,,,sum");
+	n->domain = S("com.microsoft");
+	add_node(b, "SimplifiedLayerNormalization", "rms", "sum,G", "r");
+	n = add_node(b, "QuickGelu", "qg", "r", "q");
+	n->domain = S("com.microsoft");
+	Onnx__AttributeProto *a = attr(n, "alpha", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	a->has_f = 1; a->f = 1.5f;
+	add_output(b, "y");
+	add_output(b, "sum");
+	add_output(b, "q");
+	Diag d;
+	Graph *g = load(b, &d);
+	if (!g)
+		fail_msg("%s", d.msg);
+	const Node *ln = producer(g, "y");
+	assert_int_equal(ln->op, OP_KlnSkipLayerNorm);
+	assert_int_equal(ln->nin, 4);                  /* beta made: zeros */
+	assert_int_equal(ln->nout, 2);
+	assert_int_equal(ln->out[1], ir_value_find(g, "sum"));
+	assert_true(ir_attr_float(g, (NodeId)(ln - g->nodes), "epsilon", 0) == 1e-12f);
+	assert_int_equal(producer(g, "r")->op, OP_KlnRMSNorm);
+	const Node *q = producer(g, "q");            /* another alpha: x * Sigmoid(alpha x) */
+	assert_int_equal(q->op, OP_Mul);
+	assert_int_equal(IR_NODE(g, IR_VAL(g, q->in[1])->def)->op, OP_Sigmoid);
+	ir_graph_free(g);
+	free_all();
+
+	b = mm_model();
+	n = add_node(b, "SkipLayerNormalization", "sln", "y,y,B", "z,mean");
+	n->domain = S("com.microsoft");
+	expect_fail(b, "t.onnx: node 'sln' (com.microsoft.SkipLayerNormalization): output 1 (mean) is not supported", NULL);
+	free_all();
+	b = mm_model();
+	n = add_node(b, "Attention", "att", "y,W", "z");
+	n->domain = S("com.microsoft");
+	expect_fail(b, "node 'att' (com.microsoft.Attention): attribute 'num_heads' is required", NULL);
+	free_all();
+	b = mm_model();
+	Onnx__OperatorSetIdProto *os = tmalloc(sizeof *os);
+	Onnx__OperatorSetIdProto osi = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+	*os = osi;
+	os->domain = S("com.microsoft");
+	os->has_version = 1;
+	os->version = 2;
+	PUSH(b->m.opset_import, b->m.n_opset_import, os);
+	expect_fail(b, "opset version 2 of domain com.microsoft is not supported", NULL);
+	free_all();
+}
+
 static void test_unsorted(void **state)
 {
 	MB *b = mb_new(17);
@@ -1222,12 +1283,12 @@ static void test_unsupported_all(void **state)
 	MB *b = mm_model();
 	add_node(b, "Conv", "c1", "y,W", "q1");
 	add_node(b, "Conv", "c2", "q1,W", "q2");
-	Onnx__NodeProto *n = add_node(b, "FusedMatMul", "fmm", "x,W", "q3");
+	Onnx__NodeProto *n = add_node(b, "Inverse", "fmm", "x,W", "q3");
 	n->domain = S("com.microsoft");
 	add_node(b, "LSTM", NULL, "q2", "q4");
 	add_node(b, "Conv", "c3", "q2,W", "q5");
 	expect_fail(b, "t.onnx: unsupported ops: Conv (opset 17) x3 (first node 'c1'), "
-	               "com.microsoft.FusedMatMul x1 (node 'fmm'), LSTM (opset 17) x1", NULL);
+	               "com.microsoft.Inverse x1 (node 'fmm'), LSTM (opset 17) x1", NULL);
 	free_all();
 	/* many long-named ones: the line is cut with a count, never overflows */
 	b = mm_model();
@@ -1626,6 +1687,7 @@ int main(void)
 		cmocka_unit_test(test_version_table),
 		cmocka_unit_test(test_castlike),
 		cmocka_unit_test(test_upgrades),
+		cmocka_unit_test(test_contrib),
 		cmocka_unit_test(test_unsorted),
 		cmocka_unit_test(test_unsupported_all),
 		cmocka_unit_test(test_external_ok),
