@@ -46,7 +46,6 @@ for g in sorted(glob.glob(os.path.join(gen, "*.py"))):
         m = runpy.run_path(g)
         m["main"]([g, out], m["CASES"])
 EOF
-[ -n "$UPDATE" ] && : > "$UPDATE"
 
 # COUNTS of the last --stats line's "ops_out": the fused ops, then the plain
 # ones (awk, not a python per graph: this loop runs ~100 times)
@@ -81,12 +80,12 @@ explain() {   # the --explain lines of the patterns whose root ops are left
 	done | sort -u
 }
 
-pass=0 fail=0
-declare -A seen
-for d in "$OUT"/*/; do
-	d=${d%/}
+# one graph (the model directory $1): its PASS/FAIL/note lines on stdout
+# (a FAIL line, or no PASS line, fails it); in update mode its
+# expected.txt line in OUT/NAME.update
+graph() {
+	local d=$1 name want kind rest rc msg lines got bad ok checked levels o chk
 	name=$(basename "$d")
-	seen[$name]=1
 	want=$(grep -E "^$name[[:space:]]" "$EXPECT" 2>/dev/null | head -n 1)
 	kind=$(echo "$want" | awk '{print $2}')
 	rest=$(echo "$want" | cut -d' ' -f3-)
@@ -96,29 +95,29 @@ for d in "$OUT"/*/; do
 		2>"$OUT/$name.err" >"$OUT/$name.stats"
 	rc=$?
 	if [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
-		fail=$((fail + 1)); echo "FAIL $name: compile exit $rc (crash or hang): $(head -c 300 "$OUT/$name.err")"; continue
+		echo "FAIL $name: compile exit $rc (crash or hang): $(head -c 300 "$OUT/$name.err")"; return
 	fi
 	if [ $rc -eq 1 ]; then
 		msg=$(sed "s#$d/model.onnx#MODEL#g" "$OUT/$name.err")
 		lines=$(wc -l < "$OUT/$name.err")
-		if [ -n "$UPDATE" ]; then echo "$name refused $msg" >> "$UPDATE"; continue; fi
+		if [ -n "$UPDATE" ]; then echo "$name refused $msg" > "$OUT/$name.update"; return; fi
 		if [ "$lines" != 1 ] || [ "${msg#kiln: }" = "$msg" ]; then
-			fail=$((fail + 1)); echo "FAIL $name: refused with $lines lines, not one 'kiln: ...' line"; continue
+			echo "FAIL $name: refused with $lines lines, not one 'kiln: ...' line"; return
 		fi
 		if [ "$kind" != refused ]; then
-			fail=$((fail + 1)); echo "FAIL $name: refused (expected ${kind:-nothing: not in expected.txt}): $msg"; continue
+			echo "FAIL $name: refused (expected ${kind:-nothing: not in expected.txt}): $msg"; return
 		fi
 		[ "$msg" != "$rest" ] && echo "note $name: the error reads '$msg' (expected.txt: '$rest')"
-		pass=$((pass + 1)); echo "PASS $name: refused, one line: $msg"
-		continue
+		echo "PASS $name: refused, one line: $msg"
+		return
 	fi
-	got=$(counts < "$OUT/$name.stats") || { fail=$((fail + 1)); echo "FAIL $name: no --stats line"; continue; }
-	if [ -n "$UPDATE" ]; then echo "$name ok $got" >> "$UPDATE"; continue; fi
+	got=$(counts < "$OUT/$name.stats") || { echo "FAIL $name: no --stats line"; return; }
+	if [ -n "$UPDATE" ]; then echo "$name ok $got" > "$OUT/$name.update"; return; fi
 	if [ "$kind" != ok ]; then
-		fail=$((fail + 1)); echo "FAIL $name: compiles (expected ${kind:-nothing: not in expected.txt}): $got"; continue
+		echo "FAIL $name: compiles (expected ${kind:-nothing: not in expected.txt}): $got"; return
 	fi
 	if ! bad=$(compare "$got" "$rest"); then
-		fail=$((fail + 1)); echo "FAIL $name: $bad"; explain "$d/model.onnx" "$got"; continue
+		echo "FAIL $name: $bad"; explain "$d/model.onnx" "$got"; return
 	fi
 	ok=1 checked=
 	if [ -d "$d/test_data_set_0" ]; then
@@ -137,13 +136,39 @@ for d in "$OUT"/*/; do
 		ok=0; echo "FAIL $name: compiles but has no numpy reference to check it against"
 	fi
 	if [ $ok = 1 ]; then
-		pass=$((pass + 1)); echo "PASS $name: $got$checked"
+		echo "PASS $name: $got$checked"
 		explain "$d/model.onnx" "$got"
-	else
+	fi
+}
+
+# the graphs, JOBS at a time (KILN_TEST_JOBS, default 2), each one's lines
+# in OUT/NAME.result, printed and counted in name order
+JOBS=${KILN_TEST_JOBS:-2}
+names=()
+for d in "$OUT"/*/; do
+	d=${d%/}
+	names+=("$(basename "$d")")
+	graph "$d" > "$OUT/$(basename "$d").result" 2>&1 &
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+done
+wait
+if [ -n "$UPDATE" ]; then
+	for name in "${names[@]}"; do cat "$OUT/$name.update" 2>/dev/null; done > "$UPDATE"
+	echo "foreign_graphs: wrote $UPDATE"; exit 0
+fi
+pass=0 fail=0
+declare -A seen
+for name in "${names[@]}"; do
+	seen[$name]=1
+	cat "$OUT/$name.result"
+	if ! grep -q '^PASS \|^FAIL ' "$OUT/$name.result"; then
+		fail=$((fail + 1)); echo "FAIL $name: no verdict (the test script itself broke)"
+	elif grep -q '^FAIL ' "$OUT/$name.result"; then
 		fail=$((fail + 1))
+	else
+		pass=$((pass + 1))
 	fi
 done
-if [ -n "$UPDATE" ]; then echo "foreign_graphs: wrote $UPDATE"; exit 0; fi
 while read -r name _; do
 	case $name in ''|'#'*) continue ;; esac
 	[ -n "${seen[$name]:-}" ] || { fail=$((fail + 1)); echo "FAIL $name: in expected.txt but no generator wrote it"; }
