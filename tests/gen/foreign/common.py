@@ -48,6 +48,8 @@ npref.OPS.update({
     "Sigmoid": lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
     "Relu": lambda x: np.maximum(x, 0).astype(x.dtype),
     "Reciprocal": lambda x: (1.0 / x).astype(x.dtype),
+    "Clip": lambda x, lo=None, hi=None: np.clip(x, -np.inf if lo is None else lo,
+                                                np.inf if hi is None else hi).astype(x.dtype),
     "ReduceSum": lambda x, axes=None, keepdims=1, noop_with_empty_axes=0:
         np.sum(x, axis=None if axes is None else tuple(int(a) % x.ndim for a in axes),
                keepdims=bool(keepdims)).astype(x.dtype),
