@@ -37,6 +37,23 @@ npref.OPS["Unsqueeze"] = lambda x, axes: _npref_unsqueeze(x, np.atleast_1d(axes)
 _npref_mean = npref.OPS["ReduceMean"]
 npref.OPS["ReduceMean"] = lambda x, axes=None, keepdims=1, noop_with_empty_axes=0: \
     _npref_mean(x, axes, keepdims)
+# Split with num_outputs (opset 18) instead of split sizes: chunks of
+# ceil(n / num_outputs), the last one smaller
+_npref_split = npref.OPS["Split"]
+npref.OPS["Split"] = lambda x, split=None, axis=0, num_outputs=None: \
+    _npref_split(x, split, axis) if split is not None else \
+    tuple(np.split(x, [-(-x.shape[axis] // num_outputs) * i for i in range(1, num_outputs)], axis=axis))
+# ops npref leaves out that the ported graphs use
+npref.OPS.update({
+    "Sigmoid": lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
+    "Relu": lambda x: np.maximum(x, 0).astype(x.dtype),
+    "Reciprocal": lambda x: (1.0 / x).astype(x.dtype),
+    "Clip": lambda x, lo=None, hi=None: np.clip(x, -np.inf if lo is None else lo,
+                                                np.inf if hi is None else hi).astype(x.dtype),
+    "ReduceSum": lambda x, axes=None, keepdims=1, noop_with_empty_axes=0:
+        np.sum(x, axis=None if axes is None else tuple(int(a) % x.ndim for a in axes),
+               keepdims=bool(keepdims)).astype(x.dtype),
+})
 
 
 class Graph:
