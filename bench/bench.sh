@@ -11,19 +11,21 @@
 # First the machine: build/kiln_peak (bench/peak.c) measures this machine's
 # peaks with assembly loops, on 1 thread and on all cores: fp32 FMA, bf16
 # vdpbf16ps (AVX512_BF16 only), int8 vpdpbusd (AVX512_VNNI / AVX-VNNI; else
-# AVX2's exact vpmaddwd form that kiln's AVX2 int8 GEMM runs), and the read
+# AVX2's exact vpmaddwd form that kiln's AVX2 int8 GEMM runs on 8-bit
+# weights), int8w7 (the same vpdpbusd with VNNI; else AVX2's vpmaddubsw +
+# vpmaddwd + vpaddd, the form of kiln's 7-bit kernel and of ONNX Runtime's
+# AVX2 u8 x s8 GEMM), and the read
 # bandwidth; they are printed above the table and "% of peak" is computed
 # from them (a row on T threads against the T-thread peak: the 1-thread one
 # times T, capped by the all-cores one).  bf16 rows count against the bf16
 # peak (the fp32 one where the CPU has no AVX512_BF16: they run widened),
-# int8 rows against the int8 peak.
+# int8 rows against the int8 peak, int8w7 rows against the int8w7 one.
 #
 # Each configuration runs in fp32, compiled with --fpmath=bf16 (bf16 GEMM
 # weights and inputs, fp32 sums), with --quantize=int8 (int8 weights per
 # output channel, activations per row, exact i32 sums) and, as int8w7,
 # with --quantize=int8 --quantize-weight-bits=7 (weights in [-64, 64], which
-# AVX2 without VNNI multiplies with vpmaddubsw; "% of peak" is not printed
-# for them: the int8 peak measured is the exact 8-bit form's).  int8 rows also time
+# AVX2 without VNNI multiplies with vpmaddubsw).  int8 rows also time
 # ONNX Runtime on its own int8 model (shared/tools/quantize_dynamic.py:
 # DynamicQuantizeLinear + MatMulInteger), the int8 peer.  Reduced-precision
 # rows print the accuracy of their outputs against ONNX Runtime's fp32

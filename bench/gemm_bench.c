@@ -9,6 +9,11 @@
  *                            model's weights are)
  *   GEMM_BENCH_PEAK=G        this machine's fp32 FMA peak in GFLOP per
  *                            CPU-second (kiln_peak's fp32_core): a % column
+ *   gemm_bench int8 [KERNEL] rt_qgemm (KlnGemmQ's int8 GEMM) instead, 8-bit
+ *                            and 7-bit weights, in GOP per CPU-second
+ *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core);
+ *                            GEMM_BENCH_ONLY=TEXT: the shapes whose name
+ *                            holds TEXT
  *
  * The machine is shared, so the figure is GFLOP per CPU-second of this
  * process (getrusage: user + system time of all its threads, the pool's
@@ -25,6 +30,7 @@
 #include <sys/resource.h>
 
 #include "gemm.h"
+#include "gemm_int8.h"
 #include "rt.h"
 #include "rt_internal.h"
 
@@ -128,8 +134,103 @@ static double run(const shape *s, struct rt_pool *pool, int T, int how, const fl
 	return best;
 }
 
+/* ---- int8: rt_qgemm (KlnGemmQ's GEMM) ---- */
+
+/* GOP (2 per multiply-add) per CPU-second of rt_qgemm on shape s with
+ * flags (RT_Q8_W7: 7-bit weights), the best of 7 groups of >= 20 ms; the
+ * weights cycle through ncopy copies (from DRAM unless ncopy is 1) */
+static double run_q8(const shape *s, struct rt_pool *pool, const float *A, const int8_t *Wp0,
+                     size_t np, int ncopy, const float *scale, const int32_t *wsum, float *C,
+                     int flags)
+{
+	double ops = 2.0 * (double)(s->M * s->N * s->K), best = 0;
+	int r = 0;
+	rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0, scale, wsum, C, s->N, NULL, flags);
+	for (int g = 0; g < 7; g++) {
+		double t0 = cpu_now(), t;
+		int calls = 0;
+		do {
+			if (rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0 + (size_t)(r % ncopy) * np,
+			             scale, wsum, C, s->N, NULL, flags))
+				return -1;
+			r++;
+			calls++;
+		} while ((t = cpu_now() - t0) < 0.02);
+		double gf = ops * calls / t * 1e-9;
+		if (gf > best)
+			best = gf;
+	}
+	return best;
+}
+
+/* gemm_bench int8 [KERNEL]: 8-bit and 7-bit weights on the unbatched
+ * shapes, 1 and 2 threads, in GOP per CPU-second (GEMM_BENCH_PEAK: the
+ * int8 peak per CPU-second for a % column) */
+static int int8_main(const char *kernel, bool cache, double peak)
+{
+	if (kernel && rt_qgemm_use(kernel)) {
+		fprintf(stderr, "gemm_bench: int8 kernel %s not available\n", kernel);
+		return 1;
+	}
+	const char *only = getenv("GEMM_BENCH_ONLY");
+	printf("int8 kernels: %s (8-bit weights), %s (7-bit); W %s; GOP per CPU-second\n",
+	       rt_qgemm_kernel(0), rt_qgemm_kernel(RT_Q8_W7), cache ? "in cache" : "from DRAM");
+	printf("%-10s %5s %5s %5s | %7s %7s | %7s %7s\n", "shape", "M", "N", "K", "w8 t1", "w7 t1",
+	       "w8 t2", "w7 t2");
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		const shape *s = &shapes[i];
+		if (s->batch > 1 || (only && !strstr(s->what, only)))
+			continue;
+		size_t na = (size_t)(s->M * s->K), np = (size_t)rt_q8_panel_bytes(s->K, s->N);
+		int ncopy = cache ? 1 : (int)(((size_t)128 << 20) / np + 1);
+		ncopy = ncopy > 40 ? 40 : ncopy;
+		float *A = malloc(na * 4), *W = malloc((size_t)(s->K * s->N) * 4),
+		      *C = malloc((size_t)(s->M * s->N) * 4), *scale = malloc((size_t)s->N * 8);
+		int8_t *Wp = aligned_alloc(64, (np * (size_t)ncopy + 63) / 64 * 64);
+		int32_t *wsum = malloc((size_t)s->N * 4);
+		if (!A || !W || !C || !scale || !Wp || !wsum) {
+			fprintf(stderr, "gemm_bench: out of memory\n");
+			return 1;
+		}
+		for (size_t k = 0; k < na; k++)
+			A[k] = (float)((k * 7919) % 1001) / 500.0f - 1.0f;
+		for (size_t k = 0; k < (size_t)(s->K * s->N); k++)
+			W[k] = (float)((k * 104729) % 2003) / 1000.0f - 1.0f;
+		double g[4] = {0};
+		for (int bits = 8; bits >= 7; bits--) {
+			rt_q8_quantize_weights_bits(W, s->K, s->N, bits, Wp, scale, wsum);
+			for (int c = 1; c < ncopy; c++)
+				memcpy(Wp + (size_t)c * np, Wp, np);
+			for (int T = 1; T <= 2; T++) {
+				struct rt_pool *pool = rt_pool_create(T);
+				g[(T - 1) * 2 + (8 - bits)] = run_q8(s, pool, A, Wp, np, ncopy, scale, wsum, C,
+				                                     bits == 7 ? RT_Q8_W7 : 0);
+				rt_pool_free(pool);
+			}
+		}
+		printf("%-10s %5lld %5lld %5lld |", s->what, (long long)s->M, (long long)s->N,
+		       (long long)s->K);
+		for (int c = 0; c < 4; c++) {
+			if (c == 2)
+				printf(" |");
+			if (peak > 0)
+				printf(" %6.0f%%", 100 * g[c] / peak);
+			else
+				printf(" %7.1f", g[c]);
+		}
+		printf("\n");
+		free(A), free(W), free(C), free(scale), free(Wp), free(wsum);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "int8")) {
+		const char *ce = getenv("GEMM_BENCH_CACHE"), *pe = getenv("GEMM_BENCH_PEAK");
+		return int8_main(argc > 2 ? argv[2] : NULL, ce && *ce && strcmp(ce, "0"),
+		                 pe ? atof(pe) : 0);
+	}
 	if (argc > 1 && rt_sgemm_use(argv[1])) {
 		fprintf(stderr, "gemm_bench: kernel %s not available\n", argv[1]);
 		return 1;

@@ -4,6 +4,8 @@
 # GFLOP per CPU-second and as a % of this machine's fp32 FMA peak per
 # CPU-second, measured first in the same run (kiln_peak).
 #   bash bench/gemm_bench.sh [BUILD_DIR] [KERNEL]   (KERNEL: avx512, avx2, c)
+#   bash bench/gemm_bench.sh BUILD_DIR int8 [INT8_KERNEL]: the int8 GEMM
+#   (rt_qgemm) instead, against kiln_peak's int8 and int8w7 peaks
 #   GEMM_BENCH_CACHE=1: B stays in cache (else it comes from DRAM)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +14,13 @@ build=${1:-$root/build}
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$root/runtime" "$root/bench/gemm_bench.c" \
   "$build/libkiln_rt.a" -lopenblas -lm -lpthread -o "$build/gemm_bench"
 echo "load: $(uptime | sed 's/.*load/load/')"
+if [ "${2:-}" = int8 ]; then   # rt_qgemm, 8- and 7-bit weights, in GOP per CPU-second
+  if [ -x "$build/kiln_peak" ]; then
+    "$build/kiln_peak" --seconds 1 --threads 1 | tail -1 |
+      sed -n 's/.*"int8_core": \([0-9.]*\).*"int8w7_core": \([0-9.]*\).*/int8 peaks per CPU-second (kiln_peak): 8-bit form \1, 7-bit form \2/p'
+  fi
+  exec "$build/gemm_bench" int8 ${3:-}
+fi
 peak=
 if [ -x "$build/kiln_peak" ]; then
   peak=$("$build/kiln_peak" --seconds 1 --threads 1 | tail -1 |

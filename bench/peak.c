@@ -11,6 +11,9 @@
  *   int8   vpdpbusd: zmm, 24 chains (AVX512_VNNI), else ymm {vex} (AVX-VNNI),
  *          else AVX2's exact widening form that kiln's int8 GEMM uses
  *          (vpmaddwd on i16 + vpaddd, 6 chains): 2 ops per multiply-add
+ *   int8w7 the form 7-bit weights run: vpdpbusd as int8 with VNNI, else
+ *          AVX2's vpmaddubsw + vpmaddwd by ones + vpaddd (kiln's "avx2-w7"
+ *          kernel, and ONNX Runtime's AVX2 u8 x s8 GEMM), 6 chains
  *   read bandwidth: a 256 MiB buffer summed (vectorized C: memory bound).
  * Each runs on 1 thread and on N threads at once (one loop per thread; the
  * total is N times the per-thread work over the wall time).  CPU features
@@ -134,6 +137,29 @@ __attribute__((target("avx2"))) static double loop_madd_ymm(uint64_t it)
 		  "xmm10", "xmm11", "xmm12", "xmm13", "cc");
 #undef F
 #undef A
+#undef G
+#undef G6
+	return 0;
+}
+
+/* AVX2 u8 x s8 (kiln's 7-bit kernel "avx2-w7", and what ONNX Runtime's
+ * MLAS runs on AVX2 without VNNI): vpmaddubsw multiplies u8 by s8 and sums
+ * pairs to i16 (saturating), vpmaddwd by ones sums those pairs to i32,
+ * vpaddd accumulates: 32 multiply-adds per three instructions; 6 chains,
+ * x2 unrolled.  ymm12/13 the operands, ymm14 the ones. */
+__attribute__((target("avx2"))) static double loop_maddubs_ymm(uint64_t it)
+{
+#define G(a, t) "vpmaddubsw %%ymm13, %%ymm12, %%ymm" #t "\n\t" \
+	"vpmaddwd %%ymm14, %%ymm" #t ", %%ymm" #t "\n\t" \
+	"vpaddd %%ymm" #t ", %%ymm" #a ", %%ymm" #a "\n\t"
+#define G6 G(0, 6) G(1, 7) G(2, 8) G(3, 9) G(4, 10) G(5, 11)
+	__asm__ volatile(
+		"vpxor %%ymm12, %%ymm12, %%ymm12\n\tvpxor %%ymm13, %%ymm13, %%ymm13\n\t"
+		"vpxor %%ymm14, %%ymm14, %%ymm14\n\t"
+		"1:\n\t" G6 G6 "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+		: "+r"(it) :
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "cc");
 #undef G
 #undef G6
 	return 0;
@@ -277,13 +303,19 @@ int main(int argc, char **argv)
 	            : avxvnni ? (loop){"int8", "int8 {vex} vpdpbusd ymm x12", "GOP/s", loop_vnni_ymm, 24 * 64}
 	                      : (loop){"int8", "int8 AVX2 exact vpmaddwd+vpaddd ymm x6", "GOP/s",
 	                               loop_madd_ymm, 12 * 32};
-	const loop *ls[3] = {avx2 || z ? &fp32 : NULL, bf16 ? &lbf16 : NULL, &int8};
+	/* 7-bit weights: VNNI runs them as 8-bit ones; AVX2 on vpmaddubsw */
+	loop int8w7 = vnni || avxvnni ? int8
+	              : (loop){"int8w7", "int8w7 AVX2 vpmaddubsw+vpmaddwd ymm x6", "GOP/s",
+	                       loop_maddubs_ymm, 12 * 64};
+	int8w7.key = "int8w7";
+	enum { NL = 4 };
+	const loop *ls[NL] = {avx2 || z ? &fp32 : NULL, bf16 ? &lbf16 : NULL, &int8, &int8w7};
 	if (!avx2 && !z)
-		ls[2] = NULL;
-	char json[2048];
+		ls[2] = ls[3] = NULL;
+	char json[4096];
 	int o = snprintf(json, sizeof json, "{\"threads\": %ld", nthr);
-	const char *keys[3] = {"fp32", "bf16", "int8"};
-	for (int k = 0; k < 3; k++) {
+	const char *keys[NL] = {"fp32", "bf16", "int8", "int8w7"};
+	for (int k = 0; k < NL; k++) {
 		if (!ls[k]) {
 			printf("%-40s not on this CPU\n", keys[k]);
 			o += snprintf(json + o, sizeof json - (size_t)o,

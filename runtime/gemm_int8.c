@@ -14,11 +14,12 @@
  *       wbits 7: every |W| <= RT_Q8_W7MAX (--quantize-weight-bits=7: the
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
- * Work: A is quantized once per call (rows split over the threads), then
- * the column panels are split over the threads; each walks its panels for
- * chunks of rows that stay in L2 (quantized A is 1 or 2 bytes a value),
- * the micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
- * with the bias and GELU while they are in L1.  A row of A that holds a
+ * Work: one job per call, its tasks taken by the threads from a shared
+ * counter: A quantized once (chunks of rows), then units of one column
+ * panel times a chunk of rows that stays in L2 (quantized A is 1 or 2
+ * bytes a value), the micro-kernel giving MR x 16 int32 sums over the
+ * whole K, dequantized with the bias and GELU while they are in L1; the
+ * next panel is prefetched meanwhile.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
 #include <float.h>
 #include <pthread.h>
@@ -168,6 +169,9 @@ typedef struct q8_job {
 	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
 	int32_t *zp;           /* [M] zero points */
 	int wbad;              /* a 7-bit kernel met a weight outside the 7-bit range */
+	int64_t qrows, nq;     /* A is quantized in nq tasks of qrows rows */
+	int64_t next;          /* the next task (q8_work) */
+	int64_t qdone;         /* quantization tasks done */
 	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
 } q8_job;
 
@@ -323,41 +327,89 @@ static void dequant(const q8_job *j, const int32_t *acc, int64_t i0, int mr, int
 	}
 }
 
-static void q8_panels(void *arg, int64_t pb, int64_t pe)
+static void prefetch_lines(const int8_t *p, int64_t n)
 {
-	const q8_job *j = arg;
+	for (int64_t l = 0; l < n; l++)
+		__builtin_prefetch(p + 64 * l, 0, 2);
+}
+
+/* One unit of work: C rows [i0, i1) x panel p, MR rows a micro-kernel call.
+ * The panel after p (or, after the last, the first for the next chunk of
+ * rows) goes to L2 while p computes, a slice before each call, so the
+ * weights stream from DRAM behind the products, not between them (and the
+ * 7-bit check reads the next panel from cache). */
+static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide, rt_q8_kern fn)
+{
 	int MR = j->uk->mr;
 	int32_t acc[16 * RT_Q8_NR];
 	const void *rows[16];
+	int64_t pstride = j->kq * 4 * RT_Q8_NR, plines = pstride / 64;
+	const int8_t *wp = j->Wp + p * pstride;
+	/* a 7-bit kernel would saturate on 8-bit weights: every panel is checked */
+	if (j->uk->w7 && !rt_q8_w7_ok(wp, pstride)) {
+		__atomic_store_n(&j->wbad, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (wide) {
+		j->uk->widen(j->kq, wp, wide);
+		wp = (const int8_t *)(const void *)wide;
+	}
+	int64_t n0 = p * RT_Q8_NR;
+	int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
+	const int8_t *pf = p + 1 < j->np ? j->Wp + (p + 1) * pstride : i1 < j->M ? j->Wp : NULL;
+	int64_t calls = (i1 - i0 + MR - 1) / MR, per = (plines + calls - 1) / calls;
+	for (int64_t i = i0; i < i1; i += MR) {
+		int mr = (int)(i1 - i < MR ? i1 - i : MR);
+		int64_t l0 = (i - i0) / MR * per;
+		if (pf && l0 < plines)
+			prefetch_lines(pf + 64 * l0, plines - l0 < per ? plines - l0 : per);
+		/* a short block repeats its last row; those sums are dropped */
+		for (int r = 0; r < MR; r++)
+			rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
+		fn(j->kq, rows, wp, acc);
+		dequant(j, acc, i, mr, n0, nc);
+	}
+}
+
+static inline void relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* A thread's part of the job (one call per thread): tasks taken one at a
+ * time from a shared counter, so threads that run slower (a core shared
+ * with another process) take fewer and all finish together.  First the
+ * quantization of A, nq chunks of qrows rows; then the units, row chunk by
+ * row chunk (the chunk's rows stay in L2), panel by panel, each once every
+ * row of A is quantized (the tasks before it are all taken by then, and
+ * none waits: no deadlock).  Every C element comes from one unit with the
+ * same kernel, so the bits do not depend on who took what. */
+static void q8_work(void *arg, int64_t b, int64_t e)
+{
+	(void)b, (void)e;
+	q8_job *j = arg;
 	int64_t pstride = j->kq * 4 * RT_Q8_NR;
 	/* the widened panel, or (no memory for it) the kernel that widens in its loop */
 	int16_t *wide = j->uk->widen ? buf_get(1, (size_t)pstride * sizeof(int16_t)) : NULL;
 	rt_q8_kern fn = j->uk->widen && !wide ? j->uk->narrow : j->uk->fn;
-	for (int64_t i0 = 0; i0 < j->M; i0 += j->mc) {
-		int64_t i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M;
-		for (int64_t p = pb; p < pe; p++) {
-			const int8_t *wp = j->Wp + p * pstride;
-			/* a 7-bit kernel would saturate on 8-bit weights: every
-			 * panel is checked (while it comes into cache for the kernel) */
-			if (j->uk->w7 && !rt_q8_w7_ok(wp, pstride)) {
-				__atomic_store_n(&((q8_job *)arg)->wbad, 1, __ATOMIC_RELAXED);
-				continue;
-			}
-			if (wide) {
-				j->uk->widen(j->kq, wp, wide);
-				wp = (const int8_t *)(const void *)wide;
-			}
-			int64_t n0 = p * RT_Q8_NR;
-			int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
-			for (int64_t i = i0; i < i1; i += MR) {
-				int mr = (int)(i1 - i < MR ? i1 - i : MR);
-				/* a short block repeats its last row; those sums are dropped */
-				for (int r = 0; r < MR; r++)
-					rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
-				fn(j->kq, rows, wp, acc);
-				dequant(j, acc, i, mr, n0, nc);
-			}
+	int64_t nchunks = (j->M + j->mc - 1) / j->mc;
+	for (;;) {
+		int64_t t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		if (t < j->nq) {
+			int64_t r0 = t * j->qrows;
+			quant_rows(j, r0, j->M - r0 < j->qrows ? j->M : r0 + j->qrows);
+			__atomic_fetch_add(&j->qdone, 1, __ATOMIC_RELEASE);
+			continue;
 		}
+		t -= j->nq;
+		if (t >= nchunks * j->np)
+			return;
+		while (__atomic_load_n(&j->qdone, __ATOMIC_ACQUIRE) < j->nq)
+			relax();
+		int64_t i0 = t / j->np * j->mc;
+		q8_unit(j, i0, j->M - i0 < j->mc ? j->M : i0 + j->mc, t % j->np, wide, fn);
 	}
 }
 
@@ -391,10 +443,15 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	int64_t mc = (512 << 10) / j.rowb;
 	mc = mc < j.uk->mr ? j.uk->mr : mc / j.uk->mr * j.uk->mr;
 	j.mc = mc;
+	/* A quantized in chunks of about 16K values */
+	j.qrows = K >= 16384 ? 1 : 16384 / K;
+	j.nq = (M + j.qrows - 1) / j.qrows;
 	double work = (double)M * (double)N * (double)K;
-	struct rt_pool *p = work >= 5e5 ? pool : NULL;
-	rt_parallel_for(M * K >= 16384 ? p : NULL, M, quant_rows, &j);
-	rt_parallel_for(p, j.np, q8_panels, &j);
+	int nt = work >= 5e5 ? rt_pool_size(pool) : 1;
+	if (nt > 1)
+		rt_parallel_for(pool, nt, q8_work, &j);
+	else
+		q8_work(&j, 0, 1);
 	return __atomic_load_n(&j.wbad, __ATOMIC_RELAXED) ? -3 : 0;
 }
 

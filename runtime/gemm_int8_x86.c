@@ -10,9 +10,10 @@
  *               sums, at most 2 x 255 x 64 = 32640: no saturation), summed
  *               to i32 by vpmaddwd with ones, added with vpaddd: 32
  *               products for two multiplies, twice "avx2"'s rate
- *   avx2        2 x 16, A as i16: a quad broadcast (64 bits); each 16 bytes
- *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw, once per
- *               panel into a buffer that its row blocks share) and
+ *   avx2        4 x 16 (two sweeps of 4 x 8), A as i16: a quad broadcast
+ *               (64 bits); each 16 bytes of W (4 columns x 4 k) widened to
+ *               i16 (vpmovsxbw, once per panel into a buffer that its row
+ *               blocks share; "avx2-narrow", 2 x 16, widens in its loop) and
  *               multiplied by vpmaddwd (pairs summed to i32, exact; the
  *               u8 x s8 vpmaddubsw would saturate at 2 x 255 x 127), added
  *               with vpaddd; two i32 lanes per column, added at the end. */
@@ -206,47 +207,53 @@ const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0};
 /* In assembly for the same reason as k_avx2 below.  ymm0-7: row r's
  * columns 0-7 (ymm 2r) and 8-15 (ymm 2r+1), one i32 sum per column;
  * ymm8/9 the quad of W (columns 0-7, 8-15); ymm10 i16 ones; ymm11 the
- * row's A quad; ymm12/13 products. */
+ * row's A quad; ymm12/13 products.  Two quads a step, the rows addressed
+ * by one offset (fewer scalar instructions beside the 48 vector ones),
+ * then the odd quad. */
 __attribute__((target("avx2")))
 static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
 {
 	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
-	if (kq <= 0) {
-		memset(acc, 0, sizeof(int32_t) * 4 * RT_Q8_NR);
-		return;
-	}
 	static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-#define ROW(ra, c0, c1) \
-	"vpbroadcastd (%[" #ra "]), %%ymm11\n\t" \
+	int64_t n2 = kq / 2, odd = kq & 1, o = 0;
+#define ROW(ra, d, c0, c1) \
+	"vpbroadcastd " #d "(%[" #ra "], %[o]), %%ymm11\n\t" \
 	"vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t" \
 	"vpmaddubsw %%ymm9, %%ymm11, %%ymm13\n\t" \
 	"vpmaddwd %%ymm10, %%ymm12, %%ymm12\n\t" \
 	"vpmaddwd %%ymm10, %%ymm13, %%ymm13\n\t" \
 	"vpaddd %%ymm12, %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
 	"vpaddd %%ymm13, %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+#define QUAD(d, wo) \
+	"vmovdqu " #wo "(%[w]), %%ymm8\n\t" \
+	"vmovdqu " #wo "+32(%[w]), %%ymm9\n\t" \
+	ROW(a0, d, 0, 1) ROW(a1, d, 2, 3) ROW(a2, d, 4, 5) ROW(a3, d, 6, 7)
 	__asm__ volatile(
 		"vmovdqu (%[ones]), %%ymm10\n\t"
 		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
 		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
 		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
 		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"test %[n2], %[n2]\n\tjz 2f\n\t"
 		"1:\n\t"
-		"vmovdqu (%[w]), %%ymm8\n\t"
-		"vmovdqu 32(%[w]), %%ymm9\n\t"
-		ROW(a0, 0, 1) ROW(a1, 2, 3) ROW(a2, 4, 5) ROW(a3, 6, 7)
-		"add $4, %[a0]\n\tadd $4, %[a1]\n\tadd $4, %[a2]\n\tadd $4, %[a3]\n\t"
-		"add $64, %[w]\n\t"
-		"dec %[n]\n\tjnz 1b\n\t"
+		QUAD(0, 0) QUAD(4, 64)
+		"add $8, %[o]\n\tsub $-128, %[w]\n\t"
+		"dec %[n2]\n\tjnz 1b\n\t"
+		"2:\n\t"
+		"test %[odd], %[odd]\n\tjz 3f\n\t"
+		QUAD(0, 0)
+		"3:\n\t"
 		"vmovdqu %%ymm0, (%[acc])\n\tvmovdqu %%ymm1, 32(%[acc])\n\t"
 		"vmovdqu %%ymm2, 64(%[acc])\n\tvmovdqu %%ymm3, 96(%[acc])\n\t"
 		"vmovdqu %%ymm4, 128(%[acc])\n\tvmovdqu %%ymm5, 160(%[acc])\n\t"
 		"vmovdqu %%ymm6, 192(%[acc])\n\tvmovdqu %%ymm7, 224(%[acc])\n\t"
 		"vzeroupper\n\t"
-		: [a0] "+r"(r0), [a1] "+r"(r1), [a2] "+r"(r2), [a3] "+r"(r3), [w] "+r"(wp),
-		  [n] "+r"(kq)
-		: [acc] "r"(acc), [ones] "r"(ones)
+		: [o] "+r"(o), [w] "+r"(wp), [n2] "+r"(n2)
+		: [a0] "r"(r0), [a1] "r"(r1), [a2] "r"(r2), [a3] "r"(r3), [odd] "r"(odd),
+		  [acc] "r"(acc), [ones] "r"(ones)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
 		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
+#undef QUAD
 #undef ROW
 }
 
@@ -300,52 +307,63 @@ static void widen_avx2(int64_t kq, const int8_t *wp, int16_t *dst)
 		                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wp + i))));
 }
 
-/* The inner loop in assembly: GCC's allocation of 8 accumulators, 8
- * products and 2 broadcasts copies every accumulator once per step (8
- * vmovdqa a quad), which made the loop front-end bound.  ymm0-3: row 0's
- * columns 0-3, 4-7, 8-11, 12-15 (two partial sums per column), ymm4-7 row
- * 1's; ymm8/9 the rows' quads; ymm10-13 products. */
+/* The inner loop in assembly: GCC's allocation of the accumulators,
+ * products and broadcasts copied every accumulator once per step, which
+ * made the loop front-end bound.  4 rows x 16 columns as two sweeps over K
+ * of 4 rows x 8 columns (half h: the widened quad's bytes 64h .. 64h+63,
+ * columns 8h .. 8h+7), so one pair of W loads serves 4 rows (6 loads per
+ * 16 vector instructions; 2 x 16 loaded W per row).  ymm0-7: row r's
+ * columns 8h .. 8h+3 (ymm 2r) and 8h+4 .. 8h+7 (ymm 2r+1), two partial
+ * sums per column; ymm8/9 the half quad of W; ymm10 the row's quad (four
+ * i16, broadcast); ymm11/12 products. */
 __attribute__((target("avx2")))
-static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp8, int32_t *acc)
+static void k_avx2_half(int64_t kq, const int16_t *const *r, const int16_t *wp, int32_t *t)
 {
-	const int16_t *r0 = a[0], *r1 = a[1];
-	const int16_t *wp = (const int16_t *)(const void *)wp8;   /* widened (widen_avx2) */
-	int32_t t[64];
-	if (kq <= 0) {
-		memset(acc, 0, sizeof(int32_t) * 2 * RT_Q8_NR);
-		return;
-	}
-#define MA(off, p0, p1, c0, c1) \
-	"vpmaddwd " #off "(%[w]), %%ymm8, %%ymm" #p0 "\n\t" \
-	"vpmaddwd " #off "(%[w]), %%ymm9, %%ymm" #p1 "\n\t" \
-	"vpaddd %%ymm" #p0 ", %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
-	"vpaddd %%ymm" #p1 ", %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+	int64_t o = 0;
+#define ROW(ra, c0, c1) \
+	"vpbroadcastq (%[" #ra "], %[o]), %%ymm10\n\t" \
+	"vpmaddwd %%ymm8, %%ymm10, %%ymm11\n\t" \
+	"vpmaddwd %%ymm9, %%ymm10, %%ymm12\n\t" \
+	"vpaddd %%ymm11, %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpaddd %%ymm12, %%ymm" #c1 ", %%ymm" #c1 "\n\t"
 	__asm__ volatile(
 		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
 		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
 		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
 		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"test %[n], %[n]\n\tjz 2f\n\t"
 		"1:\n\t"
-		"vpbroadcastq (%[a0]), %%ymm8\n\t"
-		"vpbroadcastq (%[a1]), %%ymm9\n\t"
-		MA(0, 10, 11, 0, 4) MA(32, 12, 13, 1, 5) MA(64, 10, 11, 2, 6) MA(96, 12, 13, 3, 7)
-		"add $8, %[a0]\n\tadd $8, %[a1]\n\tsub $-128, %[w]\n\t"
+		"vmovdqu (%[w]), %%ymm8\n\t"
+		"vmovdqu 32(%[w]), %%ymm9\n\t"
+		ROW(a0, 0, 1) ROW(a1, 2, 3) ROW(a2, 4, 5) ROW(a3, 6, 7)
+		"add $8, %[o]\n\tsub $-128, %[w]\n\t"
 		"dec %[n]\n\tjnz 1b\n\t"
+		"2:\n\t"
 		"vmovdqu %%ymm0, (%[t])\n\tvmovdqu %%ymm1, 32(%[t])\n\t"
-		"vmovdqu %%ymm2, 64(%[t])\n\tvmovdqu %%ymm3, 96(%[t])\n\t"
-		"vmovdqu %%ymm4, 128(%[t])\n\tvmovdqu %%ymm5, 160(%[t])\n\t"
-		"vmovdqu %%ymm6, 192(%[t])\n\tvmovdqu %%ymm7, 224(%[t])\n\t"
+		"vmovdqu %%ymm2, 128(%[t])\n\tvmovdqu %%ymm3, 160(%[t])\n\t"
+		"vmovdqu %%ymm4, 256(%[t])\n\tvmovdqu %%ymm5, 288(%[t])\n\t"
+		"vmovdqu %%ymm6, 384(%[t])\n\tvmovdqu %%ymm7, 416(%[t])\n\t"
 		"vzeroupper\n\t"
-		: [a0] "+r"(r0), [a1] "+r"(r1), [w] "+r"(wp), [n] "+r"(kq)
-		: [t] "r"(t)
+		: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(kq)
+		: [a0] "r"(r[0]), [a1] "r"(r[1]), [a2] "r"(r[2]), [a3] "r"(r[3]), [t] "r"(t)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
-#undef MA
-	/* each accumulator: 4 columns x 2 partial sums */
-	for (int r = 0; r < 2; r++)
+		  "xmm10", "xmm11", "xmm12", "cc", "memory");
+#undef ROW
+}
+
+__attribute__((target("avx2")))
+static void k_avx2(int64_t kq, const void *const *a, const int8_t *wp8, int32_t *acc)
+{
+	const int16_t *r[4] = {a[0], a[1], a[2], a[3]};
+	const int16_t *wp = (const int16_t *)(const void *)wp8;   /* widened (widen_avx2) */
+	int32_t t[4 * 32];   /* row r, group g of 4 columns: 8 lanes at t[32 r + 8 g] */
+	k_avx2_half(kq, r, wp, t);
+	k_avx2_half(kq, r, wp + 32, t + 16);
+	/* each group: 4 columns x 2 partial sums */
+	for (int i = 0; i < 4; i++)
 		for (int c = 0; c < RT_Q8_NR; c++)
-			acc[r * RT_Q8_NR + c] = t[r * 32 + (c / 4) * 8 + (c % 4) * 2] +
-			                        t[r * 32 + (c / 4) * 8 + (c % 4) * 2 + 1];
+			acc[i * RT_Q8_NR + c] = t[i * 32 + (c / 4) * 8 + (c % 4) * 2] +
+			                        t[i * 32 + (c / 4) * 8 + (c % 4) * 2 + 1];
 }
 
 /* the same from the int8 panel (vpmovsxbw in the loop): when no memory
@@ -379,7 +397,14 @@ static void k_avx2_narrow(int64_t kq, const void *const *a, const int8_t *wp, in
 	store_pairs(acc + 24, c12, c13);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 2, 1, widen_avx2, k_avx2_narrow, 0};
+/* k_avx2_narrow on 4 rows (rt_q8_avx2's MR) */
+static void k_avx2_narrow4(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	k_avx2_narrow(kq, a, wp, acc);
+	k_avx2_narrow(kq, a + 2, wp, acc + 2 * RT_Q8_NR);
+}
+
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0};
 /* never the best (avx2 is); tests select it by name */
 const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0};
 

@@ -210,6 +210,8 @@ static void big_shapes(void **state)
 	shape(37, 64, 3072);       /* FFN2's K */
 	shape(300, 40, 64);        /* rows past one L2 chunk of a small K */
 	shape(2, 2304, 768);       /* the QKV width */
+	shape(700, 40, 768);       /* two chunks of rows (the u8 ones hold 682, i16 341),
+	                              A quantized in 34 tasks, the last short */
 }
 
 /* random f32 operands: the error of per-row / per-column quantization is
