@@ -878,8 +878,10 @@ static bool where_absorbs(double f)
 }
 
 /* c behind Expands and bool Casts of bools: as a Where's condition (whose
- * result the caller checks has the scores' shape) they are c itself. */
-static ValId cond_peel(const Graph *g, ValId c)
+ * result the caller checks has the scores' shape) they are c itself.  An
+ * Expand to Shape(scores) (expand_as), both used once, goes into m (when
+ * not NULL): it reads the scores, and dies with them. */
+static ValId cond_peel(const Graph *g, ValId c, Match *m)
 {
 	for (int i = 0; i < 8; i++) {
 		NodeId n = m_def(g, c, OP_COUNT);
@@ -891,6 +893,11 @@ static ValId cond_peel(const Graph *g, ValId c)
 		      IR_VAL(g, x)->rank <= IR_VAL(g, c)->rank) &&
 		    !(nd->op == OP_Cast && IR_VAL(g, x)->dtype == DT_BOOL))
 			return c;
+		NodeId sh = nd->op == OP_Expand ? m_def(g, nd->in[1], OP_Shape) : -1;
+		if (m && sh >= 0 && m_nuses(g, c) == 1 && m_nuses(g, nd->in[1]) == 1) {
+			m_add(m, n);
+			m_add(m, sh);
+		}
 		c = x;
 	}
 	return c;
@@ -948,7 +955,7 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		              "as a mask its fill %g is not -inf or below -2^110 (the kernel adds a mask "
 		              "where the Where replaces the score: a row with every key masked would "
 		              "differ)", notc, f), -1;
-	ValId pc = cond_peel(g, c), src;
+	ValId pc = cond_peel(g, c, NULL), src;
 	bool pad = am->wpad < 0 && pad_shaped(g, pc, xv->dims, &src);
 	if (!pad && am->wcond >= 0)
 		return m_fail(g, m, n, "Where around the scores: a third mask"), -1;
@@ -957,6 +964,7 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		              "the scores"), -1;
 	int nt = am->nterms, cmode = am->causal;
 	m_add(m, n);
+	cond_peel(g, c, m);
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
