@@ -921,6 +921,26 @@ static bool pad_shaped(const Graph *g, ValId c, const DimId *s, ValId *src)
 	return true;
 }
 
+/* Condition e over scores of dims sd (true keeps the score) is And(C, P),
+ * C the causal predicate k <= q + Sk - Sq and P [B, 1, 1, Sk] (pad_shaped;
+ * *pad its [B, Sk] source): transformers' masking_utils and_masks of a
+ * causal and a padding mask.  With a -inf fill the kernel's causal flag
+ * and key-padding mask, both filling -inf, give the same numbers (a key
+ * masked twice is -inf either way; a row with every key masked is NaN in
+ * both); with a finite fill such a key would get it twice. */
+static bool causal_and_pad(const Graph *g, ValId e, const DimId *sd, ValId *pad)
+{
+	NodeId a = m_def(g, cond_peel(g, e, NULL), OP_And);
+	for (int t = 0; a >= 0 && t < 2; t++) {
+		ValId c = IR_NODE(g, a)->in[t], p = cond_peel(g, IR_NODE(g, a)->in[1 - t], NULL);
+		QkStep st;
+		if (pad_shaped(g, p, sd, pad) && attn_qk_step(g, c, sd[2], sd[3], &st, NULL) &&
+		    attn_qk_causal_edge(g, &st, sd[2], sd[3]) && st.lo == 1 && st.hi == 0)
+			return true;
+	}
+	return false;
+}
+
 static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
 
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
@@ -975,7 +995,15 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 	    (!isfinite(am->causal_fill) || (float)(am->causal_fill + f) != (float)f))
 		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "
 		              "the mask's fill %g does not absorb", am->causal_fill, f), -1;
-	if (pad) {
+	if (xi == 1 && f == -INFINITY && am->causal == 0 && am->wpad < 0 &&
+	    causal_and_pad(g, c, xv->dims, &src)) {
+		am->causal = 2;   /* the kernel sets -inf past the edge, then adds the pad */
+		am->causal_fill = -INFINITY;
+		am->causal_cond = c;
+		am->wpad = src;
+		am->wpad_keep = true;
+		am->wpad_fill = f;
+	} else if (pad) {
 		am->wpad = src;
 		am->wpad_keep = xi == 1;
 		am->wpad_fill = f;
@@ -1376,6 +1404,18 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	return true;
 }
 
+/* bias = Where(And(causal, padding), 0, -inf) (causal_and_pad): SDPA's
+ * boolean mask of transformers' masking_utils as exported. */
+static bool where_causal_pad(const Graph *g, ValId bias, const DimId *sd, ValId *pad)
+{
+	NodeId w = m_def(g, bias, OP_Where);
+	double zero, f;
+	return w >= 0 && m_const_scalar(g, IR_NODE(g, w)->in[1], &zero) && zero == 0 &&
+	       m_const_scalar(g, IR_NODE(g, w)->in[2], &f) && f == -INFINITY &&
+	       IR_VAL(g, IR_NODE(g, w)->in[0])->dtype == DT_BOOL &&
+	       causal_and_pad(g, IR_NODE(g, w)->in[0], sd, pad);
+}
+
 /* The key-padding condition of a Where (where_mask) is the kernel's mask:
  * [B, Sk] (or [B, 1, 1, Sk]) of K's batch and length, layout 0. */
 static bool where_pad_fits(const Graph *g, const AttnMatch *am, const DimId *kd)
@@ -1449,6 +1489,17 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	ValId mask;
 	double filter;
 	DimId kd[2] = {am->kb, am->ks};   /* K's batch and key length, whatever its layout */
+	ValId pad;
+	if (am->bias >= 0 && am->layout == 0 && am->wpad < 0 && am->causal == 0 &&
+	    where_causal_pad(g, am->bias, IR_VAL(g, am->scores)->dims, &pad)) {
+		am->bias = -1;    /* the one term: causal flag and key-padding mask, both -inf */
+		am->nterms = 0;
+		am->causal = 1;
+		am->causal_fill = -INFINITY;
+		am->wpad = pad;
+		am->wpad_keep = true;
+		am->wpad_fill = -INFINITY;
+	}
 	if (am->wpad >= 0 && !where_pad_fits(g, am, kd)) {
 		/* not the kernel's [B, Sk] mask: the bias Where(c, F, 0) instead */
 		if (am->wcond >= 0)

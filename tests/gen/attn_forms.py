@@ -786,8 +786,10 @@ def hf_mask(style="eager", fill=None):
     Shape(start, end)) with SDPA's bool mask as Where(m, 0, -inf) added;
     "where": Where(m, scores, fill) around the scores.  Data set 0's second
     row is left-padded: its first 3 queries see no key (uniform with the
-    float minimum, NaN with -inf).  A -10000 fill around the scores is a
-    near miss."""
+    float minimum, NaN with -inf).  With -inf the kernel's causal flag and
+    key-padding mask replace m; with the float minimum m stays whole (the
+    bias Where(m, 0, min)).  A -10000 fill around the scores is a near
+    miss."""
     P = params(15)
     b = Builder(P)
     x, mask = "x", "attention_mask"
@@ -833,7 +835,9 @@ def hf_mask(style="eager", fill=None):
             s = add32(s, np.where(mm, np.float32(0), np.float32(fill)).astype(np.float32))
         return [r_out(P, r_softmax(s), v)]
     name = "hf_mask_" + style
-    if fill is not None and style == "where" and fill != F32_MIN:
+    if style == "where" and fill == NEG_INF:
+        name = "hf_mask_where_inf"
+    elif fill is not None and style == "where" and fill != F32_MIN:
         name = "nearmiss_hf_mask_where_fill"
     if dyn:
         return finish(b, name, y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
@@ -890,9 +894,10 @@ FORMS = {
     "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
         "explain": "the condition is not a causal mask: the sliced buffer is not a band "
                    "(lower-triangular): an entry differs"}),
-    "hf_mask_eager": (hf_mask, 1, 0),
-    "hf_mask_sdpa_dynamo": (lambda: hf_mask("sdpa_dynamo"), 1, 0),
-    "hf_mask_where": (lambda: hf_mask("where"), 1, 0),
+    "hf_mask_eager": (hf_mask, 1, 0, {"mask": 0}),
+    "hf_mask_sdpa_dynamo": (lambda: hf_mask("sdpa_dynamo"), 1, 1, {"mask": 1}),
+    "hf_mask_where": (lambda: hf_mask("where"), 1, 0, {"mask": 0}),
+    "hf_mask_where_inf": (lambda: hf_mask("where", NEG_INF), 1, 1, {"mask": 1}),
     "nearmiss_hf_mask_where_fill": (lambda: hf_mask("where", -1e4), 0, 0, {
         "explain": "as a mask its fill -10000 is not -inf"}),
     "nearmiss_gpt2_buffer_offset": (lambda: gpt2_buffer("offset"), 0, 0, {
