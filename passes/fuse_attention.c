@@ -1584,10 +1584,26 @@ static ValId where_bias(Graph *g, const char *name, const AttnMatch *am, ValId b
 }
 
 /* The kernel's key-padding mask of a Where's [B, 1, 1, Sk] condition: bool
- * [B, Sk], true where the key is kept. */
+ * [B, Sk], true where the key is kept.  Not(Equal(M, 0)) is Cast(M, bool)
+ * for every number (NaN included), which --remove-padding can trace to M. */
 static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 {
 	ValId c = am->wpad;
+	NodeId eq = m_def(g, c, OP_Equal);
+	double z;
+	for (int k = 0; eq >= 0 && !am->wpad_keep && k < 2; k++) {
+		ValId x = IR_NODE(g, eq)->in[k];
+		if (!m_const_scalar(g, IR_NODE(g, eq)->in[1 - k], &z) || z != 0 ||
+		    !m_same_shape(g, x, c) || IR_VAL(g, x)->dtype == DT_BOOL)
+			continue;
+		NodeId n = ir_node_new(g, OP_Cast, name, 1, &x, 1, NULL);
+		ir_attr_set_int(g, n, "to", DT_BOOL);
+		Diag d = {0};
+		int rc = ir_infer_node(g, n, &d);
+		assert(rc == 0);
+		(void)rc;
+		return IR_NODE(g, n)->out[0];
+	}
 	if (IR_VAL(g, c)->rank == 4) {
 		int64_t two = 2, ax[2] = {1, 2};
 		ValId in[2] = {c, rw_const(g, "pad_axes", DT_I64, 1, &two, ax, sizeof ax)};
