@@ -677,7 +677,7 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         S1 = b.op("Unsqueeze", seq_len(b, x), [0])
         cond = b.op("Reshape", b.op("Equal", mask, np.int64(0)), b.op("Concat", B1, [1], [1], S1, axis=0))
         s = b.op("Where", b.op("Expand", cond, b.op("Shape", s)), fill, s)
-    elif spelling == "not_cast":
+    elif spelling in ("not_cast", "other_batch"):
         cond = b.op("Not", b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL))
         s = b.op("Where", cond, fill, s)
     elif spelling == "one_minus":
@@ -696,6 +696,12 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         s = np.where(attention_mask[:, None, None, :] == 0, np.float32(fill), s).astype(np.float32)
         return [r_out(P, r_softmax(s), v)]
     name = "distilbert_" + spelling
+    if spelling == "other_batch":
+        # the mask declared with a batch of its own: the Where may broadcast
+        # the scores to max(batch, mbatch), which the kernel's mask cannot
+        m, P, ref, sets = finish(b, "nearmiss_distilbert_other_batch", y, 14), P, ref, pad_sets()
+        m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "mbatch"
+        return m, P, ref, sets
     if fill != F32_MIN:
         name = "nearmiss_distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
     if spelling == "keep":
@@ -890,6 +896,8 @@ FORMS = {
                    "query and key indices; as a mask its fill -10000 is not -inf"}),
     "nearmiss_distilbert_fill_pos": (lambda: distilbert(1e4), 0, 0, {
         "explain": "as a mask its fill 10000 is not -inf"}),
+    "nearmiss_distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 0, 0, {
+        "explain": "as a mask it broadcasts the scores"}),
     "ort_gpt2_past": (ort_gpt2_past, 1, 1, {"mask": 0}),
     "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
         "explain": "the condition is not a causal mask: the sliced buffer is not a band "
