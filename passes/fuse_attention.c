@@ -53,6 +53,13 @@
  *     Where(causal, S, fill) below every bias term -> causal 2, an additive
  *     causal term (alone or added to another term) -> causal 1; the mask is
  *     not materialized.  Any other mask stays an additive bias input;
+ *   - Where masks that are not causal (where_mask): a constant condition
+ *     keeping every score is dropped; a [B, 1, 1, Sk] condition (DistilBERT's
+ *     Where(Expand(Reshape(Equal(mask, 0))), min, S)) becomes the key-padding
+ *     mask; transformers' And(causal, padding) with a -inf fill the causal
+ *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
+ *     any other condition the bias Where(c, F, 0); only for fills that absorb
+ *     the scores (-inf, <= -2^110), else refused with the reason;
  *   - time-major 3-D heads (fairseq, match_attention_3d): [S, B*H, D] views,
  *     3-D scores reshaped to 4-D around masked_fill(-inf or the float
  *     minimum: for finite scores the same as adding it) or an added bias,
@@ -866,81 +873,12 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
  *     Where(c, coef*F, 0) (wcond).
  * The kernel adds coef*F to a masked score where the graph replaces it.
  * That is the same number when F absorbs every finite score and bias
- * (where_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
+ * (attn_fill_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
  * rows where every key is masked (all F: uniform probabilities, or NaN for
  * -inf, both ways).  Any other fill is refused: with -10000 a fully masked
  * row is uniform in the graph but softmax(scores) in the kernel.  So is a
  * bias term below the Where (the graph replaces it, the kernel would add
  * it), and a causal mask below whose fill F does not absorb. */
-static bool where_absorbs(double f)
-{
-	return f <= -0x1p110;   /* -inf too */
-}
-
-/* c behind Expands and bool Casts of bools: as a Where's condition (whose
- * result the caller checks has the scores' shape) they are c itself.  An
- * Expand to Shape(scores) (expand_as), both used once, goes into m (when
- * not NULL): it reads the scores, and dies with them. */
-static ValId cond_peel(const Graph *g, ValId c, Match *m)
-{
-	for (int i = 0; i < 8; i++) {
-		NodeId n = m_def(g, c, OP_COUNT);
-		if (n < 0)
-			return c;
-		const Node *nd = IR_NODE(g, n);
-		ValId x = nd->in[0];
-		if (!(nd->op == OP_Expand && IR_VAL(g, x)->rank >= 0 &&
-		      IR_VAL(g, x)->rank <= IR_VAL(g, c)->rank) &&
-		    !(nd->op == OP_Cast && IR_VAL(g, x)->dtype == DT_BOOL))
-			return c;
-		NodeId sh = nd->op == OP_Expand ? m_def(g, nd->in[1], OP_Shape) : -1;
-		if (m && sh >= 0 && m_nuses(g, c) == 1 && m_nuses(g, nd->in[1]) == 1) {
-			m_add(m, n);
-			m_add(m, sh);
-		}
-		c = x;
-	}
-	return c;
-}
-
-/* c is [B, 1, 1, Sk] of scores dims s: a mask of (batch, key) only; *src
- * the [B, Sk] value it reshapes, or c. */
-static bool pad_shaped(const Graph *g, ValId c, const DimId *s, ValId *src)
-{
-	const Value *cv = IR_VAL(g, c);
-	if (cv->rank != 4 || cv->dims[0] != s[0] || !m_dim_is(g, cv->dims[1], 1) ||
-	    !m_dim_is(g, cv->dims[2], 1) || cv->dims[3] != s[3])
-		return false;
-	*src = c;
-	NodeId r = m_def(g, c, OP_Reshape) >= 0 ? m_def(g, c, OP_Reshape) : m_def(g, c, OP_Unsqueeze);
-	if (r >= 0) {
-		const Value *xv = IR_VAL(g, IR_NODE(g, r)->in[0]);
-		if (xv->rank == 2 && xv->dims[0] == s[0] && xv->dims[1] == s[3])
-			*src = IR_NODE(g, r)->in[0];   /* unit dims inserted: same flat order */
-	}
-	return true;
-}
-
-/* Condition e over scores of dims sd (true keeps the score) is And(C, P),
- * C the causal predicate k <= q + Sk - Sq and P [B, 1, 1, Sk] (pad_shaped;
- * *pad its [B, Sk] source): transformers' masking_utils and_masks of a
- * causal and a padding mask.  With a -inf fill the kernel's causal flag
- * and key-padding mask, both filling -inf, give the same numbers (a key
- * masked twice is -inf either way; a row with every key masked is NaN in
- * both); with a finite fill such a key would get it twice. */
-static bool causal_and_pad(const Graph *g, ValId e, const DimId *sd, ValId *pad)
-{
-	NodeId a = m_def(g, cond_peel(g, e, NULL), OP_And);
-	for (int t = 0; a >= 0 && t < 2; t++) {
-		ValId c = IR_NODE(g, a)->in[t], p = cond_peel(g, IR_NODE(g, a)->in[1 - t], NULL);
-		QkStep st;
-		if (pad_shaped(g, p, sd, pad) && attn_qk_step(g, c, sd[2], sd[3], &st, NULL) &&
-		    attn_qk_causal_edge(g, &st, sd[2], sd[3]) && st.lo == 1 && st.hi == 0)
-			return true;
-	}
-	return false;
-}
-
 static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
 
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
@@ -970,13 +908,13 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		return scores_walk(g, x, coef, am, depth + 1);
 	}
 	double f = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
-	if (!where_absorbs(f))
+	if (!attn_fill_absorbs(f))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
 		              "as a mask its fill %g is not -inf or below -2^110 (the kernel adds a mask "
 		              "where the Where replaces the score: a row with every key masked would "
 		              "differ)", notc, f), -1;
-	ValId pc = cond_peel(g, c, NULL), src;
-	bool pad = am->wpad < 0 && pad_shaped(g, pc, xv->dims, &src);
+	ValId pc = attn_cond_peel(g, c, NULL), src;
+	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, xv->dims, &src);
 	if (!pad && am->wcond >= 0)
 		return m_fail(g, m, n, "Where around the scores: a third mask"), -1;
 	if (!bcast_fits(g, pc, xv->dims))
@@ -984,7 +922,7 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		              "the scores"), -1;
 	int nt = am->nterms, cmode = am->causal;
 	m_add(m, n);
-	cond_peel(g, c, m);
+	attn_cond_peel(g, c, m);
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
@@ -996,7 +934,7 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "
 		              "the mask's fill %g does not absorb", am->causal_fill, f), -1;
 	if (xi == 1 && f == -INFINITY && am->causal == 0 && am->wpad < 0 &&
-	    causal_and_pad(g, c, xv->dims, &src)) {
+	    attn_causal_and_pad(g, c, xv->dims, &src)) {
 		am->causal = 2;   /* the kernel sets -inf past the edge, then adds the pad */
 		am->causal_fill = -INFINITY;
 		am->causal_cond = c;
@@ -1413,7 +1351,7 @@ static bool where_causal_pad(const Graph *g, ValId bias, const DimId *sd, ValId 
 	return w >= 0 && m_const_scalar(g, IR_NODE(g, w)->in[1], &zero) && zero == 0 &&
 	       m_const_scalar(g, IR_NODE(g, w)->in[2], &f) && f == -INFINITY &&
 	       IR_VAL(g, IR_NODE(g, w)->in[0])->dtype == DT_BOOL &&
-	       causal_and_pad(g, IR_NODE(g, w)->in[0], sd, pad);
+	       attn_causal_and_pad(g, IR_NODE(g, w)->in[0], sd, pad);
 }
 
 /* The key-padding condition of a Where (where_mask) is the kernel's mask:
