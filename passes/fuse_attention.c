@@ -1527,9 +1527,10 @@ static ValId where_bias(Graph *g, const char *name, const AttnMatch *am, ValId b
 static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 {
 	ValId c = am->wpad;
+	bool keep = am->wpad_keep;
 	NodeId eq = m_def(g, c, OP_Equal);
 	double z;
-	for (int k = 0; eq >= 0 && !am->wpad_keep && k < 2; k++) {
+	for (int k = 0; eq >= 0 && !keep && k < 2; k++) {
 		ValId x = IR_NODE(g, eq)->in[k];
 		if (!m_const_scalar(g, IR_NODE(g, eq)->in[1 - k], &z) || z != 0 ||
 		    !m_same_shape(g, x, c) || IR_VAL(g, x)->dtype == DT_BOOL)
@@ -1540,14 +1541,15 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 		int rc = ir_infer_node(g, n, &d);
 		assert(rc == 0);
 		(void)rc;
-		return IR_NODE(g, n)->out[0];
+		c = IR_NODE(g, n)->out[0];
+		keep = true;
 	}
 	if (IR_VAL(g, c)->rank == 4) {
 		int64_t two = 2, ax[2] = {1, 2};
 		ValId in[2] = {c, rw_const(g, "pad_axes", DT_I64, 1, &two, ax, sizeof ax)};
 		c = new_node(g, OP_Squeeze, name, 2, in);
 	}
-	if (!am->wpad_keep)
+	if (!keep)
 		c = new_node(g, OP_Not, name, 1, &c);
 	return c;
 }

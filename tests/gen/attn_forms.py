@@ -661,7 +661,8 @@ def distilbert(fill=F32_MIN, spelling="equal"):
     sqrt(d) before Q K^T): spelling "equal" as the TorchScript exporter
     writes (mask == 0).view(B, 1, 1, Sk).expand_as(scores) masked_fill'ed
     (Equal, Reshape to a Concat of Shape/Gather, Expand to Shape(scores));
-    "not_cast": ~mask.bool() unsqueezed; "one_minus": (1 - mask) cast to
+    "not_cast": ~mask.bool() unsqueezed; "equal4": (mask[:, None, None, :]
+    == 0) (the kernel's mask squeezed from it); "one_minus": (1 - mask) cast to
     bool; "keep": Where(mask.bool(), scores, fill) as the dynamo exporter
     writes it (opset 18, dims s18/s41).  A fill that is not -inf or the
     float minimum (-10000, or a positive one) is a near miss: the kernel
@@ -679,6 +680,9 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         s = b.op("Where", b.op("Expand", cond, b.op("Shape", s)), fill, s)
     elif spelling in ("not_cast", "other_batch"):
         cond = b.op("Not", b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL))
+        s = b.op("Where", cond, fill, s)
+    elif spelling == "equal4":
+        cond = b.op("Equal", b.op("Unsqueeze", mask, [1, 2]), np.int64(0))
         s = b.op("Where", cond, fill, s)
     elif spelling == "one_minus":
         inv = b.op("Sub", 1.0, b.op("Cast", mask, to=TensorProto.FLOAT))
@@ -889,6 +893,7 @@ FORMS = {
                    "causal mask: the sliced buffer is not a band (lower-triangular)"}),
     "distilbert_equal": (distilbert, 1, 0, {"mask": 1}),
     "distilbert_not_cast": (lambda: distilbert(spelling="not_cast"), 1, 0, {"mask": 1}),
+    "distilbert_equal4": (lambda: distilbert(spelling="equal4"), 1, 0, {"mask": 1}),
     "distilbert_one_minus": (lambda: distilbert(spelling="one_minus"), 1, 0, {"mask": 1}),
     "distilbert_keep": (lambda: distilbert(spelling="keep"), 1, 0, {"mask": 1}),
     "nearmiss_distilbert_fill_10000": (lambda: distilbert(-1e4), 0, 0, {
