@@ -594,3 +594,74 @@ bool attn_qk_causal_edge(const Graph *g, const QkStep *st, DimId sq, DimId sk)
 	DimId have = dsum(g, ir_dim_const(mg, st->t), st->ts, 1);
 	return have == want;
 }
+
+/* ---- masks that are not causal (fuse_attention.c's where_mask) ---------- */
+
+bool attn_fill_absorbs(double f)
+{
+	return f <= -0x1p110;   /* -inf too */
+}
+
+/* c behind Expands and bool Casts of bools: as a Where's condition (whose
+ * result the caller checks has the scores' shape) they are c itself.  An
+ * Expand to Shape(scores) (expand_as), both used once, goes into m (when
+ * not NULL): it reads the scores, and dies with them. */
+ValId attn_cond_peel(const Graph *g, ValId c, Match *m)
+{
+	for (int i = 0; i < 8; i++) {
+		NodeId n = m_def(g, c, OP_COUNT);
+		if (n < 0)
+			return c;
+		const Node *nd = IR_NODE(g, n);
+		ValId x = nd->in[0];
+		if (!(nd->op == OP_Expand && IR_VAL(g, x)->rank >= 0 &&
+		      IR_VAL(g, x)->rank <= IR_VAL(g, c)->rank) &&
+		    !(nd->op == OP_Cast && IR_VAL(g, x)->dtype == DT_BOOL))
+			return c;
+		NodeId sh = nd->op == OP_Expand ? m_def(g, nd->in[1], OP_Shape) : -1;
+		if (m && sh >= 0 && m_nuses(g, c) == 1 && m_nuses(g, nd->in[1]) == 1) {
+			m_add(m, n);
+			m_add(m, sh);
+		}
+		c = x;
+	}
+	return c;
+}
+
+/* c is [B, 1, 1, Sk] of scores dims s: a mask of (batch, key) only; *src
+ * the [B, Sk] value it reshapes, or c. */
+bool attn_pad_shaped(const Graph *g, ValId c, const DimId *s, ValId *src)
+{
+	const Value *cv = IR_VAL(g, c);
+	if (cv->rank != 4 || cv->dims[0] != s[0] || !m_dim_is(g, cv->dims[1], 1) ||
+	    !m_dim_is(g, cv->dims[2], 1) || cv->dims[3] != s[3])
+		return false;
+	*src = c;
+	NodeId r = m_def(g, c, OP_Reshape) >= 0 ? m_def(g, c, OP_Reshape) : m_def(g, c, OP_Unsqueeze);
+	if (r >= 0) {
+		const Value *xv = IR_VAL(g, IR_NODE(g, r)->in[0]);
+		if (xv->rank == 2 && xv->dims[0] == s[0] && xv->dims[1] == s[3])
+			*src = IR_NODE(g, r)->in[0];   /* unit dims inserted: same flat order */
+	}
+	return true;
+}
+
+/* Condition e over scores of dims sd (true keeps the score) is And(C, P),
+ * C the causal predicate k <= q + Sk - Sq and P [B, 1, 1, Sk] (pad_shaped;
+ * *pad its [B, Sk] source): transformers' masking_utils and_masks of a
+ * causal and a padding mask.  With a -inf fill the kernel's causal flag
+ * and key-padding mask, both filling -inf, give the same numbers (a key
+ * masked twice is -inf either way; a row with every key masked is NaN in
+ * both); with a finite fill such a key would get it twice. */
+bool attn_causal_and_pad(const Graph *g, ValId e, const DimId *sd, ValId *pad)
+{
+	NodeId a = m_def(g, attn_cond_peel(g, e, NULL), OP_And);
+	for (int t = 0; a >= 0 && t < 2; t++) {
+		ValId c = IR_NODE(g, a)->in[t], p = attn_cond_peel(g, IR_NODE(g, a)->in[1 - t], NULL);
+		QkStep st;
+		if (attn_pad_shaped(g, p, sd, pad) && attn_qk_step(g, c, sd[2], sd[3], &st, NULL) &&
+		    attn_qk_causal_edge(g, &st, sd[2], sd[3]) && st.lo == 1 && st.hi == 0)
+			return true;
+	}
+	return false;
+}

@@ -53,6 +53,13 @@
  *     Where(causal, S, fill) below every bias term -> causal 2, an additive
  *     causal term (alone or added to another term) -> causal 1; the mask is
  *     not materialized.  Any other mask stays an additive bias input;
+ *   - Where masks that are not causal (where_mask): a constant condition
+ *     keeping every score is dropped; a [B, 1, 1, Sk] condition (DistilBERT's
+ *     Where(Expand(Reshape(Equal(mask, 0))), min, S)) becomes the key-padding
+ *     mask; transformers' And(causal, padding) with a -inf fill the causal
+ *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
+ *     any other condition the bias Where(c, F, 0); only for fills that absorb
+ *     the scores (-inf, <= -2^110), else refused with the reason;
  *   - time-major 3-D heads (fairseq, match_attention_3d): [S, B*H, D] views,
  *     3-D scores reshaped to 4-D around masked_fill(-inf or the float
  *     minimum: for finite scores the same as adding it) or an added bias,
@@ -689,6 +696,12 @@ typedef struct AttnMatch {
 	int causal;            /* 0 none, 1 an additive causal term, 2 a causal Where */
 	double causal_fill;    /* what the causal mask puts past the diagonal */
 	ValId causal_cond;     /* causal 2: the Where's condition (see where_keeps_scores) */
+	ValId wcond;           /* a Where mask (where_mask) added as the bias Where(wcond, wfill, 0), or -1 */
+	double wfill;
+	bool wcond_keep;       /* wcond true keeps the score (Where(c, X, F)), else masks it */
+	ValId wpad;            /* a Where's key-padding condition [B, 1, 1, Sk] (where_mask), or -1 */
+	bool wpad_keep;        /* wpad true keeps the key (Where(c, X, F)), else masks it */
+	double wpad_fill;      /* what a masked key's score becomes */
 	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
 	double tm_fill;        /* its fill */
 	int64_t heads;         /* Q's heads (num_heads) */
@@ -831,6 +844,7 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 		              "not the causal k <= q + (key length - query length)", (long long)st.t,
 		              st.ts >= 0 ? " + a length" : "", st.lo == (xi == 1) ? "" : " negated"), -1;
 	int nt = am->nterms;
+	ValId wc = am->wcond, wp = am->wpad;
 	m_add(m, n);
 	NodeId r = scores_walk(g, nd->in[xi], coef, am, depth + 1);
 	if (r < 0)
@@ -838,9 +852,104 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 	if (am->nterms != nt)
 		return m_fail(g, m, n, "Where around the scores: a bias is added before the causal "
 		              "Where"), -1;
+	if (am->wcond != wc || am->wpad != wp)   /* the kernel would add it past the edge too */
+		return m_fail(g, m, n, "Where around the scores: a mask Where below the causal "
+		              "Where"), -1;
 	am->causal = 2;
 	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
 	am->causal_cond = nd->in[0];
+	return r;
+}
+
+/* ---- Where masks that are not causal ------------------------------------
+ * Where(c, F, X) or Where(c, X, F) around scores X, F one number, c not a
+ * causal mask (attn_qk_step fails on it).  Each case keeps the graph's
+ * numbers:
+ *   - c a constant that keeps every score: the Where is X;
+ *   - c [B, 1, 1, Sk] behind Expands (a padding mask, e.g. DistilBERT's
+ *     Expand(Reshape(Equal(mask, 0)))): the kernel's key-padding mask
+ *     (wpad; the rewrite makes it a bool [B, Sk]) with mask_filter coef*F;
+ *   - any other c broadcasting to the scores: the additive bias
+ *     Where(c, coef*F, 0) (wcond).
+ * The kernel adds coef*F to a masked score where the graph replaces it.
+ * That is the same number when F absorbs every finite score and bias
+ * (attn_fill_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
+ * rows where every key is masked (all F: uniform probabilities, or NaN for
+ * -inf, both ways).  Any other fill is refused: with -10000 a fully masked
+ * row is uniform in the graph but softmax(scores) in the kernel.  So is a
+ * bias term below the Where (the graph replaces it, the kernel would add
+ * it), and a causal mask below whose fill F does not absorb. */
+static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
+
+static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
+{
+	Match *m = &am->m;
+	const Node *nd = IR_NODE(g, n);
+	double fill, cv;
+	int xi = attn_filled(g, nd->in[2], &fill) ? 1 : attn_filled(g, nd->in[1], &fill) ? 2 : 0;
+	if (!xi)
+		return m_fail(g, m, n, "Where around the scores: neither branch is a constant fill"), -1;
+	ValId x = nd->in[xi], c = nd->in[0];
+	const Value *xv = IR_VAL(g, x);
+	if (xv->rank != 4 || IR_VAL(g, c)->dtype != DT_BOOL)
+		return m_fail(g, m, n, "Where around the scores: not of rank 4 with a bool condition"), -1;
+	QkStep st;
+	const char *why = NULL;
+	if (!m_const_scalar(g, c, &cv) &&
+	    attn_qk_step(g, c, xv->dims[2], xv->dims[3], &st, &why))
+		return causal_where(g, n, coef, am, depth);
+	bool cst = m_const_scalar(g, c, &cv);
+	const char *notc = cst ? "a constant masking every score" : why ? why : "?";
+	if (!m_same_shape(g, nd->out[0], x))
+		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
+		              "as a mask it broadcasts the scores", notc), -1;
+	if (cst && (cv != 0) == (xi == 1)) {
+		m_add(m, n);   /* keeps every score */
+		return scores_walk(g, x, coef, am, depth + 1);
+	}
+	double f = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	if (!attn_fill_absorbs(f))
+		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
+		              "as a mask its fill %g is not -inf or below -2^110 (the kernel adds a mask "
+		              "where the Where replaces the score: a row with every key masked would "
+		              "differ)", notc, f), -1;
+	ValId pc = attn_cond_peel(g, c, NULL), src;
+	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, xv->dims, &src);
+	if (!pad && am->wcond >= 0)
+		return m_fail(g, m, n, "Where around the scores: a third mask"), -1;
+	if (!bcast_fits(g, pc, xv->dims))
+		return m_fail(g, m, n, "Where around the scores: the condition does not broadcast to "
+		              "the scores"), -1;
+	int nt = am->nterms, cmode = am->causal;
+	m_add(m, n);
+	attn_cond_peel(g, c, m);
+	NodeId r = scores_walk(g, x, coef, am, depth + 1);
+	if (r < 0)
+		return -1;
+	if (am->nterms != nt)
+		return m_fail(g, m, n, "Where around the scores: a bias is added below the mask Where "
+		              "(the Where replaces it, the kernel would add it)"), -1;
+	if (am->causal != cmode && f != -INFINITY &&
+	    (!isfinite(am->causal_fill) || (float)(am->causal_fill + f) != (float)f))
+		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "
+		              "the mask's fill %g does not absorb", am->causal_fill, f), -1;
+	if (xi == 1 && f == -INFINITY && am->causal == 0 && am->wpad < 0 &&
+	    attn_causal_and_pad(g, c, xv->dims, &src)) {
+		am->causal = 2;   /* the kernel sets -inf past the edge, then adds the pad */
+		am->causal_fill = -INFINITY;
+		am->causal_cond = c;
+		am->wpad = src;
+		am->wpad_keep = true;
+		am->wpad_fill = f;
+	} else if (pad) {
+		am->wpad = src;
+		am->wpad_keep = xi == 1;
+		am->wpad_fill = f;
+	} else {
+		am->wcond = pc;
+		am->wfill = f;
+		am->wcond_keep = xi == 1;
+	}
 	return r;
 }
 
@@ -861,6 +970,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	int save = m->nnodes, nt = am->nterms;
 	int cmode = am->causal;
 	double cfill = am->causal_fill;
+	ValId wcond = am->wcond, wpad = am->wpad;
 	switch (nd->op) {
 	case OP_MatMul:
 		am->scale = coef;
@@ -902,6 +1012,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			am->nterms = nt;
 			am->causal = cmode;
 			am->causal_fill = cfill;
+			am->wcond = wcond;
+			am->wpad = wpad;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
 			if (r >= 0 && am->nterms >= M_MAXTERMS)
@@ -922,9 +1034,11 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 		am->nterms = nt;
 		am->causal = cmode;
 		am->causal_fill = cfill;
+		am->wcond = wcond;
+		am->wpad = wpad;
 		return -1;
 	case OP_Where:
-		return causal_where(g, n, coef, am, depth);
+		return where_mask(g, n, coef, am, depth);
 	default:
 		return m_fail(g, m, n, "scores: %s is not MatMul(Q, K^T) under constant scales, bias "
 		              "terms and a causal Where", ir_opname(nd->op)), -1;
@@ -1228,10 +1342,31 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	return true;
 }
 
+/* bias = Where(And(causal, padding), 0, -inf) (causal_and_pad): SDPA's
+ * boolean mask of transformers' masking_utils as exported. */
+static bool where_causal_pad(const Graph *g, ValId bias, const DimId *sd, ValId *pad)
+{
+	NodeId w = m_def(g, bias, OP_Where);
+	double zero, f;
+	return w >= 0 && m_const_scalar(g, IR_NODE(g, w)->in[1], &zero) && zero == 0 &&
+	       m_const_scalar(g, IR_NODE(g, w)->in[2], &f) && f == -INFINITY &&
+	       IR_VAL(g, IR_NODE(g, w)->in[0])->dtype == DT_BOOL &&
+	       attn_causal_and_pad(g, IR_NODE(g, w)->in[0], sd, pad);
+}
+
+/* The key-padding condition of a Where (where_mask) is the kernel's mask:
+ * [B, Sk] (or [B, 1, 1, Sk]) of K's batch and length, layout 0. */
+static bool where_pad_fits(const Graph *g, const AttnMatch *am, const DimId *kd)
+{
+	const Value *c = IR_VAL(g, am->wpad);
+	return am->layout == 0 && c->dims[0] == kd[0] && c->dims[c->rank - 1] == kd[1];
+}
+
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
 	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
+	am->wcond = am->wpad = -1;
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1292,7 +1427,30 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 	ValId mask;
 	double filter;
 	DimId kd[2] = {am->kb, am->ks};   /* K's batch and key length, whatever its layout */
-	if (am->bias >= 0 && am->layout == 0 &&
+	ValId pad;
+	if (am->bias >= 0 && am->layout == 0 && am->wpad < 0 && am->causal == 0 &&
+	    where_causal_pad(g, am->bias, IR_VAL(g, am->scores)->dims, &pad)) {
+		am->bias = -1;    /* the one term: causal flag and key-padding mask, both -inf */
+		am->nterms = 0;
+		am->causal = 1;
+		am->causal_fill = -INFINITY;
+		am->wpad = pad;
+		am->wpad_keep = true;
+		am->wpad_fill = -INFINITY;
+	}
+	if (am->wpad >= 0 && !where_pad_fits(g, am, kd)) {
+		/* not the kernel's [B, Sk] mask: the bias Where(c, F, 0) instead */
+		if (am->wcond >= 0)
+			return m_fail(g, m, root, "two mask Wheres, and '%s' is not a key-padding mask of "
+			              "K's batch and length", IR_VAL(g, am->wpad)->name);
+		am->wcond = am->wpad;
+		am->wcond_keep = am->wpad_keep;
+		am->wfill = am->wpad_fill;
+		am->wpad = -1;
+	}
+	if (am->wpad >= 0)
+		am->mask_filter = am->wpad_fill;
+	if (am->bias >= 0 && am->layout == 0 && am->wpad < 0 &&
 	    (key_padding(g, am->bias, kd, &mask, &filter) ||
 	     masking_utils(g, am->bias, kd, &mask, &filter))) {
 		am->bias = -1;
@@ -1348,6 +1506,54 @@ static ValId build_bias(Graph *g, const char *name, const Match *m)
 	return sum;
 }
 
+/* The bias of a Where mask: bias + Where(c, F, 0) (or Where(c, 0, F) when c
+ * keeps the score). */
+static ValId where_bias(Graph *g, const char *name, const AttnMatch *am, ValId bias)
+{
+	float fz[2] = {(float)am->wfill, 0.0f};
+	ValId f = rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4);
+	ValId z = rw_const(g, "mask_zero", DT_F32, 0, NULL, &fz[1], 4);
+	ValId w[3] = {am->wcond, am->wcond_keep ? z : f, am->wcond_keep ? f : z};
+	ValId v = new_node(g, OP_Where, name, 3, w);
+	if (bias < 0)
+		return v;
+	ValId a[2] = {bias, v};
+	return new_node(g, OP_Add, name, 2, a);
+}
+
+/* The kernel's key-padding mask of a Where's [B, 1, 1, Sk] condition: bool
+ * [B, Sk], true where the key is kept.  Not(Equal(M, 0)) is Cast(M, bool)
+ * for every number (NaN included), which --remove-padding can trace to M. */
+static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
+{
+	ValId c = am->wpad;
+	bool keep = am->wpad_keep;
+	NodeId eq = m_def(g, c, OP_Equal);
+	double z;
+	for (int k = 0; eq >= 0 && !keep && k < 2; k++) {
+		ValId x = IR_NODE(g, eq)->in[k];
+		if (!m_const_scalar(g, IR_NODE(g, eq)->in[1 - k], &z) || z != 0 ||
+		    !m_same_shape(g, x, c) || IR_VAL(g, x)->dtype == DT_BOOL)
+			continue;
+		NodeId n = ir_node_new(g, OP_Cast, name, 1, &x, 1, NULL);
+		ir_attr_set_int(g, n, "to", DT_BOOL);
+		Diag d = {0};
+		int rc = ir_infer_node(g, n, &d);
+		assert(rc == 0);
+		(void)rc;
+		c = IR_NODE(g, n)->out[0];
+		keep = true;
+	}
+	if (IR_VAL(g, c)->rank == 4) {
+		int64_t two = 2, ax[2] = {1, 2};
+		ValId in[2] = {c, rw_const(g, "pad_axes", DT_I64, 1, &two, ax, sizeof ax)};
+		c = new_node(g, OP_Squeeze, name, 2, in);
+	}
+	if (!keep)
+		c = new_node(g, OP_Not, name, 1, &c);
+	return c;
+}
+
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
 	const AttnMatch *am = M_AS_CONST(AttnMatch, m);
@@ -1372,6 +1578,10 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	}
 	if (in[3] < 0 && am->nterms > 0)
 		in[3] = build_bias(g, name, m);
+	if (am->wcond >= 0)
+		in[3] = where_bias(g, name, am, in[3]);
+	if (am->wpad >= 0)
+		in[4] = where_pad(g, name, am);
 	if (am->tm_mask >= 0) {
 		/* time-major 3-D: masked_fill(mask, fill) as the bias Where(mask, fill, 0) */
 		float fz[2] = {(float)am->tm_fill, 0.0f};

@@ -11,7 +11,8 @@ them at -O0 and -O2.
 
 Further lines of expect, when present: "kv K" (K of them read grouped K/V
 heads: kv_num_heads) and "explain TEXT" (`kiln dump -O2
---explain=attention` prints TEXT: the reason a near miss did not fuse).
+--explain=attention` prints TEXT: the reason a near miss did not fuse) and
+"mask M" (M of them take a key-padding mask input).
 
 The references are numpy in float32, written from the math in the order
 the exporters compute (scores, mask applied as the exporter does, softmax),
@@ -584,7 +585,7 @@ def gqa(kind):
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
-def gpt2_buffer(wrong=None, dynamo=False):
+def gpt2_buffer(wrong=None, dynamo=False, fill=F32_MIN):
     """GPT-2 as the TorchScript exporter writes it: a constant causal
     buffer bias = tril(ones(N, N)) viewed [1, 1, N, N] (uint8, N = 64 max
     positions), Slice(bias, [Sk - Sq, 0], [Sk, Sk], axes [2, 3]) with the
@@ -594,7 +595,9 @@ def gpt2_buffer(wrong=None, dynamo=False):
     lower-triangular), wrong="offset" (the rows sliced one further: Sk - Sq +
     1 to Sk + 1, so k <= q + 1).  dynamo: as the dynamo exporter writes it
     (opset 18, dims s18/s41): a bool buffer, the lengths as Shape(start,
-    end) slices, one Slice per axis, no Cast."""
+    end) slices, one Slice per axis, no Cast.  fill: the Where's (with
+    -10000, older transformers' masked_bias, a non-causal buffer is no mask
+    either; with the float minimum it is the bias Where(c, 0, min))."""
     N = 64
     P = params(12)
     buf = np.tril(np.ones((N, N), np.uint8))
@@ -610,7 +613,7 @@ def gpt2_buffer(wrong=None, dynamo=False):
         ql = b.op("Shape", q, start=2, end=3)
         kl = b.op("Shape", k, start=2, end=3)
         rows = b.op("Slice", b.p("bias"), b.op("Sub", kl, ql), kl, [2], [1])
-        s = b.op("Where", b.op("Slice", rows, [0], kl, [3], [1]), s, F32_MIN)
+        s = b.op("Where", b.op("Slice", rows, [0], kl, [3], [1]), s, fill)
         s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
         y = merge(b, b.op("Softmax", s, axis=-1), v)
     else:
@@ -623,7 +626,7 @@ def gpt2_buffer(wrong=None, dynamo=False):
         starts = b.op("Concat", b.op("Unsqueeze", start, [0]), [0], axis=0)
         ends = b.op("Concat", b.op("Unsqueeze", end, [0]), kl1, axis=0)
         cm = b.op("Slice", b.p("bias"), starts, ends, [2, 3], [1, 1])
-        s = b.op("Where", b.op("Cast", cm, to=TensorProto.BOOL), s, F32_MIN)
+        s = b.op("Where", b.op("Cast", cm, to=TensorProto.BOOL), s, fill)
         s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
         y = merge(b, b.op("Softmax", s, axis=-1), v)
 
@@ -633,17 +636,227 @@ def gpt2_buffer(wrong=None, dynamo=False):
         S = x.shape[1]
         off = 1 if wrong == "offset" else 0
         cm = P["bias"][0, 0, off:S + off, :S] != 0
-        s = np.where(cm, s, np.float32(F32_MIN)).astype(np.float32)
+        s = np.where(cm, s, np.float32(fill)).astype(np.float32)
         s = add32(s, r_pad(attention_mask, F32_MIN))
         return [r_out(P, r_softmax(s), v)]
     name = "gpt2_buffer" if wrong is None else "nearmiss_gpt2_buffer_" + wrong
+    if wrong == "entry" and fill == F32_MIN:
+        name = "gpt2_buffer_entry_bias"
     if dynamo:
         return finish(b, name + "_dynamo", y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
+def pad_sets():
+    """feeds_sets with set 0's second row fully padded (every key masked)
+    and set 1's first 2 keys padded."""
+    sets = feeds_sets()
+    sets[0]["attention_mask"][1, :] = 0
+    sets[1]["attention_mask"][0, :2] = 0
+    return sets
+
+
+def distilbert(fill=F32_MIN, spelling="equal"):
+    """DistilBERT's padding mask as a Where around the scores (q divided by
+    sqrt(d) before Q K^T): spelling "equal" as the TorchScript exporter
+    writes (mask == 0).view(B, 1, 1, Sk).expand_as(scores) masked_fill'ed
+    (Equal, Reshape to a Concat of Shape/Gather, Expand to Shape(scores));
+    "not_cast": ~mask.bool() unsqueezed; "equal4": (mask[:, None, None, :]
+    == 0) (the kernel's mask squeezed from it); "one_minus": (1 - mask) cast to
+    bool; "keep": Where(mask.bool(), scores, fill) as the dynamo exporter
+    writes it (opset 18, dims s18/s41).  A fill that is not -inf or the
+    float minimum (-10000, or a positive one) is a near miss: the kernel
+    adds a mask where the graph replaces the score, so a fully padded row
+    (data set 0, row 1) would differ."""
+    P = params(13)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("MatMul", b.op("Div", q, float(math.sqrt(D))), kt)
+    if spelling == "equal":
+        B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+        S1 = b.op("Unsqueeze", seq_len(b, x), [0])
+        cond = b.op("Reshape", b.op("Equal", mask, np.int64(0)), b.op("Concat", B1, [1], [1], S1, axis=0))
+        s = b.op("Where", b.op("Expand", cond, b.op("Shape", s)), fill, s)
+    elif spelling in ("not_cast", "other_batch"):
+        cond = b.op("Not", b.op("Cast", b.op("Unsqueeze", mask, [1, 2]), to=TensorProto.BOOL))
+        s = b.op("Where", cond, fill, s)
+    elif spelling == "equal4":
+        cond = b.op("Equal", b.op("Unsqueeze", mask, [1, 2]), np.int64(0))
+        s = b.op("Where", cond, fill, s)
+    elif spelling == "one_minus":
+        inv = b.op("Sub", 1.0, b.op("Cast", mask, to=TensorProto.FLOAT))
+        cond = b.op("Unsqueeze", b.op("Cast", inv, to=TensorProto.BOOL), [1, 2])
+        s = b.op("Where", cond, fill, s)
+    else:
+        cond = b.op("Unsqueeze", b.op("Cast", mask, to=TensorProto.BOOL), [1, 2])
+        s = b.op("Where", cond, s, fill)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        q, k, v = (r_heads(r_lin(x, P, t)) for t in ("q", "k", "v"))
+        q = (q / np.float32(math.sqrt(D))).astype(np.float32)
+        s = (q @ k.transpose(0, 1, 3, 2)).astype(np.float32)
+        s = np.where(attention_mask[:, None, None, :] == 0, np.float32(fill), s).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    name = "distilbert_" + spelling
+    if spelling == "other_batch":
+        # the mask declared with a batch of its own: the Where may broadcast
+        # the scores to max(batch, mbatch), which the kernel's mask cannot
+        m, P, ref, sets = finish(b, "nearmiss_distilbert_other_batch", y, 14), P, ref, pad_sets()
+        m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "mbatch"
+        return m, P, ref, sets
+    if fill != F32_MIN:
+        name = "nearmiss_distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
+    if spelling == "keep":
+        return finish(b, name, y, 18, syms=("s18", "s41")), P, ref, pad_sets()
+    return finish(b, name, y, 14), P, ref, pad_sets()
+
+
+def ort_gpt2_past(wrong=None):
+    """ONNX Runtime's GPT-2 attention with past (its gpt2 model generator):
+    K, V = Concat(past, new) along -2, the causal mask a uint8 [1, 1, N, N]
+    lower-triangular table sliced rows Sk - Sq .. Sk, columns 0 .. Sk with
+    the lengths read by Shape -> Slice -> Squeeze, Cast to bool and applied
+    with Where(c, scores, -10000), plus the additive f32 padding mask
+    (1 - mask) * -10000.  Data set 0's second row is fully padded (its
+    causal keys get -20000, in the graph and in the kernel).  wrong="entry":
+    the table has one entry above the diagonal set, a near miss (not
+    causal, and -10000 is no fill a Where mask can be added with)."""
+    N = 32
+    P_ = params(14)
+    buf = np.tril(np.ones((N, N), np.uint8))
+    if wrong == "entry":
+        buf[2, 4] = 1
+    P_["undir_mask"] = buf.reshape(1, 1, N, N)
+    b = Builder(P_)
+    x, mask, pk, pv = "x", "input_mask", "past_key", "past_value"
+    q = heads(b, lin(b, x, "q"))
+    kc = b.op("Concat", pk, heads(b, lin(b, x, "k")), axis=-2)
+    vc = b.op("Concat", pv, heads(b, lin(b, x, "v")), axis=-2)
+    s = b.op("Div", b.op("MatMul", q, b.op("Transpose", kc, perm=[0, 1, 3, 2])),
+             float(math.sqrt(D)))
+
+    def length(t):
+        return b.op("Squeeze", b.op("Slice", b.op("Shape", t), [-2], [-1], [0]), [0])
+    ql, kl = length(q), length(kc)
+    kl1 = b.op("Unsqueeze", kl, [0])
+    rows = b.op("Slice", b.p("undir_mask"), b.op("Unsqueeze", b.op("Sub", kl, ql), [0]), kl1,
+                [2], [1])
+    cm = b.op("Cast", b.op("Slice", rows, [0], kl1, [3], [1]), to=TensorProto.BOOL)
+    s = b.op("Where", cm, s, -10000.0)
+    m4 = b.op("Unsqueeze", b.op("Reshape", mask, [0, -1]), [1, 2])
+    s = b.op("Add", s, b.op("Mul", b.op("Sub", 1.0, m4), -10000.0))
+    y = merge(b, b.op("Softmax", s, axis=3), vc)
+    b.outputs(y, kc, vc)
+    hs = ["batch", H, "past", D]
+    hso = ["batch", H, "total", D]
+    name = "ort_gpt2_past" if wrong is None else "nearmiss_ort_gpt2_past_" + wrong
+    m = b.model(name,
+                [("x", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("past_key", TensorProto.FLOAT, hs), ("past_value", TensorProto.FLOAT, hs),
+                 ("input_mask", TensorProto.FLOAT, ["batch", "total"])],
+                [("y", TensorProto.FLOAT, ["batch", "seq", W]),
+                 ("present_key", TensorProto.FLOAT, hso),
+                 ("present_value", TensorProto.FLOAT, hso)], 14)
+
+    def ref(P, x, past_key, past_value, input_mask):
+        q = r_heads(r_lin(x, P, "q"))
+        k = np.concatenate([past_key, r_heads(r_lin(x, P, "k"))], axis=2)
+        v = np.concatenate([past_value, r_heads(r_lin(x, P, "v"))], axis=2)
+        s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) /
+             np.float32(math.sqrt(D))).astype(np.float32)
+        Sq, Sk = x.shape[1], k.shape[2]
+        cond = P["undir_mask"][0, 0, Sk - Sq:Sk, :Sk] != 0
+        s = np.where(cond, s, np.float32(-10000)).astype(np.float32)
+        pad = ((np.float32(1) - input_mask[:, None, None, :]) * np.float32(-10000)).astype(np.float32)
+        return [r_out(P, r_softmax(add32(s, pad)), v), k, v]
+
+    rng = np.random.default_rng(9)
+    sets = []
+    for B, S, Pl, pad in ((2, 3, 4, -1), (2, 1, 5, 2)):
+        mk = np.ones((B, Pl + S), np.float32)
+        mk[1, :] = 0 if pad < 0 else 1
+        mk[1, :max(pad, 0)] = 0
+        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32),
+                     "past_key": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "past_value": rng.normal(0, 1, (B, H, Pl, D)).astype(np.float32),
+                     "input_mask": mk})
+    return m, P_, ref, sets
+
+
+def hf_mask(style="eager", fill=None):
+    """transformers' masking_utils (sdpa_mask for torch < 2.6, as the
+    TorchScript exporter sees it): causal = kv_arange[None, :] <=
+    cache_position[:, None] expanded to [B, 1, Sq, Sk], And the padding mask
+    mask.bool()[:, None, None, :]; then style "eager": eager_mask's
+    Where(m, 0, finfo.min), sliced [..., :Sk] and added to the scaled
+    scores; "sdpa_dynamo": the dynamo exporter (opset 18, dims s18/s41,
+    the iotas vmap'ed to [1, 1, Sq, 1] / [1, 1, 1, Sk], lengths as
+    Shape(start, end)) with SDPA's bool mask as Where(m, 0, -inf) added;
+    "where": Where(m, scores, fill) around the scores.  Data set 0's second
+    row is left-padded: its first 3 queries see no key (uniform with the
+    float minimum, NaN with -inf).  With -inf the kernel's causal flag and
+    key-padding mask replace m; with the float minimum m stays whole (the
+    bias Where(m, 0, min)).  A -10000 fill around the scores is a near
+    miss."""
+    P = params(15)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5))
+    dyn = style == "sdpa_dynamo"
+    if dyn:
+        S1 = b.op("Shape", x, start=1, end=2)
+        B1 = b.op("Shape", x, start=0, end=1)
+        S = b.op("Squeeze", S1, [0])
+        cp = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, -1, 1])
+        kv = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, 1, -1])
+        c4 = b.op("Expand", b.op("LessOrEqual", kv, cp), b.op("Concat", B1, [1], S1, S1, axis=0))
+    else:
+        S = seq_len(b, x)
+        S1 = b.op("Unsqueeze", S, [0])
+        B1 = b.op("Unsqueeze", b.op("Gather", b.op("Shape", x), np.int64(0), axis=0), [0])
+        cp = b.op("Range", np.int64(0), S, np.int64(1))
+        kv = b.op("Range", np.int64(0), S, np.int64(1))
+        causal = b.op("LessOrEqual", b.op("Unsqueeze", kv, [0]), b.op("Unsqueeze", cp, [1]))
+        c4 = b.op("Expand", b.op("Unsqueeze", causal, [0, 1]), b.op("Concat", B1, [1], [1], [1], axis=0))
+    m = b.op("And", c4, b.op("Unsqueeze", b.op("Cast", mask, to=TensorProto.BOOL), [1, 2]))
+    if style == "eager":
+        fill = F32_MIN
+        bias = b.op("Where", m, 0.0, fill)
+        sk = b.op("Unsqueeze", b.op("Gather", b.op("Shape", kt), np.int64(3), axis=0), [0])
+        s = b.op("Add", s, b.op("Slice", bias, [0], sk, [3], [1]))
+    elif dyn:
+        fill = NEG_INF
+        s = b.op("Add", s, b.op("Where", m, 0.0, fill))
+    else:
+        fill = F32_MIN if fill is None else fill
+        s = b.op("Where", m, s, fill)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s * np.float32(D ** -0.5)).astype(np.float32)
+        mm = r_tril(x.shape[1])[None, None] & (attention_mask[:, None, None, :] != 0)
+        if style == "where":
+            s = np.where(mm, s, np.float32(fill)).astype(np.float32)
+        else:
+            s = add32(s, np.where(mm, np.float32(0), np.float32(fill)).astype(np.float32))
+        return [r_out(P, r_softmax(s), v)]
+    name = "hf_mask_" + style
+    if style == "where" and fill == NEG_INF:
+        name = "hf_mask_where_inf"
+    elif fill is not None and style == "where" and fill != F32_MIN:
+        name = "nearmiss_hf_mask_where_fill"
+    if dyn:
+        return finish(b, name, y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
+    return finish(b, name, y, 14), P, ref, feeds_sets()
+
+
 # name -> (builder, attention fused, of them causal[, more]); more:
 # "kv": how many fused attentions read grouped K/V heads (kv_num_heads),
+# "mask": how many take a key-padding mask input,
 # "explain": text `--explain=attention` must print (a near miss's reason)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -674,9 +887,32 @@ FORMS = {
     "gpt2_buffer": (gpt2_buffer, 1, 1),
     "gpt2_buffer_past": (lambda: past_kv("buffer"), 1, 1),
     "gpt2_buffer_dynamo": (lambda: gpt2_buffer(dynamo=True), 1, 1),
-    "nearmiss_gpt2_buffer_entry": (lambda: gpt2_buffer("entry"), 0, 0, {
+    "gpt2_buffer_entry_bias": (lambda: gpt2_buffer("entry"), 1, 0),
+    "nearmiss_gpt2_buffer_entry": (lambda: gpt2_buffer("entry", fill=-1e4), 0, 0, {
         "explain": "at Where '/Where_41': Where around the scores: the condition is not a "
                    "causal mask: the sliced buffer is not a band (lower-triangular)"}),
+    "distilbert_equal": (distilbert, 1, 0, {"mask": 1}),
+    "distilbert_not_cast": (lambda: distilbert(spelling="not_cast"), 1, 0, {"mask": 1}),
+    "distilbert_equal4": (lambda: distilbert(spelling="equal4"), 1, 0, {"mask": 1}),
+    "distilbert_one_minus": (lambda: distilbert(spelling="one_minus"), 1, 0, {"mask": 1}),
+    "distilbert_keep": (lambda: distilbert(spelling="keep"), 1, 0, {"mask": 1}),
+    "nearmiss_distilbert_fill_10000": (lambda: distilbert(-1e4), 0, 0, {
+        "explain": "the condition is not a causal mask: the condition is not a comparison of "
+                   "query and key indices; as a mask its fill -10000 is not -inf"}),
+    "nearmiss_distilbert_fill_pos": (lambda: distilbert(1e4), 0, 0, {
+        "explain": "as a mask its fill 10000 is not -inf"}),
+    "nearmiss_distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 0, 0, {
+        "explain": "as a mask it broadcasts the scores"}),
+    "ort_gpt2_past": (ort_gpt2_past, 1, 1, {"mask": 0}),
+    "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
+        "explain": "the condition is not a causal mask: the sliced buffer is not a band "
+                   "(lower-triangular): an entry differs"}),
+    "hf_mask_eager": (hf_mask, 1, 0, {"mask": 0}),
+    "hf_mask_sdpa_dynamo": (lambda: hf_mask("sdpa_dynamo"), 1, 1, {"mask": 1}),
+    "hf_mask_where": (lambda: hf_mask("where"), 1, 0, {"mask": 0}),
+    "hf_mask_where_inf": (lambda: hf_mask("where", NEG_INF), 1, 1, {"mask": 1}),
+    "nearmiss_hf_mask_where_fill": (lambda: hf_mask("where", -1e4), 0, 0, {
+        "explain": "as a mask its fill -10000 is not -inf"}),
     "nearmiss_gpt2_buffer_offset": (lambda: gpt2_buffer("offset"), 0, 0, {
         "explain": "at Where '/Where_45': Where around the scores: the condition is not a "
                    "causal mask: the buffer is not sliced as the causal block"}),
@@ -698,7 +934,7 @@ def generate(name, outdir):
     onnx.save(m, os.path.join(d, "model.onnx"))
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d causal %d\n" % (natt, ncausal))
-        for key in ("kv", "explain"):
+        for key in ("kv", "mask", "explain"):
             if key in more:
                 f.write("%s %s\n" % (key, more[key]))
     for si, feeds in enumerate(sets):

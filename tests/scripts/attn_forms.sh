@@ -2,11 +2,13 @@
 # ctest: attention as other exporters write it (tests/gen/attn_forms.py:
 # causal masks as a Where around the scores, as an additive bias from
 # Range/Less/Where or from Trilu, KV-cache Concat with and without a causal
-# offset, SDPA exports, Keras Einsum attention, and near misses).  For every
+# offset, SDPA exports, Keras Einsum attention, padding and transformers'
+# masking_utils masks as a Where, ONNX Runtime's GPT-2 with past, and near
+# misses).  For every
 # form: `kiln compile -O2 --stats` fuses exactly the expected number of
 # attentions (a near miss none, its Softmax left; no Einsum left where it
 # fuses), `kiln dump -O2` shows
-# the expected number of causal flags (and kv_num_heads, and for a near
+# the expected number of causal flags (and kv_num_heads, key-padding mask inputs, and for a near
 # miss the reason --explain=attention gives, when expect says), and `kiln check` matches the numpy
 # references at -O0 and at -O2 (NaN rows included).
 #   bash attn_forms.sh KILN_BIN SRC_DIR BUILD_DIR
@@ -26,6 +28,7 @@ for d in "$OUT"/*/; do
 	name=$(basename "$d")
 	read -r _ want_att _ want_causal < "$d/expect"
 	want_kv=$(sed -n 's/^kv //p' "$d/expect")
+	want_mask=$(sed -n 's/^mask //p' "$d/expect")
 	want_why=$(sed -n 's/^explain //p' "$d/expect")
 	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
 		fail=$((fail + 1)); echo "FAIL $name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
@@ -50,6 +53,11 @@ sys.exit(0 if att == want and sm_out == sm_in - want and (want == 0 or ein == 0)
 	kv=$(echo "$dump" | grep -c 'KlnAttention(.*kv_num_heads = ')
 	if [ -n "$want_kv" ] && [ "$kv" != "$want_kv" ]; then
 		fail=$((fail + 1)); echo "FAIL $name: $kv attentions with kv_num_heads, expected $want_kv"; continue
+	fi
+	# a key-padding mask input: the fifth operand is a value, not _
+	mask=$(echo "$dump" | grep -cE 'KlnAttention\(([^,)]*, ){4}%')
+	if [ -n "$want_mask" ] && [ "$mask" != "$want_mask" ]; then
+		fail=$((fail + 1)); echo "FAIL $name: $mask attentions with a key-padding mask, expected $want_mask"; continue
 	fi
 	why=$("$KILN" dump "$d/model.onnx" -O2 --explain=attention 2>&1)
 	if [ -n "$want_why" ] && ! grep -qF -- "$want_why" <<< "$why"; then
