@@ -319,6 +319,8 @@ static bool kt_unfold(const Graph *g, ValId v, double *scale, Side *sd, const ch
 		return false;
 	if (fold_side(g, u, true, &sc, sd, what, at, m) && V->dims[0] == sd->b &&
 	    m_dim_is(g, V->dims[1], sd->h) && m_dim_is(g, V->dims[2], sd->d) && V->dims[3] == sd->s) {
+		if (m->nnodes > nn)
+			m_add(m, r);   /* it reads nodes the match absorbs (a scale inside the views) */
 		*scale = sc;
 		return true;
 	}
@@ -1108,13 +1110,16 @@ static bool fold_time_major(const Graph *g, NodeId t, Side *sd, const char *what
 static bool fold_side(const Graph *g, ValId v, bool kt, double *scale, Side *sd,
                       const char *what, NodeId at, Match *m)
 {
-	NodeId t = m_def(g, v, OP_Transpose);
+	NodeId t = m_def(g, v, OP_Transpose), tkt = -1;
 	memset(sd, 0, sizeof *sd);
 	if (kt && t >= 0 && m_perm_is(g, t, P021, 3)) {   /* K^T: the K view transposed */
 		kt = false;
+		tkt = t;
 		v = IR_NODE(g, t)->in[0];
-		if (scale)
-			v = strip_scale(g, v, scale, m);
+		ValId u = scale ? strip_scale(g, v, scale, m) : v;
+		if (u != v)
+			m_add(m, tkt);   /* it reads a scale the match absorbs: absorbed too */
+		v = u;
 		t = m_def(g, v, OP_Transpose);
 	}
 	if (t >= 0 && m_perm_is(g, t, kt ? P120 : P102, 3))
@@ -1136,8 +1141,12 @@ static bool fold_side(const Graph *g, ValId v, bool kt, double *scale, Side *sd,
 	if (!ir_dim_is_const(g, X->dims[1], &n))
 		return m_fail(g, m, r, "%s path (3-D heads): Reshape '%s' folds dim 1 of '%s' into the "
 		              "batch, which is not a static head count", what, V->name, X->name);
-	if (scale)
-		x4 = strip_scale(g, x4, scale, m);
+	ValId x4s = scale ? strip_scale(g, x4, scale, m) : x4;
+	if (x4s != x4) {   /* the views above the absorbed scale are absorbed too */
+		m_add(m, r);
+		m_add(m, tkt);
+		x4 = x4s;
+	}
 	if (!(kt ? key_path(g, x4, scale ? scale : &(double){1.0}, sd, what, at, m)
 	         : split_path(g, x4, P0213, P1203, sd, what, false, at, m)))
 		return false;
