@@ -1,7 +1,7 @@
 """Attention with its heads folded into the batch (issue 12): 3-D
 [B*N, S, D] views of the heads, 3-D scores, Softmax on the last axis, the
 context unfolded back, as BART/Whisper eager attention and SDPA's math form
-are exported; and near misses whose folds are not the heads they claim.
+are exported (also with a KV cache); and near misses whose folds are not the heads they claim.
 
     /usr/bin/python3 tests/gen/attn_layout_forms.py OUTDIR [NAME...]
 
@@ -238,6 +238,41 @@ def time_major_fold():
             P, ref, feeds_sets(True), {"layout": 1})
 
 
+def past_kv_3d():
+    """BART's decoder self-attention with a KV cache (TorchScript): K and
+    V are Concat(past, new) of [B, N, S, D] heads along the sequence, then
+    folded [B*N, P+S, D] with Q's [B*N, S, D]; no mask (Sq != Sk)."""
+    P = params(25)
+    b = Builder(P)
+    x = "x"
+    dm = Dims(b, x, False)
+    q3 = fold(b, split_heads(b, b.op("Mul", lin(b, x, "q", P), float(SCALE)), dm), dm)
+    k3 = fold(b, b.op("Concat", "past_key", split_heads(b, lin(b, x, "k", P), dm), axis=2), dm)
+    v3 = fold(b, b.op("Concat", "past_value", split_heads(b, lin(b, x, "v", P), dm), axis=2), dm)
+    p = b.op("Softmax", b.op("MatMul", q3, b.op("Transpose", k3, perm=[0, 2, 1])), axis=-1)
+    y = lin(b, unfold_merge(b, b.op("MatMul", p, v3), dm), "o", P)
+    b.outputs(y)
+    m = b.model("past_kv_3d", [("x", TensorProto.FLOAT, ["batch", "seq", W]),
+                               ("past_key", TensorProto.FLOAT, ["batch", N, "past", D]),
+                               ("past_value", TensorProto.FLOAT, ["batch", N, "past", D])],
+                [("y", TensorProto.FLOAT, ["batch", "seq", W])], 14)
+
+    def ref(P, x, past_key, past_value):
+        q = (r_heads(r_lin(x, P, "q") * np.float32(SCALE))).astype(np.float32)
+        k = np.concatenate([past_key, r_heads(r_lin(x, P, "k"))], axis=2)
+        v = np.concatenate([past_value, r_heads(r_lin(x, P, "v"))], axis=2)
+        B, _, S, _ = q.shape
+        c = (r_softmax((q @ k.transpose(0, 1, 3, 2)).astype(np.float32)) @ v)
+        return [r_lin(c.transpose(0, 2, 1, 3).reshape(B, S, W), P, "o")]
+    rng = np.random.default_rng(10)
+    sets = feeds_sets()
+    for f, pl in zip(sets, (3, 4)):
+        B = f["x"].shape[0]
+        f["past_key"] = rng.normal(0, 1, (B, N, pl, D)).astype(np.float32)
+        f["past_value"] = rng.normal(0, 1, (B, N, pl, D)).astype(np.float32)
+    return m, P, ref, sets, {}
+
+
 def near_miss(kind):
     """bart_eager with one fold that is not the heads it claims:
       fold_nb: Q's heads transposed (2, 0, 1, 3) to [N, B, S, D] before the
@@ -298,6 +333,7 @@ FORMS = {
     "whisper_encoder_dynamo": (lambda: bart_eager(dynamo=True, k_bias=False, mask=False), 1),
     "sdpa_3d_dynamo": (sdpa_3d, 1),
     "time_major_fold": (time_major_fold, 1),
+    "past_kv_3d": (past_kv_3d, 1),
     "nearmiss_fold_nb": (lambda: near_miss("fold_nb"), 0, {
         "explain": "Q path (3-D heads): Reshape '/Reshape_23' folds dim 1 of '/Transpose_19' "
                    "into the batch, which is not a static head count"}),
