@@ -1070,7 +1070,8 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
  * Transpose(.., [1, 2, 0]).  Q K^T, the mask on the scores viewed
  * [B, N, Sq, Sk] (mask_3d), Softmax over the keys, P V, and the context
  * unfolded back (merge_3d) make a KlnAttention on the sides' values:
- * layout 0 or 1 as their heads are laid out. */
+ * layout 0 or 1 as their heads are laid out; a constant factor on Q before
+ * its head split joins the scale (absorb_q_scale). */
 
 static const int64_t P102[3] = {1, 0, 2};
 static const int64_t P021[3] = {0, 2, 1};
@@ -1264,6 +1265,40 @@ static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMat
 	return true;
 }
 
+/* Q's side reads Mul(y, c), c a constant scalar, through single-use views
+ * down to q3, the 3-D Q the scores read (the exporters' q_proj(x) *
+ * scaling before the head split): the kernel reads y and scales the
+ * scores by c instead (what the views compute on y times c), so the Mul
+ * and the views join the match and Q's projection can be packed with K's
+ * and V's. */
+static void absorb_q_scale(const Graph *g, ValId q3, Side *q, double *scale, Match *m)
+{
+	NodeId chain[4];
+	int n = 0;
+	double c;
+	if (q->reshape || q->perm)
+		return;
+	for (ValId v = q3; v != q->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
+		NodeId d = m_def(g, v, OP_COUNT);
+		if (d < 0 || n == 4 || m_nuses(g, v) != 1 ||
+		    (IR_NODE(g, d)->op != OP_Reshape && IR_NODE(g, d)->op != OP_Transpose))
+			return;
+		chain[n++] = d;
+	}
+	NodeId mul = m_def(g, q->x, OP_Mul);
+	if (mul < 0 || m_nuses(g, q->x) != 1)
+		return;
+	const Node *mn = IR_NODE(g, mul);
+	int ci = m_const_scalar(g, mn->in[1], &c) ? 1 : m_const_scalar(g, mn->in[0], &c) ? 0 : -1;
+	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], q->x))
+		return;
+	*scale *= c;
+	q->x = mn->in[1 - ci];
+	m_add(m, mul);
+	for (int i = 0; i < n; i++)
+		m_add(m, chain[i]);
+}
+
 /* Attention on heads folded into the batch (see above): 3-D scores,
  * Softmax on axis 2. */
 static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
@@ -1291,6 +1326,7 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	    !fold_side(g, kt, true, &scale, &k, "K", mm, m))
 		return false;
 	why_clear(m);   /* reasons of alternatives tried on the way */
+	absorb_q_scale(g, qh, &q, &scale, m);
 	if (q.h != k.h || q.d != k.d || q.b != k.b || q.layout != k.layout)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
 		              "batch or layout", (long long)q.h, (long long)q.d, (long long)k.h,

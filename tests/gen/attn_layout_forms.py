@@ -8,7 +8,8 @@ are exported (also with a KV cache); and near misses whose folds are not the hea
 writes OUTDIR/NAME/model.onnx, test_data_set_{0,1}/{input,output}_K.pb and
 OUTDIR/NAME/expect: "attention A" (A KlnAttention nodes at -O2; a near
 miss has A = 0 and keeps its Softmax), then optional lines "layout L" (the
-fused op's layout attribute) and "explain TEXT" (`kiln dump -O2
+fused op's layout attribute), "packed 1" (it reads Q, K and V from one
+packed projection) and "explain TEXT" (`kiln dump -O2
 --explain=attention` prints TEXT: why a near miss did not fuse).
 tests/scripts/attn_layout_forms.sh checks them.
 
@@ -325,14 +326,18 @@ def near_miss(kind):
 
 
 # name -> (builder, attention fused[, more]); more: "explain": text
-# `--explain=attention` must print (a near miss's reason)
+# `--explain=attention` must print (a near miss's reason); "packed": the
+# fused op reads one packed Q/K/V projection (Q's scale before its head
+# split joined the attention's)
+PACKED = {"packed": 1}
 FORMS = {
-    "bart_eager": (bart_eager, 1),
-    "bart_eager_dynamo": (lambda: bart_eager(dynamo=True), 1),
-    "whisper_encoder": (lambda: bart_eager(k_bias=False, mask=False), 1),
-    "whisper_encoder_dynamo": (lambda: bart_eager(dynamo=True, k_bias=False, mask=False), 1),
-    "sdpa_3d_dynamo": (sdpa_3d, 1),
-    "time_major_fold": (time_major_fold, 1),
+    "bart_eager": (bart_eager, 1, PACKED),
+    "bart_eager_dynamo": (lambda: bart_eager(dynamo=True), 1, PACKED),
+    "whisper_encoder": (lambda: bart_eager(k_bias=False, mask=False), 1, PACKED),
+    "whisper_encoder_dynamo": (lambda: bart_eager(dynamo=True, k_bias=False, mask=False), 1,
+                               PACKED),
+    "sdpa_3d_dynamo": (sdpa_3d, 1, PACKED),
+    "time_major_fold": (time_major_fold, 1, PACKED),
     "past_kv_3d": (past_kv_3d, 1),
     "nearmiss_fold_nb": (lambda: near_miss("fold_nb"), 0, {
         "explain": "Q path (3-D heads): Reshape '/Reshape_23' folds dim 1 of '/Transpose_19' "
@@ -361,6 +366,8 @@ def generate(name, outdir):
             f.write("layout %d\n" % more.get("layout", 0))
         if "explain" in more:
             f.write("explain %s\n" % more["explain"])
+        if "packed" in more:
+            f.write("packed %d\n" % more["packed"])
     names = [i.name for i in m.graph.input]
     for si, feeds in enumerate(sets):
         feeds = {k: v for k, v in feeds.items() if k in names}

@@ -5,7 +5,8 @@
 # Q and K, a time-major input folded batch-first, and near misses whose
 # folds are not the heads they claim).  For every form: `kiln compile -O2
 # --stats` fuses exactly the expected number of attentions (a near miss
-# none, its Softmax left), the fused op has the expected layout, a near
+# none, its Softmax left), the fused op has the expected layout (and reads
+# one packed Q/K/V projection where Q's scale was before its head split), a near
 # miss's `--explain=attention` gives the expected reason, `--explain=qkv`
 # prints one line per KlnAttention (a pack that fused in an earlier round
 # of the fixpoint is not listed again), and `kiln check` matches the numpy
@@ -26,6 +27,7 @@ for d in "$OUT"/*/; do
 	want_att=$(sed -n 's/^attention //p' "$d/expect")
 	want_layout=$(sed -n 's/^layout //p' "$d/expect")
 	want_why=$(sed -n 's/^explain //p' "$d/expect")
+	want_packed=$(sed -n 's/^packed //p' "$d/expect")
 	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
 		bad "$name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
 	fi
@@ -45,6 +47,11 @@ sys.exit(0 if att == want and sm_out == sm_in - want else 1)
 	if [ -n "$want_layout" ] &&
 	   [ "$(grep -c "= KlnAttention(.*layout = $want_layout," <<<"$dump")" != "$natt" ]; then
 		bad "$name: the KlnAttention's layout is not $want_layout: $(grep -o 'layout = [0-9]*' <<<"$dump" | tr '\n' ' ')"
+		continue
+	fi
+	# packed: KlnAttention(%p, %p, %p, ...) reads one projection three times
+	if [ -n "$want_packed" ] && ! grep -qE '= KlnAttention\((%[^,]+), \1, \1[,)]' <<<"$dump"; then
+		bad "$name: Q, K and V are not one packed projection: $(grep -o 'KlnAttention([^)]*)' <<<"$dump")"
 		continue
 	fi
 	if [ -n "$want_why" ]; then
