@@ -43,7 +43,8 @@
  *     Expand or Tile, Reshape; or a Tile along the sequence, Reshape) or one
  *     head broadcast by MatMul: kv_num_heads (Q head h reads K/V head
  *     h / (H / Hkv)); a Tile along the heads (head h % Hkv) is read as it is;
- *   - K^T through a 3-D [B*H, S, D] view (SDPA) and key-major scores
+ *   - K^T through a 3-D [B*H, S, D] view unfolded again (SDPA: the same
+ *     analysis, fold_side) and key-major scores
  *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
  *   - causal masks, proved by attn_mask.c from their construction (Range
  *     iotas compared, Trilu of a filled matrix, the causal block sliced
@@ -60,10 +61,13 @@
  *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
  *     any other condition the bias Where(c, F, 0); only for fills that absorb
  *     the scores (-inf, <= -2^110), else refused with the reason;
- *   - time-major 3-D heads (fairseq, match_attention_3d): [S, B*H, D] views,
- *     3-D scores reshaped to 4-D around masked_fill(-inf or the float
- *     minimum: for finite scores the same as adding it) or an added bias,
- *     Softmax on axis 2 -> layout 1.
+ *   - heads folded into the batch (match_attention_3d, fold_side): 3-D
+ *     [B*H, S, D] views, batch-first (BART, Whisper: Reshape of the
+ *     [B, H, S, D] heads) or time-major (fairseq: Transpose(1,0,2) of
+ *     [S, B*H, D]), 3-D scores reshaped to 4-D around masked_fill(-inf or
+ *     the float minimum: for finite scores the same as adding it) or an
+ *     added bias, Softmax on axis 2, the context unfolded back -> layout 0
+ *     or 1 as the heads were laid out.
  * Every failure point records its reason with m_fail (--explain=attention).
  *
  * Every intermediate from the scores to the head merge must be used only
@@ -302,39 +306,44 @@ static void why_clear(Match *m)
 	m->why_node = -1;
 }
 
-/* v = Reshape(Transpose(Reshape(X, [B*H, S, D]), [0, 2, 1]), [B, H, D, S])
- * (SDPA exports transpose K over a 3-D view): that is Transpose(X, [0, 1,
- * 3, 2]) for X [B, H, S, D]; returns X or -1. */
-static ValId kt_3d_view(const Graph *g, ValId v)
+static bool fold_side(const Graph *g, ValId v, bool kt, double *scale, Side *sd,
+                      const char *what, NodeId at, Match *m);
+
+/* v [B, H, D, S] = Reshape(u) with u a 3-D K^T view [B*H, D, S] whose
+ * heads fold_side finds (SDPA exports transpose K over a 3-D [B*H, S, D]
+ * view and unfold it again): K^T of those heads when v unfolds them in
+ * their order.  0 when v is not that (the reason is forgotten: K^T is then
+ * read as any heads-first [B, H, D, S]). */
+static bool kt_unfold(const Graph *g, ValId v, double *scale, Side *sd, const char *what,
+                      NodeId at, Match *m)
 {
-	NodeId r2 = m_def(g, v, OP_Reshape);
-	NodeId t = r2 >= 0 ? m_def(g, IR_NODE(g, r2)->in[0], OP_Transpose) : -1;
-	static const int64_t p021[3] = {0, 2, 1};
-	if (t < 0 || !m_perm_is(g, t, p021, 3))
-		return -1;
-	NodeId r1 = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
-	if (r1 < 0)
-		return -1;
-	ValId x = IR_NODE(g, r1)->in[0];
-	const Value *X = IR_VAL(g, x), *V = IR_VAL(g, v), *R = IR_VAL(g, IR_NODE(g, r1)->out[0]);
-	if (X->rank != 4 || V->rank != 4 || R->rank != 3)
-		return -1;
-	/* R = [B*H, S, D] keeps X's flat order; v = [B, H, D, S] */
-	Graph *mg = (Graph *)g;   /* interning B*H only */
-	if (R->dims[0] != ir_dim_mul(mg, X->dims[0], X->dims[1]) || R->dims[1] != X->dims[2] ||
-	    R->dims[2] != X->dims[3] || V->dims[0] != X->dims[0] || V->dims[1] != X->dims[1] ||
-	    V->dims[2] != X->dims[3] || V->dims[3] != X->dims[2])
-		return -1;
-	return x;
+	NodeId r = m_def(g, v, OP_Reshape);
+	ValId u = r >= 0 ? IR_NODE(g, r)->in[0] : -1;
+	const Value *V = IR_VAL(g, v);
+	int nn = m->nnodes;
+	double sc = *scale;
+	if (u < 0 || IR_VAL(g, u)->rank != 3 || V->rank != 4)
+		return false;
+	if (fold_side(g, u, true, &sc, sd, what, at, m) && V->dims[0] == sd->b &&
+	    m_dim_is(g, V->dims[1], sd->h) && m_dim_is(g, V->dims[2], sd->d) && V->dims[3] == sd->s) {
+		if (m->nnodes > nn)
+			m_add(m, r);   /* it reads nodes the match absorbs (a scale inside the views) */
+		*scale = sc;
+		return true;
+	}
+	m->nnodes = nn;   /* the scales it stripped on the way */
+	why_clear(m);
+	return false;
 }
 
-/* K transposed for QK^T, in its two spellings (`what` names the side:
- * Q when the scores are computed transposed, see match_scores). */
-static bool key_path(const Graph *g, ValId v, Side *sd, const char *what, NodeId at, Match *m)
+/* K transposed for QK^T, in its spellings (`what` names the side: Q when
+ * the scores are computed transposed, see match_scores); constant factors
+ * inside a 3-D view multiply *scale. */
+static bool key_path(const Graph *g, ValId v, double *scale, Side *sd, const char *what,
+                     NodeId at, Match *m)
 {
-	ValId x = kt_3d_view(g, v);
-	if (x >= 0)
-		return split_path(g, x, P0213, P1203, sd, what, false, at, m);
+	if (kt_unfold(g, v, scale, sd, what, at, m))
+		return true;
 	NodeId t = m_def(g, v, OP_Transpose);
 	if (t >= 0 && m_perm_is(g, t, P0132, 4))
 		return split_path(g, IR_NODE(g, t)->in[0], P0213, P1203, sd, what, false, at, m);
@@ -1062,9 +1071,9 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 	ValId kt = strip_scale(g, mn->in[!swapped], &scale, m);
 	Side q, k;
 	if (!swapped && (!split_path(g, qh, P0213, P1203, &q, "Q", false, mm, m) ||
-	                 !key_path(g, kt, &k, "K", mm, m)))
+	                 !key_path(g, kt, &scale, &k, "K", mm, m)))
 		return false;
-	if (swapped && (!key_path(g, qh, &q, "Q (key-major scores)", mm, m) ||
+	if (swapped && (!key_path(g, qh, &scale, &q, "Q (key-major scores)", mm, m) ||
 	                !split_path(g, kt, P0213, P1203, &k, "K (key-major scores)", false, mm, m)))
 		return false;
 	/* K may have fewer heads: repeated up to Q's, or one broadcast by MatMul */
@@ -1160,32 +1169,32 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
 	return true;
 }
 
-/* ---- time-major 3-D heads (fairseq) ----------------------------------------
- * Q, K, V [S, B, H*D] are viewed [S, B*H, D] and transposed to [B*H, S, D]:
- *   scores = MatMul(Q3, K3^T) (scaled)          [B*H, Sq, Sk]
- *   optionally Reshape to [B, H, Sq, Sk], Where(mask, fill, .) or + bias,
- *   Reshape back; Softmax over keys; MatMul by V3; Transpose(1, 0, 2) and
- *   Reshape to [Sq, B, H*Dv]
- * -> KlnAttention layout 1 on Q, K, V as they are. */
+/* ---- heads folded into the batch: 3-D views ------------------------------
+ * Exporters that run attention as batched 3-D MatMuls fold the heads into
+ * the batch: row b*N + n of a 3-D [B*N, S, D] value is head n of batch b.
+ * Two constructions give that order (fold_side checks them on the dims):
+ *   batch-first (BART, Whisper, SDPA): Reshape(X4, [B*N, S, D]) with X4
+ *     [B, N, S, D] any head split split_path reads (Transpose(0,2,1,3) of
+ *     [B, S, N, D], XLNet's time-major Transpose(1,2,0,3) of [S, B, N, D],
+ *     a heads-first value such as Concat(past, new));
+ *   time-major (fairseq): Transpose(Reshape(X [S, B, N*D], [S, B*N, D]),
+ *     [1, 0, 2]).
+ * K^T is the view transposed, [B*N, D, S]: Transpose(view, [0, 2, 1]), a
+ * fold of a 4-D K^T [B, N, D, S] (key_path), or the time-major
+ * Transpose(.., [1, 2, 0]).  Q K^T, the mask on the scores viewed
+ * [B, N, Sq, Sk] (mask_3d), Softmax over the keys, P V, and the context
+ * unfolded back (merge_3d) make a KlnAttention on the sides' values:
+ * layout 0 or 1 as their heads are laid out; a constant factor on Q before
+ * its head split joins the scale (absorb_q_scale). */
 
 static const int64_t P102[3] = {1, 0, 2};
 static const int64_t P021[3] = {0, 2, 1};
 static const int64_t P120[3] = {1, 2, 0};
 
-/* v = Transpose(Reshape(X [S, B, H*D], [S, B*H, D]), perm) with perm P102
- * (or P120 for K^T, or P021 over the P102 one) */
-static bool split_3d(const Graph *g, ValId v, bool kt, Side *sd, const char *what, NodeId at,
-                     Match *m)
+/* t = Transpose(Reshape(X [S, B, N*D], [S, B*N, D]), P102 or P120): the
+ * time-major fold of X's heads (layout 1). */
+static bool fold_time_major(const Graph *g, NodeId t, Side *sd, const char *what, Match *m)
 {
-	NodeId t = m_def(g, v, OP_Transpose);
-	memset(sd, 0, sizeof *sd);
-	if (kt && t >= 0 && m_perm_is(g, t, P021, 3)) {
-		kt = false;
-		t = m_def(g, IR_NODE(g, t)->in[0], OP_Transpose);
-	}
-	if (t < 0 || !m_perm_is(g, t, kt ? P120 : P102, 3))
-		return m_fail(g, m, t >= 0 ? t : at, "%s path (time-major 3-D): not a Transpose(%s) of "
-		              "the [S, B*H, D] view", what, kt ? "1,2,0" : "1,0,2");
 	NodeId r = m_def(g, IR_NODE(g, t)->in[0], OP_Reshape);
 	if (r < 0)
 		return m_fail(g, m, t, "%s path (time-major 3-D): the Transpose does not read a Reshape",
@@ -1210,12 +1219,71 @@ static bool split_3d(const Graph *g, ValId v, bool kt, Side *sd, const char *wha
 	return true;
 }
 
+/* v, a 3-D value, is heads folded into the batch as above ([B*N, D, S]
+ * when kt): the Side of the value they come from.  Constant factors
+ * between the views multiply *scale (NULL: none may be there, for V). */
+static bool fold_side(const Graph *g, ValId v, bool kt, double *scale, Side *sd,
+                      const char *what, NodeId at, Match *m)
+{
+	NodeId t = m_def(g, v, OP_Transpose), tkt = -1;
+	memset(sd, 0, sizeof *sd);
+	if (kt && t >= 0 && m_perm_is(g, t, P021, 3)) {   /* K^T: the K view transposed */
+		kt = false;
+		tkt = t;
+		v = IR_NODE(g, t)->in[0];
+		ValId u = scale ? strip_scale(g, v, scale, m) : v;
+		if (u != v)
+			m_add(m, tkt);   /* it reads a scale the match absorbs: absorbed too */
+		v = u;
+		t = m_def(g, v, OP_Transpose);
+	}
+	if (t >= 0 && m_perm_is(g, t, kt ? P120 : P102, 3))
+		return fold_time_major(g, t, sd, what, m);
+	NodeId r = m_def(g, v, OP_Reshape);
+	if (r < 0)
+		return m_fail(g, m, t >= 0 ? t : at, "%s path (3-D heads): '%s' is neither a Reshape "
+		              "folding [B, N, %s] into [B*N, %s] nor the time-major Transpose(%s) of "
+		              "[S, B*N, D]", what, IR_VAL(g, v)->name, kt ? "D, S" : "S, D",
+		              kt ? "D, S" : "S, D", kt ? "1,2,0" : "1,0,2");
+	ValId x4 = IR_NODE(g, r)->in[0];
+	const Value *X = IR_VAL(g, x4), *V = IR_VAL(g, v);
+	int64_t n;
+	if (X->rank != 4 || V->rank != 3 || V->dims[0] != ir_dim_mul((Graph *)g, X->dims[0], X->dims[1]) ||
+	    V->dims[1] != X->dims[2] || V->dims[2] != X->dims[3])
+		return m_fail(g, m, r, "%s path (3-D heads): Reshape '%s' is not [B, N, %s] -> [B*N, %s] "
+		              "(dims 0, 1 folded in order, the last two kept)", what, V->name,
+		              kt ? "D, S" : "S, D", kt ? "D, S" : "S, D");
+	if (!ir_dim_is_const(g, X->dims[1], &n))
+		return m_fail(g, m, r, "%s path (3-D heads): Reshape '%s' folds dim 1 of '%s' into the "
+		              "batch, which is not a static head count", what, V->name, X->name);
+	ValId x4s = scale ? strip_scale(g, x4, scale, m) : x4;
+	if (x4s != x4) {   /* the views above the absorbed scale are absorbed too */
+		m_add(m, r);
+		m_add(m, tkt);
+		x4 = x4s;
+	}
+	if (!(kt ? key_path(g, x4, scale ? scale : &(double){1.0}, sd, what, at, m)
+	         : split_path(g, x4, P0213, P1203, sd, what, false, at, m)))
+		return false;
+	if (sd->repeated)
+		return m_fail(g, m, r, "%s path (3-D heads): repeated (grouped-query) heads folded into "
+		              "the batch are not supported", what);
+	if (sd->h != n)
+		return m_fail(g, m, r, "%s path (3-D heads): Reshape '%s' folds %lld heads into the "
+		              "batch, but '%s' holds %lld", what, V->name, (long long)n, X->name,
+		              (long long)sd->h);
+	if (sd->b != X->dims[0])
+		return m_fail(g, m, r, "%s path (3-D heads): Reshape '%s' folds dim 0 of '%s' as the "
+		              "batch, but that is not the batch of its heads", what, V->name, X->name);
+	return true;
+}
+
 /* The fairseq masks between the 3-D scores and the Softmax: Reshape to
  * [B, H, Sq, Sk], Where(mask, fill, scores) (masked_fill: mask true where
  * padded) or scores + bias, Reshape back.  Returns the 3-D scores below;
  * the Where's condition goes to tm_mask, its fill to tm_fill, an additive
  * bias to the terms (one). */
-static ValId mask_3d(const Graph *g, ValId x, int64_t h, AttnMatch *am)
+static ValId mask_3d(const Graph *g, ValId x, int64_t h, const char *what, AttnMatch *am)
 {
 	Match *m = &am->m;
 	NodeId r2 = m_def(g, x, OP_Reshape);
@@ -1225,11 +1293,11 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, AttnMatch *am)
 	const Value *W4 = IR_VAL(g, w4), *X = IR_VAL(g, x);
 	if (W4->dims[2] != X->dims[1] || W4->dims[3] != X->dims[2] || !m_dim_is(g, W4->dims[1], h) ||
 	    X->dims[0] != ir_dim_mul((Graph *)g, W4->dims[0], W4->dims[1]))
-		return m_fail(g, m, r2, "time-major 3-D scores: Reshape '%s' is not [B*H, Sq, Sk] from "
-		              "[B, H, Sq, Sk]", X->name), -1;
+		return m_fail(g, m, r2, "%s scores: Reshape '%s' is not [B*H, Sq, Sk] from "
+		              "[B, H, Sq, Sk]", what, X->name), -1;
 	NodeId n = m_def(g, w4, OP_COUNT);
 	if (n < 0)
-		return m_fail(g, m, r2, "time-major 3-D scores: the 4-D view is an input"), -1;
+		return m_fail(g, m, r2, "%s scores: the 4-D view is an input", what), -1;
 	const Node *nd = IR_NODE(g, n);
 	ValId s4 = -1;
 	double fill;
@@ -1239,11 +1307,11 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, AttnMatch *am)
 		 * fill where the mask is set when fill is -inf or so large that
 		 * score + fill rounds to it */
 		if (!(fill == -INFINITY || fill <= -0x1p110))
-			return m_fail(g, m, n, "time-major 3-D scores: masked_fill with %g, not -inf or the "
-			              "float minimum (that replacement is not an additive bias)", fill), -1;
+			return m_fail(g, m, n, "%s scores: masked_fill with %g, not -inf or the "
+			              "float minimum (that replacement is not an additive bias)", what, fill), -1;
 		if (!bcast_fits(g, nd->in[0], W4->dims))
-			return m_fail(g, m, n, "time-major 3-D scores: the mask does not broadcast to the "
-			              "scores"), -1;
+			return m_fail(g, m, n, "%s scores: the mask does not broadcast to the "
+			              "scores", what), -1;
 		am->tm_mask = nd->in[0];
 		am->tm_fill = fill;
 		s4 = nd->in[2];
@@ -1259,14 +1327,94 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, AttnMatch *am)
 	}
 	NodeId r1 = s4 >= 0 ? m_def(g, s4, OP_Reshape) : -1;
 	if (r1 < 0 || !m_same_shape(g, IR_NODE(g, r1)->in[0], x))
-		return m_fail(g, m, n, "time-major 3-D scores: between the two Reshapes is not a "
-		              "masked_fill or an Add of a bias on the 4-D view"), -1;
+		return m_fail(g, m, n, "%s scores: between the two Reshapes is not a "
+		              "masked_fill or an Add of a bias on the 4-D view", what), -1;
 	m_add(m, r2);
 	m_add(m, n);
 	m_add(m, r1);
 	return IR_NODE(g, r1)->in[0];
 }
 
+/* The 3-D context c [B*N, Sq, Dv] merged back to the heads' layout: a
+ * Reshape unfolding it to [B, N, Sq, Dv], then match_merge's Transpose (+
+ * Reshape); or, time-major, Transpose(1, 0, 2) to [Sq, B*N, Dv] and a
+ * Reshape to [Sq, B, N*Dv]. */
+static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMatch *am)
+{
+	Match *m = &am->m;
+	const Value *C = IR_VAL(g, c);
+	NodeId u = C->nuses == 1 && !m_is_output(g, c) ? C->uses[0].node : -1;
+	const Node *un = u >= 0 ? IR_NODE(g, u) : NULL;
+	if (!un || un->in[0] != c || (un->op != OP_Reshape && un->op != OP_Transpose))
+		return m_fail(g, m, u >= 0 ? u : m->root, "the 3-D context '%s' is not unfolded by one "
+		              "Reshape or Transpose", C->name);
+	ValId uv = un->out[0];
+	const Value *U = IR_VAL(g, uv);
+	if (un->op == OP_Reshape) {
+		if (U->rank != 4 || U->dims[0] != q->b || !m_dim_is(g, U->dims[1], q->h) ||
+		    U->dims[2] != C->dims[1] || U->dims[3] != C->dims[2])
+			return m_fail(g, m, u, "the 3-D context: Reshape '%s' is not [B*N, Sq, Dv] -> "
+			              "[B, N, Sq, Dv] with Q's batch and %lld heads", U->name,
+			              (long long)q->h);
+		m_add(m, u);
+		if (!match_merge(g, uv, dv, am))
+			return m_fail(g, m, u, "the context '%s' is not merged back by Transpose(%s) + "
+			              "Reshape to %s, used once", U->name, q->layout ? "2,0,1,3" : "0,2,1,3",
+			              q->layout ? "[Sq, B, N*Dv]" : "[B, Sq, N*Dv]");
+		return true;
+	}
+	/* time-major: Transpose(1, 0, 2), Reshape to [Sq, B, N*Dv] */
+	if (!m_perm_is(g, u, P102, 3) || q->layout != 1)
+		return m_fail(g, m, u, "the 3-D context is transposed but not by Transpose(1,0,2) of "
+		              "time-major heads");
+	NodeId r = U->nuses == 1 && !m_is_output(g, uv) ? U->uses[0].node : -1;
+	const Value *ov = r >= 0 ? IR_VAL(g, IR_NODE(g, r)->out[0]) : NULL;
+	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || ov->rank != 3 || ov->dims[0] != q->s ||
+	    ov->dims[1] != q->b || !m_dim_is(g, ov->dims[2], q->h * dv))
+		return m_fail(g, m, u, "the context is not merged back to [Sq, B, H*Dv] by a Reshape");
+	m_add(m, u);
+	m_add(m, r);
+	am->out = IR_NODE(g, r)->out[0];
+	am->out4d = false;
+	return true;
+}
+
+/* Q's side reads Mul(y, c), c a constant scalar, through single-use views
+ * down to q3, the 3-D Q the scores read (the exporters' q_proj(x) *
+ * scaling before the head split): the kernel reads y and scales the
+ * scores by c instead (what the views compute on y times c), so the Mul
+ * and the views join the match and Q's projection can be packed with K's
+ * and V's. */
+static void absorb_q_scale(const Graph *g, ValId q3, Side *q, double *scale, Match *m)
+{
+	NodeId chain[4];
+	int n = 0;
+	double c;
+	if (q->reshape || q->perm)
+		return;
+	for (ValId v = q3; v != q->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
+		NodeId d = m_def(g, v, OP_COUNT);
+		if (d < 0 || n == 4 || m_nuses(g, v) != 1 ||
+		    (IR_NODE(g, d)->op != OP_Reshape && IR_NODE(g, d)->op != OP_Transpose))
+			return;
+		chain[n++] = d;
+	}
+	NodeId mul = m_def(g, q->x, OP_Mul);
+	if (mul < 0 || m_nuses(g, q->x) != 1)
+		return;
+	const Node *mn = IR_NODE(g, mul);
+	int ci = m_const_scalar(g, mn->in[1], &c) ? 1 : m_const_scalar(g, mn->in[0], &c) ? 0 : -1;
+	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], q->x))
+		return;
+	*scale *= c;
+	q->x = mn->in[1 - ci];
+	m_add(m, mul);
+	for (int i = 0; i < n; i++)
+		m_add(m, chain[i]);
+}
+
+/* Attention on heads folded into the batch (see above): 3-D scores,
+ * Softmax on axis 2. */
 static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
@@ -1283,17 +1431,21 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	ValId sv = strip_scale(g, y, &scale, m);
 	NodeId mm = m_def(g, sv, OP_MatMul);
 	if (mm < 0)
-		return m_fail(g, m, root, "time-major 3-D scores: no MatMul(Q, K^T) under the mask");
+		return m_fail(g, m, root, "3-D scores: no MatMul(Q, K^T) under the mask");
 	const Node *mn = IR_NODE(g, mm);
 	Side q, k, v;
 	ValId qh = strip_scale(g, mn->in[0], &scale, m);
 	ValId kt = strip_scale(g, mn->in[1], &scale, m);
-	if (!split_3d(g, qh, false, &q, "Q", mm, m) || !split_3d(g, kt, true, &k, "K", mm, m))
+	if (!fold_side(g, qh, false, &scale, &q, "Q", mm, m) ||
+	    !fold_side(g, kt, true, &scale, &k, "K", mm, m))
 		return false;
-	if (q.h != k.h || q.d != k.d || q.b != k.b)
+	why_clear(m);   /* reasons of alternatives tried on the way */
+	absorb_q_scale(g, qh, &q, &scale, m);
+	if (q.h != k.h || q.d != k.d || q.b != k.b || q.layout != k.layout)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
-		              "batch", (long long)q.h, (long long)q.d, (long long)k.h, (long long)k.d);
-	if (x != y && mask_3d(g, x, q.h, am) != y)
+		              "batch or layout", (long long)q.h, (long long)q.d, (long long)k.h,
+		              (long long)k.d);
+	if (x != y && mask_3d(g, x, q.h, q.layout ? "time-major 3-D" : "3-D", am) != y)
 		return false;
 	m_add(m, mm);
 	const Value *pv = IR_VAL(g, sm->out[0]);
@@ -1304,36 +1456,31 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	const Node *mvn = IR_NODE(g, mv);
 	if (mvn->op != OP_MatMul || mvn->in[0] != sm->out[0])
 		return m_fail(g, m, mv, "the probabilities are not the left operand of a MatMul by V");
-	if (!split_3d(g, mvn->in[1], false, &v, "V", mv, m))
+	if (!fold_side(g, mvn->in[1], false, NULL, &v, "V", mv, m))
 		return false;
-	if (v.h != q.h || v.s != k.s || v.b != k.b)
-		return m_fail(g, m, mv, "V's heads, key length or batch are not K's");
+	why_clear(m);
+	if (v.h != q.h || v.s != k.s || v.b != k.b || v.layout != k.layout)
+		return m_fail(g, m, mv, "V's heads, key length, batch or layout are not K's");
 	m_add(m, mv);
-	/* merge: Transpose(1, 0, 2), Reshape to [Sq, B, H*Dv] */
-	ValId c = mvn->out[0];
-	NodeId t = IR_VAL(g, c)->nuses == 1 && !m_is_output(g, c) ? IR_VAL(g, c)->uses[0].node : -1;
-	if (t < 0 || IR_NODE(g, t)->op != OP_Transpose || !m_perm_is(g, t, P102, 3))
-		return m_fail(g, m, mv, "the context is not merged by Transpose(1,0,2)");
-	ValId tv = IR_NODE(g, t)->out[0];
-	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
-	const Value *ov = r >= 0 ? IR_VAL(g, IR_NODE(g, r)->out[0]) : NULL;
-	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || ov->rank != 3 || ov->dims[0] != q.s ||
-	    ov->dims[1] != q.b || !m_dim_is(g, ov->dims[2], q.h * v.d))
-		return m_fail(g, m, t, "the context is not merged back to [Sq, B, H*Dv] by a Reshape");
-	m_add(m, t);
-	m_add(m, r);
-	am->q = q.x;
+	am->q = q.x;   /* merge_3d -> match_merge reads Q's dims */
+	am->heads = q.h;
+	am->layout = q.layout;
+	if (!merge_3d(g, mvn->out[0], &q, v.d, am))
+		return false;
+	const Side *sides[3] = {&q, &k, &v};
+	for (int i = 0; i < 3; i++) {
+		am->view3d[i] = sides[i]->reshape;
+		am->perm[i] = sides[i]->perm;
+	}
 	am->k = k.x;
 	am->v = v.x;
+	am->kb = k.b;
+	am->ks = k.s;
 	am->bias = am->nterms ? am->term[0] : -1;
-	am->out = IR_NODE(g, r)->out[0];
 	am->mask = -1;
 	am->kv_heads = q.h;
-	am->heads = q.h;
 	am->head_size = q.d;
 	am->v_head_size = v.d;
-	am->out4d = false;
-	am->layout = 1;
 	am->scale = scale;
 	am->mask_filter = 0;
 	if (!m_closed(g, m, am->out))

@@ -57,8 +57,10 @@ static bool match_qkv(const Graph *g, NodeId root, Match *m)
 	static const char *const names[3] = {"Q", "K", "V"};
 	const Node *a = IR_NODE(g, root);
 	if (ir_attr_int(g, root, "q_offset", 0) || ir_attr_int(g, root, "k_offset", 0) ||
-	    ir_attr_int(g, root, "v_offset", 0))
+	    ir_attr_int(g, root, "v_offset", 0)) {
+		m->done = true;   /* packed: by this pattern (said when it fused) or at import */
 		return m_fail(g, m, root, "already packed (nonzero offsets)");
+	}
 	int64_t kd[3], n[3];
 	NodeId p[3], at[3];
 	const char *why[3] = {NULL, NULL, NULL};

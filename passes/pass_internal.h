@@ -89,6 +89,10 @@ typedef struct Match {
 	/* Why the match failed (first reason wins; see m_fail). */
 	NodeId why_node;
 	char why[200];
+	/* Set by a matcher that fails because the root is the pattern's own
+	 * result (it fused in an earlier round of the fixpoint, which --explain
+	 * reported then): not a candidate, --explain prints nothing more. */
+	bool done;
 } Match;
 #define M_AS(T, mp) ((T *)(mp))
 #define M_AS_CONST(T, mp) ((const T *)(mp))

@@ -116,7 +116,7 @@ static bool explaining(const PassCtx *pc, const Pattern *pat)
 static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
                     const Match *m, bool ok, NodeId first_new)
 {
-	if (!explaining(pc, pat))
+	if (!explaining(pc, pat) || (!ok && m->done))
 		return;
 	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
 	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(IR_NODE(g, root)->op),

@@ -19,9 +19,12 @@ they are what an importer meets in the wild:
     by 0.125 (the original's mul_weight_1/mul_weight_2), and its
     use_float_mask variant reads a tensor no node writes (unsqueeze1_out).
 Changed: float weights the original fills with ones are random here
-(common.py), and every graph but the broken one also has a valid twin
-(suffix _valid: epsilon spelled right, opset 17, where LayerNormalization
-is a standard op), so that the attention forms get past the importer.
+(common.py), and every graph also has a valid twin (suffix _valid:
+epsilon spelled right, opset 17, where LayerNormalization is a standard
+op; the 3-D float-mask graph's Sub reads the float mask as the Slice
+leaves it, "slice_out", where the original names the BERT graph's
+"unsqueeze1_out", a tensor this graph never writes), so that the attention
+forms get past the importer.
 
     /usr/bin/python3 tests/gen/foreign/ort_bert_model_generator.py OUTDIR [NAME...]
 """
@@ -140,7 +143,8 @@ def tf2onnx_attention_3d(hidden=16, heads=4, head=4, use_float_mask=False, valid
            ["slice_out"], "slice")
     if not use_float_mask:
         g.node("Cast", ["slice_out"], ["cast_out"], "cast", to=1)
-    g.node("Sub", ["sub_weight", "unsqueeze1_out" if use_float_mask else "cast_out"], ["sub_out"], "sub")
+    fmask = "slice_out" if valid else "unsqueeze1_out"   # see the module comment
+    g.node("Sub", ["sub_weight", fmask if use_float_mask else "cast_out"], ["sub_out"], "sub")
     g.node("Mul", ["sub_out", "mul_weight_2"], ["mul_mask_out"], "mul_mask")
     g.node("Einsum", ["add_q_out", "mul_k_out"], ["einsum_qk_out"], "einsum_qk",
            equation="aecd,abcd->acbe")
@@ -209,9 +213,9 @@ VARIANTS = {
     "bert_3d_attention_float_mask": (tf2onnx_attention_3d, dict(use_float_mask=True)),
 }
 CASES = {n: (lambda f, k: lambda: f(**k))(f, k) for n, (f, k) in VARIANTS.items()}
-# the valid twins (not of the float-mask 3-D graph: no fix makes it one graph)
+# the valid twins
 CASES.update({n + "_valid": (lambda f, k: lambda: f(valid=True, **k))(f, k)
-              for n, (f, k) in VARIANTS.items() if n != "bert_3d_attention_float_mask"})
+              for n, (f, k) in VARIANTS.items()})
 
 
 if __name__ == "__main__":
