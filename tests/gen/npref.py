@@ -148,6 +148,18 @@ def _eyelike(x, dtype=None, k=0):
     return np.eye(x.shape[0], x.shape[1], k=k, dtype=t)
 
 
+def _fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB=0):
+    """com.microsoft FusedMatMul as ONNX Runtime's contrib spec defines it:
+    alpha * op(A) @ op(B), transA/transB swapping the last two axes."""
+    if transBatchA or transBatchB:
+        raise NotImplementedError("npref: FusedMatMul with transBatchA/transBatchB")
+    if transA:
+        a = np.swapaxes(a, -1, -2)
+    if transB:
+        b = np.swapaxes(b, -1, -2)
+    return (np.matmul(a, b) * np.float32(alpha)).astype(a.dtype)
+
+
 def _same(f):
     """Elementwise op keeping the first input's dtype (numpy promotes)."""
     return lambda *xs: np.asarray(f(*xs)).astype(xs[0].dtype)
@@ -165,7 +177,7 @@ OPS = {
     "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
     "And": np.logical_and, "Or": np.logical_or,
     "Where": np.where,
-    "MatMul": np.matmul, "Gemm": _gemm,
+    "MatMul": np.matmul, "Gemm": _gemm, "FusedMatMul": _fused_matmul,
     "Einsum": lambda *xs, equation: np.einsum(equation, *xs),
     "Softmax": lambda x, axis=-1: _softmax(x, axis),
     "ReduceMean": _reduce_mean,
