@@ -59,31 +59,8 @@ static void rms_row_c(const rms_job *j, const float *x, const float *k2, float *
 }
 
 #if defined(__x86_64__)
-#define RMS_AVX2_FN __attribute__((target("avx2,fma")))
-
-static bool rms_have_avx2(void)
-{
-	static int known;    /* 0 not asked yet, 1 no, 2 yes (racy but idempotent) */
-	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
-	if (!k) {
-		__builtin_cpu_init();
-		k = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 2 : 1;
-		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
-	}
-	return k == 2;
-}
-
-RMS_AVX2_FN
-static float rms_hsum8(__m256 v)
-{
-	__m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-	q = _mm_add_ss(q, _mm_movehdup_ps(q));
-	return _mm_cvtss_f32(q);
-}
-
 /* rms_row_c in 8 lanes, two accumulators; the last n % 8 scalar. */
-RMS_AVX2_FN
+VM_AVX2
 static void rms_row_avx2(const rms_job *j, const float *x, const float *k2, float *s, float *y)
 {
 	int64_t n = j->n, k = 0;
@@ -107,7 +84,7 @@ static void rms_row_avx2(const rms_job *j, const float *x, const float *k2, floa
 		}
 		a0 = _mm256_fmadd_ps(v, v, a0);
 	}
-	double acc = rms_hsum8(_mm256_add_ps(a0, a1));
+	double acc = vm_hsum8(_mm256_add_ps(a0, a1));
 	for (; k < n; k++) {
 		float v = x[k];
 		if (k2)
@@ -205,7 +182,7 @@ static bool rms_can(int path)
 	switch (path) {
 	case RMS_C: return true;
 #if defined(__x86_64__)
-	case RMS_AVX2: return rms_have_avx2();
+	case RMS_AVX2: return vm_have_avx2();
 	case RMS_AVX512: return vm_have_avx512();
 #elif defined(__aarch64__)
 	case RMS_NEON: return true;
