@@ -29,10 +29,10 @@ import os
 import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
 import npref  # noqa: E402
 from models import Builder, check_graph, close  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
@@ -931,12 +931,12 @@ def generate(name, outdir):
     check_graph(m)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d causal %d\n" % (natt, ncausal))
         for key in ("kv", "mask", "explain"):
             if key in more:
                 f.write("%s %s\n" % (key, more[key]))
+    refs = []
     for si, feeds in enumerate(sets):
         outs = ref(P, **feeds)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -946,29 +946,16 @@ def generate(name, outdir):
             if not same_nan or not close(np.nan_to_num(gv, nan=7.0), np.nan_to_num(r, nan=7.0)):
                 sys.exit("attn_forms.py: %s set %d output %s: graph (npref) and numpy "
                          "reference disagree" % (name, si, o.name))
-        sd = os.path.join(d, "test_data_set_%d" % si)
-        os.makedirs(sd, exist_ok=True)
-        for k, i in enumerate(m.graph.input):
-            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
-        for k, (o, r) in enumerate(zip(m.graph.output, outs)):
-            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(np.asarray(r, np.float32), o.name).SerializeToString())
-    nan = any(np.isnan(np.asarray(r)).any() for s in sets for r in ref(P, **s))
+        refs.append(outs)
+    case_io.write_case(d, m, sets, refs, np.float32)
+    nan = any(np.isnan(np.asarray(r)).any() for outs in refs for r in outs)
     print("%s: %d nodes, opset %d, expect attention %d causal %d%s" %
           (name, len(m.graph.node), m.opset_import[0].version, natt, ncausal,
            ", NaN rows in the reference" if nan else ""))
 
 
 def main(argv):
-    if len(argv) < 2:
-        sys.exit("usage: attn_forms.py OUTDIR [NAME...]  (names: %s)" % " ".join(FORMS))
-    names = argv[2:] or list(FORMS)
-    for n in names:
-        if n not in FORMS:
-            sys.exit("attn_forms.py: unknown form %s (have: %s)" % (n, " ".join(FORMS)))
-    for n in names:
-        generate(n, argv[1])
+    case_io.form_main(argv, FORMS, generate)
 
 
 if __name__ == "__main__":

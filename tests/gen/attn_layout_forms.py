@@ -23,10 +23,10 @@ import os
 import sys
 
 import numpy as np
-import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
 import npref  # noqa: E402
 from models import Builder, check_graph, close  # noqa: E402
 
@@ -359,7 +359,6 @@ def generate(name, outdir):
     check_graph(m)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d\n" % natt)
         if natt:
@@ -369,35 +368,23 @@ def generate(name, outdir):
         if "packed" in more:
             f.write("packed %d\n" % more["packed"])
     names = [i.name for i in m.graph.input]
+    sets = [{k: v for k, v in feeds.items() if k in names} for feeds in sets]
+    refs = []
     for si, feeds in enumerate(sets):
-        feeds = {k: v for k, v in feeds.items() if k in names}
         outs = ref(P, **feeds)
         got = npref.run(m, feeds)
         for o, r, gv in zip(m.graph.output, outs, got):
             if not close(gv, r):
                 sys.exit("attn_layout_forms.py: %s set %d output %s: graph (npref) and numpy "
                          "reference disagree" % (name, si, o.name))
-        sd = os.path.join(d, "test_data_set_%d" % si)
-        os.makedirs(sd, exist_ok=True)
-        for k, i in enumerate(m.graph.input):
-            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
-        for k, (o, r) in enumerate(zip(m.graph.output, outs)):
-            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(np.asarray(r, np.float32), o.name).SerializeToString())
+        refs.append(outs)
+    case_io.write_case(d, m, sets, refs, np.float32)
     print("%s: %d nodes, opset %d, expect attention %d" %
           (name, len(m.graph.node), m.opset_import[0].version, natt))
 
 
 def main(argv):
-    if len(argv) < 2:
-        sys.exit("usage: attn_layout_forms.py OUTDIR [NAME...]  (names: %s)" % " ".join(FORMS))
-    names = argv[2:] or list(FORMS)
-    for n in names:
-        if n not in FORMS:
-            sys.exit("attn_layout_forms.py: unknown form %s (have: %s)" % (n, " ".join(FORMS)))
-    for n in names:
-        generate(n, argv[1])
+    case_io.form_main(argv, FORMS, generate)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ import os
 import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 rng = np.random.default_rng(11)
@@ -33,29 +35,14 @@ def model(nodes, inputs, outputs, inits=()):
     return m
 
 
-def write_set(d, names, arrays):
-    os.makedirs(d, exist_ok=True)
-    for k, (n, a) in enumerate(zip(names, arrays)):
-        with open(os.path.join(d, "input_%d.pb" % k), "wb") as f:
-            f.write(numpy_helper.from_array(a, n).SerializeToString())
-
-
 def case(out, name, m, sets, bad):
     """sets: [(inputs, outputs)] as lists of arrays; bad: [(inputs, fragments)]."""
     d = os.path.join(out, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
     ins = [i.name for i in m.graph.input]
-    outs = [o.name for o in m.graph.output]
-    for k, (xs, ys) in enumerate(sets):
-        s = os.path.join(d, "test_data_set_%d" % k)
-        write_set(s, ins, xs)
-        for j, (n, y) in enumerate(zip(outs, ys)):
-            with open(os.path.join(s, "output_%d.pb" % j), "wb") as f:
-                f.write(numpy_helper.from_array(y, n).SerializeToString())
+    case_io.write_case(d, m, [dict(zip(ins, xs)) for xs, _ in sets], [ys for _, ys in sets])
     for k, (xs, frags) in enumerate(bad):
         b = os.path.join(d, "bad_%d" % k)
-        write_set(b, ins, xs)
+        case_io.write_inputs(b, m, dict(zip(ins, xs)))
         with open(os.path.join(b, "expect"), "w") as f:
             f.write("\n".join(frags) + "\n")
 

@@ -44,6 +44,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
 import npref  # noqa: E402
 
 F = TensorProto.FLOAT
@@ -595,7 +596,6 @@ def generate(name, outdir):
         onnx.checker.check_model(m, full_check=True)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
     import json
     with open(os.path.join(d, "expect.json"), "w") as f:
         json.dump(expect, f)
@@ -608,27 +608,12 @@ def generate(name, outdir):
             if not close(np.asarray(gv), np.asarray(want)):
                 sys.exit("einsum_forms.py: %s set %d output %s: graph (npref) and numpy "
                          "reference disagree" % (name, si, o.name))
-        sd = os.path.join(d, "test_data_set_%d" % si)
-        os.makedirs(sd, exist_ok=True)
-        for k, i in enumerate(m.graph.input):
-            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
-        for k, (o, want) in enumerate(zip(m.graph.output, outs)):
-            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(np.asarray(want, np.float32), o.name)
-                        .SerializeToString())
+    case_io.write_case(d, m, sets, refs, np.float32)
     print("%s: %d nodes, opset %d" % (name, len(m.graph.node), m.opset_import[0].version))
 
 
 def main(argv):
-    if len(argv) < 2:
-        sys.exit("usage: einsum_forms.py OUTDIR [NAME...]  (names: %s)" % " ".join(CASES))
-    names = argv[2:] or list(CASES)
-    for n in names:
-        if n not in CASES:
-            sys.exit("einsum_forms.py: unknown case %s (have: %s)" % (n, " ".join(CASES)))
-    for n in names:
-        generate(n, argv[1])
+    case_io.form_main(argv, CASES, generate, "case")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.mapping import TENSOR_TYPE_TO_NP_TYPE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
 import npref  # noqa: E402
 
 F32_MIN = float(np.finfo(np.float32).min)
@@ -108,13 +109,14 @@ def ln_p(P, rng, name, n):
     P[name + ".bias"] = rng.normal(0, 0.1, n).astype(np.float32)
 
 
-def layer_p(P, rng, pre, width, ffn, attn_in=None):
+def layer_p(P, rng, pre, width, ffn, attn_in=None, std=(0.1, 0.1, 0.1)):
+    """std: of the attention's, the first and the second FFN linear's weights."""
     for t in ("query", "key", "value"):
-        linear_p(P, rng, pre + ".attn." + t, width, width)
-    linear_p(P, rng, pre + ".attn.output", width, width)
+        linear_p(P, rng, pre + ".attn." + t, width, width, std=std[0])
+    linear_p(P, rng, pre + ".attn.output", width, width, std=std[0])
     ln_p(P, rng, pre + ".ln1", width)
-    linear_p(P, rng, pre + ".ffn1", width, ffn)
-    linear_p(P, rng, pre + ".ffn2", ffn, width)
+    linear_p(P, rng, pre + ".ffn1", width, ffn, std=std[1])
+    linear_p(P, rng, pre + ".ffn2", ffn, width, std=std[2])
     ln_p(P, rng, pre + ".ln2", width)
 
 
@@ -227,15 +229,17 @@ def g_ext_mask(b, mask, minval):
     return b.op("Mul", b.op("Sub", 1.0, b.op("Cast", m, to=TensorProto.FLOAT)), minval)
 
 
-def bert_params(seed, layers=2, pos=MAXPOS):
+def bert_params(seed, layers=2, pos=MAXPOS, vocab=VOCAB, hid=HID, ffn=FFN, std=(0.1, 0.1, 0.1)):
+    """A BERT encoder's embeddings and layers (also pack_bert.py's and
+    quant_bert.py's, with their sizes); the generator, to draw more."""
     rng = np.random.default_rng(seed)
     P = {}
-    emb_p(P, rng, "emb.word", VOCAB, HID)
-    emb_p(P, rng, "emb.pos", pos, HID)
-    emb_p(P, rng, "emb.type", 2, HID)
-    ln_p(P, rng, "emb.ln", HID)
+    emb_p(P, rng, "emb.word", vocab, hid)
+    emb_p(P, rng, "emb.pos", pos, hid)
+    emb_p(P, rng, "emb.type", 2, hid)
+    ln_p(P, rng, "emb.ln", hid)
     for i in range(layers):
-        layer_p(P, rng, "l%d" % i, HID, FFN)
+        layer_p(P, rng, "l%d" % i, hid, ffn, std=std)
     return P, rng
 
 
@@ -628,10 +632,8 @@ def close(got, want):
 def generate(name, outdir):
     m, P, ref, sets = MODELS[name]()
     check_graph(m)
-    d = os.path.join(outdir, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
     P64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in P.items()}
+    refs = []
     for si, feeds in enumerate(sets):
         f64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in feeds.items()}
         outs = [np.asarray(o).astype(TENSOR_TYPE_TO_NP_TYPE[d.type.tensor_type.elem_type])
@@ -642,28 +644,14 @@ def generate(name, outdir):
                 err = np.abs(gv.astype(np.float64) - r).max() if gv.shape == r.shape else gv.shape
                 sys.exit("models.py: %s set %d output %s: graph (npref) and numpy reference "
                          "disagree (max err %s)" % (name, si, o.name, err))
-        sd = os.path.join(d, "test_data_set_%d" % si)
-        os.makedirs(sd, exist_ok=True)
-        for k, i in enumerate(m.graph.input):
-            t = numpy_helper.from_array(feeds[i.name], i.name)
-            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-                f.write(t.SerializeToString())
-        for k, (o, r) in enumerate(zip(m.graph.output, outs)):
-            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(r, o.name).SerializeToString())
+        refs.append(outs)
+    case_io.write_case(os.path.join(outdir, name), m, sets, refs)
     print("%s: %d nodes, opset %d, %d test sets" %
           (name, len(m.graph.node), m.opset_import[0].version, len(sets)))
 
 
 def main(argv):
-    if len(argv) < 2:
-        sys.exit("usage: models.py OUTDIR [NAME...]  (names: %s)" % " ".join(MODELS))
-    names = argv[2:] or list(MODELS)
-    for n in names:
-        if n not in MODELS:
-            sys.exit("models.py: unknown model %s (have: %s)" % (n, " ".join(MODELS)))
-    for n in names:
-        generate(n, argv[1])
+    case_io.form_main(argv, MODELS, generate, "model")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import case_io  # noqa: E402
+
 F = TensorProto.FLOAT
 rng = np.random.default_rng(12)
 B, S, H = 2, 5, 16
@@ -650,16 +653,8 @@ def write(outdir, name, m, feeds, outs, expect, explain=None, check=None):
     if m.opset_import[0].version <= onnx.defs.onnx_opset_version():   # Debian's onnx knows 17
         onnx.checker.check_model(m, full_check=True)
     d = os.path.join(outdir, name)
-    sd = os.path.join(d, "test_data_set_0")
-    os.makedirs(sd, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
-    for k, i in enumerate(m.graph.input):
-        with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-            f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
-    for k, (o, r) in enumerate(zip(m.graph.output, outs)):
-        with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-            t = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[o.type.tensor_type.elem_type]
-            f.write(numpy_helper.from_array(np.asarray(r).astype(t), o.name).SerializeToString())
+    types = [onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[o.type.tensor_type.elem_type] for o in m.graph.output]
+    case_io.write_case(d, m, [feeds], [[np.asarray(r).astype(t) for r, t in zip(outs, types)]])
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("\n".join(expect) + "\n")
     if explain:

@@ -26,20 +26,7 @@ HID, HEADS, FFN, LAYERS, VOCAB, MAXPOS = 64, 4, 256, 2, 512, 64
 
 
 def params(seed):
-    rng = np.random.default_rng(seed)
-    P = {}
-    M.emb_p(P, rng, "emb.word", VOCAB, HID)
-    M.emb_p(P, rng, "emb.pos", MAXPOS, HID)
-    M.emb_p(P, rng, "emb.type", 2, HID)
-    M.ln_p(P, rng, "emb.ln", HID)
-    for i in range(LAYERS):
-        pre = "l%d" % i
-        for t in ("query", "key", "value", "output"):
-            M.linear_p(P, rng, pre + ".attn." + t, HID, HID, std=0.1)
-        M.ln_p(P, rng, pre + ".ln1", HID)
-        M.linear_p(P, rng, pre + ".ffn1", HID, FFN, std=0.1)
-        M.linear_p(P, rng, pre + ".ffn2", FFN, HID, std=0.06)
-        M.ln_p(P, rng, pre + ".ln2", HID)
+    P, rng = M.bert_params(seed, LAYERS, MAXPOS, VOCAB, HID, FFN, std=(0.1, 0.1, 0.06))
     M.linear_p(P, rng, "pool", HID, HID, std=0.1)
     M.linear_p(P, rng, "qa", HID, 2, std=0.3)
     return P

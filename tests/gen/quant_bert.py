@@ -23,21 +23,7 @@ HID, HEADS, FFN, LAYERS, VOCAB, MAXPOS = 256, 4, 1024, 4, 1024, 128
 
 
 def params(seed):
-    rng = np.random.default_rng(seed)
-    P = {}
-    M.emb_p(P, rng, "emb.word", VOCAB, HID)
-    M.emb_p(P, rng, "emb.pos", MAXPOS, HID)
-    M.emb_p(P, rng, "emb.type", 2, HID)
-    M.ln_p(P, rng, "emb.ln", HID)
-    for i in range(LAYERS):
-        pre = "l%d" % i
-        for t in ("query", "key", "value", "output"):
-            M.linear_p(P, rng, pre + ".attn." + t, HID, HID, std=0.04)
-        M.ln_p(P, rng, pre + ".ln1", HID)
-        M.linear_p(P, rng, pre + ".ffn1", HID, FFN, std=0.04)
-        M.linear_p(P, rng, pre + ".ffn2", FFN, HID, std=0.03)
-        M.ln_p(P, rng, pre + ".ln2", HID)
-    return P
+    return M.bert_params(seed, LAYERS, MAXPOS, VOCAB, HID, FFN, std=(0.04, 0.04, 0.03))[0]
 
 
 def model():

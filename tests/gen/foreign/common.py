@@ -27,6 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import case_io  # noqa: E402
 import npref  # noqa: E402
 
 # Unsqueeze axes given as a scalar (onnxscript writes a literal 1 so; ONNX
@@ -210,25 +211,18 @@ def write(outdir, name, model, sets):
     """Saves model and, when npref can evaluate it, its data sets with the
     references.  Returns 'ref' or 'noref: WHY'."""
     d = os.path.join(outdir, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(model, os.path.join(d, "model.onnx"))
     try:
         refs = [npref.run(_sorted(_reference_model(model)), f) for f in sets]
     except (NotImplementedError, KeyError, ValueError) as e:
         why = "noref: npref cannot evaluate it (%s)" % str(e).strip("'")
+        case_io.write_case(d, model, [], [])
         print("%s: %d nodes, %s" % (name, len(model.graph.node), why))
         return why
-    for si, (feeds, outs) in enumerate(zip(sets, refs)):
-        sd = os.path.join(d, "test_data_set_%d" % si)
-        os.makedirs(sd, exist_ok=True)
-        for k, i in enumerate(model.graph.input):
-            with open(os.path.join(sd, "input_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(feeds[i.name], i.name).SerializeToString())
-        for k, (o, r) in enumerate(zip(model.graph.output, outs)):
+    for outs in refs:
+        for o, r in zip(model.graph.output, outs):
             if not np.isfinite(r).all():
                 sys.exit("%s: reference output %s is not finite" % (name, o.name))
-            with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
-                f.write(numpy_helper.from_array(np.asarray(r), o.name).SerializeToString())
+    case_io.write_case(d, model, sets, refs)
     print("%s: %d nodes, %d data sets" % (name, len(model.graph.node), len(sets)))
     return "ref"
 
@@ -236,12 +230,4 @@ def write(outdir, name, model, sets):
 def main(argv, cases):
     """cases: name -> function returning (model, data sets).  Writes every
     case (or the ones named) under argv[1]."""
-    if len(argv) < 2:
-        sys.exit("usage: %s OUTDIR [NAME...]  (names: %s)" % (argv[0], " ".join(cases)))
-    names = argv[2:] or list(cases)
-    for n in names:
-        if n not in cases:
-            sys.exit("%s: unknown graph %s (have: %s)" % (argv[0], n, " ".join(cases)))
-    for n in names:
-        model, sets = cases[n]()
-        write(argv[1], n, model, sets)
+    case_io.form_main(argv, cases, lambda n, out: write(out, n, *cases[n]()), "graph")
