@@ -28,7 +28,8 @@ for d in "$OUT"/*/; do
 	want_layout=$(sed -n 's/^layout //p' "$d/expect")
 	want_why=$(sed -n 's/^explain //p' "$d/expect")
 	want_packed=$(sed -n 's/^packed //p' "$d/expect")
-	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
+	# the counts: -O2 up to LLVM IR (`kiln check -O2` below compiles it all)
+	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.ll" --emit=llvm -O2 --stats 2>&1); then
 		bad "$name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
 	fi
 	if ! verdict=$(echo "$out" | tail -n 1 | "$PY" -c '
