@@ -718,6 +718,8 @@ typedef struct AttnMatch {
 	int64_t head_size;     /* Q's and K's head size */
 	int64_t v_head_size;   /* V's head size */
 	bool nan_guard;        /* the probabilities pass Where(IsNaN(p), 0, p) */
+	NodeId mwhere;         /* the last mask Where matched (where_mask, causal_where), or -1 */
+	NodeId pwhere;         /* the probabilities pass Where(c, 0, p) (zero_probs), or -1 */
 	int layout;            /* 0 batch-major [B, S, ..], 1 time-major [S, B, ..] */
 } AttnMatch;
 
@@ -867,6 +869,7 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 	am->causal = 2;
 	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
 	am->causal_cond = nd->in[0];
+	am->mwhere = n;
 	return r;
 }
 
@@ -885,9 +888,10 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
  * (attn_fill_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
  * rows where every key is masked (all F: uniform probabilities, or NaN for
  * -inf, both ways).  Any other fill is refused: with -10000 a fully masked
- * row is uniform in the graph but softmax(scores) in the kernel.  So is a
- * bias term below the Where (the graph replaces it, the kernel would add
- * it), and a causal mask below whose fill F does not absorb. */
+ * row is uniform in the graph but softmax(scores) in the kernel.  Bias
+ * terms below the Where (the graph replaces score + bias, the kernel adds F
+ * to it) are absorbed the same way; a causal mask below whose fill F does
+ * not absorb is refused. */
 static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
 
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
@@ -929,15 +933,12 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 	if (!bcast_fits(g, pc, xv->dims))
 		return m_fail(g, m, n, "Where around the scores: the condition does not broadcast to "
 		              "the scores"), -1;
-	int nt = am->nterms, cmode = am->causal;
+	int cmode = am->causal;
 	m_add(m, n);
 	attn_cond_peel(g, c, m);
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
-	if (am->nterms != nt)
-		return m_fail(g, m, n, "Where around the scores: a bias is added below the mask Where "
-		              "(the Where replaces it, the kernel would add it)"), -1;
 	if (am->causal != cmode && f != -INFINITY &&
 	    (!isfinite(am->causal_fill) || (float)(am->causal_fill + f) != (float)f))
 		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "
@@ -959,6 +960,7 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		am->wfill = f;
 		am->wcond_keep = xi == 1;
 	}
+	am->mwhere = n;
 	return r;
 }
 
@@ -980,6 +982,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	int cmode = am->causal;
 	double cfill = am->causal_fill;
 	ValId wcond = am->wcond, wpad = am->wpad;
+	NodeId mwhere = am->mwhere;
 	switch (nd->op) {
 	case OP_MatMul:
 		am->scale = coef;
@@ -1023,6 +1026,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			am->causal_fill = cfill;
 			am->wcond = wcond;
 			am->wpad = wpad;
+			am->mwhere = mwhere;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
 			if (r >= 0 && am->nterms >= M_MAXTERMS)
@@ -1045,6 +1049,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 		am->causal_fill = cfill;
 		am->wcond = wcond;
 		am->wpad = wpad;
+		am->mwhere = mwhere;
 		return -1;
 	case OP_Where:
 		return where_mask(g, n, coef, am, depth);
@@ -1102,12 +1107,35 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 	return true;
 }
 
-/* After the softmax: optional NaN guard; the value P . V reads. */
+/* p's one use is Where(c, 0, p) or Where(c, p, 0) of its shape (the mask
+ * applied again to the probabilities, experimental-experiment's conformer
+ * attention): matched into am->pwhere, checked by zero_probs once the
+ * masks are known. */
+static ValId match_zero_probs(const Graph *g, ValId p, AttnMatch *am)
+{
+	NodeId w = IR_VAL(g, p)->uses[0].node;
+	const Node *wn = IR_NODE(g, w);
+	double zero;
+	if (wn->op != OP_Where || wn->in[0] == p || IR_VAL(g, wn->in[0])->dtype != DT_BOOL ||
+	    !m_same_shape(g, wn->out[0], p))
+		return p;
+	int pi = wn->in[2] == p ? 2 : 1;
+	if (wn->in[pi] != p || !m_const_scalar(g, wn->in[3 - pi], &zero) || zero != 0)
+		return p;
+	m_add(&am->m, w);
+	am->pwhere = w;
+	return wn->out[0];
+}
+
+/* After the softmax: optional NaN guard or zero_probs Where; the value
+ * P . V reads. */
 static ValId match_guard(const Graph *g, ValId p, AttnMatch *am)
 {
 	Match *m = &am->m;
 	const Value *pv = IR_VAL(g, p);
 	am->nan_guard = false;
+	if (pv->nuses == 1 && !m_is_output(g, p))
+		return match_zero_probs(g, p, am);
 	if (pv->nuses != 2)
 		return p;
 	NodeId isn = -1, wh = -1;
@@ -1509,11 +1537,91 @@ static bool where_pad_fits(const Graph *g, const AttnMatch *am, const DimId *kd)
 	return am->layout == 0 && c->dims[0] == kd[0] && c->dims[c->rank - 1] == kd[1];
 }
 
+/* v is finite wherever the graph inputs are: a graph input, a constant
+ * with finite data, or computed from such by ops that cannot make a finite
+ * number infinite or NaN (short of overflow).  *budget bounds the nodes. */
+static bool finite_value(const Graph *g, ValId v, int *budget)
+{
+	const Value *vv = IR_VAL(g, v);
+	double f;
+	if (--*budget < 0)
+		return false;
+	if (!ir_dtype_is_float(vv->dtype))
+		return true;
+	if (m_is_const(g, v)) {
+		if (vv->dtype != DT_F32 || !vv->data)
+			return false;
+		for (size_t k = 0; k + 4 <= vv->nbytes; k += 4) {
+			float x;
+			memcpy(&x, (const char *)vv->data + k, 4);
+			if (!isfinite(x))
+				return false;
+		}
+		return true;
+	}
+	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0)
+		return true;
+	const Node *nd = IR_NODE(g, n);
+	switch (nd->op) {
+	case OP_ConstantOfShape:
+		return attn_filled(g, v, &f) && isfinite(f);
+	case OP_Add: case OP_Sub: case OP_Mul: case OP_Neg: case OP_Where: case OP_Cast:
+	case OP_Reshape: case OP_Unsqueeze: case OP_Squeeze: case OP_Expand: case OP_Transpose:
+	case OP_Slice: case OP_Gather: case OP_Concat: case OP_Identity: case OP_Tile:
+		for (int k = 0; k < nd->nin; k++)
+			if (nd->in[k] >= 0 && !finite_value(g, nd->in[k], budget))
+				return false;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The zero_probs Where(c, 0, P) (am->pwhere) is the kernel's NaN guard when
+ * c is the condition of the mask Where nearest the Softmax, its fill is
+ * -inf, the zeros go exactly where it masks, and nothing else can put -inf
+ * in a row: no other mask Where, the other masks fill finite numbers, the
+ * bias terms are finite (finite_value).  Then, for finite scores, a row
+ * holds -inf only where c masks: a row with a key kept has probability
+ * exactly 0 at the masked ones (the Where changes nothing), a row with every
+ * key masked is NaN, which the Where and the guard both make 0.  NULL, or
+ * the reason not. */
+static const char *zero_probs(const Graph *g, const AttnMatch *am)
+{
+	const Node *pw = IR_NODE(g, am->pwhere);
+	if (am->mwhere < 0)
+		return "no mask Where on the scores that it repeats";
+	const Node *mw = IR_NODE(g, am->mwhere);
+	double f;
+	bool masks_true = !attn_filled(g, mw->in[2], &f);   /* Where(c, F, X) */
+	if (pw->in[0] != mw->in[0])
+		return "its condition is not the mask Where's";
+	if (masks_true != (pw->in[2] == IR_NODE(g, am->m.root)->out[0]))
+		return "it zeroes where the mask Where keeps the score";
+	bool own_c = am->causal == 2 && am->causal_cond == mw->in[0];
+	if (own_c ? am->wcond >= 0 : (am->wcond >= 0) + (am->wpad >= 0) != 1)
+		return "another mask Where on the scores";
+	double fill = own_c ? am->causal_fill : am->wcond >= 0 ? am->wfill : am->wpad_fill;
+	if (fill != -INFINITY)
+		return "the mask Where's fill is not -inf (a row with every key masked is uniform, "
+		       "not NaN, and the Where makes it 0)";
+	if ((!own_c && am->causal != 0 && !isfinite(am->causal_fill)) ||
+	    (am->mask >= 0 && !isfinite(am->mask_filter)))
+		return "another mask fills -inf too";
+	for (int t = 0; t < am->nterms; t++) {
+		int budget = 64;
+		if (!finite_value(g, am->term[t], &budget))
+			return "a bias term may hold -inf";
+	}
+	return NULL;
+}
+
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
 	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
-	am->wcond = am->wpad = -1;
+	am->wcond = am->wpad = am->mwhere = am->pwhere = -1;
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1605,6 +1713,11 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		am->mask = mask;
 		am->mask_filter = filter;
 	}
+	const char *why = am->pwhere >= 0 ? zero_probs(g, am) : NULL;
+	if (why)
+		return m_fail(g, m, am->pwhere, "the probabilities pass Where(c, 0, p): %s", why);
+	if (am->pwhere >= 0)
+		am->nan_guard = true;
 	if (!m_closed(g, m, am->out))
 		return m_fail(g, m, root, "a value between the scores and the head merge is used "
 		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
