@@ -710,6 +710,8 @@ typedef struct AttnMatch {
 	bool wcond_keep;       /* wcond true keeps the score (Where(c, X, F)), else masks it */
 	ValId wpad;            /* a Where's key-padding condition [B, 1, 1, Sk] (where_mask), or -1 */
 	bool wpad_keep;        /* wpad true keeps the key (Where(c, X, F)), else masks it */
+	ValId wpad4;           /* wpad's [B, 1, 1, Sk] condition (wpad may be its [B, Sk] source) */
+	bool wown;             /* its batch is a symbol of its own (own_batch) */
 	double wpad_fill;      /* what a masked key's score becomes */
 	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
 	double tm_fill;        /* its fill */
@@ -894,6 +896,24 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
  * not absorb is refused. */
 static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
 
+/* Where(c, ..) of scores x has x's shape but for the batch: max(B, Bc) of
+ * the condition c's own batch symbol Bc (a mask input declared with a
+ * batch of its own).  Wherever the graph runs without broadcasting the
+ * scores, Bc is B or 1: the key-padding mask expanded to [B, Sk] (where_pad)
+ * gives the same numbers; elsewhere the kernel refuses the mask. */
+static bool own_batch(const Graph *g, ValId out, ValId x, ValId c)
+{
+	const Value *o = IR_VAL(g, out), *xv = IR_VAL(g, x), *cv = IR_VAL(g, c);
+	Graph *mg = (Graph *)g;   /* interning max(...) only */
+	if (o->rank != 4 || xv->rank != 4 || cv->rank != 4 || ir_dim_is_const(g, cv->dims[0], NULL))
+		return false;
+	for (int a = 1; a < 4; a++)
+		if (o->dims[a] != xv->dims[a])
+			return false;
+	return o->dims[0] == ir_dim_max(mg, xv->dims[0], cv->dims[0]) ||
+	       o->dims[0] == ir_dim_max(mg, cv->dims[0], xv->dims[0]);
+}
+
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
 {
 	Match *m = &am->m;
@@ -913,9 +933,14 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		return causal_where(g, n, coef, am, depth);
 	bool cst = m_const_scalar(g, c, &cv);
 	const char *notc = cst ? "a constant masking every score" : why ? why : "?";
-	if (!m_same_shape(g, nd->out[0], x))
+	DimId sd[4];
+	memcpy(sd, xv->dims, sizeof sd);
+	bool ob = !m_same_shape(g, nd->out[0], x);
+	if (ob && !own_batch(g, nd->out[0], x, c))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
 		              "as a mask it broadcasts the scores", notc), -1;
+	if (ob)
+		sd[0] = IR_VAL(g, c)->dims[0];   /* the mask's own batch */
 	if (cst && (cv != 0) == (xi == 1)) {
 		m_add(m, n);   /* keeps every score */
 		return scores_walk(g, x, coef, am, depth + 1);
@@ -927,7 +952,11 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		              "where the Where replaces the score: a row with every key masked would "
 		              "differ)", notc, f), -1;
 	ValId pc = attn_cond_peel(g, c, NULL), src;
-	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, xv->dims, &src);
+	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, sd, &src);
+	if (ob && !pad)
+		return m_fail(g, m, n, "Where around the scores: the condition has a batch of its own "
+		              "and is not a [batch, 1, 1, keys] padding mask: it broadcasts the "
+		              "scores"), -1;
 	if (!pad && am->wcond >= 0)
 		return m_fail(g, m, n, "Where around the scores: a third mask"), -1;
 	if (!bcast_fits(g, pc, xv->dims))
@@ -955,6 +984,8 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		am->wpad = src;
 		am->wpad_keep = xi == 1;
 		am->wpad_fill = f;
+		am->wpad4 = pc;
+		am->wown = ob;
 	} else {
 		am->wcond = pc;
 		am->wfill = f;
@@ -1534,7 +1565,8 @@ static bool where_causal_pad(const Graph *g, ValId bias, const DimId *sd, ValId 
 static bool where_pad_fits(const Graph *g, const AttnMatch *am, const DimId *kd)
 {
 	const Value *c = IR_VAL(g, am->wpad);
-	return am->layout == 0 && c->dims[0] == kd[0] && c->dims[c->rank - 1] == kd[1];
+	return am->layout == 0 && (c->dims[0] == kd[0] || am->wown) &&
+	       c->dims[c->rank - 1] == kd[1];
 }
 
 /* v is finite wherever the graph inputs are: a graph input, a constant
@@ -1621,7 +1653,7 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
 	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
-	am->wcond = am->wpad = am->mwhere = am->pwhere = -1;
+	am->wcond = am->wpad = am->mwhere = am->pwhere = am->wpad4 = -1;
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1642,10 +1674,14 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
 			              "scores", IR_VAL(g, am->term[t])->name);
 	/* the dims the scores may have taken from the terms or the causal condition */
-	ValId wide[M_MAXTERMS + 1];
+	ValId wide[M_MAXTERMS + 2];
 	memcpy(wide, am->term, sizeof am->term);
-	wide[nt] = am->causal_cond;
-	if (!bias_keeps_shape(g, x, am->scores, wide, nt + (am->causal == 2)))
+	int nw = nt;
+	if (am->causal == 2)
+		wide[nw++] = am->causal_cond;
+	if (am->wown)
+		wide[nw++] = am->wpad4;
+	if (!bias_keeps_shape(g, x, am->scores, wide, nw))
 		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
 	am->bias = nt == 1 && am->coef[0] == 1.0 ? am->term[0] : -1;
 	ValId p = match_guard(g, sm->out[0], am);
@@ -1698,7 +1734,7 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		if (am->wcond >= 0)
 			return m_fail(g, m, root, "two mask Wheres, and '%s' is not a key-padding mask of "
 			              "K's batch and length", IR_VAL(g, am->wpad)->name);
-		am->wcond = am->wpad;
+		am->wcond = am->wpad4 >= 0 ? am->wpad4 : am->wpad;
 		am->wcond_keep = am->wpad_keep;
 		am->wfill = am->wpad_fill;
 		am->wpad = -1;
@@ -1788,6 +1824,11 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 {
 	ValId c = am->wpad;
 	bool keep = am->wpad_keep;
+	NodeId nn = m_def(g, c, OP_Not);
+	if (!keep && nn >= 0) {   /* masked where Not(x): kept where x */
+		c = IR_NODE(g, nn)->in[0];
+		keep = true;
+	}
 	NodeId eq = m_def(g, c, OP_Equal);
 	double z;
 	for (int k = 0; eq >= 0 && !keep && k < 2; k++) {
@@ -1811,6 +1852,23 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 	}
 	if (!keep)
 		c = new_node(g, OP_Not, name, 1, &c);
+	if (am->wown) {   /* [Bm, Sk] to [B, Sk]: Expand(c, Concat(Shape(Q)[0:1], [1])) */
+		NodeId sh = ir_node_new(g, OP_Shape, name, 1, &am->q, 1, NULL);
+		ir_attr_set_int(g, sh, "start", 0);
+		ir_attr_set_int(g, sh, "end", 1);
+		Diag d = {0};
+		int rc = ir_infer_node(g, sh, &d);
+		assert(rc == 0);
+		(void)rc;
+		int64_t one = 1, ones[1] = {1};
+		ValId cat[2] = {IR_NODE(g, sh)->out[0], rw_const(g, "pad_one", DT_I64, 1, &one, ones, 8)};
+		NodeId cn = ir_node_new(g, OP_Concat, name, 2, cat, 1, NULL);
+		ir_attr_set_int(g, cn, "axis", 0);
+		rc = ir_infer_node(g, cn, &d);
+		assert(rc == 0);
+		ValId ex[2] = {c, IR_NODE(g, cn)->out[0]};
+		c = new_node(g, OP_Expand, name, 2, ex);
+	}
 	return c;
 }
 

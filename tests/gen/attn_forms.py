@@ -701,11 +701,14 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         return [r_out(P, r_softmax(s), v)]
     name = "distilbert_" + spelling
     if spelling == "other_batch":
-        # the mask declared with a batch of its own: the Where may broadcast
-        # the scores to max(batch, mbatch), which the kernel's mask cannot
-        m, P, ref, sets = finish(b, "nearmiss_distilbert_other_batch", y, 14), P, ref, pad_sets()
+        # the mask declared with a batch of its own: the Where's result is
+        # [max(batch, mbatch), ..]; the kernel's mask is the condition
+        # expanded to [batch, Sk] (set 2: a mask of batch 1 broadcast)
+        m, P, ref, sets = finish(b, "distilbert_other_batch", y, 14), P, ref, pad_sets()
         m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "mbatch"
-        return m, P, ref, sets
+        s2 = {"x": sets[0]["x"], "attention_mask": sets[0]["attention_mask"][:1].copy()}
+        s2["attention_mask"][0, 5:] = 0
+        return m, P, ref, sets + [s2]
     if fill != F32_MIN:
         name = "nearmiss_distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
     if spelling == "keep":
@@ -871,7 +874,7 @@ def hf_mask(style="eager", fill=None, reverse=False):
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
-def conformer(fill=NEG_INF, post="same"):
+def conformer(fill=NEG_INF, post="same", own_batch=False):
     """experimental-experiment's conformer attention (the foreign graph
     attention_pattern_1_std_static, dynamo): a bool key mask [B, S, S] per
     query, Unsqueeze(1), Cast to int64, Equal 0 -> c; Where(c, fill, scores
@@ -879,7 +882,9 @@ def conformer(fill=NEG_INF, post="same"):
     Softmax; then Where(c, 0, p), the mask applied again so a query that
     sees no key gets 0 instead of NaN.  Near misses: post="reversed"
     (Where(c, p, 0): zeroes the kept keys), fill the float minimum (a fully
-    masked row is uniform, the Where makes it 0: no NaN guard)."""
+    masked row is uniform, the Where makes it 0: no NaN guard), own_batch
+    (the mask's batch a symbol of its own: the Where broadcasts the scores
+    with a mask that is not a key-padding mask)."""
     P = params(16)
     b = Builder(P)
     x, km, pb = "x", "key_mask", "pos_bias"
@@ -893,8 +898,9 @@ def conformer(fill=NEG_INF, post="same"):
     b.outputs(y)
     name = "conformer" if post == "same" and fill == NEG_INF else \
         "nearmiss_conformer_" + ("reversed" if post != "same" else "fill_min")
+    name = "nearmiss_conformer_other_batch" if own_batch else name
     m = b.model(name, [("x", TensorProto.FLOAT, ["s0", "s1", W]),
-                       ("key_mask", TensorProto.BOOL, ["s0", "s1", "s1"]),
+                       ("key_mask", TensorProto.BOOL, ["s9" if own_batch else "s0", "s1", "s1"]),
                        ("pos_bias", TensorProto.FLOAT, [1, H, "s1", "s1"])],
                 [("y", TensorProto.FLOAT, ["s0", "s1", W])], 18)
 
@@ -965,8 +971,7 @@ FORMS = {
                    "query and key indices; as a mask its fill -10000 is not -inf"}),
     "nearmiss_distilbert_fill_pos": (lambda: distilbert(1e4), 0, 0, {
         "explain": "as a mask its fill 10000 is not -inf"}),
-    "nearmiss_distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 0, 0, {
-        "explain": "as a mask it broadcasts the scores"}),
+    "distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 1, 0, {"mask": 1}),
     "ort_gpt2_past": (ort_gpt2_past, 1, 1, {"mask": 0}),
     "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
         "explain": "the condition is not a causal mask: the sliced buffer is not a band "
@@ -987,6 +992,9 @@ FORMS = {
                    "the score"}),
     "nearmiss_conformer_fill_min": (lambda: conformer(F32_MIN), 0, 0, {
         "explain": "the probabilities pass Where(c, 0, p): the mask Where's fill is not -inf"}),
+    "nearmiss_conformer_other_batch": (lambda: conformer(own_batch=True), 0, 0, {
+        "explain": "the condition has a batch of its own and is not a [batch, 1, 1, keys] "
+                   "padding mask"}),
     "nearmiss_gpt2_buffer_offset": (lambda: gpt2_buffer("offset"), 0, 0, {
         "explain": "at Where '/Where_45': Where around the scores: the condition is not a "
                    "causal mask: the buffer is not sliced as the causal block"}),
