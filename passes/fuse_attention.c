@@ -60,7 +60,10 @@
  *     mask; transformers' And(causal, padding) with a -inf fill the causal
  *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
  *     any other condition the bias Where(c, F, 0); only for fills that absorb
- *     the scores (-inf, <= -2^110), else refused with the reason;
+ *     the scores (-inf, <= -2^110), else refused with the reason; a padding
+ *     condition with a batch symbol of its own (own_batch) expanded to Q's
+ *     batch; the mask repeated on the probabilities, Where(c, 0, P), with a
+ *     -inf fill the NaN guard (zero_probs);
  *   - heads folded into the batch (match_attention_3d, fold_side): 3-D
  *     [B*H, S, D] views, batch-first (BART, Whisper: Reshape of the
  *     [B, H, S, D] heads) or time-major (fairseq: Transpose(1,0,2) of
