@@ -1015,7 +1015,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	int save = m->nnodes, nt = am->nterms;
 	int cmode = am->causal;
 	double cfill = am->causal_fill;
-	ValId wcond = am->wcond, wpad = am->wpad;
+	ValId wcond = am->wcond, wpad = am->wpad, wpad4 = am->wpad4;
+	bool wown = am->wown;
 	NodeId mwhere = am->mwhere;
 	switch (nd->op) {
 	case OP_MatMul:
@@ -1060,6 +1061,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			am->causal_fill = cfill;
 			am->wcond = wcond;
 			am->wpad = wpad;
+			am->wpad4 = wpad4;
+			am->wown = wown;
 			am->mwhere = mwhere;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
@@ -1083,6 +1086,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 		am->causal_fill = cfill;
 		am->wcond = wcond;
 		am->wpad = wpad;
+		am->wpad4 = wpad4;
+		am->wown = wown;
 		am->mwhere = mwhere;
 		return -1;
 	case OP_Where:
