@@ -391,6 +391,15 @@ static bool pred(const Graph *g, ValId v, DimId sq, DimId sk, int64_t *t, DimId 
 			return false;
 		*neg = !*neg;
 		return true;
+	case OP_And:   /* And(true, p) is p: and_masks starts from a true scalar */
+	case OP_Or:    /* Or(false, p) is p */
+		for (int k = 0; k < 2; k++) {
+			double f;
+			if (IR_VAL(g, nd->in[1 - k])->dtype == DT_BOOL &&
+			    attn_filled(g, nd->in[1 - k], &f) && (f != 0) == (nd->op == OP_And))
+				return pred(g, nd->in[k], sq, sk, t, ts, neg, depth + 1, why);
+		}
+		return fail(why, "the condition is an And/Or of two masks, neither of them constant");
 	case OP_Trilu: {   /* of a true-filled bool tensor: ones(L, S).tril() */
 		QkStep st;
 		if (!trilu_step(g, n, sq, sk, &st, why))

@@ -22,7 +22,8 @@ typedef struct QkStep {
 /* v (bool, int or f32) broadcasts to scores [..., sq, sk] and is a QkStep,
  * proved from its construction: Range iotas placed on the q or k axis by
  * Unsqueeze/Reshape/Expand, shifted by constants, compared (Less,
- * LessOrEqual, Greater, GreaterOrEqual, Not), then Where/Cast/Mul/Add/Sub
+ * LessOrEqual, Greater, GreaterOrEqual, Not, And with true, Or with false),
+ * then Where/Cast/Mul/Add/Sub
  * with constant scalars; or Trilu of a constant-filled [.., sq, sk]
  * tensor; or the Slice rows sk - sq .. sk, columns 0 .. sk of a constant
  * band [1.., N, N] (GPT-2's causal buffer, every entry checked).  On

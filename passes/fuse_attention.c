@@ -60,7 +60,10 @@
  *     mask; transformers' And(causal, padding) with a -inf fill the causal
  *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
  *     any other condition the bias Where(c, F, 0); only for fills that absorb
- *     the scores (-inf, <= -2^110), else refused with the reason;
+ *     the scores (-inf, <= -2^110), else refused with the reason; a padding
+ *     condition with a batch symbol of its own (own_batch) expanded to Q's
+ *     batch; the mask repeated on the probabilities, Where(c, 0, P), with a
+ *     -inf fill the NaN guard (zero_probs);
  *   - heads folded into the batch (match_attention_3d, fold_side): 3-D
  *     [B*H, S, D] views, batch-first (BART, Whisper: Reshape of the
  *     [B, H, S, D] heads) or time-major (fairseq: Transpose(1,0,2) of
@@ -710,6 +713,8 @@ typedef struct AttnMatch {
 	bool wcond_keep;       /* wcond true keeps the score (Where(c, X, F)), else masks it */
 	ValId wpad;            /* a Where's key-padding condition [B, 1, 1, Sk] (where_mask), or -1 */
 	bool wpad_keep;        /* wpad true keeps the key (Where(c, X, F)), else masks it */
+	ValId wpad4;           /* wpad's [B, 1, 1, Sk] condition (wpad may be its [B, Sk] source) */
+	bool wown;             /* its batch is a symbol of its own (own_batch) */
 	double wpad_fill;      /* what a masked key's score becomes */
 	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
 	double tm_fill;        /* its fill */
@@ -718,6 +723,8 @@ typedef struct AttnMatch {
 	int64_t head_size;     /* Q's and K's head size */
 	int64_t v_head_size;   /* V's head size */
 	bool nan_guard;        /* the probabilities pass Where(IsNaN(p), 0, p) */
+	NodeId mwhere;         /* the last mask Where matched (where_mask, causal_where), or -1 */
+	NodeId pwhere;         /* the probabilities pass Where(c, 0, p) (zero_probs), or -1 */
 	int layout;            /* 0 batch-major [B, S, ..], 1 time-major [S, B, ..] */
 } AttnMatch;
 
@@ -867,6 +874,7 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 	am->causal = 2;
 	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
 	am->causal_cond = nd->in[0];
+	am->mwhere = n;
 	return r;
 }
 
@@ -885,10 +893,29 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
  * (attn_fill_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
  * rows where every key is masked (all F: uniform probabilities, or NaN for
  * -inf, both ways).  Any other fill is refused: with -10000 a fully masked
- * row is uniform in the graph but softmax(scores) in the kernel.  So is a
- * bias term below the Where (the graph replaces it, the kernel would add
- * it), and a causal mask below whose fill F does not absorb. */
+ * row is uniform in the graph but softmax(scores) in the kernel.  Bias
+ * terms below the Where (the graph replaces score + bias, the kernel adds F
+ * to it) are absorbed the same way; a causal mask below whose fill F does
+ * not absorb is refused. */
 static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth);
+
+/* Where(c, ..) of scores x has x's shape but for the batch: max(B, Bc) of
+ * the condition c's own batch symbol Bc (a mask input declared with a
+ * batch of its own).  Wherever the graph runs without broadcasting the
+ * scores, Bc is B or 1: the key-padding mask expanded to [B, Sk] (where_pad)
+ * gives the same numbers; elsewhere the kernel refuses the mask. */
+static bool own_batch(const Graph *g, ValId out, ValId x, ValId c)
+{
+	const Value *o = IR_VAL(g, out), *xv = IR_VAL(g, x), *cv = IR_VAL(g, c);
+	Graph *mg = (Graph *)g;   /* interning max(...) only */
+	if (o->rank != 4 || xv->rank != 4 || cv->rank != 4 || ir_dim_is_const(g, cv->dims[0], NULL))
+		return false;
+	for (int a = 1; a < 4; a++)
+		if (o->dims[a] != xv->dims[a])
+			return false;
+	return o->dims[0] == ir_dim_max(mg, xv->dims[0], cv->dims[0]) ||
+	       o->dims[0] == ir_dim_max(mg, cv->dims[0], xv->dims[0]);
+}
 
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
 {
@@ -909,9 +936,14 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		return causal_where(g, n, coef, am, depth);
 	bool cst = m_const_scalar(g, c, &cv);
 	const char *notc = cst ? "a constant masking every score" : why ? why : "?";
-	if (!m_same_shape(g, nd->out[0], x))
+	DimId sd[4];
+	memcpy(sd, xv->dims, sizeof sd);
+	bool ob = !m_same_shape(g, nd->out[0], x);
+	if (ob && !own_batch(g, nd->out[0], x, c))
 		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
 		              "as a mask it broadcasts the scores", notc), -1;
+	if (ob)
+		sd[0] = IR_VAL(g, c)->dims[0];   /* the mask's own batch */
 	if (cst && (cv != 0) == (xi == 1)) {
 		m_add(m, n);   /* keeps every score */
 		return scores_walk(g, x, coef, am, depth + 1);
@@ -923,21 +955,22 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		              "where the Where replaces the score: a row with every key masked would "
 		              "differ)", notc, f), -1;
 	ValId pc = attn_cond_peel(g, c, NULL), src;
-	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, xv->dims, &src);
+	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, sd, &src);
+	if (ob && !pad)
+		return m_fail(g, m, n, "Where around the scores: the condition has a batch of its own "
+		              "and is not a [batch, 1, 1, keys] padding mask: it broadcasts the "
+		              "scores"), -1;
 	if (!pad && am->wcond >= 0)
 		return m_fail(g, m, n, "Where around the scores: a third mask"), -1;
 	if (!bcast_fits(g, pc, xv->dims))
 		return m_fail(g, m, n, "Where around the scores: the condition does not broadcast to "
 		              "the scores"), -1;
-	int nt = am->nterms, cmode = am->causal;
+	int cmode = am->causal;
 	m_add(m, n);
 	attn_cond_peel(g, c, m);
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
-	if (am->nterms != nt)
-		return m_fail(g, m, n, "Where around the scores: a bias is added below the mask Where "
-		              "(the Where replaces it, the kernel would add it)"), -1;
 	if (am->causal != cmode && f != -INFINITY &&
 	    (!isfinite(am->causal_fill) || (float)(am->causal_fill + f) != (float)f))
 		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "
@@ -954,11 +987,14 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		am->wpad = src;
 		am->wpad_keep = xi == 1;
 		am->wpad_fill = f;
+		am->wpad4 = pc;
+		am->wown = ob;
 	} else {
 		am->wcond = pc;
 		am->wfill = f;
 		am->wcond_keep = xi == 1;
 	}
+	am->mwhere = n;
 	return r;
 }
 
@@ -979,7 +1015,9 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	int save = m->nnodes, nt = am->nterms;
 	int cmode = am->causal;
 	double cfill = am->causal_fill;
-	ValId wcond = am->wcond, wpad = am->wpad;
+	ValId wcond = am->wcond, wpad = am->wpad, wpad4 = am->wpad4;
+	bool wown = am->wown;
+	NodeId mwhere = am->mwhere;
 	switch (nd->op) {
 	case OP_MatMul:
 		am->scale = coef;
@@ -1023,6 +1061,9 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			am->causal_fill = cfill;
 			am->wcond = wcond;
 			am->wpad = wpad;
+			am->wpad4 = wpad4;
+			am->wown = wown;
+			am->mwhere = mwhere;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
 			if (r >= 0 && am->nterms >= M_MAXTERMS)
@@ -1045,6 +1086,9 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 		am->causal_fill = cfill;
 		am->wcond = wcond;
 		am->wpad = wpad;
+		am->wpad4 = wpad4;
+		am->wown = wown;
+		am->mwhere = mwhere;
 		return -1;
 	case OP_Where:
 		return where_mask(g, n, coef, am, depth);
@@ -1102,12 +1146,35 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 	return true;
 }
 
-/* After the softmax: optional NaN guard; the value P . V reads. */
+/* p's one use is Where(c, 0, p) or Where(c, p, 0) of its shape (the mask
+ * applied again to the probabilities, experimental-experiment's conformer
+ * attention): matched into am->pwhere, checked by zero_probs once the
+ * masks are known. */
+static ValId match_zero_probs(const Graph *g, ValId p, AttnMatch *am)
+{
+	NodeId w = IR_VAL(g, p)->uses[0].node;
+	const Node *wn = IR_NODE(g, w);
+	double zero;
+	if (wn->op != OP_Where || wn->in[0] == p || IR_VAL(g, wn->in[0])->dtype != DT_BOOL ||
+	    !m_same_shape(g, wn->out[0], p))
+		return p;
+	int pi = wn->in[2] == p ? 2 : 1;
+	if (wn->in[pi] != p || !m_const_scalar(g, wn->in[3 - pi], &zero) || zero != 0)
+		return p;
+	m_add(&am->m, w);
+	am->pwhere = w;
+	return wn->out[0];
+}
+
+/* After the softmax: optional NaN guard or zero_probs Where; the value
+ * P . V reads. */
 static ValId match_guard(const Graph *g, ValId p, AttnMatch *am)
 {
 	Match *m = &am->m;
 	const Value *pv = IR_VAL(g, p);
 	am->nan_guard = false;
+	if (pv->nuses == 1 && !m_is_output(g, p))
+		return match_zero_probs(g, p, am);
 	if (pv->nuses != 2)
 		return p;
 	NodeId isn = -1, wh = -1;
@@ -1506,14 +1573,95 @@ static bool where_causal_pad(const Graph *g, ValId bias, const DimId *sd, ValId 
 static bool where_pad_fits(const Graph *g, const AttnMatch *am, const DimId *kd)
 {
 	const Value *c = IR_VAL(g, am->wpad);
-	return am->layout == 0 && c->dims[0] == kd[0] && c->dims[c->rank - 1] == kd[1];
+	return am->layout == 0 && (c->dims[0] == kd[0] || am->wown) &&
+	       c->dims[c->rank - 1] == kd[1];
+}
+
+/* v is finite wherever the graph inputs are: a graph input, a constant
+ * with finite data, or computed from such by ops that cannot make a finite
+ * number infinite or NaN (short of overflow).  *budget bounds the nodes. */
+static bool finite_value(const Graph *g, ValId v, int *budget)
+{
+	const Value *vv = IR_VAL(g, v);
+	double f;
+	if (--*budget < 0)
+		return false;
+	if (!ir_dtype_is_float(vv->dtype))
+		return true;
+	if (m_is_const(g, v)) {
+		if (vv->dtype != DT_F32 || !vv->data)
+			return false;
+		for (size_t k = 0; k + 4 <= vv->nbytes; k += 4) {
+			float x;
+			memcpy(&x, (const char *)vv->data + k, 4);
+			if (!isfinite(x))
+				return false;
+		}
+		return true;
+	}
+	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0)
+		return true;
+	const Node *nd = IR_NODE(g, n);
+	switch (nd->op) {
+	case OP_ConstantOfShape:
+		return attn_filled(g, v, &f) && isfinite(f);
+	case OP_Add: case OP_Sub: case OP_Mul: case OP_Neg: case OP_Where: case OP_Cast:
+	case OP_Reshape: case OP_Unsqueeze: case OP_Squeeze: case OP_Expand: case OP_Transpose:
+	case OP_Slice: case OP_Gather: case OP_Concat: case OP_Identity: case OP_Tile:
+		for (int k = 0; k < nd->nin; k++)
+			if (nd->in[k] >= 0 && !finite_value(g, nd->in[k], budget))
+				return false;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The zero_probs Where(c, 0, P) (am->pwhere) is the kernel's NaN guard when
+ * c is the condition of the mask Where nearest the Softmax, its fill is
+ * -inf, the zeros go exactly where it masks, and nothing else can put -inf
+ * in a row: no other mask Where, the other masks fill finite numbers, the
+ * bias terms are finite (finite_value).  Then, for finite scores, a row
+ * holds -inf only where c masks: a row with a key kept has probability
+ * exactly 0 at the masked ones (the Where changes nothing), a row with every
+ * key masked is NaN, which the Where and the guard both make 0.  NULL, or
+ * the reason not. */
+static const char *zero_probs(const Graph *g, const AttnMatch *am)
+{
+	const Node *pw = IR_NODE(g, am->pwhere);
+	if (am->mwhere < 0)
+		return "no mask Where on the scores that it repeats";
+	const Node *mw = IR_NODE(g, am->mwhere);
+	double f;
+	bool masks_true = !attn_filled(g, mw->in[2], &f);   /* Where(c, F, X) */
+	if (pw->in[0] != mw->in[0])
+		return "its condition is not the mask Where's";
+	if (masks_true != (pw->in[2] == IR_NODE(g, am->m.root)->out[0]))
+		return "it zeroes where the mask Where keeps the score";
+	bool own_c = am->causal == 2 && am->causal_cond == mw->in[0];
+	if (own_c ? am->wcond >= 0 : (am->wcond >= 0) + (am->wpad >= 0) != 1)
+		return "another mask Where on the scores";
+	double fill = own_c ? am->causal_fill : am->wcond >= 0 ? am->wfill : am->wpad_fill;
+	if (fill != -INFINITY)
+		return "the mask Where's fill is not -inf (a row with every key masked is uniform, "
+		       "not NaN, and the Where makes it 0)";
+	if ((!own_c && am->causal != 0 && !isfinite(am->causal_fill)) ||
+	    (am->mask >= 0 && !isfinite(am->mask_filter)))
+		return "another mask fills -inf too";
+	for (int t = 0; t < am->nterms; t++) {
+		int budget = 64;
+		if (!finite_value(g, am->term[t], &budget))
+			return "a bias term may hold -inf";
+	}
+	return NULL;
 }
 
 static bool match_attention(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
 	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
-	am->wcond = am->wpad = -1;
+	am->wcond = am->wpad = am->mwhere = am->pwhere = am->wpad4 = -1;
 	const Node *sm = IR_NODE(g, root);
 	ValId x = sm->in[0];
 	const Value *xv = IR_VAL(g, x);
@@ -1534,10 +1682,14 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 			return m_fail(g, m, root, "bias '%s' is not f32 of rank <= 4 broadcasting to the "
 			              "scores", IR_VAL(g, am->term[t])->name);
 	/* the dims the scores may have taken from the terms or the causal condition */
-	ValId wide[M_MAXTERMS + 1];
+	ValId wide[M_MAXTERMS + 2];
 	memcpy(wide, am->term, sizeof am->term);
-	wide[nt] = am->causal_cond;
-	if (!bias_keeps_shape(g, x, am->scores, wide, nt + (am->causal == 2)))
+	int nw = nt;
+	if (am->causal == 2)
+		wide[nw++] = am->causal_cond;
+	if (am->wown)
+		wide[nw++] = am->wpad4;
+	if (!bias_keeps_shape(g, x, am->scores, wide, nw))
 		return m_fail(g, m, root, "the bias terms broadcast the scores to a larger shape");
 	am->bias = nt == 1 && am->coef[0] == 1.0 ? am->term[0] : -1;
 	ValId p = match_guard(g, sm->out[0], am);
@@ -1590,7 +1742,7 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		if (am->wcond >= 0)
 			return m_fail(g, m, root, "two mask Wheres, and '%s' is not a key-padding mask of "
 			              "K's batch and length", IR_VAL(g, am->wpad)->name);
-		am->wcond = am->wpad;
+		am->wcond = am->wpad4 >= 0 ? am->wpad4 : am->wpad;
 		am->wcond_keep = am->wpad_keep;
 		am->wfill = am->wpad_fill;
 		am->wpad = -1;
@@ -1605,6 +1757,11 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		am->mask = mask;
 		am->mask_filter = filter;
 	}
+	const char *why = am->pwhere >= 0 ? zero_probs(g, am) : NULL;
+	if (why)
+		return m_fail(g, m, am->pwhere, "the probabilities pass Where(c, 0, p): %s", why);
+	if (am->pwhere >= 0)
+		am->nan_guard = true;
 	if (!m_closed(g, m, am->out))
 		return m_fail(g, m, root, "a value between the scores and the head merge is used "
 		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
@@ -1675,6 +1832,11 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 {
 	ValId c = am->wpad;
 	bool keep = am->wpad_keep;
+	NodeId nn = m_def(g, c, OP_Not);
+	if (!keep && nn >= 0) {   /* masked where Not(x): kept where x */
+		c = IR_NODE(g, nn)->in[0];
+		keep = true;
+	}
 	NodeId eq = m_def(g, c, OP_Equal);
 	double z;
 	for (int k = 0; eq >= 0 && !keep && k < 2; k++) {
@@ -1698,6 +1860,23 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 	}
 	if (!keep)
 		c = new_node(g, OP_Not, name, 1, &c);
+	if (am->wown) {   /* [Bm, Sk] to [B, Sk]: Expand(c, Concat(Shape(Q)[0:1], [1])) */
+		NodeId sh = ir_node_new(g, OP_Shape, name, 1, &am->q, 1, NULL);
+		ir_attr_set_int(g, sh, "start", 0);
+		ir_attr_set_int(g, sh, "end", 1);
+		Diag d = {0};
+		int rc = ir_infer_node(g, sh, &d);
+		assert(rc == 0);
+		(void)rc;
+		int64_t one = 1, ones[1] = {1};
+		ValId cat[2] = {IR_NODE(g, sh)->out[0], rw_const(g, "pad_one", DT_I64, 1, &one, ones, 8)};
+		NodeId cn = ir_node_new(g, OP_Concat, name, 2, cat, 1, NULL);
+		ir_attr_set_int(g, cn, "axis", 0);
+		rc = ir_infer_node(g, cn, &d);
+		assert(rc == 0);
+		ValId ex[2] = {c, IR_NODE(g, cn)->out[0]};
+		c = new_node(g, OP_Expand, name, 2, ex);
+	}
 	return c;
 }
 

@@ -701,11 +701,14 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         return [r_out(P, r_softmax(s), v)]
     name = "distilbert_" + spelling
     if spelling == "other_batch":
-        # the mask declared with a batch of its own: the Where may broadcast
-        # the scores to max(batch, mbatch), which the kernel's mask cannot
-        m, P, ref, sets = finish(b, "nearmiss_distilbert_other_batch", y, 14), P, ref, pad_sets()
+        # the mask declared with a batch of its own: the Where's result is
+        # [max(batch, mbatch), ..]; the kernel's mask is the condition
+        # expanded to [batch, Sk] (set 2: a mask of batch 1 broadcast)
+        m, P, ref, sets = finish(b, "distilbert_other_batch", y, 14), P, ref, pad_sets()
         m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "mbatch"
-        return m, P, ref, sets
+        s2 = {"x": sets[0]["x"], "attention_mask": sets[0]["attention_mask"][:1].copy()}
+        s2["attention_mask"][0, 5:] = 0
+        return m, P, ref, sets + [s2]
     if fill != F32_MIN:
         name = "nearmiss_distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
     if spelling == "keep":
@@ -785,7 +788,7 @@ def ort_gpt2_past(wrong=None):
     return m, P_, ref, sets
 
 
-def hf_mask(style="eager", fill=None):
+def hf_mask(style="eager", fill=None, reverse=False):
     """transformers' masking_utils (sdpa_mask for torch < 2.6, as the
     TorchScript exporter sees it): causal = kv_arange[None, :] <=
     cache_position[:, None] expanded to [B, 1, Sq, Sk], And the padding mask
@@ -794,7 +797,11 @@ def hf_mask(style="eager", fill=None):
     scores; "sdpa_dynamo": the dynamo exporter (opset 18, dims s18/s41,
     the iotas vmap'ed to [1, 1, Sq, 1] / [1, 1, 1, Sk], lengths as
     Shape(start, end)) with SDPA's bool mask as Where(m, 0, -inf) added;
-    "where": Where(m, scores, fill) around the scores.  Data set 0's second
+    "where": Where(m, scores, fill) around the scores; "vmap" / "vmap_where"
+    (torch >= 2.6, and_masks under vmap, dynamo): m = And(And(true,
+    q >= k), padding) with the iotas reshaped to [1, 1, Sq, 1] / [1, 1, 1,
+    Sk], added as Where(m, 0, fill) / around the scores (reverse: k >= q, a
+    near miss that stays a bias).  Data set 0's second
     row is left-padded: its first 3 queries see no key (uniform with the
     float minimum, NaN with -inf).  With -inf the kernel's causal flag and
     key-padding mask replace m; with the float minimum m stays whole (the
@@ -805,8 +812,17 @@ def hf_mask(style="eager", fill=None):
     x, mask = "x", "attention_mask"
     q, kt, v = qkv(b, x)
     s = b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5))
-    dyn = style == "sdpa_dynamo"
-    if dyn:
+    dyn = style in ("sdpa_dynamo", "vmap", "vmap_where")
+    if style.startswith("vmap"):
+        # torch >= 2.6: and_masks under vmap, from a true scalar:
+        # And(And(true, kv <= q), pad), no Expand
+        S1 = b.op("Shape", x, start=1, end=2)
+        S = b.op("Squeeze", S1, [0])
+        cp = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, -1, 1])
+        kv = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, 1, -1])
+        causal = b.op("GreaterOrEqual", cp, kv) if not reverse else b.op("GreaterOrEqual", kv, cp)
+        c4 = b.op("And", np.array(True), causal)
+    elif dyn:
         S1 = b.op("Shape", x, start=1, end=2)
         B1 = b.op("Shape", x, start=0, end=1)
         S = b.op("Squeeze", S1, [0])
@@ -827,8 +843,8 @@ def hf_mask(style="eager", fill=None):
         bias = b.op("Where", m, 0.0, fill)
         sk = b.op("Unsqueeze", b.op("Gather", b.op("Shape", kt), np.int64(3), axis=0), [0])
         s = b.op("Add", s, b.op("Slice", bias, [0], sk, [3], [1]))
-    elif dyn:
-        fill = NEG_INF
+    elif dyn and style != "vmap_where":
+        fill = NEG_INF if fill is None else fill
         s = b.op("Add", s, b.op("Where", m, 0.0, fill))
     else:
         fill = F32_MIN if fill is None else fill
@@ -838,8 +854,9 @@ def hf_mask(style="eager", fill=None):
     def ref(P, x, attention_mask):
         s, v = r_scores(P, x)
         s = (s * np.float32(D ** -0.5)).astype(np.float32)
-        mm = r_tril(x.shape[1])[None, None] & (attention_mask[:, None, None, :] != 0)
-        if style == "where":
+        tri = r_tril(x.shape[1]) if not reverse else r_tril(x.shape[1]).T
+        mm = tri[None, None] & (attention_mask[:, None, None, :] != 0)
+        if style in ("where", "vmap_where"):
             s = np.where(mm, s, np.float32(fill)).astype(np.float32)
         else:
             s = add32(s, np.where(mm, np.float32(0), np.float32(fill)).astype(np.float32))
@@ -849,9 +866,62 @@ def hf_mask(style="eager", fill=None):
         name = "hf_mask_where_inf"
     elif fill is not None and style == "where" and fill != F32_MIN:
         name = "nearmiss_hf_mask_where_fill"
+    elif style.startswith("vmap"):
+        name += "_min" if fill == F32_MIN else ""
+        name = "nearmiss_" + name + "_reversed" if reverse else name
     if dyn:
         return finish(b, name, y, 18, syms=("s18", "s41")), P, ref, feeds_sets()
     return finish(b, name, y, 14), P, ref, feeds_sets()
+
+
+def conformer(fill=NEG_INF, post="same", own_batch=False):
+    """experimental-experiment's conformer attention (the foreign graph
+    attention_pattern_1_std_static, dynamo): a bool key mask [B, S, S] per
+    query, Unsqueeze(1), Cast to int64, Equal 0 -> c; Where(c, fill, scores
+    * scale + pos_bias) with a [1, H, S, S] position bias input below it;
+    Softmax; then Where(c, 0, p), the mask applied again so a query that
+    sees no key gets 0 instead of NaN.  Near misses: post="reversed"
+    (Where(c, p, 0): zeroes the kept keys), fill the float minimum (a fully
+    masked row is uniform, the Where makes it 0: no NaN guard), own_batch
+    (the mask's batch a symbol of its own: the Where broadcasts the scores
+    with a mask that is not a key-padding mask)."""
+    P = params(16)
+    b = Builder(P)
+    x, km, pb = "x", "key_mask", "pos_bias"
+    q, kt, v = qkv(b, x)
+    c = b.op("Equal", b.op("Cast", b.op("Unsqueeze", km, [1]), to=TensorProto.INT64), np.int64(0))
+    s = b.op("Add", b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5)), pb)
+    s = b.op("Where", c, fill, s)
+    p = b.op("Softmax", s, axis=-1)
+    p = b.op("Where", c, 0.0, p) if post == "same" else b.op("Where", c, p, 0.0)
+    y = merge(b, p, v)
+    b.outputs(y)
+    name = "conformer" if post == "same" and fill == NEG_INF else \
+        "nearmiss_conformer_" + ("reversed" if post != "same" else "fill_min")
+    name = "nearmiss_conformer_other_batch" if own_batch else name
+    m = b.model(name, [("x", TensorProto.FLOAT, ["s0", "s1", W]),
+                       ("key_mask", TensorProto.BOOL, ["s9" if own_batch else "s0", "s1", "s1"]),
+                       ("pos_bias", TensorProto.FLOAT, [1, H, "s1", "s1"])],
+                [("y", TensorProto.FLOAT, ["s0", "s1", W])], 18)
+
+    def ref(P, x, key_mask, pos_bias):
+        s, v = r_scores(P, x)
+        s = add32((s * np.float32(D ** -0.5)).astype(np.float32), pos_bias)
+        c = ~key_mask[:, None]
+        s = np.where(c, np.float32(fill), s).astype(np.float32)
+        p = r_softmax(s)
+        p = np.where(c, np.float32(0), p) if post == "same" else np.where(c, p, np.float32(0))
+        return [r_out(P, p.astype(np.float32), v)]
+
+    rng = np.random.default_rng(17)
+    sets = []
+    for B, S in ((2, 7), (1, 5)):
+        km = rng.integers(0, 4, (B, S, S)) > 0
+        if B > 1:
+            km[1, 4, :] = False   # a query that sees no key
+        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32), "key_mask": km,
+                     "pos_bias": rng.normal(0, 1, (1, H, S, S)).astype(np.float32)})
+    return m, P, ref, sets
 
 
 # name -> (builder, attention fused, of them causal[, more]); more:
@@ -901,8 +971,7 @@ FORMS = {
                    "query and key indices; as a mask its fill -10000 is not -inf"}),
     "nearmiss_distilbert_fill_pos": (lambda: distilbert(1e4), 0, 0, {
         "explain": "as a mask its fill 10000 is not -inf"}),
-    "nearmiss_distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 0, 0, {
-        "explain": "as a mask it broadcasts the scores"}),
+    "distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 1, 0, {"mask": 1}),
     "ort_gpt2_past": (ort_gpt2_past, 1, 1, {"mask": 0}),
     "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
         "explain": "the condition is not a causal mask: the sliced buffer is not a band "
@@ -913,6 +982,19 @@ FORMS = {
     "hf_mask_where_inf": (lambda: hf_mask("where", NEG_INF), 1, 1, {"mask": 1}),
     "nearmiss_hf_mask_where_fill": (lambda: hf_mask("where", -1e4), 0, 0, {
         "explain": "as a mask its fill -10000 is not -inf"}),
+    "hf_mask_vmap": (lambda: hf_mask("vmap"), 1, 1, {"mask": 1}),
+    "hf_mask_vmap_where": (lambda: hf_mask("vmap_where", NEG_INF), 1, 1, {"mask": 1}),
+    "hf_mask_vmap_min": (lambda: hf_mask("vmap", F32_MIN), 1, 0, {"mask": 0}),
+    "nearmiss_hf_mask_vmap_reversed": (lambda: hf_mask("vmap", reverse=True), 1, 0, {"mask": 0}),
+    "conformer": (conformer, 1, 0),
+    "nearmiss_conformer_reversed": (lambda: conformer(post="reversed"), 0, 0, {
+        "explain": "the probabilities pass Where(c, 0, p): it zeroes where the mask Where keeps "
+                   "the score"}),
+    "nearmiss_conformer_fill_min": (lambda: conformer(F32_MIN), 0, 0, {
+        "explain": "the probabilities pass Where(c, 0, p): the mask Where's fill is not -inf"}),
+    "nearmiss_conformer_other_batch": (lambda: conformer(own_batch=True), 0, 0, {
+        "explain": "the condition has a batch of its own and is not a [batch, 1, 1, keys] "
+                   "padding mask"}),
     "nearmiss_gpt2_buffer_offset": (lambda: gpt2_buffer("offset"), 0, 0, {
         "explain": "at Where '/Where_45': Where around the scores: the condition is not a "
                    "causal mask: the buffer is not sliced as the causal block"}),

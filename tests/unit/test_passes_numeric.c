@@ -496,6 +496,8 @@ static void run_model(kiln_model *m, const Graph *g, uint64_t seed, float **outs
 				((float *)bufs[i])[k] = frand() * 2;
 			else if (v->dtype == DT_I64)
 				((int64_t *)bufs[i])[k] = (int64_t)((rng >> 20) % 2), frand();
+			else if (v->dtype == DT_BOOL)   /* 0/1: some rows all false */
+				((unsigned char *)bufs[i])[k] = (unsigned char)((rng >> 20) % 2), frand();
 			else
 				fail_msg("input dtype %s not handled", ir_dtype_name(v->dtype));
 		}
