@@ -1054,6 +1054,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	}
 }
 
+static void absorb_side_scale(const Graph *g, ValId top, Side *sd, double *scale, Match *m);
+
 /* S: MatMul(Qh, Kt) scaled, with bias terms. */
 static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 {
@@ -1083,6 +1085,8 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 		              k.h != q.h ? " (neither repeated to Q's nor one)" : "");
 	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
 		return m_fail(g, m, mm, "Q and K differ in layout or batch");
+	absorb_side_scale(g, qh, &q, &scale, m);   /* a scale before the head splits */
+	absorb_side_scale(g, kt, &k, &scale, m);
 	m_add(m, mm);
 	am->q = q.x;
 	am->k = k.x;
@@ -1184,8 +1188,8 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
  * Transpose(.., [1, 2, 0]).  Q K^T, the mask on the scores viewed
  * [B, N, Sq, Sk] (mask_3d), Softmax over the keys, P V, and the context
  * unfolded back (merge_3d) make a KlnAttention on the sides' values:
- * layout 0 or 1 as their heads are laid out; a constant factor on Q before
- * its head split joins the scale (absorb_q_scale). */
+ * layout 0 or 1 as their heads are laid out; a constant factor on Q or K
+ * before its head split joins the scale (absorb_side_scale). */
 
 static const int64_t P102[3] = {1, 0, 2};
 static const int64_t P021[3] = {0, 2, 1};
@@ -1379,35 +1383,36 @@ static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMat
 	return true;
 }
 
-/* Q's side reads Mul(y, c), c a constant scalar, through single-use views
- * down to q3, the 3-D Q the scores read (the exporters' q_proj(x) *
- * scaling before the head split): the kernel reads y and scales the
- * scores by c instead (what the views compute on y times c), so the Mul
- * and the views join the match and Q's projection can be packed with K's
- * and V's. */
-static void absorb_q_scale(const Graph *g, ValId q3, Side *q, double *scale, Match *m)
+/* A side (Q or K) reads Mul(y, c), c a constant scalar, through single-use
+ * views (Reshape, Transpose) down to top, the value the scores read: the
+ * exporters' q_proj(x) * scaling before the head split, 4-D or folded
+ * into 3-D, and SDPA's 1/sqrt(sqrt(d)) on Q and on K.  The kernel reads y
+ * and scales the scores by c instead (what the views compute on y times
+ * c), so the Mul and the views join the match and the projection can be
+ * packed with the others. */
+static void absorb_side_scale(const Graph *g, ValId top, Side *sd, double *scale, Match *m)
 {
-	NodeId chain[4];
+	NodeId chain[6];
 	int n = 0;
 	double c;
-	if (q->reshape || q->perm)
+	if (sd->reshape || sd->perm || sd->repeated)
 		return;
-	for (ValId v = q3; v != q->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
+	for (ValId v = top; v != sd->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
 		NodeId d = m_def(g, v, OP_COUNT);
-		if (d < 0 || n == 4 || m_nuses(g, v) != 1 ||
+		if (d < 0 || n == 6 || m_nuses(g, v) != 1 || m_is_output(g, v) ||
 		    (IR_NODE(g, d)->op != OP_Reshape && IR_NODE(g, d)->op != OP_Transpose))
 			return;
 		chain[n++] = d;
 	}
-	NodeId mul = m_def(g, q->x, OP_Mul);
-	if (mul < 0 || m_nuses(g, q->x) != 1)
+	NodeId mul = m_def(g, sd->x, OP_Mul);
+	if (mul < 0 || m_nuses(g, sd->x) != 1 || m_is_output(g, sd->x))
 		return;
 	const Node *mn = IR_NODE(g, mul);
 	int ci = m_const_scalar(g, mn->in[1], &c) ? 1 : m_const_scalar(g, mn->in[0], &c) ? 0 : -1;
-	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], q->x))
+	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], sd->x))
 		return;
 	*scale *= c;
-	q->x = mn->in[1 - ci];
+	sd->x = mn->in[1 - ci];
 	m_add(m, mul);
 	for (int i = 0; i < n; i++)
 		m_add(m, chain[i]);
@@ -1440,7 +1445,8 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	    !fold_side(g, kt, true, &scale, &k, "K", mm, m))
 		return false;
 	why_clear(m);   /* reasons of alternatives tried on the way */
-	absorb_q_scale(g, qh, &q, &scale, m);
+	absorb_side_scale(g, qh, &q, &scale, m);
+	absorb_side_scale(g, kt, &k, &scale, m);
 	if (q.h != k.h || q.d != k.d || q.b != k.b || q.layout != k.layout)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
 		              "batch or layout", (long long)q.h, (long long)q.d, (long long)k.h,
