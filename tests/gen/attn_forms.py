@@ -532,8 +532,10 @@ def gqa(kind):
     "tile_seq": Reshape(Tile(kv, [1, 1, 2, 1]), [B, 4, S, 4]) (the tiled
     sequence axis is [2, S] in flat order: both give head h = kv head
     h / 2, repeat_interleave, the kernel's kv_num_heads); "tile_block":
-    Tile(kv, [1, 2, 1, 1]) (torch's Tensor.repeat: head h = kv head h % 2),
-    a near miss of kv_num_heads: it fuses reading the tiled K/V as it is."""
+    Tile(kv, [1, 2, 1, 1]) (torch's Tensor.repeat: head h = kv head h % 2,
+    kv_num_heads with kv_tiled); "concat": Concat(kv, kv) on the heads
+    (also h % 2).  Near miss "mixed": K tiled as a block, V repeated head by
+    head: no one mapping reads both, nothing fuses."""
     HQ, HKV, DH = 4, 2, 4
     rng = np.random.default_rng(11)
     P = {"q.w": rng.normal(0, 0.3, (W, HQ * DH)).astype(np.float32),
@@ -558,9 +560,14 @@ def gqa(kind):
                         shp)
         if kind == "tile_seq":
             return b.op("Reshape", b.op("Tile", t, [1, 1, HQ // HKV, 1]), shp)
+        if kind == "concat":
+            return b.op("Concat", t, t, axis=1)
         return b.op("Tile", t, [1, HQ // HKV, 1, 1])
     q = split(lin(b, x, "q"), HQ)
     k, v = repeat(split(lin(b, x, "k"), HKV)), repeat(split(lin(b, x, "v"), HKV))
+    if kind == "mixed":
+        v = b.op("Reshape", b.op("Tile", b.op("Unsqueeze", split(lin(b, x, "v"), HKV), [2]),
+                                 [1, 1, HQ // HKV, 1, 1]), shp)
     s = b.op("Mul", b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2])), float(DH ** -0.5))
     s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
     c = b.op("Transpose", b.op("MatMul", b.op("Softmax", s, axis=-1), v), perm=[0, 2, 1, 3])
@@ -572,8 +579,10 @@ def gqa(kind):
             return t.reshape(B_, S_, h, DH).transpose(0, 2, 1, 3)
         q = hs(r_lin(x, P, "q"), HQ)
         k, v = hs(r_lin(x, P, "k"), HKV), hs(r_lin(x, P, "v"), HKV)
-        if kind == "tile_block":
+        if kind in ("tile_block", "concat"):
             k, v = np.tile(k, (1, 2, 1, 1)), np.tile(v, (1, 2, 1, 1))
+        elif kind == "mixed":
+            k, v = np.tile(k, (1, 2, 1, 1)), np.repeat(v, 2, axis=1)
         else:
             k, v = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)
         s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) *
@@ -582,7 +591,7 @@ def gqa(kind):
         B_, _, S_, _ = p.shape
         c = (p @ v).astype(np.float32).transpose(0, 2, 1, 3).reshape(B_, S_, HQ * DH)
         return [r_lin(c, P, "o")]
-    name = "gqa_" + kind if kind != "tile_block" else "nearmiss_gqa_tile_block"
+    name = "gqa_" + kind if kind != "mixed" else "nearmiss_gqa_mixed"
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
@@ -928,7 +937,10 @@ FORMS = {
                    "-inf"}),
     "gqa_tile": (lambda: gqa("tile"), 1, 0, {"kv": 1}),
     "gqa_tile_seq": (lambda: gqa("tile_seq"), 1, 0, {"kv": 1}),
-    "nearmiss_gqa_tile_block": (lambda: gqa("tile_block"), 1, 0, {"kv": 0}),
+    "gqa_tile_block": (lambda: gqa("tile_block"), 1, 0, {"kv": 1}),
+    "gqa_concat": (lambda: gqa("concat"), 1, 0, {"kv": 1}),
+    "nearmiss_gqa_mixed": (lambda: gqa("mixed"), 0, 0, {
+        "explain": "K's 2 heads are repeated as a whole (tiled), V's head by head"}),
     "split_scale_sqrt": (lambda: split_scale("sqrt"), 1, 0, {"left": "Mul 0"}),
     "split_scale_q": (lambda: split_scale("q"), 1, 0, {"left": "Mul 0"}),
     "nearmiss_split_scale_vector": (lambda: split_scale("vector"), 1, 0, {"left": "Mul 1"}),
