@@ -299,11 +299,30 @@ static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *
 		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor f32 "
 		              "[B, H, S, D] (%s of rank %d)", what, V->name, ir_dtype_name(V->dtype),
 		              V->rank);
-	if (!ir_dim_is_const(g, V->dims[1], &sd->h) || !ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d) ||
-	    sd->h <= 0 || sd->d <= 0)
-		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor "
-		              "[B, H, %s] with static heads and head size", what, V->name,
-		              kt ? "D, S" : "S, D");
+	bool hs = ir_dim_is_const(g, V->dims[1], &sd->h);
+	bool ds = ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d);
+	if (!hs || !ds) {
+		/* KlnAttention splits Q, K, V into heads at num_heads, head_size:
+		 * compile-time numbers.  Symbolic ones (every dim a graph input's
+		 * own symbol, nothing that fixes them: no head-split Reshape, no
+		 * weight) cannot be those. */
+		char hb[64], db[64], what_sym[200];
+		ir_dim_str(g, V->dims[1], hb, sizeof hb);
+		ir_dim_str(g, V->dims[kt ? 2 : 3], db, sizeof db);
+		if (!hs && !ds)
+			snprintf(what_sym, sizeof what_sym, "heads '%s' and head size '%s' are", hb, db);
+		else if (!hs)
+			snprintf(what_sym, sizeof what_sym, "heads '%s' are", hb);
+		else
+			snprintf(what_sym, sizeof what_sym, "head size '%s' is", db);
+		return m_fail(g, m, src, "%s path: '%s' [B, H, %s]: %s symbolic, fixed by no head split "
+		              "or weight (needed at compile time)", what, V->name, kt ? "D, S" : "S, D",
+		              what_sym);
+	}
+	if (sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: '%s' is heads-first [B, H, %s] with %lld heads of "
+		              "%lld", what, V->name, kt ? "D, S" : "S, D", (long long)sd->h,
+		              (long long)sd->d);
 	sd->x = v;
 	sd->reshape = true;
 	sd->layout = 0;
