@@ -42,7 +42,10 @@
  *   - grouped-query attention: K, V repeated by repeat_kv (Unsqueeze at 2,
  *     Expand or Tile, Reshape; or a Tile along the sequence, Reshape) or one
  *     head broadcast by MatMul: kv_num_heads (Q head h reads K/V head
- *     h / (H / Hkv)); a Tile along the heads (head h % Hkv) is read as it is;
+ *     h / (H / Hkv)); tiled along the heads (Tile(X, [1, r, 1, 1]), Concat(X,
+ *     X) on axis 1, Unsqueeze at 1 + Expand or Tile + Reshape: head h % Hkv,
+ *     tile_heads): kv_num_heads with kv_tiled; K and V must agree;
+ *   - a constant scale on Q or K before its head split (absorb_side_scale);
  *   - K^T through a 3-D [B*H, S, D] view unfolded again (SDPA: the same
  *     analysis, fold_side) and key-major scores
  *     Transpose(MatMul(Kh, Q^T), [0,1,3,2]) (Einsum aecd,abcd->acbe);
@@ -150,7 +153,8 @@ typedef struct Side {
 	int perm;       /* x is heads-first: 1 [B, H, S, D], 2 [B, H, D, S] (K^T); the
 	                 * rewrite transposes it to [B, S, H, D] first */
 	DimId b, s;     /* batch and sequence length */
-	bool repeated;  /* x's h heads are repeated (interleaved) up to Q's: see repeat_kv */
+	bool repeated;  /* x's h heads are repeated up to Q's: see repeat_kv, tile_heads */
+	bool tiled;     /* ... as a whole (head h is x's head h % h), not head by head */
 } Side;
 
 /* rep when v [B, H, S, D] = Reshape(Tile(X, [1, 1, rep, 1])) with X [B,
@@ -177,7 +181,7 @@ static int64_t tile_seq_rep(const Graph *g, const Value *X, const Value *T, cons
  * Reshape(Tile(X)) along the sequence (tile_seq_rep): head h of v is head
  * h / rep of X, as the kernel reads kv_num_heads.  Returns X or -1.  A
  * Tile along the heads (head h is head h % Hkv: torch's Tensor.repeat) is
- * not this: such a K/V is read as it is, repeats and all. */
+ * not this: see tile_heads. */
 static ValId repeat_kv(const Graph *g, ValId v)
 {
 	NodeId r = m_def(g, v, OP_Reshape);
@@ -211,6 +215,62 @@ static ValId repeat_kv(const Graph *g, ValId v)
 	return x;
 }
 
+/* v [B, H, S, D] is X [B, Hkv, S, D] tiled along the heads (head h of v
+ * is head h % Hkv of X: torch's Tensor.repeat, the kernel's kv_tiled):
+ * Tile(X, [1, H / Hkv, 1, 1]); Reshape(Expand or Tile(Unsqueeze(X, 1)) to
+ * [B, H / Hkv, Hkv, S, D]); Concat(X, X, ..., axis 1).  Read from the dims
+ * (only the heads axis grows, to a static multiple); -1 if not. */
+static ValId tile_heads(const Graph *g, ValId v)
+{
+	const Value *V = IR_VAL(g, v);
+	int64_t h, hkv;
+	if (V->rank != 4 || !ir_dim_is_const(g, V->dims[1], &h))
+		return -1;
+	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0)
+		return -1;
+	const Node *nd = IR_NODE(g, n);
+	ValId x = -1;
+	if (nd->op == OP_Tile) {
+		x = nd->in[0];
+	} else if (nd->op == OP_Concat) {
+		int64_t axis = ir_attr_int(g, n, "axis", 0);
+		if (axis != 1 && axis != -3)
+			return -1;
+		for (int i = 1; i < nd->nin; i++)
+			if (nd->in[i] != nd->in[0])
+				return -1;
+		x = nd->in[0];
+	} else if (nd->op == OP_Reshape) {
+		/* [B, r, Hkv, S, D] -> [B, r*Hkv, S, D] of Unsqueeze(X, 1) grown on axis 1 */
+		ValId e = nd->in[0];
+		NodeId en = m_def(g, e, OP_Expand);
+		if (en < 0)
+			en = m_def(g, e, OP_Tile);
+		NodeId u = en >= 0 ? m_def(g, IR_NODE(g, en)->in[0], OP_Unsqueeze) : -1;
+		if (u < 0)
+			return -1;
+		x = IR_NODE(g, u)->in[0];
+		const Value *X = IR_VAL(g, x), *U = IR_VAL(g, IR_NODE(g, u)->out[0]), *E = IR_VAL(g, e);
+		int64_t r;
+		if (X->rank != 4 || U->rank != 5 || E->rank != 5 || !m_dim_is(g, U->dims[1], 1) ||
+		    U->dims[0] != X->dims[0] || U->dims[2] != X->dims[1] || U->dims[3] != X->dims[2] ||
+		    U->dims[4] != X->dims[3] || E->dims[0] != X->dims[0] || E->dims[2] != X->dims[1] ||
+		    E->dims[3] != X->dims[2] || E->dims[4] != X->dims[3] ||
+		    !ir_dim_is_const(g, E->dims[1], &r) || !ir_dim_is_const(g, X->dims[1], &hkv) ||
+		    r * hkv != h)
+			return -1;
+	} else {
+		return -1;
+	}
+	const Value *X = IR_VAL(g, x);
+	if (X->rank != 4 || X->dims[0] != V->dims[0] || X->dims[2] != V->dims[2] ||
+	    X->dims[3] != V->dims[3] || !ir_dim_is_const(g, X->dims[1], &hkv) || hkv <= 0 ||
+	    h <= hkv || h % hkv)
+		return -1;
+	return x;
+}
+
 static const int64_t P0312[4] = {0, 3, 1, 2};
 
 /* v is already heads-first, [B, H, S, D] (or [B, H, D, S] when kt: a
@@ -221,10 +281,19 @@ static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *
                         Match *m)
 {
 	ValId xr = kt ? -1 : repeat_kv(g, v);
+	bool tiled = false;
+	if (xr < 0 && !kt && (xr = tile_heads(g, v)) >= 0)
+		tiled = true;
 	if (xr >= 0) {
 		if (!heads_first(g, xr, false, sd, what, at, m))
 			return false;
+		/* repeats of repeats compose (h / r1 / r2, h % (r2 Hkv) % Hkv), mixed ones not */
+		if (sd->repeated && sd->tiled != tiled)
+			return m_fail(g, m, m_def(g, v, OP_COUNT) >= 0 ? m_def(g, v, OP_COUNT) : at,
+			              "%s path: '%s' repeats the heads both head by head and as a whole",
+			              what, IR_VAL(g, v)->name);
 		sd->repeated = true;
+		sd->tiled = tiled;
 		return true;
 	}
 	const Value *V = IR_VAL(g, v);
@@ -233,11 +302,30 @@ static bool heads_first(const Graph *g, ValId v, bool kt, Side *sd, const char *
 		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor f32 "
 		              "[B, H, S, D] (%s of rank %d)", what, V->name, ir_dtype_name(V->dtype),
 		              V->rank);
-	if (!ir_dim_is_const(g, V->dims[1], &sd->h) || !ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d) ||
-	    sd->h <= 0 || sd->d <= 0)
-		return m_fail(g, m, src, "%s path: '%s' is neither a Transpose of split heads nor "
-		              "[B, H, %s] with static heads and head size", what, V->name,
-		              kt ? "D, S" : "S, D");
+	bool hs = ir_dim_is_const(g, V->dims[1], &sd->h);
+	bool ds = ir_dim_is_const(g, V->dims[kt ? 2 : 3], &sd->d);
+	if (!hs || !ds) {
+		/* KlnAttention splits Q, K, V into heads at num_heads, head_size:
+		 * compile-time numbers.  Symbolic ones (every dim a graph input's
+		 * own symbol, nothing that fixes them: no head-split Reshape, no
+		 * weight) cannot be those. */
+		char hb[64], db[64], what_sym[200];
+		ir_dim_str(g, V->dims[1], hb, sizeof hb);
+		ir_dim_str(g, V->dims[kt ? 2 : 3], db, sizeof db);
+		if (!hs && !ds)
+			snprintf(what_sym, sizeof what_sym, "heads '%s' and head size '%s' are", hb, db);
+		else if (!hs)
+			snprintf(what_sym, sizeof what_sym, "heads '%s' are", hb);
+		else
+			snprintf(what_sym, sizeof what_sym, "head size '%s' is", db);
+		return m_fail(g, m, src, "%s path: '%s' [B, H, %s]: %s symbolic, fixed by no head split "
+		              "or weight (needed at compile time)", what, V->name, kt ? "D, S" : "S, D",
+		              what_sym);
+	}
+	if (sd->h <= 0 || sd->d <= 0)
+		return m_fail(g, m, src, "%s path: '%s' is heads-first [B, H, %s] with %lld heads of "
+		              "%lld", what, V->name, kt ? "D, S" : "S, D", (long long)sd->h,
+		              (long long)sd->d);
 	sd->x = v;
 	sd->reshape = true;
 	sd->layout = 0;
@@ -269,7 +357,7 @@ static bool split_path(const Graph *g, ValId v, const int64_t *pb, const int64_t
 	NodeId r = m_def(g, tv, OP_Reshape);
 	if (layout == 0 && r >= 0 && head_split(g, r, &sd->h, &sd->d)) {
 		ValId x = IR_NODE(g, r)->in[0];
-		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1], false};
+		*sd = (Side){x, false, sd->h, sd->d, 0, 0, IR_VAL(g, x)->dims[0], IR_VAL(g, x)->dims[1], false, false};
 		return true;
 	}
 	NodeId src = r >= 0 ? r : t;
@@ -720,6 +808,7 @@ typedef struct AttnMatch {
 	double tm_fill;        /* its fill */
 	int64_t heads;         /* Q's heads (num_heads) */
 	int64_t kv_heads;      /* K's and V's heads (kv_num_heads when fewer) */
+	bool kv_tiled;         /* Q head h reads K/V head h % kv_heads (else h / (heads / kv_heads)) */
 	int64_t head_size;     /* Q's and K's head size */
 	int64_t v_head_size;   /* V's head size */
 	bool nan_guard;        /* the probabilities pass Where(IsNaN(p), 0, p) */
@@ -1098,6 +1187,8 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	}
 }
 
+static void absorb_side_scale(const Graph *g, ValId top, Side *sd, double *scale, Match *m);
+
 /* S: MatMul(Qh, Kt) scaled, with bias terms. */
 static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 {
@@ -1127,6 +1218,8 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 		              k.h != q.h ? " (neither repeated to Q's nor one)" : "");
 	if (q.layout != k.layout || side_b(g, &q) != side_b(g, &k))
 		return m_fail(g, m, mm, "Q and K differ in layout or batch");
+	absorb_side_scale(g, qh, &q, &scale, m);   /* a scale before the head splits */
+	absorb_side_scale(g, kt, &k, &scale, m);
 	m_add(m, mm);
 	am->q = q.x;
 	am->k = k.x;
@@ -1137,6 +1230,7 @@ static bool match_scores(const Graph *g, ValId s, AttnMatch *am)
 	am->kb = k.b;   /* DimIds, for V's check */
 	am->ks = k.s;
 	am->kv_heads = k.h;   /* K/V heads */
+	am->kv_tiled = k.tiled;
 	am->heads = q.h;
 	am->head_size = q.d;
 	am->layout = q.layout;
@@ -1251,8 +1345,8 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
  * Transpose(.., [1, 2, 0]).  Q K^T, the mask on the scores viewed
  * [B, N, Sq, Sk] (mask_3d), Softmax over the keys, P V, and the context
  * unfolded back (merge_3d) make a KlnAttention on the sides' values:
- * layout 0 or 1 as their heads are laid out; a constant factor on Q before
- * its head split joins the scale (absorb_q_scale). */
+ * layout 0 or 1 as their heads are laid out; a constant factor on Q or K
+ * before its head split joins the scale (absorb_side_scale). */
 
 static const int64_t P102[3] = {1, 0, 2};
 static const int64_t P021[3] = {0, 2, 1};
@@ -1446,35 +1540,36 @@ static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMat
 	return true;
 }
 
-/* Q's side reads Mul(y, c), c a constant scalar, through single-use views
- * down to q3, the 3-D Q the scores read (the exporters' q_proj(x) *
- * scaling before the head split): the kernel reads y and scales the
- * scores by c instead (what the views compute on y times c), so the Mul
- * and the views join the match and Q's projection can be packed with K's
- * and V's. */
-static void absorb_q_scale(const Graph *g, ValId q3, Side *q, double *scale, Match *m)
+/* A side (Q or K) reads Mul(y, c), c a constant scalar, through single-use
+ * views (Reshape, Transpose) down to top, the value the scores read: the
+ * exporters' q_proj(x) * scaling before the head split, 4-D or folded
+ * into 3-D, and SDPA's 1/sqrt(sqrt(d)) on Q and on K.  The kernel reads y
+ * and scales the scores by c instead (what the views compute on y times
+ * c), so the Mul and the views join the match and the projection can be
+ * packed with the others. */
+static void absorb_side_scale(const Graph *g, ValId top, Side *sd, double *scale, Match *m)
 {
-	NodeId chain[4];
+	NodeId chain[6];
 	int n = 0;
 	double c;
-	if (q->reshape || q->perm)
+	if (sd->reshape || sd->perm || sd->repeated)
 		return;
-	for (ValId v = q3; v != q->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
+	for (ValId v = top; v != sd->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
 		NodeId d = m_def(g, v, OP_COUNT);
-		if (d < 0 || n == 4 || m_nuses(g, v) != 1 ||
+		if (d < 0 || n == 6 || m_nuses(g, v) != 1 || m_is_output(g, v) ||
 		    (IR_NODE(g, d)->op != OP_Reshape && IR_NODE(g, d)->op != OP_Transpose))
 			return;
 		chain[n++] = d;
 	}
-	NodeId mul = m_def(g, q->x, OP_Mul);
-	if (mul < 0 || m_nuses(g, q->x) != 1)
+	NodeId mul = m_def(g, sd->x, OP_Mul);
+	if (mul < 0 || m_nuses(g, sd->x) != 1 || m_is_output(g, sd->x))
 		return;
 	const Node *mn = IR_NODE(g, mul);
 	int ci = m_const_scalar(g, mn->in[1], &c) ? 1 : m_const_scalar(g, mn->in[0], &c) ? 0 : -1;
-	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], q->x))
+	if (ci < 0 || !m_same_shape(g, mn->in[1 - ci], sd->x))
 		return;
 	*scale *= c;
-	q->x = mn->in[1 - ci];
+	sd->x = mn->in[1 - ci];
 	m_add(m, mul);
 	for (int i = 0; i < n; i++)
 		m_add(m, chain[i]);
@@ -1507,7 +1602,8 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 	    !fold_side(g, kt, true, &scale, &k, "K", mm, m))
 		return false;
 	why_clear(m);   /* reasons of alternatives tried on the way */
-	absorb_q_scale(g, qh, &q, &scale, m);
+	absorb_side_scale(g, qh, &q, &scale, m);
+	absorb_side_scale(g, kt, &k, &scale, m);
 	if (q.h != k.h || q.d != k.d || q.b != k.b || q.layout != k.layout)
 		return m_fail(g, m, mm, "Q has %lld heads of %lld, K %lld heads of %lld, or another "
 		              "batch or layout", (long long)q.h, (long long)q.d, (long long)k.h,
@@ -1712,6 +1808,12 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		              (long long)v.h, v.layout, (long long)am->kv_heads, am->layout);
 	if (side_s(g, &v) != am->ks || side_b(g, &v) != am->kb)
 		return m_fail(g, m, mv, "V's key length or batch is not K's");
+	if (am->kv_heads > 1 && am->kv_heads < am->heads && v.tiled != am->kv_tiled)
+		return m_fail(g, m, mv, "K's %lld heads are repeated %s, V's %s: Q head h would read "
+		              "K head %s but V head %s", (long long)am->kv_heads,
+		              am->kv_tiled ? "as a whole (tiled)" : "head by head",
+		              v.tiled ? "as a whole (tiled)" : "head by head",
+		              am->kv_tiled ? "h % kv" : "h / rep", v.tiled ? "h % kv" : "h / rep");
 	am->v = v.x;
 	am->view3d[2] = v.reshape;
 	am->perm[2] = v.perm;
@@ -1935,6 +2037,8 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_float(g, n, "mask_filter", (float)am->mask_filter);
 	if (hkv != am->heads)
 		ir_attr_set_int(g, n, "kv_num_heads", hkv);
+	if (hkv != am->heads && hkv > 1 && am->kv_tiled)
+		ir_attr_set_int(g, n, "kv_tiled", 1);
 	if (am->causal != 0) {
 		ir_attr_set_int(g, n, "causal", am->causal);
 		ir_attr_set_float(g, n, "causal_fill", (float)am->causal_fill);

@@ -16,10 +16,12 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?, cu_seqlens?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset, causal, kv_num_heads], fa = [mask_filter,
- *             scale, causal_fill]
+ *             v_head_size Dv, v_offset, causal, kv_num_heads, kv_tiled], fa =
+ *             [mask_filter, scale, causal_fill]
  *       kv_num_heads Hkv (0: H) divides H: K and V hold Hkv heads, Q head h
- *       reads K/V head h / (H / Hkv) (grouped-query attention)
+ *       reads K/V head h / (H / Hkv) (grouped-query attention, K/V repeated
+ *       head by head), or with kv_tiled 1 head h % Hkv (K/V tiled along the
+ *       heads, torch's Tensor.repeat); callers of 10 ints: kv_tiled 0
  *       layout 1: Q, K, V and the output are time-major, [S, B, *] (XLNet)
  *       head h of Q is columns q_offset + h*D .. + D of Q's last dim (K, V
  *       alike), so Q, K, V may be one packed tensor.  scores = scale * Q K^T
@@ -500,6 +502,8 @@ typedef struct att_job {
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
 	int64_t rep;             /* Q heads per K/V head (num_heads / kv_num_heads) */
+	int64_t hkv;             /* K/V heads */
+	bool tiled;              /* Q head h reads K/V head h % hkv, else h / rep */
 	int64_t ldq, ldk, ldv, qo, ko, vo;
 	int64_t bs[4];           /* bias element strides over [B, H, Sq, Sk] */
 	int64_t rq, rk, rv, ro;  /* element step between sequence rows of Q, K, V, O */
@@ -728,8 +732,9 @@ static void att_block(const att_job *j, int64_t t, float *s)
 	if (nr <= 0)
 		return;
 	const float *Q = j->q + bb * j->bq + (r0 + q0) * j->rq + j->qo + h * j->D;
-	const float *K = j->k + bb * j->bk + r0 * j->rk + j->ko + h / j->rep * j->D;
-	const float *V = j->v + bb * j->bv + r0 * j->rv + j->vo + h / j->rep * j->Dv;
+	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;   /* the K/V head Q head h reads */
+	const float *K = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
+	const float *V = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
 	float *O = j->o + bb * j->bo + (r0 + q0) * j->ro + h * j->Dv;
 	if (Sk == 0) {
 		for (int64_t r = 0; r < nr; r++)
@@ -813,7 +818,7 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < RT_NIA_KlnAttention || nfa < RT_NFA_KlnAttention)
+	if (nin < 3 || nout < 1 || nia < RT_IA_KlnAttention_kv_tiled || nfa < RT_NFA_KlnAttention)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -835,6 +840,9 @@ RT_KERNEL(KlnAttention)
 	j.causal = (int)ia[RT_IA_KlnAttention_causal];
 	j.cfill = fa[RT_FA_KlnAttention_causal_fill];
 	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
+	int64_t tiled = nia > RT_IA_KlnAttention_kv_tiled ? ia[RT_IA_KlnAttention_kv_tiled] : 0;
+	if (tiled != 0 && tiled != 1)
+		return rt_error(f, "node '%s' (%s): kv_tiled %lld is not 0 or 1", loc, op, (long long)tiled);
 	if (j.causal < 0 || j.causal > 2)
 		return rt_error(f, "node '%s' (%s): unknown causal mode %d", loc, op, j.causal);
 	if (layout != 0 && layout != 1)
@@ -847,6 +855,8 @@ RT_KERNEL(KlnAttention)
 		return rt_error(f, "node '%s' (%s): %lld K/V heads for %lld heads", loc, op,
 		                (long long)hkv, (long long)j.H);
 	j.rep = j.H / hkv;
+	j.hkv = hkv;
+	j.tiled = tiled != 0;
 	if (j.D < 0 || j.Dv < 0 || j.qo < 0 || j.ko < 0 || j.vo < 0 ||
 	    j.qo + j.H * j.D > j.ldq || j.ko + hkv * j.D > j.ldk || j.vo + hkv * j.Dv > j.ldv)
 		return rt_error(f, "node '%s' (%s): heads do not fit in Q/K/V", loc, op);

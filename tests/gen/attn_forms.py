@@ -12,7 +12,8 @@ them at -O0 and -O2.
 Further lines of expect, when present: "kv K" (K of them read grouped K/V
 heads: kv_num_heads) and "explain TEXT" (`kiln dump -O2
 --explain=attention` prints TEXT: the reason a near miss did not fuse) and
-"mask M" (M of them take a key-padding mask input).
+"mask M" (M of them take a key-padding mask input) and "left OP N" (N
+nodes of op OP are left at -O2).
 
 The references are numpy in float32, written from the math in the order
 the exporters compute (scores, mask applied as the exporter does, softmax),
@@ -531,8 +532,10 @@ def gqa(kind):
     "tile_seq": Reshape(Tile(kv, [1, 1, 2, 1]), [B, 4, S, 4]) (the tiled
     sequence axis is [2, S] in flat order: both give head h = kv head
     h / 2, repeat_interleave, the kernel's kv_num_heads); "tile_block":
-    Tile(kv, [1, 2, 1, 1]) (torch's Tensor.repeat: head h = kv head h % 2),
-    a near miss of kv_num_heads: it fuses reading the tiled K/V as it is."""
+    Tile(kv, [1, 2, 1, 1]) (torch's Tensor.repeat: head h = kv head h % 2,
+    kv_num_heads with kv_tiled); "concat": Concat(kv, kv) on the heads
+    (also h % 2).  Near miss "mixed": K tiled as a block, V repeated head by
+    head: no one mapping reads both, nothing fuses."""
     HQ, HKV, DH = 4, 2, 4
     rng = np.random.default_rng(11)
     P = {"q.w": rng.normal(0, 0.3, (W, HQ * DH)).astype(np.float32),
@@ -557,9 +560,14 @@ def gqa(kind):
                         shp)
         if kind == "tile_seq":
             return b.op("Reshape", b.op("Tile", t, [1, 1, HQ // HKV, 1]), shp)
+        if kind == "concat":
+            return b.op("Concat", t, t, axis=1)
         return b.op("Tile", t, [1, HQ // HKV, 1, 1])
     q = split(lin(b, x, "q"), HQ)
     k, v = repeat(split(lin(b, x, "k"), HKV)), repeat(split(lin(b, x, "v"), HKV))
+    if kind == "mixed":
+        v = b.op("Reshape", b.op("Tile", b.op("Unsqueeze", split(lin(b, x, "v"), HKV), [2]),
+                                 [1, 1, HQ // HKV, 1, 1]), shp)
     s = b.op("Mul", b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2])), float(DH ** -0.5))
     s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
     c = b.op("Transpose", b.op("MatMul", b.op("Softmax", s, axis=-1), v), perm=[0, 2, 1, 3])
@@ -571,8 +579,10 @@ def gqa(kind):
             return t.reshape(B_, S_, h, DH).transpose(0, 2, 1, 3)
         q = hs(r_lin(x, P, "q"), HQ)
         k, v = hs(r_lin(x, P, "k"), HKV), hs(r_lin(x, P, "v"), HKV)
-        if kind == "tile_block":
+        if kind in ("tile_block", "concat"):
             k, v = np.tile(k, (1, 2, 1, 1)), np.tile(v, (1, 2, 1, 1))
+        elif kind == "mixed":
+            k, v = np.tile(k, (1, 2, 1, 1)), np.repeat(v, 2, axis=1)
         else:
             k, v = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)
         s = ((q @ k.transpose(0, 1, 3, 2)).astype(np.float32) *
@@ -581,7 +591,50 @@ def gqa(kind):
         B_, _, S_, _ = p.shape
         c = (p @ v).astype(np.float32).transpose(0, 2, 1, 3).reshape(B_, S_, HQ * DH)
         return [r_lin(c, P, "o")]
-    name = "gqa_" + kind if kind != "tile_block" else "nearmiss_gqa_tile_block"
+    name = "gqa_" + kind if kind != "mixed" else "nearmiss_gqa_mixed"
+    return finish(b, name, y, 14), P, ref, feeds_sets()
+
+
+def split_scale(kind="sqrt"):
+    """Scales before the 4-D head splits: "sqrt" Q and K each times
+    d**-0.25 as [B, S, W] projections (SDPA's split scale, then Reshape/
+    Transpose); "q" Q alone times d**-0.5 (the exporters' q_proj(x) *
+    scaling).  Both Muls join the attention's scale (no Mul left).  Near
+    miss "vector": Q times a [W] vector (not one number): kept as a Mul,
+    the attention reads its product."""
+    P = params(12)
+    P["qscale"] = np.linspace(0.2, 0.5, W).astype(np.float32)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    c = {"sqrt": D ** -0.25, "q": D ** -0.5, "vector": None}[kind]
+    qp, kp = lin(b, x, "q"), lin(b, x, "k")
+    if kind == "vector":
+        qp = b.op("Mul", qp, b.p("qscale"))
+    else:
+        qp = b.op("Mul", qp, float(c))
+    if kind == "sqrt":
+        kp = b.op("Mul", float(c), kp)
+    q, k, v = heads(b, qp), heads(b, kp), heads(b, lin(b, x, "v"))
+    s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2]))
+    if kind == "vector":
+        s = b.op("Mul", s, float(D ** -0.5))
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        qp, kp = r_lin(x, P, "q"), r_lin(x, P, "k")
+        if kind == "vector":
+            qp = (qp * P["qscale"]).astype(np.float32)
+        else:
+            qp = (qp * np.float32(c)).astype(np.float32)
+        if kind == "sqrt":
+            kp = (kp * np.float32(c)).astype(np.float32)
+        s = (r_heads(qp) @ r_heads(kp).transpose(0, 1, 3, 2)).astype(np.float32)
+        if kind == "vector":
+            s = (s * np.float32(D ** -0.5)).astype(np.float32)
+        p = r_softmax(add32(s, r_pad(attention_mask, F32_MIN)))
+        return [r_out(P, p, r_heads(r_lin(x, P, "v")))]
+    name = "nearmiss_split_scale_vector" if kind == "vector" else "split_scale_" + kind
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
@@ -927,6 +980,7 @@ def conformer(fill=NEG_INF, post="same", own_batch=False):
 # name -> (builder, attention fused, of them causal[, more]); more:
 # "kv": how many fused attentions read grouped K/V heads (kv_num_heads),
 # "mask": how many take a key-padding mask input,
+# "left": "OP N", N plain OP nodes left at -O2 (a scale absorbed or kept),
 # "explain": text `--explain=attention` must print (a near miss's reason)
 FORMS = {
     "causal_gpt2": (causal_gpt2, 1, 1),
@@ -953,7 +1007,13 @@ FORMS = {
                    "-inf"}),
     "gqa_tile": (lambda: gqa("tile"), 1, 0, {"kv": 1}),
     "gqa_tile_seq": (lambda: gqa("tile_seq"), 1, 0, {"kv": 1}),
-    "nearmiss_gqa_tile_block": (lambda: gqa("tile_block"), 1, 0, {"kv": 0}),
+    "gqa_tile_block": (lambda: gqa("tile_block"), 1, 0, {"kv": 1}),
+    "gqa_concat": (lambda: gqa("concat"), 1, 0, {"kv": 1}),
+    "nearmiss_gqa_mixed": (lambda: gqa("mixed"), 0, 0, {
+        "explain": "K's 2 heads are repeated as a whole (tiled), V's head by head"}),
+    "split_scale_sqrt": (lambda: split_scale("sqrt"), 1, 0, {"left": "Mul 0"}),
+    "split_scale_q": (lambda: split_scale("q"), 1, 0, {"left": "Mul 0"}),
+    "nearmiss_split_scale_vector": (lambda: split_scale("vector"), 1, 0, {"left": "Mul 1"}),
     "gpt2_buffer": (gpt2_buffer, 1, 1),
     "gpt2_buffer_past": (lambda: past_kv("buffer"), 1, 1),
     "gpt2_buffer_dynamo": (lambda: gpt2_buffer(dynamo=True), 1, 1),
@@ -1015,7 +1075,7 @@ def generate(name, outdir):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d causal %d\n" % (natt, ncausal))
-        for key in ("kv", "mask", "explain"):
+        for key in ("kv", "mask", "left", "explain"):
             if key in more:
                 f.write("%s %s\n" % (key, more[key]))
     refs = []

@@ -8,7 +8,8 @@
 # form: `kiln compile -O2 --stats` fuses exactly the expected number of
 # attentions (a near miss none, its Softmax left; no Einsum left where it
 # fuses), `kiln dump -O2` shows
-# the expected number of causal flags (and kv_num_heads, key-padding mask inputs, and for a near
+# the expected number of causal flags (and kv_num_heads, key-padding mask inputs, the plain ops
+# left (`left OP N`), and for a near
 # miss the reason --explain=attention gives, when expect says), and `kiln check` matches the numpy
 # references at -O0 and at -O2 (NaN rows included).
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every form is
@@ -34,6 +35,7 @@ for d in "$OUT"/*/; do
 	want_kv=$(sed -n 's/^kv //p' "$d/expect")
 	want_mask=$(sed -n 's/^mask //p' "$d/expect")
 	want_why=$(sed -n 's/^explain //p' "$d/expect")
+	want_left=$(sed -n 's/^left //p' "$d/expect")
 	# the counts: -O2 up to LLVM IR (`kiln check -O2` below compiles it all)
 	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.ll" --emit=llvm -O2 --stats 2>&1); then
 		fail=$((fail + 1)); echo "FAIL $name: compile: $(echo "$out" | tail -n 2 | tr '\n' ' ')"; continue
@@ -49,6 +51,15 @@ print("attention %d of %d softmax, %d left, %d einsum left" % (att, sm_in, sm_ou
 sys.exit(0 if att == want and sm_out == sm_in - want and (want == 0 or ein == 0) else 1)
 ' "$want_att"); then
 		fail=$((fail + 1)); echo "FAIL $name: expected attention $want_att: $verdict"; continue
+	fi
+	if [ -n "$want_left" ] && ! left=$(echo "$out" | tail -n 1 | "$PY" -c '
+import json, sys
+op, n = sys.argv[1], int(sys.argv[2])
+got = json.loads(sys.stdin.read())["ops_out"].get(op, 0)
+print("%d %s left" % (got, op))
+sys.exit(0 if got == n else 1)
+' $want_left); then
+		fail=$((fail + 1)); echo "FAIL $name: expected $want_left left: $left"; continue
 	fi
 	# one dump: the IR, and the --explain=attention lines (kept apart)
 	all=$("$KILN" dump "$d/model.onnx" -O2 --explain=attention 2>&1)

@@ -88,6 +88,22 @@ static void test_broken_head_split(void **state)
 	free(out);
 }
 
+/* Heads-first inputs with symbolic heads and head size: the reason names
+ * them; K/V repeated differently: the reason names both mappings */
+static void test_head_layout_near_misses(void **state)
+{
+	(void)state;
+	char *out = read_case("attention_symbolic_heads_nearmiss.ir");
+	expect(out, "not fused: at MatMul '");
+	expect(out, "Q path: 'query' [B, H, S, D]: heads 'bq' and head size 'dq' are symbolic, fixed "
+	            "by no head split or weight");
+	free(out);
+	out = read_case("attention_gqa_tile_nearmiss.ir");
+	expect(out, "K's 2 heads are repeated as a whole (tiled), V's head "
+	            "by head: Q head h would read K head h % kv but V head h / rep");
+	free(out);
+}
+
 static void test_causal_near_misses(void **state)
 {
 	(void)state;
@@ -136,6 +152,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_broken_head_split),
+		cmocka_unit_test(test_head_layout_near_misses),
 		cmocka_unit_test(test_causal_near_misses),
 		cmocka_unit_test(test_causal_forms_fuse),
 		cmocka_unit_test(test_causal_buffer),

@@ -3,7 +3,8 @@
  * double reference, whole attention (scores, softmax, P V), on random
  * configurations:
  *
- *   batch 1..3, heads 1..4 with kv_num_heads dividing them (GQA), Sq and Sk
+ *   batch 1..3, heads 1..6 with kv_num_heads dividing them (GQA; Q head h
+ *   reading K/V head h / (H / Hkv), or h % Hkv with kv_tiled), Sq and Sk
  *   1..40 (and some up to 130), head sizes D and Dv 1..130 (non-multiples
  *   of 8 included), Q/K/V with column offsets and spare columns, layouts 0
  *   and 1 (time-major), causal 0/1/2 with finite and -inf fills, bias of
@@ -44,6 +45,7 @@ RT_KERNEL(LogSoftmax);
 
 typedef struct Cfg {
 	int64_t B, H, Hkv, Sq, Sk, D, Dv;
+	bool tiled;                          /* kv_tiled: Q head h reads K/V head h % Hkv */
 	int64_t qo, ko, vo, ldq, ldk, ldv;    /* column offsets and row widths */
 	int layout;                          /* 0 [B, S, *], 1 [S, B, *] */
 	int causal;
@@ -91,6 +93,7 @@ static int64_t orow(const Cfg *c, int64_t b, int64_t s)
 static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 {
 	int64_t nb = c->nseq ? c->nseq : c->B, rep = c->H / c->Hkv;
+#define KVH(h) (c->tiled ? (h) % c->Hkv : (h) / rep)   /* the K/V head of Q head h */
 	double *x = ref_alloc((size_t)(c->Sk + 1) * sizeof *x);
 	for (int64_t b = 0; b < nb; b++) {
 		int64_t r0 = c->nseq ? c->cu[b] : 0, bb = c->nseq ? 0 : b;
@@ -101,7 +104,7 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 				double mx = -INFINITY;
 				bool nan = false;
 				for (int64_t j = 0; j < Sk; j++) {
-					const float *kr = d->k + krow(c, bb, r0 + j, c->ldk) + c->ko + h / rep * c->D;
+					const float *kr = d->k + krow(c, bb, r0 + j, c->ldk) + c->ko + KVH(h) * c->D;
 					double dot = 0;
 					for (int64_t e = 0; e < c->D; e++)
 						dot += (double)qr[e] * kr[e];
@@ -141,13 +144,14 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 					bool bad = nan || isinf(mx) || Sk == 0;
 					for (int64_t j = 0; j < Sk && !bad; j++) {
 						double p = exp(x[j] - mx) / sum;
-						acc += p * d->v[krow(c, bb, r0 + j, c->ldv) + c->vo + h / rep * c->Dv + e];
+						acc += p * d->v[krow(c, bb, r0 + j, c->ldv) + c->vo + KVH(h) * c->Dv + e];
 					}
 					ref[oi + e] = Sk == 0 ? 0.0 : bad ? (c->guard ? 0.0 : NAN) : acc;
 				}
 			}
 	}
 	free(x);
+#undef KVH
 }
 
 /* one run on a path into a fresh output between canaries; returns it
@@ -188,6 +192,7 @@ static float *run(const Cfg *c, const Data *d, int mode)
 	ia[RT_IA_KlnAttention_v_offset] = c->vo;
 	ia[RT_IA_KlnAttention_causal] = c->causal;
 	ia[RT_IA_KlnAttention_kv_num_heads] = c->Hkv == c->H ? 0 : c->Hkv;
+	ia[RT_IA_KlnAttention_kv_tiled] = c->tiled;
 	float fa[RT_NFA_KlnAttention] = {0};
 	fa[RT_FA_KlnAttention_mask_filter] = c->filter;
 	fa[RT_FA_KlnAttention_scale] = c->scale;
@@ -264,10 +269,10 @@ static void check(const Cfg *c, int mode)
 		          fabs((double)sc[i] - ref[i]) <= 5e-5 + tol;
 		if (!ok)
 			fail_msg("path %d: B %lld H %lld/%lld Sq %lld Sk %lld D %lld Dv %lld layout %d "
-			         "causal %d (%g) bias rank %d mask %d guard %d packed %lld: output %lld "
+			         "tiled %d causal %d (%g) bias rank %d mask %d guard %d packed %lld: output %lld "
 			         "is %.9g, scalar %.9g, reference %.12g", mode, (long long)c->B,
 			         (long long)c->H, (long long)c->Hkv, (long long)c->Sq, (long long)c->Sk,
-			         (long long)c->D, (long long)c->Dv, c->layout, c->causal, c->cfill,
+			         (long long)c->D, (long long)c->Dv, c->layout, c->tiled, c->causal, c->cfill,
 			         c->bias_rank, c->mask, c->guard, (long long)c->nseq, (long long)i,
 			         vp[i], sc[i], ref[i]);
 	}
@@ -286,8 +291,9 @@ static Cfg random_cfg(bool packed, bool big)
 {
 	static const int dims[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 128, 130};
 	Cfg c = {0};
-	c.Hkv = ref_irand(1, 2);
+	c.Hkv = ref_irand(1, 3);
 	c.H = c.Hkv * ref_irand(1, 2);
+	c.tiled = c.H > c.Hkv && ref_irand(0, 1);
 	c.D = pick(dims, 18);
 	c.Dv = ref_irand(0, 2) ? c.D : pick(dims, 18);
 	c.B = ref_irand(1, 3);
@@ -373,7 +379,44 @@ static void bert_body(int mode)
 	check(&c, mode);
 }
 
+/* K/V tiled along the heads (kv_tiled): 6 heads over 3 K/V heads and 4
+ * over 2, where h % Hkv and h / (H / Hkv) differ, plain and packed */
+static void tiled_body(int mode)
+{
+	ref_rng = 0x711e0000ull + (uint64_t)mode;
+	Cfg c = {.B = 2, .H = 6, .Hkv = 3, .tiled = true, .Sq = 9, .Sk = 13, .D = 8, .Dv = 5,
+	         .qo = 1, .ko = 2, .vo = 0, .ldq = 49, .ldk = 26, .ldv = 16,
+	         .scale = 0.3f, .filter = -INFINITY, .mask = 3, .causal = 1, .cfill = -1e4f};
+	check(&c, mode);
+	Cfg p = {.B = 1, .H = 4, .Hkv = 2, .tiled = true, .Sq = 11, .Sk = 11, .D = 16, .Dv = 16,
+	         .ldq = 64, .ldk = 32, .ldv = 32, .scale = 0.25f, .nseq = 3, .cu = {0, 4, 4, 11}};
+	check(&p, mode);
+}
+
+/* kv_tiled other than 0 or 1 is an error, not a guess */
+static void test_attention_tiled_refused(void **state)
+{
+	(void)state;
+	float q[8] = {0}, k[4] = {0}, v[4] = {0}, o[8];
+	rt_t in[3] = {T(q, 3, 1, 1, 8, 0, KILN_F32), T(k, 3, 1, 1, 4, 0, KILN_F32),
+	              T(v, 3, 1, 1, 4, 0, KILN_F32)};
+	rt_t out = T(o, 3, 1, 1, 8, 0, KILN_F32);
+	int64_t ia[RT_NIA_KlnAttention] = {0};
+	float fa[RT_NFA_KlnAttention] = {0};
+	ia[RT_IA_KlnAttention_head_size] = 2;
+	ia[RT_IA_KlnAttention_num_heads] = 4;
+	ia[RT_IA_KlnAttention_v_head_size] = 2;
+	ia[RT_IA_KlnAttention_kv_num_heads] = 2;
+	ia[RT_IA_KlnAttention_kv_tiled] = 1;
+	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 3, &out, 1, ia, RT_NIA_KlnAttention,
+	                                    fa, RT_NFA_KlnAttention), 0);
+	ia[RT_IA_KlnAttention_kv_tiled] = 2;
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "att", in, 3, &out, 1, ia,
+	                                        RT_NIA_KlnAttention, fa, RT_NFA_KlnAttention), 0);
+}
+
 static void test_attention_random(void **state) { (void)state; vector_paths(random_body); }
+static void test_attention_tiled(void **state) { (void)state; vector_paths(tiled_body); }
 static void test_attention_packed(void **state) { (void)state; vector_paths(packed_body); }
 static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
 
@@ -466,6 +509,8 @@ int main(void)
 		cmocka_unit_test(test_path_refused),
 		cmocka_unit_test(test_attention_bert),
 		cmocka_unit_test(test_attention_random),
+		cmocka_unit_test(test_attention_tiled),
+		cmocka_unit_test(test_attention_tiled_refused),
 		cmocka_unit_test(test_attention_packed),
 		cmocka_unit_test(test_softmax_op),
 	};
