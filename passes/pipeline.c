@@ -293,19 +293,6 @@ static void explain_rest(Graph *g, const PassOptions *o, PassCtx *pc)
 	fflush(f);
 }
 
-static int run_pipeline(Graph *g, const PassOptions *o, PassCtx *pc, Diag *diag);
-
-int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag)
-{
-	PassOptions dflt = {.opt_level = 2};
-	const PassOptions *o = opt ? opt : &dflt;
-	PassStats local = {0};
-	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
-	int rc = run_pipeline(g, o, &pc, diag);
-	free(pc.made);   /* --explain's record of the pattern's own results */
-	return rc;
-}
-
 static int run_pipeline(Graph *g, const PassOptions *o, PassCtx *pc, Diag *diag)
 {
 	if (pass_check_patterns("--disable-pattern", o->disabled_patterns, diag))
@@ -353,6 +340,17 @@ static int run_pipeline(Graph *g, const PassOptions *o, PassCtx *pc, Diag *diag)
 	if (o->explain)
 		explain_rest(g, o, pc);
 	return 0;
+}
+
+int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag)
+{
+	PassOptions dflt = {.opt_level = 2};
+	const PassOptions *o = opt ? opt : &dflt;
+	PassStats local = {0};
+	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
+	int rc = run_pipeline(g, o, &pc, diag);
+	free(pc.made);   /* --explain's record of the pattern's own results */
+	return rc;
 }
 
 static void print_list(FILE *f, const char *title, const char *const *names)
