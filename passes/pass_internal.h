@@ -27,6 +27,7 @@ typedef struct PassCtx {
 	 * Grown by fuse_run, freed by pass_run_pipeline. */
 	NodeId *made;
 	int nmade, capmade;
+	int nexplained;      /* --explain lines printed (none at all: said so) */
 } PassCtx;
 
 typedef void (*PassFn)(Graph *g, PassCtx *pc);

@@ -290,6 +290,11 @@ static void explain_rest(Graph *g, const PassOptions *o, PassCtx *pc)
 	PassCtx dry = *pc;
 	dry.dry = true;
 	p->fn(g, &dry);
+	/* nothing fused and no candidate left: say so (not as "explain NAME: ",
+	 * the prefix of the one line per root that scripts count) */
+	if (dry.nexplained == 0)
+		fprintf(f, "explain %s - no candidate root (%s) in the graph\n", o->explain,
+		        pattern_defs[id].roots);
 	fflush(f);
 }
 

@@ -143,11 +143,12 @@ static void note_made(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId fi
  * root fused (into the nodes from first_new on) or, in dry mode, would.  A
  * root the pattern made itself (fused in an earlier round, said then) is no
  * candidate: each root gets one line. */
-static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
+static void explain(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId root,
                     const Match *m, bool ok, NodeId first_new)
 {
 	if (!explaining(pc, pat) || (!ok && (m->done || made_by_pattern(pc, root))))
 		return;
+	pc->nexplained++;
 	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
 	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(IR_NODE(g, root)->op),
 	        node_name(g, root));

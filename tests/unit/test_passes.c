@@ -403,7 +403,8 @@ static int count(const char *s, const char *what)
  * in one round of the fixpoint is a KlnRMSNorm again (its root op) in the
  * next and in the dry run after the pipeline, and says nothing more than
  * "fused as"; so for qkv's KlnAttention.  A KlnAttention packed as written
- * (nonzero offsets) is a candidate left, and says why. */
+ * (nonzero offsets) is a candidate left, and says why; a graph without any
+ * candidate says that. */
 static void test_explain_once(void **state)
 {
 	(void)state;
@@ -419,6 +420,12 @@ static void test_explain_once(void **state)
 	if (count(s, "explain qkv: ") != 1 ||
 	    !strstr(s, "not fused: at KlnAttention 'att': Q/K/V already packed (nonzero offsets"))
 		fail_msg("expected one 'already packed' line:\n%s", s);
+	free(s);
+	/* no KlnAttention at all: one note, no per-root line */
+	s = explain_case("rmsnorm.ir", "qkv");
+	if (count(s, "explain qkv: ") != 0 ||
+	    !strstr(s, "explain qkv - no candidate root (KlnAttention) in the graph\n"))
+		fail_msg("expected the no-candidate note:\n%s", s);
 	free(s);
 	s = explain_case("attention_cross.ir", "qkv");
 	if (count(s, "explain qkv: ") != 1 ||
