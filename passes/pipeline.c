@@ -291,8 +291,13 @@ static void explain_rest(Graph *g, const PassOptions *o, PassCtx *pc)
 	dry.dry = true;
 	p->fn(g, &dry);
 	/* nothing fused and no candidate left: say so (not as "explain NAME: ",
-	 * the prefix of the one line per root that scripts count) */
-	if (dry.nexplained == 0)
+	 * the prefix of the one line per root that scripts count); for the
+	 * fusions' patterns, which fuse_run explains (pack-tokens explains
+	 * itself) */
+	bool fusion = false;
+	for (int i = 0; fusion_group[i]; i++)
+		fusion |= !strcmp(fusion_group[i], pattern_defs[id].pass);
+	if (fusion && dry.nexplained == 0)
 		fprintf(f, "explain %s - no candidate root (%s) in the graph\n", o->explain,
 		        pattern_defs[id].roots);
 	fflush(f);
