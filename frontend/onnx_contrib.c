@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onnx_import.h"
 #include "onnx_private.h"
 #include "schema.h"
 
 /* ---- the table ------------------------------------------------------------ */
 
 /* an input or output kiln refuses when present (N in onnx_contrib.def) */
-#define IO_REFUSED 8
+#define IO_REFUSED ONNX_IO_REFUSED
 
 #define CONTRIB_REWRITES(X) \
 	X(skip_layernorm) X(skip_rmsnorm) X(rmsnorm) X(layernorm) X(gelu) X(embed_layernorm) \
@@ -79,6 +80,31 @@ static const ContribOp *contrib_find(const char *op_type)
 		if (!strcmp(contrib_ops[i].s.name, op_type))
 			return &contrib_ops[i];
 	return NULL;
+}
+
+/* What each rewrite makes (kiln ops; the rewrites' comments below say how) */
+static const char *const rewrite_doc[] = {
+	[MS_skip_layernorm] = "KlnSkipLayerNorm (no beta: zeros; a [S, H] or [1, S, H] skip expanded)",
+	[MS_skip_rmsnorm] = "Adds (output 3 their sum), KlnRMSNorm",
+	[MS_rmsnorm] = "KlnRMSNorm",
+	[MS_layernorm] = "ONNX's LayerNormalization",
+	[MS_gelu] = "KlnGelu after an Add of the bias (Gelu, BiasGelu: erf; FastGelu: tanh; "
+	            "QuickGelu: approximate 2, another alpha x * Sigmoid(alpha x))",
+	[MS_embed_layernorm] = "KlnEmbedLayerNorm (mask_index: Equal, Cast, ReduceSum of the mask)",
+	[MS_attention] = "one KlnGemm (input by the packed Q/K/V weights + bias), one KlnAttention "
+	                 "over its column blocks",
+	[MS_mha] = "Adds of the bias parts, one KlnAttention",
+	[MS_fused_matmul] = "Transpose of the last two dims, MatMul, Mul by alpha",
+	[MS_fused_gemm] = "ONNX's Gemm, then the activation",
+};
+
+const struct IrOpSchema *onnx_contrib_schema(int i, const char **becomes)
+{
+	if (i < 0 || i >= NCONTRIB)
+		return NULL;
+	if (becomes)
+		*becomes = rewrite_doc[contrib_ops[i].rewrite];
+	return &contrib_ops[i].s;
 }
 
 bool onnx_contrib_known(const char *op_type)

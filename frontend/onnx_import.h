@@ -44,6 +44,14 @@ int onnx_weights_find(const OnnxWeights *ws, const char *name, OnnxWeight *w);
 Graph *onnx_weights_graph(OnnxWeights *ws);
 void onnx_weights_close(OnnxWeights *ws);
 
+/* The com.microsoft ops kiln imports (frontend/onnx_contrib.def), for
+ * `kiln ops`: the i-th op's schema (an input or output whose kind is
+ * ONNX_IO_REFUSED is one kiln refuses when present) and, in *becomes, what
+ * the import turns it into; NULL past the last. */
+#define ONNX_IO_REFUSED 8
+struct IrOpSchema;
+const struct IrOpSchema *onnx_contrib_schema(int i, const char **becomes);
+
 /* One tensor of an ONNX backend-test data set (input_K.pb / output_K.pb). */
 typedef struct PbTensor {
 	char *name;          /* malloc'd, may be NULL */

@@ -13,7 +13,7 @@
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
  *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
  *   KlnGelu(x)                                         -> like x
- *   KlnRMSNorm(x[..., H], gamma[H], skip?)             -> like x (and the sum x + skip, like x)
+ *   KlnRMSNorm(x[..., H], gamma[H] or [1], skip?)      -> like x (and the sum x + skip, like x)
  *   KlnPackTokens(x[B,S,H], mask[B,S], cu_seqlens_in[B+1]?)
  *                                                     -> [1, T, H], cu_seqlens i32 [B+1]
  *                (T: the symbol "MASK.tokens[0]", bound at run time by the
@@ -143,7 +143,14 @@ static int rmsnorm(Sh *s)
 		return -1;
 	if (x->rank < 1)
 		return ir_shp_fail(s, "x must have rank >= 1");
-	if (need_vec(s, 1, x->dims[x->rank - 1], "gamma"))
+	/* gamma [H], or one element that the kernel broadcasts over the row
+	 * (fuse-norm's weight of 1 for an unweighted RMSNorm of any width) */
+	const Value *gm;
+	if (need_f32(s, 1, &gm))
+		return -1;
+	int64_t ng = 0;
+	bool one = gm->rank == 1 && ir_dim_is_const(s->g, gm->dims[0], &ng) && ng == 1;
+	if (!one && need_vec(s, 1, x->dims[x->rank - 1], "gamma"))
 		return -1;
 	if (ir_shp_in(s, 2) && need_like(s, 2, x, "skip"))
 		return -1;

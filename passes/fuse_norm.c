@@ -15,8 +15,9 @@
  *                -> KlnRMSNorm(x, w) {epsilon}  (T5, LLaMA)
  *                and without the weight (root: that Mul or Div), where the
  *                weighted form does not take it
- *                -> KlnRMSNorm(x, ones) {epsilon} with a constant weight of
- *                ones (x's last dim must be static; the kernel stays one)
+ *                -> KlnRMSNorm(x, [1.0]) {epsilon}: a constant weight of
+ *                one element, 1, broadcast over the row by the kernel (exact:
+ *                y * 1 is y; x's last dim may be symbolic)
  *   skip_layernorm: KlnLayerNorm(Add(a, b)) with a and b of equal shape
  *                -> KlnSkipLayerNorm(a, b, gamma, beta) {epsilon}; when the
  *                sum has other users it becomes output 1.  A row bias (an
@@ -67,8 +68,7 @@ typedef struct SkipMatch {
 typedef struct RmsMatch {
 	Match m;
 	ValId x;        /* the normalized input */
-	ValId w;        /* the weight, f32 [H]; -1: none (a weight of ones is made) */
-	int64_t width;  /* without a weight: H, x's static last dim */
+	ValId w;        /* the weight, f32 [H]; -1: none (a weight of one 1 is made) */
 	ValId y;        /* the result, taken over by the KlnRMSNorm */
 	double eps;     /* epsilon */
 } RmsMatch;
@@ -562,20 +562,23 @@ static bool match_rms_unweighted(const Graph *g, NodeId root, Match *m)
 			return m_fail(g, m, user, "the weighted form takes it (weight '%s')",
 			              IR_VAL(g, t.w)->name);
 	}
+	const Node *r = IR_NODE(g, root);
+	double c;
+	if (r->op == OP_Div && m_const_scalar(g, r->in[0], &c))
+		return m_fail(g, m, root, "divides the constant %g: an inverse 1/rms(x), not x/rms(x) (its user "
+		              "is the candidate)", c);
 	if (!rms_normed(g, y, m, &x, &eps))
 		return false;
 	const Value *xv = IR_VAL(g, x);
-	int64_t h = 0;
 	if (xv->dtype != DT_F32)
 		return m_fail(g, m, root, "x is %s, KlnRMSNorm runs on f32", ir_dtype_name(xv->dtype));
-	if (xv->rank < 1 || !ir_dim_is_const(g, xv->dims[xv->rank - 1], &h) || h < 1)
-		return m_fail(g, m, root, "x's last dim is not static (the weight of ones needs it)");
+	if (xv->rank < 1)
+		return m_fail(g, m, root, "x is a scalar");
 	if (!m_closed(g, m, y))
 		return m_fail(g, m, root, "a value inside the RMSNorm is used outside it");
 	RmsMatch *rm = M_AS(RmsMatch, m);
 	rm->x = x;
 	rm->w = -1;
-	rm->width = h;
 	rm->y = y;
 	rm->eps = eps;
 	return true;
@@ -596,15 +599,12 @@ static void rewrite_rms(Graph *g, const Match *m, PassCtx *pc)
 	const RmsMatch *rm = M_AS_CONST(RmsMatch, m);
 	ValId in[2] = {rm->x, rm->w};
 	if (in[1] < 0) {
-		/* without a weight: ones (static width, see the match) */
-		float *one = malloc((size_t)rm->width * sizeof *one);
-		if (!one)
-			abort();
-		for (int64_t k = 0; k < rm->width; k++)
-			one[k] = 1.0f;
-		in[1] = rw_const(g, "rms_unit_weight", DT_F32, 1, &rm->width, one,
-		                 (size_t)rm->width * sizeof *one);
-		free(one);
+		/* without a weight: a weight of one element, 1, which the kernel
+		 * broadcasts over the row (y * 1 is y exactly; any width, static
+		 * or not) */
+		static const float one = 1.0f;
+		int64_t n1 = 1;
+		in[1] = rw_const(g, "rms_unit_weight", DT_F32, 1, &n1, &one, sizeof one);
 	}
 	NodeId n = rw_replace(g, OP_KlnRMSNorm, IR_NODE(g, m->root)->name, 2, in, rm->y);
 	ir_attr_set_float(g, n, "epsilon", (float)rm->eps);

@@ -57,19 +57,25 @@ static bool match_qkv(const Graph *g, NodeId root, Match *m)
 	static const char *const names[3] = {"Q", "K", "V"};
 	const Node *a = IR_NODE(g, root);
 	if (ir_attr_int(g, root, "q_offset", 0) || ir_attr_int(g, root, "k_offset", 0) ||
-	    ir_attr_int(g, root, "v_offset", 0)) {
-		m->done = true;   /* packed: by this pattern (said when it fused) or at import */
-		return m_fail(g, m, root, "already packed (nonzero offsets)");
-	}
+	    ir_attr_int(g, root, "v_offset", 0))   /* (packed by this pattern: fuse_run says nothing) */
+		return m_fail(g, m, root, "Q/K/V already packed (nonzero offsets: at import, or as written)");
 	int64_t kd[3], n[3];
 	NodeId p[3], at[3];
 	const char *why[3] = {NULL, NULL, NULL};
 	for (int i = 0; i < 3; i++)
 		p[i] = proj(g, a->in[i], &kd[i], &n[i], &why[i], &at[i]);
-	for (int i = 1; i < 3; i++)
-		if (p[i] < 0)
-			return m_fail(g, m, at[i] >= 0 ? at[i] : root, "%s projection '%s' %s", names[i],
-			              IR_VAL(g, a->in[i])->name, why[i]);
+	for (int i = 1; i < 3; i++) {
+		if (p[i] >= 0)
+			continue;
+		if (at[i] >= 0)
+			return m_fail(g, m, at[i], "%s projection '%s' %s", names[i], IR_VAL(g, a->in[i])->name,
+			              why[i]);
+		/* not a GEMM: say what it is (a head merge, a past Concat, rotary, ...) */
+		NodeId d = m_def(g, a->in[i], OP_COUNT);
+		return m_fail(g, m, d >= 0 ? d : root, "%s input '%s' is %s%s, not a projection (KlnGemm)",
+		              names[i], IR_VAL(g, a->in[i])->name, d >= 0 ? "made by a " : "a graph input or constant",
+		              d >= 0 ? ir_opname(IR_NODE(g, d)->op) : "");
+	}
 	if (kd[1] != kd[2] || IR_NODE(g, p[1])->in[0] != IR_NODE(g, p[2])->in[0])
 		return m_fail(g, m, p[2], "K and V are projections of different inputs");
 	bool self = p[0] >= 0 && kd[0] == kd[1] && IR_NODE(g, p[0])->in[0] == IR_NODE(g, p[1])->in[0];

@@ -21,6 +21,13 @@ typedef struct PassCtx {
 	int failed;          /* set by pass_fail */
 	int round;           /* round of the fusion fixpoint (0 the first) */
 	bool dry;            /* fuse_run only matches and explains (--explain, after the pipeline) */
+	/* --explain: the nodes of the explained pattern's root op that its own
+	 * rewrites made (e.g. the KlnRMSNorm skip_rmsnorm made): said "fused as"
+	 * when they were made, so the dry run prints nothing more for them.
+	 * Grown by fuse_run, freed by pass_run_pipeline. */
+	NodeId *made;
+	int nmade, capmade;
+	int nexplained;      /* --explain lines printed (none at all: said so) */
 } PassCtx;
 
 typedef void (*PassFn)(Graph *g, PassCtx *pc);
@@ -89,9 +96,10 @@ typedef struct Match {
 	/* Why the match failed (first reason wins; see m_fail). */
 	NodeId why_node;
 	char why[200];
-	/* Set by a matcher that fails because the root is the pattern's own
-	 * result (it fused in an earlier round of the fixpoint, which --explain
-	 * reported then): not a candidate, --explain prints nothing more. */
+	/* Set by a matcher that fails because the root is not a candidate at
+	 * all: --explain prints nothing for it.  (A root the pattern's own
+	 * rewrite made, in an earlier round of the fixpoint, is left out by
+	 * fuse_run itself: PassCtx.made.) */
 	bool done;
 } Match;
 #define M_AS(T, mp) ((T *)(mp))

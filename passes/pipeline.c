@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pass_internal.h"
@@ -289,15 +290,21 @@ static void explain_rest(Graph *g, const PassOptions *o, PassCtx *pc)
 	PassCtx dry = *pc;
 	dry.dry = true;
 	p->fn(g, &dry);
+	/* nothing fused and no candidate left: say so (not as "explain NAME: ",
+	 * the prefix of the one line per root that scripts count); for the
+	 * fusions' patterns, which fuse_run explains (pack-tokens explains
+	 * itself) */
+	bool fusion = false;
+	for (int i = 0; fusion_group[i]; i++)
+		fusion |= !strcmp(fusion_group[i], pattern_defs[id].pass);
+	if (fusion && dry.nexplained == 0)
+		fprintf(f, "explain %s - no candidate root (%s) in the graph\n", o->explain,
+		        pattern_defs[id].roots);
 	fflush(f);
 }
 
-int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag)
+static int run_pipeline(Graph *g, const PassOptions *o, PassCtx *pc, Diag *diag)
 {
-	PassOptions dflt = {.opt_level = 2};
-	const PassOptions *o = opt ? opt : &dflt;
-	PassStats local = {0};
-	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
 	if (pass_check_patterns("--disable-pattern", o->disabled_patterns, diag))
 		return -1;
 	if (o->explain && pass_pattern_lookup(o->explain, strlen(o->explain)) < 0)
@@ -323,7 +330,7 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 		for (const char *p = o->passes; *p;) {
 			const char *e = strchr(p, ',');
 			size_t len = e ? (size_t)(e - p) : strlen(p);
-			if (len && run_one(g, find_pass(p, len), o, &pc, diag))
+			if (len && run_one(g, find_pass(p, len), o, pc, diag))
 				return -1;
 			if (!e)
 				break;
@@ -333,16 +340,27 @@ int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *
 		const char *const *pl = o->opt_level <= 0 ? pipeline_o0 :
 		                        o->opt_level == 1 ? pipeline_o1 : pipeline_o2;
 		for (int i = 0; pl[i]; i++)
-			if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, &pc, diag))
+			if (run_one(g, find_pass(pl[i], strlen(pl[i])), o, pc, diag))
 				return -1;
 	}
-	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, &pc, diag))
+	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, pc, diag))
 		return -1;
-	if (o->remove_padding && run_one(g, find_pass("pack-tokens", 11), o, &pc, diag))
+	if (o->remove_padding && run_one(g, find_pass("pack-tokens", 11), o, pc, diag))
 		return -1;
 	if (o->explain)
-		explain_rest(g, o, &pc);
+		explain_rest(g, o, pc);
 	return 0;
+}
+
+int pass_run_pipeline(Graph *g, const PassOptions *opt, PassStats *stats, Diag *diag)
+{
+	PassOptions dflt = {.opt_level = 2};
+	const PassOptions *o = opt ? opt : &dflt;
+	PassStats local = {0};
+	PassCtx pc = {.opt = o, .stats = stats ? stats : &local, .diag = diag};
+	int rc = run_pipeline(g, o, &pc, diag);
+	free(pc.made);   /* --explain's record of the pattern's own results */
+	return rc;
 }
 
 static void print_list(FILE *f, const char *title, const char *const *names)

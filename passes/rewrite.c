@@ -111,13 +111,44 @@ static bool explaining(const PassCtx *pc, const Pattern *pat)
 	return pc->opt && pc->opt->explain && !strcmp(pc->opt->explain, pat->name);
 }
 
+/* Was root made by a rewrite of the explained pattern (PassCtx.made)? */
+static bool made_by_pattern(const PassCtx *pc, NodeId root)
+{
+	for (int i = 0; i < pc->nmade; i++)
+		if (pc->made[i] == root)
+			return true;
+	return false;
+}
+
+/* Records the nodes of the pattern's root op among those its rewrite made
+ * (first_new on): they are its results, not candidates. */
+static void note_made(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId first_new)
+{
+	for (NodeId n = first_new; n < g->nnodes; n++) {
+		if (IR_NODE(g, n)->op != pat->root)
+			continue;
+		if (pc->nmade == pc->capmade) {
+			int cap = pc->capmade ? 2 * pc->capmade : 16;
+			NodeId *p = realloc(pc->made, (size_t)cap * sizeof *p);
+			if (!p)
+				abort();
+			pc->made = p;
+			pc->capmade = cap;
+		}
+		pc->made[pc->nmade++] = n;
+	}
+}
+
 /* --explain=PATTERN: one line per candidate root of that pattern.  ok: the
- * root fused (into the nodes from first_new on) or, in dry mode, would. */
-static void explain(const Graph *g, const PassCtx *pc, const Pattern *pat, NodeId root,
+ * root fused (into the nodes from first_new on) or, in dry mode, would.  A
+ * root the pattern made itself (fused in an earlier round, said then) is no
+ * candidate: each root gets one line. */
+static void explain(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId root,
                     const Match *m, bool ok, NodeId first_new)
 {
-	if (!explaining(pc, pat) || (!ok && m->done))
+	if (!explaining(pc, pat) || (!ok && (m->done || made_by_pattern(pc, root))))
 		return;
+	pc->nexplained++;
 	FILE *f = pc->opt->dump ? pc->opt->dump : stdout;
 	fprintf(f, "explain %s: %s '%s': ", pat->name, ir_opname(IR_NODE(g, root)->op),
 	        node_name(g, root));
@@ -173,6 +204,8 @@ int fuse_run(Graph *g, PassCtx *pc, const Pattern *pats, int npats)
 			pat->rewrite(g, m, pc);
 			rw_record_from(g, m, first_new);
 			explain(g, pc, pat, id, m, true, first_new);
+			if (explaining(pc, pat))
+				note_made(g, pc, pat, first_new);
 			pass_count(pc, pat->name);
 			total++;
 		}

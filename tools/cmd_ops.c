@@ -1,11 +1,16 @@
 /* kiln ops: print the op schema (ir/ops.def): every op's inputs and
  * outputs, the dtypes kiln runs it on, its attributes with their types,
- * defaults and the values kiln implements; as text or JSON. */
+ * defaults and the values kiln implements; then the com.microsoft ops the
+ * frontend imports (frontend/onnx_contrib.def) with what each becomes; as
+ * text or JSON. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "onnx_import.h"
 #include "schema.h"
+
+#define CONTRIB_DOMAIN "com.microsoft"
 
 static const char help[] =
 	"usage: kiln ops [OP...] [--json]\n"
@@ -14,7 +19,10 @@ static const char help[] =
 	"outputs (name? optional, name... variadic) with their type variables, the\n"
 	"dtypes of each type variable, the attributes with type, default and the\n"
 	"values kiln implements.  Anything else is refused at compile time.\n"
-	"  --json                   one JSON object {\"ops\": [...]}\n";
+	"Then ONNX Runtime's com.microsoft ops that kiln imports (name (refused):\n"
+	"an input or output kiln refuses when present) and the ops each becomes;\n"
+	"name one as com.microsoft.NAME (or NAME, when kiln's IR has no such op).\n"
+	"  --json                   one JSON object {\"ops\": [...], \"contrib_ops\": [...]}\n";
 
 /* The ONNX since-versions of the op, from the frontend's import table
  * (frontend/onnx_versions.def): "1 (drop_consumed), 6, 13": a version in
@@ -66,7 +74,7 @@ static void print_ios(const char *what, const IrIoSchema *io, int n)
 	for (int i = 0; i < n; i++)
 		printf("%s%s%s: %s%s", i ? ", " : "", io[i].name,
 		       io[i].kind == IO_OPT || io[i].kind == IO_OFF ? "?" :
-		       io[i].kind == IO_VAR ? "..." : "",
+		       io[i].kind == IO_VAR ? "..." : io[i].kind == ONNX_IO_REFUSED ? " (refused)" : "",
 		       tv_names[io[i].tv], io[i].kind == IO_OFF ? " (absent or constant false)" : "");
 	printf("\n");
 }
@@ -86,10 +94,15 @@ static void print_check(const IrAttrSchema *a)
 	}
 }
 
-static void print_text(Op op)
+/* One op: IR ops have a kind and maybe ONNX versions; contrib ops a domain
+ * and what they become (NULL for the others). */
+static void print_text(const IrOpSchema *s, const char *kind, const char *domain,
+                       const char *versions, const char *becomes)
 {
-	const IrOpSchema *s = ir_schema(op);
-	printf("%s (%s)\n", s->name, kind_names[ir_opinfo[op].kind]);
+	if (domain)
+		printf("%s.%s (%s)\n", domain, s->name, kind);
+	else
+		printf("%s (%s)\n", s->name, kind);
 	print_ios("inputs", s->in, s->nin);
 	print_ios("outputs", s->out, s->nout);
 	for (int t = 0; t < IR_NTYPEVARS; t++) {
@@ -111,9 +124,10 @@ static void print_text(Op op)
 			printf(" (legacy form)");
 		printf("\n");
 	}
-	const char *v = onnx_versions(op);
-	if (v)
-		printf("  %-8s%s\n", "onnx", v);
+	if (versions)
+		printf("  %-8s%s\n", "onnx", versions);
+	if (becomes)
+		printf("  %-8s%s\n", "becomes", becomes);
 }
 
 /* ---- JSON ------------------------------------------------------------------- */
@@ -124,9 +138,13 @@ static void json_ios(const IrIoSchema *io, int n)
 	for (int i = 0; i < n; i++) {
 		printf("%s{\"name\": ", i ? ", " : "");
 		cli_json_str(io[i].name);
-		printf(", \"type\": \"%s\", \"optional\": %s, \"variadic\": %s, \"constant_false\": %s}",
-		       tv_names[io[i].tv], io[i].kind == IO_OPT || io[i].kind == IO_OFF ? "true" : "false",
+		printf(", \"type\": \"%s\", \"optional\": %s, \"variadic\": %s, \"constant_false\": %s",
+		       tv_names[io[i].tv],
+		       io[i].kind == IO_OPT || io[i].kind == IO_OFF || io[i].kind == ONNX_IO_REFUSED ? "true" : "false",
 		       io[i].kind == IO_VAR ? "true" : "false", io[i].kind == IO_OFF ? "true" : "false");
+		if (io[i].kind == ONNX_IO_REFUSED)
+			printf(", \"refused\": true");
+		printf("}");
 	}
 	printf("]");
 }
@@ -168,12 +186,18 @@ static void json_attr(const IrAttrSchema *a)
 	printf("}");
 }
 
-static void print_json(Op op, bool first)
+/* As print_text; a contrib op has "domain" and "becomes" and no
+ * "onnx_versions". */
+static void print_json(const IrOpSchema *s, const char *kind, const char *domain,
+                       const char *versions, const char *becomes, bool first)
 {
-	const IrOpSchema *s = ir_schema(op);
 	printf("%s\n  {\"name\": ", first ? "" : ",");
 	cli_json_str(s->name);
-	printf(", \"kind\": \"%s\", \"inputs\": ", kind_names[ir_opinfo[op].kind]);
+	if (domain) {
+		printf(", \"domain\": ");
+		cli_json_str(domain);
+	}
+	printf(", \"kind\": \"%s\", \"inputs\": ", kind);
 	json_ios(s->in, s->nin);
 	printf(", \"outputs\": ");
 	json_ios(s->out, s->nout);
@@ -188,16 +212,36 @@ static void print_json(Op op, bool first)
 		printf("%s", i ? ", " : "");
 		json_attr(&s->attrs[i]);
 	}
-	printf("], \"onnx_versions\": ");
-	const char *v = onnx_versions(op);
-	if (v)
-		cli_json_str(v);
-	else
-		printf("null");
+	printf("]");
+	if (domain) {
+		printf(", \"becomes\": ");
+		cli_json_str(becomes ? becomes : "");
+	} else {
+		printf(", \"onnx_versions\": ");
+		if (versions)
+			cli_json_str(versions);
+		else
+			printf("null");
+	}
 	printf("}");
 }
 
+/* The contrib op named name (NAME or com.microsoft.NAME), -1 if none. */
+static int contrib_lookup(const char *name)
+{
+	const char *pre = CONTRIB_DOMAIN ".";
+	if (!strncmp(name, pre, strlen(pre)))
+		name += strlen(pre);
+	const IrOpSchema *s;
+	for (int i = 0; (s = onnx_contrib_schema(i, NULL)); i++)
+		if (!strcmp(s->name, name))
+			return i;
+	return -1;
+}
+
 /* ---- command --------------------------------------------------------------- */
+
+#define MAX_CONTRIB 64
 
 int cmd_ops(int argc, char **argv)
 {
@@ -205,7 +249,7 @@ int cmd_ops(int argc, char **argv)
 		fputs(help, stdout);
 		return EXIT_OK;
 	}
-	bool json = false, want[OP_COUNT] = {0}, any = false;
+	bool json = false, want[OP_COUNT] = {0}, want_c[MAX_CONTRIB] = {0}, any = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
@@ -213,12 +257,19 @@ int cmd_ops(int argc, char **argv)
 			cli_error("ops: unknown option '%s' (see kiln ops --help)", argv[i]);
 			return EXIT_USAGE;
 		} else {
-			int op = ir_op_lookup(argv[i]);
-			if (op < 0) {
+			/* an IR op by its name; a contrib op by com.microsoft.NAME, or by
+			 * NAME when the IR has no op of that name */
+			bool dom = !strncmp(argv[i], CONTRIB_DOMAIN ".", strlen(CONTRIB_DOMAIN "."));
+			int op = dom ? -1 : ir_op_lookup(argv[i]), c = op < 0 ? contrib_lookup(argv[i]) : -1;
+			if (op < 0 && (c < 0 || c >= MAX_CONTRIB)) {
 				cli_error("ops: unknown op '%s' (kiln ops lists them)", argv[i]);
 				return EXIT_USAGE;
 			}
-			want[op] = any = true;
+			if (op >= 0)
+				want[op] = true;
+			else
+				want_c[c] = true;
+			any = true;
 		}
 	}
 	if (json)
@@ -226,10 +277,24 @@ int cmd_ops(int argc, char **argv)
 	for (int op = 0, n = 0; op < OP_COUNT; op++) {
 		if (any && !want[op])
 			continue;
+		const char *kind = kind_names[ir_opinfo[op].kind], *v = onnx_versions((Op)op);
 		if (json)
-			print_json((Op)op, !n);
+			print_json(ir_schema((Op)op), kind, NULL, v, NULL, !n);
 		else
-			print_text((Op)op);
+			print_text(ir_schema((Op)op), kind, NULL, v, NULL);
+		n++;
+	}
+	if (json)
+		printf("\n], \"contrib_ops\": [");
+	const IrOpSchema *s;
+	const char *becomes = NULL;
+	for (int i = 0, n = 0; (s = onnx_contrib_schema(i, &becomes)); i++) {
+		if (any && (i >= MAX_CONTRIB || !want_c[i]))
+			continue;
+		if (json)
+			print_json(s, "contrib", CONTRIB_DOMAIN, NULL, becomes, !n);
+		else
+			print_text(s, "contrib", CONTRIB_DOMAIN, NULL, becomes);
 		n++;
 	}
 	if (json)

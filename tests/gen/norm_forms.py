@@ -45,13 +45,13 @@ def node(op, ins, outs, **attrs):
     return helper.make_node(op, ins, outs, name=outs[0].replace("_out", ""), **attrs)
 
 
-def model(nodes, inits, n_out=1, inputs=("x",), elem=F, opset=OPSET, outputs=None):
+def model(nodes, inits, n_out=1, inputs=("x",), elem=F, opset=OPSET, outputs=None, hidden=H):
     """inputs (and outputs, default y or y0, y1, ...): names of [batch, seq, H]
-    tensors of type elem."""
+    tensors of type elem (hidden: another last dim, e.g. a symbol)."""
     outputs = outputs or (["y"] if n_out == 1 else ["y%d" % k for k in range(n_out)])
     g = helper.make_graph(
-        nodes, "forms", [helper.make_tensor_value_info(i, elem, ["batch", "seq", H]) for i in inputs],
-        [helper.make_tensor_value_info(o, elem, ["batch", "seq", H]) for o in outputs],
+        nodes, "forms", [helper.make_tensor_value_info(i, elem, ["batch", "seq", hidden]) for i in inputs],
+        [helper.make_tensor_value_info(o, elem, ["batch", "seq", hidden]) for o in outputs],
         initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                           producer_name="kiln-norm-forms")
@@ -306,6 +306,44 @@ def rmsnorm_noweight_nearmiss_axis():
     xd = x.astype(np.float64)
     ref = xd / np.sqrt((xd * xd).mean(1, keepdims=True) + eps)
     return model(nodes, inits), {"x": x}, [ref], ["has ReduceMean", "lacks KlnRMSNorm"]
+
+
+@case
+def rmsnorm_noweight_dyn_width():
+    """ONNX Runtime's SimplifiedLayerNormalization test form on a last dim
+    that is a symbol ("hidden"): x * Div(1, Sqrt(mean(Pow(x, 2)) + eps)).
+    Fuses (a weight of one element, 1, broadcast by the kernel)."""
+    eps = 1e-6
+    nodes, inits = [], [const("two", 2.0), const("eps", eps), const("one", 1.0)]
+    nodes += [node("Pow", ["x", "two"], ["sq_out"]),
+              node("ReduceMean", ["sq_out"], ["var_out"], axes=[-1], keepdims=1),
+              node("Add", ["var_out", "eps"], ["ve_out"]), node("Sqrt", ["ve_out"], ["s_out"]),
+              node("Div", ["one", "s_out"], ["r_out"]), node("Mul", ["r_out", "x"], ["y"])]
+    x = randn(B, S, H) * 2
+    return (model(nodes, inits, hidden="hidden"), {"x": x}, [rms(x, 1.0, eps)],
+            ["has KlnRMSNorm", "lacks ReduceMean", "lacks Sqrt", "lacks Div"])
+
+
+@case
+def explain_rmsnorm_noweight_dyn_nearmiss():
+    """The same on a symbolic last dim, but the mean over axis 1 (the
+    sequence): must not fuse, and --explain=rmsnorm names the ReduceMean
+    (and says the Div is an inverse, not a candidate of its own)."""
+    eps = 1e-6
+    nodes, inits = [], [const("two", 2.0), const("eps", eps), const("one", 1.0)]
+    nodes += [node("Pow", ["x", "two"], ["r/sq_out"]),
+              node("ReduceMean", ["r/sq_out"], ["r/var_out"], axes=[1], keepdims=1),
+              node("Add", ["r/var_out", "eps"], ["r/ve_out"]), node("Sqrt", ["r/ve_out"], ["r/s_out"]),
+              node("Div", ["one", "r/s_out"], ["r/inv_out"]), node("Mul", ["r/inv_out", "x"], ["y"])]
+    x = randn(B, S, H)
+    xd = x.astype(np.float64)
+    ref = xd / np.sqrt((xd * xd).mean(1, keepdims=True) + eps)
+    explain = ["rmsnorm", "explain rmsnorm: Mul 'y': not fused: at ReduceMean 'r/var':",
+               "reduces axis 1, not the last axis 2",
+               "explain rmsnorm: Div 'r/inv': not fused: at Div 'r/inv': divides the constant 1: "
+               "an inverse 1/rms(x)"]
+    return (model(nodes, inits, hidden="hidden"), {"x": x}, [ref], ["has ReduceMean", "lacks KlnRMSNorm"],
+            explain)
 
 
 @case

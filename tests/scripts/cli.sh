@@ -151,13 +151,33 @@ expect 0 "ops Softmax Gemm" -- "$kiln" ops Softmax Gemm
   { echo "FAIL kiln ops Softmax Gemm"; cat "$d/out"; fail=1; }
 expect 0 "ops Clip" -- "$kiln" ops Clip
 grep -q "onnx    1 (clip_v6), 6 (clip_v6), 11, 12, 13" "$d/out" || { echo "FAIL ops Clip: no ONNX versions line: $(cat "$d/out")"; fail=1; }
+# the com.microsoft ops the frontend imports (frontend/onnx_contrib.def),
+# after kiln's own, with their domain and what each becomes
+ncontrib=$(grep -c '^CX(' "$src/frontend/onnx_contrib.def")
+expect 0 "ops (contrib)" -- "$kiln" ops
+[ "$(grep -c '^com\.microsoft\.[A-Za-z]* (contrib)$' "$d/out")" -eq "$ncontrib" ] ||
+  { echo "FAIL kiln ops lists $(grep -c '^com\.microsoft\.' "$d/out") contrib ops, onnx_contrib.def has $ncontrib"; fail=1; }
+expect 0 "ops com.microsoft.Attention SkipLayerNormalization LayerNormalization" -- \
+  "$kiln" ops com.microsoft.Attention SkipLayerNormalization LayerNormalization
+# a bare name is kiln's op when the IR has one (LayerNormalization), else the contrib op
+[ "$(grep -c '^[A-Za-z]' "$d/out")" -eq 3 ] && grep -q '^LayerNormalization (' "$d/out" &&
+  grep -q '^com\.microsoft\.SkipLayerNormalization (contrib)$' "$d/out" &&
+  grep -q 'past (refused): T' "$d/out" && grep -q '^  becomes one KlnGemm' "$d/out" ||
+  { echo "FAIL kiln ops com.microsoft.Attention SkipLayerNormalization LayerNormalization"; cat "$d/out"; fail=1; }
+expect 2 "ops unknown contrib op" -- "$kiln" ops com.microsoft.Softmax
 expect 2 "ops unknown op" -- "$kiln" ops Frobnicate
 expect 2 "ops unknown option" -- "$kiln" ops --frob
 expect 0 "ops --json" -- "$kiln" ops --json
-NOPS=$nops /usr/bin/python3 -c '
+NOPS=$nops NCONTRIB=$ncontrib /usr/bin/python3 -c '
 import json, os, sys
-ops = {o["name"]: o for o in json.load(sys.stdin)["ops"]}
+j = json.load(sys.stdin)
+ops = {o["name"]: o for o in j["ops"]}
 assert len(ops) == int(os.environ["NOPS"]), len(ops)
+co = {o["name"]: o for o in j["contrib_ops"]}
+assert len(co) == int(os.environ["NCONTRIB"]) and all(o["domain"] == "com.microsoft" for o in co.values()), co.keys()
+past = co["Attention"]["inputs"][4]
+assert past["name"] == "past" and past["refused"] and past["optional"], past
+assert co["FusedGemm"]["becomes"].startswith("ONNX") and co["QuickGelu"]["attributes"][0]["default"] == "1.702", co
 assert ops["Sqrt"]["types"] == {"T": ["f32", "f64"]}, ops["Sqrt"]
 assert ops["MatMul"]["types"]["T"] == ["f32", "f64", "i32", "i64"], ops["MatMul"]
 ax = ops["Softmax"]["attributes"][0]

@@ -373,6 +373,67 @@ static void test_explain(void **state)
 	ir_graph_free(g);
 }
 
+/* --explain=PATTERN on a tests/passes case at -O2: what it printed. */
+static char *explain_case(const char *name, const char *pattern)
+{
+	Graph *g = load_case(name);
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	PassOptions o = {.opt_level = 2, .explain = pattern, .dump = f};
+	Diag d = {0};
+	assert_int_equal(pass_run_pipeline(g, &o, NULL, &d), 0);
+	long n = ftell(f);
+	rewind(f);
+	char *s = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	ir_graph_free(g);
+	return s;
+}
+
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+/* --explain prints one line per root: a KlnRMSNorm that skip_rmsnorm made
+ * in one round of the fixpoint is a KlnRMSNorm again (its root op) in the
+ * next and in the dry run after the pipeline, and says nothing more than
+ * "fused as"; so for qkv's KlnAttention.  A KlnAttention packed as written
+ * (nonzero offsets) is a candidate left, and says why; a graph without any
+ * candidate says that. */
+static void test_explain_once(void **state)
+{
+	(void)state;
+	char *s = explain_case("rmsnorm_skip.ir", "skip_rmsnorm");
+	if (count(s, "explain skip_rmsnorm: ") != 2 || count(s, "fused as KlnRMSNorm") != 2)
+		fail_msg("expected two 'fused as' lines and nothing else:\n%s", s);
+	free(s);
+	s = explain_case("qkv_nobias.ir", "qkv");
+	if (count(s, "explain qkv: ") != 1 || count(s, "fused as KlnGemm") != 1)
+		fail_msg("expected one 'fused as' line:\n%s", s);
+	free(s);
+	s = explain_case("qkv_packed.ir", "qkv");
+	if (count(s, "explain qkv: ") != 1 ||
+	    !strstr(s, "not fused: at KlnAttention 'att': Q/K/V already packed (nonzero offsets"))
+		fail_msg("expected one 'already packed' line:\n%s", s);
+	free(s);
+	/* no KlnAttention at all: one note, no per-root line */
+	s = explain_case("rmsnorm.ir", "qkv");
+	if (count(s, "explain qkv: ") != 0 ||
+	    !strstr(s, "explain qkv - no candidate root (KlnAttention) in the graph\n"))
+		fail_msg("expected the no-candidate note:\n%s", s);
+	free(s);
+	s = explain_case("attention_cross.ir", "qkv");
+	if (count(s, "explain qkv: ") != 1 ||
+	    !strstr(s, "K input 'r' is a graph input or constant, not a projection (KlnGemm)"))
+		fail_msg("expected the cross attention's K input named:\n%s", s);
+	free(s);
+}
+
 /* The fusion passes run as a fixpoint: -O2 and --passes=fusions give the
  * same graph, and a second run of the group finds nothing more. */
 static void test_fusion_fixpoint(void **state)
@@ -410,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_from_comment_reads_back),
 		cmocka_unit_test(test_pattern_registry),
 		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_explain_once),
 		cmocka_unit_test(test_fusion_fixpoint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

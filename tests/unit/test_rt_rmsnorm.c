@@ -8,6 +8,8 @@
  *   of s / sqrt(mean(s^2) + eps) * gamma in double (s that float sum);
  * - canaries: 16 floats before and after y and sum must stay as they were;
  * - a NaN in a row makes that row NaN only;
+ * - a weight of one element, 1 (fuse-norm's unweighted RMSNorm), gives
+ *   bit for bit what n ones give;
  * - bad arguments (skip of another size, a sum without skip, f16 x) fail
  *   with an error, not a crash. */
 #include <math.h>
@@ -176,6 +178,38 @@ static void test_rmsnorm_paths_agree(void **state)
 	free(x); free(sk); free(g); free(y0); free(y);
 }
 
+/* fuse-norm's unweighted RMSNorm: a weight of one element, 1, broadcast
+ * over the row, gives bit for bit what a weight of n ones gives, on every
+ * path and every tail (so the one-element weight is exact for any width). */
+static void test_rmsnorm_unit_weight(void **state)
+{
+	(void)state;
+	int p[4], np = paths(p);
+	float one = 1.0f, eps = 1e-6f;
+	for (int a = 0; a < np; a++) {
+		for (int64_t n = 1; n <= 67; n += 3) {
+			int64_t R = 3, tot = R * n;
+			float *x = ref_alloc((size_t)tot * sizeof *x), *g = ref_alloc((size_t)n * sizeof *g);
+			float *y1 = guarded(tot), *yn = guarded(tot);
+			ref_fill(x, tot, -4, 4);
+			for (int64_t k = 0; k < n; k++)
+				g[k] = 1.0f;
+			rt_t in1[2] = {T(x, 2, R, n, 0, 0, KILN_F32), T(&one, 1, 1, 0, 0, 0, KILN_F32)};
+			rt_t inn[2] = {T(x, 2, R, n, 0, 0, KILN_F32), T(g, 1, n, 0, 0, 0, KILN_F32)};
+			rt_t o1[1] = {T(y1, 2, R, n, 0, 0, KILN_F32)}, on[1] = {T(yn, 2, R, n, 0, 0, KILN_F32)};
+			assert_int_equal(rt_rms_path_use(p[a]), 0);
+			assert_int_equal(rt_op_KlnRMSNorm(frame(), "rms", in1, 2, o1, 1, NULL, 0, &eps, 1), 0);
+			assert_int_equal(rt_op_KlnRMSNorm(frame(), "rms", inn, 2, on, 1, NULL, 0, &eps, 1), 0);
+			assert_int_equal(rt_rms_path_use(-1), 0);
+			check_guard(y1, tot, "y (weight [1])");
+			if (memcmp(y1, yn, (size_t)tot * sizeof *y1))
+				fail_msg("%s path, n %lld: a weight [1] differs from n ones", path_name[p[a]],
+				         (long long)n);
+			free(x); free(g); free(y1 - PAD); free(yn - PAD);
+		}
+	}
+}
+
 static void test_rmsnorm_errors(void **state)
 {
 	(void)state;
@@ -203,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_rmsnorm_lengths),
 		cmocka_unit_test(test_rmsnorm_nan_row),
 		cmocka_unit_test(test_rmsnorm_paths_agree),
+		cmocka_unit_test(test_rmsnorm_unit_weight),
 		cmocka_unit_test(test_rmsnorm_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
