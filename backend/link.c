@@ -481,12 +481,6 @@ static int optimize(Be *be, LLVMTargetMachineRef tm)
 	int lvl = be->opt->opt_level < 0 ? 0 : be->opt->opt_level > 3 ? 3 : be->opt->opt_level;
 	snprintf(pipeline, sizeof pipeline, "default<O%d>", lvl);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	/* No loop unrolling: the emitters' loops (emit_elementwise.c and co.)
-	 * often have static trip counts, and full unrolling made the code grow
-	 * with the tensor (a Transpose of [2, 2, 128, 32] into ~20,000 lines of
-	 * IR and a second of compile time).  The vectorizer still interleaves
-	 * (LoopInterleaving stays on). */
-	LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
 	LLVMErrorRef e = LLVMRunPasses(be->mod, pipeline, tm, po);
 	LLVMDisposePassBuilderOptions(po);
 	if (e) {

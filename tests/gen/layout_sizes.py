@@ -8,7 +8,7 @@ its tensor's size (a static Transpose of [2, 2, 128, 32] once became
 usage: layout_sizes.py DIR
 
 Writes DIR/CASE_SIZE/model.onnx and test_data_set_0/{input,output}_K.pb
-(outputs computed here with numpy) for SIZE in s (n = 16) and l (n = 128
+(outputs computed here with numpy) for SIZE in s (n = 48) and l (n = 256
 or more), and prints the case names, one a line.  Every model takes its
 tensors as graph inputs of static shape (nothing folds at compile time).
 Needs python3-onnx and numpy.
@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
-SIZES = {"s": 16, "l": 128}
+SIZES = {"s": 48, "l": 256}
 ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64,
         np.dtype(np.int32): TensorProto.INT32, np.dtype(np.uint8): TensorProto.UINT8,
         np.dtype(np.bool_): TensorProto.BOOL}
