@@ -99,6 +99,8 @@ typedef struct Be {
 	 * the array of the dims rt_prof_end gets; the next node's index */
 	LLVMValueRef prof, prof_dims;
 	int32_t prof_next;
+
+	int32_t loops_closed;        /* be_loop_end calls so far: nests are not unrolled */
 } Be;
 
 /* plan.c */
@@ -181,7 +183,8 @@ int be_emit_reduce(Be *be, NodeId n);        /* emit_reduce.c: f32 trailing redu
  * body and returns i; be_loop_end closes the body (builder after the loop). */
 typedef struct BeLoop {
 	LLVMBasicBlockRef pre, head, body, exit;
-	LLVMValueRef i;
+	LLVMValueRef i, n;
+	int32_t closed;              /* be->loops_closed when it began */
 } BeLoop;
 LLVMValueRef be_loop_begin(Be *be, BeLoop *l, LLVMValueRef n);
 void be_loop_end(Be *be, BeLoop *l);

@@ -14,6 +14,8 @@
  * (stride 0 or 1 in each input), so LLVM vectorizes it. */
 #include <string.h>
 
+#include <llvm-c/DebugInfo.h>
+
 #include "be.h"
 
 #define EW_MAXIN 3
@@ -190,17 +192,55 @@ LLVMValueRef be_loop_begin(Be *be, BeLoop *l, LLVMValueRef n)
 	LLVMBuildBr(B, l->head);
 	LLVMPositionBuilderAtEnd(B, l->head);
 	l->i = LLVMBuildPhi(B, be->t_i64, "i");
+	l->closed = be->loops_closed;
+	l->n = n;
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, l->i, n, ""), l->body, l->exit);
 	LLVMPositionBuilderAtEnd(B, l->body);
 	return l->i;
 }
+
+/* A fresh loop ID !{self, !{"llvm.loop.unroll.disable"}} (the self-
+ * reference makes it distinct), with !{"llvm.loop.interleave.count", 4}
+ * when interleave. */
+static LLVMValueRef no_unroll(Be *be, bool interleave)
+{
+	static const char what[] = "llvm.loop.unroll.disable", ic[] = "llvm.loop.interleave.count";
+	LLVMMetadataRef self = LLVMTemporaryMDNode(be->ctx, NULL, 0);
+	LLVMMetadataRef str = LLVMMDStringInContext2(be->ctx, what, sizeof what - 1);
+	LLVMMetadataRef icops[2] = {LLVMMDStringInContext2(be->ctx, ic, sizeof ic - 1),
+	                            LLVMValueAsMetadata(be_i32(be, 4))};
+	LLVMMetadataRef ops[3] = {self, LLVMMDNodeInContext2(be->ctx, &str, 1),
+	                          LLVMMDNodeInContext2(be->ctx, icops, 2)};
+	LLVMMetadataRef id = LLVMMDNodeInContext2(be->ctx, ops, interleave ? 3 : 2);
+	LLVMMetadataReplaceAllUsesWith(self, id);   /* frees the temporary */
+	return LLVMMetadataAsValue(be->ctx, id);
+}
+
+/* LLVM may not unroll a loop that holds another loop, nor an innermost one
+ * of more than BE_UNROLL_MAX iterations known at compile time.  The
+ * emitters' trip counts are often static, and LLVM fully unrolled nests
+ * level by level, or an inner loop of 32 and then vectorized the loop
+ * around it with 32 interleaved accesses: the code grew with the tensor (a
+ * Transpose of [2, 2, 128, 32] became ~20,000 lines of IR and a second of
+ * compile time).  A long static innermost loop still vectorizes, and is
+ * interleaved 4 times (what LLVM chose by itself for such copies); a short
+ * one may be unrolled, so that the loop around it vectorizes (elementwise
+ * ops on [n, 8]); one of a run-time length is left to LLVM (it cannot
+ * unroll it fully). */
+#define BE_UNROLL_MAX 16
 
 void be_loop_end(Be *be, BeLoop *l)
 {
 	LLVMBuilderRef B = be->b;
 	LLVMValueRef next = LLVMBuildAdd(B, l->i, be_i64(be, 1), "");
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-	LLVMBuildBr(B, l->head);
+	LLVMValueRef back = LLVMBuildBr(B, l->head);
+	bool innermost = be->loops_closed == l->closed, fixed = LLVMIsAConstantInt(l->n);
+	bool long_fixed = fixed && LLVMConstIntGetSExtValue(l->n) > BE_UNROLL_MAX;
+	if (!innermost || long_fixed)
+		LLVMSetMetadata(back, LLVMGetMDKindIDInContext(be->ctx, "llvm.loop", 9),
+		                no_unroll(be, innermost));
+	be->loops_closed++;
 	LLVMValueRef iv[2] = {be_i64(be, 0), next};
 	LLVMBasicBlockRef ib[2] = {l->pre, latch};
 	LLVMAddIncoming(l->i, iv, ib, 2);

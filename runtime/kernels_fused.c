@@ -47,9 +47,9 @@
  * Work is split over rows (or batch x head x query blocks) with rt_par.
  *
  * The attention softmax and the layer norms have a SIMD path (vector math
- * from vmath.h: AVX-512 on x86-64, NEON on aarch64) and a scalar one; the
- * attention softmax also an AVX2 + FMA one (x86-64 without AVX-512), chosen
- * once from the CPU (rt_fused_simd_use overrides it).  All follow the
+ * from vmath.h: AVX-512 on x86-64, NEON on aarch64), an AVX2 + FMA one
+ * (x86-64 without AVX-512) and a scalar one, chosen once from the CPU
+ * (rt_fused_simd_use overrides it).  All follow the
  * semantics above; they differ only in rounding (the vector paths sum in
  * 16, 8 or 4x4 float lanes, the scalar layer norm in double; AVX2's exp
  * flushes results below exp(-87) to 0). */
@@ -61,7 +61,7 @@
 #include "rt_internal.h"
 #include "vmath.h"
 
-/* rt_fused_simd_use: -1 auto, 0 scalar, 1 SIMD, 2 AVX2 (attention only) */
+/* rt_fused_simd_use: -1 auto, 0 scalar, 1 SIMD, 2 AVX2 */
 static int simd_forced = -1;
 
 static bool have_avx2(void)
@@ -73,15 +73,8 @@ static bool have_avx2(void)
 #endif
 }
 
-/* the layer norms' and the attention's wide SIMD path (AVX-512, NEON) */
-static bool use_simd(void)
-{
-	int m = __atomic_load_n(&simd_forced, __ATOMIC_RELAXED);
-	return m < 0 ? vm_have_simd() : m == 1;
-}
-
-/* the attention's path: 0 scalar, 1 wide SIMD, 2 AVX2 + FMA (where the
- * CPU has no AVX-512; the layer norms stay scalar there) */
+/* the attention's and the layer norms' path: 0 scalar, 1 wide SIMD
+ * (AVX-512, NEON), 2 AVX2 + FMA (where the CPU has no AVX-512) */
 static int att_path(void)
 {
 	int m = __atomic_load_n(&simd_forced, __ATOMIC_RELAXED);
@@ -96,6 +89,11 @@ int rt_fused_simd_use(int on)
 		return -1;
 	__atomic_store_n(&simd_forced, on < 0 ? -1 : on, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int rt_fused_path(void)
+{
+	return att_path();
 }
 
 static int need_f32(kiln_frame *f, const char *loc, const char *op, const rt_t *t, const char *what)
@@ -178,7 +176,7 @@ typedef struct ln_job {
 	float *y, *sum;
 	int64_t n;
 	bool g1, b1, bias1;
-	bool simd;               /* SIMD path (vm_have_simd) */
+	int path;                /* att_path(): 0 C, 1 AVX-512 or NEON, 2 AVX2 + FMA */
 	float eps;
 } ln_job;
 
@@ -280,6 +278,117 @@ static void skip_sum_avx512(const ln_job *j, const float *x, const float *k2, fl
 	}
 }
 
+/* The first min(r, 8) lanes of an AVX2 mask load or store (r >= 0). */
+VM_AVX2
+static inline __m256i tail8(int64_t r)
+{
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < 8 ? r : 8)),
+	                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* sum_avx512 in 8 lanes, 4 accumulators (32 partial sums); the tail lanes
+ * are loaded masked (0). */
+VM_AVX2
+static float sum_avx2(const float *s, int64_t n)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 32 <= n; k += 32) {
+		a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + k));
+		a1 = _mm256_add_ps(a1, _mm256_loadu_ps(s + k + 8));
+		a2 = _mm256_add_ps(a2, _mm256_loadu_ps(s + k + 16));
+		a3 = _mm256_add_ps(a3, _mm256_loadu_ps(s + k + 24));
+	}
+	for (; k + 8 <= n; k += 8)
+		a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + k));
+	if (k < n)
+		a1 = _mm256_add_ps(a1, _mm256_maskload_ps(s + k, tail8(n - k)));
+	return vm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+/* Sum of (s[k] - mean)^2, as sum_avx2 (tail lanes 0 after the subtraction). */
+VM_AVX2
+static float sqdev_avx2(const float *s, int64_t n, float mean)
+{
+	__m256 m = _mm256_set1_ps(mean);
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	int64_t k = 0;
+	for (; k + 32 <= n; k += 32) {
+		__m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(s + k), m);
+		__m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(s + k + 8), m);
+		__m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(s + k + 16), m);
+		__m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(s + k + 24), m);
+		a0 = _mm256_fmadd_ps(d0, d0, a0);
+		a1 = _mm256_fmadd_ps(d1, d1, a1);
+		a2 = _mm256_fmadd_ps(d2, d2, a2);
+		a3 = _mm256_fmadd_ps(d3, d3, a3);
+	}
+	for (; k + 8 <= n; k += 8) {
+		__m256 d = _mm256_sub_ps(_mm256_loadu_ps(s + k), m);
+		a0 = _mm256_fmadd_ps(d, d, a0);
+	}
+	if (k < n) {
+		__m256i t = tail8(n - k);
+		__m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(s + k, t), m),
+		                         _mm256_castsi256_ps(t));
+		a1 = _mm256_fmadd_ps(d, d, a1);
+	}
+	return vm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+/* y[k..k+8) (the first r lanes when r < 8) = (s - mean) * inv * gamma + beta */
+VM_AVX2
+static inline void ln_store8(const ln_job *j, const float *s, float *y, int64_t k, int64_t r,
+                             __m256 vm, __m256 vi)
+{
+	__m256i t = tail8(r);
+	bool full = r >= 8;
+	__m256 x = full ? _mm256_loadu_ps(s + k) : _mm256_maskload_ps(s + k, t);
+	__m256 g = j->g1 ? _mm256_set1_ps(j->gamma[0])
+	         : full ? _mm256_loadu_ps(j->gamma + k) : _mm256_maskload_ps(j->gamma + k, t);
+	__m256 b = j->b1 ? _mm256_set1_ps(j->beta[0])
+	         : full ? _mm256_loadu_ps(j->beta + k) : _mm256_maskload_ps(j->beta + k, t);
+	__m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_sub_ps(x, vm), vi), g, b);
+	if (full)
+		_mm256_storeu_ps(y + k, v);
+	else
+		_mm256_maskstore_ps(y + k, t, v);
+}
+
+/* ln_row_avx512 in 8 lanes. */
+VM_AVX2
+static void ln_row_avx2(const ln_job *j, const float *s, float *y)
+{
+	int64_t n = j->n;
+	float mean = (float)((double)sum_avx2(s, n) / (double)n);
+	double v = sqdev_avx2(s, n, mean);
+	float inv = (float)(1.0 / sqrt(v / (double)n + j->eps));
+	__m256 vm = _mm256_set1_ps(mean), vi = _mm256_set1_ps(inv);
+	for (int64_t k = 0; k < n; k += 8)
+		ln_store8(j, s, y, k, n - k, vm, vi);
+}
+
+/* s = x + skip (+ bias), in the scalar path's order of additions. */
+VM_AVX2
+static void skip_sum_avx2(const ln_job *j, const float *x, const float *k2, float *s)
+{
+	int64_t n = j->n, k = 0;
+	__m256 bb = _mm256_set1_ps(j->bias ? j->bias[0] : 0.0f);
+	for (; k + 8 <= n; k += 8) {
+		__m256 v = _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(k2 + k));
+		if (j->bias)
+			v = _mm256_add_ps(v, j->bias1 ? bb : _mm256_loadu_ps(j->bias + k));
+		_mm256_storeu_ps(s + k, v);
+	}
+	if (k < n) {
+		__m256i t = tail8(n - k);
+		__m256 v = _mm256_add_ps(_mm256_maskload_ps(x + k, t), _mm256_maskload_ps(k2 + k, t));
+		if (j->bias)
+			v = _mm256_add_ps(v, j->bias1 ? bb : _mm256_maskload_ps(j->bias + k, t));
+		_mm256_maskstore_ps(s + k, t, v);
+	}
+}
+
 #define ln_row_simd ln_row_avx512
 #define skip_sum_simd skip_sum_avx512
 #elif defined(__aarch64__)
@@ -354,7 +463,7 @@ static void skip_sum_neon(const ln_job *j, const float *x, const float *k2, floa
 #define ln_row_simd ln_row_neon
 #define skip_sum_simd skip_sum_neon
 #else
-/* no SIMD path (vm_have_simd() is false, j->simd never set) */
+/* no SIMD path (vm_have_simd() is false, j->path never 1) */
 #define ln_row_simd ln_row_c
 static void skip_sum_simd(const ln_job *j, const float *x, const float *k2, float *s)
 {
@@ -364,10 +473,28 @@ static void skip_sum_simd(const ln_job *j, const float *x, const float *k2, floa
 
 static void ln_row(const ln_job *j, const float *s, float *y)
 {
-	if (j->simd)
-		ln_row_simd(j, s, y);
-	else
-		ln_row_c(j, s, y);
+	switch (j->path) {
+	case 1: ln_row_simd(j, s, y); break;
+#if defined(__x86_64__)
+	case 2: ln_row_avx2(j, s, y); break;
+#endif
+	default: ln_row_c(j, s, y); break;
+	}
+}
+
+/* s = x + skip (+ bias) */
+static void skip_sum(const ln_job *j, const float *x, const float *k2, float *s)
+{
+	switch (j->path) {
+	case 1: skip_sum_simd(j, x, k2, s); break;
+#if defined(__x86_64__)
+	case 2: skip_sum_avx2(j, x, k2, s); break;
+#endif
+	default:
+		for (int64_t k = 0; k < j->n; k++)
+			s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
+		break;
+	}
 }
 
 static void ln_range(void *arg, int64_t b, int64_t e)
@@ -387,11 +514,7 @@ static void ln_range(void *arg, int64_t b, int64_t e)
 		 * only in its last loop, element by element or 16 at a time) */
 		float *s = j->sum ? j->sum + r * n : n <= 1024 ? tmp : y;
 		const float *k2 = j->skip + r * n;
-		if (j->simd)
-			skip_sum_simd(j, x, k2, s);
-		else
-			for (int64_t k = 0; k < n; k++)
-				s[k] = x[k] + k2[k] + (j->bias ? j->bias[j->bias1 ? 0 : k] : 0.0f);
+		skip_sum(j, x, k2, s);
 		ln_row(j, s, y);
 	}
 }
@@ -410,7 +533,7 @@ static int layernorm(kiln_frame *f, const char *loc, const char *op, const rt_t 
 	ln_job j = {0};
 	j.n = x->dims[x->rank - 1];
 	j.eps = fa[skip ? RT_FA_KlnSkipLayerNorm_epsilon : RT_FA_KlnLayerNorm_epsilon];
-	j.simd = use_simd();
+	j.path = att_path();
 	int64_t total = rt_numel(x);
 	if (rt_numel(&out[0]) != total)
 		return rt_error(f, "node '%s' (%s): output has the wrong size", loc, op);
@@ -1009,7 +1132,7 @@ RT_KERNEL(KlnEmbedLayerNorm)
 	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H,
 	                .eps = fa[RT_FA_KlnEmbedLayerNorm_epsilon],
 	                .g1 = rt_numel(&in[2]) == 1, .b1 = rt_numel(&in[3]) == 1, .y = Y->data,
-	                .simd = use_simd()};
+	                .path = att_path()};
 	if (nout > 1 && out[1].data)
 		j.ln.sum = out[1].data;
 	j.ix[0] = ids->data; j.ixdt[0] = ids->dtype; j.tab[0] = word->data; j.rows[0] = word->dims[0];

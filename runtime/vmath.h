@@ -32,8 +32,8 @@
  *   vm_ld4(p, n, fill), vm_st4(p, v, n)   the first min(n, 4) lanes from
  *                  or to p, the other lanes `fill` / not written
  * vm_have_simd() says whether the SIMD path of kernels_fused.c can run:
- * AVX-512 on x86-64, NEON on aarch64, none elsewhere (its attention also
- * has an AVX2 path, for x86-64 CPUs without AVX-512).
+ * AVX-512 on x86-64, NEON on aarch64, none elsewhere (its attention and
+ * layer norms also have an AVX2 path, for x86-64 CPUs without AVX-512).
  *
  * Also declared here: kernels_fused.c's switch between its SIMD and
  * scalar paths (for tests and benchmarks). */
@@ -288,10 +288,11 @@ static inline bool vm_have_simd(void)
 
 /* kernels_fused.c: which path KlnAttention / KlnLayerNorm /
  * KlnSkipLayerNorm / KlnEmbedLayerNorm take.  on: 1 AVX-512 or NEON, 2
- * AVX2 + FMA (the attention; the layer norms scalar), each returning -1,
- * changing nothing, when the CPU cannot; 0 scalar, -1 back to the CPU's
- * best (AVX-512 or NEON, else AVX2, else scalar).  Not thread-safe against
- * running kernels: set it between runs. */
+ * AVX2 + FMA, each returning -1, changing nothing, when the CPU cannot; 0
+ * scalar, -1 back to the CPU's best (AVX-512 or NEON, else AVX2, else
+ * scalar).  Not thread-safe against running kernels: set it between runs.
+ * rt_fused_path: the path they take now (0, 1 or 2). */
 int rt_fused_simd_use(int on);
+int rt_fused_path(void);
 
 #endif

@@ -33,8 +33,8 @@ RT_KERNEL(KlnAttention);
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
 
-/* paths (rt_fused_simd_use): 0 scalar, 1 AVX-512, 2 AVX2 (attention; the
- * layer norms are scalar there); a path runs when the CPU has it */
+/* paths (rt_fused_simd_use): 0 scalar, 1 AVX-512, 2 AVX2 + FMA; a path
+ * runs when the CPU has it */
 #define NMODES 3
 static const char *const mode_name[NMODES] = {"scalar", "AVX-512", "AVX2"};
 
