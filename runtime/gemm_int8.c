@@ -47,7 +47,7 @@ static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc
 	}
 }
 
-static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0};
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0, NULL, 0};
 
 /* ---- choice ---- */
 
@@ -59,7 +59,8 @@ static bool can_run(const rt_q8_ukernel *u)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
 	if (u == &rt_q8_avxvnni)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-	if (u == &rt_q8_avx2_w7 || u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
+	if (u == &rt_q8_avx2_w7 || u == &rt_q8_avx2 || u == &rt_q8_avx2_w7x4 || u == &rt_q8_avx2x4 ||
+	    u == &rt_q8_avx2_narrow)
 		return __builtin_cpu_supports("avx2");
 #endif
 	return u == &q8_c;
@@ -67,7 +68,8 @@ static bool can_run(const rt_q8_ukernel *u)
 
 static const rt_q8_ukernel *const all_kernels[] = {
 #if defined(__x86_64__)
-	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_narrow,
+	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_w7x4,
+	&rt_q8_avx2x4, &rt_q8_avx2_narrow,
 #endif
 	&q8_c,
 };
@@ -366,7 +368,7 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide,
 		/* a short block repeats its last row; those sums are dropped */
 		for (int r = 0; r < MR; r++)
 			rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
-		fn(j->kq, rows, wp, acc);
+		(mr <= j->uk->tail_mr && fn == j->uk->fn ? j->uk->tail : fn)(j->kq, rows, wp, acc);
 		dequant(j, acc, i, mr, n0, nc);
 	}
 }

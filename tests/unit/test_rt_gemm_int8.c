@@ -1,5 +1,5 @@
 /* test_rt_gemm_int8.c: the int8 GEMM (runtime/gemm_int8.h) for every
- * micro-kernel this CPU runs ("c", "avx2" and "avx2-narrow" on AVX2;
+ * micro-kernel this CPU runs ("c", "avx2", "avx2x4" and "avx2-narrow" on AVX2;
  * "avxvnni" and "avx512vnni" where the CPU has them), serial and on a two-thread pool:
  *
  *   - exact: operands built so that quantization loses nothing (power-of-two
@@ -40,8 +40,8 @@
 
 static struct rt_pool *pool;
 static uint64_t rng = 88172645463325252ull;
-static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-narrow", "avxvnni",
-                                       "avx512vnni"};
+static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-w7x4", "avx2x4",
+                                       "avx2-narrow", "avxvnni", "avx512vnni"};
 #define NK (int)(sizeof kernels / sizeof *kernels)
 #define CANARY 12345.5f
 
@@ -201,6 +201,10 @@ static void exact_shapes(void **state)
 				shape(M, N, K);
 	for (int i = 0; i < 40; i++)
 		shape(irand(1, 70), irand(1, 90), irand(1, 400));
+	/* every row count of the last block of "avx2-w7" (MR 6, 4-row tail)
+	 * and "avx2" (MR 3), with an odd quad count */
+	for (int64_t M = 1; M <= 13; M++)
+		shape(M, 33, 13);
 }
 
 static void big_shapes(void **state)
@@ -210,8 +214,10 @@ static void big_shapes(void **state)
 	shape(37, 64, 3072);       /* FFN2's K */
 	shape(300, 40, 64);        /* rows past one L2 chunk of a small K */
 	shape(2, 2304, 768);       /* the QKV width */
-	shape(700, 40, 768);       /* two chunks of rows (the u8 ones hold 682, i16 341),
-	                              A quantized in 34 tasks, the last short */
+	shape(700, 40, 768);       /* two chunks of rows (the u8 ones hold 678 for MR 6, i16
+	                              339 for MR 3), A quantized in 34 tasks, the last short */
+	shape(20, 48, 768);        /* LXMERT's 20 tokens: 6 + 6 + 6 + a 2-row tail */
+	shape(36, 32, 3072);       /* its 36 regions at FFN2's K: 6 blocks of 6 */
 }
 
 /* random f32 operands: the error of per-row / per-column quantization is
