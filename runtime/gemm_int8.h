@@ -174,8 +174,9 @@ int rt_q8_w7_ok(const int8_t *w, int64_t n);
 void rt_q8_row_range_avx2(const float *x, int64_t K, float *mn, float *mx, int *bad);
 void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q);
 /* gemm_int8.c's dequant of an MR x 16 tile (rows of sa, zp; columns of wsum,
- * scale, bias), then act (1 GELU erf, 2 tanh, 3 QuickGELU: vmath.h's
- * vm_gelu8) with AVX2 + FMA: the CPU must have both */
+ * scale, bias), then act (1 GELU erf: a rational erf, absolute error of the
+ * GELU below 1.5e-6 (1 + |GELU|); 2 tanh, 3 QuickGELU: vmath.h's vm_gelu8)
+ * with AVX2 + FMA: the CPU must have both */
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act);

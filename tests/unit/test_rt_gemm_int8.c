@@ -10,7 +10,8 @@
  *   - C's padding (ldc > N) and the rows after it keep their canaries;
  *   - random f32 operands: against the f32 product within the bound that
  *     per-row / per-column quantization gives;
- *   - bias and both GELUs; a row with a NaN or an infinity gives NaN in that
+ *   - bias and the GELUs (also swept over -14 .. 14 on whole 16-column
+ *     tiles: the AVX2 epilogue's rational erf); a row with a NaN or an infinity gives NaN in that
  *     row only; K over RT_Q8_KMAX is refused;
  *   - per_tensor: A quantized with one scale as DynamicQuantizeLinear does
  *     (recomputed here from its definition), every kernel the same bits;
@@ -274,6 +275,36 @@ static void epilogues(void **state)
 				double ab, v = ref_at(&p, m, n, &ab) + p.bias[n];
 				double r = act ? gelu_ref(v, act) : v;
 				assert_true(fabs(C[m * p.ldc + n] - r) <= 1e-6 * ab + 2e-6 * (1 + fabs(r)));
+			}
+		free(C);
+	}
+	prob_free(&p);
+}
+
+/* the GELUs over pre-activations from -14 to 14 (K 1: C is A's one value,
+ * plus a bias), whole 16-column tiles (the AVX2 epilogue, whose erf is a
+ * rational approximation) and a partial one, against the f64 GELU */
+static void gelu_sweep(void **state)
+{
+	(void)state;
+	int64_t M = 113, N = 40;
+	prob p = make_exact(M, N, 1);
+	for (int64_t m = 0; m < M; m++)
+		p.A[m] = -14.0f + 28.0f * (float)m / (float)(M - 1);
+	for (int64_t n = 0; n < N; n++)
+		p.W[n] = 1.0f, p.bias[n] = 0.01f * (float)n - 0.2f;
+	rt_q8_quantize_weights_bits(p.W, 1, N, wbits, p.Wp, p.scale, p.wsum);
+	for (int act = 1; act <= 3; act++) {
+		rt_gemm_epi epi = {p.bias, act};
+		float *C = run(&p, pool, &epi);
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++) {
+				double v = ref_at(&p, m, n, NULL) + p.bias[n], r = gelu_ref(v, act);
+				double got = C[m * p.ldc + n];
+				if (!(fabs(got - r) <= 2e-6 * (1 + fabs(r)))) {
+					printf("act %d at %.9g: %.9g vs %.9g\n", act, v, got, r);
+					fail();
+				}
 			}
 		free(C);
 	}
@@ -580,6 +611,7 @@ int main(void)
 		cmocka_unit_test(big_shapes),
 		cmocka_unit_test(against_f32),
 		cmocka_unit_test(epilogues),
+		cmocka_unit_test(gelu_sweep),
 		cmocka_unit_test(nonfinite_rows),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(per_tensor_exact),
