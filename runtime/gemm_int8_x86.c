@@ -100,6 +100,22 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 	}
 }
 
+/* q[0 .. n) widened to dst[0 .. n), forward, 16 a step: dst may overlap q
+ * from below (dst = q - n bytes: each store ends at or before the first
+ * byte not yet read) */
+__attribute__((target("avx2")))
+void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n)
+{
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16)
+		_mm256_storeu_si256((__m256i *)(void *)(dst + k),
+		                    _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + k))));
+	for (; k < n; k++) {
+		int16_t v = q[k];
+		memcpy(dst + k, &v, sizeof v);
+	}
+}
+
 /* ---- the epilogue: dequantize, bias, GELU on a tile of 16 columns ---- */
 
 /* The portable dequant's arithmetic, 8 columns at a time (no FMA: the
