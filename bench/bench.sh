@@ -115,9 +115,20 @@ configs=(
 tol_fp32="1e-4 1e-3"
 tol_bf16="5e-2 2e-2"
 # int8 (per-channel weights, per-row activations): the hidden states move
-# by a few percent of their scale; accuracy columns say how much exactly
+# by a few percent of their scale; accuracy columns say how much exactly.
+# 7-bit weights have twice the 8-bit step, and BERT-base's errors grow with
+# it: at b8 (786k hidden values) the quantization itself (computed as an
+# fp32 graph of the same per-row / per-column rounding, no kiln kernel
+# involved) differs from fp32 by up to 0.26 (3 values beyond the 8-bit
+# tolerance), kiln int8w7 by 0.28 at the same element, ONNX Runtime's int8
+# model by 0.32 (19 values beyond it); kiln int8w7 against that fp32 graph
+# of its own quantization: cosine 0.99991, as kiln int8 against its own.
+# So int8w7's atol is twice int8's.  Both also need the lowest cosine
+# similarity to fp32 over the outputs >= 0.999 (the issue's accuracy
+# target), else MISMATCH.
 tol_int8="2e-1 1e-1"
-tol_int8w7=$tol_int8
+tol_int8w7="4e-1 1e-1"
+cos_int8=0.999
 tol_rp=$tol_fp32
 
 prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-bf16|-int8|-int8w7].so
@@ -167,6 +178,7 @@ for c in "${configs[@]}"; do
     acc=$($py "$here/io.py" accuracy "$io/kiln" "$io/ort" | awk '{printf "%s / %s", $1, $2}')
   fi
   if [[ $f == int8* ]]; then
+    awk -v c="${acc#* / }" -v m="$cos_int8" 'BEGIN { exit !(c + 0 < m) }' && check=MISMATCH
     node "$here/ort_run.mjs" "$d-ort-int8/model.onnx" "$io/in" "$io/ort8" "$t"
     acc="$acc ($($py "$here/io.py" accuracy "$io/ort8" "$io/ort" | awk '{printf "%s / %s", $1, $2}'))"
   fi

@@ -47,7 +47,7 @@ static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc
 	}
 }
 
-static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0};
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0, NULL, 0};
 
 /* ---- choice ---- */
 
@@ -59,7 +59,8 @@ static bool can_run(const rt_q8_ukernel *u)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
 	if (u == &rt_q8_avxvnni)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-	if (u == &rt_q8_avx2_w7 || u == &rt_q8_avx2 || u == &rt_q8_avx2_narrow)
+	if (u == &rt_q8_avx2_w7 || u == &rt_q8_avx2 || u == &rt_q8_avx2_w7x4 || u == &rt_q8_avx2x4 ||
+	    u == &rt_q8_avx2_narrow)
 		return __builtin_cpu_supports("avx2");
 #endif
 	return u == &q8_c;
@@ -67,7 +68,8 @@ static bool can_run(const rt_q8_ukernel *u)
 
 static const rt_q8_ukernel *const all_kernels[] = {
 #if defined(__x86_64__)
-	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_narrow,
+	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_w7x4,
+	&rt_q8_avx2x4, &rt_q8_avx2_narrow,
 #endif
 	&q8_c,
 };
@@ -292,6 +294,12 @@ static void quant_rows(void *arg, int64_t b, int64_t e)
 		memset(q + K, 0, (size_t)(Kp - K));
 		if (j->uk->a16) {   /* forward: element k's write never reaches an unread byte */
 			int16_t *q16 = (int16_t *)(void *)row;
+#if defined(__x86_64__)
+			if (__builtin_cpu_supports("avx2")) {
+				rt_q8_widen_u8_avx2(q, q16, Kp);
+				continue;
+			}
+#endif
 			for (int64_t k = 0; k < Kp; k++) {
 				int16_t v = q[k];
 				memcpy(q16 + k, &v, sizeof v);
@@ -358,16 +366,23 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide,
 	int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
 	const int8_t *pf = p + 1 < j->np ? j->Wp + (p + 1) * pstride : i1 < j->M ? j->Wp : NULL;
 	int64_t calls = (i1 - i0 + MR - 1) / MR, per = (plines + calls - 1) / calls;
-	for (int64_t i = i0; i < i1; i += MR) {
-		int mr = (int)(i1 - i < MR ? i1 - i : MR);
-		int64_t l0 = (i - i0) / MR * per;
+	bool tail = j->uk->tail && fn == j->uk->fn;
+	int tmr = j->uk->tail_mr;
+	for (int64_t i = i0, c = 0, mr; i < i1; i += mr, c++) {
+		int64_t left = i1 - i;
+		mr = left < MR ? left : MR;
+		/* 7 or 8 rows left of MR 6: 4 + 3 or 4 + 4 on the tail kernel,
+		 * not 6 + 1 or 6 + 2 (LXMERT's 20 tokens: 6 + 6 + 4 + 4) */
+		if (tail && left > MR && left < MR + tmr - 1)
+			mr = tmr;
+		int64_t l0 = c * per;
 		if (pf && l0 < plines)
 			prefetch_lines(pf + 64 * l0, plines - l0 < per ? plines - l0 : per);
 		/* a short block repeats its last row; those sums are dropped */
 		for (int r = 0; r < MR; r++)
 			rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
-		fn(j->kq, rows, wp, acc);
-		dequant(j, acc, i, mr, n0, nc);
+		(tail && mr <= tmr ? j->uk->tail : fn)(j->kq, rows, wp, acc);
+		dequant(j, acc, i, (int)mr, n0, nc);
 	}
 }
 

@@ -25,13 +25,15 @@
  * [ceil(N/16), ceil(K/4), 64].
  *
  * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm),
- * "avxvnni" (VEX vpdpbusd ymm), "avx2-w7" (u8 x s8 vpmaddubsw + vpmaddwd
- * by ones: about twice the rate of "avx2", exact ONLY on 7-bit weights, so
- * chosen only when the caller says the weights are 7-bit (RT_Q8_W7), and it
- * checks every panel it reads), "avx2" (A as i16, W widened once per panel,
- * vpmaddwd: exact on 8-bit weights, where vpmaddubsw would saturate;
- * "avx2-narrow" widens in its loop, used when the panel buffer cannot be
- * had), "c" (portable; the only one off x86-64).
+ * "avxvnni" (VEX vpdpbusd ymm), "avx2-w7" (6 x 16, u8 x s8 vpmaddubsw +
+ * vpmaddwd by ones: about 1.5 times the rate of "avx2", exact ONLY on 7-bit
+ * weights, so chosen only when the caller says the weights are 7-bit
+ * (RT_Q8_W7), and it checks every panel it reads), "avx2" (3 x 16, A as
+ * i16, W widened once per panel, vpmaddwd: exact on 8-bit weights, where
+ * vpmaddubsw would saturate; "avx2-narrow" widens in its loop, used when
+ * the panel buffer cannot be had), "c" (portable; the only one off
+ * x86-64); "avx2-w7x4" and "avx2x4", the 4-row kernels before them, for
+ * tests and benchmarks.
  * All give the same int32 sums, so the same C bit for bit. */
 #ifndef KILN_RT_GEMM_INT8_H
 #define KILN_RT_GEMM_INT8_H
@@ -132,7 +134,8 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 
 /* The micro-kernel rt_qgemm uses for weights of these flags (RT_Q8_W7 or
  * 0): "avx512vnni", "avxvnni", "avx2-w7" (7-bit weights only), "avx2" or
- * "c" (chosen once from the CPU).  rt_qgemm_use forces one (tests,
+ * "c" (chosen once from the CPU; "avx2-w7x4", "avx2x4" and "avx2-narrow"
+ * only when forced).  rt_qgemm_use forces one (tests,
  * benchmarks): -1 if the CPU cannot run it or the name is unknown; NULL
  * resets.  A forced 7-bit kernel never sees 8-bit weights: rt_qgemm then
  * runs the best 8-bit one. */
@@ -156,6 +159,10 @@ typedef struct rt_q8_ukernel {
 	void (*widen)(int64_t kq, const int8_t *wp, int16_t *dst);
 	rt_q8_kern narrow;  /* with widen: fn on the int8 panel (no memory for the widened one) */
 	int w7;            /* exact only when every |Wq| <= RT_Q8_W7MAX */
+	/* NULL, or: the kernel for blocks of at most tail_mr rows (the last
+	 * rows of a chunk; on the same A and W as fn, the same sums) */
+	rt_q8_kern tail;
+	int tail_mr;
 } rt_q8_ukernel;
 
 /* 1 if every one of the n values of w is within [-RT_Q8_W7MAX, RT_Q8_W7MAX] */
@@ -166,14 +173,17 @@ int rt_q8_w7_ok(const int8_t *w, int64_t n);
  * its portable loops) */
 void rt_q8_row_range_avx2(const float *x, int64_t K, float *mn, float *mx, int *bad);
 void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q);
+/* q[0 .. n) widened to i16 into dst, which may start n bytes below q */
+void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n);
 /* gemm_int8.c's dequant of an MR x 16 tile (rows of sa, zp; columns of wsum,
- * scale, bias), then act (1 GELU erf, 2 tanh, 3 QuickGELU: vmath.h's
- * vm_gelu8) with AVX2 + FMA: the CPU must have both */
+ * scale, bias), then act (1 GELU erf: a rational erf, absolute error of the
+ * GELU below 1.5e-6 (1 + |GELU|); 2 tanh, 3 QuickGELU: vmath.h's vm_gelu8)
+ * with AVX2 + FMA: the CPU must have both */
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act);
 extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
-	rt_q8_avx2_narrow;
+	rt_q8_avx2_w7x4, rt_q8_avx2x4, rt_q8_avx2_narrow;
 #endif
 
 #endif

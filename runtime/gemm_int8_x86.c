@@ -5,18 +5,26 @@
  *   avx512vnni  8 rows x 16 columns, vpdpbusd zmm (u8 A quad broadcast x
  *               the 64-byte W quad), one accumulator per row
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
- *   avx2-w7     4 x 16, 7-bit weights only: the u8 A quad broadcast x each
- *               32 bytes of W (8 columns x 4 k) by vpmaddubsw (i16 pair
- *               sums, at most 2 x 255 x 64 = 32640: no saturation), summed
- *               to i32 by vpmaddwd with ones, added with vpaddd: 32
- *               products for two multiplies, twice "avx2"'s rate
- *   avx2        4 x 16 (two sweeps of 4 x 8), A as i16: a quad broadcast
- *               (64 bits); each 16 bytes of W (4 columns x 4 k) widened to
- *               i16 (vpmovsxbw, once per panel into a buffer that its row
- *               blocks share; "avx2-narrow", 2 x 16, widens in its loop) and
- *               multiplied by vpmaddwd (pairs summed to i32, exact; the
- *               u8 x s8 vpmaddubsw would saturate at 2 x 255 x 127), added
- *               with vpaddd; two i32 lanes per column, added at the end. */
+ *   avx2-w7     6 x 16 (the last rows of a chunk 4 x 16: "avx2-w7x4"),
+ *               7-bit weights only: the u8 A quad broadcast x each 32 bytes
+ *               of W (8 columns x 4 k) by vpmaddubsw (i16 pair sums, at
+ *               most 2 x 255 x 64 = 32640: no saturation), summed to i32 by
+ *               vpmaddwd with ones, added with vpaddd: 32 products for two
+ *               multiplies, twice "avx2"'s rate
+ *   avx2        3 x 16, A as i16: a quad broadcast (64 bits); each 16 bytes
+ *               of W (4 columns x 4 k) widened to i16 (vpmovsxbw, once per
+ *               panel into a buffer that its row blocks share;
+ *               "avx2-narrow", 2 x 16, widens in its loop) and multiplied by
+ *               vpmaddwd (pairs summed to i32, exact; the u8 x s8 vpmaddubsw
+ *               would saturate at 2 x 255 x 127), added with vpaddd; two i32
+ *               lanes per column, added at the end ("avx2x4": 4 x 16 as two
+ *               sweeps of 4 x 8, the kernel before "avx2")
+ * On this AVX2 machine (Zen 3 class) the vector units issue about 3
+ * instructions a cycle, 2 of them multiplies: the 7-bit form's 3
+ * instructions per 32 products and the exact form's 2 per 16 are the
+ * ceiling, and every broadcast or separate W load is taken from it.  W is
+ * therefore read through the multiplies' memory operands (free there) and
+ * the rows fill all 16 ymm registers, so one broadcast serves 16 columns. */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
@@ -92,6 +100,22 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 	}
 }
 
+/* q[0 .. n) widened to dst[0 .. n), forward, 16 a step: dst may overlap q
+ * from below (dst = q - n bytes: each store ends at or before the first
+ * byte not yet read) */
+__attribute__((target("avx2")))
+void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n)
+{
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16)
+		_mm256_storeu_si256((__m256i *)(void *)(dst + k),
+		                    _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + k))));
+	for (; k < n; k++) {
+		int16_t v = q[k];
+		memcpy(dst + k, &v, sizeof v);
+	}
+}
+
 /* ---- the epilogue: dequantize, bias, GELU on a tile of 16 columns ---- */
 
 /* The portable dequant's arithmetic, 8 columns at a time (no FMA: the
@@ -107,13 +131,52 @@ static inline __m256 deq8(const int32_t *acc, int32_t zp, const int32_t *wsum, f
 	return bias ? _mm256_add_ps(v, _mm256_loadu_ps(bias)) : v;
 }
 
-/* vmath.h's GELU on 16 floats; a function of its own so that FMA stays out
- * of deq8's roundings */
+/* GELU (erf) over 8 lanes, 0.5 v (1 + erf(v / sqrt 2)), with erf as a
+ * rational function of z = v / sqrt 2 clamped to [-4, 4]: odd numerator
+ * of degree 13 over an even denominator of degree 8 (Eigen's
+ * generic_fast_erf_float, as XLA's f32 erf), absolute error of erf below
+ * 5e-7, so of the GELU below 1.5e-6 (1 + |GELU|); z < -4 gives 0 (the GELU
+ * is above -5e-8 there), NaN stays NaN.  About a third of the instructions
+ * of vm_gelu8's erf, which computes both of its branches, with an exp
+ * (the largest of the epilogue's costs on FFN-up products). */
 VM_AVX2
-static void gelu16(float *c, int approx)
+static inline __m256 gelu_erf8(__m256 v)
 {
-	_mm256_storeu_ps(c, vm_gelu8(_mm256_loadu_ps(c), approx));
-	_mm256_storeu_ps(c + 8, vm_gelu8(_mm256_loadu_ps(c + 8), approx));
+	__m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
+	__m256 low = _mm256_cmp_ps(z, _mm256_set1_ps(-4.0f), _CMP_LT_OQ);
+	z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
+	__m256 x2 = _mm256_mul_ps(z, z);
+	__m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.72614225801306e-10f),
+	                           _mm256_set1_ps(2.77068142495902e-08f));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
+	p = _mm256_mul_ps(z, p);
+	__m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.45660718464996e-05f),
+	                           _mm256_set1_ps(-2.13374055278905e-04f));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
+	__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
+	__m256 y = _mm256_andnot_ps(low, _mm256_fmadd_ps(h, _mm256_div_ps(p, q), h));
+	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+/* GELU from the dequantized tile t (16 floats, in L1) into c: a function
+ * of its own so that FMA stays out of deq8's roundings */
+VM_AVX2
+static void gelu16(const float *t, float *c, int act)
+{
+	__m256 a = _mm256_loadu_ps(t), b = _mm256_loadu_ps(t + 8);
+	if (act == 1) {
+		a = gelu_erf8(a), b = gelu_erf8(b);
+	} else {
+		a = vm_gelu8(a, act - 1), b = vm_gelu8(b, act - 1);
+	}
+	_mm256_storeu_ps(c, a);
+	_mm256_storeu_ps(c + 8, b);
 }
 
 __attribute__((target("avx2")))
@@ -121,13 +184,15 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act)
 {
+	float t[RT_Q8_NR];
 	for (int r = 0; r < mr; r++) {
-		float *c = C + r * ldc;
+		/* with a GELU (1 erf, 2 tanh, 3 QuickGELU) through t: C written once */
+		float *c = act ? t : C + r * ldc;
 		_mm256_storeu_ps(c, deq8(acc + r * RT_Q8_NR, zp[r], wsum, sa[r], scale, bias));
 		_mm256_storeu_ps(c + 8, deq8(acc + r * RT_Q8_NR + 8, zp[r], wsum + 8, sa[r], scale + 8,
 		                             bias ? bias + 8 : NULL));
-		if (act)    /* 1 erf, 2 tanh, 3 QuickGELU */
-			gelu16(c, act - 1);
+		if (act)
+			gelu16(t, C + r * ldc, act);
 	}
 }
 
@@ -162,7 +227,7 @@ static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int
 	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
 }
 
-const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0};
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0, NULL, 0};
 
 /* ---- AVX-VNNI ---- */
 
@@ -200,7 +265,7 @@ static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_
 	_mm256_storeu_si256(o + 7, c31);
 }
 
-const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0};
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, NULL, 0};
 
 /* ---- AVX2 on 7-bit weights: u8 x s8 -> i16 pairs (vpmaddubsw) ---- */
 
@@ -257,7 +322,59 @@ static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_
 #undef ROW
 }
 
-const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7, 4, 0, NULL, NULL, 1};
+/* 6 rows x 16 columns: all 16 ymm registers.  ymm0-11: row r's columns
+ * 0-7 (ymm 2r) and 8-15 (ymm 2r+1); ymm12 i16 ones; ymm13 the row's A
+ * quad; ymm14/15 products.  W is read by vpmaddubsw's memory operand (the
+ * loads ride on the multiplies: no vector instruction of their own), so
+ * per quad 6 broadcasts serve 36 multiply / add instructions (the 4-row
+ * kernel: 6 loads and broadcasts for 24).  One quad a step. */
+__attribute__((target("avx2")))
+static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	int64_t o = 0;
+#define ROW(ra, c0, c1) \
+	"vpbroadcastd (%[" #ra "], %[o]), %%ymm13\n\t" \
+	"vpmaddubsw (%[w]), %%ymm13, %%ymm14\n\t" \
+	"vpmaddubsw 32(%[w]), %%ymm13, %%ymm15\n\t" \
+	"vpmaddwd %%ymm12, %%ymm14, %%ymm14\n\t" \
+	"vpmaddwd %%ymm12, %%ymm15, %%ymm15\n\t" \
+	"vpaddd %%ymm14, %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpaddd %%ymm15, %%ymm" #c1 ", %%ymm" #c1 "\n\t"
+	__asm__ volatile(
+		"vmovdqu (%[ones]), %%ymm12\n\t"
+		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"vpxor %%ymm8, %%ymm8, %%ymm8\n\tvpxor %%ymm9, %%ymm9, %%ymm9\n\t"
+		"vpxor %%ymm10, %%ymm10, %%ymm10\n\tvpxor %%ymm11, %%ymm11, %%ymm11\n\t"
+		"test %[n], %[n]\n\tjz 2f\n\t"
+		"1:\n\t"
+		ROW(a0, 0, 1) ROW(a1, 2, 3) ROW(a2, 4, 5) ROW(a3, 6, 7) ROW(a4, 8, 9) ROW(a5, 10, 11)
+		"add $4, %[o]\n\tadd $64, %[w]\n\t"
+		"dec %[n]\n\tjnz 1b\n\t"
+		"2:\n\t"
+		"vmovdqu %%ymm0, (%[acc])\n\tvmovdqu %%ymm1, 32(%[acc])\n\t"
+		"vmovdqu %%ymm2, 64(%[acc])\n\tvmovdqu %%ymm3, 96(%[acc])\n\t"
+		"vmovdqu %%ymm4, 128(%[acc])\n\tvmovdqu %%ymm5, 160(%[acc])\n\t"
+		"vmovdqu %%ymm6, 192(%[acc])\n\tvmovdqu %%ymm7, 224(%[acc])\n\t"
+		"vmovdqu %%ymm8, 256(%[acc])\n\tvmovdqu %%ymm9, 288(%[acc])\n\t"
+		"vmovdqu %%ymm10, 320(%[acc])\n\tvmovdqu %%ymm11, 352(%[acc])\n\t"
+		"vzeroupper\n\t"
+		: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(kq)
+		: [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]),
+		  [a5] "r"(a[5]), [acc] "r"(acc), [ones] "r"(ones)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+#undef ROW
+}
+
+/* the 6-row kernel, the 4-row one for the last rows of a chunk (M = 20: 6
+ * + 6 + 6 + 2 rows would compute 24) */
+const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7_6, 6, 0, NULL, NULL, 1, k_avx2_w7, 4};
+/* the 4-row kernel alone (benchmarks, tests) */
+const rt_q8_ukernel rt_q8_avx2_w7x4 = {"avx2-w7x4", k_avx2_w7, 4, 0, NULL, NULL, 1, NULL, 0};
 
 /* the 7-bit check of a panel: max |w| over 32 bytes at a time */
 __attribute__((target("avx2")))
@@ -404,9 +521,73 @@ static void k_avx2_narrow4(int64_t kq, const void *const *a, const int8_t *wp, i
 	k_avx2_narrow(kq, a + 2, wp, acc + 2 * RT_Q8_NR);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0};
-/* never the best (avx2 is); tests select it by name */
-const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0};
+/* 3 rows x 16 columns in one sweep over K: ymm0-11 row r's columns 4g ..
+ * 4g+3 (ymm 4r+g), two partial sums per column; ymm12 the row's quad (four
+ * i16, broadcast); ymm13-15 products.  The widened W is read by vpmaddwd's
+ * memory operand (no load instruction of its own): per quad 3 broadcasts
+ * serve 24 multiply / add instructions (k_avx2_half: 6 loads and
+ * broadcasts for 16). */
+__attribute__((target("avx2")))
+static void k_avx2_3(int64_t kq, const void *const *a, const int8_t *wp8, int32_t *acc)
+{
+	int32_t t[3 * 32];   /* row r, group g of 4 columns: 8 lanes at t[32 r + 8 g] */
+	int64_t o = 0;
+#define ROW(ra, c0, c1, c2, c3) \
+	"vpbroadcastq (%[" #ra "], %[o]), %%ymm12\n\t" \
+	"vpmaddwd (%[w]), %%ymm12, %%ymm13\n\t" \
+	"vpmaddwd 32(%[w]), %%ymm12, %%ymm14\n\t" \
+	"vpmaddwd 64(%[w]), %%ymm12, %%ymm15\n\t" \
+	"vpaddd %%ymm13, %%ymm" #c0 ", %%ymm" #c0 "\n\t" \
+	"vpmaddwd 96(%[w]), %%ymm12, %%ymm13\n\t" \
+	"vpaddd %%ymm14, %%ymm" #c1 ", %%ymm" #c1 "\n\t" \
+	"vpaddd %%ymm15, %%ymm" #c2 ", %%ymm" #c2 "\n\t" \
+	"vpaddd %%ymm13, %%ymm" #c3 ", %%ymm" #c3 "\n\t"
+	__asm__ volatile(
+		"vpxor %%ymm0, %%ymm0, %%ymm0\n\tvpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+		"vpxor %%ymm2, %%ymm2, %%ymm2\n\tvpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+		"vpxor %%ymm4, %%ymm4, %%ymm4\n\tvpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+		"vpxor %%ymm8, %%ymm8, %%ymm8\n\tvpxor %%ymm9, %%ymm9, %%ymm9\n\t"
+		"vpxor %%ymm10, %%ymm10, %%ymm10\n\tvpxor %%ymm11, %%ymm11, %%ymm11\n\t"
+		"test %[n], %[n]\n\tjz 2f\n\t"
+		"1:\n\t"
+		ROW(a0, 0, 1, 2, 3) ROW(a1, 4, 5, 6, 7) ROW(a2, 8, 9, 10, 11)
+		"add $8, %[o]\n\tsub $-128, %[w]\n\t"
+		"dec %[n]\n\tjnz 1b\n\t"
+		"2:\n\t"
+		"vmovdqu %%ymm0, (%[t])\n\tvmovdqu %%ymm1, 32(%[t])\n\t"
+		"vmovdqu %%ymm2, 64(%[t])\n\tvmovdqu %%ymm3, 96(%[t])\n\t"
+		"vmovdqu %%ymm4, 128(%[t])\n\tvmovdqu %%ymm5, 160(%[t])\n\t"
+		"vmovdqu %%ymm6, 192(%[t])\n\tvmovdqu %%ymm7, 224(%[t])\n\t"
+		"vmovdqu %%ymm8, 256(%[t])\n\tvmovdqu %%ymm9, 288(%[t])\n\t"
+		"vmovdqu %%ymm10, 320(%[t])\n\tvmovdqu %%ymm11, 352(%[t])\n\t"
+		"vzeroupper\n\t"
+		: [o] "+r"(o), [w] "+r"(wp8), [n] "+r"(kq)
+		: [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [t] "r"(t)
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+#undef ROW
+	for (int i = 0; i < 3; i++)
+		for (int c = 0; c < RT_Q8_NR; c++)
+			acc[i * RT_Q8_NR + c] = t[i * 32 + (c / 4) * 8 + (c % 4) * 2] +
+			                        t[i * 32 + (c / 4) * 8 + (c % 4) * 2 + 1];
+}
+
+/* k_avx2_narrow on 3 rows (rt_q8_avx2's MR): rows 0-1, then row 2 twice */
+static void k_avx2_narrow3(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	const void *r2[2] = {a[2], a[2]};
+	int32_t t[2 * RT_Q8_NR];
+	k_avx2_narrow(kq, a, wp, acc);
+	k_avx2_narrow(kq, r2, wp, t);
+	memcpy(acc + 2 * RT_Q8_NR, t, sizeof(int32_t) * RT_Q8_NR);
+}
+
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2_3, 3, 1, widen_avx2, k_avx2_narrow3, 0, NULL, 0};
+/* never the best (avx2 is); tests and benchmarks select them by name: the
+ * 4-row two-sweep kernel, the one that widens in its loop */
+const rt_q8_ukernel rt_q8_avx2x4 = {"avx2x4", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0, NULL, 0};
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0, NULL, 0};
 
 #else
 #include "gemm_int8.h"

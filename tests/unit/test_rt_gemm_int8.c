@@ -1,5 +1,5 @@
 /* test_rt_gemm_int8.c: the int8 GEMM (runtime/gemm_int8.h) for every
- * micro-kernel this CPU runs ("c", "avx2" and "avx2-narrow" on AVX2;
+ * micro-kernel this CPU runs ("c", "avx2", "avx2x4" and "avx2-narrow" on AVX2;
  * "avxvnni" and "avx512vnni" where the CPU has them), serial and on a two-thread pool:
  *
  *   - exact: operands built so that quantization loses nothing (power-of-two
@@ -10,7 +10,8 @@
  *   - C's padding (ldc > N) and the rows after it keep their canaries;
  *   - random f32 operands: against the f32 product within the bound that
  *     per-row / per-column quantization gives;
- *   - bias and both GELUs; a row with a NaN or an infinity gives NaN in that
+ *   - bias and the GELUs (also swept over -14 .. 14 on whole 16-column
+ *     tiles: the AVX2 epilogue's rational erf); a row with a NaN or an infinity gives NaN in that
  *     row only; K over RT_Q8_KMAX is refused;
  *   - per_tensor: A quantized with one scale as DynamicQuantizeLinear does
  *     (recomputed here from its definition), every kernel the same bits;
@@ -40,8 +41,8 @@
 
 static struct rt_pool *pool;
 static uint64_t rng = 88172645463325252ull;
-static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-narrow", "avxvnni",
-                                       "avx512vnni"};
+static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-w7x4", "avx2x4",
+                                       "avx2-narrow", "avxvnni", "avx512vnni"};
 #define NK (int)(sizeof kernels / sizeof *kernels)
 #define CANARY 12345.5f
 
@@ -201,6 +202,10 @@ static void exact_shapes(void **state)
 				shape(M, N, K);
 	for (int i = 0; i < 40; i++)
 		shape(irand(1, 70), irand(1, 90), irand(1, 400));
+	/* every row count of the last block of "avx2-w7" (MR 6, 4-row tail)
+	 * and "avx2" (MR 3), with an odd quad count */
+	for (int64_t M = 1; M <= 13; M++)
+		shape(M, 33, 13);
 }
 
 static void big_shapes(void **state)
@@ -210,8 +215,10 @@ static void big_shapes(void **state)
 	shape(37, 64, 3072);       /* FFN2's K */
 	shape(300, 40, 64);        /* rows past one L2 chunk of a small K */
 	shape(2, 2304, 768);       /* the QKV width */
-	shape(700, 40, 768);       /* two chunks of rows (the u8 ones hold 682, i16 341),
-	                              A quantized in 34 tasks, the last short */
+	shape(700, 40, 768);       /* two chunks of rows (the u8 ones hold 678 for MR 6, i16
+	                              339 for MR 3), A quantized in 34 tasks, the last short */
+	shape(20, 48, 768);        /* LXMERT's 20 tokens: 6 + 6 + 6 + a 2-row tail */
+	shape(36, 32, 3072);       /* its 36 regions at FFN2's K: 6 blocks of 6 */
 }
 
 /* random f32 operands: the error of per-row / per-column quantization is
@@ -268,6 +275,36 @@ static void epilogues(void **state)
 				double ab, v = ref_at(&p, m, n, &ab) + p.bias[n];
 				double r = act ? gelu_ref(v, act) : v;
 				assert_true(fabs(C[m * p.ldc + n] - r) <= 1e-6 * ab + 2e-6 * (1 + fabs(r)));
+			}
+		free(C);
+	}
+	prob_free(&p);
+}
+
+/* the GELUs over pre-activations from -14 to 14 (K 1: C is A's one value,
+ * plus a bias), whole 16-column tiles (the AVX2 epilogue, whose erf is a
+ * rational approximation) and a partial one, against the f64 GELU */
+static void gelu_sweep(void **state)
+{
+	(void)state;
+	int64_t M = 113, N = 40;
+	prob p = make_exact(M, N, 1);
+	for (int64_t m = 0; m < M; m++)
+		p.A[m] = -14.0f + 28.0f * (float)m / (float)(M - 1);
+	for (int64_t n = 0; n < N; n++)
+		p.W[n] = 1.0f, p.bias[n] = 0.01f * (float)n - 0.2f;
+	rt_q8_quantize_weights_bits(p.W, 1, N, wbits, p.Wp, p.scale, p.wsum);
+	for (int act = 1; act <= 3; act++) {
+		rt_gemm_epi epi = {p.bias, act};
+		float *C = run(&p, pool, &epi);
+		for (int64_t m = 0; m < M; m++)
+			for (int64_t n = 0; n < N; n++) {
+				double v = ref_at(&p, m, n, NULL) + p.bias[n], r = gelu_ref(v, act);
+				double got = C[m * p.ldc + n];
+				if (!(fabs(got - r) <= 2e-6 * (1 + fabs(r)))) {
+					printf("act %d at %.9g: %.9g vs %.9g\n", act, v, got, r);
+					fail();
+				}
 			}
 		free(C);
 	}
@@ -574,6 +611,7 @@ int main(void)
 		cmocka_unit_test(big_shapes),
 		cmocka_unit_test(against_f32),
 		cmocka_unit_test(epilogues),
+		cmocka_unit_test(gelu_sweep),
 		cmocka_unit_test(nonfinite_rows),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(per_tensor_exact),
