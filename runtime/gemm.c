@@ -910,6 +910,17 @@ static inline void prefetch_tile(const float *c, int64_t ldc, int64_t m, int64_t
 	}
 }
 
+/* Rows of the next row tile when `left` rows are left.  With R-row
+ * variants (split), a short last tile is evened out with the one before
+ * it: 6 + 2 rows run as 4 + 4 (128 = 20 x 6 + 2 x 4), since a kernel call
+ * on 1 or 2 rows has too few accumulators to hide the FMA latency. */
+static int64_t tile_rows(int64_t left, int mr, bool split)
+{
+	if (left >= mr && !(split && left > mr && left - mr < mr / 2))
+		return mr;
+	return left > mr ? (left + 1) / 2 : left;
+}
+
 /* C block [i0, i0+m) x [j0, j0+n), every K step, using buf. */
 static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n, float *buf)
 {
@@ -973,8 +984,8 @@ static void block(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n,
 				b = j->B + k0 * j->ldb + j0 + jr;
 				bs = j->ldb;
 			}
-			for (int64_t ir = 0; ir < m; ir += mr) {
-				int64_t mm = m - ir < mr ? m - ir : mr;
+			for (int64_t ir = 0, mm; ir < m; ir += mm) {
+				mm = tile_rows(m - ir, mr, tail_direct);
 				const float *a = ap + ir * kc;
 				int64_t rs = 1, ks = mr;
 				ukernel_fn fn = uk->fn;
