@@ -11,9 +11,8 @@
  *                            CPU-second (kiln_peak's fp32_core): a % column
  *   gemm_bench int8 [KERNEL] rt_qgemm (KlnGemmQ's int8 GEMM) instead, 8-bit
  *                            and 7-bit weights, in GOP per CPU-second
- *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core);
- *                            GEMM_BENCH_ONLY=TEXT: the shapes whose name
- *                            holds TEXT
+ *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
+ *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
  *
  * The machine is shared, so the figure is GFLOP per CPU-second of this
  * process (getrusage: user + system time of all its threads, the pool's
@@ -244,8 +243,11 @@ int main(int argc, char **argv)
 		printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
 	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
 	       "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
+	const char *only = getenv("GEMM_BENCH_ONLY");
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
 		const shape *s = &shapes[i];
+		if (only && *only && !strstr(s->what, only))
+			continue;
 		size_t na = (size_t)(s->M * s->K * s->batch), nb = (size_t)(s->K * s->N * s->batch),
 		       nc = (size_t)(s->M * s->N * s->batch);
 		int ncopy = cache || s->batch > 1 ? 1 : (int)(((size_t)128 << 20) / (nb * 4) + 1);
