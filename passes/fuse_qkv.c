@@ -72,8 +72,8 @@ static bool match_qkv(const Graph *g, NodeId root, Match *m)
 			              why[i]);
 		/* not a GEMM: say what it is (a head merge, a past Concat, rotary, ...) */
 		NodeId d = m_def(g, a->in[i], OP_COUNT);
-		return m_fail(g, m, d >= 0 ? d : root, "%s input '%s' is %s%s, not a projection (KlnGemm)",
-		              names[i], IR_VAL(g, a->in[i])->name, d >= 0 ? "made by a " : "a graph input or constant",
+		return m_fail(g, m, d >= 0 ? d : root, "%s projection '%s' is not a KlnGemm (%s%s)", names[i],
+		              IR_VAL(g, a->in[i])->name, d >= 0 ? "it is made by a " : "a graph input or constant",
 		              d >= 0 ? ir_opname(IR_NODE(g, d)->op) : "");
 	}
 	if (kd[1] != kd[2] || IR_NODE(g, p[1])->in[0] != IR_NODE(g, p[2])->in[0])
