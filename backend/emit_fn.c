@@ -215,6 +215,15 @@ static void put_attrs_call(Words *s, LLVMValueRef c)
 }
 
 /* What an instruction carries besides its operands. */
+
+/* The "llvm.loop" metadata kind: a loop ID is a distinct node (it refers
+ * to itself), so two loops with the same hints have different IDs; the
+ * only IDs are be_loop_end's, whose operand count says which hints. */
+static unsigned loop_kind(LLVMValueRef in)
+{
+	return LLVMGetMDKindIDInContext(LLVMGetTypeContext(LLVMTypeOf(in)), "llvm.loop", 9);
+}
+
 static void put_extras(Words *s, LLVMValueRef in, LLVMOpcode op)
 {
 	switch (op) {
@@ -258,8 +267,13 @@ static void put_extras(Words *s, LLVMValueRef in, LLVMOpcode op)
 	LLVMValueMetadataEntry *md = LLVMInstructionGetAllMetadataOtherThanDebugLoc(in, &nmd);
 	put(s, nmd);
 	for (unsigned i = 0; i < nmd; i++) {
-		put(s, LLVMValueMetadataEntriesGetKind(md, i));
-		put_ptr(s, LLVMValueMetadataEntriesGetMetadata(md, i));
+		unsigned kind = LLVMValueMetadataEntriesGetKind(md, i);
+		LLVMMetadataRef v = LLVMValueMetadataEntriesGetMetadata(md, i);
+		put(s, kind);
+		if (kind == loop_kind(in))   /* distinct per loop: be_loop_end's hints, by count */
+			put(s, LLVMGetMDNodeNumOperands(LLVMMetadataAsValue(LLVMGetTypeContext(LLVMTypeOf(in)), v)));
+		else
+			put_ptr(s, v);
 	}
 	if (md)
 		LLVMDisposeValueMetadataEntries(md);
