@@ -13,7 +13,9 @@
  * - RefGemm: operands of one sgemm with padded leading dimensions, filled
  *   at random (C with NaN when beta is 0: C must not be read), and the
  *   worst error of the result against the double product, padding columns
- *   of C (canaries) included. */
+ *   of C (canaries) included;
+ * - ref_guarded/ref_guard_hit: a float buffer between canaries, and the
+ *   first canary a kernel overwrote. */
 #ifndef KILN_TESTS_RT_REF_H
 #define KILN_TESTS_RT_REF_H
 
@@ -102,6 +104,33 @@ typedef struct {
 
 #define REF_GUARD 64
 static const uint32_t ref_canary = 0x7fc0dead;   /* a NaN no kernel writes */
+
+/* A buffer of n floats with REF_GUARD canaries on each side: returns the
+ * first real float (free it with ref_guarded_free). */
+static inline float *ref_guarded(int64_t n)
+{
+	float *p = ref_alloc(sizeof(float) * (size_t)(n + 2 * REF_GUARD));
+	for (int64_t i = 0; i < n + 2 * REF_GUARD; i++)
+		memcpy(&p[i], &ref_canary, sizeof ref_canary);
+	return p + REF_GUARD;
+}
+
+static inline void ref_guarded_free(float *p)
+{
+	free(p - REF_GUARD);
+}
+
+/* Whether a canary around a ref_guarded buffer of n floats changed; *at
+ * gets the first one's index from p (-REF_GUARD..-1 or n..n+REF_GUARD-1). */
+static inline int ref_guard_hit(const float *p, int64_t n, int64_t *at)
+{
+	for (int64_t i = -REF_GUARD; i < n + REF_GUARD; i = i == -1 ? n : i + 1)
+		if (memcmp(&p[i], &ref_canary, sizeof ref_canary)) {
+			*at = i;
+			return 1;
+		}
+	return 0;
+}
 
 /* Operands with leading dims past the matrix by pa, pb, pc, filled from
  * [-1, 1); C (and its copy C0) NaN when beta is 0. */

@@ -10,7 +10,7 @@
  * - the sum is x + skip (+ bias) rounded as the scalar path, bit for bit;
  *   y within 1e-5 relative of (s - mean) / sqrt(var + eps) * gamma + beta
  *   in double (s that float sum);
- * - canaries: 16 floats before and after y and sum must stay as they were;
+ * - canaries: REF_GUARD (rt_ref.h) floats before and after y and sum must stay as they were;
  * - a NaN in a row makes that row NaN only; a large common offset (30)
  *   does not cost precision (the variance is centered);
  * - the paths agree with the scalar one on long rows. */
@@ -30,9 +30,6 @@
 RT_KERNEL(KlnLayerNorm);
 RT_KERNEL(KlnSkipLayerNorm);
 
-#define PAD 16                        /* canary floats on each side */
-static const uint32_t CANARY = 0x7fc0beefu;
-
 /* rt_fused_simd_use's paths */
 static const char *const path_name[] = {"scalar", "AVX-512/NEON", "AVX2"};
 
@@ -45,28 +42,12 @@ typedef struct LnCase {
 	bool nan;             /* x[0] = NaN (row 0) */
 } LnCase;
 
-/* n floats with PAD canaries on each side: returns the first real one */
-static float *guarded(int64_t n)
-{
-	float *p = ref_alloc((size_t)(n + 2 * PAD) * sizeof *p);
-	for (int64_t i = 0; i < n + 2 * PAD; i++)
-		memcpy(&p[i], &CANARY, 4);
-	return p + PAD;
-}
-
 static void check_guard(const float *p, int64_t n, const char *what, const char *path)
 {
-	for (int64_t i = -PAD; i < n + PAD; i++) {
-		if (i == 0)
-			i = n;
-		if (i >= n + PAD)
-			break;
-		uint32_t u;
-		memcpy(&u, &p[i], 4);
-		if (u != CANARY)
-			fail_msg("%s path, n %lld: %s canary at %lld overwritten", path, (long long)n, what,
-			         (long long)i);
-	}
+	int64_t i;
+	if (ref_guard_hit(p, n, &i))
+		fail_msg("%s path, n %lld: %s canary at %lld overwritten", path, (long long)n, what,
+		         (long long)i);
 }
 
 static void set_path(int path)
@@ -117,7 +98,7 @@ static void run_ln(const LnCase *c, int path)
 	float *x = ref_alloc((size_t)tot * sizeof *x), *sk = ref_alloc((size_t)tot * sizeof *sk);
 	float *g = ref_alloc((size_t)n * sizeof *g), *be = ref_alloc((size_t)n * sizeof *be);
 	float *bi = ref_alloc((size_t)n * sizeof *bi);
-	float *y = guarded(tot), *sum = guarded(tot);
+	float *y = ref_guarded(tot), *sum = ref_guarded(tot);
 	double *s = ref_alloc((size_t)n * sizeof *s);
 	ref_fill(x, tot, c->offset - 2, c->offset + 2);
 	ref_fill(sk, tot, -1, 1);
@@ -163,7 +144,7 @@ static void run_ln(const LnCase *c, int path)
 				         (long long)n, (long long)r, (long long)k, y[i], ref);
 		}
 	}
-	free(x); free(sk); free(g); free(be); free(bi); free(y - PAD); free(sum - PAD); free(s);
+	free(x); free(sk); free(g); free(be); free(bi); ref_guarded_free(y); ref_guarded_free(sum); free(s);
 }
 
 static int64_t length(int i)

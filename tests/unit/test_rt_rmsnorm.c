@@ -6,7 +6,7 @@
  * - row lengths 1..70, 128, 771 and 3000 (every tail of 8 and 16 lanes);
  * - the sum is x + skip rounded once, bit for bit; y within 1e-5 relative
  *   of s / sqrt(mean(s^2) + eps) * gamma in double (s that float sum);
- * - canaries: 16 floats before and after y and sum must stay as they were;
+ * - canaries: REF_GUARD (rt_ref.h) floats before and after y and sum must stay as they were;
  * - a NaN in a row makes that row NaN only;
  * - a weight of one element, 1 (fuse-norm's unweighted RMSNorm), gives
  *   bit for bit what n ones give;
@@ -25,9 +25,6 @@
 
 RT_KERNEL(KlnRMSNorm);
 
-#define PAD 16                        /* canary floats on each side */
-static const uint32_t CANARY = 0x7fc0beefu;
-
 static const char *const path_name[] = {"scalar", "AVX2", "AVX-512", "NEON"};
 
 typedef struct RmsCase {
@@ -36,27 +33,11 @@ typedef struct RmsCase {
 	bool nan;            /* x[0] = NaN (row 0) */
 } RmsCase;
 
-/* n floats with PAD canaries on each side: returns the first real one */
-static float *guarded(int64_t n)
-{
-	float *p = ref_alloc((size_t)(n + 2 * PAD) * sizeof *p);
-	for (int64_t i = 0; i < n + 2 * PAD; i++)
-		memcpy(&p[i], &CANARY, 4);
-	return p + PAD;
-}
-
 static void check_guard(const float *p, int64_t n, const char *what)
 {
-	for (int64_t i = -PAD; i < n + PAD; i++) {
-		if (i == 0)
-			i = n;
-		if (i >= n + PAD)
-			break;
-		uint32_t u;
-		memcpy(&u, &p[i], 4);
-		if (u != CANARY)
-			fail_msg("%s: canary at %lld overwritten", what, (long long)i);
-	}
+	int64_t i;
+	if (ref_guard_hit(p, n, &i))
+		fail_msg("%s: canary at %lld overwritten", what, (long long)i);
 }
 
 static void run_rms(const RmsCase *c, int path)
@@ -64,7 +45,7 @@ static void run_rms(const RmsCase *c, int path)
 	int64_t R = c->rows, n = c->n, tot = R * n;
 	float *x = ref_alloc((size_t)tot * sizeof *x), *sk = ref_alloc((size_t)tot * sizeof *sk);
 	float *g = ref_alloc((size_t)n * sizeof *g);
-	float *y = guarded(tot), *sum = guarded(tot);
+	float *y = ref_guarded(tot), *sum = ref_guarded(tot);
 	ref_fill(x, tot, -2, 2);
 	ref_fill(sk, tot, -1, 1);
 	ref_fill(g, n, 0.5f, 1.5f);
@@ -103,7 +84,7 @@ static void run_rms(const RmsCase *c, int path)
 				         path_name[path], (long long)n, (long long)r, (long long)k, y[i], ref);
 		}
 	}
-	free(x); free(sk); free(g); free(y - PAD); free(sum - PAD);
+	free(x); free(sk); free(g); ref_guarded_free(y); ref_guarded_free(sum);
 }
 
 /* the paths this CPU runs (at least scalar) */
@@ -190,7 +171,7 @@ static void test_rmsnorm_unit_weight(void **state)
 		for (int64_t n = 1; n <= 67; n += 3) {
 			int64_t R = 3, tot = R * n;
 			float *x = ref_alloc((size_t)tot * sizeof *x), *g = ref_alloc((size_t)n * sizeof *g);
-			float *y1 = guarded(tot), *yn = guarded(tot);
+			float *y1 = ref_guarded(tot), *yn = ref_guarded(tot);
 			ref_fill(x, tot, -4, 4);
 			for (int64_t k = 0; k < n; k++)
 				g[k] = 1.0f;
@@ -205,7 +186,7 @@ static void test_rmsnorm_unit_weight(void **state)
 			if (memcmp(y1, yn, (size_t)tot * sizeof *y1))
 				fail_msg("%s path, n %lld: a weight [1] differs from n ones", path_name[p[a]],
 				         (long long)n);
-			free(x); free(g); free(y1 - PAD); free(yn - PAD);
+			free(x); free(g); ref_guarded_free(y1); ref_guarded_free(yn);
 		}
 	}
 }
