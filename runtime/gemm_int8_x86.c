@@ -131,39 +131,6 @@ static inline __m256 deq8(const int32_t *acc, int32_t zp, const int32_t *wsum, f
 	return bias ? _mm256_add_ps(v, _mm256_loadu_ps(bias)) : v;
 }
 
-/* GELU (erf) over 8 lanes, 0.5 v (1 + erf(v / sqrt 2)), with erf as a
- * rational function of z = v / sqrt 2 clamped to [-4, 4]: odd numerator
- * of degree 13 over an even denominator of degree 8 (Eigen's
- * generic_fast_erf_float, as XLA's f32 erf), absolute error of erf below
- * 5e-7, so of the GELU below 1.5e-6 (1 + |GELU|); z < -4 gives 0 (the GELU
- * is above -5e-8 there), NaN stays NaN.  About a third of the instructions
- * of vm_gelu8's erf, which computes both of its branches, with an exp
- * (the largest of the epilogue's costs on FFN-up products). */
-VM_AVX2
-static inline __m256 gelu_erf8(__m256 v)
-{
-	__m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
-	__m256 low = _mm256_cmp_ps(z, _mm256_set1_ps(-4.0f), _CMP_LT_OQ);
-	z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
-	__m256 x2 = _mm256_mul_ps(z, z);
-	__m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.72614225801306e-10f),
-	                           _mm256_set1_ps(2.77068142495902e-08f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
-	p = _mm256_mul_ps(z, p);
-	__m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.45660718464996e-05f),
-	                           _mm256_set1_ps(-2.13374055278905e-04f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
-	__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
-	__m256 y = _mm256_andnot_ps(low, _mm256_fmadd_ps(h, _mm256_div_ps(p, q), h));
-	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-
 /* GELU from the dequantized tile t (16 floats, in L1) into c: a function
  * of its own so that FMA stays out of deq8's roundings */
 VM_AVX2
@@ -171,7 +138,7 @@ static void gelu16(const float *t, float *c, int act)
 {
 	__m256 a = _mm256_loadu_ps(t), b = _mm256_loadu_ps(t + 8);
 	if (act == 1) {
-		a = gelu_erf8(a), b = gelu_erf8(b);
+		a = vm_gelu_erf_fast8(a), b = vm_gelu_erf_fast8(b);
 	} else {
 		a = vm_gelu8(a, act - 1), b = vm_gelu8(b, act - 1);
 	}
