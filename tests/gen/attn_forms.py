@@ -33,6 +33,7 @@ import numpy as np
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import attn_data  # noqa: E402
 import case_io  # noqa: E402
 import npref  # noqa: E402
 from models import Builder, check_graph, close  # noqa: E402
@@ -45,27 +46,11 @@ NEG_INF = float("-inf")
 
 
 def params(seed):
-    rng = np.random.default_rng(seed)
-    P = {}
-    for t in ("q", "k", "v", "o"):
-        P[t + ".w"] = rng.normal(0, 0.3, (W, W)).astype(np.float32)
-        P[t + ".b"] = rng.normal(0, 0.1, W).astype(np.float32)
-    return P
+    return attn_data.params(seed, W)
 
 
 def feeds_sets(mem=False):
-    rng = np.random.default_rng(5)
-    sets = []
-    for B, S, pad in ((2, 7, 3), (1, 5, 0)):
-        x = rng.normal(0, 1, (B, S, W)).astype(np.float32)
-        mask = np.ones((B, S), np.int64)
-        if B > 1:
-            mask[1, :pad] = 0
-        f = {"x": x, "attention_mask": mask}
-        if mem:
-            f["memory"] = rng.normal(0, 1, (B, S + 2, W)).astype(np.float32)
-        sets.append(f)
-    return sets
+    return attn_data.feeds_sets(5, W, mem=mem)
 
 
 # ---- graph pieces ---------------------------------------------------------
