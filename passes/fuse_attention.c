@@ -799,6 +799,7 @@ typedef struct AttnMatch {
 	ValId wcond;           /* a Where mask (where_mask) added as the bias Where(wcond, wfill, 0), or -1 */
 	double wfill;
 	bool wcond_keep;       /* wcond true keeps the score (Where(c, X, F)), else masks it */
+	bool wcond_bk;         /* wcond is a [B, Sk] padding source: read as [B, 1, 1, Sk] */
 	ValId wpad;            /* a Where's key-padding condition [B, 1, 1, Sk] (where_mask), or -1 */
 	bool wpad_keep;        /* wpad true keeps the key (Where(c, X, F)), else masks it */
 	ValId wpad4;           /* wpad's [B, 1, 1, Sk] condition (wpad may be its [B, Sk] source) */
@@ -1449,7 +1450,9 @@ static ValId mask_3d(const Graph *g, ValId x, int64_t h, const char *what, AttnM
 	Match *m = &am->m;
 	NodeId r2 = m_def(g, x, OP_Reshape);
 	if (r2 < 0 || IR_VAL(g, IR_NODE(g, r2)->in[0])->rank != 4)
-		return x;
+		return m_fail(g, m, m_def(g, x, OP_COUNT), "%s scores: '%s' masks or biases the 3-D "
+		              "scores [B*H, Sq, Sk] themselves, not their [B, H, Sq, Sk] view between "
+		              "two Reshapes", what, IR_VAL(g, x)->name), -1;
 	ValId w4 = IR_NODE(g, r2)->in[0];
 	const Value *W4 = IR_VAL(g, w4), *X = IR_VAL(g, x);
 	if (W4->dims[2] != X->dims[1] || W4->dims[3] != X->dims[2] || !m_dim_is(g, W4->dims[1], h) ||
@@ -1845,6 +1848,9 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 			return m_fail(g, m, root, "two mask Wheres, and '%s' is not a key-padding mask of "
 			              "K's batch and length", IR_VAL(g, am->wpad)->name);
 		am->wcond = am->wpad4 >= 0 ? am->wpad4 : am->wpad;
+		/* a [B, Sk] source (And(causal, pad) keeps no [B, 1, 1, Sk] view of
+		 * it) would broadcast as [Sq, Sk]: the rewrite unsqueezes it */
+		am->wcond_bk = IR_VAL(g, am->wcond)->rank == 2;
 		am->wcond_keep = am->wpad_keep;
 		am->wfill = am->wpad_fill;
 		am->wpad = -1;
@@ -1913,13 +1919,19 @@ static ValId build_bias(Graph *g, const char *name, const Match *m)
 }
 
 /* The bias of a Where mask: bias + Where(c, F, 0) (or Where(c, 0, F) when c
- * keeps the score). */
+ * keeps the score); a [B, Sk] c (wcond_bk) as Unsqueeze(c, [1, 2]). */
 static ValId where_bias(Graph *g, const char *name, const AttnMatch *am, ValId bias)
 {
 	float fz[2] = {(float)am->wfill, 0.0f};
 	ValId f = rw_const(g, "mask_fill", DT_F32, 0, NULL, &fz[0], 4);
 	ValId z = rw_const(g, "mask_zero", DT_F32, 0, NULL, &fz[1], 4);
-	ValId w[3] = {am->wcond, am->wcond_keep ? z : f, am->wcond_keep ? f : z};
+	ValId c = am->wcond;
+	if (am->wcond_bk) {
+		int64_t two = 2, ax[2] = {1, 2};
+		ValId in[2] = {c, rw_const(g, "pad_axes", DT_I64, 1, &two, ax, sizeof ax)};
+		c = new_node(g, OP_Unsqueeze, name, 2, in);
+	}
+	ValId w[3] = {c, am->wcond_keep ? z : f, am->wcond_keep ? f : z};
 	ValId v = new_node(g, OP_Where, name, 3, w);
 	if (bias < 0)
 		return v;

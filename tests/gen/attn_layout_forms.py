@@ -1,7 +1,10 @@
 """Attention with its heads folded into the batch (issue 12): 3-D
 [B*N, S, D] views of the heads, 3-D scores, Softmax on the last axis, the
 context unfolded back, as BART/Whisper eager attention and SDPA's math form
-are exported (also with a KV cache); and near misses whose folds are not the heads they claim.
+are exported (also with a KV cache); time-major attention (fairseq's
+[S, B*N, D] fold, XLNet's [S, B, N, D] split) with a key-padding mask
+applied in each way exporters write it; and near misses whose folds are
+not the heads they claim.
 
     /usr/bin/python3 tests/gen/attn_layout_forms.py OUTDIR [NAME...]
 
@@ -17,7 +20,9 @@ The references are numpy in float32 written from the math (standard
 multi-head attention for the forms that must fuse) or, for a near miss,
 from what its graph computes (every graph is also run through npref.py
 and must agree with its reference).  Data sets: 0 is batch 2, sequence 7,
-row 1 left-padded (its first 3 keys masked); 1 is batch 1, sequence 5.
+row 1 left-padded (its first 3 keys masked); 1 is batch 1, sequence 5;
+the time-major padding forms (tm*) have their own (tm_feeds: every row
+padded differently, one set with batch == sequence).
 """
 import os
 import sys
@@ -26,38 +31,24 @@ import numpy as np
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import attn_data  # noqa: E402
 import case_io  # noqa: E402
 import npref  # noqa: E402
 from models import Builder, check_graph, close  # noqa: E402
 
 F32_MIN = float(np.finfo(np.float32).min)
+NEG_INF = float("-inf")
 W, N = 16, 2            # width, heads
 D = W // N              # head size
 SCALE = D ** -0.5
 
 
 def params(seed, k_bias=True):
-    rng = np.random.default_rng(seed)
-    P = {}
-    for t in ("q", "k", "v", "o"):
-        P[t + ".w"] = rng.normal(0, 0.3, (W, W)).astype(np.float32)
-        if t != "k" or k_bias:
-            P[t + ".b"] = rng.normal(0, 0.1, W).astype(np.float32)
-    return P
+    return attn_data.params(seed, W, k_bias)
 
 
 def feeds_sets(time_major=False):
-    rng = np.random.default_rng(9)
-    sets = []
-    for B, S, pad in ((2, 7, 3), (1, 5, 0)):
-        x = rng.normal(0, 1, (B, S, W)).astype(np.float32)
-        mask = np.ones((B, S), np.int64)
-        if B > 1:
-            mask[1, :pad] = 0
-        if time_major:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
-        sets.append({"x": x, "attention_mask": mask})
-    return sets
+    return attn_data.feeds_sets(9, W, time_major=time_major)
 
 
 # ---- graph pieces ---------------------------------------------------------
@@ -325,6 +316,110 @@ def near_miss(kind):
     return finish(b, "nearmiss_" + kind, y, 14, ("batch", "seq")), P, ref, feeds_sets(), {}
 
 
+def tm_feeds():
+    """Data sets of the time-major padding forms, x [S, B, W]: every batch
+    row padded differently (right padding, so a causal query always sees
+    key 0).  Set 0: batch 2, sequence 7, rows keep 5 and 3 keys; set 1:
+    batch 3, sequence 3 (batch == sequence: a [B, Sk] mask misread as
+    [Sq, Sk] would broadcast without an error), rows keep 3, 2, 1."""
+    rng = np.random.default_rng(31)
+    sets = []
+    for B, S, keep in ((2, 7, (5, 3)), (3, 3, (3, 2, 1))):
+        x = rng.normal(0, 1, (S, B, W)).astype(np.float32)
+        mask = np.zeros((B, S), np.int64)
+        for r, n in enumerate(keep):
+            mask[r, :n] = 1
+        sets.append({"x": x, "attention_mask": mask})
+    return sets
+
+
+def time_major_mask(heads, kind, dynamo=False):
+    """Time-major self-attention, x [S, B, W], with a key-padding mask from
+    attention_mask [B, S] (1 = keep) on the scores.  heads "3d": fairseq's
+    fold, Transpose(Reshape(t, [S, B*N, D]), (1, 0, 2)), 3-D scores (mask
+    on the scores viewed [B, N, Sq, Sk], or on the 3-D scores with the
+    mask repeated per head), Softmax on axis 2, context Transpose(1, 0, 2)
+    and Reshape [S, B, W]; "4d": XLNet's split, Transpose(Reshape(t,
+    [S, B, N, D]), (1, 2, 0, 3)), 4-D scores, context Transpose(2, 0, 1, 3)
+    and Reshape [S, B, W].  kind: "inf" / "min" masked_fill(pad, -inf /
+    finfo.min) with pad [B, 1, 1, Sk] (after the head split); "add" the
+    additive (1 - mask)[:, None, None, :] * finfo.min; "fill3d" (3d only)
+    masked_fill(pad, -inf) on the 3-D scores, pad repeated to [B*N, 1, Sk]
+    (before the head split: a near miss, not fused, with its reason);
+    "and_pad" (4d only) Where(And(k <= q, mask),
+    scores, -inf), transformers' and_masks(causal, padding): the causal
+    flag plus the padding mask as a bias (layout 1 takes no key-padding
+    mask input), which kiln once read as [Sq, Sk] instead of [B, 1, 1, Sk]
+    (a run-time error, or with batch == sequence a wrong answer).  TorchScript
+    (opset 14, Gather of Shape) or dynamo (opset 18, Shape start/end)."""
+    P = params(32)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    dm = Dims(b, x, dynamo, time_major=True)
+
+    def view(t):
+        if heads == "3d":
+            return b.op("Transpose", b.op("Reshape", t, b.op("Concat", [-1], dm.BN, [D], axis=0)),
+                        perm=[1, 0, 2])
+        return b.op("Transpose", b.op("Reshape", t, b.op("Concat", [-1], dm.B, [N, D], axis=0)),
+                    perm=[1, 2, 0, 3])
+    q = view(b.op("Mul", lin(b, x, "q", P), float(SCALE)))
+    k, v = view(lin(b, x, "k", P)), view(lin(b, x, "v", P))
+    kt = b.op("Transpose", k, perm=[0, 2, 1] if heads == "3d" else [0, 1, 3, 2])
+    s = b.op("MatMul", q, kt)
+    pad4 = b.op("Unsqueeze", b.op("Equal", mask, np.int64(0)), [1, 2])    # [B, 1, 1, Sk]
+    fill = {"inf": NEG_INF, "min": F32_MIN}.get(kind, NEG_INF)
+
+    def on4(s4):
+        if kind == "add":
+            return b.op("Add", s4, pad_bias(b, mask))
+        if kind == "and_pad":
+            S = b.op("Squeeze", dm.S, [0])
+            qi = b.op("Unsqueeze", b.op("Range", np.int64(0), S, np.int64(1)), [1])
+            ki = b.op("Unsqueeze", b.op("Range", np.int64(0), S, np.int64(1)), [0])
+            keep = b.op("And", b.op("LessOrEqual", ki, qi),
+                        b.op("Unsqueeze", b.op("Cast", mask, to=TensorProto.BOOL), [1, 2]))
+            return b.op("Where", keep, s4, fill)
+        return b.op("Where", pad4, fill, s4)
+    if heads == "4d":
+        s = on4(s)
+        p = b.op("Softmax", s, axis=-1)
+        c = b.op("Transpose", b.op("MatMul", p, v), perm=[2, 0, 1, 3])
+    else:
+        if kind == "fill3d":
+            rep = b.op("Reshape", b.op("Expand", pad4, b.op("Concat", dm.B, [N, 1], [1], axis=0)),
+                       b.op("Concat", dm.BN, [1], [-1], axis=0))
+            s = b.op("Where", rep, fill, s)
+        else:
+            s4 = b.op("Reshape", s, b.op("Concat", dm.B, [N], dm.S, dm.S, axis=0))
+            s = b.op("Reshape", on4(s4), b.op("Concat", dm.BN, dm.S, dm.S, axis=0))
+        p = b.op("Softmax", s, axis=2)
+        c = b.op("Transpose", b.op("MatMul", p, v), perm=[1, 0, 2])
+    y = lin(b, b.op("Reshape", c, b.op("Concat", dm.S, dm.B, [W], axis=0)), "o", P)
+
+    def ref(P, x, attention_mask):
+        xb = x.transpose(1, 0, 2)
+        B, S, _ = xb.shape
+        qh = (r_heads(r_lin(xb, P, "q") * np.float32(SCALE))).astype(np.float32)
+        kh, vh = r_heads(r_lin(xb, P, "k")), r_heads(r_lin(xb, P, "v"))
+        sc = (qh @ kh.transpose(0, 1, 3, 2)).astype(np.float32)
+        padded = attention_mask[:, None, None, :] == 0
+        if kind == "add":
+            sc = (sc + r_pad(attention_mask)).astype(np.float32)
+        elif kind == "and_pad":
+            causal = np.tril(np.ones((S, S), bool))[None, None]
+            sc = np.where(causal & ~padded, sc, np.float32(fill)).astype(np.float32)
+        else:
+            sc = np.where(padded, np.float32(fill), sc).astype(np.float32)
+        c = (r_softmax(sc) @ vh).transpose(0, 2, 1, 3).reshape(B, S, W)
+        return [r_lin(c, P, "o").transpose(1, 0, 2)]
+    name = ("nearmiss_" if kind == "fill3d" else "") + "tm%s_%s%s" % (
+        heads, kind, "_dynamo" if dynamo else "")
+    syms = ("s18", "s41") if dynamo else ("batch", "seq")
+    return (finish(b, name, y, 18 if dynamo else 14, syms, time_major=True), P, ref,
+            tm_feeds(), {"layout": 1})
+
+
 # name -> (builder, attention fused[, more]); more: "explain": text
 # `--explain=attention` must print (a near miss's reason); "packed": the
 # fused op reads one packed Q/K/V projection (Q's scale before its head
@@ -348,6 +443,26 @@ FORMS = {
     "nearmiss_merge_nb": (lambda: near_miss("merge_nb"), 0, {
         "explain": "the 3-D context: Reshape '/Reshape_64' is not [B*N, Sq, Dv] -> "
                    "[B, N, Sq, Dv] with Q's batch and 2 heads"}),
+    "tm3d_inf": (lambda: time_major_mask("3d", "inf", False), 1),
+    "tm3d_inf_dynamo": (lambda: time_major_mask("3d", "inf", True), 1),
+    "tm3d_min": (lambda: time_major_mask("3d", "min", False), 1),
+    "tm3d_min_dynamo": (lambda: time_major_mask("3d", "min", True), 1),
+    "tm3d_add": (lambda: time_major_mask("3d", "add", False), 1),
+    "tm3d_add_dynamo": (lambda: time_major_mask("3d", "add", True), 1),
+    "nearmiss_tm3d_fill3d": (lambda: time_major_mask("3d", "fill3d", False), 0, {
+        "explain": "time-major 3-D scores: '/Where_49' masks or biases the 3-D scores "
+                   "[B*H, Sq, Sk] themselves, not their [B, H, Sq, Sk] view"}),
+    "nearmiss_tm3d_fill3d_dynamo": (lambda: time_major_mask("3d", "fill3d", True), 0, {
+        "explain": "time-major 3-D scores: '/Where_42' masks or biases the 3-D scores "
+                   "[B*H, Sq, Sk] themselves, not their [B, H, Sq, Sk] view"}),
+    "tm4d_inf": (lambda: time_major_mask("4d", "inf", False), 1),
+    "tm4d_inf_dynamo": (lambda: time_major_mask("4d", "inf", True), 1),
+    "tm4d_min": (lambda: time_major_mask("4d", "min", False), 1),
+    "tm4d_min_dynamo": (lambda: time_major_mask("4d", "min", True), 1),
+    "tm4d_add": (lambda: time_major_mask("4d", "add", False), 1),
+    "tm4d_add_dynamo": (lambda: time_major_mask("4d", "add", True), 1),
+    "tm4d_and_pad": (lambda: time_major_mask("4d", "and_pad", False), 1),
+    "tm4d_and_pad_dynamo": (lambda: time_major_mask("4d", "and_pad", True), 1),
 }
 
 

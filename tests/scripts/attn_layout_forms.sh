@@ -2,8 +2,9 @@
 # ctest: attention with its heads folded into the batch, [B*N, S, D] 3-D
 # views (tests/gen/attn_layout_forms.py: BART/Whisper eager attention in
 # TorchScript and dynamo style, SDPA's math form with the scale split over
-# Q and K, a time-major input folded batch-first, and near misses whose
-# folds are not the heads they claim).  For every form: `kiln compile -O2
+# Q and K, a time-major input folded batch-first, time-major attention
+# with key-padding masks as Where, masked_fill or an added bias, and near
+# misses whose folds are not the heads they claim).  For every form: `kiln compile -O2
 # --stats` fuses exactly the expected number of attentions (a near miss
 # none, its Softmax left), the fused op has the expected layout (and reads
 # one packed Q/K/V projection where Q's scale was before its head split), a near
