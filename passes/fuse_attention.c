@@ -1756,7 +1756,7 @@ static const char *zero_probs(const Graph *g, const AttnMatch *am)
 	return NULL;
 }
 
-static bool match_attention(const Graph *g, NodeId root, Match *m)
+static bool match_attention_core(const Graph *g, NodeId root, Match *m)
 {
 	AttnMatch *am = M_AS(AttnMatch, m);
 	am->tm_mask = am->bias = am->mask = am->causal_cond = -1;   /* fuse_run zeroed the rest */
@@ -1874,6 +1874,73 @@ static bool match_attention(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, root, "a value between the scores and the head merge is used "
 		              "outside the attention (or %d nodes overflow the match)", M_MAXNODES);
 	return true;
+}
+
+/* The Q K^T MatMul below scores v, through Where (either branch), Add, Sub,
+ * Mul, Div: rank-4 operands, or -1.  *depth bounds the nodes visited. */
+static NodeId scores_matmul(const Graph *g, ValId v, int *depth)
+{
+	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0 || --*depth < 0)
+		return -1;
+	const Node *nd = IR_NODE(g, n);
+	if (nd->op == OP_MatMul)
+		return IR_VAL(g, nd->in[0])->rank == 4 && IR_VAL(g, nd->in[1])->rank == 4 ? n : -1;
+	if (nd->op != OP_Where && nd->op != OP_Add && nd->op != OP_Sub && nd->op != OP_Mul &&
+	    nd->op != OP_Div)
+		return -1;
+	for (int k = nd->op == OP_Where; k < nd->nin; k++) {
+		NodeId mm = nd->in[k] >= 0 ? scores_matmul(g, nd->in[k], depth) : -1;
+		if (mm >= 0)
+			return mm;
+	}
+	return -1;
+}
+
+/* After a failed match: when Q's or K's heads come from a Reshape whose
+ * shape is not a constant and whose head count shape inference could not
+ * fix (the shape a graph input, as in experimental-experiment's
+ * attention_pattern_1), that is the reason, whatever condition failed
+ * first: KlnAttention needs the head count at compile time. */
+static void heads_unknown(const Graph *g, NodeId root, Match *m)
+{
+	int depth = 16;
+	NodeId mm = scores_matmul(g, IR_NODE(g, root)->in[0], &depth);
+	for (int k = 0; mm >= 0 && k < 2; k++) {
+		ValId v = IR_NODE(g, mm)->in[k];
+		double c;
+		for (int hop = 0; hop < 4; hop++) {   /* constant scales, Transposes */
+			NodeId n = m_def(g, v, OP_COUNT);
+			const Node *nd = n >= 0 ? IR_NODE(g, n) : NULL;
+			if (nd && nd->op == OP_Transpose)
+				v = nd->in[0];
+			else if (nd && (nd->op == OP_Mul || nd->op == OP_Div) &&
+			         m_const_scalar(g, nd->in[1], &c))
+				v = nd->in[0];
+			else
+				break;
+		}
+		NodeId r = m_def(g, v, OP_Reshape);
+		if (r < 0)
+			continue;
+		const Node *rn = IR_NODE(g, r);
+		const Value *R = IR_VAL(g, rn->out[0]);
+		if (R->rank != 4 || m_is_const(g, rn->in[1]) || ir_dim_is_const(g, R->dims[2], NULL))
+			continue;
+		why_clear(m);
+		m_fail(g, m, r, "%s path: the head split's shape '%s' is not a constant: the head "
+		       "count is unknown at compile time", k ? "K" : "Q", IR_VAL(g, rn->in[1])->name);
+		return;
+	}
+}
+
+static bool match_attention(const Graph *g, NodeId root, Match *m)
+{
+	if (match_attention_core(g, root, m))
+		return true;
+	if (!m->done)
+		heads_unknown(g, root, m);
+	return false;
 }
 
 /* A new node with its output inferred (the rewrite only builds valid ones). */
