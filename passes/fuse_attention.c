@@ -62,7 +62,9 @@
  *     Where(Expand(Reshape(Equal(mask, 0))), min, S)) becomes the key-padding
  *     mask; transformers' And(causal, padding) with a -inf fill the causal
  *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
- *     any other condition the bias Where(c, F, 0); only for fills that absorb
+ *     any other condition the bias Where(c, F, 0) (so is a padding condition
+ *     the kernel's mask cannot take, e.g. at layout 1: as [B, 1, 1, Sk],
+ *     also when only its [B, Sk] source is known); only for fills that absorb
  *     the scores (-inf, <= -2^110), else refused with the reason; a padding
  *     condition with a batch symbol of its own (own_batch) expanded to Q's
  *     batch; the mask repeated on the probabilities, Where(c, 0, P), with a
@@ -1442,7 +1444,8 @@ static bool fold_side(const Graph *g, ValId v, bool kt, double *scale, Side *sd,
 
 /* The fairseq masks between the 3-D scores and the Softmax: Reshape to
  * [B, H, Sq, Sk], Where(mask, fill, scores) (masked_fill: mask true where
- * padded) or scores + bias, Reshape back.  Returns the 3-D scores below;
+ * padded) or scores + bias, Reshape back.  Returns the 3-D scores below
+ * (-1 with the reason recorded when x is not such a view);
  * the Where's condition goes to tm_mask, its fill to tm_fill, an additive
  * bias to the terms (one). */
 static ValId mask_3d(const Graph *g, ValId x, int64_t h, const char *what, AttnMatch *am)
