@@ -135,8 +135,11 @@ prepare() {  # model fpmath -> folder with model.onnx + weights.bin, and model[-
   local m=$1 f=$2 d="$out/$1" so
   so=$(sofile "$1" "$2")
   if [ ! -f "$d/weights.bin" ]; then
-    mkdir -p "$d" && cp "$shared/models/perf/$m/model.onnx" "$d/" && chmod u+w "$d/model.onnx"
-    $py "$here/fill_weights.py" "$d" "$shared/tools" >/dev/null
+    # filled beside it, moved in when complete (a killed run leaves no short weights.bin)
+    local t="$d.tmp.$$"
+    rm -rf "$t" && mkdir -p "$t" "$d" && cp "$shared/models/perf/$m/model.onnx" "$t/" && chmod u+w "$t/model.onnx"
+    $py "$here/fill_weights.py" "$t" "$shared/tools" >/dev/null
+    mv -f "$t"/* "$d/" && rmdir "$t"
   fi
   # the runtime is linked into every .so: a newer libkiln_rt.a means recompile
   if [ ! -f "$so" ] || [ "$kiln" -nt "$so" ] || [ "$KILN_RUNTIME_LIB" -nt "$so" ]; then

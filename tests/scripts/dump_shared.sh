@@ -24,8 +24,12 @@ for m in "$shared"/*/model.onnx; do dump "$m"; done
 for d in "$shared"/perf/*/; do
   name=$(basename "$d") w="$build/perf/$name"
   if [ ! -f "$w/weights.bin" ]; then
-    mkdir -p "$w" && cp "$d/model.onnx" "$w/" && chmod u+w "$w/model.onnx"
-    /usr/bin/python3 "$src/../shared/tools/fill_weights.py" "$w" >/dev/null || { echo "FAIL fill_weights $name"; fail=$((fail + 1)); continue; }
+    # filled beside it and renamed when complete: a run killed half-way
+    # must not leave a short weights.bin that later runs take as done
+    t="$w.tmp.$$"; rm -rf "$t" "$w"
+    mkdir -p "$t" && cp "$d/model.onnx" "$t/" && chmod u+w "$t/model.onnx"
+    /usr/bin/python3 "$src/../shared/tools/fill_weights.py" "$t" >/dev/null && mv "$t" "$w" ||
+      { rm -rf "$t"; echo "FAIL fill_weights $name"; fail=$((fail + 1)); continue; }
   fi
   dump "$w/model.onnx"
 done
