@@ -13,6 +13,9 @@
  *                            and 7-bit weights, in GOP per CPU-second
  *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
  *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
+ *   GEMM_BENCH_EPI=1         int8: the model's epilogue too (a bias on
+ *                            every shape, the erf GELU on the "up" ones,
+ *                            as KlnGemmQ runs them), else none
  *
  * The machine is shared, so the figure is GFLOP per CPU-second of this
  * process (getrusage: user + system time of all its threads, the pool's
@@ -140,17 +143,17 @@ static double run(const shape *s, struct rt_pool *pool, int T, int how, const fl
  * weights cycle through ncopy copies (from DRAM unless ncopy is 1) */
 static double run_q8(const shape *s, struct rt_pool *pool, const float *A, const int8_t *Wp0,
                      size_t np, int ncopy, const float *scale, const int32_t *wsum, float *C,
-                     int flags)
+                     const rt_gemm_epi *epi, int flags)
 {
 	double ops = 2.0 * (double)(s->M * s->N * s->K), best = 0;
 	int r = 0;
-	rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0, scale, wsum, C, s->N, NULL, flags);
+	rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0, scale, wsum, C, s->N, epi, flags);
 	for (int g = 0; g < 7; g++) {
 		double t0 = cpu_now(), t;
 		int calls = 0;
 		do {
 			if (rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0 + (size_t)(r % ncopy) * np,
-			             scale, wsum, C, s->N, NULL, flags))
+			             scale, wsum, C, s->N, epi, flags))
 				return -1;
 			r++;
 			calls++;
@@ -171,9 +174,11 @@ static int int8_main(const char *kernel, bool cache, double peak)
 		fprintf(stderr, "gemm_bench: int8 kernel %s not available\n", kernel);
 		return 1;
 	}
-	const char *only = getenv("GEMM_BENCH_ONLY");
-	printf("int8 kernels: %s (8-bit weights), %s (7-bit); W %s; GOP per CPU-second\n",
-	       rt_qgemm_kernel(0), rt_qgemm_kernel(RT_Q8_W7), cache ? "in cache" : "from DRAM");
+	const char *only = getenv("GEMM_BENCH_ONLY"), *ep = getenv("GEMM_BENCH_EPI");
+	bool with_epi = ep && *ep && strcmp(ep, "0");
+	printf("int8 kernels: %s (8-bit weights), %s (7-bit); W %s; %s; GOP per CPU-second\n",
+	       rt_qgemm_kernel(0), rt_qgemm_kernel(RT_Q8_W7), cache ? "in cache" : "from DRAM",
+	       with_epi ? "bias, GELU on up" : "no epilogue");
 	printf("%-10s %5s %5s %5s | %7s %7s | %7s %7s\n", "shape", "M", "N", "K", "w8 t1", "w7 t1",
 	       "w8 t2", "w7 t2");
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -187,7 +192,8 @@ static int int8_main(const char *kernel, bool cache, double peak)
 		      *C = malloc((size_t)(s->M * s->N) * 4), *scale = malloc((size_t)s->N * 8);
 		int8_t *Wp = aligned_alloc(64, (np * (size_t)ncopy + 63) / 64 * 64);
 		int32_t *wsum = malloc((size_t)s->N * 4);
-		if (!A || !W || !C || !scale || !Wp || !wsum) {
+		float *bias = malloc((size_t)s->N * 4);
+		if (!A || !W || !C || !scale || !Wp || !wsum || !bias) {
 			fprintf(stderr, "gemm_bench: out of memory\n");
 			return 1;
 		}
@@ -195,6 +201,9 @@ static int int8_main(const char *kernel, bool cache, double peak)
 			A[k] = (float)((k * 7919) % 1001) / 500.0f - 1.0f;
 		for (size_t k = 0; k < (size_t)(s->K * s->N); k++)
 			W[k] = (float)((k * 104729) % 2003) / 1000.0f - 1.0f;
+		for (int64_t n = 0; n < s->N; n++)
+			bias[n] = 0.01f * (float)(n % 13) - 0.06f;
+		rt_gemm_epi epi = {bias, strstr(s->what, "up") ? 1 : 0};
 		double g[4] = {0};
 		for (int bits = 8; bits >= 7; bits--) {
 			rt_q8_quantize_weights_bits(W, s->K, s->N, bits, Wp, scale, wsum);
@@ -203,6 +212,7 @@ static int int8_main(const char *kernel, bool cache, double peak)
 			for (int T = 1; T <= 2; T++) {
 				struct rt_pool *pool = rt_pool_create(T);
 				g[(T - 1) * 2 + (8 - bits)] = run_q8(s, pool, A, Wp, np, ncopy, scale, wsum, C,
+				                                     with_epi ? &epi : NULL,
 				                                     bits == 7 ? RT_Q8_W7 : 0);
 				rt_pool_free(pool);
 			}
@@ -218,7 +228,7 @@ static int int8_main(const char *kernel, bool cache, double peak)
 				printf(" %7.1f", g[c]);
 		}
 		printf("\n");
-		free(A), free(W), free(C), free(scale), free(Wp), free(wsum);
+		free(A), free(W), free(C), free(scale), free(Wp), free(wsum), free(bias);
 	}
 	return 0;
 }

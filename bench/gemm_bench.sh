@@ -7,6 +7,7 @@
 #   bash bench/gemm_bench.sh BUILD_DIR int8 [INT8_KERNEL]: the int8 GEMM
 #   (rt_qgemm) instead, against kiln_peak's int8 and int8w7 peaks
 #   GEMM_BENCH_CACHE=1: B stays in cache (else it comes from DRAM)
+#   GEMM_BENCH_EPI=1: int8 with the model's epilogue (bias; GELU on FFN up)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}

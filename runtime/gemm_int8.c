@@ -353,8 +353,10 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide,
 	const void *rows[16];
 	int64_t pstride = j->kq * 4 * RT_Q8_NR, plines = pstride / 64;
 	const int8_t *wp = j->Wp + p * pstride;
-	/* a 7-bit kernel would saturate on 8-bit weights: every panel is checked */
-	if (j->uk->w7 && !rt_q8_w7_ok(wp, pstride)) {
+	/* a 7-bit kernel would saturate on 8-bit weights: every panel is checked,
+	 * once a call (in the first chunk of rows, which has every panel; C is
+	 * undefined when one fails, so later chunks need not wait for it) */
+	if (j->uk->w7 && i0 == 0 && !rt_q8_w7_ok(wp, pstride)) {
 		__atomic_store_n(&j->wbad, 1, __ATOMIC_RELAXED);
 		return;
 	}

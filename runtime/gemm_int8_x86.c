@@ -119,31 +119,34 @@ void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n)
 /* ---- the epilogue: dequantize, bias, GELU on a tile of 16 columns ---- */
 
 /* The portable dequant's arithmetic, 8 columns at a time (no FMA: the
- * same roundings, so the same bits): c = (acc - zp wsum) (sa scale) + bias */
+ * same roundings, so the same bits): c = (acc - zp wsum) (sa scale) + bias,
+ * the columns' wsum, scale and bias loaded once per tile */
 __attribute__((target("avx2")))
-static inline __m256 deq8(const int32_t *acc, int32_t zp, const int32_t *wsum, float sa,
-                          const float *scale, const float *bias)
+static inline __m256 deq8(const int32_t *acc, __m256i zp, __m256i wsum, __m256 sa, __m256 scale,
+                          const __m256 *bias)
 {
 	__m256i a = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)acc),
-	                             _mm256_mullo_epi32(_mm256_set1_epi32(zp),
-	                                                _mm256_loadu_si256((const __m256i *)(const void *)wsum)));
-	__m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(_mm256_set1_ps(sa), _mm256_loadu_ps(scale)));
-	return bias ? _mm256_add_ps(v, _mm256_loadu_ps(bias)) : v;
+	                             _mm256_mullo_epi32(zp, wsum));
+	__m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(sa, scale));
+	return bias ? _mm256_add_ps(v, *bias) : v;
 }
 
-/* GELU from the dequantized tile t (16 floats, in L1) into c: a function
- * of its own so that FMA stays out of deq8's roundings */
+/* GELU of the dequantized tile t (mr rows of 16 floats, in L1) into C: one
+ * call a tile (its rows' chains overlap), in a function of its own so that
+ * FMA stays out of deq8's roundings */
 VM_AVX2
-static void gelu16(const float *t, float *c, int act)
+static void gelu_tile(const float *t, int mr, float *C, int64_t ldc, int act)
 {
-	__m256 a = _mm256_loadu_ps(t), b = _mm256_loadu_ps(t + 8);
-	if (act == 1) {
-		a = vm_gelu_erf_fast8(a), b = vm_gelu_erf_fast8(b);
-	} else {
-		a = vm_gelu8(a, act - 1), b = vm_gelu8(b, act - 1);
+	for (int r = 0; r < mr; r++) {
+		__m256 a = _mm256_loadu_ps(t + r * RT_Q8_NR), b = _mm256_loadu_ps(t + r * RT_Q8_NR + 8);
+		if (act == 1) {
+			a = vm_gelu_erf_fast8(a), b = vm_gelu_erf_fast8(b);
+		} else {
+			a = vm_gelu8(a, act - 1), b = vm_gelu8(b, act - 1);
+		}
+		_mm256_storeu_ps(C + r * ldc, a);
+		_mm256_storeu_ps(C + r * ldc + 8, b);
 	}
-	_mm256_storeu_ps(c, a);
-	_mm256_storeu_ps(c + 8, b);
 }
 
 __attribute__((target("avx2")))
@@ -151,16 +154,22 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act)
 {
-	float t[RT_Q8_NR];
+	float t[16 * RT_Q8_NR];   /* with a GELU (1 erf, 2 tanh, 3 QuickGELU): C written once */
+	__m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)wsum);
+	__m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(wsum + 8));
+	__m256 s0 = _mm256_loadu_ps(scale), s1 = _mm256_loadu_ps(scale + 8);
+	__m256 b[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+	if (bias)
+		b[0] = _mm256_loadu_ps(bias), b[1] = _mm256_loadu_ps(bias + 8);
 	for (int r = 0; r < mr; r++) {
-		/* with a GELU (1 erf, 2 tanh, 3 QuickGELU) through t: C written once */
-		float *c = act ? t : C + r * ldc;
-		_mm256_storeu_ps(c, deq8(acc + r * RT_Q8_NR, zp[r], wsum, sa[r], scale, bias));
-		_mm256_storeu_ps(c + 8, deq8(acc + r * RT_Q8_NR + 8, zp[r], wsum + 8, sa[r], scale + 8,
-		                             bias ? bias + 8 : NULL));
-		if (act)
-			gelu16(t, C + r * ldc, act);
+		float *c = act ? t + r * RT_Q8_NR : C + r * ldc;
+		__m256i z = _mm256_set1_epi32(zp[r]);
+		__m256 s = _mm256_set1_ps(sa[r]);
+		_mm256_storeu_ps(c, deq8(acc + r * RT_Q8_NR, z, w0, s, s0, bias ? &b[0] : NULL));
+		_mm256_storeu_ps(c + 8, deq8(acc + r * RT_Q8_NR + 8, z, w1, s, s1, bias ? &b[1] : NULL));
 	}
+	if (act)
+		gelu_tile(t, mr, C, ldc, act);
 }
 
 /* ---- AVX512_VNNI ---- */

@@ -534,6 +534,25 @@ static void w8_never_w7(void **state)
 	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), 0);
 	q.Wp[rt_q8_panel_bytes(K, N) - 64 + 5] = 65;
 	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), -3);
+	/* with rows in several chunks (K 8192: about 64 rows a chunk), each
+	 * panel checked in the first one: the bad last panel is still found */
+	{
+		int64_t M2 = 200, K2 = 8192;
+		wbits = 7;
+		prob b = make_exact(M2, N, K2);
+		wbits = 8;
+		float *C2 = malloc(sizeof(float) * (size_t)(M2 * N));
+		assert_non_null(C2);
+		for (int t = 0; t < 2; t++)
+			assert_int_equal(rt_qgemm(t ? pool : NULL, M2, N, K2, b.A, K2, b.Wp, b.scale, b.wsum,
+			                          C2, N, NULL, RT_Q8_W7), 0);
+		b.Wp[rt_q8_panel_bytes(K2, N) - 64 * 100 + 7] = -70;
+		for (int t = 0; t < 2; t++)
+			assert_int_equal(rt_qgemm(t ? pool : NULL, M2, N, K2, b.A, K2, b.Wp, b.scale, b.wsum,
+			                          C2, N, NULL, RT_Q8_W7), -3);
+		free(C2);
+		prob_free(&b);
+	}
 	/* the portable kernel is exact on any weights: it takes them */
 	assert_int_equal(rt_qgemm_use("c"), 0);
 	assert_int_equal(rt_qgemm(pool, M, N, K, q.A, K, q.Wp, q.scale, q.wsum, C, N, NULL, RT_Q8_W7), 0);
