@@ -804,20 +804,65 @@ static int64_t round16(int64_t n)
 	return (n + 15) / 16 * 16;
 }
 
+/* dst[d * 16 + i] = src[i * rs + d] for i, d < 8 (an 8x8 transpose into
+ * a K panel) */
+VM_AVX2
+static inline void att_tr8(const float *src, int64_t rs, float *dst)
+{
+	__m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + rs);
+	__m256 r2 = _mm256_loadu_ps(src + 2 * rs), r3 = _mm256_loadu_ps(src + 3 * rs);
+	__m256 r4 = _mm256_loadu_ps(src + 4 * rs), r5 = _mm256_loadu_ps(src + 5 * rs);
+	__m256 r6 = _mm256_loadu_ps(src + 6 * rs), r7 = _mm256_loadu_ps(src + 7 * rs);
+	__m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+	__m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+	__m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+	__m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+	_mm256_storeu_ps(dst + 0 * ATT_NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+	_mm256_storeu_ps(dst + 1 * ATT_NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+	_mm256_storeu_ps(dst + 2 * ATT_NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+	_mm256_storeu_ps(dst + 3 * ATT_NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+	_mm256_storeu_ps(dst + 4 * ATT_NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+	_mm256_storeu_ps(dst + 5 * ATT_NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+	_mm256_storeu_ps(dst + 6 * ATT_NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+	_mm256_storeu_ps(dst + 7 * ATT_NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 /* K [Sk rows, step rk] -> panels of 16 keys, [D][16] each, zero past Sk;
- * V [Sk rows, step rv] -> rows of dvp floats, zero past Dv */
+ * V [Sk rows, step rv] -> rows of dvp floats, zero past Dv.  Groups of 8
+ * whole keys by 8 columns go through att_tr8, the rest one by one; the
+ * next panel's rows are prefetched (they are usually far apart, out of
+ * the hardware prefetcher's reach). */
+VM_AVX2
 static void att_pack(const att_job *j, const float *K, const float *V, const att_head *x,
                      float *kp, float *vp)
 {
-	int64_t D = j->D;
+	int64_t D = j->D, D8 = D / 8 * 8;
 	memset(kp, 0, (size_t)(x->skp * D) * sizeof(float));
-	for (int64_t k = 0; k < x->Sk; k++) {
-		const float *kr = K + k * j->rk;
-		float *dst = kp + (k / ATT_NR) * ATT_NR * D + k % ATT_NR;
-		for (int64_t d = 0; d < D; d++)
-			dst[d * ATT_NR] = kr[d];
-		memcpy(vp + k * x->dvp, V + k * j->rv, (size_t)j->Dv * sizeof(float));
-		memset(vp + k * x->dvp + j->Dv, 0, (size_t)(x->dvp - j->Dv) * sizeof(float));
+	for (int64_t k0 = 0; k0 < x->Sk; k0 += ATT_NR) {
+		for (int64_t k = k0 + ATT_NR; k < k0 + 2 * ATT_NR && k < x->Sk; k++) {
+			for (int64_t d = 0; d < D; d += 16)
+				_mm_prefetch((const char *)(K + k * j->rk + d), _MM_HINT_T0);
+			for (int64_t d = 0; d < j->Dv; d += 16)
+				_mm_prefetch((const char *)(V + k * j->rv + d), _MM_HINT_T0);
+		}
+		float *panel = kp + k0 * D;
+		for (int64_t i = 0; i < ATT_NR && k0 + i < x->Sk; i += 8) {
+			int64_t k = k0 + i, d = 0;
+			if (k + 8 <= x->Sk)
+				for (; d < D8; d += 8)
+					att_tr8(K + k * j->rk + d, j->rk, panel + d * ATT_NR + i);
+			for (int64_t kk = k; kk < k + 8 && kk < x->Sk; kk++)
+				for (int64_t dd = d; dd < D; dd++)
+					panel[dd * ATT_NR + (kk - k0)] = K[kk * j->rk + dd];
+		}
+		for (int64_t k = k0; k < k0 + ATT_NR && k < x->Sk; k++) {
+			memcpy(vp + k * x->dvp, V + k * j->rv, (size_t)j->Dv * sizeof(float));
+			memset(vp + k * x->dvp + j->Dv, 0, (size_t)(x->dvp - j->Dv) * sizeof(float));
+		}
 	}
 }
 
@@ -1009,11 +1054,13 @@ static void att_block_fused(const att_job *j, int64_t t, float *buf, int64_t *pa
 	x.pad = j->pad ? j->pad + b * x.Sk : NULL;
 	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
 	float mx[ATT_MR], inv[ATT_MR];
-	for (int64_t r = 0; r < nr; r += ATT_MR) {
-		int R = nr - r < ATT_MR ? (int)(nr - r) : ATT_MR;
-		att_scores_avx2(j, &x, r, R, s, mx);
-		att_exp_avx2(j, &x, R, s, mx, inv);
-		att_pv_avx2(j, &x, r, R, s, inv);
+	for (int64_t r = 0, R; r < nr; r += R) {
+		/* 6 rows a strip; 7..10 left: two strips of 4 or 5 (a strip of
+		 * 1 or 2 rows keeps too few FMA chains busy) */
+		R = nr - r <= ATT_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ATT_MR;
+		att_scores_avx2(j, &x, r, (int)R, s, mx);
+		att_exp_avx2(j, &x, (int)R, s, mx, inv);
+		att_pv_avx2(j, &x, r, (int)R, s, inv);
 	}
 }
 #elif defined(__aarch64__)
@@ -1290,7 +1337,11 @@ RT_KERNEL(KlnAttention)
 		att_pad(&in[4], j.filter, np, pad);
 		j.pad = pad;
 	}
-	rt_par(f, tasks, j.rows * j.Sk * (j.D + j.Dv + 8), att_range, &j);
+	/* ns of work per task, roughly: the fused path does ~16 multiply-adds
+	 * a ns (so 12 heads of 20 x 20 stay on one thread: waking the pool
+	 * costs more), the others a few */
+	int64_t cost = j.rows * j.Sk * (j.D + j.Dv + 8);
+	rt_par(f, tasks, j.path == 2 ? cost / 16 : cost, att_range, &j);
 	if (pad != padbuf)
 		free(pad);
 	if (j.failed)
