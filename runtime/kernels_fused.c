@@ -860,8 +860,15 @@ static void att_pack(const att_job *j, const float *K, const float *V, const att
 					panel[dd * ATT_NR + (kk - k0)] = K[kk * j->rk + dd];
 		}
 		for (int64_t k = k0; k < k0 + ATT_NR && k < x->Sk; k++) {
-			memcpy(vp + k * x->dvp, V + k * j->rv, (size_t)j->Dv * sizeof(float));
-			memset(vp + k * x->dvp + j->Dv, 0, (size_t)(x->dvp - j->Dv) * sizeof(float));
+			const float *src = V + k * j->rv;
+			float *dst = vp + k * x->dvp;
+			int64_t e = 0;
+			for (; e + 8 <= j->Dv; e += 8)
+				_mm256_storeu_ps(dst + e, _mm256_loadu_ps(src + e));
+			for (; e < j->Dv; e++)
+				dst[e] = src[e];
+			for (; e < x->dvp; e++)
+				dst[e] = 0.0f;
 		}
 	}
 }
@@ -963,7 +970,7 @@ static void att_exp_avx2(const att_job *j, const att_head *x, int R, float *s, c
 		float *row = s + r * x->skp;
 		__m256 m = _mm256_set1_ps(mx[r]), acc = _mm256_setzero_ps();
 		for (int64_t k = 0; k < n8; k += 8) {
-			__m256 e = vm_exp8(_mm256_sub_ps(_mm256_loadu_ps(row + k), m));
+			__m256 e = vm_exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(row + k), m));
 			_mm256_storeu_ps(row + k, e);
 			acc = _mm256_add_ps(acc, e);
 		}

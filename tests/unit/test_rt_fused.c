@@ -18,7 +18,8 @@
  * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
  * Also the Softmax / LogSoftmax ops (kernels_reduce.c, AVX2 rows where the
- * CPU has them) against double (sm_case).
+ * CPU has them) against double (sm_case), and vmath.h's vm_exp8_nonpos
+ * (the fused path's exp) against vm_exp8, bit for bit.
  *
  * Every output is surrounded by canaries (rt_ref.h's ref_guarded: NaNs of
  * a pattern no kernel writes) that must survive.  Tolerances (V in [-1, 1], so outputs
@@ -534,6 +535,46 @@ static void test_softmax_op(void **state)
 	}
 }
 
+#if defined(__x86_64__)
+/* vm_exp8_nonpos(x) == vm_exp8(x) bit for bit on x <= 0: a sweep of
+ * [-110, 0] in steps of ~1e-4 (around the -87 flush and the subnormal
+ * results just above it included), -0, -inf, NaN */
+VM_AVX2
+static void exp_nonpos_sweep(void)
+{
+	float x[8];
+	int64_t n = 0;
+	for (int64_t i = 0; i <= 1100000; i += 8) {
+		for (int l = 0; l < 8; l++)
+			x[l] = -(float)(i + l) * 1e-4f;
+		if (i == 0)
+			x[1] = -0.0f, x[2] = -INFINITY, x[3] = NAN, x[4] = -87.0f, x[5] = -86.99999f;
+		__m256 v = _mm256_loadu_ps(x);
+		float a[8], b[8];
+		_mm256_storeu_ps(a, vm_exp8_nonpos(v));
+		_mm256_storeu_ps(b, vm_exp8(v));
+		for (int l = 0; l < 8; l++, n++)
+			if (memcmp(&a[l], &b[l], sizeof(float)) && !(isnan(a[l]) && isnan(b[l])))
+				fail_msg("vm_exp8_nonpos(%.9g) = %.9g, vm_exp8 %.9g", x[l], a[l], b[l]);
+	}
+	assert_true(n > 1000000);
+}
+
+static void test_exp_nonpos(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	exp_nonpos_sweep();
+}
+#else
+static void test_exp_nonpos(void **state)
+{
+	(void)state;
+	skip();
+}
+#endif
+
 /* a path the CPU lacks is refused and changes nothing */
 static void test_path_refused(void **state)
 {
@@ -561,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_attention_tiled_refused),
 		cmocka_unit_test(test_attention_packed),
 		cmocka_unit_test(test_softmax_op),
+		cmocka_unit_test(test_exp_nonpos),
 	};
 	return cmocka_run_group_tests(tests, NULL, summary);
 }
