@@ -745,9 +745,10 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 #define ATT_NR 16    /* keys per K panel; output columns per tile */
 
 /* c[2r], c[2r + 1] = sum over k < kc, in order, of a[r rs + k] * b[k bs +
- * 0..15] for r < R (a: rows of A in place, b: a 16-wide panel) */
+ * 0..15] for r < R (a: rows of A in place, b: a 16-wide panel); W = 1:
+ * only c[2r], b's first 8 columns (a panel's last keys, 8 or fewer) */
 __attribute__((target("avx2,fma"), always_inline))
-static inline void att_uk_body(const int R, int64_t kc, const float *a, int64_t rs,
+static inline void att_uk_body(const int R, const int W, int64_t kc, const float *a, int64_t rs,
                                const float *b, int64_t bs, __m256 *c)
 {
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
@@ -756,10 +757,10 @@ static inline void att_uk_body(const int R, int64_t kc, const float *a, int64_t 
 	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
 #undef ROW_DECL
 	for (int64_t k = 0; k < kc; k++, b += bs) {
-		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+		__m256 b0 = _mm256_loadu_ps(b), b1 = W > 1 ? _mm256_loadu_ps(b + 8) : b0;
 #define ROW_FMA(r) if (r < R) { __m256 ar = _mm256_broadcast_ss(a##r + k); \
 		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
-		c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
+		if (W > 1) c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
 		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
 #undef ROW_FMA
 	}
@@ -770,22 +771,21 @@ static inline void att_uk_body(const int R, int64_t kc, const float *a, int64_t 
 
 typedef void (*att_uk_fn)(int64_t kc, const float *a, int64_t rs, const float *b, int64_t bs,
                           __m256 *c);
-#define ATT_UK(R) \
+#define ATT_UK(R, W) \
 __attribute__((target("avx2,fma"))) \
-static void att_uk_##R(int64_t kc, const float *a, int64_t rs, const float *b, int64_t bs, \
-                       __m256 *c) \
+static void att_uk_##R##_##W(int64_t kc, const float *a, int64_t rs, const float *b, \
+                             int64_t bs, __m256 *c) \
 { \
-	att_uk_body(R, kc, a, rs, b, bs, c); \
+	att_uk_body(R, W, kc, a, rs, b, bs, c); \
 }
-ATT_UK(1)
-ATT_UK(2)
-ATT_UK(3)
-ATT_UK(4)
-ATT_UK(5)
-ATT_UK(6)
+ATT_UK(1, 2) ATT_UK(2, 2) ATT_UK(3, 2) ATT_UK(4, 2) ATT_UK(5, 2) ATT_UK(6, 2)
+ATT_UK(1, 1) ATT_UK(2, 1) ATT_UK(3, 1) ATT_UK(4, 1) ATT_UK(5, 1) ATT_UK(6, 1)
 #undef ATT_UK
 static const att_uk_fn att_uk[ATT_MR + 1] = {
-	NULL, att_uk_1, att_uk_2, att_uk_3, att_uk_4, att_uk_5, att_uk_6,
+	NULL, att_uk_1_2, att_uk_2_2, att_uk_3_2, att_uk_4_2, att_uk_5_2, att_uk_6_2,
+};
+static const att_uk_fn att_uk8[ATT_MR + 1] = {
+	NULL, att_uk_1_1, att_uk_2_1, att_uk_3_1, att_uk_4_1, att_uk_5_1, att_uk_6_1,
 };
 
 /* One (batch, head) block's operands for the fused path. */
@@ -841,7 +841,8 @@ static void att_pack(const att_job *j, const float *K, const float *V, const att
                      float *kp, float *vp)
 {
 	int64_t D = j->D, D8 = D / 8 * 8;
-	memset(kp, 0, (size_t)(x->skp * D) * sizeof(float));
+	if (x->skp != x->Sk)    /* the last panel's keys past Sk */
+		memset(kp + (x->skp - ATT_NR) * D, 0, (size_t)(ATT_NR * D) * sizeof(float));
 	for (int64_t k0 = 0; k0 < x->Sk; k0 += ATT_NR) {
 		for (int64_t k = k0 + ATT_NR; k < k0 + 2 * ATT_NR && k < x->Sk; k++) {
 			for (int64_t d = 0; d < D; d += 16)
@@ -917,7 +918,9 @@ static void att_scores_avx2(const att_job *j, const att_head *x, int64_t r0, int
 		na[r] = j->causal ? x->q0 + r0 + r + x->Sk - x->Sq + 1 : x->Sk;
 	}
 	for (int64_t k0 = 0; k0 < x->Sk; k0 += ATT_NR) {
-		att_uk[R](j->D, x->q + r0 * j->rq, j->rq, x->kp + k0 * j->D, ATT_NR, c);
+		/* a last panel of 8 keys or fewer: its first half only */
+		(x->Sk - k0 <= 8 ? att_uk8 : att_uk)[R](j->D, x->q + r0 * j->rq, j->rq, x->kp + k0 * j->D,
+		                                        ATT_NR, c);
 		for (int hh = 0; hh < 2; hh++) {
 			int64_t k = k0 + 8 * hh;
 			if (k >= x->Sk) {
@@ -1344,11 +1347,12 @@ RT_KERNEL(KlnAttention)
 		att_pad(&in[4], j.filter, np, pad);
 		j.pad = pad;
 	}
-	/* ns of work per task, roughly: the fused path does ~16 multiply-adds
-	 * a ns (so 12 heads of 20 x 20 stay on one thread: waking the pool
-	 * costs more), the others a few */
+	/* ns of work per task, roughly: the fused path does ~32 multiply-adds
+	 * a ns (measured on one Zen 3 core: 60-70 GFLOP/s), so LXMERT's 12
+	 * heads of 20 x 20 or 20 x 36 stay on one thread (waking the pool costs
+	 * more); the others a few */
 	int64_t cost = j.rows * j.Sk * (j.D + j.Dv + 8);
-	rt_par(f, tasks, j.path == 2 ? cost / 16 : cost, att_range, &j);
+	rt_par(f, tasks, j.path == 2 ? cost / 32 : cost, att_range, &j);
 	if (pad != padbuf)
 		free(pad);
 	if (j.failed)
