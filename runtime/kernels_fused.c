@@ -1033,9 +1033,39 @@ static float *align16f(float *p)
 	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
+/* Task t's K/V head: its first K and V rows, key count and identity
+ * (batch entry or sequence, K/V head) */
+static int64_t att_kv_of(const att_job *j, int64_t t, const float **K, const float **V,
+                         int64_t *Sk)
+{
+	int64_t bh = t / j->nqb, b = bh / j->H, h = bh % j->H;
+	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;
+	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
+	*Sk = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sk;
+	*K = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
+	*V = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
+	return b * j->hkv + hk;
+}
+
+/* Into L2: K/V rows lo .. hi-1 of a head (another task's, fetched while
+ * this one computes: a head's rows are far apart, out of the hardware
+ * prefetcher's reach) */
+static void att_prefetch_kv(const att_job *j, const float *K, const float *V, int64_t lo,
+                            int64_t hi)
+{
+	for (int64_t k = lo; k < hi; k++) {
+		for (int64_t d = 0; d < j->D; d += 16)
+			_mm_prefetch((const char *)(K + k * j->rk + d), _MM_HINT_T1);
+		for (int64_t d = 0; d < j->Dv; d += 16)
+			_mm_prefetch((const char *)(V + k * j->rv + d), _MM_HINT_T1);
+	}
+}
+
 /* att_block on the fused path; *packed: which (batch, K/V head) buf holds
- * packed (-1: none) */
-static void att_block_fused(const att_job *j, int64_t t, float *buf, int64_t *packed)
+ * packed (-1: none); next: the task this thread runs next (-1: none), whose
+ * K/V rows are prefetched across the strips when it packs another head */
+static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *buf,
+                            int64_t *packed)
 {
 	int64_t bh = t / j->nqb, qb = t % j->nqb;
 	int64_t b = bh / j->H, h = bh % j->H;
@@ -1065,6 +1095,10 @@ static void att_block_fused(const att_job *j, int64_t t, float *buf, int64_t *pa
 		         j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv, &x, kp, vp);
 		*packed = b * j->hkv + hk;
 	}
+	const float *Kn = NULL, *Vn = NULL;
+	int64_t Skn = 0;
+	if (next < 0 || att_kv_of(j, next, &Kn, &Vn, &Skn) == *packed)
+		Skn = 0;
 	x.pad = j->pad ? j->pad + b * x.Sk : NULL;
 	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
 	float mx[ATT_MR], inv[ATT_MR];
@@ -1075,6 +1109,8 @@ static void att_block_fused(const att_job *j, int64_t t, float *buf, int64_t *pa
 		att_scores_avx2(j, &x, r, (int)R, s, mx);
 		att_exp_avx2(j, &x, (int)R, s, mx, inv);
 		att_pv_avx2(j, &x, r, (int)R, s, inv);
+		if (Skn)
+			att_prefetch_kv(j, Kn, Vn, Skn * r / nr, Skn * (r + R) / nr);
 	}
 }
 #elif defined(__aarch64__)
@@ -1184,7 +1220,7 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	for (int64_t t = b; t < e; t++) {
 #if defined(__x86_64__)
 		if (j->path == 2) {
-			att_block_fused(j, t, s, &packed);
+			att_block_fused(j, t, t + 1 < e ? t + 1 : -1, s, &packed);
 			continue;
 		}
 #endif
