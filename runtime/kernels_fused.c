@@ -49,10 +49,14 @@
  * The attention softmax and the layer norms have a SIMD path (vector math
  * from vmath.h: AVX-512 on x86-64, NEON on aarch64), an AVX2 + FMA one
  * (x86-64 without AVX-512) and a scalar one, chosen once from the CPU
- * (rt_fused_simd_use overrides it).  All follow the
+ * (rt_fused_simd_use overrides it).  The attention's SIMD and scalar paths
+ * take Q K^T and P V from rt_sgemm; its AVX2 path is one fused kernel
+ * (its own micro-kernel, softmax on the scores while they are in L1: see
+ * "the fused AVX2 attention" below).  All follow the
  * semantics above; they differ only in rounding (the vector paths sum in
  * 16, 8 or 4x4 float lanes, the scalar layer norm in double; AVX2's exp
- * flushes results below exp(-87) to 0). */
+ * flushes results below exp(-87) to 0; the fused path applies 1/sum to
+ * the output instead of to the probabilities). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -723,74 +727,390 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 
 #define softmax_row_simd softmax_row_avx512
 
-/* softmax_row_avx512 in 8 lanes: tail lanes through lane masks (masked
- * loads; the one masked store per pass is only for a ragged tail) */
+/* ---- the fused AVX2 attention (path 2) ----
+ *
+ * Per (batch, K/V head), K is packed once into panels of 16 keys ([D][16],
+ * keys past Sk zero) and V into rows of dvp floats (Dv rounded up to 16,
+ * zero beyond Dv), both contiguous: Q/K/V rows are often thousands of
+ * floats apart (BERT's packed QKV: 2304), a stride that maps a head's rows
+ * onto a few L1 sets.  Then per strip of up to 6 query rows:
+ *   - the strip's scores by a 6x16 FMA micro-kernel (Q broadcast in place),
+ *     softmax's first pass applied while they are in registers (scale,
+ *     bias, pad, causal fill, running max; keys past Sk set to -inf);
+ *   - e = exp(x - max) and its sum over each row, in L1;
+ *   - E V by the same micro-kernel, 1/sum applied as the rows are stored.
+ * The scores are rt_sgemm's FMA chain (d in order from 0) and the first
+ * pass and the exponentials softmax_row_avx512's arithmetic in 8 lanes, so
+ * they match the other paths bit for bit; the output differs from them by
+ * where 1/sum is applied (a rounding).  With nan_guard a row whose sum is
+ * NaN (a NaN score, or no finite one) takes probabilities 0, as there. */
+
+#define ATT_MR 6     /* query rows per strip */
+#define ATT_NR 16    /* keys per K panel; output columns per tile */
+
+/* c[2r], c[2r + 1] = sum over k < kc, in order, of a[r rs + k] * b[k bs +
+ * 0..15] for r < R (a: rows of A in place, b: a 16-wide panel); W = 1:
+ * only c[2r], b's first 8 columns (a panel's last keys, 8 or fewer) */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void att_uk_body(const int R, const int W, int64_t kc, const float *a, int64_t rs,
+                               const float *b, int64_t bs, __m256 *c)
+{
+	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
+	            *a5 = a + 5 * rs;
+#define ROW_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
+#undef ROW_DECL
+	for (int64_t k = 0; k < kc; k++, b += bs) {
+		__m256 b0 = _mm256_loadu_ps(b), b1 = W > 1 ? _mm256_loadu_ps(b + 8) : b0;
+#define ROW_FMA(r) if (r < R) { __m256 ar = _mm256_broadcast_ss(a##r + k); \
+		c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0); \
+		if (W > 1) c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1); }
+		ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5)
+#undef ROW_FMA
+	}
+#define ROW_ST(r) if (r < R) { c[2 * r] = c##r##0; c[2 * r + 1] = c##r##1; }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
+#undef ROW_ST
+}
+
+typedef void (*att_uk_fn)(int64_t kc, const float *a, int64_t rs, const float *b, int64_t bs,
+                          __m256 *c);
+#define ATT_UK(R, W) \
+__attribute__((target("avx2,fma"))) \
+static void att_uk_##R##_##W(int64_t kc, const float *a, int64_t rs, const float *b, \
+                             int64_t bs, __m256 *c) \
+{ \
+	att_uk_body(R, W, kc, a, rs, b, bs, c); \
+}
+ATT_UK(1, 2) ATT_UK(2, 2) ATT_UK(3, 2) ATT_UK(4, 2) ATT_UK(5, 2) ATT_UK(6, 2)
+ATT_UK(1, 1) ATT_UK(2, 1) ATT_UK(3, 1) ATT_UK(4, 1) ATT_UK(5, 1) ATT_UK(6, 1)
+#undef ATT_UK
+static const att_uk_fn att_uk[ATT_MR + 1] = {
+	NULL, att_uk_1_2, att_uk_2_2, att_uk_3_2, att_uk_4_2, att_uk_5_2, att_uk_6_2,
+};
+static const att_uk_fn att_uk8[ATT_MR + 1] = {
+	NULL, att_uk_1_1, att_uk_2_1, att_uk_3_1, att_uk_4_1, att_uk_5_1, att_uk_6_1,
+};
+
+/* One (batch, head) block's operands for the fused path. */
+typedef struct att_head {
+	const float *q;          /* the block's first query row, this head's columns */
+	float *o;
+	const float *bias;       /* bias row of the block's first query (step bs[2]), or NULL */
+	const float *pad;        /* [Sk] additive mask, or NULL */
+	const float *kp, *vp;    /* packed K panels, V rows */
+	int64_t Sq, Sk, q0;      /* this sequence's lengths; the block's first query */
+	int64_t skp, dvp;        /* Sk rounded up to 16 (score row stride), Dv to 16 */
+} att_head;
+
+static int64_t round16(int64_t n)
+{
+	return (n + 15) / 16 * 16;
+}
+
+/* dst[d * 16 + i] = src[i * rs + d] for i, d < 8 (an 8x8 transpose into
+ * a K panel) */
 VM_AVX2
-static void softmax_row_avx2(const att_job *j, float *row, int64_t n, const float *bias,
-                             const float *pad, int64_t na)
+static inline void att_tr8(const float *src, int64_t rs, float *dst)
+{
+	__m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + rs);
+	__m256 r2 = _mm256_loadu_ps(src + 2 * rs), r3 = _mm256_loadu_ps(src + 3 * rs);
+	__m256 r4 = _mm256_loadu_ps(src + 4 * rs), r5 = _mm256_loadu_ps(src + 5 * rs);
+	__m256 r6 = _mm256_loadu_ps(src + 6 * rs), r7 = _mm256_loadu_ps(src + 7 * rs);
+	__m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+	__m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+	__m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+	__m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+	_mm256_storeu_ps(dst + 0 * ATT_NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+	_mm256_storeu_ps(dst + 1 * ATT_NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+	_mm256_storeu_ps(dst + 2 * ATT_NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+	_mm256_storeu_ps(dst + 3 * ATT_NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+	_mm256_storeu_ps(dst + 4 * ATT_NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+	_mm256_storeu_ps(dst + 5 * ATT_NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+	_mm256_storeu_ps(dst + 6 * ATT_NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+	_mm256_storeu_ps(dst + 7 * ATT_NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* K [Sk rows, step rk] -> panels of 16 keys, [D][16] each, zero past Sk;
+ * V [Sk rows, step rv] -> rows of dvp floats, zero past Dv.  Groups of 8
+ * whole keys by 8 columns go through att_tr8, the rest one by one; the
+ * next panel's rows are prefetched (they are usually far apart, out of
+ * the hardware prefetcher's reach). */
+VM_AVX2
+static void att_pack(const att_job *j, const float *K, const float *V, const att_head *x,
+                     float *kp, float *vp)
+{
+	int64_t D = j->D, D8 = D / 8 * 8;
+	if (x->skp != x->Sk)    /* the last panel's keys past Sk */
+		memset(kp + (x->skp - ATT_NR) * D, 0, (size_t)(ATT_NR * D) * sizeof(float));
+	for (int64_t k0 = 0; k0 < x->Sk; k0 += ATT_NR) {
+		for (int64_t k = k0 + ATT_NR; k < k0 + 2 * ATT_NR && k < x->Sk; k++) {
+			for (int64_t d = 0; d < D; d += 16)
+				_mm_prefetch((const char *)(K + k * j->rk + d), _MM_HINT_T0);
+			for (int64_t d = 0; d < j->Dv; d += 16)
+				_mm_prefetch((const char *)(V + k * j->rv + d), _MM_HINT_T0);
+		}
+		float *panel = kp + k0 * D;
+		for (int64_t i = 0; i < ATT_NR && k0 + i < x->Sk; i += 8) {
+			int64_t k = k0 + i, d = 0;
+			if (k + 8 <= x->Sk)
+				for (; d < D8; d += 8)
+					att_tr8(K + k * j->rk + d, j->rk, panel + d * ATT_NR + i);
+			for (int64_t kk = k; kk < k + 8 && kk < x->Sk; kk++)
+				for (int64_t dd = d; dd < D; dd++)
+					panel[dd * ATT_NR + (kk - k0)] = K[kk * j->rk + dd];
+		}
+		for (int64_t k = k0; k < k0 + ATT_NR && k < x->Sk; k++) {
+			const float *src = V + k * j->rv;
+			float *dst = vp + k * x->dvp;
+			int64_t e = 0;
+			for (; e + 8 <= j->Dv; e += 8)
+				_mm256_storeu_ps(dst + e, _mm256_loadu_ps(src + e));
+			for (; e < j->Dv; e++)
+				dst[e] = src[e];
+			for (; e < x->dvp; e++)
+				dst[e] = 0.0f;
+		}
+	}
+}
+
+/* The first pass of softmax_row_avx512 on 8 scores v of keys k.. (left
+ * of them before Sk, 1..8) of one row: bias bv, pad pv, causal mask cm
+ * (the keys past the causal edge) */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 att_first(const att_job *j, __m256 v, bool bias, __m256 bv, __m256 pv,
+                               __m256 cm)
+{
+	__m256 sc = _mm256_set1_ps(j->scale), cf = _mm256_set1_ps(j->cfill);
+	if (j->causal == 2) {
+		v = _mm256_blendv_ps(_mm256_mul_ps(v, sc), cf, cm);
+		if (bias)
+			v = _mm256_add_ps(v, bv);
+	} else {
+		v = bias ? _mm256_fmadd_ps(v, sc, bv) : _mm256_mul_ps(v, sc);
+	}
+	if (j->pad)
+		v = _mm256_add_ps(v, pv);
+	if (j->causal == 1)
+		v = _mm256_add_ps(v, _mm256_and_ps(cm, cf));
+	return v;
+}
+
+/* The scores of rows r0 .. r0+R-1 of the block, softmax's first pass
+ * applied (softmax_row_avx512's arithmetic), into s (rows skp apart; keys
+ * Sk .. round8(Sk) - 1 are -inf); each row's max into mx.  Whole groups of
+ * 8 keys without bias, causal edge or tail take a short path. */
+VM_AVX2
+static void att_scores_avx2(const att_job *j, const att_head *x, int64_t r0, int R, float *s,
+                            float *mx)
 {
 	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 	__m256 sc = _mm256_set1_ps(j->scale), ninf = _mm256_set1_ps(-INFINITY);
-	__m256 b1 = _mm256_set1_ps(bias ? bias[0] : 0.0f), cf = _mm256_set1_ps(j->cfill);
-	__m256 mx = ninf;
-	bool bvec = bias && j->bs[3] != 0;
-	for (int64_t k = 0; k < n; k += 8) {
-		int left = n - k < 8 ? (int)(n - k) : 8;
-		__m256i ti = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
-		__m256 t = _mm256_castsi256_ps(ti);
-		/* lanes past the causal edge: lane >= na - k (clamped to 0..8) */
-		int front = na - k <= 0 ? 0 : na - k >= 8 ? 8 : (int)(na - k);
-		__m256 c = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(front - 1)));
-		__m256 x = left == 8 ? _mm256_loadu_ps(row + k) : _mm256_maskload_ps(row + k, ti);
-		__m256 bv = b1;
-		if (bvec)
-			bv = left == 8 ? _mm256_loadu_ps(bias + k) : _mm256_maskload_ps(bias + k, ti);
-		if (j->causal == 2) {
-			x = _mm256_blendv_ps(_mm256_mul_ps(x, sc), cf, c);
-			if (bias)
-				x = _mm256_add_ps(x, bv);
-		} else {
-			x = bias ? _mm256_fmadd_ps(x, sc, bv) : _mm256_mul_ps(x, sc);
-		}
-		if (pad)
-			x = _mm256_add_ps(x, left == 8 ? _mm256_loadu_ps(pad + k) :
-			                                 _mm256_maskload_ps(pad + k, ti));
-		if (j->causal == 1)
-			x = _mm256_add_ps(x, _mm256_and_ps(c, cf));
-		if (left == 8) {
-			_mm256_storeu_ps(row + k, x);
-		} else {
-			_mm256_maskstore_ps(row + k, ti, x);
-			x = _mm256_blendv_ps(ninf, x, t);
-		}
-		mx = _mm256_max_ps(x, mx);   /* mx where x is NaN, as `x > mx` */
+	__m256 vmx[ATT_MR], c[2 * ATT_MR], b1[ATT_MR];
+	const float *br[ATT_MR];
+	int64_t na[ATT_MR];
+	bool bvec = x->bias && j->bs[3] != 0, plain = !x->bias && !j->causal;
+	for (int r = 0; r < R; r++) {
+		vmx[r] = ninf;
+		br[r] = x->bias ? x->bias + (r0 + r) * j->bs[2] : NULL;
+		b1[r] = _mm256_set1_ps(br[r] ? br[r][0] : 0.0f);
+		/* keys k <= q + (Sk - Sq) are before the causal edge */
+		na[r] = j->causal ? x->q0 + r0 + r + x->Sk - x->Sq + 1 : x->Sk;
 	}
-	__m256 m = _mm256_set1_ps(vm_hmax8(mx)), acc = _mm256_setzero_ps();
-	for (int64_t k = 0; k < n; k += 8) {
-		int left = n - k < 8 ? (int)(n - k) : 8;
-		__m256i ti = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
-		__m256 x = left == 8 ? _mm256_loadu_ps(row + k) : _mm256_maskload_ps(row + k, ti);
-		__m256 e = vm_exp8(_mm256_sub_ps(x, m));
-		if (left == 8) {
+	for (int64_t k0 = 0; k0 < x->Sk; k0 += ATT_NR) {
+		/* a last panel of 8 keys or fewer: its first half only */
+		(x->Sk - k0 <= 8 ? att_uk8 : att_uk)[R](j->D, x->q + r0 * j->rq, j->rq, x->kp + k0 * j->D,
+		                                        ATT_NR, c);
+		for (int hh = 0; hh < 2; hh++) {
+			int64_t k = k0 + 8 * hh;
+			if (k >= x->Sk) {
+				for (int r = 0; r < R; r++)
+					_mm256_storeu_ps(s + r * x->skp + k, ninf);
+				continue;
+			}
+			int left = x->Sk - k < 8 ? (int)(x->Sk - k) : 8;
+			__m256i ti = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+			__m256 pv = _mm256_setzero_ps();
+			if (x->pad)
+				pv = left == 8 ? _mm256_loadu_ps(x->pad + k) : _mm256_maskload_ps(x->pad + k, ti);
+			if (plain && left == 8) {
+				for (int r = 0; r < R; r++) {
+					__m256 v = _mm256_mul_ps(c[2 * r + hh], sc);
+					if (x->pad)
+						v = _mm256_add_ps(v, pv);
+					_mm256_storeu_ps(s + r * x->skp + k, v);
+					vmx[r] = _mm256_max_ps(v, vmx[r]);
+				}
+				continue;
+			}
+			for (int r = 0; r < R; r++) {
+				__m256 bv = b1[r];
+				if (bvec)
+					bv = left == 8 ? _mm256_loadu_ps(br[r] + k) : _mm256_maskload_ps(br[r] + k, ti);
+				int front = na[r] - k <= 0 ? 0 : na[r] - k >= 8 ? 8 : (int)(na[r] - k);
+				__m256 cm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane,
+				                                                   _mm256_set1_epi32(front - 1)));
+				__m256 v = att_first(j, c[2 * r + hh], br[r] != NULL, bv, pv, cm);
+				if (left < 8)
+					v = _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(ti));
+				_mm256_storeu_ps(s + r * x->skp + k, v);
+				vmx[r] = _mm256_max_ps(v, vmx[r]);   /* vmx where v is NaN, as `x > mx` */
+			}
+		}
+	}
+	for (int r = 0; r < R; r++)
+		mx[r] = vm_hmax8(vmx[r]);
+}
+
+/* e = exp(x - max) over each row in place (keys up to round8(Sk)), and
+ * 1/sum into inv; with nan_guard a NaN sum makes the row's e 0 and inv 1 */
+VM_AVX2
+static void att_exp_avx2(const att_job *j, const att_head *x, int R, float *s, const float *mx,
+                         float *inv)
+{
+	int64_t n8 = (x->Sk + 7) / 8 * 8;
+	for (int r = 0; r < R; r++) {
+		float *row = s + r * x->skp;
+		__m256 m = _mm256_set1_ps(mx[r]), acc = _mm256_setzero_ps();
+		for (int64_t k = 0; k < n8; k += 8) {
+			__m256 e = vm_exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(row + k), m));
 			_mm256_storeu_ps(row + k, e);
-		} else {
-			_mm256_maskstore_ps(row + k, ti, e);
-			e = _mm256_and_ps(_mm256_castsi256_ps(ti), e);
+			acc = _mm256_add_ps(acc, e);
 		}
-		acc = _mm256_add_ps(acc, e);
+		float sum = vm_hsum8(acc);
+		inv[r] = 1.0f / sum;
+		if (j->guard && isnan(sum)) {
+			memset(row, 0, (size_t)n8 * sizeof(float));
+			inv[r] = 1.0f;
+		}
 	}
-	__m256 inv = _mm256_set1_ps(1.0f / vm_hsum8(acc)), zero = _mm256_setzero_ps();
-	for (int64_t k = 0; k < n; k += 8) {
-		int left = n - k < 8 ? (int)(n - k) : 8;
-		__m256i ti = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
-		__m256 p = _mm256_mul_ps(left == 8 ? _mm256_loadu_ps(row + k) :
-		                                     _mm256_maskload_ps(row + k, ti), inv);
-		if (j->guard)
-			p = _mm256_blendv_ps(p, zero, _mm256_cmp_ps(p, p, _CMP_UNORD_Q));
-		if (left == 8)
-			_mm256_storeu_ps(row + k, p);
-		else
-			_mm256_maskstore_ps(row + k, ti, p);
+}
+
+/* O rows r0 .. r0+R-1 = (E V) * inv, Dv columns */
+VM_AVX2
+static void att_pv_avx2(const att_job *j, const att_head *x, int64_t r0, int R, const float *s,
+                        const float *inv)
+{
+	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	__m256 c[2 * ATT_MR];
+	for (int64_t n0 = 0; n0 < j->Dv; n0 += ATT_NR) {
+		att_uk[R](x->Sk, s, x->skp, x->vp + n0, x->dvp, c);
+		int64_t left = j->Dv - n0;
+		for (int r = 0; r < R; r++) {
+			float *o = x->o + (r0 + r) * j->ro + n0;
+			__m256 iv = _mm256_set1_ps(inv[r]);
+			__m256 o0 = _mm256_mul_ps(c[2 * r], iv), o1 = _mm256_mul_ps(c[2 * r + 1], iv);
+			if (left >= 16) {
+				_mm256_storeu_ps(o, o0);
+				_mm256_storeu_ps(o + 8, o1);
+				continue;
+			}
+			if (left >= 8)
+				_mm256_storeu_ps(o, o0);
+			else
+				_mm256_maskstore_ps(o, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane), o0);
+			if (left > 8)
+				_mm256_maskstore_ps(o + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left - 8),
+				                                                lane), o1);
+		}
+	}
+}
+
+/* floats of scratch the fused path needs per task: K panels, V rows, a
+ * strip of scores (+ 16 to align the parts) */
+static int64_t att_fused_floats(const att_job *j)
+{
+	int64_t skp = round16(j->Sk);
+	return skp * j->D + skp * round16(j->Dv) + ATT_MR * skp + 48;
+}
+
+static float *align16f(float *p)
+{
+	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+/* Task t's K/V head: its first K and V rows, key count and identity
+ * (batch entry or sequence, K/V head) */
+static int64_t att_kv_of(const att_job *j, int64_t t, const float **K, const float **V,
+                         int64_t *Sk)
+{
+	int64_t bh = t / j->nqb, b = bh / j->H, h = bh % j->H;
+	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;
+	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
+	*Sk = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sk;
+	*K = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
+	*V = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
+	return b * j->hkv + hk;
+}
+
+/* Into L2: K/V rows lo .. hi-1 of a head (another task's, fetched while
+ * this one computes: a head's rows are far apart, out of the hardware
+ * prefetcher's reach) */
+static void att_prefetch_kv(const att_job *j, const float *K, const float *V, int64_t lo,
+                            int64_t hi)
+{
+	for (int64_t k = lo; k < hi; k++) {
+		for (int64_t d = 0; d < j->D; d += 16)
+			_mm_prefetch((const char *)(K + k * j->rk + d), _MM_HINT_T1);
+		for (int64_t d = 0; d < j->Dv; d += 16)
+			_mm_prefetch((const char *)(V + k * j->rv + d), _MM_HINT_T1);
+	}
+}
+
+/* att_block on the fused path; *packed: which (batch, K/V head) buf holds
+ * packed (-1: none); next: the task this thread runs next (-1: none), whose
+ * K/V rows are prefetched across the strips when it packs another head */
+static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *buf,
+                            int64_t *packed)
+{
+	int64_t bh = t / j->nqb, qb = t % j->nqb;
+	int64_t b = bh / j->H, h = bh % j->H;
+	att_head x = {0};
+	x.Sq = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sq;
+	x.Sk = j->cu ? x.Sq : j->Sk;
+	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
+	x.q0 = qb * j->rows;
+	int64_t q1 = x.q0 + j->rows < x.Sq ? x.q0 + j->rows : x.Sq, nr = q1 - x.q0;
+	if (nr <= 0)
+		return;
+	x.q = j->q + bb * j->bq + (r0 + x.q0) * j->rq + j->qo + h * j->D;
+	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;   /* the K/V head Q head h reads */
+	x.o = j->o + bb * j->bo + (r0 + x.q0) * j->ro + h * j->Dv;
+	if (x.Sk == 0) {
+		for (int64_t r = 0; r < nr; r++)
+			memset(x.o + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
+		return;
+	}
+	x.skp = round16(x.Sk);
+	x.dvp = round16(j->Dv);
+	float *kp = align16f(buf), *vp = align16f(kp + x.skp * j->D);
+	float *s = align16f(vp + x.skp * x.dvp);
+	x.kp = kp, x.vp = vp;
+	if (*packed != b * j->hkv + hk) {
+		att_pack(j, j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D,
+		         j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv, &x, kp, vp);
+		*packed = b * j->hkv + hk;
+	}
+	const float *Kn = NULL, *Vn = NULL;
+	int64_t Skn = 0;
+	if (next < 0 || att_kv_of(j, next, &Kn, &Vn, &Skn) == *packed)
+		Skn = 0;
+	x.pad = j->pad ? j->pad + b * x.Sk : NULL;
+	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
+	float mx[ATT_MR], inv[ATT_MR];
+	for (int64_t r = 0, R; r < nr; r += R) {
+		/* 6 rows a strip; 7..10 left: two strips of 4 or 5 (a strip of
+		 * 1 or 2 rows keeps too few FMA chains busy) */
+		R = nr - r <= ATT_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ATT_MR;
+		att_scores_avx2(j, &x, r, (int)R, s, mx);
+		att_exp_avx2(j, &x, (int)R, s, mx, inv);
+		att_pv_avx2(j, &x, r, (int)R, s, inv);
+		if (Skn)
+			att_prefetch_kv(j, Kn, Vn, Skn * r / nr, Skn * (r + R) / nr);
 	}
 }
 #elif defined(__aarch64__)
@@ -837,10 +1157,8 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 	}
 }
 #define softmax_row_simd softmax_row_neon
-#define softmax_row_avx2 softmax_row_c
 #else
 #define softmax_row_simd softmax_row_c
-#define softmax_row_avx2 softmax_row_c
 #endif
 
 static void att_block(const att_job *j, int64_t t, float *s)
@@ -876,8 +1194,6 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		int64_t na = j->causal ? q0 + r + Sk - Sq + 1 : Sk;
 		if (j->path == 1)
 			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
-		else if (j->path == 2)
-			softmax_row_avx2(j, s + r * Sk, Sk, bias, pad, na);
 		else
 			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
 	}
@@ -889,15 +1205,27 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	att_job *j = arg;
 	float stack[ATT_STACK];
 	float *s = stack;
-	if (j->rows * j->Sk > ATT_STACK) {
-		s = malloc((size_t)(j->rows * j->Sk) * sizeof(float));
+#if defined(__x86_64__)
+	int64_t need = j->path == 2 ? att_fused_floats(j) : j->rows * j->Sk, packed = -1;
+#else
+	int64_t need = j->rows * j->Sk;
+#endif
+	if (need > ATT_STACK) {
+		s = malloc((size_t)need * sizeof(float));
 		if (!s) {
 			__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
 			return;
 		}
 	}
-	for (int64_t t = b; t < e; t++)
+	for (int64_t t = b; t < e; t++) {
+#if defined(__x86_64__)
+		if (j->path == 2) {
+			att_block_fused(j, t, t + 1 < e ? t + 1 : -1, s, &packed);
+			continue;
+		}
+#endif
 		att_block(j, t, s);
+	}
 	if (s != stack)
 		free(s);
 }
@@ -1059,7 +1387,12 @@ RT_KERNEL(KlnAttention)
 		att_pad(&in[4], j.filter, np, pad);
 		j.pad = pad;
 	}
-	rt_par(f, tasks, j.rows * j.Sk * (j.D + j.Dv + 8), att_range, &j);
+	/* ns of work per task, roughly: the fused path does ~32 multiply-adds
+	 * a ns (measured on one Zen 3 core: 60-70 GFLOP/s), so LXMERT's 12
+	 * heads of 20 x 20 or 20 x 36 stay on one thread (waking the pool costs
+	 * more); the others a few */
+	int64_t cost = j.rows * j.Sk * (j.D + j.Dv + 8);
+	rt_par(f, tasks, j.path == 2 ? cost / 32 : cost, att_range, &j);
 	if (pad != padbuf)
 		free(pad);
 	if (j.failed)

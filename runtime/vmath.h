@@ -21,6 +21,8 @@
  *                  (x < -87) are 0 instead of subnormal (an assist on
  *                  these CPUs; off by < 1.7e-38), -inf -> 0, x > 88.72 or
  *                  +inf -> +inf, NaN -> NaN.
+ *   vm_exp8_nonpos(x)  vm_exp8 for x <= 0 or NaN (exp(x - max)), the
+ *                  same results with fewer instructions
  *   vm_one_plus_erf8(z)  1 + erf(z) (N. Juffa's erff, absolute error
  *                  ~1e-7), the GELUs' core
  *   vm_gelu8(v, approx)  GELU: approx 0 erf, 1 tanh, 2 QuickGELU
@@ -155,6 +157,32 @@ static inline __m256 vm_exp8(__m256 x)
 	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
 		_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
 	return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+
+/* vm_exp8 where x <= 0 or NaN (softmax's exp(x - max)): the same
+ * results, from one clamp and one multiply by 2^n fewer.  After the clamp
+ * x is in [-87, 0], so n = round(x log2 e) is in [-126, 0] and 2^n a
+ * normal float: p 2^n rounds once, as vm_exp8's (p 2^h) 2^(n-h) does (p
+ * 2^h is exact).  x > 0 is outside its contract (no overflow to +inf). */
+VM_AVX2
+static inline __m256 vm_exp8_nonpos(__m256 x)
+{
+	__m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_NLT_UQ);
+	x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+	                              23);
+	return _mm256_and_ps(keep, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 /* 1 + erf(z): erf by N. Juffa's erff (as gemm.c's one_plus_erf16): for

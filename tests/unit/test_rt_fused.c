@@ -11,13 +11,18 @@
  *   every broadcast shape [B|1, H|1, Sq|1, Sk|1] of rank 1..4, key-padding
  *   masks (i64, f32 with fractions, bool; finite and -inf filters, fully
  *   masked batch entries), nan_guard; and the packed path (cu_seqlens, with
- *   empty sequences).
+ *   empty sequences);
+ *   the shapes models run, S = 1..130 by D = 32, 64, 80 and 1..12 heads
+ *   (test_attention_shapes), each with a mask, causal, bias or GQA variant.
+ * On x86-64 without AVX-512 the vector path is the fused AVX2 kernel
+ * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
  * Also the Softmax / LogSoftmax ops (kernels_reduce.c, AVX2 rows where the
- * CPU has them) against double (sm_case).
+ * CPU has them) against double (sm_case), and vmath.h's vm_exp8_nonpos
+ * (the fused path's exp) against vm_exp8, bit for bit.
  *
- * Every output is surrounded by canaries (REF_GUARD NaNs of a pattern no
- * kernel writes) that must survive.  Tolerances (V in [-1, 1], so outputs
+ * Every output is surrounded by canaries (rt_ref.h's ref_guarded: NaNs of
+ * a pattern no kernel writes) that must survive.  Tolerances (V in [-1, 1], so outputs
  * are at most 1 in size): a vector path against the scalar one within
  * 2e-6 + 8 ulp(m) and against the reference within 5e-5 + 8 ulp(m), m the
  * largest |score| of the row that still counts (within 100 of the max):
@@ -154,14 +159,11 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 #undef KVH
 }
 
-/* one run on a path into a fresh output between canaries; returns it
- * (REF_GUARD floats after the allocation's start) */
+/* one run on a path into a fresh output between canaries (ref_guarded;
+ * the caller frees it with ref_guarded_free) */
 static float *run(const Cfg *c, const Data *d, int mode)
 {
-	float *g = ref_alloc((size_t)(d->nout + 2 * REF_GUARD) * sizeof *g);
-	for (int64_t i = 0; i < d->nout + 2 * REF_GUARD; i++)
-		memcpy(g + i, &ref_canary, sizeof ref_canary);
-	float *o = g + REF_GUARD;
+	float *o = ref_guarded(d->nout);
 	int bi = c->layout, si = 1 - c->layout;
 	int64_t qd[2], kd[2];
 	qd[bi] = c->nseq ? 1 : c->B, qd[si] = c->nseq ? c->cu[c->nseq] : c->Sq;
@@ -202,10 +204,12 @@ static float *run(const Cfg *c, const Data *d, int mode)
 	                            RT_NFA_KlnAttention);
 	assert_int_equal(rt_fused_simd_use(-1), 0);
 	assert_int_equal(rc, 0);
-	for (int64_t i = 0; i < REF_GUARD; i++) {
-		assert_memory_equal(g + i, &ref_canary, sizeof ref_canary);
-		assert_memory_equal(o + d->nout + i, &ref_canary, sizeof ref_canary);
-	}
+	int64_t at;
+	if (ref_guard_hit(o, d->nout, &at))
+		fail_msg("path %d: B %lld H %lld Sq %lld Sk %lld D %lld Dv %lld: the canary at %lld "
+		         "(of %lld outputs) was overwritten", mode, (long long)c->B, (long long)c->H,
+		         (long long)c->Sq, (long long)c->Sk, (long long)c->D, (long long)c->Dv,
+		         (long long)at, (long long)d->nout);
 	return o;
 }
 
@@ -277,7 +281,7 @@ static void check(const Cfg *c, int mode)
 			         vp[i], sc[i], ref[i]);
 	}
 	checked += d.nout;
-	free(sc - REF_GUARD); free(vp - REF_GUARD);
+	ref_guarded_free(sc); ref_guarded_free(vp);
 	free(d.q); free(d.k); free(d.v); free(d.bias); free(d.mask); free(ref); free(mag);
 }
 
@@ -379,6 +383,51 @@ static void bert_body(int mode)
 	check(&c, mode);
 }
 
+/* The shapes models run (S = 1, 5, 20, 36, 128, 130 for queries and
+ * keys; D = 32, 64, 80; 1, 5 and 12 heads): for each, Q/K/V packed in one
+ * tensor as the fused graphs pass them, with a variant cycling through a
+ * key-padding mask, causal 1 and 2, a [B, 1, Sq, Sk] or [1, H, 1, Sk] bias,
+ * K/V tiled over fewer heads and nan_guard (the fused path's strips of 4-6
+ * rows, its 16-key panels and its 16-column output tiles all end ragged
+ * somewhere here) */
+static void shapes_body(int mode)
+{
+	static const int64_t S[] = {1, 5, 20, 36, 128, 130}, Dh[] = {32, 64, 80}, Hs[] = {1, 5, 12};
+	ref_rng = 0x54a9e000ull + (uint64_t)mode;
+	int v = 0;
+	for (int qi = 0; qi < 6; qi++)
+		for (int ki = 0; ki < 6; ki++)
+			for (int di = 0; di < 3; di++, v++) {
+				if (ki != qi && (S[qi] == 128 || S[ki] == 128) && di != 1)
+					continue;    /* the big cross shapes at D = 64 only */
+				int64_t H = Hs[v % 3], D = Dh[di];
+				Cfg c = {.B = 1 + v % 2, .H = H, .Hkv = H, .Sq = S[qi], .Sk = S[ki], .D = D,
+				         .Dv = D, .scale = 1.0f / sqrtf((float)D), .filter = -10000.0f};
+				c.ldq = c.ldk = c.ldv = 3 * H * D;
+				c.qo = 0, c.ko = H * D, c.vo = 2 * H * D;
+				switch (v % 6) {
+				case 0: c.mask = 1; break;
+				case 1: c.causal = 2, c.cfill = -INFINITY, c.guard = true; break;
+				case 2: c.causal = 1, c.cfill = -1e4f, c.mask = 3, c.filter = -INFINITY; break;
+				case 3:
+					c.bias_rank = 4;
+					c.bdims[0] = c.B, c.bdims[1] = 1, c.bdims[2] = c.Sq, c.bdims[3] = c.Sk;
+					break;
+				case 4:
+					c.bias_rank = 3;
+					c.bdims[0] = 1, c.bdims[1] = H, c.bdims[2] = 1, c.bdims[3] = c.Sk;
+					c.mask = 2;
+					break;
+				default:
+					if (H == 12)
+						c.Hkv = 4, c.tiled = v % 4 == 1;
+					c.guard = true, c.mask = 1, c.filter = -INFINITY;
+					break;
+				}
+				check(&c, mode);
+			}
+}
+
 /* K/V tiled along the heads (kv_tiled): 6 heads over 3 K/V heads and 4
  * over 2, where h % Hkv and h / (H / Hkv) differ, plain and packed */
 static void tiled_body(int mode)
@@ -419,6 +468,7 @@ static void test_attention_random(void **state) { (void)state; vector_paths(rand
 static void test_attention_tiled(void **state) { (void)state; vector_paths(tiled_body); }
 static void test_attention_packed(void **state) { (void)state; vector_paths(packed_body); }
 static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
+static void test_attention_shapes(void **state) { (void)state; vector_paths(shapes_body); }
 
 /* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
  * the CPU has them, scalar otherwise) against double: probabilities within
@@ -431,9 +481,7 @@ static void sm_case(int64_t rows, int64_t n, int special, bool lg)
 {
 	int64_t tot = rows * n;
 	float *x = frand_arr(tot, -8, 8);
-	float *g = ref_alloc((size_t)(tot + 2 * REF_GUARD) * sizeof *g), *y = g + REF_GUARD;
-	for (int64_t i = 0; i < tot + 2 * REF_GUARD; i++)
-		memcpy(g + i, &ref_canary, sizeof ref_canary);
+	float *y = ref_guarded(tot);
 	for (int64_t i = 0; i < tot; i += 3)
 		x[i] *= special == 1 ? 30.0f : 1.0f;    /* spreads past exp's range */
 	if (special == 2)
@@ -444,10 +492,10 @@ static void sm_case(int64_t rows, int64_t n, int special, bool lg)
 	int64_t axis = 1;
 	assert_int_equal((lg ? rt_op_LogSoftmax : rt_op_Softmax)(frame(), "sm", &in, 1, &out, 1, &axis,
 	                                                         1, NULL, 0), 0);
-	for (int64_t i = 0; i < REF_GUARD; i++) {
-		assert_memory_equal(g + i, &ref_canary, sizeof ref_canary);
-		assert_memory_equal(y + tot + i, &ref_canary, sizeof ref_canary);
-	}
+	int64_t at;
+	if (ref_guard_hit(y, tot, &at))
+		fail_msg("%sSoftmax, %lld rows of %lld: the canary at %lld was overwritten",
+		         lg ? "Log" : "", (long long)rows, (long long)n, (long long)at);
 	for (int64_t r = 0; r < rows; r++) {
 		const float *xr = x + r * n;
 		double mx = -INFINITY, sum = 0;
@@ -471,7 +519,7 @@ static void sm_case(int64_t rows, int64_t n, int special, bool lg)
 		}
 	}
 	free(x);
-	free(g);
+	ref_guarded_free(y);
 }
 
 static void test_softmax_op(void **state)
@@ -486,6 +534,46 @@ static void test_softmax_op(void **state)
 		sm_case(2, 771, 3, lg);
 	}
 }
+
+#if defined(__x86_64__)
+/* vm_exp8_nonpos(x) == vm_exp8(x) bit for bit on x <= 0: a sweep of
+ * [-110, 0] in steps of ~1e-4 (around the -87 flush and the subnormal
+ * results just above it included), -0, -inf, NaN */
+VM_AVX2
+static void exp_nonpos_sweep(void)
+{
+	float x[8];
+	int64_t n = 0;
+	for (int64_t i = 0; i <= 1100000; i += 8) {
+		for (int l = 0; l < 8; l++)
+			x[l] = -(float)(i + l) * 1e-4f;
+		if (i == 0)
+			x[1] = -0.0f, x[2] = -INFINITY, x[3] = NAN, x[4] = -87.0f, x[5] = -86.99999f;
+		__m256 v = _mm256_loadu_ps(x);
+		float a[8], b[8];
+		_mm256_storeu_ps(a, vm_exp8_nonpos(v));
+		_mm256_storeu_ps(b, vm_exp8(v));
+		for (int l = 0; l < 8; l++, n++)
+			if (memcmp(&a[l], &b[l], sizeof(float)) && !(isnan(a[l]) && isnan(b[l])))
+				fail_msg("vm_exp8_nonpos(%.9g) = %.9g, vm_exp8 %.9g", x[l], a[l], b[l]);
+	}
+	assert_true(n > 1000000);
+}
+
+static void test_exp_nonpos(void **state)
+{
+	(void)state;
+	if (!vm_have_avx2())
+		skip();
+	exp_nonpos_sweep();
+}
+#else
+static void test_exp_nonpos(void **state)
+{
+	(void)state;
+	skip();
+}
+#endif
 
 /* a path the CPU lacks is refused and changes nothing */
 static void test_path_refused(void **state)
@@ -508,11 +596,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_refused),
 		cmocka_unit_test(test_attention_bert),
+		cmocka_unit_test(test_attention_shapes),
 		cmocka_unit_test(test_attention_random),
 		cmocka_unit_test(test_attention_tiled),
 		cmocka_unit_test(test_attention_tiled_refused),
 		cmocka_unit_test(test_attention_packed),
 		cmocka_unit_test(test_softmax_op),
+		cmocka_unit_test(test_exp_nonpos),
 	};
 	return cmocka_run_group_tests(tests, NULL, summary);
 }

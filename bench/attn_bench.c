@@ -1,0 +1,199 @@
+/* attn_bench.c: one KlnAttention (runtime/kernels_fused.c) in isolation on
+ * BERT-base's and LXMERT-base's shapes, at 1 and 2 threads.  Built and run
+ * by bench/attn_bench.sh; not part of the test suite.
+ *
+ *   attn_bench [PATH]        PATH: 0 scalar, 1 AVX-512 (or NEON), 2 AVX2
+ *                            (rt_fused_simd_use); default the CPU's best
+ *   ATTN_BENCH_PEAK=G        this machine's fp32 FMA peak in GFLOP per
+ *                            CPU-second (kiln_peak's fp32_core): a % column
+ *   ATTN_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
+ *
+ * Q, K and V are one packed [B, S, 3*H*D] tensor as the fused BERT graph
+ * passes them (self-attention), or Q [B, Sq, H*D] and a packed K/V [B, Sk,
+ * 2*H*D] (LXMERT's cross-attention).  FLOPs are counted as the profiler
+ * counts them: 2*B*H*Sq*Sk*(D+Dv).  The machine is shared, so the figure is
+ * GFLOP per CPU-second of this process (getrusage: user + system time of
+ * all its threads, the pool's spinning included), the best of 7 groups of
+ * calls; in parentheses the GFLOP/s of the fastest single call (wall
+ * clock), the rate when nothing else took the core during the call. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "rt.h"
+#include "rt_internal.h"
+#include "vmath.h"
+
+RT_KERNEL(KlnAttention);
+
+static double cpu_now(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
+	       1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+static double wall_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct {
+	const char *what;
+	int64_t B, Sq, Sk, H, D;
+	int cross;     /* Q alone, K/V packed (else Q/K/V packed) */
+	int mask;      /* an i64 key-padding mask (all ones but the last quarter of keys of entry 0) */
+	int causal;
+} shape;
+
+static const shape shapes[] = {
+	{ "bert b1", 1, 128, 128, 12, 64, 0, 1, 0 },
+	{ "bert b8", 8, 128, 128, 12, 64, 0, 1, 0 },
+	{ "bert b1 nomask", 1, 128, 128, 12, 64, 0, 0, 0 },
+	{ "lx s20", 1, 20, 20, 12, 64, 0, 1, 0 },
+	{ "lx r36", 1, 36, 36, 12, 64, 0, 0, 0 },
+	{ "lx x20-36", 1, 20, 36, 12, 64, 1, 0, 0 },
+	{ "lx x36-20", 1, 36, 20, 12, 64, 1, 1, 0 },
+	{ "causal s128", 1, 128, 128, 12, 64, 0, 0, 2 },
+};
+
+typedef struct {
+	kiln_frame *f;
+	rt_t in[5], out;
+	int64_t ia[RT_NIA_KlnAttention];
+	float fa[RT_NFA_KlnAttention];
+} call;
+
+static void setup(const shape *s, call *c, float *q, float *kv, int64_t *mask, float *o)
+{
+	int64_t hd = s->H * s->D;
+	memset(c->in, 0, sizeof c->in);
+	memset(&c->out, 0, sizeof c->out);
+	int64_t ldq = s->cross ? hd : 3 * hd, ldk = s->cross ? 2 * hd : 3 * hd;
+	rt_t *t[4] = {&c->in[0], &c->in[1], &c->in[2], &c->out};
+	void *data[4] = {q, s->cross ? kv : q, s->cross ? kv : q, o};
+	int64_t rows[4] = {s->Sq, s->Sk, s->Sk, s->Sq}, cols[4] = {ldq, ldk, ldk, hd};
+	for (int i = 0; i < 4; i++) {
+		t[i]->data = data[i];
+		t[i]->dtype = KILN_F32;
+		t[i]->rank = 3;
+		t[i]->dims[0] = s->B, t[i]->dims[1] = rows[i], t[i]->dims[2] = cols[i];
+	}
+	if (s->mask) {
+		c->in[4].data = mask;
+		c->in[4].dtype = KILN_I64;
+		c->in[4].rank = 2;
+		c->in[4].dims[0] = s->B, c->in[4].dims[1] = s->Sk;
+	}
+	memset(c->ia, 0, sizeof c->ia);
+	memset(c->fa, 0, sizeof c->fa);
+	c->ia[RT_IA_KlnAttention_head_size] = s->D;
+	c->ia[RT_IA_KlnAttention_v_head_size] = s->D;
+	c->ia[RT_IA_KlnAttention_num_heads] = s->H;
+	c->ia[RT_IA_KlnAttention_q_offset] = 0;
+	c->ia[RT_IA_KlnAttention_k_offset] = s->cross ? 0 : hd;
+	c->ia[RT_IA_KlnAttention_v_offset] = s->cross ? hd : 2 * hd;
+	c->ia[RT_IA_KlnAttention_causal] = s->causal;
+	c->fa[RT_FA_KlnAttention_scale] = 0.125f;
+	c->fa[RT_FA_KlnAttention_mask_filter] = -10000.0f;
+	c->fa[RT_FA_KlnAttention_causal_fill] = -3.4028234663852886e+38f;
+}
+
+static int once(call *c)
+{
+	return rt_op_KlnAttention(c->f, "att", c->in, 5, &c->out, 1, c->ia, RT_NIA_KlnAttention, c->fa,
+	                          RT_NFA_KlnAttention);
+}
+
+/* GFLOP per CPU-second: the best of 7 groups of calls of >= 20 ms CPU
+ * each; *fast: GFLOP/s of the fastest single call (wall clock) of all
+ * groups, the rate when nothing else ran on the core */
+static double run(const shape *s, call *c, double *fast)
+{
+	double flop = 2.0 * (double)(s->B * s->H * s->Sq * s->Sk * 2 * s->D), best = 0, tmin = 1e9;
+	if (once(c))
+		return -1;
+	for (int g = 0; g < 7; g++) {
+		double t0 = cpu_now(), t;
+		int calls = 0;
+		do {
+			double w0 = wall_now();
+			once(c);
+			double w = wall_now() - w0;
+			tmin = w < tmin ? w : tmin;
+			calls++;
+		} while ((t = cpu_now() - t0) < 0.02);
+		double gf = flop * calls / t * 1e-9;
+		best = gf > best ? gf : best;
+	}
+	*fast = flop / tmin * 1e-9;
+	return best;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && rt_fused_simd_use(atoi(argv[1]))) {
+		fprintf(stderr, "attn_bench: path %s not available on this CPU\n", argv[1]);
+		return 1;
+	}
+	const char *only = getenv("ATTN_BENCH_ONLY"), *pk = getenv("ATTN_BENCH_PEAK");
+	double peak = pk && *pk ? atof(pk) : 0;
+	printf("KlnAttention path %d (0 scalar, 1 AVX-512/NEON, 2 AVX2); GFLOP per CPU-second "
+	       "(fastest call's GFLOP/s)%s\n", rt_fused_path(), peak > 0 ? ", % of the 1-core FMA peak" : "");
+	printf("%-16s %2s %4s %4s %3s %3s | %14s %6s | %14s %6s\n", "shape", "B", "Sq", "Sk", "H",
+	       "D", "t1", peak > 0 ? "%" : "", "t2", peak > 0 ? "%" : "");
+	struct rt_pool *pools[2] = {rt_pool_create(1), rt_pool_create(2)};
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		const shape *s = &shapes[i];
+		if (only && !strstr(s->what, only))
+			continue;
+		int64_t hd = s->H * s->D;
+		size_t nq = (size_t)(s->B * s->Sq * (s->cross ? hd : 3 * hd));
+		size_t nkv = s->cross ? (size_t)(s->B * s->Sk * 2 * hd) : 1;
+		float *q = malloc(nq * 4), *kv = malloc(nkv * 4), *o = malloc((size_t)(s->B * s->Sq * hd) * 4);
+		int64_t *mask = malloc((size_t)(s->B * s->Sk) * 8);
+		if (!q || !kv || !o || !mask) {
+			fprintf(stderr, "attn_bench: out of memory\n");
+			return 1;
+		}
+		for (size_t k = 0; k < nq; k++)
+			q[k] = (float)((k * 7919) % 1001) / 500.0f - 1.0f;
+		for (size_t k = 0; k < nkv; k++)
+			kv[k] = (float)((k * 104729) % 2003) / 1000.0f - 1.0f;
+		for (int64_t k = 0; k < s->B * s->Sk; k++)
+			mask[k] = k < s->Sk * 3 / 4 || k >= s->Sk;
+		double g[2], w[2];
+		for (int t = 0; t < 2; t++) {
+			kiln_frame f;
+			memset(&f, 0, sizeof f);
+			f.pool = pools[t];
+			call c;
+			c.f = &f;
+			setup(s, &c, q, kv, mask, o);
+			g[t] = run(s, &c, &w[t]);
+			if (g[t] < 0) {
+				fprintf(stderr, "attn_bench: %s failed\n", s->what);
+				return 1;
+			}
+		}
+		printf("%-16s %2lld %4lld %4lld %3lld %3lld | %6.1f (%5.1f) ", s->what, (long long)s->B,
+		       (long long)s->Sq, (long long)s->Sk, (long long)s->H, (long long)s->D, g[0], w[0]);
+		if (peak > 0)
+			printf("%5.1f%% ", 100 * g[0] / peak);
+		else
+			printf("%6s ", "");
+		printf("| %6.1f (%5.1f) ", g[1], w[1]);
+		if (peak > 0)
+			printf("%5.1f%%", 100 * g[1] / peak);
+		printf("\n");
+		free(q); free(kv); free(o); free(mask);
+	}
+	rt_pool_free(pools[0]);
+	rt_pool_free(pools[1]);
+	return 0;
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build and run bench/attn_bench.c: one KlnAttention on BERT-base's and
+# LXMERT-base's shapes at 1 and 2 threads, in GFLOP per CPU-second and as a
+# % of this machine's fp32 FMA peak per CPU-second, measured first in the
+# same run (kiln_peak).
+#   bash bench/attn_bench.sh [BUILD_DIR] [PATH]   (PATH: 0 scalar, 1 AVX-512, 2 AVX2)
+#   ATTN_BENCH_ONLY=TEXT: only the shapes whose name holds TEXT
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+[ -f "$build/libkiln_rt.a" ] || cmake --build "$build" -j2 --target kiln_rt kiln_peak
+cc -O2 -std=c11 -D_GNU_SOURCE -I"$root/runtime" "$root/bench/attn_bench.c" \
+  "$build/libkiln_rt.a" -lm -lpthread -o "$build/attn_bench"
+echo "load: $(uptime | sed 's/.*load/load/')"
+peak=
+if [ -x "$build/kiln_peak" ]; then
+  peak=$("$build/kiln_peak" --seconds 1 --threads 1 | tail -1 |
+         sed -n 's/.*"fp32_core": \([0-9.]*\).*/\1/p')
+  echo "fp32 FMA peak: $peak GFLOP per CPU-second (kiln_peak)"
+fi
+ATTN_BENCH_PEAK=$peak "$build/attn_bench" ${2:-}
