@@ -14,6 +14,8 @@
  *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
  *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
  *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
+ *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
+ *                            (2 MB pages where THP is in "madvise" mode)
  *   GEMM_BENCH_EPI=gelu      "panels" with the model's FFN-up epilogue (bias
  *                            and erf GELU, as KlnGemm fuses it); =bias: the
  *                            bias only
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "gemm.h"
@@ -251,7 +254,8 @@ int main(int argc, char **argv)
 	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
 	       "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
 	const char *only = getenv("GEMM_BENCH_ONLY"), *ee = getenv("GEMM_BENCH_EPI");
-	const char *qe = getenv("GEMM_BENCH_QUICK");
+	const char *qe = getenv("GEMM_BENCH_QUICK"), *he = getenv("GEMM_BENCH_HUGE");
+	bool huge = he && *he && strcmp(he, "0");
 	bool quick = qe && *qe && strcmp(qe, "0");
 	static float bias[4096];
 	static rt_gemm_epi epi = { bias, 0 };
@@ -274,7 +278,14 @@ int main(int argc, char **argv)
 		bool panels = s->batch == 1 && !s->ta && !s->tb;
 		size_t np = (size_t)rt_gemm_panel_floats(s->K, s->N);
 		float *A = malloc(na * 4), *B = malloc(nb * 4 * (size_t)ncopy), *C = malloc(nc * 4);
-		float *Bp = panels ? aligned_alloc(64, np * 4 * (size_t)ncopy) : NULL;
+		float *Bp = NULL;
+		if (panels && huge) {      /* 2 MB aligned, transparent huge pages asked for */
+			size_t hb = (np * 4 * (size_t)ncopy + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+			if (!posix_memalign((void **)&Bp, (size_t)2 << 20, hb))
+				madvise(Bp, hb, MADV_HUGEPAGE);
+		} else if (panels) {
+			Bp = aligned_alloc(64, np * 4 * (size_t)ncopy);
+		}
 		if (!A || !B || !C || (panels && !Bp)) {
 			fprintf(stderr, "gemm_bench: out of memory\n");
 			return 1;
