@@ -13,9 +13,14 @@
  *                            and 7-bit weights, in GOP per CPU-second
  *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
  *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
- *   GEMM_BENCH_EPI=1         int8: the model's epilogue too (a bias on
- *                            every shape, the erf GELU on the "up" ones,
- *                            as KlnGemmQ runs them), else none
+ *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
+ *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
+ *                            (2 MB pages where THP is in "madvise" mode)
+ *   GEMM_BENCH_EPI=gelu      fp32: "panels" with the model's FFN-up epilogue
+ *                            (bias and erf GELU, as KlnGemm fuses it); =bias:
+ *                            the bias only.  int8: any value but 0 adds the
+ *                            model's epilogue (a bias on every shape, the erf
+ *                            GELU on the "up" ones, as KlnGemmQ runs them)
  *
  * The machine is shared, so the figure is GFLOP per CPU-second of this
  * process (getrusage: user + system time of all its threads, the pool's
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "gemm.h"
@@ -68,6 +74,9 @@ static const shape shapes[] = {
 
 enum { KILN, PANELS, BLAS };
 
+/* the "panels" epilogue (GEMM_BENCH_EPI), NULL: none */
+static const rt_gemm_epi *bench_epi;
+
 typedef struct { const shape *s; const float *A, *B; float *C; int how; } bjob;
 
 static void heads(void *arg, int64_t b, int64_t e)
@@ -104,7 +113,7 @@ static void once(const shape *s, struct rt_pool *pool, int T, int how, const flo
 		            1.0f, A, (int)(s->ta ? s->M : s->K), B, (int)(s->tb ? s->K : s->N),
 		            0.0f, C, (int)s->N);
 	} else if (how == PANELS) {
-		rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp, C, s->N, NULL);
+		rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp, C, s->N, bench_epi);
 	} else {
 		rt_sgemm(pool, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, s->ta ? s->M : s->K, B,
 		         s->tb ? s->K : s->N, 0.0f, C, s->N);
@@ -253,7 +262,19 @@ int main(int argc, char **argv)
 		printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
 	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
 	       "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
-	const char *only = getenv("GEMM_BENCH_ONLY");
+	const char *only = getenv("GEMM_BENCH_ONLY"), *ee = getenv("GEMM_BENCH_EPI");
+	const char *qe = getenv("GEMM_BENCH_QUICK"), *he = getenv("GEMM_BENCH_HUGE");
+	bool huge = he && *he && strcmp(he, "0");
+	bool quick = qe && *qe && strcmp(qe, "0");
+	static float bias[4096];
+	static rt_gemm_epi epi = { bias, 0 };
+	if (ee && *ee) {
+		for (int k = 0; k < 4096; k++)
+			bias[k] = (float)(k % 11) * 0.01f - 0.05f;
+		epi.act = !strcmp(ee, "gelu") ? 1 : 0;
+		bench_epi = &epi;
+		printf("panels with epilogue: bias%s\n", epi.act ? " + erf GELU" : "");
+	}
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
 		const shape *s = &shapes[i];
 		if (only && *only && !strstr(s->what, only))
@@ -266,7 +287,14 @@ int main(int argc, char **argv)
 		bool panels = s->batch == 1 && !s->ta && !s->tb;
 		size_t np = (size_t)rt_gemm_panel_floats(s->K, s->N);
 		float *A = malloc(na * 4), *B = malloc(nb * 4 * (size_t)ncopy), *C = malloc(nc * 4);
-		float *Bp = panels ? aligned_alloc(64, np * 4 * (size_t)ncopy) : NULL;
+		float *Bp = NULL;
+		if (panels && huge) {      /* 2 MB aligned, transparent huge pages asked for */
+			size_t hb = (np * 4 * (size_t)ncopy + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+			if (!posix_memalign((void **)&Bp, (size_t)2 << 20, hb))
+				madvise(Bp, hb, MADV_HUGEPAGE);
+		} else if (panels) {
+			Bp = aligned_alloc(64, np * 4 * (size_t)ncopy);
+		}
 		if (!A || !B || !C || (panels && !Bp)) {
 			fprintf(stderr, "gemm_bench: out of memory\n");
 			return 1;
@@ -280,7 +308,7 @@ int main(int argc, char **argv)
 		for (int T = 1; T <= 2; T++) {
 			struct rt_pool *pool = rt_pool_create(T);
 			for (int how = KILN; how <= BLAS; how++)
-				if (how != PANELS || panels)
+				if ((how != PANELS || panels) && (!quick || how == PANELS))
 					g[(T - 1) * 3 + how] = run(s, pool, T, how, A, B, Bp, ncopy, C);
 			rt_pool_free(pool);
 		}

@@ -7,7 +7,10 @@
 #   bash bench/gemm_bench.sh BUILD_DIR int8 [INT8_KERNEL]: the int8 GEMM
 #   (rt_qgemm) instead, against kiln_peak's int8 and int8w7 peaks
 #   GEMM_BENCH_CACHE=1: B stays in cache (else it comes from DRAM)
-#   GEMM_BENCH_EPI=1: int8 with the model's epilogue (bias; GELU on FFN up)
+#   GEMM_BENCH_HUGE=1: the panels on 2 MB pages (as a model's weights are)
+#   GEMM_BENCH_EPI=bias|gelu: the fp32 panels path with the FFN-up epilogue;
+#     int8: any value but 0 adds the model's epilogue (bias; GELU on FFN up)
+#   GEMM_BENCH_QUICK=1: only the panels path; GEMM_BENCH_ONLY=TEXT: shapes
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}

@@ -194,12 +194,13 @@ static void epilogues(void **state)
 	assert_int_equal(rt_sgemm_use("nope"), -1);
 }
 
-/* The QuickGELU epilogue (act 3) on many shapes, for every kernel: every
- * N from 1 to 67 (the masked tails of every vector width, partial panels)
- * with random M and K, with and without a bias, serial and pooled, C
- * strided with padding columns that must stay untouched (check()), B in
- * place and packed into panels. */
-static void quick_gelu_epilogue(void **state)
+/* The GELU epilogues (act 1 erf: AVX2's tile epilogue has its own erf,
+ * 2 tanh, 3 QuickGELU) on many shapes, for every kernel: every N from 1 to
+ * 67 (the masked tails of every vector width, partial panels) with random
+ * M and K, with and without a bias, serial and pooled, C strided with
+ * padding columns that must stay untouched (check()), B in place and
+ * packed into panels. */
+static void gelu_epilogues(void **state)
 {
 	(void)state;
 	float bias[200];
@@ -208,14 +209,16 @@ static void quick_gelu_epilogue(void **state)
 	for (size_t n = 0; n < 3; n++) {
 		if (rt_sgemm_use(names[n]))
 			continue;
-		for (int N = 1; N <= 67; N++) {
-			rt_gemm_epi e = { N & 1 ? bias : NULL, 3 };
-			expect(N & 2 ? pool : NULL, 0, N % 3 == 0, ref_irand(1, 67), N, ref_irand(1, 67), 1.0f, 0.0f,
-			       ref_irand(0, 3), &e);
-			panels = 1;
-			expect(N & 2 ? NULL : pool, 0, 0, ref_irand(1, 67), N + ref_irand(0, 130), ref_irand(1, 300), 1.0f,
-			       0.0f, ref_irand(0, 3), &e);
-			panels = 0;
+		for (int act = 1; act <= 3; act++) {
+			for (int N = 1; N <= 67; N++) {
+				rt_gemm_epi e = { N & 1 ? bias : NULL, act };
+				expect(N & 2 ? pool : NULL, 0, N % 3 == 0, ref_irand(1, 67), N,
+				       ref_irand(1, 67), 1.0f, 0.0f, ref_irand(0, 3), &e);
+				panels = 1;
+				expect(N & 2 ? NULL : pool, 0, 0, ref_irand(1, 67), N + ref_irand(0, 130),
+				       ref_irand(1, 300), 1.0f, 0.0f, ref_irand(0, 3), &e);
+				panels = 0;
+			}
 		}
 		rt_gemm_epi e = { bias, 3 };
 		expect(pool, 0, 0, 200, 197, 600, 1.0f, 0.0f, 1, &e);    /* blocks past MC, KC */
@@ -385,7 +388,7 @@ int main(void)
 		cmocka_unit_test(tile_shapes),
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
-		cmocka_unit_test(quick_gelu_epilogue),
+		cmocka_unit_test(gelu_epilogues),
 		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(panel_weights_bf16),
 		cmocka_unit_test(bf16_rounds),
