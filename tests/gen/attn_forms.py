@@ -23,7 +23,9 @@ evaluated with npref.py to make sure it means what the reference computes.
 
 Data sets: 0 is batch 2, sequence 7, row 1 left-padded (its first 3 keys
 masked, so its first 3 queries see no key under a causal mask); 1 is batch
-1, sequence 5, nothing padded.
+1, sequence 5, nothing padded.  key_bias_and_pad* have their own
+(key_bias_pad_sets: every row padded differently, one set with batch ==
+sequence).
 """
 import math
 import os
@@ -912,6 +914,75 @@ def hf_mask(style="eager", fill=None, reverse=False):
     return finish(b, name, y, 14), P, ref, feeds_sets()
 
 
+def key_bias_pad_sets():
+    """Data sets of key_bias_and_pad: every batch row padded differently
+    (right padding, so every causal query sees key 0) and a per-key bias
+    key_bias [B, S] ~ N(0, 1).  Set 0: batch 2, sequence 7, rows keep 5
+    and 3 keys; set 1: batch 3, sequence 3 (batch == sequence: a [B, Sk]
+    condition read as [Sq, Sk] broadcasts without an error), rows keep 3,
+    2, 1."""
+    rng = np.random.default_rng(41)
+    sets = []
+    for B, S, keep in ((2, 7, (5, 3)), (3, 3, (3, 2, 1))):
+        mask = np.zeros((B, S), np.int64)
+        for r, n in enumerate(keep):
+            mask[r, :n] = 1
+        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32),
+                     "attention_mask": mask,
+                     "key_bias": rng.normal(0, 1, (B, S)).astype(np.float32)})
+    return sets
+
+
+def key_bias_and_pad(dynamo=False):
+    """A batch-major (layout 0) attention whose Where(And(causal, pad),
+    scores, -inf) mask (transformers' and_masks) cannot become the kernel's
+    key-padding mask input: a per-key bias input key_bias [Bk, S] (a batch
+    symbol of its own) is added to the scaled scores, and the padding
+    condition pad = And(mask.bool(), key_bias > -inf) is [max(B, Bk),
+    S], so the scores and pad have batch max(B, Bk), not K's B.  The rewrite
+    keeps the causal flag and falls back to the bias Where(pad, 0, -inf)
+    with pad, the [B, Sk] source of the And, unsqueezed to [B, 1, 1, Sk]
+    (AttnMatch.wcond_bk; read as [Sq, Sk] it broke batch != sequence and
+    was silently wrong when batch == sequence).  TorchScript (opset 14,
+    Gather of Shape, Range/LessOrEqual) or dynamo (opset 18, Shape
+    start/end, the iotas reshaped to [1, 1, Sq, 1] / [1, 1, 1, Sk])."""
+    P = params(42)
+    b = Builder(P)
+    x, mask, kb = "x", "attention_mask", "key_bias"
+    q, kt, v = qkv(b, x)
+    s = b.op("Mul", b.op("MatMul", q, kt), float(D ** -0.5))
+    s = b.op("Add", s, b.op("Unsqueeze", kb, [1, 2]))
+    if dynamo:
+        S = b.op("Squeeze", b.op("Shape", x, start=1, end=2), [0])
+        qi = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, -1, 1])
+        ki = b.op("Reshape", b.op("Range", np.int64(0), S, np.int64(1)), [1, 1, 1, -1])
+        causal = b.op("GreaterOrEqual", qi, ki)
+    else:
+        S = seq_len(b, x)
+        qi = b.op("Unsqueeze", b.op("Range", np.int64(0), S, np.int64(1)), [1])
+        ki = b.op("Unsqueeze", b.op("Range", np.int64(0), S, np.int64(1)), [0])
+        causal = b.op("Unsqueeze", b.op("LessOrEqual", ki, qi), [0, 1])
+    pad = b.op("And", b.op("Cast", mask, to=TensorProto.BOOL), b.op("Greater", kb, NEG_INF))
+    keep = b.op("And", causal, b.op("Unsqueeze", pad, [1, 2]))
+    y = merge(b, b.op("Softmax", b.op("Where", keep, s, NEG_INF), axis=-1), v)
+
+    def ref(P, x, attention_mask, key_bias):
+        s, v = r_scores(P, x)
+        s = add32((s * np.float32(D ** -0.5)).astype(np.float32), key_bias[:, None, None, :])
+        mm = r_tril(x.shape[1])[None, None] & (attention_mask[:, None, None, :] != 0) & \
+            (key_bias > np.float32(NEG_INF))[:, None, None, :]
+        s = np.where(mm, s, np.float32(NEG_INF)).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    name = "key_bias_and_pad" + ("_dynamo" if dynamo else "")
+    bn, sn, kbn = ("s18", "s41", "s77") if dynamo else ("batch", "seq", "kbatch")
+    b.outputs(y)
+    m = b.model(name, [("x", TensorProto.FLOAT, [bn, sn, W]),
+                       ("attention_mask", TensorProto.INT64, [bn, sn]),
+                       ("key_bias", TensorProto.FLOAT, [kbn, sn])],
+                [("y", TensorProto.FLOAT, [bn, sn, W])], 18 if dynamo else 14)
+    return m, P, ref, key_bias_pad_sets()
+
+
 def conformer(fill=NEG_INF, post="same", own_batch=False):
     """experimental-experiment's conformer attention (the foreign graph
     attention_pattern_1_std_static, dynamo): a bool key mask [B, S, S] per
@@ -1031,6 +1102,8 @@ FORMS = {
     "hf_mask_vmap_where": (lambda: hf_mask("vmap_where", NEG_INF), 1, 1, {"mask": 1}),
     "hf_mask_vmap_min": (lambda: hf_mask("vmap", F32_MIN), 1, 0, {"mask": 0}),
     "nearmiss_hf_mask_vmap_reversed": (lambda: hf_mask("vmap", reverse=True), 1, 0, {"mask": 0}),
+    "key_bias_and_pad": (key_bias_and_pad, 1, 1, {"mask": 0}),
+    "key_bias_and_pad_dynamo": (lambda: key_bias_and_pad(dynamo=True), 1, 1, {"mask": 0}),
     "conformer": (conformer, 1, 0),
     "nearmiss_conformer_reversed": (lambda: conformer(post="reversed"), 0, 0, {
         "explain": "the probabilities pass Where(c, 0, p): it zeroes where the mask Where keeps "

@@ -3,8 +3,9 @@
 # causal masks as a Where around the scores, as an additive bias from
 # Range/Less/Where or from Trilu, KV-cache Concat with and without a causal
 # offset, SDPA exports, Keras Einsum attention, padding and transformers'
-# masking_utils masks as a Where, ONNX Runtime's GPT-2 with past, and near
-# misses).  For every
+# masking_utils masks as a Where (also one whose padding condition, of a
+# batch broadcast with a per-key bias input's, falls back to a bias: layout
+# 0's wcond_bk), ONNX Runtime's GPT-2 with past, and near misses).  For every
 # form: `kiln compile -O2 --stats` fuses exactly the expected number of
 # attentions (a near miss none, its Softmax left; no Einsum left where it
 # fuses), `kiln dump -O2` shows
