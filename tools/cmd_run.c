@@ -202,7 +202,8 @@ static int check_extra_inputs(const char *dir, int nin)
 /* name dtype[shape] and its first values, one line per output */
 static void print_output(const char *name, const kiln_tensor *t)
 {
-	printf("%s %s[", name, ir_dtype_name((DType)t->dtype));
+	cli_put_esc(name);
+	printf(" %s[", ir_dtype_name((DType)t->dtype));
 	size_t n = 1;
 	for (int k = 0; k < t->rank; k++) {
 		printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
