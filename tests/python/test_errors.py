@@ -225,3 +225,17 @@ def test_dump(models):
     with pytest.raises(kiln.Error) as e:
         kiln.dump(src, print_after="fuse")
     assert "unknown pass 'fuse'" in one_line(e)
+
+
+@pytest.mark.parametrize("cut", ["batch", "sequence"])
+def test_empty_batch_or_sequence(bert_qa, qa_feeds, cut):
+    """0-sized inputs (passed to kiln_run with data NULL) run and give
+    0-sized outputs; the embedding kernel refused a NULL data pointer with
+    'ids must be integer [batch, seq]'."""
+    s = bert_qa.session(threads=1)
+    feeds = {k: (v[:0] if cut == "batch" else v[:, :0]) for k, v in qa_feeds.items()}
+    shape = feeds["input_ids"].shape
+    out = s.run(None, feeds)
+    assert [o.shape for o in out] == [shape, shape]
+    # the session still runs full inputs afterwards
+    assert s.run(None, qa_feeds)[0].shape == qa_feeds["input_ids"].shape
