@@ -1,5 +1,6 @@
 /* kiln run, kiln check, kiln bench: everything that executes a compiled
  * model through the public API of runtime/kiln.h. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -178,8 +179,32 @@ static int read_inputs(const kiln_model *m, const char *dir, kiln_tensor *t, PbT
 	return 0;
 }
 
-/* DIR/input_K.pb with K past the model's inputs: a file the model does not
- * take (a folder meant for another model); -1 and one line if any. */
+/* NAME is input_K.pb with K an integer (a sign, leading zeros allowed):
+ * 1, and *taken whether it is one read_inputs reads (K as "%d" prints it,
+ * 0 <= K < nin); 0 for any other name (input_ids.pb). */
+static int input_file_name(const char *name, int nin, bool *taken)
+{
+	size_t n = strlen(name);
+	if (n < 10 || strncmp(name, "input_", 6) || strcmp(name + n - 3, ".pb"))
+		return 0;
+	const char *num = name + 6, *end = name + n - 3, *p = num;
+	if (*p == '-' || *p == '+')
+		p++;
+	if (p == end)
+		return 0;
+	for (const char *q = p; q < end; q++)
+		if (!isdigit((unsigned char)*q))
+			return 0;
+	char canon[32];
+	long k = end - num <= 9 ? strtol(num, NULL, 10) : -1;
+	snprintf(canon, sizeof canon, "input_%ld.pb", k);
+	*taken = k >= 0 && k < nin && !strcmp(canon, name);
+	return 1;
+}
+
+/* DIR/input_K.pb that read_inputs does not read (K past the model's
+ * inputs, negative, or spelled input_01.pb): a file meant for another
+ * model, or a typo; -1 and one line if any. */
 static int check_extra_inputs(const char *dir, int nin)
 {
 	DIR *d = opendir(dir);
@@ -187,13 +212,15 @@ static int check_extra_inputs(const char *dir, int nin)
 		return 0;            /* read_inputs says why */
 	int rc = 0;
 	for (struct dirent *e; !rc && (e = readdir(d));) {
-		int k, len = 0;
-		if (sscanf(e->d_name, "input_%d.pb%n", &k, &len) == 1 && len > 0 &&
-		    e->d_name[len] == 0 && k >= nin) {
+		bool taken;
+		if (!input_file_name(e->d_name, nin, &taken) || taken)
+			continue;
+		if (nin == 0)
+			cli_error("%s/%s: the model takes no inputs", dir, e->d_name);
+		else
 			cli_error("%s/%s: the model takes %d input%s (input_0.pb to input_%d.pb)", dir,
 			          e->d_name, nin, nin == 1 ? "" : "s", nin - 1);
-			rc = -1;
-		}
+		rc = -1;
 	}
 	closedir(d);
 	return rc;

@@ -48,4 +48,34 @@ w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros(
 w(3, np.zeros((2, 8), np.int64))"
 case_ missing_input "input_2.pb" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64))"
+# input files read_inputs would not read: refused, not ignored
+case_ negative_input_file "input_-1.pb: the model takes 3 inputs" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
+w(-1, np.zeros((2, 8), np.int64))"
+case_ zero_padded_input_file "input_01.pb: the model takes 3 inputs" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
+w('01', np.ones((2, 8), np.int64))"
+# a model without inputs (its output is an initializer): the message says so
+m0="$out/no_inputs"
+mkdir -p "$m0/in"
+/usr/bin/python3 - "$m0" <<'PY' || { echo "FAIL no_inputs: generator"; fail=1; }
+import sys, numpy as np
+from onnx import TensorProto, helper, numpy_helper
+d = sys.argv[1]
+w = numpy_helper.from_array(np.ones(2, np.float32), "w")
+g = helper.make_graph([], "noin", [], [helper.make_tensor_value_info("w", TensorProto.FLOAT, [2])], [w])
+open(d + "/m.onnx", "wb").write(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+open(d + "/in/input_0.pb", "wb").write(numpy_helper.from_array(np.ones(2, np.float32)).SerializeToString())
+PY
+"$kiln" compile "$m0/m.onnx" -o "$m0/m.so" || fail=1
+msg=$("$kiln" run "$m0/m.so" --inputs "$m0/in" --outputs "$m0/res" 2>&1 >/dev/null)
+if [ $? -ne 1 ] || [[ "$msg" != *"input_0.pb: the model takes no inputs" ]]; then
+  echo "FAIL no_inputs: $msg"; fail=1
+else
+  echo "ok   no_inputs: $msg"
+fi
+rm "$m0/in/input_0.pb"
+if ! "$kiln" run "$m0/m.so" --inputs "$m0/in" --outputs "$m0/res" >/dev/null; then
+  echo "FAIL no_inputs: the model does not run without input files"; fail=1
+fi
 exit $fail
