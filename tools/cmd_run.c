@@ -179,15 +179,17 @@ static int read_inputs(const kiln_model *m, const char *dir, kiln_tensor *t, PbT
 	return 0;
 }
 
-/* NAME is input_K.pb with K an integer (a sign, leading zeros allowed):
- * 1, and *taken whether it is one read_inputs reads (K as "%d" prints it,
- * 0 <= K < nin); 0 for any other name (input_ids.pb). */
-static int input_file_name(const char *name, int nin, bool *taken)
+/* NAME is PREFIX_K.pb (PREFIX "input" or "output") with K an integer (a
+ * sign, leading zeros allowed): 1, and *taken whether it is one that is
+ * read (K as "%d" prints it, 0 <= K < n); 0 for any other name
+ * (input_ids.pb). */
+static int io_file_name(const char *name, const char *prefix, int n, bool *taken)
 {
-	size_t n = strlen(name);
-	if (n < 10 || strncmp(name, "input_", 6) || strcmp(name + n - 3, ".pb"))
+	size_t len = strlen(name), pl = strlen(prefix);
+	if (len < pl + 5 || strncmp(name, prefix, pl) || name[pl] != '_' ||
+	    strcmp(name + len - 3, ".pb"))
 		return 0;
-	const char *num = name + 6, *end = name + n - 3, *p = num;
+	const char *num = name + pl + 1, *end = name + len - 3, *p = num;
 	if (*p == '-' || *p == '+')
 		p++;
 	if (p == end)
@@ -195,35 +197,41 @@ static int input_file_name(const char *name, int nin, bool *taken)
 	for (const char *q = p; q < end; q++)
 		if (!isdigit((unsigned char)*q))
 			return 0;
-	char canon[32];
+	char canon[300];
 	long k = end - num <= 9 ? strtol(num, NULL, 10) : -1;
-	snprintf(canon, sizeof canon, "input_%ld.pb", k);
-	*taken = k >= 0 && k < nin && !strcmp(canon, name);
+	snprintf(canon, sizeof canon, "%s_%ld.pb", prefix, k);
+	*taken = k >= 0 && k < n && !strcmp(canon, name);
 	return 1;
 }
 
-/* DIR/input_K.pb that read_inputs does not read (K past the model's
- * inputs, negative, or spelled input_01.pb): a file meant for another
- * model, or a typo; -1 and one line if any. */
-static int check_extra_inputs(const char *dir, int nin)
+/* DIR/PREFIX_K.pb that is not read (K past the model's inputs or outputs,
+ * negative, or spelled input_01.pb): a file meant for another model, or a
+ * typo; -1 and one line if any. */
+static int check_extra_files(const char *dir, const char *prefix, int n)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return 0;            /* read_inputs says why */
 	int rc = 0;
+	bool in = !strcmp(prefix, "input");
 	for (struct dirent *e; !rc && (e = readdir(d));) {
 		bool taken;
-		if (!input_file_name(e->d_name, nin, &taken) || taken)
+		if (!io_file_name(e->d_name, prefix, n, &taken) || taken)
 			continue;
-		if (nin == 0)
-			cli_error("%s/%s: the model takes no inputs", dir, e->d_name);
+		if (n == 0)
+			cli_error("%s/%s: the model %s no %ss", dir, e->d_name, in ? "takes" : "has", prefix);
 		else
-			cli_error("%s/%s: the model takes %d input%s (input_0.pb to input_%d.pb)", dir,
-			          e->d_name, nin, nin == 1 ? "" : "s", nin - 1);
+			cli_error("%s/%s: the model %s %d %s%s (%s_0.pb to %s_%d.pb)", dir, e->d_name,
+			          in ? "takes" : "has", n, prefix, n == 1 ? "" : "s", prefix, prefix, n - 1);
 		rc = -1;
 	}
 	closedir(d);
 	return rc;
+}
+
+static int check_extra_inputs(const char *dir, int nin)
+{
+	return check_extra_files(dir, "input", nin);
 }
 
 /* name dtype[shape] and its first values, one line per output */
@@ -376,7 +384,8 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 		return -1;
 	}
 	if ((int)got->dtype != (int)ref->dtype) {
-		printf("  %s %s: dtype %d, reference %d\n", set, name, got->dtype, ref->dtype);
+		printf("  %s %s: dtype %s, reference %s\n", set, name, ir_dtype_name((DType)got->dtype),
+		       ir_dtype_name((DType)ref->dtype));
 		return -1;
 	}
 	size_t n = ref->nbytes / cli_dtype_size(ref->dtype);
@@ -400,16 +409,32 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 			worst_abs = isnan(err) ? INFINITY : err;
 		if (fabs(b) > 1e-6 && rel > worst_rel)
 			worst_rel = rel;
-		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail */
-		bool ok = fl ? err == 0 || err <= tol.atol + tol.rtol * fabs(b) : err == 0;
+		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail;
+		 * an infinity matches only itself (rtol * inf passed anything);
+		 * integers compare exactly (int64 beyond 2^53 is not a double) */
+		size_t es = cli_dtype_size(ref->dtype);
+		bool ok = !fl ? !memcmp((const char *)got->data + i * es, (const char *)ref->data + i * es, es)
+		        : isinf(a) || isinf(b) ? a == b
+		        : err == 0 || err <= tol.atol + tol.rtol * fabs(b);
 		if (!ok && !bad++)
 			first_bad = i;
 	}
 	printf("  %s %-24s max abs %.3g  max rel %.3g  %s", set, name, worst_abs, worst_rel,
 	       bad ? "MISMATCH" : "ok");
-	if (bad)
+	if (bad && ((int)ref->dtype == KILN_I64 || (int)ref->dtype == KILN_U64)) {   /* beyond a double */
+		int64_t x, y;
+		memcpy(&x, (const char *)got->data + 8 * first_bad, 8);
+		memcpy(&y, (const char *)ref->data + 8 * first_bad, 8);
+		if ((int)ref->dtype == KILN_I64)
+			printf(" (%zu of %zu elements, first at %zu: %lld vs %lld)", bad, n, first_bad,
+			       (long long)x, (long long)y);
+		else
+			printf(" (%zu of %zu elements, first at %zu: %llu vs %llu)", bad, n, first_bad,
+			       (unsigned long long)x, (unsigned long long)y);
+	} else if (bad) {
 		printf(" (%zu of %zu elements, first at %zu: %g vs %g)", bad, n, first_bad,
 		       elem(got->data, got->dtype, first_bad), elem(ref->data, ref->dtype, first_bad));
+	}
 	if (skipped)
 		printf(" (%zu elements at padded positions not compared)", skipped);
 	putchar('\n');
@@ -424,7 +449,8 @@ static int check_set(kiln_context *c, const kiln_model *m, const char *dir, cons
 	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m), rc = 0;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, set);
-	if (read_inputs(m, path, in, pb))
+	if (check_extra_files(path, "input", nin) || check_extra_files(path, "output", nout) ||
+	    read_inputs(m, path, in, pb))
 		return -1;
 	memset(out, 0, sizeof out);
 	if (kiln_run(c, in, nin, out, nout)) {

@@ -78,4 +78,43 @@ rm "$m0/in/input_0.pb"
 if ! "$kiln" run "$m0/m.so" --inputs "$m0/in" --outputs "$m0/res" >/dev/null; then
   echo "FAIL no_inputs: the model does not run without input files"; fail=1
 fi
+
+# kiln check must not call a wrong output a match: an infinite reference
+# (rtol * inf passed any value), int64 values beyond 2^53 (compared as
+# doubles), an output_K.pb the model has no output for (ignored)
+ck="$out/check"
+/usr/bin/python3 - "$ck" <<'PY' || { echo "FAIL check: generator"; fail=1; }
+import os, sys, numpy as np
+from onnx import TensorProto, helper, numpy_helper
+d = sys.argv[1]
+def model(name, op, dt, x, refs):
+    s = os.path.join(d, name, "test_data_set_0")
+    os.makedirs(s, exist_ok=True)
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], name="n")], name,
+                          [helper.make_tensor_value_info("x", dt, [2])],
+                          [helper.make_tensor_value_info("y", dt, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    open(os.path.join(d, name, "model.onnx"), "wb").write(m.SerializeToString())
+    open(os.path.join(s, "input_0.pb"), "wb").write(numpy_helper.from_array(x).SerializeToString())
+    for k, r in enumerate(refs):
+        open(os.path.join(s, "output_%d.pb" % k), "wb").write(numpy_helper.from_array(r).SerializeToString())
+f32 = lambda *v: np.array(v, np.float32)
+model("inf_ref", "Sqrt", TensorProto.FLOAT, f32(1, 4), [f32(np.inf, 2)])
+model("neg_inf_ref", "Neg", TensorProto.FLOAT, f32(np.inf, 1), [f32(np.inf, -1)])
+big = np.array([2**62, 5], np.int64)
+model("int64_exact", "Identity", TensorProto.INT64, big, [big + np.array([1, 0], np.int64)])
+model("extra_ref", "Sqrt", TensorProto.FLOAT, f32(1, 4), [f32(1, 2), f32(7)])
+model("good", "Sqrt", TensorProto.FLOAT, f32(1, np.inf), [f32(1, np.inf)])
+PY
+for c in inf_ref neg_inf_ref int64_exact extra_ref; do
+  msg=$("$kiln" check "$ck/$c" 2>&1)
+  if [ $? -ne 1 ] || ! grep -q "MISMATCH in 1 of 1 test sets" <<<"$msg"; then
+    echo "FAIL check_$c: a wrong output passed: $(tail -2 <<<"$msg" | tr '\n' ' ')"; fail=1
+  else
+    echo "ok   check_$c: $(grep -E 'MISMATCH \(|output_1.pb' <<<"$msg" | head -1)"
+  fi
+done
+grep -q "output_1.pb: the model has 1 output" <<<"$("$kiln" check "$ck/extra_ref" 2>&1)" ||
+  { echo "FAIL check_extra_ref: output_1.pb not named"; fail=1; }
+"$kiln" check "$ck/good" >/dev/null 2>&1 || { echo "FAIL check_good: [1, inf] does not match itself"; fail=1; }
 exit $fail
