@@ -484,18 +484,45 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted names of DIR/test_data_set_*; returns the count (max 64). */
-static int list_sets(const char *dir, char **names)
+/* Sorted names of DIR/test_data_set_* in *names (malloc'd, each and the
+ * array); returns the count, -1 out of memory.  Every set is checked: a
+ * cap would check an arbitrary (readdir order) subset and call it all. */
+static int list_sets(const char *dir, char ***names)
 {
 	DIR *d = opendir(dir);
-	int n = 0;
+	int n = 0, cap = 0;
+	bool oom = false;
+	*names = NULL;
 	if (!d)
 		return 0;
-	for (struct dirent *e; (e = readdir(d)) && n < 64;)
-		if (!strncmp(e->d_name, "test_data_set_", 14))
-			names[n++] = strdup(e->d_name);
+	for (struct dirent *e; !oom && (e = readdir(d));) {
+		if (strncmp(e->d_name, "test_data_set_", 14))
+			continue;
+		if (n == cap) {
+			int ncap = cap ? 2 * cap : 64;
+			char **p = cap < (1 << 20) ? realloc(*names, (size_t)ncap * sizeof *p) : NULL;
+			if (!p) {
+				oom = true;
+				break;
+			}
+			*names = p;
+			cap = ncap;
+		}
+		if (!((*names)[n] = strdup(e->d_name)))
+			oom = true;
+		else
+			n++;
+	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_str);
+	if (oom) {
+		for (int i = 0; i < n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL;
+		return -1;
+	}
+	if (n)
+		qsort(*names, (size_t)n, sizeof **names, cmp_str);
 	return n;
 }
 
@@ -809,8 +836,14 @@ int cmd_check(int argc, char **argv)
 	kiln_context *c = gnu ? NULL : open_model(so, (int)threads, &m);
 	if (!gnu && !c)
 		goto clean;
-	char *sets[64];
-	int nsets = list_sets(dir, sets), bad = 0;
+	char **sets;
+	int nsets = list_sets(dir, &sets), bad = 0;
+	if (nsets < 0) {
+		cli_error("%s: out of memory listing the test sets", dir);
+		kiln_context_free(c);
+		kiln_model_free(m);
+		goto clean;
+	}
 	printf("%s: %d test sets%s%s\n", dir, nsets, gnu ? ", run for " : "", gnu ? gnu : "");
 	if (gnu && nsets)
 		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
@@ -819,6 +852,7 @@ int cmd_check(int argc, char **argv)
 			bad += check_set(c, m, dir, sets[i], tol, padmask) != 0;
 		free(sets[i]);
 	}
+	free(sets);
 	kiln_context_free(c);
 	kiln_model_free(m);
 	if (nsets == 0)

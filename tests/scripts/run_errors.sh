@@ -117,4 +117,24 @@ done
 grep -q "output_1.pb: the model has 1 output" <<<"$("$kiln" check "$ck/extra_ref" 2>&1)" ||
   { echo "FAIL check_extra_ref: output_1.pb not named"; fail=1; }
 "$kiln" check "$ck/good" >/dev/null 2>&1 || { echo "FAIL check_good: [1, inf] does not match itself"; fail=1; }
+# more than 64 test sets: every one is checked (64 of them, in readdir
+# order, were, and called "all 64 test sets match")
+/usr/bin/python3 - "$ck/many" "$ck/good/model.onnx" <<'PY' || { echo "FAIL check_many: generator"; fail=1; }
+import os, shutil, sys, numpy as np
+from onnx import numpy_helper
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+shutil.copy(sys.argv[2], d)
+for i in range(70):
+    s = os.path.join(d, "test_data_set_%d" % i)
+    os.makedirs(s, exist_ok=True)
+    for name, v in (("input_0.pb", [1, 4]), ("output_0.pb", [1, 2 if i != 67 else 3])):
+        open(os.path.join(s, name), "wb").write(numpy_helper.from_array(np.array(v, np.float32)).SerializeToString())
+PY
+msg=$("$kiln" check "$ck/many" 2>&1)
+if [ $? -ne 1 ] || ! grep -q "MISMATCH in 1 of 70 test sets" <<<"$msg"; then
+  echo "FAIL check_many: $(tail -1 <<<"$msg")"; fail=1
+else
+  echo "ok   check_many: $(tail -1 <<<"$msg")"
+fi
 exit $fail
