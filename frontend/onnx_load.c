@@ -919,9 +919,14 @@ static int check_opset(Loader *L, const Onnx__ModelProto *m)
 		if (v < OPSET_MIN || v > OPSET_MAX)
 			return diag_fail(L->diag, "%s: opset version %lld of the default domain is not supported (kiln knows %d-%d)",
 			                 L->file, (long long)v, OPSET_MIN, OPSET_MAX);
+		/* two imports of the default domain at different versions:
+		 * which one the ops follow would be a guess (kiln took the
+		 * first silently); the same version twice is harmless */
+		if (found && L->g->opset != v)
+			return diag_fail(L->diag, "%s: the model imports the default domain twice, as opset %lld and %lld",
+			                 L->file, (long long)L->g->opset, (long long)v);
 		L->g->opset = v;
 		found = true;
-		break;
 	}
 	if (!found)
 		return diag_fail(L->diag, "%s: the model imports no opset of the default domain",

@@ -19,6 +19,11 @@ static int utf8_len(const unsigned char *s)
 	return n;
 }
 
+int diag_utf8_len(const char *s)
+{
+	return (unsigned char)s[0] >= 0x80 ? utf8_len((const unsigned char *)s) : 0;
+}
+
 size_t diag_escape(char *dst, size_t n, const char *src)
 {
 	size_t j = 0;

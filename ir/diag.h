@@ -28,5 +28,8 @@ void diag_clear(Diag *d);
  * written as \xHH; printable ASCII and valid UTF-8 stay as they are.
  * Truncates between characters; returns the length written. */
 size_t diag_escape(char *dst, size_t n, const char *src);
+/* The length of the valid UTF-8 character of 2 to 4 bytes at s, else 0
+ * (ASCII, a C1 control, an invalid, overlong or surrogate sequence). */
+int diag_utf8_len(const char *s);
 
 #endif

@@ -555,6 +555,11 @@ static int infer_constant_of_shape(Sh *s)
 		if (va->kind != A_TENSOR || !va->u.t)
 			return ir_shp_fail(s, "attribute 'value' is not a tensor");
 		t = va->u.t->dtype;
+		/* ONNX: a one-element tensor (the kernel would read its first) */
+		size_t es = ir_dtype_size(t);
+		if (!es || va->u.t->nbytes != es)
+			return ir_shp_fail(s, "attribute 'value' has %zu elements, must have one",
+			                   es ? va->u.t->nbytes / es : (size_t)0);
 		kfill = lit_int(va->u.t, &fill);
 	}
 	ir_shp_out(s, 0, t, n, e);

@@ -68,6 +68,9 @@ size_t cli_dtype_size(int dtype);
 bool cli_has_help(int argc, char **argv);
 /* s (NULL: "") as a JSON string on stdout, quotes, backslashes and control bytes escaped */
 void cli_json_str(const char *s);
+/* s (NULL: "?") on stdout as diag_escape writes it: a name from a model
+ * reaches the terminal as text, never as a control sequence */
+void cli_put_esc(const char *s);
 
 /* profile.c: kiln run/bench --profile.  The fp32 FMA peak of `threads`
  * threads in GFLOP/s, measured (0 when unknown; *isa names the code). */

@@ -27,11 +27,14 @@ static void io_json(const kiln_io_info *io)
 
 static void io_text(const char *what, const kiln_io_info *io)
 {
-	char line[1024];
-	int n = snprintf(line, sizeof line, "%s %s %s[", what, io->name, ir_dtype_name((DType)io->dtype));
-	for (int k = 0; k < io->rank && n < (int)sizeof line; k++)
-		n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", k ? ", " : "", io->dims[k]);
-	printf("%s]\n", line);
+	printf("%s ", what);
+	cli_put_esc(io->name);
+	printf(" %s[", ir_dtype_name((DType)io->dtype));
+	for (int k = 0; k < io->rank; k++) {
+		fputs(k ? ", " : "", stdout);
+		cli_put_esc(io->dims ? io->dims[k] : NULL);
+	}
+	puts("]");
 }
 
 int cmd_info(int argc, char **argv)
@@ -69,7 +72,9 @@ int cmd_info(int argc, char **argv)
 		cli_json_str(mi.target_cpu);
 		printf(", \"cpu_features\": ");
 		cli_json_str(mi.cpu_features);
-		printf(", \"fpmath\": \"%s\", \"weights_file\": ", mi.fpmath);
+		printf(", \"fpmath\": ");
+		cli_json_str(mi.fpmath);
+		printf(", \"weights_file\": ");
 		if (mi.weights_file)
 			cli_json_str(mi.weights_file);
 		else
@@ -87,11 +92,22 @@ int cmd_info(int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("model %s\nkiln %s (ABI %d)\ntarget %s, cpu %s\ncpu features %s\nfpmath %s\n",
-		       mi.name, mi.kiln_version, mi.abi_version, mi.target_triple, mi.target_cpu,
-		       mi.cpu_features[0] ? mi.cpu_features : "(none recorded)", mi.fpmath);
-		printf("weights %s, %llu bytes, hash %016llx\n",
-		       mi.weights_file ? mi.weights_file : "embedded", mi.weights_bytes, mi.weights_hash);
+		/* every string comes from the .so (names from the model): escaped */
+		fputs("model ", stdout);
+		cli_put_esc(mi.name);
+		fputs("\nkiln ", stdout);
+		cli_put_esc(mi.kiln_version);
+		printf(" (ABI %d)\ntarget ", mi.abi_version);
+		cli_put_esc(mi.target_triple);
+		fputs(", cpu ", stdout);
+		cli_put_esc(mi.target_cpu);
+		fputs("\ncpu features ", stdout);
+		cli_put_esc(mi.cpu_features && mi.cpu_features[0] ? mi.cpu_features : "(none recorded)");
+		fputs("\nfpmath ", stdout);
+		cli_put_esc(mi.fpmath);
+		fputs("\nweights ", stdout);
+		cli_put_esc(mi.weights_file ? mi.weights_file : "embedded");
+		printf(", %llu bytes, hash %016llx\n", mi.weights_bytes, mi.weights_hash);
 		for (int i = 0; i < nin; i++)
 			io_text("input", kiln_model_input(m, i));
 		for (int i = 0; i < nout; i++)

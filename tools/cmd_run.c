@@ -1,5 +1,6 @@
 /* kiln run, kiln check, kiln bench: everything that executes a compiled
  * model through the public API of runtime/kiln.h. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -178,31 +179,66 @@ static int read_inputs(const kiln_model *m, const char *dir, kiln_tensor *t, PbT
 	return 0;
 }
 
-/* DIR/input_K.pb with K past the model's inputs: a file the model does not
- * take (a folder meant for another model); -1 and one line if any. */
-static int check_extra_inputs(const char *dir, int nin)
+/* NAME is PREFIX_K.pb (PREFIX "input" or "output") with K an integer (a
+ * sign, leading zeros allowed): 1, and *taken whether it is one that is
+ * read (K as "%d" prints it, 0 <= K < n); 0 for any other name
+ * (input_ids.pb). */
+static int io_file_name(const char *name, const char *prefix, int n, bool *taken)
+{
+	size_t len = strlen(name), pl = strlen(prefix);
+	if (len < pl + 5 || strncmp(name, prefix, pl) || name[pl] != '_' ||
+	    strcmp(name + len - 3, ".pb"))
+		return 0;
+	const char *num = name + pl + 1, *end = name + len - 3, *p = num;
+	if (*p == '-' || *p == '+')
+		p++;
+	if (p == end)
+		return 0;
+	for (const char *q = p; q < end; q++)
+		if (!isdigit((unsigned char)*q))
+			return 0;
+	char canon[300];
+	long k = end - num <= 9 ? strtol(num, NULL, 10) : -1;
+	snprintf(canon, sizeof canon, "%s_%ld.pb", prefix, k);
+	*taken = k >= 0 && k < n && !strcmp(canon, name);
+	return 1;
+}
+
+/* DIR/PREFIX_K.pb that is not read (K past the model's inputs or outputs,
+ * negative, or spelled input_01.pb): a file meant for another model, or a
+ * typo; -1 and one line if any. */
+static int check_extra_files(const char *dir, const char *prefix, int n)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return 0;            /* read_inputs says why */
 	int rc = 0;
+	bool in = !strcmp(prefix, "input");
 	for (struct dirent *e; !rc && (e = readdir(d));) {
-		int k, len = 0;
-		if (sscanf(e->d_name, "input_%d.pb%n", &k, &len) == 1 && len > 0 &&
-		    e->d_name[len] == 0 && k >= nin) {
-			cli_error("%s/%s: the model takes %d input%s (input_0.pb to input_%d.pb)", dir,
-			          e->d_name, nin, nin == 1 ? "" : "s", nin - 1);
-			rc = -1;
-		}
+		bool taken;
+		if (!io_file_name(e->d_name, prefix, n, &taken) || taken)
+			continue;
+		if (n == 0)
+			cli_error("%s/%s: the model %s no %ss", dir, e->d_name, in ? "takes" : "has", prefix);
+		else
+			cli_error("%s/%s: the model %s %d %s%s (%s_0.pb to %s_%d.pb)", dir, e->d_name,
+			          in ? "takes" : "has", n, prefix, n == 1 ? "" : "s", prefix, prefix, n - 1);
+		rc = -1;
 	}
 	closedir(d);
 	return rc;
 }
 
+static int check_extra_inputs(const char *dir, int nin)
+{
+	return check_extra_files(dir, "input", nin);
+}
+
 /* name dtype[shape] and its first values, one line per output */
 static void print_output(const char *name, const kiln_tensor *t)
 {
-	printf("%s %s[", name, ir_dtype_name((DType)t->dtype));
+	cli_put_esc(name);
+	printf(" %s[", ir_dtype_name((DType)t->dtype));
 	size_t n = 1;
 	for (int k = 0; k < t->rank; k++) {
 		printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
@@ -348,7 +384,8 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 		return -1;
 	}
 	if ((int)got->dtype != (int)ref->dtype) {
-		printf("  %s %s: dtype %d, reference %d\n", set, name, got->dtype, ref->dtype);
+		printf("  %s %s: dtype %s, reference %s\n", set, name, ir_dtype_name((DType)got->dtype),
+		       ir_dtype_name((DType)ref->dtype));
 		return -1;
 	}
 	size_t n = ref->nbytes / cli_dtype_size(ref->dtype);
@@ -372,16 +409,32 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 			worst_abs = isnan(err) ? INFINITY : err;
 		if (fabs(b) > 1e-6 && rel > worst_rel)
 			worst_rel = rel;
-		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail */
-		bool ok = fl ? err == 0 || err <= tol.atol + tol.rtol * fabs(b) : err == 0;
+		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail;
+		 * an infinity matches only itself (rtol * inf passed anything);
+		 * integers compare exactly (int64 beyond 2^53 is not a double) */
+		size_t es = cli_dtype_size(ref->dtype);
+		bool ok = !fl ? !memcmp((const char *)got->data + i * es, (const char *)ref->data + i * es, es)
+		        : isinf(a) || isinf(b) ? a == b
+		        : err == 0 || err <= tol.atol + tol.rtol * fabs(b);
 		if (!ok && !bad++)
 			first_bad = i;
 	}
 	printf("  %s %-24s max abs %.3g  max rel %.3g  %s", set, name, worst_abs, worst_rel,
 	       bad ? "MISMATCH" : "ok");
-	if (bad)
+	if (bad && ((int)ref->dtype == KILN_I64 || (int)ref->dtype == KILN_U64)) {   /* beyond a double */
+		int64_t x, y;
+		memcpy(&x, (const char *)got->data + 8 * first_bad, 8);
+		memcpy(&y, (const char *)ref->data + 8 * first_bad, 8);
+		if ((int)ref->dtype == KILN_I64)
+			printf(" (%zu of %zu elements, first at %zu: %lld vs %lld)", bad, n, first_bad,
+			       (long long)x, (long long)y);
+		else
+			printf(" (%zu of %zu elements, first at %zu: %llu vs %llu)", bad, n, first_bad,
+			       (unsigned long long)x, (unsigned long long)y);
+	} else if (bad) {
 		printf(" (%zu of %zu elements, first at %zu: %g vs %g)", bad, n, first_bad,
 		       elem(got->data, got->dtype, first_bad), elem(ref->data, ref->dtype, first_bad));
+	}
 	if (skipped)
 		printf(" (%zu elements at padded positions not compared)", skipped);
 	putchar('\n');
@@ -396,7 +449,8 @@ static int check_set(kiln_context *c, const kiln_model *m, const char *dir, cons
 	int nin = kiln_model_num_inputs(m), nout = kiln_model_num_outputs(m), rc = 0;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, set);
-	if (read_inputs(m, path, in, pb))
+	if (check_extra_files(path, "input", nin) || check_extra_files(path, "output", nout) ||
+	    read_inputs(m, path, in, pb))
 		return -1;
 	memset(out, 0, sizeof out);
 	if (kiln_run(c, in, nin, out, nout)) {
@@ -430,18 +484,45 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted names of DIR/test_data_set_*; returns the count (max 64). */
-static int list_sets(const char *dir, char **names)
+/* Sorted names of DIR/test_data_set_* in *names (malloc'd, each and the
+ * array); returns the count, -1 out of memory.  Every set is checked: a
+ * cap would check an arbitrary (readdir order) subset and call it all. */
+static int list_sets(const char *dir, char ***names)
 {
 	DIR *d = opendir(dir);
-	int n = 0;
+	int n = 0, cap = 0;
+	bool oom = false;
+	*names = NULL;
 	if (!d)
 		return 0;
-	for (struct dirent *e; (e = readdir(d)) && n < 64;)
-		if (!strncmp(e->d_name, "test_data_set_", 14))
-			names[n++] = strdup(e->d_name);
+	for (struct dirent *e; !oom && (e = readdir(d));) {
+		if (strncmp(e->d_name, "test_data_set_", 14))
+			continue;
+		if (n == cap) {
+			int ncap = cap ? 2 * cap : 64;
+			char **p = cap < (1 << 20) ? realloc(*names, (size_t)ncap * sizeof *p) : NULL;
+			if (!p) {
+				oom = true;
+				break;
+			}
+			*names = p;
+			cap = ncap;
+		}
+		if (!((*names)[n] = strdup(e->d_name)))
+			oom = true;
+		else
+			n++;
+	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_str);
+	if (oom) {
+		for (int i = 0; i < n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL;
+		return -1;
+	}
+	if (n)
+		qsort(*names, (size_t)n, sizeof **names, cmp_str);
 	return n;
 }
 
@@ -755,8 +836,14 @@ int cmd_check(int argc, char **argv)
 	kiln_context *c = gnu ? NULL : open_model(so, (int)threads, &m);
 	if (!gnu && !c)
 		goto clean;
-	char *sets[64];
-	int nsets = list_sets(dir, sets), bad = 0;
+	char **sets;
+	int nsets = list_sets(dir, &sets), bad = 0;
+	if (nsets < 0) {
+		cli_error("%s: out of memory listing the test sets", dir);
+		kiln_context_free(c);
+		kiln_model_free(m);
+		goto clean;
+	}
 	printf("%s: %d test sets%s%s\n", dir, nsets, gnu ? ", run for " : "", gnu ? gnu : "");
 	if (gnu && nsets)
 		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
@@ -765,6 +852,7 @@ int cmd_check(int argc, char **argv)
 			bad += check_set(c, m, dir, sets[i], tol, padmask) != 0;
 		free(sets[i]);
 	}
+	free(sets);
 	kiln_context_free(c);
 	kiln_model_free(m);
 	if (nsets == 0)

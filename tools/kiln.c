@@ -107,14 +107,38 @@ void cli_json_str(const char *s)
 {
 	putchar('"');
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if (*p == '"' || *p == '\\')
+		int u = diag_utf8_len((const char *)p);
+		if (u) {                       /* a valid UTF-8 character */
+			fwrite(p, 1, (size_t)u, stdout);
+			p += u - 1;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0) {
+			printf("\\u%04x", *++p);     /* a C1 control */
+		} else if (*p >= 0x80) {
+			fputs("\\ufffd", stdout);   /* not UTF-8: the JSON stays valid */
+		} else if (*p == '"' || *p == '\\') {
 			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+		} else if (*p < 0x20 || *p == 0x7f) {
 			printf("\\u%04x", *p);
-		else
+		} else {
 			putchar(*p);
+		}
 	}
 	putchar('"');
+}
+
+void cli_put_esc(const char *s)
+{
+	s = s ? s : "?";
+	size_t n = strlen(s);
+	char small[256], *buf = n < sizeof small / 4 ? small : malloc(4 * n + 1);
+	if (!buf) {   /* out of memory: a marker, never the raw bytes */
+		fputs("(name)", stdout);
+		return;
+	}
+	diag_escape(buf, buf == small ? sizeof small : 4 * n + 1, s);
+	fputs(buf, stdout);
+	if (buf != small)
+		free(buf);
 }
 
 bool cli_has_help(int argc, char **argv)

@@ -127,6 +127,25 @@ def library_path():
     return _capi.lib()._name
 
 
+def _path(p, what="path"):
+    """p (str, bytes or os.PathLike) as a str; a NUL byte (which the C side
+    would cut the path at) raises Error."""
+    try:
+        p = os.fsdecode(os.fspath(p))
+    except TypeError:
+        raise Error("%s must be a str, bytes or os.PathLike, not %s" % (what, type(p).__name__)) from None
+    if "\0" in p:
+        raise Error("%s %r holds a NUL byte" % (what, p))
+    return p
+
+
+def _cli_path(p, what):
+    """A path as a `kiln` argument: one starting with '-' would be read as
+    an option (a model named --runtime-lib=x.a), so it gets './'."""
+    p = _path(p, what)
+    return "./" + p if p.startswith("-") else p
+
+
 def _opt_args(opt_level=2, fpmath="fp32", name=None, emit=None, target_cpu=None,
               target_triple=None, weights=None, dim_names=None, runtime_lib=None,
               max_tensor_bytes=None, passes=None, disable_patterns=(), verify_each=False,
@@ -141,7 +160,12 @@ def _opt_args(opt_level=2, fpmath="fp32", name=None, emit=None, target_cpu=None,
         if v is not None:
             a.append("%s=%s" % (flag, v))
     if dim_names:
-        a.append("--dim-name=" + ",".join("%s=%s" % kv for kv in dict(dim_names).items()))
+        pairs = [(str(k), str(v)) for k, v in dict(dim_names).items()]
+        for kv in pairs:   # ',' and '=' separate the pairs of the one CLI option
+            if any(c in x for x in kv for c in ",=\0") or not all(kv):
+                raise Error("dim_names: %r: %r is not a dim name (empty, or holds ',' '=' or NUL)"
+                            % kv)
+        a.append("--dim-name=" + ",".join("%s=%s" % kv for kv in pairs))
     if passes is not None:
         a.append("--passes=" + (passes if isinstance(passes, str) else ",".join(passes)))
     for p in ([disable_patterns] if isinstance(disable_patterns, str) else disable_patterns):
@@ -173,14 +197,15 @@ def compile(model, output, opt_level=2, fpmath="fp32", name=None, *, stats=False
     verify_each (bool), extra_args (more CLI arguments, verbatim).
     Returns output's path, or with stats=True the --stats JSON object as a
     dict.  Raises kiln.Error with kiln's one-line message."""
-    args = ["compile", os.fspath(model), "-o", os.fspath(output)]
+    output = _path(output, "output")
+    args = ["compile", _cli_path(model, "model"), "-o", _cli_path(output, "output")]
     args += _opt_args(opt_level, fpmath, name, **options)
     if stats:
         args.append("--stats")
     out = _run_cli(args)
     if stats:
         return json.loads(out.strip().splitlines()[-1])
-    return os.fspath(output)
+    return output
 
 
 def dump(model, opt_level=2, format="text", print_before=None, print_after=None,
@@ -190,7 +215,7 @@ def dump(model, opt_level=2, format="text", print_before=None, print_after=None,
     pass name) and print_after_all add the IR around passes.  Other options
     as compile()'s (passes, disable_patterns, verify_each, ...).  Returns
     the text; raises kiln.Error with kiln's one-line message."""
-    args = ["dump", os.fspath(model), "--format=%s" % format]
+    args = ["dump", _cli_path(model, "model"), "--format=%s" % format]
     args += _opt_args(opt_level, **options)
     for flag, v in (("--print-before", print_before), ("--print-after", print_after)):
         if v is not None:
@@ -224,9 +249,9 @@ class Model(_Closing):
     """A loaded compiled model: inputs, outputs, info; session() runs it."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        self.path = _path(path)
         lib = _capi.lib()
-        h = lib.kiln_model_load(self.path.encode())
+        h = lib.kiln_model_load(os.fsencode(self.path))
         if not h:
             raise Error(_capi.text(lib.kiln_load_error()) or "%s: cannot load" % self.path)
         self._h = h
@@ -330,9 +355,9 @@ class Session(_Closing):
         if path is None:
             path = "%s_%s.json" % (getattr(self, "_profile_prefix", None) or "kiln_profile",
                                    time.strftime("%Y-%m-%d_%H-%M-%S"))
-        path = os.fspath(path)
+        path = _path(path)
         self._profile_call(self._lib.kiln_context_profile_stop)
-        self._profile_call(self._lib.kiln_context_profile_write, path.encode())
+        self._profile_call(self._lib.kiln_context_profile_write, os.fsencode(path))
         return path
 
     def profile_events(self):

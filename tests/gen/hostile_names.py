@@ -7,7 +7,8 @@ Writes DIR/NAME.onnx for each case in CASES (graph, input, output and dim
 names that try to escape the comments of the generated OUT.h, C keywords
 and names the header itself uses, names that collide once made C
 identifiers, leading digits, very long names, UTF-8, a backslash at the end,
-trigraphs, control bytes) and DIR/CASES listing them.  Every model computes
+trigraphs, control bytes, bytes that are not UTF-8) and DIR/CASES listing
+them, each with DIR/NAME_in/input_K.pb (ones, every dim 2) for `kiln run`.  Every model computes
 out_k = in_k + 1 elementwise, so it compiles whatever its names are.
 
 Also writes DIR/dims/: model.onnx with inputs x[batch-size, seq-len] and
@@ -122,11 +123,25 @@ def dims_model(d):
 
 def main(d):
     os.makedirs(d, exist_ok=True)
+    names = list(CASES)
     for name, (graph, ins, outs, dims) in CASES.items():
+        data = hostile(name, graph, ins, outs, dims).SerializeToString()
         with open(os.path.join(d, name + ".onnx"), "wb") as f:
-            f.write(hostile(name, graph, ins, outs, dims).SerializeToString())
+            f.write(data)
+        # inputs for `kiln run` (every dim 2), whose stdout prints the names
+        os.makedirs(os.path.join(d, name + "_in"), exist_ok=True)
+        for k in range(len(ins)):
+            with open(os.path.join(d, name + "_in", "input_%d.pb" % k), "wb") as f:
+                f.write(numpy_helper.from_array(np.ones((2, 4), np.float32)).SerializeToString())
+        if name == "utf8":
+            # names that are not UTF-8 (no protobuf library writes them):
+            # each "é" (c3 a9) of the utf8 case becomes e9 ff, same length
+            with open(os.path.join(d, "notutf8.onnx"), "wb") as f:
+                f.write(data.replace("é".encode(), b"\xe9\xff"))
+            names.append("notutf8")
+            os.symlink(name + "_in", os.path.join(d, "notutf8_in"))
     with open(os.path.join(d, "CASES"), "w") as f:
-        f.write("\n".join(CASES) + "\n")
+        f.write("\n".join(names) + "\n")
     dims_model(os.path.join(d, "dims"))
 
 

@@ -87,6 +87,21 @@ def main(d):
          "node 'gat' (Gather)", "expects 2 inputs, has 3")
     case("opset0.onnx", model(base_graph(), opset=0), "opset version 0")
     case("opset99.onnx", model(base_graph(), opset=99), "opset version 99")
+    m = model(base_graph())
+    m.opset_import.append(helper.make_opsetid("ai.onnx", 9))
+    case("opset_twice.onnx", m, "imports the default domain twice, as opset 17 and 9")
+    m = model(base_graph())
+    m.opset_import.append(helper.make_opsetid("", 17))     # the same version twice: fine
+    save(d, "good_opset_twice.onnx", m)
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [2], [1.0, 2.0])
+    shp = helper.make_tensor("shp", TensorProto.INT64, [1], [4])
+    cos = helper.make_node("ConstantOfShape", ["shp"], ["c4"], name="cos2", value=fill)
+    case("cos_value_two.onnx", model(base_graph([cos], inits=[shp])),
+         "node 'cos2' (ConstantOfShape)", "attribute 'value' has 2 elements, must have one")
+    empty = helper.make_tensor("v", TensorProto.FLOAT, [0], [])
+    cos = helper.make_node("ConstantOfShape", ["shp"], ["c4"], name="cos0", value=empty)
+    case("cos_value_empty.onnx", model(base_graph([cos], inits=[shp])),
+         "node 'cos0' (ConstantOfShape)", "attribute 'value' has 0 elements, must have one")
     fused = helper.make_node("Inverse", ["x", "W"], ["z"], name="fmm",
                              domain="com.microsoft")
     case("foreign_domain.onnx", model(base_graph([fused]), domains=["com.microsoft"]),

@@ -225,3 +225,47 @@ def test_dump(models):
     with pytest.raises(kiln.Error) as e:
         kiln.dump(src, print_after="fuse")
     assert "unknown pass 'fuse'" in one_line(e)
+
+
+@pytest.mark.parametrize("cut", ["batch", "sequence"])
+def test_empty_batch_or_sequence(bert_qa, qa_feeds, cut):
+    """0-sized inputs (passed to kiln_run with data NULL) run and give
+    0-sized outputs; the embedding kernel refused a NULL data pointer with
+    'ids must be integer [batch, seq]'."""
+    s = bert_qa.session(threads=1)
+    feeds = {k: (v[:0] if cut == "batch" else v[:, :0]) for k, v in qa_feeds.items()}
+    shape = feeds["input_ids"].shape
+    out = s.run(None, feeds)
+    assert [o.shape for o in out] == [shape, shape]
+    # the session still runs full inputs afterwards
+    assert s.run(None, qa_feeds)[0].shape == qa_feeds["input_ids"].shape
+
+
+def test_paths(models, compiled, tmp_path):
+    """Paths as str, bytes or PathLike; a NUL byte (which the C side would
+    cut the path at) and a wrong type raise kiln.Error; a model or output
+    whose name starts with '-' is a file, not a kiln option."""
+    so = compiled("bert_qa")
+    assert kiln.load(os.fsencode(so)).path == so
+    with pytest.raises(kiln.Error) as e:
+        kiln.load(so + "\0junk")
+    assert "holds a NUL byte" in one_line(e)
+    with pytest.raises(kiln.Error) as e:
+        kiln.load(None)
+    assert "not NoneType" in one_line(e)
+    os.chdir(tmp_path)
+    dash = "--runtime-lib=x.a"                  # a file of that name
+    with open(dash, "wb") as f:
+        f.write((models / "bert_qa" / "model.onnx").read_bytes())
+    assert kiln.compile(dash, "-out.so") == "-out.so"
+    assert os.path.isfile("-out.so") and os.path.isfile("-out.h")
+    assert kiln.dump(dash).startswith("graph @bert_qa")
+
+
+def test_dim_names_cannot_add_options(models, tmp_path):
+    """dim_names become one --dim-name=a=b,c=d option: ',' or '=' in a name
+    would add pairs the caller did not give."""
+    with pytest.raises(kiln.Error) as e:
+        kiln.compile(str(models / "bert_qa" / "model.onnx"), str(tmp_path / "m.so"),
+                     dim_names={"batch": "b,sequence=evil"})
+    assert "dim_names: 'batch': 'b,sequence=evil' is not a dim name" in one_line(e)

@@ -96,7 +96,7 @@ if [ $rc -ne 1 ] || [ "$(wc -l <"$TMP/err")" -ne 1 ] || ! grep -q "a_directory.o
 fi
 
 # controls: the same model, valid, inline and with external data, loads
-for good in good.onnx good_external.onnx; do
+for good in good.onnx good_external.onnx good_opset_twice.onnx; do
 	n=$((n + 1))
 	if ! timeout 60 "$KILN" dump "$DIR/$good" >"$TMP/out" 2>"$TMP/err"; then
 		fail "$good" "a valid model was refused"

@@ -3,11 +3,13 @@
 # graph, input, output and dim names that try to close its comments and
 # inject code, C keywords and names the header uses itself, names that
 # collide once made identifiers, leading digits, very long names, UTF-8,
-# trailing backslashes, trigraphs, control bytes.  For each model:
+# trailing backslashes, trigraphs, control bytes, bytes that are not UTF-8.
+# For each model:
 # `kiln compile` succeeds, OUT.h is printable ASCII, compiles in a C file
 # with cc -std=c11 -Wall -Wextra -Werror -pedantic (and -std=gnu11, where
 # `linux` and `unix` are macros), and nothing injected survives outside
-# comments.  Then dim names that are not expressions (batch-size, seq-len):
+# comments; `kiln info` and `kiln run` print the names escaped (no raw
+# control byte), `kiln info --json` is valid JSON.  Then dim names that are not expressions (batch-size, seq-len):
 # `kiln check` against numpy references, and the typed entry point of the
 # header called from C with batch_size and seq_len.
 # usage: header_names.sh KILN_BIN SRC_DIR BUILD_DIR
@@ -56,6 +58,19 @@ EOF
       bad "$c" "OUT.h does not compile with $std -Wall -Wextra -Werror"
     fi
   done
+  # what kiln info and kiln run print (names from the model) holds no raw
+  # control byte (C0, DEL, C1 as UTF-8) and the JSON parses (valid UTF-8)
+  for cmd in "info $d/$c.so" "run $d/$c.so --inputs $d/${c}_in --outputs $d/${c}_out"; do
+    if ! "$kiln" $cmd >"$d/out" 2>"$d/err"; then
+      bad "$c" "kiln ${cmd%% *} failed"
+    elif LC_ALL=C grep -q -P '[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$d/out"; then
+      bad "$c" "kiln ${cmd%% *} prints raw control bytes: $(head -c 200 "$d/out" | cat -v)"
+    fi
+  done
+  if ! "$kiln" info "$d/$c.so" --json >"$d/out" 2>"$d/err" ||
+     ! /usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1], encoding="utf-8"))' "$d/out" 2>"$d/err"; then
+    bad "$c" "kiln info --json is not valid JSON"
+  fi
   [ $fail -eq 0 ] && echo "ok   $c ($fn)"
   [ $before -eq 0 ] || fail=1
 done

@@ -48,4 +48,93 @@ w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros(
 w(3, np.zeros((2, 8), np.int64))"
 case_ missing_input "input_2.pb" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64))"
+# input files read_inputs would not read: refused, not ignored
+case_ negative_input_file "input_-1.pb: the model takes 3 inputs" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
+w(-1, np.zeros((2, 8), np.int64))"
+case_ zero_padded_input_file "input_01.pb: the model takes 3 inputs" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
+w('01', np.ones((2, 8), np.int64))"
+# a model without inputs (its output is an initializer): the message says so
+m0="$out/no_inputs"
+mkdir -p "$m0/in"
+/usr/bin/python3 - "$m0" <<'PY' || { echo "FAIL no_inputs: generator"; fail=1; }
+import sys, numpy as np
+from onnx import TensorProto, helper, numpy_helper
+d = sys.argv[1]
+w = numpy_helper.from_array(np.ones(2, np.float32), "w")
+g = helper.make_graph([], "noin", [], [helper.make_tensor_value_info("w", TensorProto.FLOAT, [2])], [w])
+open(d + "/m.onnx", "wb").write(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+open(d + "/in/input_0.pb", "wb").write(numpy_helper.from_array(np.ones(2, np.float32)).SerializeToString())
+PY
+"$kiln" compile "$m0/m.onnx" -o "$m0/m.so" || fail=1
+msg=$("$kiln" run "$m0/m.so" --inputs "$m0/in" --outputs "$m0/res" 2>&1 >/dev/null)
+if [ $? -ne 1 ] || [[ "$msg" != *"input_0.pb: the model takes no inputs" ]]; then
+  echo "FAIL no_inputs: $msg"; fail=1
+else
+  echo "ok   no_inputs: $msg"
+fi
+rm "$m0/in/input_0.pb"
+if ! "$kiln" run "$m0/m.so" --inputs "$m0/in" --outputs "$m0/res" >/dev/null; then
+  echo "FAIL no_inputs: the model does not run without input files"; fail=1
+fi
+
+# kiln check must not call a wrong output a match: an infinite reference
+# (rtol * inf passed any value), int64 values beyond 2^53 (compared as
+# doubles), an output_K.pb the model has no output for (ignored)
+ck="$out/check"
+/usr/bin/python3 - "$ck" <<'PY' || { echo "FAIL check: generator"; fail=1; }
+import os, sys, numpy as np
+from onnx import TensorProto, helper, numpy_helper
+d = sys.argv[1]
+def model(name, op, dt, x, refs):
+    s = os.path.join(d, name, "test_data_set_0")
+    os.makedirs(s, exist_ok=True)
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], name="n")], name,
+                          [helper.make_tensor_value_info("x", dt, [2])],
+                          [helper.make_tensor_value_info("y", dt, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    open(os.path.join(d, name, "model.onnx"), "wb").write(m.SerializeToString())
+    open(os.path.join(s, "input_0.pb"), "wb").write(numpy_helper.from_array(x).SerializeToString())
+    for k, r in enumerate(refs):
+        open(os.path.join(s, "output_%d.pb" % k), "wb").write(numpy_helper.from_array(r).SerializeToString())
+f32 = lambda *v: np.array(v, np.float32)
+model("inf_ref", "Sqrt", TensorProto.FLOAT, f32(1, 4), [f32(np.inf, 2)])
+model("neg_inf_ref", "Neg", TensorProto.FLOAT, f32(np.inf, 1), [f32(np.inf, -1)])
+big = np.array([2**62, 5], np.int64)
+model("int64_exact", "Identity", TensorProto.INT64, big, [big + np.array([1, 0], np.int64)])
+model("extra_ref", "Sqrt", TensorProto.FLOAT, f32(1, 4), [f32(1, 2), f32(7)])
+model("good", "Sqrt", TensorProto.FLOAT, f32(1, np.inf), [f32(1, np.inf)])
+PY
+for c in inf_ref neg_inf_ref int64_exact extra_ref; do
+  msg=$("$kiln" check "$ck/$c" 2>&1)
+  if [ $? -ne 1 ] || ! grep -q "MISMATCH in 1 of 1 test sets" <<<"$msg"; then
+    echo "FAIL check_$c: a wrong output passed: $(tail -2 <<<"$msg" | tr '\n' ' ')"; fail=1
+  else
+    echo "ok   check_$c: $(grep -E 'MISMATCH \(|output_1.pb' <<<"$msg" | head -1)"
+  fi
+done
+grep -q "output_1.pb: the model has 1 output" <<<"$("$kiln" check "$ck/extra_ref" 2>&1)" ||
+  { echo "FAIL check_extra_ref: output_1.pb not named"; fail=1; }
+"$kiln" check "$ck/good" >/dev/null 2>&1 || { echo "FAIL check_good: [1, inf] does not match itself"; fail=1; }
+# more than 64 test sets: every one is checked (64 of them, in readdir
+# order, were, and called "all 64 test sets match")
+/usr/bin/python3 - "$ck/many" "$ck/good/model.onnx" <<'PY' || { echo "FAIL check_many: generator"; fail=1; }
+import os, shutil, sys, numpy as np
+from onnx import numpy_helper
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+shutil.copy(sys.argv[2], d)
+for i in range(70):
+    s = os.path.join(d, "test_data_set_%d" % i)
+    os.makedirs(s, exist_ok=True)
+    for name, v in (("input_0.pb", [1, 4]), ("output_0.pb", [1, 2 if i != 67 else 3])):
+        open(os.path.join(s, name), "wb").write(numpy_helper.from_array(np.array(v, np.float32)).SerializeToString())
+PY
+msg=$("$kiln" check "$ck/many" 2>&1)
+if [ $? -ne 1 ] || ! grep -q "MISMATCH in 1 of 70 test sets" <<<"$msg"; then
+  echo "FAIL check_many: $(tail -1 <<<"$msg")"; fail=1
+else
+  echo "ok   check_many: $(tail -1 <<<"$msg")"
+fi
 exit $fail
