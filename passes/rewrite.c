@@ -154,9 +154,18 @@ static void explain(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId root
 	        node_name(g, root));
 	if (ok && pc->dry)
 		fprintf(f, "would fuse (%d nodes; the pattern did not run)\n", m->nnodes);
-	else if (ok && first_new < g->nnodes)
-		fprintf(f, "fused as %s '%s' (%d nodes)\n", ir_opname(IR_NODE(g, first_new)->op),
-		        node_name(g, first_new), m->nnodes);
+	else if (ok && first_new < g->nnodes) {
+		/* name the fused op, not a helper node the rewrite built before it
+		 * (an attention's bias Unsqueeze) */
+		NodeId n = first_new;
+		for (NodeId i = first_new; i < g->nnodes; i++)
+			if (!strncmp(ir_opname(IR_NODE(g, i)->op), "Kln", 3)) {
+				n = i;
+				break;
+			}
+		fprintf(f, "fused as %s '%s' (%d nodes)\n", ir_opname(IR_NODE(g, n)->op),
+		        node_name(g, n), m->nnodes);
+	}
 	else if (ok)
 		fprintf(f, "fused (%d nodes)\n", m->nnodes);
 	else if (m->why[0] && m->why_node >= 0)

@@ -1102,8 +1102,8 @@ FORMS = {
     "hf_mask_vmap_where": (lambda: hf_mask("vmap_where", NEG_INF), 1, 1, {"mask": 1}),
     "hf_mask_vmap_min": (lambda: hf_mask("vmap", F32_MIN), 1, 0, {"mask": 0}),
     "nearmiss_hf_mask_vmap_reversed": (lambda: hf_mask("vmap", reverse=True), 1, 0, {"mask": 0}),
-    "key_bias_and_pad": (key_bias_and_pad, 1, 1, {"mask": 0}),
-    "key_bias_and_pad_dynamo": (lambda: key_bias_and_pad(dynamo=True), 1, 1, {"mask": 0}),
+    "key_bias_and_pad": (key_bias_and_pad, 1, 1, {"mask": 0, "explain": "fused as KlnAttention"}),
+    "key_bias_and_pad_dynamo": (lambda: key_bias_and_pad(dynamo=True), 1, 1, {"mask": 0, "explain": "fused as KlnAttention"}),
     "conformer": (conformer, 1, 0),
     "nearmiss_conformer_reversed": (lambda: conformer(post="reversed"), 0, 0, {
         "explain": "the probabilities pass Where(c, 0, p): it zeroes where the mask Where keeps "
