@@ -11,6 +11,10 @@
  *                            (raw f32 [B, S, 3*H*D], e.g. a model's QKV GEMM
  *                            output dumped from a debugger) where its size
  *                            fits, else the synthetic values
+ *   ATTN_BENCH_EVICT=MB      before every call (untimed, but counted in the
+ *                            CPU-second figure) write MB MiB of another
+ *                            buffer: Q/K/V leave L2 (and L3 with MB past
+ *                            its size), as after the model's QKV GEMM
  *
  * Q, K and V are one packed [B, S, 3*H*D] tensor as the fused BERT graph
  * passes them (self-attention), or Q [B, Sq, H*D] and a packed K/V [B, Sk,
@@ -132,6 +136,9 @@ static bool load_qkv(const char *file, float *q, size_t n)
 	return ok;
 }
 
+static float *evict_buf;
+static size_t evict_n;
+
 static int once(call *c)
 {
 	return rt_op_KlnAttention(c->f, "att", c->in, 5, &c->out, 1, c->ia, RT_NIA_KlnAttention, c->fa,
@@ -153,6 +160,8 @@ static double run(const shape *s, call *c, double *fast, double *wall)
 		double t0 = cpu_now(), t;
 		int calls = 0;
 		do {
+			for (size_t k = 0; k < evict_n; k += 16)
+				evict_buf[k] += 1.0f;
 			double w0 = wall_now();
 			once(c);
 			double w = wall_now() - w0;
@@ -176,7 +185,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *only = getenv("ATTN_BENCH_ONLY"), *pk = getenv("ATTN_BENCH_PEAK");
-	const char *qkv = getenv("ATTN_BENCH_QKV");
+	const char *qkv = getenv("ATTN_BENCH_QKV"), *ev = getenv("ATTN_BENCH_EVICT");
+	if (ev && atoi(ev) > 0) {
+		evict_n = (size_t)atoi(ev) << 18;
+		evict_buf = calloc(evict_n, sizeof(float));
+		if (!evict_buf)
+			evict_n = 0;
+		printf("%zu MiB written before every call\n", evict_n >> 18);
+	}
 	double peak = pk && *pk ? atof(pk) : 0;
 	printf("KlnAttention path %d (0 scalar, 1 AVX-512/NEON, 2 AVX2); GFLOP per CPU-second "
 	       "(fastest call's GFLOP/s, GFLOP per wall-second of all calls)%s\n", rt_fused_path(), peak > 0 ? ", % of the 1-core FMA peak" : "");
