@@ -20,7 +20,7 @@
  * passes them (self-attention), or Q [B, Sq, H*D] and a packed K/V [B, Sk,
  * 2*H*D] (LXMERT's cross-attention).  FLOPs are counted as the profiler
  * counts them: 2*B*H*Sq*Sk*(D+Dv).  The machine is shared, so the figure is
- * GFLOP per CPU-second of this process (getrusage: user + system time of
+ * GFLOP per CPU-second of this process (CLOCK_PROCESS_CPUTIME_ID: user + system time of
  * all its threads, the pool's spinning included), the best of 7 groups of
  * calls; in parentheses the GFLOP/s of the fastest single call (wall
  * clock), the rate when nothing else took the core during the call, and
@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "rt.h"
@@ -41,14 +40,6 @@
 #include "vmath.h"
 
 RT_KERNEL(KlnAttention);
-
-static double cpu_now(void)
-{
-	struct rusage u;
-	getrusage(RUSAGE_SELF, &u);
-	return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
-	       1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
 
 static double wall_now(void)
 {
@@ -145,36 +136,49 @@ static int once(call *c)
 	                          RT_NFA_KlnAttention);
 }
 
+/* CPU-seconds of this process (all threads; CLOCK_PROCESS_CPUTIME_ID,
+ * read around each call so ATTN_BENCH_EVICT's writes are not counted) */
+static double pcpu_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* GFLOP per CPU-second: the best of 7 groups of calls of >= 20 ms CPU
- * each; *fast: GFLOP/s of the fastest single call (wall clock) of all
- * groups, the rate when nothing else ran on the core; *wall: GFLOP per
- * wall-clock second over all calls, as the profiler counts */
-static double run(const shape *s, call *c, double *fast, double *wall)
+ * each; r[0]: GFLOP/s of the fastest single call (wall clock) of all
+ * groups, the rate when nothing else ran on the core; r[1]: GFLOP per
+ * wall-clock second over all calls, as the profiler counts; r[2]: GFLOP
+ * per CPU-second over all calls (not only the best group's) */
+static double run(const shape *s, call *c, double r[3])
 {
 	double flop = 2.0 * (double)(s->B * s->H * s->Sq * s->Sk * 2 * s->D), best = 0, tmin = 1e9;
-	double wsum = 0;
+	double wsum = 0, csum = 0;
 	int64_t ncalls = 0;
 	if (once(c))
 		return -1;
 	for (int g = 0; g < 7; g++) {
-		double t0 = cpu_now(), t;
+		double t = 0;
 		int calls = 0;
 		do {
 			for (size_t k = 0; k < evict_n; k += 16)
 				evict_buf[k] += 1.0f;
-			double w0 = wall_now();
+			double c0 = pcpu_now(), w0 = wall_now();
 			once(c);
 			double w = wall_now() - w0;
+			t += pcpu_now() - c0;
 			tmin = w < tmin ? w : tmin;
 			wsum += w;
 			calls++;
-		} while ((t = cpu_now() - t0) < 0.02);
+		} while (t < 0.02);
 		ncalls += calls;
+		csum += t;
 		double gf = flop * calls / t * 1e-9;
 		best = gf > best ? gf : best;
 	}
-	*fast = flop / tmin * 1e-9;
-	*wall = flop * (double)ncalls / wsum * 1e-9;
+	r[0] = flop / tmin * 1e-9;
+	r[1] = flop * (double)ncalls / wsum * 1e-9;
+	r[2] = flop * (double)ncalls / csum * 1e-9;
 	return best;
 }
 
@@ -195,10 +199,10 @@ int main(int argc, char **argv)
 	}
 	double peak = pk && *pk ? atof(pk) : 0;
 	printf("KlnAttention path %d (0 scalar, 1 AVX-512/NEON, 2 AVX2); GFLOP per CPU-second "
-	       "(fastest call's GFLOP/s, GFLOP per wall-second of all calls)%s\n", rt_fused_path(), peak > 0 ? ", % of the 1-core FMA peak" : "");
+	       "(fastest call's GFLOP/s; GFLOP per wall-second, per CPU-second of all calls)%s\n", rt_fused_path(), peak > 0 ? ", % of the 1-core FMA peak" : "");
 	if (qkv && *qkv)
 		printf("rows marked *: Q/K/V read from %s\n", qkv);
-	printf("%-16s %2s %4s %4s %3s %3s | %20s %6s | %20s %6s\n", "shape", "B", "Sq", "Sk", "H",
+	printf("%-16s %2s %4s %4s %3s %3s | %26s %6s | %26s %6s\n", "shape", "B", "Sq", "Sk", "H",
 	       "D", "t1", peak > 0 ? "%" : "", "t2", peak > 0 ? "%" : "");
 	struct rt_pool *pools[2] = {rt_pool_create(1), rt_pool_create(2)};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -221,7 +225,7 @@ int main(int argc, char **argv)
 		bool real = qkv && *qkv && !s->cross && load_qkv(qkv, q, nq);
 		for (int64_t k = 0; k < s->B * s->Sk; k++)
 			mask[k] = s->mask == 2 || k < s->Sk * 3 / 4 || k >= s->Sk;
-		double g[2], w[2], wl[2];
+		double g[2], r[2][3];
 		for (int t = 0; t < 2; t++) {
 			kiln_frame f;
 			memset(&f, 0, sizeof f);
@@ -229,19 +233,19 @@ int main(int argc, char **argv)
 			call c;
 			c.f = &f;
 			setup(s, &c, q, kv, mask, o);
-			g[t] = run(s, &c, &w[t], &wl[t]);
+			g[t] = run(s, &c, r[t]);
 			if (g[t] < 0) {
 				fprintf(stderr, "attn_bench: %s failed\n", s->what);
 				return 1;
 			}
 		}
-		printf("%-16s%c%2lld %4lld %4lld %3lld %3lld | %6.1f (%5.1f %5.1f) ", s->what, real ? '*' : ' ', (long long)s->B,
-		       (long long)s->Sq, (long long)s->Sk, (long long)s->H, (long long)s->D, g[0], w[0], wl[0]);
+		printf("%-16s%c%2lld %4lld %4lld %3lld %3lld | %6.1f (%5.1f %5.1f %5.1f) ", s->what, real ? '*' : ' ', (long long)s->B,
+		       (long long)s->Sq, (long long)s->Sk, (long long)s->H, (long long)s->D, g[0], r[0][0], r[0][1], r[0][2]);
 		if (peak > 0)
 			printf("%5.1f%% ", 100 * g[0] / peak);
 		else
 			printf("%6s ", "");
-		printf("| %6.1f (%5.1f %5.1f) ", g[1], w[1], wl[1]);
+		printf("| %6.1f (%5.1f %5.1f %5.1f) ", g[1], r[1][0], r[1][1], r[1][2]);
 		if (peak > 0)
 			printf("%5.1f%%", 100 * g[1] / peak);
 		printf("\n");
