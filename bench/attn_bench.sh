@@ -5,6 +5,12 @@
 # same run (kiln_peak).
 #   bash bench/attn_bench.sh [BUILD_DIR] [PATH]   (PATH: 0 scalar, 1 AVX-512, 2 AVX2)
 #   ATTN_BENCH_ONLY=TEXT: only the shapes whose name holds TEXT
+#   ATTN_BENCH_QKV=FILE: the self-attention shapes on a model's real Q/K/V
+#     (raw f32 [B, S, 3*H*D]); ATTN_BENCH_EVICT=MB: MB MiB written before
+#     every call (Q/K/V out of L2/L3).  See bench/attn_bench.c.
+# The second figure in parentheses is GFLOP per wall-clock second, what
+# `kiln bench --profile` reports per op: on a loaded machine it is far below
+# the per-CPU-second figure (issue #15).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
