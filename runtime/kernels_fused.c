@@ -1482,6 +1482,13 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			return rt_error(f, "node '%s' (%s): index %d must be integer of rank 1 or 2", loc,
 			                op, p);
 		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
+		/* position ids sliced from a buffer as long as the table: a longer
+		 * sequence gets them cut at the table's length */
+		if (si > 1 && si < j.S && (di == B || di == 1))
+			return rt_error(f, "node '%s' (%s): sequence %lld is longer than the model's "
+			                "%lld positions (index %d has %lld, table %d has %lld rows)", loc,
+			                op, (long long)j.S, (long long)si, p, (long long)si, p + 1,
+			                (long long)tab->dims[0]);
 		if ((di != B && di != 1) || (si != j.S && si != 1))
 			return rt_error(f, "node '%s' (%s): index %d of shape [%lld, %lld] does not "
 			                "broadcast to [%lld, %lld]", loc, op, p, (long long)di,

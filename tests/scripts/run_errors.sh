@@ -43,6 +43,9 @@ w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
 case_ negative_token "node .*out of range" <<<"$PRE
 a = np.ones((2, 8), np.int64); a[0, 0] = -5000
 w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+# longer than the position table (bert_qa's 512 rows): said as such
+case_ longer_than_positions "sequence 600 is longer than the model's 512 positions" <<<"$PRE
+w(0, np.ones((1, 600), np.int64)); w(1, np.ones((1, 600), np.int64)); w(2, np.zeros((1, 600), np.int64))"
 case_ extra_input "input_3.pb: the model takes 3 inputs" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
 w(3, np.zeros((2, 8), np.int64))"
