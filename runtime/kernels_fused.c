@@ -644,6 +644,47 @@ typedef struct att_job {
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
 
+/* What task t of att_range works on: (batch entry or packed sequence b,
+ * Q head h) and its query rows q0 .. q0+nr-1, with their operands. */
+typedef struct att_task {
+	int64_t b, h;
+	int64_t kv;              /* which K/V head it reads: b * hkv + its K/V head */
+	int64_t Sq, Sk, q0, nr;  /* this sequence's lengths; the block's rows */
+	const float *q, *k, *v;  /* its first query row, first K and V rows */
+	float *o;                /* its first output row */
+} att_task;
+
+static void att_task_of(const att_job *j, int64_t t, att_task *x)
+{
+	int64_t bh = t / j->nqb, qb = t % j->nqb;
+	x->b = bh / j->H, x->h = bh % j->H;
+	int64_t hk = j->tiled ? x->h % j->hkv : x->h / j->rep;   /* the K/V head Q head h reads */
+	x->kv = x->b * j->hkv + hk;
+	/* packed (cu): sequence b's own length and first row, no batch step */
+	x->Sq = j->cu ? j->cu[x->b + 1] - j->cu[x->b] : j->Sq;
+	x->Sk = j->cu ? x->Sq : j->Sk;
+	int64_t r0 = j->cu ? j->cu[x->b] : 0, bb = j->cu ? 0 : x->b;
+	x->q0 = qb * j->rows;
+	x->nr = (x->q0 + j->rows < x->Sq ? x->q0 + j->rows : x->Sq) - x->q0;
+	x->q = j->q + bb * j->bq + (r0 + x->q0) * j->rq + j->qo + x->h * j->D;
+	x->k = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
+	x->v = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
+	x->o = j->o + bb * j->bo + (r0 + x->q0) * j->ro + x->h * j->Dv;
+}
+
+/* A block with no keys: its output rows are 0.  Returns true when done
+ * (no rows, or none of them attends anything). */
+static bool att_trivial(const att_job *j, const att_task *x)
+{
+	if (x->nr <= 0)
+		return true;
+	if (x->Sk != 0)
+		return false;
+	for (int64_t r = 0; r < x->nr; r++)
+		memset(x->o + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
+	return true;
+}
+
 /* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
  * softmax as Softmax does: exp(x - max) / sum, a row of -inf gives NaN
  * (0 with the guard).  Keys from na on are past the causal edge: there
@@ -1033,20 +1074,6 @@ static float *align16f(float *p)
 	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-/* Task t's K/V head: its first K and V rows, key count and identity
- * (batch entry or sequence, K/V head) */
-static int64_t att_kv_of(const att_job *j, int64_t t, const float **K, const float **V,
-                         int64_t *Sk)
-{
-	int64_t bh = t / j->nqb, b = bh / j->H, h = bh % j->H;
-	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;
-	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
-	*Sk = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sk;
-	*K = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
-	*V = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
-	return b * j->hkv + hk;
-}
-
 /* Into L2: K/V rows lo .. hi-1 of a head (another task's, fetched while
  * this one computes: a head's rows are far apart, out of the hardware
  * prefetcher's reach) */
@@ -1067,38 +1094,25 @@ static void att_prefetch_kv(const att_job *j, const float *K, const float *V, in
 static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *buf,
                             int64_t *packed)
 {
-	int64_t bh = t / j->nqb, qb = t % j->nqb;
-	int64_t b = bh / j->H, h = bh % j->H;
-	att_head x = {0};
-	x.Sq = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sq;
-	x.Sk = j->cu ? x.Sq : j->Sk;
-	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
-	x.q0 = qb * j->rows;
-	int64_t q1 = x.q0 + j->rows < x.Sq ? x.q0 + j->rows : x.Sq, nr = q1 - x.q0;
-	if (nr <= 0)
+	att_task tk;
+	att_task_of(j, t, &tk);
+	if (att_trivial(j, &tk))
 		return;
-	x.q = j->q + bb * j->bq + (r0 + x.q0) * j->rq + j->qo + h * j->D;
-	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;   /* the K/V head Q head h reads */
-	x.o = j->o + bb * j->bo + (r0 + x.q0) * j->ro + h * j->Dv;
-	if (x.Sk == 0) {
-		for (int64_t r = 0; r < nr; r++)
-			memset(x.o + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
-		return;
-	}
+	int64_t b = tk.b, h = tk.h, nr = tk.nr;
+	att_head x = {.q = tk.q, .o = tk.o, .Sq = tk.Sq, .Sk = tk.Sk, .q0 = tk.q0};
 	x.skp = round16(x.Sk);
 	x.dvp = round16(j->Dv);
 	float *kp = align16f(buf), *vp = align16f(kp + x.skp * j->D);
 	float *s = align16f(vp + x.skp * x.dvp);
 	x.kp = kp, x.vp = vp;
-	if (*packed != b * j->hkv + hk) {
-		att_pack(j, j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D,
-		         j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv, &x, kp, vp);
-		*packed = b * j->hkv + hk;
+	if (*packed != tk.kv) {
+		att_pack(j, tk.k, tk.v, &x, kp, vp);
+		*packed = tk.kv;
 	}
-	const float *Kn = NULL, *Vn = NULL;
-	int64_t Skn = 0;
-	if (next < 0 || att_kv_of(j, next, &Kn, &Vn, &Skn) == *packed)
-		Skn = 0;
+	att_task nx = {.kv = *packed};
+	if (next >= 0)
+		att_task_of(j, next, &nx);
+	int64_t Skn = nx.kv != *packed ? nx.Sk : 0;   /* prefetch another head's K/V */
 	x.pad = j->pad ? j->pad + b * x.Sk : NULL;
 	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
 	float mx[ATT_MR], inv[ATT_MR];
@@ -1110,7 +1124,7 @@ static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *bu
 		att_exp_avx2(j, &x, (int)R, s, mx, inv);
 		att_pv_avx2(j, &x, r, (int)R, s, inv);
 		if (Skn)
-			att_prefetch_kv(j, Kn, Vn, Skn * r / nr, Skn * (r + R) / nr);
+			att_prefetch_kv(j, nx.k, nx.v, Skn * r / nr, Skn * (r + R) / nr);
 	}
 }
 #elif defined(__aarch64__)
@@ -1163,25 +1177,13 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 
 static void att_block(const att_job *j, int64_t t, float *s)
 {
-	int64_t bh = t / j->nqb, qb = t % j->nqb;
-	int64_t b = bh / j->H, h = bh % j->H;
-	/* packed (cu): sequence b's own length and first row, no batch step */
-	int64_t Sq = j->cu ? j->cu[b + 1] - j->cu[b] : j->Sq, Sk = j->cu ? Sq : j->Sk;
-	int64_t r0 = j->cu ? j->cu[b] : 0, bb = j->cu ? 0 : b;
-	int64_t q0 = qb * j->rows, q1 = q0 + j->rows < Sq ? q0 + j->rows : Sq;
-	int64_t nr = q1 - q0;
-	if (nr <= 0)
+	att_task x;
+	att_task_of(j, t, &x);
+	if (att_trivial(j, &x))
 		return;
-	const float *Q = j->q + bb * j->bq + (r0 + q0) * j->rq + j->qo + h * j->D;
-	int64_t hk = j->tiled ? h % j->hkv : h / j->rep;   /* the K/V head Q head h reads */
-	const float *K = j->k + bb * j->bk + r0 * j->rk + j->ko + hk * j->D;
-	const float *V = j->v + bb * j->bv + r0 * j->rv + j->vo + hk * j->Dv;
-	float *O = j->o + bb * j->bo + (r0 + q0) * j->ro + h * j->Dv;
-	if (Sk == 0) {
-		for (int64_t r = 0; r < nr; r++)
-			memset(O + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
-		return;
-	}
+	int64_t b = x.b, h = x.h, Sq = x.Sq, Sk = x.Sk, q0 = x.q0, nr = x.nr;
+	const float *Q = x.q, *K = x.k, *V = x.v;
+	float *O = x.o;
 	if (j->D == 0)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
