@@ -63,7 +63,8 @@ typedef struct ukernel {
 	void (*add)(float *c, const float *b, int64_t n);
 	void (*gelu)(float *x, int64_t n, int approx);
 	/* or the whole epilogue on an m x n tile of C (row stride ldc) in one
-	 * call: c = act(c + bias[col]), bias may be NULL; or NULL */
+	 * call: c = act(c + bias[col]), bias may be NULL; or NULL.  A kernel
+	 * with it needs no `add` (gelu still serves rt_gelu_inplace) */
 	void (*tile_epi)(float *c, int64_t ldc, int64_t m, int64_t n, const float *bias, int act);
 } ukernel;
 
@@ -361,18 +362,8 @@ static void gelu_avx2(float *x, int64_t n, int approx)
 	}
 }
 
-__attribute__((target("avx2")))
-static void add_avx2(float *c, const float *b, int64_t n)
-{
-	int64_t k = 0;
-	for (; k + 8 <= n; k += 8)
-		_mm256_storeu_ps(c + k, _mm256_add_ps(_mm256_loadu_ps(c + k), _mm256_loadu_ps(b + k)));
-	for (; k < n; k++)
-		c[k] += b[k];
-}
-
-/* c = act(c + bias) over 8 lanes (act: the epilogue's, 0 none): the
- * arithmetic of add_avx2 then gelu_avx2, except the erf GELU (act 1), which
+/* c = act(c + bias) over 8 lanes (act: the epilogue's, 0 none): one add,
+ * then gelu_avx2's arithmetic, except the erf GELU (act 1), which
  * is vm_gelu_erf_fast8 (error below 1.5e-6 (1 + |GELU|), within
  * test_rt_gemm's bounds): vm_gelu8's erf took ~31 cycles per 8 lanes here,
  * ~9% of a BERT FFN-up product's time at K = 768, the fast one ~14 */
@@ -523,7 +514,7 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 static const ukernel kernels[] = {
 #if defined(__x86_64__)
 	{ "avx512", 8, 48, uk_avx512, tail512, 2, add_avx512, gelu_avx512, NULL },
-	{ "avx2", 6, 16, uk_avx2, tail256, 1, add_avx2, gelu_avx2, epi_tile_avx2 },
+	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, gelu_avx2, epi_tile_avx2 },
 #elif defined(__aarch64__)
 	{ "neon", 8, 12, uk_neon, tailneon, 1, add_neon, gelu_neon, NULL },
 #endif
