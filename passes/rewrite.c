@@ -159,7 +159,7 @@ static void explain(const Graph *g, PassCtx *pc, const Pattern *pat, NodeId root
 		 * (an attention's bias Unsqueeze) */
 		NodeId n = first_new;
 		for (NodeId i = first_new; i < g->nnodes; i++)
-			if (!strncmp(ir_opname(IR_NODE(g, i)->op), "Kln", 3)) {
+			if (ir_opinfo[IR_NODE(g, i)->op].kind == K_FUSED) {
 				n = i;
 				break;
 			}
