@@ -388,7 +388,7 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 		       ir_dtype_name((DType)ref->dtype));
 		return -1;
 	}
-	size_t n = ref->nbytes / cli_dtype_size(ref->dtype);
+	size_t es = cli_dtype_size(ref->dtype), n = ref->nbytes / es;
 	double worst_abs = 0, worst_rel = 0;
 	size_t bad = 0, first_bad = 0;
 	bool fl = is_float(ref->dtype);
@@ -412,7 +412,6 @@ static int compare(const char *set, const char *rawname, const kiln_tensor *got,
 		/* err == 0 first: with --rtol=0, 0 * inf would make inf == inf fail;
 		 * an infinity matches only itself (rtol * inf passed anything);
 		 * integers compare exactly (int64 beyond 2^53 is not a double) */
-		size_t es = cli_dtype_size(ref->dtype);
 		bool ok = !fl ? !memcmp((const char *)got->data + i * es, (const char *)ref->data + i * es, es)
 		        : isinf(a) || isinf(b) ? a == b
 		        : err == 0 || err <= tol.atol + tol.rtol * fabs(b);
