@@ -46,10 +46,13 @@
 
 RT_KERNEL(KlnAttention);
 
-static double wall_now(void)
+/* seconds on clock id: CLOCK_MONOTONIC (wall), CLOCK_PROCESS_CPUTIME_ID
+ * (CPU-seconds of this process, all threads: read around each call so
+ * ATTN_BENCH_EVICT's writes are not counted) */
+static double clock_s(clockid_t id)
 {
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(id, &t);
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -168,15 +171,6 @@ static double cpu_ghz(int n, double *mean)
 	return best;
 }
 
-/* CPU-seconds of this process (all threads; CLOCK_PROCESS_CPUTIME_ID,
- * read around each call so ATTN_BENCH_EVICT's writes are not counted) */
-static double pcpu_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* GFLOP per CPU-second: the best of 7 groups of calls of >= 20 ms CPU
  * each; r[0]: GFLOP/s of the fastest single call (wall clock) of all
  * groups, the rate when nothing else ran on the core; r[1]: GFLOP per
@@ -198,10 +192,10 @@ static double run(const shape *s, call *c, double r[3])
 			if (gemm_a)
 				rt_sgemm(NULL, 0, 0, 128, 3072, 768, 1.0f, gemm_a, 768, gemm_b, 3072, 0.0f,
 				         gemm_c, 3072);
-			double c0 = pcpu_now(), w0 = wall_now();
+			double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), w0 = clock_s(CLOCK_MONOTONIC);
 			once(c);
-			double w = wall_now() - w0;
-			t += pcpu_now() - c0;
+			double w = clock_s(CLOCK_MONOTONIC) - w0;
+			t += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
 			tmin = w < tmin ? w : tmin;
 			wsum += w;
 			calls++;
