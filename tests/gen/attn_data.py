@@ -37,3 +37,25 @@ def feeds_sets(seed, width, mem=False, time_major=False):
             f["memory"] = rng.normal(0, 1, (B, S + 2, width)).astype(np.float32)
         sets.append(f)
     return sets
+
+
+def varied_pad_sets(seed, width, time_major=False, key_bias=False):
+    """Two data sets from default_rng(seed) with every batch row padded
+    differently (right padding, so a causal query always sees key 0): set
+    0 is batch 2, sequence 7, rows keeping 5 and 3 keys; set 1 batch 3,
+    sequence 3 (batch == sequence: a [B, Sk] mask misread as [Sq, Sk]
+    broadcasts without an error), rows keeping 3, 2, 1.  x ~ N(0, 1), drawn
+    [S, B, W] when time_major, else [B, S, W]; key_bias: also key_bias
+    [B, S] ~ N(0, 1), drawn after x."""
+    rng = np.random.default_rng(seed)
+    sets = []
+    for B, S, keep in ((2, 7, (5, 3)), (3, 3, (3, 2, 1))):
+        x = rng.normal(0, 1, (S, B, width) if time_major else (B, S, width)).astype(np.float32)
+        mask = np.zeros((B, S), np.int64)
+        for r, n in enumerate(keep):
+            mask[r, :n] = 1
+        f = {"x": x, "attention_mask": mask}
+        if key_bias:
+            f["key_bias"] = rng.normal(0, 1, (B, S)).astype(np.float32)
+        sets.append(f)
+    return sets

@@ -915,22 +915,10 @@ def hf_mask(style="eager", fill=None, reverse=False):
 
 
 def key_bias_pad_sets():
-    """Data sets of key_bias_and_pad: every batch row padded differently
-    (right padding, so every causal query sees key 0) and a per-key bias
-    key_bias [B, S] ~ N(0, 1).  Set 0: batch 2, sequence 7, rows keep 5
-    and 3 keys; set 1: batch 3, sequence 3 (batch == sequence: a [B, Sk]
-    condition read as [Sq, Sk] broadcasts without an error), rows keep 3,
-    2, 1."""
-    rng = np.random.default_rng(41)
-    sets = []
-    for B, S, keep in ((2, 7, (5, 3)), (3, 3, (3, 2, 1))):
-        mask = np.zeros((B, S), np.int64)
-        for r, n in enumerate(keep):
-            mask[r, :n] = 1
-        sets.append({"x": rng.normal(0, 1, (B, S, W)).astype(np.float32),
-                     "attention_mask": mask,
-                     "key_bias": rng.normal(0, 1, (B, S)).astype(np.float32)})
-    return sets
+    """Data sets of key_bias_and_pad (attn_data.varied_pad_sets: every batch
+    row padded differently, one set with batch == sequence) with a per-key
+    bias key_bias [B, S] ~ N(0, 1)."""
+    return attn_data.varied_pad_sets(41, W, key_bias=True)
 
 
 def key_bias_and_pad(dynamo=False):

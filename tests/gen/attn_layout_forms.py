@@ -317,20 +317,10 @@ def near_miss(kind):
 
 
 def tm_feeds():
-    """Data sets of the time-major padding forms, x [S, B, W]: every batch
-    row padded differently (right padding, so a causal query always sees
-    key 0).  Set 0: batch 2, sequence 7, rows keep 5 and 3 keys; set 1:
-    batch 3, sequence 3 (batch == sequence: a [B, Sk] mask misread as
-    [Sq, Sk] would broadcast without an error), rows keep 3, 2, 1."""
-    rng = np.random.default_rng(31)
-    sets = []
-    for B, S, keep in ((2, 7, (5, 3)), (3, 3, (3, 2, 1))):
-        x = rng.normal(0, 1, (S, B, W)).astype(np.float32)
-        mask = np.zeros((B, S), np.int64)
-        for r, n in enumerate(keep):
-            mask[r, :n] = 1
-        sets.append({"x": x, "attention_mask": mask})
-    return sets
+    """Data sets of the time-major padding forms, x [S, B, W]
+    (attn_data.varied_pad_sets: every batch row padded differently, one set
+    with batch == sequence)."""
+    return attn_data.varied_pad_sets(31, W, time_major=True)
 
 
 def time_major_mask(heads, kind, dynamo=False):
