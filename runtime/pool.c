@@ -1,8 +1,19 @@
 /* pool.c: the context's thread pool.  N threads in all: N-1 workers plus
- * the thread that calls rt_parallel_for, which runs the first share.  Work
- * is split statically into N contiguous ranges; one job at a time (a
- * context is used by one thread at a time).  A call made from inside a job
- * (nested) runs serially on the calling thread.
+ * the thread that calls rt_parallel_for.  One job at a time (a context is
+ * used by one thread at a time).  A call made from inside a job (nested)
+ * runs serially on the calling thread.
+ *
+ * A job's range is cut into chunks (contiguous, fixed by n and N only) that
+ * the threads claim from a shared ticket, the caller included.  So the
+ * caller never waits idle for a worker that has not woken up yet (on a
+ * busy or virtual machine that takes from tens of microseconds to
+ * milliseconds): it runs the chunks nobody claimed, and waits only for
+ * chunks that are running.  The ticket is one 64-bit word, generation (32
+ * bits) | chunks (16) | next chunk (16), claimed by compare-and-swap: a
+ * worker that wakes late for a job that is over sees another generation
+ * or no chunk left, and touches nothing of the job (its fn and arg may be
+ * gone); a claim that succeeds keeps the job open until its chunk is
+ * counted done, so fn, arg and total stay valid while it runs.
  *
  * Waiting spins before it sleeps.  A model runs hundreds of parallel jobs
  * per inference, microseconds apart; a worker that went to sleep on a
@@ -28,31 +39,51 @@
 
 #define SPIN_NS 4000000        /* spin this long before sleeping */
 #define YIELD_NS 200000        /* from then on, sched_yield between checks */
+#define CHUNKS_PER_THREAD 8    /* a job of many items: about this many chunks per thread */
+#define MAX_CHUNKS 0xffff      /* what the ticket's 16-bit fields hold */
+
+/* the ticket's fields */
+#define T_GEN(w) ((uint32_t)((w) >> 32))
+#define T_CHUNKS(w) ((int)(((w) >> 16) & 0xffff))
+#define T_NEXT(w) ((int)((w) & 0xffff))
 
 struct rt_pool {
 	int n;                         /* threads, caller included */
 	pthread_t *th;
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
-	atomic_uint_fast64_t gen;      /* job generation */
-	atomic_int pending;            /* workers not finished with this job */
-	atomic_int sleepers;           /* workers asleep on go */
+	/* the two words every claim and every finished chunk write, each on
+	 * its own cache line (away from the fields that are only read) */
+	_Alignas(64) atomic_uint_fast64_t ticket;
+	_Alignas(64) atomic_int done_chunks;   /* chunks of this job finished */
+	_Alignas(64) atomic_int sleepers;      /* workers asleep on go */
 	atomic_int caller_asleep;      /* the caller is asleep on done */
 	atomic_bool stop;
 	int64_t total;
 	void (*fn)(void *, int64_t, int64_t);
 	void *arg;
-	/* profiling: set between runs, read by the workers after they see a
-	 * new generation (published after it) */
+	/* profiling: set between runs, read by the workers after they claimed
+	 * a chunk (published before the ticket) */
 	struct rt_prof *prof;
 };
 
 static _Thread_local bool in_job;
 
-static void share(int64_t total, int n, int i, int64_t *b, int64_t *e)
+/* [b, e) of chunk i of c over [0, total) */
+static void share(int64_t total, int c, int i, int64_t *b, int64_t *e)
 {
-	*b = total * i / n;
-	*e = total * (i + 1) / n;
+	*b = total * i / c;
+	*e = total * (i + 1) / c;
+}
+
+/* How many chunks a job of n items gets on T threads: one per item up to
+ * CHUNKS_PER_THREAD per thread (few heavy items, as attention heads or
+ * GEMM workers, balance item by item), else that many equal ones. */
+int rt_pool_chunks(int64_t n, int T)
+{
+	int64_t c = (int64_t)T * CHUNKS_PER_THREAD;
+	c = n < c ? n : c;
+	return (int)(c > MAX_CHUNKS ? MAX_CHUNKS : c < 1 ? 1 : c);
 }
 
 static int64_t now_ns(void)
@@ -85,18 +116,59 @@ static bool spin_expired(int64_t *t0)
 	return t - *t0 > SPIN_NS;
 }
 
-/* Spin until gen differs from seen or stop is set (true), or SPIN_NS
- * passed (false). */
-static bool spin_for_job(struct rt_pool *p, uint64_t seen)
+static uint32_t gen_now(struct rt_pool *p)
+{
+	return T_GEN(atomic_load_explicit(&p->ticket, memory_order_acquire));
+}
+
+/* Spin until the generation differs from seen or stop is set (true), or
+ * SPIN_NS passed (false). */
+static bool spin_for_job(struct rt_pool *p, uint32_t seen)
 {
 	int64_t t0 = 0;
 	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(&p->gen, memory_order_acquire) != seen ||
-		    atomic_load_explicit(&p->stop, memory_order_relaxed))
+		if (gen_now(p) != seen || atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return true;
 		cpu_relax();
 		if ((i & 255) == 0 && spin_expired(&t0))
 			return false;
+	}
+}
+
+/* Claim the next chunk of generation gen: its index, or -1 (another
+ * generation, or every chunk claimed). */
+static int claim(struct rt_pool *p, uint32_t gen, int *chunks)
+{
+	uint64_t w = atomic_load_explicit(&p->ticket, memory_order_acquire);
+	do {
+		if (T_GEN(w) != gen || T_NEXT(w) >= T_CHUNKS(w))
+			return -1;
+	} while (!atomic_compare_exchange_weak_explicit(&p->ticket, &w, w + 1,
+	                                                memory_order_acq_rel,
+	                                                memory_order_acquire));
+	*chunks = T_CHUNKS(w);
+	return T_NEXT(w);
+}
+
+/* Run chunks of generation gen until none is left.  A worker (idx > 0)
+ * records each chunk in the profile before counting it done (after that
+ * the job, and the node it belongs to, may be over). */
+static void run_chunks(struct rt_pool *p, uint32_t gen, int idx)
+{
+	int chunks, i;
+	while ((i = claim(p, gen, &chunks)) >= 0) {
+		struct rt_prof *prof = idx > 0 ? p->prof : NULL;
+		int64_t t0 = prof ? rt_prof_now() : 0, b, e;
+		share(p->total, chunks, i, &b, &e);
+		p->fn(p->arg, b, e);
+		if (prof)
+			rt_prof_job(prof, idx, t0, rt_prof_now());
+		if (atomic_fetch_add(&p->done_chunks, 1) + 1 == chunks && idx > 0 &&
+		    atomic_load(&p->caller_asleep)) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 }
 
@@ -107,34 +179,21 @@ static void *worker(void *a)
 	worker_arg wa = *(worker_arg *)a;
 	free(a);
 	struct rt_pool *p = wa.p;
-	uint64_t seen = 0;
+	uint32_t seen = 0;
 	in_job = true;
 	for (;;) {
 		if (!spin_for_job(p, seen)) {
 			pthread_mutex_lock(&p->mu);
 			atomic_fetch_add(&p->sleepers, 1);
-			while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
+			while (gen_now(p) == seen && !atomic_load(&p->stop))
 				pthread_cond_wait(&p->go, &p->mu);
 			atomic_fetch_sub(&p->sleepers, 1);
 			pthread_mutex_unlock(&p->mu);
 		}
 		if (atomic_load(&p->stop))
 			break;
-		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-		int64_t b, e;
-		share(p->total, p->n, wa.idx, &b, &e);
-		if (b < e) {
-			struct rt_prof *prof = p->prof;
-			int64_t t0 = prof ? rt_prof_now() : 0;
-			p->fn(p->arg, b, e);
-			if (prof)   /* recorded before the caller may read it */
-				rt_prof_job(prof, wa.idx, t0, rt_prof_now());
-		}
-		if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep)) {
-			pthread_mutex_lock(&p->mu);
-			pthread_cond_signal(&p->done);
-			pthread_mutex_unlock(&p->mu);
-		}
+		seen = gen_now(p);
+		run_chunks(p, seen, wa.idx);
 	}
 	return NULL;
 }
@@ -202,16 +261,17 @@ int rt_pool_size(const struct rt_pool *p)
 	return p ? p->n : 1;
 }
 
-/* Spin, then sleep, until every worker finished the current job. */
-static void wait_done(struct rt_pool *p)
+/* Spin, then sleep, until the job's chunks are all done. */
+static void wait_done(struct rt_pool *p, int chunks)
 {
 	int64_t t0 = 0;
-	for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+	for (unsigned i = 1;
+	     atomic_load_explicit(&p->done_chunks, memory_order_acquire) < chunks; i++) {
 		cpu_relax();
 		if ((i & 255) == 0 && spin_expired(&t0)) {
 			pthread_mutex_lock(&p->mu);
 			atomic_store(&p->caller_asleep, 1);
-			while (atomic_load(&p->pending) > 0)
+			while (atomic_load(&p->done_chunks) < chunks)
 				pthread_cond_wait(&p->done, &p->mu);
 			atomic_store(&p->caller_asleep, 0);
 			pthread_mutex_unlock(&p->mu);
@@ -229,25 +289,24 @@ void rt_parallel_for(struct rt_pool *p, int64_t n,
 		fn(arg, 0, n);
 		return;
 	}
-	/* workers read fn, arg, total after they see the new generation */
+	/* the last job is over (every chunk done): nobody reads these until
+	 * it claims a chunk of the ticket published below */
+	int chunks = rt_pool_chunks(n, p->n);
 	p->fn = fn;
 	p->arg = arg;
 	p->total = n;
-	atomic_store(&p->pending, p->n - 1);
-	atomic_fetch_add(&p->gen, 1);
+	atomic_store_explicit(&p->done_chunks, 0, memory_order_relaxed);
+	uint32_t gen = gen_now(p) + 1;
+	atomic_store(&p->ticket, (uint64_t)gen << 32 | (uint64_t)chunks << 16);
 	if (atomic_load(&p->sleepers) > 0) {
 		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->go);
 		pthread_mutex_unlock(&p->mu);
 	}
-
-	int64_t b, e;
-	share(n, p->n, 0, &b, &e);
 	in_job = true;
-	if (b < e)
-		fn(arg, b, e);
+	run_chunks(p, gen, 0);
 	in_job = false;
-	wait_done(p);
+	wait_done(p, chunks);
 }
 
 void rt_par(kiln_frame *f, int64_t n, int64_t cost,

@@ -310,10 +310,10 @@ int rt_dyn_alloc(kiln_frame *f, int32_t slot, int64_t bytes);
  * caller's output buffers (as kiln_run binds them); 0 or rt_error. */
 int rt_dyn_outputs(kiln_frame *f);
 
-/* Run fn over [0, n) on the context's threads: n is split statically into
- * one contiguous [begin, end) per thread, the calling thread takes the
- * first; returns when all are done.  Nested calls run serially.  p may be
- * NULL (serial). */
+/* Run fn over [0, n) on the context's threads: n is cut into contiguous
+ * chunks [begin, end) (fixed by n and the thread count) that the threads,
+ * the calling one included, take as they come free; returns when all are
+ * done.  Nested calls run serially.  p may be NULL (serial). */
 void rt_parallel_for(struct rt_pool *p, int64_t n,
                      void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
 

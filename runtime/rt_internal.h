@@ -78,6 +78,8 @@ void rt_weights_release(kiln_context *c);   /* also when acquire failed or never
 struct rt_pool *rt_pool_create(int nthreads);     /* nthreads total, caller included; 0: online CPUs */
 void rt_pool_free(struct rt_pool *p);
 int rt_pool_size(const struct rt_pool *p);        /* 1 for NULL */
+/* rt_parallel_for cuts n items on T threads into this many equal chunks */
+int rt_pool_chunks(int64_t n, int T);
 
 /* rt_parallel_for when n * cost (rough ns of work) makes it worth waking
  * the workers, else fn(arg, 0, n) on the calling thread. */

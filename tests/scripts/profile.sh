@@ -66,8 +66,7 @@ if any(e["tid"] != 0 for e in nodes):
     errs.append("Node events off thread 0")
 if any(not (1 <= e["tid"] < threads) for e in jobs):
     errs.append("Job events on tids %s with %d threads" % (sorted({e["tid"] for e in jobs}), threads))
-if threads > 1 and "KlnGemm" in ops_out and not jobs:
-    errs.append("no Job events with %d threads" % threads)
+# (a worker may run no chunk of a job: the caller runs those nobody claimed)
 if sorted({e["args"]["run"] for e in nodes}) != list(range(runs)):
     errs.append("runs %s" % sorted({e["args"]["run"] for e in nodes}))
 for e in nodes:

@@ -112,8 +112,9 @@ static void run_ok(kiln_context *c, Io *io)
 		fail_msg("run: %s", kiln_last_error(c));
 }
 
-/* The events of a profile of runs at batch sizes b[0..nruns). */
-static void check_events(kiln_context *c, const int64_t *b, int nruns, int threads)
+/* The events of a profile of runs at batch sizes b[0..nruns); returns
+ * the number of Job events. */
+static int check_events(kiln_context *c, const int64_t *b, int nruns, int threads)
 {
 	size_t n = kiln_context_profile_count(c);
 	int nodes = 0, runs = 0, jobs = 0;
@@ -164,11 +165,12 @@ static void check_events(kiln_context *c, const int64_t *b, int nruns, int threa
 	}
 	assert_int_equal(nodes, 3 * nruns);
 	assert_int_equal((size_t)(nodes + runs + jobs), n);
+	/* on 2 threads the worker runs the chunks of the MatMul of 64 rows it
+	 * claims before the caller does: maybe none, if it woke late */
 	if (threads == 1)
 		assert_int_equal(jobs, 0);
-	else
-		assert_true(jobs > 0);   /* the MatMul of 64 rows runs on both threads */
 	assert_int_equal(kiln_context_profile_event(c, n, &e), -1);
+	return jobs;
 }
 
 static char *read_all(const char *path)
@@ -202,7 +204,7 @@ static void test_profile_on_off(void **state)
 		run_ok(c, &b);
 		assert_int_equal(kiln_context_profile_stop(c), 0);
 		int64_t batches[2] = {64, 3};
-		check_events(c, batches, 2, threads);
+		int jobs = check_events(c, batches, 2, threads);
 		/* stopped: runs add nothing, the events stay */
 		size_t n = kiln_context_profile_count(c);
 		run_ok(c, &a);
@@ -218,7 +220,8 @@ static void test_profile_on_off(void **state)
 		                           "\"output_type_shape\":[{\"float\":[64,256]}],\"flops\":2097152}"));
 		assert_non_null(strstr(js, "\"input_type_shape\":[{\"float\":[3,64]},{\"float\":[64,256]}]"));
 		assert_non_null(strstr(js, "\"name\":\"att_kernel_time\""));
-		assert_true((strstr(js, "\"cat\":\"Job\"") != NULL) == (threads > 1));
+		/* Job events as the C API lists them (a worker may run none) */
+		assert_true((strstr(js, "\"cat\":\"Job\"") != NULL) == (jobs > 0));
 		free(js);
 		/* a restart clears */
 		assert_int_equal(kiln_context_profile_start(c), 0);
