@@ -24,7 +24,13 @@
  * CPUs are runnable), then fall back to the mutex and condition variables
  * (idle contexts do not burn CPU).  The sleeping side announces itself in an
  * atomic counter; the posting side reads it after publishing (both
- * sequentially consistent), so a sleeper is never missed. */
+ * sequentially consistent), so a sleeper is never missed.
+ *
+ * Built with -DKILN_POOL_STATS, a pool counts where its threads' time goes
+ * and prints it to stderr when it is freed: parallel jobs, per thread the
+ * chunks and the time in them, the jobs it ran a chunk of and how long
+ * after the post it claimed the first (wake-up lag), and the time the
+ * caller waited for running chunks after it found none left to claim. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -36,6 +42,17 @@
 #include <unistd.h>
 
 #include "rt_internal.h"
+
+#ifdef KILN_POOL_STATS
+#include <stdio.h>
+#define STATS(...) __VA_ARGS__
+#define STATS_MAX 64           /* threads counted */
+typedef struct {
+	_Alignas(64) int64_t chunks, chunk_ns, lag_ns, joined;   /* joined: jobs it ran a chunk of */
+} pool_stats;
+#else
+#define STATS(...)
+#endif
 
 #define SPIN_NS 4000000        /* spin this long before sleeping */
 #define YIELD_NS 200000        /* from then on, sched_yield between checks */
@@ -65,6 +82,7 @@ struct rt_pool {
 	/* profiling: set between runs, read by the workers after they claimed
 	 * a chunk (published before the ticket) */
 	struct rt_prof *prof;
+	STATS(int64_t jobs, wait_ns; _Atomic int64_t posted; pool_stats st[STATS_MAX];)
 };
 
 static _Thread_local bool in_job;
@@ -156,11 +174,16 @@ static int claim(struct rt_pool *p, uint32_t gen, int *chunks)
 static void run_chunks(struct rt_pool *p, uint32_t gen, int idx)
 {
 	int chunks, i;
+	STATS(pool_stats *st = idx < STATS_MAX ? &p->st[idx] : NULL; bool first = true;)
 	while ((i = claim(p, gen, &chunks)) >= 0) {
 		struct rt_prof *prof = idx > 0 ? p->prof : NULL;
 		int64_t t0 = prof ? rt_prof_now() : 0, b, e;
+		STATS(int64_t s0 = now_ns();
+		      if (st && first) { st->joined++; st->lag_ns += s0 - atomic_load(&p->posted); }
+		      first = false;)
 		share(p->total, chunks, i, &b, &e);
 		p->fn(p->arg, b, e);
+		STATS(if (st) { st->chunks++; st->chunk_ns += now_ns() - s0; })
 		if (prof)
 			rt_prof_job(prof, idx, t0, rt_prof_now());
 		if (atomic_fetch_add(&p->done_chunks, 1) + 1 == chunks && idx > 0 &&
@@ -233,10 +256,26 @@ struct rt_pool *rt_pool_create(int nthreads)
 	return p;
 }
 
+#ifdef KILN_POOL_STATS
+static void print_stats(const struct rt_pool *p)
+{
+	if (!p->jobs)
+		return;
+	fprintf(stderr, "pool: %d threads, %lld parallel jobs, caller waited %.3f ms for running chunks\n",
+	        p->n, (long long)p->jobs, 1e-6 * (double)p->wait_ns);
+	for (int i = 0; i < p->n && i < STATS_MAX; i++)
+		fprintf(stderr, "pool: thread %d: %lld chunks, %.3f ms in them, a chunk of %lld jobs, "
+		        "its first %.1f us after the post on average\n", i, (long long)p->st[i].chunks,
+		        1e-6 * (double)p->st[i].chunk_ns, (long long)p->st[i].joined,
+		        p->st[i].joined ? 1e-3 * (double)p->st[i].lag_ns / (double)p->st[i].joined : 0.0);
+}
+#endif
+
 void rt_pool_free(struct rt_pool *p)
 {
 	if (!p)
 		return;
+	STATS(print_stats(p);)
 	pthread_mutex_lock(&p->mu);
 	atomic_store(&p->stop, true);
 	pthread_cond_broadcast(&p->go);
@@ -297,6 +336,7 @@ void rt_parallel_for(struct rt_pool *p, int64_t n,
 	p->total = n;
 	atomic_store_explicit(&p->done_chunks, 0, memory_order_relaxed);
 	uint32_t gen = gen_now(p) + 1;
+	STATS(p->jobs++; atomic_store(&p->posted, now_ns());)
 	atomic_store(&p->ticket, (uint64_t)gen << 32 | (uint64_t)chunks << 16);
 	if (atomic_load(&p->sleepers) > 0) {
 		pthread_mutex_lock(&p->mu);
@@ -306,7 +346,9 @@ void rt_parallel_for(struct rt_pool *p, int64_t n,
 	in_job = true;
 	run_chunks(p, gen, 0);
 	in_job = false;
+	STATS(int64_t w0 = now_ns();)
 	wait_done(p, chunks);
+	STATS(p->wait_ns += now_ns() - w0;)
 }
 
 void rt_par(kiln_frame *f, int64_t n, int64_t cost,
