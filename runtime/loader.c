@@ -26,8 +26,11 @@ struct kiln_model {
 	const rt_entry *e;
 	const rt_entry_ext *x;          /* NULL: a model made before kiln_entry_ext */
 	char *path;
+	int fd;                         /* the checked file, open while loaded (see load_checked) */
 	atomic_int refs;
 	uint64_t file_size;
+	dev_t dev;                      /* of the checked file */
+	ino_t ino;
 	int nload;                      /* PT_LOAD headers kept for the weights check */
 	bool load_overflow;             /* more than fit in load[]: check skipped */
 	Elf64_Phdr load[32];
@@ -66,6 +69,7 @@ static void model_release(kiln_model *m)
 	if (atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	dlclose(m->dl);
+	close(m->fd);
 	free(m->path);
 	free(m);
 }
@@ -103,11 +107,13 @@ static int read_at(int fd, void *dst, size_t n, uint64_t off)
 /* Checks that the file is a regular file, a 64-bit ELF shared object
  * whose headers and loadable segments lie inside it (dlopen maps segments
  * past the end of a cut file, and the first read there is a SIGBUS).
- * Keeps the size and the PT_LOAD headers in m.  -1 with load_err set. */
+ * Keeps the size and the PT_LOAD headers in m, and the open file in m->fd
+ * (on success only).  -1 with load_err set. */
 static int check_file(const char *path, kiln_model *m)
 {
 	/* O_NONBLOCK: a FIFO must not block the open */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	m->fd = -1;
 	if (fd < 0) {
 		fail("%s: cannot load: %s", path, strerror(errno));
 		return -1;
@@ -190,9 +196,31 @@ static int check_file(const char *path, kiln_model *m)
 		goto out;
 	}
 	rc = 0;
+	m->fd = fd;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 out:
-	close(fd);
+	if (rc)
+		close(fd);
 	return rc;
+}
+
+/* dlopen of the file check_file checked, through its descriptor.  By path,
+ * dlopen would hand back a model already loaded from the same path string
+ * even when the file has been replaced since (a recompiled model.so loaded
+ * again in the same process would run the old code), and the path could
+ * name another file by now.  The descriptor stays open while the model is
+ * loaded, so no other model's "/proc/self/fd/N" string can match it; the
+ * same file under any name still shares one loaded copy (dlopen compares
+ * device and inode).  Without /proc, by path. */
+static void *load_checked(const kiln_model *m, const char *p)
+{
+	char fdpath[64];
+	struct stat st;
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", m->fd);
+	if (stat(fdpath, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino)
+		return dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+	return dlopen(p, RTLD_NOW | RTLD_LOCAL);
 }
 
 /* After dlopen: the embedded weights (desc->weights, weights_bytes) must
@@ -308,12 +336,15 @@ kiln_model *kiln_model_load(const char *path)
 		free(m);
 		return NULL;
 	}
-	void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+	void *dl = load_checked(m, p);
 	const char *why = NULL;
 	const rt_entry *(*entry)(void) = NULL;
 	const rt_entry *e = NULL;
 	if (!dl) {
 		why = dlerror();
+		/* dlerror names the file as "/proc/self/fd/N: ...": path says it */
+		if (why && !strncmp(why, "/proc/self/fd/", 14) && strstr(why, ": "))
+			why = strstr(why, ": ") + 2;
 		fail("%s: cannot load: %s", path, why ? why : "unknown error");
 	} else if (!(entry = (const rt_entry *(*)(void))dlsym(dl, "kiln_entry")))
 		fail("%s: not a kiln model (no kiln_entry)", path);
@@ -334,6 +365,7 @@ kiln_model *kiln_model_load(const char *path)
 	}
 	if (dl)
 		dlclose(dl);
+	close(m->fd);
 	free(m->path);
 	free(m);
 	return NULL;

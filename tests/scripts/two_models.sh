@@ -94,7 +94,42 @@ for k, name in enumerate(["start_logits", "end_logits"]):
     assert err < 1e-5, f"{name}: the C program and kiln run differ by {err}"
 print("ok   two models in one program: qa_one_run and second_run match kiln run")
 PY
+# A model file replaced while the process still has the old one loaded
+# (recompiled in place, or a new file renamed over it): loading the path
+# again must load the new file.  dlopen by path handed back the old model
+# (same path string), so the program ran the wrong model.
+/usr/bin/python3 "$src/tests/gen/models.py" "$d" ops_zoo >/dev/null
+"$kiln" compile "$d/ops_zoo/model.onnx" -o "$d/zoo.so"
+cat > "$d/swap.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include "kiln.h"
+/* swap PATH NEW: loads PATH, renames NEW over it, loads PATH again; prints
+ * each model's first input name. */
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	kiln_model *a = kiln_model_load(argv[1]);
+	if (!a || rename(argv[2], argv[1]))
+		return 1;
+	kiln_model *b = kiln_model_load(argv[1]);
+	if (!b) {
+		fprintf(stderr, "%s\n", kiln_load_error());
+		return 1;
+	}
+	printf("%s %s\n", kiln_model_input(a, 0)->name, kiln_model_input(b, 0)->name);
+	kiln_model_free(a);
+	kiln_model_free(b);
+	return 0;
+}
+C
+cc -std=c11 -Wall -Wextra -Werror $flags -I"$src/runtime" "$d/swap.c" -o "$d/swap" "$build/libkiln.a" -ldl
 fail=0
+cp "$d/qa_one.so" "$d/cur.so" && cp "$d/zoo.so" "$d/new.so"
+got=$(cd "$d" && ./swap cur.so new.so) || { echo "FAIL swap program"; fail=1; }
+[ "$got" = "input_ids x" ] && echo "ok   a model file replaced in the process: the new file is loaded" ||
+  { echo "FAIL replaced model file: first inputs '$got', expected 'input_ids x' (the old model was loaded again)"; fail=1; }
 for bad in "" "1abc" "a-b" "with space" "_x" "$(printf 'a%.0s' $(seq 70))"; do
   if "$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>"$d/err"; then echo "FAIL --name='$bad' accepted"; fail=1; continue; fi
   rc=$("$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>/dev/null; echo $?)
