@@ -75,12 +75,17 @@ const kiln_io_info *kiln_model_output(const kiln_model *m, int i);
  * this (e.g. the vocabulary size for input_ids); 0 when unknown. */
 int64_t kiln_model_input_index_bound(const kiln_model *m, int i);
 
+/* num_threads: the threads of the context's pool, the caller's included;
+ * 0 or negative: the machine's online CPUs; more than 256: 256. */
 kiln_context *kiln_context_create(kiln_model *m, int num_threads);  /* NULL on failure */
 void kiln_context_free(kiln_context *c);
 /* Runs the model.  inputs in model order.  For each output: data == NULL
  * means the context owns the buffer (valid until the next run or free);
  * otherwise data/nbytes is the caller's buffer, which must be large enough.
  * On return shape, rank, dtype and nbytes describe each output.
+ * Outputs are written while inputs are read: an output buffer that overlaps
+ * an input or another output is refused (-1), also a context-owned output
+ * of the last run passed back as an input (copy it first).
  * 0 ok, -1 error, KILN_BUSY: another thread is in kiln_run on c. */
 /* kiln_run's status when another thread is running the same context. */
 #define KILN_BUSY (-2)
