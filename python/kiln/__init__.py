@@ -448,6 +448,12 @@ class Session(_Closing):
                     a = np.asarray(a)
                 except Exception as e:   # noqa: BLE001  (numpy raises many kinds)
                     raise Error("%s: input '%s': not an array (%s)" % (path, io.name, e)) from None
+            if isinstance(a, np.ma.MaskedArray) and np.ma.is_masked(a):
+                # the C side would read the values under the mask as data
+                raise Error("%s: input '%s': a masked array with %d masked value%s (kiln does "
+                            "not read masks: pass a.filled(value))"
+                            % (path, io.name, np.ma.count_masked(a),
+                               "" if np.ma.count_masked(a) == 1 else "s"))
             if io.dtype is None or a.dtype != io.dtype:
                 raise Error("%s: input '%s': dtype %s, expected %s (ONNX Runtime refuses it too; "
                             "convert with .astype(numpy.%s))"
@@ -456,7 +462,9 @@ class Session(_Closing):
                 raise Error("%s: input '%s': rank %d (shape %s), expected %d: %s"
                             % (path, io.name, a.ndim, list(a.shape), len(io.shape), io.describe()))
             self._check_dims(io, a.shape, bound)
-            arrays.append(np.ascontiguousarray(a))
+            # C order and aligned for the dtype (a view at an odd byte offset
+            # is copied: the kernels load elements at their natural alignment)
+            arrays.append(np.require(np.asarray(a), requirements=("C", "A")))
         return arrays
 
     def _check_dims(self, io, shape, bound):
