@@ -11,8 +11,11 @@
  *   if (kiln_run(c, in, 3, out, 2)) fprintf(stderr, "%s\n", kiln_last_error(c));
  *   kiln_context_free(c); kiln_model_free(m);
  *
- * Contexts are independent: two threads may run the same model at once on
- * two contexts.  A context runs one kiln_run at a time: a kiln_run that
+ * Threads: kiln_model_load, kiln_model_free, kiln_context_create and
+ * kiln_context_free may be called from several threads at once, on one
+ * model too (each context of its own; two_models.sh stresses it under
+ * AddressSanitizer).  Contexts are independent: two threads may run the
+ * same model at once on two contexts.  A context runs one kiln_run at a time: a kiln_run that
  * finds another thread inside kiln_run on the same context returns
  * KILN_BUSY at once (it does not wait), and kiln_last_error(ctx) in that
  * thread says the context is in use.  kiln_context_free must not race
