@@ -303,8 +303,10 @@ class Session(_Closing):
         if not model._h:
             raise Error("%s: the model was closed" % model.path)
         threads = _default_threads() if threads is None else threads
-        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, (bool, np.bool_)) \
+                or not 1 <= threads <= 256:
             raise Error("threads must be a whole number from 1 to 256, not %r" % (threads,))
+        threads = int(threads)      # a numpy integer too (sess_options from numpy code)
         self.model = model
         self.threads = threads
         self._lib = model._lib

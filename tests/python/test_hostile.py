@@ -137,3 +137,13 @@ def test_output_names_mixed_up(bert_qa, qa_feeds):
     got = s.run(("end_logits", "start_logits", "end_logits"), qa_feeds)
     want = s.run(None, qa_feeds)
     assert same(got, [want[1], want[0], want[1]])
+
+
+def test_numpy_integer_thread_counts(bert_qa, qa_feeds):
+    want = bert_qa.session(threads=1).run(None, qa_feeds)
+    for t in (np.int64(2), np.int32(1), np.uint8(3)):
+        assert same(bert_qa.session(threads=t).run(None, qa_feeds), want)
+    for t in (np.int64(0), np.int64(257), np.bool_(True), np.float64(2.0)):
+        with pytest.raises(kiln.Error) as e:
+            bert_qa.session(threads=t)
+        assert "threads must be a whole number from 1 to 256" in one_line(e)
