@@ -466,8 +466,27 @@ class Session(_Closing):
             self._check_dims(io, a.shape, bound)
             # C order and aligned for the dtype (a view at an odd byte offset
             # is copied: the kernels load elements at their natural alignment)
-            arrays.append(np.require(np.asarray(a), requirements=("C", "A")))
+            arrays.append(self._contiguous(io, a))
         return arrays
+
+    def _contiguous(self, io, a):
+        """a as a C-ordered, aligned array (copied if it is not one).  A
+        broadcast view stands for more bytes than it holds: one over the
+        runtime's default tensor limit (kiln compile --max-tensor-bytes, 64
+        GiB) is refused before numpy tries to allocate the copy."""
+        a = np.asarray(a)
+        if a.flags.c_contiguous and a.flags.aligned:
+            return a
+        if a.size * a.itemsize > _COPY_LIMIT:
+            raise Error("%s: input '%s': shape %s (%d bytes, over the %d-byte tensor limit) is "
+                        "not contiguous: kiln would have to copy it"
+                        % (self.model.path, io.name, list(a.shape), a.size * a.itemsize,
+                           _COPY_LIMIT))
+        try:
+            return np.require(a, requirements=("C", "A"))
+        except MemoryError as e:
+            raise Error("%s: input '%s': shape %s: cannot copy it to a contiguous array (%s)"
+                        % (self.model.path, io.name, list(a.shape), e)) from None
 
     def _check_dims(self, io, shape, bound):
         path = self.model.path
@@ -511,6 +530,9 @@ class Session(_Closing):
             msg = _capi.text(self._lib.kiln_last_error(self._c)) or "kiln_run failed"
             raise Error("%s: %s" % (self.model.path, msg))
         return [_to_numpy(tout[i]) for i in range(nout)]
+
+
+_COPY_LIMIT = 64 << 30      # the runtime's default tensor limit (kiln compile --max-tensor-bytes)
 
 
 def _is_symbol(d):

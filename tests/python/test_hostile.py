@@ -147,3 +147,14 @@ def test_numpy_integer_thread_counts(bert_qa, qa_feeds):
         with pytest.raises(kiln.Error) as e:
             bert_qa.session(threads=t)
         assert "threads must be a whole number from 1 to 256" in one_line(e)
+
+
+def test_huge_broadcast_view_is_a_kiln_error(bert_qa):
+    s = bert_qa.session(threads=1)
+    a = np.broadcast_to(np.int64(1), (2**20, 2**22))      # 8 bytes standing for 32 TiB
+    with pytest.raises(kiln.Error) as e:   # was numpy's MemoryError (or a 32 TiB copy)
+        s.run({"input_ids": a, "attention_mask": a, "token_type_ids": a})
+    assert ("input 'input_ids': shape [1048576, 4194304] (35184372088832 bytes, over the "
+            "68719476736-byte tensor limit) is not contiguous") in one_line(e)
+    b = np.broadcast_to(np.int64(1), (2, 9))          # small ones are copied
+    assert s.run({"input_ids": b, "attention_mask": b, "token_type_ids": b})["start_logits"].shape == (2, 9)
