@@ -219,7 +219,11 @@ grep -Eq '^start_logits f32\[[0-9]+, [0-9]+\]( -?[0-9.e+-]+){6} \.\.\.$' "$d/out
 zoo="$d/ops_zoo/model.onnx"
 expect 0 "compile --weights=external (a loaded model)" -- "$kiln" compile "$m" -o "$d/live.so" --weights=external
 rm -f "$d/live.go" "$d/live.ready"
-PYTHONPATH="$src/python" KILN_LIB="$build/libkiln.so" /usr/bin/python3 - "$d" "$d/bert_qa/test_data_set_0" <<'PY' &
+pre=""   # an instrumented libkiln.so needs the sanitizer runtimes first (as python.sh)
+grep -q '^KILN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null &&
+  pre="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
+LD_PRELOAD="$pre" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$src/python" KILN_LIB="$build/libkiln.so" \
+  /usr/bin/python3 - "$d" "$d/bert_qa/test_data_set_0" <<'PY' &
 import os, sys, time
 import numpy as np
 import kiln
