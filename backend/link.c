@@ -85,6 +85,38 @@ static void tmp_close(TmpDir *t)
 	rmdir(t->path);
 }
 
+/* The .so and OUT.weights are written beside their final name and renamed
+ * over it once complete: a process that has the old model loaded (its cold
+ * weights are mapped from OUT.weights) never sees a truncated or rewritten
+ * file, two kiln compile to the same -o at once each rename a whole file
+ * (one used to find the other's half-written output, report "the linker
+ * left no output" and delete it, leaving none), and a failed compile leaves
+ * the old output.  An output that is a symlink is replaced where it points. */
+typedef struct Staged {
+	char dst[4096];     /* the final path (a symlink's target) */
+	char tmp[4200];     /* dst.kiln-tmp-PID */
+} Staged;
+
+static void stage(Staged *s, const char *final)
+{
+	struct stat st;
+	char *real = NULL;
+	if (!lstat(final, &st) && S_ISLNK(st.st_mode))
+		real = realpath(final, NULL);
+	snprintf(s->dst, sizeof s->dst, "%s", real ? real : final);
+	free(real);
+	snprintf(s->tmp, sizeof s->tmp, "%s.kiln-tmp-%ld", s->dst, (long)getpid());
+}
+
+static int stage_commit(const Staged *s, Diag *diag)
+{
+	if (rename(s->tmp, s->dst) == 0)
+		return 0;
+	int e = errno;
+	unlink(s->tmp);
+	return diag_fail(diag, "%s: cannot write: %s", s->dst, strerror(e));
+}
+
 static int write_file(const char *path, const void *data, size_t n, Diag *diag)
 {
 	FILE *f = fopen(path, "wb");
@@ -309,8 +341,8 @@ static const char *runtime_lib(const Be *be, char *buf, size_t n, Diag *diag)
 
 /* cc -shared ... with the linker named by fuse ("-fuse-ld=gold") or cc's
  * default one (fuse NULL). */
-static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, const char *wobj,
-                    Diag *diag)
+static int run_link(Be *be, const char *fuse, const char *rt, const char *out, const char *obj,
+                    const char *wobj, Diag *diag)
 {
 	char *argv[24], ccbuf[128];
 	int n = 0;
@@ -320,7 +352,7 @@ static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, c
 		argv[n++] = (char *)fuse;
 	argv[n++] = "-shared";
 	argv[n++] = "-o";
-	argv[n++] = (char *)be->opt->out;
+	argv[n++] = (char *)out;
 	argv[n++] = (char *)obj;
 	if (wobj)
 		argv[n++] = (char *)wobj;
@@ -349,22 +381,21 @@ static int run_link(Be *be, const char *fuse, const char *rt, const char *obj, c
  * weights section after .data and .bss.  If the gold link fails the default
  * linker runs, and its message is the one reported; if it succeeds, gold
  * is the problem (not installed, or a gold bug) and is not tried again. */
-static int link_objs(Be *be, TmpDir *t, const char *rt, const char *obj, const char *wobj)
+static int link_objs(Be *be, const char *out, const char *rt, const char *obj, const char *wobj)
 {
 	static bool gold_broken;
-	(void)t;
 	if (!gold_broken) {
 		Diag gdiag = {0};
-		if (run_link(be, "-fuse-ld=gold", rt, obj, wobj, &gdiag) == 0)
+		if (run_link(be, "-fuse-ld=gold", rt, out, obj, wobj, &gdiag) == 0)
 			return 0;
 	}
-	int rc = run_link(be, NULL, rt, obj, wobj, be->diag);
+	int rc = run_link(be, NULL, rt, out, obj, wobj, be->diag);
 	if (rc == 0)
 		gold_broken = true;
 	return rc;
 }
 
-static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
+static int link_so(Be *be, LLVMTargetMachineRef tm, const Staged *so, BeStats *stats)
 {
 	/* found once, before code generation: not after it, and not per linker */
 	char rtbuf[4200], ccbuf[128];
@@ -390,12 +421,12 @@ static int link_so(Be *be, LLVMTargetMachineRef tm, BeStats *stats)
 	if (!rc && be->g_weights && !be->weights_defined)
 		rc = assemble_weights(be, &t, &wobj);
 	if (!rc) {
-		rc = link_objs(be, &t, rt, obj, wobj);
+		rc = link_objs(be, so->tmp, rt, obj, wobj);
 		struct stat st;
-		if (!rc && (stat(be->opt->out, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
+		if (!rc && (stat(so->tmp, &st) || !S_ISREG(st.st_mode) || st.st_size == 0))
 			rc = diag_fail(be->diag, "%s: the linker left no output", be->opt->out);
 		if (rc)
-			unlink(be->opt->out);     /* whatever the failed link left there */
+			unlink(so->tmp);          /* whatever the failed link left there */
 	}
 	stats->link_ms = be_now_ms() - t0;
 	tmp_close(&t);
@@ -574,19 +605,23 @@ int be_codegen(Be *be, BeStats *stats)
 	if (!tm)
 		return -1;
 	int rc = optimize(be, tm);
-	if (!rc && be->opt->weights_external) {
-		char wpath[4096];
-		be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
-		rc = write_file(wpath, be->blob, be->blob_bytes, be->diag);
-	}
-	if (!rc) {
-		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, stats) : emit_file(be, tm);
-		if (rc && be->opt->weights_external) {
-			char wpath[4096];               /* no OUT.weights without its OUT */
-			be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
-			unlink(wpath);
-		}
-	}
+	Staged w, so;
+	char wpath[4096];
+	be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
+	stage(&w, wpath);
+	stage(&so, be->opt->out);
+	bool wext = be->opt->weights_external;
+	if (!rc && wext)
+		rc = write_file(w.tmp, be->blob, be->blob_bytes, be->diag);
+	if (!rc)
+		rc = be->opt->emit == BE_EMIT_SO ? link_so(be, tm, &so, stats) : emit_file(be, tm);
+	/* the weights first: a .so is never there before its weights */
+	if (!rc && wext)
+		rc = stage_commit(&w, be->diag);
+	if (!rc && be->opt->emit == BE_EMIT_SO)
+		rc = stage_commit(&so, be->diag);
+	if (rc && wext)
+		unlink(w.tmp);                  /* no OUT.weights without its OUT */
 	LLVMDisposeTargetMachine(tm);
 	return rc;
 }

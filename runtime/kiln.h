@@ -11,8 +11,11 @@
  *   if (kiln_run(c, in, 3, out, 2)) fprintf(stderr, "%s\n", kiln_last_error(c));
  *   kiln_context_free(c); kiln_model_free(m);
  *
- * Contexts are independent: two threads may run the same model at once on
- * two contexts.  A context runs one kiln_run at a time: a kiln_run that
+ * Threads: kiln_model_load, kiln_model_free, kiln_context_create and
+ * kiln_context_free may be called from several threads at once, on one
+ * model too (each context of its own; two_models.sh stresses it under
+ * AddressSanitizer).  Contexts are independent: two threads may run the
+ * same model at once on two contexts.  A context runs one kiln_run at a time: a kiln_run that
  * finds another thread inside kiln_run on the same context returns
  * KILN_BUSY at once (it does not wait), and kiln_last_error(ctx) in that
  * thread says the context is in use.  kiln_context_free must not race
@@ -75,12 +78,17 @@ const kiln_io_info *kiln_model_output(const kiln_model *m, int i);
  * this (e.g. the vocabulary size for input_ids); 0 when unknown. */
 int64_t kiln_model_input_index_bound(const kiln_model *m, int i);
 
+/* num_threads: the threads of the context's pool, the caller's included;
+ * 0 or negative: the machine's online CPUs; more than 256: 256. */
 kiln_context *kiln_context_create(kiln_model *m, int num_threads);  /* NULL on failure */
 void kiln_context_free(kiln_context *c);
 /* Runs the model.  inputs in model order.  For each output: data == NULL
  * means the context owns the buffer (valid until the next run or free);
  * otherwise data/nbytes is the caller's buffer, which must be large enough.
  * On return shape, rank, dtype and nbytes describe each output.
+ * Outputs are written while inputs are read: an output buffer that overlaps
+ * an input or another output is refused (-1), also a context-owned output
+ * of the last run passed back as an input (copy it first).
  * 0 ok, -1 error, KILN_BUSY: another thread is in kiln_run on c. */
 /* kiln_run's status when another thread is running the same context. */
 #define KILN_BUSY (-2)

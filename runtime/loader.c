@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,8 +27,11 @@ struct kiln_model {
 	const rt_entry *e;
 	const rt_entry_ext *x;          /* NULL: a model made before kiln_entry_ext */
 	char *path;
+	int fd;                         /* the checked file, until lib_get takes it */
 	atomic_int refs;
 	uint64_t file_size;
+	dev_t dev;                      /* of the checked file */
+	ino_t ino;
 	int nload;                      /* PT_LOAD headers kept for the weights check */
 	bool load_overflow;             /* more than fit in load[]: check skipped */
 	Elf64_Phdr load[32];
@@ -61,11 +65,75 @@ static void fail(const char *fmt, ...)
 			*p = ' ';
 }
 
+/* The libraries the loader dlopen'ed through "/proc/self/fd/N" (see
+ * load_checked): glibc finds a loaded library again by every name it was
+ * opened under (a second load of the same file adds its name), so each
+ * such descriptor N stays open, and no other file can be opened as N,
+ * while the library is loaded: until the last model using it is freed.
+ * One descriptor per load of the library. */
+typedef struct lib_ref {
+	void *dl;
+	int *fd;
+	int nfd;
+	int users;
+	struct lib_ref *next;
+} lib_ref;
+static pthread_mutex_t libs_lock = PTHREAD_MUTEX_INITIALIZER;
+static lib_ref *libs;
+
+/* One more user of dl, which was opened through fd (kept).  libs_lock
+ * held since the dlopen, so that no descriptor is closed between a dlopen
+ * and its registration.  -1: out of memory (fd not kept). */
+static int lib_get(void *dl, int fd)
+{
+	lib_ref *r = libs;
+	while (r && r->dl != dl)
+		r = r->next;
+	if (!r) {
+		if (!(r = calloc(1, sizeof *r)))
+			return -1;
+		*r = (lib_ref){.dl = dl, .next = libs};
+		libs = r;
+	}
+	int *more = realloc(r->fd, (size_t)(r->nfd + 1) * sizeof *more);
+	if (!more) {
+		if (!r->users) {
+			libs = r->next;
+			free(r);
+		}
+		return -1;
+	}
+	r->fd = more;
+	r->fd[r->nfd++] = fd;
+	r->users++;
+	return 0;
+}
+
+/* dlclose for a user of lib_get; the last one closes the descriptors. */
+static void lib_put(void *dl)
+{
+	pthread_mutex_lock(&libs_lock);
+	dlclose(dl);
+	for (lib_ref **p = &libs; *p; p = &(*p)->next)
+		if ((*p)->dl == dl) {
+			lib_ref *r = *p;
+			if (--r->users == 0) {
+				for (int i = 0; i < r->nfd; i++)
+					close(r->fd[i]);
+				*p = r->next;
+				free(r->fd);
+				free(r);
+			}
+			break;
+		}
+	pthread_mutex_unlock(&libs_lock);
+}
+
 static void model_release(kiln_model *m)
 {
 	if (atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
-	dlclose(m->dl);
+	lib_put(m->dl);
 	free(m->path);
 	free(m);
 }
@@ -103,11 +171,13 @@ static int read_at(int fd, void *dst, size_t n, uint64_t off)
 /* Checks that the file is a regular file, a 64-bit ELF shared object
  * whose headers and loadable segments lie inside it (dlopen maps segments
  * past the end of a cut file, and the first read there is a SIGBUS).
- * Keeps the size and the PT_LOAD headers in m.  -1 with load_err set. */
+ * Keeps the size and the PT_LOAD headers in m, and the open file in m->fd
+ * (on success only).  -1 with load_err set. */
 static int check_file(const char *path, kiln_model *m)
 {
 	/* O_NONBLOCK: a FIFO must not block the open */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	m->fd = -1;
 	if (fd < 0) {
 		fail("%s: cannot load: %s", path, strerror(errno));
 		return -1;
@@ -190,9 +260,31 @@ static int check_file(const char *path, kiln_model *m)
 		goto out;
 	}
 	rc = 0;
+	m->fd = fd;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 out:
-	close(fd);
+	if (rc)
+		close(fd);
 	return rc;
+}
+
+/* dlopen of the file check_file checked, through its descriptor.  By path,
+ * dlopen would hand back a model already loaded from the same path string
+ * even when the file has been replaced since (a recompiled model.so loaded
+ * again in the same process would run the old code), and the path could
+ * name another file by now.  lib_get keeps the descriptor open while the
+ * library is loaded, so no other file's "/proc/self/fd/N" string can match
+ * it; the same file under any name still shares one loaded copy (dlopen
+ * compares device and inode).  Without /proc, by path. */
+static void *load_checked(const kiln_model *m, const char *p)
+{
+	char fdpath[64];
+	struct stat st;
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", m->fd);
+	if (stat(fdpath, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino)
+		return dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+	return dlopen(p, RTLD_NOW | RTLD_LOCAL);
 }
 
 /* After dlopen: the embedded weights (desc->weights, weights_bytes) must
@@ -308,13 +400,27 @@ kiln_model *kiln_model_load(const char *path)
 		free(m);
 		return NULL;
 	}
-	void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-	const char *why = NULL;
+	pthread_mutex_lock(&libs_lock);
+	void *dl = load_checked(m, p);
+	if (dl && lib_get(dl, m->fd)) {
+		dlclose(dl);
+		dl = NULL;
+		fail("%s: out of memory", path);
+	} else if (!dl) {
+		const char *why = dlerror();
+		/* dlerror names the file as "/proc/self/fd/N: ...": path says it */
+		if (why && !strncmp(why, "/proc/self/fd/", 14) && strstr(why, ": "))
+			why = strstr(why, ": ") + 2;
+		fail("%s: cannot load: %s", path, why ? why : "unknown error");
+	}
+	pthread_mutex_unlock(&libs_lock);
+	if (!dl)
+		close(m->fd);
+	m->fd = -1;                     /* lib_get's now */
 	const rt_entry *(*entry)(void) = NULL;
 	const rt_entry *e = NULL;
 	if (!dl) {
-		why = dlerror();
-		fail("%s: cannot load: %s", path, why ? why : "unknown error");
+		/* load_err says why */
 	} else if (!(entry = (const rt_entry *(*)(void))dlsym(dl, "kiln_entry")))
 		fail("%s: not a kiln model (no kiln_entry)", path);
 	else if (!(e = entry()) || e->abi_version != RT_ABI_VERSION || !e->desc ||
@@ -333,7 +439,7 @@ kiln_model *kiln_model_load(const char *path)
 		}
 	}
 	if (dl)
-		dlclose(dl);
+		lib_put(dl);
 	free(m->path);
 	free(m);
 	return NULL;

@@ -288,6 +288,46 @@ static int plan(kiln_context *c)
 
 /* ---- outputs ------------------------------------------------------------ */
 
+static bool overlap(const void *a, size_t na, const void *b, size_t nb)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+	return na && nb && x < y + nb && y < x + na;
+}
+
+/* Output o's bytes for the planned shapes (checked by bind_outputs). */
+static size_t out_bytes(const kiln_context *c, int o)
+{
+	const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
+	size_t n = rt_dtype_size(c->d->outputs[o].dtype);
+	for (int k = 0; k < c->d->outputs[o].rank; k++)
+		n *= (size_t)sh[k];
+	return n;
+}
+
+/* The run writes every output while it reads the inputs: an output buffer
+ * that overlaps an input (a caller's buffer, or last run's context-owned
+ * output passed back as an input) or another output would give wrong
+ * values, so it is refused. */
+static int check_overlaps(kiln_context *c)
+{
+	const rt_model_desc *d = c->d;
+	for (int o = 0; o < d->nout; o++) {
+		size_t n = out_bytes(c, o);
+		for (int i = 0; c->user_in && i < d->nin; i++)
+			if (overlap(c->out_ptr[o], n, c->user_in[i].data, c->user_in[i].nbytes))
+				return rt_context_errorf(c, "output '%s': its buffer%s overlaps input '%s' "
+				                         "(outputs are written while inputs are read)",
+				                         d->outputs[o].name, c->out_ptr[o] == c->owned[o] ?
+				                         " (context-owned, from the last run)" : "",
+				                         d->inputs[i].name);
+		for (int p = 0; p < o; p++)
+			if (overlap(c->out_ptr[o], n, c->out_ptr[p], out_bytes(c, p)))
+				return rt_context_errorf(c, "output '%s': its buffer overlaps output '%s'",
+				                         d->outputs[o].name, d->outputs[p].name);
+	}
+	return 0;
+}
+
 static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 {
 	const rt_model_desc *d = c->d;
@@ -333,6 +373,8 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 			c->out_ptr[o] = out[o].data;
 		}
 	}
+	if (check_overlaps(c))
+		return -1;
 	for (int o = 0; o < nout; o++) {
 		const kiln_io_info *io = &d->outputs[o];
 		const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
@@ -380,8 +422,10 @@ int rt_dyn_outputs(kiln_frame *f)
 static int run(kiln_context *c, const kiln_tensor *in, int nin, kiln_tensor *out, int nout,
                struct rt_prof *prof)
 {
+	c->user_in = NULL;
 	if (check_inputs(c, in, nin) || plan(c))
 		return -1;
+	c->user_in = in;
 	if (c->d->ndyn_sym > 0) {   /* outputs bound by rt_dyn_outputs during the run */
 		if (nout != c->d->nout || (nout > 0 && !out))
 			return bind_outputs(c, out, nout);    /* the same messages */

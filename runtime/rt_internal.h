@@ -64,6 +64,7 @@ struct kiln_context {
 	size_t *dyn_cap;
 	kiln_tensor *user_out;
 	int user_nout;
+	const kiln_tensor *user_in;   /* this run's inputs (checked), for bind_outputs */
 	/* the profiler (profile.c): allocated by the first profile start */
 	struct rt_prof *prof;
 	bool profiling;

@@ -287,6 +287,37 @@ static kiln_context *open_model(const char *so, int threads, kiln_model **m)
 
 /* ---- kiln run ------------------------------------------------------------ */
 
+/* --outputs must be a folder, or be creatable as one: checked before the
+ * model runs (a file there was found only after the run). */
+static int check_outdir(const char *outdir)
+{
+	struct stat st;
+	if (stat(outdir, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		cli_error("%s: --outputs is not a folder", outdir);
+		return -1;
+	}
+	int e = errno;
+	if (e == ENOENT) {      /* mkdir needs the parent folder */
+		char parent[4096];
+		size_t n = strlen(outdir);
+		while (n > 1 && outdir[n - 1] == '/')
+			n--;
+		while (n > 0 && outdir[n - 1] != '/')
+			n--;
+		snprintf(parent, sizeof parent, "%.*s", n ? (int)n : 1, n ? outdir : ".");
+		if (stat(parent, &st))
+			e = errno;
+		else if (!S_ISDIR(st.st_mode))
+			e = ENOTDIR;
+		else
+			return 0;
+	}
+	cli_error("%s: cannot create folder: %s", outdir, strerror(e));
+	return -1;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	const char *so = NULL, *indir = NULL, *outdir = NULL, *trace = NULL;
@@ -310,6 +341,8 @@ int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (trace && cli_profile_check_path(trace))
+		return EXIT_BAD_INPUT;
+	if (check_outdir(outdir))
 		return EXIT_BAD_INPUT;
 	kiln_model *m;
 	kiln_context *c = open_model(so, (int)threads, &m);

@@ -303,8 +303,10 @@ class Session(_Closing):
         if not model._h:
             raise Error("%s: the model was closed" % model.path)
         threads = _default_threads() if threads is None else threads
-        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, (bool, np.bool_)) \
+                or not 1 <= threads <= 256:
             raise Error("threads must be a whole number from 1 to 256, not %r" % (threads,))
+        threads = int(threads)      # a numpy integer too (sess_options from numpy code)
         self.model = model
         self.threads = threads
         self._lib = model._lib
@@ -448,6 +450,12 @@ class Session(_Closing):
                     a = np.asarray(a)
                 except Exception as e:   # noqa: BLE001  (numpy raises many kinds)
                     raise Error("%s: input '%s': not an array (%s)" % (path, io.name, e)) from None
+            if isinstance(a, np.ma.MaskedArray) and np.ma.is_masked(a):
+                # the C side would read the values under the mask as data
+                raise Error("%s: input '%s': a masked array with %d masked value%s (kiln does "
+                            "not read masks: pass a.filled(value))"
+                            % (path, io.name, np.ma.count_masked(a),
+                               "" if np.ma.count_masked(a) == 1 else "s"))
             if io.dtype is None or a.dtype != io.dtype:
                 raise Error("%s: input '%s': dtype %s, expected %s (ONNX Runtime refuses it too; "
                             "convert with .astype(numpy.%s))"
@@ -456,8 +464,29 @@ class Session(_Closing):
                 raise Error("%s: input '%s': rank %d (shape %s), expected %d: %s"
                             % (path, io.name, a.ndim, list(a.shape), len(io.shape), io.describe()))
             self._check_dims(io, a.shape, bound)
-            arrays.append(np.ascontiguousarray(a))
+            # C order and aligned for the dtype (a view at an odd byte offset
+            # is copied: the kernels load elements at their natural alignment)
+            arrays.append(self._contiguous(io, a))
         return arrays
+
+    def _contiguous(self, io, a):
+        """a as a C-ordered, aligned array (copied if it is not one).  A
+        broadcast view stands for more bytes than it holds: one over the
+        runtime's default tensor limit (kiln compile --max-tensor-bytes, 64
+        GiB) is refused before numpy tries to allocate the copy."""
+        a = np.asarray(a)
+        if a.flags.c_contiguous and a.flags.aligned:
+            return a
+        if a.size * a.itemsize > _COPY_LIMIT:
+            raise Error("%s: input '%s': shape %s (%d bytes, over the %d-byte tensor limit) is "
+                        "not contiguous: kiln would have to copy it"
+                        % (self.model.path, io.name, list(a.shape), a.size * a.itemsize,
+                           _COPY_LIMIT))
+        try:
+            return np.require(a, requirements=("C", "A"))
+        except MemoryError as e:
+            raise Error("%s: input '%s': shape %s: cannot copy it to a contiguous array (%s)"
+                        % (self.model.path, io.name, list(a.shape), e)) from None
 
     def _check_dims(self, io, shape, bound):
         path = self.model.path
@@ -501,6 +530,9 @@ class Session(_Closing):
             msg = _capi.text(self._lib.kiln_last_error(self._c)) or "kiln_run failed"
             raise Error("%s: %s" % (self.model.path, msg))
         return [_to_numpy(tout[i]) for i in range(nout)]
+
+
+_COPY_LIMIT = 64 << 30      # the runtime's default tensor limit (kiln compile --max-tensor-bytes)
 
 
 def _is_symbol(d):

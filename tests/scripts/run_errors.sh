@@ -58,6 +58,39 @@ w(-1, np.zeros((2, 8), np.int64))"
 case_ zero_padded_input_file "input_01.pb: the model takes 3 inputs" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
 w('01', np.ones((2, 8), np.int64))"
+# run-time values and forms a deployed model meets (redteam): a token type
+# past the 2-row table, a position past the table, a batch-0 run is fine
+case_ token_type_out_of_range "node .*index 2 .*out of range \\[0, 2\\)" <<<"$PRE
+t = np.zeros((2, 8), np.int64); t[1, 5] = 2
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, t)"
+case_ token_type_negative "node .*index -3 .*out of range \\[0, 2\\)" <<<"$PRE
+t = np.zeros((2, 8), np.int64); t[0, 0] = -3
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, t)"
+case_ mask_int32 "attention_mask.*(dtype|type)" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int32)); w(2, np.zeros((2, 8), np.int64))"
+case_ mask_float "attention_mask.*(dtype|type)" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.float32)); w(2, np.zeros((2, 8), np.int64))"
+d0="$out/batch0" && mkdir -p "$d0"
+/usr/bin/python3 - "$d0" <<<"$PRE
+for k in range(3): w(k, np.zeros((0, 8), np.int64))" || fail=1
+if "$kiln" run "$out/m.so" --inputs "$d0" --outputs "$d0/res" >"$d0/out" 2>&1 && grep -q '^start_logits f32\[0, 8\]' "$d0/out"; then
+  echo "ok   batch 0: empty outputs"
+else
+  echo "FAIL batch 0: $(head -2 "$d0/out")"; fail=1
+fi
+# --outputs that cannot be a folder: one line, exit 1, said before the run
+# (a file there was found after it); a new folder in an existing one is fine
+touch "$out/afile"
+for o in "$out/afile" "$out/afile/sub" /proc/version "$out/no/such/dir"; do
+  msg=$("$kiln" run "$out/m.so" --inputs "$d0" --outputs "$o" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || ! grep -Eq "^kiln: $o: (--outputs is not a folder|cannot create folder)" <<<"$msg"; then
+    echo "FAIL --outputs $o: exit $rc: $msg"; fail=1
+  else echo "ok   --outputs $o: $msg"; fi
+done
+k=$(realpath "$kiln")
+(cd "$out" && "$k" run m.so --inputs batch0 --outputs fresh/ >/dev/null) && [ -d "$out/fresh" ] ||
+  { echo "FAIL --outputs fresh/ (a new folder) refused"; fail=1; }
+
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
 mkdir -p "$m0/in"

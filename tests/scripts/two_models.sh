@@ -94,7 +94,108 @@ for k, name in enumerate(["start_logits", "end_logits"]):
     assert err < 1e-5, f"{name}: the C program and kiln run differ by {err}"
 print("ok   two models in one program: qa_one_run and second_run match kiln run")
 PY
+# A model file replaced while the process still has the old one loaded
+# (recompiled in place, or a new file renamed over it): loading the path
+# again must load the new file.  dlopen by path handed back the old model
+# (same path string), so the program ran the wrong model.
+/usr/bin/python3 "$src/tests/gen/models.py" "$d" ops_zoo >/dev/null
+"$kiln" compile "$d/ops_zoo/model.onnx" -o "$d/zoo.so"
+cat > "$d/swap.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include "kiln.h"
+/* swap PATH NEW: loads PATH twice and frees the first (the file stays
+ * loaded, known under both loads' names), loads NEW (another model), then
+ * renames NEW over PATH and loads PATH again; prints the first input name
+ * of the second load of PATH, of NEW, and of PATH after the rename. */
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	kiln_model *a1 = kiln_model_load(argv[1]), *a2 = kiln_model_load(argv[1]);
+	if (!a1 || !a2)
+		return 1;
+	kiln_model_free(a1);
+	kiln_model *n = kiln_model_load(argv[2]);
+	if (!n || rename(argv[2], argv[1])) {
+		fprintf(stderr, "%s\n", kiln_load_error());
+		return 1;
+	}
+	kiln_model *b = kiln_model_load(argv[1]);
+	if (!b) {
+		fprintf(stderr, "%s\n", kiln_load_error());
+		return 1;
+	}
+	printf("%s %s %s\n", kiln_model_input(a2, 0)->name, kiln_model_input(n, 0)->name,
+	       kiln_model_input(b, 0)->name);
+	kiln_model_free(a2);
+	kiln_model_free(n);
+	kiln_model_free(b);
+	return 0;
+}
+C
+cc -std=c11 -Wall -Wextra -Werror $flags -I"$src/runtime" "$d/swap.c" -o "$d/swap" "$build/libkiln.a" -ldl
 fail=0
+cp "$d/qa_one.so" "$d/cur.so" && cp "$d/zoo.so" "$d/new.so"
+got=$(cd "$d" && ./swap cur.so new.so) || { echo "FAIL swap program"; fail=1; }
+[ "$got" = "input_ids x x" ] && echo "ok   a model file replaced in the process, or loaded twice: each load is its file" ||
+  { echo "FAIL replaced model file: first inputs '$got', expected 'input_ids x x' (an old model was loaded again)"; fail=1; }
+# Loading, creating and freeing from several threads at once (kiln.h:
+# thread safety), each thread's runs compared with one made first.
+cat > "$d/stress.c" <<'C'
+/* stress MODEL: 4 threads each create a context (of the shared model, or
+ * of a model they load and free before the context), run, compare with
+ * the first run, free; 30 rounds.  Exit 0 when every run matched. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include "kiln.h"
+enum { B = 2, S = 16 };
+static kiln_model *m;
+static const char *path;
+static int64_t ids[B * S], mask[B * S], tt[B * S];
+static float ref[B * S];
+static int bad;
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < 30; r++) {
+		kiln_model *mm = r % 3 == 0 ? kiln_model_load(path) : m;
+		kiln_context *c = kiln_context_create(mm, 1 + r % 3);
+		if (mm != m)
+			kiln_model_free(mm);       /* before the context: allowed */
+		if (!c) { __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED); continue; }
+		kiln_tensor in[3] = {{KILN_I64, 2, {B, S}, ids, sizeof ids}, {KILN_I64, 2, {B, S}, mask, sizeof mask},
+		                     {KILN_I64, 2, {B, S}, tt, sizeof tt}}, out[2] = {0};
+		if (kiln_run(c, in, 3, out, 2) || memcmp(out[0].data, ref, sizeof ref))
+			__atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+		kiln_context_free(c);
+	}
+	return NULL;
+}
+int main(int argc, char **argv)
+{
+	(void)argc;
+	path = argv[1];
+	m = kiln_model_load(path);
+	for (int i = 0; i < B * S; i++) { ids[i] = (i * 37) % 1000; mask[i] = 1; tt[i] = i % S > 8; }
+	kiln_context *c = kiln_context_create(m, 1);
+	kiln_tensor in[3] = {{KILN_I64, 2, {B, S}, ids, sizeof ids}, {KILN_I64, 2, {B, S}, mask, sizeof mask},
+	                     {KILN_I64, 2, {B, S}, tt, sizeof tt}}, out[2] = {0};
+	kiln_run(c, in, 3, out, 2);
+	memcpy(ref, out[0].data, sizeof ref);
+	kiln_context_free(c);
+	pthread_t t[4];
+	for (int k = 0; k < 4; k++) pthread_create(&t[k], NULL, worker, NULL);
+	for (int k = 0; k < 4; k++) pthread_join(t[k], NULL);
+	kiln_model_free(m);
+	printf("bad %d\n", bad);
+	return bad != 0;
+}
+C
+cc -std=c11 -Wall -Wextra -Werror $flags -I"$src/runtime" "$d/stress.c" -o "$d/stress" "$build/libkiln.a" -ldl -lpthread
+if "$d/stress" "$d/qa_one.so" >"$d/stress.out" 2>&1; then echo "ok   load/create/run/free from 4 threads at once"
+else echo "FAIL threads: $(tail -3 "$d/stress.out")"; fail=1; fi
 for bad in "" "1abc" "a-b" "with space" "_x" "$(printf 'a%.0s' $(seq 70))"; do
   if "$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>"$d/err"; then echo "FAIL --name='$bad' accepted"; fail=1; continue; fi
   rc=$("$kiln" compile "$m" -o "$d/bad.so" "--name=$bad" 2>/dev/null; echo $?)

@@ -282,6 +282,45 @@ static void test_caller_outputs(void **state)
 	E->context_free(c);
 }
 
+/* The run writes outputs while it reads inputs: an output buffer that
+ * overlaps an input or another output is refused (it used to run, and y
+ * came out computed from half-overwritten x, or s overwrote y), also last
+ * run's context-owned output passed back as an input; adjacent buffers in
+ * one array are fine. */
+static void test_overlapping_buffers(void **state)
+{
+	(void)state;
+	kiln_context *c = E->context_create(&kiln__desc, NULL, 1);
+	float x[16], m[16], big[16 + 4];
+	kiln_tensor in[2], out[2];
+	fill_inputs(in, x, m, 4, 1.5f);
+	out[0] = (kiln_tensor){ .data = x, .nbytes = sizeof x };
+	out[1] = (kiln_tensor){ .data = big, .nbytes = 16 };
+	expect_error(c, in, 2, out, "output 'y': its buffer overlaps input 'x' "
+	             "(outputs are written while inputs are read)");
+	out[0] = (kiln_tensor){ .data = big, .nbytes = sizeof big };
+	out[1] = (kiln_tensor){ .data = big + 12, .nbytes = 16 };
+	expect_error(c, in, 2, out, "output 's': its buffer overlaps output 'y'");
+	out[0] = (kiln_tensor){ .data = m + 8, .nbytes = 64 };   /* past m: checked by bytes, */
+	out[1] = (kiln_tensor){ .data = big, .nbytes = 16 };     /* m + 8 overlaps m's last half */
+	expect_error(c, in, 2, out, "output 'y': its buffer overlaps input 'm' "
+	             "(outputs are written while inputs are read)");
+	/* one array, y then s right after it: no overlap */
+	out[0] = (kiln_tensor){ .data = big, .nbytes = 64 };
+	out[1] = (kiln_tensor){ .data = big + 16, .nbytes = 16 };
+	assert_int_equal(E->run(c, in, 2, out, 2), 0);
+	assert_int_equal(check_outputs(in, out, 4), 0);
+	/* context-owned y of this run fed back as input x of the next */
+	out[0] = out[1] = (kiln_tensor){0};
+	assert_int_equal(E->run(c, in, 2, out, 2), 0);
+	kiln_tensor again[2] = { out[0], in[1] };
+	again[0].shape[0] = 4;
+	out[0] = out[1] = (kiln_tensor){0};
+	expect_error(c, again, 2, out, "output 'y': its buffer (context-owned, from the last run) "
+	             "overlaps input 'x' (outputs are written while inputs are read)");
+	E->context_free(c);
+}
+
 /* Weights only looked up (weights_hot_bytes 0: all cold) come through
  * f->weights_cold, embedded and from the side file; two contexts share the
  * model's weights and the second still runs after the first is freed. */
@@ -692,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_plan_error),
 		cmocka_unit_test(test_input_errors),
 		cmocka_unit_test(test_caller_outputs),
+		cmocka_unit_test(test_overlapping_buffers),
 		cmocka_unit_test(test_external_weights),
 		cmocka_unit_test(test_cold_weights),
 		cmocka_unit_test(test_two_threads),
