@@ -93,8 +93,9 @@ static inline double softplus(double x)
 
 NUM_OP(Abs, x < 0 ? -x : x, x < 0 ? WNEG(x) : (uint64_t)x)
 NUM_OP(Neg, -x, WNEG(x))
-NUM_OP(Relu, x > 0 ? x : 0, x > 0 ? x : 0)
-NUM_OP(Sign, (x > 0) - (x < 0), (x > 0) - (x < 0))
+/* NaN stays NaN (Relu, Sign, HardSigmoid), as in numpy and ONNX Runtime */
+NUM_OP(Relu, x > 0 || x != x ? x : 0, x > 0 ? x : 0)
+NUM_OP(Sign, x != x ? x : (x > 0) - (x < 0), (x > 0) - (x < 0))
 FLOAT_OP(Exp, expf(x), exp(x))
 FLOAT_OP(Log, logf(x), log(x))
 FLOAT_OP(Sqrt, sqrtf(x), sqrt(x))
@@ -110,8 +111,8 @@ FLOAT_OP(Round, nearbyintf(x), nearbyint(x))    /* default mode: half to even */
 FLOAT_OP(Softplus, softplusf(x), softplus(x))
 FLOAT_OP(LeakyRelu, x >= 0 ? x : (float)A->a * x, x >= 0 ? x : A->a * x)
 FLOAT_OP(Elu, x >= 0 ? x : (float)A->a * expm1f(x), x >= 0 ? x : A->a * expm1(x))
-FLOAT_OP(HardSigmoid, fmaxf(0.0f, fminf(1.0f, (float)A->a * x + (float)A->b)),
-         fmax(0.0, fmin(1.0, A->a * x + A->b)))
+FLOAT_OP(HardSigmoid, x != x ? x : fmaxf(0.0f, fminf(1.0f, (float)A->a * x + (float)A->b)),
+         x != x ? x : fmax(0.0, fmin(1.0, A->a * x + A->b)))
 FLOAT_OP(GeluErf, 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)),
          0.5 * x * (1.0 + erf(x * 0.70710678118654752)))
 FLOAT_OP(GeluTanh, 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))),
@@ -213,8 +214,10 @@ RT_KERNEL(Dropout)
 
 /* ---- Clip ---- */
 
+/* min(max(x, LO), HI): with LO > HI every element becomes HI (Clip-13's
+ * "when min is greater than max, ... the value of max", numpy.clip) */
 #define CLIP_FN(NAME, T, LO, HI) \
-	UN_FN(NAME, T, T, x < (T)(LO) ? (T)(LO) : x > (T)(HI) ? (T)(HI) : x)
+	UN_FN(NAME, T, T, (x < (T)(LO) ? (T)(LO) : x) > (T)(HI) ? (T)(HI) : (x < (T)(LO) ? (T)(LO) : x))
 CLIP_FN(Clip_f32, float, A->a, A->b)
 CLIP_FN(Clip_f64, double, A->a, A->b)
 CLIP_FN(Clip_i64, int64_t, A->ia, A->ib)

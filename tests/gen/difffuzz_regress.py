@@ -47,8 +47,89 @@ def reduce_no_axis(d):
     write_case(d, m, [{"s": x0, "x": x2}], [refs], np.float32)
 
 
+def nan_unary(d, baked=False):
+    """Relu, Sign and HardSigmoid keep NaN (numpy, ONNX Runtime): kiln's
+    kernels (and for Relu the inline f32 path, for Sign constant folding)
+    made it 0 or 1.  baked: the inputs are initializers (folding)."""
+    ops = [("Relu", {}), ("Sign", {}), ("HardSigmoid", {"alpha": 0.5, "beta": 0.25})]
+    nodes, outs, feeds, refs, ins = [], [], {}, [], []
+    for dt, npdt in ((TensorProto.FLOAT, np.float32), (TensorProto.DOUBLE, np.float64)):
+        x = np.array([np.nan, -np.inf, np.inf, -1.5, 0.0, 2.5, np.nan], npdt)
+        xn = "x%d" % dt
+        feeds[xn] = x
+        ins.append(vi(xn, dt, [7]))
+        for op, at in ops:
+            o = "%s_%d" % (op.lower(), dt)
+            nodes.append(helper.make_node(op, [xn], [o], **at))
+            outs.append(vi(o, dt, None))
+        with np.errstate(invalid="ignore"):
+            refs += [np.where(np.isnan(x), x, np.maximum(x, 0)), np.sign(x),
+                     np.where(np.isnan(x), x, np.clip(0.5 * x + 0.25, 0, 1))]
+    inits = []
+    if baked:
+        from onnx import numpy_helper
+        inits = [numpy_helper.from_array(v, k) for k, v in feeds.items()]
+        ins, feeds = [], {}
+    m = model(nodes, ins, outs, 13, inits)
+    write_case(d, m, [feeds], [refs])
+
+
+def clip_min_over_max(d):
+    """Clip with min > max gives max everywhere (Clip-13: "When min is
+    greater than max, the clip operator sets all the 'input' values to the
+    value of 'max'", numpy.clip, ONNX Runtime): kiln gave min to the
+    elements below min."""
+    nodes, ins, outs, feeds, refs, inits = [], [], [], {}, [], []
+    from onnx import numpy_helper
+    for dt, npdt in ((TensorProto.FLOAT, np.float32), (TensorProto.INT32, np.int32),
+                     (TensorProto.INT64, np.int64), (TensorProto.UINT8, np.uint8)):
+        x = np.array([0, 1, 2, 3, 4, 5, 9], npdt)
+        lo, hi = np.array(4, npdt), np.array(2, npdt)
+        names = ["x%d" % dt, "lo%d" % dt, "hi%d" % dt]
+        feeds[names[0]] = x
+        ins.append(vi(names[0], dt, ["n"]))
+        inits += [numpy_helper.from_array(lo, names[1]), numpy_helper.from_array(hi, names[2])]
+        nodes.append(helper.make_node("Clip", names, ["y%d" % dt]))
+        outs.append(vi("y%d" % dt, dt, None))
+        refs.append(np.minimum(np.maximum(x, lo), hi))
+    m = model(nodes, ins, outs, 13, inits)
+    write_case(d, m, [feeds], [refs])
+
+
+def slice_neg_step(d, baked=False):
+    """Slice with a negative step clamps its start into [0, dim - 1]:
+    constant folding clamped a start below -dim to -1 and read before the
+    data (x[-10:-20:-1] is [x[0]]); on a dim of 0 the range is empty, but
+    shape inference (a start of INT64_MIN) and the kernel (lo won over
+    hi) took one element, and the run failed."""
+    from onnx import numpy_helper
+    x = np.arange(1, 6, dtype=np.float32)
+    z = np.zeros((2, 0), np.int16)
+    i64 = np.iinfo(np.int64)
+    consts = {"s1": [-10], "e1": [-20], "k1": [-1],
+              "s2": [i64.min, 0], "e2": [-1, i64.max], "a2": [-1, 0], "k2": [-2, 1],
+              "s3": [-7], "e3": [i64.min], "k3": [-2]}
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
+    nodes = [helper.make_node("Slice", ["x", "s1", "e1", "", "k1"], ["y1"]),
+             helper.make_node("Slice", ["z", "s2", "e2", "a2", "k2"], ["y2"]),
+             helper.make_node("Slice", ["x", "s3", "e3", "", "k3"], ["y3"])]
+    feeds = {"x": x, "z": z}
+    ins = [vi("x", TensorProto.FLOAT, ["n"]), vi("z", TensorProto.INT16, [2, 0])]
+    if baked:
+        inits += [numpy_helper.from_array(v, k) for k, v in feeds.items()]
+        ins, feeds = [], {}
+    outs = [vi("y1", TensorProto.FLOAT, None), vi("y2", TensorProto.INT16, None), vi("y3", TensorProto.FLOAT, None)]
+    m = model(nodes, ins, outs, 13, inits)
+    write_case(d, m, [feeds], [[x[0:1], z, x[0::-2]]])
+
+
 FORMS = {
     "reduce_no_axis": reduce_no_axis,
+    "nan_unary": nan_unary,
+    "nan_unary_baked": lambda d: nan_unary(d, True),
+    "clip_min_over_max": clip_min_over_max,
+    "slice_neg_step": slice_neg_step,
+    "slice_neg_step_baked": lambda d: slice_neg_step(d, True),
 }
 
 
