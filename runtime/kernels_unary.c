@@ -5,7 +5,8 @@
  * fa=[alpha, beta]; Gelu ia=[approximate: 0 none, 1 tanh]; IsInf
  * ia=[detect_negative, detect_positive]; Cast: target is out[0].dtype
  * (f32 f64 f16 bf16 and every integer type, bool);
- * Clip: min/max scalars in[1], in[2] (absent: no bound). */
+ * Clip: min/max scalars in[1], in[2] (absent: the dtype's lowest and max). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -231,7 +232,9 @@ static const un_impl Clip_impl[] = {
 RT_KERNEL(Clip)
 {
 	int32_t dt = in[0].dtype;
-	un_aux a = { .a = -INFINITY, .b = INFINITY };
+	/* absent bounds are numeric_limits::lowest() and max() (Clip-11..13):
+	 * an infinity becomes the largest finite value */
+	un_aux a = { .a = dt == KILN_F32 ? -FLT_MAX : -DBL_MAX, .b = dt == KILN_F32 ? FLT_MAX : DBL_MAX };
 	switch (dt) {
 	case KILN_I64: a.ia = INT64_MIN; a.ib = INT64_MAX; break;
 	case KILN_I32: a.ia = INT32_MIN; a.ib = INT32_MAX; break;

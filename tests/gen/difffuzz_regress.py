@@ -123,11 +123,34 @@ def slice_neg_step(d, baked=False):
     write_case(d, m, [feeds], [[x[0:1], z, x[0::-2]]])
 
 
+def clip_default_bounds(d):
+    """Clip's absent min and max are numeric_limits::lowest() and max()
+    (Clip-11..13), so an infinity becomes the largest finite value (ONNX
+    Runtime): kiln let it through."""
+    from onnx import numpy_helper
+    nodes, ins, outs, feeds, refs, inits = [], [], [], {}, [], []
+    for dt, npdt in ((TensorProto.FLOAT, np.float32), (TensorProto.DOUBLE, np.float64)):
+        x = np.array([np.inf, -np.inf, 1.5, -2.0], npdt)
+        fi = np.finfo(npdt)
+        xn, lo = "x%d" % dt, "lo%d" % dt
+        feeds[xn] = x
+        ins.append(vi(xn, dt, [4]))
+        inits.append(numpy_helper.from_array(np.array(-1, npdt), lo))
+        nodes += [helper.make_node("Clip", [xn], ["none%d" % dt]),
+                  helper.make_node("Clip", [xn, lo], ["min%d" % dt]),
+                  helper.make_node("Clip", [xn, "", lo], ["max%d" % dt])]
+        outs += [vi(o % dt, dt, None) for o in ("none%d", "min%d", "max%d")]
+        refs += [np.clip(x, fi.min, fi.max), np.clip(x, -1, fi.max), np.clip(x, fi.min, -1)]
+    m = model(nodes, ins, outs, 13, inits)
+    write_case(d, m, [feeds], [refs])
+
+
 FORMS = {
     "reduce_no_axis": reduce_no_axis,
     "nan_unary": nan_unary,
     "nan_unary_baked": lambda d: nan_unary(d, True),
     "clip_min_over_max": clip_min_over_max,
+    "clip_default_bounds": clip_default_bounds,
     "slice_neg_step": slice_neg_step,
     "slice_neg_step_baked": lambda d: slice_neg_step(d, True),
 }
