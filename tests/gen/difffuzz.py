@@ -89,6 +89,14 @@ class Case:
         if dt == BOOL:
             return rng.random(shape) < 0.5
         if dt.kind == "f":
+            if kind.startswith("cast:"):    # finite, inside the integer type kind[5:]
+                info = np.iinfo(np.dtype(kind[5:]))
+                lim = min(float(np.finfo(dt).max), 3e4 if info.bits > 16 else 1e9)
+                a = rng.uniform(max(info.min, -lim), min(info.max, lim), shape)
+                if a.size and self.rng.random() < 0.3:
+                    a.reshape(-1)[0] = self.rng.choice([-0.0, 0.5, -0.5, 0.999, -1.999])
+                # (clipped after the rounding to dt, which may round up)
+                return np.clip(a.astype(dt), max(info.min, -lim), min(info.max, lim)).astype(dt)
             if kind == "pos":
                 a = rng.uniform(0.1, 3.0, shape)
             elif kind == "ties":
@@ -347,10 +355,16 @@ def g_clip(c):
 
 def g_cast(c):
     src = c.rng.choice(ALL)
-    x = c.pick([src], kind="special" if src.kind == "f" else "wide")
     to = c.rng.choice(ALL)
-    if c.dt(x).kind == "f" and to.kind in "iub" and to != BOOL:
-        c.spec_undefined = True     # NaN, inf and out-of-range values: undefined
+    f2i = src.kind == "f" and to.kind in "iu"
+    if f2i and c.rng.random() < 0.7:
+        # float to integer of NaN, inf or a value out of range is undefined:
+        # mostly finite values inside the target's range
+        x = c.inp(src, c.shape(), "cast:" + to.str)
+    else:
+        x = c.pick([src], kind="special" if src.kind == "f" else "wide")
+        if c.dt(x).kind == "f" and to.kind in "iu":
+            c.spec_undefined = True
     if c.rng.random() < 0.2 and c.opset >= 15:
         like = c.const(np.zeros((), to))
         c.add("CastLike", [x, like])
@@ -1119,7 +1133,7 @@ def main():
         print("kiln refused: %s  (e.g. %s)" % (k, os.path.basename(d)))
     for line in known_hits:
         print("known: " + line)
-    print("difffuzz: seed %d, cases %d..%d: %d findings" % (a.seed, a.first, i - 1, len(findings)))
+    print("difffuzz: seed %d, cases %d..%d: %d findings" % (a.seed, a.first, min(i, end) - 1, len(findings)))
     sys.exit(1 if findings else 0)
 
 
