@@ -1113,6 +1113,10 @@ def main():
                                                           " dyn" if meta["dyn"] else "", det)
                 if meta["spec_undefined"] and st == "mismatch":
                     known_hits.append(line + " (float->int Cast of NaN/inf/out-of-range: undefined)")
+                elif st == "run_failed" and det.startswith("test_data_set_1:"):
+                    # the second sizes contradict a dim the graph fixes, in a
+                    # way ONNX Runtime does not check (difffuzz_known.txt 2, 11)
+                    known_hits.append(line + " (refused at the second sizes where ONNX Runtime ran)")
                 elif any(k in line for k in known):
                     known_hits.append(line)
                 else:
