@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -1104,7 +1105,9 @@ def main():
                     continue
                 if st == "refused":
                     counts["refused"] += 1
-                    key = det.split(":", 1)[-1].strip()[:90]
+                    # grouped by the message after the node: "(Op): why"
+                    key = det.split("model.onnx: ", 1)[-1]
+                    key = re.sub(r"node '[^']*' ", "", key)[:100]
                     refusals.setdefault(key, d)
                     break       # the other modes refuse it too
                 name = os.path.basename(d)
