@@ -145,6 +145,22 @@ def clip_default_bounds(d):
     write_case(d, m, [feeds], [refs])
 
 
+def split_num_outputs_sym(d):
+    """Split with num_outputs (opset 18) of a symbolic dim: chunks of
+    ceil(n / num_outputs), the last smaller ("If the tensor is not evenly
+    splittable the last chunk will be smaller"); shape inference took
+    floor(n / num_outputs) for a symbol and the run gave wrong shapes."""
+    nodes = [helper.make_node("Split", ["x"], ["a", "b", "c"], axis=0, num_outputs=3)]
+    m = model(nodes, [vi("x", TensorProto.INT32, ["n", 2])], [vi(o, TensorProto.INT32, None) for o in "abc"], 18)
+    sets, refs = [], []
+    for n in (5, 7, 6, 3):
+        x = np.arange(n * 2, dtype=np.int32).reshape(n, 2)
+        c = -(-n // 3)
+        sets.append({"x": x})
+        refs.append([x[:c], x[c:2 * c], x[2 * c:]])
+    write_case(d, m, sets, refs)
+
+
 FORMS = {
     "reduce_no_axis": reduce_no_axis,
     "nan_unary": nan_unary,
@@ -152,6 +168,7 @@ FORMS = {
     "clip_min_over_max": clip_min_over_max,
     "clip_default_bounds": clip_default_bounds,
     "slice_neg_step": slice_neg_step,
+    "split_num_outputs_sym": split_num_outputs_sym,
     "slice_neg_step_baked": lambda d: slice_neg_step(d, True),
 }
 
