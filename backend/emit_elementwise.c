@@ -148,7 +148,8 @@ static LLVMValueRef apply(Be *be, const Ew *ew, LLVMValueRef *x)
 	case OP_Mul: return LLVMBuildFMul(B, x[0], x[1], "");
 	case OP_Div: return LLVMBuildFDiv(B, x[0], x[1], "");
 	case OP_Relu:
-		return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, x[0], zero, ""), x[0], zero, "");
+		/* unordered or greater: NaN stays NaN, as in the kernel */
+		return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealUGT, x[0], zero, ""), x[0], zero, "");
 	case OP_Exp: return call_f32(be, "llvm.exp.f32", x[0], true);
 	case OP_Sqrt: return call_f32(be, "llvm.sqrt.f32", x[0], true);
 	case OP_Abs: return call_f32(be, "llvm.fabs.f32", x[0], true);

@@ -400,8 +400,8 @@ static int infer_split(Sh *s)
 	if (kd && cd % nout != 0 && !ir_attr_get(s->g, s->id, "num_outputs"))
 		return ir_shp_fail(s, "axis of size %lld does not split in %d equal parts", (long long)cd, nout);
 	DimId chunk = ir_dim_div(s->g, ir_dim_add(s->g, d, ir_dim_const(s->g, nout - 1)), k);
-	if (!kd)
-		chunk = ir_dim_div(s->g, d, k);   /* symbolic: assume it divides */
+	if (!kd && !ir_attr_get(s->g, s->id, "num_outputs"))
+		chunk = ir_dim_div(s->g, d, k);   /* symbolic: it must divide */
 	for (int i = 0; i < nout; i++) {
 		out[a] = chunk;
 		if (i == nout - 1)

@@ -78,7 +78,8 @@ static DimId slice_len(Sh *s, DimId d, DimId st, DimId en, int64_t step)
 		return ceil_div(s, ir_dim_max(s->g, ir_dim_sub(s->g, b, a), C(s, 0)), step);
 	}
 	DimId last = ir_dim_sub(s->g, d, C(s, 1));
-	a = hp ? last : hn ? C(s, 0) : clamp(s, a, C(s, 0), last);
+	/* a huge negative start clamps to 0, but to -1 (nothing) on a dim of 0 */
+	a = hp ? last : hn ? ir_dim_min(s->g, C(s, 0), last) : clamp(s, a, C(s, 0), last);
 	b = norm_index(s, en, d, &hp, &hn);
 	b = hp ? last : hn ? C(s, -1) : ir_dim_max(s->g, b, C(s, -1));   /* upper clamp redundant */
 	return ceil_div(s, ir_dim_max(s->g, ir_dim_sub(s->g, a, b), C(s, 0)), -step);

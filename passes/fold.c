@@ -308,7 +308,7 @@ static bool unop(const Graph *g, NodeId nid, const T *a, T *o)
 		case OP_Relu: r = x < 0 ? 0 : x; break;
 		case OP_Floor: r = floor(x); break;
 		case OP_Ceil: r = ceil(x); break;
-		case OP_Sign: r = (x > 0) - (x < 0); break;
+		case OP_Sign: r = isnan(x) ? x : (x > 0) - (x < 0); break;
 		default: return false;
 		}
 		if (!o->isf)
@@ -436,8 +436,8 @@ static bool eval_slice(T *ins, int nin, T *o)
 			b += dim;
 		if (s > 0)
 			b = b < 0 ? 0 : b > dim ? dim : b;
-		else
-			b = b < 0 ? -1 : b > dim - 1 ? dim - 1 : b;
+		else    /* [0, dim - 1]: a start below -dim takes element 0 */
+			b = b < 0 ? 0 : b > dim - 1 ? dim - 1 : b;
 		start[a] = b;
 		step[a] = s;
 	}

@@ -3,7 +3,7 @@
  * LayerNormalization.
  *
  * Attributes: Reduce* ia=[keepdims, naxes, axes...] (sorted, positive;
- * naxes == 0: copy through); ArgMax/ArgMin ia=[axis, keepdims,
+ * naxes == 0: copy through, but for L2 and SumSquare); ArgMax/ArgMin ia=[axis, keepdims,
  * select_last_index]; CumSum ia=[exclusive, reverse], axis in in[1];
  * Softmax/LogSoftmax ia=[axis] (opset 13: one axis; f32 rows along the
  * last axis in AVX2 + FMA where the CPU has them); LayerNormalization
@@ -154,7 +154,10 @@ static int reduce(kiln_frame *f, const char *loc, const char *opname, int op, co
 	int64_t naxes = nia > 1 ? ia[1] : 0;
 	if (naxes < 0 || nia < 2 + naxes)
 		return rt_error(f, "node '%s' (%s): bad attributes", loc, opname);
-	if (naxes == 0) {
+	/* no axis reduced (noop_with_empty_axes, or a rank-0 input): the
+	 * identity, but L2 and SumSquare still square (and root) each
+	 * element, as ONNX Runtime and the ONNX reference do */
+	if (naxes == 0 && op != R_L2 && op != R_SUMSQ) {
 		size_t nb = (size_t)rt_numel(in) * rt_dtype_size(dt);
 		if (nb && out->data != in->data)
 			memmove(out->data, in->data, nb);

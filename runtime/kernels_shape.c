@@ -200,9 +200,13 @@ static int int_vec(kiln_frame *f, const char *loc, const char *what, const rt_t 
 	return 0;
 }
 
+/* hi wins when lo > hi: a negative step on a dim of 0 clamps the start
+ * into [0, -1], which must give -1 (nothing taken), as emit_layout.c's
+ * slice_axis and shape inference do */
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
-	return v < lo ? lo : v > hi ? hi : v;
+	v = v < lo ? lo : v;
+	return v > hi ? hi : v;
 }
 
 /* The start, step and length per axis of a Slice (ONNX clamping), from

@@ -5,7 +5,8 @@
  * fa=[alpha, beta]; Gelu ia=[approximate: 0 none, 1 tanh]; IsInf
  * ia=[detect_negative, detect_positive]; Cast: target is out[0].dtype
  * (f32 f64 f16 bf16 and every integer type, bool);
- * Clip: min/max scalars in[1], in[2] (absent: no bound). */
+ * Clip: min/max scalars in[1], in[2] (absent: the dtype's lowest and max). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -93,8 +94,9 @@ static inline double softplus(double x)
 
 NUM_OP(Abs, x < 0 ? -x : x, x < 0 ? WNEG(x) : (uint64_t)x)
 NUM_OP(Neg, -x, WNEG(x))
-NUM_OP(Relu, x > 0 ? x : 0, x > 0 ? x : 0)
-NUM_OP(Sign, (x > 0) - (x < 0), (x > 0) - (x < 0))
+/* NaN stays NaN (Relu, Sign, HardSigmoid), as in numpy and ONNX Runtime */
+NUM_OP(Relu, x > 0 || x != x ? x : 0, x > 0 ? x : 0)
+NUM_OP(Sign, x != x ? x : (x > 0) - (x < 0), (x > 0) - (x < 0))
 FLOAT_OP(Exp, expf(x), exp(x))
 FLOAT_OP(Log, logf(x), log(x))
 FLOAT_OP(Sqrt, sqrtf(x), sqrt(x))
@@ -110,8 +112,8 @@ FLOAT_OP(Round, nearbyintf(x), nearbyint(x))    /* default mode: half to even */
 FLOAT_OP(Softplus, softplusf(x), softplus(x))
 FLOAT_OP(LeakyRelu, x >= 0 ? x : (float)A->a * x, x >= 0 ? x : A->a * x)
 FLOAT_OP(Elu, x >= 0 ? x : (float)A->a * expm1f(x), x >= 0 ? x : A->a * expm1(x))
-FLOAT_OP(HardSigmoid, fmaxf(0.0f, fminf(1.0f, (float)A->a * x + (float)A->b)),
-         fmax(0.0, fmin(1.0, A->a * x + A->b)))
+FLOAT_OP(HardSigmoid, x != x ? x : fmaxf(0.0f, fminf(1.0f, (float)A->a * x + (float)A->b)),
+         x != x ? x : fmax(0.0, fmin(1.0, A->a * x + A->b)))
 FLOAT_OP(GeluErf, 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)),
          0.5 * x * (1.0 + erf(x * 0.70710678118654752)))
 FLOAT_OP(GeluTanh, 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))),
@@ -213,8 +215,10 @@ RT_KERNEL(Dropout)
 
 /* ---- Clip ---- */
 
+/* min(max(x, LO), HI): with LO > HI every element becomes HI (Clip-13's
+ * "when min is greater than max, ... the value of max", numpy.clip) */
 #define CLIP_FN(NAME, T, LO, HI) \
-	UN_FN(NAME, T, T, x < (T)(LO) ? (T)(LO) : x > (T)(HI) ? (T)(HI) : x)
+	UN_FN(NAME, T, T, (x < (T)(LO) ? (T)(LO) : x) > (T)(HI) ? (T)(HI) : (x < (T)(LO) ? (T)(LO) : x))
 CLIP_FN(Clip_f32, float, A->a, A->b)
 CLIP_FN(Clip_f64, double, A->a, A->b)
 CLIP_FN(Clip_i64, int64_t, A->ia, A->ib)
@@ -228,7 +232,9 @@ static const un_impl Clip_impl[] = {
 RT_KERNEL(Clip)
 {
 	int32_t dt = in[0].dtype;
-	un_aux a = { .a = -INFINITY, .b = INFINITY };
+	/* absent bounds are numeric_limits::lowest() and max() (Clip-11..13):
+	 * an infinity becomes the largest finite value */
+	un_aux a = { .a = dt == KILN_F32 ? -FLT_MAX : -DBL_MAX, .b = dt == KILN_F32 ? FLT_MAX : DBL_MAX };
 	switch (dt) {
 	case KILN_I64: a.ia = INT64_MIN; a.ib = INT64_MAX; break;
 	case KILN_I32: a.ia = INT32_MIN; a.ib = INT32_MAX; break;
