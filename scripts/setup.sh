@@ -21,3 +21,13 @@ if [ -n "$missing" ]; then
 fi
 echo "setup: dependencies present"
 bash "$(dirname "$0")/python_dev.sh"
+# ONNX Runtime (npm's onnxruntime-node, its CPU library inside the package,
+# no install scripts) for the tests that compare with it (difffuzz,
+# contrib_ops) and for bench/.  Optional: without npm or the registry
+# those tests skip.
+if [ ! -d "$(dirname "$0")/../bench/node_modules/onnxruntime-node" ] && command -v npm >/dev/null; then
+  (cd "$(dirname "$0")/../bench" &&
+     timeout 600 npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) &&
+    echo "setup: onnxruntime-node installed in bench/node_modules" ||
+    echo "setup: onnxruntime-node not installed (npm failed): tests comparing with ONNX Runtime will skip"
+fi
