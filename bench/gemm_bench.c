@@ -13,6 +13,9 @@
  *                            and 7-bit weights, in GOP per CPU-second
  *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
  *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
+ *   GEMM_BENCH_BW=1          fp32: GB of B (the weights) read per
+ *                            CPU-second instead of GFLOP (x T for the
+ *                            wall-clock stream at T busy threads)
  *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
  *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
  *                            (2 MB pages where THP is in "madvise" mode)
@@ -65,8 +68,12 @@ static const shape shapes[] = {
 	{ "FFN up b8", 0, 0, 1024, 3072, 768, 1 },
 	{ "FFN dn b8", 0, 0, 1024, 768, 3072, 1 },
 	{ "lx s20", 0, 0, 20, 768, 768, 1 },
+	{ "lx s20 qkv", 0, 0, 20, 2304, 768, 1 },
 	{ "lx s20 up", 0, 0, 20, 3072, 768, 1 },
+	{ "lx s20 dn", 0, 0, 20, 768, 3072, 1 },
 	{ "lx r36", 0, 0, 36, 768, 768, 1 },
+	{ "lx r36 qkv", 0, 0, 36, 2304, 768, 1 },
+	{ "lx r36 up", 0, 0, 36, 3072, 768, 1 },
 	{ "lx r36 dn", 0, 0, 36, 768, 3072, 1 },
 	{ "QK^T x12", 0, 1, 128, 128, 64, 12 },
 	{ "PV x12", 0, 0, 128, 64, 128, 12 },
@@ -256,8 +263,12 @@ int main(int argc, char **argv)
 	const char *ce = getenv("GEMM_BENCH_CACHE"), *pe = getenv("GEMM_BENCH_PEAK");
 	bool cache = ce && *ce && strcmp(ce, "0");
 	double peak = pe ? atof(pe) : 0;
-	printf("kernel: %s; B %s; GFLOP per CPU-second", rt_sgemm_kernel(),
-	       cache ? "in cache" : "from DRAM");
+	const char *we = getenv("GEMM_BENCH_BW");
+	bool bw = we && *we && strcmp(we, "0");
+	if (bw)
+		peak = 0;
+	printf("kernel: %s; B %s; %s per CPU-second", rt_sgemm_kernel(),
+	       cache ? "in cache" : "from DRAM", bw ? "GB of B" : "GFLOP");
 	if (peak > 0)
 		printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
 	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
@@ -319,6 +330,8 @@ int main(int argc, char **argv)
 				printf(" |");
 			if (!g[c])
 				printf(" %7s", "-");
+			else if (bw)      /* GFLOP -> GB of B: 4 bytes per 2 M flop */
+				printf(" %7.2f", g[c] * 2.0 / (double)s->M);
 			else if (peak > 0)
 				printf(" %6.0f%%", 100 * g[c] / peak);
 			else
