@@ -1426,10 +1426,17 @@ typedef struct few_job {
 	} run[FEW_RUNS];
 } few_job;
 
+static int few_rows_on = 1;     /* rt_sgemm_few_rows */
+
+int rt_sgemm_few_rows(int on)
+{
+	return __atomic_exchange_n(&few_rows_on, on != 0, __ATOMIC_RELAXED);
+}
+
 static bool few_rows_path(const sg_job *j, int T)
 {
-	return T > 1 && T <= FEW_RUNS && j->Bp && !j->ta && j->M <= SMALL_M &&
-	       RT_GEMM_PANEL % j->uk->nr == 0;
+	return __atomic_load_n(&few_rows_on, __ATOMIC_RELAXED) && T > 1 && T <= FEW_RUNS &&
+	       j->Bp && !j->ta && j->M <= SMALL_M && RT_GEMM_PANEL % j->uk->nr == 0;
 }
 
 /* the next panel for the thread owning run t, or -1 */

@@ -357,7 +357,8 @@ static void gelu_accuracy(void **state)
  * M from 1 to 40 and the SMALL_M edge, odd N (fewer panels than threads, a
  * partial last panel), odd K (across the 1024-row K steps), bias and GELU
  * epilogues, C strided with padding columns that must stay untouched; for
- * every kernel.  A panel taken twice or never, or a run boundary off by
+ * every kernel, with the few-rows split and with the general one
+ * (rt_sgemm_few_rows(0)).  A panel taken twice or never, or a run boundary off by
  * one, shows as a wrong column. */
 static void few_rows_threads(void **state)
 {
@@ -369,7 +370,11 @@ static void few_rows_threads(void **state)
 	assert_non_null(pools[0]);
 	assert_non_null(pools[2]);
 	panels = 1;
-	for (size_t n = 0; n < 3; n++) {
+	for (size_t k = 0; k < 6; k++) {
+		/* every kernel with the few-rows split, then with the general one */
+		size_t n = k % 3;
+		if (k == 3)
+			assert_int_equal(rt_sgemm_few_rows(0), 1);
 		if (rt_sgemm_use(names[n]))
 			continue;
 		for (int M = 1; M <= 40; M++) {
@@ -391,6 +396,7 @@ static void few_rows_threads(void **state)
 		}
 		rt_sgemm_use(NULL);
 	}
+	assert_int_equal(rt_sgemm_few_rows(1), 0);
 	panels = 0;
 	rt_pool_free(pools[0]);
 	rt_pool_free(pools[2]);
