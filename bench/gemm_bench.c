@@ -13,6 +13,15 @@
  *                            and 7-bit weights, in GOP per CPU-second
  *                            (GEMM_BENCH_PEAK: kiln_peak's int8w7_core)
  *   GEMM_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
+ *   GEMM_BENCH_AB=1          fp32, "panels" with few rows (M <= 48) on 2
+ *                            threads: the few-rows split against the
+ *                            general one (rt_sgemm_few_rows), call by call
+ *                            in turn so both meet the same load; wall GB/s
+ *                            of B (p10, median) and the median ratio of
+ *                            neighbouring calls' times
+ *   GEMM_BENCH_BW=1          fp32: GB of B (the weights) read per
+ *                            CPU-second instead of GFLOP (x T for the
+ *                            wall-clock stream at T busy threads)
  *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
  *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
  *                            (2 MB pages where THP is in "madvise" mode)
@@ -36,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "gemm.h"
 #include "gemm_int8.h"
@@ -65,8 +75,12 @@ static const shape shapes[] = {
 	{ "FFN up b8", 0, 0, 1024, 3072, 768, 1 },
 	{ "FFN dn b8", 0, 0, 1024, 768, 3072, 1 },
 	{ "lx s20", 0, 0, 20, 768, 768, 1 },
+	{ "lx s20 qkv", 0, 0, 20, 2304, 768, 1 },
 	{ "lx s20 up", 0, 0, 20, 3072, 768, 1 },
+	{ "lx s20 dn", 0, 0, 20, 768, 3072, 1 },
 	{ "lx r36", 0, 0, 36, 768, 768, 1 },
+	{ "lx r36 qkv", 0, 0, 36, 2304, 768, 1 },
+	{ "lx r36 up", 0, 0, 36, 3072, 768, 1 },
 	{ "lx r36 dn", 0, 0, 36, 768, 3072, 1 },
 	{ "QK^T x12", 0, 1, 128, 128, 64, 12 },
 	{ "PV x12", 0, 0, 128, 64, 128, 12 },
@@ -143,6 +157,50 @@ static double run(const shape *s, struct rt_pool *pool, int T, int how, const fl
 			best = gf;
 	}
 	return best;
+}
+
+static double wall_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* GEMM_BENCH_AB: 400 pairs of calls, the few-rows split and the general
+ * one in turn (which goes first alternates); prints wall GB/s of B */
+static void ab_split(const shape *s, struct rt_pool *pool, const float *A, const float *Bp0,
+                     int ncopy, float *C)
+{
+	enum { PAIRS = 400 };
+	static double t[2][PAIRS], ratio[PAIRS];
+	size_t np = (size_t)rt_gemm_panel_floats(s->K, s->N);
+	int r = 0;
+	for (int i = -5; i < PAIRS; i++)
+		for (int v = 0; v < 2; v++) {
+			int few = (v ^ i) & 1;
+			rt_sgemm_few_rows(few);
+			double t0 = wall_now();
+			rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp0 + (size_t)(r++ % ncopy) * np,
+			                C, s->N, bench_epi);
+			if (i >= 0)
+				t[few][i] = wall_now() - t0;
+		}
+	rt_sgemm_few_rows(1);
+	for (int i = 0; i < PAIRS; i++)
+		ratio[i] = t[1][i] / t[0][i];
+	qsort(t[0], PAIRS, sizeof(double), cmp_double);
+	qsort(t[1], PAIRS, sizeof(double), cmp_double);
+	qsort(ratio, PAIRS, sizeof(double), cmp_double);
+	double gb = 4e-9 * (double)(s->K * s->N);
+	printf("%-10s %5lld %5lld %5lld | general %6.1f %6.1f | few-rows %6.1f %6.1f | %6.3f\n",
+	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, gb / t[0][PAIRS / 10],
+	       gb / t[0][PAIRS / 2], gb / t[1][PAIRS / 10], gb / t[1][PAIRS / 2], ratio[PAIRS / 2]);
 }
 
 /* ---- int8: rt_qgemm (KlnGemmQ's GEMM) ---- */
@@ -256,12 +314,22 @@ int main(int argc, char **argv)
 	const char *ce = getenv("GEMM_BENCH_CACHE"), *pe = getenv("GEMM_BENCH_PEAK");
 	bool cache = ce && *ce && strcmp(ce, "0");
 	double peak = pe ? atof(pe) : 0;
-	printf("kernel: %s; B %s; GFLOP per CPU-second", rt_sgemm_kernel(),
-	       cache ? "in cache" : "from DRAM");
-	if (peak > 0)
-		printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
-	printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K",
-	       "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
+	const char *we = getenv("GEMM_BENCH_BW"), *ae = getenv("GEMM_BENCH_AB");
+	bool bw = we && *we && strcmp(we, "0"), ab = ae && *ae && strcmp(ae, "0");
+	if (bw)
+		peak = 0;
+	if (ab) {
+		printf("kernel: %s; B %s; 2 threads; wall GB/s of B (p10, median) with the general "
+		       "split and the few-rows one; median time ratio few-rows/general\n",
+		       rt_sgemm_kernel(), cache ? "in cache" : "from DRAM");
+	} else {
+		printf("kernel: %s; B %s; %s per CPU-second", rt_sgemm_kernel(),
+		       cache ? "in cache" : "from DRAM", bw ? "GB of B" : "GFLOP");
+		if (peak > 0)
+			printf(" (%% of the fp32 peak %.1f per CPU-second)", peak);
+		printf("\n%-10s %5s %5s %5s %3s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N",
+		       "K", "x", "sgemm1", "panels1", "blas1", "sgemm2", "panels2", "blas2");
+	}
 	const char *only = getenv("GEMM_BENCH_ONLY"), *ee = getenv("GEMM_BENCH_EPI");
 	const char *qe = getenv("GEMM_BENCH_QUICK"), *he = getenv("GEMM_BENCH_HUGE");
 	bool huge = he && *he && strcmp(he, "0");
@@ -304,6 +372,15 @@ int main(int argc, char **argv)
 		for (int c = 0; panels && c < ncopy; c++)
 			rt_gemm_pack_panels(B + (size_t)c * nb, s->K, s->N, Bp + (size_t)c * np);
 		memset(C, 0, nc * 4);
+		if (ab) {
+			if (panels && s->M <= 48) {
+				struct rt_pool *pool = rt_pool_create(2);
+				ab_split(s, pool, A, Bp, ncopy, C);
+				rt_pool_free(pool);
+			}
+			free(A); free(B); free(C); free(Bp);
+			continue;
+		}
 		double g[6] = { 0 };
 		for (int T = 1; T <= 2; T++) {
 			struct rt_pool *pool = rt_pool_create(T);
@@ -319,6 +396,8 @@ int main(int argc, char **argv)
 				printf(" |");
 			if (!g[c])
 				printf(" %7s", "-");
+			else if (bw)      /* GFLOP -> GB of B: 4 bytes per 2 M flop */
+				printf(" %7.2f", g[c] * 2.0 / (double)s->M);
 			else if (peak > 0)
 				printf(" %6.0f%%", 100 * g[c] / peak);
 			else

@@ -10,6 +10,9 @@
 #   GEMM_BENCH_HUGE=1: the panels on 2 MB pages (as a model's weights are)
 #   GEMM_BENCH_EPI=bias|gelu: the fp32 panels path with the FFN-up epilogue;
 #     int8: any value but 0 adds the model's epilogue (bias; GELU on FFN up)
+#   GEMM_BENCH_BW=1: GB of B (weights) per CPU-second instead of GFLOP
+#   GEMM_BENCH_AB=1: few rows, 2 threads: the few-rows split against the general
+#     one, call by call in turn (wall GB/s of B; robust on a loaded machine)
 #   GEMM_BENCH_QUICK=1: only the panels path; GEMM_BENCH_ONLY=TEXT: shapes
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

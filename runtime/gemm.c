@@ -1402,6 +1402,85 @@ static void sg_worker(void *arg, int64_t b, int64_t e)
 	}
 }
 
+/* ---- few rows, weights in panels, several threads ----
+ * With M <= SMALL_M rows (LXMERT's 20 tokens, 36 regions) there is one row
+ * block, and the product is bound by how fast the weight panels stream
+ * from DRAM.  next_block's guided split hands the threads interleaved
+ * blocks of a few panels, so the panel a thread prefetches at the end of
+ * a block (the one after it, pf_panels) is mostly a neighbour's, and the
+ * first panel of its next block arrives unprefetched.  Here thread t owns
+ * the t-th contiguous run of panels, takes them one at a time from the
+ * front, and so the panel it prefetches is the one it takes next; one long
+ * sequential stream per thread also suits the hardware prefetchers.  A
+ * thread whose run is done takes panels from the others' runs (from their
+ * fronts: the same counters), so one that got no CPU for a while leaves
+ * its panels to the others, as with next_block. */
+#define FEW_RUNS 16            /* most threads (runs) the split serves */
+
+typedef struct few_job {
+	sg_job *j;
+	int runs;
+	struct {
+		int64_t next, end;     /* this run's next panel (atomic), one past its last */
+		char pad[64 - 2 * sizeof(int64_t)];
+	} run[FEW_RUNS];
+} few_job;
+
+static int few_rows_on = 1;     /* rt_sgemm_few_rows */
+
+int rt_sgemm_few_rows(int on)
+{
+	return __atomic_exchange_n(&few_rows_on, on != 0, __ATOMIC_RELAXED);
+}
+
+static bool few_rows_path(const sg_job *j, int T)
+{
+	return __atomic_load_n(&few_rows_on, __ATOMIC_RELAXED) && T > 1 && T <= FEW_RUNS &&
+	       j->Bp && !j->ta && j->M <= SMALL_M && RT_GEMM_PANEL % j->uk->nr == 0;
+}
+
+/* the next panel for the thread owning run t, or -1 */
+static int64_t few_next(few_job *f, int t)
+{
+	for (int r = 0; r < f->runs; r++) {
+		int u = (t + r) % f->runs;
+		if (__atomic_load_n(&f->run[u].next, __ATOMIC_RELAXED) >= f->run[u].end)
+			continue;
+		int64_t p = __atomic_fetch_add(&f->run[u].next, 1, __ATOMIC_RELAXED);
+		if (p < f->run[u].end)
+			return p;
+	}
+	return -1;
+}
+
+static void few_worker(void *arg, int64_t b, int64_t e)
+{
+	few_job *f = arg;
+	const sg_job *j = f->j;
+	float *buf = thread_buf();
+	for (int64_t t = b; t < e; t++)
+		for (int64_t p; (p = few_next(f, (int)t)) >= 0;) {
+			int64_t j0 = p * RT_GEMM_PANEL;
+			int64_t n = j->N - j0 < RT_GEMM_PANEL ? j->N - j0 : RT_GEMM_PANEL;
+			if (buf)
+				block(j, 0, j->M, j0, n, buf);
+			else
+				block_plain(j, 0, j->M, j0, n);
+		}
+}
+
+/* the panels cut into T contiguous runs, one per thread */
+static void run_few(struct rt_pool *pool, sg_job *j, int T)
+{
+	int64_t np = ceil_div(j->N, RT_GEMM_PANEL);
+	few_job f = { .j = j, .runs = T > np ? (int)np : T };
+	for (int t = 0; t < f.runs; t++) {
+		f.run[t].next = np * t / f.runs;
+		f.run[t].end = np * (t + 1) / f.runs;
+	}
+	rt_parallel_for(pool, f.runs, few_worker, &f);
+}
+
 /* C = beta * C (K == 0 or alpha == 0) */
 static void scale_c(const sg_job *j)
 {
@@ -1429,6 +1508,10 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	/* work below ~1 MFLOP is not worth waking the workers */
 	if ((double)j->M * (double)j->N * (double)j->K < 5e5)
 		T = 1;
+	if (few_rows_path(j, T)) {
+		run_few(pool, j, T);
+		return;
+	}
 	int mr = j->uk->mr, nr = j->uk->nr;
 	int64_t M = j->M, N = j->N;
 	int64_t nib = ceil_div(M, MC), njb = ceil_div(N, NC);

@@ -52,6 +52,12 @@ const char *rt_sgemm_bf16_kernel(void);
 const char *rt_sgemm_kernel(void);
 int rt_sgemm_use(const char *name);
 
+/* rt_sgemm_panels with few rows (up to 48) on several threads gives each
+ * thread a contiguous run of weight panels (gemm.c's few-rows split)
+ * unless this turned it off (0; 1: on again): tests and benchmarks compare
+ * it with the general split.  Returns the previous setting. */
+int rt_sgemm_few_rows(int on);
+
 /* GELU over n floats in place, vectorized (erf: approx == 0; tanh: 1;
  * QuickGELU x / (1 + exp(-1.702 x)): 2 -- KlnGelu's approximate). */
 void rt_gelu_inplace(float *x, int64_t n, int approx);

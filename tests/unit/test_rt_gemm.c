@@ -2,7 +2,7 @@
  * double-precision reference: odd shapes, transposes, alpha/beta, leading
  * dims larger than the matrix, blocks crossing the KC/MC/NC boundaries,
  * the BERT-base shapes, the epilogue (bias, GELU, QuickGELU), weights in the panel
- * layout of rt.h (rt_sgemm_panels) and in its bf16 layout
+ * layout of rt.h (rt_sgemm_panels; few rows on 1 to 3 threads) and in its bf16 layout
  * (rt_sgemm_panels_bf16: against the product of the bf16-rounded operands)
  * -- for every micro-kernel this CPU can run, serial and on a two-thread
  * pool. */
@@ -352,6 +352,56 @@ static void gelu_accuracy(void **state)
 }
 
 /* K == 0 and alpha == 0: C = beta * C, nothing else read */
+/* Few rows with weights in panels on 1 to 3 threads (gemm.c's few-rows
+ * split: each thread a contiguous run of panels, then the others'): every
+ * M from 1 to 40 and the SMALL_M edge, odd N (fewer panels than threads, a
+ * partial last panel), odd K (across the 1024-row K steps), bias and GELU
+ * epilogues, C strided with padding columns that must stay untouched; for
+ * every kernel, with the few-rows split and with the general one
+ * (rt_sgemm_few_rows(0)).  A panel taken twice or never, or a run boundary off by
+ * one, shows as a wrong column. */
+static void few_rows_threads(void **state)
+{
+	(void)state;
+	float bias[3100];
+	for (int i = 0; i < 3100; i++)
+		bias[i] = ref_frand(-1, 1);
+	struct rt_pool *pools[3] = { rt_pool_create(1), pool, rt_pool_create(3) };
+	assert_non_null(pools[0]);
+	assert_non_null(pools[2]);
+	panels = 1;
+	for (size_t k = 0; k < 6; k++) {
+		/* every kernel with the few-rows split, then with the general one */
+		size_t n = k % 3;
+		if (k == 3)
+			assert_int_equal(rt_sgemm_few_rows(0), 1);
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (int M = 1; M <= 40; M++) {
+			int act = M % 4;
+			rt_gemm_epi e = { M % 3 ? bias : NULL, act };
+			int64_t N = ref_irand(1, 500) | 1, K = ref_irand(1, 1100) | 1;
+			expect(pools[M % 3], 0, 0, M, N, K, 1.0f, 0.0f, ref_irand(0, 3),
+			       act || e.bias ? &e : NULL);
+		}
+		for (int t = 0; t < 3; t++) {
+			rt_gemm_epi bi = { bias, 0 }, ge = { bias, 1 };
+			expect(pools[t], 0, 0, 20, 2304, 768, 1.0f, 0.0f, 1, &bi);
+			expect(pools[t], 0, 0, 36, 3072, 769, 1.0f, 0.0f, 0, &ge);
+			expect(pools[t], 0, 0, 36, 769, 2049, 1.0f, 0.0f, 3, &bi);
+			expect(pools[t], 0, 0, 48, 97, 300, 1.0f, 0.0f, 0, NULL);     /* SMALL_M */
+			expect(pools[t], 0, 0, 49, 97, 300, 1.0f, 0.0f, 0, NULL);
+			expect(pools[t], 0, 0, 20, 47, 1500, 1.0f, 0.0f, 2, &ge);     /* one panel */
+			expect(pools[t], 0, 0, 7, 97, 2000, 1.0f, 0.0f, 0, &bi);      /* 3 panels */
+		}
+		rt_sgemm_use(NULL);
+	}
+	assert_int_equal(rt_sgemm_few_rows(1), 0);
+	panels = 0;
+	rt_pool_free(pools[0]);
+	rt_pool_free(pools[2]);
+}
+
 static void degenerate(void **state)
 {
 	(void)state;
@@ -392,6 +442,7 @@ int main(void)
 		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(panel_weights_bf16),
 		cmocka_unit_test(bf16_rounds),
+		cmocka_unit_test(few_rows_threads),
 		cmocka_unit_test(degenerate),
 		cmocka_unit_test(gelu_accuracy),
 	};
