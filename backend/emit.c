@@ -1,9 +1,9 @@
 /* emit.c: be_compile, and the module's main function kiln__run.
  *
  * kiln__run(kiln_frame *f) checks the input dims that are expressions,
- * calls the chunks kiln__chunk_0..K in order, then copies the graph
- * outputs that are not written in place; the first non-zero status is
- * returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
+ * calls the chunks kiln__chunk_0..K in order, then the functions that
+ * copy the graph outputs that are not written in place (kiln__outputs*,
+ * 32 outputs each); the first non-zero status is returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
  * the node's function i32 kiln__node_N(f, loc, data pointers of its inputs
  * and outputs) (pointers from the plan, computed in the chunk).  A node's
  * function is either inline loops, or a call of its kernel
@@ -298,18 +298,23 @@ static int emit_inline(Be *be, NodeId id)
 	return 0;
 }
 
-static void emit_output_copies(Be *be)
+/* The copies of outputs [*k, ...) that are not written in place, at most
+ * COPY_OUTPUTS of them; *k moves past them. */
+#define COPY_OUTPUTS 32
+
+static void emit_output_copies(Be *be, int *k)
 {
 	Graph *g = be->g;
-	for (int k = 0; k < g->noutputs; k++) {
-		if (!be->outcopy[k])
+	for (int ncopy = 0; *k < g->noutputs && ncopy < COPY_OUTPUTS; (*k)++) {
+		if (!be->outcopy[*k])
 			continue;
-		ValId v = g->outputs[k];
+		ValId v = g->outputs[*k];
 		LLVMValueRef src = be_val_ptr(be, v);
-		if (IR_VAL(g, v)->kind == V_NODE && be->vout[v] >= 0 && be->vout[v] != k)
+		if (IR_VAL(g, v)->kind == V_NODE && be->vout[v] >= 0 && be->vout[v] != *k)
 			src = load_ptr_elem(be, be->outptrs, be->vout[v]);
-		LLVMValueRef dst = load_ptr_elem(be, be->outptrs, k);
+		LLVMValueRef dst = load_ptr_elem(be, be->outptrs, *k);
 		LLVMBuildMemCpy(be->b, dst, 1, src, 1, be_nbytes(be, v));
+		ncopy++;
 	}
 }
 
@@ -592,6 +597,7 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 			char name[32];
 			snprintf(name, sizeof name, "kiln__node_%d", (*nfns)++);
 			LLVMSetValueName2(fn, name, strlen(name));
+			be_fn_bound(be, fn);
 		}
 		args[0] = be->frame;
 		args[1] = be_cstr(be, be->op_loc);
@@ -619,9 +625,12 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 	return rc;
 }
 
-/* A chunk holds the calls of at most this many node functions: kiln__run
- * stays small, and no function of the module grows with the model. */
+/* A chunk holds the calls of at most this many node functions, and stops
+ * after the node that brings its operands (data pointers passed) to
+ * CHUNK_OPERANDS: kiln__run stays small, and no function of the module
+ * grows with the model (nodes of thousands of inputs too). */
 #define CHUNK_NODES 128
+#define CHUNK_OPERANDS 2048
 
 /* Emits live nodes of g->order from *pos on into a new chunk function. */
 static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
@@ -633,13 +642,15 @@ static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
 	LLVMBasicBlockRef entry = begin_fn(be, name, fty, true);
 	LLVMValueRef fn = be->fn;
 	be_prof_chunk(be);
-	for (int nodes = 0; *pos < g->norder && nodes < CHUNK_NODES;) {
+	for (int nodes = 0, ops = 0; *pos < g->norder && nodes < CHUNK_NODES && ops < CHUNK_OPERANDS;) {
 		NodeId id = g->order[(*pos)++];
-		if (IR_NODE(g, id)->dead)
+		const Node *n = IR_NODE(g, id);
+		if (n->dead)
 			continue;
 		if (emit_node(be, id, nfns))
 			return NULL;
 		nodes++;
+		ops += n->nin + n->nout;
 	}
 	end_fn(be, entry);
 	return fn;
@@ -682,27 +693,37 @@ static int emit_run_fn(Be *be)
 		}
 	}
 	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
-	LLVMValueRef copies = NULL;
-	if (be->dynamic) {
-		/* the output dims read data-dependent symbols: in a function of
-		 * their own, called once they are bound */
+	/* the output copies, in functions of their own (of at most
+	 * COPY_OUTPUTS each: a graph of thousands of outputs); with
+	 * data-dependent symbols they read, called once those are bound */
+	int ncopies = 0;
+	for (int k = 0; k < g->noutputs;) {
+		while (k < g->noutputs && !be->outcopy[k])
+			k++;
+		if (k == g->noutputs)
+			break;
+		if (nchunks + ncopies == cap) {
+			cap *= 2;
+			chunks = realloc(chunks, (size_t)cap * sizeof *chunks);
+			if (!chunks)
+				abort();
+		}
 		LLVMBasicBlockRef entry = begin_fn(be, "kiln__outputs", fty, true);
-		copies = be->fn;
-		emit_output_copies(be);
+		chunks[nchunks + ncopies++] = be->fn;
+		emit_output_copies(be, &k);
 		end_fn(be, entry);
 	}
 	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", fty, false);
 	be_emit_expr_checks(be);
 	for (int k = 0; k < nchunks; k++)
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
-	free(chunks);
-	if (copies) {
+	if (be->dynamic) {
 		LLVMValueRef outs = be_declare(be, "rt_dyn_outputs", fty);
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, outs, &be->frame, 1, ""));
-		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, copies, &be->frame, 1, ""));
-	} else {
-		emit_output_copies(be);
 	}
+	for (int k = nchunks; k < nchunks + ncopies; k++)
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
+	free(chunks);
 	end_fn(be, entry);
 	return 0;
 }
