@@ -407,12 +407,32 @@ static LLVMValueRef node_arg(Be *be, const Node *n, int k)
 	return be_val_ptr(be, v);
 }
 
+/* A node of more than ARGV_OPERANDS operands gets its data pointers in an
+ * array (i32 kiln__node_K(f, loc, ptr *argv)): a call of hundreds of
+ * arguments, stored one by one on the stack, costs LLVM's instruction
+ * selection time quadratic in their number (store merging). */
+#define ARGV_OPERANDS 16
+
+/* be->op_params from the parameters of the node's function (or its argv). */
+static void load_params(Be *be, int np)
+{
+	if (np <= ARGV_OPERANDS) {
+		for (int k = 0; k < np; k++)
+			be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+		return;
+	}
+	LLVMValueRef argv = LLVMGetParam(be->fn, 2);
+	for (int k = 0; k < np; k++) {
+		LLVMValueRef idx = be_i64(be, k);
+		be->op_params[k] = LLVMBuildLoad2(be->db, be->t_ptr, LLVMBuildGEP2(be->db, be->t_ptr, argv, &idx, 1, ""), "");
+	}
+}
+
 /* The body of node id's function: inline loops or the kernel call.
  * 0, or -1 on error. */
 static int emit_node_body(Be *be, NodeId id, int np)
 {
-	for (int k = 0; k < np; k++)
-		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	load_params(be, np);
 	be->op_node = id;
 	be->op_loc_param = LLVMGetParam(be->fn, 1);
 	int r = emit_inline(be, id);
@@ -487,8 +507,7 @@ static void emit_bind_body(Be *be, NodeId id, int np)
 	const Graph *g = be->g;
 	const Node *n = IR_NODE(g, id);
 	LLVMBuilderRef B = be->b;
-	for (int k = 0; k < np; k++)
-		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	load_params(be, np);
 	be->op_node = id;
 	be->op_loc_param = LLVMGetParam(be->fn, 1);
 	for (int k = 0; k < n->nin; k++)
@@ -538,7 +557,7 @@ static void emit_bind_body(Be *be, NodeId id, int np)
 
 /* In the current chunk, before node id: kiln__bind (when it binds
  * symbols) and kiln__alloc (when it has outputs in f->dyn slots). */
-static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *args, int np)
+static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *args, int np, int nargs)
 {
 	const Node *n = IR_NODE(be->g, id);
 	FnState st;
@@ -549,7 +568,7 @@ static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *arg
 		LLVMValueRef fn = be->fn;
 		end_fn(be, entry);
 		fn_restore(be, &st);
-		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)nargs, ""));
 	}
 	bool alloc = false;
 	for (int k = 0; k < n->nout; k++)
@@ -561,6 +580,24 @@ static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *arg
 	fn_restore(be, &st);
 	LLVMTypeRef aty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
 	return_if_nonzero(be, LLVMBuildCall2(be->b, aty, fn, &be->frame, 1, ""));
+}
+
+/* args[2..] of node n's call: its data pointers, or, with argv, argv
+ * filled with them. */
+static void node_args(Be *be, const Node *n, LLVMValueRef *args, LLVMValueRef argv)
+{
+	int np = n->nin + n->nout;
+	for (int k = 0; k < np; k++) {
+		LLVMValueRef p = node_arg(be, n, k);
+		if (!argv) {
+			args[2 + k] = p;
+			continue;
+		}
+		LLVMValueRef idx = be_i64(be, k);
+		LLVMBuildStore(be->b, p, LLVMBuildGEP2(be->b, be->t_ptr, argv, &idx, 1, ""));
+	}
+	if (argv)
+		args[2] = argv;
 }
 
 /* Node id in the current chunk: i32 kiln__node_K(f, loc, data pointers of
@@ -577,7 +614,10 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 		abort();
 	for (int k = 0; k < np + 2; k++)
 		pt[k] = be->t_ptr;
-	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, pt, (unsigned)(np + 2), 0);
+	int nargs = np <= ARGV_OPERANDS ? np + 2 : 3;
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, pt, (unsigned)nargs, 0);
+	/* argv: an array in the chunk's frame, filled before each call */
+	LLVMValueRef argv = nargs == 3 ? LLVMBuildArrayAlloca(be->db, be->t_ptr, be_i32(be, np), "argv") : NULL;
 	char lb[64];
 	be->op_loc = be_node_loc(be, id, lb, sizeof lb);
 	FnState st;
@@ -601,21 +641,19 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 		}
 		args[0] = be->frame;
 		args[1] = be_cstr(be, be->op_loc);
-		for (int k = 0; k < np; k++)
-			args[2 + k] = node_arg(be, n, k);
+		node_args(be, n, args, argv);
 		if (be->dynamic) {   /* then the pointers again: f->dyn may have grown */
 			be->op_params = malloc((size_t)(np + 1) * sizeof *be->op_params);
 			if (!be->op_params)
 				abort();
-			emit_dyn_steps(be, id, fty, args, np);
+			emit_dyn_steps(be, id, fty, args, np, nargs);
 			free(be->op_params);
 			be->op_params = NULL;
-			for (int k = 0; k < np; k++)
-				args[2 + k] = node_arg(be, n, k);
+			node_args(be, n, args, argv);
 		}
 		int32_t pk = be->prof_next++;   /* the profiler's hooks (emit_prof.c) */
 		be_prof_before(be, pk);
-		LLVMValueRef rc = LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), "");
+		LLVMValueRef rc = LLVMBuildCall2(be->b, fty, fn, args, (unsigned)nargs, "");
 		be_prof_after(be, id, pk);
 		return_if_nonzero(be, rc);
 	}
@@ -783,6 +821,24 @@ static void free_module(Be *be)
 	free(be->expr_axis);
 }
 
+/* Refuses a live node with more operands than opt->max_node_operands. */
+static int check_node_operands(const Be *be)
+{
+	const Graph *g = be->g;
+	int limit = be->opt->max_node_operands > 0 ? be->opt->max_node_operands : BE_MAX_NODE_OPERANDS;
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (n->dead || n->nin + n->nout <= limit)
+			continue;
+		char nd[300];
+		return diag_fail(be->diag, "%s has %d inputs and outputs, over the limit of %d per node "
+		                 "(kiln compile --max-node-operands=N raises it; compile time grows with "
+		                 "its square)", be_node_desc(be, g->order[i], nd, sizeof nd),
+		                 n->nin + n->nout, limit);
+	}
+	return 0;
+}
+
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 {
 	BeStats dummy;
@@ -793,7 +849,9 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 		return diag_fail(diag, "backend: no output path");
 	Be be = {.g = g, .opt = opt, .diag = diag, .op_node = -1};
 	double t0 = be_now_ms();
-	int rc = be_plan(&be);
+	int rc = check_node_operands(&be);
+	if (!rc)
+		rc = be_plan(&be);
 	if (!rc)
 		rc = be_map_symbols(&be);
 	if (!rc)
