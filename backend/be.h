@@ -161,8 +161,6 @@ void be_tab_free(BeTab **t);
 /* fn (no uses yet), or an earlier function of the same structure, in
  * which case fn is deleted and *shared set. */
 LLVMValueRef be_fn_share(Be *be, LLVMValueRef fn, bool *shared);
-/* marks a function too big for LLVM's superlinear passes optnone */
-void be_fn_bound(Be *be, LLVMValueRef fn);
 
 /* emit_attrs.c: attributes of a kernel call; -1 and diag on bad input. */
 typedef struct BeAttrs {

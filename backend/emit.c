@@ -637,7 +637,6 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 			char name[32];
 			snprintf(name, sizeof name, "kiln__node_%d", (*nfns)++);
 			LLVMSetValueName2(fn, name, strlen(name));
-			be_fn_bound(be, fn);
 		}
 		args[0] = be->frame;
 		args[1] = be_cstr(be, be->op_loc);

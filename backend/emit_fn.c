@@ -345,26 +345,3 @@ LLVMValueRef be_fn_share(Be *be, LLVMValueRef fn, bool *shared)
 	free(s.w);
 	return old ? old : fn;
 }
-
-/* A function of more than BE_FN_BIG instructions (a node with thousands of
- * operands: a Concat or Sum of 10,000 inputs fills 10,000 rt_t records in
- * one block) is marked optnone: LLVM's optimizations and its SelectionDAG
- * instruction selection and scheduling cost more than linear time in the
- * size of a block (store merging, the scheduler's dependence graph: a
- * 400-input Concat + Sum took a minute), while optnone's fast instruction
- * selection is linear.  Such a node is bandwidth-bound copying anyway; its
- * loops are left unoptimized. */
-#define BE_FN_BIG 4000
-
-void be_fn_bound(Be *be, LLVMValueRef fn)
-{
-	size_t count = 0;
-	for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb && count <= BE_FN_BIG;
-	     bb = LLVMGetNextBasicBlock(bb))
-		for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
-			count++;
-	if (count <= BE_FN_BIG)
-		return;
-	unsigned kind = LLVMGetEnumAttributeKindForName("optnone", 7);
-	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(be->ctx, kind, 0));
-}
