@@ -35,7 +35,14 @@ typedef struct BeOptions {
 	/* Per ir symbol: the values to measure the planned arena at
 	 * (BeStats.arena_bytes, for kiln compile --stats); NULL: not measured. */
 	const int64_t *arena_syms;
+	/* Most data operands (inputs + outputs) one node may have, 0: the
+	 * default BE_MAX_NODE_OPERANDS.  A node's code and call grow with
+	 * its operands, and LLVM's time with their square (a 1,000-input
+	 * Concat took minutes): a node over the limit is refused. */
+	int max_node_operands;
 } BeOptions;
+
+#define BE_MAX_NODE_OPERANDS 256
 
 typedef struct BeStats {
 	int64_t weights_bytes;

@@ -1,9 +1,9 @@
 /* emit.c: be_compile, and the module's main function kiln__run.
  *
  * kiln__run(kiln_frame *f) checks the input dims that are expressions,
- * calls the chunks kiln__chunk_0..K in order, then copies the graph
- * outputs that are not written in place; the first non-zero status is
- * returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
+ * calls the chunks kiln__chunk_0..K in order, then the functions that
+ * copy the graph outputs that are not written in place (kiln__outputs*,
+ * 32 outputs each); the first non-zero status is returned.  A chunk calls, for at most CHUNK_NODES live nodes of g->order,
  * the node's function i32 kiln__node_N(f, loc, data pointers of its inputs
  * and outputs) (pointers from the plan, computed in the chunk).  A node's
  * function is either inline loops, or a call of its kernel
@@ -298,18 +298,23 @@ static int emit_inline(Be *be, NodeId id)
 	return 0;
 }
 
-static void emit_output_copies(Be *be)
+/* The copies of outputs [*k, ...) that are not written in place, at most
+ * COPY_OUTPUTS of them; *k moves past them. */
+#define COPY_OUTPUTS 32
+
+static void emit_output_copies(Be *be, int *k)
 {
 	Graph *g = be->g;
-	for (int k = 0; k < g->noutputs; k++) {
-		if (!be->outcopy[k])
+	for (int ncopy = 0; *k < g->noutputs && ncopy < COPY_OUTPUTS; (*k)++) {
+		if (!be->outcopy[*k])
 			continue;
-		ValId v = g->outputs[k];
+		ValId v = g->outputs[*k];
 		LLVMValueRef src = be_val_ptr(be, v);
-		if (IR_VAL(g, v)->kind == V_NODE && be->vout[v] >= 0 && be->vout[v] != k)
+		if (IR_VAL(g, v)->kind == V_NODE && be->vout[v] >= 0 && be->vout[v] != *k)
 			src = load_ptr_elem(be, be->outptrs, be->vout[v]);
-		LLVMValueRef dst = load_ptr_elem(be, be->outptrs, k);
+		LLVMValueRef dst = load_ptr_elem(be, be->outptrs, *k);
 		LLVMBuildMemCpy(be->b, dst, 1, src, 1, be_nbytes(be, v));
+		ncopy++;
 	}
 }
 
@@ -402,12 +407,32 @@ static LLVMValueRef node_arg(Be *be, const Node *n, int k)
 	return be_val_ptr(be, v);
 }
 
+/* A node of more than ARGV_OPERANDS operands gets its data pointers in an
+ * array (i32 kiln__node_K(f, loc, ptr *argv)): a call of hundreds of
+ * arguments, stored one by one on the stack, costs LLVM's instruction
+ * selection time quadratic in their number (store merging). */
+#define ARGV_OPERANDS 16
+
+/* be->op_params from the parameters of the node's function (or its argv). */
+static void load_params(Be *be, int np)
+{
+	if (np <= ARGV_OPERANDS) {
+		for (int k = 0; k < np; k++)
+			be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+		return;
+	}
+	LLVMValueRef argv = LLVMGetParam(be->fn, 2);
+	for (int k = 0; k < np; k++) {
+		LLVMValueRef idx = be_i64(be, k);
+		be->op_params[k] = LLVMBuildLoad2(be->db, be->t_ptr, LLVMBuildGEP2(be->db, be->t_ptr, argv, &idx, 1, ""), "");
+	}
+}
+
 /* The body of node id's function: inline loops or the kernel call.
  * 0, or -1 on error. */
 static int emit_node_body(Be *be, NodeId id, int np)
 {
-	for (int k = 0; k < np; k++)
-		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	load_params(be, np);
 	be->op_node = id;
 	be->op_loc_param = LLVMGetParam(be->fn, 1);
 	int r = emit_inline(be, id);
@@ -482,8 +507,7 @@ static void emit_bind_body(Be *be, NodeId id, int np)
 	const Graph *g = be->g;
 	const Node *n = IR_NODE(g, id);
 	LLVMBuilderRef B = be->b;
-	for (int k = 0; k < np; k++)
-		be->op_params[k] = LLVMGetParam(be->fn, (unsigned)(2 + k));
+	load_params(be, np);
 	be->op_node = id;
 	be->op_loc_param = LLVMGetParam(be->fn, 1);
 	for (int k = 0; k < n->nin; k++)
@@ -533,7 +557,7 @@ static void emit_bind_body(Be *be, NodeId id, int np)
 
 /* In the current chunk, before node id: kiln__bind (when it binds
  * symbols) and kiln__alloc (when it has outputs in f->dyn slots). */
-static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *args, int np)
+static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *args, int np, int nargs)
 {
 	const Node *n = IR_NODE(be->g, id);
 	FnState st;
@@ -544,7 +568,7 @@ static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *arg
 		LLVMValueRef fn = be->fn;
 		end_fn(be, entry);
 		fn_restore(be, &st);
-		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), ""));
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, fn, args, (unsigned)nargs, ""));
 	}
 	bool alloc = false;
 	for (int k = 0; k < n->nout; k++)
@@ -556,6 +580,24 @@ static void emit_dyn_steps(Be *be, NodeId id, LLVMTypeRef fty, LLVMValueRef *arg
 	fn_restore(be, &st);
 	LLVMTypeRef aty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
 	return_if_nonzero(be, LLVMBuildCall2(be->b, aty, fn, &be->frame, 1, ""));
+}
+
+/* args[2..] of node n's call: its data pointers, or, with argv, argv
+ * filled with them. */
+static void node_args(Be *be, const Node *n, LLVMValueRef *args, LLVMValueRef argv)
+{
+	int np = n->nin + n->nout;
+	for (int k = 0; k < np; k++) {
+		LLVMValueRef p = node_arg(be, n, k);
+		if (!argv) {
+			args[2 + k] = p;
+			continue;
+		}
+		LLVMValueRef idx = be_i64(be, k);
+		LLVMBuildStore(be->b, p, LLVMBuildGEP2(be->b, be->t_ptr, argv, &idx, 1, ""));
+	}
+	if (argv)
+		args[2] = argv;
 }
 
 /* Node id in the current chunk: i32 kiln__node_K(f, loc, data pointers of
@@ -572,7 +614,10 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 		abort();
 	for (int k = 0; k < np + 2; k++)
 		pt[k] = be->t_ptr;
-	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, pt, (unsigned)(np + 2), 0);
+	int nargs = np <= ARGV_OPERANDS ? np + 2 : 3;
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, pt, (unsigned)nargs, 0);
+	/* argv: an array in the chunk's frame, filled before each call */
+	LLVMValueRef argv = nargs == 3 ? LLVMBuildArrayAlloca(be->db, be->t_ptr, be_i32(be, np), "argv") : NULL;
 	char lb[64];
 	be->op_loc = be_node_loc(be, id, lb, sizeof lb);
 	FnState st;
@@ -595,21 +640,19 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 		}
 		args[0] = be->frame;
 		args[1] = be_cstr(be, be->op_loc);
-		for (int k = 0; k < np; k++)
-			args[2 + k] = node_arg(be, n, k);
+		node_args(be, n, args, argv);
 		if (be->dynamic) {   /* then the pointers again: f->dyn may have grown */
 			be->op_params = malloc((size_t)(np + 1) * sizeof *be->op_params);
 			if (!be->op_params)
 				abort();
-			emit_dyn_steps(be, id, fty, args, np);
+			emit_dyn_steps(be, id, fty, args, np, nargs);
 			free(be->op_params);
 			be->op_params = NULL;
-			for (int k = 0; k < np; k++)
-				args[2 + k] = node_arg(be, n, k);
+			node_args(be, n, args, argv);
 		}
 		int32_t pk = be->prof_next++;   /* the profiler's hooks (emit_prof.c) */
 		be_prof_before(be, pk);
-		LLVMValueRef rc = LLVMBuildCall2(be->b, fty, fn, args, (unsigned)(np + 2), "");
+		LLVMValueRef rc = LLVMBuildCall2(be->b, fty, fn, args, (unsigned)nargs, "");
 		be_prof_after(be, id, pk);
 		return_if_nonzero(be, rc);
 	}
@@ -619,9 +662,12 @@ static int emit_node(Be *be, NodeId id, int *nfns)
 	return rc;
 }
 
-/* A chunk holds the calls of at most this many node functions: kiln__run
- * stays small, and no function of the module grows with the model. */
+/* A chunk holds the calls of at most this many node functions, and stops
+ * after the node that brings its operands (data pointers passed) to
+ * CHUNK_OPERANDS: kiln__run stays small, and no function of the module
+ * grows with the model (nodes of thousands of inputs too). */
 #define CHUNK_NODES 128
+#define CHUNK_OPERANDS 2048
 
 /* Emits live nodes of g->order from *pos on into a new chunk function. */
 static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
@@ -633,13 +679,15 @@ static LLVMValueRef emit_chunk(Be *be, int k, int *pos, int *nfns)
 	LLVMBasicBlockRef entry = begin_fn(be, name, fty, true);
 	LLVMValueRef fn = be->fn;
 	be_prof_chunk(be);
-	for (int nodes = 0; *pos < g->norder && nodes < CHUNK_NODES;) {
+	for (int nodes = 0, ops = 0; *pos < g->norder && nodes < CHUNK_NODES && ops < CHUNK_OPERANDS;) {
 		NodeId id = g->order[(*pos)++];
-		if (IR_NODE(g, id)->dead)
+		const Node *n = IR_NODE(g, id);
+		if (n->dead)
 			continue;
 		if (emit_node(be, id, nfns))
 			return NULL;
 		nodes++;
+		ops += n->nin + n->nout;
 	}
 	end_fn(be, entry);
 	return fn;
@@ -682,27 +730,37 @@ static int emit_run_fn(Be *be)
 		}
 	}
 	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, &be->t_ptr, 1, 0);
-	LLVMValueRef copies = NULL;
-	if (be->dynamic) {
-		/* the output dims read data-dependent symbols: in a function of
-		 * their own, called once they are bound */
+	/* the output copies, in functions of their own (of at most
+	 * COPY_OUTPUTS each: a graph of thousands of outputs); with
+	 * data-dependent symbols they read, called once those are bound */
+	int ncopies = 0;
+	for (int k = 0; k < g->noutputs;) {
+		while (k < g->noutputs && !be->outcopy[k])
+			k++;
+		if (k == g->noutputs)
+			break;
+		if (nchunks + ncopies == cap) {
+			cap *= 2;
+			chunks = realloc(chunks, (size_t)cap * sizeof *chunks);
+			if (!chunks)
+				abort();
+		}
 		LLVMBasicBlockRef entry = begin_fn(be, "kiln__outputs", fty, true);
-		copies = be->fn;
-		emit_output_copies(be);
+		chunks[nchunks + ncopies++] = be->fn;
+		emit_output_copies(be, &k);
 		end_fn(be, entry);
 	}
 	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", fty, false);
 	be_emit_expr_checks(be);
 	for (int k = 0; k < nchunks; k++)
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
-	free(chunks);
-	if (copies) {
+	if (be->dynamic) {
 		LLVMValueRef outs = be_declare(be, "rt_dyn_outputs", fty);
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, outs, &be->frame, 1, ""));
-		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, copies, &be->frame, 1, ""));
-	} else {
-		emit_output_copies(be);
 	}
+	for (int k = nchunks; k < nchunks + ncopies; k++)
+		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
+	free(chunks);
 	end_fn(be, entry);
 	return 0;
 }
@@ -762,6 +820,24 @@ static void free_module(Be *be)
 	free(be->expr_axis);
 }
 
+/* Refuses a live node with more operands than opt->max_node_operands. */
+static int check_node_operands(const Be *be)
+{
+	const Graph *g = be->g;
+	int limit = be->opt->max_node_operands > 0 ? be->opt->max_node_operands : BE_MAX_NODE_OPERANDS;
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (n->dead || n->nin + n->nout <= limit)
+			continue;
+		char nd[300];
+		return diag_fail(be->diag, "%s has %d inputs and outputs, over the limit of %d per node "
+		                 "(kiln compile --max-node-operands=N raises it; compile time grows with "
+		                 "its square)", be_node_desc(be, g->order[i], nd, sizeof nd),
+		                 n->nin + n->nout, limit);
+	}
+	return 0;
+}
+
 int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 {
 	BeStats dummy;
@@ -772,7 +848,9 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 		return diag_fail(diag, "backend: no output path");
 	Be be = {.g = g, .opt = opt, .diag = diag, .op_node = -1};
 	double t0 = be_now_ms();
-	int rc = be_plan(&be);
+	int rc = check_node_operands(&be);
+	if (!rc)
+		rc = be_plan(&be);
 	if (!rc)
 		rc = be_map_symbols(&be);
 	if (!rc)

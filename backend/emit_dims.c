@@ -251,6 +251,8 @@ static void shape_desc(const Graph *g, const Value *val, char *buf, size_t n)
 		snprintf(buf + len, n - len, "]");
 }
 
+static bool check_seen(Be *be, ValId v, bool only_ovf);
+
 /* Graph inputs (only_ovf): their dims are given; only an expression dim
  * ("s25 + s41") can overflow. */
 static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit, bool only_ovf)
@@ -264,6 +266,8 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 	if (!sym || es == 0 || val->kind == V_CONST)
 		return;
 	if (be_value_dyn(be, v) != be->dcheck_dyn)   /* kiln__plan: not those; kiln__alloc: only */
+		return;
+	if (!be->dcheck_dyn && check_seen(be, v, only_ovf))
 		return;
 	LLVMBuilderRef B = be->db;
 	LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(be->ctx);
@@ -301,55 +305,125 @@ static void check_value_size(Be *be, LLVMValueRef frame, ValId v, int64_t limit,
 	             (LLVMValueRef[]){w, sh, elems, be_i64(be, es), be_i64(be, limit)}, 5);
 }
 
-/* Checks every value the run evaluates dims of, each once. */
-static void check_sizes(Be *be, LLVMValueRef frame)
+/* kiln__plan and kiln__out_shapes do work per value, buffer and output:
+ * they call parts of at most PART_ITEMS items each (internal, not inlined,
+ * each with its own dim memo), so no function grows with the graph (one
+ * function of 12,000 blocks for a 3,000-op chain made LLVM superlinear). */
+#define PART_ITEMS 256
+
+/* Whether a check of v's size (kind only_ovf) is the same as one made
+ * before: the same element size and dims (DimIds are hash-consed) give the
+ * same result, so only the first of them, the first to fail, is kept. */
+static bool check_seen(Be *be, ValId v, bool only_ovf)
+{
+	const Value *val = IR_VAL(be->g, v);
+	int64_t key[3 + KILN_MAX_RANK] = {'P', (int64_t)ir_dtype_size(val->dtype) * 2 + only_ovf, val->rank};
+	for (int d = 0; d < val->rank && d < KILN_MAX_RANK; d++)
+		key[3 + d] = val->dims[d];
+	size_t len = (size_t)(3 + (val->rank < KILN_MAX_RANK ? val->rank : KILN_MAX_RANK)) * sizeof *key;
+	if (be_tab_get(&be->tab, key, len))
+		return true;
+	be_tab_put(&be->tab, key, len, be->fn);
+	return false;
+}
+
+/* The values the run evaluates dims of, each once, in the order of their
+ * checks (negative: a graph input, only its expression dims checked). */
+static ValId *values_to_check(Be *be, int *nout)
 {
 	Graph *g = be->g;
-	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
 	unsigned char *seen = calloc((size_t)g->nvals + 1, 1);
-	if (!seen)
+	ValId *vs = malloc(((size_t)g->nvals + 1) * sizeof *vs);
+	if (!seen || !vs)
 		abort();
+	int n = 0;
 	for (int k = 0; k < g->ninputs; k++)
 		if (!seen[g->inputs[k]]) {
 			seen[g->inputs[k]] = 1;
-			check_value_size(be, frame, g->inputs[k], limit, true);
+			vs[n++] = -1 - g->inputs[k];
 		}
 	for (int i = 0; i < g->norder; i++) {
-		const Node *n = IR_NODE(g, g->order[i]);
-		if (n->dead)
+		const Node *nd = IR_NODE(g, g->order[i]);
+		if (nd->dead)
 			continue;
-		for (int k = 0; k < n->nin + n->nout; k++) {
-			ValId v = k < n->nin ? n->in[k] : n->out[k - n->nin];
+		for (int k = 0; k < nd->nin + nd->nout; k++) {
+			ValId v = k < nd->nin ? nd->in[k] : nd->out[k - nd->nin];
 			if (v >= 0 && !seen[v] && IR_VAL(g, v)->rank > 0) {
 				seen[v] = 1;
-				check_value_size(be, frame, v, limit, false);
+				vs[n++] = v;
 			}
 		}
 	}
 	for (int k = 0; k < g->noutputs; k++)
 		if (!seen[g->outputs[k]]) {
 			seen[g->outputs[k]] = 1;
-			check_value_size(be, frame, g->outputs[k], limit, false);
+			vs[n++] = g->outputs[k];
 		}
 	free(seen);
+	*nout = n;
+	return vs;
+}
+
+/* i32 kiln__plan_K(sym, bufsize, f): items [lo, hi) of checks then buffer
+ * sizes; the builder ends in its last block. */
+static void no_inline(Be *be, LLVMValueRef fn)
+{
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(be->ctx, kind, 0));
+}
+
+static LLVMValueRef plan_part(Be *be, int k, const ValId *vs, int nv, int lo, int hi)
+{
+	Graph *g = be->g;
+	int64_t limit = g->max_tensor_bytes > 0 ? g->max_tensor_bytes : IR_MAX_TENSOR_BYTES;
+	LLVMTypeRef ps[3] = {be->t_ptr, be->t_ptr, be->t_ptr};
+	char name[40];
+	snprintf(name, sizeof name, "kiln__plan_%d", k);
+	LLVMValueRef fn = LLVMAddFunction(be->mod, name, LLVMFunctionType(be->t_i32, ps, 3, 0));
+	no_inline(be, fn);
+	LLVMPositionBuilderAtEnd(be->db, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
+	be->fn = fn;
+	be->symptr = LLVMGetParam(fn, 0);
+	be_dims_begin(be);
+	for (int i = lo; i < hi; i++) {
+		if (i < nv) {
+			ValId v = vs[i] < 0 ? -1 - vs[i] : vs[i];
+			check_value_size(be, LLVMGetParam(fn, 2), v, limit, vs[i] < 0);
+		} else {
+			store_i64(be, LLVMGetParam(fn, 1), i - nv, be_nbytes(be, be->bufval[i - nv]));
+		}
+	}
+	LLVMBuildRet(be->db, be_i32(be, 0));
+	return fn;
 }
 
 void be_emit_plan_fn(Be *be)
 {
+	int nv, k = 0;
+	ValId *vs = values_to_check(be, &nv);
+	int total = nv + be->nbufs;
 	LLVMTypeRef ps[3] = {be->t_ptr, be->t_ptr, be->t_ptr};
-	LLVMValueRef fn = LLVMAddFunction(be->mod, "kiln__plan", LLVMFunctionType(be->t_i32, ps, 3, 0));
-	LLVMPositionBuilderAtEnd(be->db, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
-	be->fn = fn;
-	be->symptr = LLVMGetParam(fn, 0);
-	LLVMValueRef dst = LLVMGetParam(fn, 1);
-	be_dims_begin(be);
+	LLVMTypeRef fty = LLVMFunctionType(be->t_i32, ps, 3, 0);
+	LLVMValueRef fn = LLVMAddFunction(be->mod, "kiln__plan", fty);
+	LLVMBuilderRef B = be->b;
+	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
+	LLVMValueRef args[3] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2)};
 	be->dcheck = true;
-	check_sizes(be, LLVMGetParam(fn, 2));
-	for (int32_t b = 0; b < be->nbufs; b++)
-		store_i64(be, dst, b, be_nbytes(be, be->bufval[b]));
-	LLVMBuildRet(be->db, be_i32(be, 0));
+	for (int lo = 0; lo < total; lo += PART_ITEMS, k++) {
+		LLVMValueRef part = plan_part(be, k, vs, nv, lo, lo + PART_ITEMS < total ? lo + PART_ITEMS : total);
+		LLVMValueRef rc = LLVMBuildCall2(B, fty, part, args, 3, "");
+		LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(be->ctx, fn, "fail");
+		LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(be->ctx, fn, "next");
+		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, rc, be_i32(be, 0), ""), bad, next);
+		LLVMPositionBuilderAtEnd(B, bad);
+		LLVMBuildRet(B, rc);
+		LLVMPositionBuilderAtEnd(B, next);
+	}
+	LLVMBuildRet(B, be_i32(be, 0));
 	be->dcheck = false;
 	be_dims_begin(be);
+	free(vs);
 }
 
 /* ---- data-dependent buffers ----------------------------------------------
@@ -424,18 +498,32 @@ bool be_node_can_bind(const Node *n)
 	return true;
 }
 
+/* kiln__out_shapes(sym, shapes) calls parts of PART_ITEMS / 8 outputs. */
 void be_emit_out_shapes_fn(Be *be)
 {
-	LLVMValueRef dst;
-	simple_fn(be, "kiln__out_shapes", &dst);
 	Graph *g = be->g;
-	for (int k = 0; k < g->noutputs; k++) {
-		const Value *val = IR_VAL(g, g->outputs[k]);
-		for (int d = 0; d < KILN_MAX_RANK; d++)
-			store_i64(be, dst, (int64_t)k * KILN_MAX_RANK + d,
-			          d < val->rank ? be_dim(be, val->dims[d]) : be_i64(be, 0));
+	LLVMTypeRef ps[2] = {be->t_ptr, be->t_ptr};
+	LLVMTypeRef fty = LLVMFunctionType(be->t_void, ps, 2, 0);
+	LLVMValueRef fn = LLVMAddFunction(be->mod, "kiln__out_shapes", fty);
+	LLVMPositionBuilderAtEnd(be->b, LLVMAppendBasicBlockInContext(be->ctx, fn, "entry"));
+	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1)};
+	int per = PART_ITEMS / 8;
+	for (int lo = 0, k = 0; lo < g->noutputs; lo += per, k++) {
+		LLVMValueRef dst;
+		char name[40];
+		snprintf(name, sizeof name, "kiln__out_shapes_%d", k);
+		LLVMValueRef part = simple_fn(be, name, &dst);
+		no_inline(be, part);
+		for (int o = lo; o < g->noutputs && o < lo + per; o++) {
+			const Value *val = IR_VAL(g, g->outputs[o]);
+			for (int d = 0; d < KILN_MAX_RANK; d++)
+				store_i64(be, dst, (int64_t)o * KILN_MAX_RANK + d,
+				          d < val->rank ? be_dim(be, val->dims[d]) : be_i64(be, 0));
+		}
+		LLVMBuildRetVoid(be->db);
+		LLVMBuildCall2(be->b, fty, part, args, 2, "");
 	}
-	LLVMBuildRetVoid(be->db);
+	LLVMBuildRetVoid(be->b);
 }
 
 /* ---- symbols: every one the code reads must be bound by an input dim ----

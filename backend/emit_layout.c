@@ -207,7 +207,9 @@ static int emit_concat_split(Be *be, NodeId id, const Node *n, const char *loc, 
 	if (axis < -rank || axis >= rank)
 		return 0;           /* the kernel path reports it */
 	p.axis = (int)(axis < 0 ? axis + rank : axis);
-	if (!pieces_ok(be, &p))
+	/* a loop per piece: hundreds of them cost LLVM time quadratic in
+	 * their number (induction variable analysis); the kernel loops */
+	if (p.nparts > 32 || !pieces_ok(be, &p))
 		return 0;
 	emit_pieces(be, &p, concat, n->op, loc, ety);
 	return 1;

@@ -58,6 +58,8 @@ static const char help[] =
 	"  --max-tensor-bytes=N     size limit of one tensor in bytes (suffix K, M, G, T;\n"
 	"                           default 64G): static shapes over it are refused, the\n"
 	"                           compiled code refuses larger run-time shapes\n"
+	"  --max-node-operands=N    most inputs + outputs of one node (default 256): a node\n"
+	"                           over it is refused (LLVM's time grows with its square)\n"
 	"  --stats                  print statistics; the last line is one JSON object:\n"
 	"                           ops_in, ops_out, fusions, compile_ms, arena_bytes,\n"
 	"                           fpmath, int8_gemms (arena at batch 1, sequence 128, 36 regions,\n"

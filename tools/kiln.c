@@ -218,6 +218,11 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (!parse_bytes(v, &o->max_tensor_bytes))
 			return cli_error("--max-tensor-bytes must be a positive byte count (suffix K, M, G "
 			                 "or T for powers of 1024), not '%s'", v), -1;
+	} else if ((v = optval(a, "--max-node-operands"))) {
+		long long k;
+		if (cli_parse_int("--max-node-operands", v, 1, 1 << 20, &k))
+			return -1;
+		o->be.max_node_operands = (int)k;
 	} else if ((v = optval(a, "--weights-from"))) {
 		if (!v[0])
 			return cli_error("--weights-from needs a path"), -1;
