@@ -29,11 +29,20 @@ else
 	sizes=(mixed:600 wide:200 concat:60 inits:2000 reshape:400 constants:600 layernorm:40)
 fi
 
-# the outputs of `wide` through the Python package (numpy), at level $2
+# the outputs of `wide` through the Python package (numpy), at level $2; in
+# a sanitizer build the instrumented libkiln.so needs the sanitizer runtimes
+# preloaded into Python (as python.sh does), and Python's own memory at exit
+# is not a leak
+py_preload=${LD_PRELOAD:-} py_asan=${ASAN_OPTIONS:-}
+if grep -q '^KILN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+	py_preload="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
+	py_asan=${py_asan:+$py_asan:}detect_leaks=0
+fi
 py_check() {
 	local d=$1 lvl=$2
 	timeout "$TIMEOUT" "$kiln" compile "$d/model.onnx" -o "$d/m$lvl.so" "$lvl" || return 1
-	KILN_LIB="$build/libkiln.so" PYTHONPATH="$src/python" "$PY" - "$d" "$d/m$lvl.so" <<'EOF'
+	KILN_LIB="$build/libkiln.so" PYTHONPATH="$src/python" LD_PRELOAD="$py_preload" ASAN_OPTIONS="$py_asan" \
+		"$PY" - "$d" "$d/m$lvl.so" <<'EOF'
 import sys, numpy as np, kiln
 from onnx import numpy_helper, load_tensor
 d, so = sys.argv[1:]
