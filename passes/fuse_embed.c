@@ -13,9 +13,12 @@
  * Every table is an f32 [rows, H] and every Gather has axis 0; ids is the
  * [B, S] index of the output; the other indices broadcast to [B, S] (rank 1
  * [S] or rank 2).  The kernel checks every index against its table.
+ * Where the sum's dims are max() of the ids' symbols and another index's
+ * (inputs of a dynamo export, each with symbols of its own), the fused op
+ * is the ids' [B, S] and the shapes below it are inferred again.
  *
  * requires: fuse-norm before it.
- * preserves: shapes, graph output names.
+ * preserves: graph output names; shapes, but for that narrowing.
  * breaks: nothing. */
 #include <assert.h>
 
@@ -81,6 +84,18 @@ static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int c
 	return addends_at(g, v, top, out, max, cnt, m, 0);
 }
 
+/* Whether extent y is x or a max() with x among its operands: the sum of
+ * tensors whose dims are symbols of their own (a dynamo export's s18 and
+ * s45 for input_ids and token_type_ids) is max(s18, s45) long. */
+static bool dim_covers(const Graph *g, DimId y, DimId x, int depth)
+{
+	if (y == x)
+		return true;
+	const DimNode *n = ir_dim_node(g, y);
+	return depth < 8 && n->kind == DIM_MAX &&
+	       (dim_covers(g, n->a, x, depth + 1) || dim_covers(g, n->b, x, depth + 1));
+}
+
 /* The embedding sum: terms are 2 or 3 single-use Gathers (axis 0) of f32
  * [rows, H] tables into the sum y [B, S, H], one of them indexed by [B, S]
  * ids (the word gather).  Fills ids, word and the other index/table pairs
@@ -108,8 +123,12 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 		if (!ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
 			return m_fail(g, m, gt, "the indices are not integers of rank 1 or 2");
 		/* indices broadcast against [B, S]: the Adds required equal-or-1 at
-		 * run time, the kernel checks the same */
-		if (word < 0 && ix->rank == 2 && ix->dims[0] == y->dims[0] && ix->dims[1] == y->dims[1])
+		 * run time, the kernel checks the same.  The word ids may be one of
+		 * several inputs whose own symbols the sum's dims are the max() of:
+		 * the fused op's output is then the ids' [B, S] (a run where another
+		 * index is longer is a kernel error naming both), see rewrite_embed */
+		if (word < 0 && ix->rank == 2 && dim_covers(g, y->dims[0], ix->dims[0], 0) &&
+		    dim_covers(g, y->dims[1], ix->dims[1], 0))
 			word = k;
 		m_add(m, gt);
 		ix_of[k] = gn->in[1];
@@ -163,13 +182,22 @@ static bool match_embed(const Graph *g, NodeId root, Match *m)
 
 static void rewrite_embed(Graph *g, const Match *m, PassCtx *pc)
 {
-	(void)pc;
 	const EmbedMatch *em = M_AS_CONST(EmbedMatch, m);
 	ValId in[8];
 	int nin = embed_inputs(em, in);
+	const Value *ids = IR_VAL(g, em->ids), *y = IR_VAL(g, em->y);
+	bool narrows = ids->dims[0] != y->dims[0] || ids->dims[1] != y->dims[1];
 	NodeId n = rw_replace(g, OP_KlnEmbedLayerNorm, IR_NODE(g, m->root)->name, nin, in, em->y);
 	ir_attr_set_float(g, n, "epsilon", (float)em->eps);
 	rw_erase_match(g, m);
+	if (narrows) {
+		/* the output is the ids' [B, S], no longer max() with the other
+		 * indices' symbols: the shapes below it are inferred again */
+		Diag d = {0};
+		ir_toposort(g);
+		if (ir_infer_shapes(g, &d))
+			pass_fail(pc, "%s", d.msg);
+	}
 }
 
 /* ---- embed_layernorm over a concatenation ---------------------------------

@@ -1412,6 +1412,7 @@ typedef struct emb_job {
 	const float *tab[3];
 	int64_t rows[3];
 	int64_t ixs[3][2];       /* index strides over [B, S] (0: broadcast) */
+	int inp[3];              /* the op input each index is */
 	int nt;
 	int64_t S, H;
 } emb_job;
@@ -1484,18 +1485,24 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			return rt_error(f, "node '%s' (%s): index %d must be integer of rank 1 or 2", loc,
 			                op, p);
 		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
+		char xn[96], idn[96];
 		/* position ids sliced from a buffer as long as the table: a longer
 		 * sequence gets them cut at the table's length */
-		if (si > 1 && si < j.S && (di == B || di == 1))
+		if (si > 1 && si < j.S && si == tab->dims[0] && (di == B || di == 1))
 			return rt_error(f, "node '%s' (%s): sequence %lld is longer than the model's "
-			                "%lld positions (index %d has %lld, table %d has %lld rows)", loc,
-			                op, (long long)j.S, (long long)si, p, (long long)si, p + 1,
+			                "%lld positions (%s has %lld, table %d has %lld rows)", loc,
+			                op, (long long)j.S, (long long)si,
+			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)si, p + 1,
 			                (long long)tab->dims[0]);
+		/* the other indices' symbols may be their own (a dynamo export's):
+		 * the sizes must agree with the ids' here */
 		if ((di != B && di != 1) || (si != j.S && si != 1))
-			return rt_error(f, "node '%s' (%s): index %d of shape [%lld, %lld] does not "
-			                "broadcast to [%lld, %lld]", loc, op, p, (long long)di,
-			                (long long)si, (long long)B, (long long)j.S);
+			return rt_error(f, "node '%s' (%s): %s of shape [%lld, %lld] does not match "
+			                "%s of shape [%lld, %lld]", loc, op,
+			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)di, (long long)si,
+			                rt_in_desc(f, ids, 0, idn, sizeof idn), (long long)B, (long long)j.S);
 		int t = j.nt++;
+		j.inp[t] = p;
 		j.ix[t] = ix->data; j.ixdt[t] = ix->dtype; j.tab[t] = tab->data; j.rows[t] = tab->dims[0];
 		j.ixs[t][0] = di == 1 ? 0 : si;
 		j.ixs[t][1] = si == 1 ? 0 : 1;
@@ -1505,13 +1512,16 @@ RT_KERNEL(KlnEmbedLayerNorm)
 		for (int64_t bb = 0; bb < B; bb++)
 			for (int64_t ss = 0; ss < j.S; ss++) {
 				int64_t x = emb_index(&j, t, bb, ss);
-				if (x < 0 || x >= j.rows[t])
-					return rt_error(f, "node '%s' (%s): index %lld at [%lld, %lld] of input %d "
+				if (x < 0 || x >= j.rows[t]) {
+					char xn[96];
+					return rt_error(f, "node '%s' (%s): index %lld at [%lld, %lld] of %s "
 					                "is out of range [0, %lld)", loc, op,
 					                (long long)rt_get_i64(j.ix[t], j.ixdt[t],
 					                                      bb * j.ixs[t][0] + ss * j.ixs[t][1]),
-					                (long long)bb, (long long)ss, t == 0 ? 0 : 2 + 2 * t,
+					                (long long)bb, (long long)ss,
+					                rt_in_desc(f, &in[j.inp[t]], j.inp[t], xn, sizeof xn),
 					                (long long)j.rows[t]);
+				}
 			}
 	if (j.H == 0)
 		return 0;

@@ -286,6 +286,27 @@ static int plan(kiln_context *c)
 	return 0;
 }
 
+/* The graph input whose buffer data is, for kernels' messages (NULL: none,
+ * an intermediate tensor). */
+const char *rt_input_name(const kiln_frame *f, const void *data)
+{
+	const kiln_context *c = f->ctx;
+	for (int i = 0; c && data && i < c->d->nin; i++)
+		if (c->in_ptr[i] == data && data != (const void *)empty_input)
+			return c->d->inputs[i].name;
+	return NULL;
+}
+
+const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, size_t n)
+{
+	const char *name = rt_input_name(f, t->data);
+	if (name)
+		snprintf(buf, n, "'%s'", name);
+	else
+		snprintf(buf, n, "input %d", k);
+	return buf;
+}
+
 /* ---- outputs ------------------------------------------------------------ */
 
 static bool overlap(const void *a, size_t na, const void *b, size_t nb)

@@ -119,6 +119,12 @@ const char *rt_create_error(void);                /* thread-local, last failed c
 int rt_context_errorf(kiln_context *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The graph input whose buffer data is (its ONNX name), NULL for an
+ * intermediate tensor: kernels name the tensor the user fed (rt_core.c). */
+const char *rt_input_name(const kiln_frame *f, const void *data);
+/* "'NAME'" of the graph input t is, else "input K" (k), into buf. */
+const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, size_t n);
+
 /* ---- kernel helpers (kernels_util.c) ---- */
 size_t rt_dtype_size(int32_t dt);                 /* 0: unknown */
 const char *rt_dtype_name(int32_t dt);

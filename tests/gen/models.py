@@ -290,7 +290,10 @@ def bert_qa():
     return m, P, ref, text_sets(102)
 
 
-def bert_cls_dynamo():
+def bert_cls_dynamo(own_syms=False):
+    """own_syms: every input has dim symbols of its own (input_ids [s0, s1],
+    attention_mask [s2, s3], token_type_ids [s4, s5]), as dynamo exports
+    may write them even though the sizes agree at run time."""
     P, rng = bert_params(201)
     linear_p(P, rng, "pooler", HID, HID, trans=True)
     linear_p(P, rng, "cls", HID, 2, std=0.3, trans=True)
@@ -340,8 +343,10 @@ def bert_cls_dynamo():
     tok = b.op("Gemm", flat, b.p("cls.weight"), b.p("cls.bias"), transB=1)
     b.outputs(logits, tok)
     I64, F = TensorProto.INT64, TensorProto.FLOAT
-    m = b.model("bert_cls_dynamo",
-                [(ids, I64, ["s0", "s1"]), (mask, I64, ["s2", "s1"]), (tt, I64, ["s0", "s1"])],
+    syms = ([["s0", "s1"], ["s2", "s3"], ["s4", "s5"]] if own_syms else
+            [["s0", "s1"], ["s2", "s1"], ["s0", "s1"]])
+    m = b.model("bert_dynamo_own_syms" if own_syms else "bert_cls_dynamo",
+                [(n, I64, d) for n, d in zip((ids, mask, tt), syms)],
                 [("logits", F, ["s0", 2]), ("token_logits", F, ["s0*s1", 2])], 20)
 
     def ref(P, input_ids, attention_mask, token_type_ids):
@@ -599,7 +604,8 @@ def ops_zoo():
     return m, {}, ref, sets
 
 
-MODELS = {"bert_qa": bert_qa, "bert_cls_dynamo": bert_cls_dynamo, "xlnet": xlnet,
+MODELS = {"bert_qa": bert_qa, "bert_cls_dynamo": bert_cls_dynamo,
+          "bert_dynamo_own_syms": lambda: bert_cls_dynamo(own_syms=True), "xlnet": xlnet,
           "vilbert": vilbert, "ops_zoo": ops_zoo}
 
 

@@ -91,6 +91,50 @@ k=$(realpath "$kiln")
 (cd "$out" && "$k" run m.so --inputs batch0 --outputs fresh/ >/dev/null) && [ -d "$out/fresh" ] ||
   { echo "FAIL --outputs fresh/ (a new folder) refused"; fail=1; }
 
+# a dynamo-style export whose inputs each have symbols of their own
+# (tests/gen/models.py bert_dynamo_own_syms): both pipelines run it (its
+# numpy reference is models.sh's); sizes that disagree at run time are one
+# line, exit 1, at -O0 (the Add of the embeddings) and at -O2 (the fused
+# embedding, which names both inputs)
+own="$out/own"
+/usr/bin/python3 "$src/tests/gen/models.py" "$own" bert_dynamo_own_syms >/dev/null || exit 1
+for o in -O0 -O2; do
+  "$kiln" compile "$own/bert_dynamo_own_syms/model.onnx" -o "$own/m$o.so" $o || exit 1
+done
+own_case() {   # NAME OPT WANT-REGEX, inputs from the python snippet on stdin
+  local d="$own/$1$2" msg rc
+  mkdir -p "$d"
+  /usr/bin/python3 - "$d" || { echo "FAIL own $1 $2: generator"; fail=1; return; }
+  msg=$("$kiln" run "$own/m$2.so" --inputs "$d" --outputs "$d/res" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || ! grep -Eq "$3" <<<"$msg" || [ -e "$d/res/output_0.pb" ]; then
+    echo "FAIL own $1 $2: exit $rc: $msg"; fail=1
+  else
+    echo "ok   own $1 $2: $msg"
+  fi
+}
+for o in -O0 -O2; do
+  [ $o = -O2 ] && want_b="token_type_ids.*\[3, 8\].*input_ids.*\[2, 8\]" || want_b="dim 3"
+  own_case tt_batch $o "$want_b" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((3, 8), np.int64))"
+  [ $o = -O2 ] && want_s="token_type_ids.*\[2, 6\].*input_ids.*\[2, 8\]" || want_s="dim 8"
+  own_case tt_seq $o "$want_s" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 6), np.int64))"
+  own_case mask_batch $o "attention_mask|bias dim 0 is 3|dim 3" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((3, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+done
+d1="$own/same" && mkdir -p "$d1"
+/usr/bin/python3 - "$d1" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))" || fail=1
+"$kiln" run "$own/m-O2.so" --inputs "$d1" --outputs "$d1/res" >/dev/null ||
+  { echo "FAIL own: equal sizes refused at -O2"; fail=1; }
+# -O2 fuses the embedding and both attentions despite the symbols of their own
+ops=$("$kiln" dump "$own/bert_dynamo_own_syms/model.onnx" -O2 2>/dev/null)
+if [ "$(grep -c ' = KlnEmbedLayerNorm(' <<<"$ops")" -ne 1 ] || [ "$(grep -c ' = KlnAttention(' <<<"$ops")" -ne 2 ]; then
+  echo "FAIL own: -O2 did not fuse the embedding and the 2 attentions"; fail=1
+else
+  echo "ok   own: -O2 fuses the embedding and the 2 attentions"
+fi
+
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
 mkdir -p "$m0/in"
