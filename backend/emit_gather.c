@@ -70,8 +70,25 @@ static void emit_checks(Be *be, const Ga *ga, const char *loc)
 	LLVMValueRef lo = LLVMBuildICmp(B, LLVMIntSLT, v, LLVMBuildNeg(B, ga->n, ""), "");
 	LLVMValueRef hi = LLVMBuildICmp(B, LLVMIntSGE, v, ga->n, "");
 	LLVMValueRef args[3] = {be_cstr(be, loc), v, ga->n};
-	be_error_if(be, LLVMBuildOr(B, lo, hi, ""),
-	            "node '%s' (Gather): index %lld out of range [0, %lld)", args, 3);
+	/* indices that are a graph input (token ids) are named, as the kernel
+	 * names them; '%' in the name doubled for the format */
+	char fmt[600], *p = fmt;
+	const char *name = NULL;
+	for (int i = 0; i < be->g->ninputs; i++)
+		if (be->g->inputs[i] == ga->ind)
+			name = IR_VAL(be->g, ga->ind)->name;
+	p += sprintf(p, "node '%%s' (Gather): index %%lld");
+	if (name) {
+		p += sprintf(p, " of '");
+		for (const char *c = name; *c && p < fmt + sizeof fmt - 64; c++) {
+			if (*c == '%')
+				*p++ = '%';
+			*p++ = *c;
+		}
+		*p++ = '\'';
+	}
+	sprintf(p, " out of range [0, %%lld)");
+	be_error_if(be, LLVMBuildOr(B, lo, hi, ""), fmt, args, 3);
 	be_loop_end(be, &l);
 }
 

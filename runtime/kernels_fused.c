@@ -1342,9 +1342,11 @@ RT_KERNEL(KlnAttention)
 		for (int d = 3; d >= 0; d--) {
 			int db = d - (4 - bias->rank);
 			int64_t n = db >= 0 ? bias->dims[db] : 1;
+			char bn[96];
 			if (n != full[d] && n != 1)
-				return rt_error(f, "node '%s' (%s): bias dim %d is %lld, expected 1 or %lld",
-				                loc, op, db, (long long)n, (long long)full[d]);
+				return rt_error(f, "node '%s' (%s): bias (%s) dim %d is %lld, expected 1 or %lld",
+				                loc, op, rt_in_desc(f, bias, 3, bn, sizeof bn), db,
+				                (long long)n, (long long)full[d]);
 			j.bs[d] = n == 1 ? 0 : s;
 			s *= n;
 		}
@@ -1352,9 +1354,10 @@ RT_KERNEL(KlnAttention)
 	}
 	if (nin > 4 && in[4].data) {
 		const rt_t *m = &in[4];
+		char mn[96];
 		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
-			return rt_error(f, "node '%s' (%s): mask must be [%lld, %lld]", loc, op,
-			                (long long)j.B, (long long)j.Sk);
+			return rt_error(f, "node '%s' (%s): mask %s must be [%lld, %lld]", loc, op,
+			                rt_in_desc(f, m, 4, mn, sizeof mn), (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
 	}

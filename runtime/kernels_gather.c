@@ -13,9 +13,13 @@ static int get_index(kiln_frame *f, const char *loc, const char *op, const rt_t 
                      int64_t n, int64_t *out)
 {
 	int64_t v = rt_get_i64(ind->data, ind->dtype, i);
-	if (v < -n || v >= n)
-		return rt_error(f, "node '%s' (%s): index %lld out of range [0, %lld)", loc, op,
-		                (long long)v, (long long)n);
+	if (v < -n || v >= n) {
+		/* the indices a user fed (token ids) are named */
+		const char *name = rt_input_name(f, ind->data);
+		return rt_error(f, "node '%s' (%s): index %lld%s%s%s out of range [0, %lld)", loc, op,
+		                (long long)v, name ? " of '" : "", name ? name : "", name ? "'" : "",
+		                (long long)n);
+	}
 	*out = v < 0 ? v + n : v;
 	return 0;
 }

@@ -291,7 +291,7 @@ static int plan(kiln_context *c)
 const char *rt_input_name(const kiln_frame *f, const void *data)
 {
 	const kiln_context *c = f->ctx;
-	for (int i = 0; c && data && i < c->d->nin; i++)
+	for (int i = 0; c && c->d && c->in_ptr && data && i < c->d->nin; i++)
 		if (c->in_ptr[i] == data && data != (const void *)empty_input)
 			return c->d->inputs[i].name;
 	return NULL;

@@ -632,14 +632,14 @@ static void test_gather_inline(void **state)
 	for (int q = 0; q < 6; q++)
 		for (int e = 0; e < 2; e++)
 			assert_int_equal(g0[q * 2 + e], tab[(jdx[q] < 0 ? jdx[q] + 5 : jdx[q]) * 2 + e]);
-	/* out of range: one past the end, and below -n */
+	/* out of range: one past the end, and below -n (the graph inputs named) */
 	idx[2] = 7;
 	assert_int_not_equal(kiln_run(c, in, 4, out, 2), 0);
-	assert_string_equal(kiln_last_error(c), "node 'g_inner' (Gather): index 7 out of range [0, 7)");
+	assert_string_equal(kiln_last_error(c), "node 'g_inner' (Gather): index 7 of 'i' out of range [0, 7)");
 	idx[2] = 0;
 	jdx[4] = -6;
 	assert_int_not_equal(kiln_run(c, in, 4, out, 2), 0);
-	assert_string_equal(kiln_last_error(c), "node 'g_rows' (Gather): index -6 out of range [0, 5)");
+	assert_string_equal(kiln_last_error(c), "node 'g_rows' (Gather): index -6 of 'j' out of range [0, 5)");
 	kiln_context_free(c);
 	kiln_model_free(m);
 }
