@@ -99,12 +99,14 @@ kiln_context *rt_context_create(const rt_model_desc *d, const char *so_path, int
 	c->out_shapes = zalloc(no * KILN_MAX_RANK, sizeof *c->out_shapes);
 	c->owned = zalloc(no, sizeof *c->owned);
 	c->owned_cap = zalloc(no, sizeof *c->owned_cap);
+	c->out_nbytes = zalloc(no, sizeof *c->out_nbytes);
 	c->out_ptr = zalloc(no, sizeof *c->out_ptr);
 	c->in_ptr = zalloc((size_t)d->nin, sizeof *c->in_ptr);
 	c->dyn = zalloc((size_t)d->ndyn, sizeof *c->dyn);
 	c->dyn_cap = zalloc((size_t)d->ndyn, sizeof *c->dyn_cap);
 	if (!c->sym || !c->plan_sym || !c->sym_src || !c->bufsize || !c->bufoff || !c->order ||
 	    !c->iv || !c->out_shapes || !c->owned || !c->owned_cap || !c->out_ptr || !c->in_ptr ||
+	    !c->out_nbytes ||
 	    !c->dyn || !c->dyn_cap) {
 		create_fail("out of memory");
 		rt_context_free(c);
@@ -140,6 +142,7 @@ void rt_context_free(kiln_context *c)
 	free(c->sym); free(c->plan_sym); free(c->sym_src);
 	free(c->bufsize); free(c->bufoff); free(c->order); free(c->iv);
 	free(c->out_shapes); free(c->owned); free(c->owned_cap);
+	free(c->out_nbytes);
 	free(c->out_ptr); free(c->in_ptr);
 	free(c);
 }
@@ -315,16 +318,6 @@ static bool overlap(const void *a, size_t na, const void *b, size_t nb)
 	return na && nb && x < y + nb && y < x + na;
 }
 
-/* Output o's bytes for the planned shapes (checked by bind_outputs). */
-static size_t out_bytes(const kiln_context *c, int o)
-{
-	const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
-	size_t n = rt_dtype_size(c->d->outputs[o].dtype);
-	for (int k = 0; k < c->d->outputs[o].rank; k++)
-		n *= (size_t)sh[k];
-	return n;
-}
-
 /* The run writes every output while it reads the inputs: an output buffer
  * that overlaps an input (a caller's buffer, or last run's context-owned
  * output passed back as an input) or another output would give wrong
@@ -333,7 +326,7 @@ static int check_overlaps(kiln_context *c)
 {
 	const rt_model_desc *d = c->d;
 	for (int o = 0; o < d->nout; o++) {
-		size_t n = out_bytes(c, o);
+		size_t n = c->out_nbytes[o];
 		for (int i = 0; c->user_in && i < d->nin; i++)
 			if (overlap(c->out_ptr[o], n, c->user_in[i].data, c->user_in[i].nbytes))
 				return rt_context_errorf(c, "output '%s': its buffer%s overlaps input '%s' "
@@ -342,7 +335,7 @@ static int check_overlaps(kiln_context *c)
 				                         " (context-owned, from the last run)" : "",
 				                         d->inputs[i].name);
 		for (int p = 0; p < o; p++)
-			if (overlap(c->out_ptr[o], n, c->out_ptr[p], out_bytes(c, p)))
+			if (overlap(c->out_ptr[o], n, c->out_ptr[p], c->out_nbytes[p]))
 				return rt_context_errorf(c, "output '%s': its buffer overlaps output '%s'",
 				                         d->outputs[o].name, d->outputs[p].name);
 	}
@@ -372,6 +365,7 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 		if (!rt_ck_mul(n, (int64_t)rt_dtype_size(io->dtype), &bytes) || (uint64_t)bytes > SIZE_MAX)
 			return rt_context_errorf(c, "output '%s': byte size overflows", io->name);
 		size_t need = (size_t)bytes;
+		c->out_nbytes[o] = need;     /* checked once, for check_overlaps and out[] */
 		/* NULL, or the buffer this context handed out last time (a caller
 		 * reusing its output array), means context-owned */
 		bool owned = !out[o].data || out[o].data == c->owned[o];
@@ -399,15 +393,12 @@ static int bind_outputs(kiln_context *c, kiln_tensor *out, int nout)
 	for (int o = 0; o < nout; o++) {
 		const kiln_io_info *io = &d->outputs[o];
 		const int64_t *sh = &c->out_shapes[(size_t)o * KILN_MAX_RANK];
-		int64_t n = 1;
 		out[o].dtype = io->dtype;
 		out[o].rank = io->rank;
-		for (int k = 0; k < KILN_MAX_RANK; k++) {
+		for (int k = 0; k < KILN_MAX_RANK; k++)
 			out[o].shape[k] = k < io->rank ? sh[k] : 0;
-			n *= k < io->rank ? sh[k] : 1;
-		}
 		out[o].data = c->out_ptr[o];
-		out[o].nbytes = (size_t)n * rt_dtype_size(io->dtype);
+		out[o].nbytes = c->out_nbytes[o];
 	}
 	return 0;
 }

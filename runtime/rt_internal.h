@@ -55,6 +55,7 @@ struct kiln_context {
 	int64_t *out_shapes;       /* nout * KILN_MAX_RANK */
 	void **owned;              /* context-owned output buffers */
 	size_t *owned_cap;
+	size_t *out_nbytes;        /* each output's bytes, checked by bind_outputs */
 	void **out_ptr;            /* frame.out */
 	const void **in_ptr;       /* frame.in */
 

@@ -324,6 +324,32 @@ static void test_overlapping_buffers(void **state)
 /* Weights only looked up (weights_hot_bytes 0: all cold) come through
  * f->weights_cold, embedded and from the side file; two contexts share the
  * model's weights and the second still runs after the first is freed. */
+/* s's shape [2^62] (4 bytes each): its byte size overflows 64 bits, and
+ * bind_outputs says so before anything (the overlap check, out[].nbytes)
+ * uses a size that wrapped, with caller buffers and context-owned ones. */
+static void out_shapes_huge(const int64_t *sym, int64_t *shapes)
+{
+	out_shapes(sym, shapes);
+	shapes[KILN_MAX_RANK] = (int64_t)1 << 62;
+}
+
+static void test_output_size_overflow(void **state)
+{
+	(void)state;
+	rt_model_desc d = kiln__desc;
+	d.out_shapes = out_shapes_huge;
+	kiln_context *c = E->context_create(&d, NULL, 1);
+	float x[16], m[16], y[16], s[4];
+	kiln_tensor in[2], out[2];
+	fill_inputs(in, x, m, 4, 1.5f);
+	out[0] = (kiln_tensor){ .data = y, .nbytes = sizeof y };
+	out[1] = (kiln_tensor){ .data = s, .nbytes = sizeof s };
+	expect_error(c, in, 2, out, "output 's': byte size overflows");
+	out[0] = out[1] = (kiln_tensor){0};
+	expect_error(c, in, 2, out, "output 's': byte size overflows");
+	E->context_free(c);
+}
+
 static void test_cold_weights(void **state)
 {
 	(void)state;
@@ -732,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_input_errors),
 		cmocka_unit_test(test_caller_outputs),
 		cmocka_unit_test(test_overlapping_buffers),
+		cmocka_unit_test(test_output_size_overflow),
 		cmocka_unit_test(test_external_weights),
 		cmocka_unit_test(test_cold_weights),
 		cmocka_unit_test(test_two_threads),
