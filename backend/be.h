@@ -227,8 +227,15 @@ LLVMValueRef be_prof_nodes(Be *be, int32_t *n);
 /* emit_desc.c */
 void be_emit_weights_global(Be *be);
 void be_emit_desc(Be *be);
-/* Side files: OUT without a trailing ".so", plus ext (".h", ".weights"). */
-void be_side_path(const char *out, const char *ext, char *buf, size_t len);
+/* Side files: OUT without a trailing ".so", plus ext (".h", ".weights");
+ * -1 when it does not fit in len (be_path's message, diag may be NULL). */
+int be_side_path(const char *out, const char *ext, char *buf, size_t len, Diag *diag);
+/* link.c: the output paths' buffers, and the one checked way to build a
+ * path into buf: -1 with the one-line "START...END: path too long (N
+ * bytes, limit M)" in diag (when not NULL) if it does not fit. */
+#define BE_PATH_MAX 4096
+int be_path(Diag *diag, char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* link.c: --target-triple normalized, or this machine's (NULL); free with
  * LLVMDisposeMessage */
 char *be_triple(const char *target_triple);

@@ -861,9 +861,10 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag)
 	if (!rc)
 		rc = be_codegen(&be, stats);
 	if (!rc && opt->emit == BE_EMIT_SO) {
-		char hpath[4096];
-		be_side_path(opt->out, ".h", hpath, sizeof hpath);
-		rc = be_write_header(&be, hpath);
+		char hpath[BE_PATH_MAX];
+		rc = be_side_path(opt->out, ".h", hpath, sizeof hpath, be.diag);
+		if (!rc)
+			rc = be_write_header(&be, hpath);
 	}
 	stats->codegen_ms = be_now_ms() - t0 - stats->link_ms;
 	free_module(&be);

@@ -17,12 +17,12 @@
 #include "rt.h"
 
 /* Side files: OUT without a trailing ".so", plus ext (".h", ".weights"). */
-void be_side_path(const char *out, const char *ext, char *buf, size_t len)
+int be_side_path(const char *out, const char *ext, char *buf, size_t len, Diag *diag)
 {
 	size_t n = strlen(out);
 	if (n > 3 && !strcmp(out + n - 3, ".so"))
 		n -= 3;
-	snprintf(buf, len, "%.*s%s", (int)n, out, ext);
+	return be_path(diag, buf, len, "%.*s%s", (int)n, out, ext);
 }
 
 void be_emit_weights_global(Be *be)
@@ -253,10 +253,10 @@ void be_emit_desc(Be *be)
 	char cpu[128], feat[1024];
 	target_features(be->opt, cpu, sizeof cpu, feat, sizeof feat);
 
-	char wfile[4096];
+	char wfile[BE_PATH_MAX];
 	LLVMValueRef wf = null_ptr(be);
 	if (be->opt->weights_external) {
-		be_side_path(be->opt->out, ".weights", wfile, sizeof wfile);
+		be_side_path(be->opt->out, ".weights", wfile, sizeof wfile, NULL);   /* checked by be_codegen */
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}

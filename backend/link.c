@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,19 +94,19 @@ static void tmp_close(TmpDir *t)
  * left no output" and delete it, leaving none), and a failed compile leaves
  * the old output.  An output that is a symlink is replaced where it points. */
 typedef struct Staged {
-	char dst[4096];     /* the final path (a symlink's target) */
-	char tmp[4200];     /* dst.kiln-tmp-PID */
+	char dst[BE_PATH_MAX];        /* the final path (a symlink's target) */
+	char tmp[BE_PATH_MAX + 32];   /* dst.kiln-tmp-PID */
 } Staged;
 
-static void stage(Staged *s, const char *final)
+static int stage(Staged *s, const char *final, Diag *diag)
 {
 	struct stat st;
 	char *real = NULL;
 	if (!lstat(final, &st) && S_ISLNK(st.st_mode))
 		real = realpath(final, NULL);
-	snprintf(s->dst, sizeof s->dst, "%s", real ? real : final);
+	int rc = be_path(diag, s->dst, sizeof s->dst, "%s", real ? real : final);
 	free(real);
-	snprintf(s->tmp, sizeof s->tmp, "%s.kiln-tmp-%ld", s->dst, (long)getpid());
+	return rc ? rc : be_path(diag, s->tmp, sizeof s->tmp, "%s.kiln-tmp-%ld", s->dst, (long)getpid());
 }
 
 static int stage_commit(const Staged *s, Diag *diag)
@@ -131,6 +132,31 @@ static int write_file(const char *path, const void *data, size_t n, Diag *diag)
 		return diag_fail(diag, "cannot write %s: %s", path, strerror(e));
 	}
 	return 0;
+}
+
+int be_path(Diag *diag, char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < cap)
+		return 0;
+	if (!diag)
+		return -1;
+	/* the message shows the path's start and end, not all of it */
+	char head[41], tail[41] = "";
+	snprintf(head, sizeof head, "%s", buf);
+	char *full = n > 0 ? malloc((size_t)n + 1) : NULL;
+	if (full) {
+		va_start(ap, fmt);
+		vsnprintf(full, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		snprintf(tail, sizeof tail, "%s", full + n - 40);
+		free(full);
+	}
+	buf[0] = 0;
+	return diag_fail(diag, "%s...%s: path too long (%d bytes, limit %zu)", head, tail, n, cap - 1);
 }
 
 /* Output of a tool kept for the message (its first bytes), and the most it
@@ -581,19 +607,17 @@ static int check_output(const char *out, Diag *diag)
 static int check_outputs(Be *be)
 {
 	const BeOptions *o = be->opt;
-	char side[4096];
-	if (check_output(o->out, be->diag))
+	char h[BE_PATH_MAX], w[BE_PATH_MAX];
+	/* every path's length first: its message is short, a file system's
+	 * (ENAMETOOLONG) would be mostly the path */
+	if (be_path(be->diag, h, sizeof h, "%s", o->out) ||
+	    (o->emit == BE_EMIT_SO && be_side_path(o->out, ".h", h, sizeof h, be->diag)) ||
+	    (o->weights_external && be_side_path(o->out, ".weights", w, sizeof w, be->diag)))
 		return -1;
-	if (o->emit == BE_EMIT_SO) {
-		be_side_path(o->out, ".h", side, sizeof side);
-		if (check_output(side, be->diag))
-			return -1;
-	}
-	if (o->weights_external) {
-		be_side_path(o->out, ".weights", side, sizeof side);
-		if (check_output(side, be->diag))
-			return -1;
-	}
+	if (check_output(o->out, be->diag) ||
+	    (o->emit == BE_EMIT_SO && check_output(h, be->diag)) ||
+	    (o->weights_external && check_output(w, be->diag)))
+		return -1;
 	return 0;
 }
 
@@ -606,10 +630,16 @@ int be_codegen(Be *be, BeStats *stats)
 		return -1;
 	int rc = optimize(be, tm);
 	Staged w, so;
-	char wpath[4096];
-	be_side_path(be->opt->out, ".weights", wpath, sizeof wpath);
-	stage(&w, wpath);
-	stage(&so, be->opt->out);
+	char wpath[BE_PATH_MAX];
+	/* the lengths were checked by check_outputs; a symlink's target may
+	 * still be too long */
+	if (!rc)
+		rc = be_side_path(be->opt->out, ".weights", wpath, sizeof wpath, be->diag) ||
+		     stage(&w, wpath, be->diag) || stage(&so, be->opt->out, be->diag) ? -1 : 0;
+	if (rc) {
+		LLVMDisposeTargetMachine(tm);
+		return rc;
+	}
 	bool wext = be->opt->weights_external;
 	if (!rc && wext)
 		rc = write_file(w.tmp, be->blob, be->blob_bytes, be->diag);

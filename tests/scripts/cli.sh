@@ -264,4 +264,23 @@ ln -sf race.so "$d/link.so"
 expect 0 "compile to a symlinked -o" -- "$kiln" compile "$m" -o "$d/link.so"
 [ -L "$d/link.so" ] && "$kiln" info "$d/race.so" | grep -q "^model bert_qa" ||
   { echo "FAIL -o symlink: replaced the link instead of its target"; fail=1; }
+# an -o (or a side file OUT.h, OUT.weights, or a staging file) longer than
+# the path limit: one line that says so with a shortened path, no file left
+long="$d/$(printf 'p%.0s' $(seq 1 4100)).so"
+for w in embed external; do
+  expect 1 "-o of 4,100 characters (--weights=$w)" -- "$kiln" compile "$m" -o "$long" --weights=$w
+  if [ "$(wc -l <"$d/err")" -ne 1 ] || ! grep -Eq 'path too long \([0-9]+ bytes, limit 4095\)$' "$d/err" ||
+     [ "$(wc -c <"$d/err")" -gt 300 ]; then
+    echo "FAIL long -o ($w): not one short line: $(head -c 300 "$d/err")"; fail=1
+  fi
+done
+# 4,093 characters: OUT fits, OUT.weights (OUT less .so, plus .weights) does not
+# (folders of 200 characters: none longer than a file name may be)
+long=$d
+while [ ${#long} -lt $((4093 - 3 - 201)) ]; do long="$long/$(printf 'q%.0s' $(seq 1 200))"; done
+long="$long/$(printf 'q%.0s' $(seq 1 $((4093 - 3 - ${#long} - 1)))).so"
+[ ${#long} -eq 4093 ] || { echo "FAIL long -o of ${#long} characters, not 4093"; fail=1; }
+expect 1 "-o whose OUT.weights is too long" -- "$kiln" compile "$m" -o "$long" --weights=external
+grep -q 'qqq.weights: path too long' "$d/err" ||
+  { echo "FAIL long OUT.weights: $(head -c 300 "$d/err")"; fail=1; }
 exit $fail
