@@ -3,6 +3,7 @@
  * MatMul (numpy batched, 1-D operands), Gemm.  Einsum is in shape_einsum.c. */
 #include <string.h>
 
+#include "checked.h"
 #include "ir.h"
 #include "shape_internal.h"
 
@@ -109,13 +110,51 @@ static int infer_same(Sh *s, bool has_axis)
 	return 0;
 }
 
+/* CumSum: the axis input, when it is a known constant, must be in range
+ * (else the run fails on every input). */
+static int infer_cumsum(Sh *s)
+{
+	const Value *x;
+	DimId e[1];
+	int64_t a;
+	int ax;
+	if (ir_shp_need(s, 0, &x))
+		return -1;
+	if (x->rank > 0 && ir_shp_in(s, 1) && ir_shp_getsval(s, 1, e, 1) == 1 &&
+	    ir_dim_is_const(s->g, e[0], &a) && ir_shp_axis(s, a, x->rank, &ax))
+		return -1;
+	return infer_same(s, false);
+}
+
+/* LayerNormalization's scale (input 1) and bias (2) hold one element or
+ * one per normalized element (dims axis..); checked when both counts are
+ * static, as the kernel checks them at run time. */
+static int ln_param_size(Sh *s, const Value *x, int a)
+{
+	int64_t n = 1, d;
+	for (int i = a; i < x->rank; i++) {
+		if (!ir_dim_is_const(s->g, x->dims[i], &d) || d < 0 || !ck_mul_i64(n, d, &n))
+			return 0;
+	}
+	for (int k = 1; k <= 2; k++) {
+		const Value *p = ir_shp_in(s, k);
+		int64_t m;
+		if (p && p->rank >= 0 && ir_shp_const_shape(s, p, &m) && m != n && m != 1)
+			return ir_shp_fail(s, "%s '%s' has %lld elements, the normalized dims %lld",
+			                   k == 1 ? "scale" : "bias", ir_shp_inname(s, k), (long long)m,
+			                   (long long)n);
+	}
+	return 0;
+}
+
 static int infer_layernorm(Sh *s)
 {
 	const Value *x, *sc;
 	int a;
 	if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &sc))
 		return -1;
-	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), x->rank, &a))
+	if (ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), x->rank, &a) ||
+	    ln_param_size(s, x, a))
 		return -1;
 	ir_shp_out(s, 0, x->dtype, x->rank, x->dims);
 	/* Mean and InvStdDev: the leading dims, ones from axis on */
@@ -207,7 +246,7 @@ int ir_shp_math(Sh *s)
 	case OP_ArgMax: case OP_ArgMin:
 		return infer_argmax(s);
 	case OP_CumSum:
-		return infer_same(s, false);
+		return infer_cumsum(s);
 	case OP_Softmax: case OP_LogSoftmax:
 		return infer_same(s, true);
 	case OP_LayerNormalization:

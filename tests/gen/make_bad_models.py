@@ -284,6 +284,28 @@ def schema_cases(d):
          model(base_graph([node("Dropout", ["y", "ratio", "train"], ["dr"], "drop")],
                           inits=[ratio, train], outputs=[out("dr", f32, ["batch", 4])])),
          "node 'drop' (Dropout)", "training_mode", "must be absent or a constant false")
+    # checks the kernels made at run time, made at compile time when the
+    # shapes are static: a CumSum axis out of range, a LayerNormalization
+    # scale/bias that does not fit the normalized dims (y is [batch, 4])
+    ax = helper.make_tensor("ax", TensorProto.INT64, [], [2])
+    case("static_cumsum_axis.onnx",
+         model(base_graph([node("CumSum", ["y", "ax"], ["cs"], "cumsum_axis")],
+                          inits=[ax], outputs=[out("cs", f32, ["batch", 4])])),
+         "node 'cumsum_axis' (CumSum)", "axis 2 out of range for rank 2")
+    sc3 = helper.make_tensor("sc3", f32, [3], [1.0, 1.0, 1.0])
+    b4 = helper.make_tensor("b4", f32, [4], [0.0] * 4)
+    case("static_ln_scale.onnx",
+         model(base_graph([node("LayerNormalization", ["y", "sc3", "b4"], ["ln"], "ln_scale",
+                                axis=-1)],
+                          inits=[sc3, b4], outputs=[out("ln", f32, ["batch", 4])])),
+         "node 'ln_scale' (LayerNormalization)", "scale 'sc3' has 3 elements, the normalized dims 4")
+    sc4 = helper.make_tensor("sc4", f32, [4], [1.0] * 4)
+    b2 = helper.make_tensor("b2", f32, [2, 1], [0.0, 0.0])
+    case("static_ln_bias.onnx",
+         model(base_graph([node("LayerNormalization", ["y", "sc4", "b2"], ["ln"], "ln_bias",
+                                axis=-1)],
+                          inits=[sc4, b2], outputs=[out("ln", f32, ["batch", 4])])),
+         "node 'ln_bias' (LayerNormalization)", "bias 'b2' has 2 elements, the normalized dims 4")
     with open(os.path.join(d, "MANIFEST"), "a") as f:
         for c in cases:
             f.write("\t".join(c) + "\n")
