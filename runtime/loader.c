@@ -374,8 +374,9 @@ const char *kiln_load_error(void)
 kiln_model *kiln_model_load(const char *path)
 {
 	load_err[0] = 0;
-	if (!path) {
-		fail("kiln_model_load: path is NULL");
+	if (!path || !path[0]) {
+		/* "" would be "./", a directory: say what is wrong, not errno's */
+		fail("kiln_model_load: %s", path ? "empty path" : "path is NULL");
 		return NULL;
 	}
 	/* dlopen searches the library path for a name without '/': a model

@@ -148,15 +148,16 @@ def _cli_path(p, what):
 
 def _opt_args(opt_level=2, fpmath="fp32", name=None, emit=None, target_cpu=None,
               target_triple=None, weights=None, dim_names=None, runtime_lib=None,
-              max_tensor_bytes=None, passes=None, disable_patterns=(), verify_each=False,
-              extra_args=()):
+              max_tensor_bytes=None, max_node_operands=None, passes=None, disable_patterns=(),
+              verify_each=False, extra_args=()):
     """The CLI options for compile()'s keyword arguments."""
     if opt_level not in (0, 1, 2):
         raise Error("opt_level must be 0, 1 or 2, not %r" % (opt_level,))
     a = ["-O%d" % opt_level, "--fpmath=%s" % fpmath]
     for flag, v in (("--name", name), ("--emit", emit), ("--target-cpu", target_cpu),
                     ("--target-triple", target_triple), ("--weights", weights),
-                    ("--runtime-lib", runtime_lib), ("--max-tensor-bytes", max_tensor_bytes)):
+                    ("--runtime-lib", runtime_lib), ("--max-tensor-bytes", max_tensor_bytes),
+                    ("--max-node-operands", max_node_operands)):
         if v is not None:
             a.append("%s=%s" % (flag, v))
     if dim_names:
@@ -193,7 +194,8 @@ def compile(model, output, opt_level=2, fpmath="fp32", name=None, *, stats=False
     opt_level (-O0..-O2), fpmath ('fp32', 'bf16'), name (--name), emit
     ('so', 'obj', 'llvm', 'asm'), target_cpu, target_triple, weights
     ('embed', 'external'), dim_names ({sym: name}), runtime_lib,
-    max_tensor_bytes (int or '4G'), passes (list), disable_patterns (list),
+    max_tensor_bytes (int or '4G'), max_node_operands (int: most inputs +
+    outputs of one node), passes (list), disable_patterns (list),
     verify_each (bool), extra_args (more CLI arguments, verbatim).
     Returns output's path, or with stats=True the --stats JSON object as a
     dict.  Raises kiln.Error with kiln's one-line message."""

@@ -212,6 +212,12 @@ def test_compile_more_options(models, tmp_path):
     with pytest.raises(kiln.Error) as e:
         kiln.compile(src, str(tmp_path / "t.so"), max_tensor_bytes="lots")
     assert "--max-tensor-bytes" in one_line(e) and e.value.returncode == 2
+    # max_node_operands= is --max-node-operands: the packed QKV KlnGemm
+    # has 4 operands, so 3 refuses the model naming the limit, 256 compiles it
+    with pytest.raises(kiln.Error) as e:
+        kiln.compile(src, str(tmp_path / "n.so"), max_node_operands=3)
+    assert "over the limit of 3 per node" in one_line(e) and e.value.returncode == 1
+    assert kiln.compile(src, str(tmp_path / "n.so"), max_node_operands=256).endswith("n.so")
 
 
 def test_dump(models):

@@ -516,6 +516,11 @@ static void test_loader(void **state)
 	(void)state;
 	assert_null(kiln_model_load("/nonexistent/model.so"));
 	assert_non_null(strstr(kiln_load_error(), "/nonexistent/model.so: cannot load"));
+	/* no path at all: one line that says so (not an errno about "./") */
+	assert_null(kiln_model_load(""));
+	assert_string_equal(kiln_load_error(), "kiln_model_load: empty path");
+	assert_null(kiln_model_load(NULL));
+	assert_string_equal(kiln_load_error(), "kiln_model_load: path is NULL");
 
 	char dir[] = "/tmp/kiln_rtload_XXXXXX", src[256], so[256], cmd[2048];
 	assert_non_null(mkdtemp(dir));
