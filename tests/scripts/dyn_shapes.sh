@@ -15,15 +15,15 @@ OUT=$BUILD/dyn_shapes
 need_onnx dyn_shapes
 
 rm -rf "$OUT"
-"$PY" "$SRC/tests/gen/dyn_shapes.py" "$OUT/gen" &&
-	"$PY" "$SRC/tests/gen/node_bake.py" "$OUT/gen" "$OUT/baked" >/dev/null ||
-	{ echo "dyn_shapes: generating failed"; exit 1; }
+gen_cases dyn_shapes "$SRC/tests/gen/dyn_shapes.py" "$OUT/gen"
+"$PY" "$SRC/tests/gen/node_bake.py" "$OUT/gen" "$OUT/baked" >/dev/null ||
+	{ echo "dyn_shapes: generating failed (node_bake.py)"; exit 1; }
 
-for d in "$OUT"/gen/test_*/; do
-	d=${d%/}
-	name=$(basename "$d")
+# a case's bad values at each level and its baked form (check_cases runs
+# it at -O0 and -O2 after this)
+bad_values() {
+	local name=$1 d=$2 o so b err rc
 	for o in -O0 -O2; do
-		check_model "$name $o" "$d" "$o"
 		so=$OUT/$name$o.so
 		if ! err=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$so" "$o" 2>&1); then
 			bad "$name $o: compile: $err"
@@ -38,6 +38,7 @@ for d in "$OUT"/gen/test_*/; do
 		done
 	done
 	check_model "$name baked" "$OUT/baked/$name" -O2
-done
+}
+check_cases dyn_shapes "$OUT/gen" bad_values
 
 finish dyn_shapes

@@ -14,14 +14,7 @@ KILN=$1 SRC=$2 BUILD=$3
 OUT=$BUILD/old_opsets
 need_onnx old_opsets
 
-rm -rf "$OUT"
-"$PY" "$SRC/tests/gen/old_opsets.py" "$OUT" || { echo "old_opsets: generating failed"; exit 1; }
-
-for d in "$OUT"/*/; do
-	d=${d%/}
-	[ -f "$d/model.onnx" ] || continue
-	for o in -O0 -O2; do check_model "$(basename "$d") $o" "$d" "$o"; done
-done
+check_generated old_opsets "$SRC/tests/gen/old_opsets.py" "$OUT"
 
 # the opset-11 attention block fuses as the newer exports do
 dump=$("$KILN" dump "$OUT/bert_attention_11/model.onnx" -O2 2>&1)

@@ -15,6 +15,15 @@
 #            ones named) into OUT/MODEL; exit 1 with one line if that fails
 #   check_model LABEL DIR [OPTION...]  `$KILN check DIR OPTION...` must pass
 #            (within TIMEOUT; on failure its last lines)
+#   check_levels LABEL DIR  check_model "LABEL -O0" and "LABEL -O2"
+#   gen_cases NAME GEN OUT [ARG...]  OUT emptied, then `$PY GEN OUT ARG...`
+#            (stdout dropped); exit 1 with one line when it fails
+#   check_cases NAME OUT [HOOK]  for every OUT/CASE/ holding a model.onnx:
+#            `HOOK CASE OUT/CASE` when given (the suite's own checks of the
+#            case; a status other than 0 skips the next step), then
+#            check_levels CASE OUT/CASE; a failure when there is no case
+#   check_generated NAME GEN OUT [HOOK]  gen_cases NAME GEN OUT, then
+#            check_cases NAME OUT HOOK
 #   refusal LABEL RC ERR FRAGMENTS  a refusal as it must be: exit status RC
 #            1, ERR (its stderr) one line holding every line of the file
 #            FRAGMENTS
@@ -53,6 +62,37 @@ check_model() {
 	else
 		bad "$label: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
 	fi
+}
+
+check_levels() {
+	local o
+	for o in -O0 -O2; do check_model "$1 $o" "$2" "$o"; done
+}
+
+gen_cases() {
+	local name=$1 gen=$2 out=$3; shift 3
+	rm -rf "$out"
+	"$PY" "$gen" "$out" "$@" >/dev/null ||
+		{ echo "$name: generating failed (${gen##*/})"; exit 1; }
+}
+
+check_cases() {
+	local name=$1 out=$2 hook=${3:-} d n=0
+	for d in "$out"/*/; do
+		d=${d%/}
+		[ -f "$d/model.onnx" ] || continue
+		n=$((n + 1))
+		if [ -n "$hook" ] && ! "$hook" "${d##*/}" "$d"; then
+			continue
+		fi
+		check_levels "${d##*/}" "$d"
+	done
+	[ $n -gt 0 ] || bad "$name: no case (a model.onnx in a folder) in $out"
+}
+
+check_generated() {
+	gen_cases "$1" "$2" "$3"
+	check_cases "$1" "$3" "${4:-}"
 }
 
 refusal() {
