@@ -161,7 +161,23 @@ def split_num_outputs_sym(d):
     write_case(d, m, sets, refs)
 
 
+def einsum_scalar(d):
+    """Einsum of one rank-0 operand with the empty equation "" (implicit
+    output: no letter, so the scalar itself, as numpy.einsum("", x)), and
+    "->" alike: kiln compiled it but its kernel refused the empty
+    equation at run time ("bad equation")."""
+    x = np.array(-2.5, np.float32)
+    y = np.array([[1.5, -2], [3, 0.25]], np.float32)
+    nodes = [helper.make_node("Einsum", ["x"], ["e"], equation=""),
+             helper.make_node("Einsum", ["x"], ["a"], equation="->"),
+             helper.make_node("Einsum", ["x", "y"], ["p"], equation=",ij")]
+    m = model(nodes, [vi("x", F, []), vi("y", F, [2, 2])], [vi(o, F, None) for o in ("e", "a", "p")], 13)
+    write_case(d, m, [{"x": x, "y": y}], [[np.einsum("", x), np.einsum("->", x), np.einsum(",ij", x, y)]],
+               np.float32)
+
+
 FORMS = {
+    "einsum_scalar": einsum_scalar,
     "reduce_no_axis": reduce_no_axis,
     "nan_unary": nan_unary,
     "nan_unary_baked": lambda d: nan_unary(d, True),
