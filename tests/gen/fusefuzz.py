@@ -245,11 +245,16 @@ def attn_mask(g, scores, x, y, B, Sq, Sk, cross):
         fill = F32_MIN  # (1 - m) * -inf is NaN where m is 1: exporters use Where for -inf
         g.tags[-1] = "fill=%r" % fill
 
+    right = not cross and g.pick("padding", ["any", "right"]) == "right"
+
     def pad_mask(dt=np.int64):
         m = np.ones((B, Sk), dt)
         for b in range(B):
             r = rng.random()
-            if r < 0.25:
+            if right:       # ones first in every row: --remove-padding takes it
+                if r < 0.5:
+                    m[b, rng.randint(0, Sk):] = 0
+            elif r < 0.25:
                 m[b, :rng.randint(0, Sk)] = 0       # left padding
             elif r < 0.5:
                 m[b, rng.randint(0, Sk):] = 0       # right padding
@@ -269,6 +274,8 @@ def attn_mask(g, scores, x, y, B, Sq, Sk, cross):
     if kind in ("int_mul", "int_where", "causal_pad"):
         mv = pad_mask()
         m = g.inp(mv, dims_of(g, mv.shape, ["batch", "kseq" if cross else "seq"]))
+        if right:
+            g.rp_mask = mv
         m4 = g.unsqueeze(m, [1, 2])
         if kind == "int_where":
             cond = g.op("Equal", m4, np.array(0, np.int64))
@@ -542,6 +549,7 @@ def make_case(seed, i, only):
     opset = rng.choice([11, 13, 14, 17, 17, 18, 20])
     g = G(rng, opset)
     g.dyn = False
+    g.rp_mask = None    # a right-padded [B, S] key mask: the case also runs with --remove-padding
     outs, fus, tol = FORMS[form][0](g)
     return form, g, outs, fus, tol
 
@@ -572,12 +580,16 @@ def compare(ref, got, tol):
     return None
 
 
-def kiln_case(kiln, d, mode, work, timeout, tol):
-    """(status, detail, fusions): status ok, refused, or a finding."""
+def kiln_case(kiln, d, mode, work, timeout, tol, rp_mask=None):
+    """(status, detail, fusions): status ok, refused, or a finding.  Mode
+    rp: -O2 --remove-padding, whose outputs [B, S, ...] are zero where
+    rp_mask is 0 (those positions are not compared)."""
     so = os.path.join(work, "m.so")
     cmd = [kiln, "compile", os.path.join(d, "model.onnx"), "-o", so, "-O0" if mode == "O0" else "-O2"]
     if mode != "O0":
         cmd.append("--stats")
+    if mode == "rp":
+        cmd.append("--remove-padding")
     rc, out, err = sh(cmd, timeout)
     err = err.strip()
     if rc == 1 and err and "\n" not in err:
@@ -599,7 +611,11 @@ def kiln_case(kiln, d, mode, work, timeout, tol):
         gp = os.path.join(od, "output_%d.pb" % k)
         if not os.path.exists(gp):
             return "mismatch", "output %d missing" % k, fus
-        why = compare(load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp), tol)
+        ref, got = load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp)
+        if mode == "rp" and ref[0].shape[:2] == rp_mask.shape and got[0].shape == ref[0].shape:
+            keep = rp_mask.astype(bool).reshape(rp_mask.shape + (1,) * (ref[0].ndim - 2))
+            got = (np.where(keep, got[0], ref[0]), got[1])
+        why = compare(ref, got, tol)
         if why:
             return "mismatch", "output %d: %s" % (k, why), fus
         k += 1
@@ -614,7 +630,7 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=0, help="stop starting batches after this long")
-    ap.add_argument("--modes", default="O0,O2")
+    ap.add_argument("--modes", default="O0,O2,rp", help="rp: -O2 --remove-padding (right-padded masks)")
     ap.add_argument("--only", default="", help="comma-separated forms")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--ort-modules", default=os.environ.get("KILN_ORT_NODE_MODULES") or
@@ -663,7 +679,13 @@ def main():
             st[1] += 1
             bad, fired, any_fired = False, None, False
             for mode in modes:
-                s, det, got = kiln_case(a.kiln, d, mode, work, a.timeout, tol)
+                if mode == "rp" and g.rp_mask is None:
+                    continue
+                s, det, got = kiln_case(a.kiln, d, mode, work, a.timeout, tol, g.rp_mask)
+                if mode == "rp":
+                    rp = stats.setdefault("rp", [0, 0])
+                    rp[0] += 1
+                    rp[1] += 1 if got.get("pack_tokens") else 0
                 if mode == "O2":
                     fired = any(got.get(f) for f in fus) if fus else None
                     any_fired = any(got.get(f) for f in FORM_FUS[form])
@@ -697,7 +719,10 @@ def main():
               flush=True)
     print("\nform        cases  compared  to_fuse  fused  mismatched  refused")
     for f in sorted(stats):
-        print("%-10s %6d %9d %8d %6d %11d %8d" % (f, *stats[f]))
+        if f != "rp":
+            print("%-10s %6d %9d %8d %6d %11d %8d" % (f, *stats[f]))
+    if "rp" in stats:
+        print("--remove-padding: %d cases, pack_tokens fired in %d" % tuple(stats["rp"]))
     print("\nfusion fire rate per variant (any of the form's fusions, near misses included):")
     for (f, t), (n, k) in sorted(tagstats.items()):
         print("  %-10s %-28s %4d/%-4d%s" % (f, t, k, n, "  <- never" if k == 0 else ""))
