@@ -272,16 +272,17 @@ def attn_mask(g, scores, x, y, B, Sq, Sk, cross):
     else:
         causal_fill = None
     if kind in ("int_mul", "int_where", "causal_pad"):
-        mv = pad_mask()
+        mdt = np.dtype(g.pick("mask_dtype", ["int64", "int64", "int32", "float32", "bool"]))
+        mv = pad_mask(mdt)
         m = g.inp(mv, dims_of(g, mv.shape, ["batch", "kseq" if cross else "seq"]))
         if right:
             g.rp_mask = mv
         m4 = g.unsqueeze(m, [1, 2])
         if kind == "int_where":
-            cond = g.op("Equal", m4, np.array(0, np.int64))
+            cond = g.op("Not", m4) if mdt == bool else g.op("Equal", m4, np.array(0, mdt))
             scores = g.op("Where", cond, np.array(fill, F32), scores)
         else:
-            mf = g.op("Cast", m4, to=TensorProto.FLOAT)
+            mf = m4 if mdt == F32 else g.op("Cast", m4, to=TensorProto.FLOAT)
             scores = g.op("Add", scores, g.op("Mul", g.op("Sub", np.array(1.0, F32), mf), np.array(fill, F32)))
         if kind == "int_mul":
             return scores, causal_fill
