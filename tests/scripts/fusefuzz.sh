@@ -3,7 +3,8 @@
 # instances of the forms the -O2 fusions rewrite (attention with every
 # projection, scale, mask and layout form; LayerNorm / RMSNorm op and
 # decomposed; the GELU forms; MatMul+Add and Gemm; embeddings with their
-# position ids) compiled at -O0 and -O2 and compared with ONNX Runtime;
+# position ids) compiled at -O0, -O2 and -O2 --remove-padding (right-padded
+# key masks) and compared with ONNX Runtime;
 # no finding may be left, and the fusions must fire (at least half of the
 # instances made to fuse, per form that has any).  Skipped (77) without
 # onnxruntime-node (bench/node_modules or KILN_ORT_NODE_MODULES) or node.
@@ -28,11 +29,12 @@ count=${KILN_FUSEFUZZ_COUNT:-40}
 rm -rf "$OUT"
 if out=$("$PY" "$SRC/tests/gen/fusefuzz.py" "$OUT" --kiln "$KILN" --ort-modules "$ORT_MODULES" \
 	--seed 3 --count "$count" --timeout "$TIMEOUT" 2>&1); then
-	ok "seed 3, $count cases at O0,O2: $(tail -n 1 <<<"$out")"
+	ok "seed 3, $count cases at O0,O2,rp: $(tail -n 1 <<<"$out")"
 else
 	echo "$out" | grep -v '^fusefuzz: [0-9]'
-	bad "seed 3, $count cases at O0,O2: $(tail -n 1 <<<"$out")"
+	bad "seed 3, $count cases at O0,O2,rp: $(tail -n 1 <<<"$out")"
 fi
+grep -E '^(kiln refused|--remove-padding): ' <<<"$out"
 # the fuzzer tests the fusions only where they fire
 while read -r form cases compared tofuse fused _; do
 	[ "$tofuse" -gt 0 ] || continue
