@@ -618,27 +618,56 @@ def kiln_case(kiln, d, mode, work, timeout, tol, rp_mask=None):
     fus = {}
     if mode != "O0":
         fus = json.loads(out.strip().splitlines()[-1]).get("fusions", {})
-    sd = os.path.join(d, "test_data_set_0")
-    od = os.path.join(work, "out")
-    shutil.rmtree(od, ignore_errors=True)
-    rc, _, err = sh([kiln, "run", so, "--inputs", sd, "--outputs", od, "--threads=1"], timeout)
-    err = err.strip()
-    if rc != 0:
-        return ("run_failed" if rc == 1 and "\n" not in err else "run_crash"), "exit %s: %s" % (rc, err[-300:]), fus
-    k = 0
-    while os.path.exists(os.path.join(sd, "output_%d.pb" % k)):
-        gp = os.path.join(od, "output_%d.pb" % k)
-        if not os.path.exists(gp):
-            return "mismatch", "output %d missing" % k, fus
-        ref, got = load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp)
-        if mode == "rp" and ref[0].shape[:2] == rp_mask.shape and got[0].shape == ref[0].shape:
-            keep = rp_mask.astype(bool).reshape(rp_mask.shape + (1,) * (ref[0].ndim - 2))
-            got = (np.where(keep, got[0], ref[0]), got[1])
-        why = compare(ref, got, tol)
-        if why:
-            return "mismatch", "output %d: %s" % (k, why), fus
-        k += 1
+    # (rp: set 0 only, whose mask is the right-padded one)
+    sets = ["test_data_set_0"] if mode == "rp" else sorted(n for n in os.listdir(d) if n.startswith("test_data_set_"))
+    for sn in sets:
+        sd = os.path.join(d, sn)
+        od = os.path.join(work, "out")
+        shutil.rmtree(od, ignore_errors=True)
+        rc, _, err = sh([kiln, "run", so, "--inputs", sd, "--outputs", od, "--threads=1"], timeout)
+        err = err.strip()
+        if rc != 0:
+            return ("run_failed" if rc == 1 and "\n" not in err else "run_crash"), "%s: exit %s: %s" % (
+                sn, rc, err[-300:]), fus
+        k = 0
+        while os.path.exists(os.path.join(sd, "output_%d.pb" % k)):
+            gp = os.path.join(od, "output_%d.pb" % k)
+            if not os.path.exists(gp):
+                return "mismatch", "%s output %d missing" % (sn, k), fus
+            ref, got = load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp)
+            if mode == "rp" and ref[0].shape[:2] == rp_mask.shape and got[0].shape == ref[0].shape:
+                keep = rp_mask.astype(bool).reshape(rp_mask.shape + (1,) * (ref[0].ndim - 2))
+                got = (np.where(keep, got[0], ref[0]), got[1])
+            why = compare(ref, got, tol)
+            if why:
+                return "mismatch", "%s output %d: %s" % (sn, k, why), fus
+            k += 1
     return "ok", "", fus
+
+
+def second_sizes(g):
+    """Data set 1 of a case with symbolic dims: every symbol at another
+    size (half, 1, or a few more), each input cut or cyclically extended
+    along its symbolic axes (ids, masks and positions keep their kind; a
+    position that leaves its table makes ONNX Runtime refuse the set,
+    which is then dropped).  None when the case has no symbol."""
+    syms = sorted({dm for _, _, dims in g.inputs for dm in dims if isinstance(dm, str)})
+    if not syms:
+        return None
+    old = {}
+    for n, _, dims in g.inputs:
+        for ax, dm in enumerate(dims):
+            if isinstance(dm, str):
+                old[dm] = g.feeds[n].shape[ax]
+    new = {sy: g.rng.choice([1, max(1, old[sy] // 2), old[sy] + 1, old[sy] + 3]) for sy in syms}
+    feeds = {}
+    for n, _, dims in g.inputs:
+        a = g.feeds[n]
+        for ax, dm in enumerate(dims):
+            if isinstance(dm, str):
+                a = np.take(a, np.arange(new[dm]) % a.shape[ax], axis=ax)
+        feeds[n] = a
+    return feeds
 
 
 def main():
@@ -680,6 +709,9 @@ def main():
             m = g.model(outs)
             onnx.save(m, os.path.join(d, "model.onnx"))
             write_inputs(os.path.join(d, "test_data_set_0"), m, g.feeds)
+            f2 = second_sizes(g)
+            if f2 is not None:
+                write_inputs(os.path.join(d, "test_data_set_1"), m, f2)
             batch.append((j, form, g, fus, tol, d))
         i += a.batch
         counts["generated"] += len(batch)
