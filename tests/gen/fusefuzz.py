@@ -696,6 +696,7 @@ def main():
     t0 = time.time()
     stats = {}          # form -> [cases, compared, made to fuse, fused, mismatched, refused]
     tagstats = {}       # (form, tag) -> [compared, fired]
+    fcount = {}         # form -> fusion -> cases where it fired at -O2
     findings, refusals = [], {}
     counts = {"generated": 0, "ort_refused": 0}
     i, end = a.first, a.first + a.count
@@ -740,6 +741,9 @@ def main():
                 if mode == "O2":
                     fired = any(got.get(f) for f in fus) if fus else None
                     any_fired = any(got.get(f) for f in FORM_FUS[form])
+                    for f in got:
+                        fcount.setdefault(form, {}).setdefault(f, 0)
+                        fcount[form][f] += 1
                 if s == "refused":
                     st[5] += 1
                     refusals.setdefault(det.split("model.onnx: ", 1)[-1][:120], os.path.basename(d))
@@ -772,6 +776,8 @@ def main():
     for f in sorted(stats):
         if f != "rp":
             print("%-10s %6d %9d %8d %6d %11d %8d" % (f, *stats[f]))
+    for f in sorted(fcount):
+        print("%-10s fusions fired (cases): %s" % (f, ", ".join("%s %d" % kv for kv in sorted(fcount[f].items()))))
     if "rp" in stats:
         print("--remove-padding: %d cases, pack_tokens fired in %d" % tuple(stats["rp"]))
     print("\nfusion fire rate per variant (any of the form's fusions, near misses included):")
