@@ -1057,12 +1057,23 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 	if (!bcast_fits(g, pc, xv->dims))
 		return m_fail(g, m, n, "Where around the scores: the condition does not broadcast to "
 		              "the scores"), -1;
-	int cmode = am->causal;
+	int cmode = am->causal, nt = am->nterms;
+	ValId wc0 = am->wcond, wp0 = am->wpad;
 	m_add(m, n);
 	attn_cond_peel(g, c, m);
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
+	/* below the Where, a bias or mask of its own (say (1 - m) * finfo.min)
+	 * plus the kernel's f is -inf where the graph's Where gives f: a row
+	 * with every key masked would differ (uniform over its keys in the graph) */
+	if (f != -INFINITY && am->nterms != nt)
+		return m_fail(g, m, n, "Where around the scores: a bias is added below the mask Where "
+		              "of fill %g (the kernel adds both: a masked score could become -inf)", f), -1;
+	if (f != -INFINITY && ((am->wcond != wc0 && (float)(am->wfill + f) != (float)f) ||
+	                       (am->wpad != wp0 && (float)(am->wpad_fill + f) != (float)f)))
+		return m_fail(g, m, n, "Where around the scores: a mask Where below whose fill the "
+		              "fill %g does not absorb", f), -1;
 	if (am->causal != cmode && f != -INFINITY &&
 	    (!isfinite(am->causal_fill) || (float)(am->causal_fill + f) != (float)f))
 		return m_fail(g, m, n, "Where around the scores: a causal mask below with fill %g, which "

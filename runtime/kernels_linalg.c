@@ -321,7 +321,7 @@ static int parse_term(const char *s, int len, int rank, int nell, int *lab)
 RT_KERNEL(Einsum)
 {
 	char eq[256];
-	if (nia <= 0 || nia >= (int32_t)sizeof eq || nin > 16)
+	if (nia < 0 || nia >= (int32_t)sizeof eq || nin > 16)   /* "" is a scalar's equation */
 		return rt_error(f, "node '%s' (Einsum): bad equation or too many inputs", loc);
 	for (int i = 0; i < nia; i++)
 		eq[i] = (char)ia[i];

@@ -1096,8 +1096,10 @@ FORMS = {
     "nearmiss_conformer_reversed": (lambda: conformer(post="reversed"), 0, 0, {
         "explain": "the probabilities pass Where(c, 0, p): it zeroes where the mask Where keeps "
                    "the score"}),
+    # (refused first for the position bias below a Where of a finite fill:
+    # the kernel would add both, finfo.min + finfo.min = -inf)
     "nearmiss_conformer_fill_min": (lambda: conformer(F32_MIN), 0, 0, {
-        "explain": "the probabilities pass Where(c, 0, p): the mask Where's fill is not -inf"}),
+        "explain": "a bias is added below the mask Where of fill -3.40282e+38"}),
     "nearmiss_conformer_other_batch": (lambda: conformer(own_batch=True), 0, 0, {
         "explain": "the condition has a batch of its own and is not a [batch, 1, 1, keys] "
                    "padding mask"}),

@@ -107,11 +107,13 @@ class Case:
             else:
                 a = rng.standard_normal(shape) * 2.5
             a = a.astype(dt)
-            if kind in ("any", "special", "masked") and a.size and \
+            if kind in ("any", "special", "masked", "masked_nonan") and a.size and \
                     self.rng.random() < (0.12 if kind == "any" else 0.6):
                 flat = a.reshape(-1)
                 # masked: no +inf (a softmax of +inf is inf - inf, undefined)
-                pool = [np.nan, -np.inf, -0.0, 0.0, 0.5, -2.5] + ([np.inf] if kind != "masked" else [])
+                # masked_nonan: no NaN either (ONNX Runtime's LogSoftmax, known 13)
+                pool = [-np.inf, -0.0, 0.0, 0.5, -2.5] + ([np.nan] if kind != "masked_nonan" else []) + \
+                    ([np.inf] if not kind.startswith("masked") else [])
                 for _ in range(self.rng.randint(1, 3)):
                     flat[self.rng.randrange(flat.size)] = self.rng.choice(pool)
             return a
@@ -288,7 +290,9 @@ def g_binary(c):
         # an integer power that overflows, is negative, or of a negative
         # base to a fraction is undefined (ONNX Runtime: through double)
         if c.dt(a).kind == "f":
-            b = c.like(a, dts=[F32, I64, I32, c.dt(a)], kind="small")
+            # "ties": whole and half exponents, so that negative bases meet
+            # odd, even and fractional powers
+            b = c.like(a, dts=[F32, I64, I32, c.dt(a)], kind=c.rng.choice(["small", "ties"]))
         else:
             b = c.like(a, dts=[I64, I32, c.dt(a)], kind="pos")
         c.tol = 10.0
@@ -436,7 +440,8 @@ def g_cumsum(c):
 
 def g_softmax(c):
     op = c.rng.choice(["Softmax", "LogSoftmax"])
-    x = c.pick(FLT, rmin=1, kind="masked")
+    # LogSoftmax: a fresh input without NaN (difffuzz_known.txt 13)
+    x = c.pick(FLT, rmin=1, kind="masked" if op == "Softmax" else "masked_nonan")
     r = len(c.sh(x))
     at = {}
     if c.rng.random() < 0.8:
@@ -512,6 +517,53 @@ def g_einsum(c):
     dts = {c.dt(i) for i in ins}
     if len(dts) > 1:
         ins = [c.add("Cast", [i], to=TensorProto.FLOAT) if c.dt(i) != F32 else i for i in ins]
+    c.add("Einsum", ins, equation=eq)
+
+
+def g_einsum_rand(c):
+    """A random valid equation: 1-3 operands of rank 0-4, a letter repeated
+    in a term (a diagonal), "..." broadcast across operands, an explicit
+    output (any subset and order, letters summed away) or the implicit one."""
+    pool = c.rng.sample("abcdefijkxyz", c.rng.randint(1, 6))
+    size = {ch: c.rng.choice([1, 2, 3, 4]) for ch in pool}
+    nin = c.rng.choice([1, 2, 2, 2, 3])
+    ell = c.rng.random() < 0.3
+    ell_rank = c.rng.randint(0, 2)
+    terms, shapes = [], []
+    for _ in range(nin):
+        letters = [c.rng.choice(pool) for _ in range(c.rng.randint(0, 3))]
+        if letters and c.rng.random() < 0.15:
+            letters.insert(c.rng.randrange(len(letters) + 1), c.rng.choice(letters))   # diagonal
+        has_ell = ell and c.rng.random() < 0.8
+        pos = c.rng.randint(0, len(letters))
+        er = c.rng.randint(0, ell_rank) if has_ell else 0
+        edims = [c.rng.choice([1, 2]) for _ in range(er)]
+        shape = [size[ch] for ch in letters[:pos]] + (edims if has_ell else []) + [size[ch] for ch in letters[pos:]]
+        terms.append("".join(letters[:pos]) + ("..." if has_ell else "") + "".join(letters[pos:]))
+        shapes.append(tuple(shape))
+    if ell:     # "..." dims broadcast right-aligned: make each pair 1 or the same size
+        ed = [2] * ell_rank
+        for k, t in enumerate(terms):
+            if "..." in t:
+                pos = t.index("...")
+                er = len(shapes[k]) - len(t.replace("...", ""))
+                sh_ = list(shapes[k])
+                for j in range(er):
+                    if sh_[pos + j] != 1:
+                        sh_[pos + j] = ed[ell_rank - er + j]
+                shapes[k] = tuple(sh_)
+    used = sorted(set("".join(terms).replace(".", "")))
+    anyell = any("..." in t for t in terms)
+    if c.rng.random() < 0.25:
+        eq = ",".join(terms)
+    else:
+        out = c.rng.sample(used, c.rng.randint(0, len(used)))
+        if anyell:
+            out.insert(c.rng.randint(0, len(out)), "...")
+        eq = ",".join(terms) + "->" + "".join(out)
+    dt = c.rng.choice([F32, F32, F32, F64, F64, I64])    # (kiln refuses integer Einsum in one line)
+    ins = [c.pick([dt], shape=s, kind="small") if c.rng.random() < 0.7 else c.const(c.data(dt, s, "small"))
+           for s in shapes]
     c.add("Einsum", ins, equation=eq)
 
 
@@ -825,7 +877,7 @@ FAMILIES = {
     "binary": (g_binary, 8), "compare": (g_compare, 4), "variadic": (g_variadic, 3),
     "where": (g_where, 2), "clip": (g_clip, 2), "cast": (g_cast, 5), "identity": (g_identity, 1),
     "reduce": (g_reduce, 7), "argmax": (g_arg, 3), "cumsum": (g_cumsum, 2), "softmax": (g_softmax, 3),
-    "layernorm": (g_layernorm, 2), "matmul": (g_matmul, 4), "gemm": (g_gemm, 2), "einsum": (g_einsum, 3),
+    "layernorm": (g_layernorm, 2), "matmul": (g_matmul, 4), "gemm": (g_gemm, 2), "einsum": (g_einsum, 3), "einsum_rand": (g_einsum_rand, 3),
     "shape": (g_shape, 2), "reshape": (g_reshape, 3), "flatten": (g_flatten, 1),
     "squeeze": (g_squeeze, 3), "transpose": (g_transpose, 3), "expand": (g_expand, 3),
     "concat": (g_concat, 3), "split": (g_split, 3), "slice": (g_slice, 5), "gather": (g_gather, 5),

@@ -161,7 +161,68 @@ def split_num_outputs_sym(d):
     write_case(d, m, sets, refs)
 
 
+def einsum_scalar(d):
+    """Einsum of one rank-0 operand with the empty equation "" (implicit
+    output: no letter, so the scalar itself, as numpy.einsum("", x)), and
+    "->" alike: kiln compiled it but its kernel refused the empty
+    equation at run time ("bad equation")."""
+    x = np.array(-2.5, np.float32)
+    y = np.array([[1.5, -2], [3, 0.25]], np.float32)
+    nodes = [helper.make_node("Einsum", ["x"], ["e"], equation=""),
+             helper.make_node("Einsum", ["x"], ["a"], equation="->"),
+             helper.make_node("Einsum", ["x", "y"], ["p"], equation=",ij")]
+    m = model(nodes, [vi("x", F, []), vi("y", F, [2, 2])], [vi(o, F, None) for o in ("e", "a", "p")], 13)
+    write_case(d, m, [{"x": x, "y": y}], [[np.einsum("", x), np.einsum("->", x), np.einsum(",ij", x, y)]],
+               np.float32)
+
+
+def where_over_pad_bias(d):
+    """Self-attention whose scores get the padding bias (1 - m) * finfo.min
+    first and then a causal Where(tril, scores, finfo.min) of a constant
+    condition (opset 11, static: no Trilu).  Query 0 of the left-padded row
+    [0, 0, 1] sees only key 0, which is padded: every score of that row is
+    finfo.min in the graph (s + finfo.min rounds to it), so its weights are
+    uniform over the 3 keys.  kiln's fused attention added both masks,
+    finfo.min + finfo.min = -inf on key 1 (padded and past the diagonal),
+    and averaged keys 0 and 2 only (found by tests/gen/fusefuzz.py)."""
+    B, S, W = 2, 3, 4
+    lo = float(np.finfo(np.float32).min)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((B, S, W)).astype(np.float32)
+    mask = np.array([[0, 0, 1], [1, 1, 1]], np.int64)
+    wq, wk, wv = (rng.standard_normal((W, W)).astype(np.float32) * 0.5 for _ in range(3))
+    from onnx import numpy_helper
+    tril = np.tril(np.ones((S, S), bool))
+    inits = [numpy_helper.from_array(a, n) for a, n in (
+        (wq, "wq"), (wk, "wk"), (wv, "wv"), (np.array([0, 0, 1, W], np.int64), "heads"),
+        (np.array([0, 0, W], np.int64), "merge"), (np.array(0.5, np.float32), "scale"),
+        (np.array(1.0, np.float32), "one"), (np.array(lo, np.float32), "lo"), (tril, "tril"))]
+    N = helper.make_node
+    nodes = [N("MatMul", ["x", "wq"], ["q"]), N("MatMul", ["x", "wk"], ["k"]), N("MatMul", ["x", "wv"], ["v"]),
+             N("Reshape", ["q", "heads"], ["q4"]), N("Reshape", ["k", "heads"], ["k4"]),
+             N("Reshape", ["v", "heads"], ["v4"]),
+             N("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3]), N("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1]),
+             N("Transpose", ["v4"], ["vh"], perm=[0, 2, 1, 3]),
+             N("MatMul", ["qh", "kt"], ["qk"]), N("Mul", ["qk", "scale"], ["s"]),
+             N("Unsqueeze", ["m"], ["m4"], axes=[1, 2]), N("Cast", ["m4"], ["mf"], to=F),
+             N("Sub", ["one", "mf"], ["inv"]), N("Mul", ["inv", "lo"], ["pad"]), N("Add", ["s", "pad"], ["sp"]),
+             N("Where", ["tril", "sp", "lo"], ["sw"]), N("Softmax", ["sw"], ["p"], axis=-1),
+             N("MatMul", ["p", "vh"], ["c"]), N("Transpose", ["c"], ["ct"], perm=[0, 2, 1, 3]),
+             N("Reshape", ["ct", "merge"], ["y"])]
+    m = model(nodes, [vi("x", F, [B, S, W]), vi("m", TensorProto.INT64, [B, S])], [vi("y", F, None)], 11, inits)
+    f32 = np.float32
+    q, k, v = x @ wq, x @ wk, x @ wv
+    sc = (q @ k.transpose(0, 2, 1)) * f32(0.5)                            # [B, S, S] (one head)
+    sc = sc + (f32(1) - mask[:, None, :].astype(f32)) * f32(lo)
+    sc = np.where(tril[None], sc, f32(lo))
+    e = np.exp(sc - sc.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    write_case(d, m, [{"x": x, "m": mask}], [[p @ v]], np.float32)
+
+
 FORMS = {
+    "where_over_pad_bias": where_over_pad_bias,
+    "einsum_scalar": einsum_scalar,
     "reduce_no_axis": reduce_no_axis,
     "nan_unary": nan_unary,
     "nan_unary_baked": lambda d: nan_unary(d, True),
