@@ -590,8 +590,12 @@ static int64_t round_up(int64_t a, int64_t b)
 }
 
 /* ---- cache blocking ----
- * kc (K step), mc (most rows of a block), nc (most columns): set once from
- * the CPU's cache sizes (blocking_default), or by rt_sgemm_blocking.  A job
+ * kc (K step), mc (most rows of a block), nc (most columns).  With weights
+ * in panels (rt_sgemm_panels: nothing to pack) set once from the CPU's
+ * cache sizes (blocking_default); with op(B) packed at run time (rt_sgemm,
+ * and bf16 panels widened per block) KC, MC, NC: each row block packs its
+ * B slices again, and mc 72 (the L2 choice below) made rt_sgemm 4-28%
+ * slower on BERT shapes.  rt_sgemm_blocking forces one for both.  A job
  * copies them when it starts. */
 typedef struct blocking {
 	int64_t kc, mc, nc;
@@ -627,7 +631,7 @@ static blocking blocking_default(void)
 	return b;
 }
 
-static blocking blocking_get(void)
+static blocking blocking_get(bool panels)
 {
 	blocking b;
 	b.kc = __atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED);
@@ -636,6 +640,8 @@ static blocking blocking_get(void)
 		b.nc = __atomic_load_n(&blk_forced.nc, __ATOMIC_RELAXED);
 		return b;
 	}
+	if (!panels)
+		return (blocking){ KC, MC, NC };
 	if (!__atomic_load_n(&blk_chosen.kc, __ATOMIC_RELAXED)) {
 		b = blocking_default();
 		__atomic_store_n(&blk_chosen.mc, b.mc, __ATOMIC_RELAXED);
@@ -663,7 +669,7 @@ void rt_sgemm_blocking(int64_t kc, int64_t mc, int64_t nc)
 
 void rt_sgemm_blocking_get(int64_t *kc, int64_t *mc, int64_t *nc)
 {
-	blocking b = blocking_get();
+	blocking b = blocking_get(true);
 	*kc = b.kc;
 	*mc = b.mc;
 	*nc = b.nc;
@@ -1598,10 +1604,11 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	/* work below ~1 MFLOP is not worth waking the workers */
 	if ((double)j->M * (double)j->N * (double)j->K < 5e5)
 		T = 1;
-	blocking bl = blocking_get();
+	bool panels = j->Bp != NULL;
+	blocking bl = blocking_get(panels);
 	/* the chosen K step evened out over K: 768 = 1 x 768, not 640 + 128 */
 	j->kc = bl.kc;
-	if (!__atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) && j->K > 0)
+	if (panels && !__atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) && j->K > 0)
 		j->kc = round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4) < bl.kc ?
 		        round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4) : bl.kc;
 	j->bmc = bl.mc;
