@@ -3,7 +3,8 @@
  *
  * Blocking (BLIS style): C is cut into blocks of mc rows and up to nc
  * columns, taken by the pool's threads dynamically (guided: blocks shrink
- * toward the end); kc, mc, nc come from the CPU's L2 size (blocking_default).
+ * toward the end); with weights in panels kc, mc, nc come from the CPU's L2
+ * size (blocking_default).
  * A block walks K in kc steps: it packs its kc x n slice
  * of op(B) into panels NR columns wide (unless B is already in rt.h's panel
  * layout) and reads op(A) in place (or packs it into panels MR rows tall),
@@ -1608,9 +1609,10 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	blocking bl = blocking_get(panels);
 	/* the chosen K step evened out over K: 768 = 1 x 768, not 640 + 128 */
 	j->kc = bl.kc;
-	if (panels && !__atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) && j->K > 0)
-		j->kc = round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4) < bl.kc ?
-		        round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4) : bl.kc;
+	if (panels && !__atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) && j->K > 0) {
+		int64_t even = round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4);
+		j->kc = even < bl.kc ? even : bl.kc;
+	}
 	j->bmc = bl.mc;
 	j->bnc = bl.nc;
 	if (few_rows_path(j, T)) {
