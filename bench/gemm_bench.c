@@ -23,6 +23,8 @@
  *                            CPU-second instead of GFLOP (x T for the
  *                            wall-clock stream at T busy threads)
  *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
+ *   GEMM_BENCH_BLOCK=KC,MC,NC  fp32: that cache blocking (rt_sgemm_blocking)
+ *                            instead of the one chosen from the caches
  *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
  *                            (2 MB pages where THP is in "madvise" mode)
  *   GEMM_BENCH_EPI=gelu      fp32: "panels" with the model's FFN-up epilogue
@@ -74,6 +76,9 @@ static const shape shapes[] = {
 	{ "out b8", 0, 0, 1024, 768, 768, 1 },
 	{ "FFN up b8", 0, 0, 1024, 3072, 768, 1 },
 	{ "FFN dn b8", 0, 0, 1024, 768, 3072, 1 },
+	{ "QKV m576", 0, 0, 576, 2304, 768, 1 },     /* padding-free b8, lengths 16..128 */
+	{ "up m576", 0, 0, 576, 3072, 768, 1 },
+	{ "dn m576", 0, 0, 576, 768, 3072, 1 },
 	{ "lx s20", 0, 0, 20, 768, 768, 1 },
 	{ "lx s20 qkv", 0, 0, 20, 2304, 768, 1 },
 	{ "lx s20 up", 0, 0, 20, 3072, 768, 1 },
@@ -315,6 +320,16 @@ int main(int argc, char **argv)
 	bool cache = ce && *ce && strcmp(ce, "0");
 	double peak = pe ? atof(pe) : 0;
 	const char *we = getenv("GEMM_BENCH_BW"), *ae = getenv("GEMM_BENCH_AB");
+	const char *be = getenv("GEMM_BENCH_BLOCK");
+	long long bkc, bmc, bnc;
+	if (be && sscanf(be, "%lld,%lld,%lld", &bkc, &bmc, &bnc) == 3)
+		rt_sgemm_blocking(bkc, bmc, bnc);
+	{
+		int64_t k, m, n;
+		rt_sgemm_blocking_get(&k, &m, &n);
+		printf("blocking: kc %lld, mc %lld, nc %lld\n", (long long)k, (long long)m,
+		       (long long)n);
+	}
 	bool bw = we && *we && strcmp(we, "0"), ab = ae && *ae && strcmp(ae, "0");
 	if (bw)
 		peak = 0;

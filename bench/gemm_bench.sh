@@ -14,6 +14,7 @@
 #   GEMM_BENCH_AB=1: few rows, 2 threads: the few-rows split against the general
 #     one, call by call in turn (wall GB/s of B; robust on a loaded machine)
 #   GEMM_BENCH_QUICK=1: only the panels path; GEMM_BENCH_ONLY=TEXT: shapes
+#   GEMM_BENCH_BLOCK=KC,MC,NC: that cache blocking (default: from the caches)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}

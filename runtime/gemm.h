@@ -58,6 +58,15 @@ int rt_sgemm_use(const char *name);
  * it with the general split.  Returns the previous setting. */
 int rt_sgemm_few_rows(int on);
 
+/* Cache blocking of rt_sgemm*: K step kc, at most mc rows and nc columns a
+ * block (mc rounded up to a multiple of 24, nc of 48).  rt_sgemm_panels's
+ * is chosen once from the CPU's cache sizes (rt_sgemm_blocking_get gives
+ * it), the others' are fixed; rt_sgemm_blocking forces one for all (tests,
+ * benchmarks), kc <= 0 goes back to the defaults.  Not to be changed while
+ * a GEMM runs on another thread. */
+void rt_sgemm_blocking(int64_t kc, int64_t mc, int64_t nc);
+void rt_sgemm_blocking_get(int64_t *kc, int64_t *mc, int64_t *nc);
+
 /* GELU over n floats in place, vectorized (erf: approx == 0; tanh: 1;
  * QuickGELU x / (1 + exp(-1.702 x)): 2 -- KlnGelu's approximate). */
 void rt_gelu_inplace(float *x, int64_t n, int approx);

@@ -415,6 +415,76 @@ static void degenerate(void **state)
 	rt_sgemm(pool, 0, 0, 0, 3, 4, 1.0f, A, 1, B, 3, 0.0f, C, 3);   /* M = 0: no-op */
 }
 
+/* Cache blockings forced small (rt_sgemm_blocking), so that modest shapes
+ * cross every block boundary: M, N, K from 1 to about 3 blocks (kc, mc,
+ * nc), odd sizes, all transposes, B in place, packed at run time and in
+ * panels (f32 and bf16), every epilogue, beta 0 and not, alpha, padded
+ * leading dims (C's canaries: check()), on 1 to 4 threads, every kernel.
+ * Then the blocking chosen from the caches: sane, and K values around its
+ * even split of K (kc = 768 on a 512 KB L2: 769, 1537 run as 2 and 3
+ * steps of 388 and 516 floats). */
+static void forced_blocking(void **state)
+{
+	(void)state;
+	static const int64_t blk[][3] = { { 5, 24, 48 }, { 37, 48, 96 }, { 64, 72, 144 },
+	                                  { 300, 24, 48 } };
+	struct rt_pool *pools[5] = { NULL, NULL, pool, rt_pool_create(3), rt_pool_create(4) };
+	float bias[700];
+	for (int i = 0; i < 700; i++)
+		bias[i] = ref_frand(-1, 1);
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (size_t b = 0; b < sizeof blk / sizeof blk[0]; b++) {
+			rt_sgemm_blocking(blk[b][0], blk[b][1], blk[b][2]);
+			int64_t kc, mc, nc;
+			rt_sgemm_blocking_get(&kc, &mc, &nc);
+			assert_int_equal(kc, blk[b][0]);
+			assert_int_equal(mc, blk[b][1]);
+			assert_int_equal(nc, blk[b][2]);
+			for (int r = 0; r < 24; r++) {
+				int64_t M = ref_irand(1, 3 * mc + 5), N = ref_irand(1, 3 * nc + 5);
+				int64_t K = ref_irand(1, 3 * kc + 5);
+				struct rt_pool *p = pools[r % 4 + 1];
+				rt_gemm_epi e = { r & 1 ? bias : NULL, r % 4 };
+				int t = r % 4;
+				float beta = r % 3 ? 0.0f : r % 2 ? 1.0f : -0.5f;
+				expect(p, t & 1, t >> 1, M, N, K, r % 5 ? 1.0f : 0.75f, beta, r % 3,
+				       r % 4 ? &e : NULL);
+				panels = 1 + (r % 3 == 0);
+				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, r % 2, &e);
+				panels = 0;
+			}
+			/* exactly at and one past the blocks */
+			expect(pools[4], 0, 0, 3 * mc, 3 * nc, 3 * kc, 1.0f, 1.0f, 0, NULL);
+			expect(pools[3], 1, 1, 3 * mc + 1, 3 * nc + 1, 3 * kc + 1, 1.0f, 0.0f, 1, NULL);
+			panels = 1;
+			rt_gemm_epi e = { bias, 1 };
+			expect(pools[2], 0, 0, 2 * mc + 1, 2 * nc - 1, 2 * kc + 1, 1.0f, 0.0f, 2, &e);
+			panels = 0;
+		}
+		rt_sgemm_blocking(0, 0, 0);
+		int64_t kc, mc, nc;
+		rt_sgemm_blocking_get(&kc, &mc, &nc);
+		printf("# kernel %s: blocking kc %lld mc %lld nc %lld\n", names[n], (long long)kc,
+		       (long long)mc, (long long)nc);
+		assert_true(kc >= 128 && kc <= 1024);
+		assert_true(mc >= 24 && mc % 24 == 0);
+		assert_true(nc >= 48 && nc % 48 == 0);
+		static const int64_t kk[] = { 769, 1537, 2305, 3072 };
+		for (size_t i = 0; i < 4; i++) {
+			panels = 1;
+			rt_gemm_epi e = { bias, 1 };
+			expect(i & 1 ? pool : NULL, 0, 0, 100 + (int64_t)i, 200, kk[i], 1.0f, 0.0f, 0, &e);
+			panels = 0;
+			expect(pools[4], 0, 0, 97, 150, kk[i], 1.0f, 1.0f, 1, NULL);
+		}
+		rt_sgemm_use(NULL);
+	}
+	rt_pool_free(pools[3]);
+	rt_pool_free(pools[4]);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -445,6 +515,7 @@ int main(void)
 		cmocka_unit_test(few_rows_threads),
 		cmocka_unit_test(degenerate),
 		cmocka_unit_test(gelu_accuracy),
+		cmocka_unit_test(forced_blocking),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
