@@ -14,12 +14,14 @@
  *       wbits 7: every |W| <= RT_Q8_W7MAX (--quantize-weight-bits=7: the
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
- * Work: one job per call, its tasks taken by the threads from a shared
- * counter: A quantized once (chunks of rows), then units of one column
- * panel times a chunk of rows that stays in L2 (quantized A is 1 or 2
- * bytes a value), the micro-kernel giving MR x 16 int32 sums over the
- * whole K, dequantized with the bias and GELU while they are in L1; the
- * next panel is prefetched meanwhile.  A row of A that holds a
+ * Work: one job per call: A quantized once (chunks of rows taken by the
+ * threads from a shared counter), then units of one column panel times a
+ * chunk of rows that stays in L2 (quantized A is 1 or 2 bytes a value),
+ * cut into one contiguous run per thread (each streams its own range of
+ * weight panels; a thread done with its run takes from the others'), the
+ * micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
+ * with the bias and GELU while they are in L1; the thread's next panel is
+ * prefetched meanwhile.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
 #include <float.h>
 #include <pthread.h>
@@ -155,6 +157,8 @@ static void *buf_get(int which, size_t n)
 
 /* ---- the job ---- */
 
+#define Q8_RUNS 16   /* at most this many runs of units (threads that own one) */
+
 typedef struct q8_job {
 	const rt_q8_ukernel *uk;
 	int64_t M, N, K, kq, lda, ldc, np, mc, rowb;   /* rowb: bytes of a quantized row */
@@ -172,9 +176,13 @@ typedef struct q8_job {
 	int32_t *zp;           /* [M] zero points */
 	int wbad;              /* a 7-bit kernel met a weight outside the 7-bit range */
 	int64_t qrows, nq;     /* A is quantized in nq tasks of qrows rows */
-	int64_t next;          /* the next task (q8_work) */
+	int64_t qnext;         /* the next quantization task (q8_work) */
 	int64_t qdone;         /* quantization tasks done */
 	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
+	/* the units (row chunk major, panel minor) cut into nruns contiguous
+	 * runs, one per thread: run r's next unit and its end */
+	int nruns;
+	struct { int64_t next, end; char pad[48]; } run[Q8_RUNS];
 } q8_job;
 
 /* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
@@ -395,39 +403,52 @@ static inline void relax(void)
 #endif
 }
 
-/* A thread's part of the job (one call per thread): tasks taken one at a
- * time from a shared counter, so threads that run slower (a core shared
- * with another process) take fewer and all finish together.  First the
- * quantization of A, nq chunks of qrows rows; then the units, row chunk by
- * row chunk (the chunk's rows stay in L2), panel by panel, each once every
- * row of A is quantized (the tasks before it are all taken by then, and
- * none waits: no deadlock).  Every C element comes from one unit with the
- * same kernel, so the bits do not depend on who took what. */
+/* the next unit for the thread that owns run t: its own run's next, else
+ * (run done) one from the front of another's; -1 when none is left */
+static int64_t next_unit(q8_job *j, int t)
+{
+	for (int r = 0; r < j->nruns; r++) {
+		int u = (t + r) % j->nruns;
+		if (__atomic_load_n(&j->run[u].next, __ATOMIC_RELAXED) >= j->run[u].end)
+			continue;
+		int64_t x = __atomic_fetch_add(&j->run[u].next, 1, __ATOMIC_RELAXED);
+		if (x < j->run[u].end)
+			return x;
+	}
+	return -1;
+}
+
+/* Runs [b, e) of the job (one per thread, unless a thread claims a second
+ * one a slower thread has not started).  First the quantization of A, nq
+ * chunks of qrows rows taken from a shared counter; then, once every row
+ * is quantized (the quantization tasks are all taken by then, and none
+ * waits: no deadlock), the units of the thread's own run in order, so a
+ * thread streams a contiguous range of weight panels (the panel it
+ * prefetches is the one it computes next, and at few rows, where the
+ * weights' stream is the cost, each panel is read by one thread only);
+ * a thread whose run is done takes units from the front of the others'
+ * (threads on a core shared with another process take fewer, and all
+ * finish together).  Every C element comes from one unit with the same
+ * kernel, so the bits do not depend on who took what. */
 static void q8_work(void *arg, int64_t b, int64_t e)
 {
-	(void)b, (void)e;
 	q8_job *j = arg;
 	int64_t pstride = j->kq * 4 * RT_Q8_NR;
 	/* the widened panel, or (no memory for it) the kernel that widens in its loop */
 	int16_t *wide = j->uk->widen ? buf_get(1, (size_t)pstride * sizeof(int16_t)) : NULL;
 	rt_q8_kern fn = j->uk->widen && !wide ? j->uk->narrow : j->uk->fn;
-	int64_t nchunks = (j->M + j->mc - 1) / j->mc;
-	for (;;) {
-		int64_t t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-		if (t < j->nq) {
-			int64_t r0 = t * j->qrows;
-			quant_rows(j, r0, j->M - r0 < j->qrows ? j->M : r0 + j->qrows);
-			__atomic_fetch_add(&j->qdone, 1, __ATOMIC_RELEASE);
-			continue;
-		}
-		t -= j->nq;
-		if (t >= nchunks * j->np)
-			return;
-		while (__atomic_load_n(&j->qdone, __ATOMIC_ACQUIRE) < j->nq)
-			relax();
-		int64_t i0 = t / j->np * j->mc;
-		q8_unit(j, i0, j->M - i0 < j->mc ? j->M : i0 + j->mc, t % j->np, wide, fn);
+	for (int64_t t; (t = __atomic_fetch_add(&j->qnext, 1, __ATOMIC_RELAXED)) < j->nq;) {
+		int64_t r0 = t * j->qrows;
+		quant_rows(j, r0, j->M - r0 < j->qrows ? j->M : r0 + j->qrows);
+		__atomic_fetch_add(&j->qdone, 1, __ATOMIC_RELEASE);
 	}
+	while (__atomic_load_n(&j->qdone, __ATOMIC_ACQUIRE) < j->nq)
+		relax();
+	for (int64_t r = b; r < e; r++)
+		for (int64_t u; (u = next_unit(j, (int)r)) >= 0;) {
+			int64_t i0 = u / j->np * j->mc;
+			q8_unit(j, i0, j->M - i0 < j->mc ? j->M : i0 + j->mc, u % j->np, wide, fn);
+		}
 }
 
 int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
@@ -465,8 +486,15 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	j.nq = (M + j.qrows - 1) / j.qrows;
 	double work = (double)M * (double)N * (double)K;
 	int nt = work >= 5e5 ? rt_pool_size(pool) : 1;
-	if (nt > 1)
-		rt_parallel_for(pool, nt, q8_work, &j);
+	int64_t units = (M + mc - 1) / mc * j.np;
+	j.nruns = nt < Q8_RUNS ? nt : Q8_RUNS;
+	j.nruns = units < j.nruns ? (int)units : j.nruns;
+	for (int r = 0; r < j.nruns; r++) {
+		j.run[r].next = units * r / j.nruns;
+		j.run[r].end = units * (r + 1) / j.nruns;
+	}
+	if (j.nruns > 1)
+		rt_parallel_for(pool, j.nruns, q8_work, &j);
 	else
 		q8_work(&j, 0, 1);
 	return __atomic_load_n(&j.wbad, __ATOMIC_RELAXED) ? -3 : 0;
