@@ -175,6 +175,7 @@ typedef struct q8_job {
 	float *sa;             /* [M] scales (NaN: the row could not be quantized) */
 	int32_t *zp;           /* [M] zero points */
 	int wbad;              /* a 7-bit kernel met a weight outside the 7-bit range */
+	bool wcheck;           /* a 7-bit kernel checks the panels (not RT_Q8_W7_KNOWN) */
 	int64_t qrows, nq;     /* A is quantized in nq tasks of qrows rows */
 	int64_t qnext;         /* the next quantization task (q8_work) */
 	int64_t qdone;         /* quantization tasks done */
@@ -364,7 +365,7 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide,
 	/* a 7-bit kernel would saturate on 8-bit weights: every panel is checked,
 	 * once a call (in the first chunk of rows, which has every panel; C is
 	 * undefined when one fails, so later chunks need not wait for it) */
-	if (j->uk->w7 && i0 == 0 && !rt_q8_w7_ok(wp, pstride)) {
+	if (j->uk->w7 && j->wcheck && i0 == 0 && !rt_q8_w7_ok(wp, pstride)) {
 		__atomic_store_n(&j->wbad, 1, __ATOMIC_RELAXED);
 		return;
 	}
@@ -461,7 +462,8 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 		return 0;
 	q8_job j = { .uk = ukernel((flags & RT_Q8_W7) != 0), .M = M, .N = N, .K = K, .kq = rt_q8_quads(K), .lda = lda,
 	             .ldc = ldc, .np = rt_q8_panels(N), .A = A, .Wp = Wp, .scale = scale,
-	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = (flags & RT_Q8_PER_TENSOR) != 0 };
+	             .wsum = wsum, .C = C, .epi = epi, .per_tensor = (flags & RT_Q8_PER_TENSOR) != 0,
+	             .wcheck = !(flags & RT_Q8_W7_KNOWN) };
 #if defined(__x86_64__)
 	j.avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
@@ -516,6 +518,19 @@ static int need(kiln_frame *f, const char *loc, const rt_t *t, int32_t dt, int64
 	return 0;
 }
 
+/* W lies whole in the model's weights blob (hash-checked at load): a
+ * constant that passes/quantize.c or fuse_qgemm.c gave its wbits from its
+ * values (KlnGemmQ never comes from outside: the frontend refuses kiln's
+ * fused ops), so wbits 7 holds without a check at run time */
+static bool model_weights(const kiln_frame *f, const rt_t *W)
+{
+	if (!f || !f->ctx || !f->ctx->d || !f->weights)
+		return false;
+	uintptr_t w = (uintptr_t)W->data, b = (uintptr_t)f->weights;
+	uint64_t n = (uint64_t)rt_numel(W), hot = f->ctx->d->weights_hot_bytes;
+	return w >= b && w - b <= hot && n <= hot - (w - b);
+}
+
 RT_KERNEL(KlnGemmQ)
 {
 	(void)fa, (void)nfa;
@@ -562,7 +577,7 @@ RT_KERNEL(KlnGemmQ)
 	int rc = rt_qgemm(f ? f->pool : NULL, M, N, K, A->data, K, W->data, in[2].data, in[3].data,
 	                  out[0].data, N, epi.bias || epi.act ? &epi : NULL,
 	                  (ia[RT_IA_KlnGemmQ_per_tensor] ? RT_Q8_PER_TENSOR : 0) |
-	                  (wbits == 7 ? RT_Q8_W7 : 0));
+	                  (wbits == 7 ? RT_Q8_W7 : 0) | (model_weights(f, W) ? RT_Q8_W7_KNOWN : 0));
 	if (rc == -3)
 		return rt_error(f, "node '%s' (KlnGemmQ): W holds a weight outside the 7-bit range "
 		                "[-%d, %d] that its wbits 7 promises", loc, RT_Q8_W7MAX, RT_Q8_W7MAX);

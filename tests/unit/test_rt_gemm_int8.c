@@ -606,6 +606,31 @@ static void kernel_wbits(void **state)
 	ia[RT_IA_KlnGemmQ_wbits] = 6;
 	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
 	assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): wbits 6 is not 7 or 8");
+	/* W inside the model's weights blob is trusted (no check at run time);
+	 * a W that starts before the blob or ends past it is checked */
+	if (!strcmp(rt_qgemm_kernel(RT_Q8_W7), "avx2-w7")) {
+		int64_t wb = rt_q8_panel_bytes(K, N);
+		rt_model_desc d;
+		memset(&d, 0, sizeof d);
+		ctx.d = &d;
+		ia[RT_IA_KlnGemmQ_wbits] = 7;
+		F.weights = (const char *)p.Wp - 64, d.weights_hot_bytes = (uint64_t)wb + 63;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+		F.weights = (const char *)p.Wp + 64, d.weights_hot_bytes = (uint64_t)wb;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+		p.Wp[64 * 3 + 7] = 64;   /* 7-bit again: inside the blob, the same sums as checked */
+		F.weights = (const char *)p.Wp, d.weights_hot_bytes = (uint64_t)wb;
+		float *Y2 = malloc(sizeof(float) * (size_t)(M * N));
+		assert_non_null(Y2);
+		out.data = Y2;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+		F.weights = NULL;
+		out.data = Y;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+		assert_memory_equal(Y, Y2, sizeof(float) * (size_t)(M * N));
+		free(Y2);
+		ctx.d = NULL;
+	}
 	free(Y);
 	prob_free(&p);
 }
