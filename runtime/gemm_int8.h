@@ -154,6 +154,10 @@ int rt_qgemm_use(const char *name);
  * kernel's MR rows: a[r] points at row r (u8, or i16 for "avx2"), wp at
  * the panel. */
 typedef void (*rt_q8_kern)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc);
+/* the same, also prefetching to L2 the 16 kq bytes from pf (a line every 4
+ * quads, spread over the loop: a quarter of the next panel a call) */
+typedef void (*rt_q8_kern_pf)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
+                              const int8_t *pf);
 
 typedef struct rt_q8_ukernel {
 	const char *name;
@@ -169,6 +173,8 @@ typedef struct rt_q8_ukernel {
 	 * rows of a chunk; on the same A and W as fn, the same sums) */
 	rt_q8_kern tail;
 	int tail_mr;
+	/* NULL, or fn and tail that prefetch as they go (rt_q8_kern_pf) */
+	rt_q8_kern_pf fn_pf, tail_pf;
 } rt_q8_ukernel;
 
 /* 1 if every one of the n values of w is within [-RT_Q8_W7MAX, RT_Q8_W7MAX] */
