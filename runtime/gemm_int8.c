@@ -17,8 +17,9 @@
  * Work: one job per call: A quantized once (chunks of rows taken by the
  * threads from a shared counter), then units of one column panel times a
  * chunk of rows that stays in L2 (quantized A is 1 or 2 bytes a value),
- * cut into one contiguous run per thread (each streams its own range of
- * weight panels; a thread done with its run takes from the others'), the
+ * at few rows cut into one contiguous run per thread (each streams its own
+ * range of weight panels; a thread done with its run takes from the
+ * others'), else taken by all threads in turn from one run, the
  * micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
  * with the bias and GELU while they are in L1; the thread's next panel is
  * prefetched meanwhile.  A row of A that holds a
@@ -158,6 +159,7 @@ static void *buf_get(int which, size_t n)
 /* ---- the job ---- */
 
 #define Q8_RUNS 16   /* at most this many runs of units (threads that own one) */
+#define Q8_FEW_ROWS 48   /* at most this many rows: a run per thread */
 
 typedef struct q8_job {
 	const rt_q8_ukernel *uk;
@@ -507,14 +509,19 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	double work = (double)M * (double)N * (double)K;
 	int nt = work >= 5e5 ? rt_pool_size(pool) : 1;
 	int64_t units = (M + mc - 1) / mc * j.np;
-	j.nruns = nt < Q8_RUNS ? nt : Q8_RUNS;
+	/* one run per thread at few rows (LXMERT's 20 and 36), where the
+	 * weights' stream is the cost; more rows: one run that all threads
+	 * take from in turn (the A/B on BERT-base b8 did not favour runs
+	 * there, on a loaded machine) */
+	nt = nt < Q8_RUNS ? nt : Q8_RUNS;
+	j.nruns = M <= Q8_FEW_ROWS ? nt : 1;
 	j.nruns = units < j.nruns ? (int)units : j.nruns;
 	for (int r = 0; r < j.nruns; r++) {
 		j.run[r].next = units * r / j.nruns;
 		j.run[r].end = units * (r + 1) / j.nruns;
 	}
-	if (j.nruns > 1)
-		rt_parallel_for(pool, j.nruns, q8_work, &j);
+	if (nt > 1 && units > 1)
+		rt_parallel_for(pool, units < nt ? units : nt, q8_work, &j);
 	else
 		q8_work(&j, 0, 1);
 	return __atomic_load_n(&j.wbad, __ATOMIC_RELAXED) ? -3 : 0;
