@@ -51,6 +51,11 @@
 /* rt_qgemm's flags */
 #define RT_Q8_PER_TENSOR 1   /* A quantized with one scale (DynamicQuantizeLinear) */
 #define RT_Q8_W7 2           /* every |Wq| <= RT_Q8_W7MAX (the 7-bit kernels may run) */
+/* with RT_Q8_W7: W is a model's own constant, which the compiler quantized
+ * to 7 bits or found within them (KlnGemmQ's wbits 7; the weights blob is
+ * checked against the compiler's hash at load): the 7-bit kernels skip
+ * their check of every panel */
+#define RT_Q8_W7_KNOWN 4
 
 static inline int64_t rt_q8_panels(int64_t N) { return (N + RT_Q8_NR - 1) / RT_Q8_NR; }
 static inline int64_t rt_q8_quads(int64_t K) { return (K + 3) / 4; }
@@ -123,7 +128,8 @@ static inline void rt_q8_pack(const int8_t *Wq, int64_t K, int64_t N, int8_t *ds
  * NULL.  Work is split over pool's threads (pool may be NULL).  flags:
  * RT_Q8_PER_TENSOR: A quantized with one scale and zero point for all its
  * rows, computed as ONNX's DynamicQuantizeLinear does (x / scale, min and
- * max including 0); RT_Q8_W7: the weights are 7-bit (|Wq| <= RT_Q8_W7MAX).
+ * max including 0); RT_Q8_W7: the weights are 7-bit (|Wq| <= RT_Q8_W7MAX),
+ * checked panel by panel unless RT_Q8_W7_KNOWN.
  * Returns -1 (and computes nothing) when K > RT_Q8_KMAX or memory runs out,
  * -2 when per tensor and A holds a NaN or an infinity, -3 when RT_Q8_W7
  * and a 7-bit kernel found a weight outside the 7-bit range (C is then
@@ -148,6 +154,10 @@ int rt_qgemm_use(const char *name);
  * kernel's MR rows: a[r] points at row r (u8, or i16 for "avx2"), wp at
  * the panel. */
 typedef void (*rt_q8_kern)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc);
+/* the same, also prefetching to L2 the 16 kq bytes from pf (a line every 4
+ * quads, spread over the loop: a quarter of the next panel a call) */
+typedef void (*rt_q8_kern_pf)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
+                              const int8_t *pf);
 
 typedef struct rt_q8_ukernel {
 	const char *name;
@@ -163,6 +173,8 @@ typedef struct rt_q8_ukernel {
 	 * rows of a chunk; on the same A and W as fn, the same sums) */
 	rt_q8_kern tail;
 	int tail_mr;
+	/* NULL, or fn and tail that prefetch as they go (rt_q8_kern_pf) */
+	rt_q8_kern_pf fn_pf, tail_pf;
 } rt_q8_ukernel;
 
 /* 1 if every one of the n values of w is within [-RT_Q8_W7MAX, RT_Q8_W7MAX] */

@@ -6,6 +6,8 @@
  *               the 64-byte W quad), one accumulator per row
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
  *   avx2-w7     6 x 16 (the last rows of a chunk 4 x 16: "avx2-w7x4"),
+ *               each also in a form that prefetches a range (the next
+ *               panel, at few rows) a line every 4 quads as it goes,
  *               7-bit weights only: the u8 A quad broadcast x each 32 bytes
  *               of W (8 columns x 4 k) by vpmaddubsw (i16 pair sums, at
  *               most 2 x 255 x 64 = 32640: no saturation), summed to i32 by
@@ -203,7 +205,7 @@ static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int
 	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
 }
 
-const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0, NULL, 0};
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0, NULL, 0, NULL, NULL};
 
 /* ---- AVX-VNNI ---- */
 
@@ -241,7 +243,7 @@ static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_
 	_mm256_storeu_si256(o + 7, c31);
 }
 
-const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, NULL, 0};
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, NULL, 0, NULL, NULL};
 
 /* ---- AVX2 on 7-bit weights: u8 x s8 -> i16 pairs (vpmaddubsw) ---- */
 
@@ -252,7 +254,8 @@ const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, 
  * by one offset (fewer scalar instructions beside the 48 vector ones),
  * then the odd quad. */
 __attribute__((target("avx2")))
-static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+static void k_avx2_w7_pf(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
+                         const int8_t *pf)
 {
 	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
 	static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -277,6 +280,7 @@ static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_
 		"vpxor %%ymm6, %%ymm6, %%ymm6\n\tvpxor %%ymm7, %%ymm7, %%ymm7\n\t"
 		"test %[n2], %[n2]\n\tjz 2f\n\t"
 		"1:\n\t"
+		"prefetcht1 (%[pf], %[o], 4)\n\t"
 		QUAD(0, 0) QUAD(4, 64)
 		"add $8, %[o]\n\tsub $-128, %[w]\n\t"
 		"dec %[n2]\n\tjnz 1b\n\t"
@@ -291,11 +295,16 @@ static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_
 		"vzeroupper\n\t"
 		: [o] "+r"(o), [w] "+r"(wp), [n2] "+r"(n2)
 		: [a0] "r"(r0), [a1] "r"(r1), [a2] "r"(r2), [a3] "r"(r3), [odd] "r"(odd),
-		  [acc] "r"(acc), [ones] "r"(ones)
+		  [acc] "r"(acc), [ones] "r"(ones), [pf] "r"(pf)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
 		  "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
 #undef QUAD
 #undef ROW
+}
+
+static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	k_avx2_w7_pf(kq, a, wp, acc, wp);
 }
 
 /* 6 rows x 16 columns: all 16 ymm registers.  ymm0-11: row r's columns
@@ -305,7 +314,8 @@ static void k_avx2_w7(int64_t kq, const void *const *a, const int8_t *wp, int32_
  * per quad 6 broadcasts serve 36 multiply / add instructions (the 4-row
  * kernel: 6 loads and broadcasts for 24).  One quad a step. */
 __attribute__((target("avx2")))
-static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+static void k_avx2_w7_6_pf(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
+                           const int8_t *pf)
 {
 	static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 	int64_t o = 0;
@@ -327,6 +337,7 @@ static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int3
 		"vpxor %%ymm10, %%ymm10, %%ymm10\n\tvpxor %%ymm11, %%ymm11, %%ymm11\n\t"
 		"test %[n], %[n]\n\tjz 2f\n\t"
 		"1:\n\t"
+		"prefetcht1 (%[pf], %[o], 4)\n\t"
 		ROW(a0, 0, 1) ROW(a1, 2, 3) ROW(a2, 4, 5) ROW(a3, 6, 7) ROW(a4, 8, 9) ROW(a5, 10, 11)
 		"add $4, %[o]\n\tadd $64, %[w]\n\t"
 		"dec %[n]\n\tjnz 1b\n\t"
@@ -340,17 +351,24 @@ static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int3
 		"vzeroupper\n\t"
 		: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(kq)
 		: [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]),
-		  [a5] "r"(a[5]), [acc] "r"(acc), [ones] "r"(ones)
+		  [a5] "r"(a[5]), [acc] "r"(acc), [ones] "r"(ones), [pf] "r"(pf)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
 		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
 #undef ROW
 }
 
+static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+{
+	k_avx2_w7_6_pf(kq, a, wp, acc, wp);
+}
+
 /* the 6-row kernel, the 4-row one for the last rows of a chunk (M = 20: 6
- * + 6 + 6 + 2 rows would compute 24) */
-const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7_6, 6, 0, NULL, NULL, 1, k_avx2_w7, 4};
+ * + 6 + 6 + 2 rows would compute 24); both prefetch in their loops */
+const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7_6, 6, 0, NULL, NULL, 1, k_avx2_w7, 4,
+                                     k_avx2_w7_6_pf, k_avx2_w7_pf};
 /* the 4-row kernel alone (benchmarks, tests) */
-const rt_q8_ukernel rt_q8_avx2_w7x4 = {"avx2-w7x4", k_avx2_w7, 4, 0, NULL, NULL, 1, NULL, 0};
+const rt_q8_ukernel rt_q8_avx2_w7x4 = {"avx2-w7x4", k_avx2_w7, 4, 0, NULL, NULL, 1, NULL, 0,
+                                       k_avx2_w7_pf, NULL};
 
 /* the 7-bit check of a panel: max |w| over 32 bytes at a time */
 __attribute__((target("avx2")))
@@ -559,11 +577,11 @@ static void k_avx2_narrow3(int64_t kq, const void *const *a, const int8_t *wp, i
 	memcpy(acc + 2 * RT_Q8_NR, t, sizeof(int32_t) * RT_Q8_NR);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2_3, 3, 1, widen_avx2, k_avx2_narrow3, 0, NULL, 0};
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2_3, 3, 1, widen_avx2, k_avx2_narrow3, 0, NULL, 0, NULL, NULL};
 /* never the best (avx2 is); tests and benchmarks select them by name: the
  * 4-row two-sweep kernel, the one that widens in its loop */
-const rt_q8_ukernel rt_q8_avx2x4 = {"avx2x4", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0, NULL, 0};
-const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0, NULL, 0};
+const rt_q8_ukernel rt_q8_avx2x4 = {"avx2x4", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0, NULL, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0, NULL, 0, NULL, NULL};
 
 #else
 #include "gemm_int8.h"

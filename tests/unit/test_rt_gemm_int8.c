@@ -22,6 +22,8 @@
  *   - 8-bit weights never reach "avx2-w7": forced, it is replaced by the
  *     exact 8-bit kernel on operands it would saturate on, and weights that
  *     lie about being 7-bit are refused (-3);
+ *   - 1 to 4 threads (the units cut into one contiguous run per thread):
+ *     every kernel the same bits as serial "c", bias and GELU included;
  *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
  *     [-64, 64] under wbits 7 is a one-line error naming the node (where
  *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
@@ -604,8 +606,93 @@ static void kernel_wbits(void **state)
 	ia[RT_IA_KlnGemmQ_wbits] = 6;
 	assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
 	assert_string_equal(ctx.err, "node 'q' (KlnGemmQ): wbits 6 is not 7 or 8");
+	/* W inside the model's weights blob is trusted (no check at run time);
+	 * a W that starts before the blob or ends past it is checked */
+	if (!strcmp(rt_qgemm_kernel(RT_Q8_W7), "avx2-w7")) {
+		int64_t wb = rt_q8_panel_bytes(K, N);
+		rt_model_desc d;
+		memset(&d, 0, sizeof d);
+		ctx.d = &d;
+		ia[RT_IA_KlnGemmQ_wbits] = 7;
+		F.weights = (const char *)p.Wp - 64, d.weights_hot_bytes = (uint64_t)wb + 63;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+		F.weights = (const char *)p.Wp + 64, d.weights_hot_bytes = (uint64_t)wb;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 1);
+		p.Wp[64 * 3 + 7] = 64;   /* 7-bit again: inside the blob, the same sums as checked */
+		F.weights = (const char *)p.Wp, d.weights_hot_bytes = (uint64_t)wb;
+		float *Y2 = malloc(sizeof(float) * (size_t)(M * N));
+		assert_non_null(Y2);
+		out.data = Y2;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+		F.weights = NULL;
+		out.data = Y;
+		assert_int_equal(rt_op_KlnGemmQ(&F, "q", in, 4, &out, 1, ia, RT_NIA_KlnGemmQ, NULL, 0), 0);
+		assert_memory_equal(Y, Y2, sizeof(float) * (size_t)(M * N));
+		free(Y2);
+		ctx.d = NULL;
+	}
 	free(Y);
 	prob_free(&p);
+}
+
+/* 1 to 4 threads: the units are cut into one contiguous run per thread
+ * (fewer when there are fewer units: one panel, or one row chunk of one
+ * panel), and a thread whose run is done takes from the others'.  On
+ * shapes with one panel, one row chunk, several chunks, the LXMERT and
+ * BERT-base ones, with the bias and the erf GELU: every kernel on every
+ * pool the same bits as serial "c" (whose sums are checked exactly, and
+ * whose epilogue against the f64 GELU), the canaries around C kept. */
+static void threads_1_to_4(void **state)
+{
+	(void)state;
+	static const int64_t shapes[][3] = {
+		{40, 16, 1000},    /* one panel: a single unit, one run */
+		{700, 16, 768},    /* one panel, two row chunks: two units */
+		{20, 48, 768},     /* LXMERT's tokens: 3 panels, runs of 1 at 3 threads */
+		{36, 80, 3072},    /* its regions at FFN2's K: 5 panels */
+		{128, 96, 768},    /* BERT-base b1, a slice of N */
+		{700, 40, 768},    /* two chunks of 3 panels: runs cross a chunk */
+		{1, 2304, 768},    /* one row, the QKV width */
+	};
+	struct rt_pool *pools[5] = {NULL};
+	for (int t = 2; t <= 4; t++) {
+		pools[t] = rt_pool_create(t);
+		assert_non_null(pools[t]);
+	}
+	for (int w = 0; w < 2; w++) {
+		wbits = w ? 7 : 8;
+		for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+			prob p = make_exact(shapes[s][0], shapes[s][1], shapes[s][2]);
+			rt_gemm_epi epi = {p.bias, 1};
+			assert_int_equal(rt_qgemm_use("c"), 0);
+			float *C0 = run(&p, NULL, &epi);
+			for (int64_t m = 0; m < p.M; m++)
+				for (int64_t n = 0; n < p.N; n++) {
+					double ab, r = gelu_ref(ref_at(&p, m, n, &ab) + p.bias[n], 1);
+					assert_true(fabs(C0[m * p.ldc + n] - r) <= 1e-6 * ab + 2e-6 * (1 + fabs(r)));
+				}
+			for (int k = 0; k < NK; k++) {
+				if (!usable(kernels[k]))
+					continue;
+				for (int t = 1; t <= 4; t++) {
+					float *C = run(&p, t > 1 ? pools[t] : NULL, &epi);
+					if (memcmp(C, C0, sizeof(float) * (size_t)(p.M * p.ldc))) {
+						printf("kernel %s, %d threads, %d-bit: differs from serial c at M %lld "
+						       "N %lld K %lld\n", kernels[k], t, wbits, (long long)p.M,
+						       (long long)p.N, (long long)p.K);
+						fail();
+					}
+					free(C);
+				}
+			}
+			rt_qgemm_use(NULL);
+			free(C0);
+			prob_free(&p);
+		}
+	}
+	wbits = 8;
+	for (int t = 2; t <= 4; t++)
+		rt_pool_free(pools[t]);
 }
 
 static int setup(void **state)
@@ -643,6 +730,7 @@ int main(void)
 		cmocka_unit_test(w7_extremes),
 		cmocka_unit_test(w8_never_w7),
 		cmocka_unit_test(kernel_wbits),
+		cmocka_unit_test(threads_1_to_4),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
