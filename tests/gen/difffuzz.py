@@ -1089,7 +1089,8 @@ def ort_usable(d):
     return ok
 
 
-def main():
+def fuzz_args(modes, modes_help, only_help, batch):
+    """The options difffuzz and fusefuzz share."""
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
     ap.add_argument("--kiln", required=True)
@@ -1097,15 +1098,20 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=0, help="stop starting batches after this long")
-    ap.add_argument("--modes", default="O0,O2,baked")
-    ap.add_argument("--only", default="", help="comma-separated op families")
+    ap.add_argument("--modes", default=modes, help=modes_help)
+    ap.add_argument("--only", default="", help=only_help)
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--ort-modules", default=os.environ.get("KILN_ORT_NODE_MODULES") or
                     os.path.join(here, "..", "..", "bench", "node_modules"),
                     help="the node_modules folder holding onnxruntime-node")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--timeout", type=int, default=120)
-    ap.add_argument("--batch", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=batch)
+    return ap
+
+
+def main():
+    ap = fuzz_args("O0,O2,baked", None, "comma-separated op families", 40)
     ap.add_argument("--known", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "difffuzz_known.txt"))
     a = ap.parse_args()
     modes = [m for m in a.modes.split(",") if m]

@@ -46,7 +46,6 @@ bias, ...) are near misses: compared, not counted as "to fuse".
 Tolerances: an all-masked row under an added -1e4 keeps scores rounded to
 ulp(1e4) (atol 5e-4); a LayerNorm of inputs far from 0 loses eps*mean.
 """
-import argparse
 import json
 import math
 import os
@@ -61,7 +60,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from case_io import write_inputs  # noqa: E402
-from difffuzz import load_pb, ort_run, ort_usable, sh  # noqa: E402
+from difffuzz import fuzz_args, load_pb, ort_run, ort_usable, sh  # noqa: E402
 
 F32 = np.float32
 F32_MIN = float(np.finfo(np.float32).min)
@@ -680,21 +679,7 @@ def second_sizes(g):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("outdir")
-    ap.add_argument("--kiln", required=True)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--first", type=int, default=0)
-    ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--seconds", type=float, default=0, help="stop starting batches after this long")
-    ap.add_argument("--modes", default="O0,O2,rp", help="rp: -O2 --remove-padding (right-padded masks)")
-    ap.add_argument("--only", default="", help="comma-separated forms")
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--ort-modules", default=os.environ.get("KILN_ORT_NODE_MODULES") or
-                    os.path.join(here, "..", "..", "bench", "node_modules"))
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--timeout", type=int, default=120)
-    ap.add_argument("--batch", type=int, default=20)
+    ap = fuzz_args("O0,O2,rp", "rp: -O2 --remove-padding (right-padded masks)", "comma-separated forms", 20)
     ap.add_argument("--verbose", action="store_true", help="one line per case")
     a = ap.parse_args()
     modes = [m for m in a.modes.split(",") if m]

@@ -17,11 +17,7 @@ set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
 OUT=$BUILD/fusefuzz
 need_onnx fusefuzz
-ORT_MODULES=${KILN_ORT_NODE_MODULES:-$SRC/bench/node_modules}
-if [ ! -d "$ORT_MODULES/onnxruntime-node" ] || ! command -v node >/dev/null; then
-	echo "fusefuzz: no onnxruntime-node in $ORT_MODULES (or no node): skipped"
-	exit 77
-fi
+need_ort fusefuzz "$SRC"
 . "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 
 count=${KILN_FUSEFUZZ_COUNT:-40}

@@ -43,6 +43,16 @@ need_onnx() {
 		{ echo "$1: python3-onnx or numpy missing: skipped"; exit 77; }
 }
 
+# need_ort NAME SRC: sets ORT_MODULES (KILN_ORT_NODE_MODULES, else
+# SRC/bench/node_modules); skips the suite without onnxruntime-node or node
+need_ort() {
+	ORT_MODULES=${KILN_ORT_NODE_MODULES:-$2/bench/node_modules}
+	if [ ! -d "$ORT_MODULES/onnxruntime-node" ] || ! command -v node >/dev/null; then
+		echo "$1: no onnxruntime-node in $ORT_MODULES (or no node): skipped"
+		exit 77
+	fi
+}
+
 need_shared() {
 	[ -d "$2/../shared" ] || { echo "$1: $2/../shared absent, skipping"; exit 77; }
 	MODELS=$2/../shared/models
