@@ -1042,24 +1042,30 @@ def kiln_mode(kiln, d, mode, work, timeout):
         return "refused", err
     if rc != 0:
         return "compile_" + ("crash" if rc != 1 else "message"), "exit %s: %s" % (rc, err[-300:])
+    meta = json.load(open(os.path.join(d, "meta.json")))
     sets = sorted(n for n in os.listdir(src) if n.startswith("test_data_set_"))
+    return run_sets(kiln, so, src, sets, work, timeout, lambda ref, got: compare(ref, got, meta["tol"]))
+
+
+def run_sets(kiln, so, src, sets, work, timeout, check):
+    """Runs the compiled so on the data sets of case folder src, checking
+    each output against the set's output_K.pb with check(ref, got) (None:
+    matches, else why not): (status, detail), status ok or a finding."""
+    od = os.path.join(work, "out")
     for s in sets:
         sd = os.path.join(src, s)
-        od = os.path.join(work, "out")
         shutil.rmtree(od, ignore_errors=True)
         rc, _, err = sh([kiln, "run", so, "--inputs", sd, "--outputs", od, "--threads=1"], timeout)
         err = err.strip()
         if rc != 0:
             kind = "run_failed" if rc == 1 and "\n" not in err else "run_crash"
             return kind, "%s: exit %s: %s" % (s, rc, err[-300:])
-        meta = json.load(open(os.path.join(d, "meta.json")))
         k = 0
         while os.path.exists(os.path.join(sd, "output_%d.pb" % k)):
-            ref = load_pb(os.path.join(sd, "output_%d.pb" % k))
             gp = os.path.join(od, "output_%d.pb" % k)
             if not os.path.exists(gp):
                 return "mismatch", "%s: output %d missing" % (s, k)
-            why = compare(ref, load_pb(gp), meta["tol"])
+            why = check(load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp))
             if why:
                 return "mismatch", "%s output %d: %s" % (s, k, why)
             k += 1

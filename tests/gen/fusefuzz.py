@@ -60,7 +60,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from case_io import write_inputs  # noqa: E402
-from difffuzz import fuzz_args, load_pb, ort_run, ort_usable, sh  # noqa: E402
+from difffuzz import fuzz_args, ort_run, ort_usable, run_sets, sh  # noqa: E402
 
 F32 = np.float32
 F32_MIN = float(np.finfo(np.float32).min)
@@ -628,29 +628,13 @@ def kiln_case(kiln, d, mode, work, timeout, tol, rp_mask=None):
         fus = json.loads(out.strip().splitlines()[-1]).get("fusions", {})
     # (rp: set 0 only, whose mask is the right-padded one)
     sets = ["test_data_set_0"] if mode == "rp" else sorted(n for n in os.listdir(d) if n.startswith("test_data_set_"))
-    for sn in sets:
-        sd = os.path.join(d, sn)
-        od = os.path.join(work, "out")
-        shutil.rmtree(od, ignore_errors=True)
-        rc, _, err = sh([kiln, "run", so, "--inputs", sd, "--outputs", od, "--threads=1"], timeout)
-        err = err.strip()
-        if rc != 0:
-            return ("run_failed" if rc == 1 and "\n" not in err else "run_crash"), "%s: exit %s: %s" % (
-                sn, rc, err[-300:]), fus
-        k = 0
-        while os.path.exists(os.path.join(sd, "output_%d.pb" % k)):
-            gp = os.path.join(od, "output_%d.pb" % k)
-            if not os.path.exists(gp):
-                return "mismatch", "%s output %d missing" % (sn, k), fus
-            ref, got = load_pb(os.path.join(sd, "output_%d.pb" % k)), load_pb(gp)
-            if mode == "rp" and ref[0].shape[:2] == rp_mask.shape and got[0].shape == ref[0].shape:
-                keep = rp_mask.astype(bool).reshape(rp_mask.shape + (1,) * (ref[0].ndim - 2))
-                got = (np.where(keep, got[0], ref[0]), got[1])
-            why = compare(ref, got, tol)
-            if why:
-                return "mismatch", "%s output %d: %s" % (sn, k, why), fus
-            k += 1
-    return "ok", "", fus
+
+    def check(ref, got):
+        if mode == "rp" and ref[0].shape[:2] == rp_mask.shape and got[0].shape == ref[0].shape:
+            keep = rp_mask.astype(bool).reshape(rp_mask.shape + (1,) * (ref[0].ndim - 2))
+            got = (np.where(keep, got[0], ref[0]), got[1])
+        return compare(ref, got, tol)
+    return run_sets(kiln, so, d, sets, work, timeout, check) + (fus,)
 
 
 def second_sizes(g):
