@@ -9,6 +9,12 @@
  *                Reshape skipped), and
  *                LayerNormalization(x, gamma, beta?) over the last axis
  *                -> KlnLayerNorm(x, gamma, beta) {epsilon}
+ *                and the decomposed form without beta (root: the Mul by
+ *                gamma, when no Add of a bias vector follows it; the
+ *                width static) -> KlnLayerNorm(x, gamma, zeros) (exact:
+ *                y + 0 is y).  Without beta the decomposed Div would
+ *                otherwise be an RMSNorm of x - mean (rmsnorm's unweighted
+ *                form), so this row runs before rmsnorm.
  *   rmsnorm:     x * 1/sqrt(mean(x^2) + eps) * w over the last axis: the square
  *                as Pow(x, 2) or x * x, the inverse as Reciprocal(Sqrt),
  *                Div(1, Sqrt), Pow(.., -0.5), or x / Sqrt(..); w an f32 vector
@@ -169,14 +175,13 @@ static bool ln_squares(const Graph *g, NodeId var, ValId d, Match *m)
 	return true;
 }
 
-static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
+/* Mul node mul is normalized(x) * gamma of the decomposed form (the match
+ * so far in m): *x, *gamma, *eps, the nodes into m; else the reason. */
+static bool ln_scaled(const Graph *g, NodeId mul, Match *m, ValId *xp, ValId *gammap, double *epsp)
 {
-	NodeId mul, sub = -1, mean, sqrt_ = -1, addeps, var;
-	ValId beta, gamma, x;
+	NodeId sub = -1, mean, sqrt_ = -1, addeps, var;
+	ValId gamma, x;
 	double eps;
-	m_add(m, root);
-	if (!m_split(g, root, OP_Mul, m, &mul, &beta))
-		return m_fail(g, m, root, "neither operand is a Mul (normalized * gamma)");
 	m_add(m, mul);
 	if (!ln_normalized(g, mul, m, &gamma, &sub, &sqrt_))
 		return false;
@@ -198,7 +203,23 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 	if (!last_axis_mean(g, var, m_unwrap(g, IR_NODE(g, var)->in[0], NULL), m))
 		return false;
 	if (IR_VAL(g, x)->dtype != DT_F32)
-		return m_fail(g, m, root, "x is %s, KlnLayerNorm runs on f32", ir_dtype_name(IR_VAL(g, x)->dtype));
+		return m_fail(g, m, mul, "x is %s, KlnLayerNorm runs on f32", ir_dtype_name(IR_VAL(g, x)->dtype));
+	*xp = x;
+	*gammap = gamma;
+	*epsp = eps;
+	return true;
+}
+
+static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
+{
+	NodeId mul;
+	ValId beta, gamma, x;
+	double eps;
+	m_add(m, root);
+	if (!m_split(g, root, OP_Mul, m, &mul, &beta))
+		return m_fail(g, m, root, "neither operand is a Mul (normalized * gamma)");
+	if (!ln_scaled(g, mul, m, &x, &gamma, &eps))
+		return false;
 	if (!hidden_vec(g, gamma, x) || !hidden_vec(g, beta, x))
 		return m_fail(g, m, root, "gamma '%s' and beta '%s' must be f32 vectors of x's last dim",
 		              IR_VAL(g, gamma)->name, IR_VAL(g, beta)->name);
@@ -209,6 +230,49 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
 	lm->gamma = gamma;
 	lm->beta = beta;
 	lm->y = IR_NODE(g, root)->out[0];
+	lm->eps = eps;
+	return true;
+}
+
+/* The single user of v if it is an Add of v and an f32 vector of v's last
+ * dim (a LayerNorm's beta: the decomposed pattern takes that Add), else -1. */
+static NodeId beta_user(const Graph *g, ValId v)
+{
+	if (m_nuses(g, v) != 1 || m_is_output(g, v))
+		return -1;
+	NodeId u = IR_VAL(g, v)->uses[0].node;
+	const Node *un = IR_NODE(g, u);
+	if (un->op != OP_Add || un->nin != 2)
+		return -1;
+	ValId other = un->in[0] == v ? un->in[1] : un->in[0];
+	return hidden_vec(g, other, v) ? u : -1;
+}
+
+/* The decomposed form without beta: root = normalized(x) * gamma, its
+ * result not added to a bias vector (the pattern's Add root takes that;
+ * it runs first, this is for what it left) -> KlnLayerNorm with zero beta. */
+static bool match_ln_nobias(const Graph *g, NodeId root, Match *m)
+{
+	ValId gamma, x, y = IR_NODE(g, root)->out[0];
+	double eps;
+	NodeId add = beta_user(g, y);
+	if (add >= 0)
+		return m_fail(g, m, add, "the bias Add after it is the LayerNorm's root");
+	if (!ln_scaled(g, root, m, &x, &gamma, &eps))
+		return false;
+	if (!hidden_vec(g, gamma, x))
+		return m_fail(g, m, root, "gamma '%s' must be an f32 vector of x's last dim",
+		              IR_VAL(g, gamma)->name);
+	/* the rewrite makes a zero bias: it needs a static width */
+	if (!ir_dim_is_const(g, IR_VAL(g, gamma)->dims[0], NULL))
+		return m_fail(g, m, root, "no bias and the width is not static");
+	if (!m_closed(g, m, y))
+		return m_fail(g, m, root, "a value inside the LayerNorm is used outside it");
+	LnMatch *lm = M_AS(LnMatch, m);
+	lm->x = x;
+	lm->gamma = gamma;
+	lm->beta = -1;
+	lm->y = y;
 	lm->eps = eps;
 	return true;
 }
@@ -647,6 +711,8 @@ static void rewrite_skip_rms(Graph *g, const Match *m, PassCtx *pc)
 static const Pattern patterns[] = {
 	PATTERN_ROW("layernorm", OP_Add, LnMatch, match_ln_decomposed, rewrite_ln),
 	PATTERN_ROW("layernorm", OP_LayerNormalization, LnMatch, match_ln_op, rewrite_ln),
+	/* after the Add-rooted row: a Mul left over has no beta */
+	PATTERN_ROW("layernorm", OP_Mul, LnMatch, match_ln_nobias, rewrite_ln),
 	PATTERN_ROW("rmsnorm", OP_Mul, RmsMatch, match_rms_mul, rewrite_rms),
 	PATTERN_ROW("rmsnorm", OP_Div, RmsMatch, match_rms_unweighted, rewrite_rms),
 	PATTERN_ROW("skip_layernorm", OP_KlnLayerNorm, SkipMatch, match_skip, rewrite_skip),

@@ -430,6 +430,103 @@ def layernorm_nodes(nodes, inits, s, y, eps, decomposed):
               node("Add", ["ln/g_out", "beta"], [y])]
 
 
+def ln_nobias_nodes(nodes, inits, s, y, eps, opset, recip=False, scale_first=False):
+    """The decomposed LayerNorm of s without beta (no final Add): at opset 18
+    the ReduceMean axes an input, else an attribute; recip: (x - mean) *
+    Reciprocal(sqrt) instead of the Div; scale_first (a near miss): gamma
+    multiplies s before the normalisation, which has no scale after."""
+    inits += [const("two", 2.0), const("eps", eps)]
+
+    def mean(i, o):
+        if opset >= 18:
+            return node("ReduceMean", [i, "axes"], [o], keepdims=1)
+        return node("ReduceMean", [i], [o], axes=[-1], keepdims=1)
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([-1], np.int64), "axes"))
+    if scale_first:
+        nodes.append(node("Mul", [s, "gamma"], ["ln/pre_out"]))
+        s = "ln/pre_out"
+    nodes += [mean(s, "ln/mean_out"), node("Sub", [s, "ln/mean_out"], ["ln/d_out"]),
+              node("Mul", ["ln/d_out", "ln/d_out"], ["ln/sq_out"]), mean("ln/sq_out", "ln/var_out"),
+              node("Add", ["eps", "ln/var_out"], ["ln/ve_out"]), node("Sqrt", ["ln/ve_out"], ["ln/s_out"])]
+    last = y if scale_first else "ln/n_out"
+    if recip:
+        nodes += [node("Reciprocal", ["ln/s_out"], ["ln/r_out"]), node("Mul", ["ln/d_out", "ln/r_out"], [last])]
+    else:
+        nodes.append(node("Div", ["ln/d_out", "ln/s_out"], [last]))
+    if not scale_first:
+        nodes.append(node("Mul", ["gamma", "ln/n_out"], [y]))
+
+
+def ln_nobias_case(opset, recip=False, residual=False, op=False):
+    """A LayerNorm with a scale and no bias (decomposed, or op: opset-17
+    LayerNormalization without B), of x or of the residual sum x + skip."""
+    g, eps = randn(H), 1e-5
+    inits, nodes = [const("gamma", g)], []
+    s = "x"
+    if residual:
+        nodes.append(node("Add", ["x", "skip"], ["s"]))
+        s = "s"
+    if op:
+        nodes.append(node("LayerNormalization", [s, "gamma"], ["y"], axis=-1, epsilon=eps))
+    else:
+        ln_nobias_nodes(nodes, inits, s, "y", eps, opset, recip)
+    x, skip = randn(B, S, H), randn(B, S, H)
+    x[0, 1] = 0     # a row all zero: 0 / sqrt(eps), exactly 0
+    xs = x.astype(np.float64) + (skip if residual else 0)
+    ins = ("x", "skip") if residual else ("x",)
+    feeds = {"x": x, "skip": skip} if residual else {"x": x}
+    fused = "KlnSkipLayerNorm" if residual else "KlnLayerNorm"
+    expect = ["has " + fused, "lacks ReduceMean", "lacks Add", "lacks LayerNormalization", "lacks KlnRMSNorm"]
+    return model(nodes, inits, inputs=ins, opset=opset), feeds, [ln(xs, g, 0, eps)], expect
+
+
+@case
+def ln_nobias_torchscript():
+    """A decomposed LayerNorm with no bias (opset 14, Div): fuses with a zero bias."""
+    return ln_nobias_case(14)
+
+
+@case
+def ln_nobias_dynamo_recip():
+    """The same at opset 18 (ReduceMean axes an input), the inverse a Reciprocal."""
+    return ln_nobias_case(18, recip=True)
+
+
+@case
+def ln_nobias_old_opset():
+    """The same at opset 11 (ReduceMean axes an attribute)."""
+    return ln_nobias_case(11)
+
+
+@case
+def skip_ln_nobias():
+    """The residual sum then a decomposed LayerNorm without bias: one KlnSkipLayerNorm."""
+    return ln_nobias_case(14, residual=True)
+
+
+@case
+def skip_ln_nobias_op():
+    """The residual sum then LayerNormalization without B: one KlnSkipLayerNorm."""
+    return ln_nobias_case(17, residual=True, op=True)
+
+
+@case
+def explain_ln_scale_first():
+    """Near miss: gamma multiplies x before a scale-less normalisation
+    (LN(x * gamma), not LN(x) * gamma): no KlnLayerNorm, and
+    --explain=layernorm says the bias Add's operand is not a Mul."""
+    g, b, eps = randn(H), randn(H), 1e-5
+    inits, nodes = [const("gamma", g), const("beta", b)], []
+    ln_nobias_nodes(nodes, inits, "x", "ln/z_out", eps, 14, scale_first=True)
+    nodes.append(node("Add", ["ln/z_out", "beta"], ["y"]))
+    x = randn(B, S, H)
+    ref = ln(x.astype(np.float64) * g, 1, b, eps)
+    explain = ["layernorm", "explain layernorm: Add 'y': not fused: at Add 'y':",
+               "neither operand is a Mul (normalized * gamma)"]
+    return model(nodes, inits, opset=14), {"x": x}, [ref], ["has ReduceMean", "lacks KlnLayerNorm"], explain
+
+
 def skip_bias_case(order, decomposed=False, opset=OPSET, sum_out=False):
     """LayerNorm of x + skip + bias, the Adds as `order` says: "xs_b"
     (x + skip) + bias, "b_sx" bias + (skip + x), "xb_s" (x + bias) + skip;
