@@ -4,12 +4,18 @@
  *   bias_gelu: KlnGelu(Add(MatMul(A, W), b)) -> KlnGemm(A, W, b)
  *              {act = 1 + approximate: 1 erf, 2 tanh, 3 QuickGELU}
  *   gemm:      Add(MatMul(A, W), b)          -> KlnGemm(A, W, b) {act = 0}
- * with A f32 of rank >= 2, W f32 [K, N], b f32 [N] (Add operands in either
- * order), the MatMul (and Add) used only there; then, over what is left,
+ * with A f32 of rank >= 2, W f32 [K, N], b an f32 row bias (Add operands in
+ * either order), the MatMul (and Add) used only there; then, over what is
+ * left,
  *   gemm_nobias: MatMul(A, W), W a constant -> KlnGemm(A, W) {act = 0}
  *   gemm_onnx:   Gemm(A, B, C?) {alpha 1, beta 1 (or no C), transA 0}, B a
  *                constant [K, N] (or [N, K] with transB 1: transposed at
- *                compile time), C absent or [N] -> KlnGemm(A, W, C?)
+ *                compile time), C absent or a row bias -> KlnGemm(A, W, C?)
+ * A row bias adds one row to every row of the product: [N], or [1, .., 1, N]
+ * of no higher rank than the product (a constant, copied to an [N]
+ * constant, or an Unsqueeze/Reshape of an [N] value, which is taken).  A
+ * bias that differs along the rows ([M, N], [B, 1, N] with B > 1) is none:
+ * the Add stays (gemm_nobias takes the MatMul).
  * (projections without a bias: W packed at compile time like the others,
  * and fuse-qkv can pack them).
  *
@@ -26,6 +32,7 @@ typedef struct GemmMatch {
 	ValId a;        /* the MatMul's A, f32 of rank >= 2 */
 	ValId w;        /* its W, f32 [K, N] */
 	ValId bias;     /* f32 [N]; unused by gemm_nobias */
+	bool copy;      /* bias is a constant [1, .., N]: the rewrite makes it [N] */
 	ValId y;        /* the result, taken over by the KlnGemm */
 	int act;        /* KlnGemm act: 0 none, 1 erf GELU, 2 tanh GELU, 3 QuickGELU */
 } GemmMatch;
@@ -35,10 +42,56 @@ typedef struct GemmOnnxMatch {
 	Match m;
 	ValId a;        /* A, an f32 matrix */
 	ValId b;        /* B, a constant f32 matrix */
-	ValId c;        /* C, an f32 vector of the output's columns; -1: none */
+	ValId c;        /* C, an f32 row bias of the output's columns; -1: none */
+	bool copy;      /* c is a constant [1, N]: the rewrite makes it [N] */
 	ValId y;        /* the result, taken over by the KlnGemm */
 	bool trans_b;   /* B is [N, K]: transposed at compile time */
 } GemmOnnxMatch;
+
+/* b (f32) is a row bias of the [.., N] product of rank `rank` (N the DimId
+ * n): *vec the [N] value to use, *copy when b is a constant [1, .., 1, N]
+ * whose data the rewrite copies to an [N] constant (*vec then b).  Else
+ * the reason. */
+static bool row_bias(const Graph *g, ValId b, DimId n, int rank, NodeId at, Match *m, ValId *vec,
+                     bool *copy)
+{
+	const Value *B = IR_VAL(g, b);
+	*vec = b;
+	*copy = false;
+	if (B->dtype != DT_F32 || B->rank < 1 || B->rank > rank || B->dims[B->rank - 1] != n)
+		return m_fail(g, m, at, "the bias '%s' is not a vector of W's columns", B->name);
+	for (int k = 0; k < B->rank - 1; k++)
+		if (!m_dim_is(g, B->dims[k], 1))
+			return m_fail(g, m, at, "the bias '%s' differs along dim %d (not one row for all rows)",
+			              B->name, k);
+	if (B->rank == 1)
+		return true;
+	if (m_is_const(g, b)) {
+		*copy = true;
+		return true;
+	}
+	/* [N] unsqueezed (or reshaped) to [1, .., N]: the [N] itself */
+	NodeId u = m_def(g, b, OP_Unsqueeze);
+	if (u < 0)
+		u = m_def(g, b, OP_Reshape);
+	if (u >= 0) {
+		ValId v = IR_NODE(g, u)->in[0];
+		if (IR_VAL(g, v)->rank == 1 && IR_VAL(g, v)->dims[0] == n && IR_VAL(g, v)->dtype == DT_F32) {
+			*vec = v;
+			return true;
+		}
+	}
+	return m_fail(g, m, at, "the bias '%s' [1, .., N] is neither a constant nor an [N] unsqueezed", B->name);
+}
+
+/* The [N] constant of a constant row bias b [1, .., 1, N]. */
+static ValId bias_vector(Graph *g, ValId b)
+{
+	const Value *B = IR_VAL(g, b);
+	int64_t n = 0;
+	ir_dim_is_const(g, B->dims[B->rank - 1], &n);
+	return rw_const(g, "gemm_bias", DT_F32, 1, &n, B->data, (size_t)n * sizeof(float));
+}
 
 /* Add node `add` is MatMul(A, W) + b as described above (either order). */
 static bool match_bias_add(const Graph *g, NodeId add, Match *m)
@@ -67,10 +120,10 @@ static bool match_bias_add(const Graph *g, NodeId add, Match *m)
 			       A->rank, W->rank);
 			continue;
 		}
-		if (B->rank != 1 || B->dims[0] != W->dims[1]) {
-			m_fail(g, m, add, "the bias '%s' is not a vector of W's columns", IR_VAL(g, b)->name);
+		ValId vec;
+		bool copy;
+		if (!row_bias(g, b, W->dims[1], IR_VAL(g, a->in[k])->rank, add, m, &vec, &copy))
 			continue;
-		}
 		if (!m_same_shape(g, a->in[k], a->out[0])) {
 			m_fail(g, m, add, "the Add broadcasts the product to another shape");
 			continue;
@@ -80,7 +133,8 @@ static bool match_bias_add(const Graph *g, NodeId add, Match *m)
 		GemmMatch *gm = M_AS(GemmMatch, m);
 		gm->a = mn->in[0];
 		gm->w = mn->in[1];
-		gm->bias = b;
+		gm->bias = vec;
+		gm->copy = copy;
 		return true;
 	}
 	return m_fail(g, m, add, "neither operand is a MatMul");
@@ -121,7 +175,7 @@ static void rewrite_gemm(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
 	const GemmMatch *gm = M_AS_CONST(GemmMatch, m);
-	ValId in[3] = {gm->a, gm->w, gm->bias};
+	ValId in[3] = {gm->a, gm->w, gm->copy ? bias_vector(g, gm->bias) : gm->bias};
 	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, 3, in, gm->y);
 	ir_attr_set_int(g, n, "act", gm->act);
 	rw_erase_match(g, m);
@@ -177,13 +231,10 @@ static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 	if (!m_is_const(g, n->in[1]))
 		return m_fail(g, m, root, "B '%s' is not a constant with data", B->name);
 	int tb = (int)ir_attr_int(g, root, "transB", 0);
-	if (c >= 0) {
-		const Value *C = IR_VAL(g, c);
-		if (C->dtype != DT_F32 || C->rank != 1 || C->dims[0] != B->dims[tb ? 0 : 1])
-			return m_fail(g, m, root, "C '%s' is not an f32 vector of the output's columns", C->name);
-	}
-	m_add(m, root);
 	GemmOnnxMatch *om = M_AS(GemmOnnxMatch, m);
+	if (c >= 0 && !row_bias(g, c, B->dims[tb ? 0 : 1], 2, root, m, &c, &om->copy))
+		return false;
+	m_add(m, root);
 	om->a = n->in[0];
 	om->b = n->in[1];
 	om->c = c;
@@ -196,7 +247,7 @@ static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
 {
 	(void)pc;
 	const GemmOnnxMatch *om = M_AS_CONST(GemmOnnxMatch, m);
-	ValId in[3] = {om->a, om->b, om->c};
+	ValId in[3] = {om->a, om->b, om->c >= 0 && om->copy ? bias_vector(g, om->c) : om->c};
 	if (om->trans_b) {
 		/* W = B^T, a new constant (B [N, K] -> W [K, N]) */
 		const Value *B = IR_VAL(g, om->b);

@@ -605,6 +605,94 @@ def explain_skip_ln_bias_partial_used():
             ["has KlnLayerNorm", "lacks KlnSkipLayerNorm"], explain)
 
 
+# ---- MatMul/Gemm + a row bias of shape [1, N], [1, 1, N] or an [N]
+# unsqueezed (fuse-gemm: one KlnGemm with the bias), and biases that differ
+# along the rows (the Add stays, gemm_nobias takes the MatMul).
+
+def gemm_bias_case(shape, unsqueeze=False, rank=3):
+    """x [B, S, H] (rank 3) or [S, H] (rank 2) @ W + bias of `shape`; unsqueeze:
+    the bias a graph input [H] unsqueezed to [1, H] (not a constant)."""
+    w, b = randn(H, H) * 0.3, randn(*shape)
+    xs = (B, S, H) if rank == 3 else (S, H)
+    inits, nodes = [const("w", w)], [node("MatMul", ["x", "w"], ["mm_out"])]
+    ins = [helper.make_tensor_value_info("x", F, list(xs))]
+    feeds = {"x": randn(*xs)}
+    if unsqueeze:
+        inits.append(numpy_helper.from_array(np.array([0], np.int64), "ax0"))
+        nodes.append(node("Unsqueeze", ["bv", "ax0"], ["bu_out"]))
+        ins.append(helper.make_tensor_value_info("bv", F, [H]))
+        feeds["bv"] = b = randn(H)
+        bias = "bu_out"
+    else:
+        inits.append(const("bias", b))
+        bias = "bias"
+    nodes.append(node("Add", [bias, "mm_out"], ["y"]))
+    ref = feeds["x"].astype(np.float64) @ w + b
+    g = helper.make_graph(nodes, "gemm", ins, [helper.make_tensor_value_info("y", F, list(xs))], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kiln-norm-forms")
+    m.ir_version = 8
+    return m, feeds, [ref]
+
+
+@case
+def gemm_bias_1n():
+    """MatMul + a constant bias [1, N]: one KlnGemm with the bias."""
+    return gemm_bias_case((1, H)) + (["has KlnGemm", "lacks Add", "lacks MatMul"],)
+
+
+@case
+def gemm_bias_11n():
+    """MatMul of a [B, S, K] input + a constant bias [1, 1, N]: one KlnGemm."""
+    return gemm_bias_case((1, 1, H)) + (["has KlnGemm", "lacks Add", "lacks MatMul"],)
+
+
+@case
+def gemm_bias_unsqueeze():
+    """MatMul + an input bias [N] unsqueezed to [1, N]: one KlnGemm of the [N]."""
+    return gemm_bias_case((H,), unsqueeze=True) + (["has KlnGemm", "lacks Add", "lacks MatMul"],)
+
+
+@case
+def gemm_bias_rows_nearmiss():
+    """Near miss: the bias [S, N] differs per row: the Add stays (the MatMul
+    a KlnGemm without bias).  (--explain=gemm runs after the pipeline, when
+    the MatMul is that KlnGemm: see explain_gemm_op_c_rows for the reason.)"""
+    return gemm_bias_case((S, H)) + (["has KlnGemm", "has Add"],)
+
+
+@case
+def gemm_bias_batch_nearmiss():
+    """Near miss: a bias [B, 1, N] with B = 2 differs per batch: the Add stays."""
+    return gemm_bias_case((B, 1, H)) + (["has KlnGemm", "has Add"],)
+
+
+def gemm_op_case(cshape, trans_b):
+    """Gemm(x [S, H], W, C of cshape) {transB}."""
+    w, c = randn(H, H) * 0.3, randn(*cshape)
+    x = randn(S, H)
+    inits = [const("w", w.T if trans_b else w), const("c", c)]
+    nodes = [node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b)]
+    g = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", F, [S, H])],
+                          [helper.make_tensor_value_info("y", F, [S, H])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kiln-norm-forms")
+    m.ir_version = 8
+    return m, {"x": x}, [x.astype(np.float64) @ w + c]
+
+
+@case
+def gemm_op_c_1n():
+    """Gemm with C [1, N] (transB 1): one KlnGemm with the bias."""
+    return gemm_op_case((1, H), 1) + (["has KlnGemm", "lacks Gemm"],)
+
+
+@case
+def explain_gemm_op_c_rows():
+    """Near miss: Gemm with C [M, N]: stays a Gemm, --explain=gemm_onnx says why."""
+    return gemm_op_case((S, H), 0) + (["has Gemm", "lacks KlnGemm"],
+                                      ["gemm_onnx", "explain gemm_onnx: Gemm 'y': not fused: at Gemm 'y':",
+                                       "the bias 'c' differs along dim 0"])
+
+
 # ---- RMSNorm in fp16 between Casts (T5 / LLaMA in half precision): the f32
 # computation becomes a KlnRMSNorm, the Casts and an f16 weight stay outside.
 
