@@ -13,6 +13,13 @@
  * Every table is an f32 [rows, H] and every Gather has axis 0; ids is the
  * [B, S] index of the output; the other indices broadcast to [B, S] (rank 1
  * [S] or rank 2).  The kernel checks every index against its table.
+ * Static positions: a static-shape export slices its position-id buffer to
+ * [1, S] with constants, and fold turns the Slice and then the position
+ * Gather into one constant term P [1, S, H] (or [S, H], or [B, S, H] with
+ * every batch slice the same, from ids arange(S) in every row).  That term
+ * is the position embedding of the default positions 0..S-1: it becomes a
+ * table [S, H] (P's first slice) indexed by arange(S) (exact: row s of the
+ * sum gets P[s]).  A constant whose batch slices differ stays a plain Add.
  * Where the sum's dims are max() of the ids' symbols and another index's
  * (inputs of a dynamo export, each with symbols of its own), the fused op
  * is the ids' [B, S] and the shapes below it are inferred again.
@@ -21,6 +28,8 @@
  * preserves: graph output names; shapes, but for that narrowing.
  * breaks: nothing. */
 #include <assert.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "pass_internal.h"
 
@@ -34,6 +43,9 @@ typedef struct EmbedMatch {
 	ValId beta;       /* and bias */
 	ValId ix[2];      /* the indices of the other gathers, in term order */
 	ValId tab[2];     /* and their tables */
+	int cterm;        /* the other term k that is a constant position term
+	                   * (ix[k], tab[k] made by the rewrite from pterm); -1 none */
+	ValId pterm;      /* that constant [1, S, H], [S, H] or [B, S, H] */
 	int nother;       /* how many other gathers (1 or 2) */
 	ValId y;          /* the LayerNorm's result, taken over */
 	double eps;       /* epsilon */
@@ -43,9 +55,29 @@ typedef struct EmbedMatch {
 	int concat_skip;  /* the parts taken as skip sums (bit q: part q) */
 } EmbedMatch;
 
+/* The constant position term P as table [S, H] (its first slice) and
+ * index arange(S) [S]: *ix, *tab. */
+static void position_inputs(Graph *g, ValId p, ValId *ix, ValId *tab)
+{
+	const Value *P = IR_VAL(g, p);
+	int64_t s = 0, h = 0;
+	ir_dim_is_const(g, P->dims[P->rank - 2], &s);
+	ir_dim_is_const(g, P->dims[P->rank - 1], &h);
+	int64_t td[2] = {s, h};
+	*tab = rw_const(g, "embed_positions", DT_F32, 2, td, P->data, (size_t)(s * h) * sizeof(float));
+	int64_t *ar = malloc((size_t)(s ? s : 1) * sizeof *ar);
+	if (!ar)
+		abort();
+	for (int64_t i = 0; i < s; i++)
+		ar[i] = i;
+	*ix = rw_const(g, "embed_position_ids", DT_I64, 1, &s, ar, (size_t)s * sizeof *ar);
+	free(ar);
+}
+
 /* The KlnEmbedLayerNorm inputs in op order: ids, word, gamma, beta, then
- * the other index/table pairs; returns the count. */
-static int embed_inputs(const EmbedMatch *em, ValId *in)
+ * the other index/table pairs (a constant position term's made here);
+ * returns the count. */
+static int embed_inputs(Graph *g, const EmbedMatch *em, ValId *in)
 {
 	in[0] = em->ids;
 	in[1] = em->word;
@@ -54,6 +86,8 @@ static int embed_inputs(const EmbedMatch *em, ValId *in)
 	for (int k = 0; k < em->nother; k++) {
 		in[4 + 2 * k] = em->ix[k];
 		in[5 + 2 * k] = em->tab[k];
+		if (k == em->cterm)
+			position_inputs(g, em->pterm, &in[4 + 2 * k], &in[5 + 2 * k]);
 	}
 	return 4 + 2 * em->nother;
 }
@@ -96,6 +130,28 @@ static bool dim_covers(const Graph *g, DimId y, DimId x, int depth)
 	       (dim_covers(g, n->a, x, depth + 1) || dim_covers(g, n->b, x, depth + 1));
 }
 
+/* v is a constant position term of the sum y [B, S, H]: f32 [1, S, H],
+ * [S, H], or [B, S, H] whose B slices are equal (bytes), S and H y's. */
+static bool position_const(const Graph *g, ValId v, const Value *y)
+{
+	const Value *p = IR_VAL(g, v);
+	if (!m_is_const(g, v) || p->dtype != DT_F32 || p->rank < 2 || p->rank > 3 ||
+	    p->dims[p->rank - 1] != y->dims[2] || p->dims[p->rank - 2] != y->dims[1])
+		return false;
+	int64_t b = 1, s = 0, h = 0;
+	if (p->rank == 3 && !ir_dim_is_const(g, p->dims[0], &b))
+		return false;
+	if (!ir_dim_is_const(g, p->dims[p->rank - 2], &s) || !ir_dim_is_const(g, p->dims[p->rank - 1], &h))
+		return false;
+	size_t row = (size_t)(s * h) * sizeof(float);
+	if (p->nbytes < (size_t)b * row)
+		return false;
+	for (int64_t k = 1; k < b; k++)
+		if (memcmp((const char *)p->data + k * row, p->data, row))
+			return false;
+	return true;
+}
+
 /* The embedding sum: terms are 2 or 3 single-use Gathers (axis 0) of f32
  * [rows, H] tables into the sum y [B, S, H], one of them indexed by [B, S]
  * ids (the word gather).  Fills ids, word and the other index/table pairs
@@ -106,12 +162,18 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 		return m_fail(g, m, m->root, "the sum has %d terms, an embedding sum 2 or 3 Gathers", nt);
 	if (y->rank != 3)
 		return m_fail(g, m, m->root, "the output has rank %d, not 3 ([B, S, H])", y->rank);
-	int word = -1;
+	int word = -1, cterm = -1;
 	ValId ix_of[3], tab_of[3];
 	for (int k = 0; k < nt; k++) {
 		NodeId gt = m_def(g, terms[k], OP_Gather);
+		if (gt < 0 && cterm < 0 && position_const(g, terms[k], y)) {
+			cterm = k;      /* a folded position Gather (see the top) */
+			ix_of[k] = tab_of[k] = -1;
+			continue;
+		}
 		if (gt < 0)
-			return m_fail(g, m, m->root, "term '%s' is not a Gather", IR_VAL(g, terms[k])->name);
+			return m_fail(g, m, m->root, "term '%s' is not a Gather (nor a constant position "
+			              "term [1, S, H])", IR_VAL(g, terms[k])->name);
 		if (m_nuses(g, terms[k]) != 1)
 			return m_fail(g, m, gt, "its result has other users");
 		if (ir_attr_int(g, gt, "axis", 0) != 0)
@@ -140,9 +202,15 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 	em->ids = ix_of[word];
 	em->word = tab_of[word];
 	em->nother = 0;
+	em->cterm = -1;
+	em->pterm = -1;
 	for (int k = 0; k < nt; k++) {
 		if (k == word)
 			continue;
+		if (k == cterm) {
+			em->cterm = em->nother;
+			em->pterm = terms[k];
+		}
 		em->ix[em->nother] = ix_of[k];
 		em->tab[em->nother] = tab_of[k];
 		em->nother++;
@@ -184,7 +252,7 @@ static void rewrite_embed(Graph *g, const Match *m, PassCtx *pc)
 {
 	const EmbedMatch *em = M_AS_CONST(EmbedMatch, m);
 	ValId in[8];
-	int nin = embed_inputs(em, in);
+	int nin = embed_inputs(g, em, in);
 	const Value *ids = IR_VAL(g, em->ids), *y = IR_VAL(g, em->y);
 	bool narrows = ids->dims[0] != y->dims[0] || ids->dims[1] != y->dims[1];
 	NodeId n = rw_replace(g, OP_KlnEmbedLayerNorm, IR_NODE(g, m->root)->name, nin, in, em->y);
@@ -293,7 +361,7 @@ static void rewrite_embed_concat(Graph *g, const Match *m, PassCtx *pc)
 	for (int p = 0; p < np; p++) {
 		if (p == em->concat_part) {
 			ValId in[8];
-			int nin = embed_inputs(em, in);
+			int nin = embed_inputs(g, em, in);
 			parts[p] = normed(g, OP_KlnEmbedLayerNorm, name, nin, in, eps);
 		} else if (em->concat_skip & (1 << p)) {
 			const Node *a = IR_NODE(g, m_def(g, parts[p], OP_Add));

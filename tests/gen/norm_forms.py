@@ -693,6 +693,72 @@ def explain_gemm_op_c_rows():
                                        "the bias 'c' differs along dim 0"])
 
 
+# ---- embeddings with static positions: an HF BERT exported with static
+# shapes slices its position_ids buffer [1, 512] to [1, S] with constants;
+# fold turns the Slice and the position Gather into a constant [1, S, H],
+# which fuse-embed takes as the table of positions 0..S-1.
+
+def embed_static_case(pos_ids, types=True):
+    """LN(word[ids] + pos[pos_ids] (+ type[tt])); pos_ids "slice": a Slice of
+    the buffer arange(12)[None] to [1, S] with constant starts/ends, else
+    a constant index array."""
+    V, P = 30, 12
+    word, pos, typ = randn(V, H), randn(P, H), randn(2, H)
+    g, b, eps = randn(H), randn(H), 1e-12
+    inits = [const("word", word), const("pos", pos), const("typ", typ), const("gamma", g), const("beta", b)]
+    nodes = [node("Gather", ["word", "ids"], ["we_out"])]
+    if isinstance(pos_ids, str):
+        inits += [numpy_helper.from_array(np.arange(P, dtype=np.int64)[None], "buf"),
+                  numpy_helper.from_array(np.array([0], np.int64), "st"),
+                  numpy_helper.from_array(np.array([S], np.int64), "en"),
+                  numpy_helper.from_array(np.array([1], np.int64), "ax1")]
+        nodes.append(node("Slice", ["buf", "st", "en", "ax1"], ["pid_out"]))
+        pv = np.arange(S)[None]
+    else:
+        inits.append(numpy_helper.from_array(pos_ids, "pid_out"))
+        pv = pos_ids
+    nodes += [node("Gather", ["pos", "pid_out"], ["pe_out"]), node("Add", ["we_out", "pe_out"], ["e_out"])]
+    ins = [helper.make_tensor_value_info("ids", TensorProto.INT64, [B, S])]
+    ids = rng.integers(0, V, (B, S)).astype(np.int64)
+    feeds = {"ids": ids}
+    e = word[ids].astype(np.float64) + pos[pv]
+    last = "e_out"
+    if types:
+        ins.append(helper.make_tensor_value_info("tt", TensorProto.INT64, [B, S]))
+        feeds["tt"] = tt = rng.integers(0, 2, (B, S)).astype(np.int64)
+        nodes += [node("Gather", ["typ", "tt"], ["te_out"]), node("Add", ["e_out", "te_out"], ["s_out"])]
+        e = e + typ[tt]
+        last = "s_out"
+    nodes.append(node("LayerNormalization", [last, "gamma", "beta"], ["y"], axis=-1, epsilon=eps))
+    gr = helper.make_graph(nodes, "embed", ins, [helper.make_tensor_value_info("y", F, [B, S, H])],
+                           initializer=inits)
+    m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kiln-norm-forms")
+    m.ir_version = 8
+    return m, feeds, [ln(e, g, b, eps)]
+
+
+@case
+def embed_static_positions():
+    """BERT with static shapes: positions a constant Slice [1, S] of the buffer: one KlnEmbedLayerNorm."""
+    return embed_static_case("slice") + (["has KlnEmbedLayerNorm", "lacks Add", "lacks Gather"],)
+
+
+@case
+def embed_static_positions_rows():
+    """Constant position ids arange(S) in every row of [B, S], no token types: one KlnEmbedLayerNorm."""
+    return embed_static_case(np.tile(np.arange(S, dtype=np.int64), (B, 1)), types=False) + (
+        ["has KlnEmbedLayerNorm", "lacks Add", "lacks Gather"],)
+
+
+@case
+def embed_static_positions_nearmiss():
+    """Near miss: constant position ids [B, S] whose rows differ (row 1
+    shifted): the folded term differs per batch row, the Add stays."""
+    pv = np.tile(np.arange(S, dtype=np.int64), (B, 1))
+    pv[1] = (pv[1] + 1) % S
+    return embed_static_case(pv) + (["has Add", "lacks KlnEmbedLayerNorm", "has KlnSkipLayerNorm"],)
+
+
 # ---- RMSNorm in fp16 between Casts (T5 / LLaMA in half precision): the f32
 # computation becomes a KlnRMSNorm, the Casts and an f16 weight stay outside.
 
