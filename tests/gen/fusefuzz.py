@@ -19,15 +19,20 @@ Case I of seed S (alone: --first I --count 1) is one instance of a form:
   layernorm  LayerNormalization (opset 17+) or decomposed (ReduceMean, Sub,
              Pow or Mul, Sqrt, Div or Reciprocal), eps inside or outside the
              Sqrt, axes last one or last two, residual Add or not, bias or
-             not; also RMSNorm (T5 / LLaMA)
+             not; also RMSNorm (T5 / LLaMA); near misses: eps outside the
+             Sqrt, two axes, the scale before the normalisation LN(x * g)
   gelu       erf (three orders), tanh (Pow or Mul cube), x*sigmoid(1.702x),
              the Gelu op (opset 20), a bias Add or a MatMul+Add before,
              near misses (a wrong constant)
-  gemm       MatMul + Add (2-D/3-D/4-D A, bias [N], [1,N], [1,1,N], [M,N],
-             scalar), Gemm (transA/transB, alpha, beta, C), B a graph input
+  gemm       MatMul + Add (2-D/3-D/4-D A, bias [N], [1,N], [1,1,N], an
+             input [N] unsqueezed; near misses [M,N], [B,1,N] with B > 1,
+             scalar), Gemm (transA/transB, alpha, beta, C [N], [1,N], [M,N],
+             [M,1], scalar), B a graph input
   embed      word + position + token type Gathers (position ids from
              Range, a Slice of a constant buffer, RoBERTa's CumSum of the
-             mask, or an input), then a LayerNorm
+             mask, an input, or constants arange(S) as [1,S], [S] or every
+             row of [B,S]; near miss: constant ids that differ per row),
+             then a LayerNorm
 A case with symbolic dims has a second data set at other sizes (its
 inputs cut or cyclically extended along those dims).  Each case is
 compiled by kiln at -O0 and at -O2 --stats (which fusions fired is
@@ -41,8 +46,11 @@ atol * max(1, max|ref|) + rtol * |ref| (per form; NaN equal to NaN).  A
 kiln refusal must be one line; a crash, hang, several-line message, run
 failure where ONNX Runtime ran, or mismatch is a finding (exit 1), kept
 in OUTDIR/cases/NAME for `kiln check`.  Forms kiln documents it does not
-fuse (a Where fill above -2^110, Gemm alpha/beta, a LayerNorm without
-bias, ...) are near misses: compared, not counted as "to fuse".
+fuse (a Where fill above -2^110, Gemm alpha/beta or transA, ...) are near
+misses: compared, not counted as "to fuse"; a near miss that names the
+fusions it must not take (a bias that is not one row, LN(x * g), ids that
+differ per row, ...) and takes one is a finding too.  The summary lists
+the cases made to fuse whose fusion did not fire ("not fused:").
 Tolerances: an all-masked row under an added -1e4 keeps scores rounded to
 ulp(1e4) (atol 5e-4); a LayerNorm of inputs far from 0 loses eps*mean.
 """
@@ -74,6 +82,7 @@ class G:
         self.nodes, self.inits, self.inputs, self.feeds = [], [], [], {}
         self.n = 0
         self.tags = []          # what this instance varies, for the summary
+        self.forbid = []        # fusions that must not fire (a near miss): a finding if one does
         self.np = np.random.default_rng(rng.getrandbits(32))
 
     def name(self, p):
@@ -391,7 +400,7 @@ def layernorm(g):
     g.tags.append("axes=%s" % ("last2" if two else "last"))
     gamma = g.weight(*ns, scale=1.0) + 1
     beta = g.weight(*ns, scale=1.0) if g.pick("beta", [0, 1, 1]) else None
-    form = g.pick("form", ["op", "decomposed", "decomposed", "eps_outside", "rmsnorm"])
+    form = g.pick("form", ["op", "decomposed", "decomposed", "eps_outside", "rmsnorm", "scale_first"])
     if form == "op" and g.opset < 17:
         form = "decomposed"
         g.tags[-1] = "form=decomposed"
@@ -405,11 +414,19 @@ def layernorm(g):
         inv = g.op("Reciprocal", g.op("Sqrt", g.op("Add", ms, np.array(eps, F32))))
         y = g.op("Mul", g.op("Mul", x, inv), gamma)
         fus = ["rmsnorm", "skip_rmsnorm"]
+    elif form == "scale_first":
+        # near miss: LN(x * gamma) (gamma before the normalisation, none
+        # after), not LN(x) * gamma
+        y = ln_decomposed(g, g.op("Mul", x, gamma), [-2, -1] if two else [-1], eps, None, beta)
+        fus = []
     else:
         y = ln_decomposed(g, x, [-2, -1] if two else [-1], eps, gamma, beta, eps_out=form == "eps_outside")
         fus = ["layernorm", "skip_layernorm"] if form == "decomposed" else []
-    if beta is None and form != "rmsnorm":
-        fus = []        # (kiln's LayerNorm patterns start at the bias Add)
+    if two or form in ("eps_outside", "scale_first"):
+        # (over two axes, eps outside the Sqrt, the scale first: no LayerNorm
+        # over the last axis; an RMSNorm of x - mean may fire for scale_first)
+        fus = []
+        g.forbid = ["layernorm", "skip_layernorm"] + (["rmsnorm", "skip_rmsnorm"] if two else [])
     # a mean far from 0 costs digits in any fp32 order of the sums (the
     # mean's rounding, ~eps*mu, moves every x - mean); E[x^2] - E[x]^2
     # would cost eps*mu^2, far above this
@@ -486,9 +503,12 @@ def gemm(g):
             at["beta"] = rng.choice([0.0, 0.5, 2.0])
         g.tags.append("ta=%d tb=%d C=%s alpha=%s beta=%s" % (ta, tb, cs if len(ins) > 2 else "-",
                                                             at.get("alpha", 1), at.get("beta", 1)))
-        # kiln's KlnGemm takes alpha = beta = 1 and C a vector of the columns
-        near = at.get("alpha", 1) != 1 or (len(ins) > 2 and (at.get("beta", 1) != 1 or cs not in ((N,), (1, N))))
+        # kiln's KlnGemm takes alpha = beta = 1 and C a row bias ([N] or [1, N])
+        row = len(ins) < 3 or cs in ((N,), (1, N)) or (M == 1 and cs in ((M, N), (M, 1) if N == 1 else (M, N)))
+        near = at.get("alpha", 1) != 1 or (len(ins) > 2 and (at.get("beta", 1) != 1 or not row))
         g.tags.append("near_miss=%d" % near)
+        g.forbid = ["gemm_onnx"] if near else []
+        near = near or ta == 1          # (kiln's KlnGemm takes transA 0 only: not made to fuse)
         return [g.op("Gemm", *ins, **at)], [] if near else ["gemm_onnx"], (1e-4, 1e-5)
     lead = tuple(rng.randint(1, 3) for _ in range(g.pick("rankA", [2, 3, 3, 4]) - 2))
     sa = lead + (M, K)
@@ -500,11 +520,24 @@ def gemm(g):
     y = g.op("MatMul", a, b)
     fus = ["gemm_nobias"]
     if form != "matmul":
-        bs = g.pick("bias", ["N", "N", "1N", "11N", "MN", "scalar"])
-        shape = {"N": (N,), "1N": (1, N), "11N": (1, 1, N), "MN": (M, N), "scalar": ()}[bs]
-        bias = g.const(g.weight(*shape, scale=1.0))
+        bs = g.pick("bias", ["N", "N", "1N", "11N", "unsq_in", "MN", "B1N", "scalar"])
+        if bs == "B1N" and (not lead or lead[0] == 1):
+            bs = "MN"
+            g.tags[-1] = "bias=MN"
+        shape = {"N": (N,), "1N": (1, N), "11N": (1, 1, N), "MN": (M, N), "scalar": (),
+                 "B1N": lead[:1] + (1, N)}.get(bs)
+        if bs == "unsq_in":     # an input [N] unsqueezed to [1, N]
+            bias = g.unsqueeze(g.inp(g.weight(N, scale=1.0), [N]), [0])
+        else:
+            bias = g.const(g.weight(*shape, scale=1.0))
         y = g.op("Add", y, bias) if rng.random() < 0.7 else g.op("Add", bias, y)
-        fus = ["gemm"] if bs == "N" else ["gemm_nobias"]    # (kiln takes a bias [N] only)
+        # kiln takes a row bias: [N], or [1, .., N] of no higher rank than
+        # the product; one that differs along the rows ([M, N], [B, 1, N]
+        # with B > 1), a scalar, or one that broadcasts the product to a
+        # higher rank leaves the Add (and gemm_nobias takes the MatMul)
+        row = bs in ("N", "1N", "unsq_in") or (bs == "11N" and len(sa) >= 3) or (bs == "MN" and M == 1)
+        fus = ["gemm"] if row else ["gemm_nobias"]
+        g.forbid = [] if row else ["gemm", "bias_gelu"]
     if form == "b_input":
         fus = []
     return [y], fus, (1e-4, 1e-5)
@@ -518,7 +551,14 @@ def embed(g):
     V, W = rng.choice([7, 30, 100]), rng.choice([4, 16, 32, 64, 96])
     pad = 1
     ids = g.np.integers(0, V, (B, S)).astype(np.int64)
-    posk = g.pick("pos", ["range", "slice", "cumsum", "input", "none"])
+    posk = g.pick("pos", ["range", "slice", "cumsum", "input", "none", "const", "const_rows"])
+    if posk.startswith("const"):
+        # constant position ids (folded with their Gather to a constant term)
+        g.dyn = False
+        g.tags[0] = "dims=static"
+        if posk == "const_rows" and B == 1:     # near miss: ids that differ per batch row
+            B = 2
+            ids = g.np.integers(0, V, (B, S)).astype(np.int64)
     maxp = S + pad + 1 + rng.choice([0, 5])
     if posk == "cumsum":
         for b in range(B):
@@ -537,6 +577,14 @@ def embed(g):
         m = g.op("Cast", g.op("Not", g.op("Equal", idn, np.array(pad, np.int64))), to=TensorProto.INT32)
         cs = g.op("CumSum", m, np.array(1, np.int64))
         pos = g.op("Add", g.op("Cast", g.op("Mul", cs, m), to=TensorProto.INT64), np.array(pad, np.int64))
+    elif posk == "const":       # arange(S): [1, S], [S] or every row of [B, S]
+        shape = g.pick("pos_shape", ["1S", "S", "BS"])
+        pv = np.arange(S, dtype=np.int64)
+        pos = g.const(pv[None] if shape == "1S" else pv if shape == "S" else np.tile(pv, (B, 1)))
+    elif posk == "const_rows":
+        pv = np.tile(np.arange(S, dtype=np.int64), (B, 1))
+        pv[-1] = (pv[-1] + 1) % S if S > 1 else 1     # the last row shifted: not the same positions
+        pos = g.const(pv)
     elif posk == "input":
         pv = np.tile(np.arange(S, dtype=np.int64), (B, 1))
         pos = g.inp(pv, dims_of(g, (B, S), ["batch", "seq"]))
@@ -553,10 +601,12 @@ def embed(g):
     else:
         y = ln_decomposed(g, e, [-1], 1e-12, g.const(gamma), g.const(beta))
     fus = ["embed_layernorm"]
-    if (posk == "slice" and not g.dyn) or (posk == "none" and not tt):
-        # a static Slice of the position buffer folds to a constant term (not
-        # a Gather); one Gather alone is no sum of embeddings
+    if posk == "none" and not tt:
+        fus = []        # one Gather alone is no sum of embeddings
+    if posk == "const_rows":
+        # the folded term [B, S, H] differs along the batch: no position term
         fus = []
+        g.forbid = ["embed_layernorm"]
     return [y], fus, (1e-4, 2e-5)
 
 
@@ -673,7 +723,8 @@ def main():
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
     stats = {}          # form -> [cases, compared, made to fuse, fused, mismatched, refused]
-    tagstats = {}       # (form, tag) -> [compared, fired]
+    tagstats = {}       # (form, tag) -> [compared, fired, made to fuse, fused as made to, near misses]
+    missed = []         # cases made to fuse where the fusion did not fire
     fcount = {}         # form -> fusion -> cases where it fired at -O2
     findings, refusals = [], {}
     counts = {"generated": 0, "ort_refused": 0}
@@ -717,6 +768,9 @@ def main():
                     rp[0] += 1
                     rp[1] += 1 if got.get("pack_tokens") else 0
                 if mode == "O2":
+                    wrong = [f for f in g.forbid if got.get(f)]
+                    if wrong and s == "ok":
+                        s, det = "near_miss_fused", "a near miss fused as %s" % ", ".join(wrong)
                     fired = any(got.get(f) for f in fus) if fus else None
                     any_fired = any(got.get(f) for f in FORM_FUS[form])
                     for f in got:
@@ -740,9 +794,14 @@ def main():
                 st[3] += 1
             for t in g.tags:
                 if "=" in t and " " not in t:
-                    ts = tagstats.setdefault((form, t), [0, 0])
+                    ts = tagstats.setdefault((form, t), [0, 0, 0, 0, 0])
                     ts[0] += 1
                     ts[1] += 1 if any_fired else 0
+                    ts[2] += 1 if fus else 0
+                    ts[3] += 1 if fired else 0
+                    ts[4] += 1 if g.forbid else 0
+            if fus and not fired and not bad:
+                missed.append("%s %s opset %d [%s]" % (os.path.basename(d), form, g.opset, " ".join(g.tags)))
             if a.verbose:
                 print("%s %s opset %d fused=%s any=%s [%s]" % (os.path.basename(d), form, g.opset, fired, any_fired,
                                                              " ".join(g.tags)))
@@ -758,9 +817,14 @@ def main():
         print("%-10s fusions fired (cases): %s" % (f, ", ".join("%s %d" % kv for kv in sorted(fcount[f].items()))))
     if "rp" in stats:
         print("--remove-padding: %d cases, pack_tokens fired in %d" % tuple(stats["rp"]))
-    print("\nfusion fire rate per variant (any of the form's fusions, near misses included):")
-    for (f, t), (n, k) in sorted(tagstats.items()):
-        print("  %-10s %-28s %4d/%-4d%s" % (f, t, k, n, "  <- never" if k == 0 else ""))
+    print("\nfusion fire rate per variant: any of the form's fusions / all cases (near misses "
+          "included); the fusion the case is made for / cases made to fuse; near misses (each "
+          "fused as one of its forbidden fusions is a finding):")
+    for (f, t), (n, k, nf, kf, nm) in sorted(tagstats.items()):
+        print("  %-10s %-28s %4d/%-4d  made %4d/%-4d  near %4d%s" % (f, t, k, n, kf, nf, nm,
+                                                                   "  <- never" if k == 0 else ""))
+    for line in missed[:20]:
+        print("not fused: " + line)
     for k, d in sorted(refusals.items()):
         print("kiln refused: %s  (e.g. %s)" % (k, d))
     print("%(generated)d cases, %(ort_refused)d refused by ONNX Runtime" % counts)
