@@ -139,7 +139,9 @@ static bool position_const(const Graph *g, ValId v, const Value *y)
 	    p->dims[p->rank - 1] != y->dims[2] || p->dims[p->rank - 2] != y->dims[1])
 		return false;
 	int64_t b = 1, s = 0, h = 0;
-	if (p->rank == 3 && !ir_dim_is_const(g, p->dims[0], &b))
+	/* B slices: the sum's batch itself (a symbolic batch would broadcast
+	 * against B at run time, which the fused op would not check) */
+	if (p->rank == 3 && (!ir_dim_is_const(g, p->dims[0], &b) || (b != 1 && p->dims[0] != y->dims[0])))
 		return false;
 	if (!ir_dim_is_const(g, p->dims[p->rank - 2], &s) || !ir_dim_is_const(g, p->dims[p->rank - 1], &h))
 		return false;
