@@ -125,7 +125,7 @@ own_case() {   # NAME OPT WANT-REGEX, inputs from the python snippet on stdin
   fi
 }
 for o in -O0 -O2; do
-  [ $o = -O2 ] && want_b="token_type_ids.*\[3, 8\].*input_ids.*\[2, 8\]" || want_b="dim 3"
+  [ $o = -O2 ] && want_b="input_ids.*\[2, 8\].*does not broadcast with.*token_type_ids.*\[3, 8\]" || want_b="dim 3"
   own_case tt_batch $o "$want_b" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((3, 8), np.int64))"
   [ $o = -O2 ] && want_s="token_type_ids.*\[2, 6\].*input_ids.*\[2, 8\]" || want_s="dim 8"
@@ -146,6 +146,27 @@ if [ "$(grep -c ' = KlnEmbedLayerNorm(' <<<"$ops")" -ne 1 ] || [ "$(grep -c ' = 
 else
   echo "ok   own: -O2 fuses the embedding and the 2 attentions"
 fi
+# input_ids of batch 1 with token_type_ids of batch 2 is ONNX broadcasting
+# in the embeddings' Add: -O2's fused embedding broadcasts as -O0 does
+d1="$own/bcast" && mkdir -p "$d1"
+/usr/bin/python3 - "$d1" <<<"$PRE
+w(0, np.ones((1, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.array([[0] * 8, [1] * 8], np.int64))" || fail=1
+for o in -O0 -O2; do
+  "$kiln" run "$own/m$o.so" --inputs "$d1" --outputs "$d1/res$o" >/dev/null ||
+    { echo "FAIL own bcast: $o refused input_ids [1, 8] with token_type_ids [2, 8]"; fail=1; }
+done
+if /usr/bin/python3 - "$d1" <<'PY'
+import sys, numpy as np, onnx
+from onnx import numpy_helper
+d = sys.argv[1]
+for k in (0, 1):
+    a, b = (numpy_helper.to_array(onnx.load_tensor(f"{d}/res{o}/output_{k}.pb")) for o in ("-O0", "-O2"))
+    assert a.shape == b.shape and a.shape[0] == (2, 16)[k], (k, a.shape, b.shape)
+    assert np.allclose(a, b, atol=1e-4, rtol=1e-3), (k, float(np.abs(a - b).max()))
+PY
+then echo "ok   own bcast: -O0 and -O2 broadcast input_ids [1, 8] alike"
+else echo "FAIL own bcast: -O0 and -O2 differ"; fail=1; fi
+
 
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
