@@ -31,6 +31,9 @@ static const char *const fusion_group[] = {
 static const PassDef passes[] = {
 	{"shapes", pass_shapes,
 	 "re-infer dtypes, shapes and symbolic content; requires a verified graph", NULL},
+	{"assume-dims", pass_assume_dims,
+	 "a head split keeping Shape(x)'s dims of a broadcast extent max(a, dims) assumes them "
+	 "(checked when a run starts)", NULL},
 	{"cleanup", pass_cleanup,
 	 "drop Identity and inference Dropout; keeps graph output names", NULL},
 	{"fold", pass_fold,
@@ -70,7 +73,7 @@ static const char *const pipeline_o1[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
 static const char *const pipeline_o2[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
-	"fusions", "cse", "dce", NULL};
+	"assume-dims", "fusions", "cse", "dce", NULL};
 
 /* The fusion patterns (patterns.def). */
 typedef struct PatternDef {

@@ -167,6 +167,28 @@ PY
 then echo "ok   own bcast: -O0 and -O2 broadcast input_ids [1, 8] alike"
 else echo "FAIL own bcast: -O0 and -O2 differ"; fail=1; fi
 
+# the head splits take [B, S] from Shape(token_type_ids) with the head count
+# -1 (tests/gen/models.py bert_dynamo_tt_heads, as the real export): -O2
+# assumes the embeddings' broadcast extent is token_type_ids' (checked when
+# a run starts) and fuses both attentions; a run that breaks the assumption
+# (input_ids of batch 2, token_type_ids of batch 1) is one line naming both
+/usr/bin/python3 "$src/tests/gen/models.py" "$own" bert_dynamo_tt_heads >/dev/null || exit 1
+st=$("$kiln" compile "$own/bert_dynamo_tt_heads/model.onnx" -o "$own/tth.so" -O2 --stats | tail -1)
+if ! grep -q '"attention": 2' <<<"$st"; then
+  echo "FAIL tt_heads: -O2 did not fuse the 2 attentions: $st"; fail=1
+else
+  echo "ok   tt_heads: -O2 fuses the 2 attentions"
+fi
+d1="$own/tth_b21" && mkdir -p "$d1"
+/usr/bin/python3 - "$d1" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((1, 8), np.int64))" || fail=1
+msg=$("$kiln" run "$own/tth.so" --inputs "$d1" --outputs "$d1/res" 2>&1 >/dev/null); rc=$?
+if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [ -e "$d1/res/output_0.pb" ] ||
+   ! grep -Eq "input sizes disagree: .*is 2 but .*is 1 .*'input_ids' dim 0.*'token_type_ids' dim 0" <<<"$msg"; then
+  echo "FAIL tt_heads b21: exit $rc: $msg"; fail=1
+else
+  echo "ok   tt_heads b21: $msg"
+fi
 
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
