@@ -189,6 +189,16 @@ if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [ -e "$d1/res/output_0.pb"
 else
   echo "ok   tt_heads b21: $msg"
 fi
+# the assumptions survive the text IR (`assume [a, b] @"node"` lines): a
+# model compiled from the -O2 dump checks them too
+"$kiln" dump "$own/bert_dynamo_tt_heads/model.onnx" -O2 >"$own/tth.ir" || fail=1
+"$kiln" compile "$own/tth.ir" --weights-from="$own/bert_dynamo_tt_heads/model.onnx" -o "$own/tth_ir.so" || fail=1
+msg2=$("$kiln" run "$own/tth_ir.so" --inputs "$d1" --outputs "$d1/res" 2>&1 >/dev/null)
+if ! grep -q '^  assume \[max(s0, s4), s4\] @' "$own/tth.ir" || [ "${msg2#*.so: }" != "${msg#*.so: }" ]; then
+  echo "FAIL tt_heads text IR: $msg2"; fail=1
+else
+  echo "ok   tt_heads text IR keeps the assumptions"
+fi
 
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
