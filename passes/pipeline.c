@@ -51,6 +51,8 @@ static const PassDef passes[] = {
 	 "MatMul + bias Add (+ KlnGelu) -> KlnGemm; requires fuse-gelu for bias_gelu", NULL},
 	{"fuse-attention", pass_fuse_attention,
 	 "head split, scaled QK^T, mask, Softmax, .V, head merge -> KlnAttention", NULL},
+	{"mask-names", pass_mask_names,
+	 "KlnAttention mask_from/bias_from: the graph input its mask is computed from, for run-time messages", NULL},
 	{"fuse-qkv", pass_fuse_qkv,
 	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention", NULL},
 	{"fuse-embed", pass_fuse_embed,
@@ -73,7 +75,7 @@ static const char *const pipeline_o1[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
 static const char *const pipeline_o2[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
-	"assume-dims", "fusions", "cse", "dce", NULL};
+	"assume-dims", "fusions", "cse", "dce", "mask-names", NULL};
 
 /* The fusion patterns (patterns.def). */
 typedef struct PatternDef {

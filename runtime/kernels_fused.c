@@ -1271,7 +1271,7 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < RT_IA_KlnAttention_kv_tiled || nfa < RT_NFA_KlnAttention)
+	if (nin < 3 || nout < 1 || nia < RT_NIA_KlnAttention || nfa < RT_NFA_KlnAttention)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -1320,8 +1320,6 @@ RT_KERNEL(KlnAttention)
 		                (long long)V->dims[si]);
 	rt_t *O = &out[0];
 	int64_t ho = j.H * j.Dv;
-	if (O->rank != 3 || O->dims[bi] != j.B || O->dims[si] != j.Sq || O->dims[2] != ho)
-		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
 	/* element steps: layout 0 rows are consecutive within a batch entry,
 	 * layout 1 rows are B entries apart */
 	if (layout == 0) {
@@ -1345,8 +1343,10 @@ RT_KERNEL(KlnAttention)
 			char bn[96];
 			if (n != full[d] && n != 1)
 				return rt_error(f, "node '%s' (%s): bias (%s) dim %d is %lld, expected 1 or %lld",
-				                loc, op, rt_in_desc(f, bias, 3, bn, sizeof bn), db,
-				                (long long)n, (long long)full[d]);
+				                loc, op,
+				                rt_in_desc_from(f, bias, 3, ia[RT_IA_KlnAttention_bias_from], bn,
+				                                sizeof bn),
+				                db, (long long)n, (long long)full[d]);
 			j.bs[d] = n == 1 ? 0 : s;
 			s *= n;
 		}
@@ -1357,10 +1357,15 @@ RT_KERNEL(KlnAttention)
 		char mn[96];
 		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
 			return rt_error(f, "node '%s' (%s): mask %s must be [%lld, %lld]", loc, op,
-			                rt_in_desc(f, m, 4, mn, sizeof mn), (long long)j.B, (long long)j.Sk);
+			                rt_in_desc_from(f, m, 4, ia[RT_IA_KlnAttention_mask_from], mn, sizeof mn),
+			                (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
 	}
+	/* after the bias and mask: an output whose batch is the max() with a
+	 * mask's batch of its own is a mask of the wrong size, said so above */
+	if (O->rank != 3 || O->dims[bi] != j.B || O->dims[si] != j.Sq || O->dims[2] != ho)
+		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
 	if (nin > 5 && in[5].data && att_packed(f, loc, &in[5], nin > 4 && in[4].data, &j))
 		return 1;
 	/* query rows per task: enough to amortize, small enough to spread */

@@ -259,7 +259,11 @@ def text_sets(seed):
     return sets
 
 
-def bert_qa():
+def bert_qa(own_mask=False):
+    """own_mask: attention_mask has symbols of its own ([mbatch, msequence])
+    and is Cast to float before its Unsqueezes, so the fused attentions'
+    mask is the Cast's result, not the graph input (their run-time
+    messages name attention_mask all the same)."""
     P, rng = bert_params(101)
     linear_p(P, rng, "qa", HID, 2, std=0.3)
     b = Builder(P)
@@ -269,14 +273,20 @@ def bert_qa():
     pos = b.op("Slice", np.arange(MAXPOS, dtype=np.int64)[None], [0], seq, [1], [1])
     e = b.op("Add", b.op("Gather", b.p("emb.word"), ids), b.op("Gather", b.p("emb.type"), tt))
     x = g_ln(b, b.op("Add", e, b.op("Gather", b.p("emb.pos"), pos)), "emb.ln")
-    am = g_ext_mask(b, mask, F32_MIN)
+    if own_mask:
+        mf = b.op("Cast", mask, to=TensorProto.FLOAT)
+        am = b.op("Mul", b.op("Sub", 1.0, b.op("Unsqueeze", mf, [1, 2])), F32_MIN)
+    else:
+        am = g_ext_mask(b, mask, F32_MIN)
     for i in range(2):
         x = g_layer(b, x, "l%d" % i, am, HEADS, HID // HEADS, "shape")
     logits = g_lin(b, x, "qa")
     st, en = b.op("Split", logits, [1, 1], axis=-1, outs=2)
     b.outputs(b.op("Squeeze", st, [-1]), b.op("Squeeze", en, [-1]))
     I64, F = TensorProto.INT64, TensorProto.FLOAT
-    m = b.model("bert_qa", [(n, I64, ["batch", "sequence"]) for n in (ids, mask, tt)],
+    dims = {mask: ["mbatch", "sequence"]} if own_mask else {}
+    m = b.model("bert_qa_own_mask" if own_mask else "bert_qa",
+                [(n, I64, dims.get(n, ["batch", "sequence"])) for n in (ids, mask, tt)],
                 [("start_logits", F, ["batch", "sequence"]),
                  ("end_logits", F, ["batch", "sequence"])], 14)
 
@@ -616,6 +626,7 @@ def ops_zoo():
 MODELS = {"bert_qa": bert_qa, "bert_cls_dynamo": bert_cls_dynamo,
           "bert_dynamo_own_syms": lambda: bert_cls_dynamo(own_syms=True),
           "bert_dynamo_tt_heads": lambda: bert_cls_dynamo(own_syms=True, tt_heads=True),
+          "bert_qa_own_mask": lambda: bert_qa(own_mask=True),
           "xlnet": xlnet,
           "vilbert": vilbert, "ops_zoo": ops_zoo}
 

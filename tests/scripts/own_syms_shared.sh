@@ -68,4 +68,12 @@ if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [ -e "$out/b21/res/output_
 else
   echo "ok   b21 -O2: $msg"
 fi
+# the fused attentions' mask is Cast(attention_mask): traced at compile time
+# (mask_from = 2, the second input) so a run-time error names it
+n=$("$kiln" dump "$model/model.onnx" -O2 2>/dev/null | grep -c ' = KlnAttention(.*, %_to_copy) {.*mask_from = 2')
+if [ "$n" -ne 2 ]; then
+  echo "FAIL bert-dynamo: $n of 2 attentions traced their mask to attention_mask"; fail=1
+else
+  echo "ok   bert-dynamo: both attentions trace their mask to attention_mask"
+fi
 exit $fail
