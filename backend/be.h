@@ -124,6 +124,7 @@ LLVMValueRef be_dims_prod(Be *be, ValId v, int from, int to);
 LLVMValueRef be_nbytes(Be *be, ValId v);     /* i64 bytes */
 int32_t be_expr_sym(const Be *be, DimId d);  /* pseudo-symbol of an input dim expression */
 void be_emit_expr_checks(Be *be);            /* in kiln__run, before the first op */
+void be_emit_assume_checks(Be *be);          /* the dim equalities passes assumed (ir/unify.c), after it */
 /* kiln__plan: the byte size of every buffer, after checking (overflow-
  * checked arithmetic) every dim, element count and byte size the run uses
  * against the size limit; returns rt_error naming the node when one fails. */

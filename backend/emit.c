@@ -752,6 +752,7 @@ static int emit_run_fn(Be *be)
 	}
 	LLVMBasicBlockRef entry = begin_fn(be, "kiln__run", fty, false);
 	be_emit_expr_checks(be);
+	be_emit_assume_checks(be);
 	for (int k = 0; k < nchunks; k++)
 		return_if_nonzero(be, LLVMBuildCall2(be->b, fty, chunks[k], &be->frame, 1, ""));
 	if (be->dynamic) {

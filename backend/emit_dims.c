@@ -599,6 +599,27 @@ void be_emit_expr_checks(Be *be)
 	}
 }
 
+/* if (a != b) return rt_error(...) for each dim equality the passes
+ * assumed (ir/unify.c), before any kernel runs; the message names the
+ * graph inputs whose dims the two sides come from */
+void be_emit_assume_checks(Be *be)
+{
+	Graph *g = be->g;
+	for (int i = 0; i < g->nassumes; i++) {
+		const IrAssume *as = &g->assumes[i];
+		LLVMValueRef a = be_dim(be, as->a), b = be_dim(be, as->b);
+		char sa[128], sb[128], oa[512];
+		ir_dim_str(g, as->a, sa, sizeof sa);
+		ir_dim_str(g, as->b, sb, sizeof sb);
+		ir_dim_origin_str(g, ir_dim_add(g, as->a, as->b), oa, sizeof oa);
+		LLVMValueRef args[6] = {be_cstr(be, sa), a, be_cstr(be, sb), b, be_cstr(be, oa),
+		                        be_cstr(be, as->node)};
+		be_error_if(be, LLVMBuildICmp(be->b, LLVMIntNE, a, b, ""),
+		            "input sizes disagree: %s is %lld but %s is %lld (%s), which node '%s' "
+		            "was compiled to assume equal", args, 6);
+	}
+}
+
 /* Data-dependent symbols: the binder of each is the first live node that
  * has it as an output extent; they follow the other desc symbols. */
 static int map_dyn_symbols(Be *be, const unsigned char *used, unsigned char *bound)

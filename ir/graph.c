@@ -152,6 +152,7 @@ void ir_graph_free(Graph *g)
 	free(g->nodes);
 	free(g->order);
 	free(gi->names);
+	free(g->dim_alias);
 	if (g->dimtab)
 		ir_dimtab_free(g->dimtab);
 	if (g->release)
@@ -194,8 +195,10 @@ void ir_value_set_shape(Graph *g, ValId vid, int rank, const DimId *dims)
 	Value *v = &g->vals[vid];
 	v->rank = (int8_t)rank;
 	memset(v->dims, 0, sizeof v->dims);
+	/* graph inputs keep the symbols they bind; other values take the
+	 * representatives of assumed-equal dims (ir/unify.c) */
 	for (int i = 0; i < rank; i++)
-		v->dims[i] = dims[i];
+		v->dims[i] = v->kind == V_INPUT ? dims[i] : ir_dim_canon(g, dims[i]);
 }
 
 void ir_value_set_sval(Graph *g, ValId vid, int n, const DimId *elems)
@@ -209,7 +212,8 @@ void ir_value_set_sval(Graph *g, ValId vid, int n, const DimId *elems)
 	}
 	/* never NULL for a known (possibly empty) content */
 	DimId *s = ir_arena_alloc(g->arena, (size_t)(n ? n : 1) * sizeof(DimId), _Alignof(DimId));
-	memcpy(s, elems, (size_t)n * sizeof(DimId));
+	for (int i = 0; i < n; i++)
+		s[i] = ir_dim_canon(g, elems[i]);
 	v->sval = s;
 	v->nsval = n;
 }

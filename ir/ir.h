@@ -118,6 +118,39 @@ typedef struct DimNode {
 } DimNode;
 const DimNode *ir_dim_node(const Graph *g, DimId d);
 
+/* ---- assumed dim equalities (unify.c) ------------------------------------
+ * A pass may assume that two dims are equal where the graph's semantics
+ * leave it open (the extent of a broadcast, max(s0, s4), is the s4 that a
+ * later head split takes from Shape(token_type_ids)).  The assumption is
+ * recorded with the node that relied on it, the two dims become one class
+ * of a union-find, and ir_value_set_shape / ir_value_set_sval write every
+ * dim (graph inputs excepted: they bind the symbols) with the class
+ * representatives, so Shape() of either side folds alike.  Soundness rule:
+ * every assumption is checked at the start of a run, before any kernel
+ * (backend: kiln__run's entry, with the graph inputs that carry its
+ * symbols named), so a run that breaks it is a one-line error, never a
+ * wrong answer or a buffer sized for the wrong extent; an assumption may
+ * only mention symbols the graph inputs bind (no data-dependent ones). */
+typedef struct IrAssume {
+	DimId a, b;          /* a == b */
+	const char *node;    /* the node that relied on it (arena-owned) */
+} IrAssume;
+/* Records a == b (b, the simpler, becomes the representative); false when
+ * it cannot be assumed: already equal, or a data-dependent symbol. */
+bool ir_dim_assume_eq(Graph *g, DimId a, DimId b, const char *node);
+/* d with every class replaced by its representative (d when there is none). */
+DimId ir_dim_canon(Graph *g, DimId d);
+/* Writes which graph inputs' dims d's symbols come from ("s18: 'input_ids'
+ * dim 0, s50: 'token_type_ids' dim 0"); returns the length. */
+int ir_dim_origin_str(const Graph *g, DimId d, char *buf, size_t n);
+/* The head-split rule: a Reshape whose input's leading dim i is a broadcast
+ * extent max(..., e, ...) and whose target shape keeps e at i (a dynamo
+ * export that splits heads with Shape(token_type_ids) after adding
+ * input_ids' and token_type_ids' embeddings, each input with symbols of
+ * its own) assumes the extent is e.  Re-infers the shapes when it assumed
+ * something; returns how many, or -1 with diag. */
+int ir_assume_head_split_dims(Graph *g, Diag *diag);
+
 /* ---- attributes --------------------------------------------------------- */
 
 typedef enum AttrKind { A_INT, A_FLOAT, A_STRING, A_INTS, A_FLOATS, A_STRINGS, A_TENSOR } AttrKind;
@@ -205,6 +238,11 @@ typedef struct Graph {
 	ValId *inputs;  int32_t ninputs;
 	ValId *outputs; int32_t noutputs;
 	struct DimTab *dimtab;    /* symbolic dims and symbols (ir/dim.c) */
+	/* dim equalities the compiler assumed (ir/unify.c): each is checked
+	 * when a run starts, and every dim is written with the representative
+	 * of its class (dim_alias, malloc'd, by DimId: -1 = its own) */
+	struct IrAssume *assumes; int32_t nassumes, capassumes;
+	DimId *dim_alias; int32_t ndim_alias;
 	void (*release)(void *); void *release_arg;  /* e.g. unmap external data */
 } Graph;
 

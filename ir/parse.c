@@ -1092,6 +1092,20 @@ static int stmt(Parser *p)
 		g->noutputs = n;
 		return end_of_line(p) ? -1 : 1;
 	}
+	if (accept_word(p, "assume")) {   /* assume [a, b] @"node" (ir/unify.c) */
+		DimId a, b;
+		char *loc;
+		if (expect(p, '[') || dim(p, &a) || expect(p, ',') || dim(p, &b) || expect(p, ']') ||
+		    expect(p, '@'))
+			return -1;
+		if (a < 0 || b < 0)
+			return perr(p, at, "an assumption needs two dims");
+		if (string_lit(p, &loc))
+			return -1;
+		ir_dim_assume_eq(p->g, a, b, loc);
+		free(loc);
+		return end_of_line(p);
+	}
 	const char *outs[64];
 	int nouts = 0;
 	if (peek(p) == '%') {

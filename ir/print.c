@@ -22,7 +22,10 @@
  *   graph    := 'graph' '@' name '(' [input {',' input}] ')' ['opset' INT] '{' NL
  *               {stmt NL} 'return' [ref {',' ref}] NL '}'
  *   input    := '%' name ':' type
- *   stmt     := const | node
+ *   stmt     := const | node | assume
+ *   assume   := 'assume' '[' dim ',' dim ']' '@' STRING
+ *               (a dim equality a pass assumed, checked when a run starts,
+ *               and the node that relied on it: ir/unify.c; printed first)
  *   const    := '%' name '=' 'const' type (dense | '#hash<' HEX16 '>')
  *   node     := [results '='] OPNAME '(' [operand {',' operand}] ')'
  *               [attrs] [':' type {',' type}] ['@' STRING]
@@ -423,6 +426,15 @@ void ir_print(FILE *f, const Graph *g)
 	if (g->opset)
 		fprintf(f, " opset %lld", (long long)g->opset);
 	fputs(" {\n", f);
+	for (int32_t i = 0; i < g->nassumes; i++) {
+		fputs("  assume [", f);
+		print_dim(f, g, g->assumes[i].a);
+		fputs(", ", f);
+		print_dim(f, g, g->assumes[i].b);
+		fputs("] @", f);
+		print_string(f, g->assumes[i].node);
+		fputc('\n', f);
+	}
 	bool *used = used_consts(g);
 	for (ValId v = 0; v < g->nvals; v++)
 		if (used[v] && g->vals[v].kind == V_CONST)

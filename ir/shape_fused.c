@@ -11,7 +11,8 @@
  *                (K, V hold kv_num_heads heads when it is set)
  *                (layout 1: every tensor time-major, [Sq, B, *] ...)
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos[P,H]?,
- *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum)
+ *                     seg_ids?, seg[T,H]?)             -> [B, S, H] (and the sum;
+ *                     [B, S] the broadcast of the indices)
  *   KlnGelu(x)                                         -> like x
  *   KlnRMSNorm(x[..., H], gamma[H] or [1], skip?)      -> like x (and the sum x + skip, like x)
  *   KlnPackTokens(x[B,S,H], mask[B,S], cu_seqlens_in[B+1]?)
@@ -232,7 +233,21 @@ static int embed(Sh *s)
 		if (!ix || !ir_dtype_is_int(ix->dtype) || ix->rank < 1 || ix->rank > 2)
 			return ir_shp_fail(s, "index input %d must be integer of rank 1 or 2", t - 1);
 	}
-	DimId od[3] = {ids->dims[0], ids->dims[1], h};
+	/* [B, S]: the broadcast of the ids and the other indices (rank 1: [S]),
+	 * as the Adds of the embedding sum made it */
+	DimId bs[2] = {ids->dims[0], ids->dims[1]};
+	for (int t = 4; t <= 6; t += 2) {
+		const Value *ix = ir_shp_in(s, t);
+		if (!ix || ix->rank < 1 || ix->rank > 2)
+			continue;
+		int r;
+		DimId b2[2];
+		if (ir_shp_bcast(s, 2, bs, ix->rank, ix->dims, &r, b2))
+			return -1;
+		bs[0] = b2[0];
+		bs[1] = b2[1];
+	}
+	DimId od[3] = {bs[0], bs[1], h};
 	ir_shp_out(s, 0, DT_F32, 3, od);
 	ir_shp_out(s, 1, DT_F32, 3, od);
 	return 0;

@@ -2075,6 +2075,7 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 	return c;
 }
 
+
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
 	const AttnMatch *am = M_AS_CONST(AttnMatch, m);
@@ -2157,4 +2158,68 @@ static const Pattern patterns[] = {
 void pass_fuse_attention(Graph *g, PassCtx *pc)
 {
 	fuse_run(g, pc, patterns, (int)(sizeof patterns / sizeof patterns[0]));
+}
+
+/* The graph input v is computed from through a chain of one-operand steps
+ * (Cast, Unsqueeze, Reshape, Expand, Not; Sub, Mul, Where, Equal with
+ * constants; at most 16), or -1: the run-time messages of the fused
+ * attention name attention_mask rather than "input 4". */
+static int input_origin(const Graph *g, ValId v)
+{
+	for (int step = 0; step < 16 && v >= 0; step++) {
+		const Value *x = IR_VAL(g, v);
+		if (x->kind == V_INPUT) {   /* not the input itself: the runtime knows that one */
+			for (int k = 0; k < g->ninputs && step > 0; k++)
+				if (g->inputs[k] == v)
+					return k;
+			return -1;
+		}
+		if (x->kind != V_NODE || x->def < 0)
+			return -1;
+		const Node *n = IR_NODE(g, x->def);
+		bool layout = n->op == OP_Unsqueeze || n->op == OP_Reshape || n->op == OP_Squeeze ||
+		              n->op == OP_Expand || n->op == OP_Cast || n->op == OP_Transpose;
+		uint8_t kind = ir_opinfo[n->op].kind;
+		if (!layout && kind != K_UNARY && kind != K_BINARY && n->op != OP_Where)
+			return -1;
+		ValId next = -1;
+		int cand = 0;
+		for (int k = 0; k < (layout ? 1 : n->nin); k++) {
+			ValId u = n->in[k];
+			if (u < 0 || IR_VAL(g, u)->kind == V_CONST)
+				continue;
+			next = u;
+			cand++;
+		}
+		if (cand != 1)
+			return -1;
+		v = next;
+	}
+	return -1;
+}
+
+/* Sets mask_from / bias_from of the KlnAttention n (see ir/ops.def). */
+static void mask_origin(Graph *g, NodeId n)
+{
+	const Node *a = IR_NODE(g, n);
+	int mk = a->nin > 4 && a->in[4] >= 0 ? input_origin(g, a->in[4]) : -1;
+	int bk = a->nin > 3 && a->in[3] >= 0 ? input_origin(g, a->in[3]) : -1;
+	if (mk >= 0)
+		ir_attr_set_int(g, n, "mask_from", mk + 1);
+	if (bk >= 0)
+		ir_attr_set_int(g, n, "bias_from", bk + 1);
+}
+
+/* Pass `mask-names`: every KlnAttention's mask_from / bias_from, so that
+ * its run-time messages name the graph input its mask comes from.  Run
+ * after the fusions (fuse-qkv and pack-tokens copy the attributes).
+ *
+ * requires: nothing.  preserves: everything but those attributes.
+ * breaks: nothing. */
+void pass_mask_names(Graph *g, PassCtx *pc)
+{
+	(void)pc;
+	for (int i = 0; i < g->norder; i++)
+		if (!IR_NODE(g, g->order[i])->dead && IR_NODE(g, g->order[i])->op == OP_KlnAttention)
+			mask_origin(g, g->order[i]);
 }

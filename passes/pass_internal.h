@@ -44,6 +44,8 @@ bool pass_pattern_disabled(const PassCtx *pc, const char *name);
 
 /* ---- the passes (one file each; contracts on top of the files) ---------- */
 void pass_shapes(Graph *g, PassCtx *pc);        /* shapes.c */
+void pass_assume_dims(Graph *g, PassCtx *pc);   /* shapes.c */
+void pass_mask_names(Graph *g, PassCtx *pc);    /* fuse_attention.c */
 void pass_cleanup(Graph *g, PassCtx *pc);       /* cleanup.c */
 void pass_fold(Graph *g, PassCtx *pc);          /* fold.c */
 void pass_canon_reshape(Graph *g, PassCtx *pc); /* canon_reshape.c */

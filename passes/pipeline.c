@@ -31,6 +31,9 @@ static const char *const fusion_group[] = {
 static const PassDef passes[] = {
 	{"shapes", pass_shapes,
 	 "re-infer dtypes, shapes and symbolic content; requires a verified graph", NULL},
+	{"assume-dims", pass_assume_dims,
+	 "a head split keeping Shape(x)'s dims of a broadcast extent max(a, dims) assumes them "
+	 "(checked when a run starts)", NULL},
 	{"cleanup", pass_cleanup,
 	 "drop Identity and inference Dropout; keeps graph output names", NULL},
 	{"fold", pass_fold,
@@ -48,6 +51,8 @@ static const PassDef passes[] = {
 	 "MatMul + bias Add (+ KlnGelu) -> KlnGemm; requires fuse-gelu for bias_gelu", NULL},
 	{"fuse-attention", pass_fuse_attention,
 	 "head split, scaled QK^T, mask, Softmax, .V, head merge -> KlnAttention", NULL},
+	{"mask-names", pass_mask_names,
+	 "KlnAttention mask_from/bias_from: the graph input its mask is computed from, for run-time messages", NULL},
 	{"fuse-qkv", pass_fuse_qkv,
 	 "Q/K/V KlnGemm on one input -> one packed KlnGemm feeding KlnAttention; requires fuse-attention", NULL},
 	{"fuse-embed", pass_fuse_embed,
@@ -70,7 +75,7 @@ static const char *const pipeline_o1[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce", NULL};
 static const char *const pipeline_o2[] = {
 	"cleanup", "fold", "einsum", "canon-reshape", "dce", "cse", "fold", "dce",
-	"fusions", "cse", "dce", NULL};
+	"assume-dims", "fusions", "cse", "dce", "mask-names", NULL};
 
 /* The fusion patterns (patterns.def). */
 typedef struct PatternDef {

@@ -1271,7 +1271,7 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < RT_IA_KlnAttention_kv_tiled || nfa < RT_NFA_KlnAttention)
+	if (nin < 3 || nout < 1 || nia < RT_NIA_KlnAttention || nfa < RT_NFA_KlnAttention)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -1320,8 +1320,6 @@ RT_KERNEL(KlnAttention)
 		                (long long)V->dims[si]);
 	rt_t *O = &out[0];
 	int64_t ho = j.H * j.Dv;
-	if (O->rank != 3 || O->dims[bi] != j.B || O->dims[si] != j.Sq || O->dims[2] != ho)
-		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
 	/* element steps: layout 0 rows are consecutive within a batch entry,
 	 * layout 1 rows are B entries apart */
 	if (layout == 0) {
@@ -1345,8 +1343,10 @@ RT_KERNEL(KlnAttention)
 			char bn[96];
 			if (n != full[d] && n != 1)
 				return rt_error(f, "node '%s' (%s): bias (%s) dim %d is %lld, expected 1 or %lld",
-				                loc, op, rt_in_desc(f, bias, 3, bn, sizeof bn), db,
-				                (long long)n, (long long)full[d]);
+				                loc, op,
+				                rt_in_desc_from(f, bias, 3, ia[RT_IA_KlnAttention_bias_from], bn,
+				                                sizeof bn),
+				                db, (long long)n, (long long)full[d]);
 			j.bs[d] = n == 1 ? 0 : s;
 			s *= n;
 		}
@@ -1357,10 +1357,15 @@ RT_KERNEL(KlnAttention)
 		char mn[96];
 		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
 			return rt_error(f, "node '%s' (%s): mask %s must be [%lld, %lld]", loc, op,
-			                rt_in_desc(f, m, 4, mn, sizeof mn), (long long)j.B, (long long)j.Sk);
+			                rt_in_desc_from(f, m, 4, ia[RT_IA_KlnAttention_mask_from], mn, sizeof mn),
+			                (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
 	}
+	/* after the bias and mask: an output whose batch is the max() with a
+	 * mask's batch of its own is a mask of the wrong size, said so above */
+	if (O->rank != 3 || O->dims[bi] != j.B || O->dims[si] != j.Sq || O->dims[2] != ho)
+		return rt_error(f, "node '%s' (%s): output shape disagrees with Q", loc, op);
 	if (nin > 5 && in[5].data && att_packed(f, loc, &in[5], nin > 4 && in[4].data, &j))
 		return 1;
 	/* query rows per task: enough to amortize, small enough to spread */
@@ -1458,14 +1463,16 @@ RT_KERNEL(KlnEmbedLayerNorm)
 	if (need_f32(f, loc, op, word, "word table") || word->rank != 2)
 		return rt_error(f, "node '%s' (%s): word table must be f32 [vocab, hidden]", loc, op);
 	emb_job j = {0};
-	int64_t B = ids->dims[0];
-	j.S = ids->dims[1];
 	j.H = word->dims[1];
 	rt_t *Y = &out[0];
-	if (need_f32(f, loc, op, Y, "output") || Y->rank != 3 || Y->dims[0] != B ||
-	    Y->dims[1] != j.S || Y->dims[2] != j.H)
-		return rt_error(f, "node '%s' (%s): output must be [%lld, %lld, %lld]", loc, op,
-		                (long long)B, (long long)j.S, (long long)j.H);
+	/* the output is the indices' broadcast [B, S] as the graph's Adds made
+	 * it (the ids may be the broadcast ones: input_ids of batch 1 with
+	 * token_type_ids of batch 2) */
+	if (need_f32(f, loc, op, Y, "output") || Y->rank != 3 || Y->dims[2] != j.H)
+		return rt_error(f, "node '%s' (%s): output must be [batch, seq, %lld]", loc, op,
+		                (long long)j.H);
+	int64_t B = Y->dims[0];
+	j.S = Y->dims[1];
 	if (need_vec(f, loc, op, &in[2], j.H, "gamma") || need_vec(f, loc, op, &in[3], j.H, "beta"))
 		return 1;
 	j.ln = (ln_job){.gamma = in[2].data, .beta = in[3].data, .n = j.H,
@@ -1475,7 +1482,7 @@ RT_KERNEL(KlnEmbedLayerNorm)
 	if (nout > 1 && out[1].data)
 		j.ln.sum = out[1].data;
 	j.ix[0] = ids->data; j.ixdt[0] = ids->dtype; j.tab[0] = word->data; j.rows[0] = word->dims[0];
-	j.ixs[0][0] = j.S; j.ixs[0][1] = 1;
+	j.inp[0] = 0;
 	j.nt = 1;
 	for (int p = 4; p + 1 < nin && p <= 6; p += 2) {
 		const rt_t *ix = &in[p], *tab = &in[p + 1];
@@ -1488,7 +1495,7 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			return rt_error(f, "node '%s' (%s): index %d must be integer of rank 1 or 2", loc,
 			                op, p);
 		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
-		char xn[96], idn[96];
+		char xn[96];
 		/* position ids sliced from a buffer as long as the table: a longer
 		 * sequence gets them cut at the table's length */
 		if (si > 1 && si < j.S && si == tab->dims[0] && (di == B || di == 1))
@@ -1497,16 +1504,34 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			                op, (long long)j.S, (long long)si,
 			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)si, p + 1,
 			                (long long)tab->dims[0]);
-		/* the other indices' symbols may be their own (a dynamo export's):
-		 * the sizes must agree with the ids' here */
-		if ((di != B && di != 1) || (si != j.S && si != 1))
-			return rt_error(f, "node '%s' (%s): %s of shape [%lld, %lld] does not match "
-			                "%s of shape [%lld, %lld]", loc, op,
-			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)di, (long long)si,
-			                rt_in_desc(f, ids, 0, idn, sizeof idn), (long long)B, (long long)j.S);
 		int t = j.nt++;
 		j.inp[t] = p;
 		j.ix[t] = ix->data; j.ixdt[t] = ix->dtype; j.tab[t] = tab->data; j.rows[t] = tab->dims[0];
+	}
+	/* every index broadcasts to [B, S] (equal or 1, as the Adds required;
+	 * the inputs of a dynamo export may have symbols of their own): else
+	 * one line naming it and an index of the output's size */
+	for (int t = 0; t < j.nt; t++) {
+		const rt_t *ix = &in[j.inp[t]];
+		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
+		if ((di != B && di != 1) || (si != j.S && si != 1)) {
+			int q = 0;
+			for (int u = 0; u < j.nt; u++) {
+				const rt_t *o = &in[j.inp[u]];
+				if (o->rank == 2 && u != t && o->dims[0] == B && o->dims[1] == j.S) {
+					q = u;
+					break;
+				}
+			}
+			const rt_t *o = &in[j.inp[q]];
+			char xn[96], on[96];
+			return rt_error(f, "node '%s' (%s): %s of shape [%lld, %lld] does not broadcast "
+			                "with %s of shape [%lld, %lld]", loc, op,
+			                rt_in_desc(f, ix, j.inp[t], xn, sizeof xn), (long long)di,
+			                (long long)si, rt_in_desc(f, o, j.inp[q], on, sizeof on),
+			                (long long)(o->rank == 2 ? o->dims[0] : 1),
+			                (long long)o->dims[o->rank - 1]);
+		}
 		j.ixs[t][0] = di == 1 ? 0 : si;
 		j.ixs[t][1] = si == 1 ? 0 : 1;
 	}

@@ -300,6 +300,12 @@ const char *rt_input_name(const kiln_frame *f, const void *data)
 	return NULL;
 }
 
+const char *rt_input_name_at(const kiln_frame *f, int k)
+{
+	const kiln_context *c = f->ctx;
+	return c && c->d && k >= 0 && k < c->d->nin ? c->d->inputs[k].name : NULL;
+}
+
 const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, size_t n)
 {
 	const char *name = rt_input_name(f, t->data);
@@ -307,6 +313,16 @@ const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, siz
 		snprintf(buf, n, "'%s'", name);
 	else
 		snprintf(buf, n, "input %d", k);
+	return buf;
+}
+
+const char *rt_in_desc_from(const kiln_frame *f, const rt_t *t, int k, int64_t from, char *buf,
+                            size_t n)
+{
+	const char *src = rt_input_name(f, t->data) ? NULL : rt_input_name_at(f, (int)from - 1);
+	if (!src)
+		return rt_in_desc(f, t, k, buf, n);
+	snprintf(buf, n, "computed from '%s'", src);
 	return buf;
 }
 

@@ -33,6 +33,10 @@ Case I of seed S (alone: --first I --count 1) is one instance of a form:
              mask, an input, or constants arange(S) as [1,S], [S] or every
              row of [B,S]; near miss: constant ids that differ per row),
              then a LayerNorm
+  dynsym     (only with --only) the embeddings and an attention of a dynamo
+             export whose inputs have dim symbols of their own, the head
+             split's [B, S] from Shape(token_type_ids) (head count -1) or
+             the hidden states; second data set: each symbol resized alone
 A case with symbolic dims has a second data set at other sizes (its
 inputs cut or cyclically extended along those dims).  Each case is
 compiled by kiln at -O0 and at -O2 --stats (which fusions fired is
@@ -610,24 +614,81 @@ def embed(g):
     return [y], fus, (1e-4, 2e-5)
 
 
+# ---------------------------------------------------------------- dynsym
+def dynsym(g):
+    """A BERT embedding + attention block as the dynamo exporter writes it
+    when each input gets dim symbols of its own (input_ids [s0, s1],
+    token_type_ids [s4, s5], attention_mask [s2, s3]): the position ids a
+    Slice by Shape(token_type_ids)[1], the head split's [B, S] from
+    Shape(token_type_ids) with the head count -1 (as the real export) or
+    from the hidden states with a constant head count.  The second data
+    set resizes every symbol on its own: sizes that broadcast (input_ids of
+    batch 1 under token_type_ids of batch 3) must match ONNX Runtime at -O2
+    as at -O0; others are refused."""
+    rng = g.rng
+    g.dyn = True
+    B, S = rng.randint(1, 4), rng.choice([1, 2, 5, 16, 33])
+    H, D, V = rng.choice([1, 2, 4]), rng.choice([2, 4, 8, 16]), rng.choice([7, 30, 100])
+    W = H * D
+    g.tags.append("H=%d D=%d B=%d S=%d" % (H, D, B, S))
+    ids = g.inp(g.np.integers(0, V, (B, S)).astype(np.int64), ["s0", "s1"])
+    tt = g.inp(g.np.integers(0, 2, (B, S)).astype(np.int64), ["s4", "s5"])
+    maxp = S + 8
+    pos = g.slice(g.const(np.arange(maxp, dtype=np.int64)[None]), [0], g.dim(tt, 1), [1])
+    e = g.op("Add", g.op("Gather", g.weight(V, W, scale=1.0), ids, axis=0),
+             g.op("Gather", g.weight(2, W, scale=1.0), tt, axis=0))
+    e = g.op("Add", e, g.op("Gather", g.weight(maxp, W, scale=1.0), pos, axis=0))
+    gamma, beta = g.weight(W, scale=1.0) + 1, g.weight(W, scale=0.5)
+    if g.opset >= 17 and rng.random() < 0.5:
+        x = g.op("LayerNormalization", e, gamma, beta, axis=-1, epsilon=1e-12)
+    else:
+        x = ln_decomposed(g, e, [-1], 1e-12, g.const(gamma), g.const(beta))
+
+    def lin(t):
+        return g.op("Add", g.op("MatMul", t, g.weight(W, W)), g.weight(W, scale=0.1))
+    src = g.pick("split_from", ["token_type_ids", "hidden"])
+    b0, b1 = (g.dim(tt, 0), g.dim(tt, 1)) if src == "token_type_ids" else (g.dim(x, 0), g.dim(x, 1))
+    heads = [-1, D] if src == "token_type_ids" else [H, D]
+    shp = g.op("Concat", b0, b1, np.array(heads, np.int64), axis=0)
+    qh, kh, vh = (g.op("Reshape", lin(x), shp) for _ in range(3))
+    scores = g.op("MatMul", g.op("Transpose", qh, perm=[0, 2, 1, 3]), g.op("Transpose", kh, perm=[0, 2, 3, 1]))
+    scores = g.op("Mul", scores, np.array(1 / math.sqrt(D), F32))
+    if g.pick("mask", ["yes", "yes", "no"]) == "yes":
+        mv = np.ones((B, S), np.int64)
+        for b in range(B):
+            if S > 1 and rng.random() < 0.5:
+                mv[b, rng.randint(1, S - 1):] = 0
+        mask = g.inp(mv, ["s2", "s3"])
+        mb = g.unsqueeze(g.op("Cast", mask, to=TensorProto.BOOL), [1, 2])
+        scores = g.op("Add", scores, g.op("Where", mb, np.array(0.0, F32), np.array(F32_MIN, F32)))
+    p = g.op("Softmax", scores, axis=-1)
+    ctx = g.op("Transpose", g.op("MatMul", p, g.op("Transpose", vh, perm=[0, 2, 1, 3])), perm=[0, 2, 1, 3])
+    out = g.op("Reshape", ctx, g.op("Concat", b0, b1, np.array([-1], np.int64), axis=0))
+    return [lin(out)], ["embed_layernorm", "attention"], (1e-4, 2e-5)
+
+
 FORMS = {"attention": (attention, 5), "layernorm": (layernorm, 2), "gelu": (gelu, 2),
          "gemm": (gemm, 2), "embed": (embed, 2)}
+# forms made only when --only names them (the default mix, and so what a
+# seed makes, stays as it was); fusefuzz.sh runs them on their own
+ONLY_FORMS = {"dynsym": (dynsym, 1)}
 # the fusions a form's instances may fire, expected or not (the fire rate
 # per variant counts these)
 FORM_FUS = {"attention": ["attention"], "layernorm": ["layernorm", "skip_layernorm", "rmsnorm", "skip_rmsnorm"],
             "gelu": ["gelu", "bias_gelu", "quick_gelu"], "gemm": ["gemm_onnx", "gemm", "gemm_nobias"],
-            "embed": ["embed_layernorm"]}
+            "embed": ["embed_layernorm"], "dynsym": ["embed_layernorm", "attention", "layernorm"]}
 
 
 def make_case(seed, i, only):
     rng = random.Random(seed * 7919 + i)
-    forms = [f for f in FORMS if not only or f in only]
-    form = rng.choices(forms, [FORMS[f][1] for f in forms])[0]
+    table = dict(FORMS, **ONLY_FORMS) if only else FORMS
+    forms = [f for f in table if not only or f in only]
+    form = rng.choices(forms, [table[f][1] for f in forms])[0]
     opset = rng.choice([11, 13, 14, 17, 17, 18, 20])
     g = G(rng, opset)
     g.dyn = False
     g.rp_mask = None    # a right-padded [B, S] key mask: the case also runs with --remove-padding
-    outs, fus, tol = FORMS[form][0](g)
+    outs, fus, tol = table[form][0](g)
     return form, g, outs, fus, tol
 
 

@@ -259,7 +259,11 @@ def text_sets(seed):
     return sets
 
 
-def bert_qa():
+def bert_qa(own_mask=False):
+    """own_mask: attention_mask has symbols of its own ([mbatch, msequence])
+    and is Cast to float before its Unsqueezes, so the fused attentions'
+    mask is the Cast's result, not the graph input (their run-time
+    messages name attention_mask all the same)."""
     P, rng = bert_params(101)
     linear_p(P, rng, "qa", HID, 2, std=0.3)
     b = Builder(P)
@@ -269,14 +273,20 @@ def bert_qa():
     pos = b.op("Slice", np.arange(MAXPOS, dtype=np.int64)[None], [0], seq, [1], [1])
     e = b.op("Add", b.op("Gather", b.p("emb.word"), ids), b.op("Gather", b.p("emb.type"), tt))
     x = g_ln(b, b.op("Add", e, b.op("Gather", b.p("emb.pos"), pos)), "emb.ln")
-    am = g_ext_mask(b, mask, F32_MIN)
+    if own_mask:
+        mf = b.op("Cast", mask, to=TensorProto.FLOAT)
+        am = b.op("Mul", b.op("Sub", 1.0, b.op("Unsqueeze", mf, [1, 2])), F32_MIN)
+    else:
+        am = g_ext_mask(b, mask, F32_MIN)
     for i in range(2):
         x = g_layer(b, x, "l%d" % i, am, HEADS, HID // HEADS, "shape")
     logits = g_lin(b, x, "qa")
     st, en = b.op("Split", logits, [1, 1], axis=-1, outs=2)
     b.outputs(b.op("Squeeze", st, [-1]), b.op("Squeeze", en, [-1]))
     I64, F = TensorProto.INT64, TensorProto.FLOAT
-    m = b.model("bert_qa", [(n, I64, ["batch", "sequence"]) for n in (ids, mask, tt)],
+    dims = {mask: ["mbatch", "sequence"]} if own_mask else {}
+    m = b.model("bert_qa_own_mask" if own_mask else "bert_qa",
+                [(n, I64, dims.get(n, ["batch", "sequence"])) for n in (ids, mask, tt)],
                 [("start_logits", F, ["batch", "sequence"]),
                  ("end_logits", F, ["batch", "sequence"])], 14)
 
@@ -290,10 +300,14 @@ def bert_qa():
     return m, P, ref, text_sets(102)
 
 
-def bert_cls_dynamo(own_syms=False):
+def bert_cls_dynamo(own_syms=False, tt_heads=False):
     """own_syms: every input has dim symbols of its own (input_ids [s0, s1],
     attention_mask [s2, s3], token_type_ids [s4, s5]), as dynamo exports
-    may write them even though the sizes agree at run time."""
+    may write them even though the sizes agree at run time.  tt_heads (with
+    own_syms): the head splits and merges take [B, S] from
+    Shape(token_type_ids) and the head count as -1, as the real export does
+    (../shared/models/bert-dynamo), so the head count is known only once
+    -O2 assumes the embeddings' broadcast extent is token_type_ids'."""
     P, rng = bert_params(201)
     linear_p(P, rng, "pooler", HID, HID, trans=True)
     linear_p(P, rng, "cls", HID, 2, std=0.3, trans=True)
@@ -321,8 +335,12 @@ def bert_cls_dynamo(own_syms=False):
     dh = HID // HEADS
     for i in range(2):
         pre = "l%d." % i
-        s0, s1 = b.op("Shape", x, start=0, end=1), b.op("Shape", x, start=1, end=2)
-        shp = b.op("Concat", s0, s1, [HEADS, dh], axis=0)
+        if tt_heads:
+            s0, s1 = b.op("Shape", tt, start=0, end=1), b.op("Shape", tt, start=1, end=2)
+            shp = b.op("Concat", s0, s1, [-1, dh], axis=0)
+        else:
+            s0, s1 = b.op("Shape", x, start=0, end=1), b.op("Shape", x, start=1, end=2)
+            shp = b.op("Concat", s0, s1, [HEADS, dh], axis=0)
         q, k, v = (b.op("Reshape", lin(x, pre + "attn." + t), shp, allowzero=1)
                    for t in ("query", "key", "value"))
         s = b.op("MatMul", b.op("Transpose", q, perm=[0, 2, 1, 3]),
@@ -330,7 +348,7 @@ def bert_cls_dynamo(own_syms=False):
         p = b.op("Softmax", b.op("Add", b.op("Mul", s, 1.0 / math.sqrt(dh)), am), axis=-1)
         c = b.op("MatMul", p, b.op("Transpose", v, perm=[0, 2, 1, 3]))
         c = b.op("Reshape", b.op("Transpose", c, perm=[0, 2, 1, 3]),
-                 b.op("Concat", s0, s1, [HID], axis=0), allowzero=1)
+                 b.op("Concat", s0, s1, [-1 if tt_heads else HID], axis=0), allowzero=1)
         h = ln(b.op("Add", lin(c, pre + "attn.output"), x), pre + "ln1")
         f = lin(b.op("Gelu", lin(h, pre + "ffn1"), approximate="none"), pre + "ffn2")
         x = ln(b.op("Add", f, h), pre + "ln2")
@@ -345,7 +363,8 @@ def bert_cls_dynamo(own_syms=False):
     I64, F = TensorProto.INT64, TensorProto.FLOAT
     syms = ([["s0", "s1"], ["s2", "s3"], ["s4", "s5"]] if own_syms else
             [["s0", "s1"], ["s2", "s1"], ["s0", "s1"]])
-    m = b.model("bert_dynamo_own_syms" if own_syms else "bert_cls_dynamo",
+    name = "bert_dynamo_tt_heads" if tt_heads else "bert_dynamo_own_syms"
+    m = b.model(name if own_syms else "bert_cls_dynamo",
                 [(n, I64, d) for n, d in zip((ids, mask, tt), syms)],
                 [("logits", F, ["s0", 2]), ("token_logits", F, ["s0*s1", 2])], 20)
 
@@ -605,7 +624,10 @@ def ops_zoo():
 
 
 MODELS = {"bert_qa": bert_qa, "bert_cls_dynamo": bert_cls_dynamo,
-          "bert_dynamo_own_syms": lambda: bert_cls_dynamo(own_syms=True), "xlnet": xlnet,
+          "bert_dynamo_own_syms": lambda: bert_cls_dynamo(own_syms=True),
+          "bert_dynamo_tt_heads": lambda: bert_cls_dynamo(own_syms=True, tt_heads=True),
+          "bert_qa_own_mask": lambda: bert_qa(own_mask=True),
+          "xlnet": xlnet,
           "vilbert": vilbert, "ops_zoo": ops_zoo}
 
 

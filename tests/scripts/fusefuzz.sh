@@ -3,7 +3,7 @@
 # instances of the forms the -O2 fusions rewrite (attention with every
 # projection, scale, mask and layout form; LayerNorm / RMSNorm op and
 # decomposed; the GELU forms; MatMul+Add and Gemm; embeddings with their
-# position ids) compiled at -O0, -O2 and -O2 --remove-padding (right-padded
+# position ids; then the dynsym form alone) compiled at -O0, -O2 and -O2 --remove-padding (right-padded
 # key masks) and compared with ONNX Runtime;
 # no finding may be left, and the fusions must fire (at least half of the
 # instances made to fuse, per form that has any).  Skipped (77) without
@@ -31,6 +31,18 @@ else
 	bad "seed 3, $count cases at O0,O2,rp: $(tail -n 1 <<<"$out")"
 fi
 grep -E '^(kiln refused|--remove-padding): ' <<<"$out"
+# the embeddings + attention of a dynamo export whose inputs have symbols
+# of their own (form dynsym, made only when named), each symbol resized
+# alone in the second data set: -O2 broadcasts as -O0 and fuses
+dcount=$(( count / 4 ))
+[ "$SAMPLED" = 1 ] && dcount=4
+if dout=$("$PY" "$SRC/tests/gen/fusefuzz.py" "$OUT/dynsym" --kiln "$KILN" --ort-modules "$ORT_MODULES" \
+	--seed 3 --count "$dcount" --only dynsym --timeout "$TIMEOUT" 2>&1); then
+	ok "dynsym: seed 3, $dcount cases: $(tail -n 1 <<<"$dout")"
+else
+	echo "$dout" | grep -v '^fusefuzz: [0-9]'
+	bad "dynsym: seed 3, $dcount cases: $(tail -n 1 <<<"$dout")"
+fi
 # the fuzzer tests the fusions only where they fire
 while read -r form cases compared tofuse fused _; do
 	[ "$tofuse" -gt 0 ] || continue
@@ -39,5 +51,5 @@ while read -r form cases compared tofuse fused _; do
 	else
 		bad "$form: fused in only $fused of $tofuse"
 	fi
-done < <(sed -n '/^form /,/^$/p' <<<"$out" | sed '1d;/^$/d')
+done < <(sed -n '/^form /,/^$/p' <<<"$out" | sed '1d;/^$/d'; sed -n '/^form /,/^$/p' <<<"$dout" | sed '1d;/^$/d')
 finish fusefuzz

@@ -121,4 +121,34 @@ if cc -std=c11 -Wall -Wextra -Werror -pedantic $flags -I "$src/runtime" -I "$d" 
 else
   bad dims "dims_main.c does not compile"
 fi
+
+# a token-id input named with printf conversions, quotes and a backslash
+# reaches the Gather's out-of-range error (the inline one and the kernel's):
+# at -O0 and -O2 the message names it verbatim, nothing is formatted
+g="$d/pct"
+mkdir -p "$g/in"
+/usr/bin/python3 - "$g" <<'PY' || bad pct "generator"
+import sys, numpy as np
+from onnx import TensorProto, helper, numpy_helper
+d = sys.argv[1]
+name = "ids%s%n%%'\"\\x"
+tab = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "tab")
+g = helper.make_graph([helper.make_node("Gather", ["tab", name], ["y"], axis=0)], "pct",
+                      [helper.make_tensor_value_info(name, TensorProto.INT64, ["b", "s"])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 4])], [tab])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+open(d + "/m.onnx", "wb").write(m.SerializeToString())
+open(d + "/in/input_0.pb", "wb").write(numpy_helper.from_array(np.array([[1, 99]], np.int64), name).SerializeToString())
+open(d + "/name", "w").write(name)
+PY
+for o in -O0 -O2; do
+  if ! "$kiln" compile "$g/m.onnx" -o "$g/m$o.so" $o 2>"$d/err"; then bad "pct $o" "kiln compile failed"; continue; fi
+  msg=$("$kiln" run "$g/m$o.so" --inputs "$g/in" --outputs "$g/res$o" 2>&1 >/dev/null); rc=$?
+  want="index 99 of '$(cat "$g/name")' out of range [0, 10)"
+  if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [[ "$msg" != *"$want" ]]; then
+    bad "pct $o" "exit $rc: $msg (want ...$want)"
+  else
+    echo "ok   pct $o: $msg"
+  fi
+done
 exit $fail

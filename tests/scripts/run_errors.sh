@@ -125,13 +125,14 @@ own_case() {   # NAME OPT WANT-REGEX, inputs from the python snippet on stdin
   fi
 }
 for o in -O0 -O2; do
-  [ $o = -O2 ] && want_b="token_type_ids.*\[3, 8\].*input_ids.*\[2, 8\]" || want_b="dim 3"
+  [ $o = -O2 ] && want_b="input_ids.*\[2, 8\].*does not broadcast with.*token_type_ids.*\[3, 8\]" || want_b="dim 3"
   own_case tt_batch $o "$want_b" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((3, 8), np.int64))"
   [ $o = -O2 ] && want_s="token_type_ids.*\[2, 6\].*input_ids.*\[2, 8\]" || want_s="dim 8"
   own_case tt_seq $o "$want_s" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 6), np.int64))"
-  own_case mask_batch $o "attention_mask|bias .*dim 0 is 3|dim 3" <<<"$PRE
+  [ $o = -O2 ] && want_m="bias \(computed from 'attention_mask'\) dim 0 is 3" || want_m="dim 3"
+  own_case mask_batch $o "$want_m" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((3, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
 done
 d1="$own/same" && mkdir -p "$d1"
@@ -146,6 +147,72 @@ if [ "$(grep -c ' = KlnEmbedLayerNorm(' <<<"$ops")" -ne 1 ] || [ "$(grep -c ' = 
 else
   echo "ok   own: -O2 fuses the embedding and the 2 attentions"
 fi
+# input_ids of batch 1 with token_type_ids of batch 2 is ONNX broadcasting
+# in the embeddings' Add: -O2's fused embedding broadcasts as -O0 does
+d1="$own/bcast" && mkdir -p "$d1"
+/usr/bin/python3 - "$d1" <<<"$PRE
+w(0, np.ones((1, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.array([[0] * 8, [1] * 8], np.int64))" || fail=1
+for o in -O0 -O2; do
+  "$kiln" run "$own/m$o.so" --inputs "$d1" --outputs "$d1/res$o" >/dev/null ||
+    { echo "FAIL own bcast: $o refused input_ids [1, 8] with token_type_ids [2, 8]"; fail=1; }
+done
+if /usr/bin/python3 - "$d1" <<'PY'
+import sys, numpy as np, onnx
+from onnx import numpy_helper
+d = sys.argv[1]
+for k in (0, 1):
+    a, b = (numpy_helper.to_array(onnx.load_tensor(f"{d}/res{o}/output_{k}.pb")) for o in ("-O0", "-O2"))
+    assert a.shape == b.shape and a.shape[0] == (2, 16)[k], (k, a.shape, b.shape)
+    assert np.allclose(a, b, atol=1e-4, rtol=1e-3), (k, float(np.abs(a - b).max()))
+PY
+then echo "ok   own bcast: -O0 and -O2 broadcast input_ids [1, 8] alike"
+else echo "FAIL own bcast: -O0 and -O2 differ"; fail=1; fi
+
+# the head splits take [B, S] from Shape(token_type_ids) with the head count
+# -1 (tests/gen/models.py bert_dynamo_tt_heads, as the real export): -O2
+# assumes the embeddings' broadcast extent is token_type_ids' (checked when
+# a run starts) and fuses both attentions; a run that breaks the assumption
+# (input_ids of batch 2, token_type_ids of batch 1) is one line naming both
+/usr/bin/python3 "$src/tests/gen/models.py" "$own" bert_dynamo_tt_heads >/dev/null || exit 1
+st=$("$kiln" compile "$own/bert_dynamo_tt_heads/model.onnx" -o "$own/tth.so" -O2 --stats | tail -1)
+if ! grep -q '"attention": 2' <<<"$st"; then
+  echo "FAIL tt_heads: -O2 did not fuse the 2 attentions: $st"; fail=1
+else
+  echo "ok   tt_heads: -O2 fuses the 2 attentions"
+fi
+d1="$own/tth_b21" && mkdir -p "$d1"
+/usr/bin/python3 - "$d1" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((1, 8), np.int64))" || fail=1
+msg=$("$kiln" run "$own/tth.so" --inputs "$d1" --outputs "$d1/res" 2>&1 >/dev/null); rc=$?
+if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [ -e "$d1/res/output_0.pb" ] ||
+   ! grep -Eq "input sizes disagree: .*is 2 but .*is 1 .*'input_ids' dim 0.*'token_type_ids' dim 0" <<<"$msg"; then
+  echo "FAIL tt_heads b21: exit $rc: $msg"; fail=1
+else
+  echo "ok   tt_heads b21: $msg"
+fi
+# the assumptions survive the text IR (`assume [a, b] @"node"` lines): a
+# model compiled from the -O2 dump checks them too
+"$kiln" dump "$own/bert_dynamo_tt_heads/model.onnx" -O2 >"$own/tth.ir" || fail=1
+"$kiln" compile "$own/tth.ir" --weights-from="$own/bert_dynamo_tt_heads/model.onnx" -o "$own/tth_ir.so" || fail=1
+msg2=$("$kiln" run "$own/tth_ir.so" --inputs "$d1" --outputs "$d1/res" 2>&1 >/dev/null)
+if ! grep -q '^  assume \[max(s0, s4), s4\] @' "$own/tth.ir" || [ "${msg2#*.so: }" != "${msg#*.so: }" ]; then
+  echo "FAIL tt_heads text IR: $msg2"; fail=1
+else
+  echo "ok   tt_heads text IR keeps the assumptions"
+fi
+
+# the fused attentions' mask is computed from attention_mask (a Cast, an
+# Unsqueeze, a Sub, a Mul: tests/gen/models.py bert_qa_own_mask, whose mask
+# has a batch symbol of its own): a mask of another batch is one line
+# naming attention_mask at -O2 too, not "input 3"
+/usr/bin/python3 "$src/tests/gen/models.py" "$own" bert_qa_own_mask >/dev/null || exit 1
+for o in -O0 -O2; do
+  "$kiln" compile "$own/bert_qa_own_mask/model.onnx" -o "$own/m$o.so" $o || exit 1
+  [ $o = -O2 ] && want_m="KlnAttention\): bias \(computed from 'attention_mask'\) dim 0 is 3, expected 1 or 2" ||
+    want_m="does not broadcast"
+  own_case qa_mask_batch $o "$want_m" <<<"$PRE
+w(0, np.ones((2, 8), np.int64)); w(1, np.ones((3, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
+done
 
 # a model without inputs (its output is an initializer): the message says so
 m0="$out/no_inputs"
