@@ -19,7 +19,8 @@
  * chunk of rows that stays in L2 (quantized A is 1 or 2 bytes a value),
  * at few rows cut into one contiguous run per thread (each streams its own
  * range of weight panels; a thread done with its run takes from the
- * others'), else taken by all threads in turn from one run, the
+ * others'), else taken by all threads in turn from one run (its last
+ * units cut in halves of rows, for an even finish), the
  * micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
  * with the bias and GELU while they are in L1; the thread's next panel is
  * prefetched meanwhile.  A row of A that holds a
@@ -186,6 +187,9 @@ typedef struct q8_job {
 	 * runs, one per thread: run r's next unit and its end */
 	int nruns;
 	struct { int64_t next, end; char pad[48]; } run[Q8_RUNS];
+	/* units from usplit on are halves (in rows) of the last chunk's last
+	 * panels, two a panel, so that the threads finish closer together */
+	int64_t usplit;
 } q8_job;
 
 /* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
@@ -439,6 +443,26 @@ static int64_t next_unit(q8_job *j, int t)
 	return -1;
 }
 
+/* unit u's rows [*i0, *i1) and panel *p: before usplit, chunk u / np times
+ * panel u % np; from it on, units in pairs, the first rows of a panel
+ * (a multiple of MR) and the rest */
+static void unit_at(const q8_job *j, int64_t u, int64_t *i0, int64_t *i1, int64_t *p)
+{
+	int64_t v = u < j->usplit ? u : j->usplit + (u - j->usplit) / 2;
+	*i0 = v / j->np * j->mc;
+	*i1 = j->M - *i0 < j->mc ? j->M : *i0 + j->mc;
+	*p = v % j->np;
+	if (u < j->usplit)
+		return;
+	int mr = j->uk->mr;
+	int64_t mid = *i0 + ((*i1 - *i0) / 2 + mr - 1) / mr * mr;
+	mid = mid < *i1 ? mid : *i1;
+	if ((u - j->usplit) % 2)
+		*i0 = mid;
+	else
+		*i1 = mid;
+}
+
 /* Runs [b, e) of the job (one per thread, unless a thread claims a second
  * one a slower thread has not started).  First the quantization of A, nq
  * chunks of qrows rows taken from a shared counter; then, once every row
@@ -467,8 +491,10 @@ static void q8_work(void *arg, int64_t b, int64_t e)
 		relax();
 	for (int64_t r = b; r < e; r++)
 		for (int64_t u; (u = next_unit(j, (int)r)) >= 0;) {
-			int64_t i0 = u / j->np * j->mc;
-			q8_unit(j, i0, j->M - i0 < j->mc ? j->M : i0 + j->mc, u % j->np, wide, fn);
+			int64_t i0, i1, p;
+			unit_at(j, u, &i0, &i1, &p);
+			if (i0 < i1)
+				q8_unit(j, i0, i1, p, wide, fn);
 		}
 }
 
@@ -516,6 +542,19 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	nt = nt < Q8_RUNS ? nt : Q8_RUNS;
 	j.nruns = M <= Q8_FEW_ROWS ? nt : 1;
 	j.nruns = units < j.nruns ? (int)units : j.nruns;
+	/* one shared run on several threads: its last 2 units per thread (of
+	 * the last chunk of rows) each cut in two halves of rows, so that the
+	 * threads finish closer together (whole units left one idle for up to
+	 * a unit at the end: FFN-down's 128 x 16 x 3072 is 1/48 of BERT's
+	 * GEMM); every C element still comes from one kernel call, the same
+	 * bits */
+	j.usplit = units;
+	int64_t last = M - (M - 1) / mc * mc, nsplit = 2 * (int64_t)nt;
+	nsplit = nsplit < j.np ? nsplit : j.np;
+	if (j.nruns == 1 && nt > 1 && last >= 2 * j.uk->mr) {
+		j.usplit = units - nsplit;
+		units += nsplit;
+	}
 	for (int r = 0; r < j.nruns; r++) {
 		j.run[r].next = units * r / j.nruns;
 		j.run[r].end = units * (r + 1) / j.nruns;

@@ -641,7 +641,9 @@ static void kernel_wbits(void **state)
  * shapes with one panel, one row chunk, several chunks, the LXMERT and
  * BERT-base ones, with the bias and the erf GELU: every kernel on every
  * pool the same bits as serial "c" (whose sums are checked exactly, and
- * whose epilogue against the f64 GELU), the canaries around C kept. */
+ * whose epilogue against the f64 GELU), the canaries around C kept;
+ * with one shared run (over 48 rows), its last units cut in two halves of
+ * rows (each C element from one of them: the same bits). */
 static void threads_1_to_4(void **state)
 {
 	(void)state;
@@ -653,6 +655,11 @@ static void threads_1_to_4(void **state)
 		{128, 96, 768},    /* BERT-base b1, a slice of N */
 		{700, 40, 768},    /* two chunks of 3 panels: runs cross a chunk */
 		{1, 2304, 768},    /* one row, the QKV width */
+		/* one shared run (over 48 rows): its last units cut in halves of rows */
+		{97, 33, 50},      /* 3 panels, the last partial: every unit cut */
+		{130, 200, 13},    /* 13 panels, halves of 66 / 64 rows (MR 6) */
+		{683, 48, 768},    /* a last chunk of 5 rows (MR 6): too few to cut */
+		{1030, 40, 768},   /* a last chunk of 352 rows (MR 6), 13 (MR 3): cut */
 	};
 	struct rt_pool *pools[5] = {NULL};
 	for (int t = 2; t <= 4; t++) {
