@@ -63,6 +63,9 @@ typedef struct {
 	int mask;      /* an i64 key-padding mask: 1 all ones but the last quarter of keys of
 	                * entry 0; 2 all ones (BERT-base in `kiln bench` without --lengths) */
 	int causal;
+	int packed;    /* B sequences of lengths spread evenly over Sk/8..Sk (kiln bench --lengths
+	                * 16..128, ascending), packed as --remove-padding runs them: Q/K/V [1, T,
+	                * 3*H*D] and cu_seqlens, no mask */
 } shape;
 
 static const shape shapes[] = {
@@ -79,14 +82,30 @@ static const shape shapes[] = {
 	{ "lx x20-36", 1, 20, 36, 12, 64, 1, 0, 0 },
 	{ "lx x36-20", 1, 36, 20, 12, 64, 1, 1, 0 },
 	{ "causal s128", 1, 128, 128, 12, 64, 0, 0, 2 },
+	{ "packed b8 16..128", 8, 128, 128, 12, 64, 0, 0, 0, 1 },
 };
 
 typedef struct {
 	kiln_frame *f;
-	rt_t in[5], out;
+	rt_t in[6], out;
+	int32_t cu[65];
 	int64_t ia[RT_NIA_KlnAttention];
 	float fa[RT_NFA_KlnAttention];
 } call;
+
+/* packed shapes: cu_seqlens into cu (lengths Sk/8 .. Sk over the B
+ * sequences, ascending, as `kiln bench --lengths 16..128`); the rows T
+ * (B * Sq when not packed) */
+static int64_t packed_rows(const shape *s, int32_t *cu)
+{
+	if (!s->packed)
+		return s->B * s->Sq;
+	int64_t lo = s->Sk / 8, hi = s->Sk;
+	cu[0] = 0;
+	for (int64_t b = 0; b < s->B; b++)
+		cu[b + 1] = cu[b] + (int32_t)(s->B > 1 ? lo + (hi - lo) * b / (s->B - 1) : hi);
+	return cu[s->B];
+}
 
 static void setup(const shape *s, call *c, float *q, float *kv, int64_t *mask, float *o)
 {
@@ -97,11 +116,19 @@ static void setup(const shape *s, call *c, float *q, float *kv, int64_t *mask, f
 	rt_t *t[4] = {&c->in[0], &c->in[1], &c->in[2], &c->out};
 	void *data[4] = {q, s->cross ? kv : q, s->cross ? kv : q, o};
 	int64_t rows[4] = {s->Sq, s->Sk, s->Sk, s->Sq}, cols[4] = {ldq, ldk, ldk, hd};
+	int64_t T = packed_rows(s, c->cu);
 	for (int i = 0; i < 4; i++) {
 		t[i]->data = data[i];
 		t[i]->dtype = KILN_F32;
 		t[i]->rank = 3;
-		t[i]->dims[0] = s->B, t[i]->dims[1] = rows[i], t[i]->dims[2] = cols[i];
+		t[i]->dims[0] = s->packed ? 1 : s->B, t[i]->dims[1] = s->packed ? T : rows[i];
+		t[i]->dims[2] = cols[i];
+	}
+	if (s->packed) {
+		c->in[5].data = c->cu;
+		c->in[5].dtype = KILN_I32;
+		c->in[5].rank = 1;
+		c->in[5].dims[0] = s->B + 1;
 	}
 	if (s->mask) {
 		c->in[4].data = mask;
@@ -141,7 +168,7 @@ static float *gemm_a, *gemm_b, *gemm_c;   /* ATTN_BENCH_GEMM's operands */
 
 static int once(call *c)
 {
-	return rt_op_KlnAttention(c->f, "att", c->in, 5, &c->out, 1, c->ia, RT_NIA_KlnAttention, c->fa,
+	return rt_op_KlnAttention(c->f, "att", c->in, 6, &c->out, 1, c->ia, RT_NIA_KlnAttention, c->fa,
 	                          RT_NFA_KlnAttention);
 }
 
@@ -179,6 +206,13 @@ static double cpu_ghz(int n, double *mean)
 static double run(const shape *s, call *c, double r[3])
 {
 	double flop = 2.0 * (double)(s->B * s->H * s->Sq * s->Sk * 2 * s->D), best = 0, tmin = 1e9;
+	if (s->packed) {   /* the real work: each sequence over its own length */
+		flop = 0;
+		for (int64_t b = 0; b < s->B; b++) {
+			double n = c->cu[b + 1] - c->cu[b];
+			flop += 2.0 * (double)(s->H * 2 * s->D) * n * n;
+		}
+	}
 	double wsum = 0, csum = 0;
 	int64_t ncalls = 0;
 	if (once(c))

@@ -621,11 +621,13 @@ RT_KERNEL(KlnGelu)
 
 #define ATT_STACK 16384    /* floats of score scratch per task on the stack */
 #define ATT_PAD_STACK 4096 /* floats of additive mask rows ([B, Sk]) on the stack */
+#define ATT_ORD_STACK 512  /* packed sequences ordered on the stack */
 
 typedef struct att_job {
 	const float *q, *k, *v, *bias;
 	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
 	const int32_t *cu;       /* packed: sequence b is rows cu[b] .. cu[b+1]-1 (Sq, Sk its max), or NULL */
+	const int64_t *ord;      /* packed: the sequences longest first (low 32 bits: b), or NULL */
 	float *o;
 	int64_t B, H, Sq, Sk, D, Dv;
 	int64_t rep;             /* Q heads per K/V head (num_heads / kv_num_heads) */
@@ -636,6 +638,7 @@ typedef struct att_job {
 	int64_t rq, rk, rv, ro;  /* element step between sequence rows of Q, K, V, O */
 	int64_t bq, bk, bv, bo;  /* element step between batch entries */
 	int64_t rows, nqb;       /* query rows per task, query blocks per (b, h) */
+	int64_t tasks, nth;      /* tasks in all; threads of the pool */
 	float scale, filter;
 	int causal;              /* 0 none, 1 add cfill, 2 set cfill past the causal edge */
 	float cfill;
@@ -658,6 +661,8 @@ static void att_task_of(const att_job *j, int64_t t, att_task *x)
 {
 	int64_t bh = t / j->nqb, qb = t % j->nqb;
 	x->b = bh / j->H, x->h = bh % j->H;
+	if (j->ord)
+		x->b = j->ord[x->b] & 0xffffffff;
 	int64_t hk = j->tiled ? x->h % j->hkv : x->h / j->rep;   /* the K/V head Q head h reads */
 	x->kv = x->b * j->hkv + hk;
 	/* packed (cu): sequence b's own length and first row, no batch step */
@@ -1222,7 +1227,10 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	for (int64_t t = b; t < e; t++) {
 #if defined(__x86_64__)
 		if (j->path == 2) {
-			att_block_fused(j, t, t + 1 < e ? t + 1 : -1, s, &packed);
+			/* after its last task a thread most likely claims the chunk
+			 * nth - 1 chunks on (the pool hands them out in order) */
+			int64_t nx = t + 1 < e ? t + 1 : e + (j->nth - 1) * (e - b);
+			att_block_fused(j, t, nx < j->tasks ? nx : -1, s, &packed);
 			continue;
 		}
 #endif
@@ -1241,6 +1249,25 @@ static void att_pad(const rt_t *m, float filter, int64_t np, float *pad)
 		            (double)rt_get_i64(m->data, m->dtype, i);
 		pad[i] = mv != 1.0 ? (float)(1.0 - mv) * filter : 0.0f;
 	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Packed mode: the order the tasks take the sequences in, longest first
+ * (then by index): the pool hands out chunks of tasks in order, so the
+ * long sequences' work is spread first and the short ones fill the gaps
+ * (ascending lengths, as a batch sorted by length, left the longest
+ * sequence's heads to the end, one thread running them while the other
+ * waited).  ord[i]'s low 32 bits: a sequence. */
+static void att_order(const int32_t *cu, int64_t n, int64_t *ord)
+{
+	for (int64_t b = 0; b < n; b++)
+		ord[b] = (int64_t)(INT32_MAX - (cu[b + 1] - cu[b])) << 32 | b;
+	qsort(ord, (size_t)n, sizeof *ord, cmp_i64);
 }
 
 /* Packed mode (cu_seqlens, passes/pack_tokens.c): Q, K, V are [1, T, *]
@@ -1386,14 +1413,28 @@ RT_KERNEL(KlnAttention)
 	int64_t tasks = j.B * j.H * j.nqb;
 	if (tasks == 0)
 		return 0;
+	j.tasks = tasks;
+	j.nth = rt_pool_size(f ? f->pool : NULL);
 	j.path = att_path();
+	int64_t ordbuf[ATT_ORD_STACK], *ord = NULL;
+	if (j.cu && j.B > 1) {
+		ord = j.B <= ATT_ORD_STACK ? ordbuf : malloc((size_t)j.B * sizeof *ord);
+		if (!ord)
+			return rt_error(f, "node '%s' (%s): out of memory for %lld sequences", loc, op,
+			                (long long)j.B);
+		att_order(j.cu, j.B, ord);
+		j.ord = ord;
+	}
 	float padbuf[ATT_PAD_STACK], *pad = NULL;
 	if (nin > 4 && in[4].data) {
 		int64_t np = j.B * j.Sk;
 		pad = np <= ATT_PAD_STACK ? padbuf : malloc((size_t)np * sizeof(float));
-		if (!pad)
+		if (!pad) {
+			if (ord != ordbuf)
+				free(ord);
 			return rt_error(f, "node '%s' (%s): out of memory for a %lld x %lld mask", loc, op,
 			                (long long)j.B, (long long)j.Sk);
+		}
 		att_pad(&in[4], j.filter, np, pad);
 		j.pad = pad;
 	}
@@ -1405,6 +1446,8 @@ RT_KERNEL(KlnAttention)
 	rt_par(f, tasks, j.path == 2 ? cost / 32 : cost, att_range, &j);
 	if (pad != padbuf)
 		free(pad);
+	if (ord != ordbuf)
+		free(ord);
 	if (j.failed)
 		return rt_error(f, "node '%s' (%s): out of memory for %lld scores", loc, op,
 		                (long long)(j.rows * j.Sk));

@@ -13,7 +13,10 @@
  *   masked batch entries), nan_guard; and the packed path (cu_seqlens, with
  *   empty sequences);
  *   the shapes models run, S = 1..130 by D = 32, 64, 80 and 1..12 heads
- *   (test_attention_shapes), each with a mask, causal, bias or GQA variant.
+ *   (test_attention_shapes), each with a mask, causal, bias or GQA variant;
+ *   wider ones, S 1..300 by D 8..128 and 1..16 heads, self and cross,
+ *   masked, biased, causal and packed, and 520 packed sequences
+ *   (test_attention_wide).
  * On x86-64 without AVX-512 the vector path is the fused AVX2 kernel
  * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
@@ -60,7 +63,7 @@ typedef struct Cfg {
 	int mask;                            /* 0 none, 1 i64, 2 f32 (0, 0.5, 1), 3 bool */
 	bool guard;
 	int64_t nseq;                        /* packed: sequences (0: not packed) */
-	int32_t cu[8];
+	int32_t cu[600];
 } Cfg;
 
 typedef struct Data {
@@ -442,6 +445,61 @@ static void tiled_body(int mode)
 	check(&p, mode);
 }
 
+/* Wider than random_body: Sq and Sk 1..300 (odd ones included), D and Dv
+ * 8..128, 1..16 heads, self and cross attention, cycling through no mask,
+ * a key-padding mask (check() masks batch entry 1 fully), an additive
+ * [B, 1, Sq, Sk] bias, causal with a mask, and packed sequences of 0..300
+ * tokens; B H Sq Sk (D + Dv) bounded so the double reference stays quick.
+ * Then 520 packed sequences of 0..5 tokens (more than the kernel orders
+ * on its stack, many of one length). */
+static void wide_body(int mode)
+{
+	static const int64_t Ds[] = {8, 16, 24, 40, 64, 96, 128};
+	ref_rng = 0x31de0000ull + (uint64_t)mode;
+	for (int t = 0; t < 30; t++) {
+		Cfg c = {.B = ref_irand(1, 2), .D = Ds[ref_irand(0, 6)], .filter = -10000.0f};
+		c.Dv = t % 4 == 3 ? Ds[ref_irand(0, 6)] : c.D;
+		c.H = c.Hkv = ref_irand(1, 16);
+		c.Sq = ref_irand(1, 300);
+		c.Sk = t % 3 ? c.Sq : ref_irand(1, 300);
+		while ((double)c.B * c.H * c.Sq * c.Sk * (double)(c.D + c.Dv) > 2e7 && c.H > 1)
+			c.H = c.Hkv = c.H / 2;
+		if ((double)c.B * c.H * c.Sq * c.Sk * (double)(c.D + c.Dv) > 2e7)
+			c.B = 1;
+		c.qo = t % 2, c.ko = 0, c.vo = t % 3;
+		c.ldq = c.qo + c.H * c.D + 1, c.ldk = c.H * c.D, c.ldv = c.vo + c.H * c.Dv;
+		c.scale = 1.0f / sqrtf((float)c.D);
+		switch (t % 5) {
+		case 0: break;
+		case 1: c.mask = 1 + t % 3; break;
+		case 2:
+			c.bias_rank = 4;
+			c.bdims[0] = c.B, c.bdims[1] = 1, c.bdims[2] = c.Sq, c.bdims[3] = c.Sk;
+			break;
+		case 3: c.causal = 2, c.cfill = -INFINITY, c.guard = true, c.mask = 1; break;
+		default:
+			c.B = 1, c.nseq = ref_irand(2, 7), c.Sq = c.Sk = 0;
+			for (int64_t b = 0; b < c.nseq; b++) {
+				int32_t n = ref_irand(0, 4) ? ref_irand(1, 300) : 0;
+				c.cu[b + 1] = c.cu[b] + n;
+				c.Sq = c.Sk = n > c.Sq ? n : c.Sq;
+			}
+			c.H = c.Hkv = ref_irand(1, 4);
+			c.ldq = c.qo + c.H * c.D + 1, c.ldk = c.H * c.D, c.ldv = c.vo + c.H * c.Dv;
+			break;
+		}
+		check(&c, mode);
+	}
+	Cfg p = {.B = 1, .H = 2, .Hkv = 2, .D = 8, .Dv = 8, .ldq = 16, .ldk = 16, .ldv = 16,
+	         .scale = 0.35f, .nseq = 520};
+	for (int64_t b = 0; b < p.nseq; b++) {
+		int32_t n = ref_irand(0, 5);
+		p.cu[b + 1] = p.cu[b] + n;
+		p.Sq = p.Sk = n > p.Sq ? n : p.Sq;
+	}
+	check(&p, mode);
+}
+
 /* kv_tiled other than 0 or 1 is an error, not a guess */
 static void test_attention_tiled_refused(void **state)
 {
@@ -468,6 +526,7 @@ static void test_attention_random(void **state) { (void)state; vector_paths(rand
 static void test_attention_tiled(void **state) { (void)state; vector_paths(tiled_body); }
 static void test_attention_packed(void **state) { (void)state; vector_paths(packed_body); }
 static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
+static void test_attention_wide(void **state) { (void)state; vector_paths(wide_body); }
 static void test_attention_shapes(void **state) { (void)state; vector_paths(shapes_body); }
 
 /* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
@@ -601,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_attention_tiled),
 		cmocka_unit_test(test_attention_tiled_refused),
 		cmocka_unit_test(test_attention_packed),
+		cmocka_unit_test(test_attention_wide),
 		cmocka_unit_test(test_softmax_op),
 		cmocka_unit_test(test_exp_nonpos),
 	};
