@@ -1298,7 +1298,7 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
-	if (nin < 3 || nout < 1 || nia < RT_NIA_KlnAttention || nfa < RT_NFA_KlnAttention)
+	if (nin < 3 || nout < 1 || nia < RT_IA_KlnAttention_kv_tiled || nfa < RT_NFA_KlnAttention)
 		return rt_error(f, "node '%s' (%s): bad arity or attributes", loc, op);
 	const rt_t *Q = &in[0], *K = &in[1], *V = &in[2];
 	if (need_f32(f, loc, op, Q, "Q") || need_f32(f, loc, op, K, "K") ||
@@ -1371,7 +1371,7 @@ RT_KERNEL(KlnAttention)
 			if (n != full[d] && n != 1)
 				return rt_error(f, "node '%s' (%s): bias (%s) dim %d is %lld, expected 1 or %lld",
 				                loc, op,
-				                rt_in_desc_from(f, bias, 3, ia[RT_IA_KlnAttention_bias_from], bn,
+				                rt_in_desc_from(f, bias, 3, nia > RT_IA_KlnAttention_bias_from ? ia[RT_IA_KlnAttention_bias_from] : 0, bn,
 				                                sizeof bn),
 				                db, (long long)n, (long long)full[d]);
 			j.bs[d] = n == 1 ? 0 : s;
@@ -1384,7 +1384,8 @@ RT_KERNEL(KlnAttention)
 		char mn[96];
 		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
 			return rt_error(f, "node '%s' (%s): mask %s must be [%lld, %lld]", loc, op,
-			                rt_in_desc_from(f, m, 4, ia[RT_IA_KlnAttention_mask_from], mn, sizeof mn),
+			                rt_in_desc_from(f, m, 4, nia > RT_IA_KlnAttention_mask_from ? ia[RT_IA_KlnAttention_mask_from] : 0, mn,
+			                                sizeof mn),
 			                (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
