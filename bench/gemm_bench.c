@@ -19,6 +19,10 @@
  *                            in turn so both meet the same load; wall GB/s
  *                            of B (p10, median) and the median ratio of
  *                            neighbouring calls' times
+ *   GEMM_BENCH_VS=KC,MC,NC   fp32 "panels": the blocking in force against
+ *                            this one, call by call in turn (ab_block)
+ *   GEMM_BENCH_VSK=KERNEL    the same with the kernel chosen for this CPU
+ *                            against KERNEL (rt_sgemm_use)
  *   GEMM_BENCH_BW=1          fp32: GB of B (the weights) read per
  *                            CPU-second instead of GFLOP (x T for the
  *                            wall-clock stream at T busy threads)
@@ -208,6 +212,57 @@ static void ab_split(const shape *s, struct rt_pool *pool, const float *A, const
 	       gb / t[0][PAIRS / 2], gb / t[1][PAIRS / 10], gb / t[1][PAIRS / 2], ratio[PAIRS / 2]);
 }
 
+/* GEMM_BENCH_VS: "panels" with the blocking in force (a) against another
+ * (b: rt_sgemm_blocking), call by call in turn (which goes first
+ * alternates) so both meet the same load; per variant the median process
+ * CPU ms per call (the pool's spinning included) and the median ratio b/a
+ * of neighbouring calls, CPU and wall */
+static double proc_cpu(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void ab_block(const shape *s, struct rt_pool *pool, int T, const float *A,
+                     const float *Bp0, int ncopy, float *C, const int64_t vs[3],
+                     const char *vsk)
+{
+	enum { PAIRS = 60 };
+	static double cpu[2][PAIRS], rc[PAIRS], rw[PAIRS];
+	size_t np = (size_t)rt_gemm_panel_floats(s->K, s->N);
+	int r = 0;
+	for (int i = -3; i < PAIRS; i++) {
+		double tc[2], tw[2];
+		for (int v = 0; v < 2; v++) {
+			int b = (v ^ i) & 1;
+			if (vsk)
+				rt_sgemm_use(b ? vsk : NULL);
+			else
+				rt_sgemm_blocking(b ? vs[0] : 0, vs[1], vs[2]);
+			double c0 = proc_cpu(), w0 = wall_now();
+			rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp0 + (size_t)(r++ % ncopy) * np,
+			                C, s->N, bench_epi);
+			tw[b] = wall_now() - w0;
+			tc[b] = proc_cpu() - c0;
+		}
+		if (i < 0)
+			continue;
+		cpu[0][i] = tc[0], cpu[1][i] = tc[1];
+		rc[i] = tc[1] / tc[0], rw[i] = tw[1] / tw[0];
+	}
+	rt_sgemm_blocking(0, 0, 0);
+	rt_sgemm_use(NULL);
+	qsort(cpu[0], PAIRS, sizeof(double), cmp_double);
+	qsort(cpu[1], PAIRS, sizeof(double), cmp_double);
+	qsort(rc, PAIRS, sizeof(double), cmp_double);
+	qsort(rw, PAIRS, sizeof(double), cmp_double);
+	double gf = 2e-9 * (double)(s->M * s->N * s->K);
+	printf("%-10s %5lld %5lld %5lld %d | a %6.1f | b %6.1f | b/a cpu %6.3f wall %6.3f\n",
+	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, T,
+	       gf / cpu[0][PAIRS / 2], gf / cpu[1][PAIRS / 2], rc[PAIRS / 2], rw[PAIRS / 2]);
+}
+
 /* ---- int8: rt_qgemm (KlnGemmQ's GEMM) ---- */
 
 /* GOP (2 per multiply-add) per CPU-second of rt_qgemm on shape s with
@@ -307,6 +362,7 @@ static int int8_main(const char *kernel, bool cache, double peak)
 
 int main(int argc, char **argv)
 {
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 1 && !strcmp(argv[1], "int8")) {
 		const char *ce = getenv("GEMM_BENCH_CACHE"), *pe = getenv("GEMM_BENCH_PEAK");
 		return int8_main(argc > 2 ? argv[2] : NULL, ce && *ce && strcmp(ce, "0"),
@@ -320,7 +376,18 @@ int main(int argc, char **argv)
 	bool cache = ce && *ce && strcmp(ce, "0");
 	double peak = pe ? atof(pe) : 0;
 	const char *we = getenv("GEMM_BENCH_BW"), *ae = getenv("GEMM_BENCH_AB");
-	const char *be = getenv("GEMM_BENCH_BLOCK");
+	const char *be = getenv("GEMM_BENCH_BLOCK"), *vse = getenv("GEMM_BENCH_VS");
+	long long vk, vm, vn;
+	const char *vsk = getenv("GEMM_BENCH_VSK");
+	bool vs = vse && sscanf(vse, "%lld,%lld,%lld", &vk, &vm, &vn) == 3;
+	if (vsk && *vsk && rt_sgemm_use(vsk) == 0) {
+		rt_sgemm_use(NULL);
+		vs = true;
+		vse = vsk;
+	} else {
+		vsk = NULL;
+	}
+	const int64_t vsb[3] = { vs ? vk : 0, vs ? vm : 0, vs ? vn : 0 };
 	long long bkc, bmc, bnc;
 	if (be && sscanf(be, "%lld,%lld,%lld", &bkc, &bmc, &bnc) == 3)
 		rt_sgemm_blocking(bkc, bmc, bnc);
@@ -333,7 +400,11 @@ int main(int argc, char **argv)
 	bool bw = we && *we && strcmp(we, "0"), ab = ae && *ae && strcmp(ae, "0");
 	if (bw)
 		peak = 0;
-	if (ab) {
+	if (vs) {
+		printf("kernel: %s; B %s; GFLOP per CPU-second (median) of a (blocking above) and b "
+		       "(%s), median ratio b/a of neighbouring calls' CPU and wall time\n",
+		       rt_sgemm_kernel(), cache ? "in cache" : "from DRAM", vse);
+	} else if (ab) {
 		printf("kernel: %s; B %s; 2 threads; wall GB/s of B (p10, median) with the general "
 		       "split and the few-rows one; median time ratio few-rows/general\n",
 		       rt_sgemm_kernel(), cache ? "in cache" : "from DRAM");
@@ -387,6 +458,15 @@ int main(int argc, char **argv)
 		for (int c = 0; panels && c < ncopy; c++)
 			rt_gemm_pack_panels(B + (size_t)c * nb, s->K, s->N, Bp + (size_t)c * np);
 		memset(C, 0, nc * 4);
+		if (vs) {
+			for (int T = 1; panels && T <= 2; T++) {
+				struct rt_pool *pool = rt_pool_create(T);
+				ab_block(s, pool, T, A, Bp, ncopy, C, vsb, vsk);
+				rt_pool_free(pool);
+			}
+			free(A); free(B); free(C); free(Bp);
+			continue;
+		}
 		if (ab) {
 			if (panels && s->M <= 48) {
 				struct rt_pool *pool = rt_pool_create(2);

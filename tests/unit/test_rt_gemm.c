@@ -162,6 +162,36 @@ static void tile_shapes(void **state)
 	}
 }
 
+/* Every K step count a micro-kernel's unrolled loop can end on (K % 4 of
+ * 0..3, fewer than 4 steps, a few iterations), A read in place with full
+ * and partial row tiles and padded leading dims, alpha and beta, B in
+ * place and in panels: the AVX2 kernel addresses its 4 k steps by
+ * displacements and runs the last K % 4 alone. */
+static void kernel_k_steps(void **state)
+{
+	(void)state;
+	static const int ms[] = { 6, 12, 13, 16 };
+	static const int ns[] = { 16, 48, 50 };
+	float bias[64];
+	for (int i = 0; i < 64; i++)
+		bias[i] = ref_frand(-1, 1);
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		for (int K = 1; K <= 19; K++)
+			for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+				for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+					struct rt_pool *p = (K + (int)a) & 1 ? pool : NULL;
+					rt_gemm_epi e = { bias, K % 4 };
+					expect(p, 0, 0, ms[a], ns[b], K, 0.75f, 0.5f, (K + (int)b) % 3, NULL);
+					panels = 1;
+					expect(p, 0, 0, ms[a], ns[b], K, 1.0f, 0.0f, (int)b, &e);
+					panels = 0;
+				}
+		rt_sgemm_use(NULL);
+	}
+}
+
 /* BERT-base at batch 1, sequence 128, with the CPU's own kernel */
 static void bert_shapes(void **state)
 {
@@ -506,6 +536,7 @@ int main(void)
 		cmocka_unit_test(odd_shapes),
 		cmocka_unit_test(block_edges),
 		cmocka_unit_test(tile_shapes),
+		cmocka_unit_test(kernel_k_steps),
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(gelu_epilogues),
