@@ -280,6 +280,46 @@ UK256(1)
 	"add %[ks], %[a]\n\t" \
 	"add %[ks], %[a3]\n\t"
 
+/* What both 6x16 asm kernels share: zeroing the accumulators, the loop
+ * head with its one prefetch per 4 k steps, the accumulator operands, and
+ * storing C = alpha acc + beta C. */
+#define UK6_Z(r) "vxorps %[c" #r "0], %[c" #r "0], %[c" #r "0]\n\t" \
+	"vxorps %[c" #r "1], %[c" #r "1], %[c" #r "1]\n\t"
+#define UK6_HEAD \
+	UK6_Z(0) UK6_Z(1) UK6_Z(2) UK6_Z(3) UK6_Z(4) UK6_Z(5) \
+	"test %[n4], %[n4]\n\t" \
+	"jz 3f\n\t" \
+	"1:\n\t" \
+	"test %[pn], %[pn]\n\t" \
+	"jle 2f\n\t" \
+	"prefetcht1 (%[pp])\n\t" \
+	"add $64, %[pp]\n\t" \
+	"dec %[pn]\n\t" \
+	"2:\n\t"
+#define UK6_ACC \
+	[c00] "=&x"(c00), [c01] "=&x"(c01), [c10] "=&x"(c10), [c11] "=&x"(c11), \
+	[c20] "=&x"(c20), [c21] "=&x"(c21), [c30] "=&x"(c30), [c31] "=&x"(c31), \
+	[c40] "=&x"(c40), [c41] "=&x"(c41), [c50] "=&x"(c50), [c51] "=&x"(c51)
+
+__attribute__((target("avx2,fma")))
+static inline void uk6_store(float *c, int64_t ldc, float alpha, float beta, const __m256 *acc)
+{
+	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+	for (int r = 0; r < 6; r++) {
+		float *cr = c + r * ldc;
+		__m256 lo, hi;
+		if (beta == 0.0f) {
+			lo = _mm256_mul_ps(va, acc[2 * r]);
+			hi = _mm256_mul_ps(va, acc[2 * r + 1]);
+		} else {
+			lo = _mm256_fmadd_ps(va, acc[2 * r], _mm256_mul_ps(vb, _mm256_loadu_ps(cr)));
+			hi = _mm256_fmadd_ps(va, acc[2 * r + 1], _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)));
+		}
+		_mm256_storeu_ps(cr, lo);
+		_mm256_storeu_ps(cr + 8, hi);
+	}
+}
+
 __attribute__((target("avx2,fma")))
 static void uk_avx2_6s(int64_t kc, const float *a, int64_t rs, int64_t ks, const float *b,
                        int64_t bs, float *c, int64_t ldc, float alpha, float beta,
@@ -291,19 +331,7 @@ static void uk_avx2_6s(int64_t kc, const float *a, int64_t rs, int64_t ks, const
 	int64_t rsb = rs * 4, ksb = ks * 4, bsb = bs * 4, n4 = kc / 4, n1 = kc % 4;
 	__m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
 	__asm__ volatile(
-#define Z(r) "vxorps %[c" #r "0], %[c" #r "0], %[c" #r "0]\n\t" \
-	"vxorps %[c" #r "1], %[c" #r "1], %[c" #r "1]\n\t"
-		Z(0) Z(1) Z(2) Z(3) Z(4) Z(5)
-#undef Z
-		"test %[n4], %[n4]\n\t"
-		"jz 3f\n\t"
-		"1:\n\t"
-		"test %[pn], %[pn]\n\t"
-		"jle 2f\n\t"
-		"prefetcht1 (%[pp])\n\t"
-		"add $64, %[pp]\n\t"
-		"dec %[pn]\n\t"
-		"2:\n\t"
+		UK6_HEAD
 		A2_STEP A2_STEP A2_STEP A2_STEP
 		"dec %[n4]\n\t"
 		"jnz 1b\n\t"
@@ -315,26 +343,13 @@ static void uk_avx2_6s(int64_t kc, const float *a, int64_t rs, int64_t ks, const
 		"dec %[n1]\n\t"
 		"jnz 4b\n\t"
 		"5:\n\t"
-		: [c00] "=&x"(c00), [c01] "=&x"(c01), [c10] "=&x"(c10), [c11] "=&x"(c11),
-		  [c20] "=&x"(c20), [c21] "=&x"(c21), [c30] "=&x"(c30), [c31] "=&x"(c31),
-		  [c40] "=&x"(c40), [c41] "=&x"(c41), [c50] "=&x"(c50), [c51] "=&x"(c51),
+		: UK6_ACC,
 		  [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [n4] "+r"(n4), [n1] "+r"(n1),
 		  [pp] "+r"(pp), [pn] "+r"(pn)
 		: [rs] "r"(rsb), [ks] "r"(ksb), [bs] "r"(bsb)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory");
-	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define ROW_ST(r) { float *cr = c + r * ldc; \
-		if (beta == 0.0f) { \
-			_mm256_storeu_ps(cr, _mm256_mul_ps(va, c##r##0)); \
-			_mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c##r##1)); \
-		} else { \
-			_mm256_storeu_ps(cr, _mm256_fmadd_ps(va, c##r##0, \
-			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr)))); \
-			_mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, c##r##1, \
-			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
-		} }
-	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
-#undef ROW_ST
+	const __m256 acc[12] = { c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 };
+	uk6_store(c, ldc, alpha, beta, acc);
 }
 
 /* uk_avx2_6: with A read in place (ks 1, the compiled models' GEMMs), the
@@ -373,19 +388,7 @@ static void uk_avx2_6(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 	int64_t rsb = rs * 4, bsb = bs * 4, n4 = kc / 4, n1 = kc % 4;
 	__m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
 	__asm__ volatile(
-#define Z(r) "vxorps %[c" #r "0], %[c" #r "0], %[c" #r "0]\n\t" \
-	"vxorps %[c" #r "1], %[c" #r "1], %[c" #r "1]\n\t"
-		Z(0) Z(1) Z(2) Z(3) Z(4) Z(5)
-#undef Z
-		"test %[n4], %[n4]\n\t"
-		"jz 3f\n\t"
-		"1:\n\t"
-		"test %[pn], %[pn]\n\t"
-		"jle 2f\n\t"
-		"prefetcht1 (%[pp])\n\t"
-		"add $64, %[pp]\n\t"
-		"dec %[pn]\n\t"
-		"2:\n\t"
+		UK6_HEAD
 		D_STEP("0", "(%[b])") D_STEP("4", "(%[b],%[bs],1)")
 		D_STEP("8", "(%[b2])") D_STEP("12", "(%[b2],%[bs],1)")
 		"add $16, %[a]\n\t"
@@ -405,31 +408,21 @@ static void uk_avx2_6(int64_t kc, const float *a, int64_t rs, int64_t ks, const 
 		"dec %[n1]\n\t"
 		"jnz 4b\n\t"
 		"5:\n\t"
-		: [c00] "=&x"(c00), [c01] "=&x"(c01), [c10] "=&x"(c10), [c11] "=&x"(c11),
-		  [c20] "=&x"(c20), [c21] "=&x"(c21), [c30] "=&x"(c30), [c31] "=&x"(c31),
-		  [c40] "=&x"(c40), [c41] "=&x"(c41), [c50] "=&x"(c50), [c51] "=&x"(c51),
+		: UK6_ACC,
 		  [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [b2] "+r"(b2), [n4] "+r"(n4),
 		  [n1] "+r"(n1), [pp] "+r"(pp), [pn] "+r"(pn)
 		: [rs] "r"(rsb), [bs] "r"(bsb)
 		: "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory");
-	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define ROW_ST(r) { float *cr = c + r * ldc; \
-		if (beta == 0.0f) { \
-			_mm256_storeu_ps(cr, _mm256_mul_ps(va, c##r##0)); \
-			_mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c##r##1)); \
-		} else { \
-			_mm256_storeu_ps(cr, _mm256_fmadd_ps(va, c##r##0, \
-			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr)))); \
-			_mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, c##r##1, \
-			                 _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)))); \
-		} }
-	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3) ROW_ST(4) ROW_ST(5)
-#undef ROW_ST
+	const __m256 acc[12] = { c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 };
+	uk6_store(c, ldc, alpha, beta, acc);
 }
 #undef D_STEP
 #undef D_ROW
 #undef A2_STEP
 #undef A2_ROW
+#undef UK6_ACC
+#undef UK6_HEAD
+#undef UK6_Z
 #define uk_avx2 uk_avx2_6
 
 /* ---- the AVX2 kernel's epilogue (bias, GELU) ----
