@@ -1107,7 +1107,9 @@ def fuzz_args(modes, modes_help, only_help, batch):
     ap.add_argument("--modes", default=modes, help=modes_help)
     ap.add_argument("--only", default="", help=only_help)
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--ort-modules", default=os.environ.get("KILN_ORT_NODE_MODULES") or
+    # absolute: node resolves it from the runner script's folder
+    ap.add_argument("--ort-modules", type=os.path.abspath,
+                    default=os.environ.get("KILN_ORT_NODE_MODULES") or
                     os.path.join(here, "..", "..", "bench", "node_modules"),
                     help="the node_modules folder holding onnxruntime-node")
     ap.add_argument("--keep", action="store_true")
