@@ -99,8 +99,13 @@ int ir_shp_einsum(Sh *s)
 			int c = in[i].let[j];
 			if (count[c]++ == 0)
 				dim[c] = v->dims[k];
-			else if (ir_shp_unify(s, dim[c], v->dims[k], &dim[c], "equation letter"))
-				return -1;
+			else {   /* size 1 broadcasts, as numpy's einsum and ONNX Runtime */
+				DimId b;
+				int r;
+				if (ir_shp_bcast(s, 1, &dim[c], 1, &v->dims[k], &r, &b))
+					return -1;
+				dim[c] = b;
+			}
 			k++;
 		}
 		if (in[i].ell >= 0) {

@@ -371,7 +371,7 @@ RT_KERNEL(Einsum)
 			count[l]++;
 			if (size[l] < 0 || size[l] == 1)
 				size[l] = n;
-			else if (n != size[l] && !(l >= 52 && n == 1))
+			else if (n != size[l] && n != 1)   /* size 1 broadcasts, as numpy's einsum */
 				return rt_error(f, "node '%s' (Einsum): label '%c' is %lld and %lld", loc,
 				                l < 26 ? 'a' + l : l < 52 ? 'A' + l - 26 : '.',
 				                (long long)size[l], (long long)n);

@@ -220,7 +220,31 @@ def where_over_pad_bias(d):
     write_case(d, m, [{"x": x, "m": mask}], [[p @ v]], np.float32)
 
 
+def einsum_label_bcast(d):
+    """Einsum broadcasts a letter label of size 1 against the same label's
+    other size, as numpy.einsum (ONNX's reference) and ONNX Runtime do:
+    'bhqk,bkhd->bqhd' with probabilities [1, 2, 2, 2] (a constant causal
+    mask broadcast the scores) and V [1, 1, 2, 3]; 'ji,jk->ik' of [2, 3]
+    and [1, 4] (static).  kiln refused it: at run time when the larger size
+    came first ("label 'k' is 2 and 1"; found by tests/gen/fusefuzz.py),
+    at compile time for static dims ("dims 2 and 1 differ")."""
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal((1, 2, 2, 2)).astype(np.float32)
+    v = rng.standard_normal((1, 1, 2, 3)).astype(np.float32)
+    a = rng.standard_normal((1, 4)).astype(np.float32)
+    b = rng.standard_normal((2, 3)).astype(np.float32)
+    nodes = [helper.make_node("Einsum", ["p", "v"], ["o"], equation="bhqk,bkhd->bqhd"),
+             helper.make_node("Einsum", ["v", "p"], ["r"], equation="bkhd,bhqk->bqhd"),
+             helper.make_node("Einsum", ["b", "a"], ["t"], equation="ji,jk->ik")]
+    m = model(nodes, [vi("p", F, ["n", 2, "q", "k"]), vi("v", F, ["n", "k1", 2, 3]), vi("a", F, [1, 4]),
+                      vi("b", F, [2, 3])], [vi(o, F, None) for o in "ort"], 13)
+    write_case(d, m, [{"p": p, "v": v, "a": a, "b": b}],
+               [[np.einsum("bhqk,bkhd->bqhd", p, v), np.einsum("bkhd,bhqk->bqhd", v, p),
+                 np.einsum("ji,jk->ik", b, a)]], np.float32)
+
+
 FORMS = {
+    "einsum_label_bcast": einsum_label_bcast,
     "where_over_pad_bias": where_over_pad_bias,
     "einsum_scalar": einsum_scalar,
     "reduce_no_axis": reduce_no_axis,
