@@ -43,7 +43,7 @@ enum {
 #undef V
 };
 
-#define MAXN(m) ((m) >= VARIADIC_MARK ? -1 : (m))
+#define MAXN(m) ((m) >= VARIADIC_MARK ? -1 : (int8_t)(m))   /* cast: clang warns on the unused arm */
 
 const OpInfo ir_opinfo[OP_COUNT] = {
 #define X(name, kind, types, ins, outs, attrs) \

@@ -102,6 +102,11 @@ int ir_shp_einsum(Sh *s)
 			else {   /* size 1 broadcasts, as numpy's einsum and ONNX Runtime */
 				DimId b;
 				int r;
+				int64_t x, y;
+				if (ir_dim_is_const(s->g, dim[c], &x) && ir_dim_is_const(s->g, v->dims[k], &y) &&
+				    x != y && x != 1 && y != 1)
+					return ir_shp_fail(s, "equation letter '%c' is %lld and %lld in '%s'", c,
+					                   (long long)x, (long long)y, eq);
 				if (ir_shp_bcast(s, 1, &dim[c], 1, &v->dims[k], &r, &b))
 					return -1;
 				dim[c] = b;

@@ -306,6 +306,13 @@ def schema_cases(d):
                                 axis=-1)],
                           inits=[sc4, b2], outputs=[out("ln", f32, ["batch", 4])])),
          "node 'ln_bias' (LayerNormalization)", "bias 'b2' has 2 elements, the normalized dims 4")
+    # an Einsum letter of two static sizes, neither 1 (size 1 broadcasts):
+    # y [batch, 4] against W3 [3, 2] on the letter j
+    w3 = helper.make_tensor("W3", f32, [3, 2], [1.0] * 6)
+    case("static_einsum_letter.onnx",
+         model(base_graph([node("Einsum", ["y", "W3"], ["ein"], "ein_j", equation="ij,jk->ik")],
+                          inits=[w3], outputs=[out("ein", f32, ["batch", 2])])),
+         "node 'ein_j' (Einsum)", "equation letter 'j' is 4 and 3 in 'ij,jk->ik'")
     with open(os.path.join(d, "MANIFEST"), "a") as f:
         for c in cases:
             f.write("\t".join(c) + "\n")
