@@ -910,6 +910,20 @@ const DimNode *ir_dim_node(const Graph *g, DimId d)
 	return e ? &e->node : NULL;
 }
 
+static bool covers_at(const Graph *g, DimId y, DimId x, int depth)
+{
+	if (y == x)
+		return true;
+	const DimNode *n = ir_dim_node(g, y);
+	return n && depth < 8 && n->kind == DIM_MAX &&
+	       (covers_at(g, n->a, x, depth + 1) || covers_at(g, n->b, x, depth + 1));
+}
+
+bool ir_dim_covers(const Graph *g, DimId y, DimId x)
+{
+	return covers_at(g, y, x, 0);
+}
+
 /* ---- evaluation --------------------------------------------------------- */
 
 /* Evaluates d; *ovf is set when an addition, multiplication or division

@@ -117,6 +117,10 @@ typedef struct DimNode {
 	DimId a, b;      /* operands of binary kinds */
 } DimNode;
 const DimNode *ir_dim_node(const Graph *g, DimId d);
+/* Whether extent y is x or a max() with x among its operands (nested at
+ * most 8 deep): the sum of tensors whose dims are symbols of their own (a
+ * dynamo export's s18 and s45) is max(s18, s45) long. */
+bool ir_dim_covers(const Graph *g, DimId y, DimId x);
 
 /* ---- assumed dim equalities (unify.c) ------------------------------------
  * A pass may assume that two dims are equal where the graph's semantics

@@ -134,16 +134,6 @@ int ir_dim_origin_str(const Graph *g, DimId d, char *buf, size_t n)
 	return len;
 }
 
-/* Whether extent y is x or a max() with x among its operands. */
-static bool covers(const Graph *g, DimId y, DimId x, int depth)
-{
-	if (y == x)
-		return true;
-	const DimNode *n = ir_dim_node(g, y);
-	return depth < 8 && n->kind == DIM_MAX &&
-	       (covers(g, n->a, x, depth + 1) || covers(g, n->b, x, depth + 1));
-}
-
 /* The rule, for one Reshape: its leading target dims, as long as each is
  * the input's dim or one operand of the input's broadcast extent there.
  * The assumption max(a, e) == e holds in every run ONNX allows in which
@@ -164,7 +154,7 @@ static int assume_reshape(Graph *g, const Node *n)
 		DimId xd = x->dims[i], e = t->sval[i];
 		if (xd == e)
 			continue;
-		if (ir_dim_is_const(g, e, NULL) || !covers(g, xd, e, 0))
+		if (ir_dim_is_const(g, e, NULL) || !ir_dim_covers(g, xd, e))
 			break;
 		cnt += ir_dim_assume_eq(g, xd, e, n->name);
 	}

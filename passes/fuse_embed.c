@@ -119,18 +119,6 @@ static int addends(const Graph *g, ValId v, bool top, ValId *out, int max, int c
 	return addends_at(g, v, top, out, max, cnt, m, 0);
 }
 
-/* Whether extent y is x or a max() with x among its operands: the sum of
- * tensors whose dims are symbols of their own (a dynamo export's s18 and
- * s45 for input_ids and token_type_ids) is max(s18, s45) long. */
-static bool dim_covers(const Graph *g, DimId y, DimId x, int depth)
-{
-	if (y == x)
-		return true;
-	const DimNode *n = ir_dim_node(g, y);
-	return depth < 8 && n->kind == DIM_MAX &&
-	       (dim_covers(g, n->a, x, depth + 1) || dim_covers(g, n->b, x, depth + 1));
-}
-
 /* v is a constant position term of the sum y [B, S, H]: f32 [1, S, H],
  * [S, H], or [B, S, H] whose B slices are equal (bytes), S and H y's. */
 static bool position_const(const Graph *g, ValId v, const Value *y)
@@ -191,8 +179,8 @@ static bool embed_gathers(const Graph *g, const ValId *terms, int nt, const Valu
 		 * run time, the kernel checks the same.  The word ids may be one of
 		 * several inputs whose own symbols the sum's dims are the max() of:
 		 * the fused op's output is that broadcast too (ir/shape_fused.c) */
-		if (word < 0 && ix->rank == 2 && dim_covers(g, y->dims[0], ix->dims[0], 0) &&
-		    dim_covers(g, y->dims[1], ix->dims[1], 0))
+		if (word < 0 && ix->rank == 2 && ir_dim_covers(g, y->dims[0], ix->dims[0]) &&
+		    ir_dim_covers(g, y->dims[1], ix->dims[1]))
 			word = k;
 		if (any2 < 0 && ix->rank == 2)
 			any2 = k;
