@@ -27,6 +27,9 @@
 #   refusal LABEL RC ERR FRAGMENTS  a refusal as it must be: exit status RC
 #            1, ERR (its stderr) one line holding every line of the file
 #            FRAGMENTS
+#   expect_refusal LABEL RC MSG REGEX RES  a run refused as it must be: exit
+#            status RC 1, MSG (its stderr) one line matching the extended
+#            regex REGEX, no RES/output_0.pb written
 #   finish NAME [MORE]  the suite's last line, "NAME: P passed, F failed
 #            MORE"; its status is the suite's: 0 when a check ran and none
 #            failed
@@ -113,6 +116,16 @@ refusal() {
 		[ -n "$frag" ] && ! grep -qF -- "$frag" <<<"$err" && why="$why; lacks '$frag'"
 	done <"$frags"
 	if [ -z "$why" ]; then ok "$label: $err"; else bad "$label: $why: $err"; fi
+}
+
+expect_refusal() {
+	local label=$1 rc=$2 msg=$3 want=$4 res=$5
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$msg")" -eq 1 ] && grep -Eq -- "$want" <<<"$msg" &&
+		[ ! -e "$res/output_0.pb" ]; then
+		ok "$label: $msg"
+	else
+		bad "$label: exit $rc: $msg"
+	fi
 }
 
 finish() {
