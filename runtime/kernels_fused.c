@@ -1295,6 +1295,13 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 	return 0;
 }
 
+/* The graph input a mask or bias is computed from (slot RT_IA_KlnAttention_
+ * mask_from or bias_from), 0 when the caller passed fewer attributes. */
+static int64_t att_from(const int64_t *ia, int nia, int slot)
+{
+	return nia > slot ? ia[slot] : 0;
+}
+
 RT_KERNEL(KlnAttention)
 {
 	const char *op = "KlnAttention";
@@ -1371,8 +1378,8 @@ RT_KERNEL(KlnAttention)
 			if (n != full[d] && n != 1)
 				return rt_error(f, "node '%s' (%s): bias (%s) dim %d is %lld, expected 1 or %lld",
 				                loc, op,
-				                rt_in_desc_from(f, bias, 3, nia > RT_IA_KlnAttention_bias_from ? ia[RT_IA_KlnAttention_bias_from] : 0, bn,
-				                                sizeof bn),
+				                rt_in_desc_from(f, bias, 3, att_from(ia, nia, RT_IA_KlnAttention_bias_from),
+				                                bn, sizeof bn),
 				                db, (long long)n, (long long)full[d]);
 			j.bs[d] = n == 1 ? 0 : s;
 			s *= n;
@@ -1384,8 +1391,8 @@ RT_KERNEL(KlnAttention)
 		char mn[96];
 		if (m->rank != 2 || m->dims[0] != j.B || m->dims[1] != j.Sk)
 			return rt_error(f, "node '%s' (%s): mask %s must be [%lld, %lld]", loc, op,
-			                rt_in_desc_from(f, m, 4, nia > RT_IA_KlnAttention_mask_from ? ia[RT_IA_KlnAttention_mask_from] : 0, mn,
-			                                sizeof mn),
+			                rt_in_desc_from(f, m, 4, att_from(ia, nia, RT_IA_KlnAttention_mask_from),
+			                                mn, sizeof mn),
 			                (long long)j.B, (long long)j.Sk);
 		if (m->dtype != KILN_F32 && rt_is_float(m->dtype))
 			return rt_bad_dtype(f, loc, op, m->dtype);
