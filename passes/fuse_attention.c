@@ -2075,7 +2075,6 @@ static ValId where_pad(Graph *g, const char *name, const AttnMatch *am)
 	return c;
 }
 
-
 static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 {
 	const AttnMatch *am = M_AS_CONST(AttnMatch, m);
