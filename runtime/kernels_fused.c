@@ -32,6 +32,10 @@
  *       to the score (after bias and pad: an additive causal bias), causal
  *       2 sets the scaled score to causal_fill before bias and pad are added
  *       (Where(causal, scores, fill) in the graph); no mask is materialized;
+ *       mask_replace 1 (a Where(pad, scores, F) of finite F): no pad is
+ *       added, a key with mask[b, k] != 1 gets the score mask_filter after
+ *       scale, bias and causal fill (the last step, so a fully masked row
+ *       is uniform as in the graph);
  *       softmax over keys (a row of -inf gives NaN as Softmax does; with
  *       nan_guard NaN probabilities become 0, as SDPA exports do); times V.
  *       With in[5] = cu_seqlens (i32 [B+1], padding-free batches): Q, K, V
@@ -625,7 +629,8 @@ RT_KERNEL(KlnGelu)
 
 typedef struct att_job {
 	const float *q, *k, *v, *bias;
-	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL */
+	const float *pad;        /* [B, Sk] additive key-padding mask, or NULL; replace: the
+	                          * score of a masked key, NaN for a kept one */
 	const int32_t *cu;       /* packed: sequence b is rows cu[b] .. cu[b+1]-1 (Sq, Sk its max), or NULL */
 	const int64_t *ord;      /* packed: the sequences longest first (low 32 bits: b), or NULL */
 	float *o;
@@ -643,6 +648,7 @@ typedef struct att_job {
 	int causal;              /* 0 none, 1 add cfill, 2 set cfill past the causal edge */
 	float cfill;
 	bool guard;
+	bool replace;            /* mask_replace: pad holds the masked keys' scores (att_pad) */
 	int path;                /* att_path(): 0 scalar, 1 wide SIMD, 2 AVX2 */
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
@@ -695,7 +701,8 @@ static bool att_trivial(const att_job *j, const att_task *x)
  * (0 with the guard).  Keys from na on are past the causal edge: there
  * x = cfill + bias + pad (causal 2, the graph's Where replaced the scaled
  * score) or x = row * scale + bias + pad + cfill (causal 1, an additive
- * causal bias). */
+ * causal bias).  With replace, pad is not added: a key whose pad is not
+ * NaN gets x = pad, last. */
 static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *bias,
                           const float *pad, int64_t na)
 {
@@ -704,10 +711,12 @@ static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *
 		float x = kk >= na && j->causal == 2 ? j->cfill : row[kk] * j->scale;
 		if (bias)
 			x += bias[kk * j->bs[3]];
-		if (pad)
+		if (pad && !j->replace)
 			x += pad[kk];
 		if (kk >= na && j->causal == 1)
 			x += j->cfill;
+		if (pad && j->replace && !isnan(pad[kk]))
+			x = pad[kk];
 		row[kk] = x;
 		if (x > mx)
 			mx = x;
@@ -747,10 +756,14 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 		} else {
 			x = bias ? _mm512_fmadd_ps(x, sc, bv) : _mm512_mul_ps(x, sc);
 		}
-		if (pad)
+		if (pad && !j->replace)
 			x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(t, pad + k));
 		if (j->causal == 1)
 			x = _mm512_mask_add_ps(x, c, x, cf);
+		if (pad && j->replace) {
+			__m512 pv = _mm512_maskz_loadu_ps(t, pad + k);
+			x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(pv, pv, _CMP_ORD_Q), pv);
+		}
 		_mm512_mask_storeu_ps(row + k, t, x);
 		mx = _mm512_mask_max_ps(mx, t, x, mx);
 	}
@@ -924,6 +937,13 @@ static void att_pack(const att_job *j, const float *K, const float *V, const att
 	}
 }
 
+/* replace: the keys whose pv is not NaN get the score pv */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 att_replace8(__m256 v, __m256 pv)
+{
+	return _mm256_blendv_ps(v, pv, _mm256_cmp_ps(pv, pv, _CMP_ORD_Q));
+}
+
 /* The first pass of softmax_row_avx512 on 8 scores v of keys k.. (left
  * of them before Sk, 1..8) of one row: bias bv, pad pv, causal mask cm
  * (the keys past the causal edge) */
@@ -939,10 +959,12 @@ static inline __m256 att_first(const att_job *j, __m256 v, bool bias, __m256 bv,
 	} else {
 		v = bias ? _mm256_fmadd_ps(v, sc, bv) : _mm256_mul_ps(v, sc);
 	}
-	if (j->pad)
+	if (j->pad && !j->replace)
 		v = _mm256_add_ps(v, pv);
 	if (j->causal == 1)
 		v = _mm256_add_ps(v, _mm256_and_ps(cm, cf));
+	if (j->pad && j->replace)
+		v = att_replace8(v, pv);
 	return v;
 }
 
@@ -987,7 +1009,7 @@ static void att_scores_avx2(const att_job *j, const att_head *x, int64_t r0, int
 				for (int r = 0; r < R; r++) {
 					__m256 v = _mm256_mul_ps(c[2 * r + hh], sc);
 					if (x->pad)
-						v = _mm256_add_ps(v, pv);
+						v = j->replace ? att_replace8(v, pv) : _mm256_add_ps(v, pv);
 					_mm256_storeu_ps(s + r * x->skp + k, v);
 					vmx[r] = _mm256_max_ps(v, vmx[r]);
 				}
@@ -1134,12 +1156,12 @@ static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *bu
 }
 #elif defined(__aarch64__)
 /* softmax_row_avx512 in 4 lanes (tails through vm_ld4 / vm_st4, their
- * missing lanes -inf for the max and the exponentials); causal rows go
- * through softmax_row_c */
+ * missing lanes -inf for the max and the exponentials); causal rows and
+ * replaced masks go through softmax_row_c */
 static void softmax_row_neon(const att_job *j, float *row, int64_t n, const float *bias,
                              const float *pad, int64_t na)
 {
-	if (j->causal) {
+	if (j->causal || (pad && j->replace)) {
 		softmax_row_c(j, row, n, bias, pad, na);
 		return;
 	}
@@ -1241,13 +1263,17 @@ static void att_range(void *arg, int64_t b, int64_t e)
 }
 
 /* The key-padding mask as an additive row per batch entry: 0 where
- * mask == 1, else (1 - mask) * filter (so a -inf filter works). */
-static void att_pad(const rt_t *m, float filter, int64_t np, float *pad)
+ * mask == 1, else (1 - mask) * filter (so a -inf filter works); replace:
+ * NaN where mask == 1 (kept), else filter (the masked key's score). */
+static void att_pad(const rt_t *m, float filter, bool replace, int64_t np, float *pad)
 {
 	for (int64_t i = 0; i < np; i++) {
 		double mv = m->dtype == KILN_F32 ? ((const float *)m->data)[i] :
 		            (double)rt_get_i64(m->data, m->dtype, i);
-		pad[i] = mv != 1.0 ? (float)(1.0 - mv) * filter : 0.0f;
+		if (replace)
+			pad[i] = mv != 1.0 ? filter : NAN;
+		else
+			pad[i] = mv != 1.0 ? (float)(1.0 - mv) * filter : 0.0f;
 	}
 }
 
@@ -1295,8 +1321,9 @@ static int att_packed(kiln_frame *f, const char *loc, const rt_t *cu, bool mask,
 	return 0;
 }
 
-/* The graph input a mask or bias is computed from (slot RT_IA_KlnAttention_
- * mask_from or bias_from), 0 when the caller passed fewer attributes. */
+/* Int attribute slot of KlnAttention past kv_tiled (mask_from, bias_from:
+ * the graph input a mask or bias is computed from; mask_replace), 0 when
+ * the caller passed fewer attributes. */
 static int64_t att_from(const int64_t *ia, int nia, int slot)
 {
 	return nia > slot ? ia[slot] : 0;
@@ -1326,6 +1353,10 @@ RT_KERNEL(KlnAttention)
 	j.scale = fa[RT_FA_KlnAttention_scale];
 	j.causal = (int)ia[RT_IA_KlnAttention_causal];
 	j.cfill = fa[RT_FA_KlnAttention_causal_fill];
+	int64_t replace = att_from(ia, nia, RT_IA_KlnAttention_mask_replace);
+	if (replace != 0 && replace != 1)
+		return rt_error(f, "node '%s' (%s): mask_replace %lld is not 0 or 1", loc, op, (long long)replace);
+	j.replace = replace != 0;
 	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
 	int64_t tiled = nia > RT_IA_KlnAttention_kv_tiled ? ia[RT_IA_KlnAttention_kv_tiled] : 0;
 	if (tiled != 0 && tiled != 1)
@@ -1443,7 +1474,7 @@ RT_KERNEL(KlnAttention)
 			return rt_error(f, "node '%s' (%s): out of memory for a %lld x %lld mask", loc, op,
 			                (long long)j.B, (long long)j.Sk);
 		}
-		att_pad(&in[4], j.filter, np, pad);
+		att_pad(&in[4], j.filter, j.replace, np, pad);
 		j.pad = pad;
 	}
 	/* ns of work per task, roughly: the fused path does ~32 multiply-adds

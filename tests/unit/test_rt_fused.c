@@ -16,7 +16,10 @@
  *   (test_attention_shapes), each with a mask, causal, bias or GQA variant;
  *   wider ones, S 1..300 by D 8..128 and 1..16 heads, self and cross,
  *   masked, biased, causal and packed, and 520 packed sequences
- *   (test_attention_wide).
+ *   (test_attention_wide); mask_replace (a Where's finite fill replacing a
+ *   masked key's score, fully masked rows uniform) on random configurations
+ *   and the models' shapes (test_attention_replace,
+ *   test_attention_replace_uniform).
  * On x86-64 without AVX-512 the vector path is the fused AVX2 kernel
  * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
@@ -61,6 +64,7 @@ typedef struct Cfg {
 	int bias_rank;                       /* 0 none, 1..4 */
 	int64_t bdims[4];                    /* over [B, H, Sq, Sk], 1 where broadcast */
 	int mask;                            /* 0 none, 1 i64, 2 f32 (0, 0.5, 1), 3 bool */
+	bool replace;                        /* mask_replace: a masked key's score is filter, last */
 	bool guard;
 	int64_t nseq;                        /* packed: sequences (0: not packed) */
 	int32_t cu[600];
@@ -126,13 +130,13 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 							o = o * c->bdims[t] + (c->bdims[t] == 1 ? 0 : idx[t]);
 						s += d->bias[o];
 					}
-					if (c->mask) {
-						float mv = mask_val(c, d, b, j);
-						if (mv != 1.0f)
-							s += (float)(1.0 - mv) * c->filter;
-					}
+					float mv = c->mask ? mask_val(c, d, b, j) : 1.0f;
+					if (mv != 1.0f && !c->replace)
+						s += (float)(1.0 - mv) * c->filter;
 					if (past && c->causal == 1)
 						s += c->cfill;
+					if (mv != 1.0f && c->replace)
+						s = c->filter;
 					x[j] = s;
 					if (isnan(s))
 						nan = true;
@@ -198,6 +202,7 @@ static float *run(const Cfg *c, const Data *d, int mode)
 	ia[RT_IA_KlnAttention_causal] = c->causal;
 	ia[RT_IA_KlnAttention_kv_num_heads] = c->Hkv == c->H ? 0 : c->Hkv;
 	ia[RT_IA_KlnAttention_kv_tiled] = c->tiled;
+	ia[RT_IA_KlnAttention_mask_replace] = c->replace;
 	float fa[RT_NFA_KlnAttention] = {0};
 	fa[RT_FA_KlnAttention_mask_filter] = c->filter;
 	fa[RT_FA_KlnAttention_scale] = c->scale;
@@ -276,11 +281,12 @@ static void check(const Cfg *c, int mode)
 		          fabs((double)sc[i] - ref[i]) <= 5e-5 + tol;
 		if (!ok)
 			fail_msg("path %d: B %lld H %lld/%lld Sq %lld Sk %lld D %lld Dv %lld layout %d "
-			         "tiled %d causal %d (%g) bias rank %d mask %d guard %d packed %lld: output %lld "
-			         "is %.9g, scalar %.9g, reference %.12g", mode, (long long)c->B,
+			         "tiled %d causal %d (%g) bias rank %d mask %d (%g%s) guard %d packed %lld: "
+			         "output %lld is %.9g, scalar %.9g, reference %.12g", mode, (long long)c->B,
 			         (long long)c->H, (long long)c->Hkv, (long long)c->Sq, (long long)c->Sk,
 			         (long long)c->D, (long long)c->Dv, c->layout, c->tiled, c->causal, c->cfill,
-			         c->bias_rank, c->mask, c->guard, (long long)c->nseq, (long long)i,
+			         c->bias_rank, c->mask, c->filter, c->replace ? ", replace" : "", c->guard,
+			         (long long)c->nseq, (long long)i,
 			         vp[i], sc[i], ref[i]);
 	}
 	checked += d.nout;
@@ -500,6 +506,88 @@ static void wide_body(int mode)
 	check(&p, mode);
 }
 
+/* mask_replace (a Where's finite fill): a masked key's score becomes the
+ * filter after scale, bias and causal fill.  Random configurations (every
+ * mask dtype, causal 0/1/2, bias broadcasts, layouts, GQA) with fills
+ * -1e4, -1e9, -65504, -30, 0 and 3, and the shapes models run, each with
+ * batch entry 1 fully masked (check()): its rows are uniform over the keys,
+ * the mean of V, where adding the fill would give softmax(scores). */
+static void replace_body(int mode)
+{
+	static const float fills[] = {-1e4f, -1e9f, -65504.0f, -30.0f, 0.0f, 3.0f};
+	static const int64_t S[] = {1, 5, 20, 36, 128, 130};
+	ref_rng = 0x7e91ace0ull + (uint64_t)mode;
+	for (int t = 0; t < 300; t++) {
+		Cfg c = random_cfg(false, t % 10 == 0);
+		c.mask = 1 + t % 3, c.replace = true, c.filter = fills[t % 6];
+		check(&c, mode);
+	}
+	for (int qi = 0; qi < 6; qi++)
+		for (int ki = 0; ki < 6; ki++) {
+			Cfg c = {.B = 2, .H = 4, .Hkv = 4, .Sq = S[qi], .Sk = S[ki], .D = 64, .Dv = 64,
+			         .scale = 0.125f, .filter = fills[(qi + ki) % 6], .mask = 1 + ki % 3,
+			         .replace = true, .causal = qi % 3, .cfill = qi % 3 == 2 ? -1e9f : -1e4f};
+			c.ldq = c.ldk = c.ldv = 3 * c.H * c.D;
+			c.qo = 0, c.ko = c.H * c.D, c.vo = 2 * c.H * c.D;
+			if (ki % 2)
+				c.bias_rank = 4, c.bdims[0] = c.B, c.bdims[1] = 1, c.bdims[2] = c.Sq,
+				c.bdims[3] = c.Sk;
+			check(&c, mode);
+		}
+}
+
+/* A fully masked row in replace mode is the mean of V on every path (the
+ * graph's Where makes every score the fill); adding the fill is not */
+static void test_attention_replace_uniform(void **state)
+{
+	(void)state;
+	enum { B = 2, S = 7, D = 4 };
+	float q[B * S * D], k[B * S * D], v[B * S * D], o[B * S * D];
+	uint8_t mask[B * S];
+	ref_rng = 0x0afe11ull;
+	ref_fill(q, B * S * D, -3, 3), ref_fill(k, B * S * D, -3, 3), ref_fill(v, B * S * D, -1, 1);
+	for (int i = 0; i < B * S; i++)
+		mask[i] = i < S ? i % 2 : 0;   /* batch 1 fully masked */
+	rt_t in[5] = {T(q, 3, B, S, D, 0, KILN_F32), T(k, 3, B, S, D, 0, KILN_F32),
+	              T(v, 3, B, S, D, 0, KILN_F32), T(NULL, 0, 0, 0, 0, 0, 0),
+	              T(mask, 2, B, S, 0, 0, KILN_BOOL)};
+	rt_t out = T(o, 3, B, S, D, 0, KILN_F32);
+	int64_t ia[RT_NIA_KlnAttention] = {0};
+	float fa[RT_NFA_KlnAttention] = {0};
+	ia[RT_IA_KlnAttention_head_size] = D, ia[RT_IA_KlnAttention_num_heads] = 1;
+	ia[RT_IA_KlnAttention_v_head_size] = D;
+	fa[RT_FA_KlnAttention_mask_filter] = -1e4f, fa[RT_FA_KlnAttention_scale] = 0.5f;
+	for (int mode = 0; mode <= 2; mode++) {
+		if ((mode == 1 && !vm_have_avx512()) || (mode == 2 && !vm_have_avx2()))
+			continue;
+		for (int rep = 1; rep >= 0; rep--) {
+			ia[RT_IA_KlnAttention_mask_replace] = rep;
+			assert_int_equal(rt_fused_simd_use(mode), 0);
+			int rc = rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia, RT_NIA_KlnAttention,
+			                            fa, RT_NFA_KlnAttention);
+			assert_int_equal(rt_fused_simd_use(-1), 0);
+			assert_int_equal(rc, 0);
+			double worst = 0;
+			for (int r = 0; r < S; r++)
+				for (int e = 0; e < D; e++) {
+					double mean = 0;
+					for (int kk = 0; kk < S; kk++)
+						mean += v[(S + kk) * D + e] / S;
+					double dd = fabs(o[(S + r) * D + e] - mean);
+					worst = dd > worst ? dd : worst;
+				}
+			if (rep && worst > 1e-6)
+				fail_msg("path %d: a fully masked row is %g off the mean of V", mode, worst);
+			if (!rep && worst < 1e-3)
+				fail_msg("path %d: adding the fill gave the mean of V too (the test proves "
+				         "nothing)", mode);
+		}
+	}
+	ia[RT_IA_KlnAttention_mask_replace] = 2;   /* neither mode: an error, not a guess */
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "att", in, 5, &out, 1, ia,
+	                                        RT_NIA_KlnAttention, fa, RT_NFA_KlnAttention), 0);
+}
+
 /* kv_tiled other than 0 or 1 is an error, not a guess */
 static void test_attention_tiled_refused(void **state)
 {
@@ -528,6 +616,7 @@ static void test_attention_packed(void **state) { (void)state; vector_paths(pack
 static void test_attention_bert(void **state) { (void)state; vector_paths(bert_body); }
 static void test_attention_wide(void **state) { (void)state; vector_paths(wide_body); }
 static void test_attention_shapes(void **state) { (void)state; vector_paths(shapes_body); }
+static void test_attention_replace(void **state) { (void)state; vector_paths(replace_body); }
 
 /* The Softmax / LogSoftmax ops on rows of 1..70, 128, 771 (AVX2 rows where
  * the CPU has them, scalar otherwise) against double: probabilities within
@@ -661,6 +750,8 @@ int main(void)
 		cmocka_unit_test(test_attention_tiled_refused),
 		cmocka_unit_test(test_attention_packed),
 		cmocka_unit_test(test_attention_wide),
+		cmocka_unit_test(test_attention_replace),
+		cmocka_unit_test(test_attention_replace_uniform),
 		cmocka_unit_test(test_softmax_op),
 		cmocka_unit_test(test_exp_nonpos),
 	};
