@@ -64,8 +64,12 @@
  *     flag plus the key-padding mask (also as the additive Where(m, 0, -inf));
  *     any other condition the bias Where(c, F, 0) (so is a padding condition
  *     the kernel's mask cannot take, e.g. at layout 1: as [B, 1, 1, Sk],
- *     also when only its [B, Sk] source is known); only for fills that absorb
- *     the scores (-inf, <= -2^110), else refused with the reason; a padding
+ *     also when only its [B, Sk] source is known) for fills that absorb
+ *     the scores (-inf, <= -2^110); a padding condition with any other
+ *     fill (masked_fill(-1e9), -1e4, -65504) the key-padding mask in replace
+ *     mode (mask_replace: the masked score becomes the fill, after scale,
+ *     bias and causal fill), with nothing added above it and a causal
+ *     Where above it only of the same fill (where_replace); a padding
  *     condition with a batch symbol of its own (own_batch) expanded to Q's
  *     batch; the mask repeated on the probabilities, Where(c, 0, P), with a
  *     -inf fill the NaN guard (zero_probs);
@@ -807,6 +811,10 @@ typedef struct AttnMatch {
 	ValId wpad4;           /* wpad's [B, 1, 1, Sk] condition (wpad may be its [B, Sk] source) */
 	bool wown;             /* its batch is a symbol of its own (own_batch) */
 	double wpad_fill;      /* what a masked key's score becomes */
+	bool wreplace;         /* wpad's fill is finite: the kernel replaces (mask_replace), last */
+	int rep_nt;            /* wreplace: bias terms below its Where (more: one was added above) */
+	int rep_causal;        /* wreplace: the causal mode below it */
+	ValId rep_wcond;       /* wreplace: the bias Where below it */
 	ValId tm_mask;         /* the bool mask of a time-major masked_fill, or -1 */
 	double tm_fill;        /* its fill */
 	int64_t heads;         /* Q's heads (num_heads) */
@@ -960,11 +968,14 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
 	if (am->nterms != nt)
 		return m_fail(g, m, n, "Where around the scores: a bias is added before the causal "
 		              "Where"), -1;
-	if (am->wcond != wc || am->wpad != wp)   /* the kernel would add it past the edge too */
+	double cf = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	/* the kernel would add it past the edge too; a replacing one of the
+	 * same fill sets what the causal Where sets */
+	if (am->wcond != wc || (am->wpad != wp && !(am->wreplace && (float)am->wpad_fill == (float)cf)))
 		return m_fail(g, m, n, "Where around the scores: a mask Where below the causal "
-		              "Where"), -1;
+		              "Where%s", am->wreplace && am->wpad != wp ? " of another fill" : ""), -1;
 	am->causal = 2;
-	am->causal_fill = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
+	am->causal_fill = cf;
 	am->causal_cond = nd->in[0];
 	am->mwhere = n;
 	return r;
@@ -980,12 +991,15 @@ static NodeId causal_where(const Graph *g, NodeId n, double coef, AttnMatch *am,
  *     (wpad; the rewrite makes it a bool [B, Sk]) with mask_filter coef*F;
  *   - any other c broadcasting to the scores: the additive bias
  *     Where(c, coef*F, 0) (wcond).
- * The kernel adds coef*F to a masked score where the graph replaces it.
+ * The kernel adds coef*F to a masked score where the graph replaces it,
+ * except for a padding condition whose fill does not absorb the scores,
+ * which the kernel replaces (where_replace).
  * That is the same number when F absorbs every finite score and bias
  * (attn_fill_absorbs: -inf, or F <= -2^110, so score + F rounds to F), also in
  * rows where every key is masked (all F: uniform probabilities, or NaN for
- * -inf, both ways).  Any other fill is refused: with -10000 a fully masked
- * row is uniform in the graph but softmax(scores) in the kernel.  Bias
+ * -inf, both ways).  Any other fill is refused unless it replaces: with
+ * -10000 a fully masked row is uniform in the graph but softmax(scores)
+ * when added.  Bias
  * terms below the Where (the graph replaces score + bias, the kernel adds F
  * to it) are absorbed the same way; a causal mask below whose fill F does
  * not absorb is refused. */
@@ -1007,6 +1021,43 @@ static bool own_batch(const Graph *g, ValId out, ValId x, ValId c)
 			return false;
 	return o->dims[0] == ir_dim_max(mg, xv->dims[0], cv->dims[0]) ||
 	       o->dims[0] == ir_dim_max(mg, cv->dims[0], xv->dims[0]);
+}
+
+/* A key-padding Where whose fill f does not absorb the scores: the
+ * kernel's mask in replace mode (mask_replace), which sets a masked key's
+ * score to f after the scale, every bias and the causal fill: exact for
+ * whatever is below this Where.  What is added above it (a bias, an
+ * additive causal mask, a bias Where) is refused once the whole walk is
+ * known (replace_above); a causal Where above needs the same fill. */
+static NodeId where_replace(NodeId n, NodeId r, double f, bool keep, ValId src, ValId pc,
+                            bool ob, AttnMatch *am)
+{
+	am->wpad = src;
+	am->wpad_keep = keep;
+	am->wpad_fill = f;
+	am->wpad4 = pc;
+	am->wown = ob;
+	am->wreplace = true;
+	am->rep_nt = am->nterms;
+	am->rep_causal = am->causal;
+	am->rep_wcond = am->wcond;
+	am->mwhere = n;
+	return r;
+}
+
+/* What was matched above a replacing mask Where (where_replace), or NULL
+ * when nothing the kernel would add after the replacement. */
+static const char *replace_above(const AttnMatch *am)
+{
+	if (am->nterms > am->rep_nt)
+		return "a bias is added above it (the kernel replaces a masked key's score last)";
+	if (am->wcond != am->rep_wcond)
+		return "a mask Where that is no key-padding mask is above it";
+	if (am->causal != am->rep_causal && am->causal == 1)
+		return "an additive causal mask is added above it";
+	if (am->causal != am->rep_causal && (float)am->causal_fill != (float)am->wpad_fill)
+		return "a causal Where of another fill is above it";
+	return NULL;
 }
 
 static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, int depth)
@@ -1041,13 +1092,14 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 		return scores_walk(g, x, coef, am, depth + 1);
 	}
 	double f = coef == 1.0 ? fill : (double)((float)fill * (float)coef);
-	if (!attn_fill_absorbs(f))
-		return m_fail(g, m, n, "Where around the scores: the condition is not a causal mask: %s; "
-		              "as a mask its fill %g is not -inf or below -2^110 (the kernel adds a mask "
-		              "where the Where replaces the score: a row with every key masked would "
-		              "differ)", notc, f), -1;
+	bool replace = !attn_fill_absorbs(f);
+	if (isnan(f))
+		return m_fail(g, m, n, "Where around the scores: its fill is NaN"), -1;
 	ValId pc = attn_cond_peel(g, c, NULL), src;
 	bool pad = am->wpad < 0 && attn_pad_shaped(g, pc, sd, &src);
+	if (replace && !pad)
+		return m_fail(g, m, n, "Where around the scores: not causal (%s); its fill %g replaces "
+		              "scores: only a [batch, 1, 1, keys] padding condition can", notc, f), -1;
 	if (ob && !pad)
 		return m_fail(g, m, n, "Where around the scores: the condition has a batch of its own "
 		              "and is not a [batch, 1, 1, keys] padding mask: it broadcasts the "
@@ -1064,6 +1116,16 @@ static NodeId where_mask(const Graph *g, NodeId n, double coef, AttnMatch *am, i
 	NodeId r = scores_walk(g, x, coef, am, depth + 1);
 	if (r < 0)
 		return -1;
+	if (pad && am->wpad != wp0 && (replace || am->wcond >= 0))
+		return m_fail(g, m, n, "Where around the scores: a second key-padding mask Where below "
+		              "this one (the kernel takes one)"), -1;
+	if (!pad && am->wcond != wc0)
+		return m_fail(g, m, n, "Where around the scores: a second mask Where below this one "
+		              "that is no key-padding mask"), -1;
+	if (replace)
+		return where_replace(n, r, f, xi == 1, src, pc, ob, am);
+	if (pad && am->wpad != wp0)
+		pad = false;   /* the key mask is the lower one's: this one the bias Where(pc, F, 0) */
 	/* below the Where, a bias or mask of its own (say (1 - m) * finfo.min)
 	 * plus the kernel's f is -inf where the graph's Where gives f: a row
 	 * with every key masked would differ (uniform over its keys in the graph) */
@@ -1119,7 +1181,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 	int cmode = am->causal;
 	double cfill = am->causal_fill;
 	ValId wcond = am->wcond, wpad = am->wpad, wpad4 = am->wpad4;
-	bool wown = am->wown;
+	bool wown = am->wown, wrep = am->wreplace;
 	NodeId mwhere = am->mwhere;
 	switch (nd->op) {
 	case OP_MatMul:
@@ -1166,6 +1228,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 			am->wpad = wpad;
 			am->wpad4 = wpad4;
 			am->wown = wown;
+			am->wreplace = wrep;
 			am->mwhere = mwhere;
 			m_add(m, n);
 			NodeId r = scores_walk(g, nd->in[k], coef, am, depth + 1);
@@ -1191,6 +1254,7 @@ static NodeId scores_walk(const Graph *g, ValId x, double coef, AttnMatch *am, i
 		am->wpad = wpad;
 		am->wpad4 = wpad4;
 		am->wown = wown;
+		am->wreplace = wrep;
 		am->mwhere = mwhere;
 		return -1;
 	case OP_Where:
@@ -1856,6 +1920,15 @@ static bool match_attention_core(const Graph *g, NodeId root, Match *m)
 		am->wpad_keep = true;
 		am->wpad_fill = -INFINITY;
 	}
+	const char *rwhy = am->wreplace ? replace_above(am) : NULL;
+	if (rwhy)
+		return m_fail(g, m, am->mwhere, "Where around the scores of fill %g (it replaces the "
+		              "masked scores): %s", am->wpad_fill, rwhy);
+	if (am->wreplace && !where_pad_fits(g, am, kd))
+		return m_fail(g, m, am->mwhere, "Where around the scores of fill %g (it replaces the "
+		              "masked scores): '%s' is not a key-padding mask of K's batch and length at "
+		              "layout 0, the only one the kernel replaces by", am->wpad_fill,
+		              IR_VAL(g, am->wpad)->name);
 	if (am->wpad >= 0 && !where_pad_fits(g, am, kd)) {
 		/* not the kernel's [B, Sk] mask: the bias Where(c, F, 0) instead */
 		if (am->wcond >= 0)
@@ -2128,6 +2201,8 @@ static void rewrite_attention(Graph *g, const Match *m, PassCtx *pc)
 	ir_attr_set_int(g, n, "layout", am->layout);
 	ir_attr_set_float(g, n, "scale", (float)am->scale);
 	ir_attr_set_float(g, n, "mask_filter", (float)am->mask_filter);
+	if (am->wreplace)
+		ir_attr_set_int(g, n, "mask_replace", 1);
 	if (hkv != am->heads)
 		ir_attr_set_int(g, n, "kv_num_heads", hkv);
 	if (hkv != am->heads && hkv > 1 && am->kv_tiled)

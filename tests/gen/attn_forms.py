@@ -705,9 +705,9 @@ def distilbert(fill=F32_MIN, spelling="equal"):
     == 0) (the kernel's mask squeezed from it); "one_minus": (1 - mask) cast to
     bool; "keep": Where(mask.bool(), scores, fill) as the dynamo exporter
     writes it (opset 18, dims s18/s41).  A fill that is not -inf or the
-    float minimum (-10000, or a positive one) is a near miss: the kernel
-    adds a mask where the graph replaces the score, so a fully padded row
-    (data set 0, row 1) would differ."""
+    float minimum (-10000, or a positive one) fuses in replace mode
+    (mask_replace): the kernel sets a masked key's score to the fill, so a
+    fully padded row (data set 0, row 1) is uniform as in the graph."""
     P = params(13)
     b = Builder(P)
     x, mask = "x", "attention_mask"
@@ -750,7 +750,7 @@ def distilbert(fill=F32_MIN, spelling="equal"):
         s2["attention_mask"][0, 5:] = 0
         return m, P, ref, sets + [s2]
     if fill != F32_MIN:
-        name = "nearmiss_distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
+        name = "distilbert_fill_%s" % ("pos" if fill > 0 else "%g" % -fill)
     if spelling == "keep":
         return finish(b, name, y, 18, syms=("s18", "s41")), P, ref, pad_sets()
     return finish(b, name, y, 14), P, ref, pad_sets()
@@ -846,7 +846,7 @@ def hf_mask(style="eager", fill=None, reverse=False):
     float minimum, NaN with -inf).  With -inf the kernel's causal flag and
     key-padding mask replace m; with the float minimum m stays whole (the
     bias Where(m, 0, min)).  A -10000 fill around the scores is a near
-    miss."""
+    miss (it replaces the scores, and m is no key-padding condition)."""
     P = params(15)
     b = Builder(P)
     x, mask = "x", "attention_mask"
@@ -1021,12 +1021,114 @@ def conformer(fill=NEG_INF, post="same", own_batch=False):
     return m, P, ref, sets
 
 
+def finite_fill(kind):
+    """Where masks with a finite fill around the scores (the fused
+    attention's replace mode, mask_replace): a masked key's score becomes
+    the fill, so data set 0's fully padded row is uniform over its keys.
+    kind "masked_fill_1e9": annotated-transformer's scores / sqrt(d) then
+    masked_fill(mask[:, None, None, :] == 0, -1e9); "where_1e4":
+    torch.where(mask.bool()[:, None, None, :], scores, -1e4) after the
+    scale; "fill_65504": masked_fill with -65504 (half-precision safe);
+    "before_scale": the Where of -1e4 on the raw Q K^T, then * d^-0.5 (the
+    kernel's fill is -1e4 * d^-0.5); "bias_below": a per-head bias added
+    below the Where; "pad_causal": the padding Where then a causal Where,
+    both -1e9; "causal_pad": a causal Where of -inf below a -1e4 padding
+    Where.  Near misses: "pad_causal_other" (padding -1e4 below a causal
+    Where of -inf: the kernel cannot replace in that order), "bias_above"
+    (a per-head bias added above the Where), "fill_tensor" (the fill is
+    -1000 * the sequence length, computed, not a constant), "fill_per_head" (a [1, H, 1, 1]
+    constant fill)."""
+    P = params(21)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    hb = np.array([0.5, -1.25], np.float32).reshape(1, H, 1, 1)
+    fills = {"masked_fill_1e9": -1e9, "fill_65504": -65504.0, "pad_causal": -1e9}
+    fill = fills.get(kind, -1e4)
+    pad = b.op("Equal", b.op("Unsqueeze", mask, [1, 2]), np.int64(0))
+    s = b.op("MatMul", q, kt)
+    if kind != "before_scale":
+        s = b.op("Div", s, float(math.sqrt(D)))
+    if kind == "bias_below":
+        s = b.op("Add", s, hb)
+    if kind == "causal_pad":
+        S = seq_len(b, x)
+        r = b.op("Range", np.int64(0), S, np.int64(1))
+        tri = b.op("LessOrEqual", b.op("Unsqueeze", r, [0]), b.op("Unsqueeze", r, [1]))
+        s = b.op("Where", b.op("Unsqueeze", tri, [0, 1]), s, NEG_INF)
+    if kind == "where_1e4":
+        s = b.op("Where", b.op("Not", pad), s, fill)
+    elif kind == "fill_tensor":
+        s = b.op("Where", pad, b.op("Mul", b.op("Cast", seq_len(b, x), to=TensorProto.FLOAT), -1e3), s)
+    elif kind == "fill_per_head":
+        s = b.op("Where", pad, np.array([-1e4, -1e9], np.float32).reshape(1, H, 1, 1), s)
+    else:
+        s = b.op("Where", pad, fill, s)
+    if kind == "before_scale":
+        s = b.op("Mul", s, float(D ** -0.5))
+    if kind == "bias_above":
+        s = b.op("Add", s, hb)
+    cfill = {"pad_causal": -1e9, "pad_causal_other": NEG_INF}.get(kind)
+    if cfill is not None:
+        S = seq_len(b, x)
+        r = b.op("Range", np.int64(0), S, np.int64(1))
+        tri = b.op("LessOrEqual", b.op("Unsqueeze", r, [0]), b.op("Unsqueeze", r, [1]))
+        s = b.op("Where", b.op("Unsqueeze", tri, [0, 1]), s, cfill)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        if kind != "before_scale":
+            s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        if kind == "bias_below":
+            s = add32(s, hb)
+        tri = r_tril(x.shape[1])[None, None]
+        if kind == "causal_pad":
+            s = np.where(tri, s, np.float32(NEG_INF)).astype(np.float32)
+        padded = attention_mask[:, None, None, :] == 0
+        if kind == "fill_tensor":
+            f = np.float32(-1e3 * x.shape[1])
+        elif kind == "fill_per_head":
+            f = np.array([-1e4, -1e9], np.float32).reshape(1, H, 1, 1)
+        else:
+            f = np.float32(fill)
+        s = np.where(padded, f, s).astype(np.float32)
+        if kind == "before_scale":
+            s = (s * np.float32(D ** -0.5)).astype(np.float32)
+        if kind == "bias_above":
+            s = add32(s, hb)
+        if cfill is not None:
+            s = np.where(tri, s, np.float32(cfill)).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    near = kind in ("pad_causal_other", "bias_above", "fill_tensor", "fill_per_head")
+    name = ("nearmiss_fill_" if near else "fill_") + kind
+    return finish(b, name, y, 14), P, ref, pad_sets()
+
+
 # name -> (builder, attention fused, of them causal[, more]); more:
 # "kv": how many fused attentions read grouped K/V heads (kv_num_heads),
 # "mask": how many take a key-padding mask input,
 # "left": "OP N", N plain OP nodes left at -O2 (a scale absorbed or kept),
-# "explain": text `--explain=attention` must print (a near miss's reason)
+# "explain": text `--explain=attention` must print (a near miss's reason),
+# "replace": how many replace the masked scores (mask_replace = 1)
 FORMS = {
+    "fill_masked_fill_1e9": (lambda: finite_fill("masked_fill_1e9"), 1, 0, {"mask": 1, "replace": 1}),
+    "fill_where_1e4": (lambda: finite_fill("where_1e4"), 1, 0, {"mask": 1, "replace": 1}),
+    "fill_fill_65504": (lambda: finite_fill("fill_65504"), 1, 0, {"mask": 1, "replace": 1}),
+    "fill_before_scale": (lambda: finite_fill("before_scale"), 1, 0, {"mask": 1, "replace": 1,
+                                                                       "left": "Mul 0"}),
+    "fill_bias_below": (lambda: finite_fill("bias_below"), 1, 0, {"mask": 1, "replace": 1}),
+    "fill_pad_causal": (lambda: finite_fill("pad_causal"), 1, 1, {"mask": 1, "replace": 1}),
+    "fill_causal_pad": (lambda: finite_fill("causal_pad"), 1, 1, {"mask": 1, "replace": 1}),
+    "nearmiss_fill_pad_causal_other": (lambda: finite_fill("pad_causal_other"), 0, 0, {
+        "explain": "a mask Where below the causal Where of another fill"}),
+    "nearmiss_fill_bias_above": (lambda: finite_fill("bias_above"), 0, 0, {
+        "explain": "Where around the scores of fill -10000 (it replaces the masked scores): a "
+                   "bias is added above it"}),
+    "nearmiss_fill_fill_tensor": (lambda: finite_fill("fill_tensor"), 0, 0, {
+        "explain": "Where around the scores: neither branch is a constant fill"}),
+    "nearmiss_fill_fill_per_head": (lambda: finite_fill("fill_per_head"), 0, 0, {
+        "explain": "Where around the scores: neither branch is a constant fill"}),
     "causal_gpt2": (causal_gpt2, 1, 1),
     "causal_bart": (causal_bart, 1, 1),
     "causal_bart_dynamo": (lambda: causal_bart(dynamo=True), 1, 1),
@@ -1070,11 +1172,8 @@ FORMS = {
     "distilbert_equal4": (lambda: distilbert(spelling="equal4"), 1, 0, {"mask": 1}),
     "distilbert_one_minus": (lambda: distilbert(spelling="one_minus"), 1, 0, {"mask": 1}),
     "distilbert_keep": (lambda: distilbert(spelling="keep"), 1, 0, {"mask": 1}),
-    "nearmiss_distilbert_fill_10000": (lambda: distilbert(-1e4), 0, 0, {
-        "explain": "the condition is not a causal mask: the condition is not a comparison of "
-                   "query and key indices; as a mask its fill -10000 is not -inf"}),
-    "nearmiss_distilbert_fill_pos": (lambda: distilbert(1e4), 0, 0, {
-        "explain": "as a mask its fill 10000 is not -inf"}),
+    "distilbert_fill_10000": (lambda: distilbert(-1e4), 1, 0, {"mask": 1, "replace": 1}),
+    "distilbert_fill_pos": (lambda: distilbert(1e4), 1, 0, {"mask": 1, "replace": 1}),
     "distilbert_other_batch": (lambda: distilbert(spelling="other_batch"), 1, 0, {"mask": 1}),
     "ort_gpt2_past": (ort_gpt2_past, 1, 1, {"mask": 0}),
     "nearmiss_ort_gpt2_past_entry": (lambda: ort_gpt2_past("entry"), 0, 0, {
@@ -1085,7 +1184,8 @@ FORMS = {
     "hf_mask_where": (lambda: hf_mask("where"), 1, 0, {"mask": 0}),
     "hf_mask_where_inf": (lambda: hf_mask("where", NEG_INF), 1, 1, {"mask": 1}),
     "nearmiss_hf_mask_where_fill": (lambda: hf_mask("where", -1e4), 0, 0, {
-        "explain": "as a mask its fill -10000 is not -inf"}),
+        "explain": "its fill -10000 replaces scores: only a [batch, 1, 1, keys] padding "
+                   "condition can"}),
     "hf_mask_vmap": (lambda: hf_mask("vmap"), 1, 1, {"mask": 1}),
     "hf_mask_vmap_where": (lambda: hf_mask("vmap_where", NEG_INF), 1, 1, {"mask": 1}),
     "hf_mask_vmap_min": (lambda: hf_mask("vmap", F32_MIN), 1, 0, {"mask": 0}),
@@ -1123,7 +1223,7 @@ def generate(name, outdir):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "expect"), "w") as f:
         f.write("attention %d causal %d\n" % (natt, ncausal))
-        for key in ("kv", "mask", "left", "explain"):
+        for key in ("kv", "mask", "replace", "left", "explain"):
             if key in more:
                 f.write("%s %s\n" % (key, more[key]))
     refs = []

@@ -11,7 +11,8 @@
 # fuses), `kiln dump -O2` shows
 # the expected number of causal flags (and kv_num_heads, key-padding mask inputs, the plain ops
 # left (`left OP N`), and for a near
-# miss the reason --explain=attention gives, when expect says), and `kiln check` matches the numpy
+# miss the reason --explain=attention gives, when expect says; how many replace the masked scores,
+# mask_replace = 1), and `kiln check` matches the numpy
 # references at -O0 and at -O2 (NaN rows included).
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every form is
 # compiled, dumped and checked at -O2, every third (by name) also at -O0.
@@ -35,6 +36,7 @@ for d in "$OUT"/*/; do
 	read -r _ want_att _ want_causal < "$d/expect"
 	want_kv=$(sed -n 's/^kv //p' "$d/expect")
 	want_mask=$(sed -n 's/^mask //p' "$d/expect")
+	want_rep=$(sed -n 's/^replace //p' "$d/expect")
 	want_why=$(sed -n 's/^explain //p' "$d/expect")
 	want_left=$(sed -n 's/^left //p' "$d/expect")
 	# the counts: -O2 up to LLVM IR (`kiln check -O2` below compiles it all)
@@ -78,6 +80,10 @@ sys.exit(0 if got == n else 1)
 	mask=$(echo "$dump" | grep -cE 'KlnAttention\(([^,)]*, ){4}%')
 	if [ -n "$want_mask" ] && [ "$mask" != "$want_mask" ]; then
 		fail=$((fail + 1)); echo "FAIL $name: $mask attentions with a key-padding mask, expected $want_mask"; continue
+	fi
+	rep=$(echo "$dump" | grep -c ' = KlnAttention(.*mask_replace = 1')
+	if [ -n "$want_rep" ] && [ "$rep" != "$want_rep" ]; then
+		fail=$((fail + 1)); echo "FAIL $name: $rep attentions replace masked scores, expected $want_rep"; continue
 	fi
 	if [ -n "$want_why" ] && ! grep -qF -- "$want_why" <<< "$why"; then
 		fail=$((fail + 1)); echo "FAIL $name: --explain=attention does not say: $want_why"; continue
