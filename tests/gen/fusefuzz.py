@@ -14,7 +14,8 @@ Case I of seed S (alone: --first I --count 1) is one instance of a form:
              pre-scaled, q and k each by d^-1/4, or none; masks absent, [B,S]
              int64 (Mul by the fill, or Where), float additive [B,1,1,S] or
              [B,1,S,S], causal (Trilu, a sliced buffer, an additive triu),
-             fills -inf / -1e4 / finfo.min, rows all padded; dims static
+             a padding Where below a causal Where (same or other fill),
+             fills -inf / -1e4 / -1e9 / finfo.min, rows all padded; dims static
              or symbolic
   layernorm  LayerNormalization (opset 17+) or decomposed (ReduceMean, Sub,
              Pow or Mul, Sqrt, Div or Reciprocal), eps inside or outside the
@@ -50,7 +51,8 @@ atol * max(1, max|ref|) + rtol * |ref| (per form; NaN equal to NaN).  A
 kiln refusal must be one line; a crash, hang, several-line message, run
 failure where ONNX Runtime ran, or mismatch is a finding (exit 1), kept
 in OUTDIR/cases/NAME for `kiln check`.  Forms kiln documents it does not
-fuse (a Where fill above -2^110, Gemm alpha/beta or transA, ...) are near
+fuse (a padding Where below a causal Where of another fill, Gemm
+alpha/beta or transA, ...) are near
 misses: compared, not counted as "to fuse"; a near miss that names the
 fusions it must not take (a bias that is not one row, LN(x * g), ids that
 differ per row, ...) and takes one is a finding too.  The summary lists
@@ -248,10 +250,15 @@ def attention(g):
         out = lin(out, W, Wx)
     # wrong-answer-prone rows: every key of some query masked gives NaN
     # (-inf) or uniform weights, both sides alike
-    # kiln fuses a Where around the scores only with a fill of -inf or below
-    # -2^110 (the kernel adds the mask: a finite fill would shift scores)
-    near = where_fill is not None and where_fill > -2.0 ** 110
-    near = near or "order=pad_first" in g.tags      # (kiln: "a bias is added before the causal Where")
+    # a padding Where of a finite fill fuses in replace mode (mask_replace);
+    # below a causal Where only with the causal Where's own fill
+    near = "order=pad_first" in g.tags      # (kiln: "a bias is added before the causal Where")
+    near = near or "causal_fill=other" in g.tags or \
+        ("mask=pad_where_causal" in g.tags and where_fill <= -2.0 ** 110)
+    # a causal Where of a finite fill fuses only where its condition is
+    # proved causal (a static Trilu folded to a constant is not)
+    near = near or (any(t in g.tags for t in ("mask=causal_trilu", "mask=causal_buffer")) and
+                    where_fill > -2.0 ** 110)
     g.tags.append("near_miss=%d" % near)
     # a row whose keys are all masked by an added -1e4 holds scores rounded
     # to ulp(1e4) = 2^-10: the order kiln and ONNX Runtime scale and add
@@ -265,7 +272,8 @@ def attn_mask(g, scores, x, y, B, Sq, Sk, cross):
     rng = g.rng
     kinds = ["none", "int_mul", "int_where", "float_b11s", "float_b1ss", "float_bias"] + ([] if cross else
                                                                             ["causal_trilu", "causal_buffer",
-                                                                             "causal_triu_add", "causal_pad"])
+                                                                             "causal_triu_add", "causal_pad",
+                                                                             "pad_where_causal"])
     kind = g.pick("mask", kinds)
     fill = g.pick("fill", [float("-inf"), -1e4, F32_MIN, -1e9]) if kind != "none" else None
     if kind in ("int_mul", "causal_pad") and fill == float("-inf"):
@@ -291,6 +299,19 @@ def attn_mask(g, scores, x, y, B, Sq, Sk, cross):
 
     if kind == "none":
         return scores, None
+    if kind == "pad_where_causal":
+        # a padding Where, then a causal Where above it (annotated-transformer's
+        # masked_fill twice): the same fill, or another one (a near miss)
+        mv = pad_mask(np.int64)
+        m = g.inp(mv, dims_of(g, mv.shape, ["batch", "seq"]))
+        if right:
+            g.rp_mask = mv
+        cond = g.op("Equal", g.unsqueeze(m, [1, 2]), np.array(0, np.int64))
+        scores = g.op("Where", cond, np.array(fill, F32), scores)
+        cf = fill if g.pick("causal_fill", ["same", "same", "other"]) == "same" else \
+            (-1e4 if fill == float("-inf") else float("-inf"))
+        scores, _ = attn_mask_causal(g, scores, x, Sq, "causal_" + rng.choice(["trilu", "buffer"]), cf)
+        return scores, fill
     pad_first = kind == "causal_pad" and g.pick("order", ["causal_first", "causal_first", "pad_first"]) == "pad_first"
     if kind == "causal_pad" and not pad_first:
         # GPT-2: the causal Where, then the padding mask added
