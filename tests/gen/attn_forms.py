@@ -1105,6 +1105,33 @@ def finite_fill(kind):
     return finish(b, name, y, 14), P, ref, pad_sets()
 
 
+def two_pad_wheres():
+    """Two key-padding Wheres of -inf around the scores: mask == 0, then
+    (mask * key index) == 2 (key 2 where it is not padded) above it.  The
+    kernel takes one key mask: the upper one becomes the bias Where (kiln
+    once kept only the upper one's mask, dropping the lower)."""
+    P = params(22)
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    s = b.op("Where", b.op("Equal", b.op("Unsqueeze", mask, [1, 2]), np.int64(0)), NEG_INF, s)
+    kidx = b.op("Range", np.int64(0), seq_len(b, x), np.int64(1))
+    two = b.op("Equal", b.op("Mul", mask, kidx), np.int64(2))
+    s = b.op("Where", b.op("Unsqueeze", two, [1, 2]), NEG_INF, s)
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        s = np.where(attention_mask[:, None, None, :] == 0, np.float32(NEG_INF), s)
+        k2 = (attention_mask * np.arange(x.shape[1])[None, :]) == 2
+        s = np.where(k2[:, None, None, :], np.float32(NEG_INF), s).astype(np.float32)
+        return [r_out(P, r_softmax(s), v)]
+    sets = feeds_sets()
+    return finish(b, "two_pad_wheres", y, 14), P, ref, sets
+
+
 # name -> (builder, attention fused, of them causal[, more]); more:
 # "kv": how many fused attentions read grouped K/V heads (kv_num_heads),
 # "mask": how many take a key-padding mask input,
@@ -1120,6 +1147,7 @@ FORMS = {
     "fill_bias_below": (lambda: finite_fill("bias_below"), 1, 0, {"mask": 1, "replace": 1}),
     "fill_pad_causal": (lambda: finite_fill("pad_causal"), 1, 1, {"mask": 1, "replace": 1}),
     "fill_causal_pad": (lambda: finite_fill("causal_pad"), 1, 1, {"mask": 1, "replace": 1}),
+    "two_pad_wheres": (two_pad_wheres, 1, 0, {"mask": 1}),
     "nearmiss_fill_pad_causal_other": (lambda: finite_fill("pad_causal_other"), 0, 0, {
         "explain": "a mask Where below the causal Where of another fill"}),
     "nearmiss_fill_bias_above": (lambda: finite_fill("bias_above"), 0, 0, {
