@@ -256,9 +256,11 @@ def attention(g):
     near = near or "causal_fill=other" in g.tags or \
         ("mask=pad_where_causal" in g.tags and where_fill <= -2.0 ** 110)
     # a causal Where of a finite fill fuses only where its condition is
-    # proved causal (a static Trilu folded to a constant is not)
-    near = near or (any(t in g.tags for t in ("mask=causal_trilu", "mask=causal_buffer")) and
-                    where_fill > -2.0 ** 110)
+    # proved causal: a constant (opset < 14, or static dims folded) is not
+    cwhere = any(t in g.tags for t in ("mask=causal_trilu", "mask=causal_buffer", "mask=pad_where_causal",
+                                       "order=causal_first"))
+    near = near or (cwhere and where_fill is not None and where_fill > -2.0 ** 110 and
+                    (g.opset < 14 or "dims=static" in g.tags))
     g.tags.append("near_miss=%d" % near)
     # a row whose keys are all masked by an added -1e4 holds scores rounded
     # to ulp(1e4) = 2^-10: the order kiln and ONNX Runtime scale and add
