@@ -1193,8 +1193,8 @@ FORMS = {
     "gpt2_buffer_dynamo": (lambda: gpt2_buffer(dynamo=True), 1, 1),
     "gpt2_buffer_entry_bias": (lambda: gpt2_buffer("entry"), 1, 0),
     "nearmiss_gpt2_buffer_entry": (lambda: gpt2_buffer("entry", fill=-1e4), 0, 0, {
-        "explain": "at Where '/Where_41': Where around the scores: the condition is not a "
-                   "causal mask: the sliced buffer is not a band (lower-triangular)"}),
+        "explain": "at Where '/Where_41': Where around the scores: not causal (the sliced "
+                   "buffer is not a band (lower-triangular)"}),
     "distilbert_equal": (distilbert, 1, 0, {"mask": 1}),
     "distilbert_not_cast": (lambda: distilbert(spelling="not_cast"), 1, 0, {"mask": 1}),
     "distilbert_equal4": (lambda: distilbert(spelling="equal4"), 1, 0, {"mask": 1}),
