@@ -175,6 +175,12 @@ typedef struct rt_q8_ukernel {
 	int tail_mr;
 	/* NULL, or fn and tail that prefetch as they go (rt_q8_kern_pf) */
 	rt_q8_kern_pf fn_pf, tail_pf;
+	/* panels per call: fn and tail read np contiguous panels (panel g at
+	 * wp + g * kq * 64) and write panel g's MR x 16 sums at acc + g * MR * 16;
+	 * part[k - 1] and tail_part[k - 1] are the same on k < np panels (the
+	 * last ones of N) */
+	int np;
+	rt_q8_kern part[2], tail_part[2];
 } rt_q8_ukernel;
 
 /* 1 if every one of the n values of w is within [-RT_Q8_W7MAX, RT_Q8_W7MAX] */
@@ -194,7 +200,7 @@ void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n);
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act);
-extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
+extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avx512vnni16, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
 	rt_q8_avx2_w7x4, rt_q8_avx2x4, rt_q8_avx2_narrow;
 #endif
 
