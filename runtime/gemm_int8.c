@@ -185,6 +185,7 @@ typedef struct q8_job {
 	int64_t qnext;         /* the next quantization task (q8_work) */
 	int64_t qdone;         /* quantization tasks done */
 	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
+	bool avx512;           /* its AVX-512 path (whole panels, no GELU or the erf one) can */
 	/* the units (row chunk major, panel minor) cut into nruns contiguous
 	 * runs, one per thread: run r's next unit and its end */
 	int nruns;
@@ -425,7 +426,17 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 			                              c < 4 ? pf + c * (pstride / 4) : wp);
 		else
 			(t ? short_ : full)(j->kq, rows, wp, acc);
-		for (int q = 0; q < np; q++) {
+		int q = 0;
+#if defined(__x86_64__)
+		if (j->avx512) {   /* the whole panels at once (the last may be partial) */
+			const rt_gemm_epi *e = j->epi;
+			q = (int)((j->N - n0) / RT_Q8_NR < np ? (j->N - n0) / RT_Q8_NR : np);
+			rt_q8_dequant_avx512(acc, MR, (int)mr, q, j->C + i * j->ldc + n0, j->ldc, j->sa + i,
+			                     j->zp + i, j->wsum + n0, j->scale + n0,
+			                     e && e->bias ? e->bias + n0 : NULL, e ? e->act : 0);
+		}
+#endif
+		for (; q < np; q++) {
 			int64_t nq = n0 + q * RT_Q8_NR;
 			dequant(j, acc + q * MR * RT_Q8_NR, i, (int)mr, nq,
 			        (int)(j->N - nq < RT_Q8_NR ? j->N - nq : RT_Q8_NR));
@@ -524,6 +535,7 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	             .wcheck = !(flags & RT_Q8_W7_KNOWN) };
 #if defined(__x86_64__)
 	j.avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	j.avx512 = j.avx2fma && __builtin_cpu_supports("avx512f") && (!epi || epi->act <= 1);
 #endif
 	if (j.per_tensor && tensor_scale(&j))
 		return -2;

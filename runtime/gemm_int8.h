@@ -200,6 +200,13 @@ void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n);
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act);
+/* the same on np whole panels of a kernel's tile (panel g's sums at
+ * acc + g * MR * 16, into C's columns 16 g ..) in 16 lanes, act 0 or 1 (the
+ * erf GELU): the same operations lane by lane, so the same bits as it;
+ * the CPU must have AVX512F */
+void rt_q8_dequant_avx512(const int32_t *acc, int MR, int mr, int np, float *C, int64_t ldc,
+                          const float *sa, const int32_t *zp, const int32_t *wsum,
+                          const float *scale, const float *bias, int act);
 extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avx512vnni16, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
 	rt_q8_avx2_w7x4, rt_q8_avx2x4, rt_q8_avx2_narrow;
 #endif

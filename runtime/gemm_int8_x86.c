@@ -29,6 +29,7 @@
  * the rows fill all 16 ymm registers, so one broadcast serves 16 columns. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "gemm_int8.h"
@@ -184,6 +185,62 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
 	}
 	if (act)
 		gelu_tile(t, mr, C, ldc, act);
+}
+
+/* vm_gelu_erf_fast8 in 16 lanes: the same operations lane by lane, so the
+ * same bits */
+__attribute__((target("avx512f,fma")))
+static inline __m512 gelu_erf_fast16(__m512 v)
+{
+	__m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
+	__mmask16 low = _mm512_cmp_ps_mask(z, _mm512_set1_ps(-4.0f), _CMP_LT_OQ);
+	z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
+	__m512 x2 = _mm512_mul_ps(z, z);
+	__m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f),
+	                           _mm512_set1_ps(2.77068142495902e-08f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+	p = _mm512_mul_ps(z, p);
+	__m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f),
+	                           _mm512_set1_ps(-2.13374055278905e-04f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+	__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
+	__m512 y = _mm512_maskz_mov_ps((__mmask16)~low, _mm512_fmadd_ps(h, _mm512_div_ps(p, q), h));
+	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+/* deq8 in 16 lanes (mul then add, unfused: the same bits) */
+__attribute__((target("avx512f")))
+static inline __m512 deq16(const int32_t *acc, __m512i zp, __m512i wsum, __m512 sa, __m512 scale,
+                           __m512 bias, bool has_bias)
+{
+	__m512i a = _mm512_sub_epi32(_mm512_loadu_si512((const void *)acc), _mm512_mullo_epi32(zp, wsum));
+	__m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sa, scale));
+	return has_bias ? _mm512_add_ps(v, bias) : v;
+}
+
+/* gemm_int8.h: the tile's whole panels, a row of 16 columns at a time */
+__attribute__((target("avx512f,fma")))
+void rt_q8_dequant_avx512(const int32_t *acc, int MR, int mr, int np, float *C, int64_t ldc,
+                          const float *sa, const int32_t *zp, const int32_t *wsum,
+                          const float *scale, const float *bias, int act)
+{
+	for (int g = 0; g < np; g++) {
+		__m512i w = _mm512_loadu_si512((const void *)(wsum + 16 * g));
+		__m512 s = _mm512_loadu_ps(scale + 16 * g);
+		__m512 b = bias ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
+		const int32_t *a = acc + g * MR * RT_Q8_NR;
+		for (int r = 0; r < mr; r++) {
+			__m512 v = deq16(a + r * RT_Q8_NR, _mm512_set1_epi32(zp[r]), w, _mm512_set1_ps(sa[r]),
+			                 s, b, bias != NULL);
+			_mm512_storeu_ps(C + r * ldc + 16 * g, act ? gelu_erf_fast16(v) : v);
+		}
+	}
 }
 
 /* ---- AVX512_VNNI ---- */

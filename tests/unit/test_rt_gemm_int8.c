@@ -29,6 +29,8 @@
  *     AVX512_VNNI, refused elsewhere (skipped there); on rows 1 .. 40 and
  *     128, N ending in 1, 2 or 3 panels, K 1, 7 and 130, per row and per
  *     tensor, 8- and 7-bit weights, 1 to 4 threads: serial "c"'s bits;
+ *   - the AVX-512 epilogue (whole panels of a tile) the AVX2 one's bits,
+ *     with and without bias and erf GELU, a NaN row included;
  *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
  *     [-64, 64] under wbits 7 is a one-line error naming the node (where
  *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
@@ -767,6 +769,47 @@ static void vnni_shapes(void **state)
 		rt_pool_free(pools[t]);
 }
 
+/* the AVX-512 epilogue (whole panels of a kernel's tile) against the AVX2
+ * one, panel by panel: the same bits, with and without the bias and the erf
+ * GELU, on sums that put the GELU's input over -20 .. 20 (both clamps of
+ * its erf), a NaN row (sa NaN) included; skipped without AVX512F */
+static void epilogue_avx512(void **state)
+{
+	(void)state;
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+	    !__builtin_cpu_supports("fma"))
+		skip();
+	enum { MR = 8, NP = 3, LD = 16 * NP + 5 };
+	int32_t acc[NP * MR * RT_Q8_NR], wsum[16 * NP], zp[MR];
+	float sa[MR], scale[16 * NP], bias[16 * NP], C0[MR * LD], C1[MR * LD];
+	for (int it = 0; it < 200; it++) {
+		int mr = 1 + it % MR, np = 1 + it / MR % NP, act = it / (MR * NP) % 2;
+		bool hb = it / (2 * MR * NP) % 2;
+		for (int i = 0; i < NP * MR * RT_Q8_NR; i++)
+			acc[i] = irand(-400000, 400000);
+		for (int n = 0; n < 16 * NP; n++)
+			wsum[n] = irand(-3000, 3000), scale[n] = ldexpf(1.0f + frand() / 4, -irand(6, 9)),
+			bias[n] = 3 * frand();
+		for (int r = 0; r < MR; r++)
+			zp[r] = irand(0, 255), sa[r] = r == 5 && it % 7 == 0 ? NAN : ldexpf(1.0f, -irand(8, 11));
+		for (int i = 0; i < MR * LD; i++)
+			C0[i] = C1[i] = CANARY;
+		for (int g = 0; g < np; g++)
+			rt_q8_dequant16_avx2(acc + g * MR * RT_Q8_NR, mr, C0 + 16 * g, LD, sa, zp, wsum + 16 * g,
+			                     scale + 16 * g, hb ? bias + 16 * g : NULL, act);
+		rt_q8_dequant_avx512(acc, MR, mr, np, C1, LD, sa, zp, wsum, scale, hb ? bias : NULL, act);
+		if (memcmp(C0, C1, sizeof C0)) {
+			printf("avx512 epilogue differs from avx2: mr %d np %d act %d bias %d\n", mr, np, act, hb);
+			fail();
+		}
+	}
+#else
+	skip();
+#endif
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -804,6 +847,7 @@ int main(void)
 		cmocka_unit_test(kernel_wbits),
 		cmocka_unit_test(threads_1_to_4),
 		cmocka_unit_test(vnni_shapes),
+		cmocka_unit_test(epilogue_avx512),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
