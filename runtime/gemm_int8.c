@@ -15,15 +15,16 @@
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
  * Work: one job per call: A quantized once (chunks of rows taken by the
- * threads from a shared counter), then units of one column panel times a
- * chunk of rows that stays in L2 (quantized A is 1 or 2 bytes a value),
+ * threads from a shared counter), then units of one group of column panels
+ * (the kernel's np: 3 for "avx512vnni", else 1) times a chunk of rows that
+ * stays in L2 (quantized A is 1 or 2 bytes a value),
  * at few rows cut into one contiguous run per thread (each streams its own
  * range of weight panels; a thread done with its run takes from the
  * others'), else taken by all threads in turn from one run (its last
  * units cut in halves of rows, for an even finish), the
- * micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
- * with the bias and GELU while they are in L1; the thread's next panel is
- * prefetched meanwhile.  A row of A that holds a
+ * micro-kernel giving MR x 16 int32 sums a panel over the whole K,
+ * dequantized with the bias and GELU while they are in L1; the thread's
+ * next group is prefetched meanwhile.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
 #include <float.h>
 #include <pthread.h>

@@ -24,7 +24,8 @@
  * AVX2 widens to i16 pairs for vpmaddwd.  As an IR tensor: i8
  * [ceil(N/16), ceil(K/4), 64].
  *
- * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm),
+ * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm, 8 x 48:
+ * three panels a call; "avx512vnni16", 8 x 16, for tests and benchmarks),
  * "avxvnni" (VEX vpdpbusd ymm), "avx2-w7" (6 x 16, u8 x s8 vpmaddubsw +
  * vpmaddwd by ones: about 1.5 times the rate of "avx2", exact ONLY on 7-bit
  * weights, so chosen only when the caller says the weights are 7-bit
@@ -140,8 +141,8 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 
 /* The micro-kernel rt_qgemm uses for weights of these flags (RT_Q8_W7 or
  * 0): "avx512vnni", "avxvnni", "avx2-w7" (7-bit weights only), "avx2" or
- * "c" (chosen once from the CPU; "avx2-w7x4", "avx2x4" and "avx2-narrow"
- * only when forced).  rt_qgemm_use forces one (tests,
+ * "c" (chosen once from the CPU; "avx2-w7x4", "avx2x4", "avx2-narrow" and
+ * "avx512vnni16" only when forced).  rt_qgemm_use forces one (tests,
  * benchmarks): -1 if the CPU cannot run it or the name is unknown; NULL
  * resets.  A forced 7-bit kernel never sees 8-bit weights: rt_qgemm then
  * runs the best 8-bit one. */

@@ -2,8 +2,15 @@
  * each compiled for its own instructions and chosen at run time by
  * gemm_int8.c.  They compute the same exact int32 sums as the portable one:
  *
- *   avx512vnni  8 rows x 16 columns, vpdpbusd zmm (u8 A quad broadcast x
- *               the 64-byte W quad), one accumulator per row
+ *   avx512vnni  8 rows x 48 columns (3 panels a call; 4 rows for the last
+ *               rows of a chunk, 2 or 1 panels for the last of N) in
+ *               assembly: vpdpbusd zmm, the u8 A quad broadcast x each
+ *               panel's 64-byte W quad, 24 accumulators (each panel's quad
+ *               loaded once for 8 rows, each broadcast used by 3 panels);
+ *               its epilogue (dequant, bias, erf GELU) on AVX-512 over the
+ *               tile's whole panels, the AVX2 epilogue's bits
+ *   avx512vnni16  the kernel before it (tests, benchmarks): 8 x 16, one
+ *               accumulator per row, in intrinsics
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
  *   avx2-w7     6 x 16 (the last rows of a chunk 4 x 16: "avx2-w7x4"),
  *               each also in a form that prefetches a range (the next
