@@ -397,14 +397,17 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 	           short_ = tail && np < GP ? uk->tail_part[np - 1] : uk->tail;
 	/* few rows (at most 8 calls, 48 rows for MR 6: LXMERT's 20 and 36),
 	 * where the weights' stream is the cost, and a kernel that prefetches
-	 * in its loop (one panel a call): a quarter of the next panel in each
-	 * of the first 4 calls, evenly over the products (the slices above, a
+	 * in its loop (a whole group): a quarter of the next panel in each
+	 * of the first 4 calls (np 1; np 3: a panel in each of the first 3),
+	 * evenly over the products (the slices above, a
 	 * burst before each call, stall it once the misses in flight reach
 	 * the core's limit: +12-16% GOP/s on LXMERT's 20 rows); fewer calls:
 	 * the rest before the first */
-	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 8;
+	/* (a whole group: a quarter of a panel a call for np 1, a panel for np 3) */
+	int64_t slice = GP == 1 ? pstride / 4 : pstride, pcalls = GP == 1 ? 4 : GP;
+	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 8 && np == GP;
 	if (inpf) {
-		int64_t q4 = pstride / 4, skip = (calls < 4 ? calls : 4) * q4 / 64;
+		int64_t skip = (calls < pcalls ? calls : pcalls) * slice / 64;
 		if (skip < plines)
 			prefetch_lines(pf + 64 * skip, plines - skip);
 	}
@@ -422,9 +425,9 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 		for (int r = 0; r < MR; r++)
 			rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
 		bool t = tail && mr <= tmr;
-		if (inpf)   /* past the 4th call: its own panel (in cache: no traffic) */
+		if (inpf)   /* past the group's slices: its own panel (in cache: no traffic) */
 			(t ? uk->tail_pf : uk->fn_pf)(j->kq, rows, wp, acc,
-			                              c < 4 ? pf + c * (pstride / 4) : wp);
+			                              c < pcalls && c * slice < 64 * plines ? pf + c * slice : wp);
 		else
 			(t ? short_ : full)(j->kq, rows, wp, acc);
 		int q = 0;

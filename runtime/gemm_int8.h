@@ -156,7 +156,8 @@ int rt_qgemm_use(const char *name);
  * the panel. */
 typedef void (*rt_q8_kern)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc);
 /* the same, also prefetching to L2 the 16 kq bytes from pf (a line every 4
- * quads, spread over the loop: a quarter of the next panel a call) */
+ * quads, spread over the loop: a quarter of the next panel a call), or for
+ * a kernel of np > 1 panels the 64 kq bytes (a line a quad: a panel) */
 typedef void (*rt_q8_kern_pf)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
                               const int8_t *pf);
 

@@ -315,24 +315,29 @@ static void k_avx512vnni16(int64_t kq, const void *const *a, const int8_t *wp, i
 	VZ(14) VZ(15) VZ(16) VZ(17) VZ(18) VZ(19) VZ(20) VZ(21) VZ(22) VZ(23)
 #define VA4 [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3])
 #define VA8 VA4, [a4] "r"(a[4]), [a5] "r"(a[5]), [a6] "r"(a[6]), [a7] "r"(a[7])
-/* the loop; after it o takes acc's address (one register fewer: 12 in all) */
-#define VKERNEL(NAME, R, P) \
+/* the loop; after it o takes acc's address (one register fewer: 12 in
+ * all, 13 with pf).  The _pf forms also prefetch to L2 a line from pf a
+ * quad (kq lines: a panel a call) */
+#define VPF_ARG , const int8_t *pf
+#define VPF_OP , [pf] "+r"(pf)
+#define VPF_I "prefetcht1 (%[pf])\n\tadd $64, %[pf]\n\t"
+#define VKERNEL(NAME, R, P, PARG, POP, PI) \
 	__attribute__((target("avx512f,avx512vnni"))) \
-	static void NAME(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc) \
+	static void NAME(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc PARG) \
 	{ \
 		int64_t o = 0, n = kq, ps = kq * 64; \
 		__asm__ volatile( \
 			VZERO \
 			"test %[n], %[n]\n\tjz 2f\n\t" \
 			"1:\n\t" \
-			VW##P VROWS##R(VR##P) \
+			PI VW##P VROWS##R(VR##P) \
 			"add $4, %[o]\n\tadd $64, %[w]\n\t" \
 			"dec %[n]\n\tjnz 1b\n\t" \
 			"2:\n\t" \
 			"mov %[acc], %[o]\n\t" \
 			VS##P##_##R \
 			"vzeroupper\n\t" \
-			: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(n) \
+			: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(n) POP \
 			: VA##R, [ps] "r"(ps), [acc] "m"(acc) \
 			: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
 			  "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", \
@@ -340,13 +345,18 @@ static void k_avx512vnni16(int64_t kq, const void *const *a, const int8_t *wp, i
 			  "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", \
 			  "memory"); \
 	}
-VKERNEL(k_vnni_8x3, 8, 3)
-VKERNEL(k_vnni_8x2, 8, 2)
-VKERNEL(k_vnni_8x1, 8, 1)
-VKERNEL(k_vnni_4x3, 4, 3)
-VKERNEL(k_vnni_4x2, 4, 2)
-VKERNEL(k_vnni_4x1, 4, 1)
+VKERNEL(k_vnni_8x3, 8, 3, , , )
+VKERNEL(k_vnni_8x2, 8, 2, , , )
+VKERNEL(k_vnni_8x1, 8, 1, , , )
+VKERNEL(k_vnni_4x3, 4, 3, , , )
+VKERNEL(k_vnni_4x2, 4, 2, , , )
+VKERNEL(k_vnni_4x1, 4, 1, , , )
+VKERNEL(k_vnni_8x3_pf, 8, 3, VPF_ARG, VPF_OP, VPF_I)
+VKERNEL(k_vnni_4x3_pf, 4, 3, VPF_ARG, VPF_OP, VPF_I)
 #undef VKERNEL
+#undef VPF_I
+#undef VPF_OP
+#undef VPF_ARG
 #undef VA8
 #undef VA4
 #undef VZERO
@@ -372,8 +382,8 @@ VKERNEL(k_vnni_4x1, 4, 1)
 /* 8 x 48, its 4-row form for the last rows of a chunk, and both on the
  * last 1 or 2 panels of N */
 const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_vnni_8x3, 8, 0, NULL, NULL, 0, k_vnni_4x3,
-                                        4, NULL, NULL, 3, {k_vnni_8x1, k_vnni_8x2},
-                                        {k_vnni_4x1, k_vnni_4x2}};
+                                        4, k_vnni_8x3_pf, k_vnni_4x3_pf, 3,
+                                        {k_vnni_8x1, k_vnni_8x2}, {k_vnni_4x1, k_vnni_4x2}};
 /* the kernel before it alone (benchmarks, tests) */
 const rt_q8_ukernel rt_q8_avx512vnni16 = {"avx512vnni16", k_avx512vnni16, 8, 0, NULL, NULL, 0, NULL,
                                           0, NULL, NULL, 1, {NULL, NULL}, {NULL, NULL}};
