@@ -15,15 +15,16 @@
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
  * Work: one job per call: A quantized once (chunks of rows taken by the
- * threads from a shared counter), then units of one column panel times a
- * chunk of rows that stays in L2 (quantized A is 1 or 2 bytes a value),
+ * threads from a shared counter), then units of one group of column panels
+ * (the kernel's np: 3 for "avx512vnni", else 1) times a chunk of rows that
+ * stays in L2 (quantized A is 1 or 2 bytes a value),
  * at few rows cut into one contiguous run per thread (each streams its own
  * range of weight panels; a thread done with its run takes from the
  * others'), else taken by all threads in turn from one run (its last
  * units cut in halves of rows, for an even finish), the
- * micro-kernel giving MR x 16 int32 sums over the whole K, dequantized
- * with the bias and GELU while they are in L1; the thread's next panel is
- * prefetched meanwhile.  A row of A that holds a
+ * micro-kernel giving MR x 16 int32 sums a panel over the whole K,
+ * dequantized with the bias and GELU while they are in L1; the thread's
+ * next group is prefetched meanwhile.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
 #include <float.h>
 #include <pthread.h>
@@ -51,7 +52,8 @@ static void k_c(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc
 	}
 }
 
-static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0, NULL, 0, NULL, NULL};
+static const rt_q8_ukernel q8_c = {"c", k_c, 4, 0, NULL, NULL, 0, NULL, 0, NULL, NULL, 1, {NULL, NULL},
+                                   {NULL, NULL}};
 
 /* ---- choice ---- */
 
@@ -59,7 +61,7 @@ static bool can_run(const rt_q8_ukernel *u)
 {
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	if (u == &rt_q8_avx512vnni)
+	if (u == &rt_q8_avx512vnni || u == &rt_q8_avx512vnni16)
 		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
 	if (u == &rt_q8_avxvnni)
 		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
@@ -73,7 +75,7 @@ static bool can_run(const rt_q8_ukernel *u)
 static const rt_q8_ukernel *const all_kernels[] = {
 #if defined(__x86_64__)
 	&rt_q8_avx512vnni, &rt_q8_avxvnni, &rt_q8_avx2_w7, &rt_q8_avx2, &rt_q8_avx2_w7x4,
-	&rt_q8_avx2x4, &rt_q8_avx2_narrow,
+	&rt_q8_avx2x4, &rt_q8_avx2_narrow, &rt_q8_avx512vnni16,
 #endif
 	&q8_c,
 };
@@ -165,6 +167,7 @@ static void *buf_get(int which, size_t n)
 typedef struct q8_job {
 	const rt_q8_ukernel *uk;
 	int64_t M, N, K, kq, lda, ldc, np, mc, rowb;   /* rowb: bytes of a quantized row */
+	int64_t ng;            /* groups of the kernel's uk->np panels (the last may have fewer) */
 	const float *A;
 	const int8_t *Wp;
 	const float *scale;
@@ -183,6 +186,7 @@ typedef struct q8_job {
 	int64_t qnext;         /* the next quantization task (q8_work) */
 	int64_t qdone;         /* quantization tasks done */
 	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
+	bool avx512;           /* its AVX-512 path (whole panels, no GELU or the erf one) can */
 	/* the units (row chunk major, panel minor) cut into nruns contiguous
 	 * runs, one per thread: run r's next unit and its end */
 	int nruns;
@@ -356,45 +360,54 @@ static void prefetch_lines(const int8_t *p, int64_t n)
 		__builtin_prefetch(p + 64 * l, 0, 2);
 }
 
-/* One unit of work: C rows [i0, i1) x panel p, MR rows a micro-kernel call.
- * The panel after p (or, after the last, the first for the next chunk of
- * rows) goes to L2 while p computes, a slice before each call, so the
+/* One unit of work: C rows [i0, i1) x panel group g (the kernel's np
+ * panels from g * np, fewer at the end of N), MR rows a micro-kernel call.
+ * The group after g (or, after the last, the first for the next chunk of
+ * rows) goes to L2 while g computes, a slice before each call, so the
  * weights stream from DRAM behind the products, not between them (and the
  * 7-bit check reads the next panel from cache). */
-static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide, rt_q8_kern fn)
+static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide, rt_q8_kern fn)
 {
-	int MR = j->uk->mr;
-	int32_t acc[16 * RT_Q8_NR];
+	const rt_q8_ukernel *uk = j->uk;
+	int MR = uk->mr, GP = uk->np;
+	int32_t acc[3 * 16 * RT_Q8_NR];
 	const void *rows[16];
-	int64_t pstride = j->kq * 4 * RT_Q8_NR, plines = pstride / 64;
-	const int8_t *wp = j->Wp + p * pstride;
+	int64_t pstride = j->kq * 4 * RT_Q8_NR, p0 = g * GP;
+	int np = (int)(j->np - p0 < GP ? j->np - p0 : GP);
+	const int8_t *wp = j->Wp + p0 * pstride;
 	/* a 7-bit kernel would saturate on 8-bit weights: every panel is checked,
 	 * once a call (in the first chunk of rows, which has every panel; C is
 	 * undefined when one fails, so later chunks need not wait for it) */
-	if (j->uk->w7 && j->wcheck && i0 == 0 && !rt_q8_w7_ok(wp, pstride)) {
+	if (uk->w7 && j->wcheck && i0 == 0 && !rt_q8_w7_ok(wp, np * pstride)) {
 		__atomic_store_n(&j->wbad, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	if (wide) {
-		j->uk->widen(j->kq, wp, wide);
+	if (wide) {   /* (widening kernels read one panel a call) */
+		uk->widen(j->kq, wp, wide);
 		wp = (const int8_t *)(const void *)wide;
 	}
-	int64_t n0 = p * RT_Q8_NR;
-	int nc = (int)(j->N - n0 < RT_Q8_NR ? j->N - n0 : RT_Q8_NR);
-	const int8_t *pf = p + 1 < j->np ? j->Wp + (p + 1) * pstride : i1 < j->M ? j->Wp : NULL;
+	int64_t n0 = p0 * RT_Q8_NR;
+	const int8_t *pf = g + 1 < j->ng ? j->Wp + (p0 + np) * pstride : i1 < j->M ? j->Wp : NULL;
+	int64_t pnext = g + 1 < j->ng ? j->np - p0 - np : j->np;
+	int64_t plines = (pnext < GP ? pnext : GP) * pstride / 64;
 	int64_t calls = (i1 - i0 + MR - 1) / MR, per = (plines + calls - 1) / calls;
-	bool tail = j->uk->tail && fn == j->uk->fn;
-	int tmr = j->uk->tail_mr;
+	bool tail = uk->tail && fn == uk->fn;
+	int tmr = uk->tail_mr;
+	rt_q8_kern full = np < GP ? uk->part[np - 1] : fn,
+	           short_ = tail && np < GP ? uk->tail_part[np - 1] : uk->tail;
 	/* few rows (at most 8 calls, 48 rows for MR 6: LXMERT's 20 and 36),
 	 * where the weights' stream is the cost, and a kernel that prefetches
-	 * in its loop: a quarter of the next panel in each of the first 4
-	 * calls, evenly over the products (the slices above, a burst before
-	 * each call, stall it once the misses in flight reach the core's
-	 * limit: +12-16% GOP/s on LXMERT's 20 rows); fewer calls: the rest
-	 * before the first */
-	bool inpf = pf && j->uk->fn_pf && fn == j->uk->fn && calls <= 8;
+	 * in its loop (a whole group): a quarter of the next panel in each
+	 * of the first 4 calls (np 1; np 3: a panel in each of the first 3),
+	 * evenly over the products (the slices above, a
+	 * burst before each call, stall it once the misses in flight reach
+	 * the core's limit: +12-16% GOP/s on LXMERT's 20 rows); fewer calls:
+	 * the rest before the first */
+	/* (a whole group: a quarter of a panel a call for np 1, a panel for np 3) */
+	int64_t slice = GP == 1 ? pstride / 4 : pstride, pcalls = GP == 1 ? 4 : GP;
+	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 8 && np == GP;
 	if (inpf) {
-		int64_t q4 = pstride / 4, skip = (calls < 4 ? calls : 4) * q4 / 64;
+		int64_t skip = (calls < pcalls ? calls : pcalls) * slice / 64;
 		if (skip < plines)
 			prefetch_lines(pf + 64 * skip, plines - skip);
 	}
@@ -412,12 +425,26 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t p, int16_t *wide,
 		for (int r = 0; r < MR; r++)
 			rows[r] = j->aq + (i + (r < mr ? r : mr - 1)) * j->rowb;
 		bool t = tail && mr <= tmr;
-		if (inpf)   /* past the 4th call: its own panel (in cache: no traffic) */
-			(t ? j->uk->tail_pf : j->uk->fn_pf)(j->kq, rows, wp, acc,
-			                                    c < 4 ? pf + c * (pstride / 4) : wp);
+		if (inpf)   /* past the group's slices: its own panel (in cache: no traffic) */
+			(t ? uk->tail_pf : uk->fn_pf)(j->kq, rows, wp, acc,
+			                              c < pcalls && c * slice < 64 * plines ? pf + c * slice : wp);
 		else
-			(t ? j->uk->tail : fn)(j->kq, rows, wp, acc);
-		dequant(j, acc, i, (int)mr, n0, nc);
+			(t ? short_ : full)(j->kq, rows, wp, acc);
+		int q = 0;
+#if defined(__x86_64__)
+		if (j->avx512) {   /* the whole panels at once (the last may be partial) */
+			const rt_gemm_epi *e = j->epi;
+			q = (int)((j->N - n0) / RT_Q8_NR < np ? (j->N - n0) / RT_Q8_NR : np);
+			rt_q8_dequant_avx512(acc, MR, (int)mr, q, j->C + i * j->ldc + n0, j->ldc, j->sa + i,
+			                     j->zp + i, j->wsum + n0, j->scale + n0,
+			                     e && e->bias ? e->bias + n0 : NULL, e ? e->act : 0);
+		}
+#endif
+		for (; q < np; q++) {
+			int64_t nq = n0 + q * RT_Q8_NR;
+			dequant(j, acc + q * MR * RT_Q8_NR, i, (int)mr, nq,
+			        (int)(j->N - nq < RT_Q8_NR ? j->N - nq : RT_Q8_NR));
+		}
 	}
 }
 
@@ -443,15 +470,15 @@ static int64_t next_unit(q8_job *j, int t)
 	return -1;
 }
 
-/* unit u's rows [*i0, *i1) and panel *p: before usplit, chunk u / np times
- * panel u % np; from it on, units in pairs, the first rows of a panel
- * (a multiple of MR) and the rest */
+/* unit u's rows [*i0, *i1) and panel group *p: before usplit, chunk u / ng
+ * times group u % ng; from it on, units in pairs, the first rows of a
+ * group (a multiple of MR) and the rest */
 static void unit_at(const q8_job *j, int64_t u, int64_t *i0, int64_t *i1, int64_t *p)
 {
 	int64_t v = u < j->usplit ? u : j->usplit + (u - j->usplit) / 2;
-	*i0 = v / j->np * j->mc;
+	*i0 = v / j->ng * j->mc;
 	*i1 = j->M - *i0 < j->mc ? j->M : *i0 + j->mc;
-	*p = v % j->np;
+	*p = v % j->ng;
 	if (u < j->usplit)
 		return;
 	int mr = j->uk->mr;
@@ -512,6 +539,7 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	             .wcheck = !(flags & RT_Q8_W7_KNOWN) };
 #if defined(__x86_64__)
 	j.avx2fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	j.avx512 = j.avx2fma && __builtin_cpu_supports("avx512f") && (!epi || epi->act <= 1);
 #endif
 	if (j.per_tensor && tensor_scale(&j))
 		return -2;
@@ -529,12 +557,13 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	int64_t mc = (512 << 10) / j.rowb;
 	mc = mc < j.uk->mr ? j.uk->mr : mc / j.uk->mr * j.uk->mr;
 	j.mc = mc;
+	j.ng = (j.np + j.uk->np - 1) / j.uk->np;
 	/* A quantized in chunks of about 16K values */
 	j.qrows = K >= 16384 ? 1 : 16384 / K;
 	j.nq = (M + j.qrows - 1) / j.qrows;
 	double work = (double)M * (double)N * (double)K;
 	int nt = work >= 5e5 ? rt_pool_size(pool) : 1;
-	int64_t units = (M + mc - 1) / mc * j.np;
+	int64_t units = (M + mc - 1) / mc * j.ng;
 	/* one run per thread at few rows (LXMERT's 20 and 36), where the
 	 * weights' stream is the cost; more rows: one run that all threads
 	 * take from in turn (the A/B on BERT-base b8 did not favour runs
@@ -550,7 +579,7 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	 * bits */
 	j.usplit = units;
 	int64_t last = M - (M - 1) / mc * mc, nsplit = 2 * (int64_t)nt;
-	nsplit = nsplit < j.np ? nsplit : j.np;
+	nsplit = nsplit < j.ng ? nsplit : j.ng;
 	if (j.nruns == 1 && nt > 1 && last >= 2 * j.uk->mr) {
 		j.usplit = units - nsplit;
 		units += nsplit;

@@ -24,7 +24,8 @@
  * AVX2 widens to i16 pairs for vpmaddwd.  As an IR tensor: i8
  * [ceil(N/16), ceil(K/4), 64].
  *
- * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm),
+ * Micro-kernels, chosen at run time: "avx512vnni" (vpdpbusd zmm, 8 x 48:
+ * three panels a call; "avx512vnni16", 8 x 16, for tests and benchmarks),
  * "avxvnni" (VEX vpdpbusd ymm), "avx2-w7" (6 x 16, u8 x s8 vpmaddubsw +
  * vpmaddwd by ones: about 1.5 times the rate of "avx2", exact ONLY on 7-bit
  * weights, so chosen only when the caller says the weights are 7-bit
@@ -140,8 +141,8 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 
 /* The micro-kernel rt_qgemm uses for weights of these flags (RT_Q8_W7 or
  * 0): "avx512vnni", "avxvnni", "avx2-w7" (7-bit weights only), "avx2" or
- * "c" (chosen once from the CPU; "avx2-w7x4", "avx2x4" and "avx2-narrow"
- * only when forced).  rt_qgemm_use forces one (tests,
+ * "c" (chosen once from the CPU; "avx2-w7x4", "avx2x4", "avx2-narrow" and
+ * "avx512vnni16" only when forced).  rt_qgemm_use forces one (tests,
  * benchmarks): -1 if the CPU cannot run it or the name is unknown; NULL
  * resets.  A forced 7-bit kernel never sees 8-bit weights: rt_qgemm then
  * runs the best 8-bit one. */
@@ -155,7 +156,8 @@ int rt_qgemm_use(const char *name);
  * the panel. */
 typedef void (*rt_q8_kern)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc);
 /* the same, also prefetching to L2 the 16 kq bytes from pf (a line every 4
- * quads, spread over the loop: a quarter of the next panel a call) */
+ * quads, spread over the loop: a quarter of the next panel a call), or for
+ * a kernel of np > 1 panels the 64 kq bytes (a line a quad: a panel) */
 typedef void (*rt_q8_kern_pf)(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc,
                               const int8_t *pf);
 
@@ -175,6 +177,12 @@ typedef struct rt_q8_ukernel {
 	int tail_mr;
 	/* NULL, or fn and tail that prefetch as they go (rt_q8_kern_pf) */
 	rt_q8_kern_pf fn_pf, tail_pf;
+	/* panels per call: fn and tail read np contiguous panels (panel g at
+	 * wp + g * kq * 64) and write panel g's MR x 16 sums at acc + g * MR * 16;
+	 * part[k - 1] and tail_part[k - 1] are the same on k < np panels (the
+	 * last ones of N) */
+	int np;
+	rt_q8_kern part[2], tail_part[2];
 } rt_q8_ukernel;
 
 /* 1 if every one of the n values of w is within [-RT_Q8_W7MAX, RT_Q8_W7MAX] */
@@ -194,7 +202,14 @@ void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n);
 void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, const float *sa,
                           const int32_t *zp, const int32_t *wsum, const float *scale,
                           const float *bias, int act);
-extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
+/* the same on np whole panels of a kernel's tile (panel g's sums at
+ * acc + g * MR * 16, into C's columns 16 g ..) in 16 lanes, act 0 or 1 (the
+ * erf GELU): the same operations lane by lane, so the same bits as it;
+ * the CPU must have AVX512F */
+void rt_q8_dequant_avx512(const int32_t *acc, int MR, int mr, int np, float *C, int64_t ldc,
+                          const float *sa, const int32_t *zp, const int32_t *wsum,
+                          const float *scale, const float *bias, int act);
+extern const rt_q8_ukernel rt_q8_avx512vnni, rt_q8_avx512vnni16, rt_q8_avxvnni, rt_q8_avx2_w7, rt_q8_avx2,
 	rt_q8_avx2_w7x4, rt_q8_avx2x4, rt_q8_avx2_narrow;
 #endif
 

@@ -2,8 +2,15 @@
  * each compiled for its own instructions and chosen at run time by
  * gemm_int8.c.  They compute the same exact int32 sums as the portable one:
  *
- *   avx512vnni  8 rows x 16 columns, vpdpbusd zmm (u8 A quad broadcast x
- *               the 64-byte W quad), one accumulator per row
+ *   avx512vnni  8 rows x 48 columns (3 panels a call; 4 rows for the last
+ *               rows of a chunk, 2 or 1 panels for the last of N) in
+ *               assembly: vpdpbusd zmm, the u8 A quad broadcast x each
+ *               panel's 64-byte W quad, 24 accumulators (each panel's quad
+ *               loaded once for 8 rows, each broadcast used by 3 panels);
+ *               its epilogue (dequant, bias, erf GELU) on AVX-512 over the
+ *               tile's whole panels, the AVX2 epilogue's bits
+ *   avx512vnni16  the kernel before it (tests, benchmarks): 8 x 16, one
+ *               accumulator per row, in intrinsics
  *   avxvnni     4 x 16, VEX vpdpbusd on two ymm per row
  *   avx2-w7     6 x 16 (the last rows of a chunk 4 x 16: "avx2-w7x4"),
  *               each also in a form that prefetches a range (the next
@@ -29,6 +36,7 @@
  * the rows fill all 16 ymm registers, so one broadcast serves 16 columns. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "gemm_int8.h"
@@ -186,10 +194,69 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
 		gelu_tile(t, mr, C, ldc, act);
 }
 
+/* vm_gelu_erf_fast8 in 16 lanes: the same operations lane by lane, so the
+ * same bits */
+__attribute__((target("avx512f,fma")))
+static inline __m512 gelu_erf_fast16(__m512 v)
+{
+	__m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
+	__mmask16 low = _mm512_cmp_ps_mask(z, _mm512_set1_ps(-4.0f), _CMP_LT_OQ);
+	z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
+	__m512 x2 = _mm512_mul_ps(z, z);
+	__m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f),
+	                           _mm512_set1_ps(2.77068142495902e-08f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+	p = _mm512_mul_ps(z, p);
+	__m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f),
+	                           _mm512_set1_ps(-2.13374055278905e-04f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+	__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
+	__m512 y = _mm512_maskz_mov_ps((__mmask16)~low, _mm512_fmadd_ps(h, _mm512_div_ps(p, q), h));
+	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+/* deq8 in 16 lanes (mul then add, unfused: the same bits) */
+__attribute__((target("avx512f")))
+static inline __m512 deq16(const int32_t *acc, __m512i zp, __m512i wsum, __m512 sa, __m512 scale,
+                           __m512 bias, bool has_bias)
+{
+	__m512i a = _mm512_sub_epi32(_mm512_loadu_si512((const void *)acc), _mm512_mullo_epi32(zp, wsum));
+	__m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sa, scale));
+	return has_bias ? _mm512_add_ps(v, bias) : v;
+}
+
+/* gemm_int8.h: the tile's whole panels, a row of 16 columns at a time */
+__attribute__((target("avx512f,fma")))
+void rt_q8_dequant_avx512(const int32_t *acc, int MR, int mr, int np, float *C, int64_t ldc,
+                          const float *sa, const int32_t *zp, const int32_t *wsum,
+                          const float *scale, const float *bias, int act)
+{
+	for (int g = 0; g < np; g++) {
+		__m512i w = _mm512_loadu_si512((const void *)(wsum + 16 * g));
+		__m512 s = _mm512_loadu_ps(scale + 16 * g);
+		__m512 b = bias ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
+		const int32_t *a = acc + g * MR * RT_Q8_NR;
+		for (int r = 0; r < mr; r++) {
+			__m512 v = deq16(a + r * RT_Q8_NR, _mm512_set1_epi32(zp[r]), w, _mm512_set1_ps(sa[r]),
+			                 s, b, bias != NULL);
+			_mm512_storeu_ps(C + r * ldc + 16 * g, act ? gelu_erf_fast16(v) : v);
+		}
+	}
+}
+
 /* ---- AVX512_VNNI ---- */
 
+/* The kernel before "avx512vnni" (tests and benchmarks: "avx512vnni16"):
+ * 8 rows x one panel, one zmm accumulator per row, a broadcast per
+ * vpdpbusd */
 __attribute__((target("avx512f,avx512vnni")))
-static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
+static void k_avx512vnni16(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc)
 {
 	const uint8_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
 	const uint8_t *r4 = a[4], *r5 = a[5], *r6 = a[6], *r7 = a[7];
@@ -217,7 +284,109 @@ static void k_avx512vnni(int64_t kq, const void *const *a, const int8_t *wp, int
 	_mm512_storeu_si512((void *)(acc + 7 * 16), c7);
 }
 
-const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_avx512vnni, 8, 0, NULL, NULL, 0, NULL, 0, NULL, NULL};
+/* "avx512vnni": R rows (8, or 4 for the last rows of a chunk) x P panels
+ * (3, or 2 or 1 for the last panels of N) in assembly.  zmm0-23: panel g,
+ * row r's 16 sums (zmm 8g + r); zmm24-26 the quad of panel g (loaded once,
+ * for all R rows); zmm27-31 the rows' A quads (broadcast).  Per quad of
+ * the full kernel: 3 loads and 8 broadcasts for 24 vpdpbusd, each of
+ * which has 24 / 2 (two a cycle) = 12 cycles for its chain's latency.
+ * The sums go to acc + 16 (8g + r) (panel g's tile at acc + 128 g). */
+#define VD(w, x, c) "vpdpbusd %%zmm" #w ", %%zmm" #x ", %%zmm" #c "\n\t"
+#define VB(r, x) "vpbroadcastd (%[a" #r "], %[o]), %%zmm" #x "\n\t"
+#define VR1(r, x, c0, c1, c2) VB(r, x) VD(24, x, c0)
+#define VR2(r, x, c0, c1, c2) VR1(r, x, c0, c1, c2) VD(25, x, c1)
+#define VR3(r, x, c0, c1, c2) VR2(r, x, c0, c1, c2) VD(26, x, c2)
+#define VROWS4(R) R(0, 27, 0, 8, 16) R(1, 28, 1, 9, 17) R(2, 29, 2, 10, 18) R(3, 30, 3, 11, 19)
+#define VROWS8(R) \
+	VROWS4(R) R(4, 31, 4, 12, 20) R(5, 27, 5, 13, 21) R(6, 28, 6, 14, 22) R(7, 29, 7, 15, 23)
+#define VW1 "vmovdqu64 (%[w]), %%zmm24\n\t"
+#define VW2 VW1 "vmovdqu64 (%[w], %[ps]), %%zmm25\n\t"
+#define VW3 VW2 "vmovdqu64 (%[w], %[ps], 2), %%zmm26\n\t"
+#define VS(c) "vmovdqu64 %%zmm" #c ", 64 * " #c "(%[o])\n\t"
+#define VS1_4 VS(0) VS(1) VS(2) VS(3)
+#define VS1_8 VS1_4 VS(4) VS(5) VS(6) VS(7)
+#define VS2_4 VS1_4 VS(8) VS(9) VS(10) VS(11)
+#define VS2_8 VS1_8 VS(8) VS(9) VS(10) VS(11) VS(12) VS(13) VS(14) VS(15)
+#define VS3_4 VS2_4 VS(16) VS(17) VS(18) VS(19)
+#define VS3_8 VS2_8 VS(16) VS(17) VS(18) VS(19) VS(20) VS(21) VS(22) VS(23)
+#define VZ(c) "vpxord %%xmm" #c ", %%xmm" #c ", %%xmm" #c "\n\t"
+#define VZERO \
+	VZ(0) VZ(1) VZ(2) VZ(3) VZ(4) VZ(5) VZ(6) VZ(7) VZ(8) VZ(9) VZ(10) VZ(11) VZ(12) VZ(13) \
+	VZ(14) VZ(15) VZ(16) VZ(17) VZ(18) VZ(19) VZ(20) VZ(21) VZ(22) VZ(23)
+#define VA4 [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3])
+#define VA8 VA4, [a4] "r"(a[4]), [a5] "r"(a[5]), [a6] "r"(a[6]), [a7] "r"(a[7])
+/* the loop; after it o takes acc's address (one register fewer: 12 in
+ * all, 13 with pf).  The _pf forms also prefetch to L2 a line from pf a
+ * quad (kq lines: a panel a call) */
+#define VPF_ARG , const int8_t *pf
+#define VPF_OP , [pf] "+r"(pf)
+#define VPF_I "prefetcht1 (%[pf])\n\tadd $64, %[pf]\n\t"
+#define VKERNEL(NAME, R, P, PARG, POP, PI) \
+	__attribute__((target("avx512f,avx512vnni"))) \
+	static void NAME(int64_t kq, const void *const *a, const int8_t *wp, int32_t *acc PARG) \
+	{ \
+		int64_t o = 0, n = kq, ps = kq * 64; \
+		__asm__ volatile( \
+			VZERO \
+			"test %[n], %[n]\n\tjz 2f\n\t" \
+			"1:\n\t" \
+			PI VW##P VROWS##R(VR##P) \
+			"add $4, %[o]\n\tadd $64, %[w]\n\t" \
+			"dec %[n]\n\tjnz 1b\n\t" \
+			"2:\n\t" \
+			"mov %[acc], %[o]\n\t" \
+			VS##P##_##R \
+			"vzeroupper\n\t" \
+			: [o] "+r"(o), [w] "+r"(wp), [n] "+r"(n) POP \
+			: VA##R, [ps] "r"(ps), [acc] "m"(acc) \
+			: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+			  "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", \
+			  "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", \
+			  "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", \
+			  "memory"); \
+	}
+VKERNEL(k_vnni_8x3, 8, 3, , , )
+VKERNEL(k_vnni_8x2, 8, 2, , , )
+VKERNEL(k_vnni_8x1, 8, 1, , , )
+VKERNEL(k_vnni_4x3, 4, 3, , , )
+VKERNEL(k_vnni_4x2, 4, 2, , , )
+VKERNEL(k_vnni_4x1, 4, 1, , , )
+VKERNEL(k_vnni_8x3_pf, 8, 3, VPF_ARG, VPF_OP, VPF_I)
+VKERNEL(k_vnni_4x3_pf, 4, 3, VPF_ARG, VPF_OP, VPF_I)
+#undef VKERNEL
+#undef VPF_I
+#undef VPF_OP
+#undef VPF_ARG
+#undef VA8
+#undef VA4
+#undef VZERO
+#undef VZ
+#undef VS3_8
+#undef VS3_4
+#undef VS2_8
+#undef VS2_4
+#undef VS1_8
+#undef VS1_4
+#undef VS
+#undef VW3
+#undef VW2
+#undef VW1
+#undef VROWS8
+#undef VROWS4
+#undef VR3
+#undef VR2
+#undef VR1
+#undef VB
+#undef VD
+
+/* 8 x 48, its 4-row form for the last rows of a chunk, and both on the
+ * last 1 or 2 panels of N */
+const rt_q8_ukernel rt_q8_avx512vnni = {"avx512vnni", k_vnni_8x3, 8, 0, NULL, NULL, 0, k_vnni_4x3,
+                                        4, k_vnni_8x3_pf, k_vnni_4x3_pf, 3,
+                                        {k_vnni_8x1, k_vnni_8x2}, {k_vnni_4x1, k_vnni_4x2}};
+/* the kernel before it alone (benchmarks, tests) */
+const rt_q8_ukernel rt_q8_avx512vnni16 = {"avx512vnni16", k_avx512vnni16, 8, 0, NULL, NULL, 0, NULL,
+                                          0, NULL, NULL, 1, {NULL, NULL}, {NULL, NULL}};
 
 /* ---- AVX-VNNI ---- */
 
@@ -255,7 +424,8 @@ static void k_avxvnni(int64_t kq, const void *const *a, const int8_t *wp, int32_
 	_mm256_storeu_si256(o + 7, c31);
 }
 
-const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, NULL, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avxvnni = {"avxvnni", k_avxvnni, 4, 0, NULL, NULL, 0, NULL, 0, NULL, NULL,
+                                     1, {NULL, NULL}, {NULL, NULL}};
 
 /* ---- AVX2 on 7-bit weights: u8 x s8 -> i16 pairs (vpmaddubsw) ---- */
 
@@ -377,10 +547,10 @@ static void k_avx2_w7_6(int64_t kq, const void *const *a, const int8_t *wp, int3
 /* the 6-row kernel, the 4-row one for the last rows of a chunk (M = 20: 6
  * + 6 + 6 + 2 rows would compute 24); both prefetch in their loops */
 const rt_q8_ukernel rt_q8_avx2_w7 = {"avx2-w7", k_avx2_w7_6, 6, 0, NULL, NULL, 1, k_avx2_w7, 4,
-                                     k_avx2_w7_6_pf, k_avx2_w7_pf};
+                                     k_avx2_w7_6_pf, k_avx2_w7_pf, 1, {NULL, NULL}, {NULL, NULL}};
 /* the 4-row kernel alone (benchmarks, tests) */
 const rt_q8_ukernel rt_q8_avx2_w7x4 = {"avx2-w7x4", k_avx2_w7, 4, 0, NULL, NULL, 1, NULL, 0,
-                                       k_avx2_w7_pf, NULL};
+                                       k_avx2_w7_pf, NULL, 1, {NULL, NULL}, {NULL, NULL}};
 
 /* the 7-bit check of a panel: max |w| over 32 bytes at a time */
 __attribute__((target("avx2")))
@@ -589,11 +759,14 @@ static void k_avx2_narrow3(int64_t kq, const void *const *a, const int8_t *wp, i
 	memcpy(acc + 2 * RT_Q8_NR, t, sizeof(int32_t) * RT_Q8_NR);
 }
 
-const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2_3, 3, 1, widen_avx2, k_avx2_narrow3, 0, NULL, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avx2 = {"avx2", k_avx2_3, 3, 1, widen_avx2, k_avx2_narrow3, 0, NULL, 0, NULL, NULL,
+                                  1, {NULL, NULL}, {NULL, NULL}};
 /* never the best (avx2 is); tests and benchmarks select them by name: the
  * 4-row two-sweep kernel, the one that widens in its loop */
-const rt_q8_ukernel rt_q8_avx2x4 = {"avx2x4", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0, NULL, 0, NULL, NULL};
-const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0, NULL, 0, NULL, NULL};
+const rt_q8_ukernel rt_q8_avx2x4 = {"avx2x4", k_avx2, 4, 1, widen_avx2, k_avx2_narrow4, 0, NULL, 0, NULL,
+                                    NULL, 1, {NULL, NULL}, {NULL, NULL}};
+const rt_q8_ukernel rt_q8_avx2_narrow = {"avx2-narrow", k_avx2_narrow, 2, 1, NULL, NULL, 0, NULL, 0,
+                                         NULL, NULL, 1, {NULL, NULL}, {NULL, NULL}};
 
 #else
 #include "gemm_int8.h"

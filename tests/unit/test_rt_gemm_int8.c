@@ -1,6 +1,7 @@
 /* test_rt_gemm_int8.c: the int8 GEMM (runtime/gemm_int8.h) for every
  * micro-kernel this CPU runs ("c", "avx2", "avx2x4" and "avx2-narrow" on AVX2;
- * "avxvnni" and "avx512vnni" where the CPU has them), serial and on a two-thread pool:
+ * "avxvnni", "avx512vnni" and "avx512vnni16" where the CPU has them), serial and on a
+ * two-thread pool:
  *
  *   - exact: operands built so that quantization loses nothing (power-of-two
  *     scales, each row reaching 0 and 255, each column +-127), against the
@@ -24,6 +25,12 @@
  *     lie about being 7-bit are refused (-3);
  *   - 1 to 4 threads (the units cut into one contiguous run per thread):
  *     every kernel the same bits as serial "c", bias and GELU included;
+ *   - "avx512vnni" (3 panels a call, 4-row tail) chosen where the CPU has
+ *     AVX512_VNNI, refused elsewhere (skipped there); on rows 1 .. 40 and
+ *     128, N ending in 1, 2 or 3 panels, K 1, 7 and 130, per row and per
+ *     tensor, 8- and 7-bit weights, 1 to 4 threads: serial "c"'s bits;
+ *   - the AVX-512 epilogue (whole panels of a tile) the AVX2 one's bits,
+ *     with and without bias and erf GELU, a NaN row included;
  *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
  *     [-64, 64] under wbits 7 is a one-line error naming the node (where
  *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
@@ -44,7 +51,7 @@
 static struct rt_pool *pool;
 static uint64_t rng = 88172645463325252ull;
 static const char *const kernels[] = {"c", "avx2-w7", "avx2", "avx2-w7x4", "avx2x4",
-                                       "avx2-narrow", "avxvnni", "avx512vnni"};
+                                       "avx2-narrow", "avxvnni", "avx512vnni", "avx512vnni16"};
 #define NK (int)(sizeof kernels / sizeof *kernels)
 #define CANARY 12345.5f
 
@@ -702,6 +709,107 @@ static void threads_1_to_4(void **state)
 		rt_pool_free(pools[t]);
 }
 
+/* "avx512vnni" (8 or 4 rows x 3, 2 or 1 panels a call): chosen exactly
+ * where the CPU has AVX512_VNNI; on every row count 1 .. 40 and 128 (8-row
+ * blocks, the 4-row tail, short blocks), N with a last group of 1, 2 or 3
+ * panels, partial or whole, K 1, not a multiple of 4, and a larger one,
+ * per row and per tensor, 8- and 7-bit weights, 1 to 4 threads: the same
+ * bits as serial "c", with the bias and the erf GELU, canaries kept */
+static void vnni_shapes(void **state)
+{
+	(void)state;
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+#else
+	bool vnni = false;
+#endif
+	rt_qgemm_use(NULL);
+	if (vnni)
+		assert_string_equal(rt_qgemm_kernel(0), "avx512vnni");
+	if (!vnni) {
+		assert_int_equal(rt_qgemm_use("avx512vnni"), -1);
+		skip();
+	}
+	static const int64_t Ns[] = {1, 17, 47, 50, 97, 113};
+	static const int64_t Ks[] = {1, 7, 130};
+	struct rt_pool *pools[5] = {NULL};
+	for (int t = 2; t <= 4; t++) {
+		pools[t] = rt_pool_create(t);
+		assert_non_null(pools[t]);
+	}
+	for (int64_t M = 1; M <= 41; M++)
+		for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+			for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+				int v = (int)(M + ni + ki);
+				wbits = v % 2 ? 7 : 8;
+				per_tensor = v % 3 == 0;
+				prob p = make_exact(M == 41 ? 128 : M, Ns[ni], Ks[ki]);
+				rt_gemm_epi epi = {p.bias, 1};
+				assert_int_equal(rt_qgemm_use("c"), 0);
+				float *C0 = run(&p, NULL, &epi);
+				assert_int_equal(rt_qgemm_use("avx512vnni"), 0);
+				for (int t = 1; t <= 4; t++) {
+					float *C = run(&p, t > 1 ? pools[t] : NULL, &epi);
+					if (memcmp(C, C0, sizeof(float) * (size_t)(p.M * p.ldc))) {
+						printf("avx512vnni, %d threads, %d-bit%s: differs from serial c at M "
+						       "%lld N %lld K %lld\n", t, wbits, per_tensor ? ", per tensor" : "",
+						       (long long)p.M, (long long)p.N, (long long)p.K);
+						fail();
+					}
+					free(C);
+				}
+				free(C0);
+				prob_free(&p);
+			}
+	rt_qgemm_use(NULL);
+	wbits = 8;
+	per_tensor = 0;
+	for (int t = 2; t <= 4; t++)
+		rt_pool_free(pools[t]);
+}
+
+/* the AVX-512 epilogue (whole panels of a kernel's tile) against the AVX2
+ * one, panel by panel: the same bits, with and without the bias and the erf
+ * GELU, on sums that put the GELU's input over -20 .. 20 (both clamps of
+ * its erf), a NaN row (sa NaN) included; skipped without AVX512F */
+static void epilogue_avx512(void **state)
+{
+	(void)state;
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+	    !__builtin_cpu_supports("fma"))
+		skip();
+	enum { MR = 8, NP = 3, LD = 16 * NP + 5 };
+	int32_t acc[NP * MR * RT_Q8_NR], wsum[16 * NP], zp[MR];
+	float sa[MR], scale[16 * NP], bias[16 * NP], C0[MR * LD], C1[MR * LD];
+	for (int it = 0; it < 200; it++) {
+		int mr = 1 + it % MR, np = 1 + it / MR % NP, act = it / (MR * NP) % 2;
+		bool hb = it / (2 * MR * NP) % 2;
+		for (int i = 0; i < NP * MR * RT_Q8_NR; i++)
+			acc[i] = irand(-400000, 400000);
+		for (int n = 0; n < 16 * NP; n++)
+			wsum[n] = irand(-3000, 3000), scale[n] = ldexpf(1.0f + frand() / 4, -irand(6, 9)),
+			bias[n] = 3 * frand();
+		for (int r = 0; r < MR; r++)
+			zp[r] = irand(0, 255), sa[r] = r == 5 && it % 7 == 0 ? NAN : ldexpf(1.0f, -irand(8, 11));
+		for (int i = 0; i < MR * LD; i++)
+			C0[i] = C1[i] = CANARY;
+		for (int g = 0; g < np; g++)
+			rt_q8_dequant16_avx2(acc + g * MR * RT_Q8_NR, mr, C0 + 16 * g, LD, sa, zp, wsum + 16 * g,
+			                     scale + 16 * g, hb ? bias + 16 * g : NULL, act);
+		rt_q8_dequant_avx512(acc, MR, mr, np, C1, LD, sa, zp, wsum, scale, hb ? bias : NULL, act);
+		if (memcmp(C0, C1, sizeof C0)) {
+			printf("avx512 epilogue differs from avx2: mr %d np %d act %d bias %d\n", mr, np, act, hb);
+			fail();
+		}
+	}
+#else
+	skip();
+#endif
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -738,6 +846,8 @@ int main(void)
 		cmocka_unit_test(w8_never_w7),
 		cmocka_unit_test(kernel_wbits),
 		cmocka_unit_test(threads_1_to_4),
+		cmocka_unit_test(vnni_shapes),
+		cmocka_unit_test(epilogue_avx512),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
