@@ -27,6 +27,9 @@
  *                            CPU-second instead of GFLOP (x T for the
  *                            wall-clock stream at T busy threads)
  *   GEMM_BENCH_QUICK=1       only "panels" (the others print "-")
+ *   GEMM_BENCH_BF16=1        "panels" (and GEMM_BENCH_VS) with the weights in
+ *                            bf16 panels (rt_sgemm_panels_bf16, as
+ *                            --fpmath=bf16 runs them); % of the fp32 peak
  *   GEMM_BENCH_BLOCK=KC,MC,NC  fp32: that cache blocking (rt_sgemm_blocking)
  *                            instead of the one chosen from the caches
  *   GEMM_BENCH_HUGE=1        the panels in memory madvise'd MADV_HUGEPAGE
@@ -99,6 +102,18 @@ enum { KILN, PANELS, BLAS };
 
 /* the "panels" epilogue (GEMM_BENCH_EPI), NULL: none */
 static const rt_gemm_epi *bench_epi;
+static bool bench_bf16;        /* GEMM_BENCH_BF16: "panels" is rt_sgemm_panels_bf16 */
+
+/* the "panels" product; with GEMM_BENCH_BF16 Bp holds bf16 panels */
+static void panels_call(const shape *s, struct rt_pool *pool, const float *A, const float *Bp,
+                        float *C)
+{
+	if (bench_bf16)
+		rt_sgemm_panels_bf16(pool, s->M, s->N, s->K, A, s->K, (const uint16_t *)Bp, C, s->N,
+		                     bench_epi);
+	else
+		rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp, C, s->N, bench_epi);
+}
 
 typedef struct { const shape *s; const float *A, *B; float *C; int how; } bjob;
 
@@ -136,7 +151,7 @@ static void once(const shape *s, struct rt_pool *pool, int T, int how, const flo
 		            1.0f, A, (int)(s->ta ? s->M : s->K), B, (int)(s->tb ? s->K : s->N),
 		            0.0f, C, (int)s->N);
 	} else if (how == PANELS) {
-		rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp, C, s->N, bench_epi);
+		panels_call(s, pool, A, Bp, C);
 	} else {
 		rt_sgemm(pool, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, s->ta ? s->M : s->K, B,
 		         s->tb ? s->K : s->N, 0.0f, C, s->N);
@@ -241,8 +256,7 @@ static void ab_block(const shape *s, struct rt_pool *pool, int T, const float *A
 			else
 				rt_sgemm_blocking(b ? vs[0] : 0, vs[1], vs[2]);
 			double c0 = proc_cpu(), w0 = wall_now();
-			rt_sgemm_panels(pool, s->M, s->N, s->K, A, s->K, Bp0 + (size_t)(r++ % ncopy) * np,
-			                C, s->N, bench_epi);
+			panels_call(s, pool, A, Bp0 + (size_t)(r++ % ncopy) * np, C);
 			tw[b] = wall_now() - w0;
 			tc[b] = proc_cpu() - c0;
 		}
@@ -420,6 +434,11 @@ int main(int argc, char **argv)
 	const char *qe = getenv("GEMM_BENCH_QUICK"), *he = getenv("GEMM_BENCH_HUGE");
 	bool huge = he && *he && strcmp(he, "0");
 	bool quick = qe && *qe && strcmp(qe, "0");
+	const char *bfe = getenv("GEMM_BENCH_BF16");
+	bench_bf16 = bfe && *bfe && strcmp(bfe, "0");
+	if (bench_bf16)
+		printf("panels: bf16 weights (rt_sgemm_panels_bf16, kernel %s)\n",
+		       rt_sgemm_bf16_kernel());
 	static float bias[4096];
 	static rt_gemm_epi epi = { bias, 0 };
 	if (ee && *ee) {
@@ -456,7 +475,11 @@ int main(int argc, char **argv)
 		for (size_t k = 0; k < na; k++) A[k] = (float)(k % 7) * 0.1f;
 		for (size_t k = 0; k < nb * (size_t)ncopy; k++) B[k] = (float)(k % 5) * 0.1f;
 		for (int c = 0; panels && c < ncopy; c++)
-			rt_gemm_pack_panels(B + (size_t)c * nb, s->K, s->N, Bp + (size_t)c * np);
+			if (bench_bf16)     /* fewer bytes than the f32 panels: same stride */
+				rt_gemm_pack_panels_bf16(B + (size_t)c * nb, s->K, s->N,
+				                         (uint16_t *)(Bp + (size_t)c * np));
+			else
+				rt_gemm_pack_panels(B + (size_t)c * nb, s->K, s->N, Bp + (size_t)c * np);
 		memset(C, 0, nc * 4);
 		if (vs) {
 			for (int T = 1; panels && T <= 2; T++) {

@@ -761,6 +761,14 @@ void rt_sgemm_blocking_get(int64_t *kc, int64_t *mc, int64_t *nc)
 	*nc = b.nc;
 }
 
+/* A K step of at most `most` that splits K evenly (a multiple of mult,
+ * K > 0): 768 = 1 x 768, not 640 + 128 */
+static int64_t even_step(int64_t K, int64_t most, int64_t mult)
+{
+	int64_t even = round_up(ceil_div(K, ceil_div(K, most)), mult);
+	return even < most ? even : most;
+}
+
 /* ---- per-thread packing buffers ----
  * mc x kc floats for A and kc x nc for B; grown when a job's blocking needs
  * more.  A 64-byte header before the floats holds their count. */
@@ -813,6 +821,7 @@ typedef struct sg_job {
 	float *C;
 	const rt_gemm_epi *epi;
 	int64_t kc, bmc, bnc;          /* blocking (blocking_get) when the job started */
+	int64_t kcb;                   /* bf16 K step forced (rt_sgemm_blocking, even), or 0 */
 	int64_t mc, ncp;               /* block rows; most panels (nr columns) a block has */
 	int64_t np, nunit, next;       /* panels along N; row blocks x np; next unit (atomic) */
 	int T;                         /* threads taking blocks */
@@ -1429,7 +1438,13 @@ static void round_rows(void *arg, int64_t b, int64_t e)
 			d[r * j->K + k] = rt_bf16_to_f32(rt_f32_to_bf16(j->A[r * j->lda + k]));
 }
 
-#define KC_BF16 512            /* K step (k values) of the bf16 blocks */
+/* Most k values a K step of the bf16 blocks takes (evened out over K,
+ * unless forced): K 768 in one step of 768 (the C tile written once), 3072
+ * in 3 of 1024.  512 (768 as 512 + 256) measured 3-10% slower per
+ * CPU-second on BERT-base's K-768 shapes (gemm_bench GEMM_BENCH_BF16 with
+ * GEMM_BENCH_VS on Zen 5, 1 MB L2): an A block of MC rows x 1024 k is
+ * 384 KB of pairs in L2, a panel's step 96 KB. */
+#define KC_BF16 1024
 #define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
 
 #if defined(__x86_64__)
@@ -1439,7 +1454,9 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 {
 	float tile[MR_MAX * NR_MAX];
 	const int64_t P = RT_GEMM_PANEL, kpad = (j->K + 1) / 2 * 2, kph = kpad / 2;
-	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : KC_BF16;
+	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : even_step(j->K, KC_BF16, 2);
+	if (j->kcb)
+		KS = j->kcb;
 	int64_t calls = ceil_div(n, P) * ceil_div(m, MR_MAX);
 	for (int64_t k0 = 0; k0 < j->K; k0 += KS) {
 		int64_t kc = j->K - k0 < KS ? j->K - k0 : KS, kp = (kc + 1) / 2;
@@ -1692,12 +1709,12 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 		T = 1;
 	bool panels = j->Bp != NULL;
 	blocking bl = blocking_get(panels);
-	/* the chosen K step evened out over K: 768 = 1 x 768, not 640 + 128 */
+	/* the chosen K step evened out over K (even_step) */
 	j->kc = bl.kc;
-	if (panels && !__atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) && j->K > 0) {
-		int64_t even = round_up(ceil_div(j->K, ceil_div(j->K, bl.kc)), 4);
-		j->kc = even < bl.kc ? even : bl.kc;
-	}
+	bool forced = __atomic_load_n(&blk_forced.kc, __ATOMIC_RELAXED) != 0;
+	j->kcb = forced ? round_up(bl.kc, 2) : 0;     /* whole bf16 pairs */
+	if (panels && !forced && j->K > 0)
+		j->kc = even_step(j->K, bl.kc, 4);
 	j->bmc = bl.mc;
 	j->bnc = bl.nc;
 	if (few_rows_path(j, T)) {

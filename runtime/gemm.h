@@ -62,7 +62,8 @@ int rt_sgemm_few_rows(int on);
  * block (mc rounded up to a multiple of 24, nc of 48).  rt_sgemm_panels's
  * is chosen once from the CPU's cache sizes (rt_sgemm_blocking_get gives
  * it), the others' are fixed; rt_sgemm_blocking forces one for all (tests,
- * benchmarks), kc <= 0 goes back to the defaults.  Not to be changed while
+ * benchmarks; the bf16 kernel's K step too, rounded up to even), kc <= 0
+ * goes back to the defaults.  Not to be changed while
  * a GEMM runs on another thread. */
 void rt_sgemm_blocking(int64_t kc, int64_t mc, int64_t nc);
 void rt_sgemm_blocking_get(int64_t *kc, int64_t *mc, int64_t *nc);
