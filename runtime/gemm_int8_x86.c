@@ -203,19 +203,19 @@ static inline __m512 gelu_erf_fast16(__m512 v)
 	__mmask16 low = _mm512_cmp_ps_mask(z, _mm512_set1_ps(-4.0f), _CMP_LT_OQ);
 	z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
 	__m512 x2 = _mm512_mul_ps(z, z);
-	__m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f),
-	                           _mm512_set1_ps(2.77068142495902e-08f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+	__m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(VM_ERFF_P0),
+	                           _mm512_set1_ps(VM_ERFF_P1));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P2));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P3));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P4));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P5));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P6));
 	p = _mm512_mul_ps(z, p);
-	__m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f),
-	                           _mm512_set1_ps(-2.13374055278905e-04f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+	__m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(VM_ERFF_Q0),
+	                           _mm512_set1_ps(VM_ERFF_Q1));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q2));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q3));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q4));
 	__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
 	__m512 y = _mm512_maskz_mov_ps((__mmask16)~low, _mm512_fmadd_ps(h, _mm512_div_ps(p, q), h));
 	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);

@@ -232,6 +232,22 @@ static inline __m256 vm_gelu8(__m256 v, int approx)
 	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
+/* The coefficients of vm_gelu_erf_fast8's rational erf (numerator P in x2
+ * from the highest power, times z; denominator Q likewise), one list for
+ * its 8- and 16-lane forms (gemm_int8_x86.c), which must give the same bits */
+#define VM_ERFF_P0 -2.72614225801306e-10f
+#define VM_ERFF_P1 2.77068142495902e-08f
+#define VM_ERFF_P2 -2.10102402082508e-06f
+#define VM_ERFF_P3 -5.69250639462346e-05f
+#define VM_ERFF_P4 -7.34990630326855e-04f
+#define VM_ERFF_P5 -2.95459980854025e-03f
+#define VM_ERFF_P6 -1.60960333262415e-02f
+#define VM_ERFF_Q0 -1.45660718464996e-05f
+#define VM_ERFF_Q1 -2.13374055278905e-04f
+#define VM_ERFF_Q2 -1.68282697438203e-03f
+#define VM_ERFF_Q3 -7.37332916720468e-03f
+#define VM_ERFF_Q4 -1.42647390514189e-02f
+
 /* GELU (erf) over 8 lanes, 0.5 v (1 + erf(v / sqrt 2)), with erf as a
  * rational function of z = v / sqrt 2 clamped to [-4, 4]: odd numerator
  * of degree 13 over an even denominator of degree 8 (Eigen's
@@ -247,19 +263,19 @@ static inline __m256 vm_gelu_erf_fast8(__m256 v)
 	__m256 low = _mm256_cmp_ps(z, _mm256_set1_ps(-4.0f), _CMP_LT_OQ);
 	z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
 	__m256 x2 = _mm256_mul_ps(z, z);
-	__m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.72614225801306e-10f),
-	                           _mm256_set1_ps(2.77068142495902e-08f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
-	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
+	__m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(VM_ERFF_P0),
+	                           _mm256_set1_ps(VM_ERFF_P1));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(VM_ERFF_P2));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(VM_ERFF_P3));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(VM_ERFF_P4));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(VM_ERFF_P5));
+	p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(VM_ERFF_P6));
 	p = _mm256_mul_ps(z, p);
-	__m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.45660718464996e-05f),
-	                           _mm256_set1_ps(-2.13374055278905e-04f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
-	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
+	__m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(VM_ERFF_Q0),
+	                           _mm256_set1_ps(VM_ERFF_Q1));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(VM_ERFF_Q2));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(VM_ERFF_Q3));
+	q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(VM_ERFF_Q4));
 	__m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
 	__m256 y = _mm256_andnot_ps(low, _mm256_fmadd_ps(h, _mm256_div_ps(p, q), h));
 	return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
