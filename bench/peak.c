@@ -308,6 +308,8 @@ int main(int argc, char **argv)
 	              : (loop){"int8w7", "int8w7 AVX2 vpmaddubsw+vpmaddwd ymm x6", "GOP/s",
 	                       loop_maddubs_ymm, 12 * 64};
 	int8w7.key = "int8w7";
+	if (vnni || avxvnni) /* the same loop, labelled as the int8w7 rows' peak */
+		int8w7.what = vnni ? "int8w7 = int8 vpdpbusd zmm x24" : "int8w7 = int8 {vex} vpdpbusd ymm x12";
 	enum { NL = 4 };
 	const loop *ls[NL] = {avx2 || z ? &fp32 : NULL, bf16 ? &lbf16 : NULL, &int8, &int8w7};
 	if (!avx2 && !z)
