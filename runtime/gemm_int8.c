@@ -403,7 +403,6 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 	 * burst before each call, stall it once the misses in flight reach
 	 * the core's limit: +12-16% GOP/s on LXMERT's 20 rows); fewer calls:
 	 * the rest before the first */
-	/* (a whole group: a quarter of a panel a call for np 1, a panel for np 3) */
 	int64_t slice = GP == 1 ? pstride / 4 : pstride, pcalls = GP == 1 ? 4 : GP;
 	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 8 && np == GP;
 	if (inpf) {
