@@ -124,6 +124,21 @@ static prob make_exact(int64_t M, int64_t N, int64_t K)
 
 static int per_tensor;   /* run() quantizes A per tensor */
 
+/* pools of 2, 3 and 4 threads at pools[2..4] (1 thread: no pool) */
+static void pools_new(struct rt_pool *pools[5])
+{
+	for (int t = 2; t <= 4; t++) {
+		pools[t] = rt_pool_create(t);
+		assert_non_null(pools[t]);
+	}
+}
+
+static void pools_free(struct rt_pool *pools[5])
+{
+	for (int t = 2; t <= 4; t++)
+		rt_pool_free(pools[t]);
+}
+
 static float *run(const prob *p, struct rt_pool *pl, const rt_gemm_epi *epi)
 {
 	int64_t rows = p->M + 2;
@@ -669,10 +684,7 @@ static void threads_1_to_4(void **state)
 		{1030, 40, 768},   /* a last chunk of 352 rows (MR 6), 13 (MR 3): cut */
 	};
 	struct rt_pool *pools[5] = {NULL};
-	for (int t = 2; t <= 4; t++) {
-		pools[t] = rt_pool_create(t);
-		assert_non_null(pools[t]);
-	}
+	pools_new(pools);
 	for (int w = 0; w < 2; w++) {
 		wbits = w ? 7 : 8;
 		for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -705,8 +717,7 @@ static void threads_1_to_4(void **state)
 		}
 	}
 	wbits = 8;
-	for (int t = 2; t <= 4; t++)
-		rt_pool_free(pools[t]);
+	pools_free(pools);
 }
 
 /* "avx512vnni" (8 or 4 rows x 3, 2 or 1 panels a call): chosen exactly
@@ -734,10 +745,7 @@ static void vnni_shapes(void **state)
 	static const int64_t Ns[] = {1, 17, 47, 50, 97, 113};
 	static const int64_t Ks[] = {1, 7, 130};
 	struct rt_pool *pools[5] = {NULL};
-	for (int t = 2; t <= 4; t++) {
-		pools[t] = rt_pool_create(t);
-		assert_non_null(pools[t]);
-	}
+	pools_new(pools);
 	for (int64_t M = 1; M <= 41; M++)
 		for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
 			for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
@@ -765,8 +773,7 @@ static void vnni_shapes(void **state)
 	rt_qgemm_use(NULL);
 	wbits = 8;
 	per_tensor = 0;
-	for (int t = 2; t <= 4; t++)
-		rt_pool_free(pools[t]);
+	pools_free(pools);
 }
 
 /* the AVX-512 epilogue (whole panels of a kernel's tile) against the AVX2
