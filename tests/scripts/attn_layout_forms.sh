@@ -12,10 +12,13 @@
 # prints one line per KlnAttention (a pack that fused in an earlier round
 # of the fixpoint is not listed again), and `kiln check` matches the numpy
 # references at -O0 and at -O2.
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every form at
+# -O2, every third also at -O0.
 #   bash attn_layout_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 . "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
+. "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 OUT=$BUILD/attn_layout_forms
 need_onnx attn_layout_forms
 

@@ -17,10 +17,13 @@
 # FusedMatMul, FusedGemm) must hold com.microsoft ops, compile, match the
 # models' reference outputs at -O0 and -O2, and at -O2 have as many
 # KlnAttention and KlnSkipLayerNorm as the original models.
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case and
+# model at -O2, every third also at -O0 (against both references).
 #   bash contrib_ops.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 . "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
+. "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 OUT=$BUILD/contrib_ops
 need_onnx contrib_ops
 
@@ -51,7 +54,8 @@ for d in "$OUT"/*/; do
 		refusal "$name: compile" $? "$err" "$d/refuse"
 		continue
 	fi
-	for o in -O0 -O2; do
+	sample_levels
+	for o in $levels; do
 		check_model "$name $o matches the reference" "$d" "$o"
 	done
 	ir=$("$KILN" dump "$d/model.onnx" -O0 2>&1)
@@ -68,7 +72,7 @@ for d in "$OUT"/*/; do
 		bad "$name: ONNX Runtime failed: $(tail -n 1 "$OUT/ort/$name.err")"
 		continue
 	fi
-	for o in -O0 -O2; do
+	for o in $levels; do
 		check_model "$name $o matches ONNX Runtime" "$OUT/ort/$name" "$o"
 	done
 done
@@ -99,7 +103,8 @@ m = onnx.load(sys.argv[1])
 c = collections.Counter(n.op_type for n in m.graph.node if n.domain == "com.microsoft")
 print(" ".join("%s=%d" % kv for kv in sorted(c.items())))' "$od/model.onnx")
 		[ -n "$ops" ] || { bad "$m: ONNX Runtime's optimized model has no com.microsoft op"; continue; }
-		for o in -O0 -O2; do
+		sample_levels
+		for o in $levels; do
 			check_model "$m as ONNX Runtime optimizes it ($ops) $o matches the reference" "$od" "$o"
 		done
 		for k in KlnAttention KlnSkipLayerNorm; do

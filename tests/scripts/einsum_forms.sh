@@ -9,12 +9,15 @@
 # of its fragments ("fused as ..." or the node and condition that failed).
 # A case whose expect.json has "xfail" (a form known not to fuse yet) must
 # still match its reference; its fusion counts are reported, not failed.
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case at
+# -O2, every third also at -O0.
 #   bash einsum_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
 PY=/usr/bin/python3
 OUT=$BUILD/einsum_forms
 TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+. "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 "$PY" -c "import onnx, numpy" 2>/dev/null || { echo "einsum_forms: python3-onnx or numpy missing: skipped"; exit 77; }
 
 rm -rf "$OUT"
@@ -27,7 +30,8 @@ bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
-	for o in -O0 -O2; do
+	sample_levels
+	for o in $levels; do
 		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
 			ok "$name $o matches the reference"
 		else

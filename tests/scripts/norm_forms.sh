@@ -10,12 +10,15 @@
 # `kiln dump --explain=PATTERN` must print every fragment of the case's
 # `explain` file (the node and the condition that failed).  Also: an
 # unknown --explain pattern is bad usage (exit 2, one line).
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case at
+# -O2, every third also at -O0.
 #   bash norm_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 KILN=$1 SRC=$2 BUILD=$3
 PY=/usr/bin/python3
 OUT=$BUILD/norm_forms
 TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+. "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 "$PY" -c "import onnx, numpy" 2>/dev/null || { echo "norm_forms: python3-onnx or numpy missing: skipped"; exit 77; }
 
 rm -rf "$OUT"
@@ -29,7 +32,8 @@ for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
 	opts=$(cat "$d/check" 2>/dev/null)   # tolerances other than the default, if any
-	for o in -O0 -O2; do
+	sample_levels
+	for o in $levels; do
 		# shellcheck disable=SC2086
 		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" $opts 2>&1); then
 			ok "$name $o matches the reference"

@@ -15,4 +15,14 @@ else
 	SAMPLED=0
 fi
 [ "$SAMPLED" = 1 ] && echo "(a sample: a sanitizer build or KILN_TEST_SAMPLE=1; KILN_TEST_SAMPLE=0 checks the full set)"
+_sample_n=0
+# sample_levels: sets `levels` to the levels the next case is checked at,
+# "-O0 -O2"; sampled, every case at -O2 and every third also at -O0.  Not
+# in a $(...): the case count must live in this shell
+sample_levels() {
+	_sample_n=$((_sample_n + 1))
+	levels="-O0 -O2"
+	[ "$SAMPLED" = 1 ] && [ $((_sample_n % 3)) != 1 ] && levels=-O2
+	true
+}
 true

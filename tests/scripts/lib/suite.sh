@@ -15,7 +15,8 @@
 #            ones named) into OUT/MODEL; exit 1 with one line if that fails
 #   check_model LABEL DIR [OPTION...]  `$KILN check DIR OPTION...` must pass
 #            (within TIMEOUT; on failure its last lines)
-#   check_levels LABEL DIR  check_model "LABEL -O0" and "LABEL -O2"
+#   check_levels LABEL DIR  check_model "LABEL -O0" and "LABEL -O2" (in a
+#            suite that sourced lib/sample.sh: its sample_levels)
 #   gen_cases NAME GEN OUT [ARG...]  OUT emptied, then `$PY GEN OUT ARG...`
 #            (stdout dropped); exit 1 with one line when it fails
 #   check_cases NAME OUT [HOOK]  for every OUT/CASE/ holding a model.onnx:
@@ -78,8 +79,10 @@ check_model() {
 }
 
 check_levels() {
-	local o
-	for o in -O0 -O2; do check_model "$1 $o" "$2" "$o"; done
+	local o levels="-O0 -O2"
+	# a suite that sourced lib/sample.sh: its levels for this case
+	declare -F sample_levels >/dev/null && sample_levels
+	for o in $levels; do check_model "$1 $o" "$2" "$o"; done
 }
 
 gen_cases() {
