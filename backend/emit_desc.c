@@ -177,6 +177,43 @@ static LLVMValueRef sym_names(Be *be)
 	return r;
 }
 
+typedef struct WName { int64_t off; ValId v; } WName;
+
+static int wname_cmp(const void *a, const void *b)
+{
+	int64_t x = ((const WName *)a)->off, y = ((const WName *)b)->off;
+	return (x > y) - (x < y);
+}
+
+/* rt_weight_name of every named constant with bytes in the blob, by offset
+ * ascending (kernels' messages name tables with it); *count of them. */
+static LLVMValueRef weight_names(Be *be, LLVMTypeRef t_wn, int32_t *count)
+{
+	Graph *g = be->g;
+	WName *w = calloc((size_t)g->nvals + 1, sizeof *w);
+	if (!w)
+		abort();
+	int n = 0;
+	for (ValId v = 0; v < g->nvals; v++) {
+		const Value *val = IR_VAL(g, v);
+		if (be->voff[v] >= 0 && val->nbytes && val->name && val->name[0])
+			w[n++] = (WName){ be->voff[v], v };
+	}
+	qsort(w, (size_t)n, sizeof *w, wname_cmp);
+	LLVMValueRef *a = calloc((size_t)n + 1, sizeof *a);
+	if (!a)
+		abort();
+	for (int i = 0; i < n; i++) {
+		LLVMValueRef f[2] = {be_i64(be, w[i].off), be_cstr(be, IR_VAL(g, w[i].v)->name)};
+		a[i] = LLVMConstNamedStruct(t_wn, f, 2);
+	}
+	LLVMValueRef r = const_global(be, t_wn, a, n, ".weight_names");
+	free(a);
+	free(w);
+	*count = n;
+	return r;
+}
+
 /* The features of cpu_features.def in an LLVM feature string ("+avx2,-avx512f,..."):
  * the enabled ones, comma-separated, into out. */
 static void checkable_features(const char *llvm, char *out, size_t n)
@@ -241,9 +278,14 @@ void be_emit_desc(Be *be)
 	LLVMStructSetBody(t_dim, dimf, 2, 0);
 	LLVMTypeRef t_desc = LLVMStructCreateNamed(c, "rt_model_desc");
 	LLVMTypeRef P = be->t_ptr, I = be->t_i32;
-	LLVMTypeRef df[30] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
-	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I, I, P, P};
-	LLVMStructSetBody(t_desc, df, 30, 0);
+	LLVMTypeRef df[32] = {I, P, I, I, I, I, P, P, P, P, P, P, P, be->t_i64, P, P, P, P,
+	                      be->t_i64, P, P, be->t_i64, P, P, I, I, I, I, P, P, I, P};
+	LLVMStructSetBody(t_desc, df, 32, 0);
+	LLVMTypeRef t_wn = LLVMStructCreateNamed(c, "rt_weight_name");
+	LLVMTypeRef wnf[2] = {be->t_i64, P};
+	LLVMStructSetBody(t_wn, wnf, 2, 0);
+	int32_t nwn;
+	LLVMValueRef wnames = weight_names(be, t_wn, &nwn);
 	int32_t nnodes;
 	LLVMValueRef nodes = be_prof_nodes(be, &nnodes);
 	char *triple = be_triple(be->opt->target_triple);
@@ -260,7 +302,7 @@ void be_emit_desc(Be *be)
 		const char *base = strrchr(wfile, '/');
 		wf = be_cstr(be, base ? base + 1 : wfile);
 	}
-	LLVMValueRef f[30] = {
+	LLVMValueRef f[32] = {
 		be_i32(be, RT_ABI_VERSION),
 		be_cstr(be, g->name ? g->name : "model"),
 		be_i32(be, g->ninputs), be_i32(be, g->noutputs), be_i32(be, be->nsym), be_i32(be, be->nbufs),
@@ -288,9 +330,11 @@ void be_emit_desc(Be *be)
 		be_i32(be, nnodes),
 		nodes,
 		index_bounds(be),
+		be_i32(be, nwn),
+		wnames,
 	};
 	LLVMDisposeMessage(triple);
 	LLVMValueRef desc = LLVMAddGlobal(be->mod, t_desc, "kiln__desc");
-	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 30));
+	LLVMSetInitializer(desc, LLVMConstNamedStruct(t_desc, f, 32));
 	LLVMSetGlobalConstant(desc, 1);
 }

@@ -91,6 +91,24 @@ static bool eligible(const Be *be, NodeId id, Ew *ew)
 	return true;
 }
 
+/* What a message says of operand v beyond its index: " 'x'" for a graph
+ * input or a named constant, " (rows of 'emb.pos')" for a Gather from a
+ * named constant (an embedding lookup: a sequence longer than the
+ * position table fails here at -O0), else "". */
+static const char *operand_desc(const Be *be, ValId v, char *buf, size_t n)
+{
+	const Value *val = IR_VAL(be->g, v);
+	const Node *d = val->def >= 0 ? IR_NODE(be->g, val->def) : NULL;
+	const Value *tab = d && d->op == OP_Gather && d->nin > 0 && d->in[0] >= 0
+	                   ? IR_VAL(be->g, d->in[0]) : NULL;
+	buf[0] = 0;
+	if (val->kind != V_NODE && val->name && val->name[0])
+		snprintf(buf, n, " '%s'", val->name);
+	else if (tab && tab->kind == V_CONST && tab->name && tab->name[0])
+		snprintf(buf, n, " (rows of '%s')", tab->name);
+	return buf;
+}
+
 void be_bcast_strides(Be *be, ValId in, ValId out, const char *loc, Op op, int k,
                       LLVMValueRef *stride)
 {
@@ -114,10 +132,12 @@ void be_bcast_strides(Be *be, ValId in, ValId out, const char *loc, Op op, int k
 			LLVMValueRef eq = LLVMBuildICmp(be->b, LLVMIntEQ, idim, odim, "");
 			LLVMValueRef is1 = LLVMBuildICmp(be->b, LLVMIntEQ, idim, one, "");
 			LLVMValueRef bad = LLVMBuildNot(be->b, LLVMBuildOr(be->b, eq, is1, ""), "");
-			LLVMValueRef args[5] = {be_cstr(be, loc), be_cstr(be, ir_opname(op)),
-			                        be_i32(be, k), idim, odim};
-			be_error_if(be, bad, "node '%s' (%s): input %d dim %lld does not broadcast "
-			            "to output dim %lld", args, 5);
+			char desc[300];
+			LLVMValueRef args[6] = {be_cstr(be, loc), be_cstr(be, ir_opname(op)),
+			                        be_i32(be, k), be_cstr(be, operand_desc(be, in, desc, sizeof desc)),
+			                        idim, odim};
+			be_error_if(be, bad, "node '%s' (%s): input %d%s dim %lld does not broadcast "
+			            "to output dim %lld", args, 6);
 			stride[d] = LLVMBuildSelect(be->b, is1, zero, cs, "");
 		}
 		cs = LLVMBuildMul(be->b, cs, idim, "");

@@ -62,6 +62,21 @@ static LLVMValueRef load_index(Be *be, const Ga *ga, LLVMValueRef k)
 	return ga->ity == be->t_i64 ? v : LLVMBuildSExt(be->b, v, be->t_i64, "");
 }
 
+/* Appends pre, then name (cut to fit before end - 64, '%' doubled for
+ * the format), then a quote; the new end (NUL-terminated). */
+static char *put_name(char *p, const char *end, const char *pre, const char *name)
+{
+	p += sprintf(p, "%s", pre);
+	for (const char *c = name; *c && p < end - 64; c++) {
+		if (*c == '%')
+			*p++ = '%';
+		*p++ = *c;
+	}
+	*p++ = '\'';
+	*p = 0;
+	return p;
+}
+
 static void emit_checks(Be *be, const Ga *ga, const char *loc)
 {
 	LLVMBuilderRef B = be->b;
@@ -72,22 +87,19 @@ static void emit_checks(Be *be, const Ga *ga, const char *loc)
 	LLVMValueRef args[3] = {be_cstr(be, loc), v, ga->n};
 	/* indices that are a graph input (token ids) are named, as the kernel
 	 * names them; '%' in the name doubled for the format */
-	char fmt[600], *p = fmt;
+	char fmt[1200], *p = fmt;
 	const char *name = NULL;
 	for (int i = 0; i < be->g->ninputs; i++)
 		if (be->g->inputs[i] == ga->ind)
 			name = IR_VAL(be->g, ga->ind)->name;
 	p += sprintf(p, "node '%%s' (Gather): index %%lld");
-	if (name) {
-		p += sprintf(p, " of '");
-		for (const char *c = name; *c && p < fmt + sizeof fmt - 64; c++) {
-			if (*c == '%')
-				*p++ = '%';
-			*p++ = *c;
-		}
-		*p++ = '\'';
-	}
-	sprintf(p, " out of range [0, %%lld)");
+	if (name)
+		p = put_name(p, fmt + sizeof fmt, " of '", name);
+	p += sprintf(p, " out of range [0, %%lld)");
+	/* and the table, a constant (the word embedding), as the kernel does */
+	const Value *xv = IR_VAL(be->g, ga->x);
+	if (be->voff[ga->x] >= 0 && xv->nbytes && xv->name && xv->name[0])
+		put_name(p, fmt + sizeof fmt, " of table '", xv->name);
 	be_error_if(be, LLVMBuildOr(B, lo, hi, ""), fmt, args, 3);
 	be_loop_end(be, &l);
 }

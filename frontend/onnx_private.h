@@ -37,10 +37,30 @@ void onnx_data_free(OnnxData *o);
 /* onnx_read_file: see onnx_import.h */
 /* Deepest message nesting pb_guard accepts (real ONNX models need < 20). */
 #define PB_MAX_DEPTH 64
+/* Counts pb_guard bounds before protobuf-c allocates one struct per element:
+ * X(MSG, FIELD_NUMBER, FIELD, OWNER, UP, LIMIT, WHAT): occurrences of field
+ * FIELD_NUMBER of message MSG, counted per OWNER message UP levels above it
+ * (0: per MSG itself), at most LIMIT.  Far above real exports (BERT-large:
+ * ~10^4 nodes; the biggest LLM exports ~10^5 initializers). */
+#define PB_LIMITS(X) \
+	X(graph_proto, 1,  node,        graph_proto, 0, 1000000, "nodes in one graph") \
+	X(graph_proto, 5,  initializer, graph_proto, 0, 1000000, "initializers in one graph") \
+	X(graph_proto, 15, sparse_initializer, graph_proto, 0, 1000000, "sparse initializers in one graph") \
+	X(graph_proto, 11, input,       graph_proto, 0, 1000000, "graph inputs") \
+	X(graph_proto, 12, output,      graph_proto, 0, 1000000, "graph outputs") \
+	X(graph_proto, 13, value_info,  graph_proto, 0, 4000000, "value_info entries in one graph") \
+	X(node_proto,  1,  input,       node_proto,  0, 100000,  "inputs of one node") \
+	X(node_proto,  2,  output,      node_proto,  0, 100000,  "outputs of one node") \
+	X(node_proto,  5,  attribute,   node_proto,  0, 10000,   "attributes of one node") \
+	X(node_proto,  1,  input,       graph_proto, 1, 4000000, "node inputs in one graph") \
+	X(node_proto,  2,  output,      graph_proto, 1, 4000000, "node outputs in one graph") \
+	X(function_proto, 7, node,      function_proto, 0, 1000000, "nodes in one function") \
+	X(model_proto, 25, functions,   model_proto, 0, 10000,   "functions") \
+	X(model_proto, 8,  opset_import, model_proto, 0, 10000,  "opset imports")
 /* Bounded, non-recursive scan of protobuf wire data against the message
  * descriptor root, before protobuf-c unpacks it (pb_guard.c): refuses
- * nesting deeper than PB_MAX_DEPTH, string fields with a NUL byte, and
- * malformed wire data.  kind names what the bytes should be ("ONNX model").
+ * nesting deeper than PB_MAX_DEPTH, more elements than PB_LIMITS allows,
+ * string fields with a NUL byte, and malformed wire data.  kind names what the bytes should be ("ONNX model").
  * 0 or -1 with diag "FILE: ...". */
 int pb_guard(const void *buf, size_t len, const ProtobufCMessageDescriptor *root,
              const char *file, const char *kind, Diag *diag);

@@ -10,17 +10,57 @@
  * every length-delimited field whose type is a message it descends, for
  * every string field it looks for a NUL byte, and it refuses malformed wire
  * data (truncated varints, lengths beyond their message, groups, which
- * protobuf-c does not read either).  Unknown fields are skipped by their
+ * protobuf-c does not read either).  It also counts the repeated fields of
+ * PB_LIMITS (nodes, a node's outputs, ...), so that a hostile model of 10^7
+ * empty nodes is one line before protobuf-c allocates a struct for each.  Unknown fields are skipped by their
  * wire type, as protobuf-c does. */
 #include <stdio.h>
 #include <string.h>
 
 #include "onnx_private.h"
 
+enum {
+#define X(msg, num, field, owner, up, limit, what) PB_LIM_##msg##_##field##_##up,
+	PB_LIMITS(X)
+#undef X
+	PB_NLIMITS
+};
+
+typedef struct Limit {
+	const ProtobufCMessageDescriptor *msg, *owner;
+	unsigned num, up;
+	uint32_t limit;
+	const char *what;
+} Limit;
+
+static const Limit limits[PB_NLIMITS] = {
+#define X(msg, num, field, owner, up, limit, what) \
+	{ &onnx__##msg##__descriptor, &onnx__##owner##__descriptor, num, up, limit, what },
+	PB_LIMITS(X)
+#undef X
+};
+
 typedef struct Frame {
 	const ProtobufCMessageDescriptor *desc;
 	size_t end;          /* where this message's bytes end */
+	uint32_t count[PB_NLIMITS];  /* PB_LIMITS counted in this message */
 } Frame;
+
+/* Counts field num of the message at st[depth] against PB_LIMITS; -1 with
+ * diag when one is exceeded. */
+static int count_field(Frame *st, int depth, uint64_t num, const char *file, Diag *diag)
+{
+	for (int i = 0; i < PB_NLIMITS; i++) {
+		const Limit *l = &limits[i];
+		if (st[depth].desc != l->msg || num != l->num || depth < (int)l->up ||
+		    st[depth - (int)l->up].desc != l->owner)
+			continue;
+		if (++st[depth - (int)l->up].count[i] > l->limit)
+			return diag_fail(diag, "%s: more than %u %s (kiln's limit)", file,
+			                 (unsigned)l->limit, l->what);
+	}
+	return 0;
+}
 
 /* Reads a varint at *pos (< end); -1 if it is cut or longer than 10 bytes. */
 static int read_varint(const uint8_t *b, size_t end, size_t *pos, uint64_t *v)
@@ -56,7 +96,7 @@ int pb_guard(const void *buf, size_t len, const ProtobufCMessageDescriptor *root
 	const uint8_t *b = buf;
 	Frame st[PB_MAX_DEPTH + 1];
 	int depth = 0;
-	st[0] = (Frame){ root, len };
+	st[0] = (Frame){ root, len, { 0 } };
 	size_t pos = 0;
 	for (;;) {
 		while (depth > 0 && pos == st[depth].end)
@@ -75,6 +115,8 @@ int pb_guard(const void *buf, size_t len, const ProtobufCMessageDescriptor *root
 			                 file, kind, (unsigned long long)num, at);
 		const ProtobufCFieldDescriptor *f =
 			protobuf_c_message_descriptor_get_field(st[depth].desc, (unsigned)num);
+		if (f && count_field(st, depth, num, file, diag))
+			return -1;
 		switch (wt) {
 		case 0:
 			if (read_varint(b, end, &pos, &n))
@@ -102,7 +144,7 @@ int pb_guard(const void *buf, size_t len, const ProtobufCMessageDescriptor *root
 					return diag_fail(diag, "%s: protobuf nesting deeper than %d levels",
 					                 file, PB_MAX_DEPTH);
 				depth++;
-				st[depth] = (Frame){ f->descriptor, pos + (size_t)n };
+				st[depth] = (Frame){ f->descriptor, pos + (size_t)n, { 0 } };
 				continue;        /* pos stays at the submessage's first byte */
 			}
 			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(b + pos, 0, (size_t)n)) {

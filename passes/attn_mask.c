@@ -526,12 +526,46 @@ static bool trilu_step(const Graph *g, NodeId n, DimId sq, DimId sk, QkStep *st,
 	return true;
 }
 
+/* A bool constant c [1.., Sq, Sk] of static lengths (what fold makes of an
+ * opset < 14 export's causal mask, or of a static one): a QkStep when
+ * every entry is c[q, k] = k - q <= t ? lo : hi, t read off row 0.  A
+ * constant with one entry off is no step. */
+static bool const_step(const Graph *g, ValId cv, DimId sq, DimId sk, QkStep *st,
+                       const char **why)
+{
+	const Value *c = IR_VAL(g, cv);
+	int64_t nq, nk;
+	if (c->dtype != DT_BOOL || !c->data || c->rank < 2 || c->rank > MAXR)
+		return fail(why, "the mask is a constant that is not bool [.., queries, keys]");
+	for (int k = 0; k < c->rank - 2; k++)
+		if (!m_dim_is(g, c->dims[k], 1))
+			return fail(why, "the constant mask has a leading dim that is not 1");
+	if (!ir_dim_is_const(g, sq, &nq) || !ir_dim_is_const(g, sk, &nk) ||
+	    !m_dim_is(g, c->dims[c->rank - 2], nq) || !m_dim_is(g, c->dims[c->rank - 1], nk) ||
+	    nq < 1 || nk < 2 || c->nbytes < (size_t)(nq * nk))
+		return fail(why, "the constant mask is not [queries, keys] of the scores' static lengths");
+	const unsigned char *b = c->data;
+	int64_t t = 0;
+	while (t + 1 < nk && !b[t + 1] == !b[0])
+		t++;
+	if (t + 1 >= nk)
+		return fail(why, "the constant mask's first row is one value: not causal");
+	for (int64_t q = 0; q < nq; q++)
+		for (int64_t k = 0; k < nk; k++)
+			if (!b[q * nk + k] != !(k - q <= t ? b[0] : !b[0]))
+				return fail(why, "the constant mask is not a causal band: an entry differs");
+	*st = (QkStep){t, -1, b[0] ? 1 : 0, b[0] ? 0 : 1};
+	return true;
+}
+
 static bool step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, int depth,
                  const char **why)
 {
 	v = through_views(g, v);
 	const Value *vv = IR_VAL(g, v);
 	NodeId n = m_def(g, v, OP_COUNT);
+	if (n < 0 && depth == 0 && vv->dtype == DT_BOOL && m_is_const(g, v))
+		return const_step(g, v, sq, sk, st, why);
 	if (n < 0 || depth > DEPTH)
 		return fail(why, "the mask is an input or a constant, not a construction from indices");
 	const Node *nd = IR_NODE(g, n);

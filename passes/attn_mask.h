@@ -26,7 +26,9 @@ typedef struct QkStep {
  * then Where/Cast/Mul/Add/Sub
  * with constant scalars; or Trilu of a constant-filled [.., sq, sk]
  * tensor; or the Slice rows sk - sq .. sk, columns 0 .. sk of a constant
- * band [1.., N, N] (GPT-2's causal buffer, every entry checked).  On
+ * band [1.., N, N] (GPT-2's causal buffer, every entry checked); or a bool
+ * constant [1.., sq, sk] of static lengths that is such a band, every entry
+ * checked (an opset < 14 or static export's folded causal mask).  On
  * failure *why says which step (when why is not NULL). */
 bool attn_qk_step(const Graph *g, ValId v, DimId sq, DimId sk, QkStep *st, const char **why);
 

@@ -8,9 +8,10 @@
  * either order), the MatMul (and Add) used only there; then, over what is
  * left,
  *   gemm_nobias: MatMul(A, W), W a constant -> KlnGemm(A, W) {act = 0}
- *   gemm_onnx:   Gemm(A, B, C?) {alpha 1, beta 1 (or no C), transA 0}, B a
+ *   gemm_onnx:   Gemm(A, B, C?) {alpha 1, beta 1 (or no C)}, B a
  *                constant [K, N] (or [N, K] with transB 1: transposed at
  *                compile time), C absent or a row bias -> KlnGemm(A, W, C?)
+ *                (A [K, M] with transA 1: KlnGemm(Transpose(A), W, C?))
  * A row bias adds one row to every row of the product: [N], or [1, .., 1, N]
  * of no higher rank than the product (a constant, copied to an [N]
  * constant, or an Unsqueeze/Reshape of an [N] value, which is taken).  A
@@ -22,6 +23,7 @@
  * requires: shapes inferred; fuse-gelu before it for bias_gelu.
  * preserves: shapes, graph output names.
  * breaks: nothing. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "pass_internal.h"
@@ -46,6 +48,7 @@ typedef struct GemmOnnxMatch {
 	bool copy;      /* c is a constant [1, N]: the rewrite makes it [N] */
 	ValId y;        /* the result, taken over by the KlnGemm */
 	bool trans_b;   /* B is [N, K]: transposed at compile time */
+	bool trans_a;   /* A is [K, M]: a Transpose before the GEMM */
 } GemmOnnxMatch;
 
 /* b (f32) is a row bias of the [.., N] product of rank `rank` (N the DimId
@@ -222,8 +225,6 @@ static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 	ValId c = n->nin > 2 ? n->in[2] : -1;
 	if (ir_attr_float(g, root, "alpha", 1.0f) != 1.0f)
 		return m_fail(g, m, root, "alpha is %g, not 1", ir_attr_float(g, root, "alpha", 1.0f));
-	if (ir_attr_int(g, root, "transA", 0))
-		return m_fail(g, m, root, "transA is 1");
 	if (c >= 0 && ir_attr_float(g, root, "beta", 1.0f) != 1.0f)
 		return m_fail(g, m, root, "beta is %g, not 1", ir_attr_float(g, root, "beta", 1.0f));
 	if (A->dtype != DT_F32 || B->dtype != DT_F32 || A->rank != 2 || B->rank != 2)
@@ -240,6 +241,7 @@ static bool match_gemm_onnx(const Graph *g, NodeId root, Match *m)
 	om->c = c;
 	om->y = n->out[0];
 	om->trans_b = tb != 0;
+	om->trans_a = ir_attr_int(g, root, "transA", 0) != 0;
 	return true;
 }
 
@@ -265,7 +267,18 @@ static void rewrite_gemm_onnx(Graph *g, const Match *m, PassCtx *pc)
 		in[1] = rw_const(g, "gemm_weight_t", DT_F32, 2, wd, w, (size_t)(N * K) * sizeof(float));
 		free(w);
 	}
-	NodeId n = rw_replace(g, OP_KlnGemm, IR_NODE(g, m->root)->name, om->c >= 0 ? 3 : 2, in, om->y);
+	const char *name = IR_NODE(g, m->root)->name;
+	if (om->trans_a) {
+		/* A [K, M] -> [M, K], a layout copy before the GEMM */
+		NodeId t = ir_node_new(g, OP_Transpose, name, 1, &in[0], 1, NULL);
+		ir_attr_set_ints(g, t, "perm", 2, (int64_t[2]){1, 0});
+		Diag d = {0};
+		int rc = ir_infer_node(g, t, &d);
+		assert(rc == 0);
+		(void)rc;
+		in[0] = IR_NODE(g, t)->out[0];
+	}
+	NodeId n = rw_replace(g, OP_KlnGemm, name, om->c >= 0 ? 3 : 2, in, om->y);
 	ir_attr_set_int(g, n, "act", 0);
 	rw_erase_match(g, m);
 }

@@ -1577,15 +1577,15 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			return rt_error(f, "node '%s' (%s): index %d must be integer of rank 1 or 2", loc,
 			                op, p);
 		int64_t di = ix->rank == 2 ? ix->dims[0] : 1, si = ix->dims[ix->rank - 1];
-		char xn[96];
+		char xn[96], tn[96];
 		/* position ids sliced from a buffer as long as the table: a longer
 		 * sequence gets them cut at the table's length */
 		if (si > 1 && si < j.S && si == tab->dims[0] && (di == B || di == 1))
 			return rt_error(f, "node '%s' (%s): sequence %lld is longer than the model's "
-			                "%lld positions (%s has %lld, table %d has %lld rows)", loc,
+			                "%lld positions (%s has %lld, the table %s has %lld rows)", loc,
 			                op, (long long)j.S, (long long)si,
-			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)si, p + 1,
-			                (long long)tab->dims[0]);
+			                rt_in_desc(f, ix, p, xn, sizeof xn), (long long)si,
+			                rt_in_desc(f, tab, p + 1, tn, sizeof tn), (long long)tab->dims[0]);
 		int t = j.nt++;
 		j.inp[t] = p;
 		j.ix[t] = ix->data; j.ixdt[t] = ix->dtype; j.tab[t] = tab->data; j.rows[t] = tab->dims[0];
@@ -1623,14 +1623,16 @@ RT_KERNEL(KlnEmbedLayerNorm)
 			for (int64_t ss = 0; ss < j.S; ss++) {
 				int64_t x = emb_index(&j, t, bb, ss);
 				if (x < 0 || x >= j.rows[t]) {
-					char xn[96];
+					char xn[96], tn[96];
+					int ti = t ? j.inp[t] + 1 : 1;
 					return rt_error(f, "node '%s' (%s): index %lld at [%lld, %lld] of %s "
-					                "is out of range [0, %lld)", loc, op,
+					                "is out of range [0, %lld) of the table %s", loc, op,
 					                (long long)rt_get_i64(j.ix[t], j.ixdt[t],
 					                                      bb * j.ixs[t][0] + ss * j.ixs[t][1]),
 					                (long long)bb, (long long)ss,
 					                rt_in_desc(f, &in[j.inp[t]], j.inp[t], xn, sizeof xn),
-					                (long long)j.rows[t]);
+					                (long long)j.rows[t],
+					                rt_in_desc(f, &in[ti], ti, tn, sizeof tn));
 				}
 			}
 	if (j.H == 0)

@@ -9,16 +9,19 @@
 
 #include "rt_internal.h"
 
-static int get_index(kiln_frame *f, const char *loc, const char *op, const rt_t *ind, int64_t i,
-                     int64_t n, int64_t *out)
+/* Index i of ind, in [-n, n) (wrapped into [0, n)), else one line naming
+ * the indices a user fed (token ids) and the table x indexed when it is a
+ * constant (the word embedding). */
+static int get_index(kiln_frame *f, const char *loc, const char *op, const rt_t *x,
+                     const rt_t *ind, int64_t i, int64_t n, int64_t *out)
 {
 	int64_t v = rt_get_i64(ind->data, ind->dtype, i);
 	if (v < -n || v >= n) {
-		/* the indices a user fed (token ids) are named */
-		const char *name = rt_input_name(f, ind->data);
-		return rt_error(f, "node '%s' (%s): index %lld%s%s%s out of range [0, %lld)", loc, op,
-		                (long long)v, name ? " of '" : "", name ? name : "", name ? "'" : "",
-		                (long long)n);
+		const char *name = rt_input_name(f, ind->data), *tab = rt_const_name(f, x->data);
+		return rt_error(f, "node '%s' (%s): index %lld%s%s%s out of range [0, %lld)%s%s%s", loc,
+		                op, (long long)v, name ? " of '" : "", name ? name : "",
+		                name ? "'" : "", (long long)n, tab ? " of table '" : "",
+		                tab ? tab : "", tab ? "'" : "");
 	}
 	*out = v < 0 ? v + n : v;
 	return 0;
@@ -77,7 +80,7 @@ RT_KERNEL(Gather)
 		                (long long)rt_numel(y), (long long)(outer * j.nind * j.inner));
 	for (int64_t i = 0; i < j.nind; i++) {
 		int64_t v;
-		if (get_index(f, loc, "Gather", ind, i, j.n, &v))
+		if (get_index(f, loc, "Gather", x, ind, i, j.n, &v))
 			return 1;
 	}
 	rt_par(f, outer * j.nind, j.inner, ga_range, &j);
@@ -109,7 +112,7 @@ RT_KERNEL(GatherElements)
 	size_t esz = rt_dtype_size(x->dtype);
 	for (int64_t i = 0; i < n; i++) {
 		int64_t v = 0, off = 0;
-		if (get_index(f, loc, "GatherElements", ind, i, x->dims[axis], &v))
+		if (get_index(f, loc, "GatherElements", x, ind, i, x->dims[axis], &v))
 			return 1;
 		for (int d = 0; d < r; d++)
 			off += (d == axis ? v : idx[d]) * st[d];
@@ -162,7 +165,7 @@ RT_KERNEL(GatherND)
 	for (int64_t t = 0; t < nbatch * ntup; t++) {      /* check all first */
 		for (int64_t k = 0; k < m; k++) {
 			int64_t v;
-			if (get_index(f, loc, "GatherND", ind, t * m + k, x->dims[b + k], &v))
+			if (get_index(f, loc, "GatherND", x, ind, t * m + k, x->dims[b + k], &v))
 				return 1;
 		}
 	}
@@ -170,7 +173,7 @@ RT_KERNEL(GatherND)
 		int64_t off = (t / ntup) * bstride;
 		for (int64_t k = 0; k < m; k++) {
 			int64_t v = 0;
-			get_index(f, loc, "GatherND", ind, t * m + k, x->dims[b + k], &v);
+			get_index(f, loc, "GatherND", x, ind, t * m + k, x->dims[b + k], &v);
 			off += v * st[b + k];
 		}
 		memcpy((char *)y->data + (size_t)(t * slice) * esz,

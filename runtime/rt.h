@@ -234,7 +234,18 @@ typedef struct rt_model_desc {
 	/* Per input: the rows of the embedding table its integer values index
 	 * (ids must be below it), 0 when unknown (kiln_model_input_index_bound). */
 	const int64_t *in_index_bound;
+	/* The constants' names (initializers, or the names the compiler gave
+	 * the constants it made), by offset in the weights blob, ascending, so
+	 * that a kernel's message names a table (rt_in_desc) as it names a
+	 * graph input. */
+	int32_t nweight_names;
+	const struct rt_weight_name *weight_names;
 } rt_model_desc;
+
+typedef struct rt_weight_name {
+	uint64_t offset;               /* in the blob (hot and cold parts alike) */
+	const char *name;
+} rt_weight_name;
 
 /* What the profiler knows of a node.  Its operands are its nin inputs and
  * nout outputs; opnd holds per operand its dtype (0: an absent optional

@@ -306,9 +306,37 @@ const char *rt_input_name_at(const kiln_frame *f, int k)
 	return c && c->d && k >= 0 && k < c->d->nin ? c->d->inputs[k].name : NULL;
 }
 
+const char *rt_const_name(const kiln_frame *f, const void *data)
+{
+	const kiln_context *c = f->ctx;
+	if (!c || !c->d || !data || !c->d->nweight_names)
+		return NULL;
+	const rt_model_desc *d = c->d;
+	uintptr_t p = (uintptr_t)data, hot = (uintptr_t)f->weights, cold = (uintptr_t)f->weights_cold;
+	uint64_t off;
+	if (f->weights && p >= hot && p - hot < d->weights_hot_bytes)
+		off = p - hot;
+	else if (f->weights_cold && p >= cold && p - cold < d->weights_bytes - d->weights_hot_bytes)
+		off = d->weights_hot_bytes + (p - cold);
+	else
+		return NULL;
+	int32_t lo = 0, hi = d->nweight_names;      /* the first entry at or past off */
+	while (lo < hi) {
+		int32_t mid = lo + (hi - lo) / 2;
+		if (d->weight_names[mid].offset < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < d->nweight_names && d->weight_names[lo].offset == off ? d->weight_names[lo].name
+	                                                                  : NULL;
+}
+
 const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, size_t n)
 {
 	const char *name = rt_input_name(f, t->data);
+	if (!name)
+		name = rt_const_name(f, t->data);
 	if (name)
 		snprintf(buf, n, "'%s'", name);
 	else

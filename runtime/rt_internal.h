@@ -124,7 +124,10 @@ int rt_context_errorf(kiln_context *c, const char *fmt, ...)
  * intermediate tensor: kernels name the tensor the user fed (rt_core.c). */
 const char *rt_input_name(const kiln_frame *f, const void *data);
 const char *rt_input_name_at(const kiln_frame *f, int k);   /* graph input k's name, NULL if none */
-/* "'NAME'" of the graph input t is, else "input K" (k), into buf. */
+/* The constant whose data starts at data (rt_model_desc.weight_names), NULL
+ * for anything else. */
+const char *rt_const_name(const kiln_frame *f, const void *data);
+/* "'NAME'" of the graph input or the constant t is, else "input K" (k), into buf. */
 const char *rt_in_desc(const kiln_frame *f, const rt_t *t, int k, char *buf, size_t n);
 /* The same for a tensor the compiler traced to graph input from - 1 (0:
  * none): "computed from 'attention_mask'" when t is not an input itself. */

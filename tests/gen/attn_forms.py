@@ -173,6 +173,39 @@ def causal_gpt2(window=0):
     return finish(b, "causal_gpt2", y, 14), P, ref, feeds_sets()
 
 
+def const_causal(fill=-1e4, rank=2, masked=False, flip=False):
+    """A static-length export at opset 13 (no Trilu): its causal mask folded
+    to a constant bool [S, S] (rank 4: [1, 1, S, S]) around the scaled
+    scores, Where(tril, scores, fill) or masked_fill(triu(1), fill) as
+    Where(~tril, fill, scores) (masked), then + the padding bias; flip: one
+    entry of the constant wrong (query 4 sees key 5), a near miss.  Both
+    data sets have sequence 7 (set 1: batch 1, nothing padded)."""
+    S = 7
+    P, b = params(1), None
+    b = Builder(P)
+    x, mask = "x", "attention_mask"
+    q, kt, v = qkv(b, x)
+    s = b.op("Div", b.op("MatMul", q, kt), float(math.sqrt(D)))
+    keep = r_tril(S)
+    if flip:
+        keep[4, 5] = True
+    c = (~keep if masked else keep).reshape((1, 1, S, S) if rank == 4 else (S, S))
+    s = b.op("Where", c, fill, s) if masked else b.op("Where", c, s, fill)
+    s = b.op("Add", s, pad_bias(b, mask, F32_MIN))
+    y = merge(b, b.op("Softmax", s, axis=-1), v)
+    name = "const_causal"
+
+    def ref(P, x, attention_mask):
+        s, v = r_scores(P, x)
+        s = (s / np.float32(math.sqrt(D))).astype(np.float32)
+        s = np.where(keep, s, np.float32(fill)).astype(np.float32)
+        s = add32(s, r_pad(attention_mask, F32_MIN))
+        return [r_out(P, r_softmax(s), v)]
+    s0 = feeds_sets()[0]
+    s1 = {"x": s0["x"][:1] * np.float32(-0.5), "attention_mask": np.ones((1, S), np.int64)}
+    return finish(b, name, y, 13, syms=("batch", S)), P, ref, [s0, s1]
+
+
 def causal_bart(dynamo=False):
     """BART decoder (TorchScript): mask = full([S, S], min) zeroed where
     k < q + 1 (Range, Reshape, Less, Where), expanded to [B, 1, S, S] and
@@ -1157,6 +1190,13 @@ FORMS = {
         "explain": "Where around the scores: neither branch is a constant fill"}),
     "nearmiss_fill_fill_per_head": (lambda: finite_fill("fill_per_head"), 0, 0, {
         "explain": "Where around the scores: neither branch is a constant fill"}),
+    "const_causal": (const_causal, 1, 1),
+    "const_causal_4d_masked": (lambda: const_causal(-1e9, rank=4, masked=True), 1, 1),
+    "const_causal_min": (lambda: const_causal(F32_MIN, masked=True), 1, 1),
+    "const_causal_inf": (lambda: const_causal(NEG_INF, rank=4), 1, 1),
+    "nearmiss_const_causal_flip": (lambda: const_causal(flip=True), 0, 0, {
+        "explain": "not causal (the constant mask is not a causal band: an entry differs); its "
+                   "fill -10000 replaces scores"}),
     "causal_gpt2": (causal_gpt2, 1, 1),
     "causal_bart": (causal_bart, 1, 1),
     "causal_bart_dynamo": (lambda: causal_bart(dynamo=True), 1, 1),

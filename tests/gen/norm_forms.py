@@ -666,17 +666,31 @@ def gemm_bias_batch_nearmiss():
     return gemm_bias_case((B, 1, H)) + (["has KlnGemm", "has Add"],)
 
 
-def gemm_op_case(cshape, trans_b):
-    """Gemm(x [S, H], W, C of cshape) {transB}."""
+def gemm_op_case(cshape, trans_b, trans_a=0):
+    """Gemm(x [S, H], W, C of cshape) {transB}; trans_a: x is [H, S] and
+    transA 1 (its product x^T @ W)."""
     w, c = randn(H, H) * 0.3, randn(*cshape)
-    x = randn(S, H)
+    x = randn(H, S) if trans_a else randn(S, H)
     inits = [const("w", w.T if trans_b else w), const("c", c)]
-    nodes = [node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b)]
-    g = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", F, [S, H])],
+    attrs = {"transA": 1} if trans_a else {}
+    nodes = [node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b, **attrs)]
+    g = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", F, list(x.shape))],
                           [helper.make_tensor_value_info("y", F, [S, H])], initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kiln-norm-forms")
     m.ir_version = 8
-    return m, {"x": x}, [x.astype(np.float64) @ w + c]
+    return m, {"x": x}, [(x.T if trans_a else x).astype(np.float64) @ w + c]
+
+
+@case
+def gemm_op_trans_a():
+    """Gemm with transA 1, transB 1 and C [N]: one KlnGemm of Transpose(x)."""
+    return gemm_op_case((H,), 1, trans_a=1) + (["has KlnGemm", "has Transpose", "lacks Gemm"],)
+
+
+@case
+def gemm_op_trans_a_rows():
+    """Gemm with transA 1 and C [M, N]: stays a Gemm (numbers checked)."""
+    return gemm_op_case((S, H), 0, trans_a=1) + (["has Gemm", "lacks KlnGemm"],)
 
 
 @case

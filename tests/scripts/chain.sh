@@ -41,6 +41,6 @@ w(0, "x", np.ones((3, 64), np.float32)); w(1, "in_y", np.ones((2, 64), np.float3
 EOF
 msg=$("$kiln" run "$out/c600.so" --inputs "$d" --outputs "$d/res" 2>&1 >/dev/null)
 rc=$?
-want="node 'add_590' \(Add\): input 1 dim 2 does not broadcast to output dim 3"
+want="node 'add_590' \(Add\): input 1 'in_y' dim 2 does not broadcast to output dim 3"
 expect_refusal "late error" $rc "$msg" "$want" "$d/res"
 finish chain

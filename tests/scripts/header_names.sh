@@ -124,7 +124,8 @@ fi
 
 # a token-id input named with printf conversions, quotes and a backslash
 # reaches the Gather's out-of-range error (the inline one and the kernel's):
-# at -O0 and -O2 the message names it verbatim, nothing is formatted
+# at -O0 and -O2 the message names it verbatim, nothing is formatted; so is
+# the table's name (printf conversions too)
 g="$d/pct"
 mkdir -p "$g/in"
 /usr/bin/python3 - "$g" <<'PY' || bad pct "generator"
@@ -132,8 +133,8 @@ import sys, numpy as np
 from onnx import TensorProto, helper, numpy_helper
 d = sys.argv[1]
 name = "ids%s%n%%'\"\\x"
-tab = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "tab")
-g = helper.make_graph([helper.make_node("Gather", ["tab", name], ["y"], axis=0)], "pct",
+tab = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "tab%n%s%%")
+g = helper.make_graph([helper.make_node("Gather", ["tab%n%s%%", name], ["y"], axis=0)], "pct",
                       [helper.make_tensor_value_info(name, TensorProto.INT64, ["b", "s"])],
                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 4])], [tab])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -144,7 +145,7 @@ PY
 for o in -O0 -O2; do
   if ! "$kiln" compile "$g/m.onnx" -o "$g/m$o.so" $o 2>"$d/err"; then bad "pct $o" "kiln compile failed"; continue; fi
   msg=$("$kiln" run "$g/m$o.so" --inputs "$g/in" --outputs "$g/res$o" 2>&1 >/dev/null); rc=$?
-  want="index 99 of '$(cat "$g/name")' out of range [0, 10)"
+  want="index 99 of '$(cat "$g/name")' out of range [0, 10) of table 'tab%n%s%%'"
   if [ $rc -ne 1 ] || [ "$(wc -l <<<"$msg")" -ne 1 ] || [[ "$msg" != *"$want" ]]; then
     bad "pct $o" "exit $rc: $msg (want ...$want)"
   else

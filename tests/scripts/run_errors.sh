@@ -33,14 +33,15 @@ case_ wrong_dtype "input_ids.*(dtype|type)" <<<"$PRE
 w(0, np.ones((2, 8), np.int32)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
 case_ wrong_rank "input_ids.*rank" <<<"$PRE
 w(0, np.ones((2, 8, 1), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
-case_ token_out_of_range "node .*1024 .*of 'input_ids'.*out of range" <<<"$PRE
+case_ token_out_of_range "node .*1024 .*of 'input_ids'.*out of range \\[0, 1024\\) of the table 'emb.word'$" <<<"$PRE
 a = np.ones((2, 8), np.int64); a[1, 3] = 1024
 w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
 case_ negative_token "node .*-5000 .*of 'input_ids'.*out of range" <<<"$PRE
 a = np.ones((2, 8), np.int64); a[0, 0] = -5000
 w(0, a); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))"
-# longer than the position table (bert_qa's 512 rows): said as such
-case_ longer_than_positions "sequence 600 is longer than the model's 512 positions" <<<"$PRE
+# longer than the position table (bert_qa's 512 rows): said as such,
+# naming the position table (not the word table)
+case_ longer_than_positions "sequence 600 is longer than the model's 512 positions .*the table 'emb.pos' has 512 rows" <<<"$PRE
 w(0, np.ones((1, 600), np.int64)); w(1, np.ones((1, 600), np.int64)); w(2, np.zeros((1, 600), np.int64))"
 case_ extra_input "input_3.pb: the model takes 3 inputs" <<<"$PRE
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros((2, 8), np.int64))
@@ -56,7 +57,7 @@ w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, np.zeros(
 w('01', np.ones((2, 8), np.int64))"
 # run-time values and forms a deployed model meets (redteam): a token type
 # past the 2-row table, a position past the table, a batch-0 run is fine
-case_ token_type_out_of_range "node .*index 2 .*of 'token_type_ids'.*out of range \\[0, 2\\)" <<<"$PRE
+case_ token_type_out_of_range "node .*index 2 .*of 'token_type_ids'.*out of range \\[0, 2\\) of the table 'emb.type'$" <<<"$PRE
 t = np.zeros((2, 8), np.int64); t[1, 5] = 2
 w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.int64)); w(2, t)"
 case_ token_type_negative "node .*index -3 .*of 'token_type_ids'.*out of range \\[0, 2\\)" <<<"$PRE
@@ -69,10 +70,15 @@ w(0, np.ones((2, 8), np.int64)); w(1, np.ones((2, 8), np.float32)); w(2, np.zero
 # the same token ids at -O0, where the Gathers are inline loops and kernels:
 # the graph input is named too
 "$kiln" compile "$out/bert_qa/model.onnx" -o "$out/m0.so" -O0 || exit 1
-for c in token_out_of_range token_type_out_of_range; do
+for c in token_out_of_range token_type_out_of_range longer_than_positions; do
   msg=$("$kiln" run "$out/m0.so" --inputs "$out/$c" --outputs "$out/$c/res0" 2>&1 >/dev/null); rc=$?
-  [ $c = token_out_of_range ] && nm=input_ids || nm=token_type_ids
-  expect_refusal "$c -O0" $rc "$msg" "of '$nm' out of range" "$out/$c/res0"
+  case $c in
+    token_out_of_range) want="of 'input_ids' out of range \[0, 1024\) of table 'emb.word'$" ;;
+    token_type_out_of_range) want="of 'token_type_ids' out of range \[0, 2\) of table 'emb.type'$" ;;
+    # the Add of the embeddings: the position lookup named by its table
+    *) want="input 1 \(rows of 'emb.pos'\) dim 512 does not broadcast to output dim 600" ;;
+  esac
+  expect_refusal "$c -O0" $rc "$msg" "$want" "$out/$c/res0"
 done
 d0="$out/batch0" && mkdir -p "$d0"
 /usr/bin/python3 - "$d0" <<<"$PRE
