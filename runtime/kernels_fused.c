@@ -650,6 +650,8 @@ typedef struct att_job {
 	bool guard;
 	bool replace;            /* mask_replace: pad holds the masked keys' scores (att_pad) */
 	int path;                /* att_path(): 0 scalar, 1 wide SIMD, 2 AVX2 */
+	bool bf16;               /* fpmath 1: the products on bf16 operands (att_block_bf16) */
+	bool hwbf16;             /* ... and the CPU converts to bf16 (AVX512_BF16) */
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
 
@@ -694,6 +696,12 @@ static bool att_trivial(const att_job *j, const att_task *x)
 	for (int64_t r = 0; r < x->nr; r++)
 		memset(x->o + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
 	return true;
+}
+
+/* p rounded up to 64 bytes */
+static float *align16f(float *p)
+{
+	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
 /* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
@@ -1096,11 +1104,6 @@ static int64_t att_fused_floats(const att_job *j)
 	return skp * j->D + skp * round16(j->Dv) + ATT_MR * skp + 48;
 }
 
-static float *align16f(float *p)
-{
-	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
-
 /* Into L2: K/V rows lo .. hi-1 of a head (another task's, fetched while
  * this one computes: a head's rows are far apart, out of the hardware
  * prefetcher's reach) */
@@ -1202,31 +1205,144 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 #define softmax_row_simd softmax_row_c
 #endif
 
+/* softmax over the block's score rows s (x->Sk apart), on the path's row
+ * softmax */
+static void att_softmax_rows(const att_job *j, const att_task *x, float *s)
+{
+	int64_t Sk = x->Sk;
+	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
+	for (int64_t r = 0; r < x->nr; r++) {
+		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
+		                              (x->q0 + r) * j->bs[2] : NULL;
+		/* keys k <= q + (Sk - Sq) are before the causal edge */
+		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		if (j->path == 1)
+			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
+		else
+			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
+	}
+}
+
 static void att_block(const att_job *j, int64_t t, float *s)
 {
 	att_task x;
 	att_task_of(j, t, &x);
 	if (att_trivial(j, &x))
 		return;
-	int64_t b = x.b, h = x.h, Sq = x.Sq, Sk = x.Sk, q0 = x.q0, nr = x.nr;
+	int64_t Sk = x.Sk, nr = x.nr;
 	const float *Q = x.q, *K = x.k, *V = x.v;
 	float *O = x.o;
 	if (j->D == 0)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
 		rt_sgemm(NULL, 0, 1, nr, Sk, j->D, 1.0f, Q, j->rq, K, j->rk, 0.0f, s, Sk);
-	const float *pad = j->pad ? j->pad + b * Sk : NULL;
-	for (int64_t r = 0; r < nr; r++) {
-		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
-		                              (q0 + r) * j->bs[2] : NULL;
-		/* keys k <= q + (Sk - Sq) are before the causal edge */
-		int64_t na = j->causal ? q0 + r + Sk - Sq + 1 : Sk;
-		if (j->path == 1)
-			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
-		else
-			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
-	}
+	att_softmax_rows(j, &x, s);
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
+}
+
+/* ---- bf16 products (fpmath 1, kiln compile --fpmath=bf16) ----
+ *
+ * Per (batch, K/V head), once for the query blocks of a task range that
+ * read it, K^T [D, Sk] and V [Sk, Dv] go into the bf16 panel layout of
+ * rt.h (rounded to nearest even); per query block S = Q K^T and O = P V
+ * are rt_sgemm_panels_bf16 (Q and P rounded to bf16 there), the softmax
+ * between them att_block's, in f32.  Where the CPU has AVX512_BF16 the
+ * products are vdpbf16ps (two products a lane, summed in f32); elsewhere
+ * gemm.c multiplies the same rounded operands in f32, so every CPU rounds
+ * the inputs alike and the results differ only in the order of the sums. */
+
+/* floats of scratch a task needs on this path: scores, K^T and V panels,
+ * a row in bf16 */
+static int64_t att_bf16_floats(const att_job *j)
+{
+	int64_t wide = j->D > j->Dv ? j->D : j->Dv;
+	return (rt_gemm_panel_bf16s(j->D, j->Sk) + rt_gemm_panel_bf16s(j->Sk, j->Dv)) / 2 +
+	       j->rows * j->Sk + wide / 2 + 64;
+}
+
+#if defined(__x86_64__)
+/* n floats to bf16 as rt_f32_to_bf16 (vcvtneps2bf16 rounds to nearest
+ * even and quiets NaNs alike; it flushes subnormals, as gemm.c's A) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void att_bf16_row512(const float *src, int64_t n, uint16_t *dst)
+{
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(t, src + k));
+		_mm256_mask_storeu_epi16(dst + k, t, (__m256i)h);
+	}
+}
+#endif
+
+static void att_bf16_row(const att_job *j, const float *src, int64_t n, uint16_t *dst)
+{
+#if defined(__x86_64__)
+	if (j->hwbf16) {
+		att_bf16_row512(src, n, dst);
+		return;
+	}
+#endif
+	for (int64_t k = 0; k < n; k++)
+		dst[k] = rt_f32_to_bf16(src[k]);
+}
+
+/* K [Sk rows, step rk] as W = K^T [D, Sk] in bf16 panels: panel q's pair
+ * p of column c is K[q*P + c, 2p], K[q*P + c, 2p + 1] (zeros past D, Sk):
+ * a pair of one key's row, so each key is converted once (tmp) and its
+ * pairs copied out */
+static void att_pack_kt_bf16(const att_job *j, const float *K, int64_t Sk, uint16_t *dst,
+                             uint16_t *tmp)
+{
+	int64_t P = RT_GEMM_PANEL, np = (j->D + 1) / 2;
+	uint32_t *d32 = (uint32_t *)dst;
+	memset(dst, 0, (size_t)rt_gemm_panel_bf16s(j->D, Sk) * sizeof(uint16_t));
+	tmp[2 * np - 1] = 0;
+	for (int64_t c = 0; c < Sk; c++) {
+		att_bf16_row(j, K + c * j->rk, j->D, tmp);
+		uint32_t *w = d32 + c / P * np * P + c % P;
+		for (int64_t p = 0; p < np; p++)
+			w[p * P] = (uint32_t)tmp[2 * p] | (uint32_t)tmp[2 * p + 1] << 16;
+	}
+}
+
+/* V [Sk rows, step rv] as W = V [Sk, Dv] in bf16 panels: panel q's pair p
+ * of column c is V[2p, q*P + c], V[2p + 1, q*P + c] (zeros past Sk, Dv) */
+static void att_pack_v_bf16(const att_job *j, const float *V, int64_t Sk, uint16_t *dst,
+                            uint16_t *tmp)
+{
+	int64_t P = RT_GEMM_PANEL, Dv = j->Dv;
+	memset(dst, 0, (size_t)rt_gemm_panel_bf16s(Sk, Dv) * sizeof(uint16_t));
+	for (int64_t k = 0; k < Sk; k++) {
+		att_bf16_row(j, V + k * j->rv, Dv, tmp);
+		uint16_t *w = dst + k / 2 * 2 * P + k % 2;
+		for (int64_t c = 0; c < Dv; c++)
+			w[c / P * ((Sk + 1) / 2) * 2 * P + c % P * 2] = tmp[c];
+	}
+}
+
+/* att_block with bf16 products; *packed: which (batch, K/V head) buf's
+ * panels hold (-1: none) */
+static void att_block_bf16(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task x;
+	att_task_of(j, t, &x);
+	if (att_trivial(j, &x))
+		return;
+	int64_t Sk = x.Sk, nr = x.nr;
+	float *s = align16f(buf);
+	uint16_t *kt = (uint16_t *)align16f(s + j->rows * j->Sk);
+	uint16_t *vp = kt + rt_gemm_panel_bf16s(j->D, j->Sk);
+	uint16_t *tmp = vp + rt_gemm_panel_bf16s(j->Sk, j->Dv);
+	if (*packed != x.kv) {
+		att_pack_kt_bf16(j, x.k, Sk, kt, tmp);
+		att_pack_v_bf16(j, x.v, Sk, vp, tmp);
+		*packed = x.kv;
+	}
+	/* the panels were packed for this sequence's Sk (packed: each
+	 * sequence's own; else every block's) */
+	rt_sgemm_panels_bf16(NULL, nr, Sk, j->D, x.q, j->rq, kt, s, Sk, NULL);
+	att_softmax_rows(j, &x, s);
+	rt_sgemm_panels_bf16(NULL, nr, j->Dv, Sk, s, Sk, vp, x.o, j->ro, NULL);
 }
 
 static void att_range(void *arg, int64_t b, int64_t e)
@@ -1234,11 +1350,14 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	att_job *j = arg;
 	float stack[ATT_STACK];
 	float *s = stack;
+	int64_t packed = -1;
 #if defined(__x86_64__)
-	int64_t need = j->path == 2 ? att_fused_floats(j) : j->rows * j->Sk, packed = -1;
+	int64_t need = j->path == 2 ? att_fused_floats(j) : j->rows * j->Sk;
 #else
 	int64_t need = j->rows * j->Sk;
 #endif
+	if (j->bf16)
+		need = att_bf16_floats(j);
 	if (need > ATT_STACK) {
 		s = malloc((size_t)need * sizeof(float));
 		if (!s) {
@@ -1247,6 +1366,10 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		}
 	}
 	for (int64_t t = b; t < e; t++) {
+		if (j->bf16) {
+			att_block_bf16(j, t, s, &packed);
+			continue;
+		}
 #if defined(__x86_64__)
 		if (j->path == 2) {
 			/* after its last task a thread most likely claims the chunk
@@ -1357,6 +1480,12 @@ RT_KERNEL(KlnAttention)
 	if (replace != 0 && replace != 1)
 		return rt_error(f, "node '%s' (%s): mask_replace %lld is not 0 or 1", loc, op, (long long)replace);
 	j.replace = replace != 0;
+	int64_t fpmath = att_from(ia, nia, RT_IA_KlnAttention_fpmath);
+	if (fpmath != 0 && fpmath != 1)
+		return rt_error(f, "node '%s' (%s): fpmath %lld is not 0 (f32) or 1 (bf16)", loc, op,
+		                (long long)fpmath);
+	j.bf16 = fpmath != 0;
+	j.hwbf16 = j.bf16 && !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16");
 	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
 	int64_t tiled = nia > RT_IA_KlnAttention_kv_tiled ? ia[RT_IA_KlnAttention_kv_tiled] : 0;
 	if (tiled != 0 && tiled != 1)
