@@ -1205,21 +1205,23 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 #define softmax_row_simd softmax_row_c
 #endif
 
-/* softmax over the block's score rows s (x->Sk apart), on the path's row
- * softmax */
-static void att_softmax_rows(const att_job *j, const att_task *x, float *s)
+/* softmax over the block's score rows r0 .. r0+n-1, s their first (ld
+ * apart), on the path's row softmax */
+static void att_softmax_rows(const att_job *j, const att_task *x, int64_t r0, int64_t n,
+                             float *s, int64_t ld)
 {
 	int64_t Sk = x->Sk;
 	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
-	for (int64_t r = 0; r < x->nr; r++) {
+	for (int64_t r = r0; r < r0 + n; r++) {
 		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
 		                              (x->q0 + r) * j->bs[2] : NULL;
 		/* keys k <= q + (Sk - Sq) are before the causal edge */
 		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		float *row = s + (r - r0) * ld;
 		if (j->path == 1)
-			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
+			softmax_row_simd(j, row, Sk, bias, pad, na);
 		else
-			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
+			softmax_row_c(j, row, Sk, bias, pad, na);
 	}
 }
 
@@ -1236,7 +1238,7 @@ static void att_block(const att_job *j, int64_t t, float *s)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
 		rt_sgemm(NULL, 0, 1, nr, Sk, j->D, 1.0f, Q, j->rq, K, j->rk, 0.0f, s, Sk);
-	att_softmax_rows(j, &x, s);
+	att_softmax_rows(j, &x, 0, nr, s, Sk);
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
 }
 
@@ -1296,7 +1298,8 @@ static void att_pack_kt_bf16(const att_job *j, const float *K, int64_t Sk, uint1
 	int64_t P = RT_GEMM_PANEL, np = (j->D + 1) / 2;
 	uint32_t *d32 = (uint32_t *)dst;
 	memset(dst, 0, (size_t)rt_gemm_panel_bf16s(j->D, Sk) * sizeof(uint16_t));
-	tmp[2 * np - 1] = 0;
+	if (j->D & 1)
+		tmp[j->D] = 0;
 	for (int64_t c = 0; c < Sk; c++) {
 		att_bf16_row(j, K + c * j->rk, j->D, tmp);
 		uint32_t *w = d32 + c / P * np * P + c % P;
@@ -1320,6 +1323,183 @@ static void att_pack_v_bf16(const att_job *j, const float *V, int64_t Sk, uint16
 	}
 }
 
+#if defined(__x86_64__)
+/* The same on AVX512_BF16 in one kernel (hwbf16): per (batch, K/V head) K
+ * into panels of 16 keys ([D/2 pairs][16 keys], a u32 pair K[k, 2p],
+ * K[k, 2p+1] each; zero past Sk up to skp, Sk rounded up to 32) and V into
+ * rows of key pairs ([Sk/2][dvp], V[2i, c], V[2i+1, c]; Dv rounded up to
+ * 16 as dvp, zeros past Sk and Dv); per strip of up to 6 query rows: Q's
+ * rows as bf16 pairs, the raw scores by vdpbf16ps (32 keys at a time), the
+ * path's row softmax on each row (scale, bias, masks: att_softmax_rows),
+ * P rounded to bf16 pairs, O = P V by vdpbf16ps (32 columns at a time).
+ * The operands are rounded as att_block_bf16's gemm.c rounds them; the
+ * sums run in another order. */
+#define ABF_MR 6
+
+typedef struct abf_head {
+	const uint32_t *kp, *vp;
+	int64_t Sk, skp, dvp, np; /* keys, keys rounded up to 32, Dv rounded to 16, D's pairs */
+} abf_head;
+
+/* floats of scratch a task needs on this path */
+static int64_t abf_floats(const att_job *j)
+{
+	int64_t skp = (j->Sk + 31) / 32 * 32, np = (j->D + 1) / 2, dvp = round16(j->Dv);
+	return skp * np + skp / 2 * dvp + ABF_MR * (skp + skp / 2 + np) + 6 * 16;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void abf_pack(const att_job *j, const float *K, const float *V, const abf_head *x,
+                     uint32_t *kp, uint32_t *vp, uint16_t *tmp)
+{
+	int64_t np = x->np, Sk = x->Sk;
+	memset(kp, 0, (size_t)(x->skp * np) * sizeof *kp);
+	if (j->D & 1)
+		tmp[j->D] = 0;
+	for (int64_t k = 0; k < Sk; k++) {
+		att_bf16_row512(K + k * j->rk, j->D, tmp);
+		uint32_t *w = kp + k / 16 * np * 16 + k % 16;
+		const uint32_t *t32 = (const uint32_t *)tmp;
+		for (int64_t p = 0; p < np; p++)
+			w[p * 16] = t32[p];
+	}
+	for (int64_t i = 0; i < (Sk + 1) / 2; i++) {
+		const float *r0 = V + 2 * i * j->rv, *r1 = r0 + j->rv;
+		bool two = 2 * i + 1 < Sk;
+		for (int64_t c = 0; c < x->dvp; c += 16) {
+			__mmask16 t = vm_tail(j->Dv - c > 0 ? j->Dv - c : 0);
+			__m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(
+				_mm512_maskz_loadu_ps(t, r0 + c)));
+			__m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(
+				_mm512_maskz_loadu_ps(two ? t : 0, r1 + c)));
+			_mm512_storeu_si512(vp + i * x->dvp + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+		}
+	}
+}
+
+/* s[r * ld + k] = sum over pairs p of a[r * np + p] . kp (raw scores) for
+ * keys 0 .. skp-1, rows r < R */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void abf_scores_body(const int R, const abf_head *x, const uint32_t *a, float *s,
+                                   int64_t ld)
+{
+	int64_t np = x->np;
+	for (int64_t k0 = 0; k0 < x->skp; k0 += 32) {
+		const uint32_t *b0 = x->kp + k0 * np, *b1 = b0 + 16 * np;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t p = 0; p < np; p++) {
+			__m512bh x0 = (__m512bh)_mm512_loadu_si512(b0 + 16 * p);
+			__m512bh x1 = (__m512bh)_mm512_loadu_si512(b1 + 16 * p);
+			for (int r = 0; r < R; r++) {
+				__m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r * np + p]);
+				c[r][0] = _mm512_dpbf16_ps(c[r][0], ar, x0);
+				c[r][1] = _mm512_dpbf16_ps(c[r][1], ar, x1);
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			_mm512_storeu_ps(s + r * ld + k0, c[r][0]);
+			_mm512_storeu_ps(s + r * ld + k0 + 16, c[r][1]);
+		}
+	}
+}
+
+/* O rows r < R (ro apart) = P V, P rows of key pairs (ps apart) */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void abf_pv_body(const int R, const att_job *j, const abf_head *x,
+                               const uint32_t *pp, int64_t ps, float *o)
+{
+	int64_t npk = (x->Sk + 1) / 2;
+	for (int64_t n0 = 0; n0 < j->Dv; n0 += 32) {
+		bool two = n0 + 16 < x->dvp;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t i = 0; i < npk; i++) {
+			const uint32_t *b = x->vp + i * x->dvp + n0;
+			__m512bh x0 = (__m512bh)_mm512_loadu_si512(b);
+			__m512bh x1 = two ? (__m512bh)_mm512_loadu_si512(b + 16) : x0;
+			for (int r = 0; r < R; r++) {
+				__m512bh ar = (__m512bh)_mm512_set1_epi32((int)pp[r * ps + i]);
+				c[r][0] = _mm512_dpbf16_ps(c[r][0], ar, x0);
+				c[r][1] = _mm512_dpbf16_ps(c[r][1], ar, x1);
+			}
+		}
+		__mmask16 t0 = vm_tail(j->Dv - n0), t1 = vm_tail(j->Dv - n0 - 16 > 0 ? j->Dv - n0 - 16 : 0);
+		for (int r = 0; r < R; r++) {
+			_mm512_mask_storeu_ps(o + r * j->ro + n0, t0, c[r][0]);
+			_mm512_mask_storeu_ps(o + r * j->ro + n0 + 16, t1, c[r][1]);
+		}
+	}
+}
+
+#define ABF_FN(R) \
+__attribute__((target("avx512f,avx512bf16"))) \
+static void abf_scores_##R(const abf_head *x, const uint32_t *a, float *s, int64_t ld) \
+{ \
+	abf_scores_body(R, x, a, s, ld); \
+} \
+__attribute__((target("avx512f,avx512bf16"))) \
+static void abf_pv_##R(const att_job *j, const abf_head *x, const uint32_t *pp, int64_t ps, \
+                       float *o) \
+{ \
+	abf_pv_body(R, j, x, pp, ps, o); \
+}
+ABF_FN(1) ABF_FN(2) ABF_FN(3) ABF_FN(4) ABF_FN(5) ABF_FN(6)
+#undef ABF_FN
+typedef void (*abf_scores_fn)(const abf_head *, const uint32_t *, float *, int64_t);
+typedef void (*abf_pv_fn)(const att_job *, const abf_head *, const uint32_t *, int64_t, float *);
+static const abf_scores_fn abf_scores[ABF_MR + 1] = {
+	NULL, abf_scores_1, abf_scores_2, abf_scores_3, abf_scores_4, abf_scores_5, abf_scores_6,
+};
+static const abf_pv_fn abf_pv[ABF_MR + 1] = {
+	NULL, abf_pv_1, abf_pv_2, abf_pv_3, abf_pv_4, abf_pv_5, abf_pv_6,
+};
+
+/* rows r < R of src (ls apart, n values each) as bf16 pairs into dst (ds
+ * u32 apart; an odd n's last pair ends in a zero) */
+static void abf_pairs(const float *src, int64_t ls, int R, int64_t n, uint32_t *dst, int64_t ds)
+{
+	for (int r = 0; r < R; r++) {
+		uint16_t *d = (uint16_t *)(dst + r * ds);
+		if (n & 1)
+			d[n] = 0;
+		att_bf16_row512(src + r * ls, n, d);
+	}
+}
+
+static void att_block_abf(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task tk;
+	att_task_of(j, t, &tk);
+	if (att_trivial(j, &tk))
+		return;
+	abf_head x = {.Sk = tk.Sk, .skp = (tk.Sk + 31) / 32 * 32, .dvp = round16(j->Dv),
+	              .np = (j->D + 1) / 2};
+	int64_t mskp = (j->Sk + 31) / 32 * 32;    /* the largest sequence's (the buffer's) */
+	uint32_t *kp = (uint32_t *)align16f(buf);
+	uint32_t *vp = (uint32_t *)align16f((float *)kp + mskp * x.np);
+	float *s = align16f((float *)vp + mskp / 2 * x.dvp);
+	uint32_t *q32 = (uint32_t *)align16f(s + ABF_MR * mskp);
+	uint32_t *p32 = (uint32_t *)align16f((float *)q32 + ABF_MR * x.np);
+	x.kp = kp, x.vp = vp;
+	if (*packed != tk.kv) {
+		abf_pack(j, tk.k, tk.v, &x, kp, vp, (uint16_t *)q32);
+		*packed = tk.kv;
+	}
+	int64_t ps = x.skp / 2;
+	for (int64_t r = 0, R; r < tk.nr; r += R) {
+		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
+		abf_scores[R](&x, q32, s, x.skp);
+		att_softmax_rows(j, &tk, r, R, s, x.skp);
+		abf_pairs(s, x.skp, (int)R, x.Sk, p32, ps);
+		abf_pv[R](j, &x, p32, ps, tk.o + r * j->ro);
+	}
+}
+#endif
+
 /* att_block with bf16 products; *packed: which (batch, K/V head) buf's
  * panels hold (-1: none) */
 static void att_block_bf16(const att_job *j, int64_t t, float *buf, int64_t *packed)
@@ -1341,7 +1521,7 @@ static void att_block_bf16(const att_job *j, int64_t t, float *buf, int64_t *pac
 	/* the panels were packed for this sequence's Sk (packed: each
 	 * sequence's own; else every block's) */
 	rt_sgemm_panels_bf16(NULL, nr, Sk, j->D, x.q, j->rq, kt, s, Sk, NULL);
-	att_softmax_rows(j, &x, s);
+	att_softmax_rows(j, &x, 0, nr, s, Sk);
 	rt_sgemm_panels_bf16(NULL, nr, j->Dv, Sk, s, Sk, vp, x.o, j->ro, NULL);
 }
 
@@ -1358,6 +1538,10 @@ static void att_range(void *arg, int64_t b, int64_t e)
 #endif
 	if (j->bf16)
 		need = att_bf16_floats(j);
+#if defined(__x86_64__)
+	if (j->hwbf16)
+		need = abf_floats(j);
+#endif
 	if (need > ATT_STACK) {
 		s = malloc((size_t)need * sizeof(float));
 		if (!s) {
@@ -1367,6 +1551,12 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	}
 	for (int64_t t = b; t < e; t++) {
 		if (j->bf16) {
+#if defined(__x86_64__)
+			if (j->hwbf16) {
+				att_block_abf(j, t, s, &packed);
+				continue;
+			}
+#endif
 			att_block_bf16(j, t, s, &packed);
 			continue;
 		}
