@@ -16,7 +16,8 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?, cu_seqlens?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset, causal, kv_num_heads, kv_tiled], fa =
+ *             v_head_size Dv, v_offset, causal, kv_num_heads, kv_tiled,
+ *             mask_from, bias_from, mask_replace, fpmath], fa =
  *             [mask_filter, scale, causal_fill]
  *       kv_num_heads Hkv (0: H) divides H: K and V hold Hkv heads, Q head h
  *       reads K/V head h / (H / Hkv) (grouped-query attention, K/V repeated
@@ -41,6 +42,9 @@
  *       With in[5] = cu_seqlens (i32 [B+1], padding-free batches): Q, K, V
  *       and the output are [1, T, *], sequence b the rows cu[b] .. cu[b+1]-1,
  *       each attending over its own rows only (no mask, no bias, layout 0).
+ *       fpmath 1 (--fpmath=bf16): Q, K, V and the probabilities rounded to
+ *       bf16 for Q K^T and P V, sums and softmax in f32 (att_block_abf on
+ *       AVX512_BF16, att_block_bf16 elsewhere).
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
  *       -> y[B,S,H], sum?   fa = [epsilon]
  *       sum = word[ids] + pos[pos_ids] + seg[seg_ids], indices broadcast to

@@ -20,6 +20,11 @@
  *   masked key's score, fully masked rows uniform) on random configurations
  *   and the models' shapes (test_attention_replace,
  *   test_attention_replace_uniform).
+ * fpmath 1 (--fpmath=bf16: Q, K, V and P rounded to bf16 for the two
+ * products) on every GEMM kernel the CPU runs (AVX512_BF16's own attention
+ * kernel; the fp32 fallback through avx2 and c) on the same kinds of
+ * configurations, against the double reference within bf16_bound
+ * (test_attention_bf16), and changing BERT's outputs (test_attention_bf16_ran).
  * On x86-64 without AVX-512 the vector path is the fused AVX2 kernel
  * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
