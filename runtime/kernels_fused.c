@@ -1504,6 +1504,142 @@ static void att_block_abf(const att_job *j, int64_t t, float *buf, int64_t *pack
 }
 #endif
 
+#if defined(__x86_64__)
+/* ---- the fused AVX-512 attention (path 1 on x86-64, f32) ----
+ * att_block's arithmetic without rt_sgemm's calls: per (batch, K/V head)
+ * K into panels of 16 keys ([D][16], zero past Sk up to skp, Sk rounded
+ * up to 32) and V into rows of dvp floats (Dv rounded up to 16, zeros
+ * past Dv); per strip of up to 6 query rows the raw scores by FMAs over d
+ * in order (as rt_sgemm sums), 32 keys at a time, the path's row softmax
+ * (softmax_row_avx512), then O = P V by FMAs over the keys in order, 32
+ * columns at a time.  rt_sgemm's 48-column panels left a third of P V's
+ * work on zeros at Dv = 64. */
+typedef struct afp_head {
+	const float *kp, *vp;
+	int64_t Sk, skp, dvp;
+} afp_head;
+
+static int64_t afp_floats(const att_job *j)
+{
+	int64_t skp = (j->Sk + 31) / 32 * 32;
+	return skp * j->D + j->Sk * round16(j->Dv) + ABF_MR * skp + 4 * 16;
+}
+
+VM_AVX512
+static void afp_pack(const att_job *j, const float *K, const float *V, const afp_head *x,
+                     float *kp, float *vp)
+{
+	int64_t D = j->D;
+	memset(kp, 0, (size_t)(x->skp * D) * sizeof *kp);
+	for (int64_t k = 0; k < x->Sk; k++) {
+		const float *src = K + k * j->rk;
+		float *w = kp + k / 16 * D * 16 + k % 16;
+		for (int64_t d = 0; d < D; d++)
+			w[d * 16] = src[d];
+	}
+	for (int64_t k = 0; k < x->Sk; k++)
+		for (int64_t c = 0; c < x->dvp; c += 16) {
+			__mmask16 t = vm_tail(j->Dv - c > 0 ? j->Dv - c : 0);
+			_mm512_storeu_ps(vp + k * x->dvp + c, _mm512_maskz_loadu_ps(t, V + k * j->rv + c));
+		}
+}
+
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void afp_scores_body(const int R, const att_job *j, const afp_head *x,
+                                   const float *q, float *s)
+{
+	int64_t D = j->D;
+	for (int64_t k0 = 0; k0 < x->skp; k0 += 32) {
+		const float *b0 = x->kp + k0 * D, *b1 = b0 + 16 * D;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t d = 0; d < D; d++) {
+			__m512 x0 = _mm512_loadu_ps(b0 + 16 * d), x1 = _mm512_loadu_ps(b1 + 16 * d);
+			for (int r = 0; r < R; r++) {
+				__m512 ar = _mm512_set1_ps(q[r * j->rq + d]);
+				c[r][0] = _mm512_fmadd_ps(ar, x0, c[r][0]);
+				c[r][1] = _mm512_fmadd_ps(ar, x1, c[r][1]);
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			_mm512_storeu_ps(s + r * x->skp + k0, c[r][0]);
+			_mm512_storeu_ps(s + r * x->skp + k0 + 16, c[r][1]);
+		}
+	}
+}
+
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void afp_pv_body(const int R, const att_job *j, const afp_head *x, const float *p,
+                               float *o)
+{
+	for (int64_t n0 = 0; n0 < j->Dv; n0 += 32) {
+		bool two = n0 + 16 < x->dvp;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t k = 0; k < x->Sk; k++) {
+			const float *b = x->vp + k * x->dvp + n0;
+			__m512 x0 = _mm512_loadu_ps(b), x1 = two ? _mm512_loadu_ps(b + 16) : x0;
+			for (int r = 0; r < R; r++) {
+				__m512 ar = _mm512_set1_ps(p[r * x->skp + k]);
+				c[r][0] = _mm512_fmadd_ps(ar, x0, c[r][0]);
+				c[r][1] = _mm512_fmadd_ps(ar, x1, c[r][1]);
+			}
+		}
+		__mmask16 t0 = vm_tail(j->Dv - n0), t1 = vm_tail(j->Dv - n0 - 16 > 0 ? j->Dv - n0 - 16 : 0);
+		for (int r = 0; r < R; r++) {
+			_mm512_mask_storeu_ps(o + r * j->ro + n0, t0, c[r][0]);
+			_mm512_mask_storeu_ps(o + r * j->ro + n0 + 16, t1, c[r][1]);
+		}
+	}
+}
+
+#define AFP_FN(R) \
+__attribute__((target("avx512f,fma"))) \
+static void afp_scores_##R(const att_job *j, const afp_head *x, const float *q, float *s) \
+{ \
+	afp_scores_body(R, j, x, q, s); \
+} \
+__attribute__((target("avx512f,fma"))) \
+static void afp_pv_##R(const att_job *j, const afp_head *x, const float *p, float *o) \
+{ \
+	afp_pv_body(R, j, x, p, o); \
+}
+AFP_FN(1) AFP_FN(2) AFP_FN(3) AFP_FN(4) AFP_FN(5) AFP_FN(6)
+#undef AFP_FN
+typedef void (*afp_fn)(const att_job *, const afp_head *, const float *, float *);
+static const afp_fn afp_scores[ABF_MR + 1] = {
+	NULL, afp_scores_1, afp_scores_2, afp_scores_3, afp_scores_4, afp_scores_5, afp_scores_6,
+};
+static const afp_fn afp_pv[ABF_MR + 1] = {
+	NULL, afp_pv_1, afp_pv_2, afp_pv_3, afp_pv_4, afp_pv_5, afp_pv_6,
+};
+
+static void att_block_afp(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task tk;
+	att_task_of(j, t, &tk);
+	if (att_trivial(j, &tk))
+		return;
+	afp_head x = {.Sk = tk.Sk, .skp = (tk.Sk + 31) / 32 * 32, .dvp = round16(j->Dv)};
+	int64_t mskp = (j->Sk + 31) / 32 * 32;    /* the largest sequence's (the buffer's) */
+	float *kp = align16f(buf), *vp = align16f(kp + mskp * j->D);
+	float *s = align16f(vp + j->Sk * x.dvp);
+	x.kp = kp, x.vp = vp;
+	if (*packed != tk.kv) {
+		afp_pack(j, tk.k, tk.v, &x, kp, vp);
+		*packed = tk.kv;
+	}
+	for (int64_t r = 0, R; r < tk.nr; r += R) {
+		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+		afp_scores[R](j, &x, tk.q + r * j->rq, s);
+		att_softmax_rows(j, &tk, r, R, s, x.skp);
+		afp_pv[R](j, &x, s, tk.o + r * j->ro);
+	}
+}
+#endif
+
 /* att_block with bf16 products; *packed: which (batch, K/V head) buf's
  * panels hold (-1: none) */
 static void att_block_bf16(const att_job *j, int64_t t, float *buf, int64_t *packed)
@@ -1545,6 +1681,8 @@ static void att_range(void *arg, int64_t b, int64_t e)
 #if defined(__x86_64__)
 	if (j->hwbf16)
 		need = abf_floats(j);
+	if (!j->bf16 && j->path == 1)
+		need = afp_floats(j);
 #endif
 	if (need > ATT_STACK) {
 		s = malloc((size_t)need * sizeof(float));
@@ -1554,6 +1692,12 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		}
 	}
 	for (int64_t t = b; t < e; t++) {
+#if defined(__x86_64__)
+		if (!j->bf16 && j->path == 1) {
+			att_block_afp(j, t, s, &packed);
+			continue;
+		}
+#endif
 		if (j->bf16) {
 #if defined(__x86_64__)
 			if (j->hwbf16) {
