@@ -57,10 +57,12 @@
  * The attention softmax and the layer norms have a SIMD path (vector math
  * from vmath.h: AVX-512 on x86-64, NEON on aarch64), an AVX2 + FMA one
  * (x86-64 without AVX-512) and a scalar one, chosen once from the CPU
- * (rt_fused_simd_use overrides it).  The attention's SIMD and scalar paths
- * take Q K^T and P V from rt_sgemm; its AVX2 path is one fused kernel
- * (its own micro-kernel, softmax on the scores while they are in L1: see
- * "the fused AVX2 attention" below).  All follow the
+ * (rt_fused_simd_use overrides it).  The attention's scalar path (and
+ * NEON's) take Q K^T and P V from rt_sgemm; its AVX2 path is one fused
+ * kernel (its own micro-kernel, softmax on the scores while they are in
+ * L1: see "the fused AVX2 attention" below), and so is its AVX-512 path on
+ * x86-64 ("the fused AVX-512 attention", 6 rows by 32 keys or columns, the
+ * softmax rows of softmax_row_avx512 between the products).  All follow the
  * semantics above; they differ only in rounding (the vector paths sum in
  * 16, 8 or 4x4 float lanes, the scalar layer norm in double; AVX2's exp
  * flushes results below exp(-87) to 0; the fused path applies 1/sum to
