@@ -7,6 +7,10 @@
  *   ATTN_BENCH_PEAK=G        this machine's fp32 FMA peak in GFLOP per
  *                            CPU-second (kiln_peak's fp32_core): a % column
  *   ATTN_BENCH_ONLY=TEXT     only the shapes whose name holds TEXT
+ *   ATTN_BENCH_BF16=1        fpmath 1: the products on bf16 operands (kiln
+ *                            compile --fpmath=bf16; vdpbf16ps where the CPU
+ *                            has AVX512_BF16); ATTN_BENCH_PEAK is then the
+ *                            bf16 peak (kiln_peak's bf16_core)
  *   ATTN_BENCH_QKV=FILE      Q/K/V of the self-attention shapes read from FILE
  *                            (raw f32 [B, S, 3*H*D], e.g. a model's QKV GEMM
  *                            output dumped from a debugger) where its size
@@ -67,6 +71,8 @@ typedef struct {
 	                * 16..128, ascending), packed as --remove-padding runs them: Q/K/V [1, T,
 	                * 3*H*D] and cu_seqlens, no mask */
 } shape;
+
+static int fpmath;   /* ATTN_BENCH_BF16 */
 
 static const shape shapes[] = {
 	{ "bert b1", 1, 128, 128, 12, 64, 0, 1, 0 },
@@ -145,6 +151,7 @@ static void setup(const shape *s, call *c, float *q, float *kv, int64_t *mask, f
 	c->ia[RT_IA_KlnAttention_k_offset] = s->cross ? 0 : hd;
 	c->ia[RT_IA_KlnAttention_v_offset] = s->cross ? hd : 2 * hd;
 	c->ia[RT_IA_KlnAttention_causal] = s->causal;
+	c->ia[RT_IA_KlnAttention_fpmath] = fpmath;
 	c->fa[RT_FA_KlnAttention_scale] = 0.125f;
 	c->fa[RT_FA_KlnAttention_mask_filter] = -10000.0f;
 	c->fa[RT_FA_KlnAttention_causal_fill] = -3.4028234663852886e+38f;
@@ -271,6 +278,9 @@ int main(int argc, char **argv)
 		printf("a [128, 768] x [768, 3072] GEMM before every call\n");
 	}
 	double peak = pk && *pk ? atof(pk) : 0;
+	fpmath = getenv("ATTN_BENCH_BF16") && atoi(getenv("ATTN_BENCH_BF16")) > 0;
+	if (fpmath)
+		printf("fpmath 1: bf16 products (GEMM kernel %s)\n", rt_sgemm_bf16_kernel());
 	printf("KlnAttention path %d (0 scalar, 1 AVX-512/NEON, 2 AVX2); GFLOP per CPU-second "
 	       "(fastest call's GFLOP/s; GFLOP per wall-second, per CPU-second of all calls)%s\n", rt_fused_path(), peak > 0 ? ", % of the 1-core FMA peak" : "");
 	if (qkv && *qkv)

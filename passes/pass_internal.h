@@ -61,6 +61,7 @@ void pass_canon_einsum(Graph *g, PassCtx *pc);  /* canon_einsum.c */
 void pass_quantize(Graph *g, PassCtx *pc);      /* quantize.c */
 void pass_fuse_qgemm(Graph *g, PassCtx *pc);    /* fuse_qgemm.c */
 void pass_pack_tokens(Graph *g, PassCtx *pc);   /* pack_tokens.c */
+void pass_fpmath_bf16(Graph *g, PassCtx *pc);   /* fpmath.c */
 
 /* ---- matching helpers (match.c): never mutate ---------------------------- */
 

@@ -66,6 +66,8 @@ static const PassDef passes[] = {
 	{"pack-tokens", pass_pack_tokens,
 	 "row-wise ops and attentions masked by one graph input run on the real tokens only "
 	 "(KlnPackTokens/KlnUnpackTokens); --remove-padding runs it last; requires the fusions", NULL},
+	{"fpmath-bf16", pass_fpmath_bf16,
+	 "KlnAttention fpmath 1: Q K^T and P V on bf16 operands, f32 sums; --fpmath=bf16 runs it last", NULL},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 
@@ -351,6 +353,8 @@ static int run_pipeline(Graph *g, const PassOptions *o, PassCtx *pc, Diag *diag)
 	if (o->quantize_int8 && run_one(g, find_pass("quantize", 8), o, pc, diag))
 		return -1;
 	if (o->remove_padding && run_one(g, find_pass("pack-tokens", 11), o, pc, diag))
+		return -1;
+	if (o->fpmath_bf16 && run_one(g, find_pass("fpmath-bf16", 11), o, pc, diag))
 		return -1;
 	if (o->explain)
 		explain_rest(g, o, pc);

@@ -16,7 +16,8 @@
  *       sum = x + skip (+ bias); y = LayerNorm(sum)
  *   KlnAttention(Q[B,Sq,*], K[B,Sk,*], V[B,Sk,*], bias?, mask?, cu_seqlens?) -> [B, Sq, H*Dv]
  *       ia = [head_size D, k_offset, layout, nan_guard, num_heads H, q_offset,
- *             v_head_size Dv, v_offset, causal, kv_num_heads, kv_tiled], fa =
+ *             v_head_size Dv, v_offset, causal, kv_num_heads, kv_tiled,
+ *             mask_from, bias_from, mask_replace, fpmath], fa =
  *             [mask_filter, scale, causal_fill]
  *       kv_num_heads Hkv (0: H) divides H: K and V hold Hkv heads, Q head h
  *       reads K/V head h / (H / Hkv) (grouped-query attention, K/V repeated
@@ -41,6 +42,9 @@
  *       With in[5] = cu_seqlens (i32 [B+1], padding-free batches): Q, K, V
  *       and the output are [1, T, *], sequence b the rows cu[b] .. cu[b+1]-1,
  *       each attending over its own rows only (no mask, no bias, layout 0).
+ *       fpmath 1 (--fpmath=bf16): Q, K, V and the probabilities rounded to
+ *       bf16 for Q K^T and P V, sums and softmax in f32 (att_block_abf on
+ *       AVX512_BF16, att_block_bf16 elsewhere).
  *   KlnEmbedLayerNorm(ids[B,S], word[V,H], gamma, beta, pos_ids?, pos?, seg_ids?, seg?)
  *       -> y[B,S,H], sum?   fa = [epsilon]
  *       sum = word[ids] + pos[pos_ids] + seg[seg_ids], indices broadcast to
@@ -53,10 +57,12 @@
  * The attention softmax and the layer norms have a SIMD path (vector math
  * from vmath.h: AVX-512 on x86-64, NEON on aarch64), an AVX2 + FMA one
  * (x86-64 without AVX-512) and a scalar one, chosen once from the CPU
- * (rt_fused_simd_use overrides it).  The attention's SIMD and scalar paths
- * take Q K^T and P V from rt_sgemm; its AVX2 path is one fused kernel
- * (its own micro-kernel, softmax on the scores while they are in L1: see
- * "the fused AVX2 attention" below).  All follow the
+ * (rt_fused_simd_use overrides it).  The attention's scalar path (and
+ * NEON's) take Q K^T and P V from rt_sgemm; its AVX2 path is one fused
+ * kernel (its own micro-kernel, softmax on the scores while they are in
+ * L1: see "the fused AVX2 attention" below), and so is its AVX-512 path on
+ * x86-64 ("the fused AVX-512 attention", 6 rows by 32 keys or columns, the
+ * softmax rows of softmax_row_avx512 between the products).  All follow the
  * semantics above; they differ only in rounding (the vector paths sum in
  * 16, 8 or 4x4 float lanes, the scalar layer norm in double; AVX2's exp
  * flushes results below exp(-87) to 0; the fused path applies 1/sum to
@@ -650,6 +656,8 @@ typedef struct att_job {
 	bool guard;
 	bool replace;            /* mask_replace: pad holds the masked keys' scores (att_pad) */
 	int path;                /* att_path(): 0 scalar, 1 wide SIMD, 2 AVX2 */
+	bool bf16;               /* fpmath 1: the products on bf16 operands (att_block_bf16) */
+	bool hwbf16;             /* ... and the CPU converts to bf16 (AVX512_BF16) */
 	int failed;              /* scratch allocation failed (set by tasks) */
 } att_job;
 
@@ -694,6 +702,12 @@ static bool att_trivial(const att_job *j, const att_task *x)
 	for (int64_t r = 0; r < x->nr; r++)
 		memset(x->o + r * j->ro, 0, (size_t)j->Dv * sizeof(float));
 	return true;
+}
+
+/* p rounded up to 64 bytes */
+static float *align16f(float *p)
+{
+	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
 /* One row of scores: x = row * scale + bias (step bs[3]) + pad, then
@@ -1096,11 +1110,6 @@ static int64_t att_fused_floats(const att_job *j)
 	return skp * j->D + skp * round16(j->Dv) + ATT_MR * skp + 48;
 }
 
-static float *align16f(float *p)
-{
-	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
-
 /* Into L2: K/V rows lo .. hi-1 of a head (another task's, fetched while
  * this one computes: a head's rows are far apart, out of the hardware
  * prefetcher's reach) */
@@ -1202,31 +1211,460 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 #define softmax_row_simd softmax_row_c
 #endif
 
+/* softmax over the block's score rows r0 .. r0+n-1, s their first (ld
+ * apart), on the path's row softmax */
+static void att_softmax_rows(const att_job *j, const att_task *x, int64_t r0, int64_t n,
+                             float *s, int64_t ld)
+{
+	int64_t Sk = x->Sk;
+	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
+	for (int64_t r = r0; r < r0 + n; r++) {
+		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
+		                              (x->q0 + r) * j->bs[2] : NULL;
+		/* keys k <= q + (Sk - Sq) are before the causal edge */
+		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		float *row = s + (r - r0) * ld;
+		if (j->path == 1)
+			softmax_row_simd(j, row, Sk, bias, pad, na);
+		else
+			softmax_row_c(j, row, Sk, bias, pad, na);
+	}
+}
+
 static void att_block(const att_job *j, int64_t t, float *s)
 {
 	att_task x;
 	att_task_of(j, t, &x);
 	if (att_trivial(j, &x))
 		return;
-	int64_t b = x.b, h = x.h, Sq = x.Sq, Sk = x.Sk, q0 = x.q0, nr = x.nr;
+	int64_t Sk = x.Sk, nr = x.nr;
 	const float *Q = x.q, *K = x.k, *V = x.v;
 	float *O = x.o;
 	if (j->D == 0)
 		memset(s, 0, (size_t)(nr * Sk) * sizeof(float));
 	else
 		rt_sgemm(NULL, 0, 1, nr, Sk, j->D, 1.0f, Q, j->rq, K, j->rk, 0.0f, s, Sk);
-	const float *pad = j->pad ? j->pad + b * Sk : NULL;
-	for (int64_t r = 0; r < nr; r++) {
-		const float *bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] +
-		                              (q0 + r) * j->bs[2] : NULL;
-		/* keys k <= q + (Sk - Sq) are before the causal edge */
-		int64_t na = j->causal ? q0 + r + Sk - Sq + 1 : Sk;
-		if (j->path == 1)
-			softmax_row_simd(j, s + r * Sk, Sk, bias, pad, na);
-		else
-			softmax_row_c(j, s + r * Sk, Sk, bias, pad, na);
-	}
+	att_softmax_rows(j, &x, 0, nr, s, Sk);
 	rt_sgemm(NULL, 0, 0, nr, j->Dv, Sk, 1.0f, s, Sk, V, j->rv, 0.0f, O, j->ro);
+}
+
+/* ---- bf16 products (fpmath 1, kiln compile --fpmath=bf16) ----
+ *
+ * Per (batch, K/V head), once for the query blocks of a task range that
+ * read it, K^T [D, Sk] and V [Sk, Dv] go into the bf16 panel layout of
+ * rt.h (rounded to nearest even); per query block S = Q K^T and O = P V
+ * are rt_sgemm_panels_bf16 (Q and P rounded to bf16 there), the softmax
+ * between them att_block's, in f32.  Where the CPU has AVX512_BF16 the
+ * products are vdpbf16ps (two products a lane, summed in f32); elsewhere
+ * gemm.c multiplies the same rounded operands in f32, so every CPU rounds
+ * the inputs alike and the results differ only in the order of the sums. */
+
+/* floats of scratch a task needs on this path: scores, K^T and V panels,
+ * a row in bf16 */
+static int64_t att_bf16_floats(const att_job *j)
+{
+	int64_t wide = j->D > j->Dv ? j->D : j->Dv;
+	return (rt_gemm_panel_bf16s(j->D, j->Sk) + rt_gemm_panel_bf16s(j->Sk, j->Dv)) / 2 +
+	       j->rows * j->Sk + wide / 2 + 64;
+}
+
+#if defined(__x86_64__)
+/* n floats to bf16 as rt_f32_to_bf16 (vcvtneps2bf16 rounds to nearest
+ * even and quiets NaNs alike; it flushes subnormals, as gemm.c's A) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void att_bf16_row512(const float *src, int64_t n, uint16_t *dst)
+{
+	for (int64_t k = 0; k < n; k += 16) {
+		__mmask16 t = vm_tail(n - k);
+		__m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(t, src + k));
+		_mm256_mask_storeu_epi16(dst + k, t, (__m256i)h);
+	}
+}
+#endif
+
+static void att_bf16_row(const att_job *j, const float *src, int64_t n, uint16_t *dst)
+{
+#if defined(__x86_64__)
+	if (j->hwbf16) {
+		att_bf16_row512(src, n, dst);
+		return;
+	}
+#endif
+	for (int64_t k = 0; k < n; k++)
+		dst[k] = rt_f32_to_bf16(src[k]);
+}
+
+/* K [Sk rows, step rk] as W = K^T [D, Sk] in bf16 panels: panel q's pair
+ * p of column c is K[q*P + c, 2p], K[q*P + c, 2p + 1] (zeros past D, Sk):
+ * a pair of one key's row, so each key is converted once (tmp) and its
+ * pairs copied out */
+static void att_pack_kt_bf16(const att_job *j, const float *K, int64_t Sk, uint16_t *dst,
+                             uint16_t *tmp)
+{
+	int64_t P = RT_GEMM_PANEL, np = (j->D + 1) / 2;
+	uint32_t *d32 = (uint32_t *)dst;
+	memset(dst, 0, (size_t)rt_gemm_panel_bf16s(j->D, Sk) * sizeof(uint16_t));
+	if (j->D & 1)
+		tmp[j->D] = 0;
+	for (int64_t c = 0; c < Sk; c++) {
+		att_bf16_row(j, K + c * j->rk, j->D, tmp);
+		uint32_t *w = d32 + c / P * np * P + c % P;
+		for (int64_t p = 0; p < np; p++)
+			w[p * P] = (uint32_t)tmp[2 * p] | (uint32_t)tmp[2 * p + 1] << 16;
+	}
+}
+
+/* V [Sk rows, step rv] as W = V [Sk, Dv] in bf16 panels: panel q's pair p
+ * of column c is V[2p, q*P + c], V[2p + 1, q*P + c] (zeros past Sk, Dv) */
+static void att_pack_v_bf16(const att_job *j, const float *V, int64_t Sk, uint16_t *dst,
+                            uint16_t *tmp)
+{
+	int64_t P = RT_GEMM_PANEL, Dv = j->Dv;
+	memset(dst, 0, (size_t)rt_gemm_panel_bf16s(Sk, Dv) * sizeof(uint16_t));
+	for (int64_t k = 0; k < Sk; k++) {
+		att_bf16_row(j, V + k * j->rv, Dv, tmp);
+		uint16_t *w = dst + k / 2 * 2 * P + k % 2;
+		for (int64_t c = 0; c < Dv; c++)
+			w[c / P * ((Sk + 1) / 2) * 2 * P + c % P * 2] = tmp[c];
+	}
+}
+
+#if defined(__x86_64__)
+/* The same on AVX512_BF16 in one kernel (hwbf16): per (batch, K/V head) K
+ * into panels of 16 keys ([D/2 pairs][16 keys], a u32 pair K[k, 2p],
+ * K[k, 2p+1] each; zero past Sk up to skp, Sk rounded up to 32) and V into
+ * rows of key pairs ([Sk/2][dvp], V[2i, c], V[2i+1, c]; Dv rounded up to
+ * 16 as dvp, zeros past Sk and Dv); per strip of up to 6 query rows: Q's
+ * rows as bf16 pairs, the raw scores by vdpbf16ps (32 keys at a time), the
+ * path's row softmax on each row (scale, bias, masks: att_softmax_rows),
+ * P rounded to bf16 pairs, O = P V by vdpbf16ps (32 columns at a time).
+ * The operands are rounded as att_block_bf16's gemm.c rounds them; the
+ * sums run in another order. */
+#define ABF_MR 6
+
+typedef struct abf_head {
+	const uint32_t *kp, *vp;
+	int64_t Sk, skp, dvp, np; /* keys, keys rounded up to 32, Dv rounded to 16, D's pairs */
+} abf_head;
+
+/* floats of scratch a task needs on this path */
+static int64_t abf_floats(const att_job *j)
+{
+	int64_t skp = (j->Sk + 31) / 32 * 32, np = (j->D + 1) / 2, dvp = round16(j->Dv);
+	return skp * np + skp / 2 * dvp + ABF_MR * (skp + skp / 2 + np) + 6 * 16;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void abf_pack(const att_job *j, const float *K, const float *V, const abf_head *x,
+                     uint32_t *kp, uint32_t *vp, uint16_t *tmp)
+{
+	int64_t np = x->np, Sk = x->Sk;
+	memset(kp, 0, (size_t)(x->skp * np) * sizeof *kp);
+	if (j->D & 1)
+		tmp[j->D] = 0;
+	for (int64_t k = 0; k < Sk; k++) {
+		att_bf16_row512(K + k * j->rk, j->D, tmp);
+		uint32_t *w = kp + k / 16 * np * 16 + k % 16;
+		const uint32_t *t32 = (const uint32_t *)tmp;
+		for (int64_t p = 0; p < np; p++)
+			w[p * 16] = t32[p];
+	}
+	for (int64_t i = 0; i < (Sk + 1) / 2; i++) {
+		const float *r0 = V + 2 * i * j->rv, *r1 = r0 + j->rv;
+		bool two = 2 * i + 1 < Sk;
+		for (int64_t c = 0; c < x->dvp; c += 16) {
+			__mmask16 t = vm_tail(j->Dv - c > 0 ? j->Dv - c : 0);
+			__m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(
+				_mm512_maskz_loadu_ps(t, r0 + c)));
+			__m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(
+				_mm512_maskz_loadu_ps(two ? t : 0, r1 + c)));
+			_mm512_storeu_si512(vp + i * x->dvp + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+		}
+	}
+}
+
+/* s[r * ld + k] = sum over pairs p of a[r * np + p] . kp (raw scores) for
+ * keys 0 .. skp-1, rows r < R */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void abf_scores_body(const int R, const abf_head *x, const uint32_t *a, float *s,
+                                   int64_t ld)
+{
+	int64_t np = x->np;
+	for (int64_t k0 = 0; k0 < x->skp; k0 += 32) {
+		const uint32_t *b0 = x->kp + k0 * np, *b1 = b0 + 16 * np;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t p = 0; p < np; p++) {
+			__m512bh x0 = (__m512bh)_mm512_loadu_si512(b0 + 16 * p);
+			__m512bh x1 = (__m512bh)_mm512_loadu_si512(b1 + 16 * p);
+			for (int r = 0; r < R; r++) {
+				__m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r * np + p]);
+				c[r][0] = _mm512_dpbf16_ps(c[r][0], ar, x0);
+				c[r][1] = _mm512_dpbf16_ps(c[r][1], ar, x1);
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			_mm512_storeu_ps(s + r * ld + k0, c[r][0]);
+			_mm512_storeu_ps(s + r * ld + k0 + 16, c[r][1]);
+		}
+	}
+}
+
+/* O rows r < R (ro apart) = P V, P rows of key pairs (ps apart) */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void abf_pv_body(const int R, const att_job *j, const abf_head *x,
+                               const uint32_t *pp, int64_t ps, float *o)
+{
+	int64_t npk = (x->Sk + 1) / 2;
+	for (int64_t n0 = 0; n0 < j->Dv; n0 += 32) {
+		bool two = n0 + 16 < x->dvp;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t i = 0; i < npk; i++) {
+			const uint32_t *b = x->vp + i * x->dvp + n0;
+			__m512bh x0 = (__m512bh)_mm512_loadu_si512(b);
+			__m512bh x1 = two ? (__m512bh)_mm512_loadu_si512(b + 16) : x0;
+			for (int r = 0; r < R; r++) {
+				__m512bh ar = (__m512bh)_mm512_set1_epi32((int)pp[r * ps + i]);
+				c[r][0] = _mm512_dpbf16_ps(c[r][0], ar, x0);
+				c[r][1] = _mm512_dpbf16_ps(c[r][1], ar, x1);
+			}
+		}
+		__mmask16 t0 = vm_tail(j->Dv - n0), t1 = vm_tail(j->Dv - n0 - 16 > 0 ? j->Dv - n0 - 16 : 0);
+		for (int r = 0; r < R; r++) {
+			_mm512_mask_storeu_ps(o + r * j->ro + n0, t0, c[r][0]);
+			_mm512_mask_storeu_ps(o + r * j->ro + n0 + 16, t1, c[r][1]);
+		}
+	}
+}
+
+#define ABF_FN(R) \
+__attribute__((target("avx512f,avx512bf16"))) \
+static void abf_scores_##R(const abf_head *x, const uint32_t *a, float *s, int64_t ld) \
+{ \
+	abf_scores_body(R, x, a, s, ld); \
+} \
+__attribute__((target("avx512f,avx512bf16"))) \
+static void abf_pv_##R(const att_job *j, const abf_head *x, const uint32_t *pp, int64_t ps, \
+                       float *o) \
+{ \
+	abf_pv_body(R, j, x, pp, ps, o); \
+}
+ABF_FN(1) ABF_FN(2) ABF_FN(3) ABF_FN(4) ABF_FN(5) ABF_FN(6)
+#undef ABF_FN
+typedef void (*abf_scores_fn)(const abf_head *, const uint32_t *, float *, int64_t);
+typedef void (*abf_pv_fn)(const att_job *, const abf_head *, const uint32_t *, int64_t, float *);
+static const abf_scores_fn abf_scores[ABF_MR + 1] = {
+	NULL, abf_scores_1, abf_scores_2, abf_scores_3, abf_scores_4, abf_scores_5, abf_scores_6,
+};
+static const abf_pv_fn abf_pv[ABF_MR + 1] = {
+	NULL, abf_pv_1, abf_pv_2, abf_pv_3, abf_pv_4, abf_pv_5, abf_pv_6,
+};
+
+/* rows r < R of src (ls apart, n values each) as bf16 pairs into dst (ds
+ * u32 apart; an odd n's last pair ends in a zero) */
+static void abf_pairs(const float *src, int64_t ls, int R, int64_t n, uint32_t *dst, int64_t ds)
+{
+	for (int r = 0; r < R; r++) {
+		uint16_t *d = (uint16_t *)(dst + r * ds);
+		if (n & 1)
+			d[n] = 0;
+		att_bf16_row512(src + r * ls, n, d);
+	}
+}
+
+static void att_block_abf(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task tk;
+	att_task_of(j, t, &tk);
+	if (att_trivial(j, &tk))
+		return;
+	abf_head x = {.Sk = tk.Sk, .skp = (tk.Sk + 31) / 32 * 32, .dvp = round16(j->Dv),
+	              .np = (j->D + 1) / 2};
+	int64_t mskp = (j->Sk + 31) / 32 * 32;    /* the largest sequence's (the buffer's) */
+	uint32_t *kp = (uint32_t *)align16f(buf);
+	uint32_t *vp = (uint32_t *)align16f((float *)kp + mskp * x.np);
+	float *s = align16f((float *)vp + mskp / 2 * x.dvp);
+	uint32_t *q32 = (uint32_t *)align16f(s + ABF_MR * mskp);
+	uint32_t *p32 = (uint32_t *)align16f((float *)q32 + ABF_MR * x.np);
+	x.kp = kp, x.vp = vp;
+	if (*packed != tk.kv) {
+		abf_pack(j, tk.k, tk.v, &x, kp, vp, (uint16_t *)q32);
+		*packed = tk.kv;
+	}
+	int64_t ps = x.skp / 2;
+	for (int64_t r = 0, R; r < tk.nr; r += R) {
+		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
+		abf_scores[R](&x, q32, s, x.skp);
+		att_softmax_rows(j, &tk, r, R, s, x.skp);
+		abf_pairs(s, x.skp, (int)R, x.Sk, p32, ps);
+		abf_pv[R](j, &x, p32, ps, tk.o + r * j->ro);
+	}
+}
+#endif
+
+#if defined(__x86_64__)
+/* ---- the fused AVX-512 attention (path 1 on x86-64, f32) ----
+ * att_block's arithmetic without rt_sgemm's calls: per (batch, K/V head)
+ * K into panels of 16 keys ([D][16], zero past Sk up to skp, Sk rounded
+ * up to 32) and V into rows of dvp floats (Dv rounded up to 16, zeros
+ * past Dv); per strip of up to 6 query rows the raw scores by FMAs over d
+ * in order (as rt_sgemm sums), 32 keys at a time, the path's row softmax
+ * (softmax_row_avx512), then O = P V by FMAs over the keys in order, 32
+ * columns at a time.  rt_sgemm's 48-column panels left a third of P V's
+ * work on zeros at Dv = 64. */
+typedef struct afp_head {
+	const float *kp, *vp;
+	int64_t Sk, skp, dvp;
+} afp_head;
+
+static int64_t afp_floats(const att_job *j)
+{
+	int64_t skp = (j->Sk + 31) / 32 * 32;
+	return skp * j->D + j->Sk * round16(j->Dv) + ABF_MR * skp + 4 * 16;
+}
+
+VM_AVX512
+static void afp_pack(const att_job *j, const float *K, const float *V, const afp_head *x,
+                     float *kp, float *vp)
+{
+	int64_t D = j->D;
+	memset(kp, 0, (size_t)(x->skp * D) * sizeof *kp);
+	for (int64_t k = 0; k < x->Sk; k++) {
+		const float *src = K + k * j->rk;
+		float *w = kp + k / 16 * D * 16 + k % 16;
+		for (int64_t d = 0; d < D; d++)
+			w[d * 16] = src[d];
+	}
+	for (int64_t k = 0; k < x->Sk; k++)
+		for (int64_t c = 0; c < x->dvp; c += 16) {
+			__mmask16 t = vm_tail(j->Dv - c > 0 ? j->Dv - c : 0);
+			_mm512_storeu_ps(vp + k * x->dvp + c, _mm512_maskz_loadu_ps(t, V + k * j->rv + c));
+		}
+}
+
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void afp_scores_body(const int R, const att_job *j, const afp_head *x,
+                                   const float *q, float *s)
+{
+	int64_t D = j->D;
+	for (int64_t k0 = 0; k0 < x->skp; k0 += 32) {
+		const float *b0 = x->kp + k0 * D, *b1 = b0 + 16 * D;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t d = 0; d < D; d++) {
+			__m512 x0 = _mm512_loadu_ps(b0 + 16 * d), x1 = _mm512_loadu_ps(b1 + 16 * d);
+			for (int r = 0; r < R; r++) {
+				__m512 ar = _mm512_set1_ps(q[r * j->rq + d]);
+				c[r][0] = _mm512_fmadd_ps(ar, x0, c[r][0]);
+				c[r][1] = _mm512_fmadd_ps(ar, x1, c[r][1]);
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			_mm512_storeu_ps(s + r * x->skp + k0, c[r][0]);
+			_mm512_storeu_ps(s + r * x->skp + k0 + 16, c[r][1]);
+		}
+	}
+}
+
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void afp_pv_body(const int R, const att_job *j, const afp_head *x, const float *p,
+                               float *o)
+{
+	for (int64_t n0 = 0; n0 < j->Dv; n0 += 32) {
+		bool two = n0 + 16 < x->dvp;
+		__m512 c[ABF_MR][2];
+		for (int r = 0; r < R; r++)
+			c[r][0] = c[r][1] = _mm512_setzero_ps();
+		for (int64_t k = 0; k < x->Sk; k++) {
+			const float *b = x->vp + k * x->dvp + n0;
+			__m512 x0 = _mm512_loadu_ps(b), x1 = two ? _mm512_loadu_ps(b + 16) : x0;
+			for (int r = 0; r < R; r++) {
+				__m512 ar = _mm512_set1_ps(p[r * x->skp + k]);
+				c[r][0] = _mm512_fmadd_ps(ar, x0, c[r][0]);
+				c[r][1] = _mm512_fmadd_ps(ar, x1, c[r][1]);
+			}
+		}
+		__mmask16 t0 = vm_tail(j->Dv - n0), t1 = vm_tail(j->Dv - n0 - 16 > 0 ? j->Dv - n0 - 16 : 0);
+		for (int r = 0; r < R; r++) {
+			_mm512_mask_storeu_ps(o + r * j->ro + n0, t0, c[r][0]);
+			_mm512_mask_storeu_ps(o + r * j->ro + n0 + 16, t1, c[r][1]);
+		}
+	}
+}
+
+#define AFP_FN(R) \
+__attribute__((target("avx512f,fma"))) \
+static void afp_scores_##R(const att_job *j, const afp_head *x, const float *q, float *s) \
+{ \
+	afp_scores_body(R, j, x, q, s); \
+} \
+__attribute__((target("avx512f,fma"))) \
+static void afp_pv_##R(const att_job *j, const afp_head *x, const float *p, float *o) \
+{ \
+	afp_pv_body(R, j, x, p, o); \
+}
+AFP_FN(1) AFP_FN(2) AFP_FN(3) AFP_FN(4) AFP_FN(5) AFP_FN(6)
+#undef AFP_FN
+typedef void (*afp_fn)(const att_job *, const afp_head *, const float *, float *);
+static const afp_fn afp_scores[ABF_MR + 1] = {
+	NULL, afp_scores_1, afp_scores_2, afp_scores_3, afp_scores_4, afp_scores_5, afp_scores_6,
+};
+static const afp_fn afp_pv[ABF_MR + 1] = {
+	NULL, afp_pv_1, afp_pv_2, afp_pv_3, afp_pv_4, afp_pv_5, afp_pv_6,
+};
+
+static void att_block_afp(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task tk;
+	att_task_of(j, t, &tk);
+	if (att_trivial(j, &tk))
+		return;
+	afp_head x = {.Sk = tk.Sk, .skp = (tk.Sk + 31) / 32 * 32, .dvp = round16(j->Dv)};
+	int64_t mskp = (j->Sk + 31) / 32 * 32;    /* the largest sequence's (the buffer's) */
+	float *kp = align16f(buf), *vp = align16f(kp + mskp * j->D);
+	float *s = align16f(vp + j->Sk * x.dvp);
+	x.kp = kp, x.vp = vp;
+	if (*packed != tk.kv) {
+		afp_pack(j, tk.k, tk.v, &x, kp, vp);
+		*packed = tk.kv;
+	}
+	for (int64_t r = 0, R; r < tk.nr; r += R) {
+		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+		afp_scores[R](j, &x, tk.q + r * j->rq, s);
+		att_softmax_rows(j, &tk, r, R, s, x.skp);
+		afp_pv[R](j, &x, s, tk.o + r * j->ro);
+	}
+}
+#endif
+
+/* att_block with bf16 products; *packed: which (batch, K/V head) buf's
+ * panels hold (-1: none) */
+static void att_block_bf16(const att_job *j, int64_t t, float *buf, int64_t *packed)
+{
+	att_task x;
+	att_task_of(j, t, &x);
+	if (att_trivial(j, &x))
+		return;
+	int64_t Sk = x.Sk, nr = x.nr;
+	float *s = align16f(buf);
+	uint16_t *kt = (uint16_t *)align16f(s + j->rows * j->Sk);
+	uint16_t *vp = kt + rt_gemm_panel_bf16s(j->D, j->Sk);
+	uint16_t *tmp = vp + rt_gemm_panel_bf16s(j->Sk, j->Dv);
+	if (*packed != x.kv) {
+		att_pack_kt_bf16(j, x.k, Sk, kt, tmp);
+		att_pack_v_bf16(j, x.v, Sk, vp, tmp);
+		*packed = x.kv;
+	}
+	/* the panels were packed for this sequence's Sk (packed: each
+	 * sequence's own; else every block's) */
+	rt_sgemm_panels_bf16(NULL, nr, Sk, j->D, x.q, j->rq, kt, s, Sk, NULL);
+	att_softmax_rows(j, &x, 0, nr, s, Sk);
+	rt_sgemm_panels_bf16(NULL, nr, j->Dv, Sk, s, Sk, vp, x.o, j->ro, NULL);
 }
 
 static void att_range(void *arg, int64_t b, int64_t e)
@@ -1234,10 +1672,19 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	att_job *j = arg;
 	float stack[ATT_STACK];
 	float *s = stack;
+	int64_t packed = -1;
 #if defined(__x86_64__)
-	int64_t need = j->path == 2 ? att_fused_floats(j) : j->rows * j->Sk, packed = -1;
+	int64_t need = j->path == 2 ? att_fused_floats(j) : j->rows * j->Sk;
 #else
 	int64_t need = j->rows * j->Sk;
+#endif
+	if (j->bf16)
+		need = att_bf16_floats(j);
+#if defined(__x86_64__)
+	if (j->hwbf16)
+		need = abf_floats(j);
+	if (!j->bf16 && j->path == 1)
+		need = afp_floats(j);
 #endif
 	if (need > ATT_STACK) {
 		s = malloc((size_t)need * sizeof(float));
@@ -1247,6 +1694,22 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		}
 	}
 	for (int64_t t = b; t < e; t++) {
+#if defined(__x86_64__)
+		if (!j->bf16 && j->path == 1) {
+			att_block_afp(j, t, s, &packed);
+			continue;
+		}
+#endif
+		if (j->bf16) {
+#if defined(__x86_64__)
+			if (j->hwbf16) {
+				att_block_abf(j, t, s, &packed);
+				continue;
+			}
+#endif
+			att_block_bf16(j, t, s, &packed);
+			continue;
+		}
 #if defined(__x86_64__)
 		if (j->path == 2) {
 			/* after its last task a thread most likely claims the chunk
@@ -1357,6 +1820,12 @@ RT_KERNEL(KlnAttention)
 	if (replace != 0 && replace != 1)
 		return rt_error(f, "node '%s' (%s): mask_replace %lld is not 0 or 1", loc, op, (long long)replace);
 	j.replace = replace != 0;
+	int64_t fpmath = att_from(ia, nia, RT_IA_KlnAttention_fpmath);
+	if (fpmath != 0 && fpmath != 1)
+		return rt_error(f, "node '%s' (%s): fpmath %lld is not 0 (f32) or 1 (bf16)", loc, op,
+		                (long long)fpmath);
+	j.bf16 = fpmath != 0;
+	j.hwbf16 = j.bf16 && !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16");
 	int64_t hkv = ia[RT_IA_KlnAttention_kv_num_heads];
 	int64_t tiled = nia > RT_IA_KlnAttention_kv_tiled ? ia[RT_IA_KlnAttention_kv_tiled] : 0;
 	if (tiled != 0 && tiled != 1)

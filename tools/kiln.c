@@ -280,6 +280,7 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		if (strcmp(v, "fp32") && strcmp(v, "bf16"))
 			return cli_error("--fpmath must be fp32 or bf16, not '%s'", v), -1;
 		o->be.fpmath = !strcmp(v, "bf16") ? BE_FPMATH_BF16 : BE_FPMATH_F32;
+		o->passes.fpmath_bf16 = o->be.fpmath == BE_FPMATH_BF16;
 	} else if ((v = optval(a, "--quantize"))) {
 		if (strcmp(v, "int8") && strcmp(v, "none"))
 			return cli_error("--quantize must be int8 or none, not '%s'", v), -1;

@@ -6,6 +6,8 @@
 #     bit-identical (the bf16 path ran), and the bf16 .so is smaller;
 #   - --fpmath=fp32 is the default, bit for bit (same outputs, same size);
 #   - --stats JSON names the fpmath; a bad value is a usage error (exit 2);
+#   - kiln dump --fpmath=bf16 shows fpmath = 1 on every KlnAttention (the
+#     pass fpmath-bf16), the default, fp32 and --quantize=int8 on none;
 #   - kiln check --fpmath=bf16 passes with --atol=3e-2 --rtol=3e-2 and
 #     fails with the default tolerances (1e-4, 1e-3), as measured.
 # Tolerance: measured on this model, the worst element used 0.69 of a
@@ -36,6 +38,17 @@ want_json() {  # want_json FILE VALUE
 }
 want_json "$d/default.stats" fp32 && ok "--stats fpmath fp32" || bad "--stats of the default lacks \"fpmath\": \"fp32\""
 want_json "$d/bf16.stats" bf16 && ok "--stats fpmath bf16" || bad "--stats of --fpmath=bf16 lacks \"fpmath\": \"bf16\""
+
+# the pass fpmath-bf16: --fpmath=bf16 gives each KlnAttention fpmath = 1 (its
+# products on bf16 operands); the default, fp32 and --quantize=int8 none
+natt=$("$kiln" dump "$m/model.onnx" | grep -c ' = KlnAttention(')
+for v in default fp32 int8 bf16; do
+	opt=(); case $v in fp32|bf16) opt=(--fpmath=$v) ;; int8) opt=(--quantize=int8) ;; esac
+	n=$("$kiln" dump "$m/model.onnx" "${opt[@]}" | grep ' = KlnAttention(' | grep -c 'fpmath = 1')
+	want=0; [ $v = bf16 ] && want=$natt
+	[ "$natt" -gt 0 ] && [ "$n" -eq "$want" ] && ok "dump $v: $n of $natt KlnAttention with fpmath = 1" \
+		|| bad "dump $v: $n of $natt KlnAttention with fpmath = 1, expected $want"
+done
 
 "$kiln" compile "$m/model.onnx" -o "$d/x.so" --fpmath=fp16 >/dev/null 2>"$d/err"; rc=$?
 [ $rc -eq 2 ] && [ "$(wc -l <"$d/err")" -eq 1 ] && grep -q -- "--fpmath" "$d/err" \

@@ -20,6 +20,11 @@
  *   masked key's score, fully masked rows uniform) on random configurations
  *   and the models' shapes (test_attention_replace,
  *   test_attention_replace_uniform).
+ * fpmath 1 (--fpmath=bf16: Q, K, V and P rounded to bf16 for the two
+ * products) on every GEMM kernel the CPU runs (AVX512_BF16's own attention
+ * kernel; the fp32 fallback through avx2 and c) on the same kinds of
+ * configurations, against the double reference within bf16_bound
+ * (test_attention_bf16), and changing BERT's outputs (test_attention_bf16_ran).
  * On x86-64 without AVX-512 the vector path is the fused AVX2 kernel
  * (packed K/V, 6x16 micro-kernel, 1/sum applied to the output).
  *
@@ -45,6 +50,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "gemm.h"
 #include "rt_internal.h"
 #include "rt_ref.h"
 #include "rt_test.h"
@@ -102,7 +108,7 @@ static int64_t orow(const Cfg *c, int64_t b, int64_t s)
  * forms them (scale * QK^T rounded to float; the fills, bias, pad), softmax
  * and P V in double.  mag[] gets, per output row and head, the largest
  * |score| that counts (within 100 of the row's max). */
-static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
+static void reference(const Cfg *c, const Data *d, double *ref, double *mag, double *qk)
 {
 	int64_t nb = c->nseq ? c->nseq : c->B, rep = c->H / c->Hkv;
 #define KVH(h) (c->tiled ? (h) % c->Hkv : (h) / rep)   /* the K/V head of Q head h */
@@ -113,13 +119,16 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 		for (int64_t h = 0; h < c->H; h++)
 			for (int64_t i = 0; i < Sq; i++) {
 				const float *qr = d->q + qrow(c, bb, r0 + i) + c->qo + h * c->D;
-				double mx = -INFINITY;
+				double mx = -INFINITY, qkmax = 0;
 				bool nan = false;
 				for (int64_t j = 0; j < Sk; j++) {
 					const float *kr = d->k + krow(c, bb, r0 + j, c->ldk) + c->ko + KVH(h) * c->D;
-					double dot = 0;
-					for (int64_t e = 0; e < c->D; e++)
+					double dot = 0, adot = 0;
+					for (int64_t e = 0; e < c->D; e++) {
 						dot += (double)qr[e] * kr[e];
+						adot += fabs((double)qr[e] * kr[e]);
+					}
+					qkmax = adot > qkmax ? adot : qkmax;
 					float s = (float)dot * c->scale;
 					bool past = c->causal && j > i + Sk - Sq;
 					if (past && c->causal == 2)
@@ -151,6 +160,7 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 				}
 				int64_t oi = orow(c, bb, r0 + i) + h * c->Dv;
 				mag[oi / c->Dv] = m;
+				qk[oi / c->Dv] = fabs((double)c->scale) * qkmax;
 				for (int64_t e = 0; e < c->Dv; e++) {
 					double acc = 0;
 					bool bad = nan || isinf(mx) || Sk == 0;
@@ -165,6 +175,9 @@ static void reference(const Cfg *c, const Data *d, double *ref, double *mag)
 	free(x);
 #undef KVH
 }
+
+/* fpmath of the runs (1: bf16 products, test_attention_bf16) */
+static int bf16_on;
 
 /* one run on a path into a fresh output between canaries (ref_guarded;
  * the caller frees it with ref_guarded_free) */
@@ -203,6 +216,7 @@ static float *run(const Cfg *c, const Data *d, int mode)
 	ia[RT_IA_KlnAttention_kv_num_heads] = c->Hkv == c->H ? 0 : c->Hkv;
 	ia[RT_IA_KlnAttention_kv_tiled] = c->tiled;
 	ia[RT_IA_KlnAttention_mask_replace] = c->replace;
+	ia[RT_IA_KlnAttention_fpmath] = bf16_on;
 	float fa[RT_NFA_KlnAttention] = {0};
 	fa[RT_FA_KlnAttention_mask_filter] = c->filter;
 	fa[RT_FA_KlnAttention_scale] = c->scale;
@@ -237,6 +251,22 @@ static double ulp8(double m)
 }
 
 static int64_t checked;    /* outputs compared, for the summary */
+static double bf16_worst;  /* bf16 runs: the largest |out - ref| / its tolerance */
+
+/* How far bf16 products (fpmath 1) may move an output from the exact
+ * double reference, V in [-1, 1]; qk = |scale| max_k sum_e |q_e k_e| over
+ * the row's keys.  Rounding to bf16 (nearest even, 8 significant bits)
+ * has a relative error of at most u = 2^-9: Q and K move each score by at
+ * most delta = (2u + u^2) qk; then each probability p_j e^(d_j) / sum_k
+ * p_k e^(d_k) with |d| <= delta is within a factor e^(2 delta) of p_j, so
+ * O moves by at most expm1(2 delta) (sum of p |v| <= 1); P and V rounded
+ * for the second product add u (1 + u) + u.  The f32 parts keep the fp32
+ * path's tolerance besides. */
+static double bf16_bound(double qk)
+{
+	const double u = 1.0 / 512;
+	return expm1(2 * (2 * u + u * u) * qk) + u * (1 + u) + u;
+}
 
 static void check(const Cfg *c, int mode)
 {
@@ -271,18 +301,24 @@ static void check(const Cfg *c, int mode)
 	}
 	double *ref = ref_alloc((size_t)d.nout * sizeof *ref);
 	double *mag = ref_alloc((size_t)(d.nout / (c->Dv ? c->Dv : 1) + 1) * sizeof *mag);
-	reference(c, &d, ref, mag);
+	double *qk = ref_alloc((size_t)(d.nout / (c->Dv ? c->Dv : 1) + 1) * sizeof *qk);
+	reference(c, &d, ref, mag, qk);
 	float *sc = run(c, &d, 0), *vp = run(c, &d, mode);
 	for (int64_t i = 0; i < d.nout; i++) {
-		double tol = ulp8(mag[i / c->Dv]);
+		double tol = ulp8(mag[i / c->Dv]), tb = bf16_on ? bf16_bound(qk[i / c->Dv]) : 0;
 		bool ok = isnan(sc[i]) ? isnan(vp[i]) && isnan(ref[i]) :
-		          !isnan(vp[i]) && fabs((double)vp[i] - sc[i]) <= 2e-6 + tol &&
-		          fabs((double)vp[i] - ref[i]) <= 5e-5 + tol &&
-		          fabs((double)sc[i] - ref[i]) <= 5e-5 + tol;
+		          !isnan(vp[i]) && fabs((double)vp[i] - sc[i]) <= 2e-6 + tol + 2 * tb &&
+		          fabs((double)vp[i] - ref[i]) <= 5e-5 + tol + tb &&
+		          fabs((double)sc[i] - ref[i]) <= 5e-5 + tol + tb;
+		if (ok && tb > 0 && !isnan(vp[i])) {
+			double r = fabs((double)vp[i] - ref[i]) / (5e-5 + tol + tb);
+			bf16_worst = r > bf16_worst ? r : bf16_worst;
+		}
 		if (!ok)
-			fail_msg("path %d: B %lld H %lld/%lld Sq %lld Sk %lld D %lld Dv %lld layout %d "
+			fail_msg("path %d%s: B %lld H %lld/%lld Sq %lld Sk %lld D %lld Dv %lld layout %d "
 			         "tiled %d causal %d (%g) bias rank %d mask %d (%g%s) guard %d packed %lld: "
-			         "output %lld is %.9g, scalar %.9g, reference %.12g", mode, (long long)c->B,
+			         "output %lld is %.9g, scalar %.9g, reference %.12g", mode,
+			         bf16_on ? " bf16" : "", (long long)c->B,
 			         (long long)c->H, (long long)c->Hkv, (long long)c->Sq, (long long)c->Sk,
 			         (long long)c->D, (long long)c->Dv, c->layout, c->tiled, c->causal, c->cfill,
 			         c->bias_rank, c->mask, c->filter, c->replace ? ", replace" : "", c->guard,
@@ -291,7 +327,7 @@ static void check(const Cfg *c, int mode)
 	}
 	checked += d.nout;
 	ref_guarded_free(sc); ref_guarded_free(vp);
-	free(d.q); free(d.k); free(d.v); free(d.bias); free(d.mask); free(ref); free(mag);
+	free(d.q); free(d.k); free(d.v); free(d.bias); free(d.mask); free(ref); free(mag); free(qk);
 }
 
 static int pick(const int *v, int n)
@@ -536,6 +572,111 @@ static void replace_body(int mode)
 		}
 }
 
+/* bf16 products (fpmath 1): the models' shapes, BERT's, random
+ * configurations (masks, replace, causal, bias, GQA, layouts), packed
+ * sequences and the wide ones, against the double reference within
+ * bf16_bound */
+static void bf16_body(int mode)
+{
+	bert_body(mode);
+	shapes_body(mode);
+	ref_rng = 0xbf160000ull + (uint64_t)mode;
+	for (int t = 0; t < 200; t++) {
+		Cfg c = random_cfg(false, t % 10 == 0);
+		if (t % 4 == 3)
+			c.mask = 1 + t % 3, c.replace = true, c.filter = t % 8 == 3 ? -1e9f : 0.0f;
+		check(&c, mode);
+	}
+	for (int t = 0; t < 60; t++) {
+		Cfg c = random_cfg(true, t % 10 == 0);
+		check(&c, mode);
+	}
+	tiled_body(mode);
+	wide_body(mode);
+}
+
+/* The GEMM kernels the CPU runs, each forced in turn (rt_sgemm_use):
+ * "avx512" takes AVX512_BF16's vdpbf16ps where the CPU has it, the others
+ * multiply the same bf16-rounded operands in f32; *hw: whether vdpbf16ps
+ * ran */
+static void bf16_kernels(void (*body)(int mode), bool *hw)
+{
+	static const char *const ks[] = {"avx512", "avx2", "c"};
+	*hw = false;
+	bf16_on = 1;
+	for (int i = 0; i < 3; i++) {
+		if (rt_sgemm_use(ks[i]))
+			continue;
+		*hw |= !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16");
+		if (i == 2)
+			body(0 + (vm_have_avx512() ? 1 : vm_have_avx2() ? 2 : 0));
+		else
+			vector_paths(body);
+	}
+	rt_sgemm_use(NULL);
+	bf16_on = 0;
+}
+
+static void test_attention_bf16(void **state)
+{
+	(void)state;
+	bool hw;
+	bf16_kernels(bf16_body, &hw);
+	printf("test_attention_bf16: vdpbf16ps %s\n", hw ? "ran" : "not on this CPU");
+}
+
+/* fpmath 1 really changes the products (BERT's shape: some output moves by
+ * more than the f32 tolerance, none by more than the bound), on each GEMM
+ * kernel; fpmath 2 is refused */
+static void bf16_ran_body(int mode)
+{
+	ref_rng = 0xbf17000ull;
+	Cfg c = {.B = 1, .H = 12, .Hkv = 12, .Sq = 128, .Sk = 128, .D = 64, .Dv = 64,
+	         .qo = 0, .ko = 768, .vo = 1536, .ldq = 2304, .ldk = 2304, .ldv = 2304,
+	         .scale = 0.125f, .filter = -10000.0f, .mask = 1};
+	Data d = {0};
+	d.nq = d.nk = d.nv = 128 * 2304, d.nout = 128 * 768;
+	d.q = d.k = d.v = frand_arr(d.nq, -1, 1);
+	d.mask = ref_alloc(128 * sizeof(int64_t));
+	for (int k = 0; k < 128; k++)
+		((int64_t *)d.mask)[k] = k < 100;
+	bf16_on = 0;
+	float *f = run(&c, &d, mode);
+	bf16_on = 1;
+	float *b = run(&c, &d, mode);
+	double worst = 0;
+	for (int64_t i = 0; i < d.nout; i++)
+		worst = fabs((double)f[i] - b[i]) > worst ? fabs((double)f[i] - b[i]) : worst;
+	if (!(worst > 1e-4 && worst < 0.05))
+		fail_msg("path %d, GEMM kernel %s: bf16 products moved the outputs by at most %g",
+		         mode, rt_sgemm_kernel(), worst);
+	ref_guarded_free(f); ref_guarded_free(b);
+	free(d.q); free(d.mask);
+}
+
+static void test_attention_bf16_ran(void **state)
+{
+	(void)state;
+	bool hw;
+	bf16_kernels(bf16_ran_body, &hw);
+	float q[8] = {0}, k[4] = {0}, v[4] = {0}, o[8];
+	rt_t in[3] = {T(q, 3, 1, 1, 8, 0, KILN_F32), T(k, 3, 1, 1, 4, 0, KILN_F32),
+	              T(v, 3, 1, 1, 4, 0, KILN_F32)};
+	rt_t out = T(o, 3, 1, 1, 8, 0, KILN_F32);
+	int64_t ia[RT_NIA_KlnAttention] = {0};
+	float fa[RT_NFA_KlnAttention] = {0};
+	ia[RT_IA_KlnAttention_head_size] = 2;
+	ia[RT_IA_KlnAttention_num_heads] = 4;
+	ia[RT_IA_KlnAttention_v_head_size] = 2;
+	ia[RT_IA_KlnAttention_kv_num_heads] = 2;
+	ia[RT_IA_KlnAttention_fpmath] = 1;
+	assert_int_equal(rt_op_KlnAttention(frame(), "att", in, 3, &out, 1, ia, RT_NIA_KlnAttention,
+	                                    fa, RT_NFA_KlnAttention), 0);
+	ia[RT_IA_KlnAttention_fpmath] = 2;
+	assert_int_not_equal(rt_op_KlnAttention(frame(), "att", in, 3, &out, 1, ia,
+	                                        RT_NIA_KlnAttention, fa, RT_NFA_KlnAttention), 0);
+}
+
 /* A fully masked row in replace mode is the mean of V on every path (the
  * graph's Where makes every score the fill); adding the fill is not */
 static void test_attention_replace_uniform(void **state)
@@ -735,7 +876,8 @@ static void test_path_refused(void **state)
 static int summary(void **state)
 {
 	(void)state;
-	printf("test_rt_fused: %lld outputs compared\n", (long long)checked);
+	printf("test_rt_fused: %lld outputs compared; bf16 products: the worst used %.3f of its "
+	       "bound\n", (long long)checked, bf16_worst);
 	return 0;
 }
 
@@ -752,6 +894,8 @@ int main(void)
 		cmocka_unit_test(test_attention_wide),
 		cmocka_unit_test(test_attention_replace),
 		cmocka_unit_test(test_attention_replace_uniform),
+		cmocka_unit_test(test_attention_bf16),
+		cmocka_unit_test(test_attention_bf16_ran),
 		cmocka_unit_test(test_softmax_op),
 		cmocka_unit_test(test_exp_nonpos),
 	};
