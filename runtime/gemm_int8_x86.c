@@ -110,6 +110,39 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 	}
 }
 
+/* rt_q8_row_range_avx2 in 16 lanes, the tail under a mask (zeros: they
+ * change neither min(0, .) nor max(0, .)): the same min, max and NaN flag */
+__attribute__((target("avx512f")))
+void rt_q8_row_range_avx512(const float *x, int64_t K, float *mn, float *mx, int *bad)
+{
+	__m512 lo = _mm512_setzero_ps(), hi = lo;
+	__mmask16 nan = 0;
+	for (int64_t k = 0; k < K; k += 16) {
+		__mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+		__m512 v = _mm512_maskz_loadu_ps(m, x + k);
+		lo = _mm512_min_ps(lo, v);
+		hi = _mm512_max_ps(hi, v);
+		nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+	}
+	/* (a NaN may have stayed in a lane: the caller drops the range then) */
+	*mn = _mm512_reduce_min_ps(lo), *mx = _mm512_reduce_max_ps(hi), *bad = nan != 0;
+}
+
+/* rt_q8_quant_u8_avx2 in 16 lanes: vcvtps2dq rounds to nearest even, + zp,
+ * clamped to [0, 255] (max with 0, then the unsigned saturating narrowing:
+ * what its two saturating packs give), the tail under a mask */
+__attribute__((target("avx512f")))
+void rt_q8_quant_u8_avx512(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
+{
+	__m512 vi = _mm512_set1_ps(inv);
+	__m512i vz = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512();
+	for (int64_t k = 0; k < K; k += 16) {
+		__mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+		__m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vi)), vz);
+		_mm512_mask_cvtusepi32_storeu_epi8(q + k, m, _mm512_max_epi32(v, zero));
+	}
+}
+
 /* q[0 .. n) widened to dst[0 .. n), forward, 16 a step: dst may overlap q
  * from below (dst = q - n bytes: each store ends at or before the first
  * byte not yet read) */
