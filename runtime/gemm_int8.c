@@ -269,7 +269,7 @@ static void row_range(const float *x, int64_t K, float *mn, float *mx, int *bad)
 static void quant_u8(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
 {
 #if defined(__x86_64__)
-	if (__builtin_cpu_supports("avx512f")) {
+	if (__builtin_cpu_supports("avx512bw")) {
 		rt_q8_quant_u8_avx512(x, K, inv, zp, q);
 		return;
 	}

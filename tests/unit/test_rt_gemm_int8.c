@@ -815,15 +815,17 @@ static void epilogue_avx512(void **state)
 /* the AVX-512 quantization of a row of A against the AVX2 one and the
  * definition (q = clamp(rne(x * inv) + zp, 0, 255); min(0, min x),
  * max(0, max x), NaN flag): the same bytes, min, max and flag on K 0 .. 70
- * and BERT's 768 / 3072 (+1), the tail under a mask, values past the u8
- * range (both clamps), -0, a NaN or an infinity in some rows; the byte
- * after the row keeps its canary; skipped without AVX512F */
+ * (64 a step, then 16, then a masked tail) and BERT's 768 / 3072 (+1),
+ * values past the u8 range (both clamps), -0, a NaN or an infinity in some
+ * rows; the byte after the row keeps its canary; skipped without AVX512F
+ * and AVX512BW */
 static void quant_avx512(void **state)
 {
 	(void)state;
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2"))
+	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+	    !__builtin_cpu_supports("avx2"))
 		skip();
 	static const int64_t big[] = {767, 768, 769, 3071, 3072, 3073};
 	enum { KMAX = 3073 };
