@@ -23,6 +23,10 @@
  *                            this one, call by call in turn (ab_block)
  *   GEMM_BENCH_VSK=KERNEL    the same with the kernel chosen for this CPU
  *                            against KERNEL (rt_sgemm_use)
+ *   GEMM_BENCH_VSQ=KERNEL    int8: the chosen int8 kernel (or the one named)
+ *                            against KERNEL (rt_qgemm_use), call by call
+ *                            in turn, 8-bit weights, 1 and 2 threads;
+ *                            =noepi: the same kernel without the epilogue
  *   GEMM_BENCH_BW=1          fp32: GB of B (the weights) read per
  *                            CPU-second instead of GFLOP (x T for the
  *                            wall-clock stream at T busy threads)
@@ -306,6 +310,45 @@ static double run_q8(const shape *s, struct rt_pool *pool, const float *A, const
 	return best;
 }
 
+/* GEMM_BENCH_VSQ=KERNEL (int8): the kernel chosen for this CPU (a, or the
+ * one named on the command line) against KERNEL (b), call by call in turn
+ * (which goes first alternates), 8-bit weights, as ab_block: median GOP
+ * per CPU-second of each and the median ratio b/a of neighbouring calls */
+static void ab_q8(const shape *s, struct rt_pool *pool, int T, const float *A, const int8_t *Wp0,
+                  size_t np, int ncopy, const float *scale, const int32_t *wsum, float *C,
+                  const rt_gemm_epi *epi, const char *ka, const char *kb)
+{
+	enum { PAIRS = 60 };
+	static double cpu[2][PAIRS], rc[PAIRS], rw[PAIRS];
+	int r = 0;
+	for (int i = -3; i < PAIRS; i++) {
+		double tc[2], tw[2];
+		for (int v = 0; v < 2; v++) {
+			int b = (v ^ i) & 1;
+			bool noepi = !strcmp(kb, "noepi");
+			rt_qgemm_use(b && !noepi ? kb : ka);
+			double c0 = proc_cpu(), w0 = wall_now();
+			rt_qgemm(pool, s->M, s->N, s->K, A, s->K, Wp0 + (size_t)(r++ % ncopy) * np, scale,
+			         wsum, C, s->N, b && noepi ? NULL : epi, 0);
+			tw[b] = wall_now() - w0;
+			tc[b] = proc_cpu() - c0;
+		}
+		if (i < 0)
+			continue;
+		cpu[0][i] = tc[0], cpu[1][i] = tc[1];
+		rc[i] = tc[1] / tc[0], rw[i] = tw[1] / tw[0];
+	}
+	rt_qgemm_use(ka);
+	qsort(cpu[0], PAIRS, sizeof(double), cmp_double);
+	qsort(cpu[1], PAIRS, sizeof(double), cmp_double);
+	qsort(rc, PAIRS, sizeof(double), cmp_double);
+	qsort(rw, PAIRS, sizeof(double), cmp_double);
+	double gf = 2e-9 * (double)(s->M * s->N * s->K);
+	printf("%-10s %5lld %5lld %5lld %d | a %6.1f | b %6.1f | b/a cpu %6.3f wall %6.3f\n",
+	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, T,
+	       gf / cpu[0][PAIRS / 2], gf / cpu[1][PAIRS / 2], rc[PAIRS / 2], rw[PAIRS / 2]);
+}
+
 /* gemm_bench int8 [KERNEL]: 8-bit and 7-bit weights on the unbatched
  * shapes, 1 and 2 threads, in GOP per CPU-second (GEMM_BENCH_PEAK: the
  * int8 peak per CPU-second for a % column) */
@@ -316,7 +359,13 @@ static int int8_main(const char *kernel, bool cache, double peak)
 		return 1;
 	}
 	const char *only = getenv("GEMM_BENCH_ONLY"), *ep = getenv("GEMM_BENCH_EPI");
+	const char *vsq = getenv("GEMM_BENCH_VSQ");
 	bool with_epi = ep && *ep && strcmp(ep, "0");
+	if (vsq && strcmp(vsq, "noepi") && rt_qgemm_use(vsq)) {
+		fprintf(stderr, "gemm_bench: int8 kernel %s not available\n", vsq);
+		return 1;
+	}
+	rt_qgemm_use(kernel);
 	printf("int8 kernels: %s (8-bit weights), %s (7-bit); W %s; %s; GOP per CPU-second\n",
 	       rt_qgemm_kernel(0), rt_qgemm_kernel(RT_Q8_W7), cache ? "in cache" : "from DRAM",
 	       with_epi ? "bias, GELU on up" : "no epilogue");
@@ -345,6 +394,19 @@ static int int8_main(const char *kernel, bool cache, double peak)
 		for (int64_t n = 0; n < s->N; n++)
 			bias[n] = 0.01f * (float)(n % 13) - 0.06f;
 		rt_gemm_epi epi = {bias, strstr(s->what, "up") ? 1 : 0};
+		if (vsq) {
+			rt_q8_quantize_weights_bits(W, s->K, s->N, 8, Wp, scale, wsum);
+			for (int c = 1; c < ncopy; c++)
+				memcpy(Wp + (size_t)c * np, Wp, np);
+			for (int T = 1; T <= 2; T++) {
+				struct rt_pool *pool = rt_pool_create(T);
+				ab_q8(s, pool, T, A, Wp, np, ncopy, scale, wsum, C, with_epi ? &epi : NULL,
+				      kernel, vsq);
+				rt_pool_free(pool);
+			}
+			free(A), free(W), free(C), free(scale), free(Wp), free(wsum), free(bias);
+			continue;
+		}
 		double g[4] = {0};
 		for (int bits = 8; bits >= 7; bits--) {
 			rt_q8_quantize_weights_bits(W, s->K, s->N, bits, Wp, scale, wsum);

@@ -246,6 +246,10 @@ static int tensor_scale(q8_job *j)
 static void row_range(const float *x, int64_t K, float *mn, float *mx, int *bad)
 {
 #if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx512f")) {
+		rt_q8_row_range_avx512(x, K, mn, mx, bad);
+		return;
+	}
 	if (__builtin_cpu_supports("avx2")) {
 		rt_q8_row_range_avx2(x, K, mn, mx, bad);
 		return;
@@ -265,6 +269,10 @@ static void row_range(const float *x, int64_t K, float *mn, float *mx, int *bad)
 static void quant_u8(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
 {
 #if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx512bw")) {
+		rt_q8_quant_u8_avx512(x, K, inv, zp, q);
+		return;
+	}
 	if (__builtin_cpu_supports("avx2")) {
 		rt_q8_quant_u8_avx2(x, K, inv, zp, q);
 		return;

@@ -193,6 +193,10 @@ int rt_q8_w7_ok(const int8_t *w, int64_t n);
  * its portable loops) */
 void rt_q8_row_range_avx2(const float *x, int64_t K, float *mn, float *mx, int *bad);
 void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q);
+/* the same two in 16 lanes (the same results); the CPU must have AVX512F,
+ * and for the second AVX512BW */
+void rt_q8_row_range_avx512(const float *x, int64_t K, float *mn, float *mx, int *bad);
+void rt_q8_quant_u8_avx512(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q);
 /* q[0 .. n) widened to i16 into dst, which may start n bytes below q */
 void rt_q8_widen_u8_avx2(const uint8_t *q, int16_t *dst, int64_t n);
 /* gemm_int8.c's dequant of an MR x 16 tile (rows of sa, zp; columns of wsum,

@@ -110,6 +110,63 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 	}
 }
 
+static inline __mmask16 tail16(int64_t n)
+{
+	return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/* rt_q8_row_range_avx2 in 16 lanes, 32 values a step on two pairs of
+ * accumulators, the tail under a mask (zeros: they change neither min(0,
+ * .) nor max(0, .)): the same min, max and NaN flag */
+__attribute__((target("avx512f")))
+void rt_q8_row_range_avx512(const float *x, int64_t K, float *mn, float *mx, int *bad)
+{
+	__m512 lo = _mm512_setzero_ps(), hi = lo, lo2 = lo, hi2 = lo;
+	__mmask16 nan = 0;
+	int64_t k = 0;
+	for (; k + 32 <= K; k += 32) {
+		__m512 v = _mm512_loadu_ps(x + k), w = _mm512_loadu_ps(x + k + 16);
+		lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+		lo2 = _mm512_min_ps(lo2, w), hi2 = _mm512_max_ps(hi2, w);
+		nan |= _mm512_cmp_ps_mask(v, w, _CMP_UNORD_Q);
+	}
+	for (; k < K; k += 16) {
+		__m512 v = _mm512_maskz_loadu_ps(tail16(K - k), x + k);
+		lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+		nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+	}
+	/* (a NaN may have stayed in a lane: the caller drops the range then) */
+	lo = _mm512_min_ps(lo, lo2), hi = _mm512_max_ps(hi, hi2);
+	*mn = _mm512_reduce_min_ps(lo), *mx = _mm512_reduce_max_ps(hi), *bad = nan != 0;
+}
+
+/* rt_q8_quant_u8_avx2 in 16 lanes: vcvtps2dq rounds to nearest even, + zp;
+ * 64 values a step through its two saturating packs (i32 -> i16 -> u8, in
+ * each 128-bit lane: a dword permute restores the order), the rest 16 at a
+ * time clamped to [0, 255] (max with 0, then the unsigned saturating
+ * narrowing: what the packs give), the tail under a mask */
+__attribute__((target("avx512f,avx512bw")))
+void rt_q8_quant_u8_avx512(const float *x, int64_t K, float inv, int32_t zp, uint8_t *q)
+{
+	__m512 vi = _mm512_set1_ps(inv);
+	__m512i vz = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512();
+	__m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+	int64_t k = 0;
+	for (; k + 64 <= K; k += 64) {
+		__m512i a = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vi)), vz);
+		__m512i b = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k + 16), vi)), vz);
+		__m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k + 32), vi)), vz);
+		__m512i d = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k + 48), vi)), vz);
+		__m512i u = _mm512_packus_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+		_mm512_storeu_si512((void *)(q + k), _mm512_permutexvar_epi32(order, u));
+	}
+	for (; k < K; k += 16) {
+		__mmask16 m = tail16(K - k);
+		__m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vi)), vz);
+		_mm512_mask_cvtusepi32_storeu_epi8(q + k, m, _mm512_max_epi32(v, zero));
+	}
+}
+
 /* q[0 .. n) widened to dst[0 .. n), forward, 16 a step: dst may overlap q
  * from below (dst = q - n bytes: each store ends at or before the first
  * byte not yet read) */

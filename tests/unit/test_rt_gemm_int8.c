@@ -31,6 +31,8 @@
  *     tensor, 8- and 7-bit weights, 1 to 4 threads: serial "c"'s bits;
  *   - the AVX-512 epilogue (whole panels of a tile) the AVX2 one's bits,
  *     with and without bias and erf GELU, a NaN row included;
+ *   - the AVX-512 quantization of a row of A (range, NaN flag, u8 values)
+ *     the AVX2 one's and the definition's, masked tails and clamps included;
  *   - the KlnGemmQ kernel: wbits 7 runs the 7-bit kernels, a weight outside
  *     [-64, 64] under wbits 7 is a one-line error naming the node (where
  *     "avx2-w7" runs), a wbits other than 7 or 8 too. */
@@ -817,6 +819,66 @@ static void epilogue_avx512(void **state)
 #endif
 }
 
+/* the AVX-512 quantization of a row of A against the AVX2 one and the
+ * definition (q = clamp(rne(x * inv) + zp, 0, 255); min(0, min x),
+ * max(0, max x), NaN flag): the same bytes, min, max and flag on K 0 .. 70
+ * (64 a step, then 16, then a masked tail) and BERT's 768 / 3072 (+1),
+ * values past the u8 range (both clamps), -0, a NaN or an infinity in some
+ * rows; the byte after the row keeps its canary; skipped without AVX512F
+ * and AVX512BW */
+static void quant_avx512(void **state)
+{
+	(void)state;
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+	    !__builtin_cpu_supports("avx2"))
+		skip();
+	static const int64_t big[] = {767, 768, 769, 3071, 3072, 3073};
+	enum { KMAX = 3073 };
+	float *x = malloc(sizeof(float) * KMAX);
+	uint8_t *q0 = malloc(KMAX + 1), *q1 = malloc(KMAX + 1), *qr = malloc(KMAX + 1);
+	assert_true(x && q0 && q1 && qr);
+	for (int it = 0; it < 71 + 6 * 8; it++) {
+		int64_t K = it < 71 ? it : big[(it - 71) / 8];
+		float amp = ldexpf(1.0f, irand(-6, 6));
+		for (int64_t k = 0; k < K; k++)
+			x[k] = k % 11 == 3 ? -0.0f : amp * (2 * frand() - 0.5f);
+		if (it % 5 == 1 && K > 0)
+			x[irand(0, (int)K - 1)] = it % 2 ? NAN : -INFINITY;
+		float mn0, mx0, mn1, mx1, lo = 0, hi = 0;
+		int b0, b1, nan = 0;
+		for (int64_t k = 0; k < K; k++)
+			lo = x[k] < lo ? x[k] : lo, hi = x[k] > hi ? x[k] : hi, nan |= x[k] != x[k];
+		rt_q8_row_range_avx2(x, K, &mn0, &mx0, &b0);
+		rt_q8_row_range_avx512(x, K, &mn1, &mx1, &b1);
+		assert_int_equal(b1, b0);
+		assert_int_equal(b1, nan);
+		if (!nan)
+			assert_true(mn1 == lo && mx1 == hi && mn0 == lo && mx0 == hi);
+		if (nan || isinf(lo))
+			continue;
+		/* inv up to 1.5 x the row's: the clamps at 0 and 255 are reached */
+		float s = (hi - lo) / 255.0f, inv = s > 0 ? (1.0f + frand() / 2) / s : 1.0f;
+		int32_t zp = irand(0, 255);
+		memset(q0, 0xa5, KMAX + 1), memset(q1, 0xa5, KMAX + 1);
+		rt_q8_quant_u8_avx2(x, K, inv, zp, q0);
+		rt_q8_quant_u8_avx512(x, K, inv, zp, q1);
+		for (int64_t k = 0; k < K; k++) {
+			float v = nearbyintf(x[k] * inv) + (float)zp;
+			qr[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+		}
+		if (memcmp(q1, q0, (size_t)K + 1) || memcmp(q1, qr, (size_t)K) || q1[K] != 0xa5) {
+			printf("avx512 quantization differs at K %lld\n", (long long)K);
+			fail();
+		}
+	}
+	free(x), free(q0), free(q1), free(qr);
+#else
+	skip();
+#endif
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -855,6 +917,7 @@ int main(void)
 		cmocka_unit_test(threads_1_to_4),
 		cmocka_unit_test(vnni_shapes),
 		cmocka_unit_test(epilogue_avx512),
+		cmocka_unit_test(quant_avx512),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
