@@ -231,11 +231,20 @@ static void ab_split(const shape *s, struct rt_pool *pool, const float *A, const
 	       gb / t[0][PAIRS / 2], gb / t[1][PAIRS / 10], gb / t[1][PAIRS / 2], ratio[PAIRS / 2]);
 }
 
-/* GEMM_BENCH_VS: "panels" with the blocking in force (a) against another
- * (b: rt_sgemm_blocking), call by call in turn (which goes first
- * alternates) so both meet the same load; per variant the median process
- * CPU ms per call (the pool's spinning included) and the median ratio b/a
- * of neighbouring calls, CPU and wall */
+/* an A/B's line: the medians of n pairs' CPU seconds (ca a, cb b, as
+ * GOP per CPU-second) and of their ratios b/a (rc CPU, rw wall) */
+static void ab_report(const shape *s, int T, int n, double *ca, double *cb, double *rc, double *rw)
+{
+	qsort(ca, (size_t)n, sizeof(double), cmp_double);
+	qsort(cb, (size_t)n, sizeof(double), cmp_double);
+	qsort(rc, (size_t)n, sizeof(double), cmp_double);
+	qsort(rw, (size_t)n, sizeof(double), cmp_double);
+	double gf = 2e-9 * (double)(s->M * s->N * s->K);
+	printf("%-10s %5lld %5lld %5lld %d | a %6.1f | b %6.1f | b/a cpu %6.3f wall %6.3f\n",
+	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, T,
+	       gf / ca[n / 2], gf / cb[n / 2], rc[n / 2], rw[n / 2]);
+}
+
 static double proc_cpu(void)
 {
 	struct timespec t;
@@ -243,6 +252,11 @@ static double proc_cpu(void)
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* GEMM_BENCH_VS: "panels" with the blocking in force (a) against another
+ * (b: rt_sgemm_blocking), call by call in turn (which goes first
+ * alternates) so both meet the same load; per variant the median process
+ * CPU ms per call (the pool's spinning included) and the median ratio b/a
+ * of neighbouring calls, CPU and wall */
 static void ab_block(const shape *s, struct rt_pool *pool, int T, const float *A,
                      const float *Bp0, int ncopy, float *C, const int64_t vs[3],
                      const char *vsk)
@@ -271,14 +285,7 @@ static void ab_block(const shape *s, struct rt_pool *pool, int T, const float *A
 	}
 	rt_sgemm_blocking(0, 0, 0);
 	rt_sgemm_use(NULL);
-	qsort(cpu[0], PAIRS, sizeof(double), cmp_double);
-	qsort(cpu[1], PAIRS, sizeof(double), cmp_double);
-	qsort(rc, PAIRS, sizeof(double), cmp_double);
-	qsort(rw, PAIRS, sizeof(double), cmp_double);
-	double gf = 2e-9 * (double)(s->M * s->N * s->K);
-	printf("%-10s %5lld %5lld %5lld %d | a %6.1f | b %6.1f | b/a cpu %6.3f wall %6.3f\n",
-	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, T,
-	       gf / cpu[0][PAIRS / 2], gf / cpu[1][PAIRS / 2], rc[PAIRS / 2], rw[PAIRS / 2]);
+	ab_report(s, T, PAIRS, cpu[0], cpu[1], rc, rw);
 }
 
 /* ---- int8: rt_qgemm (KlnGemmQ's GEMM) ---- */
@@ -339,14 +346,7 @@ static void ab_q8(const shape *s, struct rt_pool *pool, int T, const float *A, c
 		rc[i] = tc[1] / tc[0], rw[i] = tw[1] / tw[0];
 	}
 	rt_qgemm_use(ka);
-	qsort(cpu[0], PAIRS, sizeof(double), cmp_double);
-	qsort(cpu[1], PAIRS, sizeof(double), cmp_double);
-	qsort(rc, PAIRS, sizeof(double), cmp_double);
-	qsort(rw, PAIRS, sizeof(double), cmp_double);
-	double gf = 2e-9 * (double)(s->M * s->N * s->K);
-	printf("%-10s %5lld %5lld %5lld %d | a %6.1f | b %6.1f | b/a cpu %6.3f wall %6.3f\n",
-	       s->what, (long long)s->M, (long long)s->N, (long long)s->K, T,
-	       gf / cpu[0][PAIRS / 2], gf / cpu[1][PAIRS / 2], rc[PAIRS / 2], rw[PAIRS / 2]);
+	ab_report(s, T, PAIRS, cpu[0], cpu[1], rc, rw);
 }
 
 /* gemm_bench int8 [KERNEL]: 8-bit and 7-bit weights on the unbatched

@@ -538,6 +538,12 @@ static int e2e_case(const char *path)
 	const char *r = strstr(text, "// RUN:");
 	if (r)
 		sscanf(r + 7, " %511s", passes);
+	/* "// TOL: X": a pass that changes precision (fpmath-bf16) is held to
+	 * X, relative above 1 and absolute below, instead of 1e-5 */
+	double tol = 1e-5;
+	const char *t = strstr(text, "// TOL:");
+	if (t && sscanf(t + 7, " %lf", &tol) != 1)
+		fail_msg("%s: '// TOL:' without a number", path);
 	Graph *a = load_case(text, path), *b = load_case(text, path);
 	PassOptions o = {.opt_level = 2, .passes = passes[0] ? passes : NULL, .verify_each = true};
 	Diag d = {0};
@@ -560,7 +566,7 @@ static int e2e_case(const char *path)
 			run_model(mb, a, seed * 7919, ob, nb);
 			for (int i = 0; i < nout; i++) {
 				assert_int_equal(na[i], nb[i]);
-				assert_close(ob[i], oa[i], na[i], 1e-5);
+				assert_close(ob[i], oa[i], na[i], tol);
 				free(oa[i]);
 				free(ob[i]);
 			}
