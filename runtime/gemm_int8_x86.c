@@ -110,11 +110,6 @@ void rt_q8_quant_u8_avx2(const float *x, int64_t K, float inv, int32_t zp, uint8
 	}
 }
 
-static inline __mmask16 tail16(int64_t n)
-{
-	return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-}
-
 /* rt_q8_row_range_avx2 in 16 lanes, 32 values a step on two pairs of
  * accumulators, the tail under a mask (zeros: they change neither min(0,
  * .) nor max(0, .)): the same min, max and NaN flag */
@@ -131,7 +126,7 @@ void rt_q8_row_range_avx512(const float *x, int64_t K, float *mn, float *mx, int
 		nan |= _mm512_cmp_ps_mask(v, w, _CMP_UNORD_Q);
 	}
 	for (; k < K; k += 16) {
-		__m512 v = _mm512_maskz_loadu_ps(tail16(K - k), x + k);
+		__m512 v = _mm512_maskz_loadu_ps(vm_tail(K - k), x + k);
 		lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
 		nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 	}
@@ -161,7 +156,7 @@ void rt_q8_quant_u8_avx512(const float *x, int64_t K, float inv, int32_t zp, uin
 		_mm512_storeu_si512((void *)(q + k), _mm512_permutexvar_epi32(order, u));
 	}
 	for (; k < K; k += 16) {
-		__mmask16 m = tail16(K - k);
+		__mmask16 m = vm_tail(K - k);
 		__m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vi)), vz);
 		_mm512_mask_cvtusepi32_storeu_epi8(q + k, m, _mm512_max_epi32(v, zero));
 	}
