@@ -60,6 +60,12 @@ int be_compile(Graph *g, const BeOptions *opt, BeStats *stats, Diag *diag);
  * list to help_out and returns 1. */
 int be_check_target_cpu(const char *triple, const char *cpu, FILE *help_out, Diag *diag);
 
+/* Whether the target of o (this machine by default; an x86-64 level) has
+ * feature name of runtime/cpu_features.def, as the model records it and
+ * kiln_model_load checks it: false when the target's features are unknown
+ * (another named CPU or triple). */
+bool be_target_has_feature(const BeOptions *o, const char *name);
+
 /* Cross targets (backend/link.c).  be_cross_gnu: the GNU triple
  * ("aarch64-linux-gnu") when --target-triple names another architecture
  * that kiln links .so files for with Debian's cross toolchain, else NULL

@@ -266,6 +266,17 @@ static void target_features(const BeOptions *o, char *cpu, size_t ncpu, char *fe
 			checkable_features(levels[k][1], feat, nfeat);
 }
 
+bool be_target_has_feature(const BeOptions *o, const char *name)
+{
+	char cpu[128], feat[1024];
+	target_features(o, cpu, sizeof cpu, feat, sizeof feat);
+	size_t n = strlen(name);
+	for (const char *p = feat; (p = strstr(p, name)); p += n)
+		if ((p == feat || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
 void be_emit_desc(Be *be)
 {
 	Graph *g = be->g;

@@ -7,8 +7,11 @@
  * the probabilities to bf16 for Q K^T and P V and sums in f32 (vdpbf16ps
  * where the CPU has AVX512_BF16); scale, masks and softmax stay f32.  The
  * GEMMs' bf16 weights are the backend's part of --fpmath=bf16
- * (backend/emit_attrs.c); without --fpmath=bf16 (fp32, --quantize=int8)
- * this pass does not run and every attention keeps fpmath 0.
+ * (backend/emit_attrs.c).  --quantize=int8 without --fpmath runs it too
+ * where the target has AVX512_BF16 (tools/kiln.c, cli_compile_opts_finish:
+ * the attentions' bf16 products, the GEMMs int8; --fpmath=fp32 opts out);
+ * otherwise (fp32, the default) it does not run and every attention keeps
+ * fpmath 0.
  *
  * requires: the fusions before it (at -O0 there is no KlnAttention: it
  *           changes nothing).

@@ -22,7 +22,8 @@ typedef struct PassOptions {
 	bool quantize_int8;            /* run `quantize` after the pipeline (--quantize=int8) */
 	int quantize_wbits;            /* its weights: 7 (|w| <= 64) or 8 (0: 8) (--quantize-weight-bits) */
 	bool remove_padding;           /* run `pack-tokens` last (--remove-padding) */
-	bool fpmath_bf16;              /* run `fpmath-bf16` last (--fpmath=bf16) */
+	bool fpmath_bf16;              /* run `fpmath-bf16` last (--fpmath=bf16; --quantize=int8
+	                                * without --fpmath where the target has AVX512_BF16) */
 } PassOptions;
 
 /* Fusion counters, by fusion name ("attention", "qkv", ...: the names of

@@ -67,7 +67,7 @@ static const PassDef passes[] = {
 	 "row-wise ops and attentions masked by one graph input run on the real tokens only "
 	 "(KlnPackTokens/KlnUnpackTokens); --remove-padding runs it last; requires the fusions", NULL},
 	{"fpmath-bf16", pass_fpmath_bf16,
-	 "KlnAttention fpmath 1: Q K^T and P V on bf16 operands, f32 sums; --fpmath=bf16 runs it last", NULL},
+	 "KlnAttention fpmath 1: Q K^T and P V on bf16 operands, f32 sums; --fpmath=bf16 runs it last, and --quantize=int8 without --fpmath where the target has AVX512_BF16", NULL},
 };
 #define NPASSES ((int)(sizeof passes / sizeof passes[0]))
 

@@ -21,12 +21,17 @@ typedef struct CompileOpts {
 	const char *format;    /* dump: "text" or "dot" */
 	const char *weights_from;  /* text IR input: the ONNX model its elided constants come from */
 	int graph;             /* text IR input: which graph of a multi-graph dump (1-based), 0: the only */
+	bool fpmath_given;     /* --fpmath was on the command line */
 } CompileOpts;
 
 void cli_compile_opts_init(CompileOpts *o);
 /* Consumes argv[*i] if it is a pass or backend option; 1 if consumed,
  * 0 if not ours, -1 on a malformed value (message printed). */
 int cli_parse_compile_opt(CompileOpts *o, const char *arg);
+/* After the options: --quantize=int8 without --fpmath gives the attentions
+ * bf16 products (pass fpmath-bf16; the GEMMs stay int8) where the target
+ * has AVX512_BF16; --fpmath=fp32 keeps them fp32. */
+void cli_compile_opts_finish(CompileOpts *o);
 /* Parses `kiln CMD MODEL [options]` (dump, compile): compile options, -o OUT
  * when want_out, one model.  1 when --help was printed, -1 on a bad argument
  * (message printed), else 0; *model is NULL when none was given. */

@@ -45,7 +45,9 @@ static const char check_help[] =
 	"  --target-triple=aarch64-linux-gnu  compile for aarch64 and run it under\n"
 	"                           qemu-aarch64 (Debian's qemu-user; the model is linked\n"
 	"                           with gcc-aarch64-linux-gnu and run by kiln-runner)\n"
-	"  --quantize=int8|none     int8 GEMMs as for kiln compile (looser tolerances too)\n"
+	"  --quantize=int8|none     int8 GEMMs (and bf16 attention products on AVX512_BF16\n"
+	"                           unless --fpmath is given) as for kiln compile (looser\n"
+	"                           tolerances too)\n"
 	"  --quantize-weight-bits=8|7  int8's weights, as for kiln compile\n"
 	"  --remove-padding         as for kiln compile; outputs unpacked from packed tokens\n"
 	"                           are compared at their mask's real positions only\n"
@@ -836,6 +838,7 @@ int cmd_check(int argc, char **argv)
 	int tc = cli_check_target_cpu(&o);
 	if (tc)
 		return tc > 0 ? EXIT_OK : EXIT_USAGE;
+	cli_compile_opts_finish(&o);
 	Cross cross;
 	const char *gnu = be_cross_gnu(o.be.target_triple);
 	if (gnu && cross_tools(&cross, gnu))

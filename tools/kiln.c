@@ -281,6 +281,7 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 			return cli_error("--fpmath must be fp32 or bf16, not '%s'", v), -1;
 		o->be.fpmath = !strcmp(v, "bf16") ? BE_FPMATH_BF16 : BE_FPMATH_F32;
 		o->passes.fpmath_bf16 = o->be.fpmath == BE_FPMATH_BF16;
+		o->fpmath_given = true;
 	} else if ((v = optval(a, "--quantize"))) {
 		if (strcmp(v, "int8") && strcmp(v, "none"))
 			return cli_error("--quantize must be int8 or none, not '%s'", v), -1;
@@ -295,6 +296,13 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 		return 0;
 	}
 	return 1;
+}
+
+void cli_compile_opts_finish(CompileOpts *o)
+{
+	if (o->passes.quantize_int8 && !o->fpmath_given &&
+	    be_target_has_feature(&o->be, "avx512bf16"))
+		o->passes.fpmath_bf16 = true;
 }
 
 int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help, bool want_out,
@@ -327,6 +335,7 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 		cli_error("%s: --quantize-weight-bits needs --quantize=int8", cmd);
 		return -1;
 	}
+	cli_compile_opts_finish(o);
 	return want_out ? cli_check_target_cpu(o) : 0;
 }
 

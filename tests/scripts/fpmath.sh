@@ -7,7 +7,8 @@
 #   - --fpmath=fp32 is the default, bit for bit (same outputs, same size);
 #   - --stats JSON names the fpmath; a bad value is a usage error (exit 2);
 #   - kiln dump --fpmath=bf16 shows fpmath = 1 on every KlnAttention (the
-#     pass fpmath-bf16), the default, fp32 and --quantize=int8 on none;
+#     pass fpmath-bf16), so does --quantize=int8 where the CPU has
+#     AVX512_BF16; the default, fp32 and --quantize=int8 --fpmath=fp32 on none;
 #   - kiln check --fpmath=bf16 passes with --atol=3e-2 --rtol=3e-2 and
 #     fails with the default tolerances (1e-4, 1e-3), as measured.
 # Tolerance: measured on this model, the worst element used 0.69 of a
@@ -40,12 +41,20 @@ want_json "$d/default.stats" fp32 && ok "--stats fpmath fp32" || bad "--stats of
 want_json "$d/bf16.stats" bf16 && ok "--stats fpmath bf16" || bad "--stats of --fpmath=bf16 lacks \"fpmath\": \"bf16\""
 
 # the pass fpmath-bf16: --fpmath=bf16 gives each KlnAttention fpmath = 1 (its
-# products on bf16 operands); the default, fp32 and --quantize=int8 none
+# products on bf16 operands); so does --quantize=int8 without --fpmath where
+# this machine (the default target) has AVX512_BF16, and on none elsewhere;
+# the default, fp32, and int8 with --fpmath=fp32 on none; --target-cpu=x86-64-v4
+# (no AVX512_BF16) none either
 natt=$("$kiln" dump "$m/model.onnx" | grep -c ' = KlnAttention(')
-for v in default fp32 int8 bf16; do
-	opt=(); case $v in fp32|bf16) opt=(--fpmath=$v) ;; int8) opt=(--quantize=int8) ;; esac
+hwbf16=0; grep -qw avx512_bf16 /proc/cpuinfo && hwbf16=1
+for v in default fp32 int8 int8-fp32 int8-v4 bf16; do
+	case $v in
+	fp32|bf16) opt=(--fpmath=$v) ;; int8) opt=(--quantize=int8) ;;
+	int8-fp32) opt=(--quantize=int8 --fpmath=fp32) ;; int8-v4) opt=(--quantize=int8 --target-cpu=x86-64-v4) ;;
+	*) opt=() ;;
+	esac
 	n=$("$kiln" dump "$m/model.onnx" "${opt[@]}" | grep ' = KlnAttention(' | grep -c 'fpmath = 1')
-	want=0; [ $v = bf16 ] && want=$natt
+	want=0; { [ $v = bf16 ] || { [ $v = int8 ] && [ $hwbf16 = 1 ]; }; } && want=$natt
 	[ "$natt" -gt 0 ] && [ "$n" -eq "$want" ] && ok "dump $v: $n of $natt KlnAttention with fpmath = 1" \
 		|| bad "dump $v: $n of $natt KlnAttention with fpmath = 1, expected $want"
 done
