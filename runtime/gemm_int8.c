@@ -403,16 +403,19 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 	int tmr = uk->tail_mr;
 	rt_q8_kern full = np < GP ? uk->part[np - 1] : fn,
 	           short_ = tail && np < GP ? uk->tail_part[np - 1] : uk->tail;
-	/* few rows (at most 8 calls, 48 rows for MR 6: LXMERT's 20 and 36),
-	 * where the weights' stream is the cost, and a kernel that prefetches
-	 * in its loop (a whole group): a quarter of the next panel in each
-	 * of the first 4 calls (np 1; np 3: a panel in each of the first 3),
-	 * evenly over the products (the slices above, a
-	 * burst before each call, stall it once the misses in flight reach
-	 * the core's limit: +12-16% GOP/s on LXMERT's 20 rows); fewer calls:
-	 * the rest before the first */
+	/* few rows (at most 16 calls, 128 rows for MR 8: BERT's b1 s128,
+	 * LXMERT's 20 and 36), where the weights' stream is the cost, and a
+	 * kernel that prefetches in its loop (a whole group): a quarter of
+	 * the next panel in each of the first 4 calls (np 1; np 3: a panel
+	 * in each of the first 3), evenly over the products (the slices
+	 * above, a burst before each call, stall it once the misses in
+	 * flight reach the core's limit: +12-16% GOP/s on LXMERT's 20 rows;
+	 * BERT-base b1 s128 1 thread, 16 calls: 4-6% less CPU time per run,
+	 * its bursts of 36 lines were 5% of the profile in q8_unit's
+	 * prefetcht1); fewer calls: the rest before the first.  More calls
+	 * (b8's 85): the slices, with enough products between them */
 	int64_t slice = GP == 1 ? pstride / 4 : pstride, pcalls = GP == 1 ? 4 : GP;
-	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 8 && np == GP;
+	bool inpf = pf && uk->fn_pf && fn == uk->fn && calls <= 16 && np == GP;
 	if (inpf) {
 		int64_t skip = (calls < pcalls ? calls : pcalls) * slice / 64;
 		if (skip < plines)
