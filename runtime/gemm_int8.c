@@ -194,6 +194,8 @@ typedef struct q8_job {
 	/* units from usplit on are halves (in rows) of the last chunk's last
 	 * panels, two a panel, so that the threads finish closer together */
 	int64_t usplit;
+	int64_t nunits;        /* units in all (the halves counted) */
+	int64_t pfstep;        /* a thread's next unit is likely u + pfstep (q8_work) */
 } q8_job;
 
 /* round to nearest even for |v| < 2^22, and vectorizable (nearbyintf is
@@ -370,11 +372,12 @@ static void prefetch_lines(const int8_t *p, int64_t n)
 
 /* One unit of work: C rows [i0, i1) x panel group g (the kernel's np
  * panels from g * np, fewer at the end of N), MR rows a micro-kernel call.
- * The group after g (or, after the last, the first for the next chunk of
- * rows) goes to L2 while g computes, a slice before each call, so the
- * weights stream from DRAM behind the products, not between them (and the
- * 7-bit check reads the next panel from cache). */
-static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide, rt_q8_kern fn)
+ * Group gn, the one the thread will likely take next (q8_work; -1: none),
+ * goes to L2 while g computes, a slice before each call, so the weights
+ * stream from DRAM behind the products, not between them (and the 7-bit
+ * check reads the next panel from cache). */
+static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int64_t gn, int16_t *wide,
+                    rt_q8_kern fn)
 {
 	const rt_q8_ukernel *uk = j->uk;
 	int MR = uk->mr, GP = uk->np;
@@ -395,8 +398,8 @@ static void q8_unit(q8_job *j, int64_t i0, int64_t i1, int64_t g, int16_t *wide,
 		wp = (const int8_t *)(const void *)wide;
 	}
 	int64_t n0 = p0 * RT_Q8_NR;
-	const int8_t *pf = g + 1 < j->ng ? j->Wp + (p0 + np) * pstride : i1 < j->M ? j->Wp : NULL;
-	int64_t pnext = g + 1 < j->ng ? j->np - p0 - np : j->np;
+	const int8_t *pf = gn >= 0 ? j->Wp + gn * GP * pstride : NULL;
+	int64_t pnext = gn >= 0 ? j->np - gn * GP : 0;
 	int64_t plines = (pnext < GP ? pnext : GP) * pstride / 64;
 	int64_t calls = (i1 - i0 + MR - 1) / MR, per = (plines + calls - 1) / calls;
 	bool tail = uk->tail && fn == uk->fn;
@@ -530,8 +533,14 @@ static void q8_work(void *arg, int64_t b, int64_t e)
 		for (int64_t u; (u = next_unit(j, (int)r)) >= 0;) {
 			int64_t i0, i1, p;
 			unit_at(j, u, &i0, &i1, &p);
+			/* the thread's likely next unit: the next of its own run,
+			 * or of one run shared by all, nt on (the threads take
+			 * them in turn: the next group would be another's) */
+			int64_t un = u + j->pfstep, a, z, gn = -1;
+			if (un < j->nunits)
+				unit_at(j, un, &a, &z, &gn);
 			if (i0 < i1)
-				q8_unit(j, i0, i1, p, wide, fn);
+				q8_unit(j, i0, i1, p, gn, wide, fn);
 		}
 }
 
@@ -594,6 +603,8 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 		j.usplit = units - nsplit;
 		units += nsplit;
 	}
+	j.nunits = units;
+	j.pfstep = j.nruns == 1 && nt > 1 ? (units < nt ? units : nt) : 1;
 	for (int r = 0; r < j.nruns; r++) {
 		j.run[r].next = units * r / j.nruns;
 		j.run[r].end = units * (r + 1) / j.nruns;
