@@ -23,8 +23,10 @@
  * others'), else taken by all threads in turn from one run (its last
  * units cut in halves of rows, for an even finish), the
  * micro-kernel giving MR x 16 int32 sums a panel over the whole K,
- * dequantized with the bias and GELU while they are in L1; the thread's
- * next group is prefetched meanwhile.  A row of A that holds a
+ * dequantized with the bias and GELU while they are in L1; the group of
+ * the thread's likely next unit (its run's next, or with one run shared
+ * by nt threads the one nt on) is prefetched meanwhile, in the kernel's
+ * loop at up to 16 calls a unit, else in slices between the calls.  A row of A that holds a
  * NaN or an infinity gives a row of NaN (it cannot be quantized). */
 #include <float.h>
 #include <pthread.h>
