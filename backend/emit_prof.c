@@ -142,8 +142,12 @@ static void flop_rule(const Be *be, NodeId id, int32_t *in, int32_t *axis, int64
 		int64_t d = ir_attr_int(g, id, "head_size", 0), dv = ir_attr_int(g, id, "v_head_size", 0);
 		*in = 1;
 		*axis = ir_attr_int(g, id, "layout", 0) ? 0 : 1;
-		/* output [B, Sq, H * Dv]: 2 * B * H * Sq * Sk * (D + Dv) */
-		*mul = d > 0 && dv > 0 && IR_VAL(g, n->in[1])->rank == 3 ? 2 * (d + dv) : 0;
+		/* output [B, Sq, H * Dv]: 2 * B * H * Sq * Sk * (D + Dv); packed
+		 * (cu_seqlens, --remove-padding): the work is H * sum of squared
+		 * lengths, data the shapes do not hold (T x T overcounts it 6x on
+		 * lengths 16..128), so not counted */
+		bool packed = n->nin > 5 && n->in[5] >= 0;
+		*mul = d > 0 && dv > 0 && !packed && IR_VAL(g, n->in[1])->rank == 3 ? 2 * (d + dv) : 0;
 		*div = dv > 0 ? dv : 1;
 		break;
 	}

@@ -502,8 +502,9 @@ static const ukernel_fn tail256[6] = {
 	NULL, uk_avx2_1, uk_avx2_2, uk_avx2_3, uk_avx2_4, uk_avx2_5,
 };
 
-static void add_avx512(float *c, const float *b, int64_t n);
 static void gelu_avx512(float *x, int64_t n, int approx);
+static void epi_tile_avx512(float *c, int64_t ldc, int64_t m, int64_t n, const float *bias,
+                            int act);
 static void gelu_avx2(float *x, int64_t n, int approx);
 #endif
 
@@ -601,7 +602,7 @@ static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t ks, const float
 /* best first; the last is the portable one */
 static const ukernel kernels[] = {
 #if defined(__x86_64__)
-	{ "avx512", 8, 48, uk_avx512, tail512, 2, add_avx512, gelu_avx512, NULL },
+	{ "avx512", 8, 48, uk_avx512, tail512, 2, NULL, gelu_avx512, epi_tile_avx512 },
 	{ "avx2", 6, 16, uk_avx2, tail256, 1, NULL, gelu_avx2, epi_tile_avx2 },
 #elif defined(__aarch64__)
 	{ "neon", 8, 12, uk_neon, tailneon, 1, add_neon, gelu_neon, NULL },
@@ -960,42 +961,71 @@ static inline __m512 one_plus_erf16(__m512 z)
 	                            q, big);
 }
 
+/* GELU of 16 lanes (approx: 0 erf, 1 tanh, 2 quick; a constant where
+ * inlined); NaN in, NaN out (whatever the polynomials make of it) */
+__attribute__((target("avx512f,fma"), always_inline))
+static inline __m512 gelu16(__m512 v, const int approx)
+{
+	__m512 y;
+	if (approx == 2) {
+		__m512 e = vm_exp16(_mm512_mul_ps(v, _mm512_set1_ps(-QUICK_K)));
+		y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+	} else if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
+		__m512 u = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v),
+		                         _mm512_set1_ps(0.044715f * 0.7978845608028654f),
+		                         _mm512_set1_ps(0.7978845608028654f)));
+		__m512 e = vm_exp16(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
+		y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+	} else {
+		__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
+		y = _mm512_mul_ps(h, one_plus_erf16(
+			_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f))));
+	}
+	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
 /* GELU over n floats (n may be anything: the tail is masked) */
 __attribute__((target("avx512f,fma")))
 static void gelu_avx512(float *x, int64_t n, int approx)
 {
 	for (int64_t i = 0; i < n; i += 16) {
 		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-		__m512 v = _mm512_maskz_loadu_ps(m, x + i), y;
-		if (approx == 2) {
-			__m512 e = vm_exp16(_mm512_mul_ps(v, _mm512_set1_ps(-QUICK_K)));
-			y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
-		} else if (approx) {    /* 0.5 v (1 + tanh(u)) = v / (1 + exp(-2u)) */
-			__m512 u = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v),
-			                         _mm512_set1_ps(0.044715f * 0.7978845608028654f),
-			                         _mm512_set1_ps(0.7978845608028654f)));
-			__m512 e = vm_exp16(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
-			y = _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
-		} else {
-			__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
-			y = _mm512_mul_ps(h, one_plus_erf16(
-				_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f))));
-		}
-		/* NaN in, NaN out (whatever the polynomials make of it) */
-		y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-		_mm512_mask_storeu_ps(x + i, m, y);
+		_mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i), approx));
 	}
 }
 
-__attribute__((target("avx512f")))
-static void add_avx512(float *c, const float *b, int64_t n)
+/* tile_epi for AVX-512, act a constant: c = act(c + bias) in one pass over
+ * the tile (the tail columns masked): the same operations as the bias
+ * add and gelu_avx512 it replaced (two calls per row), so the results are
+ * bit-identical to theirs */
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void epi_tile_avx512_body(float *c, int64_t ldc, int64_t m, int64_t n,
+                                        const float *bias, const int act)
 {
-	for (int64_t k = 0; k < n; k += 16) {
-		__mmask16 m = vm_tail(n - k);
-		_mm512_mask_storeu_ps(c + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + k),
-		                                              _mm512_maskz_loadu_ps(m, b + k)));
+	for (int64_t r = 0; r < m; r++, c += ldc)
+		for (int64_t k = 0; k < n; k += 16) {
+			__mmask16 mk = vm_tail(n - k);
+			__m512 v = _mm512_maskz_loadu_ps(mk, c + k);
+			if (bias)
+				v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + k));
+			if (act)
+				v = gelu16(v, act - 1);
+			_mm512_mask_storeu_ps(c + k, mk, v);
+		}
+}
+
+__attribute__((target("avx512f,fma")))
+static void epi_tile_avx512(float *c, int64_t ldc, int64_t m, int64_t n, const float *bias,
+                            int act)
+{
+	switch (act) {
+	case 0: epi_tile_avx512_body(c, ldc, m, n, bias, 0); break;
+	case 1: epi_tile_avx512_body(c, ldc, m, n, bias, 1); break;
+	case 2: epi_tile_avx512_body(c, ldc, m, n, bias, 2); break;
+	default: epi_tile_avx512_body(c, ldc, m, n, bias, 3); break;
 	}
 }
+
 #endif
 
 #if defined(__aarch64__)

@@ -13,6 +13,8 @@
 #     shares summing to 100% (within rounding);
 #   - outputs with --profile are bit-identical to outputs without;
 #   - kiln bench --profile keeps its last line the JSON object;
+#   - --remove-padding: the packed attention's events have no flops (its
+#     work is in the lengths), the padded model's and the GEMMs' do;
 #   - an empty --profile is bad usage (2); an unwritable path or a folder
 #     is bad input (1) with one line naming it.
 #   bash profile.sh KILN_BIN SRC_DIR BUILD_DIR
@@ -147,6 +149,34 @@ for t in 2 1; do
 		bad "bench --threads $t --profile: $(head -3 "$d/err")"
 	fi
 done
+
+# --remove-padding: the packed attention's work depends on the lengths (data),
+# so its events carry no flops (T x T would overcount it) while the padded
+# model's attention events do; the packed GEMMs keep theirs
+if "$kiln" compile "$m/model.onnx" -o "$d/rp.so" --remove-padding >/dev/null 2>"$d/err" &&
+	"$kiln" bench "$d/rp.so" --batch 2 --seq 16 --vocab 1024 --runs 2 --lengths 5..16 \
+		--profile="$d/rp.json" >/dev/null 2>>"$d/err" &&
+	"$kiln" bench "$d/O2.so" --batch 2 --seq 16 --vocab 1024 --runs 2 \
+		--profile="$d/pad.json" >/dev/null 2>>"$d/err"; then
+	r=$(/usr/bin/python3 - "$d/rp.json" "$d/pad.json" 2>&1 <<'EOF2'
+import json, sys
+def att(path):
+    ev = [e for e in json.load(open(path)) if e.get("cat") == "Node"]
+    return ([e for e in ev if e["args"]["op_name"] == "KlnAttention"],
+            [e for e in ev if e["args"]["op_name"] == "KlnGemm"])
+(ra, rg), (pa, pg) = att(sys.argv[1]), att(sys.argv[2])
+if not ra or not pa:
+    sys.exit("no KlnAttention events (packed %d, padded %d)" % (len(ra), len(pa)))
+if any("flops" in e["args"] for e in ra):
+    sys.exit("packed attention with flops %s" % ra[0]["args"].get("flops"))
+if not all(e["args"].get("flops", 0) > 0 for e in pa + rg):
+    sys.exit("a padded attention or a packed GEMM without flops")
+print("%d packed attention events without flops" % len(ra))
+EOF2
+) && ok "--remove-padding --profile: $r" || bad "--remove-padding --profile: $r"
+else
+	bad "--remove-padding --profile: $(head -3 "$d/err")"
+fi
 
 # errors
 "$kiln" run "$d/O2.so" --inputs "$m/test_data_set_0" --outputs "$d/o" --profile= >/dev/null 2>"$d/err"

@@ -257,6 +257,64 @@ static void gelu_epilogues(void **state)
 	}
 }
 
+/* The epilogue on the kernels whose fused form claims the exact operations
+ * of the unfused one (avx512's tile epilogue, the portable kernel): the
+ * GEMM with bias + act equals, bit for bit, the GEMM without epilogue
+ * followed by c + bias and rt_gelu_inplace row by row (what the AVX-512
+ * path ran before its one-pass tile epilogue); N 1 to 100 (every masked
+ * tail, partial panels), weights in panels, 1 and 2 threads, C strided. */
+static void epilogue_bitexact(void **state)
+{
+	(void)state;
+	static const char *exact[] = { "avx512", "c" };
+	float bias[200];
+	for (int i = 0; i < 200; i++)
+		bias[i] = ref_frand(-4, 4);
+	for (size_t n = 0; n < 2; n++) {
+		if (rt_sgemm_use(exact[n]))
+			continue;
+		for (int N = 1; N <= 100; N++) {
+			int64_t M = ref_irand(1, 40), K = ref_irand(1, 300), ldc = N + N % 3;
+			int act = N % 4;
+			rt_gemm_epi e = { N % 5 ? bias : NULL, act };
+			float *A = ref_alloc(sizeof(float) * (size_t)(M * K));
+			float *W = ref_alloc(sizeof(float) * (size_t)(K * N));
+			float *Bp = ref_alloc(sizeof(float) * (size_t)rt_gemm_panel_floats(K, N));
+			float *C1 = ref_alloc(sizeof(float) * (size_t)(M * ldc));
+			float *C2 = ref_alloc(sizeof(float) * (size_t)(M * ldc));
+			for (int64_t i = 0; i < M * K; i++)
+				A[i] = ref_frand(-2, 2);
+			for (int64_t i = 0; i < K * N; i++)
+				W[i] = ref_frand(-2, 2);
+			memset(C1, 0, sizeof(float) * (size_t)(M * ldc));
+			memset(C2, 0, sizeof(float) * (size_t)(M * ldc));
+			rt_gemm_pack_panels(W, K, N, Bp);
+			struct rt_pool *p = N & 1 ? pool : NULL;
+			rt_sgemm_panels(p, M, N, K, A, K, Bp, C1, ldc, &e);
+			rt_sgemm_panels(p, M, N, K, A, K, Bp, C2, ldc, NULL);
+			for (int64_t i = 0; i < M; i++) {
+				if (e.bias)
+					for (int64_t c = 0; c < N; c++)
+						C2[i * ldc + c] += bias[c];
+				if (act)
+					rt_gelu_inplace(C2 + i * ldc, N, act - 1);
+			}
+			if (memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc))) {
+				print_error("kernel %s: M %lld N %d K %lld act %d bias %d: fused "
+				            "epilogue not bit-identical\n", exact[n], (long long)M, N,
+				            (long long)K, act, e.bias != NULL);
+				fail();
+			}
+			free(A);
+			free(W);
+			free(Bp);
+			free(C1);
+			free(C2);
+		}
+		rt_sgemm_use(NULL);
+	}
+}
+
 /* Weights packed at compile time: panels (mode 1: rt.h's f32 layout) or
  * bf16 panels (mode 2: the AVX512_BF16 kernel where the CPU has it, W
  * widened to f32 on the other kernels), for every kernel: odd N (a partial
@@ -540,6 +598,7 @@ int main(void)
 		cmocka_unit_test(bert_shapes),
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(gelu_epilogues),
+		cmocka_unit_test(epilogue_bitexact),
 		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(panel_weights_bf16),
 		cmocka_unit_test(bf16_rounds),
