@@ -472,6 +472,7 @@ const char *be_shape_fn_name(Op op)
 	case OP_Reshape: return "Reshape";
 	case OP_Expand: return "Expand";
 	case OP_Tile: return "Tile";
+	case OP_Pad: return "Pad";
 	case OP_ConstantOfShape: return "ConstantOfShape";
 	case OP_Range: return "Range";
 	case OP_Slice: return "Slice";

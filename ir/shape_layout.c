@@ -1,10 +1,10 @@
 /* Shape inference of the shape and layout ops (K_SHAPE in ops.def): Shape,
  * Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Concat,
- * Split, Gather*, Tile, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
+ * Split, Gather*, Tile, Pad, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
  * Range live in shape_slice.c.
  *
  * Where an output's shape comes from the content of an input (Reshape's
- * shape, Expand, Tile, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
+ * shape, Expand, Tile, Pad's pads and axes, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
  * split, OneHot's depth) and that content is not known symbolically (sval
  * or constant data), the output's rank comes from the input's static
  * length and its extents are data-dependent symbols (ir_shp_dyn) that the
@@ -521,6 +521,83 @@ static int infer_tile(Sh *s)
 	return 0;
 }
 
+/* Pad, one axis of extent x with constant pads b (begin) and e (end):
+ * negative pads crop first (as ONNX Runtime does), then the rest of L
+ * elements is padded; reflect needs pads below L, edge and wrap a
+ * non-empty L (wrap repeats it as often as needed, as numpy's). */
+static int pad_axis(Sh *s, int d, int64_t x, int64_t b, int64_t e, const char *mode)
+{
+	int64_t L = x, y;
+	if ((b < 0 && !ck_add_i64(L, b, &L)) || (e < 0 && !ck_add_i64(L, e, &L)) || L < 0)
+		return ir_shp_fail(s, "axis %d: pads %lld, %lld crop more than its %lld elements", d,
+		                   (long long)b, (long long)e, (long long)x);
+	if (!ck_add_i64(x, b, &y) || !ck_add_i64(y, e, &y))
+		return ir_shp_fail(s, "axis %d: pads %lld, %lld overflow", d, (long long)b, (long long)e);
+	bool pads = b > 0 || e > 0;
+	if (strcmp(mode, "constant") && pads && L == 0)
+		return ir_shp_fail(s, "axis %d: cannot pad an empty axis in %s mode", d, mode);
+	if (!strcmp(mode, "reflect") && ((b > 0 && b >= L) || (e > 0 && e >= L)))
+		return ir_shp_fail(s, "axis %d: reflect pads %lld, %lld: at most %lld for %lld elements",
+		                   d, (long long)b, (long long)e, (long long)(L - 1), (long long)L);
+	return 0;
+}
+
+/* Pad: each padded axis of the output is d + begin + end; pads or axes
+ * known only at run time give every axis a data-dependent extent (the
+ * pad's shape function binds them). */
+static int infer_pad(Sh *s)
+{
+	const Value *x;
+	int64_t ax[IR_MAX_RANK * 2];
+	int na, where[IR_MAX_RANK];
+	if (ir_shp_need(s, 0, &x) || get_axes(s, 3, "axes", ax, &na))
+		return -1;
+	int r = x->rank;
+	bool all = na == -1;   /* no axes input: every axis, in order */
+	for (int i = 0; i < r; i++)
+		where[i] = all ? i : -1;
+	for (int k = 0; !all && k < na; k++) {
+		int a;
+		if (ir_shp_axis(s, ax[k], r, &a))
+			return -1;
+		if (where[a] >= 0)
+			return ir_shp_fail(s, "axis %lld repeated", (long long)ax[k]);
+		where[a] = k;
+	}
+	int naxes = all ? r : na >= 0 ? na : -2 - na;
+	DimId e[SH_MAX_SVAL];
+	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
+	bool dyn = n < 0 || na < -1;
+	if (n < 0 && (n = ir_shp_len(s, 1, "pads", IR_MAX_RANK * 2)) < 0)
+		return -1;
+	if (n != 2 * naxes)
+		return ir_shp_fail(s, "pads has %d elements, expected %d (2 x %d axes)", n, 2 * naxes,
+		                   naxes);
+	const Value *cv = ir_shp_in(s, 2);
+	int64_t cn;
+	if (cv && ir_shp_const_shape(s, cv, &cn) && cn != 1)
+		return ir_shp_fail(s, "constant_value has %lld elements, expected 1", (long long)cn);
+	if (dyn) {
+		ir_shp_dyn_out(s, 0, x->dtype, r);
+		return 0;
+	}
+	const char *mode = ir_attr_str(s->g, s->id, "mode", "constant");
+	DimId out[IR_MAX_RANK];
+	for (int i = 0; i < r; i++) {
+		int k = where[i];
+		out[i] = x->dims[i];
+		if (k < 0)
+			continue;
+		int64_t xc, bc, ec;
+		if (ir_dim_is_const(s->g, x->dims[i], &xc) && ir_dim_is_const(s->g, e[k], &bc) &&
+		    ir_dim_is_const(s->g, e[k + naxes], &ec) && pad_axis(s, i, xc, bc, ec, mode))
+			return -1;
+		out[i] = ir_dim_add(s->g, ir_dim_add(s->g, x->dims[i], e[k]), e[k + naxes]);
+	}
+	ir_shp_out(s, 0, x->dtype, r, out);
+	return 0;
+}
+
 /* A scalar attribute tensor's value as an integer dim, if integral. */
 static bool lit_int(const TensorLit *t, int64_t *v)
 {
@@ -626,6 +703,7 @@ int ir_shp_layout(Sh *s)
 	case OP_Gather: return infer_gather(s);
 	case OP_GatherND: return infer_gather_nd(s);
 	case OP_Tile: return infer_tile(s);
+	case OP_Pad: return infer_pad(s);
 	case OP_Range: return ir_shp_range(s);
 	case OP_ConstantOfShape: return infer_constant_of_shape(s);
 	case OP_OneHot: return infer_one_hot(s);
