@@ -475,6 +475,10 @@ static int shape_fn_attrs(Be *be, NodeId id, int64_t *ia)
 	case OP_Pad:
 		ia[0] = be_pad_mode(g, id);
 		return 1;
+	case OP_TopK:
+		ax = ir_attr_int(g, id, "axis", -1);
+		ia[0] = ax < 0 ? ax + r : ax;
+		return 1;
 	default:
 		return 0;
 	}

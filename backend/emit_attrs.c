@@ -317,6 +317,16 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 		push_i(a, ir_attr_int(g, n, "detect_positive", 1));
 		return 0;
 	case OP_Mod: push_i(a, ir_attr_int(g, n, "fmod", 0)); return 0;
+	case OP_ScatterND: {   /* runtime/kernels_gather.c's order */
+		static const char *const reds[] = { "none", "add", "mul", "max", "min" };
+		const char *m = ir_attr_str(g, n, "reduction", "none");
+		for (int k = 0; k < 5; k++)
+			if (!strcmp(m, reds[k])) {
+				push_i(a, k);
+				return 0;
+			}
+		return fail(be, n, "reduction must be none, add, mul, max or min", 0);
+	}
 	case OP_Pad: {
 		int m = be_pad_mode(g, n);
 		if (m < 0)
@@ -366,6 +376,12 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	case OP_ConstantOfShape: return cos_attrs(be, n, a);
 	case OP_EyeLike: push_i(a, ir_attr_int(g, n, "k", 0)); return 0;
 	case OP_OneHot: return push_axis(be, n, a, "axis", -1, r0 + 1);
+	case OP_TopK:
+		if (push_axis(be, n, a, "axis", -1, r0))
+			return -1;
+		push_i(a, ir_attr_int(g, n, "largest", 1));
+		push_i(a, ir_attr_int(g, n, "sorted", 1));
+		return 0;
 	case OP_Trilu: push_i(a, ir_attr_int(g, n, "upper", 1)); return 0;
 	case OP_QuantizeLinear: case OP_DequantizeLinear: {
 		/* [axis]; out of range only with a scalar scale (shape inference

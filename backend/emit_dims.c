@@ -480,6 +480,7 @@ const char *be_shape_fn_name(Op op)
 	case OP_Unsqueeze: return "Unsqueeze";
 	case OP_Split: return "Split";
 	case OP_OneHot: return "OneHot";
+	case OP_TopK: return "TopK";
 	case OP_KlnPackTokens: return "KlnPackTokens";
 	case OP_ReduceSum: case OP_ReduceMean: case OP_ReduceMax: case OP_ReduceMin:
 	case OP_ReduceProd: case OP_ReduceL2: case OP_ReduceSumSquare:

@@ -503,6 +503,20 @@ static int up_pad_v2(const OnnxNode *u, NodeId *last)
 	return finish(u, OP_Pad, 3, in, skip, last);
 }
 
+/* TopK before 10: the k attribute -> the K input ([1], int64). */
+static int up_topk_v1(const OnnxNode *u, NodeId *last)
+{
+	static const char *const skip[] = { "k", NULL };
+	int64_t k;
+	int has;
+	if (need_inputs(u, 1, 1) || (has = attr_int(u, "k", &k)) < 0)
+		return -1;
+	if (!has)
+		return fail(u, "no attribute 'k'");
+	ValId in[2] = { u->in[0], const_i64s(u, "k", 1, &k) };
+	return finish(u, OP_TopK, 2, in, skip, last);
+}
+
 /* Softmax/LogSoftmax before 13: the input is coerced to 2-D at `axis`
  * (default 1) and normalized over the flattened trailing dims.  When axis
  * is the last one, that is the new form; otherwise (or when the rank is

@@ -1,10 +1,10 @@
 /* Shape inference of the shape and layout ops (K_SHAPE in ops.def): Shape,
  * Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Concat,
- * Split, Gather*, Tile, Pad, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
+ * Split, Gather*, ScatterND, TopK, Tile, Pad, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
  * Range live in shape_slice.c.
  *
  * Where an output's shape comes from the content of an input (Reshape's
- * shape, Expand, Tile, Pad's pads and axes, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
+ * shape, Expand, Tile, Pad's pads and axes, TopK's K, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
  * split, OneHot's depth) and that content is not known symbolically (sval
  * or constant data), the output's rank comes from the input's static
  * length and its extents are data-dependent symbols (ir_shp_dyn) that the
@@ -493,6 +493,62 @@ static int infer_gather_nd(Sh *s)
 	return 0;
 }
 
+/* ScatterND: the data's shape; updates must be indices.shape[:-1] +
+ * data.shape[k:] for index tuples of k (static) elements. */
+static int infer_scatter_nd(Sh *s)
+{
+	const Value *x, *ix, *u;
+	int64_t k;
+	if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &ix) || ir_shp_need(s, 2, &u))
+		return -1;
+	if (ix->rank < 1 || !ir_dim_is_const(s->g, ix->dims[ix->rank - 1], &k))
+		return ir_shp_fail(s, "indices must have a static last dim (the index tuples' length)");
+	if (k < 1 || k > x->rank)
+		return ir_shp_fail(s, "index tuples of %lld for data of rank %d", (long long)k, x->rank);
+	int q = ix->rank - 1, want = q + x->rank - (int)k;
+	if (u->rank != want)
+		return ir_shp_fail(s, "updates has rank %d, expected %d", u->rank, want);
+	DimId d;
+	for (int i = 0; i < want; i++)
+		if (ir_shp_unify(s, u->dims[i], i < q ? ix->dims[i] : x->dims[i - q + k], &d,
+		                 "updates dim") < 0)
+			return -1;
+	const char *red = ir_attr_str(s->g, s->id, "reduction", "none");
+	DType t = x->dtype;
+	if (strcmp(red, "none") && t != DT_F32 && t != DT_F64 && t != DT_I32 && t != DT_I64)
+		return ir_shp_fail(s, "reduction %s on %s data is not implemented (f32, f64, i32, i64)",
+		                   red, ir_dtype_name(t));
+	ir_shp_out(s, 0, x->dtype, x->rank, x->dims);
+	return 0;
+}
+
+/* TopK: the input's shape with K on axis; K's value known at run time
+ * only: a data-dependent extent, one symbol for both outputs. */
+static int infer_topk(Sh *s)
+{
+	const Value *x;
+	DimId k[1], out[IR_MAX_RANK];
+	int a;
+	if (ir_shp_need(s, 0, &x) || ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), x->rank, &a))
+		return -1;
+	if (ir_shp_getsval(s, 1, k, 1) != 1) {
+		if (ir_shp_len(s, 1, "K", 1) < 0)
+			return -1;
+		k[0] = ir_shp_dyn(s, 0, a);
+	}
+	int64_t kc, dc;
+	char buf[64];
+	if (ir_dim_is_const(s->g, k[0], &kc) &&
+	    (kc < 0 || (ir_dim_is_const(s->g, x->dims[a], &dc) && kc > dc)))
+		return ir_shp_fail(s, "K %lld out of range for axis %d of %s", (long long)kc, a,
+		                   ir_shp_dimstr(s, x->dims[a], buf, sizeof buf));
+	for (int i = 0; i < x->rank; i++)
+		out[i] = i == a ? k[0] : x->dims[i];
+	ir_shp_out(s, 0, x->dtype, x->rank, out);
+	ir_shp_out(s, 1, DT_I64, x->rank, out);
+	return 0;
+}
+
 static int infer_tile(Sh *s)
 {
 	const Value *x;
@@ -704,6 +760,8 @@ int ir_shp_layout(Sh *s)
 	case OP_GatherND: return infer_gather_nd(s);
 	case OP_Tile: return infer_tile(s);
 	case OP_Pad: return infer_pad(s);
+	case OP_ScatterND: return infer_scatter_nd(s);
+	case OP_TopK: return infer_topk(s);
 	case OP_Range: return ir_shp_range(s);
 	case OP_ConstantOfShape: return infer_constant_of_shape(s);
 	case OP_OneHot: return infer_one_hot(s);

@@ -21,7 +21,8 @@ EXTRA = {
     18: ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
          "ReduceSumSquare",                      # axes attribute -> input
          "Split",                                # num_outputs attribute
-         "Pad"],                                 # axes input
+         "Pad",                                  # axes input
+         "ScatterND"],                           # reduction max, min
     19: ["Pad",                                  # wrap mode
          "Cast", "CastLike", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
          "QuantizeLinear", "DequantizeLinear"],      # float8 types, saturate
@@ -56,6 +57,7 @@ UPGRADES = {
     "LogSoftmax": {1: "softmax_v1", 11: "softmax_v1"},
     "Tile": {1: "unsupported"},                   # tiles/axis inputs: never exported
     "Pad": {1: "unsupported", 2: "pad_v2"},       # paddings; pads/value attributes
+    "TopK": {1: "topk_v1"},                       # k attribute
 }
 for op in BINARY_BROADCAST:   # broadcast/axis attributes (and consumed_inputs)
     UPGRADES[op] = {1: "broadcast_v1", 6: "broadcast_v1"}

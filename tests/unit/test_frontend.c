@@ -984,6 +984,10 @@ static void test_version_table(void **state)
 	assert_int_equal(act_at("Pad", 11, NULL), UA_same);
 	assert_int_equal(act_at("Pad", 19, &since), UA_same);
 	assert_int_equal(since, 19);
+	assert_int_equal(act_at("TopK", 9, NULL), UA_topk_v1);
+	assert_int_equal(act_at("TopK", 10, NULL), UA_same);
+	assert_int_equal(act_at("ScatterND", 18, &since), UA_same);
+	assert_int_equal(since, 18);
 	assert_int_equal(act_at("Split", 18, &since), UA_same);
 	assert_int_equal(since, 18);
 	assert_int_equal(act_at("Cast", 21, &since), UA_same);
