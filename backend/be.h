@@ -171,6 +171,7 @@ typedef struct BeAttrs {
 int be_node_attrs(Be *be, NodeId n, BeAttrs *a);
 void be_attrs_free(BeAttrs *a);
 bool be_has_kernel(Op op);
+int be_pad_mode(const Graph *g, NodeId n);
 
 /* Inline op emitters: each returns 1 if it emitted the node as loops, 0 if
  * the node is not eligible (emit.c then calls the kernel), -1 on error. */

@@ -472,6 +472,13 @@ static int shape_fn_attrs(Be *be, NodeId id, int64_t *ia)
 		ia[0] = ir_attr_int(g, id, "keepdims", 1);
 		ia[1] = ir_attr_int(g, id, "noop_with_empty_axes", 0);
 		return 2;
+	case OP_Pad:
+		ia[0] = be_pad_mode(g, id);
+		return 1;
+	case OP_TopK:
+		ax = ir_attr_int(g, id, "axis", -1);
+		ia[0] = ax < 0 ? ax + r : ax;
+		return 1;
 	default:
 		return 0;
 	}

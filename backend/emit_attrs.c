@@ -317,6 +317,23 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 		push_i(a, ir_attr_int(g, n, "detect_positive", 1));
 		return 0;
 	case OP_Mod: push_i(a, ir_attr_int(g, n, "fmod", 0)); return 0;
+	case OP_ScatterND: {   /* runtime/kernels_gather.c's order */
+		static const char *const reds[] = { "none", "add", "mul", "max", "min" };
+		const char *m = ir_attr_str(g, n, "reduction", "none");
+		for (int k = 0; k < 5; k++)
+			if (!strcmp(m, reds[k])) {
+				push_i(a, k);
+				return 0;
+			}
+		return fail(be, n, "reduction must be none, add, mul, max or min", 0);
+	}
+	case OP_Pad: {
+		int m = be_pad_mode(g, n);
+		if (m < 0)
+			return fail(be, n, "mode must be constant, reflect, edge or wrap", 0);
+		push_i(a, m);
+		return 0;
+	}
 	case OP_ReduceMean: case OP_ReduceSum: case OP_ReduceMax: case OP_ReduceMin:
 	case OP_ReduceProd: case OP_ReduceL2: case OP_ReduceSumSquare:
 		return reduce_attrs(be, n, a);
@@ -359,6 +376,12 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	case OP_ConstantOfShape: return cos_attrs(be, n, a);
 	case OP_EyeLike: push_i(a, ir_attr_int(g, n, "k", 0)); return 0;
 	case OP_OneHot: return push_axis(be, n, a, "axis", -1, r0 + 1);
+	case OP_TopK:
+		if (push_axis(be, n, a, "axis", -1, r0))
+			return -1;
+		push_i(a, ir_attr_int(g, n, "largest", 1));
+		push_i(a, ir_attr_int(g, n, "sorted", 1));
+		return 0;
 	case OP_Trilu: push_i(a, ir_attr_int(g, n, "upper", 1)); return 0;
 	case OP_QuantizeLinear: case OP_DequantizeLinear: {
 		/* [axis]; out of range only with a scalar scale (shape inference
@@ -369,6 +392,18 @@ int be_node_attrs(Be *be, NodeId n, BeAttrs *a)
 	}
 	default: return 0;
 	}
+}
+
+/* Pad's mode as runtime/kernels_shape.c numbers it: 0 constant, 1 reflect,
+ * 2 edge, 3 wrap; -1 for another. */
+int be_pad_mode(const Graph *g, NodeId n)
+{
+	static const char *const modes[] = { "constant", "reflect", "edge", "wrap" };
+	const char *m = ir_attr_str(g, n, "mode", "constant");
+	for (int k = 0; k < 4; k++)
+		if (!strcmp(m, modes[k]))
+			return k;
+	return -1;
 }
 
 /* Ops with a kernel in the runtime (runtime/kernels_*.c): all of them. */

@@ -472,6 +472,7 @@ const char *be_shape_fn_name(Op op)
 	case OP_Reshape: return "Reshape";
 	case OP_Expand: return "Expand";
 	case OP_Tile: return "Tile";
+	case OP_Pad: return "Pad";
 	case OP_ConstantOfShape: return "ConstantOfShape";
 	case OP_Range: return "Range";
 	case OP_Slice: return "Slice";
@@ -479,6 +480,7 @@ const char *be_shape_fn_name(Op op)
 	case OP_Unsqueeze: return "Unsqueeze";
 	case OP_Split: return "Split";
 	case OP_OneHot: return "OneHot";
+	case OP_TopK: return "TopK";
 	case OP_KlnPackTokens: return "KlnPackTokens";
 	case OP_ReduceSum: case OP_ReduceMean: case OP_ReduceMax: case OP_ReduceMin:
 	case OP_ReduceProd: case OP_ReduceL2: case OP_ReduceSumSquare:

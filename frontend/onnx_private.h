@@ -77,7 +77,8 @@ void onnx_dims_str(const int64_t *dims, int rank, char *buf, size_t n);
 	X(drop_consumed) X(broadcast_v1) X(cast_v1) X(clip_v6) X(dropout_v1) \
 	X(dropout_v7) X(dropout_v10) X(gemm_v1) X(reshape_v1) X(squeeze_v1) \
 	X(unsqueeze_v1) X(concat_v1) X(split_v1) X(split_v2) X(slice_v1) \
-	X(softmax_v1) X(reduce_axes_attr) X(castlike)
+	X(softmax_v1) X(reduce_axes_attr) X(castlike) X(pad_v2) \
+	X(topk_v1)
 
 typedef enum OnnxAction {
 	UA_same, UA_unsupported,

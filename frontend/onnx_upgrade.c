@@ -478,6 +478,45 @@ static int up_slice_v1(const OnnxNode *u, NodeId *last)
 	return finish(u, OP_Slice, ha ? 4 : 3, in, skip, last);
 }
 
+/* Pad before 11: pads and value attributes -> inputs (opset 1's
+ * `paddings` is refused by the table).  The value is an f32 constant, cast
+ * to the data's dtype when that is known and another float type (the
+ * only types of Pad-2); mode stays an attribute. */
+static int up_pad_v2(const OnnxNode *u, NodeId *last)
+{
+	static const char *const skip[] = { "pads", "value", NULL };
+	const int64_t *p;
+	int n, has;
+	float value = 0;
+	if (need_inputs(u, 1, 1) || (has = attr_ints(u, "pads", &p, &n)) < 0 ||
+	    attr_float(u, "value", &value) < 0)
+		return -1;
+	if (!has)
+		return fail(u, "no attribute 'pads'");
+	DType t;
+	int rank;
+	onnx_value_type(u, u->in[0], &t, &rank);
+	ValId in[3] = { u->in[0], const_i64s(u, "pads", n, p),
+	                onnx_node_const(u, "value", DT_F32, 0, NULL, &value, sizeof value) };
+	if (t == DT_F16 || t == DT_F64 || t == DT_BF16)
+		in[2] = cast_to(u, "value_cast", in[2], t);
+	return finish(u, OP_Pad, 3, in, skip, last);
+}
+
+/* TopK before 10: the k attribute -> the K input ([1], int64). */
+static int up_topk_v1(const OnnxNode *u, NodeId *last)
+{
+	static const char *const skip[] = { "k", NULL };
+	int64_t k;
+	int has;
+	if (need_inputs(u, 1, 1) || (has = attr_int(u, "k", &k)) < 0)
+		return -1;
+	if (!has)
+		return fail(u, "no attribute 'k'");
+	ValId in[2] = { u->in[0], const_i64s(u, "k", 1, &k) };
+	return finish(u, OP_TopK, 2, in, skip, last);
+}
+
 /* Softmax/LogSoftmax before 13: the input is coerced to 2-D at `axis`
  * (default 1) and normalized over the flattened trailing dims.  When axis
  * is the last one, that is the new form; otherwise (or when the rank is

@@ -1,10 +1,10 @@
 /* Shape inference of the shape and layout ops (K_SHAPE in ops.def): Shape,
  * Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Concat,
- * Split, Gather*, Tile, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
+ * Split, Gather*, ScatterND, TopK, Tile, Pad, ConstantOfShape, EyeLike, OneHot, Trilu.  Slice and
  * Range live in shape_slice.c.
  *
  * Where an output's shape comes from the content of an input (Reshape's
- * shape, Expand, Tile, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
+ * shape, Expand, Tile, Pad's pads and axes, TopK's K, ConstantOfShape, Squeeze/Unsqueeze axes, Split's
  * split, OneHot's depth) and that content is not known symbolically (sval
  * or constant data), the output's rank comes from the input's static
  * length and its extents are data-dependent symbols (ir_shp_dyn) that the
@@ -493,6 +493,62 @@ static int infer_gather_nd(Sh *s)
 	return 0;
 }
 
+/* ScatterND: the data's shape; updates must be indices.shape[:-1] +
+ * data.shape[k:] for index tuples of k (static) elements. */
+static int infer_scatter_nd(Sh *s)
+{
+	const Value *x, *ix, *u;
+	int64_t k;
+	if (ir_shp_need(s, 0, &x) || ir_shp_need(s, 1, &ix) || ir_shp_need(s, 2, &u))
+		return -1;
+	if (ix->rank < 1 || !ir_dim_is_const(s->g, ix->dims[ix->rank - 1], &k))
+		return ir_shp_fail(s, "indices must have a static last dim (the index tuples' length)");
+	if (k < 1 || k > x->rank)
+		return ir_shp_fail(s, "index tuples of %lld for data of rank %d", (long long)k, x->rank);
+	int q = ix->rank - 1, want = q + x->rank - (int)k;
+	if (u->rank != want)
+		return ir_shp_fail(s, "updates has rank %d, expected %d", u->rank, want);
+	DimId d;
+	for (int i = 0; i < want; i++)
+		if (ir_shp_unify(s, u->dims[i], i < q ? ix->dims[i] : x->dims[i - q + k], &d,
+		                 "updates dim") < 0)
+			return -1;
+	const char *red = ir_attr_str(s->g, s->id, "reduction", "none");
+	DType t = x->dtype;
+	if (strcmp(red, "none") && t != DT_F32 && t != DT_F64 && t != DT_I32 && t != DT_I64)
+		return ir_shp_fail(s, "reduction %s on %s data is not implemented (f32, f64, i32, i64)",
+		                   red, ir_dtype_name(t));
+	ir_shp_out(s, 0, x->dtype, x->rank, x->dims);
+	return 0;
+}
+
+/* TopK: the input's shape with K on axis; K's value known at run time
+ * only: a data-dependent extent, one symbol for both outputs. */
+static int infer_topk(Sh *s)
+{
+	const Value *x;
+	DimId k[1], out[IR_MAX_RANK];
+	int a;
+	if (ir_shp_need(s, 0, &x) || ir_shp_axis(s, ir_attr_int(s->g, s->id, "axis", -1), x->rank, &a))
+		return -1;
+	if (ir_shp_getsval(s, 1, k, 1) != 1) {
+		if (ir_shp_len(s, 1, "K", 1) < 0)
+			return -1;
+		k[0] = ir_shp_dyn(s, 0, a);
+	}
+	int64_t kc, dc;
+	char buf[64];
+	if (ir_dim_is_const(s->g, k[0], &kc) &&
+	    (kc < 0 || (ir_dim_is_const(s->g, x->dims[a], &dc) && kc > dc)))
+		return ir_shp_fail(s, "K %lld out of range for axis %d of %s", (long long)kc, a,
+		                   ir_shp_dimstr(s, x->dims[a], buf, sizeof buf));
+	for (int i = 0; i < x->rank; i++)
+		out[i] = i == a ? k[0] : x->dims[i];
+	ir_shp_out(s, 0, x->dtype, x->rank, out);
+	ir_shp_out(s, 1, DT_I64, x->rank, out);
+	return 0;
+}
+
 static int infer_tile(Sh *s)
 {
 	const Value *x;
@@ -518,6 +574,83 @@ static int infer_tile(Sh *s)
 		out[i] = ir_dim_mul(s->g, x->dims[i], e[i]);
 	}
 	ir_shp_out(s, 0, x->dtype, n, out);
+	return 0;
+}
+
+/* Pad, one axis of extent x with constant pads b (begin) and e (end):
+ * negative pads crop first (as ONNX Runtime does), then the rest of L
+ * elements is padded; reflect needs pads below L, edge and wrap a
+ * non-empty L (wrap repeats it as often as needed, as numpy's). */
+static int pad_axis(Sh *s, int d, int64_t x, int64_t b, int64_t e, const char *mode)
+{
+	int64_t L = x, y;
+	if ((b < 0 && !ck_add_i64(L, b, &L)) || (e < 0 && !ck_add_i64(L, e, &L)) || L < 0)
+		return ir_shp_fail(s, "axis %d: pads %lld, %lld crop more than its %lld elements", d,
+		                   (long long)b, (long long)e, (long long)x);
+	if (!ck_add_i64(x, b, &y) || !ck_add_i64(y, e, &y))
+		return ir_shp_fail(s, "axis %d: pads %lld, %lld overflow", d, (long long)b, (long long)e);
+	bool pads = b > 0 || e > 0;
+	if (strcmp(mode, "constant") && pads && L == 0)
+		return ir_shp_fail(s, "axis %d: cannot pad an empty axis in %s mode", d, mode);
+	if (!strcmp(mode, "reflect") && ((b > 0 && b >= L) || (e > 0 && e >= L)))
+		return ir_shp_fail(s, "axis %d: reflect pads %lld, %lld: at most %lld for %lld elements",
+		                   d, (long long)b, (long long)e, (long long)(L - 1), (long long)L);
+	return 0;
+}
+
+/* Pad: each padded axis of the output is d + begin + end; pads or axes
+ * known only at run time give every axis a data-dependent extent (the
+ * pad's shape function binds them). */
+static int infer_pad(Sh *s)
+{
+	const Value *x;
+	int64_t ax[IR_MAX_RANK * 2];
+	int na, where[IR_MAX_RANK];
+	if (ir_shp_need(s, 0, &x) || get_axes(s, 3, "axes", ax, &na))
+		return -1;
+	int r = x->rank;
+	bool all = na == -1;   /* no axes input: every axis, in order */
+	for (int i = 0; i < r; i++)
+		where[i] = all ? i : -1;
+	for (int k = 0; !all && k < na; k++) {
+		int a;
+		if (ir_shp_axis(s, ax[k], r, &a))
+			return -1;
+		if (where[a] >= 0)
+			return ir_shp_fail(s, "axis %lld repeated", (long long)ax[k]);
+		where[a] = k;
+	}
+	int naxes = all ? r : na >= 0 ? na : -2 - na;
+	DimId e[SH_MAX_SVAL];
+	int n = ir_shp_getsval(s, 1, e, SH_MAX_SVAL);
+	bool dyn = n < 0 || na < -1;
+	if (n < 0 && (n = ir_shp_len(s, 1, "pads", IR_MAX_RANK * 2)) < 0)
+		return -1;
+	if (n != 2 * naxes)
+		return ir_shp_fail(s, "pads has %d elements, expected %d (2 x %d axes)", n, 2 * naxes,
+		                   naxes);
+	const Value *cv = ir_shp_in(s, 2);
+	int64_t cn;
+	if (cv && ir_shp_const_shape(s, cv, &cn) && cn != 1)
+		return ir_shp_fail(s, "constant_value has %lld elements, expected 1", (long long)cn);
+	if (dyn) {
+		ir_shp_dyn_out(s, 0, x->dtype, r);
+		return 0;
+	}
+	const char *mode = ir_attr_str(s->g, s->id, "mode", "constant");
+	DimId out[IR_MAX_RANK];
+	for (int i = 0; i < r; i++) {
+		int k = where[i];
+		out[i] = x->dims[i];
+		if (k < 0)
+			continue;
+		int64_t xc, bc, ec;
+		if (ir_dim_is_const(s->g, x->dims[i], &xc) && ir_dim_is_const(s->g, e[k], &bc) &&
+		    ir_dim_is_const(s->g, e[k + naxes], &ec) && pad_axis(s, i, xc, bc, ec, mode))
+			return -1;
+		out[i] = ir_dim_add(s->g, ir_dim_add(s->g, x->dims[i], e[k]), e[k + naxes]);
+	}
+	ir_shp_out(s, 0, x->dtype, r, out);
 	return 0;
 }
 
@@ -626,6 +759,9 @@ int ir_shp_layout(Sh *s)
 	case OP_Gather: return infer_gather(s);
 	case OP_GatherND: return infer_gather_nd(s);
 	case OP_Tile: return infer_tile(s);
+	case OP_Pad: return infer_pad(s);
+	case OP_ScatterND: return infer_scatter_nd(s);
+	case OP_TopK: return infer_topk(s);
 	case OP_Range: return ir_shp_range(s);
 	case OP_ConstantOfShape: return infer_constant_of_shape(s);
 	case OP_OneHot: return infer_one_hot(s);

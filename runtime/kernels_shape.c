@@ -1,12 +1,13 @@
 /* kernels_shape.c: shape and layout ops: Shape, Size, Reshape, Flatten,
- * Squeeze, Unsqueeze, Transpose, Expand, Concat, Split, Slice, Tile, and
+ * Squeeze, Unsqueeze, Transpose, Expand, Concat, Split, Slice, Tile, Pad, and
  * the generators Range, ConstantOfShape, EyeLike, Trilu.
  *
  * Attributes: Shape ia=[start, end]; Transpose ia=perm; Concat, Split
  * ia=[axis]; ConstantOfShape ia=[int value] or fa=[float value]; EyeLike
  * ia=[k]; Trilu ia=[upper] (k in in[1], optional).  Slice reads starts,
  * ends, axes, steps from in[1..4]; Tile repeats from in[1]; Range start,
- * limit, delta from in[0..2]. */
+ * limit, delta from in[0..2]; Pad ia=[mode] (constant, reflect, edge, wrap),
+ * pads, constant_value, axes from in[1..3]. */
 #include <math.h>
 #include <string.h>
 
@@ -343,6 +344,172 @@ RT_KERNEL(Tile)
 	return 0;
 }
 
+/* ---- Pad ---- */
+
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+/* Pad's plan from pads (in[1]) and axes (in[3], optional): per axis the
+ * begin pad b, the input range [lo, hi) that the negative pads keep (they
+ * crop first, as ONNX Runtime does) and the output extent; checked as
+ * ir/shape_layout.c pad_axis checks constant pads (reflect pads below the
+ * kept length, edge and wrap only of a non-empty one). */
+static int pad_plan(kiln_frame *f, const char *loc, const rt_t *in, int32_t nin, int mode,
+                    int64_t *b, int64_t *lo, int64_t *hi, int64_t *dims)
+{
+	static const char *const modes[] = { "constant", "reflect", "edge", "wrap" };
+	const rt_t *x = &in[0];
+	int r = x->rank;
+	int64_t ax[KILN_MAX_RANK], na = r;
+	bool seen[KILN_MAX_RANK] = {0};
+	if (mode < PAD_CONSTANT || mode > PAD_WRAP)
+		return rt_error(f, "node '%s' (Pad): mode %d", loc, mode);
+	for (int d = 0; d < r; d++) {
+		ax[d] = d;
+		b[d] = lo[d] = 0;
+		hi[d] = dims[d] = x->dims[d];
+	}
+	if (nin > 3 && in[3].dtype) {
+		if ((in[3].dtype != KILN_I64 && in[3].dtype != KILN_I32) ||
+		    (!in[3].data && rt_numel(&in[3]) > 0))
+			return rt_error(f, "node '%s' (Pad): axes must be i32 or i64", loc);
+		if ((na = rt_numel(&in[3])) > r)
+			return rt_error(f, "node '%s' (Pad): %lld axes for rank %d", loc, (long long)na, r);
+		for (int64_t i = 0; i < na; i++)
+			ax[i] = rt_get_i64(in[3].data, in[3].dtype, i);
+	}
+	const rt_t *p = &in[1];
+	if (p->dtype != KILN_I64 || (!p->data && rt_numel(p) > 0))
+		return rt_error(f, "node '%s' (Pad): pads must be i64", loc);
+	if (rt_numel(p) != 2 * na)
+		return rt_error(f, "node '%s' (Pad): pads has %lld elements, expected %lld (2 x %lld "
+		                "axes)", loc, (long long)rt_numel(p), (long long)(2 * na), (long long)na);
+	for (int64_t i = 0; i < na; i++) {
+		int64_t a = ax[i] < 0 ? ax[i] + r : ax[i];
+		if (a < 0 || a >= r || seen[a])
+			return rt_error(f, "node '%s' (Pad): axis %lld out of range or repeated for rank %d",
+			                loc, (long long)ax[i], r);
+		seen[a] = true;
+		int64_t pb = rt_get_i64(p->data, KILN_I64, i), pe = rt_get_i64(p->data, KILN_I64, i + na);
+		int64_t dim = x->dims[a], L = dim, y;
+		if ((pb < 0 && !rt_ck_add(L, pb, &L)) || (pe < 0 && !rt_ck_add(L, pe, &L)) || L < 0)
+			return rt_error(f, "node '%s' (Pad): axis %lld: pads %lld, %lld crop more than its "
+			                "%lld elements", loc, (long long)a, (long long)pb, (long long)pe,
+			                (long long)dim);
+		if (!rt_ck_add(dim, pb, &y) || !rt_ck_add(y, pe, &y))
+			return rt_error(f, "node '%s' (Pad): axis %lld: pads %lld, %lld overflow", loc,
+			                (long long)a, (long long)pb, (long long)pe);
+		if (mode != PAD_CONSTANT && (pb > 0 || pe > 0) && L == 0)
+			return rt_error(f, "node '%s' (Pad): axis %lld: cannot pad an empty axis in %s mode",
+			                loc, (long long)a, modes[mode]);
+		if (mode == PAD_REFLECT && ((pb > 0 && pb >= L) || (pe > 0 && pe >= L)))
+			return rt_error(f, "node '%s' (Pad): axis %lld: reflect pads %lld, %lld: at most %lld "
+			                "for %lld elements", loc, (long long)a, (long long)pb, (long long)pe,
+			                (long long)(L - 1), (long long)L);
+		b[a] = pb;
+		lo[a] = pb < 0 ? -pb : 0;
+		hi[a] = lo[a] + L;
+		dims[a] = y;
+	}
+	return 0;
+}
+
+/* The input index of output index o on an axis of pad_plan's b, lo, hi;
+ * -1: the constant. */
+static int64_t pad_src(int64_t o, int64_t b, int64_t lo, int64_t hi, int mode)
+{
+	int64_t i = o - b, L = hi - lo, j, per;
+	if (i >= lo && i < hi)
+		return i;
+	switch (mode) {
+	case PAD_EDGE:
+		return i < lo ? lo : hi - 1;
+	case PAD_WRAP:
+		j = (i - lo) % L;
+		return lo + (j < 0 ? j + L : j);
+	case PAD_REFLECT:
+		if (L == 1)
+			return lo;
+		per = 2 * (L - 1);
+		j = (i - lo) % per;
+		j = j < 0 ? j + per : j;
+		return lo + (j < L ? j : per - j);
+	default:
+		return -1;
+	}
+}
+
+/* One output row (the last axis) of Pad: the kept input row copied, the
+ * pads element by element. */
+static void pad_row(char *dst, const char *src, size_t esz, int64_t n, int64_t b, int64_t lo,
+                    int64_t hi, int mode, const char *val)
+{
+	int64_t in0 = b > 0 ? b : 0, L = hi - lo;
+	if (L > 0)
+		memcpy(dst + in0 * (int64_t)esz, src + lo * (int64_t)esz, (size_t)L * esz);
+	for (int64_t o = 0; o < n; o++) {
+		if (o == in0 && L > 0)
+			o += L;
+		if (o >= n)
+			break;
+		int64_t i = pad_src(o, b, lo, hi, mode);
+		memcpy(dst + o * (int64_t)esz, i < 0 ? val : src + i * (int64_t)esz, esz);
+	}
+}
+
+RT_KERNEL(Pad)
+{
+	const rt_t *x = &in[0];
+	rt_t *y = &out[0];
+	int r = x->rank, mode = nia > 0 ? (int)ia[0] : PAD_CONSTANT;
+	int64_t b[KILN_MAX_RANK], lo[KILN_MAX_RANK], hi[KILN_MAX_RANK], dims[KILN_MAX_RANK];
+	if (pad_plan(f, loc, in, nin, mode, b, lo, hi, dims))
+		return 1;
+	if (y->rank != r || y->dtype != x->dtype)
+		return rt_error(f, "node '%s' (Pad): output must be %s of rank %d", loc,
+		                rt_dtype_name(x->dtype), r);
+	for (int d = 0; d < r; d++)
+		if (y->dims[d] != dims[d])
+			return rt_error(f, "node '%s' (Pad): output dim %d is %lld, the pads give %lld", loc,
+			                d, (long long)y->dims[d], (long long)dims[d]);
+	size_t esz = rt_dtype_size(x->dtype);
+	char val[8] = {0};
+	if (nin > 2 && in[2].dtype) {
+		if (in[2].dtype != x->dtype || rt_numel(&in[2]) != 1 || !in[2].data)
+			return rt_error(f, "node '%s' (Pad): constant_value must be one %s", loc,
+			                rt_dtype_name(x->dtype));
+		memcpy(val, in[2].data, esz);
+	}
+	if (rt_numel(y) == 0)
+		return 0;
+	if (r == 0) {
+		memcpy(y->data, x->data, esz);
+		return 0;
+	}
+	int64_t st[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0};
+	dense_strides(x, st);
+	int64_t n = y->dims[r - 1], rows = rt_numel(y) / n;
+	char *dst = y->data;
+	for (int64_t row = 0; row < rows; row++, dst += n * (int64_t)esz) {
+		int64_t off = 0;
+		for (int d = 0; d < r - 1 && off >= 0; d++) {
+			int64_t i = pad_src(idx[d], b[d], lo[d], hi[d], mode);
+			off = i < 0 ? -1 : off + i * st[d];
+		}
+		if (off < 0)
+			for (int64_t o = 0; o < n; o++)
+				memcpy(dst + o * (int64_t)esz, val, esz);
+		else
+			pad_row(dst, (const char *)x->data + off * (int64_t)esz, esz, n, b[r - 1],
+			        lo[r - 1], hi[r - 1], mode, val);
+		for (int d = r - 2; d >= 0; d--) {
+			if (++idx[d] < y->dims[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	return 0;
+}
+
 /* ---- generators ---- */
 
 RT_KERNEL(Range)
@@ -595,6 +762,15 @@ RT_SHAPE(Tile)
 			return rt_error(f, "node '%s' (Tile): repeat %d is %lld: negative or too large", loc,
 			                i, (long long)v[i]);
 	return 0;
+}
+
+RT_SHAPE(Pad)
+{
+	int64_t b[KILN_MAX_RANK], lo[KILN_MAX_RANK], hi[KILN_MAX_RANK];
+	if (out[0].rank != in[0].rank)
+		return rt_error(f, "node '%s' (Pad): output rank %d, input %d", loc, out[0].rank,
+		                in[0].rank);
+	return pad_plan(f, loc, in, nin, nia > 0 ? (int)ia[0] : PAD_CONSTANT, b, lo, hi, out[0].dims);
 }
 
 RT_SHAPE(ConstantOfShape)

@@ -25,7 +25,7 @@ from onnx import TensorProto
 SHAPE_INPUTS = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,),
     "Range": (0, 1, 2), "Slice": (1, 2, 3, 4), "OneHot": (1,),
-    "Unsqueeze": (1,), "Squeeze": (1,), "Split": (1,),
+    "Unsqueeze": (1,), "Squeeze": (1,), "Split": (1,), "Pad": (1, 3), "TopK": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,),
     "ReduceProd": (1,), "ReduceL2": (1,), "ReduceSumSquare": (1,),
 }

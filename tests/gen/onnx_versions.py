@@ -20,11 +20,14 @@ from onnx import defs
 EXTRA = {
     18: ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
          "ReduceSumSquare",                      # axes attribute -> input
-         "Split"],                               # num_outputs attribute
-    19: ["Cast", "CastLike", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
+         "Split",                                # num_outputs attribute
+         "Pad",                                  # axes input
+         "ScatterND"],                           # reduction max, min
+    19: ["Pad",                                  # wrap mode
+         "Cast", "CastLike", "Constant", "Equal", "Identity", "Reshape", "Shape", "Size",
          "QuantizeLinear", "DequantizeLinear"],      # float8 types, saturate
     20: ["ConstantOfShape", "Gelu", "IsInf", "IsNaN", "ReduceMax", "ReduceMin"],
-    21: ["Cast", "CastLike", "Constant", "ConstantOfShape", "Flatten", "Identity", "Reshape",
+    21: ["Cast", "CastLike", "Constant", "ConstantOfShape", "Flatten", "Identity", "Pad", "Reshape",
          "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze",
          "QuantizeLinear", "DequantizeLinear"],      # block_size, int4 types
 }
@@ -53,6 +56,8 @@ UPGRADES = {
     "Softmax": {1: "softmax_v1", 11: "softmax_v1"},
     "LogSoftmax": {1: "softmax_v1", 11: "softmax_v1"},
     "Tile": {1: "unsupported"},                   # tiles/axis inputs: never exported
+    "Pad": {1: "unsupported", 2: "pad_v2"},       # paddings; pads/value attributes
+    "TopK": {1: "topk_v1"},                       # k attribute
 }
 for op in BINARY_BROADCAST:   # broadcast/axis attributes (and consumed_inputs)
     UPGRADES[op] = {1: "broadcast_v1", 6: "broadcast_v1"}

@@ -978,6 +978,16 @@ static void test_version_table(void **state)
 	assert_int_equal(act_at("Not", 1, NULL), UA_same);
 	assert_int_equal(act_at("Tile", 5, NULL), UA_unsupported);
 	assert_int_equal(act_at("Tile", 6, NULL), UA_same);
+	assert_int_equal(act_at("Pad", 1, NULL), UA_unsupported);
+	assert_int_equal(act_at("Pad", 10, &since), UA_pad_v2);
+	assert_int_equal(since, 2);
+	assert_int_equal(act_at("Pad", 11, NULL), UA_same);
+	assert_int_equal(act_at("Pad", 19, &since), UA_same);
+	assert_int_equal(since, 19);
+	assert_int_equal(act_at("TopK", 9, NULL), UA_topk_v1);
+	assert_int_equal(act_at("TopK", 10, NULL), UA_same);
+	assert_int_equal(act_at("ScatterND", 18, &since), UA_same);
+	assert_int_equal(since, 18);
 	assert_int_equal(act_at("Split", 18, &since), UA_same);
 	assert_int_equal(since, 18);
 	assert_int_equal(act_at("Cast", 21, &since), UA_same);
