@@ -11,6 +11,9 @@
 # run-time values as initializers).  A case's bad_K values fail `kiln run`
 # with one line naming the node; its static_K models fail `kiln compile`
 # with one line.
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case at
+# -O2 and baked, every third also at -O0 (sample_levels); the refusals at
+# -O2 only (the three ops run the same C kernels at both levels).
 #   bash op_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
 . "${BASH_SOURCE%/*}/lib/suite.sh"
@@ -18,6 +21,7 @@ KILN=$1 SRC=$2 BUILD=$3
 OUT=$BUILD/op_forms
 GENS="pad_forms scatter_forms topk_forms"
 need_onnx op_forms
+. "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 
 # a case's refusals: static models at compile time, bad values at run
 # time at each level; its baked form (check_cases runs it at -O0 and -O2
@@ -31,7 +35,9 @@ refusals() {
 		rc=$?
 		refusal "$gen/$name $(basename "$s")" $rc "$err" "$s/expect"
 	done
-	for o in -O0 -O2; do
+	local lv="-O0 -O2"
+	[ "$SAMPLED" = 1 ] && lv=-O2
+	for o in $lv; do
 		so=$OUT/$gen-$name$o.so
 		if ! err=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$so" "$o" 2>&1); then
 			bad "$gen/$name $o: compile: $err"
