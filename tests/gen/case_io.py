@@ -1,19 +1,22 @@
 """Writing test cases in the ONNX backend-test layout, shared by the
 generators (attn_forms.py, attn_layout_forms.py, einsum_forms.py,
-models.py, norm_forms.py, dyn_shapes.py, foreign/common.py):
+models.py, norm_forms.py, dyn_shapes.py, pad_forms.py, scatter_forms.py,
+topk_forms.py, foreign/common.py):
 
     DIR/model.onnx
     DIR/test_data_set_K/input_J.pb    graph input J of data set K
     DIR/test_data_set_K/output_J.pb   the reference of graph output J
 
-and the command line of a generator of named forms (form_main).
+plus the run-time refusals and compile-time refusals of a case
+(op_case), a one-graph model (op_model) and the command line of a
+generator of named forms (form_main).
 """
 import os
 import sys
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 
 def write_inputs(d, model, feeds):
@@ -37,6 +40,42 @@ def write_case(d, model, sets, refs, dtype=None):
         for k, (o, r) in enumerate(zip(model.graph.output, outs)):
             with open(os.path.join(sd, "output_%d.pb" % k), "wb") as f:
                 f.write(numpy_helper.from_array(np.asarray(r, dtype), o.name).SerializeToString())
+
+
+def op_model(nodes, inputs, outputs, inits=(), opset=17, name="g", producer="kiln-tests"):
+    """A one-graph model of the default domain at opset; inputs/outputs:
+    (name, elem, dims), output dims None = unknown."""
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(*i) for i in inputs],
+                          [helper.make_tensor_value_info(*o) for o in outputs],
+                          initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
+    m.ir_version = 8
+    return m
+
+
+def _expect(d, frags):
+    with open(os.path.join(d, "expect"), "w") as f:
+        f.write("\n".join(frags) + "\n")
+
+
+def op_case(out, name, m, sets, bad=(), static=()):
+    """out/name/ as write_case, from sets: [(inputs, outputs)] as lists of
+    arrays in graph order; and for each of bad: [(inputs, fragments)] a
+    folder bad_K/ (inputs refused at run time), of static: [(model,
+    fragments)] a folder static_K/ (a model refused at compile time), each
+    with an `expect` file of the fragments its one-line error must hold."""
+    d = os.path.join(out, name)
+    ins = [i.name for i in m.graph.input]
+    write_case(d, m, [dict(zip(ins, xs)) for xs, _ in sets], [ys for _, ys in sets])
+    for k, (xs, frags) in enumerate(bad):
+        b = os.path.join(d, "bad_%d" % k)
+        write_inputs(b, m, dict(zip(ins, xs)))
+        _expect(b, frags)
+    for k, (sm, frags) in enumerate(static):
+        s = os.path.join(d, "static_%d" % k)
+        os.makedirs(s)
+        onnx.save(sm, os.path.join(s, "model.onnx"))
+        _expect(s, frags)
 
 
 def form_main(argv, forms, generate, what="form"):

@@ -24,27 +24,10 @@ rng = np.random.default_rng(11)
 
 
 def model(nodes, inputs, outputs, inits=()):
-    """inputs/outputs: (name, elem, dims); output dims None = unknown."""
-    g = helper.make_graph(nodes, "dyn", [helper.make_tensor_value_info(*i) for i in inputs],
-                          [helper.make_tensor_value_info(*o) for o in outputs],
-                          initializer=list(inits))
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)],
-                          producer_name="kiln-dyn-shapes")
-    m.ir_version = 8
-
-    return m
+    return case_io.op_model(nodes, inputs, outputs, inits, 17, "dyn", "kiln-dyn-shapes")
 
 
-def case(out, name, m, sets, bad):
-    """sets: [(inputs, outputs)] as lists of arrays; bad: [(inputs, fragments)]."""
-    d = os.path.join(out, name)
-    ins = [i.name for i in m.graph.input]
-    case_io.write_case(d, m, [dict(zip(ins, xs)) for xs, _ in sets], [ys for _, ys in sets])
-    for k, (xs, frags) in enumerate(bad):
-        b = os.path.join(d, "bad_%d" % k)
-        case_io.write_inputs(b, m, dict(zip(ins, xs)))
-        with open(os.path.join(b, "expect"), "w") as f:
-            f.write("\n".join(frags) + "\n")
+case = case_io.op_case
 
 
 def onnx_reshape(x, shape):

@@ -51,34 +51,10 @@ def i64(*v):
 
 
 def model(nodes, inputs, outputs, inits=(), opset=19):
-    """inputs/outputs: (name, elem, dims); output dims None = unknown."""
-    g = helper.make_graph(nodes, "pad", [helper.make_tensor_value_info(*i) for i in inputs],
-                          [helper.make_tensor_value_info(*o) for o in outputs],
-                          initializer=list(inits))
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
-                          producer_name="kiln-pad-forms")
-    m.ir_version = 8
-    return m
+    return case_io.op_model(nodes, inputs, outputs, inits, opset, "pad", "kiln-pad-forms")
 
 
-def case(out, name, m, sets, bad=(), static=()):
-    """sets: [(inputs, outputs)] as lists of arrays; bad: [(inputs,
-    fragments)]; static: [(model, fragments)]."""
-    d = os.path.join(out, name)
-    ins = [i.name for i in m.graph.input]
-    case_io.write_case(d, m, [dict(zip(ins, xs)) for xs, _ in sets], [ys for _, ys in sets])
-    for k, (xs, frags) in enumerate(bad):
-        b = os.path.join(d, "bad_%d" % k)
-        case_io.write_inputs(b, m, dict(zip(ins, xs)))
-        with open(os.path.join(b, "expect"), "w") as f:
-            f.write("\n".join(frags) + "\n")
-    for k, (sm, frags) in enumerate(static):
-        s = os.path.join(d, "static_%d" % k)
-        os.makedirs(s)
-        with open(os.path.join(s, "model.onnx"), "wb") as f:
-            f.write(sm.SerializeToString())
-        with open(os.path.join(s, "expect"), "w") as f:
-            f.write("\n".join(frags) + "\n")
+case = case_io.op_case
 
 
 def pad_node(name, x, pads, mode, value=None, axes=None, out=None):
