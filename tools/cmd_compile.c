@@ -117,6 +117,22 @@ static int64_t *stats_syms(const Graph *g)
 	return v;
 }
 
+/* --stats "attention_fpmath": what the fused attentions' two products run
+ * on (pass fpmath-bf16 sets their fpmath attribute: --fpmath=bf16, or
+ * --quantize=int8 where the target has AVX512_BF16), null without one */
+static const char *attention_fpmath(const Graph *g)
+{
+	int natt = 0, nbf16 = 0;
+	for (int i = 0; i < g->norder; i++) {
+		const Node *n = IR_NODE(g, g->order[i]);
+		if (n->dead || n->op != OP_KlnAttention)
+			continue;
+		natt++;
+		nbf16 += ir_attr_int(g, g->order[i], "fpmath", 0) == 1;
+	}
+	return !natt ? "null" : nbf16 == natt ? "\"bf16\"" : nbf16 ? "\"mixed\"" : "\"fp32\"";
+}
+
 static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
                         long long arena, const BeStats *bs, BeFpmath fpmath)
 {
@@ -137,8 +153,9 @@ static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, 
 	for (int i = 0; i < ps->nfusions; i++)
 		if (!strcmp(ps->fusion_name[i], "quantize_int8"))
 			nq = ps->fusion_count[i];
-	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld, \"fpmath\": \"%s\", \"int8_gemms\": %d}\n",
-	       ms, arena, fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32", nq);
+	printf("}, \"compile_ms\": %.1f, \"arena_bytes\": %lld, \"fpmath\": \"%s\", \"attention_fpmath\": %s, "
+	       "\"int8_gemms\": %d}\n",
+	       ms, arena, fpmath == BE_FPMATH_BF16 ? "bf16" : "fp32", attention_fpmath(g), nq);
 }
 
 /* The same file: the same path, or the same inode (links, ./x, ../d/x). */

@@ -57,6 +57,12 @@ for v in default fp32 int8 int8-fp32 int8-v4 bf16; do
 	want=0; { [ $v = bf16 ] || { [ $v = int8 ] && [ $hwbf16 = 1 ]; }; } && want=$natt
 	[ "$natt" -gt 0 ] && [ "$n" -eq "$want" ] && ok "dump $v: $n of $natt KlnAttention with fpmath = 1" \
 		|| bad "dump $v: $n of $natt KlnAttention with fpmath = 1, expected $want"
+	# --stats says the same as "attention_fpmath"
+	wantf=fp32; [ "$want" -gt 0 ] && wantf=bf16
+	got=$("$kiln" compile "$m/model.onnx" -o "$d/s.so" "${opt[@]}" --stats 2>/dev/null | tail -n 1 |
+		/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("attention_fpmath"))')
+	[ "$got" = "$wantf" ] && ok "--stats $v: attention_fpmath $got" \
+		|| bad "--stats $v: attention_fpmath $got, expected $wantf"
 done
 
 "$kiln" compile "$m/model.onnx" -o "$d/x.so" --fpmath=fp16 >/dev/null 2>"$d/err"; rc=$?
