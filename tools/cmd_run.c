@@ -32,11 +32,14 @@ static const char run_help[] =
 	"trace JSON, as ONNX Runtime's profiler writes) and print the ops by time.\n";
 
 static const char check_help[] =
-	"usage: kiln check MODEL_DIR [options]\n"
+	"usage: kiln check MODEL_DIR [MODEL_DIR...] [options]\n"
 	"\n"
 	"Compiles MODEL_DIR/model.onnx, runs every MODEL_DIR/test_data_set_N and\n"
 	"compares each output with output_K.pb: |kiln - ref| <= atol + rtol*|ref|.\n"
 	"Prints the worst absolute and relative error per output; exit 1 on a mismatch.\n"
+	"Several folders are checked in turn with the same options, in one process;\n"
+	"each then ends with a line \"MODEL_DIR: ok\" or \"MODEL_DIR: FAILED\", and\n"
+	"the exit status is 1 if any fails.\n"
 	"  --atol=X  --rtol=X       tolerances, finite and >= 0 (default 1e-4 and 1e-3)\n"
 	"  --threads=N              threads, 1 to 256 (default 2)\n"
 	"  --fpmath=fp32|bf16       precision as for kiln compile; bf16 rounds the GEMMs'\n"
@@ -805,44 +808,12 @@ static void padded_outputs(const Graph *g, int *padmask)
 	}
 }
 
-int cmd_check(int argc, char **argv)
+static int check_dirs(const char **dirs, int ndirs, CompileOpts *o, int threads, Tol tol);
+
+/* kiln check of one folder: compile DIR/model.onnx into a temporary
+ * folder, run every test set, compare.  EXIT_OK or EXIT_BAD_INPUT. */
+static int check_dir(const char *dir, CompileOpts *o, const char *gnu, Cross *cross, int threads, Tol tol)
 {
-	CompileOpts o;
-	const char *dir = NULL;
-	long long threads = 2;
-	Tol tol = {1e-4, 1e-3};
-	cli_compile_opts_init(&o);
-	if (cli_has_help(argc, argv))
-		return fputs(check_help, stdout), EXIT_OK;
-	for (int i = 1; i < argc; i++) {
-		int r = cli_parse_compile_opt(&o, argv[i]);
-		if (!r)
-			r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads);
-		if (!r)
-			r = parse_tol_opt(argc, argv, &i, "--atol", &tol.atol);
-		if (!r)
-			r = parse_tol_opt(argc, argv, &i, "--rtol", &tol.rtol);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (!r && cli_positional("check", argv[i], &dir))
-			return EXIT_USAGE;
-	}
-	if (!dir) {
-		cli_error("check: no model folder given (see kiln check --help)");
-		return EXIT_USAGE;
-	}
-	if (o.weights_from || o.graph) {
-		cli_error("check: --weights-from and --graph are for text IR input (kiln compile X.ir)");
-		return EXIT_USAGE;
-	}
-	int tc = cli_check_target_cpu(&o);
-	if (tc)
-		return tc > 0 ? EXIT_OK : EXIT_USAGE;
-	cli_compile_opts_finish(&o);
-	Cross cross;
-	const char *gnu = be_cross_gnu(o.be.target_triple);
-	if (gnu && cross_tools(&cross, gnu))
-		return EXIT_BAD_INPUT;
 	char model[4096], tmpdir[] = "/tmp/kiln-check-XXXXXX", so[4200];
 	snprintf(model, sizeof model, "%s/model.onnx", dir);
 	if (!mkdtemp(tmpdir)) {
@@ -850,25 +821,25 @@ int cmd_check(int argc, char **argv)
 		return EXIT_BAD_INPUT;
 	}
 	snprintf(so, sizeof so, "%s/model.so", tmpdir);
-	o.be.out = so;
-	o.be.emit = BE_EMIT_SO;
+	o->be.out = so;
+	o->be.emit = BE_EMIT_SO;
 	int rc = EXIT_BAD_INPUT;
 	PassStats ps = {0};
 	BeStats bs = {0};
 	Diag d = {0};
-	Graph *g = cli_load_and_optimize(model, &o, &ps, NULL);
+	Graph *g = cli_load_and_optimize(model, o, &ps, NULL);
 	if (!g)
 		goto clean;
 	int padmask[MAX_IO];
 	padded_outputs(g, padmask);
-	int err = be_compile(g, &o.be, &bs, &d), nin = g->ninputs;
+	int err = be_compile(g, &o->be, &bs, &d), nin = g->ninputs;
 	ir_graph_free(g);
 	if (err) {
 		cli_fail(model, d.msg);
 		goto clean;
 	}
 	kiln_model *m = NULL;
-	kiln_context *c = gnu ? NULL : open_model(so, (int)threads, &m);
+	kiln_context *c = gnu ? NULL : open_model(so, threads, &m);
 	if (!gnu && !c)
 		goto clean;
 	char **sets;
@@ -881,7 +852,7 @@ int cmd_check(int argc, char **argv)
 	}
 	printf("%s: %d test sets%s%s\n", dir, nsets, gnu ? ", run for " : "", gnu ? gnu : "");
 	if (gnu && nsets)
-		bad = check_cross(&cross, so, tmpdir, dir, nin, sets, nsets, (int)threads, tol);
+		bad = check_cross(cross, so, tmpdir, dir, nin, sets, nsets, threads, tol);
 	for (int i = 0; i < nsets; i++) {
 		if (!gnu)
 			bad += check_set(c, m, dir, sets[i], tol, padmask) != 0;
@@ -906,6 +877,77 @@ clean:
 	unlink(so);
 	rmdir(tmpdir);
 	return rc;
+}
+
+/* kiln check DIR [DIR...]: several folders in one process (a test suite
+ * saves a process start and LLVM's set-up per folder); each folder's
+ * result is then its own last line, "DIR: ok" or "DIR: FAILED", flushed
+ * before the next folder starts.  Exit 1 if any fails. */
+int cmd_check(int argc, char **argv)
+{
+	CompileOpts o;
+	long long threads = 2;
+	Tol tol = {1e-4, 1e-3};
+	cli_compile_opts_init(&o);
+	if (cli_has_help(argc, argv))
+		return fputs(check_help, stdout), EXIT_OK;
+	const char **dirs = calloc((size_t)argc, sizeof *dirs);
+	int ndirs = 0;
+	if (!dirs) {
+		cli_error("check: out of memory");
+		return EXIT_BAD_INPUT;
+	}
+	for (int i = 1; i < argc; i++) {
+		int r = cli_parse_compile_opt(&o, argv[i]);
+		if (!r)
+			r = parse_int_opt(argc, argv, &i, "--threads", 1, MAX_THREADS, &threads);
+		if (!r)
+			r = parse_tol_opt(argc, argv, &i, "--atol", &tol.atol);
+		if (!r)
+			r = parse_tol_opt(argc, argv, &i, "--rtol", &tol.rtol);
+		if (!r && argv[i][0] == '-') {
+			cli_error("check: unexpected argument '%s' (see kiln check --help)", argv[i]);
+			r = -1;
+		}
+		if (r < 0)
+			return free(dirs), EXIT_USAGE;
+		if (!r)
+			dirs[ndirs++] = argv[i];
+	}
+	int rc = check_dirs(dirs, ndirs, &o, (int)threads, tol);
+	free(dirs);
+	return rc;
+}
+
+static int check_dirs(const char **dirs, int ndirs, CompileOpts *o, int threads, Tol tol)
+{
+	if (!ndirs) {
+		cli_error("check: no model folder given (see kiln check --help)");
+		return EXIT_USAGE;
+	}
+	if (o->weights_from || o->graph) {
+		cli_error("check: --weights-from and --graph are for text IR input (kiln compile X.ir)");
+		return EXIT_USAGE;
+	}
+	int tc = cli_check_target_cpu(o);
+	if (tc)
+		return tc > 0 ? EXIT_OK : EXIT_USAGE;
+	cli_compile_opts_finish(o);
+	Cross cross;
+	const char *gnu = be_cross_gnu(o->be.target_triple);
+	if (gnu && cross_tools(&cross, gnu))
+		return EXIT_BAD_INPUT;
+	int nbad = 0;
+	for (int i = 0; i < ndirs; i++) {
+		int r = check_dir(dirs[i], o, gnu, &cross, threads, tol);
+		nbad += r != EXIT_OK;
+		if (ndirs > 1)
+			printf("%s: %s\n", dirs[i], r == EXIT_OK ? "ok" : "FAILED");
+		fflush(stdout);
+	}
+	if (ndirs > 1)
+		printf("check: %d of %d folders pass\n", ndirs - nbad, ndirs);
+	return nbad ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
 /* ---- kiln bench ---------------------------------------------------------- */

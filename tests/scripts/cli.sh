@@ -107,6 +107,25 @@ cp "$d/side.h" "$d/orig.onnx"; unchanged "$d/side.h"
 usage "OUT.weights is MODEL" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --weights=external
 cp "$d/side.weights" "$d/orig.onnx"; unchanged "$d/side.weights"
 expect 0 "MODEL.weights beside embedded OUT" -- "$kiln" compile "$d/side.weights" -o "$d/side.so" --emit=obj
+# kiln check DIR DIR...: every folder in turn, one result line each (in
+# order, after a failure too), exit 1 if any fails; one folder prints no
+# such line
+cp -r "$d/bert_qa" "$d/wrong" && ls "$d/wrong"/test_data_set_*/output_0.pb >/dev/null 2>&1 || { echo "FAIL copying bert_qa"; fail=1; }
+for f in "$d/wrong"/test_data_set_*/output_0.pb; do   # its last float's high bytes: ~3e38
+  printf '\x7f\x7f' | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") - 2 )) conv=notrunc status=none
+done
+expect 0 "check of two folders" -- "$kiln" check "$d/bert_qa" "$d/bert_qa" -O0
+[ "$(grep -c "^$d/bert_qa: ok\$" "$d/out")" = 2 ] && grep -qx 'check: 2 of 2 folders pass' "$d/out" ||
+  { echo "FAIL check of two folders: $(tr '\n' ' ' < "$d/out")"; fail=1; }
+expect 1 "check of four folders, two failing" -- "$kiln" check "$d/bert_qa" "$d/wrong" "$d/absent" "$d/bert_qa"
+got=$(grep -E ': (ok|FAILED)$' "$d/out" | tr '\n' ' ')
+want="$d/bert_qa: ok $d/wrong: FAILED $d/absent: FAILED $d/bert_qa: ok "
+[ "$got" = "$want" ] && grep -qx 'check: 2 of 4 folders pass' "$d/out" && grep -q "$d/wrong: MISMATCH" "$d/out" &&
+  grep -q "absent/model.onnx" "$d/err" || { echo "FAIL check of four folders: '$got' $(tail -n 1 "$d/out") $(head -c 300 "$d/err")"; fail=1; }
+expect 1 "check of one wrong folder" -- "$kiln" check "$d/wrong"
+grep -qE ': (ok|FAILED)$' "$d/out" && { echo "FAIL one folder printed a batch line: $(tr '\n' ' ' < "$d/out")"; fail=1; }
+usage "check without a folder" -- "$kiln" check -O2
+usage "check --nonsense" -- "$kiln" check "$d/bert_qa" --nonsense
 # --target-cpu: checked before compiling (an unknown or 32-bit CPU used to
 # abort inside LLVM with exit 134); help lists LLVM's CPUs
 usage "--target-cpu=nonsense" -- "$kiln" compile "$m" -o "$d/tc.so" --target-cpu=nonsense

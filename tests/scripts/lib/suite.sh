@@ -21,8 +21,15 @@
 #            (stdout dropped); exit 1 with one line when it fails
 #   check_cases NAME OUT [HOOK]  for every OUT/CASE/ holding a model.onnx:
 #            `HOOK CASE OUT/CASE` when given (the suite's own checks of the
-#            case; a status other than 0 skips the next step), then
-#            check_levels CASE OUT/CASE; a failure when there is no case
+#            case; a status other than 0 skips the next step), then, as
+#            check_levels, "CASE -O0" and "CASE -O2" (or sample_levels'),
+#            after every hook ran: check_batch per level; a failure when
+#            there is no case
+#   check_batch LEVEL DIR...  `$KILN check DIR... LEVEL`, BATCH folders
+#            (KILN_CHECK_BATCH, default 16) per process, TIMEOUT per
+#            process: "DIR: ok" passes; any other folder is checked again
+#            alone by check_model (its message), and one that FAILED in the
+#            batch but passes alone fails ("in a batch only")
 #   check_generated NAME GEN OUT [HOOK]  gen_cases NAME GEN OUT, then
 #            check_cases NAME OUT HOOK
 #   refusal LABEL RC ERR FRAGMENTS  a refusal as it must be: exit status RC
@@ -36,6 +43,7 @@
 #            failed
 
 TIMEOUT=${KILN_TEST_TIMEOUT:-300}
+BATCH=${KILN_CHECK_BATCH:-16}
 PY=/usr/bin/python3
 pass=0 fail=0
 
@@ -93,7 +101,8 @@ gen_cases() {
 }
 
 check_cases() {
-	local name=$1 out=$2 hook=${3:-} d n=0
+	local name=$1 out=$2 hook=${3:-} d n=0 o
+	local -a at_O0=() at_O2=()
 	for d in "$out"/*/; do
 		d=${d%/}
 		[ -f "$d/model.onnx" ] || continue
@@ -101,9 +110,35 @@ check_cases() {
 		if [ -n "$hook" ] && ! "$hook" "${d##*/}" "$d"; then
 			continue
 		fi
-		check_levels "${d##*/}" "$d"
+		local levels="-O0 -O2"
+		declare -F sample_levels >/dev/null && sample_levels
+		for o in $levels; do
+			case $o in -O0) at_O0+=("$d") ;; *) at_O2+=("$d") ;; esac
+		done
 	done
+	[ ${#at_O0[@]} -eq 0 ] || check_batch -O0 "${at_O0[@]}"
+	[ ${#at_O2[@]} -eq 0 ] || check_batch -O2 "${at_O2[@]}"
 	[ $n -gt 0 ] || bad "$name: no case (a model.onnx in a folder) in $out"
+}
+
+check_batch() {
+	local level=$1 out d i
+	shift
+	local -a dirs=("$@")
+	for ((i = 0; i < ${#dirs[@]}; i += BATCH)); do
+		local -a part=("${dirs[@]:i:BATCH}")
+		out=$'\n'$(timeout "$TIMEOUT" "$KILN" check "${part[@]}" "$level" 2>/dev/null)$'\n'
+		for d in "${part[@]}"; do
+			if [[ $out == *$'\n'"$d: ok"$'\n'* ]]; then
+				ok "${d##*/} $level"
+			elif [[ $out == *$'\n'"$d: FAILED"$'\n'* ]] &&
+				timeout "$TIMEOUT" "$KILN" check "$d" "$level" >/dev/null 2>&1; then
+				bad "${d##*/} $level: fails in a batch only (kiln check ${part[*]} $level), passes alone"
+			else
+				check_model "${d##*/} $level" "$d" "$level"
+			fi
+		done
+	done
 }
 
 check_generated() {
