@@ -15,7 +15,8 @@
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
  * Work: one job per call: A quantized once (chunks of rows taken by the
- * threads from a shared counter), then units of one group of column panels
+ * threads from a shared counter; a thread starts a unit once its rows are
+ * quantized, not once all are), then units of one group of column panels
  * (the kernel's np: 3 for "avx512vnni", else 1) times a chunk of rows that
  * stays in L2 (quantized A is 1 or 2 bytes a value),
  * at few rows cut into one contiguous run per thread (each streams its own
