@@ -10,10 +10,13 @@
  *
  * Prints per model the median and minimum wall ms and process CPU ms per
  * run (the pool's spinning included), and the median ratio new/old of
- * neighbouring runs, wall and CPU.  Built by bench/model_ab.sh. */
+ * neighbouring runs, wall and CPU, and whether the two models' outputs
+ * (of their last runs) are the same bits (else the largest absolute
+ * difference of f32 outputs).  Built by bench/model_ab.sh. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,26 @@ static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, cmp);
 	return v[n / 2];
+}
+
+/* output o of both models: the same bits, or how far apart */
+static void print_diff(int o, const kiln_tensor *a, const kiln_tensor *b)
+{
+	if (a->nbytes != b->nbytes || a->dtype != b->dtype) {
+		printf("output %d: different sizes or types\n", o);
+		return;
+	}
+	if (!memcmp(a->data, b->data, a->nbytes)) {
+		printf("output %d: the same bits\n", o);
+		return;
+	}
+	double mx = 0;
+	if (a->dtype == KILN_F32)
+		for (size_t k = 0; k < a->nbytes / sizeof(float); k++) {
+			double d = fabs((double)((const float *)a->data)[k] - ((const float *)b->data)[k]);
+			mx = d > mx || d != d ? d : mx;
+		}
+	printf("output %d: differs (max abs %g)\n", o, mx);
 }
 
 int main(int argc, char **argv)
@@ -118,5 +141,7 @@ int main(int argc, char **argv)
 	}
 	printf("new/old median ratio of neighbouring runs: wall %.3f, cpu %.3f\n", median(rw, P),
 	       median(ru, P));
+	for (int o = 0; o < nout; o++)
+		print_diff(o, &out[0][o], &out[1][o]);
 	return 0;
 }

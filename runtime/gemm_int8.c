@@ -15,7 +15,8 @@
  *       7-bit kernels may run; a weight outside is an error), 8: any.
  *
  * Work: one job per call: A quantized once (chunks of rows taken by the
- * threads from a shared counter), then units of one group of column panels
+ * threads from a shared counter; a thread starts a unit once its rows are
+ * quantized, not once all are), then units of one group of column panels
  * (the kernel's np: 3 for "avx512vnni", else 1) times a chunk of rows that
  * stays in L2 (quantized A is 1 or 2 bytes a value),
  * at few rows cut into one contiguous run per thread (each streams its own
@@ -186,7 +187,7 @@ typedef struct q8_job {
 	bool wcheck;           /* a 7-bit kernel checks the panels (not RT_Q8_W7_KNOWN) */
 	int64_t qrows, nq;     /* A is quantized in nq tasks of qrows rows */
 	int64_t qnext;         /* the next quantization task (q8_work) */
-	int64_t qdone;         /* quantization tasks done */
+	unsigned char *qready; /* [nq]: 1 once quantization task t is done */
 	bool avx2fma;          /* the epilogue's AVX2 + FMA path can run */
 	bool avx512;           /* its AVX-512 path (whole panels, no GELU or the erf one) can */
 	/* the units (row chunk major, panel minor) cut into nruns contiguous
@@ -505,11 +506,24 @@ static void unit_at(const q8_job *j, int64_t u, int64_t *i0, int64_t *i1, int64_
 		*i1 = mid;
 }
 
+/* Waits until rows [0, i1) of A are quantized: tasks [*seen, need) done
+ * (*seen: the tasks this thread has already seen done, in order) */
+static void wait_rows(const q8_job *j, int64_t *seen, int64_t i1)
+{
+	int64_t need = (i1 + j->qrows - 1) / j->qrows;
+	for (; *seen < need; ++*seen)
+		while (!__atomic_load_n(&j->qready[*seen], __ATOMIC_ACQUIRE))
+			relax();
+}
+
 /* Runs [b, e) of the job (one per thread, unless a thread claims a second
  * one a slower thread has not started).  First the quantization of A, nq
- * chunks of qrows rows taken from a shared counter; then, once every row
- * is quantized (the quantization tasks are all taken by then, and none
- * waits: no deadlock), the units of the thread's own run in order, so a
+ * chunks of qrows rows taken from a shared counter; then, once the rows of
+ * its unit are quantized (the quantization tasks are all taken by then,
+ * and none waits: no deadlock; a thread whose last task is in a later
+ * chunk of rows does not hold up the others' first units, and none waits
+ * at the end of the quantization for one that was preempted in a task of
+ * a later chunk), the units of the thread's own run in order, so a
  * thread streams a contiguous range of weight panels (the panel it
  * prefetches is the one it computes next, and at few rows, where the
  * weights' stream is the cost, each panel is read by one thread only);
@@ -527,10 +541,9 @@ static void q8_work(void *arg, int64_t b, int64_t e)
 	for (int64_t t; (t = __atomic_fetch_add(&j->qnext, 1, __ATOMIC_RELAXED)) < j->nq;) {
 		int64_t r0 = t * j->qrows;
 		quant_rows(j, r0, j->M - r0 < j->qrows ? j->M : r0 + j->qrows);
-		__atomic_fetch_add(&j->qdone, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&j->qready[t], 1, __ATOMIC_RELEASE);
 	}
-	while (__atomic_load_n(&j->qdone, __ATOMIC_ACQUIRE) < j->nq)
-		relax();
+	int64_t seen = 0;
 	for (int64_t r = b; r < e; r++)
 		for (int64_t u; (u = next_unit(j, (int)r)) >= 0;) {
 			int64_t i0, i1, p;
@@ -541,8 +554,10 @@ static void q8_work(void *arg, int64_t b, int64_t e)
 			int64_t un = u + j->pfstep, a, z, gn = -1;
 			if (un < j->nunits)
 				unit_at(j, un, &a, &z, &gn);
-			if (i0 < i1)
+			if (i0 < i1) {
+				wait_rows(j, &seen, i1);
 				q8_unit(j, i0, i1, p, gn, wide, fn);
+			}
 		}
 }
 
@@ -567,12 +582,14 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	j.rowb = 4 * j.kq * (j.uk->a16 ? 2 : 1);
 	j.rowb = (j.rowb + 63) / 64 * 64;
 	size_t abytes = (size_t)M * (size_t)j.rowb;
-	unsigned char *buf = buf_get(0, abytes + (size_t)M * (sizeof(float) + sizeof(int32_t)));
+	/* then sa, zp and qready (nq <= M tasks) */
+	unsigned char *buf = buf_get(0, abytes + (size_t)M * (sizeof(float) + sizeof(int32_t) + 1));
 	if (!buf)
 		return -1;
 	j.aq = buf;
 	j.sa = (float *)(void *)(buf + abytes);
 	j.zp = (int32_t *)(void *)(j.sa + M);
+	j.qready = (unsigned char *)(j.zp + M);
 	/* rows of quantized A per chunk: about 512 KB (L2: BERT-base's 128 rows of
 	 * u8 at K = 3072 in one chunk, so W is read once), a multiple of MR */
 	int64_t mc = (512 << 10) / j.rowb;
@@ -582,6 +599,7 @@ int rt_qgemm(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float 
 	/* A quantized in chunks of about 16K values */
 	j.qrows = K >= 16384 ? 1 : 16384 / K;
 	j.nq = (M + j.qrows - 1) / j.qrows;
+	memset(j.qready, 0, (size_t)j.nq);
 	double work = (double)M * (double)N * (double)K;
 	int nt = work >= 5e5 ? rt_pool_size(pool) : 1;
 	int64_t units = (M + mc - 1) / mc * j.ng;

@@ -684,6 +684,10 @@ static void threads_1_to_4(void **state)
 		{130, 200, 13},    /* 13 panels, halves of 66 / 64 rows (MR 6) */
 		{683, 48, 768},    /* a last chunk of 5 rows (MR 6): too few to cut */
 		{1030, 40, 768},   /* a last chunk of 352 rows (MR 6), 13 (MR 3): cut */
+		/* BERT's FFN-down K: 7 row chunks of u8 (13 of i16), 206 quantization
+		 * tasks; a thread starts a unit once its rows are quantized, while
+		 * the others may still quantize later chunks */
+		{1030, 40, 3072},
 	};
 	struct rt_pool *pools[5] = {NULL};
 	pools_new(pools);
