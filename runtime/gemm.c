@@ -989,7 +989,7 @@ __attribute__((target("avx512f,fma")))
 static void gelu_avx512(float *x, int64_t n, int approx)
 {
 	for (int64_t i = 0; i < n; i += 16) {
-		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__mmask16 m = vm_tail(n - i);
 		_mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i), approx));
 	}
 }
