@@ -1753,6 +1753,10 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	}
 	int mr = j->uk->mr, nr = j->uk->nr;
 	int64_t M = j->M, N = j->N;
+	/* one row block for up to 5/4 mc rows (BERT b1's M 128 as one block of
+	 * 128 rather than two of 64, each streaming the weights) measured 4-7%
+	 * slower in wall time at b1 s128 on 2 threads (bench/model_ab.sh, three
+	 * rounds of 20 pairs, Zen 5, loaded machine) and was not kept */
 	int64_t nib = ceil_div(M, bl.mc), njb = ceil_div(N, bl.nc);
 	/* with threads: about 4 blocks per thread where the shape allows it
 	 * (blocks at least 2 panels wide), taken dynamically */
