@@ -989,7 +989,7 @@ __attribute__((target("avx512f,fma")))
 static void gelu_avx512(float *x, int64_t n, int approx)
 {
 	for (int64_t i = 0; i < n; i += 16) {
-		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__mmask16 m = vm_tail(n - i);
 		_mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i), approx));
 	}
 }
@@ -1753,6 +1753,10 @@ static void run_job(struct rt_pool *pool, sg_job *j)
 	}
 	int mr = j->uk->mr, nr = j->uk->nr;
 	int64_t M = j->M, N = j->N;
+	/* one row block for up to 5/4 mc rows (BERT b1's M 128 as one block of
+	 * 128 rather than two of 64, each streaming the weights) measured 4-7%
+	 * slower in wall time at b1 s128 on 2 threads (bench/model_ab.sh, three
+	 * rounds of 20 pairs, Zen 5, loaded machine) and was not kept */
 	int64_t nib = ceil_div(M, bl.mc), njb = ceil_div(N, bl.nc);
 	/* with threads: about 4 blocks per thread where the shape allows it
 	 * (blocks at least 2 panels wide), taken dynamically */

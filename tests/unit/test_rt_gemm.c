@@ -315,6 +315,64 @@ static void epilogue_bitexact(void **state)
 	}
 }
 
+/* Weights in panels, the blocking chosen from the caches: how the rows are
+ * cut into row blocks (M around mc: one block or two) only moves work,
+ * so with K in one K step (K <= kc: blocks of at most SMALL_M rows take
+ * longer steps) the result is bit-identical to 72-row and 48-column blocks;
+ * M around mc and 5/4 mc, 1 to 3 threads, every kernel, with and without
+ * the epilogue; then against the reference (C's canaries). */
+static void row_blocks_bitexact(void **state)
+{
+	(void)state;
+	struct rt_pool *pools[3] = { NULL, pool, rt_pool_create(3) };
+	assert_non_null(pools[2]);
+	float bias[800];
+	for (int i = 0; i < 800; i++)
+		bias[i] = ref_frand(-1, 1);
+	static const int64_t ms[] = { 119, 121, 128, 137, 144, 145, 150, 151, 263, 300 };
+	for (size_t n = 0; n < 3; n++) {
+		if (rt_sgemm_use(names[n]))
+			continue;
+		int64_t kc, mc, nc;
+		rt_sgemm_blocking_get(&kc, &mc, &nc);
+		for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+			for (size_t q = 0; q < 3; q++) {
+				int64_t M = ms[i], K = q == 0 ? 7 : q == 1 ? 130 : kc - 5, N = i & 1 ? 770 : 97;
+				rt_gemm_epi e = { bias, (int)(i % 4) };
+				const rt_gemm_epi *ep = i % 3 ? &e : NULL;
+				float *A = ref_alloc(sizeof(float) * (size_t)(M * K));
+				float *W = ref_alloc(sizeof(float) * (size_t)(K * N));
+				float *Bp = ref_alloc(sizeof(float) * (size_t)rt_gemm_panel_floats(K, N));
+				float *C1 = ref_alloc(sizeof(float) * (size_t)(M * N));
+				float *C2 = ref_alloc(sizeof(float) * (size_t)(M * N));
+				ref_fill(A, M * K, -2, 2);
+				ref_fill(W, K * N, -2, 2);
+				rt_gemm_pack_panels(W, K, N, Bp);
+				struct rt_pool *p = pools[(i + q) % 3];
+				rt_sgemm_panels(p, M, N, K, A, K, Bp, C1, N, ep);
+				rt_sgemm_blocking(kc, 72, 48);
+				rt_sgemm_panels(p, M, N, K, A, K, Bp, C2, N, ep);
+				rt_sgemm_blocking(0, 0, 0);
+				if (memcmp(C1, C2, sizeof(float) * (size_t)(M * N))) {
+					print_error("kernel %s: M %lld N %lld K %lld: row blocks of the "
+					            "chosen blocking not bit-identical to 72-row blocks\n",
+					            names[n], (long long)M, (long long)N, (long long)K);
+					fail();
+				}
+				free(A);
+				free(W);
+				free(Bp);
+				free(C1);
+				free(C2);
+				panels = 1;
+				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, (int64_t)(i % 3), ep);
+				panels = 0;
+			}
+		rt_sgemm_use(NULL);
+	}
+	rt_pool_free(pools[2]);
+}
+
 /* Weights packed at compile time: panels (mode 1: rt.h's f32 layout) or
  * bf16 panels (mode 2: the AVX512_BF16 kernel where the CPU has it, W
  * widened to f32 on the other kernels), for every kernel: odd N (a partial
@@ -599,6 +657,7 @@ int main(void)
 		cmocka_unit_test(epilogues),
 		cmocka_unit_test(gelu_epilogues),
 		cmocka_unit_test(epilogue_bitexact),
+		cmocka_unit_test(row_blocks_bitexact),
 		cmocka_unit_test(panel_weights),
 		cmocka_unit_test(panel_weights_bf16),
 		cmocka_unit_test(bf16_rounds),
