@@ -563,6 +563,8 @@ static int fill(void *p, int32_t dt, int64_t n, int64_t iv, double fv)
 	size_t esz = rt_dtype_size(dt);
 	if (!esz)
 		return -1;
+	if (n <= 0)   /* (an empty output may have no buffer: no memset of NULL) */
+		return 0;
 	unsigned char one[8];
 	if (rt_is_float(dt))
 		rt_set_f64(one, dt, 0, fv);
