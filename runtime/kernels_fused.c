@@ -1475,7 +1475,27 @@ static void abf_pairs(const float *src, int64_t ls, int R, int64_t n, uint32_t *
 	}
 }
 
-static void att_block_abf(const att_job *j, int64_t t, float *buf, int64_t *packed)
+/* The K/V head of task next (-1: none), when it is not the one packed:
+ * its rows go into L2 spread over this task's strips (att_prefetch_kv),
+ * as the row at r of nr is reached; 0 when there is nothing to fetch */
+static int64_t att_next_keys(const att_job *j, int64_t next, int64_t packed, att_task *nx)
+{
+	if (next < 0)
+		return 0;
+	att_task_of(j, next, nx);
+	return nx->kv != packed ? nx->Sk : 0;
+}
+
+/* Query rows r .. r+R-1 of a task into L1 (the next strip's, whose rows
+ * are a head's slice of rows far apart) */
+static void att_prefetch_q(const att_job *j, const float *q, int64_t R)
+{
+	for (int64_t r = 0; r < R; r++)
+		for (int64_t d = 0; d < j->D; d += 16)
+			_mm_prefetch((const char *)(q + r * j->rq + d), _MM_HINT_T0);
+}
+
+static void att_block_abf(const att_job *j, int64_t t, int64_t next, float *buf, int64_t *packed)
 {
 	att_task tk;
 	att_task_of(j, t, &tk);
@@ -1494,14 +1514,19 @@ static void att_block_abf(const att_job *j, int64_t t, float *buf, int64_t *pack
 		abf_pack(j, tk.k, tk.v, &x, kp, vp, (uint16_t *)q32);
 		*packed = tk.kv;
 	}
+	att_task nx;
+	int64_t Skn = att_next_keys(j, next, *packed, &nx), nr = tk.nr;
 	int64_t ps = x.skp / 2;
-	for (int64_t r = 0, R; r < tk.nr; r += R) {
-		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+	for (int64_t r = 0, R; r < nr; r += R) {
+		R = nr - r <= ABF_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ABF_MR;
 		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
+		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
 		abf_scores[R](&x, q32, s, x.skp);
 		att_softmax_rows(j, &tk, r, R, s, x.skp);
 		abf_pairs(s, x.skp, (int)R, x.Sk, p32, ps);
 		abf_pv[R](j, &x, p32, ps, tk.o + r * j->ro);
+		if (Skn)
+			att_prefetch_kv(j, nx.k, nx.v, Skn * r / nr, Skn * (r + R) / nr);
 	}
 }
 #endif
@@ -1618,7 +1643,7 @@ static const afp_fn afp_pv[ABF_MR + 1] = {
 	NULL, afp_pv_1, afp_pv_2, afp_pv_3, afp_pv_4, afp_pv_5, afp_pv_6,
 };
 
-static void att_block_afp(const att_job *j, int64_t t, float *buf, int64_t *packed)
+static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf, int64_t *packed)
 {
 	att_task tk;
 	att_task_of(j, t, &tk);
@@ -1633,11 +1658,16 @@ static void att_block_afp(const att_job *j, int64_t t, float *buf, int64_t *pack
 		afp_pack(j, tk.k, tk.v, &x, kp, vp);
 		*packed = tk.kv;
 	}
-	for (int64_t r = 0, R; r < tk.nr; r += R) {
-		R = tk.nr - r <= ABF_MR ? tk.nr - r : tk.nr - r <= 10 ? (tk.nr - r + 1) / 2 : ABF_MR;
+	att_task nx;
+	int64_t Skn = att_next_keys(j, next, *packed, &nx), nr = tk.nr;
+	for (int64_t r = 0, R; r < nr; r += R) {
+		R = nr - r <= ABF_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ABF_MR;
+		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
 		afp_scores[R](j, &x, tk.q + r * j->rq, s);
 		att_softmax_rows(j, &tk, r, R, s, x.skp);
 		afp_pv[R](j, &x, s, tk.o + r * j->ro);
+		if (Skn)
+			att_prefetch_kv(j, nx.k, nx.v, Skn * r / nr, Skn * (r + R) / nr);
 	}
 }
 #endif
@@ -1695,15 +1725,19 @@ static void att_range(void *arg, int64_t b, int64_t e)
 	}
 	for (int64_t t = b; t < e; t++) {
 #if defined(__x86_64__)
+		/* after its last task a thread most likely claims the chunk
+		 * nth - 1 chunks on (the pool hands them out in order) */
+		int64_t nx = t + 1 < e ? t + 1 : e + (j->nth - 1) * (e - b);
+		nx = nx < j->tasks ? nx : -1;
 		if (!j->bf16 && j->path == 1) {
-			att_block_afp(j, t, s, &packed);
+			att_block_afp(j, t, nx, s, &packed);
 			continue;
 		}
 #endif
 		if (j->bf16) {
 #if defined(__x86_64__)
 			if (j->hwbf16) {
-				att_block_abf(j, t, s, &packed);
+				att_block_abf(j, t, nx, s, &packed);
 				continue;
 			}
 #endif
@@ -1712,10 +1746,7 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		}
 #if defined(__x86_64__)
 		if (j->path == 2) {
-			/* after its last task a thread most likely claims the chunk
-			 * nth - 1 chunks on (the pool hands them out in order) */
-			int64_t nx = t + 1 < e ? t + 1 : e + (j->nth - 1) * (e - b);
-			att_block_fused(j, t, nx < j->tasks ? nx : -1, s, &packed);
+			att_block_fused(j, t, nx, s, &packed);
 			continue;
 		}
 #endif
