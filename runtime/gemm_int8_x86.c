@@ -246,33 +246,6 @@ void rt_q8_dequant16_avx2(const int32_t *acc, int mr, float *C, int64_t ldc, con
 		gelu_tile(t, mr, C, ldc, act);
 }
 
-/* vm_gelu_erf_fast8 in 16 lanes: the same operations lane by lane, so the
- * same bits */
-__attribute__((target("avx512f,fma")))
-static inline __m512 gelu_erf_fast16(__m512 v)
-{
-	__m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
-	__mmask16 low = _mm512_cmp_ps_mask(z, _mm512_set1_ps(-4.0f), _CMP_LT_OQ);
-	z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
-	__m512 x2 = _mm512_mul_ps(z, z);
-	__m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(VM_ERFF_P0),
-	                           _mm512_set1_ps(VM_ERFF_P1));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P2));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P3));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P4));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P5));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(VM_ERFF_P6));
-	p = _mm512_mul_ps(z, p);
-	__m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(VM_ERFF_Q0),
-	                           _mm512_set1_ps(VM_ERFF_Q1));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q2));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q3));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(VM_ERFF_Q4));
-	__m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
-	__m512 y = _mm512_maskz_mov_ps((__mmask16)~low, _mm512_fmadd_ps(h, _mm512_div_ps(p, q), h));
-	return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-}
-
 /* deq8 in 16 lanes (mul then add, unfused: the same bits) */
 __attribute__((target("avx512f")))
 static inline __m512 deq16(const int32_t *acc, __m512i zp, __m512i wsum, __m512 sa, __m512 scale,
@@ -297,7 +270,7 @@ void rt_q8_dequant_avx512(const int32_t *acc, int MR, int mr, int np, float *C, 
 		for (int r = 0; r < mr; r++) {
 			__m512 v = deq16(a + r * RT_Q8_NR, _mm512_set1_epi32(zp[r]), w, _mm512_set1_ps(sa[r]),
 			                 s, b, bias != NULL);
-			_mm512_storeu_ps(C + r * ldc + 16 * g, act ? gelu_erf_fast16(v) : v);
+			_mm512_storeu_ps(C + r * ldc + 16 * g, act ? vm_gelu_erf_fast16(v) : v);
 		}
 	}
 }

@@ -262,7 +262,8 @@ static void gelu_epilogues(void **state)
  * GEMM with bias + act equals, bit for bit, the GEMM without epilogue
  * followed by c + bias and rt_gelu_inplace row by row (what the AVX-512
  * path ran before its one-pass tile epilogue); N 1 to 100 (every masked
- * tail, partial panels), weights in panels, 1 and 2 threads, C strided. */
+ * tail, partial panels), weights in panels, 1 and 2 threads, C strided.
+ * Except avx512's erf GELU, the rational one: within its bound. */
 static void epilogue_bitexact(void **state)
 {
 	(void)state;
@@ -299,7 +300,17 @@ static void epilogue_bitexact(void **state)
 				if (act)
 					rt_gelu_inplace(C2 + i * ldc, N, act - 1);
 			}
-			if (memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc))) {
+			/* AVX-512's fused erf GELU is the rational one (as AVX2's):
+			 * within its error bound of gelu_avx512's, not the same bits */
+			bool fast = act == 1 && n == 0;
+			for (int64_t i = 0; fast && i < M * ldc; i++)
+				if (!(fabsf(C1[i] - C2[i]) <= 2e-6f * (1.0f + fabsf(C2[i])))) {
+					print_error("kernel avx512: M %lld N %d K %lld: fused erf GELU %g, "
+					            "gelu_avx512 %g\n", (long long)M, N, (long long)K,
+					            (double)C1[i], (double)C2[i]);
+					fail();
+				}
+			if (!fast && memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc))) {
 				print_error("kernel %s: M %lld N %d K %lld act %d bias %d: fused "
 				            "epilogue not bit-identical\n", exact[n], (long long)M, N,
 				            (long long)K, act, e.bias != NULL);
