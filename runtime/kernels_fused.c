@@ -1354,22 +1354,94 @@ static int64_t abf_floats(const att_job *j)
 	return skp * np + skp / 2 * dvp + ABF_MR * (skp + skp / 2 + np) + 6 * 16;
 }
 
+/* dst[c * 16 + i] = element c of r[i], c, i < 16: a 16 x 16 transpose of
+ * 32-bit elements in registers (unpack 32, unpack 64, two lane shuffles) */
+__attribute__((target("avx512f"), always_inline))
+static inline void tr16_store(__m512i *r, void *dst)
+{
+	__m512i t[16];
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) {
+		r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+		r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+		r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+		r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+	}
+	/* r[4b + c]: element 4 lane + c of rows 4b .. 4b+3, in each 128-bit lane */
+	for (int c = 0; c < 4; c++) {
+		__m512i a = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88);      /* lanes 0, 2 */
+		__m512i b = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd);      /* lanes 1, 3 */
+		__m512i e = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88);
+		__m512i f = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
+		t[c] = _mm512_shuffle_i32x4(a, e, 0x88);        /* lane 0 */
+		t[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);    /* lane 1 */
+		t[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);    /* lane 2 */
+		t[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);   /* lane 3 */
+	}
+	for (int c = 0; c < 16; c++)
+		_mm512_storeu_si512((char *)dst + c * 64, t[c]);
+}
+
+/* 16 keys' 16 pairs (32 floats from each of the rows at src, rs apart) as
+ * bf16 pairs into dst[p * 16 + key], the panel layout below, transposed in
+ * registers: the 16 rows' loads issue back to back (a head's K rows are
+ * 2304 floats apart in BERT's packed QKV, mostly out of this core's caches;
+ * one row at a time, each followed by 16 scalar stores, kept few of them
+ * in flight: ~3.5% of an int8 BERT-base b8 run waited on them, ~1% after).
+ * The rounding is att_bf16_row512's (vcvtneps2bf16), so the same bits. */
+__attribute__((target("avx512f,avx512bf16")))
+static void abf_pack_k16(const float *src, int64_t rs, uint32_t *dst)
+{
+	__m512i r[16];
+	for (int i = 0; i < 16; i++)
+		r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i * rs + 16),
+		                                     _mm512_loadu_ps(src + i * rs));
+	tr16_store(r, dst);
+}
+
+/* 16 columns of 8 pairs of V rows (src, rows rs apart) as bf16 pairs into
+ * dst (pair rows ds apart): abf_pack's loop below for whole groups, with
+ * the 16 loads first */
+__attribute__((target("avx512f,avx512bf16")))
+static void abf_pack_v16(const float *src, int64_t rs, uint32_t *dst, int64_t ds)
+{
+	__m512i h[16];
+	for (int i = 0; i < 16; i++)
+		h[i] = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i * rs)));
+	for (int i = 0; i < 8; i++)
+		_mm512_storeu_si512(dst + i * ds, _mm512_or_si512(h[2 * i],
+		                                                  _mm512_slli_epi32(h[2 * i + 1], 16)));
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void abf_pack(const att_job *j, const float *K, const float *V, const abf_head *x,
                      uint32_t *kp, uint32_t *vp, uint16_t *tmp)
 {
-	int64_t np = x->np, Sk = x->Sk;
-	memset(kp, 0, (size_t)(x->skp * np) * sizeof *kp);
+	int64_t np = x->np, Sk = x->Sk, k0 = 0;
+	/* whole groups of 16 keys with D a multiple of 32: in registers */
+	if (j->D % 32 == 0)
+		for (; k0 + 16 <= Sk; k0 += 16)
+			for (int64_t p0 = 0; p0 < np; p0 += 16)
+				abf_pack_k16(K + k0 * j->rk + 2 * p0, j->rk, kp + k0 * np + p0 * 16);
+	memset(kp + k0 * np, 0, (size_t)((x->skp - k0) * np) * sizeof *kp);
 	if (j->D & 1)
 		tmp[j->D] = 0;
-	for (int64_t k = 0; k < Sk; k++) {
+	for (int64_t k = k0; k < Sk; k++) {
 		att_bf16_row512(K + k * j->rk, j->D, tmp);
 		uint32_t *w = kp + k / 16 * np * 16 + k % 16;
 		const uint32_t *t32 = (const uint32_t *)tmp;
 		for (int64_t p = 0; p < np; p++)
 			w[p * 16] = t32[p];
 	}
-	for (int64_t i = 0; i < (Sk + 1) / 2; i++) {
+	int64_t i0 = 0;
+	if (j->Dv % 16 == 0)     /* 8 pairs of rows at a time: their loads back to back */
+		for (; 2 * i0 + 16 <= Sk; i0 += 8)
+			for (int64_t c = 0; c < j->Dv; c += 16)
+				abf_pack_v16(V + 2 * i0 * j->rv + c, j->rv, vp + i0 * x->dvp + c, x->dvp);
+	for (int64_t i = i0; i < (Sk + 1) / 2; i++) {
 		const float *r0 = V + 2 * i * j->rv, *r1 = r0 + j->rv;
 		bool two = 2 * i + 1 < Sk;
 		for (int64_t c = 0; c < x->dvp; c += 16) {
@@ -1556,9 +1628,17 @@ VM_AVX512
 static void afp_pack(const att_job *j, const float *K, const float *V, const afp_head *x,
                      float *kp, float *vp)
 {
-	int64_t D = j->D;
-	memset(kp, 0, (size_t)(x->skp * D) * sizeof *kp);
-	for (int64_t k = 0; k < x->Sk; k++) {
+	int64_t D = j->D, k0 = 0;
+	if (D % 16 == 0)      /* whole groups of 16 keys: transposed in registers */
+		for (; k0 + 16 <= x->Sk; k0 += 16)
+			for (int64_t d0 = 0; d0 < D; d0 += 16) {
+				__m512i r[16];
+				for (int i = 0; i < 16; i++)
+					r[i] = _mm512_castps_si512(_mm512_loadu_ps(K + (k0 + i) * j->rk + d0));
+				tr16_store(r, kp + k0 * D + d0 * 16);
+			}
+	memset(kp + k0 * D, 0, (size_t)((x->skp - k0) * D) * sizeof *kp);
+	for (int64_t k = k0; k < x->Sk; k++) {
 		const float *src = K + k * j->rk;
 		float *w = kp + k / 16 * D * 16 + k % 16;
 		for (int64_t d = 0; d < D; d++)
