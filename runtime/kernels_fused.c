@@ -751,8 +751,8 @@ static void softmax_row_c(const att_job *j, float *row, int64_t n, const float *
 /* softmax_row_c, 16 keys at a time (the tail masked).  NaN scores leave the
  * running max alone (as `x > mx` does) and make the row NaN through exp. */
 VM_AVX512
-static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const float *bias,
-                               const float *pad, int64_t na)
+static float softmax_exp_avx512(const att_job *j, float *row, int64_t n, const float *bias,
+                                const float *pad, int64_t na)
 {
 	__m512 sc = _mm512_set1_ps(j->scale), mx = _mm512_set1_ps(-INFINITY);
 	__m512 b1 = _mm512_set1_ps(bias ? bias[0] : 0.0f), cf = _mm512_set1_ps(j->cfill);
@@ -788,13 +788,28 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 		_mm512_mask_storeu_ps(row + k, t, e);
 		acc = _mm512_mask_add_ps(acc, t, acc, e);
 	}
-	__m512 inv = _mm512_set1_ps(1.0f / vm_hsum16(acc)), zero = _mm512_setzero_ps();
+	return 1.0f / vm_hsum16(acc);
+}
+
+/* p = e * inv, NaN -> 0 with the guard (16 lanes) */
+VM_AVX512 __attribute__((always_inline))
+static inline __m512 softmax_p16(const att_job *j, const float *row, __mmask16 t, __m512 inv)
+{
+	__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, row), inv);
+	if (j->guard)
+		p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(p, p, _CMP_UNORD_Q), _mm512_setzero_ps());
+	return p;
+}
+
+/* passes 1 and 2 (scores and exponentials, in row), then p in place */
+VM_AVX512
+static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const float *bias,
+                               const float *pad, int64_t na)
+{
+	__m512 inv = _mm512_set1_ps(softmax_exp_avx512(j, row, n, bias, pad, na));
 	for (int64_t k = 0; k < n; k += 16) {
 		__mmask16 t = vm_tail(n - k);
-		__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, row + k), inv);
-		if (j->guard)
-			p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(p, p, _CMP_UNORD_Q), zero);
-		_mm512_mask_storeu_ps(row + k, t, p);
+		_mm512_mask_storeu_ps(row + k, t, softmax_p16(j, row + k, t, inv));
 	}
 }
 
@@ -1567,6 +1582,33 @@ static void att_prefetch_q(const att_job *j, const float *q, int64_t R)
 			_mm_prefetch((const char *)(q + r * j->rq + d), _MM_HINT_T0);
 }
 
+/* att_softmax_rows on the SIMD path with abf_pairs' conversion of P folded
+ * into its last pass: P's rows go straight to bf16 pairs (dst, ds u32
+ * apart; an odd Sk's last pair ends in a zero), the same bits as p stored
+ * and then rounded, one pass over the scores fewer */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+static void abf_softmax_rows(const att_job *j, const att_task *x, int64_t r0, int64_t n,
+                             float *s, int64_t ld, uint32_t *dst, int64_t ds)
+{
+	int64_t Sk = x->Sk;
+	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
+	for (int64_t r = r0; r < r0 + n; r++) {
+		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
+		                              (x->q0 + r) * j->bs[2] : NULL;
+		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		float *row = s + (r - r0) * ld;
+		uint16_t *d = (uint16_t *)(dst + (r - r0) * ds);
+		__m512 inv = _mm512_set1_ps(softmax_exp_avx512(j, row, Sk, bias, pad, na));
+		for (int64_t k = 0; k < Sk; k += 16) {
+			__mmask16 t = vm_tail(Sk - k);
+			__m256bh h = _mm512_cvtneps_pbh(softmax_p16(j, row + k, t, inv));
+			_mm256_mask_storeu_epi16(d + k, t, (__m256i)h);
+		}
+		if (Sk & 1)
+			d[Sk] = 0;
+	}
+}
+
 static void att_block_abf(const att_job *j, int64_t t, int64_t next, float *buf, int64_t *packed)
 {
 	att_task tk;
@@ -1594,8 +1636,12 @@ static void att_block_abf(const att_job *j, int64_t t, int64_t next, float *buf,
 		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
 		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
 		abf_scores[R](&x, q32, s, x.skp);
-		att_softmax_rows(j, &tk, r, R, s, x.skp);
-		abf_pairs(s, x.skp, (int)R, x.Sk, p32, ps);
+		if (j->path == 1) {
+			abf_softmax_rows(j, &tk, r, R, s, x.skp, p32, ps);
+		} else {
+			att_softmax_rows(j, &tk, r, R, s, x.skp);
+			abf_pairs(s, x.skp, (int)R, x.Sk, p32, ps);
+		}
 		abf_pv[R](j, &x, p32, ps, tk.o + r * j->ro);
 		if (Skn)
 			att_prefetch_kv(j, nx.k, nx.v, Skn * r / nr, Skn * (r + R) / nr);
