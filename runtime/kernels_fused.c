@@ -1226,18 +1226,24 @@ static void softmax_row_neon(const att_job *j, float *row, int64_t n, const floa
 #define softmax_row_simd softmax_row_c
 #endif
 
+/* Query row r of a task: its bias row (NULL: none) and, in *na, how many
+ * keys lie before the causal edge (k <= q + (Sk - Sq); all without one) */
+static const float *att_row_bias(const att_job *j, const att_task *x, int64_t r, int64_t *na)
+{
+	*na = j->causal ? x->q0 + r + x->Sk - x->Sq + 1 : x->Sk;
+	return j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] + (x->q0 + r) * j->bs[2] :
+	                 NULL;
+}
+
 /* softmax over the block's score rows r0 .. r0+n-1, s their first (ld
  * apart), on the path's row softmax */
 static void att_softmax_rows(const att_job *j, const att_task *x, int64_t r0, int64_t n,
                              float *s, int64_t ld)
 {
-	int64_t Sk = x->Sk;
+	int64_t Sk = x->Sk, na;
 	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
 	for (int64_t r = r0; r < r0 + n; r++) {
-		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
-		                              (x->q0 + r) * j->bs[2] : NULL;
-		/* keys k <= q + (Sk - Sq) are before the causal edge */
-		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		const float *bias = att_row_bias(j, x, r, &na);
 		float *row = s + (r - r0) * ld;
 		if (j->path == 1)
 			softmax_row_simd(j, row, Sk, bias, pad, na);
@@ -1590,12 +1596,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 static void abf_softmax_rows(const att_job *j, const att_task *x, int64_t r0, int64_t n,
                              float *s, int64_t ld, uint32_t *dst, int64_t ds)
 {
-	int64_t Sk = x->Sk;
+	int64_t Sk = x->Sk, na;
 	const float *pad = j->pad ? j->pad + x->b * Sk : NULL;
 	for (int64_t r = r0; r < r0 + n; r++) {
-		const float *bias = j->bias ? j->bias + x->b * j->bs[0] + x->h * j->bs[1] +
-		                              (x->q0 + r) * j->bs[2] : NULL;
-		int64_t na = j->causal ? x->q0 + r + Sk - x->Sq + 1 : Sk;
+		const float *bias = att_row_bias(j, x, r, &na);
 		float *row = s + (r - r0) * ld;
 		uint16_t *d = (uint16_t *)(dst + (r - r0) * ds);
 		__m512 inv = _mm512_set1_ps(softmax_exp_avx512(j, row, Sk, bias, pad, na));
