@@ -257,6 +257,27 @@ static void gelu_epilogues(void **state)
 	}
 }
 
+/* C1 and C2 (buf[3] and buf[4], n floats each) the same bit for bit, else
+ * the printf-style message and the test fails; the five buffers (A, W, Bp,
+ * C1, C2) freed either way, before failing. */
+static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
+{
+	int same = !memcmp(buf[3], buf[4], sizeof(float) * n);
+	for (int i = 0; i < 5; i++)
+		free(buf[i]);
+	if (same)
+		return;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	print_error("%s\n", msg);
+	fail();
+}
+
 /* The epilogue on the kernels whose fused form claims the exact operations
  * of the unfused one (avx512's tile epilogue, the portable kernel): the
  * GEMM with bias + act equals, bit for bit, the GEMM without epilogue
@@ -299,17 +320,10 @@ static void epilogue_bitexact(void **state)
 				if (act)
 					rt_gelu_inplace(C2 + i * ldc, N, act - 1);
 			}
-			if (memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc))) {
-				print_error("kernel %s: M %lld N %d K %lld act %d bias %d: fused "
-				            "epilogue not bit-identical\n", exact[n], (long long)M, N,
-				            (long long)K, act, e.bias != NULL);
-				fail();
-			}
-			free(A);
-			free(W);
-			free(Bp);
-			free(C1);
-			free(C2);
+			same_bits_or_fail((float *[5]){ A, W, Bp, C1, C2 }, (size_t)(M * ldc),
+			                  "kernel %s: M %lld N %d K %lld act %d bias %d: fused "
+			                  "epilogue not bit-identical", exact[n], (long long)M, N,
+			                  (long long)K, act, e.bias != NULL);
 		}
 		rt_sgemm_use(NULL);
 	}
@@ -353,17 +367,10 @@ static void row_blocks_bitexact(void **state)
 				rt_sgemm_blocking(kc, 72, 48);
 				rt_sgemm_panels(p, M, N, K, A, K, Bp, C2, N, ep);
 				rt_sgemm_blocking(0, 0, 0);
-				if (memcmp(C1, C2, sizeof(float) * (size_t)(M * N))) {
-					print_error("kernel %s: M %lld N %lld K %lld: row blocks of the "
-					            "chosen blocking not bit-identical to 72-row blocks\n",
-					            names[n], (long long)M, (long long)N, (long long)K);
-					fail();
-				}
-				free(A);
-				free(W);
-				free(Bp);
-				free(C1);
-				free(C2);
+				same_bits_or_fail((float *[5]){ A, W, Bp, C1, C2 }, (size_t)(M * N),
+				                  "kernel %s: M %lld N %lld K %lld: row blocks of the "
+				                  "chosen blocking not bit-identical to 72-row blocks",
+				                  names[n], (long long)M, (long long)N, (long long)K);
 				panels = 1;
 				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, (int64_t)(i % 3), ep);
 				panels = 0;
