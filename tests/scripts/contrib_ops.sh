@@ -17,6 +17,9 @@
 # FusedMatMul, FusedGemm) must hold com.microsoft ops, compile, match the
 # models' reference outputs at -O0 and -O2, and at -O2 have as many
 # KlnAttention and KlnSkipLayerNorm as the original models.
+# The reference checks: lib/suite.sh's batch_check, 16 folders per `kiln
+# check` process, once the refusals, IR checks and ONNX Runtime runs are
+# done; each named by its folder under OUT (CASE, ort/CASE, ort_opt/MODEL).
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case and
 # model at -O2, every third also at -O0 (against both references).
 #   bash contrib_ops.sh KILN_BIN SRC_DIR BUILD_DIR
@@ -44,6 +47,16 @@ ort_case() {
 		"$d/test_data_set_0" "$od/test_data_set_0" 1 >/dev/null 2>"$od.err"
 }
 
+# the folders to check (`kiln check` at -O0, at -O2), checked at the end
+at_O0=() at_O2=()
+queue() {   # DIR LEVELS
+	case " $2 " in *" -O0 "*) at_O0+=("$1") ;; esac
+	case " $2 " in *" -O2 "*) at_O2+=("$1") ;; esac
+}
+folder_line() {   # batch_check's REPORT: the folder named under OUT
+	if [ "$3" = PASS ]; then ok "${1#"$OUT"/} $2"; else bad "${1#"$OUT"/} $2: $4"; fi
+}
+
 for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
@@ -55,9 +68,7 @@ for d in "$OUT"/*/; do
 		continue
 	fi
 	sample_levels
-	for o in $levels; do
-		check_model "$name $o matches the reference" "$d" "$o"
-	done
+	queue "$d" "$levels"
 	ir=$("$KILN" dump "$d/model.onnx" -O0 2>&1)
 	why=""
 	while read -r verb op; do
@@ -72,9 +83,7 @@ for d in "$OUT"/*/; do
 		bad "$name: ONNX Runtime failed: $(tail -n 1 "$OUT/ort/$name.err")"
 		continue
 	fi
-	for o in $levels; do
-		check_model "$name $o matches ONNX Runtime" "$OUT/ort/$name" "$o"
-	done
+	queue "$OUT/ort/$name" "$levels"
 done
 
 # COUNT of fused op $2 in `kiln compile $1 --stats`
@@ -103,10 +112,9 @@ m = onnx.load(sys.argv[1])
 c = collections.Counter(n.op_type for n in m.graph.node if n.domain == "com.microsoft")
 print(" ".join("%s=%d" % kv for kv in sorted(c.items())))' "$od/model.onnx")
 		[ -n "$ops" ] || { bad "$m: ONNX Runtime's optimized model has no com.microsoft op"; continue; }
+		ok "$m as ONNX Runtime optimizes it: $ops"
 		sample_levels
-		for o in $levels; do
-			check_model "$m as ONNX Runtime optimizes it ($ops) $o matches the reference" "$od" "$o"
-		done
+		queue "$od" "$levels"
 		for k in KlnAttention KlnSkipLayerNorm; do
 			a=$(fused_count "$od/model.onnx" $k) b=$(fused_count "$src/model.onnx" $k)
 			if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "$m optimized: $k=$a as the original"
@@ -116,6 +124,10 @@ print(" ".join("%s=%d" % kv for kv in sorted(c.items())))' "$od/model.onnx")
 elif [ $ort = 1 ]; then
 	echo "contrib_ops: no ../shared/models: the ONNX Runtime-optimized models are skipped"
 fi
+
+# every case, ONNX Runtime's outputs, every optimized model: its reference
+[ ${#at_O0[@]} -eq 0 ] || batch_check folder_line -O0 "${at_O0[@]}"
+[ ${#at_O2[@]} -eq 0 ] || batch_check folder_line -O2 "${at_O2[@]}"
 
 [ $ort = 1 ] || note="(ONNX Runtime part skipped: no onnxruntime-node in $ORT_MODULES)"
 finish contrib_ops "${note:-}"

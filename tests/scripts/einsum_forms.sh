@@ -5,40 +5,39 @@
 # numpy references).  For every case: `kiln check` matches the reference at
 # -O0 and at -O2; `kiln compile -O2 --stats` reports the op counts, the ops
 # present and absent and the fusion counts of the case's expect.json; where
-# the case has an `explain` file, `kiln dump --explain=PATTERN` prints each
+# the case has an `explain` file, --explain=PATTERN (on that compile) prints each
 # of its fragments ("fused as ..." or the node and condition that failed).
 # A case whose expect.json has "xfail" (a form known not to fuse yet) must
 # still match its reference; its fusion counts are reported, not failed.
+# The reference checks: lib/suite.sh's check_batch, 16 cases per `kiln
+# check` process, after the counts of every case; the counts from -O2 up to
+# LLVM IR (--emit=llvm: `kiln check -O2` compiles it all).
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case at
 # -O2, every third also at -O0.
 #   bash einsum_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
-PY=/usr/bin/python3
 OUT=$BUILD/einsum_forms
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
 . "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
-"$PY" -c "import onnx, numpy" 2>/dev/null || { echo "einsum_forms: python3-onnx or numpy missing: skipped"; exit 77; }
+need_onnx einsum_forms
 
 rm -rf "$OUT"
 "$PY" "$SRC/tests/gen/einsum_forms.py" "$OUT" >/dev/null || { echo "einsum_forms: generating failed"; exit 1; }
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
+at_O0=() at_O2=()
 for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
 	sample_levels
-	for o in $levels; do
-		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
-			ok "$name $o matches the reference"
-		else
-			bad "$name $o: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
-		fi
-	done
-	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.so" -O2 --stats 2>&1); then
+	case " $levels " in *" -O0 "*) at_O0+=("$d") ;; esac
+	at_O2+=("$d")
+	# one compile: the --explain=PATTERN lines of a case with an explain
+	# file, then the --stats line
+	pat=
+	[ -f "$d/explain" ] && pat=$(head -n 1 "$d/explain")
+	if ! out=$(timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.ll" --emit=llvm -O2 --stats \
+		${pat:+"--explain=$pat"} 2>&1); then
 		bad "$name: compile -O2: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
 		continue
 	fi
@@ -67,9 +66,8 @@ sys.exit(1 if why else 0)
 	else
 		bad "$name -O2: $verdict"
 	fi
-	if [ -f "$d/explain" ]; then
-		pat=$(head -n 1 "$d/explain")
-		ex=$("$KILN" dump "$d/model.onnx" --explain="$pat" 2>&1 | grep '^explain ')
+	if [ -n "$pat" ]; then
+		ex=$(grep '^explain ' <<<"$out")
 		why=""
 		while IFS= read -r frag; do
 			[ -n "$frag" ] && ! grep -qF -- "$frag" <<<"$ex" && why="$why; lacks '$frag'"
@@ -78,5 +76,6 @@ sys.exit(1 if why else 0)
 	fi
 done
 
-echo "einsum_forms: $pass passed, $fail failed"
-[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+[ ${#at_O0[@]} -eq 0 ] || check_batch -O0 "${at_O0[@]}"
+[ ${#at_O2[@]} -eq 0 ] || check_batch -O2 "${at_O2[@]}"
+finish einsum_forms

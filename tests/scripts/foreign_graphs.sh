@@ -19,6 +19,8 @@
 # crash, or a graph missing from either side fails the test.  For every
 # graph that keeps a Softmax, an Erf/Tanh or a ReduceMean/Pow the
 # `--explain` lines of the pattern that missed are printed (informational).
+# The numpy checks run last: lib/suite.sh's check_batch, 16 graphs per
+# `kiln check` process, one line per graph and level ("PASS NAME -O2").
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): where both
 # levels would be checked, every third graph (by name) is, the others at
 # -O2 only.
@@ -26,12 +28,11 @@
 # KILN_FOREIGN_UPDATE=FILE writes the counts and errors of this run to FILE
 # in expected.txt's format instead of checking them (to review, then copy).
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
-PY=/usr/bin/python3
 GEN=$SRC/tests/gen/foreign
 EXPECT=$GEN/expected.txt
 OUT=$BUILD/foreign_graphs
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
 UPDATE=${KILN_FOREIGN_UPDATE:-}
 . "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
 "$PY" -c "import onnx, numpy" 2>/dev/null || { echo "foreign_graphs: no python3 with onnx, skipping"; exit 77; }
@@ -85,18 +86,20 @@ explain() {   # the --explain lines of the patterns whose root ops are left
 }
 
 # one graph (the model directory $1, the Kth: $2): its PASS/FAIL/note lines
-# on stdout (a FAIL line, or no PASS line, fails it); in update mode its
-# expected.txt line in OUT/NAME.update
+# on stdout (a FAIL line, or no PASS line, fails it), the levels its numpy
+# check runs at in OUT/NAME.levels; in update mode its expected.txt line in
+# OUT/NAME.update
 graph() {
-	local d=$1 k=$2 name want kind rest rc msg lines got bad ok checked levels o chk
+	local d=$1 k=$2 name want kind rest rc msg lines got bad checked levels
 	name=$(basename "$d")
 	want=$(grep -E "^$name[[:space:]]" "$EXPECT" 2>/dev/null | head -n 1)
 	kind=$(echo "$want" | awk '{print $2}')
 	rest=$(echo "$want" | cut -d' ' -f3-)
 	# the counts and refusals: -O2 up to LLVM IR, no machine code (`kiln
-	# check -O2` below compiles it all)
+	# check -O2` below compiles it all); the final IR (after the last pass,
+	# as `kiln dump -O2` prints it) before the --stats line
 	timeout "$TIMEOUT" "$KILN" compile "$d/model.onnx" -o "$OUT/$name.ll" --emit=llvm -O2 --stats \
-		2>"$OUT/$name.err" >"$OUT/$name.stats"
+		--print-after="$LAST" 2>"$OUT/$name.err" >"$OUT/$name.stats"
 	rc=$?
 	if [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
 		echo "FAIL $name: compile exit $rc (crash or hang): $(head -c 300 "$OUT/$name.err")"; return
@@ -123,30 +126,25 @@ graph() {
 	if ! bad=$(compare "$got" "$rest"); then
 		echo "FAIL $name: $bad"; explain "$d/model.onnx" "$got"; return
 	fi
-	ok=1 checked=
-	if [ -d "$d/test_data_set_0" ]; then
-		# where -O2's passes leave the graph as -O0 lowers it (the same IR,
-		# so the same code) one check covers both
-		levels="-O0 -O2" checked=", -O0 and -O2 match numpy"
-		if [ "$("$KILN" dump "$d/model.onnx" -O0 2>&1)" = "$("$KILN" dump "$d/model.onnx" -O2 2>&1)" ]; then
-			levels=-O0 checked=", -O0 matches numpy (-O2 leaves its IR as is)"
-		elif [ "$SAMPLED" = 1 ] && [ $((k % 3)) != 1 ]; then
-			levels=-O2 checked=", -O2 matches numpy (sampled: not -O0)"
-		fi
-		for o in $levels; do
-			if ! chk=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" 2>&1); then
-				ok=0; echo "FAIL $name: check $o: $(echo "$chk" | tail -n 3 | tr '\n' ' ')"
-			fi
-		done
-	else
-		ok=0; echo "FAIL $name: compiles but has no numpy reference to check it against"
+	if [ ! -d "$d/test_data_set_0" ]; then
+		echo "FAIL $name: compiles but has no numpy reference to check it against"; return
 	fi
-	if [ $ok = 1 ]; then
-		echo "PASS $name: $got$checked"
-		explain "$d/model.onnx" "$got"
+	# where -O2's passes leave the graph as -O0 lowers it (the same IR,
+	# so the same code) one check covers both
+	levels="-O0 -O2" checked=", -O0 and -O2 to match numpy"
+	if [ "$("$KILN" dump "$d/model.onnx" -O0 2>&1)" = "$(awk '/^graph /{p=1} p{print} p && /^}$/{exit}' "$OUT/$name.stats")" ]; then
+		levels=-O0 checked=", -O0 to match numpy (-O2 leaves its IR as is)"
+	elif [ "$SAMPLED" = 1 ] && [ $((k % 3)) != 1 ]; then
+		levels=-O2 checked=", -O2 to match numpy (sampled: not -O0)"
 	fi
+	echo "$levels" > "$OUT/$name.levels"
+	echo "PASS $name: $got$checked"
+	explain "$d/model.onnx" "$got"
 }
 
+# the last pass of -O2, whose IR --print-after prints: the final IR
+LAST=$("$KILN" dump --list-passes | sed -n 's/^-O2: .* //p')
+[ -n "$LAST" ] || { echo "foreign_graphs: no -O2 pipeline in kiln dump --list-passes"; exit 1; }
 # the graphs, JOBS at a time (KILN_TEST_JOBS, default 2), each one's lines
 # in OUT/NAME.result, printed and counted in name order
 JOBS=${KILN_TEST_JOBS:-2}
@@ -162,9 +160,12 @@ if [ -n "$UPDATE" ]; then
 	for name in "${names[@]}"; do cat "$OUT/$name.update" 2>/dev/null; done > "$UPDATE"
 	echo "foreign_graphs: wrote $UPDATE"; exit 0
 fi
-pass=0 fail=0
 declare -A seen
+at_O0=() at_O2=()
 for name in "${names[@]}"; do
+	levels=$(cat "$OUT/$name.levels" 2>/dev/null)
+	case " $levels " in *" -O0 "*) at_O0+=("$OUT/$name") ;; esac
+	case " $levels " in *" -O2 "*) at_O2+=("$OUT/$name") ;; esac
 	seen[$name]=1
 	cat "$OUT/$name.result"
 	if ! grep -q '^PASS \|^FAIL ' "$OUT/$name.result"; then
@@ -179,5 +180,7 @@ while read -r name _; do
 	case $name in ''|'#'*) continue ;; esac
 	[ -n "${seen[$name]:-}" ] || { fail=$((fail + 1)); echo "FAIL $name: in expected.txt but no generator wrote it"; }
 done < "$EXPECT"
-echo "foreign_graphs: $pass passed, $fail failed"
-[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+# the numpy checks of every graph whose counts passed
+[ ${#at_O0[@]} -eq 0 ] || check_batch -O0 "${at_O0[@]}"
+[ ${#at_O2[@]} -eq 0 ] || check_batch -O2 "${at_O2[@]}"
+finish foreign_graphs

@@ -12,6 +12,7 @@
 # every mode, NAME@MODE to one.  An expected failure that passes is
 # reported (so the list can shrink) but does not fail the run.
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
 DIR=$BUILD/node_tests
 XFAIL=$SRC/tests/node_tests_expected_failures.txt
@@ -46,52 +47,26 @@ if [ -f "$XFAIL" ]; then
 	done < "$XFAIL"
 fi
 
-# run the checks in parallel (one per core), one result line per test.
-# One `kiln check DIR DIR... OPT` per batch of BATCH folders of one mode
-# (a process start and LLVM's set-up per batch, not per test): a folder
-# whose line "DIR: ok" the batch printed passes; every other folder of the
-# batch (a failure, or no line: the batch crashed or timed out) is checked
-# again alone, as before batching, and that run's result counts.  A folder
-# that failed in the batch but passes alone fails too ("in a batch only":
-# state that leaks from one model to the next would be a kiln bug).
-BATCH=${KILN_NODE_BATCH:-16}
-run_one() {
-	local mode=$1 t=$2 out rc dir opt
-	mode_dir "$mode" "$t"
-	mode_opt "$mode"
-	if out=$(timeout "$TIMEOUT" "$KILN" check "$dir" "$opt" 2>&1); then
-		echo "PASS $(basename "$t")@$mode"
-	else
-		rc=$?
-		[ $rc -eq 124 ] && out="timeout after ${TIMEOUT}s"
-		echo "FAIL $(basename "$t")@$mode: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
-	fi
-}
+# run the checks in parallel (one per core), one result line per test:
+# lib/suite.sh's batch_check, BATCH (KILN_CHECK_BATCH, default 16) folders
+# of one mode per `kiln check DIR DIR... OPT` (a process start and LLVM's
+# set-up per batch, not per test); a folder the batch does not report `ok`
+# is checked again alone, and failing in a batch but passing alone fails.
 mode_dir() { case $1 in baked) dir=${2%/node/*}/baked/${2##*/} ;; *) dir=$2 ;; esac; }
 mode_opt() { case $1 in O0) opt=-O0 ;; *) opt=-O2 ;; esac; }
-run_batch() {   # (no subshell or grep per test: one process per batch)
-	local mode=$1 t dir opt out line
+node_line() {   # DIR OPT PASS|FAIL [MSG]: the line of test DIR in $mode
+	if [ "$3" = PASS ]; then echo "PASS ${1##*/}@$mode"; else echo "FAIL ${1##*/}@$mode: $4"; fi
+}
+run_batch() {   # MODE TEST...
+	local mode=$1 t dir opt
 	shift
-	local dirs=()
+	local -a dirs=()
 	for t; do mode_dir "$mode" "$t"; dirs+=("$dir"); done
 	mode_opt "$mode"
-	# a whole batch gets TIMEOUT: a hang costs one batch and the reruns
-	out=$'\n'$(timeout "$TIMEOUT" "$KILN" check "${dirs[@]}" "$opt" 2>/dev/null)$'\n'
-	for t; do
-		mode_dir "$mode" "$t"
-		if [[ $out == *$'\n'"$dir: ok"$'\n'* ]]; then
-			echo "PASS ${t##*/}@$mode"
-		else
-			line=$(run_one "$mode" "$t")
-			if [[ $out == *$'\n'"$dir: FAILED"$'\n'* && $line == PASS* ]]; then
-				line="FAIL ${t##*/}@$mode: fails in a batch only (kiln check ${dirs[*]} $opt), passes alone"
-			fi
-			echo "$line"
-		fi
-	done
+	batch_check node_line "$opt" "${dirs[@]}"
 }
-export -f run_one run_batch mode_dir mode_opt
-export KILN TIMEOUT
+export -f batch_check check_alone node_line run_batch mode_dir mode_opt
+export KILN TIMEOUT BATCH
 tests=$(printf '%s\n' "$DIR"/node/test_*/ | sed 's:/$::' | awk -v s="$STRIDE" '(NR - 1) % s == 0')
 results=$(for m in $MODES; do printf '%s\n' $tests | xargs -n "$BATCH" echo "$m"; done |
 	xargs -P "$(nproc)" -L1 bash -c 'run_batch "$@"' _ | sort -k2,2)

@@ -10,38 +10,43 @@
 # `kiln dump --explain=PATTERN` must print every fragment of the case's
 # `explain` file (the node and the condition that failed).  Also: an
 # unknown --explain pattern is bad usage (exit 2, one line).
+# The reference checks: lib/suite.sh's check_batch, 16 cases per `kiln
+# check` process (a case with its own tolerances alone), after the IR checks
+# of every case.
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every case at
 # -O2, every third also at -O0.
 #   bash norm_forms.sh KILN_BIN SRC_DIR BUILD_DIR
 set -uo pipefail
+. "${BASH_SOURCE%/*}/lib/suite.sh"
 KILN=$1 SRC=$2 BUILD=$3
-PY=/usr/bin/python3
 OUT=$BUILD/norm_forms
-TIMEOUT=${KILN_TEST_TIMEOUT:-300}
 . "${BASH_SOURCE%/*}/lib/sample.sh" "$BUILD"
-"$PY" -c "import onnx, numpy" 2>/dev/null || { echo "norm_forms: python3-onnx or numpy missing: skipped"; exit 77; }
+need_onnx norm_forms
 
 rm -rf "$OUT"
 "$PY" "$SRC/tests/gen/norm_forms.py" "$OUT" || { echo "norm_forms: generating failed"; exit 1; }
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
+at_O0=() at_O2=()
 for d in "$OUT"/*/; do
 	d=${d%/}
 	name=$(basename "$d")
 	opts=$(cat "$d/check" 2>/dev/null)   # tolerances other than the default, if any
 	sample_levels
 	for o in $levels; do
-		# shellcheck disable=SC2086
-		if out=$(timeout "$TIMEOUT" "$KILN" check "$d" "$o" $opts 2>&1); then
-			ok "$name $o matches the reference"
+		if [ -n "$opts" ]; then
+			# shellcheck disable=SC2086
+			check_model "$name $o $opts" "$d" "$o" $opts
+		elif [ "$o" = -O0 ]; then
+			at_O0+=("$d")
 		else
-			bad "$name $o: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+			at_O2+=("$d")
 		fi
 	done
-	ir=$("$KILN" dump "$d/model.onnx" -O2 2>&1)
+	# one -O2 dump: the IR, and the --explain=PATTERN lines of an explain_* case
+	pat=
+	[ -f "$d/explain" ] && pat=$(head -n 1 "$d/explain")
+	all=$("$KILN" dump "$d/model.onnx" -O2 ${pat:+"--explain=$pat"} 2>&1)
+	ir=$(grep -v '^explain ' <<<"$all")
 	why=""
 	while read -r verb op; do
 		[ -n "$verb" ] || continue
@@ -51,9 +56,8 @@ for d in "$OUT"/*/; do
 		[ "$verb" = lacks ] && [ $has = 1 ] && why="$why; $op left"
 	done <"$d/expect"
 	if [ -z "$why" ]; then ok "$name -O2: $(tr '\n' ' ' <"$d/expect")"; else bad "$name -O2$why"; fi
-	if [ -f "$d/explain" ]; then
-		pat=$(head -n 1 "$d/explain")
-		ex=$("$KILN" dump "$d/model.onnx" --explain="$pat" 2>&1 | grep '^explain ')
+	if [ -n "$pat" ]; then
+		ex=$(grep '^explain ' <<<"$all")
 		why=""
 		while IFS= read -r frag; do
 			[ -n "$frag" ] && ! grep -qF -- "$frag" <<<"$ex" && why="$why; lacks '$frag'"
@@ -71,5 +75,6 @@ else
 	bad "--explain=layer_norm: exit $rc: $err"
 fi
 
-echo "norm_forms: $pass passed, $fail failed"
-[ $((pass + fail)) -gt 0 ] && [ $fail -eq 0 ]
+[ ${#at_O0[@]} -eq 0 ] || check_batch -O0 "${at_O0[@]}"
+[ ${#at_O2[@]} -eq 0 ] || check_batch -O2 "${at_O2[@]}"
+finish norm_forms

@@ -257,6 +257,49 @@ static void gelu_epilogues(void **state)
 	}
 }
 
+/* C1 and C2 (buf[3] and buf[4], n floats each) the same bit for bit, else
+ * the printf-style message and the test fails; the five buffers (A, W, Bp,
+ * C1, C2) freed either way, before failing. */
+static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
+{
+	int same = !memcmp(buf[3], buf[4], sizeof(float) * n);
+	for (int i = 0; i < 5; i++)
+		free(buf[i]);
+	if (same)
+		return;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	print_error("%s\n", msg);
+	fail();
+}
+
+/* same_bits_or_fail within a bound: |buf[3] - buf[4]| <= tol (1 + |buf[4]|) */
+static void near_or_fail(float *buf[5], size_t n, float tol, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void near_or_fail(float *buf[5], size_t n, float tol, const char *fmt, ...)
+{
+	size_t bad = n;
+	for (size_t i = 0; i < n && bad == n; i++)
+		if (!(fabsf(buf[3][i] - buf[4][i]) <= tol * (1.0f + fabsf(buf[4][i]))))
+			bad = i;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (bad < n)
+		print_error("%s: %g against %g\n", msg, (double)buf[3][bad], (double)buf[4][bad]);
+	for (int i = 0; i < 5; i++)
+		free(buf[i]);
+	if (bad < n)
+		fail();
+}
+
 /* The epilogue on the kernels whose fused form claims the exact operations
  * of the unfused one (avx512's tile epilogue, the portable kernel): the
  * GEMM with bias + act equals, bit for bit, the GEMM without epilogue
@@ -302,25 +345,15 @@ static void epilogue_bitexact(void **state)
 			}
 			/* AVX-512's fused erf GELU is the rational one (as AVX2's):
 			 * within its error bound of gelu_avx512's, not the same bits */
-			bool fast = act == 1 && n == 0;
-			for (int64_t i = 0; fast && i < M * ldc; i++)
-				if (!(fabsf(C1[i] - C2[i]) <= 2e-6f * (1.0f + fabsf(C2[i])))) {
-					print_error("kernel avx512: M %lld N %d K %lld: fused erf GELU %g, "
-					            "gelu_avx512 %g\n", (long long)M, N, (long long)K,
-					            (double)C1[i], (double)C2[i]);
-					fail();
-				}
-			if (!fast && memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc))) {
-				print_error("kernel %s: M %lld N %d K %lld act %d bias %d: fused "
-				            "epilogue not bit-identical\n", exact[n], (long long)M, N,
-				            (long long)K, act, e.bias != NULL);
-				fail();
-			}
-			free(A);
-			free(W);
-			free(Bp);
-			free(C1);
-			free(C2);
+			if (act == 1 && n == 0)
+				near_or_fail((float *[5]){ A, W, Bp, C1, C2 }, (size_t)(M * ldc), 2e-6f,
+				             "kernel avx512: M %lld N %d K %lld: fused erf GELU",
+				             (long long)M, N, (long long)K);
+			else
+				same_bits_or_fail((float *[5]){ A, W, Bp, C1, C2 }, (size_t)(M * ldc),
+				                  "kernel %s: M %lld N %d K %lld act %d bias %d: fused "
+				                  "epilogue not bit-identical", exact[n], (long long)M, N,
+				                  (long long)K, act, e.bias != NULL);
 		}
 		rt_sgemm_use(NULL);
 	}
@@ -364,17 +397,10 @@ static void row_blocks_bitexact(void **state)
 				rt_sgemm_blocking(kc, 72, 48);
 				rt_sgemm_panels(p, M, N, K, A, K, Bp, C2, N, ep);
 				rt_sgemm_blocking(0, 0, 0);
-				if (memcmp(C1, C2, sizeof(float) * (size_t)(M * N))) {
-					print_error("kernel %s: M %lld N %lld K %lld: row blocks of the "
-					            "chosen blocking not bit-identical to 72-row blocks\n",
-					            names[n], (long long)M, (long long)N, (long long)K);
-					fail();
-				}
-				free(A);
-				free(W);
-				free(Bp);
-				free(C1);
-				free(C2);
+				same_bits_or_fail((float *[5]){ A, W, Bp, C1, C2 }, (size_t)(M * N),
+				                  "kernel %s: M %lld N %lld K %lld: row blocks of the "
+				                  "chosen blocking not bit-identical to 72-row blocks",
+				                  names[n], (long long)M, (long long)N, (long long)K);
 				panels = 1;
 				expect(p, 0, 0, M, N, K, 1.0f, 0.0f, (int64_t)(i % 3), ep);
 				panels = 0;

@@ -13,8 +13,10 @@
 #            exports); exit 77 without ../shared, 1 without its models/
 #   gen_models SRC OUT [MODEL...]  tests/gen/models.py's models (all, or the
 #            ones named) into OUT/MODEL; exit 1 with one line if that fails
-#   check_model LABEL DIR [OPTION...]  `$KILN check DIR OPTION...` must pass
-#            (within TIMEOUT; on failure its last lines)
+#   check_alone DIR [OPTION...]  `$KILN check DIR OPTION...` within
+#            TIMEOUT; its status, and on failure its last 3 lines (or
+#            "timeout after Ns") on stdout as one line
+#   check_model LABEL DIR [OPTION...]  check_alone DIR OPTION... must pass
 #   check_levels LABEL DIR  check_model "LABEL -O0" and "LABEL -O2" (in a
 #            suite that sourced lib/sample.sh: its sample_levels)
 #   gen_cases NAME GEN OUT [ARG...]  OUT emptied, then `$PY GEN OUT ARG...`
@@ -25,11 +27,19 @@
 #            check_levels, "CASE -O0" and "CASE -O2" (or sample_levels'),
 #            after every hook ran: check_batch per level; a failure when
 #            there is no case
-#   check_batch LEVEL DIR...  `$KILN check DIR... LEVEL`, BATCH folders
+#   batch_check REPORT OPTS DIR...  `$KILN check DIR... OPTS` (OPTS: a
+#            level, and other options, split at spaces), BATCH folders
 #            (KILN_CHECK_BATCH, default 16) per process, TIMEOUT per
-#            process: "DIR: ok" passes; any other folder is checked again
-#            alone by check_model (its message), and one that FAILED in the
-#            batch but passes alone fails ("in a batch only")
+#            process; then per folder, in order, `REPORT DIR OPTS PASS` or
+#            `REPORT DIR OPTS FAIL MSG`: "DIR: ok" passes; any other folder
+#            (a failure, or no line: the batch crashed or timed out) is
+#            checked again alone by check_alone (its MSG), and one that
+#            FAILED in the batch but passes alone fails ("in a batch only":
+#            state leaking from one model to the next is a kiln bug).
+#            REPORT runs in this shell (it may count); node_tests.sh runs
+#            batches under xargs -P with its own REPORT
+#   check_batch OPTS DIR...  batch_check with ok/bad lines "CASE OPTS" /
+#            "CASE OPTS: MSG"
 #   check_generated NAME GEN OUT [HOOK]  gen_cases NAME GEN OUT, then
 #            check_cases NAME OUT HOOK
 #   refusal LABEL RC ERR FRAGMENTS  a refusal as it must be: exit status RC
@@ -77,13 +87,18 @@ gen_models() {
 		{ echo "FAIL generating ${*:-the models} (tests/gen/models.py)"; exit 1; }
 }
 
+check_alone() {
+	local out rc
+	out=$(timeout "$TIMEOUT" "$KILN" check "$@" 2>&1) && return 0
+	rc=$?
+	[ $rc -eq 124 ] && out="timeout after ${TIMEOUT}s"
+	echo "$out" | tail -n 3 | tr '\n' ' '
+	return $rc
+}
+
 check_model() {
-	local label=$1 dir=$2 out; shift 2
-	if out=$(timeout "$TIMEOUT" "$KILN" check "$dir" "$@" 2>&1); then
-		ok "$label"
-	else
-		bad "$label: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
-	fi
+	local label=$1 msg; shift
+	if msg=$(check_alone "$@"); then ok "$label"; else bad "$label: $msg"; fi
 }
 
 check_levels() {
@@ -121,25 +136,32 @@ check_cases() {
 	[ $n -gt 0 ] || bad "$name: no case (a model.onnx in a folder) in $out"
 }
 
-check_batch() {
-	local level=$1 out d i
-	shift
-	local -a dirs=("$@")
+batch_check() {
+	local report=$1 opts=$2 out d i msg
+	shift 2
+	local -a dirs=("$@") part
 	for ((i = 0; i < ${#dirs[@]}; i += BATCH)); do
-		local -a part=("${dirs[@]:i:BATCH}")
-		out=$'\n'$(timeout "$TIMEOUT" "$KILN" check "${part[@]}" "$level" 2>/dev/null)$'\n'
+		part=("${dirs[@]:i:BATCH}")
+		# a whole batch gets TIMEOUT: a hang costs one batch and the reruns
+		# shellcheck disable=SC2086
+		out=$'\n'$(timeout "$TIMEOUT" "$KILN" check "${part[@]}" $opts 2>/dev/null)$'\n'
 		for d in "${part[@]}"; do
 			if [[ $out == *$'\n'"$d: ok"$'\n'* ]]; then
-				ok "${d##*/} $level"
-			elif [[ $out == *$'\n'"$d: FAILED"$'\n'* ]] &&
-				timeout "$TIMEOUT" "$KILN" check "$d" "$level" >/dev/null 2>&1; then
-				bad "${d##*/} $level: fails in a batch only (kiln check ${part[*]} $level), passes alone"
+				"$report" "$d" "$opts" PASS
+			# shellcheck disable=SC2086
+			elif ! msg=$(check_alone "$d" $opts); then
+				"$report" "$d" "$opts" FAIL "$msg"
+			elif [[ $out == *$'\n'"$d: FAILED"$'\n'* ]]; then
+				"$report" "$d" "$opts" FAIL "fails in a batch only (kiln check ${part[*]} $opts), passes alone"
 			else
-				check_model "${d##*/} $level" "$d" "$level"
+				"$report" "$d" "$opts" PASS
 			fi
 		done
 	done
 }
+
+case_line() { if [ "$3" = PASS ]; then ok "${1##*/} $2"; else bad "${1##*/} $2: $4"; fi; }
+check_batch() { batch_check case_line "$@"; }
 
 check_generated() {
 	gen_cases "$1" "$2" "$3"
