@@ -21,10 +21,12 @@ if [ "${KILN_QUICK:-0}" != 1 ]; then
   BUILD_DIR=build-asan bash scripts/build.sh -DKILN_WERROR=ON -DKILN_SANITIZE=ON \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g"
   step "tests under ASan + UBSan, asserts on"
-  # the node tests once (-O0) here; the three modes ran above.  ir_roundtrip,
-  # attn_forms and foreign_graphs see the sanitizer build and check a sample
-  # (tests/scripts/lib/sample.sh; each script's header says which): every
-  # code path still runs under the sanitizers, the full set ran above
+  # the node tests once (-O0) here; the three modes ran above.  The suites
+  # that source tests/scripts/lib/sample.sh (ir_roundtrip, attn_forms,
+  # foreign_graphs, norm_forms, einsum_forms, contrib_ops, op_forms, python,
+  # ...) see the sanitizer build and check a sample (each script's header
+  # says which): every code path still runs under the sanitizers, the full
+  # set ran above
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 KILN_NODE_MODES=O0 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
   step "fuzz the ONNX loader (${FUZZ_SECONDS:-60} s)"
