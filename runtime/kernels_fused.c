@@ -1139,6 +1139,17 @@ static void att_prefetch_kv(const att_job *j, const float *K, const float *V, in
 	}
 }
 
+/* The K/V head of task next (-1: none), when it is not the one packed:
+ * its rows go into L2 spread over this task's strips (att_prefetch_kv),
+ * as the row at r of nr is reached; 0 when there is nothing to fetch */
+static int64_t att_next_keys(const att_job *j, int64_t next, int64_t packed, att_task *nx)
+{
+	if (next < 0)
+		return 0;
+	att_task_of(j, next, nx);
+	return nx->kv != packed ? nx->Sk : 0;
+}
+
 /* att_block on the fused path; *packed: which (batch, K/V head) buf holds
  * packed (-1: none); next: the task this thread runs next (-1: none), whose
  * K/V rows are prefetched across the strips when it packs another head */
@@ -1160,10 +1171,8 @@ static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *bu
 		att_pack(j, tk.k, tk.v, &x, kp, vp);
 		*packed = tk.kv;
 	}
-	att_task nx = {.kv = *packed};
-	if (next >= 0)
-		att_task_of(j, next, &nx);
-	int64_t Skn = nx.kv != *packed ? nx.Sk : 0;   /* prefetch another head's K/V */
+	att_task nx;
+	int64_t Skn = att_next_keys(j, next, *packed, &nx);   /* prefetch another head's K/V */
 	x.pad = j->pad ? j->pad + b * x.Sk : NULL;
 	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
 	float mx[ATT_MR], inv[ATT_MR];
@@ -1566,17 +1575,6 @@ static void abf_pairs(const float *src, int64_t ls, int R, int64_t n, uint32_t *
 			d[n] = 0;
 		att_bf16_row512(src + r * ls, n, d);
 	}
-}
-
-/* The K/V head of task next (-1: none), when it is not the one packed:
- * its rows go into L2 spread over this task's strips (att_prefetch_kv),
- * as the row at r of nr is reached; 0 when there is nothing to fetch */
-static int64_t att_next_keys(const att_job *j, int64_t next, int64_t packed, att_task *nx)
-{
-	if (next < 0)
-		return 0;
-	att_task_of(j, next, nx);
-	return nx->kv != packed ? nx->Sk : 0;
 }
 
 /* Query rows r .. r+R-1 of a task into L1 (the next strip's, whose rows
