@@ -257,6 +257,25 @@ static void gelu_epilogues(void **state)
 	}
 }
 
+/* The end of same_bits_or_fail and near_or_fail: unless ok, print the
+ * printf-style message (with element bad of C1 and C2 when bad >= 0); free
+ * the five buffers (A, W, Bp, C1, C2) either way.  Returns !ok: the caller
+ * ends its va_list, then fails. */
+static bool report_and_free(float *buf[5], bool ok, long long bad, const char *fmt, va_list ap)
+{
+	if (!ok) {
+		char msg[256];
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		if (bad >= 0)
+			print_error("%s: %g against %g\n", msg, (double)buf[3][bad], (double)buf[4][bad]);
+		else
+			print_error("%s\n", msg);
+	}
+	for (int i = 0; i < 5; i++)
+		free(buf[i]);
+	return !ok;
+}
+
 /* C1 and C2 (buf[3] and buf[4], n floats each) the same bit for bit, else
  * the printf-style message and the test fails; the five buffers (A, W, Bp,
  * C1, C2) freed either way, before failing. */
@@ -264,18 +283,12 @@ static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void same_bits_or_fail(float *buf[5], size_t n, const char *fmt, ...)
 {
-	int same = !memcmp(buf[3], buf[4], sizeof(float) * n);
-	for (int i = 0; i < 5; i++)
-		free(buf[i]);
-	if (same)
-		return;
-	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	bool bad = report_and_free(buf, !memcmp(buf[3], buf[4], sizeof(float) * n), -1, fmt, ap);
 	va_end(ap);
-	print_error("%s\n", msg);
-	fail();
+	if (bad)
+		fail();
 }
 
 /* same_bits_or_fail within a bound: |buf[3] - buf[4]| <= tol (1 + |buf[4]|) */
@@ -283,20 +296,15 @@ static void near_or_fail(float *buf[5], size_t n, float tol, const char *fmt, ..
 	__attribute__((format(printf, 4, 5)));
 static void near_or_fail(float *buf[5], size_t n, float tol, const char *fmt, ...)
 {
-	size_t bad = n;
-	for (size_t i = 0; i < n && bad == n; i++)
+	size_t at = n;
+	for (size_t i = 0; i < n && at == n; i++)
 		if (!(fabsf(buf[3][i] - buf[4][i]) <= tol * (1.0f + fabsf(buf[4][i]))))
-			bad = i;
-	char msg[256];
+			at = i;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	bool bad = report_and_free(buf, at == n, at < n ? (long long)at : -1, fmt, ap);
 	va_end(ap);
-	if (bad < n)
-		print_error("%s: %g against %g\n", msg, (double)buf[3][bad], (double)buf[4][bad]);
-	for (int i = 0; i < 5; i++)
-		free(buf[i]);
-	if (bad < n)
+	if (bad)
 		fail();
 }
 
