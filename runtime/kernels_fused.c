@@ -836,6 +836,13 @@ static void softmax_row_avx512(const att_job *j, float *row, int64_t n, const fl
 #define ATT_MR 6     /* query rows per strip */
 #define ATT_NR 16    /* keys per K panel; output columns per tile */
 
+/* the rows of the next strip, left rows left: ATT_MR; 7..10 left: two
+ * strips of 4 or 5 (a strip of 1 or 2 rows keeps too few FMA chains busy) */
+static int64_t att_strip_rows(int64_t left)
+{
+	return left <= ATT_MR ? left : left <= 10 ? (left + 1) / 2 : ATT_MR;
+}
+
 /* c[2r], c[2r + 1] = sum over k < kc, in order, of a[r rs + k] * b[k bs +
  * 0..15] for r < R (a: rows of A in place, b: a 16-wide panel); W = 1:
  * only c[2r], b's first 8 columns (a panel's last keys, 8 or fewer) */
@@ -1177,9 +1184,7 @@ static void att_block_fused(const att_job *j, int64_t t, int64_t next, float *bu
 	x.bias = j->bias ? j->bias + b * j->bs[0] + h * j->bs[1] + x.q0 * j->bs[2] : NULL;
 	float mx[ATT_MR], inv[ATT_MR];
 	for (int64_t r = 0, R; r < nr; r += R) {
-		/* 6 rows a strip; 7..10 left: two strips of 4 or 5 (a strip of
-		 * 1 or 2 rows keeps too few FMA chains busy) */
-		R = nr - r <= ATT_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ATT_MR;
+		R = att_strip_rows(nr - r);
 		att_scores_avx2(j, &x, r, (int)R, s, mx);
 		att_exp_avx2(j, &x, (int)R, s, mx, inv);
 		att_pv_avx2(j, &x, r, (int)R, s, inv);
@@ -1370,7 +1375,7 @@ static void att_pack_v_bf16(const att_job *j, const float *V, int64_t Sk, uint16
  * P rounded to bf16 pairs, O = P V by vdpbf16ps (32 columns at a time).
  * The operands are rounded as att_block_bf16's gemm.c rounds them; the
  * sums run in another order. */
-#define ABF_MR 6
+#define ABF_MR ATT_MR   /* att_strip_rows' strips */
 
 typedef struct abf_head {
 	const uint32_t *kp, *vp;
@@ -1634,7 +1639,7 @@ static void att_block_abf(const att_job *j, int64_t t, int64_t next, float *buf,
 	int64_t Skn = att_next_keys(j, next, *packed, &nx), nr = tk.nr;
 	int64_t ps = x.skp / 2;
 	for (int64_t r = 0, R; r < nr; r += R) {
-		R = nr - r <= ABF_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ABF_MR;
+		R = att_strip_rows(nr - r);
 		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
 		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
 		abf_scores[R](&x, q32, s, x.skp);
@@ -1789,7 +1794,7 @@ static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf,
 	att_task nx;
 	int64_t Skn = att_next_keys(j, next, *packed, &nx), nr = tk.nr;
 	for (int64_t r = 0, R; r < nr; r += R) {
-		R = nr - r <= ABF_MR ? nr - r : nr - r <= 10 ? (nr - r + 1) / 2 : ABF_MR;
+		R = att_strip_rows(nr - r);
 		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
 		afp_scores[R](j, &x, tk.q + r * j->rq, s);
 		att_softmax_rows(j, &tk, r, R, s, x.skp);
