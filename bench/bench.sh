@@ -15,9 +15,10 @@
 # weights), int8w7 (the same vpdpbusd with VNNI; else AVX2's vpmaddubsw +
 # vpmaddwd + vpaddd, the form of kiln's 7-bit kernel and of ONNX Runtime's
 # AVX2 u8 x s8 GEMM), and the read
-# bandwidth; they are printed above the table and "% of peak" is computed
-# from them (a row on T threads against the T-thread peak: the 1-thread one
-# times T, capped by the all-cores one).  bf16 rows count against the bf16
+# bandwidth, at the start and again after the timings; both are printed
+# above the table and "% of peak" is computed from the higher of each
+# peak's two measures (a row on T threads against the T-thread peak: the
+# 1-thread one times T, capped by the all-cores one).  bf16 rows count against the bf16
 # peak (the fp32 one where the CPU has no AVX512_BF16: they run widened),
 # int8 rows against the int8 peak, int8w7 rows against the int8w7 one.
 #
@@ -33,8 +34,9 @@
 # (for ORT int8 too).  For each configuration: regenerate the weights
 # (bench/fill_weights.py: the values of shared/tools/fill_weights.py, written
 # without its truncation bug), compile with kiln (compile time, .so size),
-# check kiln's outputs against ONNX Runtime's on the same inputs, then time
-# both, alternating, ROUNDS times, and print a markdown table: median and p90
+# check kiln's outputs against ONNX Runtime's on the same inputs; then
+# ROUNDS rounds, each timing every configuration in turn (ONNX Runtime, then
+# kiln), and print a markdown table: median and p90
 # latency (median over rounds), the ratio kiln/ORT, GFLOP/s (GOP/s for
 # int8) and percent of peak, peak RSS of the `kiln bench` process and the
 # part of it the model added (peak minus the process's resident memory
@@ -70,13 +72,21 @@ if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
   (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
 
-# the machine's peaks, measured now
-peaks=$("$kb/kiln_peak" --seconds "${PEAK_SECONDS:-1}")
+# the machine's peaks, measured at the start and again at the end (after
+# the timings): a guest's capacity moves (2-thread fp32 has measured
+# anywhere from 84% to 100% of twice its 1-thread peak here, minutes
+# apart), and a peak measured in a slow spell would inflate "% of peak";
+# each peak used is the higher of its two measures
+measure_peaks() {
+  local p
+  p=$("$kb/kiln_peak" --seconds "${PEAK_SECONDS:-1}")
+  echo "Measured peaks $1 (bench/peak.c, assembly loops):"
+  printf '%s\n' "$p" | sed '$d' | sed 's/^/    /'
+  peaks_json+=("$(printf '%s\n' "$p" | tail -1)")
+}
+peaks_json=()
 echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Measured peaks (bench/peak.c, assembly loops):"
-printf '%s\n' "$peaks" | sed '$d' | sed 's/^/    /'
-echo
-peaks=$(printf '%s\n' "$peaks" | tail -1)
+measure_peaks "at the start"
 # peak for precision $1 on $2 threads (GFLOP/s or GOP/s), "" if unknown
 peak_for() {
   $py -c '
@@ -159,17 +169,17 @@ sofile() { [ "$2" = fp32 ] && echo "$out/$1/model.so" || echo "$out/$1/model-$2.
 json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "| model | precision | batch | seq | threads | ORT fp32 median ms | ORT int8 median ms | kiln median ms | kiln p90 ms | kiln/ORT fp32 | kiln/ORT int8 | GFLOP/s (int8: GOP/s) | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs | max abs diff / cosine vs fp32 (ORT int8) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-declare -A varlen_ms
+# each selected configuration: prepared, checked against ONNX Runtime
+names=()
+declare -A check_of acc_of ort_of ort8_of kms_of kp90_of rss_of base_of arena_of varlen_ms
 for c in "${configs[@]}"; do
   read -r name model b s t r f lens <<<"$c"
   [[ "$name" =~ $only ]] || continue
+  names+=("$c")
   prepare "$model" "$f"
   d="$out/$model"
   so=$(sofile "$model" "$f")
-  stats=$(cat "${so%.so}.json")
-  tol=tol_$f pk=$(peak_for "$([ "$f" = rp ] && echo fp32 || echo "$f")" "$t")
+  tol=tol_$f
   # same inputs for both engines, outputs compared
   io="$out/$name"
   rm -rf "$io" && $py "$here/io.py" inputs "$d/model.onnx" "$b" "$s" "$r" "$io/in" ${lens:+"$lens"}
@@ -185,27 +195,62 @@ for c in "${configs[@]}"; do
     node "$here/ort_run.mjs" "$d-ort-int8/model.onnx" "$io/in" "$io/ort8" "$t"
     acc="$acc ($($py "$here/io.py" accuracy "$io/ort8" "$io/ort" | awk '{printf "%s / %s", $1, $2}'))"
   fi
-  ort_ms=() ort8_ms=() kiln_ms=() kiln_p90=() rss=0 base=0 arena=0
-  for ((i = 0; i < rounds; i++)); do
+  check_of[$name]=$check acc_of[$name]=$acc
+done
+
+# then the timings: round i times every configuration in turn (ONNX
+# Runtime, its int8 model on int8 rows, kiln), so a slow spell of the
+# machine (seen here: one row's three rounds 60% slower, all of them, and
+# the row normal minutes later) falls on one round of several rows, which
+# their medians over rounds leave out, not on every round of one row
+for ((i = 0; i < rounds; i++)); do
+  for c in "${names[@]}"; do
+    read -r name model b s t r f lens <<<"$c"
+    d="$out/$model"
+    so=$(sofile "$model" "$f")
+    io="$out/$name"
     if [ -n "$lens" ]; then   # the same variable-length inputs
       o=$(node "$here/ort_run.mjs" "$d/model.onnx" "$io/in" "$io/ort_t" "$t" "$runs" | tail -1)
     else
       o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d/model.onnx" "$b" "$s" "$t" "$runs" "$r")
     fi
-    ort_ms+=("$(json "$o" median_ms)")
+    ort_of[$name]+=" $(json "$o" median_ms)"
     if [[ $f == int8* ]]; then
       o=$(cd "$here" && node "$shared/tools/ort_bench.mjs" "$d-ort-int8/model.onnx" "$b" "$s" "$t" "$runs" "$r")
-      ort8_ms+=("$(json "$o" median_ms)")
+      ort8_of[$name]+=" $(json "$o" median_ms)"
     fi
     k=$("$kiln" bench "$so" --batch "$b" --seq "$s" --regions "$r" --threads "$t" --runs "$runs" ${lens:+--lengths "$lens"} | tail -1)
-    kiln_ms+=("$(json "$k" median_ms)")
-    kiln_p90+=("$(json "$k" p90_ms)")
-    rss=$(json "$k" peak_rss_bytes)
-    base=$(json "$k" base_rss_bytes)
-    arena=$(json "$k" arena_bytes)
+    kms_of[$name]+=" $(json "$k" median_ms)"
+    kp90_of[$name]+=" $(json "$k" p90_ms)"
+    rss_of[$name]=$(json "$k" peak_rss_bytes)
+    base_of[$name]=$(json "$k" base_rss_bytes)
+    arena_of[$name]=$(json "$k" arena_bytes)
   done
-  om=$(median "${ort_ms[@]}") km=$(median "${kiln_ms[@]}") kp=$(median "${kiln_p90[@]}") o8=0
-  [[ $f == int8* ]] && o8=$(median "${ort8_ms[@]}")
+done
+
+measure_peaks "at the end"
+peaks=$($py -c '
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:3])
+num = lambda v: isinstance(v, (int, float))
+print(json.dumps({k: max(v, b[k]) if num(v) and num(b.get(k)) else v for k, v in a.items()}))' "${peaks_json[@]}")
+echo "(each peak used below: the higher of its two measures)"
+echo
+
+echo "| model | precision | batch | seq | threads | ORT fp32 median ms | ORT int8 median ms | kiln median ms | kiln p90 ms | kiln/ORT fp32 | kiln/ORT int8 | GFLOP/s (int8: GOP/s) | % of peak | compile s | .so MB | peak RSS MB | model RSS / target MB | outputs | max abs diff / cosine vs fp32 (ORT int8) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for c in "${names[@]}"; do
+  read -r name model b s t r f lens <<<"$c"
+  d="$out/$model"
+  so=$(sofile "$model" "$f")
+  stats=$(cat "${so%.so}.json")
+  pk=$(peak_for "$([ "$f" = rp ] && echo fp32 || echo "$f")" "$t")
+  # shellcheck disable=SC2086   # the rounds' times, one word each
+  om=$(median ${ort_of[$name]}) km=$(median ${kms_of[$name]}) kp=$(median ${kp90_of[$name]}) o8=0
+  # shellcheck disable=SC2086
+  [[ $f == int8* ]] && o8=$(median ${ort8_of[$name]})
+  rss=${rss_of[$name]} base=${base_of[$name]} arena=${arena_of[$name]}
+  check=${check_of[$name]} acc=${acc_of[$name]}
   gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r" ${lens:+"$lens"})
   [ -n "$lens" ] && varlen_ms[$f]=$km
   fl=$f
