@@ -50,7 +50,10 @@
 # is (precision "fp32", the padded cost) and with --remove-padding
 # ("fp32-rp"), whose outputs are compared at real positions only (zeros at
 # padding).  Their GFLOP/s count the real tokens' work only.  Below the
-# table: the padding-free time over the padded one.
+# table: the padding-free time over the padded one, and for each bf16 row
+# the rate it would need to run at 0.4x ONNX Runtime fp32 (issue #15's bf16
+# target), as a share of the measured bf16 peak (past 100%: out of this
+# machine's reach).
 # Needs ../shared and the npm registry (onnxruntime-node, --ignore-scripts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -171,6 +174,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 # each selected configuration: prepared, checked against ONNX Runtime
 names=()
+bf16_need=()
 declare -A check_of acc_of ort_of ort8_of kms_of kp90_of rss_of base_of arena_of varlen_ms
 for c in "${configs[@]}"; do
   read -r name model b s t r f lens <<<"$c"
@@ -253,6 +257,9 @@ for c in "${names[@]}"; do
   check=${check_of[$name]} acc=${acc_of[$name]}
   gflop=$($py "$here/io.py" flops "$d/model.onnx" "$b" "$s" "$r" ${lens:+"$lens"})
   [ -n "$lens" ] && varlen_ms[$f]=$km
+  # what the bf16 target (<= 0.4x ONNX Runtime fp32) asks of this machine
+  [ "$f" = bf16 ] && [ -n "$pk" ] && bf16_need+=("$(awk -v n="$name" -v gf="$gflop" -v om="$om" -v pk="$pk" \
+    'BEGIN { g = gf / (0.4 * om / 1000); printf "%s %.0f GFLOP/s (%.0f%% of its peak)", n, g, 100 * g / pk }')")
   fl=$f
   [ "$f" = rp ] && fl="fp32 --remove-padding"
   [ -n "$lens" ] && fl="$fl, lengths $lens"
@@ -271,6 +278,10 @@ done
 if [ -n "${varlen_ms[fp32]:-}" ] && [ -n "${varlen_ms[rp]:-}" ]; then
   awk -v p="${varlen_ms[fp32]}" -v q="${varlen_ms[rp]}" 'BEGIN {
     printf "\nPadding-free (BERT-base b8 s128, lengths 16..128): %.1f ms with --remove-padding, %.1f ms padded: %.2fx\n", q, p, q / p }'
+fi
+if [ ${#bf16_need[@]} -gt 0 ]; then
+  echo
+  echo "bf16 at 0.4x ONNX Runtime fp32 would run at: $(printf '%s; ' "${bf16_need[@]}" | sed 's/; $//')"
 fi
 echo
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), ONNX Runtime $(cd "$here" && node -p 'require("onnxruntime-node/package.json").version')"
