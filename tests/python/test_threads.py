@@ -91,7 +91,14 @@ def test_other_threads_run_while_a_model_runs(compiled):
     busy machine may pause it too, so it has three tries)."""
     m = kiln.load(compiled("bert_qa"))
     s = m.session(threads=1)
-    f = feeds_for(1, batch=16, seq=256)
+    # a batch big enough that one run takes long enough to tell (the model
+    # is small: batch 16 ran in 0.017 s on a fast CPU)
+    for batch in (16, 32, 64, 128, 256):
+        f = feeds_for(1, batch=batch, seq=256)
+        t0 = time.perf_counter()
+        s.run(f)
+        if time.perf_counter() - t0 > 0.06:
+            break
     tries = []
     for _ in range(3):
         gap, one, n = longest_pause(s, f, 0.6)

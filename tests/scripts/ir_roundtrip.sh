@@ -18,7 +18,9 @@
 #     every one whose final IR is not the ONNX model's (the graph as
 #     imported among them when its final IR differs: with the same final
 #     IR it gives the backend what the final one does, so it is not
-#     compiled again); KILN_IR_ROUNDTRIP_ALL=1 compiles and runs every graph.
+#     compiled again; nor is one whose final IR is, byte for byte, that of
+#     a graph compiled and run before: the backend would get the same
+#     graph); KILN_IR_ROUNDTRIP_ALL=1 compiles and runs every graph.
 # A graph the same as one checked before (a pass that changed nothing) is
 # not checked again.
 # Sampled (tests/scripts/lib/sample.sh: a sanitizer build): the ../shared
@@ -26,7 +28,10 @@
 # compiled and run; of the generated models every third (by name) is
 # compiled and run, the others read back alone (which still covers
 # compiling from text IR; shared_models and fusions_shared compile and run
-# the exports).
+# the exports).  Of the models not compiled, the graphs read back are the
+# first (as imported), the last, the -O0 one and each holding an op no
+# graph read back before held (so every op kind the dumps print is read
+# back under the sanitizers; the -Werror build reads back every graph).
 # Then bad edits of a dump: each is one line "FILE:LINE:COL: ..." and exit 1.
 #   bash ir_roundtrip.sh KILN_BIN SRC_DIR BUILD_DIR
 # KILN_IR_SHARED=0 leaves ../shared out.
@@ -39,7 +44,9 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 /usr/bin/python3 "$SRC/tests/gen/models.py" "$OUT/gen" >/dev/null || { echo "ir_roundtrip: generating failed"; exit 1; }
 
-fail=0 ngraphs=0 ncompiled=0 nretyped=0 nsamefinal=0
+fail=0 ngraphs=0 ncompiled=0 nretyped=0 nsamefinal=0 nsamecode=0 nunread=0
+declare -A read_ops=()   # the ops of the graphs read back
+graph_ops() { sed -nE 's/^  %("[^"]*"|[^ ]*) = ([A-Za-z][A-Za-z0-9_]*)\(.*/\2/p' "$1" | sort -u; }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
 
 # graph K (1-based) of a multi-graph dump, without the header comments
@@ -67,7 +74,8 @@ untyped() { sed -E 's/ : [a-z0-9?]+(\[[^]]*\]|\?)?(, [a-z0-9?]+(\[[^]]*\]|\?)?)*
 # those whose final IR is not the ONNX model's; RUN=0: none is compiled)
 check_dump() {
 	local name=$1 model=$2 data=$3 dump=$4 level=$5 ref=$6 all=$7 run=$8 w=$OUT/$1
-	local n k sums="" compiled=""
+	local n k sums="" compiled="" finals=""
+	declare -A final_of=()
 	n=$(grep -c '^graph ' "$dump")
 	[ "$n" -gt 0 ] || { bad "$name: $dump holds no graph"; return; }
 	for k in $(seq 1 "$n"); do
@@ -81,6 +89,15 @@ check_dump() {
 		# only if it must be and was not
 		case " $sums " in *" $sum "*) ;; *)
 		sums="$sums $sum"
+		local op ops fresh=0
+		ops=$(graph_ops "$w/want.ir")
+		for op in $ops; do [ -n "${read_ops[$op]:-}" ] || fresh=1; done
+		# sampled, not compiled: a graph between the first and the last
+		# with no op not read back before is left out
+		if [ "$SAMPLED" = 1 ] && [ "$run" = 0 ] && [ "$k" -gt 1 ] && [ "$k" -lt "$n" ] && [ $fresh = 0 ]; then
+			nunread=$((nunread + 1)); continue
+		fi
+		for op in $ops; do read_ops[$op]=1; done
 		# one run prints the graph read back (as imported, before any pass)
 		# and, last, its final IR at LEVEL
 		if ! timeout "$TIMEOUT" "$KILN" dump "$dump" --graph="$k" --weights-from="$model" "$level" \
@@ -101,7 +118,9 @@ check_dump() {
 		# numbered as they were made: the numbers aside)
 		same_final=0
 		cmp -s <(renumbered "$w/final.ir") <(renumbered "$w/ref$level.ir") && same_final=1 && nsamefinal=$((nsamefinal + 1))
+		final_of[$sum]="$same_final $(md5sum < "$w/final.ir" | cut -c1-32)"
 		;; esac
+		read -r same_final fsum <<<"${final_of[$sum]:-1 none}"
 		[ "$run" = 1 ] || continue
 		# (the graph as imported: only when its final IR differs or it is the
 		# only one; with the same final IR as the ONNX model's, the backend
@@ -109,6 +128,12 @@ check_dump() {
 		[ "$all" = 1 ] || [ "$k" -eq "$n" ] || [ $same_final = 0 ] || continue
 		case " $compiled " in *" $sum "*) continue ;; esac
 		compiled="$compiled $sum"
+		# the same final IR as a graph compiled and run: the backend gets the
+		# same graph, so the same code (KILN_IR_ROUNDTRIP_ALL=1 compiles it)
+		if [ "$all" != 1 ]; then
+			case " $finals " in *" $fsum "*) nsamecode=$((nsamecode + 1)); continue ;; esac
+			finals="$finals $fsum"
+		fi
 		ncompiled=$((ncompiled + 1))
 		if ! timeout "$TIMEOUT" "$KILN" compile "$dump" --graph="$k" --weights-from="$model" "$level" \
 			-o "$w/k.so" 2> "$w/err"; then
@@ -221,5 +246,5 @@ rc=$?
 sed 's/^\(  %"\/Add_26" = KlnLayerNorm(.*\)$/\1  # absorbed: \/ReduceMean_16, \/Sub_17/' "$E/qkv.ir" > "$E/comment.ir"
 "$KILN" compile "$E/comment.ir" --weights-from="$M" -o "$E/c.so" 2> "$E/err" || bad "a # comment: $(cat "$E/err")"
 
-echo "ir_roundtrip: $ngraphs graphs, the distinct ones read back ($nretyped with re-inferred symbolic dims), $nsamefinal with the same final IR, $ncompiled compiled and run, $fail failures"
+echo "ir_roundtrip: $ngraphs graphs, the distinct ones read back ($nretyped with re-inferred symbolic dims), $nsamefinal with the same final IR, $ncompiled compiled and run ($nsamecode more not compiled: the final IR of one compiled), $nunread not read back (sampled), $fail failures"
 [ "$ngraphs" -gt 0 ] && [ $fail -eq 0 ]

@@ -15,7 +15,11 @@
  *   worst error of the result against the double product, padding columns
  *   of C (canaries) included;
  * - ref_guarded/ref_guard_hit: a float buffer between canaries, and the
- *   first canary a kernel overwrote. */
+ *   first canary a kernel overwrote;
+ * - ref_sampled/ref_count: whether the slow tests check a sample (a
+ *   sanitizer build, KILN_UNIT_SANITIZED, as tests/scripts/lib/sample.sh
+ *   decides for the scripts; KILN_TEST_SAMPLE=0 or 1 overrides) and the
+ *   count of a loop of random or repeated cases then. */
 #ifndef KILN_TESTS_RT_REF_H
 #define KILN_TESTS_RT_REF_H
 
@@ -51,6 +55,27 @@ static inline void ref_fill(float *p, int64_t n, float lo, float hi)
 {
 	for (int64_t i = 0; i < n; i++)
 		p[i] = ref_frand(lo, hi);
+}
+
+/* 1 when the slow tests check a sample: under the sanitizers (every kernel
+ * path and tail shape still runs; fewer random cases and repeats of the
+ * big shapes), unless KILN_TEST_SAMPLE says 0 or 1 */
+static inline int ref_sampled(void)
+{
+	const char *s = getenv("KILN_TEST_SAMPLE");
+	if (s && (s[0] == '0' || s[0] == '1') && !s[1])
+		return s[0] == '1';
+#ifdef KILN_UNIT_SANITIZED
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+/* n, or sampled the first ceil(n / d) of them */
+static inline int ref_count(int n, int d)
+{
+	return ref_sampled() ? (n + d - 1) / d : n;
 }
 
 static inline void *ref_alloc(size_t n)

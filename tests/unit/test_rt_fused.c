@@ -38,7 +38,14 @@
  * 2e-6 + 8 ulp(m) and against the reference within 5e-5 + 8 ulp(m), m the
  * largest |score| of the row that still counts (within 100 of the max):
  * a rounding of such a score moves the probabilities by ~ulp(m); NaN
- * exactly where the scalar path (and the reference) has NaN. */
+ * exactly where the scalar path (and the reference) has NaN.
+ *
+ * Sampled (rt_ref.h's ref_sampled: a sanitizer build), the random loops
+ * run the first quarter of their configurations (600 -> 150 random, 150 ->
+ * 38 packed, 300 -> 75 replace, in bf16 200 -> 50 and 60 -> 15) and the
+ * wide ones 10 of 30 (each of its five kinds twice); the models' shapes,
+ * BERT's, the tiled and uniform cases and the 520 packed sequences all
+ * run, on every path and GEMM kernel. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -400,7 +407,7 @@ static void vector_paths(void (*body)(int mode))
 static void random_body(int mode)
 {
 	ref_rng = 0x5eed0000ull + (uint64_t)mode;
-	for (int t = 0; t < 600; t++) {
+	for (int t = 0; t < ref_count(600, 4); t++) {
 		Cfg c = random_cfg(false, t % 10 == 0);
 		check(&c, mode);
 	}
@@ -409,7 +416,7 @@ static void random_body(int mode)
 static void packed_body(int mode)
 {
 	ref_rng = 0x9acc0000ull + (uint64_t)mode;
-	for (int t = 0; t < 150; t++) {
+	for (int t = 0; t < ref_count(150, 4); t++) {
 		Cfg c = random_cfg(true, t % 10 == 0);
 		check(&c, mode);
 	}
@@ -498,7 +505,7 @@ static void wide_body(int mode)
 {
 	static const int64_t Ds[] = {8, 16, 24, 40, 64, 96, 128};
 	ref_rng = 0x31de0000ull + (uint64_t)mode;
-	for (int t = 0; t < 30; t++) {
+	for (int t = 0; t < ref_count(30, 3); t++) {
 		Cfg c = {.B = ref_irand(1, 2), .D = Ds[ref_irand(0, 6)], .filter = -10000.0f};
 		c.Dv = t % 4 == 3 ? Ds[ref_irand(0, 6)] : c.D;
 		c.H = c.Hkv = ref_irand(1, 16);
@@ -553,7 +560,7 @@ static void replace_body(int mode)
 	static const float fills[] = {-1e4f, -1e9f, -65504.0f, -30.0f, 0.0f, 3.0f};
 	static const int64_t S[] = {1, 5, 20, 36, 128, 130};
 	ref_rng = 0x7e91ace0ull + (uint64_t)mode;
-	for (int t = 0; t < 300; t++) {
+	for (int t = 0; t < ref_count(300, 4); t++) {
 		Cfg c = random_cfg(false, t % 10 == 0);
 		c.mask = 1 + t % 3, c.replace = true, c.filter = fills[t % 6];
 		check(&c, mode);
@@ -581,13 +588,13 @@ static void bf16_body(int mode)
 	bert_body(mode);
 	shapes_body(mode);
 	ref_rng = 0xbf160000ull + (uint64_t)mode;
-	for (int t = 0; t < 200; t++) {
+	for (int t = 0; t < ref_count(200, 4); t++) {
 		Cfg c = random_cfg(false, t % 10 == 0);
 		if (t % 4 == 3)
 			c.mask = 1 + t % 3, c.replace = true, c.filter = t % 8 == 3 ? -1e9f : 0.0f;
 		check(&c, mode);
 	}
-	for (int t = 0; t < 60; t++) {
+	for (int t = 0; t < ref_count(60, 4); t++) {
 		Cfg c = random_cfg(true, t % 10 == 0);
 		check(&c, mode);
 	}
