@@ -1641,7 +1641,7 @@ static void att_block_abf(const att_job *j, int64_t t, int64_t next, float *buf,
 	for (int64_t r = 0, R; r < nr; r += R) {
 		R = att_strip_rows(nr - r);
 		abf_pairs(tk.q + r * j->rq, j->rq, (int)R, j->D, q32, x.np);
-		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
+		att_prefetch_q(j, tk.q + (r + R) * j->rq, att_strip_rows(nr - r - R));
 		abf_scores[R](&x, q32, s, x.skp);
 		if (j->path == 1) {
 			abf_softmax_rows(j, &tk, r, R, s, x.skp, p32, ps);
@@ -1795,7 +1795,7 @@ static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf,
 	int64_t Skn = att_next_keys(j, next, *packed, &nx), nr = tk.nr;
 	for (int64_t r = 0, R; r < nr; r += R) {
 		R = att_strip_rows(nr - r);
-		att_prefetch_q(j, tk.q + (r + R) * j->rq, nr - r - R < ABF_MR ? nr - r - R : ABF_MR);
+		att_prefetch_q(j, tk.q + (r + R) * j->rq, att_strip_rows(nr - r - R));
 		afp_scores[R](j, &x, tk.q + r * j->rq, s);
 		att_softmax_rows(j, &tk, r, R, s, x.skp);
 		afp_pv[R](j, &x, s, tk.o + r * j->ro);
