@@ -13,7 +13,10 @@
  * row (uint8, asymmetric) on every call and sums the products exactly in
  * int32.  Everything else -- attention and its softmax, layer norms,
  * residual adds, GELUs outside a GEMM -- stays fp32.  KlnGemms whose W is
- * not a constant (none come from kiln's fusions) are left as they are.
+ * not a constant (none come from kiln's fusions) are left as they are, and
+ * so, with a warning naming the node and the weights, are those whose W
+ * holds a NaN or an infinity: no scale quantizes it, and in fp32 the GEMM
+ * gives what the model says.
  *
  * requires: shapes inferred; the fusions before it (it rewrites KlnGemm only,
  *           so at -O0 it changes nothing).
@@ -37,6 +40,15 @@ static const Value *const_weights(const Graph *g, const Node *n, int64_t *K, int
 	return w;
 }
 
+/* W (n values) holds a NaN or an infinity */
+static bool nonfinite(const float *w, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (!(w[i] - w[i] == 0))
+			return true;
+	return false;
+}
+
 static void quantize_gemm(Graph *g, NodeId id, PassCtx *pc)
 {
 	const Node *n = IR_NODE(g, id);
@@ -44,6 +56,17 @@ static void quantize_gemm(Graph *g, NodeId id, PassCtx *pc)
 	const Value *w = const_weights(g, n, &K, &N);
 	if (!w)
 		return;
+	if (nonfinite(w->data, K * N)) {
+		/* (names from a model: escaped, one line) */
+		char nn[256], wn[256];
+		diag_escape(nn, sizeof nn, n->name ? n->name : "");
+		diag_escape(wn, sizeof wn, w->name ? w->name : "");
+		if (!pc->dry)
+			fprintf(stderr, "kiln: %s%swarning: --quantize=int8 left KlnGemm '%s' in fp32: its "
+			        "weights '%s' hold a NaN or an infinity\n",
+			        g->file ? g->file : "", g->file ? ": " : "", nn, wn);
+		return;
+	}
 	size_t pb = (size_t)rt_q8_panel_bytes(K, N);
 	int8_t *wq = malloc(pb);
 	float *scale = malloc((size_t)N * sizeof(float));

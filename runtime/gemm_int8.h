@@ -67,7 +67,8 @@ static inline int64_t rt_q8_panel_bytes(int64_t K, int64_t N)
 
 /* W (row-major f32 [K, N]) quantized per column into dst (the panel layout,
  * rt_q8_panel_bytes(K, N) bytes), scale[N] and wsum[N]; bits 8 (|Wq| <= 127)
- * or 7 (|Wq| <= RT_Q8_W7MAX). */
+ * or 7 (|Wq| <= RT_Q8_W7MAX).  W must be finite: passes/quantize.c leaves a
+ * GEMM whose weights are not in fp32. */
 static inline void rt_q8_quantize_weights_bits(const float *W, int64_t K, int64_t N, int bits,
                                                int8_t *dst, float *scale, int32_t *wsum)
 {

@@ -16,6 +16,11 @@
 #     without the option), cosine >= 0.999 to fp32 on quant_bert and the
 #     shared BERT, not the 8-bit outputs (the 7-bit weights ran), 1 and 2
 #     threads the same bits;
+#   - a GEMM whose weights hold a NaN or an infinity stays fp32, with a
+#     one-line warning naming it and its weights (no scale quantizes such
+#     weights: they once became zeros, silently), and gives the fp32
+#     model's bits, NaN and infinities where fp32 has them; the GEMM beside
+#     it with finite weights is still quantized;
 #   - a bad --quantize value is a usage error (exit 2, one line), as are a
 #     bad --quantize-weight-bits and --quantize-weight-bits without
 #     --quantize=int8.
@@ -150,6 +155,68 @@ if [ -f "$shared/model.onnx" ]; then
 	fi
 else
 	echo "skip shared BERT (no ../shared)"
+fi
+
+# weights with a NaN and an infinity: y1 = x W1 + b1 (W1 not finite), y2 = x W2 + b2
+if $py - "$d/nf" <<'EOF'
+import os, sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+out = sys.argv[1]
+os.makedirs(out + "/in", exist_ok=True)
+rng = np.random.default_rng(7)
+w1 = rng.standard_normal((8, 16)).astype(np.float32)
+w1[0, 3], w1[1, 5] = np.nan, np.inf
+w2 = rng.standard_normal((8, 16)).astype(np.float32)
+init = [numpy_helper.from_array(a, n) for a, n in ((w1, "w_bad"), (w2, "w_ok"),
+        (np.zeros(16, np.float32), "b1"), (np.ones(16, np.float32), "b2"))]
+nodes = [helper.make_node("MatMul", ["x", "w_bad"], ["m1"], name="mm_bad"),
+         helper.make_node("Add", ["m1", "b1"], ["y1"], name="gemm_bad"),
+         helper.make_node("MatMul", ["x", "w_ok"], ["m2"], name="mm_ok"),
+         helper.make_node("Add", ["m2", "b2"], ["y2"], name="gemm_ok")]
+g = helper.make_graph(nodes, "nonfinite", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+                      [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["n", 16]) for y in ("y1", "y2")], init)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+with open(out + "/model.onnx", "wb") as f:
+    f.write(m.SerializeToString())
+x = rng.standard_normal((4, 8)).astype(np.float32)
+with open(out + "/in/input_0.pb", "wb") as f:
+    f.write(numpy_helper.from_array(x, "x").SerializeToString())
+EOF
+then
+	if build "$d/nf/model.onnx" nf; then
+		read -r nq nf ni <<<"$(gemms nf)"
+		[ "$nq" = 1 ] && [ "$nf" = 1 ] && ok "non-finite weights: that GEMM stays KlnGemm, the other is KlnGemmQ" \
+			|| bad "non-finite weights: $nq KlnGemmQ, $nf KlnGemm (wanted 1 and 1)"
+		# the warning: one line naming the GEMM and its weights
+		"$kiln" compile "$d/nf/model.onnx" -o "$d/nf-w.so" --quantize=int8 2>"$d/nf.err" >/dev/null
+		[ "$(wc -l <"$d/nf.err")" = 1 ] && grep -q "warning: --quantize=int8 left KlnGemm '.*' in fp32: its weights 'w_bad' hold a NaN or an infinity" "$d/nf.err" \
+			&& ok "non-finite weights: one warning line: $(cat "$d/nf.err")" || bad "non-finite weights: the warning: $(cat "$d/nf.err")"
+		if run nf-fp32 "$d/nf/in" 2 nf_fp32 && run nf-int8 "$d/nf/in" 2 nf_int8; then
+			if ! cmp -s "$d/nf_fp32/output_0.pb" "$d/nf_int8/output_0.pb"; then
+				bad "non-finite weights: y1 is not the fp32 model's bits"
+			elif r=$($py - "$d/nf_fp32" "$d/nf_int8" <<'EOF'
+import sys
+import numpy as np
+import onnx
+from onnx import numpy_helper
+def rd(p):
+    t = onnx.TensorProto()
+    with open(p, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+y1 = rd(sys.argv[1] + "/output_0.pb")
+a, b = rd(sys.argv[1] + "/output_1.pb"), rd(sys.argv[2] + "/output_1.pb")
+ok = np.isnan(y1[:, 3]).all() and np.isinf(y1[:, 5]).all() and np.isfinite(b).all()
+print("y1: NaN in column 3, infinity in column 5; y2 max |int8 - fp32| %.3g" % np.abs(a - b).max())
+sys.exit(0 if ok and np.abs(a - b).max() < 0.1 else 1)
+EOF
+			); then ok "non-finite weights: the fp32 GEMM's bits; $r"
+			else bad "non-finite weights: y1 not NaN / infinity where fp32 has them, or y2 not near fp32: $r"; fi
+		fi
+	fi
+else
+	bad "generating the non-finite weights model"
 fi
 
 "$kiln" compile "$d/qb/model.onnx" -o "$d/x.so" --quantize=int4 >/dev/null 2>"$d/err"; rc=$?
