@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for the ONNX loader (tests/fuzz/fuzz_onnx.c)
-# with clang-19 and runs it for N seconds (default 60) on a seed corpus of
-# small valid and malformed models.  Exit status is non-zero if the fuzzer
-# finds a crash, leak or sanitizer report (the reproducer is left in
-# BUILD/fuzz-artifacts/).
+# Builds the libFuzzer targets with clang-19 and runs them for N seconds in
+# all (default 60), half each, on a seed corpus of small valid and malformed
+# models: the ONNX loader (tests/fuzz/fuzz_onnx.c), then what runs after it,
+# the -O2 pipeline verified after each pass (tests/fuzz/fuzz_pipeline.c; its
+# seeds add tests/gen/models.py's models, whose ops the passes fuse).  Exit
+# status is non-zero if a fuzzer finds a crash, leak or sanitizer report
+# (the reproducer is left in BUILD/fuzz-artifacts/).
 #
 # usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]   (BUILD_DIR default: build-fuzz)
 set -euo pipefail
@@ -16,7 +18,7 @@ PY=/usr/bin/python3
 # the target's own few edges; undefined behaviour is fatal (a finding)
 CC=clang-19 cmake -S "$SRC" -B "$BUILD" -DKILN_FUZZ=ON -DKILN_TESTS=OFF \
 	-DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" >/dev/null
-cmake --build "$BUILD" -j2 --target fuzz_onnx
+cmake --build "$BUILD" -j2 --target fuzz_onnx fuzz_pipeline
 
 CORPUS="$BUILD/fuzz-corpus"
 ART="$BUILD/fuzz-artifacts"
@@ -29,6 +31,8 @@ if "$PY" -c "import onnx, numpy" 2>/dev/null; then
 	"$PY" "$SRC/tests/gen/make_bad_models.py" "$SEEDS/m" >/dev/null
 	# nesting around the depth limit, overflowing dims and shapes
 	"$PY" "$SRC/tests/gen/make_fuzz_seeds.py" "$SEEDS/m/seeds"
+	# small encoders with every fusion's pattern (for the pipeline)
+	"$PY" "$SRC/tests/gen/models.py" "$SEEDS/m/models" >/dev/null
 	find "$SEEDS/m" -name '*.onnx' -type f -size -64k -exec cp {} "$CORPUS/" \;
 	rm -rf "$SEEDS"
 fi
@@ -38,5 +42,11 @@ if [ -f "$SRC/../shared/models/albert-legacy14/model.onnx" ]; then
 	cp "$SRC/../shared/models/albert-legacy14/model.onnx" "$CORPUS/albert.onnx"
 fi
 
-"$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$SECS" -max_len=1048576 \
+HALF=$(( SECS / 2 > 0 ? SECS / 2 : 1 ))
+"$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$HALF" -max_len=1048576 \
 	-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/" -print_final_stats=1
+# (its warnings, e.g. --remove-padding packing nothing, left out of the log)
+"$BUILD/tests/fuzz/fuzz_pipeline" "$CORPUS" -max_total_time="$HALF" -max_len=1048576 \
+	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 |
+	grep -v '^kiln: .*: warning: '
+exit "${PIPESTATUS[0]}"
