@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang-19 and runs them for N seconds in
-# all (default 60), half each, on a seed corpus of small valid and malformed
-# models: the ONNX loader (tests/fuzz/fuzz_onnx.c), then what runs after it,
-# the -O2 pipeline verified after each pass (tests/fuzz/fuzz_pipeline.c; its
-# seeds add tests/gen/models.py's models, whose ops the passes fuse).  Exit
-# status is non-zero if a fuzzer finds a crash, leak or sanitizer report
-# (the reproducer is left in BUILD/fuzz-artifacts/).
+# all (default 60), a third each: on a seed corpus of small valid and
+# malformed models, the ONNX loader (tests/fuzz/fuzz_onnx.c), then what runs
+# after it, the -O2 pipeline verified after each pass
+# (tests/fuzz/fuzz_pipeline.c; its seeds add tests/gen/models.py's models,
+# whose ops the passes fuse); on tests/passes/*.ir, the text IR parser and
+# the pipeline after it (tests/fuzz/fuzz_ir.c).  Exit status is non-zero if
+# a fuzzer finds a crash, leak or sanitizer report (the reproducer is left in
+# BUILD/fuzz-artifacts/).
 #
 # usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]   (BUILD_DIR default: build-fuzz)
 set -euo pipefail
@@ -18,7 +20,7 @@ PY=/usr/bin/python3
 # the target's own few edges; undefined behaviour is fatal (a finding)
 CC=clang-19 cmake -S "$SRC" -B "$BUILD" -DKILN_FUZZ=ON -DKILN_TESTS=OFF \
 	-DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" >/dev/null
-cmake --build "$BUILD" -j2 --target fuzz_onnx fuzz_pipeline
+cmake --build "$BUILD" -j2 --target fuzz_onnx fuzz_pipeline fuzz_ir
 
 CORPUS="$BUILD/fuzz-corpus"
 ART="$BUILD/fuzz-artifacts"
@@ -42,11 +44,20 @@ if [ -f "$SRC/../shared/models/albert-legacy14/model.onnx" ]; then
 	cp "$SRC/../shared/models/albert-legacy14/model.onnx" "$CORPUS/albert.onnx"
 fi
 
-HALF=$(( SECS / 2 > 0 ? SECS / 2 : 1 ))
-"$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$HALF" -max_len=1048576 \
+IR_CORPUS="$BUILD/fuzz-corpus-ir"
+mkdir -p "$IR_CORPUS"
+cp "$SRC"/tests/passes/*.ir "$IR_CORPUS/"
+
+PART=$(( SECS / 3 > 0 ? SECS / 3 : 1 ))
+"$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$PART" -max_len=1048576 \
 	-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/" -print_final_stats=1
-# (its warnings, e.g. --remove-padding packing nothing, left out of the log)
-"$BUILD/tests/fuzz/fuzz_pipeline" "$CORPUS" -max_total_time="$HALF" -max_len=1048576 \
+# (the pipeline's warnings, e.g. --remove-padding packing nothing, left out
+# of the log)
+"$BUILD/tests/fuzz/fuzz_pipeline" "$CORPUS" -max_total_time="$PART" -max_len=1048576 \
+	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 |
+	grep -v '^kiln: .*: warning: '
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+"$BUILD/tests/fuzz/fuzz_ir" "$IR_CORPUS" -max_total_time="$PART" -max_len=262144 \
 	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 |
 	grep -v '^kiln: .*: warning: '
 exit "${PIPESTATUS[0]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: installs dependencies, builds with -Werror, runs every test;
 # then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then the fuzzers (the ONNX loader, the -O2 pipeline) for a bounded time
+# then the fuzzers (the ONNX loader, the -O2 pipeline, the text IR) for a bounded time
 # (FUZZ_SECONDS in all, default 60).
 # Tests that need ../shared skip when it is absent.
 set -euo pipefail
@@ -30,7 +30,7 @@ if [ "${KILN_QUICK:-0}" != 1 ]; then
   # set ran above
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 KILN_NODE_MODES=O0 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
-  step "fuzz the ONNX loader and the pipeline (${FUZZ_SECONDS:-60} s)"
+  step "fuzz the ONNX loader, the pipeline and the text IR (${FUZZ_SECONDS:-60} s)"
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi
 step "all tests passed"
