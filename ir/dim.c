@@ -58,6 +58,10 @@ struct DimTab {
 	char **syms;
 	bool *symdyn;         /* per symbol: data-dependent (ir_dim_dyn) */
 	int32_t nsyms, capsyms;
+	int32_t *symht;       /* symbols by name, open addressing, -1 = empty: a
+	                       * model with 20,000 symbolic inputs spent seconds
+	                       * in a linear search */
+	int32_t symhtcap;     /* 0 or a power of two, over twice nsyms */
 	bool ovf;             /* set by wrapping arithmetic when it overflowed */
 };
 
@@ -94,6 +98,7 @@ void ir_dimtab_free(struct DimTab *t)
 	free(t->ht);
 	free(t->syms);
 	free(t->symdyn);
+	free(t->symht);
 	free(t);
 }
 
@@ -505,8 +510,48 @@ static DimId sym_dim(struct DimTab *t, int s)
 	return intern(t, key, 2, nd);
 }
 
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* the slot of symbol name in symht: where it is, or the empty one where it
+ * would go (symhtcap > 0) */
+static uint32_t sym_slot(const struct DimTab *t, const char *name)
+{
+	uint32_t m = (uint32_t)t->symhtcap - 1, j = name_hash(name) & m;
+	while (t->symht[j] >= 0 && strcmp(t->syms[t->symht[j]], name))
+		j = (j + 1) & m;
+	return j;
+}
+
+/* symbol i into symht, unless a symbol of its name is there (the first of
+ * a name is the one found, as a search in order would find it) */
+static void symht_add(struct DimTab *t, int32_t i)
+{
+	uint32_t j = sym_slot(t, t->syms[i]);
+	if (t->symht[j] < 0)
+		t->symht[j] = i;
+}
+
+/* room for one more symbol in symht (at most half full) */
+static void symht_reserve(struct DimTab *t)
+{
+	if (2 * (t->nsyms + 1) <= t->symhtcap)
+		return;
+	t->symhtcap = t->symhtcap ? 2 * t->symhtcap : 64;
+	t->symht = xrealloc(t->symht, sizeof(int32_t) * (size_t)t->symhtcap);
+	memset(t->symht, -1, sizeof(int32_t) * (size_t)t->symhtcap);
+	for (int32_t i = 0; i < t->nsyms; i++)
+		symht_add(t, i);
+}
+
 static int new_sym(struct DimTab *t, const char *name, bool dyn)
 {
+	symht_reserve(t);
 	if (t->nsyms == t->capsyms) {
 		t->capsyms = t->capsyms ? t->capsyms * 2 : 16;
 		t->syms = xrealloc(t->syms, sizeof(char *) * (size_t)t->capsyms);
@@ -516,6 +561,7 @@ static int new_sym(struct DimTab *t, const char *name, bool dyn)
 	t->syms[t->nsyms] = xrealloc(NULL, len);
 	memcpy(t->syms[t->nsyms], name, len);
 	t->symdyn[t->nsyms] = dyn;
+	symht_add(t, t->nsyms);
 	return t->nsyms++;
 }
 
@@ -578,10 +624,7 @@ const char *ir_sym_name(const Graph *g, int sym)
 int ir_sym_lookup(const Graph *g, const char *name)
 {
 	const struct DimTab *t = TAB(g);
-	for (int i = 0; i < t->nsyms; i++)
-		if (!strcmp(t->syms[i], name))
-			return i;
-	return -1;
+	return t->symhtcap ? t->symht[sym_slot(t, name)] : -1;
 }
 
 /* a + mul * b */

@@ -11,6 +11,7 @@
  * The Graph is the first member of a private GraphImpl that also holds a
  * hash set of value names, used to keep generated names unique. */
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,13 @@ typedef struct GraphImpl {
 	const char **names;        /* open-addressed set of value names */
 	int32_t nnames, capnames;
 	int32_t gensym;            /* counter for generated names */
+	/* ir_is_output's marks: outmark[v] for v < noutmark, built from
+	 * g->outputs == outmark_of with noutputs == outmark_count (a new array
+	 * or count rebuilds it; a write into the array must call
+	 * ir_outputs_changed) */
+	bool *outmark;
+	int32_t noutmark, outmark_count;
+	const ValId *outmark_of;
 } GraphImpl;
 
 static void *xrealloc(void *p, size_t n)
@@ -152,6 +160,7 @@ void ir_graph_free(Graph *g)
 	free(g->nodes);
 	free(g->order);
 	free(gi->names);
+	free(gi->outmark);
 	free(g->dim_alias);
 	if (g->dimtab)
 		ir_dimtab_free(g->dimtab);
@@ -223,12 +232,18 @@ ValId ir_input_new(Graph *g, const char *name, DType t, int rank, const DimId *d
 	ValId id = ir_value_new(g, name, V_INPUT, t);
 	if (rank >= 0)
 		ir_value_set_shape(g, id, rank, dims);
-	ValId *in = ir_arena_alloc(g->arena, (size_t)(g->ninputs + 1) * sizeof(ValId), _Alignof(ValId));
-	if (g->ninputs)
-		memcpy(in, g->inputs, (size_t)g->ninputs * sizeof(ValId));
-	in[g->ninputs] = id;
-	g->inputs = in;
-	g->ninputs++;
+	/* the array (arena-owned: never freed) doubles when full, its room
+	 * 4, 8, 16, ... (only here does it grow): a copy per input took 800 MB
+	 * for a model of 20,000 inputs */
+	int32_t n = g->ninputs;
+	if (n == 0 || (n >= 4 && !(n & (n - 1)))) {
+		ValId *in = ir_arena_alloc(g->arena, (size_t)(n ? 2 * n : 4) * sizeof(ValId), _Alignof(ValId));
+		if (n)
+			memcpy(in, g->inputs, (size_t)n * sizeof(ValId));
+		g->inputs = in;
+	}
+	g->inputs[n] = id;
+	g->ninputs = n + 1;
 	return id;
 }
 
@@ -448,9 +463,51 @@ void ir_replace_all_uses(Graph *g, ValId from, ValId to)
 		f = &g->vals[from];   /* use_add may not move vals, but be safe */
 	}
 	f->nuses = 0;
-	for (int32_t i = 0; i < g->noutputs; i++)
-		if (g->outputs[i] == from)
-			g->outputs[i] = to;
+	if (ir_is_output(g, from)) {
+		for (int32_t i = 0; i < g->noutputs; i++)
+			if (g->outputs[i] == from)
+				g->outputs[i] = to;
+		ir_outputs_changed(g);
+	}
+}
+
+/* A search of the outputs per query took a minute in cse and cleanup for a
+ * model of 100,000 outputs; the marks make it O(1) until they change. */
+bool ir_is_output(const Graph *g, ValId v)
+{
+	GraphImpl *gi = (GraphImpl *)(uintptr_t)g;   /* the marks are a cache */
+	if (!gi->outmark || gi->outmark_of != g->outputs || gi->outmark_count != g->noutputs ||
+	    v >= gi->noutmark) {
+		free(gi->outmark);
+		gi->noutmark = g->nvals + 1;
+		gi->outmark = calloc((size_t)gi->noutmark, sizeof(bool));
+		if (!gi->outmark)
+			abort();
+		for (int32_t i = 0; i < g->noutputs; i++)
+			if (g->outputs[i] >= 0 && g->outputs[i] < gi->noutmark)
+				gi->outmark[g->outputs[i]] = true;
+		gi->outmark_of = g->outputs;
+		gi->outmark_count = g->noutputs;
+	}
+	bool is = v >= 0 && v < gi->noutmark && gi->outmark[v];
+#ifndef NDEBUG
+	/* debug builds (the sanitizer suite): the marks are the array's, for
+	 * graphs small enough to search */
+	if (g->noutputs <= 1024) {
+		bool found = false;
+		for (int32_t i = 0; i < g->noutputs; i++)
+			found |= g->outputs[i] == v;
+		assert(found == is && "g->outputs written without ir_outputs_changed");
+	}
+#endif
+	return is;
+}
+
+void ir_outputs_changed(Graph *g)
+{
+	GraphImpl *gi = (GraphImpl *)g;
+	free(gi->outmark);
+	gi->outmark = NULL;
 }
 
 void ir_node_erase(Graph *g, NodeId nid)
@@ -572,19 +629,11 @@ void ir_toposort(Graph *g)
 	free(key); free(indeg); free(heap); free(out); free(placed);
 }
 
-static bool is_graph_output(const Graph *g, ValId v)
-{
-	for (int32_t i = 0; i < g->noutputs; i++)
-		if (g->outputs[i] == v)
-			return true;
-	return false;
-}
-
 static bool node_unused(const Graph *g, const Node *n)
 {
 	for (int k = 0; k < n->nout; k++) {
 		ValId v = n->out[k];
-		if (g->vals[v].nuses > 0 || is_graph_output(g, v))
+		if (g->vals[v].nuses > 0 || ir_is_output(g, v))
 			return false;
 	}
 	return true;

@@ -286,6 +286,11 @@ NodeId ir_node_new(Graph *g, Op op, const char *name, int nin, const ValId *in, 
                    const char **outnames);
 void ir_set_input(Graph *g, NodeId n, int idx, ValId v);     /* keeps use lists */
 void ir_replace_all_uses(Graph *g, ValId from, ValId to);    /* graph outputs too */
+/* v is one of g->outputs (O(1): marks cached per graph).  A new g->outputs
+ * array or count is noticed; a write into the array must be followed by
+ * ir_outputs_changed(g). */
+bool ir_is_output(const Graph *g, ValId v);
+void ir_outputs_changed(Graph *g);
 void ir_node_erase(Graph *g, NodeId n);                      /* drops its uses */
 void ir_toposort(Graph *g);    /* rebuild g->order after rewrites (stable) */
 void ir_dce(Graph *g);         /* erase nodes whose outputs are unused */

@@ -62,10 +62,7 @@ bool m_const_scalar(const Graph *g, ValId v, double *x)
 
 bool m_is_output(const Graph *g, ValId v)
 {
-	for (int32_t i = 0; i < g->noutputs; i++)
-		if (g->outputs[i] == v)
-			return true;
-	return false;
+	return ir_is_output(g, v);
 }
 
 int m_nuses(const Graph *g, ValId v)

@@ -234,6 +234,7 @@ static void unpack(Pk *p, ValId v)
 	for (int k = 0; k < g->noutputs; k++)
 		if (g->outputs[k] == v)
 			g->outputs[k] = y;
+	ir_outputs_changed(g);
 }
 
 /* The attention on packed tokens: cu_seqlens instead of the mask. */

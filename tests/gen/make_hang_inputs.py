@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Write DIR/fifo_external.onnx for tests/scripts/hangs.sh: a one-node model
 whose initializer's external data file, DIR/w.bin, is a FIFO (opening it
-for reading would wait for a writer forever).
+for reading would wait for a writer forever); and DIR/wide_concat.onnx: one
+Concat of 100,000 graph inputs, each [s_k] with its own symbol (the loader
+searched the symbols one by one and copied the list of inputs for each
+input: minutes and 7 GB; shape inference refuses the sum of 100,000
+symbols in one line).
 
 usage: make_hang_inputs.py DIR
 """
@@ -27,6 +31,13 @@ def main(d):
                           "fifo", [x], [y], [W])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with open(os.path.join(d, "fifo_external.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+    n = 100000
+    ins = [helper.make_tensor_value_info("x%d" % k, TensorProto.FLOAT, ["s%d" % k]) for k in range(n)]
+    cat = helper.make_node("Concat", ["x%d" % k for k in range(n)], ["c"], axis=0, name="cat")
+    g = helper.make_graph([cat], "wide", ins, [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with open(os.path.join(d, "wide_concat.onnx"), "wb") as f:
         f.write(m.SerializeToString())
     fifo = os.path.join(d, "w.bin")
     if os.path.lexists(fifo):

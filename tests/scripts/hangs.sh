@@ -2,7 +2,8 @@
 # Inputs that used to hang kiln must be refused within seconds: a FIFO as
 # the model, as its external data, as a compiled model, as an input or
 # output .pb; an output that is a device, a directory or a FIFO; a linker
-# that never stops writing messages.  Each case runs under `timeout 20`
+# that never stops writing messages; a Concat of 100,000 inputs, each
+# with its own symbolic dim (minutes and 7 GB in the loader once).  Each case runs under `timeout 20`
 # and must exit 1 with one line on stderr.  TMPDIR is a fresh folder: no
 # kiln temp dir may be left in it.  Also: truncated copies of a compiled
 # model are refused by `kiln run` (one line, exit 1, no signal), and a
@@ -64,6 +65,7 @@ fi
 mkfifo fifo.onnx fifo.so
 expect fifo_model fifo.onnx -- "$KILN" dump fifo.onnx
 expect fifo_external w.bin -- "$KILN" dump "$WORK/ext/fifo_external.onnx"
+expect wide_concat "nests deeper than" -- "$KILN" dump "$WORK/ext/wide_concat.onnx"
 expect fifo_so fifo.so -- "$KILN" run ./fifo.so --inputs "$QA/test_data_set_0" --outputs o1
 
 # a FIFO as an input .pb, and as an output .pb
