@@ -5,7 +5,9 @@ for reading would wait for a writer forever); and DIR/wide_concat.onnx: one
 Concat of 100,000 graph inputs, each [s_k] with its own symbol (the loader
 searched the symbols one by one and copied the list of inputs for each
 input: minutes and 7 GB; shape inference refuses the sum of 100,000
-symbols in one line).
+symbols in one line); and DIR/wide_outputs.onnx: 100,000 graph outputs,
+each an Identity of the one input (dce, cse and cleanup searched the
+outputs for every node: 57 s).
 
 usage: make_hang_inputs.py DIR
 """
@@ -38,6 +40,12 @@ def main(d):
     g = helper.make_graph([cat], "wide", ins, [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with open(os.path.join(d, "wide_concat.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+    ids = [helper.make_node("Identity", ["x"], ["y%d" % k], name="id%d" % k) for k in range(n)]
+    g = helper.make_graph(ids, "outs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+                          [helper.make_tensor_value_info("y%d" % k, TensorProto.FLOAT, ["n"]) for k in range(n)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with open(os.path.join(d, "wide_outputs.onnx"), "wb") as f:
         f.write(m.SerializeToString())
     fifo = os.path.join(d, "w.bin")
     if os.path.lexists(fifo):
