@@ -12,13 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir.h"
-#include "passes.h"
-
-static int one_line(const Diag *d)
-{
-	return d->failed && d->msg[0] && !strchr(d->msg, '\n');
-}
+#include "fuzz_check.h"
 
 static bool elided(const Graph *g)
 {
@@ -42,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Graph *g = ir_parse_ex(text, "fuzz.ir", &po, &d);
 	free(text);
 	if (!g) {
-		if (!one_line(&d) || strncmp(d.msg, "fuzz.ir:", 8))
+		if (!fuzz_one_line(&d) || strncmp(d.msg, "fuzz.ir:", 8))
 			abort();
 		return 0;
 	}
@@ -52,16 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	PassOptions o = { .opt_level = 2, .verify_each = true };
 	if (ir_verify(g, &d) || ir_infer_shapes(g, &d) || ir_verify(g, &d)) {
-		if (!one_line(&d))
-			abort();
-	} else if (pass_run_pipeline(g, &o, NULL, &d)) {
-		if (!one_line(&d) || strstr(d.msg, "verifier failed after pass"))
+		if (!fuzz_one_line(&d))
 			abort();
 	} else {
-		char *s = ir_print_str(g);
-		if (!s)
-			abort();
-		free(s);
+		fuzz_pipeline_check(g, &o);
 	}
 	ir_graph_free(g);
 	return 0;

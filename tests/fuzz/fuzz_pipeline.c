@@ -13,13 +13,7 @@
 #include <string.h>
 
 #include "onnx_import.h"
-#include "ir.h"
-#include "passes.h"
-
-static int one_line(const Diag *d)
-{
-	return d->failed && d->msg[0] && !strchr(d->msg, '\n');
-}
+#include "fuzz_check.h"
 
 /* the pipeline on a fresh load of data (options as kiln compile's) */
 static void pipeline(const uint8_t *data, size_t size, const PassOptions *po)
@@ -27,25 +21,17 @@ static void pipeline(const uint8_t *data, size_t size, const PassOptions *po)
 	Diag d = { 0 };
 	Graph *g = onnx_load_buffer(data, size, "fuzz.onnx", NULL, &d);
 	if (!g) {
-		if (!one_line(&d))
+		if (!fuzz_one_line(&d))
 			abort();
 		return;
 	}
 	if (ir_infer_shapes(g, &d) || ir_verify(g, &d)) {
-		if (!one_line(&d))
+		if (!fuzz_one_line(&d))
 			abort();
 		ir_graph_free(g);
 		return;
 	}
-	if (pass_run_pipeline(g, po, NULL, &d)) {
-		if (!one_line(&d) || strstr(d.msg, "verifier failed after pass"))
-			abort();
-	} else {
-		char *s = ir_print_str(g);
-		if (!s)
-			abort();
-		free(s);
-	}
+	fuzz_pipeline_check(g, po);
 	ir_graph_free(g);
 }
 
