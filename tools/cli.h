@@ -11,6 +11,8 @@
 
 /* Exit codes: 0 success, 1 bad input or failed check, 2 bad usage. */
 enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+/* --graph=all */
+enum { CLI_GRAPH_ALL = -1 };
 
 /* Options every compiling command accepts. */
 typedef struct CompileOpts {
@@ -20,7 +22,9 @@ typedef struct CompileOpts {
 	int64_t max_tensor_bytes;  /* --max-tensor-bytes, 0: default (ir/checked.h) */
 	const char *format;    /* dump: "text" or "dot" */
 	const char *weights_from;  /* text IR input: the ONNX model its elided constants come from */
-	int graph;             /* text IR input: which graph of a multi-graph dump (1-based), 0: the only */
+	int graph;             /* text IR input: which graph of a multi-graph dump (1-based), 0: the
+	                        * only, CLI_GRAPH_ALL: each in turn (kiln dump --graph=all) */
+	int ngraphs;           /* out, text IR input: the graphs the text holds (0: unread) */
 	bool fpmath_given;     /* --fpmath was on the command line */
 } CompileOpts;
 
@@ -45,9 +49,25 @@ Graph *cli_load_and_optimize(const char *path, CompileOpts *o, PassStats *ps, in
 /* Text IR input (ir_input.c): X.ir or X.kir, or a file whose first word
  * (after comments) is `graph`. */
 bool cli_is_text_ir(const char *path);
-/* Parses it, takes the elided constants from o->weights_from, verifies and
- * infers shapes; NULL with a one-line message "FILE:LINE:COL: ..." printed. */
-Graph *cli_load_text_ir(const char *path, const CompileOpts *o);
+/* Parses it (graph o->graph; o->ngraphs gets how many the text holds, also
+ * on failure once the text was read), takes the elided constants from
+ * o->weights_from, verifies and infers shapes; NULL with a one-line message
+ * "FILE:LINE:COL: ..." printed. */
+Graph *cli_load_text_ir(const char *path, CompileOpts *o);
+
+/* A block of output that belongs to NAME (a folder of kiln check, a graph of
+ * kiln dump --graph=all) starts with the line "// ===== NAME =====", so a
+ * script can split the output of one process per model or graph. */
+void cli_block_start(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+/* --stats (cmd_compile.c): the symbol values the arena is measured at
+ * (calloc'd, NULL out of memory), and the statistics, last the JSON line */
+int64_t *cli_stats_syms(const Graph *g);
+void cli_print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
+                     long long arena, const BeStats *bs, BeFpmath fpmath);
 
 /* --target-cpu checked for the triple: 0 ok, 1 help printed, -1 error said */
 int cli_check_target_cpu(const CompileOpts *o);

@@ -93,7 +93,7 @@ static void print_counts(const int *counts, int nconst)
  * binds gets the value synth_inputs (kiln bench) gives it at batch 1,
  * sequence 128, 36 regions.  The backend computes the arena from its plan
  * (BeStats.arena_bytes): the model is never run.  calloc'd, per ir symbol. */
-static int64_t *stats_syms(const Graph *g)
+int64_t *cli_stats_syms(const Graph *g)
 {
 	int ns = ir_nsyms(g);
 	int64_t *v = calloc((size_t)ns + 1, sizeof *v);
@@ -133,8 +133,8 @@ static const char *attention_fpmath(const Graph *g)
 	return !natt ? "null" : nbf16 == natt ? "\"bf16\"" : nbf16 ? "\"mixed\"" : "\"fp32\"";
 }
 
-static void print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
-                        long long arena, const BeStats *bs, BeFpmath fpmath)
+void cli_print_stats(const Graph *g, const int *ops_in, const PassStats *ps, double ms,
+                     long long arena, const BeStats *bs, BeFpmath fpmath)
 {
 	int ops_out[OP_COUNT] = {0};
 	for (int i = 0; i < g->norder; i++)
@@ -204,6 +204,10 @@ int cmd_compile(int argc, char **argv)
 		cli_error("compile: need MODEL.onnx and -o OUT (see kiln compile --help)");
 		return EXIT_USAGE;
 	}
+	if (o.graph == CLI_GRAPH_ALL) {
+		cli_error("compile: --graph=all is for kiln dump; compile takes one graph (--graph=N)");
+		return EXIT_USAGE;
+	}
 	if (check_outputs(model, &o))
 		return EXIT_USAGE;
 	double t0 = cli_now_ms();
@@ -214,7 +218,7 @@ int cmd_compile(int argc, char **argv)
 		return EXIT_BAD_INPUT;
 	BeStats bs = {0};
 	Diag d = {0};
-	int64_t *syms = o.stats ? stats_syms(g) : NULL;
+	int64_t *syms = o.stats ? cli_stats_syms(g) : NULL;
 	o.be.arena_syms = syms;
 	int rc = be_compile(g, &o.be, &bs, &d);
 	free(syms);
@@ -225,7 +229,7 @@ int cmd_compile(int argc, char **argv)
 	}
 	double ms = cli_now_ms() - t0;
 	if (o.stats)
-		print_stats(g, ops_in, &ps, ms, (long long)bs.arena_bytes, &bs, o.be.fpmath);
+		cli_print_stats(g, ops_in, &ps, ms, (long long)bs.arena_bytes, &bs, o.be.fpmath);
 	ir_graph_free(g);
 	return EXIT_OK;
 }

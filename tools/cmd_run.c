@@ -55,7 +55,12 @@ static const char check_help[] =
 	"  --remove-padding         as for kiln compile; outputs unpacked from packed tokens\n"
 	"                           are compared at their mask's real positions only\n"
 	"                           (not under --target-triple)\n"
-	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n";
+	"  compile options (-O0|-O1|-O2, --passes=, ...) as for kiln compile\n"
+	"  --stats, --explain=PATTERN, --print-before=PASS, --print-after=PASS,\n"
+	"  --print-after-all        as for kiln compile: printed per folder, each folder's\n"
+	"                           output (its prints, --explain lines, --stats lines with\n"
+	"                           the JSON line last of them, then the test sets)\n"
+	"                           under a line \"// ===== MODEL_DIR =====\"\n";
 
 static const char bench_help[] =
 	"usage: kiln bench OUT.so --batch B --seq S [--regions R] [--threads T] [--runs N]\n"
@@ -810,6 +815,14 @@ static void padded_outputs(const Graph *g, int *padmask)
 
 static int check_dirs(const char **dirs, int ndirs, CompileOpts *o, int threads, Tol tol);
 
+/* --stats, --explain or a --print-* option: what the compile prints goes
+ * under each folder's block line */
+static bool check_prints(const CompileOpts *o)
+{
+	const PassOptions *p = &o->passes;
+	return o->stats || p->explain || p->print_before || p->print_after || p->print_after_all;
+}
+
 /* kiln check of one folder: compile DIR/model.onnx into a temporary
  * folder, run every test set, compare.  EXIT_OK or EXIT_BAD_INPUT. */
 static int check_dir(const char *dir, CompileOpts *o, const char *gnu, Cross *cross, int threads, Tol tol)
@@ -827,12 +840,22 @@ static int check_dir(const char *dir, CompileOpts *o, const char *gnu, Cross *cr
 	PassStats ps = {0};
 	BeStats bs = {0};
 	Diag d = {0};
-	Graph *g = cli_load_and_optimize(model, o, &ps, NULL);
+	if (check_prints(o))
+		cli_block_start("%s", dir);
+	double t0 = cli_now_ms();
+	int ops_in[OP_COUNT];
+	Graph *g = cli_load_and_optimize(model, o, &ps, ops_in);
 	if (!g)
 		goto clean;
 	int padmask[MAX_IO];
 	padded_outputs(g, padmask);
+	int64_t *syms = o->stats ? cli_stats_syms(g) : NULL;
+	o->be.arena_syms = syms;
 	int err = be_compile(g, &o->be, &bs, &d), nin = g->ninputs;
+	o->be.arena_syms = NULL;
+	free(syms);
+	if (!err && o->stats)
+		cli_print_stats(g, ops_in, &ps, cli_now_ms() - t0, (long long)bs.arena_bytes, &bs, o->be.fpmath);
 	ir_graph_free(g);
 	if (err) {
 		cli_fail(model, d.msg);

@@ -396,7 +396,7 @@ static int check_graph(IrInput *in)
 	return rc ? -1 : 0;
 }
 
-Graph *cli_load_text_ir(const char *path, const CompileOpts *o)
+Graph *cli_load_text_ir(const char *path, CompileOpts *o)
 {
 	IrInput in = {.path = path, .po = {.graph = o->graph, .want_pos = true}};
 	void *buf;
@@ -417,6 +417,7 @@ Graph *cli_load_text_ir(const char *path, const CompileOpts *o)
 		abort();
 	text[len] = 0;
 	in.g = ir_parse_ex(text, path, &in.po, &d);
+	o->ngraphs = in.po.ngraphs;
 	free(text);
 	if (!in.g) {
 		cli_error("%s", d.msg);

@@ -228,9 +228,12 @@ int cli_parse_compile_opt(CompileOpts *o, const char *a)
 			return cli_error("--weights-from needs a path"), -1;
 		o->weights_from = v;
 	} else if ((v = optval(a, "--graph"))) {
-		long long k;
-		if (cli_parse_int("--graph", v, 1, 1000000, &k))
-			return -1;
+		/* a number (strtol's blanks and '+' refused), or all */
+		char *end = NULL;
+		errno = 0;
+		long long k = isdigit((unsigned char)v[0]) ? strtoll(v, &end, 10) : CLI_GRAPH_ALL;
+		if (end ? *end || errno == ERANGE || k < 1 || k > 1000000 : strcmp(v, "all"))
+			return cli_error("--graph needs a graph number from 1 to 1000000, or all, not '%s'", v), -1;
 		o->graph = (int)k;
 	} else if (!strcmp(a, "--stats")) {
 		o->stats = true;
@@ -337,6 +340,19 @@ int cli_parse_model_cmd(int argc, char **argv, const char *cmd, const char *help
 	}
 	cli_compile_opts_finish(o);
 	return want_out ? cli_check_target_cpu(o) : 0;
+}
+
+void cli_block_start(const char *fmt, ...)
+{
+	char name[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof name, fmt, ap);
+	va_end(ap);
+	fputs("// ===== ", stdout);
+	cli_put_esc(name);
+	fputs(" =====\n", stdout);
+	fflush(stdout);
 }
 
 int cli_check_target_cpu(const CompileOpts *o)

@@ -124,6 +124,51 @@ want="$d/bert_qa: ok $d/wrong: FAILED $d/absent: FAILED $d/bert_qa: ok "
   grep -q "absent/model.onnx" "$d/err" || { echo "FAIL check of four folders: '$got' $(tail -n 1 "$d/out") $(head -c 300 "$d/err")"; fail=1; }
 expect 1 "check of one wrong folder" -- "$kiln" check "$d/wrong"
 grep -qE ': (ok|FAILED)$' "$d/out" && { echo "FAIL one folder printed a batch line: $(tr '\n' ' ' < "$d/out")"; fail=1; }
+# --stats, --explain and --print-*: each folder's block under "// ===== DIR
+# =====" (its prints, explain lines, the --stats JSON line, its test sets),
+# in order, a failing folder's too; the JSON the same as compile --stats'
+expect 1 "check --stats --explain --print-after of three folders" -- "$kiln" check "$d/bert_qa" "$d/wrong" "$d/bert_qa" \
+  --stats --explain=attention --print-after=dce -O1
+got=$(grep '^// ===== ' "$d/out" | tr '\n' ' ')
+[ "$got" = "// ===== $d/bert_qa ===== // ===== $d/wrong ===== // ===== $d/bert_qa ===== " ] &&
+  [ "$(grep -c '^{"ops_in"' "$d/out")" = 3 ] && [ "$(grep -c '^// ----- IR after dce' "$d/out")" = 6 ] &&
+  [ "$(grep -c '^explain attention' "$d/out")" = 6 ] &&
+  awk '/^\/\/ ===== /{n++} /^{"ops_in"/{s[n]++} /: (ok|FAILED)$/{r[n]++} END {exit !(n == 3 && s[1] s[2] s[3] == "111" && r[1] r[2] r[3] == "111")}' "$d/out" ||
+  { echo "FAIL check --stats blocks: '$got' $(grep -c '^{"ops_in"' "$d/out") JSON lines"; fail=1; }
+grep '^{"ops_in"' "$d/out" | head -n 1 | /usr/bin/python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+assert s["ops_in"]["Softmax"] == 2 and "attention" not in s["fusions"] and s["arena_bytes"] > 0, s
+' || { echo "FAIL check --stats JSON (-O1: no fusion)"; fail=1; }
+expect 0 "check without --stats prints no block" -- "$kiln" check "$d/bert_qa" "$d/bert_qa" -O0
+grep -q '^// ===== \|^{"ops_in"' "$d/out" && { echo "FAIL check without --stats printed a block"; fail=1; }
+expect 1 "check --print-after=nosuchpass (a folder fails, one line each)" -- "$kiln" check "$d/bert_qa" --print-after=nosuchpass
+[ "$(wc -l < "$d/err")" = 1 ] && grep -q "unknown pass 'nosuchpass'" "$d/err" || { echo "FAIL check --print-after=nosuchpass: $(cat "$d/err")"; fail=1; }
+usage "check --explain=nosuchpattern" -- "$kiln" check "$d/bert_qa" --explain=nosuchpattern
+# kiln dump X.ir --graph=all: every graph of a multi-graph dump in one
+# process, each under "// ===== X.ir graph K =====" (ir_roundtrip reads
+# every dump back so); a graph that fails is one line on stderr, the others
+# still print, exit 1; bad --graph values are bad usage
+"$kiln" dump "$m" -O1 --print-after-all > "$d/all.ir" 2>/dev/null
+n=$(grep -c '^graph ' "$d/all.ir")
+expect 0 "dump --graph=all" -- "$kiln" dump "$d/all.ir" --weights-from="$m" --graph=all --passes=
+[ "$n" -gt 2 ] && [ "$(grep -c '^// ===== ' "$d/out")" = "$n" ] && [ "$(grep -c '^graph ' "$d/out")" = "$n" ] &&
+  grep -qx "// ===== $d/all.ir graph $n =====" "$d/out" &&
+  cmp -s <("$kiln" dump "$d/all.ir" --weights-from="$m" --graph=2 --passes=) \
+    <(awk -v h="// ===== $d/all.ir graph 2 =====" '$0 == h {p = 1; next} /^\/\/ ===== /{p = 0} p' "$d/out") ||
+  { echo "FAIL dump --graph=all: $n graphs, $(grep -c '^// ===== ' "$d/out") blocks"; fail=1; }
+awk '/^graph /{n++} {print} /^graph / && n == 2 {print "  junk"}' "$d/all.ir" > "$d/bad2.ir"
+expect 1 "dump --graph=all, graph 2 broken" -- "$kiln" dump "$d/bad2.ir" --weights-from="$m" --graph=all --passes=
+[ "$(wc -l < "$d/err")" = 1 ] && grep -q "bad2.ir:[0-9]*:[0-9]*: " "$d/err" && [ "$(grep -c '^graph ' "$d/out")" = $((n - 1)) ] &&
+  [ "$(grep -c '^// ===== ' "$d/out")" = "$n" ] || { echo "FAIL dump --graph=all with graph 2 broken: $(head -c 300 "$d/err")"; fail=1; }
+expect 1 "dump --graph=all of a missing file" -- "$kiln" dump "$d/absent.ir" --weights-from="$m" --graph=all
+[ "$(wc -l < "$d/err")" = 1 ] && [ "$(grep -c '^// ===== ' "$d/out")" = 1 ] || { echo "FAIL dump --graph=all of a missing file: $(cat "$d/err")"; fail=1; }
+for bad in 0 -1 1000001 alll All "" " 1" +1 1x; do
+  usage "--graph='$bad'" -- "$kiln" dump "$d/all.ir" --weights-from="$m" "--graph=$bad"
+  grep -q -- "--graph needs a graph number from 1 to 1000000, or all" "$d/err" || { echo "FAIL --graph='$bad' message: $(cat "$d/err")"; fail=1; }
+done
+usage "compile --graph=all" -- "$kiln" compile "$d/all.ir" --weights-from="$m" --graph=all -o "$d/g.so"
+usage "dump --graph=all of an ONNX model" -- "$kiln" dump "$m" --graph=all
 usage "check without a folder" -- "$kiln" check -O2
 usage "check --nonsense" -- "$kiln" check "$d/bert_qa" --nonsense
 # --target-cpu: checked before compiling (an unknown or 32-bit CPU used to

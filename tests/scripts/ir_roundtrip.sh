@@ -4,11 +4,15 @@
 # ../shared/models: `kiln dump --print-after-all` (the graph as imported and
 # after every pass of the -O2 pipeline) and `kiln dump -O0`; each printed
 # graph
-#   - reads back: `kiln dump X.ir --graph=K --passes=` (no pass) prints the
-#     same text (elided constants found, types re-inferred: where a symbolic
-#     dim is re-inferred differently, the text without result types must be
-#     the same, and the difference is counted and shown);
-#   - its final IR at that level (`kiln dump X.ir --graph=K -O2`) is the
+#   - reads back: one `kiln dump X.ir --graph=all LEVEL --print-after-all`
+#     per dump (each graph under its "// ===== X.ir graph K =====" line:
+#     the graph as read back, before any pass, first, its final IR at LEVEL
+#     last) prints the same text (elided constants found, types
+#     re-inferred: where a symbolic dim is re-inferred differently, the
+#     text without result types must be the same, and the difference is
+#     counted and shown); a graph that fails to read back fails, the others
+#     are still checked;
+#   - its final IR at that level (from the same run) is the
 #     ONNX model's, but for the numbers in the names of pass-made constants
 #     (counted as "same final IR": the backend gets the same graph);
 #   - compiles back (`kiln compile X.ir --graph=K --weights-from=M`) at the
@@ -23,15 +27,12 @@
 #     graph); KILN_IR_ROUNDTRIP_ALL=1 compiles and runs every graph.
 # A graph the same as one checked before (a pass that changed nothing) is
 # not checked again.
-# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): the ../shared
-# exports are read back and their final IR compared as above, but not
-# compiled and run; of the generated models every third (by name) is
-# compiled and run, the others read back alone (which still covers
-# compiling from text IR; shared_models and fusions_shared compile and run
-# the exports).  Of the models not compiled, the graphs read back are the
-# first (as imported), the last, the -O0 one and each holding an op no
-# graph read back before held (so every op kind the dumps print is read
-# back under the sanitizers; the -Werror build reads back every graph).
+# Sampled (tests/scripts/lib/sample.sh: a sanitizer build): every graph is
+# read back and its final IR compared as above (one process per dump), but
+# the ../shared exports are not compiled and run; of the generated models
+# every third (by name) is compiled and run (which still covers compiling
+# from text IR; shared_models and fusions_shared compile and run the
+# exports).
 # Then bad edits of a dump: each is one line "FILE:LINE:COL: ..." and exit 1.
 #   bash ir_roundtrip.sh KILN_BIN SRC_DIR BUILD_DIR
 # KILN_IR_SHARED=0 leaves ../shared out.
@@ -44,9 +45,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 /usr/bin/python3 "$SRC/tests/gen/models.py" "$OUT/gen" >/dev/null || { echo "ir_roundtrip: generating failed"; exit 1; }
 
-fail=0 ngraphs=0 ncompiled=0 nretyped=0 nsamefinal=0 nsamecode=0 nunread=0
-declare -A read_ops=()   # the ops of the graphs read back
-graph_ops() { sed -nE 's/^  %("[^"]*"|[^ ]*) = ([A-Za-z][A-Za-z0-9_]*)\(.*/\2/p' "$1" | sort -u; }
+fail=0 ngraphs=0 ncompiled=0 nretyped=0 nsamefinal=0 nsamecode=0
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
 
 # graph K (1-based) of a multi-graph dump, without the header comments
@@ -69,55 +68,60 @@ renumbered() { sed -E 's/\.c[0-9]+\b/.cN/g' "$1"; }
 # node results' types taken out: ") : f32[a, b], i64[c] @" -> ") @"
 untyped() { sed -E 's/ : [a-z0-9?]+(\[[^]]*\]|\?)?(, [a-z0-9?]+(\[[^]]*\]|\?)?)*( @"|$)/\4/' "$1"; }
 
+# split_blocks FILE DIR: DIR/K (K = 1, 2, ...) the Kth "// ===== ... =====" block of FILE
+split_blocks() {
+	rm -rf "$2"; mkdir -p "$2"
+	awk -v d="$2" '/^\/\/ ===== / { if (f) close(f); f = d "/" (++k); printf "" > f; next } f { print > f }' "$1"
+}
+
 # check_dump NAME MODEL DATA DUMP LEVEL REF ALL RUN: every graph of DUMP reads
 # back and compiled at LEVEL gives REF's outputs (ALL=0: the first, the last and
 # those whose final IR is not the ONNX model's; RUN=0: none is compiled)
 check_dump() {
 	local name=$1 model=$2 data=$3 dump=$4 level=$5 ref=$6 all=$7 run=$8 w=$OUT/$1
-	local n k sums="" compiled="" finals=""
+	local n k sums="" compiled="" finals="" g=$w/graphs$level b=$w/back$level
 	declare -A final_of=()
+	# the graphs of DUMP, each in g/K, and their headers (one pass each)
+	rm -rf "$g"; mkdir -p "$g"
+	awk -v d="$g" '/^graph / { if (f) close(f); f = d "/" (++k) } f { print > f } /^}$/ { if (f) close(f); f = "" }' "$dump"
 	n=$(grep -c '^graph ' "$dump")
 	[ "$n" -gt 0 ] || { bad "$name: $dump holds no graph"; return; }
+	mapfile -t hdrs < <(grep '^// ----- IR' "$dump" | sed 's/^\/\/ ----- IR //; s/ -----$//')
+	renumbered "$w/ref$level.ir" > "$w/ref$level.renum"
+	# one process reads back every graph: per graph, as read back (before any
+	# pass) and, last, its final IR at LEVEL, under its "// ===== DUMP graph
+	# K =====" line; a graph that fails says so in its block (stderr merged)
+	timeout $((TIMEOUT + 20 * n)) "$KILN" dump "$dump" --graph=all --weights-from="$model" "$level" \
+		--print-after-all > "$w/back.out" 2>&1
+	local rc=$?
+	split_blocks "$w/back.out" "$b"
 	for k in $(seq 1 "$n"); do
 		ngraphs=$((ngraphs + 1))
 		local what sum
-		what="$name $level graph $k/$n ($(grep '^// ----- IR' "$dump" | sed -n "${k}p" | sed 's/^\/\/ ----- IR //; s/ -----$//'))"
-		nth_graph "$dump" "$k" > "$w/want.ir"
-		sum=$(md5sum < "$w/want.ir" | cut -c1-32)
+		what="$name $level graph $k/$n (${hdrs[k - 1]:-})"
+		sum=$(md5sum < "$g/$k" | cut -c1-32)
 		local same_final=1
 		# the same graph as one checked (a pass that changed nothing): compiled
 		# only if it must be and was not
 		case " $sums " in *" $sum "*) ;; *)
 		sums="$sums $sum"
-		local op ops fresh=0
-		ops=$(graph_ops "$w/want.ir")
-		for op in $ops; do [ -n "${read_ops[$op]:-}" ] || fresh=1; done
-		# sampled, not compiled: a graph between the first and the last
-		# with no op not read back before is left out
-		if [ "$SAMPLED" = 1 ] && [ "$run" = 0 ] && [ "$k" -gt 1 ] && [ "$k" -lt "$n" ] && [ $fresh = 0 ]; then
-			nunread=$((nunread + 1)); continue
+		if [ ! -f "$b/$k" ] || grep -q '^kiln: ' "$b/$k" || [ "$(grep -c '^graph ' "$b/$k")" -lt 2 ]; then
+			bad "$what: dump back (exit $rc): $(grep -h '^kiln: ' "$b/$k" "$w/back.out" 2>/dev/null | head -n 1 | head -c 300)"; continue
 		fi
-		for op in $ops; do read_ops[$op]=1; done
-		# one run prints the graph read back (as imported, before any pass)
-		# and, last, its final IR at LEVEL
-		if ! timeout "$TIMEOUT" "$KILN" dump "$dump" --graph="$k" --weights-from="$model" "$level" \
-			--print-after-all > "$w/prints.ir" 2> "$w/err"; then
-			bad "$what: dump back: $(head -c 300 "$w/err")"; continue
-		fi
-		nth_graph "$w/prints.ir" 1 > "$w/got.ir"
-		nth_graph "$w/prints.ir" "$(grep -c '^graph ' "$w/prints.ir")" > "$w/final.ir"
-		if ! cmp -s "$w/want.ir" "$w/got.ir"; then
-			if cmp -s <(untyped "$w/want.ir") <(untyped "$w/got.ir"); then
+		nth_graph "$b/$k" 1 > "$w/got.ir"
+		nth_graph "$b/$k" "$(grep -c '^graph ' "$b/$k")" > "$w/final.ir"
+		if ! cmp -s "$g/$k" "$w/got.ir"; then
+			if cmp -s <(untyped "$g/$k") <(untyped "$w/got.ir"); then
 				nretyped=$((nretyped + 1))
-				echo "note $what: re-inferred types: $(diff "$w/want.ir" "$w/got.ir" | grep '^[<>]' | head -n 2 | cut -c1-200 | tr '\n' ' ')"
+				echo "note $what: re-inferred types: $(diff "$g/$k" "$w/got.ir" | grep '^[<>]' | head -n 2 | cut -c1-200 | tr '\n' ' ')"
 			else
-				bad "$what: reads back differently: $(diff "$w/want.ir" "$w/got.ir" | head -n 4 | tr '\n' ' ')"; continue
+				bad "$what: reads back differently: $(diff "$g/$k" "$w/got.ir" | head -n 4 | tr '\n' ' ')"; continue
 			fi
 		fi
 		# its final IR at LEVEL is the ONNX model's (pass-made constants are
 		# numbered as they were made: the numbers aside)
 		same_final=0
-		cmp -s <(renumbered "$w/final.ir") <(renumbered "$w/ref$level.ir") && same_final=1 && nsamefinal=$((nsamefinal + 1))
+		cmp -s <(renumbered "$w/final.ir") "$w/ref$level.renum" && same_final=1 && nsamefinal=$((nsamefinal + 1))
 		final_of[$sum]="$same_final $(md5sum < "$w/final.ir" | cut -c1-32)"
 		;; esac
 		read -r same_final fsum <<<"${final_of[$sum]:-1 none}"
@@ -142,6 +146,9 @@ check_dump() {
 		run_so "$w/k.so" "$data" "$w/k_out" || { bad "$what: run failed"; continue; }
 		same_outputs "$ref" "$w/k_out" || bad "$what: outputs differ from the ONNX model's at $level"
 	done
+	# every block there, and the exit status says whether any failed
+	[ "$(find "$b" -type f | wc -l)" = "$n" ] && { [ $rc = 0 ] || grep -q '^kiln: ' "$w/back.out"; } ||
+		bad "$name $level: kiln dump --graph=all: $n graphs, $(find "$b" -type f | wc -l) blocks, exit $rc"
 }
 
 check_model() {   # NAME DIR ALL RUN (RUN=0: read back only, nothing compiled)
@@ -246,5 +253,5 @@ rc=$?
 sed 's/^\(  %"\/Add_26" = KlnLayerNorm(.*\)$/\1  # absorbed: \/ReduceMean_16, \/Sub_17/' "$E/qkv.ir" > "$E/comment.ir"
 "$KILN" compile "$E/comment.ir" --weights-from="$M" -o "$E/c.so" 2> "$E/err" || bad "a # comment: $(cat "$E/err")"
 
-echo "ir_roundtrip: $ngraphs graphs, the distinct ones read back ($nretyped with re-inferred symbolic dims), $nsamefinal with the same final IR, $ncompiled compiled and run ($nsamecode more not compiled: the final IR of one compiled), $nunread not read back (sampled), $fail failures"
+echo "ir_roundtrip: $ngraphs graphs, the distinct ones read back ($nretyped with re-inferred symbolic dims), $nsamefinal with the same final IR, $ncompiled compiled and run ($nsamecode more not compiled: the final IR of one compiled), $fail failures"
 [ "$ngraphs" -gt 0 ] && [ $fail -eq 0 ]

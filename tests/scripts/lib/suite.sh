@@ -36,8 +36,13 @@
 #            checked again alone by check_alone (its MSG), and one that
 #            FAILED in the batch but passes alone fails ("in a batch only":
 #            state leaking from one model to the next is a kiln bug).
-#            REPORT runs in this shell (it may count); node_tests.sh runs
-#            batches under xargs -P with its own REPORT
+#            REPORT runs in this shell (it may count), with BLOCK set to
+#            the folder's block of the output (OPTS with --stats,
+#            --explain=, --print-after=...: `kiln check` prints them per
+#            folder under "// ===== DIR ====="; from the run alone when
+#            there was one; "" without such options), so a suite reads a
+#            folder's counts and IR from the compile that checks it;
+#            node_tests.sh runs batches under xargs -P with its own REPORT
 #   check_batch OPTS DIR...  batch_check with ok/bad lines "CASE OPTS" /
 #            "CASE OPTS: MSG"
 #   check_generated NAME GEN OUT [HOOK]  gen_cases NAME GEN OUT, then
@@ -87,12 +92,16 @@ gen_models() {
 		{ echo "FAIL generating ${*:-the models} (tests/gen/models.py)"; exit 1; }
 }
 
+# alone_msg RC OUT: the one line of a failed `kiln check` (status RC, output OUT)
+alone_msg() {
+	if [ "$1" -eq 124 ]; then echo "timeout after ${TIMEOUT}s"; else echo "$2" | tail -n 3 | tr '\n' ' '; fi
+}
+
 check_alone() {
 	local out rc
 	out=$(timeout "$TIMEOUT" "$KILN" check "$@" 2>&1) && return 0
 	rc=$?
-	[ $rc -eq 124 ] && out="timeout after ${TIMEOUT}s"
-	echo "$out" | tail -n 3 | tr '\n' ' '
+	alone_msg $rc "$out"
 	return $rc
 }
 
@@ -137,7 +146,7 @@ check_cases() {
 }
 
 batch_check() {
-	local report=$1 opts=$2 out d i msg
+	local report=$1 opts=$2 out d i alone rc
 	shift 2
 	local -a dirs=("$@") part
 	for ((i = 0; i < ${#dirs[@]}; i += BATCH)); do
@@ -147,10 +156,17 @@ batch_check() {
 		out=$'\n'$(timeout "$TIMEOUT" "$KILN" check "${part[@]}" $opts 2>/dev/null)$'\n'
 		for d in "${part[@]}"; do
 			if [[ $out == *$'\n'"$d: ok"$'\n'* ]]; then
+				block_of "$d" "$out"
 				"$report" "$d" "$opts" PASS
+				continue
+			fi
+			# not ok in the batch: checked again alone (check_alone's run)
 			# shellcheck disable=SC2086
-			elif ! msg=$(check_alone "$d" $opts); then
-				"$report" "$d" "$opts" FAIL "$msg"
+			alone=$(timeout "$TIMEOUT" "$KILN" check "$d" $opts 2>&1)
+			rc=$?
+			block_of "$d" $'\n'"$alone"
+			if [ $rc -ne 0 ]; then
+				"$report" "$d" "$opts" FAIL "$(alone_msg $rc "$alone")"
 			elif [[ $out == *$'\n'"$d: FAILED"$'\n'* ]]; then
 				"$report" "$d" "$opts" FAIL "fails in a batch only (kiln check ${part[*]} $opts), passes alone"
 			else
@@ -158,6 +174,15 @@ batch_check() {
 			fi
 		done
 	done
+}
+
+# block_of DIR OUT: BLOCK set to DIR's block of OUT, `kiln check` output
+# (the lines under "// ===== DIR =====", which --stats, --explain and
+# --print-* give each folder), "" when it has none
+block_of() {
+	BLOCK=""
+	[[ $2 == *$'\n// ===== '* ]] || return 0
+	BLOCK=$(awk -v h="// ===== $1 =====" '$0 == h { on = 1; next } /^\/\/ ===== / { on = 0 } on' <<<"$2")
 }
 
 case_line() { if [ "$3" = PASS ]; then ok "${1##*/} $2"; else bad "${1##*/} $2: $4"; fi; }
