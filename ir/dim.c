@@ -627,25 +627,32 @@ int ir_sym_lookup(const Graph *g, const char *name)
 	return t->symhtcap ? t->symht[sym_slot(t, name)] : -1;
 }
 
-/* a + mul * b */
-/* Arithmetic on a dim deeper than IR_DIM_MAX_DEPTH returns that dim as
- * it is: building on it would cost O(n^2) per step (a Concat of 5,000
+/* Arithmetic that returns early, with *res: on an operand that is no dim
+ * (a '?' of the text IR, say), -1, the unknown dim, which shape inference
+ * refuses by name; on a dim deeper than IR_DIM_MAX_DEPTH, that dim as it
+ * is: building on it would cost O(n^2) per step (a Concat of 5,000
  * symbolic dims took minutes), and shape inference refuses it anyway. */
-static DimId too_deep(const struct DimTab *t, DimId a, DimId b)
+static bool early(const struct DimTab *t, DimId a, DimId b, DimId *res)
 {
 	const Ent *ea = ent(t, a), *eb = ent(t, b);
-	if (ea && ea->depth > IR_DIM_MAX_DEPTH)
-		return a;
-	if (eb && eb->depth > IR_DIM_MAX_DEPTH)
-		return b;
-	return -1;
+	if (!ea || !eb)
+		*res = -1;
+	else if (ea->depth > IR_DIM_MAX_DEPTH)
+		*res = a;
+	else if (eb->depth > IR_DIM_MAX_DEPTH)
+		*res = b;
+	else
+		return false;
+	return true;
 }
 
+/* a + mul * b */
 static DimId lin(Graph *g, DimId a, DimId b, int64_t mul)
 {
 	struct DimTab *t = TAB(g);
-	if (too_deep(t, a, b) >= 0)
-		return too_deep(t, a, b);
+	DimId res;
+	if (early(t, a, b, &res))
+		return res;
 	Poly p;
 	poly_of(t, &p, a);
 	poly_append(t, &p, b, mul);
@@ -668,8 +675,9 @@ DimId ir_dim_sub(Graph *g, DimId a, DimId b)
 DimId ir_dim_mul(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
-	if (too_deep(t, a, b) >= 0)
-		return too_deep(t, a, b);
+	DimId res;
+	if (early(t, a, b, &res))
+		return res;
 	Poly pa, pb, p = { 0 };
 	poly_of(t, &pa, a);
 	poly_of(t, &pb, b);
@@ -795,8 +803,9 @@ static DimId div_content(Graph *g, DimId d, int64_t k)
 DimId ir_dim_div(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
-	if (too_deep(t, a, b) >= 0)
-		return too_deep(t, a, b);
+	DimId res;
+	if (early(t, a, b, &res))
+		return res;
 	int64_t ca, cb;
 	bool ka = ir_dim_is_const(g, a, &ca), kb = ir_dim_is_const(g, b, &cb);
 	if (kb && cb == 0)
@@ -829,8 +838,9 @@ DimId ir_dim_div(Graph *g, DimId a, DimId b)
 DimId ir_dim_mod(Graph *g, DimId a, DimId b)
 {
 	struct DimTab *t = TAB(g);
-	if (too_deep(t, a, b) >= 0)
-		return too_deep(t, a, b);
+	DimId res;
+	if (early(t, a, b, &res))
+		return res;
 	int64_t ca, cb;
 	bool ka = ir_dim_is_const(g, a, &ca), kb = ir_dim_is_const(g, b, &cb);
 	if (kb && cb == 0)
@@ -916,8 +926,9 @@ static int order_of(Graph *g, DimId a, DimId b)
 
 static DimId minmax(Graph *g, DimId a, DimId b, bool is_max)
 {
-	if (too_deep(TAB(g), a, b) >= 0)
-		return too_deep(TAB(g), a, b);
+	DimId res;
+	if (early(TAB(g), a, b, &res))
+		return res;
 	if (a == b)
 		return a;
 	int o = order_of(g, a, b);

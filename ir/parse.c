@@ -1164,6 +1164,14 @@ static int header(Parser *p)
 			Type t;
 			if (type(p, &t))
 				return -1;
+			/* a '?' dim of a graph input gets a symbol of its own, as the
+			 * ONNX importer names a dim with neither value nor param */
+			for (int k = 0; k < t.rank; k++)
+				if (t.dims[k] < 0) {
+					char sym[300];
+					snprintf(sym, sizeof sym, "%s_d%d", n, k);
+					t.dims[k] = ir_dim_sym(g, sym);
+				}
 			ValId v = ir_input_new(g, n, t.dtype, t.rank, t.dims);
 			define(p, v);
 			note_val(p, v, at);

@@ -59,6 +59,9 @@ int ir_shp_need(Sh *s, int i, const Value **v)
 		return ir_shp_fail(s, "input %d is missing", i);
 	if (x->rank < 0 || x->dtype == DT_UNDEF)
 		return ir_shp_fail(s, "input '%s' has no inferred shape", x->name ? x->name : "?");
+	for (int k = 0; k < x->rank && k < IR_MAX_RANK; k++)
+		if (!ir_dim_node(s->g, x->dims[k]))
+			return ir_shp_fail(s, "input '%s' has an unknown dim (axis %d)", x->name ? x->name : "?", k);
 	*v = x;
 	return 0;
 }

@@ -507,6 +507,10 @@ int ir_verify_where(const Graph *g, Diag *diag, NodeId *where)
 			rc = diag_fail(diag, "%s%sgraph input '%s' is listed twice", prefix(&v), sep(&v), vname(g, x));
 		else
 			defined[x] = true;
+		for (int k = 0; !rc && k < g->vals[x].rank && k < IR_MAX_RANK; k++)
+			if (!ir_dim_node(g, g->vals[x].dims[k]))
+				rc = diag_fail(diag, "%s%sgraph input '%s' has an unknown dim (axis %d)", prefix(&v),
+				               sep(&v), vname(g, x), k);
 	}
 	/* constants are defined everywhere; only referenced ones count for names */
 	bool *consts = calloc((size_t)g->nvals + 1, sizeof *consts);

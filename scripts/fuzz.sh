@@ -46,7 +46,7 @@ fi
 
 IR_CORPUS="$BUILD/fuzz-corpus-ir"
 mkdir -p "$IR_CORPUS"
-cp "$SRC"/tests/passes/*.ir "$IR_CORPUS/"
+cp "$SRC"/tests/passes/*.ir "$SRC"/tests/fuzz/regress/*.ir "$IR_CORPUS/"
 
 PART=$(( SECS / 3 > 0 ? SECS / 3 : 1 ))
 "$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$PART" -max_len=1048576 \

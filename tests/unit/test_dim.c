@@ -136,6 +136,24 @@ static void test_minmax(void **st)
 	assert_string_equal(str(ir_dim_min(G, t, s)), "min(s, t)");
 }
 
+/* The unknown dim (-1, a '?' of the text IR) in arithmetic gives the
+ * unknown dim back: once a heap read before the table (fuzz_ir). */
+static void test_unknown_operand(void **st)
+{
+	DimId s = S("s"), u = -1, big = 1 << 30;
+	DimId (*f[])(Graph *, DimId, DimId) = { ir_dim_add, ir_dim_sub, ir_dim_mul, ir_dim_div,
+	                                         ir_dim_mod, ir_dim_max, ir_dim_min };
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+		assert_int_equal(f[i](G, s, u), -1);
+		assert_int_equal(f[i](G, u, s), -1);
+		assert_int_equal(f[i](G, C(3), u), -1);
+		assert_int_equal(f[i](G, u, u), -1);
+		assert_int_equal(f[i](G, s, big), -1);
+	}
+	assert_false(ir_dim_is_const(G, u, NULL));
+	assert_null(ir_dim_node(G, u));
+}
+
 static void roundtrip(const char *in, const char *want)
 {
 	DimId d = P(in);
@@ -382,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_canonical),
 		cmocka_unit_test(test_division),
 		cmocka_unit_test(test_minmax),
+		cmocka_unit_test(test_unknown_operand),
 		cmocka_unit_test(test_parse_print),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_param_names),

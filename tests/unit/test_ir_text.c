@@ -326,6 +326,35 @@ static void test_refusals(void **state)
  * skipped, `#hash<` is not one; several graphs: ir_parse refuses them at
  * the second, ir_parse_ex picks one and reports where each node and value
  * was written. */
+/* A '?' dim of a graph input gets a symbol of its own (name_dK, as the ONNX
+ * importer names a dim with neither value nor param); inference and the
+ * verifier refuse an unknown dim that reaches them through the API.  A '?'
+ * input dim once crashed shape inference (fuzz_ir). */
+static void test_unknown_dims(void **state)
+{
+	(void)state;
+	Diag d = { 0 };
+	Graph *g = ir_parse("graph @g(%a: f32[?, 4], %b: f32[n, 4]) {\n"
+	                    "  %y = Add(%a, %b) : f32[?, 4]\n  return %y\n}\n", "q.kir", &d);
+	assert_non_null(g);
+	assert_int_equal(ir_verify(g, &d), 0);
+	assert_int_equal(ir_infer_shapes(g, &d), 0);
+	char *text = ir_print_str(g);
+	if (!strstr(text, "%a: f32[a_d0, 4]") || !strstr(text, "f32[max(a_d0, n), 4]"))
+		fail_msg("want a_d0 for the '?' dim, got:\n%s", text);
+	free(text);
+	g->vals[g->inputs[0]].dims[0] = -1;
+	Diag dv = { 0 };
+	assert_int_not_equal(ir_verify(g, &dv), 0);
+	if (!strstr(dv.msg, "graph input 'a' has an unknown dim (axis 0)"))
+		fail_msg("verify: %s", dv.msg);
+	Diag di = { 0 };
+	assert_int_not_equal(ir_infer_shapes(g, &di), 0);
+	if (!strstr(di.msg, "input 'a' has an unknown dim (axis 0)"))
+		fail_msg("infer: %s", di.msg);
+	ir_graph_free(g);
+}
+
 static void test_comments_graphs_positions(void **state)
 {
 	(void)state;
@@ -505,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_parse_sval),
 		cmocka_unit_test(test_dot),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_unknown_dims),
 		cmocka_unit_test(test_comments_graphs_positions),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_shared_models),
