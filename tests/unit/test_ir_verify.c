@@ -187,6 +187,7 @@ static void test_use_before_def(void **state)
 
 	/* a node that is live but missing from the order, and a duplicate */
 	g = ir_graph_new("o");
+	d2 = ir_dim_const(g, 2);    /* dims belong to their graph */
 	x = ir_input_new(g, "x", DT_F32, 1, &d2);
 	a = ir_node_new(g, OP_Relu, "r", 1, &x, 1, NULL);
 	g->norder = 0;
