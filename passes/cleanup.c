@@ -12,7 +12,7 @@
 
 static bool removable(const Graph *g, const Node *n)
 {
-	if (n->nin < 1 || n->in[0] < 0 || m_is_output(g, n->out[0]))
+	if (n->nin < 1 || n->in[0] < 0 || ir_is_output(g, n->out[0]))
 		return false;
 	if (n->op == OP_Identity)
 		return true;

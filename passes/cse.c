@@ -83,7 +83,7 @@ static void cse_consts(Graph *g)
 	tab_init(&t, g->nvals);
 	for (ValId v = 0; v < g->nvals; v++) {
 		const Value *val = IR_VAL(g, v);
-		if (val->kind != V_CONST || !val->data || val->nuses == 0 || m_is_output(g, v))
+		if (val->kind != V_CONST || !val->data || val->nuses == 0 || ir_is_output(g, v))
 			continue;
 		ValId c = tab_intern(&t, const_hash(val), v, const_eq, g);
 		if (c != v)
@@ -163,7 +163,7 @@ static void cse_nodes(Graph *g)
 			continue;
 		bool out = false;
 		for (int k = 0; k < n->nout; k++)
-			out |= m_is_output(g, n->out[k]);
+			out |= ir_is_output(g, n->out[k]);
 		if (out)
 			continue;
 		for (int k = 0; k < n->nout; k++)

@@ -1345,7 +1345,7 @@ static ValId match_guard(const Graph *g, ValId p, AttnMatch *am)
 	Match *m = &am->m;
 	const Value *pv = IR_VAL(g, p);
 	am->nan_guard = false;
-	if (pv->nuses == 1 && !m_is_output(g, p))
+	if (pv->nuses == 1 && !ir_is_output(g, p))
 		return match_zero_probs(g, p, am);
 	if (pv->nuses != 2)
 		return p;
@@ -1377,7 +1377,7 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
 {
 	Match *m = &am->m;
 	const Value *cv = IR_VAL(g, c);
-	if (cv->nuses != 1 || m_is_output(g, c))
+	if (cv->nuses != 1 || ir_is_output(g, c))
 		return false;
 	NodeId t = cv->uses[0].node;
 	int layout = am->layout;
@@ -1386,7 +1386,7 @@ static bool match_merge(const Graph *g, ValId c, int64_t dv, AttnMatch *am)
 	m_add(m, t);
 	ValId tv = IR_NODE(g, t)->out[0];
 	const Value *tvv = IR_VAL(g, tv), *qv = IR_VAL(g, am->q);
-	NodeId r = IR_VAL(g, tv)->nuses == 1 && !m_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
+	NodeId r = IR_VAL(g, tv)->nuses == 1 && !ir_is_output(g, tv) ? IR_VAL(g, tv)->uses[0].node : -1;
 	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || IR_NODE(g, r)->in[0] != tv) {
 		if (!layout)
 			return false;
@@ -1585,7 +1585,7 @@ static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMat
 {
 	Match *m = &am->m;
 	const Value *C = IR_VAL(g, c);
-	NodeId u = C->nuses == 1 && !m_is_output(g, c) ? C->uses[0].node : -1;
+	NodeId u = C->nuses == 1 && !ir_is_output(g, c) ? C->uses[0].node : -1;
 	const Node *un = u >= 0 ? IR_NODE(g, u) : NULL;
 	if (!un || un->in[0] != c || (un->op != OP_Reshape && un->op != OP_Transpose))
 		return m_fail(g, m, u >= 0 ? u : m->root, "the 3-D context '%s' is not unfolded by one "
@@ -1609,7 +1609,7 @@ static bool merge_3d(const Graph *g, ValId c, const Side *q, int64_t dv, AttnMat
 	if (!m_perm_is(g, u, P102, 3) || q->layout != 1)
 		return m_fail(g, m, u, "the 3-D context is transposed but not by Transpose(1,0,2) of "
 		              "time-major heads");
-	NodeId r = U->nuses == 1 && !m_is_output(g, uv) ? U->uses[0].node : -1;
+	NodeId r = U->nuses == 1 && !ir_is_output(g, uv) ? U->uses[0].node : -1;
 	const Value *ov = r >= 0 ? IR_VAL(g, IR_NODE(g, r)->out[0]) : NULL;
 	if (r < 0 || IR_NODE(g, r)->op != OP_Reshape || ov->rank != 3 || ov->dims[0] != q->s ||
 	    ov->dims[1] != q->b || !m_dim_is(g, ov->dims[2], q->h * dv))
@@ -1637,13 +1637,13 @@ static void absorb_side_scale(const Graph *g, ValId top, Side *sd, double *scale
 		return;
 	for (ValId v = top; v != sd->x; v = IR_NODE(g, chain[n - 1])->in[0]) {
 		NodeId d = m_def(g, v, OP_COUNT);
-		if (d < 0 || n == 6 || m_nuses(g, v) != 1 || m_is_output(g, v) ||
+		if (d < 0 || n == 6 || m_nuses(g, v) != 1 || ir_is_output(g, v) ||
 		    (IR_NODE(g, d)->op != OP_Reshape && IR_NODE(g, d)->op != OP_Transpose))
 			return;
 		chain[n++] = d;
 	}
 	NodeId mul = m_def(g, sd->x, OP_Mul);
-	if (mul < 0 || m_nuses(g, sd->x) != 1 || m_is_output(g, sd->x))
+	if (mul < 0 || m_nuses(g, sd->x) != 1 || ir_is_output(g, sd->x))
 		return;
 	const Node *mn = IR_NODE(g, mul);
 	int ci = m_const_scalar(g, mn->in[1], &c) ? 1 : m_const_scalar(g, mn->in[0], &c) ? 0 : -1;
@@ -1693,7 +1693,7 @@ static bool match_attention_3d(const Graph *g, NodeId root, Match *m)
 		return false;
 	m_add(m, mm);
 	const Value *pv = IR_VAL(g, sm->out[0]);
-	if (pv->nuses != 1 || m_is_output(g, sm->out[0]))
+	if (pv->nuses != 1 || ir_is_output(g, sm->out[0]))
 		return m_fail(g, m, root, "the probabilities are used %d times or are a graph output",
 		              m_nuses(g, sm->out[0]));
 	NodeId mv = pv->uses[0].node;
@@ -1874,7 +1874,7 @@ static bool match_attention_core(const Graph *g, NodeId root, Match *m)
 		return m_fail(g, m, root, "the probabilities have two uses that are not the "
 		              "Where(IsNaN(p), 0, p) guard");
 	const Value *pv = IR_VAL(g, p);
-	if (pv->nuses != 1 || m_is_output(g, p))
+	if (pv->nuses != 1 || ir_is_output(g, p))
 		return m_fail(g, m, root, "the probabilities '%s' are used %d times or are a graph "
 		              "output", pv->name, m_nuses(g, p));
 	NodeId mv = pv->uses[0].node;

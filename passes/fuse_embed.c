@@ -304,7 +304,7 @@ static bool match_embed_concat(const Graph *g, NodeId root, Match *m)
 		for (int q = 0; q < cn->nin; q++) {
 			ValId pq = cn->in[q];
 			NodeId a = m_def(g, pq, OP_Add);
-			if (q == p || a < 0 || m_nuses(g, pq) != 1 || m_is_output(g, pq) ||
+			if (q == p || a < 0 || m_nuses(g, pq) != 1 || ir_is_output(g, pq) ||
 			    !m_same_shape(g, IR_NODE(g, a)->in[0], pq) ||
 			    !m_same_shape(g, IR_NODE(g, a)->in[1], pq))
 				continue;

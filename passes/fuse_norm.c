@@ -238,7 +238,7 @@ static bool match_ln_decomposed(const Graph *g, NodeId root, Match *m)
  * dim (a LayerNorm's beta: the decomposed pattern takes that Add), else -1. */
 static NodeId beta_user(const Graph *g, ValId v)
 {
-	if (m_nuses(g, v) != 1 || m_is_output(g, v))
+	if (m_nuses(g, v) != 1 || ir_is_output(g, v))
 		return -1;
 	NodeId u = IR_VAL(g, v)->uses[0].node;
 	const Node *un = IR_NODE(g, u);
@@ -599,7 +599,7 @@ static bool match_rms(const Graph *g, NodeId root, Match *m)
 static NodeId weight_user(const Graph *g, ValId y)
 {
 	ValId v = y;
-	for (int depth = 0; depth < 8 && m_nuses(g, v) == 1 && !m_is_output(g, v); depth++) {
+	for (int depth = 0; depth < 8 && m_nuses(g, v) == 1 && !ir_is_output(g, v); depth++) {
 		NodeId u = IR_VAL(g, v)->uses[0].node;
 		if (IR_NODE(g, u)->op == OP_Mul)
 			return u;

@@ -60,16 +60,11 @@ bool m_const_scalar(const Graph *g, ValId v, double *x)
 	return true;
 }
 
-bool m_is_output(const Graph *g, ValId v)
-{
-	return ir_is_output(g, v);
-}
-
 int m_nuses(const Graph *g, ValId v)
 {
 	if (v < 0)
 		return 0;
-	return IR_VAL(g, v)->nuses + (m_is_output(g, v) ? 1 : 0);
+	return IR_VAL(g, v)->nuses + (ir_is_output(g, v) ? 1 : 0);
 }
 
 bool m_same_shape(const Graph *g, ValId a, ValId b)
@@ -165,7 +160,7 @@ bool m_closed(const Graph *g, const Match *m, ValId keep)
 			ValId v = n->out[k];
 			if (v == keep)
 				continue;
-			if (m_is_output(g, v))
+			if (ir_is_output(g, v))
 				return false;
 			const Value *val = IR_VAL(g, v);
 			for (int32_t u = 0; u < val->nuses; u++)

@@ -149,7 +149,7 @@ static bool row_wise(const Pk *p, NodeId id)
 	const Graph *g = p->g;
 	const Node *n = IR_NODE(g, id);
 	for (int k = 0; k < n->nout; k++)
-		if (n->out[k] >= 0 && (IR_VAL(g, n->out[k])->nuses > 0 || m_is_output(g, n->out[k])) &&
+		if (n->out[k] >= 0 && (IR_VAL(g, n->out[k])->nuses > 0 || ir_is_output(g, n->out[k])) &&
 		    !is_row(p, n->out[k]))
 			return false;
 	switch (n->op) {
@@ -335,7 +335,7 @@ static void rewrite(Pk *p)
 			ValId v = IR_NODE(g, id)->out[k];
 			if (v < 0)
 				continue;
-			bool out = m_is_output(g, v);
+			bool out = ir_is_output(g, v);
 			const Value *val = IR_VAL(g, v);
 			for (int u = 0; u < val->nuses && !out; u++)
 				out = val->uses[u].node >= p->nnodes0 || !p->region[val->uses[u].node];

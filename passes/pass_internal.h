@@ -73,7 +73,6 @@ bool m_const_scalar(const Graph *g, ValId v, double *x);
 bool m_is_const(const Graph *g, ValId v);
 /* Uses of v counted, graph outputs counted as a use. */
 int m_nuses(const Graph *g, ValId v);
-bool m_is_output(const Graph *g, ValId v);
 /* Dims known and equal (DimIds are hash-consed). */
 bool m_same_shape(const Graph *g, ValId a, ValId b);
 bool m_dim_is(const Graph *g, DimId d, int64_t c);

@@ -102,7 +102,7 @@ run_batch() {   # MODE TEST...
 	mode_opt "$mode"
 	batch_check node_line "$opt" "${dirs[@]}"
 }
-export -f batch_check check_alone node_line run_batch mode_dir mode_opt
+export -f batch_check run_alone alone_msg block_of node_line run_batch mode_dir mode_opt
 export KILN TIMEOUT BATCH
 tests=$(printf '%s\n' "$DIR"/node/test_*/ | sed 's:/$::' | awk -v s="$STRIDE" '(NR - 1) % s == 0')
 if [ "$SAMPLED" = 1 ] && [ "$STRIDE" = 1 ]; then

@@ -14,8 +14,8 @@
 #   gen_models SRC OUT [MODEL...]  tests/gen/models.py's models (all, or the
 #            ones named) into OUT/MODEL; exit 1 with one line if that fails
 #   check_alone DIR [OPTION...]  `$KILN check DIR OPTION...` within
-#            TIMEOUT; its status, and on failure its last 3 lines (or
-#            "timeout after Ns") on stdout as one line
+#            TIMEOUT (run_alone); its status, and on failure its last 3
+#            lines (or "timeout after Ns") on stdout as one line
 #   check_model LABEL DIR [OPTION...]  check_alone DIR OPTION... must pass
 #   check_levels LABEL DIR  check_model "LABEL -O0" and "LABEL -O2" (in a
 #            suite that sourced lib/sample.sh: its sample_levels)
@@ -33,7 +33,7 @@
 #            process; then per folder, in order, `REPORT DIR OPTS PASS` or
 #            `REPORT DIR OPTS FAIL MSG`: "DIR: ok" passes; any other folder
 #            (a failure, or no line: the batch crashed or timed out) is
-#            checked again alone by check_alone (its MSG), and one that
+#            checked again alone by run_alone (alone_msg its MSG), and one that
 #            FAILED in the batch but passes alone fails ("in a batch only":
 #            state leaking from one model to the next is a kiln bug).
 #            REPORT runs in this shell (it may count), with BLOCK set to
@@ -97,12 +97,18 @@ alone_msg() {
 	if [ "$1" -eq 124 ]; then echo "timeout after ${TIMEOUT}s"; else echo "$2" | tail -n 3 | tr '\n' ' '; fi
 }
 
+# run_alone DIR [OPTION...]: `$KILN check` within TIMEOUT, its output (2>&1)
+# in ALONE_OUT and its status in ALONE_RC (no subshell: the caller reads them)
+run_alone() {
+	ALONE_OUT=$(timeout "$TIMEOUT" "$KILN" check "$@" 2>&1)
+	ALONE_RC=$?
+}
+
 check_alone() {
-	local out rc
-	out=$(timeout "$TIMEOUT" "$KILN" check "$@" 2>&1) && return 0
-	rc=$?
-	alone_msg $rc "$out"
-	return $rc
+	run_alone "$@"
+	[ $ALONE_RC -eq 0 ] && return 0
+	alone_msg $ALONE_RC "$ALONE_OUT"
+	return $ALONE_RC
 }
 
 check_model() {
@@ -146,7 +152,7 @@ check_cases() {
 }
 
 batch_check() {
-	local report=$1 opts=$2 out d i alone rc
+	local report=$1 opts=$2 out d i
 	shift 2
 	local -a dirs=("$@") part
 	for ((i = 0; i < ${#dirs[@]}; i += BATCH)); do
@@ -160,13 +166,12 @@ batch_check() {
 				"$report" "$d" "$opts" PASS
 				continue
 			fi
-			# not ok in the batch: checked again alone (check_alone's run)
+			# not ok in the batch: checked again alone
 			# shellcheck disable=SC2086
-			alone=$(timeout "$TIMEOUT" "$KILN" check "$d" $opts 2>&1)
-			rc=$?
-			block_of "$d" $'\n'"$alone"
-			if [ $rc -ne 0 ]; then
-				"$report" "$d" "$opts" FAIL "$(alone_msg $rc "$alone")"
+			run_alone "$d" $opts
+			block_of "$d" $'\n'"$ALONE_OUT"
+			if [ $ALONE_RC -ne 0 ]; then
+				"$report" "$d" "$opts" FAIL "$(alone_msg $ALONE_RC "$ALONE_OUT")"
 			elif [[ $out == *$'\n'"$d: FAILED"$'\n'* ]]; then
 				"$report" "$d" "$opts" FAIL "fails in a batch only (kiln check ${part[*]} $opts), passes alone"
 			else
