@@ -9,9 +9,16 @@
 # a fuzzer finds a crash, leak or sanitizer report (the reproducer is left in
 # BUILD/fuzz-artifacts/).
 #
+# FUZZ_SEED=N fixes libFuzzer's seed (scripts/test.sh: 1, so that CI
+# replays the same mutations: a gate that does not flip on luck; a finding
+# there is reproducible); unset, each run draws its own, for the longer
+# runs that look for new faults.
+#
 # usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]   (BUILD_DIR default: build-fuzz)
 set -euo pipefail
 SECS=${1:-60}
+SEED=()
+[ -z "${FUZZ_SEED:-}" ] || SEED=(-seed="$FUZZ_SEED")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${2:-$SRC/build-fuzz}
 PY=/usr/bin/python3
@@ -50,14 +57,14 @@ cp "$SRC"/tests/passes/*.ir "$SRC"/tests/fuzz/regress/*.ir "$IR_CORPUS/"
 
 PART=$(( SECS / 3 > 0 ? SECS / 3 : 1 ))
 "$BUILD/tests/fuzz/fuzz_onnx" "$CORPUS" -max_total_time="$PART" -max_len=1048576 \
-	-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/" -print_final_stats=1
+	-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/" -print_final_stats=1 "${SEED[@]}"
 # (the pipeline's warnings, e.g. --remove-padding packing nothing, left out
 # of the log)
 "$BUILD/tests/fuzz/fuzz_pipeline" "$CORPUS" -max_total_time="$PART" -max_len=1048576 \
-	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 |
+	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 "${SEED[@]}" 2>&1 |
 	grep -v '^kiln: .*: warning: '
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 "$BUILD/tests/fuzz/fuzz_ir" "$IR_CORPUS" -max_total_time="$PART" -max_len=262144 \
-	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 2>&1 |
+	-timeout=20 -rss_limit_mb=3072 -artifact_prefix="$ART/" -print_final_stats=1 "${SEED[@]}" 2>&1 |
 	grep -v '^kiln: .*: warning: '
 exit "${PIPESTATUS[0]}"
