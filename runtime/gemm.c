@@ -816,8 +816,11 @@ typedef struct sg_job {
 	const float *A, *B;
 	const float *Bp;               /* op(B) in the panel layout of rt.h, or NULL */
 	const uint16_t *Bh;            /* op(B) in the bf16 panel layout of rt.h, or NULL */
-	bool bf16;                     /* Bh read by the AVX512_BF16 kernel (else expanded) */
-	const uint32_t *Ah;            /* then op(A) in bf16 pairs, rows of (K + 1) / 2 */
+	bool bf16;                     /* Bh read by block_bf16 (else expanded by pack_b) */
+	bool bfw;                      /* ... widened in registers (ukbw), not by vdpbf16ps */
+	const uint32_t *Ah;            /* then op(A) in bf16 pairs, rows of (K + 1) / 2; with
+	                                  bfw, A rounded to bf16 as f32, rows of K rounded up
+	                                  to even (a zero after an odd K) */
 	int64_t lda, ldb, ldc;
 	float *C;
 	const rt_gemm_epi *epi;
@@ -1316,6 +1319,75 @@ static bool cpu_has_bf16(void)
 	return k == 2;
 }
 
+/* vdpbf16ps does 64 flops an instruction, vfmadd231ps 32, but they do not
+ * issue at the same rate everywhere: AMD's Zen 4 and 5 run vdpbf16ps as
+ * fast as an FMA (twice f32's flops), Intel's Emerald Rapids at a quarter
+ * of the FMA's rate (half f32's flops: 89 against 182 GFLOP/s measured;
+ * without AMX, bf16 is slower than f32 there).  So the rate is measured
+ * once per process: 24 independent chains of each instruction (on zeros:
+ * no denormal assists), the best of 7 short runs after a warm-up that
+ * wakes the upper AVX-512 lanes, in TSC ticks (the same clock for both).
+ * The vdpbf16ps kernel is used where it gives at least 1.25x f32's flops;
+ * elsewhere bf16 panels are widened to f32 (the same bf16-rounded
+ * operands, f32 FMA).  KILN_BF16_DOT=1 or 0 overrides (the tests force both
+ * with rt_sgemm_bf16_use). */
+#define Z24(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11) \
+	F(12) F(13) F(14) F(15) F(16) F(17) F(18) F(19) F(20) F(21) F(22) F(23)
+#define ZCLOB "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+	"xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", \
+	"xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm30", "xmm31", "cc"
+#define ZZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
+#define ZINIT Z24(ZZERO) "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31\n\t"
+
+__attribute__((target("avx512f"))) static uint64_t fma_ticks(uint64_t it)
+{
+	uint64_t t0 = __rdtsc();
+#define F(r) "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
+	__asm__ volatile(ZINIT "1:\n\t" Z24(F) "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+	                 : "+r"(it) : : ZCLOB);
+#undef F
+	return __rdtsc() - t0;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static uint64_t dpbf_ticks(uint64_t it)
+{
+	uint64_t t0 = __rdtsc();
+#define F(r) "vdpbf16ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
+	__asm__ volatile(ZINIT "1:\n\t" Z24(F) "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+	                 : "+r"(it) : : ZCLOB);
+#undef F
+	return __rdtsc() - t0;
+}
+
+static int bf16_mode;             /* rt_sgemm_bf16_use: 0 measured, 1 vdpbf16ps, 2 widened */
+static bool bf16_fast_v;
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+
+static void bf16_measure(void)
+{
+	const char *e = getenv("KILN_BF16_DOT");
+	if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) {
+		bf16_fast_v = e[0] == '1';
+		return;
+	}
+	fma_ticks(20000);              /* ~0.1 ms: the wide lanes powered up */
+	uint64_t f = UINT64_MAX, b = UINT64_MAX;
+	for (int i = 0; i < 7; i++) {
+		uint64_t t = fma_ticks(256);
+		f = t < f ? t : f;
+		t = dpbf_ticks(256);
+		b = t < b ? t : b;
+	}
+	/* flops per tick: 64 / b against 1.25 * 32 / f */
+	bf16_fast_v = 8 * (double)f >= 5 * (double)b;
+}
+
+static bool bf16_fast(void)
+{
+	pthread_once(&bf16_once, bf16_measure);
+	return bf16_fast_v;
+}
+
 /* c[R x 48] (row stride ldc) = a . b (+ c when beta != 0); a: R rows of
  * kp pairs, as = row stride in pairs; b: kp rows of 48 pairs. */
 __attribute__((target("avx512f,avx512bf16"), always_inline))
@@ -1393,16 +1465,122 @@ static const ukbf_fn ukbf[9] = {
 	NULL, ukbf_1, ukbf_2, ukbf_3, ukbf_4, ukbf_5, ukbf_6, ukbf_7, ukbf_8,
 };
 
-/* The AVX512_BF16 kernel is used with the avx512 f32 kernel only. */
+/* The same product with bf16 panels widened to f32 in registers, for an
+ * AVX-512 CPU where vdpbf16ps is slow or missing: a is A rounded to bf16
+ * (as f32), row r at a + r * as floats (as = the row stride, even), pair p
+ * at a[2p], a[2p + 1]; each 32-bit pair of the panel gives W[2p, c] (its
+ * low half shifted up) and W[2p + 1, c] (its high half masked), two f32
+ * FMAs per pair and row: the widened sum of pack_b's path, in the same
+ * order, without writing f32 panels (which cost more than the products:
+ * 163 against 133 ms for BERT-base b1 on Emerald Rapids) */
+__attribute__((target("avx512f"), always_inline))
+static inline void ukbw_body(const int R, int64_t kp, const uint32_t *a, int64_t as,
+                             const uint16_t *b, float *c, int64_t ldc, float beta,
+                             const pf_t *pf)
+{
+	const char *pp = pf ? pf->p + pf->line * 64 : NULL;
+	int64_t pn = pf ? pf->lines : 0;
+	const float *a0 = (const float *)a, *a1 = a0 + as, *a2 = a0 + 2 * as, *a3 = a0 + 3 * as,
+	            *a4 = a0 + 4 * as, *a5 = a0 + 5 * as, *a6 = a0 + 6 * as, *a7 = a0 + 7 * as;
+	const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
+	__m512 w0, w1, w2;
+#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
+	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
+	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
+#undef ROW_DECL
+#define ROW_FMA(r, k) if (r < R) { \
+		__m512 ar = _mm512_set1_ps(a##r[k]); \
+		c##r##0 = _mm512_fmadd_ps(ar, w0, c##r##0); \
+		c##r##1 = _mm512_fmadd_ps(ar, w1, c##r##1); \
+		c##r##2 = _mm512_fmadd_ps(ar, w2, c##r##2); }
+#define ROWS_FMA(k) ROW_FMA(0, k) ROW_FMA(1, k) ROW_FMA(2, k) ROW_FMA(3, k) \
+		ROW_FMA(4, k) ROW_FMA(5, k) ROW_FMA(6, k) ROW_FMA(7, k)
+#define STEP(p) { \
+		const uint16_t *bq = b + (p) * 2 * RT_GEMM_PANEL; \
+		__m512i v0 = _mm512_loadu_si512(bq), v1 = _mm512_loadu_si512(bq + 32), \
+		        v2 = _mm512_loadu_si512(bq + 64); \
+		w0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)); \
+		w1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)); \
+		w2 = _mm512_castsi512_ps(_mm512_slli_epi32(v2, 16)); \
+		ROWS_FMA(2 * (p)) \
+		w0 = _mm512_castsi512_ps(_mm512_and_si512(v0, himask)); \
+		w1 = _mm512_castsi512_ps(_mm512_and_si512(v1, himask)); \
+		w2 = _mm512_castsi512_ps(_mm512_and_si512(v2, himask)); \
+		ROWS_FMA(2 * (p) + 1) }
+	int64_t p = 0;
+	for (; p + 4 <= kp; p += 4) {
+		PF_ONE()
+		STEP(p) STEP(p + 1)
+		PF_ONE()
+		STEP(p + 2) STEP(p + 3)
+	}
+	for (; p < kp; p++)
+		STEP(p)
+#undef STEP
+#undef ROWS_FMA
+#undef ROW_FMA
+#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
+		if (beta != 0.0f) { \
+			c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(cr)); \
+			c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(cr + 16)); \
+			c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(cr + 32)); \
+		} \
+		_mm512_storeu_ps(cr, c##r##0); \
+		_mm512_storeu_ps(cr + 16, c##r##1); \
+		_mm512_storeu_ps(cr + 32, c##r##2); }
+	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
+	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
+#undef ROW_ST
+}
+
+#define UKBW(R) \
+__attribute__((target("avx512f"))) \
+static void ukbw_##R(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c, \
+                     int64_t ldc, float beta, const pf_t *pf) \
+{ \
+	ukbw_body(R, kp, a, as, b, c, ldc, beta, pf); \
+}
+UKBW(1)
+UKBW(2)
+UKBW(3)
+UKBW(4)
+UKBW(5)
+UKBW(6)
+UKBW(7)
+UKBW(8)
+#undef UKBW
+
+static const ukbf_fn ukbw[9] = {
+	NULL, ukbw_1, ukbw_2, ukbw_3, ukbw_4, ukbw_5, ukbw_6, ukbw_7, ukbw_8,
+};
+
+/* The AVX512_BF16 kernel is used with the avx512 f32 kernel only, where
+ * vdpbf16ps is fast (bf16_fast) or forced. */
 static bool bf16_kernel(const ukernel *uk)
 {
-	return uk->fn == uk_avx512 && cpu_has_bf16();
+	if (uk->fn != uk_avx512 || !cpu_has_bf16())
+		return false;
+	int m = __atomic_load_n(&bf16_mode, __ATOMIC_RELAXED);
+	return m == 1 || (m == 0 && bf16_fast());
+}
+
+int rt_sgemm_bf16_use(int mode)
+{
+	if (mode < 0 || mode > 2 || (mode == 1 && !cpu_has_bf16()))
+		return -1;
+	__atomic_store_n(&bf16_mode, mode, __ATOMIC_RELAXED);
+	return 0;
 }
 #else
 static bool bf16_kernel(const ukernel *uk)
 {
 	(void)uk;
 	return false;
+}
+
+int rt_sgemm_bf16_use(int mode)
+{
+	return mode == 0 || mode == 2 ? 0 : -1;
 }
 #endif
 
@@ -1461,6 +1639,32 @@ static void pairs_rows(void *arg, int64_t b, int64_t e)
 	}
 }
 
+/* rows [b, e) of A rounded to bf16 (kept as f32) into j->Ah, rows of K
+ * rounded up to even, an odd K's last pair ending in a zero (bfw): as
+ * rt_f32_to_bf16 rounds (to nearest even, NaN kept quiet) */
+__attribute__((target("avx512f")))
+static void round_rows_even(void *arg, int64_t b, int64_t e)
+{
+	const sg_job *j = arg;
+	int64_t K = j->K, kpad = (K + 1) / 2 * 2;
+	const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000),
+	              hi = _mm512_set1_epi32((int)0xffff0000u), bias = _mm512_set1_epi32(0x7fff),
+	              one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x00400000);
+	for (int64_t r = b; r < e; r++) {
+		const float *src = j->A + r * j->lda;
+		float *d = (float *)j->Ah + r * kpad;
+		for (int64_t k = 0; k < kpad; k += 16) {
+			__mmask16 in = vm_tail(K - k > 0 ? K - k : 0), out = vm_tail(kpad - k);
+			__m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(in, src + k));
+			__m512i rn = _mm512_add_epi32(u, _mm512_add_epi32(bias,
+			                 _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+			__mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
+			rn = _mm512_mask_or_epi32(rn, nan, u, quiet);
+			_mm512_mask_storeu_ps(d + k, out, _mm512_castsi512_ps(_mm512_and_si512(rn, hi)));
+		}
+	}
+}
+
 #endif
 
 /* rows [b, e) of A rounded to bf16 (kept as f32) into j->Ah, rows of K */
@@ -1483,12 +1687,16 @@ static void round_rows(void *arg, int64_t b, int64_t e)
 #define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
 
 #if defined(__x86_64__)
-/* block() for bf16 panels on the AVX512_BF16 kernel (nr 48, j0 a multiple
- * of 48: the avx512 kernel's blocks) */
+/* block() for bf16 panels on the AVX512_BF16 kernel, or with bfw the
+ * widening one (nr 48, j0 a multiple of 48: the avx512 kernel's blocks);
+ * A's row stride `as` and offsets count pairs: 32-bit bf16 pairs, or with
+ * bfw two f32 (two 32-bit words) each */
 static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64_t n)
 {
 	float tile[MR_MAX * NR_MAX];
 	const int64_t P = RT_GEMM_PANEL, kpad = (j->K + 1) / 2 * 2, kph = kpad / 2;
+	const int64_t w = j->bfw ? 2 : 1, as = kph * w;
+	const ukbf_fn *uk = j->bfw ? ukbw : ukbf;
 	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : even_step(j->K, KC_BF16, 2);
 	if (j->kcb)
 		KS = j->kcb;
@@ -1513,23 +1721,23 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 			const uint16_t *b = j->Bh + (col / P * kpad + k0) * P;
 			for (int64_t ir = 0; ir < m; ir += MR_MAX) {
 				int64_t mm = m - ir < MR_MAX ? m - ir : MR_MAX;
-				const uint32_t *a = j->Ah + (i0 + ir) * kph + k0 / 2;
+				const uint32_t *a = j->Ah + (i0 + ir) * as + k0 / 2 * w;
 				float *c = j->C + (i0 + ir) * j->ldc + col;
 				if (nn == P) {
 					if (pf_left > 0) {
-						ukbf[mm](kp, a, kph, b, c, j->ldc, beta, &pf);
+						uk[mm](kp, a, as, b, c, j->ldc, beta, &pf);
 						pf_left -= pf.lines;
 						pf.line += pf.lines;
 						pf.p += pf.line / pf.rowlines * pf.stride;
 						pf.line %= pf.rowlines;
 					} else {
-						ukbf[mm](kp, a, kph, b, c, j->ldc, beta, NULL);
+						uk[mm](kp, a, as, b, c, j->ldc, beta, NULL);
 					}
 				} else {
 					if (beta != 0.0f)
 						for (int64_t r = 0; r < mm; r++)
 							memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
-					ukbf[mm](kp, a, kph, b, tile, P, beta, NULL);
+					uk[mm](kp, a, as, b, tile, P, beta, NULL);
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
 				}
@@ -1819,6 +2027,14 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 			j.Ah = ah;
 			rt_parallel_for(par ? pool : NULL, M, pairs_rows, &j);
 		}
+	} else if (j.uk->fn == uk_avx512 && M > 0 && K > 0) {
+		/* vdpbf16ps slow or missing: W widened in registers (ukbw) */
+		uint32_t *ah = pairs_get((size_t)M * (size_t)((K + 1) / 2 * 2));
+		if (ah) {      /* else: W widened (block) */
+			j.bf16 = j.bfw = true;
+			j.Ah = ah;
+			rt_parallel_for(par ? pool : NULL, M, round_rows_even, &j);
+		}
 	}
 #endif
 	float *ar = NULL;
@@ -1837,5 +2053,12 @@ void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K,
 
 const char *rt_sgemm_bf16_kernel(void)
 {
-	return bf16_kernel(ukernel_get()) ? "avx512bf16" : ukernel_get()->name;
+	const ukernel *uk = ukernel_get();
+	if (bf16_kernel(uk))
+		return "avx512bf16";
+#if defined(__x86_64__)
+	if (uk->fn == uk_avx512)
+		return "avx512bf16w";  /* widened in registers */
+#endif
+	return uk->name;
 }

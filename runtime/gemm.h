@@ -43,8 +43,15 @@ void rt_sgemm_panels(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, cons
 void rt_sgemm_panels_bf16(struct rt_pool *pool, int64_t M, int64_t N, int64_t K, const float *A,
                           int64_t lda, const uint16_t *Wh, float *C, int64_t ldc,
                           const rt_gemm_epi *epi);
-/* The kernel rt_sgemm_panels_bf16 uses: "avx512bf16", else rt_sgemm_kernel(). */
+/* The kernel rt_sgemm_panels_bf16 uses: "avx512bf16" (vdpbf16ps),
+ * "avx512bf16w" (the avx512 kernel's shape, W widened to f32 in
+ * registers), else rt_sgemm_kernel() (W widened into f32 panels). */
 const char *rt_sgemm_bf16_kernel(void);
+/* Whether bf16 panels run on vdpbf16ps (with the avx512 kernel, on a CPU
+ * with AVX512_BF16): 0 where it measured faster than f32 (the default;
+ * KILN_BF16_DOT=1/0 decides instead), 1 always, 2 never (widened to f32).
+ * Returns -1 for 1 on a CPU without it, or a mode that is not 0-2. */
+int rt_sgemm_bf16_use(int mode);
 
 /* Which micro-kernel rt_sgemm uses: "avx512", "avx2" or "c" (chosen once
  * from the CPU).  rt_sgemm_use forces one (tests, benchmarks); returns -1

@@ -603,24 +603,27 @@ static void bf16_body(int mode)
 }
 
 /* The GEMM kernels the CPU runs, each forced in turn (rt_sgemm_use):
- * "avx512" takes AVX512_BF16's vdpbf16ps where the CPU has it, the others
- * multiply the same bf16-rounded operands in f32; *hw: whether vdpbf16ps
- * ran */
+ * "avx512" takes AVX512_BF16's vdpbf16ps where the CPU has it, forced on
+ * and then off (rt_sgemm_bf16_use: the default measures which is faster),
+ * the others multiply the same bf16-rounded operands in f32; *hw: whether
+ * vdpbf16ps ran */
 static void bf16_kernels(void (*body)(int mode), bool *hw)
 {
-	static const char *const ks[] = {"avx512", "avx2", "c"};
+	static const char *const ks[] = {"avx512", "avx512", "avx2", "c"};
+	static const int dot[] = {1, 2, 2, 2};
 	*hw = false;
 	bf16_on = 1;
-	for (int i = 0; i < 3; i++) {
-		if (rt_sgemm_use(ks[i]))
+	for (int i = 0; i < 4; i++) {
+		if (rt_sgemm_use(ks[i]) || rt_sgemm_bf16_use(dot[i]))
 			continue;
 		*hw |= !strcmp(rt_sgemm_bf16_kernel(), "avx512bf16");
-		if (i == 2)
+		if (i == 3)
 			body(0 + (vm_have_avx512() ? 1 : vm_have_avx2() ? 2 : 0));
 		else
 			vector_paths(body);
 	}
 	rt_sgemm_use(NULL);
+	rt_sgemm_bf16_use(0);
 	bf16_on = 0;
 }
 

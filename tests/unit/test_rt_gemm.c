@@ -437,8 +437,11 @@ static void panel_cases(int mode)
 	for (int i = 0; i < 800; i++)
 		bias[i] = ref_frand(-1, 1);
 	panels = mode;
-	for (size_t n = 0; n < 3; n++) {
-		if (rt_sgemm_use(names[n]))
+	/* bf16: the avx512 kernel with vdpbf16ps forced on, then off
+	 * (rt_sgemm_bf16_use; by default it is measured) */
+	for (size_t n = 0; n < 3 + (mode == 2); n++) {
+		size_t kn = mode == 2 ? (n ? n - 1 : 0) : n;
+		if (rt_sgemm_use(names[kn]) || (mode == 2 && rt_sgemm_bf16_use(n ? 2 : 1)))
 			continue;
 		if (mode == 2)
 			printf("# bf16 panels: kernel %s\n", rt_sgemm_bf16_kernel());
@@ -458,6 +461,7 @@ static void panel_cases(int mode)
 			expect(pool, 0, 0, 128, 770, 301, 1.0f, 0.0f, 1, &e);
 		}
 		rt_sgemm_use(NULL);
+		rt_sgemm_bf16_use(0);
 	}
 	panels = 0;
 }
@@ -489,10 +493,18 @@ static void bf16_rounds(void **state)
 	assert_int_equal(rt_gemm_panel_bf16s(K, N), 2 * 48);
 	rt_gemm_pack_panels_bf16(W, K, N, Wh);
 	assert_int_equal(Wh[0], 0x3f81);
-	rt_sgemm_panels_bf16(NULL, M, N, K, A, K, Wh, C, N, NULL);
-	/* A rounds to 1.0 on every kernel: the widening fallback rounds it too */
-	for (int i = 0; i < M * N; i++)
-		assert_true(C[i] == 2.0f * (1.0f + 1.0f / 128));
+	/* A rounds to 1.0 on every kernel: the widening fallback rounds it too
+	 * (vdpbf16ps measured, forced on where the CPU has it, forced off) */
+	for (int mode = 0; mode < 3; mode++) {
+		if (rt_sgemm_bf16_use(mode))
+			continue;
+		rt_sgemm_panels_bf16(NULL, M, N, K, A, K, Wh, C, N, NULL);
+		for (int i = 0; i < M * N; i++)
+			assert_true(C[i] == 2.0f * (1.0f + 1.0f / 128));
+	}
+	assert_int_equal(rt_sgemm_bf16_use(0), 0);
+	assert_int_equal(rt_sgemm_bf16_use(3), -1);
+	assert_int_equal(rt_sgemm_bf16_use(-1), -1);
 }
 
 /* the vectorized GELU (and QuickGELU) against double erf/tanh/exp on a dense
