@@ -1640,28 +1640,17 @@ static void pairs_rows(void *arg, int64_t b, int64_t e)
 }
 
 /* rows [b, e) of A rounded to bf16 (kept as f32) into j->Ah, rows of K
- * rounded up to even, an odd K's last pair ending in a zero (bfw): as
- * rt_f32_to_bf16 rounds (to nearest even, NaN kept quiet) */
-__attribute__((target("avx512f")))
+ * rounded up to even, an odd K's last pair ending in a zero (bfw) */
+VM_AVX512
 static void round_rows_even(void *arg, int64_t b, int64_t e)
 {
 	const sg_job *j = arg;
 	int64_t K = j->K, kpad = (K + 1) / 2 * 2;
-	const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000),
-	              hi = _mm512_set1_epi32((int)0xffff0000u), bias = _mm512_set1_epi32(0x7fff),
-	              one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x00400000);
 	for (int64_t r = b; r < e; r++) {
-		const float *src = j->A + r * j->lda;
 		float *d = (float *)j->Ah + r * kpad;
-		for (int64_t k = 0; k < kpad; k += 16) {
-			__mmask16 in = vm_tail(K - k > 0 ? K - k : 0), out = vm_tail(kpad - k);
-			__m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(in, src + k));
-			__m512i rn = _mm512_add_epi32(u, _mm512_add_epi32(bias,
-			                 _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-			__mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
-			rn = _mm512_mask_or_epi32(rn, nan, u, quiet);
-			_mm512_mask_storeu_ps(d + k, out, _mm512_castsi512_ps(_mm512_and_si512(rn, hi)));
-		}
+		vm_round_bf16_n(d, j->A + r * j->lda, K);
+		if (kpad > K)
+			d[K] = 0.0f;
 	}
 }
 

@@ -1674,7 +1674,7 @@ typedef struct afp_head {
 static int64_t afp_floats(const att_job *j)
 {
 	int64_t skp = (j->Sk + 31) / 32 * 32;
-	return skp * j->D + j->Sk * round16(j->Dv) + ABF_MR * skp + 4 * 16;
+	return skp * j->D + j->Sk * round16(j->Dv) + ABF_MR * skp + ABF_MR * j->D + 5 * 16;
 }
 
 VM_AVX512
@@ -1776,7 +1776,13 @@ static const afp_fn afp_pv[ABF_MR + 1] = {
 	NULL, afp_pv_1, afp_pv_2, afp_pv_3, afp_pv_4, afp_pv_5, afp_pv_6,
 };
 
-static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf, int64_t *packed)
+/* rnd (fpmath 1 where vdpbf16ps is slow or missing: rt_sgemm_bf16_kernel
+ * is not "avx512bf16"): Q, K, V and the probabilities rounded to bf16 as
+ * att_block_abf rounds them, the products in f32 FMAs (on Emerald Rapids
+ * 3.5 ms a BERT-base b1 run where att_block_bf16's two GEMMs per head took
+ * 7.6) */
+static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf, int64_t *packed,
+                          bool rnd)
 {
 	att_task tk;
 	att_task_of(j, t, &tk);
@@ -1786,9 +1792,16 @@ static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf,
 	int64_t mskp = (j->Sk + 31) / 32 * 32;    /* the largest sequence's (the buffer's) */
 	float *kp = align16f(buf), *vp = align16f(kp + mskp * j->D);
 	float *s = align16f(vp + j->Sk * x.dvp);
+	float *qr = align16f(s + ABF_MR * mskp);  /* rnd: a strip of Q rounded, rows of D */
+	att_job jr = *j;
+	jr.rq = j->D;
 	x.kp = kp, x.vp = vp;
 	if (*packed != tk.kv) {
 		afp_pack(j, tk.k, tk.v, &x, kp, vp);
+		if (rnd) {
+			vm_round_bf16_n(kp, kp, x.skp * j->D);
+			vm_round_bf16_n(vp, vp, x.Sk * x.dvp);
+		}
 		*packed = tk.kv;
 	}
 	att_task nx;
@@ -1796,8 +1809,17 @@ static void att_block_afp(const att_job *j, int64_t t, int64_t next, float *buf,
 	for (int64_t r = 0, R; r < nr; r += R) {
 		R = att_strip_rows(nr - r);
 		att_prefetch_q(j, tk.q + (r + R) * j->rq, att_strip_rows(nr - r - R));
-		afp_scores[R](j, &x, tk.q + r * j->rq, s);
+		if (rnd) {
+			for (int64_t i = 0; i < R; i++)
+				vm_round_bf16_n(qr + i * j->D, tk.q + (r + i) * j->rq, j->D);
+			afp_scores[R](&jr, &x, qr, s);
+		} else {
+			afp_scores[R](j, &x, tk.q + r * j->rq, s);
+		}
 		att_softmax_rows(j, &tk, r, R, s, x.skp);
+		if (rnd)
+			for (int64_t i = 0; i < R; i++)
+				vm_round_bf16_n(s + i * x.skp, s + i * x.skp, x.Sk);
 		afp_pv[R](j, &x, s, tk.o + r * j->ro);
 		if (Skn)
 			att_prefetch_kv(j, nx.k, nx.v, Skn * r / nr, Skn * (r + R) / nr);
@@ -1846,7 +1868,7 @@ static void att_range(void *arg, int64_t b, int64_t e)
 #if defined(__x86_64__)
 	if (j->hwbf16)
 		need = abf_floats(j);
-	if (!j->bf16 && j->path == 1)
+	if (j->path == 1 && !j->hwbf16)
 		need = afp_floats(j);
 #endif
 	if (need > ATT_STACK) {
@@ -1862,8 +1884,8 @@ static void att_range(void *arg, int64_t b, int64_t e)
 		 * nth - 1 chunks on (the pool hands them out in order) */
 		int64_t nx = t + 1 < e ? t + 1 : e + (j->nth - 1) * (e - b);
 		nx = nx < j->tasks ? nx : -1;
-		if (!j->bf16 && j->path == 1) {
-			att_block_afp(j, t, nx, s, &packed);
+		if (j->path == 1 && !j->hwbf16) {
+			att_block_afp(j, t, nx, s, &packed, j->bf16);
 			continue;
 		}
 #endif

@@ -72,6 +72,30 @@ static inline __mmask16 vm_tail(int64_t n)
 	return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* x rounded to bf16, kept as f32: as rt_f32_to_bf16 rounds (to nearest
+ * even; a NaN stays a quiet NaN), with integer ops (no AVX512_BF16) */
+VM_AVX512
+static inline __m512 vm_round_bf16(__m512 x)
+{
+	__m512i u = _mm512_castps_si512(x);
+	__m512i rn = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+	                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+	__mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+	                                        _mm512_set1_epi32(0x7f800000));
+	rn = _mm512_mask_or_epi32(rn, nan, u, _mm512_set1_epi32(0x00400000));
+	return _mm512_castsi512_ps(_mm512_and_si512(rn, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+/* n floats of src rounded to bf16 (as f32) into dst (may be src) */
+VM_AVX512
+static inline void vm_round_bf16_n(float *dst, const float *src, int64_t n)
+{
+	for (int64_t i = 0; i < n; i += 16) {
+		__mmask16 t = vm_tail(n - i);
+		_mm512_mask_storeu_ps(dst + i, t, vm_round_bf16(_mm512_maskz_loadu_ps(t, src + i)));
+	}
+}
+
 /* exp(x) = 2^n exp(r), r = x - n ln2 (ln2 split in two for exactness),
  * exp(r) by Cephes' degree-7 polynomial.  The clamp keeps n small enough
  * for scalef, which then rounds the result once: to 0 below about -103.97
