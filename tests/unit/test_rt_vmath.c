@@ -107,6 +107,55 @@ static void hred(const float *x, float *mx, float *sum)
 	*sum = vm_hsum16(v);
 }
 
+VM_AVX512
+static void round_bf16_arr(float *dst, const float *src, int64_t n)
+{
+	vm_round_bf16_n(dst, src, n);
+}
+
+/* vm_round_bf16 (the bf16 rounding of the widened GEMM and of the fp32
+ * attention under fpmath 1) against rt_f32_to_bf16, bit for bit: ties to
+ * even both ways, the largest finite values (rounding up to infinity),
+ * infinities, NaNs (quieted), subnormals, -0, and random bit patterns;
+ * odd lengths (a masked tail, canaries after it) */
+static void test_round_bf16(void **state)
+{
+	(void)state;
+	if (!vm_have_avx512())
+		skip();
+	static const uint32_t special[] = {
+		0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x3f808001u,
+		0x7f7fffffu, 0xff7fffffu, 0x7f7f8000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+		0x7f800001u, 0xff800001u, 0x7fbfffffu, 0x00000001u, 0x807fffffu, 0x00008000u,
+		0x00018000u, 0x3effffffu,
+	};
+	enum { N = 100003 };
+	uint32_t *u = malloc((N + 16) * sizeof *u);
+	float *y = malloc((N + 16) * sizeof *y);
+	assert_non_null(u);
+	assert_non_null(y);
+	uint64_t st = 0x5eed5eedull;
+	for (int i = 0; i < N; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		u[i] = i < (int)(sizeof special / sizeof *special) ? special[i] : (uint32_t)(st >> 32);
+	}
+	for (int i = N; i < N + 16; i++)
+		memcpy(&y[i], &(float){ 7.0f }, sizeof(float));
+	round_bf16_arr(y, (const float *)u, N);
+	for (int i = 0; i < N; i++) {
+		float x;
+		memcpy(&x, &u[i], sizeof x);
+		uint32_t want = (uint32_t)rt_f32_to_bf16(x) << 16, got;
+		memcpy(&got, &y[i], sizeof got);
+		if (got != want)
+			fail_msg("vm_round_bf16(0x%08x) = 0x%08x, rt_f32_to_bf16 gives 0x%08x", u[i], got, want);
+	}
+	for (int i = N; i < N + 16; i++)
+		assert_true(y[i] == 7.0f);
+	free(u);
+	free(y);
+}
+
 static void test_exp16(void **state)
 {
 	(void)state;
@@ -617,6 +666,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exp16),
+		cmocka_unit_test(test_round_bf16),
 		cmocka_unit_test(test_hreduce),
 		cmocka_unit_test(test_exp8),
 		cmocka_unit_test(test_gelu8),
