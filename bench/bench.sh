@@ -19,7 +19,8 @@
 # above the table and "% of peak" is computed from the higher of each
 # peak's two measures (a row on T threads against the T-thread peak: the
 # 1-thread one times T, capped by the all-cores one).  bf16 rows count against the bf16
-# peak (the fp32 one where the CPU has no AVX512_BF16: they run widened),
+# peak (the fp32 one where the runtime widens bf16 to f32: no AVX512_BF16, or
+# vdpbf16ps measured slower than f32 FMA; kiln_peak prints the runtime's choice),
 # int8 rows against the int8 peak, int8w7 rows against the int8w7 one.
 #
 # Each configuration runs in fp32, compiled with --fpmath=bf16 (bf16 GEMM
@@ -95,8 +96,8 @@ peak_for() {
   $py -c '
 import json, sys
 p = json.loads(sys.argv[1]); k = sys.argv[2]; t = int(sys.argv[3])
-if k == "bf16" and p.get("bf16_1") is None:
-    k = "fp32"              # no AVX512_BF16: bf16 GEMMs run widened to fp32
+if k == "bf16" and (p.get("bf16_1") is None or p.get("bf16_kernel", "avx512bf16") != "avx512bf16"):
+    k = "fp32"              # no AVX512_BF16, or vdpbf16ps slow: bf16 GEMMs run widened to fp32
 one, al = p.get(k + "_1"), p.get(k + "_all")
 print("" if one is None else min(one * t, al if t > 1 else one))' "$peaks" "$1" "$2"
 }

@@ -32,6 +32,8 @@
 #include <unistd.h>
 #include <stdbool.h>
 
+#include "gemm.h"
+
 #if !defined(__x86_64__)
 int main(void)
 {
@@ -354,6 +356,11 @@ int main(int argc, char **argv)
 		              all);
 		free(bw_buf);
 	}
+	/* the kernel kiln's runtime runs bf16 weights on here (vdpbf16ps only
+	 * where it measured faster than f32: gemm.c) */
+	printf("%-40s %s\n", "bf16 GEMM kernel (the runtime's choice)", rt_sgemm_bf16_kernel());
+	o += snprintf(json + o, sizeof json - (size_t)o, ", \"bf16_kernel\": \"%s\"",
+	              rt_sgemm_bf16_kernel());
 	snprintf(json + o, sizeof json - (size_t)o, "}");
 	puts(json);
 	return 0;
