@@ -94,6 +94,31 @@ typedef struct ukernel {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/* The 8 x 48 AVX-512 kernels' pieces (R rows, R a constant; row r's A at
+ * a<r>): accumulators c<r>0..2 set to zero; for every row, three FMAs of
+ * a<r>[k] broadcast with the B vectors x0, x1, x2; every row stored,
+ * c = acc (+ c when beta != 0) */
+#define Z48_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
+#define Z48_DECL8 Z48_DECL(0) Z48_DECL(1) Z48_DECL(2) Z48_DECL(3) \
+	Z48_DECL(4) Z48_DECL(5) Z48_DECL(6) Z48_DECL(7)
+#define Z48_FMA(r, k, x) if (r < R) { __m512 ar = _mm512_set1_ps(a##r[k]); \
+		c##r##0 = _mm512_fmadd_ps(ar, x##0, c##r##0); \
+		c##r##1 = _mm512_fmadd_ps(ar, x##1, c##r##1); \
+		c##r##2 = _mm512_fmadd_ps(ar, x##2, c##r##2); }
+#define Z48_FMA8(k, x) Z48_FMA(0, k, x) Z48_FMA(1, k, x) Z48_FMA(2, k, x) Z48_FMA(3, k, x) \
+	Z48_FMA(4, k, x) Z48_FMA(5, k, x) Z48_FMA(6, k, x) Z48_FMA(7, k, x)
+#define Z48_STORE(r) if (r < R) { float *cr = c + r * ldc; \
+		if (beta != 0.0f) { \
+			c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(cr)); \
+			c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(cr + 16)); \
+			c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(cr + 32)); \
+		} \
+		_mm512_storeu_ps(cr, c##r##0); \
+		_mm512_storeu_ps(cr + 16, c##r##1); \
+		_mm512_storeu_ps(cr + 32, c##r##2); }
+#define Z48_STORE8 Z48_STORE(0) Z48_STORE(1) Z48_STORE(2) Z48_STORE(3) \
+	Z48_STORE(4) Z48_STORE(5) Z48_STORE(6) Z48_STORE(7)
+
 /* The body, inlined with R and the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
 static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t rs, int64_t ks,
@@ -106,19 +131,11 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
 	const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs,
 	            *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
 	__m512 b0, b1, b2;
-#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
-	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
-	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
-#undef ROW_DECL
-#define ROW_FMA(r, ka) if (r < R) { __m512 ar = _mm512_set1_ps(a##r[ka]); \
-		c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0); \
-		c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1); \
-		c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2); }
+	Z48_DECL8
 #define STEP(ka, bo) { \
 		b0 = _mm512_loadu_ps(b + (bo)); b1 = _mm512_loadu_ps(b + (bo) + 16); \
 		b2 = _mm512_loadu_ps(b + (bo) + 32); \
-		ROW_FMA(0, ka) ROW_FMA(1, ka) ROW_FMA(2, ka) ROW_FMA(3, ka) \
-		ROW_FMA(4, ka) ROW_FMA(5, ka) ROW_FMA(6, ka) ROW_FMA(7, ka) }
+		Z48_FMA8(ka, b) }
 	int64_t k = 0, ka = 0;
 	for (; k + 4 <= kc; k += 4, ka += 4 * ks, b += 4 * bs) {
 		PF_ONE()
@@ -129,7 +146,6 @@ static inline void uk512_body(const int R, int64_t kc, const float *a, int64_t r
 	for (; k < kc; k++, ka += ks, b += bs)
 		STEP(ka, 0)
 #undef STEP
-#undef ROW_FMA
 	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
 		if (beta == 0.0f) { \
@@ -1400,10 +1416,7 @@ static inline void ukbf_body(const int R, int64_t kp, const uint32_t *a, int64_t
 	const uint32_t *a0 = a, *a1 = a + as, *a2 = a + 2 * as, *a3 = a + 3 * as,
 	               *a4 = a + 4 * as, *a5 = a + 5 * as, *a6 = a + 6 * as, *a7 = a + 7 * as;
 	__m512bh b0, b1, b2;
-#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
-	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
-	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
-#undef ROW_DECL
+	Z48_DECL8
 #define ROW_DP(r, p) if (r < R) { \
 		__m512bh ar = (__m512bh)_mm512_set1_epi32((int)a##r[p]); \
 		c##r##0 = _mm512_dpbf16_ps(c##r##0, ar, b0); \
@@ -1427,18 +1440,7 @@ static inline void ukbf_body(const int R, int64_t kp, const uint32_t *a, int64_t
 		STEP(p)
 #undef STEP
 #undef ROW_DP
-#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
-		if (beta != 0.0f) { \
-			c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(cr)); \
-			c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(cr + 16)); \
-			c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(cr + 32)); \
-		} \
-		_mm512_storeu_ps(cr, c##r##0); \
-		_mm512_storeu_ps(cr + 16, c##r##1); \
-		_mm512_storeu_ps(cr + 32, c##r##2); }
-	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
-	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
-#undef ROW_ST
+	Z48_STORE8
 }
 
 typedef void (*ukbf_fn)(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c,
@@ -1484,17 +1486,7 @@ static inline void ukbw_body(const int R, int64_t kp, const uint32_t *a, int64_t
 	            *a4 = a0 + 4 * as, *a5 = a0 + 5 * as, *a6 = a0 + 6 * as, *a7 = a0 + 7 * as;
 	const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
 	__m512 w0, w1, w2;
-#define ROW_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0;
-	ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3)
-	ROW_DECL(4) ROW_DECL(5) ROW_DECL(6) ROW_DECL(7)
-#undef ROW_DECL
-#define ROW_FMA(r, k) if (r < R) { \
-		__m512 ar = _mm512_set1_ps(a##r[k]); \
-		c##r##0 = _mm512_fmadd_ps(ar, w0, c##r##0); \
-		c##r##1 = _mm512_fmadd_ps(ar, w1, c##r##1); \
-		c##r##2 = _mm512_fmadd_ps(ar, w2, c##r##2); }
-#define ROWS_FMA(k) ROW_FMA(0, k) ROW_FMA(1, k) ROW_FMA(2, k) ROW_FMA(3, k) \
-		ROW_FMA(4, k) ROW_FMA(5, k) ROW_FMA(6, k) ROW_FMA(7, k)
+	Z48_DECL8
 #define STEP(p) { \
 		const uint16_t *bq = b + (p) * 2 * RT_GEMM_PANEL; \
 		__m512i v0 = _mm512_loadu_si512(bq), v1 = _mm512_loadu_si512(bq + 32), \
@@ -1502,11 +1494,11 @@ static inline void ukbw_body(const int R, int64_t kp, const uint32_t *a, int64_t
 		w0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)); \
 		w1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)); \
 		w2 = _mm512_castsi512_ps(_mm512_slli_epi32(v2, 16)); \
-		ROWS_FMA(2 * (p)) \
+		Z48_FMA8(2 * (p), w) \
 		w0 = _mm512_castsi512_ps(_mm512_and_si512(v0, himask)); \
 		w1 = _mm512_castsi512_ps(_mm512_and_si512(v1, himask)); \
 		w2 = _mm512_castsi512_ps(_mm512_and_si512(v2, himask)); \
-		ROWS_FMA(2 * (p) + 1) }
+		Z48_FMA8(2 * (p) + 1, w) }
 	int64_t p = 0;
 	for (; p + 4 <= kp; p += 4) {
 		PF_ONE()
@@ -1517,20 +1509,7 @@ static inline void ukbw_body(const int R, int64_t kp, const uint32_t *a, int64_t
 	for (; p < kp; p++)
 		STEP(p)
 #undef STEP
-#undef ROWS_FMA
-#undef ROW_FMA
-#define ROW_ST(r) if (r < R) { float *cr = c + r * ldc; \
-		if (beta != 0.0f) { \
-			c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(cr)); \
-			c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(cr + 16)); \
-			c##r##2 = _mm512_add_ps(c##r##2, _mm512_loadu_ps(cr + 32)); \
-		} \
-		_mm512_storeu_ps(cr, c##r##0); \
-		_mm512_storeu_ps(cr + 16, c##r##1); \
-		_mm512_storeu_ps(cr + 32, c##r##2); }
-	ROW_ST(0) ROW_ST(1) ROW_ST(2) ROW_ST(3)
-	ROW_ST(4) ROW_ST(5) ROW_ST(6) ROW_ST(7)
-#undef ROW_ST
+	Z48_STORE8
 }
 
 #define UKBW(R) \
