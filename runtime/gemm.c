@@ -118,6 +118,19 @@ typedef struct ukernel {
 		_mm512_storeu_ps(cr + 32, c##r##2); }
 #define Z48_STORE8 Z48_STORE(0) Z48_STORE(1) Z48_STORE(2) Z48_STORE(3) \
 	Z48_STORE(4) Z48_STORE(5) Z48_STORE(6) Z48_STORE(7)
+/* the bf16 kernels' loop over kp pairs: STEP(p) each (a macro of the
+ * kernel's), a prefetch every two */
+#define Z48_PAIRS(kp) { \
+		int64_t p = 0; \
+		for (; p + 4 <= (kp); p += 4) { \
+			PF_ONE() \
+			STEP(p) STEP(p + 1) \
+			PF_ONE() \
+			STEP(p + 2) STEP(p + 3) \
+		} \
+		for (; p < (kp); p++) \
+			STEP(p) \
+	}
 
 /* The body, inlined with R and the A strides as constants. */
 __attribute__((target("avx512f,fma"), always_inline))
@@ -1429,15 +1442,7 @@ static inline void ukbf_body(const int R, int64_t kp, const uint32_t *a, int64_t
 		b2 = (__m512bh)_mm512_loadu_si512(bq + 64); \
 		ROW_DP(0, p) ROW_DP(1, p) ROW_DP(2, p) ROW_DP(3, p) \
 		ROW_DP(4, p) ROW_DP(5, p) ROW_DP(6, p) ROW_DP(7, p) }
-	int64_t p = 0;
-	for (; p + 4 <= kp; p += 4) {
-		PF_ONE()
-		STEP(p) STEP(p + 1)
-		PF_ONE()
-		STEP(p + 2) STEP(p + 3)
-	}
-	for (; p < kp; p++)
-		STEP(p)
+	Z48_PAIRS(kp)
 #undef STEP
 #undef ROW_DP
 	Z48_STORE8
@@ -1446,26 +1451,20 @@ static inline void ukbf_body(const int R, int64_t kp, const uint32_t *a, int64_t
 typedef void (*ukbf_fn)(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c,
                         int64_t ldc, float beta, const pf_t *pf);
 
-#define UKBF(R) \
-__attribute__((target("avx512f,avx512bf16"))) \
-static void ukbf_##R(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c, \
-                     int64_t ldc, float beta, const pf_t *pf) \
+/* NAME_1 .. NAME_8: NAME_body for 1-8 rows, and the table NAME of them */
+#define UKBF_R(name, tgt, R) \
+__attribute__((target(tgt))) \
+static void name##_##R(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c, \
+                       int64_t ldc, float beta, const pf_t *pf) \
 { \
-	ukbf_body(R, kp, a, as, b, c, ldc, beta, pf); \
+	name##_body(R, kp, a, as, b, c, ldc, beta, pf); \
 }
-UKBF(1)
-UKBF(2)
-UKBF(3)
-UKBF(4)
-UKBF(5)
-UKBF(6)
-UKBF(7)
-UKBF(8)
-#undef UKBF
-
-static const ukbf_fn ukbf[9] = {
-	NULL, ukbf_1, ukbf_2, ukbf_3, ukbf_4, ukbf_5, ukbf_6, ukbf_7, ukbf_8,
-};
+#define UKBF_ALL(name, tgt) \
+	UKBF_R(name, tgt, 1) UKBF_R(name, tgt, 2) UKBF_R(name, tgt, 3) UKBF_R(name, tgt, 4) \
+	UKBF_R(name, tgt, 5) UKBF_R(name, tgt, 6) UKBF_R(name, tgt, 7) UKBF_R(name, tgt, 8) \
+	static const ukbf_fn name[9] = { NULL, name##_1, name##_2, name##_3, name##_4, \
+	                                 name##_5, name##_6, name##_7, name##_8 };
+UKBF_ALL(ukbf, "avx512f,avx512bf16")
 
 /* The same product with bf16 panels widened to f32 in registers, for an
  * AVX-512 CPU where vdpbf16ps is slow or missing: a is A rounded to bf16
@@ -1499,39 +1498,12 @@ static inline void ukbw_body(const int R, int64_t kp, const uint32_t *a, int64_t
 		w1 = _mm512_castsi512_ps(_mm512_and_si512(v1, himask)); \
 		w2 = _mm512_castsi512_ps(_mm512_and_si512(v2, himask)); \
 		Z48_FMA8(2 * (p) + 1, w) }
-	int64_t p = 0;
-	for (; p + 4 <= kp; p += 4) {
-		PF_ONE()
-		STEP(p) STEP(p + 1)
-		PF_ONE()
-		STEP(p + 2) STEP(p + 3)
-	}
-	for (; p < kp; p++)
-		STEP(p)
+	Z48_PAIRS(kp)
 #undef STEP
 	Z48_STORE8
 }
 
-#define UKBW(R) \
-__attribute__((target("avx512f"))) \
-static void ukbw_##R(int64_t kp, const uint32_t *a, int64_t as, const uint16_t *b, float *c, \
-                     int64_t ldc, float beta, const pf_t *pf) \
-{ \
-	ukbw_body(R, kp, a, as, b, c, ldc, beta, pf); \
-}
-UKBW(1)
-UKBW(2)
-UKBW(3)
-UKBW(4)
-UKBW(5)
-UKBW(6)
-UKBW(7)
-UKBW(8)
-#undef UKBW
-
-static const ukbf_fn ukbw[9] = {
-	NULL, ukbw_1, ukbw_2, ukbw_3, ukbw_4, ukbw_5, ukbw_6, ukbw_7, ukbw_8,
-};
+UKBF_ALL(ukbw, "avx512f")
 
 /* The AVX512_BF16 kernel is used with the avx512 f32 kernel only, where
  * vdpbf16ps is fast (bf16_fast) or forced. */
