@@ -1368,25 +1368,19 @@ static bool cpu_has_bf16(void)
 #define ZZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
 #define ZINIT Z24(ZZERO) "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31\n\t"
 
-__attribute__((target("avx512f"))) static uint64_t fma_ticks(uint64_t it)
-{
-	uint64_t t0 = __rdtsc();
-#define F(r) "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
-	__asm__ volatile(ZINIT "1:\n\t" Z24(F) "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
-	                 : "+r"(it) : : ZCLOB);
-#undef F
-	return __rdtsc() - t0;
+/* name(it): TSC ticks of `it` rounds of F_name (one instruction) on the 24 chains */
+#define TICKS(name, tgt) \
+__attribute__((target(tgt))) static uint64_t name(uint64_t it) \
+{ \
+	uint64_t t0 = __rdtsc(); \
+	__asm__ volatile(ZINIT "1:\n\t" Z24(F_##name) "dec %0\n\tjnz 1b\n\tvzeroupper\n\t" \
+	                 : "+r"(it) : : ZCLOB); \
+	return __rdtsc() - t0; \
 }
-
-__attribute__((target("avx512f,avx512bf16"))) static uint64_t dpbf_ticks(uint64_t it)
-{
-	uint64_t t0 = __rdtsc();
-#define F(r) "vdpbf16ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
-	__asm__ volatile(ZINIT "1:\n\t" Z24(F) "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
-	                 : "+r"(it) : : ZCLOB);
-#undef F
-	return __rdtsc() - t0;
-}
+#define F_fma_ticks(r) "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
+#define F_dpbf_ticks(r) "vdpbf16ps %%zmm30, %%zmm31, %%zmm" #r "\n\t"
+TICKS(fma_ticks, "avx512f")
+TICKS(dpbf_ticks, "avx512f,avx512bf16")
 
 static int bf16_mode;             /* rt_sgemm_bf16_use: 0 measured, 1 vdpbf16ps, 2 widened */
 static bool bf16_fast_v;
