@@ -1621,6 +1621,19 @@ static void round_rows(void *arg, int64_t b, int64_t e)
 #define KC_BF16_FEW 2048       /* ... with few rows (no more than SMALL_M) */
 
 #if defined(__x86_64__)
+/* kp pair rows of a bf16 panel (48 columns) widened into 2 kp rows of 48 f32 */
+VM_AVX512
+static void widen_panel(const uint16_t *b, int64_t kp, float *w)
+{
+	const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+	for (int64_t p = 0; p < kp; p++, b += 2 * RT_GEMM_PANEL, w += 2 * RT_GEMM_PANEL)
+		for (int q = 0; q < 3; q++) {
+			__m512i v = _mm512_loadu_si512(b + 32 * q);
+			_mm512_storeu_ps(w + 16 * q, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+			_mm512_storeu_ps(w + 48 + 16 * q, _mm512_castsi512_ps(_mm512_and_si512(v, hi)));
+		}
+}
+
 /* block() for bf16 panels on the AVX512_BF16 kernel, or with bfw the
  * widening one (nr 48, j0 a multiple of 48: the avx512 kernel's blocks);
  * A's row stride `as` and offsets count pairs: 32-bit bf16 pairs, or with
@@ -1634,6 +1647,12 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 	int64_t KS = m <= SMALL_M ? KC_BF16_FEW : even_step(j->K, KC_BF16, 2);
 	if (j->kcb)
 		KS = j->kcb;
+	/* widened (bfw) with more than SMALL_M rows: each panel's K step
+	 * widened once into wb, then the f32 kernel over the block's rows
+	 * (BERT-base bf16 on Emerald Rapids, kiln bench 2 x 20 runs: b1 84 ->
+	 * 80 ms, b8 653 -> 615 ms); with fewer rows ukbw widens in registers
+	 * (LXMERT's 20 and 36 rows: 51 ms, 54 through wb) */
+	float *wb = j->bfw && m > SMALL_M ? thread_buf((size_t)(KS + 2) * P) : NULL;
 	int64_t calls = ceil_div(n, P) * ceil_div(m, MR_MAX);
 	for (int64_t k0 = 0; k0 < j->K; k0 += KS) {
 		int64_t kc = j->K - k0 < KS ? j->K - k0 : KS, kp = (kc + 1) / 2;
@@ -1653,10 +1672,29 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 		for (int64_t jr = 0; jr < n; jr += P) {
 			int64_t nn = n - jr < P ? n - jr : P, col = j0 + jr;
 			const uint16_t *b = j->Bh + (col / P * kpad + k0) * P;
+			if (wb)
+				widen_panel(b, kp, wb);
 			for (int64_t ir = 0; ir < m; ir += MR_MAX) {
 				int64_t mm = m - ir < MR_MAX ? m - ir : MR_MAX;
 				const uint32_t *a = j->Ah + (i0 + ir) * as + k0 / 2 * w;
 				float *c = j->C + (i0 + ir) * j->ldc + col;
+				if (wb) {
+					ukernel_fn fn = mm == MR_MAX ? j->uk->fn : j->uk->tail[mm];
+					const float *af = (const float *)a;
+					if (nn == P) {
+						fn(2 * kp, af, kpad, 1, wb, P, c, j->ldc, 1.0f, beta, NULL);
+					} else {
+						if (beta != 0.0f)
+							for (int64_t r = 0; r < mm; r++)
+								memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
+						fn(2 * kp, af, kpad, 1, wb, P, tile, P, 1.0f, beta, NULL);
+						for (int64_t r = 0; r < mm; r++)
+							memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
+					}
+					if (j->epi && k0 + KS >= j->K)
+						epilogue(j, i0 + ir, mm, col, nn);
+					continue;
+				}
 				if (nn == P) {
 					if (pf_left > 0) {
 						uk[mm](kp, a, as, b, c, j->ldc, beta, &pf);
