@@ -10,7 +10,9 @@
 #     pass fpmath-bf16), so does --quantize=int8 where the CPU has
 #     AVX512_BF16; the default, fp32 and --quantize=int8 --fpmath=fp32 on none;
 #   - kiln check --fpmath=bf16 passes with --atol=3e-2 --rtol=3e-2 and
-#     fails with the default tolerances (1e-4, 1e-3), as measured.
+#     fails with the default tolerances (1e-4, 1e-3), as measured; so with
+#     KILN_BF16_DOT=0 and 1 (vdpbf16ps forced off, on), which give
+#     different bits where the CPU has AVX512_BF16.
 # Tolerance: measured on this model, the worst element used 0.69 of a
 # 2e-2 + 2e-2 |x| bound (max |diff| 0.038 on logits of magnitude up to 6.9,
 # i.e. <1% of the output scale: bf16 keeps 8 significant bits, ~0.2% per
@@ -123,6 +125,25 @@ for s in (0, 1):
 print(("ok  " if not bad else "FAIL") + " outputs compared: %d" % n)
 sys.exit(1 if bad or n == 0 else 0)
 EOF
+
+# KILN_BF16_DOT=1/0 forces vdpbf16ps on or off (the runtime measures which
+# is faster by default): both within the bf16 bound of fp32 at check's loose
+# tolerances; where the CPU has AVX512_BF16 the two kernels' outputs differ
+# (vdpbf16ps rounds its pair sums its own way), so the override took effect
+for e in 0 1; do
+	KILN_BF16_DOT=$e "$kiln" check "$m" --fpmath=bf16 --atol=3e-2 --rtol=3e-2 >"$d/out" 2>&1 \
+		&& ok "check --fpmath=bf16 with KILN_BF16_DOT=$e passes" \
+		|| bad "check bf16 KILN_BF16_DOT=$e: $(tail -n 3 "$d/out")"
+	mkdir -p "$d/dot$e"
+	KILN_BF16_DOT=$e "$kiln" run "$d/bf16.so" --inputs "$m/test_data_set_0" --outputs "$d/dot$e" \
+		>/dev/null 2>"$d/err" || bad "run bf16 KILN_BF16_DOT=$e: $(head -3 "$d/err")"
+done
+if [ $hwbf16 = 1 ] && grep -qw avx512f /proc/cpuinfo; then
+	same=1
+	for f in "$d"/dot0/*.pb; do cmp -s "$f" "$d/dot1/${f##*/}" || same=0; done
+	[ $same = 0 ] && ok "KILN_BF16_DOT=0 and 1 run different kernels (outputs differ)" \
+		|| bad "KILN_BF16_DOT=0 and 1 gave the same bits: the override had no effect"
+fi
 
 # kiln check with bf16: loose tolerances pass, the defaults do not
 "$kiln" check "$m" --fpmath=bf16 --atol=3e-2 --rtol=3e-2 >"$d/out" 2>&1 \
