@@ -722,6 +722,9 @@ static int infer_one_hot(Sh *s)
 		float f;
 		if (dv->kind == V_CONST && dv->data && dv->dtype == DT_F32 && dv->nbytes >= 4) {
 			memcpy(&f, dv->data, 4);
+			/* NaN or out of int64's range: converting is undefined */
+			if (!(f > -1.0f && f < 9.2e18f))
+				return ir_shp_fail(s, "depth %g is not a count (0 to 2^63)", (double)f);
 			depth[0] = ir_dim_const(s->g, (int64_t)f);
 		} else {
 			depth[0] = -1;   /* data-dependent, below */

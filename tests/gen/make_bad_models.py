@@ -102,6 +102,17 @@ def main(d):
     cos = helper.make_node("ConstantOfShape", ["shp"], ["c4"], name="cos0", value=empty)
     case("cos_value_empty.onnx", model(base_graph([cos], inits=[shp])),
          "node 'cos0' (ConstantOfShape)", "attribute 'value' has 0 elements, must have one")
+    # OneHot's float depth constant out of int64's range or NaN: converting
+    # it was undefined behaviour (fuzz_onnx); refused in one line
+    for nm, dv in (("big", 1e30), ("nan", float("nan"))):
+        depth = helper.make_tensor("depth", TensorProto.FLOAT, [], [dv])
+        vals = helper.make_tensor("vals", TensorProto.FLOAT, [2], [0.0, 1.0])
+        idx = helper.make_tensor("idx", TensorProto.INT64, [3], [0, 1, 2])
+        oh = helper.make_node("OneHot", ["idx", "depth", "vals"], ["oh"], name="onehot_" + nm)
+        ohv = helper.make_tensor_value_info("oh", TensorProto.FLOAT, None)
+        case("onehot_depth_%s.onnx" % nm,
+             model(base_graph([oh], inits=[depth, vals, idx], outputs=[ohv])),
+             "node 'onehot_%s' (OneHot)" % nm, "is not a count (0 to 2^63)")
     fused = helper.make_node("Inverse", ["x", "W"], ["z"], name="fmm",
                              domain="com.microsoft")
     case("foreign_domain.onnx", model(base_graph([fused]), domains=["com.microsoft"]),
