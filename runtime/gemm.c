@@ -1678,41 +1678,28 @@ static void block_bf16(const sg_job *j, int64_t i0, int64_t m, int64_t j0, int64
 				int64_t mm = m - ir < MR_MAX ? m - ir : MR_MAX;
 				const uint32_t *a = j->Ah + (i0 + ir) * as + k0 / 2 * w;
 				float *c = j->C + (i0 + ir) * j->ldc + col;
+				/* a partial panel goes through tile (its columns past n
+				 * computed on the panel's zeros and dropped) */
+				float *cc = nn == P ? c : tile;
+				int64_t ldcc = nn == P ? j->ldc : P;
+				if (nn < P && beta != 0.0f)
+					for (int64_t r = 0; r < mm; r++)
+						memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
 				if (wb) {
 					ukernel_fn fn = mm == MR_MAX ? j->uk->fn : j->uk->tail[mm];
-					const float *af = (const float *)a;
-					if (nn == P) {
-						fn(2 * kp, af, kpad, 1, wb, P, c, j->ldc, 1.0f, beta, NULL);
-					} else {
-						if (beta != 0.0f)
-							for (int64_t r = 0; r < mm; r++)
-								memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
-						fn(2 * kp, af, kpad, 1, wb, P, tile, P, 1.0f, beta, NULL);
-						for (int64_t r = 0; r < mm; r++)
-							memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
-					}
-					if (j->epi && k0 + KS >= j->K)
-						epilogue(j, i0 + ir, mm, col, nn);
-					continue;
-				}
-				if (nn == P) {
-					if (pf_left > 0) {
-						uk[mm](kp, a, as, b, c, j->ldc, beta, &pf);
-						pf_left -= pf.lines;
-						pf.line += pf.lines;
-						pf.p += pf.line / pf.rowlines * pf.stride;
-						pf.line %= pf.rowlines;
-					} else {
-						uk[mm](kp, a, as, b, c, j->ldc, beta, NULL);
-					}
+					fn(2 * kp, (const float *)a, kpad, 1, wb, P, cc, ldcc, 1.0f, beta, NULL);
+				} else if (nn == P && pf_left > 0) {
+					uk[mm](kp, a, as, b, cc, ldcc, beta, &pf);
+					pf_left -= pf.lines;
+					pf.line += pf.lines;
+					pf.p += pf.line / pf.rowlines * pf.stride;
+					pf.line %= pf.rowlines;
 				} else {
-					if (beta != 0.0f)
-						for (int64_t r = 0; r < mm; r++)
-							memcpy(tile + r * P, c + r * j->ldc, (size_t)nn * sizeof(float));
-					uk[mm](kp, a, as, b, tile, P, beta, NULL);
+					uk[mm](kp, a, as, b, cc, ldcc, beta, NULL);
+				}
+				if (nn < P)
 					for (int64_t r = 0; r < mm; r++)
 						memcpy(c + r * j->ldc, tile + r * P, (size_t)nn * sizeof(float));
-				}
 				if (j->epi && k0 + KS >= j->K)
 					epilogue(j, i0 + ir, mm, col, nn);
 			}
